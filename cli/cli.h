@@ -1,0 +1,60 @@
+/* The command table: every cli/cmd_<name>.c exports one `const struct cmd_entry
+ * cmd_<name>_entry`; the build collects them into main.c's table, so adding a
+ * subcommand is adding a file. Only cli/ prints results or decides exit codes. */
+#ifndef RLHF_CLI_H
+#define RLHF_CLI_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "db/db.h"
+#include "util/err.h"
+
+#define RLHF_VERSION "0.1.0"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+struct cmd_entry {
+    const char *name;
+    const char *usage;   /* "FILE... [--split S]" */
+    const char *summary; /* one line for `rlhf --help` */
+    const char *help;    /* options, one per line, for `rlhf CMD --help` */
+    int (*exec)(int argc, char **argv); /* argv[0] is the command name */
+};
+
+/* Prints the command's usage and help to stdout; returns EXIT_OK. */
+int cli_help(const struct cmd_entry *e);
+/* Reports the bad option at getopt's position (unknown flag or missing value)
+ * on stderr; returns EXIT_USAGE. */
+int cli_bad_option(const struct cmd_entry *e, char **argv, int c);
+/* "rlhf CMD: message" on stderr plus a pointer to --help; returns EXIT_USAGE. */
+int cli_usage_error(const struct cmd_entry *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prints "rlhf CMD: message" for err on stderr; returns EXIT_FAIL. */
+int cli_fail(const struct cmd_entry *e, const Err *err);
+/* The --db flag, else $RLHF_DB, else NULL. */
+const char *cli_db_path(const char *flag);
+/* Opens the project database (mode as db_open); prints the error and returns
+ * EXIT_FAIL or EXIT_USAGE (no path given) on failure, EXIT_OK on success. */
+int cli_open_db(const struct cmd_entry *e, const char *flag, int mode, Db **db);
+/* Parses an integer/float flag value; prints a usage error naming the flag. */
+int cli_parse_long(const struct cmd_entry *e, const char *flag, const char *s, long min, long max,
+                   long *out);
+int cli_parse_double(const struct cmd_entry *e, const char *flag, const char *s, double min,
+                     double max, double *out);
+/* Resets getopt for a fresh parse of a subcommand's argv. */
+void cli_getopt_reset(void);
+/* Writes a JSON string literal (quoted, escaped) to f. */
+void cli_json_string(FILE *f, const char *s);
+
+/* Options every command takes, for its struct option table. */
+#define CLI_OPT_DB {"db", required_argument, NULL, 'D'}
+#define CLI_OPT_HELP {"help", no_argument, NULL, 'h'}
+#define CLI_OPT_END {NULL, 0, NULL, 0}
+
+/* For help texts. */
+#define CLI_HELP_COMMON                                                                            \
+    "  --db PATH       project database (default: $RLHF_DB)\n"                                     \
+    "  -h, --help      show this help\n"
+
+#endif

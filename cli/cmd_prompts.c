@@ -1,0 +1,148 @@
+/* rlhf prompts import|list: bring prompts into the project and look at them. */
+#include "cli/cli.h"
+#include "db/prompts.h"
+
+#include <string.h>
+
+static int exec_prompts(int argc, char **argv);
+
+const struct cmd_entry cmd_prompts_entry = {
+    "prompts", "import FILE... [--split S] | list [--split S] [--json]",
+    "import prompts from text or JSONL files; list them",
+    "import FILE...   plain text (one prompt per line) or JSONL objects with \"prompt\"\n"
+    "                 (or \"instruction\" / \"text\"), optional \"id\", \"split\", \"source\".\n"
+    "                 Duplicates (same text) are skipped and counted. All files are\n"
+    "                 imported in one transaction: any error leaves the project as it was.\n"
+    "  --split S      put every imported prompt in split S (default: the file's, else train)\n"
+    "list             one prompt per line: id, split, candidates, rankings, text\n"
+    "  --split S      only this split\n"
+    "  --source S     only prompts from this source\n"
+    "  --contains T   only prompts containing T\n"
+    "  --limit N      at most N prompts\n"
+    "  --offset N     skip the first N\n"
+    "  --json         JSON lines instead of a table\n" CLI_HELP_COMMON,
+    exec_prompts};
+
+static const struct cmd_entry *E = &cmd_prompts_entry;
+
+static int import(int argc, char **argv) {
+    static const struct option opts[] = {CLI_OPT_DB, CLI_OPT_HELP,
+                                         {"split", required_argument, NULL, 's'}, CLI_OPT_END};
+    const char *dbflag = NULL, *split = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'D': dbflag = optarg; break;
+        case 's': split = optarg; break;
+        case 'h': return cli_help(E);
+        default: return cli_bad_option(E, argv, c);
+        }
+    }
+    if (optind >= argc) return cli_usage_error(E, "import: no FILE given");
+    if (split && !db_valid_split(split))
+        return cli_usage_error(E, "--split: '%s' is not a split name (letters, digits, '_', '-')", split);
+    Db *db;
+    int rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db);
+    if (rc) return rc;
+    Err err = {0};
+    PromptImportStats st = {0};
+    if (db_begin(db, &err)) {
+        db_close(db);
+        return cli_fail(E, &err);
+    }
+    for (int i = optind; i < argc && !rc; i++) rc = db_prompts_import_file(db, argv[i], split, &st, &err);
+    if (!rc) rc = db_commit(db, &err);
+    else db_rollback(db);
+    db_close(db);
+    if (rc) {
+        fprintf(stderr, "rlhf prompts import: %s\nnothing was imported.\n", err.msg);
+        return EXIT_FAIL;
+    }
+    printf("imported %lld prompts (%lld read, %lld duplicates skipped)\n", (long long)st.inserted,
+           (long long)st.read, (long long)st.duplicates);
+    return EXIT_OK;
+}
+
+static int print_row(const PromptRow *r, void *ctx) {
+    int json = *(int *)ctx;
+    if (json) {
+        printf("{\"id\":%lld,\"prompt\":", (long long)r->id);
+        cli_json_string(stdout, r->text);
+        printf(",\"split\":");
+        cli_json_string(stdout, r->split);
+        if (r->source) printf(",\"source\":"), cli_json_string(stdout, r->source);
+        if (r->ext_id) printf(",\"ext_id\":"), cli_json_string(stdout, r->ext_id);
+        printf(",\"candidates\":%lld,\"rankings\":%lld,\"created_at\":\"%s\"}\n",
+               (long long)r->n_candidates, (long long)r->n_rankings, r->created_at);
+        return 0;
+    }
+    /* one line per prompt: newlines shown as the two characters \n */
+    printf("%6lld  %-8s %4lld %4lld  ", (long long)r->id, r->split, (long long)r->n_candidates,
+           (long long)r->n_rankings);
+    int shown = 0;
+    for (const char *p = r->text; *p && shown < 200; p++, shown++) {
+        if (*p == '\n') fputs("\\n", stdout);
+        else if (*p == '\t' || *p == '\r') fputc(' ', stdout);
+        else fputc(*p, stdout);
+    }
+    if (strlen(r->text) > 200) {
+        /* do not cut a UTF-8 sequence in half */
+        const char *p = r->text + 200;
+        while (((unsigned char)*p & 0xC0) == 0x80) fputc(*p++, stdout);
+        fputs("...", stdout);
+    }
+    fputc('\n', stdout);
+    return 0;
+}
+
+static int list(int argc, char **argv) {
+    static const struct option opts[] = {CLI_OPT_DB,
+                                         CLI_OPT_HELP,
+                                         {"split", required_argument, NULL, 's'},
+                                         {"source", required_argument, NULL, 'S'},
+                                         {"contains", required_argument, NULL, 'c'},
+                                         {"limit", required_argument, NULL, 'l'},
+                                         {"offset", required_argument, NULL, 'o'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         CLI_OPT_END};
+    const char *dbflag = NULL;
+    PromptFilter f = {0};
+    int json = 0, c;
+    long v;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'D': dbflag = optarg; break;
+        case 's': f.split = optarg; break;
+        case 'S': f.source = optarg; break;
+        case 'c': f.contains = optarg; break;
+        case 'l':
+            if (cli_parse_long(E, "--limit", optarg, 0, 1L << 40, &v)) return EXIT_USAGE;
+            f.limit = v;
+            break;
+        case 'o':
+            if (cli_parse_long(E, "--offset", optarg, 0, 1L << 40, &v)) return EXIT_USAGE;
+            f.offset = v;
+            break;
+        case 'j': json = 1; break;
+        case 'h': return cli_help(E);
+        default: return cli_bad_option(E, argv, c);
+        }
+    }
+    if (optind < argc) return cli_usage_error(E, "list: unexpected argument '%s'", argv[optind]);
+    Db *db;
+    int rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db);
+    if (rc) return rc;
+    Err err = {0};
+    if (!json) printf("%6s  %-8s %4s %4s  %s\n", "id", "split", "cand", "rank", "prompt");
+    rc = db_prompts_each(db, &f, print_row, &json, &err);
+    db_close(db);
+    return rc ? cli_fail(E, &err) : EXIT_OK;
+}
+
+static int exec_prompts(int argc, char **argv) {
+    if (argc < 2) return cli_usage_error(E, "expected 'import' or 'list'");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) return cli_help(E);
+    if (strcmp(argv[1], "import") == 0) return import(argc - 1, argv + 1);
+    if (strcmp(argv[1], "list") == 0) return list(argc - 1, argv + 1);
+    return cli_usage_error(E, "unknown subcommand '%s' (expected 'import' or 'list')", argv[1]);
+}

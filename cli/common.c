@@ -1,0 +1,96 @@
+/* Shared option handling and error printing for the subcommands. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_help(const struct cmd_entry *e) {
+    printf("usage: rlhf %s %s\n\n%s\n", e->name, e->usage, e->summary);
+    if (e->help && *e->help) printf("\n%s", e->help);
+    return EXIT_OK;
+}
+
+int cli_bad_option(const struct cmd_entry *e, char **argv, int c) {
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    if (c == ':') fprintf(stderr, "rlhf %s: option '%s' needs a value\n", e->name, arg);
+    else if (optopt && optopt != c) fprintf(stderr, "rlhf %s: unknown option '-%c'\n", e->name, optopt);
+    else fprintf(stderr, "rlhf %s: unknown option '%s'\n", e->name, arg);
+    fprintf(stderr, "usage: rlhf %s %s\n(see: rlhf %s --help)\n", e->name, e->usage, e->name);
+    return EXIT_USAGE;
+}
+
+int cli_usage_error(const struct cmd_entry *e, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "rlhf %s: ", e->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nusage: rlhf %s %s\n(see: rlhf %s --help)\n", e->name, e->usage, e->name);
+    return EXIT_USAGE;
+}
+
+int cli_fail(const struct cmd_entry *e, const Err *err) {
+    fprintf(stderr, "rlhf %s: %s\n", e->name, err->msg[0] ? err->msg : err_code_name(err->code));
+    return EXIT_FAIL;
+}
+
+const char *cli_db_path(const char *flag) {
+    if (flag && *flag) return flag;
+    const char *env = getenv("RLHF_DB");
+    return env && *env ? env : NULL;
+}
+
+int cli_open_db(const struct cmd_entry *e, const char *flag, int mode, Db **db) {
+    const char *path = cli_db_path(flag);
+    if (!path) return cli_usage_error(e, "no database given: pass --db PATH or set RLHF_DB");
+    Err err = {0};
+    if (db_open(path, mode, db, &err)) return cli_fail(e, &err);
+    return EXIT_OK;
+}
+
+int cli_parse_long(const struct cmd_entry *e, const char *flag, const char *s, long min, long max,
+                   long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return cli_usage_error(e, "%s: '%s' is not an integer in [%ld, %ld]", flag, s, min, max);
+    *out = v;
+    return EXIT_OK;
+}
+
+int cli_parse_double(const struct cmd_entry *e, const char *flag, const char *s, double min,
+                     double max, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= min && v <= max))
+        return cli_usage_error(e, "%s: '%s' is not a number in [%g, %g]", flag, s, min, max);
+    *out = v;
+    return EXIT_OK;
+}
+
+void cli_getopt_reset(void) {
+    optind = 0; /* glibc: 0 re-initialises the scanner completely */
+    opterr = 0;
+    optopt = 0;
+}
+
+void cli_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+            else fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}

@@ -1,0 +1,67 @@
+/* rlhf: one binary for the whole human-feedback loop. The command table is
+ * built from cli/cmd_*.c (see the Makefile's cli_table.h rule). */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CMD(x) extern const struct cmd_entry x;
+#include "cli_table.h"
+#undef CMD
+
+static const struct cmd_entry *const commands[] = {
+#define CMD(x) &x,
+#include "cli_table.h"
+#undef CMD
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct cmd_entry *find(const char *name) {
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i]->name, name) == 0) return commands[i];
+    return NULL;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: rlhf COMMAND [OPTIONS]   (rlhf help COMMAND for its options)\n\n"
+               "The human-feedback loop: prompts -> gen -> label -> export -> train-rm -> ppo/dpo.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
+    fprintf(f, "\nEvery command takes --db PATH (default $RLHF_DB) and --help.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        printf("rlhf %s (schema %d)\n", RLHF_VERSION, DB_SCHEMA_VERSION);
+        return EXIT_OK;
+    }
+    if (strcmp(name, "help") == 0) {
+        if (argc < 3) {
+            usage(stdout);
+            return EXIT_OK;
+        }
+        const struct cmd_entry *e = find(argv[2]);
+        if (!e) {
+            fprintf(stderr, "rlhf: unknown command '%s' (see: rlhf --help)\n", argv[2]);
+            return EXIT_USAGE;
+        }
+        return cli_help(e);
+    }
+    const struct cmd_entry *e = find(name);
+    if (!e) {
+        fprintf(stderr, "rlhf: unknown command '%s' (see: rlhf --help)\n", name);
+        return EXIT_USAGE;
+    }
+    cli_getopt_reset();
+    return e->exec(argc - 1, argv + 1);
+}

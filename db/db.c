@@ -1,0 +1,218 @@
+/* Opening, migrating and transacting on the project database. */
+#include "db/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* 'RLHF' in PRAGMA application_id marks our files. */
+#define DB_APPLICATION_ID 0x524c4846
+
+int db_fail(Db *db, Err *err, const char *what) {
+    int ec = db && db->h ? sqlite3_errcode(db->h) : SQLITE_ERROR;
+    const char *m = db && db->h ? sqlite3_errmsg(db->h) : "no database";
+    int code = (ec == SQLITE_BUSY || ec == SQLITE_LOCKED) ? RLHF_EBUSY : RLHF_EDB;
+    if (ec == SQLITE_READONLY) return err_set(err, RLHF_EDB, "%s: %s: database is read-only", db->path, what);
+    return err_set(err, code, "%s: %s: %s", db ? db->path : "?", what, m);
+}
+
+int db_prepare(Db *db, const char *sql, sqlite3_stmt **st, Err *err) {
+    if (sqlite3_prepare_v2(db->h, sql, -1, st, NULL) != SQLITE_OK) {
+        *st = NULL;
+        return db_fail(db, err, "prepare");
+    }
+    return RLHF_OK;
+}
+
+int db_exec(Db *db, const char *sql, Err *err) {
+    char *msg = NULL;
+    if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        int ec = sqlite3_errcode(db->h);
+        err_set(err, ec == SQLITE_BUSY ? RLHF_EBUSY : RLHF_EDB, "%s: %s", db->path,
+                msg ? msg : sqlite3_errmsg(db->h));
+        sqlite3_free(msg);
+        return err ? err->code : RLHF_EDB;
+    }
+    return RLHF_OK;
+}
+
+int db_bind_text(sqlite3_stmt *st, int i, const char *s) {
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+char *db_col_strdup(sqlite3_stmt *st, int i) {
+    const unsigned char *s = sqlite3_column_text(st, i);
+    return s ? strdup((const char *)s) : NULL;
+}
+
+int db_query_int(Db *db, const char *sql, int64_t *out, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db, sql, &st, err);
+    if (rc) return rc;
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    else if (s == SQLITE_DONE) *out = 0;
+    else rc = db_fail(db, err, "query");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int migrate(Db *db, Err *err) {
+    int64_t v;
+    int rc = db_begin(db, err);
+    if (rc) return rc;
+    /* re-read inside the write lock: another process may have migrated meanwhile */
+    rc = db_query_int(db, "PRAGMA user_version", &v, err);
+    for (int i = (int)v; !rc && i < db_n_migrations; i++) {
+        rc = db_exec(db, db_migrations[i], err);
+        if (rc) err_prefix(err, "migration %d -> %d: ", i, i + 1);
+    }
+    if (!rc && v < db_n_migrations) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d; PRAGMA application_id = %d;",
+                 db_n_migrations, DB_APPLICATION_ID);
+        rc = db_exec(db, sql, err);
+    }
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
+    return db_commit(db, err);
+}
+
+int db_open(const char *path, int mode, Db **out, Err *err) {
+    *out = NULL;
+    if (!path || !*path)
+        return err_set(err, RLHF_EINVAL, "no database given (use --db PATH or set RLHF_DB)");
+    struct stat sb;
+    int exists = stat(path, &sb) == 0;
+    if (mode != DB_OPEN_CREATE && !exists)
+        return err_set(err, RLHF_ENOTFOUND, "%s: no such project database (create it with: rlhf init %s)",
+                       path, path);
+    if (exists && S_ISDIR(sb.st_mode)) return err_set(err, RLHF_EINVAL, "%s: is a directory", path);
+    if (mode != DB_OPEN_READONLY && exists && access(path, W_OK) != 0)
+        return err_set(err, RLHF_EIO, "%s: database is read-only (%s)", path, strerror(errno));
+
+    Db *db = calloc(1, sizeof *db);
+    if (!db) return err_set(err, RLHF_ENOMEM, "out of memory");
+    snprintf(db->path, sizeof db->path, "%s", path);
+    int flags = mode == DB_OPEN_READONLY ? SQLITE_OPEN_READONLY
+                : mode == DB_OPEN_CREATE ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                                         : SQLITE_OPEN_READWRITE;
+    if (sqlite3_open_v2(path, &db->h, flags, NULL) != SQLITE_OK) {
+        err_set(err, RLHF_EDB, "%s: cannot open: %s", path, db->h ? sqlite3_errmsg(db->h) : "out of memory");
+        db_close(db);
+        return RLHF_EDB;
+    }
+    sqlite3_extended_result_codes(db->h, 0);
+    /* several labelers write at once: wait for the lock rather than fail */
+    sqlite3_busy_timeout(db->h, 15000);
+
+    int64_t app = 0, ver = 0;
+    int rc = db_query_int(db, "PRAGMA application_id", &app, err);
+    if (!rc) rc = db_query_int(db, "PRAGMA user_version", &ver, err);
+    if (rc) {
+        err_set(err, RLHF_EFORMAT, "%s: not an rlhf project database (%s)", path,
+                sqlite3_errmsg(db->h));
+        db_close(db);
+        return RLHF_EFORMAT;
+    }
+    if (ver > DB_SCHEMA_VERSION) {
+        err_set(err, RLHF_EVERSION,
+                "%s: database schema version %lld is newer than this rlhf supports (%d); "
+                "upgrade rlhf to open it",
+                path, (long long)ver, DB_SCHEMA_VERSION);
+        db_close(db);
+        return RLHF_EVERSION;
+    }
+    if ((app != 0 && app != DB_APPLICATION_ID) || (app == 0 && ver != 0)) {
+        err_set(err, RLHF_EFORMAT, "%s: not an rlhf project database", path);
+        db_close(db);
+        return RLHF_EFORMAT;
+    }
+    if (ver == 0 && mode != DB_OPEN_CREATE) {
+        int64_t ntab = 0;
+        db_query_int(db, "SELECT count(*) FROM sqlite_master", &ntab, NULL);
+        err_set(err, RLHF_EFORMAT, "%s: %s", path,
+                ntab ? "not an rlhf project database"
+                     : "not initialised (run: rlhf init with this path)");
+        db_close(db);
+        return RLHF_EFORMAT;
+    }
+    if (mode != DB_OPEN_READONLY) {
+        rc = db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err);
+        if (!rc && ver < DB_SCHEMA_VERSION) rc = migrate(db, err);
+    }
+    if (!rc) rc = db_exec(db, "PRAGMA foreign_keys=ON;", err);
+    if (rc) {
+        db_close(db);
+        return rc;
+    }
+    *out = db;
+    return RLHF_OK;
+}
+
+void db_close(Db *db) {
+    if (!db) return;
+    if (db->h) sqlite3_close_v2(db->h);
+    free(db);
+}
+
+const char *db_path(const Db *db) {
+    return db->path;
+}
+
+int db_schema_version(Db *db, int *version, Err *err) {
+    int64_t v = 0;
+    int rc = db_query_int(db, "PRAGMA user_version", &v, err);
+    *version = (int)v;
+    return rc;
+}
+
+int db_begin(Db *db, Err *err) {
+    int rc = db_exec(db, "BEGIN IMMEDIATE", err);
+    if (!rc) db->in_tx = 1;
+    return rc;
+}
+
+int db_commit(Db *db, Err *err) {
+    int rc = db_exec(db, "COMMIT", err);
+    if (rc) db_rollback(db);
+    db->in_tx = 0;
+    return rc;
+}
+
+void db_rollback(Db *db) {
+    if (sqlite3_get_autocommit(db->h) == 0) sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    db->in_tx = 0;
+}
+
+int db_setting_get(Db *db, const char *key, char **value, Err *err) {
+    sqlite3_stmt *st;
+    *value = NULL;
+    int rc = db_prepare(db, "SELECT value FROM settings WHERE key = ?", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) *value = db_col_strdup(st, 0);
+    else if (s != SQLITE_DONE) rc = db_fail(db, err, "read setting");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_setting_set(Db *db, const char *key, const char *value, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "INSERT INTO settings(key, value) VALUES(?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "write setting");
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -1,0 +1,184 @@
+/* Prompt storage and import. */
+#include "db/prompts.h"
+#include "db/internal.h"
+#include "util/lines.h"
+#include "util/text.h"
+
+#include <ctype.h>
+#include <string.h>
+
+int db_valid_split(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 32) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-') return 0;
+    return 1;
+}
+
+int db_prompt_find(Db *db, const char *text, int64_t *id, Err *err) {
+    char hash[65];
+    sha256_hex(text, strlen(text), hash);
+    sqlite3_stmt *st;
+    *id = 0;
+    int rc = db_prepare(db, "SELECT id FROM prompts WHERE hash = ?", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
+    else if (s != SQLITE_DONE) rc = db_fail(db, err, "find prompt");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_prompt_insert(Db *db, const PromptIn *p, int64_t *id, int *inserted, Err *err) {
+    char hash[65];
+    sha256_hex(p->text, strlen(p->text), hash);
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "INSERT INTO prompts(text, hash, split, source, ext_id) "
+                        "VALUES(?, ?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_text(st, 1, p->text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, p->split ? p->split : "train", -1, SQLITE_STATIC);
+    db_bind_text(st, 4, p->source);
+    db_bind_text(st, 5, p->ext_id);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "insert prompt");
+    sqlite3_finalize(st);
+    if (rc) return rc;
+    int ins = sqlite3_changes(db->h) > 0;
+    if (inserted) *inserted = ins;
+    if (ins) {
+        if (id) *id = sqlite3_last_insert_rowid(db->h);
+        return RLHF_OK;
+    }
+    int64_t found;
+    rc = db_prompt_find(db, p->text, &found, err);
+    if (id) *id = found;
+    return rc;
+}
+
+static int looks_like_jsonl(const char *path) {
+    size_t n = strlen(path);
+    if (n >= 6 && strcmp(path + n - 6, ".jsonl") == 0) return 1;
+    if (n >= 5 && strcmp(path + n - 5, ".json") == 0) return 1;
+    return 0;
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* Reads one JSONL prompt record and stores it. */
+static int import_json_line(Db *db, LineReader *r, cJSON *obj, const char *split_override,
+                            const char *source_default, PromptImportStats *stats, Err *err) {
+    static const char *const text_keys[] = {"prompt", "instruction", "text", NULL};
+    const char *text, *split = NULL, *source = NULL, *ext_id = NULL;
+    char idbuf[32];
+    int rc = jsonl_string_any(r, obj, text_keys, 1, &text, NULL, err);
+    if (!rc && !split_override) rc = jsonl_string(r, obj, "split", 0, &split, err);
+    if (!rc) rc = jsonl_string(r, obj, "source", 0, &source, err);
+    if (rc) return rc;
+    const cJSON *idv = cJSON_GetObjectItemCaseSensitive(obj, "id");
+    if (cJSON_IsString(idv)) ext_id = idv->valuestring;
+    else if (cJSON_IsNumber(idv)) {
+        snprintf(idbuf, sizeof idbuf, "%.17g", idv->valuedouble);
+        ext_id = idbuf;
+    } else if (idv && !cJSON_IsNull(idv))
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"id\" must be a string or number",
+                       r->path, r->line);
+    if (!*text) return err_set(err, RLHF_EFORMAT, "%s:%ld: prompt text is empty", r->path, r->line);
+    if (split_override) split = split_override;
+    if (split && !db_valid_split(split))
+        return err_set(err, RLHF_EFORMAT,
+                       "%s:%ld: field \"split\": \"%.40s\" is not a split name "
+                       "(letters, digits, '_' and '-')",
+                       r->path, r->line, split);
+    PromptIn in = {text, split, source ? source : source_default, ext_id};
+    int inserted = 0;
+    rc = db_prompt_insert(db, &in, NULL, &inserted, err);
+    if (rc) return err_prefix(err, "%s:%ld: ", r->path, r->line);
+    stats->read++;
+    if (inserted) stats->inserted++;
+    else stats->duplicates++;
+    return RLHF_OK;
+}
+
+int db_prompts_import_file(Db *db, const char *path, const char *split_override,
+                           PromptImportStats *stats, Err *err) {
+    LineReader r;
+    int rc = lines_open(&r, path, err);
+    if (rc) return rc;
+    int json = looks_like_jsonl(path), decided = json;
+    char *line;
+    size_t len;
+    int64_t before = stats->read;
+    while (!(rc = lines_next(&r, &line, &len, err)) && line) {
+        if (!decided) {
+            json = line[0] == '{';
+            decided = 1;
+        }
+        if (!json) {
+            PromptIn in = {line, split_override, base_name(path), NULL};
+            int inserted = 0;
+            rc = db_prompt_insert(db, &in, NULL, &inserted, err);
+            if (rc) {
+                err_prefix(err, "%s:%ld: ", r.path, r.line);
+                break;
+            }
+            stats->read++;
+            if (inserted) stats->inserted++;
+            else stats->duplicates++;
+            continue;
+        }
+        cJSON *obj;
+        if ((rc = jsonl_parse(&r, line, len, &obj, err))) break;
+        rc = import_json_line(db, &r, obj, split_override, base_name(path), stats, err);
+        cJSON_Delete(obj);
+        if (rc) break;
+    }
+    if (!rc && stats->read == before)
+        rc = err_set(err, RLHF_EFORMAT, "%s: no prompts in file", r.path);
+    lines_close(&r);
+    return rc;
+}
+
+int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, void *),
+                    void *ctx, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(
+        db,
+        "SELECT p.id, p.text, p.split, p.source, p.ext_id, p.created_at,"
+        " (SELECT count(*) FROM candidates c WHERE c.prompt_id = p.id),"
+        " (SELECT count(*) FROM rankings r WHERE r.prompt_id = p.id AND r.is_current AND NOT r.skipped)"
+        " FROM prompts p"
+        " WHERE (?1 IS NULL OR p.split = ?1) AND (?2 IS NULL OR p.source = ?2)"
+        "   AND (?3 IS NULL OR instr(p.text, ?3) > 0)"
+        " ORDER BY p.id LIMIT ?4 OFFSET ?5",
+        &st, err);
+    if (rc) return rc;
+    db_bind_text(st, 1, f ? f->split : NULL);
+    db_bind_text(st, 2, f ? f->source : NULL);
+    db_bind_text(st, 3, f ? f->contains : NULL);
+    sqlite3_bind_int64(st, 4, f && f->limit > 0 ? f->limit : -1);
+    sqlite3_bind_int64(st, 5, f ? f->offset : 0);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        PromptRow row = {
+            .id = sqlite3_column_int64(st, 0),
+            .text = (const char *)sqlite3_column_text(st, 1),
+            .split = (const char *)sqlite3_column_text(st, 2),
+            .source = (const char *)sqlite3_column_text(st, 3),
+            .ext_id = (const char *)sqlite3_column_text(st, 4),
+            .created_at = (const char *)sqlite3_column_text(st, 5),
+            .n_candidates = sqlite3_column_int64(st, 6),
+            .n_rankings = sqlite3_column_int64(st, 7),
+        };
+        if ((rc = fn(&row, ctx)) != 0) break;
+    }
+    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "list prompts");
+    sqlite3_finalize(st);
+    return rc;
+}

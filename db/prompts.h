@@ -1,0 +1,57 @@
+/* Prompts: insert (deduplicated by content hash), import from text or JSONL
+ * files, listing. Import runs inside the caller's transaction so a whole
+ * multi-file import is all-or-nothing. */
+#ifndef RLHF_DB_PROMPTS_H
+#define RLHF_DB_PROMPTS_H
+
+#include <stdint.h>
+
+#include "db/db.h"
+
+typedef struct PromptIn {
+    const char *text;
+    const char *split;  /* NULL: "train" */
+    const char *source; /* file name or dataset; may be NULL */
+    const char *ext_id; /* the id the source gave it; may be NULL */
+} PromptIn;
+
+/* Inserts unless a prompt with the same text exists; *id gets the row either way.
+ * *inserted (may be NULL) says which. */
+int db_prompt_insert(Db *db, const PromptIn *p, int64_t *id, int *inserted, Err *err);
+/* Finds a prompt by exact text; *id is 0 when absent. */
+int db_prompt_find(Db *db, const char *text, int64_t *id, Err *err);
+
+typedef struct PromptImportStats {
+    int64_t read, inserted, duplicates;
+} PromptImportStats;
+
+/* Imports one file: JSONL (by .jsonl/.json extension or a first line starting
+ * with '{') with "prompt" | "instruction" | "text" and optional "id", "split",
+ * "source"; otherwise plain text, one prompt per line. split_override, when not
+ * NULL, wins over the file's "split". Call inside db_begin/db_commit. */
+int db_prompts_import_file(Db *db, const char *path, const char *split_override,
+                           PromptImportStats *stats, Err *err);
+
+/* A split name: 1-32 letters, digits, '_' or '-'. */
+int db_valid_split(const char *s);
+
+typedef struct PromptRow {
+    int64_t id;
+    const char *text, *split, *source, *ext_id, *created_at;
+    int64_t n_candidates, n_rankings;
+} PromptRow;
+
+typedef struct PromptFilter {
+    const char *split;    /* NULL: any */
+    const char *source;   /* NULL: any */
+    const char *contains; /* substring; NULL: any */
+    int64_t limit;        /* 0: no limit */
+    int64_t offset;
+} PromptFilter;
+
+/* Calls fn for each matching prompt in id order; a non-zero return from fn stops
+ * the walk and is returned. Row strings are valid only during the call. */
+int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, void *),
+                    void *ctx, Err *err);
+
+#endif

@@ -1,0 +1,149 @@
+/* Models, runs and metrics. */
+#include "db/registry.h"
+#include "db/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int db_model_upsert(Db *db, const ModelIn *m, int64_t *id, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "INSERT INTO models(name, kind, path, parent_id, sha256, config, template)"
+                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                        " ON CONFLICT(name) DO UPDATE SET kind = ?2, path = ?3,"
+                        "  parent_id = coalesce(?4, parent_id), sha256 = ?5,"
+                        "  config = coalesce(?6, config), template = coalesce(?7, template)"
+                        " RETURNING id",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, m->kind, -1, SQLITE_STATIC);
+    db_bind_text(st, 3, m->path);
+    if (m->parent_id > 0) sqlite3_bind_int64(st, 4, m->parent_id);
+    else sqlite3_bind_null(st, 4);
+    db_bind_text(st, 5, m->sha256);
+    db_bind_text(st, 6, m->config);
+    db_bind_text(st, 7, m->template);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        if (id) *id = sqlite3_column_int64(st, 0);
+    } else rc = db_fail(db, err, "register model");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_model_ensure_external(Db *db, const char *name, int64_t *id, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "INSERT INTO models(name, kind) VALUES(?1, 'external')"
+                        " ON CONFLICT(name) DO UPDATE SET name = name RETURNING id",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
+    else rc = db_fail(db, err, "register model");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void fill_model(sqlite3_stmt *st, ModelRow *m) {
+    m->id = sqlite3_column_int64(st, 0);
+    m->name = db_col_strdup(st, 1);
+    m->kind = db_col_strdup(st, 2);
+    m->path = db_col_strdup(st, 3);
+    m->parent_id = sqlite3_column_int64(st, 4);
+    m->sha256 = db_col_strdup(st, 5);
+    m->config = db_col_strdup(st, 6);
+    m->template = db_col_strdup(st, 7);
+    m->created_at = db_col_strdup(st, 8);
+}
+
+#define MODEL_COLS "id, name, kind, path, parent_id, sha256, config, template, created_at"
+
+int db_model_get(Db *db, const char *key, ModelRow *out, Err *err) {
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof *out);
+    int rc = db_prepare(db,
+                        "SELECT " MODEL_COLS " FROM models WHERE name = ?1 OR path = ?1"
+                        " ORDER BY name = ?1 DESC, id DESC LIMIT 1",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) fill_model(st, out);
+    else if (s == SQLITE_DONE) rc = err_set(err, RLHF_ENOTFOUND, "no model named '%s' in %s", key, db_path(db));
+    else rc = db_fail(db, err, "look up model");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void db_model_row_free(ModelRow *m) {
+    free(m->name), free(m->kind), free(m->path), free(m->sha256);
+    free(m->config), free(m->template), free(m->created_at);
+    memset(m, 0, sizeof *m);
+}
+
+int db_models_each(Db *db, int (*fn)(const ModelRow *, void *), void *ctx, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db, "SELECT " MODEL_COLS " FROM models ORDER BY id", &st, err);
+    if (rc) return rc;
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        ModelRow m;
+        fill_model(st, &m);
+        rc = fn(&m, ctx);
+        db_model_row_free(&m);
+        if (rc) break;
+    }
+    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "list models");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_run_start(Db *db, const char *kind, const char *config_json, int64_t input_model_id,
+                 int64_t *run_id, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db, "INSERT INTO runs(kind, config, input_model_id) VALUES(?, ?, ?)", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    db_bind_text(st, 2, config_json);
+    if (input_model_id > 0) sqlite3_bind_int64(st, 3, input_model_id);
+    else sqlite3_bind_null(st, 3);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "start run");
+    else *run_id = sqlite3_last_insert_rowid(db->h);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_run_finish(Db *db, int64_t run_id, const char *status, int64_t output_model_id,
+                  const char *note, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "UPDATE runs SET status = ?2, output_model_id = ?3, note = ?4,"
+                        " finished_at = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE id = ?1",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    if (output_model_id > 0) sqlite3_bind_int64(st, 3, output_model_id);
+    else sqlite3_bind_null(st, 3);
+    db_bind_text(st, 4, note);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "finish run");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_metric_add(Db *db, int64_t run_id, int64_t step, const char *name, double value, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "INSERT INTO metrics(run_id, step, name, value) VALUES(?, ?, ?, ?)"
+                        " ON CONFLICT(run_id, name, step) DO UPDATE SET value = excluded.value",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, step);
+    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 4, value);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "add metric");
+    sqlite3_finalize(st);
+    return rc;
+}

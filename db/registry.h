@@ -1,0 +1,43 @@
+/* The model registry and the record of runs (training, generation) with their
+ * metric curves. */
+#ifndef RLHF_DB_REGISTRY_H
+#define RLHF_DB_REGISTRY_H
+
+#include <stdint.h>
+
+#include "db/db.h"
+
+typedef struct ModelIn {
+    const char *name;     /* unique */
+    const char *kind;     /* base | sft | policy | ref | rm | external */
+    const char *path;     /* checkpoint file; NULL for external systems */
+    int64_t parent_id;    /* 0: none */
+    const char *sha256;   /* of the checkpoint; may be NULL */
+    const char *config;   /* JSON; may be NULL */
+    const char *template; /* chat template; may be NULL */
+} ModelIn;
+
+/* Inserts, or updates path/sha256/config/template of the model with this name. */
+int db_model_upsert(Db *db, const ModelIn *m, int64_t *id, Err *err);
+/* Registers an external model by name if absent (kind "external"). */
+int db_model_ensure_external(Db *db, const char *name, int64_t *id, Err *err);
+
+typedef struct ModelRow {
+    int64_t id, parent_id;
+    char *name, *kind, *path, *sha256, *config, *template, *created_at;
+} ModelRow;
+
+/* Looks a model up by name or by path; RLHF_ENOTFOUND when absent. */
+int db_model_get(Db *db, const char *name_or_path, ModelRow *out, Err *err);
+void db_model_row_free(ModelRow *m);
+int db_models_each(Db *db, int (*fn)(const ModelRow *, void *), void *ctx, Err *err);
+
+int db_run_start(Db *db, const char *kind, const char *config_json, int64_t input_model_id,
+                 int64_t *run_id, Err *err);
+/* status: done | failed | interrupted. */
+int db_run_finish(Db *db, int64_t run_id, const char *status, int64_t output_model_id,
+                  const char *note, Err *err);
+/* Upserts one metric point (a resumed run may write a step again). */
+int db_metric_add(Db *db, int64_t run_id, int64_t step, const char *name, double value, Err *err);
+
+#endif

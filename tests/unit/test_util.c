@@ -1,0 +1,195 @@
+/* util/: errors, rng, UTF-8, sha256, line and JSONL reading. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/err.h"
+#include "util/lines.h"
+#include "util/rng.h"
+#include "util/sys.h"
+#include "util/text.h"
+
+static char *write_tmp(const char *data, size_t n) {
+    char *path = strdup("/tmp/rlhf-unit-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert(write(fd, data, n) == (ssize_t)n);
+    close(fd);
+    return path;
+}
+
+Test(err, prefix_and_codes) {
+    Err e = {0};
+    cr_assert_eq(err_set(&e, RLHF_EFORMAT, "bad %d", 3), RLHF_EFORMAT);
+    err_prefix(&e, "%s:%d: ", "f.jsonl", 7);
+    cr_assert_str_eq(e.msg, "f.jsonl:7: bad 3");
+    cr_assert_eq(err_set(NULL, RLHF_EIO, "x"), RLHF_EIO);
+}
+
+Test(rng, reproducible_and_uniform) {
+    Rng a, b;
+    rng_seed(&a, 42);
+    rng_seed(&b, 42);
+    for (int i = 0; i < 100; i++) cr_assert_eq(rng_u64(&a), rng_u64(&b));
+    int counts[10] = {0};
+    for (int i = 0; i < 100000; i++) counts[rng_below(&a, 10)]++;
+    for (int i = 0; i < 10; i++) cr_assert(counts[i] > 9500 && counts[i] < 10500, "bucket %d: %d", i, counts[i]);
+    double s = 0, s2 = 0;
+    for (int i = 0; i < 100000; i++) {
+        double x = rng_normal(&a);
+        s += x, s2 += x * x;
+    }
+    cr_assert(fabs(s / 100000) < 0.02 && fabs(s2 / 100000 - 1) < 0.03);
+    int v[5] = {1, 2, 3, 4, 5};
+    rng_shuffle(&a, v, 5, sizeof v[0]);
+    int sum = 0;
+    for (int i = 0; i < 5; i++) sum += v[i];
+    cr_assert_eq(sum, 15);
+}
+
+Test(text, utf8_validation) {
+    cr_assert_eq(utf8_invalid_at("hello", 5), -1);
+    cr_assert_eq(utf8_invalid_at("\xe4\xbd\xa0\xe5\xa5\xbd", 6), -1);     /* 你好 */
+    cr_assert_eq(utf8_invalid_at("\xf0\x9f\x98\x80", 4), -1);             /* emoji */
+    cr_assert_eq(utf8_invalid_at("ab\xff", 3), 2);                        /* invalid byte */
+    cr_assert_eq(utf8_invalid_at("\xc0\xaf", 2), 0);                      /* overlong */
+    cr_assert_eq(utf8_invalid_at("\xed\xa0\x80", 3), 0);                  /* surrogate */
+    cr_assert_eq(utf8_invalid_at("x\xe4\xbd", 3), 1);                     /* truncated */
+}
+
+Test(text, sha256_known_vectors) {
+    char hex[65];
+    sha256_hex("", 0, hex);
+    cr_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    sha256_hex("abc", 3, hex);
+    cr_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    char big[1000];
+    memset(big, 'a', sizeof big);
+    sha256_hex(big, sizeof big, hex);
+    cr_assert_str_eq(hex, "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3");
+}
+
+Test(text, strbuf) {
+    StrBuf b = {0};
+    for (int i = 0; i < 1000; i++) sb_printf(&b, "%d,", i);
+    cr_assert(strncmp(b.s, "0,1,2,", 6) == 0);
+    cr_assert_eq(b.len, strlen(b.s));
+    sb_free(&b);
+}
+
+Test(lines, crlf_bom_blank_and_places) {
+    const char data[] = "\xEF\xBB\xBF{\"a\":1}\r\n\r\n   \n{\"a\":2}\n";
+    char *path = write_tmp(data, sizeof data - 1);
+    LineReader r;
+    Err e = {0};
+    cr_assert_eq(lines_open(&r, path, &e), 0);
+    cJSON *j;
+    cr_assert_eq(jsonl_next(&r, &j, &e), 0);
+    cr_assert_not_null(j);
+    cr_assert_eq(r.line, 1);
+    cJSON_Delete(j);
+    cr_assert_eq(jsonl_next(&r, &j, &e), 0);
+    cr_assert_eq(r.line, 4);
+    cJSON_Delete(j);
+    cr_assert_eq(jsonl_next(&r, &j, &e), 0);
+    cr_assert_null(j);
+    lines_close(&r);
+    unlink(path);
+    free(path);
+}
+
+Test(lines, errors_name_file_and_line) {
+    const char data[] = "{\"prompt\":\"ok\"}\n{\"prompt\": \n";
+    char *path = write_tmp(data, sizeof data - 1);
+    LineReader r;
+    Err e = {0};
+    cJSON *j;
+    lines_open(&r, path, &e);
+    cr_assert_eq(jsonl_next(&r, &j, &e), 0);
+    const char *s;
+    cr_assert_eq(jsonl_string(&r, j, "prompt", 1, &s, &e), 0);
+    cr_assert_str_eq(s, "ok");
+    cr_assert_neq(jsonl_string(&r, j, "missing", 1, &s, &e), 0);
+    cr_assert(strstr(e.msg, ":1: missing field \"missing\""), "%s", e.msg);
+    cJSON_Delete(j);
+    cr_assert_eq(jsonl_next(&r, &j, &e), RLHF_EFORMAT);
+    cr_assert(strstr(e.msg, ":2: invalid JSON"), "%s", e.msg);
+    lines_close(&r);
+    unlink(path);
+    free(path);
+}
+
+Test(lines, invalid_utf8_and_nul_refused) {
+    const char bad[] = "fine\nbad \xff byte\n";
+    char *path = write_tmp(bad, sizeof bad - 1);
+    LineReader r;
+    Err e = {0};
+    char *l;
+    size_t n;
+    lines_open(&r, path, &e);
+    cr_assert_eq(lines_next(&r, &l, &n, &e), 0);
+    cr_assert_eq(lines_next(&r, &l, &n, &e), RLHF_EFORMAT);
+    cr_assert(strstr(e.msg, ":2: invalid UTF-8 at byte 5"), "%s", e.msg);
+    lines_close(&r);
+    unlink(path);
+    free(path);
+    const char nul[] = "a\0b\n";
+    path = write_tmp(nul, 4);
+    lines_open(&r, path, &e);
+    cr_assert_eq(lines_next(&r, &l, &n, &e), RLHF_EFORMAT);
+    cr_assert(strstr(e.msg, "NUL byte"), "%s", e.msg);
+    lines_close(&r);
+    unlink(path);
+    free(path);
+}
+
+Test(lines, ten_megabyte_line) {
+    size_t n = 10 * 1024 * 1024;
+    char *big = malloc(n + 32);
+    strcpy(big, "{\"prompt\":\"");
+    size_t off = strlen(big);
+    memset(big + off, 'x', n);
+    strcpy(big + off + n, "\"}\n");
+    char *path = write_tmp(big, strlen(big));
+    LineReader r;
+    Err e = {0};
+    cJSON *j;
+    lines_open(&r, path, &e);
+    cr_assert_eq(jsonl_next(&r, &j, &e), 0, "%s", e.msg);
+    const char *s;
+    cr_assert_eq(jsonl_string(&r, j, "prompt", 1, &s, &e), 0);
+    cr_assert_eq(strlen(s), n);
+    cJSON_Delete(j);
+    lines_close(&r);
+    unlink(path);
+    free(path);
+    free(big);
+}
+
+Test(sys, atomic_file_replaces_whole_or_nothing) {
+    char path[] = "/tmp/rlhf-atomic-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(write(fd, "old", 3) == 3);
+    close(fd);
+    AtomicFile a;
+    Err e = {0};
+    cr_assert_eq(atomic_open(&a, path, &e), 0);
+    fputs("new contents", a.f);
+    atomic_abort(&a);
+    char *got;
+    size_t n;
+    cr_assert_eq(sys_read_file(path, &got, &n, &e), 0);
+    cr_assert_str_eq(got, "old");
+    free(got);
+    cr_assert_eq(access(a.tmp, F_OK), -1);
+    cr_assert_eq(atomic_open(&a, path, &e), 0);
+    fputs("new contents", a.f);
+    cr_assert_eq(atomic_commit(&a, &e), 0);
+    cr_assert_eq(sys_read_file(path, &got, &n, &e), 0);
+    cr_assert_str_eq(got, "new contents");
+    free(got);
+    unlink(path);
+}

@@ -1,0 +1,148 @@
+/* Text and JSONL line reading on cJSON, with file:line error places. */
+#include "util/lines.h"
+#include "util/text.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int lines_open(LineReader *r, const char *path, Err *err) {
+    memset(r, 0, sizeof *r);
+    snprintf(r->path, sizeof r->path, "%s", strcmp(path, "-") == 0 ? "<stdin>" : path);
+    if (strcmp(path, "-") == 0) {
+        r->f = stdin;
+        return RLHF_OK;
+    }
+    r->f = fopen(path, "rb");
+    if (!r->f) return err_set(err, RLHF_EIO, "%s: %s", path, strerror(errno));
+    r->owns_file = 1;
+    return RLHF_OK;
+}
+
+void lines_close(LineReader *r) {
+    if (r->owns_file && r->f) fclose(r->f);
+    free(r->buf);
+    memset(r, 0, sizeof *r);
+}
+
+int lines_next(LineReader *r, char **out, size_t *len, Err *err) {
+    *out = NULL;
+    *len = 0;
+    for (;;) {
+        errno = 0;
+        ssize_t n = getline(&r->buf, &r->cap, r->f);
+        if (n < 0) {
+            if (ferror(r->f))
+                return err_set(err, RLHF_EIO, "%s:%ld: read error: %s", r->path, r->line + 1,
+                               strerror(errno ? errno : EIO));
+            return RLHF_OK;
+        }
+        r->line++;
+        char *s = r->buf;
+        size_t m = (size_t)n;
+        if (memchr(s, '\0', m))
+            return err_set(err, RLHF_EFORMAT, "%s:%ld: NUL byte in text (binary file?)", r->path,
+                           r->line);
+        if (r->line == 1 && m >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3, m -= 3;
+        while (m > 0 && (s[m - 1] == '\n' || s[m - 1] == '\r')) m--;
+        s[m] = '\0';
+        long bad = utf8_invalid_at(s, m);
+        if (bad >= 0)
+            return err_set(err, RLHF_EFORMAT, "%s:%ld: invalid UTF-8 at byte %ld", r->path,
+                           r->line, bad + 1);
+        size_t k = 0;
+        while (k < m && (s[k] == ' ' || s[k] == '\t')) k++;
+        if (k == m) continue; /* blank */
+        *out = s;
+        *len = m;
+        return RLHF_OK;
+    }
+}
+
+int jsonl_parse(LineReader *r, const char *s, size_t n, cJSON **out, Err *err) {
+    const char *end = NULL;
+    *out = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+    if (!j) {
+        long col = end ? (long)(end - s) + 1 : 1;
+        const char *e = cJSON_GetErrorPtr();
+        if (e && e >= s && e <= s + n) col = (long)(e - s) + 1;
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: invalid JSON near column %ld", r->path,
+                       r->line, col);
+    }
+    /* trailing garbage after the object */
+    while (end && end < s + n && (*end == ' ' || *end == '\t')) end++;
+    if (end && end < s + n) {
+        cJSON_Delete(j);
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: unexpected text after JSON at column %ld",
+                       r->path, r->line, (long)(end - s) + 1);
+    }
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: expected a JSON object", r->path, r->line);
+    }
+    *out = j;
+    return RLHF_OK;
+}
+
+int jsonl_next(LineReader *r, cJSON **out, Err *err) {
+    char *s;
+    size_t n;
+    *out = NULL;
+    int rc = lines_next(r, &s, &n, err);
+    if (rc || !s) return rc;
+    return jsonl_parse(r, s, n, out, err);
+}
+
+int jsonl_string(LineReader *r, const cJSON *obj, const char *key, int required,
+                 const char **out, Err *err) {
+    *out = NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (required)
+            return err_set(err, RLHF_EFORMAT, "%s:%ld: missing field \"%s\"", r->path, r->line,
+                           key);
+        return RLHF_OK;
+    }
+    if (!cJSON_IsString(v))
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\" must be a string", r->path,
+                       r->line, key);
+    *out = v->valuestring;
+    return RLHF_OK;
+}
+
+int jsonl_string_any(LineReader *r, const cJSON *obj, const char *const *keys, int required,
+                     const char **out, const char **which, Err *err) {
+    *out = NULL;
+    if (which) *which = NULL;
+    for (int i = 0; keys[i]; i++) {
+        if (!cJSON_GetObjectItemCaseSensitive(obj, keys[i])) continue;
+        if (which) *which = keys[i];
+        return jsonl_string(r, obj, keys[i], required, out, err);
+    }
+    if (!required) return RLHF_OK;
+    StrBuf names = {0};
+    for (int i = 0; keys[i]; i++) sb_printf(&names, "%s\"%s\"", i ? " or " : "", keys[i]);
+    err_set(err, RLHF_EFORMAT, "%s:%ld: missing field %s", r->path, r->line,
+            names.s ? names.s : "");
+    sb_free(&names);
+    return RLHF_EFORMAT;
+}
+
+int jsonl_number(LineReader *r, const cJSON *obj, const char *key, int required, double *out,
+                 int *present, Err *err) {
+    if (present) *present = 0;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (required)
+            return err_set(err, RLHF_EFORMAT, "%s:%ld: missing field \"%s\"", r->path, r->line,
+                           key);
+        return RLHF_OK;
+    }
+    if (!cJSON_IsNumber(v))
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\" must be a number", r->path,
+                       r->line, key);
+    *out = v->valuedouble;
+    if (present) *present = 1;
+    return RLHF_OK;
+}

@@ -1,0 +1,126 @@
+/* Atomic file replacement, interrupt flag, wall clock, whole-file reads. */
+#include "util/sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+int atomic_open(AtomicFile *a, const char *path, Err *err) {
+    memset(a, 0, sizeof *a);
+    if (strlen(path) >= sizeof a->path) return err_set(err, RLHF_EINVAL, "%s: path too long", path);
+    snprintf(a->path, sizeof a->path, "%s", path);
+    snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f) return err_set(err, RLHF_EIO, "%s: cannot write: %s", a->tmp, strerror(errno));
+    return RLHF_OK;
+}
+
+void atomic_abort(AtomicFile *a) {
+    if (a->f) fclose(a->f);
+    a->f = NULL;
+    if (a->tmp[0]) unlink(a->tmp);
+}
+
+int atomic_commit(AtomicFile *a, Err *err) {
+    if (fflush(a->f) != 0 || ferror(a->f) || fsync(fileno(a->f)) != 0) {
+        int e = errno;
+        atomic_abort(a);
+        return err_set(err, RLHF_EIO, "%s: write failed: %s", a->path, strerror(e ? e : EIO));
+    }
+    if (fclose(a->f) != 0) {
+        a->f = NULL;
+        int e = errno;
+        unlink(a->tmp);
+        return err_set(err, RLHF_EIO, "%s: close failed: %s", a->path, strerror(e));
+    }
+    a->f = NULL;
+    if (rename(a->tmp, a->path) != 0) {
+        int e = errno;
+        unlink(a->tmp);
+        return err_set(err, RLHF_EIO, "%s: rename failed: %s", a->path, strerror(e));
+    }
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", a->path);
+    int fd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd); /* makes the rename itself durable; best effort */
+        close(fd);
+    }
+    return RLHF_OK;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+    if (interrupted) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    interrupted = 1;
+}
+
+void sys_catch_interrupts(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int sys_interrupted(void) {
+    return interrupted != 0;
+}
+
+void sys_reset_interrupt(void) {
+    interrupted = 0;
+}
+
+long long sys_time_ms(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+int sys_read_file(const char *path, char **out, size_t *len, Err *err) {
+    *out = NULL;
+    if (len) *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(err, RLHF_EIO, "%s: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        fclose(f);
+        return err_set(err, RLHF_ENOMEM, "%s: out of memory", path);
+    }
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n - 1 == 0) {
+            char *p = realloc(buf, cap * 2);
+            if (!p) {
+                free(buf);
+                fclose(f);
+                return err_set(err, RLHF_ENOMEM, "%s: out of memory", path);
+            }
+            buf = p;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return err_set(err, RLHF_EIO, "%s: read error", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (len) *len = n;
+    return RLHF_OK;
+}

@@ -1,0 +1,36 @@
+/* Small text helpers: UTF-8 validation, a growable string buffer, SHA-256 hex
+ * digests (prompt and candidate identity, checkpoint hashes). */
+#ifndef RLHF_TEXT_H
+#define RLHF_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Returns the byte offset of the first invalid UTF-8 sequence, or -1 when valid. */
+long utf8_invalid_at(const char *s, size_t n);
+
+/* Growable NUL-terminated buffer; the caller owns .s and frees it with sb_free. */
+typedef struct StrBuf {
+    char *s;
+    size_t len, cap;
+} StrBuf;
+
+int sb_append(StrBuf *b, const char *s, size_t n); /* 0 or RLHF_ENOMEM */
+int sb_puts(StrBuf *b, const char *s);
+int sb_printf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_free(StrBuf *b);
+
+typedef struct Sha256 {
+    uint32_t h[8];
+    uint64_t len;
+    unsigned char buf[64];
+    size_t nbuf;
+} Sha256;
+
+void sha256_init(Sha256 *c);
+void sha256_update(Sha256 *c, const void *data, size_t n);
+void sha256_final(Sha256 *c, unsigned char out[32]);
+/* Hex digest of a buffer into out (65 bytes with NUL). */
+void sha256_hex(const void *data, size_t n, char out[65]);
+
+#endif
