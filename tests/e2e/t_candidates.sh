@@ -15,6 +15,7 @@ expect_rc 0 "$RLHF" candidates import cands.jsonl
 contains "$OUT" "imported 3 candidates (4 read, 1 duplicates skipped, 1 new prompts)"
 [ "$(sql c.db "SELECT count(*) FROM models WHERE kind='external'")" = 2 ] || die "models"
 [ "$(sql c.db "SELECT split FROM prompts WHERE text='写一首诗'")" = test ] || die "split"
+expect_rc 0 "$RLHF" models; contains "$OUT" "external"
 expect_rc 0 "$RLHF" candidates list --prompt 1 --json
 contains "$OUT" '"completion":"An apple."'
 contains "$OUT" '"model":"other"'
