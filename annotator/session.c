@@ -1,5 +1,6 @@
 /* The labeling session (see session.h): claim, shuffle, gold, submit. */
 #include "annotator/session.h"
+#include "db/prompts.h"
 #include "db/rankings.h"
 #include "util/text.h"
 

@@ -173,22 +173,6 @@ int db_label_progress(Db *db, int64_t labeler_id, const AssignOpts *o, LabelProg
     return rc;
 }
 
-int db_prompt_text(Db *db, int64_t prompt_id, char **text, Err *err) {
-    sqlite3_stmt *st;
-    *text = NULL;
-    int rc = db_prepare(db, "SELECT text FROM prompts WHERE id = ?", &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, prompt_id);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
-        *text = db_col_strdup(st, 0);
-        if (!*text) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    } else if (s == SQLITE_DONE) rc = err_set(err, RLHF_ENOTFOUND, "no prompt %lld", (long long)prompt_id);
-    else rc = db_fail(db, err, "read prompt");
-    sqlite3_finalize(st);
-    return rc;
-}
-
 int db_gold_set(Db *db, int64_t prompt_id, const char *order_expr, const char *note, Err *err) {
     sqlite3_stmt *st;
     int rc = db_prepare(db,

@@ -46,9 +46,6 @@ typedef struct LabelProgress {
 
 int db_label_progress(Db *db, int64_t labeler_id, const AssignOpts *o, LabelProgress *p, Err *err);
 
-/* The text of a prompt (caller frees). */
-int db_prompt_text(Db *db, int64_t prompt_id, char **text, Err *err);
-
 /* Gold items: the correct order of a prompt's candidates as an expression over
  * their 1-based positions in id order (db_candidates_of_prompt). */
 int db_gold_set(Db *db, int64_t prompt_id, const char *order_expr, const char *note, Err *err);
