@@ -267,7 +267,7 @@ void tui_draw(Tui *t) {
     }
     if (!typing)
         put_utf8(t, hints, 0, w,
-                 "j/k focus  e rank  1-9 place  J/K move  t tie  s score  f flag  n note  S skip  u undo  Enter submit  ? help  q quit",
+                 "?:help  e:rank  s:score  f:flag  n:note  S:skip  u:undo  Enter:submit  q:quit",
                  tui_attr(t, TC_DIM));
     else put_utf8(t, hints, 0, w, "Enter: accept   Esc: cancel   Backspace: delete   Ctrl-U: clear", tui_attr(t, TC_DIM));
     if (typing) input_line(t, msg, w); /* last, so the cursor ends after the input */

@@ -118,14 +118,14 @@ static void k_quit(Tui *t, int a) {
 }
 
 static const TuiKeyHelp help_rows[] = {
-    {"Up/k  Down/j  Tab", "focus the previous / next candidate (the focused one is expanded)"},
-    {"e  /", "type the whole ranking, e.g. 3>1=4>2 (> better, = tie); Enter applies"},
+    {"Up/k  Down/j  Tab", "focus previous / next candidate (it is expanded)"},
+    {"e  /", "type the ranking, e.g. 3>1=4>2 (> better, = tie)"},
     {"1-9", "put the focused candidate at that place in the order"},
     {"K  J  (Shift-Up/Down)", "move the focused candidate up / down one place"},
-    {"t  =", "tie the focused candidate with the one above (again: untie)"},
-    {"x   C", "take the focused candidate out of the order / clear the order"},
-    {"s then 1-7", "overall score of the focused candidate (1 worst, 7 best; 0 clears)"},
-    {"f then 1-9", "toggle a flag on the focused candidate"},
+    {"t  =", "tie it with the one above it (again: untie)"},
+    {"x   C", "take it out of the order / clear the whole order"},
+    {"s then 1-7", "its overall score (1 worst .. 7 best; 0 clears)"},
+    {"f then 1-9", "toggle a flag on it (the list shows after f)"},
     {"a", "mark the whole set as none acceptable"},
     {"n", "write a note"},
     {"S", "skip this prompt (asks for a reason)"},
@@ -134,7 +134,7 @@ static const TuiKeyHelp help_rows[] = {
     {"PgDn Space / PgUp b", "scroll long text"},
     {"g", "show the project's labeling guidelines"},
     {"?", "this help"},
-    {"q  Ctrl-C", "quit (an unfinished prompt is kept for you and resumed next time)"},
+    {"q  Ctrl-C", "quit; an unfinished prompt is resumed next time"},
 };
 
 const TuiKeyHelp *tui_key_help(int *n) {
