@@ -44,7 +44,7 @@ void auto_rank_rule(const Rule *r, const char *prompt, const char *const *texts,
 }
 
 struct Judge {
-    pid_t pid;
+    pid_t pid, pgid;
     int to, from; /* its stdin, its stdout */
     int timeout_ms;
     char cmd[256];
@@ -73,6 +73,7 @@ int judge_start(const char *cmd, int timeout_ms, Judge **out, Err *err) {
         return err_set(err, RLHF_EIO, "judge: fork: %s", strerror(errno));
     }
     if (pid == 0) {
+        setpgid(0, 0); /* its own group, so a kill reaches what the shell started */
         dup2(pin[0], 0);
         dup2(pout[1], 1);
         close(pin[0]), close(pin[1]), close(pout[0]), close(pout[1]);
@@ -80,12 +81,13 @@ int judge_start(const char *cmd, int timeout_ms, Judge **out, Err *err) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
+    setpgid(pid, pid); /* also here: whichever runs first */
     close(pin[0]);
     close(pout[1]);
     fcntl(pin[1], F_SETFD, FD_CLOEXEC);
     fcntl(pout[0], F_SETFD, FD_CLOEXEC);
     fcntl(pin[1], F_SETFL, fcntl(pin[1], F_GETFL) | O_NONBLOCK);
-    j->pid = pid;
+    j->pid = j->pgid = pid;
     j->to = pin[1];
     j->from = pout[0];
     j->timeout_ms = timeout_ms;
@@ -94,14 +96,34 @@ int judge_start(const char *cmd, int timeout_ms, Judge **out, Err *err) {
     return RLHF_OK;
 }
 
+/* Waits up to wait_ms for the judge to exit, then kills its process group.
+ * Returns 1 with *status when it exited by itself. */
+static int reap(Judge *j, int *status, int wait_ms) {
+    if (j->pid <= 0) return 0;
+    int exited = 0;
+    for (int waited = 0;; waited += 10) {
+        if (waitpid(j->pid, status, WNOHANG) == j->pid) {
+            exited = 1;
+            break;
+        }
+        if (waited >= wait_ms) break;
+        usleep(10000);
+    }
+    kill(-j->pgid, SIGKILL); /* whatever it left behind */
+    if (!exited) {
+        kill(j->pid, SIGKILL);
+        waitpid(j->pid, NULL, 0);
+    }
+    j->pid = -1;
+    return exited;
+}
+
 /* Why the judge is gone, for an error message. */
 static int judge_died(Judge *j, const char *when, Err *err) {
     int status = 0;
-    pid_t w = j->pid > 0 ? waitpid(j->pid, &status, 0) : -1;
-    if (w == j->pid) j->pid = -1;
-    if (w > 0 && WIFEXITED(status))
+    if (reap(j, &status, 1000) && WIFEXITED(status))
         return err_set(err, RLHF_EIO, "judge '%s' exited with status %d %s", j->cmd, WEXITSTATUS(status), when);
-    if (w > 0 && WIFSIGNALED(status))
+    if (j->pid < 0 && WIFSIGNALED(status))
         return err_set(err, RLHF_EIO, "judge '%s' was killed by signal %d %s", j->cmd, WTERMSIG(status), when);
     return err_set(err, RLHF_EIO, "judge '%s' closed its output %s", j->cmd, when);
 }
@@ -240,20 +262,8 @@ void judge_stop(Judge *j) {
     if (!j) return;
     if (j->to >= 0) close(j->to);
     if (j->from >= 0) close(j->from);
-    if (j->pid > 0) {
-        /* it should exit on end of input; give it a moment, then insist */
-        for (int i = 0; i < 20; i++) {
-            if (waitpid(j->pid, NULL, WNOHANG) == j->pid) {
-                j->pid = -1;
-                break;
-            }
-            usleep(10000);
-        }
-        if (j->pid > 0) {
-            kill(j->pid, SIGKILL);
-            waitpid(j->pid, NULL, 0);
-        }
-    }
+    int status;
+    reap(j, &status, 200); /* it should exit on end of input */
     sb_free(&j->in);
     free(j);
 }
