@@ -29,7 +29,9 @@ static int words(const char *s, int min_len, char (*out)[WORD_LEN], int max) {
 }
 
 static int is_stopword(const char *w) {
-    static const char *const stop[] = {"about", "what", "which", "with", "that", "this", "these",
+    static const char *const stop[] = {"the", "and", "for", "are", "you", "how", "why", "who",
+                                       "was", "its", "can", "did", "not", "but", "any", "all",
+                                       "about", "what", "which", "with", "that", "this", "these",
                                        "those", "from", "your", "have", "does", "into", "when",
                                        "where", "would", "could", "should", "there", "their",
                                        "them", "they", "than", "then", "give", "tell", "write",
@@ -41,7 +43,7 @@ static int is_stopword(const char *w) {
 
 double rule_keyword_score(const char *prompt, const char *answer) {
     char pw[MAX_WORDS][WORD_LEN], aw[MAX_WORDS][WORD_LEN];
-    int np = words(prompt, 4, pw, MAX_WORDS), na = words(answer, 4, aw, MAX_WORDS);
+    int np = words(prompt, 3, pw, MAX_WORDS), na = words(answer, 3, aw, MAX_WORDS);
     int keys = 0, hit = 0;
     for (int i = 0; i < np; i++) {
         if (is_stopword(pw[i])) continue;
@@ -62,9 +64,9 @@ double rule_length_score(const char *prompt, const char *answer) {
     (void)prompt;
     char aw[MAX_WORDS][WORD_LEN];
     int n = words(answer, 1, aw, MAX_WORDS);
-    if (n >= 8 && n <= 60) return 1.0;
-    if (n < 8) return n / 8.0;
-    return n >= 180 ? 0.0 : 1.0 - (n - 60) / 120.0;
+    if (n >= 4 && n <= 40) return 1.0;
+    if (n < 4) return n / 4.0;
+    return n >= 120 ? 0.0 : 1.0 - (n - 40) / 80.0;
 }
 
 double rule_fullstop_score(const char *prompt, const char *answer) {
@@ -98,11 +100,11 @@ static double longer_score(const char *prompt, const char *answer) {
 }
 
 static const Rule rules[] = {
-    {"demo", "the demo task: key words of the instruction, 8-60 words, a full stop, no repeats",
+    {"demo", "the demo task: key words of the instruction, 4-40 words, a full stop, no repeats",
      demo_score},
-    {"keyword", "share of the instruction's key words (4+ letters) found in the answer",
+    {"keyword", "share of the instruction's key words (3+ letters, not stop words) in the answer",
      rule_keyword_score},
-    {"length", "1 for answers of 8-60 words, less for shorter or longer ones", rule_length_score},
+    {"length", "1 for answers of 4-40 words, less for shorter or longer ones", rule_length_score},
     {"fullstop", "1 when the answer ends with '.', '!' or '?'", rule_fullstop_score},
     {"variety", "distinct words / all words (penalises repetition)", rule_variety_score},
     {"longer", "prefers longer answers (a deliberately biased labeler)", longer_score},

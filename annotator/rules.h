@@ -21,7 +21,7 @@ const Rule *rule_table(int *n);
 
 /* The pieces the demo rule is made of, exported for tests and for new rules. */
 double rule_keyword_score(const char *prompt, const char *answer); /* share of key words answered */
-double rule_length_score(const char *prompt, const char *answer);  /* 1 for 8..60 words */
+double rule_length_score(const char *prompt, const char *answer);  /* 1 for 4..40 words */
 double rule_fullstop_score(const char *prompt, const char *answer); /* ends a sentence */
 double rule_variety_score(const char *prompt, const char *answer); /* distinct / all words */
 

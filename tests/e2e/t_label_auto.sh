@@ -79,6 +79,19 @@ cp fresh.db o.db
 expect_rc 0 "$RLHF" label --db o.db --auto-cmd "while read l; do echo '{\"order\":\"3>1=2\",\"likert\":[2,2,7]}'; done" --as ord --limit 2
 [ "$(sql o.db "SELECT count(*) FROM ranking_items WHERE shown_pos = 2 AND rank = 1 AND likert = 7")" = 2 ] || die "order answer"
 
+# the example judge of the demo task knows its facts
+cat > f.jsonl <<'J'
+{"prompt":"What is four plus one?","completion":"Four plus one is six.","model":"wrong"}
+{"prompt":"What is four plus one?","completion":"Four plus one is five.","model":"right"}
+{"prompt":"What is the capital of India?","completion":"The capital of India is Paris.","model":"wrong"}
+{"prompt":"What is the capital of India?","completion":"The capital of India is New Delhi.","model":"right"}
+J
+expect_rc 0 "$RLHF" init f.db
+expect_rc 0 "$RLHF" candidates import --db f.db f.jsonl
+expect_rc 0 "$RLHF" label --db f.db --auto-cmd "python3 $ROOT/samples/judge_demo.py" --as facts
+[ "$(sql f.db "SELECT count(*) FROM ranking_items i JOIN candidates c ON c.id = i.candidate_id
+  JOIN models m ON m.id = c.model_id WHERE m.name = 'right' AND i.rank = 1")" = 2 ] || die "fact judge"
+
 nothing_stored() { [ "$(sql "$1" "SELECT count(*) FROM rankings")" = 0 ] || die "$2: something was stored"
     [ "$(sql "$1" "SELECT count(*) FROM assignments")" = 0 ] || die "$2: a claim was left behind"; }
 # a judge that crashes

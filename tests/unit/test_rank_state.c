@@ -74,9 +74,9 @@ Test(rank_state, format_roundtrip_and_apply) {
     cr_assert_str_eq(fmt(&s), "3>1=4>2");
     cr_assert_eq(rs_apply_expr(&s, "3>9", msg, sizeof msg), -1);
     cr_assert_eq(rs_apply_expr(&s, "3>1=4>2", msg, sizeof msg), 0); /* no change */
+    rs_free(&s);
     cr_assert_eq(rs_init(&s, 0), -1);
     cr_assert_eq(rs_init(&s, RS_MAX_CAND + 1), -1);
-    rs_free(&s);
 }
 
 Test(rank_state, step_by_step_moves) {
