@@ -114,7 +114,8 @@ static void body(Body *b) {
     int y = body_row(b);
     if (y >= 0) {
         char h[96];
-        snprintf(h, sizeof h, "Prompt %lld%s%s", (long long)t->it.prompt_id, t->it.is_gold ? "  (gold)" : "",
+        /* gold items look like any other: the labeler must not know */
+        snprintf(h, sizeof h, "Prompt %lld%s", (long long)t->it.prompt_id,
                  t->it.review ? "  (review: a change is saved as a new version)" : "");
         put_utf8(t, y, 0, b->w, h, A_BOLD | A_UNDERLINE);
     }
@@ -245,9 +246,11 @@ void tui_draw(Tui *t) {
         Body b = {t, 1, body_h, w, 0, 0, 0, 0};
         body(&b); /* measure */
         int total = b.line;
-        if (t->follow) { /* keep the focused candidate in view, its head first */
-            if (b.focus_top < t->scroll) t->scroll = b.focus_top;
-            if (b.focus_bottom > t->scroll + body_h) t->scroll = b.focus_bottom - body_h;
+        if (t->follow) {
+            /* keep the focused candidate's head and first lines in view, but
+             * scroll no further than that: the prompt stays on screen when it can */
+            int want = b.focus_bottom < b.focus_top + 5 ? b.focus_bottom : b.focus_top + 5;
+            if (want > t->scroll + body_h) t->scroll = want - body_h;
             if (b.focus_top < t->scroll) t->scroll = b.focus_top;
         }
         if (t->scroll > total - body_h) t->scroll = total - body_h;

@@ -14,7 +14,7 @@ typedef struct KeyBind {
     wint_t ch;
     KeyFn fn;
     int arg;
-    int help_row; /* index into help_rows */
+    int help_row; /* its row in help_rows (-1: not listed), kept next to the binding */
 } KeyBind;
 
 /* -1 invalid, 0 nothing changed, 1 done: a message for the first two */
@@ -112,6 +112,10 @@ static void k_scroll(Tui *t, int d) {
     if (t->scroll < 0) t->scroll = 0;
     t->follow = 0;
 }
+static void k_dismiss(Tui *t, int a) {
+    (void)a;
+    t->msg[0] = 0;
+}
 static void k_quit(Tui *t, int a) {
     (void)a;
     t->quit = 1;
@@ -157,7 +161,7 @@ static const KeyBind keymap[] = {
     {0, '\n', k_submit, 0, 12},       {0, '\r', k_submit, 0, 12},     {1, KEY_ENTER, k_submit, 0, 12},
     {1, KEY_NPAGE, k_scroll, 10, 13}, {0, ' ', k_scroll, 10, 13},     {1, KEY_PPAGE, k_scroll, -10, 13},
     {0, 'b', k_scroll, -10, 13},      {0, 'g', k_guide, 0, 14},       {0, '?', k_help, 0, 15},
-    {0, 'q', k_quit, 0, 16},          {0, 3 /* ^C */, k_quit, 0, 16},
+    {0, 'q', k_quit, 0, 16},          {0, 3 /* ^C */, k_quit, 0, 16}, {0, 27 /* Esc */, k_dismiss, 0, -1},
 };
 
 int tui_normal_key(Tui *t, int is_fn, wint_t ch) {
