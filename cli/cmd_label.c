@@ -6,10 +6,12 @@
 #include "annotator/session.h"
 #include "annotator/tui.h"
 #include "cli/cli.h"
+#include "db/prompts.h"
 #include "util/sys.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int exec_label(int argc, char **argv);
 
@@ -116,7 +118,7 @@ static int exec_label(int argc, char **argv) {
                *cmd = NULL, *set_flags = NULL, *set_guide = NULL, *gold = NULL;
     long overlap = 1, lease = 1800, seed = 1, timeout = 30, limit = 0;
     double noise = 0, gold_rate = 0;
-    int review = 0, c;
+    int review = 0, seed_given = 0, c;
     cli_getopt_reset();
     while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (c) {
@@ -141,6 +143,7 @@ static int exec_label(int argc, char **argv) {
             break;
         case 'S':
             if (cli_parse_long(E, "--seed", optarg, 0, 0x7fffffffL, &seed)) return EXIT_USAGE;
+            seed_given = 1;
             break;
         case 't':
             if (cli_parse_long(E, "--timeout", optarg, 1, 3600, &timeout)) return EXIT_USAGE;
@@ -163,6 +166,7 @@ static int exec_label(int argc, char **argv) {
         return cli_usage_error(E, "--auto: no rule '%s' (rlhf label --list-rules lists them)", rule_name);
     if (review && (rule || cmd)) return cli_usage_error(E, "--review is for people, not simulated labelers");
     if (cmd && !*cmd) return cli_usage_error(E, "--auto-cmd: empty command");
+    if (split && !db_valid_split(split)) return cli_usage_error(E, "--split: '%s' is not a split name", split);
     Db *db;
     int rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db);
     if (rc) return rc;
@@ -177,6 +181,8 @@ static int exec_label(int argc, char **argv) {
         return cli_usage_error(E, "who is labeling? pass --as NAME");
     }
     int simulated = rule || cmd;
+    /* a person's gold dice differ per session unless a seed is asked for */
+    if (!simulated && !seed_given) seed = (long)(sys_time_ms() ^ getpid()) & 0x7fffffffL;
     char source[300];
     snprintf(source, sizeof source, "%s%s", rule ? "auto:" : cmd ? "auto-cmd:" : "tui",
              rule ? rule->name : cmd ? cmd : "");

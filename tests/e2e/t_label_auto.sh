@@ -49,6 +49,16 @@ expect_rc 1 "$RLHF" label --add-gold '1:1>2'; contains "$ERR" "not a complete or
 expect_rc 1 "$RLHF" label --add-gold 'x'; contains "$ERR" "PROMPT_ID:EXPR"
 expect_rc 1 "$RLHF" label --add-gold '999:1>2'; contains "$ERR" "no candidates"
 [ "$(sql a.db "SELECT count(*) FROM gold")" = 1 ] || die "gold rows"
+# gold items mixed in: agreement with the known order is recorded
+cp fresh.db g.db
+expect_rc 0 "$RLHF" label --db g.db --add-gold '2:1>3>2'
+expect_rc 0 "$RLHF" label --db g.db --auto demo --as goldbot --gold-rate 1 --limit 1
+contains "$OUT" "goldbot ranked 1 prompts (1 gold)"
+[ "$(sql g.db "SELECT prompt_id || ' ' || round(gold_agreement, 2) FROM rankings")" = "2 1.0" ] || die "gold agreement"
+[ "$(sql g.db "SELECT is_gold FROM assignments")" = 1 ] || die "gold assignment"
+expect_rc 0 "$RLHF" label --db g.db --auto demo --as other
+[ "$(sql g.db "SELECT count(*) FROM rankings WHERE prompt_id = 2")" = 1 ] || die "gold handed out as normal work"
+expect_rc 2 "$RLHF" label --auto demo --as x --split 'bad split'
 
 # noise: the same seed gives the same orders, another seed other orders
 orders() { sql "$1" "SELECT group_concat(x, ' ') FROM (SELECT r.prompt_id || ':' || i.candidate_id || '=' || i.rank AS x
