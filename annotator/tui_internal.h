@@ -61,6 +61,9 @@ void tui_message(Tui *t, int is_err, const char *fmt, ...) __attribute__((format
 
 /* Normal-mode keys: returns 1 when the key is in the keymap. */
 int tui_normal_key(Tui *t, int is_fn, wint_t ch);
+/* Counts problems in the keymap: a key bound twice, a help row no key has,
+ * a binding pointing at no help row. 0 when the help overlay lists every key. */
+int tui_keymap_check(void);
 /* Actions the keymap calls that live in tui.c. */
 void tui_submit(Tui *t);
 void tui_begin_input(Tui *t, int mode, const char *initial);

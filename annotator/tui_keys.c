@@ -172,3 +172,18 @@ int tui_normal_key(Tui *t, int is_fn, wint_t ch) {
     }
     return 0;
 }
+
+int tui_keymap_check(void) {
+    int n_help, bad = 0;
+    tui_key_help(&n_help);
+    int seen[64] = {0};
+    for (size_t i = 0; i < sizeof keymap / sizeof keymap[0]; i++) {
+        int r = keymap[i].help_row;
+        if (r >= n_help || r < -1) bad++;
+        else if (r >= 0 && r < 64) seen[r] = 1;
+        for (size_t j = 0; j < i; j++) /* one action per key */
+            bad += keymap[j].is_fn == keymap[i].is_fn && keymap[j].ch == keymap[i].ch;
+    }
+    for (int r = 0; r < n_help && r < 64; r++) bad += !seen[r];
+    return bad;
+}

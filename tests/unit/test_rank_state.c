@@ -7,6 +7,7 @@
 
 #include "annotator/rank_state.h"
 #include "annotator/textview.h"
+#include "annotator/tui_internal.h"
 
 static char fmt_buf[256];
 static const char *fmt(const RankState *s) {
@@ -315,4 +316,12 @@ Test(textview, word_diff_marks_changed_words, .init = utf8_locale) {
     free(a);
     free(b);
     free(c);
+}
+
+Test(tui_keys, help_lists_every_key_and_no_key_is_bound_twice) {
+    cr_assert_eq(tui_keymap_check(), 0);
+    int n;
+    const TuiKeyHelp *h = tui_key_help(&n);
+    cr_assert_gt(n, 10);
+    for (int i = 0; i < n; i++) cr_assert(h[i].keys[0] && h[i].what[0]);
 }
