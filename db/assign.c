@@ -14,7 +14,7 @@
     " AND p.id NOT IN (SELECT prompt_id FROM gold)"                                                \
     " AND (SELECT count(*) FROM candidates c WHERE c.prompt_id = p.id) >= 2"                       \
     " AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.prompt_id = p.id AND a.labeler_id = ?1)" \
-    " AND NOT EXISTS (SELECT 1 FROM rankings r WHERE r.prompt_id = p.id AND r.labeler_id = ?1)"    \
+    " AND NOT EXISTS (SELECT 1 FROM rankings r WHERE r.prompt_id = p.id AND +r.labeler_id = ?1)"    \
     " AND (SELECT count(*) FROM rankings r WHERE r.prompt_id = p.id AND r.is_current"              \
     "      AND NOT r.skipped)"                                                                     \
     "   + (SELECT count(*) FROM assignments a WHERE a.prompt_id = p.id AND a.status = 'claimed'"   \
@@ -96,7 +96,7 @@ static int claim_in_tx(Db *db, int64_t labeler, const AssignOpts *o, Claim *c, E
                       " AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.prompt_id = g.prompt_id"
                       "  AND a.labeler_id = ?1)"
                       " AND NOT EXISTS (SELECT 1 FROM rankings r WHERE r.prompt_id = g.prompt_id"
-                      "  AND r.labeler_id = ?1)"
+                      "  AND +r.labeler_id = ?1)"
                       " ORDER BY g.prompt_id LIMIT 1",
                       labeler, o, 0, &pid, err);
         gold = pid != 0;
