@@ -72,11 +72,11 @@ int main(void) {
     if (rc) fprintf(stderr, "bench_label: %s\n", e.msg);
     ls_close(&s);
     db_close(db);
-    char aux[80];
-    unlink(path);
-    snprintf(aux, sizeof aux, "%s-wal", path);
-    unlink(aux);
-    snprintf(aux, sizeof aux, "%s-shm", path);
-    unlink(aux);
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char aux[80];
+        snprintf(aux, sizeof aux, "%s%s", path, suffix[i]);
+        unlink(aux);
+    }
     return rc ? 1 : 0;
 }

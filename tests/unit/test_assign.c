@@ -51,12 +51,12 @@ static Db *make_db(int n_prompts, int k, int one_short) {
 
 static void drop_db(Db *db) {
     db_close(db);
-    char p[80];
-    unlink(test_db);
-    snprintf(p, sizeof p, "%s-wal", test_db);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", test_db);
-    unlink(p);
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char p[80];
+        snprintf(p, sizeof p, "%s%s", test_db, suffix[i]);
+        unlink(p);
+    }
 }
 
 static int64_t count(Db *db, const char *sql) {
