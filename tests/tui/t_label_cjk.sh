@@ -30,13 +30,10 @@ for line in sys.stdin.read().splitlines():
 }
 tui_start 80 24 "$RLHF label --as bob"
 wait_for "写一首关于春天的诗 🌸"
-# the focused candidate is the shuffled one at [1]; focus the CJK one
-for i in 1 2 3; do
-    grep -q "^> .*score -$" screen.txt && grep -q "^    春眠" screen.txt && break
-    keys j
-    sleep 0.1
-    screen > screen.txt
-done
+# [1] is focused; if the CJK answer is another one, move the focus to it
+wait_for "Order: (none yet)"  # the last part of the first frame
+pos=$(sed -n 's/^  \[\([0-9]\)\].*| 春眠.*/\1/p' screen.txt)
+i=1; while [ -n "$pos" ] && [ $i -lt "$pos" ]; do keys j; i=$((i + 1)); done
 wait_for "    春眠不觉晓处处闻啼鸟夜来风雨声花落知多少床前明月光疑是地上霜举头望明月低头🌸"
 wait_for "    思故乡白日依山尽黄河入海"
 fits 80

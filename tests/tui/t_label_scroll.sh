@@ -14,6 +14,7 @@ contains "$ERR" "needs a terminal"
 tui_start 80 24 "$RLHF label --as carol"
 wait_for "Count to sixty."
 # focus the long candidate
+wait_for "Order: (none yet)"  # the last part of the first frame
 grep -q "^    line01" screen.txt || keys j
 wait_for "    line01."
 grep -q "line60" screen.txt && die "the whole text fits? it should not"
