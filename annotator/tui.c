@@ -284,7 +284,10 @@ static int start_curses(Tui *t) {
     /* wide characters need a UTF-8 locale; fall back to C.UTF-8 */
     setlocale(LC_ALL, "");
     if (strcmp(nl_langinfo(CODESET), "UTF-8") != 0) setlocale(LC_CTYPE, "C.UTF-8");
-    if (!initscr()) return -1;
+    /* newterm, unlike initscr, returns NULL instead of exiting on a bad TERM */
+    t->screen = newterm(NULL, stdout, stdin);
+    if (!t->screen) return -1;
+    set_term(t->screen);
     raw();
     noecho();
     keypad(stdscr, TRUE);
@@ -345,6 +348,7 @@ int tui_run(LabelSession *s, const TuiOpts *o, TuiStats *st, Err *err) {
         }
     }
     endwin();
+    delscreen(t.screen);
     free_item(&t);
     free(t.guidelines);
     free(t.review_ids);

@@ -47,6 +47,7 @@ typedef struct Tui {
     LabelProgress prog;
     char *guidelines; /* the text, or a line saying why there is none */
     int colors, quit;
+    struct screen *screen; /* the curses screen (SCREEN) */
     long long last_renew_ms;
     int64_t *review_ids;
     int n_review, review_pos;

@@ -57,12 +57,19 @@ wait_for "EXITED 0"
 [ "$(sql c.db "SELECT count(*) FROM assignments WHERE status = 'claimed'")" = 1 ] || die "claim kept for resume"
 tui_cleanup
 
-# monochrome: the highlight becomes underline
-tui_start 80 24 "env NO_COLOR=1 $RLHF label --as bob"
+# monochrome, and a C locale (falls back to C.UTF-8): the highlight becomes
+# underline and wide text still renders
+tui_start 80 24 "env NO_COLOR=1 LC_ALL=C LANG=C $RLHF label --as bob"
 wait_for "resumed prompt 1"
+wait_for "写一首关于春天的诗 🌸"
 $TM capture-pane -p -e -t t > esc.txt
 grep -q '4mcat\|4mdog\|4;1mcat\|1;4mcat\|1;4mdog\|4;1mdog' esc.txt || { cat -v esc.txt; die "no diff highlight in monochrome"; }
 grep -q '\[3[0-7]m\|\[4[0-7]m' esc.txt && die "colours on a monochrome screen"
 keys q
 wait_for "EXITED 0"
+# no usable terminal: a clear error, not a crash
+if command -v script >/dev/null; then
+    expect_rc 1 env TERM=no-such-terminal script -qec "$RLHF label --as bob" /dev/null
+    contains "$OUT" "cannot start the terminal screen"
+fi
 exit 0
