@@ -286,7 +286,7 @@ int elo_rate(const Battle *b, int64_t n, int m, const EloOptions *o, EloTable *t
     for (int i = 0; i < m; i++) {
         t->rank[i] = 1;
         for (int j = 0; j < m; j++)
-            if (j != i && t->lo[j] > t->hi[i]) t->rank[i]++;
+            if (j != i && t->battles[j] > 0 && t->lo[j] > t->hi[i]) t->rank[i]++;
     }
     return RLHF_OK;
 }
