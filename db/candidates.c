@@ -112,6 +112,37 @@ int db_candidates_count(Db *db, int64_t prompt_id, int64_t model_id, int64_t *n,
     return rc;
 }
 
+int db_prompts_needing_candidates(Db *db, const CandidateNeedFilter *f,
+                                  int (*fn)(int64_t prompt_id, int64_t have, void *ctx), void *ctx,
+                                  Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "SELECT p.id, (SELECT count(*) FROM candidates c"
+                        "   WHERE c.prompt_id = p.id AND c.model_id = ?1) AS have"
+                        " FROM prompts p WHERE (?2 IS NULL OR p.split = ?2)"
+                        " AND (?4 = 0 OR p.id IN (SELECT value FROM json_each(?5)))"
+                        " AND have < ?3 ORDER BY p.id LIMIT ?6",
+                        &st, err);
+    if (rc) return rc;
+    StrBuf ids = {0};
+    sb_puts(&ids, "[");
+    for (int i = 0; i < f->n_ids; i++) sb_printf(&ids, "%s%lld", i ? "," : "", (long long)f->ids[i]);
+    sb_puts(&ids, "]");
+    sqlite3_bind_int64(st, 1, f->model_id);
+    db_bind_text(st, 2, f->split);
+    sqlite3_bind_int(st, 3, f->k);
+    sqlite3_bind_int(st, 4, f->ids != NULL);
+    sqlite3_bind_text(st, 5, ids.s ? ids.s : "[]", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 6, f->limit > 0 ? f->limit : -1);
+    sb_free(&ids);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rc = fn(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), ctx)) != 0) break;
+    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "select prompts");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int import_record(Db *db, LineReader *r, cJSON *obj, const char *default_model,
                          CandidateImportStats *stats, Err *err) {
     static const char *const answer_keys[] = {"completion", "response", NULL};

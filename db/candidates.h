@@ -32,6 +32,21 @@ void db_candidates_free(CandidateRow *rows, int n);
 /* Number of candidates of a prompt from a model (model_id 0: any model). */
 int db_candidates_count(Db *db, int64_t prompt_id, int64_t model_id, int64_t *n, Err *err);
 
+typedef struct CandidateNeedFilter {
+    int64_t model_id;
+    int k;              /* prompts with fewer than k candidates from model_id */
+    const char *split;  /* NULL: any */
+    const int64_t *ids; /* explicit prompt ids, or NULL for all */
+    int n_ids;
+    int64_t limit; /* 0: no limit */
+} CandidateNeedFilter;
+
+/* Calls fn(prompt_id, candidates it has, ctx) in id order for each prompt the
+ * filter selects; a non-zero return from fn stops and is returned. */
+int db_prompts_needing_candidates(Db *db, const CandidateNeedFilter *f,
+                                  int (*fn)(int64_t prompt_id, int64_t have, void *ctx), void *ctx,
+                                  Err *err);
+
 typedef struct CandidateImportStats {
     int64_t read, inserted, duplicates, new_prompts;
 } CandidateImportStats;
