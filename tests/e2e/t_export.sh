@@ -23,7 +23,12 @@ cat > in.jsonl <<'J'
 {"prompt":"Say \"hi\", then stop.","chosen":"hi,\n\"there\" – ok","rejected":"no","labeler":"bot","simulated":true,"chosen_model":"m2","rejected_model":"m1"}
 {"prompt":"Pick one: a, b.","chosen":"a","rejected":"b","labeler":"bot","simulated":true,"chosen_model":"m1","rejected_model":"m2"}
 J
+# two answers come in through `rlhf candidates import`; the comparisons reuse them
+printf '%s\n' '{"prompt":"Name a colour.","completion":"red","model":"m1"}' \
+    '{"prompt":"Name a colour.","completion":"blue","model":"m2"}' > cands.jsonl
+expect_rc 0 "$RLHF" candidates import --db $DB cands.jsonl
 expect_rc 0 "$RLHF" import --db $DB --format pairs in.jsonl
+[ "$(sql $DB 'select count(*) from candidates')" = 10 ] || die "candidates: $(sql $DB 'select count(*) from candidates')"
 contains "$OUT" "imported 10 comparisons as 5 rankings"
 [ "$(sql $DB 'select count(*) from rankings')" = 5 ] || die "rankings: $(sql $DB 'select count(*) from rankings')"
 [ "$(sql $DB 'select count(*) from prompts')" = 4 ] || die "prompts"
