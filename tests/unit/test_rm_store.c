@@ -55,7 +55,7 @@ Test(rm_store, players_by_policy_follow_rounds) {
     cr_assert_eq(db_labeler_ensure(db, "ann", 0, NULL, &lab, &err), 0);
     RankingItemIn items[4];
     for (int i = 0; i < 4; i++) {
-        char text[16];
+        char text[32];
         snprintf(text, sizeof text, "answer %d", i);
         CandidateIn c = {pid, ms[i], text, -1, NAN, NULL, 0, 0};
         cr_assert_eq(db_candidate_insert(db, &c, &items[i].candidate_id, NULL, &err), 0);
