@@ -10,8 +10,11 @@ static int exec_import(int argc, char **argv);
 const struct cmd_entry cmd_import_entry = {
     "import", "--format pairs|hh FILE... [--labeler NAME] [--model NAME] [--split S]",
     "import comparisons (TRL pairs, HH-RLHF) as prompts, candidates and rankings",
-    "  --format pairs  JSONL with \"prompt\", \"chosen\", \"rejected\" (strings); optional\n"
-    "                  \"labeler\", \"simulated\", \"chosen_model\", \"rejected_model\", \"split\"\n"
+    "  --format pairs  JSONL with \"prompt\", \"chosen\", \"rejected\": strings, or TRL's\n"
+    "                  conversational lists of {\"role\", \"content\"} (the answer is the last,\n"
+    "                  assistant, message; without \"prompt\", the shared earlier turns);\n"
+    "                  optional \"labeler\", \"simulated\", \"chosen_model\", \"rejected_model\",\n"
+    "                  \"split\"\n"
     "  --format hh     JSONL with \"chosen\", \"rejected\" transcripts (\"\\n\\nHuman: ...\n"
     "                  \\n\\nAssistant: ...\"); the prompt is what both share before the last\n"
     "                  Assistant turn\n"

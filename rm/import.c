@@ -6,6 +6,7 @@
 #include "db/rankings.h"
 #include "db/registry.h"
 #include "util/lines.h"
+#include "util/text.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -83,12 +84,102 @@ static int jsonl_bool(LineReader *r, const cJSON *obj, const char *key, int *out
     return RLHF_OK;
 }
 
+/* TRL's conversational form: a list of {"role", "content"} messages. */
+static int check_messages(LineReader *r, const cJSON *v, const char *key, Err *err) {
+    int n = cJSON_GetArraySize(v);
+    if (n == 0) return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\": empty list of messages", r->path, r->line, key);
+    for (int i = 0; i < n; i++) {
+        const cJSON *m = cJSON_GetArrayItem(v, i);
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (!cJSON_IsString(role) || !cJSON_IsString(content))
+            return err_set(err, RLHF_EFORMAT,
+                           "%s:%ld: field \"%s\": message %d needs string \"role\" and \"content\"",
+                           r->path, r->line, key, i + 1);
+    }
+    return RLHF_OK;
+}
+
+/* The first n messages as prompt text: the first turn as is, later ones after
+ * "\n\nHuman: " or "\n\nAssistant: " (an HH transcript without its opening
+ * marker, so `export --format hh` writes the conversation back). */
+static char *render_turns(const cJSON *v, int n) {
+    StrBuf b = {0};
+    sb_puts(&b, "");
+    for (int i = 0; i < n; i++) {
+        const cJSON *m = cJSON_GetArrayItem(v, i);
+        const char *role = cJSON_GetObjectItemCaseSensitive(m, "role")->valuestring;
+        if (i) sb_puts(&b, strcmp(role, "assistant") == 0 ? "\n\nAssistant: " : "\n\nHuman: ");
+        sb_puts(&b, cJSON_GetObjectItemCaseSensitive(m, "content")->valuestring);
+    }
+    return b.s;
+}
+
+/* An answer field: a string, or messages whose last one is the assistant's. */
+static int answer_field(LineReader *r, const cJSON *obj, const char *key, const char **text,
+                        const cJSON **msgs, Err *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *text = NULL, *msgs = NULL;
+    if (!v || cJSON_IsNull(v)) return err_set(err, RLHF_EFORMAT, "%s:%ld: missing field \"%s\"", r->path, r->line, key);
+    if (cJSON_IsString(v)) {
+        *text = v->valuestring;
+        return RLHF_OK;
+    }
+    if (!cJSON_IsArray(v))
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\" must be a string or a list of messages",
+                       r->path, r->line, key);
+    int rc = check_messages(r, v, key, err);
+    if (rc) return rc;
+    const cJSON *last = cJSON_GetArrayItem(v, cJSON_GetArraySize(v) - 1);
+    if (strcmp(cJSON_GetObjectItemCaseSensitive(last, "role")->valuestring, "assistant") != 0)
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\": the last message is not the assistant's",
+                       r->path, r->line, key);
+    *text = cJSON_GetObjectItemCaseSensitive(last, "content")->valuestring;
+    *msgs = v;
+    return RLHF_OK;
+}
+
+/* The prompt of a pairs record: "prompt" as a string or messages, else (TRL's
+ * implicit prompt) what the chosen and rejected conversations share. */
+static int pairs_prompt(LineReader *r, const cJSON *obj, const cJSON *cm, const cJSON *rm, char **out, Err *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
+    *out = NULL;
+    if (cJSON_IsString(v)) *out = strdup(v->valuestring);
+    else if (cJSON_IsArray(v)) {
+        int rc = check_messages(r, v, "prompt", err);
+        if (rc) return rc;
+        *out = render_turns(v, cJSON_GetArraySize(v));
+    } else if (v && !cJSON_IsNull(v))
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"prompt\" must be a string or a list of messages",
+                       r->path, r->line);
+    else if (!cm || !rm || cJSON_GetArraySize(cm) < 2)
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: missing field \"prompt\"", r->path, r->line);
+    else {
+        char *a = render_turns(cm, cJSON_GetArraySize(cm) - 1), *b = render_turns(rm, cJSON_GetArraySize(rm) - 1);
+        int same = a && b && strcmp(a, b) == 0;
+        free(b);
+        if (!same) {
+            free(a);
+            return err_set(err, RLHF_EFORMAT,
+                           "%s:%ld: no \"prompt\", and \"chosen\" and \"rejected\" differ before their last message",
+                           r->path, r->line);
+        }
+        *out = a;
+    }
+    return *out ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
+}
+
 static int read_record(LineReader *r, const cJSON *obj, const ImportOptions *o, Rec *rec, Err *err) {
-    const char *prompt = NULL, *chosen, *rejected, *cm = NULL, *rm = NULL, *lab = NULL, *split = NULL;
+    const char *chosen, *rejected, *cm = NULL, *rm = NULL, *lab = NULL, *split = NULL;
+    const cJSON *cmsgs = NULL, *rmsgs = NULL;
     int rc = RLHF_OK;
-    if (o->format == IMPORT_PAIRS) rc = jsonl_string(r, obj, "prompt", 1, &prompt, err);
-    if (!rc) rc = jsonl_string(r, obj, "chosen", 1, &chosen, err);
-    if (!rc) rc = jsonl_string(r, obj, "rejected", 1, &rejected, err);
+    if (o->format == IMPORT_PAIRS) {
+        rc = answer_field(r, obj, "chosen", &chosen, &cmsgs, err);
+        if (!rc) rc = answer_field(r, obj, "rejected", &rejected, &rmsgs, err);
+    } else {
+        rc = jsonl_string(r, obj, "chosen", 1, &chosen, err);
+        if (!rc) rc = jsonl_string(r, obj, "rejected", 1, &rejected, err);
+    }
     if (!rc) rc = jsonl_string(r, obj, "chosen_model", 0, &cm, err);
     if (!rc) rc = jsonl_string(r, obj, "rejected_model", 0, &rm, err);
     if (!rc) rc = jsonl_string(r, obj, "labeler", 0, &lab, err);
@@ -106,13 +197,15 @@ static int read_record(LineReader *r, const cJSON *obj, const ImportOptions *o, 
         rc = rm_hh_split(chosen, rejected, &rec->prompt, &rec->chosen, &rec->rejected, err);
         if (rc) return err_prefix(err, "%s:%ld: ", r->path, r->line);
     } else {
-        rec->prompt = strdup(prompt), rec->chosen = strdup(chosen), rec->rejected = strdup(rejected);
+        rc = pairs_prompt(r, obj, cmsgs, rmsgs, &rec->prompt, err);
+        if (rc) return rc;
+        rec->chosen = strdup(chosen), rec->rejected = strdup(rejected);
     }
     if (!*rec->prompt)
         return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"prompt\" is empty", r->path, r->line);
     rec->chosen_model = dup_or_null(cm), rec->rejected_model = dup_or_null(rm);
     rec->labeler = dup_or_null(lab), rec->split = dup_or_null(split);
-    if (!rec->prompt || !rec->chosen || !rec->rejected) return err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rec->chosen || !rec->rejected) return err_set(err, RLHF_ENOMEM, "out of memory");
     return RLHF_OK;
 }
 

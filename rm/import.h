@@ -1,6 +1,9 @@
 /* Import of preference data so public comparisons can train the reward model:
- *   pairs  TRL preference JSONL: "prompt", "chosen", "rejected"; optional
- *          "labeler", "simulated", "chosen_model", "rejected_model", "split"
+ *   pairs  TRL preference JSONL: "prompt", "chosen", "rejected" as strings, or
+ *          TRL's conversational form (lists of {"role", "content"}; the answer
+ *          is the last, assistant, message; without "prompt" the prompt is
+ *          what both conversations share); optional "labeler", "simulated",
+ *          "chosen_model", "rejected_model", "split"
  *   hh     HH-RLHF: "chosen" and "rejected" transcripts sharing everything up
  *          to the last "\n\nAssistant:"; the prompt is that shared part
  * Comparisons are not stored as such: each becomes prompt + candidates + a

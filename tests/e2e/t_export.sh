@@ -124,6 +124,20 @@ a = sorted(open(sys.argv[1]).read().split("\n")); b = sorted(open(sys.argv[2]).r
 assert [x for x in a if x] == [x for x in b if x]
 P
 
+# TRL's conversational form: messages, with an explicit or an implicit prompt
+cat > conv.jsonl <<'J'
+{"prompt":"Hello?","chosen":[{"role":"user","content":"Hello?"},{"role":"assistant","content":"Hi!"}],"rejected":[{"role":"user","content":"Hello?"},{"role":"assistant","content":"Go away."}]}
+{"chosen":[{"role":"user","content":"A"},{"role":"assistant","content":"B"},{"role":"user","content":"C"},{"role":"assistant","content":"good"}],"rejected":[{"role":"user","content":"A"},{"role":"assistant","content":"B"},{"role":"user","content":"C"},{"role":"assistant","content":"bad"}]}
+J
+expect_rc 0 "$RLHF" init db4
+expect_rc 0 "$RLHF" import --db db4 --format pairs conv.jsonl
+expect_rc 0 "$RLHF" export --db db4 --format hh
+contains "$OUT" '"chosen":"\n\nHuman: Hello?\n\nAssistant: Hi!"'
+contains "$OUT" '"chosen":"\n\nHuman: A\n\nAssistant: B\n\nHuman: C\n\nAssistant: good"'
+printf '%s\n' '{"chosen":[{"role":"user","content":"A"},{"role":"user","content":"x"}],"rejected":[{"role":"user","content":"A"},{"role":"assistant","content":"y"}]}' > conv-bad.jsonl
+expect_rc 1 "$RLHF" import --db db4 --format pairs conv-bad.jsonl
+contains "$ERR" "conv-bad.jsonl:1: field \"chosen\": the last message is not the assistant's"
+
 # ---- train/validation split by prompt
 expect_rc 0 "$RLHF" export --db $DB --format pairs --val-frac 0.5 --val-out val.jsonl --out train.jsonl
 contains "$ERR" "validation:"
