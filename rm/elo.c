@@ -180,6 +180,9 @@ static int bt_from_sums(const double *cnt, const double *win, int m, const EloOp
 
 int elo_bt(const Battle *b, int64_t n, int m, const EloOptions *o, double *rating, Err *err) {
     if (m < 1) return RLHF_OK;
+    if (m > ELO_BT_MAX_PLAYERS)
+        return err_set(err, RLHF_EINVAL, "Bradley-Terry: %d players, at most %d (use online Elo)", m,
+                       ELO_BT_MAX_PLAYERS);
     int64_t np = (int64_t)m * (m - 1) / 2;
     double *cnt = malloc((size_t)(np ? np : 1) * sizeof *cnt);
     double *win = malloc((size_t)(np ? np : 1) * sizeof *win);
@@ -262,7 +265,7 @@ int elo_rate(const Battle *b, int64_t n, int m, const EloOptions *o, EloTable *t
         t->wins[b[k].a] += b[k].score, t->wins[b[k].b] += 1 - b[k].score;
     }
     int rc = RLHF_OK;
-    if (o->method == ELO_BT) rc = elo_bt(b, n, m, o, t->rating, err);
+    if (o->method == ELO_BT) rc = elo_bt(b, n, m, o, t->rating, err); /* also checks m */
     else {
         Battle *order = malloc((size_t)(n ? n : 1) * sizeof *order);
         if (!order) rc = err_set(err, RLHF_ENOMEM, "out of memory");

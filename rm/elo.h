@@ -33,6 +33,10 @@ EloOptions elo_options_default(void);
 
 /* Arena's update, battles taken in the given order; rating[n_players] out. */
 void elo_online(const Battle *b, int64_t n, int n_players, const EloOptions *o, double *rating);
+/* Newton's method solves a dense n×n system per step: fine for the models of a
+ * project (tens), refused past this many. */
+#define ELO_BT_MAX_PLAYERS 2000
+
 /* Bradley–Terry fit; rating[n_players] out, anchored as o->anchor says. */
 int elo_bt(const Battle *b, int64_t n, int n_players, const EloOptions *o, double *rating, Err *err);
 
