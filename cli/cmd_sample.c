@@ -1,0 +1,151 @@
+/* rlhf sample: a quick look at what a checkpoint writes after a prompt. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "model/checkpoint.h"
+#include "model/infer.h"
+#include "model/sample.h"
+#include "model/tokenizer.h"
+#include "util/progress.h"
+
+static int exec_sample(int argc, char **argv);
+
+const struct cmd_entry cmd_sample_entry = {
+    "sample", "--model CKPT [--tokenizer TOK] [options] \"PROMPT\"",
+    "sample text from a checkpoint after a prompt",
+    "  --model CKPT        checkpoint (ours or llama2.c's)\n"
+    "  --tokenizer TOK     tokenizer.bin (default: the one inside the checkpoint)\n"
+    "  --temperature T     0 = greedy (default 1.0)\n"
+    "  --top-k K           sample among the K likeliest tokens (default 0 = off)\n"
+    "  --top-p P           nucleus sampling (default 1.0 = off)\n"
+    "  --max-tokens N      new tokens at most (default 256)\n"
+    "  --seed S            random seed (default 1); the same seed gives the same text\n"
+    "  --stop S            stop when S appears (repeatable); S is not printed\n"
+    "  -k, --num K         K samples of the same prompt, decoded as one batch\n"
+    "                      (sample i uses seed S + i)\n"
+    "  --threads N         BLAS threads (default: OpenBLAS's choice)\n"
+    "  --json              one JSON object per sample (text, tokens, logprob, finish)\n"
+    "  -h, --help          show this help\n"
+    "Prints the completion only (not the prompt); speed goes to stderr.\n",
+    exec_sample};
+
+static const struct cmd_entry *E = &cmd_sample_entry;
+
+static int exec_sample(int argc, char **argv) {
+    static const struct option opts[] = {CLI_OPT_HELP,
+                                         {"model", required_argument, NULL, 'm'},
+                                         {"tokenizer", required_argument, NULL, 't'},
+                                         {"temperature", required_argument, NULL, 'T'},
+                                         {"top-k", required_argument, NULL, 'K'},
+                                         {"top-p", required_argument, NULL, 'P'},
+                                         {"max-tokens", required_argument, NULL, 'n'},
+                                         {"seed", required_argument, NULL, 's'},
+                                         {"stop", required_argument, NULL, 'S'},
+                                         {"num", required_argument, NULL, 'k'},
+                                         {"threads", required_argument, NULL, 'j'},
+                                         {"json", no_argument, NULL, 'J'},
+                                         CLI_OPT_END};
+    const char *model_path = NULL, *tok_path = NULL;
+    SampleParams p = sample_params_default();
+    const char *stops[64];
+    long v, k = 1, threads = 0, seed = 1;
+    double d;
+    int json = 0, c;
+    p.stop = stops;
+    while ((c = getopt_long(argc, argv, "+:hk:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case 't': tok_path = optarg; break;
+        case 'T':
+            if (cli_parse_double(E, "--temperature", optarg, 0, 100, &d)) return EXIT_USAGE;
+            p.temperature = (float)d;
+            break;
+        case 'K':
+            if (cli_parse_long(E, "--top-k", optarg, 0, 1 << 30, &v)) return EXIT_USAGE;
+            p.top_k = (int)v;
+            break;
+        case 'P':
+            if (cli_parse_double(E, "--top-p", optarg, 1e-9, 1, &d)) return EXIT_USAGE;
+            p.top_p = (float)d;
+            break;
+        case 'n':
+            if (cli_parse_long(E, "--max-tokens", optarg, 1, 1 << 20, &v)) return EXIT_USAGE;
+            p.max_tokens = (int)v;
+            break;
+        case 's':
+            if (cli_parse_long(E, "--seed", optarg, 0, __LONG_MAX__, &seed)) return EXIT_USAGE;
+            break;
+        case 'S':
+            if (!*optarg) return cli_usage_error(E, "--stop: empty string");
+            if (p.n_stop == 64) return cli_usage_error(E, "--stop: at most 64 stop strings");
+            stops[p.n_stop++] = optarg;
+            break;
+        case 'k':
+            if (cli_parse_long(E, "--num", optarg, 1, 256, &k)) return EXIT_USAGE;
+            break;
+        case 'j':
+            if (cli_parse_long(E, "--threads", optarg, 1, 256, &threads)) return EXIT_USAGE;
+            break;
+        case 'J': json = 1; break;
+        case 'h': return cli_help(E);
+        default: return cli_bad_option(E, argv, c);
+        }
+    }
+    if (!model_path) return cli_usage_error(E, "--model CKPT is required");
+    if (optind >= argc) return cli_usage_error(E, "no PROMPT given (use \"\" for none)");
+    if (optind + 1 < argc) return cli_usage_error(E, "give the prompt as one argument (quote it)");
+    const char *prompt = argv[optind];
+    if (threads) infer_set_threads((int)threads);
+
+    Err err = {0};
+    Model m;
+    Tokenizer *tok = NULL;
+    Infer st = {0};
+    SampleResult *res = NULL;
+    int *ids = NULL, n = 0, rc;
+    if ((rc = model_load(model_path, &m, &err))) return cli_fail(E, &err);
+    if (tok_path) rc = tok_load(tok_path, &tok, &err);
+    else if (m.tokenizer) {
+        rc = tok_load_mem(m.tokenizer, m.tokenizer_len, &tok, &err);
+        if (rc) err_prefix(&err, "%s: embedded tokenizer: ", model_path);
+    } else
+        rc = err_set(&err, RLHF_EINVAL, "%s carries no tokenizer: pass --tokenizer TOK", model_path);
+    if (!rc) rc = tok_check_vocab(tok, m.cfg.vocab_size, &err);
+    size_t plen = strlen(prompt);
+    if (!rc && !(ids = malloc(sizeof(int) * (size_t)tok_encode_cap(plen))))
+        rc = err_set(&err, RLHF_ENOMEM, "out of memory");
+    if (!rc) rc = tok_encode(tok, prompt, plen, 1, 0, ids, tok_encode_cap(plen), &n, &err);
+    if (!rc) rc = infer_create(&st, &m, (int)k, &err);
+    uint64_t seeds[256];
+    for (int i = 0; i < k; i++) seeds[i] = (uint64_t)seed + (uint64_t)i;
+    if (!rc && !(res = calloc((size_t)k, sizeof *res))) rc = err_set(&err, RLHF_ENOMEM, "out of memory");
+    double t0 = now_seconds();
+    if (!rc) rc = sample_generate_batch(&st, tok, ids, n, (int)k, &p, seeds, res, &err);
+    double secs = now_seconds() - t0;
+    if (!rc) {
+        long total = 0;
+        for (int i = 0; i < k; i++) {
+            total += res[i].n_tokens;
+            if (json) {
+                printf("{\"seed\":%llu,\"text\":", (unsigned long long)seeds[i]);
+                cli_json_string(stdout, res[i].text);
+                printf(",\"tokens\":%d,\"logprob\":%.4f,\"finish\":\"%s\"}\n", res[i].n_tokens,
+                       res[i].logprob, sample_finish_name(res[i].finish));
+            } else {
+                if (k > 1) printf("--- sample %d (seed %llu)\n", i + 1, (unsigned long long)seeds[i]);
+                fwrite(res[i].text, 1, res[i].text_len, stdout);
+                printf("\n");
+            }
+        }
+        fprintf(stderr, "%d prompt tokens, %ld sampled in %.2fs (%.1f tokens/s)\n", n, total, secs,
+                secs > 0 ? total / secs : 0.0);
+    }
+    for (int i = 0; res && i < k; i++) sample_result_free(&res[i]);
+    free(res);
+    free(ids);
+    infer_free(&st);
+    tok_free(tok);
+    model_free(&m);
+    return rc ? cli_fail(E, &err) : EXIT_OK;
+}

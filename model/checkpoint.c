@@ -1,0 +1,335 @@
+/* Reading and writing checkpoints in llama2.c's format and in our own
+ * (see checkpoint.h for the layouts). Every read is bounded by the file size
+ * checked up front, so a short or corrupt file is refused, never overrun. */
+#include "model/checkpoint.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "model/layers.h"
+#include "util/sys.h"
+#include "util/text.h"
+
+#define MAGIC "RLHFCKPT"
+#define VERSION 1u
+enum { F_REWARD = 1, F_VALUE = 2, F_TOKENIZER = 4, F_OPTIM = 8, F_EXTRA = 16, F_KNOWN = 31 };
+
+typedef struct {
+    char magic[8];
+    uint32_t version, header_size;
+    int32_t config[8];
+    uint32_t flags, pad;
+    uint64_t n_params, tokenizer_len, extra_len;
+    int64_t opt_step;
+    float beta1, beta2, eps, weight_decay;
+} Header;
+
+/* ---- writing ------------------------------------------------------------ */
+
+typedef struct {
+    AtomicFile af;
+    Sha256 sha;
+    int bad;
+} Writer;
+
+static void put(Writer *w, const void *p, size_t n) {
+    if (w->bad || !n) return;
+    sha256_update(&w->sha, p, n);
+    if (fwrite(p, 1, n, w->af.f) != n) w->bad = errno ? errno : EIO;
+}
+
+static int finish(Writer *w, Err *err) {
+    unsigned char d[32];
+    sha256_final(&w->sha, d);
+    if (!w->bad && fwrite(d, 1, 32, w->af.f) != 32) w->bad = errno ? errno : EIO;
+    if (w->bad) {
+        int e = w->bad;
+        atomic_abort(&w->af);
+        return err_set(err, RLHF_EIO, "%s: write failed: %s", w->af.path, strerror(e));
+    }
+    return atomic_commit(&w->af, err);
+}
+
+static void config_to_ints(const Config *c, int32_t *v) {
+    v[0] = c->dim, v[1] = c->hidden_dim, v[2] = c->n_layers, v[3] = c->n_heads;
+    v[4] = c->n_kv_heads, v[5] = c->vocab_size, v[6] = c->seq_len, v[7] = c->shared_classifier;
+}
+
+int model_ckpt_save(const char *path, const Model *m, const AdamW *opt, const void *extra,
+                    size_t extra_len, Err *err) {
+    if (opt && opt->n != m->n_params)
+        return err_set(err, RLHF_EINVAL, "%s: optimizer state has %zu values, model %zu", path,
+                       opt->n, m->n_params);
+    Header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, MAGIC, 8);
+    h.version = VERSION;
+    h.header_size = sizeof h;
+    config_to_ints(&m->cfg, h.config);
+    h.flags = (m->heads & MODEL_HEAD_REWARD ? F_REWARD : 0) | (m->heads & MODEL_HEAD_VALUE ? F_VALUE : 0) |
+              (m->tokenizer_len ? F_TOKENIZER : 0) | (opt ? F_OPTIM : 0) | (extra_len ? F_EXTRA : 0);
+    h.n_params = m->n_params;
+    h.tokenizer_len = m->tokenizer_len;
+    h.extra_len = extra ? extra_len : 0;
+    if (opt) {
+        h.opt_step = opt->step;
+        h.beta1 = opt->beta1, h.beta2 = opt->beta2, h.eps = opt->eps, h.weight_decay = opt->weight_decay;
+    }
+    Writer w = {0};
+    int rc = atomic_open(&w.af, path, err);
+    if (rc) return rc;
+    sha256_init(&w.sha);
+    put(&w, &h, sizeof h);
+    put(&w, m->params, m->n_params * sizeof(float));
+    put(&w, m->tokenizer, m->tokenizer_len);
+    if (opt) {
+        put(&w, opt->m, opt->n * sizeof(float));
+        put(&w, opt->v, opt->n * sizeof(float));
+    }
+    if (extra) put(&w, extra, extra_len);
+    return finish(&w, err);
+}
+
+int model_save(const char *path, const Model *m, Err *err) {
+    return model_ckpt_save(path, m, NULL, NULL, 0, err);
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+typedef struct {
+    FILE *f;
+    const char *path;
+    Sha256 sha;
+    uint64_t size, pos;
+} Reader;
+
+static int rd_open(Reader *r, const char *path, Err *err) {
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    r->f = fopen(path, "rb");
+    if (!r->f) return err_set(err, RLHF_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(r->f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(r->f);
+        r->f = NULL;
+        return err_set(err, RLHF_EIO, "%s: not a regular file", path);
+    }
+    r->size = (uint64_t)st.st_size;
+    sha256_init(&r->sha);
+    return RLHF_OK;
+}
+
+static int get(Reader *r, void *p, size_t n, const char *what, Err *err) {
+    if (r->pos + n > r->size || fread(p, 1, n, r->f) != n)
+        return err_set(err, RLHF_EFORMAT, "%s: truncated (file ends inside the %s)", r->path, what);
+    sha256_update(&r->sha, p, n);
+    r->pos += n;
+    return RLHF_OK;
+}
+
+static int config_from_ints(const int32_t *v, Config *c, const char *path, Err *err) {
+    c->dim = v[0], c->hidden_dim = v[1], c->n_layers = v[2], c->n_heads = v[3];
+    c->n_kv_heads = v[4], c->vocab_size = v[5], c->seq_len = v[6], c->shared_classifier = v[7] != 0;
+    int rc = model_config_validate(c, err);
+    if (rc) return err_prefix(err, "%s: bad config in header: ", path), RLHF_EFORMAT;
+    return RLHF_OK;
+}
+
+int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
+                    Err *err) {
+    memset(m, 0, sizeof *m);
+    if (opt) memset(opt, 0, sizeof *opt);
+    if (extra) *extra = NULL;
+    if (extra_len) *extra_len = 0;
+    Reader r;
+    int rc = rd_open(&r, path, err);
+    if (rc) return rc;
+    Header h;
+    void *xbuf = NULL;
+    if ((rc = get(&r, &h, sizeof h, "header", err))) goto fail;
+    if (memcmp(h.magic, MAGIC, 8) != 0) {
+        rc = err_set(err, RLHF_EFORMAT, "%s: not an rlhf checkpoint (bad magic)", path);
+        goto fail;
+    }
+    if (h.version > VERSION) {
+        rc = err_set(err, RLHF_EVERSION, "%s: checkpoint version %u is newer than this program's %u",
+                     path, h.version, VERSION);
+        goto fail;
+    }
+    if (h.header_size != sizeof h || (h.flags & ~(uint32_t)F_KNOWN)) {
+        rc = err_set(err, RLHF_EFORMAT, "%s: corrupt header (size %u, flags 0x%x)", path,
+                     h.header_size, h.flags);
+        goto fail;
+    }
+    Config c;
+    if ((rc = config_from_ints(h.config, &c, path, err))) goto fail;
+    int heads = (h.flags & F_REWARD ? MODEL_HEAD_REWARD : 0) | (h.flags & F_VALUE ? MODEL_HEAD_VALUE : 0);
+    if ((rc = model_create(m, &c, heads, err))) goto fail;
+    if (h.n_params != m->n_params) {
+        rc = err_set(err, RLHF_EFORMAT, "%s: header says %llu parameters but its config needs %zu",
+                     path, (unsigned long long)h.n_params, m->n_params);
+        goto fail;
+    }
+    /* every section's size is known now: check the total before reading */
+    uint64_t optb = (h.flags & F_OPTIM) ? 2 * h.n_params * 4 : 0;
+    uint64_t want = sizeof h + h.n_params * 4 + h.tokenizer_len + optb + h.extra_len + 32;
+    if (h.tokenizer_len > r.size || h.extra_len > r.size || want != r.size) {
+        rc = err_set(err, RLHF_EFORMAT, "%s: %s (file has %llu bytes, header describes %llu)", path,
+                     r.size < want ? "truncated" : "size does not match its header",
+                     (unsigned long long)r.size, (unsigned long long)want);
+        goto fail;
+    }
+    if ((rc = get(&r, m->params, m->n_params * 4, "parameters", err))) goto fail;
+    if (h.tokenizer_len) {
+        m->tokenizer = malloc(h.tokenizer_len);
+        if (!m->tokenizer) {
+            rc = err_set(err, RLHF_ENOMEM, "%s: out of memory", path);
+            goto fail;
+        }
+        m->tokenizer_len = h.tokenizer_len;
+        if ((rc = get(&r, m->tokenizer, h.tokenizer_len, "tokenizer", err))) goto fail;
+    }
+    AdamW o = {0};
+    if (h.flags & F_OPTIM) {
+        if ((rc = adamw_create(&o, m->n_params, err))) goto fail;
+        if ((rc = get(&r, o.m, o.n * 4, "optimizer state", err)) ||
+            (rc = get(&r, o.v, o.n * 4, "optimizer state", err))) {
+            adamw_free(&o);
+            goto fail;
+        }
+        o.step = h.opt_step;
+        o.beta1 = h.beta1, o.beta2 = h.beta2, o.eps = h.eps, o.weight_decay = h.weight_decay;
+    }
+    if (h.extra_len) {
+        xbuf = malloc(h.extra_len);
+        if (!xbuf || (rc = get(&r, xbuf, h.extra_len, "training state", err))) {
+            if (!xbuf) rc = err_set(err, RLHF_ENOMEM, "%s: out of memory", path);
+            adamw_free(&o);
+            goto fail;
+        }
+    }
+    unsigned char want_d[32], got_d[32];
+    sha256_final(&r.sha, want_d);
+    if (fread(got_d, 1, 32, r.f) != 32 || memcmp(got_d, want_d, 32) != 0) {
+        adamw_free(&o);
+        rc = err_set(err, RLHF_EFORMAT, "%s: checksum mismatch (the file is corrupt)", path);
+        goto fail;
+    }
+    fclose(r.f);
+    if (opt) *opt = o;
+    else adamw_free(&o);
+    if (extra) *extra = xbuf;
+    else free(xbuf);
+    if (extra_len) *extra_len = extra ? h.extra_len : 0;
+    return RLHF_OK;
+fail:
+    free(xbuf);
+    fclose(r.f);
+    model_free(m);
+    return rc;
+}
+
+/* ---- llama2.c ----------------------------------------------------------- */
+
+int model_save_llama2c(const char *path, const Model *m, Err *err) {
+    const Config *c = &m->cfg;
+    int32_t hdr[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+                      c->shared_classifier ? c->vocab_size : -c->vocab_size, c->seq_len};
+    int hs = model_head_size(c);
+    size_t nf = (size_t)c->seq_len * hs / 2;
+    float *cs = malloc(2 * nf * sizeof(float));
+    if (!cs) return err_set(err, RLHF_ENOMEM, "out of memory");
+    /* the old freq_cis_real/imag tables: run.c skips them, export.py wrote them */
+    rope_tables(cs, cs + nf, c->seq_len, hs);
+    Writer w = {0};
+    int rc = atomic_open(&w.af, path, err);
+    if (rc) {
+        free(cs);
+        return rc;
+    }
+    sha256_init(&w.sha);
+    put(&w, hdr, sizeof hdr);
+    size_t upto = model_tensor_offset(m, MODEL_T_WCLS);
+    put(&w, m->params, upto * sizeof(float));
+    put(&w, cs, 2 * nf * sizeof(float));
+    put(&w, m->params + upto, m->sizes[MODEL_T_WCLS] * sizeof(float));
+    free(cs);
+    if (w.bad) {
+        atomic_abort(&w.af);
+        return err_set(err, RLHF_EIO, "%s: write failed: %s", path, strerror(w.bad));
+    }
+    return atomic_commit(&w.af, err);
+}
+
+int model_load_llama2c(const char *path, Model *m, Err *err) {
+    memset(m, 0, sizeof *m);
+    Reader r;
+    int rc = rd_open(&r, path, err);
+    if (rc) return rc;
+    int32_t hdr[7];
+    if ((rc = get(&r, hdr, sizeof hdr, "llama2.c header", err))) goto fail;
+    int32_t ints[8] = {hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], hdr[5] < 0 ? -hdr[5] : hdr[5], hdr[6],
+                       hdr[5] > 0};
+    Config c;
+    if ((rc = config_from_ints(ints, &c, path, err))) goto fail;
+    if ((rc = model_create(m, &c, 0, err))) goto fail;
+    size_t nf = (size_t)c.seq_len * model_head_size(&c) / 2;
+    uint64_t want = sizeof hdr + ((uint64_t)m->n_params + 2 * nf) * 4;
+    if (r.size != want) {
+        rc = err_set(err, RLHF_EFORMAT,
+                     "%s: %s: file has %llu bytes, a llama2.c checkpoint of its header's config "
+                     "(dim %d, hidden %d, layers %d, vocab %d, seq %d) has %llu",
+                     path, r.size < want ? "truncated or not a checkpoint" : "size does not match its header",
+                     (unsigned long long)r.size, c.dim, c.hidden_dim, c.n_layers, c.vocab_size, c.seq_len,
+                     (unsigned long long)want);
+        goto fail;
+    }
+    size_t upto = model_tensor_offset(m, MODEL_T_WCLS);
+    if ((rc = get(&r, m->params, upto * 4, "weights", err))) goto fail;
+    if (fseek(r.f, (long)(2 * nf * 4), SEEK_CUR) != 0) {
+        rc = err_set(err, RLHF_EIO, "%s: seek failed", path);
+        goto fail;
+    }
+    r.pos += 2 * nf * 4;
+    if ((rc = get(&r, m->params + upto, m->sizes[MODEL_T_WCLS] * 4, "classifier", err))) goto fail;
+    fclose(r.f);
+    return RLHF_OK;
+fail:
+    fclose(r.f);
+    model_free(m);
+    return rc;
+}
+
+int model_load(const char *path, Model *m, Err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        memset(m, 0, sizeof *m);
+        return err_set(err, RLHF_EIO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    char magic[8] = {0};
+    size_t n = fread(magic, 1, 8, f);
+    fclose(f);
+    if (n == 8 && memcmp(magic, MAGIC, 8) == 0) return model_ckpt_load(path, m, NULL, NULL, NULL, err);
+    return model_load_llama2c(path, m, err);
+}
+
+int model_file_sha256(const char *path, char out[65], Err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(err, RLHF_EIO, "%s: cannot open: %s", path, strerror(errno));
+    Sha256 s;
+    sha256_init(&s);
+    static const char hex[] = "0123456789abcdef";
+    unsigned char buf[1 << 16], d[32];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sha256_update(&s, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) return err_set(err, RLHF_EIO, "%s: read error", path);
+    sha256_final(&s, d);
+    for (int i = 0; i < 32; i++) out[2 * i] = hex[d[i] >> 4], out[2 * i + 1] = hex[d[i] & 15];
+    out[64] = 0;
+    return RLHF_OK;
+}

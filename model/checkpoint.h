@@ -1,0 +1,43 @@
+/* Checkpoint files: llama2.c's format (7-int header dim, hidden_dim, n_layers,
+ * n_heads, n_kv_heads, vocab_size, seq_len; negative vocab = own classifier;
+ * weights in run.c's order with the old freq_cis placeholders) and our own:
+ *
+ *   "RLHFCKPT" u32 version, u32 header size, i32 config[8], u32 flags,
+ *   u64 n_params, u64 tokenizer bytes, u64 extra bytes, i64 optimizer step,
+ *   f32 params[n_params], tokenizer bytes, [f32 adam m, v], extra bytes,
+ *   sha256 of everything before it (32 bytes).
+ *
+ * Writes are atomic (util/sys.h). Reads check every size against the file and
+ * the checksum before returning; bad files give RLHF_EFORMAT naming the file. */
+#ifndef RLHF_MODEL_CHECKPOINT_H
+#define RLHF_MODEL_CHECKPOINT_H
+
+#include <stddef.h>
+
+#include "model/model.h"
+#include "model/optim.h"
+#include "util/err.h"
+
+/* Loads either format (told apart by the magic) into a fresh Model. */
+int model_load(const char *path, Model *m, Err *err);
+/* Saves in our format (with heads and tokenizer, without optimizer state). */
+int model_save(const char *path, const Model *m, Err *err);
+
+/* Our format with everything. opt may be NULL (not saved); extra is opaque
+ * caller bytes (e.g. a training loop's data position and RNG) or NULL. */
+int model_ckpt_save(const char *path, const Model *m, const AdamW *opt, const void *extra,
+                    size_t extra_len, Err *err);
+/* Reads our format into a fresh Model. When opt is not NULL it receives the
+ * optimizer state if the file has one (opt->n == 0 when it has none). When
+ * extra is not NULL it receives a malloc'd copy of the extra bytes (or NULL). */
+int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
+                    Err *err);
+
+/* llama2.c's format. Heads and the tokenizer are not saved there. */
+int model_save_llama2c(const char *path, const Model *m, Err *err);
+int model_load_llama2c(const char *path, Model *m, Err *err);
+
+/* The sha256 hex digest of a file (for the registry). */
+int model_file_sha256(const char *path, char out[65], Err *err);
+
+#endif

@@ -1,0 +1,229 @@
+/* KV-cache inference: a pass over n rows (prompt positions, or one token of
+ * each of n streams) runs every matrix product as one sgemm over the rows
+ * (sgemv when n is 1), then attends each row over its own history: the shared
+ * prefix cache, then the row's stream cache. Same layers as the training
+ * forward (model/layers.h), so the logits agree with it. */
+#include "model/infer.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/layers.h"
+
+enum { PREFILL_ROWS = 64 };
+
+void infer_set_threads(int n) {
+    if (n >= 1) openblas_set_num_threads(n);
+}
+
+int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
+    memset(st, 0, sizeof *st);
+    const Config *c = &m->cfg;
+    if (max_streams < 1 || max_streams > 4096)
+        return err_set(err, RLHF_EINVAL, "infer: %d streams (need 1..4096)", max_streams);
+    int C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), T = c->seq_len, V = c->vocab_size;
+    int R = max_streams > PREFILL_ROWS ? max_streams : PREFILL_ROWS;
+    size_t L = (size_t)c->n_layers, hs = (size_t)model_head_size(c);
+    size_t sizes[] = {
+        L * T * KV, L * T * KV,                                     /* prefix k, v */
+        L * max_streams * T * KV, L * max_streams * T * KV,         /* stream k, v */
+        (size_t)max_streams * V,                                    /* logits */
+        (size_t)R * C, (size_t)R * C, (size_t)R * C, (size_t)R * C, /* x xb xb2 q */
+        (size_t)R * KV, (size_t)R * KV,                             /* k v */
+        (size_t)R * H, (size_t)R * H,                               /* hb hb2 */
+        (size_t)c->n_heads * T + R,                                 /* att scores + rstd */
+        (size_t)T * hs / 2, (size_t)T * hs / 2,                     /* rope */
+        (size_t)max_streams * V,                                    /* lrow */
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
+    st->mem = calloc(total, sizeof(float));
+    st->pos = calloc((size_t)max_streams, sizeof(int));
+    if (!st->mem || !st->pos) {
+        infer_free(st);
+        return err_set(err, RLHF_ENOMEM, "infer: out of memory for %.1f MB of KV cache",
+                       total * 4.0 / 1e6);
+    }
+    float **ptrs[] = {&st->key_prefix, &st->val_prefix, &st->key_stream, &st->val_stream,
+                      &st->logits, &st->x, &st->xb, &st->xb2, &st->q, &st->k, &st->v,
+                      &st->hb, &st->hb2, &st->att, &st->rope_cos, &st->rope_sin, &st->lrow};
+    float *p = st->mem;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        *ptrs[i] = p;
+        p += sizes[i];
+    }
+    st->m = m;
+    st->max_streams = max_streams;
+    st->max_rows = R;
+    rope_tables(st->rope_cos, st->rope_sin, T, (int)hs);
+    return RLHF_OK;
+}
+
+void infer_free(Infer *st) {
+    free(st->mem);
+    free(st->pos);
+    memset(st, 0, sizeof *st);
+}
+
+void infer_reset(Infer *st) {
+    st->prefix_len = 0;
+    st->n_streams = 0;
+}
+
+/* out (n, OC) = in (n, C) · W^T with W (OC, C) */
+static void matmul_rows(float *out, const float *in, const float *w, int n, int C, int OC) {
+    if (n == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, w, C, in, 1, 0.0f, out, 1);
+    else matmul_forward(out, in, w, n, C, OC);
+}
+
+/* Cache rows of layer l for stream s (-1: the prefix) at position t. */
+static float *cache_at(const Infer *st, float *prefix, float *stream, int l, int s, int t) {
+    const Config *c = &st->m->cfg;
+    size_t KV = (size_t)model_kv_dim(c), T = (size_t)c->seq_len;
+    if (s < 0 || t < st->prefix_len) return prefix + ((size_t)l * T + t) * KV;
+    return stream + (((size_t)l * st->max_streams + s) * T + t) * KV;
+}
+
+/* out (C) = attention of one query row q (C) at position pos over positions
+ * 0..pos of stream s. */
+static void attend(const Infer *st, float *out, const float *q, int l, int s, int pos) {
+    const Config *c = &st->m->cfg;
+    int NH = c->n_heads, hs = model_head_size(c), grp = c->n_heads / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hs), *sc = st->att;
+    for (int h = 0; h < NH; h++) {
+        const float *qh = q + h * hs;
+        int kvo = (h / grp) * hs;
+        float mx = -INFINITY;
+        for (int t = 0; t <= pos; t++) {
+            const float *kt = cache_at(st, st->key_prefix, st->key_stream, l, s, t) + kvo;
+            float d = 0.0f;
+            for (int i = 0; i < hs; i++) d += qh[i] * kt[i];
+            d *= scale;
+            sc[t] = d;
+            if (d > mx) mx = d;
+        }
+        float sum = 0.0f;
+        for (int t = 0; t <= pos; t++) {
+            sc[t] = expf(sc[t] - mx);
+            sum += sc[t];
+        }
+        float inv = 1.0f / sum, *o = out + h * hs;
+        memset(o, 0, sizeof(float) * hs);
+        for (int t = 0; t <= pos; t++) {
+            const float *vt = cache_at(st, st->val_prefix, st->val_stream, l, s, t) + kvo;
+            float a = sc[t] * inv;
+            for (int i = 0; i < hs; i++) o[i] += a * vt[i];
+        }
+    }
+}
+
+/* One pass over n rows: row r is token tokens[r] of stream streams[r] (-1 for
+ * the prefix) at position pos[r]. Leaves the final hidden states in st->x. */
+static void forward_rows(Infer *st, const int *tokens, const int *streams, const int *pos, int n) {
+    const Model *m = st->m;
+    const Config *c = &m->cfg;
+    int C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), NH = c->n_heads, NKV = c->n_kv_heads;
+    int hs = model_head_size(c), h2 = hs / 2;
+    float *rstd = st->att + (size_t)NH * c->seq_len;
+    embedding_forward(st->x, tokens, m->w.emb, n, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_att + (size_t)l * C, n, C);
+        matmul_rows(st->q, st->xb, m->w.wq + (size_t)l * C * C, n, C, C);
+        matmul_rows(st->k, st->xb, m->w.wk + (size_t)l * KV * C, n, C, KV);
+        matmul_rows(st->v, st->xb, m->w.wv + (size_t)l * KV * C, n, C, KV);
+        for (int r = 0; r < n; r++) {
+            const float *cs = st->rope_cos + (size_t)pos[r] * h2, *sn = st->rope_sin + (size_t)pos[r] * h2;
+            rope_forward(st->q + (size_t)r * C, cs, sn, 1, 1, NH, hs);
+            rope_forward(st->k + (size_t)r * KV, cs, sn, 1, 1, NKV, hs);
+            memcpy(cache_at(st, st->key_prefix, st->key_stream, l, streams[r], pos[r]),
+                   st->k + (size_t)r * KV, sizeof(float) * KV);
+            memcpy(cache_at(st, st->val_prefix, st->val_stream, l, streams[r], pos[r]),
+                   st->v + (size_t)r * KV, sizeof(float) * KV);
+        }
+        /* all rows' keys are in the cache before any row attends (prefill is causal) */
+        for (int r = 0; r < n; r++)
+            attend(st, st->xb2 + (size_t)r * C, st->q + (size_t)r * C, l, streams[r], pos[r]);
+        matmul_rows(st->xb, st->xb2, m->w.wo + (size_t)l * C * C, n, C, C);
+        residual_forward(st->x, st->x, st->xb, n * C);
+        rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_ffn + (size_t)l * C, n, C);
+        matmul_rows(st->hb, st->xb, m->w.w1 + (size_t)l * H * C, n, C, H);
+        matmul_rows(st->hb2, st->xb, m->w.w3 + (size_t)l * H * C, n, C, H);
+        swiglu_forward(st->hb, st->hb, st->hb2, n * H);
+        matmul_rows(st->xb, st->hb, m->w.w2 + (size_t)l * C * H, n, H, C);
+        residual_forward(st->x, st->x, st->xb, n * C);
+    }
+    rmsnorm_forward(st->x, rstd, st->x, m->w.rms_final, n, C);
+}
+
+int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
+    const Config *c = &st->m->cfg;
+    if (st->n_streams)
+        return err_set(err, RLHF_EINVAL, "infer: cannot extend the prefix after a fork (reset first)");
+    if (n < 1) return err_set(err, RLHF_EINVAL, "infer: nothing to prefill");
+    if (st->prefix_len + n > c->seq_len)
+        return err_set(err, RLHF_EINVAL, "prompt of %d tokens does not fit the context of %d",
+                       st->prefix_len + n, c->seq_len);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return err_set(err, RLHF_EINVAL, "token %d is outside the vocabulary (%d)", tokens[i],
+                           c->vocab_size);
+    int streams[PREFILL_ROWS], pos[PREFILL_ROWS];
+    for (int i = 0; i < PREFILL_ROWS; i++) streams[i] = -1;
+    int done = 0;
+    while (done < n) {
+        int r = n - done < PREFILL_ROWS ? n - done : PREFILL_ROWS;
+        for (int i = 0; i < r; i++) pos[i] = st->prefix_len + i;
+        forward_rows(st, tokens + done, streams, pos, r);
+        st->prefix_len += r;
+        done += r;
+        if (done == n) /* logits only for the last position */
+            matmul_rows(st->logits, st->x + (size_t)(r - 1) * c->dim, st->m->w.wcls, 1, c->dim,
+                        c->vocab_size);
+    }
+    return RLHF_OK;
+}
+
+int infer_fork(Infer *st, int k, Err *err) {
+    if (k < 1 || k > st->max_streams)
+        return err_set(err, RLHF_EINVAL, "infer: %d streams asked, room for %d", k, st->max_streams);
+    if (st->prefix_len < 1) return err_set(err, RLHF_EINVAL, "infer: fork before any prefill");
+    size_t V = (size_t)st->m->cfg.vocab_size;
+    for (int s = 0; s < k; s++) {
+        st->pos[s] = st->prefix_len;
+        if (s) memcpy(st->logits + s * V, st->logits, sizeof(float) * V);
+    }
+    st->n_streams = k;
+    return RLHF_OK;
+}
+
+int infer_decode(Infer *st, const int *tokens, const unsigned char *active, Err *err) {
+    const Config *c = &st->m->cfg;
+    if (!st->n_streams) return err_set(err, RLHF_EINVAL, "infer: decode before infer_fork");
+    int rows[4096], toks[4096], pos[4096], n = 0;
+    for (int s = 0; s < st->n_streams; s++) {
+        if (active && !active[s]) continue;
+        if (st->pos[s] >= c->seq_len)
+            return err_set(err, RLHF_EINVAL, "infer: stream %d is at the context limit (%d)", s,
+                           c->seq_len);
+        if (tokens[s] < 0 || tokens[s] >= c->vocab_size)
+            return err_set(err, RLHF_EINVAL, "token %d is outside the vocabulary (%d)", tokens[s],
+                           c->vocab_size);
+        rows[n] = s;
+        toks[n] = tokens[s];
+        pos[n] = st->pos[s];
+        n++;
+    }
+    if (n == 0) return RLHF_OK;
+    forward_rows(st, toks, rows, pos, n);
+    size_t V = (size_t)c->vocab_size;
+    int all = n == st->n_streams; /* rows are streams 0..n-1: write logits in place */
+    float *out = all ? st->logits : st->lrow;
+    matmul_rows(out, st->x, st->m->w.wcls, n, c->dim, (int)V);
+    for (int r = 0; r < n; r++) {
+        if (!all) memcpy(st->logits + rows[r] * V, st->lrow + r * V, sizeof(float) * V);
+        st->pos[rows[r]]++;
+    }
+    return RLHF_OK;
+}

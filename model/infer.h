@@ -1,0 +1,60 @@
+/* Inference with a KV cache: one stream fed token by token (llama2.c run.c
+ * style, matrix-vector products), prompts prefilled in one matrix-matrix pass,
+ * and k streams that share a prefilled prompt's cache and decode as one batch
+ * (each step is a (k, dim) x (dim, out) sgemm, so the weights are read once
+ * for all k streams instead of k times).
+ *
+ * The cache has a shared part (the prompt, positions 0..prefix_len) and, after
+ * infer_fork, one private part per stream for the positions after it.
+ * Infer borrows the Model (which must outlive it) and owns its caches. */
+#ifndef RLHF_MODEL_INFER_H
+#define RLHF_MODEL_INFER_H
+
+#include "model/model.h"
+#include "util/err.h"
+
+typedef struct Infer {
+    const Model *m;
+    int max_streams; /* k the state was made for */
+    int max_rows;    /* rows one pass can take (prefill chunk) */
+    int prefix_len;  /* tokens in the shared cache */
+    int n_streams;   /* streams forked from the prefix (0 before infer_fork) */
+    int *pos;        /* (max_streams) next position of each stream */
+    float *key_prefix, *val_prefix; /* (L, seq_len, KV) */
+    float *key_stream, *val_stream; /* (L, max_streams, seq_len, KV); positions >= prefix_len */
+    float *logits;                  /* (max_streams, V): row s is stream s's latest logits */
+    /* scratch for one pass over up to max_rows rows */
+    float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2, *att, *rope_cos, *rope_sin, *lrow;
+    float *mem;
+} Infer;
+
+/* Allocates caches for up to max_streams parallel streams of the model's seq_len. */
+int infer_create(Infer *st, const Model *m, int max_streams, Err *err);
+void infer_free(Infer *st);
+/* Forgets the prefix and the streams (keeps the memory). */
+void infer_reset(Infer *st);
+
+/* Appends n tokens to the shared prefix (before any fork) in passes of up to
+ * max_rows rows, and leaves the logits after the last one in infer_logits(st, 0).
+ * With n == 1 this is the single-stream decode step. */
+int infer_prefill(Infer *st, const int *tokens, int n, Err *err);
+/* Starts k streams at the end of the prefix; each stream's logits start as the
+ * prefix's last logits. Needs prefix_len >= 1. */
+int infer_fork(Infer *st, int k, Err *err);
+/* One decode step for the streams whose active[s] is non-zero (NULL: all):
+ * appends tokens[s] to stream s and computes its next logits. Streams at the
+ * context limit must be left out. */
+int infer_decode(Infer *st, const int *tokens, const unsigned char *active, Err *err);
+
+static inline float *infer_logits(Infer *st, int stream) {
+    return st->logits + (size_t)stream * st->m->cfg.vocab_size;
+}
+/* Position the next token of stream s goes to (prefix length before a fork). */
+static inline int infer_pos(const Infer *st, int s) {
+    return st->n_streams ? st->pos[s] : st->prefix_len;
+}
+
+/* Sets OpenBLAS's thread count (the matrix products are the parallel part). */
+void infer_set_threads(int n);
+
+#endif

@@ -1,0 +1,194 @@
+/* Forward/backward pairs of the Llama block's layers (see layers.h for shapes).
+ * Matrix products go to OpenBLAS sgemm; elementwise loops are fused, one pass
+ * over memory where the math allows. */
+#include "model/layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "model/config.h"
+#include "model/fastmath.h"
+
+void embedding_forward(float *out, const int *tokens, const float *emb, int N, int C) {
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, emb + (size_t)tokens[n] * C, C * sizeof(float));
+}
+
+void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        float *d = demb + (size_t)tokens[n] * C;
+        const float *g = dout + (size_t)n * C;
+        for (int i = 0; i < C; i++) d[i] += g[i];
+    }
+}
+
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float ss = 0.0f;
+        for (int i = 0; i < C; i++) ss += x[i] * x[i];
+        float r = 1.0f / sqrtf(ss / C + MODEL_NORM_EPS);
+        for (int i = 0; i < C; i++) o[i] = w[i] * (r * x[i]);
+        rstd[n] = r;
+    }
+}
+
+/* y = w ⊙ x·r, r = (mean x² + eps)^-1/2:
+ * dx = r·(w⊙dy) − x·r³/C·Σ(w⊙dy⊙x),  dw = Σ_n dy⊙x·r */
+void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                      const float *w, const float *rstd, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        float r = rstd[n], dot = 0.0f;
+        for (int i = 0; i < C; i++) {
+            dot += w[i] * dy[i] * x[i];
+            dw[i] += dy[i] * x[i] * r;
+        }
+        float c = dot * r * r * r / C;
+        for (int i = 0; i < C; i++) dx[i] += r * w[i] * dy[i] - c * x[i];
+    }
+}
+
+void matmul_forward(float *out, const float *inp, const float *w, int N, int C, int OC) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+}
+
+void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                     const float *w, int N, int C, int OC, int accumulate_dinp) {
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C,
+                    accumulate_dinp ? 1.0f : 0.0f, dinp, C);
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
+                    dw, C);
+}
+
+void rope_tables(float *cos_t, float *sin_t, int T, int hs) {
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < hs / 2; i++) {
+            /* same float expressions as run.c so both round alike */
+            float freq = 1.0f / powf(MODEL_ROPE_THETA, (2 * i) / (float)hs);
+            float val = t * freq;
+            cos_t[t * (hs / 2) + i] = cosf(val);
+            sin_t[t * (hs / 2) + i] = sinf(val);
+        }
+}
+
+static void rope_apply(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh,
+                       int hs, float sign) {
+    int h2 = hs / 2;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *c = cos_t + t * h2, *s = sin_t + t * h2;
+            float *row = x + ((size_t)b * T + t) * nh * hs;
+            for (int h = 0; h < nh; h++) {
+                float *v = row + h * hs;
+                for (int i = 0; i < h2; i++) {
+                    float v0 = v[2 * i], v1 = v[2 * i + 1], si = sign * s[i];
+                    v[2 * i] = v0 * c[i] - v1 * si;
+                    v[2 * i + 1] = v0 * si + v1 * c[i];
+                }
+            }
+        }
+}
+
+void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hs) {
+    rope_apply(x, cos_t, sin_t, B, T, nh, hs, 1.0f);
+}
+
+/* The rotation is orthogonal: its transpose is the rotation by -angle. */
+void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh,
+                   int hs) {
+    rope_apply(dx, cos_t, sin_t, B, T, nh, hs, -1.0f);
+}
+
+void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                       int B, int T, int NH, int NKV, int hs) {
+    int C = NH * hs, KV = NKV * hs, grp = NH / NKV;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *qb = q + (size_t)b * T * C + h * hs;
+            const float *kb = k + (size_t)b * T * KV + (h / grp) * hs;
+            const float *vb = v + (size_t)b * T * KV + (h / grp) * hs;
+            float *a = att + ((size_t)b * NH + h) * T * T;
+            /* a (T,T) = scale · q (T,hs) k^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, qb, C, kb, KV,
+                        0.0f, a, T);
+            for (int t = 0; t < T; t++) {
+                float *row = a + (size_t)t * T;
+                float sum = vec_exp_sum(row, t + 1, vec_max(row, t + 1));
+                vec_scale(row, t + 1, 1.0f / sum);
+                memset(row + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+            }
+            /* out (T,hs) = a · v (T,hs) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, vb, KV,
+                        0.0f, out + (size_t)b * T * C + h * hs, C);
+        }
+}
+
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                        const float *att, const float *q, const float *k, const float *v, int B,
+                        int T, int NH, int NKV, int hs) {
+    int C = NH * hs, KV = NKV * hs, grp = NH / NKV;
+    float scale = 1.0f / sqrtf((float)hs);
+    memset(dk, 0, (size_t)B * T * KV * sizeof(float));
+    memset(dv, 0, (size_t)B * T * KV * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            size_t qo = (size_t)b * T * C + h * hs, ko = (size_t)b * T * KV + (h / grp) * hs;
+            const float *a = att + ((size_t)b * NH + h) * T * T;
+            float *da = scratch;
+            /* da (T,T) = dout (T,hs) · v^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dout + qo, C,
+                        v + ko, KV, 0.0f, da, T);
+            /* dv (T,hs) += a^T · dout */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dout + qo, C,
+                        1.0f, dv + ko, KV);
+            /* softmax backward: ds = a ⊙ (da − Σ_j a·da); zero above the diagonal */
+            for (int t = 0; t < T; t++) {
+                const float *ar = a + (size_t)t * T;
+                float *dr = da + (size_t)t * T;
+                float dot = vec_dot(ar, dr, t + 1);
+                for (int j = 0; j <= t; j++) dr[j] = ar[j] * (dr[j] - dot);
+                memset(dr + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+            }
+            /* dq (T,hs) = scale · ds · k;  dk (T,hs) += scale · ds^T · q */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, k + ko,
+                        KV, 0.0f, dq + qo, C);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, q + qo, C,
+                        1.0f, dk + ko, KV);
+        }
+}
+
+/* silu(x) = x·σ(x), σ(x) = 1/(1 + e^-x); 4 lanes at a time, then the tail */
+void swiglu_forward(float *out, const float *h1, const float *h3, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f x = v4_load(h1 + i);
+        v4_store(out + i, x / (1.0f + v4_exp(-x)) * v4_load(h3 + i));
+    }
+    for (; i < n; i++) out[i] = h1[i] / (1.0f + fast_expf(-h1[i])) * h3[i];
+}
+
+/* d silu/dx = σ(x)·(1 + x·(1 − σ(x))) */
+void swiglu_backward(float *dh1, float *dh3, const float *dout, const float *h1, const float *h3,
+                     int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f x = v4_load(h1 + i), d = v4_load(dout + i), s = 1.0f / (1.0f + v4_exp(-x));
+        v4_store(dh3 + i, d * x * s);
+        v4_store(dh1 + i, d * v4_load(h3 + i) * s * (1.0f + x * (1.0f - s)));
+    }
+    for (; i < n; i++) {
+        float x = h1[i], s = 1.0f / (1.0f + fast_expf(-x));
+        dh3[i] = dout[i] * x * s;
+        dh1[i] = dout[i] * h3[i] * s * (1.0f + x * (1.0f - s));
+    }
+}
+
+void residual_forward(float *out, const float *a, const float *b, int n) {
+    for (int i = 0; i < n; i++) out[i] = a[i] + b[i];
+}

@@ -1,0 +1,330 @@
+/* Model parameters (one array, one size table), RunState arena, and the
+ * batched forward and backward passes of the whole network. */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/layers.h"
+#include "util/rng.h"
+
+static const char *tensor_names[MODEL_NT] = {"token_embedding", "rms_att", "wq", "wk", "wv",
+                                             "wo", "rms_ffn", "w1", "w2", "w3", "rms_final",
+                                             "wcls", "reward_head", "value_head"};
+
+const char *model_tensor_name(int t) { return t >= 0 && t < MODEL_NT ? tensor_names[t] : "?"; }
+
+int model_tensor_is_matrix(int t) {
+    return t == MODEL_T_EMB || t == MODEL_T_WQ || t == MODEL_T_WK || t == MODEL_T_WV ||
+           t == MODEL_T_WO || t == MODEL_T_W1 || t == MODEL_T_W2 || t == MODEL_T_W3 ||
+           t == MODEL_T_WCLS;
+}
+
+static void fill_sizes(size_t *s, const Config *c, int heads) {
+    size_t C = c->dim, H = c->hidden_dim, L = c->n_layers, V = c->vocab_size;
+    size_t KV = model_kv_dim(c);
+    s[MODEL_T_EMB] = V * C;
+    s[MODEL_T_RMS_ATT] = L * C;
+    s[MODEL_T_WQ] = L * C * C;
+    s[MODEL_T_WK] = L * KV * C;
+    s[MODEL_T_WV] = L * KV * C;
+    s[MODEL_T_WO] = L * C * C;
+    s[MODEL_T_RMS_FFN] = L * C;
+    s[MODEL_T_W1] = L * H * C;
+    s[MODEL_T_W2] = L * C * H;
+    s[MODEL_T_W3] = L * H * C;
+    s[MODEL_T_RMS_FINAL] = C;
+    s[MODEL_T_WCLS] = c->shared_classifier ? 0 : V * C;
+    s[MODEL_T_REWARD] = (heads & MODEL_HEAD_REWARD) ? C + 1 : 0;
+    s[MODEL_T_VALUE] = (heads & MODEL_HEAD_VALUE) ? C + 1 : 0;
+}
+
+size_t model_tensor_offset(const Model *m, int t) {
+    size_t off = 0;
+    for (int i = 0; i < t; i++) off += m->sizes[i];
+    return off;
+}
+
+static void point_weights(Weights *w, float *base, const Model *m) {
+    float **ptrs[MODEL_NT] = {&w->emb, &w->rms_att, &w->wq, &w->wk, &w->wv, &w->wo, &w->rms_ffn,
+                              &w->w1, &w->w2, &w->w3, &w->rms_final, &w->wcls, &w->reward,
+                              &w->value};
+    float *p = base;
+    for (int i = 0; i < MODEL_NT; i++) {
+        *ptrs[i] = m->sizes[i] ? p : NULL;
+        p += m->sizes[i];
+    }
+    if (m->cfg.shared_classifier) w->wcls = w->emb;
+}
+
+int model_create(Model *m, const Config *cfg, int heads, Err *err) {
+    memset(m, 0, sizeof *m);
+    int rc = model_config_validate(cfg, err);
+    if (rc) return rc;
+    m->cfg = *cfg;
+    m->heads = heads & (MODEL_HEAD_REWARD | MODEL_HEAD_VALUE);
+    fill_sizes(m->sizes, cfg, m->heads);
+    for (int i = 0; i < MODEL_NT; i++) m->n_params += m->sizes[i];
+    m->params = calloc(m->n_params, sizeof(float));
+    if (!m->params) return err_set(err, RLHF_ENOMEM, "out of memory for %zu parameters", m->n_params);
+    point_weights(&m->w, m->params, m);
+    return RLHF_OK;
+}
+
+void model_free(Model *m) {
+    free(m->params);
+    free(m->grads);
+    free(m->tokenizer);
+    memset(m, 0, sizeof *m);
+}
+
+int model_grads_alloc(Model *m, Err *err) {
+    if (m->grads) return RLHF_OK;
+    m->grads = calloc(m->n_params, sizeof(float));
+    if (!m->grads) return err_set(err, RLHF_ENOMEM, "out of memory for gradients");
+    point_weights(&m->g, m->grads, m);
+    return RLHF_OK;
+}
+
+void model_zero_grad(Model *m) {
+    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+int model_set_tokenizer(Model *m, const void *bytes, size_t len, Err *err) {
+    free(m->tokenizer);
+    m->tokenizer = NULL;
+    m->tokenizer_len = 0;
+    if (!bytes || !len) return RLHF_OK;
+    m->tokenizer = malloc(len);
+    if (!m->tokenizer) return err_set(err, RLHF_ENOMEM, "out of memory for tokenizer");
+    memcpy(m->tokenizer, bytes, len);
+    m->tokenizer_len = len;
+    return RLHF_OK;
+}
+
+int model_set_heads(Model *m, int heads, Err *err) {
+    heads &= MODEL_HEAD_REWARD | MODEL_HEAD_VALUE;
+    if (heads == m->heads) return RLHF_OK;
+    Model n;
+    int rc = model_create(&n, &m->cfg, heads, err);
+    if (rc) return rc;
+    for (int t = 0; t < MODEL_NT; t++) {
+        size_t k = n.sizes[t] < m->sizes[t] ? n.sizes[t] : m->sizes[t];
+        if (k)
+            memcpy(n.params + model_tensor_offset(&n, t), m->params + model_tensor_offset(m, t),
+                   k * sizeof(float));
+    }
+    if (m->grads && (rc = model_grads_alloc(&n, err))) {
+        model_free(&n);
+        return rc;
+    }
+    n.tokenizer = m->tokenizer;
+    n.tokenizer_len = m->tokenizer_len;
+    m->tokenizer = NULL;
+    model_free(m);
+    *m = n;
+    return RLHF_OK;
+}
+
+void model_init_random(Model *m, uint64_t seed) {
+    Rng r;
+    rng_seed(&r, seed);
+    float resid_scale = 1.0f / sqrtf(2.0f * m->cfg.n_layers);
+    for (int t = 0; t < MODEL_NT; t++) {
+        float *p = m->params + model_tensor_offset(m, t);
+        size_t n = m->sizes[t];
+        if (t == MODEL_T_RMS_ATT || t == MODEL_T_RMS_FFN || t == MODEL_T_RMS_FINAL) {
+            for (size_t i = 0; i < n; i++) p[i] = 1.0f;
+        } else if (t == MODEL_T_REWARD || t == MODEL_T_VALUE) {
+            memset(p, 0, n * sizeof(float));
+        } else {
+            float sd = 0.02f * ((t == MODEL_T_WO || t == MODEL_T_W2) ? resid_scale : 1.0f);
+            for (size_t i = 0; i < n; i++) p[i] = sd * (float)rng_normal(&r);
+        }
+    }
+}
+
+int model_runstate_create(RunState *rs, const Config *c, int B, int T, Err *err) {
+    memset(rs, 0, sizeof *rs);
+    if (B <= 0 || T <= 0 || T > c->seq_len)
+        return err_set(err, RLHF_EINVAL, "batch %d x %d does not fit the model (seq_len %d)", B, T,
+                       c->seq_len);
+    size_t N = (size_t)B * T, C = c->dim, H = c->hidden_dim, L = c->n_layers, V = c->vocab_size;
+    size_t KV = model_kv_dim(c), NH = c->n_heads, hs = model_head_size(c);
+    struct {
+        float **p;
+        size_t n;
+    } t[] = {
+        {&rs->resid, (L + 1) * N * C}, {&rs->resid_mid, L * N * C}, {&rs->ln1, L * N * C},
+        {&rs->ln1_rstd, L * N},        {&rs->q, L * N * C},         {&rs->k, L * N * KV},
+        {&rs->v, L * N * KV},          {&rs->att, L * B * NH * T * T}, {&rs->atty, L * N * C},
+        {&rs->ln2, L * N * C},         {&rs->ln2_rstd, L * N},      {&rs->h1, L * N * H},
+        {&rs->h3, L * N * H},          {&rs->hg, L * N * H},        {&rs->lnf, N * C},
+        {&rs->lnf_rstd, N},            {&rs->logits, N * V},        {&rs->reward, N},
+        {&rs->value, N},               {&rs->rope_cos, T * hs / 2}, {&rs->rope_sin, T * hs / 2},
+        {&rs->dresid, N * C},          {&rs->dln, N * C},           {&rs->datty, N * C},
+        {&rs->dq, N * C},              {&rs->dk, N * KV},           {&rs->dv, N * KV},
+        {&rs->datt, (size_t)T * T},    {&rs->dh1, N * H},           {&rs->dh3, N * H},
+        {&rs->dhg, N * H},
+    };
+    size_t total = 0, nt = sizeof t / sizeof t[0];
+    for (size_t i = 0; i < nt; i++) total += (t[i].n + 15) & ~(size_t)15; /* 64-byte aligned */
+    rs->mem = aligned_alloc(64, total * sizeof(float));
+    if (!rs->mem)
+        return err_set(err, RLHF_ENOMEM, "out of memory for activations (%zu MiB)",
+                       total * sizeof(float) >> 20);
+    memset(rs->mem, 0, total * sizeof(float));
+    float *p = rs->mem;
+    for (size_t i = 0; i < nt; i++) {
+        *t[i].p = p;
+        p += (t[i].n + 15) & ~(size_t)15;
+    }
+    rs->n_floats = total;
+    rs->B = B;
+    rs->T = T;
+    rope_tables(rs->rope_cos, rs->rope_sin, T, (int)hs);
+    return RLHF_OK;
+}
+
+void model_runstate_free(RunState *rs) {
+    free(rs->mem);
+    memset(rs, 0, sizeof *rs);
+}
+
+int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T, int flags,
+                  Err *err) {
+    const Config *c = &m->cfg;
+    if (B <= 0 || T <= 0 || T > rs->T || (size_t)B * T > (size_t)rs->B * rs->T)
+        return err_set(err, RLHF_EINVAL, "batch %d x %d exceeds the run state's %d x %d", B, T,
+                       rs->B, rs->T);
+    int N = B * T, C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), NH = c->n_heads;
+    int NKV = c->n_kv_heads, hs = model_head_size(c), V = c->vocab_size;
+    for (int n = 0; n < N; n++)
+        if (tokens[n] < 0 || tokens[n] >= V)
+            return err_set(err, RLHF_EINVAL, "token %d at position %d is outside the vocabulary (%d)",
+                           tokens[n], n, V);
+    rs->b = B;
+    rs->t = T;
+    size_t NC = (size_t)N * C, NK = (size_t)N * KV, NHd = (size_t)N * H;
+    embedding_forward(rs->resid, tokens, m->w.emb, N, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        float *x = rs->resid + l * NC, *xm = rs->resid_mid + l * NC;
+        float *ln1 = rs->ln1 + l * NC, *q = rs->q + l * NC, *k = rs->k + l * NK, *v = rs->v + l * NK;
+        float *att = rs->att + (size_t)l * B * NH * T * T, *atty = rs->atty + l * NC;
+        float *ln2 = rs->ln2 + l * NC, *h1 = rs->h1 + l * NHd, *h3 = rs->h3 + l * NHd;
+        float *hg = rs->hg + l * NHd, *xo = rs->resid + (l + 1) * NC;
+        rmsnorm_forward(ln1, rs->ln1_rstd + (size_t)l * N, x, m->w.rms_att + (size_t)l * C, N, C);
+        matmul_forward(q, ln1, m->w.wq + (size_t)l * C * C, N, C, C);
+        matmul_forward(k, ln1, m->w.wk + (size_t)l * KV * C, N, C, KV);
+        matmul_forward(v, ln1, m->w.wv + (size_t)l * KV * C, N, C, KV);
+        rope_forward(q, rs->rope_cos, rs->rope_sin, B, T, NH, hs);
+        rope_forward(k, rs->rope_cos, rs->rope_sin, B, T, NKV, hs);
+        attention_forward(atty, att, q, k, v, B, T, NH, NKV, hs);
+        /* xm = x + wo·atty: the projection lands straight in xm, then x is added */
+        matmul_forward(xm, atty, m->w.wo + (size_t)l * C * C, N, C, C);
+        residual_forward(xm, xm, x, (int)NC);
+        rmsnorm_forward(ln2, rs->ln2_rstd + (size_t)l * N, xm, m->w.rms_ffn + (size_t)l * C, N, C);
+        matmul_forward(h1, ln2, m->w.w1 + (size_t)l * H * C, N, C, H);
+        matmul_forward(h3, ln2, m->w.w3 + (size_t)l * H * C, N, C, H);
+        swiglu_forward(hg, h1, h3, (int)NHd);
+        matmul_forward(xo, hg, m->w.w2 + (size_t)l * C * H, N, H, C);
+        residual_forward(xo, xo, xm, (int)NC);
+    }
+    rmsnorm_forward(rs->lnf, rs->lnf_rstd, rs->resid + (size_t)c->n_layers * NC, m->w.rms_final, N, C);
+    if (flags & MODEL_FWD_LOGITS) matmul_forward(rs->logits, rs->lnf, m->w.wcls, N, C, V);
+    const float *heads[2] = {m->w.reward, m->w.value};
+    float *outs[2] = {rs->reward, rs->value};
+    for (int hd = 0; hd < 2; hd++) {
+        if (!heads[hd]) continue;
+        /* out (N) = lnf (N,C) · w + bias */
+        for (int n = 0; n < N; n++) {
+            const float *h = rs->lnf + (size_t)n * C;
+            float s = heads[hd][C];
+            for (int i = 0; i < C; i++) s += h[i] * heads[hd][i];
+            outs[hd][n] = s;
+        }
+    }
+    return RLHF_OK;
+}
+
+int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogits,
+                   const float *dreward, const float *dvalue, Err *err) {
+    const Config *c = &m->cfg;
+    int rc = model_grads_alloc(m, err);
+    if (rc) return rc;
+    int B = rs->b, T = rs->t;
+    if (B <= 0) return err_set(err, RLHF_EINVAL, "backward without a forward pass");
+    int N = B * T, C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), NH = c->n_heads;
+    int NKV = c->n_kv_heads, hs = model_head_size(c), V = c->vocab_size, L = c->n_layers;
+    size_t NC = (size_t)N * C, NK = (size_t)N * KV, NHd = (size_t)N * H;
+    Weights *w = &m->w, *g = &m->g;
+    float *dlnf = rs->dln;
+    /* classifier and heads -> d lnf */
+    if (dlogits) {
+        matmul_backward(dlnf, g->wcls, dlogits, rs->lnf, w->wcls, N, C, V, 0);
+    } else {
+        memset(dlnf, 0, NC * sizeof(float));
+    }
+    const float *dh[2] = {dreward, dvalue};
+    float *hw[2] = {w->reward, w->value}, *hg_[2] = {g->reward, g->value};
+    for (int hd = 0; hd < 2; hd++) {
+        if (!dh[hd]) continue;
+        if (!hw[hd]) return err_set(err, RLHF_EINVAL, "backward through a head the model lacks");
+        for (int n = 0; n < N; n++) {
+            float d = dh[hd][n];
+            if (d == 0.0f) continue;
+            const float *h = rs->lnf + (size_t)n * C;
+            float *dl = dlnf + (size_t)n * C;
+            for (int i = 0; i < C; i++) {
+                dl[i] += d * hw[hd][i];
+                hg_[hd][i] += d * h[i];
+            }
+            hg_[hd][C] += d;
+        }
+    }
+    float *dres = rs->dresid;
+    memset(dres, 0, NC * sizeof(float));
+    rmsnorm_backward(dres, g->rms_final, dlnf, rs->resid + (size_t)L * NC, w->rms_final,
+                     rs->lnf_rstd, N, C);
+    for (int l = L - 1; l >= 0; l--) {
+        float *x = rs->resid + l * NC, *xm = rs->resid_mid + l * NC;
+        float *ln1 = rs->ln1 + l * NC, *q = rs->q + l * NC, *k = rs->k + l * NK, *v = rs->v + l * NK;
+        float *att = rs->att + (size_t)l * B * NH * T * T, *atty = rs->atty + l * NC;
+        float *ln2 = rs->ln2 + l * NC, *h1 = rs->h1 + l * NHd, *h3 = rs->h3 + l * NHd;
+        float *hg = rs->hg + l * NHd;
+        size_t lC = (size_t)l * C;
+        /* MLP: xo = xm + w2·hg; dres flows to xm unchanged */
+        matmul_backward(rs->dhg, g->w2 + lC * H, dres, hg, w->w2 + lC * H, N, H, C, 0);
+        swiglu_backward(rs->dh1, rs->dh3, rs->dhg, h1, h3, (int)NHd);
+        matmul_backward(rs->dln, g->w1 + lC * H, rs->dh1, ln2, w->w1 + lC * H, N, C, H, 0);
+        matmul_backward(rs->dln, g->w3 + lC * H, rs->dh3, ln2, w->w3 + lC * H, N, C, H, 1);
+        rmsnorm_backward(dres, g->rms_ffn + lC, rs->dln, xm, w->rms_ffn + lC,
+                         rs->ln2_rstd + (size_t)l * N, N, C);
+        /* attention: xm = x + wo·atty */
+        matmul_backward(rs->datty, g->wo + lC * C, dres, atty, w->wo + lC * C, N, C, C, 0);
+        attention_backward(rs->dq, rs->dk, rs->dv, rs->datt, rs->datty, att, q, k, v, B, T, NH,
+                           NKV, hs);
+        rope_backward(rs->dq, rs->rope_cos, rs->rope_sin, B, T, NH, hs);
+        rope_backward(rs->dk, rs->rope_cos, rs->rope_sin, B, T, NKV, hs);
+        matmul_backward(rs->dln, g->wq + lC * C, rs->dq, ln1, w->wq + lC * C, N, C, C, 0);
+        matmul_backward(rs->dln, g->wk + (size_t)l * KV * C, rs->dk, ln1, w->wk + (size_t)l * KV * C,
+                        N, C, KV, 1);
+        matmul_backward(rs->dln, g->wv + (size_t)l * KV * C, rs->dv, ln1, w->wv + (size_t)l * KV * C,
+                        N, C, KV, 1);
+        rmsnorm_backward(dres, g->rms_att + lC, rs->dln, x, w->rms_att + lC,
+                         rs->ln1_rstd + (size_t)l * N, N, C);
+    }
+    embedding_backward(g->emb, dres, tokens, N, C);
+    return RLHF_OK;
+}
+
+double model_train_flops(const Model *m, int B, int T) {
+    const Config *c = &m->cfg;
+    double p = 0;
+    for (int t = MODEL_T_RMS_ATT; t < MODEL_NT; t++) p += (double)m->sizes[t];
+    p += (double)c->vocab_size * c->dim; /* the classifier: tied or its own matrix */
+    if (!c->shared_classifier) p -= (double)m->sizes[MODEL_T_WCLS];
+    double tokens = (double)B * T;
+    return 6.0 * p * tokens + 12.0 * c->n_layers * c->dim * (double)T * tokens;
+}

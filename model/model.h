@@ -1,0 +1,123 @@
+/* The transformer's state: Weights (pointers into ONE contiguous float array,
+ * laid out by one table of tensor sizes in llama2.c's order), the same layout
+ * for gradients, and RunState (activations of a B×T training batch and the
+ * scratch of the backward pass). Batched forward and backward over B×T.
+ *
+ * Ownership: Model owns params, grads and the tokenizer blob; RunState owns its
+ * arena. Nothing here prints; errors come back through Err. */
+#ifndef RLHF_MODEL_MODEL_H
+#define RLHF_MODEL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/config.h"
+#include "util/err.h"
+
+/* Optional scalar heads on the last hidden state (after the final RMSNorm). */
+enum { MODEL_HEAD_REWARD = 1, MODEL_HEAD_VALUE = 2 };
+
+/* The tensors in storage order (llama2.c's run.c order, then our heads). */
+enum {
+    MODEL_T_EMB,       /* (V, C) token embedding */
+    MODEL_T_RMS_ATT,   /* (L, C) */
+    MODEL_T_WQ,        /* (L, C, C)   rows are outputs: q = Wq x */
+    MODEL_T_WK,        /* (L, KV, C) */
+    MODEL_T_WV,        /* (L, KV, C) */
+    MODEL_T_WO,        /* (L, C, C) */
+    MODEL_T_RMS_FFN,   /* (L, C) */
+    MODEL_T_W1,        /* (L, H, C) gate */
+    MODEL_T_W2,        /* (L, C, H) down */
+    MODEL_T_W3,        /* (L, H, C) up */
+    MODEL_T_RMS_FINAL, /* (C) */
+    MODEL_T_WCLS,      /* (V, C); empty when shared with the embedding */
+    MODEL_T_REWARD,    /* (C + 1) weights then bias; empty without the head */
+    MODEL_T_VALUE,     /* (C + 1) */
+    MODEL_NT
+};
+
+typedef struct Weights {
+    float *emb, *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3, *rms_final;
+    float *wcls;   /* == emb when the classifier is shared */
+    float *reward; /* NULL when absent */
+    float *value;  /* NULL when absent */
+} Weights;
+
+typedef struct Model {
+    Config cfg;
+    int heads;               /* MODEL_HEAD_* bits */
+    size_t sizes[MODEL_NT];  /* floats per tensor */
+    size_t n_params;         /* sum of sizes */
+    float *params;           /* n_params floats */
+    Weights w;
+    float *grads;            /* n_params floats, NULL until model_grads_alloc */
+    Weights g;
+    unsigned char *tokenizer; /* optional tokenizer.bin bytes carried by our checkpoint */
+    size_t tokenizer_len;
+} Model;
+
+/* Allocates zeroed parameters for cfg with the given heads. */
+int model_create(Model *m, const Config *cfg, int heads, Err *err);
+void model_free(Model *m);
+/* GPT-2/llama2.c style init: N(0, 0.02), residual projections (wo, w2) scaled by
+ * 1/sqrt(2L), norm weights 1, heads 0. Deterministic in seed. */
+void model_init_random(Model *m, uint64_t seed);
+/* Adds or removes heads, keeping the other weights (a new head starts at 0). */
+int model_set_heads(Model *m, int heads, Err *err);
+int model_grads_alloc(Model *m, Err *err);
+void model_zero_grad(Model *m);
+/* Copies the blob (NULL/0 removes it); saved inside our checkpoint format. */
+int model_set_tokenizer(Model *m, const void *bytes, size_t len, Err *err);
+/* Whether tensor t is a matrix (weight decay applies) rather than a gain/bias. */
+int model_tensor_is_matrix(int t);
+const char *model_tensor_name(int t);
+/* Offset of tensor t in the flat array. */
+size_t model_tensor_offset(const Model *m, int t);
+
+/* Activations for one batch of up to B×T tokens (T <= seq_len). */
+typedef struct RunState {
+    int B, T; /* capacity */
+    int b, t; /* the batch of the last forward */
+    float *mem;
+    size_t n_floats;
+    /* forward (N = B*T) */
+    float *resid;     /* (L+1, N, C) input of each layer; resid[L] = last output */
+    float *resid_mid; /* (L, N, C) after the attention block */
+    float *ln1, *ln1_rstd; /* (L, N, C), (L, N) */
+    float *q;         /* (L, N, C) after RoPE */
+    float *k, *v;     /* (L, N, KV), k after RoPE */
+    float *att;       /* (L, B, NH, T, T) softmax probabilities, 0 above the diagonal */
+    float *atty;      /* (L, N, C) attention output before wo */
+    float *ln2, *ln2_rstd;
+    float *h1, *h3, *hg; /* (L, N, H) gate, up, silu(gate)*up */
+    float *lnf, *lnf_rstd; /* (N, C), (N): the last hidden state */
+    float *logits;    /* (N, V); model_backward reads dlogits from the same buffer */
+    float *reward;    /* (N) reward head on every position (when present) */
+    float *value;     /* (N) value head on every position (when present) */
+    float *rope_cos, *rope_sin; /* (T, hs/2) */
+    /* backward scratch, one layer at a time */
+    float *dresid, *dln, *datty, *dq, *dk, *dv, *datt, *dh1, *dh3, *dhg;
+} RunState;
+
+int model_runstate_create(RunState *rs, const Config *cfg, int B, int T, Err *err);
+void model_runstate_free(RunState *rs);
+
+enum { MODEL_FWD_LOGITS = 1 }; /* compute logits (skip for reward/value-only passes) */
+
+/* Forward over tokens (B, T) (row b is one sequence); fills rs's activations,
+ * logits when asked, and the heads present. B*T and T must fit rs. */
+int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T, int flags,
+                  Err *err);
+/* Backward of the last forward. Gradients ACCUMULATE into m->grads (zero them
+ * with model_zero_grad; that is how gradient accumulation works).
+ * dlogits: NULL or rs->logits after the caller overwrote it with d loss/d logits;
+ * dreward, dvalue: NULL or (N) d loss/d head output per position. */
+int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogits,
+                   const float *dreward, const float *dvalue, Err *err);
+
+/* FLOPs of one training step (forward+backward) on B×T tokens, as llm.c and
+ * PaLM count them: 6·(matmul params)·tokens + 12·L·C·T·tokens for attention
+ * (QK^T and AV over the full T×T, forward once and backward twice). */
+double model_train_flops(const Model *m, int B, int T);
+
+#endif

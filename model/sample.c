@@ -1,0 +1,267 @@
+/* Token sampling and the generation loops (single stream = a batch of one). */
+#include "model/sample.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/text.h"
+
+SampleParams sample_params_default(void) {
+    SampleParams p = {1.0f, 0, 1.0f, 256, NULL, 0};
+    return p;
+}
+
+int sample_params_check(const SampleParams *p, Err *err) {
+    if (!(p->temperature >= 0.0f) || p->temperature > 100.0f)
+        return err_set(err, RLHF_EINVAL, "temperature %g is outside 0..100", (double)p->temperature);
+    if (p->top_k < 0) return err_set(err, RLHF_EINVAL, "top-k %d is negative", p->top_k);
+    if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
+        return err_set(err, RLHF_EINVAL, "top-p %g is outside (0, 1]", (double)p->top_p);
+    if (p->max_tokens < 1) return err_set(err, RLHF_EINVAL, "max tokens %d < 1", p->max_tokens);
+    for (int i = 0; i < p->n_stop; i++)
+        if (!p->stop[i] || !p->stop[i][0]) return err_set(err, RLHF_EINVAL, "empty stop string");
+    return RLHF_OK;
+}
+
+void sample_result_free(SampleResult *r) {
+    free(r->tokens);
+    free(r->text);
+    memset(r, 0, sizeof *r);
+}
+
+const char *sample_finish_name(int finish) {
+    switch (finish) {
+    case SAMPLE_EOS: return "eos";
+    case SAMPLE_STOP: return "stop";
+    case SAMPLE_LENGTH: return "length";
+    default: return "none";
+    }
+}
+
+int sampler_create(Sampler *s, int V, Err *err) {
+    s->V = V;
+    s->probs = malloc(sizeof(float) * (size_t)V);
+    s->idx = malloc(sizeof(int) * (size_t)V);
+    if (!s->probs || !s->idx) {
+        sampler_free(s);
+        return err_set(err, RLHF_ENOMEM, "sampler: out of memory");
+    }
+    return RLHF_OK;
+}
+
+void sampler_free(Sampler *s) {
+    free(s->probs);
+    free(s->idx);
+    s->probs = NULL;
+    s->idx = NULL;
+}
+
+/* Candidate order: likelier first, then lower id, a total order so that the
+ * same logits always give the same token for the same draw. */
+static int before(int a, int b, const float *p) { return p[a] > p[b] || (p[a] == p[b] && a < b); }
+static int cmp_idx(const void *x, const void *y, void *probs) {
+    int a = *(const int *)x, b = *(const int *)y;
+    return before(a, b, probs) ? -1 : before(b, a, probs) ? 1 : 0;
+}
+
+/* ix[0..k) = the k best ids, in order; a min-heap keeps the worst at the root. */
+static void top_k_select(int *ix, const float *p, int V, int k) {
+    int n = 0;
+    for (int i = 0; i < V; i++) {
+        if (n < k) {
+            int j = n++;
+            while (j > 0 && before(ix[(j - 1) / 2], i, p)) {
+                ix[j] = ix[(j - 1) / 2];
+                j = (j - 1) / 2;
+            }
+            ix[j] = i;
+        } else if (before(i, ix[0], p)) {
+            int j = 0;
+            for (;;) {
+                int c = 2 * j + 1;
+                if (c >= k) break;
+                if (c + 1 < k && before(ix[c], ix[c + 1], p)) c++;
+                if (!before(i, ix[c], p)) break;
+                ix[j] = ix[c];
+                j = c;
+            }
+            ix[j] = i;
+        }
+    }
+    qsort_r(ix, (size_t)k, sizeof(int), cmp_idx, (void *)p);
+}
+
+int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rng, float *logprob) {
+    int V = s->V, best = 0;
+    for (int i = 1; i < V; i++)
+        if (logits[i] > logits[best]) best = i;
+    float mx = logits[best];
+    int tok = best;
+    if (p->temperature > 0.0f) {
+        float inv = 1.0f / p->temperature, *pr = s->probs, total = 0.0f;
+        for (int i = 0; i < V; i++) total += pr[i] = expf((logits[i] - mx) * inv);
+        int *ix = s->idx, n = V, sorted = 0;
+        float mass = total;
+        if (p->top_k > 0 && p->top_k < V) {
+            top_k_select(ix, pr, V, p->top_k);
+            n = p->top_k;
+            sorted = 1;
+            mass = 0.0f;
+            for (int j = 0; j < n; j++) mass += pr[ix[j]];
+        } else if (p->top_p < 1.0f) {
+            /* a token below (1-p)/(V-1) of the mass cannot be in the nucleus */
+            float cut = (1.0f - p->top_p) / (float)(V - 1) * total;
+            n = 0;
+            for (int i = 0; i < V; i++)
+                if (pr[i] >= cut) ix[n++] = i;
+            qsort_r(ix, (size_t)n, sizeof(int), cmp_idx, pr);
+            sorted = 1;
+        }
+        if (p->top_p < 1.0f) {
+            float target = p->top_p * mass, cum = 0.0f;
+            for (int j = 0; j < n; j++) {
+                cum += pr[ix[j]];
+                if (cum >= target) {
+                    n = j + 1;
+                    break;
+                }
+            }
+            mass = 0.0f;
+            for (int j = 0; j < n; j++) mass += pr[ix[j]];
+        }
+        float u = rng_float(rng) * mass, cum = 0.0f;
+        tok = sorted ? ix[n - 1] : V - 1;
+        for (int j = 0; j < n; j++) {
+            int id = sorted ? ix[j] : j;
+            cum += pr[id];
+            if (u < cum) {
+                tok = id;
+                break;
+            }
+        }
+    }
+    if (logprob) {
+        double sum = 0.0;
+        for (int i = 0; i < V; i++) sum += exp((double)logits[i] - mx);
+        *logprob = (float)((double)logits[tok] - mx - log(sum));
+    }
+    return tok;
+}
+
+/* ---- generation ------------------------------------------------------------------ */
+
+typedef struct {
+    Rng rng;
+    int prev, active;
+    StrBuf text;
+} Stream;
+
+/* Takes token tok into stream g / result r; returns 1 while the stream goes on. */
+static int accept(const Tokenizer *tok, const SampleParams *p, Stream *g, SampleResult *r, int t,
+                  float lp) {
+    r->tokens[r->n_tokens++] = t;
+    r->logprob += lp;
+    if (t == tok_eos(tok)) {
+        r->finish = SAMPLE_EOS;
+        return 0;
+    }
+    size_t len, old = g->text.len;
+    const char *piece = tok_piece(tok, g->prev, t, &len);
+    g->prev = t;
+    if (len && sb_append(&g->text, piece, len)) return -1;
+    for (int i = 0; i < p->n_stop; i++) {
+        size_t sl = strlen(p->stop[i]);
+        size_t from = old + 1 > sl ? old + 1 - sl : 0;
+        if (g->text.len < sl) continue;
+        const char *hit = memmem(g->text.s + from, g->text.len - from, p->stop[i], sl);
+        if (hit) {
+            g->text.len = (size_t)(hit - g->text.s);
+            g->text.s[g->text.len] = '\0';
+            r->finish = SAMPLE_STOP;
+            return 0;
+        }
+    }
+    if (r->n_tokens >= p->max_tokens) {
+        r->finish = SAMPLE_LENGTH;
+        return 0;
+    }
+    return 1;
+}
+
+int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, int n_prompt, int k,
+                          const SampleParams *p, const uint64_t *seeds, SampleResult *out,
+                          Err *err) {
+    int rc = sample_params_check(p, err);
+    if (rc) return rc;
+    const Config *c = &st->m->cfg;
+    if (tok_vocab_size(tok) != c->vocab_size)
+        return tok_check_vocab(tok, c->vocab_size, err);
+    if (k < 1 || k > st->max_streams)
+        return err_set(err, RLHF_EINVAL, "%d samples asked, the state holds %d", k, st->max_streams);
+    if (n_prompt < 1) return err_set(err, RLHF_EINVAL, "empty prompt (start it with BOS)");
+    memset(out, 0, sizeof(SampleResult) * (size_t)k);
+    Stream *g = calloc((size_t)k, sizeof(Stream));
+    int *next = calloc((size_t)k, sizeof(int));
+    unsigned char *act = calloc((size_t)k, 1);
+    Sampler sm = {0};
+    if (!g || !next || !act || sampler_create(&sm, c->vocab_size, err)) {
+        rc = err_set(err, RLHF_ENOMEM, "sampling: out of memory");
+        goto done;
+    }
+    infer_reset(st);
+    if ((rc = infer_prefill(st, prompt, n_prompt, err)) || (rc = infer_fork(st, k, err))) goto done;
+    for (int s = 0; s < k; s++) {
+        rng_seed(&g[s].rng, seeds[s]);
+        g[s].prev = prompt[n_prompt - 1];
+        g[s].active = 1;
+        out[s].tokens = malloc(sizeof(int) * (size_t)(p->max_tokens + 1));
+        if (!out[s].tokens || sb_append(&g[s].text, "", 0)) {
+            rc = err_set(err, RLHF_ENOMEM, "sampling: out of memory");
+            goto done;
+        }
+    }
+    for (int live = k; live > 0;) {
+        for (int s = 0; s < k; s++) {
+            act[s] = 0;
+            if (!g[s].active) continue;
+            float lp;
+            next[s] = sampler_pick(&sm, infer_logits(st, s), p, &g[s].rng, &lp);
+            int on = accept(tok, p, &g[s], &out[s], next[s], lp);
+            if (on < 0) {
+                rc = err_set(err, RLHF_ENOMEM, "sampling: out of memory");
+                goto done;
+            }
+            if (on && infer_pos(st, s) >= c->seq_len) {
+                out[s].finish = SAMPLE_LENGTH; /* the context is full */
+                on = 0;
+            }
+            if (!on) {
+                g[s].active = 0;
+                live--;
+            }
+            act[s] = (unsigned char)on;
+        }
+        if (live > 0 && (rc = infer_decode(st, next, act, err))) goto done;
+    }
+done:
+    for (int s = 0; g && s < k; s++) {
+        if (!rc) {
+            out[s].text = g[s].text.s;
+            out[s].text_len = g[s].text.len;
+        } else {
+            sb_free(&g[s].text);
+            sample_result_free(&out[s]);
+        }
+    }
+    sampler_free(&sm);
+    free(g);
+    free(next);
+    free(act);
+    return rc;
+}
+
+int sample_generate(Infer *st, const Tokenizer *tok, const int *prompt, int n_prompt,
+                    const SampleParams *p, uint64_t seed, SampleResult *out, Err *err) {
+    return sample_generate_batch(st, tok, prompt, n_prompt, 1, p, &seed, out, err);
+}

@@ -1,0 +1,69 @@
+/* Sampling: turning logits into tokens (temperature, top-k, top-p), and the
+ * generation loops on top of model/infer.h: one stream, or k streams sharing a
+ * prompt's KV cache and decoding as one batch. Every random choice comes from
+ * a util/rng.h stream seeded per sample, so stream i of a batch with seed s
+ * gives exactly what a single-stream run with seed s gives.
+ *
+ * Results own their tokens and text (free with sample_result_free). */
+#ifndef RLHF_MODEL_SAMPLE_H
+#define RLHF_MODEL_SAMPLE_H
+
+#include <stdint.h>
+
+#include "model/infer.h"
+#include "model/tokenizer.h"
+#include "util/rng.h"
+
+typedef struct SampleParams {
+    float temperature; /* 0: greedy (argmax) */
+    int top_k;         /* 0: off */
+    float top_p;       /* 1: off; keeps the smallest set of likeliest tokens reaching p */
+    int max_tokens;    /* new tokens at most (also bounded by the context) */
+    const char *const *stop; /* stop strings (the text is cut before the first one) */
+    int n_stop;
+} SampleParams;
+
+/* Defaults: temperature 1, top-k off, top-p 1, 256 tokens, no stop strings. */
+SampleParams sample_params_default(void);
+/* RLHF_EINVAL with a message for out-of-range parameters. */
+int sample_params_check(const SampleParams *p, Err *err);
+
+enum { SAMPLE_EOS = 1, SAMPLE_STOP = 2, SAMPLE_LENGTH = 3 };
+
+typedef struct SampleResult {
+    int *tokens;     /* the generated tokens (EOS included when it ended the sample) */
+    int n_tokens;
+    char *text;      /* their text, NUL-terminated, without EOS and without the stop string */
+    size_t text_len;
+    double logprob;  /* sum over tokens of log p(token) under the model (temperature 1,
+                        no truncation): the policy's log-probability of the sample */
+    int finish;      /* SAMPLE_EOS, SAMPLE_STOP or SAMPLE_LENGTH */
+} SampleResult;
+
+void sample_result_free(SampleResult *r);
+const char *sample_finish_name(int finish);
+
+/* Scratch for picking tokens from a vocabulary of V. */
+typedef struct Sampler {
+    int V;
+    float *probs;
+    int *idx;
+} Sampler;
+
+int sampler_create(Sampler *s, int V, Err *err);
+void sampler_free(Sampler *s);
+/* Picks a token from logits (V) under p, drawing from rng (no draw when greedy);
+ * *logprob (may be NULL) gets log softmax(logits)[token]. */
+int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rng, float *logprob);
+
+/* One stream: prefills prompt (n_prompt >= 1 tokens, usually starting with BOS)
+ * and samples until EOS, a stop string, max_tokens or the context end. */
+int sample_generate(Infer *st, const Tokenizer *tok, const int *prompt, int n_prompt,
+                    const SampleParams *p, uint64_t seed, SampleResult *out, Err *err);
+/* k streams on one prompt: the prompt is prefilled once, its cache shared, and
+ * the k continuations decoded as a batch. seeds[i] seeds stream i; out[k]. */
+int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, int n_prompt, int k,
+                          const SampleParams *p, const uint64_t *seeds, SampleResult *out,
+                          Err *err);
+
+#endif

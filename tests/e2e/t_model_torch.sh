@@ -1,0 +1,28 @@
+#!/bin/sh
+# The engine against an independent PyTorch model built from our llama2.c-format
+# checkpoint: logits, masked loss, log-probs, entropies, reward/value heads and
+# every gradient (tolerances in tests/ref/torch_ref.py).
+. "$ROOT/tests/e2e/lib.sh"
+/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || { echo "no PyTorch under /usr/bin/python3"; exit 77; }
+check() {
+    name=$1; shift
+    expect_rc 0 "$RLHF" model-dump --out "$name" "$@"
+    /usr/bin/python3 "$ROOT/tests/ref/torch_ref.py" "$name" >"$name.log" 2>&1 || { cat "$name.log"; die "torch reference disagrees: $name ($*)"; }
+    echo "$name: $(tail -n 1 "$name.log")"
+}
+check mha --kv-heads 4 --len 16 --batch 2
+check gqa --kv-heads 2 --len 24 --batch 3 --mask
+check mqa --kv-heads 1 --unshared --len 9 --batch 2 --mask --seed 7
+check full --len 64 --batch 2 --mask --seed 3
+# the comparison must be able to fail: a corrupted gradient file is caught
+expect_rc 0 "$RLHF" model-dump --out bad --len 8
+/usr/bin/python3 - bad/grads.bin <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read()); b[4000:4004] = b"\x00\x00\x80\x3f"
+open(sys.argv[1], "wb").write(b)
+PY
+if /usr/bin/python3 "$ROOT/tests/ref/torch_ref.py" bad >bad.log 2>&1; then die "a corrupted gradient passed"; fi
+contains "$(cat bad.log)" "BAD"
+expect_rc 2 "$RLHF" model-dump
+expect_rc 2 "$RLHF" model-dump --out x --kv-heads 3
+exit 0

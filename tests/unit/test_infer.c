@@ -1,0 +1,306 @@
+/* model/infer and model/sample: KV-cache logits against the training forward,
+ * batched k-stream decoding against k single streams, sampling determinism and
+ * the edge cases of temperature, top-k, top-p, stop strings and limits. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/infer.h"
+#include "model/model.h"
+#include "model/sample.h"
+#include "model/tokenizer.h"
+
+/* A small model with grouped KV heads and a context longer than one prefill pass. */
+static void make_model(Model *m, int seq_len, int vocab) {
+    Config c = {32, 64, 2, 4, 2, vocab, seq_len, 1};
+    Err err = {0};
+    cr_assert_eq(model_create(m, &c, 0, &err), 0, "%s", err.msg);
+    model_init_random(m, 1234);
+    /* larger weights than the 0.02 init so logits are not nearly flat */
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] *= 8.0f;
+    size_t off = model_tensor_offset(m, MODEL_T_RMS_ATT);
+    for (size_t i = 0; i < m->sizes[MODEL_T_RMS_ATT]; i++) m->params[off + i] = 1.0f;
+}
+
+/* A tokenizer with exactly n tokens: control, bytes, then letter pairs. */
+static Tokenizer *make_tokenizer(int n) {
+    const char *pieces[1024];
+    size_t lens[1024];
+    float scores[1024];
+    static char store[1024][8];
+    for (int i = 0; i < n; i++) {
+        if (i == 0) strcpy(store[i], "<unk>");
+        else if (i == 1) strcpy(store[i], "<s>");
+        else if (i == 2) strcpy(store[i], "</s>");
+        else if (i < 259) snprintf(store[i], 8, "<0x%02X>", i - 3);
+        else if (i < 259 + 26) snprintf(store[i], 8, "%c", 'a' + (i - 259));
+        else if (i == 285) strcpy(store[i], " ");
+        else snprintf(store[i], 8, "%c%c", 'a' + (i - 286) % 26, 'a' + (i - 286) / 26);
+        pieces[i] = store[i];
+        lens[i] = strlen(store[i]);
+        scores[i] = -(float)i;
+    }
+    Tokenizer *t;
+    Err err = {0};
+    cr_assert_eq(tok_build(n, pieces, lens, scores, &t, &err), 0, "%s", err.msg);
+    return t;
+}
+
+Test(infer, kv_cache_logits_match_training_forward) {
+    Model m;
+    int T = 100, V = 300;
+    make_model(&m, T, V);
+    int tokens[100];
+    for (int t = 0; t < T; t++) tokens[t] = (t * 37 + 11) % V;
+    RunState rs;
+    Err err = {0};
+    cr_assert_eq(model_runstate_create(&rs, &m.cfg, 1, T, &err), 0, "%s", err.msg);
+    cr_assert_eq(model_forward(&m, &rs, tokens, 1, T, MODEL_FWD_LOGITS, &err), 0, "%s", err.msg);
+    Infer st;
+    cr_assert_eq(infer_create(&st, &m, 3, &err), 0, "%s", err.msg);
+    float maxdiff = 0.0f;
+    for (int t = 0; t < T; t++) { /* one token at a time: the single-stream path */
+        cr_assert_eq(infer_prefill(&st, &tokens[t], 1, &err), 0, "%s", err.msg);
+        const float *a = infer_logits(&st, 0), *b = rs.logits + (size_t)t * V;
+        for (int i = 0; i < V; i++) maxdiff = fmaxf(maxdiff, fabsf(a[i] - b[i]));
+    }
+    cr_assert_lt(maxdiff, 1e-4f, "max |logit difference| %g", (double)maxdiff);
+    /* one prefill of all but the last 3 tokens (two passes), then 3 streams that
+     * all decode the same tokens: every stream must match the training forward */
+    infer_reset(&st);
+    cr_assert_eq(infer_prefill(&st, tokens, T - 3, &err), 0);
+    const float *b = rs.logits + (size_t)(T - 4) * V;
+    for (int i = 0; i < V; i++) cr_assert_lt(fabsf(infer_logits(&st, 0)[i] - b[i]), 1e-4f);
+    cr_assert_eq(infer_fork(&st, 3, &err), 0);
+    unsigned char act[3] = {1, 0, 1}; /* stream 1 sits out a step, then catches up */
+    for (int t = T - 3; t < T; t++) {
+        int toks[3] = {tokens[t], tokens[t], tokens[t]};
+        cr_assert_eq(infer_decode(&st, toks, t == T - 3 ? act : NULL, &err), 0, "%s", err.msg);
+        if (t == T - 3) {
+            int one[3] = {0, tokens[t], 0};
+            unsigned char only1[3] = {0, 1, 0};
+            cr_assert_eq(infer_decode(&st, one, only1, &err), 0);
+        }
+        for (int s = 0; s < 3; s++) {
+            const float *a = infer_logits(&st, s);
+            b = rs.logits + (size_t)t * V;
+            for (int i = 0; i < V; i++)
+                cr_assert_lt(fabsf(a[i] - b[i]), 1e-4f, "stream %d pos %d logit %d", s, t, i);
+        }
+    }
+    /* the context is full now */
+    int toks[3] = {1, 1, 1};
+    cr_assert_eq(infer_decode(&st, toks, NULL, &err), RLHF_EINVAL);
+    infer_free(&st);
+    model_runstate_free(&rs);
+    model_free(&m);
+}
+
+Test(infer, bad_calls_are_refused) {
+    Model m;
+    make_model(&m, 16, 300);
+    Infer st;
+    Err err = {0};
+    cr_assert_eq(infer_create(&st, &m, 2, &err), 0);
+    int big[17] = {0}, bad = 300;
+    cr_assert_eq(infer_fork(&st, 1, &err), RLHF_EINVAL);
+    cr_assert_eq(infer_decode(&st, big, NULL, &err), RLHF_EINVAL);
+    cr_assert_eq(infer_prefill(&st, big, 17, &err), RLHF_EINVAL);
+    cr_assert(strstr(err.msg, "context"), "%s", err.msg);
+    cr_assert_eq(infer_prefill(&st, &bad, 1, &err), RLHF_EINVAL);
+    cr_assert_eq(infer_prefill(&st, big, 4, &err), 0);
+    cr_assert_eq(infer_fork(&st, 3, &err), RLHF_EINVAL);
+    cr_assert_eq(infer_fork(&st, 2, &err), 0);
+    cr_assert_eq(infer_prefill(&st, big, 1, &err), RLHF_EINVAL);
+    infer_free(&st);
+    model_free(&m);
+}
+
+static void same_result(const SampleResult *a, const SampleResult *b, int i) {
+    cr_assert_eq(a->n_tokens, b->n_tokens, "stream %d: %d vs %d tokens", i, a->n_tokens, b->n_tokens);
+    for (int t = 0; t < a->n_tokens; t++)
+        cr_assert_eq(a->tokens[t], b->tokens[t], "stream %d token %d", i, t);
+    cr_assert_eq(a->text_len, b->text_len);
+    cr_assert(memcmp(a->text, b->text, a->text_len) == 0);
+    cr_assert_eq(a->finish, b->finish);
+    cr_assert_lt(fabs(a->logprob - b->logprob), 1e-3 * (1 + fabs(a->logprob)));
+}
+
+Test(infer, batch_equals_single_streams) {
+    Model m;
+    make_model(&m, 64, 300);
+    Tokenizer *tok = make_tokenizer(300);
+    Infer batch, single;
+    Err err = {0};
+    cr_assert_eq(infer_create(&batch, &m, 8, &err), 0);
+    cr_assert_eq(infer_create(&single, &m, 1, &err), 0);
+    int prompt[] = {1, 285, 259, 260, 261, 300 - 1, 290};
+    SampleParams p = sample_params_default();
+    p.max_tokens = 40;
+    uint64_t seeds[8] = {1, 2, 3, 4, 5, 6, 7, 99};
+    float temps[] = {1.0f, 0.7f, 0.0f};
+    for (int ti = 0; ti < 3; ti++) {
+        p.temperature = temps[ti];
+        p.top_k = ti == 1 ? 20 : 0;
+        p.top_p = ti == 1 ? 0.9f : 1.0f;
+        SampleResult rb[8];
+        cr_assert_eq(sample_generate_batch(&batch, tok, prompt, 7, 8, &p, seeds, rb, &err), 0, "%s",
+                     err.msg);
+        for (int i = 0; i < 8; i++) {
+            SampleResult rs;
+            cr_assert_eq(sample_generate(&single, tok, prompt, 7, &p, seeds[i], &rs, &err), 0);
+            same_result(&rb[i], &rs, i);
+            cr_assert_gt(rb[i].n_tokens, 0);
+            cr_assert_leq(rb[i].n_tokens, 40);
+            cr_assert_lt(rb[i].logprob, 0.0);
+            sample_result_free(&rs);
+        }
+        if (ti == 0) { /* different seeds give different samples */
+            int differ = 0;
+            for (int i = 1; i < 8; i++)
+                differ += rb[i].n_tokens != rb[0].n_tokens ||
+                          memcmp(rb[i].tokens, rb[0].tokens, sizeof(int) * rb[0].n_tokens) != 0;
+            cr_assert_gt(differ, 4);
+        }
+        if (ti == 2) /* greedy: every stream is the same */
+            for (int i = 1; i < 8; i++) same_result(&rb[i], &rb[0], i);
+        for (int i = 0; i < 8; i++) sample_result_free(&rb[i]);
+    }
+    /* same seed, same result, run after run */
+    p = sample_params_default();
+    p.max_tokens = 30;
+    SampleResult a, b;
+    cr_assert_eq(sample_generate(&single, tok, prompt, 7, &p, 42, &a, &err), 0);
+    cr_assert_eq(sample_generate(&batch, tok, prompt, 7, &p, 42, &b, &err), 0);
+    same_result(&a, &b, 0);
+    sample_result_free(&a);
+    sample_result_free(&b);
+    infer_free(&batch);
+    infer_free(&single);
+    tok_free(tok);
+    model_free(&m);
+}
+
+Test(infer, stop_strings_eos_and_limits) {
+    Model m;
+    make_model(&m, 32, 300);
+    Tokenizer *tok = make_tokenizer(300);
+    Infer st;
+    Err err = {0};
+    cr_assert_eq(infer_create(&st, &m, 2, &err), 0);
+    int prompt[] = {1, 285, 262};
+    SampleParams p = sample_params_default();
+    p.max_tokens = 25;
+    SampleResult full;
+    uint64_t seed = 5;
+    /* find a seed whose sample has some text to cut */
+    for (;; seed++) {
+        cr_assert_eq(sample_generate(&st, tok, prompt, 3, &p, seed, &full, &err), 0);
+        if (full.text_len >= 6 && full.text[full.text_len / 2] && full.text[full.text_len / 2 + 1]) break;
+        sample_result_free(&full);
+        cr_assert_lt(seed, 200);
+    }
+    char stop[3] = {full.text[full.text_len / 2], full.text[full.text_len / 2 + 1], 0};
+    const char *stops[] = {"no such stop", stop};
+    p.stop = stops;
+    p.n_stop = 2;
+    SampleResult cut;
+    cr_assert_eq(sample_generate(&st, tok, prompt, 3, &p, seed, &cut, &err), 0);
+    const char *first = memmem(full.text, full.text_len, stop, 2);
+    cr_assert_eq(cut.finish, SAMPLE_STOP);
+    cr_assert_eq(cut.text_len, (size_t)(first - full.text));
+    cr_assert(memcmp(cut.text, full.text, cut.text_len) == 0);
+    cr_assert_leq(cut.n_tokens, full.n_tokens);
+    for (int i = 0; i < cut.n_tokens; i++) cr_assert_eq(cut.tokens[i], full.tokens[i]);
+    if (full.finish == SAMPLE_EOS) cr_assert_eq(full.tokens[full.n_tokens - 1], 2);
+    else cr_assert_eq(full.finish, SAMPLE_LENGTH);
+    sample_result_free(&cut);
+    sample_result_free(&full);
+    /* the context bounds the sample: 32 positions, 3 used by the prompt */
+    p = sample_params_default();
+    p.max_tokens = 1000;
+    p.temperature = 0.0f;
+    SampleResult lim;
+    cr_assert_eq(sample_generate(&st, tok, prompt, 3, &p, 1, &lim, &err), 0);
+    if (lim.finish == SAMPLE_LENGTH) cr_assert_eq(lim.n_tokens, 32 - 3 + 1);
+    cr_assert_leq(lim.n_tokens, 30);
+    sample_result_free(&lim);
+    /* bad parameters and a tokenizer of the wrong size */
+    p.top_p = 0.0f;
+    cr_assert_eq(sample_generate(&st, tok, prompt, 3, &p, 1, &lim, &err), RLHF_EINVAL);
+    p = sample_params_default();
+    p.temperature = -1;
+    cr_assert_eq(sample_generate(&st, tok, prompt, 3, &p, 1, &lim, &err), RLHF_EINVAL);
+    p = sample_params_default();
+    Tokenizer *small = make_tokenizer(290);
+    cr_assert_eq(sample_generate(&st, small, prompt, 3, &p, 1, &lim, &err), RLHF_EINVAL);
+    cr_assert(strstr(err.msg, "tokenizer"), "%s", err.msg);
+    tok_free(small);
+    infer_free(&st);
+    tok_free(tok);
+    model_free(&m);
+}
+
+Test(sample, pick_edge_cases) {
+    Sampler s;
+    Err err = {0};
+    cr_assert_eq(sampler_create(&s, 5, &err), 0);
+    /* probabilities 0.4 0.3 0.2 0.1 0.0(ish) */
+    float logits[5] = {logf(0.4f), logf(0.3f), logf(0.2f), logf(0.1f), -30.0f};
+    SampleParams p = sample_params_default();
+    Rng r;
+    rng_seed(&r, 1);
+    int counts[5] = {0};
+    float lp;
+    for (int i = 0; i < 20000; i++) counts[sampler_pick(&s, logits, &p, &r, &lp)]++;
+    cr_assert(counts[0] > 7600 && counts[0] < 8400, "%d", counts[0]);
+    cr_assert(counts[3] > 1700 && counts[3] < 2300, "%d", counts[3]);
+    /* logprob is log softmax at temperature 1 */
+    p.temperature = 0.0f;
+    Rng before = r;
+    cr_assert_eq(sampler_pick(&s, logits, &p, &r, &lp), 0);
+    cr_assert_lt(fabsf(lp - logf(0.4f)), 1e-5f);
+    cr_assert(memcmp(&before, &r, sizeof r) == 0, "greedy must not draw");
+    /* top-k 1 and a tiny top-p are greedy whatever the temperature */
+    p.temperature = 5.0f;
+    p.top_k = 1;
+    for (int i = 0; i < 100; i++) cr_assert_eq(sampler_pick(&s, logits, &p, &r, NULL), 0);
+    p.top_k = 0;
+    p.top_p = 1e-6f;
+    for (int i = 0; i < 100; i++) cr_assert_eq(sampler_pick(&s, logits, &p, &r, NULL), 0);
+    /* top-k 2 keeps tokens 0 and 1; top-p 0.5 keeps {0, 1} (0.4 < 0.5 <= 0.7) */
+    p.temperature = 1.0f;
+    p.top_p = 1.0f;
+    p.top_k = 2;
+    memset(counts, 0, sizeof counts);
+    for (int i = 0; i < 5000; i++) counts[sampler_pick(&s, logits, &p, &r, NULL)]++;
+    cr_assert(counts[2] == 0 && counts[3] == 0 && counts[4] == 0);
+    cr_assert(counts[0] > 2650 && counts[0] < 3050, "%d", counts[0]); /* 4/7 of 5000 */
+    p.top_k = 0;
+    p.top_p = 0.5f;
+    memset(counts, 0, sizeof counts);
+    for (int i = 0; i < 5000; i++) counts[sampler_pick(&s, logits, &p, &r, NULL)]++;
+    cr_assert(counts[2] == 0 && counts[3] == 0 && counts[4] == 0 && counts[1] > 0);
+    /* top-k >= V is no top-k; top-k + top-p combine (renormalised over the k) */
+    p.top_k = 5;
+    p.top_p = 1.0f;
+    Rng r1, r2;
+    rng_seed(&r1, 9);
+    rng_seed(&r2, 9);
+    SampleParams q = sample_params_default();
+    for (int i = 0; i < 200; i++)
+        cr_assert_eq(sampler_pick(&s, logits, &p, &r1, NULL), sampler_pick(&s, logits, &q, &r2, NULL));
+    p.top_k = 3;
+    p.top_p = 0.75f; /* over 0.4/0.9, 0.3/0.9 = 0.78 >= 0.75: {0, 1} */
+    memset(counts, 0, sizeof counts);
+    for (int i = 0; i < 3000; i++) counts[sampler_pick(&s, logits, &p, &r, NULL)]++;
+    cr_assert(counts[2] == 0 && counts[1] > 0);
+    /* ties: greedy takes the lowest id */
+    float flat[5] = {1, 3, 3, 0, 3};
+    p = sample_params_default();
+    p.temperature = 0;
+    cr_assert_eq(sampler_pick(&s, flat, &p, &r, NULL), 1);
+    sampler_free(&s);
+}
