@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "db/prompts.h"
 #include "rm/import.h"
+#include "util/sys.h"
 
 #include <string.h>
 
@@ -63,11 +64,16 @@ static int exec_import(int argc, char **argv) {
     if (rc) return rc;
     Err err = {0};
     ImportStats st = {0};
+    Progress pg;
+    progress_start(&pg, "import", "records", 0, 0);
+    o.progress = &pg;
+    sys_catch_interrupts();
     rc = db_begin(db, &err);
     for (int i = optind; i < argc && !rc; i++) rc = rm_import_file(db, argv[i], &o, &st, &err);
     if (!rc) rc = db_commit(db, &err);
     else db_rollback(db);
     db_close(db);
+    if (pg.drawn) progress_finish(&pg, NULL);
     if (rc) {
         fprintf(stderr, "rlhf import: %s\nnothing was imported.\n", err.msg);
         return EXIT_FAIL;

@@ -6,6 +6,7 @@
 #include "db/rankings.h"
 #include "db/registry.h"
 #include "util/lines.h"
+#include "util/sys.h"
 #include "util/text.h"
 
 #include <math.h>
@@ -404,8 +405,14 @@ int rm_import_file(Db *db, const char *path, const ImportOptions *o, ImportStats
             i = j;
         }
         qsort(groups, (size_t)ng, sizeof *groups, cmp_group);
+        int64_t done = st->records;
         st->records += rs.n;
-        for (int64_t g = 0; g < ng && !rc; g++) rc = write_group(db, &rs, idx, &groups[g], o, lr.path, source, st, err);
+        for (int64_t g = 0; g < ng && !rc; g++) {
+            rc = write_group(db, &rs, idx, &groups[g], o, lr.path, source, st, err);
+            done += groups[g].n;
+            if (o->progress) progress_update(o->progress, done, NULL);
+            if (!rc && sys_interrupted()) rc = err_set(err, RLHF_EINTR, "%s: interrupted", lr.path);
+        }
     }
     for (int64_t i = 0; i < rs.n; i++) rec_free(&rs.r[i]);
     free(rs.r), free(idx), free(groups);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "db/db.h"
+#include "util/progress.h"
 
 enum { IMPORT_PAIRS, IMPORT_HH };
 
@@ -28,6 +29,7 @@ typedef struct ImportOptions {
     const char *labeler; /* overrides the data's and the default "import:FILE" */
     const char *model;   /* model of candidates the data does not name; "import" */
     const char *split;   /* split of new prompts; NULL: the record's, else train */
+    Progress *progress;  /* records written so far; may be NULL */
 } ImportOptions;
 
 typedef struct ImportStats {
@@ -37,7 +39,8 @@ typedef struct ImportStats {
 } ImportStats;
 
 /* Reads one file and writes its rankings; errors name "file:line: ...".
- * Must run inside db_begin/db_commit. */
+ * Must run inside db_begin/db_commit. Stops with RLHF_EINTR on an interrupt
+ * (sys_interrupted), for the caller to roll back. */
 int rm_import_file(Db *db, const char *path, const ImportOptions *o, ImportStats *st, Err *err);
 
 /* Splits an HH transcript pair into the prompt and the two answers (three
