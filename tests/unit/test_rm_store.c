@@ -133,7 +133,7 @@ Test(rm_store, import_rebuilds_ties_and_splits_other_groups) {
     cr_assert(write(fd, data, strlen(data)) == (ssize_t)strlen(data));
     close(fd);
     Err err = {0};
-    ImportOptions o = {IMPORT_PAIRS, NULL, NULL, NULL};
+    ImportOptions o = {IMPORT_PAIRS, NULL, NULL, NULL, NULL};
     ImportStats st = {0};
     cr_assert_eq(db_begin(db, &err), 0);
     cr_assert_eq(rm_import_file(db, file, &o, &st, &err), 0, "%s", err.msg);
