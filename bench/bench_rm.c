@@ -28,10 +28,8 @@ static int fail(const char *what, const Err *err) {
 }
 
 /* Prompts with K candidates from K different models, ranked after noisy model
- * strengths (a tie now and then) by one of N_LABELERS simulated labelers.
- * Several labelers also keep the build fast: db_ranking_submit's lookup of the
- * labeler's current ranking scans that labeler's rankings (SQLite picks the
- * labeler index), so one labeler would make the build quadratic. */
+ * strengths (a tie now and then) by one of N_LABELERS simulated labelers, as
+ * a team would share the work. */
 static int build(Db *db, int n_prompts, Err *err) {
     static const double strength[N_MODELS] = {1.6, 1.2, 0.9, 0.5, 0.3, 0.0, -0.4, -0.9};
     int64_t models[N_MODELS], labs[N_LABELERS];
