@@ -16,7 +16,8 @@ const struct cmd_entry cmd_agreement_entry = {
     "                      prefer the same one (a tie agrees only with a tie), as in InstructGPT\n"
     "  Kendall's tau-b     between two labelers' rankings of a prompt (ties allowed), mean\n"
     "  Krippendorff alpha  of the 1-7 scores per candidate, ordinal metric (and interval)\n"
-    "Per labeler: rankings, mean time per ranking, agreement and tau with the others.\n"
+    "Per labeler: rankings, mean time per ranking, agreement and tau with the others,\n"
+    "agreement with gold items (when there are any); then each two labelers.\n"
     "  --json          one JSON object instead of text\n" CLI_HELP_FILTER CLI_HELP_COMMON,
     exec_agreement};
 
@@ -46,6 +47,20 @@ static void print_json(const AgreementReport *r) {
         printf(",\"pairs_compared\":%lld,\"pairs_agreed\":%lld", (long long)l->compared, (long long)l->agreed);
         json_num("agreement", l->agreement, 1);
         json_num("kendall_tau_b", l->tau, 1);
+        json_num("gold_agreement", l->gold, 1);
+        printf(",\"gold_rankings\":%lld}", (long long)l->gold_n);
+    }
+    printf("],\"labeler_pairs\":[");
+    for (int i = 0; i < r->n_pairs; i++) {
+        const PairAgreement *p = &r->pairs[i];
+        printf("%s{\"a\":", i ? "," : "");
+        cli_json_string(stdout, r->labelers[p->a].name);
+        printf(",\"b\":");
+        cli_json_string(stdout, r->labelers[p->b].name);
+        printf(",\"rankings\":%lld,\"pairs_compared\":%lld,\"pairs_agreed\":%lld", (long long)p->prompts,
+               (long long)p->compared, (long long)p->agreed);
+        json_num("agreement", p->compared ? (double)p->agreed / (double)p->compared : NAN, 1);
+        json_num("kendall_tau_b", p->tau, 1);
         putchar('}');
     }
     printf("]}\n");
@@ -78,15 +93,29 @@ static void print_text(const AgreementReport *r) {
     for (int i = 0; i < r->n_labelers; i++)
         if ((int)strlen(r->labelers[i].name) > w) w = (int)strlen(r->labelers[i].name);
     if (w > 40) w = 40;
-    printf("\n%-*s  %-9s  %8s  %9s  %9s  %8s  %6s\n", w, "labeler", "kind", "rankings", "mean time",
-           "agreement", "pairs", "tau");
+    int gold = 0;
+    for (int i = 0; i < r->n_labelers; i++) gold |= r->labelers[i].gold_n > 0;
+    printf("\n%-*s  %-9s  %8s  %9s  %9s  %8s  %6s%s\n", w, "labeler", "kind", "rankings", "mean time",
+           "agreement", "pairs", "tau", gold ? "   gold" : "");
     for (int i = 0; i < r->n_labelers; i++) {
         const LabelerAgreement *l = &r->labelers[i];
+        char d[32] = "";
         num(a, sizeof a, l->mean_time_s, "%.1fs");
         pct(b, sizeof b, l->agreement);
         num(c, sizeof c, l->tau, "%.3f");
-        printf("%-*.*s  %-9s  %8lld  %9s  %9s  %8lld  %6s\n", w, w, l->name, l->simulated ? "simulated" : "human",
-               (long long)l->rankings, a, b, (long long)l->compared, c);
+        if (gold) pct(d, sizeof d, l->gold);
+        printf("%-*.*s  %-9s  %8lld  %9s  %9s  %8lld  %6s%s%6s\n", w, w, l->name,
+               l->simulated ? "simulated" : "human", (long long)l->rankings, a, b, (long long)l->compared, c,
+               gold ? " " : "", d);
+    }
+    if (r->n_pairs == 0) return;
+    printf("\n%-*s  %-*s  %8s  %9s  %8s  %6s\n", w, "labeler", w, "with", "rankings", "agreement", "pairs", "tau");
+    for (int i = 0; i < r->n_pairs; i++) {
+        const PairAgreement *p = &r->pairs[i];
+        pct(b, sizeof b, p->compared ? (double)p->agreed / (double)p->compared : NAN);
+        num(c, sizeof c, p->tau, "%.3f");
+        printf("%-*.*s  %-*.*s  %8lld  %9s  %8lld  %6s\n", w, w, r->labelers[p->a].name, w, w,
+               r->labelers[p->b].name, (long long)p->prompts, b, (long long)p->compared, c);
     }
 }
 

@@ -129,6 +129,9 @@ typedef struct Totals {
     AgreementReport *r;
     double tau_sum;
     double *lab_tau_sum;
+    PairAgreement *grid; /* n_labelers x n_labelers, used for a < b */
+    double *grid_tau;
+    int64_t *grid_tau_n;
 } Totals;
 
 static void add_pair(void *vctx, const RmSet *s, int64_t ia, int64_t ib, int64_t c, int64_t g, double tau) {
@@ -142,6 +145,15 @@ static void add_pair(void *vctx, const RmSet *s, int64_t ia, int64_t ib, int64_t
         t->tau_sum += tau, r->tau_n++;
         t->lab_tau_sum[la] += tau, r->labelers[la].tau_n++;
         t->lab_tau_sum[lb] += tau, r->labelers[lb].tau_n++;
+    }
+    if (t->grid) {
+        int a = la < lb ? la : lb, b = la < lb ? lb : la;
+        int64_t k = (int64_t)a * r->n_labelers + b;
+        PairAgreement *pa = &t->grid[k];
+        pa->a = a, pa->b = b;
+        pa->prompts++;
+        pa->compared += c, pa->agreed += g;
+        if (!isnan(tau)) t->grid_tau[k] += tau, t->grid_tau_n[k]++;
     }
 }
 
@@ -173,9 +185,34 @@ int rm_agreement(const RmSet *s, AgreementReport *r, Err *err) {
         l->rankings++;
         l->simulated = k->simulated;
         if (k->time_ms >= 0) time_sum[k->labeler] += k->time_ms / 1000.0, time_n[k->labeler]++;
+        if (!isnan(k->gold)) l->gold += k->gold, l->gold_n++;
     }
-    Totals t = {r, 0, lab_tau};
+    Totals t = {r, 0, lab_tau, NULL, NULL, NULL};
+    /* the labeler-by-labeler table is for teams, not for thousands of labelers */
+    size_t nl = (size_t)s->n_labelers;
+    if (nl > 0 && nl <= 1000) {
+        t.grid = calloc(nl * nl, sizeof *t.grid);
+        t.grid_tau = calloc(nl * nl, sizeof *t.grid_tau);
+        t.grid_tau_n = calloc(nl * nl, sizeof *t.grid_tau_n);
+        if (!t.grid || !t.grid_tau || !t.grid_tau_n) {
+            free(t.grid), free(t.grid_tau), free(t.grid_tau_n);
+            t.grid = NULL, t.grid_tau = NULL, t.grid_tau_n = NULL;
+        }
+    }
     each_pair(s, add_pair, &t, count_prompt);
+    if (t.grid) {
+        for (size_t k = 0; k < nl * nl; k++)
+            if (t.grid[k].prompts) r->n_pairs++;
+        r->pairs = calloc((size_t)(r->n_pairs ? r->n_pairs : 1), sizeof *r->pairs);
+        int m = 0;
+        for (size_t k = 0; k < nl * nl && r->pairs; k++)
+            if (t.grid[k].prompts) {
+                r->pairs[m] = t.grid[k];
+                r->pairs[m++].tau = t.grid_tau_n[k] ? t.grid_tau[k] / (double)t.grid_tau_n[k] : NAN;
+            }
+        if (!r->pairs) r->n_pairs = 0;
+        free(t.grid), free(t.grid_tau), free(t.grid_tau_n);
+    }
     r->agreement = r->compared ? (double)r->agreed / (double)r->compared : NAN;
     r->tau = r->tau_n ? t.tau_sum / (double)r->tau_n : NAN;
     for (int i = 0; i < s->n_labelers; i++) {
@@ -183,6 +220,7 @@ int rm_agreement(const RmSet *s, AgreementReport *r, Err *err) {
         l->agreement = l->compared ? (double)l->agreed / (double)l->compared : NAN;
         l->tau = l->tau_n ? lab_tau[i] / (double)l->tau_n : NAN;
         l->mean_time_s = time_n[i] ? time_sum[i] / (double)time_n[i] : NAN;
+        l->gold = l->gold_n ? l->gold / (double)l->gold_n : NAN;
     }
     /* a unit is one candidate (candidate ids are unique across prompts) */
     int64_t m = 0;
@@ -209,6 +247,7 @@ int rm_agreement(const RmSet *s, AgreementReport *r, Err *err) {
 
 void rm_agreement_free(AgreementReport *r) {
     free(r->labelers);
+    free(r->pairs);
     memset(r, 0, sizeof *r);
 }
 

@@ -30,7 +30,17 @@ typedef struct LabelerAgreement {
     double agreement;      /* agreed / compared */
     double tau;            /* mean tau-b with other labelers' rankings */
     int64_t tau_n;
+    double gold;           /* mean agreement with gold items; NAN when none */
+    int64_t gold_n;
 } LabelerAgreement;
+
+/* Two labelers on the prompts both ranked. */
+typedef struct PairAgreement {
+    int a, b; /* labeler indices, a < b */
+    int64_t prompts; /* rankings compared (= shared prompts unless all versions) */
+    int64_t compared, agreed;
+    double tau; /* mean over their shared prompts */
+} PairAgreement;
 
 typedef struct AgreementReport {
     int64_t prompts, prompts_shared; /* ranked; ranked by two labelers or more */
@@ -42,6 +52,9 @@ typedef struct AgreementReport {
     int64_t alpha_units, alpha_values;
     LabelerAgreement *labelers; /* one per s->labelers, same order */
     int n_labelers;
+    PairAgreement *pairs; /* every two labelers with a shared prompt, by (a, b);
+                             left out past 1000 labelers */
+    int n_pairs;
 } AgreementReport;
 
 int rm_agreement(const RmSet *s, AgreementReport *r, Err *err);

@@ -67,6 +67,7 @@ static int load_one(const RankingRow *r, void *vctx) {
     k->id = r->id;
     k->prompt_id = r->prompt_id;
     k->time_ms = r->time_spent_ms;
+    k->gold = r->gold_agreement;
     k->simulated = r->simulated;
     k->labeler = name_index(&s->labelers, &s->n_labelers, r->labeler_id, r->labeler, &c->last_labeler);
     if (k->labeler < 0) return RLHF_ENOMEM;

@@ -33,6 +33,7 @@ typedef struct RmItem {
 typedef struct RmRanking {
     int64_t id, prompt_id;
     int64_t time_ms; /* < 0: unknown */
+    double gold;     /* agreement with a gold item's order; NAN when not gold */
     int labeler;     /* index into RmSet.labelers */
     int simulated;
     int64_t first; /* index of the first item in RmSet.items */

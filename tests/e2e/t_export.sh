@@ -180,9 +180,10 @@ expect_rc 1 "$RLHF" elo --db $DB --by policy
 contains "$ERR" "11 left out"
 expect_rc 2 "$RLHF" elo --db $DB --by team
 expect_rc 0 "$RLHF" agreement --db $DB --json
-$PY -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["prompts_shared"]==1 and d["pairs_compared"]==3 and d["pairs_agreed"]==2, d' "$OUT" || die "agreement: $OUT"
+$PY -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["prompts_shared"]==1 and d["pairs_compared"]==3 and d["pairs_agreed"]==2, d; p=d["labeler_pairs"]; assert len(p)==1 and {p[0]["a"],p[0]["b"]}=={"alice","bob"} and p[0]["pairs_agreed"]==2, p' "$OUT" || die "agreement: $OUT"
 expect_rc 0 "$RLHF" agreement --db $DB
 contains "$OUT" "pairwise agreement: 66.7%"
+contains "$OUT" "alice    bob"
 
 # ---- bad input: the error names file:line and nothing changes
 counts() { echo "$(sql $DB 'select count(*) from prompts') $(sql $DB 'select count(*) from candidates') $(sql $DB 'select count(*) from rankings') $(sql $DB 'select count(*) from labelers') $(sql $DB 'select count(*) from models')"; }

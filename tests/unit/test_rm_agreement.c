@@ -69,7 +69,8 @@ Test(rm_agreement, labelers_on_shared_prompts) {
         {1, 1, 1, 6}, {2, 1, 3, 1}, {3, 1, 2, 4}, /* bob, prompt 1 */
         {4, 1, 1, 0}, {5, 1, 2, 0},               /* alice, prompt 2 */
     };
-    RmRanking rk[] = {{10, 1, 2000, 0, 0, 0, 3}, {11, 1, 4000, 1, 1, 3, 3}, {12, 2, -1, 0, 0, 6, 2}};
+    /* bob's ranking was a gold item he got half right */
+    RmRanking rk[] = {{10, 1, 2000, NAN, 0, 0, 0, 3}, {11, 1, 4000, 0.5, 1, 1, 3, 3}, {12, 2, -1, NAN, 0, 0, 6, 2}};
     RmName labs[] = {{1, "alice"}, {2, "bob"}};
     RmSet s = {rk, 3, items, 8, labs, 2, NULL, 0};
     AgreementReport r;
@@ -87,6 +88,12 @@ Test(rm_agreement, labelers_on_shared_prompts) {
     cr_assert_float_eq(r.labelers[1].agreement, 2.0 / 3, 1e-12);
     cr_assert_eq(r.alpha_units, 3);
     cr_assert(!isnan(r.alpha_ordinal) && r.alpha_ordinal < 1);
+    cr_assert(isnan(r.labelers[0].gold));
+    cr_assert_float_eq(r.labelers[1].gold, 0.5, 1e-12);
+    cr_assert_eq(r.n_pairs, 1);
+    cr_assert(r.pairs[0].a == 0 && r.pairs[0].b == 1 && r.pairs[0].prompts == 1);
+    cr_assert(r.pairs[0].compared == 3 && r.pairs[0].agreed == 2);
+    cr_assert_float_eq(r.pairs[0].tau, 1.0 / 3, 1e-12);
     rm_agreement_free(&r);
     int64_t *ids;
     double *rate;
