@@ -32,6 +32,7 @@ static void print_json(const AgreementReport *r) {
     printf("{\"prompts\":%lld,\"prompts_shared\":%lld,\"pairs_compared\":%lld,\"pairs_agreed\":%lld",
            (long long)r->prompts, (long long)r->prompts_shared, (long long)r->compared, (long long)r->agreed);
     json_num("agreement", r->agreement, 1);
+    json_num("agreement_se", r->agreement_se, 1);
     json_num("kendall_tau_b", r->tau, 1);
     printf(",\"tau_pairs\":%lld", (long long)r->tau_n);
     json_num("alpha_ordinal", r->alpha_ordinal, 1);
@@ -81,7 +82,10 @@ static void print_text(const AgreementReport *r) {
     printf("prompts ranked: %lld, by two labelers or more: %lld\n", (long long)r->prompts,
            (long long)r->prompts_shared);
     pct(a, sizeof a, r->agreement);
-    printf("pairwise agreement: %s (%lld of %lld shared pairs)\n", a, (long long)r->agreed, (long long)r->compared);
+    if (!isnan(r->agreement_se)) snprintf(b, sizeof b, " ± %.1f%%", 100 * r->agreement_se);
+    else b[0] = '\0';
+    printf("pairwise agreement: %s%s (%lld of %lld shared pairs)\n", a, b, (long long)r->agreed,
+           (long long)r->compared);
     num(a, sizeof a, r->tau, "%.3f");
     printf("Kendall's tau-b: %s (mean over %lld pairs of rankings)\n", a, (long long)r->tau_n);
     num(a, sizeof a, r->alpha_ordinal, "%.3f");

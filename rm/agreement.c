@@ -1,5 +1,6 @@
 /* Pairwise agreement, Kendall's tau-b, Krippendorff's alpha and per-labeler figures. */
 #include "rm/agreement.h"
+#include "util/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -132,6 +133,9 @@ typedef struct Totals {
     PairAgreement *grid; /* n_labelers x n_labelers, used for a < b */
     double *grid_tau;
     int64_t *grid_tau_n;
+    int64_t cur_c, cur_g;      /* the prompt being walked */
+    int64_t *pc, *pg, np, cap; /* per shared prompt, for the standard error */
+    int oom;
 } Totals;
 
 static void add_pair(void *vctx, const RmSet *s, int64_t ia, int64_t ib, int64_t c, int64_t g, double tau) {
@@ -139,6 +143,7 @@ static void add_pair(void *vctx, const RmSet *s, int64_t ia, int64_t ib, int64_t
     AgreementReport *r = t->r;
     int la = s->rankings[ia].labeler, lb = s->rankings[ib].labeler;
     r->compared += c, r->agreed += g;
+    t->cur_c += c, t->cur_g += g;
     r->labelers[la].compared += c, r->labelers[la].agreed += g;
     r->labelers[lb].compared += c, r->labelers[lb].agreed += g;
     if (!isnan(tau)) {
@@ -162,6 +167,39 @@ static void count_prompt(void *vctx, int64_t pid, int shared) {
     Totals *t = vctx;
     t->r->prompts++;
     t->r->prompts_shared += shared;
+    if (t->cur_c && !t->oom) {
+        if (t->np == t->cap) {
+            t->cap = t->cap ? t->cap * 2 : 256;
+            int64_t *a = realloc(t->pc, (size_t)t->cap * sizeof *a);
+            if (a) t->pc = a;
+            int64_t *b = realloc(t->pg, (size_t)t->cap * sizeof *b);
+            if (b) t->pg = b;
+            t->oom = !a || !b;
+        }
+        if (!t->oom) t->pc[t->np] = t->cur_c, t->pg[t->np++] = t->cur_g;
+    }
+    t->cur_c = t->cur_g = 0;
+}
+
+/* Standard error of the agreement rate by resampling prompts (pairs within a
+ * prompt are not independent, so the binomial formula would be too small). */
+static double agreement_se(const int64_t *pc, const int64_t *pg, int64_t n) {
+    enum { B = 200 };
+    if (n < 2) return NAN;
+    Rng rng;
+    rng_seed(&rng, 1);
+    double sum = 0, sum2 = 0;
+    for (int b = 0; b < B; b++) {
+        int64_t c = 0, g = 0;
+        for (int64_t i = 0; i < n; i++) {
+            uint64_t k = rng_below(&rng, (uint64_t)n);
+            c += pc[k], g += pg[k];
+        }
+        double p = c ? (double)g / (double)c : 0;
+        sum += p, sum2 += p * p;
+    }
+    double var = (sum2 - sum * sum / B) / (B - 1);
+    return var > 0 ? sqrt(var) : 0;
 }
 
 int rm_agreement(const RmSet *s, AgreementReport *r, Err *err) {
@@ -187,7 +225,8 @@ int rm_agreement(const RmSet *s, AgreementReport *r, Err *err) {
         if (k->time_ms >= 0) time_sum[k->labeler] += k->time_ms / 1000.0, time_n[k->labeler]++;
         if (!isnan(k->gold)) l->gold += k->gold, l->gold_n++;
     }
-    Totals t = {r, 0, lab_tau, NULL, NULL, NULL};
+    Totals t = {0};
+    t.r = r, t.lab_tau_sum = lab_tau;
     /* the labeler-by-labeler table is for teams, not for thousands of labelers */
     size_t nl = (size_t)s->n_labelers;
     if (nl > 0 && nl <= 1000) {
@@ -214,6 +253,8 @@ int rm_agreement(const RmSet *s, AgreementReport *r, Err *err) {
         free(t.grid), free(t.grid_tau), free(t.grid_tau_n);
     }
     r->agreement = r->compared ? (double)r->agreed / (double)r->compared : NAN;
+    r->agreement_se = t.oom ? NAN : agreement_se(t.pc, t.pg, t.np);
+    free(t.pc), free(t.pg);
     r->tau = r->tau_n ? t.tau_sum / (double)r->tau_n : NAN;
     for (int i = 0; i < s->n_labelers; i++) {
         LabelerAgreement *l = &r->labelers[i];

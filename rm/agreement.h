@@ -46,6 +46,7 @@ typedef struct AgreementReport {
     int64_t prompts, prompts_shared; /* ranked; ranked by two labelers or more */
     int64_t compared, agreed;
     double agreement;
+    double agreement_se; /* by resampling shared prompts (seeded); NAN under two */
     double tau;
     int64_t tau_n; /* ranking pairs behind tau */
     double alpha_ordinal, alpha_interval;

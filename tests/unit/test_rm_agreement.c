@@ -80,6 +80,7 @@ Test(rm_agreement, labelers_on_shared_prompts) {
     cr_assert_eq(r.prompts_shared, 1);
     cr_assert_eq(r.compared, 3);
     cr_assert_eq(r.agreed, 2);
+    cr_assert(isnan(r.agreement_se), "one shared prompt has no standard error");
     cr_assert_float_eq(r.tau, 1.0 / 3, 1e-12);
     cr_assert_eq(r.labelers[0].rankings, 2);
     cr_assert_float_eq(r.labelers[0].mean_time_s, 2.0, 1e-12);
