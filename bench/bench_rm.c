@@ -46,16 +46,20 @@ static int build(Db *db, int n_prompts, Err *err) {
         rc = db_labeler_ensure(db, name, 1, "bench", &labs[l], err);
     }
     for (int p = 0; p < n_prompts && !rc; p++) {
-        snprintf(text, sizeof text, "Benchmark prompt %d: explain why the sky looks blue in the day "
-                                    "and red at sunset, in two sentences.", p);
+        snprintf(text, sizeof text,
+                 "Benchmark prompt %d: explain why the sky looks blue in the day "
+                 "and red at sunset, in two sentences.",
+                 p);
         PromptIn pin = {text, NULL, "bench", NULL};
         int64_t pid;
         rc = db_prompt_insert(db, &pin, &pid, NULL, err);
         RankingItemIn items[K];
         double score[K];
         for (int k = 0; k < K && !rc; k++) {
-            snprintf(text, sizeof text, "Answer %d of model %d to prompt %d: sunlight scatters off air "
-                                        "molecules, blue most; at sunset the light crosses more air.", k, k, p);
+            snprintf(text, sizeof text,
+                     "Answer %d of model %d to prompt %d: sunlight scatters off air "
+                     "molecules, blue most; at sunset the light crosses more air.",
+                     k, k, p);
             CandidateIn cin = {pid, models[k], text, 40, NAN, NULL, 0, 0};
             rc = db_candidate_insert(db, &cin, &items[k].candidate_id, NULL, err);
             score[k] = strength[k] + rng_normal(&rng);
@@ -63,17 +67,21 @@ static int build(Db *db, int n_prompts, Err *err) {
         }
         for (int k = 0; k < K; k++) {
             int better = 0;
-            for (int j = 0; j < K; j++) better += score[j] > score[k];
+            for (int j = 0; j < K; j++)
+                better += score[j] > score[k];
             items[k].rank = better + 1;
             items[k].likert = 0, items[k].flags = NULL, items[k].shown_pos = k;
         }
         RankingIn in = {0};
-        in.prompt_id = pid, in.labeler_id = labs[p % N_LABELERS], in.simulated = 1, in.time_spent_ms = 1000;
+        in.prompt_id = pid, in.labeler_id = labs[p % N_LABELERS], in.simulated = 1,
+        in.time_spent_ms = 1000;
         in.gold_agreement = NAN, in.source = "bench", in.items = items, in.n_items = K;
         if (!rc) rc = db_ranking_submit(db, &in, NULL, err);
     }
-    if (!rc) rc = db_commit(db, err);
-    else db_rollback(db);
+    if (!rc)
+        rc = db_commit(db, err);
+    else
+        db_rollback(db);
     return rc;
 }
 
@@ -93,8 +101,8 @@ int main(void) {
         goto done;
     }
     double t_build = now_seconds() - t0;
-    printf("rm_build_db_s prompts=%d K=%d rankings=%d labelers=%d value=%.2f\n", n_prompts, K, n_prompts,
-           N_LABELERS, t_build);
+    printf("rm_build_db_s prompts=%d K=%d rankings=%d labelers=%d value=%.2f\n", n_prompts, K,
+           n_prompts, N_LABELERS, t_build);
 
     ExportOptions eo = {0};
     eo.format = EXPORT_PAIRS;
@@ -116,10 +124,12 @@ int main(void) {
     double t_export = now_seconds() - t0;
     struct stat sb;
     stat(out, &sb);
-    printf("rm_export_pairs_s comparisons=%lld records=%lld ties_dropped=%lld bytes=%lld value=%.2f\n",
-           (long long)st.pairs, (long long)st.records, (long long)st.ties_dropped, (long long)sb.st_size,
-           t_export);
-    printf("rm_export_pairs_per_s comparisons=%lld value=%.0f\n", (long long)st.pairs, st.records / t_export);
+    printf(
+        "rm_export_pairs_s comparisons=%lld records=%lld ties_dropped=%lld bytes=%lld value=%.2f\n",
+        (long long)st.pairs, (long long)st.records, (long long)st.ties_dropped,
+        (long long)sb.st_size, t_export);
+    printf("rm_export_pairs_per_s comparisons=%lld value=%.0f\n", (long long)st.pairs,
+           st.records / t_export);
 
     RmSet s;
     t0 = now_seconds();
@@ -141,9 +151,13 @@ int main(void) {
 
     EloOptions o = elo_options_default();
     EloTable t;
-    static const struct { int method, boot; const char *name; } runs[] = {
-        {ELO_BT, 0, "rm_bt_fit_s"}, {ELO_ONLINE, 0, "rm_elo_online_s"},
-        {ELO_BT, 20, "rm_bt_bootstrap_s"}, {ELO_ONLINE, 20, "rm_elo_bootstrap_s"}};
+    static const struct {
+        int method, boot;
+        const char *name;
+    } runs[] = {{ELO_BT, 0, "rm_bt_fit_s"},
+                {ELO_ONLINE, 0, "rm_elo_online_s"},
+                {ELO_BT, 20, "rm_bt_bootstrap_s"},
+                {ELO_ONLINE, 20, "rm_elo_bootstrap_s"}};
     rc = 0;
     for (size_t r = 0; r < sizeof runs / sizeof *runs && !rc; r++) {
         o.method = runs[r].method, o.bootstrap = runs[r].boot;
@@ -154,7 +168,8 @@ int main(void) {
         }
         double dt = now_seconds() - t0;
         int top = 0;
-        for (int i = 1; i < pl.n; i++) top = t.rating[i] > t.rating[top] ? i : top;
+        for (int i = 1; i < pl.n; i++)
+            top = t.rating[i] > t.rating[top] ? i : top;
         printf("%s battles=%lld players=%d bootstrap=%d value=%.3f  (top %s %.1f [%.1f, %.1f])\n",
                runs[r].name, (long long)nb, pl.n, runs[r].boot, dt, pl.name[top], t.rating[top],
                t.lo[top], t.hi[top]);

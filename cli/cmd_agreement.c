@@ -24,13 +24,17 @@ const struct cmd_entry cmd_agreement_entry = {
 static const struct cmd_entry *E = &cmd_agreement_entry;
 
 static void json_num(const char *key, double v, int comma) {
-    if (isnan(v)) printf("%s\"%s\":null", comma ? "," : "", key);
-    else printf("%s\"%s\":%.6g", comma ? "," : "", key, v);
+    if (isnan(v))
+        printf("%s\"%s\":null", comma ? "," : "", key);
+    else
+        printf("%s\"%s\":%.6g", comma ? "," : "", key, v);
 }
 
 static void print_json(const AgreementReport *r) {
-    printf("{\"prompts\":%lld,\"prompts_shared\":%lld,\"pairs_compared\":%lld,\"pairs_agreed\":%lld",
-           (long long)r->prompts, (long long)r->prompts_shared, (long long)r->compared, (long long)r->agreed);
+    printf(
+        "{\"prompts\":%lld,\"prompts_shared\":%lld,\"pairs_compared\":%lld,\"pairs_agreed\":%lld",
+        (long long)r->prompts, (long long)r->prompts_shared, (long long)r->compared,
+        (long long)r->agreed);
     json_num("agreement", r->agreement, 1);
     json_num("agreement_se", r->agreement_se, 1);
     json_num("kendall_tau_b", r->tau, 1);
@@ -43,9 +47,11 @@ static void print_json(const AgreementReport *r) {
         const LabelerAgreement *l = &r->labelers[i];
         printf("%s{\"name\":", i ? "," : "");
         cli_json_string(stdout, l->name);
-        printf(",\"simulated\":%s,\"rankings\":%lld", l->simulated ? "true" : "false", (long long)l->rankings);
+        printf(",\"simulated\":%s,\"rankings\":%lld", l->simulated ? "true" : "false",
+               (long long)l->rankings);
         json_num("mean_time_s", l->mean_time_s, 1);
-        printf(",\"pairs_compared\":%lld,\"pairs_agreed\":%lld", (long long)l->compared, (long long)l->agreed);
+        printf(",\"pairs_compared\":%lld,\"pairs_agreed\":%lld", (long long)l->compared,
+               (long long)l->agreed);
         json_num("agreement", l->agreement, 1);
         json_num("kendall_tau_b", l->tau, 1);
         json_num("gold_agreement", l->gold, 1);
@@ -58,8 +64,8 @@ static void print_json(const AgreementReport *r) {
         cli_json_string(stdout, r->labelers[p->a].name);
         printf(",\"b\":");
         cli_json_string(stdout, r->labelers[p->b].name);
-        printf(",\"rankings\":%lld,\"pairs_compared\":%lld,\"pairs_agreed\":%lld", (long long)p->prompts,
-               (long long)p->compared, (long long)p->agreed);
+        printf(",\"rankings\":%lld,\"pairs_compared\":%lld,\"pairs_agreed\":%lld",
+               (long long)p->prompts, (long long)p->compared, (long long)p->agreed);
         json_num("agreement", p->compared ? (double)p->agreed / (double)p->compared : NAN, 1);
         json_num("kendall_tau_b", p->tau, 1);
         putchar('}');
@@ -68,13 +74,17 @@ static void print_json(const AgreementReport *r) {
 }
 
 static void pct(char *buf, size_t n, double v) {
-    if (isnan(v)) snprintf(buf, n, "-");
-    else snprintf(buf, n, "%.1f%%", 100 * v);
+    if (isnan(v))
+        snprintf(buf, n, "-");
+    else
+        snprintf(buf, n, "%.1f%%", 100 * v);
 }
 
 static void num(char *buf, size_t n, double v, const char *fmt) {
-    if (isnan(v)) snprintf(buf, n, "-");
-    else snprintf(buf, n, fmt, v);
+    if (isnan(v))
+        snprintf(buf, n, "-");
+    else
+        snprintf(buf, n, fmt, v);
 }
 
 static void print_text(const AgreementReport *r) {
@@ -82,15 +92,18 @@ static void print_text(const AgreementReport *r) {
     printf("prompts ranked: %lld, by two labelers or more: %lld\n", (long long)r->prompts,
            (long long)r->prompts_shared);
     pct(a, sizeof a, r->agreement);
-    if (!isnan(r->agreement_se)) snprintf(b, sizeof b, " ± %.1f%%", 100 * r->agreement_se);
-    else b[0] = '\0';
+    if (!isnan(r->agreement_se))
+        snprintf(b, sizeof b, " ± %.1f%%", 100 * r->agreement_se);
+    else
+        b[0] = '\0';
     printf("pairwise agreement: %s%s (%lld of %lld shared pairs)\n", a, b, (long long)r->agreed,
            (long long)r->compared);
     num(a, sizeof a, r->tau, "%.3f");
     printf("Kendall's tau-b: %s (mean over %lld pairs of rankings)\n", a, (long long)r->tau_n);
     num(a, sizeof a, r->alpha_ordinal, "%.3f");
     num(b, sizeof b, r->alpha_interval, "%.3f");
-    printf("Krippendorff's alpha, 1-7 scores: ordinal %s, interval %s (%lld candidates scored twice or "
+    printf("Krippendorff's alpha, 1-7 scores: ordinal %s, interval %s (%lld candidates scored "
+           "twice or "
            "more, %lld scores)\n",
            a, b, (long long)r->alpha_units, (long long)r->alpha_values);
     int w = 7;
@@ -98,9 +111,10 @@ static void print_text(const AgreementReport *r) {
         if ((int)strlen(r->labelers[i].name) > w) w = (int)strlen(r->labelers[i].name);
     if (w > 40) w = 40;
     int gold = 0;
-    for (int i = 0; i < r->n_labelers; i++) gold |= r->labelers[i].gold_n > 0;
-    printf("\n%-*s  %-9s  %8s  %9s  %9s  %8s  %6s%s\n", w, "labeler", "kind", "rankings", "mean time",
-           "agreement", "pairs", "tau", gold ? "   gold" : "");
+    for (int i = 0; i < r->n_labelers; i++)
+        gold |= r->labelers[i].gold_n > 0;
+    printf("\n%-*s  %-9s  %8s  %9s  %9s  %8s  %6s%s\n", w, "labeler", "kind", "rankings",
+           "mean time", "agreement", "pairs", "tau", gold ? "   gold" : "");
     for (int i = 0; i < r->n_labelers; i++) {
         const LabelerAgreement *l = &r->labelers[i];
         char d[32] = "";
@@ -109,11 +123,12 @@ static void print_text(const AgreementReport *r) {
         num(c, sizeof c, l->tau, "%.3f");
         if (gold) pct(d, sizeof d, l->gold);
         printf("%-*.*s  %-9s  %8lld  %9s  %9s  %8lld  %6s%s%6s\n", w, w, l->name,
-               l->simulated ? "simulated" : "human", (long long)l->rankings, a, b, (long long)l->compared, c,
-               gold ? " " : "", d);
+               l->simulated ? "simulated" : "human", (long long)l->rankings, a, b,
+               (long long)l->compared, c, gold ? " " : "", d);
     }
     if (r->n_pairs == 0) return;
-    printf("\n%-*s  %-*s  %8s  %9s  %8s  %6s\n", w, "labeler", w, "with", "rankings", "agreement", "pairs", "tau");
+    printf("\n%-*s  %-*s  %8s  %9s  %8s  %6s\n", w, "labeler", w, "with", "rankings", "agreement",
+           "pairs", "tau");
     for (int i = 0; i < r->n_pairs; i++) {
         const PairAgreement *p = &r->pairs[i];
         pct(b, sizeof b, p->compared ? (double)p->agreed / (double)p->compared : NAN);
@@ -124,8 +139,8 @@ static void print_text(const AgreementReport *r) {
 }
 
 static int exec_agreement(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB, CLI_OPT_HELP, {"json", no_argument, NULL, 'j'},
-                                         CLI_FILTER_OPTS, CLI_OPT_END};
+    static const struct option opts[] = {
+        CLI_OPT_DB, CLI_OPT_HELP, {"json", no_argument, NULL, 'j'}, CLI_FILTER_OPTS, CLI_OPT_END};
     const char *dbflag = NULL;
     RankingFilter f = db_ranking_filter_default();
     int json = 0, c;
@@ -134,10 +149,16 @@ static int exec_agreement(int argc, char **argv) {
         if (fr == 1) continue;
         if (fr) return fr;
         switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 'j': json = 1; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
+        case 'D':
+            dbflag = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
         }
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
@@ -152,8 +173,10 @@ static int exec_agreement(int argc, char **argv) {
     if (rc) return cli_fail(E, &err);
     rc = rm_agreement(&s, &r, &err);
     if (!rc) {
-        if (json) print_json(&r);
-        else print_text(&r);
+        if (json)
+            print_json(&r);
+        else
+            print_text(&r);
         rm_agreement_free(&r);
     }
     rm_set_free(&s);

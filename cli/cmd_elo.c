@@ -36,12 +36,13 @@ static char *const *sort_names;
 
 static int cmp_rating(const void *x, const void *y) {
     int a = *(const int *)x, b = *(const int *)y;
-    if (sort_t->rating[a] != sort_t->rating[b]) return sort_t->rating[a] > sort_t->rating[b] ? -1 : 1;
+    if (sort_t->rating[a] != sort_t->rating[b])
+        return sort_t->rating[a] > sort_t->rating[b] ? -1 : 1;
     return strcmp(sort_names[a], sort_names[b]);
 }
 
-static void print_json(const EloTable *t, const EloPlayers *p, const int *order, const EloOptions *o,
-                       int by, int64_t n_battles, const BattleStats *bs) {
+static void print_json(const EloTable *t, const EloPlayers *p, const int *order,
+                       const EloOptions *o, int by, int64_t n_battles, const BattleStats *bs) {
     printf("{\"method\":\"%s\",\"by\":\"%s\",\"battles\":%lld,\"ties\":%lld,\"same_player\":%lld,"
            "\"left_out\":%lld,\"bootstrap\":%d,\"seed\":%llu,\"players\":[",
            o->method == ELO_BT ? "bt" : "elo", by == ELO_BY_POLICY ? "policy" : "model",
@@ -51,7 +52,8 @@ static void print_json(const EloTable *t, const EloPlayers *p, const int *order,
         int i = order[k];
         printf("%s{\"rank\":%d,\"name\":", k ? "," : "", t->rank[i]);
         cli_json_string(stdout, p->name[i]);
-        printf(",\"rating\":%.2f,\"lo\":%.2f,\"hi\":%.2f,\"battles\":%lld,\"wins\":%.1f,\"win_rate\":%.4f",
+        printf(",\"rating\":%.2f,\"lo\":%.2f,\"hi\":%.2f,\"battles\":%lld,\"wins\":%.1f,\"win_"
+               "rate\":%.4f",
                t->rating[i], t->lo[i], t->hi[i], (long long)t->battles[i], t->wins[i],
                t->battles[i] ? t->wins[i] / (double)t->battles[i] : 0.0);
         if (by == ELO_BY_POLICY) {
@@ -63,19 +65,24 @@ static void print_json(const EloTable *t, const EloPlayers *p, const int *order,
     printf("]}\n");
 }
 
-static void print_table(const EloTable *t, const EloPlayers *p, const int *order, const EloOptions *o,
-                        int by) {
+static void print_table(const EloTable *t, const EloPlayers *p, const int *order,
+                        const EloOptions *o, int by) {
     int w = 5;
-    for (int i = 0; i < t->n; i++) w = (int)strlen(p->name[i]) > w ? (int)strlen(p->name[i]) : w;
+    for (int i = 0; i < t->n; i++)
+        w = (int)strlen(p->name[i]) > w ? (int)strlen(p->name[i]) : w;
     if (w > 40) w = 40;
-    printf("%4s  %-*s  %8s  %-15s %8s  %6s%s\n", "rank", w, by == ELO_BY_POLICY ? "policy" : "model",
-           "rating", o->bootstrap ? "95% CI" : "", "battles", "win%", by == ELO_BY_POLICY ? "  round  lineage" : "");
+    printf("%4s  %-*s  %8s  %-15s %8s  %6s%s\n", "rank", w,
+           by == ELO_BY_POLICY ? "policy" : "model", "rating", o->bootstrap ? "95% CI" : "",
+           "battles", "win%", by == ELO_BY_POLICY ? "  round  lineage" : "");
     for (int k = 0; k < t->n; k++) {
         int i = order[k];
         char ci[32] = "";
-        if (o->bootstrap) snprintf(ci, sizeof ci, "+%.1f/-%.1f", t->hi[i] - t->rating[i], t->rating[i] - t->lo[i]);
-        printf("%4d  %-*.*s  %8.1f  %-15s %8lld  %5.1f%%", t->rank[i], w, w, p->name[i], t->rating[i], ci,
-               (long long)t->battles[i], t->battles[i] ? 100 * t->wins[i] / (double)t->battles[i] : 0.0);
+        if (o->bootstrap)
+            snprintf(ci, sizeof ci, "+%.1f/-%.1f", t->hi[i] - t->rating[i],
+                     t->rating[i] - t->lo[i]);
+        printf("%4d  %-*.*s  %8.1f  %-15s %8lld  %5.1f%%", t->rank[i], w, w, p->name[i],
+               t->rating[i], ci, (long long)t->battles[i],
+               t->battles[i] ? 100 * t->wins[i] / (double)t->battles[i] : 0.0);
         if (by == ELO_BY_POLICY) printf("  %5d  %s", p->round[i], p->lineage[i]);
         putchar('\n');
     }
@@ -102,16 +109,24 @@ static int exec_elo(int argc, char **argv) {
         if (fr == 1) continue;
         if (fr) return fr;
         switch (c) {
-        case 'D': dbflag = optarg; break;
+        case 'D':
+            dbflag = optarg;
+            break;
         case 'b':
-            if (strcmp(optarg, "model") == 0) by = ELO_BY_MODEL;
-            else if (strcmp(optarg, "policy") == 0) by = ELO_BY_POLICY;
-            else return cli_usage_error(E, "--by: expected model or policy, not '%s'", optarg);
+            if (strcmp(optarg, "model") == 0)
+                by = ELO_BY_MODEL;
+            else if (strcmp(optarg, "policy") == 0)
+                by = ELO_BY_POLICY;
+            else
+                return cli_usage_error(E, "--by: expected model or policy, not '%s'", optarg);
             break;
         case 'm':
-            if (strcmp(optarg, "elo") == 0) o.method = ELO_ONLINE;
-            else if (strcmp(optarg, "bt") == 0) o.method = ELO_BT;
-            else return cli_usage_error(E, "--method: expected elo or bt, not '%s'", optarg);
+            if (strcmp(optarg, "elo") == 0)
+                o.method = ELO_ONLINE;
+            else if (strcmp(optarg, "bt") == 0)
+                o.method = ELO_BT;
+            else
+                return cli_usage_error(E, "--method: expected elo or bt, not '%s'", optarg);
             break;
         case 'B':
             if (cli_parse_long(E, "--bootstrap", optarg, 0, 100000, &v)) return EXIT_USAGE;
@@ -121,10 +136,16 @@ static int exec_elo(int argc, char **argv) {
             if (cli_parse_long(E, "--seed", optarg, 0, 1L << 62, &v)) return EXIT_USAGE;
             o.seed = (uint64_t)v;
             break;
-        case 'a': anchor = optarg; break;
-        case 'j': json = 1; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
+        case 'a':
+            anchor = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
         }
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
@@ -150,13 +171,15 @@ static int exec_elo(int argc, char **argv) {
     if (!rc && anchor) {
         for (int i = 0; i < p.n; i++)
             if (strcmp(p.name[i], anchor) == 0) o.anchor = i;
-        if (o.anchor < 0) rc = err_set(&err, RLHF_EINVAL, "--anchor: no rated model named '%s'", anchor);
+        if (o.anchor < 0)
+            rc = err_set(&err, RLHF_EINVAL, "--anchor: no rated model named '%s'", anchor);
     }
     if (!rc && nb == 0)
-        rc = err_set(&err, RLHF_ENOTFOUND,
-                     "no battles: %lld rankings matched, %lld pairs (%lld of one %s, %lld left out)",
-                     (long long)s.n_rankings, (long long)bs.pairs, (long long)bs.same_player,
-                     by == ELO_BY_POLICY ? "policy" : "model", (long long)bs.left_out);
+        rc =
+            err_set(&err, RLHF_ENOTFOUND,
+                    "no battles: %lld rankings matched, %lld pairs (%lld of one %s, %lld left out)",
+                    (long long)s.n_rankings, (long long)bs.pairs, (long long)bs.same_player,
+                    by == ELO_BY_POLICY ? "policy" : "model", (long long)bs.left_out);
     if (!rc) rc = elo_rate(b, nb, p.n, &o, &t, &err);
     if (!rc) {
         order = malloc((size_t)(p.n ? p.n : 1) * sizeof *order);
@@ -171,13 +194,16 @@ static int exec_elo(int argc, char **argv) {
         qsort(order, (size_t)n, sizeof *order, cmp_rating);
         int all = t.n;
         t.n = n;
-        if (json) print_json(&t, &p, order, &o, by, nb, &bs);
+        if (json)
+            print_json(&t, &p, order, &o, by, nb, &bs);
         else {
             print_table(&t, &p, order, &o, by);
-            fprintf(stderr, "%lld battles from %lld rankings (%lld ties; %lld pairs of one %s and %lld of "
-                            "models left out not counted)\n",
-                    (long long)nb, (long long)s.n_rankings, (long long)bs.ties, (long long)bs.same_player,
-                    by == ELO_BY_POLICY ? "policy" : "model", (long long)bs.left_out);
+            fprintf(stderr,
+                    "%lld battles from %lld rankings (%lld ties; %lld pairs of one %s and %lld of "
+                    "models left out not counted)\n",
+                    (long long)nb, (long long)s.n_rankings, (long long)bs.ties,
+                    (long long)bs.same_player, by == ELO_BY_POLICY ? "policy" : "model",
+                    (long long)bs.left_out);
         }
         t.n = all;
     }

@@ -14,8 +14,10 @@ const struct cmd_entry cmd_export_entry = {
     "  --format F        pairs     TRL preference JSONL: prompt, chosen, rejected, prompt_id,\n"
     "                              chosen_id, rejected_id, chosen_model, rejected_model,\n"
     "                              labeler, simulated, margin (places apart), ranking_id\n"
-    "                    hh        HH-RLHF: chosen, rejected as \"\\n\\nHuman: P\\n\\nAssistant: A\"\n"
-    "                    rankings  one line per ranking: prompt, completions, ranks, scores, flags\n"
+    "                    hh        HH-RLHF: chosen, rejected as \"\\n\\nHuman: P\\n\\nAssistant: "
+    "A\"\n"
+    "                    rankings  one line per ranking: prompt, completions, ranks, scores, "
+    "flags\n"
     "                    arena     Chatbot Arena battles: model_a, model_b, winner\n"
     "                              (model_a|model_b|tie), question_id, a_id, b_id, judge\n"
     "                    csv       one row per comparison, RFC 4180, with a header\n"
@@ -51,27 +53,41 @@ static int exec_export(int argc, char **argv) {
         if (fr == 1) continue;
         if (fr) return fr;
         switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 'f': format = optarg; break;
-        case 'o': out_path = optarg; break;
-        case 'V': val_path = optarg; break;
+        case 'D':
+            dbflag = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'o':
+            out_path = optarg;
+            break;
+        case 'V':
+            val_path = optarg;
+            break;
         case 'v':
             if (cli_parse_double(E, "--val-frac", optarg, 0, 1, &o.val_frac)) return EXIT_USAGE;
             break;
         case 'm':
-            if (cli_parse_double(E, "--min-agreement", optarg, 0, 1, &o.min_agreement)) return EXIT_USAGE;
+            if (cli_parse_double(E, "--min-agreement", optarg, 0, 1, &o.min_agreement))
+                return EXIT_USAGE;
             break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
         }
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
-    if (!format) return cli_usage_error(E, "--format is required (pairs, hh, rankings, arena or csv)");
+    if (!format)
+        return cli_usage_error(E, "--format is required (pairs, hh, rankings, arena or csv)");
     o.format = rm_export_format(format);
     if (o.format < 0)
-        return cli_usage_error(E, "--format: unknown format '%s' (pairs, hh, rankings, arena or csv)", format);
+        return cli_usage_error(
+            E, "--format: unknown format '%s' (pairs, hh, rankings, arena or csv)", format);
     if (o.val_frac > 0 && !val_path) return cli_usage_error(E, "--val-frac needs --val-out FILE");
-    if (val_path && !(o.val_frac > 0)) return cli_usage_error(E, "--val-out needs --val-frac F (F > 0)");
+    if (val_path && !(o.val_frac > 0))
+        return cli_usage_error(E, "--val-out needs --val-frac F (F > 0)");
     if (val_path && out_path && strcmp(val_path, out_path) == 0)
         return cli_usage_error(E, "--out and --val-out name the same file");
     Db *db;
@@ -108,7 +124,8 @@ static int exec_export(int argc, char **argv) {
                 st.ties_dropped ? " dropped: the format cannot hold them" : " kept");
     fputc('\n', stderr);
     if (o.val_frac > 0)
-        fprintf(stderr, "validation: %lld records from %lld prompts in %s; training: %lld records\n",
+        fprintf(stderr,
+                "validation: %lld records from %lld prompts in %s; training: %lld records\n",
                 (long long)st.val_records, (long long)st.val_prompts, val_path,
                 (long long)(st.records - st.val_records));
     if (o.min_agreement >= 0)

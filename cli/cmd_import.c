@@ -43,20 +43,34 @@ static int exec_import(int argc, char **argv) {
     int c;
     while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 'f': format = optarg; break;
-        case 'l': o.labeler = optarg; break;
-        case 'm': o.model = optarg; break;
-        case 's': o.split = optarg; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
+        case 'D':
+            dbflag = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'l':
+            o.labeler = optarg;
+            break;
+        case 'm':
+            o.model = optarg;
+            break;
+        case 's':
+            o.split = optarg;
+            break;
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
         }
     }
     if (!format) return cli_usage_error(E, "--format is required (pairs or hh)");
     o.format = rm_import_format(format);
-    if (o.format < 0) return cli_usage_error(E, "--format: unknown format '%s' (pairs or hh)", format);
+    if (o.format < 0)
+        return cli_usage_error(E, "--format: unknown format '%s' (pairs or hh)", format);
     if (optind >= argc) return cli_usage_error(E, "no FILE given");
-    if (o.split && !db_valid_split(o.split)) return cli_usage_error(E, "--split: '%s' is not a split name", o.split);
+    if (o.split && !db_valid_split(o.split))
+        return cli_usage_error(E, "--split: '%s' is not a split name", o.split);
     if (o.labeler && !*o.labeler) return cli_usage_error(E, "--labeler: empty name");
     if (o.model && !*o.model) return cli_usage_error(E, "--model: empty name");
     Db *db;
@@ -69,9 +83,12 @@ static int exec_import(int argc, char **argv) {
     o.progress = &pg;
     sys_catch_interrupts();
     rc = db_begin(db, &err);
-    for (int i = optind; i < argc && !rc; i++) rc = rm_import_file(db, argv[i], &o, &st, &err);
-    if (!rc) rc = db_commit(db, &err);
-    else db_rollback(db);
+    for (int i = optind; i < argc && !rc; i++)
+        rc = rm_import_file(db, argv[i], &o, &st, &err);
+    if (!rc)
+        rc = db_commit(db, &err);
+    else
+        db_rollback(db);
     db_close(db);
     if (pg.drawn) progress_finish(&pg, NULL);
     if (rc) {
@@ -84,7 +101,8 @@ static int exec_import(int argc, char **argv) {
            (long long)st.prompts_new, (long long)st.candidates_new);
     if (st.identical) printf(", %lld with chosen = rejected skipped", (long long)st.identical);
     if (st.groups_split)
-        printf(", %lld prompt groups not one ranking: one ranking per pair", (long long)st.groups_split);
+        printf(", %lld prompt groups not one ranking: one ranking per pair",
+               (long long)st.groups_split);
     printf(")\n");
     return EXIT_OK;
 }

@@ -19,17 +19,22 @@ static int valid_date(const char *s) {
 int cli_filter_opt(const struct cmd_entry *e, int c, const char *arg, RankingFilter *f) {
     switch (c) {
     case CLI_F_SPLIT:
-        if (!db_valid_split(arg)) return cli_usage_error(e, "--split: '%s' is not a split name", arg);
+        if (!db_valid_split(arg))
+            return cli_usage_error(e, "--split: '%s' is not a split name", arg);
         f->split = arg;
         return 1;
-    case CLI_F_LABELER: f->labeler = arg; return 1;
+    case CLI_F_LABELER:
+        f->labeler = arg;
+        return 1;
     case CLI_F_SINCE:
     case CLI_F_UNTIL:
         if (!valid_date(arg))
             return cli_usage_error(e, "%s: '%s' is not a date (YYYY-MM-DD)",
                                    c == CLI_F_SINCE ? "--since" : "--until", arg);
-        if (c == CLI_F_SINCE) f->since = arg;
-        else f->until = arg;
+        if (c == CLI_F_SINCE)
+            f->since = arg;
+        else
+            f->until = arg;
         return 1;
     case CLI_F_HUMAN:
     case CLI_F_SIMULATED:
@@ -37,7 +42,9 @@ int cli_filter_opt(const struct cmd_entry *e, int c, const char *arg, RankingFil
             return cli_usage_error(e, "--human and --simulated exclude each other");
         f->simulated = c == CLI_F_SIMULATED;
         return 1;
-    case CLI_F_ALL_VERSIONS: f->all_versions = 1; return 1;
+    case CLI_F_ALL_VERSIONS:
+        f->all_versions = 1;
+        return 1;
     }
     return 0;
 }

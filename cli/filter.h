@@ -21,13 +21,14 @@ enum {
         {"since", required_argument, NULL, CLI_F_SINCE},                                           \
         {"until", required_argument, NULL, CLI_F_UNTIL},                                           \
         {"human", no_argument, NULL, CLI_F_HUMAN},                                                 \
-        {"simulated", no_argument, NULL, CLI_F_SIMULATED},                                         \
-        {"all-versions", no_argument, NULL, CLI_F_ALL_VERSIONS}
+        {"simulated", no_argument, NULL, CLI_F_SIMULATED}, {                                       \
+        "all-versions", no_argument, NULL, CLI_F_ALL_VERSIONS                                      \
+    }
 
 #define CLI_HELP_FILTER                                                                            \
     "  --split S       only prompts of split S\n"                                                  \
     "  --labeler NAME  only this labeler's rankings\n"                                             \
-    "  --since DATE    only rankings made on or after DATE (YYYY-MM-DD[THH:MM:SS], UTC)\n"          \
+    "  --since DATE    only rankings made on or after DATE (YYYY-MM-DD[THH:MM:SS], UTC)\n"         \
     "  --until DATE    only rankings made before DATE\n"                                           \
     "  --human         only people's rankings\n"                                                   \
     "  --simulated     only simulated labelers' rankings\n"                                        \

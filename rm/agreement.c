@@ -17,8 +17,10 @@ double rm_kendall_tau_b(const int *x, const int *y, int n) {
             int a = sign(x[i] - x[j]), b = sign(y[i] - y[j]);
             if (a == 0) tx++;
             if (b == 0) ty++;
-            if (a * b > 0) nc++;
-            else if (a * b < 0) nd++;
+            if (a * b > 0)
+                nc++;
+            else if (a * b < 0)
+                nd++;
         }
     double den = sqrt((double)(n0 - tx) * (double)(n0 - ty));
     return den > 0 ? (double)(nc - nd) / den : NAN;
@@ -47,7 +49,8 @@ double rm_kripp_alpha(const int64_t *unit, const int *value, int64_t n, int V, i
     /* coincidences: each ordered pair of values within a unit of m_u values
      * counts 1/(m_u - 1) */
     for (int64_t s = 0, e; s < m; s = e) {
-        for (e = s; e < m && o[e].unit == o[s].unit; e++) {}
+        for (e = s; e < m && o[e].unit == o[s].unit; e++) {
+        }
         int64_t mu = e - s;
         if (mu < 2) continue;
         for (int64_t i = s; i < e; i++)
@@ -56,7 +59,8 @@ double rm_kripp_alpha(const int64_t *unit, const int *value, int64_t n, int V, i
     }
     double tot = 0;
     for (int c = 0; c < V; c++) {
-        for (int k = 0; k < V; k++) nc[c] += co[c * V + k];
+        for (int k = 0; k < V; k++)
+            nc[c] += co[c * V + k];
         tot += nc[c];
     }
     if (tot < 2) goto out;
@@ -64,11 +68,13 @@ double rm_kripp_alpha(const int64_t *unit, const int *value, int64_t n, int V, i
     for (int c = 0; c < V; c++)
         for (int k = 0; k < V; k++) {
             double d2;
-            if (metric == ALPHA_INTERVAL) d2 = (double)(c - k) * (c - k);
+            if (metric == ALPHA_INTERVAL)
+                d2 = (double)(c - k) * (c - k);
             else {
                 int lo = c < k ? c : k, hi = c < k ? k : c;
                 double g = 0;
-                for (int x = lo; x <= hi; x++) g += nc[x];
+                for (int x = lo; x <= hi; x++)
+                    g += nc[x];
                 g -= (nc[c] + nc[k]) / 2;
                 d2 = g * g;
             }
@@ -107,10 +113,12 @@ static void compare_two(const RmItem *a, int na, const RmItem *b, int nb, int64_
 typedef void (*pair_fn)(void *ctx, const RmSet *s, int64_t ra, int64_t rb, int64_t compared,
                         int64_t agreed, double tau);
 
-static void each_pair(const RmSet *s, pair_fn fn, void *ctx, void (*prompt_done)(void *, int64_t, int)) {
+static void each_pair(const RmSet *s, pair_fn fn, void *ctx,
+                      void (*prompt_done)(void *, int64_t, int)) {
     for (int64_t st = 0, en; st < s->n_rankings; st = en) {
         int64_t pid = s->rankings[st].prompt_id;
-        for (en = st; en < s->n_rankings && s->rankings[en].prompt_id == pid; en++) {}
+        for (en = st; en < s->n_rankings && s->rankings[en].prompt_id == pid; en++) {
+        }
         int shared = 0;
         for (int64_t i = st; i < en; i++)
             for (int64_t j = i + 1; j < en; j++) {
@@ -119,7 +127,8 @@ static void each_pair(const RmSet *s, pair_fn fn, void *ctx, void (*prompt_done)
                 shared = 1;
                 int64_t c, g;
                 double tau;
-                compare_two(&s->items[a->first], a->n_items, &s->items[b->first], b->n_items, &c, &g, &tau);
+                compare_two(&s->items[a->first], a->n_items, &s->items[b->first], b->n_items, &c,
+                            &g, &tau);
                 fn(ctx, s, i, j, c, g, tau);
             }
         if (prompt_done) prompt_done(ctx, pid, shared);
@@ -138,7 +147,8 @@ typedef struct Totals {
     int oom;
 } Totals;
 
-static void add_pair(void *vctx, const RmSet *s, int64_t ia, int64_t ib, int64_t c, int64_t g, double tau) {
+static void add_pair(void *vctx, const RmSet *s, int64_t ia, int64_t ib, int64_t c, int64_t g,
+                     double tau) {
     Totals *t = vctx;
     AgreementReport *r = t->r;
     int la = s->rankings[ia].labeler, lb = s->rankings[ib].labeler;
@@ -216,7 +226,8 @@ int rm_agreement(const RmSet *s, AgreementReport *r, Err *err) {
         rm_agreement_free(r);
         return err_set(err, RLHF_ENOMEM, "out of memory");
     }
-    for (int i = 0; i < s->n_labelers; i++) r->labelers[i].name = s->labelers[i].name;
+    for (int i = 0; i < s->n_labelers; i++)
+        r->labelers[i].name = s->labelers[i].name;
     for (int64_t i = 0; i < s->n_rankings; i++) {
         const RmRanking *k = &s->rankings[i];
         LabelerAgreement *l = &r->labelers[k->labeler];
@@ -266,7 +277,8 @@ int rm_agreement(const RmSet *s, AgreementReport *r, Err *err) {
     /* a unit is one candidate (candidate ids are unique across prompts) */
     int64_t m = 0;
     for (int64_t i = 0; i < s->n_items; i++)
-        if (s->items[i].likert > 0) units[m] = s->items[i].cand_id, values[m++] = s->items[i].likert;
+        if (s->items[i].likert > 0)
+            units[m] = s->items[i].cand_id, values[m++] = s->items[i].likert;
     r->alpha_values = m;
     r->alpha_ordinal = rm_kripp_alpha(units, values, m, 7, ALPHA_ORDINAL);
     r->alpha_interval = rm_kripp_alpha(units, values, m, 7, ALPHA_INTERVAL);
@@ -274,10 +286,12 @@ int rm_agreement(const RmSet *s, AgreementReport *r, Err *err) {
     Obs *o = malloc((size_t)(m ? m : 1) * sizeof *o);
     if (o) {
         int64_t *u = units;
-        for (int64_t i = 0; i < m; i++) o[i] = (Obs){u[i], 0};
+        for (int64_t i = 0; i < m; i++)
+            o[i] = (Obs){u[i], 0};
         qsort(o, (size_t)m, sizeof *o, cmp_obs);
         for (int64_t st = 0, en; st < m; st = en) {
-            for (en = st; en < m && o[en].unit == o[st].unit; en++) {}
+            for (en = st; en < m && o[en].unit == o[st].unit; en++) {
+            }
             if (en - st >= 2) r->alpha_units++;
         }
         free(o);
@@ -299,7 +313,8 @@ typedef struct PerPrompt {
     int oom;
 } PerPrompt;
 
-static void pp_pair(void *vctx, const RmSet *s, int64_t ia, int64_t ib, int64_t c, int64_t g, double tau) {
+static void pp_pair(void *vctx, const RmSet *s, int64_t ia, int64_t ib, int64_t c, int64_t g,
+                    double tau) {
     (void)s, (void)ia, (void)ib, (void)tau;
     PerPrompt *p = vctx;
     p->c += c, p->g += g;

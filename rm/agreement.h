@@ -25,18 +25,18 @@ typedef struct LabelerAgreement {
     const char *name; /* points into the RmSet */
     int simulated;
     int64_t rankings;
-    double mean_time_s;    /* NAN when no time was recorded */
+    double mean_time_s;       /* NAN when no time was recorded */
     int64_t compared, agreed; /* pairs shared with other labelers */
-    double agreement;      /* agreed / compared */
-    double tau;            /* mean tau-b with other labelers' rankings */
+    double agreement;         /* agreed / compared */
+    double tau;               /* mean tau-b with other labelers' rankings */
     int64_t tau_n;
-    double gold;           /* mean agreement with gold items; NAN when none */
+    double gold; /* mean agreement with gold items; NAN when none */
     int64_t gold_n;
 } LabelerAgreement;
 
 /* Two labelers on the prompts both ranked. */
 typedef struct PairAgreement {
-    int a, b; /* labeler indices, a < b */
+    int a, b;        /* labeler indices, a < b */
     int64_t prompts; /* rankings compared (= shared prompts unless all versions) */
     int64_t compared, agreed;
     double tau; /* mean over their shared prompts */

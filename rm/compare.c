@@ -11,8 +11,10 @@ int rm_pairs(const int *rank, int n, RmPair *out) {
         for (int j = i + 1; j < n; j++) {
             if (rank[j] <= 0) continue;
             RmPair p;
-            if (rank[i] <= rank[j]) p.better = i, p.worse = j;
-            else p.better = j, p.worse = i;
+            if (rank[i] <= rank[j])
+                p.better = i, p.worse = j;
+            else
+                p.better = j, p.worse = i;
             p.tie = rank[i] == rank[j];
             p.margin = abs(rank[i] - rank[j]);
             out[k++] = p;
@@ -24,7 +26,8 @@ int rm_pairs(const int *rank, int n, RmPair *out) {
 int rm_pairs_of_row(const RankingRow *r, RmPair *out, int cap) {
     int rank[64];
     if (r->n_items > 64 || r->n_items * (r->n_items - 1) / 2 > cap) return -1;
-    for (int i = 0; i < r->n_items; i++) rank[i] = r->items[i].rank;
+    for (int i = 0; i < r->n_items; i++)
+        rank[i] = r->items[i].rank;
     return rm_pairs(rank, r->n_items, out);
 }
 
@@ -69,7 +72,8 @@ static int load_one(const RankingRow *r, void *vctx) {
     k->time_ms = r->time_spent_ms;
     k->gold = r->gold_agreement;
     k->simulated = r->simulated;
-    k->labeler = name_index(&s->labelers, &s->n_labelers, r->labeler_id, r->labeler, &c->last_labeler);
+    k->labeler =
+        name_index(&s->labelers, &s->n_labelers, r->labeler_id, r->labeler, &c->last_labeler);
     if (k->labeler < 0) return RLHF_ENOMEM;
     k->first = s->n_items;
     k->n_items = r->n_items;
@@ -97,8 +101,10 @@ int rm_set_load(Db *db, const RankingFilter *f, RmSet *out, Err *err) {
 }
 
 void rm_set_free(RmSet *s) {
-    for (int i = 0; i < s->n_labelers; i++) free(s->labelers[i].name);
-    for (int i = 0; i < s->n_models; i++) free(s->models[i].name);
+    for (int i = 0; i < s->n_labelers; i++)
+        free(s->labelers[i].name);
+    for (int i = 0; i < s->n_models; i++)
+        free(s->models[i].name);
     free(s->labelers), free(s->models), free(s->rankings), free(s->items);
     memset(s, 0, sizeof *s);
 }

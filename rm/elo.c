@@ -21,7 +21,8 @@ EloOptions elo_options_default(void) {
 }
 
 void elo_online(const Battle *b, int64_t n, int n_players, const EloOptions *o, double *rating) {
-    for (int i = 0; i < n_players; i++) rating[i] = o->init;
+    for (int i = 0; i < n_players; i++)
+        rating[i] = o->init;
     for (int64_t t = 0; t < n; t++) {
         double ra = rating[b[t].a], rb = rating[b[t].b];
         double ea = 1 / (1 + pow(o->base, (rb - ra) / o->scale));
@@ -70,24 +71,28 @@ static void sum_pairs(const Battle *b, int64_t n, const uint32_t *weight, int m,
 static int chol_solve(double *A, double *g, int m) {
     for (int j = 0; j < m; j++) {
         double d = A[(size_t)j * m + j];
-        for (int k = 0; k < j; k++) d -= A[(size_t)j * m + k] * A[(size_t)j * m + k];
+        for (int k = 0; k < j; k++)
+            d -= A[(size_t)j * m + k] * A[(size_t)j * m + k];
         if (!(d > 0)) return -1;
         d = sqrt(d);
         A[(size_t)j * m + j] = d;
         for (int i = j + 1; i < m; i++) {
             double s = A[(size_t)i * m + j];
-            for (int k = 0; k < j; k++) s -= A[(size_t)i * m + k] * A[(size_t)j * m + k];
+            for (int k = 0; k < j; k++)
+                s -= A[(size_t)i * m + k] * A[(size_t)j * m + k];
             A[(size_t)i * m + j] = s / d;
         }
     }
     for (int i = 0; i < m; i++) {
         double s = g[i];
-        for (int k = 0; k < i; k++) s -= A[(size_t)i * m + k] * g[k];
+        for (int k = 0; k < i; k++)
+            s -= A[(size_t)i * m + k] * g[k];
         g[i] = s / A[(size_t)i * m + i];
     }
     for (int i = m - 1; i >= 0; i--) {
         double s = g[i];
-        for (int k = i + 1; k < m; k++) s -= A[(size_t)k * m + i] * g[k];
+        for (int k = i + 1; k < m; k++)
+            s -= A[(size_t)k * m + i] * g[k];
         g[i] = s / A[(size_t)i * m + i];
     }
     return 0;
@@ -98,7 +103,8 @@ static double log_sigmoid(double x) {
 }
 
 /* Penalised log-likelihood of θ (natural-log strengths). */
-static double bt_objective(const double *cnt, const double *win, int m, const double *th, double l2) {
+static double bt_objective(const double *cnt, const double *win, int m, const double *th,
+                           double l2) {
     double f = 0;
     int64_t k = 0;
     for (int i = 0; i < m; i++)
@@ -107,7 +113,8 @@ static double bt_objective(const double *cnt, const double *win, int m, const do
             double d = th[i] - th[j];
             f += win[k] * log_sigmoid(d) + (cnt[k] - win[k]) * log_sigmoid(-d);
         }
-    for (int i = 0; i < m; i++) f -= 0.5 * l2 * th[i] * th[i];
+    for (int i = 0; i < m; i++)
+        f -= 0.5 * l2 * th[i] * th[i];
     return f;
 }
 
@@ -119,12 +126,14 @@ static int bt_newton(const double *cnt, const double *win, int m, double l2, dou
         free(H), free(g), free(tn);
         return err_set(err, RLHF_ENOMEM, "out of memory (Bradley-Terry, %d players)", m);
     }
-    for (int i = 0; i < m; i++) th[i] = 0;
+    for (int i = 0; i < m; i++)
+        th[i] = 0;
     double f = bt_objective(cnt, win, m, th, l2);
     int rc = RLHF_OK;
     for (int it = 0; it < 100; it++) {
         memset(H, 0, (size_t)m * m * sizeof *H);
-        for (int i = 0; i < m; i++) g[i] = -l2 * th[i], H[(size_t)i * m + i] = l2;
+        for (int i = 0; i < m; i++)
+            g[i] = -l2 * th[i], H[(size_t)i * m + i] = l2;
         int64_t k = 0;
         for (int i = 0; i < m; i++)
             for (int j = i + 1; j < m; j++, k++) {
@@ -136,7 +145,8 @@ static int bt_newton(const double *cnt, const double *win, int m, double l2, dou
                 H[(size_t)i * m + j] -= h, H[(size_t)j * m + i] -= h;
             }
         double gmax = 0;
-        for (int i = 0; i < m; i++) gmax = fmax(gmax, fabs(g[i]));
+        for (int i = 0; i < m; i++)
+            gmax = fmax(gmax, fabs(g[i]));
         if (gmax < 1e-9) break;
         if (chol_solve(H, g, m)) {
             rc = err_set(err, RLHF_EINVAL, "Bradley-Terry: singular system");
@@ -144,12 +154,14 @@ static int bt_newton(const double *cnt, const double *win, int m, double l2, dou
         }
         double step = 1, fn = f;
         for (int h = 0; h < 40; h++, step *= 0.5) {
-            for (int i = 0; i < m; i++) tn[i] = th[i] + step * g[i];
+            for (int i = 0; i < m; i++)
+                tn[i] = th[i] + step * g[i];
             fn = bt_objective(cnt, win, m, tn, l2);
             if (fn >= f - 1e-12 * fabs(f)) break;
         }
         double moved = 0;
-        for (int i = 0; i < m; i++) moved = fmax(moved, fabs(tn[i] - th[i])), th[i] = tn[i];
+        for (int i = 0; i < m; i++)
+            moved = fmax(moved, fabs(tn[i] - th[i])), th[i] = tn[i];
         f = fn;
         if (moved < 1e-10) break;
     }
@@ -160,12 +172,15 @@ static int bt_newton(const double *cnt, const double *win, int m, double l2, dou
 static void anchor(double *rating, int m, const EloOptions *o) {
     if (m == 0) return;
     double ref = 0;
-    if (o->anchor >= 0 && o->anchor < m) ref = rating[o->anchor];
+    if (o->anchor >= 0 && o->anchor < m)
+        ref = rating[o->anchor];
     else {
-        for (int i = 0; i < m; i++) ref += rating[i];
+        for (int i = 0; i < m; i++)
+            ref += rating[i];
         ref /= m;
     }
-    for (int i = 0; i < m; i++) rating[i] += o->init - ref;
+    for (int i = 0; i < m; i++)
+        rating[i] += o->init - ref;
 }
 
 static int bt_from_sums(const double *cnt, const double *win, int m, const EloOptions *o,
@@ -173,7 +188,8 @@ static int bt_from_sums(const double *cnt, const double *win, int m, const EloOp
     int rc = bt_newton(cnt, win, m, o->l2, rating, err);
     if (rc) return rc;
     /* θ is in natural-log odds; an Elo point is scale/ln(base) of them */
-    for (int i = 0; i < m; i++) rating[i] *= o->scale / log(o->base);
+    for (int i = 0; i < m; i++)
+        rating[i] *= o->scale / log(o->base);
     anchor(rating, m, o);
     return RLHF_OK;
 }
@@ -181,8 +197,8 @@ static int bt_from_sums(const double *cnt, const double *win, int m, const EloOp
 int elo_bt(const Battle *b, int64_t n, int m, const EloOptions *o, double *rating, Err *err) {
     if (m < 1) return RLHF_OK;
     if (m > ELO_BT_MAX_PLAYERS)
-        return err_set(err, RLHF_EINVAL, "Bradley-Terry: %d players, at most %d (use online Elo)", m,
-                       ELO_BT_MAX_PLAYERS);
+        return err_set(err, RLHF_EINVAL, "Bradley-Terry: %d players, at most %d (use online Elo)",
+                       m, ELO_BT_MAX_PLAYERS);
     int64_t np = (int64_t)m * (m - 1) / 2;
     double *cnt = malloc((size_t)(np ? np : 1) * sizeof *cnt);
     double *win = malloc((size_t)(np ? np : 1) * sizeof *win);
@@ -209,13 +225,16 @@ static double quantile(const double *sorted, int n, double q) {
 
 /* Resamples battles with replacement o->bootstrap times (Arena's bootstrap)
  * and takes the central o->ci interval of each player's rating. */
-static int bootstrap(const Battle *b, int64_t n, int m, const EloOptions *o, EloTable *t, Err *err) {
+static int bootstrap(const Battle *b, int64_t n, int m, const EloOptions *o, EloTable *t,
+                     Err *err) {
     int nb = o->bootstrap;
     int64_t np = (int64_t)m * (m - 1) / 2;
-    double *samples = malloc((size_t)nb * m * sizeof *samples), *col = malloc((size_t)nb * sizeof *col);
+    double *samples = malloc((size_t)nb * m * sizeof *samples),
+           *col = malloc((size_t)nb * sizeof *col);
     uint32_t *weight = o->method == ELO_BT ? calloc((size_t)n, sizeof *weight) : NULL;
     Battle *draw = o->method == ELO_ONLINE ? malloc((size_t)n * sizeof *draw) : NULL;
-    double *cnt = malloc((size_t)(np ? np : 1) * sizeof *cnt), *win = malloc((size_t)(np ? np : 1) * sizeof *win);
+    double *cnt = malloc((size_t)(np ? np : 1) * sizeof *cnt),
+           *win = malloc((size_t)(np ? np : 1) * sizeof *win);
     int rc = RLHF_OK;
     if (!samples || !col || !cnt || !win || (o->method == ELO_BT ? !weight : !draw))
         rc = err_set(err, RLHF_ENOMEM, "out of memory (bootstrap)");
@@ -225,17 +244,20 @@ static int bootstrap(const Battle *b, int64_t n, int m, const EloOptions *o, Elo
         double *out = samples + (size_t)r * m;
         if (o->method == ELO_BT) {
             memset(weight, 0, (size_t)n * sizeof *weight);
-            for (int64_t k = 0; k < n; k++) weight[rng_below(&rng, (uint64_t)n)]++;
+            for (int64_t k = 0; k < n; k++)
+                weight[rng_below(&rng, (uint64_t)n)]++;
             sum_pairs(b, n, weight, m, cnt, win);
             rc = bt_from_sums(cnt, win, m, o, out, err);
         } else {
-            for (int64_t k = 0; k < n; k++) draw[k] = b[rng_below(&rng, (uint64_t)n)];
+            for (int64_t k = 0; k < n; k++)
+                draw[k] = b[rng_below(&rng, (uint64_t)n)];
             elo_online(draw, n, m, o, out);
             anchor(out, m, o);
         }
     }
     for (int i = 0; i < m && !rc; i++) {
-        for (int r = 0; r < nb; r++) col[r] = samples[(size_t)r * m + i];
+        for (int r = 0; r < nb; r++)
+            col[r] = samples[(size_t)r * m + i];
         qsort(col, (size_t)nb, sizeof *col, cmp_double);
         t->lo[i] = quantile(col, nb, (1 - o->ci) / 2);
         t->hi[i] = quantile(col, nb, 1 - (1 - o->ci) / 2);
@@ -265,10 +287,12 @@ int elo_rate(const Battle *b, int64_t n, int m, const EloOptions *o, EloTable *t
         t->wins[b[k].a] += b[k].score, t->wins[b[k].b] += 1 - b[k].score;
     }
     int rc = RLHF_OK;
-    if (o->method == ELO_BT) rc = elo_bt(b, n, m, o, t->rating, err); /* also checks m */
+    if (o->method == ELO_BT)
+        rc = elo_bt(b, n, m, o, t->rating, err); /* also checks m */
     else {
         Battle *order = malloc((size_t)(n ? n : 1) * sizeof *order);
-        if (!order) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        if (!order)
+            rc = err_set(err, RLHF_ENOMEM, "out of memory");
         else {
             memcpy(order, b, (size_t)n * sizeof *order);
             Rng rng;
@@ -279,9 +303,11 @@ int elo_rate(const Battle *b, int64_t n, int m, const EloOptions *o, EloTable *t
             free(order);
         }
     }
-    if (!rc && o->bootstrap > 0 && n > 0) rc = bootstrap(b, n, m, o, t, err);
+    if (!rc && o->bootstrap > 0 && n > 0)
+        rc = bootstrap(b, n, m, o, t, err);
     else if (!rc)
-        for (int i = 0; i < m; i++) t->lo[i] = t->hi[i] = t->rating[i];
+        for (int i = 0; i < m; i++)
+            t->lo[i] = t->hi[i] = t->rating[i];
     if (rc) {
         elo_table_free(t);
         return rc;
@@ -328,7 +354,8 @@ static int is_policy_kind(const char *k) {
 }
 
 void elo_players_free(EloPlayers *p) {
-    for (int i = 0; i < p->n; i++) free(p->name[i]), free(p->lineage[i]);
+    for (int i = 0; i < p->n; i++)
+        free(p->name[i]), free(p->lineage[i]);
     free(p->name), free(p->round), free(p->lineage), free(p->of_model);
     memset(p, 0, sizeof *p);
 }
@@ -353,10 +380,12 @@ int elo_players(Db *db, const RmSet *s, int by, EloPlayers *p, Err *err) {
          * the walk is bounded anyway */
         const ModelInfo *chain[64];
         int depth = 0;
-        for (const ModelInfo *x = mi; x && depth < 64; x = x->parent_id ? find_model(&ml, x->parent_id) : NULL)
+        for (const ModelInfo *x = mi; x && depth < 64;
+             x = x->parent_id ? find_model(&ml, x->parent_id) : NULL)
             chain[depth++] = x;
         StrBuf lin = {0};
-        for (int d = depth - 1; d >= 0; d--) sb_printf(&lin, "%s%s", d == depth - 1 ? "" : " > ", chain[d]->name);
+        for (int d = depth - 1; d >= 0; d--)
+            sb_printf(&lin, "%s%s", d == depth - 1 ? "" : " > ", chain[d]->name);
         int k = p->n++;
         p->name[k] = strdup(s->models[i].name);
         p->lineage[k] = lin.s ? lin.s : strdup(s->models[i].name);
@@ -364,7 +393,8 @@ int elo_players(Db *db, const RmSet *s, int by, EloPlayers *p, Err *err) {
         p->of_model[i] = k;
         if (!p->name[k] || !p->lineage[k]) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     }
-    for (int i = 0; i < ml.n; i++) free(ml.m[i].name), free(ml.m[i].kind);
+    for (int i = 0; i < ml.n; i++)
+        free(ml.m[i].name), free(ml.m[i].kind);
     free(ml.m);
     if (rc) elo_players_free(p);
     return rc;
@@ -385,7 +415,8 @@ int elo_battles(const RmSet *s, const EloPlayers *p, Battle **out, int64_t *n, B
         int ni = rk->n_items > 64 ? 64 : rk->n_items;
         for (int i = 0; i < ni; i++) {
             rank[i] = it[i].rank;
-            if (it[i].model_id != last_model) last = rm_set_model_index(s, it[i].model_id), last_model = it[i].model_id;
+            if (it[i].model_id != last_model)
+                last = rm_set_model_index(s, it[i].model_id), last_model = it[i].model_id;
             player[i] = last >= 0 ? p->of_model[last] : -1;
         }
         int np = rm_pairs(rank, ni, pairs);

@@ -20,12 +20,12 @@ typedef struct Battle {
 enum { ELO_ONLINE = 0, ELO_BT = 1 };
 
 typedef struct EloOptions {
-    int method;                 /* ELO_ONLINE or ELO_BT */
+    int method;                  /* ELO_ONLINE or ELO_BT */
     double k, scale, base, init; /* 4, 400, 10, 1000 */
-    double l2;                  /* BT: penalty on θ (natural-log units); 1e-4 */
-    int anchor;                 /* player pinned at `init`; -1: the mean is `init` */
-    int bootstrap;              /* resamples for the interval; 0: none */
-    double ci;                  /* interval mass, 0.95 */
+    double l2;                   /* BT: penalty on θ (natural-log units); 1e-4 */
+    int anchor;                  /* player pinned at `init`; -1: the mean is `init` */
+    int bootstrap;               /* resamples for the interval; 0: none */
+    double ci;                   /* interval mass, 0.95 */
     uint64_t seed;
 } EloOptions;
 
@@ -38,7 +38,8 @@ void elo_online(const Battle *b, int64_t n, int n_players, const EloOptions *o, 
 #define ELO_BT_MAX_PLAYERS 2000
 
 /* Bradley–Terry fit; rating[n_players] out, anchored as o->anchor says. */
-int elo_bt(const Battle *b, int64_t n, int n_players, const EloOptions *o, double *rating, Err *err);
+int elo_bt(const Battle *b, int64_t n, int n_players, const EloOptions *o, double *rating,
+           Err *err);
 
 typedef struct EloTable {
     int n;
@@ -59,9 +60,9 @@ enum { ELO_BY_MODEL = 0, ELO_BY_POLICY = 1 };
 typedef struct EloPlayers {
     int n;
     char **name;
-    int *round;        /* ancestors through models.parent_id (0 for a root) */
-    char **lineage;    /* "base > sft > ppo-1" */
-    int *of_model;     /* per RmSet model index: player or -1 (left out) */
+    int *round;     /* ancestors through models.parent_id (0 for a root) */
+    char **lineage; /* "base > sft > ppo-1" */
+    int *of_model;  /* per RmSet model index: player or -1 (left out) */
     int n_models;
 } EloPlayers;
 

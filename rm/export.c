@@ -29,7 +29,8 @@ int rm_prompt_in_val(const char *prompt, double frac) {
     sha256_update(&c, prompt, strlen(prompt));
     sha256_final(&c, d);
     uint64_t h = 0;
-    for (int i = 0; i < 8; i++) h = h << 8 | d[i];
+    for (int i = 0; i < 8; i++)
+        h = h << 8 | d[i];
     return (double)h / 18446744073709551616.0 < frac;
 }
 
@@ -41,12 +42,23 @@ void rm_json_string(FILE *f, const char *s) {
         if (*p >= 0x20 && *p != '"' && *p != '\\') continue;
         if (p > run) fwrite(run, 1, (size_t)(p - run), f);
         switch (*p) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default: fprintf(f, "\\u%04x", *p);
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\r':
+            fputs("\\r", f);
+            break;
+        case '\t':
+            fputs("\\t", f);
+            break;
+        default:
+            fprintf(f, "\\u%04x", *p);
         }
         run = p + 1;
     }
@@ -100,18 +112,21 @@ static void write_flags(FILE *f, const char *flags) {
         char *s = cJSON_PrintUnformatted(j);
         fputs(s ? s : "[]", f);
         free(s);
-    } else fputs("[]", f);
+    } else
+        fputs("[]", f);
     cJSON_Delete(j);
 }
 
 static void write_ranking(FILE *f, const RankingRow *r) {
-    fprintf(f, "{\"ranking_id\":%lld,\"prompt_id\":%lld,\"prompt\":", (long long)r->id, (long long)r->prompt_id);
+    fprintf(f, "{\"ranking_id\":%lld,\"prompt_id\":%lld,\"prompt\":", (long long)r->id,
+            (long long)r->prompt_id);
     rm_json_string(f, r->prompt);
     fputs(",\"split\":", f);
     rm_json_string(f, r->split);
     fputs(",\"labeler\":", f);
     rm_json_string(f, r->labeler);
-    fprintf(f, ",\"simulated\":%s,\"version\":%d,\"completions\":[", r->simulated ? "true" : "false", r->version);
+    fprintf(f, ",\"simulated\":%s,\"version\":%d,\"completions\":[",
+            r->simulated ? "true" : "false", r->version);
     for (int i = 0; i < r->n_items; i++) {
         fprintf(f, "%s{\"id\":%lld,\"model\":", i ? "," : "", (long long)r->items[i].candidate_id);
         rm_json_string(f, r->items[i].model_name);
@@ -121,10 +136,12 @@ static void write_ranking(FILE *f, const RankingRow *r) {
     }
     fputs("],\"ranks\":[", f);
     for (int i = 0; i < r->n_items; i++)
-        r->items[i].rank ? fprintf(f, "%s%d", i ? "," : "", r->items[i].rank) : fprintf(f, "%snull", i ? "," : "");
+        r->items[i].rank ? fprintf(f, "%s%d", i ? "," : "", r->items[i].rank)
+                         : fprintf(f, "%snull", i ? "," : "");
     fputs("],\"scores\":[", f);
     for (int i = 0; i < r->n_items; i++)
-        r->items[i].likert ? fprintf(f, "%s%d", i ? "," : "", r->items[i].likert) : fprintf(f, "%snull", i ? "," : "");
+        r->items[i].likert ? fprintf(f, "%s%d", i ? "," : "", r->items[i].likert)
+                           : fprintf(f, "%snull", i ? "," : "");
     fputs("],\"flags\":[", f);
     for (int i = 0; i < r->n_items; i++) {
         if (i) putc(',', f);
@@ -155,8 +172,8 @@ static void write_pair(FILE *f, int format, const RankingRow *r, const RmPair *p
         rm_json_string(f, w->model_name);
         fputs(",\"labeler\":", f);
         rm_json_string(f, r->labeler);
-        fprintf(f, ",\"simulated\":%s,\"margin\":%d,\"ranking_id\":%lld}\n", r->simulated ? "true" : "false",
-                p->margin, (long long)r->id);
+        fprintf(f, ",\"simulated\":%s,\"margin\":%d,\"ranking_id\":%lld}\n",
+                r->simulated ? "true" : "false", p->margin, (long long)r->id);
         break;
     case EXPORT_HH:
         fputs("{\"chosen\":", f);
@@ -174,8 +191,9 @@ static void write_pair(FILE *f, int format, const RankingRow *r, const RmPair *p
         rm_json_string(f, a->model_name);
         fputs(",\"model_b\":", f);
         rm_json_string(f, b->model_name);
-        fprintf(f, ",\"winner\":\"%s\",\"question_id\":%lld,\"prompt_id\":%lld,\"ranking_id\":%lld,"
-                   "\"a_id\":%lld,\"b_id\":%lld,\"judge\":",
+        fprintf(f,
+                ",\"winner\":\"%s\",\"question_id\":%lld,\"prompt_id\":%lld,\"ranking_id\":%lld,"
+                "\"a_id\":%lld,\"b_id\":%lld,\"judge\":",
                 winner, (long long)r->prompt_id, (long long)r->prompt_id, (long long)r->id,
                 (long long)a->candidate_id, (long long)b->candidate_id);
         rm_json_string(f, r->labeler);
@@ -214,7 +232,8 @@ static int export_one(const RankingRow *r, void *vctx) {
         c->cur_prompt = r->prompt_id;
         c->cur_skip = c->allowed && !bsearch(&r->prompt_id, c->allowed, (size_t)c->n_allowed,
                                              sizeof *c->allowed, cmp_i64);
-        if (c->cur_skip) st->prompts_below_agreement++;
+        if (c->cur_skip)
+            st->prompts_below_agreement++;
         else {
             c->cur_val = c->val && rm_prompt_in_val(r->prompt, c->o->val_frac);
             st->prompts++;
@@ -285,8 +304,10 @@ int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats 
         if (c.val) fputs(csv_header, c.val);
     }
     rc = db_rankings_each(db, &o->filter, export_one, &c, err);
-    if (rc == RLHF_EIO) err_set(err, rc, "write failed");
-    else if (rc == RLHF_EINVAL) err_set(err, rc, "a ranking has more than 64 candidates");
+    if (rc == RLHF_EIO)
+        err_set(err, rc, "write failed");
+    else if (rc == RLHF_EINVAL)
+        err_set(err, rc, "a ranking has more than 64 candidates");
     free(c.pairs);
     free(c.allowed);
     return rc;

@@ -25,7 +25,8 @@ int rm_hh_split(const char *chosen, const char *rejected, char **prompt, char **
                 char **a_rejected, Err *err) {
     *prompt = *a_chosen = *a_rejected = NULL;
     size_t lcp = 0, la = strlen(ASSISTANT);
-    while (chosen[lcp] && chosen[lcp] == rejected[lcp]) lcp++;
+    while (chosen[lcp] && chosen[lcp] == rejected[lcp])
+        lcp++;
     /* the last Assistant turn both transcripts share: the answers start after it */
     const char *turn = NULL;
     for (const char *p = strstr(chosen, ASSISTANT); p && (size_t)(p - chosen) + la <= lcp;
@@ -35,8 +36,9 @@ int rm_hh_split(const char *chosen, const char *rejected, char **prompt, char **
         if (!strstr(chosen, ASSISTANT) || !strstr(rejected, ASSISTANT))
             return err_set(err, RLHF_EFORMAT, "field \"%s\": no \"\\n\\nAssistant:\" turn",
                            strstr(chosen, ASSISTANT) ? "rejected" : "chosen");
-        return err_set(err, RLHF_EFORMAT,
-                       "fields \"chosen\" and \"rejected\" differ before their last Assistant turn");
+        return err_set(
+            err, RLHF_EFORMAT,
+            "fields \"chosen\" and \"rejected\" differ before their last Assistant turn");
     }
     size_t off = (size_t)(turn - chosen);
     const char *p = chosen;
@@ -80,7 +82,8 @@ static int jsonl_bool(LineReader *r, const cJSON *obj, const char *key, int *out
     *out = 0;
     if (!v || cJSON_IsNull(v)) return RLHF_OK;
     if (!cJSON_IsBool(v))
-        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\" must be true or false", r->path, r->line, key);
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\" must be true or false", r->path,
+                       r->line, key);
     *out = cJSON_IsTrue(v);
     return RLHF_OK;
 }
@@ -88,7 +91,9 @@ static int jsonl_bool(LineReader *r, const cJSON *obj, const char *key, int *out
 /* TRL's conversational form: a list of {"role", "content"} messages. */
 static int check_messages(LineReader *r, const cJSON *v, const char *key, Err *err) {
     int n = cJSON_GetArraySize(v);
-    if (n == 0) return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\": empty list of messages", r->path, r->line, key);
+    if (n == 0)
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\": empty list of messages", r->path,
+                       r->line, key);
     for (int i = 0; i < n; i++) {
         const cJSON *m = cJSON_GetArrayItem(v, i);
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
@@ -121,20 +126,23 @@ static int answer_field(LineReader *r, const cJSON *obj, const char *key, const 
                         const cJSON **msgs, Err *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     *text = NULL, *msgs = NULL;
-    if (!v || cJSON_IsNull(v)) return err_set(err, RLHF_EFORMAT, "%s:%ld: missing field \"%s\"", r->path, r->line, key);
+    if (!v || cJSON_IsNull(v))
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: missing field \"%s\"", r->path, r->line, key);
     if (cJSON_IsString(v)) {
         *text = v->valuestring;
         return RLHF_OK;
     }
     if (!cJSON_IsArray(v))
-        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\" must be a string or a list of messages",
-                       r->path, r->line, key);
+        return err_set(err, RLHF_EFORMAT,
+                       "%s:%ld: field \"%s\" must be a string or a list of messages", r->path,
+                       r->line, key);
     int rc = check_messages(r, v, key, err);
     if (rc) return rc;
     const cJSON *last = cJSON_GetArrayItem(v, cJSON_GetArraySize(v) - 1);
     if (strcmp(cJSON_GetObjectItemCaseSensitive(last, "role")->valuestring, "assistant") != 0)
-        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\": the last message is not the assistant's",
-                       r->path, r->line, key);
+        return err_set(err, RLHF_EFORMAT,
+                       "%s:%ld: field \"%s\": the last message is not the assistant's", r->path,
+                       r->line, key);
     *text = cJSON_GetObjectItemCaseSensitive(last, "content")->valuestring;
     *msgs = v;
     return RLHF_OK;
@@ -142,27 +150,32 @@ static int answer_field(LineReader *r, const cJSON *obj, const char *key, const 
 
 /* The prompt of a pairs record: "prompt" as a string or messages, else (TRL's
  * implicit prompt) what the chosen and rejected conversations share. */
-static int pairs_prompt(LineReader *r, const cJSON *obj, const cJSON *cm, const cJSON *rm, char **out, Err *err) {
+static int pairs_prompt(LineReader *r, const cJSON *obj, const cJSON *cm, const cJSON *rm,
+                        char **out, Err *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
     *out = NULL;
-    if (cJSON_IsString(v)) *out = strdup(v->valuestring);
+    if (cJSON_IsString(v))
+        *out = strdup(v->valuestring);
     else if (cJSON_IsArray(v)) {
         int rc = check_messages(r, v, "prompt", err);
         if (rc) return rc;
         *out = render_turns(v, cJSON_GetArraySize(v));
     } else if (v && !cJSON_IsNull(v))
-        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"prompt\" must be a string or a list of messages",
-                       r->path, r->line);
+        return err_set(err, RLHF_EFORMAT,
+                       "%s:%ld: field \"prompt\" must be a string or a list of messages", r->path,
+                       r->line);
     else if (!cm || !rm || cJSON_GetArraySize(cm) < 2)
         return err_set(err, RLHF_EFORMAT, "%s:%ld: missing field \"prompt\"", r->path, r->line);
     else {
-        char *a = render_turns(cm, cJSON_GetArraySize(cm) - 1), *b = render_turns(rm, cJSON_GetArraySize(rm) - 1);
+        char *a = render_turns(cm, cJSON_GetArraySize(cm) - 1),
+             *b = render_turns(rm, cJSON_GetArraySize(rm) - 1);
         int same = a && b && strcmp(a, b) == 0;
         free(b);
         if (!same) {
             free(a);
             return err_set(err, RLHF_EFORMAT,
-                           "%s:%ld: no \"prompt\", and \"chosen\" and \"rejected\" differ before their last message",
+                           "%s:%ld: no \"prompt\", and \"chosen\" and \"rejected\" differ before "
+                           "their last message",
                            r->path, r->line);
         }
         *out = a;
@@ -170,7 +183,8 @@ static int pairs_prompt(LineReader *r, const cJSON *obj, const cJSON *cm, const 
     return *out ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
 }
 
-static int read_record(LineReader *r, const cJSON *obj, const ImportOptions *o, Rec *rec, Err *err) {
+static int read_record(LineReader *r, const cJSON *obj, const ImportOptions *o, Rec *rec,
+                       Err *err) {
     const char *chosen, *rejected, *cm = NULL, *rm = NULL, *lab = NULL, *split = NULL;
     const cJSON *cmsgs = NULL, *rmsgs = NULL;
     int rc = RLHF_OK;
@@ -188,11 +202,13 @@ static int read_record(LineReader *r, const cJSON *obj, const ImportOptions *o, 
     if (!rc) rc = jsonl_bool(r, obj, "simulated", &rec->simulated, err);
     if (rc) return rc;
     if (split && !db_valid_split(split))
-        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"split\": not a split name", r->path, r->line);
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"split\": not a split name", r->path,
+                       r->line);
     if ((cm && !*cm) || (rm && !*rm))
         return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\" is empty", r->path, r->line,
                        cm && !*cm ? "chosen_model" : "rejected_model");
-    if (lab && !*lab) return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"labeler\" is empty", r->path, r->line);
+    if (lab && !*lab)
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"labeler\" is empty", r->path, r->line);
     rec->line = r->line;
     if (o->format == IMPORT_HH) {
         rc = rm_hh_split(chosen, rejected, &rec->prompt, &rec->chosen, &rec->rejected, err);
@@ -264,8 +280,8 @@ static int submit(Db *db, int64_t prompt_id, const char *labeler, int simulated,
 /* Writes one prompt+labeler group: candidates first, then either the one
  * ranking the pairs describe or one ranking per pair. */
 static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *g,
-                       const ImportOptions *o, const char *path, const char *source, ImportStats *st,
-                       Err *err) {
+                       const ImportOptions *o, const char *path, const char *source,
+                       ImportStats *st, Err *err) {
     Rec *r0 = &rs->r[idx[g->first]];
     const char *split = o->split ? o->split : r0->split;
     PromptIn pin = {r0->prompt, split, source, NULL};
@@ -280,11 +296,15 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
         Rec *r = &rs->r[idx[g->first + k]];
         int64_t mc, mr;
         rc = db_model_ensure_external(db, r->chosen_model ? r->chosen_model : model, &mc, err);
-        if (!rc) rc = db_model_ensure_external(db, r->rejected_model ? r->rejected_model : model, &mr, err);
+        if (!rc)
+            rc = db_model_ensure_external(db, r->rejected_model ? r->rejected_model : model, &mr,
+                                          err);
         CandidateIn cc = {pid, mc, r->chosen, -1, NAN, NULL, 0, 0};
         CandidateIn cr = {pid, mr, r->rejected, -1, NAN, NULL, 0, 0};
-        if (!rc) rc = db_candidate_insert(db, &cc, &r->cand_c, &ins, err), st->candidates_new += ins;
-        if (!rc) rc = db_candidate_insert(db, &cr, &r->cand_r, &ins, err), st->candidates_new += ins;
+        if (!rc)
+            rc = db_candidate_insert(db, &cc, &r->cand_c, &ins, err), st->candidates_new += ins;
+        if (!rc)
+            rc = db_candidate_insert(db, &cr, &r->cand_r, &ins, err), st->candidates_new += ins;
         if (rc) return err_prefix(err, "%s:%ld: ", path, r->line);
         if (r->cand_c == r->cand_r) {
             st->identical++;
@@ -293,10 +313,13 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
         int64_t both[2] = {r->cand_c, r->cand_r};
         for (int t = 0; t < 2 && ok; t++) {
             int f = 0;
-            while (f < nc && cands[f] != both[t]) f++;
+            while (f < nc && cands[f] != both[t])
+                f++;
             if (f == nc) {
-                if (nc == 64) ok = 0;
-                else cands[nc++] = both[t];
+                if (nc == 64)
+                    ok = 0;
+                else
+                    cands[nc++] = both[t];
             }
         }
     }
@@ -310,8 +333,10 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
         Rec *r = &rs->r[idx[g->first + k]];
         if (r->cand_c == r->cand_r) continue;
         int a = 0, b = 0;
-        while (cands[a] != r->cand_c) a++;
-        while (cands[b] != r->cand_r) b++;
+        while (cands[a] != r->cand_c)
+            a++;
+        while (cands[b] != r->cand_r)
+            b++;
         if (beats[a][b] || beats[b][a]) ok = 0; /* the same pair twice */
         beats[a][b] = 1;
         n_pairs++;
@@ -321,7 +346,8 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
         int strict = 0;
         for (int i = 0; i < nc; i++) {
             rank[i] = 1;
-            for (int j = 0; j < nc; j++) rank[i] += beats[j][i];
+            for (int j = 0; j < nc; j++)
+                rank[i] += beats[j][i];
         }
         for (int i = 0; i < nc; i++)
             for (int j = 0; j < nc; j++) {
@@ -334,7 +360,8 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
     int sim = o->labeler ? 0 : r0->simulated;
     if (ok) {
         RankingItemIn items[64];
-        for (int i = 0; i < nc; i++) items[i] = (RankingItemIn){cands[i], rank[i], 0, NULL, -1};
+        for (int i = 0; i < nc; i++)
+            items[i] = (RankingItemIn){cands[i], rank[i], 0, NULL, -1};
         rc = submit(db, pid, lab, sim, source, items, nc, st, err);
         if (rc) return err_prefix(err, "%s:%ld: ", path, r0->line);
         st->pairs += n_pairs;
@@ -346,8 +373,10 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
         Rec *r = &rs->r[idx[g->first + k]];
         if (r->cand_c == r->cand_r) continue;
         char name[512];
-        if (k2++ == 0) snprintf(name, sizeof name, "%s", lab);
-        else snprintf(name, sizeof name, "%s#%d", lab, k2);
+        if (k2++ == 0)
+            snprintf(name, sizeof name, "%s", lab);
+        else
+            snprintf(name, sizeof name, "%s#%d", lab, k2);
         RankingItemIn items[2] = {{r->cand_c, 1, 0, NULL, -1}, {r->cand_r, 2, 0, NULL, -1}};
         rc = submit(db, pid, name, sim, source, items, 2, st, err);
         if (rc) return err_prefix(err, "%s:%ld: ", path, r->line);
@@ -392,7 +421,8 @@ int rm_import_file(Db *db, const char *path, const ImportOptions *o, ImportStats
         if (!idx || !groups) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     }
     if (!rc) {
-        for (int64_t i = 0; i < rs.n; i++) idx[i] = i;
+        for (int64_t i = 0; i < rs.n; i++)
+            idx[i] = i;
         sort_recs = &rs, sort_opts = o;
         qsort(idx, (size_t)rs.n, sizeof *idx, cmp_rec);
         for (int64_t i = 0; i < rs.n;) {
@@ -414,7 +444,8 @@ int rm_import_file(Db *db, const char *path, const ImportOptions *o, ImportStats
             if (!rc && sys_interrupted()) rc = err_set(err, RLHF_EINTR, "%s: interrupted", lr.path);
         }
     }
-    for (int64_t i = 0; i < rs.n; i++) rec_free(&rs.r[i]);
+    for (int64_t i = 0; i < rs.n; i++)
+        rec_free(&rs.r[i]);
     free(rs.r), free(idx), free(groups);
     lines_close(&lr);
     return rc;

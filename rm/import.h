@@ -34,7 +34,7 @@ typedef struct ImportOptions {
 
 typedef struct ImportStats {
     int64_t records, rankings, pairs, prompts_new, candidates_new;
-    int64_t identical; /* chosen == rejected: nothing to learn, skipped */
+    int64_t identical;    /* chosen == rejected: nothing to learn, skipped */
     int64_t groups_split; /* prompt+labeler groups that were not one ranking */
 } ImportStats;
 

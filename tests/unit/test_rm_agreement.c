@@ -14,7 +14,8 @@ Test(rm_compare, pairs_with_ties) {
     int n = rm_pairs(rank, 5, p);
     cr_assert_eq(n, 6, "4 ranked items give 4*3/2 pairs, the unranked one none");
     int ties = 0;
-    for (int i = 0; i < n; i++) ties += p[i].tie;
+    for (int i = 0; i < n; i++)
+        ties += p[i].tie;
     cr_assert_eq(ties, 1);
     /* order is (0,1) (0,2) (0,3) (1,2) (1,3) (2,3) */
     cr_assert(p[0].better == 0 && p[0].worse == 1 && p[0].margin == 1 && !p[0].tie);
@@ -70,7 +71,9 @@ Test(rm_agreement, labelers_on_shared_prompts) {
         {4, 1, 1, 0}, {5, 1, 2, 0},               /* alice, prompt 2 */
     };
     /* bob's ranking was a gold item he got half right */
-    RmRanking rk[] = {{10, 1, 2000, NAN, 0, 0, 0, 3}, {11, 1, 4000, 0.5, 1, 1, 3, 3}, {12, 2, -1, NAN, 0, 0, 6, 2}};
+    RmRanking rk[] = {{10, 1, 2000, NAN, 0, 0, 0, 3},
+                      {11, 1, 4000, 0.5, 1, 1, 3, 3},
+                      {12, 2, -1, NAN, 0, 0, 6, 2}};
     RmName labs[] = {{1, "alice"}, {2, "bob"}};
     RmSet s = {rk, 3, items, 8, labs, 2, NULL, 0};
     AgreementReport r;

@@ -82,7 +82,8 @@ static Battle *synthetic(const double *truth, int m, int64_t n, uint64_t seed) {
     rng_seed(&rng, seed);
     for (int64_t k = 0; k < n; k++) {
         int i = (int)rng_below(&rng, (uint64_t)m), j;
-        do j = (int)rng_below(&rng, (uint64_t)m);
+        do
+            j = (int)rng_below(&rng, (uint64_t)m);
         while (j == i);
         double p = 1 / (1 + pow(10, (truth[j] - truth[i]) / 400));
         b[k] = (Battle){i, j, rng_double(&rng) < p ? 1.0f : 0.0f};
@@ -101,18 +102,21 @@ Test(rm_elo, bt_recovers_known_strengths) {
     Err err = {0};
     cr_assert_eq(elo_rate(b, n, 5, &o, &t, &err), 0, "%s", err.msg);
     for (int i = 0; i < 5; i++) {
-        cr_assert(fabs(t.rating[i] - truth[i]) < 15, "player %d: %f vs %f", i, t.rating[i], truth[i]);
+        cr_assert(fabs(t.rating[i] - truth[i]) < 15, "player %d: %f vs %f", i, t.rating[i],
+                  truth[i]);
         cr_assert(t.lo[i] <= t.rating[i] && t.rating[i] <= t.hi[i]);
         cr_assert(t.hi[i] - t.lo[i] < 40, "interval %f..%f", t.lo[i], t.hi[i]);
     }
     /* intervals here do not overlap, so the ranks are 1..5 */
-    for (int i = 0; i < 5; i++) cr_assert_eq(t.rank[i], i + 1, "rank of %d: %d", i, t.rank[i]);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(t.rank[i], i + 1, "rank of %d: %d", i, t.rank[i]);
     elo_table_free(&t);
     /* online Elo gets the order right too (it is noisier) */
     o.method = ELO_ONLINE;
     o.bootstrap = 0;
     cr_assert_eq(elo_rate(b, n, 5, &o, &t, &err), 0);
-    for (int i = 0; i + 1 < 5; i++) cr_assert(t.rating[i] > t.rating[i + 1]);
+    for (int i = 0; i + 1 < 5; i++)
+        cr_assert(t.rating[i] > t.rating[i + 1]);
     cr_assert_eq(t.battles[0] + t.battles[1] + t.battles[2] + t.battles[3] + t.battles[4], 2 * n);
     elo_table_free(&t);
     free(b);
@@ -143,7 +147,8 @@ Test(rm_elo, seeded_shuffle_repeats) {
     Err err = {0};
     cr_assert_eq(elo_rate(b, 500, 3, &o, &t1, &err), 0);
     cr_assert_eq(elo_rate(b, 500, 3, &o, &t2, &err), 0);
-    for (int i = 0; i < 3; i++) cr_assert_eq(t1.rating[i], t2.rating[i]);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(t1.rating[i], t2.rating[i]);
     elo_table_free(&t1);
     elo_table_free(&t2);
     free(b);

@@ -77,7 +77,8 @@ Test(rm_store, players_by_policy_follow_rounds) {
             found = 1;
             cr_assert_eq(p.round[i], 2);
             cr_assert_str_eq(p.lineage[i], "base > sft > ppo-1");
-        } else if (strcmp(p.name[i], "base") == 0) cr_assert_eq(p.round[i], 0);
+        } else if (strcmp(p.name[i], "base") == 0)
+            cr_assert_eq(p.round[i], 0);
     cr_assert(found);
     Battle *b;
     int64_t nb;
@@ -98,8 +99,9 @@ Test(rm_store, players_by_policy_follow_rounds) {
 Test(rm_store, hh_split) {
     char *p, *a, *b;
     Err err = {0};
-    cr_assert_eq(rm_hh_split("\n\nHuman: Hi\n\nAssistant: Hello there", "\n\nHuman: Hi\n\nAssistant: Hey", &p,
-                             &a, &b, &err), 0);
+    cr_assert_eq(rm_hh_split("\n\nHuman: Hi\n\nAssistant: Hello there",
+                             "\n\nHuman: Hi\n\nAssistant: Hey", &p, &a, &b, &err),
+                 0);
     cr_assert_str_eq(p, "Hi");
     cr_assert_str_eq(a, "Hello there");
     cr_assert_str_eq(b, "Hey");
@@ -115,7 +117,9 @@ Test(rm_store, hh_split) {
     free(p), free(a), free(b);
     cr_assert_neq(rm_hh_split("\n\nHuman: A\n\nAssistant: x", "no turns", &p, &a, &b, &err), 0);
     cr_assert(strstr(err.msg, "rejected"), "%s", err.msg);
-    cr_assert_neq(rm_hh_split("\n\nHuman: A\n\nAssistant: x", "\n\nHuman: B\n\nAssistant: y", &p, &a, &b, &err), 0);
+    cr_assert_neq(rm_hh_split("\n\nHuman: A\n\nAssistant: x", "\n\nHuman: B\n\nAssistant: y", &p,
+                              &a, &b, &err),
+                  0);
 }
 
 Test(rm_store, import_rebuilds_ties_and_splits_other_groups) {
@@ -124,12 +128,11 @@ Test(rm_store, import_rebuilds_ties_and_splits_other_groups) {
     int fd = mkstemp(file);
     /* one complete weak order A = B > C (the tie is the missing pair), then a
      * group that is no single ranking (X > Y twice) */
-    const char *data =
-        "{\"prompt\":\"P\",\"chosen\":\"A\",\"rejected\":\"C\"}\n"
-        "{\"prompt\":\"P\",\"chosen\":\"B\",\"rejected\":\"C\"}\n"
-        "{\"prompt\":\"Q\",\"chosen\":\"X\",\"rejected\":\"Y\"}\n"
-        "{\"prompt\":\"Q\",\"chosen\":\"X\",\"rejected\":\"Y\"}\n"
-        "{\"prompt\":\"Q\",\"chosen\":\"X\",\"rejected\":\"X\"}\n";
+    const char *data = "{\"prompt\":\"P\",\"chosen\":\"A\",\"rejected\":\"C\"}\n"
+                       "{\"prompt\":\"P\",\"chosen\":\"B\",\"rejected\":\"C\"}\n"
+                       "{\"prompt\":\"Q\",\"chosen\":\"X\",\"rejected\":\"Y\"}\n"
+                       "{\"prompt\":\"Q\",\"chosen\":\"X\",\"rejected\":\"Y\"}\n"
+                       "{\"prompt\":\"Q\",\"chosen\":\"X\",\"rejected\":\"X\"}\n";
     cr_assert(write(fd, data, strlen(data)) == (ssize_t)strlen(data));
     close(fd);
     Err err = {0};
