@@ -88,9 +88,29 @@ double rule_variety_score(const char *prompt, const char *answer) {
     return n ? (double)distinct / n : 0.0;
 }
 
+double rule_clean_score(const char *prompt, const char *answer) {
+    (void)prompt;
+    double s = 1.0;
+    /* bytes a model could not turn into text */
+    if (strstr(answer, "\xEF\xBF\xBD")) s -= 0.5;
+    /* the chat template leaking into the answer: the model ran on into the next turn */
+    if (strstr(answer, "Human") || strstr(answer, "Assistant")) s -= 0.4;
+    /* run-together sentences ("Paris.The") and a second sentence after the answer */
+    int ends = 0, glued = 0;
+    for (const char *p = answer; *p; p++) {
+        if (!strchr(".!?", *p)) continue;
+        if (isalpha((unsigned char)p[1])) glued = 1;
+        if (p[1] == '\0' || isspace((unsigned char)p[1])) ends++;
+    }
+    if (glued) s -= 0.3;
+    if (ends > 1) s -= 0.2;
+    return s < 0 ? 0 : s;
+}
+
 static double demo_score(const char *prompt, const char *answer) {
-    return 0.45 * rule_keyword_score(prompt, answer) + 0.25 * rule_length_score(prompt, answer) +
-           0.15 * rule_fullstop_score(prompt, answer) + 0.15 * rule_variety_score(prompt, answer);
+    return 0.35 * rule_keyword_score(prompt, answer) + 0.15 * rule_length_score(prompt, answer) +
+           0.1 * rule_fullstop_score(prompt, answer) + 0.1 * rule_variety_score(prompt, answer) +
+           0.3 * rule_clean_score(prompt, answer);
 }
 
 static double longer_score(const char *prompt, const char *answer) {
@@ -100,13 +120,16 @@ static double longer_score(const char *prompt, const char *answer) {
 }
 
 static const Rule rules[] = {
-    {"demo", "the demo task: key words of the instruction, 4-40 words, a full stop, no repeats",
+    {"demo", "the demo task: key words of the instruction, clean single sentence of 4-40 words,"
+             " a full stop, no repeats",
      demo_score},
     {"keyword", "share of the instruction's key words (3+ letters, not stop words) in the answer",
      rule_keyword_score},
     {"length", "1 for answers of 4-40 words, less for shorter or longer ones", rule_length_score},
     {"fullstop", "1 when the answer ends with '.', '!' or '?'", rule_fullstop_score},
     {"variety", "distinct words / all words (penalises repetition)", rule_variety_score},
+    {"clean", "1 for one clean sentence; less for broken bytes, template leaks, run-on text",
+     rule_clean_score},
     {"longer", "prefers longer answers (a deliberately biased labeler)", longer_score},
 };
 

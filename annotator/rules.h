@@ -24,5 +24,6 @@ double rule_keyword_score(const char *prompt, const char *answer); /* share of k
 double rule_length_score(const char *prompt, const char *answer);  /* 1 for 4..40 words */
 double rule_fullstop_score(const char *prompt, const char *answer); /* ends a sentence */
 double rule_variety_score(const char *prompt, const char *answer); /* distinct / all words */
+double rule_clean_score(const char *prompt, const char *answer);   /* one clean sentence */
 
 #endif

@@ -359,6 +359,11 @@ Test(rules, demo_prefers_answers_that_answer) {
     double rep = r->score(p, "grass grass grass grass grass grass grass grass grass");
     cr_assert_gt(good, off);
     cr_assert_gt(good, rep);
+    /* an undertrained model's output: broken bytes, the template leaking, run-on text */
+    double clean = r->score("What is the capital of Italy?", "The capital of Italy is Rome.");
+    cr_assert_gt(clean, r->score("What is the capital of Italy?", "The capital of Italy is Rome.Human: What"));
+    cr_assert_gt(clean, r->score("What is the capital of Italy?", "The capital \xEF\xBF\xBD of Italy is Rome."));
+    cr_assert_gt(clean, r->score("What is the capital of Italy?", "The capital of Italy is Rome. Italy is big."));
     int n;
     const Rule *t = rule_table(&n);
     for (int i = 0; i < n; i++) {
