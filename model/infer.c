@@ -11,11 +11,14 @@
 #include <string.h>
 
 #include "model/layers.h"
+#include "model/matvec.h"
 
 enum { PREFILL_ROWS = 64 };
 
 void infer_set_threads(int n) {
-    if (n >= 1) openblas_set_num_threads(n);
+    if (n < 1) return;
+    openblas_set_num_threads(n);
+    matvec_set_threads(n);
 }
 
 int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
@@ -72,9 +75,11 @@ void infer_reset(Infer *st) {
     st->n_streams = 0;
 }
 
-/* out (n, OC) = in (n, C) · W^T with W (OC, C) */
+/* out (n, OC) = in (n, C) · W^T with W (OC, C). A few rows (decoding) go
+ * through matvec_rows, which reads W once for all of them; more rows (a
+ * prompt) through sgemm, whose packing of W then pays off. */
 static void matmul_rows(float *out, const float *in, const float *w, int n, int C, int OC) {
-    if (n == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, w, C, in, 1, 0.0f, out, 1);
+    if (n <= 2 * MATVEC_MAX_ROWS) matvec_rows(out, in, w, n, C, OC);
     else matmul_forward(out, in, w, n, C, OC);
 }
 
@@ -87,35 +92,30 @@ static float *cache_at(const Infer *st, float *prefix, float *stream, int l, int
 }
 
 /* out (C) = attention of one query row q (C) at position pos over positions
- * 0..pos of stream s. */
+ * 0..pos of stream s: the shared prefix's rows, then the stream's own. */
 static void attend(const Infer *st, float *out, const float *q, int l, int s, int pos) {
     const Config *c = &st->m->cfg;
     int NH = c->n_heads, hs = model_head_size(c), grp = c->n_heads / c->n_kv_heads;
+    size_t KV = (size_t)model_kv_dim(c);
     float scale = 1.0f / sqrtf((float)hs), *sc = st->att;
+    /* segment 0: prefix positions [0, n0); segment 1: stream positions [n0, pos] */
+    int n0 = s < 0 || pos < st->prefix_len ? pos + 1 : st->prefix_len, n1 = pos + 1 - n0;
+    const float *k0 = cache_at(st, st->key_prefix, st->key_stream, l, -1, 0);
+    const float *v0 = cache_at(st, st->val_prefix, st->val_stream, l, -1, 0);
+    const float *k1 = n1 ? cache_at(st, st->key_prefix, st->key_stream, l, s, n0) : NULL;
+    const float *v1 = n1 ? cache_at(st, st->val_prefix, st->val_stream, l, s, n0) : NULL;
     for (int h = 0; h < NH; h++) {
-        const float *qh = q + h * hs;
         int kvo = (h / grp) * hs;
-        float mx = -INFINITY;
-        for (int t = 0; t <= pos; t++) {
-            const float *kt = cache_at(st, st->key_prefix, st->key_stream, l, s, t) + kvo;
-            float d = 0.0f;
-            for (int i = 0; i < hs; i++) d += qh[i] * kt[i];
-            d *= scale;
-            sc[t] = d;
-            if (d > mx) mx = d;
-        }
-        float sum = 0.0f;
-        for (int t = 0; t <= pos; t++) {
-            sc[t] = expf(sc[t] - mx);
-            sum += sc[t];
-        }
+        vec_scores(sc, q + h * hs, k0 + kvo, KV, n0, hs, scale);
+        if (n1) vec_scores(sc + n0, q + h * hs, k1 + kvo, KV, n1, hs, scale);
+        float mx = -INFINITY, sum = 0.0f;
+        for (int t = 0; t <= pos; t++) mx = sc[t] > mx ? sc[t] : mx;
+        for (int t = 0; t <= pos; t++) sum += sc[t] = expf(sc[t] - mx);
         float inv = 1.0f / sum, *o = out + h * hs;
+        for (int t = 0; t <= pos; t++) sc[t] *= inv;
         memset(o, 0, sizeof(float) * hs);
-        for (int t = 0; t <= pos; t++) {
-            const float *vt = cache_at(st, st->val_prefix, st->val_stream, l, s, t) + kvo;
-            float a = sc[t] * inv;
-            for (int i = 0; i < hs; i++) o[i] += a * vt[i];
-        }
+        vec_accum(o, sc, v0 + kvo, KV, n0, hs);
+        if (n1) vec_accum(o, sc + n0, v1 + kvo, KV, n1, hs);
     }
 }
 

@@ -54,7 +54,7 @@ static inline int infer_pos(const Infer *st, int s) {
     return st->n_streams ? st->pos[s] : st->prefix_len;
 }
 
-/* Sets OpenBLAS's thread count (the matrix products are the parallel part). */
+/* Sets the threads of the matrix products (OpenBLAS and model/matvec.h). */
 void infer_set_threads(int n);
 
 #endif

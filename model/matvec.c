@@ -1,0 +1,261 @@
+/* Small-batch matrix products for decoding, and the little thread pool that
+ * splits their output rows. Every output is summed in the same order whatever
+ * n and the thread count are, so a stream decoded alone or in a batch gets
+ * bit-identical logits. */
+#include "model/matvec.h"
+
+#include <immintrin.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+/* ---- kernels ------------------------------------------------------------------- */
+
+static void kern_plain(float *out, const float *x, const float *w, int n, int C, int OC, int o0,
+                       int o1) {
+    for (int o = o0; o < o1; o++) {
+        const float *wr = w + (size_t)o * C;
+        for (int r = 0; r < n; r++) {
+            const float *xr = x + (size_t)r * C;
+            float s = 0.0f;
+            for (int j = 0; j < C; j++) s += wr[j] * xr[j];
+            out[(size_t)r * OC + o] = s;
+        }
+    }
+}
+
+/* Micro-kernel: outputs o..o+O of rows 0..NG of x, one 8-wide accumulator per
+ * (output, row), so each weight vector load serves NG rows and each x load O
+ * outputs. NG and O are constants in each instance so acc[][] stays in
+ * registers (O * NG <= 12 of the 16 ymm registers). Every output is summed in
+ * the same order whatever NG, O and the caller's blocking are. */
+#define MICRO(NG, O)                                                                               \
+    static inline __attribute__((always_inline, target("avx2,fma"))) void micro_##NG##_##O(      \
+        float *out, const float *x, const float *w, int C, int OC, int o) {                        \
+        __m256 acc[O][NG];                                                                         \
+        _Pragma("GCC unroll 4") for (int b = 0; b < (O); b++)                                      \
+            _Pragma("GCC unroll 4") for (int r = 0; r < (NG); r++) acc[b][r] = _mm256_setzero_ps(); \
+        int j = 0;                                                                                 \
+        for (; j + 8 <= C; j += 8) {                                                               \
+            __m256 wv[O];                                                                          \
+            _Pragma("GCC unroll 4") for (int b = 0; b < (O); b++) wv[b] =                          \
+                _mm256_loadu_ps(w + (size_t)(o + b) * C + j);                                      \
+            _Pragma("GCC unroll 4") for (int r = 0; r < (NG); r++) {                               \
+                __m256 xv = _mm256_loadu_ps(x + (size_t)r * C + j);                                \
+                _Pragma("GCC unroll 4") for (int b = 0; b < (O); b++) acc[b][r] =                  \
+                    _mm256_fmadd_ps(wv[b], xv, acc[b][r]);                                         \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int b = 0; b < (O); b++) {                                    \
+            const float *wr = w + (size_t)(o + b) * C;                                             \
+            _Pragma("GCC unroll 4") for (int r = 0; r < (NG); r++) {                               \
+                __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[b][r]),                          \
+                                       _mm256_extractf128_ps(acc[b][r], 1));                       \
+                s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                        \
+                s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));                                          \
+                float s = _mm_cvtss_f32(s4);                                                       \
+                for (int jj = j; jj < C; jj++) s += wr[jj] * x[(size_t)r * C + jj];                \
+                out[(size_t)r * OC + o + b] = s;                                                   \
+            }                                                                                      \
+        }                                                                                          \
+    }
+MICRO(1, 1)
+MICRO(2, 1)
+MICRO(3, 1)
+MICRO(4, 1)
+MICRO(1, 3)
+MICRO(2, 3)
+MICRO(3, 3)
+MICRO(4, 3)
+
+#ifndef PF
+#define PF 6
+#endif
+
+/* Rows in groups of up to 4; outputs in blocks of 3 while the 3 weight rows
+ * (a few KB) stay in L1 across the groups, so W comes from memory once. */
+__attribute__((target("avx2,fma"))) static void kern_avx2(float *out, const float *x,
+                                                          const float *w, int n, int C, int OC,
+                                                          int o0, int o1) {
+    int o = o0;
+    for (; o + 3 <= o1; o += 3) {
+        /* the hardware prefetcher alone falls behind once n rows make each
+         * weight row slow to consume: fetch the block PF rows ahead */
+        if (o + PF + 3 <= o1) {
+            const char *pf = (const char *)(w + (size_t)(o + PF) * C);
+            for (size_t b = 0; b < (size_t)3 * C * sizeof(float); b += 64) _mm_prefetch(pf + b, _MM_HINT_T0);
+        }
+        for (int r = 0; r < n; r += 4) {
+            float *ob = out + (size_t)r * OC;
+            const float *xb = x + (size_t)r * C;
+            switch (n - r < 4 ? n - r : 4) {
+            case 1: micro_1_3(ob, xb, w, C, OC, o); break;
+            case 2: micro_2_3(ob, xb, w, C, OC, o); break;
+            case 3: micro_3_3(ob, xb, w, C, OC, o); break;
+            default: micro_4_3(ob, xb, w, C, OC, o); break;
+            }
+        }
+    }
+    for (; o < o1; o++)
+        for (int r = 0; r < n; r += 4) {
+            float *ob = out + (size_t)r * OC;
+            const float *xb = x + (size_t)r * C;
+            switch (n - r < 4 ? n - r : 4) {
+            case 1: micro_1_1(ob, xb, w, C, OC, o); break;
+            case 2: micro_2_1(ob, xb, w, C, OC, o); break;
+            case 3: micro_3_1(ob, xb, w, C, OC, o); break;
+            default: micro_4_1(ob, xb, w, C, OC, o); break;
+            }
+        }
+}
+
+static int have_avx2(void) {
+    static int v = -1;
+    if (v < 0) v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return v;
+}
+
+static void run_range(float *out, const float *x, const float *w, int n, int C, int OC, int o0,
+                      int o1) {
+    if (have_avx2()) kern_avx2(out, x, w, n, C, OC, o0, o1);
+    else kern_plain(out, x, w, n, C, OC, o0, o1);
+}
+
+/* ---- attention pieces ------------------------------------------------------------ */
+
+__attribute__((target("avx2,fma"))) static void scores_avx2(float *sc, const float *q,
+                                                            const float *k, size_t stride,
+                                                            int nt, int n, float scale) {
+    for (int t = 0; t < nt; t++) {
+        const float *kt = k + (size_t)t * stride;
+        __m256 acc = _mm256_setzero_ps();
+        int i = 0;
+        for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kt + i), acc);
+        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+        float d = _mm_cvtss_f32(s4);
+        for (; i < n; i++) d += q[i] * kt[i];
+        sc[t] = d * scale;
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void accum_avx2(float *out, const float *a,
+                                                           const float *v, size_t stride, int nt,
+                                                           int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 acc = _mm256_loadu_ps(out + i);
+        for (int t = 0; t < nt; t++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(a[t]), _mm256_loadu_ps(v + (size_t)t * stride + i), acc);
+        _mm256_storeu_ps(out + i, acc);
+    }
+    for (; i < n; i++)
+        for (int t = 0; t < nt; t++) out[i] += a[t] * v[(size_t)t * stride + i];
+}
+
+void vec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
+                float scale) {
+    if (have_avx2()) {
+        scores_avx2(sc, q, k, stride, nt, n, scale);
+        return;
+    }
+    for (int t = 0; t < nt; t++) {
+        float d = 0.0f;
+        for (int i = 0; i < n; i++) d += q[i] * k[(size_t)t * stride + i];
+        sc[t] = d * scale;
+    }
+}
+
+void vec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n) {
+    if (have_avx2()) {
+        accum_avx2(out, a, v, stride, nt, n);
+        return;
+    }
+    for (int t = 0; t < nt; t++)
+        for (int i = 0; i < n; i++) out[i] += a[t] * v[(size_t)t * stride + i];
+}
+
+/* ---- thread pool ------------------------------------------------------------------ */
+
+enum { MAX_THREADS = 16, SPIN = 4000 };
+
+static struct {
+    int threads, started;
+    pthread_t tid[MAX_THREADS];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_uint gen;
+    atomic_int pending;
+    /* the job */
+    float *out;
+    const float *x, *w;
+    int n, C, OC, parts;
+} P = {.threads = 1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void part(int i) {
+    int o0 = (int)((long long)P.OC * i / P.parts), o1 = (int)((long long)P.OC * (i + 1) / P.parts);
+    run_range(P.out, P.x, P.w, P.n, P.C, P.OC, o0, o1);
+}
+
+static void *worker(void *arg) {
+    int id = (int)(size_t)arg;
+    unsigned seen = atomic_load(&P.gen);
+    for (;;) {
+        /* spin a little (the next product follows within microseconds while
+         * decoding), then sleep */
+        int spins = 0;
+        while (atomic_load_explicit(&P.gen, memory_order_acquire) == seen && spins < SPIN) {
+            spins++;
+            _mm_pause();
+        }
+        if (atomic_load_explicit(&P.gen, memory_order_acquire) == seen) {
+            pthread_mutex_lock(&P.mu);
+            while (atomic_load(&P.gen) == seen) pthread_cond_wait(&P.cv, &P.mu);
+            pthread_mutex_unlock(&P.mu);
+        }
+        seen = atomic_load(&P.gen);
+        if (id < P.parts) part(id);
+        atomic_fetch_sub_explicit(&P.pending, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+int matvec_set_threads(int n) {
+    if (n < 1) n = 1;
+    if (n > MAX_THREADS) n = MAX_THREADS;
+    pthread_mutex_lock(&P.mu);
+    while (P.started < n - 1) { /* workers are never stopped; extra ones just idle */
+        if (pthread_create(&P.tid[P.started], NULL, worker, (void *)(size_t)(P.started + 1)))
+            break;
+        pthread_detach(P.tid[P.started]);
+        P.started++;
+    }
+    P.threads = P.started + 1 < n ? P.started + 1 : n;
+    pthread_mutex_unlock(&P.mu);
+    return P.threads;
+}
+
+int matvec_threads(void) { return P.threads; }
+
+void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC) {
+    for (int r0 = 0; r0 < n; r0 += MATVEC_MAX_ROWS) {
+        int nr = n - r0 < MATVEC_MAX_ROWS ? n - r0 : MATVEC_MAX_ROWS;
+        float *o = out + (size_t)r0 * OC;
+        const float *xr = x + (size_t)r0 * C;
+        /* small products are not worth waking anyone */
+        if (P.threads == 1 || (long long)OC * C < 32768) {
+            run_range(o, xr, w, nr, C, OC, 0, OC);
+            continue;
+        }
+        P.out = o, P.x = xr, P.w = w, P.n = nr, P.C = C, P.OC = OC, P.parts = P.threads;
+        atomic_store(&P.pending, P.started);
+        pthread_mutex_lock(&P.mu);
+        atomic_fetch_add_explicit(&P.gen, 1, memory_order_release);
+        pthread_cond_broadcast(&P.cv);
+        pthread_mutex_unlock(&P.mu);
+        part(0);
+        while (atomic_load_explicit(&P.pending, memory_order_acquire) > 0) sched_yield();
+    }
+}

@@ -1,0 +1,24 @@
+/* Matrix products for decoding: out (n, OC) = x (n, C) · W^T for a few rows
+ * (n <= MATVEC_MAX_ROWS), W (OC, C) row-major. Each weight row is read once and
+ * used for all n rows straight from memory, without the packing copy sgemm makes
+ * of W, so a step of k streams costs about what one stream's costs while W is
+ * larger than the cache. AVX2+FMA when the CPU has it, plain C otherwise; the
+ * output range is split over the thread pool (matvec_set_threads). */
+#ifndef RLHF_MODEL_MATVEC_H
+#define RLHF_MODEL_MATVEC_H
+
+#include <stddef.h>
+
+enum { MATVEC_MAX_ROWS = 8 };
+
+void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC);
+/* Attention over nt cached positions t (rows k + t*stride, n floats):
+ * sc[t] = scale * q·k_t, and out (n) += Σ_t a[t] v_t. */
+void vec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
+                float scale);
+void vec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n);
+/* Threads used by matvec_rows (1 = the caller only); returns the number set. */
+int matvec_set_threads(int n);
+int matvec_threads(void);
+
+#endif
