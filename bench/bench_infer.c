@@ -160,6 +160,7 @@ static Tokenizer *synthetic_tokenizer(int n) {
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
     Model m;
     Config cfg;
     Err err = {0};

@@ -5,10 +5,12 @@
 #include "model/matvec.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* ---- kernels ------------------------------------------------------------------- */
 
@@ -177,47 +179,106 @@ void vec_accum(float *out, const float *a, const float *v, size_t stride, int nt
         for (int i = 0; i < n; i++) out[i] += a[t] * v[(size_t)t * stride + i];
 }
 
+/* ---- exponentials for softmax ------------------------------------------------------- */
+
+/* exp(x) for x <= 0 (Cephes' expf: x = n ln2 + r, degree-6 polynomial for
+ * e^r, 2^n through the exponent bits); about 1 ulp, 8 at a time. */
+__attribute__((target("avx2,fma"))) static float exp_sum_avx2(float *out, const float *in,
+                                                              float sub, float scale, int n) {
+    const __m256 lo = _mm256_set1_ps(-87.0f), log2e = _mm256_set1_ps(1.44269504088896341f);
+    const __m256 c1 = _mm256_set1_ps(0.693359375f), c2 = _mm256_set1_ps(-2.12194440e-4f);
+    const __m256 one = _mm256_set1_ps(1.0f), vs = _mm256_set1_ps(sub), vk = _mm256_set1_ps(scale);
+    __m256 sum = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(in + i), vs), vk);
+        x = _mm256_max_ps(x, lo);
+        __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        x = _mm256_fnmadd_ps(fx, c1, x);
+        x = _mm256_fnmadd_ps(fx, c2, x);
+        __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+        p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.3981999507E-3f));
+        p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(8.3334519073E-3f));
+        p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(4.1665795894E-2f));
+        p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.6666665459E-1f));
+        p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(5.0000001201E-1f));
+        p = _mm256_fmadd_ps(p, _mm256_mul_ps(x, x), _mm256_add_ps(x, one));
+        __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+        __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+        _mm256_storeu_ps(out + i, y);
+        sum = _mm256_add_ps(sum, y);
+    }
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+    float total = _mm_cvtss_f32(s4);
+    for (; i < n; i++) total += out[i] = expf((in[i] - sub) * scale);
+    return total;
+}
+
+float vec_exp_sum(float *out, const float *in, float sub, float scale, int n) {
+    if (have_avx2()) return exp_sum_avx2(out, in, sub, scale, n);
+    float total = 0.0f;
+    for (int i = 0; i < n; i++) total += out[i] = expf((in[i] - sub) * scale);
+    return total;
+}
+
 /* ---- thread pool ------------------------------------------------------------------ */
 
-enum { MAX_THREADS = 16, SPIN = 4000 };
+/* A product is cut into chunks of output rows that any thread claims from an
+ * atomic counter, the caller included; the caller only waits for chunks a
+ * running worker has claimed. So a worker that is asleep or descheduled (a
+ * busy shared machine) costs nothing: the caller does its share. */
+enum { MAX_THREADS = 16, SPIN = 2000, CHUNKS_PER_THREAD = 4 };
 
 static struct {
     int threads, started;
-    pthread_t tid[MAX_THREADS];
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_uint gen;
-    atomic_int pending;
+    atomic_int sleepers;
+    atomic_ullong next; /* job generation << 32 | next chunk to claim */
+    atomic_int done;    /* chunks of the current job finished */
     /* the job */
     float *out;
     const float *x, *w;
-    int n, C, OC, parts;
+    int n, C, OC, chunks, chunk_rows;
 } P = {.threads = 1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
-static void part(int i) {
-    int o0 = (int)((long long)P.OC * i / P.parts), o1 = (int)((long long)P.OC * (i + 1) / P.parts);
-    run_range(P.out, P.x, P.w, P.n, P.C, P.OC, o0, o1);
+/* Claims and runs chunks of job gen until none is left. The claim carries the
+ * generation, so a thread that wakes late cannot take a chunk of a newer job
+ * with the old one's counts. */
+static void run_chunks(unsigned gen) {
+    for (;;) {
+        unsigned long long v = atomic_load_explicit(&P.next, memory_order_acquire);
+        if ((unsigned)(v >> 32) != gen || (int)(v & 0xffffffffu) >= P.chunks) return;
+        if (!atomic_compare_exchange_weak_explicit(&P.next, &v, v + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        int i = (int)(v & 0xffffffffu);
+        int o0 = i * P.chunk_rows, o1 = o0 + P.chunk_rows < P.OC ? o0 + P.chunk_rows : P.OC;
+        run_range(P.out, P.x, P.w, P.n, P.C, P.OC, o0, o1);
+        atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
+    }
 }
 
 static void *worker(void *arg) {
-    int id = (int)(size_t)arg;
-    unsigned seen = atomic_load(&P.gen);
+    /* arg: the generation at creation (a job published before this thread
+     * first runs must not be missed) */
+    unsigned seen = (unsigned)(size_t)arg;
     for (;;) {
-        /* spin a little (the next product follows within microseconds while
-         * decoding), then sleep */
-        int spins = 0;
-        while (atomic_load_explicit(&P.gen, memory_order_acquire) == seen && spins < SPIN) {
-            spins++;
-            _mm_pause();
-        }
-        if (atomic_load_explicit(&P.gen, memory_order_acquire) == seen) {
+        /* spin a little (while decoding the next product follows within
+         * microseconds), then sleep */
+        for (int spins = 0; atomic_load(&P.gen) == seen && spins < SPIN; spins++) _mm_pause();
+        if (atomic_load(&P.gen) == seen) {
             pthread_mutex_lock(&P.mu);
+            atomic_fetch_add(&P.sleepers, 1);
             while (atomic_load(&P.gen) == seen) pthread_cond_wait(&P.cv, &P.mu);
+            atomic_fetch_sub(&P.sleepers, 1);
             pthread_mutex_unlock(&P.mu);
         }
         seen = atomic_load(&P.gen);
-        if (id < P.parts) part(id);
-        atomic_fetch_sub_explicit(&P.pending, 1, memory_order_release);
+        run_chunks(seen);
     }
     return NULL;
 }
@@ -227,9 +288,9 @@ int matvec_set_threads(int n) {
     if (n > MAX_THREADS) n = MAX_THREADS;
     pthread_mutex_lock(&P.mu);
     while (P.started < n - 1) { /* workers are never stopped; extra ones just idle */
-        if (pthread_create(&P.tid[P.started], NULL, worker, (void *)(size_t)(P.started + 1)))
-            break;
-        pthread_detach(P.tid[P.started]);
+        pthread_t tid;
+        if (pthread_create(&tid, NULL, worker, (void *)(size_t)atomic_load(&P.gen))) break;
+        pthread_detach(tid);
         P.started++;
     }
     P.threads = P.started + 1 < n ? P.started + 1 : n;
@@ -249,13 +310,22 @@ void matvec_rows(float *out, const float *x, const float *w, int n, int C, int O
             run_range(o, xr, w, nr, C, OC, 0, OC);
             continue;
         }
-        P.out = o, P.x = xr, P.w = w, P.n = nr, P.C = C, P.OC = OC, P.parts = P.threads;
-        atomic_store(&P.pending, P.started);
-        pthread_mutex_lock(&P.mu);
-        atomic_fetch_add_explicit(&P.gen, 1, memory_order_release);
-        pthread_cond_broadcast(&P.cv);
-        pthread_mutex_unlock(&P.mu);
-        part(0);
-        while (atomic_load_explicit(&P.pending, memory_order_acquire) > 0) sched_yield();
+        /* chunks of whole 3-row blocks */
+        int want = P.threads * CHUNKS_PER_THREAD;
+        int rows = ((OC + want - 1) / want + 2) / 3 * 3;
+        P.out = o, P.x = xr, P.w = w, P.n = nr, P.C = C, P.OC = OC;
+        P.chunk_rows = rows;
+        P.chunks = (OC + rows - 1) / rows;
+        atomic_store(&P.done, 0);
+        unsigned gen = atomic_load(&P.gen) + 1;
+        atomic_store(&P.next, (unsigned long long)gen << 32); /* publishes the job */
+        atomic_store(&P.gen, gen);
+        if (atomic_load(&P.sleepers) > 0) {
+            pthread_mutex_lock(&P.mu);
+            pthread_cond_broadcast(&P.cv);
+            pthread_mutex_unlock(&P.mu);
+        }
+        run_chunks(gen);
+        while (atomic_load_explicit(&P.done, memory_order_acquire) < P.chunks) _mm_pause();
     }
 }

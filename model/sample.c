@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/matvec.h"
 #include "util/text.h"
 
 SampleParams sample_params_default(void) {
@@ -94,13 +95,15 @@ static void top_k_select(int *ix, const float *p, int V, int k) {
 
 int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rng, float *logprob) {
     int V = s->V, best = 0;
+    float lse = NAN; /* log Σ exp(logits), for the log-probability */
     for (int i = 1; i < V; i++)
         if (logits[i] > logits[best]) best = i;
     float mx = logits[best];
     int tok = best;
     if (p->temperature > 0.0f) {
-        float inv = 1.0f / p->temperature, *pr = s->probs, total = 0.0f;
-        for (int i = 0; i < V; i++) total += pr[i] = expf((logits[i] - mx) * inv);
+        float inv = 1.0f / p->temperature, *pr = s->probs;
+        float total = vec_exp_sum(pr, logits, mx, inv, V);
+        if (p->temperature == 1.0f) lse = mx + logf(total);
         int *ix = s->idx, n = V, sorted = 0;
         float mass = total;
         if (p->top_k > 0 && p->top_k < V) {
@@ -142,9 +145,8 @@ int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rn
         }
     }
     if (logprob) {
-        double sum = 0.0;
-        for (int i = 0; i < V; i++) sum += exp((double)logits[i] - mx);
-        *logprob = (float)((double)logits[tok] - mx - log(sum));
+        if (isnan(lse)) lse = mx + logf(vec_exp_sum(s->probs, logits, mx, 1.0f, V));
+        *logprob = logits[tok] - lse;
     }
     return tok;
 }

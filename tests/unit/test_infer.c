@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "model/infer.h"
+#include "model/matvec.h"
 #include "model/model.h"
 #include "model/sample.h"
 #include "model/tokenizer.h"
@@ -303,4 +304,58 @@ Test(sample, pick_edge_cases) {
     p.temperature = 0;
     cr_assert_eq(sampler_pick(&s, flat, &p, &r, NULL), 1);
     sampler_free(&s);
+}
+
+Test(matvec, rows_threads_and_attention_pieces) {
+    int C = 260, OC = 301; /* not multiples of 8 or 3: the tails run too */
+    float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 8 * C);
+    float *ref = malloc(sizeof(float) * 8 * OC), *a = malloc(sizeof(float) * 8 * OC);
+    float *b = malloc(sizeof(float) * OC);
+    Rng r;
+    rng_seed(&r, 5);
+    for (int i = 0; i < C * OC; i++) w[i] = (float)rng_normal(&r);
+    for (int i = 0; i < 8 * C; i++) x[i] = (float)rng_normal(&r);
+    for (int n = 0; n < 8; n++)
+        for (int o = 0; o < OC; o++) {
+            double s = 0;
+            for (int j = 0; j < C; j++) s += (double)w[o * C + j] * x[n * C + j];
+            ref[n * OC + o] = (float)s;
+        }
+    for (int threads = 1; threads <= 3; threads++) {
+        matvec_set_threads(threads);
+        for (int rep = 0; rep < 200; rep++) {
+            int n = 1 + rep % 8;
+            matvec_rows(a, x, w, n, C, OC);
+            for (int row = 0; row < n; row++) {
+                /* each row alone gives the very same bits as inside the batch */
+                matvec_rows(b, x + row * C, w, 1, C, OC);
+                for (int o = 0; o < OC; o++) {
+                    cr_assert_eq(a[row * OC + o], b[o], "n=%d row %d out %d", n, row, o);
+                    cr_assert_lt(fabsf(a[row * OC + o] - ref[row * OC + o]), 1e-3f);
+                }
+            }
+        }
+    }
+    matvec_set_threads(1);
+    /* attention pieces against plain loops */
+    float sc[7], out[13] = {0}, want[13] = {0};
+    vec_scores(sc, x, w, 20, 7, 13, 0.5f);
+    for (int t = 0; t < 7; t++) {
+        float d = 0;
+        for (int i = 0; i < 13; i++) d += x[i] * w[t * 20 + i];
+        cr_assert_lt(fabsf(sc[t] - d * 0.5f), 1e-4f);
+        for (int i = 0; i < 13; i++) want[i] += sc[t] * w[t * 20 + i];
+    }
+    vec_accum(out, sc, w, 20, 7, 13);
+    for (int i = 0; i < 13; i++) cr_assert_lt(fabsf(out[i] - want[i]), 1e-3f);
+    /* the vector exp */
+    float in[21], e[21];
+    for (int i = 0; i < 21; i++) in[i] = -(float)i * 4.5f;
+    float sum = vec_exp_sum(e, in, 0.0f, 1.0f, 21), s2 = 0;
+    for (int i = 0; i < 21; i++) {
+        cr_assert_lt(fabsf(e[i] - expf(in[i])), 2e-7f * expf(in[i]) + 1e-37f, "exp(%g)", in[i]);
+        s2 += e[i];
+    }
+    cr_assert_lt(fabsf(sum - s2), 1e-6f);
+    free(w), free(x), free(ref), free(a), free(b);
 }
