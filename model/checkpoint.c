@@ -280,9 +280,10 @@ int model_load_llama2c(const char *path, Model *m, Err *err) {
     uint64_t want = sizeof hdr + ((uint64_t)m->n_params + 2 * nf) * 4;
     if (r.size != want) {
         rc = err_set(err, RLHF_EFORMAT,
-                     "%s: %s for a llama2.c checkpoint of this config (file has %llu bytes, "
-                     "expected %llu)",
-                     path, r.size < want ? "truncated" : "wrong size", (unsigned long long)r.size,
+                     "%s: %s: file has %llu bytes, a llama2.c checkpoint of its header's config "
+                     "(dim %d, hidden %d, layers %d, vocab %d, seq %d) has %llu",
+                     path, r.size < want ? "truncated or not a checkpoint" : "size does not match its header",
+                     (unsigned long long)r.size, c.dim, c.hidden_dim, c.n_layers, c.vocab_size, c.seq_len,
                      (unsigned long long)want);
         goto fail;
     }

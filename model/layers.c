@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "model/config.h"
+#include "model/fastmath.h"
 
 void embedding_forward(float *out, const int *tokens, const float *emb, int N, int C) {
     for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, emb + (size_t)tokens[n] * C, C * sizeof(float));
@@ -118,16 +119,9 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
                         0.0f, a, T);
             for (int t = 0; t < T; t++) {
                 float *row = a + (size_t)t * T;
-                float mx = row[0];
-                for (int j = 1; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
-                float sum = 0.0f;
-                for (int j = 0; j <= t; j++) {
-                    row[j] = expf(row[j] - mx);
-                    sum += row[j];
-                }
-                float inv = 1.0f / sum;
-                for (int j = 0; j <= t; j++) row[j] *= inv;
-                for (int j = t + 1; j < T; j++) row[j] = 0.0f;
+                float sum = vec_exp_sum(row, t + 1, vec_max(row, t + 1));
+                vec_scale(row, t + 1, 1.0f / sum);
+                memset(row + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
             }
             /* out (T,hs) = a · v (T,hs) */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, vb, KV,
@@ -157,10 +151,9 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
             for (int t = 0; t < T; t++) {
                 const float *ar = a + (size_t)t * T;
                 float *dr = da + (size_t)t * T;
-                float dot = 0.0f;
-                for (int j = 0; j <= t; j++) dot += ar[j] * dr[j];
+                float dot = vec_dot(ar, dr, t + 1);
                 for (int j = 0; j <= t; j++) dr[j] = ar[j] * (dr[j] - dot);
-                for (int j = t + 1; j < T; j++) dr[j] = 0.0f;
+                memset(dr + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
             }
             /* dq (T,hs) = scale · ds · k;  dk (T,hs) += scale · ds^T · q */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, k + ko,
@@ -170,19 +163,28 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
         }
 }
 
+/* silu(x) = x·σ(x), σ(x) = 1/(1 + e^-x); 4 lanes at a time, then the tail */
 void swiglu_forward(float *out, const float *h1, const float *h3, int n) {
-    for (int i = 0; i < n; i++) {
-        float x = h1[i];
-        out[i] = x / (1.0f + expf(-x)) * h3[i];
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f x = v4_load(h1 + i);
+        v4_store(out + i, x / (1.0f + v4_exp(-x)) * v4_load(h3 + i));
     }
+    for (; i < n; i++) out[i] = h1[i] / (1.0f + fast_expf(-h1[i])) * h3[i];
 }
 
+/* d silu/dx = σ(x)·(1 + x·(1 − σ(x))) */
 void swiglu_backward(float *dh1, float *dh3, const float *dout, const float *h1, const float *h3,
                      int n) {
-    for (int i = 0; i < n; i++) {
-        float x = h1[i], s = 1.0f / (1.0f + expf(-x));
-        float silu = x * s;
-        dh3[i] = dout[i] * silu;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f x = v4_load(h1 + i), d = v4_load(dout + i), s = 1.0f / (1.0f + v4_exp(-x));
+        v4_store(dh3 + i, d * x * s);
+        v4_store(dh1 + i, d * v4_load(h3 + i) * s * (1.0f + x * (1.0f - s)));
+    }
+    for (; i < n; i++) {
+        float x = h1[i], s = 1.0f / (1.0f + fast_expf(-x));
+        dh3[i] = dout[i] * x * s;
         dh1[i] = dout[i] * h3[i] * s * (1.0f + x * (1.0f - s));
     }
 }

@@ -1,21 +1,13 @@
 /* Cross-entropy with a mask, log-probabilities and entropies, and their
- * gradients with respect to the logits. Softmax in float with the max
- * subtracted; sums in double where they feed a reported value. */
+ * gradients with respect to the logits. Softmax rows with the max subtracted,
+ * exp vectorised (model/fastmath.h); totals summed in double. */
 #include "model/loss.h"
 
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
 
-/* max and log Σ exp(x - max) of one row */
-static void row_lse(const float *x, int V, float *mx, float *lse) {
-    float m = x[0];
-    for (int i = 1; i < V; i++) m = x[i] > m ? x[i] : m;
-    float s = 0.0f;
-    for (int i = 0; i < V; i++) s += expf(x[i] - m);
-    *mx = m;
-    *lse = logf(s);
-}
+#include "model/fastmath.h"
 
 double loss_ce_forward(const float *logits, const int *targets, const float *mask, int N, int V,
                        float *losses, double *count) {
@@ -26,9 +18,9 @@ double loss_ce_forward(const float *logits, const int *targets, const float *mas
         if (losses) losses[n] = 0.0f;
         if (w == 0.0f) continue;
         const float *x = logits + (size_t)n * V;
-        float mx, lse;
-        row_lse(x, V, &mx, &lse);
-        float l = lse + mx - x[targets[n]];
+        float mx = vec_max(x, V), sum, wsum;
+        vec_exp_stats(x, V, mx, &sum, &wsum);
+        float l = logf(sum) + mx - x[targets[n]];
         if (losses) losses[n] = l;
         total += (double)w * l;
         cnt += w;
@@ -48,35 +40,34 @@ double loss_ce_backward(float *logits, const int *targets, const float *mask, in
             memset(x, 0, (size_t)V * sizeof(float));
             continue;
         }
-        float mx, lse;
-        row_lse(x, V, &mx, &lse);
-        total += (double)w * (lse + mx - x[targets[n]]);
+        float xt = x[targets[n]], mx = vec_max(x, V);
+        float sum = vec_exp_sum(x, V, mx); /* x becomes exp(x - mx) */
+        total += (double)w * (logf(sum) + mx - xt);
         cnt += w;
-        float off = mx + lse, s = w * scale;
-        for (int i = 0; i < V; i++) x[i] = s * expf(x[i] - off);
+        float s = w * scale;
+        vec_scale(x, V, s / sum);
         x[targets[n]] -= s;
     }
     if (count) *count = cnt;
     return total;
 }
 
+/* with off = max + log Σ exp(x - max):  log p_i = x_i - off,
+ * H = -Σ p_i (x_i - off) = off - Σ p_i x_i */
 void loss_logprobs(const float *logits, const int *targets, int N, int V, float *logp,
                    float *entropy) {
     for (int n = 0; n < N; n++) {
         const float *x = logits + (size_t)n * V;
-        float mx, lse;
-        row_lse(x, V, &mx, &lse);
-        float off = mx + lse;
-        if (logp) logp[n] = targets[n] >= 0 ? x[targets[n]] - off : 0.0f;
-        if (entropy) {
-            /* H = -Σ p log p with log p = x - off */
-            float h = 0.0f;
-            for (int i = 0; i < V; i++) {
-                float lp = x[i] - off;
-                h -= expf(lp) * lp;
-            }
-            entropy[n] = targets[n] >= 0 ? h : 0.0f;
+        if (targets[n] < 0) {
+            if (logp) logp[n] = 0.0f;
+            if (entropy) entropy[n] = 0.0f;
+            continue;
         }
+        float mx = vec_max(x, V), sum, wsum;
+        vec_exp_stats(x, V, mx, &sum, &wsum);
+        float off = mx + logf(sum);
+        if (logp) logp[n] = x[targets[n]] - off;
+        if (entropy) entropy[n] = off - wsum / sum;
     }
 }
 
@@ -90,16 +81,11 @@ void loss_logprobs_backward(float *logits, const int *targets, int N, int V, con
             memset(x, 0, (size_t)V * sizeof(float));
             continue;
         }
-        float mx, lse;
-        row_lse(x, V, &mx, &lse);
-        float off = mx + lse, h = 0.0f;
-        if (e != 0.0f)
-            for (int i = 0; i < V; i++) {
-                float lp = x[i] - off;
-                h -= expf(lp) * lp;
-            }
+        float mx = vec_max(x, V), sum, wsum;
+        vec_exp_stats(x, V, mx, &sum, &wsum);
+        float off = mx + logf(sum), h = off - wsum / sum;
         for (int i = 0; i < V; i++) {
-            float lp = x[i] - off, p = expf(lp);
+            float lp = x[i] - off, p = fast_expf(lp);
             x[i] = -a * p - e * p * (lp + h);
         }
         x[targets[n]] += a;
