@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/fastmath.h"
 #include "model/layers.h"
 #include "model/matvec.h"
 
@@ -106,16 +107,13 @@ static void attend(const Infer *st, float *out, const float *q, int l, int s, in
     const float *v1 = n1 ? cache_at(st, st->val_prefix, st->val_stream, l, s, n0) : NULL;
     for (int h = 0; h < NH; h++) {
         int kvo = (h / grp) * hs;
-        vec_scores(sc, q + h * hs, k0 + kvo, KV, n0, hs, scale);
-        if (n1) vec_scores(sc + n0, q + h * hs, k1 + kvo, KV, n1, hs, scale);
-        float mx = -INFINITY, sum = 0.0f;
-        for (int t = 0; t <= pos; t++) mx = sc[t] > mx ? sc[t] : mx;
-        for (int t = 0; t <= pos; t++) sum += sc[t] = expf(sc[t] - mx);
-        float inv = 1.0f / sum, *o = out + h * hs;
-        for (int t = 0; t <= pos; t++) sc[t] *= inv;
+        matvec_scores(sc, q + h * hs, k0 + kvo, KV, n0, hs, scale);
+        if (n1) matvec_scores(sc + n0, q + h * hs, k1 + kvo, KV, n1, hs, scale);
+        float sum = vec_exp_sum(sc, pos + 1, vec_max(sc, pos + 1)), *o = out + h * hs;
+        vec_scale(sc, pos + 1, 1.0f / sum);
         memset(o, 0, sizeof(float) * hs);
-        vec_accum(o, sc, v0 + kvo, KV, n0, hs);
-        if (n1) vec_accum(o, sc + n0, v1 + kvo, KV, n1, hs);
+        matvec_accum(o, sc, v0 + kvo, KV, n0, hs);
+        if (n1) matvec_accum(o, sc + n0, v1 + kvo, KV, n1, hs);
     }
 }
 

@@ -5,7 +5,6 @@
 #include "model/matvec.h"
 
 #include <immintrin.h>
-#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -157,7 +156,7 @@ __attribute__((target("avx2,fma"))) static void accum_avx2(float *out, const flo
         for (int t = 0; t < nt; t++) out[i] += a[t] * v[(size_t)t * stride + i];
 }
 
-void vec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
+void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
                 float scale) {
     if (have_avx2()) {
         scores_avx2(sc, q, k, stride, nt, n, scale);
@@ -170,57 +169,13 @@ void vec_scores(float *sc, const float *q, const float *k, size_t stride, int nt
     }
 }
 
-void vec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n) {
+void matvec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n) {
     if (have_avx2()) {
         accum_avx2(out, a, v, stride, nt, n);
         return;
     }
     for (int t = 0; t < nt; t++)
         for (int i = 0; i < n; i++) out[i] += a[t] * v[(size_t)t * stride + i];
-}
-
-/* ---- exponentials for softmax ------------------------------------------------------- */
-
-/* exp(x) for x <= 0 (Cephes' expf: x = n ln2 + r, degree-6 polynomial for
- * e^r, 2^n through the exponent bits); about 1 ulp, 8 at a time. */
-__attribute__((target("avx2,fma"))) static float exp_sum_avx2(float *out, const float *in,
-                                                              float sub, float scale, int n) {
-    const __m256 lo = _mm256_set1_ps(-87.0f), log2e = _mm256_set1_ps(1.44269504088896341f);
-    const __m256 c1 = _mm256_set1_ps(0.693359375f), c2 = _mm256_set1_ps(-2.12194440e-4f);
-    const __m256 one = _mm256_set1_ps(1.0f), vs = _mm256_set1_ps(sub), vk = _mm256_set1_ps(scale);
-    __m256 sum = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 x = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(in + i), vs), vk);
-        x = _mm256_max_ps(x, lo);
-        __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        x = _mm256_fnmadd_ps(fx, c1, x);
-        x = _mm256_fnmadd_ps(fx, c2, x);
-        __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-        p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.3981999507E-3f));
-        p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(8.3334519073E-3f));
-        p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(4.1665795894E-2f));
-        p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.6666665459E-1f));
-        p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(5.0000001201E-1f));
-        p = _mm256_fmadd_ps(p, _mm256_mul_ps(x, x), _mm256_add_ps(x, one));
-        __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-        __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-        _mm256_storeu_ps(out + i, y);
-        sum = _mm256_add_ps(sum, y);
-    }
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
-    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-    float total = _mm_cvtss_f32(s4);
-    for (; i < n; i++) total += out[i] = expf((in[i] - sub) * scale);
-    return total;
-}
-
-float vec_exp_sum(float *out, const float *in, float sub, float scale, int n) {
-    if (have_avx2()) return exp_sum_avx2(out, in, sub, scale, n);
-    float total = 0.0f;
-    for (int i = 0; i < n; i++) total += out[i] = expf((in[i] - sub) * scale);
-    return total;
 }
 
 /* ---- thread pool ------------------------------------------------------------------ */

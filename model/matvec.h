@@ -14,12 +14,9 @@ enum { MATVEC_MAX_ROWS = 8 };
 void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC);
 /* Attention over nt cached positions t (rows k + t*stride, n floats):
  * sc[t] = scale * q·k_t, and out (n) += Σ_t a[t] v_t. */
-void vec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
+void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
                 float scale);
-void vec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n);
-/* out[i] = exp((in[i] - sub) * scale) for (in[i] - sub) * scale <= 0; returns
- * their sum. Vectorised (about 1 ulp); the same numbers on every call. */
-float vec_exp_sum(float *out, const float *in, float sub, float scale, int n);
+void matvec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n);
 /* Threads used by matvec_rows (1 = the caller only); returns the number set. */
 int matvec_set_threads(int n);
 int matvec_threads(void);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/matvec.h"
+#include "model/fastmath.h"
 #include "util/text.h"
 
 SampleParams sample_params_default(void) {
@@ -102,7 +102,10 @@ int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rn
     int tok = best;
     if (p->temperature > 0.0f) {
         float inv = 1.0f / p->temperature, *pr = s->probs;
-        float total = vec_exp_sum(pr, logits, mx, inv, V);
+        if (p->temperature == 1.0f) memcpy(pr, logits, sizeof(float) * (size_t)V);
+        else
+            for (int i = 0; i < V; i++) pr[i] = logits[i] * inv;
+        float total = vec_exp_sum(pr, V, mx * inv);
         if (p->temperature == 1.0f) lse = mx + logf(total);
         int *ix = s->idx, n = V, sorted = 0;
         float mass = total;
@@ -145,7 +148,11 @@ int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rn
         }
     }
     if (logprob) {
-        if (isnan(lse)) lse = mx + logf(vec_exp_sum(s->probs, logits, mx, 1.0f, V));
+        if (isnan(lse)) {
+            float sum, wsum;
+            vec_exp_stats(logits, V, mx, &sum, &wsum);
+            lse = mx + logf(sum);
+        }
         *logprob = logits[tok] - lse;
     }
     return tok;

@@ -12,9 +12,11 @@ for text in "Question: What is 3 plus 4?" "你好，世界" "emoji 😀🎉 end"
     expect_rc 0 "$RLHF" tokenizer decode --tokenizer tok.bin $ids
     [ "$OUT" = "$text" ] || die "round trip: '$text' came back as '$OUT'"
 done
-# common words become single tokens
-expect_rc 0 "$RLHF" tokenizer encode --tokenizer tok.bin --pieces " went"
-[ "$(echo "$OUT" | wc -l)" -eq 1 ] || die "'went' should be one token: $OUT"
+# frequent words become single tokens
+i=0; while [ $i -lt 300 ]; do echo "the quick brown fox jumps over the lazy dog $i"; i=$((i + 1)); done >small.txt
+expect_rc 0 "$RLHF" tokenizer train --vocab 420 --out small.bin small.txt
+expect_rc 0 "$RLHF" tokenizer encode --tokenizer small.bin --pieces " quick"
+[ "$(echo "$OUT" | wc -l)" -eq 1 ] || die "' quick' should be one token: $OUT"
 # bad input
 expect_rc 2 "$RLHF" tokenizer train --vocab 100 --out x.bin "$ROOT/samples/corpus.txt"
 expect_rc 2 "$RLHF" tokenizer train --vocab 600 "$ROOT/samples/corpus.txt"
