@@ -214,7 +214,7 @@ int main(void) {
             for (int i = 0; i < k; i++) seeds[i] = 100 + i;
             double tb = 1e30, ts = 1e30;
             long nb = 0, ns = 0;
-            for (int rep = 0; rep < 2; rep++) {
+            for (int rep = 0; rep < 3; rep++) {
                 double t0 = now_seconds();
                 if (sample_generate_batch(&st, tok, prompt, 32, k, &p, seeds, res, &err)) die(&err);
                 double el = now_seconds() - t0;

@@ -192,13 +192,17 @@ static struct {
     pthread_cond_t cv;
     atomic_uint gen;
     atomic_int sleepers;
+    atomic_flag busy; /* one product at a time uses the pool; others run alone */
     atomic_ullong next; /* job generation << 32 | next chunk to claim */
     atomic_int done;    /* chunks of the current job finished */
     /* the job */
     float *out;
     const float *x, *w;
     int n, C, OC, chunks, chunk_rows;
-} P = {.threads = 1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+} P = {.threads = 1,
+       .mu = PTHREAD_MUTEX_INITIALIZER,
+       .cv = PTHREAD_COND_INITIALIZER,
+       .busy = ATOMIC_FLAG_INIT};
 
 /* Claims and runs chunks of job gen until none is left. The claim carries the
  * generation, so a thread that wakes late cannot take a chunk of a newer job
@@ -260,8 +264,9 @@ void matvec_rows(float *out, const float *x, const float *w, int n, int C, int O
         int nr = n - r0 < MATVEC_MAX_ROWS ? n - r0 : MATVEC_MAX_ROWS;
         float *o = out + (size_t)r0 * OC;
         const float *xr = x + (size_t)r0 * C;
-        /* small products are not worth waking anyone */
-        if (P.threads == 1 || (long long)OC * C < 32768) {
+        /* small products are not worth waking anyone; a second caller while
+         * the pool is busy (another thread decoding) runs in its own thread */
+        if (P.threads == 1 || (long long)OC * C < 32768 || atomic_flag_test_and_set(&P.busy)) {
             run_range(o, xr, w, nr, C, OC, 0, OC);
             continue;
         }
@@ -282,5 +287,6 @@ void matvec_rows(float *out, const float *x, const float *w, int n, int C, int O
         }
         run_chunks(gen);
         while (atomic_load_explicit(&P.done, memory_order_acquire) < P.chunks) _mm_pause();
+        atomic_flag_clear(&P.busy);
     }
 }

@@ -3,7 +3,8 @@
  * used for all n rows straight from memory, without the packing copy sgemm makes
  * of W, so a step of k streams costs about what one stream's costs while W is
  * larger than the cache. AVX2+FMA when the CPU has it, plain C otherwise; the
- * output range is split over the thread pool (matvec_set_threads). */
+ * output range is split over the thread pool (matvec_set_threads); callers in
+ * several threads at once are safe (one uses the pool, the others run alone). */
 #ifndef RLHF_MODEL_MATVEC_H
 #define RLHF_MODEL_MATVEC_H
 

@@ -3,6 +3,7 @@
  * the edge cases of temperature, top-k, top-p, stop strings and limits. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,4 +350,42 @@ Test(matvec, rows_threads_and_attention_pieces) {
     matvec_accum(out, sc, w, 20, 7, 13);
     for (int i = 0; i < 13; i++) cr_assert_lt(fabsf(out[i] - want[i]), 1e-3f);
     free(w), free(x), free(ref), free(a), free(b);
+}
+
+typedef struct {
+    const float *w, *x;
+    float *out;
+    int C, OC, reps;
+} MvJob;
+
+static void *mv_thread(void *arg) {
+    MvJob *j = arg;
+    for (int i = 0; i < j->reps; i++) matvec_rows(j->out, j->x, j->w, 1 + i % 8, j->C, j->OC);
+    return NULL;
+}
+
+Test(matvec, concurrent_callers) {
+    int C = 256, OC = 520;
+    float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 8 * C);
+    float *want = malloc(sizeof(float) * 8 * OC), *got[2];
+    for (int i = 0; i < C * OC; i++) w[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+    for (int i = 0; i < 8 * C; i++) x[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+    matvec_set_threads(1);
+    matvec_rows(want, x, w, 8, C, OC);
+    matvec_set_threads(2);
+    pthread_t t[2];
+    MvJob jobs[2];
+    for (int k = 0; k < 2; k++) {
+        got[k] = calloc((size_t)8 * OC, sizeof(float));
+        jobs[k] = (MvJob){w, x, got[k], C, OC, 400};
+        cr_assert_eq(pthread_create(&t[k], NULL, mv_thread, &jobs[k]), 0);
+    }
+    for (int k = 0; k < 2; k++) pthread_join(t[k], NULL);
+    matvec_set_threads(1);
+    /* the last call of each thread had n = 8 (400 % 8 == 0 -> i = 399 -> n = 8) */
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 8 * OC; i++) cr_assert_eq(got[k][i], want[i], "thread %d out %d", k, i);
+        free(got[k]);
+    }
+    free(w), free(x), free(want);
 }
