@@ -20,6 +20,9 @@ struct Tokenizer {
     short *byte;  /* byte value of a <0xNN> token, else -1 */
     int byte_id[256]; /* token for byte fallback of each byte value (TOK_UNK if none) */
     int *table;   /* open addressing, id + 1 (0 = empty); control and byte tokens left out */
+    /* adj bit (x, y) for ASCII x, y: some mergeable piece holds byte x right
+     * before byte y (so a token may span a point between them) */
+    unsigned char adj[128 * 128 / 8];
     uint32_t mask;
 };
 
@@ -106,6 +109,10 @@ int tok_build(int n, const char *const *pieces, const size_t *lens, const float 
         t->byte[i] = (short)b;
         if (b >= 0 && t->byte_id[b] == TOK_UNK) t->byte_id[b] = i;
         if (i <= TOK_EOS || b >= 0 || lens[i] == 0) continue;
+        for (size_t k = 0; k + 1 < lens[i]; k++) {
+            unsigned char x = (unsigned char)pieces[i][k], y = (unsigned char)pieces[i][k + 1];
+            if (x < 0x80 && y < 0x80) t->adj[x * 16 + y / 8] |= (unsigned char)(1u << (y % 8));
+        }
         if (lookup(t, pieces[i], lens[i]) >= 0) continue; /* duplicate: first id wins */
         uint32_t h = hash_bytes(pieces[i], lens[i]) & t->mask;
         while (t->table[h]) h = (h + 1) & t->mask;
@@ -314,37 +321,46 @@ static void try_pair(const Tokenizer *t, EncState *s, int l, int r) {
     heap_push(s->heap, &s->nheap, c);
 }
 
-int tok_encode(const Tokenizer *t, const char *text, size_t len, int bos, int eos, int *ids,
-               int cap, int *n_out, Err *err) {
-    *n_out = 0;
-    if (len > (size_t)INT32_MAX - 8)
-        return err_set(err, RLHF_EINVAL, "tokenizer: text of %zu bytes is too long", len);
-    if (cap < tok_encode_cap(len))
-        return err_set(err, RLHF_EINVAL, "tokenizer: output room %d < %d", cap, tok_encode_cap(len));
-    int n = 0;
-    if (bos) ids[n++] = TOK_BOS;
-    size_t nsym = len + 1; /* at most one symbol per byte, plus the dummy prefix */
-    EncState s = {0};
-    s.id = malloc(sizeof(int) * nsym);
-    s.prev = malloc(sizeof(int) * nsym);
-    s.next = malloc(sizeof(int) * nsym);
-    s.ver = calloc(nsym, sizeof(unsigned));
-    s.merge = malloc(nsym);
+static void enc_free(EncState *s) {
+    free(s->id), free(s->prev), free(s->next), free(s->ver), free(s->merge), free(s->heap);
+    free(s->buf);
+}
+
+/* Room for nsym symbols; 0 or -1 when out of memory. */
+static int enc_reserve(EncState *s, size_t *cap, size_t nsym) {
+    if (nsym <= *cap) return 0;
+    size_t c = nsym < 256 ? 256 : nsym;
+    int *id = realloc(s->id, sizeof(int) * c);
+    if (id) s->id = id;
+    int *prev = realloc(s->prev, sizeof(int) * c);
+    if (prev) s->prev = prev;
+    int *next = realloc(s->next, sizeof(int) * c);
+    if (next) s->next = next;
+    unsigned *ver = realloc(s->ver, sizeof(unsigned) * c);
+    if (ver) s->ver = ver;
+    unsigned char *merge = realloc(s->merge, c);
+    if (merge) s->merge = merge;
     /* each merge pushes at most two candidates; the initial scan one per symbol */
-    s.heap = malloc(sizeof(Cand) * (3 * nsym + 1));
-    s.buf = malloc((size_t)t->max_token_length * 2 + 8);
-    if (!s.id || !s.prev || !s.next || !s.ver || !s.merge || !s.heap || !s.buf) {
-        free(s.id), free(s.prev), free(s.next), free(s.ver), free(s.merge), free(s.heap), free(s.buf);
-        return err_set(err, RLHF_ENOMEM, "tokenizer: out of memory encoding %zu bytes", len);
-    }
+    Cand *heap = realloc(s->heap, sizeof(Cand) * (3 * c + 1));
+    if (heap) s->heap = heap;
+    if (!id || !prev || !next || !ver || !merge || !heap) return -1;
+    *cap = c;
+    return 0;
+}
+
+/* Encodes one segment (with the dummy-prefix space first when asked) and
+ * appends its tokens to ids[*n]. */
+static void encode_segment(const Tokenizer *t, EncState *s, const char *text, size_t len,
+                           int dummy, int *ids, int *n) {
     int m = 0; /* symbols */
 #define PUSH_SYM(tokid, can)                                                                       \
     do {                                                                                           \
-        s.id[m] = (tokid);                                                                         \
-        s.merge[m] = (unsigned char)(can);                                                         \
+        s->id[m] = (tokid);                                                                        \
+        s->merge[m] = (unsigned char)(can);                                                        \
+        s->ver[m] = 0;                                                                             \
         m++;                                                                                       \
     } while (0)
-    if (bos && len > 0) {
+    if (dummy) {
         int sp = lookup(t, " ", 1);
         if (sp >= 0) PUSH_SYM(sp, 1);
         else PUSH_SYM(t->byte_id[' '], 0);
@@ -361,28 +377,64 @@ int tok_encode(const Tokenizer *t, const char *text, size_t len, int bos, int eo
     }
 #undef PUSH_SYM
     for (int i = 0; i < m; i++) {
-        s.prev[i] = i - 1;
-        s.next[i] = i + 1 < m ? i + 1 : -1;
+        s->prev[i] = i - 1;
+        s->next[i] = i + 1 < m ? i + 1 : -1;
     }
-    for (int i = 0; i + 1 < m; i++) try_pair(t, &s, i, i + 1);
-    while (s.nheap > 0) {
-        Cand c = heap_pop(s.heap, &s.nheap);
-        if (s.ver[c.l] != c.vl || s.ver[c.r] != c.vr || s.next[c.l] != c.r) continue;
+    s->nheap = 0;
+    for (int i = 0; i + 1 < m; i++) try_pair(t, s, i, i + 1);
+    while (s->nheap > 0) {
+        Cand c = heap_pop(s->heap, &s->nheap);
+        if (s->ver[c.l] != c.vl || s->ver[c.r] != c.vr || s->next[c.l] != c.r) continue;
         /* merge r into l */
-        s.id[c.l] = c.id;
-        s.ver[c.l]++;
-        s.ver[c.r]++;
-        int rn = s.next[c.r];
-        s.next[c.l] = rn;
-        if (rn >= 0) s.prev[rn] = c.l;
-        s.next[c.r] = -2; /* dead */
-        try_pair(t, &s, s.prev[c.l], c.l);
-        try_pair(t, &s, c.l, rn);
+        s->id[c.l] = c.id;
+        s->ver[c.l]++;
+        s->ver[c.r]++;
+        int rn = s->next[c.r];
+        s->next[c.l] = rn;
+        if (rn >= 0) s->prev[rn] = c.l;
+        s->next[c.r] = -2; /* dead */
+        try_pair(t, s, s->prev[c.l], c.l);
+        try_pair(t, s, c.l, rn);
     }
-    for (int i = m > 0 ? 0 : -1; i >= 0; i = s.next[i]) ids[n++] = s.id[i];
+    for (int i = m > 0 ? 0 : -1; i >= 0; i = s->next[i]) ids[(*n)++] = s->id[i];
+}
+
+int tok_encode(const Tokenizer *t, const char *text, size_t len, int bos, int eos, int *ids,
+               int cap, int *n_out, Err *err) {
+    *n_out = 0;
+    if (len > (size_t)INT32_MAX - 8)
+        return err_set(err, RLHF_EINVAL, "tokenizer: text of %zu bytes is too long", len);
+    if (cap < tok_encode_cap(len))
+        return err_set(err, RLHF_EINVAL, "tokenizer: output room %d < %d", cap, tok_encode_cap(len));
+    int n = 0;
+    if (bos) ids[n++] = TOK_BOS;
+    EncState s = {0};
+    size_t room = 0;
+    s.buf = malloc((size_t)t->max_token_length * 2 + 8);
+    /* Segments end between two ASCII bytes that no piece holds side by side:
+     * no token can span such a point, so merging each segment alone gives
+     * exactly what merging the whole text would, in memory that follows the
+     * longest segment instead of the text. */
+    for (size_t pos = 0; pos < len || (pos == 0 && len == 0);) {
+        size_t end = pos + 1;
+        while (end < len) {
+            unsigned char x = (unsigned char)text[end - 1], y = (unsigned char)text[end];
+            if (x < 0x80 && y < 0x80 && !(t->adj[x * 16 + y / 8] & (1u << (y % 8)))) break;
+            end++;
+        }
+        if (end > len) end = len;
+        int dummy = bos && pos == 0 && len > 0;
+        if (!s.buf || enc_reserve(&s, &room, end - pos + 1)) {
+            enc_free(&s);
+            return err_set(err, RLHF_ENOMEM, "tokenizer: out of memory encoding %zu bytes", len);
+        }
+        encode_segment(t, &s, text + pos, end - pos, dummy, ids, &n);
+        if (len == 0) break;
+        pos = end;
+    }
     if (eos) ids[n++] = TOK_EOS;
     *n_out = n;
-    free(s.id), free(s.prev), free(s.next), free(s.ver), free(s.merge), free(s.heap), free(s.buf);
+    enc_free(&s);
     return RLHF_OK;
 }
 
