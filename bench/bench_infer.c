@@ -138,9 +138,10 @@ static double runc_speed(const Model *m, MatmulFn mm, int n_tokens) {
 /* ---- our paths ------------------------------------------------------------------ */
 
 static Tokenizer *synthetic_tokenizer(int n) {
-    char **pieces = malloc(sizeof(char *) * n);
-    size_t *lens = malloc(sizeof(size_t) * n);
-    float *scores = malloc(sizeof(float) * n);
+    char **pieces = calloc((size_t)n, sizeof(char *));
+    size_t *lens = calloc((size_t)n, sizeof(size_t));
+    float *scores = calloc((size_t)n, sizeof(float));
+    if (!pieces || !lens || !scores) exit(1);
     for (int i = 0; i < n; i++) {
         pieces[i] = malloc(16);
         if (i < 3) snprintf(pieces[i], 16, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
@@ -157,6 +158,46 @@ static Tokenizer *synthetic_tokenizer(int n) {
     free(lens);
     free(scores);
     return t;
+}
+
+/* k streams on one 32-token prompt, 64 new tokens each, against k single runs */
+static void bench_batch(const char *name, const Model *m, const Tokenizer *tok, Infer *st,
+                        int threads) {
+    Err err = {0};
+    SampleParams p = sample_params_default();
+    int prompt[32], V = m->cfg.vocab_size;
+    for (int i = 0; i < 32; i++) prompt[i] = i == 0 ? 1 : 3 + (i * 97) % (V - 3);
+    p.max_tokens = 64;
+    infer_set_threads(threads);
+    int ks[3] = {1, 4, 8};
+    for (int ki = 0; ki < 3; ki++) {
+        int k = ks[ki];
+        uint64_t seeds[8];
+        SampleResult res[8];
+        for (int i = 0; i < k; i++) seeds[i] = 100 + i;
+        double tb = 1e30, ts = 1e30;
+        long nb = 0, ns = 0;
+        for (int rep = 0; rep < 3; rep++) {
+            double t0 = now_seconds();
+            if (sample_generate_batch(st, tok, prompt, 32, k, &p, seeds, res, &err)) die(&err);
+            double el = now_seconds() - t0;
+            nb = 0;
+            for (int i = 0; i < k; i++) nb += res[i].n_tokens, sample_result_free(&res[i]);
+            tb = el < tb ? el : tb;
+            t0 = now_seconds();
+            ns = 0;
+            for (int i = 0; i < k; i++) {
+                if (sample_generate(st, tok, prompt, 32, &p, seeds[i], &res[0], &err)) die(&err);
+                ns += res[0].n_tokens;
+                sample_result_free(&res[0]);
+            }
+            el = now_seconds() - t0;
+            ts = el < ts ? el : ts;
+        }
+        printf("batch_decode_tokens_per_s config=%s k=%d prompt=32 new=64 threads=%d value=%.1f "
+               "sequential=%.1f speedup=%.2f\n",
+               name, k, threads, nb / tb, ns / ts, (nb / tb) / (ns / ts));
+    }
 }
 
 int main(void) {
@@ -200,42 +241,16 @@ int main(void) {
         printf("runc_style_tokens_per_s config=15m threads=1 build=runfast(-Ofast,avx2) new=200 value=%.1f\n",
                fast);
 
-    /* k streams on one 32-token prompt, 64 new tokens each, against k single runs */
-    int prompt[32];
-    for (int i = 0; i < 32; i++) prompt[i] = i == 0 ? 1 : 300 + i * 97;
-    p.max_tokens = 64;
-    for (int threads = 1; threads <= 2; threads++) {
-        infer_set_threads(threads);
-        int ks[3] = {1, 4, 8};
-        for (int ki = 0; ki < 3; ki++) {
-            int k = ks[ki];
-            uint64_t seeds[8];
-            SampleResult res[8];
-            for (int i = 0; i < k; i++) seeds[i] = 100 + i;
-            double tb = 1e30, ts = 1e30;
-            long nb = 0, ns = 0;
-            for (int rep = 0; rep < 3; rep++) {
-                double t0 = now_seconds();
-                if (sample_generate_batch(&st, tok, prompt, 32, k, &p, seeds, res, &err)) die(&err);
-                double el = now_seconds() - t0;
-                nb = 0;
-                for (int i = 0; i < k; i++) nb += res[i].n_tokens, sample_result_free(&res[i]);
-                tb = el < tb ? el : tb;
-                t0 = now_seconds();
-                ns = 0;
-                for (int i = 0; i < k; i++) {
-                    if (sample_generate(&st, tok, prompt, 32, &p, seeds[i], &res[0], &err)) die(&err);
-                    ns += res[0].n_tokens;
-                    sample_result_free(&res[0]);
-                }
-                el = now_seconds() - t0;
-                ts = el < ts ? el : ts;
-            }
-            printf("batch_decode_tokens_per_s config=15m k=%d prompt=32 new=64 threads=%d value=%.1f "
-                   "sequential=%.1f speedup=%.2f\n",
-                   k, threads, nb / tb, ns / ts, (nb / tb) / (ns / ts));
-        }
-    }
+    for (int threads = 1; threads <= 2; threads++) bench_batch("15m", &m, tok, &st, threads);
+    infer_free(&st);
+    tok_free(tok);
+    model_free(&m);
+    /* the demo's model: small enough that per-step overheads show */
+    if (model_config_named("demo", &cfg, &err) || model_create(&m, &cfg, 0, &err)) die(&err);
+    model_init_random(&m, 1);
+    tok = synthetic_tokenizer(cfg.vocab_size);
+    if (infer_create(&st, &m, 8, &err)) die(&err);
+    for (int threads = 1; threads <= 2; threads++) bench_batch("demo", &m, tok, &st, threads);
     infer_free(&st);
     tok_free(tok);
     model_free(&m);

@@ -35,22 +35,22 @@ static void kern_plain(float *out, const float *x, const float *w, int n, int C,
     static inline __attribute__((always_inline, target("avx2,fma"))) void micro_##NG##_##O(      \
         float *out, const float *x, const float *w, int C, int OC, int o) {                        \
         __m256 acc[O][NG];                                                                         \
-        _Pragma("GCC unroll 4") for (int b = 0; b < (O); b++)                                      \
-            _Pragma("GCC unroll 4") for (int r = 0; r < (NG); r++) acc[b][r] = _mm256_setzero_ps(); \
+        _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++)                                      \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) acc[b][r] = _mm256_setzero_ps(); \
         int j = 0;                                                                                 \
         for (; j + 8 <= C; j += 8) {                                                               \
             __m256 wv[O];                                                                          \
-            _Pragma("GCC unroll 4") for (int b = 0; b < (O); b++) wv[b] =                          \
+            _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) wv[b] =                          \
                 _mm256_loadu_ps(w + (size_t)(o + b) * C + j);                                      \
-            _Pragma("GCC unroll 4") for (int r = 0; r < (NG); r++) {                               \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                               \
                 __m256 xv = _mm256_loadu_ps(x + (size_t)r * C + j);                                \
-                _Pragma("GCC unroll 4") for (int b = 0; b < (O); b++) acc[b][r] =                  \
+                _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) acc[b][r] =                  \
                     _mm256_fmadd_ps(wv[b], xv, acc[b][r]);                                         \
             }                                                                                      \
         }                                                                                          \
-        _Pragma("GCC unroll 4") for (int b = 0; b < (O); b++) {                                    \
+        _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) {                                    \
             const float *wr = w + (size_t)(o + b) * C;                                             \
-            _Pragma("GCC unroll 4") for (int r = 0; r < (NG); r++) {                               \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                               \
                 __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[b][r]),                          \
                                        _mm256_extractf128_ps(acc[b][r], 1));                       \
                 s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                        \
@@ -67,6 +67,8 @@ MICRO(3, 1)
 MICRO(4, 1)
 MICRO(1, 3)
 MICRO(2, 3)
+MICRO(1, 6)
+MICRO(2, 4)
 MICRO(3, 3)
 MICRO(4, 3)
 
@@ -80,6 +82,23 @@ __attribute__((target("avx2,fma"))) static void kern_avx2(float *out, const floa
                                                           const float *w, int n, int C, int OC,
                                                           int o0, int o1) {
     int o = o0;
+    /* one or two rows: more outputs at once, for independent FMA chains */
+    if (n == 1)
+        for (; o + 6 <= o1; o += 6) {
+            if (o + 12 + 6 <= o1) {
+                const char *pf = (const char *)(w + (size_t)(o + 12) * C);
+                for (size_t b = 0; b < (size_t)6 * C * sizeof(float); b += 64) _mm_prefetch(pf + b, _MM_HINT_T0);
+            }
+            micro_1_6(out, x, w, C, OC, o);
+        }
+    if (n == 2)
+        for (; o + 4 <= o1; o += 4) {
+            if (o + 8 + 4 <= o1) {
+                const char *pf = (const char *)(w + (size_t)(o + 8) * C);
+                for (size_t b = 0; b < (size_t)4 * C * sizeof(float); b += 64) _mm_prefetch(pf + b, _MM_HINT_T0);
+            }
+            micro_2_4(out, x, w, C, OC, o);
+        }
     for (; o + 3 <= o1; o += 3) {
         /* the hardware prefetcher alone falls behind once n rows make each
          * weight row slow to consume: fetch the block PF rows ahead */
