@@ -62,11 +62,12 @@ Test(infer, kv_cache_logits_match_training_forward) {
     cr_assert_eq(model_forward(&m, &rs, tokens, 1, T, MODEL_FWD_LOGITS, &err), 0, "%s", err.msg);
     Infer st;
     cr_assert_eq(infer_create(&st, &m, 3, &err), 0, "%s", err.msg);
-    float maxdiff = 0.0f;
+    float maxdiff = 0.0f, *step = malloc(sizeof(float) * V);
     for (int t = 0; t < T; t++) { /* one token at a time: the single-stream path */
         cr_assert_eq(infer_prefill(&st, &tokens[t], 1, &err), 0, "%s", err.msg);
         const float *a = infer_logits(&st, 0), *b = rs.logits + (size_t)t * V;
         for (int i = 0; i < V; i++) maxdiff = fmaxf(maxdiff, fabsf(a[i] - b[i]));
+        if (t == T - 4) memcpy(step, a, sizeof(float) * V);
     }
     cr_assert_lt(maxdiff, 1e-4f, "max |logit difference| %g", (double)maxdiff);
     /* one prefill of all but the last 3 tokens (two passes), then 3 streams that
@@ -75,6 +76,9 @@ Test(infer, kv_cache_logits_match_training_forward) {
     cr_assert_eq(infer_prefill(&st, tokens, T - 3, &err), 0);
     const float *b = rs.logits + (size_t)(T - 4) * V;
     for (int i = 0; i < V; i++) cr_assert_lt(fabsf(infer_logits(&st, 0)[i] - b[i]), 1e-4f);
+    /* and bit for bit what feeding the tokens one by one gave */
+    cr_assert(memcmp(infer_logits(&st, 0), step, sizeof(float) * V) == 0);
+    free(step);
     cr_assert_eq(infer_fork(&st, 3, &err), 0);
     unsigned char act[3] = {1, 0, 1}; /* stream 1 sits out a step, then catches up */
     for (int t = T - 3; t < T; t++) {
