@@ -26,7 +26,8 @@ static void die(const Err *e) {
     attrs static void name(float *xout, const float *x, const float *w, int n, int d) {            \
         for (int i = 0; i < d; i++) {                                                              \
             float val = 0.0f;                                                                      \
-            for (int j = 0; j < n; j++) val += w[(size_t)i * n + j] * x[j];                        \
+            for (int j = 0; j < n; j++)                                                            \
+                val += w[(size_t)i * n + j] * x[j];                                                \
             xout[i] = val;                                                                         \
         }                                                                                          \
     }
@@ -41,9 +42,11 @@ typedef struct {
 
 static void runc_rmsnorm(float *o, const float *x, const float *w, int n) {
     float ss = 0.0f;
-    for (int j = 0; j < n; j++) ss += x[j] * x[j];
+    for (int j = 0; j < n; j++)
+        ss += x[j] * x[j];
     ss = 1.0f / sqrtf(ss / n + 1e-5f);
-    for (int j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
+    for (int j = 0; j < n; j++)
+        o[j] = w[j] * (ss * x[j]);
 }
 
 static void runc_forward(const Model *m, RuncState *s, MatmulFn mm, int token, int pos) {
@@ -53,7 +56,8 @@ static void runc_forward(const Model *m, RuncState *s, MatmulFn mm, int token, i
     memcpy(s->x, m->w.emb + (size_t)token * dim, sizeof(float) * dim);
     for (int l = 0; l < c->n_layers; l++) {
         runc_rmsnorm(s->xb, s->x, m->w.rms_att + (size_t)l * dim, dim);
-        float *k = s->kc + ((size_t)l * T + pos) * kv_dim, *v = s->vc + ((size_t)l * T + pos) * kv_dim;
+        float *k = s->kc + ((size_t)l * T + pos) * kv_dim,
+              *v = s->vc + ((size_t)l * T + pos) * kv_dim;
         mm(s->q, s->xb, m->w.wq + (size_t)l * dim * dim, dim, dim);
         mm(k, s->xb, m->w.wk + (size_t)l * dim * kv_dim, dim, kv_dim);
         mm(v, s->xb, m->w.wv + (size_t)l * dim * kv_dim, dim, kv_dim);
@@ -72,27 +76,34 @@ static void runc_forward(const Model *m, RuncState *s, MatmulFn mm, int token, i
             for (int t = 0; t <= pos; t++) {
                 const float *kt = s->kc + ((size_t)l * T + t) * kv_dim + (h / grp) * hs;
                 float score = 0.0f;
-                for (int i = 0; i < hs; i++) score += q[i] * kt[i];
+                for (int i = 0; i < hs; i++)
+                    score += q[i] * kt[i];
                 att[t] = score / sqrtf((float)hs);
             }
             float mx = att[0], sum = 0.0f;
-            for (int t = 1; t <= pos; t++) mx = att[t] > mx ? att[t] : mx;
-            for (int t = 0; t <= pos; t++) sum += att[t] = expf(att[t] - mx);
+            for (int t = 1; t <= pos; t++)
+                mx = att[t] > mx ? att[t] : mx;
+            for (int t = 0; t <= pos; t++)
+                sum += att[t] = expf(att[t] - mx);
             float *xb = s->xb + h * hs;
             memset(xb, 0, sizeof(float) * hs);
             for (int t = 0; t <= pos; t++) {
                 const float *vt = s->vc + ((size_t)l * T + t) * kv_dim + (h / grp) * hs;
-                for (int i = 0; i < hs; i++) xb[i] += att[t] / sum * vt[i];
+                for (int i = 0; i < hs; i++)
+                    xb[i] += att[t] / sum * vt[i];
             }
         }
         mm(s->xb2, s->xb, m->w.wo + (size_t)l * dim * dim, dim, dim);
-        for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];
+        for (int i = 0; i < dim; i++)
+            s->x[i] += s->xb2[i];
         runc_rmsnorm(s->xb, s->x, m->w.rms_ffn + (size_t)l * dim, dim);
         mm(s->hb, s->xb, m->w.w1 + (size_t)l * dim * H, dim, H);
         mm(s->hb2, s->xb, m->w.w3 + (size_t)l * dim * H, dim, H);
-        for (int i = 0; i < H; i++) s->hb[i] = s->hb[i] / (1.0f + expf(-s->hb[i])) * s->hb2[i];
+        for (int i = 0; i < H; i++)
+            s->hb[i] = s->hb[i] / (1.0f + expf(-s->hb[i])) * s->hb2[i];
         mm(s->xb, s->hb, m->w.w2 + (size_t)l * dim * H, H, dim);
-        for (int i = 0; i < dim; i++) s->x[i] += s->xb[i];
+        for (int i = 0; i < dim; i++)
+            s->x[i] += s->xb[i];
     }
     runc_rmsnorm(s->x, s->x, m->w.rms_final, dim);
     mm(s->logits, s->x, m->w.wcls, dim, c->vocab_size);
@@ -144,16 +155,20 @@ static Tokenizer *synthetic_tokenizer(int n) {
     if (!pieces || !lens || !scores) exit(1);
     for (int i = 0; i < n; i++) {
         pieces[i] = malloc(16);
-        if (i < 3) snprintf(pieces[i], 16, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
-        else if (i < 259) snprintf(pieces[i], 16, "<0x%02X>", i - 3);
-        else snprintf(pieces[i], 16, " w%d", i);
+        if (i < 3)
+            snprintf(pieces[i], 16, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+        else if (i < 259)
+            snprintf(pieces[i], 16, "<0x%02X>", i - 3);
+        else
+            snprintf(pieces[i], 16, " w%d", i);
         lens[i] = strlen(pieces[i]);
         scores[i] = -(float)i;
     }
     Tokenizer *t;
     Err err = {0};
     if (tok_build(n, (const char *const *)pieces, lens, scores, &t, &err)) die(&err);
-    for (int i = 0; i < n; i++) free(pieces[i]);
+    for (int i = 0; i < n; i++)
+        free(pieces[i]);
     free(pieces);
     free(lens);
     free(scores);
@@ -166,7 +181,8 @@ static void bench_batch(const char *name, const Model *m, const Tokenizer *tok, 
     Err err = {0};
     SampleParams p = sample_params_default();
     int prompt[32], V = m->cfg.vocab_size;
-    for (int i = 0; i < 32; i++) prompt[i] = i == 0 ? 1 : 3 + (i * 97) % (V - 3);
+    for (int i = 0; i < 32; i++)
+        prompt[i] = i == 0 ? 1 : 3 + (i * 97) % (V - 3);
     p.max_tokens = 64;
     infer_set_threads(threads);
     int ks[3] = {1, 4, 8};
@@ -174,7 +190,8 @@ static void bench_batch(const char *name, const Model *m, const Tokenizer *tok, 
         int k = ks[ki];
         uint64_t seeds[8];
         SampleResult res[8];
-        for (int i = 0; i < k; i++) seeds[i] = 100 + i;
+        for (int i = 0; i < k; i++)
+            seeds[i] = 100 + i;
         double tb = 1e30, ts = 1e30;
         long nb = 0, ns = 0;
         for (int rep = 0; rep < 3; rep++) {
@@ -182,7 +199,8 @@ static void bench_batch(const char *name, const Model *m, const Tokenizer *tok, 
             if (sample_generate_batch(st, tok, prompt, 32, k, &p, seeds, res, &err)) die(&err);
             double el = now_seconds() - t0;
             nb = 0;
-            for (int i = 0; i < k; i++) nb += res[i].n_tokens, sample_result_free(&res[i]);
+            for (int i = 0; i < k; i++)
+                nb += res[i].n_tokens, sample_result_free(&res[i]);
             tb = el < tb ? el : tb;
             t0 = now_seconds();
             ns = 0;
@@ -226,22 +244,26 @@ int main(void) {
             best = v > best ? v : best;
             sample_result_free(&r);
         }
-        printf("sample_tokens_per_s config=15m threads=%d prompt=1 new=200 value=%.1f\n", threads, best);
+        printf("sample_tokens_per_s config=15m threads=%d prompt=1 new=200 value=%.1f\n", threads,
+               best);
     }
     infer_set_threads(1);
     double o3 = 0, fast = 0;
     for (int rep = 0; rep < 2; rep++) {
         double a = runc_speed(&m, matmul_o3, 200), b = 0;
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) b = runc_speed(&m, matmul_fast, 200);
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            b = runc_speed(&m, matmul_fast, 200);
         o3 = a > o3 ? a : o3;
         fast = b > fast ? b : fast;
     }
     printf("runc_style_tokens_per_s config=15m threads=1 build=run(-O3) new=200 value=%.1f\n", o3);
     if (fast > 0)
-        printf("runc_style_tokens_per_s config=15m threads=1 build=runfast(-Ofast,avx2) new=200 value=%.1f\n",
+        printf("runc_style_tokens_per_s config=15m threads=1 build=runfast(-Ofast,avx2) new=200 "
+               "value=%.1f\n",
                fast);
 
-    for (int threads = 1; threads <= 2; threads++) bench_batch("15m", &m, tok, &st, threads);
+    for (int threads = 1; threads <= 2; threads++)
+        bench_batch("15m", &m, tok, &st, threads);
     infer_free(&st);
     tok_free(tok);
     model_free(&m);
@@ -250,7 +272,8 @@ int main(void) {
     model_init_random(&m, 1);
     tok = synthetic_tokenizer(cfg.vocab_size);
     if (infer_create(&st, &m, 8, &err)) die(&err);
-    for (int threads = 1; threads <= 2; threads++) bench_batch("demo", &m, tok, &st, threads);
+    for (int threads = 1; threads <= 2; threads++)
+        bench_batch("demo", &m, tok, &st, threads);
     infer_free(&st);
     tok_free(tok);
     model_free(&m);

@@ -31,18 +31,27 @@ int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
     int R = max_streams > PREFILL_ROWS ? max_streams : PREFILL_ROWS;
     size_t L = (size_t)c->n_layers, hs = (size_t)model_head_size(c);
     size_t sizes[] = {
-        L * T * KV, L * T * KV,                                     /* prefix k, v */
-        L * max_streams * T * KV, L * max_streams * T * KV,         /* stream k, v */
-        (size_t)max_streams * V,                                    /* logits */
-        (size_t)R * C, (size_t)R * C, (size_t)R * C, (size_t)R * C, /* x xb xb2 q */
-        (size_t)R * KV, (size_t)R * KV,                             /* k v */
-        (size_t)R * H, (size_t)R * H,                               /* hb hb2 */
-        (size_t)c->n_heads * T + R,                                 /* att scores + rstd */
-        (size_t)T * hs / 2, (size_t)T * hs / 2,                     /* rope */
-        (size_t)max_streams * V,                                    /* lrow */
+        L * T * KV,
+        L * T * KV, /* prefix k, v */
+        L * max_streams * T * KV,
+        L * max_streams * T * KV, /* stream k, v */
+        (size_t)max_streams * V,  /* logits */
+        (size_t)R * C,
+        (size_t)R * C,
+        (size_t)R * C,
+        (size_t)R * C, /* x xb xb2 q */
+        (size_t)R * KV,
+        (size_t)R * KV, /* k v */
+        (size_t)R * H,
+        (size_t)R * H,              /* hb hb2 */
+        (size_t)c->n_heads * T + R, /* att scores + rstd */
+        (size_t)T * hs / 2,
+        (size_t)T * hs / 2,      /* rope */
+        (size_t)max_streams * V, /* lrow */
     };
     size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        total += sizes[i];
     st->mem = calloc(total, sizeof(float));
     st->pos = calloc((size_t)max_streams, sizeof(int));
     if (!st->mem || !st->pos) {
@@ -50,9 +59,10 @@ int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
         return err_set(err, RLHF_ENOMEM, "infer: out of memory for %.1f MB of KV cache",
                        total * 4.0 / 1e6);
     }
-    float **ptrs[] = {&st->key_prefix, &st->val_prefix, &st->key_stream, &st->val_stream,
-                      &st->logits, &st->x, &st->xb, &st->xb2, &st->q, &st->k, &st->v,
-                      &st->hb, &st->hb2, &st->att, &st->rope_cos, &st->rope_sin, &st->lrow};
+    float **ptrs[] = {
+        &st->key_prefix, &st->val_prefix, &st->key_stream, &st->val_stream, &st->logits, &st->x,
+        &st->xb,         &st->xb2,        &st->q,          &st->k,          &st->v,      &st->hb,
+        &st->hb2,        &st->att,        &st->rope_cos,   &st->rope_sin,   &st->lrow};
     float *p = st->mem;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *ptrs[i] = p;
@@ -133,7 +143,8 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
         matmul_rows(st->k, st->xb, m->w.wk + (size_t)l * KV * C, n, C, KV);
         matmul_rows(st->v, st->xb, m->w.wv + (size_t)l * KV * C, n, C, KV);
         for (int r = 0; r < n; r++) {
-            const float *cs = st->rope_cos + (size_t)pos[r] * h2, *sn = st->rope_sin + (size_t)pos[r] * h2;
+            const float *cs = st->rope_cos + (size_t)pos[r] * h2,
+                        *sn = st->rope_sin + (size_t)pos[r] * h2;
             rope_forward(st->q + (size_t)r * C, cs, sn, 1, 1, NH, hs);
             rope_forward(st->k + (size_t)r * KV, cs, sn, 1, 1, NKV, hs);
             memcpy(cache_at(st, st->key_prefix, st->key_stream, l, streams[r], pos[r]),
@@ -159,7 +170,8 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
 int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
     const Config *c = &st->m->cfg;
     if (st->n_streams)
-        return err_set(err, RLHF_EINVAL, "infer: cannot extend the prefix after a fork (reset first)");
+        return err_set(err, RLHF_EINVAL,
+                       "infer: cannot extend the prefix after a fork (reset first)");
     if (n < 1) return err_set(err, RLHF_EINVAL, "infer: nothing to prefill");
     if (st->prefix_len + n > c->seq_len)
         return err_set(err, RLHF_EINVAL, "prompt of %d tokens does not fit the context of %d",
@@ -169,11 +181,13 @@ int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
             return err_set(err, RLHF_EINVAL, "token %d is outside the vocabulary (%d)", tokens[i],
                            c->vocab_size);
     int streams[PREFILL_ROWS], pos[PREFILL_ROWS];
-    for (int i = 0; i < PREFILL_ROWS; i++) streams[i] = -1;
+    for (int i = 0; i < PREFILL_ROWS; i++)
+        streams[i] = -1;
     int done = 0;
     while (done < n) {
         int r = n - done < PREFILL_ROWS ? n - done : PREFILL_ROWS;
-        for (int i = 0; i < r; i++) pos[i] = st->prefix_len + i;
+        for (int i = 0; i < r; i++)
+            pos[i] = st->prefix_len + i;
         forward_rows(st, tokens + done, streams, pos, r);
         st->prefix_len += r;
         done += r;
@@ -186,7 +200,8 @@ int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
 
 int infer_fork(Infer *st, int k, Err *err) {
     if (k < 1 || k > st->max_streams)
-        return err_set(err, RLHF_EINVAL, "infer: %d streams asked, room for %d", k, st->max_streams);
+        return err_set(err, RLHF_EINVAL, "infer: %d streams asked, room for %d", k,
+                       st->max_streams);
     if (st->prefix_len < 1) return err_set(err, RLHF_EINVAL, "infer: fork before any prefill");
     size_t V = (size_t)st->m->cfg.vocab_size;
     for (int s = 0; s < k; s++) {

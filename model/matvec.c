@@ -20,7 +20,8 @@ static void kern_plain(float *out, const float *x, const float *w, int n, int C,
         for (int r = 0; r < n; r++) {
             const float *xr = x + (size_t)r * C;
             float s = 0.0f;
-            for (int j = 0; j < C; j++) s += wr[j] * xr[j];
+            for (int j = 0; j < C; j++)
+                s += wr[j] * xr[j];
             out[(size_t)r * OC + o] = s;
         }
     }
@@ -32,11 +33,12 @@ static void kern_plain(float *out, const float *x, const float *w, int n, int C,
  * registers (O * NG <= 12 of the 16 ymm registers). Every output is summed in
  * the same order whatever NG, O and the caller's blocking are. */
 #define MICRO(NG, O)                                                                               \
-    static inline __attribute__((always_inline, target("avx2,fma"))) void micro_##NG##_##O(      \
+    static inline __attribute__((always_inline, target("avx2,fma"))) void micro_##NG##_##O(        \
         float *out, const float *x, const float *w, int C, int OC, int o) {                        \
         __m256 acc[O][NG];                                                                         \
         _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++)                                      \
-            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) acc[b][r] = _mm256_setzero_ps(); \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) acc[b][r] =                     \
+                _mm256_setzero_ps();                                                               \
         int j = 0;                                                                                 \
         for (; j + 8 <= C; j += 8) {                                                               \
             __m256 wv[O];                                                                          \
@@ -56,7 +58,8 @@ static void kern_plain(float *out, const float *x, const float *w, int n, int C,
                 s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                        \
                 s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));                                          \
                 float s = _mm_cvtss_f32(s4);                                                       \
-                for (int jj = j; jj < C; jj++) s += wr[jj] * x[(size_t)r * C + jj];                \
+                for (int jj = j; jj < C; jj++)                                                     \
+                    s += wr[jj] * x[(size_t)r * C + jj];                                           \
                 out[(size_t)r * OC + o + b] = s;                                                   \
             }                                                                                      \
         }                                                                                          \
@@ -78,16 +81,16 @@ MICRO(4, 3)
 
 /* Rows in groups of up to 4; outputs in blocks of 3 while the 3 weight rows
  * (a few KB) stay in L1 across the groups, so W comes from memory once. */
-__attribute__((target("avx2,fma"))) static void kern_avx2(float *out, const float *x,
-                                                          const float *w, int n, int C, int OC,
-                                                          int o0, int o1) {
+__attribute__((target("avx2,fma"))) static void
+kern_avx2(float *out, const float *x, const float *w, int n, int C, int OC, int o0, int o1) {
     int o = o0;
     /* one or two rows: more outputs at once, for independent FMA chains */
     if (n == 1)
         for (; o + 6 <= o1; o += 6) {
             if (o + 12 + 6 <= o1) {
                 const char *pf = (const char *)(w + (size_t)(o + 12) * C);
-                for (size_t b = 0; b < (size_t)6 * C * sizeof(float); b += 64) _mm_prefetch(pf + b, _MM_HINT_T0);
+                for (size_t b = 0; b < (size_t)6 * C * sizeof(float); b += 64)
+                    _mm_prefetch(pf + b, _MM_HINT_T0);
             }
             micro_1_6(out, x, w, C, OC, o);
         }
@@ -95,7 +98,8 @@ __attribute__((target("avx2,fma"))) static void kern_avx2(float *out, const floa
         for (; o + 4 <= o1; o += 4) {
             if (o + 8 + 4 <= o1) {
                 const char *pf = (const char *)(w + (size_t)(o + 8) * C);
-                for (size_t b = 0; b < (size_t)4 * C * sizeof(float); b += 64) _mm_prefetch(pf + b, _MM_HINT_T0);
+                for (size_t b = 0; b < (size_t)4 * C * sizeof(float); b += 64)
+                    _mm_prefetch(pf + b, _MM_HINT_T0);
             }
             micro_2_4(out, x, w, C, OC, o);
         }
@@ -104,16 +108,25 @@ __attribute__((target("avx2,fma"))) static void kern_avx2(float *out, const floa
          * weight row slow to consume: fetch the block PF rows ahead */
         if (o + PF + 3 <= o1) {
             const char *pf = (const char *)(w + (size_t)(o + PF) * C);
-            for (size_t b = 0; b < (size_t)3 * C * sizeof(float); b += 64) _mm_prefetch(pf + b, _MM_HINT_T0);
+            for (size_t b = 0; b < (size_t)3 * C * sizeof(float); b += 64)
+                _mm_prefetch(pf + b, _MM_HINT_T0);
         }
         for (int r = 0; r < n; r += 4) {
             float *ob = out + (size_t)r * OC;
             const float *xb = x + (size_t)r * C;
             switch (n - r < 4 ? n - r : 4) {
-            case 1: micro_1_3(ob, xb, w, C, OC, o); break;
-            case 2: micro_2_3(ob, xb, w, C, OC, o); break;
-            case 3: micro_3_3(ob, xb, w, C, OC, o); break;
-            default: micro_4_3(ob, xb, w, C, OC, o); break;
+            case 1:
+                micro_1_3(ob, xb, w, C, OC, o);
+                break;
+            case 2:
+                micro_2_3(ob, xb, w, C, OC, o);
+                break;
+            case 3:
+                micro_3_3(ob, xb, w, C, OC, o);
+                break;
+            default:
+                micro_4_3(ob, xb, w, C, OC, o);
+                break;
             }
         }
     }
@@ -122,68 +135,87 @@ __attribute__((target("avx2,fma"))) static void kern_avx2(float *out, const floa
             float *ob = out + (size_t)r * OC;
             const float *xb = x + (size_t)r * C;
             switch (n - r < 4 ? n - r : 4) {
-            case 1: micro_1_1(ob, xb, w, C, OC, o); break;
-            case 2: micro_2_1(ob, xb, w, C, OC, o); break;
-            case 3: micro_3_1(ob, xb, w, C, OC, o); break;
-            default: micro_4_1(ob, xb, w, C, OC, o); break;
+            case 1:
+                micro_1_1(ob, xb, w, C, OC, o);
+                break;
+            case 2:
+                micro_2_1(ob, xb, w, C, OC, o);
+                break;
+            case 3:
+                micro_3_1(ob, xb, w, C, OC, o);
+                break;
+            default:
+                micro_4_1(ob, xb, w, C, OC, o);
+                break;
             }
         }
 }
 
+static int simd = -1; /* -1: not probed yet */
+
 static int have_avx2(void) {
-    static int v = -1;
-    if (v < 0) v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return v;
+    if (simd < 0) simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return simd;
+}
+
+void matvec_use_simd(int on) {
+    simd = -1;
+    if (!on || !have_avx2()) simd = 0;
 }
 
 static void run_range(float *out, const float *x, const float *w, int n, int C, int OC, int o0,
                       int o1) {
-    if (have_avx2()) kern_avx2(out, x, w, n, C, OC, o0, o1);
-    else kern_plain(out, x, w, n, C, OC, o0, o1);
+    if (have_avx2())
+        kern_avx2(out, x, w, n, C, OC, o0, o1);
+    else
+        kern_plain(out, x, w, n, C, OC, o0, o1);
 }
 
 /* ---- attention pieces ------------------------------------------------------------ */
 
-__attribute__((target("avx2,fma"))) static void scores_avx2(float *sc, const float *q,
-                                                            const float *k, size_t stride,
-                                                            int nt, int n, float scale) {
+__attribute__((target("avx2,fma"))) static void
+scores_avx2(float *sc, const float *q, const float *k, size_t stride, int nt, int n, float scale) {
     for (int t = 0; t < nt; t++) {
         const float *kt = k + (size_t)t * stride;
         __m256 acc = _mm256_setzero_ps();
         int i = 0;
-        for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kt + i), acc);
+        for (; i + 8 <= n; i += 8)
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kt + i), acc);
         __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
         s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
         s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
         float d = _mm_cvtss_f32(s4);
-        for (; i < n; i++) d += q[i] * kt[i];
+        for (; i < n; i++)
+            d += q[i] * kt[i];
         sc[t] = d * scale;
     }
 }
 
-__attribute__((target("avx2,fma"))) static void accum_avx2(float *out, const float *a,
-                                                           const float *v, size_t stride, int nt,
-                                                           int n) {
+__attribute__((target("avx2,fma"))) static void
+accum_avx2(float *out, const float *a, const float *v, size_t stride, int nt, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 acc = _mm256_loadu_ps(out + i);
         for (int t = 0; t < nt; t++)
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(a[t]), _mm256_loadu_ps(v + (size_t)t * stride + i), acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(a[t]), _mm256_loadu_ps(v + (size_t)t * stride + i),
+                                  acc);
         _mm256_storeu_ps(out + i, acc);
     }
     for (; i < n; i++)
-        for (int t = 0; t < nt; t++) out[i] += a[t] * v[(size_t)t * stride + i];
+        for (int t = 0; t < nt; t++)
+            out[i] += a[t] * v[(size_t)t * stride + i];
 }
 
 void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
-                float scale) {
+                   float scale) {
     if (have_avx2()) {
         scores_avx2(sc, q, k, stride, nt, n, scale);
         return;
     }
     for (int t = 0; t < nt; t++) {
         float d = 0.0f;
-        for (int i = 0; i < n; i++) d += q[i] * k[(size_t)t * stride + i];
+        for (int i = 0; i < n; i++)
+            d += q[i] * k[(size_t)t * stride + i];
         sc[t] = d * scale;
     }
 }
@@ -194,7 +226,8 @@ void matvec_accum(float *out, const float *a, const float *v, size_t stride, int
         return;
     }
     for (int t = 0; t < nt; t++)
-        for (int i = 0; i < n; i++) out[i] += a[t] * v[(size_t)t * stride + i];
+        for (int i = 0; i < n; i++)
+            out[i] += a[t] * v[(size_t)t * stride + i];
 }
 
 /* ---- thread pool ------------------------------------------------------------------ */
@@ -211,7 +244,7 @@ static struct {
     pthread_cond_t cv;
     atomic_uint gen;
     atomic_int sleepers;
-    atomic_flag busy; /* one product at a time uses the pool; others run alone */
+    atomic_flag busy;   /* one product at a time uses the pool; others run alone */
     atomic_ullong next; /* job generation << 32 | next chunk to claim */
     atomic_int done;    /* chunks of the current job finished */
     /* the job */
@@ -247,11 +280,13 @@ static void *worker(void *arg) {
     for (;;) {
         /* spin a little (while decoding the next product follows within
          * microseconds), then sleep */
-        for (int spins = 0; atomic_load(&P.gen) == seen && spins < SPIN; spins++) _mm_pause();
+        for (int spins = 0; atomic_load(&P.gen) == seen && spins < SPIN; spins++)
+            _mm_pause();
         if (atomic_load(&P.gen) == seen) {
             pthread_mutex_lock(&P.mu);
             atomic_fetch_add(&P.sleepers, 1);
-            while (atomic_load(&P.gen) == seen) pthread_cond_wait(&P.cv, &P.mu);
+            while (atomic_load(&P.gen) == seen)
+                pthread_cond_wait(&P.cv, &P.mu);
             atomic_fetch_sub(&P.sleepers, 1);
             pthread_mutex_unlock(&P.mu);
         }
@@ -276,7 +311,9 @@ int matvec_set_threads(int n) {
     return P.threads;
 }
 
-int matvec_threads(void) { return P.threads; }
+int matvec_threads(void) {
+    return P.threads;
+}
 
 void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC) {
     for (int r0 = 0; r0 < n; r0 += MATVEC_MAX_ROWS) {
@@ -305,7 +342,8 @@ void matvec_rows(float *out, const float *x, const float *w, int n, int C, int O
             pthread_mutex_unlock(&P.mu);
         }
         run_chunks(gen);
-        while (atomic_load_explicit(&P.done, memory_order_acquire) < P.chunks) _mm_pause();
+        while (atomic_load_explicit(&P.done, memory_order_acquire) < P.chunks)
+            _mm_pause();
         atomic_flag_clear(&P.busy);
     }
 }

@@ -16,8 +16,11 @@ void matvec_rows(float *out, const float *x, const float *w, int n, int C, int O
 /* Attention over nt cached positions t (rows k + t*stride, n floats):
  * sc[t] = scale * q·k_t, and out (n) += Σ_t a[t] v_t. */
 void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
-                float scale);
+                   float scale);
 void matvec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n);
+/* Turns the AVX2 kernels off (0) or back on where the CPU has them (1); for
+ * tests of the plain C path. Not thread-safe: call before decoding. */
+void matvec_use_simd(int on);
 /* Threads used by matvec_rows (1 = the caller only); returns the number set. */
 int matvec_set_threads(int n);
 int matvec_threads(void);
