@@ -79,76 +79,57 @@ MICRO(4, 3)
 #define PF 6
 #endif
 
+static inline void prefetch_rows(const float *w, int o, int rows, int C) {
+    const char *p = (const char *)(w + (size_t)o * C);
+    for (size_t b = 0; b < (size_t)rows * C * sizeof(float); b += 64)
+        _mm_prefetch(p + b, _MM_HINT_T0);
+}
+
+/* outputs o..o+O of all n rows, in groups of up to 4 rows */
+#define ROW_GROUPS(O)                                                                              \
+    for (int r = 0; r < n; r += 4) {                                                               \
+        float *ob = out + (size_t)r * OC;                                                          \
+        const float *xb = x + (size_t)r * C;                                                       \
+        switch (n - r < 4 ? n - r : 4) {                                                           \
+        case 1:                                                                                    \
+            micro_1_##O(ob, xb, w, C, OC, o);                                                      \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            micro_2_##O(ob, xb, w, C, OC, o);                                                      \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            micro_3_##O(ob, xb, w, C, OC, o);                                                      \
+            break;                                                                                 \
+        default:                                                                                   \
+            micro_4_##O(ob, xb, w, C, OC, o);                                                      \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+
 /* Rows in groups of up to 4; outputs in blocks of 3 while the 3 weight rows
- * (a few KB) stay in L1 across the groups, so W comes from memory once. */
+ * (a few KB) stay in L1 across the groups, so W comes from memory once. The
+ * hardware prefetcher alone falls behind once n rows make each weight row slow
+ * to consume, so each block fetches the rows a little ahead. */
 __attribute__((target("avx2,fma"))) static void
 kern_avx2(float *out, const float *x, const float *w, int n, int C, int OC, int o0, int o1) {
     int o = o0;
     /* one or two rows: more outputs at once, for independent FMA chains */
     if (n == 1)
         for (; o + 6 <= o1; o += 6) {
-            if (o + 12 + 6 <= o1) {
-                const char *pf = (const char *)(w + (size_t)(o + 12) * C);
-                for (size_t b = 0; b < (size_t)6 * C * sizeof(float); b += 64)
-                    _mm_prefetch(pf + b, _MM_HINT_T0);
-            }
+            if (o + 18 <= o1) prefetch_rows(w, o + 12, 6, C);
             micro_1_6(out, x, w, C, OC, o);
         }
     if (n == 2)
         for (; o + 4 <= o1; o += 4) {
-            if (o + 8 + 4 <= o1) {
-                const char *pf = (const char *)(w + (size_t)(o + 8) * C);
-                for (size_t b = 0; b < (size_t)4 * C * sizeof(float); b += 64)
-                    _mm_prefetch(pf + b, _MM_HINT_T0);
-            }
+            if (o + 12 <= o1) prefetch_rows(w, o + 8, 4, C);
             micro_2_4(out, x, w, C, OC, o);
         }
     for (; o + 3 <= o1; o += 3) {
-        /* the hardware prefetcher alone falls behind once n rows make each
-         * weight row slow to consume: fetch the block PF rows ahead */
-        if (o + PF + 3 <= o1) {
-            const char *pf = (const char *)(w + (size_t)(o + PF) * C);
-            for (size_t b = 0; b < (size_t)3 * C * sizeof(float); b += 64)
-                _mm_prefetch(pf + b, _MM_HINT_T0);
-        }
-        for (int r = 0; r < n; r += 4) {
-            float *ob = out + (size_t)r * OC;
-            const float *xb = x + (size_t)r * C;
-            switch (n - r < 4 ? n - r : 4) {
-            case 1:
-                micro_1_3(ob, xb, w, C, OC, o);
-                break;
-            case 2:
-                micro_2_3(ob, xb, w, C, OC, o);
-                break;
-            case 3:
-                micro_3_3(ob, xb, w, C, OC, o);
-                break;
-            default:
-                micro_4_3(ob, xb, w, C, OC, o);
-                break;
-            }
-        }
+        if (o + PF + 3 <= o1) prefetch_rows(w, o + PF, 3, C);
+        ROW_GROUPS(3)
     }
     for (; o < o1; o++)
-        for (int r = 0; r < n; r += 4) {
-            float *ob = out + (size_t)r * OC;
-            const float *xb = x + (size_t)r * C;
-            switch (n - r < 4 ? n - r : 4) {
-            case 1:
-                micro_1_1(ob, xb, w, C, OC, o);
-                break;
-            case 2:
-                micro_2_1(ob, xb, w, C, OC, o);
-                break;
-            case 3:
-                micro_3_1(ob, xb, w, C, OC, o);
-                break;
-            default:
-                micro_4_1(ob, xb, w, C, OC, o);
-                break;
-            }
-        }
+        ROW_GROUPS(1)
 }
 
 static int simd = -1; /* -1: not probed yet */
