@@ -54,7 +54,10 @@ fi
 if has elo; then
     step "6. Ratings of the two checkpoints from the rankings"
     "$RLHF" elo
-    "$RLHF" elo --method bt --bootstrap 100
+    echo "-- by the careful labeler alone (Bradley-Terry, 95% bootstrap intervals):"
+    "$RLHF" elo --labeler sim-careful --method bt --bootstrap 100
+    echo "-- by the biased labeler alone (it prefers longer answers, whatever they say):"
+    "$RLHF" elo --labeler sim-biased --method bt --bootstrap 100
 fi
 
 if has export; then
