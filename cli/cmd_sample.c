@@ -8,6 +8,7 @@
 #include "model/sample.h"
 #include "model/tokenizer.h"
 #include "util/progress.h"
+#include "util/text.h"
 
 static int exec_sample(int argc, char **argv);
 
@@ -27,7 +28,8 @@ const struct cmd_entry cmd_sample_entry = {
     "  --threads N         BLAS threads (default: OpenBLAS's choice)\n"
     "  --json              one JSON object per sample (text, tokens, logprob, finish)\n"
     "  -h, --help          show this help\n"
-    "Prints the completion only (not the prompt); speed goes to stderr.\n",
+    "Prints the completion only (not the prompt); speed goes to stderr.\n"
+    "PROMPT - reads the prompt from standard input (all of it, newlines kept).\n",
     exec_sample};
 
 static const struct cmd_entry *E = &cmd_sample_entry;
@@ -104,15 +106,32 @@ static int exec_sample(int argc, char **argv) {
     if (optind >= argc) return cli_usage_error(E, "no PROMPT given (use \"\" for none)");
     if (optind + 1 < argc) return cli_usage_error(E, "give the prompt as one argument (quote it)");
     const char *prompt = argv[optind];
+    char *stdin_text = NULL;
     if (threads) infer_set_threads((int)threads);
 
     Err err = {0};
+    if (strcmp(prompt, "-") == 0) {
+        StrBuf b = {0};
+        char chunk[4096];
+        size_t got;
+        int bad = sb_append(&b, "", 0);
+        while (!bad && (got = fread(chunk, 1, sizeof chunk, stdin)) > 0) bad = sb_append(&b, chunk, got);
+        if (bad || ferror(stdin)) {
+            sb_free(&b);
+            err_set(&err, RLHF_EIO, "reading the prompt from standard input failed");
+            return cli_fail(E, &err);
+        }
+        prompt = stdin_text = b.s;
+    }
     Model m;
     Tokenizer *tok = NULL;
     Infer st = {0};
     SampleResult *res = NULL;
     int *ids = NULL, n = 0, rc;
-    if ((rc = model_load(model_path, &m, &err))) return cli_fail(E, &err);
+    if ((rc = model_load(model_path, &m, &err))) {
+        free(stdin_text);
+        return cli_fail(E, &err);
+    }
     if (tok_path)
         rc = tok_load(tok_path, &tok, &err);
     else if (m.tokenizer) {
@@ -158,6 +177,7 @@ static int exec_sample(int argc, char **argv) {
         sample_result_free(&res[i]);
     free(res);
     free(ids);
+    free(stdin_text);
     infer_free(&st);
     tok_free(tok);
     model_free(&m);

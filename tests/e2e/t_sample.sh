@@ -18,6 +18,9 @@ expect_rc 0 $S --seed 7 --max-tokens 30 -k 3 --json "Question: What"
 first=$(echo "$OUT" | head -n 1 | /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["text"], end="")')
 [ "$first" = "$a" ] || die "batched sample 1 differs from the single sample: '$first' vs '$a'"
 contains "$OUT" '"finish":"length"'
+# the prompt from standard input
+printf 'Question: What' | $S --seed 7 --max-tokens 30 - >stdin.txt 2>/dev/null || die "prompt from stdin failed"
+[ "$(cat stdin.txt)" = "$a" ] || die "prompt from stdin gives another text"
 # greedy is seed-independent
 expect_rc 0 $S --temperature 0 --seed 1 --max-tokens 20 "x"
 g=$OUT
