@@ -4,6 +4,7 @@
  * bit-identical logits. */
 #include "model/matvec.h"
 
+#include <cblas.h>
 #include <immintrin.h>
 #include <pthread.h>
 #include <sched.h>
@@ -221,6 +222,7 @@ enum { MAX_THREADS = 16, SPIN = 2000, CHUNKS_PER_THREAD = 4 };
 
 static struct {
     int threads, started;
+    atomic_int set; /* matvec_set_threads was called */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_uint gen;
@@ -288,11 +290,14 @@ int matvec_set_threads(int n) {
         P.started++;
     }
     P.threads = P.started + 1 < n ? P.started + 1 : n;
+    atomic_store(&P.set, 1);
     pthread_mutex_unlock(&P.mu);
     return P.threads;
 }
 
 int matvec_threads(void) {
+    /* until set, follow OpenBLAS's count (what --threads sets for the sgemms) */
+    if (!atomic_load(&P.set)) matvec_set_threads(openblas_get_num_threads());
     return P.threads;
 }
 
@@ -303,7 +308,8 @@ void matvec_rows(float *out, const float *x, const float *w, int n, int C, int O
         const float *xr = x + (size_t)r0 * C;
         /* small products are not worth waking anyone; a second caller while
          * the pool is busy (another thread decoding) runs in its own thread */
-        if (P.threads == 1 || (long long)OC * C < 32768 || atomic_flag_test_and_set(&P.busy)) {
+        if (matvec_threads() == 1 || (long long)OC * C < 32768 ||
+            atomic_flag_test_and_set(&P.busy)) {
             run_range(o, xr, w, nr, C, OC, 0, OC);
             continue;
         }

@@ -21,7 +21,8 @@ void matvec_accum(float *out, const float *a, const float *v, size_t stride, int
 /* Turns the AVX2 kernels off (0) or back on where the CPU has them (1); for
  * tests of the plain C path. Not thread-safe: call before decoding. */
 void matvec_use_simd(int on);
-/* Threads used by matvec_rows (1 = the caller only); returns the number set. */
+/* Threads used by matvec_rows (1 = the caller only); returns the number set.
+ * Until it is called, matvec_rows follows openblas_get_num_threads(). */
 int matvec_set_threads(int n);
 int matvec_threads(void);
 
