@@ -302,35 +302,29 @@ int matvec_threads(void) {
 }
 
 void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC) {
-    for (int r0 = 0; r0 < n; r0 += MATVEC_MAX_ROWS) {
-        int nr = n - r0 < MATVEC_MAX_ROWS ? n - r0 : MATVEC_MAX_ROWS;
-        float *o = out + (size_t)r0 * OC;
-        const float *xr = x + (size_t)r0 * C;
-        /* small products are not worth waking anyone; a second caller while
-         * the pool is busy (another thread decoding) runs in its own thread */
-        if (matvec_threads() == 1 || (long long)OC * C < 32768 ||
-            atomic_flag_test_and_set(&P.busy)) {
-            run_range(o, xr, w, nr, C, OC, 0, OC);
-            continue;
-        }
-        /* chunks of whole 3-row blocks */
-        int want = P.threads * CHUNKS_PER_THREAD;
-        int rows = ((OC + want - 1) / want + 2) / 3 * 3;
-        P.out = o, P.x = xr, P.w = w, P.n = nr, P.C = C, P.OC = OC;
-        P.chunk_rows = rows;
-        P.chunks = (OC + rows - 1) / rows;
-        atomic_store(&P.done, 0);
-        unsigned gen = atomic_load(&P.gen) + 1;
-        atomic_store(&P.next, (unsigned long long)gen << 32); /* publishes the job */
-        atomic_store(&P.gen, gen);
-        if (atomic_load(&P.sleepers) > 0) {
-            pthread_mutex_lock(&P.mu);
-            pthread_cond_broadcast(&P.cv);
-            pthread_mutex_unlock(&P.mu);
-        }
-        run_chunks(gen);
-        while (atomic_load_explicit(&P.done, memory_order_acquire) < P.chunks)
-            _mm_pause();
-        atomic_flag_clear(&P.busy);
+    /* small products are not worth waking anyone; a second caller while the
+     * pool is busy (another thread decoding) runs in its own thread */
+    if (matvec_threads() == 1 || (long long)OC * C < 32768 || atomic_flag_test_and_set(&P.busy)) {
+        run_range(out, x, w, n, C, OC, 0, OC);
+        return;
     }
+    /* chunks of whole 3-row blocks */
+    int want = P.threads * CHUNKS_PER_THREAD;
+    int rows = ((OC + want - 1) / want + 2) / 3 * 3;
+    P.out = out, P.x = x, P.w = w, P.n = n, P.C = C, P.OC = OC;
+    P.chunk_rows = rows;
+    P.chunks = (OC + rows - 1) / rows;
+    atomic_store(&P.done, 0);
+    unsigned gen = atomic_load(&P.gen) + 1;
+    atomic_store(&P.next, (unsigned long long)gen << 32); /* publishes the job */
+    atomic_store(&P.gen, gen);
+    if (atomic_load(&P.sleepers) > 0) {
+        pthread_mutex_lock(&P.mu);
+        pthread_cond_broadcast(&P.cv);
+        pthread_mutex_unlock(&P.mu);
+    }
+    run_chunks(gen);
+    while (atomic_load_explicit(&P.done, memory_order_acquire) < P.chunks)
+        _mm_pause();
+    atomic_flag_clear(&P.busy);
 }

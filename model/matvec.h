@@ -1,16 +1,14 @@
-/* Matrix products for decoding: out (n, OC) = x (n, C) · W^T for a few rows
- * (n <= MATVEC_MAX_ROWS), W (OC, C) row-major. Each weight row is read once and
- * used for all n rows straight from memory, without the packing copy sgemm makes
- * of W, so a step of k streams costs about what one stream's costs while W is
- * larger than the cache. AVX2+FMA when the CPU has it, plain C otherwise; the
- * output range is split over the thread pool (matvec_set_threads); callers in
- * several threads at once are safe (one uses the pool, the others run alone). */
+/* Matrix products for inference: out (n, OC) = x (n, C) · W^T, W (OC, C)
+ * row-major. Each weight row is read once and used for all n rows straight from
+ * memory, without the packing copy sgemm makes of W, so a decode step of k
+ * streams costs about what one stream's costs while W is larger than the
+ * cache, and a prompt of tens of rows runs about as fast as sgemm. AVX2+FMA when the CPU has it,
+ * plain C otherwise; the output range is split over the thread pool (matvec_set_threads); callers
+ * in several threads at once are safe (one uses the pool, the others run alone). */
 #ifndef RLHF_MODEL_MATVEC_H
 #define RLHF_MODEL_MATVEC_H
 
 #include <stddef.h>
-
-enum { MATVEC_MAX_ROWS = 8 };
 
 void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC);
 /* Attention over nt cached positions t (rows k + t*stride, n floats):

@@ -339,16 +339,16 @@ Test(sample, pick_edge_cases) {
 
 Test(matvec, rows_threads_and_attention_pieces) {
     int C = 260, OC = 301; /* not multiples of 8 or 3: the tails run too */
-    float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 8 * C);
-    float *ref = malloc(sizeof(float) * 8 * OC), *a = malloc(sizeof(float) * 8 * OC);
+    float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 16 * C);
+    float *ref = malloc(sizeof(float) * 16 * OC), *a = malloc(sizeof(float) * 16 * OC);
     float *b = malloc(sizeof(float) * OC);
     Rng r;
     rng_seed(&r, 5);
     for (int i = 0; i < C * OC; i++)
         w[i] = (float)rng_normal(&r);
-    for (int i = 0; i < 8 * C; i++)
+    for (int i = 0; i < 16 * C; i++)
         x[i] = (float)rng_normal(&r);
-    for (int n = 0; n < 8; n++)
+    for (int n = 0; n < 16; n++)
         for (int o = 0; o < OC; o++) {
             double s = 0;
             for (int j = 0; j < C; j++)
@@ -360,7 +360,7 @@ Test(matvec, rows_threads_and_attention_pieces) {
         matvec_use_simd(mode < 3);
         matvec_set_threads(threads);
         for (int rep = 0; rep < 200; rep++) {
-            int n = 1 + rep % 8;
+            int n = 1 + rep % 16;
             matvec_rows(a, x, w, n, C, OC);
             for (int row = 0; row < n; row++) {
                 /* each row alone gives the very same bits as inside the batch */
