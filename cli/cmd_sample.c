@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "gen/model_backend.h"
 #include "model/checkpoint.h"
 #include "model/infer.h"
 #include "model/sample.h"
@@ -132,15 +133,7 @@ static int exec_sample(int argc, char **argv) {
         free(stdin_text);
         return cli_fail(E, &err);
     }
-    if (tok_path)
-        rc = tok_load(tok_path, &tok, &err);
-    else if (m.tokenizer) {
-        rc = tok_load_mem(m.tokenizer, m.tokenizer_len, &tok, &err);
-        if (rc) err_prefix(&err, "%s: embedded tokenizer: ", model_path);
-    } else
-        rc =
-            err_set(&err, RLHF_EINVAL, "%s carries no tokenizer: pass --tokenizer TOK", model_path);
-    if (!rc) rc = tok_check_vocab(tok, m.cfg.vocab_size, &err);
+    rc = gen_load_tokenizer(&m, model_path, tok_path, &tok, &err);
     size_t plen = strlen(prompt);
     if (!rc && !(ids = malloc(sizeof(int) * (size_t)tok_encode_cap(plen))))
         rc = err_set(&err, RLHF_ENOMEM, "out of memory");
