@@ -109,8 +109,8 @@ test-e2e: $(BIN)
 test-san: deps
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 OPT=-O1 check-deps build-san/rlhf build-san/unit-tests
 	@BUILD=build-san RLHF_SAN=1 \
-	  ASAN_OPTIONS=abort_on_error=0:detect_leaks=0:strict_string_checks=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run_all.sh
+	  ASAN_OPTIONS=exitcode=86:detect_leaks=1:strict_string_checks=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=86 sh tests/run_all.sh
 
 # ---- bench and demo -----------------------------------------------------------
 bench: deps

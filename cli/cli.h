@@ -42,6 +42,13 @@ int cli_parse_long(const struct cmd_entry *e, const char *flag, const char *s, l
                    long *out);
 int cli_parse_double(const struct cmd_entry *e, const char *flag, const char *s, double min,
                      double max, double *out);
+/* A command with subcommands ("prompts import"): runs the one named in argv[1]
+ * with argv shifted, or reports a usage error listing the names. */
+struct cli_sub {
+    const char *name;
+    int (*exec)(int argc, char **argv);
+};
+int cli_dispatch(const struct cmd_entry *e, const struct cli_sub *subs, int argc, char **argv);
 /* Resets getopt for a fresh parse of a subcommand's argv. */
 void cli_getopt_reset(void);
 /* Writes a JSON string literal (quoted, escaped) to f. */

@@ -140,9 +140,6 @@ static int list(int argc, char **argv) {
 }
 
 static int exec_prompts(int argc, char **argv) {
-    if (argc < 2) return cli_usage_error(E, "expected 'import' or 'list'");
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) return cli_help(E);
-    if (strcmp(argv[1], "import") == 0) return import(argc - 1, argv + 1);
-    if (strcmp(argv[1], "list") == 0) return list(argc - 1, argv + 1);
-    return cli_usage_error(E, "unknown subcommand '%s' (expected 'import' or 'list')", argv[1]);
+    static const struct cli_sub subs[] = {{"import", import}, {"list", list}, {NULL, NULL}};
+    return cli_dispatch(E, subs, argc, argv);
 }

@@ -94,3 +94,15 @@ void cli_json_string(FILE *f, const char *s) {
     }
     fputc('"', f);
 }
+
+int cli_dispatch(const struct cmd_entry *e, const struct cli_sub *subs, int argc, char **argv) {
+    char names[256] = "";
+    for (int i = 0; subs[i].name; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s'%s'",
+                 i == 0 ? "" : subs[i + 1].name ? ", " : " or ", subs[i].name);
+    if (argc < 2) return cli_usage_error(e, "expected %s", names);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) return cli_help(e);
+    for (int i = 0; subs[i].name; i++)
+        if (strcmp(argv[1], subs[i].name) == 0) return subs[i].exec(argc - 1, argv + 1);
+    return cli_usage_error(e, "unknown subcommand '%s' (expected %s)", argv[1], names);
+}

@@ -102,7 +102,21 @@ int db_open(const char *path, int mode, Db **out, Err *err) {
     int flags = mode == DB_OPEN_READONLY ? SQLITE_OPEN_READONLY
                 : mode == DB_OPEN_CREATE ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
                                          : SQLITE_OPEN_READWRITE;
-    if (sqlite3_open_v2(path, &db->h, flags, NULL) != SQLITE_OK) {
+    /* A WAL database we cannot write (another user's, a read-only copy) cannot
+     * create its -shm file; read it as immutable instead. */
+    char uri[3200];
+    const char *name = path;
+    if (mode == DB_OPEN_READONLY && access(path, W_OK) != 0) {
+        size_t k = (size_t)snprintf(uri, sizeof uri, "file:");
+        for (const unsigned char *p = (const unsigned char *)path; *p && k + 4 < sizeof uri; p++) {
+            if (*p == '?' || *p == '#' || *p == '%') k += (size_t)snprintf(uri + k, 4, "%%%02X", *p);
+            else uri[k++] = (char)*p;
+        }
+        snprintf(uri + k, sizeof uri - k, "?immutable=1");
+        name = uri;
+        flags |= SQLITE_OPEN_URI;
+    }
+    if (sqlite3_open_v2(name, &db->h, flags, NULL) != SQLITE_OK) {
         err_set(err, RLHF_EDB, "%s: cannot open: %s", path, db->h ? sqlite3_errmsg(db->h) : "out of memory");
         db_close(db);
         return RLHF_EDB;

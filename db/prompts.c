@@ -30,6 +30,22 @@ int db_prompt_find(Db *db, const char *text, int64_t *id, Err *err) {
     return rc;
 }
 
+int db_prompt_text(Db *db, int64_t id, char **text, Err *err) {
+    sqlite3_stmt *st;
+    *text = NULL;
+    int rc = db_prepare(db, "SELECT text FROM prompts WHERE id = ?", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        *text = db_col_strdup(st, 0);
+        if (!*text) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    } else if (s == SQLITE_DONE) rc = err_set(err, RLHF_ENOTFOUND, "no prompt with id %lld", (long long)id);
+    else rc = db_fail(db, err, "read prompt");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int db_prompt_insert(Db *db, const PromptIn *p, int64_t *id, int *inserted, Err *err) {
     char hash[65];
     sha256_hex(p->text, strlen(p->text), hash);

@@ -21,6 +21,9 @@ int db_prompt_insert(Db *db, const PromptIn *p, int64_t *id, int *inserted, Err 
 /* Finds a prompt by exact text; *id is 0 when absent. */
 int db_prompt_find(Db *db, const char *text, int64_t *id, Err *err);
 
+/* The text of prompt id (caller frees); RLHF_ENOTFOUND when absent. */
+int db_prompt_text(Db *db, int64_t id, char **text, Err *err);
+
 typedef struct PromptImportStats {
     int64_t read, inserted, duplicates;
 } PromptImportStats;

@@ -1,85 +1,94 @@
 #!/usr/bin/env python3
-"""Writes samples/corpus.txt: simple English text for pretraining the demo model
-and training its tokenizer. Generated from templates with a fixed seed, so the
-file is reproducible and owes nothing to outside sources.
-usage: python3 samples/make_corpus.py [OUT] [SIZE_BYTES]"""
+"""Writes the demo task's data: samples/corpus.txt (instruction/answer pairs in the
+chat template, for pretraining the embedded model) and samples/prompts.jsonl
+(prompts to generate candidates for). Deterministic: the same files every run.
+Run: python3 samples/make_corpus.py  (standard library only)."""
+import json
+import os
 import random
-import sys
 
-rng = random.Random(1234)
-names = ["Tom", "Lily", "Sam", "Mia", "Ben", "Anna", "Max", "Zoe", "Leo", "Ella", "Jack", "Lucy"]
-animals = ["dog", "cat", "bird", "fish", "rabbit", "duck", "frog", "horse", "cow", "fox", "bear", "mouse"]
-things = ["ball", "kite", "box", "hat", "book", "cup", "toy car", "red apple", "blue bike", "little boat",
-          "big drum", "green leaf", "shiny stone", "paper plane", "warm blanket"]
-places = ["park", "garden", "forest", "beach", "farm", "school", "river", "kitchen", "hill", "town", "lake"]
-adjs = ["happy", "sad", "tired", "brave", "kind", "curious", "hungry", "sleepy", "silly", "quiet", "proud"]
-verbs = ["played", "ran", "jumped", "sang", "danced", "walked", "laughed", "looked around", "waited"]
-colors = ["red", "blue", "green", "yellow", "pink", "purple", "orange", "white", "black", "brown"]
-foods = ["bread", "soup", "apples", "cake", "rice", "carrots", "cheese", "milk", "eggs", "pie"]
-weather = ["sunny", "rainy", "windy", "cold", "warm", "cloudy", "snowy"]
-c = rng.choice
+R = random.Random(20261130)
+HERE = os.path.dirname(os.path.abspath(__file__))
 
-
-def story():
-    a, b = rng.sample(names, 2)
-    animal, thing, place = c(animals), c(things), c(places)
-    s = [f"One {c(weather)} day, {a} went to the {place}.",
-         f"{a} saw a {c(adjs)} {animal} near a {c(colors)} tree.",
-         f"The {animal} had a {thing}.",
-         f"\"Can I play with your {thing}?\" asked {a}.",
-         c([f"The {animal} said yes, and they {c(verbs)} together.",
-            f"The {animal} was shy, so {a} waited and smiled.",
-            f"{b} came and wanted to play too."]),
-         c([f"Then it began to rain, and they ran home.",
-            f"They shared some {c(foods)} and felt {c(adjs)}.",
-            f"{b} found a {c(things)} under a rock."]),
-         c([f"At the end of the day, {a} was very {c(adjs)}.",
-            f"{a} learned that sharing is good.",
-            f"{a} and {b} became best friends.",
-            f"They went home and slept well."])]
-    return " ".join(s)
+OPPOSITES = [("hot", "cold"), ("big", "small"), ("fast", "slow"), ("happy", "sad"), ("light", "dark"),
+             ("up", "down"), ("old", "young"), ("early", "late"), ("full", "empty"), ("soft", "hard"),
+             ("wet", "dry"), ("open", "closed"), ("loud", "quiet"), ("rich", "poor"), ("high", "low"),
+             ("long", "short"), ("strong", "weak"), ("clean", "dirty"), ("near", "far"), ("thick", "thin")]
+ANIMALS = [("dog", "barks", "four legs"), ("cat", "meows", "soft fur"), ("cow", "moos", "four legs"),
+           ("duck", "quacks", "two wings"), ("sheep", "baas", "thick wool"), ("lion", "roars", "a mane"),
+           ("horse", "neighs", "a long tail"), ("owl", "hoots", "big eyes"), ("frog", "croaks", "long legs"),
+           ("bee", "buzzes", "six legs"), ("pig", "oinks", "a curly tail"), ("snake", "hisses", "no legs")]
+COLORS = [("sky", "blue"), ("grass", "green"), ("snow", "white"), ("sun", "yellow"), ("coal", "black"),
+          ("blood", "red"), ("banana", "yellow"), ("orange", "orange"), ("leaf", "green"), ("cloud", "white"),
+          ("tomato", "red"), ("night", "black"), ("ocean", "blue"), ("lemon", "yellow"), ("cherry", "red")]
+CAPITALS = [("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Egypt", "Cairo"),
+            ("Germany", "Berlin"), ("Canada", "Ottawa"), ("Kenya", "Nairobi"), ("Peru", "Lima"),
+            ("Norway", "Oslo"), ("Greece", "Athens"), ("China", "Beijing"), ("India", "New Delhi"),
+            ("Chile", "Santiago"), ("Cuba", "Havana"), ("Ireland", "Dublin")]
+PLURALS = [("cat", "cats"), ("box", "boxes"), ("child", "children"), ("mouse", "mice"), ("city", "cities"),
+           ("leaf", "leaves"), ("foot", "feet"), ("tooth", "teeth"), ("bus", "buses"), ("baby", "babies"),
+           ("man", "men"), ("woman", "women"), ("knife", "knives"), ("goose", "geese")]
+NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+           "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen"]
+THINGS = [("fruits", ["apple", "banana", "pear", "plum", "grape", "mango", "peach", "cherry"]),
+          ("colors", ["red", "blue", "green", "yellow", "purple", "orange", "pink", "brown"]),
+          ("animals", ["dog", "cat", "horse", "lion", "bear", "wolf", "fox", "deer"]),
+          ("tools", ["hammer", "saw", "drill", "wrench", "knife", "shovel", "rake", "chisel"]),
+          ("drinks", ["water", "milk", "tea", "coffee", "juice", "soup", "cocoa", "lemonade"])]
 
 
-def qa():
-    n1, n2 = rng.randint(1, 20), rng.randint(1, 20)
-    animal, thing, color = c(animals), c(things), c(colors)
-    name = c(names)
-    items = [
-        (f"What is {n1} plus {n2}?", f"{n1} plus {n2} is {n1 + n2}."),
-        (f"What is {max(n1, n2)} minus {min(n1, n2)}?",
-         f"{max(n1, n2)} minus {min(n1, n2)} is {max(n1, n2) - min(n1, n2)}."),
-        (f"Write a short sentence about a {animal}.", f"The {c(adjs)} {animal} {c(verbs)} in the {c(places)}."),
-        (f"What color is the sky on a sunny day?", "The sky is blue on a sunny day."),
-        (f"Name three animals.", ", ".join(rng.sample(animals, 3)).capitalize() + "."),
-        (f"Give a polite answer: can you help me find my {thing}?",
-         f"Of course! Let us look for your {thing} together. Where did you see it last?"),
-        (f"Say hello to {name}.", f"Hello, {name}! It is nice to meet you."),
-        (f"Is a {animal} bigger than a {thing}?",
-         c([f"Yes, a {animal} is usually bigger than a {thing}.", f"It depends on the {animal}."])),
-        (f"Tell me a fact about the color {color}.", f"Many things are {color}, like a {color} {thing}."),
-        (f"Count from {n1} to {n1 + 4}.", ", ".join(str(i) for i in range(n1, n1 + 5)) + "."),
-        (f"What do you eat for breakfast?", f"I like to eat {c(foods)} and {c(foods)} for breakfast."),
-        (f"Describe the weather today.", f"Today it is {c(weather)}, so take a {c(['coat', 'hat', 'umbrella'])}."),
-        (f"Repeat the word {thing}.", f"{thing.capitalize()}."),
-        (f"Write the word {c(adjs)} in capital letters.", None),
-    ]
-    q, a = c(items)
-    if a is None:
-        w = q.split(" ")[3]
-        a = w.upper() + "."
-    return f"Question: {q}\nAnswer: {a}"
+def task():
+    k = R.randrange(7)
+    if k == 0:
+        a, b = R.choice(OPPOSITES)
+        if R.random() < 0.5:
+            a, b = b, a
+        q = R.choice(["What is the opposite of {a}?", "Give the opposite of the word {a}.",
+                      "Tell me the opposite of {a}."]).format(a=a)
+        return q, R.choice(["The opposite of {a} is {b}.", "The opposite of {a} is {b}."]).format(a=a, b=b)
+    if k == 1:
+        an, sound, part = R.choice(ANIMALS)
+        if R.random() < 0.5:
+            return (R.choice(["What sound does a {an} make?", "What does a {an} say?"]).format(an=an),
+                    "A {an} {s}.".format(an=an, s=sound))
+        return ("Describe a {an} in one sentence.".format(an=an),
+                "A {an} is an animal with {p} that {s}.".format(an=an, p=part, s=sound))
+    if k == 2:
+        th, c = R.choice(COLORS)
+        return (R.choice(["What color is the {t}?", "Tell me the color of the {t}."]).format(t=th),
+                "The {t} is {c}.".format(t=th, c=c))
+    if k == 3:
+        co, ca = R.choice(CAPITALS)
+        return (R.choice(["What is the capital of {co}?", "Name the capital city of {co}."]).format(co=co),
+                "The capital of {co} is {ca}.".format(co=co, ca=ca))
+    if k == 4:
+        w, p = R.choice(PLURALS)
+        return ("What is the plural of {w}?".format(w=w), "The plural of {w} is {p}.".format(w=w, p=p))
+    if k == 5:
+        x, y = R.randrange(10), R.randrange(9)
+        return ("What is {x} plus {y}?".format(x=NUMBERS[x], y=NUMBERS[y]),
+                "{x} plus {y} is {z}.".format(x=NUMBERS[x], y=NUMBERS[y], z=NUMBERS[x + y]).capitalize())
+    name, items = R.choice(THINGS)
+    n = R.choice([2, 3])
+    pick = R.sample(items, n)
+    return ("List {n} {name}.".format(n=NUMBERS[n], name=name),
+            "Here are {n} {name}: {items}.".format(n=NUMBERS[n], name=name, items=", ".join(pick)))
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else "samples/corpus.txt"
-    size = int(sys.argv[2]) if len(sys.argv) > 2 else 400_000
-    parts, total = [], 0
-    while total < size:
-        p = story() if rng.random() < 0.5 else qa()
-        parts.append(p)
-        total += len(p) + 2
-    with open(out, "w", encoding="utf-8") as f:
-        f.write("\n\n".join(parts) + "\n")
+    seen = set()
+    prompts = []
+    with open(os.path.join(HERE, "corpus.txt"), "w") as f:
+        for _ in range(9000):
+            q, a = task()
+            f.write("Human: {q}\n\nAssistant: {a}\n\n".format(q=q, a=a))
+            if q not in seen and len(prompts) < 240:
+                seen.add(q)
+                prompts.append(q)
+    with open(os.path.join(HERE, "prompts.jsonl"), "w") as f:
+        for i, q in enumerate(prompts):
+            split = "test" if i % 6 == 5 else "train"
+            f.write(json.dumps({"id": "demo-%03d" % i, "prompt": q, "split": split, "source": "demo"}) + "\n")
 
 
 if __name__ == "__main__":

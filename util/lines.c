@@ -94,19 +94,29 @@ int jsonl_next(LineReader *r, cJSON **out, Err *err) {
     return jsonl_parse(r, s, n, out, err);
 }
 
+/* Looks key up: *v is NULL for an absent or null field, which is an error only
+ * when the field is required. */
+static int field(LineReader *r, const cJSON *obj, const char *key, int required,
+                 const cJSON **v, Err *err) {
+    *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (*v && cJSON_IsNull(*v)) *v = NULL;
+    if (!*v && required)
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: missing field \"%s\"", r->path, r->line, key);
+    return RLHF_OK;
+}
+
+static int wrong_type(LineReader *r, const char *key, const char *what, Err *err) {
+    return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\" must be %s", r->path, r->line, key,
+                   what);
+}
+
 int jsonl_string(LineReader *r, const cJSON *obj, const char *key, int required,
                  const char **out, Err *err) {
+    const cJSON *v;
     *out = NULL;
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v || cJSON_IsNull(v)) {
-        if (required)
-            return err_set(err, RLHF_EFORMAT, "%s:%ld: missing field \"%s\"", r->path, r->line,
-                           key);
-        return RLHF_OK;
-    }
-    if (!cJSON_IsString(v))
-        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\" must be a string", r->path,
-                       r->line, key);
+    int rc = field(r, obj, key, required, &v, err);
+    if (rc || !v) return rc;
+    if (!cJSON_IsString(v)) return wrong_type(r, key, "a string", err);
     *out = v->valuestring;
     return RLHF_OK;
 }
@@ -131,17 +141,11 @@ int jsonl_string_any(LineReader *r, const cJSON *obj, const char *const *keys, i
 
 int jsonl_number(LineReader *r, const cJSON *obj, const char *key, int required, double *out,
                  int *present, Err *err) {
+    const cJSON *v;
     if (present) *present = 0;
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v || cJSON_IsNull(v)) {
-        if (required)
-            return err_set(err, RLHF_EFORMAT, "%s:%ld: missing field \"%s\"", r->path, r->line,
-                           key);
-        return RLHF_OK;
-    }
-    if (!cJSON_IsNumber(v))
-        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\" must be a number", r->path,
-                       r->line, key);
+    int rc = field(r, obj, key, required, &v, err);
+    if (rc || !v) return rc;
+    if (!cJSON_IsNumber(v)) return wrong_type(r, key, "a number", err);
     *out = v->valuedouble;
     if (present) *present = 1;
     return RLHF_OK;

@@ -1,0 +1,111 @@
+/* rlhf candidates import|list: answers from any system, ready to rank. */
+#include "cli/cli.h"
+#include "db/candidates.h"
+
+#include <math.h>
+#include <string.h>
+
+static int exec_candidates(int argc, char **argv);
+
+const struct cmd_entry cmd_candidates_entry = {
+    "candidates", "import FILE... [--model NAME] | list --prompt ID [--json]",
+    "import candidate answers from JSONL; list a prompt's candidates",
+    "import FILE...   JSONL objects {\"prompt\", \"completion\" (or \"response\"), \"model\"}\n"
+    "                 with optional \"split\". Prompts are matched by text or created;\n"
+    "                 models are registered as external. Identical answers of one model\n"
+    "                 to one prompt are stored once. All files go in one transaction:\n"
+    "                 any error leaves the project as it was.\n"
+    "  --model NAME   model name for records without \"model\"\n"
+    "list             the candidates of one prompt\n"
+    "  --prompt ID    the prompt's id (see rlhf prompts list)\n"
+    "  --json         JSON lines instead of text\n" CLI_HELP_COMMON,
+    exec_candidates};
+
+static const struct cmd_entry *E = &cmd_candidates_entry;
+
+static int import(int argc, char **argv) {
+    static const struct option opts[] = {CLI_OPT_DB, CLI_OPT_HELP,
+                                         {"model", required_argument, NULL, 'm'}, CLI_OPT_END};
+    const char *dbflag = NULL, *model = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'D': dbflag = optarg; break;
+        case 'm': model = optarg; break;
+        case 'h': return cli_help(E);
+        default: return cli_bad_option(E, argv, c);
+        }
+    }
+    if (optind >= argc) return cli_usage_error(E, "import: no FILE given");
+    if (model && !*model) return cli_usage_error(E, "--model: empty name");
+    Db *db;
+    int rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db);
+    if (rc) return rc;
+    Err err = {0};
+    CandidateImportStats st = {0};
+    rc = db_begin(db, &err);
+    for (int i = optind; i < argc && !rc; i++) rc = db_candidates_import_file(db, argv[i], model, &st, &err);
+    if (!rc) rc = db_commit(db, &err);
+    else db_rollback(db);
+    db_close(db);
+    if (rc) {
+        fprintf(stderr, "rlhf candidates import: %s\nnothing was imported.\n", err.msg);
+        return EXIT_FAIL;
+    }
+    printf("imported %lld candidates (%lld read, %lld duplicates skipped, %lld new prompts)\n",
+           (long long)st.inserted, (long long)st.read, (long long)st.duplicates,
+           (long long)st.new_prompts);
+    return EXIT_OK;
+}
+
+static int list(int argc, char **argv) {
+    static const struct option opts[] = {CLI_OPT_DB, CLI_OPT_HELP,
+                                         {"prompt", required_argument, NULL, 'p'},
+                                         {"json", no_argument, NULL, 'j'}, CLI_OPT_END};
+    const char *dbflag = NULL;
+    long pid = 0;
+    int json = 0, c;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'D': dbflag = optarg; break;
+        case 'p':
+            if (cli_parse_long(E, "--prompt", optarg, 1, 1L << 62, &pid)) return EXIT_USAGE;
+            break;
+        case 'j': json = 1; break;
+        case 'h': return cli_help(E);
+        default: return cli_bad_option(E, argv, c);
+        }
+    }
+    if (!pid) return cli_usage_error(E, "list: --prompt ID is required");
+    if (optind < argc) return cli_usage_error(E, "list: unexpected argument '%s'", argv[optind]);
+    Db *db;
+    int rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db);
+    if (rc) return rc;
+    Err err = {0};
+    CandidateRow *rows;
+    int n;
+    rc = db_candidates_of_prompt(db, pid, &rows, &n, &err);
+    db_close(db);
+    if (rc) return cli_fail(E, &err);
+    for (int i = 0; i < n; i++) {
+        CandidateRow *r = &rows[i];
+        if (json) {
+            printf("{\"id\":%lld,\"prompt_id\":%lld,\"model\":", (long long)r->id, (long long)r->prompt_id);
+            cli_json_string(stdout, r->model_name);
+            printf(",\"completion\":");
+            cli_json_string(stdout, r->text);
+            if (r->n_tokens >= 0) printf(",\"n_tokens\":%lld", (long long)r->n_tokens);
+            if (!isnan(r->sum_logprob)) printf(",\"sum_logprob\":%.6g", r->sum_logprob);
+            printf("}\n");
+        } else {
+            printf("--- candidate %lld (model %s)\n%s\n", (long long)r->id, r->model_name, r->text);
+        }
+    }
+    db_candidates_free(rows, n);
+    return EXIT_OK;
+}
+
+static int exec_candidates(int argc, char **argv) {
+    static const struct cli_sub subs[] = {{"import", import}, {"list", list}, {NULL, NULL}};
+    return cli_dispatch(E, subs, argc, argv);
+}

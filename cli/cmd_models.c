@@ -1,0 +1,56 @@
+/* rlhf models: the model registry (checkpoints made here, external systems). */
+#include "cli/cli.h"
+#include "db/registry.h"
+
+static int exec_models(int argc, char **argv);
+
+const struct cmd_entry cmd_models_entry = {
+    "models", "[--json]", "list the registered models (policies, reward models, external systems)",
+    "  --json          JSON lines instead of a table\n" CLI_HELP_COMMON, exec_models};
+
+static int print_model(const ModelRow *m, void *ctx) {
+    if (*(int *)ctx) {
+        printf("{\"id\":%lld,\"name\":", (long long)m->id);
+        cli_json_string(stdout, m->name);
+        printf(",\"kind\":\"%s\",\"path\":", m->kind);
+        if (m->path) cli_json_string(stdout, m->path);
+        else printf("null");
+        printf(",\"parent_id\":");
+        if (m->parent_id) printf("%lld", (long long)m->parent_id);
+        else printf("null");
+        printf(",\"sha256\":");
+        if (m->sha256) cli_json_string(stdout, m->sha256);
+        else printf("null");
+        printf(",\"config\":%s,\"created_at\":\"%s\"}\n", m->config ? m->config : "null", m->created_at);
+        return 0;
+    }
+    char parent[24] = "-";
+    if (m->parent_id) snprintf(parent, sizeof parent, "%lld", (long long)m->parent_id);
+    printf("%4lld  %-24s %-8s %-6s %s\n", (long long)m->id, m->name, m->kind, parent,
+           m->path ? m->path : "-");
+    return 0;
+}
+
+static int exec_models(int argc, char **argv) {
+    static const struct option opts[] = {CLI_OPT_DB, CLI_OPT_HELP,
+                                         {"json", no_argument, NULL, 'j'}, CLI_OPT_END};
+    const char *dbflag = NULL;
+    int json = 0, c;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'D': dbflag = optarg; break;
+        case 'j': json = 1; break;
+        case 'h': return cli_help(&cmd_models_entry);
+        default: return cli_bad_option(&cmd_models_entry, argv, c);
+        }
+    }
+    if (optind < argc) return cli_usage_error(&cmd_models_entry, "unexpected argument '%s'", argv[optind]);
+    Db *db;
+    int rc = cli_open_db(&cmd_models_entry, dbflag, DB_OPEN_READONLY, &db);
+    if (rc) return rc;
+    Err err = {0};
+    if (!json) printf("%4s  %-24s %-8s %-6s %s\n", "id", "name", "kind", "parent", "path");
+    rc = db_models_each(db, print_model, &json, &err);
+    db_close(db);
+    return rc ? cli_fail(&cmd_models_entry, &err) : EXIT_OK;
+}

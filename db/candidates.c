@@ -1,0 +1,191 @@
+/* Candidate storage and import. */
+#include "db/candidates.h"
+#include "db/internal.h"
+#include "db/prompts.h"
+#include "db/registry.h"
+#include "util/lines.h"
+#include "util/text.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int db_candidate_insert(Db *db, const CandidateIn *c, int64_t *id, int *inserted, Err *err) {
+    char hash[65];
+    sha256_hex(c->text, strlen(c->text), hash);
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "INSERT INTO candidates(prompt_id, model_id, text, hash, n_tokens,"
+                        " sum_logprob, params, seed) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                        " ON CONFLICT(prompt_id, model_id, hash) DO NOTHING",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, c->prompt_id);
+    sqlite3_bind_int64(st, 2, c->model_id);
+    sqlite3_bind_text(st, 3, c->text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, hash, -1, SQLITE_STATIC);
+    if (c->n_tokens >= 0) sqlite3_bind_int64(st, 5, c->n_tokens);
+    else sqlite3_bind_null(st, 5);
+    if (!isnan(c->sum_logprob)) sqlite3_bind_double(st, 6, c->sum_logprob);
+    else sqlite3_bind_null(st, 6);
+    db_bind_text(st, 7, c->params);
+    if (c->has_seed) sqlite3_bind_int64(st, 8, c->seed);
+    else sqlite3_bind_null(st, 8);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "insert candidate");
+    sqlite3_finalize(st);
+    if (rc) return rc;
+    int ins = sqlite3_changes(db->h) > 0;
+    if (inserted) *inserted = ins;
+    if (ins) {
+        if (id) *id = sqlite3_last_insert_rowid(db->h);
+        return RLHF_OK;
+    }
+    rc = db_prepare(db, "SELECT id FROM candidates WHERE prompt_id = ? AND model_id = ? AND hash = ?", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, c->prompt_id);
+    sqlite3_bind_int64(st, 2, c->model_id);
+    sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        if (id) *id = sqlite3_column_int64(st, 0);
+    } else rc = db_fail(db, err, "find candidate");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_candidates_of_prompt(Db *db, int64_t prompt_id, CandidateRow **rows, int *n, Err *err) {
+    sqlite3_stmt *st;
+    *rows = NULL;
+    *n = 0;
+    int rc = db_prepare(db,
+                        "SELECT c.id, c.prompt_id, c.model_id, c.n_tokens, c.seed, c.sum_logprob,"
+                        " m.name, c.text, c.params FROM candidates c JOIN models m ON m.id = c.model_id"
+                        " WHERE c.prompt_id = ? ORDER BY c.id",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, prompt_id);
+    int s, cap = 0;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            CandidateRow *p = realloc(*rows, (size_t)cap * sizeof *p);
+            if (!p) {
+                rc = err_set(err, RLHF_ENOMEM, "out of memory");
+                break;
+            }
+            *rows = p;
+        }
+        CandidateRow *c = &(*rows)[(*n)++];
+        c->id = sqlite3_column_int64(st, 0);
+        c->prompt_id = sqlite3_column_int64(st, 1);
+        c->model_id = sqlite3_column_int64(st, 2);
+        c->n_tokens = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
+        c->seed = sqlite3_column_int64(st, 4);
+        c->sum_logprob = sqlite3_column_type(st, 5) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 5);
+        c->model_name = db_col_strdup(st, 6);
+        c->text = db_col_strdup(st, 7);
+        c->params = db_col_strdup(st, 8);
+    }
+    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "read candidates");
+    sqlite3_finalize(st);
+    if (rc) {
+        db_candidates_free(*rows, *n);
+        *rows = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+void db_candidates_free(CandidateRow *rows, int n) {
+    for (int i = 0; i < n; i++) free(rows[i].model_name), free(rows[i].text), free(rows[i].params);
+    free(rows);
+}
+
+int db_candidates_count(Db *db, int64_t prompt_id, int64_t model_id, int64_t *n, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db, "SELECT count(*) FROM candidates WHERE prompt_id = ?1 AND (?2 = 0 OR model_id = ?2)", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, prompt_id);
+    sqlite3_bind_int64(st, 2, model_id);
+    if (sqlite3_step(st) == SQLITE_ROW) *n = sqlite3_column_int64(st, 0);
+    else rc = db_fail(db, err, "count candidates");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_prompts_needing_candidates(Db *db, const CandidateNeedFilter *f,
+                                  int (*fn)(int64_t prompt_id, int64_t have, void *ctx), void *ctx,
+                                  Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "SELECT p.id, (SELECT count(*) FROM candidates c"
+                        "   WHERE c.prompt_id = p.id AND c.model_id = ?1) AS have"
+                        " FROM prompts p WHERE (?2 IS NULL OR p.split = ?2)"
+                        " AND (?4 = 0 OR p.id IN (SELECT value FROM json_each(?5)))"
+                        " AND have < ?3 ORDER BY p.id LIMIT ?6",
+                        &st, err);
+    if (rc) return rc;
+    StrBuf ids = {0};
+    sb_puts(&ids, "[");
+    for (int i = 0; i < f->n_ids; i++) sb_printf(&ids, "%s%lld", i ? "," : "", (long long)f->ids[i]);
+    sb_puts(&ids, "]");
+    sqlite3_bind_int64(st, 1, f->model_id);
+    db_bind_text(st, 2, f->split);
+    sqlite3_bind_int(st, 3, f->k);
+    sqlite3_bind_int(st, 4, f->ids != NULL);
+    sqlite3_bind_text(st, 5, ids.s ? ids.s : "[]", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 6, f->limit > 0 ? f->limit : -1);
+    sb_free(&ids);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rc = fn(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), ctx)) != 0) break;
+    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "select prompts");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int import_record(Db *db, LineReader *r, cJSON *obj, const char *default_model,
+                         CandidateImportStats *stats, Err *err) {
+    static const char *const answer_keys[] = {"completion", "response", NULL};
+    static const char *const prompt_keys[] = {"prompt", "instruction", NULL};
+    const char *prompt, *answer, *model = NULL, *split = NULL;
+    int rc = jsonl_string_any(r, obj, prompt_keys, 1, &prompt, NULL, err);
+    if (!rc) rc = jsonl_string_any(r, obj, answer_keys, 1, &answer, NULL, err);
+    if (!rc) rc = jsonl_string(r, obj, "model", default_model == NULL, &model, err);
+    if (!rc) rc = jsonl_string(r, obj, "split", 0, &split, err);
+    if (rc) return rc;
+    if (!model) model = default_model;
+    if (!*prompt) return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"prompt\" is empty", r->path, r->line);
+    if (!*model) return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"model\" is empty", r->path, r->line);
+    if (split && !db_valid_split(split))
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"split\": not a split name", r->path, r->line);
+    PromptIn pin = {prompt, split, r->path, NULL};
+    int64_t pid, mid, cid;
+    int new_prompt = 0, inserted = 0;
+    rc = db_prompt_insert(db, &pin, &pid, &new_prompt, err);
+    if (!rc) rc = db_model_ensure_external(db, model, &mid, err);
+    CandidateIn cin = {pid, mid, answer, -1, NAN, NULL, 0, 0};
+    if (!rc) rc = db_candidate_insert(db, &cin, &cid, &inserted, err);
+    if (rc) return err_prefix(err, "%s:%ld: ", r->path, r->line);
+    stats->read++;
+    stats->new_prompts += new_prompt;
+    if (inserted) stats->inserted++;
+    else stats->duplicates++;
+    return RLHF_OK;
+}
+
+int db_candidates_import_file(Db *db, const char *path, const char *default_model,
+                              CandidateImportStats *stats, Err *err) {
+    LineReader r;
+    int rc = lines_open(&r, path, err);
+    if (rc) return rc;
+    int64_t before = stats->read;
+    cJSON *obj;
+    while (!(rc = jsonl_next(&r, &obj, err)) && obj) {
+        rc = import_record(db, &r, obj, default_model, stats, err);
+        cJSON_Delete(obj);
+        if (rc) break;
+    }
+    if (!rc && stats->read == before) rc = err_set(err, RLHF_EFORMAT, "%s: no candidates in file", r.path);
+    lines_close(&r);
+    return rc;
+}

@@ -1,0 +1,60 @@
+/* Candidates: the k answers to a prompt, from a registered model or an external
+ * system. Identical texts from one model for one prompt are stored once. */
+#ifndef RLHF_DB_CANDIDATES_H
+#define RLHF_DB_CANDIDATES_H
+
+#include <stdint.h>
+
+#include "db/db.h"
+
+typedef struct CandidateIn {
+    int64_t prompt_id, model_id;
+    const char *text;
+    int64_t n_tokens;   /* < 0: unknown */
+    double sum_logprob; /* NAN: unknown */
+    const char *params; /* sampling parameters as JSON; may be NULL */
+    int64_t seed;
+    int has_seed;
+} CandidateIn;
+
+/* *inserted says whether the text was new for (prompt, model); *id is the row either way. */
+int db_candidate_insert(Db *db, const CandidateIn *c, int64_t *id, int *inserted, Err *err);
+
+typedef struct CandidateRow {
+    int64_t id, prompt_id, model_id, n_tokens, seed;
+    double sum_logprob; /* NAN when unknown */
+    char *model_name, *text, *params;
+} CandidateRow;
+
+/* All candidates of a prompt in id order; the caller frees with db_candidates_free. */
+int db_candidates_of_prompt(Db *db, int64_t prompt_id, CandidateRow **rows, int *n, Err *err);
+void db_candidates_free(CandidateRow *rows, int n);
+/* Number of candidates of a prompt from a model (model_id 0: any model). */
+int db_candidates_count(Db *db, int64_t prompt_id, int64_t model_id, int64_t *n, Err *err);
+
+typedef struct CandidateNeedFilter {
+    int64_t model_id;
+    int k;              /* prompts with fewer than k candidates from model_id */
+    const char *split;  /* NULL: any */
+    const int64_t *ids; /* explicit prompt ids, or NULL for all */
+    int n_ids;
+    int64_t limit; /* 0: no limit */
+} CandidateNeedFilter;
+
+/* Calls fn(prompt_id, candidates it has, ctx) in id order for each prompt the
+ * filter selects; a non-zero return from fn stops and is returned. */
+int db_prompts_needing_candidates(Db *db, const CandidateNeedFilter *f,
+                                  int (*fn)(int64_t prompt_id, int64_t have, void *ctx), void *ctx,
+                                  Err *err);
+
+typedef struct CandidateImportStats {
+    int64_t read, inserted, duplicates, new_prompts;
+} CandidateImportStats;
+
+/* Imports JSONL {"prompt", "completion" | "response", "model", optional "split"}:
+ * prompts are matched by text or created, models registered as external.
+ * Call inside db_begin/db_commit so a failed file changes nothing. */
+int db_candidates_import_file(Db *db, const char *path, const char *default_model,
+                              CandidateImportStats *stats, Err *err);
+
+#endif

@@ -1,0 +1,136 @@
+/* The generation loop: select prompts lacking candidates, sample, store. */
+#include "gen/gen.h"
+#include "db/candidates.h"
+#include "db/prompts.h"
+#include "util/sys.h"
+#include "util/text.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *gen_apply_template(const char *template, const char *prompt) {
+    StrBuf b = {0};
+    const char *t = template ? template : GEN_DEFAULT_TEMPLATE, *p;
+    int failed = 0;
+    while ((p = strstr(t, "{prompt}")) != NULL) {
+        failed |= sb_append(&b, t, (size_t)(p - t));
+        failed |= sb_puts(&b, prompt);
+        t = p + strlen("{prompt}");
+    }
+    failed |= sb_puts(&b, t);
+    if (failed) {
+        sb_free(&b);
+        return NULL;
+    }
+    return b.s ? b.s : strdup("");
+}
+
+uint64_t gen_seed(uint64_t base, int64_t prompt_id, int draw) {
+    /* splitmix-style mixing of (base, prompt, draw) */
+    uint64_t z = base ^ ((uint64_t)prompt_id * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)draw << 40);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void free_samples(GenSample *s, int n) {
+    for (int i = 0; i < n; i++) free(s[i].text);
+}
+
+/* Samples and stores what one prompt lacks, in one transaction. */
+static int gen_prompt(Db *db, const GenOptions *o, const GenBackend *b, int64_t pid,
+                      const char *ptext, int64_t have, GenStats *st, Err *err) {
+    int max_draws = o->max_draws > 0 ? o->max_draws : 4 * o->k;
+    char *input = gen_apply_template(o->template, ptext);
+    if (!input) return err_set(err, RLHF_ENOMEM, "out of memory");
+    GenSample *s = calloc((size_t)o->k, sizeof *s);
+    uint64_t *seeds = calloc((size_t)o->k, sizeof *seeds);
+    int rc = (!s || !seeds) ? err_set(err, RLHF_ENOMEM, "out of memory") : db_begin(db, err);
+    /* draws already spent on this prompt are recorded by the candidates' count;
+     * numbering draws from `have` keeps a resumed run on fresh seeds */
+    int draw = (int)have;
+    while (!rc && have < o->k) {
+        int want = (int)(o->k - have);
+        if (o->unique && draw + want > max_draws) want = max_draws - draw;
+        if (want <= 0) {
+            st->short_prompts++;
+            break;
+        }
+        for (int i = 0; i < want; i++) seeds[i] = gen_seed(o->seed, pid, draw + i);
+        memset(s, 0, (size_t)want * sizeof *s);
+        rc = b->sample(b->ctx, input, want, seeds, s, err);
+        if (rc) {
+            err_prefix(err, "prompt %lld: ", (long long)pid);
+            break;
+        }
+        for (int i = 0; i < want && !rc; i++) {
+            CandidateIn c = {pid, o->model_id, s[i].text ? s[i].text : "", s[i].n_tokens,
+                             s[i].sum_logprob, b->params_json, (int64_t)seeds[i], 1};
+            int inserted = 0;
+            rc = db_candidate_insert(db, &c, NULL, &inserted, err);
+            if (inserted) have++, st->candidates++;
+            else st->duplicates++;
+        }
+        free_samples(s, want);
+        draw += want;
+        if (!o->unique) break; /* without --unique a duplicate simply counts once */
+    }
+    if (!rc) rc = db_commit(db, err);
+    else db_rollback(db);
+    free(input);
+    free(s);
+    free(seeds);
+    return rc;
+}
+
+struct todo {
+    int64_t *ids;
+    int n, cap;
+};
+
+static int collect_todo(int64_t id, int64_t have, void *ctx) {
+    (void)have;
+    struct todo *t = ctx;
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        int64_t *p = realloc(t->ids, (size_t)t->cap * sizeof *p);
+        if (!p) return RLHF_ENOMEM;
+        t->ids = p;
+    }
+    t->ids[t->n++] = id;
+    return 0;
+}
+
+int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress, GenStats *st,
+            Err *err) {
+    memset(st, 0, sizeof *st);
+    if (o->k < 1) return err_set(err, RLHF_EINVAL, "k must be at least 1");
+    struct todo t = {0};
+    CandidateNeedFilter f = {o->model_id, o->k, o->split, o->ids, o->n_ids, o->limit};
+    int rc = db_prompts_needing_candidates(db, &f, collect_todo, &t, err);
+    if (rc == RLHF_ENOMEM) err_set(err, rc, "out of memory");
+    st->prompts_selected = t.n;
+    if (progress) progress->total = t.n;
+    for (int i = 0; !rc && i < t.n; i++) {
+        if (sys_interrupted()) {
+            st->interrupted = 1;
+            break;
+        }
+        char *text = NULL;
+        int64_t have = 0;
+        rc = db_prompt_text(db, t.ids[i], &text, err);
+        if (!rc) rc = db_candidates_count(db, t.ids[i], o->model_id, &have, err);
+        if (!rc) rc = gen_prompt(db, o, b, t.ids[i], text, have, st, err);
+        free(text);
+        if (!rc) st->prompts_done++;
+        if (progress) {
+            char extra[64];
+            snprintf(extra, sizeof extra, "%lld candidates", (long long)st->candidates);
+            progress_update(progress, st->prompts_done, extra);
+        }
+    }
+    free(t.ids);
+    return rc;
+}

@@ -1,0 +1,62 @@
+/* Candidate generation: gives each selected prompt k candidates from one model
+ * and stores them. The sampler is a backend (the embedded model, or a test
+ * double), so the bookkeeping here (which prompts lack candidates, seeds,
+ * uniqueness, one transaction per prompt, interrupt and resume) is the same
+ * for all. */
+#ifndef RLHF_GEN_H
+#define RLHF_GEN_H
+
+#include <stdint.h>
+
+#include "db/db.h"
+#include "util/progress.h"
+
+/* The chat template used when a model carries none: {prompt} is replaced by
+ * the prompt text. Matches samples/corpus.txt. */
+#define GEN_DEFAULT_TEMPLATE "Human: {prompt}\n\nAssistant:"
+
+typedef struct GenSample {
+    char *text; /* owned by the backend's caller: freed with free() */
+    int64_t n_tokens;
+    double sum_logprob;
+} GenSample;
+
+typedef struct GenBackend {
+    void *ctx;
+    /* Samples n continuations of `input` (the templated prompt), stream i with
+     * seeds[i]; fills out[0..n). Must be deterministic in the seeds. */
+    int (*sample)(void *ctx, const char *input, int n, const uint64_t *seeds, GenSample *out,
+                  Err *err);
+    const char *params_json; /* sampling parameters stored with each candidate */
+} GenBackend;
+
+typedef struct GenOptions {
+    int64_t model_id;     /* registered model the candidates belong to */
+    const char *template; /* NULL: GEN_DEFAULT_TEMPLATE */
+    int k;                /* candidates wanted per prompt */
+    const char *split;    /* NULL: any */
+    const int64_t *ids;   /* explicit prompt ids, or NULL */
+    int n_ids;
+    int64_t limit;        /* at most this many prompts (0: all) */
+    int unique;           /* resample until k distinct texts (bounded by max_draws) */
+    int max_draws;        /* total samples per prompt with unique (0: 4*k) */
+    uint64_t seed;
+} GenOptions;
+
+typedef struct GenStats {
+    int64_t prompts_selected, prompts_done, candidates, duplicates, short_prompts;
+    int interrupted;
+} GenStats;
+
+/* Renders the template with the prompt; caller frees. NULL on allocation failure. */
+char *gen_apply_template(const char *template, const char *prompt);
+/* The seed of draw j for a prompt: independent of order and of resumption. */
+uint64_t gen_seed(uint64_t base, int64_t prompt_id, int draw);
+
+/* Runs generation. Stops cleanly between prompts when sys_interrupted() is
+ * set (stats->interrupted), having committed every finished prompt. progress
+ * may be NULL. */
+int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress, GenStats *stats,
+            Err *err);
+
+#endif

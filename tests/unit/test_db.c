@@ -1,0 +1,233 @@
+/* db/: open/migrate/refuse, prompts import all-or-nothing, candidates, rankings. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db/candidates.h"
+#include "db/db.h"
+#include "db/prompts.h"
+#include "db/rankings.h"
+#include "db/registry.h"
+#include "db/status.h"
+
+static char dbpath[64];
+
+static void setup(void) {
+    snprintf(dbpath, sizeof dbpath, "/tmp/rlhf-unit-db-%d.db", getpid());
+    unlink(dbpath);
+}
+
+static void teardown(void) {
+    char p[80];
+    unlink(dbpath);
+    snprintf(p, sizeof p, "%s-wal", dbpath);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", dbpath);
+    unlink(p);
+}
+
+static Db *fresh(void) {
+    Db *db;
+    Err e = {0};
+    cr_assert_eq(db_open(dbpath, DB_OPEN_CREATE, &db, &e), 0, "%s", e.msg);
+    return db;
+}
+
+static void write_file(const char *path, const char *s) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(s, f);
+    fclose(f);
+}
+
+TestSuite(db, .init = setup, .fini = teardown);
+
+Test(db, create_then_open_existing) {
+    Db *db = fresh();
+    int v;
+    cr_assert_eq(db_schema_version(db, &v, NULL), 0);
+    cr_assert_eq(v, DB_SCHEMA_VERSION);
+    db_close(db);
+    Err e = {0};
+    cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), 0, "%s", e.msg);
+    db_close(db);
+}
+
+Test(db, missing_file_is_not_created) {
+    Db *db;
+    Err e = {0};
+    cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), RLHF_ENOTFOUND);
+    cr_assert(strstr(e.msg, "rlhf init"), "%s", e.msg);
+    cr_assert_eq(access(dbpath, F_OK), -1);
+}
+
+Test(db, newer_schema_refused) {
+    Db *db = fresh();
+    db_close(db);
+    sqlite3 *h;
+    sqlite3_open(dbpath, &h);
+    sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL, NULL);
+    sqlite3_close(h);
+    Err e = {0};
+    cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), RLHF_EVERSION);
+    cr_assert(strstr(e.msg, "newer"), "%s", e.msg);
+}
+
+Test(db, foreign_sqlite_and_garbage_refused) {
+    sqlite3 *h;
+    sqlite3_open(dbpath, &h);
+    sqlite3_exec(h, "CREATE TABLE x(a); PRAGMA user_version = 1;", NULL, NULL, NULL);
+    sqlite3_close(h);
+    Db *db;
+    Err e = {0};
+    cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), RLHF_EFORMAT);
+    cr_assert(strstr(e.msg, "not an rlhf project"), "%s", e.msg);
+    teardown();
+    write_file(dbpath, "this is not a database at all, just some text that goes on and on\n");
+    cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), RLHF_EFORMAT);
+}
+
+Test(db, prompts_import_dedup_and_all_or_nothing) {
+    Db *db = fresh();
+    char good[80], bad[80];
+    snprintf(good, sizeof good, "%s.good.jsonl", dbpath);
+    snprintf(bad, sizeof bad, "%s.bad.jsonl", dbpath);
+    write_file(good, "{\"prompt\":\"a\",\"split\":\"test\"}\n{\"instruction\":\"b\",\"id\":7}\n{\"text\":\"a\"}\n");
+    write_file(bad, "{\"prompt\":\"c\"}\n{\"prompt\": 5}\n");
+    Err e = {0};
+    PromptImportStats st = {0};
+    cr_assert_eq(db_begin(db, &e), 0);
+    cr_assert_eq(db_prompts_import_file(db, good, NULL, &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(st.inserted, 2);
+    cr_assert_eq(st.duplicates, 1);
+    int rc = db_prompts_import_file(db, bad, NULL, &st, &e);
+    cr_assert_eq(rc, RLHF_EFORMAT);
+    cr_assert(strstr(e.msg, ".bad.jsonl:2: field \"prompt\" must be a string"), "%s", e.msg);
+    db_rollback(db);
+    DbStatus s;
+    cr_assert_eq(db_status(db, &s, &e), 0);
+    cr_assert_eq(s.prompts, 0, "rollback must leave nothing");
+    db_status_free(&s);
+    unlink(good);
+    unlink(bad);
+    db_close(db);
+}
+
+static int64_t add_prompt(Db *db, const char *text) {
+    int64_t id;
+    PromptIn in = {text, NULL, NULL, NULL};
+    cr_assert_eq(db_prompt_insert(db, &in, &id, NULL, NULL), 0);
+    return id;
+}
+
+static int64_t add_cand(Db *db, int64_t pid, int64_t mid, const char *text) {
+    int64_t id;
+    CandidateIn c = {pid, mid, text, -1, NAN, NULL, 0, 0};
+    cr_assert_eq(db_candidate_insert(db, &c, &id, NULL, NULL), 0);
+    return id;
+}
+
+struct seen {
+    int n, versions[8], current[8], nitems[8];
+};
+
+static int collect(const RankingRow *r, void *ctx) {
+    struct seen *s = ctx;
+    s->versions[s->n] = r->version;
+    s->current[s->n] = r->is_current;
+    s->nitems[s->n] = r->n_items;
+    cr_assert(r->n_items < 2 || r->items[0].rank <= r->items[1].rank);
+    s->n++;
+    return 0;
+}
+
+Test(db, rankings_submit_versions_and_read) {
+    Db *db = fresh();
+    Err e = {0};
+    int64_t pid = add_prompt(db, "p"), mid, lid;
+    cr_assert_eq(db_model_ensure_external(db, "m", &mid, &e), 0);
+    int64_t c1 = add_cand(db, pid, mid, "one"), c2 = add_cand(db, pid, mid, "two");
+    int ins = 1;
+    CandidateIn dup = {pid, mid, "one", -1, NAN, NULL, 0, 0};
+    int64_t dupid;
+    cr_assert_eq(db_candidate_insert(db, &dup, &dupid, &ins, &e), 0);
+    cr_assert_eq(ins, 0);
+    cr_assert_eq(dupid, c1);
+    cr_assert_eq(db_labeler_ensure(db, "ann", 0, NULL, &lid, &e), 0);
+    RankingItemIn items[2] = {{c2, 1, 6, "[\"harmful\"]", 0}, {c1, 2, 3, NULL, 1}};
+    RankingIn in = {.prompt_id = pid, .labeler_id = lid, .items = items, .n_items = 2,
+                    .time_spent_ms = 1200, .gold_agreement = NAN, .source = "test"};
+    int64_t r1, r2;
+    cr_assert_eq(db_ranking_submit(db, &in, &r1, &e), 0, "%s", e.msg);
+    items[0].rank = 2, items[1].rank = 1;
+    cr_assert_eq(db_ranking_submit(db, &in, &r2, &e), 0, "%s", e.msg);
+    RankingFilter f = db_ranking_filter_default();
+    struct seen s = {0};
+    cr_assert_eq(db_rankings_each(db, &f, collect, &s, &e), 0);
+    cr_assert_eq(s.n, 1);
+    cr_assert_eq(s.versions[0], 2);
+    f.all_versions = 1;
+    memset(&s, 0, sizeof s);
+    cr_assert_eq(db_rankings_each(db, &f, collect, &s, &e), 0);
+    cr_assert_eq(s.n, 2);
+    cr_assert_eq(s.current[0], 0);
+    cr_assert_eq(s.nitems[1], 2);
+    /* bad input: a candidate of another prompt, a score out of range */
+    int64_t other = add_prompt(db, "q");
+    int64_t c3 = add_cand(db, other, mid, "three");
+    items[1].candidate_id = c3;
+    cr_assert_eq(db_ranking_submit(db, &in, NULL, &e), RLHF_EINVAL);
+    cr_assert(strstr(e.msg, "does not belong"), "%s", e.msg);
+    items[1].candidate_id = c1;
+    items[1].likert = 9;
+    cr_assert_eq(db_ranking_submit(db, &in, NULL, &e), RLHF_EINVAL);
+    DbStatus st;
+    cr_assert_eq(db_status(db, &st, &e), 0);
+    cr_assert_eq(st.rankings, 1);
+    cr_assert_eq(st.comparisons, 1);
+    db_status_free(&st);
+    db_close(db);
+}
+
+Test(db, registry_runs_metrics) {
+    Db *db = fresh();
+    Err e = {0};
+    int64_t id, id2, run;
+    ModelIn m = {"base", "base", "/tmp/x.bin", 0, "abc", "{\"dim\":8}", NULL};
+    cr_assert_eq(db_model_upsert(db, &m, &id, &e), 0, "%s", e.msg);
+    m.sha256 = "def";
+    cr_assert_eq(db_model_upsert(db, &m, &id2, &e), 0);
+    cr_assert_eq(id, id2);
+    ModelRow row;
+    cr_assert_eq(db_model_get(db, "/tmp/x.bin", &row, &e), 0);
+    cr_assert_str_eq(row.sha256, "def");
+    db_model_row_free(&row);
+    cr_assert_eq(db_model_get(db, "nope", &row, &e), RLHF_ENOTFOUND);
+    cr_assert_eq(db_run_start(db, "pretrain", "{}", id, &run, &e), 0);
+    cr_assert_eq(db_metric_add(db, run, 1, "loss", 2.5, &e), 0);
+    cr_assert_eq(db_metric_add(db, run, 1, "loss", 2.4, &e), 0);
+    cr_assert_eq(db_run_finish(db, run, "done", id, NULL, &e), 0);
+    db_close(db);
+}
+
+Test(db, two_connections_write_without_loss) {
+    Db *a = fresh(), *b;
+    Err e = {0};
+    cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &b, &e), 0);
+    cr_assert_eq(db_begin(a, &e), 0);
+    add_prompt(a, "from a");
+    cr_assert_eq(db_commit(a, &e), 0);
+    cr_assert_eq(db_begin(b, &e), 0);
+    add_prompt(b, "from b");
+    cr_assert_eq(db_commit(b, &e), 0);
+    DbStatus s;
+    cr_assert_eq(db_status(a, &s, &e), 0);
+    cr_assert_eq(s.prompts, 2);
+    db_status_free(&s);
+    db_close(a);
+    db_close(b);
+}

@@ -1,0 +1,184 @@
+/* gen/: selection, idempotence, determinism, --unique, interrupt and resume,
+ * with a deterministic stand-in for the model. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db/candidates.h"
+#include "db/prompts.h"
+#include "db/registry.h"
+#include "gen/gen.h"
+#include "util/sys.h"
+
+struct fake {
+    int distinct; /* texts come from seed % distinct */
+    int calls, fail_at, interrupt_at;
+    char last_input[256];
+};
+
+static int fake_sample(void *ctx, const char *input, int n, const uint64_t *seeds, GenSample *out,
+                       Err *err) {
+    struct fake *f = ctx;
+    f->calls++;
+    snprintf(f->last_input, sizeof f->last_input, "%s", input);
+    if (f->fail_at && f->calls == f->fail_at) return err_set(err, RLHF_EIO, "backend broke");
+    if (f->interrupt_at && f->calls == f->interrupt_at) raise(SIGINT);
+    for (int i = 0; i < n; i++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "answer %llu", (unsigned long long)(seeds[i] % (uint64_t)f->distinct));
+        out[i].text = strdup(buf);
+        out[i].n_tokens = 2;
+        out[i].sum_logprob = -1.5;
+    }
+    return 0;
+}
+
+static char path[64];
+
+static Db *setup_db(int n_prompts, int64_t *model_id) {
+    snprintf(path, sizeof path, "/tmp/rlhf-gen-%d.db", getpid());
+    unlink(path);
+    Db *db;
+    Err e = {0};
+    cr_assert_eq(db_open(path, DB_OPEN_CREATE, &db, &e), 0, "%s", e.msg);
+    for (int i = 0; i < n_prompts; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "prompt %d", i);
+        PromptIn p = {t, i % 2 ? "test" : "train", NULL, NULL};
+        cr_assert_eq(db_prompt_insert(db, &p, NULL, NULL, &e), 0);
+    }
+    ModelIn m = {"fake", "policy", "/dev/null", 0, NULL, NULL, NULL};
+    cr_assert_eq(db_model_upsert(db, &m, model_id, &e), 0);
+    return db;
+}
+
+static void done_db(Db *db) {
+    db_close(db);
+    unlink(path);
+}
+
+static int64_t count(Db *db, int64_t pid, int64_t mid) {
+    int64_t n;
+    cr_assert_eq(db_candidates_count(db, pid, mid, &n, NULL), 0);
+    return n;
+}
+
+Test(gen, template) {
+    char *s = gen_apply_template(NULL, "Hi?");
+    cr_assert_str_eq(s, "Human: Hi?\n\nAssistant:");
+    free(s);
+    s = gen_apply_template("<{prompt}|{prompt}>", "x");
+    cr_assert_str_eq(s, "<x|x>");
+    free(s);
+    s = gen_apply_template("no placeholder", "x");
+    cr_assert_str_eq(s, "no placeholder");
+    free(s);
+}
+
+Test(gen, fills_missing_and_is_idempotent) {
+    int64_t mid;
+    Db *db = setup_db(5, &mid);
+    struct fake f = {.distinct = 1000000};
+    GenBackend b = {&f, fake_sample, "{\"t\":1}"};
+    GenOptions o = {.model_id = mid, .k = 3, .seed = 7};
+    GenStats st;
+    Err e = {0};
+    cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(st.prompts_done, 5);
+    cr_assert_eq(st.candidates, 15);
+    cr_assert_str_eq(f.last_input, "Human: prompt 4\n\nAssistant:");
+    cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0);
+    cr_assert_eq(st.prompts_selected, 0, "a rerun finds nothing to do");
+    o.k = 4;
+    o.split = "test";
+    cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0);
+    cr_assert_eq(st.prompts_done, 2);
+    cr_assert_eq(count(db, 2, mid), 4);
+    cr_assert_eq(count(db, 1, mid), 3);
+    int64_t ids[] = {1};
+    o.split = NULL, o.ids = ids, o.n_ids = 1;
+    cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0);
+    cr_assert_eq(count(db, 1, mid), 4);
+    cr_assert_eq(count(db, 3, mid), 3);
+    done_db(db);
+}
+
+static char *texts_of(Db *db, int64_t pid) {
+    CandidateRow *rows;
+    int n;
+    cr_assert_eq(db_candidates_of_prompt(db, pid, &rows, &n, NULL), 0);
+    char *all = calloc(1, 4096);
+    for (int i = 0; i < n; i++) strcat(strcat(all, rows[i].text), "|");
+    db_candidates_free(rows, n);
+    return all;
+}
+
+Test(gen, same_seed_same_text_and_resume_after_interrupt) {
+    int64_t mid;
+    Db *db = setup_db(6, &mid);
+    struct fake f = {.distinct = 1000000};
+    GenBackend b = {&f, fake_sample, NULL};
+    GenOptions o = {.model_id = mid, .k = 2, .seed = 99};
+    GenStats st;
+    Err e = {0};
+    cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0);
+    char *want[6];
+    for (int i = 0; i < 6; i++) want[i] = texts_of(db, i + 1);
+    done_db(db);
+
+    db = setup_db(6, &mid);
+    sys_catch_interrupts();
+    f.calls = 0;
+    f.interrupt_at = 3; /* Ctrl-C while the third prompt is sampled */
+    cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0);
+    cr_assert(st.interrupted);
+    cr_assert_eq(st.prompts_done, 3, "the prompt in flight finishes, then it stops");
+    sys_reset_interrupt();
+    signal(SIGINT, SIG_DFL);
+    f.interrupt_at = 0;
+    cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0);
+    cr_assert_eq(st.prompts_done, 3);
+    for (int i = 0; i < 6; i++) {
+        char *got = texts_of(db, i + 1);
+        cr_assert_str_eq(got, want[i], "prompt %d differs after resume", i + 1);
+        free(got);
+        free(want[i]);
+    }
+    done_db(db);
+}
+
+Test(gen, unique_resamples_until_bound) {
+    int64_t mid;
+    Db *db = setup_db(1, &mid);
+    struct fake f = {.distinct = 2}; /* only two different answers exist */
+    GenBackend b = {&f, fake_sample, NULL};
+    GenOptions o = {.model_id = mid, .k = 3, .seed = 1};
+    GenStats st;
+    Err e = {0};
+    cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0);
+    cr_assert(count(db, 1, mid) <= 2, "identical candidates are stored once");
+    o.unique = 1;
+    o.max_draws = 10;
+    cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0);
+    cr_assert_eq(count(db, 1, mid), 2);
+    cr_assert_eq(st.short_prompts, 1);
+    done_db(db);
+}
+
+Test(gen, backend_failure_keeps_finished_prompts_only) {
+    int64_t mid;
+    Db *db = setup_db(4, &mid);
+    struct fake f = {.distinct = 1000000, .fail_at = 3};
+    GenBackend b = {&f, fake_sample, NULL};
+    GenOptions o = {.model_id = mid, .k = 2, .seed = 1};
+    GenStats st;
+    Err e = {0};
+    cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), RLHF_EIO);
+    cr_assert(strstr(e.msg, "prompt 3: backend broke"), "%s", e.msg);
+    cr_assert_eq(count(db, 2, mid), 2);
+    cr_assert_eq(count(db, 3, mid), 0);
+    done_db(db);
+}
