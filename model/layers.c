@@ -9,6 +9,7 @@
 
 #include "model/config.h"
 #include "model/fastmath.h"
+#include "model/parallel.h"
 
 void embedding_forward(float *out, const int *tokens, const float *emb, int N, int C) {
     for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, emb + (size_t)tokens[n] * C, C * sizeof(float));
@@ -163,30 +164,53 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
         }
 }
 
+typedef struct {
+    float *out, *dh1, *dh3;
+    const float *h1, *h3, *dout;
+} Swi;
+
 /* silu(x) = x·σ(x), σ(x) = 1/(1 + e^-x); 4 lanes at a time, then the tail */
-void swiglu_forward(float *out, const float *h1, const float *h3, int n) {
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
+static void swiglu_forward_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Swi *w = ctx;
+    float *out = w->out;
+    const float *h1 = w->h1, *h3 = w->h3;
+    int64_t i = lo;
+    (void)part;
+    for (; i + 4 <= hi; i += 4) {
         v4f x = v4_load(h1 + i);
         v4_store(out + i, x / (1.0f + v4_exp(-x)) * v4_load(h3 + i));
     }
-    for (; i < n; i++) out[i] = h1[i] / (1.0f + fast_expf(-h1[i])) * h3[i];
+    for (; i < hi; i++) out[i] = h1[i] / (1.0f + fast_expf(-h1[i])) * h3[i];
+}
+
+void swiglu_forward(float *out, const float *h1, const float *h3, int n) {
+    Swi w = {.out = out, .h1 = h1, .h3 = h3};
+    par_for(n, 1 << 15, swiglu_forward_part, &w);
 }
 
 /* d silu/dx = σ(x)·(1 + x·(1 − σ(x))) */
-void swiglu_backward(float *dh1, float *dh3, const float *dout, const float *h1, const float *h3,
-                     int n) {
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
+static void swiglu_backward_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Swi *w = ctx;
+    float *dh1 = w->dh1, *dh3 = w->dh3;
+    const float *h1 = w->h1, *h3 = w->h3, *dout = w->dout;
+    int64_t i = lo;
+    (void)part;
+    for (; i + 4 <= hi; i += 4) {
         v4f x = v4_load(h1 + i), d = v4_load(dout + i), s = 1.0f / (1.0f + v4_exp(-x));
         v4_store(dh3 + i, d * x * s);
         v4_store(dh1 + i, d * v4_load(h3 + i) * s * (1.0f + x * (1.0f - s)));
     }
-    for (; i < n; i++) {
+    for (; i < hi; i++) {
         float x = h1[i], s = 1.0f / (1.0f + fast_expf(-x));
         dh3[i] = dout[i] * x * s;
         dh1[i] = dout[i] * h3[i] * s * (1.0f + x * (1.0f - s));
     }
+}
+
+void swiglu_backward(float *dh1, float *dh3, const float *dout, const float *h1, const float *h3,
+                     int n) {
+    Swi w = {.dh1 = dh1, .dh3 = dh3, .h1 = h1, .h3 = h3, .dout = dout};
+    par_for(n, 1 << 15, swiglu_backward_part, &w);
 }
 
 void residual_forward(float *out, const float *a, const float *b, int n) {

@@ -169,12 +169,13 @@ int model_runstate_create(RunState *rs, const Config *c, int B, int T, Err *err)
         {&rs->dhg, N * H},
     };
     size_t total = 0, nt = sizeof t / sizeof t[0];
-    for (size_t i = 0; i < nt; i++) total += (t[i].n + 15) & ~(size_t)15; /* 64-byte aligned */
-    rs->mem = aligned_alloc(64, total * sizeof(float));
+    /* each piece starts 64 bytes after the last (calloc'd big blocks are
+     * fresh zero pages: nothing is touched until it is used) */
+    for (size_t i = 0; i < nt; i++) total += (t[i].n + 15) & ~(size_t)15;
+    rs->mem = calloc(total, sizeof(float));
     if (!rs->mem)
         return err_set(err, RLHF_ENOMEM, "out of memory for activations (%zu MiB)",
                        total * sizeof(float) >> 20);
-    memset(rs->mem, 0, total * sizeof(float));
     float *p = rs->mem;
     for (size_t i = 0; i < nt; i++) {
         *t[i].p = p;
