@@ -72,9 +72,11 @@ wait $pid 2>/dev/null
 if grep -q "trained 400" k.out; then
     echo "note: the run finished before the kill; resuming a finished run instead"
 fi
-ls k.ckpt.tmp.* >/dev/null 2>&1 && echo "note: a temporary from the killed write remains (ignored)"
+ls k.ckpt.tmp.* >/dev/null 2>&1 && echo "note: the kill left a temporary file"
+: > k.ckpt.tmp.999999999   # a dead writer's leftover
 expect_rc 0 "$RLHF" pretrain $ARGS --out k.ckpt --resume
 contains "$ERR" "resumed"
+! ls k.ckpt.tmp.* >/dev/null 2>&1 || die "stale temporaries were not removed"
 cmp ref.ckpt k.ckpt || die "resumed run differs from the uninterrupted one"
 # a corrupt checkpoint is refused on resume, not trained over
 printf 'garbage' | dd of=k.ckpt bs=1 seek=5000 conv=notrunc 2>/dev/null
