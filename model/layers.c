@@ -105,6 +105,11 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int
     rope_apply(dx, cos_t, sin_t, B, T, nh, hs, -1.0f);
 }
 
+/* Causal attention skips the blocks above the diagonal: rows are taken in
+ * blocks of ATT_BLOCK, and block [r0, r1) only meets keys [0, r1). For T=256
+ * that is 10/16 of the full T×T products. */
+#define ATT_BLOCK 64
+
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int NH, int NKV, int hs) {
     int C = NH * hs, KV = NKV * hs, grp = NH / NKV;
@@ -114,19 +119,23 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
             const float *qb = q + (size_t)b * T * C + h * hs;
             const float *kb = k + (size_t)b * T * KV + (h / grp) * hs;
             const float *vb = v + (size_t)b * T * KV + (h / grp) * hs;
-            float *a = att + ((size_t)b * NH + h) * T * T;
-            /* a (T,T) = scale · q (T,hs) k^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, qb, C, kb, KV,
-                        0.0f, a, T);
-            for (int t = 0; t < T; t++) {
-                float *row = a + (size_t)t * T;
-                float sum = vec_exp_sum(row, t + 1, vec_max(row, t + 1));
-                vec_scale(row, t + 1, 1.0f / sum);
-                memset(row + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+            float *a = att + ((size_t)b * NH + h) * T * T, *ob = out + (size_t)b * T * C + h * hs;
+            for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+                int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, nr = r1 - r0;
+                float *ab = a + (size_t)r0 * T;
+                /* a[r0:r1, 0:r1] = scale · q[r0:r1] (nr,hs) · k[0:r1]^T */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, r1, hs, scale,
+                            qb + (size_t)r0 * C, C, kb, KV, 0.0f, ab, T);
+                for (int t = r0; t < r1; t++) {
+                    float *row = a + (size_t)t * T;
+                    float sum = vec_exp_sum(row, t + 1, vec_max(row, t + 1));
+                    vec_scale(row, t + 1, 1.0f / sum);
+                    memset(row + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+                }
+                /* out[r0:r1] (nr,hs) = a[r0:r1, 0:r1] · v[0:r1] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hs, r1, 1.0f, ab, T, vb,
+                            KV, 0.0f, ob + (size_t)r0 * C, C);
             }
-            /* out (T,hs) = a · v (T,hs) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, vb, KV,
-                        0.0f, out + (size_t)b * T * C + h * hs, C);
         }
 }
 
@@ -141,26 +150,30 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
         for (int h = 0; h < NH; h++) {
             size_t qo = (size_t)b * T * C + h * hs, ko = (size_t)b * T * KV + (h / grp) * hs;
             const float *a = att + ((size_t)b * NH + h) * T * T;
-            float *da = scratch;
-            /* da (T,T) = dout (T,hs) · v^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dout + qo, C,
-                        v + ko, KV, 0.0f, da, T);
-            /* dv (T,hs) += a^T · dout */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dout + qo, C,
-                        1.0f, dv + ko, KV);
-            /* softmax backward: ds = a ⊙ (da − Σ_j a·da); zero above the diagonal */
-            for (int t = 0; t < T; t++) {
-                const float *ar = a + (size_t)t * T;
-                float *dr = da + (size_t)t * T;
-                float dot = vec_dot(ar, dr, t + 1);
-                for (int j = 0; j <= t; j++) dr[j] = ar[j] * (dr[j] - dot);
-                memset(dr + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+            for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+                int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, nr = r1 - r0;
+                const float *ab = a + (size_t)r0 * T, *dob = dout + qo + (size_t)r0 * C;
+                float *da = scratch; /* (nr, r1) with row stride T */
+                /* da = dout[r0:r1] · v[0:r1]^T */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, r1, hs, 1.0f, dob, C,
+                            v + ko, KV, 0.0f, da, T);
+                /* dv[0:r1] (r1,hs) += a[r0:r1, 0:r1]^T · dout[r0:r1] */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, nr, 1.0f, ab, T, dob, C,
+                            1.0f, dv + ko, KV);
+                /* softmax backward: ds = a ⊙ (da − Σ_j a·da); zero right of the diagonal */
+                for (int t = r0; t < r1; t++) {
+                    const float *ar = a + (size_t)t * T;
+                    float *dr = da + (size_t)(t - r0) * T;
+                    float dot = vec_dot(ar, dr, t + 1);
+                    for (int j = 0; j <= t; j++) dr[j] = ar[j] * (dr[j] - dot);
+                    memset(dr + t + 1, 0, (size_t)(r1 - t - 1) * sizeof(float));
+                }
+                /* dq[r0:r1] = scale · ds · k[0:r1];  dk[0:r1] += scale · ds^T · q[r0:r1] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hs, r1, scale, da, T,
+                            k + ko, KV, 0.0f, dq + qo + (size_t)r0 * C, C);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, nr, scale, da, T,
+                            q + qo + (size_t)r0 * C, C, 1.0f, dk + ko, KV);
             }
-            /* dq (T,hs) = scale · ds · k;  dk (T,hs) += scale · ds^T · q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, k + ko,
-                        KV, 0.0f, dq + qo, C);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, q + qo, C,
-                        1.0f, dk + ko, KV);
         }
 }
 

@@ -113,9 +113,9 @@ static double att_J(void *p) {
     attention_forward(c->out, c->att, c->q, c->k, c->v, c->B, c->T, c->NH, c->NKV, c->hs);
     return dotd(c->out, c->g, c->B * c->T * c->NH * c->hs);
 }
-static void attention_case(int NH, int NKV) {
+static void attention_case(int NH, int NKV, int B, int T) {
     rng_seed(&R, 4 + NKV);
-    int B = 2, T = 6, hs = 4, nq = B * T * NH * hs, nk = B * T * NKV * hs;
+    int hs = 4, nq = B * T * NH * hs, nk = B * T * NKV * hs;
     AttCtx c = {rnd(nq, 1), rnd(nk, 1), rnd(nk, 1), rnd(nq, 1), rnd(nq, 1), rnd(B * NH * T * T, 1),
                 B, T, NH, NKV, hs};
     att_J(&c);
@@ -136,9 +136,11 @@ static void attention_case(int NH, int NKV) {
     check_grad("attention dk", c.k, nk, dk, att_J, &c, 1e-2f);
     check_grad("attention dv", c.v, nk, dv, att_J, &c, 1e-2f);
 }
-Test(model_layers, attention_grad_mha) { attention_case(2, 2); }
-Test(model_layers, attention_grad_gqa) { attention_case(4, 2); }
-Test(model_layers, attention_grad_mqa) { attention_case(3, 1); }
+Test(model_layers, attention_grad_mha) { attention_case(2, 2, 2, 6); }
+Test(model_layers, attention_grad_gqa) { attention_case(4, 2, 2, 6); }
+Test(model_layers, attention_grad_mqa) { attention_case(3, 1, 2, 6); }
+/* longer than one causal block (ATT_BLOCK = 64 rows), not a multiple of it */
+Test(model_layers, attention_grad_blocks) { attention_case(2, 1, 1, 70); }
 
 /* ---- swiglu ---- */
 typedef struct { float *a, *b, *g, *out; int n; } SwCtx;
