@@ -23,32 +23,44 @@ void embedding_backward(float *demb, const float *dout, const int *tokens, int N
     }
 }
 
-void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C) {
+MODEL_SIMD_CLONES void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w,
+                                       int N, int C) {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
-        float ss = 0.0f;
-        for (int i = 0; i < C; i++) ss += x[i] * x[i];
-        float r = 1.0f / sqrtf(ss / C + MODEL_NORM_EPS);
-        for (int i = 0; i < C; i++) o[i] = w[i] * (r * x[i]);
+        float r = 1.0f / sqrtf(vec_dot(x, x, C) / C + MODEL_NORM_EPS);
+        int i = 0;
+        for (; i + 8 <= C; i += 8) v8_store(o + i, v8_load(w + i) * (r * v8_load(x + i)));
+        for (; i < C; i++) o[i] = w[i] * (r * x[i]);
         rstd[n] = r;
     }
 }
 
 /* y = w ⊙ x·r, r = (mean x² + eps)^-1/2:
  * dx = r·(w⊙dy) − x·r³/C·Σ(w⊙dy⊙x),  dw = Σ_n dy⊙x·r */
-void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
-                      const float *w, const float *rstd, int N, int C) {
+MODEL_SIMD_CLONES void rmsnorm_backward(float *dinp, float *dw, const float *dout,
+                                        const float *inp, const float *w, const float *rstd, int N,
+                                        int C) {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
         float *dx = dinp + (size_t)n * C;
-        float r = rstd[n], dot = 0.0f;
-        for (int i = 0; i < C; i++) {
+        float r = rstd[n];
+        v8f acc = v8_set1(0.0f);
+        int i = 0;
+        for (; i + 8 <= C; i += 8) {
+            v8f xv = v8_load(x + i), g = v8_load(dy + i);
+            acc += v8_load(w + i) * g * xv;
+            v8_store(dw + i, v8_load(dw + i) + g * xv * r);
+        }
+        float dot = v8_hsum(acc);
+        for (; i < C; i++) {
             dot += w[i] * dy[i] * x[i];
             dw[i] += dy[i] * x[i] * r;
         }
         float c = dot * r * r * r / C;
-        for (int i = 0; i < C; i++) dx[i] += r * w[i] * dy[i] - c * x[i];
+        for (i = 0; i + 8 <= C; i += 8)
+            v8_store(dx + i, v8_load(dx + i) + r * v8_load(w + i) * v8_load(dy + i) - c * v8_load(x + i));
+        for (; i < C; i++) dx[i] += r * w[i] * dy[i] - c * x[i];
     }
 }
 
@@ -110,7 +122,7 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int
  * that is 10/16 of the full T×T products. */
 #define ATT_BLOCK 64
 
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+MODEL_SIMD_CLONES void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int NH, int NKV, int hs) {
     int C = NH * hs, KV = NKV * hs, grp = NH / NKV;
     float scale = 1.0f / sqrtf((float)hs);
@@ -139,7 +151,7 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
         }
 }
 
-void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+MODEL_SIMD_CLONES void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                         const float *att, const float *q, const float *k, const float *v, int B,
                         int T, int NH, int NKV, int hs) {
     int C = NH * hs, KV = NKV * hs, grp = NH / NKV;
@@ -182,16 +194,16 @@ typedef struct {
     const float *h1, *h3, *dout;
 } Swi;
 
-/* silu(x) = x·σ(x), σ(x) = 1/(1 + e^-x); 4 lanes at a time, then the tail */
-static void swiglu_forward_part(void *ctx, int64_t lo, int64_t hi, int part) {
+/* silu(x) = x·σ(x), σ(x) = 1/(1 + e^-x); 8 lanes at a time, then the tail */
+MODEL_SIMD_CLONES static void swiglu_forward_part(void *ctx, int64_t lo, int64_t hi, int part) {
     Swi *w = ctx;
     float *out = w->out;
     const float *h1 = w->h1, *h3 = w->h3;
     int64_t i = lo;
     (void)part;
-    for (; i + 4 <= hi; i += 4) {
-        v4f x = v4_load(h1 + i);
-        v4_store(out + i, x / (1.0f + v4_exp(-x)) * v4_load(h3 + i));
+    for (; i + 8 <= hi; i += 8) {
+        v8f x = v8_load(h1 + i);
+        v8_store(out + i, x / (1.0f + v8_exp(-x)) * v8_load(h3 + i));
     }
     for (; i < hi; i++) out[i] = h1[i] / (1.0f + fast_expf(-h1[i])) * h3[i];
 }
@@ -202,16 +214,16 @@ void swiglu_forward(float *out, const float *h1, const float *h3, int n) {
 }
 
 /* d silu/dx = σ(x)·(1 + x·(1 − σ(x))) */
-static void swiglu_backward_part(void *ctx, int64_t lo, int64_t hi, int part) {
+MODEL_SIMD_CLONES static void swiglu_backward_part(void *ctx, int64_t lo, int64_t hi, int part) {
     Swi *w = ctx;
     float *dh1 = w->dh1, *dh3 = w->dh3;
     const float *h1 = w->h1, *h3 = w->h3, *dout = w->dout;
     int64_t i = lo;
     (void)part;
-    for (; i + 4 <= hi; i += 4) {
-        v4f x = v4_load(h1 + i), d = v4_load(dout + i), s = 1.0f / (1.0f + v4_exp(-x));
-        v4_store(dh3 + i, d * x * s);
-        v4_store(dh1 + i, d * v4_load(h3 + i) * s * (1.0f + x * (1.0f - s)));
+    for (; i + 8 <= hi; i += 8) {
+        v8f x = v8_load(h1 + i), d = v8_load(dout + i), s = 1.0f / (1.0f + v8_exp(-x));
+        v8_store(dh3 + i, d * x * s);
+        v8_store(dh1 + i, d * v8_load(h3 + i) * s * (1.0f + x * (1.0f - s)));
     }
     for (; i < hi; i++) {
         float x = h1[i], s = 1.0f / (1.0f + fast_expf(-x));

@@ -31,7 +31,7 @@ static double sum_parts(const double *v, int parts) {
 /* rows per part: at least this many, so small batches stay on one thread */
 #define ROW_CHUNK(V) (1 + 65536 / (V))
 
-static void ce_forward_rows(void *ctx, int64_t lo, int64_t hi, int part) {
+MODEL_SIMD_CLONES static void ce_forward_rows(void *ctx, int64_t lo, int64_t hi, int part) {
     Rows *r = ctx;
     const float *logits = r->cx, *mask = r->mask;
     const int *targets = r->targets;
@@ -63,7 +63,7 @@ double loss_ce_forward(const float *logits, const int *targets, const float *mas
     return sum_parts(r.total, parts);
 }
 
-static void ce_backward_rows(void *ctx, int64_t lo, int64_t hi, int part) {
+MODEL_SIMD_CLONES static void ce_backward_rows(void *ctx, int64_t lo, int64_t hi, int part) {
     Rows *r = ctx;
     float *logits = r->x, scale = r->scale;
     const float *mask = r->mask;
@@ -100,7 +100,7 @@ double loss_ce_backward(float *logits, const int *targets, const float *mask, in
 
 /* with off = max + log Σ exp(x - max):  log p_i = x_i - off,
  * H = -Σ p_i (x_i - off) = off - Σ p_i x_i */
-static void logprob_rows(void *ctx, int64_t lo, int64_t hi, int part) {
+MODEL_SIMD_CLONES static void logprob_rows(void *ctx, int64_t lo, int64_t hi, int part) {
     Rows *r = ctx;
     const float *logits = r->cx;
     const int *targets = r->targets;
@@ -129,7 +129,7 @@ void loss_logprobs(const float *logits, const int *targets, int N, int V, float 
 }
 
 /* d logp_t/dx = onehot(t) − p;  dH/dx_i = −p_i (log p_i + H) */
-static void logprob_backward_rows(void *ctx, int64_t lo, int64_t hi, int part) {
+MODEL_SIMD_CLONES static void logprob_backward_rows(void *ctx, int64_t lo, int64_t hi, int part) {
     Rows *r = ctx;
     float *logits = r->x;
     const int *targets = r->targets;

@@ -53,12 +53,22 @@ static double norm_J(void *p) {
 }
 Test(model_layers, rmsnorm_grad) {
     rng_seed(&R, 1);
-    NormCtx c = {rnd(3 * 8, 1), rnd(8, 1), rnd(3 * 8, 1), rnd(3 * 8, 1), rnd(3, 1), 3, 8};
-    float *dx = calloc(24, 4), *dw = calloc(8, 4);
+    /* C = 13: one 8-lane block and a scalar tail */
+    enum { N = 3, C = 13 };
+    NormCtx c = {rnd(N * C, 1), rnd(C, 1), rnd(N * C, 1), rnd(N * C, 1), rnd(N, 1), N, C};
+    float *dx = calloc(N * C, 4), *dw = calloc(C, 4);
     norm_J(&c);
-    rmsnorm_backward(dx, dw, c.g, c.x, c.w, c.rstd, 3, 8);
-    check_grad("rmsnorm dx", c.x, 24, dx, norm_J, &c, 1e-2f);
-    check_grad("rmsnorm dw", c.w, 8, dw, norm_J, &c, 1e-2f);
+    rmsnorm_backward(dx, dw, c.g, c.x, c.w, c.rstd, N, C);
+    check_grad("rmsnorm dx", c.x, N * C, dx, norm_J, &c, 1e-2f);
+    check_grad("rmsnorm dw", c.w, C, dw, norm_J, &c, 1e-2f);
+    /* forward against the formula */
+    norm_J(&c);
+    for (int n = 0; n < N; n++) {
+        double ss = 0;
+        for (int i = 0; i < C; i++) ss += (double)c.x[n * C + i] * c.x[n * C + i];
+        double r = 1 / sqrt(ss / C + 1e-5);
+        for (int i = 0; i < C; i++) cr_assert_float_eq(c.out[n * C + i], c.w[i] * c.x[n * C + i] * r, 1e-5);
+    }
 }
 
 /* ---- matmul ---- */
