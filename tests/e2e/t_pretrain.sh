@@ -59,6 +59,24 @@ contains "$ERR" "resumed"
 [ "$(sql p.db "select count(*) from runs")" = 1 ] || die "resume started a second run"
 [ "$(sql p.db "select max(step) from metrics")" = 50 ] || die "curve not continued"
 
+# Ctrl-C (SIGINT) mid-run: saves a checkpoint, marks the run interrupted, exits 1
+"$RLHF" pretrain --db p.db --corpus "$CORPUS" --tokenizer tok.bin --steps 5000 --batch 4 \
+    --save-every 1000 --out int.ckpt >int.out 2>int.err &
+pid=$!
+i=0
+while ! grep -q "parameters" int.err 2>/dev/null && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
+sleep 0.3
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 1 ] || die "interrupted run exited $rc: $(cat int.err)"
+contains "$(cat int.err)" "interrupted at step"
+[ -s int.ckpt ] || die "no checkpoint after Ctrl-C"
+[ "$(sql p.db "select status from runs order by id desc limit 1")" = interrupted ] || die "run not marked interrupted"
+expect_rc 0 "$RLHF" pretrain --db p.db --corpus "$CORPUS" --tokenizer tok.bin --steps 5000 --batch 4 \
+    --save-every 1000 --out int.ckpt --resume --steps 60
+[ "$(sql p.db "select status from runs order by id desc limit 1")" = done ] || die "resumed run not done"
+
 # kill -9 mid-run, rerun with --resume: same bytes as a run never interrupted
 ARGS="--corpus $CORPUS --tokenizer tok.bin --config tiny --steps 400 --batch 4 --save-every 10 --eval-every 100 --threads 1 --seed 5"
 expect_rc 0 "$RLHF" pretrain $ARGS --out ref.ckpt
