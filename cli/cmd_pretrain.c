@@ -316,6 +316,8 @@ static int parse(int argc, char **argv, Opts *o) {
     Config tmp;
     Err err = {0};
     if (model_config_named(o->config, &tmp, &err)) return cli_usage_error(E, "--config: %s", err.msg);
+    /* the shape flags must make a valid model whatever the vocabulary */
+    if (build_config(o, 256, &tmp, &err)) return cli_usage_error(E, "%s", err.msg);
     if (o->resume && o->force) return cli_usage_error(E, "--resume and --force contradict each other");
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
     if (o->warmup < 0) o->warmup = o->steps / 20;

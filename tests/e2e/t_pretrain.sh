@@ -23,7 +23,10 @@ contains "$OUT" "--resume"
 expect_rc 1 "$RLHF" pretrain --corpus missing.txt --tokenizer tok.bin --out a.ckpt
 contains "$ERR" "missing.txt"
 expect_rc 1 "$RLHF" pretrain --corpus "$CORPUS" --tokenizer "$CORPUS" --out a.ckpt
-expect_rc 1 "$RLHF" pretrain --corpus "$CORPUS" --tokenizer tok.bin --out a.ckpt --heads 3
+expect_rc 2 "$RLHF" pretrain --corpus "$CORPUS" --tokenizer tok.bin --out a.ckpt --heads 3
+contains "$ERR" "heads"
+expect_rc 2 "$RLHF" pretrain --corpus "$CORPUS" --tokenizer tok.bin --out a.ckpt --dim 36 --heads 4
+contains "$ERR" "even"
 printf 'tiny text\n' > small.txt
 expect_rc 1 "$RLHF" pretrain --corpus small.txt --tokenizer tok.bin --out a.ckpt
 contains "$ERR" "too few"
