@@ -122,16 +122,36 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int
  * that is 10/16 of the full T×T products. */
 #define ATT_BLOCK 64
 
-MODEL_SIMD_CLONES void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                       int B, int T, int NH, int NKV, int hs) {
+typedef struct {
+    float *out, *att, *dq, *dk, *dv, *scratch;
+    const float *q, *k, *v, *dout, *attc;
+    int B, T, NH, NKV, hs;
+} Att;
+
+/* Heads are independent: the (batch, kv group) pairs are split over the
+ * worker threads, each running its sgemms with OpenBLAS at one thread (many
+ * small products parallelise better this way than inside OpenBLAS). A part
+ * takes whole kv groups so the dk/dv sums of grouped heads stay in one thread. */
+static void attention_threaded(void (*part)(void *, int64_t, int64_t, int), Att *a) {
+    int th = par_threads();
+    if (th > 1) openblas_set_num_threads(1);
+    par_for_threads(th, (int64_t)a->B * a->NKV, 1, part, a);
+    if (th > 1) openblas_set_num_threads(th);
+}
+
+MODEL_SIMD_CLONES static void attention_forward_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Att *A = ctx;
+    int T = A->T, NH = A->NH, NKV = A->NKV, hs = A->hs;
     int C = NH * hs, KV = NKV * hs, grp = NH / NKV;
     float scale = 1.0f / sqrtf((float)hs);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *qb = q + (size_t)b * T * C + h * hs;
-            const float *kb = k + (size_t)b * T * KV + (h / grp) * hs;
-            const float *vb = v + (size_t)b * T * KV + (h / grp) * hs;
-            float *a = att + ((size_t)b * NH + h) * T * T, *ob = out + (size_t)b * T * C + h * hs;
+    (void)part;
+    for (int64_t item = lo; item < hi; item++)
+        for (int h = (int)(item % NKV) * grp; h < (int)(item % NKV + 1) * grp; h++) {
+            int b = (int)(item / NKV);
+            const float *qb = A->q + (size_t)b * T * C + h * hs;
+            const float *kb = A->k + (size_t)b * T * KV + (h / grp) * hs;
+            const float *vb = A->v + (size_t)b * T * KV + (h / grp) * hs;
+            float *a = A->att + ((size_t)b * NH + h) * T * T, *ob = A->out + (size_t)b * T * C + h * hs;
             for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
                 int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, nr = r1 - r0;
                 float *ab = a + (size_t)r0 * T;
@@ -151,27 +171,37 @@ MODEL_SIMD_CLONES void attention_forward(float *out, float *att, const float *q,
         }
 }
 
-MODEL_SIMD_CLONES void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                        const float *att, const float *q, const float *k, const float *v, int B,
-                        int T, int NH, int NKV, int hs) {
+void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                       int B, int T, int NH, int NKV, int hs) {
+    Att a = {.out = out, .att = att, .q = q, .k = k, .v = v, .B = B, .T = T, .NH = NH, .NKV = NKV, .hs = hs};
+    attention_threaded(attention_forward_part, &a);
+}
+
+MODEL_SIMD_CLONES static void attention_backward_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Att *A = ctx;
+    int T = A->T, NH = A->NH, NKV = A->NKV, hs = A->hs;
     int C = NH * hs, KV = NKV * hs, grp = NH / NKV;
     float scale = 1.0f / sqrtf((float)hs);
-    memset(dk, 0, (size_t)B * T * KV * sizeof(float));
-    memset(dv, 0, (size_t)B * T * KV * sizeof(float));
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            size_t qo = (size_t)b * T * C + h * hs, ko = (size_t)b * T * KV + (h / grp) * hs;
-            const float *a = att + ((size_t)b * NH + h) * T * T;
+    float *da = A->scratch + (size_t)part * T * T; /* (nr, r1) with row stride T */
+    for (int64_t item = lo; item < hi; item++) {
+        int b = (int)(item / NKV), g = (int)(item % NKV);
+        size_t ko = (size_t)b * T * KV + g * hs;
+        for (int i = 0; i < T; i++) {
+            memset(A->dk + ko + (size_t)i * KV, 0, hs * sizeof(float));
+            memset(A->dv + ko + (size_t)i * KV, 0, hs * sizeof(float));
+        }
+        for (int h = g * grp; h < (g + 1) * grp; h++) {
+            size_t qo = (size_t)b * T * C + h * hs;
+            const float *a = A->attc + ((size_t)b * NH + h) * T * T;
             for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
                 int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, nr = r1 - r0;
-                const float *ab = a + (size_t)r0 * T, *dob = dout + qo + (size_t)r0 * C;
-                float *da = scratch; /* (nr, r1) with row stride T */
+                const float *ab = a + (size_t)r0 * T, *dob = A->dout + qo + (size_t)r0 * C;
                 /* da = dout[r0:r1] · v[0:r1]^T */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, r1, hs, 1.0f, dob, C,
-                            v + ko, KV, 0.0f, da, T);
+                            A->v + ko, KV, 0.0f, da, T);
                 /* dv[0:r1] (r1,hs) += a[r0:r1, 0:r1]^T · dout[r0:r1] */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, nr, 1.0f, ab, T, dob, C,
-                            1.0f, dv + ko, KV);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, nr, 1.0f, ab, T, dob,
+                            C, 1.0f, A->dv + ko, KV);
                 /* softmax backward: ds = a ⊙ (da − Σ_j a·da); zero right of the diagonal */
                 for (int t = r0; t < r1; t++) {
                     const float *ar = a + (size_t)t * T;
@@ -182,11 +212,20 @@ MODEL_SIMD_CLONES void attention_backward(float *dq, float *dk, float *dv, float
                 }
                 /* dq[r0:r1] = scale · ds · k[0:r1];  dk[0:r1] += scale · ds^T · q[r0:r1] */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hs, r1, scale, da, T,
-                            k + ko, KV, 0.0f, dq + qo + (size_t)r0 * C, C);
+                            A->k + ko, KV, 0.0f, A->dq + qo + (size_t)r0 * C, C);
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, nr, scale, da, T,
-                            q + qo + (size_t)r0 * C, C, 1.0f, dk + ko, KV);
+                            A->q + qo + (size_t)r0 * C, C, 1.0f, A->dk + ko, KV);
             }
         }
+    }
+}
+
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                        const float *att, const float *q, const float *k, const float *v, int B,
+                        int T, int NH, int NKV, int hs) {
+    Att a = {.dq = dq, .dk = dk, .dv = dv, .scratch = scratch, .dout = dout, .attc = att, .q = q,
+             .k = k, .v = v, .B = B, .T = T, .NH = NH, .NKV = NKV, .hs = hs};
+    attention_threaded(attention_backward_part, &a);
 }
 
 typedef struct {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "model/layers.h"
+#include "model/parallel.h"
 #include "util/rng.h"
 
 static const char *tensor_names[MODEL_NT] = {"token_embedding", "rms_att", "wq", "wk", "wv",
@@ -165,7 +166,7 @@ int model_runstate_create(RunState *rs, const Config *c, int B, int T, Err *err)
         {&rs->value, N},               {&rs->rope_cos, T * hs / 2}, {&rs->rope_sin, T * hs / 2},
         {&rs->dresid, N * C},          {&rs->dln, N * C},           {&rs->datty, N * C},
         {&rs->dq, N * C},              {&rs->dk, N * KV},           {&rs->dv, N * KV},
-        {&rs->datt, (size_t)T * T},    {&rs->dh1, N * H},           {&rs->dh3, N * H},
+        {&rs->datt, (size_t)PAR_MAX * T * T},    {&rs->dh1, N * H},           {&rs->dh3, N * H},
         {&rs->dhg, N * H},
     };
     size_t total = 0, nt = sizeof t / sizeof t[0];

@@ -69,7 +69,12 @@ int par_threads(void) {
 
 int par_for(int64_t n, int64_t min_chunk, void (*fn)(void *ctx, int64_t lo, int64_t hi, int part),
             void *ctx) {
-    int parts = par_threads();
+    return par_for_threads(par_threads(), n, min_chunk, fn, ctx);
+}
+
+int par_for_threads(int threads, int64_t n, int64_t min_chunk,
+                    void (*fn)(void *ctx, int64_t lo, int64_t hi, int part), void *ctx) {
+    int parts = threads < 1 ? 1 : threads > PAR_MAX ? PAR_MAX : threads;
     if (min_chunk < 1) min_chunk = 1;
     if (n / min_chunk < parts) parts = (int)(n / min_chunk);
     if (parts <= 1 || pthread_mutex_trylock(&P.busy) != 0) {

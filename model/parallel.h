@@ -14,6 +14,10 @@
  * loop serially. Returns the number of parts used. */
 int par_for(int64_t n, int64_t min_chunk, void (*fn)(void *ctx, int64_t lo, int64_t hi, int part),
             void *ctx);
+/* The same with an explicit thread count (for loops whose parts call
+ * OpenBLAS with its own threads turned down to one). */
+int par_for_threads(int threads, int64_t n, int64_t min_chunk,
+                    void (*fn)(void *ctx, int64_t lo, int64_t hi, int part), void *ctx);
 /* The thread count par_for uses (>= 1, at most PAR_MAX). */
 int par_threads(void);
 #define PAR_MAX 16

@@ -9,6 +9,7 @@
 
 #include "model/layers.h"
 #include "model/loss.h"
+#include "model/parallel.h"
 #include "util/rng.h"
 
 #define ATOL 2e-3
@@ -140,7 +141,7 @@ static void attention_case(int NH, int NKV, int B, int T) {
         }
         cr_assert_float_eq(s, 1.0, 1e-5);
     }
-    float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4), *scr = malloc(T * T * 4);
+    float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4), *scr = malloc((size_t)PAR_MAX * T * T * 4);
     attention_backward(dq, dk, dv, scr, c.g, c.att, c.q, c.k, c.v, B, T, NH, NKV, hs);
     check_grad("attention dq", c.q, nq, dq, att_J, &c, 1e-2f);
     check_grad("attention dk", c.k, nk, dk, att_J, &c, 1e-2f);
