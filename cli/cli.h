@@ -42,6 +42,11 @@ int cli_parse_long(const struct cmd_entry *e, const char *flag, const char *s, l
                    long *out);
 int cli_parse_double(const struct cmd_entry *e, const char *flag, const char *s, double min,
                      double max, double *out);
+/* Parses the options of a command that takes only --db, --json and --help and
+ * no arguments. Returns -1 to go on, else the exit code to return. */
+int cli_parse_db_json(const struct cmd_entry *e, int argc, char **argv, const char **dbflag,
+                      int *json);
+
 /* A command with subcommands ("prompts import"): runs the one named in argv[1]
  * with argv shifted, or reports a usage error listing the names. */
 struct cli_sub {

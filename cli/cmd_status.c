@@ -9,19 +9,10 @@ const struct cmd_entry cmd_status_entry = {
     "  --json          one JSON object instead of text\n" CLI_HELP_COMMON, exec_status};
 
 static int exec_status(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB, CLI_OPT_HELP,
-                                         {"json", no_argument, NULL, 'j'}, CLI_OPT_END};
-    const char *dbflag = NULL;
-    int json = 0, c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 'j': json = 1; break;
-        case 'h': return cli_help(&cmd_status_entry);
-        default: return cli_bad_option(&cmd_status_entry, argv, c);
-        }
-    }
-    if (optind < argc) return cli_usage_error(&cmd_status_entry, "unexpected argument '%s'", argv[optind]);
+    const char *dbflag;
+    int json;
+    int done = cli_parse_db_json(&cmd_status_entry, argc, argv, &dbflag, &json);
+    if (done >= 0) return done;
     Db *db;
     int rc = cli_open_db(&cmd_status_entry, dbflag, DB_OPEN_READONLY, &db);
     if (rc) return rc;

@@ -106,3 +106,22 @@ int cli_dispatch(const struct cmd_entry *e, const struct cli_sub *subs, int argc
         if (strcmp(argv[1], subs[i].name) == 0) return subs[i].exec(argc - 1, argv + 1);
     return cli_usage_error(e, "unknown subcommand '%s' (expected %s)", argv[1], names);
 }
+
+int cli_parse_db_json(const struct cmd_entry *e, int argc, char **argv, const char **dbflag,
+                      int *json) {
+    static const struct option opts[] = {CLI_OPT_DB, CLI_OPT_HELP,
+                                         {"json", no_argument, NULL, 'j'}, CLI_OPT_END};
+    int c;
+    *dbflag = NULL;
+    *json = 0;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'D': *dbflag = optarg; break;
+        case 'j': *json = 1; break;
+        case 'h': return cli_help(e);
+        default: return cli_bad_option(e, argv, c);
+        }
+    }
+    if (optind < argc) return cli_usage_error(e, "unexpected argument '%s'", argv[optind]);
+    return -1;
+}

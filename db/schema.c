@@ -83,6 +83,8 @@ const char *const db_migrations[] = {
     "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));\n"
     "CREATE INDEX rankings_prompt ON rankings(prompt_id, is_current);\n"
     "CREATE INDEX rankings_labeler ON rankings(labeler_id, is_current);\n"
+    /* the current ranking of (prompt, labeler), looked up on every submit */
+    "CREATE INDEX rankings_prompt_labeler ON rankings(prompt_id, labeler_id, is_current);\n"
     /* rank 1 is best; equal ranks are ties; NULL rank when skipped */
     "CREATE TABLE ranking_items(\n"
     "  ranking_id INTEGER NOT NULL REFERENCES rankings(id) ON DELETE CASCADE,\n"

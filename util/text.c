@@ -35,6 +35,25 @@ long utf8_invalid_at(const char *str, size_t n) {
     return -1;
 }
 
+char *utf8_sanitize(const char *s, size_t n) {
+    StrBuf b = {0};
+    int failed = sb_append(&b, "", 0);
+    while (n > 0 && !failed) {
+        long bad = utf8_invalid_at(s, n);
+        size_t good = bad < 0 ? n : (size_t)bad;
+        failed |= sb_append(&b, s, good);
+        if (bad < 0) break;
+        failed |= sb_append(&b, "\xEF\xBF\xBD", 3);
+        s += good + 1;
+        n -= good + 1;
+    }
+    if (failed) {
+        sb_free(&b);
+        return NULL;
+    }
+    return b.s;
+}
+
 int sb_append(StrBuf *b, const char *s, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;

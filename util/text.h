@@ -9,6 +9,10 @@
 /* Returns the byte offset of the first invalid UTF-8 sequence, or -1 when valid. */
 long utf8_invalid_at(const char *s, size_t n);
 
+/* A copy of s[0..n) with every invalid UTF-8 sequence replaced by U+FFFD, so
+ * model output is always valid text; caller frees. NULL on allocation failure. */
+char *utf8_sanitize(const char *s, size_t n);
+
 /* Growable NUL-terminated buffer; the caller owns .s and frees it with sb_free. */
 typedef struct StrBuf {
     char *s;

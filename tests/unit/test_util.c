@@ -60,6 +60,18 @@ Test(text, utf8_validation) {
     cr_assert_eq(utf8_invalid_at("x\xe4\xbd", 3), 1);                     /* truncated */
 }
 
+Test(text, utf8_sanitize_replaces_invalid_bytes) {
+    char *s = utf8_sanitize("a\xff" "b\xe4\xbd", 5);
+    cr_assert_str_eq(s, "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd");
+    free(s);
+    s = utf8_sanitize("\xe4\xbd\xa0ok", 5);
+    cr_assert_str_eq(s, "\xe4\xbd\xa0ok");
+    free(s);
+    s = utf8_sanitize("", 0);
+    cr_assert_str_eq(s, "");
+    free(s);
+}
+
 Test(text, sha256_known_vectors) {
     char hex[65];
     sha256_hex("", 0, hex);

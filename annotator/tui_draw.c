@@ -1,0 +1,278 @@
+/* Drawing the labeling screen: header with progress, the prompt and the
+ * candidates (focused one expanded, long text wrapped and scrollable, words
+ * that differ from a near-identical candidate highlighted), the order line,
+ * the message/input line and the key hints; the help and guidelines overlays.
+ * Works from 40x10 up; colours degrade to bold/reverse/underline. */
+#include "annotator/textview.h"
+#include "annotator/tui_internal.h"
+#include "util/sys.h"
+
+#include <curses.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+unsigned tui_attr(const Tui *t, int role) {
+    if (t->colors) {
+        unsigned a = (unsigned)COLOR_PAIR(role);
+        if (role == TC_FOCUS || role == TC_ERR || role == TC_RANK) a |= A_BOLD;
+        return a;
+    }
+    switch (role) {
+    case TC_HEADER: return A_REVERSE;
+    case TC_FOCUS: return A_BOLD;
+    case TC_DIFF: return A_UNDERLINE | A_BOLD;
+    case TC_ERR: return A_BOLD;
+    case TC_RANK: return A_BOLD;
+    case TC_DIM: return A_DIM;
+    default: return A_NORMAL;
+    }
+}
+
+/* Draws s[0..n) from (y, x) within maxw columns; newlines become spaces;
+ * marked characters get the diff attribute. Returns the columns used. */
+static int put_wide(Tui *t, int y, int x, int maxw, const wchar_t *s, int n, const unsigned char *mark, unsigned attr) {
+    int col = 0;
+    move(y, x);
+    for (int i = 0; i < n; i++) {
+        wchar_t c = s[i] == '\n' ? L' ' : s[i];
+        int w = tv_char_width(c);
+        if (col + w > maxw) break;
+        attrset(mark && mark[i] ? tui_attr(t, TC_DIFF) : attr);
+        addnwstr(&c, 1);
+        col += w;
+    }
+    attrset(A_NORMAL);
+    return col;
+}
+
+/* put_wide for UTF-8 text. */
+static int put_utf8(Tui *t, int y, int x, int maxw, const char *s, unsigned attr) {
+    int n;
+    wchar_t *w = tv_widen(s, &n);
+    int used = w ? put_wide(t, y, x, maxw, w, n, NULL, attr) : 0;
+    free(w);
+    return used;
+}
+
+/* The body is a list of lines produced twice: once to count (and find the
+ * focused candidate), once to draw the visible window. */
+typedef struct Body {
+    Tui *t;
+    int y0, h, w;         /* window on screen */
+    int line;             /* current virtual line */
+    int focus_top, focus_bottom;
+    int draw;
+} Body;
+
+static int body_row(Body *b) {
+    int r = b->line - b->t->scroll;
+    return b->draw && r >= 0 && r < b->h ? b->y0 + r : -1;
+}
+
+static void body_text(Body *b, const wchar_t *s, int n, const unsigned char *mark, int indent, unsigned attr) {
+    int width = b->w - indent;
+    int need = tv_wrap(s, n, width, NULL, 0);
+    TvLine *lines = malloc((size_t)(need ? need : 1) * sizeof *lines);
+    if (!lines) return;
+    tv_wrap(s, n, width, lines, need);
+    for (int i = 0; i < need; i++, b->line++) {
+        int y = body_row(b);
+        if (y >= 0)
+            put_wide(b->t, y, indent, width, s + lines[i].start, lines[i].end - lines[i].start,
+                     mark ? mark + lines[i].start : NULL, attr);
+    }
+    free(lines);
+}
+
+static void candidate_header(Body *b, int pos, int rank) {
+    Tui *t = b->t;
+    const RankCore *c = &t->rs.cur;
+    int focused = pos == t->rs.focus, y = body_row(b);
+    if (y < 0) return;
+    char head[16], meta[200];
+    snprintf(head, sizeof head, "%s[%d] ", focused ? "> " : "  ", pos + 1);
+    int x = put_utf8(t, y, 0, b->w, head, focused ? tui_attr(t, TC_FOCUS) : A_BOLD);
+    if (rank) snprintf(meta, sizeof meta, "#%d", rank);
+    else snprintf(meta, sizeof meta, "--");
+    x += put_utf8(t, y, x, b->w - x, meta, tui_attr(t, TC_RANK));
+    int m = c->score[pos] ? snprintf(meta, sizeof meta, " score %d", c->score[pos])
+                          : snprintf(meta, sizeof meta, " score -");
+    for (int f = 0; f < t->s->n_flags && m < (int)sizeof meta - 40; f++)
+        if (c->flags[pos] & (1u << f)) m += snprintf(meta + m, sizeof meta - (size_t)m, " !%s", t->s->flags[f]);
+    if (t->similar_to[pos] >= 0) m += snprintf(meta + m, sizeof meta - (size_t)m, " ~[%d]", t->similar_to[pos] + 1);
+    x += put_utf8(t, y, x, b->w - x, meta, A_NORMAL);
+    if (!focused && x + 4 < b->w) { /* a one-line preview */
+        x += put_utf8(t, y, x, b->w - x, " | ", tui_attr(t, TC_DIM));
+        put_wide(t, y, x, b->w - x, t->wcand[pos], t->ncand[pos], t->mark[pos], A_NORMAL);
+    }
+}
+
+static void body(Body *b) {
+    Tui *t = b->t;
+    int y = body_row(b);
+    if (y >= 0) {
+        char h[96];
+        /* gold items look like any other: the labeler must not know */
+        snprintf(h, sizeof h, "Prompt %lld%s", (long long)t->it.prompt_id,
+                 t->it.review ? "  (review: a change is saved as a new version)" : "");
+        put_utf8(t, y, 0, b->w, h, A_BOLD | A_UNDERLINE);
+    }
+    b->line++;
+    body_text(b, t->wprompt, t->nprompt, NULL, 2, A_NORMAL);
+    b->line++;
+    int rank[RS_MAX_CAND];
+    rs_ranks(&t->rs.cur, rank);
+    for (int pos = 0; pos < t->it.n; pos++) {
+        if (pos == t->rs.focus) b->focus_top = b->line;
+        candidate_header(b, pos, rank[pos]);
+        b->line++;
+        if (pos == t->rs.focus) {
+            body_text(b, t->wcand[pos], t->ncand[pos], t->mark[pos], 4, A_NORMAL);
+            b->focus_bottom = b->line;
+        }
+    }
+}
+
+static void header(Tui *t, int w) {
+    attrset(tui_attr(t, TC_HEADER));
+    mvhline(0, 0, ' ', w);
+    char left[200], right[200];
+    snprintf(left, sizeof left, " rlhf label: %s%s", t->s->name, t->opts->review ? " (review)" : "");
+    const LabelProgress *p = &t->prog;
+    int m = snprintf(right, sizeof right, "done %lld/%lld  today %lld", (long long)p->done,
+                     (long long)(p->done + p->skipped + p->remaining + (t->have_item && !t->it.review && !t->it.is_gold)),
+                     (long long)p->today);
+    if (!isnan(p->mean_s)) m += snprintf(right + m, sizeof right - (size_t)m, "  %.1f s/prompt", p->mean_s);
+    if (p->gold_n) m += snprintf(right + m, sizeof right - (size_t)m, "  gold %.0f%%", 100 * p->gold_acc);
+    if (t->have_item)
+        snprintf(right + m, sizeof right - (size_t)m, "  %llds ", rs_clock_spent(&t->clock, sys_time_ms()) / 1000);
+    else snprintf(right + m, sizeof right - (size_t)m, " ");
+    int rl = (int)strlen(right);
+    int lw = put_utf8(t, 0, 0, w, left, tui_attr(t, TC_HEADER));
+    if (lw + rl + 1 <= w) put_utf8(t, 0, w - rl, rl, right, tui_attr(t, TC_HEADER));
+    else put_utf8(t, 0, lw + 1 < w ? lw + 1 : w, w - lw - 1, right, tui_attr(t, TC_HEADER));
+    attrset(A_NORMAL);
+}
+
+static void order_line(Tui *t, int y, int w) {
+    char expr[RS_MAX_CAND * 4], line[RS_NOTE_MAX + 300];
+    rs_format(&t->rs.cur, expr, sizeof expr);
+    int m = snprintf(line, sizeof line, "Order: %s", expr[0] ? expr : "(none yet)");
+    int n = rs_n_ranked(&t->rs.cur);
+    if (n < t->it.n) m += snprintf(line + m, sizeof line - (size_t)m, "  [%d of %d ranked]", n, t->it.n);
+    if (t->rs.cur.none_ok) m += snprintf(line + m, sizeof line - (size_t)m, "  NONE ACCEPTABLE");
+    if (t->rs.cur.note[0]) snprintf(line + m, sizeof line - (size_t)m, "  note: %s", t->rs.cur.note);
+    put_utf8(t, y, 0, w, line, rs_complete(&t->rs.cur) ? tui_attr(t, TC_OK) : A_BOLD);
+}
+
+static void input_line(Tui *t, int y, int w) {
+    static const char *const label[] = {[TUI_EXPR] = "Ranking: ", [TUI_NOTE] = "Note: ", [TUI_SKIP] = "Skip reason: "};
+    int x = put_utf8(t, y, 0, w, label[t->mode], A_BOLD);
+    /* the tail of long input stays visible */
+    int start = 0, room = w - x - 30;
+    if (room < 10) room = w - x - 1;
+    while (start < t->input_len && tv_width(t->input + start, t->input_len - start) > room) start++;
+    x += put_wide(t, y, x, w - x, t->input + start, t->input_len - start, NULL, A_NORMAL);
+    int cx = x;
+    if (t->mode == TUI_EXPR && !t->msg[0]) {
+        char msg[128];
+        int k = rs_expr_parse(tui_input_utf8(t), t->it.n, NULL, msg, sizeof msg);
+        const char *say = k == RS_EXPR_BAD ? msg : k == RS_EXPR_ALL ? "ok: Enter applies"
+                          : k == RS_EXPR_SOME ? msg : k == RS_EXPR_OPEN ? "..." : "e.g. 3>1=4>2";
+        put_utf8(t, y, x + 2, w - x - 2, say, k == RS_EXPR_BAD ? tui_attr(t, TC_ERR) : k >= RS_EXPR_SOME ? tui_attr(t, TC_OK) : A_NORMAL);
+    } else if (t->msg[0]) {
+        put_utf8(t, y, x + 2, w - x - 2, t->msg, t->msg_err ? tui_attr(t, TC_ERR) : A_NORMAL);
+    }
+    move(y, cx < w ? cx : w - 1);
+}
+
+static void draw_overlay(Tui *t, int h, int w) {
+    int top = 1, bottom = h - 2, x0 = w > 84 ? (w - 80) / 2 : 0, ww = w > 84 ? 80 : w;
+    for (int y = top; y <= bottom; y++) {
+        move(y, x0);
+        attrset(A_NORMAL);
+        hline(' ', ww);
+    }
+    attrset(A_REVERSE);
+    mvhline(top, x0, ' ', ww);
+    put_utf8(t, top, x0 + 1, ww - 2, t->mode == TUI_HELP ? "Keys (any other key closes; j/k scroll)" : "Guidelines (j/k/Space scroll; any other key closes)", A_REVERSE);
+    int y = top + 1, skip = t->overlay_scroll;
+    if (t->mode == TUI_HELP) {
+        int n;
+        const TuiKeyHelp *k = tui_key_help(&n);
+        for (int i = skip; i < n && y <= bottom; i++, y++) {
+            put_utf8(t, y, x0 + 1, 22, k[i].keys, A_BOLD);
+            put_utf8(t, y, x0 + 23, ww - 24, k[i].what, A_NORMAL);
+        }
+        return;
+    }
+    int n;
+    wchar_t *g = tv_widen(t->guidelines ? t->guidelines : "", &n);
+    if (!g) return;
+    int need = tv_wrap(g, n, ww - 2, NULL, 0);
+    TvLine *lines = malloc((size_t)need * sizeof *lines);
+    if (lines) {
+        tv_wrap(g, n, ww - 2, lines, need);
+        if (skip > need - 1) skip = t->overlay_scroll = need - 1 > 0 ? need - 1 : 0;
+        for (int i = skip; i < need && y <= bottom; i++, y++)
+            put_wide(t, y, x0 + 1, ww - 2, g + lines[i].start, lines[i].end - lines[i].start, NULL, A_NORMAL);
+    }
+    free(lines);
+    free(g);
+}
+
+void tui_draw(Tui *t) {
+    int h = LINES, w = COLS;
+    erase();
+    if (h < 10 || w < 40) {
+        mvaddstr(0, 0, "window too small");
+        mvaddstr(1, 0, "(needs 40x10)");
+        refresh();
+        return;
+    }
+    header(t, w);
+    int hints = h - 1, msg = h - 2, order = h - 3, body_h = h - 4;
+    if (!t->have_item) {
+        put_utf8(t, 2, 2, w - 4,
+                 t->opts->review ? "No more rankings of yours to review." : "Nothing left to label: every prompt has its rankings.",
+                 A_BOLD);
+        char line[200];
+        snprintf(line, sizeof line, "This session: %lld submitted, %lld skipped. Press q to quit.",
+                 (long long)t->stats->submitted, (long long)t->stats->skipped);
+        put_utf8(t, 4, 2, w - 4, line, A_NORMAL);
+    } else {
+        Body b = {t, 1, body_h, w, 0, 0, 0, 0};
+        body(&b); /* measure */
+        int total = b.line;
+        if (t->follow) {
+            /* keep the focused candidate's head and first lines in view, but
+             * scroll no further than that: the prompt stays on screen when it can */
+            int want = b.focus_bottom < b.focus_top + 5 ? b.focus_bottom : b.focus_top + 5;
+            if (want > t->scroll + body_h) t->scroll = want - body_h;
+            if (b.focus_top < t->scroll) t->scroll = b.focus_top;
+        }
+        if (t->scroll > total - body_h) t->scroll = total - body_h;
+        if (t->scroll < 0) t->scroll = 0;
+        b.line = 0;
+        b.draw = 1;
+        body(&b);
+        if (t->scroll > 0) put_utf8(t, 1, w - 3, 3, " ^ ", tui_attr(t, TC_DIM));
+        if (t->scroll + body_h < total) put_utf8(t, body_h, w - 3, 3, " v ", tui_attr(t, TC_DIM));
+        order_line(t, order, w);
+    }
+    if (t->mode == TUI_HELP || t->mode == TUI_GUIDE) draw_overlay(t, h, w);
+    int typing = t->mode == TUI_EXPR || t->mode == TUI_NOTE || t->mode == TUI_SKIP;
+    curs_set(typing);
+    if (!typing && t->msg[0]) {
+        put_utf8(t, msg, 0, w, t->msg, t->msg_err ? tui_attr(t, TC_ERR) : A_NORMAL);
+    }
+    if (!typing)
+        put_utf8(t, hints, 0, w,
+                 "?:help  e:rank  s:score  f:flag  n:note  S:skip  u:undo  Enter:submit  q:quit",
+                 tui_attr(t, TC_DIM));
+    else put_utf8(t, hints, 0, w, "Enter: accept   Esc: cancel   Backspace: delete   Ctrl-U: clear", tui_attr(t, TC_DIM));
+    if (typing) input_line(t, msg, w); /* last, so the cursor ends after the input */
+    refresh();
+}

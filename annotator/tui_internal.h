@@ -1,0 +1,74 @@
+/* State shared by the files of the labeling screen (tui.c: loop and modes,
+ * tui_draw.c: drawing, tui_keys.c: the keymap). Nothing outside annotator/tui_*.c
+ * includes this. */
+#ifndef RLHF_TUI_INTERNAL_H
+#define RLHF_TUI_INTERNAL_H
+
+#include <wchar.h>
+
+#include "annotator/rank_state.h"
+#include "annotator/textview.h"
+#include "annotator/session.h"
+#include "annotator/tui.h"
+
+enum {
+    TUI_NORMAL,
+    TUI_EXPR,  /* typing a ranking expression */
+    TUI_NOTE,  /* typing the note */
+    TUI_SKIP,  /* typing a skip reason */
+    TUI_SCORE, /* waiting for the 1-7 after 's' */
+    TUI_FLAG,  /* waiting for the flag number after 'f' */
+    TUI_HELP,
+    TUI_GUIDE,
+};
+
+#define TUI_INPUT_MAX 512
+
+typedef struct Tui {
+    LabelSession *s;
+    const TuiOpts *opts;
+    TuiStats *stats;
+    LabelItem it;
+    int have_item, done_all;
+    RankState rs;
+    RankClock clock;
+    wchar_t *wprompt;
+    int nprompt;
+    wchar_t *wcand[RS_MAX_CAND];
+    int ncand[RS_MAX_CAND];
+    unsigned char *mark[RS_MAX_CAND]; /* words differing from a near-identical other */
+    int similar_to[RS_MAX_CAND];      /* that other's position, or -1 */
+    int scroll, follow, overlay_scroll;
+    int mode;
+    wchar_t input[TUI_INPUT_MAX];
+    int input_len;
+    char msg[300];
+    int msg_err;
+    LabelProgress prog;
+    char *guidelines; /* the text, or a line saying why there is none */
+    int colors, quit;
+    struct screen *screen; /* the curses screen (SCREEN) */
+    long long last_renew_ms;
+    int64_t *review_ids;
+    int n_review, review_pos;
+} Tui;
+
+/* Colour pairs (or monochrome attributes) by role. */
+enum { TC_HEADER = 1, TC_FOCUS, TC_DIFF, TC_OK, TC_ERR, TC_DIM, TC_RANK };
+unsigned tui_attr(const Tui *t, int role);
+
+void tui_draw(Tui *t);
+void tui_message(Tui *t, int is_err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Normal-mode keys: returns 1 when the key is in the keymap. */
+int tui_normal_key(Tui *t, int is_fn, wint_t ch);
+/* Counts problems in the keymap: a key bound twice, a help row no key has,
+ * a binding pointing at no help row. 0 when the help overlay lists every key. */
+int tui_keymap_check(void);
+/* Actions the keymap calls that live in tui.c. */
+void tui_submit(Tui *t);
+void tui_begin_input(Tui *t, int mode, const char *initial);
+/* Wide input buffer to UTF-8 (static buffer, valid until the next call). */
+const char *tui_input_utf8(const Tui *t);
+
+#endif

@@ -1,0 +1,184 @@
+/* rlhf agreement: how much labelers agree, overall and per labeler. */
+#include "cli/cli.h"
+#include "cli/filter.h"
+#include "rm/agreement.h"
+
+#include <math.h>
+#include <string.h>
+
+static int exec_agreement(int argc, char **argv);
+
+const struct cmd_entry cmd_agreement_entry = {
+    "agreement", "[--json] [filters]",
+    "agreement between labelers: pairwise rate, Kendall's tau, Krippendorff's alpha",
+    "On prompts ranked by two labelers or more:\n"
+    "  pairwise agreement  share of candidate pairs both ranked on which two labelers\n"
+    "                      prefer the same one (a tie agrees only with a tie), as in InstructGPT\n"
+    "  Kendall's tau-b     between two labelers' rankings of a prompt (ties allowed), mean\n"
+    "  Krippendorff alpha  of the 1-7 scores per candidate, ordinal metric (and interval)\n"
+    "Per labeler: rankings, mean time per ranking, agreement and tau with the others,\n"
+    "agreement with gold items (when there are any); then each two labelers.\n"
+    "  --json          one JSON object instead of text\n" CLI_HELP_FILTER CLI_HELP_COMMON,
+    exec_agreement};
+
+static const struct cmd_entry *E = &cmd_agreement_entry;
+
+static void json_num(const char *key, double v, int comma) {
+    if (isnan(v))
+        printf("%s\"%s\":null", comma ? "," : "", key);
+    else
+        printf("%s\"%s\":%.6g", comma ? "," : "", key, v);
+}
+
+static void print_json(const AgreementReport *r) {
+    printf(
+        "{\"prompts\":%lld,\"prompts_shared\":%lld,\"pairs_compared\":%lld,\"pairs_agreed\":%lld",
+        (long long)r->prompts, (long long)r->prompts_shared, (long long)r->compared,
+        (long long)r->agreed);
+    json_num("agreement", r->agreement, 1);
+    json_num("agreement_se", r->agreement_se, 1);
+    json_num("kendall_tau_b", r->tau, 1);
+    printf(",\"tau_pairs\":%lld", (long long)r->tau_n);
+    json_num("alpha_ordinal", r->alpha_ordinal, 1);
+    json_num("alpha_interval", r->alpha_interval, 1);
+    printf(",\"alpha_units\":%lld,\"alpha_scores\":%lld,\"labelers\":[", (long long)r->alpha_units,
+           (long long)r->alpha_values);
+    for (int i = 0; i < r->n_labelers; i++) {
+        const LabelerAgreement *l = &r->labelers[i];
+        printf("%s{\"name\":", i ? "," : "");
+        cli_json_string(stdout, l->name);
+        printf(",\"simulated\":%s,\"rankings\":%lld", l->simulated ? "true" : "false",
+               (long long)l->rankings);
+        json_num("mean_time_s", l->mean_time_s, 1);
+        printf(",\"pairs_compared\":%lld,\"pairs_agreed\":%lld", (long long)l->compared,
+               (long long)l->agreed);
+        json_num("agreement", l->agreement, 1);
+        json_num("kendall_tau_b", l->tau, 1);
+        json_num("gold_agreement", l->gold, 1);
+        printf(",\"gold_rankings\":%lld}", (long long)l->gold_n);
+    }
+    printf("],\"labeler_pairs\":[");
+    for (int i = 0; i < r->n_pairs; i++) {
+        const PairAgreement *p = &r->pairs[i];
+        printf("%s{\"a\":", i ? "," : "");
+        cli_json_string(stdout, r->labelers[p->a].name);
+        printf(",\"b\":");
+        cli_json_string(stdout, r->labelers[p->b].name);
+        printf(",\"rankings\":%lld,\"pairs_compared\":%lld,\"pairs_agreed\":%lld",
+               (long long)p->prompts, (long long)p->compared, (long long)p->agreed);
+        json_num("agreement", p->compared ? (double)p->agreed / (double)p->compared : NAN, 1);
+        json_num("kendall_tau_b", p->tau, 1);
+        putchar('}');
+    }
+    printf("]}\n");
+}
+
+static void pct(char *buf, size_t n, double v) {
+    if (isnan(v))
+        snprintf(buf, n, "-");
+    else
+        snprintf(buf, n, "%.1f%%", 100 * v);
+}
+
+static void num(char *buf, size_t n, double v, const char *fmt) {
+    if (isnan(v))
+        snprintf(buf, n, "-");
+    else
+        snprintf(buf, n, fmt, v);
+}
+
+static void print_text(const AgreementReport *r) {
+    char a[32], b[32], c[32];
+    printf("prompts ranked: %lld, by two labelers or more: %lld\n", (long long)r->prompts,
+           (long long)r->prompts_shared);
+    pct(a, sizeof a, r->agreement);
+    if (!isnan(r->agreement_se))
+        snprintf(b, sizeof b, " ± %.1f%%", 100 * r->agreement_se);
+    else
+        b[0] = '\0';
+    printf("pairwise agreement: %s%s (%lld of %lld shared pairs)\n", a, b, (long long)r->agreed,
+           (long long)r->compared);
+    num(a, sizeof a, r->tau, "%.3f");
+    printf("Kendall's tau-b: %s (mean over %lld pairs of rankings)\n", a, (long long)r->tau_n);
+    num(a, sizeof a, r->alpha_ordinal, "%.3f");
+    num(b, sizeof b, r->alpha_interval, "%.3f");
+    printf("Krippendorff's alpha, 1-7 scores: ordinal %s, interval %s (%lld candidates scored "
+           "twice or "
+           "more, %lld scores)\n",
+           a, b, (long long)r->alpha_units, (long long)r->alpha_values);
+    int w = 7;
+    for (int i = 0; i < r->n_labelers; i++)
+        if ((int)strlen(r->labelers[i].name) > w) w = (int)strlen(r->labelers[i].name);
+    if (w > 40) w = 40;
+    int gold = 0;
+    for (int i = 0; i < r->n_labelers; i++)
+        gold |= r->labelers[i].gold_n > 0;
+    printf("\n%-*s  %-9s  %8s  %9s  %9s  %8s  %6s%s\n", w, "labeler", "kind", "rankings",
+           "mean time", "agreement", "pairs", "tau", gold ? "   gold" : "");
+    for (int i = 0; i < r->n_labelers; i++) {
+        const LabelerAgreement *l = &r->labelers[i];
+        char d[32] = "";
+        num(a, sizeof a, l->mean_time_s, "%.1fs");
+        pct(b, sizeof b, l->agreement);
+        num(c, sizeof c, l->tau, "%.3f");
+        if (gold) pct(d, sizeof d, l->gold);
+        printf("%-*.*s  %-9s  %8lld  %9s  %9s  %8lld  %6s%s%6s\n", w, w, l->name,
+               l->simulated ? "simulated" : "human", (long long)l->rankings, a, b,
+               (long long)l->compared, c, gold ? " " : "", d);
+    }
+    if (r->n_pairs == 0) return;
+    printf("\n%-*s  %-*s  %8s  %9s  %8s  %6s\n", w, "labeler", w, "with", "rankings", "agreement",
+           "pairs", "tau");
+    for (int i = 0; i < r->n_pairs; i++) {
+        const PairAgreement *p = &r->pairs[i];
+        pct(b, sizeof b, p->compared ? (double)p->agreed / (double)p->compared : NAN);
+        num(c, sizeof c, p->tau, "%.3f");
+        printf("%-*.*s  %-*.*s  %8lld  %9s  %8lld  %6s\n", w, w, r->labelers[p->a].name, w, w,
+               r->labelers[p->b].name, (long long)p->prompts, b, (long long)p->compared, c);
+    }
+}
+
+static int exec_agreement(int argc, char **argv) {
+    static const struct option opts[] = {
+        CLI_OPT_DB, CLI_OPT_HELP, {"json", no_argument, NULL, 'j'}, CLI_FILTER_OPTS, CLI_OPT_END};
+    const char *dbflag = NULL;
+    RankingFilter f = db_ranking_filter_default();
+    int json = 0, c;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        int fr = cli_filter_opt(E, c, optarg, &f);
+        if (fr == 1) continue;
+        if (fr) return fr;
+        switch (c) {
+        case 'D':
+            dbflag = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
+        }
+    }
+    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
+    Db *db;
+    int rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db);
+    if (rc) return rc;
+    Err err = {0};
+    RmSet s;
+    AgreementReport r;
+    rc = rm_set_load(db, &f, &s, &err);
+    db_close(db);
+    if (rc) return cli_fail(E, &err);
+    rc = rm_agreement(&s, &r, &err);
+    if (!rc) {
+        if (json)
+            print_json(&r);
+        else
+            print_text(&r);
+        rm_agreement_free(&r);
+    }
+    rm_set_free(&s);
+    return rc ? cli_fail(E, &err) : EXIT_OK;
+}

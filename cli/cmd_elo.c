@@ -1,0 +1,215 @@
+/* rlhf elo: ratings of models (or policies across RLHF rounds) from rankings. */
+#include "cli/cli.h"
+#include "cli/filter.h"
+#include "rm/elo.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int exec_elo(int argc, char **argv);
+
+const struct cmd_entry cmd_elo_entry = {
+    "elo", "[--by model|policy] [--method elo|bt] [--bootstrap N] [--seed S] [--json] [filters]",
+    "rate models by the rankings of their candidates (Elo, Bradley-Terry)",
+    "Every pair of candidates in a ranking is a battle between their models (ties count\n"
+    "half; pairs of one model are left out).\n"
+    "  --by model      one rating per model (default)\n"
+    "  --by policy     only our own checkpoints (kind base, sft, policy), each with its\n"
+    "                  round (depth through the models' parents) and lineage: one policy\n"
+    "                  followed across RLHF rounds; external and imported models left out\n"
+    "  --method elo    online Elo as Chatbot Arena: K=4, scale 400, base 10, start 1000,\n"
+    "                  battles in a shuffled order (default)\n"
+    "  --method bt     Bradley-Terry maximum likelihood, in Elo points\n"
+    "  --bootstrap N   N resamples of the battles for a 95% interval (default 0: none)\n"
+    "  --seed S        seed of the shuffle and the resamples (default 42)\n"
+    "  --anchor NAME   pin this model at 1000 (default: the mean is 1000)\n"
+    "  --json          one JSON object instead of a table\n"
+    "The rank counts only the models whose interval lies wholly above (as the Arena\n"
+    "leaderboard does).\n" CLI_HELP_FILTER CLI_HELP_COMMON,
+    exec_elo};
+
+static const struct cmd_entry *E = &cmd_elo_entry;
+
+static const EloTable *sort_t;
+static char *const *sort_names;
+
+static int cmp_rating(const void *x, const void *y) {
+    int a = *(const int *)x, b = *(const int *)y;
+    if (sort_t->rating[a] != sort_t->rating[b])
+        return sort_t->rating[a] > sort_t->rating[b] ? -1 : 1;
+    return strcmp(sort_names[a], sort_names[b]);
+}
+
+static void print_json(const EloTable *t, const EloPlayers *p, const int *order,
+                       const EloOptions *o, int by, int64_t n_battles, const BattleStats *bs) {
+    printf("{\"method\":\"%s\",\"by\":\"%s\",\"battles\":%lld,\"ties\":%lld,\"same_player\":%lld,"
+           "\"left_out\":%lld,\"bootstrap\":%d,\"seed\":%llu,\"players\":[",
+           o->method == ELO_BT ? "bt" : "elo", by == ELO_BY_POLICY ? "policy" : "model",
+           (long long)n_battles, (long long)bs->ties, (long long)bs->same_player,
+           (long long)bs->left_out, o->bootstrap, (unsigned long long)o->seed);
+    for (int k = 0; k < t->n; k++) {
+        int i = order[k];
+        printf("%s{\"rank\":%d,\"name\":", k ? "," : "", t->rank[i]);
+        cli_json_string(stdout, p->name[i]);
+        printf(",\"rating\":%.2f,\"lo\":%.2f,\"hi\":%.2f,\"battles\":%lld,\"wins\":%.1f,\"win_"
+               "rate\":%.4f",
+               t->rating[i], t->lo[i], t->hi[i], (long long)t->battles[i], t->wins[i],
+               t->battles[i] ? t->wins[i] / (double)t->battles[i] : 0.0);
+        if (by == ELO_BY_POLICY) {
+            printf(",\"round\":%d,\"lineage\":", p->round[i]);
+            cli_json_string(stdout, p->lineage[i]);
+        }
+        putchar('}');
+    }
+    printf("]}\n");
+}
+
+static void print_table(const EloTable *t, const EloPlayers *p, const int *order,
+                        const EloOptions *o, int by) {
+    int w = 5;
+    for (int i = 0; i < t->n; i++)
+        w = (int)strlen(p->name[i]) > w ? (int)strlen(p->name[i]) : w;
+    if (w > 40) w = 40;
+    printf("%4s  %-*s  %8s  %-15s %8s  %6s%s\n", "rank", w,
+           by == ELO_BY_POLICY ? "policy" : "model", "rating", o->bootstrap ? "95% CI" : "",
+           "battles", "win%", by == ELO_BY_POLICY ? "  round  lineage" : "");
+    for (int k = 0; k < t->n; k++) {
+        int i = order[k];
+        char ci[32] = "";
+        if (o->bootstrap)
+            snprintf(ci, sizeof ci, "+%.1f/-%.1f", t->hi[i] - t->rating[i],
+                     t->rating[i] - t->lo[i]);
+        printf("%4d  %-*.*s  %8.1f  %-15s %8lld  %5.1f%%", t->rank[i], w, w, p->name[i],
+               t->rating[i], ci, (long long)t->battles[i],
+               t->battles[i] ? 100 * t->wins[i] / (double)t->battles[i] : 0.0);
+        if (by == ELO_BY_POLICY) printf("  %5d  %s", p->round[i], p->lineage[i]);
+        putchar('\n');
+    }
+}
+
+static int exec_elo(int argc, char **argv) {
+    static const struct option opts[] = {CLI_OPT_DB,
+                                         CLI_OPT_HELP,
+                                         {"by", required_argument, NULL, 'b'},
+                                         {"method", required_argument, NULL, 'm'},
+                                         {"bootstrap", required_argument, NULL, 'B'},
+                                         {"seed", required_argument, NULL, 'S'},
+                                         {"anchor", required_argument, NULL, 'a'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         CLI_FILTER_OPTS,
+                                         CLI_OPT_END};
+    const char *dbflag = NULL, *anchor = NULL;
+    RankingFilter f = db_ranking_filter_default();
+    EloOptions o = elo_options_default();
+    int by = ELO_BY_MODEL, json = 0, c;
+    long v;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        int fr = cli_filter_opt(E, c, optarg, &f);
+        if (fr == 1) continue;
+        if (fr) return fr;
+        switch (c) {
+        case 'D':
+            dbflag = optarg;
+            break;
+        case 'b':
+            if (strcmp(optarg, "model") == 0)
+                by = ELO_BY_MODEL;
+            else if (strcmp(optarg, "policy") == 0)
+                by = ELO_BY_POLICY;
+            else
+                return cli_usage_error(E, "--by: expected model or policy, not '%s'", optarg);
+            break;
+        case 'm':
+            if (strcmp(optarg, "elo") == 0)
+                o.method = ELO_ONLINE;
+            else if (strcmp(optarg, "bt") == 0)
+                o.method = ELO_BT;
+            else
+                return cli_usage_error(E, "--method: expected elo or bt, not '%s'", optarg);
+            break;
+        case 'B':
+            if (cli_parse_long(E, "--bootstrap", optarg, 0, 100000, &v)) return EXIT_USAGE;
+            o.bootstrap = (int)v;
+            break;
+        case 'S':
+            if (cli_parse_long(E, "--seed", optarg, 0, 1L << 62, &v)) return EXIT_USAGE;
+            o.seed = (uint64_t)v;
+            break;
+        case 'a':
+            anchor = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
+        }
+    }
+    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
+    Db *db;
+    int rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db);
+    if (rc) return rc;
+    Err err = {0};
+    RmSet s;
+    EloPlayers p = {0};
+    EloTable t = {0};
+    Battle *b = NULL;
+    int64_t nb = 0;
+    BattleStats bs = {0};
+    int *order = NULL;
+    rc = rm_set_load(db, &f, &s, &err);
+    if (rc) {
+        db_close(db);
+        return cli_fail(E, &err);
+    }
+    rc = elo_players(db, &s, by, &p, &err);
+    db_close(db);
+    if (!rc) rc = elo_battles(&s, &p, &b, &nb, &bs, &err);
+    if (!rc && anchor) {
+        for (int i = 0; i < p.n; i++)
+            if (strcmp(p.name[i], anchor) == 0) o.anchor = i;
+        if (o.anchor < 0)
+            rc = err_set(&err, RLHF_EINVAL, "--anchor: no rated model named '%s'", anchor);
+    }
+    if (!rc && nb == 0)
+        rc =
+            err_set(&err, RLHF_ENOTFOUND,
+                    "no battles: %lld rankings matched, %lld pairs (%lld of one %s, %lld left out)",
+                    (long long)s.n_rankings, (long long)bs.pairs, (long long)bs.same_player,
+                    by == ELO_BY_POLICY ? "policy" : "model", (long long)bs.left_out);
+    if (!rc) rc = elo_rate(b, nb, p.n, &o, &t, &err);
+    if (!rc) {
+        order = malloc((size_t)(p.n ? p.n : 1) * sizeof *order);
+        if (!order) rc = err_set(&err, RLHF_ENOMEM, "out of memory");
+    }
+    if (!rc) {
+        /* players that never battled (all their pairs were of one model) are not shown */
+        int n = 0;
+        for (int i = 0; i < p.n; i++)
+            if (t.battles[i] > 0) order[n++] = i;
+        sort_t = &t, sort_names = p.name;
+        qsort(order, (size_t)n, sizeof *order, cmp_rating);
+        int all = t.n;
+        t.n = n;
+        if (json)
+            print_json(&t, &p, order, &o, by, nb, &bs);
+        else {
+            print_table(&t, &p, order, &o, by);
+            fprintf(stderr,
+                    "%lld battles from %lld rankings (%lld ties; %lld pairs of one %s and %lld of "
+                    "models left out not counted)\n",
+                    (long long)nb, (long long)s.n_rankings, (long long)bs.ties,
+                    (long long)bs.same_player, by == ELO_BY_POLICY ? "policy" : "model",
+                    (long long)bs.left_out);
+        }
+        t.n = all;
+    }
+    free(order), free(b);
+    elo_table_free(&t);
+    elo_players_free(&p);
+    rm_set_free(&s);
+    return rc ? cli_fail(E, &err) : EXIT_OK;
+}

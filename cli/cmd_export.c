@@ -1,0 +1,135 @@
+/* rlhf export: rankings out as comparisons or rankings in the field's formats. */
+#include "cli/cli.h"
+#include "cli/filter.h"
+#include "rm/export.h"
+#include "util/sys.h"
+
+#include <string.h>
+
+static int exec_export(int argc, char **argv);
+
+const struct cmd_entry cmd_export_entry = {
+    "export", "--format pairs|hh|rankings|arena|csv [--out FILE] [filters]",
+    "export comparisons and rankings for training and for other tools",
+    "  --format F        pairs     TRL preference JSONL: prompt, chosen, rejected, prompt_id,\n"
+    "                              chosen_id, rejected_id, chosen_model, rejected_model,\n"
+    "                              labeler, simulated, margin (places apart), ranking_id\n"
+    "                    hh        HH-RLHF: chosen, rejected as \"\\n\\nHuman: P\\n\\nAssistant: "
+    "A\"\n"
+    "                    rankings  one line per ranking: prompt, completions, ranks, scores, "
+    "flags\n"
+    "                    arena     Chatbot Arena battles: model_a, model_b, winner\n"
+    "                              (model_a|model_b|tie), question_id, a_id, b_id, judge\n"
+    "                    csv       one row per comparison, RFC 4180, with a header\n"
+    "                    A ranking of K candidates gives K(K-1)/2 comparisons; ties are kept\n"
+    "                    in arena and csv (tie=1) and dropped (and counted) in pairs and hh.\n"
+    "  --out FILE        write FILE (atomically) instead of stdout\n"
+    "  --val-frac F      send a share F of the prompts (chosen by a hash of the prompt text)\n"
+    "                    to --val-out; no prompt is in both outputs\n"
+    "  --val-out FILE    the validation output (needed with --val-frac)\n"
+    "  --min-agreement X only prompts ranked by two labelers or more who agree on at least\n"
+    "                    a share X of their shared pairs\n" CLI_HELP_FILTER CLI_HELP_COMMON,
+    exec_export};
+
+static const struct cmd_entry *E = &cmd_export_entry;
+
+static int exec_export(int argc, char **argv) {
+    static const struct option opts[] = {CLI_OPT_DB,
+                                         CLI_OPT_HELP,
+                                         {"format", required_argument, NULL, 'f'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"val-frac", required_argument, NULL, 'v'},
+                                         {"val-out", required_argument, NULL, 'V'},
+                                         {"min-agreement", required_argument, NULL, 'm'},
+                                         CLI_FILTER_OPTS,
+                                         CLI_OPT_END};
+    const char *dbflag = NULL, *out_path = NULL, *val_path = NULL, *format = NULL;
+    ExportOptions o = {0};
+    o.filter = db_ranking_filter_default();
+    o.min_agreement = -1;
+    int c;
+    while ((c = getopt_long(argc, argv, "+:ho:", opts, NULL)) != -1) {
+        int fr = cli_filter_opt(E, c, optarg, &o.filter);
+        if (fr == 1) continue;
+        if (fr) return fr;
+        switch (c) {
+        case 'D':
+            dbflag = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'o':
+            out_path = optarg;
+            break;
+        case 'V':
+            val_path = optarg;
+            break;
+        case 'v':
+            if (cli_parse_double(E, "--val-frac", optarg, 0, 1, &o.val_frac)) return EXIT_USAGE;
+            break;
+        case 'm':
+            if (cli_parse_double(E, "--min-agreement", optarg, 0, 1, &o.min_agreement))
+                return EXIT_USAGE;
+            break;
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
+        }
+    }
+    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
+    if (!format)
+        return cli_usage_error(E, "--format is required (pairs, hh, rankings, arena or csv)");
+    o.format = rm_export_format(format);
+    if (o.format < 0)
+        return cli_usage_error(
+            E, "--format: unknown format '%s' (pairs, hh, rankings, arena or csv)", format);
+    if (o.val_frac > 0 && !val_path) return cli_usage_error(E, "--val-frac needs --val-out FILE");
+    if (val_path && !(o.val_frac > 0))
+        return cli_usage_error(E, "--val-out needs --val-frac F (F > 0)");
+    if (val_path && out_path && strcmp(val_path, out_path) == 0)
+        return cli_usage_error(E, "--out and --val-out name the same file");
+    Db *db;
+    int rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db);
+    if (rc) return rc;
+    Err err = {0};
+    AtomicFile out = {0}, val = {0};
+    FILE *fout = stdout, *fval = NULL;
+    if (out_path) {
+        rc = atomic_open(&out, out_path, &err);
+        fout = out.f;
+    }
+    if (!rc && val_path) {
+        rc = atomic_open(&val, val_path, &err);
+        fval = val.f;
+    }
+    ExportStats st;
+    if (!rc) rc = rm_export(db, &o, fout, fval, &st, &err);
+    if (!rc && !out_path && (fflush(stdout) || ferror(stdout)))
+        rc = err_set(&err, RLHF_EIO, "writing to stdout failed");
+    if (!rc && out_path) rc = atomic_commit(&out, &err);
+    if (!rc && val_path) rc = atomic_commit(&val, &err);
+    if (rc) {
+        if (out.f) atomic_abort(&out);
+        if (val.f) atomic_abort(&val);
+    }
+    db_close(db);
+    if (rc) return cli_fail(E, &err);
+    fprintf(stderr, "exported %lld %s from %lld rankings of %lld prompts", (long long)st.records,
+            o.format == EXPORT_RANKINGS ? "rankings" : "comparisons", (long long)st.rankings,
+            (long long)st.prompts);
+    if (o.format != EXPORT_RANKINGS)
+        fprintf(stderr, " (%lld pairs, %lld ties%s)", (long long)st.pairs, (long long)st.ties,
+                st.ties_dropped ? " dropped: the format cannot hold them" : " kept");
+    fputc('\n', stderr);
+    if (o.val_frac > 0)
+        fprintf(stderr,
+                "validation: %lld records from %lld prompts in %s; training: %lld records\n",
+                (long long)st.val_records, (long long)st.val_prompts, val_path,
+                (long long)(st.records - st.val_records));
+    if (o.min_agreement >= 0)
+        fprintf(stderr, "left out %lld prompts below agreement %.2f (or ranked by one labeler)\n",
+                (long long)st.prompts_below_agreement, o.min_agreement);
+    return EXIT_OK;
+}

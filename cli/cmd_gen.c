@@ -1,0 +1,257 @@
+/* rlhf gen: k candidate answers per prompt from the embedded model, into the store. */
+#include "cli/cli.h"
+#include "db/registry.h"
+#include "gen/model_backend.h"
+#include "util/sys.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int exec_gen(int argc, char **argv);
+
+const struct cmd_entry cmd_gen_entry = {
+    "gen", "--model CKPT [-k K] [--split S | --ids I,J,...] [options]",
+    "sample k candidate answers per prompt from a checkpoint into the project",
+    "Fills only what is missing: a rerun, or a run after Ctrl-C or a kill, samples\n"
+    "just the prompts that still lack k candidates from this model. The same seed\n"
+    "gives the same candidates, whatever the order or the interruptions.\n\n"
+    "  --model CKPT      checkpoint (ours or llama2.c's); registered in the project\n"
+    "  --tokenizer TOK   tokenizer.bin (default: the one inside the checkpoint)\n"
+    "  --name NAME       the model's name in the registry (default: CKPT's file name)\n"
+    "  -k K              candidates per prompt (default 4)\n"
+    "  --split S         only prompts of split S\n"
+    "  --ids I,J,...     only these prompt ids\n"
+    "  --limit N         at most N prompts this run\n"
+    "  --unique          resample until K distinct answers (at most --max-draws samples)\n"
+    "  --max-draws N     samples per prompt at most with --unique (default 4*K)\n"
+    "  --template T      chat template, {prompt} marks the prompt; stored with the model\n"
+    "                    (default: the model's, else \"Human: {prompt}\\n\\nAssistant:\")\n"
+    "  --temperature T   (default 1.0)   --top-k K (default 0: off)   --top-p P (default 0.95)\n"
+    "  --max-tokens N    new tokens per answer at most (default 64)\n"
+    "  --stop S          stop string (repeatable; default \"\\n\\n\" and \"Human:\")\n"
+    "  --seed S          base seed (default 1)\n"
+    "  --threads N       BLAS threads (default: OpenBLAS's choice)\n"
+    "  --progress        show progress even when stderr is not a terminal\n" CLI_HELP_COMMON,
+    exec_gen};
+
+static const struct cmd_entry *E = &cmd_gen_entry;
+
+static int parse_ids(const char *s, int64_t **ids, int *n) {
+    *n = 0;
+    *ids = NULL;
+    int cap = 0;
+    while (*s) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || v < 1 || (*end && *end != ',')) return -1;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *p = realloc(*ids, (size_t)cap * sizeof *p);
+            if (!p) return -1;
+            *ids = p;
+        }
+        (*ids)[(*n)++] = v;
+        s = *end ? end + 1 : end;
+    }
+    return *n ? 0 : -1;
+}
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* Registers the checkpoint (refusing a name already bound to other weights)
+ * and settles the template: --template, else the model's, else the project's,
+ * else the default. *template is owned by the caller. */
+static int register_model(Db *db, const char *ckpt, const char *name_flag, const char *tmpl_flag,
+                          int64_t *model_id, char **template, Err *err) {
+    char sha[65], real[PATH_MAX];
+    int rc = model_file_sha256(ckpt, sha, err);
+    if (rc) return rc;
+    const char *path = realpath(ckpt, real) ? real : ckpt;
+    ModelRow row;
+    char *tmpl = NULL;
+    /* without --name, a checkpoint registered before (by pretrain, say) is found by its path */
+    rc = db_model_get(db, name_flag ? name_flag : path, &row, err);
+    if (rc == RLHF_OK) {
+        if (row.sha256 && strcmp(row.sha256, sha) != 0)
+            rc = err_set(err, RLHF_EINVAL,
+                         "the model '%s' in the project has other weights (sha256 %.12s..., this "
+                         "file %.12s...); pass --name to register this checkpoint under a new name",
+                         row.name, row.sha256, sha);
+        if (!rc && row.template && !tmpl_flag) tmpl = strdup(row.template);
+        ModelIn m = {row.name, row.kind, path, row.parent_id, sha, row.config, tmpl_flag};
+        if (!rc) rc = db_model_upsert(db, &m, model_id, err);
+        db_model_row_free(&row);
+    } else if (rc == RLHF_ENOTFOUND) {
+        ModelIn m = {name_flag ? name_flag : base_name(ckpt), "policy", path, 0, sha, NULL, tmpl_flag};
+        rc = db_model_upsert(db, &m, model_id, err);
+    }
+    if (!rc && !tmpl && tmpl_flag) tmpl = strdup(tmpl_flag);
+    if (!rc && !tmpl) rc = db_setting_get(db, "gen.template", &tmpl, err);
+    if (!rc && !tmpl) tmpl = strdup(GEN_DEFAULT_TEMPLATE);
+    if (!rc && !tmpl) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    *template = tmpl;
+    return rc;
+}
+
+static int exec_gen(int argc, char **argv) {
+    static const struct option opts[] = {CLI_OPT_DB,
+                                         CLI_OPT_HELP,
+                                         {"model", required_argument, NULL, 'm'},
+                                         {"tokenizer", required_argument, NULL, 't'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"split", required_argument, NULL, 's'},
+                                         {"ids", required_argument, NULL, 'i'},
+                                         {"limit", required_argument, NULL, 'l'},
+                                         {"unique", no_argument, NULL, 'u'},
+                                         {"max-draws", required_argument, NULL, 'M'},
+                                         {"template", required_argument, NULL, 'T'},
+                                         {"temperature", required_argument, NULL, 'E'},
+                                         {"top-k", required_argument, NULL, 'K'},
+                                         {"top-p", required_argument, NULL, 'P'},
+                                         {"max-tokens", required_argument, NULL, 'x'},
+                                         {"stop", required_argument, NULL, 'S'},
+                                         {"seed", required_argument, NULL, 'r'},
+                                         {"threads", required_argument, NULL, 'j'},
+                                         {"progress", no_argument, NULL, 'p'},
+                                         CLI_OPT_END};
+    const char *dbflag = NULL, *ckpt = NULL, *tok_path = NULL, *name = NULL, *tmpl_flag = NULL;
+    const char *stops[16];
+    int n_stop = 0, force_progress = 0;
+    long k = 4, threads = 0, v;
+    double d;
+    GenOptions o = {0};
+    SampleParams p = sample_params_default();
+    p.top_p = 0.95f;
+    p.max_tokens = 64;
+    int64_t *ids = NULL;
+    int c, rc;
+    o.seed = 1;
+    while ((c = getopt_long(argc, argv, "+:hk:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'D': dbflag = optarg; break;
+        case 'm': ckpt = optarg; break;
+        case 't': tok_path = optarg; break;
+        case 'n': name = optarg; break;
+        case 's': o.split = optarg; break;
+        case 'i':
+            free(ids);
+            if (parse_ids(optarg, &ids, &o.n_ids))
+                return cli_usage_error(E, "--ids: '%s' is not a list of prompt ids like 1,2,3", optarg);
+            o.ids = ids;
+            break;
+        case 'l':
+            if (cli_parse_long(E, "--limit", optarg, 1, LONG_MAX, &v)) return EXIT_USAGE;
+            o.limit = v;
+            break;
+        case 'u': o.unique = 1; break;
+        case 'M':
+            if (cli_parse_long(E, "--max-draws", optarg, 1, 100000, &v)) return EXIT_USAGE;
+            o.max_draws = (int)v;
+            break;
+        case 'k':
+            if (cli_parse_long(E, "-k", optarg, 1, 64, &k)) return EXIT_USAGE;
+            break;
+        case 'T': tmpl_flag = optarg; break;
+        case 'E':
+            if (cli_parse_double(E, "--temperature", optarg, 0, 100, &d)) return EXIT_USAGE;
+            p.temperature = (float)d;
+            break;
+        case 'K':
+            if (cli_parse_long(E, "--top-k", optarg, 0, 1 << 20, &v)) return EXIT_USAGE;
+            p.top_k = (int)v;
+            break;
+        case 'P':
+            if (cli_parse_double(E, "--top-p", optarg, 0, 1, &d) || d <= 0)
+                return cli_usage_error(E, "--top-p: must be in (0, 1]");
+            p.top_p = (float)d;
+            break;
+        case 'x':
+            if (cli_parse_long(E, "--max-tokens", optarg, 1, 1 << 20, &v)) return EXIT_USAGE;
+            p.max_tokens = (int)v;
+            break;
+        case 'S':
+            if (n_stop == 16) return cli_usage_error(E, "--stop: at most 16 stop strings");
+            if (!*optarg) return cli_usage_error(E, "--stop: empty string");
+            stops[n_stop++] = optarg;
+            break;
+        case 'r':
+            if (cli_parse_long(E, "--seed", optarg, 0, LONG_MAX, &v)) return EXIT_USAGE;
+            o.seed = (uint64_t)v;
+            break;
+        case 'j':
+            if (cli_parse_long(E, "--threads", optarg, 1, 256, &threads)) return EXIT_USAGE;
+            break;
+        case 'p': force_progress = 1; break;
+        case 'h': return cli_help(E);
+        default: return cli_bad_option(E, argv, c);
+        }
+    }
+    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
+    if (!ckpt) return cli_usage_error(E, "--model CKPT is required");
+    if (o.split && o.ids) return cli_usage_error(E, "give --split or --ids, not both");
+    if (tmpl_flag && !strstr(tmpl_flag, "{prompt}"))
+        return cli_usage_error(E, "--template: must contain {prompt}");
+    if (!n_stop) {
+        stops[n_stop++] = "\n\n";
+        stops[n_stop++] = "Human:";
+    }
+    p.stop = stops;
+    p.n_stop = n_stop;
+    o.k = (int)k;
+    if (threads) infer_set_threads((int)threads);
+
+    Db *db;
+    if ((rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db))) {
+        free(ids);
+        return rc;
+    }
+    Err err = {0};
+    GenModel g;
+    char *tmpl = NULL;
+    /* the checkpoint loads before it is registered: a broken file changes nothing */
+    int opened = (rc = gen_model_open(&g, ckpt, tok_path, &p, (int)k, &err)) == RLHF_OK;
+    if (!rc) rc = db_begin(db, &err);
+    if (!rc) {
+        rc = register_model(db, ckpt, name, tmpl_flag, &o.model_id, &tmpl, &err);
+        if (!rc) rc = db_commit(db, &err);
+        else db_rollback(db);
+    }
+    if (rc) {
+        if (opened) gen_model_close(&g);
+        free(ids);
+        free(tmpl);
+        db_close(db);
+        return cli_fail(E, &err);
+    }
+    o.template = tmpl;
+    GenBackend b = gen_model_backend(&g);
+    Progress prog;
+    progress_start(&prog, "gen", "prompts", 0, force_progress);
+    sys_catch_interrupts();
+    GenStats st;
+    double t0 = now_seconds();
+    rc = gen_run(db, &o, &b, &prog, &st, &err);
+    double secs = now_seconds() - t0;
+    progress_finish(&prog, NULL);
+    gen_model_close(&g);
+    free(ids);
+    free(tmpl);
+    db_close(db);
+    if (rc) {
+        fprintf(stderr, "rlhf gen: %s\n(%lld prompts finished before the error are kept)\n", err.msg,
+                (long long)st.prompts_done);
+        return EXIT_FAIL;
+    }
+    printf("%lld prompts, %lld new candidates, %lld duplicates dropped%s in %.1fs\n",
+           (long long)st.prompts_done, (long long)st.candidates, (long long)st.duplicates,
+           st.short_prompts ? " (some prompts have fewer than k distinct answers)" : "", secs);
+    if (st.interrupted) {
+        fprintf(stderr, "rlhf gen: interrupted; finished prompts are stored, run again to go on\n");
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}

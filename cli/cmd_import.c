@@ -1,0 +1,108 @@
+/* rlhf import: public preference data (TRL pairs, HH-RLHF) into the project. */
+#include "cli/cli.h"
+#include "db/prompts.h"
+#include "rm/import.h"
+#include "util/sys.h"
+
+#include <string.h>
+
+static int exec_import(int argc, char **argv);
+
+const struct cmd_entry cmd_import_entry = {
+    "import", "--format pairs|hh FILE... [--labeler NAME] [--model NAME] [--split S]",
+    "import comparisons (TRL pairs, HH-RLHF) as prompts, candidates and rankings",
+    "  --format pairs  JSONL with \"prompt\", \"chosen\", \"rejected\": strings, or TRL's\n"
+    "                  conversational lists of {\"role\", \"content\"} (the answer is the last,\n"
+    "                  assistant, message; without \"prompt\", the shared earlier turns);\n"
+    "                  optional \"labeler\", \"simulated\", \"chosen_model\", \"rejected_model\",\n"
+    "                  \"split\"\n"
+    "  --format hh     JSONL with \"chosen\", \"rejected\" transcripts (\"\\n\\nHuman: ...\n"
+    "                  \\n\\nAssistant: ...\"); the prompt is what both share before the last\n"
+    "                  Assistant turn\n"
+    "  --labeler NAME  rank as NAME (default: the record's \"labeler\", else import:FILE)\n"
+    "  --model NAME    model of candidates the data does not name (default: import)\n"
+    "  --split S       split of new prompts (default: the record's, else train)\n"
+    "Pairs of one prompt and labeler that form a complete ranking (as `rlhf export\n"
+    "--format pairs` writes them) become that ranking again; others one ranking per pair.\n"
+    "All files are imported in one transaction: an error (reported as FILE:LINE) leaves\n"
+    "the project as it was.\n" CLI_HELP_COMMON,
+    exec_import};
+
+static const struct cmd_entry *E = &cmd_import_entry;
+
+static int exec_import(int argc, char **argv) {
+    static const struct option opts[] = {CLI_OPT_DB,
+                                         CLI_OPT_HELP,
+                                         {"format", required_argument, NULL, 'f'},
+                                         {"labeler", required_argument, NULL, 'l'},
+                                         {"model", required_argument, NULL, 'm'},
+                                         {"split", required_argument, NULL, 's'},
+                                         CLI_OPT_END};
+    const char *dbflag = NULL, *format = NULL;
+    ImportOptions o = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'D':
+            dbflag = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'l':
+            o.labeler = optarg;
+            break;
+        case 'm':
+            o.model = optarg;
+            break;
+        case 's':
+            o.split = optarg;
+            break;
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
+        }
+    }
+    if (!format) return cli_usage_error(E, "--format is required (pairs or hh)");
+    o.format = rm_import_format(format);
+    if (o.format < 0)
+        return cli_usage_error(E, "--format: unknown format '%s' (pairs or hh)", format);
+    if (optind >= argc) return cli_usage_error(E, "no FILE given");
+    if (o.split && !db_valid_split(o.split))
+        return cli_usage_error(E, "--split: '%s' is not a split name", o.split);
+    if (o.labeler && !*o.labeler) return cli_usage_error(E, "--labeler: empty name");
+    if (o.model && !*o.model) return cli_usage_error(E, "--model: empty name");
+    Db *db;
+    int rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db);
+    if (rc) return rc;
+    Err err = {0};
+    ImportStats st = {0};
+    Progress pg;
+    progress_start(&pg, "import", "records", 0, 0);
+    o.progress = &pg;
+    sys_catch_interrupts();
+    rc = db_begin(db, &err);
+    for (int i = optind; i < argc && !rc; i++)
+        rc = rm_import_file(db, argv[i], &o, &st, &err);
+    if (!rc)
+        rc = db_commit(db, &err);
+    else
+        db_rollback(db);
+    db_close(db);
+    if (pg.drawn) progress_finish(&pg, NULL);
+    if (rc) {
+        fprintf(stderr, "rlhf import: %s\nnothing was imported.\n", err.msg);
+        return EXIT_FAIL;
+    }
+    printf("imported %lld comparisons as %lld rankings (%lld records, %lld new prompts, %lld new "
+           "candidates",
+           (long long)st.pairs, (long long)st.rankings, (long long)st.records,
+           (long long)st.prompts_new, (long long)st.candidates_new);
+    if (st.identical) printf(", %lld with chosen = rejected skipped", (long long)st.identical);
+    if (st.groups_split)
+        printf(", %lld prompt groups not one ranking: one ranking per pair",
+               (long long)st.groups_split);
+    printf(")\n");
+    return EXIT_OK;
+}

@@ -1,0 +1,234 @@
+/* Claims, progress and the other reads of the labeling screen (see assign.h). */
+#include "db/assign.h"
+#include "db/internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define NOW "strftime('%Y-%m-%dT%H:%M:%SZ','now')"
+
+/* Prompts labeler ?1 may still be given (not gold), split ?2, overlap ?3. */
+#define ELIGIBLE                                                                                   \
+    " FROM prompts p WHERE (?2 IS NULL OR p.split = ?2)"                                           \
+    " AND p.id NOT IN (SELECT prompt_id FROM gold)"                                                \
+    " AND (SELECT count(*) FROM candidates c WHERE c.prompt_id = p.id) >= 2"                       \
+    " AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.prompt_id = p.id AND a.labeler_id = ?1)" \
+    " AND NOT EXISTS (SELECT 1 FROM rankings r WHERE r.prompt_id = p.id AND +r.labeler_id = ?1)"    \
+    " AND (SELECT count(*) FROM rankings r WHERE r.prompt_id = p.id AND r.is_current"              \
+    "      AND NOT r.skipped)"                                                                     \
+    "   + (SELECT count(*) FROM assignments a WHERE a.prompt_id = p.id AND a.status = 'claimed'"   \
+    "      AND a.expires_at > " NOW ") < ?3"
+
+/* Runs a statement that returns at most one integer, with labeler ?1, split
+ * ?2, overlap ?3 and prompt ?4 bound where the statement uses them (binding an
+ * index past the statement's last one is a harmless SQLITE_RANGE); *out is 0
+ * when there is no row. */
+static int query_id(Db *db, const char *sql, int64_t labeler, const AssignOpts *o, int64_t prompt,
+                    int64_t *out, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db, sql, &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, labeler);
+    db_bind_text(st, 2, o ? o->split : NULL);
+    sqlite3_bind_int(st, 3, o ? o->overlap : 1);
+    sqlite3_bind_int64(st, 4, prompt);
+    int s = sqlite3_step(st);
+    *out = 0;
+    if (s == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    else if (s != SQLITE_DONE) rc = db_fail(db, err, "find a prompt to label");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int exec_claim(Db *db, const char *sql, int64_t labeler, int64_t prompt, int a, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db, sql, &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, labeler);
+    sqlite3_bind_int64(st, 2, prompt);
+    sqlite3_bind_int(st, 3, a);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "update claim");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int claim_in_tx(Db *db, int64_t labeler, const AssignOpts *o, Claim *c, Err *err) {
+    int64_t pid = 0, gold = 0;
+    /* 1. an unfinished claim of one's own: resume it unless others filled the
+     * prompt while it had expired */
+    int rc = query_id(db,
+                      "SELECT prompt_id FROM assignments WHERE labeler_id = ?1 AND status = 'claimed'"
+                      " AND (?2 IS NULL OR prompt_id IN (SELECT id FROM prompts WHERE split = ?2))"
+                      " ORDER BY claimed_at, id LIMIT 1",
+                      labeler, o, 0, &pid, err);
+    if (!rc && pid) {
+        int64_t busy = 0;
+        rc = query_id(db,
+                      "SELECT (SELECT count(*) FROM gold WHERE prompt_id = ?4) = 0 AND"
+                      " (SELECT count(*) FROM rankings r WHERE r.prompt_id = ?4 AND r.is_current"
+                      "  AND NOT r.skipped AND r.labeler_id != ?1)"
+                      " + (SELECT count(*) FROM assignments a WHERE a.prompt_id = ?4"
+                      "  AND a.status = 'claimed' AND a.expires_at > " NOW " AND a.labeler_id != ?1)"
+                      " >= ?3",
+                      labeler, o, pid, &busy, err);
+        if (!rc && busy) {
+            rc = exec_claim(db, "DELETE FROM assignments WHERE labeler_id = ?1 AND prompt_id = ?2",
+                            labeler, pid, 0, err);
+            if (!rc) return claim_in_tx(db, labeler, o, c, err);
+        }
+        if (!rc) {
+            c->prompt_id = pid;
+            c->resumed = 1;
+            rc = query_id(db, "SELECT is_gold FROM assignments WHERE labeler_id = ?1 AND prompt_id = ?4",
+                          labeler, o, pid, &gold, err);
+            c->is_gold = (int)gold;
+            if (!rc) rc = db_assign_renew(db, labeler, pid, o->lease_s, err);
+        }
+        return rc;
+    }
+    /* 2. a gold item, when the caller's dice say so */
+    if (!rc && o->want_gold) {
+        rc = query_id(db,
+                      "SELECT g.prompt_id FROM gold g JOIN prompts p ON p.id = g.prompt_id"
+                      " WHERE (?2 IS NULL OR p.split = ?2)"
+                      " AND (SELECT count(*) FROM candidates c WHERE c.prompt_id = g.prompt_id) >= 2"
+                      " AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.prompt_id = g.prompt_id"
+                      "  AND a.labeler_id = ?1)"
+                      " AND NOT EXISTS (SELECT 1 FROM rankings r WHERE r.prompt_id = g.prompt_id"
+                      "  AND +r.labeler_id = ?1)"
+                      " ORDER BY g.prompt_id LIMIT 1",
+                      labeler, o, 0, &pid, err);
+        gold = pid != 0;
+    }
+    /* 3. the oldest prompt that still needs rankings */
+    if (!rc && !pid) rc = query_id(db, "SELECT p.id" ELIGIBLE " ORDER BY p.id LIMIT 1", labeler, o, 0, &pid, err);
+    if (rc || !pid) return rc;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO assignments(prompt_id, labeler_id, is_gold, expires_at)"
+             " VALUES(?2, ?1, ?3, strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ','now','%+d seconds'))",
+             o->lease_s);
+    rc = exec_claim(db, sql, labeler, pid, (int)gold, err);
+    if (!rc) {
+        c->prompt_id = pid;
+        c->is_gold = (int)gold;
+    }
+    return rc;
+}
+
+int db_assign_claim(Db *db, int64_t labeler_id, const AssignOpts *o, Claim *c, Err *err) {
+    c->prompt_id = 0;
+    c->is_gold = c->resumed = 0;
+    if (o->overlap < 1) return err_set(err, RLHF_EINVAL, "overlap must be at least 1");
+    int own = !db->in_tx;
+    int rc = own ? db_begin(db, err) : RLHF_OK;
+    if (rc) return rc;
+    rc = claim_in_tx(db, labeler_id, o, c, err);
+    if (own) {
+        if (rc) db_rollback(db);
+        else rc = db_commit(db, err);
+    }
+    if (rc) c->prompt_id = 0;
+    return rc;
+}
+
+int db_assign_renew(Db *db, int64_t labeler_id, int64_t prompt_id, int lease_s, Err *err) {
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "UPDATE assignments SET expires_at = strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ','now','%+d seconds')"
+             " WHERE labeler_id = ?1 AND prompt_id = ?2 AND status = 'claimed'",
+             lease_s);
+    return exec_claim(db, sql, labeler_id, prompt_id, 0, err);
+}
+
+int db_assign_release(Db *db, int64_t labeler_id, int64_t prompt_id, Err *err) {
+    return exec_claim(db,
+                      "DELETE FROM assignments WHERE labeler_id = ?1 AND prompt_id = ?2"
+                      " AND status = 'claimed'",
+                      labeler_id, prompt_id, 0, err);
+}
+
+int db_label_progress(Db *db, int64_t labeler_id, const AssignOpts *o, LabelProgress *p, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "SELECT coalesce(sum(NOT skipped), 0), coalesce(sum(skipped), 0),"
+                        " coalesce(sum(created_at >= strftime('%Y-%m-%d','now')), 0),"
+                        " avg(CASE WHEN NOT skipped THEN time_spent_ms END),"
+                        " count(gold_agreement), avg(gold_agreement)"
+                        " FROM rankings WHERE labeler_id = ? AND is_current",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, labeler_id);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        p->done = sqlite3_column_int64(st, 0);
+        p->skipped = sqlite3_column_int64(st, 1);
+        p->today = sqlite3_column_int64(st, 2);
+        p->mean_s = sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3) / 1000.0;
+        p->gold_n = sqlite3_column_int64(st, 4);
+        p->gold_acc = sqlite3_column_type(st, 5) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 5);
+    } else rc = db_fail(db, err, "read progress");
+    sqlite3_finalize(st);
+    if (!rc) rc = query_id(db, "SELECT count(*)" ELIGIBLE, labeler_id, o, 0, &p->remaining, err);
+    return rc;
+}
+
+int db_gold_set(Db *db, int64_t prompt_id, const char *order_expr, const char *note, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "INSERT INTO gold(prompt_id, order_expr, note) VALUES(?, ?, ?)"
+                        " ON CONFLICT(prompt_id) DO UPDATE SET order_expr = excluded.order_expr,"
+                        " note = excluded.note",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, prompt_id);
+    sqlite3_bind_text(st, 2, order_expr, -1, SQLITE_STATIC);
+    db_bind_text(st, 3, note);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "set gold item");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_gold_get(Db *db, int64_t prompt_id, char **order_expr, Err *err) {
+    sqlite3_stmt *st;
+    *order_expr = NULL;
+    int rc = db_prepare(db, "SELECT order_expr FROM gold WHERE prompt_id = ?", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, prompt_id);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) *order_expr = db_col_strdup(st, 0);
+    else if (s != SQLITE_DONE) rc = db_fail(db, err, "read gold item");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_label_reviewable(Db *db, int64_t labeler_id, int64_t **prompt_ids, int *n, Err *err) {
+    sqlite3_stmt *st;
+    *prompt_ids = NULL;
+    *n = 0;
+    int rc = db_prepare(db, "SELECT prompt_id FROM rankings WHERE labeler_id = ? AND is_current ORDER BY id",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, labeler_id);
+    int s, cap = 0;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *p = realloc(*prompt_ids, (size_t)cap * sizeof *p);
+            if (!p) {
+                rc = err_set(err, RLHF_ENOMEM, "out of memory");
+                break;
+            }
+            *prompt_ids = p;
+        }
+        (*prompt_ids)[(*n)++] = sqlite3_column_int64(st, 0);
+    }
+    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "list rankings to review");
+    sqlite3_finalize(st);
+    if (rc) {
+        free(*prompt_ids);
+        *prompt_ids = NULL;
+        *n = 0;
+    }
+    return rc;
+}

@@ -1,0 +1,58 @@
+/* Who ranks what: claims on prompts for labelers (people and simulated), with
+ * overlap, expiry and gold items; the reads the labeling screen needs
+ * (progress, prompt text, one's own past rankings for review). A claim is taken
+ * inside BEGIN IMMEDIATE, so two labelers on one database never take the same
+ * slot; a claim not finished by its expiry frees the slot for others. */
+#ifndef RLHF_DB_ASSIGN_H
+#define RLHF_DB_ASSIGN_H
+
+#include <stdint.h>
+
+#include "db/db.h"
+
+typedef struct AssignOpts {
+    int overlap;       /* rankings wanted per prompt (>= 1) */
+    int lease_s;       /* a claim expires this many seconds after it is taken or renewed */
+    int want_gold;     /* take a gold prompt if one is left for this labeler */
+    const char *split; /* NULL: any split */
+} AssignOpts;
+
+typedef struct Claim {
+    int64_t prompt_id;
+    int is_gold;
+    int resumed; /* the labeler's own unfinished claim, taken up again */
+} Claim;
+
+/* Claims the next prompt for the labeler: first its own unfinished claim
+ * (resume), else (when want_gold) a gold prompt it has not done, else the
+ * oldest prompt with at least two candidates that it has never had and that
+ * has fewer than `overlap` current rankings plus live claims by others.
+ * Gold prompts are only handed out as gold. c->prompt_id is 0 when nothing is left. */
+int db_assign_claim(Db *db, int64_t labeler_id, const AssignOpts *o, Claim *c, Err *err);
+/* Pushes the claim's expiry lease_s seconds into the future. */
+int db_assign_renew(Db *db, int64_t labeler_id, int64_t prompt_id, int lease_s, Err *err);
+/* Gives an unfinished claim back (the prompt becomes free at once). */
+int db_assign_release(Db *db, int64_t labeler_id, int64_t prompt_id, Err *err);
+
+typedef struct LabelProgress {
+    int64_t done;      /* prompts ranked (current, not skipped) */
+    int64_t skipped;
+    int64_t remaining; /* prompts still claimable by this labeler (excluding gold) */
+    int64_t today;     /* rankings submitted since UTC midnight */
+    double mean_s;     /* mean seconds per ranked prompt; NAN when none */
+    int64_t gold_n;    /* gold items ranked */
+    double gold_acc;   /* mean agreement on gold; NAN when none */
+} LabelProgress;
+
+int db_label_progress(Db *db, int64_t labeler_id, const AssignOpts *o, LabelProgress *p, Err *err);
+
+/* Gold items: the correct order of a prompt's candidates as an expression over
+ * their 1-based positions in id order (db_candidates_of_prompt). */
+int db_gold_set(Db *db, int64_t prompt_id, const char *order_expr, const char *note, Err *err);
+/* *order_expr NULL when the prompt is not gold; caller frees. */
+int db_gold_get(Db *db, int64_t prompt_id, char **order_expr, Err *err);
+
+/* The prompts this labeler has a current ranking of, oldest first (caller frees). */
+int db_label_reviewable(Db *db, int64_t labeler_id, int64_t **prompt_ids, int *n, Err *err);
+
+#endif

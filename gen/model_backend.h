@@ -1,0 +1,35 @@
+/* The embedded model as a generation backend: loads a checkpoint and its
+ * tokenizer, then samples k candidates per prompt with the prompt prefilled
+ * once and the k continuations decoded as one batch (model/sample.h).
+ * GenModel owns the model, tokenizer and caches. */
+#ifndef RLHF_GEN_MODEL_BACKEND_H
+#define RLHF_GEN_MODEL_BACKEND_H
+
+#include "gen/gen.h"
+#include "model/checkpoint.h"
+#include "model/infer.h"
+#include "model/sample.h"
+#include "model/tokenizer.h"
+
+typedef struct GenModel {
+    Model m;
+    Tokenizer *tok;
+    Infer st;
+    SampleParams p;
+    int k_max;
+    char params_json[512];
+} GenModel;
+
+/* Loads ckpt (ours or llama2.c's) and its tokenizer: tok_path, else the one
+ * embedded in the checkpoint. k_max: the most candidates sampled in one batch. */
+int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const SampleParams *p,
+                   int k_max, Err *err);
+void gen_model_close(GenModel *g);
+GenBackend gen_model_backend(GenModel *g);
+
+/* Loads the tokenizer for a loaded model: tok_path when given, else the one
+ * the checkpoint carries; checks it matches the model's vocabulary. */
+int gen_load_tokenizer(const Model *m, const char *model_path, const char *tok_path,
+                       Tokenizer **out, Err *err);
+
+#endif

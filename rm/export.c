@@ -1,0 +1,314 @@
+/* The exporter: streams rankings from the store into one of the formats. */
+#include "rm/export.h"
+#include "rm/agreement.h"
+#include "rm/compare.h"
+#include "util/text.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const format_names[] = {"pairs", "hh", "rankings", "arena", "csv"};
+
+int rm_export_format(const char *name) {
+    for (int i = 0; i < (int)(sizeof format_names / sizeof *format_names); i++)
+        if (strcmp(name, format_names[i]) == 0) return i;
+    return -1;
+}
+
+const char *rm_export_format_name(int format) {
+    return format >= 0 && format <= EXPORT_CSV ? format_names[format] : "?";
+}
+
+int rm_prompt_in_val(const char *prompt, double frac) {
+    if (frac <= 0) return 0;
+    unsigned char d[32];
+    Sha256 c;
+    sha256_init(&c);
+    sha256_update(&c, prompt, strlen(prompt));
+    sha256_final(&c, d);
+    uint64_t h = 0;
+    for (int i = 0; i < 8; i++)
+        h = h << 8 | d[i];
+    return (double)h / 18446744073709551616.0 < frac;
+}
+
+void rm_json_string(FILE *f, const char *s) {
+    /* clean spans go out in one fwrite: this is the exporter's inner loop */
+    putc('"', f);
+    const unsigned char *p = (const unsigned char *)(s ? s : ""), *run = p;
+    for (; *p; p++) {
+        if (*p >= 0x20 && *p != '"' && *p != '\\') continue;
+        if (p > run) fwrite(run, 1, (size_t)(p - run), f);
+        switch (*p) {
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\r':
+            fputs("\\r", f);
+            break;
+        case '\t':
+            fputs("\\t", f);
+            break;
+        default:
+            fprintf(f, "\\u%04x", *p);
+        }
+        run = p + 1;
+    }
+    if (p > run) fwrite(run, 1, (size_t)(p - run), f);
+    putc('"', f);
+}
+
+void rm_csv_field(FILE *f, const char *s) {
+    if (!s) return;
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    putc('"', f);
+    for (const char *p = s; *p; p++) {
+        if (*p == '"') putc('"', f);
+        putc(*p, f);
+    }
+    putc('"', f);
+}
+
+static void hh_transcript(FILE *f, const char *prompt, const char *answer) {
+    StrBuf b = {0};
+    sb_puts(&b, "\n\nHuman: ");
+    sb_puts(&b, prompt);
+    sb_puts(&b, "\n\nAssistant: ");
+    sb_puts(&b, answer);
+    rm_json_string(f, b.s);
+    sb_free(&b);
+}
+
+typedef struct ExportCtx {
+    const ExportOptions *o;
+    FILE *out, *val;
+    ExportStats *st;
+    int64_t *allowed; /* sorted prompt ids passing min_agreement; NULL: all */
+    int64_t n_allowed;
+    int64_t cur_prompt;
+    int cur_val, cur_skip;
+    RmPair *pairs;
+} ExportCtx;
+
+static int cmp_i64(const void *x, const void *y) {
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+static void write_flags(FILE *f, const char *flags) {
+    cJSON *j = flags ? cJSON_Parse(flags) : NULL;
+    if (cJSON_IsArray(j)) {
+        char *s = cJSON_PrintUnformatted(j);
+        fputs(s ? s : "[]", f);
+        free(s);
+    } else
+        fputs("[]", f);
+    cJSON_Delete(j);
+}
+
+static void write_ranking(FILE *f, const RankingRow *r) {
+    fprintf(f, "{\"ranking_id\":%lld,\"prompt_id\":%lld,\"prompt\":", (long long)r->id,
+            (long long)r->prompt_id);
+    rm_json_string(f, r->prompt);
+    fputs(",\"split\":", f);
+    rm_json_string(f, r->split);
+    fputs(",\"labeler\":", f);
+    rm_json_string(f, r->labeler);
+    fprintf(f, ",\"simulated\":%s,\"version\":%d,\"completions\":[",
+            r->simulated ? "true" : "false", r->version);
+    for (int i = 0; i < r->n_items; i++) {
+        fprintf(f, "%s{\"id\":%lld,\"model\":", i ? "," : "", (long long)r->items[i].candidate_id);
+        rm_json_string(f, r->items[i].model_name);
+        fputs(",\"text\":", f);
+        rm_json_string(f, r->items[i].text);
+        putc('}', f);
+    }
+    fputs("],\"ranks\":[", f);
+    for (int i = 0; i < r->n_items; i++)
+        r->items[i].rank ? fprintf(f, "%s%d", i ? "," : "", r->items[i].rank)
+                         : fprintf(f, "%snull", i ? "," : "");
+    fputs("],\"scores\":[", f);
+    for (int i = 0; i < r->n_items; i++)
+        r->items[i].likert ? fprintf(f, "%s%d", i ? "," : "", r->items[i].likert)
+                           : fprintf(f, "%snull", i ? "," : "");
+    fputs("],\"flags\":[", f);
+    for (int i = 0; i < r->n_items; i++) {
+        if (i) putc(',', f);
+        write_flags(f, r->items[i].flags);
+    }
+    fprintf(f, "],\"none_acceptable\":%s", r->none_acceptable ? "true" : "false");
+    if (r->time_spent_ms >= 0) fprintf(f, ",\"time_ms\":%lld", (long long)r->time_spent_ms);
+    if (r->note) fputs(",\"note\":", f), rm_json_string(f, r->note);
+    fputs(",\"created_at\":", f);
+    rm_json_string(f, r->created_at);
+    fputs("}\n", f);
+}
+
+static void write_pair(FILE *f, int format, const RankingRow *r, const RmPair *p) {
+    const RankingItemRow *c = &r->items[p->better], *w = &r->items[p->worse];
+    switch (format) {
+    case EXPORT_PAIRS:
+        fputs("{\"prompt\":", f);
+        rm_json_string(f, r->prompt);
+        fputs(",\"chosen\":", f);
+        rm_json_string(f, c->text);
+        fputs(",\"rejected\":", f);
+        rm_json_string(f, w->text);
+        fprintf(f, ",\"prompt_id\":%lld,\"chosen_id\":%lld,\"rejected_id\":%lld,\"chosen_model\":",
+                (long long)r->prompt_id, (long long)c->candidate_id, (long long)w->candidate_id);
+        rm_json_string(f, c->model_name);
+        fputs(",\"rejected_model\":", f);
+        rm_json_string(f, w->model_name);
+        fputs(",\"labeler\":", f);
+        rm_json_string(f, r->labeler);
+        fprintf(f, ",\"simulated\":%s,\"margin\":%d,\"ranking_id\":%lld}\n",
+                r->simulated ? "true" : "false", p->margin, (long long)r->id);
+        break;
+    case EXPORT_HH:
+        fputs("{\"chosen\":", f);
+        hh_transcript(f, r->prompt, c->text);
+        fputs(",\"rejected\":", f);
+        hh_transcript(f, r->prompt, w->text);
+        fputs("}\n", f);
+        break;
+    case EXPORT_ARENA: {
+        /* model_a is the candidate with the smaller id: the side carries no hint */
+        const RankingItemRow *a = c, *b = w;
+        const char *winner = p->tie ? "tie" : "model_a";
+        if (w->candidate_id < c->candidate_id) a = w, b = c, winner = p->tie ? "tie" : "model_b";
+        fputs("{\"model_a\":", f);
+        rm_json_string(f, a->model_name);
+        fputs(",\"model_b\":", f);
+        rm_json_string(f, b->model_name);
+        fprintf(f,
+                ",\"winner\":\"%s\",\"question_id\":%lld,\"prompt_id\":%lld,\"ranking_id\":%lld,"
+                "\"a_id\":%lld,\"b_id\":%lld,\"judge\":",
+                winner, (long long)r->prompt_id, (long long)r->prompt_id, (long long)r->id,
+                (long long)a->candidate_id, (long long)b->candidate_id);
+        rm_json_string(f, r->labeler);
+        fputs(",\"tstamp\":", f);
+        rm_json_string(f, r->created_at);
+        fputs("}\n", f);
+        break;
+    }
+    case EXPORT_CSV:
+        fprintf(f, "%lld,%lld,", (long long)r->prompt_id, (long long)r->id);
+        rm_csv_field(f, r->labeler);
+        fprintf(f, ",%lld,%lld,", (long long)c->candidate_id, (long long)w->candidate_id);
+        rm_csv_field(f, c->model_name);
+        putc(',', f);
+        rm_csv_field(f, w->model_name);
+        fprintf(f, ",%d,%d,", p->tie, p->margin);
+        rm_csv_field(f, r->split);
+        putc(',', f);
+        rm_csv_field(f, r->prompt);
+        putc(',', f);
+        rm_csv_field(f, c->text);
+        putc(',', f);
+        rm_csv_field(f, w->text);
+        fputs("\r\n", f);
+        break;
+    }
+}
+
+static const char csv_header[] = "prompt_id,ranking_id,labeler,chosen_id,rejected_id,chosen_model,"
+                                 "rejected_model,tie,margin,split,prompt,chosen,rejected\r\n";
+
+static int export_one(const RankingRow *r, void *vctx) {
+    ExportCtx *c = vctx;
+    ExportStats *st = c->st;
+    if (r->prompt_id != c->cur_prompt) {
+        c->cur_prompt = r->prompt_id;
+        c->cur_skip = c->allowed && !bsearch(&r->prompt_id, c->allowed, (size_t)c->n_allowed,
+                                             sizeof *c->allowed, cmp_i64);
+        if (c->cur_skip)
+            st->prompts_below_agreement++;
+        else {
+            c->cur_val = c->val && rm_prompt_in_val(r->prompt, c->o->val_frac);
+            st->prompts++;
+            st->val_prompts += c->cur_val;
+        }
+    }
+    if (c->cur_skip) return 0;
+    FILE *f = c->cur_val ? c->val : c->out;
+    st->rankings++;
+    int format = c->o->format;
+    if (format == EXPORT_RANKINGS) {
+        write_ranking(f, r);
+        st->records++;
+        st->val_records += c->cur_val;
+        return ferror(f) ? RLHF_EIO : 0;
+    }
+    int np = rm_pairs_of_row(r, c->pairs, 64 * 63 / 2);
+    if (np < 0) return RLHF_EINVAL;
+    int keep_ties = format == EXPORT_ARENA || format == EXPORT_CSV;
+    for (int i = 0; i < np; i++) {
+        st->pairs++;
+        st->ties += c->pairs[i].tie;
+        if (c->pairs[i].tie && !keep_ties) {
+            st->ties_dropped++;
+            continue;
+        }
+        write_pair(f, format, r, &c->pairs[i]);
+        st->records++;
+        st->val_records += c->cur_val;
+    }
+    return ferror(f) ? RLHF_EIO : 0;
+}
+
+/* Prompts whose labelers agree at least o->min_agreement. Agreement is taken
+ * over every labeler of the prompt, whatever --labeler says. */
+static int agreeing_prompts(Db *db, const ExportOptions *o, int64_t **ids, int64_t *n, Err *err) {
+    RankingFilter f = o->filter;
+    f.labeler = NULL;
+    RmSet s;
+    int rc = rm_set_load(db, &f, &s, err);
+    if (rc) return rc;
+    int64_t *pid = NULL, m = 0, k = 0;
+    double *rate = NULL;
+    rc = rm_prompt_agreement(&s, &pid, &rate, &m, err);
+    rm_set_free(&s);
+    if (rc) return rc;
+    for (int64_t i = 0; i < m; i++)
+        if (!isnan(rate[i]) && rate[i] >= o->min_agreement - 1e-12) pid[k++] = pid[i];
+    free(rate);
+    *ids = pid;
+    *n = k;
+    return RLHF_OK;
+}
+
+int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats *st, Err *err) {
+    memset(st, 0, sizeof *st);
+    ExportCtx c = {o, out, o->val_frac > 0 ? val : NULL, st, NULL, 0, 0, 0, 0, NULL};
+    int rc = RLHF_OK;
+    if (o->min_agreement >= 0) rc = agreeing_prompts(db, o, &c.allowed, &c.n_allowed, err);
+    if (rc) return rc;
+    c.pairs = malloc(64 * 63 / 2 * sizeof *c.pairs);
+    if (!c.pairs) {
+        free(c.allowed);
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    }
+    if (o->format == EXPORT_CSV) {
+        fputs(csv_header, out);
+        if (c.val) fputs(csv_header, c.val);
+    }
+    rc = db_rankings_each(db, &o->filter, export_one, &c, err);
+    if (rc == RLHF_EIO)
+        err_set(err, rc, "write failed");
+    else if (rc == RLHF_EINVAL)
+        err_set(err, rc, "a ranking has more than 64 candidates");
+    free(c.pairs);
+    free(c.allowed);
+    return rc;
+}

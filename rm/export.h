@@ -1,0 +1,49 @@
+/* Export of comparisons and rankings in the formats the field uses:
+ *   pairs     TRL preference JSONL: prompt, chosen, rejected, + ids, models, labeler, margin
+ *   hh        HH-RLHF: chosen/rejected as "\n\nHuman: P\n\nAssistant: A" transcripts
+ *   rankings  one JSON line per ranking: prompt, completions, ranks, scores, flags
+ *   arena     Chatbot Arena battles: model_a, model_b, winner (model_a|model_b|tie)
+ *   csv       one row per comparison (RFC 4180)
+ * Ties are kept in arena, csv and rankings, and dropped (counted) in pairs and
+ * hh, which cannot hold them. Output order is fixed: prompt, ranking, pair. */
+#ifndef RLHF_RM_EXPORT_H
+#define RLHF_RM_EXPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "db/rankings.h"
+
+enum { EXPORT_PAIRS, EXPORT_HH, EXPORT_RANKINGS, EXPORT_ARENA, EXPORT_CSV };
+
+/* -1 for an unknown name. */
+int rm_export_format(const char *name);
+const char *rm_export_format_name(int format);
+
+typedef struct ExportOptions {
+    int format;
+    RankingFilter filter;
+    double min_agreement; /* < 0: off; else only prompts two labelers or more ranked
+                             whose pairwise agreement is at least this */
+    double val_frac;      /* share of prompts sent to the validation output; 0: none */
+} ExportOptions;
+
+typedef struct ExportStats {
+    int64_t rankings, records, pairs, ties, ties_dropped;
+    int64_t prompts, val_prompts, val_records;
+    int64_t prompts_below_agreement; /* left out by min_agreement */
+} ExportStats;
+
+/* Writes to out (and to val for validation prompts when val_frac > 0). */
+int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats *st, Err *err);
+
+/* Whether a prompt falls in the validation share: by a hash of its text, so
+ * the split is the same in every database and run. */
+int rm_prompt_in_val(const char *prompt, double frac);
+
+/* Writes s as a JSON string literal. */
+void rm_json_string(FILE *f, const char *s);
+/* Writes s as one RFC 4180 field (quoted when it holds , " CR or LF). */
+void rm_csv_field(FILE *f, const char *s);
+
+#endif

@@ -1,0 +1,163 @@
+/* rm/ on a real store: players by policy across rounds, HH transcript
+ * splitting, and an in-process export/import round trip with ties. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db/candidates.h"
+#include "db/prompts.h"
+#include "db/rankings.h"
+#include "db/registry.h"
+#include "rm/elo.h"
+#include "rm/export.h"
+#include "rm/import.h"
+
+static Db *tmp_db(char *path) {
+    strcpy(path, "/tmp/rlhf-unit-rm-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    unlink(path);
+    Db *db;
+    Err err = {0};
+    cr_assert_eq(db_open(path, DB_OPEN_CREATE, &db, &err), 0, "%s", err.msg);
+    return db;
+}
+
+static void rm_db(Db *db, const char *path) {
+    char p[600];
+    db_close(db);
+    unlink(path);
+    snprintf(p, sizeof p, "%s-wal", path), unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path), unlink(p);
+}
+
+static int64_t model(Db *db, const char *name, const char *kind, int64_t parent) {
+    ModelIn m = {name, kind, NULL, parent, NULL, NULL, NULL};
+    int64_t id;
+    Err err = {0};
+    cr_assert_eq(db_model_upsert(db, &m, &id, &err), 0, "%s", err.msg);
+    return id;
+}
+
+Test(rm_store, players_by_policy_follow_rounds) {
+    char path[64];
+    Db *db = tmp_db(path);
+    Err err = {0};
+    int64_t base = model(db, "base", "base", 0), sft = model(db, "sft", "sft", base);
+    int64_t ppo = model(db, "ppo-1", "policy", sft), ext = model(db, "ext", "external", 0);
+    int64_t ms[4] = {ppo, sft, base, ext}, pid, lab;
+    PromptIn pin = {"a prompt", NULL, NULL, NULL};
+    cr_assert_eq(db_prompt_insert(db, &pin, &pid, NULL, &err), 0);
+    cr_assert_eq(db_labeler_ensure(db, "ann", 0, NULL, &lab, &err), 0);
+    RankingItemIn items[4];
+    for (int i = 0; i < 4; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "answer %d", i);
+        CandidateIn c = {pid, ms[i], text, -1, NAN, NULL, 0, 0};
+        cr_assert_eq(db_candidate_insert(db, &c, &items[i].candidate_id, NULL, &err), 0);
+        items[i] = (RankingItemIn){items[i].candidate_id, i + 1, 0, NULL, -1};
+    }
+    RankingIn in = {0};
+    in.prompt_id = pid, in.labeler_id = lab, in.time_spent_ms = -1, in.gold_agreement = NAN;
+    in.items = items, in.n_items = 4;
+    cr_assert_eq(db_ranking_submit(db, &in, NULL, &err), 0, "%s", err.msg);
+
+    RmSet s;
+    cr_assert_eq(rm_set_load(db, NULL, &s, &err), 0);
+    EloPlayers p;
+    cr_assert_eq(elo_players(db, &s, ELO_BY_POLICY, &p, &err), 0, "%s", err.msg);
+    cr_assert_eq(p.n, 3, "the external model is left out");
+    int found = 0;
+    for (int i = 0; i < p.n; i++)
+        if (strcmp(p.name[i], "ppo-1") == 0) {
+            found = 1;
+            cr_assert_eq(p.round[i], 2);
+            cr_assert_str_eq(p.lineage[i], "base > sft > ppo-1");
+        } else if (strcmp(p.name[i], "base") == 0)
+            cr_assert_eq(p.round[i], 0);
+    cr_assert(found);
+    Battle *b;
+    int64_t nb;
+    BattleStats bs;
+    cr_assert_eq(elo_battles(&s, &p, &b, &nb, &bs, &err), 0);
+    cr_assert_eq(bs.pairs, 6);
+    cr_assert_eq(nb, 3);
+    cr_assert_eq(bs.left_out, 3);
+    free(b);
+    elo_players_free(&p);
+    cr_assert_eq(elo_players(db, &s, ELO_BY_MODEL, &p, &err), 0);
+    cr_assert_eq(p.n, 4);
+    elo_players_free(&p);
+    rm_set_free(&s);
+    rm_db(db, path);
+}
+
+Test(rm_store, hh_split) {
+    char *p, *a, *b;
+    Err err = {0};
+    cr_assert_eq(rm_hh_split("\n\nHuman: Hi\n\nAssistant: Hello there",
+                             "\n\nHuman: Hi\n\nAssistant: Hey", &p, &a, &b, &err),
+                 0);
+    cr_assert_str_eq(p, "Hi");
+    cr_assert_str_eq(a, "Hello there");
+    cr_assert_str_eq(b, "Hey");
+    free(p), free(a), free(b);
+    /* multi-turn: the prompt keeps the earlier turns; an answer may itself
+     * hold the Assistant marker */
+    const char *c = "\n\nHuman: A\n\nAssistant: B\n\nHuman: C\n\nAssistant: D\n\nAssistant: E";
+    const char *r = "\n\nHuman: A\n\nAssistant: B\n\nHuman: C\n\nAssistant: F";
+    cr_assert_eq(rm_hh_split(c, r, &p, &a, &b, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(p, "A\n\nAssistant: B\n\nHuman: C");
+    cr_assert_str_eq(a, "D\n\nAssistant: E");
+    cr_assert_str_eq(b, "F");
+    free(p), free(a), free(b);
+    cr_assert_neq(rm_hh_split("\n\nHuman: A\n\nAssistant: x", "no turns", &p, &a, &b, &err), 0);
+    cr_assert(strstr(err.msg, "rejected"), "%s", err.msg);
+    cr_assert_neq(rm_hh_split("\n\nHuman: A\n\nAssistant: x", "\n\nHuman: B\n\nAssistant: y", &p,
+                              &a, &b, &err),
+                  0);
+}
+
+Test(rm_store, import_rebuilds_ties_and_splits_other_groups) {
+    char path[64], file[64] = "/tmp/rlhf-unit-rm-in-XXXXXX";
+    Db *db = tmp_db(path);
+    int fd = mkstemp(file);
+    /* one complete weak order A = B > C (the tie is the missing pair), then a
+     * group that is no single ranking (X > Y twice) */
+    const char *data = "{\"prompt\":\"P\",\"chosen\":\"A\",\"rejected\":\"C\"}\n"
+                       "{\"prompt\":\"P\",\"chosen\":\"B\",\"rejected\":\"C\"}\n"
+                       "{\"prompt\":\"Q\",\"chosen\":\"X\",\"rejected\":\"Y\"}\n"
+                       "{\"prompt\":\"Q\",\"chosen\":\"X\",\"rejected\":\"Y\"}\n"
+                       "{\"prompt\":\"Q\",\"chosen\":\"X\",\"rejected\":\"X\"}\n";
+    cr_assert(write(fd, data, strlen(data)) == (ssize_t)strlen(data));
+    close(fd);
+    Err err = {0};
+    ImportOptions o = {IMPORT_PAIRS, NULL, NULL, NULL, NULL};
+    ImportStats st = {0};
+    cr_assert_eq(db_begin(db, &err), 0);
+    cr_assert_eq(rm_import_file(db, file, &o, &st, &err), 0, "%s", err.msg);
+    cr_assert_eq(db_commit(db, &err), 0);
+    cr_assert_eq(st.records, 5);
+    cr_assert_eq(st.identical, 1);
+    cr_assert_eq(st.rankings, 3);
+    cr_assert_eq(st.groups_split, 1);
+    cr_assert_eq(st.pairs, 4);
+    /* arena keeps the tie */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ExportOptions eo = {EXPORT_ARENA, db_ranking_filter_default(), -1, 0};
+    ExportStats es;
+    cr_assert_eq(rm_export(db, &eo, f, NULL, &es, &err), 0, "%s", err.msg);
+    fclose(f);
+    cr_assert_eq(es.pairs, 5);
+    cr_assert_eq(es.ties, 1);
+    cr_assert(strstr(buf, "\"winner\":\"tie\""), "%s", buf);
+    free(buf);
+    unlink(file);
+    rm_db(db, path);
+}
