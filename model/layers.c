@@ -64,18 +64,56 @@ MODEL_SIMD_CLONES void rmsnorm_backward(float *dinp, float *dw, const float *dou
     }
 }
 
+/* Matrix products split over the worker threads by output rows (forward,
+ * dinp) or output-weight rows (dw), each part one single-threaded sgemm, so a
+ * product's parts never write the same memory. Rows per part: at least 64. */
+typedef struct {
+    float *out, *dinp, *dw;
+    const float *inp, *w, *dout;
+    int N, C, OC;
+    float beta;
+} Mm;
+
+static void mm_forward_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Mm *m = ctx;
+    (void)part;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), m->OC, m->C, 1.0f,
+                m->inp + lo * m->C, m->C, m->w, m->C, 0.0f, m->out + lo * m->OC, m->OC);
+}
+
 void matmul_forward(float *out, const float *inp, const float *w, int N, int C, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+    ParScope ps;
+    Mm m = {.out = out, .inp = inp, .w = w, .N = N, .C = C, .OC = OC};
+    par_enter(&ps);
+    par_for(N, 64, mm_forward_part, &m);
+    par_leave(&ps);
+}
+
+/* dinp[lo:hi] (rows of N) = dout[lo:hi] · W */
+static void mm_dinp_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Mm *m = ctx;
+    (void)part;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), m->C, m->OC, 1.0f,
+                m->dout + lo * m->OC, m->OC, m->w, m->C, m->beta, m->dinp + lo * m->C, m->C);
+}
+
+/* dw[lo:hi] (rows of OC) += dout[:, lo:hi]^T · inp */
+static void mm_dw_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Mm *m = ctx;
+    (void)part;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), m->C, m->N, 1.0f,
+                m->dout + lo, m->OC, m->inp, m->C, 1.0f, m->dw + lo * m->C, m->C);
 }
 
 void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,
                      const float *w, int N, int C, int OC, int accumulate_dinp) {
-    if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C,
-                    accumulate_dinp ? 1.0f : 0.0f, dinp, C);
-    if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
-                    dw, C);
+    ParScope ps;
+    Mm m = {.dinp = dinp, .dw = dw, .inp = inp, .w = w, .dout = dout, .N = N, .C = C, .OC = OC,
+            .beta = accumulate_dinp ? 1.0f : 0.0f};
+    par_enter(&ps);
+    if (dinp) par_for(N, 64, mm_dinp_part, &m);
+    if (dw) par_for(OC, 64, mm_dw_part, &m);
+    par_leave(&ps);
 }
 
 void rope_tables(float *cos_t, float *sin_t, int T, int hs) {
@@ -133,10 +171,10 @@ typedef struct {
  * small products parallelise better this way than inside OpenBLAS). A part
  * takes whole kv groups so the dk/dv sums of grouped heads stay in one thread. */
 static void attention_threaded(void (*part)(void *, int64_t, int64_t, int), Att *a) {
-    int th = par_threads();
-    if (th > 1) openblas_set_num_threads(1);
-    par_for_threads(th, (int64_t)a->B * a->NKV, 1, part, a);
-    if (th > 1) openblas_set_num_threads(th);
+    ParScope ps;
+    par_enter(&ps);
+    par_for((int64_t)a->B * a->NKV, 1, part, a);
+    par_leave(&ps);
 }
 
 MODEL_SIMD_CLONES static void attention_forward_part(void *ctx, int64_t lo, int64_t hi, int part) {

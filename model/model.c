@@ -209,6 +209,8 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
     rs->b = B;
     rs->t = T;
     size_t NC = (size_t)N * C, NK = (size_t)N * KV, NHd = (size_t)N * H;
+    ParScope ps;
+    par_enter(&ps); /* one switch of OpenBLAS's threads for the whole pass */
     embedding_forward(rs->resid, tokens, m->w.emb, N, C);
     for (int l = 0; l < c->n_layers; l++) {
         float *x = rs->resid + l * NC, *xm = rs->resid_mid + l * NC;
@@ -247,6 +249,7 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
             outs[hd][n] = s;
         }
     }
+    par_leave(&ps);
     return RLHF_OK;
 }
 
@@ -262,6 +265,8 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
     size_t NC = (size_t)N * C, NK = (size_t)N * KV, NHd = (size_t)N * H;
     Weights *w = &m->w, *g = &m->g;
     float *dlnf = rs->dln;
+    ParScope ps;
+    par_enter(&ps);
     /* classifier and heads -> d lnf */
     if (dlogits) {
         matmul_backward(dlnf, g->wcls, dlogits, rs->lnf, w->wcls, N, C, V, 0);
@@ -272,7 +277,10 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
     float *hw[2] = {w->reward, w->value}, *hg_[2] = {g->reward, g->value};
     for (int hd = 0; hd < 2; hd++) {
         if (!dh[hd]) continue;
-        if (!hw[hd]) return err_set(err, RLHF_EINVAL, "backward through a head the model lacks");
+        if (!hw[hd]) {
+            par_leave(&ps);
+            return err_set(err, RLHF_EINVAL, "backward through a head the model lacks");
+        }
         for (int n = 0; n < N; n++) {
             float d = dh[hd][n];
             if (d == 0.0f) continue;
@@ -318,6 +326,7 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
                          rs->ln1_rstd + (size_t)l * N, N, C);
     }
     embedding_backward(g->emb, dres, tokens, N, C);
+    par_leave(&ps);
     return RLHF_OK;
 }
 

@@ -62,9 +62,25 @@ static void start(void) {
     }
 }
 
+static _Thread_local int scoped_threads; /* > 0 inside par_enter/par_leave */
+
 int par_threads(void) {
-    int n = openblas_get_num_threads();
+    int n = scoped_threads ? scoped_threads : openblas_get_num_threads();
     return n < 1 ? 1 : n > PAR_MAX ? PAR_MAX : n;
+}
+
+void par_enter(ParScope *s) {
+    s->active = scoped_threads == 0;
+    s->threads = par_threads();
+    if (!s->active) return;
+    scoped_threads = s->threads;
+    if (s->threads > 1) openblas_set_num_threads(1);
+}
+
+void par_leave(ParScope *s) {
+    if (!s->active) return;
+    if (s->threads > 1) openblas_set_num_threads(s->threads);
+    scoped_threads = 0;
 }
 
 int par_for(int64_t n, int64_t min_chunk, void (*fn)(void *ctx, int64_t lo, int64_t hi, int part),

@@ -20,6 +20,17 @@ int par_for_threads(int threads, int64_t n, int64_t min_chunk,
                     void (*fn)(void *ctx, int64_t lo, int64_t hi, int part), void *ctx);
 /* The thread count par_for uses (>= 1, at most PAR_MAX). */
 int par_threads(void);
+
+/* Between par_enter and par_leave this thread splits the work itself: OpenBLAS
+ * is set to one thread (its own pool would busy-wait between the many
+ * products of a step and compete with ours), and par_threads() keeps the
+ * count from before. Nests; other threads' BLAS calls run single-threaded in
+ * the meantime (slower, never wrong). */
+typedef struct ParScope {
+    int threads, active;
+} ParScope;
+void par_enter(ParScope *s);
+void par_leave(ParScope *s);
 #define PAR_MAX 16
 
 #endif
