@@ -3,6 +3,9 @@
  * configs, beside OpenBLAS sgemm GFLOP/s measured in the same run on the
  * matrix shapes of the same training step (the machine's practical limit),
  * best of several alternating repetitions; peak memory of 15m training; at 1 and 2 BLAS threads.
+ * The sgemm figure is OpenBLAS threading its own products; training splits
+ * them over rlhf's threads instead, and its attention computes only the causal
+ * blocks while the count assumes all of T×T, so small configs can exceed 1.
  * RLHF_BENCH_QUICK=1 runs fewer steps. */
 #include <cblas.h>
 #include <stdio.h>
