@@ -23,9 +23,20 @@ void embedding_backward(float *demb, const float *dout, const int *tokens, int N
     }
 }
 
-MODEL_SIMD_CLONES void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w,
-                                       int N, int C) {
-    for (int n = 0; n < N; n++) {
+typedef struct {
+    float *out, *rstd, *x;
+    const float *inp, *w, *a, *b, *cos_t, *sin_t;
+    int C, T, nh, hs;
+    float sign;
+} Rows;
+
+MODEL_SIMD_CLONES static void rmsnorm_forward_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Rows *R = ctx;
+    float *out = R->out, *rstd = R->rstd;
+    const float *inp = R->inp, *w = R->w;
+    int C = R->C;
+    (void)part;
+    for (int64_t n = lo; n < hi; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
         float r = 1.0f / sqrtf(vec_dot(x, x, C) / C + MODEL_NORM_EPS);
@@ -34,6 +45,11 @@ MODEL_SIMD_CLONES void rmsnorm_forward(float *out, float *rstd, const float *inp
         for (; i < C; i++) o[i] = w[i] * (r * x[i]);
         rstd[n] = r;
     }
+}
+
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C) {
+    Rows r = {.out = out, .rstd = rstd, .inp = inp, .w = w, .C = C};
+    par_for(N, 1 + 16384 / C, rmsnorm_forward_part, &r);
 }
 
 /* y = w ⊙ x·r, r = (mean x² + eps)^-1/2:
@@ -127,22 +143,30 @@ void rope_tables(float *cos_t, float *sin_t, int T, int hs) {
         }
 }
 
-static void rope_apply(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh,
-                       int hs, float sign) {
-    int h2 = hs / 2;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const float *c = cos_t + t * h2, *s = sin_t + t * h2;
-            float *row = x + ((size_t)b * T + t) * nh * hs;
-            for (int h = 0; h < nh; h++) {
-                float *v = row + h * hs;
-                for (int i = 0; i < h2; i++) {
-                    float v0 = v[2 * i], v1 = v[2 * i + 1], si = sign * s[i];
-                    v[2 * i] = v0 * c[i] - v1 * si;
-                    v[2 * i + 1] = v0 * si + v1 * c[i];
-                }
+/* rows [lo, hi) of x (B·T rows of nh·hs) */
+static void rope_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Rows *R = ctx;
+    int h2 = R->hs / 2, nh = R->nh, hs = R->hs;
+    (void)part;
+    for (int64_t r = lo; r < hi; r++) {
+        int t = (int)(r % R->T);
+        const float *c = R->cos_t + t * h2, *s = R->sin_t + t * h2;
+        float *row = R->x + r * nh * hs;
+        for (int h = 0; h < nh; h++) {
+            float *v = row + h * hs;
+            for (int i = 0; i < h2; i++) {
+                float v0 = v[2 * i], v1 = v[2 * i + 1], si = R->sign * s[i];
+                v[2 * i] = v0 * c[i] - v1 * si;
+                v[2 * i + 1] = v0 * si + v1 * c[i];
             }
         }
+    }
+}
+
+static void rope_apply(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh,
+                       int hs, float sign) {
+    Rows r = {.x = x, .cos_t = cos_t, .sin_t = sin_t, .T = T, .nh = nh, .hs = hs, .sign = sign};
+    par_for((int64_t)B * T, 1 + 16384 / (nh * hs), rope_part, &r);
 }
 
 void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hs) {
@@ -315,6 +339,13 @@ void swiglu_backward(float *dh1, float *dh3, const float *dout, const float *h1,
     par_for(n, 1 << 15, swiglu_backward_part, &w);
 }
 
+static void residual_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Rows *R = ctx;
+    (void)part;
+    for (int64_t i = lo; i < hi; i++) R->out[i] = R->a[i] + R->b[i];
+}
+
 void residual_forward(float *out, const float *a, const float *b, int n) {
-    for (int i = 0; i < n; i++) out[i] = a[i] + b[i];
+    Rows r = {.out = out, .a = a, .b = b};
+    par_for(n, 1 << 15, residual_part, &r);
 }
