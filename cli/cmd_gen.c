@@ -44,17 +44,25 @@ static int parse_ids(const char *s, int64_t **ids, int *n) {
     while (*s) {
         char *end;
         long long v = strtoll(s, &end, 10);
-        if (end == s || v < 1 || (*end && *end != ',')) return -1;
-        if (*n == cap) {
+        int bad = end == s || v < 1 || (*end && *end != ',');
+        if (!bad && *n == cap) {
             cap = cap ? cap * 2 : 16;
             int64_t *p = realloc(*ids, (size_t)cap * sizeof *p);
-            if (!p) return -1;
-            *ids = p;
+            if (p) *ids = p;
+            bad = !p;
+        }
+        if (bad) {
+            free(*ids);
+            *ids = NULL;
+            return -1;
         }
         (*ids)[(*n)++] = v;
         s = *end ? end + 1 : end;
     }
-    return *n ? 0 : -1;
+    if (*n) return 0;
+    free(*ids);
+    *ids = NULL;
+    return -1;
 }
 
 static const char *base_name(const char *p) {
@@ -118,6 +126,7 @@ static int exec_gen(int argc, char **argv) {
                                          {"threads", required_argument, NULL, 'j'},
                                          {"progress", no_argument, NULL, 'p'},
                                          CLI_OPT_END};
+    const char *ids_arg = NULL;
     const char *dbflag = NULL, *ckpt = NULL, *tok_path = NULL, *name = NULL, *tmpl_flag = NULL;
     const char *stops[16];
     int n_stop = 0, force_progress = 0;
@@ -137,12 +146,7 @@ static int exec_gen(int argc, char **argv) {
         case 't': tok_path = optarg; break;
         case 'n': name = optarg; break;
         case 's': o.split = optarg; break;
-        case 'i':
-            free(ids);
-            if (parse_ids(optarg, &ids, &o.n_ids))
-                return cli_usage_error(E, "--ids: '%s' is not a list of prompt ids like 1,2,3", optarg);
-            o.ids = ids;
-            break;
+        case 'i': ids_arg = optarg; break;
         case 'l':
             if (cli_parse_long(E, "--limit", optarg, 1, LONG_MAX, &v)) return EXIT_USAGE;
             o.limit = v;
@@ -192,9 +196,13 @@ static int exec_gen(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
     if (!ckpt) return cli_usage_error(E, "--model CKPT is required");
-    if (o.split && o.ids) return cli_usage_error(E, "give --split or --ids, not both");
+    if (o.split && ids_arg) return cli_usage_error(E, "give --split or --ids, not both");
     if (tmpl_flag && !strstr(tmpl_flag, "{prompt}"))
         return cli_usage_error(E, "--template: must contain {prompt}");
+    /* parsed last, so no usage error above has to free the list */
+    if (ids_arg && parse_ids(ids_arg, &ids, &o.n_ids))
+        return cli_usage_error(E, "--ids: '%s' is not a list of prompt ids like 1,2,3", ids_arg);
+    o.ids = ids;
     if (!n_stop) {
         stops[n_stop++] = "\n\n";
         stops[n_stop++] = "Human:";

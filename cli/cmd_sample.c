@@ -3,11 +3,13 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "gen/model_backend.h"
 #include "model/checkpoint.h"
 #include "model/infer.h"
 #include "model/sample.h"
 #include "model/tokenizer.h"
 #include "util/progress.h"
+#include "util/text.h"
 
 static int exec_sample(int argc, char **argv);
 
@@ -27,7 +29,8 @@ const struct cmd_entry cmd_sample_entry = {
     "  --threads N         BLAS threads (default: OpenBLAS's choice)\n"
     "  --json              one JSON object per sample (text, tokens, logprob, finish)\n"
     "  -h, --help          show this help\n"
-    "Prints the completion only (not the prompt); speed goes to stderr.\n",
+    "Prints the completion only (not the prompt); speed goes to stderr.\n"
+    "PROMPT - reads the prompt from standard input (all of it, newlines kept).\n",
     exec_sample};
 
 static const struct cmd_entry *E = &cmd_sample_entry;
@@ -55,8 +58,12 @@ static int exec_sample(int argc, char **argv) {
     p.stop = stops;
     while ((c = getopt_long(argc, argv, "+:hk:", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model_path = optarg; break;
-        case 't': tok_path = optarg; break;
+        case 'm':
+            model_path = optarg;
+            break;
+        case 't':
+            tok_path = optarg;
+            break;
         case 'T':
             if (cli_parse_double(E, "--temperature", optarg, 0, 100, &d)) return EXIT_USAGE;
             p.temperature = (float)d;
@@ -87,39 +94,56 @@ static int exec_sample(int argc, char **argv) {
         case 'j':
             if (cli_parse_long(E, "--threads", optarg, 1, 256, &threads)) return EXIT_USAGE;
             break;
-        case 'J': json = 1; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
+        case 'J':
+            json = 1;
+            break;
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
         }
     }
     if (!model_path) return cli_usage_error(E, "--model CKPT is required");
     if (optind >= argc) return cli_usage_error(E, "no PROMPT given (use \"\" for none)");
     if (optind + 1 < argc) return cli_usage_error(E, "give the prompt as one argument (quote it)");
     const char *prompt = argv[optind];
+    char *stdin_text = NULL;
     if (threads) infer_set_threads((int)threads);
 
     Err err = {0};
+    if (strcmp(prompt, "-") == 0) {
+        StrBuf b = {0};
+        char chunk[4096];
+        size_t got;
+        int bad = sb_append(&b, "", 0);
+        while (!bad && (got = fread(chunk, 1, sizeof chunk, stdin)) > 0) bad = sb_append(&b, chunk, got);
+        if (bad || ferror(stdin)) {
+            sb_free(&b);
+            err_set(&err, RLHF_EIO, "reading the prompt from standard input failed");
+            return cli_fail(E, &err);
+        }
+        prompt = stdin_text = b.s;
+    }
     Model m;
     Tokenizer *tok = NULL;
     Infer st = {0};
     SampleResult *res = NULL;
     int *ids = NULL, n = 0, rc;
-    if ((rc = model_load(model_path, &m, &err))) return cli_fail(E, &err);
-    if (tok_path) rc = tok_load(tok_path, &tok, &err);
-    else if (m.tokenizer) {
-        rc = tok_load_mem(m.tokenizer, m.tokenizer_len, &tok, &err);
-        if (rc) err_prefix(&err, "%s: embedded tokenizer: ", model_path);
-    } else
-        rc = err_set(&err, RLHF_EINVAL, "%s carries no tokenizer: pass --tokenizer TOK", model_path);
-    if (!rc) rc = tok_check_vocab(tok, m.cfg.vocab_size, &err);
+    if ((rc = model_load(model_path, &m, &err))) {
+        free(stdin_text);
+        return cli_fail(E, &err);
+    }
+    rc = gen_load_tokenizer(&m, model_path, tok_path, &tok, &err);
     size_t plen = strlen(prompt);
     if (!rc && !(ids = malloc(sizeof(int) * (size_t)tok_encode_cap(plen))))
         rc = err_set(&err, RLHF_ENOMEM, "out of memory");
     if (!rc) rc = tok_encode(tok, prompt, plen, 1, 0, ids, tok_encode_cap(plen), &n, &err);
     if (!rc) rc = infer_create(&st, &m, (int)k, &err);
     uint64_t seeds[256];
-    for (int i = 0; i < k; i++) seeds[i] = (uint64_t)seed + (uint64_t)i;
-    if (!rc && !(res = calloc((size_t)k, sizeof *res))) rc = err_set(&err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; i < k; i++)
+        seeds[i] = (uint64_t)seed + (uint64_t)i;
+    if (!rc && !(res = calloc((size_t)k, sizeof *res)))
+        rc = err_set(&err, RLHF_ENOMEM, "out of memory");
     double t0 = now_seconds();
     if (!rc) rc = sample_generate_batch(&st, tok, ids, n, (int)k, &p, seeds, res, &err);
     double secs = now_seconds() - t0;
@@ -133,7 +157,8 @@ static int exec_sample(int argc, char **argv) {
                 printf(",\"tokens\":%d,\"logprob\":%.4f,\"finish\":\"%s\"}\n", res[i].n_tokens,
                        res[i].logprob, sample_finish_name(res[i].finish));
             } else {
-                if (k > 1) printf("--- sample %d (seed %llu)\n", i + 1, (unsigned long long)seeds[i]);
+                if (k > 1)
+                    printf("--- sample %d (seed %llu)\n", i + 1, (unsigned long long)seeds[i]);
                 fwrite(res[i].text, 1, res[i].text_len, stdout);
                 printf("\n");
             }
@@ -141,9 +166,11 @@ static int exec_sample(int argc, char **argv) {
         fprintf(stderr, "%d prompt tokens, %ld sampled in %.2fs (%.1f tokens/s)\n", n, total, secs,
                 secs > 0 ? total / secs : 0.0);
     }
-    for (int i = 0; res && i < k; i++) sample_result_free(&res[i]);
+    for (int i = 0; res && i < k; i++)
+        sample_result_free(&res[i]);
     free(res);
     free(ids);
+    free(stdin_text);
     infer_free(&st);
     tok_free(tok);
     model_free(&m);

@@ -12,7 +12,9 @@
 static int exec_tokenizer(int argc, char **argv);
 
 const struct cmd_entry cmd_tokenizer_entry = {
-    "tokenizer", "train --vocab N --out TOK FILE... | encode --tokenizer TOK TEXT | decode --tokenizer TOK ID...",
+    "tokenizer",
+    "train --vocab N --out TOK FILE... | encode --tokenizer TOK TEXT | decode --tokenizer TOK "
+    "ID...",
     "train a BPE tokenizer (llama2.c tokenizer.bin); encode or decode text with one",
     "train FILE...       learn a byte-level BPE vocabulary from text files\n"
     "  --vocab N         vocabulary size, including <unk> <s> </s> and the 256 byte\n"
@@ -47,9 +49,13 @@ static int train(int argc, char **argv) {
         case 'v':
             if (cli_parse_long(E, "--vocab", optarg, 261, TOK_MAX_VOCAB, &vocab)) return EXIT_USAGE;
             break;
-        case 'o': out = optarg; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
+        case 'o':
+            out = optarg;
+            break;
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
         }
     }
     if (!out) return cli_usage_error(E, "train: --out TOK is required");
@@ -70,7 +76,8 @@ static int train(int argc, char **argv) {
     if (!rc) {
         Progress p;
         progress_start(&p, "tokenizer train", "merges", vocab - 259, 0);
-        rc = tok_train((const char *const *)texts, lens, nf, (int)vocab, on_progress, &p, &tok, &err);
+        rc = tok_train((const char *const *)texts, lens, nf, (int)vocab, on_progress, &p, &tok,
+                       &err);
         progress_finish(&p, NULL);
     }
     double secs = now_seconds() - t0;
@@ -86,10 +93,12 @@ static int train(int argc, char **argv) {
                    nt ? (double)n / nt : 0.0);
         free(ids);
         if (tok_vocab_size(tok) < vocab)
-            fprintf(stderr, "rlhf tokenizer: note: the corpus ran out of pairs to merge at %d tokens\n",
+            fprintf(stderr,
+                    "rlhf tokenizer: note: the corpus ran out of pairs to merge at %d tokens\n",
                     tok_vocab_size(tok));
     }
-    for (int i = 0; texts && i < nf; i++) free(texts[i]);
+    for (int i = 0; texts && i < nf; i++)
+        free(texts[i]);
     free(texts);
     free(lens);
     tok_free(tok);
@@ -100,11 +109,16 @@ static int train(int argc, char **argv) {
 static void print_piece(const char *p, size_t n) {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (c == '\n') fputs("\\n", stdout);
-        else if (c == '\t') fputs("\\t", stdout);
-        else if (c == '\\') fputs("\\\\", stdout);
-        else if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
-        else fputc(c, stdout);
+        if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c == '\t')
+            fputs("\\t", stdout);
+        else if (c == '\\')
+            fputs("\\\\", stdout);
+        else if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            fputc(c, stdout);
     }
     fputc('\n', stdout);
 }
@@ -120,17 +134,28 @@ static int encode_decode(int argc, char **argv, int decode) {
     int bos = 0, eos = 0, pieces = 0, c;
     while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (c) {
-        case 't': path = optarg; break;
-        case 'b': bos = 1; break;
-        case 'e': eos = 1; break;
-        case 'p': pieces = 1; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
+        case 't':
+            path = optarg;
+            break;
+        case 'b':
+            bos = 1;
+            break;
+        case 'e':
+            eos = 1;
+            break;
+        case 'p':
+            pieces = 1;
+            break;
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
         }
     }
     if (!path) return cli_usage_error(E, "%s: --tokenizer TOK is required", argv[0]);
     if (optind >= argc) return cli_usage_error(E, "%s: nothing to %s", argv[0], argv[0]);
-    if (!decode && optind + 1 < argc) return cli_usage_error(E, "encode: give the text as one argument");
+    if (!decode && optind + 1 < argc)
+        return cli_usage_error(E, "encode: give the text as one argument");
     Err err = {0};
     Tokenizer *tok;
     if (tok_load(path, &tok, &err)) return cli_fail(E, &err);
@@ -153,7 +178,8 @@ static int encode_decode(int argc, char **argv, int decode) {
         }
         char *text = NULL;
         size_t len = 0;
-        rc = ids ? tok_decode(tok, ids, n, &text, &len, &err) : err_set(&err, RLHF_ENOMEM, "out of memory");
+        rc = ids ? tok_decode(tok, ids, n, &text, &len, &err)
+                 : err_set(&err, RLHF_ENOMEM, "out of memory");
         if (!rc) fwrite(text, 1, len, stdout), fputc('\n', stdout);
         free(text);
         free(ids);
@@ -186,5 +212,6 @@ static int exec_tokenizer(int argc, char **argv) {
     if (strcmp(argv[1], "train") == 0) return train(argc - 1, argv + 1);
     if (strcmp(argv[1], "encode") == 0) return encode_decode(argc - 1, argv + 1, 0);
     if (strcmp(argv[1], "decode") == 0) return encode_decode(argc - 1, argv + 1, 1);
-    return cli_usage_error(E, "unknown subcommand '%s' (expected train, encode or decode)", argv[1]);
+    return cli_usage_error(E, "unknown subcommand '%s' (expected train, encode or decode)",
+                           argv[1]);
 }

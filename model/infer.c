@@ -10,12 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/fastmath.h"
 #include "model/layers.h"
+#include "model/matvec.h"
 
 enum { PREFILL_ROWS = 64 };
 
 void infer_set_threads(int n) {
-    if (n >= 1) openblas_set_num_threads(n);
+    if (n < 1) return;
+    openblas_set_num_threads(n);
+    matvec_set_threads(n);
 }
 
 int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
@@ -27,18 +31,27 @@ int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
     int R = max_streams > PREFILL_ROWS ? max_streams : PREFILL_ROWS;
     size_t L = (size_t)c->n_layers, hs = (size_t)model_head_size(c);
     size_t sizes[] = {
-        L * T * KV, L * T * KV,                                     /* prefix k, v */
-        L * max_streams * T * KV, L * max_streams * T * KV,         /* stream k, v */
-        (size_t)max_streams * V,                                    /* logits */
-        (size_t)R * C, (size_t)R * C, (size_t)R * C, (size_t)R * C, /* x xb xb2 q */
-        (size_t)R * KV, (size_t)R * KV,                             /* k v */
-        (size_t)R * H, (size_t)R * H,                               /* hb hb2 */
-        (size_t)c->n_heads * T + R,                                 /* att scores + rstd */
-        (size_t)T * hs / 2, (size_t)T * hs / 2,                     /* rope */
-        (size_t)max_streams * V,                                    /* lrow */
+        L * T * KV,
+        L * T * KV, /* prefix k, v */
+        L * max_streams * T * KV,
+        L * max_streams * T * KV, /* stream k, v */
+        (size_t)max_streams * V,  /* logits */
+        (size_t)R * C,
+        (size_t)R * C,
+        (size_t)R * C,
+        (size_t)R * C, /* x xb xb2 q */
+        (size_t)R * KV,
+        (size_t)R * KV, /* k v */
+        (size_t)R * H,
+        (size_t)R * H,              /* hb hb2 */
+        (size_t)c->n_heads * T + R, /* att scores + rstd */
+        (size_t)T * hs / 2,
+        (size_t)T * hs / 2,      /* rope */
+        (size_t)max_streams * V, /* lrow */
     };
     size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        total += sizes[i];
     st->mem = calloc(total, sizeof(float));
     st->pos = calloc((size_t)max_streams, sizeof(int));
     if (!st->mem || !st->pos) {
@@ -46,9 +59,10 @@ int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
         return err_set(err, RLHF_ENOMEM, "infer: out of memory for %.1f MB of KV cache",
                        total * 4.0 / 1e6);
     }
-    float **ptrs[] = {&st->key_prefix, &st->val_prefix, &st->key_stream, &st->val_stream,
-                      &st->logits, &st->x, &st->xb, &st->xb2, &st->q, &st->k, &st->v,
-                      &st->hb, &st->hb2, &st->att, &st->rope_cos, &st->rope_sin, &st->lrow};
+    float **ptrs[] = {
+        &st->key_prefix, &st->val_prefix, &st->key_stream, &st->val_stream, &st->logits, &st->x,
+        &st->xb,         &st->xb2,        &st->q,          &st->k,          &st->v,      &st->hb,
+        &st->hb2,        &st->att,        &st->rope_cos,   &st->rope_sin,   &st->lrow};
     float *p = st->mem;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *ptrs[i] = p;
@@ -72,10 +86,13 @@ void infer_reset(Infer *st) {
     st->n_streams = 0;
 }
 
-/* out (n, OC) = in (n, C) · W^T with W (OC, C) */
+/* out (n, OC) = in (n, C) · W^T with W (OC, C), through matvec_rows: it
+ * reads W once per 8 rows without sgemm's packing copy, which on these shapes
+ * (a prompt is tens of rows) is as fast as sgemm and much faster for the few
+ * rows of a decode step; and it gives every row the same bits whatever the
+ * batch, so a prompt prefilled at once equals one fed token by token. */
 static void matmul_rows(float *out, const float *in, const float *w, int n, int C, int OC) {
-    if (n == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, w, C, in, 1, 0.0f, out, 1);
-    else matmul_forward(out, in, w, n, C, OC);
+    matvec_rows(out, in, w, n, C, OC);
 }
 
 /* Cache rows of layer l for stream s (-1: the prefix) at position t. */
@@ -87,35 +104,27 @@ static float *cache_at(const Infer *st, float *prefix, float *stream, int l, int
 }
 
 /* out (C) = attention of one query row q (C) at position pos over positions
- * 0..pos of stream s. */
+ * 0..pos of stream s: the shared prefix's rows, then the stream's own. */
 static void attend(const Infer *st, float *out, const float *q, int l, int s, int pos) {
     const Config *c = &st->m->cfg;
     int NH = c->n_heads, hs = model_head_size(c), grp = c->n_heads / c->n_kv_heads;
+    size_t KV = (size_t)model_kv_dim(c);
     float scale = 1.0f / sqrtf((float)hs), *sc = st->att;
+    /* segment 0: prefix positions [0, n0); segment 1: stream positions [n0, pos] */
+    int n0 = s < 0 || pos < st->prefix_len ? pos + 1 : st->prefix_len, n1 = pos + 1 - n0;
+    const float *k0 = cache_at(st, st->key_prefix, st->key_stream, l, -1, 0);
+    const float *v0 = cache_at(st, st->val_prefix, st->val_stream, l, -1, 0);
+    const float *k1 = n1 ? cache_at(st, st->key_prefix, st->key_stream, l, s, n0) : NULL;
+    const float *v1 = n1 ? cache_at(st, st->val_prefix, st->val_stream, l, s, n0) : NULL;
     for (int h = 0; h < NH; h++) {
-        const float *qh = q + h * hs;
         int kvo = (h / grp) * hs;
-        float mx = -INFINITY;
-        for (int t = 0; t <= pos; t++) {
-            const float *kt = cache_at(st, st->key_prefix, st->key_stream, l, s, t) + kvo;
-            float d = 0.0f;
-            for (int i = 0; i < hs; i++) d += qh[i] * kt[i];
-            d *= scale;
-            sc[t] = d;
-            if (d > mx) mx = d;
-        }
-        float sum = 0.0f;
-        for (int t = 0; t <= pos; t++) {
-            sc[t] = expf(sc[t] - mx);
-            sum += sc[t];
-        }
-        float inv = 1.0f / sum, *o = out + h * hs;
+        matvec_scores(sc, q + h * hs, k0 + kvo, KV, n0, hs, scale);
+        if (n1) matvec_scores(sc + n0, q + h * hs, k1 + kvo, KV, n1, hs, scale);
+        float sum = vec_exp_sum(sc, pos + 1, vec_max(sc, pos + 1)), *o = out + h * hs;
+        vec_scale(sc, pos + 1, 1.0f / sum);
         memset(o, 0, sizeof(float) * hs);
-        for (int t = 0; t <= pos; t++) {
-            const float *vt = cache_at(st, st->val_prefix, st->val_stream, l, s, t) + kvo;
-            float a = sc[t] * inv;
-            for (int i = 0; i < hs; i++) o[i] += a * vt[i];
-        }
+        matvec_accum(o, sc, v0 + kvo, KV, n0, hs);
+        if (n1) matvec_accum(o, sc + n0, v1 + kvo, KV, n1, hs);
     }
 }
 
@@ -134,7 +143,8 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
         matmul_rows(st->k, st->xb, m->w.wk + (size_t)l * KV * C, n, C, KV);
         matmul_rows(st->v, st->xb, m->w.wv + (size_t)l * KV * C, n, C, KV);
         for (int r = 0; r < n; r++) {
-            const float *cs = st->rope_cos + (size_t)pos[r] * h2, *sn = st->rope_sin + (size_t)pos[r] * h2;
+            const float *cs = st->rope_cos + (size_t)pos[r] * h2,
+                        *sn = st->rope_sin + (size_t)pos[r] * h2;
             rope_forward(st->q + (size_t)r * C, cs, sn, 1, 1, NH, hs);
             rope_forward(st->k + (size_t)r * KV, cs, sn, 1, 1, NKV, hs);
             memcpy(cache_at(st, st->key_prefix, st->key_stream, l, streams[r], pos[r]),
@@ -160,7 +170,8 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
 int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
     const Config *c = &st->m->cfg;
     if (st->n_streams)
-        return err_set(err, RLHF_EINVAL, "infer: cannot extend the prefix after a fork (reset first)");
+        return err_set(err, RLHF_EINVAL,
+                       "infer: cannot extend the prefix after a fork (reset first)");
     if (n < 1) return err_set(err, RLHF_EINVAL, "infer: nothing to prefill");
     if (st->prefix_len + n > c->seq_len)
         return err_set(err, RLHF_EINVAL, "prompt of %d tokens does not fit the context of %d",
@@ -170,11 +181,13 @@ int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
             return err_set(err, RLHF_EINVAL, "token %d is outside the vocabulary (%d)", tokens[i],
                            c->vocab_size);
     int streams[PREFILL_ROWS], pos[PREFILL_ROWS];
-    for (int i = 0; i < PREFILL_ROWS; i++) streams[i] = -1;
+    for (int i = 0; i < PREFILL_ROWS; i++)
+        streams[i] = -1;
     int done = 0;
     while (done < n) {
         int r = n - done < PREFILL_ROWS ? n - done : PREFILL_ROWS;
-        for (int i = 0; i < r; i++) pos[i] = st->prefix_len + i;
+        for (int i = 0; i < r; i++)
+            pos[i] = st->prefix_len + i;
         forward_rows(st, tokens + done, streams, pos, r);
         st->prefix_len += r;
         done += r;
@@ -187,7 +200,8 @@ int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
 
 int infer_fork(Infer *st, int k, Err *err) {
     if (k < 1 || k > st->max_streams)
-        return err_set(err, RLHF_EINVAL, "infer: %d streams asked, room for %d", k, st->max_streams);
+        return err_set(err, RLHF_EINVAL, "infer: %d streams asked, room for %d", k,
+                       st->max_streams);
     if (st->prefix_len < 1) return err_set(err, RLHF_EINVAL, "infer: fork before any prefill");
     size_t V = (size_t)st->m->cfg.vocab_size;
     for (int s = 0; s < k; s++) {

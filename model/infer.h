@@ -15,11 +15,11 @@
 
 typedef struct Infer {
     const Model *m;
-    int max_streams; /* k the state was made for */
-    int max_rows;    /* rows one pass can take (prefill chunk) */
-    int prefix_len;  /* tokens in the shared cache */
-    int n_streams;   /* streams forked from the prefix (0 before infer_fork) */
-    int *pos;        /* (max_streams) next position of each stream */
+    int max_streams;                /* k the state was made for */
+    int max_rows;                   /* rows one pass can take (prefill chunk) */
+    int prefix_len;                 /* tokens in the shared cache */
+    int n_streams;                  /* streams forked from the prefix (0 before infer_fork) */
+    int *pos;                       /* (max_streams) next position of each stream */
     float *key_prefix, *val_prefix; /* (L, seq_len, KV) */
     float *key_stream, *val_stream; /* (L, max_streams, seq_len, KV); positions >= prefix_len */
     float *logits;                  /* (max_streams, V): row s is stream s's latest logits */
@@ -54,7 +54,7 @@ static inline int infer_pos(const Infer *st, int s) {
     return st->n_streams ? st->pos[s] : st->prefix_len;
 }
 
-/* Sets OpenBLAS's thread count (the matrix products are the parallel part). */
+/* Sets the threads of the matrix products (OpenBLAS and model/matvec.h). */
 void infer_set_threads(int n);
 
 #endif

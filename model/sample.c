@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/fastmath.h"
 #include "util/text.h"
 
 SampleParams sample_params_default(void) {
@@ -14,7 +15,8 @@ SampleParams sample_params_default(void) {
 
 int sample_params_check(const SampleParams *p, Err *err) {
     if (!(p->temperature >= 0.0f) || p->temperature > 100.0f)
-        return err_set(err, RLHF_EINVAL, "temperature %g is outside 0..100", (double)p->temperature);
+        return err_set(err, RLHF_EINVAL, "temperature %g is outside 0..100",
+                       (double)p->temperature);
     if (p->top_k < 0) return err_set(err, RLHF_EINVAL, "top-k %d is negative", p->top_k);
     if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
         return err_set(err, RLHF_EINVAL, "top-p %g is outside (0, 1]", (double)p->top_p);
@@ -32,10 +34,14 @@ void sample_result_free(SampleResult *r) {
 
 const char *sample_finish_name(int finish) {
     switch (finish) {
-    case SAMPLE_EOS: return "eos";
-    case SAMPLE_STOP: return "stop";
-    case SAMPLE_LENGTH: return "length";
-    default: return "none";
+    case SAMPLE_EOS:
+        return "eos";
+    case SAMPLE_STOP:
+        return "stop";
+    case SAMPLE_LENGTH:
+        return "length";
+    default:
+        return "none";
     }
 }
 
@@ -59,7 +65,9 @@ void sampler_free(Sampler *s) {
 
 /* Candidate order: likelier first, then lower id, a total order so that the
  * same logits always give the same token for the same draw. */
-static int before(int a, int b, const float *p) { return p[a] > p[b] || (p[a] == p[b] && a < b); }
+static int before(int a, int b, const float *p) {
+    return p[a] > p[b] || (p[a] == p[b] && a < b);
+}
 static int cmp_idx(const void *x, const void *y, void *probs) {
     int a = *(const int *)x, b = *(const int *)y;
     return before(a, b, probs) ? -1 : before(b, a, probs) ? 1 : 0;
@@ -94,13 +102,20 @@ static void top_k_select(int *ix, const float *p, int V, int k) {
 
 int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rng, float *logprob) {
     int V = s->V, best = 0;
+    float lse = NAN; /* log Σ exp(logits), for the log-probability */
     for (int i = 1; i < V; i++)
         if (logits[i] > logits[best]) best = i;
     float mx = logits[best];
     int tok = best;
     if (p->temperature > 0.0f) {
-        float inv = 1.0f / p->temperature, *pr = s->probs, total = 0.0f;
-        for (int i = 0; i < V; i++) total += pr[i] = expf((logits[i] - mx) * inv);
+        float inv = 1.0f / p->temperature, *pr = s->probs;
+        if (p->temperature == 1.0f)
+            memcpy(pr, logits, sizeof(float) * (size_t)V);
+        else
+            for (int i = 0; i < V; i++)
+                pr[i] = logits[i] * inv;
+        float total = vec_exp_sum(pr, V, mx * inv);
+        if (p->temperature == 1.0f) lse = mx + logf(total);
         int *ix = s->idx, n = V, sorted = 0;
         float mass = total;
         if (p->top_k > 0 && p->top_k < V) {
@@ -108,7 +123,8 @@ int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rn
             n = p->top_k;
             sorted = 1;
             mass = 0.0f;
-            for (int j = 0; j < n; j++) mass += pr[ix[j]];
+            for (int j = 0; j < n; j++)
+                mass += pr[ix[j]];
         } else if (p->top_p < 1.0f) {
             /* a token below (1-p)/(V-1) of the mass cannot be in the nucleus */
             float cut = (1.0f - p->top_p) / (float)(V - 1) * total;
@@ -128,7 +144,8 @@ int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rn
                 }
             }
             mass = 0.0f;
-            for (int j = 0; j < n; j++) mass += pr[ix[j]];
+            for (int j = 0; j < n; j++)
+                mass += pr[ix[j]];
         }
         float u = rng_float(rng) * mass, cum = 0.0f;
         tok = sorted ? ix[n - 1] : V - 1;
@@ -142,9 +159,12 @@ int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rn
         }
     }
     if (logprob) {
-        double sum = 0.0;
-        for (int i = 0; i < V; i++) sum += exp((double)logits[i] - mx);
-        *logprob = (float)((double)logits[tok] - mx - log(sum));
+        if (isnan(lse)) {
+            float sum, wsum;
+            vec_exp_stats(logits, V, mx, &sum, &wsum);
+            lse = mx + logf(sum);
+        }
+        *logprob = logits[tok] - lse;
     }
     return tok;
 }
@@ -195,10 +215,10 @@ int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, in
     int rc = sample_params_check(p, err);
     if (rc) return rc;
     const Config *c = &st->m->cfg;
-    if (tok_vocab_size(tok) != c->vocab_size)
-        return tok_check_vocab(tok, c->vocab_size, err);
+    if (tok_vocab_size(tok) != c->vocab_size) return tok_check_vocab(tok, c->vocab_size, err);
     if (k < 1 || k > st->max_streams)
-        return err_set(err, RLHF_EINVAL, "%d samples asked, the state holds %d", k, st->max_streams);
+        return err_set(err, RLHF_EINVAL, "%d samples asked, the state holds %d", k,
+                       st->max_streams);
     if (n_prompt < 1) return err_set(err, RLHF_EINVAL, "empty prompt (start it with BOS)");
     memset(out, 0, sizeof(SampleResult) * (size_t)k);
     Stream *g = calloc((size_t)k, sizeof(Stream));

@@ -15,10 +15,10 @@
 #include "util/rng.h"
 
 typedef struct SampleParams {
-    float temperature; /* 0: greedy (argmax) */
-    int top_k;         /* 0: off */
-    float top_p;       /* 1: off; keeps the smallest set of likeliest tokens reaching p */
-    int max_tokens;    /* new tokens at most (also bounded by the context) */
+    float temperature;       /* 0: greedy (argmax) */
+    int top_k;               /* 0: off */
+    float top_p;             /* 1: off; keeps the smallest set of likeliest tokens reaching p */
+    int max_tokens;          /* new tokens at most (also bounded by the context) */
     const char *const *stop; /* stop strings (the text is cut before the first one) */
     int n_stop;
 } SampleParams;
@@ -31,13 +31,13 @@ int sample_params_check(const SampleParams *p, Err *err);
 enum { SAMPLE_EOS = 1, SAMPLE_STOP = 2, SAMPLE_LENGTH = 3 };
 
 typedef struct SampleResult {
-    int *tokens;     /* the generated tokens (EOS included when it ended the sample) */
+    int *tokens; /* the generated tokens (EOS included when it ended the sample) */
     int n_tokens;
-    char *text;      /* their text, NUL-terminated, without EOS and without the stop string */
+    char *text; /* their text, NUL-terminated, without EOS and without the stop string */
     size_t text_len;
-    double logprob;  /* sum over tokens of log p(token) under the model (temperature 1,
-                        no truncation): the policy's log-probability of the sample */
-    int finish;      /* SAMPLE_EOS, SAMPLE_STOP or SAMPLE_LENGTH */
+    double logprob; /* sum over tokens of log p(token) under the model (temperature 1,
+                       no truncation): the policy's log-probability of the sample */
+    int finish;     /* SAMPLE_EOS, SAMPLE_STOP or SAMPLE_LENGTH */
 } SampleResult;
 
 void sample_result_free(SampleResult *r);

@@ -31,7 +31,8 @@ static uint64_t mix64(uint64_t x) {
 
 static int map_init(Map *m, size_t cap) {
     m->cap = 16;
-    while (m->cap < cap) m->cap <<= 1;
+    while (m->cap < cap)
+        m->cap <<= 1;
     m->n = 0;
     m->keys = malloc(sizeof(uint64_t) * m->cap);
     m->vals = malloc(sizeof(int) * m->cap);
@@ -48,7 +49,8 @@ static void map_free(Map *m) {
 /* Slot of key: vals[slot] is -1 when absent. */
 static size_t map_slot(const Map *m, uint64_t key) {
     size_t h = mix64(key) & (m->cap - 1);
-    while (m->vals[h] >= 0 && m->keys[h] != key) h = (h + 1) & (m->cap - 1);
+    while (m->vals[h] >= 0 && m->keys[h] != key)
+        h = (h + 1) & (m->cap - 1);
     return h;
 }
 
@@ -108,7 +110,8 @@ typedef struct {
 
 static uint64_t cp_key(const char *s, size_t n) {
     uint64_t k = n;
-    for (size_t i = 0; i < n; i++) k |= (uint64_t)(unsigned char)s[i] << (8 * (i + 1));
+    for (size_t i = 0; i < n; i++)
+        k |= (uint64_t)(unsigned char)s[i] << (8 * (i + 1));
     return k;
 }
 
@@ -228,7 +231,8 @@ static int flush_touched(Trainer *t) {
 static int add_chunk(Trainer *t, const int *sym, int len) {
     if (len < 2) return 0; /* nothing to merge */
     uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < len; i++) h = (h ^ (uint64_t)(uint32_t)sym[i]) * 1099511628211ULL;
+    for (int i = 0; i < len; i++)
+        h = (h ^ (uint64_t)(uint32_t)sym[i]) * 1099511628211ULL;
     if (map_grow(&t->wordmap)) return -1;
     /* probe on the hash; compare the symbols to tell collisions apart */
     size_t cap = t->wordmap.cap, s = mix64(h) & (cap - 1);
@@ -236,7 +240,8 @@ static int add_chunk(Trainer *t, const int *sym, int len) {
         int wi = t->wordmap.vals[s];
         if (wi < 0) break;
         Word *w = &t->words[wi];
-        if (t->wordmap.keys[s] == h && w->len == len && memcmp(w->sym, sym, sizeof(int) * len) == 0) {
+        if (t->wordmap.keys[s] == h && w->len == len &&
+            memcmp(w->sym, sym, sizeof(int) * len) == 0) {
             w->freq++;
             return 0;
         }
@@ -274,7 +279,8 @@ static int char_class(const char *s, size_t n) {
 
 static size_t cp_end(const char *s, size_t i, size_t len) {
     size_t j = i + 1;
-    while (j < len && j - i < 4 && ((unsigned char)s[j] & 0xC0) == 0x80) j++;
+    while (j < len && j - i < 4 && ((unsigned char)s[j] & 0xC0) == 0x80)
+        j++;
     return j;
 }
 
@@ -324,15 +330,18 @@ static int cmp_cp(const void *x, const void *y) {
 }
 
 static void trainer_free(Trainer *t) {
-    for (int i = 0; i < t->n; i++) free(t->piece[i]);
+    for (int i = 0; i < t->n; i++)
+        free(t->piece[i]);
     free(t->piece);
     free(t->plen);
     free(t->score);
     map_free(&t->cp);
-    for (int i = 0; i < t->nwords; i++) free(t->words[i].sym);
+    for (int i = 0; i < t->nwords; i++)
+        free(t->words[i].sym);
     free(t->words);
     map_free(&t->wordmap);
-    for (int i = 0; i < t->npairs; i++) free(t->pairs[i].words);
+    for (int i = 0; i < t->npairs; i++)
+        free(t->pairs[i].words);
     free(t->pairs);
     map_free(&t->pairmap);
     free(t->heap);
@@ -389,7 +398,8 @@ static int pick_chars(Trainer *t, const char *const *texts, const size_t *lens, 
         if (t->cp.vals[s] >= 0) continue;
         char buf[4];
         size_t n = (size_t)(cc[i].key & 0xff);
-        for (size_t k = 0; k < n; k++) buf[k] = (char)(cc[i].key >> (8 * (k + 1)));
+        for (size_t k = 0; k < n; k++)
+            buf[k] = (char)(cc[i].key >> (8 * (k + 1)));
         int id = add_piece(t, buf, n, -1e6f);
         if (id < 0) goto out;
         t->cp.keys[s] = cc[i].key;
@@ -457,7 +467,8 @@ int tok_train(const char *const *texts, const size_t *lens, int n_texts, int voc
         if (chunk_text(&t, texts[f], lens[f], space_id)) goto fail;
     /* touched can hold every pair at once (the initial count) */
     int64_t maxpairs = 16;
-    for (int w = 0; w < t.nwords; w++) maxpairs += t.words[w].len;
+    for (int w = 0; w < t.nwords; w++)
+        maxpairs += t.words[w].len;
     t.touched = malloc(sizeof(int) * (size_t)maxpairs * 2);
     if (!t.touched) goto fail;
     t.stamp = 1;

@@ -14,18 +14,22 @@
 struct Tokenizer {
     int vocab_size, max_token_length;
     float *scores;
-    size_t *off;  /* piece i is blob[off[i] .. off[i] + len[i]) */
+    size_t *off; /* piece i is blob[off[i] .. off[i] + len[i]) */
     int *len;
-    char *blob;   /* pieces back to back, each followed by a NUL */
-    short *byte;  /* byte value of a <0xNN> token, else -1 */
+    char *blob;       /* pieces back to back, each followed by a NUL */
+    short *byte;      /* byte value of a <0xNN> token, else -1 */
     int byte_id[256]; /* token for byte fallback of each byte value (TOK_UNK if none) */
-    int *table;   /* open addressing, id + 1 (0 = empty); control and byte tokens left out */
+    int *table;       /* open addressing, id + 1 (0 = empty); control and byte tokens left out */
+    /* adj bit (x, y) for ASCII x, y: some mergeable piece holds byte x right
+     * before byte y (so a token may span a point between them) */
+    unsigned char adj[128 * 128 / 8];
     uint32_t mask;
 };
 
 static uint32_t hash_bytes(const char *s, size_t n) {
     uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
     return h;
 }
 
@@ -75,7 +79,8 @@ int tok_build(int n, const char *const *pieces, const size_t *lens, const float 
         if ((int)lens[i] > maxlen) maxlen = (int)lens[i];
     }
     uint32_t cap = 1;
-    while (cap < (uint32_t)n * 2) cap <<= 1;
+    while (cap < (uint32_t)n * 2)
+        cap <<= 1;
     t->vocab_size = n;
     t->max_token_length = maxlen;
     t->scores = malloc(sizeof(float) * n);
@@ -89,7 +94,8 @@ int tok_build(int n, const char *const *pieces, const size_t *lens, const float 
         tok_free(t);
         return err_set(err, RLHF_ENOMEM, "tokenizer: out of memory");
     }
-    for (int b = 0; b < 256; b++) t->byte_id[b] = TOK_UNK;
+    for (int b = 0; b < 256; b++)
+        t->byte_id[b] = TOK_UNK;
     size_t pos = 0;
     for (int i = 0; i < n; i++) {
         if (!isfinite(scores[i])) {
@@ -106,9 +112,14 @@ int tok_build(int n, const char *const *pieces, const size_t *lens, const float 
         t->byte[i] = (short)b;
         if (b >= 0 && t->byte_id[b] == TOK_UNK) t->byte_id[b] = i;
         if (i <= TOK_EOS || b >= 0 || lens[i] == 0) continue;
+        for (size_t k = 0; k + 1 < lens[i]; k++) {
+            unsigned char x = (unsigned char)pieces[i][k], y = (unsigned char)pieces[i][k + 1];
+            if (x < 0x80 && y < 0x80) t->adj[x * 16 + y / 8] |= (unsigned char)(1u << (y % 8));
+        }
         if (lookup(t, pieces[i], lens[i]) >= 0) continue; /* duplicate: first id wins */
         uint32_t h = hash_bytes(pieces[i], lens[i]) & t->mask;
-        while (t->table[h]) h = (h + 1) & t->mask;
+        while (t->table[h])
+            h = (h + 1) & t->mask;
         t->table[h] = i + 1;
     }
     *out = t;
@@ -119,20 +130,23 @@ int tok_load_mem(const void *bytes, size_t len, Tokenizer **out, Err *err) {
     *out = NULL;
     const unsigned char *p = bytes;
     if (len < sizeof(int))
-        return err_set(err, RLHF_EFORMAT, "not a tokenizer: %zu bytes, too short for the header", len);
+        return err_set(err, RLHF_EFORMAT, "not a tokenizer: %zu bytes, too short for the header",
+                       len);
     int maxlen;
     memcpy(&maxlen, p, sizeof maxlen);
     if (maxlen < 1 || maxlen > 65536)
         return err_set(err, RLHF_EFORMAT,
-                       "not a tokenizer.bin: max_token_length %d is out of range (1..65536)", maxlen);
+                       "not a tokenizer.bin: max_token_length %d is out of range (1..65536)",
+                       maxlen);
     /* first pass: count and validate the records */
     size_t pos = sizeof(int);
     int n = 0;
     while (pos < len) {
         if (len - pos < 8)
-            return err_set(err, RLHF_EFORMAT,
-                           "tokenizer truncated: token %d's header at byte %zu needs 8 bytes, %zu left",
-                           n, pos, len - pos);
+            return err_set(
+                err, RLHF_EFORMAT,
+                "tokenizer truncated: token %d's header at byte %zu needs 8 bytes, %zu left", n,
+                pos, len - pos);
         float score;
         int l;
         memcpy(&score, p + pos, 4);
@@ -142,18 +156,20 @@ int tok_load_mem(const void *bytes, size_t len, Tokenizer **out, Err *err) {
                            n, pos, (double)score);
         if (l < 1 || l > maxlen)
             return err_set(err, RLHF_EFORMAT,
-                           "corrupt tokenizer: token %d (byte %zu) has length %d, outside 1..%d",
-                           n, pos, l, maxlen);
+                           "corrupt tokenizer: token %d (byte %zu) has length %d, outside 1..%d", n,
+                           pos, l, maxlen);
         if (len - pos - 8 < (size_t)l)
             return err_set(err, RLHF_EFORMAT,
                            "tokenizer truncated: token %d needs %d bytes at byte %zu, %zu left", n,
                            l, pos + 8, len - pos - 8);
         pos += 8 + (size_t)l;
         if (++n > TOK_MAX_VOCAB)
-            return err_set(err, RLHF_EFORMAT, "corrupt tokenizer: more than %d tokens", TOK_MAX_VOCAB);
+            return err_set(err, RLHF_EFORMAT, "corrupt tokenizer: more than %d tokens",
+                           TOK_MAX_VOCAB);
     }
     if (n < 3)
-        return err_set(err, RLHF_EFORMAT, "tokenizer has %d tokens; need at least <unk>, <s>, </s>", n);
+        return err_set(err, RLHF_EFORMAT, "tokenizer has %d tokens; need at least <unk>, <s>, </s>",
+                       n);
     const char **pieces = malloc(sizeof(char *) * n);
     size_t *lens = malloc(sizeof(size_t) * n);
     float *scores = malloc(sizeof(float) * n);
@@ -191,7 +207,8 @@ int tok_load(const char *path, Tokenizer **out, Err *err) {
 
 int tok_to_bytes(const Tokenizer *t, unsigned char **out, size_t *len, Err *err) {
     size_t n = sizeof(int);
-    for (int i = 0; i < t->vocab_size; i++) n += 8 + (size_t)t->len[i];
+    for (int i = 0; i < t->vocab_size; i++)
+        n += 8 + (size_t)t->len[i];
     unsigned char *b = malloc(n);
     if (!b) return err_set(err, RLHF_ENOMEM, "tokenizer: out of memory");
     size_t pos = 0;
@@ -227,8 +244,12 @@ int tok_save(const Tokenizer *t, const char *path, Err *err) {
     return rc;
 }
 
-int tok_vocab_size(const Tokenizer *t) { return t->vocab_size; }
-int tok_max_token_length(const Tokenizer *t) { return t->max_token_length; }
+int tok_vocab_size(const Tokenizer *t) {
+    return t->vocab_size;
+}
+int tok_max_token_length(const Tokenizer *t) {
+    return t->max_token_length;
+}
 float tok_score(const Tokenizer *t, int id) {
     return id >= 0 && id < t->vocab_size ? t->scores[id] : 0.0f;
 }
@@ -314,85 +335,139 @@ static void try_pair(const Tokenizer *t, EncState *s, int l, int r) {
     heap_push(s->heap, &s->nheap, c);
 }
 
+static void enc_free(EncState *s) {
+    free(s->id), free(s->prev), free(s->next), free(s->ver), free(s->merge), free(s->heap);
+    free(s->buf);
+}
+
+/* Room for nsym symbols; 0 or -1 when out of memory. */
+static int enc_reserve(EncState *s, size_t *cap, size_t nsym) {
+    if (nsym <= *cap) return 0;
+    size_t c = nsym < 256 ? 256 : nsym;
+    int *id = realloc(s->id, sizeof(int) * c);
+    if (id) s->id = id;
+    int *prev = realloc(s->prev, sizeof(int) * c);
+    if (prev) s->prev = prev;
+    int *next = realloc(s->next, sizeof(int) * c);
+    if (next) s->next = next;
+    unsigned *ver = realloc(s->ver, sizeof(unsigned) * c);
+    if (ver) s->ver = ver;
+    unsigned char *merge = realloc(s->merge, c);
+    if (merge) s->merge = merge;
+    /* each merge pushes at most two candidates; the initial scan one per symbol */
+    Cand *heap = realloc(s->heap, sizeof(Cand) * (3 * c + 1));
+    if (heap) s->heap = heap;
+    if (!id || !prev || !next || !ver || !merge || !heap) return -1;
+    *cap = c;
+    return 0;
+}
+
+/* Encodes one segment (with the dummy-prefix space first when asked) and
+ * appends its tokens to ids[*n]. */
+static void encode_segment(const Tokenizer *t, EncState *s, const char *text, size_t len, int dummy,
+                           int *ids, int *n) {
+    int m = 0; /* symbols */
+#define PUSH_SYM(tokid, can)                                                                       \
+    do {                                                                                           \
+        s->id[m] = (tokid);                                                                        \
+        s->merge[m] = (unsigned char)(can);                                                        \
+        s->ver[m] = 0;                                                                             \
+        m++;                                                                                       \
+    } while (0)
+    if (dummy) {
+        int sp = lookup(t, " ", 1);
+        if (sp >= 0)
+            PUSH_SYM(sp, 1);
+        else
+            PUSH_SYM(t->byte_id[' '], 0);
+    }
+    /* codepoints as llama2.c splits them: a lead byte plus up to 3 continuation bytes */
+    for (size_t i = 0; i < len;) {
+        size_t j = i + 1;
+        while (j < len && j - i < 4 && ((unsigned char)text[j] & 0xC0) == 0x80)
+            j++;
+        int id = lookup(t, text + i, j - i);
+        if (id >= 0)
+            PUSH_SYM(id, 1);
+        else
+            for (size_t k = i; k < j; k++)
+                PUSH_SYM(t->byte_id[(unsigned char)text[k]], 0);
+        i = j;
+    }
+#undef PUSH_SYM
+    for (int i = 0; i < m; i++) {
+        s->prev[i] = i - 1;
+        s->next[i] = i + 1 < m ? i + 1 : -1;
+    }
+    s->nheap = 0;
+    for (int i = 0; i + 1 < m; i++)
+        try_pair(t, s, i, i + 1);
+    while (s->nheap > 0) {
+        Cand c = heap_pop(s->heap, &s->nheap);
+        if (s->ver[c.l] != c.vl || s->ver[c.r] != c.vr || s->next[c.l] != c.r) continue;
+        /* merge r into l */
+        s->id[c.l] = c.id;
+        s->ver[c.l]++;
+        s->ver[c.r]++;
+        int rn = s->next[c.r];
+        s->next[c.l] = rn;
+        if (rn >= 0) s->prev[rn] = c.l;
+        s->next[c.r] = -2; /* dead */
+        try_pair(t, s, s->prev[c.l], c.l);
+        try_pair(t, s, c.l, rn);
+    }
+    for (int i = m > 0 ? 0 : -1; i >= 0; i = s->next[i])
+        ids[(*n)++] = s->id[i];
+}
+
 int tok_encode(const Tokenizer *t, const char *text, size_t len, int bos, int eos, int *ids,
                int cap, int *n_out, Err *err) {
     *n_out = 0;
     if (len > (size_t)INT32_MAX - 8)
         return err_set(err, RLHF_EINVAL, "tokenizer: text of %zu bytes is too long", len);
     if (cap < tok_encode_cap(len))
-        return err_set(err, RLHF_EINVAL, "tokenizer: output room %d < %d", cap, tok_encode_cap(len));
+        return err_set(err, RLHF_EINVAL, "tokenizer: output room %d < %d", cap,
+                       tok_encode_cap(len));
     int n = 0;
     if (bos) ids[n++] = TOK_BOS;
-    size_t nsym = len + 1; /* at most one symbol per byte, plus the dummy prefix */
     EncState s = {0};
-    s.id = malloc(sizeof(int) * nsym);
-    s.prev = malloc(sizeof(int) * nsym);
-    s.next = malloc(sizeof(int) * nsym);
-    s.ver = calloc(nsym, sizeof(unsigned));
-    s.merge = malloc(nsym);
-    /* each merge pushes at most two candidates; the initial scan one per symbol */
-    s.heap = malloc(sizeof(Cand) * (3 * nsym + 1));
+    size_t room = 0;
     s.buf = malloc((size_t)t->max_token_length * 2 + 8);
-    if (!s.id || !s.prev || !s.next || !s.ver || !s.merge || !s.heap || !s.buf) {
-        free(s.id), free(s.prev), free(s.next), free(s.ver), free(s.merge), free(s.heap), free(s.buf);
-        return err_set(err, RLHF_ENOMEM, "tokenizer: out of memory encoding %zu bytes", len);
+    /* Segments end between two ASCII bytes that no piece holds side by side:
+     * no token can span such a point, so merging each segment alone gives
+     * exactly what merging the whole text would, in memory that follows the
+     * longest segment instead of the text. */
+    for (size_t pos = 0; pos < len || (pos == 0 && len == 0);) {
+        size_t end = pos + 1;
+        while (end < len) {
+            unsigned char x = (unsigned char)text[end - 1], y = (unsigned char)text[end];
+            if (x < 0x80 && y < 0x80 && !(t->adj[x * 16 + y / 8] & (1u << (y % 8)))) break;
+            end++;
+        }
+        if (end > len) end = len;
+        int dummy = bos && pos == 0 && len > 0;
+        if (!s.buf || enc_reserve(&s, &room, end - pos + 1)) {
+            enc_free(&s);
+            return err_set(err, RLHF_ENOMEM, "tokenizer: out of memory encoding %zu bytes", len);
+        }
+        encode_segment(t, &s, text + pos, end - pos, dummy, ids, &n);
+        if (len == 0) break;
+        pos = end;
     }
-    int m = 0; /* symbols */
-#define PUSH_SYM(tokid, can)                                                                       \
-    do {                                                                                           \
-        s.id[m] = (tokid);                                                                         \
-        s.merge[m] = (unsigned char)(can);                                                         \
-        m++;                                                                                       \
-    } while (0)
-    if (bos && len > 0) {
-        int sp = lookup(t, " ", 1);
-        if (sp >= 0) PUSH_SYM(sp, 1);
-        else PUSH_SYM(t->byte_id[' '], 0);
-    }
-    /* codepoints as llama2.c splits them: a lead byte plus up to 3 continuation bytes */
-    for (size_t i = 0; i < len;) {
-        size_t j = i + 1;
-        while (j < len && j - i < 4 && ((unsigned char)text[j] & 0xC0) == 0x80) j++;
-        int id = lookup(t, text + i, j - i);
-        if (id >= 0) PUSH_SYM(id, 1);
-        else
-            for (size_t k = i; k < j; k++) PUSH_SYM(t->byte_id[(unsigned char)text[k]], 0);
-        i = j;
-    }
-#undef PUSH_SYM
-    for (int i = 0; i < m; i++) {
-        s.prev[i] = i - 1;
-        s.next[i] = i + 1 < m ? i + 1 : -1;
-    }
-    for (int i = 0; i + 1 < m; i++) try_pair(t, &s, i, i + 1);
-    while (s.nheap > 0) {
-        Cand c = heap_pop(s.heap, &s.nheap);
-        if (s.ver[c.l] != c.vl || s.ver[c.r] != c.vr || s.next[c.l] != c.r) continue;
-        /* merge r into l */
-        s.id[c.l] = c.id;
-        s.ver[c.l]++;
-        s.ver[c.r]++;
-        int rn = s.next[c.r];
-        s.next[c.l] = rn;
-        if (rn >= 0) s.prev[rn] = c.l;
-        s.next[c.r] = -2; /* dead */
-        try_pair(t, &s, s.prev[c.l], c.l);
-        try_pair(t, &s, c.l, rn);
-    }
-    for (int i = m > 0 ? 0 : -1; i >= 0; i = s.next[i]) ids[n++] = s.id[i];
     if (eos) ids[n++] = TOK_EOS;
     *n_out = n;
-    free(s.id), free(s.prev), free(s.next), free(s.ver), free(s.merge), free(s.heap), free(s.buf);
+    enc_free(&s);
     return RLHF_OK;
 }
 
 /* ---- decoding ---------------------------------------------------------------- */
 
 static const unsigned char byte_chars[256] = {
-#define R16(x) x, x + 1, x + 2, x + 3, x + 4, x + 5, x + 6, x + 7, x + 8, x + 9, x + 10, x + 11, \
-               x + 12, x + 13, x + 14, x + 15
-    R16(0), R16(16), R16(32), R16(48), R16(64), R16(80), R16(96), R16(112),
-    R16(128), R16(144), R16(160), R16(176), R16(192), R16(208), R16(224), R16(240)
+#define R16(x)                                                                                     \
+    x, x + 1, x + 2, x + 3, x + 4, x + 5, x + 6, x + 7, x + 8, x + 9, x + 10, x + 11, x + 12,      \
+        x + 13, x + 14, x + 15
+    R16(0),   R16(16),  R16(32),  R16(48),  R16(64),  R16(80),  R16(96), R16(112), R16(128),
+    R16(144), R16(160), R16(176), R16(192), R16(208), R16(224), R16(240)
 #undef R16
 };
 

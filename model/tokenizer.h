@@ -33,8 +33,14 @@ void tok_free(Tokenizer *t);
 
 int tok_vocab_size(const Tokenizer *t);
 int tok_max_token_length(const Tokenizer *t);
-static inline int tok_bos(const Tokenizer *t) { (void)t; return TOK_BOS; }
-static inline int tok_eos(const Tokenizer *t) { (void)t; return TOK_EOS; }
+static inline int tok_bos(const Tokenizer *t) {
+    (void)t;
+    return TOK_BOS;
+}
+static inline int tok_eos(const Tokenizer *t) {
+    (void)t;
+    return TOK_EOS;
+}
 float tok_score(const Tokenizer *t, int id);
 /* The stored piece of a token (not NUL-terminated when it holds a NUL). */
 const char *tok_raw_piece(const Tokenizer *t, int id, size_t *len);
@@ -50,7 +56,9 @@ int tok_check_vocab(const Tokenizer *t, int n, Err *err);
 int tok_encode(const Tokenizer *t, const char *text, size_t len, int bos, int eos, int *ids,
                int cap, int *n, Err *err);
 /* Upper bound of tok_encode's output for len bytes. */
-static inline int tok_encode_cap(size_t len) { return (int)len + 3; }
+static inline int tok_encode_cap(size_t len) {
+    return (int)len + 3;
+}
 
 /* The text token id contributes after token prev: byte tokens give their raw byte,
  * a leading space is dropped right after BOS, BOS/EOS give "". */

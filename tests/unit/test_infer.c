@@ -3,11 +3,13 @@
  * the edge cases of temperature, top-k, top-p, stop strings and limits. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/infer.h"
+#include "model/matvec.h"
 #include "model/model.h"
 #include "model/sample.h"
 #include "model/tokenizer.h"
@@ -19,9 +21,11 @@ static void make_model(Model *m, int seq_len, int vocab) {
     cr_assert_eq(model_create(m, &c, 0, &err), 0, "%s", err.msg);
     model_init_random(m, 1234);
     /* larger weights than the 0.02 init so logits are not nearly flat */
-    for (size_t i = 0; i < m->n_params; i++) m->params[i] *= 8.0f;
+    for (size_t i = 0; i < m->n_params; i++)
+        m->params[i] *= 8.0f;
     size_t off = model_tensor_offset(m, MODEL_T_RMS_ATT);
-    for (size_t i = 0; i < m->sizes[MODEL_T_RMS_ATT]; i++) m->params[off + i] = 1.0f;
+    for (size_t i = 0; i < m->sizes[MODEL_T_RMS_ATT]; i++)
+        m->params[off + i] = 1.0f;
 }
 
 /* A tokenizer with exactly n tokens: control, bytes, then letter pairs. */
@@ -31,13 +35,20 @@ static Tokenizer *make_tokenizer(int n) {
     float scores[1024];
     static char store[1024][8];
     for (int i = 0; i < n; i++) {
-        if (i == 0) strcpy(store[i], "<unk>");
-        else if (i == 1) strcpy(store[i], "<s>");
-        else if (i == 2) strcpy(store[i], "</s>");
-        else if (i < 259) snprintf(store[i], 8, "<0x%02X>", i - 3);
-        else if (i < 259 + 26) snprintf(store[i], 8, "%c", 'a' + (i - 259));
-        else if (i == 285) strcpy(store[i], " ");
-        else snprintf(store[i], 8, "%c%c", 'a' + (i - 286) % 26, 'a' + (i - 286) / 26);
+        if (i == 0)
+            strcpy(store[i], "<unk>");
+        else if (i == 1)
+            strcpy(store[i], "<s>");
+        else if (i == 2)
+            strcpy(store[i], "</s>");
+        else if (i < 259)
+            snprintf(store[i], 8, "<0x%02X>", i - 3);
+        else if (i < 259 + 26)
+            snprintf(store[i], 8, "%c", 'a' + (i - 259));
+        else if (i == 285)
+            strcpy(store[i], " ");
+        else
+            snprintf(store[i], 8, "%c%c", 'a' + (i - 286) % 26, 'a' + (i - 286) / 26);
         pieces[i] = store[i];
         lens[i] = strlen(store[i]);
         scores[i] = -(float)i;
@@ -53,18 +64,21 @@ Test(infer, kv_cache_logits_match_training_forward) {
     int T = 100, V = 300;
     make_model(&m, T, V);
     int tokens[100];
-    for (int t = 0; t < T; t++) tokens[t] = (t * 37 + 11) % V;
+    for (int t = 0; t < T; t++)
+        tokens[t] = (t * 37 + 11) % V;
     RunState rs;
     Err err = {0};
     cr_assert_eq(model_runstate_create(&rs, &m.cfg, 1, T, &err), 0, "%s", err.msg);
     cr_assert_eq(model_forward(&m, &rs, tokens, 1, T, MODEL_FWD_LOGITS, &err), 0, "%s", err.msg);
     Infer st;
     cr_assert_eq(infer_create(&st, &m, 3, &err), 0, "%s", err.msg);
-    float maxdiff = 0.0f;
+    float maxdiff = 0.0f, *step = malloc(sizeof(float) * V);
     for (int t = 0; t < T; t++) { /* one token at a time: the single-stream path */
         cr_assert_eq(infer_prefill(&st, &tokens[t], 1, &err), 0, "%s", err.msg);
         const float *a = infer_logits(&st, 0), *b = rs.logits + (size_t)t * V;
-        for (int i = 0; i < V; i++) maxdiff = fmaxf(maxdiff, fabsf(a[i] - b[i]));
+        for (int i = 0; i < V; i++)
+            maxdiff = fmaxf(maxdiff, fabsf(a[i] - b[i]));
+        if (t == T - 4) memcpy(step, a, sizeof(float) * V);
     }
     cr_assert_lt(maxdiff, 1e-4f, "max |logit difference| %g", (double)maxdiff);
     /* one prefill of all but the last 3 tokens (two passes), then 3 streams that
@@ -72,7 +86,11 @@ Test(infer, kv_cache_logits_match_training_forward) {
     infer_reset(&st);
     cr_assert_eq(infer_prefill(&st, tokens, T - 3, &err), 0);
     const float *b = rs.logits + (size_t)(T - 4) * V;
-    for (int i = 0; i < V; i++) cr_assert_lt(fabsf(infer_logits(&st, 0)[i] - b[i]), 1e-4f);
+    for (int i = 0; i < V; i++)
+        cr_assert_lt(fabsf(infer_logits(&st, 0)[i] - b[i]), 1e-4f);
+    /* and bit for bit what feeding the tokens one by one gave */
+    cr_assert(memcmp(infer_logits(&st, 0), step, sizeof(float) * V) == 0);
+    free(step);
     cr_assert_eq(infer_fork(&st, 3, &err), 0);
     unsigned char act[3] = {1, 0, 1}; /* stream 1 sits out a step, then catches up */
     for (int t = T - 3; t < T; t++) {
@@ -119,7 +137,8 @@ Test(infer, bad_calls_are_refused) {
 }
 
 static void same_result(const SampleResult *a, const SampleResult *b, int i) {
-    cr_assert_eq(a->n_tokens, b->n_tokens, "stream %d: %d vs %d tokens", i, a->n_tokens, b->n_tokens);
+    cr_assert_eq(a->n_tokens, b->n_tokens, "stream %d: %d vs %d tokens", i, a->n_tokens,
+                 b->n_tokens);
     for (int t = 0; t < a->n_tokens; t++)
         cr_assert_eq(a->tokens[t], b->tokens[t], "stream %d token %d", i, t);
     cr_assert_eq(a->text_len, b->text_len);
@@ -165,8 +184,10 @@ Test(infer, batch_equals_single_streams) {
             cr_assert_gt(differ, 4);
         }
         if (ti == 2) /* greedy: every stream is the same */
-            for (int i = 1; i < 8; i++) same_result(&rb[i], &rb[0], i);
-        for (int i = 0; i < 8; i++) sample_result_free(&rb[i]);
+            for (int i = 1; i < 8; i++)
+                same_result(&rb[i], &rb[0], i);
+        for (int i = 0; i < 8; i++)
+            sample_result_free(&rb[i]);
     }
     /* same seed, same result, run after run */
     p = sample_params_default();
@@ -198,7 +219,8 @@ Test(infer, stop_strings_eos_and_limits) {
     /* find a seed whose sample has some text to cut */
     for (;; seed++) {
         cr_assert_eq(sample_generate(&st, tok, prompt, 3, &p, seed, &full, &err), 0);
-        if (full.text_len >= 6 && full.text[full.text_len / 2] && full.text[full.text_len / 2 + 1]) break;
+        if (full.text_len >= 6 && full.text[full.text_len / 2] && full.text[full.text_len / 2 + 1])
+            break;
         sample_result_free(&full);
         cr_assert_lt(seed, 200);
     }
@@ -213,9 +235,12 @@ Test(infer, stop_strings_eos_and_limits) {
     cr_assert_eq(cut.text_len, (size_t)(first - full.text));
     cr_assert(memcmp(cut.text, full.text, cut.text_len) == 0);
     cr_assert_leq(cut.n_tokens, full.n_tokens);
-    for (int i = 0; i < cut.n_tokens; i++) cr_assert_eq(cut.tokens[i], full.tokens[i]);
-    if (full.finish == SAMPLE_EOS) cr_assert_eq(full.tokens[full.n_tokens - 1], 2);
-    else cr_assert_eq(full.finish, SAMPLE_LENGTH);
+    for (int i = 0; i < cut.n_tokens; i++)
+        cr_assert_eq(cut.tokens[i], full.tokens[i]);
+    if (full.finish == SAMPLE_EOS)
+        cr_assert_eq(full.tokens[full.n_tokens - 1], 2);
+    else
+        cr_assert_eq(full.finish, SAMPLE_LENGTH);
     sample_result_free(&cut);
     sample_result_free(&full);
     /* the context bounds the sample: 32 positions, 3 used by the prompt */
@@ -254,7 +279,8 @@ Test(sample, pick_edge_cases) {
     rng_seed(&r, 1);
     int counts[5] = {0};
     float lp;
-    for (int i = 0; i < 20000; i++) counts[sampler_pick(&s, logits, &p, &r, &lp)]++;
+    for (int i = 0; i < 20000; i++)
+        counts[sampler_pick(&s, logits, &p, &r, &lp)]++;
     cr_assert(counts[0] > 7600 && counts[0] < 8400, "%d", counts[0]);
     cr_assert(counts[3] > 1700 && counts[3] < 2300, "%d", counts[3]);
     /* logprob is log softmax at temperature 1 */
@@ -266,22 +292,26 @@ Test(sample, pick_edge_cases) {
     /* top-k 1 and a tiny top-p are greedy whatever the temperature */
     p.temperature = 5.0f;
     p.top_k = 1;
-    for (int i = 0; i < 100; i++) cr_assert_eq(sampler_pick(&s, logits, &p, &r, NULL), 0);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(sampler_pick(&s, logits, &p, &r, NULL), 0);
     p.top_k = 0;
     p.top_p = 1e-6f;
-    for (int i = 0; i < 100; i++) cr_assert_eq(sampler_pick(&s, logits, &p, &r, NULL), 0);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(sampler_pick(&s, logits, &p, &r, NULL), 0);
     /* top-k 2 keeps tokens 0 and 1; top-p 0.5 keeps {0, 1} (0.4 < 0.5 <= 0.7) */
     p.temperature = 1.0f;
     p.top_p = 1.0f;
     p.top_k = 2;
     memset(counts, 0, sizeof counts);
-    for (int i = 0; i < 5000; i++) counts[sampler_pick(&s, logits, &p, &r, NULL)]++;
+    for (int i = 0; i < 5000; i++)
+        counts[sampler_pick(&s, logits, &p, &r, NULL)]++;
     cr_assert(counts[2] == 0 && counts[3] == 0 && counts[4] == 0);
     cr_assert(counts[0] > 2650 && counts[0] < 3050, "%d", counts[0]); /* 4/7 of 5000 */
     p.top_k = 0;
     p.top_p = 0.5f;
     memset(counts, 0, sizeof counts);
-    for (int i = 0; i < 5000; i++) counts[sampler_pick(&s, logits, &p, &r, NULL)]++;
+    for (int i = 0; i < 5000; i++)
+        counts[sampler_pick(&s, logits, &p, &r, NULL)]++;
     cr_assert(counts[2] == 0 && counts[3] == 0 && counts[4] == 0 && counts[1] > 0);
     /* top-k >= V is no top-k; top-k + top-p combine (renormalised over the k) */
     p.top_k = 5;
@@ -291,11 +321,13 @@ Test(sample, pick_edge_cases) {
     rng_seed(&r2, 9);
     SampleParams q = sample_params_default();
     for (int i = 0; i < 200; i++)
-        cr_assert_eq(sampler_pick(&s, logits, &p, &r1, NULL), sampler_pick(&s, logits, &q, &r2, NULL));
+        cr_assert_eq(sampler_pick(&s, logits, &p, &r1, NULL),
+                     sampler_pick(&s, logits, &q, &r2, NULL));
     p.top_k = 3;
     p.top_p = 0.75f; /* over 0.4/0.9, 0.3/0.9 = 0.78 >= 0.75: {0, 1} */
     memset(counts, 0, sizeof counts);
-    for (int i = 0; i < 3000; i++) counts[sampler_pick(&s, logits, &p, &r, NULL)]++;
+    for (int i = 0; i < 3000; i++)
+        counts[sampler_pick(&s, logits, &p, &r, NULL)]++;
     cr_assert(counts[2] == 0 && counts[1] > 0);
     /* ties: greedy takes the lowest id */
     float flat[5] = {1, 3, 3, 0, 3};
@@ -303,4 +335,106 @@ Test(sample, pick_edge_cases) {
     p.temperature = 0;
     cr_assert_eq(sampler_pick(&s, flat, &p, &r, NULL), 1);
     sampler_free(&s);
+}
+
+Test(matvec, rows_threads_and_attention_pieces) {
+    int C = 260, OC = 301; /* not multiples of 8 or 3: the tails run too */
+    float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 16 * C);
+    float *ref = malloc(sizeof(float) * 16 * OC), *a = malloc(sizeof(float) * 16 * OC);
+    float *b = malloc(sizeof(float) * OC);
+    Rng r;
+    rng_seed(&r, 5);
+    for (int i = 0; i < C * OC; i++)
+        w[i] = (float)rng_normal(&r);
+    for (int i = 0; i < 16 * C; i++)
+        x[i] = (float)rng_normal(&r);
+    for (int n = 0; n < 16; n++)
+        for (int o = 0; o < OC; o++) {
+            double s = 0;
+            for (int j = 0; j < C; j++)
+                s += (double)w[o * C + j] * x[n * C + j];
+            ref[n * OC + o] = (float)s;
+        }
+    for (int mode = 0; mode < 4; mode++) { /* threads 1..3 with SIMD, 1 without */
+        int threads = mode < 3 ? mode + 1 : 1;
+        matvec_use_simd(mode < 3);
+        matvec_set_threads(threads);
+        for (int rep = 0; rep < 200; rep++) {
+            int n = 1 + rep % 16;
+            matvec_rows(a, x, w, n, C, OC);
+            for (int row = 0; row < n; row++) {
+                /* each row alone gives the very same bits as inside the batch */
+                matvec_rows(b, x + row * C, w, 1, C, OC);
+                for (int o = 0; o < OC; o++) {
+                    cr_assert_eq(a[row * OC + o], b[o], "n=%d row %d out %d", n, row, o);
+                    cr_assert_lt(fabsf(a[row * OC + o] - ref[row * OC + o]), 1e-3f);
+                }
+            }
+        }
+    }
+    matvec_set_threads(1);
+    /* attention pieces against plain loops, with and without SIMD */
+    for (int simd = 0; simd < 2; simd++) {
+        matvec_use_simd(simd);
+        float sc[7], out[13] = {0}, want[13] = {0};
+        matvec_scores(sc, x, w, 20, 7, 13, 0.5f);
+        for (int t = 0; t < 7; t++) {
+            float d = 0;
+            for (int i = 0; i < 13; i++)
+                d += x[i] * w[t * 20 + i];
+            cr_assert_lt(fabsf(sc[t] - d * 0.5f), 1e-4f);
+            for (int i = 0; i < 13; i++)
+                want[i] += sc[t] * w[t * 20 + i];
+        }
+        matvec_accum(out, sc, w, 20, 7, 13);
+        for (int i = 0; i < 13; i++)
+            cr_assert_lt(fabsf(out[i] - want[i]), 1e-3f);
+        memset(out, 0, sizeof out);
+        memset(want, 0, sizeof want);
+    }
+    matvec_use_simd(1);
+    free(w), free(x), free(ref), free(a), free(b);
+}
+
+typedef struct {
+    const float *w, *x;
+    float *out;
+    int C, OC, reps;
+} MvJob;
+
+static void *mv_thread(void *arg) {
+    MvJob *j = arg;
+    for (int i = 0; i < j->reps; i++)
+        matvec_rows(j->out, j->x, j->w, 1 + i % 8, j->C, j->OC);
+    return NULL;
+}
+
+Test(matvec, concurrent_callers) {
+    int C = 256, OC = 520;
+    float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 8 * C);
+    float *want = malloc(sizeof(float) * 8 * OC), *got[2];
+    for (int i = 0; i < C * OC; i++)
+        w[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+    for (int i = 0; i < 8 * C; i++)
+        x[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+    matvec_set_threads(1);
+    matvec_rows(want, x, w, 8, C, OC);
+    matvec_set_threads(2);
+    pthread_t t[2];
+    MvJob jobs[2];
+    for (int k = 0; k < 2; k++) {
+        got[k] = calloc((size_t)8 * OC, sizeof(float));
+        jobs[k] = (MvJob){w, x, got[k], C, OC, 400};
+        cr_assert_eq(pthread_create(&t[k], NULL, mv_thread, &jobs[k]), 0);
+    }
+    for (int k = 0; k < 2; k++)
+        pthread_join(t[k], NULL);
+    matvec_set_threads(1);
+    /* the last call of each thread had n = 8 (400 % 8 == 0 -> i = 399 -> n = 8) */
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 8 * OC; i++)
+            cr_assert_eq(got[k][i], want[i], "thread %d out %d", k, i);
+        free(got[k]);
+    }
+    free(w), free(x), free(want);
 }

@@ -34,8 +34,10 @@ static void put_token(Buf *b, float score, const char *s) {
 
 /* A tokenizer.bin written by hand in llama2.c's layout: the 3 control tokens, the
  * 256 byte tokens, then a few pieces and merges. */
-static const char *extra_pieces[] = {" ", "a", "b", "c", "x", " a", "ab", "bc", "abc", " ab", "aa", "cc", "ca"};
-static const float extra_scores[] = {-1e3f, -1e3f, -1e3f, -1e3f, -1e3f, -3, -1, -1, -2, -5, -4, -1, -6};
+static const char *extra_pieces[] = {" ",  "a",   "b",   "c",  "x",  " a", "ab",
+                                     "bc", "abc", " ab", "aa", "cc", "ca"};
+static const float extra_scores[] = {-1e3f, -1e3f, -1e3f, -1e3f, -1e3f, -3, -1,
+                                     -1,    -2,    -5,    -4,    -1,    -6};
 enum { N_EXTRA = sizeof extra_pieces / sizeof extra_pieces[0] };
 
 static Buf handwritten(void) {
@@ -50,7 +52,8 @@ static Buf handwritten(void) {
         snprintf(s, sizeof s, "<0x%02X>", i);
         put_token(&b, 0, s);
     }
-    for (int i = 0; i < N_EXTRA; i++) put_token(&b, extra_scores[i], extra_pieces[i]);
+    for (int i = 0; i < N_EXTRA; i++)
+        put_token(&b, extra_scores[i], extra_pieces[i]);
     return b;
 }
 
@@ -83,9 +86,11 @@ static int ref_encode(const char **vocab, const float *scores, int nv, const cha
         buf[len] = 0;
         if ((*(c + 1) & 0xC0) == 0x80 && len < 4) continue;
         int id = lookup(vocab, nv, buf);
-        if (id != -1) out[n++] = id;
+        if (id != -1)
+            out[n++] = id;
         else
-            for (size_t i = 0; i < len; i++) out[n++] = (unsigned char)buf[i] + 3;
+            for (size_t i = 0; i < len; i++)
+                out[n++] = (unsigned char)buf[i] + 3;
         len = 0;
     }
     for (;;) {
@@ -102,7 +107,8 @@ static int ref_encode(const char **vocab, const float *scores, int nv, const cha
         }
         if (best_idx == -1) break;
         out[best_idx] = best_id;
-        for (int i = best_idx + 1; i < n - 1; i++) out[i] = out[i + 1];
+        for (int i = best_idx + 1; i < n - 1; i++)
+            out[i] = out[i + 1];
         n--;
     }
     return n;
@@ -113,8 +119,8 @@ static void assert_round_trip(const Tokenizer *t, const char *s, size_t n) {
     for (int flags = 0; flags < 4; flags++) {
         int m = 0;
         Err err = {0};
-        cr_assert_eq(tok_encode(t, s, n, flags & 1, flags >> 1, ids, tok_encode_cap(n), &m, &err), 0, "%s",
-                     err.msg);
+        cr_assert_eq(tok_encode(t, s, n, flags & 1, flags >> 1, ids, tok_encode_cap(n), &m, &err),
+                     0, "%s", err.msg);
         char *back;
         size_t bl;
         cr_assert_eq(tok_decode(t, ids, m, &back, &bl, &err), 0);
@@ -174,14 +180,19 @@ Test(tokenizer, encodes_as_llama2c) {
     float scores[259 + N_EXTRA];
     static char names[259][8];
     for (int i = 0; i < 259; i++) {
-        if (i == 0) strcpy(names[i], "<unk>");
-        else if (i == 1) strcpy(names[i], "<s>");
-        else if (i == 2) strcpy(names[i], "</s>");
-        else snprintf(names[i], 8, "<0x%02X>", i - 3);
+        if (i == 0)
+            strcpy(names[i], "<unk>");
+        else if (i == 1)
+            strcpy(names[i], "<s>");
+        else if (i == 2)
+            strcpy(names[i], "</s>");
+        else
+            snprintf(names[i], 8, "<0x%02X>", i - 3);
         vocab[i] = names[i];
         scores[i] = 0;
     }
-    for (int i = 0; i < N_EXTRA; i++) vocab[259 + i] = extra_pieces[i], scores[259 + i] = extra_scores[i];
+    for (int i = 0; i < N_EXTRA; i++)
+        vocab[259 + i] = extra_pieces[i], scores[259 + i] = extra_scores[i];
     /* by hand: " a b c": "ab" and "bc" tie at -1, the leftmost wins; then
      * "abc" (-2) beats " ab" (-5) */
     int ids[64], n;
@@ -195,15 +206,17 @@ Test(tokenizer, encodes_as_llama2c) {
     rng_seed(&r, 7);
     const char alpha[] = "abcx d\xc3\xa9";
     for (int iter = 0; iter < 500; iter++) {
-        char s[24];
-        int len = (int)rng_below(&r, 20);
-        for (int i = 0; i < len; i++) s[i] = alpha[rng_below(&r, sizeof alpha - 1)];
+        char s[72];
+        int len = (int)rng_below(&r, 70);
+        for (int i = 0; i < len; i++)
+            s[i] = alpha[rng_below(&r, sizeof alpha - 1)];
         s[len] = 0;
-        int want[64], got[64];
+        int want[96], got[96];
         int nw = ref_encode(vocab, scores, 259 + N_EXTRA, s, want);
-        cr_assert_eq(tok_encode(t, s, (size_t)len, 1, 0, got, 64, &n, &err), 0);
+        cr_assert_eq(tok_encode(t, s, (size_t)len, 1, 0, got, 96, &n, &err), 0);
         cr_assert_eq(n, nw, "'%s': %d tokens, llama2.c gives %d", s, n, nw);
-        for (int i = 0; i < n; i++) cr_assert_eq(got[i], want[i], "'%s' token %d", s, i);
+        for (int i = 0; i < n; i++)
+            cr_assert_eq(got[i], want[i], "'%s' token %d", s, i);
     }
     tok_free(t);
     free(b.b);
@@ -234,7 +247,8 @@ Test(tokenizer, round_trips_any_bytes) {
     for (int iter = 0; iter < 300; iter++) {
         char s[64];
         size_t n = rng_below(&r, sizeof s);
-        for (size_t i = 0; i < n; i++) s[i] = (char)rng_below(&r, 256);
+        for (size_t i = 0; i < n; i++)
+            s[i] = (char)rng_below(&r, 256);
         assert_round_trip(t, s, n);
     }
     tok_free(t);
@@ -247,7 +261,8 @@ Test(tokenizer, control_text_is_not_a_control_token) {
     int ids[64], n;
     Err err = {0};
     cr_assert_eq(tok_encode(t, "<s></s>", 7, 0, 0, ids, 64, &n, &err), 0);
-    for (int i = 0; i < n; i++) cr_assert(ids[i] != 1 && ids[i] != 2);
+    for (int i = 0; i < n; i++)
+        cr_assert(ids[i] != 1 && ids[i] != 2);
     tok_free(t);
 }
 
@@ -277,7 +292,8 @@ Test(tokenizer, known_small_merges) {
     cr_assert_eq(tok_encode(t, "aaabdaaabac", 11, 0, 0, ids, 32, &n, &err), 0);
     int want[] = {263, 'd' + 3, 264, 'c' + 3};
     cr_assert_eq(n, 4);
-    for (int i = 0; i < 4; i++) cr_assert_eq(ids[i], want[i]);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(ids[i], want[i]);
     tok_free(t);
 }
 
@@ -347,7 +363,8 @@ Test(tokenizer, refuses_truncated_and_garbage) {
     Rng r;
     rng_seed(&r, 11);
     for (int iter = 0; iter < 200; iter++) {
-        for (size_t i = 0; i < b.n; i++) bad[i] = (unsigned char)rng_below(&r, 256);
+        for (size_t i = 0; i < b.n; i++)
+            bad[i] = (unsigned char)rng_below(&r, 256);
         cr_assert_neq(tok_load_mem(bad, b.n, &t, &err), 0);
     }
     free(bad);

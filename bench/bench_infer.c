@@ -1,0 +1,281 @@
+/* Inference speed on a random 15m-like model (dim 288, 6 layers, vocab 32000):
+ * single-stream sampling tokens/s at 1 and 2 threads beside a llama2.c
+ * run.c-style forward (plain C matrix-vector loops, as run.c's `run` build and
+ * with fast-math vectorisation as its `runfast` build), and k-stream batched
+ * decoding on a shared prompt against k sequential single-stream runs. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/infer.h"
+#include "model/model.h"
+#include "model/sample.h"
+#include "model/tokenizer.h"
+#include "util/progress.h"
+
+static void die(const Err *e) {
+    fprintf(stderr, "bench_infer: %s\n", e->msg);
+    exit(1);
+}
+
+/* ---- a run.c-style forward: one token, plain loops, its own KV cache -------- */
+
+#define RUNC_MATMUL(name, attrs)                                                                   \
+    attrs static void name(float *xout, const float *x, const float *w, int n, int d) {            \
+        for (int i = 0; i < d; i++) {                                                              \
+            float val = 0.0f;                                                                      \
+            for (int j = 0; j < n; j++)                                                            \
+                val += w[(size_t)i * n + j] * x[j];                                                \
+            xout[i] = val;                                                                         \
+        }                                                                                          \
+    }
+RUNC_MATMUL(matmul_o3, __attribute__((optimize("O3"))))
+RUNC_MATMUL(matmul_fast, __attribute__((optimize("O3", "fast-math"), target("avx2,fma"))))
+
+typedef void (*MatmulFn)(float *, const float *, const float *, int, int);
+
+typedef struct {
+    float *x, *xb, *xb2, *hb, *hb2, *q, *att, *logits, *kc, *vc;
+} RuncState;
+
+static void runc_rmsnorm(float *o, const float *x, const float *w, int n) {
+    float ss = 0.0f;
+    for (int j = 0; j < n; j++)
+        ss += x[j] * x[j];
+    ss = 1.0f / sqrtf(ss / n + 1e-5f);
+    for (int j = 0; j < n; j++)
+        o[j] = w[j] * (ss * x[j]);
+}
+
+static void runc_forward(const Model *m, RuncState *s, MatmulFn mm, int token, int pos) {
+    const Config *c = &m->cfg;
+    int dim = c->dim, kv_dim = model_kv_dim(c), hs = model_head_size(c), H = c->hidden_dim;
+    int grp = c->n_heads / c->n_kv_heads, T = c->seq_len;
+    memcpy(s->x, m->w.emb + (size_t)token * dim, sizeof(float) * dim);
+    for (int l = 0; l < c->n_layers; l++) {
+        runc_rmsnorm(s->xb, s->x, m->w.rms_att + (size_t)l * dim, dim);
+        float *k = s->kc + ((size_t)l * T + pos) * kv_dim,
+              *v = s->vc + ((size_t)l * T + pos) * kv_dim;
+        mm(s->q, s->xb, m->w.wq + (size_t)l * dim * dim, dim, dim);
+        mm(k, s->xb, m->w.wk + (size_t)l * dim * kv_dim, dim, kv_dim);
+        mm(v, s->xb, m->w.wv + (size_t)l * dim * kv_dim, dim, kv_dim);
+        for (int i = 0; i < dim; i += 2) {
+            float freq = 1.0f / powf(10000.0f, (i % hs) / (float)hs), val = pos * freq;
+            float fcr = cosf(val), fci = sinf(val);
+            for (int v2 = 0; v2 < (i < kv_dim ? 2 : 1); v2++) {
+                float *vec = v2 == 0 ? s->q : k, v0 = vec[i], v1 = vec[i + 1];
+                vec[i] = v0 * fcr - v1 * fci;
+                vec[i + 1] = v0 * fci + v1 * fcr;
+            }
+        }
+        for (int h = 0; h < c->n_heads; h++) {
+            const float *q = s->q + h * hs;
+            float *att = s->att + (size_t)h * T;
+            for (int t = 0; t <= pos; t++) {
+                const float *kt = s->kc + ((size_t)l * T + t) * kv_dim + (h / grp) * hs;
+                float score = 0.0f;
+                for (int i = 0; i < hs; i++)
+                    score += q[i] * kt[i];
+                att[t] = score / sqrtf((float)hs);
+            }
+            float mx = att[0], sum = 0.0f;
+            for (int t = 1; t <= pos; t++)
+                mx = att[t] > mx ? att[t] : mx;
+            for (int t = 0; t <= pos; t++)
+                sum += att[t] = expf(att[t] - mx);
+            float *xb = s->xb + h * hs;
+            memset(xb, 0, sizeof(float) * hs);
+            for (int t = 0; t <= pos; t++) {
+                const float *vt = s->vc + ((size_t)l * T + t) * kv_dim + (h / grp) * hs;
+                for (int i = 0; i < hs; i++)
+                    xb[i] += att[t] / sum * vt[i];
+            }
+        }
+        mm(s->xb2, s->xb, m->w.wo + (size_t)l * dim * dim, dim, dim);
+        for (int i = 0; i < dim; i++)
+            s->x[i] += s->xb2[i];
+        runc_rmsnorm(s->xb, s->x, m->w.rms_ffn + (size_t)l * dim, dim);
+        mm(s->hb, s->xb, m->w.w1 + (size_t)l * dim * H, dim, H);
+        mm(s->hb2, s->xb, m->w.w3 + (size_t)l * dim * H, dim, H);
+        for (int i = 0; i < H; i++)
+            s->hb[i] = s->hb[i] / (1.0f + expf(-s->hb[i])) * s->hb2[i];
+        mm(s->xb, s->hb, m->w.w2 + (size_t)l * dim * H, H, dim);
+        for (int i = 0; i < dim; i++)
+            s->x[i] += s->xb[i];
+    }
+    runc_rmsnorm(s->x, s->x, m->w.rms_final, dim);
+    mm(s->logits, s->x, m->w.wcls, dim, c->vocab_size);
+}
+
+/* tokens/s of run.c's loop: forward, then sample (temperature 1) as it does */
+static double runc_speed(const Model *m, MatmulFn mm, int n_tokens) {
+    const Config *c = &m->cfg;
+    RuncState s;
+    size_t kv = (size_t)c->n_layers * c->seq_len * model_kv_dim(c);
+    float *mem = calloc((size_t)5 * c->dim + 2 * (size_t)c->hidden_dim +
+                            (size_t)c->n_heads * c->seq_len + c->vocab_size + 2 * kv,
+                        sizeof(float));
+    float *p = mem;
+    s.x = p, p += c->dim;
+    s.xb = p, p += c->dim;
+    s.xb2 = p, p += c->dim;
+    s.q = p, p += 2 * c->dim;
+    s.hb = p, p += c->hidden_dim;
+    s.hb2 = p, p += c->hidden_dim;
+    s.att = p, p += (size_t)c->n_heads * c->seq_len;
+    s.logits = p, p += c->vocab_size;
+    s.kc = p, p += kv;
+    s.vc = p;
+    Sampler sm;
+    Err err = {0};
+    if (sampler_create(&sm, c->vocab_size, &err)) die(&err);
+    SampleParams sp = sample_params_default();
+    Rng r;
+    rng_seed(&r, 1);
+    int tok = 1;
+    double t0 = now_seconds();
+    for (int pos = 0; pos < n_tokens; pos++) {
+        runc_forward(m, &s, mm, tok, pos);
+        tok = sampler_pick(&sm, s.logits, &sp, &r, NULL);
+    }
+    double el = now_seconds() - t0;
+    sampler_free(&sm);
+    free(mem);
+    return n_tokens / el;
+}
+
+/* ---- our paths ------------------------------------------------------------------ */
+
+static Tokenizer *synthetic_tokenizer(int n) {
+    char **pieces = calloc((size_t)n, sizeof(char *));
+    size_t *lens = calloc((size_t)n, sizeof(size_t));
+    float *scores = calloc((size_t)n, sizeof(float));
+    if (!pieces || !lens || !scores) exit(1);
+    for (int i = 0; i < n; i++) {
+        pieces[i] = malloc(16);
+        if (i < 3)
+            snprintf(pieces[i], 16, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+        else if (i < 259)
+            snprintf(pieces[i], 16, "<0x%02X>", i - 3);
+        else
+            snprintf(pieces[i], 16, " w%d", i);
+        lens[i] = strlen(pieces[i]);
+        scores[i] = -(float)i;
+    }
+    Tokenizer *t;
+    Err err = {0};
+    if (tok_build(n, (const char *const *)pieces, lens, scores, &t, &err)) die(&err);
+    for (int i = 0; i < n; i++)
+        free(pieces[i]);
+    free(pieces);
+    free(lens);
+    free(scores);
+    return t;
+}
+
+/* k streams on one 32-token prompt, 64 new tokens each, against k single runs */
+static void bench_batch(const char *name, const Model *m, const Tokenizer *tok, Infer *st,
+                        int threads) {
+    Err err = {0};
+    SampleParams p = sample_params_default();
+    int prompt[32], V = m->cfg.vocab_size;
+    for (int i = 0; i < 32; i++)
+        prompt[i] = i == 0 ? 1 : 3 + (i * 97) % (V - 3);
+    p.max_tokens = 64;
+    infer_set_threads(threads);
+    int ks[3] = {1, 4, 8};
+    for (int ki = 0; ki < 3; ki++) {
+        int k = ks[ki];
+        uint64_t seeds[8];
+        SampleResult res[8];
+        for (int i = 0; i < k; i++)
+            seeds[i] = 100 + i;
+        double tb = 1e30, ts = 1e30;
+        long nb = 0, ns = 0;
+        for (int rep = 0; rep < 3; rep++) {
+            double t0 = now_seconds();
+            if (sample_generate_batch(st, tok, prompt, 32, k, &p, seeds, res, &err)) die(&err);
+            double el = now_seconds() - t0;
+            nb = 0;
+            for (int i = 0; i < k; i++)
+                nb += res[i].n_tokens, sample_result_free(&res[i]);
+            tb = el < tb ? el : tb;
+            t0 = now_seconds();
+            ns = 0;
+            for (int i = 0; i < k; i++) {
+                if (sample_generate(st, tok, prompt, 32, &p, seeds[i], &res[0], &err)) die(&err);
+                ns += res[0].n_tokens;
+                sample_result_free(&res[0]);
+            }
+            el = now_seconds() - t0;
+            ts = el < ts ? el : ts;
+        }
+        printf("batch_decode_tokens_per_s config=%s k=%d prompt=32 new=64 threads=%d value=%.1f "
+               "sequential=%.1f speedup=%.2f\n",
+               name, k, threads, nb / tb, ns / ts, (nb / tb) / (ns / ts));
+    }
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    Model m;
+    Config cfg;
+    Err err = {0};
+    if (model_config_named("15m", &cfg, &err) || model_create(&m, &cfg, 0, &err)) die(&err);
+    model_init_random(&m, 1);
+    Tokenizer *tok = synthetic_tokenizer(cfg.vocab_size);
+    Infer st;
+    if (infer_create(&st, &m, 8, &err)) die(&err);
+    SampleParams p = sample_params_default();
+    int bos = 1;
+
+    /* single stream: prompt = BOS, then 200 sampled tokens */
+    p.max_tokens = 200;
+    for (int threads = 1; threads <= 2; threads++) {
+        infer_set_threads(threads);
+        SampleResult r;
+        double best = 0;
+        for (int rep = 0; rep < 3; rep++) {
+            double t0 = now_seconds();
+            if (sample_generate(&st, tok, &bos, 1, &p, 7 + rep, &r, &err)) die(&err);
+            double v = r.n_tokens / (now_seconds() - t0);
+            best = v > best ? v : best;
+            sample_result_free(&r);
+        }
+        printf("sample_tokens_per_s config=15m threads=%d prompt=1 new=200 value=%.1f\n", threads,
+               best);
+    }
+    infer_set_threads(1);
+    double o3 = 0, fast = 0;
+    for (int rep = 0; rep < 2; rep++) {
+        double a = runc_speed(&m, matmul_o3, 200), b = 0;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            b = runc_speed(&m, matmul_fast, 200);
+        o3 = a > o3 ? a : o3;
+        fast = b > fast ? b : fast;
+    }
+    printf("runc_style_tokens_per_s config=15m threads=1 build=run(-O3) new=200 value=%.1f\n", o3);
+    if (fast > 0)
+        printf("runc_style_tokens_per_s config=15m threads=1 build=runfast(-Ofast,avx2) new=200 "
+               "value=%.1f\n",
+               fast);
+
+    for (int threads = 1; threads <= 2; threads++)
+        bench_batch("15m", &m, tok, &st, threads);
+    infer_free(&st);
+    tok_free(tok);
+    model_free(&m);
+    /* the demo's model: small enough that per-step overheads show */
+    if (model_config_named("demo", &cfg, &err) || model_create(&m, &cfg, 0, &err)) die(&err);
+    model_init_random(&m, 1);
+    tok = synthetic_tokenizer(cfg.vocab_size);
+    if (infer_create(&st, &m, 8, &err)) die(&err);
+    for (int threads = 1; threads <= 2; threads++)
+        bench_batch("demo", &m, tok, &st, threads);
+    infer_free(&st);
+    tok_free(tok);
+    model_free(&m);
+    return 0;
+}

@@ -1,0 +1,330 @@
+/* Small-batch matrix products for decoding, and the little thread pool that
+ * splits their output rows. Every output is summed in the same order whatever
+ * n and the thread count are, so a stream decoded alone or in a batch gets
+ * bit-identical logits. */
+#include "model/matvec.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- kernels ------------------------------------------------------------------- */
+
+static void kern_plain(float *out, const float *x, const float *w, int n, int C, int OC, int o0,
+                       int o1) {
+    for (int o = o0; o < o1; o++) {
+        const float *wr = w + (size_t)o * C;
+        for (int r = 0; r < n; r++) {
+            const float *xr = x + (size_t)r * C;
+            float s = 0.0f;
+            for (int j = 0; j < C; j++)
+                s += wr[j] * xr[j];
+            out[(size_t)r * OC + o] = s;
+        }
+    }
+}
+
+/* Micro-kernel: outputs o..o+O of rows 0..NG of x, one 8-wide accumulator per
+ * (output, row), so each weight vector load serves NG rows and each x load O
+ * outputs. NG and O are constants in each instance so acc[][] stays in
+ * registers (O * NG <= 12 of the 16 ymm registers). Every output is summed in
+ * the same order whatever NG, O and the caller's blocking are. */
+#define MICRO(NG, O)                                                                               \
+    static inline __attribute__((always_inline, target("avx2,fma"))) void micro_##NG##_##O(        \
+        float *out, const float *x, const float *w, int C, int OC, int o) {                        \
+        __m256 acc[O][NG];                                                                         \
+        _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++)                                      \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) acc[b][r] =                     \
+                _mm256_setzero_ps();                                                               \
+        int j = 0;                                                                                 \
+        for (; j + 8 <= C; j += 8) {                                                               \
+            __m256 wv[O];                                                                          \
+            _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) wv[b] =                          \
+                _mm256_loadu_ps(w + (size_t)(o + b) * C + j);                                      \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                               \
+                __m256 xv = _mm256_loadu_ps(x + (size_t)r * C + j);                                \
+                _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) acc[b][r] =                  \
+                    _mm256_fmadd_ps(wv[b], xv, acc[b][r]);                                         \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) {                                    \
+            const float *wr = w + (size_t)(o + b) * C;                                             \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                               \
+                __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[b][r]),                          \
+                                       _mm256_extractf128_ps(acc[b][r], 1));                       \
+                s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                        \
+                s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));                                          \
+                float s = _mm_cvtss_f32(s4);                                                       \
+                for (int jj = j; jj < C; jj++)                                                     \
+                    s += wr[jj] * x[(size_t)r * C + jj];                                           \
+                out[(size_t)r * OC + o + b] = s;                                                   \
+            }                                                                                      \
+        }                                                                                          \
+    }
+MICRO(1, 1)
+MICRO(2, 1)
+MICRO(3, 1)
+MICRO(4, 1)
+MICRO(1, 3)
+MICRO(2, 3)
+MICRO(1, 6)
+MICRO(2, 4)
+MICRO(3, 3)
+MICRO(4, 3)
+
+#ifndef PF
+#define PF 6
+#endif
+
+static inline void prefetch_rows(const float *w, int o, int rows, int C) {
+    const char *p = (const char *)(w + (size_t)o * C);
+    for (size_t b = 0; b < (size_t)rows * C * sizeof(float); b += 64)
+        _mm_prefetch(p + b, _MM_HINT_T0);
+}
+
+/* outputs o..o+O of all n rows, in groups of up to 4 rows */
+#define ROW_GROUPS(O)                                                                              \
+    for (int r = 0; r < n; r += 4) {                                                               \
+        float *ob = out + (size_t)r * OC;                                                          \
+        const float *xb = x + (size_t)r * C;                                                       \
+        switch (n - r < 4 ? n - r : 4) {                                                           \
+        case 1:                                                                                    \
+            micro_1_##O(ob, xb, w, C, OC, o);                                                      \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            micro_2_##O(ob, xb, w, C, OC, o);                                                      \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            micro_3_##O(ob, xb, w, C, OC, o);                                                      \
+            break;                                                                                 \
+        default:                                                                                   \
+            micro_4_##O(ob, xb, w, C, OC, o);                                                      \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+
+/* Rows in groups of up to 4; outputs in blocks of 3 while the 3 weight rows
+ * (a few KB) stay in L1 across the groups, so W comes from memory once. The
+ * hardware prefetcher alone falls behind once n rows make each weight row slow
+ * to consume, so each block fetches the rows a little ahead. */
+__attribute__((target("avx2,fma"))) static void
+kern_avx2(float *out, const float *x, const float *w, int n, int C, int OC, int o0, int o1) {
+    int o = o0;
+    /* one or two rows: more outputs at once, for independent FMA chains */
+    if (n == 1)
+        for (; o + 6 <= o1; o += 6) {
+            if (o + 18 <= o1) prefetch_rows(w, o + 12, 6, C);
+            micro_1_6(out, x, w, C, OC, o);
+        }
+    if (n == 2)
+        for (; o + 4 <= o1; o += 4) {
+            if (o + 12 <= o1) prefetch_rows(w, o + 8, 4, C);
+            micro_2_4(out, x, w, C, OC, o);
+        }
+    for (; o + 3 <= o1; o += 3) {
+        if (o + PF + 3 <= o1) prefetch_rows(w, o + PF, 3, C);
+        ROW_GROUPS(3)
+    }
+    for (; o < o1; o++)
+        ROW_GROUPS(1)
+}
+
+static int simd = -1; /* -1: not probed yet */
+
+static int have_avx2(void) {
+    if (simd < 0) simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return simd;
+}
+
+void matvec_use_simd(int on) {
+    simd = -1;
+    if (!on || !have_avx2()) simd = 0;
+}
+
+static void run_range(float *out, const float *x, const float *w, int n, int C, int OC, int o0,
+                      int o1) {
+    if (have_avx2())
+        kern_avx2(out, x, w, n, C, OC, o0, o1);
+    else
+        kern_plain(out, x, w, n, C, OC, o0, o1);
+}
+
+/* ---- attention pieces ------------------------------------------------------------ */
+
+__attribute__((target("avx2,fma"))) static void
+scores_avx2(float *sc, const float *q, const float *k, size_t stride, int nt, int n, float scale) {
+    for (int t = 0; t < nt; t++) {
+        const float *kt = k + (size_t)t * stride;
+        __m256 acc = _mm256_setzero_ps();
+        int i = 0;
+        for (; i + 8 <= n; i += 8)
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kt + i), acc);
+        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+        float d = _mm_cvtss_f32(s4);
+        for (; i < n; i++)
+            d += q[i] * kt[i];
+        sc[t] = d * scale;
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void
+accum_avx2(float *out, const float *a, const float *v, size_t stride, int nt, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 acc = _mm256_loadu_ps(out + i);
+        for (int t = 0; t < nt; t++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(a[t]), _mm256_loadu_ps(v + (size_t)t * stride + i),
+                                  acc);
+        _mm256_storeu_ps(out + i, acc);
+    }
+    for (; i < n; i++)
+        for (int t = 0; t < nt; t++)
+            out[i] += a[t] * v[(size_t)t * stride + i];
+}
+
+void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
+                   float scale) {
+    if (have_avx2()) {
+        scores_avx2(sc, q, k, stride, nt, n, scale);
+        return;
+    }
+    for (int t = 0; t < nt; t++) {
+        float d = 0.0f;
+        for (int i = 0; i < n; i++)
+            d += q[i] * k[(size_t)t * stride + i];
+        sc[t] = d * scale;
+    }
+}
+
+void matvec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n) {
+    if (have_avx2()) {
+        accum_avx2(out, a, v, stride, nt, n);
+        return;
+    }
+    for (int t = 0; t < nt; t++)
+        for (int i = 0; i < n; i++)
+            out[i] += a[t] * v[(size_t)t * stride + i];
+}
+
+/* ---- thread pool ------------------------------------------------------------------ */
+
+/* A product is cut into chunks of output rows that any thread claims from an
+ * atomic counter, the caller included; the caller only waits for chunks a
+ * running worker has claimed. So a worker that is asleep or descheduled (a
+ * busy shared machine) costs nothing: the caller does its share. */
+enum { MAX_THREADS = 16, SPIN = 2000, CHUNKS_PER_THREAD = 4 };
+
+static struct {
+    int threads, started;
+    atomic_int set; /* matvec_set_threads was called */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_uint gen;
+    atomic_int sleepers;
+    atomic_flag busy;   /* one product at a time uses the pool; others run alone */
+    atomic_ullong next; /* job generation << 32 | next chunk to claim */
+    atomic_int done;    /* chunks of the current job finished */
+    /* the job */
+    float *out;
+    const float *x, *w;
+    int n, C, OC, chunks, chunk_rows;
+} P = {.threads = 1,
+       .mu = PTHREAD_MUTEX_INITIALIZER,
+       .cv = PTHREAD_COND_INITIALIZER,
+       .busy = ATOMIC_FLAG_INIT};
+
+/* Claims and runs chunks of job gen until none is left. The claim carries the
+ * generation, so a thread that wakes late cannot take a chunk of a newer job
+ * with the old one's counts. */
+static void run_chunks(unsigned gen) {
+    for (;;) {
+        unsigned long long v = atomic_load_explicit(&P.next, memory_order_acquire);
+        if ((unsigned)(v >> 32) != gen || (int)(v & 0xffffffffu) >= P.chunks) return;
+        if (!atomic_compare_exchange_weak_explicit(&P.next, &v, v + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        int i = (int)(v & 0xffffffffu);
+        int o0 = i * P.chunk_rows, o1 = o0 + P.chunk_rows < P.OC ? o0 + P.chunk_rows : P.OC;
+        run_range(P.out, P.x, P.w, P.n, P.C, P.OC, o0, o1);
+        atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
+    }
+}
+
+static void *worker(void *arg) {
+    /* arg: the generation at creation (a job published before this thread
+     * first runs must not be missed) */
+    unsigned seen = (unsigned)(size_t)arg;
+    for (;;) {
+        /* spin a little (while decoding the next product follows within
+         * microseconds), then sleep */
+        for (int spins = 0; atomic_load(&P.gen) == seen && spins < SPIN; spins++)
+            _mm_pause();
+        if (atomic_load(&P.gen) == seen) {
+            pthread_mutex_lock(&P.mu);
+            atomic_fetch_add(&P.sleepers, 1);
+            while (atomic_load(&P.gen) == seen)
+                pthread_cond_wait(&P.cv, &P.mu);
+            atomic_fetch_sub(&P.sleepers, 1);
+            pthread_mutex_unlock(&P.mu);
+        }
+        seen = atomic_load(&P.gen);
+        run_chunks(seen);
+    }
+    return NULL;
+}
+
+int matvec_set_threads(int n) {
+    if (n < 1) n = 1;
+    if (n > MAX_THREADS) n = MAX_THREADS;
+    pthread_mutex_lock(&P.mu);
+    while (P.started < n - 1) { /* workers are never stopped; extra ones just idle */
+        pthread_t tid;
+        if (pthread_create(&tid, NULL, worker, (void *)(size_t)atomic_load(&P.gen))) break;
+        pthread_detach(tid);
+        P.started++;
+    }
+    P.threads = P.started + 1 < n ? P.started + 1 : n;
+    atomic_store(&P.set, 1);
+    pthread_mutex_unlock(&P.mu);
+    return P.threads;
+}
+
+int matvec_threads(void) {
+    /* until set, follow OpenBLAS's count (what --threads sets for the sgemms) */
+    if (!atomic_load(&P.set)) matvec_set_threads(openblas_get_num_threads());
+    return P.threads;
+}
+
+void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC) {
+    /* small products are not worth waking anyone; a second caller while the
+     * pool is busy (another thread decoding) runs in its own thread */
+    if (matvec_threads() == 1 || (long long)OC * C < 32768 || atomic_flag_test_and_set(&P.busy)) {
+        run_range(out, x, w, n, C, OC, 0, OC);
+        return;
+    }
+    /* chunks of whole 3-row blocks */
+    int want = P.threads * CHUNKS_PER_THREAD;
+    int rows = ((OC + want - 1) / want + 2) / 3 * 3;
+    P.out = out, P.x = x, P.w = w, P.n = n, P.C = C, P.OC = OC;
+    P.chunk_rows = rows;
+    P.chunks = (OC + rows - 1) / rows;
+    atomic_store(&P.done, 0);
+    unsigned gen = atomic_load(&P.gen) + 1;
+    atomic_store(&P.next, (unsigned long long)gen << 32); /* publishes the job */
+    atomic_store(&P.gen, gen);
+    if (atomic_load(&P.sleepers) > 0) {
+        pthread_mutex_lock(&P.mu);
+        pthread_cond_broadcast(&P.cv);
+        pthread_mutex_unlock(&P.mu);
+    }
+    run_chunks(gen);
+    while (atomic_load_explicit(&P.done, memory_order_acquire) < P.chunks)
+        _mm_pause();
+    atomic_flag_clear(&P.busy);
+}

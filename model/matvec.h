@@ -1,0 +1,27 @@
+/* Matrix products for inference: out (n, OC) = x (n, C) · W^T, W (OC, C)
+ * row-major. Each weight row is read once and used for all n rows straight from
+ * memory, without the packing copy sgemm makes of W, so a decode step of k
+ * streams costs about what one stream's costs while W is larger than the
+ * cache, and a prompt of tens of rows runs about as fast as sgemm. AVX2+FMA when the CPU has it,
+ * plain C otherwise; the output range is split over the thread pool (matvec_set_threads); callers
+ * in several threads at once are safe (one uses the pool, the others run alone). */
+#ifndef RLHF_MODEL_MATVEC_H
+#define RLHF_MODEL_MATVEC_H
+
+#include <stddef.h>
+
+void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC);
+/* Attention over nt cached positions t (rows k + t*stride, n floats):
+ * sc[t] = scale * q·k_t, and out (n) += Σ_t a[t] v_t. */
+void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
+                   float scale);
+void matvec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n);
+/* Turns the AVX2 kernels off (0) or back on where the CPU has them (1); for
+ * tests of the plain C path. Not thread-safe: call before decoding. */
+void matvec_use_simd(int on);
+/* Threads used by matvec_rows (1 = the caller only); returns the number set.
+ * Until it is called, matvec_rows follows openblas_get_num_threads(). */
+int matvec_set_threads(int n);
+int matvec_threads(void);
+
+#endif
