@@ -18,11 +18,13 @@
 #include "util/text.h"
 
 #include <cblas.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 
 static int exec_pretrain(int argc, char **argv);
@@ -314,6 +316,8 @@ static int parse(int argc, char **argv, Opts *o) {
     Config tmp;
     Err err = {0};
     if (model_config_named(o->config, &tmp, &err)) return cli_usage_error(E, "--config: %s", err.msg);
+    /* the shape flags must make a valid model whatever the vocabulary */
+    if (build_config(o, 256, &tmp, &err)) return cli_usage_error(E, "%s", err.msg);
     if (o->resume && o->force) return cli_usage_error(E, "--resume and --force contradict each other");
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
     if (o->warmup < 0) o->warmup = o->steps / 20;
@@ -359,6 +363,31 @@ static int record_end(Run *r, const char *status, double val, Err *err) {
     return rc;
 }
 
+/* A run killed while writing leaves OUT.tmp.PID behind (util/sys.h's atomic
+ * write); remove those whose process is gone. */
+static void remove_stale_temporaries(const char *out) {
+    char dir[PATH_MAX], base[PATH_MAX];
+    const char *slash = strrchr(out, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) : 1, slash ? out : ".");
+    if (slash && slash == out) snprintf(dir, sizeof dir, "/");
+    snprintf(base, sizeof base, "%s.tmp.", slash ? slash + 1 : out);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    size_t bl = strlen(base);
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, base, bl) != 0) continue;
+        char *end;
+        long pid = strtol(e->d_name + bl, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[2 * PATH_MAX + 2];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
 static int exec_pretrain(int argc, char **argv) {
     Opts o;
     memset(&o, 0, sizeof o);
@@ -374,6 +403,7 @@ static int exec_pretrain(int argc, char **argv) {
     Tokenizer *tok = NULL;
     const char *path = cli_db_path(o.dbflag);
     if (o.threads) openblas_set_num_threads((int)o.threads);
+    remove_stale_temporaries(o.out);
     int exists = access(o.out, F_OK) == 0;
     if (exists && !o.resume && !o.force) {
         fprintf(stderr, "rlhf pretrain: %s exists; pass --resume to continue it or --force to start over\n", o.out);

@@ -1,6 +1,5 @@
 /* Vectorised exp and the row reductions built on it (softmax, cross-entropy,
- * SiLU). GCC vector extensions, so plain -O2 emits SIMD code (4 lanes, SSE2
- * on the baseline target); libm's expf is a call per
+ * SiLU). GCC vector extensions, so plain -O2 emits SIMD code (8 lanes); libm's expf is a call per
  * element and the auto-vectoriser will not touch these loops at -O2.
  * exp: Cephes' polynomial with 2^n from the exponent bits, relative error
  * about 2e-7, argument clamped to [-87, 88]. */
@@ -10,79 +9,97 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
+/* 32-byte vectors: two SSE registers on the baseline target, one AVX register
+ * in the functions compiled for AVX2 too (MODEL_SIMD_CLONES). They never cross
+ * a call boundary between files, so GCC's note that their ABI differs with and
+ * without AVX does not apply; it is silenced for the files that include this
+ * header (only model/ internals do). */
+#pragma GCC diagnostic ignored "-Wpsabi"
 
-static inline v4f v4_load(const float *p) {
-    v4f v;
+/* Always inlined: each caller (and each of its clones) gets its own copy
+ * compiled for its target. */
+#define FM_INLINE static inline __attribute__((always_inline))
+
+/* On x86-64, hot loops get an AVX2+FMA clone picked at load time (ifunc). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define MODEL_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MODEL_SIMD_CLONES
+#endif
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+FM_INLINE v8f v8_load(const float *p) {
+    v8f v;
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline void v4_store(float *p, v4f v) { memcpy(p, &v, sizeof v); }
-static inline v4f v4_set1(float x) { return (v4f){x, x, x, x}; }
-static inline v4f v4_select(v4i mask, v4f a, v4f b) { /* mask ? a : b */
-    return (v4f)(((v4i)a & mask) | ((v4i)b & ~mask));
+FM_INLINE void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+FM_INLINE v8f v8_set1(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
+FM_INLINE v8f v8_select(v8i mask, v8f a, v8f b) { /* mask ? a : b */
+    return (v8f)(((v8i)a & mask) | ((v8i)b & ~mask));
 }
-static inline v4f v4_max(v4f a, v4f b) { return v4_select(a > b, a, b); }
-static inline float v4_hsum(v4f v) {
-    return (v[0] + v[2]) + (v[1] + v[3]);
+FM_INLINE v8f v8_max(v8f a, v8f b) { return v8_select(a > b, a, b); }
+FM_INLINE float v8_hsum(v8f v) {
+    return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
 }
-static inline float v4_hmax(v4f v) {
+FM_INLINE float v8_hmax(v8f v) {
     float m = v[0];
-    for (int i = 1; i < 4; i++) m = v[i] > m ? v[i] : m;
+    for (int i = 1; i < 8; i++) m = v[i] > m ? v[i] : m;
     return m;
 }
 
-static inline v4f v4_exp(v4f x) {
-    x = v4_select(x < v4_set1(-87.0f), v4_set1(-87.0f), x);
-    x = v4_select(x > v4_set1(88.0f), v4_set1(88.0f), x);
-    v4f t = x * 1.44269504088896341f;
-    v4f fn = (t + 12582912.0f) - 12582912.0f; /* round to nearest */
-    v4f r = x - fn * 0.693359375f - fn * -2.12194440e-4f;
-    v4f p = v4_set1(1.9875691500e-4f);
+FM_INLINE v8f v8_exp(v8f x) {
+    x = v8_select(x < v8_set1(-87.0f), v8_set1(-87.0f), x);
+    x = v8_select(x > v8_set1(88.0f), v8_set1(88.0f), x);
+    v8f t = x * 1.44269504088896341f;
+    v8f fn = (t + 12582912.0f) - 12582912.0f; /* round to nearest */
+    v8f r = x - fn * 0.693359375f - fn * -2.12194440e-4f;
+    v8f p = v8_set1(1.9875691500e-4f);
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    v4i bits = (__builtin_convertvector(fn, v4i) + 127) << 23;
-    return p * (v4f)bits;
+    v8i bits = (__builtin_convertvector(fn, v8i) + 127) << 23;
+    return p * (v8f)bits;
 }
 
-static inline float fast_expf(float x) {
-    v4f v = v4_exp(v4_set1(x));
+FM_INLINE float fast_expf(float x) {
+    v8f v = v8_exp(v8_set1(x));
     return v[0];
 }
 
 /* max of x[0..n) (n >= 1) */
-static inline float vec_max(const float *x, int n) {
+FM_INLINE float vec_max(const float *x, int n) {
     int i = 0;
     float m = x[0];
-    if (n >= 4) {
-        v4f mv = v4_load(x);
-        for (i = 4; i + 4 <= n; i += 4) mv = v4_max(mv, v4_load(x + i));
-        m = v4_hmax(mv);
+    if (n >= 8) {
+        v8f mv = v8_load(x);
+        for (i = 8; i + 8 <= n; i += 8) mv = v8_max(mv, v8_load(x + i));
+        m = v8_hmax(mv);
     }
     for (; i < n; i++) m = x[i] > m ? x[i] : m;
     return m;
 }
 
 /* x[i] = exp(x[i] - sub) in place; returns the sum */
-static inline float vec_exp_sum(float *x, int n, float sub) {
+FM_INLINE float vec_exp_sum(float *x, int n, float sub) {
     int i = 0;
-    v4f acc = v4_set1(0.0f), s = v4_set1(sub);
-    for (; i + 4 <= n; i += 4) {
-        v4f e = v4_exp(v4_load(x + i) - s);
-        v4_store(x + i, e);
+    v8f acc = v8_set1(0.0f), s = v8_set1(sub);
+    for (; i + 8 <= n; i += 8) {
+        v8f e = v8_exp(v8_load(x + i) - s);
+        v8_store(x + i, e);
         acc += e;
     }
-    float sum = v4_hsum(acc);
+    float sum = v8_hsum(acc);
     if (i < n) {
-        float tail[4] = {0};
+        float tail[8] = {0};
         memcpy(tail, x + i, (size_t)(n - i) * sizeof(float));
-        v4f e = v4_exp(v4_load(tail) - s);
-        v4_store(tail, e);
+        v8f e = v8_exp(v8_load(tail) - s);
+        v8_store(tail, e);
         for (int j = 0; j < n - i; j++) sum += tail[j];
         memcpy(x + i, tail, (size_t)(n - i) * sizeof(float));
     }
@@ -90,15 +107,15 @@ static inline float vec_exp_sum(float *x, int n, float sub) {
 }
 
 /* Σ exp(x[i] - sub) and Σ exp(x[i] - sub)·x[i], x unchanged */
-static inline void vec_exp_stats(const float *x, int n, float sub, float *sum, float *wsum) {
+FM_INLINE void vec_exp_stats(const float *x, int n, float sub, float *sum, float *wsum) {
     int i = 0;
-    v4f a = v4_set1(0.0f), w = v4_set1(0.0f), s = v4_set1(sub);
-    for (; i + 4 <= n; i += 4) {
-        v4f xv = v4_load(x + i), e = v4_exp(xv - s);
+    v8f a = v8_set1(0.0f), w = v8_set1(0.0f), s = v8_set1(sub);
+    for (; i + 8 <= n; i += 8) {
+        v8f xv = v8_load(x + i), e = v8_exp(xv - s);
         a += e;
         w += e * xv;
     }
-    float sa = v4_hsum(a), sw = v4_hsum(w);
+    float sa = v8_hsum(a), sw = v8_hsum(w);
     for (; i < n; i++) {
         float e = fast_expf(x[i] - sub);
         sa += e;
@@ -109,19 +126,19 @@ static inline void vec_exp_stats(const float *x, int n, float sub, float *sum, f
 }
 
 /* Σ a[i]·b[i] */
-static inline float vec_dot(const float *a, const float *b, int n) {
+FM_INLINE float vec_dot(const float *a, const float *b, int n) {
     int i = 0;
-    v4f acc = v4_set1(0.0f);
-    for (; i + 4 <= n; i += 4) acc += v4_load(a + i) * v4_load(b + i);
-    float s = v4_hsum(acc);
+    v8f acc = v8_set1(0.0f);
+    for (; i + 8 <= n; i += 8) acc += v8_load(a + i) * v8_load(b + i);
+    float s = v8_hsum(acc);
     for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
 /* x[i] *= a */
-static inline void vec_scale(float *x, int n, float a) {
+FM_INLINE void vec_scale(float *x, int n, float a) {
     int i = 0;
-    for (; i + 4 <= n; i += 4) v4_store(x + i, v4_load(x + i) * a);
+    for (; i + 8 <= n; i += 8) v8_store(x + i, v8_load(x + i) * a);
     for (; i < n; i++) x[i] *= a;
 }
 

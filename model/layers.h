@@ -37,7 +37,9 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int
  * probabilities (0 above the diagonal). */
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int NH, int NKV, int hs);
-/* dq (B,T,NH,hs) =, dk/dv (B,T,NKV,hs) = ; scratch (T,T). */
+/* dq (B,T,NH,hs) =, dk/dv (B,T,NKV,hs) = ; scratch (PAR_MAX,T,T). Rows go in
+ * causal blocks: only the products left of the diagonal block are computed.
+ * Both run (batch, kv group) pairs on par_for's threads (model/parallel.h). */
 void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                         const float *att, const float *q, const float *k, const float *v, int B,
                         int T, int NH, int NKV, int hs);

@@ -8,11 +8,37 @@
 #include <string.h>
 
 #include "model/fastmath.h"
+#include "model/parallel.h"
 
-double loss_ce_forward(const float *logits, const int *targets, const float *mask, int N, int V,
-                       float *losses, double *count) {
+/* Arguments of the row loops, shared by the parallel parts; each part sums
+ * into its own slot and the slots are added in order (deterministic). */
+typedef struct {
+    float *x;
+    const float *cx, *mask, *a, *e;
+    const int *targets;
+    int V;
+    float scale;
+    float *losses, *logp, *entropy;
+    double total[PAR_MAX], cnt[PAR_MAX];
+} Rows;
+
+static double sum_parts(const double *v, int parts) {
+    double s = 0;
+    for (int i = 0; i < parts; i++) s += v[i];
+    return s;
+}
+
+/* rows per part: at least this many, so small batches stay on one thread */
+#define ROW_CHUNK(V) (1 + 65536 / (V))
+
+MODEL_SIMD_CLONES static void ce_forward_rows(void *ctx, int64_t lo, int64_t hi, int part) {
+    Rows *r = ctx;
+    const float *logits = r->cx, *mask = r->mask;
+    const int *targets = r->targets;
+    float *losses = r->losses;
+    int V = r->V;
     double total = 0.0, cnt = 0.0;
-    for (int n = 0; n < N; n++) {
+    for (int64_t n = lo; n < hi; n++) {
         float w = mask ? mask[n] : 1.0f;
         if (targets[n] < 0) w = 0.0f;
         if (losses) losses[n] = 0.0f;
@@ -25,14 +51,26 @@ double loss_ce_forward(const float *logits, const int *targets, const float *mas
         total += (double)w * l;
         cnt += w;
     }
-    if (count) *count = cnt;
-    return total;
+    r->total[part] = total;
+    r->cnt[part] = cnt;
 }
 
-double loss_ce_backward(float *logits, const int *targets, const float *mask, int N, int V,
-                        float scale, double *count) {
+double loss_ce_forward(const float *logits, const int *targets, const float *mask, int N, int V,
+                       float *losses, double *count) {
+    Rows r = {.cx = logits, .mask = mask, .targets = targets, .V = V, .losses = losses};
+    int parts = par_for(N, ROW_CHUNK(V), ce_forward_rows, &r);
+    if (count) *count = sum_parts(r.cnt, parts);
+    return sum_parts(r.total, parts);
+}
+
+MODEL_SIMD_CLONES static void ce_backward_rows(void *ctx, int64_t lo, int64_t hi, int part) {
+    Rows *r = ctx;
+    float *logits = r->x, scale = r->scale;
+    const float *mask = r->mask;
+    const int *targets = r->targets;
+    int V = r->V;
     double total = 0.0, cnt = 0.0;
-    for (int n = 0; n < N; n++) {
+    for (int64_t n = lo; n < hi; n++) {
         float w = mask ? mask[n] : 1.0f;
         if (targets[n] < 0) w = 0.0f;
         float *x = logits + (size_t)n * V;
@@ -48,15 +86,28 @@ double loss_ce_backward(float *logits, const int *targets, const float *mask, in
         vec_scale(x, V, s / sum);
         x[targets[n]] -= s;
     }
-    if (count) *count = cnt;
-    return total;
+    r->total[part] = total;
+    r->cnt[part] = cnt;
+}
+
+double loss_ce_backward(float *logits, const int *targets, const float *mask, int N, int V,
+                        float scale, double *count) {
+    Rows r = {.x = logits, .mask = mask, .targets = targets, .V = V, .scale = scale};
+    int parts = par_for(N, ROW_CHUNK(V), ce_backward_rows, &r);
+    if (count) *count = sum_parts(r.cnt, parts);
+    return sum_parts(r.total, parts);
 }
 
 /* with off = max + log Σ exp(x - max):  log p_i = x_i - off,
  * H = -Σ p_i (x_i - off) = off - Σ p_i x_i */
-void loss_logprobs(const float *logits, const int *targets, int N, int V, float *logp,
-                   float *entropy) {
-    for (int n = 0; n < N; n++) {
+MODEL_SIMD_CLONES static void logprob_rows(void *ctx, int64_t lo, int64_t hi, int part) {
+    Rows *r = ctx;
+    const float *logits = r->cx;
+    const int *targets = r->targets;
+    float *logp = r->logp, *entropy = r->entropy;
+    int V = r->V;
+    (void)part;
+    for (int64_t n = lo; n < hi; n++) {
         const float *x = logits + (size_t)n * V;
         if (targets[n] < 0) {
             if (logp) logp[n] = 0.0f;
@@ -71,10 +122,21 @@ void loss_logprobs(const float *logits, const int *targets, int N, int V, float 
     }
 }
 
+void loss_logprobs(const float *logits, const int *targets, int N, int V, float *logp,
+                   float *entropy) {
+    Rows r = {.cx = logits, .targets = targets, .V = V, .logp = logp, .entropy = entropy};
+    par_for(N, ROW_CHUNK(V), logprob_rows, &r);
+}
+
 /* d logp_t/dx = onehot(t) − p;  dH/dx_i = −p_i (log p_i + H) */
-void loss_logprobs_backward(float *logits, const int *targets, int N, int V, const float *dlogp,
-                            const float *dent) {
-    for (int n = 0; n < N; n++) {
+MODEL_SIMD_CLONES static void logprob_backward_rows(void *ctx, int64_t lo, int64_t hi, int part) {
+    Rows *r = ctx;
+    float *logits = r->x;
+    const int *targets = r->targets;
+    const float *dlogp = r->a, *dent = r->e;
+    int V = r->V;
+    (void)part;
+    for (int64_t n = lo; n < hi; n++) {
         float *x = logits + (size_t)n * V;
         float a = dlogp ? dlogp[n] : 0.0f, e = dent ? dent[n] : 0.0f;
         if (targets[n] < 0 || (a == 0.0f && e == 0.0f)) {
@@ -90,4 +152,10 @@ void loss_logprobs_backward(float *logits, const int *targets, int N, int V, con
         }
         x[targets[n]] += a;
     }
+}
+
+void loss_logprobs_backward(float *logits, const int *targets, int N, int V, const float *dlogp,
+                            const float *dent) {
+    Rows r = {.x = logits, .targets = targets, .V = V, .a = dlogp, .e = dent};
+    par_for(N, ROW_CHUNK(V), logprob_backward_rows, &r);
 }

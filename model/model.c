@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "model/layers.h"
+#include "model/parallel.h"
 #include "util/rng.h"
 
 static const char *tensor_names[MODEL_NT] = {"token_embedding", "rms_att", "wq", "wk", "wv",
@@ -165,16 +166,17 @@ int model_runstate_create(RunState *rs, const Config *c, int B, int T, Err *err)
         {&rs->value, N},               {&rs->rope_cos, T * hs / 2}, {&rs->rope_sin, T * hs / 2},
         {&rs->dresid, N * C},          {&rs->dln, N * C},           {&rs->datty, N * C},
         {&rs->dq, N * C},              {&rs->dk, N * KV},           {&rs->dv, N * KV},
-        {&rs->datt, (size_t)T * T},    {&rs->dh1, N * H},           {&rs->dh3, N * H},
+        {&rs->datt, (size_t)PAR_MAX * T * T},    {&rs->dh1, N * H},           {&rs->dh3, N * H},
         {&rs->dhg, N * H},
     };
     size_t total = 0, nt = sizeof t / sizeof t[0];
-    for (size_t i = 0; i < nt; i++) total += (t[i].n + 15) & ~(size_t)15; /* 64-byte aligned */
-    rs->mem = aligned_alloc(64, total * sizeof(float));
+    /* each piece starts 64 bytes after the last (calloc'd big blocks are
+     * fresh zero pages: nothing is touched until it is used) */
+    for (size_t i = 0; i < nt; i++) total += (t[i].n + 15) & ~(size_t)15;
+    rs->mem = calloc(total, sizeof(float));
     if (!rs->mem)
         return err_set(err, RLHF_ENOMEM, "out of memory for activations (%zu MiB)",
                        total * sizeof(float) >> 20);
-    memset(rs->mem, 0, total * sizeof(float));
     float *p = rs->mem;
     for (size_t i = 0; i < nt; i++) {
         *t[i].p = p;
@@ -207,6 +209,8 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
     rs->b = B;
     rs->t = T;
     size_t NC = (size_t)N * C, NK = (size_t)N * KV, NHd = (size_t)N * H;
+    ParScope ps;
+    par_enter(&ps); /* one switch of OpenBLAS's threads for the whole pass */
     embedding_forward(rs->resid, tokens, m->w.emb, N, C);
     for (int l = 0; l < c->n_layers; l++) {
         float *x = rs->resid + l * NC, *xm = rs->resid_mid + l * NC;
@@ -245,6 +249,7 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
             outs[hd][n] = s;
         }
     }
+    par_leave(&ps);
     return RLHF_OK;
 }
 
@@ -260,6 +265,8 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
     size_t NC = (size_t)N * C, NK = (size_t)N * KV, NHd = (size_t)N * H;
     Weights *w = &m->w, *g = &m->g;
     float *dlnf = rs->dln;
+    ParScope ps;
+    par_enter(&ps);
     /* classifier and heads -> d lnf */
     if (dlogits) {
         matmul_backward(dlnf, g->wcls, dlogits, rs->lnf, w->wcls, N, C, V, 0);
@@ -270,7 +277,10 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
     float *hw[2] = {w->reward, w->value}, *hg_[2] = {g->reward, g->value};
     for (int hd = 0; hd < 2; hd++) {
         if (!dh[hd]) continue;
-        if (!hw[hd]) return err_set(err, RLHF_EINVAL, "backward through a head the model lacks");
+        if (!hw[hd]) {
+            par_leave(&ps);
+            return err_set(err, RLHF_EINVAL, "backward through a head the model lacks");
+        }
         for (int n = 0; n < N; n++) {
             float d = dh[hd][n];
             if (d == 0.0f) continue;
@@ -316,6 +326,7 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
                          rs->ln1_rstd + (size_t)l * N, N, C);
     }
     embedding_backward(g->emb, dres, tokens, N, C);
+    par_leave(&ps);
     return RLHF_OK;
 }
 

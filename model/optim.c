@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/parallel.h"
+
 int adamw_create(AdamW *o, size_t n, Err *err) {
     memset(o, 0, sizeof *o);
     o->m = calloc(n, sizeof(float));
@@ -27,17 +29,28 @@ void adamw_free(AdamW *o) {
     memset(o, 0, sizeof *o);
 }
 
-void adamw_step(AdamW *o, Model *m, float lr) {
-    o->step++;
-    float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
-    float c1 = 1.0f / (1.0f - powf(b1, (float)o->step));
-    float c2 = 1.0f / (1.0f - powf(b2, (float)o->step));
+typedef struct {
+    AdamW *o;
+    Model *m;
+    float lr, c1, c2, scale;
+    double part_sum[PAR_MAX];
+} Upd;
+
+/* The update of params [lo, hi), tensor by tensor for the decay flag. */
+static void adamw_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Upd *u = ctx;
+    AdamW *o = u->o;
+    Model *m = u->m;
+    float b1 = o->beta1, b2 = o->beta2, eps = o->eps, lr = u->lr, c1 = u->c1, c2 = u->c2;
     size_t off = 0;
-    for (int t = 0; t < MODEL_NT; t++) {
-        size_t n = m->sizes[t];
+    (void)part;
+    for (int t = 0; t < MODEL_NT; off += m->sizes[t], t++) {
+        size_t a = off > (size_t)lo ? off : (size_t)lo;
+        size_t e = off + m->sizes[t] < (size_t)hi ? off + m->sizes[t] : (size_t)hi;
+        if (a >= e) continue;
         float wd = model_tensor_is_matrix(t) ? o->weight_decay : 0.0f;
-        float *p = m->params + off, *g = m->grads + off, *mm = o->m + off, *vv = o->v + off;
-        for (size_t i = 0; i < n; i++) {
+        float *p = m->params, *g = m->grads, *mm = o->m, *vv = o->v;
+        for (size_t i = a; i < e; i++) {
             float gi = g[i];
             float mi = b1 * mm[i] + (1.0f - b1) * gi;
             float vi = b2 * vv[i] + (1.0f - b2) * gi * gi;
@@ -45,22 +58,58 @@ void adamw_step(AdamW *o, Model *m, float lr) {
             vv[i] = vi;
             p[i] -= lr * ((mi * c1) / (sqrtf(vi * c2) + eps) + wd * p[i]);
         }
-        off += n;
     }
 }
 
-double model_grad_norm(const Model *m) {
+void adamw_step(AdamW *o, Model *m, float lr) {
+    o->step++;
+    Upd u = {.o = o, .m = m, .lr = lr};
+    u.c1 = 1.0f / (1.0f - powf(o->beta1, (float)o->step));
+    u.c2 = 1.0f / (1.0f - powf(o->beta2, (float)o->step));
+    par_for((int64_t)m->n_params, 1 << 16, adamw_part, &u);
+}
+
+static void sumsq_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Upd *u = ctx;
+    const float *g = u->m->grads;
+    /* four float partial sums per block of 4096, then double: accurate and vectorisable */
     double s = 0.0;
-    const float *g = m->grads;
-    for (size_t i = 0; i < m->n_params; i++) s += (double)g[i] * g[i];
+    for (int64_t b = lo; b < hi; b += 4096) {
+        int64_t e = b + 4096 < hi ? b + 4096 : hi;
+        float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        int64_t i = b;
+        for (; i + 4 <= e; i += 4) {
+            a0 += g[i] * g[i];
+            a1 += g[i + 1] * g[i + 1];
+            a2 += g[i + 2] * g[i + 2];
+            a3 += g[i + 3] * g[i + 3];
+        }
+        for (; i < e; i++) a0 += g[i] * g[i];
+        s += (double)a0 + a1 + a2 + a3;
+    }
+    u->part_sum[part] = s;
+}
+
+double model_grad_norm(const Model *m) {
+    Upd u = {.m = (Model *)m};
+    int parts = par_for((int64_t)m->n_params, 1 << 16, sumsq_part, &u);
+    double s = 0.0;
+    for (int i = 0; i < parts; i++) s += u.part_sum[i];
     return sqrt(s);
+}
+
+static void scale_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Upd *u = ctx;
+    float *g = u->m->grads, s = u->scale;
+    (void)part;
+    for (int64_t i = lo; i < hi; i++) g[i] *= s;
 }
 
 double model_grad_clip(Model *m, double max_norm) {
     double norm = model_grad_norm(m);
     if (max_norm > 0 && norm > max_norm) {
-        float s = (float)(max_norm / (norm + 1e-6));
-        for (size_t i = 0; i < m->n_params; i++) m->grads[i] *= s;
+        Upd u = {.m = m, .scale = (float)(max_norm / (norm + 1e-6))};
+        par_for((int64_t)m->n_params, 1 << 16, scale_part, &u);
     }
     return norm;
 }

@@ -14,6 +14,7 @@ check mha --kv-heads 4 --len 16 --batch 2
 check gqa --kv-heads 2 --len 24 --batch 3 --mask
 check mqa --kv-heads 1 --unshared --len 9 --batch 2 --mask --seed 7
 check full --len 64 --batch 2 --mask --seed 3
+check blocks --seq 160 --len 150 --batch 2 --mask --seed 4   # several causal blocks
 # the comparison must be able to fail: a corrupted gradient file is caught
 expect_rc 0 "$RLHF" model-dump --out bad --len 8
 /usr/bin/python3 - bad/grads.bin <<'PY'

@@ -23,7 +23,10 @@ contains "$OUT" "--resume"
 expect_rc 1 "$RLHF" pretrain --corpus missing.txt --tokenizer tok.bin --out a.ckpt
 contains "$ERR" "missing.txt"
 expect_rc 1 "$RLHF" pretrain --corpus "$CORPUS" --tokenizer "$CORPUS" --out a.ckpt
-expect_rc 1 "$RLHF" pretrain --corpus "$CORPUS" --tokenizer tok.bin --out a.ckpt --heads 3
+expect_rc 2 "$RLHF" pretrain --corpus "$CORPUS" --tokenizer tok.bin --out a.ckpt --heads 3
+contains "$ERR" "heads"
+expect_rc 2 "$RLHF" pretrain --corpus "$CORPUS" --tokenizer tok.bin --out a.ckpt --dim 36 --heads 4
+contains "$ERR" "even"
 printf 'tiny text\n' > small.txt
 expect_rc 1 "$RLHF" pretrain --corpus small.txt --tokenizer tok.bin --out a.ckpt
 contains "$ERR" "too few"
@@ -59,6 +62,24 @@ contains "$ERR" "resumed"
 [ "$(sql p.db "select count(*) from runs")" = 1 ] || die "resume started a second run"
 [ "$(sql p.db "select max(step) from metrics")" = 50 ] || die "curve not continued"
 
+# Ctrl-C (SIGINT) mid-run: saves a checkpoint, marks the run interrupted, exits 1
+"$RLHF" pretrain --db p.db --corpus "$CORPUS" --tokenizer tok.bin --steps 5000 --batch 4 \
+    --save-every 1000 --out int.ckpt >int.out 2>int.err &
+pid=$!
+i=0
+while ! grep -q "parameters" int.err 2>/dev/null && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
+sleep 0.3
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 1 ] || die "interrupted run exited $rc: $(cat int.err)"
+contains "$(cat int.err)" "interrupted at step"
+[ -s int.ckpt ] || die "no checkpoint after Ctrl-C"
+[ "$(sql p.db "select status from runs order by id desc limit 1")" = interrupted ] || die "run not marked interrupted"
+expect_rc 0 "$RLHF" pretrain --db p.db --corpus "$CORPUS" --tokenizer tok.bin --steps 5000 --batch 4 \
+    --save-every 1000 --out int.ckpt --resume --steps 60
+[ "$(sql p.db "select status from runs order by id desc limit 1")" = done ] || die "resumed run not done"
+
 # kill -9 mid-run, rerun with --resume: same bytes as a run never interrupted
 ARGS="--corpus $CORPUS --tokenizer tok.bin --config tiny --steps 400 --batch 4 --save-every 10 --eval-every 100 --threads 1 --seed 5"
 expect_rc 0 "$RLHF" pretrain $ARGS --out ref.ckpt
@@ -72,9 +93,11 @@ wait $pid 2>/dev/null
 if grep -q "trained 400" k.out; then
     echo "note: the run finished before the kill; resuming a finished run instead"
 fi
-ls k.ckpt.tmp.* >/dev/null 2>&1 && echo "note: a temporary from the killed write remains (ignored)"
+ls k.ckpt.tmp.* >/dev/null 2>&1 && echo "note: the kill left a temporary file"
+: > k.ckpt.tmp.999999999   # a dead writer's leftover
 expect_rc 0 "$RLHF" pretrain $ARGS --out k.ckpt --resume
 contains "$ERR" "resumed"
+! ls k.ckpt.tmp.* >/dev/null 2>&1 || die "stale temporaries were not removed"
 cmp ref.ckpt k.ckpt || die "resumed run differs from the uninterrupted one"
 # a corrupt checkpoint is refused on resume, not trained over
 printf 'garbage' | dd of=k.ckpt bs=1 seek=5000 conv=notrunc 2>/dev/null

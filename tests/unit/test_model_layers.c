@@ -9,6 +9,7 @@
 
 #include "model/layers.h"
 #include "model/loss.h"
+#include "model/parallel.h"
 #include "util/rng.h"
 
 #define ATOL 2e-3
@@ -53,12 +54,22 @@ static double norm_J(void *p) {
 }
 Test(model_layers, rmsnorm_grad) {
     rng_seed(&R, 1);
-    NormCtx c = {rnd(3 * 8, 1), rnd(8, 1), rnd(3 * 8, 1), rnd(3 * 8, 1), rnd(3, 1), 3, 8};
-    float *dx = calloc(24, 4), *dw = calloc(8, 4);
+    /* C = 13: one 8-lane block and a scalar tail */
+    enum { N = 3, C = 13 };
+    NormCtx c = {rnd(N * C, 1), rnd(C, 1), rnd(N * C, 1), rnd(N * C, 1), rnd(N, 1), N, C};
+    float *dx = calloc(N * C, 4), *dw = calloc(C, 4);
     norm_J(&c);
-    rmsnorm_backward(dx, dw, c.g, c.x, c.w, c.rstd, 3, 8);
-    check_grad("rmsnorm dx", c.x, 24, dx, norm_J, &c, 1e-2f);
-    check_grad("rmsnorm dw", c.w, 8, dw, norm_J, &c, 1e-2f);
+    rmsnorm_backward(dx, dw, c.g, c.x, c.w, c.rstd, N, C);
+    check_grad("rmsnorm dx", c.x, N * C, dx, norm_J, &c, 1e-2f);
+    check_grad("rmsnorm dw", c.w, C, dw, norm_J, &c, 1e-2f);
+    /* forward against the formula */
+    norm_J(&c);
+    for (int n = 0; n < N; n++) {
+        double ss = 0;
+        for (int i = 0; i < C; i++) ss += (double)c.x[n * C + i] * c.x[n * C + i];
+        double r = 1 / sqrt(ss / C + 1e-5);
+        for (int i = 0; i < C; i++) cr_assert_float_eq(c.out[n * C + i], c.w[i] * c.x[n * C + i] * r, 1e-5);
+    }
 }
 
 /* ---- matmul ---- */
@@ -113,9 +124,9 @@ static double att_J(void *p) {
     attention_forward(c->out, c->att, c->q, c->k, c->v, c->B, c->T, c->NH, c->NKV, c->hs);
     return dotd(c->out, c->g, c->B * c->T * c->NH * c->hs);
 }
-static void attention_case(int NH, int NKV) {
+static void attention_case(int NH, int NKV, int B, int T) {
     rng_seed(&R, 4 + NKV);
-    int B = 2, T = 6, hs = 4, nq = B * T * NH * hs, nk = B * T * NKV * hs;
+    int hs = 4, nq = B * T * NH * hs, nk = B * T * NKV * hs;
     AttCtx c = {rnd(nq, 1), rnd(nk, 1), rnd(nk, 1), rnd(nq, 1), rnd(nq, 1), rnd(B * NH * T * T, 1),
                 B, T, NH, NKV, hs};
     att_J(&c);
@@ -130,15 +141,17 @@ static void attention_case(int NH, int NKV) {
         }
         cr_assert_float_eq(s, 1.0, 1e-5);
     }
-    float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4), *scr = malloc(T * T * 4);
+    float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4), *scr = malloc((size_t)PAR_MAX * T * T * 4);
     attention_backward(dq, dk, dv, scr, c.g, c.att, c.q, c.k, c.v, B, T, NH, NKV, hs);
     check_grad("attention dq", c.q, nq, dq, att_J, &c, 1e-2f);
     check_grad("attention dk", c.k, nk, dk, att_J, &c, 1e-2f);
     check_grad("attention dv", c.v, nk, dv, att_J, &c, 1e-2f);
 }
-Test(model_layers, attention_grad_mha) { attention_case(2, 2); }
-Test(model_layers, attention_grad_gqa) { attention_case(4, 2); }
-Test(model_layers, attention_grad_mqa) { attention_case(3, 1); }
+Test(model_layers, attention_grad_mha) { attention_case(2, 2, 2, 6); }
+Test(model_layers, attention_grad_gqa) { attention_case(4, 2, 2, 6); }
+Test(model_layers, attention_grad_mqa) { attention_case(3, 1, 2, 6); }
+/* longer than one causal block (ATT_BLOCK = 64 rows), not a multiple of it */
+Test(model_layers, attention_grad_blocks) { attention_case(2, 1, 1, 70); }
 
 /* ---- swiglu ---- */
 typedef struct { float *a, *b, *g, *out; int n; } SwCtx;

@@ -199,3 +199,26 @@ Test(model_train, adamw_decays_matrices_only) {
     adamw_free(&o);
     model_free(&m);
 }
+
+#include <cblas.h>
+#include "model/parallel.h"
+
+static void fill_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    int *v = ctx;
+    for (int64_t i = lo; i < hi; i++) v[i] += 1 + part * 0;
+}
+
+Test(model_train, par_for_covers_every_index_once) {
+    int saved = openblas_get_num_threads();
+    for (int th = 1; th <= 2; th++) {
+        openblas_set_num_threads(th);
+        for (int n = 0; n < 5000; n += 997) {
+            int *v = calloc((size_t)n + 1, sizeof(int));
+            int parts = par_for(n, 10, fill_part, v);
+            cr_assert(parts >= 1 && parts <= th);
+            for (int i = 0; i < n; i++) cr_assert_eq(v[i], 1, "n %d index %d", n, i);
+            free(v);
+        }
+    }
+    openblas_set_num_threads(saved);
+}
