@@ -109,7 +109,7 @@ test-e2e: $(BIN)
 test-san: deps
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 OPT=-O1 check-deps build-san/rlhf build-san/unit-tests
 	@BUILD=build-san RLHF_SAN=1 \
-	  ASAN_OPTIONS=exitcode=86:detect_leaks=1:strict_string_checks=1 \
+	  ASAN_OPTIONS=exitcode=86:detect_leaks=1:strict_string_checks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=86 sh tests/run_all.sh
 
 # ---- bench and demo -----------------------------------------------------------

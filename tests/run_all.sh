@@ -15,6 +15,15 @@ u_total=${u_total:-0}
 u_pass=${u_pass:-0}
 u_fail=$((u_total - u_pass))
 [ -n "$synth" ] || { echo "unit tests did not finish"; u_fail=$((u_fail + 1)); }
+# Criterion judges a test by its assertions; under the sanitizers a report
+# printed by a test's process (a leak at exit, say) fails the run too.
+if [ "${RLHF_SAN:-0}" = 1 ]; then
+    san=$(grep -cE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$out")
+    if [ "$san" -gt 0 ]; then
+        echo "unit: $san sanitizer reports (see above)"
+        u_fail=$((u_fail + san))
+    fi
+fi
 
 sh tests/e2e/run.sh | tee "$out"
 e_line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)

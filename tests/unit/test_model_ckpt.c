@@ -108,6 +108,7 @@ Test(model_ckpt, own_format_round_trip_with_everything) {
     cr_assert_eq(model_save(p("b.ckpt"), &m, &err), 0);
     cr_assert_eq(model_load(p("b.ckpt"), &back, &err), 0, "%s", err.msg);
     same_params(&m, &back);
+    model_free(&back);
     cr_assert_eq(model_ckpt_load(p("b.ckpt"), &back, &o2, NULL, NULL, &err), 0);
     cr_assert_eq(o2.n, 0); /* no optimizer state in the file */
     model_free(&back);
