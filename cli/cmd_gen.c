@@ -26,7 +26,7 @@ const struct cmd_entry cmd_gen_entry = {
     "  --unique          resample until K distinct answers (at most --max-draws samples)\n"
     "  --max-draws N     samples per prompt at most with --unique (default 4*K)\n"
     "  --template T      chat template, {prompt} marks the prompt; stored with the model\n"
-    "                    (default: the model's, else \"Human: {prompt}\\n\\nAssistant:\")\n"
+    "                    (default: the model's, else \"Human: {prompt}\\nAssistant:\")\n"
     "  --temperature T   (default 1.0)   --top-k K (default 0: off)   --top-p P (default 0.95)\n"
     "  --max-tokens N    new tokens per answer at most (default 64)\n"
     "  --stop S          stop string (repeatable; default \"\\n\\n\" and \"Human:\")\n"

@@ -34,7 +34,7 @@ const struct cmd_entry cmd_pretrain_entry = {
     "--corpus FILE... --tokenizer TOK --config NAME --steps N --out CKPT [--resume]",
     "train the embedded model on text (next-token loss), resumably",
     "  --corpus FILE    training text (repeatable; more files may follow the options).\n"
-    "                   Blank lines separate documents; each starts with <s>.\n"
+    "                   Blank lines separate documents: <s> document </s>.\n"
     "  --tokenizer TOK  tokenizer.bin (from `rlhf tokenizer train`); embedded in CKPT\n"
     "  --config NAME    tiny | demo | 15m (default tiny); the vocabulary is the tokenizer's\n"
     "  --dim N --layers N --heads N --kv-heads N --hidden N --seq N   override the config\n"
@@ -123,7 +123,7 @@ static int load_corpus(const Opts *o, const Tokenizer *t, Data *d, Err *err) {
                 cap *= 2;
             }
             int got;
-            rc = tok_encode(t, text + i, dl, 1, 0, d->tok + d->n, need, &got, err);
+            rc = tok_encode(t, text + i, dl, 1, 1, d->tok + d->n, need, &got, err);
             if (rc) {
                 free(text);
                 return err_prefix(err, "%s: ", o->corpus[f]), rc;

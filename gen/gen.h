@@ -13,7 +13,7 @@
 
 /* The chat template used when a model carries none: {prompt} is replaced by
  * the prompt text. Matches samples/corpus.txt. */
-#define GEN_DEFAULT_TEMPLATE "Human: {prompt}\n\nAssistant:"
+#define GEN_DEFAULT_TEMPLATE "Human: {prompt}\nAssistant:"
 
 typedef struct GenSample {
     char *text; /* owned by the backend's caller: freed with free() */

@@ -182,7 +182,9 @@ static int accept(const Tokenizer *tok, const SampleParams *p, Stream *g, Sample
                   float lp) {
     r->tokens[r->n_tokens++] = t;
     r->logprob += lp;
-    if (t == tok_eos(tok)) {
+    /* </s> ends a sample; so does <s>, as in llama2.c's run.c, for models whose
+     * documents only start with it */
+    if (t == tok_eos(tok) || t == tok_bos(tok)) {
         r->finish = SAMPLE_EOS;
         return 0;
     }

@@ -8,7 +8,7 @@ set -eu
 BUILD=${BUILD:-build}
 RLHF="$(pwd)/$BUILD/rlhf"
 DIR=${DEMO_DIR:-demo}
-STEPS=${DEMO_STEPS:-250}
+STEPS=${DEMO_STEPS:-600}
 [ "${DEMO_FRESH:-0}" = 1 ] && rm -rf "$DIR"
 mkdir -p "$DIR"
 export RLHF_DB="$DIR/demo.db"
@@ -25,18 +25,15 @@ step "2. A tokenizer and a small transformer trained on samples/corpus.txt"
 [ -f "$DIR/tok.bin" ] || "$RLHF" tokenizer train --vocab 512 --out "$DIR/tok.bin" samples/corpus.txt
 # a short run (a weaker model) and a longer one, to compare below
 "$RLHF" pretrain --corpus samples/corpus.txt --tokenizer "$DIR/tok.bin" --config demo \
-    --steps 60 --out "$DIR/early.ckpt" --name early --resume
+    --steps 120 --out "$DIR/early.ckpt" --name early --resume
 "$RLHF" pretrain --corpus samples/corpus.txt --tokenizer "$DIR/tok.bin" --config demo \
     --steps "$STEPS" --out "$DIR/base.ckpt" --name base --resume
-"$RLHF" sample --model "$DIR/base.ckpt" --temperature 0 --max-tokens 24 --stop "
-
-" "Human: What is the capital of France?
-
+"$RLHF" sample --model "$DIR/base.ckpt" --temperature 0 --max-tokens 24 "Human: What is the capital of France?
 Assistant:"
 
 step "3. Candidates: 2 answers per training prompt from each checkpoint"
-"$RLHF" gen --model "$DIR/early.ckpt" -k 2 --split train --seed 1
-"$RLHF" gen --model "$DIR/base.ckpt" -k 2 --split train --seed 2
+"$RLHF" gen --model "$DIR/early.ckpt" -k 2 --split train --seed 1 --unique
+"$RLHF" gen --model "$DIR/base.ckpt" -k 2 --split train --seed 2 --unique
 "$RLHF" candidates list --prompt 2
 
 if has label; then

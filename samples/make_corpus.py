@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the demo task's data: samples/corpus.txt (instruction/answer pairs in the
-chat template, for pretraining the embedded model) and samples/prompts.jsonl
+chat template, one exchange per document, documents separated by blank lines, for
+pretraining the embedded model) and samples/prompts.jsonl
 (prompts to generate candidates for). Deterministic: the same files every run.
 Run: python3 samples/make_corpus.py  (standard library only)."""
 import json
@@ -81,7 +82,7 @@ def main():
     with open(os.path.join(HERE, "corpus.txt"), "w") as f:
         for _ in range(9000):
             q, a = task()
-            f.write("Human: {q}\n\nAssistant: {a}\n\n".format(q=q, a=a))
+            f.write("Human: {q}\nAssistant: {a}\n\n".format(q=q, a=a))
             if q not in seen and len(prompts) < 240:
                 seen.add(q)
                 prompts.append(q)

@@ -68,7 +68,7 @@ static int64_t count(Db *db, int64_t pid, int64_t mid) {
 
 Test(gen, template) {
     char *s = gen_apply_template(NULL, "Hi?");
-    cr_assert_str_eq(s, "Human: Hi?\n\nAssistant:");
+    cr_assert_str_eq(s, "Human: Hi?\nAssistant:");
     free(s);
     s = gen_apply_template("<{prompt}|{prompt}>", "x");
     cr_assert_str_eq(s, "<x|x>");
@@ -89,7 +89,7 @@ Test(gen, fills_missing_and_is_idempotent) {
     cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0, "%s", e.msg);
     cr_assert_eq(st.prompts_done, 5);
     cr_assert_eq(st.candidates, 15);
-    cr_assert_str_eq(f.last_input, "Human: prompt 4\n\nAssistant:");
+    cr_assert_str_eq(f.last_input, "Human: prompt 4\nAssistant:");
     cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0);
     cr_assert_eq(st.prompts_selected, 0, "a rerun finds nothing to do");
     o.k = 4;
