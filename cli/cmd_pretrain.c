@@ -489,9 +489,9 @@ static int exec_pretrain(int argc, char **argv) {
         if ((rc = db_run_start(r.db, "pretrain", cj, 0, &r.ts.run_id, &err))) goto fail;
     }
     fprintf(stderr,
-            "pretrain: %s%zu parameters (dim %d, layers %d, heads %d/%d kv, hidden %d, vocab %d, seq %d); "
+            "pretrain: %zu parameters (dim %d, layers %d, heads %d/%d kv, hidden %d, vocab %d, seq %d); "
             "corpus %lld tokens (%lld held out)\n",
-            resumed ? "resuming at step " : "", r.m.n_params, cfg.dim, cfg.n_layers, cfg.n_heads,
+            r.m.n_params, cfg.dim, cfg.n_layers, cfg.n_heads,
             cfg.n_kv_heads, cfg.hidden_dim, cfg.vocab_size, cfg.seq_len, (long long)r.data.n,
             (long long)(r.data.n - r.data.n_train));
     if (resumed) fprintf(stderr, "pretrain: resumed %s at step %lld\n", o.out, (long long)r.ts.step);
@@ -537,6 +537,10 @@ static int exec_pretrain(int argc, char **argv) {
     if (stopped) {
         fprintf(stderr, "pretrain: interrupted at step %lld; checkpoint saved to %s (rerun with --resume)\n",
                 (long long)r.ts.step, o.out);
+    } else if (isnan(loss)) {
+        /* a resumed run that had nothing left to do */
+        printf("already trained %lld steps: val loss %.4f; %s is up to date\n", (long long)r.ts.step,
+               val, o.out);
     } else {
         printf("trained %lld steps: train loss %.4f, val loss %.4f; wrote %s\n", (long long)r.ts.step,
                loss, val, o.out);

@@ -98,6 +98,10 @@ ls k.ckpt.tmp.* >/dev/null 2>&1 && echo "note: the kill left a temporary file"
 expect_rc 0 "$RLHF" pretrain $ARGS --out k.ckpt --resume
 contains "$ERR" "resumed"
 ! ls k.ckpt.tmp.* >/dev/null 2>&1 || die "stale temporaries were not removed"
+# resuming a finished run has nothing to do and says so
+expect_rc 0 "$RLHF" pretrain $ARGS --out k.ckpt --resume
+contains "$OUT" "is up to date"
+not_contains "$OUT" "nan"
 cmp ref.ckpt k.ckpt || die "resumed run differs from the uninterrupted one"
 # a corrupt checkpoint is refused on resume, not trained over
 printf 'garbage' | dd of=k.ckpt bs=1 seek=5000 conv=notrunc 2>/dev/null
