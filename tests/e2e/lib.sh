@@ -3,11 +3,11 @@ set -u
 die() { echo "FAIL: $*" >&2; exit 1; }
 # expect_rc N CMD...: runs CMD, keeps stdout in $OUT and stderr in $ERR, checks the exit code
 expect_rc() {
-    want=$1; shift
+    _want=$1; shift
     "$@" >out.txt 2>err.txt
-    got=$?
+    _got=$?
     OUT=$(cat out.txt); ERR=$(cat err.txt)
-    [ "$got" -eq "$want" ] || die "expected exit $want, got $got: $*
+    [ "$_got" -eq "$_want" ] || die "expected exit $_want, got $_got: $*
 stdout: $OUT
 stderr: $ERR"
 }
