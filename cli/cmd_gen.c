@@ -27,7 +27,7 @@ const struct cmd_entry cmd_gen_entry = {
     "  --max-draws N     samples per prompt at most with --unique (default 4*K)\n"
     "  --template T      chat template, {prompt} marks the prompt; stored with the model\n"
     "                    (default: the model's, else \"Human: {prompt}\\nAssistant:\")\n"
-    "  --temperature T   (default 1.0)   --top-k K (default 0: off)   --top-p P (default 0.95)\n"
+    "  --temperature T   (default 1.0)   --top-k K (default 0: off)   --top-p P (default 1: off)\n"
     "  --max-tokens N    new tokens per answer at most (default 64)\n"
     "  --stop S          stop string (repeatable; default \"\\n\\n\" and \"Human:\")\n"
     "  --seed S          base seed (default 1)\n"
@@ -134,7 +134,6 @@ static int exec_gen(int argc, char **argv) {
     double d;
     GenOptions o = {0};
     SampleParams p = sample_params_default();
-    p.top_p = 0.95f;
     p.max_tokens = 64;
     int64_t *ids = NULL;
     int c, rc;
