@@ -1,5 +1,6 @@
 /* rlhf gen: k candidate answers per prompt from the embedded model, into the store. */
 #include "cli/cli.h"
+#include "util/text.h"
 #include "db/registry.h"
 #include "gen/model_backend.h"
 #include "util/sys.h"
@@ -65,11 +66,6 @@ static int parse_ids(const char *s, int64_t **ids, int *n) {
     return -1;
 }
 
-static const char *base_name(const char *p) {
-    const char *s = strrchr(p, '/');
-    return s ? s + 1 : p;
-}
-
 /* Registers the checkpoint (refusing a name already bound to other weights)
  * and settles the template: --template, else the model's, else the project's,
  * else the default. *template is owned by the caller. */
@@ -94,7 +90,7 @@ static int register_model(Db *db, const char *ckpt, const char *name_flag, const
         if (!rc) rc = db_model_upsert(db, &m, model_id, err);
         db_model_row_free(&row);
     } else if (rc == RLHF_ENOTFOUND) {
-        ModelIn m = {name_flag ? name_flag : base_name(ckpt), "policy", path, 0, sha, NULL, tmpl_flag};
+        ModelIn m = {name_flag ? name_flag : path_base(ckpt), "policy", path, 0, sha, NULL, tmpl_flag};
         rc = db_model_upsert(db, &m, model_id, err);
     }
     if (!rc && !tmpl && tmpl_flag) tmpl = strdup(tmpl_flag);

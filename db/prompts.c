@@ -82,9 +82,16 @@ static int looks_like_jsonl(const char *path) {
     return 0;
 }
 
-static const char *base_name(const char *path) {
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
+/* Stores one prompt read at r's place and counts it as new or duplicate. */
+static int store_prompt(Db *db, LineReader *r, const PromptIn *in, PromptImportStats *stats,
+                        Err *err) {
+    int inserted = 0;
+    int rc = db_prompt_insert(db, in, NULL, &inserted, err);
+    if (rc) return err_prefix(err, "%s:%ld: ", r->path, r->line);
+    stats->read++;
+    if (inserted) stats->inserted++;
+    else stats->duplicates++;
+    return RLHF_OK;
 }
 
 /* Reads one JSONL prompt record and stores it. */
@@ -113,13 +120,7 @@ static int import_json_line(Db *db, LineReader *r, cJSON *obj, const char *split
                        "(letters, digits, '_' and '-')",
                        r->path, r->line, split);
     PromptIn in = {text, split, source ? source : source_default, ext_id};
-    int inserted = 0;
-    rc = db_prompt_insert(db, &in, NULL, &inserted, err);
-    if (rc) return err_prefix(err, "%s:%ld: ", r->path, r->line);
-    stats->read++;
-    if (inserted) stats->inserted++;
-    else stats->duplicates++;
-    return RLHF_OK;
+    return store_prompt(db, r, &in, stats, err);
 }
 
 int db_prompts_import_file(Db *db, const char *path, const char *split_override,
@@ -137,21 +138,13 @@ int db_prompts_import_file(Db *db, const char *path, const char *split_override,
             decided = 1;
         }
         if (!json) {
-            PromptIn in = {line, split_override, base_name(path), NULL};
-            int inserted = 0;
-            rc = db_prompt_insert(db, &in, NULL, &inserted, err);
-            if (rc) {
-                err_prefix(err, "%s:%ld: ", r.path, r.line);
-                break;
-            }
-            stats->read++;
-            if (inserted) stats->inserted++;
-            else stats->duplicates++;
+            PromptIn in = {line, split_override, path_base(path), NULL};
+            if ((rc = store_prompt(db, &r, &in, stats, err))) break;
             continue;
         }
         cJSON *obj;
         if ((rc = jsonl_parse(&r, line, len, &obj, err))) break;
-        rc = import_json_line(db, &r, obj, split_override, base_name(path), stats, err);
+        rc = import_json_line(db, &r, obj, split_override, path_base(path), stats, err);
         cJSON_Delete(obj);
         if (rc) break;
     }

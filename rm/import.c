@@ -226,11 +226,6 @@ static int read_record(LineReader *r, const cJSON *obj, const ImportOptions *o, 
     return RLHF_OK;
 }
 
-static const char *base_name(const char *path) {
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
 typedef struct Recs {
     Rec *r;
     int64_t n;
@@ -390,7 +385,7 @@ int rm_import_file(Db *db, const char *path, const ImportOptions *o, ImportStats
     int rc = lines_open(&lr, path, err);
     if (rc) return rc;
     char source[600];
-    snprintf(source, sizeof source, "import:%s", base_name(lr.path));
+    snprintf(source, sizeof source, "import:%s", path_base(lr.path));
     Recs rs = {NULL, 0, source};
     int64_t cap = 0;
     cJSON *obj;

@@ -54,6 +54,11 @@ char *utf8_sanitize(const char *s, size_t n) {
     return b.s;
 }
 
+const char *path_base(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
 int sb_append(StrBuf *b, const char *s, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;

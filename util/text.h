@@ -13,6 +13,9 @@ long utf8_invalid_at(const char *s, size_t n);
  * model output is always valid text; caller frees. NULL on allocation failure. */
 char *utf8_sanitize(const char *s, size_t n);
 
+/* The last component of a path (what follows the last '/'); points into path. */
+const char *path_base(const char *path);
+
 /* Growable NUL-terminated buffer; the caller owns .s and frees it with sb_free. */
 typedef struct StrBuf {
     char *s;
