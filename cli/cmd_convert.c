@@ -1,7 +1,7 @@
 /* rlhf convert: checkpoints between our format and llama2.c's (model.bin +
  * tokenizer.bin), so models made there run here and the other way round. */
 #include "cli/cli.h"
-#include "gen/model_backend.h"
+#include "model/checkpoint.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +62,7 @@ static int exec_convert(int argc, char **argv) {
     int rc = model_load(in, &m, &err);
     if (rc) return cli_fail(E, &err);
     /* the tokenizer is needed to embed it, or to write it beside a llama2.c file */
-    if (tok_path || m.tokenizer || tok_out) rc = gen_load_tokenizer(&m, in, tok_path, &tok, &err);
+    if (tok_path || m.tokenizer || tok_out) rc = model_load_tokenizer(&m, in, tok_path, &tok, &err);
     unsigned char *bytes = NULL;
     size_t n = 0;
     if (!rc && llama) {

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "gen/model_backend.h"
 #include "model/checkpoint.h"
 #include "model/infer.h"
 #include "model/sample.h"
@@ -133,7 +132,7 @@ static int exec_sample(int argc, char **argv) {
         free(stdin_text);
         return cli_fail(E, &err);
     }
-    rc = gen_load_tokenizer(&m, model_path, tok_path, &tok, &err);
+    rc = model_load_tokenizer(&m, model_path, tok_path, &tok, &err);
     size_t plen = strlen(prompt);
     if (!rc && !(ids = malloc(sizeof(int) * (size_t)tok_encode_cap(plen))))
         rc = err_set(&err, RLHF_ENOMEM, "out of memory");

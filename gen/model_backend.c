@@ -6,24 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int gen_load_tokenizer(const Model *m, const char *model_path, const char *tok_path,
-                       Tokenizer **out, Err *err) {
-    int rc;
-    *out = NULL;
-    if (tok_path) rc = tok_load(tok_path, out, err);
-    else if (m->tokenizer) {
-        rc = tok_load_mem(m->tokenizer, m->tokenizer_len, out, err);
-        if (rc) err_prefix(err, "%s: embedded tokenizer: ", model_path);
-    } else
-        rc = err_set(err, RLHF_EINVAL, "%s carries no tokenizer: pass --tokenizer TOK", model_path);
-    if (!rc) rc = tok_check_vocab(*out, m->cfg.vocab_size, err);
-    if (rc && *out) {
-        tok_free(*out);
-        *out = NULL;
-    }
-    return rc;
-}
-
 int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const SampleParams *p,
                    int k_max, Err *err) {
     memset(g, 0, sizeof *g);
@@ -32,7 +14,7 @@ int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const Sa
     g->p = *p;
     g->k_max = k_max;
     if ((rc = model_load(ckpt, &g->m, err))) return rc;
-    rc = gen_load_tokenizer(&g->m, ckpt, tok_path, &g->tok, err);
+    rc = model_load_tokenizer(&g->m, ckpt, tok_path, &g->tok, err);
     if (!rc) rc = infer_create(&g->st, &g->m, k_max, err);
     if (rc) {
         gen_model_close(g);

@@ -27,9 +27,5 @@ int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const Sa
 void gen_model_close(GenModel *g);
 GenBackend gen_model_backend(GenModel *g);
 
-/* Loads the tokenizer for a loaded model: tok_path when given, else the one
- * the checkpoint carries; checks it matches the model's vocabulary. */
-int gen_load_tokenizer(const Model *m, const char *model_path, const char *tok_path,
-                       Tokenizer **out, Err *err);
 
 #endif

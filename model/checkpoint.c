@@ -316,6 +316,24 @@ int model_load(const char *path, Model *m, Err *err) {
     return model_load_llama2c(path, m, err);
 }
 
+int model_load_tokenizer(const Model *m, const char *model_path, const char *tok_path,
+                         Tokenizer **out, Err *err) {
+    int rc;
+    *out = NULL;
+    if (tok_path) rc = tok_load(tok_path, out, err);
+    else if (m->tokenizer) {
+        rc = tok_load_mem(m->tokenizer, m->tokenizer_len, out, err);
+        if (rc) err_prefix(err, "%s: embedded tokenizer: ", model_path);
+    } else
+        rc = err_set(err, RLHF_EINVAL, "%s carries no tokenizer: pass --tokenizer TOK", model_path);
+    if (!rc) rc = tok_check_vocab(*out, m->cfg.vocab_size, err);
+    if (rc && *out) {
+        tok_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int model_file_sha256(const char *path, char out[65], Err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, RLHF_EIO, "%s: cannot open: %s", path, strerror(errno));
