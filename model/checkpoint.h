@@ -38,12 +38,12 @@ int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t
 int model_save_llama2c(const char *path, const Model *m, Err *err);
 int model_load_llama2c(const char *path, Model *m, Err *err);
 
-/* The sha256 hex digest of a file (for the registry). */
 /* Loads the tokenizer for a loaded model: tok_path when given, else the one
  * the checkpoint carries; checks it matches the model's vocabulary. */
 int model_load_tokenizer(const Model *m, const char *model_path, const char *tok_path,
-                       Tokenizer **out, Err *err);
+                         Tokenizer **out, Err *err);
 
+/* The sha256 hex digest of a file (for the registry). */
 int model_file_sha256(const char *path, char out[65], Err *err);
 
 #endif
