@@ -121,6 +121,8 @@ int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress
         char *text = NULL;
         int64_t have = 0;
         rc = db_prompt_text(db, t.ids[i], &text, err);
+        /* counted again here, not taken from the selection: another gen on the
+         * same project may have filled this prompt since */
         if (!rc) rc = db_candidates_count(db, t.ids[i], o->model_id, &have, err);
         if (!rc) rc = gen_prompt(db, o, b, t.ids[i], text, have, st, err);
         free(text);
