@@ -5,6 +5,7 @@
 #define RLHF_CLI_H
 
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "db/db.h"
@@ -46,6 +47,16 @@ int cli_parse_double(const struct cmd_entry *e, const char *flag, const char *s,
  * no arguments. Returns -1 to go on, else the exit code to return. */
 int cli_parse_db_json(const struct cmd_entry *e, int argc, char **argv, const char **dbflag,
                       int *json);
+
+/* Registers checkpoint `path` in the models table (name: `name`, else the
+ * file's base name; kind base|sft|policy|rm; parent_id 0 for none; template
+ * may be NULL) and, when run_id > 0, closes that run with status and note,
+ * all in one transaction. *model_id (may be NULL) gets the model's id. */
+struct Config;
+int cli_register_checkpoint(Db *db, const char *path, const char *name, const char *kind,
+                            int64_t parent_id, const struct Config *cfg, const char *template,
+                            int64_t run_id, const char *status, const char *note,
+                            int64_t *model_id, Err *err);
 
 /* A command with subcommands ("prompts import"): runs the one named in argv[1]
  * with argv shifted, or reports a usage error listing the names. */

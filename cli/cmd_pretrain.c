@@ -18,13 +18,10 @@
 #include "util/text.h"
 
 #include <cblas.h>
-#include <dirent.h>
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <unistd.h>
 
 static int exec_pretrain(int argc, char **argv);
@@ -150,38 +147,15 @@ typedef struct Run {
     Db *db;
     int B, T;
     int *xbuf, *ybuf;
-    /* metrics not yet in the database: flushed with each checkpoint */
-    struct {
-        int64_t step;
-        const char *name;
-        double v;
-    } *pend;
-    int n_pend, cap_pend;
+    MetricBuf metrics; /* not yet in the database: flushed with each checkpoint */
 } Run;
 
 static void metric(Run *r, int64_t step, const char *name, double v) {
-    if (!r->db) return;
-    if (r->n_pend == r->cap_pend) {
-        int nc = r->cap_pend ? r->cap_pend * 2 : 256;
-        void *p = realloc(r->pend, (size_t)nc * sizeof *r->pend);
-        if (!p) return; /* a lost point of a curve is not worth failing the run */
-        r->pend = p;
-        r->cap_pend = nc;
-    }
-    r->pend[r->n_pend].step = step;
-    r->pend[r->n_pend].name = name;
-    r->pend[r->n_pend++].v = v;
+    if (r->db) db_metricbuf_add(&r->metrics, step, name, v);
 }
 
 static int flush_metrics(Run *r, Err *err) {
-    if (!r->db || !r->n_pend) return RLHF_OK;
-    int rc = db_begin(r->db, err);
-    for (int i = 0; i < r->n_pend && !rc; i++)
-        rc = db_metric_add(r->db, r->ts.run_id, r->pend[i].step, r->pend[i].name, r->pend[i].v, err);
-    if (!rc) rc = db_commit(r->db, err);
-    else db_rollback(r->db);
-    if (!rc) r->n_pend = 0;
-    return rc;
+    return db_metricbuf_flush(r->db, r->ts.run_id, &r->metrics, err);
 }
 
 static int save(Run *r, Err *err) {
@@ -330,7 +304,7 @@ static void run_free(Run *r) {
     free(r->data.tok);
     free(r->xbuf);
     free(r->ybuf);
-    free(r->pend);
+    db_metricbuf_free(&r->metrics);
     adamw_free(&r->opt);
     model_runstate_free(&r->rs);
     model_free(&r->m);
@@ -342,50 +316,10 @@ static int record_end(Run *r, const char *status, double val, Err *err) {
     if (!r->db) return RLHF_OK;
     int rc = flush_metrics(r, err);
     if (rc) return rc;
-    char sha[65], cfg[512], abs[PATH_MAX], name[256];
-    if ((rc = model_file_sha256(r->o->out, sha, err))) return rc;
-    model_config_json(&r->m.cfg, cfg, sizeof cfg);
-    if (!realpath(r->o->out, abs)) snprintf(abs, sizeof abs, "%s", r->o->out);
-    if (r->o->name) snprintf(name, sizeof name, "%s", r->o->name);
-    else {
-        const char *b = strrchr(r->o->out, '/');
-        snprintf(name, sizeof name, "%s", b ? b + 1 : r->o->out);
-    }
-    ModelIn mi = {name, "base", abs, 0, sha, cfg, NULL};
-    int64_t id;
     char note[128];
     snprintf(note, sizeof note, "step %lld, val loss %.4f", (long long)r->ts.step, val);
-    if ((rc = db_begin(r->db, err))) return rc;
-    rc = db_model_upsert(r->db, &mi, &id, err);
-    if (!rc) rc = db_run_finish(r->db, r->ts.run_id, status, id, note, err);
-    if (!rc) rc = db_commit(r->db, err);
-    else db_rollback(r->db);
-    return rc;
-}
-
-/* A run killed while writing leaves OUT.tmp.PID behind (util/sys.h's atomic
- * write); remove those whose process is gone. */
-static void remove_stale_temporaries(const char *out) {
-    char dir[PATH_MAX], base[PATH_MAX];
-    const char *slash = strrchr(out, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) : 1, slash ? out : ".");
-    if (slash && slash == out) snprintf(dir, sizeof dir, "/");
-    snprintf(base, sizeof base, "%s.tmp.", slash ? slash + 1 : out);
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    size_t bl = strlen(base);
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, base, bl) != 0) continue;
-        char *end;
-        long pid = strtol(e->d_name + bl, &end, 10);
-        if (*end || pid <= 0 || pid == (long)getpid()) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        char path[2 * PATH_MAX + 2];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
+    return cli_register_checkpoint(r->db, r->o->out, r->o->name, "base", 0, &r->m.cfg, NULL,
+                                   r->ts.run_id, status, note, NULL, err);
 }
 
 static int exec_pretrain(int argc, char **argv) {
@@ -403,7 +337,7 @@ static int exec_pretrain(int argc, char **argv) {
     Tokenizer *tok = NULL;
     const char *path = cli_db_path(o.dbflag);
     if (o.threads) openblas_set_num_threads((int)o.threads);
-    remove_stale_temporaries(o.out);
+    atomic_remove_stale(o.out);
     int exists = access(o.out, F_OK) == 0;
     if (exists && !o.resume && !o.force) {
         fprintf(stderr, "rlhf pretrain: %s exists; pass --resume to continue it or --force to start over\n", o.out);

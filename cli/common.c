@@ -1,5 +1,11 @@
 /* Shared option handling and error printing for the subcommands. */
 #include "cli/cli.h"
+#include "db/registry.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "util/text.h"
+
+#include <limits.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -124,4 +130,24 @@ int cli_parse_db_json(const struct cmd_entry *e, int argc, char **argv, const ch
     }
     if (optind < argc) return cli_usage_error(e, "unexpected argument '%s'", argv[optind]);
     return -1;
+}
+
+int cli_register_checkpoint(Db *db, const char *path, const char *name, const char *kind,
+                            int64_t parent_id, const Config *cfg, const char *template,
+                            int64_t run_id, const char *status, const char *note,
+                            int64_t *model_id, Err *err) {
+    char sha[65], cj[512], abs[PATH_MAX];
+    int rc = model_file_sha256(path, sha, err);
+    if (rc) return rc;
+    model_config_json(cfg, cj, sizeof cj);
+    if (!realpath(path, abs)) snprintf(abs, sizeof abs, "%s", path);
+    ModelIn mi = {name ? name : path_base(path), kind, abs, parent_id, sha, cj, template};
+    int64_t id = 0;
+    if ((rc = db_begin(db, err))) return rc;
+    rc = db_model_upsert(db, &mi, &id, err);
+    if (!rc && run_id > 0) rc = db_run_finish(db, run_id, status, id, note, err);
+    if (!rc) rc = db_commit(db, err);
+    else db_rollback(db);
+    if (!rc && model_id) *model_id = id;
+    return rc;
 }

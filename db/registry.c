@@ -147,3 +147,32 @@ int db_metric_add(Db *db, int64_t run_id, int64_t step, const char *name, double
     sqlite3_finalize(st);
     return rc;
 }
+
+void db_metricbuf_add(MetricBuf *b, int64_t step, const char *name, double value) {
+    if (b->n == b->cap) {
+        int nc = b->cap ? b->cap * 2 : 256;
+        void *p = realloc(b->pts, (size_t)nc * sizeof *b->pts);
+        if (!p) return;
+        b->pts = p;
+        b->cap = nc;
+    }
+    b->pts[b->n].step = step;
+    b->pts[b->n].name = name;
+    b->pts[b->n++].value = value;
+}
+
+int db_metricbuf_flush(Db *db, int64_t run_id, MetricBuf *b, Err *err) {
+    if (!db || !b->n) return RLHF_OK;
+    int rc = db_begin(db, err);
+    for (int i = 0; i < b->n && !rc; i++)
+        rc = db_metric_add(db, run_id, b->pts[i].step, b->pts[i].name, b->pts[i].value, err);
+    if (!rc) rc = db_commit(db, err);
+    else db_rollback(db);
+    if (!rc) b->n = 0;
+    return rc;
+}
+
+void db_metricbuf_free(MetricBuf *b) {
+    free(b->pts);
+    memset(b, 0, sizeof *b);
+}

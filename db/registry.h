@@ -40,4 +40,24 @@ int db_run_finish(Db *db, int64_t run_id, const char *status, int64_t output_mod
 /* Upserts one metric point (a resumed run may write a step again). */
 int db_metric_add(Db *db, int64_t run_id, int64_t step, const char *name, double value, Err *err);
 
+/* Metric points held in memory and written in one transaction with each
+ * checkpoint, so a training loop does not write the store every step and a
+ * resumed run rewrites (upserts) what it repeats. name must outlive the buffer
+ * (a string literal). */
+typedef struct MetricBuf {
+    struct MetricPoint {
+        int64_t step;
+        const char *name;
+        double value;
+    } *pts;
+    int n, cap;
+} MetricBuf;
+
+/* Drops the point when out of memory: a lost point of a curve is not worth
+ * failing a run. */
+void db_metricbuf_add(MetricBuf *b, int64_t step, const char *name, double value);
+/* Writes and empties the buffer (nothing when db is NULL or the buffer empty). */
+int db_metricbuf_flush(Db *db, int64_t run_id, MetricBuf *b, Err *err);
+void db_metricbuf_free(MetricBuf *b);
+
 #endif

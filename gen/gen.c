@@ -1,5 +1,6 @@
 /* The generation loop: select prompts lacking candidates, sample, store. */
 #include "gen/gen.h"
+#include "model/seq.h"
 #include "db/candidates.h"
 #include "db/prompts.h"
 #include "util/sys.h"
@@ -11,20 +12,7 @@
 #include <string.h>
 
 char *gen_apply_template(const char *template, const char *prompt) {
-    StrBuf b = {0};
-    const char *t = template ? template : GEN_DEFAULT_TEMPLATE, *p;
-    int failed = 0;
-    while ((p = strstr(t, "{prompt}")) != NULL) {
-        failed |= sb_append(&b, t, (size_t)(p - t));
-        failed |= sb_puts(&b, prompt);
-        t = p + strlen("{prompt}");
-    }
-    failed |= sb_puts(&b, t);
-    if (failed) {
-        sb_free(&b);
-        return NULL;
-    }
-    return b.s ? b.s : strdup("");
+    return seq_render_template(template, prompt);
 }
 
 uint64_t gen_seed(uint64_t base, int64_t prompt_id, int draw) {

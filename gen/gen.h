@@ -9,11 +9,12 @@
 #include <stdint.h>
 
 #include "db/db.h"
+#include "model/seq.h"
 #include "util/progress.h"
 
 /* The chat template used when a model carries none: {prompt} is replaced by
  * the prompt text. Matches samples/corpus.txt. */
-#define GEN_DEFAULT_TEMPLATE "Human: {prompt}\nAssistant:"
+#define GEN_DEFAULT_TEMPLATE SEQ_DEFAULT_TEMPLATE
 
 typedef struct GenSample {
     char *text; /* owned by the backend's caller: freed with free() */

@@ -1,7 +1,9 @@
 /* Atomic file replacement, interrupt flag, wall clock, whole-file reads. */
 #include "util/sys.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
@@ -123,4 +125,27 @@ int sys_read_file(const char *path, char **out, size_t *len, Err *err) {
     *out = buf;
     if (len) *len = n;
     return RLHF_OK;
+}
+
+void atomic_remove_stale(const char *out) {
+    char dir[PATH_MAX], base[PATH_MAX];
+    const char *slash = strrchr(out, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) : 1, slash ? out : ".");
+    if (slash && slash == out) snprintf(dir, sizeof dir, "/");
+    snprintf(base, sizeof base, "%s.tmp.", slash ? slash + 1 : out);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    size_t bl = strlen(base);
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, base, bl) != 0) continue;
+        char *end;
+        long pid = strtol(e->d_name + bl, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[2 * PATH_MAX + 2];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
 }

@@ -18,6 +18,9 @@ typedef struct AtomicFile {
 int atomic_open(AtomicFile *a, const char *path, Err *err);
 int atomic_commit(AtomicFile *a, Err *err); /* closes; removes the temporary on failure */
 void atomic_abort(AtomicFile *a);           /* closes and removes the temporary */
+/* A run killed while writing leaves PATH.tmp.PID behind; removes those whose
+ * process is gone (call before writing PATH again). */
+void atomic_remove_stale(const char *path);
 
 /* Installs SIGINT/SIGTERM handlers that set a flag instead of killing the
  * process; a second signal kills as usual. */
