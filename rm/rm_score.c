@@ -1,0 +1,71 @@
+/* Reward-model scoring in batches of right-padded examples (see rm_score.h). */
+#include "rm/rm_score.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/checkpoint.h"
+
+int rm_scorer_open(RmScorer *s, const char *path, const char *tok_path, const char *template,
+                   int max_batch, Err *err) {
+    memset(s, 0, sizeof *s);
+    if (max_batch < 1) max_batch = 1;
+    int rc = model_load(path, &s->m, err);
+    if (rc) return rc;
+    if (!(s->m.heads & MODEL_HEAD_REWARD)) {
+        model_free(&s->m);
+        return err_set(err, RLHF_EINVAL,
+                       "%s is not a reward model (it has no reward head; train one with `rlhf train-rm`)",
+                       path);
+    }
+    s->max_batch = max_batch;
+    int T = s->m.cfg.seq_len;
+    rc = model_load_tokenizer(&s->m, path, tok_path, &s->tok, err);
+    if (!rc) rc = model_runstate_create(&s->rs, &s->m.cfg, max_batch, T, err);
+    if (!rc && template && !(s->template = strdup(template))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    s->tokens = malloc(sizeof(int) * (size_t)max_batch * T);
+    s->lens = malloc(sizeof(int) * (size_t)max_batch);
+    s->ex = calloc((size_t)max_batch, sizeof *s->ex);
+    if (!rc && (!s->tokens || !s->lens || !s->ex)) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (rc) rm_scorer_close(s);
+    return rc;
+}
+
+void rm_scorer_close(RmScorer *s) {
+    model_runstate_free(&s->rs);
+    if (s->tok) tok_free(s->tok);
+    model_free(&s->m);
+    free(s->template);
+    free(s->tokens);
+    free(s->lens);
+    free(s->ex);
+    memset(s, 0, sizeof *s);
+}
+
+int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err *err) {
+    for (int i = 0; i < n; i += s->max_batch) {
+        int b = n - i < s->max_batch ? n - i : s->max_batch;
+        int T = seq_pack(ex + i, b, s->tokens, s->lens);
+        int rc = model_forward(&s->m, &s->rs, s->tokens, b, T, 0, err);
+        if (rc) return rc;
+        seq_last_rewards(&s->rs, s->lens, b, T, out + i);
+    }
+    return RLHF_OK;
+}
+
+int rm_score_texts(RmScorer *s, const char *const *prompts, const char *const *answers, int n,
+                   float *out, Err *err) {
+    int rc = RLHF_OK;
+    for (int i = 0; i < n && !rc; i += s->max_batch) {
+        int b = n - i < s->max_batch ? n - i : s->max_batch, got = 0;
+        for (; got < b && !rc; got++) {
+            rc = seq_encode(s->tok, s->template, prompts[i + got], answers[i + got], 1,
+                            s->m.cfg.seq_len, &s->ex[got], err);
+            if (!rc && s->ex[got].cut) s->cut++;
+        }
+        if (rc) got--; /* the failed one holds nothing */
+        if (!rc) rc = rm_score_examples(s, s->ex, b, out + i, err);
+        for (int j = 0; j < got; j++) seq_example_free(&s->ex[j]);
+    }
+    return rc;
+}

@@ -1,0 +1,37 @@
+/* Scoring with a reward model: a checkpoint with the reward head, its
+ * tokenizer, and batches of (prompt, answer) examples encoded by model/seq.h.
+ * The score of an answer is the reward head on the final hidden state of its
+ * last token (</s> for a finished answer). RmScorer owns the model, the
+ * tokenizer and its activations; PPO, best-of-n, `rlhf score` and eval share it. */
+#ifndef RLHF_RM_SCORE_H
+#define RLHF_RM_SCORE_H
+
+#include "model/model.h"
+#include "model/seq.h"
+#include "model/tokenizer.h"
+#include "util/err.h"
+
+typedef struct RmScorer {
+    Model m;
+    Tokenizer *tok;
+    RunState rs;
+    int max_batch;
+    char *template; /* NULL: the default (seq.h) */
+    int *tokens, *lens;
+    SeqExample *ex;
+    int64_t cut; /* examples whose prompt was cut to fit the context, so far */
+} RmScorer;
+
+/* Loads an RM checkpoint; refuses one without a reward head ("... is not a
+ * reward model"). tok_path NULL: the tokenizer the checkpoint carries.
+ * template NULL: the default. max_batch: examples per forward pass. */
+int rm_scorer_open(RmScorer *s, const char *path, const char *tok_path, const char *template,
+                   int max_batch, Err *err);
+void rm_scorer_close(RmScorer *s);
+/* Scores n texts (answers as stored: without the template's joining space). */
+int rm_score_texts(RmScorer *s, const char *const *prompts, const char *const *answers, int n,
+                   float *out, Err *err);
+/* Scores n already-encoded examples. */
+int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err *err);
+
+#endif
