@@ -1,5 +1,6 @@
 /* rlhf status: what the project holds, at a glance. */
 #include "cli/cli.h"
+#include "model/blas_select.h"
 #include "db/status.h"
 
 static int exec_status(int argc, char **argv);
@@ -43,9 +44,15 @@ static int exec_status(int argc, char **argv) {
             printf(":%lld", (long long)s.by_labeler[i].n);
         }
         printf("},\"comparisons\":%lld,\"ties\":%lld,\"models\":%lld,\"runs\":%lld,"
-               "\"runs_running\":%lld}\n",
+               "\"runs_running\":%lld,\"blas\":{\"kernel\":",
                (long long)s.comparisons, (long long)s.ties, (long long)s.models, (long long)s.runs,
                (long long)s.runs_running);
+        cli_json_string(stdout, blas_kernel());
+        printf(",\"openblas_pick\":");
+        cli_json_string(stdout, blas_kernel_openblas_pick());
+        printf(",\"reason\":");
+        cli_json_string(stdout, blas_kernel_reason());
+        printf("}}\n");
     } else {
         printf("project      %s (schema %d)\n", db_path(db), s.schema_version);
         printf("prompts      %lld", (long long)s.prompts);

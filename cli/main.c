@@ -1,6 +1,7 @@
 /* rlhf: one binary for the whole human-feedback loop. The command table is
  * built from cli/cmd_*.c (see the Makefile's cli_table.h rule). */
 #include "cli/cli.h"
+#include "model/blas_select.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    blas_select_at_start(argv);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
@@ -43,6 +45,8 @@ int main(int argc, char **argv) {
     }
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
         printf("rlhf %s (schema %d)\n", RLHF_VERSION, DB_SCHEMA_VERSION);
+        printf("BLAS: OpenBLAS kernel %s (%s)\n", blas_kernel(), blas_kernel_reason());
+        printf("CPU: %s\n", blas_cpu_name());
         return EXIT_OK;
     }
     if (strcmp(name, "help") == 0) {
