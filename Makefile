@@ -45,8 +45,11 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 all: $(BIN)
 
 # ---- dependencies (Debian 12) ----------------------------------------------
+# make deps installs everything; make demo only what the demo needs (the
+# build), not PyTorch and the test tools (about a gigabyte).
+DEPS ?= $(DEB_BUILD) $(DEB_TEST)
 deps:
-	@missing=""; for p in $(DEB_BUILD) $(DEB_TEST); do \
+	@missing=""; for p in $(DEPS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -z "$$missing" ]; then echo "deps: all present"; exit 0; fi; \
@@ -117,7 +120,8 @@ bench: deps
 	@$(MAKE) --no-print-directory check-deps $(BIN) $(BENCH_BIN)
 	@BUILD=$(BUILD) sh bench/run.sh
 
-demo: deps
+demo:
+	@$(MAKE) --no-print-directory deps DEPS="$(DEB_BUILD)"
 	@$(MAKE) --no-print-directory check-deps $(BIN)
 	@BUILD=$(BUILD) sh samples/demo.sh
 
