@@ -66,41 +66,6 @@ static int parse_ids(const char *s, int64_t **ids, int *n) {
     return -1;
 }
 
-/* Registers the checkpoint (refusing a name already bound to other weights)
- * and settles the template: --template, else the model's, else the project's,
- * else the default. *template is owned by the caller. */
-static int register_model(Db *db, const char *ckpt, const char *name_flag, const char *tmpl_flag,
-                          int64_t *model_id, char **template, Err *err) {
-    char sha[65], real[PATH_MAX];
-    int rc = model_file_sha256(ckpt, sha, err);
-    if (rc) return rc;
-    const char *path = realpath(ckpt, real) ? real : ckpt;
-    ModelRow row;
-    char *tmpl = NULL;
-    /* without --name, a checkpoint registered before (by pretrain, say) is found by its path */
-    rc = db_model_get(db, name_flag ? name_flag : path, &row, err);
-    if (rc == RLHF_OK) {
-        if (row.sha256 && strcmp(row.sha256, sha) != 0)
-            rc = err_set(err, RLHF_EINVAL,
-                         "the model '%s' in the project has other weights (sha256 %.12s..., this "
-                         "file %.12s...); pass --name to register this checkpoint under a new name",
-                         row.name, row.sha256, sha);
-        if (!rc && row.template && !tmpl_flag) tmpl = strdup(row.template);
-        ModelIn m = {row.name, row.kind, path, row.parent_id, sha, row.config, tmpl_flag};
-        if (!rc) rc = db_model_upsert(db, &m, model_id, err);
-        db_model_row_free(&row);
-    } else if (rc == RLHF_ENOTFOUND) {
-        ModelIn m = {name_flag ? name_flag : path_base(ckpt), "policy", path, 0, sha, NULL, tmpl_flag};
-        rc = db_model_upsert(db, &m, model_id, err);
-    }
-    if (!rc && !tmpl && tmpl_flag) tmpl = strdup(tmpl_flag);
-    if (!rc && !tmpl) rc = db_setting_get(db, "gen.template", &tmpl, err);
-    if (!rc && !tmpl) tmpl = strdup(GEN_DEFAULT_TEMPLATE);
-    if (!rc && !tmpl) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    *template = tmpl;
-    return rc;
-}
-
 static int exec_gen(int argc, char **argv) {
     static const struct option opts[] = {CLI_OPT_DB,
                                          CLI_OPT_HELP,
@@ -219,7 +184,7 @@ static int exec_gen(int argc, char **argv) {
     int opened = (rc = gen_model_open(&g, ckpt, tok_path, &p, (int)k, &err)) == RLHF_OK;
     if (!rc) rc = db_begin(db, &err);
     if (!rc) {
-        rc = register_model(db, ckpt, name, tmpl_flag, &o.model_id, &tmpl, &err);
+        rc = gen_register_model(db, ckpt, name, tmpl_flag, &o.model_id, &tmpl, &err);
         if (!rc) rc = db_commit(db, &err);
         else db_rollback(db);
     }
