@@ -132,8 +132,11 @@ int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress
  * and settles the template: --template, else the model's, else the project's,
  * else the default. *template is owned by the caller. */
 int gen_register_model(Db *db, const char *ckpt, const char *name_flag, const char *tmpl_flag,
-                          int64_t *model_id, char **template, Err *err) {
+                          int64_t *model_id, char **template, char **name_out, Err *err) {
     char sha[65], real[PATH_MAX];
+    const char *name = NULL;
+    *template = NULL;
+    if (name_out) *name_out = NULL;
     int rc = model_file_sha256(ckpt, sha, err);
     if (rc) return rc;
     const char *path = realpath(ckpt, real) ? real : ckpt;
@@ -150,15 +153,19 @@ int gen_register_model(Db *db, const char *ckpt, const char *name_flag, const ch
         if (!rc && row.template && !tmpl_flag) tmpl = strdup(row.template);
         ModelIn m = {row.name, row.kind, path, row.parent_id, sha, row.config, tmpl_flag};
         if (!rc) rc = db_model_upsert(db, &m, model_id, err);
+        if (!rc && name_out && !(*name_out = strdup(row.name))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
         db_model_row_free(&row);
     } else if (rc == RLHF_ENOTFOUND) {
-        ModelIn m = {name_flag ? name_flag : path_base(ckpt), "policy", path, 0, sha, NULL, tmpl_flag};
+        name = name_flag ? name_flag : path_base(ckpt);
+        ModelIn m = {name, "policy", path, 0, sha, NULL, tmpl_flag};
         rc = db_model_upsert(db, &m, model_id, err);
+        if (!rc && name_out && !(*name_out = strdup(name))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     }
     if (!rc && !tmpl && tmpl_flag) tmpl = strdup(tmpl_flag);
     if (!rc && !tmpl) rc = db_setting_get(db, "gen.template", &tmpl, err);
     if (!rc && !tmpl) tmpl = strdup(GEN_DEFAULT_TEMPLATE);
     if (!rc && !tmpl) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     *template = tmpl;
+    if (rc && name_out) free(*name_out), *name_out = NULL;
     return rc;
 }

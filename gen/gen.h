@@ -64,8 +64,9 @@ int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress
  * before with this path, else the file's base name), refusing a name already
  * bound to other weights, and settles the chat template: template, else the
  * model's, else the project's setting gen.template, else the default.
- * *template_out is the caller's to free. Call inside a transaction. */
+ * *template_out and *name_out (the name registered; may be NULL) are the
+ * caller's to free. Call inside a transaction. */
 int gen_register_model(Db *db, const char *ckpt, const char *name, const char *template,
-                       int64_t *model_id, char **template_out, Err *err);
+                       int64_t *model_id, char **template_out, char **name_out, Err *err);
 
 #endif

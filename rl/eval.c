@@ -221,18 +221,6 @@ static const char *judge_label(const EvalOptions *o, char *buf, size_t n) {
 
 /* Checks everything, then registers both sides (and best-of models) and the
  * judge in one transaction. */
-struct name_of {
-    int64_t id;
-    char *name;
-};
-
-static int find_name(const ModelRow *row, void *ctx) {
-    struct name_of *n = ctx;
-    if (row->id != n->id) return 0;
-    n->name = strdup(row->name);
-    return n->name ? -1 : RLHF_ENOMEM; /* -1: found, stop */
-}
-
 static int settle(Run *r, Err *err) {
     const EvalOptions *o = r->o;
     const char *flag[2] = {"--a", "--b"};
@@ -267,12 +255,10 @@ static int settle(Run *r, Err *err) {
         /* a registered name keeps its name; a file is found by its path or named after it */
         ModelRow row = {0};
         if (access(o->side[k].policy, F_OK) != 0) rc = db_model_get(r->db, o->side[k].policy, &row, err);
-        if (!rc) rc = gen_register_model(r->db, s->path, row.name, NULL, &s->policy_id, &s->template, err);
+        if (!rc)
+            rc = gen_register_model(r->db, s->path, row.name, NULL, &s->policy_id, &s->template,
+                                    &s->policy_name, err);
         db_model_row_free(&row);
-        struct name_of nm = {s->policy_id, NULL};
-        if (!rc) rc = db_models_each(r->db, find_name, &nm, err);
-        if (rc == -1) rc = RLHF_OK;
-        if (!rc && !(s->policy_name = nm.name)) rc = err_set(err, RLHF_ENOMEM, "out of memory");
         s->model_id = s->policy_id;
         if (!rc && o->side[k].best_of > 1)
             rc = best_of_register(r->db, s->policy_id, s->policy_name, NULL, o->side[k].best_of,
