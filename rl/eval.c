@@ -199,9 +199,9 @@ static int check_checkpoint(const char *path, const char *tok_path, const char *
     return rc;
 }
 
-static const char *judge_label(const EvalOptions *o, char *buf, size_t n) {
-    if (o->judge_name) return o->judge_name;
-    if (o->rule && o->noise > 0) snprintf(buf, n, "judge:%s:noise=%g", o->rule->name, o->noise);
+static void judge_label(const EvalOptions *o, char *buf, size_t n) {
+    if (o->judge_name) snprintf(buf, n, "%s", o->judge_name);
+    else if (o->rule && o->noise > 0) snprintf(buf, n, "judge:%s:noise=%g", o->rule->name, o->noise);
     else if (o->rule) snprintf(buf, n, "judge:%s", o->rule->name);
     else {
         /* the program's file name: "python3 judge.py" is judge:cmd:judge.py */
@@ -216,7 +216,6 @@ static const char *judge_label(const EvalOptions *o, char *buf, size_t n) {
         snprintf(word, sizeof word, "%.*s", (int)(len < 255 ? len : 255), last);
         snprintf(buf, n, "judge:cmd:%s", path_base(word));
     }
-    return buf;
 }
 
 /* Checks everything, then registers both sides (and best-of models) and the
