@@ -98,6 +98,16 @@ static void add_num(cJSON *o, const char *k, double v) {
     else cJSON_AddNumberToObject(o, k, v);
 }
 
+static void add_ci(cJSON *o, const char *k, double lo, double hi) {
+    if (isnan(lo)) {
+        cJSON_AddNullToObject(o, k);
+        return;
+    }
+    cJSON *ci = cJSON_AddArrayToObject(o, k);
+    cJSON_AddItemToArray(ci, cJSON_CreateNumber(lo));
+    cJSON_AddItemToArray(ci, cJSON_CreateNumber(hi));
+}
+
 static int print_json(const EvalResult *r, const EvalOptions *o) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "prompts", (double)r->prompts);
@@ -130,16 +140,9 @@ static int print_json(const EvalResult *r, const EvalOptions *o) {
         cJSON_AddNumberToObject(x, "answers", (double)s->answers);
         cJSON_AddNumberToObject(x, "new_answers", (double)s->new_answers);
         cJSON_AddNumberToObject(x, "win_rate", s->win);
-        cJSON *ci = cJSON_AddArrayToObject(x, "win_ci");
-        cJSON_AddItemToArray(ci, cJSON_CreateNumber(s->win_lo));
-        cJSON_AddItemToArray(ci, cJSON_CreateNumber(s->win_hi));
+        add_ci(x, "win_ci", s->win_lo, s->win_hi);
         add_num(x, "rm_win_rate", s->rm_win);
-        if (isnan(s->rm_win)) cJSON_AddNullToObject(x, "rm_win_ci");
-        else {
-            ci = cJSON_AddArrayToObject(x, "rm_win_ci");
-            cJSON_AddItemToArray(ci, cJSON_CreateNumber(s->rm_lo));
-            cJSON_AddItemToArray(ci, cJSON_CreateNumber(s->rm_hi));
-        }
+        add_ci(x, "rm_win_ci", s->rm_lo, s->rm_hi);
         add_num(x, "mean_reward", s->reward);
         if (s->ref) cJSON_AddStringToObject(x, "ref", s->ref);
         else cJSON_AddNullToObject(x, "ref");

@@ -480,41 +480,14 @@ static int score_rewards(Run *r, Err *err) {
     return RLHF_OK;
 }
 
-typedef struct ModelList {
-    ModelRow *m;
-    int n;
-} ModelList;
-
-static int collect_model(const ModelRow *row, void *ctx) {
-    ModelList *l = ctx;
-    ModelRow *m = realloc(l->m, (size_t)(l->n + 1) * sizeof *m);
-    if (!m) return RLHF_ENOMEM;
-    l->m = m;
-    ModelRow *d = &m[l->n++];
-    memset(d, 0, sizeof *d);
-    d->id = row->id, d->parent_id = row->parent_id;
-    d->kind = strdup(row->kind);
-    d->path = row->path ? strdup(row->path) : NULL;
-    return 0;
-}
-
 /* The nearest model of kind sft with a checkpoint, from id up its parents. */
 static int default_ref(Db *db, int64_t id, char **path, Err *err) {
-    ModelList l = {0};
+    ModelRow m;
     *path = NULL;
-    int rc = db_models_each(db, collect_model, &l, err);
-    if (rc == RLHF_ENOMEM) err_set(err, rc, "out of memory");
-    for (int depth = 0; !rc && id && depth < 64 && !*path; depth++) {
-        const ModelRow *m = NULL;
-        for (int i = 0; i < l.n && !m; i++)
-            if (l.m[i].id == id) m = &l.m[i];
-        if (!m) break;
-        if (strcmp(m->kind, "sft") == 0 && m->path && !(*path = strdup(m->path)))
-            rc = err_set(err, RLHF_ENOMEM, "out of memory");
-        id = m->parent_id;
-    }
-    for (int i = 0; i < l.n; i++) db_model_row_free(&l.m[i]);
-    free(l.m);
+    int rc = db_model_ancestor(db, id, "sft", &m, err);
+    if (rc == RLHF_ENOTFOUND) return RLHF_OK;
+    if (!rc && !(*path = strdup(m.path))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    db_model_row_free(&m);
     return rc;
 }
 
