@@ -35,7 +35,8 @@ const struct cmd_entry cmd_sample_entry = {
     "                      by the reward model --rm; prints all N with their rewards and\n"
     "                      marks the one kept (the highest); with -k K, K such answers\n"
     "  --rm RM             the reward model of --best-of\n"
-    "  --template T        the chat template of --best-of (default \"Human: {prompt}\\nAssistant:\")\n"
+    "  --template T        the chat template of --best-of, for the policy and the RM\n"
+    "                      (default \"Human: {prompt}\\nAssistant:\")\n"
     "  -h, --help          show this help\n"
     "Prints the completion only (not the prompt); speed goes to stderr.\n"
     "PROMPT - reads the prompt from standard input (all of it, newlines kept).\n",
@@ -78,7 +79,7 @@ static int sample_best_of(const char *model_path, const char *tok_path, const ch
     BestOf bo;
     int rc = gen_model_open(&g, model_path, tok_path, p, n, err);
     if (rc) return rc;
-    if ((rc = rm_scorer_open(&rm, rm_path, NULL, NULL, n, err))) {
+    if ((rc = rm_scorer_open(&rm, rm_path, NULL, template, n, err))) {
         gen_model_close(&g);
         return err_prefix(err, "--rm: ");
     }

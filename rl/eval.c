@@ -58,6 +58,19 @@ int eval_rm_score(void *rm_scorer, const char *prompt, const char *const *answer
     return rc;
 }
 
+int eval_rm_open(Db *db, RmScorer *s, const char *path, int max_batch, Err *err) {
+    char real[PATH_MAX], *tmpl = NULL;
+    ModelRow row;
+    int rc = db_model_get(db, realpath(path, real) ? real : path, &row, err);
+    if (rc == RLHF_OK && row.template) tmpl = strdup(row.template);
+    if (rc == RLHF_OK) db_model_row_free(&row);
+    rc = rc == RLHF_OK || rc == RLHF_ENOTFOUND ? RLHF_OK : rc;
+    if (!rc && !tmpl) rc = db_setting_get(db, "gen.template", &tmpl, err);
+    if (!rc) rc = rm_scorer_open(s, path, NULL, tmpl, max_batch, err);
+    free(tmpl);
+    return rc;
+}
+
 int eval_logprobs(const Model *m, const Tokenizer *tok, const char *template,
                   const char *const *prompts, const char *const *answers, int n, int batch,
                   double *out, Err *err) {
@@ -240,7 +253,7 @@ static int settle(Run *r, Err *err) {
     }
     if (!rc && o->rm) {
         rc = resolve(r->db, o->rm, "--rm", &r->rm_path, err);
-        if (!rc) rc = rm_scorer_open(&r->rm, r->rm_path, NULL, NULL, o->batch, err);
+        if (!rc) rc = eval_rm_open(r->db, &r->rm, r->rm_path, o->batch, err);
         if (rc) err_prefix(err, "--rm: ");
         r->have_rm = !rc;
     }

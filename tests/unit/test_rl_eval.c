@@ -259,3 +259,17 @@ Test(rl_eval, bad_input_writes_nothing) {
     cr_assert_eq(count_candidates(db), 0);
     teardown(db);
 }
+
+Test(rl_eval, the_rm_reads_the_project_template) {
+    Db *db = setup();
+    Err e = {0};
+    RmScorer s;
+    cr_assert_eq(eval_rm_open(db, &s, at("rm.ckpt"), 2, &e), 0, "%s", e.msg);
+    cr_assert_null(s.template, "no template anywhere: the default");
+    rm_scorer_close(&s);
+    cr_assert_eq(db_setting_set(db, "gen.template", "Q: {prompt}\nA:", &e), 0);
+    cr_assert_eq(eval_rm_open(db, &s, at("rm.ckpt"), 2, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(s.template, "Q: {prompt}\nA:");
+    rm_scorer_close(&s);
+    teardown(db);
+}
