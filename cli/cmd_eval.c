@@ -17,9 +17,11 @@ const struct cmd_entry cmd_eval_entry = {
     "compare two policies on held-out prompts: win rates, reward, KL, length",
     "POLICY is a checkpoint or the name of a registered model. Each side answers each\n"
     "prompt through `rlhf gen`'s path: answers are stored as candidates of the side's\n"
-    "model and reused when eval runs again. The judge (a simulated labeler) ranks, per\n"
-    "prompt, the answers of every policy evaluated on it so far, and that ranking is\n"
-    "stored, so `rlhf elo --by policy` rates every policy of every round.\n\n"
+    "model and reused when eval runs again (the first N a model has for a prompt count,\n"
+    "whatever settings made them). The judge (a simulated labeler) ranks, per prompt,\n"
+    "the answers of every policy evaluated on it so far, and that ranking is stored,\n"
+    "so `rlhf elo --by policy` rates every policy of every round. The summary is kept\n"
+    "as a run of kind eval with metrics a.win_rate, b.kl, ... (rlhf status, reports).\n\n"
     "  --a POLICY, --b POLICY  the two sides (the table reports A against B)\n"
     "  --a-best-of N, --b-best-of N  the side is best-of-N of its policy by --rm,\n"
     "                  registered as its own policy \"<policy>+boN\"\n"
@@ -108,7 +110,8 @@ static void add_ci(cJSON *o, const char *k, double lo, double hi) {
     cJSON_AddItemToArray(ci, cJSON_CreateNumber(hi));
 }
 
-static int print_json(const EvalResult *r, const EvalOptions *o) {
+/* The result as one JSON object (caller frees); NULL when out of memory. */
+static char *result_json(const EvalResult *r, const EvalOptions *o) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "prompts", (double)r->prompts);
     if (o->split) cJSON_AddStringToObject(j, "split", o->split);
@@ -155,10 +158,7 @@ static int print_json(const EvalResult *r, const EvalOptions *o) {
     }
     char *text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    if (!text) return -1;
-    printf("%s\n", text);
-    free(text);
-    return 0;
+    return text;
 }
 
 static int exec_eval(int argc, char **argv) {
@@ -280,18 +280,25 @@ static int exec_eval(int argc, char **argv) {
     EvalResult r;
     sys_catch_interrupts();
     rc = eval_run(db, &o, &r, &err);
+    char *text = rc ? NULL : result_json(&r, &o);
+    if (!rc && !text) rc = err_set(&err, RLHF_ENOMEM, "out of memory");
+    /* the summary is kept as a run of kind eval, for reports */
+    if (!rc) rc = eval_record(db, &r, text, &err);
     db_close(db);
     if (rc) {
+        free(text);
+        eval_result_free(&r);
         fprintf(stderr, "rlhf eval: %s\n", err.msg);
         if (rc == RLHF_EINTR)
             fprintf(stderr, "(answers and judged prompts stored so far are kept; run again to go on)\n");
         return EXIT_FAIL;
     }
-    if (json) rc = print_json(&r, &o);
+    if (json) printf("%s\n", text);
     else print_table(&r, &o);
+    free(text);
     fprintf(stderr, "eval: %lld + %lld new answers, %lld judge rankings stored, in %.1fs\n",
             (long long)r.side[0].new_answers, (long long)r.side[1].new_answers,
             (long long)r.rankings_new, r.seconds);
     eval_result_free(&r);
-    return rc ? EXIT_FAIL : EXIT_OK;
+    return EXIT_OK;
 }

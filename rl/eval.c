@@ -671,6 +671,28 @@ int eval_run(Db *db, const EvalOptions *o, EvalResult *res, Err *err) {
     return rc;
 }
 
+int eval_record(Db *db, const EvalResult *r, const char *config_json, Err *err) {
+    static const char *const names[2][8] = {
+        {"a.win_rate", "a.win_lo", "a.win_hi", "a.rm_win_rate", "a.reward", "a.kl", "a.length", "a.judge_score"},
+        {"b.win_rate", "b.win_lo", "b.win_hi", "b.rm_win_rate", "b.reward", "b.kl", "b.length", "b.judge_score"}};
+    int64_t run = 0;
+    int rc = db_begin(db, err);
+    if (!rc) rc = db_run_start(db, "eval", config_json, r->side[0].model_id, &run, err);
+    for (int k = 0; k < 2 && !rc; k++) {
+        const EvalSide *s = &r->side[k];
+        double v[8] = {s->win, s->win_lo, s->win_hi, s->rm_win, s->reward, s->kl, s->length, s->judge_score};
+        for (int i = 0; i < 8 && !rc; i++)
+            if (isfinite(v[i])) rc = db_metric_add(db, run, 0, names[k][i], v[i], err);
+    }
+    char note[512];
+    snprintf(note, sizeof note, "%s vs %s on %lld prompts, judge %s", r->side[0].name, r->side[1].name,
+             (long long)r->prompts, r->judge);
+    if (!rc) rc = db_run_finish(db, run, "done", r->side[1].model_id, note, err);
+    if (!rc) rc = db_commit(db, err);
+    else db_rollback(db);
+    return rc;
+}
+
 void eval_result_free(EvalResult *r) {
     for (int k = 0; k < 2; k++) free(r->side[k].name), free(r->side[k].policy), free(r->side[k].ref);
     free(r->judge), free(r->rm);

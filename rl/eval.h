@@ -76,6 +76,11 @@ typedef struct EvalResult {
  * stored (answers, judge rankings of whole prompts) stays. */
 int eval_run(Db *db, const EvalOptions *o, EvalResult *r, Err *err);
 void eval_result_free(EvalResult *r);
+/* Keeps the result as a run of kind "eval" (input: side A's model, output:
+ * side B's; config: config_json) with metrics a.win_rate, a.win_lo, a.win_hi,
+ * a.rm_win_rate, a.reward, a.kl, a.length, a.judge_score and the same for b,
+ * at step 0 (a figure that is not known is left out). One transaction. */
+int eval_record(Db *db, const EvalResult *r, const char *config_json, Err *err);
 
 /* Wilson score interval for a share p of n trials at z (1.96 for 95%). */
 void eval_wilson(double p, double n, double z, double *lo, double *hi);

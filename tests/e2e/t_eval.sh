@@ -32,7 +32,7 @@ expect_rc 1 "$RLHF" eval --a a.ckpt --b a.ckpt
 contains "$ERR" "same model"
 expect_rc 1 "$RLHF" eval --a a.ckpt --b b.ckpt --split nosuch
 contains "$ERR" "no prompts of split nosuch"
-for t in models candidates rankings labelers; do
+for t in models candidates rankings labelers runs; do
     [ "$(sql p.db "select count(*) from $t")" = 0 ] || die "bad input wrote to $t"
 done
 
@@ -49,6 +49,9 @@ echo "$OUT"
 [ "$(sql p.db "select count(*) from candidates c join prompts p on p.id = c.prompt_id where p.split = 'test'")" = 20 ] || die "answers not stored"
 [ "$(sql p.db "select count(*) from candidates c join prompts p on p.id = c.prompt_id where p.split != 'test'")" = 0 ] || die "answers outside the test split"
 [ "$(sql p.db "select count(*) from rankings r join labelers l on l.id = r.labeler_id where l.name = 'judge:demo' and r.simulated and r.is_current")" = 10 ] || die "judge rankings"
+# the summary is kept as a run of kind eval with its metrics
+[ "$(sql p.db "select count(*) from runs where kind = 'eval' and status = 'done'")" = 1 ] || die "eval run"
+[ "$(sql p.db "select round(sum(value), 6) from metrics where name in ('a.win_rate', 'b.win_rate')")" = 1.0 ] || die "eval metrics"
 # a rerun reproduces the table and stores nothing
 expect_rc 0 "$RLHF" eval --a a.ckpt --b b.ckpt --rm rm.ckpt --limit 10 --max-tokens 12
 first=$OUT
