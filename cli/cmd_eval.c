@@ -21,7 +21,7 @@ const struct cmd_entry cmd_eval_entry = {
     "whatever settings made them). The judge (a simulated labeler) ranks, per prompt,\n"
     "the answers of every policy evaluated on it so far, and that ranking is stored,\n"
     "so `rlhf elo --by policy` rates every policy of every round. The summary is kept\n"
-    "as a run of kind eval with metrics a.win_rate, b.kl, ... (rlhf status, reports).\n\n"
+    "as a run of kind eval with metrics a.win_rate, b.kl, ... (for reports).\n\n"
     "  --a POLICY, --b POLICY  the two sides (the table reports A against B)\n"
     "  --a-best-of N, --b-best-of N  the side is best-of-N of its policy by --rm,\n"
     "                  registered as its own policy \"<policy>+boN\"\n"

@@ -196,14 +196,15 @@ static int resolve(Db *db, const char *key, const char *what, char **path, Err *
     return rc;
 }
 
-/* Loads a checkpoint and its tokenizer, or says why not, naming the flag. */
-static int check_checkpoint(const char *path, const char *tok_path, const char *what, Config *cfg,
-                            Err *err) {
+/* Loads a checkpoint and (unless need_tok is 0) its tokenizer, or says why
+ * not, naming the flag. */
+static int check_checkpoint(const char *path, const char *tok_path, int need_tok, const char *what,
+                            Config *cfg, Err *err) {
     Model m;
     Tokenizer *t = NULL;
     int rc = model_load(path, &m, err);
     if (!rc) {
-        rc = model_load_tokenizer(&m, path, tok_path, &t, err);
+        if (need_tok) rc = model_load_tokenizer(&m, path, tok_path, &t, err);
         *cfg = m.cfg;
         if (t) tok_free(t);
         model_free(&m);
@@ -244,17 +245,21 @@ static int settle(Run *r, Err *err) {
             return err_set(err, RLHF_EINVAL, "%s best-of-%d needs a reward model (--rm)", flag[k],
                            o->side[k].best_of);
         rc = resolve(r->db, o->side[k].policy, flag[k], &r->s[k].path, err);
-        if (!rc) rc = check_checkpoint(r->s[k].path, o->tok_path, flag[k], &cfg[k], err);
+        if (!rc) rc = check_checkpoint(r->s[k].path, o->tok_path, 1, flag[k], &cfg[k], err);
     }
     if (!rc && !o->rule && !o->judge_cmd) rc = err_set(err, RLHF_EINVAL, "no judge: give a rule or a command");
     if (!rc && o->ref) {
         rc = resolve(r->db, o->ref, "--ref", &r->ref_path, err);
-        if (!rc) rc = check_checkpoint(r->ref_path, o->tok_path, "--ref", &rc_cfg, err);
+        /* the ref reads the policy's tokens: it needs no tokenizer of its own */
+        if (!rc) rc = check_checkpoint(r->ref_path, NULL, 0, "--ref", &rc_cfg, err);
+        for (int k = 0; k < 2 && !rc; k++)
+            if (cfg[k].vocab_size != rc_cfg.vocab_size)
+                rc = err_set(err, RLHF_EINVAL, "--ref: a vocabulary of %d tokens, %s has %d",
+                             rc_cfg.vocab_size, flag[k], cfg[k].vocab_size);
     }
     if (!rc && o->rm) {
         rc = resolve(r->db, o->rm, "--rm", &r->rm_path, err);
-        if (!rc) rc = eval_rm_open(r->db, &r->rm, r->rm_path, o->batch, err);
-        if (rc) err_prefix(err, "--rm: ");
+        if (!rc && (rc = eval_rm_open(r->db, &r->rm, r->rm_path, o->batch, err))) err_prefix(err, "--rm: ");
         r->have_rm = !rc;
     }
     if (!rc) rc = sample_params_check(&o->sp, err);
@@ -509,31 +514,45 @@ static int same_file(const char *a, const char *b) {
     return realpath(a, ra) && realpath(b, rb) && strcmp(ra, rb) == 0;
 }
 
-/* Log-probabilities of side k's answers under the checkpoint at path. */
-static int side_logprobs(Run *r, int k, const char *path, int ref, Err *err) {
-    Model m;
-    Tokenizer *tok = NULL;
-    int rc = model_load(path, &m, err);
-    if (rc) return rc;
-    /* the policy's tokenizer reads both: the same ids are scored by each */
-    rc = model_load_tokenizer(&m, r->s[k].path, r->o->tok_path, &tok, err);
-    int total = 0;
+/* Log-probabilities of side k's answers under m, read with the policy's
+ * tokenizer tok (the same ids are scored by the policy and the reference). */
+static int side_logprobs(Run *r, int k, const Model *m, const Tokenizer *tok, int ref, Err *err) {
+    int total = 0, rc = RLHF_OK;
     for (int i = 0; i < r->np; i++) total += r->p[i].n_ans[k];
     const char **pr = malloc(sizeof(char *) * (size_t)total), **an = malloc(sizeof(char *) * (size_t)total);
     double *lp = malloc(sizeof(double) * (size_t)total);
-    if (!rc && (!pr || !an || !lp)) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!pr || !an || !lp) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     for (int i = 0, t = 0; !rc && i < r->np; i++)
         for (int a = 0; a < r->p[i].n_ans[k]; a++, t++) pr[t] = r->p[i].text, an[t] = r->p[i].ans[k][a].text;
-    if (!rc) rc = eval_logprobs(&m, tok, r->s[k].template, pr, an, total, r->o->batch, lp, err);
+    if (!rc) rc = eval_logprobs(m, tok, r->s[k].template, pr, an, total, r->o->batch, lp, err);
     for (int i = 0, t = 0; !rc && i < r->np; i++)
         for (int a = 0; a < r->p[i].n_ans[k]; a++, t++) {
             if (ref) r->p[i].ans[k][a].lp_ref = lp[t];
             else r->p[i].ans[k][a].lp = lp[t];
         }
     free(pr), free(an), free(lp);
-    if (tok) tok_free(tok);
+    return rc;
+}
+
+/* Both passes: the policy's, then the reference's (one model in memory at a time). */
+static int side_kl_passes(Run *r, int k, const char *ref, Err *err) {
+    Model m;
+    Tokenizer *tok = NULL;
+    int rc = model_load(r->s[k].path, &m, err);
+    if (rc) return rc;
+    rc = model_load_tokenizer(&m, r->s[k].path, r->o->tok_path, &tok, err);
+    int V = m.cfg.vocab_size;
+    if (!rc) rc = side_logprobs(r, k, &m, tok, 0, err);
     model_free(&m);
-    if (rc) err_prefix(err, "log-probabilities under %s: ", path);
+    if (!rc && (rc = model_load(ref, &m, err)) == RLHF_OK) {
+        if (m.cfg.vocab_size != V)
+            rc = err_set(err, RLHF_EINVAL, "the reference %s has a vocabulary of %d, the policy %s of %d",
+                         ref, m.cfg.vocab_size, r->s[k].path, V);
+        if (!rc) rc = side_logprobs(r, k, &m, tok, 1, err);
+        model_free(&m);
+    }
+    if (tok) tok_free(tok);
+    if (rc) err_prefix(err, "KL of %s from %s: ", r->s[k].name, ref);
     return rc;
 }
 
@@ -549,23 +568,11 @@ static int side_kl(Run *r, int k, EvalSide *out, Err *err) {
     if (same_file(ref, r->s[k].path)) {
         out->kl_policy = 0;
     } else {
-        Model a, b;
-        if ((rc = model_load(ref, &b, err))) return err_prefix(err, "reference: ");
-        if ((rc = model_load(r->s[k].path, &a, err))) {
-            model_free(&b);
-            return rc;
-        }
-        if (a.cfg.vocab_size != b.cfg.vocab_size)
-            rc = err_set(err, RLHF_EINVAL, "the reference %s has a vocabulary of %d, the policy %s of %d",
-                         ref, b.cfg.vocab_size, r->s[k].path, a.cfg.vocab_size);
-        model_free(&a), model_free(&b);
-        if (!rc) rc = side_logprobs(r, k, r->s[k].path, 0, err);
-        if (!rc) rc = side_logprobs(r, k, ref, 1, err);
-        if (rc) return rc;
+        if ((rc = side_kl_passes(r, k, ref, err))) return rc;
         double sum = 0;
         for (int i = 0; i < r->np; i++) {
             double s = 0;
-            for (int a2 = 0; a2 < r->p[i].n_ans[k]; a2++) s += r->p[i].ans[k][a2].lp - r->p[i].ans[k][a2].lp_ref;
+            for (int a = 0; a < r->p[i].n_ans[k]; a++) s += r->p[i].ans[k][a].lp - r->p[i].ans[k][a].lp_ref;
             sum += s / r->p[i].n_ans[k];
         }
         out->kl_policy = sum / r->np;

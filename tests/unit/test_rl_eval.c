@@ -21,8 +21,9 @@
 static char dir[64];
 
 /* A tiny random model with the byte tokenizer inside; reward: a reward head. */
-static void make_model(const char *name, uint64_t seed, int reward) {
-    Config c = {32, 64, 2, 4, 2, 259, 96, 1};
+/* with_tok: the byte tokenizer inside (vocab 259, 1) */
+static void make_model(const char *name, uint64_t seed, int reward, int vocab, int with_tok) {
+    Config c = {32, 64, 2, 4, 2, vocab, 96, 1};
     Model m;
     Err e = {0};
     cr_assert_eq(model_create(&m, &c, reward ? MODEL_HEAD_REWARD : 0, &e), 0, "%s", e.msg);
@@ -33,7 +34,7 @@ static void make_model(const char *name, uint64_t seed, int reward) {
     unsigned char *b;
     size_t len;
     cr_assert_eq(tok_to_bytes(t, &b, &len, &e), 0);
-    cr_assert_eq(model_set_tokenizer(&m, b, len, &e), 0);
+    if (with_tok) cr_assert_eq(model_set_tokenizer(&m, b, len, &e), 0);
     char path[128];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     cr_assert_eq(model_save(path, &m, &e), 0, "%s", e.msg);
@@ -55,9 +56,11 @@ static Db *setup(void) {
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
     cr_assert_eq(system(cmd), 0);
-    make_model("a.ckpt", 1, 0);
-    make_model("b.ckpt", 2, 0);
-    make_model("rm.ckpt", 3, 1);
+    make_model("a.ckpt", 1, 0, 259, 1);
+    make_model("b.ckpt", 2, 0, 259, 1);
+    make_model("rm.ckpt", 3, 1, 259, 1);
+    make_model("big.ckpt", 4, 0, 300, 0);
+    make_model("a-bare.ckpt", 1, 0, 259, 0);
     Db *db;
     Err e = {0};
     cr_assert_eq(db_open(at("p.db"), DB_OPEN_CREATE, &db, &e), 0, "%s", e.msg);
@@ -228,6 +231,13 @@ Test(rl_eval, kl_from_the_sft_ancestor) {
     cr_assert_float_eq(r.side[0].kl, 0, 1e-12, "sft against itself");
     cr_assert(isfinite(r.side[1].kl) && r.side[1].kl != 0);
     cr_assert(isnan(r.side[0].reward), "no RM, no reward");
+    double kl = r.side[1].kl;
+    eval_result_free(&r);
+    /* the same weights as the sft model, without a tokenizer: the same KL, computed */
+    o.ref = at("a-bare.ckpt");
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_float_eq(r.side[0].kl, 0, 1e-9, "identical weights, computed: %g", r.side[0].kl);
+    cr_assert_float_eq(r.side[1].kl, kl, 1e-9);
     eval_result_free(&r);
     teardown(db);
 }
@@ -251,6 +261,10 @@ Test(rl_eval, bad_input_writes_nothing) {
     o = options();
     o.side[1].best_of = 4;
     cr_assert_eq(eval_run(db, &o, &r, &e), RLHF_EINVAL);
+    o = options();
+    o.ref = at("big.ckpt");
+    cr_assert_eq(eval_run(db, &o, &r, &e), RLHF_EINVAL);
+    cr_assert(strstr(e.msg, "vocabulary"), "%s", e.msg);
     o = options();
     o.split = "nosuch";
     cr_assert_eq(eval_run(db, &o, &r, &e), RLHF_EINVAL);
