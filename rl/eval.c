@@ -16,6 +16,7 @@
 #include "util/sys.h"
 #include "util/text.h"
 
+#include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -189,9 +190,17 @@ static int resolve(Db *db, const char *key, const char *what, char **path, Err *
         return err_set(err, RLHF_EINVAL, "%s: '%s' is neither a checkpoint file nor a model of the project",
                        what, key);
     if (rc) return rc;
-    if (!row.path) rc = err_set(err, RLHF_EINVAL, "%s: the model '%s' has no checkpoint of its own (kind %s)",
-                                what, key, row.kind);
+    cJSON *c = row.path ? NULL : cJSON_Parse(row.config ? row.config : "");
+    const cJSON *bo = cJSON_GetObjectItemCaseSensitive(c, "best_of");
+    const cJSON *pol = cJSON_GetObjectItemCaseSensitive(c, "policy");
+    if (!row.path && cJSON_IsNumber(bo) && cJSON_IsString(pol))
+        rc = err_set(err, RLHF_EINVAL, "%s: '%s' is best-of-%d of '%s': give %s %s %s-best-of %d --rm RM",
+                     what, key, bo->valueint, pol->valuestring, what, pol->valuestring, what, bo->valueint);
+    else if (!row.path)
+        rc = err_set(err, RLHF_EINVAL, "%s: the model '%s' has no checkpoint of its own (kind %s)", what,
+                     key, row.kind);
     else if (!(*path = strdup(row.path))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    cJSON_Delete(c);
     db_model_row_free(&row);
     return rc;
 }

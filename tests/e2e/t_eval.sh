@@ -68,6 +68,8 @@ expect_rc 0 "$RLHF" eval --a a.ckpt --b a.ckpt --b-best-of 3 --rm rm.ckpt --limi
 [ "$(printf "%s\n" "$OUT" | J 'd["sides"][0]["kl"]')" = 0 ] || die "KL of a from itself"
 [ "$(printf "%s\n" "$OUT" | J 'abs(d["sides"][1]["kl_best_of"] - 0.4319) < 1e-3')" = True ] || die "best-of KL term"
 [ "$(sql p.db "select parent_id from models where name = 'a.ckpt+bo3'")" = "$(sql p.db "select id from models where name = 'a.ckpt'")" ] || die "best-of parent"
+expect_rc 1 "$RLHF" eval --a b.ckpt --b a.ckpt+bo3 --rm rm.ckpt --limit 10
+contains "$ERR" "--b: 'a.ckpt+bo3' is best-of-3 of 'a.ckpt': give --b a.ckpt --b-best-of 3 --rm RM"
 # one current ranking per prompt holding all three policies
 [ "$(sql p.db "select count(*) from rankings where is_current")" = 10 ] || die "one ranking per prompt"
 [ "$(sql p.db "select min(n) from (select count(*) n from ranking_items i join rankings r on r.id = i.ranking_id where r.is_current group by r.id)")" = 3 ] || die "the judge did not rank every policy"
