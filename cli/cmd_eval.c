@@ -47,15 +47,17 @@ const struct cmd_entry cmd_eval_entry = {
     "Win rates count ties as half a win; their 95% interval is the Wilson score\n"
     "interval over prompts. KL is the sampled estimate: the mean over prompts of\n"
     "log pi(y) - log pi_ref(y) of the side's own answers (forward passes of both\n"
-    "models); a best-of-N side adds log N - (N-1)/N, the bound on KL(best-of-N || pi).\n"
-    CLI_HELP_COMMON,
+    "models); a best-of-N side adds log N - (N-1)/N, the bound on KL(best-of-N || "
+    "pi).\n" CLI_HELP_COMMON,
     exec_eval};
 
 static const struct cmd_entry *E = &cmd_eval_entry;
 
 static void cell(char *buf, size_t n, const char *fmt, double v) {
-    if (isnan(v)) snprintf(buf, n, "-");
-    else snprintf(buf, n, fmt, v);
+    if (isnan(v))
+        snprintf(buf, n, "-");
+    else
+        snprintf(buf, n, fmt, v);
 }
 
 static void print_table(const EvalResult *r, const EvalOptions *o) {
@@ -65,7 +67,8 @@ static void print_table(const EvalResult *r, const EvalOptions *o) {
            o->n == 1 ? "" : "s", o->sp.temperature, o->sp.top_k, o->sp.top_p, o->sp.max_tokens,
            (unsigned long long)o->seed);
     int w = 6;
-    for (int k = 0; k < 2; k++) w = (int)strlen(r->side[k].name) > w ? (int)strlen(r->side[k].name) : w;
+    for (int k = 0; k < 2; k++)
+        w = (int)strlen(r->side[k].name) > w ? (int)strlen(r->side[k].name) : w;
     if (w > 40) w = 40;
     printf("side  %-*s  %-22s  %-22s  %8s  %8s  %7s  %6s\n", w, "policy", "judge win [95% CI]",
            "RM win [95% CI]", "reward", "KL", "length", "judge");
@@ -73,14 +76,16 @@ static void print_table(const EvalResult *r, const EvalOptions *o) {
         const EvalSide *s = &r->side[k];
         char win[48], rmw[48], rew[24], kl[24], len[24], js[24];
         snprintf(win, sizeof win, "%.3f [%.3f, %.3f]", s->win, s->win_lo, s->win_hi);
-        if (isnan(s->rm_win)) snprintf(rmw, sizeof rmw, "-");
-        else snprintf(rmw, sizeof rmw, "%.3f [%.3f, %.3f]", s->rm_win, s->rm_lo, s->rm_hi);
+        if (isnan(s->rm_win))
+            snprintf(rmw, sizeof rmw, "-");
+        else
+            snprintf(rmw, sizeof rmw, "%.3f [%.3f, %.3f]", s->rm_win, s->rm_lo, s->rm_hi);
         cell(rew, sizeof rew, "%.4f", s->reward);
         cell(kl, sizeof kl, "%.3f", s->kl);
         cell(len, sizeof len, "%.1f", s->length);
         cell(js, sizeof js, "%.3f", s->judge_score);
-        printf("%-4s  %-*.*s  %-22s  %-22s  %8s  %8s  %7s  %6s\n", k ? "B" : "A", w, w, s->name, win,
-               rmw, rew, kl, len, js);
+        printf("%-4s  %-*.*s  %-22s  %-22s  %8s  %8s  %7s  %6s\n", k ? "B" : "A", w, w, s->name,
+               win, rmw, rew, kl, len, js);
     }
     printf("judge %s: %.1f%% of answer pairs tied", r->judge, 100 * r->judge_ties);
     if (r->rm) printf("; RM %s: %.1f%% tied", r->rm, 100 * r->rm_ties);
@@ -90,14 +95,17 @@ static void print_table(const EvalResult *r, const EvalOptions *o) {
         if (s->ref)
             printf("KL of %s from %s: %.3f sampled%s", s->name, s->ref, s->kl_policy,
                    s->best_of ? "" : "\n");
-        else printf("KL of %s: no reference (give --ref)\n", s->name);
+        else
+            printf("KL of %s: no reference (give --ref)\n", s->name);
         if (s->ref && s->best_of) printf(" + %.3f for best-of-%d\n", s->kl_best_of, s->best_of);
     }
 }
 
 static void add_num(cJSON *o, const char *k, double v) {
-    if (isnan(v)) cJSON_AddNullToObject(o, k);
-    else cJSON_AddNumberToObject(o, k, v);
+    if (isnan(v))
+        cJSON_AddNullToObject(o, k);
+    else
+        cJSON_AddNumberToObject(o, k, v);
 }
 
 static void add_ci(cJSON *o, const char *k, double lo, double hi) {
@@ -114,8 +122,10 @@ static void add_ci(cJSON *o, const char *k, double lo, double hi) {
 static char *result_json(const EvalResult *r, const EvalOptions *o) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "prompts", (double)r->prompts);
-    if (o->split) cJSON_AddStringToObject(j, "split", o->split);
-    else cJSON_AddNullToObject(j, "split");
+    if (o->split)
+        cJSON_AddStringToObject(j, "split", o->split);
+    else
+        cJSON_AddNullToObject(j, "split");
     cJSON_AddNumberToObject(j, "answers_per_prompt", o->n);
     cJSON *sp = cJSON_AddObjectToObject(j, "sampling");
     cJSON_AddNumberToObject(sp, "temperature", o->sp.temperature);
@@ -126,8 +136,10 @@ static char *result_json(const EvalResult *r, const EvalOptions *o) {
     cJSON_AddStringToObject(j, "judge", r->judge);
     cJSON_AddNumberToObject(j, "judge_noise", o->noise);
     cJSON_AddNumberToObject(j, "judge_ties", r->judge_ties);
-    if (r->rm) cJSON_AddStringToObject(j, "rm", r->rm);
-    else cJSON_AddNullToObject(j, "rm");
+    if (r->rm)
+        cJSON_AddStringToObject(j, "rm", r->rm);
+    else
+        cJSON_AddNullToObject(j, "rm");
     add_num(j, "rm_ties", r->rm_ties);
     cJSON_AddStringToObject(j, "interval", "wilson95");
     cJSON_AddNumberToObject(j, "rankings_stored", (double)r->rankings_new);
@@ -147,8 +159,10 @@ static char *result_json(const EvalResult *r, const EvalOptions *o) {
         add_num(x, "rm_win_rate", s->rm_win);
         add_ci(x, "rm_win_ci", s->rm_lo, s->rm_hi);
         add_num(x, "mean_reward", s->reward);
-        if (s->ref) cJSON_AddStringToObject(x, "ref", s->ref);
-        else cJSON_AddNullToObject(x, "ref");
+        if (s->ref)
+            cJSON_AddStringToObject(x, "ref", s->ref);
+        else
+            cJSON_AddNullToObject(x, "ref");
         add_num(x, "kl", s->kl);
         add_num(x, "kl_policy", s->kl_policy);
         cJSON_AddNumberToObject(x, "kl_best_of", s->kl_best_of);
@@ -198,16 +212,24 @@ static int exec_eval(int argc, char **argv) {
     o.sp.n_stop = 2;
     while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 'a': o.side[0].policy = optarg; break;
-        case 'b': o.side[1].policy = optarg; break;
+        case 'D':
+            dbflag = optarg;
+            break;
+        case 'a':
+            o.side[0].policy = optarg;
+            break;
+        case 'b':
+            o.side[1].policy = optarg;
+            break;
         case 'A':
         case 'B':
             if (cli_parse_long(E, c == 'A' ? "--a-best-of" : "--b-best-of", optarg, 2, 64, &v))
                 return EXIT_USAGE;
             o.side[c == 'B'].best_of = (int)v;
             break;
-        case 's': o.split = *optarg ? optarg : NULL; break;
+        case 's':
+            o.split = *optarg ? optarg : NULL;
+            break;
         case 'l':
             if (cli_parse_long(E, "--limit", optarg, 1, 1L << 40, &v)) return EXIT_USAGE;
             o.limit = v;
@@ -216,9 +238,15 @@ static int exec_eval(int argc, char **argv) {
             if (cli_parse_long(E, "--n", optarg, 1, 8, &v)) return EXIT_USAGE;
             o.n = (int)v;
             break;
-        case 'J': rule_name = optarg; break;
-        case 'c': o.judge_cmd = optarg; break;
-        case 'N': o.judge_name = optarg; break;
+        case 'J':
+            rule_name = optarg;
+            break;
+        case 'c':
+            o.judge_cmd = optarg;
+            break;
+        case 'N':
+            o.judge_name = optarg;
+            break;
         case 'z':
             if (cli_parse_double(E, "--noise", optarg, 0, 100, &d)) return EXIT_USAGE;
             o.noise = d;
@@ -227,9 +255,15 @@ static int exec_eval(int argc, char **argv) {
             if (cli_parse_long(E, "--timeout", optarg, 1, 3600, &v)) return EXIT_USAGE;
             o.judge_timeout_ms = (int)v * 1000;
             break;
-        case 'r': o.rm = optarg; break;
-        case 'f': o.ref = optarg; break;
-        case 't': o.tok_path = optarg; break;
+        case 'r':
+            o.rm = optarg;
+            break;
+        case 'f':
+            o.ref = optarg;
+            break;
+        case 't':
+            o.tok_path = optarg;
+            break;
         case 'T':
             if (cli_parse_double(E, "--temperature", optarg, 0, 100, &d)) return EXIT_USAGE;
             o.sp.temperature = (float)d;
@@ -255,20 +289,30 @@ static int exec_eval(int argc, char **argv) {
             if (cli_parse_long(E, "--batch", optarg, 1, 256, &v)) return EXIT_USAGE;
             o.batch = (int)v;
             break;
-        case 'j': json = 1; break;
-        case 'p': o.progress = 1; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
+        case 'j':
+            json = 1;
+            break;
+        case 'p':
+            o.progress = 1;
+            break;
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
         }
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
-    if (!o.side[0].policy || !o.side[1].policy) return cli_usage_error(E, "--a POLICY and --b POLICY are required");
-    if (rule_name && o.judge_cmd) return cli_usage_error(E, "--judge and --judge-cmd exclude each other");
+    if (!o.side[0].policy || !o.side[1].policy)
+        return cli_usage_error(E, "--a POLICY and --b POLICY are required");
+    if (rule_name && o.judge_cmd)
+        return cli_usage_error(E, "--judge and --judge-cmd exclude each other");
     if (o.judge_cmd && !*o.judge_cmd) return cli_usage_error(E, "--judge-cmd: empty command");
     if (o.judge_cmd && o.noise > 0) return cli_usage_error(E, "--noise is for --judge RULE");
     if (!o.judge_cmd && !(o.rule = rule_find(rule_name ? rule_name : "demo")))
-        return cli_usage_error(E, "--judge: no rule '%s' (rlhf label --list-rules lists them)", rule_name);
-    if (o.split && !db_valid_split(o.split)) return cli_usage_error(E, "--split: '%s' is not a split name", o.split);
+        return cli_usage_error(E, "--judge: no rule '%s' (rlhf label --list-rules lists them)",
+                               rule_name);
+    if (o.split && !db_valid_split(o.split))
+        return cli_usage_error(E, "--split: '%s' is not a split name", o.split);
     if ((o.side[0].best_of || o.side[1].best_of) && !o.rm)
         return cli_usage_error(E, "--a-best-of/--b-best-of need a reward model (--rm RM)");
     if (o.judge_name && !*o.judge_name) return cli_usage_error(E, "--judge-name: empty name");
@@ -290,11 +334,14 @@ static int exec_eval(int argc, char **argv) {
         eval_result_free(&r);
         fprintf(stderr, "rlhf eval: %s\n", err.msg);
         if (rc == RLHF_EINTR)
-            fprintf(stderr, "(answers and judged prompts stored so far are kept; run again to go on)\n");
+            fprintf(stderr,
+                    "(answers and judged prompts stored so far are kept; run again to go on)\n");
         return EXIT_FAIL;
     }
-    if (json) printf("%s\n", text);
-    else print_table(&r, &o);
+    if (json)
+        printf("%s\n", text);
+    else
+        print_table(&r, &o);
     free(text);
     fprintf(stderr, "eval: %lld + %lld new answers, %lld judge rankings stored, in %.1fs\n",
             (long long)r.side[0].new_answers, (long long)r.side[1].new_answers,

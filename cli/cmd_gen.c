@@ -162,7 +162,7 @@ static int exec_gen(int argc, char **argv) {
             break;
         case 'p': force_progress = 1; break;
         case 'B':
-            if (cli_parse_long(E, "--best-of", optarg, 1, 256, &best_of)) return EXIT_USAGE;
+            if (cli_parse_long(E, "--best-of", optarg, 2, 256, &best_of)) return EXIT_USAGE;
             break;
         case 'R': rm_path = optarg; break;
         case 'h': return cli_help(E);

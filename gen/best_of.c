@@ -24,7 +24,8 @@ int best_of_pick(const float *scores, int n) {
 
 static int count_placeholders(const char *t) {
     int k = 0;
-    for (const char *p = t; (p = strstr(p, "{prompt}")); p += 8) k++;
+    for (const char *p = t; (p = strstr(p, "{prompt}")); p += 8)
+        k++;
     return k;
 }
 
@@ -59,24 +60,29 @@ static int best_of_sample(void *ctx, const char *input, int n, const uint64_t *s
     const char **texts = calloc((size_t)b->n, sizeof *texts);
     int rc = (!s || !sub || !score || !texts) ? err_set(err, RLHF_ENOMEM, "out of memory") : 0;
     for (int a = 0; a < n && !rc; a++) {
-        for (int i = 0; i < b->n; i++) sub[i] = best_of_seed(seeds[a], i);
+        for (int i = 0; i < b->n; i++)
+            sub[i] = best_of_seed(seeds[a], i);
         memset(s, 0, (size_t)b->n * sizeof *s);
         rc = b->inner.sample(b->inner.ctx, input, b->n, sub, s, err);
-        for (int i = 0; i < b->n && !rc; i++) texts[i] = s[i].text ? s[i].text : "";
+        for (int i = 0; i < b->n && !rc; i++)
+            texts[i] = s[i].text ? s[i].text : "";
         if (!rc) rc = b->score(b->score_ctx, prompt, texts, b->n, score, err);
         if (!rc) {
             int kept = best_of_pick(score, b->n);
             if (b->report) b->report(b->report_ctx, prompt, s, sub, score, b->n, kept);
             b->st.answers++, b->st.samples += b->n;
             b->st.sum_kept += score[kept], b->st.sum_first += score[0];
-            for (int i = 0; i < b->n; i++) b->st.sum_all += score[i];
+            for (int i = 0; i < b->n; i++)
+                b->st.sum_all += score[i];
             out[a] = s[kept];
             s[kept].text = NULL;
         }
-        for (int i = 0; i < b->n; i++) free(s[i].text);
+        for (int i = 0; i < b->n; i++)
+            free(s[i].text);
     }
     if (rc)
-        for (int a = 0; a < n; a++) free(out[a].text), out[a].text = NULL;
+        for (int a = 0; a < n; a++)
+            free(out[a].text), out[a].text = NULL;
     free(prompt), free(s), free(sub), free(score), free(texts);
     return rc;
 }

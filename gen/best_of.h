@@ -25,15 +25,15 @@ typedef struct BestOfStats {
 } BestOfStats;
 
 typedef struct BestOf {
-    GenBackend inner;     /* copied; its ctx is borrowed */
-    int n;                /* samples per answer */
-    char *template;       /* owned: the generation template, to recover the prompt */
+    GenBackend inner; /* copied; its ctx is borrowed */
+    int n;            /* samples per answer */
+    char *template;   /* owned: the generation template, to recover the prompt */
     BestOfScoreFn score;
     void *score_ctx;
     BestOfReportFn report; /* may be NULL */
     void *report_ctx;
     BestOfStats st;
-    char *params_json;     /* owned: the inner parameters plus best_of and rm */
+    char *params_json; /* owned: the inner parameters plus best_of and rm */
 } BestOf;
 
 /* template NULL: the default; rm_label names the scorer in the candidates'

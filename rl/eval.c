@@ -53,7 +53,8 @@ int eval_rm_score(void *rm_scorer, const char *prompt, const char *const *answer
                   float *out, Err *err) {
     const char **prompts = malloc((size_t)n * sizeof *prompts);
     if (!prompts) return err_set(err, RLHF_ENOMEM, "out of memory");
-    for (int i = 0; i < n; i++) prompts[i] = prompt;
+    for (int i = 0; i < n; i++)
+        prompts[i] = prompt;
     int rc = rm_score_texts(rm_scorer, prompts, answers, n, out, err);
     free(prompts);
     return rc;
@@ -81,10 +82,12 @@ int eval_logprobs(const Model *m, const Tokenizer *tok, const char *template,
     int rc = model_runstate_create(&rs, &m->cfg, batch, T, err);
     if (rc) return rc;
     SeqExample *ex = calloc((size_t)batch, sizeof *ex);
-    int *tokens = malloc(sizeof(int) * (size_t)batch * T), *targets = malloc(sizeof(int) * (size_t)batch * T);
+    int *tokens = malloc(sizeof(int) * (size_t)batch * T),
+        *targets = malloc(sizeof(int) * (size_t)batch * T);
     int *lens = malloc(sizeof(int) * (size_t)batch), *np = malloc(sizeof(int) * (size_t)batch);
     float *logp = malloc(sizeof(float) * (size_t)batch * T);
-    if (!ex || !tokens || !targets || !lens || !np || !logp) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!ex || !tokens || !targets || !lens || !np || !logp)
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
     for (int i = 0; i < n && !rc; i += batch) {
         int b = n - i < batch ? n - i : batch, got = 0;
         for (; got < b && !rc; got++)
@@ -92,7 +95,8 @@ int eval_logprobs(const Model *m, const Tokenizer *tok, const char *template,
         if (rc) got--;
         if (!rc) {
             int Tb = seq_pack(ex, b, tokens, lens);
-            for (int j = 0; j < b; j++) np[j] = ex[j].n_prompt;
+            for (int j = 0; j < b; j++)
+                np[j] = ex[j].n_prompt;
             rc = model_forward(m, &rs, tokens, b, Tb, MODEL_FWD_LOGITS, err);
             if (!rc) {
                 seq_answer_targets(tokens, lens, np, b, Tb, targets);
@@ -100,7 +104,8 @@ int eval_logprobs(const Model *m, const Tokenizer *tok, const char *template,
                 seq_row_sums(logp, targets, b, Tb, out + i);
             }
         }
-        for (int j = 0; j < got; j++) seq_example_free(&ex[j]);
+        for (int j = 0; j < got; j++)
+            seq_example_free(&ex[j]);
     }
     free(ex), free(tokens), free(targets), free(lens), free(np), free(logp);
     model_runstate_free(&rs);
@@ -187,19 +192,22 @@ static int resolve(Db *db, const char *key, const char *what, char **path, Err *
     ModelRow row;
     int rc = db_model_get(db, key, &row, err);
     if (rc == RLHF_ENOTFOUND)
-        return err_set(err, RLHF_EINVAL, "%s: '%s' is neither a checkpoint file nor a model of the project",
-                       what, key);
+        return err_set(err, RLHF_EINVAL,
+                       "%s: '%s' is neither a checkpoint file nor a model of the project", what,
+                       key);
     if (rc) return rc;
     cJSON *c = row.path ? NULL : cJSON_Parse(row.config ? row.config : "");
     const cJSON *bo = cJSON_GetObjectItemCaseSensitive(c, "best_of");
     const cJSON *pol = cJSON_GetObjectItemCaseSensitive(c, "policy");
     if (!row.path && cJSON_IsNumber(bo) && cJSON_IsString(pol))
-        rc = err_set(err, RLHF_EINVAL, "%s: '%s' is best-of-%d of '%s': give %s %s %s-best-of %d --rm RM",
-                     what, key, bo->valueint, pol->valuestring, what, pol->valuestring, what, bo->valueint);
+        rc = err_set(err, RLHF_EINVAL,
+                     "%s: '%s' is best-of-%d of '%s': give %s %s %s-best-of %d --rm RM", what, key,
+                     bo->valueint, pol->valuestring, what, pol->valuestring, what, bo->valueint);
     else if (!row.path)
-        rc = err_set(err, RLHF_EINVAL, "%s: the model '%s' has no checkpoint of its own (kind %s)", what,
-                     key, row.kind);
-    else if (!(*path = strdup(row.path))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        rc = err_set(err, RLHF_EINVAL, "%s: the model '%s' has no checkpoint of its own (kind %s)",
+                     what, key, row.kind);
+    else if (!(*path = strdup(row.path)))
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
     cJSON_Delete(c);
     db_model_row_free(&row);
     return rc;
@@ -223,16 +231,21 @@ static int check_checkpoint(const char *path, const char *tok_path, int need_tok
 }
 
 static void judge_label(const EvalOptions *o, char *buf, size_t n) {
-    if (o->judge_name) snprintf(buf, n, "%s", o->judge_name);
-    else if (o->rule && o->noise > 0) snprintf(buf, n, "judge:%s:noise=%g", o->rule->name, o->noise);
-    else if (o->rule) snprintf(buf, n, "judge:%s", o->rule->name);
+    if (o->judge_name)
+        snprintf(buf, n, "%s", o->judge_name);
+    else if (o->rule && o->noise > 0)
+        snprintf(buf, n, "judge:%s:noise=%g", o->rule->name, o->noise);
+    else if (o->rule)
+        snprintf(buf, n, "judge:%s", o->rule->name);
     else {
         /* the program's file name: "python3 judge.py" is judge:cmd:judge.py */
         const char *c = o->judge_cmd, *last = c;
         for (const char *w = c; *w;) {
-            while (*w == ' ') w++;
+            while (*w == ' ')
+                w++;
             if (*w) last = w;
-            while (*w && *w != ' ') w++;
+            while (*w && *w != ' ')
+                w++;
         }
         size_t len = strcspn(last, " ");
         char word[256];
@@ -256,7 +269,8 @@ static int settle(Run *r, Err *err) {
         rc = resolve(r->db, o->side[k].policy, flag[k], &r->s[k].path, err);
         if (!rc) rc = check_checkpoint(r->s[k].path, o->tok_path, 1, flag[k], &cfg[k], err);
     }
-    if (!rc && !o->rule && !o->judge_cmd) rc = err_set(err, RLHF_EINVAL, "no judge: give a rule or a command");
+    if (!rc && !o->rule && !o->judge_cmd)
+        rc = err_set(err, RLHF_EINVAL, "no judge: give a rule or a command");
     if (!rc && o->ref) {
         rc = resolve(r->db, o->ref, "--ref", &r->ref_path, err);
         /* the ref reads the policy's tokens: it needs no tokenizer of its own */
@@ -268,7 +282,8 @@ static int settle(Run *r, Err *err) {
     }
     if (!rc && o->rm) {
         rc = resolve(r->db, o->rm, "--rm", &r->rm_path, err);
-        if (!rc && (rc = eval_rm_open(r->db, &r->rm, r->rm_path, o->batch, err))) err_prefix(err, "--rm: ");
+        if (!rc && (rc = eval_rm_open(r->db, &r->rm, r->rm_path, o->batch, err)))
+            err_prefix(err, "--rm: ");
         r->have_rm = !rc;
     }
     if (!rc) rc = sample_params_check(&o->sp, err);
@@ -280,7 +295,8 @@ static int settle(Run *r, Err *err) {
         SideState *s = &r->s[k];
         /* a registered name keeps its name; a file is found by its path or named after it */
         ModelRow row = {0};
-        if (access(o->side[k].policy, F_OK) != 0) rc = db_model_get(r->db, o->side[k].policy, &row, err);
+        if (access(o->side[k].policy, F_OK) != 0)
+            rc = db_model_get(r->db, o->side[k].policy, &row, err);
         if (!rc)
             rc = gen_register_model(r->db, s->path, row.name, NULL, &s->policy_id, &s->template,
                                     &s->policy_name, err);
@@ -289,7 +305,8 @@ static int settle(Run *r, Err *err) {
         if (!rc && o->side[k].best_of > 1)
             rc = best_of_register(r->db, s->policy_id, s->policy_name, NULL, o->side[k].best_of,
                                   r->rm_path, s->template, &s->model_id, &s->name, err);
-        else if (!rc && !(s->name = strdup(s->policy_name))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        else if (!rc && !(s->name = strdup(s->policy_name)))
+            rc = err_set(err, RLHF_ENOMEM, "out of memory");
         if (rc) err_prefix(err, "%s: ", flag[k]);
     }
     if (!rc && r->s[0].model_id == r->s[1].model_id)
@@ -297,8 +314,10 @@ static int settle(Run *r, Err *err) {
     if (!rc)
         rc = db_labeler_ensure(r->db, r->judge, 1, o->rule ? o->rule->name : o->judge_cmd,
                                &r->labeler_id, err);
-    if (!rc) rc = db_commit(r->db, err);
-    else db_rollback(r->db);
+    if (!rc)
+        rc = db_commit(r->db, err);
+    else
+        db_rollback(r->db);
     return rc;
 }
 
@@ -361,8 +380,8 @@ static int load_answers(Run *r, Err *err) {
                 a->reward = NAN;
             }
             if (!p->n_ans[k])
-                return err_set(err, RLHF_EINVAL, "prompt %lld has no answer of '%s'", (long long)p->id,
-                               r->s[k].name);
+                return err_set(err, RLHF_EINVAL, "prompt %lld has no answer of '%s'",
+                               (long long)p->id, r->s[k].name);
         }
     }
     return RLHF_OK;
@@ -412,18 +431,21 @@ static int judge_prompt(Run *r, EvalPrompt *p, Judge *judge, const char *source,
     for (int k = 0; k < 2; k++)
         for (int a = 0; a < p->n_ans[k]; a++) {
             int j = find_row(p, p->ans[k][a].cand_id), seen = 0;
-            for (int i = 0; i < n; i++) seen |= idx[i] == j;
+            for (int i = 0; i < n; i++)
+                seen |= idx[i] == j;
             if (seen) continue;
             if (n == RS_MAX_CAND)
-                return err_set(err, RLHF_EINVAL,
-                               "prompt %lld: the judge would rank more than %d answers; evaluate fewer "
-                               "policies or answers per prompt",
-                               (long long)p->id, RS_MAX_CAND);
+                return err_set(
+                    err, RLHF_EINVAL,
+                    "prompt %lld: the judge would rank more than %d answers; evaluate fewer "
+                    "policies or answers per prompt",
+                    (long long)p->id, RS_MAX_CAND);
             idx[n++] = j, reuse = 0;
         }
     unsigned char level[RS_MAX_CAND], likert[RS_MAX_CAND];
     if (reuse) {
-        for (int i = 0; i < n; i++) level[i] = (unsigned char)level_of[i];
+        for (int i = 0; i < n; i++)
+            level[i] = (unsigned char)level_of[i];
     } else {
         /* in candidate-id order, so the judge's view does not depend on history */
         for (int i = 1; i < n; i++)
@@ -434,12 +456,14 @@ static int judge_prompt(Run *r, EvalPrompt *p, Judge *judge, const char *source,
         if (judge) {
             LabelItem it = {0};
             CandidateRow rows[RS_MAX_CAND];
-            for (int i = 0; i < n; i++) rows[i] = p->rows[idx[i]], it.shown[i] = i;
+            for (int i = 0; i < n; i++)
+                rows[i] = p->rows[idx[i]], it.shown[i] = i;
             it.prompt_id = p->id, it.prompt = p->text, it.cand = rows, it.n_cand = n, it.n = n;
             rc = judge_rank(judge, &it, level, likert, err);
         } else {
             const char *texts[RS_MAX_CAND];
-            for (int i = 0; i < n; i++) texts[i] = p->rows[idx[i]].text;
+            for (int i = 0; i < n; i++)
+                texts[i] = p->rows[idx[i]].text;
             Rng g;
             rng_seed(&g, o->judge_seed ^ ((uint64_t)p->id * 0x9E3779B97F4A7C15ULL));
             auto_rank_rule(o->rule, p->text, texts, n, o->noise, &g, level, likert);
@@ -475,14 +499,16 @@ static int judge_all(Run *r, EvalResult *res, Err *err) {
     const EvalOptions *o = r->o;
     Judge *judge = NULL;
     char source[300];
-    snprintf(source, sizeof source, "eval:%s%s", o->rule ? "auto:" : "auto-cmd:",
-             o->rule ? o->rule->name : o->judge_cmd);
+    snprintf(source, sizeof source, "eval:%s%s",
+             o->rule ? "auto:" : "auto-cmd:", o->rule ? o->rule->name : o->judge_cmd);
     int rc = o->judge_cmd ? judge_start(o->judge_cmd, o->judge_timeout_ms, &judge, err) : RLHF_OK;
     Progress prog;
     progress_start(&prog, "judge", "prompts", r->np, o->progress);
     for (int i = 0; i < r->np && !rc; i++) {
-        if (sys_interrupted()) rc = err_set(err, RLHF_EINTR, "interrupted while judging");
-        else rc = judge_prompt(r, &r->p[i], judge, source, &res->rankings_new, err);
+        if (sys_interrupted())
+            rc = err_set(err, RLHF_EINTR, "interrupted while judging");
+        else
+            rc = judge_prompt(r, &r->p[i], judge, source, &res->rankings_new, err);
         progress_update(&prog, i + 1, NULL);
     }
     progress_finish(&prog, NULL);
@@ -499,10 +525,12 @@ static int score_rewards(Run *r, Err *err) {
             const char *texts[64];
             float sc[64];
             int n = p->n_ans[k] < 64 ? p->n_ans[k] : 64;
-            for (int a = 0; a < n; a++) texts[a] = p->ans[k][a].text;
+            for (int a = 0; a < n; a++)
+                texts[a] = p->ans[k][a].text;
             int rc = eval_rm_score(&r->rm, p->text, texts, n, sc, err);
             if (rc) return rc;
-            for (int a = 0; a < n; a++) p->ans[k][a].reward = sc[a];
+            for (int a = 0; a < n; a++)
+                p->ans[k][a].reward = sc[a];
         }
     return RLHF_OK;
 }
@@ -527,17 +555,22 @@ static int same_file(const char *a, const char *b) {
  * tokenizer tok (the same ids are scored by the policy and the reference). */
 static int side_logprobs(Run *r, int k, const Model *m, const Tokenizer *tok, int ref, Err *err) {
     int total = 0, rc = RLHF_OK;
-    for (int i = 0; i < r->np; i++) total += r->p[i].n_ans[k];
-    const char **pr = malloc(sizeof(char *) * (size_t)total), **an = malloc(sizeof(char *) * (size_t)total);
+    for (int i = 0; i < r->np; i++)
+        total += r->p[i].n_ans[k];
+    const char **pr = malloc(sizeof(char *) * (size_t)total),
+               **an = malloc(sizeof(char *) * (size_t)total);
     double *lp = malloc(sizeof(double) * (size_t)total);
     if (!pr || !an || !lp) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     for (int i = 0, t = 0; !rc && i < r->np; i++)
-        for (int a = 0; a < r->p[i].n_ans[k]; a++, t++) pr[t] = r->p[i].text, an[t] = r->p[i].ans[k][a].text;
+        for (int a = 0; a < r->p[i].n_ans[k]; a++, t++)
+            pr[t] = r->p[i].text, an[t] = r->p[i].ans[k][a].text;
     if (!rc) rc = eval_logprobs(m, tok, r->s[k].template, pr, an, total, r->o->batch, lp, err);
     for (int i = 0, t = 0; !rc && i < r->np; i++)
         for (int a = 0; a < r->p[i].n_ans[k]; a++, t++) {
-            if (ref) r->p[i].ans[k][a].lp_ref = lp[t];
-            else r->p[i].ans[k][a].lp = lp[t];
+            if (ref)
+                r->p[i].ans[k][a].lp_ref = lp[t];
+            else
+                r->p[i].ans[k][a].lp = lp[t];
         }
     free(pr), free(an), free(lp);
     return rc;
@@ -555,8 +588,9 @@ static int side_kl_passes(Run *r, int k, const char *ref, Err *err) {
     model_free(&m);
     if (!rc && (rc = model_load(ref, &m, err)) == RLHF_OK) {
         if (m.cfg.vocab_size != V)
-            rc = err_set(err, RLHF_EINVAL, "the reference %s has a vocabulary of %d, the policy %s of %d",
-                         ref, m.cfg.vocab_size, r->s[k].path, V);
+            rc = err_set(err, RLHF_EINVAL,
+                         "the reference %s has a vocabulary of %d, the policy %s of %d", ref,
+                         m.cfg.vocab_size, r->s[k].path, V);
         if (!rc) rc = side_logprobs(r, k, &m, tok, 1, err);
         model_free(&m);
     }
@@ -567,8 +601,9 @@ static int side_kl_passes(Run *r, int k, const char *ref, Err *err) {
 
 static int side_kl(Run *r, int k, EvalSide *out, Err *err) {
     char *ref = NULL;
-    int rc = r->ref_path ? ((ref = strdup(r->ref_path)) ? 0 : err_set(err, RLHF_ENOMEM, "out of memory"))
-                         : default_ref(r->db, r->s[k].policy_id, &ref, err);
+    int rc = r->ref_path
+                 ? ((ref = strdup(r->ref_path)) ? 0 : err_set(err, RLHF_ENOMEM, "out of memory"))
+                 : default_ref(r->db, r->s[k].policy_id, &ref, err);
     int bo = r->o->side[k].best_of;
     out->kl_best_of = bo > 1 ? log((double)bo) - (bo - 1.0) / bo : 0;
     out->kl = out->kl_policy = NAN;
@@ -581,7 +616,8 @@ static int side_kl(Run *r, int k, EvalSide *out, Err *err) {
         double sum = 0;
         for (int i = 0; i < r->np; i++) {
             double s = 0;
-            for (int a = 0; a < r->p[i].n_ans[k]; a++) s += r->p[i].ans[k][a].lp - r->p[i].ans[k][a].lp_ref;
+            for (int a = 0; a < r->p[i].n_ans[k]; a++)
+                s += r->p[i].ans[k][a].lp - r->p[i].ans[k][a].lp_ref;
             sum += s / r->p[i].n_ans[k];
         }
         out->kl_policy = sum / r->np;
@@ -602,7 +638,8 @@ static void wins(const Run *r, int by_rm, double *win, double *ties) {
         for (int a = 0; a < p->n_ans[0]; a++)
             for (int b = 0; b < p->n_ans[1]; b++) {
                 const Answer *x = &p->ans[0][a], *y = &p->ans[1][b];
-                int c = by_rm ? (x->reward > y->reward) - (x->reward < y->reward) : (y->level > x->level) - (y->level < x->level);
+                int c = by_rm ? (x->reward > y->reward) - (x->reward < y->reward)
+                              : (y->level > x->level) - (y->level < x->level);
                 s += c > 0 ? 1 : c == 0 ? 0.5 : 0;
                 tie += c == 0, pairs++;
             }
@@ -616,8 +653,10 @@ static void summarise(Run *r, EvalResult *res) {
     const EvalOptions *o = r->o;
     double w, rmw = NAN;
     wins(r, 0, &w, &res->judge_ties);
-    if (r->have_rm) wins(r, 1, &rmw, &res->rm_ties);
-    else res->rm_ties = NAN;
+    if (r->have_rm)
+        wins(r, 1, &rmw, &res->rm_ties);
+    else
+        res->rm_ties = NAN;
     for (int k = 0; k < 2; k++) {
         EvalSide *s = &res->side[k];
         s->win = k ? 1 - w : w;
@@ -657,18 +696,22 @@ int eval_run(Db *db, const EvalOptions *o, EvalResult *res, Err *err) {
     int rc = db_prompts_each(db, &pf, collect_prompt, &r, err);
     if (rc == RLHF_ENOMEM) err_set(err, rc, "out of memory");
     if (!rc && r.np == 0)
-        rc = err_set(err, RLHF_EINVAL, "no prompts%s%s in the project (import some with `rlhf prompts import`)",
+        rc = err_set(err, RLHF_EINVAL,
+                     "no prompts%s%s in the project (import some with `rlhf prompts import`)",
                      o->split ? " of split " : "", o->split ? o->split : "");
     if (!rc) rc = settle(&r, err);
     int64_t *ids = rc ? NULL : malloc(sizeof(int64_t) * (size_t)r.np);
     if (!rc && !ids) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    for (int i = 0; !rc && i < r.np; i++) ids[i] = r.p[i].id;
-    for (int k = 0; k < 2 && !rc; k++) rc = generate(&r, k, ids, &res->side[k], err);
+    for (int i = 0; !rc && i < r.np; i++)
+        ids[i] = r.p[i].id;
+    for (int k = 0; k < 2 && !rc; k++)
+        rc = generate(&r, k, ids, &res->side[k], err);
     free(ids);
     if (!rc) rc = load_answers(&r, err);
     if (!rc) rc = judge_all(&r, res, err);
     if (!rc && r.have_rm) rc = score_rewards(&r, err);
-    for (int k = 0; k < 2 && !rc; k++) rc = side_kl(&r, k, &res->side[k], err);
+    for (int k = 0; k < 2 && !rc; k++)
+        rc = side_kl(&r, k, &res->side[k], err);
     if (!rc) {
         summarise(&r, res);
         res->prompts = r.np;
@@ -688,29 +731,34 @@ int eval_run(Db *db, const EvalOptions *o, EvalResult *res, Err *err) {
 }
 
 int eval_record(Db *db, const EvalResult *r, const char *config_json, Err *err) {
-    static const char *const names[2][8] = {
-        {"a.win_rate", "a.win_lo", "a.win_hi", "a.rm_win_rate", "a.reward", "a.kl", "a.length", "a.judge_score"},
-        {"b.win_rate", "b.win_lo", "b.win_hi", "b.rm_win_rate", "b.reward", "b.kl", "b.length", "b.judge_score"}};
+    static const char *const names[2][8] = {{"a.win_rate", "a.win_lo", "a.win_hi", "a.rm_win_rate",
+                                             "a.reward", "a.kl", "a.length", "a.judge_score"},
+                                            {"b.win_rate", "b.win_lo", "b.win_hi", "b.rm_win_rate",
+                                             "b.reward", "b.kl", "b.length", "b.judge_score"}};
     int64_t run = 0;
     int rc = db_begin(db, err);
     if (!rc) rc = db_run_start(db, "eval", config_json, r->side[0].model_id, &run, err);
     for (int k = 0; k < 2 && !rc; k++) {
         const EvalSide *s = &r->side[k];
-        double v[8] = {s->win, s->win_lo, s->win_hi, s->rm_win, s->reward, s->kl, s->length, s->judge_score};
+        double v[8] = {s->win,    s->win_lo, s->win_hi, s->rm_win,
+                       s->reward, s->kl,     s->length, s->judge_score};
         for (int i = 0; i < 8 && !rc; i++)
             if (isfinite(v[i])) rc = db_metric_add(db, run, 0, names[k][i], v[i], err);
     }
     char note[512];
-    snprintf(note, sizeof note, "%s vs %s on %lld prompts, judge %s", r->side[0].name, r->side[1].name,
-             (long long)r->prompts, r->judge);
+    snprintf(note, sizeof note, "%s vs %s on %lld prompts, judge %s", r->side[0].name,
+             r->side[1].name, (long long)r->prompts, r->judge);
     if (!rc) rc = db_run_finish(db, run, "done", r->side[1].model_id, note, err);
-    if (!rc) rc = db_commit(db, err);
-    else db_rollback(db);
+    if (!rc)
+        rc = db_commit(db, err);
+    else
+        db_rollback(db);
     return rc;
 }
 
 void eval_result_free(EvalResult *r) {
-    for (int k = 0; k < 2; k++) free(r->side[k].name), free(r->side[k].policy), free(r->side[k].ref);
+    for (int k = 0; k < 2; k++)
+        free(r->side[k].name), free(r->side[k].policy), free(r->side[k].ref);
     free(r->judge), free(r->rm);
     double secs = r->seconds;
     memset(r, 0, sizeof *r);

@@ -24,16 +24,16 @@ typedef struct EvalSideOpts {
 
 typedef struct EvalOptions {
     EvalSideOpts side[2];
-    const char *tok_path;   /* NULL: the tokenizer inside each checkpoint */
-    const char *split;      /* NULL: any split */
-    int64_t limit;          /* at most this many prompts (0: all) */
-    int n;                  /* answers per prompt per side */
-    SampleParams sp;        /* shared by both sides */
+    const char *tok_path; /* NULL: the tokenizer inside each checkpoint */
+    const char *split;    /* NULL: any split */
+    int64_t limit;        /* at most this many prompts (0: all) */
+    int n;                /* answers per prompt per side */
+    SampleParams sp;      /* shared by both sides */
     uint64_t seed;
-    const Rule *rule;       /* the judge: a rule, or */
-    const char *judge_cmd;  /* an external judge (autolabel.h's protocol) */
+    const Rule *rule;      /* the judge: a rule, or */
+    const char *judge_cmd; /* an external judge (autolabel.h's protocol) */
     int judge_timeout_ms;
-    double noise;           /* judge noise (rules only) */
+    double noise; /* judge noise (rules only) */
     uint64_t judge_seed;
     const char *judge_name; /* NULL: "judge:RULE" (":noise=X" with noise) or "judge:cmd:PROGRAM" */
     const char *rm;         /* NULL: no RM; checkpoint path or registered name */
@@ -45,18 +45,18 @@ typedef struct EvalOptions {
 EvalOptions eval_options_default(void);
 
 typedef struct EvalSide {
-    char *name;        /* registered model */
-    char *policy;      /* the checkpoint sampled */
-    char *ref;         /* checkpoint of the reference, NULL: none (no KL) */
+    char *name;   /* registered model */
+    char *policy; /* the checkpoint sampled */
+    char *ref;    /* checkpoint of the reference, NULL: none (no KL) */
     int64_t model_id;
     int best_of;
     int64_t answers, new_answers;
     double win, win_lo, win_hi;          /* by the judge, ties half */
     double rm_win, rm_lo, rm_hi, reward; /* NAN without an RM */
-    double kl;          /* NAN without a reference: kl_policy + kl_best_of */
-    double kl_policy;   /* sampled: mean over prompts of log π(y) − log π_ref(y) */
-    double kl_best_of;  /* log n − (n−1)/n for best-of-n (its bound on KL(bo‖π)); 0 otherwise */
-    double length;      /* mean answer length in tokens */
+    double kl;                           /* NAN without a reference: kl_policy + kl_best_of */
+    double kl_policy; /* sampled: mean over prompts of log π(y) − log π_ref(y) */
+    double kl_best_of; /* log n − (n−1)/n for best-of-n (its bound on KL(bo‖π)); 0 otherwise */
+    double length;     /* mean answer length in tokens */
     double judge_score; /* mean rule score in [0,1]; NAN for an external judge */
 } EvalSide;
 

@@ -16,7 +16,7 @@ export RLHF_DB=p.db
 expect_rc 2 "$RLHF" gen --model t.ckpt --best-of 3
 contains "$ERR" "--rm RM"
 expect_rc 2 "$RLHF" gen --model t.ckpt --rm rm.ckpt
-expect_rc 2 "$RLHF" gen --model t.ckpt --best-of 0 --rm rm.ckpt
+expect_rc 2 "$RLHF" gen --model t.ckpt --best-of 1 --rm rm.ckpt
 expect_rc 1 "$RLHF" gen --model t.ckpt --best-of 3 --rm t.ckpt
 contains "$ERR" "not a reward model"
 expect_rc 1 "$RLHF" gen --model t.ckpt --best-of 3 --rm missing.ckpt

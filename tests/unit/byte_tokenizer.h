@@ -19,7 +19,8 @@ static inline Tokenizer *byte_tokenizer(void) {
         snprintf(bytes[i], sizeof bytes[i], "<0x%02X>", i);
         pieces[3 + i] = bytes[i];
     }
-    for (int i = 0; i < 259; i++) lens[i] = strlen(pieces[i]), scores[i] = 0;
+    for (int i = 0; i < 259; i++)
+        lens[i] = strlen(pieces[i]), scores[i] = 0;
     Tokenizer *t = NULL;
     Err err = {0};
     cr_assert_eq(tok_build(259, pieces, lens, scores, &t, &err), 0, "%s", err.msg);

@@ -38,7 +38,8 @@ static int fake_score(void *ctx, const char *prompt, const char *const *answers,
     struct scorer *s = ctx;
     s->calls++;
     snprintf(s->prompt, sizeof s->prompt, "%s", prompt);
-    for (int i = 0; i < n; i++) out[i] = (float)atoi(answers[i] + 7);
+    for (int i = 0; i < n; i++)
+        out[i] = (float)atoi(answers[i] + 7);
     return 0;
 }
 
@@ -94,7 +95,8 @@ Test(best_of, keeps_the_highest_and_reports_all) {
     struct seen seen = {0};
     BestOf b;
     Err err = {0};
-    cr_assert_eq(best_of_init(&b, &inner, 5, NULL, fake_score, &sc, "rm.ckpt", &err), 0, "%s", err.msg);
+    cr_assert_eq(best_of_init(&b, &inner, 5, NULL, fake_score, &sc, "rm.ckpt", &err), 0, "%s",
+                 err.msg);
     cr_assert(strstr(b.params_json, "\"best_of\":5"), "%s", b.params_json);
     cr_assert(strstr(b.params_json, "\"temperature\":1"), "%s", b.params_json);
     b.report = report, b.report_ctx = &seen;
@@ -108,7 +110,8 @@ Test(best_of, keeps_the_highest_and_reports_all) {
     cr_assert_eq(seen.seeds[0], 11, "sample 0 uses the answer's own seed");
     /* the last answer: its kept text is the highest score among the five */
     float best = -1;
-    for (int i = 0; i < 5; i++) best = seen.scores[i] > best ? seen.scores[i] : best;
+    for (int i = 0; i < 5; i++)
+        best = seen.scores[i] > best ? seen.scores[i] : best;
     cr_assert_float_eq(seen.scores[seen.kept], best, 0);
     char want[64];
     snprintf(want, sizeof want, "answer %d", (int)best);
@@ -158,7 +161,8 @@ Test(best_of, registers_its_own_policy_and_stores_only_the_kept) {
     ModelIn m = {"sft", "sft", "/dev/null", 0, NULL, NULL, NULL};
     cr_assert_eq(db_model_upsert(db, &m, &pid, &e), 0);
     char *name = NULL;
-    cr_assert_eq(best_of_register(db, pid, "sft", NULL, 4, rm1, NULL, &bid, &name, &e), 0, "%s", e.msg);
+    cr_assert_eq(best_of_register(db, pid, "sft", NULL, 4, rm1, NULL, &bid, &name, &e), 0, "%s",
+                 e.msg);
     cr_assert_str_eq(name, "sft+bo4");
     free(name);
     ModelRow row;
@@ -169,12 +173,15 @@ Test(best_of, registers_its_own_policy_and_stores_only_the_kept) {
     cr_assert(strstr(row.config, "\"best_of\":4"), "%s", row.config);
     db_model_row_free(&row);
     /* the same again is the same model; another RM or n under the name is refused */
-    cr_assert_eq(best_of_register(db, pid, "sft", NULL, 4, rm1, NULL, &again, &name, &e), 0, "%s", e.msg);
+    cr_assert_eq(best_of_register(db, pid, "sft", NULL, 4, rm1, NULL, &again, &name, &e), 0, "%s",
+                 e.msg);
     cr_assert_eq(again, bid);
     free(name);
-    cr_assert_eq(best_of_register(db, pid, "sft", NULL, 4, rm2, NULL, &again, &name, &e), RLHF_EINVAL);
+    cr_assert_eq(best_of_register(db, pid, "sft", NULL, 4, rm2, NULL, &again, &name, &e),
+                 RLHF_EINVAL);
     cr_assert(strstr(e.msg, "another name"), "%s", e.msg);
-    cr_assert_eq(best_of_register(db, pid, "sft", "sft+bo4", 8, rm1, NULL, &again, &name, &e), RLHF_EINVAL);
+    cr_assert_eq(best_of_register(db, pid, "sft", "sft+bo4", 8, rm1, NULL, &again, &name, &e),
+                 RLHF_EINVAL);
 
     /* through gen_run: k answers per prompt, each the best of 3 */
     GenBackend inner = {NULL, fake_sample, "{}"};

@@ -29,7 +29,8 @@ static void make_model(const char *name, uint64_t seed, int reward, int vocab, i
     cr_assert_eq(model_create(&m, &c, reward ? MODEL_HEAD_REWARD : 0, &e), 0, "%s", e.msg);
     model_init_random(&m, seed);
     if (reward)
-        for (int i = 0; i < c.dim; i++) m.w.reward[i] = (float)((i * 7919 % 13) - 6) / 6.0f;
+        for (int i = 0; i < c.dim; i++)
+            m.w.reward[i] = (float)((i * 7919 % 13) - 6) / 6.0f;
     Tokenizer *t = byte_tokenizer();
     unsigned char *b;
     size_t len;
@@ -64,8 +65,9 @@ static Db *setup(void) {
     Db *db;
     Err e = {0};
     cr_assert_eq(db_open(at("p.db"), DB_OPEN_CREATE, &db, &e), 0, "%s", e.msg);
-    const char *q[] = {"What color is the sky?", "Name a fruit.", "What is two plus two?",
-                       "Say hello.", "Name an animal.", "What is ice?"};
+    const char *q[] = {"What color is the sky?", "Name a fruit.",
+                       "What is two plus two?",  "Say hello.",
+                       "Name an animal.",        "What is ice?"};
     for (int i = 0; i < 6; i++) {
         PromptIn p = {q[i], "test", NULL, NULL};
         cr_assert_eq(db_prompt_insert(db, &p, NULL, NULL, &e), 0);
@@ -138,7 +140,8 @@ Test(rl_eval, logprobs_do_not_depend_on_the_batch) {
     const char *p[] = {"Hi?", "A longer prompt here.", "x"};
     const char *a[] = {"yes", "", "a much longer answer than the others"};
     double one[3], all[3];
-    for (int i = 0; i < 3; i++) cr_assert_eq(eval_logprobs(&m, t, NULL, &p[i], &a[i], 1, 1, &one[i], &e), 0, "%s", e.msg);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(eval_logprobs(&m, t, NULL, &p[i], &a[i], 1, 1, &one[i], &e), 0, "%s", e.msg);
     cr_assert_eq(eval_logprobs(&m, t, NULL, p, a, 3, 2, all, &e), 0, "%s", e.msg);
     for (int i = 0; i < 3; i++) {
         cr_assert_lt(one[i], 0);
