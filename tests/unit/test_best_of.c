@@ -12,6 +12,7 @@
 #include "db/prompts.h"
 #include "db/registry.h"
 #include "gen/best_of.h"
+#include "tests/unit/fixtures.h"
 
 /* texts "answer S" with S = seed % 1000; the score of a text is S */
 static int fake_sample(void *ctx, const char *input, int n, const uint64_t *seeds, GenSample *out,
@@ -128,18 +129,17 @@ Test(best_of, keeps_the_highest_and_reports_all) {
 
 static char dbpath[64], rm1[64], rm2[64];
 
+/* a project with three test prompts, and two "reward models" (any two files
+ * differ by their sha256, all best_of_register reads of them) */
 static Db *setup(void) {
-    snprintf(dbpath, sizeof dbpath, "/tmp/rlhf-bo-%d.db", getpid());
     snprintf(rm1, sizeof rm1, "/tmp/rlhf-bo-%d.rm1", getpid());
     snprintf(rm2, sizeof rm2, "/tmp/rlhf-bo-%d.rm2", getpid());
-    unlink(dbpath);
     FILE *f = fopen(rm1, "w");
     fputs("one", f), fclose(f);
     f = fopen(rm2, "w");
     fputs("two", f), fclose(f);
-    Db *db;
+    Db *db = tmp_db(dbpath);
     Err e = {0};
-    cr_assert_eq(db_open(dbpath, DB_OPEN_CREATE, &db, &e), 0, "%s", e.msg);
     for (int i = 0; i < 3; i++) {
         char t[32];
         snprintf(t, sizeof t, "prompt %d", i);
@@ -150,8 +150,8 @@ static Db *setup(void) {
 }
 
 static void teardown(Db *db) {
-    db_close(db);
-    unlink(dbpath), unlink(rm1), unlink(rm2);
+    rm_db(db, dbpath);
+    unlink(rm1), unlink(rm2);
 }
 
 Test(best_of, registers_its_own_policy_and_stores_only_the_kept) {

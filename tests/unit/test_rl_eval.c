@@ -16,7 +16,7 @@
 #include "db/registry.h"
 #include "model/checkpoint.h"
 #include "rl/eval.h"
-#include "tests/unit/byte_tokenizer.h"
+#include "tests/unit/fixtures.h"
 
 static char dir[64];
 

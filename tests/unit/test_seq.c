@@ -9,7 +9,7 @@
 
 #include "model/seq.h"
 #include "model/tokenizer.h"
-#include "tests/unit/byte_tokenizer.h"
+#include "tests/unit/fixtures.h"
 
 Test(seq, encode_matches_the_prefill_and_appends_the_answer) {
     Tokenizer *t = byte_tokenizer();
