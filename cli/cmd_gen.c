@@ -2,7 +2,9 @@
 #include "cli/cli.h"
 #include "util/text.h"
 #include "db/registry.h"
+#include "gen/best_of.h"
 #include "gen/model_backend.h"
+#include "rl/eval.h"
 #include "util/sys.h"
 
 #include <limits.h>
@@ -12,14 +14,15 @@
 static int exec_gen(int argc, char **argv);
 
 const struct cmd_entry cmd_gen_entry = {
-    "gen", "--model CKPT [-k K] [--split S | --ids I,J,...] [options]",
+    "gen", "--model CKPT [-k K] [--split S | --ids I,J,...] [--best-of N --rm RM] [options]",
     "sample k candidate answers per prompt from a checkpoint into the project",
     "Fills only what is missing: a rerun, or a run after Ctrl-C or a kill, samples\n"
     "just the prompts that still lack k candidates from this model. The same seed\n"
     "gives the same candidates, whatever the order or the interruptions.\n\n"
     "  --model CKPT      checkpoint (ours or llama2.c's); registered in the project\n"
     "  --tokenizer TOK   tokenizer.bin (default: the one inside the checkpoint)\n"
-    "  --name NAME       the model's name in the registry (default: CKPT's file name)\n"
+    "  --name NAME       the model's name in the registry (default: CKPT's file name;\n"
+    "                    with --best-of, the best-of model's: default \"<policy>+boN\")\n"
     "  -k K              candidates per prompt (default 4)\n"
     "  --split S         only prompts of split S\n"
     "  --ids I,J,...     only these prompt ids\n"
@@ -32,6 +35,11 @@ const struct cmd_entry cmd_gen_entry = {
     "  --max-tokens N    new tokens per answer at most (default 64)\n"
     "  --stop S          stop string (repeatable; default \"\\n\\n\" and \"Human:\")\n"
     "  --seed S          base seed (default 1)\n"
+    "  --best-of N       each candidate is the best of N samples by the reward model\n"
+    "                    --rm; stored as candidates of the policy \"<policy>+boN\" (its\n"
+    "                    parent the checkpoint), the other samples' scores summed up on\n"
+    "                    stderr; sample 0 of each answer is the plain policy's answer\n"
+    "  --rm RM           the reward model of --best-of\n"
     "  --threads N       BLAS threads (default: OpenBLAS's choice)\n"
     "  --progress        show progress even when stderr is not a terminal\n" CLI_HELP_COMMON,
     exec_gen};
@@ -66,41 +74,6 @@ static int parse_ids(const char *s, int64_t **ids, int *n) {
     return -1;
 }
 
-/* Registers the checkpoint (refusing a name already bound to other weights)
- * and settles the template: --template, else the model's, else the project's,
- * else the default. *template is owned by the caller. */
-static int register_model(Db *db, const char *ckpt, const char *name_flag, const char *tmpl_flag,
-                          int64_t *model_id, char **template, Err *err) {
-    char sha[65], real[PATH_MAX];
-    int rc = model_file_sha256(ckpt, sha, err);
-    if (rc) return rc;
-    const char *path = realpath(ckpt, real) ? real : ckpt;
-    ModelRow row;
-    char *tmpl = NULL;
-    /* without --name, a checkpoint registered before (by pretrain, say) is found by its path */
-    rc = db_model_get(db, name_flag ? name_flag : path, &row, err);
-    if (rc == RLHF_OK) {
-        if (row.sha256 && strcmp(row.sha256, sha) != 0)
-            rc = err_set(err, RLHF_EINVAL,
-                         "the model '%s' in the project has other weights (sha256 %.12s..., this "
-                         "file %.12s...); pass --name to register this checkpoint under a new name",
-                         row.name, row.sha256, sha);
-        if (!rc && row.template && !tmpl_flag) tmpl = strdup(row.template);
-        ModelIn m = {row.name, row.kind, path, row.parent_id, sha, row.config, tmpl_flag};
-        if (!rc) rc = db_model_upsert(db, &m, model_id, err);
-        db_model_row_free(&row);
-    } else if (rc == RLHF_ENOTFOUND) {
-        ModelIn m = {name_flag ? name_flag : path_base(ckpt), "policy", path, 0, sha, NULL, tmpl_flag};
-        rc = db_model_upsert(db, &m, model_id, err);
-    }
-    if (!rc && !tmpl && tmpl_flag) tmpl = strdup(tmpl_flag);
-    if (!rc && !tmpl) rc = db_setting_get(db, "gen.template", &tmpl, err);
-    if (!rc && !tmpl) tmpl = strdup(GEN_DEFAULT_TEMPLATE);
-    if (!rc && !tmpl) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    *template = tmpl;
-    return rc;
-}
-
 static int exec_gen(int argc, char **argv) {
     static const struct option opts[] = {CLI_OPT_DB,
                                          CLI_OPT_HELP,
@@ -121,10 +94,13 @@ static int exec_gen(int argc, char **argv) {
                                          {"seed", required_argument, NULL, 'r'},
                                          {"threads", required_argument, NULL, 'j'},
                                          {"progress", no_argument, NULL, 'p'},
+                                         {"best-of", required_argument, NULL, 'B'},
+                                         {"rm", required_argument, NULL, 'R'},
                                          CLI_OPT_END};
     const char *ids_arg = NULL;
     const char *dbflag = NULL, *ckpt = NULL, *tok_path = NULL, *name = NULL, *tmpl_flag = NULL;
-    const char *stops[16];
+    const char *stops[16], *rm_path = NULL;
+    long best_of = 0;
     int n_stop = 0, force_progress = 0;
     long k = 4, threads = 0, v;
     double d;
@@ -185,12 +161,18 @@ static int exec_gen(int argc, char **argv) {
             if (cli_parse_long(E, "--threads", optarg, 1, 256, &threads)) return EXIT_USAGE;
             break;
         case 'p': force_progress = 1; break;
+        case 'B':
+            if (cli_parse_long(E, "--best-of", optarg, 2, 256, &best_of)) return EXIT_USAGE;
+            break;
+        case 'R': rm_path = optarg; break;
         case 'h': return cli_help(E);
         default: return cli_bad_option(E, argv, c);
         }
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
     if (!ckpt) return cli_usage_error(E, "--model CKPT is required");
+    if (best_of && !rm_path) return cli_usage_error(E, "--best-of N needs a reward model (--rm RM)");
+    if (rm_path && !best_of) return cli_usage_error(E, "--rm is for --best-of N");
     if (o.split && ids_arg) return cli_usage_error(E, "give --split or --ids, not both");
     if (tmpl_flag && !strstr(tmpl_flag, "{prompt}"))
         return cli_usage_error(E, "--template: must contain {prompt}");
@@ -214,24 +196,39 @@ static int exec_gen(int argc, char **argv) {
     }
     Err err = {0};
     GenModel g;
-    char *tmpl = NULL;
-    /* the checkpoint loads before it is registered: a broken file changes nothing */
-    int opened = (rc = gen_model_open(&g, ckpt, tok_path, &p, (int)k, &err)) == RLHF_OK;
+    RmScorer rm;
+    BestOf bo;
+    char *tmpl = NULL, *policy = NULL, *bo_name = NULL;
+    int64_t policy_id = 0;
+    /* the checkpoints load before anything is registered: a broken file changes nothing */
+    int opened = (rc = gen_model_open(&g, ckpt, tok_path, &p, best_of ? (int)best_of : (int)k, &err)) == RLHF_OK;
+    int rm_open = 0, bo_open = 0;
+    if (!rc && best_of) {
+        rm_open = (rc = eval_rm_open(db, &rm, rm_path, (int)best_of, &err)) == RLHF_OK;
+        if (rc) err_prefix(&err, "--rm: ");
+    }
     if (!rc) rc = db_begin(db, &err);
     if (!rc) {
-        rc = register_model(db, ckpt, name, tmpl_flag, &o.model_id, &tmpl, &err);
+        rc = gen_register_model(db, ckpt, best_of ? NULL : name, tmpl_flag, best_of ? &policy_id : &o.model_id,
+                                &tmpl, &policy, &err);
+        if (!rc && best_of)
+            rc = best_of_register(db, policy_id, policy, name, (int)best_of, rm_path, tmpl, &o.model_id,
+                                  &bo_name, &err);
         if (!rc) rc = db_commit(db, &err);
         else db_rollback(db);
     }
+    GenBackend b = gen_model_backend(&g);
+    if (!rc && best_of)
+        bo_open = (rc = best_of_init(&bo, &b, (int)best_of, tmpl, eval_rm_score, &rm, rm_path, &err)) == RLHF_OK;
     if (rc) {
         if (opened) gen_model_close(&g);
-        free(ids);
-        free(tmpl);
+        if (rm_open) rm_scorer_close(&rm);
+        free(ids), free(tmpl), free(policy), free(bo_name);
         db_close(db);
         return cli_fail(E, &err);
     }
     o.template = tmpl;
-    GenBackend b = gen_model_backend(&g);
+    if (bo_open) b = best_of_backend(&bo);
     Progress prog;
     progress_start(&prog, "gen", "prompts", 0, force_progress);
     sys_catch_interrupts();
@@ -240,9 +237,17 @@ static int exec_gen(int argc, char **argv) {
     rc = gen_run(db, &o, &b, &prog, &st, &err);
     double secs = now_seconds() - t0;
     progress_finish(&prog, NULL);
+    if (bo_open && bo.st.answers)
+        fprintf(stderr,
+                "best-of-%ld by %s as %s: %lld answers from %lld samples; mean reward of the kept "
+                "%.4f, of all samples %.4f, of sample 0 (the plain policy) %.4f\n",
+                best_of, rm_path, bo_name, (long long)bo.st.answers, (long long)bo.st.samples,
+                bo.st.sum_kept / (double)bo.st.answers, bo.st.sum_all / (double)bo.st.samples,
+                bo.st.sum_first / (double)bo.st.answers);
+    if (bo_open) best_of_free(&bo);
+    if (rm_open) rm_scorer_close(&rm);
     gen_model_close(&g);
-    free(ids);
-    free(tmpl);
+    free(ids), free(tmpl), free(policy), free(bo_name);
     db_close(db);
     if (rc) {
         fprintf(stderr, "rlhf gen: %s\n(%lld prompts finished before the error are kept)\n", err.msg,

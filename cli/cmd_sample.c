@@ -3,6 +3,9 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "gen/best_of.h"
+#include "gen/model_backend.h"
+#include "rl/eval.h"
 #include "model/checkpoint.h"
 #include "model/infer.h"
 #include "model/sample.h"
@@ -13,7 +16,7 @@
 static int exec_sample(int argc, char **argv);
 
 const struct cmd_entry cmd_sample_entry = {
-    "sample", "--model CKPT [--tokenizer TOK] [options] \"PROMPT\"",
+    "sample", "--model CKPT [--tokenizer TOK] [--best-of N --rm RM] [options] \"PROMPT\"",
     "sample text from a checkpoint after a prompt",
     "  --model CKPT        checkpoint (ours or llama2.c's)\n"
     "  --tokenizer TOK     tokenizer.bin (default: the one inside the checkpoint)\n"
@@ -27,12 +30,84 @@ const struct cmd_entry cmd_sample_entry = {
     "                      (sample i uses seed S + i)\n"
     "  --threads N         BLAS threads (default: OpenBLAS's choice)\n"
     "  --json              one JSON object per sample (text, tokens, logprob, finish)\n"
+    "  --best-of N         answer PROMPT as gen does (in the chat template, stopping at\n"
+    "                      \"\\n\\n\" and \"Human:\" unless --stop is given) with N samples scored\n"
+    "                      by the reward model --rm; prints all N with their rewards and\n"
+    "                      marks the one kept (the highest); with -k K, K such answers\n"
+    "  --rm RM             the reward model of --best-of\n"
+    "  --template T        the chat template of --best-of, for the policy and the RM\n"
+    "                      (default \"Human: {prompt}\\nAssistant:\")\n"
     "  -h, --help          show this help\n"
     "Prints the completion only (not the prompt); speed goes to stderr.\n"
     "PROMPT - reads the prompt from standard input (all of it, newlines kept).\n",
     exec_sample};
 
 static const struct cmd_entry *E = &cmd_sample_entry;
+
+typedef struct BestOfRun {
+    int json, answer;
+} BestOfRun;
+
+/* Prints every sample of one best-of answer with its reward, marking the kept. */
+static void print_best_of(void *ctx, const char *prompt, const GenSample *s, const uint64_t *seeds,
+                          const float *scores, int n, int kept) {
+    (void)prompt;
+    BestOfRun *b = ctx;
+    b->answer++;
+    for (int i = 0; i < n; i++) {
+        if (b->json) {
+            printf("{\"answer\":%d,\"sample\":%d,\"seed\":%llu,\"text\":", b->answer, i + 1,
+                   (unsigned long long)seeds[i]);
+            cli_json_string(stdout, s[i].text ? s[i].text : "");
+            printf(",\"tokens\":%lld,\"logprob\":%.4f,\"reward\":%.6g,\"kept\":%s}\n",
+                   (long long)s[i].n_tokens, s[i].sum_logprob, scores[i], i == kept ? "true" : "false");
+        } else {
+            printf("--- answer %d, sample %d (seed %llu): reward %.4f%s\n%s\n", b->answer, i + 1,
+                   (unsigned long long)seeds[i], scores[i], i == kept ? "  [kept: the highest]" : "",
+                   s[i].text ? s[i].text : "");
+        }
+    }
+}
+
+/* --best-of: the prompt in the chat template, as gen samples it, k answers of
+ * n samples each, every sample printed with its reward. */
+static int sample_best_of(const char *model_path, const char *tok_path, const char *rm_path,
+                          const char *template, const char *prompt, const SampleParams *p, int n,
+                          int k, uint64_t seed, BestOfRun *run, Err *err) {
+    GenModel g;
+    RmScorer rm;
+    BestOf bo;
+    int rc = gen_model_open(&g, model_path, tok_path, p, n, err);
+    if (rc) return rc;
+    if ((rc = rm_scorer_open(&rm, rm_path, NULL, template, n, err))) {
+        gen_model_close(&g);
+        return err_prefix(err, "--rm: ");
+    }
+    GenBackend inner = gen_model_backend(&g);
+    rc = best_of_init(&bo, &inner, n, template, eval_rm_score, &rm, rm_path, err);
+    char *input = rc ? NULL : gen_apply_template(template, prompt);
+    if (!rc && !input) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rc) {
+        bo.report = print_best_of, bo.report_ctx = run;
+        GenBackend b = best_of_backend(&bo);
+        double t0 = now_seconds();
+        for (int i = 0; i < k && !rc; i++) {
+            uint64_t s = seed + (uint64_t)i;
+            GenSample out = {0};
+            rc = b.sample(b.ctx, input, 1, &s, &out, err);
+            free(out.text);
+        }
+        double secs = now_seconds() - t0;
+        if (!rc)
+            fprintf(stderr, "%d answers, best of %d by %s: mean reward kept %.4f, of all samples %.4f (%.2fs)\n",
+                    k, n, rm_path, bo.st.sum_kept / (double)k, bo.st.sum_all / (double)bo.st.samples, secs);
+        best_of_free(&bo);
+    }
+    free(input);
+    rm_scorer_close(&rm);
+    gen_model_close(&g);
+    return rc;
+}
 
 static int exec_sample(int argc, char **argv) {
     static const struct option opts[] = {CLI_OPT_HELP,
@@ -47,11 +122,15 @@ static int exec_sample(int argc, char **argv) {
                                          {"num", required_argument, NULL, 'k'},
                                          {"threads", required_argument, NULL, 'j'},
                                          {"json", no_argument, NULL, 'J'},
+                                         {"best-of", required_argument, NULL, 'B'},
+                                         {"rm", required_argument, NULL, 'R'},
+                                         {"template", required_argument, NULL, 'E'},
                                          CLI_OPT_END};
     const char *model_path = NULL, *tok_path = NULL;
     SampleParams p = sample_params_default();
     const char *stops[64];
-    long v, k = 1, threads = 0, seed = 1;
+    long v, k = 1, threads = 0, seed = 1, best_of = 0;
+    const char *rm_path = NULL, *template = NULL;
     double d;
     int json = 0, c;
     p.stop = stops;
@@ -96,6 +175,16 @@ static int exec_sample(int argc, char **argv) {
         case 'J':
             json = 1;
             break;
+        case 'B':
+            if (cli_parse_long(E, "--best-of", optarg, 1, 256, &best_of)) return EXIT_USAGE;
+            break;
+        case 'R':
+            rm_path = optarg;
+            break;
+        case 'E':
+            if (!strstr(optarg, "{prompt}")) return cli_usage_error(E, "--template: must contain {prompt}");
+            template = optarg;
+            break;
         case 'h':
             return cli_help(E);
         default:
@@ -105,11 +194,14 @@ static int exec_sample(int argc, char **argv) {
     if (!model_path) return cli_usage_error(E, "--model CKPT is required");
     if (optind >= argc) return cli_usage_error(E, "no PROMPT given (use \"\" for none)");
     if (optind + 1 < argc) return cli_usage_error(E, "give the prompt as one argument (quote it)");
+    if (best_of && !rm_path) return cli_usage_error(E, "--best-of N needs a reward model (--rm RM)");
+    if (!best_of && (rm_path || template)) return cli_usage_error(E, "--rm and --template are for --best-of N");
     const char *prompt = argv[optind];
     char *stdin_text = NULL;
     if (threads) infer_set_threads((int)threads);
 
     Err err = {0};
+    int rc_bo;
     if (strcmp(prompt, "-") == 0) {
         StrBuf b = {0};
         char chunk[4096];
@@ -122,6 +214,14 @@ static int exec_sample(int argc, char **argv) {
             return cli_fail(E, &err);
         }
         prompt = stdin_text = b.s;
+    }
+    if (best_of) {
+        BestOfRun b = {json, 0};
+        if (!p.n_stop) stops[p.n_stop++] = "\n\n", stops[p.n_stop++] = "Human:";
+        rc_bo = sample_best_of(model_path, tok_path, rm_path, template, prompt, &p, (int)best_of,
+                               (int)k, (uint64_t)seed, &b, &err);
+        free(stdin_text);
+        return rc_bo ? cli_fail(E, &err) : EXIT_OK;
     }
     Model m;
     Tokenizer *tok = NULL;

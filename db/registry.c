@@ -99,6 +99,29 @@ int db_models_each(Db *db, int (*fn)(const ModelRow *, void *), void *ctx, Err *
     return rc;
 }
 
+int db_model_ancestor(Db *db, int64_t id, const char *kind, ModelRow *out, Err *err) {
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof *out);
+    /* the walk is bounded: a cycle cannot be made through the API, but a hand-edited store might hold one */
+    int rc = db_prepare(db,
+                        "WITH RECURSIVE up(mid, depth) AS (SELECT ?1, 0 UNION ALL"
+                        "  SELECT m.parent_id, up.depth + 1 FROM models m JOIN up ON m.id = up.mid"
+                        "  WHERE m.parent_id IS NOT NULL AND up.depth < 64)"
+                        " SELECT m.id, m.name, m.kind, m.path, m.parent_id, m.sha256, m.config, m.template,"
+                        "  m.created_at FROM models m JOIN up ON m.id = up.mid"
+                        " WHERE m.kind = ?2 AND m.path IS NOT NULL ORDER BY up.depth LIMIT 1",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) fill_model(st, out);
+    else if (s == SQLITE_DONE) rc = err_set(err, RLHF_ENOTFOUND, "no model of kind %s above model %lld", kind, (long long)id);
+    else rc = db_fail(db, err, "look up an ancestor model");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int db_run_start(Db *db, const char *kind, const char *config_json, int64_t input_model_id,
                  int64_t *run_id, Err *err) {
     sqlite3_stmt *st;

@@ -31,6 +31,10 @@ typedef struct ModelRow {
 int db_model_get(Db *db, const char *name_or_path, ModelRow *out, Err *err);
 void db_model_row_free(ModelRow *m);
 int db_models_each(Db *db, int (*fn)(const ModelRow *, void *), void *ctx, Err *err);
+/* The nearest model of this kind with a checkpoint, from model id (itself
+ * included) up its parents (e.g. a policy's SFT reference); RLHF_ENOTFOUND
+ * when there is none. */
+int db_model_ancestor(Db *db, int64_t id, const char *kind, ModelRow *out, Err *err);
 
 int db_run_start(Db *db, const char *kind, const char *config_json, int64_t input_model_id,
                  int64_t *run_id, Err *err);

@@ -3,9 +3,12 @@
 #include "model/seq.h"
 #include "db/candidates.h"
 #include "db/prompts.h"
+#include "db/registry.h"
+#include "model/checkpoint.h"
 #include "util/sys.h"
 #include "util/text.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,5 +125,47 @@ int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress
         }
     }
     free(t.ids);
+    return rc;
+}
+
+/* Registers the checkpoint (refusing a name already bound to other weights)
+ * and settles the template: --template, else the model's, else the project's,
+ * else the default. *template is owned by the caller. */
+int gen_register_model(Db *db, const char *ckpt, const char *name_flag, const char *tmpl_flag,
+                          int64_t *model_id, char **template, char **name_out, Err *err) {
+    char sha[65], real[PATH_MAX];
+    const char *name = NULL;
+    *template = NULL;
+    if (name_out) *name_out = NULL;
+    int rc = model_file_sha256(ckpt, sha, err);
+    if (rc) return rc;
+    const char *path = realpath(ckpt, real) ? real : ckpt;
+    ModelRow row;
+    char *tmpl = NULL;
+    /* without --name, a checkpoint registered before (by pretrain, say) is found by its path */
+    rc = db_model_get(db, name_flag ? name_flag : path, &row, err);
+    if (rc == RLHF_OK) {
+        if (row.sha256 && strcmp(row.sha256, sha) != 0)
+            rc = err_set(err, RLHF_EINVAL,
+                         "the model '%s' in the project has other weights (sha256 %.12s..., this "
+                         "file %.12s...); pass --name to register this checkpoint under a new name",
+                         row.name, row.sha256, sha);
+        if (!rc && row.template && !tmpl_flag) tmpl = strdup(row.template);
+        ModelIn m = {row.name, row.kind, path, row.parent_id, sha, row.config, tmpl_flag};
+        if (!rc) rc = db_model_upsert(db, &m, model_id, err);
+        if (!rc && name_out && !(*name_out = strdup(row.name))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        db_model_row_free(&row);
+    } else if (rc == RLHF_ENOTFOUND) {
+        name = name_flag ? name_flag : path_base(ckpt);
+        ModelIn m = {name, "policy", path, 0, sha, NULL, tmpl_flag};
+        rc = db_model_upsert(db, &m, model_id, err);
+        if (!rc && name_out && !(*name_out = strdup(name))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    }
+    if (!rc && !tmpl && tmpl_flag) tmpl = strdup(tmpl_flag);
+    if (!rc && !tmpl) rc = db_setting_get(db, "gen.template", &tmpl, err);
+    if (!rc && !tmpl) tmpl = strdup(GEN_DEFAULT_TEMPLATE);
+    if (!rc && !tmpl) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    *template = tmpl;
+    if (rc && name_out) free(*name_out), *name_out = NULL;
     return rc;
 }

@@ -60,4 +60,13 @@ uint64_t gen_seed(uint64_t base, int64_t prompt_id, int draw);
 int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress, GenStats *stats,
             Err *err);
 
+/* Registers checkpoint ckpt as a policy (name: name, else a model registered
+ * before with this path, else the file's base name), refusing a name already
+ * bound to other weights, and settles the chat template: template, else the
+ * model's, else the project's setting gen.template, else the default.
+ * *template_out and *name_out (the name registered; may be NULL) are the
+ * caller's to free. Call inside a transaction. */
+int gen_register_model(Db *db, const char *ckpt, const char *name, const char *template,
+                       int64_t *model_id, char **template_out, char **name_out, Err *err);
+
 #endif

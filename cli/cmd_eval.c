@@ -1,0 +1,351 @@
+/* rlhf eval: two policies on held-out prompts, judged by a simulated labeler
+ * and a reward model (the engine is rl/eval.h). */
+#include "cli/cli.h"
+#include "db/prompts.h"
+#include "rl/eval.h"
+#include "util/sys.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int exec_eval(int argc, char **argv);
+
+const struct cmd_entry cmd_eval_entry = {
+    "eval", "--a POLICY --b POLICY [--judge RULE | --judge-cmd CMD] [--rm RM] [options]",
+    "compare two policies on held-out prompts: win rates, reward, KL, length",
+    "POLICY is a checkpoint or the name of a registered model. Each side answers each\n"
+    "prompt through `rlhf gen`'s path: answers are stored as candidates of the side's\n"
+    "model and reused when eval runs again (the first N a model has for a prompt count,\n"
+    "whatever settings made them). The judge (a simulated labeler) ranks, per prompt,\n"
+    "the answers of every policy evaluated on it so far, and that ranking is stored,\n"
+    "so `rlhf elo --by policy` rates every policy of every round. The summary is kept\n"
+    "as a run of kind eval with metrics a.win_rate, b.kl, ... (for reports).\n\n"
+    "  --a POLICY, --b POLICY  the two sides (the table reports A against B)\n"
+    "  --a-best-of N, --b-best-of N  the side is best-of-N of its policy by --rm,\n"
+    "                  registered as its own policy \"<policy>+boN\"\n"
+    "  --split S       held-out prompts of split S (default test; \"\" for all)\n"
+    "  --limit N       the first N prompts of the split (default: all)\n"
+    "  --n N           answers per prompt per side (default 1)\n"
+    "  --judge RULE    the simulated labeler's rule (default demo; see label --list-rules)\n"
+    "  --judge-cmd CMD an external judge, as label --auto-cmd\n"
+    "  --judge-name NAME  the judge's labeler name (default judge:RULE, judge:cmd:PROGRAM)\n"
+    "  --noise X       the judge's noise, as label --noise (default 0: the rule itself)\n"
+    "  --timeout SECS  how long an external judge may take per prompt (default 30)\n"
+    "  --rm RM         reward model: RM win rate and mean reward (needed for best-of)\n"
+    "  --ref CKPT      reference for the KL (default: each side's nearest ancestor of\n"
+    "                  kind sft in the registry, itself included; none: no KL)\n"
+    "  --tokenizer TOK tokenizer.bin (default: the one inside each checkpoint)\n"
+    "sampling, shared by both sides (the defaults are gen's, so gen's candidates with\n"
+    "the same seed are the same answers):\n"
+    "  --temperature T (default 1.0)  --top-k K (default 0: off)  --top-p P (default 1)\n"
+    "  --max-tokens N  (default 64)   --seed S (default 1)\n"
+    "  --batch N       examples per forward pass for the RM and the KL (default 8)\n"
+    "  --json          one JSON object instead of the table\n"
+    "  --progress      show progress even when stderr is not a terminal\n"
+    "Win rates count ties as half a win; their 95% interval is the Wilson score\n"
+    "interval over prompts. KL is the sampled estimate: the mean over prompts of\n"
+    "log pi(y) - log pi_ref(y) of the side's own answers (forward passes of both\n"
+    "models); a best-of-N side adds log N - (N-1)/N, the bound on KL(best-of-N || "
+    "pi).\n" CLI_HELP_COMMON,
+    exec_eval};
+
+static const struct cmd_entry *E = &cmd_eval_entry;
+
+static void cell(char *buf, size_t n, const char *fmt, double v) {
+    if (isnan(v))
+        snprintf(buf, n, "-");
+    else
+        snprintf(buf, n, fmt, v);
+}
+
+static void print_table(const EvalResult *r, const EvalOptions *o) {
+    printf("eval on %lld prompts%s%s, %d answer%s per prompt per side (temperature %g, top-k %d, "
+           "top-p %g, max %d tokens, seed %llu)\n",
+           (long long)r->prompts, o->split ? " of split " : "", o->split ? o->split : "", o->n,
+           o->n == 1 ? "" : "s", o->sp.temperature, o->sp.top_k, o->sp.top_p, o->sp.max_tokens,
+           (unsigned long long)o->seed);
+    int w = 6;
+    for (int k = 0; k < 2; k++)
+        w = (int)strlen(r->side[k].name) > w ? (int)strlen(r->side[k].name) : w;
+    if (w > 40) w = 40;
+    printf("side  %-*s  %-22s  %-22s  %8s  %8s  %7s  %6s\n", w, "policy", "judge win [95% CI]",
+           "RM win [95% CI]", "reward", "KL", "length", "judge");
+    for (int k = 0; k < 2; k++) {
+        const EvalSide *s = &r->side[k];
+        char win[48], rmw[48], rew[24], kl[24], len[24], js[24];
+        snprintf(win, sizeof win, "%.3f [%.3f, %.3f]", s->win, s->win_lo, s->win_hi);
+        if (isnan(s->rm_win))
+            snprintf(rmw, sizeof rmw, "-");
+        else
+            snprintf(rmw, sizeof rmw, "%.3f [%.3f, %.3f]", s->rm_win, s->rm_lo, s->rm_hi);
+        cell(rew, sizeof rew, "%.4f", s->reward);
+        cell(kl, sizeof kl, "%.3f", s->kl);
+        cell(len, sizeof len, "%.1f", s->length);
+        cell(js, sizeof js, "%.3f", s->judge_score);
+        printf("%-4s  %-*.*s  %-22s  %-22s  %8s  %8s  %7s  %6s\n", k ? "B" : "A", w, w, s->name,
+               win, rmw, rew, kl, len, js);
+    }
+    printf("judge %s: %.1f%% of answer pairs tied", r->judge, 100 * r->judge_ties);
+    if (r->rm) printf("; RM %s: %.1f%% tied", r->rm, 100 * r->rm_ties);
+    printf("\n");
+    for (int k = 0; k < 2; k++) {
+        const EvalSide *s = &r->side[k];
+        if (s->ref)
+            printf("KL of %s from %s: %.3f sampled%s", s->name, s->ref, s->kl_policy,
+                   s->best_of ? "" : "\n");
+        else
+            printf("KL of %s: no reference (give --ref)\n", s->name);
+        if (s->ref && s->best_of) printf(" + %.3f for best-of-%d\n", s->kl_best_of, s->best_of);
+    }
+}
+
+static void add_num(cJSON *o, const char *k, double v) {
+    if (isnan(v))
+        cJSON_AddNullToObject(o, k);
+    else
+        cJSON_AddNumberToObject(o, k, v);
+}
+
+static void add_ci(cJSON *o, const char *k, double lo, double hi) {
+    if (isnan(lo)) {
+        cJSON_AddNullToObject(o, k);
+        return;
+    }
+    cJSON *ci = cJSON_AddArrayToObject(o, k);
+    cJSON_AddItemToArray(ci, cJSON_CreateNumber(lo));
+    cJSON_AddItemToArray(ci, cJSON_CreateNumber(hi));
+}
+
+/* The result as one JSON object (caller frees); NULL when out of memory. */
+static char *result_json(const EvalResult *r, const EvalOptions *o) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "prompts", (double)r->prompts);
+    if (o->split)
+        cJSON_AddStringToObject(j, "split", o->split);
+    else
+        cJSON_AddNullToObject(j, "split");
+    cJSON_AddNumberToObject(j, "answers_per_prompt", o->n);
+    cJSON *sp = cJSON_AddObjectToObject(j, "sampling");
+    cJSON_AddNumberToObject(sp, "temperature", o->sp.temperature);
+    cJSON_AddNumberToObject(sp, "top_k", o->sp.top_k);
+    cJSON_AddNumberToObject(sp, "top_p", o->sp.top_p);
+    cJSON_AddNumberToObject(sp, "max_tokens", o->sp.max_tokens);
+    cJSON_AddNumberToObject(sp, "seed", (double)o->seed);
+    cJSON_AddStringToObject(j, "judge", r->judge);
+    cJSON_AddNumberToObject(j, "judge_noise", o->noise);
+    cJSON_AddNumberToObject(j, "judge_ties", r->judge_ties);
+    if (r->rm)
+        cJSON_AddStringToObject(j, "rm", r->rm);
+    else
+        cJSON_AddNullToObject(j, "rm");
+    add_num(j, "rm_ties", r->rm_ties);
+    cJSON_AddStringToObject(j, "interval", "wilson95");
+    cJSON_AddNumberToObject(j, "rankings_stored", (double)r->rankings_new);
+    cJSON_AddNumberToObject(j, "seconds", r->seconds);
+    cJSON *sides = cJSON_AddArrayToObject(j, "sides");
+    for (int k = 0; k < 2; k++) {
+        const EvalSide *s = &r->side[k];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "side", k ? "b" : "a");
+        cJSON_AddStringToObject(x, "model", s->name);
+        cJSON_AddStringToObject(x, "checkpoint", s->policy);
+        cJSON_AddNumberToObject(x, "best_of", s->best_of);
+        cJSON_AddNumberToObject(x, "answers", (double)s->answers);
+        cJSON_AddNumberToObject(x, "new_answers", (double)s->new_answers);
+        cJSON_AddNumberToObject(x, "win_rate", s->win);
+        add_ci(x, "win_ci", s->win_lo, s->win_hi);
+        add_num(x, "rm_win_rate", s->rm_win);
+        add_ci(x, "rm_win_ci", s->rm_lo, s->rm_hi);
+        add_num(x, "mean_reward", s->reward);
+        if (s->ref)
+            cJSON_AddStringToObject(x, "ref", s->ref);
+        else
+            cJSON_AddNullToObject(x, "ref");
+        add_num(x, "kl", s->kl);
+        add_num(x, "kl_policy", s->kl_policy);
+        cJSON_AddNumberToObject(x, "kl_best_of", s->kl_best_of);
+        add_num(x, "mean_length", s->length);
+        add_num(x, "judge_score", s->judge_score);
+        cJSON_AddItemToArray(sides, x);
+    }
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return text;
+}
+
+static int exec_eval(int argc, char **argv) {
+    static const struct option opts[] = {CLI_OPT_DB,
+                                         CLI_OPT_HELP,
+                                         {"a", required_argument, NULL, 'a'},
+                                         {"b", required_argument, NULL, 'b'},
+                                         {"a-best-of", required_argument, NULL, 'A'},
+                                         {"b-best-of", required_argument, NULL, 'B'},
+                                         {"split", required_argument, NULL, 's'},
+                                         {"limit", required_argument, NULL, 'l'},
+                                         {"n", required_argument, NULL, 'n'},
+                                         {"judge", required_argument, NULL, 'J'},
+                                         {"judge-cmd", required_argument, NULL, 'c'},
+                                         {"judge-name", required_argument, NULL, 'N'},
+                                         {"noise", required_argument, NULL, 'z'},
+                                         {"timeout", required_argument, NULL, 'o'},
+                                         {"rm", required_argument, NULL, 'r'},
+                                         {"ref", required_argument, NULL, 'f'},
+                                         {"tokenizer", required_argument, NULL, 't'},
+                                         {"temperature", required_argument, NULL, 'T'},
+                                         {"top-k", required_argument, NULL, 'K'},
+                                         {"top-p", required_argument, NULL, 'P'},
+                                         {"max-tokens", required_argument, NULL, 'x'},
+                                         {"seed", required_argument, NULL, 'S'},
+                                         {"batch", required_argument, NULL, 'm'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"progress", no_argument, NULL, 'p'},
+                                         CLI_OPT_END};
+    EvalOptions o = eval_options_default();
+    const char *dbflag = NULL, *rule_name = NULL;
+    static const char *stops[] = {"\n\n", "Human:"};
+    int json = 0, c;
+    long v;
+    double d;
+    o.sp.stop = stops;
+    o.sp.n_stop = 2;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'D':
+            dbflag = optarg;
+            break;
+        case 'a':
+            o.side[0].policy = optarg;
+            break;
+        case 'b':
+            o.side[1].policy = optarg;
+            break;
+        case 'A':
+        case 'B':
+            if (cli_parse_long(E, c == 'A' ? "--a-best-of" : "--b-best-of", optarg, 2, 64, &v))
+                return EXIT_USAGE;
+            o.side[c == 'B'].best_of = (int)v;
+            break;
+        case 's':
+            o.split = *optarg ? optarg : NULL;
+            break;
+        case 'l':
+            if (cli_parse_long(E, "--limit", optarg, 1, 1L << 40, &v)) return EXIT_USAGE;
+            o.limit = v;
+            break;
+        case 'n':
+            if (cli_parse_long(E, "--n", optarg, 1, 8, &v)) return EXIT_USAGE;
+            o.n = (int)v;
+            break;
+        case 'J':
+            rule_name = optarg;
+            break;
+        case 'c':
+            o.judge_cmd = optarg;
+            break;
+        case 'N':
+            o.judge_name = optarg;
+            break;
+        case 'z':
+            if (cli_parse_double(E, "--noise", optarg, 0, 100, &d)) return EXIT_USAGE;
+            o.noise = d;
+            break;
+        case 'o':
+            if (cli_parse_long(E, "--timeout", optarg, 1, 3600, &v)) return EXIT_USAGE;
+            o.judge_timeout_ms = (int)v * 1000;
+            break;
+        case 'r':
+            o.rm = optarg;
+            break;
+        case 'f':
+            o.ref = optarg;
+            break;
+        case 't':
+            o.tok_path = optarg;
+            break;
+        case 'T':
+            if (cli_parse_double(E, "--temperature", optarg, 0, 100, &d)) return EXIT_USAGE;
+            o.sp.temperature = (float)d;
+            break;
+        case 'K':
+            if (cli_parse_long(E, "--top-k", optarg, 0, 1 << 20, &v)) return EXIT_USAGE;
+            o.sp.top_k = (int)v;
+            break;
+        case 'P':
+            if (cli_parse_double(E, "--top-p", optarg, 0, 1, &d) || d <= 0)
+                return cli_usage_error(E, "--top-p: must be in (0, 1]");
+            o.sp.top_p = (float)d;
+            break;
+        case 'x':
+            if (cli_parse_long(E, "--max-tokens", optarg, 1, 1 << 20, &v)) return EXIT_USAGE;
+            o.sp.max_tokens = (int)v;
+            break;
+        case 'S':
+            if (cli_parse_long(E, "--seed", optarg, 0, __LONG_MAX__, &v)) return EXIT_USAGE;
+            o.seed = (uint64_t)v;
+            break;
+        case 'm':
+            if (cli_parse_long(E, "--batch", optarg, 1, 256, &v)) return EXIT_USAGE;
+            o.batch = (int)v;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'p':
+            o.progress = 1;
+            break;
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
+        }
+    }
+    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
+    if (!o.side[0].policy || !o.side[1].policy)
+        return cli_usage_error(E, "--a POLICY and --b POLICY are required");
+    if (rule_name && o.judge_cmd)
+        return cli_usage_error(E, "--judge and --judge-cmd exclude each other");
+    if (o.judge_cmd && !*o.judge_cmd) return cli_usage_error(E, "--judge-cmd: empty command");
+    if (o.judge_cmd && o.noise > 0) return cli_usage_error(E, "--noise is for --judge RULE");
+    if (!o.judge_cmd && !(o.rule = rule_find(rule_name ? rule_name : "demo")))
+        return cli_usage_error(E, "--judge: no rule '%s' (rlhf label --list-rules lists them)",
+                               rule_name);
+    if (o.split && !db_valid_split(o.split))
+        return cli_usage_error(E, "--split: '%s' is not a split name", o.split);
+    if ((o.side[0].best_of || o.side[1].best_of) && !o.rm)
+        return cli_usage_error(E, "--a-best-of/--b-best-of need a reward model (--rm RM)");
+    if (o.judge_name && !*o.judge_name) return cli_usage_error(E, "--judge-name: empty name");
+
+    Db *db;
+    int rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db);
+    if (rc) return rc;
+    Err err = {0};
+    EvalResult r;
+    sys_catch_interrupts();
+    rc = eval_run(db, &o, &r, &err);
+    char *text = rc ? NULL : result_json(&r, &o);
+    if (!rc && !text) rc = err_set(&err, RLHF_ENOMEM, "out of memory");
+    /* the summary is kept as a run of kind eval, for reports */
+    if (!rc) rc = eval_record(db, &r, text, &err);
+    db_close(db);
+    if (rc) {
+        free(text);
+        eval_result_free(&r);
+        fprintf(stderr, "rlhf eval: %s\n", err.msg);
+        if (rc == RLHF_EINTR)
+            fprintf(stderr,
+                    "(answers and judged prompts stored so far are kept; run again to go on)\n");
+        return EXIT_FAIL;
+    }
+    if (json)
+        printf("%s\n", text);
+    else
+        print_table(&r, &o);
+    free(text);
+    fprintf(stderr, "eval: %lld + %lld new answers, %lld judge rankings stored, in %.1fs\n",
+            (long long)r.side[0].new_answers, (long long)r.side[1].new_answers,
+            (long long)r.rankings_new, r.seconds);
+    eval_result_free(&r);
+    return EXIT_OK;
+}

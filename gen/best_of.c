@@ -1,0 +1,174 @@
+/* Best-of-n sampling over an inner backend (see best_of.h). */
+#include "gen/best_of.h"
+#include "db/registry.h"
+#include "model/checkpoint.h"
+#include "util/text.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t best_of_seed(uint64_t seed, int i) {
+    return i == 0 ? seed : gen_seed(seed, -1, i);
+}
+
+int best_of_pick(const float *scores, int n) {
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (!isnan(scores[i]) && (best < 0 || scores[i] > scores[best])) best = i;
+    return best < 0 ? 0 : best;
+}
+
+static int count_placeholders(const char *t) {
+    int k = 0;
+    for (const char *p = t; (p = strstr(p, "{prompt}")); p += 8)
+        k++;
+    return k;
+}
+
+char *best_of_prompt(const char *template, const char *input) {
+    if (!template) template = GEN_DEFAULT_TEMPLATE;
+    int k = count_placeholders(template);
+    size_t lt = strlen(template), li = strlen(input);
+    if (k == 0) return NULL;
+    /* every placeholder holds the same prompt: len(input) = len(template) - 8k + k·len(prompt) */
+    if (li + 8 * (size_t)k < lt || (li + 8 * (size_t)k - lt) % (size_t)k) return NULL;
+    size_t lp = (li + 8 * (size_t)k - lt) / (size_t)k;
+    size_t at = (size_t)(strstr(template, "{prompt}") - template);
+    char *p = malloc(lp + 1);
+    if (!p) return NULL;
+    memcpy(p, input + at, lp);
+    p[lp] = 0;
+    char *again = gen_apply_template(template, p);
+    int ok = again && strcmp(again, input) == 0;
+    free(again);
+    if (!ok) free(p);
+    return ok ? p : NULL;
+}
+
+static int best_of_sample(void *ctx, const char *input, int n, const uint64_t *seeds,
+                          GenSample *out, Err *err) {
+    BestOf *b = ctx;
+    char *prompt = best_of_prompt(b->template, input);
+    if (!prompt) return err_set(err, RLHF_EINVAL, "best-of: the input does not match the template");
+    GenSample *s = calloc((size_t)b->n, sizeof *s);
+    uint64_t *sub = calloc((size_t)b->n, sizeof *sub);
+    float *score = calloc((size_t)b->n, sizeof *score);
+    const char **texts = calloc((size_t)b->n, sizeof *texts);
+    int rc = (!s || !sub || !score || !texts) ? err_set(err, RLHF_ENOMEM, "out of memory") : 0;
+    for (int a = 0; a < n && !rc; a++) {
+        for (int i = 0; i < b->n; i++)
+            sub[i] = best_of_seed(seeds[a], i);
+        memset(s, 0, (size_t)b->n * sizeof *s);
+        rc = b->inner.sample(b->inner.ctx, input, b->n, sub, s, err);
+        for (int i = 0; i < b->n && !rc; i++)
+            texts[i] = s[i].text ? s[i].text : "";
+        if (!rc) rc = b->score(b->score_ctx, prompt, texts, b->n, score, err);
+        if (!rc) {
+            int kept = best_of_pick(score, b->n);
+            if (b->report) b->report(b->report_ctx, prompt, s, sub, score, b->n, kept);
+            b->st.answers++, b->st.samples += b->n;
+            b->st.sum_kept += score[kept], b->st.sum_first += score[0];
+            for (int i = 0; i < b->n; i++)
+                b->st.sum_all += score[i];
+            out[a] = s[kept];
+            s[kept].text = NULL;
+        }
+        for (int i = 0; i < b->n; i++)
+            free(s[i].text);
+    }
+    if (rc)
+        for (int a = 0; a < n; a++)
+            free(out[a].text), out[a].text = NULL;
+    free(prompt), free(s), free(sub), free(score), free(texts);
+    return rc;
+}
+
+int best_of_init(BestOf *b, const GenBackend *inner, int n, const char *template,
+                 BestOfScoreFn score, void *score_ctx, const char *rm_label, Err *err) {
+    memset(b, 0, sizeof *b);
+    if (n < 1) return err_set(err, RLHF_EINVAL, "best-of: n must be at least 1");
+    b->inner = *inner;
+    b->n = n;
+    b->score = score, b->score_ctx = score_ctx;
+    b->template = strdup(template ? template : GEN_DEFAULT_TEMPLATE);
+    /* the inner parameters with best_of and rm added */
+    cJSON *p = cJSON_Parse(inner->params_json ? inner->params_json : "{}");
+    if (!cJSON_IsObject(p)) cJSON_Delete(p), p = cJSON_CreateObject();
+    if (p) {
+        cJSON_AddNumberToObject(p, "best_of", n);
+        cJSON_AddStringToObject(p, "rm", rm_label ? rm_label : "");
+        b->params_json = cJSON_PrintUnformatted(p);
+        cJSON_Delete(p);
+    }
+    if (!b->template || !b->params_json) {
+        best_of_free(b);
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    }
+    return RLHF_OK;
+}
+
+void best_of_free(BestOf *b) {
+    free(b->template);
+    free(b->params_json);
+    memset(b, 0, sizeof *b);
+}
+
+GenBackend best_of_backend(BestOf *b) {
+    GenBackend g = {b, best_of_sample, b->params_json};
+    return g;
+}
+
+int best_of_register(Db *db, int64_t policy_id, const char *policy_name, const char *name, int n,
+                     const char *rm_path, const char *template, int64_t *id, char **name_out,
+                     Err *err) {
+    *name_out = NULL;
+    char sha[65], real[PATH_MAX], derived[512];
+    int rc = model_file_sha256(rm_path, sha, err);
+    if (rc) return rc;
+    const char *rm = realpath(rm_path, real) ? real : rm_path;
+    if (!name) {
+        snprintf(derived, sizeof derived, "%s+bo%d", policy_name, n);
+        name = derived;
+    }
+    ModelRow row;
+    rc = db_model_get(db, name, &row, err);
+    if (rc == RLHF_OK) {
+        /* the store keeps one model per name: answers picked by another RM or n
+         * under this name would be mixed with these */
+        cJSON *c = cJSON_Parse(row.config ? row.config : "");
+        const cJSON *bo = cJSON_GetObjectItemCaseSensitive(c, "best_of");
+        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(c, "rm_sha256");
+        int same = strcmp(row.name, name) == 0 && row.parent_id == policy_id &&
+                   cJSON_IsNumber(bo) && bo->valueint == n && cJSON_IsString(rs) &&
+                   strcmp(rs->valuestring, sha) == 0;
+        cJSON_Delete(c);
+        if (!same)
+            rc = err_set(err, RLHF_EINVAL,
+                         "the model '%s' in the project is not best-of-%d of '%s' by this reward "
+                         "model (sha256 %.12s...); give the best-of model another name",
+                         name, n, policy_name, sha);
+        db_model_row_free(&row);
+        if (rc) return rc;
+    } else if (rc != RLHF_ENOTFOUND) {
+        return rc;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "best_of", n);
+    cJSON_AddStringToObject(o, "policy", policy_name);
+    cJSON_AddStringToObject(o, "rm", rm);
+    cJSON_AddStringToObject(o, "rm_sha256", sha);
+    char *config = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!config) return err_set(err, RLHF_ENOMEM, "out of memory");
+    /* no path: the weights are the policy's, and a path would make a lookup of
+     * the policy's checkpoint find this model */
+    ModelIn m = {name, "policy", NULL, policy_id, NULL, config, template};
+    rc = db_model_upsert(db, &m, id, err);
+    free(config);
+    if (!rc && !(*name_out = strdup(name))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    return rc;
+}

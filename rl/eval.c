@@ -1,0 +1,766 @@
+/* rlhf eval's engine (see eval.h): settle both sides, generate what is
+ * missing, let the judge rank every policy's answers per prompt, score with
+ * the RM, estimate the KL from the reference, and summarise. */
+#include "rl/eval.h"
+#include "annotator/autolabel.h"
+#include "db/candidates.h"
+#include "db/prompts.h"
+#include "db/rankings.h"
+#include "db/registry.h"
+#include "gen/best_of.h"
+#include "gen/model_backend.h"
+#include "model/checkpoint.h"
+#include "model/loss.h"
+#include "model/seq.h"
+#include "util/progress.h"
+#include "util/sys.h"
+#include "util/text.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+EvalOptions eval_options_default(void) {
+    EvalOptions o = {0};
+    o.split = "test";
+    o.n = 1;
+    o.sp = sample_params_default();
+    o.sp.max_tokens = 64;
+    o.seed = 1;
+    o.judge_timeout_ms = 30000;
+    o.judge_seed = 1;
+    o.batch = 8;
+    return o;
+}
+
+void eval_wilson(double p, double n, double z, double *lo, double *hi) {
+    if (n <= 0) {
+        *lo = 0, *hi = 1;
+        return;
+    }
+    double z2 = z * z, d = 1 + z2 / n;
+    double c = (p + z2 / (2 * n)) / d;
+    double h = z / d * sqrt(p * (1 - p) / n + z2 / (4 * n * n));
+    *lo = c - h < 0 ? 0 : c - h;
+    *hi = c + h > 1 ? 1 : c + h;
+}
+
+int eval_rm_score(void *rm_scorer, const char *prompt, const char *const *answers, int n,
+                  float *out, Err *err) {
+    const char **prompts = malloc((size_t)n * sizeof *prompts);
+    if (!prompts) return err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        prompts[i] = prompt;
+    int rc = rm_score_texts(rm_scorer, prompts, answers, n, out, err);
+    free(prompts);
+    return rc;
+}
+
+int eval_rm_open(Db *db, RmScorer *s, const char *path, int max_batch, Err *err) {
+    char real[PATH_MAX], *tmpl = NULL;
+    ModelRow row;
+    int rc = db_model_get(db, realpath(path, real) ? real : path, &row, err);
+    if (rc == RLHF_OK && row.template) tmpl = strdup(row.template);
+    if (rc == RLHF_OK) db_model_row_free(&row);
+    rc = rc == RLHF_OK || rc == RLHF_ENOTFOUND ? RLHF_OK : rc;
+    if (!rc && !tmpl) rc = db_setting_get(db, "gen.template", &tmpl, err);
+    if (!rc) rc = rm_scorer_open(s, path, NULL, tmpl, max_batch, err);
+    free(tmpl);
+    return rc;
+}
+
+int eval_logprobs(const Model *m, const Tokenizer *tok, const char *template,
+                  const char *const *prompts, const char *const *answers, int n, int batch,
+                  double *out, Err *err) {
+    int T = m->cfg.seq_len, V = m->cfg.vocab_size;
+    if (batch < 1) batch = 1;
+    RunState rs;
+    int rc = model_runstate_create(&rs, &m->cfg, batch, T, err);
+    if (rc) return rc;
+    SeqExample *ex = calloc((size_t)batch, sizeof *ex);
+    int *tokens = malloc(sizeof(int) * (size_t)batch * T),
+        *targets = malloc(sizeof(int) * (size_t)batch * T);
+    int *lens = malloc(sizeof(int) * (size_t)batch), *np = malloc(sizeof(int) * (size_t)batch);
+    float *logp = malloc(sizeof(float) * (size_t)batch * T);
+    if (!ex || !tokens || !targets || !lens || !np || !logp)
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; i < n && !rc; i += batch) {
+        int b = n - i < batch ? n - i : batch, got = 0;
+        for (; got < b && !rc; got++)
+            rc = seq_encode(tok, template, prompts[i + got], answers[i + got], 1, T, &ex[got], err);
+        if (rc) got--;
+        if (!rc) {
+            int Tb = seq_pack(ex, b, tokens, lens);
+            for (int j = 0; j < b; j++)
+                np[j] = ex[j].n_prompt;
+            rc = model_forward(m, &rs, tokens, b, Tb, MODEL_FWD_LOGITS, err);
+            if (!rc) {
+                seq_answer_targets(tokens, lens, np, b, Tb, targets);
+                loss_logprobs(rs.logits, targets, b * Tb, V, logp, NULL);
+                seq_row_sums(logp, targets, b, Tb, out + i);
+            }
+        }
+        for (int j = 0; j < got; j++)
+            seq_example_free(&ex[j]);
+    }
+    free(ex), free(tokens), free(targets), free(lens), free(np), free(logp);
+    model_runstate_free(&rs);
+    return rc;
+}
+
+/* ---- the run's state ------------------------------------------------------ */
+
+typedef struct Answer {
+    int64_t cand_id, n_tokens;
+    const char *text; /* points into the prompt's candidate rows */
+    int level;        /* the judge's rank, 1 = best */
+    float reward;
+    double lp, lp_ref;
+} Answer;
+
+typedef struct EvalPrompt {
+    int64_t id;
+    char *text;
+    CandidateRow *rows;
+    int n_rows;
+    Answer *ans[2];
+    int n_ans[2];
+} EvalPrompt;
+
+typedef struct SideState {
+    char *path;     /* checkpoint sampled */
+    char *template; /* generation template */
+    int64_t policy_id, model_id;
+    char *policy_name, *name;
+} SideState;
+
+typedef struct Run {
+    Db *db;
+    const EvalOptions *o;
+    EvalPrompt *p;
+    int np, cap;
+    SideState s[2];
+    RmScorer rm;
+    int have_rm;
+    char *rm_path, *ref_path;
+    int64_t labeler_id;
+    char judge[300]; /* the judge's labeler name */
+} Run;
+
+static int collect_prompt(const PromptRow *row, void *ctx) {
+    Run *r = ctx;
+    if (r->np == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 64;
+        EvalPrompt *p = realloc(r->p, (size_t)r->cap * sizeof *p);
+        if (!p) return RLHF_ENOMEM;
+        r->p = p;
+    }
+    EvalPrompt *e = &r->p[r->np];
+    memset(e, 0, sizeof *e);
+    e->id = row->id;
+    if (!(e->text = strdup(row->text))) return RLHF_ENOMEM;
+    r->np++;
+    return 0;
+}
+
+static void run_free(Run *r) {
+    for (int i = 0; i < r->np; i++) {
+        free(r->p[i].text);
+        db_candidates_free(r->p[i].rows, r->p[i].n_rows);
+        free(r->p[i].ans[0]), free(r->p[i].ans[1]);
+    }
+    free(r->p);
+    for (int k = 0; k < 2; k++) {
+        free(r->s[k].path), free(r->s[k].template);
+        free(r->s[k].policy_name), free(r->s[k].name);
+    }
+    if (r->have_rm) rm_scorer_close(&r->rm);
+    free(r->rm_path), free(r->ref_path);
+}
+
+/* A checkpoint file, else a registered model's checkpoint; *path is owned. */
+static int resolve(Db *db, const char *key, const char *what, char **path, Err *err) {
+    *path = NULL;
+    if (access(key, F_OK) == 0) {
+        if (!(*path = strdup(key))) return err_set(err, RLHF_ENOMEM, "out of memory");
+        return RLHF_OK;
+    }
+    ModelRow row;
+    int rc = db_model_get(db, key, &row, err);
+    if (rc == RLHF_ENOTFOUND)
+        return err_set(err, RLHF_EINVAL,
+                       "%s: '%s' is neither a checkpoint file nor a model of the project", what,
+                       key);
+    if (rc) return rc;
+    cJSON *c = row.path ? NULL : cJSON_Parse(row.config ? row.config : "");
+    const cJSON *bo = cJSON_GetObjectItemCaseSensitive(c, "best_of");
+    const cJSON *pol = cJSON_GetObjectItemCaseSensitive(c, "policy");
+    if (!row.path && cJSON_IsNumber(bo) && cJSON_IsString(pol))
+        rc = err_set(err, RLHF_EINVAL,
+                     "%s: '%s' is best-of-%d of '%s': give %s %s %s-best-of %d --rm RM", what, key,
+                     bo->valueint, pol->valuestring, what, pol->valuestring, what, bo->valueint);
+    else if (!row.path)
+        rc = err_set(err, RLHF_EINVAL, "%s: the model '%s' has no checkpoint of its own (kind %s)",
+                     what, key, row.kind);
+    else if (!(*path = strdup(row.path)))
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    cJSON_Delete(c);
+    db_model_row_free(&row);
+    return rc;
+}
+
+/* Loads a checkpoint and (unless need_tok is 0) its tokenizer, or says why
+ * not, naming the flag. */
+static int check_checkpoint(const char *path, const char *tok_path, int need_tok, const char *what,
+                            Config *cfg, Err *err) {
+    Model m;
+    Tokenizer *t = NULL;
+    int rc = model_load(path, &m, err);
+    if (!rc) {
+        if (need_tok) rc = model_load_tokenizer(&m, path, tok_path, &t, err);
+        *cfg = m.cfg;
+        if (t) tok_free(t);
+        model_free(&m);
+    }
+    if (rc) err_prefix(err, "%s: ", what);
+    return rc;
+}
+
+static void judge_label(const EvalOptions *o, char *buf, size_t n) {
+    if (o->judge_name)
+        snprintf(buf, n, "%s", o->judge_name);
+    else if (o->rule && o->noise > 0)
+        snprintf(buf, n, "judge:%s:noise=%g", o->rule->name, o->noise);
+    else if (o->rule)
+        snprintf(buf, n, "judge:%s", o->rule->name);
+    else {
+        /* the program's file name: "python3 judge.py" is judge:cmd:judge.py */
+        const char *c = o->judge_cmd, *last = c;
+        for (const char *w = c; *w;) {
+            while (*w == ' ')
+                w++;
+            if (*w) last = w;
+            while (*w && *w != ' ')
+                w++;
+        }
+        size_t len = strcspn(last, " ");
+        char word[256];
+        snprintf(word, sizeof word, "%.*s", (int)(len < 255 ? len : 255), last);
+        snprintf(buf, n, "judge:cmd:%s", path_base(word));
+    }
+}
+
+/* Checks everything, then registers both sides (and best-of models) and the
+ * judge in one transaction. */
+static int settle(Run *r, Err *err) {
+    const EvalOptions *o = r->o;
+    const char *flag[2] = {"--a", "--b"};
+    Config cfg[2], rc_cfg;
+    int rc = RLHF_OK;
+    for (int k = 0; k < 2 && !rc; k++) {
+        if (!o->side[k].policy) return err_set(err, RLHF_EINVAL, "%s POLICY is required", flag[k]);
+        if (o->side[k].best_of > 1 && !o->rm)
+            return err_set(err, RLHF_EINVAL, "%s best-of-%d needs a reward model (--rm)", flag[k],
+                           o->side[k].best_of);
+        rc = resolve(r->db, o->side[k].policy, flag[k], &r->s[k].path, err);
+        if (!rc) rc = check_checkpoint(r->s[k].path, o->tok_path, 1, flag[k], &cfg[k], err);
+    }
+    if (!rc && !o->rule && !o->judge_cmd)
+        rc = err_set(err, RLHF_EINVAL, "no judge: give a rule or a command");
+    if (!rc && o->ref) {
+        rc = resolve(r->db, o->ref, "--ref", &r->ref_path, err);
+        /* the ref reads the policy's tokens: it needs no tokenizer of its own */
+        if (!rc) rc = check_checkpoint(r->ref_path, NULL, 0, "--ref", &rc_cfg, err);
+        for (int k = 0; k < 2 && !rc; k++)
+            if (cfg[k].vocab_size != rc_cfg.vocab_size)
+                rc = err_set(err, RLHF_EINVAL, "--ref: a vocabulary of %d tokens, %s has %d",
+                             rc_cfg.vocab_size, flag[k], cfg[k].vocab_size);
+    }
+    if (!rc && o->rm) {
+        rc = resolve(r->db, o->rm, "--rm", &r->rm_path, err);
+        if (!rc && (rc = eval_rm_open(r->db, &r->rm, r->rm_path, o->batch, err)))
+            err_prefix(err, "--rm: ");
+        r->have_rm = !rc;
+    }
+    if (!rc) rc = sample_params_check(&o->sp, err);
+    if (rc) return rc;
+    judge_label(o, r->judge, sizeof r->judge);
+
+    rc = db_begin(r->db, err);
+    for (int k = 0; k < 2 && !rc; k++) {
+        SideState *s = &r->s[k];
+        /* a registered name keeps its name; a file is found by its path or named after it */
+        ModelRow row = {0};
+        if (access(o->side[k].policy, F_OK) != 0)
+            rc = db_model_get(r->db, o->side[k].policy, &row, err);
+        if (!rc)
+            rc = gen_register_model(r->db, s->path, row.name, NULL, &s->policy_id, &s->template,
+                                    &s->policy_name, err);
+        db_model_row_free(&row);
+        s->model_id = s->policy_id;
+        if (!rc && o->side[k].best_of > 1)
+            rc = best_of_register(r->db, s->policy_id, s->policy_name, NULL, o->side[k].best_of,
+                                  r->rm_path, s->template, &s->model_id, &s->name, err);
+        else if (!rc && !(s->name = strdup(s->policy_name)))
+            rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        if (rc) err_prefix(err, "%s: ", flag[k]);
+    }
+    if (!rc && r->s[0].model_id == r->s[1].model_id)
+        rc = err_set(err, RLHF_EINVAL, "--a and --b are the same model '%s'", r->s[0].name);
+    if (!rc)
+        rc = db_labeler_ensure(r->db, r->judge, 1, o->rule ? o->rule->name : o->judge_cmd,
+                               &r->labeler_id, err);
+    if (!rc)
+        rc = db_commit(r->db, err);
+    else
+        db_rollback(r->db);
+    return rc;
+}
+
+/* ---- answers ------------------------------------------------------------- */
+
+static int generate(Run *r, int k, int64_t *ids, EvalSide *out, Err *err) {
+    const EvalOptions *o = r->o;
+    SideState *s = &r->s[k];
+    int bo = o->side[k].best_of > 1 ? o->side[k].best_of : 0;
+    GenModel g;
+    int rc = gen_model_open(&g, s->path, o->tok_path, &o->sp, bo ? bo : o->n, err);
+    if (rc) return rc;
+    GenBackend b = gen_model_backend(&g);
+    BestOf best;
+    if (bo) {
+        rc = best_of_init(&best, &b, bo, s->template, eval_rm_score, &r->rm, r->rm_path, err);
+        if (rc) {
+            gen_model_close(&g);
+            return rc;
+        }
+        b = best_of_backend(&best);
+    }
+    GenOptions go = {0};
+    go.model_id = s->model_id;
+    go.template = s->template;
+    go.k = o->n;
+    go.ids = ids;
+    go.n_ids = r->np;
+    go.seed = o->seed;
+    char label[64];
+    snprintf(label, sizeof label, "eval %s", k ? "b" : "a");
+    Progress prog;
+    progress_start(&prog, label, "prompts", 0, o->progress);
+    GenStats st;
+    rc = gen_run(r->db, &go, &b, &prog, &st, err);
+    progress_finish(&prog, NULL);
+    out->new_answers = st.candidates;
+    if (!rc && st.interrupted) rc = err_set(err, RLHF_EINTR, "interrupted while sampling");
+    if (bo) best_of_free(&best);
+    gen_model_close(&g);
+    if (rc) err_prefix(err, "%s: ", s->name);
+    return rc;
+}
+
+/* The first n candidates of each side's model for every prompt. */
+static int load_answers(Run *r, Err *err) {
+    for (int i = 0; i < r->np; i++) {
+        EvalPrompt *p = &r->p[i];
+        int rc = db_candidates_of_prompt(r->db, p->id, &p->rows, &p->n_rows, err);
+        if (rc) return rc;
+        for (int k = 0; k < 2; k++) {
+            if (!(p->ans[k] = calloc((size_t)r->o->n, sizeof(Answer))))
+                return err_set(err, RLHF_ENOMEM, "out of memory");
+            for (int j = 0; j < p->n_rows && p->n_ans[k] < r->o->n; j++) {
+                if (p->rows[j].model_id != r->s[k].model_id) continue;
+                Answer *a = &p->ans[k][p->n_ans[k]++];
+                a->cand_id = p->rows[j].id;
+                a->text = p->rows[j].text;
+                a->n_tokens = p->rows[j].n_tokens;
+                a->reward = NAN;
+            }
+            if (!p->n_ans[k])
+                return err_set(err, RLHF_EINVAL, "prompt %lld has no answer of '%s'",
+                               (long long)p->id, r->s[k].name);
+        }
+    }
+    return RLHF_OK;
+}
+
+/* ---- the judge ------------------------------------------------------------ */
+
+struct prev {
+    int64_t id[RS_MAX_CAND];
+    int rank[RS_MAX_CAND];
+    int n;
+};
+
+static int collect_prev(const RankingRow *row, void *ctx) {
+    struct prev *p = ctx;
+    p->n = 0;
+    for (int i = 0; i < row->n_items && p->n < RS_MAX_CAND; i++)
+        p->id[p->n] = row->items[i].candidate_id, p->rank[p->n++] = row->items[i].rank;
+    return 0;
+}
+
+static int find_row(const EvalPrompt *p, int64_t id) {
+    for (int j = 0; j < p->n_rows; j++)
+        if (p->rows[j].id == id) return j;
+    return -1;
+}
+
+/* Ranks, for one prompt, the answers of every policy evaluated on it so far
+ * (the judge's previous ranking) with this run's; a ranking that would not
+ * change is kept as it is, so a rerun stores nothing new. */
+static int judge_prompt(Run *r, EvalPrompt *p, Judge *judge, const char *source, int64_t *stored,
+                        Err *err) {
+    const EvalOptions *o = r->o;
+    struct prev prev = {0};
+    RankingFilter f = db_ranking_filter_default();
+    f.labeler = r->judge;
+    f.prompt_id = p->id;
+    f.simulated = 1;
+    int rc = db_rankings_each(r->db, &f, collect_prev, &prev, err);
+    if (rc) return rc;
+    /* the set: previous items still in the store, then this run's answers */
+    int idx[RS_MAX_CAND], level_of[RS_MAX_CAND], n = 0, reuse = 1;
+    for (int i = 0; i < prev.n; i++) {
+        int j = find_row(p, prev.id[i]);
+        if (j >= 0 && prev.rank[i] > 0) idx[n] = j, level_of[n++] = prev.rank[i];
+    }
+    for (int k = 0; k < 2; k++)
+        for (int a = 0; a < p->n_ans[k]; a++) {
+            int j = find_row(p, p->ans[k][a].cand_id), seen = 0;
+            for (int i = 0; i < n; i++)
+                seen |= idx[i] == j;
+            if (seen) continue;
+            if (n == RS_MAX_CAND)
+                return err_set(
+                    err, RLHF_EINVAL,
+                    "prompt %lld: the judge would rank more than %d answers; evaluate fewer "
+                    "policies or answers per prompt",
+                    (long long)p->id, RS_MAX_CAND);
+            idx[n++] = j, reuse = 0;
+        }
+    unsigned char level[RS_MAX_CAND], likert[RS_MAX_CAND];
+    if (reuse) {
+        for (int i = 0; i < n; i++)
+            level[i] = (unsigned char)level_of[i];
+    } else {
+        /* in candidate-id order, so the judge's view does not depend on history */
+        for (int i = 1; i < n; i++)
+            for (int j = i; j > 0 && p->rows[idx[j]].id < p->rows[idx[j - 1]].id; j--) {
+                int t = idx[j];
+                idx[j] = idx[j - 1], idx[j - 1] = t;
+            }
+        if (judge) {
+            LabelItem it = {0};
+            CandidateRow rows[RS_MAX_CAND];
+            for (int i = 0; i < n; i++)
+                rows[i] = p->rows[idx[i]], it.shown[i] = i;
+            it.prompt_id = p->id, it.prompt = p->text, it.cand = rows, it.n_cand = n, it.n = n;
+            rc = judge_rank(judge, &it, level, likert, err);
+        } else {
+            const char *texts[RS_MAX_CAND];
+            for (int i = 0; i < n; i++)
+                texts[i] = p->rows[idx[i]].text;
+            Rng g;
+            rng_seed(&g, o->judge_seed ^ ((uint64_t)p->id * 0x9E3779B97F4A7C15ULL));
+            auto_rank_rule(o->rule, p->text, texts, n, o->noise, &g, level, likert);
+        }
+        if (rc) return err_prefix(err, "prompt %lld: ", (long long)p->id);
+        RankingItemIn items[RS_MAX_CAND];
+        StrBuf shown = {0};
+        sb_puts(&shown, "[");
+        for (int i = 0; i < n; i++) {
+            items[i] = (RankingItemIn){p->rows[idx[i]].id, level[i], likert[i], NULL, i};
+            sb_printf(&shown, "%s%lld", i ? "," : "", (long long)p->rows[idx[i]].id);
+        }
+        sb_puts(&shown, "]");
+        RankingIn in = {0};
+        in.prompt_id = p->id, in.labeler_id = r->labeler_id, in.simulated = 1;
+        in.shown_order = shown.s, in.time_spent_ms = -1, in.gold_agreement = NAN;
+        in.source = source, in.items = items, in.n_items = n;
+        if (n >= 2) {
+            rc = db_ranking_submit(r->db, &in, NULL, err);
+            if (!rc) (*stored)++;
+        }
+        sb_free(&shown);
+        if (rc) return err_prefix(err, "prompt %lld: ", (long long)p->id);
+    }
+    for (int k = 0; k < 2; k++)
+        for (int a = 0; a < p->n_ans[k]; a++)
+            for (int i = 0; i < n; i++)
+                if (p->rows[idx[i]].id == p->ans[k][a].cand_id) p->ans[k][a].level = level[i];
+    return RLHF_OK;
+}
+
+static int judge_all(Run *r, EvalResult *res, Err *err) {
+    const EvalOptions *o = r->o;
+    Judge *judge = NULL;
+    char source[300];
+    snprintf(source, sizeof source, "eval:%s%s",
+             o->rule ? "auto:" : "auto-cmd:", o->rule ? o->rule->name : o->judge_cmd);
+    int rc = o->judge_cmd ? judge_start(o->judge_cmd, o->judge_timeout_ms, &judge, err) : RLHF_OK;
+    Progress prog;
+    progress_start(&prog, "judge", "prompts", r->np, o->progress);
+    for (int i = 0; i < r->np && !rc; i++) {
+        if (sys_interrupted())
+            rc = err_set(err, RLHF_EINTR, "interrupted while judging");
+        else
+            rc = judge_prompt(r, &r->p[i], judge, source, &res->rankings_new, err);
+        progress_update(&prog, i + 1, NULL);
+    }
+    progress_finish(&prog, NULL);
+    judge_stop(judge);
+    return rc;
+}
+
+/* ---- rewards and KL ----------------------------------------------------------- */
+
+static int score_rewards(Run *r, Err *err) {
+    for (int i = 0; i < r->np; i++)
+        for (int k = 0; k < 2; k++) {
+            EvalPrompt *p = &r->p[i];
+            const char *texts[64];
+            float sc[64];
+            int n = p->n_ans[k] < 64 ? p->n_ans[k] : 64;
+            for (int a = 0; a < n; a++)
+                texts[a] = p->ans[k][a].text;
+            int rc = eval_rm_score(&r->rm, p->text, texts, n, sc, err);
+            if (rc) return rc;
+            for (int a = 0; a < n; a++)
+                p->ans[k][a].reward = sc[a];
+        }
+    return RLHF_OK;
+}
+
+/* The nearest model of kind sft with a checkpoint, from id up its parents. */
+static int default_ref(Db *db, int64_t id, char **path, Err *err) {
+    ModelRow m;
+    *path = NULL;
+    int rc = db_model_ancestor(db, id, "sft", &m, err);
+    if (rc == RLHF_ENOTFOUND) return RLHF_OK;
+    if (!rc && !(*path = strdup(m.path))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    db_model_row_free(&m);
+    return rc;
+}
+
+static int same_file(const char *a, const char *b) {
+    char ra[PATH_MAX], rb[PATH_MAX];
+    return realpath(a, ra) && realpath(b, rb) && strcmp(ra, rb) == 0;
+}
+
+/* Log-probabilities of side k's answers under m, read with the policy's
+ * tokenizer tok (the same ids are scored by the policy and the reference). */
+static int side_logprobs(Run *r, int k, const Model *m, const Tokenizer *tok, int ref, Err *err) {
+    int total = 0, rc = RLHF_OK;
+    for (int i = 0; i < r->np; i++)
+        total += r->p[i].n_ans[k];
+    const char **pr = malloc(sizeof(char *) * (size_t)total),
+               **an = malloc(sizeof(char *) * (size_t)total);
+    double *lp = malloc(sizeof(double) * (size_t)total);
+    if (!pr || !an || !lp) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0, t = 0; !rc && i < r->np; i++)
+        for (int a = 0; a < r->p[i].n_ans[k]; a++, t++)
+            pr[t] = r->p[i].text, an[t] = r->p[i].ans[k][a].text;
+    if (!rc) rc = eval_logprobs(m, tok, r->s[k].template, pr, an, total, r->o->batch, lp, err);
+    for (int i = 0, t = 0; !rc && i < r->np; i++)
+        for (int a = 0; a < r->p[i].n_ans[k]; a++, t++) {
+            if (ref)
+                r->p[i].ans[k][a].lp_ref = lp[t];
+            else
+                r->p[i].ans[k][a].lp = lp[t];
+        }
+    free(pr), free(an), free(lp);
+    return rc;
+}
+
+/* Both passes: the policy's, then the reference's (one model in memory at a time). */
+static int side_kl_passes(Run *r, int k, const char *ref, Err *err) {
+    Model m;
+    Tokenizer *tok = NULL;
+    int rc = model_load(r->s[k].path, &m, err);
+    if (rc) return rc;
+    rc = model_load_tokenizer(&m, r->s[k].path, r->o->tok_path, &tok, err);
+    int V = m.cfg.vocab_size;
+    if (!rc) rc = side_logprobs(r, k, &m, tok, 0, err);
+    model_free(&m);
+    if (!rc && (rc = model_load(ref, &m, err)) == RLHF_OK) {
+        if (m.cfg.vocab_size != V)
+            rc = err_set(err, RLHF_EINVAL,
+                         "the reference %s has a vocabulary of %d, the policy %s of %d", ref,
+                         m.cfg.vocab_size, r->s[k].path, V);
+        if (!rc) rc = side_logprobs(r, k, &m, tok, 1, err);
+        model_free(&m);
+    }
+    if (tok) tok_free(tok);
+    if (rc) err_prefix(err, "KL of %s from %s: ", r->s[k].name, ref);
+    return rc;
+}
+
+static int side_kl(Run *r, int k, EvalSide *out, Err *err) {
+    char *ref = NULL;
+    int rc = r->ref_path
+                 ? ((ref = strdup(r->ref_path)) ? 0 : err_set(err, RLHF_ENOMEM, "out of memory"))
+                 : default_ref(r->db, r->s[k].policy_id, &ref, err);
+    int bo = r->o->side[k].best_of;
+    out->kl_best_of = bo > 1 ? log((double)bo) - (bo - 1.0) / bo : 0;
+    out->kl = out->kl_policy = NAN;
+    out->ref = ref;
+    if (rc || !ref) return rc;
+    if (same_file(ref, r->s[k].path)) {
+        out->kl_policy = 0;
+    } else {
+        if ((rc = side_kl_passes(r, k, ref, err))) return rc;
+        double sum = 0;
+        for (int i = 0; i < r->np; i++) {
+            double s = 0;
+            for (int a = 0; a < r->p[i].n_ans[k]; a++)
+                s += r->p[i].ans[k][a].lp - r->p[i].ans[k][a].lp_ref;
+            sum += s / r->p[i].n_ans[k];
+        }
+        out->kl_policy = sum / r->np;
+    }
+    out->kl = out->kl_policy + out->kl_best_of;
+    return RLHF_OK;
+}
+
+/* ---- summary -------------------------------------------------------------------- */
+
+/* Mean over prompts of the share of (a, b) answer pairs a wins; ties half.
+ * better(x, y) > 0 when x beats y. */
+static void wins(const Run *r, int by_rm, double *win, double *ties) {
+    double sum = 0, tie = 0, pairs = 0;
+    for (int i = 0; i < r->np; i++) {
+        const EvalPrompt *p = &r->p[i];
+        double s = 0;
+        for (int a = 0; a < p->n_ans[0]; a++)
+            for (int b = 0; b < p->n_ans[1]; b++) {
+                const Answer *x = &p->ans[0][a], *y = &p->ans[1][b];
+                int c = by_rm ? (x->reward > y->reward) - (x->reward < y->reward)
+                              : (y->level > x->level) - (y->level < x->level);
+                s += c > 0 ? 1 : c == 0 ? 0.5 : 0;
+                tie += c == 0, pairs++;
+            }
+        sum += s / (p->n_ans[0] * p->n_ans[1]);
+    }
+    *win = sum / r->np;
+    *ties = pairs ? tie / pairs : 0;
+}
+
+static void summarise(Run *r, EvalResult *res) {
+    const EvalOptions *o = r->o;
+    double w, rmw = NAN;
+    wins(r, 0, &w, &res->judge_ties);
+    if (r->have_rm)
+        wins(r, 1, &rmw, &res->rm_ties);
+    else
+        res->rm_ties = NAN;
+    for (int k = 0; k < 2; k++) {
+        EvalSide *s = &res->side[k];
+        s->win = k ? 1 - w : w;
+        eval_wilson(s->win, (double)r->np, 1.96, &s->win_lo, &s->win_hi);
+        s->rm_win = s->rm_lo = s->rm_hi = s->reward = NAN;
+        if (r->have_rm) {
+            s->rm_win = k ? 1 - rmw : rmw;
+            eval_wilson(s->rm_win, (double)r->np, 1.96, &s->rm_lo, &s->rm_hi);
+        }
+        double len = 0, judge = 0, reward = 0;
+        int64_t n = 0, n_len = 0;
+        for (int i = 0; i < r->np; i++)
+            for (int a = 0; a < r->p[i].n_ans[k]; a++) {
+                const Answer *x = &r->p[i].ans[k][a];
+                if (x->n_tokens >= 0) len += (double)x->n_tokens, n_len++;
+                if (o->rule) {
+                    double v = o->rule->score(r->p[i].text, x->text);
+                    judge += v >= 0 ? (v > 1 ? 1 : v) : 0;
+                }
+                reward += x->reward;
+                n++;
+            }
+        s->answers = n;
+        s->length = n_len ? len / (double)n_len : NAN;
+        s->judge_score = o->rule && n ? judge / (double)n : NAN;
+        if (r->have_rm) s->reward = n ? reward / (double)n : NAN;
+    }
+}
+
+int eval_run(Db *db, const EvalOptions *o, EvalResult *res, Err *err) {
+    memset(res, 0, sizeof *res);
+    double t0 = now_seconds();
+    if (o->n < 1) return err_set(err, RLHF_EINVAL, "answers per prompt must be at least 1");
+    Run r = {0};
+    r.db = db, r.o = o;
+    PromptFilter pf = {o->split, NULL, NULL, o->limit, 0};
+    int rc = db_prompts_each(db, &pf, collect_prompt, &r, err);
+    if (rc == RLHF_ENOMEM) err_set(err, rc, "out of memory");
+    if (!rc && r.np == 0)
+        rc = err_set(err, RLHF_EINVAL,
+                     "no prompts%s%s in the project (import some with `rlhf prompts import`)",
+                     o->split ? " of split " : "", o->split ? o->split : "");
+    if (!rc) rc = settle(&r, err);
+    int64_t *ids = rc ? NULL : malloc(sizeof(int64_t) * (size_t)r.np);
+    if (!rc && !ids) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < r.np; i++)
+        ids[i] = r.p[i].id;
+    for (int k = 0; k < 2 && !rc; k++)
+        rc = generate(&r, k, ids, &res->side[k], err);
+    free(ids);
+    if (!rc) rc = load_answers(&r, err);
+    if (!rc) rc = judge_all(&r, res, err);
+    if (!rc && r.have_rm) rc = score_rewards(&r, err);
+    for (int k = 0; k < 2 && !rc; k++)
+        rc = side_kl(&r, k, &res->side[k], err);
+    if (!rc) {
+        summarise(&r, res);
+        res->prompts = r.np;
+        for (int k = 0; k < 2; k++) {
+            res->side[k].name = strdup(r.s[k].name);
+            res->side[k].policy = strdup(r.s[k].path);
+            res->side[k].model_id = r.s[k].model_id;
+            res->side[k].best_of = o->side[k].best_of > 1 ? o->side[k].best_of : 0;
+        }
+        res->judge = strdup(r.judge);
+        res->rm = r.rm_path ? strdup(r.rm_path) : NULL;
+    }
+    run_free(&r);
+    res->seconds = now_seconds() - t0;
+    if (rc) eval_result_free(res);
+    return rc;
+}
+
+int eval_record(Db *db, const EvalResult *r, const char *config_json, Err *err) {
+    static const char *const names[2][8] = {{"a.win_rate", "a.win_lo", "a.win_hi", "a.rm_win_rate",
+                                             "a.reward", "a.kl", "a.length", "a.judge_score"},
+                                            {"b.win_rate", "b.win_lo", "b.win_hi", "b.rm_win_rate",
+                                             "b.reward", "b.kl", "b.length", "b.judge_score"}};
+    int64_t run = 0;
+    int rc = db_begin(db, err);
+    if (!rc) rc = db_run_start(db, "eval", config_json, r->side[0].model_id, &run, err);
+    for (int k = 0; k < 2 && !rc; k++) {
+        const EvalSide *s = &r->side[k];
+        double v[8] = {s->win,    s->win_lo, s->win_hi, s->rm_win,
+                       s->reward, s->kl,     s->length, s->judge_score};
+        for (int i = 0; i < 8 && !rc; i++)
+            if (isfinite(v[i])) rc = db_metric_add(db, run, 0, names[k][i], v[i], err);
+    }
+    char note[512];
+    snprintf(note, sizeof note, "%s vs %s on %lld prompts, judge %s", r->side[0].name,
+             r->side[1].name, (long long)r->prompts, r->judge);
+    if (!rc) rc = db_run_finish(db, run, "done", r->side[1].model_id, note, err);
+    if (!rc)
+        rc = db_commit(db, err);
+    else
+        db_rollback(db);
+    return rc;
+}
+
+void eval_result_free(EvalResult *r) {
+    for (int k = 0; k < 2; k++)
+        free(r->side[k].name), free(r->side[k].policy), free(r->side[k].ref);
+    free(r->judge), free(r->rm);
+    double secs = r->seconds;
+    memset(r, 0, sizeof *r);
+    r->seconds = secs;
+}

@@ -1,0 +1,292 @@
+/* rl/eval: Wilson intervals, log-probabilities independent of batching, and
+ * whole runs on tiny random models: answers and judge rankings stored (a rerun
+ * adds nothing), every evaluated policy ranked together per prompt, best-of-n
+ * never below its policy by the RM, KL zero against itself, bad input writing
+ * nothing. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db/candidates.h"
+#include "db/prompts.h"
+#include "db/rankings.h"
+#include "db/registry.h"
+#include "model/checkpoint.h"
+#include "rl/eval.h"
+#include "tests/unit/fixtures.h"
+
+static char dir[64];
+
+/* A tiny random model with the byte tokenizer inside; reward: a reward head. */
+/* with_tok: the byte tokenizer inside (vocab 259, 1) */
+static void make_model(const char *name, uint64_t seed, int reward, int vocab, int with_tok) {
+    Config c = {32, 64, 2, 4, 2, vocab, 96, 1};
+    Model m;
+    Err e = {0};
+    cr_assert_eq(model_create(&m, &c, reward ? MODEL_HEAD_REWARD : 0, &e), 0, "%s", e.msg);
+    model_init_random(&m, seed);
+    if (reward)
+        for (int i = 0; i < c.dim; i++)
+            m.w.reward[i] = (float)((i * 7919 % 13) - 6) / 6.0f;
+    Tokenizer *t = byte_tokenizer();
+    unsigned char *b;
+    size_t len;
+    cr_assert_eq(tok_to_bytes(t, &b, &len, &e), 0);
+    if (with_tok) cr_assert_eq(model_set_tokenizer(&m, b, len, &e), 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    cr_assert_eq(model_save(path, &m, &e), 0, "%s", e.msg);
+    free(b);
+    tok_free(t);
+    model_free(&m);
+}
+
+static char *at(const char *name) {
+    static char buf[4][128];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+static Db *setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/rlhf-eval-%d", getpid());
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    make_model("a.ckpt", 1, 0, 259, 1);
+    make_model("b.ckpt", 2, 0, 259, 1);
+    make_model("rm.ckpt", 3, 1, 259, 1);
+    make_model("big.ckpt", 4, 0, 300, 0);
+    make_model("a-bare.ckpt", 1, 0, 259, 0);
+    Db *db;
+    Err e = {0};
+    cr_assert_eq(db_open(at("p.db"), DB_OPEN_CREATE, &db, &e), 0, "%s", e.msg);
+    const char *q[] = {"What color is the sky?", "Name a fruit.",
+                       "What is two plus two?",  "Say hello.",
+                       "Name an animal.",        "What is ice?"};
+    for (int i = 0; i < 6; i++) {
+        PromptIn p = {q[i], "test", NULL, NULL};
+        cr_assert_eq(db_prompt_insert(db, &p, NULL, NULL, &e), 0);
+    }
+    PromptIn p = {"A training prompt.", "train", NULL, NULL};
+    cr_assert_eq(db_prompt_insert(db, &p, NULL, NULL, &e), 0);
+    return db;
+}
+
+static void teardown(Db *db) {
+    db_close(db);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static int64_t count_candidates(Db *db) {
+    int64_t n = 0;
+    for (int64_t pid = 1; pid <= 7; pid++) {
+        int64_t c;
+        cr_assert_eq(db_candidates_count(db, pid, 0, &c, NULL), 0);
+        n += c;
+    }
+    return n;
+}
+
+struct judged {
+    int rankings, max_items;
+};
+
+static int count_ranking(const RankingRow *r, void *ctx) {
+    struct judged *j = ctx;
+    j->rankings++;
+    if (r->n_items > j->max_items) j->max_items = r->n_items;
+    cr_assert(r->simulated);
+    return 0;
+}
+
+static EvalOptions options(void) {
+    static const char *stops[] = {"\n\n"};
+    EvalOptions o = eval_options_default();
+    o.side[0].policy = at("a.ckpt");
+    o.side[1].policy = at("b.ckpt");
+    o.sp.max_tokens = 10;
+    o.sp.stop = stops, o.sp.n_stop = 1;
+    o.rule = rule_find("demo");
+    return o;
+}
+
+Test(rl_eval, wilson_interval) {
+    double lo, hi;
+    eval_wilson(0.5, 10, 1.96, &lo, &hi);
+    cr_assert_float_eq(lo, 0.2366, 1e-4);
+    cr_assert_float_eq(hi, 0.7634, 1e-4);
+    eval_wilson(0, 10, 1.96, &lo, &hi);
+    cr_assert_float_eq(lo, 0, 1e-12);
+    cr_assert_float_eq(hi, 0.2775, 1e-4);
+    eval_wilson(1, 40, 1.96, &lo, &hi);
+    cr_assert_float_eq(hi, 1, 1e-12);
+    cr_assert_float_eq(lo, 0.9124, 1e-4);
+}
+
+Test(rl_eval, logprobs_do_not_depend_on_the_batch) {
+    Db *db = setup();
+    Model m;
+    Tokenizer *t;
+    Err e = {0};
+    cr_assert_eq(model_load(at("a.ckpt"), &m, &e), 0, "%s", e.msg);
+    cr_assert_eq(model_load_tokenizer(&m, at("a.ckpt"), NULL, &t, &e), 0, "%s", e.msg);
+    const char *p[] = {"Hi?", "A longer prompt here.", "x"};
+    const char *a[] = {"yes", "", "a much longer answer than the others"};
+    double one[3], all[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(eval_logprobs(&m, t, NULL, &p[i], &a[i], 1, 1, &one[i], &e), 0, "%s", e.msg);
+    cr_assert_eq(eval_logprobs(&m, t, NULL, p, a, 3, 2, all, &e), 0, "%s", e.msg);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_lt(one[i], 0);
+        cr_assert_float_eq(one[i], all[i], 1e-3 * fabs(one[i]));
+    }
+    /* the longer answer is less likely under a near-uniform random model */
+    cr_assert_lt(one[2], one[0]);
+    cr_assert_lt(one[0], one[1]);
+    tok_free(t);
+    model_free(&m);
+    teardown(db);
+}
+
+Test(rl_eval, runs_stores_and_reruns_the_same) {
+    Db *db = setup();
+    Err e = {0};
+    EvalOptions o = options();
+    o.rm = at("rm.ckpt");
+    EvalResult r;
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(r.prompts, 6, "the test split only");
+    cr_assert_eq(r.side[0].answers, 6);
+    cr_assert_eq(r.side[0].new_answers, 6);
+    cr_assert_eq(r.rankings_new, 6);
+    cr_assert_float_eq(r.side[0].win + r.side[1].win, 1, 1e-9);
+    cr_assert_float_eq(r.side[0].rm_win + r.side[1].rm_win, 1, 1e-9);
+    for (int k = 0; k < 2; k++) {
+        cr_assert(r.side[k].win_lo <= r.side[k].win && r.side[k].win <= r.side[k].win_hi);
+        cr_assert(isfinite(r.side[k].reward));
+        cr_assert(r.side[k].judge_score >= 0 && r.side[k].judge_score <= 1);
+        cr_assert_gt(r.side[k].length, 0);
+        cr_assert(isnan(r.side[k].kl), "no sft model in the registry: no reference");
+    }
+    cr_assert_str_eq(r.judge, "judge:demo");
+    cr_assert_eq(count_candidates(db), 12);
+    struct judged j = {0};
+    RankingFilter f = db_ranking_filter_default();
+    f.labeler = "judge:demo";
+    cr_assert_eq(db_rankings_each(db, &f, count_ranking, &j, &e), 0);
+    cr_assert_eq(j.rankings, 6);
+    cr_assert_eq(j.max_items, 2);
+    double win = r.side[0].win, reward = r.side[1].reward;
+    eval_result_free(&r);
+
+    /* again: nothing new, the same figures */
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(r.side[0].new_answers + r.side[1].new_answers, 0);
+    cr_assert_eq(r.rankings_new, 0);
+    cr_assert_float_eq(r.side[0].win, win, 1e-12);
+    cr_assert_float_eq(r.side[1].reward, reward, 1e-6);
+    eval_result_free(&r);
+
+    /* a third policy: best-of-3 of a; the judge now ranks a, b and a+bo3 together */
+    o.side[1].best_of = 3;
+    o.side[1].policy = at("a.ckpt");
+    o.ref = at("a.ckpt");
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(r.side[1].name, "a.ckpt+bo3");
+    cr_assert_eq(r.rankings_new, 6);
+    cr_assert_geq(r.side[1].rm_win, 0.5, "sample 0 of best-of is a's own answer");
+    cr_assert_geq(r.side[1].reward, r.side[0].reward - 1e-6);
+    cr_assert_float_eq(r.side[0].kl, 0, 1e-12);
+    cr_assert_float_eq(r.side[1].kl_best_of, log(3.0) - 2.0 / 3, 1e-9);
+    cr_assert(isfinite(r.side[1].kl));
+    eval_result_free(&r);
+    memset(&j, 0, sizeof j);
+    cr_assert_eq(db_rankings_each(db, &f, count_ranking, &j, &e), 0);
+    cr_assert_eq(j.rankings, 6, "one current ranking per prompt");
+    cr_assert_eq(j.max_items, 3);
+    teardown(db);
+}
+
+Test(rl_eval, kl_from_the_sft_ancestor) {
+    Db *db = setup();
+    Err e = {0};
+    int64_t sft, pol;
+    char real[4096];
+    cr_assert(realpath(at("a.ckpt"), real));
+    ModelIn a = {"sft", "sft", real, 0, NULL, NULL, NULL};
+    cr_assert_eq(db_model_upsert(db, &a, &sft, &e), 0);
+    cr_assert(realpath(at("b.ckpt"), real));
+    ModelIn b = {"ppo", "policy", real, sft, NULL, NULL, NULL};
+    cr_assert_eq(db_model_upsert(db, &b, &pol, &e), 0);
+    EvalOptions o = options();
+    o.side[0].policy = "sft";
+    o.side[1].policy = "ppo";
+    EvalResult r;
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(r.side[1].name, "ppo");
+    cr_assert_float_eq(r.side[0].kl, 0, 1e-12, "sft against itself");
+    cr_assert(isfinite(r.side[1].kl) && r.side[1].kl != 0);
+    cr_assert(isnan(r.side[0].reward), "no RM, no reward");
+    double kl = r.side[1].kl;
+    eval_result_free(&r);
+    /* the same weights as the sft model, without a tokenizer: the same KL, computed */
+    o.ref = at("a-bare.ckpt");
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_float_eq(r.side[0].kl, 0, 1e-9, "identical weights, computed: %g", r.side[0].kl);
+    cr_assert_float_eq(r.side[1].kl, kl, 1e-9);
+    eval_result_free(&r);
+    teardown(db);
+}
+
+Test(rl_eval, bad_input_writes_nothing) {
+    Db *db = setup();
+    Err e = {0};
+    EvalResult r;
+    EvalOptions o = options();
+    o.side[1].policy = at("missing.ckpt");
+    cr_assert_neq(eval_run(db, &o, &r, &e), 0);
+    cr_assert(strstr(e.msg, "--b"), "%s", e.msg);
+    o = options();
+    o.rm = at("a.ckpt");
+    cr_assert_neq(eval_run(db, &o, &r, &e), 0);
+    cr_assert(strstr(e.msg, "not a reward model"), "%s", e.msg);
+    o = options();
+    o.side[1].policy = at("a.ckpt");
+    cr_assert_eq(eval_run(db, &o, &r, &e), RLHF_EINVAL);
+    cr_assert(strstr(e.msg, "same model"), "%s", e.msg);
+    o = options();
+    o.side[1].best_of = 4;
+    cr_assert_eq(eval_run(db, &o, &r, &e), RLHF_EINVAL);
+    o = options();
+    o.ref = at("big.ckpt");
+    cr_assert_eq(eval_run(db, &o, &r, &e), RLHF_EINVAL);
+    cr_assert(strstr(e.msg, "vocabulary"), "%s", e.msg);
+    o = options();
+    o.split = "nosuch";
+    cr_assert_eq(eval_run(db, &o, &r, &e), RLHF_EINVAL);
+    ModelRow m;
+    cr_assert_eq(db_model_get(db, "a.ckpt", &m, &e), RLHF_ENOTFOUND, "nothing registered");
+    cr_assert_eq(count_candidates(db), 0);
+    teardown(db);
+}
+
+Test(rl_eval, the_rm_reads_the_project_template) {
+    Db *db = setup();
+    Err e = {0};
+    RmScorer s;
+    cr_assert_eq(eval_rm_open(db, &s, at("rm.ckpt"), 2, &e), 0, "%s", e.msg);
+    cr_assert_null(s.template, "no template anywhere: the default");
+    rm_scorer_close(&s);
+    cr_assert_eq(db_setting_set(db, "gen.template", "Q: {prompt}\nA:", &e), 0);
+    cr_assert_eq(eval_rm_open(db, &s, at("rm.ckpt"), 2, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(s.template, "Q: {prompt}\nA:");
+    rm_scorer_close(&s);
+    teardown(db);
+}
