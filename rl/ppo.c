@@ -60,6 +60,15 @@ uint64_t ppo_prompts_hash(const PpoPrompt *p, int n) {
     return h;
 }
 
+int ppo_value_from_rm(Model *m, Err *err) {
+    if (!(m->heads & MODEL_HEAD_REWARD))
+        return err_set(err, RLHF_EINVAL, "a value model is made from a reward model (reward head missing)");
+    int rc = model_set_heads(m, m->heads | MODEL_HEAD_VALUE, err);
+    if (rc) return rc;
+    memcpy(m->w.value, m->w.reward, sizeof(float) * (size_t)(m->cfg.dim + 1));
+    return model_set_heads(m, MODEL_HEAD_VALUE, err);
+}
+
 static int same_shape(const Config *a, const Config *b) { return memcmp(a, b, sizeof *a) == 0; }
 
 void ppo_free(Ppo *p) {

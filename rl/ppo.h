@@ -159,6 +159,10 @@ int ppo_step(Ppo *p, PpoRewardFn reward, void *ctx, PpoStats *s, Err *err);
 /* The bytes to save as the checkpoint's extra (malloc'd; caller frees). */
 int ppo_state_bytes(const Ppo *p, void **out, size_t *len, Err *err);
 
+/* Turns a reward model into a value model (InstructGPT): the value head starts
+ * as the reward head, which is then dropped. */
+int ppo_value_from_rm(Model *m, Err *err);
+
 /* A hash of the prompts' token ids (a resumed run must see the same prompts). */
 uint64_t ppo_prompts_hash(const PpoPrompt *p, int n);
 
