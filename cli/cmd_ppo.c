@@ -17,6 +17,7 @@
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -341,29 +342,38 @@ static int save(Run *r, Err *err) {
     return rc;
 }
 
+/* The per-step curves, under the names TRL users know where TRL has one. */
+static const struct {
+    const char *name;
+    size_t off;
+} METRICS[] = {
+    {"objective/kl", offsetof(PpoStats, kl)},
+    {"objective/kl_full", offsetof(PpoStats, kl_full)},
+    {"objective/entropy", offsetof(PpoStats, entropy)},
+    {"objective/scores", offsetof(PpoStats, score)},
+    {"objective/rlhf_reward", offsetof(PpoStats, rlhf_reward)},
+    {"objective/beta", offsetof(PpoStats, beta)},
+    {"policy/entropy_avg", offsetof(PpoStats, entropy_tok)},
+    {"policy/clipfrac_avg", offsetof(PpoStats, pg_clipfrac)},
+    {"policy/approxkl_avg", offsetof(PpoStats, approxkl)},
+    {"loss/policy_avg", offsetof(PpoStats, pg_loss)},
+    {"loss/value_avg", offsetof(PpoStats, vf_loss)},
+    {"loss/ptx_avg", offsetof(PpoStats, ptx_loss)},
+    {"val/clipfrac_avg", offsetof(PpoStats, vf_clipfrac)},
+    {"val/explained_variance", offsetof(PpoStats, explained_var)},
+    {"answer/length_mean", offsetof(PpoStats, len_mean)},
+    {"answer/eos_frac", offsetof(PpoStats, eos_frac)},
+    {"answer/dup_frac", offsetof(PpoStats, dup_frac)},
+    {"time/rollout_s", offsetof(PpoStats, t_rollout)},
+    {"time/score_s", offsetof(PpoStats, t_score)},
+    {"time/update_s", offsetof(PpoStats, t_update)},
+};
+
 static void log_metrics(Run *r, const PpoStats *s) {
-    MetricBuf *b = &r->metrics;
-    int64_t t = s->step;
-    db_metricbuf_add(b, t, "objective/kl", s->kl);
-    db_metricbuf_add(b, t, "objective/kl_full", s->kl_full);
-    db_metricbuf_add(b, t, "objective/entropy", s->entropy);
-    db_metricbuf_add(b, t, "objective/scores", s->score);
-    db_metricbuf_add(b, t, "objective/rlhf_reward", s->rlhf_reward);
-    db_metricbuf_add(b, t, "objective/beta", s->beta);
-    db_metricbuf_add(b, t, "policy/entropy_avg", s->entropy_tok);
-    db_metricbuf_add(b, t, "policy/clipfrac_avg", s->pg_clipfrac);
-    db_metricbuf_add(b, t, "policy/approxkl_avg", s->approxkl);
-    db_metricbuf_add(b, t, "loss/policy_avg", s->pg_loss);
-    db_metricbuf_add(b, t, "loss/value_avg", s->vf_loss);
-    if (!isnan(s->ptx_loss)) db_metricbuf_add(b, t, "loss/ptx_avg", s->ptx_loss);
-    db_metricbuf_add(b, t, "val/clipfrac_avg", s->vf_clipfrac);
-    if (!isnan(s->explained_var)) db_metricbuf_add(b, t, "val/explained_variance", s->explained_var);
-    db_metricbuf_add(b, t, "answer/length_mean", s->len_mean);
-    db_metricbuf_add(b, t, "answer/eos_frac", s->eos_frac);
-    db_metricbuf_add(b, t, "answer/dup_frac", s->dup_frac);
-    db_metricbuf_add(b, t, "time/rollout_s", s->t_rollout);
-    db_metricbuf_add(b, t, "time/score_s", s->t_score);
-    db_metricbuf_add(b, t, "time/update_s", s->t_update);
+    for (size_t i = 0; i < sizeof METRICS / sizeof METRICS[0]; i++) {
+        double v = *(const double *)((const char *)s + METRICS[i].off);
+        if (!isnan(v)) db_metricbuf_add(&r->metrics, s->step, METRICS[i].name, v);
+    }
 }
 
 static void run_free(Run *r) {

@@ -417,6 +417,18 @@ static int ptx_backward(Ppo *p, double *loss, Err *err) {
     return model_backward(p->policy, &p->rs, p->ptx_x, p->rs.logits, NULL, NULL, err);
 }
 
+/* The clipped value loss of minibatch rows rows[0..b) on values v (rows T
+ * apart), its gradient (times coef / ntok) into mb_dv. */
+static void value_losses(Ppo *p, const int *rows, int b, int T, const float *v, float coef,
+                         PpoLossStats *vf) {
+    for (int i = 0; i < b; i++) {
+        int r = rows[i], s0 = ans_start(p, r), na = ans_len(p, r);
+        size_t mo = (size_t)i * T + s0, ro = (size_t)r * T + s0;
+        ppo_value_loss(v + mo, p->old_v + ro, p->ret + ro, na, p->c.cliprange_value, coef,
+                       p->mb_dv + mo, vf);
+    }
+}
+
 /* One minibatch of rows order[0..b): policy (and value head) update, then the
  * separate value model's. */
 static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats *pg,
@@ -442,10 +454,8 @@ static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats 
         size_t mo = (size_t)i * T + s0, ro = (size_t)r * T + s0;
         ppo_policy_loss(p->mb_logp + mo, p->old_logp + ro, p->adv + ro, na, c->cliprange, scale,
                         p->mb_dlogp + mo, pg);
-        if (!p->value)
-            ppo_value_loss(p->rs.value + mo, p->old_v + ro, p->ret + ro, na, c->cliprange_value,
-                           c->vf_coef * scale, p->mb_dv + mo, vf);
     }
+    if (!p->value) value_losses(p, rows, b, T, p->rs.value, c->vf_coef * scale, vf);
     loss_logprobs_backward(p->rs.logits, p->mb_targets, (int)MT, V, p->mb_dlogp, NULL);
     if ((rc = model_backward(p->policy, &p->rs, p->mb_tokens, p->rs.logits, NULL,
                              p->value ? NULL : p->mb_dv, err)))
@@ -462,12 +472,7 @@ static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats 
     model_zero_grad(p->value);
     if ((rc = model_forward(p->value, rsv, p->mb_tokens, b, T, 0, err))) return rc;
     memset(p->mb_dv, 0, sizeof(float) * MT);
-    for (int i = 0; i < b; i++) {
-        int r = rows[i], s0 = ans_start(p, r), na = ans_len(p, r);
-        size_t mo = (size_t)i * T + s0, ro = (size_t)r * T + s0;
-        ppo_value_loss(rsv->value + mo, p->old_v + ro, p->ret + ro, na, c->cliprange_value, scale,
-                       p->mb_dv + mo, vf);
-    }
+    value_losses(p, rows, b, T, rsv->value, scale, vf);
     if ((rc = model_backward(p->value, rsv, p->mb_tokens, NULL, NULL, p->mb_dv, err))) return rc;
     model_grad_clip(p->value, c->grad_clip);
     adamw_step(&p->vopt, p->value, c->value_lr);

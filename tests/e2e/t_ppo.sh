@@ -84,8 +84,8 @@ done
 expect_rc 0 "$RLHF" ppo --policy reg.ckpt --rm rm.ckpt --out pol2.ckpt --steps 1 $SMALL
 [ "$(sql p.db "select parent_id from models where path like '%pol2.ckpt'")" = \
   "$(sql p.db "select id from models where name='sft-reg'")" ] || die "parent is not the policy"
-# the output samples like any policy
-expect_rc 0 "$RLHF" sample --model pol.ckpt --max-tokens 5 --seed 1 "Human: Hi
+# the output (with its value head) samples like any policy
+expect_rc 0 "$RLHF" sample --model pol2.ckpt --max-tokens 5 --seed 1 "Human: Hi
 Assistant:"
 # an existing output is not overwritten by accident
 expect_rc 1 "$RLHF" ppo --policy sft.ckpt --rm rm.ckpt --out pol.ckpt $SMALL

@@ -115,17 +115,24 @@ Test(rl_ppo, sampler_logprobs_equal_training_forward) {
     tok_free(tok);
 }
 
-Test(rl_ppo, kl_is_exactly_zero_at_step_zero) {
-    Tokenizer *tok = char_tokenizer();
-    Model pol, ref;
-    tiny_model(&pol, tok_vocab_size(tok), 3);
-    copy_model(&ref, &pol);
+/* A run with a value head whose reference is the policy as it starts. */
+static void start(Ppo *p, const PpoConfig *c, Tokenizer **tok, Model *pol, Model *ref, uint64_t seed) {
+    *tok = char_tokenizer();
+    tiny_model(pol, tok_vocab_size(*tok), seed);
+    copy_model(ref, pol);
     set_prompts();
+    Err err = {0};
+    cr_assert_eq(ppo_init(p, c, pol, ref, NULL, *tok, prompts, 4, NULL, NULL, 0, 1, &err), 0, "%s", err.msg);
+}
+
+Test(rl_ppo, kl_is_exactly_zero_at_step_zero) {
+    Tokenizer *tok;
+    Model pol, ref;
     PpoConfig c;
     small_config(&c);
     Ppo p;
     Err err = {0};
-    cr_assert_eq(ppo_init(&p, &c, &pol, &ref, NULL, tok, prompts, 4, NULL, NULL, 0, 1, &err), 0, "%s", err.msg);
+    start(&p, &c, &tok, &pol, &ref, 3);
     PpoStats s;
     cr_assert_eq(ppo_step(&p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
     cr_assert_eq(s.kl, 0.0, "step 0 KL %g", s.kl);
@@ -141,17 +148,14 @@ Test(rl_ppo, kl_is_exactly_zero_at_step_zero) {
 }
 
 Test(rl_ppo, raises_a_known_reward_with_kl_near_target) {
-    Tokenizer *tok = char_tokenizer();
+    Tokenizer *tok;
     Model pol, ref;
-    tiny_model(&pol, tok_vocab_size(tok), 5);
-    copy_model(&ref, &pol);
-    set_prompts();
     PpoConfig c;
     small_config(&c);
     c.kl_target = 3, c.kl_horizon = 64, c.beta = 0.05;
     Ppo p;
     Err err = {0};
-    cr_assert_eq(ppo_init(&p, &c, &pol, &ref, NULL, tok, prompts, 4, NULL, NULL, 0, 1, &err), 0, "%s", err.msg);
+    start(&p, &c, &tok, &pol, &ref, 5);
     PpoStats s;
     double first = 0, last = 0, kl_last = 0;
     int steps = 40;
