@@ -14,7 +14,6 @@
 #include "util/sys.h"
 #include "util/text.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
@@ -523,7 +522,7 @@ static int exec_ppo(int argc, char **argv) {
     memset(&r, 0, sizeof r);
     r.o = &o;
     Err err = {0};
-    if (o.threads) openblas_set_num_threads((int)o.threads);
+    if (o.threads) infer_set_threads((int)o.threads);
     if ((rc = cli_open_db(E, o.dbflag, DB_OPEN_EXISTING, &r.db))) return rc;
     atomic_remove_stale(o.out);
     int exists = access(o.out, F_OK) == 0;
@@ -574,7 +573,7 @@ static int exec_ppo(int argc, char **argv) {
         log_metrics(&r, &s);
         double per = (now_seconds() - t0) / (double)(s.step - step0);
         print_step(&r, &s, per * (double)(o.steps - s.step));
-        for (int bit = 1; bit <= PPO_WARN_SAME; bit <<= 1)
+        for (int bit = 1; bit <= PPO_WARN_NOISE; bit <<= 1)
             if ((s.warn & bit) && !(last_warn & bit))
                 fprintf(stderr, "ppo: warning: step %lld: %s\n", (long long)s.step, ppo_warn_text(bit));
         last_warn = s.warn;

@@ -46,6 +46,7 @@ const char *ppo_warn_text(int bit) {
     case PPO_WARN_KL: return "KL is over twice its target: beta cannot hold the policy near the reference";
     case PPO_WARN_LENGTH: return "mean answer length has doubled or halved since the start: the reward may favour length";
     case PPO_WARN_SAME: return "over half the answers repeat another answer of the batch: mode collapse";
+    case PPO_WARN_NOISE: return "entropy has more than doubled since the start: the policy drifts toward noise (reward hacking? lower --lr)";
     default: return "unknown warning";
     }
 }
@@ -525,6 +526,7 @@ int ppo_step(Ppo *p, PpoRewardFn reward, void *ctx, PpoStats *s, Err *err) {
     if (p->st.len0 > 0 && (s->len_mean > 2 * p->st.len0 || s->len_mean < 0.5 * p->st.len0))
         s->warn |= PPO_WARN_LENGTH;
     if (s->dup_frac > 0.5) s->warn |= PPO_WARN_SAME;
+    if (p->st.ent0 > 0 && s->entropy_tok > 2 * p->st.ent0) s->warn |= PPO_WARN_NOISE;
     s->step = ++p->st.step;
     return RLHF_OK;
 }

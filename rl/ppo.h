@@ -93,6 +93,7 @@ enum {
     PPO_WARN_KL = 2,      /* KL above twice its target (adaptive β) */
     PPO_WARN_LENGTH = 4,  /* mean length doubled or halved since the first step */
     PPO_WARN_SAME = 8,    /* over half the answers repeat another answer of the batch */
+    PPO_WARN_NOISE = 16,  /* per-token entropy above twice the first step's */
 };
 /* A sentence for one warning bit. */
 const char *ppo_warn_text(int bit);
