@@ -261,3 +261,67 @@ Test(rl_ppo, bad_setups_are_refused) {
     model_free(&pol), model_free(&ref), model_free(&rm), model_free(&other);
     tok_free(tok);
 }
+
+static int constant_reward(void *ctx, const SeqExample *ex, const SampleResult *res, int n,
+                           float *scores, Err *err) {
+    (void)ex, (void)res, (void)err;
+    for (int i = 0; i < n; i++) scores[i] = *(const float *)ctx;
+    return RLHF_OK;
+}
+
+/* At step 0 (KL 0) the reward the policy sees is the score after the length
+ * penalty and the clipping: checkable exactly. */
+Test(rl_ppo, length_penalty_and_score_clipping) {
+    Tokenizer *tok;
+    Model pol, ref;
+    PpoConfig c;
+    small_config(&c);
+    c.max_new = 2, c.length_penalty = 5, c.score_clip = 4;
+    Ppo p;
+    Err err = {0};
+    start(&p, &c, &tok, &pol, &ref, 13);
+    float three = 3;
+    PpoStats s;
+    cr_assert_eq(ppo_step(&p, constant_reward, &three, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(s.score, 3.0, "the raw score is logged before penalties");
+    cr_assert(s.eos_frac < 0.5, "a fresh model rarely ends within 2 tokens");
+    /* cut answers: 3 - 5 = -2; ended ones: 3 */
+    double want = 3 * s.eos_frac + -2 * (1 - s.eos_frac);
+    cr_assert(fabs(s.rlhf_reward - want) < 1e-6, "rlhf reward %g, want %g", s.rlhf_reward, want);
+    ppo_free(&p);
+    model_free(&pol), model_free(&ref);
+    tok_free(tok);
+    /* clipping: a score of 9 counts as 4 */
+    c.length_penalty = 0;
+    start(&p, &c, &tok, &pol, &ref, 13);
+    float nine = 9;
+    cr_assert_eq(ppo_step(&p, constant_reward, &nine, &s, &err), 0, "%s", err.msg);
+    cr_assert(fabs(s.rlhf_reward - 4) < 1e-6, "clipped reward %g", s.rlhf_reward);
+    ppo_free(&p);
+    model_free(&pol), model_free(&ref);
+    tok_free(tok);
+}
+
+/* PPO-ptx: the corpus loss is computed and logged (a fresh model: about log V);
+ * a corpus shorter than a window is refused. */
+Test(rl_ppo, ptx_mixes_in_the_corpus_loss) {
+    Tokenizer *tok;
+    Model pol, ref;
+    PpoConfig c;
+    small_config(&c);
+    c.ptx_coef = 1, c.ptx_len = 16;
+    Ppo p;
+    Err err = {0};
+    start(&p, &c, &tok, &pol, &ref, 17);
+    int corpus[200];
+    for (int i = 0; i < 200; i++) corpus[i] = 3 + (i * 7) % 60;
+    cr_assert_eq(ppo_set_ptx(&p, corpus, 10, &err), RLHF_EINVAL);
+    cr_assert_eq(ppo_set_ptx(&p, corpus, 200, &err), 0, "%s", err.msg);
+    PpoStats s;
+    float zero = 0;
+    cr_assert_eq(ppo_step(&p, constant_reward, &zero, &s, &err), 0, "%s", err.msg);
+    cr_assert(fabs(s.ptx_loss - log(tok_vocab_size(tok))) < 0.5, "ptx loss %g", s.ptx_loss);
+    ppo_free(&p);
+    model_free(&pol), model_free(&ref);
+    tok_free(tok);
+}
