@@ -1,0 +1,119 @@
+/* bench_ppo: one PPO configuration per model config (demo, 15m) on random
+ * weights with a reward model, a separate value model and the reference all
+ * loaded (InstructGPT's four models): rollout tokens/s (batched decode),
+ * update tokens/s (training forward+backward, padded tokens), the share of a
+ * step spent in rollout, scoring and update (the update includes the
+ * reference and old-policy passes), and the process's peak RSS so far. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "model/checkpoint.h"
+#include "rl/ppo.h"
+#include "rm/rm_score.h"
+
+static int fail(const char *what, const Err *err) {
+    fprintf(stderr, "bench_ppo: %s: %s\n", what, err->msg);
+    return 1;
+}
+
+/* <unk> <s> </s>, 256 bytes, then filler pieces up to V */
+static int make_tokenizer(int V, Tokenizer **out, Err *err) {
+    const char **pieces = calloc((size_t)V, sizeof *pieces);
+    size_t *lens = calloc((size_t)V, sizeof *lens);
+    float *scores = calloc((size_t)V, sizeof *scores);
+    char (*names)[16] = calloc((size_t)V, 16);
+    int rc = !pieces || !lens || !scores || !names ? err_set(err, RLHF_ENOMEM, "out of memory") : 0;
+    for (int i = 0; !rc && i < V; i++) {
+        if (i == 0) snprintf(names[i], 16, "<unk>");
+        else if (i == 1) snprintf(names[i], 16, "\n<s>\n");
+        else if (i == 2) snprintf(names[i], 16, "\n</s>\n");
+        else if (i < 259) snprintf(names[i], 16, "<0x%02X>", i - 3);
+        else snprintf(names[i], 16, " w%d", i);
+        pieces[i] = names[i], lens[i] = strlen(names[i]), scores[i] = -(float)i;
+    }
+    if (!rc) rc = tok_build(V, pieces, lens, scores, out, err);
+    free(pieces), free(lens), free(scores), free(names);
+    return rc;
+}
+
+static int rm_cb(void *ctx, const SeqExample *ex, const SampleResult *res, int n, float *scores, Err *err) {
+    (void)res;
+    return rm_score_examples(ctx, ex, n, scores, err);
+}
+
+static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, int steps) {
+    Err err = {0};
+    Config c;
+    Model pol = {0}, ref = {0}, val = {0};
+    Tokenizer *tok = NULL;
+    RmScorer rm = {0};
+    Ppo p;
+    int ready = 0, rc = model_config_named(cfg_name, &c, &err);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/bench_ppo_rm.%d.ckpt", (int)getpid());
+    if (!rc) rc = make_tokenizer(c.vocab_size, &tok, &err);
+    if (!rc) rc = model_create(&pol, &c, 0, &err);
+    if (!rc) model_init_random(&pol, 1), rc = model_create(&ref, &c, 0, &err);
+    if (!rc) memcpy(ref.params, pol.params, sizeof(float) * pol.n_params);
+    /* the RM (a file, as the CLI opens it) and the value model made from it */
+    if (!rc) rc = model_create(&val, &c, MODEL_HEAD_REWARD, &err);
+    if (!rc) {
+        model_init_random(&val, 2);
+        for (int i = 0; i < c.dim; i++) val.w.reward[i] = 0.01f * (float)((i % 5) - 2);
+        unsigned char *tb;
+        size_t tl;
+        rc = tok_to_bytes(tok, &tb, &tl, &err);
+        if (!rc) rc = model_set_tokenizer(&val, tb, tl, &err), free(tb);
+    }
+    if (!rc) rc = model_save(path, &val, &err);
+    if (!rc) rc = rm_scorer_open(&rm, path, NULL, NULL, 16, &err);
+    unlink(path);
+    if (!rc) rc = ppo_value_from_rm(&val, &err);
+    /* 64 prompts of 20 tokens */
+    static PpoPrompt prompts[64];
+    static int ids[64][20];
+    Rng rng;
+    rng_seed(&rng, 3);
+    for (int i = 0; i < 64; i++) {
+        ids[i][0] = TOK_BOS;
+        for (int j = 1; j < 20; j++) ids[i][j] = 3 + (int)rng_below(&rng, (uint64_t)c.vocab_size - 3);
+        prompts[i].ids = ids[i], prompts[i].n = 20;
+    }
+    PpoConfig pc;
+    ppo_config_default(&pc);
+    pc.prompts = P, pc.samples = K, pc.max_new = max_new, pc.epochs = epochs;
+    pc.value_mode = PPO_VALUE_MODEL, pc.length_penalty = 0;
+    if (!rc) rc = ppo_init(&p, &pc, &pol, &ref, &val, tok, prompts, 64, NULL, NULL, 0, 1, &err);
+    ready = !rc;
+    PpoStats s, sum = {0};
+    for (int i = 0; i < steps && !rc; i++) {
+        rc = ppo_step(&p, rm_cb, &rm, &s, &err);
+        sum.t_rollout += s.t_rollout, sum.t_score += s.t_score, sum.t_update += s.t_update;
+        sum.rollout_tokens += s.rollout_tokens, sum.update_tokens += s.update_tokens;
+    }
+    if (!rc) {
+        struct rusage u;
+        getrusage(RUSAGE_SELF, &u);
+        double tt = sum.t_rollout + sum.t_score + sum.t_update;
+        printf("ppo %s (%zu params; %d prompts x %d answers, %d new tokens, %d epochs, value model): "
+               "rollout %.0f tokens/s, update %.0f tokens/s; step %.2f s = rollout %.0f%% + scoring %.0f%% "
+               "+ update %.0f%%; peak RSS so far %ld MiB\n",
+               cfg_name, pol.n_params, P, K, max_new, epochs, sum.rollout_tokens / sum.t_rollout,
+               sum.update_tokens / sum.t_update, tt / steps, 100 * sum.t_rollout / tt, 100 * sum.t_score / tt,
+               100 * sum.t_update / tt, u.ru_maxrss / 1024);
+    }
+    if (ready) ppo_free(&p);
+    rm_scorer_close(&rm);
+    model_free(&pol), model_free(&ref), model_free(&val);
+    if (tok) tok_free(tok);
+    return rc ? fail(cfg_name, &err) : 0;
+}
+
+int main(void) {
+    int rc = bench("demo", 8, 4, 32, 4, 2);
+    rc |= bench("15m", 2, 4, 16, 1, 1);
+    return rc;
+}

@@ -1,0 +1,532 @@
+/* The PPO loop (see ppo.h): rollout, scoring, per-token rewards and GAE, then
+ * epochs of clipped minibatch updates. The arithmetic lives in ppo_math.c. */
+#include "rl/ppo.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/loss.h"
+#include "util/progress.h"
+
+#define PPO_MAGIC "PPOSTATE"
+#define PPO_VERSION 1
+
+void ppo_config_default(PpoConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->prompts = 8, c->samples = 4, c->max_new = 32, c->temperature = 1.0f;
+    c->epochs = 4, c->minibatch = 16;
+    c->lr = 1e-4f, c->value_lr = 1e-4f, c->grad_clip = 1.0f;
+    c->cliprange = 0.2f, c->cliprange_value = 0.2f, c->gamma = 1.0f, c->lambda = 0.95f;
+    c->vf_coef = 0.1f;
+    c->beta = 0.02, c->kl_target = 0, c->kl_horizon = 10000;
+    c->length_penalty = 1.0f, c->whiten_adv = 1;
+    c->ptx_batch = 4, c->ptx_len = 64;
+    c->value_mode = PPO_VALUE_HEAD, c->full_kl = 1;
+}
+
+int ppo_config_check(const PpoConfig *c, Err *err) {
+    if (c->prompts < 1 || c->samples < 1 || c->max_new < 1 || c->epochs < 1 || c->minibatch < 1)
+        return err_set(err, RLHF_EINVAL, "prompts, samples, max-new, epochs and minibatch must be >= 1");
+    if (!(c->temperature > 0)) return err_set(err, RLHF_EINVAL, "temperature must be > 0");
+    if (c->cliprange <= 0 || c->gamma < 0 || c->gamma > 1 || c->lambda < 0 || c->lambda > 1)
+        return err_set(err, RLHF_EINVAL, "need clip > 0 and gamma, lambda in [0, 1]");
+    if (c->beta < 0 || c->kl_target < 0 || c->kl_horizon <= 0)
+        return err_set(err, RLHF_EINVAL, "need beta >= 0, kl target >= 0, kl horizon > 0");
+    if (c->ptx_coef < 0 || c->ptx_batch < 1 || c->ptx_len < 2)
+        return err_set(err, RLHF_EINVAL, "need ptx coef >= 0, ptx batch >= 1, ptx len >= 2");
+    if (c->value_mode != PPO_VALUE_HEAD && c->value_mode != PPO_VALUE_MODEL)
+        return err_set(err, RLHF_EINVAL, "unknown value mode %d", c->value_mode);
+    return RLHF_OK;
+}
+
+const char *ppo_warn_text(int bit) {
+    switch (bit) {
+    case PPO_WARN_ENTROPY: return "entropy collapsed below a fifth of its start: the policy is becoming deterministic";
+    case PPO_WARN_KL: return "KL is over twice its target: beta cannot hold the policy near the reference";
+    case PPO_WARN_LENGTH: return "mean answer length has doubled or halved since the start: the reward may favour length";
+    case PPO_WARN_SAME: return "over half the answers repeat another answer of the batch: mode collapse";
+    case PPO_WARN_NOISE: return "entropy has more than doubled since the start: the policy drifts toward noise (reward hacking? lower --lr)";
+    default: return "unknown warning";
+    }
+}
+
+uint64_t ppo_prompts_hash(const PpoPrompt *p, int n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 0; i < n; i++)
+        for (int j = -1; j < p[i].n; j++) {
+            h ^= (uint64_t)(uint32_t)(j < 0 ? p[i].n : p[i].ids[j]);
+            h *= 1099511628211ULL;
+        }
+    return h;
+}
+
+int ppo_value_from_rm(Model *m, Err *err) {
+    if (!(m->heads & MODEL_HEAD_REWARD))
+        return err_set(err, RLHF_EINVAL, "a value model is made from a reward model (reward head missing)");
+    int rc = model_set_heads(m, m->heads | MODEL_HEAD_VALUE, err);
+    if (rc) return rc;
+    memcpy(m->w.value, m->w.reward, sizeof(float) * (size_t)(m->cfg.dim + 1));
+    return model_set_heads(m, MODEL_HEAD_VALUE, err);
+}
+
+static int same_shape(const Config *a, const Config *b) { return memcmp(a, b, sizeof *a) == 0; }
+
+void ppo_free(Ppo *p) {
+    adamw_free(&p->opt);
+    adamw_free(&p->vopt);
+    infer_free(&p->inf);
+    model_runstate_free(&p->rs);
+    model_runstate_free(&p->rs_ref);
+    model_runstate_free(&p->rs_val);
+    for (int i = 0; p->ex && i < p->N; i++) seq_example_free(&p->ex[i]);
+    for (int i = 0; p->res && i < p->N; i++) sample_result_free(&p->res[i]);
+    void *bufs[] = {p->ex, p->res, p->scores, p->tokens, p->lens, p->nprompt, p->targets,
+                    p->old_logp, p->ref_logp, p->old_v, p->adv, p->ret, p->ent, p->klf,
+                    p->rew, p->flat, p->flat2, p->mb_tokens, p->mb_targets, p->order,
+                    p->mb_logp, p->mb_dlogp, p->mb_dv, p->lsm, p->lsm_row, p->seeds,
+                    p->ptx_x, p->ptx_y};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    memset(p, 0, sizeof *p);
+}
+
+static int restore(Ppo *p, const void *state, size_t len, Err *err) {
+    PpoState st;
+    if (len < sizeof st) return err_set(err, RLHF_EFORMAT, "no PPO state to resume (%zu bytes)", len);
+    memcpy(&st, state, sizeof st);
+    if (memcmp(st.magic, PPO_MAGIC, 8) != 0) return err_set(err, RLHF_EFORMAT, "not a PPO checkpoint (no PPO state to resume)");
+    if (st.version != PPO_VERSION)
+        return err_set(err, RLHF_EVERSION, "PPO state version %u, this program reads %u", st.version, PPO_VERSION);
+    if ((int)st.value_mode != p->c.value_mode)
+        return err_set(err, RLHF_EINVAL, "the run used --value %s; resume it with the same",
+                       st.value_mode == PPO_VALUE_MODEL ? "rm" : "head");
+    if (st.prompts_hash != ppo_prompts_hash(p->prompts, p->n_prompts))
+        return err_set(err, RLHF_EINVAL,
+                       "the training prompts changed since this run started (split, store or template); "
+                       "start a new run with --force");
+    size_t nv = p->value ? p->value->n_params : 0;
+    if (st.value_params != nv || len != sizeof st + nv * 3 * sizeof(float))
+        return err_set(err, RLHF_EFORMAT, "the saved value model does not match (%llu floats, %zu expected)",
+                       (unsigned long long)st.value_params, nv);
+    if (nv) {
+        const float *f = (const float *)((const char *)state + sizeof st);
+        memcpy(p->value->params, f, nv * sizeof(float));
+        memcpy(p->vopt.m, f + nv, nv * sizeof(float));
+        memcpy(p->vopt.v, f + 2 * nv, nv * sizeof(float));
+        p->vopt.step = st.value_opt_step;
+    }
+    p->st = st;
+    memcpy(p->rng.s, st.rng, sizeof st.rng);
+    p->kl.beta = st.beta;
+    return RLHF_OK;
+}
+
+int ppo_init(Ppo *p, const PpoConfig *c, Model *policy, Model *ref, Model *value,
+             const Tokenizer *tok, const PpoPrompt *prompts, int n_prompts, AdamW *opt,
+             const void *state, size_t state_len, uint64_t seed, Err *err) {
+    memset(p, 0, sizeof *p);
+    int rc = ppo_config_check(c, err);
+    if (rc) return rc;
+    p->c = *c;
+    p->policy = policy, p->ref = ref, p->tok = tok, p->prompts = prompts, p->n_prompts = n_prompts;
+    p->value = c->value_mode == PPO_VALUE_MODEL ? value : NULL;
+    const Config *pc = &policy->cfg;
+    int V = pc->vocab_size;
+    if (policy->heads & MODEL_HEAD_REWARD)
+        return err_set(err, RLHF_EINVAL, "the policy has a reward head: it is a reward model, not a policy");
+    if (ref->cfg.vocab_size != V)
+        return err_set(err, RLHF_EINVAL, "the reference's vocabulary (%d) differs from the policy's (%d)",
+                       ref->cfg.vocab_size, V);
+    if (tok_vocab_size(tok) != V) return tok_check_vocab(tok, V, err);
+    if (c->value_mode == PPO_VALUE_MODEL) {
+        if (!value || !(value->heads & MODEL_HEAD_VALUE))
+            return err_set(err, RLHF_EINVAL, "--value rm needs a value model (an RM with a value head)");
+        if (value->cfg.vocab_size != V)
+            return err_set(err, RLHF_EINVAL, "the value model's vocabulary (%d) differs from the policy's (%d)",
+                           value->cfg.vocab_size, V);
+    } else if (!(policy->heads & MODEL_HEAD_VALUE) &&
+               (rc = model_set_heads(policy, policy->heads | MODEL_HEAD_VALUE, err))) {
+        return rc;
+    }
+    if (n_prompts < 1) return err_set(err, RLHF_EINVAL, "no training prompts");
+    int maxp = 0;
+    for (int i = 0; i < n_prompts; i++) {
+        if (prompts[i].n < 1 || prompts[i].n >= pc->seq_len)
+            return err_set(err, RLHF_EINVAL, "prompt %d is %d tokens; the context holds %d", i,
+                           prompts[i].n, pc->seq_len);
+        if (prompts[i].n > maxp) maxp = prompts[i].n;
+    }
+    p->T = maxp + c->max_new + 1 < pc->seq_len ? maxp + c->max_new + 1 : pc->seq_len;
+    p->N = c->prompts * c->samples;
+    int N = p->N, T = p->T, MB = c->minibatch < N ? c->minibatch : N;
+    p->c.minibatch = MB;
+    if (c->ptx_len > pc->seq_len) p->c.ptx_len = pc->seq_len;
+    /* optimizers */
+    if (opt && opt->n) {
+        if (opt->n != policy->n_params)
+            return err_set(err, RLHF_EFORMAT, "the optimizer state does not match the policy");
+        p->opt = *opt;
+        memset(opt, 0, sizeof *opt);
+    } else if ((rc = adamw_create(&p->opt, policy->n_params, err))) {
+        goto fail;
+    }
+    p->opt.weight_decay = 0; /* decay would pull the policy off the reference for no reason */
+    if ((rc = model_grads_alloc(policy, err))) goto fail;
+    if (p->value) {
+        if ((rc = adamw_create(&p->vopt, p->value->n_params, err)) || (rc = model_grads_alloc(p->value, err)))
+            goto fail;
+        p->vopt.weight_decay = 0;
+    }
+    /* state */
+    p->kl.beta = c->beta, p->kl.target = c->kl_target, p->kl.horizon = c->kl_horizon;
+    if (state) {
+        if ((rc = restore(p, state, state_len, err))) goto fail;
+    } else {
+        memcpy(p->st.magic, PPO_MAGIC, 8);
+        p->st.version = PPO_VERSION;
+        p->st.value_mode = (uint32_t)c->value_mode;
+        p->st.prompts_hash = ppo_prompts_hash(prompts, n_prompts);
+        rng_seed(&p->rng, seed ^ 0x5050f00dULL);
+    }
+    /* activations: one RunState per distinct shape */
+    int RB = MB > c->ptx_batch ? MB : c->ptx_batch, RT = T > p->c.ptx_len ? T : p->c.ptx_len;
+    if ((rc = model_runstate_create(&p->rs, pc, RB, RT, err))) goto fail;
+    if (!same_shape(&ref->cfg, pc) && (rc = model_runstate_create(&p->rs_ref, &ref->cfg, MB, T, err))) goto fail;
+    if (p->value && !same_shape(&p->value->cfg, pc) &&
+        (rc = model_runstate_create(&p->rs_val, &p->value->cfg, MB, T, err)))
+        goto fail;
+    if ((rc = infer_create(&p->inf, policy, c->samples, err))) goto fail;
+    size_t NT = (size_t)N * T, MT = (size_t)MB * T;
+    p->ex = calloc((size_t)N, sizeof *p->ex);
+    p->res = calloc((size_t)N, sizeof *p->res);
+    p->scores = malloc(sizeof(float) * (size_t)N);
+    p->tokens = malloc(sizeof(int) * NT), p->targets = malloc(sizeof(int) * NT);
+    p->lens = malloc(sizeof(int) * (size_t)N), p->nprompt = malloc(sizeof(int) * (size_t)N);
+    float **f[] = {&p->old_logp, &p->ref_logp, &p->old_v, &p->adv, &p->ret, &p->ent, &p->klf,
+                   &p->rew, &p->flat, &p->flat2};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = calloc(NT, sizeof(float));
+    p->mb_tokens = malloc(sizeof(int) * MT), p->mb_targets = malloc(sizeof(int) * MT);
+    p->order = malloc(sizeof(int) * (size_t)N);
+    p->mb_logp = malloc(sizeof(float) * MT), p->mb_dlogp = malloc(sizeof(float) * MT);
+    p->mb_dv = malloc(sizeof(float) * MT);
+    p->seeds = malloc(sizeof(uint64_t) * (size_t)c->samples);
+    p->lsm_row = malloc(sizeof(float) * (size_t)V);
+    if (c->full_kl) p->lsm = malloc(sizeof(float) * (size_t)MB * c->max_new * V);
+    if (!p->ex || !p->res || !p->scores || !p->tokens || !p->targets || !p->lens || !p->nprompt ||
+        !p->rew || !p->flat2 || !p->old_logp || !p->ref_logp || !p->old_v || !p->adv || !p->ret ||
+        !p->ent || !p->klf || !p->flat || !p->mb_tokens || !p->mb_targets || !p->order ||
+        !p->mb_logp || !p->mb_dlogp || !p->mb_dv || !p->seeds || !p->lsm_row ||
+        (c->full_kl && !p->lsm)) {
+        rc = err_set(err, RLHF_ENOMEM, "PPO: out of memory for the rollout buffers");
+        goto fail;
+    }
+    return RLHF_OK;
+fail:
+    ppo_free(p);
+    return rc;
+}
+
+int ppo_set_ptx(Ppo *p, const int *tokens, int64_t n, Err *err) {
+    if (p->c.ptx_coef <= 0) return err_set(err, RLHF_EINVAL, "a ptx corpus needs ptx coef > 0");
+    if (n <= p->c.ptx_len + 1)
+        return err_set(err, RLHF_EINVAL, "the ptx corpus has %lld tokens; windows need %d",
+                       (long long)n, p->c.ptx_len + 2);
+    size_t sz = sizeof(int) * (size_t)p->c.ptx_batch * p->c.ptx_len;
+    free(p->ptx_x), free(p->ptx_y);
+    p->ptx_x = malloc(sz), p->ptx_y = malloc(sz);
+    if (!p->ptx_x || !p->ptx_y) return err_set(err, RLHF_ENOMEM, "out of memory");
+    p->ptx = tokens, p->n_ptx = n;
+    return RLHF_OK;
+}
+
+int ppo_state_bytes(const Ppo *p, void **out, size_t *len, Err *err) {
+    size_t nv = p->value ? p->value->n_params : 0;
+    *len = sizeof(PpoState) + nv * 3 * sizeof(float);
+    char *b = malloc(*len);
+    if (!b) return err_set(err, RLHF_ENOMEM, "out of memory");
+    PpoState st = p->st;
+    memcpy(st.rng, p->rng.s, sizeof st.rng);
+    st.beta = p->kl.beta;
+    st.value_params = nv;
+    st.value_opt_step = nv ? p->vopt.step : 0;
+    memcpy(b, &st, sizeof st);
+    if (nv) {
+        float *f = (float *)(b + sizeof st);
+        memcpy(f, p->value->params, nv * sizeof(float));
+        memcpy(f + nv, p->vopt.m, nv * sizeof(float));
+        memcpy(f + 2 * nv, p->vopt.v, nv * sizeof(float));
+    }
+    *out = b;
+    return RLHF_OK;
+}
+
+/* ---- one step --------------------------------------------------------------------- */
+
+/* Samples prompts × samples answers and joins each with its prompt. */
+static int rollout(Ppo *p, PpoStats *s, Err *err) {
+    const PpoConfig *c = &p->c;
+    SampleParams sp = sample_params_default();
+    sp.temperature = c->temperature;
+    sp.max_tokens = c->max_new;
+    for (int i = 0; i < p->N; i++) {
+        seq_example_free(&p->ex[i]);
+        sample_result_free(&p->res[i]);
+    }
+    int rc = RLHF_OK;
+    for (int i = 0; i < c->prompts && !rc; i++) {
+        const PpoPrompt *pr = &p->prompts[rng_below(&p->rng, (uint64_t)p->n_prompts)];
+        for (int k = 0; k < c->samples; k++) p->seeds[k] = rng_u64(&p->rng);
+        SampleResult *res = p->res + (size_t)i * c->samples;
+        rc = sample_generate_batch(&p->inf, p->tok, pr->ids, pr->n, c->samples, &sp, p->seeds, res, err);
+        for (int k = 0; k < c->samples && !rc; k++) {
+            rc = seq_join(pr->ids, pr->n, res[k].tokens, res[k].n_tokens, p->T,
+                          &p->ex[i * c->samples + k], err);
+            s->rollout_tokens += res[k].n_tokens;
+        }
+    }
+    return rc;
+}
+
+/* Old log-probs, entropies and values under the policy, log-probs under the
+ * reference, and the exact KL per token, by the training forward pass. */
+static int evaluate_batch(Ppo *p, int T, Err *err) {
+    const PpoConfig *c = &p->c;
+    int V = p->policy->cfg.vocab_size, MB = c->minibatch, rc;
+    RunState *rsr = p->rs_ref.mem ? &p->rs_ref : &p->rs, *rsv = p->rs_val.mem ? &p->rs_val : &p->rs;
+    for (int c0 = 0; c0 < p->N; c0 += MB) {
+        int b = p->N - c0 < MB ? p->N - c0 : MB;
+        size_t off = (size_t)c0 * T;
+        const int *tok = p->tokens + off, *tg = p->targets + off;
+        if ((rc = model_forward(p->ref, rsr, tok, b, T, MODEL_FWD_LOGITS, err))) return rc;
+        loss_logprobs(rsr->logits, tg, b * T, V, p->ref_logp + off, NULL);
+        int k = 0;
+        if (c->full_kl)
+            for (int n = 0; n < b * T; n++)
+                if (tg[n] >= 0) ppo_log_softmax(rsr->logits + (size_t)n * V, V, p->lsm + (size_t)k++ * V);
+        if ((rc = model_forward(p->policy, &p->rs, tok, b, T, MODEL_FWD_LOGITS, err))) return rc;
+        k = 0;
+        for (int n = 0; n < b * T; n++) {
+            p->klf[off + n] = 0;
+            if (c->full_kl && tg[n] >= 0) {
+                ppo_log_softmax(p->rs.logits + (size_t)n * V, V, p->lsm_row);
+                p->klf[off + n] = (float)ppo_kl_exact(p->lsm_row, p->lsm + (size_t)k++ * V, V);
+            }
+        }
+        loss_logprobs(p->rs.logits, tg, b * T, V, p->old_logp + off, p->ent + off);
+        if (!p->value) {
+            memcpy(p->old_v + off, p->rs.value, sizeof(float) * (size_t)b * T);
+        } else {
+            if ((rc = model_forward(p->value, rsv, tok, b, T, 0, err))) return rc;
+            memcpy(p->old_v + off, rsv->value, sizeof(float) * (size_t)b * T);
+        }
+    }
+    return RLHF_OK;
+}
+
+/* First answer row (the logits row predicting the first answer token) and count. */
+static inline int ans_start(const Ppo *p, int b) { return p->nprompt[b] - 1; }
+static inline int ans_len(const Ppo *p, int b) { return p->lens[b] - p->nprompt[b]; }
+
+/* Scores → per-token rewards → GAE; fills the rollout statistics. */
+static void advantages(Ppo *p, int T, PpoStats *s) {
+    const PpoConfig *c = &p->c;
+    int N = p->N;
+    double beta = p->kl.beta, sum_score = 0, kl = 0, klf = 0, ent = 0, ntok = 0, len = 0, eos = 0, rr = 0;
+    for (int b = 0; b < N; b++) sum_score += p->scores[b];
+    for (int b = 0; b < N; b++)
+        if (p->res[b].finish == SAMPLE_LENGTH) p->scores[b] -= c->length_penalty;
+    if (c->whiten_scores) ppo_whiten(p->scores, N, 0);
+    if (c->score_clip > 0)
+        for (int b = 0; b < N; b++)
+            p->scores[b] = fmaxf(-c->score_clip, fminf(c->score_clip, p->scores[b]));
+    int n_flat = 0;
+    double adv_sum = 0;
+    for (int b = 0; b < N; b++) {
+        int s0 = ans_start(p, b), na = ans_len(p, b);
+        size_t o = (size_t)b * T + s0;
+        double rowkl = 0;
+        for (int t = 0; t < na; t++) {
+            double d = (double)p->old_logp[o + t] - p->ref_logp[o + t];
+            rowkl += d;
+            klf += p->klf[o + t];
+            ent += p->ent[o + t];
+            p->rew[o + t] = (float)(-beta * d);
+        }
+        if (na > 0) p->rew[o + na - 1] += p->scores[b];
+        ppo_gae(p->rew + o, p->old_v + o, na, c->gamma, c->lambda, p->adv + o, p->ret + o);
+        for (int t = 0; t < na; t++) adv_sum += p->adv[o + t];
+        kl += rowkl;
+        rr += p->scores[b] - beta * rowkl;
+        ntok += na;
+        len += p->res[b].n_tokens;
+        eos += p->res[b].finish == SAMPLE_EOS;
+        n_flat += na;
+    }
+    /* explained variance of the values for the returns, then whitening */
+    int k = 0;
+    for (int b = 0; b < N; b++)
+        for (int t = 0; t < ans_len(p, b); t++) {
+            size_t o = (size_t)b * T + ans_start(p, b) + t;
+            p->flat[k] = p->old_v[o], p->flat2[k++] = p->ret[o];
+        }
+    s->explained_var = ppo_explained_variance(p->flat, p->flat2, n_flat);
+    if (c->whiten_adv) {
+        k = 0;
+        for (int b = 0; b < N; b++)
+            for (int t = 0; t < ans_len(p, b); t++) p->flat[k++] = p->adv[(size_t)b * T + ans_start(p, b) + t];
+        ppo_whiten(p->flat, n_flat, 0);
+        k = 0;
+        for (int b = 0; b < N; b++)
+            for (int t = 0; t < ans_len(p, b); t++) p->adv[(size_t)b * T + ans_start(p, b) + t] = p->flat[k++];
+    }
+    s->score = sum_score / N;
+    s->kl = kl / N;
+    s->kl_full = klf / N;
+    s->entropy = ent / N;
+    s->entropy_tok = ntok > 0 ? ent / ntok : 0;
+    s->rlhf_reward = rr / N;
+    s->beta = beta;
+    s->len_mean = len / N;
+    s->eos_frac = eos / N;
+    s->adv_mean = n_flat ? adv_sum / n_flat : 0;
+}
+
+static double dup_share(const Ppo *p) {
+    int dup = 0;
+    for (int i = 1; i < p->N; i++)
+        for (int j = 0; j < i; j++)
+            if (p->res[i].n_tokens == p->res[j].n_tokens &&
+                !memcmp(p->res[i].tokens, p->res[j].tokens, sizeof(int) * (size_t)p->res[i].n_tokens)) {
+                dup++;
+                break;
+            }
+    return (double)dup / p->N;
+}
+
+/* The PPO-ptx term: next-token loss on random corpus windows, added to the gradients. */
+static int ptx_backward(Ppo *p, double *loss, Err *err) {
+    int B = p->c.ptx_batch, L = p->c.ptx_len, V = p->policy->cfg.vocab_size;
+    for (int b = 0; b < B; b++) {
+        int64_t off = (int64_t)rng_below(&p->rng, (uint64_t)(p->n_ptx - L - 1));
+        memcpy(p->ptx_x + (size_t)b * L, p->ptx + off, sizeof(int) * (size_t)L);
+        memcpy(p->ptx_y + (size_t)b * L, p->ptx + off + 1, sizeof(int) * (size_t)L);
+    }
+    int rc = model_forward(p->policy, &p->rs, p->ptx_x, B, L, MODEL_FWD_LOGITS, err);
+    if (rc) return rc;
+    *loss += loss_ce_backward(p->rs.logits, p->ptx_y, NULL, B * L, V, p->c.ptx_coef / (float)(B * L), NULL) /
+             (B * L);
+    return model_backward(p->policy, &p->rs, p->ptx_x, p->rs.logits, NULL, NULL, err);
+}
+
+/* The clipped value loss of minibatch rows rows[0..b) on values v (rows T
+ * apart), its gradient (times coef / ntok) into mb_dv. */
+static void value_losses(Ppo *p, const int *rows, int b, int T, const float *v, float coef,
+                         PpoLossStats *vf) {
+    for (int i = 0; i < b; i++) {
+        int r = rows[i], s0 = ans_start(p, r), na = ans_len(p, r);
+        size_t mo = (size_t)i * T + s0, ro = (size_t)r * T + s0;
+        ppo_value_loss(v + mo, p->old_v + ro, p->ret + ro, na, p->c.cliprange_value, coef,
+                       p->mb_dv + mo, vf);
+    }
+}
+
+/* One minibatch of rows order[0..b): policy (and value head) update, then the
+ * separate value model's. */
+static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats *pg,
+                            PpoLossStats *vf, double *ptx_loss, PpoStats *s, Err *err) {
+    const PpoConfig *c = &p->c;
+    int V = p->policy->cfg.vocab_size, rc;
+    size_t MT = (size_t)b * T;
+    int ntok = 0;
+    for (int i = 0; i < b; i++) {
+        memcpy(p->mb_tokens + (size_t)i * T, p->tokens + (size_t)rows[i] * T, sizeof(int) * (size_t)T);
+        memcpy(p->mb_targets + (size_t)i * T, p->targets + (size_t)rows[i] * T, sizeof(int) * (size_t)T);
+        ntok += ans_len(p, rows[i]);
+    }
+    if (ntok == 0) return RLHF_OK;
+    float scale = 1.0f / ntok;
+    model_zero_grad(p->policy);
+    if ((rc = model_forward(p->policy, &p->rs, p->mb_tokens, b, T, MODEL_FWD_LOGITS, err))) return rc;
+    loss_logprobs(p->rs.logits, p->mb_targets, (int)MT, V, p->mb_logp, NULL);
+    memset(p->mb_dlogp, 0, sizeof(float) * MT);
+    memset(p->mb_dv, 0, sizeof(float) * MT);
+    for (int i = 0; i < b; i++) {
+        int r = rows[i], s0 = ans_start(p, r), na = ans_len(p, r);
+        size_t mo = (size_t)i * T + s0, ro = (size_t)r * T + s0;
+        ppo_policy_loss(p->mb_logp + mo, p->old_logp + ro, p->adv + ro, na, c->cliprange, scale,
+                        p->mb_dlogp + mo, pg);
+    }
+    if (!p->value) value_losses(p, rows, b, T, p->rs.value, c->vf_coef * scale, vf);
+    loss_logprobs_backward(p->rs.logits, p->mb_targets, (int)MT, V, p->mb_dlogp, NULL);
+    if ((rc = model_backward(p->policy, &p->rs, p->mb_tokens, p->rs.logits, NULL,
+                             p->value ? NULL : p->mb_dv, err)))
+        return rc;
+    s->update_tokens += (int64_t)MT;
+    if (p->ptx) {
+        if ((rc = ptx_backward(p, ptx_loss, err))) return rc;
+        s->update_tokens += (int64_t)c->ptx_batch * c->ptx_len;
+    }
+    model_grad_clip(p->policy, c->grad_clip);
+    adamw_step(&p->opt, p->policy, c->lr);
+    if (!p->value) return RLHF_OK;
+    RunState *rsv = p->rs_val.mem ? &p->rs_val : &p->rs;
+    model_zero_grad(p->value);
+    if ((rc = model_forward(p->value, rsv, p->mb_tokens, b, T, 0, err))) return rc;
+    memset(p->mb_dv, 0, sizeof(float) * MT);
+    value_losses(p, rows, b, T, rsv->value, scale, vf);
+    if ((rc = model_backward(p->value, rsv, p->mb_tokens, NULL, NULL, p->mb_dv, err))) return rc;
+    model_grad_clip(p->value, c->grad_clip);
+    adamw_step(&p->vopt, p->value, c->value_lr);
+    return RLHF_OK;
+}
+
+int ppo_step(Ppo *p, PpoRewardFn reward, void *ctx, PpoStats *s, Err *err) {
+    const PpoConfig *c = &p->c;
+    memset(s, 0, sizeof *s);
+    double t0 = now_seconds();
+    int rc = rollout(p, s, err);
+    if (rc) return rc;
+    double t1 = now_seconds();
+    if ((rc = reward(ctx, p->ex, p->res, p->N, p->scores, err))) return rc;
+    for (int b = 0; b < p->N; b++)
+        if (!isfinite(p->scores[b])) return err_set(err, RLHF_EINVAL, "the reward of answer %d is %g", b, p->scores[b]);
+    double t2 = now_seconds();
+    int T = seq_pack(p->ex, p->N, p->tokens, p->lens);
+    for (int b = 0; b < p->N; b++) p->nprompt[b] = p->ex[b].n_prompt;
+    seq_answer_targets(p->tokens, p->lens, p->nprompt, p->N, T, p->targets);
+    if ((rc = evaluate_batch(p, T, err))) return rc;
+    advantages(p, T, s);
+    s->dup_frac = dup_share(p);
+    /* epochs of shuffled minibatches */
+    PpoLossStats pg = {0}, vf = {0};
+    double ptx_loss = 0;
+    int n_mb = 0;
+    for (int i = 0; i < p->N; i++) p->order[i] = i;
+    for (int e = 0; e < c->epochs; e++) {
+        rng_shuffle(&p->rng, p->order, (size_t)p->N, sizeof(int));
+        for (int c0 = 0; c0 < p->N; c0 += c->minibatch) {
+            int b = p->N - c0 < c->minibatch ? p->N - c0 : c->minibatch;
+            if ((rc = update_minibatch(p, p->order + c0, b, T, &pg, &vf, &ptx_loss, s, err))) return rc;
+            n_mb++;
+        }
+    }
+    s->pg_loss = pg.count ? pg.loss / pg.count : 0;
+    s->pg_clipfrac = pg.count ? pg.clipped / pg.count : 0;
+    s->approxkl = pg.count ? pg.approxkl / pg.count : 0;
+    s->vf_loss = vf.count ? vf.loss / vf.count : 0;
+    s->vf_clipfrac = vf.count ? vf.clipped / vf.count : 0;
+    s->ptx_loss = p->ptx ? ptx_loss / n_mb : NAN;
+    ppo_kl_update(&p->kl, s->kl, p->N);
+    double t3 = now_seconds();
+    s->t_rollout = t1 - t0, s->t_score = t2 - t1, s->t_update = t3 - t2;
+    /* the known failure signs, against the first step */
+    if (p->st.step == 0) p->st.ent0 = s->entropy_tok, p->st.len0 = s->len_mean;
+    if (p->st.ent0 > 0 && s->entropy_tok < 0.2 * p->st.ent0) s->warn |= PPO_WARN_ENTROPY;
+    if (c->kl_target > 0 && s->kl > 2 * c->kl_target) s->warn |= PPO_WARN_KL;
+    if (p->st.len0 > 0 && (s->len_mean > 2 * p->st.len0 || s->len_mean < 0.5 * p->st.len0))
+        s->warn |= PPO_WARN_LENGTH;
+    if (s->dup_frac > 0.5) s->warn |= PPO_WARN_SAME;
+    if (p->st.ent0 > 0 && s->entropy_tok > 2 * p->st.ent0) s->warn |= PPO_WARN_NOISE;
+    s->step = ++p->st.step;
+    return RLHF_OK;
+}

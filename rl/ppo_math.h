@@ -1,0 +1,54 @@
+/* The arithmetic of PPO as pure functions on plain arrays, so each piece can be
+ * checked against hand-computed values: GAE, the clipped policy and value
+ * losses with their gradients, the KL controller of Ziegler et al. (2019),
+ * whitening, explained variance and the exact KL between two next-token
+ * distributions. Nothing here allocates. */
+#ifndef RLHF_RL_PPO_MATH_H
+#define RLHF_RL_PPO_MATH_H
+
+/* Generalised advantage estimation over one answer of n tokens:
+ * delta_t = r_t + gamma·v_{t+1} − v_t (v_n = 0: the episode ends),
+ * A_t = delta_t + gamma·lambda·A_{t+1}; ret_t = A_t + v_t. */
+void ppo_gae(const float *rewards, const float *values, int n, float gamma, float lambda,
+             float *adv, float *ret);
+
+/* Sums over the tokens of a minibatch, for the logged averages. */
+typedef struct PpoLossStats {
+    double loss;     /* Σ per-token loss */
+    double clipped;  /* tokens where the clipped term was chosen */
+    double approxkl; /* Σ 0.5·(logp − old)² */
+    double count;    /* tokens */
+} PpoLossStats;
+
+/* Clipped surrogate per token: ratio = exp(logp − old),
+ * loss = max(−A·ratio, −A·clip(ratio, 1−eps, 1+eps)).
+ * dlogp[i] = scale · d loss_i / d logp_i (0 where the clipped term is chosen).
+ * Adds to *s. */
+void ppo_policy_loss(const float *logp, const float *old_logp, const float *adv, int n, float eps,
+                     float scale, float *dlogp, PpoLossStats *s);
+
+/* Clipped value loss per token: vc = old + clip(v − old, ±eps),
+ * loss = 0.5·max((v − ret)², (vc − ret)²); eps <= 0: unclipped.
+ * dv[i] = scale · d loss_i / d v_i. Adds to *s (approxkl unused). */
+void ppo_value_loss(const float *v, const float *old_v, const float *ret, int n, float eps,
+                    float scale, float *dv, PpoLossStats *s);
+
+/* β: fixed when target <= 0; else Ziegler et al.'s proportional controller:
+ * err = clip(kl/target − 1, ±0.2), β ← β·(1 + err·n_steps/horizon). */
+typedef struct PpoKlCtl {
+    double beta, target, horizon;
+} PpoKlCtl;
+void ppo_kl_update(PpoKlCtl *k, double kl, int n_steps);
+
+/* x ← (x − mean)/std over n values (+ mean back when keep_mean); n < 2: unchanged. */
+void ppo_whiten(float *x, int n, int keep_mean);
+/* 1 − Var(ret − v)/Var(ret); NAN when Var(ret) is 0. */
+double ppo_explained_variance(const float *v, const float *ret, int n);
+
+/* out[V] = log softmax(logits[V]). */
+void ppo_log_softmax(const float *logits, int V, float *out);
+/* KL(p‖q) = Σ_i p_i (log p_i − log q_i) from two log-softmax rows (exactly 0
+ * for identical rows). */
+double ppo_kl_exact(const float *logp, const float *logq, int V);
+
+#endif

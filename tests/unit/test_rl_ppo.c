@@ -1,0 +1,327 @@
+/* The PPO loop on a tiny random model with a known reward: the sampler's
+ * log-probabilities equal the training forward's, KL is exactly 0 at step 0,
+ * PPO raises the reward while the adaptive β keeps KL near its target, the
+ * state round-trips for resumption, and bad setups are refused. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/loss.h"
+#include "rl/ppo.h"
+
+#define CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ."
+
+/* <unk> <s> </s> and one piece per character of CHARS */
+static Tokenizer *char_tokenizer(void) {
+    enum { NC = sizeof CHARS - 1 };
+    const char *pieces[3 + NC];
+    size_t lens[3 + NC];
+    float scores[3 + NC];
+    static char one[NC][2];
+    pieces[0] = "<unk>", pieces[1] = "\n<s>\n", pieces[2] = "\n</s>\n";
+    for (int i = 0; i < NC; i++) one[i][0] = CHARS[i], pieces[3 + i] = one[i];
+    for (int i = 0; i < 3 + NC; i++) lens[i] = strlen(pieces[i]), scores[i] = 0;
+    Tokenizer *t = NULL;
+    Err err = {0};
+    cr_assert_eq(tok_build(3 + NC, pieces, lens, scores, &t, &err), 0, "%s", err.msg);
+    return t;
+}
+
+static void tiny_model(Model *m, int V, uint64_t seed) {
+    Config c;
+    Err err = {0};
+    cr_assert_eq(model_config_named("tiny", &c, &err), 0);
+    c.vocab_size = V;
+    cr_assert_eq(model_create(m, &c, 0, &err), 0, "%s", err.msg);
+    model_init_random(m, seed);
+}
+
+static void copy_model(Model *dst, const Model *src) {
+    Err err = {0};
+    cr_assert_eq(model_create(dst, &src->cfg, src->heads, &err), 0);
+    memcpy(dst->params, src->params, sizeof(float) * src->n_params);
+}
+
+/* The known reward: the share of answer tokens among the first eight letters. */
+static int letters_reward(void *ctx, const SeqExample *ex, const SampleResult *res, int n,
+                          float *scores, Err *err) {
+    (void)ctx, (void)ex, (void)err;
+    for (int i = 0; i < n; i++) {
+        int hit = 0, cnt = 0;
+        for (int t = 0; t < res[i].n_tokens; t++) {
+            int id = res[i].tokens[t];
+            if (id == TOK_EOS) continue;
+            cnt++;
+            hit += id >= 3 && id < 3 + 8;
+        }
+        scores[i] = cnt ? (float)hit / cnt : 0;
+    }
+    return RLHF_OK;
+}
+
+static PpoPrompt prompts[4];
+static int prompt_ids[4][4] = {{1, 3, 4, 5}, {1, 30, 31, 32}, {1, 40, 41, 42}, {1, 50, 51, 52}};
+static void set_prompts(void) {
+    for (int i = 0; i < 4; i++) prompts[i].ids = prompt_ids[i], prompts[i].n = 4;
+}
+
+static void small_config(PpoConfig *c) {
+    ppo_config_default(c);
+    c->prompts = 4, c->samples = 4, c->max_new = 8, c->minibatch = 8, c->epochs = 4;
+    c->lr = 3e-3f, c->length_penalty = 0;
+}
+
+Test(rl_ppo, sampler_logprobs_equal_training_forward) {
+    Tokenizer *tok = char_tokenizer();
+    int V = tok_vocab_size(tok);
+    Model m;
+    tiny_model(&m, V, 7);
+    /* sharper than a fresh init so the log-probabilities vary */
+    for (size_t i = 0; i < m.sizes[MODEL_T_EMB]; i++) m.w.emb[i] *= 5;
+    Infer st;
+    Err err = {0};
+    cr_assert_eq(infer_create(&st, &m, 4, &err), 0, "%s", err.msg);
+    SampleParams sp = sample_params_default();
+    sp.max_tokens = 20;
+    uint64_t seeds[4] = {1, 2, 3, 4};
+    SampleResult res[4];
+    int prompt[5] = {1, 10, 11, 12, 13};
+    cr_assert_eq(sample_generate_batch(&st, tok, prompt, 5, 4, &sp, seeds, res, &err), 0, "%s", err.msg);
+    SeqExample ex[4];
+    for (int i = 0; i < 4; i++) cr_assert_eq(seq_join(prompt, 5, res[i].tokens, res[i].n_tokens, 64, &ex[i], &err), 0);
+    int tokens[4 * 64], lens[4], np[4], targets[4 * 64];
+    int T = seq_pack(ex, 4, tokens, lens);
+    for (int i = 0; i < 4; i++) np[i] = ex[i].n_prompt;
+    seq_answer_targets(tokens, lens, np, 4, T, targets);
+    RunState rs;
+    cr_assert_eq(model_runstate_create(&rs, &m.cfg, 4, T, &err), 0);
+    cr_assert_eq(model_forward(&m, &rs, tokens, 4, T, MODEL_FWD_LOGITS, &err), 0);
+    float lp[4 * 64];
+    double sums[4];
+    loss_logprobs(rs.logits, targets, 4 * T, V, lp, NULL);
+    seq_row_sums(lp, targets, 4, T, sums);
+    for (int i = 0; i < 4; i++) {
+        cr_assert(res[i].n_tokens > 0);
+        cr_assert(fabs(sums[i] - res[i].logprob) < 1e-4 * res[i].n_tokens,
+                  "stream %d: training %.6f, sampler %.6f", i, sums[i], res[i].logprob);
+        cr_assert(res[i].logprob < -0.5, "a trivial sample: %g", res[i].logprob);
+        sample_result_free(&res[i]);
+        seq_example_free(&ex[i]);
+    }
+    model_runstate_free(&rs);
+    infer_free(&st);
+    model_free(&m);
+    tok_free(tok);
+}
+
+/* A run with a value head whose reference is the policy as it starts. */
+static void start(Ppo *p, const PpoConfig *c, Tokenizer **tok, Model *pol, Model *ref, uint64_t seed) {
+    *tok = char_tokenizer();
+    tiny_model(pol, tok_vocab_size(*tok), seed);
+    copy_model(ref, pol);
+    set_prompts();
+    Err err = {0};
+    cr_assert_eq(ppo_init(p, c, pol, ref, NULL, *tok, prompts, 4, NULL, NULL, 0, 1, &err), 0, "%s", err.msg);
+}
+
+Test(rl_ppo, kl_is_exactly_zero_at_step_zero) {
+    Tokenizer *tok;
+    Model pol, ref;
+    PpoConfig c;
+    small_config(&c);
+    Ppo p;
+    Err err = {0};
+    start(&p, &c, &tok, &pol, &ref, 3);
+    PpoStats s;
+    cr_assert_eq(ppo_step(&p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(s.kl, 0.0, "step 0 KL %g", s.kl);
+    cr_assert_eq(s.kl_full, 0.0, "step 0 full KL %g", s.kl_full);
+    cr_assert(s.entropy_tok > 3, "a fresh model is near uniform: %g", s.entropy_tok);
+    cr_assert_eq(s.step, 1);
+    /* after an update the policy has moved: both KLs are positive */
+    cr_assert_eq(ppo_step(&p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
+    cr_assert(s.kl_full > 0, "full KL %g", s.kl_full);
+    ppo_free(&p);
+    model_free(&pol), model_free(&ref);
+    tok_free(tok);
+}
+
+Test(rl_ppo, raises_a_known_reward_with_kl_near_target) {
+    Tokenizer *tok;
+    Model pol, ref;
+    PpoConfig c;
+    small_config(&c);
+    c.kl_target = 3, c.kl_horizon = 64, c.beta = 0.05;
+    Ppo p;
+    Err err = {0};
+    start(&p, &c, &tok, &pol, &ref, 5);
+    PpoStats s;
+    double first = 0, last = 0, kl_last = 0;
+    int steps = 40;
+    for (int i = 0; i < steps; i++) {
+        cr_assert_eq(ppo_step(&p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
+        if (i < 3) first += s.score / 3;
+        if (i >= steps - 5) last += s.score / 5, kl_last += s.kl / 5;
+    }
+    cr_assert(last > first + 0.2, "reward %.3f -> %.3f", first, last);
+    cr_assert(kl_last < 3 * c.kl_target, "KL %.3f ran away from its target %.1f", kl_last, c.kl_target);
+    cr_assert(p.kl.beta != c.beta, "the controller never moved beta");
+    ppo_free(&p);
+    model_free(&pol), model_free(&ref);
+    tok_free(tok);
+}
+
+/* A run saved after 3 steps and resumed gives the same 4th step as a run never
+ * stopped; the separate value model (--value rm) rides along in the state. */
+Test(rl_ppo, state_resumes_the_same_run_with_a_value_model) {
+    Tokenizer *tok = char_tokenizer();
+    int V = tok_vocab_size(tok);
+    Model pol, ref, val;
+    tiny_model(&pol, V, 9);
+    copy_model(&ref, &pol);
+    tiny_model(&val, V, 11);
+    Err err = {0};
+    cr_assert_eq(model_set_heads(&val, MODEL_HEAD_REWARD, &err), 0);
+    for (int i = 0; i <= val.cfg.dim; i++) val.w.reward[i] = 0.01f * (float)(i % 7);
+    cr_assert_eq(ppo_value_from_rm(&val, &err), 0, "%s", err.msg);
+    cr_assert(val.heads == MODEL_HEAD_VALUE);
+    cr_assert_eq(val.w.value[3], 0.03f);
+    Model pol0, val0;
+    copy_model(&pol0, &pol);
+    copy_model(&val0, &val);
+    set_prompts();
+    PpoConfig c;
+    small_config(&c);
+    c.value_mode = PPO_VALUE_MODEL;
+    Ppo p;
+    cr_assert_eq(ppo_init(&p, &c, &pol, &ref, &val, tok, prompts, 4, NULL, NULL, 0, 1, &err), 0, "%s", err.msg);
+    cr_assert(!(pol.heads & MODEL_HEAD_VALUE), "no value head on the policy with a value model");
+    PpoStats s;
+    for (int i = 0; i < 3; i++) cr_assert_eq(ppo_step(&p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
+    void *state;
+    size_t len;
+    cr_assert_eq(ppo_state_bytes(&p, &state, &len, &err), 0);
+    Model pol3, val_fresh;
+    copy_model(&pol3, &pol);
+    AdamW opt3;
+    cr_assert_eq(adamw_create(&opt3, pol.n_params, &err), 0);
+    memcpy(opt3.m, p.opt.m, sizeof(float) * pol.n_params);
+    memcpy(opt3.v, p.opt.v, sizeof(float) * pol.n_params);
+    opt3.step = p.opt.step;
+    cr_assert_eq(ppo_step(&p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
+    /* the resumed run starts from the value model as first given: the state restores it */
+    copy_model(&val_fresh, &val0);
+    Ppo q;
+    cr_assert_eq(ppo_init(&q, &c, &pol3, &ref, &val_fresh, tok, prompts, 4, &opt3, state, len, 999, &err), 0, "%s", err.msg);
+    PpoStats s2;
+    cr_assert_eq(ppo_step(&q, letters_reward, NULL, &s2, &err), 0, "%s", err.msg);
+    cr_assert_eq(s2.step, 4);
+    cr_assert_eq(s2.score, s.score);
+    cr_assert_eq(s2.kl, s.kl);
+    cr_assert_eq(s2.vf_loss, s.vf_loss);
+    cr_assert_eq(memcmp(pol3.params, pol.params, sizeof(float) * pol.n_params), 0, "policies differ");
+    cr_assert_eq(memcmp(val_fresh.params, val.params, sizeof(float) * val.n_params), 0, "value models differ");
+    /* other prompts: refused */
+    Ppo r;
+    cr_assert_neq(ppo_init(&r, &c, &pol3, &ref, &val_fresh, tok, prompts, 3, NULL, state, len, 1, &err), 0);
+    cr_assert(strstr(err.msg, "prompts changed"), "%s", err.msg);
+    free(state);
+    ppo_free(&p), ppo_free(&q);
+    model_free(&pol), model_free(&ref), model_free(&val), model_free(&pol0), model_free(&val0);
+    model_free(&pol3), model_free(&val_fresh);
+    tok_free(tok);
+}
+
+Test(rl_ppo, bad_setups_are_refused) {
+    Tokenizer *tok = char_tokenizer();
+    int V = tok_vocab_size(tok);
+    Model pol, ref, rm, other;
+    tiny_model(&pol, V, 1);
+    copy_model(&ref, &pol);
+    copy_model(&rm, &pol);
+    tiny_model(&other, V + 1, 1);
+    Err err = {0};
+    cr_assert_eq(model_set_heads(&rm, MODEL_HEAD_REWARD, &err), 0);
+    set_prompts();
+    PpoConfig c;
+    small_config(&c);
+    Ppo p;
+    cr_assert_eq(ppo_init(&p, &c, &rm, &ref, NULL, tok, prompts, 4, NULL, NULL, 0, 1, &err), RLHF_EINVAL);
+    cr_assert(strstr(err.msg, "reward model"), "%s", err.msg);
+    cr_assert_eq(ppo_init(&p, &c, &pol, &other, NULL, tok, prompts, 4, NULL, NULL, 0, 1, &err), RLHF_EINVAL);
+    cr_assert(strstr(err.msg, "vocabulary"), "%s", err.msg);
+    cr_assert_eq(ppo_init(&p, &c, &pol, &ref, NULL, tok, prompts, 0, NULL, NULL, 0, 1, &err), RLHF_EINVAL);
+    cr_assert(strstr(err.msg, "no training prompts"), "%s", err.msg);
+    c.value_mode = PPO_VALUE_MODEL;
+    cr_assert_eq(ppo_init(&p, &c, &pol, &ref, NULL, tok, prompts, 4, NULL, NULL, 0, 1, &err), RLHF_EINVAL);
+    c.value_mode = PPO_VALUE_HEAD;
+    c.cliprange = 0;
+    cr_assert_eq(ppo_init(&p, &c, &pol, &ref, NULL, tok, prompts, 4, NULL, NULL, 0, 1, &err), RLHF_EINVAL);
+    model_free(&pol), model_free(&ref), model_free(&rm), model_free(&other);
+    tok_free(tok);
+}
+
+static int constant_reward(void *ctx, const SeqExample *ex, const SampleResult *res, int n,
+                           float *scores, Err *err) {
+    (void)ex, (void)res, (void)err;
+    for (int i = 0; i < n; i++) scores[i] = *(const float *)ctx;
+    return RLHF_OK;
+}
+
+/* At step 0 (KL 0) the reward the policy sees is the score after the length
+ * penalty and the clipping: checkable exactly. */
+Test(rl_ppo, length_penalty_and_score_clipping) {
+    Tokenizer *tok;
+    Model pol, ref;
+    PpoConfig c;
+    small_config(&c);
+    c.max_new = 2, c.length_penalty = 5, c.score_clip = 4;
+    Ppo p;
+    Err err = {0};
+    start(&p, &c, &tok, &pol, &ref, 13);
+    float three = 3;
+    PpoStats s;
+    cr_assert_eq(ppo_step(&p, constant_reward, &three, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(s.score, 3.0, "the raw score is logged before penalties");
+    cr_assert(s.eos_frac < 0.5, "a fresh model rarely ends within 2 tokens");
+    /* cut answers: 3 - 5 = -2; ended ones: 3 */
+    double want = 3 * s.eos_frac + -2 * (1 - s.eos_frac);
+    cr_assert(fabs(s.rlhf_reward - want) < 1e-6, "rlhf reward %g, want %g", s.rlhf_reward, want);
+    ppo_free(&p);
+    model_free(&pol), model_free(&ref);
+    tok_free(tok);
+    /* clipping: a score of 9 counts as 4 */
+    c.length_penalty = 0;
+    start(&p, &c, &tok, &pol, &ref, 13);
+    float nine = 9;
+    cr_assert_eq(ppo_step(&p, constant_reward, &nine, &s, &err), 0, "%s", err.msg);
+    cr_assert(fabs(s.rlhf_reward - 4) < 1e-6, "clipped reward %g", s.rlhf_reward);
+    ppo_free(&p);
+    model_free(&pol), model_free(&ref);
+    tok_free(tok);
+}
+
+/* PPO-ptx: the corpus loss is computed and logged (a fresh model: about log V);
+ * a corpus shorter than a window is refused. */
+Test(rl_ppo, ptx_mixes_in_the_corpus_loss) {
+    Tokenizer *tok;
+    Model pol, ref;
+    PpoConfig c;
+    small_config(&c);
+    c.ptx_coef = 1, c.ptx_len = 16;
+    Ppo p;
+    Err err = {0};
+    start(&p, &c, &tok, &pol, &ref, 17);
+    int corpus[200];
+    for (int i = 0; i < 200; i++) corpus[i] = 3 + (i * 7) % 60;
+    cr_assert_eq(ppo_set_ptx(&p, corpus, 10, &err), RLHF_EINVAL);
+    cr_assert_eq(ppo_set_ptx(&p, corpus, 200, &err), 0, "%s", err.msg);
+    PpoStats s;
+    float zero = 0;
+    cr_assert_eq(ppo_step(&p, constant_reward, &zero, &s, &err), 0, "%s", err.msg);
+    cr_assert(fabs(s.ptx_loss - log(tok_vocab_size(tok))) < 0.5, "ptx loss %g", s.ptx_loss);
+    ppo_free(&p);
+    model_free(&pol), model_free(&ref);
+    tok_free(tok);
+}

@@ -1,0 +1,106 @@
+/* PPO's arithmetic against values worked out by hand: GAE, the clipped policy
+ * and value losses with their gradients, the KL controller, whitening,
+ * explained variance, the exact KL. */
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "rl/ppo_math.h"
+
+#define NEAR(a, b) cr_assert(fabs((double)(a) - (double)(b)) < 1e-5, "%s = %.7f, want %.7f", #a, (double)(a), (double)(b))
+
+Test(ppo_math, gae_by_hand) {
+    /* r = (0, 0, 1), v = (0.5, 0.2, 0.4), gamma 0.9, lambda 0.5
+     * delta2 = 1 - 0.4 = 0.6;            A2 = 0.6
+     * delta1 = 0 + 0.9*0.4 - 0.2 = 0.16; A1 = 0.16 + 0.45*0.6 = 0.43
+     * delta0 = 0 + 0.9*0.2 - 0.5 = -0.32; A0 = -0.32 + 0.45*0.43 = -0.1265 */
+    float r[3] = {0, 0, 1}, v[3] = {0.5f, 0.2f, 0.4f}, a[3], ret[3];
+    ppo_gae(r, v, 3, 0.9f, 0.5f, a, ret);
+    NEAR(a[2], 0.6); NEAR(a[1], 0.43); NEAR(a[0], -0.1265);
+    NEAR(ret[0], -0.1265 + 0.5); NEAR(ret[1], 0.63); NEAR(ret[2], 1.0);
+    /* gamma = lambda = 1 without values: every advantage is the sum of what follows */
+    float z[3] = {0, 0, 0};
+    ppo_gae(r, z, 3, 1, 1, a, ret);
+    NEAR(a[0], 1); NEAR(a[1], 1); NEAR(a[2], 1);
+}
+
+Test(ppo_math, clipped_policy_loss_by_hand) {
+    /* token 0: ratio e^0.1 = 1.10517 inside [0.8, 1.2], A = 2: loss -2.21034, grad -2.21034
+     * token 1: ratio e^0.3 = 1.34986 > 1.2 with A = 1: clipped, loss -1.2, grad 0
+     * token 2: ratio e^0.3 with A = -1: unclipped (the pessimistic side), loss 1.34986
+     * token 3: ratio e^-0.5 = 0.60653 < 0.8 with A = -1: clipped, loss 0.8, grad 0 */
+    float lp[4] = {0.1f, 0.3f, 0.3f, -0.5f}, old[4] = {0, 0, 0, 0}, adv[4] = {2, 1, -1, -1}, d[4];
+    PpoLossStats s = {0};
+    ppo_policy_loss(lp, old, adv, 4, 0.2f, 0.5f, d, &s);
+    NEAR(d[0], 0.5 * -2 * exp(0.1)); NEAR(d[1], 0); NEAR(d[2], 0.5 * exp(0.3)); NEAR(d[3], 0);
+    NEAR(s.loss, -2 * exp(0.1) - 1.2 + exp(0.3) + 0.8);
+    NEAR(s.clipped, 2); NEAR(s.count, 4);
+    NEAR(s.approxkl, 0.5 * (0.01 + 0.09 + 0.09 + 0.25));
+    /* the gradient matches a finite difference of the loss */
+    for (int i = 0; i < 4; i++) {
+        float up[4], dn[4];
+        for (int j = 0; j < 4; j++) up[j] = dn[j] = lp[j];
+        up[i] += 1e-3f, dn[i] -= 1e-3f;
+        PpoLossStats a = {0}, b = {0};
+        ppo_policy_loss(up, old, adv, 4, 0.2f, 1, NULL, &a);
+        ppo_policy_loss(dn, old, adv, 4, 0.2f, 1, NULL, &b);
+        cr_assert(fabs((a.loss - b.loss) / 2e-3 - 2 * d[i]) < 1e-2, "token %d", i);
+    }
+}
+
+Test(ppo_math, clipped_value_loss_by_hand) {
+    /* v moved 0.5 from old 0 with eps 0.2, return 1: unclipped (0.5-1)^2 = 0.25,
+     * clipped (0.2-1)^2 = 0.64 is larger: loss 0.32, gradient 0 (outside the region).
+     * v = 0.1 (inside), return 1: both terms 0.81: loss 0.405, gradient -0.9.
+     * v = -0.5 from old 0, return -1: unclipped 0.25, clipped (-0.2+1)^2 = 0.64: loss 0.32. */
+    float v[3] = {0.5f, 0.1f, -0.5f}, old[3] = {0, 0, 0}, ret[3] = {1, 1, -1}, d[3];
+    PpoLossStats s = {0};
+    ppo_value_loss(v, old, ret, 3, 0.2f, 1, d, &s);
+    NEAR(s.loss, 0.32 + 0.405 + 0.32);
+    NEAR(d[0], 0); NEAR(d[1], -0.9); NEAR(d[2], 0);
+    NEAR(s.clipped, 2);
+    /* moving past the return is not clipped when that is the larger error:
+     * v = 0.5, old 0, return -1: unclipped 2.25 > clipped 1.44: gradient 1.5 */
+    float r2 = -1;
+    PpoLossStats s2 = {0};
+    ppo_value_loss(v, old, &r2, 1, 0.2f, 1, d, &s2);
+    NEAR(s2.loss, 1.125); NEAR(d[0], 1.5); NEAR(s2.clipped, 0);
+}
+
+Test(ppo_math, adaptive_kl_controller_by_hand) {
+    PpoKlCtl k = {0.1, 6, 10000};
+    ppo_kl_update(&k, 12, 256); /* err = clip(1, 0.2) = 0.2: beta * (1 + 0.2*256/10000) */
+    NEAR(k.beta, 0.1 * 1.00512);
+    k.beta = 0.1;
+    ppo_kl_update(&k, 5.4, 100); /* err = -0.1: beta * (1 - 0.001) */
+    NEAR(k.beta, 0.0999);
+    k.beta = 0.1;
+    ppo_kl_update(&k, 0, 1000); /* err = -1 clipped to -0.2: beta * 0.98 */
+    NEAR(k.beta, 0.098);
+    PpoKlCtl fixed = {0.02, 0, 10000};
+    ppo_kl_update(&fixed, 100, 1000);
+    NEAR(fixed.beta, 0.02);
+}
+
+Test(ppo_math, whitening_and_explained_variance) {
+    float x[4] = {1, 2, 3, 4};
+    ppo_whiten(x, 4, 0); /* mean 2.5, unbiased var 5/3 */
+    double sd = sqrt(5.0 / 3);
+    NEAR(x[0], -1.5 / sd); NEAR(x[3], 1.5 / sd);
+    float y[4] = {1, 2, 3, 4};
+    ppo_whiten(y, 4, 1);
+    NEAR(y[0], -1.5 / sd + 2.5);
+    float ret[4] = {1, 2, 3, 4}, v[4] = {1, 2, 3, 4}, v0[4] = {0, 0, 0, 0}, vm[4] = {2.5f, 2.5f, 2.5f, 2.5f};
+    NEAR(ppo_explained_variance(v, ret, 4), 1);
+    NEAR(ppo_explained_variance(vm, ret, 4), 0);
+    NEAR(ppo_explained_variance(v0, ret, 4), 0); /* a constant offset explains nothing */
+}
+
+Test(ppo_math, exact_kl) {
+    float a[3] = {1, 2, 3}, b[3] = {0, 0, 0}, la[3], lb[3];
+    ppo_log_softmax(a, 3, la);
+    ppo_log_softmax(b, 3, lb);
+    cr_assert_eq(ppo_kl_exact(la, la, 3), 0.0); /* identical rows: exactly 0 */
+    double want = 0;
+    for (int i = 0; i < 3; i++) want += exp(la[i]) * (la[i] - log(1.0 / 3));
+    NEAR(ppo_kl_exact(la, lb, 3), want);
+}
