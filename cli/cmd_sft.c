@@ -1,0 +1,356 @@
+/* rlhf sft: supervised fine-tuning on prompt → answer demonstrations (a JSONL
+ * file or the store), loss on the answer tokens only, held-out loss by prompt
+ * hash, resumable checkpoints; recorded as a run and registered as kind
+ * "sft" with the init model as its parent. The training is rl/sft.h's. */
+#include "cli/cli.h"
+#include "db/registry.h"
+#include "model/checkpoint.h"
+#include "rl/sft.h"
+#include "rl/trainer.h"
+#include "util/progress.h"
+#include "util/sys.h"
+#include "util/text.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int exec_sft(int argc, char **argv);
+
+const struct cmd_entry cmd_sft_entry = {
+    "sft",
+    "--init CKPT --data FILE|store --out CKPT [--epochs N] [--resume]",
+    "supervised fine-tuning on prompt→answer pairs (loss on the answer only), resumably",
+    "  --init CKPT       the model to start from (base or earlier SFT; not a reward model)\n"
+    "  --data FILE|store JSONL {\"prompt\",\"completion\"} or {\"messages\":[...]}; `store`: the\n"
+    "                    top-ranked candidate of each ranked prompt in --db\n"
+    "  --from-model NAME with --data store: every candidate of this model instead (e.g.\n"
+    "                    demonstrations brought in with `rlhf candidates import`)\n"
+    "  --split S         with --data store: only prompts of this split\n"
+    "  --labeler NAME    with --data store: only this labeler's rankings\n"
+    "  --tokenizer TOK   tokenizer.bin (default: the one CKPT carries)\n"
+    "  --template T      chat template with {prompt} (default: the init model's in the\n"
+    "                    store, else the gen.template setting, else \"" SEQ_DEFAULT_TEMPLATE "\")\n"
+    "  --out CKPT        checkpoint to write (with optimizer state)\n"
+    "  --epochs N        passes over the training pairs (default 3)\n"
+    "  --steps N         optimizer steps instead of --epochs\n"
+    "  --batch B         pairs per micro-batch (default 8)\n"
+    "  --accum K         micro-batches per step (default 1)\n"
+    "  --lr X            peak learning rate (default 3e-4)  --min-lr X (default lr/10)\n"
+    "  --warmup N        warm-up steps (default steps/20)   --weight-decay X (default 0)\n"
+    "  --clip X          gradient clipping by global norm (default 1; 0: off)\n"
+    "  --no-group        batches in plain shuffled order (default: grouped by length,\n"
+    "                    so padding wastes less)\n"
+    "  --val-frac F      share of prompts held out (by text hash; default 0.05)\n"
+    "  --eval-every N    validation loss every N steps (default steps/10)\n"
+    "  --save-every N    checkpoint every N steps (default: as --eval-every)\n"
+    "  --resume          continue CKPT if it exists    --force   overwrite CKPT\n"
+    "  --seed S          data order (default 1)        --threads N  BLAS threads\n"
+    "  --name NAME       model name in the registry (default: CKPT's file name)\n" CLI_HELP_COMMON,
+    exec_sft};
+
+static const struct cmd_entry *E = &cmd_sft_entry;
+#define SFT_MAGIC "RL-SFT\0\0"
+
+typedef struct Opts {
+    const char *init, *data, *from_model, *split, *labeler, *tok_path, *template, *out, *name,
+        *dbflag;
+    long epochs, steps, batch, accum, warmup, eval_every, save_every, seed, threads;
+    double lr, min_lr, wd, clip, val_frac;
+    int resume, force, no_group;
+} Opts;
+
+static int parse(int argc, char **argv, Opts *o) {
+    static const struct option opts[] = {
+        CLI_OPT_DB, CLI_OPT_HELP,
+        {"init", required_argument, NULL, 'i'}, {"data", required_argument, NULL, 'd'},
+        {"from-model", required_argument, NULL, 'F'}, {"split", required_argument, NULL, 'p'},
+        {"labeler", required_argument, NULL, 'B'}, {"tokenizer", required_argument, NULL, 'k'},
+        {"template", required_argument, NULL, 'T'}, {"out", required_argument, NULL, 'o'},
+        {"epochs", required_argument, NULL, 'E'}, {"steps", required_argument, NULL, 's'},
+        {"batch", required_argument, NULL, 'b'}, {"accum", required_argument, NULL, 'a'},
+        {"lr", required_argument, NULL, 'l'}, {"min-lr", required_argument, NULL, 'L'},
+        {"warmup", required_argument, NULL, 'w'}, {"weight-decay", required_argument, NULL, 'W'},
+        {"clip", required_argument, NULL, 'g'}, {"no-group", no_argument, NULL, 'G'},
+        {"val-frac", required_argument, NULL, 'v'}, {"eval-every", required_argument, NULL, 'e'},
+        {"save-every", required_argument, NULL, 'S'}, {"resume", no_argument, NULL, 'r'},
+        {"force", no_argument, NULL, 'f'}, {"seed", required_argument, NULL, 'x'},
+        {"threads", required_argument, NULL, 't'}, {"name", required_argument, NULL, 'n'},
+        CLI_OPT_END};
+    o->epochs = 3, o->batch = 8, o->accum = 1, o->warmup = -1, o->seed = 1;
+    o->lr = 3e-4, o->min_lr = -1, o->wd = 0, o->clip = 1, o->val_frac = 0.05;
+    int c;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'D': o->dbflag = optarg; break;
+        case 'i': o->init = optarg; break;
+        case 'd': o->data = optarg; break;
+        case 'F': o->from_model = optarg; break;
+        case 'p': o->split = optarg; break;
+        case 'B': o->labeler = optarg; break;
+        case 'k': o->tok_path = optarg; break;
+        case 'T': o->template = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 'E': if (cli_parse_long(E, "--epochs", optarg, 1, 1 << 20, &o->epochs)) return EXIT_USAGE; break;
+        case 's': if (cli_parse_long(E, "--steps", optarg, 1, 1L << 40, &o->steps)) return EXIT_USAGE; break;
+        case 'b': if (cli_parse_long(E, "--batch", optarg, 1, 4096, &o->batch)) return EXIT_USAGE; break;
+        case 'a': if (cli_parse_long(E, "--accum", optarg, 1, 4096, &o->accum)) return EXIT_USAGE; break;
+        case 'l': if (cli_parse_double(E, "--lr", optarg, 0, 10, &o->lr)) return EXIT_USAGE; break;
+        case 'L': if (cli_parse_double(E, "--min-lr", optarg, 0, 10, &o->min_lr)) return EXIT_USAGE; break;
+        case 'w': if (cli_parse_long(E, "--warmup", optarg, 0, 1L << 40, &o->warmup)) return EXIT_USAGE; break;
+        case 'W': if (cli_parse_double(E, "--weight-decay", optarg, 0, 10, &o->wd)) return EXIT_USAGE; break;
+        case 'g': if (cli_parse_double(E, "--clip", optarg, 0, 1e9, &o->clip)) return EXIT_USAGE; break;
+        case 'G': o->no_group = 1; break;
+        case 'v': if (cli_parse_double(E, "--val-frac", optarg, 0, 0.5, &o->val_frac)) return EXIT_USAGE; break;
+        case 'e': if (cli_parse_long(E, "--eval-every", optarg, 1, 1L << 40, &o->eval_every)) return EXIT_USAGE; break;
+        case 'S': if (cli_parse_long(E, "--save-every", optarg, 1, 1L << 40, &o->save_every)) return EXIT_USAGE; break;
+        case 'r': o->resume = 1; break;
+        case 'f': o->force = 1; break;
+        case 'x': if (cli_parse_long(E, "--seed", optarg, 0, LONG_MAX, &o->seed)) return EXIT_USAGE; break;
+        case 't': if (cli_parse_long(E, "--threads", optarg, 1, 256, &o->threads)) return EXIT_USAGE; break;
+        case 'n': o->name = optarg; break;
+        case 'h': return cli_help(E);
+        default: return cli_bad_option(E, argv, c);
+        }
+    }
+    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
+    if (!o->init) return cli_usage_error(E, "--init CKPT is required");
+    if (!o->data) return cli_usage_error(E, "--data FILE|store is required");
+    if (!o->out) return cli_usage_error(E, "--out CKPT is required");
+    int store = strcmp(o->data, "store") == 0;
+    if (!store && (o->from_model || o->split || o->labeler))
+        return cli_usage_error(E, "--from-model, --split and --labeler go with --data store");
+    if (o->template && !strstr(o->template, "{prompt}"))
+        return cli_usage_error(E, "--template: must contain {prompt}");
+    if (o->resume && o->force) return cli_usage_error(E, "--resume and --force contradict each other");
+    if (!strcmp(o->init, o->out)) return cli_usage_error(E, "--out must differ from --init");
+    if (o->min_lr < 0) o->min_lr = o->lr / 10;
+    return -1;
+}
+
+typedef struct Run {
+    const Opts *o;
+    Model m;
+    AdamW opt;
+    RlState st;
+    SftTrainer tr;
+    SftSet train, val;
+    Db *db;
+    MetricBuf metrics;
+    char *template;
+} Run;
+
+static int save(Run *r, Err *err) {
+    int rc = rl_ckpt_save(r->o->out, &r->m, &r->opt, &r->st, NULL, err);
+    if (!rc) rc = db_metricbuf_flush(r->db, r->st.run_id, &r->metrics, err);
+    return rc;
+}
+
+static void run_free(Run *r) {
+    sft_trainer_free(&r->tr);
+    sft_set_free(&r->train);
+    sft_set_free(&r->val);
+    db_metricbuf_free(&r->metrics);
+    adamw_free(&r->opt);
+    model_free(&r->m);
+    free(r->template);
+    if (r->db) db_close(r->db);
+}
+
+static int load_data(Run *r, const Tokenizer *tok, Err *err) {
+    const Opts *o = r->o;
+    SftData d = {0};
+    int rc;
+    if (!strcmp(o->data, "store")) {
+        if (!r->db) return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
+        SftStoreOptions so = {db_ranking_filter_default(), o->from_model};
+        so.filter.split = o->split;
+        so.filter.labeler = o->labeler;
+        rc = sft_data_load_store(r->db, &so, &d, err);
+    } else {
+        rc = sft_data_load_file(o->data, r->template, &d, err);
+    }
+    if (!rc && d.n == 0)
+        rc = err_set(err, RLHF_EINVAL, "%s: no prompt→answer pairs found%s", o->data,
+                     strcmp(o->data, "store") ? ""
+                     : o->from_model ? " (the model has no candidates)"
+                                     : " (no ranked prompt with one clear best answer)");
+    if (!rc) rc = sft_encode(&d, tok, r->template, r->m.cfg.seq_len, o->val_frac, &r->train, &r->val, err);
+    if (!rc && r->train.n == 0)
+        rc = err_set(err, RLHF_EINVAL, "%s: all %d pairs fell in the held-out share; lower --val-frac",
+                     o->data, d.n);
+    if (!rc)
+        fprintf(stderr, "sft: %d pairs (%d training, %d held out, %lld skipped), %lld answer tokens; %lld cut to fit %d tokens\n",
+                d.n, r->train.n, r->val.n, (long long)d.skipped, (long long)r->train.n_tokens,
+                (long long)(r->train.cut + r->val.cut), r->m.cfg.seq_len);
+    sft_data_free(&d);
+    return rc;
+}
+
+static int exec_sft(int argc, char **argv) {
+    Opts o;
+    memset(&o, 0, sizeof o);
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0) return rc;
+    Err err = {0};
+    Run r;
+    memset(&r, 0, sizeof r);
+    r.o = &o;
+    Tokenizer *tok = NULL;
+    const char *dbpath = cli_db_path(o.dbflag);
+    if (o.threads) openblas_set_num_threads((int)o.threads);
+    atomic_remove_stale(o.out);
+    int exists = access(o.out, F_OK) == 0;
+    if (exists && !o.resume && !o.force) {
+        fprintf(stderr, "rlhf sft: %s exists; pass --resume to continue it or --force to start over\n", o.out);
+        return EXIT_FAIL;
+    }
+    int64_t parent = 0;
+    if (dbpath && (rc = db_open(dbpath, DB_OPEN_EXISTING, &r.db, &err))) goto fail;
+    if ((rc = rl_policy_load(o.init, o.tok_path, &r.m, &tok, &err))) goto fail;
+    if ((rc = rl_resolve_template(r.db, o.template, o.init, &r.template, &parent, &err))) goto fail;
+    if ((rc = load_data(&r, tok, &err))) goto fail;
+    char settings[256], sha[65];
+    snprintf(settings, sizeof settings, "sft batch %ld accum %ld seed %ld group %d", o.batch, o.accum,
+             o.seed, !o.no_group);
+    rl_examples_sha(r.train.ex, r.train.n, settings, sha);
+    int64_t per_step = o.batch * o.accum;
+    int64_t total = o.steps ? o.steps : o.epochs * rl_steps_per_epoch(r.train.n, (int)per_step);
+    int resumed = 0;
+    if (o.resume && exists) {
+        Model init = r.m;
+        memset(&r.m, 0, sizeof r.m);
+        void *pl;
+        rc = rl_ckpt_load(o.out, SFT_MAGIC, &r.m, &r.opt, &r.st, &pl, &err);
+        free(pl);
+        if (!rc && memcmp(&r.m.cfg, &init.cfg, sizeof init.cfg) != 0) {
+            char a[512], b[512];
+            model_config_json(&r.m.cfg, a, sizeof a);
+            model_config_json(&init.cfg, b, sizeof b);
+            rc = err_set(&err, RLHF_EINVAL, "%s: its config %s does not match --init's %s", o.out, a, b);
+        }
+        if (!rc && (init.tokenizer_len != r.m.tokenizer_len ||
+                    memcmp(init.tokenizer, r.m.tokenizer, init.tokenizer_len) != 0))
+            rc = err_set(&err, RLHF_EINVAL, "%s: its tokenizer differs from --init's", o.out);
+        if (!rc && strcmp(r.st.data_sha, sha) != 0)
+            rc = err_set(&err, RLHF_EINVAL,
+                         "%s: the data, template, tokenizer, --batch, --accum or --seed changed since "
+                         "this checkpoint; rerun with them as before or --force to start over",
+                         o.out);
+        model_free(&init);
+        if (rc) goto fail;
+        resumed = 1;
+    } else {
+        if ((rc = adamw_create(&r.opt, r.m.n_params, &err))) goto fail;
+        memcpy(r.st.magic, SFT_MAGIC, 8);
+        r.st.version = 1;
+        r.st.seed = (uint64_t)o.seed;
+        r.st.parent_id = parent;
+        r.st.n_train = r.train.n;
+        memcpy(r.st.data_sha, sha, sizeof sha);
+        r.st.last_val = NAN;
+    }
+    r.st.batch = (uint32_t)per_step;
+    r.st.total_steps = total;
+    r.opt.weight_decay = (float)o.wd;
+    long warmup = o.warmup >= 0 ? o.warmup : (long)(total / 20);
+    long eval_every = o.eval_every ? o.eval_every : (total / 10 > 0 ? (long)(total / 10) : 1);
+    long save_every = o.save_every ? o.save_every : eval_every;
+    if ((rc = sft_trainer_init(&r.tr, &r.m, &r.opt, (int)o.batch, o.clip, &err))) goto fail;
+    if (r.db && !(resumed && r.st.run_id > 0)) {
+        char cj[1024], cfgj[512];
+        model_config_json(&r.m.cfg, cfgj, sizeof cfgj);
+        snprintf(cj, sizeof cj,
+                 "{\"model\":%s,\"init\":\"%s\",\"data\":\"%s\",\"steps\":%lld,\"batch\":%ld,"
+                 "\"accum\":%ld,\"lr\":%g,\"min_lr\":%g,\"warmup\":%ld,\"weight_decay\":%g,"
+                 "\"clip\":%g,\"seed\":%ld,\"pairs\":%d,\"val_pairs\":%d,\"group_by_length\":%s}",
+                 cfgj, path_base(o.init), path_base(o.data), (long long)total, o.batch, o.accum,
+                 o.lr, o.min_lr, warmup, o.wd, o.clip, o.seed, r.train.n, r.val.n,
+                 o.no_group ? "false" : "true");
+        if ((rc = db_run_start(r.db, "sft", cj, parent, &r.st.run_id, &err))) goto fail;
+    }
+    if (resumed) fprintf(stderr, "sft: resumed %s at step %lld\n", o.out, (long long)r.st.step);
+    int *perm = malloc(sizeof(int) * (size_t)r.train.n), *idx = malloc(sizeof(int) * (size_t)per_step);
+    if (!perm || !idx) {
+        free(perm), free(idx);
+        rc = err_set(&err, RLHF_ENOMEM, "out of memory");
+        goto fail;
+    }
+    sys_catch_interrupts();
+    Progress pg;
+    progress_start(&pg, "sft", "steps", total, 0);
+    double loss = NAN, val = r.st.last_val, t0 = now_seconds();
+    int64_t tok0 = r.st.tokens_seen;
+    char extra[160];
+    while (r.st.step < total && !sys_interrupted()) {
+        float lr = lr_schedule(r.st.step, warmup, total, (float)o.lr, (float)o.min_lr);
+        int n = rl_batch_at(r.train.n, (int)per_step, r.train.lens, o.no_group ? 0 : 50,
+                            r.st.seed, r.st.step, perm, idx);
+        double gn;
+        int64_t nt;
+        if ((rc = sft_step(&r.tr, &r.train, idx, n, lr, &loss, &gn, &nt, &err))) break;
+        if (!isfinite(loss)) {
+            rc = err_set(&err, RLHF_EINVAL, "loss became %g at step %lld; try a lower --lr", loss,
+                         (long long)r.st.step + 1);
+            break;
+        }
+        r.st.step++;
+        r.st.tokens_seen += nt;
+        db_metricbuf_add(&r.metrics, r.st.step, "train_loss", loss);
+        db_metricbuf_add(&r.metrics, r.st.step, "lr", lr);
+        db_metricbuf_add(&r.metrics, r.st.step, "grad_norm", gn);
+        double tps = (double)(r.st.tokens_seen - tok0) / (now_seconds() - t0 + 1e-9);
+        if (r.st.step % eval_every == 0 || r.st.step == total) {
+            if ((rc = sft_eval(&r.tr, &r.val, &val, &err))) break;
+            r.st.last_val = val;
+            db_metricbuf_add(&r.metrics, r.st.step, "val_loss", val);
+            db_metricbuf_add(&r.metrics, r.st.step, "answer_tokens_per_s", tps);
+            if (!pg.enabled)
+                fprintf(stderr, "step %lld/%lld: loss %.4f, val loss %.4f, lr %.2e, %.0f answer tokens/s\n",
+                        (long long)r.st.step, (long long)total, loss, val, lr, tps);
+        }
+        if (r.st.step % save_every == 0 || r.st.step == total)
+            if ((rc = save(&r, &err))) break;
+        snprintf(extra, sizeof extra, "loss %.4f  val %.4f  lr %.1e  %.0f tok/s", loss, val, lr, tps);
+        progress_update(&pg, r.st.step, extra);
+    }
+    free(perm);
+    free(idx);
+    progress_finish(&pg, NULL);
+    if (rc) goto fail;
+    int stopped = sys_interrupted();
+    if (stopped || r.st.step == 0 || (r.st.step % save_every && r.st.step != total))
+        if ((rc = save(&r, &err))) goto fail;
+    if (r.db) {
+        char note[128];
+        snprintf(note, sizeof note, "step %lld, val loss %.4f", (long long)r.st.step, val);
+        if ((rc = db_metricbuf_flush(r.db, r.st.run_id, &r.metrics, &err)) ||
+            (rc = cli_register_checkpoint(r.db, o.out, o.name, "sft", r.st.parent_id, &r.m.cfg,
+                                          r.template, r.st.run_id, stopped ? "interrupted" : "done",
+                                          note, NULL, &err)))
+            goto fail;
+    }
+    if (stopped)
+        fprintf(stderr, "sft: interrupted at step %lld; checkpoint saved to %s (rerun with --resume)\n",
+                (long long)r.st.step, o.out);
+    else if (isnan(loss))
+        printf("already trained %lld steps: val loss %.4f; %s is up to date\n", (long long)r.st.step, val, o.out);
+    else
+        printf("trained %lld steps: train loss %.4f, val loss %.4f; wrote %s\n", (long long)r.st.step,
+               loss, val, o.out);
+    tok_free(tok);
+    run_free(&r);
+    return stopped ? EXIT_FAIL : EXIT_OK;
+fail:
+    if (r.db && r.st.run_id > 0) {
+        Err e2 = {0};
+        db_metricbuf_flush(r.db, r.st.run_id, &r.metrics, &e2);
+        db_run_finish(r.db, r.st.run_id, "failed", 0, err.msg, &e2);
+    }
+    tok_free(tok);
+    run_free(&r);
+    return cli_fail(E, &err);
+}
