@@ -139,13 +139,9 @@ void rl_examples_sha(const SeqExample *ex, int n, const char *settings, char out
 }
 
 int rl_policy_check(Model *m, const char *name, Err *err) {
-    if (m->heads & MODEL_HEAD_REWARD)
-        return err_set(err, RLHF_EINVAL,
-                       "%s has a reward head: it is a reward model, not a policy (pass an SFT or "
-                       "base checkpoint)",
-                       name);
-    if (m->heads) return model_set_heads(m, 0, err);
-    return RLHF_OK;
+    int rc = model_require_policy(m, name, err);
+    if (!rc && m->heads) rc = model_set_heads(m, 0, err);
+    return rc;
 }
 
 int rl_policy_load(const char *path, const char *tok_path, Model *m, Tokenizer **tok, Err *err) {
