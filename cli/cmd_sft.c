@@ -304,9 +304,11 @@ static int exec_sft(int argc, char **argv) {
         db_metricbuf_add(&r.metrics, r.st.step, "grad_norm", gn);
         double tps = (double)(r.st.tokens_seen - tok0) / (now_seconds() - t0 + 1e-9);
         if (r.st.step % eval_every == 0 || r.st.step == total) {
-            if ((rc = sft_eval(&r.tr, &r.val, &val, &err))) break;
-            r.st.last_val = val;
-            db_metricbuf_add(&r.metrics, r.st.step, "val_loss", val);
+            if (r.val.n) {
+                if ((rc = sft_eval(&r.tr, &r.val, &val, &err))) break;
+                r.st.last_val = val;
+                db_metricbuf_add(&r.metrics, r.st.step, "val_loss", val);
+            }
             db_metricbuf_add(&r.metrics, r.st.step, "answer_tokens_per_s", tps);
             if (!pg.enabled)
                 fprintf(stderr, "step %lld/%lld: loss %.4f, val loss %.4f, lr %.2e, %.0f answer tokens/s\n",
@@ -338,9 +340,12 @@ static int exec_sft(int argc, char **argv) {
                 (long long)r.st.step, o.out);
     else if (isnan(loss))
         printf("already trained %lld steps: val loss %.4f; %s is up to date\n", (long long)r.st.step, val, o.out);
-    else
+    else if (r.val.n)
         printf("trained %lld steps: train loss %.4f, val loss %.4f; wrote %s\n", (long long)r.st.step,
                loss, val, o.out);
+    else
+        printf("trained %lld steps: train loss %.4f (nothing held out); wrote %s\n",
+               (long long)r.st.step, loss, o.out);
     tok_free(tok);
     run_free(&r);
     return stopped ? EXIT_FAIL : EXIT_OK;
