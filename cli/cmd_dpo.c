@@ -38,7 +38,7 @@ const struct cmd_entry cmd_dpo_entry = {
     "  --label-smoothing E  with sigmoid: the share of labels taken as flipped (default 0)\n"
     "  --tokenizer TOK   tokenizer.bin (default: the one CKPT carries)\n"
     "  --template T      chat template with {prompt} (default: the policy's in the store,\n"
-    "                    else the gen.template setting, else \"" SEQ_DEFAULT_TEMPLATE "\")\n"
+    "                    else the gen.template setting, else \"Human: {prompt}\\nAssistant:\")\n"
     "  --out CKPT        checkpoint to write (with optimizer state and reference log-probs)\n"
     "  --epochs N        passes over the pairs (default 1)   --steps N   instead of --epochs\n"
     "  --batch B         pairs per micro-batch (default 8)   --accum K (default 1)\n"
@@ -50,7 +50,9 @@ const struct cmd_entry cmd_dpo_entry = {
     "  --save-every N    checkpoint every N steps (default: as --eval-every)\n"
     "  --resume          continue CKPT if it exists    --force   overwrite CKPT\n"
     "  --seed S          data order (default 1)        --threads N  BLAS threads\n"
-    "  --name NAME       model name in the registry (default: CKPT's file name)\n" CLI_HELP_COMMON,
+    "  --name NAME       model name in the registry (default: CKPT's file name)\n" CLI_HELP_COMMON
+    "metrics in the store (TRL's names): loss, rewards/chosen, rewards/rejected,\n"
+    "rewards/margins, rewards/accuracies, logps/chosen, logps/rejected; held out: eval/...\n",
     exec_dpo};
 
 static const struct cmd_entry *E = &cmd_dpo_entry;
@@ -234,8 +236,9 @@ static int exec_dpo(int argc, char **argv) {
     if ((rc = rl_policy_load(o.policy, o.tok_path, &r.m, &tok, &err))) goto fail;
     if ((rc = rl_resolve_template(r.db, o.template, o.policy, &r.template, &parent, &err))) goto fail;
     if ((rc = load_data(&r, tok, &err))) goto fail;
-    char settings[256], sha[65];
-    snprintf(settings, sizeof settings, "dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d",
+    char settings[512], sha[65], init_sha[65];
+    if ((rc = model_file_sha256(o.policy, init_sha, &err))) goto fail;
+    snprintf(settings, sizeof settings, "%s dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d", init_sha,
              dpo_loss_name(o.loss), o.beta, o.smoothing, o.batch, o.accum, o.seed, r.val.n_ex);
     rl_examples_sha(r.train.ex, r.train.n_ex, settings, sha);
     int64_t per_step = o.batch * o.accum;
@@ -261,7 +264,7 @@ static int exec_dpo(int argc, char **argv) {
             rc = err_set(&err, RLHF_EINVAL, "%s: its tokenizer differs from --policy's", o.out);
         if (!rc && (strcmp(r.st.data_sha, sha) != 0 || (size_t)r.st.payload != n_ref * sizeof(double)))
             rc = err_set(&err, RLHF_EINVAL,
-                         "%s: the data, template, tokenizer, --loss, --beta, --batch, --accum or --seed "
+                         "%s: --policy, the data, template, tokenizer, --loss, --beta, --batch, --accum or --seed "
                          "changed since this checkpoint; rerun with them as before or --force to start over",
                          o.out);
         model_free(&init);

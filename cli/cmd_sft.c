@@ -33,7 +33,7 @@ const struct cmd_entry cmd_sft_entry = {
     "  --labeler NAME    with --data store: only this labeler's rankings\n"
     "  --tokenizer TOK   tokenizer.bin (default: the one CKPT carries)\n"
     "  --template T      chat template with {prompt} (default: the init model's in the\n"
-    "                    store, else the gen.template setting, else \"" SEQ_DEFAULT_TEMPLATE "\")\n"
+    "                    store, else the gen.template setting, else \"Human: {prompt}\\nAssistant:\")\n"
     "  --out CKPT        checkpoint to write (with optimizer state)\n"
     "  --epochs N        passes over the training pairs (default 3)\n"
     "  --steps N         optimizer steps instead of --epochs\n"
@@ -213,8 +213,9 @@ static int exec_sft(int argc, char **argv) {
     if ((rc = rl_policy_load(o.init, o.tok_path, &r.m, &tok, &err))) goto fail;
     if ((rc = rl_resolve_template(r.db, o.template, o.init, &r.template, &parent, &err))) goto fail;
     if ((rc = load_data(&r, tok, &err))) goto fail;
-    char settings[256], sha[65];
-    snprintf(settings, sizeof settings, "sft batch %ld accum %ld seed %ld group %d", o.batch, o.accum,
+    char settings[512], sha[65], init_sha[65];
+    if ((rc = model_file_sha256(o.init, init_sha, &err))) goto fail;
+    snprintf(settings, sizeof settings, "%s sft batch %ld accum %ld seed %ld group %d", init_sha, o.batch, o.accum,
              o.seed, !o.no_group);
     rl_examples_sha(r.train.ex, r.train.n, settings, sha);
     int64_t per_step = o.batch * o.accum;
@@ -237,7 +238,7 @@ static int exec_sft(int argc, char **argv) {
             rc = err_set(&err, RLHF_EINVAL, "%s: its tokenizer differs from --init's", o.out);
         if (!rc && strcmp(r.st.data_sha, sha) != 0)
             rc = err_set(&err, RLHF_EINVAL,
-                         "%s: the data, template, tokenizer, --batch, --accum or --seed changed since "
+                         "%s: --init, the data, template, tokenizer, --batch, --accum or --seed changed since "
                          "this checkpoint; rerun with them as before or --force to start over",
                          o.out);
         model_free(&init);

@@ -325,3 +325,19 @@ Test(rl_sft_data, store_top_ranked_and_named_model) {
     db_close(db);
     unlink(path);
 }
+
+Test(rl_trainer, a_reward_model_is_refused_as_a_policy) {
+    Model m, got;
+    Err err = {0};
+    Config c = {16, 24, 2, 4, 4, 23, 16, 1};
+    cr_assert_eq(model_create(&m, &c, MODEL_HEAD_REWARD, &err), 0);
+    char path[] = "/tmp/rlhf-unit-rm-XXXXXX";
+    close(mkstemp(path));
+    cr_assert_eq(model_save(path, &m, &err), 0, "%s", err.msg);
+    Tokenizer *tok = (Tokenizer *)&m; /* must come back NULL */
+    cr_assert_eq(rl_policy_load(path, NULL, &got, &tok, &err), RLHF_EINVAL);
+    cr_assert(strstr(err.msg, "reward model") && strstr(err.msg, path), "%s", err.msg);
+    cr_assert_null(tok);
+    unlink(path);
+    model_free(&m);
+}
