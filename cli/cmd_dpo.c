@@ -45,6 +45,7 @@ const struct cmd_entry cmd_dpo_entry = {
     "  --lr X            peak learning rate (default 1e-4)  --min-lr X (default lr/10)\n"
     "  --warmup N        warm-up steps (default steps/20)   --weight-decay X (default 0)\n"
     "  --clip X          gradient clipping by global norm (default 1; 0: off)\n"
+    "  --group-by-length batches of pairs of similar length (pads less; default off)\n"
     "  --val-frac F      share of prompts held out (by text hash; default 0.05)\n"
     "  --eval-every N    held-out metrics every N steps (default steps/10)\n"
     "  --save-every N    checkpoint every N steps (default: as --eval-every)\n"
@@ -62,7 +63,7 @@ typedef struct Opts {
     const char *policy, *data, *split, *labeler, *tok_path, *template, *out, *name, *dbflag;
     long epochs, steps, batch, accum, warmup, eval_every, save_every, seed, threads;
     double lr, min_lr, wd, clip, val_frac, beta, smoothing, min_agreement;
-    int resume, force, loss, simulated;
+    int resume, force, loss, simulated, group;
 } Opts;
 
 static int parse(int argc, char **argv, Opts *o) {
@@ -79,7 +80,7 @@ static int parse(int argc, char **argv, Opts *o) {
         {"accum", required_argument, NULL, 'a'}, {"lr", required_argument, NULL, 'l'},
         {"min-lr", required_argument, NULL, 'L'}, {"warmup", required_argument, NULL, 'w'},
         {"weight-decay", required_argument, NULL, 'W'}, {"clip", required_argument, NULL, 'g'},
-        {"val-frac", required_argument, NULL, 'v'}, {"eval-every", required_argument, NULL, 'e'},
+        {"group-by-length", no_argument, NULL, 'G'}, {"val-frac", required_argument, NULL, 'v'}, {"eval-every", required_argument, NULL, 'e'},
         {"save-every", required_argument, NULL, 'S'}, {"resume", no_argument, NULL, 'r'},
         {"force", no_argument, NULL, 'f'}, {"seed", required_argument, NULL, 'x'},
         {"threads", required_argument, NULL, 't'}, {"name", required_argument, NULL, 'n'},
@@ -119,6 +120,7 @@ static int parse(int argc, char **argv, Opts *o) {
         case 'v': if (cli_parse_double(E, "--val-frac", optarg, 0, 0.5, &o->val_frac)) return EXIT_USAGE; break;
         case 'e': if (cli_parse_long(E, "--eval-every", optarg, 1, 1L << 40, &o->eval_every)) return EXIT_USAGE; break;
         case 'S': if (cli_parse_long(E, "--save-every", optarg, 1, 1L << 40, &o->save_every)) return EXIT_USAGE; break;
+        case 'G': o->group = 1; break;
         case 'r': o->resume = 1; break;
         case 'f': o->force = 1; break;
         case 'x': if (cli_parse_long(E, "--seed", optarg, 0, LONG_MAX, &o->seed)) return EXIT_USAGE; break;
@@ -238,8 +240,8 @@ static int exec_dpo(int argc, char **argv) {
     if ((rc = load_data(&r, tok, &err))) goto fail;
     char settings[512], sha[65], init_sha[65];
     if ((rc = model_file_sha256(o.policy, init_sha, &err))) goto fail;
-    snprintf(settings, sizeof settings, "%s dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d", init_sha,
-             dpo_loss_name(o.loss), o.beta, o.smoothing, o.batch, o.accum, o.seed, r.val.n_ex);
+    snprintf(settings, sizeof settings, "%s dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d group %d", init_sha,
+             dpo_loss_name(o.loss), o.beta, o.smoothing, o.batch, o.accum, o.seed, r.val.n_ex, o.group);
     rl_examples_sha(r.train.ex, r.train.n_ex, settings, sha);
     int64_t per_step = o.batch * o.accum;
     int64_t total = o.steps ? o.steps : o.epochs * rl_steps_per_epoch(r.train.n_pairs, (int)per_step);
@@ -342,7 +344,7 @@ static int exec_dpo(int argc, char **argv) {
     char extra[160];
     while (r.st.step < total && !sys_interrupted()) {
         float lr = lr_schedule(r.st.step, warmup, total, (float)o.lr, (float)o.min_lr);
-        int n = rl_batch_at(r.train.n_pairs, (int)per_step, r.train.lens, 50, r.st.seed, r.st.step, perm, idx);
+        int n = rl_batch_at(r.train.n_pairs, (int)per_step, r.train.lens, o.group ? 50 : 0, r.st.seed, r.st.step, perm, idx);
         double gn;
         if ((rc = dpo_step(&r.tr, &r.train, idx, n, lr, &s, &gn, &err))) break;
         loss = s.loss;

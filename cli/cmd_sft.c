@@ -42,8 +42,8 @@ const struct cmd_entry cmd_sft_entry = {
     "  --lr X            peak learning rate (default 3e-4)  --min-lr X (default lr/10)\n"
     "  --warmup N        warm-up steps (default steps/20)   --weight-decay X (default 0)\n"
     "  --clip X          gradient clipping by global norm (default 1; 0: off)\n"
-    "  --no-group        batches in plain shuffled order (default: grouped by length,\n"
-    "                    so padding wastes less)\n"
+    "  --group-by-length batches of similar length (pads less; measured slower to learn\n"
+    "                    on the demo: default off, plain shuffled batches)\n"
     "  --val-frac F      share of prompts held out (by text hash; default 0.05)\n"
     "  --eval-every N    validation loss every N steps (default steps/10)\n"
     "  --save-every N    checkpoint every N steps (default: as --eval-every)\n"
@@ -60,7 +60,7 @@ typedef struct Opts {
         *dbflag;
     long epochs, steps, batch, accum, warmup, eval_every, save_every, seed, threads;
     double lr, min_lr, wd, clip, val_frac;
-    int resume, force, no_group;
+    int resume, force, group;
 } Opts;
 
 static int parse(int argc, char **argv, Opts *o) {
@@ -74,7 +74,7 @@ static int parse(int argc, char **argv, Opts *o) {
         {"batch", required_argument, NULL, 'b'}, {"accum", required_argument, NULL, 'a'},
         {"lr", required_argument, NULL, 'l'}, {"min-lr", required_argument, NULL, 'L'},
         {"warmup", required_argument, NULL, 'w'}, {"weight-decay", required_argument, NULL, 'W'},
-        {"clip", required_argument, NULL, 'g'}, {"no-group", no_argument, NULL, 'G'},
+        {"clip", required_argument, NULL, 'g'}, {"group-by-length", no_argument, NULL, 'G'},
         {"val-frac", required_argument, NULL, 'v'}, {"eval-every", required_argument, NULL, 'e'},
         {"save-every", required_argument, NULL, 'S'}, {"resume", no_argument, NULL, 'r'},
         {"force", no_argument, NULL, 'f'}, {"seed", required_argument, NULL, 'x'},
@@ -103,7 +103,7 @@ static int parse(int argc, char **argv, Opts *o) {
         case 'w': if (cli_parse_long(E, "--warmup", optarg, 0, 1L << 40, &o->warmup)) return EXIT_USAGE; break;
         case 'W': if (cli_parse_double(E, "--weight-decay", optarg, 0, 10, &o->wd)) return EXIT_USAGE; break;
         case 'g': if (cli_parse_double(E, "--clip", optarg, 0, 1e9, &o->clip)) return EXIT_USAGE; break;
-        case 'G': o->no_group = 1; break;
+        case 'G': o->group = 1; break;
         case 'v': if (cli_parse_double(E, "--val-frac", optarg, 0, 0.5, &o->val_frac)) return EXIT_USAGE; break;
         case 'e': if (cli_parse_long(E, "--eval-every", optarg, 1, 1L << 40, &o->eval_every)) return EXIT_USAGE; break;
         case 'S': if (cli_parse_long(E, "--save-every", optarg, 1, 1L << 40, &o->save_every)) return EXIT_USAGE; break;
@@ -216,7 +216,7 @@ static int exec_sft(int argc, char **argv) {
     char settings[512], sha[65], init_sha[65];
     if ((rc = model_file_sha256(o.init, init_sha, &err))) goto fail;
     snprintf(settings, sizeof settings, "%s sft batch %ld accum %ld seed %ld group %d", init_sha, o.batch, o.accum,
-             o.seed, !o.no_group);
+             o.seed, o.group);
     rl_examples_sha(r.train.ex, r.train.n, settings, sha);
     int64_t per_step = o.batch * o.accum;
     int64_t total = o.steps ? o.steps : o.epochs * rl_steps_per_epoch(r.train.n, (int)per_step);
@@ -270,7 +270,7 @@ static int exec_sft(int argc, char **argv) {
                  "\"clip\":%g,\"seed\":%ld,\"pairs\":%d,\"val_pairs\":%d,\"group_by_length\":%s}",
                  cfgj, path_base(o.init), path_base(o.data), (long long)total, o.batch, o.accum,
                  o.lr, o.min_lr, warmup, o.wd, o.clip, o.seed, r.train.n, r.val.n,
-                 o.no_group ? "false" : "true");
+                 o.group ? "true" : "false");
         if ((rc = db_run_start(r.db, "sft", cj, parent, &r.st.run_id, &err))) goto fail;
     }
     if (resumed) fprintf(stderr, "sft: resumed %s at step %lld\n", o.out, (long long)r.st.step);
@@ -288,7 +288,7 @@ static int exec_sft(int argc, char **argv) {
     char extra[160];
     while (r.st.step < total && !sys_interrupted()) {
         float lr = lr_schedule(r.st.step, warmup, total, (float)o.lr, (float)o.min_lr);
-        int n = rl_batch_at(r.train.n, (int)per_step, r.train.lens, o.no_group ? 0 : 50,
+        int n = rl_batch_at(r.train.n, (int)per_step, r.train.lens, o.group ? 50 : 0,
                             r.st.seed, r.st.step, perm, idx);
         double gn;
         int64_t nt;

@@ -1,6 +1,6 @@
 /* Supervised fine-tuning: next-token loss on the answer tokens of prompt →
  * answer examples (model/seq.h encodes them the way gen reads a prompt), in
- * right-padded batches of examples of similar length (trainer.h). The loss of
+ * right-padded batches (by default shuffled; optionally of similar length, trainer.h). The loss of
  * a step is the mean over every answer token of its examples, so gradient
  * accumulation over micro-batches gives the same step as one big batch. */
 #ifndef RLHF_RL_SFT_H
