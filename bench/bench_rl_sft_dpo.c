@@ -82,21 +82,25 @@ static void bench_dpo(const char *name, const Config *c, int B, int steps) {
     DpoTrainer tr;
     if (model_create(&m, c, 0, &err) || adamw_create(&o, m.n_params, &err)) die(&err);
     model_init_random(&m, 1);
-    if (dpo_trainer_init(&tr, &m, &o, B, DPO_SIGMOID, 0.1, 0, 1, &err)) die(&err);
+    if (dpo_trainer_init(&tr, &m, &o, B, 2, DPO_SIGMOID, 0.1, 0, 1, &err)) die(&err);
     enum { P = 256 };
     DpoSet s = {0};
     s.ex = calloc(2 * P, sizeof *s.ex);
     s.chosen = malloc(sizeof(int) * P);
     s.rejected = malloc(sizeof(int) * P);
     s.lens = malloc(sizeof(int) * P);
+    s.ex_start = malloc(sizeof(int) * (P + 1));
+    s.pair_start = malloc(sizeof(int) * (P + 1));
     Rng r;
     rng_seed(&r, 9);
     for (int i = 0; i < 2 * P; i++) example(&r, c->vocab_size, c->seq_len, &s.ex[i]);
     for (int i = 0; i < P; i++) {
         s.chosen[i] = 2 * i, s.rejected[i] = 2 * i + 1;
         s.lens[i] = s.ex[2 * i].n > s.ex[2 * i + 1].n ? s.ex[2 * i].n : s.ex[2 * i + 1].n;
+        s.ex_start[i] = 2 * i, s.pair_start[i] = i;
     }
-    s.n_ex = 2 * P, s.n_pairs = P;
+    s.ex_start[P] = 2 * P, s.pair_start[P] = P;
+    s.n_ex = 2 * P, s.n_pairs = s.n_groups = P, s.max_k = 2;
     double t0 = now_seconds();
     if (dpo_reference(&tr, &s, &err)) die(&err);
     double ref = now_seconds() - t0;

@@ -40,8 +40,10 @@ const struct cmd_entry cmd_dpo_entry = {
     "  --template T      chat template with {prompt} (default: the policy's in the store,\n"
     "                    else the gen.template setting, else \"Human: {prompt}\\nAssistant:\")\n"
     "  --out CKPT        checkpoint to write (with optimizer state and reference log-probs)\n"
-    "  --epochs N        passes over the pairs (default 1)   --steps N   instead of --epochs\n"
-    "  --batch B         pairs per micro-batch (default 8)   --accum K (default 1)\n"
+    "  --epochs N        passes over the data (default 1)    --steps N   instead of --epochs\n"
+    "  --batch B         ranked groups (prompts) per micro-batch, each with all its pairs;\n"
+    "                    a pairs file's records are groups of one (default 8)\n"
+    "  --accum K         micro-batches per step (default 1)\n"
     "  --lr X            peak learning rate (default 1e-4)  --min-lr X (default lr/10)\n"
     "  --warmup N        warm-up steps (default steps/20)   --weight-decay X (default 0)\n"
     "  --clip X          gradient clipping by global norm (default 1; 0: off)\n"
@@ -244,10 +246,10 @@ static int exec_dpo(int argc, char **argv) {
              dpo_loss_name(o.loss), o.beta, o.smoothing, o.batch, o.accum, o.seed, r.val.n_ex, o.group);
     rl_examples_sha(r.train.ex, r.train.n_ex, settings, sha);
     int64_t per_step = o.batch * o.accum;
-    int64_t total = o.steps ? o.steps : o.epochs * rl_steps_per_epoch(r.train.n_pairs, (int)per_step);
+    int64_t total = o.steps ? o.steps : o.epochs * rl_steps_per_epoch(r.train.n_groups, (int)per_step);
     size_t n_ref = (size_t)(r.train.n_ex + r.val.n_ex);
     int resumed = 0;
-    if ((rc = dpo_trainer_init(&r.tr, &r.m, &r.opt, (int)o.batch, o.loss, o.beta, o.smoothing, o.clip, &err)))
+    if ((rc = dpo_trainer_init(&r.tr, &r.m, &r.opt, (int)o.batch, r.train.max_k > r.val.max_k ? r.train.max_k : r.val.max_k, o.loss, o.beta, o.smoothing, o.clip, &err)))
         goto fail;
     if (o.resume && exists) {
         Model init = r.m;
@@ -281,7 +283,7 @@ static int exec_dpo(int argc, char **argv) {
         r.st.version = 1;
         r.st.seed = (uint64_t)o.seed;
         r.st.parent_id = parent;
-        r.st.n_train = r.train.n_pairs;
+        r.st.n_train = r.train.n_groups;
         memcpy(r.st.data_sha, sha, sizeof sha);
         r.st.last_val = NAN;
         fprintf(stderr, "dpo: reference log-probabilities of %zu answers...\n", n_ref);
@@ -328,7 +330,7 @@ static int exec_dpo(int argc, char **argv) {
         if ((rc = db_run_start(r.db, "dpo", cj, parent, &r.st.run_id, &err))) goto fail;
     }
     if (resumed) fprintf(stderr, "dpo: resumed %s at step %lld\n", o.out, (long long)r.st.step);
-    int *perm = malloc(sizeof(int) * (size_t)r.train.n_pairs), *idx = malloc(sizeof(int) * (size_t)per_step);
+    int *perm = malloc(sizeof(int) * (size_t)r.train.n_groups), *idx = malloc(sizeof(int) * (size_t)per_step);
     if (!perm || !idx) {
         free(perm), free(idx);
         rc = err_set(&err, RLHF_ENOMEM, "out of memory");
@@ -340,11 +342,11 @@ static int exec_dpo(int argc, char **argv) {
     DpoStats s = {0}, vs = {0};
     vs.loss = vs.margin = vs.accuracy = NAN;
     double t0 = now_seconds(), loss = NAN;
-    int64_t step0 = r.st.step;
+    int64_t pairs_done = 0;
     char extra[160];
     while (r.st.step < total && !sys_interrupted()) {
         float lr = lr_schedule(r.st.step, warmup, total, (float)o.lr, (float)o.min_lr);
-        int n = rl_batch_at(r.train.n_pairs, (int)per_step, r.train.lens, o.group ? 50 : 0, r.st.seed, r.st.step, perm, idx);
+        int n = rl_batch_at(r.train.n_groups, (int)per_step, r.train.lens, o.group ? 50 : 0, r.st.seed, r.st.step, perm, idx);
         double gn;
         if ((rc = dpo_step(&r.tr, &r.train, idx, n, lr, &s, &gn, &err))) break;
         loss = s.loss;
@@ -357,7 +359,8 @@ static int exec_dpo(int argc, char **argv) {
         log_stats(&r, r.st.step, &s, 0);
         db_metricbuf_add(&r.metrics, r.st.step, "lr", lr);
         db_metricbuf_add(&r.metrics, r.st.step, "grad_norm", gn);
-        double pps = (double)(r.st.step - step0) * (double)per_step / (now_seconds() - t0 + 1e-9);
+        pairs_done += s.n;
+        double pps = (double)pairs_done / (now_seconds() - t0 + 1e-9);
         if (r.st.step % eval_every == 0 || r.st.step == total) {
             if (r.val.n_pairs) {
                 if ((rc = dpo_eval(&r.tr, &r.val, &vs, &err))) break;

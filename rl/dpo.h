@@ -28,12 +28,19 @@ const char *dpo_loss_name(int type);
 double dpo_pair_loss(int type, double beta, double smoothing, double pc, double pr, double rc,
                      double rr, double *dc, double *dr);
 
+/* Pairs are kept with their group: a step takes whole groups, so each of a
+ * group's K answers goes through the model once for its K·(K−1)/2 pairs
+ * (with K = 4, 4 sequences instead of 12). A pairs file is groups of one pair. */
 typedef struct DpoSet {
-    SeqExample *ex;   /* every answer once, encoded with its prompt */
+    SeqExample *ex;   /* every answer once, encoded with its prompt; a group's are contiguous */
     int n_ex;
     int *chosen, *rejected; /* n_pairs example indices */
-    int *lens;              /* n_pairs: the longer of the two, for length grouping */
     int n_pairs;
+    int *ex_start;   /* n_groups + 1: group g's answers are ex[ex_start[g] .. ex_start[g+1]) */
+    int *pair_start; /* n_groups + 1: and its pairs pair_start[g] .. pair_start[g+1] */
+    int *lens;       /* n_groups: the longest answer's sequence, for length grouping */
+    int n_groups;    /* groups with at least one pair */
+    int max_k;       /* the most answers in one group */
     double *ref;  /* n_ex reference log-probabilities (sums over answer tokens); owned */
     int64_t cut;  /* examples cut to fit the context */
 } DpoSet;
@@ -49,15 +56,17 @@ typedef struct DpoTrainer {
     AdamW *opt;
     RunState rs;
     RlBatch batch;
-    int micro; /* pairs per forward pass (2·micro sequences) */
+    int rows;  /* sequences per forward pass: max(2·micro, the largest group) */
     int type;
     double beta, smoothing, clip;
-    double *sums; /* 2·micro */
-    int *rows;    /* 2·micro example indices */
+    double *sums, *w; /* rows: log-probability sums, d loss / d log-prob */
+    int *idx;         /* rows example indices */
 } DpoTrainer;
 
-int dpo_trainer_init(DpoTrainer *tr, Model *m, AdamW *opt, int micro, int type, double beta,
-                     double smoothing, double clip, Err *err);
+/* micro: pairs' worth of sequences per forward pass (2·micro), raised to
+ * max_k so the largest group fits one pass. */
+int dpo_trainer_init(DpoTrainer *tr, Model *m, AdamW *opt, int micro, int max_k, int type,
+                     double beta, double smoothing, double clip, Err *err);
 void dpo_trainer_free(DpoTrainer *tr);
 
 /* Fills set->ref with the current model's log-probabilities (call before training). */
@@ -69,7 +78,8 @@ typedef struct DpoStats {
     int n;
 } DpoStats;
 
-/* One optimizer step on pairs idx[0..n) of set (mean loss over them). */
+/* One optimizer step on every pair of groups idx[0..n) of set (the mean loss
+ * over those pairs). */
 int dpo_step(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, float lr, DpoStats *st,
              double *gnorm, Err *err);
 /* The statistics over every pair of set, without training. */

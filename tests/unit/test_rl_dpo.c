@@ -84,6 +84,8 @@ static void toy_pairs(DpoSet *s, int n, uint64_t seed) {
     s->chosen = malloc(sizeof(int) * (size_t)n);
     s->rejected = malloc(sizeof(int) * (size_t)n);
     s->lens = malloc(sizeof(int) * (size_t)n);
+    s->ex_start = malloc(sizeof(int) * (size_t)(n + 1));
+    s->pair_start = malloc(sizeof(int) * (size_t)(n + 1));
     Err err = {0};
     for (int i = 0; i < n; i++) {
         int p[3] = {1, 3 + (int)rng_below(&r, 20), 3 + (int)rng_below(&r, 20)}, a[6], b[6];
@@ -95,8 +97,10 @@ static void toy_pairs(DpoSet *s, int n, uint64_t seed) {
         cr_assert_eq(seq_join(p, 3, b, nb + 1, 16, &s->ex[2 * i + 1], &err), 0);
         s->chosen[i] = 2 * i, s->rejected[i] = 2 * i + 1;
         s->lens[i] = 4 + (na > nb ? na : nb);
+        s->ex_start[i] = 2 * i, s->pair_start[i] = i;
     }
-    s->n_ex = 2 * n, s->n_pairs = n;
+    s->ex_start[n] = 2 * n, s->pair_start[n] = n;
+    s->n_ex = 2 * n, s->n_pairs = s->n_groups = n, s->max_k = 2;
 }
 
 typedef struct Fix {
@@ -110,7 +114,7 @@ static void fix_init(Fix *f, int type, double beta, int pairs, uint64_t seed) {
     Err err = {0};
     tiny_model(&f->m, seed);
     cr_assert_eq(adamw_create(&f->opt, f->m.n_params, &err), 0);
-    cr_assert_eq(dpo_trainer_init(&f->tr, &f->m, &f->opt, 3, type, beta, 0, 0, &err), 0, "%s", err.msg);
+    cr_assert_eq(dpo_trainer_init(&f->tr, &f->m, &f->opt, 3, 2, type, beta, 0, 0, &err), 0, "%s", err.msg);
     toy_pairs(&f->set, pairs, seed + 1);
     cr_assert_eq(dpo_reference(&f->tr, &f->set, &err), 0, "%s", err.msg);
 }
@@ -212,6 +216,10 @@ Test(rl_dpo, pairs_from_ranked_groups) {
     /* group 1: ranks 2 1 2 3: pairs (1,0) (1,2) (1,3) (0,3) (2,3); the tie 0~2 is not a pair */
     cr_assert_eq(tr.n_ex, 4);
     cr_assert_eq(tr.n_pairs, 5);
+    cr_assert_eq(tr.n_groups, 1);
+    cr_assert_eq(tr.max_k, 4);
+    cr_assert_eq(tr.pair_start[1], 5);
+    cr_assert_eq(tr.ex_start[1], 4);
     for (int p = 0; p < 5; p++) cr_assert(rank[tr.chosen[p]] < rank[tr.rejected[p]]);
     cr_assert_eq(va.n_ex, 2);
     cr_assert_eq(va.n_pairs, 1);
@@ -253,7 +261,7 @@ Test(rl_dpo, resumed_run_equals_uninterrupted) {
     void *pl;
     cr_assert_eq(rl_ckpt_load(path, "RL-DPO\0\0", &b.m, &b.opt, &rs2, &pl, &err), 0, "%s", err.msg);
     b.set.ref = pl;
-    cr_assert_eq(dpo_trainer_init(&b.tr, &b.m, &b.opt, 3, DPO_SIGMOID, 0.1, 0, 0, &err), 0);
+    cr_assert_eq(dpo_trainer_init(&b.tr, &b.m, &b.opt, 3, 2, DPO_SIGMOID, 0.1, 0, 0, &err), 0);
     for (int s = 3; s < 8; s++) {
         int n = rl_batch_at(10, 4, b.set.lens, 2, 3, s, perm, idx);
         cr_assert_eq(dpo_step(&b.tr, &b.set, idx, n, 5e-3f, &st, &gn, &err), 0);
@@ -262,4 +270,67 @@ Test(rl_dpo, resumed_run_equals_uninterrupted) {
     unlink(path);
     fix_free(&a);
     fix_free(&b);
+}
+
+/* A group of K = 4 ranked answers trains each answer once for its 6 pairs:
+ * the same gradient and statistics as the 6 pairs as groups of their own. */
+Test(rl_dpo, a_group_equals_its_pairs_apart) {
+    Err err = {0};
+    int prompt[3] = {1, 7, 9}, ans[4][4] = {{13, 14, 15, 2}, {16, 2}, {3, 4, 5, 6}, {8, 2}};
+    int alen[4] = {4, 2, 4, 2};
+    DpoSet g = {0}, p = {0};
+    g.ex = calloc(4, sizeof *g.ex);
+    g.chosen = malloc(6 * sizeof(int)), g.rejected = malloc(6 * sizeof(int));
+    g.ex_start = malloc(2 * sizeof(int)), g.pair_start = malloc(2 * sizeof(int));
+    g.lens = malloc(sizeof(int));
+    p.ex = calloc(12, sizeof *p.ex);
+    p.chosen = malloc(6 * sizeof(int)), p.rejected = malloc(6 * sizeof(int));
+    p.ex_start = malloc(7 * sizeof(int)), p.pair_start = malloc(7 * sizeof(int));
+    p.lens = malloc(6 * sizeof(int));
+    for (int i = 0; i < 4; i++) cr_assert_eq(seq_join(prompt, 3, ans[i], alen[i], 16, &g.ex[i], &err), 0);
+    int k = 0;
+    for (int i = 0; i < 4; i++)
+        for (int j = i + 1; j < 4; j++, k++) {
+            g.chosen[k] = i, g.rejected[k] = j;
+            cr_assert_eq(seq_join(prompt, 3, ans[i], alen[i], 16, &p.ex[2 * k], &err), 0);
+            cr_assert_eq(seq_join(prompt, 3, ans[j], alen[j], 16, &p.ex[2 * k + 1], &err), 0);
+            p.chosen[k] = 2 * k, p.rejected[k] = 2 * k + 1;
+            p.ex_start[k] = 2 * k, p.pair_start[k] = k, p.lens[k] = 7;
+        }
+    p.ex_start[6] = 12, p.pair_start[6] = 6;
+    p.n_ex = 12, p.n_pairs = 6, p.n_groups = 6, p.max_k = 2;
+    g.ex_start[0] = 0, g.ex_start[1] = 4, g.pair_start[0] = 0, g.pair_start[1] = 6, g.lens[0] = 7;
+    g.n_ex = 4, g.n_pairs = 6, g.n_groups = 1, g.max_k = 4;
+    Model m;
+    tiny_model(&m, 41);
+    AdamW opt;
+    DpoTrainer tr;
+    cr_assert_eq(adamw_create(&opt, m.n_params, &err), 0);
+    /* one pair's worth of rows per pass: the 6 pairs apart take 6 passes, the group 1 */
+    cr_assert_eq(dpo_trainer_init(&tr, &m, &opt, 1, 4, DPO_SIGMOID, 0.5, 0, 0, &err), 0, "%s", err.msg);
+    cr_assert_eq(dpo_reference(&tr, &g, &err), 0);
+    cr_assert_eq(dpo_reference(&tr, &p, &err), 0);
+    Rng r;
+    rng_seed(&r, 2);
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] += 0.2f * (float)rng_normal(&r);
+    int all[6] = {0, 1, 2, 3, 4, 5};
+    DpoStats sg, sp;
+    double gn;
+    cr_assert_eq(dpo_step(&tr, &g, all, 1, 0, &sg, &gn, &err), 0);
+    float *gg = malloc(sizeof(float) * m.n_params);
+    memcpy(gg, m.grads, sizeof(float) * m.n_params);
+    cr_assert_eq(dpo_step(&tr, &p, all, 6, 0, &sp, &gn, &err), 0);
+    cr_assert_eq(sg.n, 6);
+    cr_assert_eq(sp.n, 6);
+    cr_assert_float_eq(sg.loss, sp.loss, 1e-6);
+    cr_assert_float_eq(sg.margin, sp.margin, 1e-6);
+    cr_assert(fabs(sg.margin) > 1e-3, "the policy moved, so the margin is not 0");
+    for (size_t i = 0; i < m.n_params; i++)
+        cr_assert(fabs(gg[i] - m.grads[i]) <= 1e-6 + 1e-4 * fabs(gg[i]), "grad %zu: %g vs %g", i,
+                  (double)gg[i], (double)m.grads[i]);
+    free(gg);
+    dpo_set_free(&g), dpo_set_free(&p);
+    dpo_trainer_free(&tr);
+    adamw_free(&opt);
+    model_free(&m);
 }
