@@ -7,6 +7,7 @@
 #include "db/registry.h"
 #include "model/checkpoint.h"
 #include "rl/dpo.h"
+#include "cli/train_cmd.h"
 #include "rl/trainer.h"
 #include "rm/prefs.h"
 #include "util/progress.h"
@@ -151,57 +152,37 @@ static int parse(int argc, char **argv, Opts *o) {
 
 typedef struct Run {
     const Opts *o;
-    Model m;
-    AdamW opt;
-    RlState st;
+    TrainCmd c;
     DpoTrainer tr;
     DpoSet train, val;
-    Db *db;
-    MetricBuf metrics;
-    char *template;
-    double *ref; /* payload: train then val reference log-probabilities */
+    int *perm, *idx;
+    int64_t per_step, pairs_done;
+    double t0, pps;
+    DpoStats s, vs;
 } Run;
-
-static int save(Run *r, Err *err) {
-    int rc = rl_ckpt_save(r->o->out, &r->m, &r->opt, &r->st, r->ref, err);
-    if (!rc) rc = db_metricbuf_flush(r->db, r->st.run_id, &r->metrics, err);
-    return rc;
-}
-
-static void run_free(Run *r) {
-    dpo_trainer_free(&r->tr);
-    dpo_set_free(&r->train);
-    dpo_set_free(&r->val);
-    db_metricbuf_free(&r->metrics);
-    adamw_free(&r->opt);
-    model_free(&r->m);
-    free(r->template);
-    free(r->ref);
-    if (r->db) db_close(r->db);
-}
 
 static int load_data(Run *r, const Tokenizer *tok, Err *err) {
     const Opts *o = r->o;
     PrefSet ps = {0};
     int rc;
     if (!strcmp(o->data, "store")) {
-        if (!r->db) return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
+        if (!r->c.db) return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
         PrefLoadOptions po = {db_ranking_filter_default(), o->min_agreement, o->val_frac};
         po.filter.split = o->split;
         po.filter.labeler = o->labeler;
         po.filter.simulated = o->simulated;
-        rc = prefs_load_store(r->db, &po, &ps, err);
+        rc = prefs_load_store(r->c.db, &po, &ps, err);
     } else {
         rc = prefs_load_file(o->data, o->val_frac, &ps, err);
     }
-    if (!rc) rc = dpo_build(&ps, tok, r->template, r->m.cfg.seq_len, &r->train, &r->val, err);
+    if (!rc) rc = dpo_build(&ps, tok, r->c.template, r->c.m.cfg.seq_len, &r->train, &r->val, err);
     if (!rc && r->train.n_pairs == 0)
         rc = err_set(err, RLHF_EINVAL, "%s: no preference pairs to train on (%d groups, %d held out)",
                      o->data, ps.n, r->val.n_pairs);
     if (!rc)
         fprintf(stderr, "dpo: %d groups, %d pairs (%d held out), %lld ties dropped, %lld groups skipped; %lld answers cut to fit %d tokens\n",
                 ps.n, r->train.n_pairs + r->val.n_pairs, r->val.n_pairs, (long long)ps.ties_dropped,
-                (long long)ps.skipped, (long long)(r->train.cut + r->val.cut), r->m.cfg.seq_len);
+                (long long)ps.skipped, (long long)(r->train.cut + r->val.cut), r->c.m.cfg.seq_len);
     prefs_free(&ps);
     return rc;
 }
@@ -214,7 +195,82 @@ static void log_stats(Run *r, int64_t step, const DpoStats *s, int val) {
                                      "eval/rewards/margins", "eval/rewards/accuracies",
                                      "eval/logps/chosen", "eval/logps/rejected"};
     double v[7] = {s->loss, s->chosen, s->rejected, s->margin, s->accuracy, s->logp_chosen, s->logp_rejected};
-    for (int i = 0; i < 7; i++) db_metricbuf_add(&r->metrics, step, val ? vn[i] : tn[i], v[i]);
+    for (int i = 0; i < 7; i++) db_metricbuf_add(&r->c.metrics, step, val ? vn[i] : tn[i], v[i]);
+}
+
+static int step(TrainCmd *c, float lr, Err *err) {
+    Run *r = c->ctx;
+    int n = rl_batch_at(r->train.n_groups, (int)r->per_step, r->train.lens, r->o->group ? 50 : 0,
+                        c->st.seed, c->st.step, r->perm, r->idx);
+    double gn;
+    int rc = dpo_step(&r->tr, &r->train, r->idx, n, lr, &r->s, &gn, err);
+    if (rc) return rc;
+    c->loss = r->s.loss;
+    r->pairs_done += r->s.n;
+    r->pps = (double)r->pairs_done / (now_seconds() - r->t0 + 1e-9);
+    log_stats(r, c->st.step + 1, &r->s, 0);
+    db_metricbuf_add(&c->metrics, c->st.step + 1, "grad_norm", gn);
+    return RLHF_OK;
+}
+
+static int eval(TrainCmd *c, Err *err) {
+    Run *r = c->ctx;
+    db_metricbuf_add(&c->metrics, c->st.step, "pairs_per_s", r->pps);
+    if (!r->val.n_pairs) return RLHF_OK;
+    int rc = dpo_eval(&r->tr, &r->val, &r->vs, err);
+    if (rc) return rc;
+    log_stats(r, c->st.step, &r->vs, 1);
+    c->st.last_val = r->vs.loss;
+    return RLHF_OK;
+}
+
+static void status(TrainCmd *c, char *buf, int n, int line) {
+    Run *r = c->ctx;
+    const DpoStats *s = &r->s, *v = &r->vs;
+    if (line)
+        snprintf(buf, (size_t)n, "loss %.4f, margin %.3f, accuracy %.2f; held out: loss %.4f, margin "
+                 "%.3f, accuracy %.2f; %.1f pairs/s", s->loss, s->margin, s->accuracy, v->loss,
+                 v->margin, v->accuracy, r->pps);
+    else
+        snprintf(buf, (size_t)n, "loss %.4f  margin %.3f  acc %.2f  %.1f pairs/s", s->loss, s->margin,
+                 s->accuracy, r->pps);
+}
+
+static void run_free(Run *r) {
+    dpo_trainer_free(&r->tr);
+    dpo_set_free(&r->train);
+    dpo_set_free(&r->val);
+    free(r->perm);
+    free(r->idx);
+}
+
+/* The reference log-probabilities: computed now for a fresh run (the policy
+ * is the reference), read back from the checkpoint's payload on a resume. */
+static int reference(Run *r, Err *err) {
+    TrainCmd *c = &r->c;
+    size_t nt = (size_t)r->train.n_ex, nv = (size_t)r->val.n_ex, bytes = sizeof(double) * (nt + nv);
+    if (c->resumed) {
+        if ((size_t)c->st.payload != bytes)
+            return err_set(err, RLHF_EFORMAT, "%s: its reference log-probabilities are for %zu answers, not %zu",
+                           c->out, (size_t)c->st.payload / sizeof(double), nt + nv);
+        r->train.ref = malloc(sizeof(double) * (nt + 1));
+        r->val.ref = malloc(sizeof(double) * (nv + 1));
+        if (!r->train.ref || !r->val.ref) return err_set(err, RLHF_ENOMEM, "out of memory");
+        memcpy(r->train.ref, c->payload, sizeof(double) * nt);
+        memcpy(r->val.ref, (double *)c->payload + nt, sizeof(double) * nv);
+        return RLHF_OK;
+    }
+    fprintf(stderr, "dpo: reference log-probabilities of %zu answers...\n", nt + nv);
+    int rc = dpo_reference(&r->tr, &r->train, err);
+    if (!rc) rc = dpo_reference(&r->tr, &r->val, err);
+    if (rc) return rc;
+    double *p = malloc(bytes + sizeof(double));
+    if (!p) return err_set(err, RLHF_ENOMEM, "out of memory");
+    memcpy(p, r->train.ref, sizeof(double) * nt);
+    memcpy(p + nt, r->val.ref, sizeof(double) * nv);
+    c->payload = p;
+    c->st.payload = (int64_t)bytes;
+    return RLHF_OK;
 }
 
 static int exec_dpo(int argc, char **argv) {
@@ -226,193 +282,77 @@ static int exec_dpo(int argc, char **argv) {
     Run r;
     memset(&r, 0, sizeof r);
     r.o = &o;
+    r.vs.loss = r.vs.margin = r.vs.accuracy = NAN;
+    TrainCmd *c = &r.c;
+    c->e = E, c->out = o.out, c->name = o.name, c->kind = "policy", c->ctx = &r;
+    c->step = step, c->eval = eval, c->status = status;
     Tokenizer *tok = NULL;
     const char *dbpath = cli_db_path(o.dbflag);
     if (o.threads) openblas_set_num_threads((int)o.threads);
-    atomic_remove_stale(o.out);
-    int exists = access(o.out, F_OK) == 0;
-    if (exists && !o.resume && !o.force) {
-        fprintf(stderr, "rlhf dpo: %s exists; pass --resume to continue it or --force to start over\n", o.out);
-        return EXIT_FAIL;
-    }
+    if ((rc = train_cmd_check_out(c, o.resume, o.force)) >= 0) return rc;
     int64_t parent = 0;
-    if (dbpath && (rc = db_open(dbpath, DB_OPEN_EXISTING, &r.db, &err))) goto fail;
-    if ((rc = rl_policy_load(o.policy, o.tok_path, &r.m, &tok, &err))) goto fail;
-    if ((rc = rl_resolve_template(r.db, o.template, o.policy, &r.template, &parent, &err))) goto fail;
+    if (dbpath && (rc = db_open(dbpath, DB_OPEN_EXISTING, &c->db, &err))) goto fail;
+    if ((rc = rl_policy_load(o.policy, o.tok_path, &c->m, &tok, &err))) goto fail;
+    if ((rc = rl_resolve_template(c->db, o.template, o.policy, &c->template, &parent, &err))) goto fail;
     if ((rc = load_data(&r, tok, &err))) goto fail;
     char settings[512], sha[65], init_sha[65];
     if ((rc = model_file_sha256(o.policy, init_sha, &err))) goto fail;
-    snprintf(settings, sizeof settings, "%s dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d group %d", init_sha,
-             dpo_loss_name(o.loss), o.beta, o.smoothing, o.batch, o.accum, o.seed, r.val.n_ex, o.group);
+    snprintf(settings, sizeof settings, "%s dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d group %d",
+             init_sha, dpo_loss_name(o.loss), o.beta, o.smoothing, o.batch, o.accum, o.seed, r.val.n_ex, o.group);
     rl_examples_sha(r.train.ex, r.train.n_ex, settings, sha);
-    int64_t per_step = o.batch * o.accum;
-    int64_t total = o.steps ? o.steps : o.epochs * rl_steps_per_epoch(r.train.n_groups, (int)per_step);
-    size_t n_ref = (size_t)(r.train.n_ex + r.val.n_ex);
-    int resumed = 0;
-    if ((rc = dpo_trainer_init(&r.tr, &r.m, &r.opt, (int)o.batch, r.train.max_k > r.val.max_k ? r.train.max_k : r.val.max_k, o.loss, o.beta, o.smoothing, o.clip, &err)))
+    if ((rc = train_cmd_state(c, o.resume, DPO_MAGIC, sha,
+                              "the data, template, tokenizer, --loss, --beta, --batch, --accum or --seed",
+                              (uint64_t)o.seed, parent, r.train.n_groups, &err)))
         goto fail;
-    if (o.resume && exists) {
-        Model init = r.m;
-        memset(&r.m, 0, sizeof r.m);
-        void *pl = NULL;
-        rc = rl_ckpt_load(o.out, DPO_MAGIC, &r.m, &r.opt, &r.st, &pl, &err);
-        r.ref = pl;
-        if (!rc && memcmp(&r.m.cfg, &init.cfg, sizeof init.cfg) != 0) {
-            char a[512], b[512];
-            model_config_json(&r.m.cfg, a, sizeof a);
-            model_config_json(&init.cfg, b, sizeof b);
-            rc = err_set(&err, RLHF_EINVAL, "%s: its config %s does not match --policy's %s", o.out, a, b);
-        }
-        if (!rc && (init.tokenizer_len != r.m.tokenizer_len ||
-                    memcmp(init.tokenizer, r.m.tokenizer, init.tokenizer_len) != 0))
-            rc = err_set(&err, RLHF_EINVAL, "%s: its tokenizer differs from --policy's", o.out);
-        if (!rc && (strcmp(r.st.data_sha, sha) != 0 || (size_t)r.st.payload != n_ref * sizeof(double)))
-            rc = err_set(&err, RLHF_EINVAL,
-                         "%s: --policy, the data, template, tokenizer, --loss, --beta, --batch, --accum or --seed "
-                         "changed since this checkpoint; rerun with them as before or --force to start over",
-                         o.out);
-        model_free(&init);
-        if (rc) goto fail;
-        /* the trainer points at the model: re-aim it at the loaded one */
-        r.tr.m = &r.m;
-        if ((rc = model_grads_alloc(&r.m, &err))) goto fail;
-        resumed = 1;
-    } else {
-        if ((rc = adamw_create(&r.opt, r.m.n_params, &err))) goto fail;
-        memcpy(r.st.magic, DPO_MAGIC, 8);
-        r.st.version = 1;
-        r.st.seed = (uint64_t)o.seed;
-        r.st.parent_id = parent;
-        r.st.n_train = r.train.n_groups;
-        memcpy(r.st.data_sha, sha, sizeof sha);
-        r.st.last_val = NAN;
-        fprintf(stderr, "dpo: reference log-probabilities of %zu answers...\n", n_ref);
-        if ((rc = dpo_reference(&r.tr, &r.train, &err)) || (rc = dpo_reference(&r.tr, &r.val, &err)))
-            goto fail;
-        r.ref = malloc(sizeof(double) * (n_ref + 1));
-        if (!r.ref) {
-            rc = err_set(&err, RLHF_ENOMEM, "out of memory");
-            goto fail;
-        }
-        memcpy(r.ref, r.train.ref, sizeof(double) * (size_t)r.train.n_ex);
-        memcpy(r.ref + r.train.n_ex, r.val.ref, sizeof(double) * (size_t)r.val.n_ex);
-        r.st.payload = (int64_t)(n_ref * sizeof(double));
-    }
-    if (resumed) {
-        free(r.train.ref), free(r.val.ref);
-        r.train.ref = malloc(sizeof(double) * ((size_t)r.train.n_ex + 1));
-        r.val.ref = malloc(sizeof(double) * ((size_t)r.val.n_ex + 1));
-        if (!r.train.ref || !r.val.ref) {
-            rc = err_set(&err, RLHF_ENOMEM, "out of memory");
-            goto fail;
-        }
-        memcpy(r.train.ref, r.ref, sizeof(double) * (size_t)r.train.n_ex);
-        memcpy(r.val.ref, r.ref + r.train.n_ex, sizeof(double) * (size_t)r.val.n_ex);
-    }
-    r.tr.opt = &r.opt;
-    r.st.batch = (uint32_t)per_step;
-    r.st.total_steps = total;
-    r.opt.weight_decay = (float)o.wd;
-    long warmup = o.warmup >= 0 ? o.warmup : (long)(total / 20);
-    long eval_every = o.eval_every ? o.eval_every : (total / 10 > 0 ? (long)(total / 10) : 1);
-    long save_every = o.save_every ? o.save_every : eval_every;
-    if (r.db && !(resumed && r.st.run_id > 0)) {
-        char cj[1024], cfgj[512];
-        model_config_json(&r.m.cfg, cfgj, sizeof cfgj);
-        snprintf(cj, sizeof cj,
-                 "{\"model\":%s,\"policy\":\"%s\",\"data\":\"%s\",\"loss\":\"%s\",\"beta\":%g,"
-                 "\"label_smoothing\":%g,\"steps\":%lld,\"batch\":%ld,\"accum\":%ld,\"lr\":%g,"
-                 "\"min_lr\":%g,\"warmup\":%ld,\"weight_decay\":%g,\"clip\":%g,\"seed\":%ld,"
-                 "\"pairs\":%d,\"val_pairs\":%d}",
-                 cfgj, path_base(o.policy), path_base(o.data), dpo_loss_name(o.loss), o.beta,
-                 o.smoothing, (long long)total, o.batch, o.accum, o.lr, o.min_lr, warmup, o.wd,
-                 o.clip, o.seed, r.train.n_pairs, r.val.n_pairs);
-        if ((rc = db_run_start(r.db, "dpo", cj, parent, &r.st.run_id, &err))) goto fail;
-    }
-    if (resumed) fprintf(stderr, "dpo: resumed %s at step %lld\n", o.out, (long long)r.st.step);
-    int *perm = malloc(sizeof(int) * (size_t)r.train.n_groups), *idx = malloc(sizeof(int) * (size_t)per_step);
-    if (!perm || !idx) {
-        free(perm), free(idx);
+    r.per_step = o.batch * o.accum;
+    c->total = o.steps ? o.steps : o.epochs * rl_steps_per_epoch(r.train.n_groups, (int)r.per_step);
+    c->warmup = o.warmup, c->eval_every = o.eval_every, c->save_every = o.save_every;
+    c->lr = o.lr, c->min_lr = o.min_lr;
+    train_cmd_schedule(c, o.wd);
+    c->st.batch = (uint32_t)r.per_step;
+    int max_k = r.train.max_k > r.val.max_k ? r.train.max_k : r.val.max_k;
+    if ((rc = dpo_trainer_init(&r.tr, &c->m, &c->opt, (int)o.batch, max_k, o.loss, o.beta, o.smoothing,
+                               o.clip, &err)) ||
+        (rc = reference(&r, &err)))
+        goto fail;
+    char cj[1024], cfgj[512];
+    model_config_json(&c->m.cfg, cfgj, sizeof cfgj);
+    snprintf(cj, sizeof cj,
+             "{\"model\":%s,\"policy\":\"%s\",\"data\":\"%s\",\"loss\":\"%s\",\"beta\":%g,"
+             "\"label_smoothing\":%g,\"steps\":%lld,\"batch\":%ld,\"accum\":%ld,\"lr\":%g,"
+             "\"min_lr\":%g,\"warmup\":%ld,\"weight_decay\":%g,\"clip\":%g,\"seed\":%ld,"
+             "\"pairs\":%d,\"val_pairs\":%d}",
+             cfgj, path_base(o.policy), path_base(o.data), dpo_loss_name(o.loss), o.beta, o.smoothing,
+             (long long)c->total, o.batch, o.accum, o.lr, o.min_lr, c->warmup, o.wd, o.clip, o.seed,
+             r.train.n_pairs, r.val.n_pairs);
+    if ((rc = train_cmd_run_start(c, "dpo", cj, &err))) goto fail;
+    r.perm = malloc(sizeof(int) * (size_t)r.train.n_groups);
+    r.idx = malloc(sizeof(int) * (size_t)r.per_step);
+    if (!r.perm || !r.idx) {
         rc = err_set(&err, RLHF_ENOMEM, "out of memory");
         goto fail;
     }
-    sys_catch_interrupts();
-    Progress pg;
-    progress_start(&pg, "dpo", "steps", total, 0);
-    DpoStats s = {0}, vs = {0};
-    vs.loss = vs.margin = vs.accuracy = NAN;
-    double t0 = now_seconds(), loss = NAN;
-    int64_t pairs_done = 0;
-    char extra[160];
-    while (r.st.step < total && !sys_interrupted()) {
-        float lr = lr_schedule(r.st.step, warmup, total, (float)o.lr, (float)o.min_lr);
-        int n = rl_batch_at(r.train.n_groups, (int)per_step, r.train.lens, o.group ? 50 : 0, r.st.seed, r.st.step, perm, idx);
-        double gn;
-        if ((rc = dpo_step(&r.tr, &r.train, idx, n, lr, &s, &gn, &err))) break;
-        loss = s.loss;
-        if (!isfinite(loss)) {
-            rc = err_set(&err, RLHF_EINVAL, "loss became %g at step %lld; try a lower --lr", loss,
-                         (long long)r.st.step + 1);
-            break;
-        }
-        r.st.step++;
-        log_stats(&r, r.st.step, &s, 0);
-        db_metricbuf_add(&r.metrics, r.st.step, "lr", lr);
-        db_metricbuf_add(&r.metrics, r.st.step, "grad_norm", gn);
-        pairs_done += s.n;
-        double pps = (double)pairs_done / (now_seconds() - t0 + 1e-9);
-        if (r.st.step % eval_every == 0 || r.st.step == total) {
-            if (r.val.n_pairs) {
-                if ((rc = dpo_eval(&r.tr, &r.val, &vs, &err))) break;
-                log_stats(&r, r.st.step, &vs, 1);
-                r.st.last_val = vs.loss;
-            }
-            db_metricbuf_add(&r.metrics, r.st.step, "pairs_per_s", pps);
-            if (!pg.enabled)
-                fprintf(stderr, "step %lld/%lld: loss %.4f, margin %.3f, accuracy %.2f; held out: loss %.4f, margin %.3f, accuracy %.2f; %.1f pairs/s\n",
-                        (long long)r.st.step, (long long)total, s.loss, s.margin, s.accuracy, vs.loss,
-                        vs.margin, vs.accuracy, pps);
-        }
-        if (r.st.step % save_every == 0 || r.st.step == total)
-            if ((rc = save(&r, &err))) break;
-        snprintf(extra, sizeof extra, "loss %.4f  margin %.3f  acc %.2f  %.1f pairs/s", s.loss, s.margin, s.accuracy, pps);
-        progress_update(&pg, r.st.step, extra);
-    }
-    free(perm);
-    free(idx);
-    progress_finish(&pg, NULL);
-    if (rc) goto fail;
-    int stopped = sys_interrupted();
-    if (stopped || r.st.step == 0 || (r.st.step % save_every && r.st.step != total))
-        if ((rc = save(&r, &err))) goto fail;
-    if (r.db) {
-        char note[160];
-        snprintf(note, sizeof note, "step %lld, %s loss, beta %g; held-out loss %.4f", (long long)r.st.step,
-                 dpo_loss_name(o.loss), o.beta, r.st.last_val);
-        if ((rc = db_metricbuf_flush(r.db, r.st.run_id, &r.metrics, &err)) ||
-            (rc = cli_register_checkpoint(r.db, o.out, o.name, "policy", r.st.parent_id, &r.m.cfg,
-                                          r.template, r.st.run_id, stopped ? "interrupted" : "done",
-                                          note, NULL, &err)))
-            goto fail;
-    }
+    r.t0 = now_seconds();
+    int stopped;
+    if ((rc = train_cmd_loop(c, &stopped, &err))) goto fail;
+    char note[160];
+    snprintf(note, sizeof note, "step %lld, %s loss, beta %g; held-out loss %.4f", (long long)c->st.step,
+             dpo_loss_name(o.loss), o.beta, c->st.last_val);
+    if ((rc = train_cmd_register(c, stopped, note, &err))) goto fail;
     if (stopped)
-        fprintf(stderr, "dpo: interrupted at step %lld; checkpoint saved to %s (rerun with --resume)\n",
-                (long long)r.st.step, o.out);
-    else if (isnan(loss))
-        printf("already trained %lld steps; %s is up to date\n", (long long)r.st.step, o.out);
+        ;
+    else if (isnan(c->loss))
+        printf("already trained %lld steps; %s is up to date\n", (long long)c->st.step, o.out);
     else
         printf("trained %lld steps: loss %.4f, margin %.3f, accuracy %.2f; held out: loss %.4f, margin %.3f, accuracy %.2f; wrote %s\n",
-               (long long)r.st.step, s.loss, s.margin, s.accuracy, vs.loss, vs.margin, vs.accuracy, o.out);
+               (long long)c->st.step, r.s.loss, r.s.margin, r.s.accuracy, r.vs.loss, r.vs.margin,
+               r.vs.accuracy, o.out);
     tok_free(tok);
     run_free(&r);
+    train_cmd_free(c);
     return stopped ? EXIT_FAIL : EXIT_OK;
 fail:
-    if (r.db && r.st.run_id > 0) {
-        Err e2 = {0};
-        db_metricbuf_flush(r.db, r.st.run_id, &r.metrics, &e2);
-        db_run_finish(r.db, r.st.run_id, "failed", 0, err.msg, &e2);
-    }
     tok_free(tok);
     run_free(&r);
-    return cli_fail(E, &err);
+    return train_cmd_fail(c, &err);
 }

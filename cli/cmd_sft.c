@@ -6,6 +6,7 @@
 #include "db/registry.h"
 #include "model/checkpoint.h"
 #include "rl/sft.h"
+#include "cli/train_cmd.h"
 #include "rl/trainer.h"
 #include "util/progress.h"
 #include "util/sys.h"
@@ -133,61 +134,88 @@ static int parse(int argc, char **argv, Opts *o) {
 
 typedef struct Run {
     const Opts *o;
-    Model m;
-    AdamW opt;
-    RlState st;
+    TrainCmd c;
     SftTrainer tr;
     SftSet train, val;
-    Db *db;
-    MetricBuf metrics;
-    char *template;
+    int *perm, *idx;
+    int64_t per_step, tok0;
+    double t0, tps, val_loss;
+    float lr;
 } Run;
-
-static int save(Run *r, Err *err) {
-    int rc = rl_ckpt_save(r->o->out, &r->m, &r->opt, &r->st, NULL, err);
-    if (!rc) rc = db_metricbuf_flush(r->db, r->st.run_id, &r->metrics, err);
-    return rc;
-}
-
-static void run_free(Run *r) {
-    sft_trainer_free(&r->tr);
-    sft_set_free(&r->train);
-    sft_set_free(&r->val);
-    db_metricbuf_free(&r->metrics);
-    adamw_free(&r->opt);
-    model_free(&r->m);
-    free(r->template);
-    if (r->db) db_close(r->db);
-}
 
 static int load_data(Run *r, const Tokenizer *tok, Err *err) {
     const Opts *o = r->o;
     SftData d = {0};
     int rc;
     if (!strcmp(o->data, "store")) {
-        if (!r->db) return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
+        if (!r->c.db) return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
         SftStoreOptions so = {db_ranking_filter_default(), o->from_model};
         so.filter.split = o->split;
         so.filter.labeler = o->labeler;
-        rc = sft_data_load_store(r->db, &so, &d, err);
+        rc = sft_data_load_store(r->c.db, &so, &d, err);
     } else {
-        rc = sft_data_load_file(o->data, r->template, &d, err);
+        rc = sft_data_load_file(o->data, r->c.template, &d, err);
     }
     if (!rc && d.n == 0)
         rc = err_set(err, RLHF_EINVAL, "%s: no prompt→answer pairs found%s", o->data,
                      strcmp(o->data, "store") ? ""
                      : o->from_model ? " (the model has no candidates)"
                                      : " (no ranked prompt with one clear best answer)");
-    if (!rc) rc = sft_encode(&d, tok, r->template, r->m.cfg.seq_len, o->val_frac, &r->train, &r->val, err);
+    if (!rc) rc = sft_encode(&d, tok, r->c.template, r->c.m.cfg.seq_len, o->val_frac, &r->train, &r->val, err);
     if (!rc && r->train.n == 0)
         rc = err_set(err, RLHF_EINVAL, "%s: all %d pairs fell in the held-out share; lower --val-frac",
                      o->data, d.n);
     if (!rc)
         fprintf(stderr, "sft: %d pairs (%d training, %d held out, %lld skipped), %lld answer tokens; %lld cut to fit %d tokens\n",
                 d.n, r->train.n, r->val.n, (long long)d.skipped, (long long)r->train.n_tokens,
-                (long long)(r->train.cut + r->val.cut), r->m.cfg.seq_len);
+                (long long)(r->train.cut + r->val.cut), r->c.m.cfg.seq_len);
     sft_data_free(&d);
     return rc;
+}
+
+static int step(TrainCmd *c, float lr, Err *err) {
+    Run *r = c->ctx;
+    int n = rl_batch_at(r->train.n, (int)r->per_step, r->train.lens, r->o->group ? 50 : 0,
+                        c->st.seed, c->st.step, r->perm, r->idx);
+    double gn;
+    int64_t nt;
+    int rc = sft_step(&r->tr, &r->train, r->idx, n, lr, &c->loss, &gn, &nt, err);
+    if (rc) return rc;
+    c->st.tokens_seen += nt;
+    r->lr = lr;
+    r->tps = (double)(c->st.tokens_seen - r->tok0) / (now_seconds() - r->t0 + 1e-9);
+    db_metricbuf_add(&c->metrics, c->st.step + 1, "train_loss", c->loss);
+    db_metricbuf_add(&c->metrics, c->st.step + 1, "grad_norm", gn);
+    return RLHF_OK;
+}
+
+static int eval(TrainCmd *c, Err *err) {
+    Run *r = c->ctx;
+    db_metricbuf_add(&c->metrics, c->st.step, "answer_tokens_per_s", r->tps);
+    if (!r->val.n) return RLHF_OK;
+    int rc = sft_eval(&r->tr, &r->val, &r->val_loss, err);
+    if (rc) return rc;
+    c->st.last_val = r->val_loss;
+    db_metricbuf_add(&c->metrics, c->st.step, "val_loss", r->val_loss);
+    return RLHF_OK;
+}
+
+static void status(TrainCmd *c, char *buf, int n, int line) {
+    Run *r = c->ctx;
+    if (line)
+        snprintf(buf, (size_t)n, "loss %.4f, val loss %.4f, lr %.2e, %.0f answer tokens/s", c->loss,
+                 r->val_loss, r->lr, r->tps);
+    else
+        snprintf(buf, (size_t)n, "loss %.4f  val %.4f  lr %.1e  %.0f tok/s", c->loss, r->val_loss,
+                 r->lr, r->tps);
+}
+
+static void run_free(Run *r) {
+    sft_trainer_free(&r->tr);
+    sft_set_free(&r->train);
+    sft_set_free(&r->val);
+    free(r->perm);
+    free(r->idx);
 }
 
 static int exec_sft(int argc, char **argv) {
@@ -199,164 +227,73 @@ static int exec_sft(int argc, char **argv) {
     Run r;
     memset(&r, 0, sizeof r);
     r.o = &o;
+    TrainCmd *c = &r.c;
+    c->e = E, c->out = o.out, c->name = o.name, c->kind = "sft", c->ctx = &r;
+    c->step = step, c->eval = eval, c->status = status;
     Tokenizer *tok = NULL;
     const char *dbpath = cli_db_path(o.dbflag);
     if (o.threads) openblas_set_num_threads((int)o.threads);
-    atomic_remove_stale(o.out);
-    int exists = access(o.out, F_OK) == 0;
-    if (exists && !o.resume && !o.force) {
-        fprintf(stderr, "rlhf sft: %s exists; pass --resume to continue it or --force to start over\n", o.out);
-        return EXIT_FAIL;
-    }
+    if ((rc = train_cmd_check_out(c, o.resume, o.force)) >= 0) return rc;
     int64_t parent = 0;
-    if (dbpath && (rc = db_open(dbpath, DB_OPEN_EXISTING, &r.db, &err))) goto fail;
-    if ((rc = rl_policy_load(o.init, o.tok_path, &r.m, &tok, &err))) goto fail;
-    if ((rc = rl_resolve_template(r.db, o.template, o.init, &r.template, &parent, &err))) goto fail;
+    if (dbpath && (rc = db_open(dbpath, DB_OPEN_EXISTING, &c->db, &err))) goto fail;
+    if ((rc = rl_policy_load(o.init, o.tok_path, &c->m, &tok, &err))) goto fail;
+    if ((rc = rl_resolve_template(c->db, o.template, o.init, &c->template, &parent, &err))) goto fail;
     if ((rc = load_data(&r, tok, &err))) goto fail;
     char settings[512], sha[65], init_sha[65];
     if ((rc = model_file_sha256(o.init, init_sha, &err))) goto fail;
-    snprintf(settings, sizeof settings, "%s sft batch %ld accum %ld seed %ld group %d", init_sha, o.batch, o.accum,
-             o.seed, o.group);
+    snprintf(settings, sizeof settings, "%s sft batch %ld accum %ld seed %ld group %d", init_sha,
+             o.batch, o.accum, o.seed, o.group);
     rl_examples_sha(r.train.ex, r.train.n, settings, sha);
-    int64_t per_step = o.batch * o.accum;
-    int64_t total = o.steps ? o.steps : o.epochs * rl_steps_per_epoch(r.train.n, (int)per_step);
-    int resumed = 0;
-    if (o.resume && exists) {
-        Model init = r.m;
-        memset(&r.m, 0, sizeof r.m);
-        void *pl;
-        rc = rl_ckpt_load(o.out, SFT_MAGIC, &r.m, &r.opt, &r.st, &pl, &err);
-        free(pl);
-        if (!rc && memcmp(&r.m.cfg, &init.cfg, sizeof init.cfg) != 0) {
-            char a[512], b[512];
-            model_config_json(&r.m.cfg, a, sizeof a);
-            model_config_json(&init.cfg, b, sizeof b);
-            rc = err_set(&err, RLHF_EINVAL, "%s: its config %s does not match --init's %s", o.out, a, b);
-        }
-        if (!rc && (init.tokenizer_len != r.m.tokenizer_len ||
-                    memcmp(init.tokenizer, r.m.tokenizer, init.tokenizer_len) != 0))
-            rc = err_set(&err, RLHF_EINVAL, "%s: its tokenizer differs from --init's", o.out);
-        if (!rc && strcmp(r.st.data_sha, sha) != 0)
-            rc = err_set(&err, RLHF_EINVAL,
-                         "%s: --init, the data, template, tokenizer, --batch, --accum or --seed changed since "
-                         "this checkpoint; rerun with them as before or --force to start over",
-                         o.out);
-        model_free(&init);
-        if (rc) goto fail;
-        resumed = 1;
-    } else {
-        if ((rc = adamw_create(&r.opt, r.m.n_params, &err))) goto fail;
-        memcpy(r.st.magic, SFT_MAGIC, 8);
-        r.st.version = 1;
-        r.st.seed = (uint64_t)o.seed;
-        r.st.parent_id = parent;
-        r.st.n_train = r.train.n;
-        memcpy(r.st.data_sha, sha, sizeof sha);
-        r.st.last_val = NAN;
-    }
-    r.st.batch = (uint32_t)per_step;
-    r.st.total_steps = total;
-    r.opt.weight_decay = (float)o.wd;
-    long warmup = o.warmup >= 0 ? o.warmup : (long)(total / 20);
-    long eval_every = o.eval_every ? o.eval_every : (total / 10 > 0 ? (long)(total / 10) : 1);
-    long save_every = o.save_every ? o.save_every : eval_every;
-    if ((rc = sft_trainer_init(&r.tr, &r.m, &r.opt, (int)o.batch, o.clip, &err))) goto fail;
-    if (r.db && !(resumed && r.st.run_id > 0)) {
-        char cj[1024], cfgj[512];
-        model_config_json(&r.m.cfg, cfgj, sizeof cfgj);
-        snprintf(cj, sizeof cj,
-                 "{\"model\":%s,\"init\":\"%s\",\"data\":\"%s\",\"steps\":%lld,\"batch\":%ld,"
-                 "\"accum\":%ld,\"lr\":%g,\"min_lr\":%g,\"warmup\":%ld,\"weight_decay\":%g,"
-                 "\"clip\":%g,\"seed\":%ld,\"pairs\":%d,\"val_pairs\":%d,\"group_by_length\":%s}",
-                 cfgj, path_base(o.init), path_base(o.data), (long long)total, o.batch, o.accum,
-                 o.lr, o.min_lr, warmup, o.wd, o.clip, o.seed, r.train.n, r.val.n,
-                 o.group ? "true" : "false");
-        if ((rc = db_run_start(r.db, "sft", cj, parent, &r.st.run_id, &err))) goto fail;
-    }
-    if (resumed) fprintf(stderr, "sft: resumed %s at step %lld\n", o.out, (long long)r.st.step);
-    int *perm = malloc(sizeof(int) * (size_t)r.train.n), *idx = malloc(sizeof(int) * (size_t)per_step);
-    if (!perm || !idx) {
-        free(perm), free(idx);
+    if ((rc = train_cmd_state(c, o.resume, SFT_MAGIC, sha,
+                              "the data, template, tokenizer, --batch, --accum or --seed", (uint64_t)o.seed,
+                              parent, r.train.n, &err)))
+        goto fail;
+    r.per_step = o.batch * o.accum;
+    c->total = o.steps ? o.steps : o.epochs * rl_steps_per_epoch(r.train.n, (int)r.per_step);
+    c->warmup = o.warmup, c->eval_every = o.eval_every, c->save_every = o.save_every;
+    c->lr = o.lr, c->min_lr = o.min_lr;
+    train_cmd_schedule(c, o.wd);
+    c->st.batch = (uint32_t)r.per_step;
+    r.val_loss = c->st.last_val;
+    if ((rc = sft_trainer_init(&r.tr, &c->m, &c->opt, (int)o.batch, o.clip, &err))) goto fail;
+    char cj[1024], cfgj[512];
+    model_config_json(&c->m.cfg, cfgj, sizeof cfgj);
+    snprintf(cj, sizeof cj,
+             "{\"model\":%s,\"init\":\"%s\",\"data\":\"%s\",\"steps\":%lld,\"batch\":%ld,"
+             "\"accum\":%ld,\"lr\":%g,\"min_lr\":%g,\"warmup\":%ld,\"weight_decay\":%g,"
+             "\"clip\":%g,\"seed\":%ld,\"pairs\":%d,\"val_pairs\":%d,\"group_by_length\":%s}",
+             cfgj, path_base(o.init), path_base(o.data), (long long)c->total, o.batch, o.accum, o.lr,
+             o.min_lr, c->warmup, o.wd, o.clip, o.seed, r.train.n, r.val.n, o.group ? "true" : "false");
+    if ((rc = train_cmd_run_start(c, "sft", cj, &err))) goto fail;
+    r.perm = malloc(sizeof(int) * (size_t)r.train.n);
+    r.idx = malloc(sizeof(int) * (size_t)r.per_step);
+    if (!r.perm || !r.idx) {
         rc = err_set(&err, RLHF_ENOMEM, "out of memory");
         goto fail;
     }
-    sys_catch_interrupts();
-    Progress pg;
-    progress_start(&pg, "sft", "steps", total, 0);
-    double loss = NAN, val = r.st.last_val, t0 = now_seconds();
-    int64_t tok0 = r.st.tokens_seen;
-    char extra[160];
-    while (r.st.step < total && !sys_interrupted()) {
-        float lr = lr_schedule(r.st.step, warmup, total, (float)o.lr, (float)o.min_lr);
-        int n = rl_batch_at(r.train.n, (int)per_step, r.train.lens, o.group ? 50 : 0,
-                            r.st.seed, r.st.step, perm, idx);
-        double gn;
-        int64_t nt;
-        if ((rc = sft_step(&r.tr, &r.train, idx, n, lr, &loss, &gn, &nt, &err))) break;
-        if (!isfinite(loss)) {
-            rc = err_set(&err, RLHF_EINVAL, "loss became %g at step %lld; try a lower --lr", loss,
-                         (long long)r.st.step + 1);
-            break;
-        }
-        r.st.step++;
-        r.st.tokens_seen += nt;
-        db_metricbuf_add(&r.metrics, r.st.step, "train_loss", loss);
-        db_metricbuf_add(&r.metrics, r.st.step, "lr", lr);
-        db_metricbuf_add(&r.metrics, r.st.step, "grad_norm", gn);
-        double tps = (double)(r.st.tokens_seen - tok0) / (now_seconds() - t0 + 1e-9);
-        if (r.st.step % eval_every == 0 || r.st.step == total) {
-            if (r.val.n) {
-                if ((rc = sft_eval(&r.tr, &r.val, &val, &err))) break;
-                r.st.last_val = val;
-                db_metricbuf_add(&r.metrics, r.st.step, "val_loss", val);
-            }
-            db_metricbuf_add(&r.metrics, r.st.step, "answer_tokens_per_s", tps);
-            if (!pg.enabled)
-                fprintf(stderr, "step %lld/%lld: loss %.4f, val loss %.4f, lr %.2e, %.0f answer tokens/s\n",
-                        (long long)r.st.step, (long long)total, loss, val, lr, tps);
-        }
-        if (r.st.step % save_every == 0 || r.st.step == total)
-            if ((rc = save(&r, &err))) break;
-        snprintf(extra, sizeof extra, "loss %.4f  val %.4f  lr %.1e  %.0f tok/s", loss, val, lr, tps);
-        progress_update(&pg, r.st.step, extra);
-    }
-    free(perm);
-    free(idx);
-    progress_finish(&pg, NULL);
-    if (rc) goto fail;
-    int stopped = sys_interrupted();
-    if (stopped || r.st.step == 0 || (r.st.step % save_every && r.st.step != total))
-        if ((rc = save(&r, &err))) goto fail;
-    if (r.db) {
-        char note[128];
-        snprintf(note, sizeof note, "step %lld, val loss %.4f", (long long)r.st.step, val);
-        if ((rc = db_metricbuf_flush(r.db, r.st.run_id, &r.metrics, &err)) ||
-            (rc = cli_register_checkpoint(r.db, o.out, o.name, "sft", r.st.parent_id, &r.m.cfg,
-                                          r.template, r.st.run_id, stopped ? "interrupted" : "done",
-                                          note, NULL, &err)))
-            goto fail;
-    }
+    r.t0 = now_seconds(), r.tok0 = c->st.tokens_seen;
+    int stopped;
+    if ((rc = train_cmd_loop(c, &stopped, &err))) goto fail;
+    char note[128];
+    snprintf(note, sizeof note, "step %lld, val loss %.4f", (long long)c->st.step, r.val_loss);
+    if ((rc = train_cmd_register(c, stopped, note, &err))) goto fail;
     if (stopped)
-        fprintf(stderr, "sft: interrupted at step %lld; checkpoint saved to %s (rerun with --resume)\n",
-                (long long)r.st.step, o.out);
-    else if (isnan(loss))
-        printf("already trained %lld steps: val loss %.4f; %s is up to date\n", (long long)r.st.step, val, o.out);
+        ;
+    else if (isnan(c->loss))
+        printf("already trained %lld steps: val loss %.4f; %s is up to date\n", (long long)c->st.step,
+               r.val_loss, o.out);
     else if (r.val.n)
-        printf("trained %lld steps: train loss %.4f, val loss %.4f; wrote %s\n", (long long)r.st.step,
-               loss, val, o.out);
+        printf("trained %lld steps: train loss %.4f, val loss %.4f; wrote %s\n", (long long)c->st.step,
+               c->loss, r.val_loss, o.out);
     else
         printf("trained %lld steps: train loss %.4f (nothing held out); wrote %s\n",
-               (long long)r.st.step, loss, o.out);
+               (long long)c->st.step, c->loss, o.out);
     tok_free(tok);
     run_free(&r);
+    train_cmd_free(c);
     return stopped ? EXIT_FAIL : EXIT_OK;
 fail:
-    if (r.db && r.st.run_id > 0) {
-        Err e2 = {0};
-        db_metricbuf_flush(r.db, r.st.run_id, &r.metrics, &e2);
-        db_run_finish(r.db, r.st.run_id, "failed", 0, err.msg, &e2);
-    }
     tok_free(tok);
     run_free(&r);
-    return cli_fail(E, &err);
+    return train_cmd_fail(c, &err);
 }

@@ -2,6 +2,7 @@
 #include "rl/trainer.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,51 @@ int rl_ckpt_load(const char *path, const char magic[8], Model *m, AdamW *opt, Rl
     }
     free(x);
     return RLHF_OK;
+}
+
+int rl_ckpt_resume(const char *path, const char magic[8], const char *sha, const char *changed,
+                   Model *m, AdamW *opt, RlState *st, void **payload, Err *err) {
+    Model r;
+    memset(&r, 0, sizeof r);
+    memset(opt, 0, sizeof *opt);
+    int rc = rl_ckpt_load(path, magic, &r, opt, st, payload, err);
+    if (!rc && memcmp(&r.cfg, &m->cfg, sizeof r.cfg) != 0) {
+        char a[512], b[512];
+        model_config_json(&r.cfg, a, sizeof a);
+        model_config_json(&m->cfg, b, sizeof b);
+        rc = err_set(err, RLHF_EINVAL, "%s: its config %s does not match the starting model's %s",
+                     path, a, b);
+    }
+    if (!rc && (r.tokenizer_len != m->tokenizer_len ||
+                memcmp(r.tokenizer, m->tokenizer, r.tokenizer_len) != 0))
+        rc = err_set(err, RLHF_EINVAL, "%s: its tokenizer differs from the starting model's", path);
+    if (!rc && strcmp(st->data_sha, sha) != 0)
+        rc = err_set(err, RLHF_EINVAL,
+                     "%s: the starting model, %s changed since this checkpoint; rerun with them as "
+                     "before or --force to start over",
+                     path, changed);
+    if (!rc && !(rc = model_grads_alloc(&r, err))) {
+        model_free(m);
+        *m = r;
+        return RLHF_OK;
+    }
+    model_free(&r);
+    adamw_free(opt);
+    free(*payload);
+    *payload = NULL;
+    return rc;
+}
+
+void rl_state_init(RlState *st, const char magic[8], uint64_t seed, int64_t parent_id,
+                   int64_t n_train, const char *sha) {
+    memset(st, 0, sizeof *st);
+    memcpy(st->magic, magic, 8);
+    st->version = 1;
+    st->seed = seed;
+    st->parent_id = parent_id;
+    st->n_train = n_train;
+    snprintf(st->data_sha, sizeof st->data_sha, "%s", sha);
+    st->last_val = NAN;
 }
 
 void rl_examples_sha(const SeqExample *ex, int n, const char *settings, char out[65]) {

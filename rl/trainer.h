@@ -65,6 +65,17 @@ int rl_ckpt_save(const char *path, const Model *m, const AdamW *opt, const RlSta
 int rl_ckpt_load(const char *path, const char magic[8], Model *m, AdamW *opt, RlState *st,
                  void **payload, Err *err);
 
+/* Continues a run from its checkpoint at path: *m holds the starting model
+ * (its config and tokenizer must match the checkpoint's) and is replaced by
+ * the checkpoint's weights; opt, st and *payload get the rest. sha: the
+ * data's digest (rl_examples_sha), which must equal the one the run began
+ * with; changed names what it covers for the message ("the data, --beta"). */
+int rl_ckpt_resume(const char *path, const char magic[8], const char *sha, const char *changed,
+                   Model *m, AdamW *opt, RlState *st, void **payload, Err *err);
+/* A fresh state for a run. */
+void rl_state_init(RlState *st, const char magic[8], uint64_t seed, int64_t parent_id,
+                   int64_t n_train, const char *sha);
+
 /* sha256 hex of a set of encoded examples (tokens, prompt lengths) and a
  * trainer's settings string, for refusing to resume on other data. */
 void rl_examples_sha(const SeqExample *ex, int n, const char *settings, char out[65]);
