@@ -10,16 +10,12 @@
 #include "cli/train_cmd.h"
 #include "rl/trainer.h"
 #include "rm/prefs.h"
-#include "util/progress.h"
-#include "util/sys.h"
 #include "util/text.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static int exec_dpo(int argc, char **argv);
 
@@ -37,24 +33,11 @@ const struct cmd_entry cmd_dpo_entry = {
     "  --loss L          sigmoid (default) | ipo | hinge\n"
     "  --beta B          strength of the pull to the reference (default 0.1)\n"
     "  --label-smoothing E  with sigmoid: the share of labels taken as flipped (default 0)\n"
-    "  --tokenizer TOK   tokenizer.bin (default: the one CKPT carries)\n"
-    "  --template T      chat template with {prompt} (default: the policy's in the store,\n"
-    "                    else the gen.template setting, else \"Human: {prompt}\\nAssistant:\")\n"
-    "  --out CKPT        checkpoint to write (with optimizer state and reference log-probs)\n"
-    "  --epochs N        passes over the data (default 1)    --steps N   instead of --epochs\n"
+    "  --epochs N        passes over the data (default 1)\n"
     "  --batch B         ranked groups (prompts) per micro-batch, each with all its pairs;\n"
     "                    a pairs file's records are groups of one (default 8)\n"
-    "  --accum K         micro-batches per step (default 1)\n"
-    "  --lr X            peak learning rate (default 1e-4)  --min-lr X (default lr/10)\n"
-    "  --warmup N        warm-up steps (default steps/20)   --weight-decay X (default 0)\n"
-    "  --clip X          gradient clipping by global norm (default 1; 0: off)\n"
-    "  --group-by-length batches of pairs of similar length (pads less; default off)\n"
-    "  --val-frac F      share of prompts held out (by text hash; default 0.05)\n"
-    "  --eval-every N    held-out metrics every N steps (default steps/10)\n"
-    "  --save-every N    checkpoint every N steps (default: as --eval-every)\n"
-    "  --resume          continue CKPT if it exists    --force   overwrite CKPT\n"
-    "  --seed S          data order (default 1)        --threads N  BLAS threads\n"
-    "  --name NAME       model name in the registry (default: CKPT's file name)\n" CLI_HELP_COMMON
+    "  --lr X            peak learning rate (default 1e-4)\n" TRAIN_CMD_HELP
+    "the checkpoint keeps the reference log-probabilities, so --resume needs no reference.\n"
     "metrics in the store (TRL's names): loss, rewards/chosen, rewards/rejected,\n"
     "rewards/margins, rewards/accuracies, logps/chosen, logps/rejected; held out: eval/...\n",
     exec_dpo};
@@ -63,90 +46,55 @@ static const struct cmd_entry *E = &cmd_dpo_entry;
 #define DPO_MAGIC "RL-DPO\0\0"
 
 typedef struct Opts {
-    const char *policy, *data, *split, *labeler, *tok_path, *template, *out, *name, *dbflag;
-    long epochs, steps, batch, accum, warmup, eval_every, save_every, seed, threads;
-    double lr, min_lr, wd, clip, val_frac, beta, smoothing, min_agreement;
-    int resume, force, loss, simulated, group;
+    TrainOpts t;
+    const char *policy, *split, *labeler;
+    double beta, smoothing, min_agreement;
+    int loss, simulated;
 } Opts;
 
 static int parse(int argc, char **argv, Opts *o) {
     static const struct option opts[] = {
-        CLI_OPT_DB, CLI_OPT_HELP,
-        {"policy", required_argument, NULL, 'P'}, {"data", required_argument, NULL, 'd'},
+        TRAIN_CMD_OPTIONS, {"policy", required_argument, NULL, 'P'},
         {"split", required_argument, NULL, 'p'}, {"labeler", required_argument, NULL, 'B'},
         {"humans", no_argument, NULL, 'H'}, {"simulated", no_argument, NULL, 'U'},
         {"min-agreement", required_argument, NULL, 'M'}, {"loss", required_argument, NULL, 'O'},
         {"beta", required_argument, NULL, 'Z'}, {"label-smoothing", required_argument, NULL, 'm'},
-        {"tokenizer", required_argument, NULL, 'k'}, {"template", required_argument, NULL, 'T'},
-        {"out", required_argument, NULL, 'o'}, {"epochs", required_argument, NULL, 'E'},
-        {"steps", required_argument, NULL, 's'}, {"batch", required_argument, NULL, 'b'},
-        {"accum", required_argument, NULL, 'a'}, {"lr", required_argument, NULL, 'l'},
-        {"min-lr", required_argument, NULL, 'L'}, {"warmup", required_argument, NULL, 'w'},
-        {"weight-decay", required_argument, NULL, 'W'}, {"clip", required_argument, NULL, 'g'},
-        {"group-by-length", no_argument, NULL, 'G'}, {"val-frac", required_argument, NULL, 'v'}, {"eval-every", required_argument, NULL, 'e'},
-        {"save-every", required_argument, NULL, 'S'}, {"resume", no_argument, NULL, 'r'},
-        {"force", no_argument, NULL, 'f'}, {"seed", required_argument, NULL, 'x'},
-        {"threads", required_argument, NULL, 't'}, {"name", required_argument, NULL, 'n'},
         CLI_OPT_END};
-    o->epochs = 1, o->batch = 8, o->accum = 1, o->warmup = -1, o->seed = 1;
-    o->lr = 1e-4, o->min_lr = -1, o->wd = 0, o->clip = 1, o->val_frac = 0.05;
+    train_opts_init(&o->t, 1, 1e-4);
     o->beta = 0.1, o->min_agreement = -1, o->simulated = -1;
-    int c;
+    int c, rc;
     while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        if ((rc = train_opts_take(E, &o->t, c, optarg)) >= 0) {
+            if (rc) return rc;
+            continue;
+        }
         switch (c) {
-        case 'D': o->dbflag = optarg; break;
         case 'P': o->policy = optarg; break;
-        case 'd': o->data = optarg; break;
         case 'p': o->split = optarg; break;
         case 'B': o->labeler = optarg; break;
         case 'H': o->simulated = 0; break;
         case 'U': o->simulated = 1; break;
-        case 'M': if (cli_parse_double(E, "--min-agreement", optarg, -1, 1, &o->min_agreement)) return EXIT_USAGE; break;
+        case 'M':
+            if (cli_parse_double(E, "--min-agreement", optarg, -1, 1, &o->min_agreement)) return EXIT_USAGE;
+            break;
         case 'O':
             if ((o->loss = dpo_loss_type(optarg)) < 0)
                 return cli_usage_error(E, "--loss: unknown loss '%s' (sigmoid, ipo or hinge)", optarg);
             break;
         case 'Z': if (cli_parse_double(E, "--beta", optarg, 1e-6, 1e6, &o->beta)) return EXIT_USAGE; break;
-        case 'm': if (cli_parse_double(E, "--label-smoothing", optarg, 0, 0.5, &o->smoothing)) return EXIT_USAGE; break;
-        case 'k': o->tok_path = optarg; break;
-        case 'T': o->template = optarg; break;
-        case 'o': o->out = optarg; break;
-        case 'E': if (cli_parse_long(E, "--epochs", optarg, 1, 1 << 20, &o->epochs)) return EXIT_USAGE; break;
-        case 's': if (cli_parse_long(E, "--steps", optarg, 1, 1L << 40, &o->steps)) return EXIT_USAGE; break;
-        case 'b': if (cli_parse_long(E, "--batch", optarg, 1, 1024, &o->batch)) return EXIT_USAGE; break;
-        case 'a': if (cli_parse_long(E, "--accum", optarg, 1, 4096, &o->accum)) return EXIT_USAGE; break;
-        case 'l': if (cli_parse_double(E, "--lr", optarg, 0, 10, &o->lr)) return EXIT_USAGE; break;
-        case 'L': if (cli_parse_double(E, "--min-lr", optarg, 0, 10, &o->min_lr)) return EXIT_USAGE; break;
-        case 'w': if (cli_parse_long(E, "--warmup", optarg, 0, 1L << 40, &o->warmup)) return EXIT_USAGE; break;
-        case 'W': if (cli_parse_double(E, "--weight-decay", optarg, 0, 10, &o->wd)) return EXIT_USAGE; break;
-        case 'g': if (cli_parse_double(E, "--clip", optarg, 0, 1e9, &o->clip)) return EXIT_USAGE; break;
-        case 'v': if (cli_parse_double(E, "--val-frac", optarg, 0, 0.5, &o->val_frac)) return EXIT_USAGE; break;
-        case 'e': if (cli_parse_long(E, "--eval-every", optarg, 1, 1L << 40, &o->eval_every)) return EXIT_USAGE; break;
-        case 'S': if (cli_parse_long(E, "--save-every", optarg, 1, 1L << 40, &o->save_every)) return EXIT_USAGE; break;
-        case 'G': o->group = 1; break;
-        case 'r': o->resume = 1; break;
-        case 'f': o->force = 1; break;
-        case 'x': if (cli_parse_long(E, "--seed", optarg, 0, LONG_MAX, &o->seed)) return EXIT_USAGE; break;
-        case 't': if (cli_parse_long(E, "--threads", optarg, 1, 256, &o->threads)) return EXIT_USAGE; break;
-        case 'n': o->name = optarg; break;
+        case 'm':
+            if (cli_parse_double(E, "--label-smoothing", optarg, 0, 0.5, &o->smoothing)) return EXIT_USAGE;
+            break;
         case 'h': return cli_help(E);
         default: return cli_bad_option(E, argv, c);
         }
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
-    if (!o->policy) return cli_usage_error(E, "--policy CKPT is required");
-    if (!o->data) return cli_usage_error(E, "--data store|FILE is required");
-    if (!o->out) return cli_usage_error(E, "--out CKPT is required");
-    int store = strcmp(o->data, "store") == 0;
-    if (!store && (o->split || o->labeler || o->simulated >= 0 || o->min_agreement >= 0))
+    if ((rc = train_opts_finish(E, &o->t, o->policy, "--policy")) >= 0) return rc;
+    if (strcmp(o->t.data, "store") && (o->split || o->labeler || o->simulated >= 0 || o->min_agreement >= 0))
         return cli_usage_error(E, "--split, --labeler, --humans, --simulated and --min-agreement go with --data store");
     if (o->smoothing > 0 && o->loss != DPO_SIGMOID)
         return cli_usage_error(E, "--label-smoothing goes with --loss sigmoid");
-    if (o->template && !strstr(o->template, "{prompt}"))
-        return cli_usage_error(E, "--template: must contain {prompt}");
-    if (o->resume && o->force) return cli_usage_error(E, "--resume and --force contradict each other");
-    if (!strcmp(o->policy, o->out)) return cli_usage_error(E, "--out must differ from --policy");
-    if (o->min_lr < 0) o->min_lr = o->lr / 10;
     return -1;
 }
 
@@ -165,20 +113,20 @@ static int load_data(Run *r, const Tokenizer *tok, Err *err) {
     const Opts *o = r->o;
     PrefSet ps = {0};
     int rc;
-    if (!strcmp(o->data, "store")) {
+    if (!strcmp(o->t.data, "store")) {
         if (!r->c.db) return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
-        PrefLoadOptions po = {db_ranking_filter_default(), o->min_agreement, o->val_frac};
+        PrefLoadOptions po = {db_ranking_filter_default(), o->min_agreement, o->t.val_frac};
         po.filter.split = o->split;
         po.filter.labeler = o->labeler;
         po.filter.simulated = o->simulated;
         rc = prefs_load_store(r->c.db, &po, &ps, err);
     } else {
-        rc = prefs_load_file(o->data, o->val_frac, &ps, err);
+        rc = prefs_load_file(o->t.data, o->t.val_frac, &ps, err);
     }
     if (!rc) rc = dpo_build(&ps, tok, r->c.template, r->c.m.cfg.seq_len, &r->train, &r->val, err);
     if (!rc && r->train.n_pairs == 0)
         rc = err_set(err, RLHF_EINVAL, "%s: no preference pairs to train on (%d groups, %d held out)",
-                     o->data, ps.n, r->val.n_pairs);
+                     o->t.data, ps.n, r->val.n_pairs);
     if (!rc)
         fprintf(stderr, "dpo: %d groups, %d pairs (%d held out), %lld ties dropped, %lld groups skipped; %lld answers cut to fit %d tokens\n",
                 ps.n, r->train.n_pairs + r->val.n_pairs, r->val.n_pairs, (long long)ps.ties_dropped,
@@ -200,7 +148,7 @@ static void log_stats(Run *r, int64_t step, const DpoStats *s, int val) {
 
 static int step(TrainCmd *c, float lr, Err *err) {
     Run *r = c->ctx;
-    int n = rl_batch_at(r->train.n_groups, (int)r->per_step, r->train.lens, r->o->group ? 50 : 0,
+    int n = rl_batch_at(r->train.n_groups, (int)r->per_step, r->train.lens, r->o->t.group ? 50 : 0,
                         c->st.seed, c->st.step, r->perm, r->idx);
     double gn;
     int rc = dpo_step(&r->tr, &r->train, r->idx, n, lr, &r->s, &gn, err);
@@ -284,35 +232,32 @@ static int exec_dpo(int argc, char **argv) {
     r.o = &o;
     r.vs.loss = r.vs.margin = r.vs.accuracy = NAN;
     TrainCmd *c = &r.c;
-    c->e = E, c->out = o.out, c->name = o.name, c->kind = "policy", c->ctx = &r;
+    train_cmd_init(c, E, &o.t, "policy", &r);
     c->step = step, c->eval = eval, c->status = status;
     Tokenizer *tok = NULL;
-    const char *dbpath = cli_db_path(o.dbflag);
-    if (o.threads) openblas_set_num_threads((int)o.threads);
-    if ((rc = train_cmd_check_out(c, o.resume, o.force)) >= 0) return rc;
+    const char *dbpath = cli_db_path(o.t.dbflag);
+    if ((rc = train_cmd_check_out(c, o.t.resume, o.t.force)) >= 0) return rc;
     int64_t parent = 0;
     if (dbpath && (rc = db_open(dbpath, DB_OPEN_EXISTING, &c->db, &err))) goto fail;
-    if ((rc = rl_policy_load(o.policy, o.tok_path, &c->m, &tok, &err))) goto fail;
-    if ((rc = rl_resolve_template(c->db, o.template, o.policy, &c->template, &parent, &err))) goto fail;
+    if ((rc = rl_policy_load(o.policy, o.t.tok_path, &c->m, &tok, &err))) goto fail;
+    if ((rc = rl_resolve_template(c->db, o.t.template, o.policy, &c->template, &parent, &err))) goto fail;
     if ((rc = load_data(&r, tok, &err))) goto fail;
     char settings[512], sha[65], init_sha[65];
     if ((rc = model_file_sha256(o.policy, init_sha, &err))) goto fail;
     snprintf(settings, sizeof settings, "%s dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d group %d",
-             init_sha, dpo_loss_name(o.loss), o.beta, o.smoothing, o.batch, o.accum, o.seed, r.val.n_ex, o.group);
+             init_sha, dpo_loss_name(o.loss), o.beta, o.smoothing, o.t.batch, o.t.accum, o.t.seed, r.val.n_ex, o.t.group);
     rl_examples_sha(r.train.ex, r.train.n_ex, settings, sha);
-    if ((rc = train_cmd_state(c, o.resume, DPO_MAGIC, sha,
+    if ((rc = train_cmd_state(c, o.t.resume, DPO_MAGIC, sha,
                               "the data, template, tokenizer, --loss, --beta, --batch, --accum or --seed",
-                              (uint64_t)o.seed, parent, r.train.n_groups, &err)))
+                              (uint64_t)o.t.seed, parent, r.train.n_groups, &err)))
         goto fail;
-    r.per_step = o.batch * o.accum;
-    c->total = o.steps ? o.steps : o.epochs * rl_steps_per_epoch(r.train.n_groups, (int)r.per_step);
-    c->warmup = o.warmup, c->eval_every = o.eval_every, c->save_every = o.save_every;
-    c->lr = o.lr, c->min_lr = o.min_lr;
-    train_cmd_schedule(c, o.wd);
+    r.per_step = o.t.batch * o.t.accum;
+    c->total = o.t.steps ? o.t.steps : o.t.epochs * rl_steps_per_epoch(r.train.n_groups, (int)r.per_step);
+    train_cmd_schedule(c, o.t.wd);
     c->st.batch = (uint32_t)r.per_step;
     int max_k = r.train.max_k > r.val.max_k ? r.train.max_k : r.val.max_k;
-    if ((rc = dpo_trainer_init(&r.tr, &c->m, &c->opt, (int)o.batch, max_k, o.loss, o.beta, o.smoothing,
-                               o.clip, &err)) ||
+    if ((rc = dpo_trainer_init(&r.tr, &c->m, &c->opt, (int)o.t.batch, max_k, o.loss, o.beta, o.smoothing,
+                               o.t.clip, &err)) ||
         (rc = reference(&r, &err)))
         goto fail;
     char cj[1024], cfgj[512];
@@ -322,8 +267,8 @@ static int exec_dpo(int argc, char **argv) {
              "\"label_smoothing\":%g,\"steps\":%lld,\"batch\":%ld,\"accum\":%ld,\"lr\":%g,"
              "\"min_lr\":%g,\"warmup\":%ld,\"weight_decay\":%g,\"clip\":%g,\"seed\":%ld,"
              "\"pairs\":%d,\"val_pairs\":%d}",
-             cfgj, path_base(o.policy), path_base(o.data), dpo_loss_name(o.loss), o.beta, o.smoothing,
-             (long long)c->total, o.batch, o.accum, o.lr, o.min_lr, c->warmup, o.wd, o.clip, o.seed,
+             cfgj, path_base(o.policy), path_base(o.t.data), dpo_loss_name(o.loss), o.beta, o.smoothing,
+             (long long)c->total, o.t.batch, o.t.accum, o.t.lr, o.t.min_lr, c->warmup, o.t.wd, o.t.clip, o.t.seed,
              r.train.n_pairs, r.val.n_pairs);
     if ((rc = train_cmd_run_start(c, "dpo", cj, &err))) goto fail;
     r.perm = malloc(sizeof(int) * (size_t)r.train.n_groups);
@@ -342,11 +287,11 @@ static int exec_dpo(int argc, char **argv) {
     if (stopped)
         ;
     else if (isnan(c->loss))
-        printf("already trained %lld steps; %s is up to date\n", (long long)c->st.step, o.out);
+        printf("already trained %lld steps; %s is up to date\n", (long long)c->st.step, o.t.out);
     else
         printf("trained %lld steps: loss %.4f, margin %.3f, accuracy %.2f; held out: loss %.4f, margin %.3f, accuracy %.2f; wrote %s\n",
                (long long)c->st.step, r.s.loss, r.s.margin, r.s.accuracy, r.vs.loss, r.vs.margin,
-               r.vs.accuracy, o.out);
+               r.vs.accuracy, o.t.out);
     tok_free(tok);
     run_free(&r);
     train_cmd_free(c);

@@ -8,16 +8,12 @@
 #include "rl/sft.h"
 #include "cli/train_cmd.h"
 #include "rl/trainer.h"
-#include "util/progress.h"
-#include "util/sys.h"
 #include "util/text.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static int exec_sft(int argc, char **argv);
 
@@ -32,103 +28,44 @@ const struct cmd_entry cmd_sft_entry = {
     "                    demonstrations brought in with `rlhf candidates import`)\n"
     "  --split S         with --data store: only prompts of this split\n"
     "  --labeler NAME    with --data store: only this labeler's rankings\n"
-    "  --tokenizer TOK   tokenizer.bin (default: the one CKPT carries)\n"
-    "  --template T      chat template with {prompt} (default: the init model's in the\n"
-    "                    store, else the gen.template setting, else \"Human: {prompt}\\nAssistant:\")\n"
-    "  --out CKPT        checkpoint to write (with optimizer state)\n"
     "  --epochs N        passes over the training pairs (default 3)\n"
-    "  --steps N         optimizer steps instead of --epochs\n"
     "  --batch B         pairs per micro-batch (default 8)\n"
-    "  --accum K         micro-batches per step (default 1)\n"
-    "  --lr X            peak learning rate (default 3e-4)  --min-lr X (default lr/10)\n"
-    "  --warmup N        warm-up steps (default steps/20)   --weight-decay X (default 0)\n"
-    "  --clip X          gradient clipping by global norm (default 1; 0: off)\n"
-    "  --group-by-length batches of similar length (pads less; measured slower to learn\n"
-    "                    on the demo: default off, plain shuffled batches)\n"
-    "  --val-frac F      share of prompts held out (by text hash; default 0.05)\n"
-    "  --eval-every N    validation loss every N steps (default steps/10)\n"
-    "  --save-every N    checkpoint every N steps (default: as --eval-every)\n"
-    "  --resume          continue CKPT if it exists    --force   overwrite CKPT\n"
-    "  --seed S          data order (default 1)        --threads N  BLAS threads\n"
-    "  --name NAME       model name in the registry (default: CKPT's file name)\n" CLI_HELP_COMMON,
+    "  --lr X            peak learning rate (default 3e-4)\n" TRAIN_CMD_HELP,
     exec_sft};
 
 static const struct cmd_entry *E = &cmd_sft_entry;
 #define SFT_MAGIC "RL-SFT\0\0"
 
 typedef struct Opts {
-    const char *init, *data, *from_model, *split, *labeler, *tok_path, *template, *out, *name,
-        *dbflag;
-    long epochs, steps, batch, accum, warmup, eval_every, save_every, seed, threads;
-    double lr, min_lr, wd, clip, val_frac;
-    int resume, force, group;
+    TrainOpts t;
+    const char *init, *from_model, *split, *labeler;
 } Opts;
 
 static int parse(int argc, char **argv, Opts *o) {
     static const struct option opts[] = {
-        CLI_OPT_DB, CLI_OPT_HELP,
-        {"init", required_argument, NULL, 'i'}, {"data", required_argument, NULL, 'd'},
+        TRAIN_CMD_OPTIONS, {"init", required_argument, NULL, 'i'},
         {"from-model", required_argument, NULL, 'F'}, {"split", required_argument, NULL, 'p'},
-        {"labeler", required_argument, NULL, 'B'}, {"tokenizer", required_argument, NULL, 'k'},
-        {"template", required_argument, NULL, 'T'}, {"out", required_argument, NULL, 'o'},
-        {"epochs", required_argument, NULL, 'E'}, {"steps", required_argument, NULL, 's'},
-        {"batch", required_argument, NULL, 'b'}, {"accum", required_argument, NULL, 'a'},
-        {"lr", required_argument, NULL, 'l'}, {"min-lr", required_argument, NULL, 'L'},
-        {"warmup", required_argument, NULL, 'w'}, {"weight-decay", required_argument, NULL, 'W'},
-        {"clip", required_argument, NULL, 'g'}, {"group-by-length", no_argument, NULL, 'G'},
-        {"val-frac", required_argument, NULL, 'v'}, {"eval-every", required_argument, NULL, 'e'},
-        {"save-every", required_argument, NULL, 'S'}, {"resume", no_argument, NULL, 'r'},
-        {"force", no_argument, NULL, 'f'}, {"seed", required_argument, NULL, 'x'},
-        {"threads", required_argument, NULL, 't'}, {"name", required_argument, NULL, 'n'},
-        CLI_OPT_END};
-    o->epochs = 3, o->batch = 8, o->accum = 1, o->warmup = -1, o->seed = 1;
-    o->lr = 3e-4, o->min_lr = -1, o->wd = 0, o->clip = 1, o->val_frac = 0.05;
-    int c;
+        {"labeler", required_argument, NULL, 'B'}, CLI_OPT_END};
+    train_opts_init(&o->t, 3, 3e-4);
+    int c, rc;
     while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        if ((rc = train_opts_take(E, &o->t, c, optarg)) >= 0) {
+            if (rc) return rc;
+            continue;
+        }
         switch (c) {
-        case 'D': o->dbflag = optarg; break;
         case 'i': o->init = optarg; break;
-        case 'd': o->data = optarg; break;
         case 'F': o->from_model = optarg; break;
         case 'p': o->split = optarg; break;
         case 'B': o->labeler = optarg; break;
-        case 'k': o->tok_path = optarg; break;
-        case 'T': o->template = optarg; break;
-        case 'o': o->out = optarg; break;
-        case 'E': if (cli_parse_long(E, "--epochs", optarg, 1, 1 << 20, &o->epochs)) return EXIT_USAGE; break;
-        case 's': if (cli_parse_long(E, "--steps", optarg, 1, 1L << 40, &o->steps)) return EXIT_USAGE; break;
-        case 'b': if (cli_parse_long(E, "--batch", optarg, 1, 4096, &o->batch)) return EXIT_USAGE; break;
-        case 'a': if (cli_parse_long(E, "--accum", optarg, 1, 4096, &o->accum)) return EXIT_USAGE; break;
-        case 'l': if (cli_parse_double(E, "--lr", optarg, 0, 10, &o->lr)) return EXIT_USAGE; break;
-        case 'L': if (cli_parse_double(E, "--min-lr", optarg, 0, 10, &o->min_lr)) return EXIT_USAGE; break;
-        case 'w': if (cli_parse_long(E, "--warmup", optarg, 0, 1L << 40, &o->warmup)) return EXIT_USAGE; break;
-        case 'W': if (cli_parse_double(E, "--weight-decay", optarg, 0, 10, &o->wd)) return EXIT_USAGE; break;
-        case 'g': if (cli_parse_double(E, "--clip", optarg, 0, 1e9, &o->clip)) return EXIT_USAGE; break;
-        case 'G': o->group = 1; break;
-        case 'v': if (cli_parse_double(E, "--val-frac", optarg, 0, 0.5, &o->val_frac)) return EXIT_USAGE; break;
-        case 'e': if (cli_parse_long(E, "--eval-every", optarg, 1, 1L << 40, &o->eval_every)) return EXIT_USAGE; break;
-        case 'S': if (cli_parse_long(E, "--save-every", optarg, 1, 1L << 40, &o->save_every)) return EXIT_USAGE; break;
-        case 'r': o->resume = 1; break;
-        case 'f': o->force = 1; break;
-        case 'x': if (cli_parse_long(E, "--seed", optarg, 0, LONG_MAX, &o->seed)) return EXIT_USAGE; break;
-        case 't': if (cli_parse_long(E, "--threads", optarg, 1, 256, &o->threads)) return EXIT_USAGE; break;
-        case 'n': o->name = optarg; break;
         case 'h': return cli_help(E);
         default: return cli_bad_option(E, argv, c);
         }
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
-    if (!o->init) return cli_usage_error(E, "--init CKPT is required");
-    if (!o->data) return cli_usage_error(E, "--data FILE|store is required");
-    if (!o->out) return cli_usage_error(E, "--out CKPT is required");
-    int store = strcmp(o->data, "store") == 0;
-    if (!store && (o->from_model || o->split || o->labeler))
+    if ((rc = train_opts_finish(E, &o->t, o->init, "--init")) >= 0) return rc;
+    if (strcmp(o->t.data, "store") && (o->from_model || o->split || o->labeler))
         return cli_usage_error(E, "--from-model, --split and --labeler go with --data store");
-    if (o->template && !strstr(o->template, "{prompt}"))
-        return cli_usage_error(E, "--template: must contain {prompt}");
-    if (o->resume && o->force) return cli_usage_error(E, "--resume and --force contradict each other");
-    if (!strcmp(o->init, o->out)) return cli_usage_error(E, "--out must differ from --init");
-    if (o->min_lr < 0) o->min_lr = o->lr / 10;
     return -1;
 }
 
@@ -147,24 +84,24 @@ static int load_data(Run *r, const Tokenizer *tok, Err *err) {
     const Opts *o = r->o;
     SftData d = {0};
     int rc;
-    if (!strcmp(o->data, "store")) {
+    if (!strcmp(o->t.data, "store")) {
         if (!r->c.db) return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
         SftStoreOptions so = {db_ranking_filter_default(), o->from_model};
         so.filter.split = o->split;
         so.filter.labeler = o->labeler;
         rc = sft_data_load_store(r->c.db, &so, &d, err);
     } else {
-        rc = sft_data_load_file(o->data, r->c.template, &d, err);
+        rc = sft_data_load_file(o->t.data, r->c.template, &d, err);
     }
     if (!rc && d.n == 0)
-        rc = err_set(err, RLHF_EINVAL, "%s: no prompt→answer pairs found%s", o->data,
-                     strcmp(o->data, "store") ? ""
+        rc = err_set(err, RLHF_EINVAL, "%s: no prompt→answer pairs found%s", o->t.data,
+                     strcmp(o->t.data, "store") ? ""
                      : o->from_model ? " (the model has no candidates)"
                                      : " (no ranked prompt with one clear best answer)");
-    if (!rc) rc = sft_encode(&d, tok, r->c.template, r->c.m.cfg.seq_len, o->val_frac, &r->train, &r->val, err);
+    if (!rc) rc = sft_encode(&d, tok, r->c.template, r->c.m.cfg.seq_len, o->t.val_frac, &r->train, &r->val, err);
     if (!rc && r->train.n == 0)
         rc = err_set(err, RLHF_EINVAL, "%s: all %d pairs fell in the held-out share; lower --val-frac",
-                     o->data, d.n);
+                     o->t.data, d.n);
     if (!rc)
         fprintf(stderr, "sft: %d pairs (%d training, %d held out, %lld skipped), %lld answer tokens; %lld cut to fit %d tokens\n",
                 d.n, r->train.n, r->val.n, (long long)d.skipped, (long long)r->train.n_tokens,
@@ -175,7 +112,7 @@ static int load_data(Run *r, const Tokenizer *tok, Err *err) {
 
 static int step(TrainCmd *c, float lr, Err *err) {
     Run *r = c->ctx;
-    int n = rl_batch_at(r->train.n, (int)r->per_step, r->train.lens, r->o->group ? 50 : 0,
+    int n = rl_batch_at(r->train.n, (int)r->per_step, r->train.lens, r->o->t.group ? 50 : 0,
                         c->st.seed, c->st.step, r->perm, r->idx);
     double gn;
     int64_t nt;
@@ -228,42 +165,39 @@ static int exec_sft(int argc, char **argv) {
     memset(&r, 0, sizeof r);
     r.o = &o;
     TrainCmd *c = &r.c;
-    c->e = E, c->out = o.out, c->name = o.name, c->kind = "sft", c->ctx = &r;
+    train_cmd_init(c, E, &o.t, "sft", &r);
     c->step = step, c->eval = eval, c->status = status;
     Tokenizer *tok = NULL;
-    const char *dbpath = cli_db_path(o.dbflag);
-    if (o.threads) openblas_set_num_threads((int)o.threads);
-    if ((rc = train_cmd_check_out(c, o.resume, o.force)) >= 0) return rc;
+    const char *dbpath = cli_db_path(o.t.dbflag);
+    if ((rc = train_cmd_check_out(c, o.t.resume, o.t.force)) >= 0) return rc;
     int64_t parent = 0;
     if (dbpath && (rc = db_open(dbpath, DB_OPEN_EXISTING, &c->db, &err))) goto fail;
-    if ((rc = rl_policy_load(o.init, o.tok_path, &c->m, &tok, &err))) goto fail;
-    if ((rc = rl_resolve_template(c->db, o.template, o.init, &c->template, &parent, &err))) goto fail;
+    if ((rc = rl_policy_load(o.init, o.t.tok_path, &c->m, &tok, &err))) goto fail;
+    if ((rc = rl_resolve_template(c->db, o.t.template, o.init, &c->template, &parent, &err))) goto fail;
     if ((rc = load_data(&r, tok, &err))) goto fail;
     char settings[512], sha[65], init_sha[65];
     if ((rc = model_file_sha256(o.init, init_sha, &err))) goto fail;
     snprintf(settings, sizeof settings, "%s sft batch %ld accum %ld seed %ld group %d", init_sha,
-             o.batch, o.accum, o.seed, o.group);
+             o.t.batch, o.t.accum, o.t.seed, o.t.group);
     rl_examples_sha(r.train.ex, r.train.n, settings, sha);
-    if ((rc = train_cmd_state(c, o.resume, SFT_MAGIC, sha,
-                              "the data, template, tokenizer, --batch, --accum or --seed", (uint64_t)o.seed,
+    if ((rc = train_cmd_state(c, o.t.resume, SFT_MAGIC, sha,
+                              "the data, template, tokenizer, --batch, --accum or --seed", (uint64_t)o.t.seed,
                               parent, r.train.n, &err)))
         goto fail;
-    r.per_step = o.batch * o.accum;
-    c->total = o.steps ? o.steps : o.epochs * rl_steps_per_epoch(r.train.n, (int)r.per_step);
-    c->warmup = o.warmup, c->eval_every = o.eval_every, c->save_every = o.save_every;
-    c->lr = o.lr, c->min_lr = o.min_lr;
-    train_cmd_schedule(c, o.wd);
+    r.per_step = o.t.batch * o.t.accum;
+    c->total = o.t.steps ? o.t.steps : o.t.epochs * rl_steps_per_epoch(r.train.n, (int)r.per_step);
+    train_cmd_schedule(c, o.t.wd);
     c->st.batch = (uint32_t)r.per_step;
     r.val_loss = c->st.last_val;
-    if ((rc = sft_trainer_init(&r.tr, &c->m, &c->opt, (int)o.batch, o.clip, &err))) goto fail;
+    if ((rc = sft_trainer_init(&r.tr, &c->m, &c->opt, (int)o.t.batch, o.t.clip, &err))) goto fail;
     char cj[1024], cfgj[512];
     model_config_json(&c->m.cfg, cfgj, sizeof cfgj);
     snprintf(cj, sizeof cj,
              "{\"model\":%s,\"init\":\"%s\",\"data\":\"%s\",\"steps\":%lld,\"batch\":%ld,"
              "\"accum\":%ld,\"lr\":%g,\"min_lr\":%g,\"warmup\":%ld,\"weight_decay\":%g,"
              "\"clip\":%g,\"seed\":%ld,\"pairs\":%d,\"val_pairs\":%d,\"group_by_length\":%s}",
-             cfgj, path_base(o.init), path_base(o.data), (long long)c->total, o.batch, o.accum, o.lr,
-             o.min_lr, c->warmup, o.wd, o.clip, o.seed, r.train.n, r.val.n, o.group ? "true" : "false");
+             cfgj, path_base(o.init), path_base(o.t.data), (long long)c->total, o.t.batch, o.t.accum, o.t.lr,
+             o.t.min_lr, c->warmup, o.t.wd, o.t.clip, o.t.seed, r.train.n, r.val.n, o.t.group ? "true" : "false");
     if ((rc = train_cmd_run_start(c, "sft", cj, &err))) goto fail;
     r.perm = malloc(sizeof(int) * (size_t)r.train.n);
     r.idx = malloc(sizeof(int) * (size_t)r.per_step);
@@ -281,13 +215,13 @@ static int exec_sft(int argc, char **argv) {
         ;
     else if (isnan(c->loss))
         printf("already trained %lld steps: val loss %.4f; %s is up to date\n", (long long)c->st.step,
-               r.val_loss, o.out);
+               r.val_loss, o.t.out);
     else if (r.val.n)
         printf("trained %lld steps: train loss %.4f, val loss %.4f; wrote %s\n", (long long)c->st.step,
-               c->loss, r.val_loss, o.out);
+               c->loss, r.val_loss, o.t.out);
     else
         printf("trained %lld steps: train loss %.4f (nothing held out); wrote %s\n",
-               (long long)c->st.step, c->loss, o.out);
+               (long long)c->st.step, c->loss, o.t.out);
     tok_free(tok);
     run_free(&r);
     train_cmd_free(c);

@@ -1,6 +1,8 @@
 /* The bookkeeping rlhf sft and rlhf dpo share (train_cmd.h). */
 #include "cli/train_cmd.h"
 
+#include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,66 @@
 
 #include "util/progress.h"
 #include "util/sys.h"
+
+void train_opts_init(TrainOpts *o, long epochs, double lr) {
+    memset(o, 0, sizeof *o);
+    o->epochs = epochs, o->batch = 8, o->accum = 1, o->warmup = -1, o->seed = 1;
+    o->lr = lr, o->min_lr = -1, o->clip = 1, o->val_frac = 0.05;
+}
+
+int train_opts_take(const struct cmd_entry *e, TrainOpts *o, int c, const char *arg) {
+    int bad = 0;
+    switch (c) {
+    case 'D': o->dbflag = arg; break;
+    case 'd': o->data = arg; break;
+    case 'k': o->tok_path = arg; break;
+    case 'T': o->template = arg; break;
+    case 'o': o->out = arg; break;
+    case 'n': o->name = arg; break;
+    case 'E': bad = cli_parse_long(e, "--epochs", arg, 1, 1 << 20, &o->epochs); break;
+    case 's': bad = cli_parse_long(e, "--steps", arg, 1, 1L << 40, &o->steps); break;
+    case 'b': bad = cli_parse_long(e, "--batch", arg, 1, 1024, &o->batch); break;
+    case 'a': bad = cli_parse_long(e, "--accum", arg, 1, 4096, &o->accum); break;
+    case 'l': bad = cli_parse_double(e, "--lr", arg, 0, 10, &o->lr); break;
+    case 'L': bad = cli_parse_double(e, "--min-lr", arg, 0, 10, &o->min_lr); break;
+    case 'w': bad = cli_parse_long(e, "--warmup", arg, 0, 1L << 40, &o->warmup); break;
+    case 'W': bad = cli_parse_double(e, "--weight-decay", arg, 0, 10, &o->wd); break;
+    case 'g': bad = cli_parse_double(e, "--clip", arg, 0, 1e9, &o->clip); break;
+    case 'v': bad = cli_parse_double(e, "--val-frac", arg, 0, 0.5, &o->val_frac); break;
+    case 'e': bad = cli_parse_long(e, "--eval-every", arg, 1, 1L << 40, &o->eval_every); break;
+    case 'S': bad = cli_parse_long(e, "--save-every", arg, 1, 1L << 40, &o->save_every); break;
+    case 'x': bad = cli_parse_long(e, "--seed", arg, 0, LONG_MAX, &o->seed); break;
+    case 't': bad = cli_parse_long(e, "--threads", arg, 1, 256, &o->threads); break;
+    case 'G': o->group = 1; break;
+    case 'r': o->resume = 1; break;
+    case 'f': o->force = 1; break;
+    default: return -1;
+    }
+    return bad ? EXIT_USAGE : 0;
+}
+
+int train_opts_finish(const struct cmd_entry *e, TrainOpts *o, const char *init,
+                      const char *init_flag) {
+    if (!init) return cli_usage_error(e, "%s CKPT is required", init_flag);
+    if (!o->data) return cli_usage_error(e, "--data is required");
+    if (!o->out) return cli_usage_error(e, "--out CKPT is required");
+    if (o->template && !strstr(o->template, "{prompt}"))
+        return cli_usage_error(e, "--template: must contain {prompt}");
+    if (o->resume && o->force) return cli_usage_error(e, "--resume and --force contradict each other");
+    if (!strcmp(init, o->out)) return cli_usage_error(e, "--out must differ from %s", init_flag);
+    if (o->min_lr < 0) o->min_lr = o->lr / 10;
+    if (o->threads) openblas_set_num_threads((int)o->threads);
+    return -1;
+}
+
+void train_cmd_init(TrainCmd *c, const struct cmd_entry *e, const TrainOpts *o, const char *kind,
+                    void *ctx) {
+    memset(c, 0, sizeof *c);
+    c->e = e, c->out = o->out, c->name = o->name, c->kind = kind, c->ctx = ctx;
+    c->warmup = o->warmup, c->eval_every = o->eval_every, c->save_every = o->save_every;
+    c->lr = o->lr, c->min_lr = o->min_lr;
+    c->loss = NAN;
+}
 
 int train_cmd_check_out(TrainCmd *c, int resume, int force) {
     atomic_remove_stale(c->out);
