@@ -9,6 +9,7 @@
 #include "rl/dpo.h"
 #include "cli/train_cmd.h"
 #include "rl/trainer.h"
+#include "util/progress.h"
 #include "rm/prefs.h"
 #include "util/text.h"
 
@@ -235,26 +236,19 @@ static int exec_dpo(int argc, char **argv) {
     train_cmd_init(c, E, &o.t, "policy", &r);
     c->step = step, c->eval = eval, c->status = status;
     Tokenizer *tok = NULL;
-    const char *dbpath = cli_db_path(o.t.dbflag);
     if ((rc = train_cmd_check_out(c, o.t.resume, o.t.force)) >= 0) return rc;
     int64_t parent = 0;
-    if (dbpath && (rc = db_open(dbpath, DB_OPEN_EXISTING, &c->db, &err))) goto fail;
-    if ((rc = rl_policy_load(o.policy, o.t.tok_path, &c->m, &tok, &err))) goto fail;
-    if ((rc = rl_resolve_template(c->db, o.t.template, o.policy, &c->template, &parent, &err))) goto fail;
+    if ((rc = train_cmd_open(c, &o.t, o.policy, &tok, &parent, &err))) goto fail;
     if ((rc = load_data(&r, tok, &err))) goto fail;
-    char settings[512], sha[65], init_sha[65];
-    if ((rc = model_file_sha256(o.policy, init_sha, &err))) goto fail;
-    snprintf(settings, sizeof settings, "%s dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d group %d",
-             init_sha, dpo_loss_name(o.loss), o.beta, o.smoothing, o.t.batch, o.t.accum, o.t.seed, r.val.n_ex, o.t.group);
-    rl_examples_sha(r.train.ex, r.train.n_ex, settings, sha);
+    char settings[256], sha[65];
+    snprintf(settings, sizeof settings, "dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d group %d",
+             dpo_loss_name(o.loss), o.beta, o.smoothing, o.t.batch, o.t.accum, o.t.seed, r.val.n_ex, o.t.group);
+    if ((rc = train_cmd_data_sha(o.policy, r.train.ex, r.train.n_ex, settings, sha, &err))) goto fail;
     if ((rc = train_cmd_state(c, o.t.resume, DPO_MAGIC, sha,
                               "the data, template, tokenizer, --loss, --beta, --batch, --accum or --seed",
                               (uint64_t)o.t.seed, parent, r.train.n_groups, &err)))
         goto fail;
-    r.per_step = o.t.batch * o.t.accum;
-    c->total = o.t.steps ? o.t.steps : o.t.epochs * rl_steps_per_epoch(r.train.n_groups, (int)r.per_step);
-    train_cmd_schedule(c, o.t.wd);
-    c->st.batch = (uint32_t)r.per_step;
+    r.per_step = train_cmd_plan(c, &o.t, r.train.n_groups);
     int max_k = r.train.max_k > r.val.max_k ? r.train.max_k : r.val.max_k;
     if ((rc = dpo_trainer_init(&r.tr, &c->m, &c->opt, (int)o.t.batch, max_k, o.loss, o.beta, o.smoothing,
                                o.t.clip, &err)) ||

@@ -8,6 +8,7 @@
 #include "rl/sft.h"
 #include "cli/train_cmd.h"
 #include "rl/trainer.h"
+#include "util/progress.h"
 #include "util/text.h"
 
 #include <limits.h>
@@ -168,26 +169,19 @@ static int exec_sft(int argc, char **argv) {
     train_cmd_init(c, E, &o.t, "sft", &r);
     c->step = step, c->eval = eval, c->status = status;
     Tokenizer *tok = NULL;
-    const char *dbpath = cli_db_path(o.t.dbflag);
     if ((rc = train_cmd_check_out(c, o.t.resume, o.t.force)) >= 0) return rc;
     int64_t parent = 0;
-    if (dbpath && (rc = db_open(dbpath, DB_OPEN_EXISTING, &c->db, &err))) goto fail;
-    if ((rc = rl_policy_load(o.init, o.t.tok_path, &c->m, &tok, &err))) goto fail;
-    if ((rc = rl_resolve_template(c->db, o.t.template, o.init, &c->template, &parent, &err))) goto fail;
+    if ((rc = train_cmd_open(c, &o.t, o.init, &tok, &parent, &err))) goto fail;
     if ((rc = load_data(&r, tok, &err))) goto fail;
-    char settings[512], sha[65], init_sha[65];
-    if ((rc = model_file_sha256(o.init, init_sha, &err))) goto fail;
-    snprintf(settings, sizeof settings, "%s sft batch %ld accum %ld seed %ld group %d", init_sha,
+    char settings[256], sha[65];
+    snprintf(settings, sizeof settings, "sft batch %ld accum %ld seed %ld group %d",
              o.t.batch, o.t.accum, o.t.seed, o.t.group);
-    rl_examples_sha(r.train.ex, r.train.n, settings, sha);
+    if ((rc = train_cmd_data_sha(o.init, r.train.ex, r.train.n, settings, sha, &err))) goto fail;
     if ((rc = train_cmd_state(c, o.t.resume, SFT_MAGIC, sha,
                               "the data, template, tokenizer, --batch, --accum or --seed", (uint64_t)o.t.seed,
                               parent, r.train.n, &err)))
         goto fail;
-    r.per_step = o.t.batch * o.t.accum;
-    c->total = o.t.steps ? o.t.steps : o.t.epochs * rl_steps_per_epoch(r.train.n, (int)r.per_step);
-    train_cmd_schedule(c, o.t.wd);
-    c->st.batch = (uint32_t)r.per_step;
+    r.per_step = train_cmd_plan(c, &o.t, r.train.n);
     r.val_loss = c->st.last_val;
     if ((rc = sft_trainer_init(&r.tr, &c->m, &c->opt, (int)o.t.batch, o.t.clip, &err))) goto fail;
     char cj[1024], cfgj[512];

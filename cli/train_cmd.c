@@ -2,12 +2,14 @@
 #include "cli/train_cmd.h"
 
 #include <cblas.h>
+#include <stdio.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "model/checkpoint.h"
 #include "util/progress.h"
 #include "util/sys.h"
 
@@ -69,6 +71,34 @@ void train_cmd_init(TrainCmd *c, const struct cmd_entry *e, const TrainOpts *o, 
     c->warmup = o->warmup, c->eval_every = o->eval_every, c->save_every = o->save_every;
     c->lr = o->lr, c->min_lr = o->min_lr;
     c->loss = NAN;
+}
+
+int train_cmd_open(TrainCmd *c, const TrainOpts *o, const char *init, Tokenizer **tok,
+                   int64_t *parent_id, Err *err) {
+    const char *dbpath = cli_db_path(o->dbflag);
+    int rc = dbpath ? db_open(dbpath, DB_OPEN_EXISTING, &c->db, err) : RLHF_OK;
+    if (!rc) rc = rl_policy_load(init, o->tok_path, &c->m, tok, err);
+    if (!rc) rc = rl_resolve_template(c->db, o->template, init, &c->template, parent_id, err);
+    return rc;
+}
+
+int train_cmd_data_sha(const char *init, const SeqExample *ex, int n, const char *settings,
+                       char sha[65], Err *err) {
+    char init_sha[65], *all = NULL;
+    int rc = model_file_sha256(init, init_sha, err);
+    if (rc) return rc;
+    if (asprintf(&all, "%s %s", init_sha, settings) < 0) return err_set(err, RLHF_ENOMEM, "out of memory");
+    rl_examples_sha(ex, n, all, sha);
+    free(all);
+    return RLHF_OK;
+}
+
+int64_t train_cmd_plan(TrainCmd *c, const TrainOpts *o, int n) {
+    int64_t per_step = o->batch * o->accum;
+    c->total = o->steps ? o->steps : o->epochs * rl_steps_per_epoch(n, (int)per_step);
+    c->st.batch = (uint32_t)per_step;
+    train_cmd_schedule(c, o->wd);
+    return per_step;
 }
 
 int train_cmd_check_out(TrainCmd *c, int resume, int force) {

@@ -96,6 +96,19 @@ typedef struct TrainCmd {
 void train_cmd_init(TrainCmd *c, const struct cmd_entry *e, const TrainOpts *o, const char *kind,
                     void *ctx);
 
+/* Opens the project (when one is named), loads the starting model into c->m
+ * (rl_policy_load) and settles the template (rl_resolve_template);
+ * *parent_id: the starting model's id in the store, 0 when unregistered. */
+int train_cmd_open(TrainCmd *c, const TrainOpts *o, const char *init, Tokenizer **tok,
+                   int64_t *parent_id, Err *err);
+/* The digest a resume must match: the starting checkpoint's bytes, the
+ * encoded training examples and the settings text. */
+int train_cmd_data_sha(const char *init, const SeqExample *ex, int n, const char *settings,
+                       char sha[65], Err *err);
+/* Steps for the options: --steps, else --epochs passes over n units
+ * (batch·accum per step); then train_cmd_schedule. Returns the units per step. */
+int64_t train_cmd_plan(TrainCmd *c, const TrainOpts *o, int n);
+
 /* Removes a dead writer's temporaries; refuses an existing checkpoint without
  * --resume or --force (message on stderr). Returns -1 to go on, else the exit code. */
 int train_cmd_check_out(TrainCmd *c, int resume, int force);
