@@ -2,7 +2,8 @@
  * lengths (prompt 8–24 tokens, answer 8–72): SFT answer tokens/s with
  * batches grouped by length (the default) and in plain shuffled order (the
  * padding it wastes is printed too), DPO pairs/s (one step: forward and
- * backward over the 2·B sequences). Demo and 15m configs, batch 8, one line
+ * backward over every answer of its groups) for pairs (K = 2, 8 per step)
+ * and for ranked groups of K = 4 (4 per step: 24 pairs from 16 answers). Demo and 15m configs, batch 8, one line
  * per figure with its configuration. RLHF_BENCH_QUICK=1 runs fewer steps. */
 #include <cblas.h>
 #include <stdio.h>
@@ -75,48 +76,54 @@ static void bench_sft(const char *name, const Config *c, int B, int steps, int g
     model_free(&m);
 }
 
-static void bench_dpo(const char *name, const Config *c, int B, int steps) {
+/* G ranked groups of K answers each (all K·(K−1)/2 pairs), B groups per step. */
+static void bench_dpo(const char *name, const Config *c, int B, int K, int steps) {
     Err err = {0};
     Model m;
     AdamW o;
     DpoTrainer tr;
     if (model_create(&m, c, 0, &err) || adamw_create(&o, m.n_params, &err)) die(&err);
     model_init_random(&m, 1);
-    if (dpo_trainer_init(&tr, &m, &o, B, 2, DPO_SIGMOID, 0.1, 0, 1, &err)) die(&err);
-    enum { P = 256 };
+    if (dpo_trainer_init(&tr, &m, &o, B, K, DPO_SIGMOID, 0.1, 0, 1, &err)) die(&err);
+    enum { G = 128 };
+    int per = K * (K - 1) / 2;
     DpoSet s = {0};
-    s.ex = calloc(2 * P, sizeof *s.ex);
-    s.chosen = malloc(sizeof(int) * P);
-    s.rejected = malloc(sizeof(int) * P);
-    s.lens = malloc(sizeof(int) * P);
-    s.ex_start = malloc(sizeof(int) * (P + 1));
-    s.pair_start = malloc(sizeof(int) * (P + 1));
+    s.ex = calloc((size_t)G * K, sizeof *s.ex);
+    s.chosen = malloc(sizeof(int) * G * per);
+    s.rejected = malloc(sizeof(int) * G * per);
+    s.lens = malloc(sizeof(int) * G);
+    s.ex_start = malloc(sizeof(int) * (G + 1));
+    s.pair_start = malloc(sizeof(int) * (G + 1));
     Rng r;
     rng_seed(&r, 9);
-    for (int i = 0; i < 2 * P; i++) example(&r, c->vocab_size, c->seq_len, &s.ex[i]);
-    for (int i = 0; i < P; i++) {
-        s.chosen[i] = 2 * i, s.rejected[i] = 2 * i + 1;
-        s.lens[i] = s.ex[2 * i].n > s.ex[2 * i + 1].n ? s.ex[2 * i].n : s.ex[2 * i + 1].n;
-        s.ex_start[i] = 2 * i, s.pair_start[i] = i;
+    for (int i = 0; i < G * K; i++) example(&r, c->vocab_size, c->seq_len, &s.ex[i]);
+    for (int g = 0; g < G; g++) {
+        s.ex_start[g] = g * K, s.pair_start[g] = g * per, s.lens[g] = 0;
+        for (int i = 0; i < K; i++) {
+            if (s.ex[g * K + i].n > s.lens[g]) s.lens[g] = s.ex[g * K + i].n;
+            for (int j = i + 1; j < K; j++, s.n_pairs++)
+                s.chosen[s.n_pairs] = g * K + i, s.rejected[s.n_pairs] = g * K + j;
+        }
     }
-    s.ex_start[P] = 2 * P, s.pair_start[P] = P;
-    s.n_ex = 2 * P, s.n_pairs = s.n_groups = P, s.max_k = 2;
+    s.ex_start[G] = G * K, s.pair_start[G] = G * per;
+    s.n_ex = G * K, s.n_groups = G, s.max_k = K;
     double t0 = now_seconds();
     if (dpo_reference(&tr, &s, &err)) die(&err);
     double ref = now_seconds() - t0;
-    int perm[P], idx[64];
+    int perm[G], idx[64];
     DpoStats st;
     double gn;
     int64_t pairs = 0;
     for (int k = 0; k < steps + 1; k++) {
         if (k == 1) t0 = now_seconds(), pairs = 0;
-        int n = rl_batch_at(P, B, s.lens, 50, 3, k, perm, idx);
+        int n = rl_batch_at(G, B, s.lens, 0, 3, k, perm, idx);
         if (dpo_step(&tr, &s, idx, n, 1e-5f, &st, &gn, &err)) die(&err);
-        pairs += n;
+        pairs += st.n;
     }
     double dt = now_seconds() - t0;
-    printf("dpo_pairs_per_s config=%s B=%d loss=sigmoid value=%.1f\n", name, B, pairs / dt);
-    printf("dpo_reference_answers_per_s config=%s B=%d value=%.1f\n", name, 2 * B, 2 * P / ref);
+    printf("dpo_pairs_per_s config=%s groups_per_step=%d K=%d loss=sigmoid value=%.1f\n", name, B, K,
+           pairs / dt);
+    if (K == 2) printf("dpo_reference_answers_per_s config=%s value=%.1f\n", name, G * K / ref);
     dpo_set_free(&s);
     dpo_trainer_free(&tr);
     adamw_free(&o);
@@ -134,7 +141,8 @@ int main(void) {
         int big = i == 1, steps = quick ? 2 : big ? 6 : 20;
         bench_sft(names[i], &c, 8, steps, 1);
         bench_sft(names[i], &c, 8, steps, 0);
-        bench_dpo(names[i], &c, 8, quick ? 2 : big ? 4 : 12);
+        bench_dpo(names[i], &c, 8, 2, quick ? 2 : big ? 4 : 12);
+        bench_dpo(names[i], &c, 4, 4, quick ? 2 : big ? 3 : 8);
     }
     return 0;
 }
