@@ -90,6 +90,11 @@ for l in ipo hinge; do
     expect_rc 0 "$RLHF" dpo --policy base.ckpt --data few.jsonl --out "$l.ckpt" --loss $l --steps 3
 done
 expect_rc 0 "$RLHF" dpo --policy base.ckpt --data few.jsonl --out ls.ckpt --label-smoothing 0.1 --steps 3
+# HH-RLHF transcripts
+printf '%s\n' '{"chosen":"\n\nHuman: hi\n\nAssistant: Hello there.","rejected":"\n\nHuman: hi\n\nAssistant: go away"}' \
+    '{"chosen":"\n\nHuman: 2+2?\n\nAssistant: 4.","rejected":"\n\nHuman: 2+2?\n\nAssistant: 5."}' > hh.jsonl
+expect_rc 0 "$RLHF" dpo --policy base.ckpt --data hh.jsonl --out hh.ckpt --steps 2 --val-frac 0
+contains "$ERR" "2 pairs"
 # the store: imported comparisons as rankings
 expect_rc 0 "$RLHF" import --db p.db --format pairs few.jsonl
 expect_rc 0 "$RLHF" dpo --db p.db --policy base.ckpt --data store --out st.ckpt --steps 3

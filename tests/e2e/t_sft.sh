@@ -102,6 +102,24 @@ expect_rc 0 "$RLHF" candidates import --db p.db demos.jsonl
 expect_rc 0 "$RLHF" sft --db p.db --init s.ckpt --data store --from-model human-demos --out d.ckpt --steps 2 --val-frac 0
 contains "$ERR" "$(cat demos.n) pairs"
 
+# Ctrl-C (SIGINT) mid-run: saves, marks the run interrupted, exits 1; --resume finishes it
+"$RLHF" sft --db p.db --init base.ckpt --data sft.jsonl --out int.ckpt --epochs 50 --batch 4 \
+    --save-every 1000 >int.out 2>int.err &
+pid=$!
+i=0
+while ! grep -q "held out" int.err 2>/dev/null && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
+sleep 0.3
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 1 ] || die "interrupted run exited $rc: $(cat int.err)"
+contains "$(cat int.err)" "interrupted at step"
+[ "$(sql p.db "select status from runs order by id desc limit 1")" = interrupted ] || die "run not marked interrupted"
+expect_rc 0 "$RLHF" sft --db p.db --init base.ckpt --data sft.jsonl --out int.ckpt --epochs 50 --batch 4 \
+    --save-every 1000 --resume --steps 40
+[ "$(sql p.db "select status from runs order by id desc limit 1")" = done ] || die "resumed run not done"
+[ "$(sql p.db "select kind from models where name='int.ckpt'")" = sft ] || die "resumed run not registered"
+
 # kill -9 mid-run, rerun with --resume: same bytes as a run never interrupted
 ARGS="--init base.ckpt --data sft.jsonl --epochs 3 --batch 4 --save-every 5 --eval-every 100 --threads 1 --seed 5"
 expect_rc 0 "$RLHF" sft $ARGS --out ref.ckpt
