@@ -323,7 +323,10 @@ Test(rl_sft_data, store_top_ranked_and_named_model) {
     cr_assert_eq(sft_data_load_store(db, &so, &d, &err), RLHF_ENOTFOUND);
     cr_assert(strstr(err.msg, "nobody"), "%s", err.msg);
     db_close(db);
+    char side[64];
     unlink(path);
+    snprintf(side, sizeof side, "%s-wal", path), unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path), unlink(side);
 }
 
 Test(rl_trainer, a_reward_model_is_refused_as_a_policy) {
