@@ -3,8 +3,8 @@
  * batches grouped by length (the default) and in plain shuffled order (the
  * padding it wastes is printed too), DPO pairs/s (one step: forward and
  * backward over every answer of its groups) for pairs (K = 2, 8 per step)
- * and for ranked groups of K = 4 (4 per step: 24 pairs from 16 answers). Demo and 15m configs, batch 8, one line
- * per figure with its configuration. RLHF_BENCH_QUICK=1 runs fewer steps. */
+ * and for ranked groups of K = 4 (4 per step: 24 pairs from 16 answers). Demo and 15m configs,
+ * batch 8, one line per figure with its configuration. RLHF_BENCH_QUICK=1 runs fewer steps. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +25,10 @@ static void example(Rng *r, int V, int max_len, SeqExample *e) {
     int p[32], a[96], np = 9 + (int)rng_below(r, 17), na = 8 + (int)rng_below(r, 65);
     Err err = {0};
     p[0] = 1;
-    for (int i = 1; i < np; i++) p[i] = 3 + (int)rng_below(r, (uint64_t)V - 3);
-    for (int i = 0; i < na; i++) a[i] = 3 + (int)rng_below(r, (uint64_t)V - 3);
+    for (int i = 1; i < np; i++)
+        p[i] = 3 + (int)rng_below(r, (uint64_t)V - 3);
+    for (int i = 0; i < na; i++)
+        a[i] = 3 + (int)rng_below(r, (uint64_t)V - 3);
     a[na - 1] = 2;
     if (seq_join(p, np, a, na, max_len, e, &err)) die(&err);
 }
@@ -96,7 +98,8 @@ static void bench_dpo(const char *name, const Config *c, int B, int K, int steps
     s.pair_start = malloc(sizeof(int) * (G + 1));
     Rng r;
     rng_seed(&r, 9);
-    for (int i = 0; i < G * K; i++) example(&r, c->vocab_size, c->seq_len, &s.ex[i]);
+    for (int i = 0; i < G * K; i++)
+        example(&r, c->vocab_size, c->seq_len, &s.ex[i]);
     for (int g = 0; g < G; g++) {
         s.ex_start[g] = g * K, s.pair_start[g] = g * per, s.lens[g] = 0;
         for (int i = 0; i < K; i++) {
@@ -121,8 +124,8 @@ static void bench_dpo(const char *name, const Config *c, int B, int K, int steps
         pairs += st.n;
     }
     double dt = now_seconds() - t0;
-    printf("dpo_pairs_per_s config=%s groups_per_step=%d K=%d loss=sigmoid value=%.1f\n", name, B, K,
-           pairs / dt);
+    printf("dpo_pairs_per_s config=%s groups_per_step=%d K=%d loss=sigmoid value=%.1f\n", name, B,
+           K, pairs / dt);
     if (K == 2) printf("dpo_reference_answers_per_s config=%s value=%.1f\n", name, G * K / ref);
     dpo_set_free(&s);
     dpo_trainer_free(&tr);

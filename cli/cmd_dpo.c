@@ -54,13 +54,17 @@ typedef struct Opts {
 } Opts;
 
 static int parse(int argc, char **argv, Opts *o) {
-    static const struct option opts[] = {
-        TRAIN_CMD_OPTIONS, {"policy", required_argument, NULL, 'P'},
-        {"split", required_argument, NULL, 'p'}, {"labeler", required_argument, NULL, 'B'},
-        {"humans", no_argument, NULL, 'H'}, {"simulated", no_argument, NULL, 'U'},
-        {"min-agreement", required_argument, NULL, 'M'}, {"loss", required_argument, NULL, 'O'},
-        {"beta", required_argument, NULL, 'Z'}, {"label-smoothing", required_argument, NULL, 'm'},
-        CLI_OPT_END};
+    static const struct option opts[] = {TRAIN_CMD_OPTIONS,
+                                         {"policy", required_argument, NULL, 'P'},
+                                         {"split", required_argument, NULL, 'p'},
+                                         {"labeler", required_argument, NULL, 'B'},
+                                         {"humans", no_argument, NULL, 'H'},
+                                         {"simulated", no_argument, NULL, 'U'},
+                                         {"min-agreement", required_argument, NULL, 'M'},
+                                         {"loss", required_argument, NULL, 'O'},
+                                         {"beta", required_argument, NULL, 'Z'},
+                                         {"label-smoothing", required_argument, NULL, 'm'},
+                                         CLI_OPT_END};
     train_opts_init(&o->t, 1, 1e-4);
     o->beta = 0.1, o->min_agreement = -1, o->simulated = -1;
     int c, rc;
@@ -70,30 +74,50 @@ static int parse(int argc, char **argv, Opts *o) {
             continue;
         }
         switch (c) {
-        case 'P': o->policy = optarg; break;
-        case 'p': o->split = optarg; break;
-        case 'B': o->labeler = optarg; break;
-        case 'H': o->simulated = 0; break;
-        case 'U': o->simulated = 1; break;
+        case 'P':
+            o->policy = optarg;
+            break;
+        case 'p':
+            o->split = optarg;
+            break;
+        case 'B':
+            o->labeler = optarg;
+            break;
+        case 'H':
+            o->simulated = 0;
+            break;
+        case 'U':
+            o->simulated = 1;
+            break;
         case 'M':
-            if (cli_parse_double(E, "--min-agreement", optarg, -1, 1, &o->min_agreement)) return EXIT_USAGE;
+            if (cli_parse_double(E, "--min-agreement", optarg, -1, 1, &o->min_agreement))
+                return EXIT_USAGE;
             break;
         case 'O':
             if ((o->loss = dpo_loss_type(optarg)) < 0)
-                return cli_usage_error(E, "--loss: unknown loss '%s' (sigmoid, ipo or hinge)", optarg);
+                return cli_usage_error(E, "--loss: unknown loss '%s' (sigmoid, ipo or hinge)",
+                                       optarg);
             break;
-        case 'Z': if (cli_parse_double(E, "--beta", optarg, 1e-6, 1e6, &o->beta)) return EXIT_USAGE; break;
+        case 'Z':
+            if (cli_parse_double(E, "--beta", optarg, 1e-6, 1e6, &o->beta)) return EXIT_USAGE;
+            break;
         case 'm':
-            if (cli_parse_double(E, "--label-smoothing", optarg, 0, 0.5, &o->smoothing)) return EXIT_USAGE;
+            if (cli_parse_double(E, "--label-smoothing", optarg, 0, 0.5, &o->smoothing))
+                return EXIT_USAGE;
             break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
         }
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
     if ((rc = train_opts_finish(E, &o->t, o->policy, "--policy")) >= 0) return rc;
-    if (strcmp(o->t.data, "store") && (o->split || o->labeler || o->simulated >= 0 || o->min_agreement >= 0))
-        return cli_usage_error(E, "--split, --labeler, --humans, --simulated and --min-agreement go with --data store");
+    if (strcmp(o->t.data, "store") &&
+        (o->split || o->labeler || o->simulated >= 0 || o->min_agreement >= 0))
+        return cli_usage_error(
+            E,
+            "--split, --labeler, --humans, --simulated and --min-agreement go with --data store");
     if (o->smoothing > 0 && o->loss != DPO_SIGMOID)
         return cli_usage_error(E, "--label-smoothing goes with --loss sigmoid");
     return -1;
@@ -115,7 +139,8 @@ static int load_data(Run *r, const Tokenizer *tok, Err *err) {
     PrefSet ps = {0};
     int rc;
     if (!strcmp(o->t.data, "store")) {
-        if (!r->c.db) return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
+        if (!r->c.db)
+            return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
         PrefLoadOptions po = {db_ranking_filter_default(), o->min_agreement, o->t.val_frac};
         po.filter.split = o->split;
         po.filter.labeler = o->labeler;
@@ -126,10 +151,13 @@ static int load_data(Run *r, const Tokenizer *tok, Err *err) {
     }
     if (!rc) rc = dpo_build(&ps, tok, r->c.template, r->c.m.cfg.seq_len, &r->train, &r->val, err);
     if (!rc && r->train.n_pairs == 0)
-        rc = err_set(err, RLHF_EINVAL, "%s: no preference pairs to train on (%d groups, %d held out)",
-                     o->t.data, ps.n, r->val.n_pairs);
+        rc = err_set(err, RLHF_EINVAL,
+                     "%s: no preference pairs to train on (%d groups, %d held out)", o->t.data,
+                     ps.n, r->val.n_pairs);
     if (!rc)
-        fprintf(stderr, "dpo: %d groups, %d pairs (%d held out), %lld ties dropped, %lld groups skipped; %lld answers cut to fit %d tokens\n",
+        fprintf(stderr,
+                "dpo: %d groups, %d pairs (%d held out), %lld ties dropped, %lld groups skipped; "
+                "%lld answers cut to fit %d tokens\n",
                 ps.n, r->train.n_pairs + r->val.n_pairs, r->val.n_pairs, (long long)ps.ties_dropped,
                 (long long)ps.skipped, (long long)(r->train.cut + r->val.cut), r->c.m.cfg.seq_len);
     prefs_free(&ps);
@@ -138,13 +166,24 @@ static int load_data(Run *r, const Tokenizer *tok, Err *err) {
 
 static void log_stats(Run *r, int64_t step, const DpoStats *s, int val) {
     /* TRL's names; held-out ones under eval/ */
-    static const char *const tn[] = {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
-                                     "rewards/accuracies", "logps/chosen", "logps/rejected"};
-    static const char *const vn[] = {"eval/loss", "eval/rewards/chosen", "eval/rewards/rejected",
-                                     "eval/rewards/margins", "eval/rewards/accuracies",
-                                     "eval/logps/chosen", "eval/logps/rejected"};
-    double v[7] = {s->loss, s->chosen, s->rejected, s->margin, s->accuracy, s->logp_chosen, s->logp_rejected};
-    for (int i = 0; i < 7; i++) db_metricbuf_add(&r->c.metrics, step, val ? vn[i] : tn[i], v[i]);
+    static const char *const tn[] = {"loss",
+                                     "rewards/chosen",
+                                     "rewards/rejected",
+                                     "rewards/margins",
+                                     "rewards/accuracies",
+                                     "logps/chosen",
+                                     "logps/rejected"};
+    static const char *const vn[] = {"eval/loss",
+                                     "eval/rewards/chosen",
+                                     "eval/rewards/rejected",
+                                     "eval/rewards/margins",
+                                     "eval/rewards/accuracies",
+                                     "eval/logps/chosen",
+                                     "eval/logps/rejected"};
+    double v[7] = {s->loss,     s->chosen,      s->rejected,     s->margin,
+                   s->accuracy, s->logp_chosen, s->logp_rejected};
+    for (int i = 0; i < 7; i++)
+        db_metricbuf_add(&r->c.metrics, step, val ? vn[i] : tn[i], v[i]);
 }
 
 static int step(TrainCmd *c, float lr, Err *err) {
@@ -177,12 +216,13 @@ static void status(TrainCmd *c, char *buf, int n, int line) {
     Run *r = c->ctx;
     const DpoStats *s = &r->s, *v = &r->vs;
     if (line)
-        snprintf(buf, (size_t)n, "loss %.4f, margin %.3f, accuracy %.2f; held out: loss %.4f, margin "
-                 "%.3f, accuracy %.2f; %.1f pairs/s", s->loss, s->margin, s->accuracy, v->loss,
-                 v->margin, v->accuracy, r->pps);
+        snprintf(buf, (size_t)n,
+                 "loss %.4f, margin %.3f, accuracy %.2f; held out: loss %.4f, margin "
+                 "%.3f, accuracy %.2f; %.1f pairs/s",
+                 s->loss, s->margin, s->accuracy, v->loss, v->margin, v->accuracy, r->pps);
     else
-        snprintf(buf, (size_t)n, "loss %.4f  margin %.3f  acc %.2f  %.1f pairs/s", s->loss, s->margin,
-                 s->accuracy, r->pps);
+        snprintf(buf, (size_t)n, "loss %.4f  margin %.3f  acc %.2f  %.1f pairs/s", s->loss,
+                 s->margin, s->accuracy, r->pps);
 }
 
 static void run_free(Run *r) {
@@ -200,7 +240,8 @@ static int reference(Run *r, Err *err) {
     size_t nt = (size_t)r->train.n_ex, nv = (size_t)r->val.n_ex, bytes = sizeof(double) * (nt + nv);
     if (c->resumed) {
         if ((size_t)c->st.payload != bytes)
-            return err_set(err, RLHF_EFORMAT, "%s: its reference log-probabilities are for %zu answers, not %zu",
+            return err_set(err, RLHF_EFORMAT,
+                           "%s: its reference log-probabilities are for %zu answers, not %zu",
                            c->out, (size_t)c->st.payload / sizeof(double), nt + nv);
         r->train.ref = malloc(sizeof(double) * (nt + 1));
         r->val.ref = malloc(sizeof(double) * (nv + 1));
@@ -241,17 +282,21 @@ static int exec_dpo(int argc, char **argv) {
     if ((rc = train_cmd_open(c, &o.t, o.policy, &tok, &parent, &err))) goto fail;
     if ((rc = load_data(&r, tok, &err))) goto fail;
     char settings[256], sha[65];
-    snprintf(settings, sizeof settings, "dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d group %d",
-             dpo_loss_name(o.loss), o.beta, o.smoothing, o.t.batch, o.t.accum, o.t.seed, r.val.n_ex, o.t.group);
-    if ((rc = train_cmd_data_sha(o.policy, r.train.ex, r.train.n_ex, settings, sha, &err))) goto fail;
-    if ((rc = train_cmd_state(c, o.t.resume, DPO_MAGIC, sha,
-                              "the data, template, tokenizer, --loss, --beta, --batch, --accum or --seed",
-                              (uint64_t)o.t.seed, parent, r.train.n_groups, &err)))
+    snprintf(settings, sizeof settings,
+             "dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d group %d",
+             dpo_loss_name(o.loss), o.beta, o.smoothing, o.t.batch, o.t.accum, o.t.seed, r.val.n_ex,
+             o.t.group);
+    if ((rc = train_cmd_data_sha(o.policy, r.train.ex, r.train.n_ex, settings, sha, &err)))
+        goto fail;
+    if ((rc = train_cmd_state(
+             c, o.t.resume, DPO_MAGIC, sha,
+             "the data, template, tokenizer, --loss, --beta, --batch, --accum or --seed",
+             (uint64_t)o.t.seed, parent, r.train.n_groups, &err)))
         goto fail;
     r.per_step = train_cmd_plan(c, &o.t, r.train.n_groups);
     int max_k = r.train.max_k > r.val.max_k ? r.train.max_k : r.val.max_k;
-    if ((rc = dpo_trainer_init(&r.tr, &c->m, &c->opt, (int)o.t.batch, max_k, o.loss, o.beta, o.smoothing,
-                               o.t.clip, &err)) ||
+    if ((rc = dpo_trainer_init(&r.tr, &c->m, &c->opt, (int)o.t.batch, max_k, o.loss, o.beta,
+                               o.smoothing, o.t.clip, &err)) ||
         (rc = reference(&r, &err)))
         goto fail;
     char cj[1024], cfgj[512];
@@ -261,9 +306,9 @@ static int exec_dpo(int argc, char **argv) {
              "\"label_smoothing\":%g,\"steps\":%lld,\"batch\":%ld,\"accum\":%ld,\"lr\":%g,"
              "\"min_lr\":%g,\"warmup\":%ld,\"weight_decay\":%g,\"clip\":%g,\"seed\":%ld,"
              "\"pairs\":%d,\"val_pairs\":%d}",
-             cfgj, path_base(o.policy), path_base(o.t.data), dpo_loss_name(o.loss), o.beta, o.smoothing,
-             (long long)c->total, o.t.batch, o.t.accum, o.t.lr, o.t.min_lr, c->warmup, o.t.wd, o.t.clip, o.t.seed,
-             r.train.n_pairs, r.val.n_pairs);
+             cfgj, path_base(o.policy), path_base(o.t.data), dpo_loss_name(o.loss), o.beta,
+             o.smoothing, (long long)c->total, o.t.batch, o.t.accum, o.t.lr, o.t.min_lr, c->warmup,
+             o.t.wd, o.t.clip, o.t.seed, r.train.n_pairs, r.val.n_pairs);
     if ((rc = train_cmd_run_start(c, "dpo", cj, &err))) goto fail;
     r.perm = malloc(sizeof(int) * (size_t)r.train.n_groups);
     r.idx = malloc(sizeof(int) * (size_t)r.per_step);
@@ -275,15 +320,16 @@ static int exec_dpo(int argc, char **argv) {
     int stopped;
     if ((rc = train_cmd_loop(c, &stopped, &err))) goto fail;
     char note[160];
-    snprintf(note, sizeof note, "step %lld, %s loss, beta %g; held-out loss %.4f", (long long)c->st.step,
-             dpo_loss_name(o.loss), o.beta, c->st.last_val);
+    snprintf(note, sizeof note, "step %lld, %s loss, beta %g; held-out loss %.4f",
+             (long long)c->st.step, dpo_loss_name(o.loss), o.beta, c->st.last_val);
     if ((rc = train_cmd_register(c, stopped, note, &err))) goto fail;
     if (stopped)
         ;
     else if (isnan(c->loss))
         printf("already trained %lld steps; %s is up to date\n", (long long)c->st.step, o.t.out);
     else
-        printf("trained %lld steps: loss %.4f, margin %.3f, accuracy %.2f; held out: loss %.4f, margin %.3f, accuracy %.2f; wrote %s\n",
+        printf("trained %lld steps: loss %.4f, margin %.3f, accuracy %.2f; held out: loss %.4f, "
+               "margin %.3f, accuracy %.2f; wrote %s\n",
                (long long)c->st.step, r.s.loss, r.s.margin, r.s.accuracy, r.vs.loss, r.vs.margin,
                r.vs.accuracy, o.t.out);
     tok_free(tok);

@@ -19,8 +19,7 @@
 static int exec_sft(int argc, char **argv);
 
 const struct cmd_entry cmd_sft_entry = {
-    "sft",
-    "--init CKPT --data FILE|store --out CKPT [--epochs N] [--resume]",
+    "sft", "--init CKPT --data FILE|store --out CKPT [--epochs N] [--resume]",
     "supervised fine-tuning on prompt→answer pairs (loss on the answer only), resumably",
     "  --init CKPT       the model to start from (base or earlier SFT; not a reward model)\n"
     "  --data FILE|store JSONL {\"prompt\",\"completion\"} or {\"messages\":[...]}; `store`: the\n"
@@ -43,10 +42,12 @@ typedef struct Opts {
 } Opts;
 
 static int parse(int argc, char **argv, Opts *o) {
-    static const struct option opts[] = {
-        TRAIN_CMD_OPTIONS, {"init", required_argument, NULL, 'i'},
-        {"from-model", required_argument, NULL, 'F'}, {"split", required_argument, NULL, 'p'},
-        {"labeler", required_argument, NULL, 'B'}, CLI_OPT_END};
+    static const struct option opts[] = {TRAIN_CMD_OPTIONS,
+                                         {"init", required_argument, NULL, 'i'},
+                                         {"from-model", required_argument, NULL, 'F'},
+                                         {"split", required_argument, NULL, 'p'},
+                                         {"labeler", required_argument, NULL, 'B'},
+                                         CLI_OPT_END};
     train_opts_init(&o->t, 3, 3e-4);
     int c, rc;
     while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
@@ -55,12 +56,22 @@ static int parse(int argc, char **argv, Opts *o) {
             continue;
         }
         switch (c) {
-        case 'i': o->init = optarg; break;
-        case 'F': o->from_model = optarg; break;
-        case 'p': o->split = optarg; break;
-        case 'B': o->labeler = optarg; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
+        case 'i':
+            o->init = optarg;
+            break;
+        case 'F':
+            o->from_model = optarg;
+            break;
+        case 'p':
+            o->split = optarg;
+            break;
+        case 'B':
+            o->labeler = optarg;
+            break;
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
         }
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
@@ -86,7 +97,8 @@ static int load_data(Run *r, const Tokenizer *tok, Err *err) {
     SftData d = {0};
     int rc;
     if (!strcmp(o->t.data, "store")) {
-        if (!r->c.db) return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
+        if (!r->c.db)
+            return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
         SftStoreOptions so = {db_ranking_filter_default(), o->from_model};
         so.filter.split = o->split;
         so.filter.labeler = o->labeler;
@@ -97,14 +109,19 @@ static int load_data(Run *r, const Tokenizer *tok, Err *err) {
     if (!rc && d.n == 0)
         rc = err_set(err, RLHF_EINVAL, "%s: no prompt→answer pairs found%s", o->t.data,
                      strcmp(o->t.data, "store") ? ""
-                     : o->from_model ? " (the model has no candidates)"
-                                     : " (no ranked prompt with one clear best answer)");
-    if (!rc) rc = sft_encode(&d, tok, r->c.template, r->c.m.cfg.seq_len, o->t.val_frac, &r->train, &r->val, err);
-    if (!rc && r->train.n == 0)
-        rc = err_set(err, RLHF_EINVAL, "%s: all %d pairs fell in the held-out share; lower --val-frac",
-                     o->t.data, d.n);
+                     : o->from_model            ? " (the model has no candidates)"
+                                                : " (no ranked prompt with one clear best answer)");
     if (!rc)
-        fprintf(stderr, "sft: %d pairs (%d training, %d held out, %lld skipped), %lld answer tokens; %lld cut to fit %d tokens\n",
+        rc = sft_encode(&d, tok, r->c.template, r->c.m.cfg.seq_len, o->t.val_frac, &r->train,
+                        &r->val, err);
+    if (!rc && r->train.n == 0)
+        rc = err_set(err, RLHF_EINVAL,
+                     "%s: all %d pairs fell in the held-out share; lower --val-frac", o->t.data,
+                     d.n);
+    if (!rc)
+        fprintf(stderr,
+                "sft: %d pairs (%d training, %d held out, %lld skipped), %lld answer tokens; %lld "
+                "cut to fit %d tokens\n",
                 d.n, r->train.n, r->val.n, (long long)d.skipped, (long long)r->train.n_tokens,
                 (long long)(r->train.cut + r->val.cut), r->c.m.cfg.seq_len);
     sft_data_free(&d);
@@ -174,12 +191,12 @@ static int exec_sft(int argc, char **argv) {
     if ((rc = train_cmd_open(c, &o.t, o.init, &tok, &parent, &err))) goto fail;
     if ((rc = load_data(&r, tok, &err))) goto fail;
     char settings[256], sha[65];
-    snprintf(settings, sizeof settings, "sft batch %ld accum %ld seed %ld group %d",
-             o.t.batch, o.t.accum, o.t.seed, o.t.group);
+    snprintf(settings, sizeof settings, "sft batch %ld accum %ld seed %ld group %d", o.t.batch,
+             o.t.accum, o.t.seed, o.t.group);
     if ((rc = train_cmd_data_sha(o.init, r.train.ex, r.train.n, settings, sha, &err))) goto fail;
     if ((rc = train_cmd_state(c, o.t.resume, SFT_MAGIC, sha,
-                              "the data, template, tokenizer, --batch, --accum or --seed", (uint64_t)o.t.seed,
-                              parent, r.train.n, &err)))
+                              "the data, template, tokenizer, --batch, --accum or --seed",
+                              (uint64_t)o.t.seed, parent, r.train.n, &err)))
         goto fail;
     r.per_step = train_cmd_plan(c, &o.t, r.train.n);
     r.val_loss = c->st.last_val;
@@ -190,8 +207,9 @@ static int exec_sft(int argc, char **argv) {
              "{\"model\":%s,\"init\":\"%s\",\"data\":\"%s\",\"steps\":%lld,\"batch\":%ld,"
              "\"accum\":%ld,\"lr\":%g,\"min_lr\":%g,\"warmup\":%ld,\"weight_decay\":%g,"
              "\"clip\":%g,\"seed\":%ld,\"pairs\":%d,\"val_pairs\":%d,\"group_by_length\":%s}",
-             cfgj, path_base(o.init), path_base(o.t.data), (long long)c->total, o.t.batch, o.t.accum, o.t.lr,
-             o.t.min_lr, c->warmup, o.t.wd, o.t.clip, o.t.seed, r.train.n, r.val.n, o.t.group ? "true" : "false");
+             cfgj, path_base(o.init), path_base(o.t.data), (long long)c->total, o.t.batch,
+             o.t.accum, o.t.lr, o.t.min_lr, c->warmup, o.t.wd, o.t.clip, o.t.seed, r.train.n,
+             r.val.n, o.t.group ? "true" : "false");
     if ((rc = train_cmd_run_start(c, "sft", cj, &err))) goto fail;
     r.perm = malloc(sizeof(int) * (size_t)r.train.n);
     r.idx = malloc(sizeof(int) * (size_t)r.per_step);
@@ -208,11 +226,11 @@ static int exec_sft(int argc, char **argv) {
     if (stopped)
         ;
     else if (isnan(c->loss))
-        printf("already trained %lld steps: val loss %.4f; %s is up to date\n", (long long)c->st.step,
-               r.val_loss, o.t.out);
+        printf("already trained %lld steps: val loss %.4f; %s is up to date\n",
+               (long long)c->st.step, r.val_loss, o.t.out);
     else if (r.val.n)
-        printf("trained %lld steps: train loss %.4f, val loss %.4f; wrote %s\n", (long long)c->st.step,
-               c->loss, r.val_loss, o.t.out);
+        printf("trained %lld steps: train loss %.4f, val loss %.4f; wrote %s\n",
+               (long long)c->st.step, c->loss, r.val_loss, o.t.out);
     else
         printf("trained %lld steps: train loss %.4f (nothing held out); wrote %s\n",
                (long long)c->st.step, c->loss, o.t.out);

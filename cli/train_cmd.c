@@ -22,30 +22,77 @@ void train_opts_init(TrainOpts *o, long epochs, double lr) {
 int train_opts_take(const struct cmd_entry *e, TrainOpts *o, int c, const char *arg) {
     int bad = 0;
     switch (c) {
-    case 'D': o->dbflag = arg; break;
-    case 'd': o->data = arg; break;
-    case 'k': o->tok_path = arg; break;
-    case 'T': o->template = arg; break;
-    case 'o': o->out = arg; break;
-    case 'n': o->name = arg; break;
-    case 'E': bad = cli_parse_long(e, "--epochs", arg, 1, 1 << 20, &o->epochs); break;
-    case 's': bad = cli_parse_long(e, "--steps", arg, 1, 1L << 40, &o->steps); break;
-    case 'b': bad = cli_parse_long(e, "--batch", arg, 1, 1024, &o->batch); break;
-    case 'a': bad = cli_parse_long(e, "--accum", arg, 1, 4096, &o->accum); break;
-    case 'l': bad = cli_parse_double(e, "--lr", arg, 0, 10, &o->lr); break;
-    case 'L': bad = cli_parse_double(e, "--min-lr", arg, 0, 10, &o->min_lr); break;
-    case 'w': bad = cli_parse_long(e, "--warmup", arg, 0, 1L << 40, &o->warmup); break;
-    case 'W': bad = cli_parse_double(e, "--weight-decay", arg, 0, 10, &o->wd); break;
-    case 'g': bad = cli_parse_double(e, "--clip", arg, 0, 1e9, &o->clip); break;
-    case 'v': bad = cli_parse_double(e, "--val-frac", arg, 0, 0.5, &o->val_frac); break;
-    case 'e': bad = cli_parse_long(e, "--eval-every", arg, 1, 1L << 40, &o->eval_every); break;
-    case 'S': bad = cli_parse_long(e, "--save-every", arg, 1, 1L << 40, &o->save_every); break;
-    case 'x': bad = cli_parse_long(e, "--seed", arg, 0, LONG_MAX, &o->seed); break;
-    case 't': bad = cli_parse_long(e, "--threads", arg, 1, 256, &o->threads); break;
-    case 'G': o->group = 1; break;
-    case 'r': o->resume = 1; break;
-    case 'f': o->force = 1; break;
-    default: return -1;
+    case 'D':
+        o->dbflag = arg;
+        break;
+    case 'd':
+        o->data = arg;
+        break;
+    case 'k':
+        o->tok_path = arg;
+        break;
+    case 'T':
+        o->template = arg;
+        break;
+    case 'o':
+        o->out = arg;
+        break;
+    case 'n':
+        o->name = arg;
+        break;
+    case 'E':
+        bad = cli_parse_long(e, "--epochs", arg, 1, 1 << 20, &o->epochs);
+        break;
+    case 's':
+        bad = cli_parse_long(e, "--steps", arg, 1, 1L << 40, &o->steps);
+        break;
+    case 'b':
+        bad = cli_parse_long(e, "--batch", arg, 1, 1024, &o->batch);
+        break;
+    case 'a':
+        bad = cli_parse_long(e, "--accum", arg, 1, 4096, &o->accum);
+        break;
+    case 'l':
+        bad = cli_parse_double(e, "--lr", arg, 0, 10, &o->lr);
+        break;
+    case 'L':
+        bad = cli_parse_double(e, "--min-lr", arg, 0, 10, &o->min_lr);
+        break;
+    case 'w':
+        bad = cli_parse_long(e, "--warmup", arg, 0, 1L << 40, &o->warmup);
+        break;
+    case 'W':
+        bad = cli_parse_double(e, "--weight-decay", arg, 0, 10, &o->wd);
+        break;
+    case 'g':
+        bad = cli_parse_double(e, "--clip", arg, 0, 1e9, &o->clip);
+        break;
+    case 'v':
+        bad = cli_parse_double(e, "--val-frac", arg, 0, 0.5, &o->val_frac);
+        break;
+    case 'e':
+        bad = cli_parse_long(e, "--eval-every", arg, 1, 1L << 40, &o->eval_every);
+        break;
+    case 'S':
+        bad = cli_parse_long(e, "--save-every", arg, 1, 1L << 40, &o->save_every);
+        break;
+    case 'x':
+        bad = cli_parse_long(e, "--seed", arg, 0, LONG_MAX, &o->seed);
+        break;
+    case 't':
+        bad = cli_parse_long(e, "--threads", arg, 1, 256, &o->threads);
+        break;
+    case 'G':
+        o->group = 1;
+        break;
+    case 'r':
+        o->resume = 1;
+        break;
+    case 'f':
+        o->force = 1;
+        break;
+    default:
+        return -1;
     }
     return bad ? EXIT_USAGE : 0;
 }
@@ -57,7 +104,8 @@ int train_opts_finish(const struct cmd_entry *e, TrainOpts *o, const char *init,
     if (!o->out) return cli_usage_error(e, "--out CKPT is required");
     if (o->template && !strstr(o->template, "{prompt}"))
         return cli_usage_error(e, "--template: must contain {prompt}");
-    if (o->resume && o->force) return cli_usage_error(e, "--resume and --force contradict each other");
+    if (o->resume && o->force)
+        return cli_usage_error(e, "--resume and --force contradict each other");
     if (!strcmp(init, o->out)) return cli_usage_error(e, "--out must differ from %s", init_flag);
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
     if (o->threads) openblas_set_num_threads((int)o->threads);
@@ -87,7 +135,8 @@ int train_cmd_data_sha(const char *init, const SeqExample *ex, int n, const char
     char init_sha[65], *all = NULL;
     int rc = model_file_sha256(init, init_sha, err);
     if (rc) return rc;
-    if (asprintf(&all, "%s %s", init_sha, settings) < 0) return err_set(err, RLHF_ENOMEM, "out of memory");
+    if (asprintf(&all, "%s %s", init_sha, settings) < 0)
+        return err_set(err, RLHF_ENOMEM, "out of memory");
     rl_examples_sha(ex, n, all, sha);
     free(all);
     return RLHF_OK;
@@ -105,7 +154,8 @@ int train_cmd_check_out(TrainCmd *c, int resume, int force) {
     atomic_remove_stale(c->out);
     c->exists = access(c->out, F_OK) == 0;
     if (c->exists && !resume && !force) {
-        fprintf(stderr, "rlhf %s: %s exists; pass --resume to continue it or --force to start over\n",
+        fprintf(stderr,
+                "rlhf %s: %s exists; pass --resume to continue it or --force to start over\n",
                 c->e->name, c->out);
         return EXIT_FAIL;
     }
@@ -117,7 +167,8 @@ int train_cmd_state(TrainCmd *c, int resume, const char magic[8], const char *sh
                     Err *err) {
     c->loss = NAN;
     if (resume && c->exists) {
-        int rc = rl_ckpt_resume(c->out, magic, sha, changed, &c->m, &c->opt, &c->st, &c->payload, err);
+        int rc =
+            rl_ckpt_resume(c->out, magic, sha, changed, &c->m, &c->opt, &c->st, &c->payload, err);
         if (!rc) c->resumed = 1;
         return rc;
     }
@@ -134,7 +185,8 @@ void train_cmd_schedule(TrainCmd *c, double weight_decay) {
 }
 
 int train_cmd_run_start(TrainCmd *c, const char *run_kind, const char *config_json, Err *err) {
-    if (c->resumed) fprintf(stderr, "%s: resumed %s at step %lld\n", c->e->name, c->out, (long long)c->st.step);
+    if (c->resumed)
+        fprintf(stderr, "%s: resumed %s at step %lld\n", c->e->name, c->out, (long long)c->st.step);
     if (!c->db || (c->resumed && c->st.run_id > 0)) return RLHF_OK;
     return db_run_start(c->db, run_kind, config_json, c->st.parent_id, &c->st.run_id, err);
 }
@@ -165,7 +217,8 @@ int train_cmd_loop(TrainCmd *c, int *stopped, Err *err) {
             if ((rc = c->eval(c, err))) break;
             if (!pg.enabled) {
                 c->status(c, text, sizeof text, 1);
-                fprintf(stderr, "step %lld/%lld: %s\n", (long long)c->st.step, (long long)c->total, text);
+                fprintf(stderr, "step %lld/%lld: %s\n", (long long)c->st.step, (long long)c->total,
+                        text);
             }
         }
         if (c->st.step % c->save_every == 0 || c->st.step == c->total)
@@ -183,7 +236,8 @@ int train_cmd_loop(TrainCmd *c, int *stopped, Err *err) {
 
 int train_cmd_register(TrainCmd *c, int stopped, const char *note, Err *err) {
     if (stopped)
-        fprintf(stderr, "%s: interrupted at step %lld; checkpoint saved to %s (rerun with --resume)\n",
+        fprintf(stderr,
+                "%s: interrupted at step %lld; checkpoint saved to %s (rerun with --resume)\n",
                 c->e->name, (long long)c->st.step, c->out);
     if (!c->db) return RLHF_OK;
     int rc = db_metricbuf_flush(c->db, c->st.run_id, &c->metrics, err);

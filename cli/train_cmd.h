@@ -34,29 +34,30 @@ typedef struct TrainOpts {
         {"val-frac", required_argument, NULL, 'v'}, {"eval-every", required_argument, NULL, 'e'},  \
         {"save-every", required_argument, NULL, 'S'}, {"group-by-length", no_argument, NULL, 'G'}, \
         {"resume", no_argument, NULL, 'r'}, {"force", no_argument, NULL, 'f'},                     \
-        {"seed", required_argument, NULL, 'x'}, {"threads", required_argument, NULL, 't'},         \
-        {"name", required_argument, NULL, 'n'}
+        {"seed", required_argument, NULL, 'x'}, {"threads", required_argument, NULL, 't'}, {       \
+        "name", required_argument, NULL, 'n'                                                       \
+    }
 
 /* Help lines of those options after --data (what the command's --batch
  * counts and the defaults it changes go in its own lines before). */
 #define TRAIN_CMD_HELP                                                                             \
     "  --tokenizer TOK   tokenizer.bin (default: the one CKPT carries)\n"                          \
     "  --template T      chat template with {prompt} (default: the starting model's in\n"          \
-    "                    the store, else the gen.template setting, else\n"                        \
-    "                    \"Human: {prompt}\\nAssistant:\")\n"                                     \
-    "  --out CKPT        checkpoint to write (with optimizer state)\n"                              \
-    "  --steps N         optimizer steps instead of --epochs\n"                                     \
-    "  --accum K         micro-batches per step (default 1)\n"                                      \
-    "  --min-lr X        final learning rate (default lr/10)\n"                                     \
+    "                    the store, else the gen.template setting, else\n"                         \
+    "                    \"Human: {prompt}\\nAssistant:\")\n"                                      \
+    "  --out CKPT        checkpoint to write (with optimizer state)\n"                             \
+    "  --steps N         optimizer steps instead of --epochs\n"                                    \
+    "  --accum K         micro-batches per step (default 1)\n"                                     \
+    "  --min-lr X        final learning rate (default lr/10)\n"                                    \
     "  --warmup N        warm-up steps (default steps/20)   --weight-decay X (default 0)\n"        \
-    "  --clip X          gradient clipping by global norm (default 1; 0: off)\n"                    \
-    "  --group-by-length batches of similar length (pads less; measured to learn worse on\n"      \
+    "  --clip X          gradient clipping by global norm (default 1; 0: off)\n"                   \
+    "  --group-by-length batches of similar length (pads less; measured to learn worse on\n"       \
     "                    the demo: default off, plain shuffled batches)\n"                         \
-    "  --val-frac F      share of prompts held out (by text hash; default 0.05)\n"                  \
-    "  --eval-every N    held-out metrics every N steps (default steps/10)\n"                       \
-    "  --save-every N    checkpoint every N steps (default: as --eval-every)\n"                     \
-    "  --resume          continue CKPT if it exists    --force   overwrite CKPT\n"                  \
-    "  --seed S          data order (default 1)        --threads N  BLAS threads\n"                 \
+    "  --val-frac F      share of prompts held out (by text hash; default 0.05)\n"                 \
+    "  --eval-every N    held-out metrics every N steps (default steps/10)\n"                      \
+    "  --save-every N    checkpoint every N steps (default: as --eval-every)\n"                    \
+    "  --resume          continue CKPT if it exists    --force   overwrite CKPT\n"                 \
+    "  --seed S          data order (default 1)        --threads N  BLAS threads\n"                \
     "  --name NAME       model name in the registry (default: CKPT's file name)\n" CLI_HELP_COMMON
 
 /* Defaults, with the command's own epochs and learning rate. */
@@ -84,7 +85,7 @@ typedef struct TrainCmd {
     int64_t total;
     long warmup, eval_every, save_every;
     double lr, min_lr;
-    double loss; /* the last step's; NAN before the first */
+    double loss;                                         /* the last step's; NAN before the first */
     int (*step)(struct TrainCmd *c, float lr, Err *err); /* one step; logs its metrics, sets loss */
     int (*eval)(struct TrainCmd *c, Err *err);           /* held-out metrics */
     /* the progress line's text (line = 0) or a whole line for stderr without one */

@@ -16,11 +16,17 @@ int dpo_loss_type(const char *name) {
     return -1;
 }
 
-const char *dpo_loss_name(int type) { return type >= 0 && type < 3 ? NAMES[type] : "?"; }
+const char *dpo_loss_name(int type) {
+    return type >= 0 && type < 3 ? NAMES[type] : "?";
+}
 
 /* log σ(x) without overflow */
-static double log_sigmoid(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
-static double sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
+static double log_sigmoid(double x) {
+    return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x));
+}
+static double sigmoid(double x) {
+    return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
+}
 
 double dpo_pair_loss(int type, double beta, double smoothing, double pc, double pr, double rc,
                      double rr, double *dc, double *dr) {
@@ -47,7 +53,8 @@ double dpo_pair_loss(int type, double beta, double smoothing, double pc, double 
 }
 
 void dpo_set_free(DpoSet *s) {
-    for (int i = 0; i < s->n_ex; i++) seq_example_free(&s->ex[i]);
+    for (int i = 0; i < s->n_ex; i++)
+        seq_example_free(&s->ex[i]);
     free(s->ex), free(s->chosen), free(s->rejected), free(s->lens), free(s->ref);
     free(s->ex_start), free(s->pair_start);
     memset(s, 0, sizeof *s);
@@ -71,7 +78,8 @@ static int add_group(DpoSet *d, const PrefGroup *g, int gi, const Tokenizer *t,
                      const char *template, int max_len, Err *err) {
     int base = d->n_ex, pairs = 0;
     for (int i = 0; i < g->n; i++)
-        for (int j = 0; j < g->n; j++) pairs += g->rank[i] > 0 && g->rank[j] > 0 && g->rank[i] < g->rank[j];
+        for (int j = 0; j < g->n; j++)
+            pairs += g->rank[i] > 0 && g->rank[j] > 0 && g->rank[i] < g->rank[j];
     if (!pairs) return RLHF_OK;
     int longest = 0;
     for (int i = 0; i < g->n; i++) {
@@ -155,7 +163,8 @@ int dpo_reference(DpoTrainer *tr, DpoSet *set, Err *err) {
     if (!set->ref) return err_set(err, RLHF_ENOMEM, "out of memory");
     for (int s = 0, b; s < set->n_ex; s += b) {
         b = set->n_ex - s < tr->rows ? set->n_ex - s : tr->rows;
-        for (int i = 0; i < b; i++) tr->idx[i] = s + i;
+        for (int i = 0; i < b; i++)
+            tr->idx[i] = s + i;
         int T, rc = forward(tr, set->ex, b, &T, err);
         if (rc) return rc;
         memcpy(set->ref + s, tr->sums, sizeof(double) * (size_t)b);
@@ -163,20 +172,23 @@ int dpo_reference(DpoTrainer *tr, DpoSet *set, Err *err) {
     return RLHF_OK;
 }
 
-static double answer_len(const SeqExample *e) { return e->n - e->n_prompt > 0 ? e->n - e->n_prompt : 1; }
+static double answer_len(const SeqExample *e) {
+    return e->n - e->n_prompt > 0 ? e->n - e->n_prompt : 1;
+}
 
 /* The losses of the pairs of groups gs[0..n): the groups go through the model
  * a pass at a time, as many whole groups as fit in tr->rows sequences; with
  * scale > 0 also the backward pass of scale·Σ loss (gradients accumulate). */
-static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double scale,
-                DpoStats *st, Err *err) {
+static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double scale, DpoStats *st,
+                Err *err) {
     int V = tr->m->cfg.vocab_size, ipo = tr->type == DPO_IPO;
     for (int s = 0, b; s < n; s += b) {
         int rows = 0;
         for (b = 0; s + b < n; b++) {
             int g = gs ? gs[s + b] : s + b, k = set->ex_start[g + 1] - set->ex_start[g];
             if (b && rows + k > tr->rows) break;
-            for (int i = 0; i < k; i++) tr->idx[rows++] = set->ex_start[g] + i;
+            for (int i = 0; i < k; i++)
+                tr->idx[rows++] = set->ex_start[g] + i;
         }
         int T, rc = forward(tr, set->ex, rows, &T, err);
         if (rc) return rc;
@@ -184,11 +196,14 @@ static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double 
         for (int r = 0, q = 0; q < b; q++) {
             int g = gs ? gs[s + q] : s + q, e0 = set->ex_start[g];
             for (int p = set->pair_start[g]; p < set->pair_start[g + 1]; p++) {
-                int c = set->chosen[p], j = set->rejected[p], rc_row = r + c - e0, rj_row = r + j - e0;
-                double lc = ipo ? answer_len(&set->ex[c]) : 1, lj = ipo ? answer_len(&set->ex[j]) : 1;
+                int c = set->chosen[p], j = set->rejected[p], rc_row = r + c - e0,
+                    rj_row = r + j - e0;
+                double lc = ipo ? answer_len(&set->ex[c]) : 1,
+                       lj = ipo ? answer_len(&set->ex[j]) : 1;
                 double pc = tr->sums[rc_row] / lc, pr = tr->sums[rj_row] / lj;
                 double refc = set->ref[c] / lc, refr = set->ref[j] / lj, dc, dr;
-                double loss = dpo_pair_loss(tr->type, tr->beta, tr->smoothing, pc, pr, refc, refr, &dc, &dr);
+                double loss =
+                    dpo_pair_loss(tr->type, tr->beta, tr->smoothing, pc, pr, refc, refr, &dc, &dr);
                 double rw_c = tr->beta * (pc - refc), rw_r = tr->beta * (pr - refr);
                 st->loss += loss;
                 st->chosen += rw_c;
@@ -207,7 +222,8 @@ static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double 
             float *gr = tr->batch.buf; /* per-token weights d loss / d log p */
             for (int r = 0; r < rows; r++)
                 for (int t = 0; t < T; t++)
-                    gr[(size_t)r * T + t] = tr->batch.targets[(size_t)r * T + t] >= 0 ? (float)tr->w[r] : 0;
+                    gr[(size_t)r * T + t] =
+                        tr->batch.targets[(size_t)r * T + t] >= 0 ? (float)tr->w[r] : 0;
             loss_logprobs_backward(tr->rs.logits, tr->batch.targets, rows * T, V, gr, NULL);
             rc = model_backward(tr->m, &tr->rs, tr->batch.tokens, tr->rs.logits, NULL, NULL, err);
             if (rc) return rc;
@@ -228,7 +244,8 @@ int dpo_step(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, float lr,
     memset(st, 0, sizeof *st);
     model_zero_grad(tr->m);
     int pairs = 0;
-    for (int i = 0; i < n; i++) pairs += set->pair_start[idx[i] + 1] - set->pair_start[idx[i]];
+    for (int i = 0; i < n; i++)
+        pairs += set->pair_start[idx[i] + 1] - set->pair_start[idx[i]];
     int rc = pairs ? pass(tr, set, idx, n, 1.0 / pairs, st, err) : RLHF_OK;
     if (rc) return rc;
     *gnorm = model_grad_clip(tr->m, tr->clip);

@@ -32,7 +32,7 @@ double dpo_pair_loss(int type, double beta, double smoothing, double pc, double 
  * group's K answers goes through the model once for its K·(K−1)/2 pairs
  * (with K = 4, 4 sequences instead of 12). A pairs file is groups of one pair. */
 typedef struct DpoSet {
-    SeqExample *ex;   /* every answer once, encoded with its prompt; a group's are contiguous */
+    SeqExample *ex; /* every answer once, encoded with its prompt; a group's are contiguous */
     int n_ex;
     int *chosen, *rejected; /* n_pairs example indices */
     int n_pairs;
@@ -41,8 +41,8 @@ typedef struct DpoSet {
     int *lens;       /* n_groups: the longest answer's sequence, for length grouping */
     int n_groups;    /* groups with at least one pair */
     int max_k;       /* the most answers in one group */
-    double *ref;  /* n_ex reference log-probabilities (sums over answer tokens); owned */
-    int64_t cut;  /* examples cut to fit the context */
+    double *ref;     /* n_ex reference log-probabilities (sums over answer tokens); owned */
+    int64_t cut;     /* examples cut to fit the context */
 } DpoSet;
 
 /* Encodes the groups' answers and lists their non-tie pairs; groups marked
@@ -56,7 +56,7 @@ typedef struct DpoTrainer {
     AdamW *opt;
     RunState rs;
     RlBatch batch;
-    int rows;  /* sequences per forward pass: max(2·micro, the largest group) */
+    int rows; /* sequences per forward pass: max(2·micro, the largest group) */
     int type;
     double beta, smoothing, clip;
     double *sums, *w; /* rows: log-probability sums, d loss / d log-prob */

@@ -9,7 +9,8 @@
 #include "rm/export.h"
 
 void sft_set_free(SftSet *s) {
-    for (int i = 0; i < s->n; i++) seq_example_free(&s->ex[i]);
+    for (int i = 0; i < s->n; i++)
+        seq_example_free(&s->ex[i]);
     free(s->ex);
     free(s->lens);
     memset(s, 0, sizeof *s);
@@ -69,7 +70,8 @@ int sft_step(SftTrainer *tr, const SftSet *set, const int *idx, int n, float lr,
              double *gnorm, int64_t *tokens, Err *err) {
     int V = tr->m->cfg.vocab_size;
     int64_t count = 0;
-    for (int i = 0; i < n; i++) count += set->ex[idx[i]].n - set->ex[idx[i]].n_prompt;
+    for (int i = 0; i < n; i++)
+        count += set->ex[idx[i]].n - set->ex[idx[i]].n_prompt;
     model_zero_grad(tr->m);
     double total = 0;
     for (int s = 0; s < n; s += tr->micro) {
@@ -96,7 +98,8 @@ int sft_eval(SftTrainer *tr, const SftSet *set, double *loss, Err *err) {
     for (int s = 0, b; s < set->n; s += b) {
         b = set->n - s < tr->micro ? set->n - s : tr->micro;
         if (b > 1024) b = 1024;
-        for (int i = 0; i < b; i++) idx[i] = s + i;
+        for (int i = 0; i < b; i++)
+            idx[i] = s + i;
         int T = rl_batch_fill(&tr->batch, set->ex, idx, b, NULL);
         int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, b, T, MODEL_FWD_LOGITS, err);
         if (rc) return rc;

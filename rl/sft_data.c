@@ -31,7 +31,8 @@ static int add(SftData *d, const char *prompt, const char *answer, int rendered,
 }
 
 void sft_data_free(SftData *d) {
-    for (int i = 0; i < d->n; i++) free(d->p[i].prompt), free(d->p[i].answer);
+    for (int i = 0; i < d->n; i++)
+        free(d->p[i].prompt), free(d->p[i].answer);
     free(d->p);
     memset(d, 0, sizeof *d);
 }
@@ -67,8 +68,10 @@ static int load_messages(LineReader *r, const cJSON *msgs, const char *template,
             if (!rc) rc = sb_puts(&user, c);
         } else if (!strcmp(ro, "assistant")) {
             if (!user.len) {
-                rc = err_set(err, RLHF_EFORMAT, "%s:%ld: messages[%d]: an assistant turn with no "
-                             "user turn before it", r->path, r->line, i);
+                rc = err_set(err, RLHF_EFORMAT,
+                             "%s:%ld: messages[%d]: an assistant turn with no "
+                             "user turn before it",
+                             r->path, r->line, i);
                 break;
             }
             if (i == n - 1) {
@@ -82,8 +85,10 @@ static int load_messages(LineReader *r, const cJSON *msgs, const char *template,
             memset(&user, 0, sizeof user);
             turns++;
         } else {
-            rc = err_set(err, RLHF_EFORMAT, "%s:%ld: messages[%d]: unknown role \"%s\" (system, "
-                         "user or assistant)", r->path, r->line, i, ro);
+            rc = err_set(err, RLHF_EFORMAT,
+                         "%s:%ld: messages[%d]: unknown role \"%s\" (system, "
+                         "user or assistant)",
+                         r->path, r->line, i, ro);
         }
     }
     if (!rc && !answer)
@@ -152,7 +157,8 @@ typedef struct Top {
 } Top;
 
 static void top_reset(Top *t) {
-    for (int i = 0; i < t->n; i++) free(t->texts[i]);
+    for (int i = 0; i < t->n; i++)
+        free(t->texts[i]);
     free(t->prompt);
     t->prompt = NULL;
     t->n = 0;
@@ -173,8 +179,10 @@ static int top_emit(Top *t) {
         }
     }
     int rc = RLHF_OK;
-    if (best < 0 || tied || t->rejected) t->out->skipped++;
-    else rc = add(t->out, t->prompt, t->c[best].text, 0, t->err);
+    if (best < 0 || tied || t->rejected)
+        t->out->skipped++;
+    else
+        rc = add(t->out, t->prompt, t->c[best].text, 0, t->err);
     top_reset(t);
     return rc;
 }
@@ -192,7 +200,8 @@ static int on_ranking(const RankingRow *r, void *ctx) {
         const RankingItemRow *it = &r->items[k];
         if (it->rank <= 0) continue;
         int i = 0;
-        while (i < t->n && t->c[i].id != it->candidate_id) i++;
+        while (i < t->n && t->c[i].id != it->candidate_id)
+            i++;
         if (i == t->n) {
             if (t->n == t->cap) {
                 int cap = t->cap ? t->cap * 2 : 16;

@@ -12,7 +12,9 @@
 #include "util/rng.h"
 #include "util/text.h"
 
-int64_t rl_steps_per_epoch(int n, int B) { return n <= 0 ? 1 : ((int64_t)n + B - 1) / B; }
+int64_t rl_steps_per_epoch(int n, int B) {
+    return n <= 0 ? 1 : ((int64_t)n + B - 1) / B;
+}
 
 static const int *g_lens; /* qsort has no context argument in C11 */
 static int by_len_desc(const void *a, const void *b) {
@@ -27,7 +29,8 @@ int rl_batch_at(int n, int B, const int *lens, int group, uint64_t seed, int64_t
     int64_t spe = rl_steps_per_epoch(n, B), epoch = step / spe, k = step % spe;
     Rng r;
     rng_seed(&r, seed ^ (0x5851f42d4c957f2dULL * (uint64_t)(epoch + 1)));
-    for (int i = 0; i < n; i++) perm[i] = i;
+    for (int i = 0; i < n; i++)
+        perm[i] = i;
     rng_shuffle(&r, perm, (size_t)n, sizeof(int));
     if (group > 0 && lens && spe > 1) {
         int64_t run = (int64_t)group * B;
@@ -40,7 +43,8 @@ int rl_batch_at(int n, int B, const int *lens, int group, uint64_t seed, int64_t
         uint64_t *order = malloc(sizeof(uint64_t) * (size_t)spe);
         int64_t pick = k;
         if (order && k < full) {
-            for (int64_t i = 0; i < full; i++) order[i] = (uint64_t)i;
+            for (int64_t i = 0; i < full; i++)
+                order[i] = (uint64_t)i;
             rng_shuffle(&r, order, (size_t)full, sizeof(uint64_t));
             pick = (int64_t)order[k];
         }
@@ -181,7 +185,8 @@ void rl_examples_sha(const SeqExample *ex, int n, const char *settings, char out
     if (settings) sha256_update(&c, settings, strlen(settings));
     unsigned char d[32];
     sha256_final(&c, d);
-    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
 int rl_policy_check(Model *m, const char *name, Err *err) {
@@ -232,7 +237,9 @@ int rl_resolve_template(Db *db, const char *flag, const char *model_path, char *
         if (!rc && !t && !flag) rc = db_setting_get(db, "gen.template", &t, err);
     }
     if (!rc && !t && flag) t = strdup(flag);
-    if (rc) free(t);
-    else *out = t;
+    if (rc)
+        free(t);
+    else
+        *out = t;
     return rc;
 }

@@ -84,7 +84,6 @@ void rl_examples_sha(const SeqExample *ex, int n, const char *settings, char out
  * head (the policy trainers add what they need). name: for the message. */
 int rl_policy_check(Model *m, const char *name, Err *err);
 
-
 #include "db/db.h"
 #include "model/tokenizer.h"
 

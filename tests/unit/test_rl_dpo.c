@@ -53,7 +53,8 @@ Test(rl_dpo, loss_gradients_match_finite_differences) {
     for (int type = 0; type < 3; type++)
         for (int k = 0; k < 20; k++) {
             double x[4], d[2], beta = 0.05 + rng_double(&r), eps = type ? 0 : 0.2 * rng_double(&r);
-            for (int i = 0; i < 4; i++) x[i] = -10 * rng_double(&r);
+            for (int i = 0; i < 4; i++)
+                x[i] = -10 * rng_double(&r);
             dpo_pair_loss(type, beta, eps, x[0], x[1], x[2], x[3], &d[0], &d[1]);
             for (int i = 0; i < 2; i++) {
                 double h = 1e-6, xp[4], xm[4], t0, t1;
@@ -90,8 +91,10 @@ static void toy_pairs(DpoSet *s, int n, uint64_t seed) {
     for (int i = 0; i < n; i++) {
         int p[3] = {1, 3 + (int)rng_below(&r, 20), 3 + (int)rng_below(&r, 20)}, a[6], b[6];
         int na = 1 + (int)rng_below(&r, 4), nb = 1 + (int)rng_below(&r, 4);
-        for (int k = 0; k < na; k++) a[k] = 13 + (int)rng_below(&r, 10);
-        for (int k = 0; k < nb; k++) b[k] = 3 + (int)rng_below(&r, 10);
+        for (int k = 0; k < na; k++)
+            a[k] = 13 + (int)rng_below(&r, 10);
+        for (int k = 0; k < nb; k++)
+            b[k] = 3 + (int)rng_below(&r, 10);
         a[na] = b[nb] = 2;
         cr_assert_eq(seq_join(p, 3, a, na + 1, 16, &s->ex[2 * i], &err), 0);
         cr_assert_eq(seq_join(p, 3, b, nb + 1, 16, &s->ex[2 * i + 1], &err), 0);
@@ -114,7 +117,8 @@ static void fix_init(Fix *f, int type, double beta, int pairs, uint64_t seed) {
     Err err = {0};
     tiny_model(&f->m, seed);
     cr_assert_eq(adamw_create(&f->opt, f->m.n_params, &err), 0);
-    cr_assert_eq(dpo_trainer_init(&f->tr, &f->m, &f->opt, 3, 2, type, beta, 0, 0, &err), 0, "%s", err.msg);
+    cr_assert_eq(dpo_trainer_init(&f->tr, &f->m, &f->opt, 3, 2, type, beta, 0, 0, &err), 0, "%s",
+                 err.msg);
     toy_pairs(&f->set, pairs, seed + 1);
     cr_assert_eq(dpo_reference(&f->tr, &f->set, &err), 0, "%s", err.msg);
 }
@@ -136,7 +140,8 @@ Test(rl_dpo, step_gradient_matches_finite_differences) {
         Rng r;
         rng_seed(&r, 5);
         /* move away from the reference so h != 0 and the losses are not at a kink */
-        for (size_t i = 0; i < f.m.n_params; i++) f.m.params[i] += 0.3f * (float)rng_normal(&r);
+        for (size_t i = 0; i < f.m.n_params; i++)
+            f.m.params[i] += 0.3f * (float)rng_normal(&r);
         int idx[5] = {0, 1, 2, 3, 4};
         DpoStats st;
         double gn;
@@ -154,8 +159,8 @@ Test(rl_dpo, step_gradient_matches_finite_differences) {
             cr_assert_eq(dpo_eval(&f.tr, &f.set, &sm, &err), 0);
             f.m.params[i] = keep;
             double num = (sp.loss - sm.loss) / 2e-2;
-            cr_assert(fabs(num - g[i]) <= 3e-3 + 5e-2 * fabs(g[i]), "%s param %zu: %g vs numeric %g",
-                      dpo_loss_name(type), i, (double)g[i], num);
+            cr_assert(fabs(num - g[i]) <= 3e-3 + 5e-2 * fabs(g[i]),
+                      "%s param %zu: %g vs numeric %g", dpo_loss_name(type), i, (double)g[i], num);
             checked += fabs(g[i]) > 1e-3;
         }
         cr_assert(checked > 5, "%s: too few non-zero gradients checked", dpo_loss_name(type));
@@ -184,8 +189,8 @@ Test(rl_dpo, training_raises_the_margin) {
         cr_assert(after.margin > want && after.accuracy > 0.99 && after.loss < before.loss,
                   "%s: margin %g, accuracy %g, loss %g -> %g", dpo_loss_name(type), after.margin,
                   after.accuracy, before.loss, after.loss);
-        cr_assert(after.chosen > 0 && after.rejected < 0, "%s: rewards %g / %g", dpo_loss_name(type),
-                  after.chosen, after.rejected);
+        cr_assert(after.chosen > 0 && after.rejected < 0, "%s: rewards %g / %g",
+                  dpo_loss_name(type), after.chosen, after.rejected);
         fix_free(&f);
     }
 }
@@ -211,7 +216,8 @@ Test(rl_dpo, pairs_from_ranked_groups) {
     cr_assert_eq(tr.max_k, 4);
     cr_assert_eq(tr.pair_start[1], 5);
     cr_assert_eq(tr.ex_start[1], 4);
-    for (int p = 0; p < 5; p++) cr_assert(rank[tr.chosen[p]] < rank[tr.rejected[p]]);
+    for (int p = 0; p < 5; p++)
+        cr_assert(rank[tr.chosen[p]] < rank[tr.rejected[p]]);
     cr_assert_eq(va.n_ex, 2);
     cr_assert_eq(va.n_pairs, 1);
     cr_assert_eq(va.chosen[0], 1);
@@ -257,7 +263,8 @@ Test(rl_dpo, resumed_run_equals_uninterrupted) {
         int n = rl_batch_at(10, 4, b.set.lens, 2, 3, s, perm, idx);
         cr_assert_eq(dpo_step(&b.tr, &b.set, idx, n, 5e-3f, &st, &gn, &err), 0);
     }
-    cr_assert_eq(memcmp(a.m.params, b.m.params, sizeof(float) * a.m.n_params), 0, "resumed weights differ");
+    cr_assert_eq(memcmp(a.m.params, b.m.params, sizeof(float) * a.m.n_params), 0,
+                 "resumed weights differ");
     unlink(path);
     fix_free(&a);
     fix_free(&b);
@@ -278,7 +285,8 @@ Test(rl_dpo, a_group_equals_its_pairs_apart) {
     p.chosen = malloc(6 * sizeof(int)), p.rejected = malloc(6 * sizeof(int));
     p.ex_start = malloc(7 * sizeof(int)), p.pair_start = malloc(7 * sizeof(int));
     p.lens = malloc(6 * sizeof(int));
-    for (int i = 0; i < 4; i++) cr_assert_eq(seq_join(prompt, 3, ans[i], alen[i], 16, &g.ex[i], &err), 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(seq_join(prompt, 3, ans[i], alen[i], 16, &g.ex[i], &err), 0);
     int k = 0;
     for (int i = 0; i < 4; i++)
         for (int j = i + 1; j < 4; j++, k++) {
@@ -298,12 +306,14 @@ Test(rl_dpo, a_group_equals_its_pairs_apart) {
     DpoTrainer tr;
     cr_assert_eq(adamw_create(&opt, m.n_params, &err), 0);
     /* one pair's worth of rows per pass: the 6 pairs apart take 6 passes, the group 1 */
-    cr_assert_eq(dpo_trainer_init(&tr, &m, &opt, 1, 4, DPO_SIGMOID, 0.5, 0, 0, &err), 0, "%s", err.msg);
+    cr_assert_eq(dpo_trainer_init(&tr, &m, &opt, 1, 4, DPO_SIGMOID, 0.5, 0, 0, &err), 0, "%s",
+                 err.msg);
     cr_assert_eq(dpo_reference(&tr, &g, &err), 0);
     cr_assert_eq(dpo_reference(&tr, &p, &err), 0);
     Rng r;
     rng_seed(&r, 2);
-    for (size_t i = 0; i < m.n_params; i++) m.params[i] += 0.2f * (float)rng_normal(&r);
+    for (size_t i = 0; i < m.n_params; i++)
+        m.params[i] += 0.2f * (float)rng_normal(&r);
     int all[6] = {0, 1, 2, 3, 4, 5};
     DpoStats sg, sp;
     double gn;

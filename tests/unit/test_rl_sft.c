@@ -39,8 +39,10 @@ static void toy_set(SftSet *s, int n, uint64_t seed) {
     Err err = {0};
     for (int i = 0; i < n; i++) {
         int np = 2 + (int)rng_below(&r, 3), na = 1 + (int)rng_below(&r, 4), p[6] = {1}, a[8];
-        for (int k = 1; k <= np; k++) p[k] = 3 + (int)rng_below(&r, 10);
-        for (int k = 0; k < na; k++) a[k] = 13 + (p[1] + k) % 10;
+        for (int k = 1; k <= np; k++)
+            p[k] = 3 + (int)rng_below(&r, 10);
+        for (int k = 0; k < na; k++)
+            a[k] = 13 + (p[1] + k) % 10;
         a[na] = 2;
         cr_assert_eq(seq_join(p, np + 1, a, na + 1, 16, &s->ex[i], &err), 0, "%s", err.msg);
         s->lens[i] = s->ex[i].n;
@@ -57,7 +59,8 @@ Test(rl_sft, loss_covers_answer_tokens_only) {
     cr_assert_eq(adamw_create(&opt, m.n_params, &err), 0);
     SftTrainer tr;
     cr_assert_eq(sft_trainer_init(&tr, &m, &opt, 4, 1, &err), 0, "%s", err.msg);
-    /* prompt <s> 5 6 7, answer 8 </s>: the loss is -log p(8 | <s>567) - log p(</s> | <s>5678) / 2 */
+    /* prompt <s> 5 6 7, answer 8 </s>: the loss is -log p(8 | <s>567) - log p(</s> | <s>5678) / 2
+     */
     int p[4] = {1, 5, 6, 7}, a[2] = {8, 2};
     SftSet s = {0};
     s.ex = calloc(1, sizeof *s.ex);
@@ -74,8 +77,10 @@ Test(rl_sft, loss_covers_answer_tokens_only) {
     for (int t = 3; t <= 4; t++) {
         const float *z = rs.logits + (size_t)t * 23;
         double mx = z[0], sum = 0;
-        for (int v = 1; v < 23; v++) mx = z[v] > mx ? z[v] : mx;
-        for (int v = 0; v < 23; v++) sum += exp(z[v] - mx);
+        for (int v = 1; v < 23; v++)
+            mx = z[v] > mx ? z[v] : mx;
+        for (int v = 0; v < 23; v++)
+            sum += exp(z[v] - mx);
         want += -(z[toks[t + 1]] - mx - log(sum));
     }
     want /= 2;
@@ -166,7 +171,8 @@ Test(rl_sft, resumed_run_equals_uninterrupted) {
     adamw_free(&oc);
     cr_assert_eq(sft_trainer_init(&tb, &b, &ob, 3, 1, &err), 0);
     train(&tb, &s, 4, 6, 6, &last);
-    cr_assert_eq(memcmp(a.params, b.params, sizeof(float) * a.n_params), 0, "resumed weights differ");
+    cr_assert_eq(memcmp(a.params, b.params, sizeof(float) * a.n_params), 0,
+                 "resumed weights differ");
     cr_assert_eq(oa.step, ob.step);
     unlink(path);
     sft_trainer_free(&ta), sft_trainer_free(&tb);
@@ -180,7 +186,8 @@ Test(rl_trainer, each_epoch_visits_every_example_once_and_grouping_pads_less) {
     int lens[N], perm[N], idx[B], seen[N];
     Rng r;
     rng_seed(&r, 1);
-    for (int i = 0; i < N; i++) lens[i] = 5 + (int)rng_below(&r, 120);
+    for (int i = 0; i < N; i++)
+        lens[i] = 5 + (int)rng_below(&r, 120);
     int64_t spe = rl_steps_per_epoch(N, B);
     cr_assert_eq(spe, 26);
     long padded[2] = {0, 0};
@@ -191,13 +198,16 @@ Test(rl_trainer, each_epoch_visits_every_example_once_and_grouping_pads_less) {
                 int n = rl_batch_at(N, B, lens, group ? 50 : 0, 7, s, perm, idx);
                 cr_assert_eq(n, s == (e + 1) * spe - 1 ? N % B : B);
                 int mx = 0;
-                for (int i = 0; i < n; i++) seen[idx[i]]++, mx = lens[idx[i]] > mx ? lens[idx[i]] : mx;
+                for (int i = 0; i < n; i++)
+                    seen[idx[i]]++, mx = lens[idx[i]] > mx ? lens[idx[i]] : mx;
                 padded[group] += (long)mx * n;
             }
-            for (int i = 0; i < N; i++) cr_assert_eq(seen[i], 1, "example %d seen %d times", i, seen[i]);
+            for (int i = 0; i < N; i++)
+                cr_assert_eq(seen[i], 1, "example %d seen %d times", i, seen[i]);
         }
     long real = 0;
-    for (int i = 0; i < N; i++) real += 2 * lens[i];
+    for (int i = 0; i < N; i++)
+        real += 2 * lens[i];
     /* random lengths 5..124 in batches of 8: plain shuffling pads ~70%, grouping a few % */
     cr_assert(padded[1] < real * 1.15, "grouped: %ld padded for %ld real", padded[1], real);
     cr_assert(padded[0] > real * 1.3, "plain: %ld padded for %ld real", padded[0], real);
@@ -217,15 +227,17 @@ static void write_file(const char *path, const char *text) {
 
 Test(rl_sft_data, jsonl_and_chat_messages) {
     const char *path = "/tmp/rlhf-unit-sft-data.jsonl";
-    write_file(path,
-               "{\"prompt\":\"Hi?\",\"completion\":\"Hello.\"}\n"
-               "\n"
-               "{\"instruction\":\"Sum 1+1\",\"response\":\"2\"}\n"
-               "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
-               "{\"role\":\"user\",\"content\":\"Capital of France?\"},"
-               "{\"role\":\"assistant\",\"content\":\"Paris.\"}]}\n"
-               "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"},"
-               "{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"content\":\"d\"}]}\n");
+    write_file(
+        path,
+        "{\"prompt\":\"Hi?\",\"completion\":\"Hello.\"}\n"
+        "\n"
+        "{\"instruction\":\"Sum 1+1\",\"response\":\"2\"}\n"
+        "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+        "{\"role\":\"user\",\"content\":\"Capital of France?\"},"
+        "{\"role\":\"assistant\",\"content\":\"Paris.\"}]}\n"
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":"
+        "\"b\"},"
+        "{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"content\":\"d\"}]}\n");
     SftData d = {0};
     Err err = {0};
     cr_assert_eq(sft_data_load_file(path, NULL, &d, &err), 0, "%s", err.msg);
@@ -242,8 +254,10 @@ Test(rl_sft_data, jsonl_and_chat_messages) {
     /* bad records name the line and the field */
     const char *bad[][2] = {
         {"{\"prompt\":\"x\"}\n", ":1: missing field \"completion\" or \"response\""},
-        {"{\"prompt\":\"x\",\"completion\":\"y\"}\n{\"prompt\":\"x\",\"completion\":3}\n", ":2: field \"completion\" must be a string"},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}\n", ":1: \"messages\" must end with an assistant turn"},
+        {"{\"prompt\":\"x\",\"completion\":\"y\"}\n{\"prompt\":\"x\",\"completion\":3}\n",
+         ":2: field \"completion\" must be a string"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}\n",
+         ":1: \"messages\" must end with an assistant turn"},
         {"{\"messages\":[{\"role\":\"bot\",\"content\":\"x\"}]}\n", "unknown role \"bot\""},
         {"{\"messages\":{}}\n", "must be an array"},
         {"not json\n", ":1:"},
