@@ -112,6 +112,14 @@ const char *const db_migrations[] = {
     "  name TEXT NOT NULL,\n"
     "  value REAL NOT NULL,\n"
     "  PRIMARY KEY(run_id, name, step));\n",
+    /* 1 -> 2: reward-model scores, one per (candidate, RM) */
+    "CREATE TABLE scores(\n"
+    "  candidate_id INTEGER NOT NULL REFERENCES candidates(id) ON DELETE CASCADE,\n"
+    "  model_id INTEGER NOT NULL REFERENCES models(id),\n"
+    "  score REAL NOT NULL,\n"
+    "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),\n"
+    "  PRIMARY KEY(candidate_id, model_id));\n"
+    "CREATE INDEX scores_model ON scores(model_id, score);\n",
 };
 
 const int db_n_migrations = (int)(sizeof db_migrations / sizeof db_migrations[0]);

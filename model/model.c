@@ -339,3 +339,10 @@ double model_train_flops(const Model *m, int B, int T) {
     double tokens = (double)B * T;
     return 6.0 * p * tokens + 12.0 * c->n_layers * c->dim * (double)T * tokens;
 }
+
+int model_require_policy(const Model *m, const char *path, Err *err) {
+    if (!(m->heads & MODEL_HEAD_REWARD)) return RLHF_OK;
+    return err_set(err, RLHF_EINVAL,
+                   "%s is a reward model (it has a reward head), not a policy; pass it as --rm",
+                   path ? path : "the checkpoint");
+}

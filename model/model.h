@@ -64,6 +64,10 @@ void model_free(Model *m);
 void model_init_random(Model *m, uint64_t seed);
 /* Adds or removes heads, keeping the other weights (a new head starts at 0). */
 int model_set_heads(Model *m, int heads, Err *err);
+/* For commands that take a policy (sample, gen, sft, ppo, dpo, eval): refuses a
+ * checkpoint with a reward head ("PATH is a reward model ..."), whose
+ * unembedding was never trained for the text it would write. */
+int model_require_policy(const Model *m, const char *path, Err *err);
 int model_grads_alloc(Model *m, Err *err);
 void model_zero_grad(Model *m);
 /* Copies the blob (NULL/0 removes it); saved inside our checkpoint format. */

@@ -267,10 +267,9 @@ static int export_one(const RankingRow *r, void *vctx) {
     return ferror(f) ? RLHF_EIO : 0;
 }
 
-/* Prompts whose labelers agree at least o->min_agreement. Agreement is taken
- * over every labeler of the prompt, whatever --labeler says. */
-static int agreeing_prompts(Db *db, const ExportOptions *o, int64_t **ids, int64_t *n, Err *err) {
-    RankingFilter f = o->filter;
+int rm_agreeing_prompts(Db *db, const RankingFilter *filter, double min_agreement,
+                        int64_t **ids, int64_t *n, Err *err) {
+    RankingFilter f = *filter;
     f.labeler = NULL;
     RmSet s;
     int rc = rm_set_load(db, &f, &s, err);
@@ -281,7 +280,7 @@ static int agreeing_prompts(Db *db, const ExportOptions *o, int64_t **ids, int64
     rm_set_free(&s);
     if (rc) return rc;
     for (int64_t i = 0; i < m; i++)
-        if (!isnan(rate[i]) && rate[i] >= o->min_agreement - 1e-12) pid[k++] = pid[i];
+        if (!isnan(rate[i]) && rate[i] >= min_agreement - 1e-12) pid[k++] = pid[i];
     free(rate);
     *ids = pid;
     *n = k;
@@ -292,7 +291,8 @@ int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats 
     memset(st, 0, sizeof *st);
     ExportCtx c = {o, out, o->val_frac > 0 ? val : NULL, st, NULL, 0, 0, 0, 0, NULL};
     int rc = RLHF_OK;
-    if (o->min_agreement >= 0) rc = agreeing_prompts(db, o, &c.allowed, &c.n_allowed, err);
+    if (o->min_agreement >= 0)
+        rc = rm_agreeing_prompts(db, &o->filter, o->min_agreement, &c.allowed, &c.n_allowed, err);
     if (rc) return rc;
     c.pairs = malloc(64 * 63 / 2 * sizeof *c.pairs);
     if (!c.pairs) {

@@ -37,6 +37,13 @@ typedef struct ExportStats {
 /* Writes to out (and to val for validation prompts when val_frac > 0). */
 int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats *st, Err *err);
 
+/* Prompts (ids ascending; the caller frees) ranked by two labelers or more
+ * whose pairwise agreement is at least min_agreement, taken over every labeler
+ * of the prompt whatever filter->labeler says: export's and train-rm's
+ * --min-agreement. */
+int rm_agreeing_prompts(Db *db, const RankingFilter *filter, double min_agreement,
+                        int64_t **ids, int64_t *n, Err *err);
+
 /* Whether a prompt falls in the validation share: by a hash of its text, so
  * the split is the same in every database and run. */
 int rm_prompt_in_val(const char *prompt, double frac);

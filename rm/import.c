@@ -226,6 +226,27 @@ static int read_record(LineReader *r, const cJSON *obj, const ImportOptions *o, 
     return RLHF_OK;
 }
 
+int rm_import_detect(const cJSON *obj) {
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(obj, "chosen");
+    if (cJSON_GetObjectItemCaseSensitive(obj, "prompt") || !cJSON_IsString(c)) return IMPORT_PAIRS;
+    return strstr(c->valuestring, ASSISTANT) ? IMPORT_HH : IMPORT_PAIRS;
+}
+
+int rm_import_read_pair(LineReader *r, const cJSON *obj, int format, char **prompt, char **chosen,
+                        char **rejected, char **labeler, Err *err) {
+    ImportOptions o = {0};
+    o.format = format;
+    Rec rec = {0};
+    int rc = read_record(r, obj, &o, &rec, err);
+    if (!rc) {
+        *prompt = rec.prompt, *chosen = rec.chosen, *rejected = rec.rejected;
+        *labeler = rec.labeler;
+        rec.prompt = rec.chosen = rec.rejected = rec.labeler = NULL;
+    }
+    rec_free(&rec);
+    return rc;
+}
+
 typedef struct Recs {
     Rec *r;
     int64_t n;

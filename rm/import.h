@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "db/db.h"
+#include "util/lines.h"
 #include "util/progress.h"
 
 enum { IMPORT_PAIRS, IMPORT_HH };
@@ -42,6 +43,15 @@ typedef struct ImportStats {
  * Must run inside db_begin/db_commit. Stops with RLHF_EINTR on an interrupt
  * (sys_interrupted), for the caller to roll back. */
 int rm_import_file(Db *db, const char *path, const ImportOptions *o, ImportStats *st, Err *err);
+
+/* The format one record looks like: HH when it has no "prompt" and its
+ * "chosen" is a transcript string with an Assistant turn; else pairs. */
+int rm_import_detect(const cJSON *obj);
+/* Reads one record of the format as import does (prompt, answers, optional
+ * labeler: four strings the caller frees, labeler NULL when absent), for
+ * trainers that read a file without importing it. Errors name r's place. */
+int rm_import_read_pair(LineReader *r, const cJSON *obj, int format, char **prompt, char **chosen,
+                        char **rejected, char **labeler, Err *err);
 
 /* Splits an HH transcript pair into the prompt and the two answers (three
  * strings the caller frees); exposed for tests. */

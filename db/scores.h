@@ -1,0 +1,32 @@
+/* Reward-model scores of candidates: one score per (candidate, reward model),
+ * so any command can sort and filter candidates by a registered RM. */
+#ifndef RLHF_DB_SCORES_H
+#define RLHF_DB_SCORES_H
+
+#include <stdint.h>
+
+#include "db/db.h"
+
+/* Stores (or replaces) the score of candidate cand_id by RM rm_id. */
+int db_score_put(Db *db, int64_t cand_id, int64_t rm_id, double score, Err *err);
+/* *found is 0 when the candidate has no score by that RM. */
+int db_score_get(Db *db, int64_t cand_id, int64_t rm_id, double *score, int *found, Err *err);
+
+typedef struct ScoreTodoFilter {
+    int64_t unscored_by; /* > 0: only candidates without a score by this RM */
+    int64_t model_id;    /* > 0: only this model's candidates */
+    const char *split;   /* NULL: any */
+    int64_t after_id;    /* candidate ids above this (keyset paging) */
+    int limit;           /* rows at most, > 0 */
+} ScoreTodoFilter;
+
+typedef struct ScoreTodo {
+    int64_t cand_id, prompt_id;
+    char *prompt, *text;
+} ScoreTodo;
+
+/* Candidates with their prompt text in id order; free with db_score_todo_free. */
+int db_score_todo(Db *db, const ScoreTodoFilter *f, ScoreTodo **rows, int *n, Err *err);
+void db_score_todo_free(ScoreTodo *rows, int n);
+
+#endif

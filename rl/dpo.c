@@ -1,0 +1,263 @@
+/* DPO: pairs from ranked groups, the losses and their gradients, reference
+ * log-probabilities and the training step (dpo.h). */
+#include "rl/dpo.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/loss.h"
+
+static const char *const NAMES[] = {"sigmoid", "ipo", "hinge"};
+
+int dpo_loss_type(const char *name) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, NAMES[i])) return i;
+    return -1;
+}
+
+const char *dpo_loss_name(int type) {
+    return type >= 0 && type < 3 ? NAMES[type] : "?";
+}
+
+/* log σ(x) without overflow */
+static double log_sigmoid(double x) {
+    return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x));
+}
+static double sigmoid(double x) {
+    return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
+}
+
+double dpo_pair_loss(int type, double beta, double smoothing, double pc, double pr, double rc,
+                     double rr, double *dc, double *dr) {
+    double h = (pc - pr) - (rc - rr), loss, dh;
+    switch (type) {
+    case DPO_IPO: {
+        double d = h - 1 / (2 * beta);
+        loss = d * d;
+        dh = 2 * d;
+        break;
+    }
+    case DPO_HINGE:
+        loss = 1 - beta * h > 0 ? 1 - beta * h : 0;
+        dh = 1 - beta * h > 0 ? -beta : 0;
+        break;
+    default: {
+        double z = beta * h;
+        loss = -(1 - smoothing) * log_sigmoid(z) - smoothing * log_sigmoid(-z);
+        dh = beta * (-(1 - smoothing) * sigmoid(-z) + smoothing * sigmoid(z));
+    }
+    }
+    *dc = dh, *dr = -dh;
+    return loss;
+}
+
+void dpo_set_free(DpoSet *s) {
+    for (int i = 0; i < s->n_ex; i++)
+        seq_example_free(&s->ex[i]);
+    free(s->ex), free(s->chosen), free(s->rejected), free(s->lens), free(s->ref);
+    free(s->ex_start), free(s->pair_start);
+    memset(s, 0, sizeof *s);
+}
+
+static int set_alloc(DpoSet *s, int n_ex, int64_t n_pairs, int n_groups, Err *err) {
+    memset(s, 0, sizeof *s);
+    s->ex = calloc((size_t)n_ex + 1, sizeof *s->ex);
+    s->chosen = malloc(sizeof(int) * (size_t)(n_pairs + 1));
+    s->rejected = malloc(sizeof(int) * (size_t)(n_pairs + 1));
+    s->lens = malloc(sizeof(int) * (size_t)(n_groups + 1));
+    s->ex_start = calloc((size_t)n_groups + 2, sizeof(int));
+    s->pair_start = calloc((size_t)n_groups + 2, sizeof(int));
+    if (!s->ex || !s->chosen || !s->rejected || !s->lens || !s->ex_start || !s->pair_start)
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    return RLHF_OK;
+}
+
+/* Appends group g's answers and non-tie pairs to d (nothing when it has no pair). */
+static int add_group(DpoSet *d, const PrefGroup *g, int gi, const Tokenizer *t,
+                     const char *template, int max_len, Err *err) {
+    int base = d->n_ex, pairs = 0;
+    for (int i = 0; i < g->n; i++)
+        for (int j = 0; j < g->n; j++)
+            pairs += g->rank[i] > 0 && g->rank[j] > 0 && g->rank[i] < g->rank[j];
+    if (!pairs) return RLHF_OK;
+    int longest = 0;
+    for (int i = 0; i < g->n; i++) {
+        SeqExample *e = &d->ex[d->n_ex];
+        int rc = seq_encode(t, template, g->prompt, g->answers[i], 1, max_len, e, err);
+        if (rc) return err_prefix(err, "preference group %d, answer %d: ", gi + 1, i + 1), rc;
+        d->cut += e->cut || e->cut_answer;
+        longest = e->n > longest ? e->n : longest;
+        d->n_ex++;
+    }
+    for (int i = 0; i < g->n; i++)
+        for (int j = 0; j < g->n; j++) {
+            if (!(g->rank[i] > 0 && g->rank[j] > 0 && g->rank[i] < g->rank[j])) continue;
+            d->chosen[d->n_pairs] = base + i;
+            d->rejected[d->n_pairs] = base + j;
+            d->n_pairs++;
+        }
+    d->lens[d->n_groups] = longest;
+    d->n_groups++;
+    d->ex_start[d->n_groups] = d->n_ex;
+    d->pair_start[d->n_groups] = d->n_pairs;
+    if (g->n > d->max_k) d->max_k = g->n;
+    return RLHF_OK;
+}
+
+int dpo_build(const PrefSet *s, const Tokenizer *t, const char *template, int max_len,
+              DpoSet *train, DpoSet *val, Err *err) {
+    int n_ex = 0;
+    int64_t n_pairs = 0;
+    for (int g = 0; g < s->n; g++) {
+        n_ex += s->g[g].n;
+        n_pairs += (int64_t)s->g[g].n * (s->g[g].n - 1) / 2;
+    }
+    int rc = set_alloc(train, n_ex, n_pairs, s->n, err);
+    if (!rc) rc = set_alloc(val, n_ex, n_pairs, s->n, err);
+    for (int gi = 0; gi < s->n && !rc; gi++)
+        rc = add_group(s->g[gi].val ? val : train, &s->g[gi], gi, t, template, max_len, err);
+    if (rc) dpo_set_free(train), dpo_set_free(val);
+    return rc;
+}
+
+int dpo_trainer_init(DpoTrainer *tr, Model *m, AdamW *opt, int micro, int max_k, int type,
+                     double beta, double smoothing, double clip, Err *err) {
+    memset(tr, 0, sizeof *tr);
+    tr->m = m, tr->opt = opt, tr->type = type;
+    tr->rows = 2 * micro > max_k ? 2 * micro : max_k;
+    tr->beta = beta, tr->smoothing = smoothing, tr->clip = clip;
+    int T = m->cfg.seq_len, rc = RLHF_OK;
+    tr->sums = malloc(sizeof(double) * (size_t)tr->rows);
+    tr->w = malloc(sizeof(double) * (size_t)tr->rows);
+    tr->idx = malloc(sizeof(int) * (size_t)tr->rows);
+    if (!tr->sums || !tr->w || !tr->idx) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rc) rc = model_runstate_create(&tr->rs, &m->cfg, tr->rows, T, err);
+    if (!rc) rc = rl_batch_create(&tr->batch, tr->rows, T, err);
+    if (!rc && !m->grads) rc = model_grads_alloc(m, err);
+    if (rc) dpo_trainer_free(tr);
+    return rc;
+}
+
+void dpo_trainer_free(DpoTrainer *tr) {
+    model_runstate_free(&tr->rs);
+    rl_batch_free(&tr->batch);
+    free(tr->sums), free(tr->w), free(tr->idx);
+    tr->sums = tr->w = NULL, tr->idx = NULL;
+}
+
+/* Forward over examples tr->idx[0..n) (log-probability sums into tr->sums). */
+static int forward(DpoTrainer *tr, const SeqExample *ex, int n, int *T, Err *err) {
+    *T = rl_batch_fill(&tr->batch, ex, tr->idx, n, NULL);
+    int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, n, *T, MODEL_FWD_LOGITS, err);
+    if (rc) return rc;
+    loss_logprobs(tr->rs.logits, tr->batch.targets, n * *T, tr->m->cfg.vocab_size, tr->batch.buf,
+                  NULL);
+    seq_row_sums(tr->batch.buf, tr->batch.targets, n, *T, tr->sums);
+    return RLHF_OK;
+}
+
+int dpo_reference(DpoTrainer *tr, DpoSet *set, Err *err) {
+    free(set->ref);
+    set->ref = malloc(sizeof(double) * (size_t)(set->n_ex + 1));
+    if (!set->ref) return err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int s = 0, b; s < set->n_ex; s += b) {
+        b = set->n_ex - s < tr->rows ? set->n_ex - s : tr->rows;
+        for (int i = 0; i < b; i++)
+            tr->idx[i] = s + i;
+        int T, rc = forward(tr, set->ex, b, &T, err);
+        if (rc) return rc;
+        memcpy(set->ref + s, tr->sums, sizeof(double) * (size_t)b);
+    }
+    return RLHF_OK;
+}
+
+static double answer_len(const SeqExample *e) {
+    return e->n - e->n_prompt > 0 ? e->n - e->n_prompt : 1;
+}
+
+/* The losses of the pairs of groups gs[0..n): the groups go through the model
+ * a pass at a time, as many whole groups as fit in tr->rows sequences; with
+ * scale > 0 also the backward pass of scale·Σ loss (gradients accumulate). */
+static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double scale, DpoStats *st,
+                Err *err) {
+    int V = tr->m->cfg.vocab_size, ipo = tr->type == DPO_IPO;
+    for (int s = 0, b; s < n; s += b) {
+        int rows = 0;
+        for (b = 0; s + b < n; b++) {
+            int g = gs ? gs[s + b] : s + b, k = set->ex_start[g + 1] - set->ex_start[g];
+            if (b && rows + k > tr->rows) break;
+            for (int i = 0; i < k; i++)
+                tr->idx[rows++] = set->ex_start[g] + i;
+        }
+        int T, rc = forward(tr, set->ex, rows, &T, err);
+        if (rc) return rc;
+        memset(tr->w, 0, sizeof(double) * (size_t)rows);
+        for (int r = 0, q = 0; q < b; q++) {
+            int g = gs ? gs[s + q] : s + q, e0 = set->ex_start[g];
+            for (int p = set->pair_start[g]; p < set->pair_start[g + 1]; p++) {
+                int c = set->chosen[p], j = set->rejected[p], rc_row = r + c - e0,
+                    rj_row = r + j - e0;
+                double lc = ipo ? answer_len(&set->ex[c]) : 1,
+                       lj = ipo ? answer_len(&set->ex[j]) : 1;
+                double pc = tr->sums[rc_row] / lc, pr = tr->sums[rj_row] / lj;
+                double refc = set->ref[c] / lc, refr = set->ref[j] / lj, dc, dr;
+                double loss =
+                    dpo_pair_loss(tr->type, tr->beta, tr->smoothing, pc, pr, refc, refr, &dc, &dr);
+                double rw_c = tr->beta * (pc - refc), rw_r = tr->beta * (pr - refr);
+                st->loss += loss;
+                st->chosen += rw_c;
+                st->rejected += rw_r;
+                st->margin += rw_c - rw_r;
+                st->accuracy += rw_c > rw_r;
+                st->logp_chosen += pc;
+                st->logp_rejected += pr;
+                st->n++;
+                tr->w[rc_row] += scale * dc / lc;
+                tr->w[rj_row] += scale * dr / lj;
+            }
+            r += set->ex_start[g + 1] - e0;
+        }
+        if (scale > 0) {
+            float *gr = tr->batch.buf; /* per-token weights d loss / d log p */
+            for (int r = 0; r < rows; r++)
+                for (int t = 0; t < T; t++)
+                    gr[(size_t)r * T + t] =
+                        tr->batch.targets[(size_t)r * T + t] >= 0 ? (float)tr->w[r] : 0;
+            loss_logprobs_backward(tr->rs.logits, tr->batch.targets, rows * T, V, gr, NULL);
+            rc = model_backward(tr->m, &tr->rs, tr->batch.tokens, tr->rs.logits, NULL, NULL, err);
+            if (rc) return rc;
+        }
+    }
+    return RLHF_OK;
+}
+
+static void stats_mean(DpoStats *st) {
+    if (!st->n) return;
+    double k = 1.0 / st->n;
+    st->loss *= k, st->chosen *= k, st->rejected *= k, st->margin *= k, st->accuracy *= k;
+    st->logp_chosen *= k, st->logp_rejected *= k;
+}
+
+int dpo_step(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, float lr, DpoStats *st,
+             double *gnorm, Err *err) {
+    memset(st, 0, sizeof *st);
+    model_zero_grad(tr->m);
+    int pairs = 0;
+    for (int i = 0; i < n; i++)
+        pairs += set->pair_start[idx[i] + 1] - set->pair_start[idx[i]];
+    int rc = pairs ? pass(tr, set, idx, n, 1.0 / pairs, st, err) : RLHF_OK;
+    if (rc) return rc;
+    *gnorm = model_grad_clip(tr->m, tr->clip);
+    adamw_step(tr->opt, tr->m, lr);
+    stats_mean(st);
+    return RLHF_OK;
+}
+
+int dpo_eval(DpoTrainer *tr, const DpoSet *set, DpoStats *st, Err *err) {
+    memset(st, 0, sizeof *st);
+    int rc = pass(tr, set, NULL, set->n_groups, 0, st, err);
+    stats_mean(st);
+    if (!st->n) st->loss = st->chosen = st->rejected = st->margin = st->accuracy = NAN;
+    return rc;
+}
