@@ -23,6 +23,8 @@
 #include "util/text.h"
 
 #include <cblas.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -60,6 +62,8 @@ const struct cmd_entry cmd_train_rm_entry = {
     "  --seed S           head initialisation, data order, samples (default 1)\n"
     "  --threads N        BLAS threads\n"
     "  --name NAME        name in the registry (default: RM's file name)\n"
+    "  --dump DIR         write the first step's batch, rewards, loss and gradients for\n"
+    "                     tests/ref/torch_ref.py and stop (nothing else is written)\n"
     "Store data takes export's filters (a ranking of K answers gives K(K-1)/2 pairs; ties\n"
     "are left out):\n" CLI_HELP_FILTER CLI_HELP_COMMON,
     exec_train_rm};
@@ -80,7 +84,7 @@ typedef struct TrainState {
 #define TS_MAGIC "RMTRAIN"
 
 typedef struct Opts {
-    const char *init, *out, *data, *tok_path, *template, *name, *dbflag;
+    const char *init, *out, *data, *tok_path, *template, *name, *dbflag, *dump;
     PrefLoadOptions load;
     long epochs, batch, micro, warmup, eval_every, save_every, seed, threads, norm_samples;
     double lr, min_lr, wd, clip;
@@ -103,7 +107,7 @@ static int parse(int argc, char **argv, Opts *o) {
         {"save-every", required_argument, NULL, 'S'}, {"norm-samples", required_argument, NULL, 'N'},
         {"resume", no_argument, NULL, 'r'}, {"force", no_argument, NULL, 'f'},
         {"seed", required_argument, NULL, 'x'}, {"threads", required_argument, NULL, 't'},
-        {"name", required_argument, NULL, 'n'}, CLI_OPT_END};
+        {"name", required_argument, NULL, 'n'}, {"dump", required_argument, NULL, 'Z'}, CLI_OPT_END};
     o->load.filter = db_ranking_filter_default();
     o->load.min_agreement = -1;
     o->load.val_frac = 0.1;
@@ -125,6 +129,7 @@ static int parse(int argc, char **argv, Opts *o) {
         case 'k': o->tok_path = optarg; break;
         case 'T': o->template = optarg; break;
         case 'n': o->name = optarg; break;
+        case 'Z': o->dump = optarg; break;
         case 'r': o->resume = 1; break;
         case 'f': o->force = 1; break;
         case 'A':
@@ -153,10 +158,11 @@ static int parse(int argc, char **argv, Opts *o) {
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
     if (!o->init) return cli_usage_error(E, "--init CKPT is required (a base or SFT checkpoint)");
-    if (!o->out) return cli_usage_error(E, "--out RM is required");
+    if (!o->out && !o->dump) return cli_usage_error(E, "--out RM is required");
     if (o->resume && o->force) return cli_usage_error(E, "--resume and --force contradict each other");
     if (o->data && o->filtered)
         return cli_usage_error(E, "--data FILE takes no store filters (--split, --labeler, --min-agreement, ...)");
+    if (!o->out) o->out = "";
     if (strcmp(o->init, o->out) == 0) return cli_usage_error(E, "--init and --out name the same file");
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
     return -1;
@@ -424,6 +430,69 @@ static int evaluate(Run *r, double *acc, Err *err) {
     return RLHF_OK;
 }
 
+static int write_file(const char *dir, const char *name, const void *p, size_t n, Err *err) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) return err_set(err, RLHF_EIO, "%s: cannot write", path);
+    int bad = fwrite(p, 1, n, f) != n;
+    bad |= fclose(f) != 0;
+    return bad ? err_set(err, RLHF_EIO, "%s: write failed", path) : RLHF_OK;
+}
+
+/* The first step's groups in one pass, for the PyTorch reference: the model
+ * (llama2.c format + heads.bin), the packed tokens, each group's ranks and
+ * the rows' lengths (rm.txt), rewards and loss (rm_out.bin), gradients. */
+static int dump_step(Run *r, Err *err) {
+    const char *dir = r->o->dump;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return err_set(err, RLHF_EIO, "%s: cannot create the folder: %s", dir, strerror(errno));
+    int64_t G = r->o->batch < r->ts.n_train ? r->o->batch : r->ts.n_train;
+    int rows = 0;
+    for (int64_t i = 0; i < G; i++) rows += r->set.g[r->order[i]].n;
+    RmTrainer t;
+    int rc = rm_trainer_create(&t, &r->m, rows, r->data.max_k, &r->o->loss, err);
+    if (rc) return rc;
+    RmStats st;
+    model_zero_grad(&r->m);
+    rc = rm_train_groups(&t, &r->data, r->order, G, 1.0f / (float)G, &st, err);
+    int C = r->m.cfg.dim, T = t.rs.t;
+    Config *c = &r->m.cfg;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/model.bin", dir);
+    if (!rc) rc = model_save_llama2c(path, &r->m, err);
+    float *heads = calloc(2 * (size_t)(C + 1), sizeof *heads);
+    float *outv = malloc(sizeof(float) * (size_t)(rows + 1));
+    StrBuf txt = {0}, meta = {0};
+    if (!rc && (!heads || !outv)) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rc) {
+        memcpy(heads, r->m.w.reward, sizeof(float) * (size_t)(C + 1));
+        for (int b = 0; b < rows; b++) outv[b] = t.r[b];
+        outv[rows] = (float)st.loss;
+        sb_printf(&txt, "center %.9g\n", r->o->loss.center);
+        for (int64_t i = 0; i < G; i++) {
+            const PrefGroup *g = &r->set.g[r->order[i]];
+            for (int k = 0; k < g->n; k++) sb_printf(&txt, "%d%c", g->rank[k], k + 1 < g->n ? ' ' : '\n');
+        }
+        sb_puts(&txt, "lens");
+        for (int b = 0; b < rows; b++) sb_printf(&txt, " %d", t.lens[b]);
+        sb_puts(&txt, "\n");
+        sb_printf(&meta, "%d %d %d %d %d %d %d %d %d %d\n", c->dim, c->hidden_dim, c->n_layers,
+                  c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len, c->shared_classifier, rows, T);
+        rc = write_file(dir, "heads.bin", heads, sizeof(float) * 2 * (size_t)(C + 1), err);
+    }
+    if (!rc) rc = write_file(dir, "inputs.bin", t.tokens, sizeof(int) * (size_t)rows * T, err);
+    if (!rc) rc = write_file(dir, "rm_out.bin", outv, sizeof(float) * (size_t)(rows + 1), err);
+    if (!rc) rc = write_file(dir, "grads.bin", r->m.grads, sizeof(float) * r->m.n_params, err);
+    if (!rc) rc = write_file(dir, "rm.txt", txt.s, txt.len, err);
+    if (!rc) rc = write_file(dir, "meta.txt", meta.s, meta.len, err);
+    if (!rc) printf("wrote %s: %lld groups, %d rows of %d tokens, loss %.6f\n", dir, (long long)G, rows, T, st.loss);
+    sb_free(&txt), sb_free(&meta);
+    free(heads), free(outv);
+    rm_trainer_free(&t);
+    return rc;
+}
+
 static int exec_train_rm(int argc, char **argv) {
     Opts o;
     memset(&o, 0, sizeof o);
@@ -439,6 +508,7 @@ static int exec_train_rm(int argc, char **argv) {
     if (o.threads) openblas_set_num_threads((int)o.threads);
     atomic_remove_stale(o.out);
     int exists = access(o.out, F_OK) == 0;
+    if (o.dump) exists = 0, o.resume = 0;
     if (exists && !o.resume && !o.force) {
         fprintf(stderr, "rlhf train-rm: %s exists; pass --resume to continue it or --force to start over\n", o.out);
         return EXIT_FAIL;
@@ -463,6 +533,11 @@ static int exec_train_rm(int argc, char **argv) {
     if (resumed && r.ts.norm_done && r.ts.step < r.ts.steps) {
         rm_normalise(&r.m, -r.ts.norm_mean); /* train on: the shift is set again at the end */
         r.ts.norm_done = 0;
+    }
+    if (o.dump) {
+        rc = dump_step(&r, &err);
+        run_free(&r);
+        return rc ? cli_fail(E, &err) : EXIT_OK;
     }
     r.opt.weight_decay = (float)o.wd;
     r.ts.batch = (uint32_t)o.batch;
