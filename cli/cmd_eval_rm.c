@@ -2,6 +2,7 @@
  * higher, on the prompts train-rm held out, beside how often the labelers
  * agree with each other on those prompts. */
 #include "cli/cli.h"
+#include "cli/rm_cli.h"
 #include "cli/filter.h"
 #include "db/registry.h"
 #include "rm/agreement.h"
@@ -166,14 +167,6 @@ static int exec_eval_rm(int argc, char **argv) {
     if (!data || cli_db_path(dbflag)) {
         if ((rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db))) return rc;
     }
-    char *reg_template = NULL;
-    if (db && !template) {
-        ModelRow row;
-        if (cli_model_find(db, rm, &row, NULL) == RLHF_OK) {
-            reg_template = row.template, row.template = NULL;
-            db_model_row_free(&row);
-        }
-    }
     RmScorer sc;
     PrefSet set = {0};
     RmData d = {0};
@@ -185,7 +178,7 @@ static int exec_eval_rm(int argc, char **argv) {
     unsigned char *sel = NULL;
     SeqExample *ex = NULL;
     int64_t *pos = NULL;
-    rc = rm_scorer_open(&sc, rm, tok_path, template ? template : reg_template, (int)batch, &err);
+    rc = cli_rm_scorer_open(db, rm, tok_path, template, (int)batch, &sc, &err);
     if (rc) goto out_noscorer;
     rc = data ? prefs_load_file(data, lo.val_frac, &set, &err) : prefs_load_store(db, &lo, &set, &err);
     if (!rc && !data && set.n == 0)
@@ -243,7 +236,6 @@ static int exec_eval_rm(int argc, char **argv) {
     prefs_free(&set);
     rm_scorer_close(&sc);
 out_noscorer:
-    free(reg_template);
     if (db) db_close(db);
     return rc ? cli_fail(E, &err) : EXIT_OK;
 }

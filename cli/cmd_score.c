@@ -2,6 +2,7 @@
  * candidate and RM, so other commands can sort and filter by them) or for a
  * JSONL file of prompt/answer records (written back with a "score" field). */
 #include "cli/cli.h"
+#include "cli/rm_cli.h"
 #include "db/registry.h"
 #include "db/scores.h"
 #include "model/checkpoint.h"
@@ -227,21 +228,12 @@ static int exec_score(int argc, char **argv) {
     if (!in || cli_db_path(dbflag)) {
         if ((rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db))) return rc;
     }
-    char *reg_template = NULL;
-    if (db && !template) {
-        ModelRow row;
-        if (cli_model_find(db, rm, &row, NULL) == RLHF_OK) {
-            reg_template = row.template, row.template = NULL;
-            db_model_row_free(&row);
-        }
-    }
     RmScorer sc;
-    rc = rm_scorer_open(&sc, rm, tok_path, template ? template : reg_template, (int)batch, &err);
+    rc = cli_rm_scorer_open(db, rm, tok_path, template, (int)batch, &sc, &err);
     if (!rc) {
         rc = in ? score_file(&sc, in, out, rm, &err) : score_store(&sc, db, rm, split, model, redo, &err);
         rm_scorer_close(&sc);
     }
-    free(reg_template);
     if (db) db_close(db);
     return rc ? cli_fail(E, &err) : EXIT_OK;
 }

@@ -123,6 +123,18 @@ def compare(ref, got):
     return bad
 
 
+def grads(names, got, ref):
+    """Our gradients.bin laid out in names' order beside autograd's."""
+    g = np.fromfile(f"{d}/grads.bin", dtype=np.float32).astype(np.float64)
+    o = 0
+    for name in names:
+        n = P[name].numel()
+        got["grad " + name] = g[o:o + n]
+        ref["grad " + name] = P[name].grad
+        o += n
+    assert o == len(g), (o, len(g))
+
+
 order = ["token_embedding", "rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2", "w3", "rms_final"]
 order += [] if shared else ["wcls"]
 if os.path.exists(f"{d}/rm.txt"):
@@ -148,14 +160,7 @@ if os.path.exists(f"{d}/rm.txt"):
     out = np.fromfile(f"{d}/rm_out.bin", dtype=np.float32).astype(np.float64)
     got = {"reward": out[:B], "loss": out[B:B + 1]}
     ref = {"reward": r, "loss": J.reshape(1)}
-    g = np.fromfile(f"{d}/grads.bin", dtype=np.float32).astype(np.float64)
-    o = 0
-    for name in order + ["reward_head"]:
-        n = P[name].numel()
-        got["grad " + name] = g[o:o + n]
-        ref["grad " + name] = P[name].grad
-        o += n
-    assert o == len(g), (o, len(g))
+    grads(order + ["reward_head"], got, ref)
     bad = compare(ref, got)
     print(f"rm loss={J.item():.6f} (C {out[B]:.6f}) over {len(groups)} groups, {B} rows")
     sys.exit(1 if bad else 0)
@@ -178,15 +183,7 @@ for name, n in (("logits", N * V), ("logp", N), ("entropy", N), ("reward", N), (
     o += n
 ref = {"logits": logits, "logp": logp, "entropy": ent, "reward": reward, "value": value,
        "scalars": torch.stack([ce, J])}
-g = np.fromfile(f"{d}/grads.bin", dtype=np.float32).astype(np.float64)
-order += ["reward_head", "value_head"]
-o = 0
-for name in order:
-    n = P[name].numel()
-    got["grad " + name] = g[o:o + n]
-    ref["grad " + name] = P[name].grad
-    o += n
-assert o == len(g), (o, len(g))
+grads(order + ["reward_head", "value_head"], got, ref)
 
 bad = compare(ref, got)
 print(f"loss={ce.item():.6f} (C {got['scalars'][0]:.6f})")

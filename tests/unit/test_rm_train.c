@@ -15,6 +15,7 @@
 #include "rm/rm_eval.h"
 #include "rm/rm_train.h"
 #include "util/rng.h"
+#include "tests/unit/fixtures.h"
 
 static double naive_pair(double rw, double rl, double m) {
     return log1p(exp(-(rw - rl - m)));
@@ -63,23 +64,6 @@ Test(rm_train, kwise_loss_is_the_mean_of_pair_losses) {
     float d3[3] = {0};
     cr_assert_eq(rm_kwise_loss(r, ties, NULL, 3, NULL, 1, d3, &gl), 0);
     cr_assert(d3[0] == 0 && d3[1] == 0 && d3[2] == 0);
-}
-
-static Tokenizer *byte_tokenizer(void) {
-    const char *pieces[259];
-    size_t lens[259];
-    float scores[259];
-    static char bytes[256][8];
-    pieces[0] = "<unk>", pieces[1] = "\n<s>\n", pieces[2] = "\n</s>\n";
-    for (int i = 0; i < 256; i++) {
-        snprintf(bytes[i], sizeof bytes[i], "<0x%02X>", i);
-        pieces[3 + i] = bytes[i];
-    }
-    for (int i = 0; i < 259; i++) lens[i] = strlen(pieces[i]), scores[i] = 0;
-    Tokenizer *t = NULL;
-    Err err = {0};
-    cr_assert_eq(tok_build(259, pieces, lens, scores, &t, &err), 0, "%s", err.msg);
-    return t;
 }
 
 /* A PrefSet the tests own: n groups of k answers. */
