@@ -74,7 +74,7 @@ static const struct cmd_entry *E = &cmd_train_rm_entry;
 typedef struct TrainState {
     char magic[8];
     uint32_t version, batch;
-    int64_t step, steps, run_id, n_train;
+    int64_t step, steps, run_id, n_train, seed;
     char data_sha[65];
     char pad[3];
     int32_t norm_done;
@@ -530,6 +530,14 @@ static int exec_train_rm(int argc, char **argv) {
         goto fail;
     }
     memcpy(r.ts.data_sha, sha, sizeof sha);
+    if (resumed && (r.ts.batch != (uint32_t)o.batch || r.ts.seed != o.seed)) {
+        rc = err_set(&err, RLHF_EINVAL,
+                     "%s was trained with --batch %u --seed %lld; resume with the same (or start "
+                     "over with --force)",
+                     o.out, r.ts.batch, (long long)r.ts.seed);
+        goto fail;
+    }
+    r.ts.seed = o.seed;
     if (resumed && r.ts.norm_done && r.ts.step < r.ts.steps) {
         rm_normalise(&r.m, -r.ts.norm_mean); /* train on: the shift is set again at the end */
         r.ts.norm_done = 0;

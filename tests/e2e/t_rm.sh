@@ -150,4 +150,6 @@ expect_rc 1 "$RLHF" train-rm $ARGS --out k.ckpt
 contains "$ERR" "--resume"
 expect_rc 1 "$RLHF" train-rm --init base.ckpt --data hh2.jsonl --out k.ckpt --resume
 contains "$ERR" "changed"
+expect_rc 1 "$RLHF" train-rm $ARGS --out k.ckpt --resume --batch 5
+contains "$ERR" "--batch 4"
 exit 0
