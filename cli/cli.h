@@ -58,6 +58,12 @@ int cli_register_checkpoint(Db *db, const char *path, const char *name, const ch
                             int64_t run_id, const char *status, const char *note,
                             int64_t *model_id, Err *err);
 
+/* The registry entry of a checkpoint given on the command line: by its real
+ * path (as cli_register_checkpoint stores it), else by the text as a name or
+ * path. RLHF_ENOTFOUND when absent. */
+struct ModelRow;
+int cli_model_find(Db *db, const char *path_or_name, struct ModelRow *out, Err *err);
+
 /* A command with subcommands ("prompts import"): runs the one named in argv[1]
  * with argv shifted, or reports a usage error listing the names. */
 struct cli_sub {

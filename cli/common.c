@@ -151,3 +151,9 @@ int cli_register_checkpoint(Db *db, const char *path, const char *name, const ch
     if (!rc && model_id) *model_id = id;
     return rc;
 }
+
+int cli_model_find(Db *db, const char *path_or_name, ModelRow *out, Err *err) {
+    char abs[PATH_MAX];
+    if (realpath(path_or_name, abs) && db_model_get(db, abs, out, NULL) == RLHF_OK) return RLHF_OK;
+    return db_model_get(db, path_or_name, out, err);
+}

@@ -76,6 +76,7 @@ int db_score_todo(Db *db, const ScoreTodoFilter *f, ScoreTodo **rows, int *n, Er
         db_score_todo_free(r, k);
         return rc;
     }
+    if (k == 0) free(r), r = NULL;
     *rows = r, *n = k;
     return RLHF_OK;
 }

@@ -25,7 +25,8 @@ typedef struct ScoreTodo {
     char *prompt, *text;
 } ScoreTodo;
 
-/* Candidates with their prompt text in id order; free with db_score_todo_free. */
+/* Candidates with their prompt text in id order; free with db_score_todo_free
+ * (*rows is NULL when there are none). */
 int db_score_todo(Db *db, const ScoreTodoFilter *f, ScoreTodo **rows, int *n, Err *err);
 void db_score_todo_free(ScoreTodo *rows, int n);
 

@@ -42,15 +42,20 @@ void rm_scorer_close(RmScorer *s) {
     memset(s, 0, sizeof *s);
 }
 
-int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err *err) {
-    for (int i = 0; i < n; i += s->max_batch) {
-        int b = n - i < s->max_batch ? n - i : s->max_batch;
-        int T = seq_pack(ex + i, b, s->tokens, s->lens);
-        int rc = model_forward(&s->m, &s->rs, s->tokens, b, T, 0, err);
+int rm_score_model(const Model *m, RunState *rs, int *tokens, int *lens, int max_batch,
+                   const SeqExample *ex, int n, float *out, Err *err) {
+    for (int i = 0; i < n; i += max_batch) {
+        int b = n - i < max_batch ? n - i : max_batch;
+        int T = seq_pack(ex + i, b, tokens, lens);
+        int rc = model_forward(m, rs, tokens, b, T, 0, err);
         if (rc) return rc;
-        seq_last_rewards(&s->rs, s->lens, b, T, out + i);
+        seq_last_rewards(rs, lens, b, T, out + i);
     }
     return RLHF_OK;
+}
+
+int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err *err) {
+    return rm_score_model(&s->m, &s->rs, s->tokens, s->lens, s->max_batch, ex, n, out, err);
 }
 
 int rm_score_texts(RmScorer *s, const char *const *prompts, const char *const *answers, int n,

@@ -33,5 +33,10 @@ int rm_score_texts(RmScorer *s, const char *const *prompts, const char *const *a
                    float *out, Err *err);
 /* Scores n already-encoded examples. */
 int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err *err);
+/* The same pass on any model with a reward head (a trainer's): passes of up
+ * to max_batch rows; rs fits max_batch rows of seq_len, tokens holds
+ * max_batch·seq_len ints and lens max_batch. */
+int rm_score_model(const Model *m, RunState *rs, int *tokens, int *lens, int max_batch,
+                   const SeqExample *ex, int n, float *out, Err *err);
 
 #endif

@@ -137,18 +137,52 @@ static int pack(RmTrainer *t, const RmData *d, const int64_t *idx, int64_t n, in
     return T;
 }
 
-static int pass(RmTrainer *t, const RmData *d, const int64_t *idx, int64_t n, int train,
+typedef struct LenIdx {
+    int len;
+    int64_t g;
+} LenIdx;
+
+static int cmp_len(const void *x, const void *y) {
+    const LenIdx *a = x, *b = y;
+    if (a->len != b->len) return b->len - a->len;
+    return (a->g > b->g) - (a->g < b->g);
+}
+
+/* Groups in order of their longest answer, so each pass pads little. */
+static int64_t *by_length(const RmData *d, const int64_t *idx, int64_t n) {
+    LenIdx *li = malloc(sizeof *li * (size_t)(n ? n : 1));
+    int64_t *out = malloc(sizeof *out * (size_t)(n ? n : 1));
+    if (!li || !out) {
+        free(li), free(out);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const SeqExample *e = &d->ex[d->first[idx[i]]];
+        li[i] = (LenIdx){0, idx[i]};
+        for (int k = 0; k < d->set->g[idx[i]].n; k++)
+            if (e[k].n > li[i].len) li[i].len = e[k].n;
+    }
+    qsort(li, (size_t)n, sizeof *li, cmp_len);
+    for (int64_t i = 0; i < n; i++) out[i] = li[i].g;
+    free(li);
+    return out;
+}
+
+static int pass(RmTrainer *t, const RmData *d, const int64_t *idx_in, int64_t n, int train,
                 float scale, RmStats *st, float *rewards, Err *err) {
+    int64_t *idx = by_length(d, idx_in, n);
+    if (!idx) return err_set(err, RLHF_ENOMEM, "out of memory");
+    int rc = RLHF_OK;
     double loss = 0, sr = 0, sr2 = 0, msum = 0;
     int64_t groups = 0, pairs = 0, correct = 0, nr = 0;
-    for (int64_t i = 0; i < n;) {
+    for (int64_t i = 0; i < n && !rc;) {
         int rows = 0;
         int64_t j = i;
         while (j < n && rows + d->set->g[idx[j]].n <= t->max_rows)
             rows += d->set->g[idx[j++]].n;
         int T = pack(t, d, idx + i, j - i, rows);
-        int rc = model_forward(t->m, &t->rs, t->tokens, rows, T, 0, err);
-        if (rc) return rc;
+        rc = model_forward(t->m, &t->rs, t->tokens, rows, T, 0, err);
+        if (rc) break;
         seq_last_rewards(&t->rs, t->lens, rows, T, t->r);
         if (train) memset(t->dr, 0, sizeof(float) * (size_t)rows);
         int row = 0;
@@ -173,10 +207,11 @@ static int pass(RmTrainer *t, const RmData *d, const int64_t *idx, int64_t n, in
             for (int b = 0; b < rows; b++)
                 t->dreward[(size_t)b * T + t->lens[b] - 1] = t->dr[b];
             rc = model_backward(t->m, &t->rs, t->tokens, NULL, t->dreward, NULL, err);
-            if (rc) return rc;
         }
         i = j;
     }
+    free(idx);
+    if (rc) return rc;
     if (st) {
         memset(st, 0, sizeof *st);
         st->groups = groups, st->pairs = pairs, st->correct = correct;

@@ -15,6 +15,26 @@ check gqa --kv-heads 2 --len 24 --batch 3 --mask
 check mqa --kv-heads 1 --unshared --len 9 --batch 2 --mask --seed 7
 check full --len 64 --batch 2 --mask --seed 3
 check blocks --seq 160 --len 150 --batch 2 --mask --seed 4   # several causal blocks
+# the reward model: one train-rm step (K-wise loss over groups of 3 and 4
+# answers of different lengths, right-padded in one pass, centring penalty)
+expect_rc 0 "$RLHF" tokenizer train --vocab 300 --out tok.bin "$ROOT/samples/corpus.txt"
+expect_rc 0 "$RLHF" pretrain --corpus "$ROOT/samples/corpus.txt" --tokenizer tok.bin --steps 3 --out base.ckpt
+/usr/bin/python3 - <<'PY'
+import json
+with open("ranked.jsonl", "w") as f:
+    for p in range(6):
+        answers = [f"answer {a} to {p}" + " more" * (a * p % 5) for a in range(3 + p % 2)]
+        for i in range(len(answers)):
+            for j in range(i + 1, len(answers)):
+                f.write(json.dumps({"prompt": f"prompt number {p}?", "chosen": answers[i],
+                                    "rejected": answers[j], "labeler": "ann"}) + "\n")
+PY
+expect_rc 0 "$RLHF" init r.db
+expect_rc 0 "$RLHF" import --db r.db --format pairs ranked.jsonl
+expect_rc 0 "$RLHF" train-rm --db r.db --init base.ckpt --dump rm --batch 3 --val-frac 0 --center 0.01
+contains "$OUT" "3 groups"
+/usr/bin/python3 "$ROOT/tests/ref/torch_ref.py" rm >rm.log 2>&1 || { cat rm.log; die "torch reference disagrees: reward model"; }
+echo "rm: $(tail -n 1 rm.log)"
 # the comparison must be able to fail: a corrupted gradient file is caught
 expect_rc 0 "$RLHF" model-dump --out bad --len 8
 /usr/bin/python3 - bad/grads.bin <<'PY'

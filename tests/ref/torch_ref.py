@@ -9,7 +9,14 @@ gradient of every tensor; compares with what the C engine wrote.
 
 Tolerances (C runs in float32, the reference in float64): every output and
 gradient tensor must satisfy max|c - ref| <= ATOL + RTOL * max|ref|, with
-RTOL = 2e-5 and ATOL = 1e-7. Exit 0 on agreement, 1 with the worst tensors."""
+RTOL = 2e-5 and ATOL = 1e-7. Exit 0 on agreement, 1 with the worst tensors.
+
+A folder from `rlhf train-rm --dump` (it has rm.txt) holds a reward-model
+step instead: K answers per group as rows of one padded batch, the reward at
+each row's last token, the K-wise loss −mean log σ(r_w − r_l) over each
+group's non-tie pairs (+ center·mean (r_w + r_l)²) averaged over groups; the
+rewards, the loss and every gradient are compared the same way."""
+import os
 import struct
 import sys
 
@@ -101,6 +108,63 @@ for l in range(L):
     h = rmsnorm(x, P["rms_ffn"][l])
     x = x + (torch.nn.functional.silu(h @ P["w1"][l].T) * (h @ P["w3"][l].T)) @ P["w2"][l].T
 hf = rmsnorm(x, P["rms_final"]).view(N, C)
+
+
+def compare(ref, got):
+    bad = 0
+    for name, r in ref.items():
+        r = r.detach().numpy().ravel()
+        c = got[name]
+        err = np.abs(c - r).max()
+        tol = ATOL + RTOL * np.abs(r).max()
+        ok = err <= tol
+        bad += not ok
+        print(f"{'ok ' if ok else 'BAD'} {name:22s} max_err={err:.3e} tol={tol:.3e} max_ref={np.abs(r).max():.3e}")
+    return bad
+
+
+def grads(names, got, ref):
+    """Our gradients.bin laid out in names' order beside autograd's."""
+    g = np.fromfile(f"{d}/grads.bin", dtype=np.float32).astype(np.float64)
+    o = 0
+    for name in names:
+        n = P[name].numel()
+        got["grad " + name] = g[o:o + n]
+        ref["grad " + name] = P[name].grad
+        o += n
+    assert o == len(g), (o, len(g))
+
+
+order = ["token_embedding", "rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2", "w3", "rms_final"]
+order += [] if shared else ["wcls"]
+if os.path.exists(f"{d}/rm.txt"):
+    lines = open(f"{d}/rm.txt").read().split("\n")
+    center = float(lines[0].split()[1])
+    groups = [list(map(int, l.split())) for l in lines[1:] if l and not l.startswith("lens")]
+    lens = [int(v) for v in next(l for l in lines if l.startswith("lens")).split()[1:]]
+    reward = (hf @ P["reward_head"][:C] + P["reward_head"][C]).view(B, T)
+    r = reward[torch.arange(B), torch.tensor(lens) - 1]
+    J, row = 0, 0
+    for ranks in groups:
+        terms = []
+        for i in range(len(ranks)):
+            for j in range(len(ranks)):
+                if ranks[i] < ranks[j]:  # i ranked above j
+                    rw, rl = r[row + i], r[row + j]
+                    terms.append(-torch.nn.functional.logsigmoid(rw - rl) + center * (rw + rl) ** 2)
+        J = J + torch.stack(terms).mean()
+        row += len(ranks)
+    assert row == B, (row, B)
+    J = J / len(groups)
+    J.backward()
+    out = np.fromfile(f"{d}/rm_out.bin", dtype=np.float32).astype(np.float64)
+    got = {"reward": out[:B], "loss": out[B:B + 1]}
+    ref = {"reward": r, "loss": J.reshape(1)}
+    grads(order + ["reward_head"], got, ref)
+    bad = compare(ref, got)
+    print(f"rm loss={J.item():.6f} (C {out[B]:.6f}) over {len(groups)} groups, {B} rows")
+    sys.exit(1 if bad else 0)
+
 logits = hf @ (P["token_embedding"] if shared else P["wcls"]).T
 logp_all = logits.log_softmax(-1)
 logp = logp_all.gather(1, tgt[:, None])[:, 0]
@@ -119,25 +183,8 @@ for name, n in (("logits", N * V), ("logp", N), ("entropy", N), ("reward", N), (
     o += n
 ref = {"logits": logits, "logp": logp, "entropy": ent, "reward": reward, "value": value,
        "scalars": torch.stack([ce, J])}
-g = np.fromfile(f"{d}/grads.bin", dtype=np.float32).astype(np.float64)
-order = ["token_embedding", "rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2", "w3", "rms_final"]
-order += ([] if shared else ["wcls"]) + ["reward_head", "value_head"]
-o = 0
-for name in order:
-    n = P[name].numel()
-    got["grad " + name] = g[o:o + n]
-    ref["grad " + name] = P[name].grad
-    o += n
-assert o == len(g), (o, len(g))
+grads(order + ["reward_head", "value_head"], got, ref)
 
-bad = 0
-for name, r in ref.items():
-    r = r.detach().numpy().ravel()
-    c = got[name]
-    err = np.abs(c - r).max()
-    tol = ATOL + RTOL * np.abs(r).max()
-    ok = err <= tol
-    bad += not ok
-    print(f"{'ok ' if ok else 'BAD'} {name:22s} max_err={err:.3e} tol={tol:.3e} max_ref={np.abs(r).max():.3e}")
+bad = compare(ref, got)
 print(f"loss={ce.item():.6f} (C {got['scalars'][0]:.6f})")
 sys.exit(1 if bad else 0)

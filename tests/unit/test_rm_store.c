@@ -14,26 +14,7 @@
 #include "rm/elo.h"
 #include "rm/export.h"
 #include "rm/import.h"
-
-static Db *tmp_db(char *path) {
-    strcpy(path, "/tmp/rlhf-unit-rm-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    unlink(path);
-    Db *db;
-    Err err = {0};
-    cr_assert_eq(db_open(path, DB_OPEN_CREATE, &db, &err), 0, "%s", err.msg);
-    return db;
-}
-
-static void rm_db(Db *db, const char *path) {
-    char p[600];
-    db_close(db);
-    unlink(path);
-    snprintf(p, sizeof p, "%s-wal", path), unlink(p);
-    snprintf(p, sizeof p, "%s-shm", path), unlink(p);
-}
+#include "tests/unit/fixtures.h"
 
 static int64_t model(Db *db, const char *name, const char *kind, int64_t parent) {
     ModelIn m = {name, kind, NULL, parent, NULL, NULL, NULL};

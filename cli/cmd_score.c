@@ -1,0 +1,239 @@
+/* rlhf score: reward-model scores for the store's candidates (kept per
+ * candidate and RM, so other commands can sort and filter by them) or for a
+ * JSONL file of prompt/answer records (written back with a "score" field). */
+#include "cli/cli.h"
+#include "cli/rm_cli.h"
+#include "db/registry.h"
+#include "db/scores.h"
+#include "model/checkpoint.h"
+#include "rm/rm_score.h"
+#include "util/lines.h"
+#include "util/progress.h"
+#include "util/sys.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int exec_score(int argc, char **argv);
+
+const struct cmd_entry cmd_score_entry = {
+    "score", "--rm RM [--split S] [--model NAME] [--redo] | --in FILE [--out FILE]",
+    "score candidates with a reward model (stored per candidate and RM)",
+    "  --rm RM          the reward model (from `rlhf train-rm`)\n"
+    "  --split S        only candidates of prompts in split S\n"
+    "  --model NAME     only candidates from this model\n"
+    "  --redo           score again candidates this RM already scored\n"
+    "  --in FILE        score a JSONL file of {\"prompt\", \"completion\"|\"response\"|\"answer\"}\n"
+    "                   records instead of the store\n"
+    "  --out FILE       with --in: where the records go with a \"score\" field (default stdout)\n"
+    "  --tokenizer TOK  tokenizer.bin when RM carries none\n"
+    "  --template T     chat template (default: RM's in the registry, else the default)\n"
+    "  --batch N        answers per forward pass (default 16)\n" CLI_HELP_COMMON,
+    exec_score};
+
+static const struct cmd_entry *E = &cmd_score_entry;
+
+typedef struct Stat {
+    int64_t n;
+    double sum, sum2;
+} Stat;
+
+static void stat_add(Stat *s, const float *x, int n) {
+    for (int i = 0; i < n; i++) s->n++, s->sum += x[i], s->sum2 += (double)x[i] * x[i];
+}
+
+static void stat_print(const Stat *s, const char *what, const char *rm, int64_t cut) {
+    double mean = s->n ? s->sum / s->n : NAN, var = s->n ? s->sum2 / s->n - mean * mean : NAN;
+    printf("scored %lld %s with %s: mean %.4f, sd %.4f\n", (long long)s->n, what, rm, mean,
+           var > 0 ? sqrt(var) : 0.0);
+    if (cut) fprintf(stderr, "score: %lld prompts were cut from the left to fit the context\n", (long long)cut);
+}
+
+typedef struct Rec {
+    cJSON *obj;
+    const char *prompt, *answer;
+} Rec;
+
+static int score_file(RmScorer *sc, const char *in, const char *out_path, const char *rm, Err *err) {
+    static const char *const prompt_keys[] = {"prompt", "instruction", NULL};
+    static const char *const answer_keys[] = {"completion", "response", "answer", NULL};
+    LineReader lr;
+    int rc = lines_open(&lr, in, err);
+    if (rc) return rc;
+    Rec *recs = NULL;
+    int n = 0, cap = 0;
+    cJSON *obj;
+    /* every record is read and checked before anything is written */
+    while (!(rc = jsonl_next(&lr, &obj, err)) && obj) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            Rec *p = realloc(recs, sizeof *p * (size_t)cap);
+            if (!p) {
+                cJSON_Delete(obj);
+                rc = err_set(err, RLHF_ENOMEM, "out of memory");
+                break;
+            }
+            recs = p;
+        }
+        recs[n].obj = obj;
+        rc = jsonl_string_any(&lr, obj, prompt_keys, 1, &recs[n].prompt, NULL, err);
+        if (!rc) rc = jsonl_string_any(&lr, obj, answer_keys, 1, &recs[n].answer, NULL, err);
+        n++;
+        if (rc) break;
+    }
+    if (!rc && n == 0) rc = err_set(err, RLHF_EFORMAT, "%s: no records in file", lr.path);
+    lines_close(&lr);
+    const char **p = malloc(sizeof *p * (size_t)(n ? n : 1)), **a = malloc(sizeof *a * (size_t)(n ? n : 1));
+    float *s = malloc(sizeof *s * (size_t)(n ? n : 1));
+    if (!rc && (!p || !a || !s)) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < n; i++) p[i] = recs[i].prompt, a[i] = recs[i].answer;
+    if (!rc) rc = rm_score_texts(sc, p, a, n, s, err);
+    AtomicFile af = {0};
+    FILE *f = stdout;
+    if (!rc && out_path) {
+        rc = atomic_open(&af, out_path, err);
+        f = af.f;
+    }
+    for (int i = 0; !rc && i < n; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(recs[i].obj, "score");
+        cJSON_AddNumberToObject(recs[i].obj, "score", s[i]);
+        char *t = cJSON_PrintUnformatted(recs[i].obj);
+        if (!t) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        else fputs(t, f), fputc('\n', f);
+        free(t);
+    }
+    if (!rc && !out_path && (fflush(stdout) || ferror(stdout)))
+        rc = err_set(err, RLHF_EIO, "writing to stdout failed");
+    if (out_path && af.f) {
+        if (rc) atomic_abort(&af);
+        else rc = atomic_commit(&af, err);
+    }
+    if (!rc) {
+        Stat st = {0};
+        stat_add(&st, s, n);
+        /* the records went to stdout: the summary goes to stderr then */
+        if (!out_path) {
+            double mean = st.sum / st.n;
+            fprintf(stderr, "score: %lld records scored with %s: mean %.4f\n", (long long)st.n, rm, mean);
+        } else
+            stat_print(&st, "records", rm, sc->cut);
+    }
+    for (int i = 0; i < n; i++) cJSON_Delete(recs[i].obj);
+    free(recs), free(p), free(a), free(s);
+    return rc;
+}
+
+/* The RM's id in the registry, registering it (kind rm) when absent. */
+static int rm_model_id(Db *db, const char *rm, const RmScorer *sc, int64_t *id, Err *err) {
+    ModelRow row;
+    if (cli_model_find(db, rm, &row, NULL) == RLHF_OK) {
+        *id = row.id;
+        int rc = strcmp(row.kind, "rm") == 0
+                     ? RLHF_OK
+                     : err_set(err, RLHF_EINVAL, "%s is registered as a %s model, not as a reward model",
+                               rm, row.kind);
+        db_model_row_free(&row);
+        return rc;
+    }
+    return cli_register_checkpoint(db, rm, NULL, "rm", 0, &sc->m.cfg, sc->template, 0, NULL, NULL, id, err);
+}
+
+static int score_store(RmScorer *sc, Db *db, const char *rm, const char *split, const char *model,
+                       int redo, Err *err) {
+    int64_t rm_id, model_id = 0;
+    int rc = rm_model_id(db, rm, sc, &rm_id, err);
+    if (rc) return rc;
+    if (model) {
+        ModelRow row;
+        if ((rc = db_model_get(db, model, &row, err))) return rc;
+        model_id = row.id;
+        db_model_row_free(&row);
+    }
+    ScoreTodoFilter f = {redo ? 0 : rm_id, model_id, split, 0, 256};
+    Stat st = {0};
+    Progress pg;
+    progress_start(&pg, "score", "candidates", 0, 0);
+    sys_catch_interrupts();
+    float *s = malloc(sizeof *s * (size_t)f.limit);
+    const char **p = malloc(sizeof *p * (size_t)f.limit), **a = malloc(sizeof *a * (size_t)f.limit);
+    if (!s || !p || !a) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    /* chunk by chunk, each committed: an interrupted run keeps what it scored */
+    while (!rc && !sys_interrupted()) {
+        ScoreTodo *rows;
+        int n;
+        if ((rc = db_score_todo(db, &f, &rows, &n, err)) || n == 0) break;
+        for (int i = 0; i < n; i++) p[i] = rows[i].prompt, a[i] = rows[i].text;
+        rc = rm_score_texts(sc, p, a, n, s, err);
+        if (!rc) rc = db_begin(db, err);
+        for (int i = 0; !rc && i < n; i++) rc = db_score_put(db, rows[i].cand_id, rm_id, s[i], err);
+        if (!rc) rc = db_commit(db, err);
+        else db_rollback(db);
+        f.after_id = rows[n - 1].cand_id;
+        db_score_todo_free(rows, n);
+        if (!rc) stat_add(&st, s, n);
+        progress_update(&pg, st.n, NULL);
+    }
+    progress_finish(&pg, NULL);
+    free(s), free(p), free(a);
+    if (rc) return rc;
+    if (sys_interrupted()) {
+        fprintf(stderr, "score: interrupted after %lld candidates; run it again to go on\n", (long long)st.n);
+        return err_set(err, RLHF_EINTR, "interrupted");
+    }
+    if (st.n == 0)
+        printf("nothing to score: every candidate%s%s already has a score by %s (--redo scores again)\n",
+               split ? " of that split" : "", model ? " of that model" : "", rm);
+    else
+        stat_print(&st, "candidates", rm, sc->cut);
+    return RLHF_OK;
+}
+
+static int exec_score(int argc, char **argv) {
+    static const struct option opts[] = {
+        CLI_OPT_DB, CLI_OPT_HELP,
+        {"rm", required_argument, NULL, 'r'}, {"split", required_argument, NULL, 's'},
+        {"model", required_argument, NULL, 'm'}, {"redo", no_argument, NULL, 'R'},
+        {"in", required_argument, NULL, 'i'}, {"out", required_argument, NULL, 'o'},
+        {"tokenizer", required_argument, NULL, 'k'}, {"template", required_argument, NULL, 'T'},
+        {"batch", required_argument, NULL, 'b'}, CLI_OPT_END};
+    const char *dbflag = NULL, *rm = NULL, *split = NULL, *model = NULL, *in = NULL, *out = NULL;
+    const char *tok_path = NULL, *template = NULL;
+    long batch = 16;
+    int redo = 0, c;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'D': dbflag = optarg; break;
+        case 'r': rm = optarg; break;
+        case 's': split = optarg; break;
+        case 'm': model = optarg; break;
+        case 'R': redo = 1; break;
+        case 'i': in = optarg; break;
+        case 'o': out = optarg; break;
+        case 'k': tok_path = optarg; break;
+        case 'T': template = optarg; break;
+        case 'b': if (cli_parse_long(E, "--batch", optarg, 1, 4096, &batch)) return EXIT_USAGE; break;
+        case 'h': return cli_help(E);
+        default: return cli_bad_option(E, argv, c);
+        }
+    }
+    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
+    if (!rm) return cli_usage_error(E, "--rm RM is required");
+    if (out && !in) return cli_usage_error(E, "--out goes with --in FILE (store scores stay in the store)");
+    if (in && (split || model || redo)) return cli_usage_error(E, "--split, --model and --redo are for the store, not --in");
+    Db *db = NULL;
+    Err err = {0};
+    int rc;
+    if (!in || cli_db_path(dbflag)) {
+        if ((rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db))) return rc;
+    }
+    RmScorer sc;
+    rc = cli_rm_scorer_open(db, rm, tok_path, template, (int)batch, &sc, &err);
+    if (!rc) {
+        rc = in ? score_file(&sc, in, out, rm, &err) : score_store(&sc, db, rm, split, model, redo, &err);
+        rm_scorer_close(&sc);
+    }
+    if (db) db_close(db);
+    return rc ? cli_fail(E, &err) : EXIT_OK;
+}

@@ -1,0 +1,173 @@
+#!/bin/sh
+# The reward model end to end on a tiny project: train-rm on the store's
+# rankings (registered with its parent, curves in metrics, normalised so the
+# init model's answers score 0), score (store and file), eval-rm (text, JSON,
+# a file), training from a pairs / multi-turn HH file, bad input refused with
+# nothing written, and kill -9 then --resume equal to an uninterrupted run.
+. "$ROOT/tests/e2e/lib.sh"
+S="$ROOT/samples"
+expect_rc 0 "$RLHF" init p.db
+expect_rc 0 "$RLHF" tokenizer train --vocab 300 --out tok.bin "$S/corpus.txt"
+expect_rc 0 "$RLHF" pretrain --db p.db --corpus "$S/corpus.txt" --tokenizer tok.bin --config tiny \
+    --steps 150 --batch 8 --lr 3e-3 --out base.ckpt --name base
+# a project with no rankings yet
+expect_rc 1 "$RLHF" train-rm --db p.db --init base.ckpt --out rm.ckpt
+contains "$ERR" "no rankings"
+[ ! -e rm.ckpt ] || die "a failed run wrote a checkpoint"
+expect_rc 0 "$RLHF" prompts import --db p.db "$S/prompts.jsonl"
+expect_rc 0 "$RLHF" gen --db p.db --model base.ckpt -k 4 --split train --seed 1 --max-tokens 32
+for l in "careful 0.05 1" "hasty 0.4 2" "third 0.1 3"; do
+    set -- $l
+    expect_rc 0 "$RLHF" label --db p.db --auto demo --as "sim-$1" --noise "$2" --overlap 3 --seed "$3"
+done
+
+# usage errors
+expect_rc 2 "$RLHF" train-rm --db p.db --out rm.ckpt
+contains "$ERR" "--init"
+expect_rc 2 "$RLHF" train-rm --db p.db --init base.ckpt
+expect_rc 2 "$RLHF" train-rm --db p.db --init base.ckpt --out rm.ckpt --resume --force
+expect_rc 2 "$RLHF" train-rm --db p.db --init base.ckpt --out rm.ckpt --data x.jsonl --split train
+expect_rc 2 "$RLHF" train-rm --db p.db --init base.ckpt --out rm.ckpt --lr abc
+expect_rc 0 "$RLHF" train-rm --help
+contains "$OUT" "--val-frac"
+# bad input: a tokenizer that does not match, no data with these filters, ties only
+expect_rc 0 "$RLHF" tokenizer train --vocab 400 --out tok400.bin "$S/corpus.txt"
+expect_rc 1 "$RLHF" train-rm --db p.db --init base.ckpt --tokenizer tok400.bin --out rm.ckpt
+contains "$ERR" "400"
+expect_rc 1 "$RLHF" train-rm --db p.db --init base.ckpt --out rm.ckpt --labeler nobody
+contains "$ERR" "no rankings to train on with these filters"
+cp p.db ties.db
+/usr/bin/python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("update ranking_items set rank = 1"); c.commit()' ties.db
+expect_rc 1 "$RLHF" train-rm --db ties.db --init base.ckpt --out rm.ckpt
+contains "$ERR" "ties only"
+[ ! -e rm.ckpt ] || die "a failed run wrote a checkpoint"
+
+# training on the store
+expect_rc 0 "$RLHF" train-rm --db p.db --init base.ckpt --out rm.ckpt --epochs 3 --lr 1e-3 --name rm-1
+contains "$OUT" "held-out accuracy"
+contains "$ERR" "cut from the left"
+contains "$ERR" "reward bias set to"
+[ "$(sql p.db "select kind from models where name='rm-1'")" = rm ] || die "RM not registered"
+[ "$(sql p.db "select parent_id from models where name='rm-1'")" = "$(sql p.db "select id from models where name='base'")" ] ||
+    die "RM's parent is not the init model"
+[ "$(sql p.db "select status from runs where kind='rm'")" = done ] || die "run not done"
+steps=$(sql p.db "select count(*) from metrics where name='train_loss'")
+[ "$steps" -gt 50 ] || die "train_loss curve missing ($steps points)"
+for m in train_accuracy reward_mean reward_std reward_margin val_accuracy norm_bias; do
+    [ "$(sql p.db "select count(*) from metrics where name='$m'")" -gt 0 ] || die "metric $m missing"
+done
+acc=$(sql p.db "select value from metrics where name='val_accuracy' order by step desc limit 1")
+/usr/bin/python3 -c "import sys; sys.exit(0 if $acc > 0.6 else 1)" || die "held-out accuracy $acc"
+
+# score: every candidate once, the init model's answers average 0 (normalisation)
+expect_rc 0 "$RLHF" score --db p.db --rm rm.ckpt
+contains "$OUT" "scored"
+n=$(sql p.db "select count(*) from scores")
+[ "$n" = "$(sql p.db "select count(*) from candidates")" ] || die "scored $n candidates"
+/usr/bin/python3 -c "import sys; sys.exit(0 if abs($(sql p.db "select avg(score) from scores")) < 1e-3 else 1)" ||
+    die "the init model's answers do not average 0"
+expect_rc 0 "$RLHF" score --db p.db --rm rm.ckpt
+contains "$OUT" "nothing to score"
+expect_rc 0 "$RLHF" score --db p.db --rm rm.ckpt --redo --split train
+[ "$(sql p.db "select count(*) from scores")" = "$n" ] || die "--redo added rows"
+printf '{"prompt":"What is 2+2?","completion":"4","id":7}\n{"prompt":"hi","response":"hello"}\n' >in.jsonl
+expect_rc 0 "$RLHF" score --rm rm.ckpt --in in.jsonl --out scored.jsonl
+/usr/bin/python3 -c '
+import json, sys
+r = [json.loads(l) for l in open("scored.jsonl")]
+assert len(r) == 2 and r[0]["id"] == 7 and all(isinstance(x["score"], float) for x in r), r' || die "bad scored file"
+printf '{"prompt":"a","completion":"b"}\n{"prompt":"x"}\n' >bad.jsonl
+expect_rc 1 "$RLHF" score --rm rm.ckpt --in bad.jsonl --out bad-out.jsonl
+contains "$ERR" "bad.jsonl:2"
+[ ! -e bad-out.jsonl ] || die "a failed score wrote its output"
+# a checkpoint without a reward head is refused as --rm
+expect_rc 1 "$RLHF" score --db p.db --rm base.ckpt
+contains "$ERR" "not a reward model"
+expect_rc 1 "$RLHF" eval-rm --db p.db --rm base.ckpt
+contains "$ERR" "not a reward model"
+
+# eval-rm: held-out accuracy beside the labelers' agreement
+expect_rc 0 "$RLHF" eval-rm --db p.db --rm rm.ckpt
+contains "$OUT" "accuracy"
+contains "$OUT" "labelers agree"
+contains "$OUT" "sim-careful"
+contains "$OUT" "by labelers' agreement"
+expect_rc 0 "$RLHF" eval-rm --db p.db --rm rm.ckpt --json
+echo "$OUT" | /usr/bin/python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+a = j["accuracy"]
+assert a["pairs"] > 0 and a["ci95_low"] <= a["accuracy"] <= a["ci95_high"], a
+assert len(j["by_labeler"]) == 3 and j["by_agreement"] and j["labeler_agreement"]["pairs"] > 0, j' ||
+    die "bad eval-rm JSON: $OUT"
+# the eval's accuracy is the training run's last held-out accuracy (same split)
+/usr/bin/python3 -c "
+import json, sys
+j = json.loads(sys.argv[1]); sys.exit(0 if abs(j['accuracy']['accuracy'] - $acc) < 1e-6 else 1)" "$OUT" ||
+    die "eval-rm and train-rm disagree on the held-out split"
+expect_rc 0 "$RLHF" export --db p.db --format hh --out hh.jsonl
+expect_rc 0 "$RLHF" eval-rm --rm rm.ckpt --data hh.jsonl
+contains "$OUT" "accuracy"
+
+# training from a file without a store: pairs, and multi-turn HH dialogues
+expect_rc 0 "$RLHF" export --db p.db --format pairs --out all-pairs.jsonl
+head -n 400 all-pairs.jsonl >pairs.jsonl
+expect_rc 0 "$RLHF" train-rm --init base.ckpt --data pairs.jsonl --out rm-pairs.ckpt --norm-samples 4
+contains "$ERR" "fresh samples from the init model"
+/usr/bin/python3 - <<'PY'
+import json
+with open("hh2.jsonl", "w") as f:
+    for i in range(40):
+        ctx = f"\n\nHuman: tell me about {i}\n\nAssistant: sure\n\nHuman: and more about {i}?"
+        f.write(json.dumps({"chosen": ctx + "\n\nAssistant: yes, a good answer.",
+                            "rejected": ctx + "\n\nAssistant: no"}) + "\n")
+PY
+expect_rc 0 "$RLHF" train-rm --init base.ckpt --data hh2.jsonl --out rm-hh.ckpt --norm-samples 0 --epochs 2
+contains "$ERR" "40 ranked prompts"
+printf '{"chosen":"\\n\\nHuman: a\\n\\nAssistant: b"}\n' >badhh.jsonl
+expect_rc 1 "$RLHF" train-rm --init base.ckpt --data badhh.jsonl --out rm-bad.ckpt
+contains "$ERR" "badhh.jsonl:1"
+[ ! -e rm-bad.ckpt ] || die "a failed run wrote a checkpoint"
+
+# Ctrl-C (SIGINT) mid-run: a checkpoint, the run marked interrupted, exit 1; --resume finishes it
+"$RLHF" train-rm --db p.db --init base.ckpt --out int.ckpt --epochs 50 --save-every 1000 --name rm-int >int.out 2>int.err &
+pid=$!
+i=0
+while ! grep -q "steps of" int.err 2>/dev/null && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
+sleep 0.3
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 1 ] || die "interrupted run exited $rc: $(cat int.err)"
+contains "$(cat int.err)" "interrupted at step"
+[ -s int.ckpt ] || die "no checkpoint after Ctrl-C"
+[ "$(sql p.db "select status from runs order by id desc limit 1")" = interrupted ] || die "run not marked interrupted"
+expect_rc 0 "$RLHF" train-rm --db p.db --init base.ckpt --out int.ckpt --epochs 50 --save-every 1000 --name rm-int --resume --epochs 1
+contains "$ERR" "resumed"
+[ "$(sql p.db "select status from runs order by id desc limit 1")" = done ] || die "resumed run not done"
+[ "$(sql p.db "select kind from models where name='rm-int'")" = rm ] || die "resumed RM not registered"
+
+# kill -9 mid-run, rerun with --resume: the same bytes as a run never interrupted
+ARGS="--init base.ckpt --data pairs.jsonl --epochs 2 --batch 4 --save-every 5 --threads 1 --seed 3 --norm-samples 2"
+expect_rc 0 "$RLHF" train-rm $ARGS --out ref.ckpt
+"$RLHF" train-rm $ARGS --out k.ckpt >k.out 2>k.err &
+pid=$!
+i=0
+while [ ! -e k.ckpt ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
+sleep 0.2
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+grep -q "trained" k.out && echo "note: the run finished before the kill"
+expect_rc 0 "$RLHF" train-rm $ARGS --out k.ckpt --resume
+contains "$ERR" "resumed"
+cmp ref.ckpt k.ckpt || die "resumed run differs from the uninterrupted one"
+expect_rc 0 "$RLHF" train-rm $ARGS --out k.ckpt --resume
+contains "$OUT" "up to date"
+# an existing RM is not overwritten by accident; another data set is refused on resume
+expect_rc 1 "$RLHF" train-rm $ARGS --out k.ckpt
+contains "$ERR" "--resume"
+expect_rc 1 "$RLHF" train-rm --init base.ckpt --data hh2.jsonl --out k.ckpt --resume
+contains "$ERR" "changed"
+expect_rc 1 "$RLHF" train-rm $ARGS --out k.ckpt --resume --batch 5
+contains "$ERR" "--batch 4"
+exit 0
