@@ -2,7 +2,7 @@
  * higher, on the prompts train-rm held out, beside how often the labelers
  * agree with each other on those prompts. */
 #include "cli/cli.h"
-#include "cli/rm_cli.h"
+#include "rm/rm_score.h"
 #include "cli/filter.h"
 #include "db/registry.h"
 #include "rm/agreement.h"
@@ -178,7 +178,7 @@ static int exec_eval_rm(int argc, char **argv) {
     unsigned char *sel = NULL;
     SeqExample *ex = NULL;
     int64_t *pos = NULL;
-    rc = cli_rm_scorer_open(db, rm, tok_path, template, (int)batch, &sc, &err);
+    rc = rm_scorer_open_in(db, &sc, rm, tok_path, template, (int)batch, &err);
     if (rc) goto out_noscorer;
     rc = data ? prefs_load_file(data, lo.val_frac, &set, &err) : prefs_load_store(db, &lo, &set, &err);
     if (!rc && !data && set.n == 0)
