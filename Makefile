@@ -30,7 +30,7 @@ LDFLAGS += $(SAN_FLAGS)
 endif
 LDLIBS  += -lm -lpthread
 
-LIB_DIRS := util db model gen annotator rm rl
+LIB_DIRS := util db model gen annotator rm rl viz
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)) $(filter-out cli/main.c,$(wildcard cli/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/librlhf.a
