@@ -52,7 +52,9 @@ int viz_ticks(double lo, double hi, int max, double *out) {
 
 static void fmt_num(char *buf, size_t n, double v) {
     double a = fabs(v);
-    if (a != 0 && (a >= 1e5 || a < 1e-3))
+    if (a >= 1 && a < 1e7 && v == floor(v)) /* steps: 20000, not 2e+04 */
+        snprintf(buf, n, "%.0f", v);
+    else if (a != 0 && (a >= 1e7 || a < 1e-3))
         snprintf(buf, n, "%.2g", v);
     else
         snprintf(buf, n, "%.4g", v);

@@ -59,7 +59,7 @@ static const char CSS[] =
     "h1{font-size:1.5em;margin:.8em 0 .2em}h2{margin-top:1.6em;border-bottom:1px solid #ccc}"
     "h3{font-size:1.05em;margin:1.2em 0 .3em}nav a{margin-right:1em}"
     ".meta,.note{color:#666;font-size:.9em}.empty{padding:1em;background:#f6f6f6}"
-    ".charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:8px}"
+    ".charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:8px}"
     "figure{margin:0;break-inside:avoid;page-break-inside:avoid}"
     "svg.chart{width:100%;height:auto;display:block}"
     ".wrap{overflow-x:auto}table{border-collapse:collapse;margin:.4em 0;font-size:.9em}"
@@ -68,7 +68,8 @@ static const char CSS[] =
     ".ct{font-size:13px;font-weight:600;fill:#222}.ax{font-size:11px;fill:#555}"
     ".lg{font-size:11px;fill:#333}.pa{fill:none;stroke:#bbb}.gr{stroke:#eee}"
     ".hl{stroke:#c00;stroke-dasharray:5 4;stroke-width:1.5}"
-    "polyline{fill:none;stroke-width:1.6;stroke-linejoin:round}.wh{stroke-width:1.5}"
+    "polyline{fill:none;stroke-width:1.8;stroke-linejoin:round;vector-effect:non-scaling-stroke}"
+    ".wh{stroke-width:1.5}"
     ".s0 polyline,.s0 .wh{stroke:#1f77b4}.s0 circle,.k0{fill:#1f77b4}"
     ".s1 polyline,.s1 .wh{stroke:#ff7f0e}.s1 circle,.k1{fill:#ff7f0e}"
     ".s2 polyline,.s2 .wh{stroke:#2ca02c}.s2 circle,.k2{fill:#2ca02c}"
@@ -77,7 +78,7 @@ static const char CSS[] =
     ".s5 polyline,.s5 .wh{stroke:#8c564b}.s5 circle,.k5{fill:#8c564b}"
     ".s6 polyline,.s6 .wh{stroke:#e377c2}.s6 circle,.k6{fill:#e377c2}"
     ".s7 polyline,.s7 .wh{stroke:#7f7f7f}.s7 circle,.k7{fill:#7f7f7f}"
-    "@media (max-width:600px){body{font-size:14px;padding:0 6px}"
+    "@media (max-width:640px){body{font-size:14px;padding:0 6px}"
     ".charts{grid-template-columns:1fr}}"
     "@media print{nav{display:none}body{max-width:none;font-size:11pt}"
     ".charts{grid-template-columns:1fr 1fr}h2{break-after:avoid;page-break-after:avoid}"
@@ -344,7 +345,8 @@ static int ratings_by(Ctx *c, const RmSet *s, int by) {
     if (!rc) rc = elo_battles(s, &p, &b, &nb, &bs, c->err);
     const char *what = by == ELO_BY_POLICY ? "policy" : "model";
     if (!rc && nb == 0) {
-        fprintf(f, "<p class=\"note\">No battles between two %ss.</p>\n", what);
+        fprintf(f, "<p class=\"note\">No battles between two %s.</p>\n",
+                by == ELO_BY_POLICY ? "of our own checkpoints (base, sft, policy)" : "models");
         goto out;
     }
     if (!rc) rc = elo_rate(b, nb, p.n, &o, &t, c->err);
@@ -639,10 +641,13 @@ int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, 
               " candidates (<code>rlhf label</code>), then make the report again.</p>\n",
               f);
     } else {
-        fputs("<nav><a href=\"#final\">final table</a><a href=\"#runs\">runs</a>"
-              "<a href=\"#ratings\">ratings</a><a href=\"#labelers\">labelers</a>"
-              "<a href=\"#rm\">reward model</a></nav>\n",
-              f);
+        int evals = 0, rms = 0;
+        for (int i = 0; i < nruns; i++)
+            evals += strcmp(runs[i].kind, "eval") == 0, rms += is_rm_run(&runs[i]);
+        fprintf(f, "<nav>%s<a href=\"#runs\">runs</a><a href=\"#ratings\">ratings</a>%s%s</nav>\n",
+                evals ? "<a href=\"#final\">final table</a>" : "",
+                have_ar ? "<a href=\"#labelers\">labelers</a>" : "",
+                rms ? "<a href=\"#rm\">reward model</a>" : "");
         rc = section_eval(&c, runs, nruns);
         if (!rc) rc = section_runs(&c, runs, nruns);
         if (!rc) {
