@@ -133,14 +133,14 @@ static void fmt(char *b, size_t n, double v) {
     if (!isfinite(v))
         snprintf(b, n, "-");
     else if (a != 0 && (a >= 1e5 || a < 1e-3))
-        snprintf(b, n, "%.2e", v);
+        snprintf(b, n, "%.1e", v); /* at most 8 characters */
     else
         snprintf(b, n, "%.4g", v);
 }
 
 /* One chart: a title line, then rows of dots with the range on the left. */
 static void draw_chart(Watch *w, const MetricSeries *m, int top, int height, int width) {
-    enum { LW = 9 };
+    enum { LW = 10 }; /* the range's labels, a space and the axis */
     char lo[32], hi[32], last[32], line[512];
     double y0 = INFINITY, y1 = -INFINITY;
     for (int64_t i = 0; i < m->n; i++)
