@@ -55,14 +55,22 @@ static int exec_report(int argc, char **argv) {
         if (fr == 1) continue;
         if (fr) return fr;
         switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 'o': out = optarg; break;
+        case 'D':
+            dbflag = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
         case O_RUN:
             if (cli_parse_long(E, "--run", optarg, 1, 1L << 62, &v)) return EXIT_USAGE;
             o.runs.run_id = v;
             break;
-        case O_KIND: o.runs.kind = optarg; break;
-        case O_TITLE: o.title = optarg; break;
+        case O_KIND:
+            o.runs.kind = optarg;
+            break;
+        case O_TITLE:
+            o.title = optarg;
+            break;
         case O_MAXP:
             if (cli_parse_long(E, "--max-points", optarg, 2, 100000, &v)) return EXIT_USAGE;
             o.max_points = (int)v;
@@ -75,8 +83,10 @@ static int exec_report(int argc, char **argv) {
             if (cli_parse_long(E, "--seed", optarg, 0, 1L << 62, &v)) return EXIT_USAGE;
             o.seed = (uint64_t)v;
             break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
         }
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
@@ -94,7 +104,8 @@ static int exec_report(int argc, char **argv) {
         int n;
         RunFilter one = {.run_id = o.runs.run_id};
         rc = db_runs_list(db, &one, &r, &n, &err);
-        if (!rc && n == 0) rc = err_set(&err, RLHF_ENOTFOUND, "--run %lld: no such run", (long long)o.runs.run_id);
+        if (!rc && n == 0)
+            rc = err_set(&err, RLHF_ENOTFOUND, "--run %lld: no such run", (long long)o.runs.run_id);
         if (!rc) db_runs_free(r, n);
     }
     struct timespec t0, t1;
@@ -122,8 +133,8 @@ static int exec_report(int argc, char **argv) {
         long long size = stat(out, &sb) == 0 ? (long long)sb.st_size : -1;
         printf("wrote %s: %d runs, %d charts, %lld metric points, %lld rankings, %d evaluations, "
                "%lld bytes in %.2fs\n",
-               out, st.runs, st.charts, (long long)st.points, (long long)st.rankings, st.eval_runs, size,
-               secs);
+               out, st.runs, st.charts, (long long)st.points, (long long)st.rankings, st.eval_runs,
+               size, secs);
     }
     return EXIT_OK;
 }

@@ -145,7 +145,8 @@ static void draw_chart(Watch *w, const MetricSeries *m, int top, int height, int
     double y0 = INFINITY, y1 = -INFINITY;
     for (int64_t i = 0; i < m->n; i++)
         if (isfinite(m->value[i])) y0 = fmin(y0, m->value[i]), y1 = fmax(y1, m->value[i]);
-    fmt(lo, sizeof lo, y0), fmt(hi, sizeof hi, y1), fmt(last, sizeof last, m->n ? m->value[m->n - 1] : NAN);
+    fmt(lo, sizeof lo, y0), fmt(hi, sizeof hi, y1),
+        fmt(last, sizeof last, m->n ? m->value[m->n - 1] : NAN);
     snprintf(line, sizeof line, "%s  last %s  (step %.0f, %lld points)", m->name, last,
              m->n ? m->step[m->n - 1] : 0.0, (long long)m->n);
     attron(A_BOLD);
@@ -211,7 +212,8 @@ static void draw(Watch *w) {
             top += h;
         }
         char foot[128];
-        snprintf(foot, sizeof foot, " q quit  n/p run  f follow  space: charts %d/%d", w->page + 1, pages);
+        snprintf(foot, sizeof foot, " q quit  n/p run  f follow  space: charts %d/%d", w->page + 1,
+                 pages);
         mvaddnstr(H - 1, 0, foot, W);
         refresh();
         return;
@@ -234,17 +236,23 @@ static int exec_watch(int argc, char **argv) {
     int c;
     while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'D': dbflag = optarg; break;
+        case 'D':
+            dbflag = optarg;
+            break;
         case 'r':
             if (cli_parse_long(E, "--run", optarg, 1, 1L << 62, &v)) return EXIT_USAGE;
             w.run_id = v, w.follow = 0;
             break;
-        case 'm': w.pattern = optarg; break;
+        case 'm':
+            w.pattern = optarg;
+            break;
         case 'i':
             if (cli_parse_double(E, "--interval", optarg, 0.1, 3600, &interval)) return EXIT_USAGE;
             break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
+        case 'h':
+            return cli_help(E);
+        default:
+            return cli_bad_option(E, argv, c);
         }
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
@@ -257,7 +265,8 @@ static int exec_watch(int argc, char **argv) {
         Err err = {0};
         RunFilter f = {.run_id = w.run_id};
         rc = db_runs_list(w.db, &f, &r, &n, &err);
-        if (!rc && n == 0) rc = err_set(&err, RLHF_ENOTFOUND, "--run %lld: no such run", (long long)w.run_id);
+        if (!rc && n == 0)
+            rc = err_set(&err, RLHF_ENOTFOUND, "--run %lld: no such run", (long long)w.run_id);
         if (!rc) db_runs_free(r, n);
         if (rc) {
             db_close(w.db);
@@ -292,13 +301,30 @@ static int exec_watch(int argc, char **argv) {
         }
         int k = getch();
         switch (k) {
-        case 'q': case 'Q': case 27: quit = 1; break;
-        case 'n': step_run(&w, 1), next = 0; break;
-        case 'p': step_run(&w, -1), next = 0; break;
-        case 'f': w.follow = 1, next = 0; break;
-        case ' ': case '\t': w.page++, draw(&w); break;
-        case KEY_RESIZE: case 12 /* ^L */: clear(), draw(&w); break;
-        default: break;
+        case 'q':
+        case 'Q':
+        case 27:
+            quit = 1;
+            break;
+        case 'n':
+            step_run(&w, 1), next = 0;
+            break;
+        case 'p':
+            step_run(&w, -1), next = 0;
+            break;
+        case 'f':
+            w.follow = 1, next = 0;
+            break;
+        case ' ':
+        case '\t':
+            w.page++, draw(&w);
+            break;
+        case KEY_RESIZE:
+        case 12 /* ^L */:
+            clear(), draw(&w);
+            break;
+        default:
+            break;
         }
     }
     endwin();

@@ -20,17 +20,18 @@ int db_runs_list(Db *db, const RunFilter *f, RunRow **out, int *n, Err *err) {
     if (!f) f = &none;
     *out = NULL, *n = 0;
     sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "SELECT r.id, r.kind, r.config, r.status, r.note, r.started_at,"
-                        "  r.finished_at, r.input_model_id, r.output_model_id, mi.name, mo.name,"
-                        "  (SELECT count(*) FROM metrics WHERE run_id = r.id),"
-                        "  (SELECT max(step) FROM metrics WHERE run_id = r.id)"
-                        " FROM runs r LEFT JOIN models mi ON mi.id = r.input_model_id"
-                        "  LEFT JOIN models mo ON mo.id = r.output_model_id"
-                        " WHERE (?1 = 0 OR r.id = ?1) AND (?2 IS NULL OR r.kind = ?2)"
-                        "  AND (?3 IS NULL OR r.started_at >= ?3) AND (?4 IS NULL OR r.started_at < ?4)"
-                        " ORDER BY r.id",
-                        &st, err);
+    int rc =
+        db_prepare(db,
+                   "SELECT r.id, r.kind, r.config, r.status, r.note, r.started_at,"
+                   "  r.finished_at, r.input_model_id, r.output_model_id, mi.name, mo.name,"
+                   "  (SELECT count(*) FROM metrics WHERE run_id = r.id),"
+                   "  (SELECT max(step) FROM metrics WHERE run_id = r.id)"
+                   " FROM runs r LEFT JOIN models mi ON mi.id = r.input_model_id"
+                   "  LEFT JOIN models mo ON mo.id = r.output_model_id"
+                   " WHERE (?1 = 0 OR r.id = ?1) AND (?2 IS NULL OR r.kind = ?2)"
+                   "  AND (?3 IS NULL OR r.started_at >= ?3) AND (?4 IS NULL OR r.started_at < ?4)"
+                   " ORDER BY r.id",
+                   &st, err);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, f->run_id);
     db_bind_text(st, 2, f->kind);
@@ -116,8 +117,8 @@ int db_run_series(Db *db, int64_t run_id, MetricSeries **out, int *n, Err *err) 
     *out = NULL, *n = 0;
     sqlite3_stmt *st;
     /* the primary key (run_id, name, step) hands the rows over in this order */
-    int rc = db_prepare(db, "SELECT name, step, value FROM metrics WHERE run_id = ? ORDER BY name, step",
-                        &st, err);
+    int rc = db_prepare(
+        db, "SELECT name, step, value FROM metrics WHERE run_id = ? ORDER BY name, step", &st, err);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, run_id);
     MetricSeries *v = NULL;

@@ -63,11 +63,20 @@ static void fmt_num(char *buf, size_t n, double v) {
 void viz_html_escape(FILE *f, const char *s) {
     for (; s && *s; s++) {
         switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc(*s, f);
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        default:
+            fputc(*s, f);
         }
     }
 }
@@ -101,9 +110,11 @@ int viz_svg_chart(FILE *f, const VizChart *c) {
     double x0, x1, y0, y1;
     int any = extent(c, &x0, &x1, &y0, &y1);
     const double pw = W - ML - MR, ph = H - MT - MB;
-#define PX(v) (ML + ((v) - x0) / (x1 - x0) * pw)
-#define PY(v) (MT + (1 - ((v) - y0) / (y1 - y0)) * ph)
-    fprintf(f, "<svg class=\"chart\" viewBox=\"0 0 %d %d\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\">",
+#define PX(v) (ML + ((v)-x0) / (x1 - x0) * pw)
+#define PY(v) (MT + (1 - ((v)-y0) / (y1 - y0)) * ph)
+    fprintf(f,
+            "<svg class=\"chart\" viewBox=\"0 0 %d %d\" role=\"img\" "
+            "xmlns=\"http://www.w3.org/2000/svg\">",
             W, H);
     fputs("<title>", f);
     viz_html_escape(f, c->title);
@@ -112,24 +123,26 @@ int viz_svg_chart(FILE *f, const VizChart *c) {
     viz_html_escape(f, c->title);
     fputs("</text>", f);
     if (!any) {
-        fprintf(f, "<text class=\"ax\" x=\"%d\" y=\"%d\">no finite values</text></svg>\n", W / 2 - 50,
-                H / 2);
+        fprintf(f, "<text class=\"ax\" x=\"%d\" y=\"%d\">no finite values</text></svg>\n",
+                W / 2 - 50, H / 2);
         return ferror(f) ? RLHF_EIO : RLHF_OK;
     }
-    fprintf(f, "<rect class=\"pa\" x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\"/>", ML, MT, pw, ph);
+    fprintf(f, "<rect class=\"pa\" x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\"/>", ML, MT, pw,
+            ph);
     double t[16];
     char b[32];
     int nt = viz_ticks(y0, y1, 6, t);
     for (int i = 0; i < nt; i++) {
         fmt_num(b, sizeof b, t[i]);
-        fprintf(f, "<line class=\"gr\" x1=\"%d\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
-                   "<text class=\"ax\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>",
+        fprintf(f,
+                "<line class=\"gr\" x1=\"%d\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
+                "<text class=\"ax\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>",
                 ML, ML + pw, PY(t[i]), PY(t[i]), ML - 4, PY(t[i]) + 4, b);
     }
     if (c->xcats) {
         for (int i = 0; i < c->n_xcats; i++) {
-            fprintf(f, "<text class=\"ax\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", PX((double)i),
-                    H - MB + 14);
+            fprintf(f, "<text class=\"ax\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">",
+                    PX((double)i), H - MB + 14);
             viz_html_escape(f, c->xcats[i]);
             fputs("</text>", f);
         }
@@ -137,8 +150,8 @@ int viz_svg_chart(FILE *f, const VizChart *c) {
         nt = viz_ticks(x0, x1, 7, t);
         for (int i = 0; i < nt; i++) {
             fmt_num(b, sizeof b, t[i]);
-            fprintf(f, "<text class=\"ax\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>", PX(t[i]),
-                    H - MB + 14, b);
+            fprintf(f, "<text class=\"ax\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>",
+                    PX(t[i]), H - MB + 14, b);
         }
     }
     fprintf(f, "<text class=\"ax\" x=\"%.0f\" y=\"%d\" text-anchor=\"end\">", ML + pw, H - 4);
@@ -149,17 +162,21 @@ int viz_svg_chart(FILE *f, const VizChart *c) {
     if (isfinite(c->hline)) {
         const char *l = c->hline_label ? c->hline_label : "target";
         lx -= 7.0 * (double)strlen(l) + 18;
-        fprintf(f, "<line class=\"hl\" x1=\"%.1f\" x2=\"%.1f\" y1=\"12\" y2=\"12\"/><text class=\"lg\" x=\"%.1f\" y=\"16\">",
+        fprintf(f,
+                "<line class=\"hl\" x1=\"%.1f\" x2=\"%.1f\" y1=\"12\" y2=\"12\"/><text "
+                "class=\"lg\" x=\"%.1f\" y=\"16\">",
                 lx, lx + 12, lx + 15);
         viz_html_escape(f, l);
         fputs("</text>", f);
-        fprintf(f, "<line class=\"hl\" x1=\"%d\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>", ML, ML + pw,
-                PY(c->hline), PY(c->hline));
+        fprintf(f, "<line class=\"hl\" x1=\"%d\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>", ML,
+                ML + pw, PY(c->hline), PY(c->hline));
     }
     for (int k = c->n_series - 1; k >= 0 && c->n_series > 1; k--) {
         const char *l = c->series[k].name ? c->series[k].name : "";
         lx -= 7.0 * (double)strlen(l) + 18;
-        fprintf(f, "<rect class=\"k%d\" x=\"%.1f\" y=\"8\" width=\"10\" height=\"8\"/><text class=\"lg\" x=\"%.1f\" y=\"16\">",
+        fprintf(f,
+                "<rect class=\"k%d\" x=\"%.1f\" y=\"8\" width=\"10\" height=\"8\"/><text "
+                "class=\"lg\" x=\"%.1f\" y=\"16\">",
                 k % 8, lx, lx + 13);
         viz_html_escape(f, l);
         fputs("</text>", f);
@@ -185,14 +202,15 @@ int viz_svg_chart(FILE *f, const VizChart *c) {
         if (!c->no_lines && m > 1) {
             fputs("<polyline points=\"", f);
             for (int64_t i = 0; i < m; i++)
-                if (isfinite(py[i]) && isfinite(px[i])) fprintf(f, "%.1f,%.1f ", PX(px[i]), PY(py[i]));
+                if (isfinite(py[i]) && isfinite(px[i]))
+                    fprintf(f, "%.1f,%.1f ", PX(px[i]), PY(py[i]));
             fputs("\"/>", f);
         }
         for (int64_t i = 0; i < m && (c->markers || whisk || m == 1); i++) {
             if (!isfinite(py[i]) || !isfinite(px[i])) continue;
             if (whisk && isfinite(s->lo[i]) && isfinite(s->hi[i]))
-                fprintf(f, "<line class=\"wh\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>", PX(px[i]),
-                        PX(px[i]), PY(s->lo[i]), PY(s->hi[i]));
+                fprintf(f, "<line class=\"wh\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>",
+                        PX(px[i]), PX(px[i]), PY(s->lo[i]), PY(s->hi[i]));
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\"/>", PX(px[i]), PY(py[i]));
         }
         fputs("</g>", f);

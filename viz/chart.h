@@ -20,8 +20,8 @@ typedef struct VizChart {
     const char *xlabel; /* NULL: "step" */
     const VizSeries *series;
     int n_series;
-    double hline;            /* a dashed reference line (a target); NAN: none */
-    const char *hline_label; /* its legend entry */
+    double hline;             /* a dashed reference line (a target); NAN: none */
+    const char *hline_label;  /* its legend entry */
     const char *const *xcats; /* names at x = 0..n_xcats-1 instead of a numeric axis */
     int n_xcats;
     int markers;    /* a dot at every point (always when a series has whiskers) */

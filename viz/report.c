@@ -119,7 +119,9 @@ static int chart(Ctx *c, const VizChart *ch) {
     int rc = viz_svg_chart(c->f, ch);
     fputs("</figure>\n", c->f);
     c->st.charts++;
-    if (rc) return err_set(c->err, rc, "write a chart: %s", rc == RLHF_ENOMEM ? "out of memory" : "I/O error");
+    if (rc)
+        return err_set(c->err, rc, "write a chart: %s",
+                       rc == RLHF_ENOMEM ? "out of memory" : "I/O error");
     return RLHF_OK;
 }
 
@@ -175,7 +177,10 @@ static int run_charts(Ctx *c, const RunRow *r) {
             if (s[i].n < 2 || (g < N_GROUPS ? grp[i] != g : grp[i] >= 0)) continue;
             vs[k++] = (VizSeries){s[i].name, s[i].step, s[i].value, s[i].n, NULL, NULL};
             if (g == N_GROUPS) {
-                VizChart ch = {.title = s[i].name, .series = vs, .n_series = 1, .hline = NAN,
+                VizChart ch = {.title = s[i].name,
+                               .series = vs,
+                               .n_series = 1,
+                               .hline = NAN,
                                .max_points = c->o->max_points};
                 rc = chart(c, &ch);
                 k = 0;
@@ -183,8 +188,11 @@ static int run_charts(Ctx *c, const RunRow *r) {
         }
         if (rc || g == N_GROUPS || k == 0) continue;
         int kl = strcmp(GROUPS[g].title, "KL") == 0 && kl_target > 0;
-        VizChart ch = {.title = GROUPS[g].title, .series = vs, .n_series = k,
-                       .hline = kl ? kl_target : NAN, .hline_label = "KL target",
+        VizChart ch = {.title = GROUPS[g].title,
+                       .series = vs,
+                       .n_series = k,
+                       .hline = kl ? kl_target : NAN,
+                       .hline_label = "KL target",
                        .max_points = c->o->max_points};
         rc = chart(c, &ch);
     }
@@ -222,10 +230,12 @@ static int section_runs(Ctx *c, RunRow *runs, int n) {
     for (int i = 0; i < n; i++) {
         const RunRow *r = &runs[i];
         if (strcmp(r->kind, "eval") == 0) continue;
-        fprintf(f, "<tr><td><a href=\"#run-%lld\">%lld</a></td>", (long long)r->id, (long long)r->id);
+        fprintf(f, "<tr><td><a href=\"#run-%lld\">%lld</a></td>", (long long)r->id,
+                (long long)r->id);
         td_str(f, r->kind), td_str(f, r->status), td_str(f, r->started_at);
         td_str(f, r->input_model), td_str(f, r->output_model);
-        fprintf(f, "<td>%lld</td><td>%lld</td></tr>", (long long)r->n_points, (long long)r->last_step);
+        fprintf(f, "<td>%lld</td><td>%lld</td></tr>", (long long)r->n_points,
+                (long long)r->last_step);
     }
     fputs("</table></div>\n", f);
     for (int i = 0; i < n; i++) {
@@ -268,7 +278,8 @@ static int section_eval(Ctx *c, RunRow *runs, int n) {
         int k = 0;
         double *wy = x + (ne + 1), *wlo = x + 2 * (ne + 1), *whi = x + 3 * (ne + 1);
         for (int j = i; !rc && j < n; j++) {
-            if (done[j] || strcmp(runs[j].kind, "eval") != 0 || runs[j].input_model_id != base) continue;
+            if (done[j] || strcmp(runs[j].kind, "eval") != 0 || runs[j].input_model_id != base)
+                continue;
             done[j] = 1;
             MetricSeries *s;
             int ns;
@@ -308,9 +319,16 @@ static int section_eval(Ctx *c, RunRow *runs, int n) {
         fputs("</table></div>\n", f);
         if (rc) break;
         VizSeries vs = {"win rate", x, wy, k, wlo, whi};
-        VizChart ch = {.title = "Win rate against the baseline (95% interval)", .xlabel = "policy",
-                       .series = &vs, .n_series = 1, .hline = 0.5, .hline_label = "tie",
-                       .xcats = cats, .n_xcats = k, .markers = 1, .no_lines = 1};
+        VizChart ch = {.title = "Win rate against the baseline (95% interval)",
+                       .xlabel = "policy",
+                       .series = &vs,
+                       .n_series = 1,
+                       .hline = 0.5,
+                       .hline_label = "tie",
+                       .xcats = cats,
+                       .n_xcats = k,
+                       .markers = 1,
+                       .no_lines = 1};
         fputs("<div class=\"charts\">", f);
         rc = chart(c, &ch);
         fputs("</div>\n", f);
@@ -325,8 +343,10 @@ static const EloTable *sort_t;
 static const EloPlayers *sort_p;
 static int by_round_rating(const void *a, const void *b) {
     int i = *(const int *)a, j = *(const int *)b;
-    if (sort_p->round && sort_p->round[i] != sort_p->round[j]) return sort_p->round[i] - sort_p->round[j];
-    if (sort_t->rating[i] != sort_t->rating[j]) return sort_t->rating[i] > sort_t->rating[j] ? -1 : 1;
+    if (sort_p->round && sort_p->round[i] != sort_p->round[j])
+        return sort_p->round[i] - sort_p->round[j];
+    if (sort_t->rating[i] != sort_t->rating[j])
+        return sort_t->rating[i] > sort_t->rating[j] ? -1 : 1;
     return strcmp(sort_p->name[i], sort_p->name[j]);
 }
 
@@ -354,7 +374,7 @@ static int ratings_by(Ctx *c, const RmSet *s, int by) {
     int *order = malloc(sizeof *order * (size_t)p.n);
     double *x = malloc(sizeof *x * 4 * (size_t)p.n);
     const char **cats = malloc(sizeof *cats * (size_t)p.n);
-    char (*lab)[40] = malloc(sizeof *lab * (size_t)p.n);
+    char(*lab)[40] = malloc(sizeof *lab * (size_t)p.n);
     if (!order || !x || !cats || !lab) rc = err_set(c->err, RLHF_ENOMEM, "out of memory");
     int m = 0;
     for (int i = 0; !rc && i < p.n; i++)
@@ -362,8 +382,9 @@ static int ratings_by(Ctx *c, const RmSet *s, int by) {
     if (!rc) {
         sort_t = &t, sort_p = by == ELO_BY_POLICY ? &p : &(EloPlayers){.name = p.name};
         qsort(order, (size_t)m, sizeof *order, by_round_rating);
-        fprintf(f, "<div class=\"wrap\"><table><tr><th>%s</th>%s<th>rating</th><th>95%% interval</th>"
-                   "<th>rank</th><th>battles</th><th>win %%</th></tr>",
+        fprintf(f,
+                "<div class=\"wrap\"><table><tr><th>%s</th>%s<th>rating</th><th>95%% interval</th>"
+                "<th>rank</th><th>battles</th><th>win %%</th></tr>",
                 what, by == ELO_BY_POLICY ? "<th>round</th><th>lineage</th>" : "");
         for (int k = 0; k < m; k++) {
             int i = order[k];
@@ -373,9 +394,11 @@ static int ratings_by(Ctx *c, const RmSet *s, int by) {
                 fprintf(f, "<td>%d</td>", p.round[i]);
                 td_str(f, p.lineage[i]);
             }
-            fprintf(f, "<td>%.1f</td><td>%.1f &#8211; %.1f</td><td>%d</td><td>%lld</td><td>%.1f</td></tr>",
-                    t.rating[i], t.lo[i], t.hi[i], t.rank[i], (long long)t.battles[i],
-                    100 * t.wins[i] / (double)t.battles[i]);
+            fprintf(
+                f,
+                "<td>%.1f</td><td>%.1f &#8211; %.1f</td><td>%d</td><td>%lld</td><td>%.1f</td></tr>",
+                t.rating[i], t.lo[i], t.hi[i], t.rank[i], (long long)t.battles[i],
+                100 * t.wins[i] / (double)t.battles[i]);
             x[k] = k, x[m + k] = t.rating[i], x[2 * m + k] = t.lo[i], x[3 * m + k] = t.hi[i];
             if (by == ELO_BY_POLICY)
                 snprintf(lab[k], sizeof lab[k], "%.24s r%d", p.name[i], p.round[i]);
@@ -387,9 +410,15 @@ static int ratings_by(Ctx *c, const RmSet *s, int by) {
         char title[96];
         snprintf(title, sizeof title, "Bradley-Terry rating by %s, 95%% bootstrap interval", what);
         VizSeries vs = {"rating", x, x + m, m, x + 2 * m, x + 3 * m};
-        VizChart ch = {.title = title, .xlabel = by == ELO_BY_POLICY ? "policy, by round" : "model",
-                       .series = &vs, .n_series = 1, .hline = NAN, .xcats = cats, .n_xcats = m,
-                       .markers = 1, .no_lines = by != ELO_BY_POLICY};
+        VizChart ch = {.title = title,
+                       .xlabel = by == ELO_BY_POLICY ? "policy, by round" : "model",
+                       .series = &vs,
+                       .n_series = 1,
+                       .hline = NAN,
+                       .xcats = cats,
+                       .n_xcats = m,
+                       .markers = 1,
+                       .no_lines = by != ELO_BY_POLICY};
         fputs("<div class=\"charts\">", f);
         rc = chart(c, &ch);
         fputs("</div>\n", f);
@@ -428,7 +457,8 @@ static int count_flags(const RankingRow *r, void *ctx) {
             int k = 0;
             while (k < fl->n && strcmp(fl->v[k].name, e->valuestring) != 0)
                 k++;
-            if (k == fl->n && fl->n < 64) snprintf(fl->v[fl->n++].name, sizeof fl->v[0].name, "%s", e->valuestring);
+            if (k == fl->n && fl->n < 64)
+                snprintf(fl->v[fl->n++].name, sizeof fl->v[0].name, "%s", e->valuestring);
             if (k < fl->n) fl->v[k].n++;
         }
         fl->flagged_items += any;
@@ -453,7 +483,8 @@ static int section_labelers(Ctx *c, const RmSet *s, const AgreementReport *r) {
             (long long)r->prompts, (long long)r->prompts_shared);
     num(f, "%.3f", r->agreement);
     if (isfinite(r->agreement_se)) fprintf(f, " &#177; %.3f", r->agreement_se);
-    fprintf(f, " (%lld of %lld shared pairs); Kendall's tau-b ", (long long)r->agreed, (long long)r->compared);
+    fprintf(f, " (%lld of %lld shared pairs); Kendall's tau-b ", (long long)r->agreed,
+            (long long)r->compared);
     num(f, "%.3f", r->tau);
     fputs("; Krippendorff's alpha of the 1&#8211;7 scores ", f);
     num(f, "%.3f", r->alpha_ordinal);
@@ -471,7 +502,8 @@ static int section_labelers(Ctx *c, const RmSet *s, const AgreementReport *r) {
             for (int j = 0; j < n; j++) {
                 const PairAgreement *pa = NULL;
                 for (int k = 0; k < r->n_pairs && !pa; k++)
-                    if ((r->pairs[k].a == i && r->pairs[k].b == j) || (r->pairs[k].a == j && r->pairs[k].b == i))
+                    if ((r->pairs[k].a == i && r->pairs[k].b == j) ||
+                        (r->pairs[k].a == j && r->pairs[k].b == i))
                         pa = &r->pairs[k];
                 if (i == j)
                     fputs("<td>&#8212;</td>", f);
@@ -511,8 +543,14 @@ static int section_labelers(Ctx *c, const RmSet *s, const AgreementReport *r) {
     int rc = RLHF_OK;
     if (timed) {
         VizSeries vs = {"seconds", x, x + n, n, NULL, NULL};
-        VizChart ch = {.title = "Mean time per prompt (s)", .xlabel = "labeler", .series = &vs,
-                       .n_series = 1, .hline = NAN, .xcats = cats, .n_xcats = n, .markers = 1,
+        VizChart ch = {.title = "Mean time per prompt (s)",
+                       .xlabel = "labeler",
+                       .series = &vs,
+                       .n_series = 1,
+                       .hline = NAN,
+                       .xcats = cats,
+                       .n_xcats = n,
+                       .markers = 1,
                        .no_lines = 1};
         fputs("<div class=\"charts\">", f);
         rc = chart(c, &ch);
@@ -524,9 +562,11 @@ static int section_labelers(Ctx *c, const RmSet *s, const AgreementReport *r) {
     if (rc) return rc;
     fputs("<h3>Flags</h3>", f);
     if (!fl.n)
-        fprintf(f, "<p class=\"note\">No flags on %lld ranked candidates.</p>\n", (long long)fl.items);
+        fprintf(f, "<p class=\"note\">No flags on %lld ranked candidates.</p>\n",
+                (long long)fl.items);
     else {
-        fputs("<div class=\"wrap\"><table><tr><th>flag</th><th>candidates</th><th>share</th></tr>", f);
+        fputs("<div class=\"wrap\"><table><tr><th>flag</th><th>candidates</th><th>share</th></tr>",
+              f);
         for (int k = 0; k < fl.n; k++) {
             fputs("<tr>", f);
             td_str(f, fl.v[k].name);
@@ -534,7 +574,8 @@ static int section_labelers(Ctx *c, const RmSet *s, const AgreementReport *r) {
                     100.0 * (double)fl.v[k].n / (double)(fl.items ? fl.items : 1));
         }
         fprintf(f, "<tr><td>any flag</td><td>%lld</td><td>%.1f%%</td></tr></table></div>\n",
-                (long long)fl.flagged_items, 100.0 * (double)fl.flagged_items / (double)(fl.items ? fl.items : 1));
+                (long long)fl.flagged_items,
+                100.0 * (double)fl.flagged_items / (double)(fl.items ? fl.items : 1));
     }
     (void)s;
     return RLHF_OK;
@@ -563,7 +604,7 @@ static int section_rm(Ctx *c, RunRow *runs, int n, double agreement) {
     MetricSeries **all = calloc((size_t)nrm, sizeof *all);
     int *alln = calloc((size_t)nrm, sizeof *alln);
     VizSeries *vs = calloc((size_t)nrm, sizeof *vs);
-    char (*names)[32] = calloc((size_t)nrm, sizeof *names);
+    char(*names)[32] = calloc((size_t)nrm, sizeof *names);
     if (!all || !alln || !vs || !names) rc = err_set(c->err, RLHF_ENOMEM, "out of memory");
     fputs("<div class=\"wrap\"><table><tr><th>run</th><th>model</th><th>held-out accuracy</th>"
           "<th>labeler agreement</th></tr>",
@@ -582,7 +623,8 @@ static int section_rm(Ctx *c, RunRow *runs, int n, double agreement) {
                 nv++;
                 break;
             }
-        fprintf(f, "<tr><td><a href=\"#run-%lld\">%lld</a></td>", (long long)runs[i].id, (long long)runs[i].id);
+        fprintf(f, "<tr><td><a href=\"#run-%lld\">%lld</a></td>", (long long)runs[i].id,
+                (long long)runs[i].id);
         td_str(f, runs[i].output_model);
         td_num(f, "%.3f", last);
         td_num(f, "%.3f", agreement);
@@ -591,8 +633,12 @@ static int section_rm(Ctx *c, RunRow *runs, int n, double agreement) {
     }
     fputs("</table></div>\n", f);
     if (!rc && nv) {
-        VizChart ch = {.title = "Held-out accuracy of the reward model", .series = vs, .n_series = nv,
-                       .hline = agreement, .hline_label = "labeler agreement", .markers = 1,
+        VizChart ch = {.title = "Held-out accuracy of the reward model",
+                       .series = vs,
+                       .n_series = nv,
+                       .hline = agreement,
+                       .hline_label = "labeler agreement",
+                       .markers = 1,
                        .max_points = c->o->max_points};
         fputs("<div class=\"charts\">", f);
         rc = chart(c, &ch);
@@ -632,7 +678,8 @@ int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, 
     H(f, title);
     fputs("</h1><p class=\"meta\">", f);
     if (o->project) H(f, o->project), fputs(" &#183; ", f);
-    fprintf(f, "made %s by rlhf &#183; %d runs, %lld rankings</p>\n", when, nruns, (long long)s.n_rankings);
+    fprintf(f, "made %s by rlhf &#183; %d runs, %lld rankings</p>\n", when, nruns,
+            (long long)s.n_rankings);
     int nonempty = nruns > 0 || s.n_rankings > 0;
     if (!nonempty) {
         fputs("<p class=\"empty\">Nothing to report yet: this project has no runs and no rankings"

@@ -75,7 +75,8 @@ static char *chart_text(const VizChart *c) {
 Test(viz, svg_chart) {
     double x[] = {1, 2, 3, 4}, y[] = {1, NAN, 3, 2}, y2[] = {0, 1, 0, 1};
     VizSeries s[2] = {{"a<b", x, y, 4, NULL, NULL}, {"second", x, y2, 4, NULL, NULL}};
-    VizChart c = {.title = "KL & co", .series = s, .n_series = 2, .hline = 2.5, .hline_label = "target"};
+    VizChart c = {
+        .title = "KL & co", .series = s, .n_series = 2, .hline = 2.5, .hline_label = "target"};
     char *t = chart_text(&c);
     cr_assert(strstr(t, "<svg class=\"chart\" viewBox=\"0 0 640 240\""));
     cr_assert(strstr(t, "<title>KL &amp; co</title>"));
@@ -98,8 +99,13 @@ Test(viz, svg_chart) {
     double lo[] = {0.5, 1.5}, hi[] = {1.5, 2.5}, cy[] = {1, 2}, cx[] = {0, 1};
     const char *cats[] = {"sft", "ppo-1"};
     VizSeries w = {"rating", cx, cy, 2, lo, hi};
-    VizChart cw = {.title = "ratings", .series = &w, .n_series = 1, .hline = NAN, .xcats = cats,
-                   .n_xcats = 2, .no_lines = 1};
+    VizChart cw = {.title = "ratings",
+                   .series = &w,
+                   .n_series = 1,
+                   .hline = NAN,
+                   .xcats = cats,
+                   .n_xcats = 2,
+                   .no_lines = 1};
     t = chart_text(&cw);
     cr_assert(strstr(t, ">ppo-1</text>"));
     int wh = 0;
@@ -112,7 +118,8 @@ Test(viz, svg_chart) {
 
 Test(viz, metric_groups) {
     const char *title;
-    cr_assert_eq(report_metric_group("train_loss", &title), report_metric_group("loss/value_avg", NULL));
+    cr_assert_eq(report_metric_group("train_loss", &title),
+                 report_metric_group("loss/value_avg", NULL));
     cr_assert_str_eq(title, "Loss");
     report_metric_group("objective/kl", &title);
     cr_assert_str_eq(title, "KL");
