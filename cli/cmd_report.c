@@ -101,12 +101,8 @@ static int exec_report(int argc, char **argv) {
     if (o.runs.run_id) {
         /* a run that is not there is a mistake worth naming, not an empty page */
         RunRow *r;
-        int n;
-        RunFilter one = {.run_id = o.runs.run_id};
-        rc = db_runs_list(db, &one, &r, &n, &err);
-        if (!rc && n == 0)
-            rc = err_set(&err, RLHF_ENOTFOUND, "--run %lld: no such run", (long long)o.runs.run_id);
-        if (!rc) db_runs_free(r, n);
+        rc = db_run_get(db, o.runs.run_id, &r, &err);
+        if (!rc) db_runs_free(r, 1);
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

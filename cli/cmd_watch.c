@@ -84,19 +84,13 @@ static void refresh_data(Watch *w) {
         snprintf(w->msg, sizeof w->msg, "no runs yet: waiting for one to start");
         return;
     }
-    RunRow *r;
-    int n;
-    RunFilter f = {.run_id = w->run_id};
+    RunRow *r = NULL;
     MetricSeries *s = NULL;
     int ns = 0;
-    int rc = db_runs_list(w->db, &f, &r, &n, &err);
-    if (!rc && n == 0) {
-        db_runs_free(r, n);
-        rc = err_set(&err, RLHF_ENOTFOUND, "run %lld: no such run", (long long)w->run_id);
-    }
+    int rc = db_run_get(w->db, w->run_id, &r, &err);
     if (!rc) rc = db_run_series(w->db, w->run_id, &s, &ns, &err);
     if (rc) {
-        if (n) db_runs_free(r, n);
+        db_runs_free(r, r ? 1 : 0);
         snprintf(w->msg, sizeof w->msg, "%s", err.msg);
         return;
     }
@@ -261,13 +255,9 @@ static int exec_watch(int argc, char **argv) {
     if (!w.follow) {
         /* a run that is not there: say so before taking the screen */
         RunRow *r;
-        int n;
         Err err = {0};
-        RunFilter f = {.run_id = w.run_id};
-        rc = db_runs_list(w.db, &f, &r, &n, &err);
-        if (!rc && n == 0)
-            rc = err_set(&err, RLHF_ENOTFOUND, "--run %lld: no such run", (long long)w.run_id);
-        if (!rc) db_runs_free(r, n);
+        rc = db_run_get(w.db, w.run_id, &r, &err);
+        if (!rc) db_runs_free(r, 1);
         if (rc) {
             db_close(w.db);
             return cli_fail(E, &err);

@@ -74,6 +74,17 @@ int db_runs_list(Db *db, const RunFilter *f, RunRow **out, int *n, Err *err) {
     return RLHF_OK;
 }
 
+int db_run_get(Db *db, int64_t run_id, RunRow **out, Err *err) {
+    RunFilter f = {.run_id = run_id};
+    int n, rc = db_runs_list(db, &f, out, &n, err);
+    if (!rc && n == 0) {
+        db_runs_free(*out, 0);
+        *out = NULL;
+        rc = err_set(err, RLHF_ENOTFOUND, "run %lld: no such run", (long long)run_id);
+    }
+    return rc;
+}
+
 int db_run_newest(Db *db, int running_only, int64_t *run_id, Err *err) {
     sqlite3_stmt *st;
     int rc = db_prepare(db,

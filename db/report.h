@@ -25,6 +25,9 @@ typedef struct RunRow {
 int db_runs_list(Db *db, const RunFilter *f, RunRow **out, int *n, Err *err);
 void db_runs_free(RunRow *r, int n);
 
+/* One run by id (free with db_runs_free(out, 1)); RLHF_ENOTFOUND names it. */
+int db_run_get(Db *db, int64_t run_id, RunRow **out, Err *err);
+
 /* The newest run (largest id); with running_only, the newest still running.
  * RLHF_ENOTFOUND when there is none. */
 int db_run_newest(Db *db, int running_only, int64_t *run_id, Err *err);

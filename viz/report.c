@@ -125,6 +125,14 @@ static int chart(Ctx *c, const VizChart *ch) {
     return RLHF_OK;
 }
 
+/* A chart on a row of its own (as wide as the grid's column). */
+static int chart_alone(Ctx *c, const VizChart *ch) {
+    fputs("<div class=\"charts\">", c->f);
+    int rc = chart(c, ch);
+    fputs("</div>\n", c->f);
+    return rc;
+}
+
 static double series_last(const MetricSeries *s, int n, const char *name) {
     for (int i = 0; i < n; i++)
         if (strcmp(s[i].name, name) == 0 && s[i].n > 0) return s[i].value[s[i].n - 1];
@@ -329,9 +337,7 @@ static int section_eval(Ctx *c, RunRow *runs, int n) {
                        .n_xcats = k,
                        .markers = 1,
                        .no_lines = 1};
-        fputs("<div class=\"charts\">", f);
-        rc = chart(c, &ch);
-        fputs("</div>\n", f);
+        rc = chart_alone(c, &ch);
     }
     free(done), free(x), free(cats);
     return rc;
@@ -419,9 +425,7 @@ static int ratings_by(Ctx *c, const RmSet *s, int by) {
                        .n_xcats = m,
                        .markers = 1,
                        .no_lines = by != ELO_BY_POLICY};
-        fputs("<div class=\"charts\">", f);
-        rc = chart(c, &ch);
-        fputs("</div>\n", f);
+        rc = chart_alone(c, &ch);
     }
     free(order), free(x), free(cats), free(lab);
 out:
@@ -552,9 +556,7 @@ static int section_labelers(Ctx *c, const RmSet *s, const AgreementReport *r) {
                        .n_xcats = n,
                        .markers = 1,
                        .no_lines = 1};
-        fputs("<div class=\"charts\">", f);
-        rc = chart(c, &ch);
-        fputs("</div>\n", f);
+        rc = chart_alone(c, &ch);
     }
     free(x), free(cats);
     Flags fl = {0};
@@ -640,9 +642,7 @@ static int section_rm(Ctx *c, RunRow *runs, int n, double agreement) {
                        .hline_label = "labeler agreement",
                        .markers = 1,
                        .max_points = c->o->max_points};
-        fputs("<div class=\"charts\">", f);
-        rc = chart(c, &ch);
-        fputs("</div>\n", f);
+        rc = chart_alone(c, &ch);
     }
     for (int i = 0; all && i < nrm; i++)
         db_series_free(all[i], alln[i]);

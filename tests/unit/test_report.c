@@ -172,6 +172,12 @@ Test(db_report, runs_and_series) {
     cr_assert_eq(n, 0);
     db_runs_free(r, n);
 
+    cr_assert_eq(db_run_get(db, b, &r, &e), 0);
+    cr_assert_str_eq(r[0].config, "{\"kl_target\":6}");
+    db_runs_free(r, 1);
+    cr_assert_eq(db_run_get(db, 99, &r, &e), RLHF_ENOTFOUND);
+    cr_assert(strstr(e.msg, "99"));
+
     MetricSeries *s;
     cr_assert_eq(db_run_series(db, a, &s, &n, &e), 0);
     cr_assert_eq(n, 2);
