@@ -257,8 +257,18 @@ static int section_runs(Ctx *c, RunRow *runs, int n) {
 
 /* ---- the final table: eval runs, grouped by their baseline (side a) ------- */
 
-static const char *eval_name(const RunRow *r, int side) {
-    return side ? r->output_model : r->input_model;
+/* The name of side a (0) or b (1) of an eval run: its registered model, else
+ * the name in the run's note ("A vs B on N prompts, judge J"), else "?".
+ * buf holds a name taken from the note. */
+static const char *eval_name(const RunRow *r, int side, char *buf, size_t n) {
+    const char *m = side ? r->output_model : r->input_model;
+    if (m) return m;
+    const char *vs = r->note ? strstr(r->note, " vs ") : NULL;
+    const char *on = vs ? strstr(vs + 4, " on ") : NULL;
+    if (!on) return "?";
+    const char *from = side ? vs + 4 : r->note, *to = side ? on : vs;
+    snprintf(buf, n, "%.*s", (int)(to - from), from);
+    return buf;
 }
 
 static int section_eval(Ctx *c, RunRow *runs, int n) {
@@ -273,12 +283,14 @@ static int section_eval(Ctx *c, RunRow *runs, int n) {
     char *done = calloc((size_t)n, 1);
     double *x = malloc(sizeof(double) * 5 * (size_t)(ne + 1));
     const char **cats = malloc(sizeof *cats * (size_t)(ne + 1));
-    if (!done || !x || !cats) rc = err_set(c->err, RLHF_ENOMEM, "out of memory");
+    char(*catbuf)[64] = malloc(sizeof *catbuf * (size_t)(ne + 1));
+    char name[64];
+    if (!done || !x || !cats || !catbuf) rc = err_set(c->err, RLHF_ENOMEM, "out of memory");
     for (int i = 0; !rc && i < n; i++) {
         if (done[i] || strcmp(runs[i].kind, "eval") != 0) continue;
         int64_t base = runs[i].input_model_id;
         fputs("<h3>Baseline: ", f);
-        H(f, eval_name(&runs[i], 0) ? eval_name(&runs[i], 0) : "?");
+        H(f, eval_name(&runs[i], 0, name, sizeof name));
         fputs("</h3><div class=\"wrap\"><table><tr><th>policy</th><th>run</th><th>win rate</th>"
               "<th>95% interval</th><th>RM win rate</th><th>reward</th><th>KL</th>"
               "<th>length</th><th>judge score</th></tr>",
@@ -298,7 +310,7 @@ static int section_eval(Ctx *c, RunRow *runs, int n) {
                 char key[32];
 #define V(m) (snprintf(key, sizeof key, "%s%s", p, m), series_last(s, ns, key))
                 fputs("<tr>", f);
-                td_str(f, eval_name(&runs[j], side));
+                td_str(f, eval_name(&runs[j], side, name, sizeof name));
                 fprintf(f, "<td>%lld</td>", (long long)runs[j].id);
                 if (side) {
                     td_num(f, "%.3f", V("win_rate"));
@@ -317,7 +329,7 @@ static int section_eval(Ctx *c, RunRow *runs, int n) {
                 fputs("</tr>", f);
                 if (side) {
                     x[k] = k, wy[k] = V("win_rate"), wlo[k] = V("win_lo"), whi[k] = V("win_hi");
-                    cats[k] = eval_name(&runs[j], 1) ? eval_name(&runs[j], 1) : "?";
+                    cats[k] = eval_name(&runs[j], 1, catbuf[k], sizeof catbuf[k]);
                     k++;
                 }
 #undef V
@@ -339,7 +351,7 @@ static int section_eval(Ctx *c, RunRow *runs, int n) {
                        .no_lines = 1};
         rc = chart_alone(c, &ch);
     }
-    free(done), free(x), free(cats);
+    free(done), free(x), free(cats), free(catbuf);
     return rc;
 }
 

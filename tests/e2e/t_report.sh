@@ -78,6 +78,10 @@ r = run('eval', inp=1, out=2)
 for k, v in {'a.win_rate': .3, 'b.win_rate': .7, 'b.win_lo': .6, 'b.win_hi': .8, 'a.reward': -.1,
              'b.reward': .4, 'b.kl': 1.5, 'a.kl': 0, 'b.judge_score': 4.5}.items():
     db.execute("INSERT INTO metrics VALUES(?,?,?,?)", (r, 0, k, v))
+# an evaluation of checkpoints the registry does not know: names from its note
+r = run('eval', inp=1)
+db.execute("UPDATE runs SET note = 'good vs ppo-unregistered on 8 prompts, judge demo' WHERE id = ?", (r,))
+db.execute("INSERT INTO metrics VALUES(?,?,?,?)", (r, 0, 'b.win_rate', .55))
 run('sft', status='running')
 db.commit()
 PY
@@ -134,7 +138,7 @@ loss = svgs[titles.index('Loss')]
 ys = [float(p.split(',')[1]) for p in loss.find(f'.//{NS}polyline').get('points').split()]
 assert min(ys) < 40, "the spike at step 12345 was lost"   # 100 is the top of the plot
 # the final table, the labelers, the flags
-for s in ('(baseline)', '0.700', '0.600 &#8211; 0.800', 'bot1', 'bot2', 'Agreement matrix',
+for s in ('(baseline)', 'ppo-unregistered', '0.700', '0.600 &#8211; 0.800', 'bot1', 'bot2', 'Agreement matrix',
           'unsafe', 'off-topic', 'labeler agreement', 'No metrics recorded'):
     assert s in text, f"'{s}' missing"
 print(f"ok: {size} bytes, {len(svgs)} charts")
