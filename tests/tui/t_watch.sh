@@ -19,9 +19,11 @@ trap 'stop_training; tui_cleanup' EXIT
 
 tui_start 80 24 "$RLHF watch --interval 0.2"
 wait_for "no runs yet"
-# a run long enough to be watched; metrics reach the store with each checkpoint
+# a run long enough to be watched; metrics reach the store with each checkpoint,
+# all five (train_loss, lr, grad_norm, val_loss, tokens_per_s: two pages at 80x24)
+# from the first one on
 "$RLHF" pretrain --corpus "$CORPUS" --tokenizer tok.bin --config tiny --steps 100000 --batch 4 \
-    --eval-every 50 --save-every 10 --out m.ckpt >train.log 2>&1 &
+    --eval-every 10 --save-every 10 --out m.ckpt >train.log 2>&1 &
 echo $! > train.pid
 wait_for "pretrain  running" 30
 wait_for "train_loss  last" 30
