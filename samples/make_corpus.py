@@ -12,7 +12,7 @@
                          C rule against it)
 
 The task: small facts (sums, colours of things, capitals, opposites, animal
-sounds, plurals), each asked in two or three phrasings. A held-out question is a
+sounds, plurals), each asked in three phrasings. A held-out question is a
 fact asked in a phrasing the data never uses for that fact; the fact itself is
 in the data under another phrasing. Answers in the data are good (right, polite,
 one short sentence) 40% of the time; the rest are wrong facts, rude, off-topic,
@@ -28,13 +28,15 @@ import re
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-           "eleven", "twelve", "thirteen", "fourteen", "fifteen"]
-SUM_MAX = 6  # operands one..six, sums two..twelve
+           "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+           "nineteen", "twenty"]
+SUM_MAX = 5  # operands one..five, sums two..ten
 COLORS = [("sky", "blue"), ("grass", "green"), ("snow", "white"), ("sun", "yellow"), ("coal", "black"),
           ("blood", "red"), ("banana", "yellow"), ("leaf", "green"), ("cloud", "white"), ("tomato", "red"),
           ("crow", "black"), ("ocean", "blue"), ("lemon", "yellow"), ("cherry", "red"), ("milk", "white"),
           ("frog", "green")]
 COLOR_WORDS = ["blue", "green", "white", "yellow", "black", "red", "pink", "brown", "purple", "grey"]
+COLOR_OTHER = ["gray", "orange"]  # colours the rule knows but the data never says
 CAPITALS = [("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Spain", "Madrid"),
             ("Egypt", "Cairo"), ("Germany", "Berlin"), ("Canada", "Ottawa"), ("Kenya", "Nairobi"),
             ("Peru", "Lima"), ("Norway", "Oslo"), ("Greece", "Athens"), ("China", "Beijing"),
@@ -53,14 +55,19 @@ PLURALS = [("box", "boxes", "boxs"), ("child", "children", "childs"), ("mouse", 
            ("woman", "women", "womans"), ("knife", "knives", "knifes"), ("goose", "geese", "gooses"),
            ("wife", "wives", "wifes"), ("person", "people", "persons")]
 
+# How many rows of each table the data asks about: a small model learns these
+# in a few hundred steps; the rules know every row.
+USED = {"color": 12, "capital": 12, "opposite": 10, "animal": 10, "plural": 10}
 # Phrasings per kind; {s} is the subject (for sums, {x} and {y}).
 ASK = {
-    "sum": ["What is {x} plus {y}?", "Add {x} and {y}."],
-    "color": ["What color is the {s}?", "Tell me the color of the {s}."],
-    "capital": ["What is the capital of {s}?", "Name the capital city of {s}."],
-    "opposite": ["What is the opposite of {s}?", "Tell me the opposite of {s}."],
-    "animal": ["What sound does a {s} make?", "What does a {s} say?"],
-    "plural": ["What is the plural of {s}?", "What do you call more than one {s}?"],
+    "sum": ["What is {x} plus {y}?", "Add {x} and {y}.", "How much is {x} plus {y}?"],
+    "color": ["What color is the {s}?", "Tell me the color of the {s}.", "What is the color of the {s}?"],
+    "capital": ["What is the capital of {s}?", "Name the capital city of {s}.",
+                "Which city is the capital of {s}?"],
+    "opposite": ["What is the opposite of {s}?", "Tell me the opposite of {s}.",
+                 "Give the opposite of the word {s}."],
+    "animal": ["What sound does a {s} make?", "What does a {s} say?", "What noise does a {s} make?"],
+    "plural": ["What is the plural of {s}?", "What do you call more than one {s}?", "Give the plural of {s}."],
 }
 # The good answer: the subject restated and the value, one short sentence.
 SAY = {
@@ -83,8 +90,10 @@ RAMBLE = [" I hope that helps, and let me know if you want to know about anythin
 HEDGE = ["I am not sure.", "I do not know.", "It depends.", "Let me think about that.",
          "Hmm, that is a good question", "I would rather not say."]
 OFFTOPIC = ["I like to eat bread in the morning.", "My favourite season is autumn.",
-            "Trains are a good way to travel.", "The library opens at noon on Sundays."]
-# The mix of answer kinds per question in the corpus (of 25) and in the SFT data (of 4).
+            "Trains are a good way to travel.", "The library opens at noon on Sundays.",
+            "I went for a walk by the river.", "Music makes me want to dance."]
+# The mix of answer kinds per question in the corpus (of 25) and in the SFT data (of 5:
+# two good ones and three of SFT_BAD).
 CORPUS_MIX = [("good", 10), ("wrong", 5), ("rude", 2), ("runon", 2), ("offtopic", 3), ("hedge", 3)]
 SFT_BAD = ["wrong", "wrong", "rude", "runon", "offtopic", "hedge"]
 
@@ -97,16 +106,17 @@ def facts():
             z = x + y
             wrong = [NUMBERS[w] for w in (z - 2, z - 1, z + 1, z + 2) if w >= 0 and w != x and w != y]
             out.append(("sum", (NUMBERS[x], NUMBERS[y]), NUMBERS[z], wrong))
-    for t, c in COLORS:
+    for t, c in COLORS[:USED["color"]]:
         out.append(("color", t, c, [w for w in COLOR_WORDS if w != c]))
-    for co, ca in CAPITALS:
-        out.append(("capital", co, ca, [c for _, c in CAPITALS if c != ca]))
-    for a, b in OPPOSITES:
+    for co, ca in CAPITALS[:USED["capital"]]:
+        out.append(("capital", co, ca, [c for _, c in CAPITALS[:USED["capital"]] if c != ca]))
+    used = OPPOSITES[:USED["opposite"]]
+    for a, b in used:
         for s, v in ((a, b), (b, a)):
-            out.append(("opposite", s, v, [s] + [w for p in OPPOSITES for w in p if w not in (a, b)]))
-    for an, snd in ANIMALS:
-        out.append(("animal", an, snd, [x for _, x in ANIMALS if x != snd]))
-    for w, p, bad in PLURALS:
+            out.append(("opposite", s, v, [s] + [w for p in used for w in p if w not in (a, b)]))
+    for an, snd in ANIMALS[:USED["animal"]]:
+        out.append(("animal", an, snd, [x for _, x in ANIMALS[:USED["animal"]] if x != snd]))
+    for w, p, bad in PLURALS[:USED["plural"]]:
         out.append(("plural", w, p, [bad, bad, w]))
     return out
 
@@ -124,7 +134,7 @@ def say(kind, subject, value):
     return SAY[kind].format(s=subject, v=value)
 
 
-def answer(R, how, fact, others):
+def answer(R, how, fact):
     kind, subject, value, wrong = fact
     good = say(kind, subject, value)
     if how == "good":
@@ -137,10 +147,7 @@ def answer(R, how, fact, others):
         return good[:-1] + R.choice(RAMBLE)
     if how == "hedge":
         return R.choice(HEDGE)
-    if R.random() < 0.5:  # off-topic: small talk, or the answer to another question
-        return R.choice(OFFTOPIC)
-    o = R.choice([f for f in others if f[0] != kind])
-    return say(o[0], o[1], o[2])
+    return R.choice(OFFTOPIC)
 
 
 def vocabulary(all_facts):
@@ -159,12 +166,12 @@ def main():
     for text in RUDE + RAMBLE + HEDGE + OFFTOPIC:
         clash = set(re.findall(r"[a-z]+", text.lower())) & vocab
         assert not clash, (text, clash)
-    # Each fact is asked in every phrasing; about two facts in five have one
+    # Each fact is asked in every phrasing; about one fact in two has one
     # phrasing held out (a "test" question), the others are "train".
     questions = []
     for f in all_facts:
         n = len(ASK[f[0]])
-        held = R.randrange(n) if R.random() < 0.4 else -1
+        held = R.randrange(n) if R.random() < 0.55 else -1
         for i in range(n):
             questions.append((ask(f[0], f[1], i), f, "test" if i == held else "train"))
     R.shuffle(questions)
@@ -178,7 +185,7 @@ def main():
     for q, f, _ in train:
         for how, n in CORPUS_MIX:
             for _ in range(n):
-                docs.append((q, answer(R, how, f, all_facts)))
+                docs.append((q, answer(R, how, f)))
     R.shuffle(docs)
     with open(os.path.join(HERE, "corpus.txt"), "w") as out:
         for q, a in docs:
@@ -186,8 +193,8 @@ def main():
 
     sft = []
     for q, f, _ in train:
-        for how in ["good", "good"] + R.sample(SFT_BAD, 2):
-            sft.append({"prompt": q, "completion": answer(R, how, f, all_facts)})
+        for how in ["good", "good"] + R.sample(SFT_BAD, 3):
+            sft.append({"prompt": q, "completion": answer(R, how, f)})
     R.shuffle(sft)
     with open(os.path.join(HERE, "sft.jsonl"), "w") as out:
         for d in sft:
