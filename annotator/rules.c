@@ -89,22 +89,33 @@ double rule_variety_score(const char *prompt, const char *answer) {
     return n ? (double)distinct / n : 0.0;
 }
 
-double rule_clean_score(const char *prompt, const char *answer) {
-    (void)prompt;
-    double s = 1.0;
-    /* bytes a model could not turn into text */
-    if (strstr(answer, "\xEF\xBF\xBD")) s -= 0.5;
-    /* the chat template leaking into the answer: the model ran on into the next turn */
-    if (strstr(answer, "Human") || strstr(answer, "Assistant")) s -= 0.4;
-    /* run-together sentences ("Paris.The") and a second sentence after the answer */
-    int ends = 0, glued = 0;
+/* What can go wrong in the text of one sentence. */
+typedef struct Faults {
+    int broken; /* bytes a model could not turn into text (U+FFFD) */
+    int leak;   /* the chat template: the model ran on into the next turn */
+    int glued;  /* run-together sentences ("Paris.The") */
+    int ends;   /* sentence ends ('.', '!' or '?' before a space or the end) */
+} Faults;
+
+static Faults faults(const char *answer) {
+    Faults f = {strstr(answer, "\xEF\xBF\xBD") != NULL,
+                strstr(answer, "Human") || strstr(answer, "Assistant"), 0, 0};
     for (const char *p = answer; *p; p++) {
         if (!strchr(".!?", *p)) continue;
-        if (isalpha((unsigned char)p[1])) glued = 1;
-        if (p[1] == '\0' || isspace((unsigned char)p[1])) ends++;
+        if (isalpha((unsigned char)p[1])) f.glued = 1;
+        if (p[1] == '\0' || isspace((unsigned char)p[1])) f.ends++;
     }
-    if (glued) s -= 0.3;
-    if (ends > 1) s -= 0.2;
+    return f;
+}
+
+double rule_clean_score(const char *prompt, const char *answer) {
+    (void)prompt;
+    Faults f = faults(answer);
+    double s = 1.0;
+    if (f.broken) s -= 0.5;
+    if (f.leak) s -= 0.4;
+    if (f.glued) s -= 0.3;
+    if (f.ends > 1) s -= 0.2; /* a second sentence after the answer */
     return s < 0 ? 0 : s;
 }
 
@@ -148,7 +159,6 @@ static const char *const PLURALS[][3] = {
     {"bus", "buses", "buss"},     {"baby", "babies", "babys"},     {"man", "men", "mans"},
     {"woman", "women", "womans"}, {"knife", "knives", "knifes"},   {"goose", "geese", "gooses"},
     {"wife", "wives", "wifes"},   {"person", "people", "persons"}};
-#define ROWS(t) (int)(sizeof t / sizeof t[0])
 
 /* Words that make an answer impolite (samples/make_corpus.py's RUDE openings). */
 static const char *const RUDE[] = {"dumb", "stupid", "ugh",   "obviously", "whatever", "figure",
@@ -175,21 +185,22 @@ static int count_word(char (*w)[WORD_LEN], int n, const char *x) {
     return c;
 }
 
-/* The first word of the prompt found in column col of a table of rows, or -1. */
-#define FIND_ROW(table, col, pw, np, out)                                                          \
-    do {                                                                                            \
-        (out) = -1;                                                                                 \
-        for (int i_ = 0; i_ < (np) && (out) < 0; i_++)                                              \
-            for (int r_ = 0; r_ < ROWS(table); r_++)                                                \
-                if (strcmp((pw)[i_], table[r_][col]) == 0) {                                        \
-                    (out) = r_;                                                                     \
-                    break;                                                                          \
-                }                                                                                   \
-    } while (0)
+/* Tables are read as flat lists of n strings, a row every cols of them: the
+ * index of w in column col (counting rows), or -1. */
+static int table_find(const char *const *t, int n, int cols, int col, const char *w) {
+    for (int i = col; i < n; i += cols)
+        if (strcmp(t[i], w) == 0) return i / cols;
+    return -1;
+}
+#define TABLE(t) (const char *const *)(t), (int)(sizeof(t) / sizeof(const char *))
+#define COLS(t) (int)(sizeof(t[0]) / sizeof(const char *))
 
-static int number_index(const char *w) {
-    for (int i = 0; i < N_NUMBERS; i++)
-        if (strcmp(w, NUMBERS[i]) == 0) return i;
+/* The row of the first word of the prompt found in column 0, or -1. */
+static int find_subject(const char *const *t, int n, int cols, char (*pw)[WORD_LEN], int np) {
+    for (int i = 0; i < np; i++) {
+        int r = table_find(t, n, cols, 0, pw[i]);
+        if (r >= 0) return r;
+    }
     return -1;
 }
 
@@ -201,29 +212,25 @@ static Task task_parse(const char *prompt) {
     if (has_word(pw, np, "plus") || has_word(pw, np, "add") || has_word(pw, np, "sum")) {
         int x[2], k = 0;
         for (int i = 0; i < np && k < 2; i++)
-            if ((x[k] = number_index(pw[i])) >= 0) k++;
+            if ((x[k] = table_find(TABLE(NUMBERS), 1, 0, pw[i])) >= 0) k++;
         if (k == 2 && x[0] + x[1] < N_NUMBERS)
             t = (Task){K_SUM, {NUMBERS[x[0]], NUMBERS[x[1]]}, 2, NUMBERS[x[0] + x[1]]};
     } else if (has_word(pw, np, "opposite")) {
-        for (int i = 0; i < np && !t.kind; i++)
-            for (int j = 0; j < ROWS(OPPOSITES) && !t.kind; j++)
-                for (int c = 0; c < 2; c++)
-                    if (strcmp(pw[i], OPPOSITES[j][c]) == 0) {
-                        t = (Task){K_OPPOSITE, {OPPOSITES[j][c], NULL}, 1, OPPOSITES[j][1 - c]};
-                        break;
-                    }
+        /* either word of a pair; the flat index names the word, its partner is the other */
+        if ((r = find_subject(TABLE(OPPOSITES), 1, pw, np)) >= 0)
+            t = (Task){K_OPPOSITE, {OPPOSITES[r / 2][r % 2], NULL}, 1, OPPOSITES[r / 2][1 - r % 2]};
     } else if (has_word(pw, np, "capital")) {
-        FIND_ROW(CAPITALS, 0, pw, np, r);
-        if (r >= 0) t = (Task){K_CAPITAL, {CAPITALS[r][0], NULL}, 1, CAPITALS[r][1]};
+        if ((r = find_subject(TABLE(CAPITALS), COLS(CAPITALS), pw, np)) >= 0)
+            t = (Task){K_CAPITAL, {CAPITALS[r][0], NULL}, 1, CAPITALS[r][1]};
     } else if (has_word(pw, np, "plural") || (has_word(pw, np, "more") && has_word(pw, np, "than"))) {
-        FIND_ROW(PLURALS, 0, pw, np, r);
-        if (r >= 0) t = (Task){K_PLURAL, {PLURALS[r][0], NULL}, 1, PLURALS[r][1]};
+        if ((r = find_subject(TABLE(PLURALS), COLS(PLURALS), pw, np)) >= 0)
+            t = (Task){K_PLURAL, {PLURALS[r][0], NULL}, 1, PLURALS[r][1]};
     } else if (has_word(pw, np, "color") || has_word(pw, np, "colour")) {
-        FIND_ROW(COLORS, 0, pw, np, r);
-        if (r >= 0) t = (Task){K_COLOR, {COLORS[r][0], NULL}, 1, COLORS[r][1]};
+        if ((r = find_subject(TABLE(COLORS), COLS(COLORS), pw, np)) >= 0)
+            t = (Task){K_COLOR, {COLORS[r][0], NULL}, 1, COLORS[r][1]};
     } else if (has_word(pw, np, "sound") || has_word(pw, np, "say") || has_word(pw, np, "noise")) {
-        FIND_ROW(ANIMALS, 0, pw, np, r);
-        if (r >= 0) t = (Task){K_ANIMAL, {ANIMALS[r][0], NULL}, 1, ANIMALS[r][1]};
+        if ((r = find_subject(TABLE(ANIMALS), COLS(ANIMALS), pw, np)) >= 0)
+            t = (Task){K_ANIMAL, {ANIMALS[r][0], NULL}, 1, ANIMALS[r][1]};
     }
     return t;
 }
@@ -231,28 +238,12 @@ static Task task_parse(const char *prompt) {
 /* Is w an answer (right or wrong) to some question of this kind? */
 static int is_value(int kind, const char *w) {
     switch (kind) {
-    case K_SUM: return number_index(w) >= 0;
-    case K_COLOR:
-        for (int i = 0; i < ROWS(COLOR_WORDS); i++)
-            if (strcmp(w, COLOR_WORDS[i]) == 0) return 1;
-        return 0;
-    case K_CAPITAL:
-        for (int i = 0; i < ROWS(CAPITALS); i++)
-            if (strcmp(w, CAPITALS[i][1]) == 0) return 1;
-        return 0;
-    case K_OPPOSITE:
-        for (int i = 0; i < ROWS(OPPOSITES); i++)
-            if (strcmp(w, OPPOSITES[i][0]) == 0 || strcmp(w, OPPOSITES[i][1]) == 0) return 1;
-        return 0;
-    case K_ANIMAL:
-        for (int i = 0; i < ROWS(ANIMALS); i++)
-            if (strcmp(w, ANIMALS[i][1]) == 0) return 1;
-        return 0;
-    case K_PLURAL:
-        for (int i = 0; i < ROWS(PLURALS); i++)
-            for (int c = 0; c < 3; c++)
-                if (strcmp(w, PLURALS[i][c]) == 0) return 1;
-        return 0;
+    case K_SUM: return table_find(TABLE(NUMBERS), 1, 0, w) >= 0;
+    case K_COLOR: return table_find(TABLE(COLOR_WORDS), 1, 0, w) >= 0;
+    case K_CAPITAL: return table_find(TABLE(CAPITALS), 2, 1, w) >= 0;
+    case K_OPPOSITE: return table_find(TABLE(OPPOSITES), 1, 0, w) >= 0;
+    case K_ANIMAL: return table_find(TABLE(ANIMALS), 2, 1, w) >= 0;
+    case K_PLURAL: return table_find(TABLE(PLURALS), 1, 0, w) >= 0; /* any form */
     }
     return 0;
 }
@@ -293,8 +284,8 @@ double rule_polite_score(const char *prompt, const char *answer) {
     (void)prompt;
     char aw[MAX_WORDS][WORD_LEN];
     int na = words(answer, 1, aw, MAX_WORDS);
-    for (int i = 0; i < ROWS(RUDE); i++)
-        if (has_word(aw, na, RUDE[i])) return 0.0;
+    for (int i = 0; i < na; i++)
+        if (table_find(TABLE(RUDE), 1, 0, aw[i]) >= 0) return 0.0;
     return 1.0;
 }
 
@@ -311,18 +302,13 @@ double rule_form_score(const char *prompt, const char *answer) {
     (void)prompt;
     char aw[MAX_WORDS][WORD_LEN];
     int n = words(answer, 1, aw, MAX_WORDS);
-    double s = 1.0;
     if (n == 0) return 0.0;
-    if (strstr(answer, "\xEF\xBF\xBD")) s -= 0.5;
-    if (strstr(answer, "Human") || strstr(answer, "Assistant")) s -= 0.5;
-    int ends = 0, glued = 0;
-    for (const char *p = answer; *p; p++) {
-        if (!strchr(".!?", *p)) continue;
-        if (isalpha((unsigned char)p[1])) glued = 1;
-        if (p[1] == '\0' || isspace((unsigned char)p[1])) ends++;
-    }
-    if (glued) s -= 0.3;
-    if (ends > 1) s -= 0.4;
+    Faults f = faults(answer);
+    double s = 1.0;
+    if (f.broken) s -= 0.5;
+    if (f.leak) s -= 0.5;
+    if (f.glued) s -= 0.3;
+    if (f.ends > 1) s -= 0.4;
     if (!rule_fullstop_score(prompt, answer)) s -= 0.4;
     if (n > FORM_MAX_WORDS) s -= 0.5;        /* a run-on answer */
     if (rule_variety_score(prompt, answer) < 0.6) s -= 0.3; /* "green green green" */
