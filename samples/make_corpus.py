@@ -19,11 +19,12 @@ one short sentence) 40% of the time; the rest are wrong facts, rude, off-topic,
 run-on or hedged, so a model trained on it is right only part of the time and
 human feedback has something to fix. annotator/rules.c holds the same tables
 and judges what a person would; keep the two in step.
-Run: python3 samples/make_corpus.py"""
+Run: python3 samples/make_corpus.py [--out DIR]  (default: next to this file)"""
 import json
 import os
 import random
 import re
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -159,6 +160,7 @@ def vocabulary(all_facts):
 
 
 def main():
+    out_dir = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else HERE
     R = random.Random(20261201)
     all_facts = facts()
     # The filler texts must not state (or contradict) a fact by accident.
@@ -177,7 +179,7 @@ def main():
     R.shuffle(questions)
     train = [q for q in questions if q[2] == "train"]
 
-    with open(os.path.join(HERE, "prompts.jsonl"), "w") as out:
+    with open(os.path.join(out_dir, "prompts.jsonl"), "w") as out:
         for i, (q, f, split) in enumerate(questions):
             out.write(json.dumps({"id": "demo-%03d" % i, "prompt": q, "split": split, "source": "demo"}) + "\n")
 
@@ -187,7 +189,7 @@ def main():
             for _ in range(n):
                 docs.append((q, answer(R, how, f)))
     R.shuffle(docs)
-    with open(os.path.join(HERE, "corpus.txt"), "w") as out:
+    with open(os.path.join(out_dir, "corpus.txt"), "w") as out:
         for q, a in docs:
             out.write("Human: {q}\nAssistant: {a}\n\n".format(q=q, a=a))
 
@@ -196,11 +198,11 @@ def main():
         for how in ["good", "good"] + R.sample(SFT_BAD, 3):
             sft.append({"prompt": q, "completion": answer(R, how, f)})
     R.shuffle(sft)
-    with open(os.path.join(HERE, "sft.jsonl"), "w") as out:
+    with open(os.path.join(out_dir, "sft.jsonl"), "w") as out:
         for d in sft:
             out.write(json.dumps(d) + "\n")
 
-    with open(os.path.join(HERE, "answers.jsonl"), "w") as out:
+    with open(os.path.join(out_dir, "answers.jsonl"), "w") as out:
         for q, f, split in questions:
             kind, subject, value, wrong = f
             good = say(kind, subject, value)

@@ -38,3 +38,8 @@ expect_rc 0 "$RLHF" label --auto-cmd "/usr/bin/python3 $ROOT/samples/judge_demo.
   JOIN rankings rb ON rb.id = b.ranking_id JOIN labelers lb ON lb.id = rb.labeler_id
   WHERE la.name = 'rule' AND lb.name = 'judge' AND a.rank = b.rank")" = "$((6 * n))" ] \
   || die "judge_demo.py and the rule demo disagree"
+# the data is what the generator writes (edit make_corpus.py, then run it)
+/usr/bin/python3 "$ROOT/samples/make_corpus.py" --out . || die "make_corpus.py failed"
+for f in prompts.jsonl corpus.txt sft.jsonl answers.jsonl; do
+    cmp -s "$f" "$ROOT/samples/$f" || die "samples/$f differs from what samples/make_corpus.py writes"
+done
