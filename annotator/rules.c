@@ -16,7 +16,8 @@
 static int words(const char *s, int min_len, char (*out)[WORD_LEN], int max) {
     int k = 0;
     while (*s && k < max) {
-        while (*s && !isalnum((unsigned char)*s)) s++;
+        while (*s && !isalnum((unsigned char)*s))
+            s++;
         int len = 0;
         char w[WORD_LEN];
         while (*s && isalnum((unsigned char)*s)) {
@@ -30,13 +31,13 @@ static int words(const char *s, int min_len, char (*out)[WORD_LEN], int max) {
 }
 
 static int is_stopword(const char *w) {
-    static const char *const stop[] = {"the", "and", "for", "are", "you", "how", "why", "who",
-                                       "was", "its", "can", "did", "not", "but", "any", "all",
-                                       "about", "what", "which", "with", "that", "this", "these",
-                                       "those", "from", "your", "have", "does", "into", "when",
-                                       "where", "would", "could", "should", "there", "their",
-                                       "them", "they", "than", "then", "give", "tell", "write",
-                                       "explain", "describe", "please", "some", "will", "were"};
+    static const char *const stop[] = {
+        "the",    "and",  "for",  "are",   "you",   "how",   "why",    "who",     "was",
+        "its",    "can",  "did",  "not",   "but",   "any",   "all",    "about",   "what",
+        "which",  "with", "that", "this",  "these", "those", "from",   "your",    "have",
+        "does",   "into", "when", "where", "would", "could", "should", "there",   "their",
+        "them",   "they", "than", "then",  "give",  "tell",  "write",  "explain", "describe",
+        "please", "some", "will", "were"};
     for (size_t i = 0; i < sizeof stop / sizeof stop[0]; i++)
         if (strcmp(w, stop[i]) == 0) return 1;
     return 0;
@@ -49,7 +50,8 @@ double rule_keyword_score(const char *prompt, const char *answer) {
     for (int i = 0; i < np; i++) {
         if (is_stopword(pw[i])) continue;
         int dup = 0;
-        for (int j = 0; j < i && !dup; j++) dup = strcmp(pw[i], pw[j]) == 0;
+        for (int j = 0; j < i && !dup; j++)
+            dup = strcmp(pw[i], pw[j]) == 0;
         if (dup) continue;
         keys++;
         for (int j = 0; j < na; j++)
@@ -73,7 +75,8 @@ double rule_length_score(const char *prompt, const char *answer) {
 double rule_fullstop_score(const char *prompt, const char *answer) {
     (void)prompt;
     size_t n = strlen(answer);
-    while (n && isspace((unsigned char)answer[n - 1])) n--;
+    while (n && isspace((unsigned char)answer[n - 1]))
+        n--;
     return n && strchr(".!?", answer[n - 1]) ? 1.0 : 0.0;
 }
 
@@ -83,7 +86,8 @@ double rule_variety_score(const char *prompt, const char *answer) {
     int n = words(answer, 1, aw, MAX_WORDS), distinct = 0;
     for (int i = 0; i < n; i++) {
         int dup = 0;
-        for (int j = 0; j < i && !dup; j++) dup = strcmp(aw[i], aw[j]) == 0;
+        for (int j = 0; j < i && !dup; j++)
+            dup = strcmp(aw[i], aw[j]) == 0;
         distinct += !dup;
     }
     return n ? (double)distinct / n : 0.0;
@@ -125,33 +129,32 @@ double rule_clean_score(const char *prompt, const char *answer) {
 
 enum { K_NONE, K_SUM, K_COLOR, K_CAPITAL, K_OPPOSITE, K_ANIMAL, K_PLURAL };
 
-static const char *const NUMBERS[] = {"zero",    "one",      "two",      "three",   "four",
-                                      "five",    "six",      "seven",    "eight",   "nine",
-                                      "ten",     "eleven",   "twelve",   "thirteen", "fourteen",
-                                      "fifteen", "sixteen",  "seventeen", "eighteen", "nineteen",
-                                      "twenty"};
+static const char *const NUMBERS[] = {
+    "zero",     "one",     "two",     "three",     "four",     "five",     "six",
+    "seven",    "eight",   "nine",    "ten",       "eleven",   "twelve",   "thirteen",
+    "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"};
 #define N_NUMBERS (int)(sizeof NUMBERS / sizeof NUMBERS[0])
 static const char *const COLORS[][2] = {
-    {"sky", "blue"},     {"grass", "green"}, {"snow", "white"},  {"sun", "yellow"},
+    {"sky", "blue"},     {"grass", "green"}, {"snow", "white"},    {"sun", "yellow"},
     {"coal", "black"},   {"blood", "red"},   {"banana", "yellow"}, {"leaf", "green"},
-    {"cloud", "white"},  {"tomato", "red"},  {"crow", "black"},  {"ocean", "blue"},
-    {"lemon", "yellow"}, {"cherry", "red"},  {"milk", "white"},  {"frog", "green"}};
-static const char *const COLOR_WORDS[] = {"blue", "green", "white", "yellow", "black", "red",
-                                          "pink", "brown", "purple", "grey", "gray", "orange"};
+    {"cloud", "white"},  {"tomato", "red"},  {"crow", "black"},    {"ocean", "blue"},
+    {"lemon", "yellow"}, {"cherry", "red"},  {"milk", "white"},    {"frog", "green"}};
+static const char *const COLOR_WORDS[] = {"blue", "green", "white",  "yellow", "black", "red",
+                                          "pink", "brown", "purple", "grey",   "gray",  "orange"};
 static const char *const CAPITALS[][2] = {
-    {"france", "paris"},   {"japan", "tokyo"},   {"italy", "rome"},       {"spain", "madrid"},
-    {"egypt", "cairo"},    {"germany", "berlin"}, {"canada", "ottawa"},   {"kenya", "nairobi"},
-    {"peru", "lima"},      {"norway", "oslo"},   {"greece", "athens"},    {"china", "beijing"},
-    {"chile", "santiago"}, {"cuba", "havana"},   {"ireland", "dublin"},   {"russia", "moscow"}};
+    {"france", "paris"},   {"japan", "tokyo"},    {"italy", "rome"},     {"spain", "madrid"},
+    {"egypt", "cairo"},    {"germany", "berlin"}, {"canada", "ottawa"},  {"kenya", "nairobi"},
+    {"peru", "lima"},      {"norway", "oslo"},    {"greece", "athens"},  {"china", "beijing"},
+    {"chile", "santiago"}, {"cuba", "havana"},    {"ireland", "dublin"}, {"russia", "moscow"}};
 static const char *const OPPOSITES[][2] = {
-    {"hot", "cold"},  {"big", "small"},  {"fast", "slow"},   {"happy", "sad"},  {"light", "dark"},
-    {"up", "down"},   {"old", "young"},  {"early", "late"},  {"full", "empty"}, {"soft", "hard"},
-    {"wet", "dry"},   {"open", "closed"}, {"loud", "quiet"}, {"rich", "poor"},  {"high", "low"},
-    {"strong", "weak"}};
+    {"hot", "cold"},   {"big", "small"}, {"fast", "slow"}, {"happy", "sad"},
+    {"light", "dark"}, {"up", "down"},   {"old", "young"}, {"early", "late"},
+    {"full", "empty"}, {"soft", "hard"}, {"wet", "dry"},   {"open", "closed"},
+    {"loud", "quiet"}, {"rich", "poor"}, {"high", "low"},  {"strong", "weak"}};
 static const char *const ANIMALS[][2] = {
-    {"dog", "barks"},  {"cat", "meows"},    {"cow", "moos"},   {"duck", "quacks"},
-    {"sheep", "baas"}, {"lion", "roars"},   {"horse", "neighs"}, {"owl", "hoots"},
-    {"bee", "buzzes"}, {"pig", "oinks"},    {"snake", "hisses"}, {"wolf", "howls"}};
+    {"dog", "barks"},  {"cat", "meows"},  {"cow", "moos"},     {"duck", "quacks"},
+    {"sheep", "baas"}, {"lion", "roars"}, {"horse", "neighs"}, {"owl", "hoots"},
+    {"bee", "buzzes"}, {"pig", "oinks"},  {"snake", "hisses"}, {"wolf", "howls"}};
 /* singular, plural, the tempting wrong plural */
 static const char *const PLURALS[][3] = {
     {"box", "boxes", "boxs"},     {"child", "children", "childs"}, {"mouse", "mice", "mouses"},
@@ -161,8 +164,8 @@ static const char *const PLURALS[][3] = {
     {"wife", "wives", "wifes"},   {"person", "people", "persons"}};
 
 /* Words that make an answer impolite (samples/make_corpus.py's RUDE openings). */
-static const char *const RUDE[] = {"dumb", "stupid", "ugh",   "obviously", "whatever", "figure",
-                                   "idiot", "duh",   "silly", "annoying",  "shut",     "moron"};
+static const char *const RUDE[] = {"dumb",  "stupid", "ugh",   "obviously", "whatever", "figure",
+                                   "idiot", "duh",    "silly", "annoying",  "shut",     "moron"};
 
 /* One question of the task: its kind, its subject words (for a sum, the two
  * operands) and the word of the right answer. */
@@ -181,7 +184,8 @@ static int has_word(char (*w)[WORD_LEN], int n, const char *x) {
 
 static int count_word(char (*w)[WORD_LEN], int n, const char *x) {
     int c = 0;
-    for (int i = 0; i < n; i++) c += strcmp(w[i], x) == 0;
+    for (int i = 0; i < n; i++)
+        c += strcmp(w[i], x) == 0;
     return c;
 }
 
@@ -222,7 +226,8 @@ static Task task_parse(const char *prompt) {
     } else if (has_word(pw, np, "capital")) {
         if ((r = find_subject(TABLE(CAPITALS), COLS(CAPITALS), pw, np)) >= 0)
             t = (Task){K_CAPITAL, {CAPITALS[r][0], NULL}, 1, CAPITALS[r][1]};
-    } else if (has_word(pw, np, "plural") || (has_word(pw, np, "more") && has_word(pw, np, "than"))) {
+    } else if (has_word(pw, np, "plural") ||
+               (has_word(pw, np, "more") && has_word(pw, np, "than"))) {
         if ((r = find_subject(TABLE(PLURALS), COLS(PLURALS), pw, np)) >= 0)
             t = (Task){K_PLURAL, {PLURALS[r][0], NULL}, 1, PLURALS[r][1]};
     } else if (has_word(pw, np, "color") || has_word(pw, np, "colour")) {
@@ -238,12 +243,18 @@ static Task task_parse(const char *prompt) {
 /* Is w an answer (right or wrong) to some question of this kind? */
 static int is_value(int kind, const char *w) {
     switch (kind) {
-    case K_SUM: return table_find(TABLE(NUMBERS), 1, 0, w) >= 0;
-    case K_COLOR: return table_find(TABLE(COLOR_WORDS), 1, 0, w) >= 0;
-    case K_CAPITAL: return table_find(TABLE(CAPITALS), 2, 1, w) >= 0;
-    case K_OPPOSITE: return table_find(TABLE(OPPOSITES), 1, 0, w) >= 0;
-    case K_ANIMAL: return table_find(TABLE(ANIMALS), 2, 1, w) >= 0;
-    case K_PLURAL: return table_find(TABLE(PLURALS), 1, 0, w) >= 0; /* any form */
+    case K_SUM:
+        return table_find(TABLE(NUMBERS), 1, 0, w) >= 0;
+    case K_COLOR:
+        return table_find(TABLE(COLOR_WORDS), 1, 0, w) >= 0;
+    case K_CAPITAL:
+        return table_find(TABLE(CAPITALS), 2, 1, w) >= 0;
+    case K_OPPOSITE:
+        return table_find(TABLE(OPPOSITES), 1, 0, w) >= 0;
+    case K_ANIMAL:
+        return table_find(TABLE(ANIMALS), 2, 1, w) >= 0;
+    case K_PLURAL:
+        return table_find(TABLE(PLURALS), 1, 0, w) >= 0; /* any form */
     }
     return 0;
 }
@@ -263,7 +274,8 @@ static double task_correct(const Task *t, const char *prompt, const char *answer
     for (int i = 0; i < na; i++) {
         if (!is_value(t->kind, aw[i])) continue;
         int seen = 0;
-        for (int j = 0; j < i && !seen; j++) seen = strcmp(aw[i], aw[j]) == 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = strcmp(aw[i], aw[j]) == 0;
         if (seen) continue;
         int extra = count_word(aw, na, aw[i]) - count_word(pw, np, aw[i]);
         if (extra <= 0) continue;
@@ -294,7 +306,8 @@ double rule_on_topic_score(const char *prompt, const char *answer) {
     if (!t.kind) return rule_keyword_score(prompt, answer);
     char aw[MAX_WORDS][WORD_LEN];
     int na = words(answer, 1, aw, MAX_WORDS), hit = 0;
-    for (int i = 0; i < t.n_subject; i++) hit += has_word(aw, na, t.subject[i]);
+    for (int i = 0; i < t.n_subject; i++)
+        hit += has_word(aw, na, t.subject[i]);
     return (double)hit / t.n_subject;
 }
 
@@ -310,7 +323,7 @@ double rule_form_score(const char *prompt, const char *answer) {
     if (f.glued) s -= 0.3;
     if (f.ends > 1) s -= 0.4;
     if (!rule_fullstop_score(prompt, answer)) s -= 0.4;
-    if (n > FORM_MAX_WORDS) s -= 0.5;        /* a run-on answer */
+    if (n > FORM_MAX_WORDS) s -= 0.5;                       /* a run-on answer */
     if (rule_variety_score(prompt, answer) < 0.6) s -= 0.3; /* "green green green" */
     return s < 0 ? 0 : s;
 }
@@ -333,12 +346,14 @@ static double longer_score(const char *prompt, const char *answer) {
 }
 
 static const Rule rules[] = {
-    {"demo", "the demo task as a person judges it: 0.6 right fact + 0.15 polite + 0.1 on topic"
-             " + 0.15 one clean short sentence",
+    {"demo",
+     "the demo task as a person judges it: 0.6 right fact + 0.15 polite + 0.1 on topic"
+     " + 0.15 one clean short sentence",
      demo_score},
     {"correct", "1 when the answer states the demo task's right fact and no wrong one, else 0",
      rule_correct_score},
-    {"polite", "0 when the answer is rude (\"That is a dumb question.\"), else 1", rule_polite_score},
+    {"polite", "0 when the answer is rude (\"That is a dumb question.\"), else 1",
+     rule_polite_score},
     {"on-topic", "share of the question's subject words (the thing, the operands) in the answer",
      rule_on_topic_score},
     {"form", "1 for one clean sentence of at most 12 words ending in '.', '!' or '?'",

@@ -56,10 +56,13 @@ static const char *str(const cJSON *o, const char *key) {
     return v->valuestring;
 }
 
-static double demo(const char *p, const char *a) { return rule_find("demo")->score(p, a); }
+static double demo(const char *p, const char *a) {
+    return rule_find("demo")->score(p, a);
+}
 
 /* Every answer in the array under key: correct as expected, demo below best. */
-static void check_bad(const char *p, const cJSON *o, const char *key, double want_correct, double best) {
+static void check_bad(const char *p, const cJSON *o, const char *key, double want_correct,
+                      double best) {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, key), *a;
     cr_assert(cJSON_IsArray(arr) && cJSON_GetArraySize(arr) > 0, "%s: no '%s' answers", p, key);
     cJSON_ArrayForEach(a, arr) {
@@ -67,7 +70,8 @@ static void check_bad(const char *p, const cJSON *o, const char *key, double wan
         cr_assert_eq(rule_correct_score(p, t), want_correct, "%s -> %s (%s): correct %g", p, t, key,
                      rule_correct_score(p, t));
         double d = demo(p, t);
-        cr_assert(d >= 0 && d < best - 0.05, "%s -> %s (%s): demo %g, canonical %g", p, t, key, d, best);
+        cr_assert(d >= 0 && d < best - 0.05, "%s -> %s (%s): demo %g, canonical %g", p, t, key, d,
+                  best);
         if (want_correct == 0) cr_assert(d <= 0.45, "%s -> %s: a wrong answer scores %g", p, t, d);
     }
 }
@@ -77,7 +81,8 @@ static void check_question(const cJSON *o, void *arg) {
     const char *p = str(o, "prompt"), *good = str(o, "answer"), *value = str(o, "value");
     char want[64];
     size_t i = 0;
-    for (; value[i] && i < sizeof want - 1; i++) want[i] = (char)tolower((unsigned char)value[i]);
+    for (; value[i] && i < sizeof want - 1; i++)
+        want[i] = (char)tolower((unsigned char)value[i]);
     want[i] = 0;
     const char *got = rule_demo_expected(p);
     cr_assert_not_null(got, "%s: the rule does not know this question", p);
@@ -158,23 +163,31 @@ Test(rules, demo_rule_judges_like_a_person) {
     cr_assert_eq(rule_correct_score(p, "Three plus three is three."), 0.0);
     cr_assert_eq(rule_correct_score(p, "I do not know."), 0.0);
     cr_assert_eq(rule_correct_score("Add two and five.", "Two plus five is seven."), 1.0);
-    cr_assert_eq(rule_correct_score("What is the opposite of hot?", "The opposite of hot is hot."), 0.0);
-    cr_assert_eq(rule_correct_score("What is the opposite of hot?", "The opposite of hot is cold."), 1.0);
-    cr_assert_eq(rule_correct_score("What is the plural of mouse?", "The plural of mouse is mouses."), 0.0);
+    cr_assert_eq(rule_correct_score("What is the opposite of hot?", "The opposite of hot is hot."),
+                 0.0);
+    cr_assert_eq(rule_correct_score("What is the opposite of hot?", "The opposite of hot is cold."),
+                 1.0);
+    cr_assert_eq(
+        rule_correct_score("What is the plural of mouse?", "The plural of mouse is mouses."), 0.0);
     cr_assert_eq(rule_correct_score("What is the capital of Peru?", "It is LIMA!"), 1.0);
     /* the order of what matters: a right rude or rambling answer beats a wrong polite one,
      * which beats saying nothing useful */
     const char *q = "What color is the sky?";
-    double good = demo(q, "The sky is blue."), rude = demo(q, "That is a dumb question. The sky is blue.");
-    double ramble = demo(q, "The sky is blue, and I could tell you a lot more about it if you had the time.");
+    double good = demo(q, "The sky is blue."),
+           rude = demo(q, "That is a dumb question. The sky is blue.");
+    double ramble =
+        demo(q, "The sky is blue, and I could tell you a lot more about it if you had the time.");
     double wrong = demo(q, "The sky is green."), hedge = demo(q, "I am not sure.");
     cr_assert_eq(good, 1.0);
     cr_assert(good > rude && good > ramble && rude > wrong && ramble > wrong && wrong > hedge,
               "%g %g %g %g %g", good, rude, ramble, wrong, hedge);
-    /* length earns nothing: padding a right answer never helps, and the biased rule does prefer it */
-    cr_assert_geq(demo(q, "The sky is blue."), demo(q, "The sky is blue, as anyone can see on a clear day."));
-    cr_assert_lt(rule_find("longer")->score(q, "The sky is blue."),
-                 rule_find("longer")->score(q, "The sky is blue, as anyone can see on a clear day."));
+    /* length earns nothing: padding a right answer never helps, and the biased rule does prefer it
+     */
+    cr_assert_geq(demo(q, "The sky is blue."),
+                  demo(q, "The sky is blue, as anyone can see on a clear day."));
+    cr_assert_lt(
+        rule_find("longer")->score(q, "The sky is blue."),
+        rule_find("longer")->score(q, "The sky is blue, as anyone can see on a clear day."));
     /* a broken sample of an undertrained model */
     cr_assert_lt(demo(q, "The sky is blue.Human: What"), good);
     cr_assert_lt(demo(q, "The sky is \xEF\xBF\xBD blue."), good);
@@ -190,7 +203,12 @@ Test(rules, demo_rule_judges_like_a_person) {
 Test(rules, every_rule_is_total) {
     int n;
     const Rule *t = rule_table(&n);
-    const char *odd[] = {"", " ", "...", "\xEF\xBF\xBD", "plus plus", "What is the opposite of?",
+    const char *odd[] = {"",
+                         " ",
+                         "...",
+                         "\xEF\xBF\xBD",
+                         "plus plus",
+                         "What is the opposite of?",
                          "colour colour colour sky sky"};
     for (int i = 0; i < n; i++)
         for (size_t a = 0; a < sizeof odd / sizeof odd[0]; a++)
