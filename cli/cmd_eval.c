@@ -43,6 +43,9 @@ const struct cmd_entry cmd_eval_entry = {
     "  --max-tokens N  (default 64)   --seed S (default 1)\n"
     "  --batch N       examples per forward pass for the RM and the KL (default 8)\n"
     "  --json          one JSON object instead of the table\n"
+    "  --row           one tab-separated line instead: B's name, judge win rate, its\n"
+    "                  95% interval (low, high), B's mean reward, B's KL, A's and B's\n"
+    "                  judge scores (for scripts; - for a figure not known)\n"
     "  --progress      show progress even when stderr is not a terminal\n"
     "Win rates count ties as half a win; their 95% interval is the Wilson score\n"
     "interval over prompts. KL is the sampled estimate: the mean over prompts of\n"
@@ -58,6 +61,18 @@ static void cell(char *buf, size_t n, const char *fmt, double v) {
         snprintf(buf, n, "-");
     else
         snprintf(buf, n, fmt, v);
+}
+
+static void print_row(const EvalResult *r) {
+    const EvalSide *a = &r->side[0], *b = &r->side[1];
+    double v[7] = {b->win, b->win_lo, b->win_hi, b->reward, b->kl, a->judge_score, b->judge_score};
+    printf("%s", b->name);
+    for (int i = 0; i < 7; i++) {
+        char c[32];
+        cell(c, sizeof c, "%.4f", v[i]);
+        printf("\t%s", c);
+    }
+    printf("\n");
 }
 
 static void print_table(const EvalResult *r, const EvalOptions *o) {
@@ -200,6 +215,7 @@ static int exec_eval(int argc, char **argv) {
                                          {"seed", required_argument, NULL, 'S'},
                                          {"batch", required_argument, NULL, 'm'},
                                          {"json", no_argument, NULL, 'j'},
+                                         {"row", no_argument, NULL, 'R'},
                                          {"progress", no_argument, NULL, 'p'},
                                          CLI_OPT_END};
     EvalOptions o = eval_options_default();
@@ -292,6 +308,9 @@ static int exec_eval(int argc, char **argv) {
         case 'j':
             json = 1;
             break;
+        case 'R':
+            json = 2;
+            break;
         case 'p':
             o.progress = 1;
             break;
@@ -338,7 +357,9 @@ static int exec_eval(int argc, char **argv) {
                     "(answers and judged prompts stored so far are kept; run again to go on)\n");
         return EXIT_FAIL;
     }
-    if (json)
+    if (json == 2)
+        print_row(&r);
+    else if (json)
         printf("%s\n", text);
     else
         print_table(&r, &o);

@@ -42,7 +42,7 @@ const struct cmd_entry cmd_train_rm_entry = {
     "  --data FILE        train on a pairs or HH JSONL file instead of the store's rankings\n"
     "  --tokenizer TOK    tokenizer.bin when CKPT carries none (checked against the model)\n"
     "  --template T       chat template with {prompt} (default: the init model's, else\n"
-    "                     \"" SEQ_DEFAULT_TEMPLATE "\")\n"
+    "                     the gen.template setting, else \"Human: {prompt}\\nAssistant:\")\n"
     "  --min-agreement X  only prompts whose labelers agree on at least a share X of pairs\n"
     "  --val-frac F       share of prompts held out, by the hash `export --val-frac` uses\n"
     "                     (default 0.1; eval-rm uses the same split)\n"
@@ -240,6 +240,8 @@ static int load_init(Run *r, Err *err) {
                 return err_set(err, RLHF_ENOMEM, "out of memory");
             db_model_row_free(&row);
         }
+        int rc = r->template || o->template ? RLHF_OK : db_setting_get(r->db, "gen.template", &r->template, err);
+        if (rc) return rc;
     }
     if (o->template && !(r->template = strdup(o->template)))
         return err_set(err, RLHF_ENOMEM, "out of memory");

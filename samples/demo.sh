@@ -8,10 +8,10 @@
 #
 # Every stage is resumable: run it again after an interruption and it goes on
 # where it stopped (DEMO_FRESH=1 starts over). DEMO_SCALE=small runs a
-# shortened version (the end-to-end test uses it).
+# shortened version in a few minutes (the end-to-end test uses it).
 set -eu
 BUILD=${BUILD:-build}
-RLHF="$(pwd)/$BUILD/rlhf"
+RLHF=${RLHF:-"$(pwd)/$BUILD/rlhf"}
 DIR=${DEMO_DIR:-demo}
 [ "${DEMO_FRESH:-0}" = 1 ] && rm -rf "$DIR"
 mkdir -p "$DIR"
@@ -19,85 +19,110 @@ export RLHF_DB="$DIR/demo.db"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 t0=$(date +%s)
 
-# sizes: the full demo, or a few minutes' worth for the test
 if [ "${DEMO_SCALE:-full}" = small ]; then
-    PRE_STEPS=60 SFT_EPOCHS=1 TRAIN_PROMPTS=40 EVAL_PROMPTS=12 PPO_STEPS=4 BON=4
+    # tiny sizes: every stage runs and writes its outputs, nothing is learned well
+    PRE="--config tiny --steps 40" SFT_EPOCHS=1 EVAL_LIMIT="--limit 8"
+    PROMPTS="$DIR/prompts.jsonl"
+    head -n 60 samples/prompts.jsonl > "$PROMPTS"
+    PPO="--steps 3 --prompts 4 --samples 2" BON=2 BIASED=4 EVAL_N=1
 else
-    PRE_STEPS=${DEMO_STEPS:-800} SFT_EPOCHS=2 TRAIN_PROMPTS=0 EVAL_PROMPTS=0 PPO_STEPS=${DEMO_PPO_STEPS:-60} BON=8
+    PRE="--config demo --steps ${DEMO_STEPS:-800} --lr 2e-3" SFT_EPOCHS=2 EVAL_LIMIT="" PROMPTS=samples/prompts.jsonl
+    PPO="--steps ${DEMO_PPO_STEPS:-60}" BON=8 BIASED=40 EVAL_N=4
 fi
-LIMIT=""
-[ "$TRAIN_PROMPTS" -gt 0 ] && LIMIT="--limit $TRAIN_PROMPTS"
-ELIMIT=""
-[ "$EVAL_PROMPTS" -gt 0 ] && ELIMIT="--limit $EVAL_PROMPTS"
+# PPO's settings for this task (see README: what limits the gain)
+PPO="$PPO --beta 0.1 --lr 5e-5 --whiten-scores --epochs 1"
 
-step "1. A project: one SQLite file ($RLHF_DB)"
+step "1. A project: one SQLite file ($RLHF_DB) with the demo task's prompts"
 "$RLHF" init "$RLHF_DB"
-"$RLHF" prompts import samples/prompts.jsonl
+"$RLHF" prompts import "$PROMPTS"
 "$RLHF" prompts list --limit 3
+echo "(a quiz of small facts: sums, colours, capitals, opposites, animal sounds, plurals;"
+echo " 'test' prompts are held out: asked in a phrasing the training data never uses)"
 
 step "2. Pretraining: a tokenizer and a small transformer on samples/corpus.txt"
 echo "(the corpus answers its questions right only part of the time: wrong facts, rude,"
-echo " off-topic and run-on answers are mixed in, so there is something for feedback to fix)"
+echo " off-topic, hedged and run-on answers are mixed in, so feedback has something to fix)"
 [ -f "$DIR/tok.bin" ] || "$RLHF" tokenizer train --vocab 512 --out "$DIR/tok.bin" samples/corpus.txt
-"$RLHF" pretrain --corpus samples/corpus.txt --tokenizer "$DIR/tok.bin" --config demo \
-    --steps "$PRE_STEPS" --out "$DIR/base.ckpt" --name base --resume
+"$RLHF" pretrain --corpus samples/corpus.txt --tokenizer "$DIR/tok.bin" $PRE \
+    --out "$DIR/base.ckpt" --name base --resume
 
-step "3. SFT: supervised fine-tuning on demonstrations (samples/sft.jsonl)"
+step "3. SFT: supervised fine-tuning on demonstrations (samples/sft.jsonl, also mixed)"
 "$RLHF" sft --init "$DIR/base.ckpt" --data samples/sft.jsonl --epochs "$SFT_EPOCHS" \
     --out "$DIR/sft.ckpt" --name sft --resume
 
-step "4. Candidates: k = 4 answers per training prompt from the SFT model"
-"$RLHF" gen --model "$DIR/sft.ckpt" -k 4 --split train --seed 1 $LIMIT
-"$RLHF" candidates list --prompt 2
+step "4. Candidates: k = 4 distinct answers per training prompt from the SFT model"
+echo "(and 2 from the pretrained model, so the labelers' rankings also rate the two models)"
+"$RLHF" gen --model "$DIR/sft.ckpt" -k 4 --split train --seed 1 --unique
+"$RLHF" gen --model "$DIR/base.ckpt" -k 2 --split train --seed 2 --unique
+"$RLHF" candidates list --prompt 1
 
 step "5. Three simulated labelers rank them, two per prompt (overlap 2)"
-echo "(careful: the task's rule with a little noise; hasty: much noise; biased: prefers long answers)"
-n=$("$RLHF" prompts list --split train --json | grep -c '"id"' || true)
-[ "$TRAIN_PROMPTS" -gt 0 ] && n=$TRAIN_PROMPTS
-"$RLHF" label --auto demo --as sim-careful --noise 0.05 --overlap 2 --split train --seed 1 --limit $(( n * 8 / 10 ))
-"$RLHF" label --auto demo --as sim-hasty --noise 0.3 --overlap 2 --split train --seed 2 --limit $(( n * 7 / 10 ))
-"$RLHF" label --auto longer --as sim-biased --noise 0.1 --overlap 2 --split train --seed 3
+echo "(careful: the task's rule with a little noise, on every prompt; biased: prefers long"
+echo " answers whatever they say, on a few; hasty: the rule with more noise, on the rest)"
+"$RLHF" label --auto demo --as sim-careful --noise 0.05 --overlap 2 --split train --seed 1
+"$RLHF" label --auto longer --as sim-biased --noise 0.1 --overlap 2 --split train --seed 3 --limit "$BIASED"
+"$RLHF" label --auto demo --as sim-hasty --noise 0.2 --overlap 2 --split train --seed 2
 
 step "6. How much do the labelers agree? How do they rate the answers?"
 "$RLHF" agreement
-"$RLHF" elo --by model
+"$RLHF" elo --split train --method bt --bootstrap 100
 
 step "7. The comparisons as a dataset (TRL's preference format)"
-"$RLHF" export --format pairs --out "$DIR/pairs.jsonl" --val-frac 0.2
-echo "$(wc -l < "$DIR/pairs.jsonl") training pairs in $DIR/pairs.jsonl; first one:"
+"$RLHF" export --format pairs --split train --out "$DIR/pairs.jsonl"
+echo "$(wc -l < "$DIR/pairs.jsonl") pairs in $DIR/pairs.jsonl; first one:"
 head -n 1 "$DIR/pairs.jsonl"
 
-step "8. A reward model from the SFT model, trained on the rankings"
-"$RLHF" train-rm --init "$DIR/sft.ckpt" --out "$DIR/rm.ckpt" --name rm --val-frac 0.2 --resume
-"$RLHF" eval-rm --rm "$DIR/rm.ckpt" --val-frac 0.2
+step "8. A reward model, from the SFT model, trained on the rankings (20% held out)"
+echo "(K-wise loss over every ranked pair, with a margin from the labelers' 1-7 scores)"
+"$RLHF" train-rm --init "$DIR/sft.ckpt" --split train --val-frac 0.2 --epochs 2 --lr 1e-3 --margin 1 \
+    --out "$DIR/rm.ckpt" --name rm --resume
+"$RLHF" eval-rm --rm "$DIR/rm.ckpt" --split train --val-frac 0.2 --judge demo | tee "$DIR/eval-rm.txt"
 
 step "9. Improving the policy three ways"
-echo "-- PPO: the RM's score minus a KL penalty against SFT"
-"$RLHF" ppo --policy "$DIR/sft.ckpt" --rm "$DIR/rm.ckpt" --steps "$PPO_STEPS" \
-    --out "$DIR/ppo.ckpt" --name ppo --resume
-echo "-- DPO: straight from the preference pairs, no reward model"
-"$RLHF" dpo --policy "$DIR/sft.ckpt" --data store --out "$DIR/dpo.ckpt" --name dpo --resume
-echo "-- best-of-$BON: sample $BON answers from SFT, keep the one the RM likes best (no training)"
+echo "-- PPO: the RM's score minus a KL penalty against SFT, on the training prompts"
+"$RLHF" ppo --policy "$DIR/sft.ckpt" --rm "$DIR/rm.ckpt" $PPO --out "$DIR/ppo.ckpt" --name ppo --resume
+echo "-- DPO: straight from the ranked pairs, no reward model"
+"$RLHF" dpo --policy "$DIR/sft.ckpt" --data store --split train --out "$DIR/dpo.ckpt" --name dpo --resume
+echo "-- best-of-$BON: sample $BON answers from SFT, keep the one the RM scores highest (no training)"
+"$RLHF" sample --model "$DIR/sft.ckpt" --best-of "$BON" --rm "$DIR/rm.ckpt" "What is the capital of Peru?"
 
-step "10. Each against SFT on held-out prompts, judged by the noise-free rule"
-for side in "ppo.ckpt" "dpo.ckpt" "bo"; do
-    if [ "$side" = bo ]; then
-        "$RLHF" eval --a "$DIR/sft.ckpt" --b "$DIR/sft.ckpt" --b-best-of "$BON" --rm "$DIR/rm.ckpt" \
-            --judge demo --ref "$DIR/sft.ckpt" --split test $ELIMIT --json > "$DIR/eval-bo.json"
-    else
-        "$RLHF" eval --a "$DIR/sft.ckpt" --b "$DIR/$side" --rm "$DIR/rm.ckpt" \
-            --judge demo --ref "$DIR/sft.ckpt" --split test $ELIMIT --json > "$DIR/eval-${side%.ckpt}.json"
-    fi
+step "10. Each against SFT on the held-out prompts, judged by the task's rule without noise"
+: > "$DIR/final.tsv"
+for side in ppo dpo bo; do
+    if [ "$side" = bo ]; then b="--b $DIR/sft.ckpt --b-best-of $BON"; else b="--b $DIR/$side.ckpt"; fi
+    # shellcheck disable=SC2086
+    "$RLHF" eval --a "$DIR/sft.ckpt" $b --rm "$DIR/rm.ckpt" --ref "$DIR/sft.ckpt" \
+        --judge demo --split test --n $EVAL_N $EVAL_LIMIT
+    # shellcheck disable=SC2086
+    win=$("$RLHF" eval --a "$DIR/sft.ckpt" $b --rm "$DIR/rm.ckpt" --ref "$DIR/sft.ckpt" \
+        --judge demo --split test --n $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
+    # shellcheck disable=SC2086
+    cor=$("$RLHF" eval --a "$DIR/sft.ckpt" $b --rm "$DIR/rm.ckpt" --judge correct --judge-name judge:correct \
+        --split test --n $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
+    printf '%s\t%s\n' "$win" "$(echo "$cor" | cut -f7,8)" >> "$DIR/final.tsv"
 done
 
-step "11. Every policy rated by the judge's rankings"
+step "11. Every policy, rated by the judge's rankings on the held-out prompts"
 "$RLHF" elo --by policy --labeler judge:demo
 
 step "The loop, in figures"
-"$RLHF" demo-report --dir "$DIR" 2>/dev/null || cat "$DIR"/eval-*.json
+rm_acc=$(sed -n 's/^ *rule demo (no noise) *\([0-9.]*%\) *\(\[[^]]*\]\).*/\1 \2/p' "$DIR/eval-rm.txt")
+lab=$(sed -n 's/^ *labelers agree *\([0-9.]*%\).*/\1/p' "$DIR/eval-rm.txt")
+rm_lab=$(sed -n 's/^ *accuracy *\([0-9.]*%\).*/\1/p' "$DIR/eval-rm.txt")
+echo "reward model, held-out prompts: ${rm_acc:-?} agreement with the task's rule (no noise);"
+echo "  ${rm_lab:-?} with the labelers' own rankings, where the labelers agree with each other ${lab:-?}"
+echo
+printf '%-14s %-22s %8s %8s %18s\n' "vs SFT" "win rate [95% CI]" "reward" "KL" "correct: SFT -> it"
+awk -F '\t' '{
+    name = $1; if (name ~ /\+bo/) name = "best-of-n"; else if (name == "ppo") name = "PPO"; else if (name == "dpo") name = "DPO"
+    printf "%-14s %5.1f%% [%4.1f, %4.1f] %8s %8s %9.0f%% -> %3.0f%%\n", name, 100*$2, 100*$3, 100*$4, $5, $6, 100*$9, 100*$10
+}' "$DIR/final.tsv"
+echo "(win rate: the share of held-out prompts where the rule prefers the policy's answer to"
+echo " SFT's, ties counting half; correct: the share of right answers, in the task's own terms)"
+"$RLHF" report --out "$DIR/report.html" >/dev/null && echo "charts of every run: $DIR/report.html"
 
-printf '\nDone in %ss.\n\nRank by hand on the same project:\n\n' "$(( $(date +%s) - t0 ))"
+printf '\nDone in %ss.\n\nRank by hand on the same project (a person, beside the simulated labelers):\n\n' "$(( $(date +%s) - t0 ))"
 printf '    %s label --db %s --as YOUR_NAME\n\n' "$BUILD/rlhf" "$RLHF_DB"
 printf "(? lists the keys; type an order like 2>1=3>4 and press Enter.)\n"
-printf "Then the next round on your rankings (and the simulated ones):\n\n"
+printf "Then the next round: candidates from the PPO policy, ranked, a new RM, PPO again:\n\n"
 printf '    sh samples/next_round.sh %s\n' "$DIR"
