@@ -1,0 +1,29 @@
+#!/bin/sh
+# What a reliability pass (fuzzing, fault injection, hostile input) found, one
+# block per defect: each must fail cleanly with a message naming the place.
+. "$ROOT/tests/e2e/lib.sh"
+py() { /usr/bin/python3 -c "$@"; }
+expect_rc 0 "$RLHF" tokenizer train --vocab 300 --out tok.bin "$ROOT/samples/corpus.txt"
+expect_rc 0 "$RLHF" model-dump --out m --vocab 300 --seed 4
+
+# --- a checkpoint of NaNs: an error naming the model, never a token (top-p once read ix[-1])
+py 'import struct,sys
+d=bytearray(open("m/model.bin","rb").read())
+nan=struct.pack("<f",float("nan"))
+for i in range(28,len(d)-3,4): d[i:i+4]=nan
+open("nan.bin","wb").write(d)'
+for extra in "--top-p 0.9" "" "--temperature 0" "--top-k 5 --top-p 0.5"; do
+    expect_rc 1 "$RLHF" sample --model nan.bin --tokenizer tok.bin $extra --max-tokens 5 Hello
+    contains "$ERR" "nan.bin"
+    contains "$ERR" "not finite"
+    expect_rc 1 "$RLHF" sample --model nan.bin --tokenizer tok.bin $extra --json --max-tokens 5 Hello
+    not_contains "$OUT" "nan"
+done
+expect_rc 0 "$RLHF" init g.db
+printf '{"prompt":"Hello"}\n' >p.jsonl
+expect_rc 0 "$RLHF" prompts import --db g.db p.jsonl
+expect_rc 1 "$RLHF" gen --db g.db --model nan.bin --tokenizer tok.bin -k 2 --top-p 0.9 --max-tokens 4
+contains "$ERR" "nan.bin"
+[ "$(sql g.db 'select count(*) from candidates')" = 0 ] || die "a NaN model wrote candidates"
+
+exit 0
