@@ -66,6 +66,9 @@ static int migrate(Db *db, Err *err) {
     if (rc) return rc;
     /* re-read inside the write lock: another process may have migrated meanwhile */
     rc = db_query_int(db, "PRAGMA user_version", &v, err);
+    if (!rc && (v < 0 || v > db_n_migrations))
+        rc = err_set(err, RLHF_EFORMAT, "%s: schema version %lld is not one rlhf knows (0..%d)",
+                     db->path, (long long)v, db_n_migrations);
     for (int i = (int)v; !rc && i < db_n_migrations; i++) {
         rc = db_exec(db, db_migrations[i], err);
         if (rc) err_prefix(err, "migration %d -> %d: ", i, i + 1);
@@ -131,6 +134,12 @@ int db_open(const char *path, int mode, Db **out, Err *err) {
     if (rc) {
         err_set(err, RLHF_EFORMAT, "%s: not an rlhf project database (%s)", path,
                 sqlite3_errmsg(db->h));
+        db_close(db);
+        return RLHF_EFORMAT;
+    }
+    if (ver < 0) { /* a hand-edited version would index the migrations table */
+        err_set(err, RLHF_EFORMAT, "%s: schema version %lld is not one rlhf knows (0..%d)", path,
+                (long long)ver, DB_SCHEMA_VERSION);
         db_close(db);
         return RLHF_EFORMAT;
     }

@@ -26,4 +26,14 @@ expect_rc 1 "$RLHF" gen --db g.db --model nan.bin --tokenizer tok.bin -k 2 --top
 contains "$ERR" "nan.bin"
 [ "$(sql g.db 'select count(*) from candidates')" = 0 ] || die "a NaN model wrote candidates"
 
+# --- a negative PRAGMA user_version indexed the migrations table (SIGSEGV, or SQL from elsewhere)
+for v in -1 -3 -1000000; do
+    cp g.db v.db
+    py 'import sqlite3,sys; c=sqlite3.connect("v.db"); c.execute("PRAGMA user_version=%d" % int(sys.argv[1])); c.commit()' "$v"
+    for cmd in status "prompts list" "label --auto length --as bot"; do
+        expect_rc 1 "$RLHF" $cmd --db v.db
+        contains "$ERR" "schema version $v is not one rlhf knows"
+    done
+done
+
 exit 0
