@@ -86,6 +86,20 @@ static int migrate(Db *db, Err *err) {
     return db_commit(db, err);
 }
 
+/* 1 when a plain read-only open reads the database, -wal included (it can
+ * when -shm exists or can be made). */
+static int readable_with_wal(const char *path) {
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    int ok = sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+             sqlite3_prepare_v2(h, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) ==
+                 SQLITE_OK &&
+             sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    sqlite3_close_v2(h);
+    return ok;
+}
+
 int db_open(const char *path, int mode, Db **out, Err *err) {
     *out = NULL;
     if (!path || !*path)
@@ -105,11 +119,24 @@ int db_open(const char *path, int mode, Db **out, Err *err) {
     int flags = mode == DB_OPEN_READONLY ? SQLITE_OPEN_READONLY
                 : mode == DB_OPEN_CREATE ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
                                          : SQLITE_OPEN_READWRITE;
-    /* A WAL database we cannot write (another user's, a read-only copy) cannot
-     * create its -shm file; read it as immutable instead. */
+    /* A WAL database we cannot write (another user's, a read-only copy) may
+     * not be able to create its -shm file; then read it as immutable, but only
+     * when no -wal holds commits that immutable=1 would silently skip. */
     char uri[3200];
     const char *name = path;
-    if (mode == DB_OPEN_READONLY && access(path, W_OK) != 0) {
+    if (mode == DB_OPEN_READONLY && access(path, W_OK) != 0 && !readable_with_wal(path)) {
+        char wal[1100];
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        struct stat ws;
+        if (stat(wal, &ws) == 0 && ws.st_size > 0) {
+            free(db);
+            return err_set(err, RLHF_EIO,
+                           "%s: its write-ahead log %s holds changes not yet in the database "
+                           "(a writer was stopped), and it cannot be read without write access; "
+                           "open the project once with write access (e.g. rlhf status as its "
+                           "owner) or copy both files somewhere writable",
+                           path, wal);
+        }
         size_t k = (size_t)snprintf(uri, sizeof uri, "file:");
         for (const unsigned char *p = (const unsigned char *)path; *p && k + 4 < sizeof uri; p++) {
             if (*p == '?' || *p == '#' || *p == '%') k += (size_t)snprintf(uri + k, 4, "%%%02X", *p);

@@ -36,4 +36,27 @@ for v in -1 -3 -1000000; do
     done
 done
 
+# --- read-only fallback: commits in a -wal left by a killed writer are read, or
+# the open is refused; never a stale project shown as whole (immutable=1 skipped them)
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+    mkdir ro && cp g.db ro/a.db
+    py 'import sqlite3,os
+c=sqlite3.connect("ro/a.db"); c.execute("PRAGMA wal_autocheckpoint=0")
+for i in range(3): c.execute("INSERT INTO prompts(text,hash) VALUES(?,?)", ("wal %d" % i, "h%d" % i))
+c.commit(); os._exit(0)'
+    [ -s ro/a.db-wal ] || die "the writer left no WAL"
+    chmod 444 ro/a.db ro/a.db-wal ro/a.db-shm; chmod 555 ro; chmod 755 .
+    expect_rc 0 nobody "$RLHF" status --db ro/a.db --json
+    contains "$OUT" '"prompts":4'
+    expect_rc 0 nobody "$RLHF" prompts list --db ro/a.db
+    contains "$OUT" "wal 2"
+    # without -shm in a folder it cannot write, the WAL cannot be read: refuse
+    chmod 755 ro; rm ro/a.db-shm; chmod 555 ro
+    expect_rc 1 nobody "$RLHF" status --db ro/a.db
+    contains "$ERR" "a.db-wal"
+    expect_rc 1 nobody "$RLHF" export --db ro/a.db --format pairs
+    chmod 755 ro
+fi
+
 exit 0
