@@ -98,7 +98,8 @@ static int list(int argc, char **argv) {
             if (!isnan(r->sum_logprob)) printf(",\"sum_logprob\":%.6g", r->sum_logprob);
             printf("}\n");
         } else {
-            printf("--- candidate %lld (model %s)\n%s\n", (long long)r->id, r->model_name, r->text);
+            printf("--- candidate %lld (model %s)\n%s\n", (long long)r->id, cli_shown(r->model_name, 0),
+                   cli_shown(r->text, 1));
         }
     }
     db_candidates_free(rows, n);

@@ -200,8 +200,8 @@ static int exec_label(int argc, char **argv) {
         AutoOpts o = {rule, cmd, (int)timeout * 1000, noise, (uint64_t)seed, limit};
         AutoStats st;
         rc = auto_run(&s, &o, &st, &err);
-        printf("%s ranked %lld prompts (%lld gold) with %s%s in %.1f s\n", name, (long long)st.ranked,
-               (long long)st.gold, rule ? "rule " : "judge ", rule ? rule->name : cmd, st.seconds);
+        printf("%s ranked %lld prompts (%lld gold) with %s%s in %.1f s\n", cli_shown(name, 0), (long long)st.ranked,
+               (long long)st.gold, rule ? "rule " : "judge ", rule ? rule->name : cli_shown(cmd, 0), st.seconds);
         if (rc) fprintf(stderr, "rlhf label: %s\nnothing of that prompt was stored.\n", err.msg);
     } else {
         TuiOpts o = {guidelines, review};
@@ -209,8 +209,8 @@ static int exec_label(int argc, char **argv) {
         rc = tui_run(&s, &o, &st, &err);
         if (rc) fprintf(stderr, "rlhf label: %s\n", err.msg);
         else if (review)
-            printf("%s: %lld new versions, %lld unchanged\n", name, (long long)st.submitted, (long long)st.unchanged);
-        else printf("%s: %lld ranked, %lld skipped this session\n", name, (long long)st.submitted, (long long)st.skipped);
+            printf("%s: %lld new versions, %lld unchanged\n", cli_shown(name, 0), (long long)st.submitted, (long long)st.unchanged);
+        else printf("%s: %lld ranked, %lld skipped this session\n", cli_shown(name, 0), (long long)st.submitted, (long long)st.skipped);
     }
     ls_close(&s);
     db_close(db);

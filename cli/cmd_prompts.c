@@ -77,20 +77,18 @@ static int print_row(const PromptRow *r, void *ctx) {
         return 0;
     }
     /* one line per prompt: newlines shown as the two characters \n */
-    printf("%6lld  %-8s %4lld %4lld  ", (long long)r->id, r->split, (long long)r->n_candidates,
+    printf("%6lld  %-8s %4lld %4lld  ", (long long)r->id, cli_shown(r->split, 0), (long long)r->n_candidates,
            (long long)r->n_rankings);
-    int shown = 0;
-    for (const char *p = r->text; *p && shown < 200; p++, shown++) {
-        if (*p == '\n') fputs("\\n", stdout);
-        else if (*p == '\t' || *p == '\r') fputc(' ', stdout);
-        else fputc(*p, stdout);
-    }
-    if (strlen(r->text) > 200) {
-        /* do not cut a UTF-8 sequence in half */
-        const char *p = r->text + 200;
-        while (((unsigned char)*p & 0xC0) == 0x80) fputc(*p++, stdout);
-        fputs("...", stdout);
-    }
+    /* the first 200 bytes, not cutting a UTF-8 sequence in half */
+    char head[216];
+    size_t n = 0;
+    for (const char *p = r->text; *p && (n < 200 || ((unsigned char)*p & 0xC0) == 0x80) &&
+                                  n + 1 < sizeof head;
+         p++)
+        head[n++] = *p == '\t' || *p == '\r' ? ' ' : *p;
+    head[n] = '\0';
+    fputs(cli_shown(head, 0), stdout);
+    if (r->text[n]) fputs("...", stdout);
     fputc('\n', stdout);
     return 0;
 }

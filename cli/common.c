@@ -84,6 +84,36 @@ void cli_getopt_reset(void) {
     optopt = 0;
 }
 
+/* C0 controls, DEL and the C1 controls (U+0080..U+009F: 0xC2 0x80..0x9F in
+ * UTF-8, CSI among them) are what a terminal acts on. */
+static size_t control_at(const unsigned char *p, int keep_newlines) {
+    if (*p < 0x20 || *p == 0x7F) return keep_newlines && (*p == '\n' || *p == '\t') ? 0 : 1;
+    if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) return 2;
+    return 0;
+}
+
+const char *cli_shown(const char *s, int keep_newlines) {
+    static StrBuf ring[8];
+    static int next;
+    if (!s) return "(null)";
+    const unsigned char *p = (const unsigned char *)s;
+    for (; *p && !control_at(p, keep_newlines); p++) {}
+    if (!*p) return s; /* nothing to show differently: no copy */
+    StrBuf *b = &ring[next];
+    next = (next + 1) % 8;
+    b->len = 0;
+    for (p = (const unsigned char *)s; *p; p++) {
+        size_t n = control_at(p, keep_newlines);
+        int rc = n == 2   ? sb_printf(b, "\\u%04x", p[1])
+                 : *p == '\n' && n ? sb_puts(b, "\\n")
+                 : n              ? sb_printf(b, "\\x%02x", *p)
+                                  : sb_append(b, (const char *)p, 1);
+        if (rc) return "(out of memory)";
+        p += n == 2;
+    }
+    return b->s;
+}
+
 void cli_json_string(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {

@@ -59,4 +59,26 @@ c.commit(); os._exit(0)'
     chmod 755 ro
 fi
 
+# --- terminal escapes in stored text never reach the terminal in plain-text output
+no_ctl() { py 'import sys; d=open("out.txt","rb").read(); sys.exit(any(b in d for b in (b"\x1b", b"\x07", b"\xc2\x9b")))' || die "control characters reach the terminal: $*"; }
+export RLHF_DB=esc.db
+expect_rc 0 "$RLHF" init esc.db
+cat >esc.jsonl <<'J'
+{"prompt":"title \u001b]0;pwned\u0007 clip \u001b]52;c;aGVsbG8=\u0007 clear \u001b[2J csi \u009b2J end","completion":"ok \u001b[31mred\u001b[0m","model":"m\u001b[2J"}
+{"prompt":"title \u001b]0;pwned\u0007 clip \u001b]52;c;aGVsbG8=\u0007 clear \u001b[2J csi \u009b2J end","completion":"longer answer","model":"plain"}
+J
+expect_rc 0 "$RLHF" candidates import esc.jsonl
+expect_rc 0 "$RLHF" label --auto length --as bot
+py 'import sqlite3; c=sqlite3.connect("esc.db"); c.execute("UPDATE labelers SET name=?", ("bot\x1b]52;c;aGk=\x07",)); c.execute("UPDATE prompts SET split=?", ("tr\x1b[2Jain",)); c.commit()'
+for cmd in "prompts list" "candidates list --prompt 1" status models agreement elo; do
+    expect_rc 0 "$RLHF" $cmd
+    no_ctl $cmd
+done
+expect_rc 0 "$RLHF" prompts list
+contains "$OUT" 'title \x1b]0;pwned\x07 clip'
+contains "$OUT" 'csi \u009b2J end'
+expect_rc 0 "$RLHF" candidates list --prompt 1
+contains "$OUT" 'm\x1b[2J'
+unset RLHF_DB
+
 exit 0
