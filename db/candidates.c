@@ -84,6 +84,9 @@ int db_candidates_of_prompt(Db *db, int64_t prompt_id, CandidateRow **rows, int 
         c->model_name = db_col_strdup(st, 6);
         c->text = db_col_strdup(st, 7);
         c->params = db_col_strdup(st, 8);
+        if (!c->text) rc = db_null_column(db, err, "candidate", c->id, "text");
+        else if (!c->model_name) rc = db_null_column(db, err, "model", c->model_id, "name");
+        if (rc) break;
     }
     if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "read candidates");
     sqlite3_finalize(st);

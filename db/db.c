@@ -48,6 +48,12 @@ char *db_col_strdup(sqlite3_stmt *st, int i) {
     return s ? strdup((const char *)s) : NULL;
 }
 
+int db_null_column(Db *db, Err *err, const char *table, int64_t id, const char *column) {
+    return err_set(err, RLHF_EFORMAT,
+                   "%s: %s %lld has no %s (NULL or missing: was the database edited by hand?)",
+                   db->path, table, (long long)id, column);
+}
+
 int db_query_int(Db *db, const char *sql, int64_t *out, Err *err) {
     sqlite3_stmt *st;
     int rc = db_prepare(db, sql, &st, err);

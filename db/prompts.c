@@ -39,7 +39,9 @@ int db_prompt_text(Db *db, int64_t id, char **text, Err *err) {
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
         *text = db_col_strdup(st, 0);
-        if (!*text) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        if (!*text)
+            rc = sqlite3_column_type(st, 0) == SQLITE_NULL ? db_null_column(db, err, "prompt", id, "text")
+                                                           : err_set(err, RLHF_ENOMEM, "out of memory");
     } else if (s == SQLITE_DONE) rc = err_set(err, RLHF_ENOTFOUND, "no prompt with id %lld", (long long)id);
     else rc = db_fail(db, err, "read prompt");
     sqlite3_finalize(st);
@@ -185,7 +187,10 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
             .n_candidates = sqlite3_column_int64(st, 6),
             .n_rankings = sqlite3_column_int64(st, 7),
         };
-        if ((rc = fn(&row, ctx)) != 0) break;
+        if (!row.text) rc = db_null_column(db, err, "prompt", row.id, "text");
+        else if (!row.split) rc = db_null_column(db, err, "prompt", row.id, "split");
+        else if (!row.created_at) rc = db_null_column(db, err, "prompt", row.id, "created_at");
+        if (rc || (rc = fn(&row, ctx)) != 0) break;
     }
     if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "list prompts");
     sqlite3_finalize(st);

@@ -81,4 +81,45 @@ expect_rc 0 "$RLHF" candidates list --prompt 1
 contains "$OUT" 'm\x1b[2J'
 unset RLHF_DB
 
+# --- NULL text or names in a hand-edited database (NOT NULL dropped from the schema): a
+# clear error naming the row, never a crash (export hh, label --auto length and elo crashed)
+export RLHF_DB=null.db
+expect_rc 0 "$RLHF" init null.db
+printf '{"prompt":"p1","completion":"a","model":"m1"}\n{"prompt":"p1","completion":"bbbb bbb bbbbbbbbbb bbb","model":"m2"}\n{"prompt":"p2","completion":"aa","model":"m1"}\n{"prompt":"p2","completion":"bbbb bbbb bbbbbbbb bbbbbb","model":"m2"}\n' >c.jsonl
+expect_rc 0 "$RLHF" candidates import c.jsonl
+cp null.db fresh.db
+expect_rc 0 "$RLHF" label --auto length --as bot
+cp null.db labeled.db
+nullify() {
+    cp "$1" null.db
+    py 'import sqlite3,sys
+c=sqlite3.connect("null.db"); c.isolation_level=None
+c.execute("PRAGMA writable_schema=ON")
+for col in ("text TEXT NOT NULL","name TEXT NOT NULL UNIQUE"):
+    c.execute("UPDATE sqlite_master SET sql=replace(sql,?,?) WHERE type=?", (col, col.replace(" NOT NULL",""), "table"))
+c.execute("PRAGMA writable_schema=OFF"); c.close()
+c=sqlite3.connect("null.db"); c.execute(sys.argv[1]); c.commit()' "$2"
+}
+for q in "candidates SET text=NULL WHERE id=2|candidate 2 has no text" \
+         "prompts SET text=NULL WHERE id=1|prompt 1 has no text" \
+         "models SET name=NULL WHERE id=1|model 1 has no name" \
+         "labelers SET name=NULL|labeler 1 has no name"; do
+    for cmd in "export --format hh" "export --format pairs" elo "elo --json" agreement; do
+        nullify labeled.db "UPDATE ${q%%|*}"
+        expect_rc 1 "$RLHF" $cmd
+        contains "$ERR" "${q#*|}"
+    done
+done
+for q in "candidates SET text=NULL WHERE id=2|candidate 2 has no text" \
+         "prompts SET text=NULL WHERE id=1|prompt 1 has no text" \
+         "models SET name=NULL WHERE id=1|model 1 has no name"; do
+    nullify fresh.db "UPDATE ${q%%|*}"
+    expect_rc 1 "$RLHF" label --auto length --as bot
+    contains "$ERR" "${q#*|}"
+done
+nullify fresh.db "UPDATE models SET name=NULL WHERE id=1"
+expect_rc 1 "$RLHF" models
+contains "$ERR" "model 1 has no name"
+unset RLHF_DB
+
 exit 0
