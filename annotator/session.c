@@ -87,6 +87,9 @@ int ls_open(LabelSession *s, Db *db, const char *name, int simulated, const char
 void ls_close(LabelSession *s) {
     free_flags(s->flags, s->n_flags);
     s->n_flags = 0;
+    free(s->done);
+    s->done = NULL;
+    s->n_done = s->cap_done = 0;
 }
 
 void ls_item_free(LabelItem *it) {
@@ -117,6 +120,18 @@ static int load_item(LabelSession *s, int64_t prompt_id, LabelItem *it, Err *err
     return RLHF_OK;
 }
 
+/* Where id is or would go in the sorted list of prompts done this session
+ * (claims come oldest first, so inserts are mostly appends). */
+static int done_at(const LabelSession *s, int64_t id) {
+    int lo = 0, hi = s->n_done;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (s->done[mid] < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 int ls_next(LabelSession *s, LabelItem *it, Err *err) {
     memset(it, 0, sizeof *it);
     AssignOpts o = s->opts;
@@ -124,6 +139,15 @@ int ls_next(LabelSession *s, LabelItem *it, Err *err) {
     Claim c;
     int rc = db_assign_claim(s->db, s->labeler_id, &o, &c, err);
     if (rc || !c.prompt_id) return rc;
+    /* a damaged assignments table or index can hand the same prompt out again
+     * and again (a labeler ranked one 6,400 times a minute); stop instead */
+    int at = done_at(s, c.prompt_id);
+    if (at < s->n_done && s->done[at] == c.prompt_id)
+        return err_set(err, RLHF_EFORMAT,
+                       "%s: prompt %lld was handed out again after this session ranked it; "
+                       "the assignments table or its index is damaged (check with: sqlite3 %s "
+                       "'PRAGMA integrity_check', mend with 'REINDEX')",
+                       db_path(s->db), (long long)c.prompt_id, db_path(s->db));
     rc = load_item(s, c.prompt_id, it, err);
     it->is_gold = c.is_gold;
     it->resumed = c.resumed;
@@ -289,6 +313,20 @@ int ls_submit(LabelSession *s, const LabelItem *it, const RankCore *c, long long
     rc = db_ranking_submit(s->db, &in, &rid, err);
     sb_free(&shown);
     sb_free(&flags);
+    if (!rc && !it->review) {
+        if (s->n_done == s->cap_done) {
+            int cap = s->cap_done ? 2 * s->cap_done : 64;
+            int64_t *d = realloc(s->done, sizeof *d * (size_t)cap);
+            if (!d) return err_set(err, RLHF_ENOMEM, "out of memory");
+            s->done = d, s->cap_done = cap;
+        }
+        int at = done_at(s, it->prompt_id);
+        if (at == s->n_done || s->done[at] != it->prompt_id) {
+            memmove(s->done + at + 1, s->done + at, sizeof *s->done * (size_t)(s->n_done - at));
+            s->done[at] = it->prompt_id;
+            s->n_done++;
+        }
+    }
     if (!rc && agreement) *agreement = agree;
     return rc;
 }

@@ -37,6 +37,8 @@ typedef struct LabelSession {
     Rng rng;                     /* the gold dice */
     char *flags[LS_MAX_FLAGS];   /* the project's flag names, owned */
     int n_flags;
+    int64_t *done; /* prompts submitted this session (owned): none may come back */
+    int n_done, cap_done;
 } LabelSession;
 
 /* Registers the labeler (a simulated one records rule) and reads the flag list

@@ -122,4 +122,12 @@ expect_rc 1 "$RLHF" models
 contains "$ERR" "model 1 has no name"
 unset RLHF_DB
 
+# --- a damaged assignments index handing out the same prompt again: the labeler stops
+# with an error instead of ranking it forever (a stale index emulated by a trigger)
+cp fresh.db loop.db
+py 'import sqlite3; c=sqlite3.connect("loop.db"); c.execute("CREATE TRIGGER stale AFTER UPDATE OF status ON assignments WHEN new.status = '"'done'"' BEGIN UPDATE assignments SET status = '"'claimed'"' WHERE id = new.id; END"); c.commit()'
+expect_rc 1 timeout 20 "$RLHF" label --db loop.db --auto length --as bot
+contains "$ERR" "prompt 1 was handed out again"
+[ "$(sql loop.db 'select count(*) from rankings')" = 1 ] || die "the same prompt was ranked twice in one session"
+
 exit 0
