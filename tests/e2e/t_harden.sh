@@ -130,4 +130,23 @@ expect_rc 1 timeout 20 "$RLHF" label --db loop.db --auto length --as bot
 contains "$ERR" "prompt 1 was handed out again"
 [ "$(sql loop.db 'select count(*) from rankings')" = 1 ] || die "the same prompt was ranked twice in one session"
 
+# --- checkpoint headers that ask for more than the file holds: refused by size, naming the
+# file, before anything is allocated (a 28-byte llama2.c header asked for 70 trillion
+# parameters, a 158-byte rlhf header for a 27 GB calloc); INT32_MIN vocab overflowed
+py 'import struct
+open("huge2c.bin","wb").write(struct.pack("<7i", 65536, 262144, 1024, 64, 64, 1 << 22, 1 << 20))
+open("minvocab.bin","wb").write(struct.pack("<7i", 64, 128, 2, 4, 4, -2**31, 64) + bytes(4096))
+C,H,L,nh,kv,V,T = 4096, 11008, 32, 32, 32, 32000, 2048
+n = V*C + L*C + L*C*C + 2*L*C*C + L*C*C + L*C + 3*L*H*C + C
+hdr = struct.pack("<8sII8iIIQQQqffff", b"RLHFCKPT", 1, 104, C, H, L, nh, kv, V, T, 1, 0, 0, n, 0, 0, 0, .9, .95, 1e-8, 0)
+open("huge.bin","wb").write(hdr + bytes(54))'
+lim() { if [ -n "${RLHF_SAN:-}" ]; then "$@"; else (ulimit -v 3000000; "$@"); fi; }
+for f in huge2c.bin huge.bin; do
+    expect_rc 1 lim "$RLHF" sample --model $f --tokenizer tok.bin x
+    contains "$ERR" "$f: "
+    contains "$ERR" "truncated"
+done
+expect_rc 1 "$RLHF" sample --model minvocab.bin --tokenizer tok.bin x
+contains "$ERR" "minvocab.bin: bad config"
+
 exit 0
