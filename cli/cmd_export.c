@@ -4,6 +4,7 @@
 #include "rm/export.h"
 #include "util/sys.h"
 
+#include <errno.h>
 #include <string.h>
 
 static int exec_export(int argc, char **argv);
@@ -105,9 +106,12 @@ static int exec_export(int argc, char **argv) {
         fval = val.f;
     }
     ExportStats st;
-    if (!rc) rc = rm_export(db, &o, fout, fval, &st, &err);
+    if (!rc && (rc = rm_export(db, &o, fout, fval, &st, &err)) == RLHF_EIO)
+        err_prefix(&err, "%s%s: ", out_path ? out_path : "standard output",
+                   val_path ? " or --val" : "");
     if (!rc && !out_path && (fflush(stdout) || ferror(stdout)))
-        rc = err_set(&err, RLHF_EIO, "writing to stdout failed");
+        rc = err_set(&err, RLHF_EIO, "writing to standard output failed: %s",
+                     strerror(errno ? errno : EIO));
     if (!rc && out_path) rc = atomic_commit(&out, &err);
     if (!rc && val_path) rc = atomic_commit(&val, &err);
     if (rc) {

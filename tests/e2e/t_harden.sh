@@ -149,4 +149,20 @@ done
 expect_rc 1 "$RLHF" sample --model minvocab.bin --tokenizer tok.bin x
 contains "$ERR" "minvocab.bin: bad config"
 
+# --- write errors on standard output fail the command (they exited 0 on /dev/full)
+if [ -w /dev/full ]; then
+    full() { "$@" >/dev/full 2>err.txt; _rc=$?; ERR=$(cat err.txt); [ $_rc -eq 1 ] || die "exit $_rc on /dev/full: $*"; }
+    for cmd in "prompts list" "candidates list --prompt 1" "status --json" status elo models agreement \
+               "export --format pairs"; do
+        full "$RLHF" $cmd --db labeled.db
+        contains "$ERR" "No space left on device"
+    done
+    full "$RLHF" export --format pairs --db labeled.db
+    contains "$ERR" "standard output"
+    full "$RLHF" sample --model m/model.bin --tokenizer tok.bin --max-tokens 3 Hello
+    contains "$ERR" "No space left on device"
+    full "$RLHF" tokenizer encode --tokenizer tok.bin "Hello there"
+    contains "$ERR" "No space left on device"
+fi
+
 exit 0
