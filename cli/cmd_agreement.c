@@ -144,7 +144,7 @@ static int exec_agreement(int argc, char **argv) {
     const char *dbflag = NULL;
     RankingFilter f = db_ranking_filter_default();
     int json = 0, c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         int fr = cli_filter_opt(E, c, optarg, &f);
         if (fr == 1) continue;
         if (fr) return fr;

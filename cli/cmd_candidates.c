@@ -28,7 +28,7 @@ static int import(int argc, char **argv) {
                                          {"model", required_argument, NULL, 'm'}, CLI_OPT_END};
     const char *dbflag = NULL, *model = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': dbflag = optarg; break;
         case 'm': model = optarg; break;
@@ -65,7 +65,7 @@ static int list(int argc, char **argv) {
     const char *dbflag = NULL;
     long pid = 0;
     int json = 0, c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': dbflag = optarg; break;
         case 'p':

@@ -104,7 +104,7 @@ static int exec_elo(int argc, char **argv) {
     EloOptions o = elo_options_default();
     int by = ELO_BY_MODEL, json = 0, c;
     long v;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         int fr = cli_filter_opt(E, c, optarg, &f);
         if (fr == 1) continue;
         if (fr) return fr;

@@ -49,7 +49,7 @@ static int exec_export(int argc, char **argv) {
     o.filter = db_ranking_filter_default();
     o.min_agreement = -1;
     int c;
-    while ((c = getopt_long(argc, argv, "+:ho:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
         int fr = cli_filter_opt(E, c, optarg, &o.filter);
         if (fr == 1) continue;
         if (fr) return fr;

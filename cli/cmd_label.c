@@ -120,7 +120,7 @@ static int exec_label(int argc, char **argv) {
     double noise = 0, gold_rate = 0;
     int review = 0, seed_given = 0, c;
     cli_getopt_reset();
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': dbflag = optarg; break;
         case 'a': name = optarg; break;

@@ -30,7 +30,7 @@ static int import(int argc, char **argv) {
                                          {"split", required_argument, NULL, 's'}, CLI_OPT_END};
     const char *dbflag = NULL, *split = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': dbflag = optarg; break;
         case 's': split = optarg; break;
@@ -107,7 +107,7 @@ static int list(int argc, char **argv) {
     PromptFilter f = {0};
     int json = 0, c;
     long v;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': dbflag = optarg; break;
         case 's': f.split = optarg; break;

@@ -134,7 +134,7 @@ static int exec_sample(int argc, char **argv) {
     double d;
     int json = 0, c;
     p.stop = stops;
-    while ((c = getopt_long(argc, argv, "+:hk:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hk:", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             model_path = optarg;

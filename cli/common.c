@@ -150,7 +150,7 @@ int cli_parse_db_json(const struct cmd_entry *e, int argc, char **argv, const ch
     int c;
     *dbflag = NULL;
     *json = 0;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': *dbflag = optarg; break;
         case 'j': *json = 1; break;

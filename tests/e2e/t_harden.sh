@@ -165,4 +165,16 @@ if [ -w /dev/full ]; then
     contains "$ERR" "No space left on device"
 fi
 
+# --- options after file names are options (as getopt permutes by default); -- ends them
+expect_rc 0 "$RLHF" init opt.db
+printf '{"prompt":"after"}\n' >f.jsonl
+printf '{"prompt":"dashes"}\n' >./--split
+expect_rc 0 "$RLHF" prompts import f.jsonl --split test --db opt.db
+[ "$(sql opt.db "select split from prompts where text = 'after'")" = test ] || die "--split after the file was not taken"
+expect_rc 0 "$RLHF" prompts import --db opt.db -- --split
+[ "$(sql opt.db "select count(*) from prompts where text = 'dashes'")" = 1 ] || die "-- did not end the options"
+expect_rc 0 "$RLHF" prompts list --db opt.db --split test
+contains "$OUT" after
+not_contains "$OUT" dashes
+
 exit 0
