@@ -57,6 +57,22 @@ int ls_parse_flags(const char *text, char **out, int max, int *n, Err *err) {
     return rc;
 }
 
+int ls_check_name(const char *name, Err *err) {
+    size_t n = strlen(name);
+    if (n == 0) return err_set(err, RLHF_EINVAL, "a labeler needs a name (--as NAME)");
+    if (n > LS_NAME_MAX)
+        return err_set(err, RLHF_EINVAL, "labeler name of %zu bytes: at most %d", n, LS_NAME_MAX);
+    if (utf8_invalid_at(name, n) >= 0)
+        return err_set(err, RLHF_EINVAL, "labeler name is not valid UTF-8");
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 0x20 || *p == 0x7F || (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F))
+            return err_set(err, RLHF_EINVAL,
+                           "labeler name holds a control character (byte %zu): names are "
+                           "printable text shown in tables",
+                           (size_t)(p - (const unsigned char *)name) + 1);
+    return RLHF_OK;
+}
+
 int ls_open(LabelSession *s, Db *db, const char *name, int simulated, const char *rule,
             const char *source, const AssignOpts *o, double gold_rate, uint64_t seed, Err *err) {
     memset(s, 0, sizeof *s);
@@ -68,7 +84,9 @@ int ls_open(LabelSession *s, Db *db, const char *name, int simulated, const char
     snprintf(s->source, sizeof s->source, "%s", source);
     rng_seed(&s->rng, seed);
     if (!*name) return err_set(err, RLHF_EINVAL, "a labeler needs a name (--as NAME)");
-    int rc = db_begin(db, err);
+    int rc = ls_check_name(name, err);
+    if (rc) return rc;
+    rc = db_begin(db, err);
     if (!rc) {
         rc = db_labeler_ensure(db, name, simulated, rule, &s->labeler_id, err);
         if (rc) db_rollback(db);

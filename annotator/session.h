@@ -41,6 +41,11 @@ typedef struct LabelSession {
     int n_done, cap_done;
 } LabelSession;
 
+/* Labeler names show in tables and reports: 1..LS_NAME_MAX bytes of valid
+ * UTF-8 without control characters (newlines, escapes). RLHF_EINVAL otherwise. */
+#define LS_NAME_MAX 64
+int ls_check_name(const char *name, Err *err);
+
 /* Registers the labeler (a simulated one records rule) and reads the flag list
  * (setting "label.flags": a JSON array or a comma-separated list). */
 int ls_open(LabelSession *s, Db *db, const char *name, int simulated, const char *rule,

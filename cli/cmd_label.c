@@ -180,6 +180,11 @@ static int exec_label(int argc, char **argv) {
         db_close(db);
         return cli_usage_error(E, "who is labeling? pass --as NAME");
     }
+    Err nerr = {0};
+    if (ls_check_name(name, &nerr)) {
+        db_close(db);
+        return cli_usage_error(E, "--as: %s", nerr.msg);
+    }
     int simulated = rule || cmd;
     /* a person's gold dice differ per session unless a seed is asked for */
     if (!simulated && !seed_given) seed = (long)(sys_time_ms() ^ getpid()) & 0x7fffffffL;

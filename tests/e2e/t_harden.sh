@@ -177,4 +177,16 @@ expect_rc 0 "$RLHF" prompts list --db opt.db --split test
 contains "$OUT" after
 not_contains "$OUT" dashes
 
+# --- labeler names are validated: no newlines, escapes, or 100 KB
+for bad in "$(printf 'two\nlines')" "$(printf 'esc\033[2J')" "$(py 'print("x" * 100000)')" "$(printf 'c1\302\233x')"; do
+    expect_rc 2 "$RLHF" label --db fresh.db --auto length --as "$bad"
+    contains "$ERR" "labeler name"
+done
+[ "$(sql fresh.db 'select count(*) from labelers')" = 0 ] || die "a bad labeler name was stored"
+expect_rc 0 "$RLHF" label --db fresh.db --auto length --as "José Müller-Łukasz 名前" --limit 1
+
+# --- temporaries are mkstemp names next to the target, gone after the commit
+expect_rc 0 "$RLHF" tokenizer train --vocab 300 --out tok2.bin "$ROOT/samples/corpus.txt"
+ls tok2.bin.tmp.* >/dev/null 2>&1 && die "a temporary was left behind"
+
 exit 0
