@@ -328,7 +328,21 @@ int ls_submit(LabelSession *s, const LabelItem *it, const RankCore *c, long long
     in.items = items;
     in.n_items = it->n;
     int64_t rid;
-    rc = db_ranking_submit(s->db, &in, &rid, err);
+    /* a claim that ran out while the labeler worked: if others filled the
+     * prompt meanwhile, one more ranking would exceed the overlap; refuse it
+     * (the screen keeps it) rather than store it silently; a skip still goes */
+    int check = !it->review && !c->skipped, taken = 0;
+    rc = check ? db_begin(s->db, err) : RLHF_OK;
+    if (!rc && check) rc = db_assign_overtaken(s->db, s->labeler_id, it->prompt_id, s->opts.overlap, &taken, err);
+    if (!rc && taken)
+        rc = err_set(err, RLHF_EBUSY,
+                     "prompt %lld: your claim ran out (lease %d s) and other labelers have ranked "
+                     "it meanwhile (overlap %d), so this ranking would be one too many; skip it "
+                     "to go on",
+                     (long long)it->prompt_id, s->opts.lease_s, s->opts.overlap);
+    if (!rc) rc = db_ranking_submit(s->db, &in, &rid, err);
+    if (check && !rc) rc = db_commit(s->db, err);
+    else if (check) db_rollback(s->db);
     sb_free(&shown);
     sb_free(&flags);
     if (!rc && !it->review) {
