@@ -46,13 +46,14 @@ static int import(int argc, char **argv) {
     if (rc) return rc;
     Err err = {0};
     PromptImportStats st = {0};
-    if (db_begin(db, &err)) {
+    /* staged: reading and hashing hold no lock; only the final copy writes */
+    if (db_prompts_stage_begin(db, &err)) {
         db_close(db);
         return cli_fail(E, &err);
     }
     for (int i = optind; i < argc && !rc; i++) rc = db_prompts_import_file(db, argv[i], split, &st, &err);
-    if (!rc) rc = db_commit(db, &err);
-    else db_rollback(db);
+    if (!rc) rc = db_prompts_stage_commit(db, &st, &err);
+    else db_prompts_stage_abort(db);
     db_close(db);
     if (rc) {
         fprintf(stderr, "rlhf prompts import: %s\nnothing was imported.\n", err.msg);

@@ -213,6 +213,7 @@ int db_open(const char *path, int mode, Db **out, Err *err) {
 
 void db_close(Db *db) {
     if (!db) return;
+    sqlite3_finalize(db->stage);
     if (db->h) sqlite3_close_v2(db->h);
     free(db);
 }

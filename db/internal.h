@@ -10,6 +10,7 @@ struct Db {
     sqlite3 *h;
     char path[1024];
     int in_tx;
+    sqlite3_stmt *stage; /* an open prompt import's insert into temp.prompt_stage */
 };
 
 /* Fills err with "what: sqlite's message" and returns RLHF_EDB (RLHF_EBUSY when locked). */
