@@ -64,12 +64,12 @@ int ls_check_name(const char *name, Err *err) {
         return err_set(err, RLHF_EINVAL, "labeler name of %zu bytes: at most %d", n, LS_NAME_MAX);
     if (utf8_invalid_at(name, n) >= 0)
         return err_set(err, RLHF_EINVAL, "labeler name is not valid UTF-8");
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        if (*p < 0x20 || *p == 0x7F || (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F))
+    for (const char *p = name; *p; p++)
+        if (text_control_at(p))
             return err_set(err, RLHF_EINVAL,
                            "labeler name holds a control character (byte %zu): names are "
                            "printable text shown in tables",
-                           (size_t)(p - (const unsigned char *)name) + 1);
+                           (size_t)(p - name) + 1);
     return RLHF_OK;
 }
 

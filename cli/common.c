@@ -84,12 +84,9 @@ void cli_getopt_reset(void) {
     optopt = 0;
 }
 
-/* C0 controls, DEL and the C1 controls (U+0080..U+009F: 0xC2 0x80..0x9F in
- * UTF-8, CSI among them) are what a terminal acts on. */
 static size_t control_at(const unsigned char *p, int keep_newlines) {
-    if (*p < 0x20 || *p == 0x7F) return keep_newlines && (*p == '\n' || *p == '\t') ? 0 : 1;
-    if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) return 2;
-    return 0;
+    if (keep_newlines && (*p == '\n' || *p == '\t')) return 0;
+    return text_control_at((const char *)p);
 }
 
 const char *cli_shown(const char *s, int keep_newlines) {

@@ -210,6 +210,17 @@ Test(sys, atomic_file_replaces_whole_or_nothing) {
 /* The temporary is made with O_EXCL (mkstemp): a symlink planted at the old,
  * guessable PATH.tmp.PID is neither followed nor replaced; a dead writer's
  * leftovers (old and new names) are removed, live ones kept. */
+Test(text, control_characters) {
+    cr_assert_eq(text_control_at("\033[2J"), 1);
+    cr_assert_eq(text_control_at("\n"), 1);
+    cr_assert_eq(text_control_at("\x7f"), 1);
+    cr_assert_eq(text_control_at("\xc2\x9b" "2J"), 2); /* C1 CSI */
+    cr_assert_eq(text_control_at("\xc2\xa0"), 0);      /* no-break space */
+    cr_assert_eq(text_control_at("\xc3\xa9"), 0);
+    cr_assert_eq(text_control_at("a"), 0);
+    cr_assert_eq(text_control_at(""), 0);
+}
+
 Test(sys, atomic_temporary_is_exclusive_and_stale_ones_removed) {
     char dir[] = "/tmp/rlhf-atomic-dir-XXXXXX";
     cr_assert(mkdtemp(dir));
