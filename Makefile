@@ -133,6 +133,8 @@ FUZZ_TARGETS := tokenizer checkpoint rank_expr db_open import_prompts import_can
                 import_pairs import_hh
 FUZZ_CC      := clang
 FUZZ_LINK    := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+# compiled and linked in one step: no -MMD (it would name the binary's .d)
+FUZZ_CFLAGS   = $(filter-out -MMD -MP,$(CFLAGS))
 FUZZ_DEFS_import_prompts    := -DFUZZ_IMPORTER=0
 FUZZ_DEFS_import_candidates := -DFUZZ_IMPORTER=1
 FUZZ_DEFS_import_pairs      := -DFUZZ_IMPORTER=2
@@ -148,11 +150,11 @@ fuzz: deps
 
 $(FUZZ_BUILD)/fuzz/import_%: tests/fuzz/fuzz_import.c tests/fuzz/fuzz.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(FUZZ_DEFS_import_$*) $(PKG_CFLAGS) $(FUZZ_LINK) -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
+	$(CC) $(FUZZ_CFLAGS) $(FUZZ_DEFS_import_$*) $(PKG_CFLAGS) $(FUZZ_LINK) -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
 
 $(FUZZ_BUILD)/fuzz/%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(FUZZ_LINK) -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
+	$(CC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) $(FUZZ_LINK) -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
 
 # ---- bench and demo -----------------------------------------------------------
 bench: deps
