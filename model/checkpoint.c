@@ -201,7 +201,10 @@ int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t
     }
     AdamW o = {0};
     if (h.flags & F_OPTIM) {
-        if ((rc = adamw_create(&o, m->n_params, err))) goto fail;
+        if ((rc = adamw_create(&o, m->n_params, err))) {
+            err_prefix(err, "%s: ", path);
+            goto fail;
+        }
         if ((rc = get(&r, o.m, o.n * 4, "optimizer state", err)) ||
             (rc = get(&r, o.v, o.n * 4, "optimizer state", err))) {
             adamw_free(&o);
@@ -248,7 +251,7 @@ int model_save_llama2c(const char *path, const Model *m, Err *err) {
     int hs = model_head_size(c);
     size_t nf = (size_t)c->seq_len * hs / 2;
     float *cs = malloc(2 * nf * sizeof(float));
-    if (!cs) return err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!cs) return err_set(err, RLHF_ENOMEM, "%s: out of memory", path);
     /* the old freq_cis_real/imag tables: run.c skips them, export.py wrote them */
     rope_tables(cs, cs + nf, c->seq_len, hs);
     Writer w = {0};
