@@ -10,9 +10,10 @@ CC      ?= cc
 PKGS      := sqlite3 ncursesw libcjson openblas
 TEST_PKGS := criterion
 # Debian packages behind the pkg-config names above, the test framework, and
-# what the reference, TUI and report-rendering tests run (PyTorch, tmux, Chromium).
+# what the reference, TUI, report-rendering and fuzz tests run (PyTorch, tmux,
+# Chromium, clang's libFuzzer).
 DEB_BUILD := build-essential pkg-config libsqlite3-dev libncurses-dev libcjson-dev libopenblas-dev
-DEB_TEST  := libcriterion-dev python3-torch python3-numpy tmux chromium
+DEB_TEST  := libcriterion-dev python3-torch python3-numpy tmux chromium clang
 
 # Lazily evaluated (=) so `make deps` works before pkg-config exists.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -28,6 +29,10 @@ ifeq ($(SAN),1)
 CFLAGS  += $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS)
 endif
+# The fuzz build (make fuzz): clang, the sanitizers, libFuzzer's coverage.
+ifeq ($(FUZZ),1)
+CFLAGS  += -fsanitize=fuzzer-no-link
+endif
 LDLIBS  += -lm -lpthread
 
 LIB_DIRS := util db model gen annotator rm rl viz
@@ -40,7 +45,7 @@ UNIT_BIN := $(BUILD)/unit-tests
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test test-unit test-e2e test-san bench demo install uninstall clean format check-deps
+.PHONY: all deps test test-unit test-e2e test-san bench demo install uninstall clean format check-deps fuzz
 
 all: $(BIN)
 
@@ -114,6 +119,43 @@ test-san: deps
 	@BUILD=build-san RLHF_SAN=1 \
 	  ASAN_OPTIONS=exitcode=86:detect_leaks=1:strict_string_checks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=86 sh tests/run_all.sh
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SAN_SECONDS)
+
+# ---- fuzzing ------------------------------------------------------------------
+# make fuzz: each libFuzzer target (tests/fuzz/fuzz_*.c, built with clang under
+# ASan + UBSan in build-fuzz) first replays its regression inputs
+# (tests/fuzz/regress/TARGET: every crash found, kept), then fuzzes for
+# FUZZ_SECONDS from its seed corpus (tests/fuzz/corpus/TARGET; new inputs go to
+# build-fuzz/corpus, not into the repository). make test-san runs it briefly.
+FUZZ_SECONDS     ?= 60
+FUZZ_SAN_SECONDS ?= 4
+FUZZ_BUILD   := build-fuzz
+FUZZ_TARGETS := tokenizer checkpoint rank_expr db_open import_prompts import_candidates \
+                import_pairs import_hh
+FUZZ_CC      := clang
+FUZZ_LINK    := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+# compiled and linked in one step: no -MMD (it would name the binary's .d)
+FUZZ_CFLAGS   = $(filter-out -MMD -MP,$(CFLAGS))
+FUZZ_DEFS_import_prompts    := -DFUZZ_IMPORTER=0
+FUZZ_DEFS_import_candidates := -DFUZZ_IMPORTER=1
+FUZZ_DEFS_import_pairs      := -DFUZZ_IMPORTER=2
+FUZZ_DEFS_import_hh         := -DFUZZ_IMPORTER=3
+
+fuzz: deps
+	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: $(FUZZ_CC) is missing (make deps)"; exit 1; }
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SAN=1 FUZZ=1 OPT=-O1 check-deps \
+	  $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/%)
+	@ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+$(FUZZ_BUILD)/fuzz/import_%: tests/fuzz/fuzz_import.c tests/fuzz/fuzz.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(FUZZ_CFLAGS) $(FUZZ_DEFS_import_$*) $(PKG_CFLAGS) $(FUZZ_LINK) -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
+
+$(FUZZ_BUILD)/fuzz/%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) $(FUZZ_LINK) -o $@ $< $(LIB) $(PKG_LIBS) $(LDLIBS)
 
 # ---- bench and demo -----------------------------------------------------------
 bench: deps
@@ -133,7 +175,7 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/rlhf
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -57,6 +57,22 @@ int ls_parse_flags(const char *text, char **out, int max, int *n, Err *err) {
     return rc;
 }
 
+int ls_check_name(const char *name, Err *err) {
+    size_t n = strlen(name);
+    if (n == 0) return err_set(err, RLHF_EINVAL, "a labeler needs a name (--as NAME)");
+    if (n > LS_NAME_MAX)
+        return err_set(err, RLHF_EINVAL, "labeler name of %zu bytes: at most %d", n, LS_NAME_MAX);
+    if (utf8_invalid_at(name, n) >= 0)
+        return err_set(err, RLHF_EINVAL, "labeler name is not valid UTF-8");
+    for (const char *p = name; *p; p++)
+        if (text_control_at(p))
+            return err_set(err, RLHF_EINVAL,
+                           "labeler name holds a control character (byte %zu): names are "
+                           "printable text shown in tables",
+                           (size_t)(p - name) + 1);
+    return RLHF_OK;
+}
+
 int ls_open(LabelSession *s, Db *db, const char *name, int simulated, const char *rule,
             const char *source, const AssignOpts *o, double gold_rate, uint64_t seed, Err *err) {
     memset(s, 0, sizeof *s);
@@ -68,7 +84,9 @@ int ls_open(LabelSession *s, Db *db, const char *name, int simulated, const char
     snprintf(s->source, sizeof s->source, "%s", source);
     rng_seed(&s->rng, seed);
     if (!*name) return err_set(err, RLHF_EINVAL, "a labeler needs a name (--as NAME)");
-    int rc = db_begin(db, err);
+    int rc = ls_check_name(name, err);
+    if (rc) return rc;
+    rc = db_begin(db, err);
     if (!rc) {
         rc = db_labeler_ensure(db, name, simulated, rule, &s->labeler_id, err);
         if (rc) db_rollback(db);
@@ -87,6 +105,9 @@ int ls_open(LabelSession *s, Db *db, const char *name, int simulated, const char
 void ls_close(LabelSession *s) {
     free_flags(s->flags, s->n_flags);
     s->n_flags = 0;
+    free(s->done);
+    s->done = NULL;
+    s->n_done = s->cap_done = 0;
 }
 
 void ls_item_free(LabelItem *it) {
@@ -117,6 +138,18 @@ static int load_item(LabelSession *s, int64_t prompt_id, LabelItem *it, Err *err
     return RLHF_OK;
 }
 
+/* Where id is or would go in the sorted list of prompts done this session
+ * (claims come oldest first, so inserts are mostly appends). */
+static int done_at(const LabelSession *s, int64_t id) {
+    int lo = 0, hi = s->n_done;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (s->done[mid] < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 int ls_next(LabelSession *s, LabelItem *it, Err *err) {
     memset(it, 0, sizeof *it);
     AssignOpts o = s->opts;
@@ -124,6 +157,15 @@ int ls_next(LabelSession *s, LabelItem *it, Err *err) {
     Claim c;
     int rc = db_assign_claim(s->db, s->labeler_id, &o, &c, err);
     if (rc || !c.prompt_id) return rc;
+    /* a damaged assignments table or index can hand the same prompt out again
+     * and again (a labeler ranked one 6,400 times a minute); stop instead */
+    int at = done_at(s, c.prompt_id);
+    if (at < s->n_done && s->done[at] == c.prompt_id)
+        return err_set(err, RLHF_EFORMAT,
+                       "%s: prompt %lld was handed out again after this session ranked it; "
+                       "the assignments table or its index is damaged (check with: sqlite3 %s "
+                       "'PRAGMA integrity_check', mend with 'REINDEX')",
+                       db_path(s->db), (long long)c.prompt_id, db_path(s->db));
     rc = load_item(s, c.prompt_id, it, err);
     it->is_gold = c.is_gold;
     it->resumed = c.resumed;
@@ -286,9 +328,37 @@ int ls_submit(LabelSession *s, const LabelItem *it, const RankCore *c, long long
     in.items = items;
     in.n_items = it->n;
     int64_t rid;
-    rc = db_ranking_submit(s->db, &in, &rid, err);
+    /* a claim that ran out while the labeler worked: if others filled the
+     * prompt meanwhile, one more ranking would exceed the overlap; refuse it
+     * (the screen keeps it) rather than store it silently; a skip still goes */
+    int check = !it->review && !c->skipped, taken = 0;
+    rc = check ? db_begin(s->db, err) : RLHF_OK;
+    if (!rc && check) rc = db_assign_overtaken(s->db, s->labeler_id, it->prompt_id, s->opts.overlap, &taken, err);
+    if (!rc && taken)
+        rc = err_set(err, RLHF_EBUSY,
+                     "prompt %lld: your claim ran out (lease %d s) and other labelers have ranked "
+                     "it meanwhile (overlap %d), so this ranking would be one too many; skip it "
+                     "to go on",
+                     (long long)it->prompt_id, s->opts.lease_s, s->opts.overlap);
+    if (!rc) rc = db_ranking_submit(s->db, &in, &rid, err);
+    if (check && !rc) rc = db_commit(s->db, err);
+    else if (check) db_rollback(s->db);
     sb_free(&shown);
     sb_free(&flags);
+    if (!rc && !it->review) {
+        if (s->n_done == s->cap_done) {
+            int cap = s->cap_done ? 2 * s->cap_done : 64;
+            int64_t *d = realloc(s->done, sizeof *d * (size_t)cap);
+            if (!d) return err_set(err, RLHF_ENOMEM, "out of memory");
+            s->done = d, s->cap_done = cap;
+        }
+        int at = done_at(s, it->prompt_id);
+        if (at == s->n_done || s->done[at] != it->prompt_id) {
+            memmove(s->done + at + 1, s->done + at, sizeof *s->done * (size_t)(s->n_done - at));
+            s->done[at] = it->prompt_id;
+            s->n_done++;
+        }
+    }
     if (!rc && agreement) *agreement = agree;
     return rc;
 }

@@ -37,7 +37,14 @@ typedef struct LabelSession {
     Rng rng;                     /* the gold dice */
     char *flags[LS_MAX_FLAGS];   /* the project's flag names, owned */
     int n_flags;
+    int64_t *done; /* prompts submitted this session (owned): none may come back */
+    int n_done, cap_done;
 } LabelSession;
+
+/* Labeler names show in tables and reports: 1..LS_NAME_MAX bytes of valid
+ * UTF-8 without control characters (newlines, escapes). RLHF_EINVAL otherwise. */
+#define LS_NAME_MAX 64
+int ls_check_name(const char *name, Err *err);
 
 /* Registers the labeler (a simulated one records rule) and reads the flag list
  * (setting "label.flags": a JSON array or a comma-separated list). */

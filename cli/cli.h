@@ -73,6 +73,12 @@ struct cli_sub {
 int cli_dispatch(const struct cmd_entry *e, const struct cli_sub *subs, int argc, char **argv);
 /* Resets getopt for a fresh parse of a subcommand's argv. */
 void cli_getopt_reset(void);
+/* Text from the store as it may reach a terminal in plain-text output: C0
+ * controls, DEL and C1 controls are shown as \xNN / \u00NN (\n as the two
+ * characters \n unless keep_newlines, which keeps newlines and tabs), so an
+ * escape sequence in a prompt or a name never acts on the terminal. Returns s
+ * itself when nothing needs showing, else one of 8 rotating buffers. */
+const char *cli_shown(const char *s, int keep_newlines);
 /* Writes a JSON string literal (quoted, escaped) to f. */
 void cli_json_string(FILE *f, const char *s);
 

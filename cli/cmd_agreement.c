@@ -122,7 +122,7 @@ static void print_text(const AgreementReport *r) {
         pct(b, sizeof b, l->agreement);
         num(c, sizeof c, l->tau, "%.3f");
         if (gold) pct(d, sizeof d, l->gold);
-        printf("%-*.*s  %-9s  %8lld  %9s  %9s  %8lld  %6s%s%6s\n", w, w, l->name,
+        printf("%-*.*s  %-9s  %8lld  %9s  %9s  %8lld  %6s%s%6s\n", w, w, cli_shown(l->name, 0),
                l->simulated ? "simulated" : "human", (long long)l->rankings, a, b,
                (long long)l->compared, c, gold ? " " : "", d);
     }
@@ -133,8 +133,8 @@ static void print_text(const AgreementReport *r) {
         const PairAgreement *p = &r->pairs[i];
         pct(b, sizeof b, p->compared ? (double)p->agreed / (double)p->compared : NAN);
         num(c, sizeof c, p->tau, "%.3f");
-        printf("%-*.*s  %-*.*s  %8lld  %9s  %8lld  %6s\n", w, w, r->labelers[p->a].name, w, w,
-               r->labelers[p->b].name, (long long)p->prompts, b, (long long)p->compared, c);
+        printf("%-*.*s  %-*.*s  %8lld  %9s  %8lld  %6s\n", w, w, cli_shown(r->labelers[p->a].name, 0),
+               w, w, cli_shown(r->labelers[p->b].name, 0), (long long)p->prompts, b, (long long)p->compared, c);
     }
 }
 
@@ -144,7 +144,7 @@ static int exec_agreement(int argc, char **argv) {
     const char *dbflag = NULL;
     RankingFilter f = db_ranking_filter_default();
     int json = 0, c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         int fr = cli_filter_opt(E, c, optarg, &f);
         if (fr == 1) continue;
         if (fr) return fr;

@@ -28,7 +28,7 @@ static int import(int argc, char **argv) {
                                          {"model", required_argument, NULL, 'm'}, CLI_OPT_END};
     const char *dbflag = NULL, *model = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': dbflag = optarg; break;
         case 'm': model = optarg; break;
@@ -65,7 +65,7 @@ static int list(int argc, char **argv) {
     const char *dbflag = NULL;
     long pid = 0;
     int json = 0, c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': dbflag = optarg; break;
         case 'p':
@@ -98,7 +98,8 @@ static int list(int argc, char **argv) {
             if (!isnan(r->sum_logprob)) printf(",\"sum_logprob\":%.6g", r->sum_logprob);
             printf("}\n");
         } else {
-            printf("--- candidate %lld (model %s)\n%s\n", (long long)r->id, r->model_name, r->text);
+            printf("--- candidate %lld (model %s)\n%s\n", (long long)r->id, cli_shown(r->model_name, 0),
+                   cli_shown(r->text, 1));
         }
     }
     db_candidates_free(rows, n);

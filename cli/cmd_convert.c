@@ -36,7 +36,7 @@ static int exec_convert(int argc, char **argv) {
                                          CLI_OPT_END};
     const char *in = NULL, *to = NULL, *out = NULL, *tok_path = NULL, *tok_out = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': break; /* no database involved; accepted like everywhere */
         case 'm': in = optarg; break;

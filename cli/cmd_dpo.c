@@ -68,7 +68,7 @@ static int parse(int argc, char **argv, Opts *o) {
     train_opts_init(&o->t, 1, 1e-4);
     o->beta = 0.1, o->min_agreement = -1, o->simulated = -1;
     int c, rc;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if ((rc = train_opts_take(E, &o->t, c, optarg)) >= 0) {
             if (rc) return rc;
             continue;

@@ -80,10 +80,10 @@ static void print_table(const EloTable *t, const EloPlayers *p, const int *order
         if (o->bootstrap)
             snprintf(ci, sizeof ci, "+%.1f/-%.1f", t->hi[i] - t->rating[i],
                      t->rating[i] - t->lo[i]);
-        printf("%4d  %-*.*s  %8.1f  %-15s %8lld  %5.1f%%", t->rank[i], w, w, p->name[i],
+        printf("%4d  %-*.*s  %8.1f  %-15s %8lld  %5.1f%%", t->rank[i], w, w, cli_shown(p->name[i], 0),
                t->rating[i], ci, (long long)t->battles[i],
                t->battles[i] ? 100 * t->wins[i] / (double)t->battles[i] : 0.0);
-        if (by == ELO_BY_POLICY) printf("  %5d  %s", p->round[i], p->lineage[i]);
+        if (by == ELO_BY_POLICY) printf("  %5d  %s", p->round[i], cli_shown(p->lineage[i], 0));
         putchar('\n');
     }
 }
@@ -104,7 +104,7 @@ static int exec_elo(int argc, char **argv) {
     EloOptions o = elo_options_default();
     int by = ELO_BY_MODEL, json = 0, c;
     long v;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         int fr = cli_filter_opt(E, c, optarg, &f);
         if (fr == 1) continue;
         if (fr) return fr;

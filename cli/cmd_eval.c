@@ -226,7 +226,7 @@ static int exec_eval(int argc, char **argv) {
     double d;
     o.sp.stop = stops;
     o.sp.n_stop = 2;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D':
             dbflag = optarg;

@@ -174,7 +174,7 @@ static int exec_eval_rm(int argc, char **argv) {
     PrefLoadOptions lo = {db_ranking_filter_default(), -1, 0.1};
     long batch = 16;
     int all = 0, json = 0, filtered = 0, c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         int fr = cli_filter_opt(E, c, optarg, &lo.filter);
         if (fr == 1) {
             filtered = 1;

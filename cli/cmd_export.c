@@ -4,6 +4,7 @@
 #include "rm/export.h"
 #include "util/sys.h"
 
+#include <errno.h>
 #include <string.h>
 
 static int exec_export(int argc, char **argv);
@@ -48,7 +49,7 @@ static int exec_export(int argc, char **argv) {
     o.filter = db_ranking_filter_default();
     o.min_agreement = -1;
     int c;
-    while ((c = getopt_long(argc, argv, "+:ho:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
         int fr = cli_filter_opt(E, c, optarg, &o.filter);
         if (fr == 1) continue;
         if (fr) return fr;
@@ -105,9 +106,12 @@ static int exec_export(int argc, char **argv) {
         fval = val.f;
     }
     ExportStats st;
-    if (!rc) rc = rm_export(db, &o, fout, fval, &st, &err);
+    if (!rc && (rc = rm_export(db, &o, fout, fval, &st, &err)) == RLHF_EIO)
+        err_prefix(&err, "%s%s: ", out_path ? out_path : "standard output",
+                   val_path ? " or --val" : "");
     if (!rc && !out_path && (fflush(stdout) || ferror(stdout)))
-        rc = err_set(&err, RLHF_EIO, "writing to stdout failed");
+        rc = err_set(&err, RLHF_EIO, "writing to standard output failed: %s",
+                     strerror(errno ? errno : EIO));
     if (!rc && out_path) rc = atomic_commit(&out, &err);
     if (!rc && val_path) rc = atomic_commit(&val, &err);
     if (rc) {

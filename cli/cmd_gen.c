@@ -110,7 +110,7 @@ static int exec_gen(int argc, char **argv) {
     int64_t *ids = NULL;
     int c, rc;
     o.seed = 1;
-    while ((c = getopt_long(argc, argv, "+:hk:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hk:", opts, NULL)) != -1) {
         switch (c) {
         case 'D': dbflag = optarg; break;
         case 'm': ckpt = optarg; break;

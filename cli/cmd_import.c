@@ -41,7 +41,7 @@ static int exec_import(int argc, char **argv) {
     const char *dbflag = NULL, *format = NULL;
     ImportOptions o = {0};
     int c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D':
             dbflag = optarg;

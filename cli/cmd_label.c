@@ -120,7 +120,7 @@ static int exec_label(int argc, char **argv) {
     double noise = 0, gold_rate = 0;
     int review = 0, seed_given = 0, c;
     cli_getopt_reset();
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': dbflag = optarg; break;
         case 'a': name = optarg; break;
@@ -180,6 +180,11 @@ static int exec_label(int argc, char **argv) {
         db_close(db);
         return cli_usage_error(E, "who is labeling? pass --as NAME");
     }
+    Err nerr = {0};
+    if (ls_check_name(name, &nerr)) {
+        db_close(db);
+        return cli_usage_error(E, "--as: %s", nerr.msg);
+    }
     int simulated = rule || cmd;
     /* a person's gold dice differ per session unless a seed is asked for */
     if (!simulated && !seed_given) seed = (long)(sys_time_ms() ^ getpid()) & 0x7fffffffL;
@@ -200,8 +205,8 @@ static int exec_label(int argc, char **argv) {
         AutoOpts o = {rule, cmd, (int)timeout * 1000, noise, (uint64_t)seed, limit};
         AutoStats st;
         rc = auto_run(&s, &o, &st, &err);
-        printf("%s ranked %lld prompts (%lld gold) with %s%s in %.1f s\n", name, (long long)st.ranked,
-               (long long)st.gold, rule ? "rule " : "judge ", rule ? rule->name : cmd, st.seconds);
+        printf("%s ranked %lld prompts (%lld gold) with %s%s in %.1f s\n", cli_shown(name, 0), (long long)st.ranked,
+               (long long)st.gold, rule ? "rule " : "judge ", rule ? rule->name : cli_shown(cmd, 0), st.seconds);
         if (rc) fprintf(stderr, "rlhf label: %s\nnothing of that prompt was stored.\n", err.msg);
     } else {
         TuiOpts o = {guidelines, review};
@@ -209,8 +214,8 @@ static int exec_label(int argc, char **argv) {
         rc = tui_run(&s, &o, &st, &err);
         if (rc) fprintf(stderr, "rlhf label: %s\n", err.msg);
         else if (review)
-            printf("%s: %lld new versions, %lld unchanged\n", name, (long long)st.submitted, (long long)st.unchanged);
-        else printf("%s: %lld ranked, %lld skipped this session\n", name, (long long)st.submitted, (long long)st.skipped);
+            printf("%s: %lld new versions, %lld unchanged\n", cli_shown(name, 0), (long long)st.submitted, (long long)st.unchanged);
+        else printf("%s: %lld ranked, %lld skipped this session\n", cli_shown(name, 0), (long long)st.submitted, (long long)st.skipped);
     }
     ls_close(&s);
     db_close(db);

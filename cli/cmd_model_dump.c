@@ -58,7 +58,7 @@ static int exec_model_dump(int argc, char **argv) {
     const char *out = NULL, *cname = "tiny";
     long over[8] = {0}, B = 2, T = 8, seed = 1, v;
     int unshared = 0, use_mask = 0, c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': break;
         case 'o': out = optarg; break;

@@ -26,8 +26,8 @@ static int print_model(const ModelRow *m, void *ctx) {
     }
     char parent[24] = "-";
     if (m->parent_id) snprintf(parent, sizeof parent, "%lld", (long long)m->parent_id);
-    printf("%4lld  %-24s %-8s %-6s %s\n", (long long)m->id, m->name, m->kind, parent,
-           m->path ? m->path : "-");
+    printf("%4lld  %-24s %-8s %-6s %s\n", (long long)m->id, cli_shown(m->name, 0),
+           cli_shown(m->kind, 0), parent, m->path ? cli_shown(m->path, 0) : "-");
     return 0;
 }
 

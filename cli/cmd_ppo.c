@@ -107,7 +107,7 @@ static int parse(int argc, char **argv, Opts *o) {
     double d;
 #define LONG(flag, lo, hi, dst) do { if (cli_parse_long(E, flag, optarg, lo, hi, &l)) return EXIT_USAGE; dst = l; } while (0)
 #define DBL(flag, lo, hi, dst) do { if (cli_parse_double(E, flag, optarg, lo, hi, &d)) return EXIT_USAGE; dst = d; } while (0)
-    while ((ch = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'D': o->dbflag = optarg; break;
         case 'p': o->policy = optarg; break;

@@ -253,7 +253,7 @@ static int parse(int argc, char **argv, Opts *o) {
     o->lr = 1e-3, o->min_lr = -1, o->wd = 0.1, o->clip = 1.0, o->val_frac = 0.05;
     o->corpus = calloc((size_t)argc + 1, sizeof(char *));
     int c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': o->dbflag = optarg; break;
         case 'C': o->corpus[o->n_corpus++] = optarg; break;

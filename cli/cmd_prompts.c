@@ -30,7 +30,7 @@ static int import(int argc, char **argv) {
                                          {"split", required_argument, NULL, 's'}, CLI_OPT_END};
     const char *dbflag = NULL, *split = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': dbflag = optarg; break;
         case 's': split = optarg; break;
@@ -46,13 +46,14 @@ static int import(int argc, char **argv) {
     if (rc) return rc;
     Err err = {0};
     PromptImportStats st = {0};
-    if (db_begin(db, &err)) {
+    /* staged: reading and hashing hold no lock; only the final copy writes */
+    if (db_prompts_stage_begin(db, &err)) {
         db_close(db);
         return cli_fail(E, &err);
     }
     for (int i = optind; i < argc && !rc; i++) rc = db_prompts_import_file(db, argv[i], split, &st, &err);
-    if (!rc) rc = db_commit(db, &err);
-    else db_rollback(db);
+    if (!rc) rc = db_prompts_stage_commit(db, &st, &err);
+    else db_prompts_stage_abort(db);
     db_close(db);
     if (rc) {
         fprintf(stderr, "rlhf prompts import: %s\nnothing was imported.\n", err.msg);
@@ -77,20 +78,18 @@ static int print_row(const PromptRow *r, void *ctx) {
         return 0;
     }
     /* one line per prompt: newlines shown as the two characters \n */
-    printf("%6lld  %-8s %4lld %4lld  ", (long long)r->id, r->split, (long long)r->n_candidates,
+    printf("%6lld  %-8s %4lld %4lld  ", (long long)r->id, cli_shown(r->split, 0), (long long)r->n_candidates,
            (long long)r->n_rankings);
-    int shown = 0;
-    for (const char *p = r->text; *p && shown < 200; p++, shown++) {
-        if (*p == '\n') fputs("\\n", stdout);
-        else if (*p == '\t' || *p == '\r') fputc(' ', stdout);
-        else fputc(*p, stdout);
-    }
-    if (strlen(r->text) > 200) {
-        /* do not cut a UTF-8 sequence in half */
-        const char *p = r->text + 200;
-        while (((unsigned char)*p & 0xC0) == 0x80) fputc(*p++, stdout);
-        fputs("...", stdout);
-    }
+    /* the first 200 bytes, not cutting a UTF-8 sequence in half */
+    char head[216];
+    size_t n = 0;
+    for (const char *p = r->text; *p && (n < 200 || ((unsigned char)*p & 0xC0) == 0x80) &&
+                                  n + 1 < sizeof head;
+         p++)
+        head[n++] = *p == '\t' || *p == '\r' ? ' ' : *p;
+    head[n] = '\0';
+    fputs(cli_shown(head, 0), stdout);
+    if (r->text[n]) fputs("...", stdout);
     fputc('\n', stdout);
     return 0;
 }
@@ -109,7 +108,7 @@ static int list(int argc, char **argv) {
     PromptFilter f = {0};
     int json = 0, c;
     long v;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': dbflag = optarg; break;
         case 's': f.split = optarg; break;

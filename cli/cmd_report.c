@@ -50,7 +50,7 @@ static int exec_report(int argc, char **argv) {
     ReportOptions o = report_options_default();
     long v;
     int c;
-    while ((c = getopt_long(argc, argv, "+:ho:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
         int fr = cli_filter_opt(E, c, optarg, &o.rankings);
         if (fr == 1) continue;
         if (fr) return fr;

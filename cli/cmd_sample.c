@@ -134,7 +134,7 @@ static int exec_sample(int argc, char **argv) {
     double d;
     int json = 0, c;
     p.stop = stops;
-    while ((c = getopt_long(argc, argv, "+:hk:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hk:", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             model_path = optarg;
@@ -245,7 +245,9 @@ static int exec_sample(int argc, char **argv) {
     if (!rc && !(res = calloc((size_t)k, sizeof *res)))
         rc = err_set(&err, RLHF_ENOMEM, "out of memory");
     double t0 = now_seconds();
-    if (!rc) rc = sample_generate_batch(&st, tok, ids, n, (int)k, &p, seeds, res, &err);
+    if (!rc && (rc = sample_generate_batch(&st, tok, ids, n, (int)k, &p, seeds, res, &err)) ==
+                   RLHF_EFORMAT)
+        err_prefix(&err, "%s: ", model_path);
     double secs = now_seconds() - t0;
     if (!rc) {
         long total = 0;

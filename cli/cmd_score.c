@@ -202,7 +202,7 @@ static int exec_score(int argc, char **argv) {
     const char *tok_path = NULL, *template = NULL;
     long batch = 16;
     int redo = 0, c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': dbflag = optarg; break;
         case 'r': rm = optarg; break;

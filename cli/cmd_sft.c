@@ -50,7 +50,7 @@ static int parse(int argc, char **argv, Opts *o) {
                                          CLI_OPT_END};
     train_opts_init(&o->t, 3, 3e-4);
     int c, rc;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if ((rc = train_opts_take(E, &o->t, c, optarg)) >= 0) {
             if (rc) return rc;
             continue;

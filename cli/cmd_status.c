@@ -57,7 +57,7 @@ static int exec_status(int argc, char **argv) {
         printf("project      %s (schema %d)\n", db_path(db), s.schema_version);
         printf("prompts      %lld", (long long)s.prompts);
         for (int i = 0; i < s.n_splits; i++)
-            printf("%s%s %lld", i ? ", " : "  (", s.splits[i].name, (long long)s.splits[i].n);
+            printf("%s%s %lld", i ? ", " : "  (", cli_shown(s.splits[i].name, 0), (long long)s.splits[i].n);
         printf("%s\n", s.n_splits ? ")" : "");
         printf("candidates   %lld  (%lld prompts have some)\n", (long long)s.candidates,
                (long long)s.prompts_with_candidates);
@@ -65,7 +65,7 @@ static int exec_status(int argc, char **argv) {
         printf("rankings     %lld  (%lld prompts ranked, %lld skipped)\n", (long long)s.rankings,
                (long long)s.prompts_ranked, (long long)s.skipped);
         for (int i = 0; i < s.n_labelers; i++)
-            printf("  %-20s %lld%s\n", s.by_labeler[i].name, (long long)s.by_labeler[i].n,
+            printf("  %-20s %lld%s\n", cli_shown(s.by_labeler[i].name, 0), (long long)s.by_labeler[i].n,
                    s.by_labeler[i].extra ? "  (simulated)" : "");
         printf("comparisons  %lld  (%lld ties)\n", (long long)s.comparisons, (long long)s.ties);
         printf("models       %lld\n", (long long)s.models);

@@ -44,7 +44,7 @@ static int train(int argc, char **argv) {
     long vocab = 1024;
     const char *out = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'v':
             if (cli_parse_long(E, "--vocab", optarg, 261, TOK_MAX_VOCAB, &vocab)) return EXIT_USAGE;
@@ -132,7 +132,7 @@ static int encode_decode(int argc, char **argv, int decode) {
                                          CLI_OPT_END};
     const char *path = NULL;
     int bos = 0, eos = 0, pieces = 0, c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 't':
             path = optarg;

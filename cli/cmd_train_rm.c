@@ -114,7 +114,7 @@ static int parse(int argc, char **argv, Opts *o) {
     o->epochs = 1, o->batch = 8, o->micro = 16, o->warmup = -1, o->seed = 1, o->norm_samples = 64;
     o->lr = 3e-4, o->min_lr = -1, o->wd = 0, o->clip = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         int fr = cli_filter_opt(E, c, optarg, &o->load.filter);
         if (fr == 1) {
             o->filtered = 1;

@@ -228,7 +228,7 @@ static int exec_watch(int argc, char **argv) {
     double interval = 1;
     long v;
     int c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D':
             dbflag = optarg;

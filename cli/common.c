@@ -84,6 +84,33 @@ void cli_getopt_reset(void) {
     optopt = 0;
 }
 
+static size_t control_at(const unsigned char *p, int keep_newlines) {
+    if (keep_newlines && (*p == '\n' || *p == '\t')) return 0;
+    return text_control_at((const char *)p);
+}
+
+const char *cli_shown(const char *s, int keep_newlines) {
+    static StrBuf ring[8];
+    static int next;
+    if (!s) return "(null)";
+    const unsigned char *p = (const unsigned char *)s;
+    for (; *p && !control_at(p, keep_newlines); p++) {}
+    if (!*p) return s; /* nothing to show differently: no copy */
+    StrBuf *b = &ring[next];
+    next = (next + 1) % 8;
+    b->len = 0;
+    for (p = (const unsigned char *)s; *p; p++) {
+        size_t n = control_at(p, keep_newlines);
+        int rc = n == 2   ? sb_printf(b, "\\u%04x", p[1])
+                 : *p == '\n' && n ? sb_puts(b, "\\n")
+                 : n              ? sb_printf(b, "\\x%02x", *p)
+                                  : sb_append(b, (const char *)p, 1);
+        if (rc) return "(out of memory)";
+        p += n == 2;
+    }
+    return b->s;
+}
+
 void cli_json_string(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
@@ -120,7 +147,7 @@ int cli_parse_db_json(const struct cmd_entry *e, int argc, char **argv, const ch
     int c;
     *dbflag = NULL;
     *json = 0;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': *dbflag = optarg; break;
         case 'j': *json = 1; break;

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "model/blas_select.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,5 +68,15 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     cli_getopt_reset();
-    return e->exec(argc - 1, argv + 1);
+    int rc = e->exec(argc - 1, argv + 1);
+    /* results go to stdout: a full disk or a closed pipe must not pass for
+     * success (the error flag stays set from the first failed write) */
+    errno = 0;
+    int failed = fflush(stdout) != 0 || ferror(stdout);
+    if (failed && rc == EXIT_OK) {
+        fprintf(stderr, "rlhf %s: writing standard output failed: %s\n", e->name,
+                errno ? strerror(errno) : "a write failed");
+        rc = EXIT_FAIL;
+    }
+    return rc;
 }

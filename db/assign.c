@@ -142,6 +142,24 @@ int db_assign_renew(Db *db, int64_t labeler_id, int64_t prompt_id, int lease_s, 
     return exec_claim(db, sql, labeler_id, prompt_id, 0, err);
 }
 
+int db_assign_overtaken(Db *db, int64_t labeler_id, int64_t prompt_id, int overlap, int *taken,
+                        Err *err) {
+    AssignOpts o = {overlap, 0, 0, NULL};
+    int64_t v = 0;
+    int rc = query_id(db,
+                      "SELECT NOT EXISTS (SELECT 1 FROM assignments WHERE labeler_id = ?1"
+                      "  AND prompt_id = ?4 AND status = 'claimed' AND expires_at > " NOW ")"
+                      " AND (SELECT count(*) FROM gold WHERE prompt_id = ?4) = 0 AND"
+                      " (SELECT count(*) FROM rankings r WHERE r.prompt_id = ?4 AND r.is_current"
+                      "  AND NOT r.skipped AND r.labeler_id != ?1)"
+                      " + (SELECT count(*) FROM assignments a WHERE a.prompt_id = ?4"
+                      "  AND a.status = 'claimed' AND a.expires_at > " NOW " AND a.labeler_id != ?1)"
+                      " >= ?3",
+                      labeler_id, &o, prompt_id, &v, err);
+    *taken = v != 0;
+    return rc;
+}
+
 int db_assign_release(Db *db, int64_t labeler_id, int64_t prompt_id, Err *err) {
     return exec_claim(db,
                       "DELETE FROM assignments WHERE labeler_id = ?1 AND prompt_id = ?2"

@@ -31,6 +31,13 @@ typedef struct Claim {
 int db_assign_claim(Db *db, int64_t labeler_id, const AssignOpts *o, Claim *c, Err *err);
 /* Pushes the claim's expiry lease_s seconds into the future. */
 int db_assign_renew(Db *db, int64_t labeler_id, int64_t prompt_id, int lease_s, Err *err);
+/* *taken = 1 when the labeler no longer holds a live claim on the prompt (it
+ * expired, or was dropped) and other labelers' current rankings plus live
+ * claims have reached the overlap meanwhile: a ranking stored now would be
+ * one too many. Gold prompts are never taken. Call inside the submit's
+ * transaction so that nobody slips in between. */
+int db_assign_overtaken(Db *db, int64_t labeler_id, int64_t prompt_id, int overlap, int *taken,
+                        Err *err);
 /* Gives an unfinished claim back (the prompt becomes free at once). */
 int db_assign_release(Db *db, int64_t labeler_id, int64_t prompt_id, Err *err);
 

@@ -84,6 +84,9 @@ int db_candidates_of_prompt(Db *db, int64_t prompt_id, CandidateRow **rows, int 
         c->model_name = db_col_strdup(st, 6);
         c->text = db_col_strdup(st, 7);
         c->params = db_col_strdup(st, 8);
+        if (!c->text) rc = db_null_column(db, err, "candidate", c->id, "text");
+        else if (!c->model_name) rc = db_null_column(db, err, "model", c->model_id, "name");
+        if (rc) break;
     }
     if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "read candidates");
     sqlite3_finalize(st);
@@ -159,7 +162,7 @@ static int import_record(Db *db, LineReader *r, cJSON *obj, const char *default_
     if (split && !db_valid_split(split))
         return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"split\": not a split name", r->path, r->line);
     PromptIn pin = {prompt, split, r->path, NULL};
-    int64_t pid, mid, cid;
+    int64_t pid, mid = 0, cid;
     int new_prompt = 0, inserted = 0;
     rc = db_prompt_insert(db, &pin, &pid, &new_prompt, err);
     if (!rc) rc = db_model_ensure_external(db, model, &mid, err);

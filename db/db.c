@@ -48,6 +48,12 @@ char *db_col_strdup(sqlite3_stmt *st, int i) {
     return s ? strdup((const char *)s) : NULL;
 }
 
+int db_null_column(Db *db, Err *err, const char *table, int64_t id, const char *column) {
+    return err_set(err, RLHF_EFORMAT,
+                   "%s: %s %lld has no %s (NULL or missing: was the database edited by hand?)",
+                   db->path, table, (long long)id, column);
+}
+
 int db_query_int(Db *db, const char *sql, int64_t *out, Err *err) {
     sqlite3_stmt *st;
     int rc = db_prepare(db, sql, &st, err);
@@ -66,6 +72,9 @@ static int migrate(Db *db, Err *err) {
     if (rc) return rc;
     /* re-read inside the write lock: another process may have migrated meanwhile */
     rc = db_query_int(db, "PRAGMA user_version", &v, err);
+    if (!rc && (v < 0 || v > db_n_migrations))
+        rc = err_set(err, RLHF_EFORMAT, "%s: schema version %lld is not one rlhf knows (0..%d)",
+                     db->path, (long long)v, db_n_migrations);
     for (int i = (int)v; !rc && i < db_n_migrations; i++) {
         rc = db_exec(db, db_migrations[i], err);
         if (rc) err_prefix(err, "migration %d -> %d: ", i, i + 1);
@@ -81,6 +90,20 @@ static int migrate(Db *db, Err *err) {
         return rc;
     }
     return db_commit(db, err);
+}
+
+/* 1 when a plain read-only open reads the database, -wal included (it can
+ * when -shm exists or can be made). */
+static int readable_with_wal(const char *path) {
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    int ok = sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+             sqlite3_prepare_v2(h, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) ==
+                 SQLITE_OK &&
+             sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    sqlite3_close_v2(h);
+    return ok;
 }
 
 int db_open(const char *path, int mode, Db **out, Err *err) {
@@ -102,11 +125,24 @@ int db_open(const char *path, int mode, Db **out, Err *err) {
     int flags = mode == DB_OPEN_READONLY ? SQLITE_OPEN_READONLY
                 : mode == DB_OPEN_CREATE ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
                                          : SQLITE_OPEN_READWRITE;
-    /* A WAL database we cannot write (another user's, a read-only copy) cannot
-     * create its -shm file; read it as immutable instead. */
+    /* A WAL database we cannot write (another user's, a read-only copy) may
+     * not be able to create its -shm file; then read it as immutable, but only
+     * when no -wal holds commits that immutable=1 would silently skip. */
     char uri[3200];
     const char *name = path;
-    if (mode == DB_OPEN_READONLY && access(path, W_OK) != 0) {
+    if (mode == DB_OPEN_READONLY && access(path, W_OK) != 0 && !readable_with_wal(path)) {
+        char wal[1100];
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        struct stat ws;
+        if (stat(wal, &ws) == 0 && ws.st_size > 0) {
+            free(db);
+            return err_set(err, RLHF_EIO,
+                           "%s: its write-ahead log %s holds changes not yet in the database "
+                           "(a writer was stopped), and it cannot be read without write access; "
+                           "open the project once with write access (e.g. rlhf status as its "
+                           "owner) or copy both files somewhere writable",
+                           path, wal);
+        }
         size_t k = (size_t)snprintf(uri, sizeof uri, "file:");
         for (const unsigned char *p = (const unsigned char *)path; *p && k + 4 < sizeof uri; p++) {
             if (*p == '?' || *p == '#' || *p == '%') k += (size_t)snprintf(uri + k, 4, "%%%02X", *p);
@@ -131,6 +167,12 @@ int db_open(const char *path, int mode, Db **out, Err *err) {
     if (rc) {
         err_set(err, RLHF_EFORMAT, "%s: not an rlhf project database (%s)", path,
                 sqlite3_errmsg(db->h));
+        db_close(db);
+        return RLHF_EFORMAT;
+    }
+    if (ver < 0) { /* a hand-edited version would index the migrations table */
+        err_set(err, RLHF_EFORMAT, "%s: schema version %lld is not one rlhf knows (0..%d)", path,
+                (long long)ver, DB_SCHEMA_VERSION);
         db_close(db);
         return RLHF_EFORMAT;
     }
@@ -171,6 +213,7 @@ int db_open(const char *path, int mode, Db **out, Err *err) {
 
 void db_close(Db *db) {
     if (!db) return;
+    sqlite3_finalize(db->stage);
     if (db->h) sqlite3_close_v2(db->h);
     free(db);
 }

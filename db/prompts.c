@@ -39,7 +39,9 @@ int db_prompt_text(Db *db, int64_t id, char **text, Err *err) {
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
         *text = db_col_strdup(st, 0);
-        if (!*text) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        if (!*text)
+            rc = sqlite3_column_type(st, 0) == SQLITE_NULL ? db_null_column(db, err, "prompt", id, "text")
+                                                           : err_set(err, RLHF_ENOMEM, "out of memory");
     } else if (s == SQLITE_DONE) rc = err_set(err, RLHF_ENOTFOUND, "no prompt with id %lld", (long long)id);
     else rc = db_fail(db, err, "read prompt");
     sqlite3_finalize(st);
@@ -82,9 +84,73 @@ static int looks_like_jsonl(const char *path) {
     return 0;
 }
 
-/* Stores one prompt read at r's place and counts it as new or duplicate. */
+int db_prompts_stage_begin(Db *db, Err *err) {
+    /* BEGIN (deferred): writing only TEMP tables locks nothing in the project */
+    int rc = db_exec(db,
+                     "CREATE TEMP TABLE IF NOT EXISTS prompt_stage(text TEXT NOT NULL,"
+                     " hash TEXT NOT NULL, split TEXT NOT NULL, source TEXT, ext_id TEXT);"
+                     "DELETE FROM temp.prompt_stage; BEGIN",
+                     err);
+    if (!rc) rc = db_prepare(db,
+                             "INSERT INTO temp.prompt_stage(text, hash, split, source, ext_id)"
+                             " VALUES(?, ?, ?, ?, ?)",
+                             &db->stage, err);
+    if (rc) db_prompts_stage_abort(db);
+    return rc;
+}
+
+void db_prompts_stage_abort(Db *db) {
+    sqlite3_finalize(db->stage);
+    db->stage = NULL;
+    if (sqlite3_get_autocommit(db->h) == 0) sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_exec(db->h, "DROP TABLE IF EXISTS temp.prompt_stage", NULL, NULL, NULL);
+}
+
+int db_prompts_stage_commit(Db *db, PromptImportStats *stats, Err *err) {
+    sqlite3_finalize(db->stage);
+    db->stage = NULL;
+    /* the staged rows become visible in one short write transaction; the
+     * first of equal texts wins, as when inserting row by row */
+    /* a cache that holds the growing index keeps the write lock short */
+    int rc = db_exec(db, "COMMIT; PRAGMA cache_size = -262144", err);
+    if (!rc) rc = db_begin(db, err);
+    if (!rc) rc = db_exec(db,
+                          "INSERT INTO prompts(text, hash, split, source, ext_id)"
+                          " SELECT text, hash, split, source, ext_id FROM temp.prompt_stage"
+                          " WHERE true ORDER BY rowid ON CONFLICT(hash) DO NOTHING",
+                          err);
+    int64_t added = rc ? 0 : sqlite3_changes64(db->h);
+    if (!rc) rc = db_commit(db, err);
+    else db_rollback(db);
+    sqlite3_exec(db->h, "DROP TABLE IF EXISTS temp.prompt_stage", NULL, NULL, NULL);
+    if (!rc) {
+        stats->inserted += added;
+        stats->duplicates = stats->read - stats->inserted;
+    }
+    return rc;
+}
+
+/* Stores one prompt read at r's place and counts it as new or duplicate
+ * (staged: counted at db_prompts_stage_commit). */
 static int store_prompt(Db *db, LineReader *r, const PromptIn *in, PromptImportStats *stats,
                         Err *err) {
+    if (db->stage) {
+        char hash[65];
+        sha256_hex(in->text, strlen(in->text), hash);
+        sqlite3_stmt *st = db->stage;
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, in->text, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, in->split ? in->split : "train", -1, SQLITE_STATIC);
+        db_bind_text(st, 4, in->source);
+        db_bind_text(st, 5, in->ext_id);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            db_fail(db, err, "stage prompt");
+            return err_prefix(err, "%s:%ld: ", r->path, r->line);
+        }
+        stats->read++;
+        return RLHF_OK;
+    }
     int inserted = 0;
     int rc = db_prompt_insert(db, in, NULL, &inserted, err);
     if (rc) return err_prefix(err, "%s:%ld: ", r->path, r->line);
@@ -185,7 +251,10 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
             .n_candidates = sqlite3_column_int64(st, 6),
             .n_rankings = sqlite3_column_int64(st, 7),
         };
-        if ((rc = fn(&row, ctx)) != 0) break;
+        if (!row.text) rc = db_null_column(db, err, "prompt", row.id, "text");
+        else if (!row.split) rc = db_null_column(db, err, "prompt", row.id, "split");
+        else if (!row.created_at) rc = db_null_column(db, err, "prompt", row.id, "created_at");
+        if (rc || (rc = fn(&row, ctx)) != 0) break;
     }
     if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "list prompts");
     sqlite3_finalize(st);

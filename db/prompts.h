@@ -35,6 +35,18 @@ typedef struct PromptImportStats {
 int db_prompts_import_file(Db *db, const char *path, const char *split_override,
                            PromptImportStats *stats, Err *err);
 
+/* A long import without starving labelers: db_prompts_stage_begin opens a
+ * staging table private to this connection (TEMP: no lock on the project is
+ * taken while files are read, parsed and hashed), db_prompts_import_file then
+ * fills it instead of the project, and db_prompts_stage_commit moves what is
+ * new into the project in one short INSERT ... SELECT transaction, so the
+ * import stays all or nothing while labelers keep writing meanwhile.
+ * db_prompts_stage_abort drops the staged rows (after an error). The stats'
+ * inserted and duplicates are counted at commit. */
+int db_prompts_stage_begin(Db *db, Err *err);
+int db_prompts_stage_commit(Db *db, PromptImportStats *stats, Err *err);
+void db_prompts_stage_abort(Db *db);
+
 /* A split name: 1-32 letters, digits, '_' or '-'. */
 int db_valid_split(const char *s);
 

@@ -240,6 +240,10 @@ int db_rankings_each(Db *db, const RankingFilter *f, int (*fn)(const RankingRow 
             row.labeler = keep[0], row.prompt = keep[1], row.split = keep[2], row.note = keep[3];
             row.skip_reason = keep[4], row.shown_order = keep[5], row.source = keep[6];
             row.created_at = keep[7];
+            if (!row.labeler) rc = db_null_column(db, err, "labeler", row.labeler_id, "name");
+            else if (!row.prompt) rc = db_null_column(db, err, "prompt", row.prompt_id, "text");
+            else if (!row.split) rc = db_null_column(db, err, "prompt", row.prompt_id, "split");
+            if (rc) break;
         }
         if (sqlite3_column_type(st, 19) == SQLITE_NULL) continue; /* no items */
         if (row.n_items == cap) {
@@ -265,6 +269,9 @@ int db_rankings_each(Db *db, const RankingFilter *f, int (*fn)(const RankingRow 
         sp[2] = db_col_strdup(st, 26);
         it->flags = sp[0], it->text = sp[1], it->model_name = sp[2];
         row.n_items++;
+        if (!it->text) rc = db_null_column(db, err, "candidate", it->candidate_id, "text");
+        else if (!it->model_name) rc = db_null_column(db, err, "model", it->model_id, "name");
+        if (rc) break;
     }
     if (!rc && s != SQLITE_DONE && s != SQLITE_ROW) rc = db_fail(db, err, "read rankings");
     for (int i = 0; i < row.n_items * 3; i++) free(item_strs[i]);

@@ -45,7 +45,7 @@ int db_model_ensure_external(Db *db, const char *name, int64_t *id, Err *err) {
     return rc;
 }
 
-static void fill_model(sqlite3_stmt *st, ModelRow *m) {
+static int fill_model(Db *db, sqlite3_stmt *st, ModelRow *m, Err *err) {
     m->id = sqlite3_column_int64(st, 0);
     m->name = db_col_strdup(st, 1);
     m->kind = db_col_strdup(st, 2);
@@ -55,6 +55,10 @@ static void fill_model(sqlite3_stmt *st, ModelRow *m) {
     m->config = db_col_strdup(st, 6);
     m->template = db_col_strdup(st, 7);
     m->created_at = db_col_strdup(st, 8);
+    const char *missing = !m->name ? "name" : !m->kind ? "kind" : !m->created_at ? "created_at" : NULL;
+    if (!missing) return RLHF_OK;
+    db_model_row_free(m);
+    return db_null_column(db, err, "model", sqlite3_column_int64(st, 0), missing);
 }
 
 #define MODEL_COLS "id, name, kind, path, parent_id, sha256, config, template, created_at"
@@ -69,7 +73,7 @@ int db_model_get(Db *db, const char *key, ModelRow *out, Err *err) {
     if (rc) return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) fill_model(st, out);
+    if (s == SQLITE_ROW) rc = fill_model(db, st, out, err);
     else if (s == SQLITE_DONE) rc = err_set(err, RLHF_ENOTFOUND, "no model named '%s' in %s", key, db_path(db));
     else rc = db_fail(db, err, "look up model");
     sqlite3_finalize(st);
@@ -89,7 +93,7 @@ int db_models_each(Db *db, int (*fn)(const ModelRow *, void *), void *ctx, Err *
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         ModelRow m;
-        fill_model(st, &m);
+        if ((rc = fill_model(db, st, &m, err))) break;
         rc = fn(&m, ctx);
         db_model_row_free(&m);
         if (rc) break;
@@ -115,7 +119,7 @@ int db_model_ancestor(Db *db, int64_t id, const char *kind, ModelRow *out, Err *
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
     int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) fill_model(st, out);
+    if (s == SQLITE_ROW) rc = fill_model(db, st, out, err);
     else if (s == SQLITE_DONE) rc = err_set(err, RLHF_ENOTFOUND, "no model of kind %s above model %lld", kind, (long long)id);
     else rc = db_fail(db, err, "look up an ancestor model");
     sqlite3_finalize(st);

@@ -13,6 +13,7 @@ int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const Sa
     if (rc) return rc;
     g->p = *p;
     g->k_max = k_max;
+    snprintf(g->path, sizeof g->path, "%s", ckpt);
     if ((rc = model_load(ckpt, &g->m, err))) return rc;
     if ((rc = model_require_policy(&g->m, ckpt, err))) {
         model_free(&g->m);
@@ -80,6 +81,7 @@ static int model_sample(void *ctx, const char *input, int n, const uint64_t *see
         int b = n - done < g->k_max ? n - done : g->k_max;
         infer_reset(&g->st);
         rc = sample_generate_batch(&g->st, g->tok, ids, n_ids, b, &g->p, seeds + done, res, err);
+        if (rc == RLHF_EFORMAT) err_prefix(err, "%s: ", g->path);
         for (int i = 0; i < b; i++) {
             if (!rc) {
                 out[done + i].text = trimmed(res[i].text ? res[i].text : "");

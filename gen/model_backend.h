@@ -18,6 +18,7 @@ typedef struct GenModel {
     SampleParams p;
     int k_max;
     char params_json[512];
+    char path[1024]; /* the checkpoint, for errors */
 } GenModel;
 
 /* Loads ckpt (ours or llama2.c's) and its tokenizer: tok_path, else the one

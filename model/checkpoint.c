@@ -169,19 +169,24 @@ int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t
     Config c;
     if ((rc = config_from_ints(h.config, &c, path, err))) goto fail;
     int heads = (h.flags & F_REWARD ? MODEL_HEAD_REWARD : 0) | (h.flags & F_VALUE ? MODEL_HEAD_VALUE : 0);
-    if ((rc = model_create(m, &c, heads, err))) goto fail;
-    if (h.n_params != m->n_params) {
+    size_t n_params = model_param_count(&c, heads);
+    if (h.n_params != n_params) {
         rc = err_set(err, RLHF_EFORMAT, "%s: header says %llu parameters but its config needs %zu",
-                     path, (unsigned long long)h.n_params, m->n_params);
+                     path, (unsigned long long)h.n_params, n_params);
         goto fail;
     }
-    /* every section's size is known now: check the total before reading */
+    /* every section's size is known now: check the total against the file
+     * before allocating anything the header asks for */
     uint64_t optb = (h.flags & F_OPTIM) ? 2 * h.n_params * 4 : 0;
     uint64_t want = sizeof h + h.n_params * 4 + h.tokenizer_len + optb + h.extra_len + 32;
-    if (h.tokenizer_len > r.size || h.extra_len > r.size || want != r.size) {
+    if (h.n_params > r.size || h.tokenizer_len > r.size || h.extra_len > r.size || want != r.size) {
         rc = err_set(err, RLHF_EFORMAT, "%s: %s (file has %llu bytes, header describes %llu)", path,
-                     r.size < want ? "truncated" : "size does not match its header",
+                     r.size < want || h.n_params > r.size ? "truncated" : "size does not match its header",
                      (unsigned long long)r.size, (unsigned long long)want);
+        goto fail;
+    }
+    if ((rc = model_create(m, &c, heads, err))) {
+        err_prefix(err, "%s: ", path);
         goto fail;
     }
     if ((rc = get(&r, m->params, m->n_params * 4, "parameters", err))) goto fail;
@@ -196,7 +201,10 @@ int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t
     }
     AdamW o = {0};
     if (h.flags & F_OPTIM) {
-        if ((rc = adamw_create(&o, m->n_params, err))) goto fail;
+        if ((rc = adamw_create(&o, m->n_params, err))) {
+            err_prefix(err, "%s: ", path);
+            goto fail;
+        }
         if ((rc = get(&r, o.m, o.n * 4, "optimizer state", err)) ||
             (rc = get(&r, o.v, o.n * 4, "optimizer state", err))) {
             adamw_free(&o);
@@ -243,7 +251,7 @@ int model_save_llama2c(const char *path, const Model *m, Err *err) {
     int hs = model_head_size(c);
     size_t nf = (size_t)c->seq_len * hs / 2;
     float *cs = malloc(2 * nf * sizeof(float));
-    if (!cs) return err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!cs) return err_set(err, RLHF_ENOMEM, "%s: out of memory", path);
     /* the old freq_cis_real/imag tables: run.c skips them, export.py wrote them */
     rope_tables(cs, cs + nf, c->seq_len, hs);
     Writer w = {0};
@@ -274,13 +282,13 @@ int model_load_llama2c(const char *path, Model *m, Err *err) {
     r.hash = 0;
     int32_t hdr[7];
     if ((rc = get(&r, hdr, sizeof hdr, "llama2.c header", err))) goto fail;
-    int32_t ints[8] = {hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], hdr[5] < 0 ? -hdr[5] : hdr[5], hdr[6],
-                       hdr[5] > 0};
+    /* a negative vocab means an unshared classifier; INT32_MIN has no positive */
+    int32_t vocab = hdr[5] == INT32_MIN ? 0 : hdr[5] < 0 ? -hdr[5] : hdr[5];
+    int32_t ints[8] = {hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], vocab, hdr[6], hdr[5] > 0};
     Config c;
     if ((rc = config_from_ints(ints, &c, path, err))) goto fail;
-    if ((rc = model_create(m, &c, 0, err))) goto fail;
     size_t nf = (size_t)c.seq_len * model_head_size(&c) / 2;
-    uint64_t want = sizeof hdr + ((uint64_t)m->n_params + 2 * nf) * 4;
+    uint64_t want = sizeof hdr + ((uint64_t)model_param_count(&c, 0) + 2 * nf) * 4;
     if (r.size != want) {
         rc = err_set(err, RLHF_EFORMAT,
                      "%s: %s: file has %llu bytes, a llama2.c checkpoint of its header's config "
@@ -290,10 +298,14 @@ int model_load_llama2c(const char *path, Model *m, Err *err) {
                      (unsigned long long)want);
         goto fail;
     }
+    if ((rc = model_create(m, &c, 0, err))) {
+        err_prefix(err, "%s: ", path);
+        goto fail;
+    }
     size_t upto = model_tensor_offset(m, MODEL_T_WCLS);
     if ((rc = get(&r, m->params, upto * 4, "weights", err))) goto fail;
     if (fseek(r.f, (long)(2 * nf * 4), SEEK_CUR) != 0) {
-        rc = err_set(err, RLHF_EIO, "%s: seek failed", path);
+        rc = err_set(err, RLHF_EIO, "%s: seek failed: %s", path, strerror(errno));
         goto fail;
     }
     r.pos += 2 * nf * 4;

@@ -73,6 +73,13 @@ int model_create(Model *m, const Config *cfg, int heads, Err *err) {
     return RLHF_OK;
 }
 
+size_t model_param_count(const Config *cfg, int heads) {
+    size_t sizes[MODEL_NT], n = 0;
+    fill_sizes(sizes, cfg, heads & (MODEL_HEAD_REWARD | MODEL_HEAD_VALUE));
+    for (int i = 0; i < MODEL_NT; i++) n += sizes[i];
+    return n;
+}
+
 void model_free(Model *m) {
     free(m->params);
     free(m->grads);

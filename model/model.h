@@ -58,6 +58,9 @@ typedef struct Model {
 
 /* Allocates zeroed parameters for cfg with the given heads. */
 int model_create(Model *m, const Config *cfg, int heads, Err *err);
+/* The parameters model_create would allocate for a valid cfg (to check a
+ * file's size before allocating what its header asks for). */
+size_t model_param_count(const Config *cfg, int heads);
 void model_free(Model *m);
 /* GPT-2/llama2.c style init: N(0, 0.02), residual projections (wo, w2) scaled by
  * 1/sqrt(2L), norm weights 1, heads 0. Deterministic in seed. */

@@ -106,6 +106,11 @@ int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rn
     for (int i = 1; i < V; i++)
         if (logits[i] > logits[best]) best = i;
     float mx = logits[best];
+    /* NaN or +Inf anywhere (or nothing above -Inf) leaves no distribution to
+     * draw from; a broken model must not turn into a token */
+    if (!isfinite(mx)) return -1;
+    for (int i = 0; i < V; i++)
+        if (isnan(logits[i]) || logits[i] == INFINITY) return -1;
     int tok = best;
     if (p->temperature > 0.0f) {
         float inv = 1.0f / p->temperature, *pr = s->probs;
@@ -249,6 +254,11 @@ int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, in
             if (!g[s].active) continue;
             float lp;
             next[s] = sampler_pick(&sm, infer_logits(st, s), p, &g[s].rng, &lp);
+            if (next[s] < 0) {
+                rc = err_set(err, RLHF_EFORMAT,
+                             "the model's logits are not finite (NaN or Inf): broken weights?");
+                goto done;
+            }
             int on = accept(tok, p, &g[s], &out[s], next[s], lp);
             if (on < 0) {
                 rc = err_set(err, RLHF_ENOMEM, "sampling: out of memory");

@@ -53,7 +53,8 @@ typedef struct Sampler {
 int sampler_create(Sampler *s, int V, Err *err);
 void sampler_free(Sampler *s);
 /* Picks a token from logits (V) under p, drawing from rng (no draw when greedy);
- * *logprob (may be NULL) gets log softmax(logits)[token]. */
+ * *logprob (may be NULL) gets log softmax(logits)[token]. Returns -1 when a
+ * logit is NaN or +Inf or all are -Inf (no distribution to draw from). */
 int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rng, float *logprob);
 
 /* One stream: prefills prompt (n_prompt >= 1 tokens, usually starting with BOS)

@@ -5,6 +5,7 @@
 #include "util/text.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,7 +306,7 @@ int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats 
     }
     rc = db_rankings_each(db, &o->filter, export_one, &c, err);
     if (rc == RLHF_EIO)
-        err_set(err, rc, "write failed");
+        err_set(err, rc, "write failed: %s", strerror(errno ? errno : EIO));
     else if (rc == RLHF_EINVAL)
         err_set(err, rc, "a ranking has more than 64 candidates");
     free(c.pairs);

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -16,9 +17,27 @@ int atomic_open(AtomicFile *a, const char *path, Err *err) {
     memset(a, 0, sizeof *a);
     if (strlen(path) >= sizeof a->path) return err_set(err, RLHF_EINVAL, "%s: path too long", path);
     snprintf(a->path, sizeof a->path, "%s", path);
-    snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());
-    a->f = fopen(a->tmp, "wb");
-    if (!a->f) return err_set(err, RLHF_EIO, "%s: cannot write: %s", a->tmp, strerror(errno));
+    /* mkstemp: a fresh name made with O_EXCL, so no symlink or other file
+     * planted at a guessable name is followed or overwritten; the pid in the
+     * name lets atomic_remove_stale tell a dead writer's leftovers */
+    snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
+    int fd = mkstemp(a->tmp);
+    if (fd < 0) {
+        int e = errno;
+        a->tmp[0] = '\0';
+        return err_set(err, RLHF_EIO, "%s: cannot write: %s", path, strerror(e));
+    }
+    mode_t mask = umask(0); /* mkstemp makes 0600; give the file what fopen would */
+    umask(mask);
+    fchmod(fd, 0666 & ~mask);
+    a->f = fdopen(fd, "wb");
+    if (!a->f) {
+        int e = errno;
+        close(fd);
+        unlink(a->tmp);
+        a->tmp[0] = '\0';
+        return err_set(err, RLHF_EIO, "%s: cannot write: %s", path, strerror(e));
+    }
     return RLHF_OK;
 }
 
@@ -141,6 +160,8 @@ void atomic_remove_stale(const char *out) {
         if (strncmp(e->d_name, base, bl) != 0) continue;
         char *end;
         long pid = strtol(e->d_name + bl, &end, 10);
+        /* PATH.tmp.PID.XXXXXX (mkstemp), or PATH.tmp.PID of older versions */
+        if (*end == '.' && strlen(end) == 7) end += 7;
         if (*end || pid <= 0 || pid == (long)getpid()) continue;
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
         char path[2 * PATH_MAX + 2];

@@ -7,7 +7,7 @@
 
 #include "util/err.h"
 
-/* Writes go to PATH.tmp.PID; commit fsyncs, renames over PATH and fsyncs the
+/* Writes go to PATH.tmp.PID.XXXXXX (made by mkstemp); commit fsyncs, renames over PATH and fsyncs the
  * directory, so readers see the old file or the whole new one, never a part. */
 typedef struct AtomicFile {
     FILE *f;
@@ -18,7 +18,7 @@ typedef struct AtomicFile {
 int atomic_open(AtomicFile *a, const char *path, Err *err);
 int atomic_commit(AtomicFile *a, Err *err); /* closes; removes the temporary on failure */
 void atomic_abort(AtomicFile *a);           /* closes and removes the temporary */
-/* A run killed while writing leaves PATH.tmp.PID behind; removes those whose
+/* A run killed while writing leaves PATH.tmp.PID.XXXXXX behind; removes those whose
  * process is gone (call before writing PATH again). */
 void atomic_remove_stale(const char *path);
 

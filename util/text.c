@@ -54,6 +54,12 @@ char *utf8_sanitize(const char *s, size_t n) {
     return b.s;
 }
 
+size_t text_control_at(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    if (*p && (*p < 0x20 || *p == 0x7F)) return 1;
+    return *p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F ? 2 : 0;
+}
+
 const char *path_base(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;

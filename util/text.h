@@ -13,6 +13,11 @@ long utf8_invalid_at(const char *s, size_t n);
  * model output is always valid text; caller frees. NULL on allocation failure. */
 char *utf8_sanitize(const char *s, size_t n);
 
+/* The length of the control character at s (C0, DEL, or a C1 control
+ * U+0080..U+009F, which UTF-8 writes 0xC2 0x80..0x9F; CSI is one): 1 or 2,
+ * else 0. What a terminal acts on, so never shown raw. */
+size_t text_control_at(const char *s);
+
 /* The last component of a path (what follows the last '/'); points into path. */
 const char *path_base(const char *path);
 

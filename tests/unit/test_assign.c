@@ -162,6 +162,41 @@ Test(assign, overlap_and_expiry) {
     drop_db(db);
 }
 
+/* a's claim runs out while it ranks; b takes the prompt and fills it: a's
+ * late submit is refused (it would exceed the overlap), a skip still goes */
+Test(assign, late_submit_after_others_filled_the_prompt_is_refused) {
+    Db *db = make_db(1, 3, 0);
+    AssignOpts o = opts(1, 600);
+    LabelSession a, b;
+    Err e = {0};
+    cr_assert_eq(ls_open(&a, db, "a", 0, NULL, "test", &o, 0, 1, &e), 0, "%s", e.msg);
+    cr_assert_eq(ls_open(&b, db, "b", 0, NULL, "test", &o, 0, 1, &e), 0, "%s", e.msg);
+    LabelItem ia, ib;
+    cr_assert_eq(ls_next(&a, &ia, &e), 0, "%s", e.msg);
+    cr_assert_eq(ia.prompt_id, 1);
+    cr_assert_eq(db_assign_renew(db, a.labeler_id, 1, -10, &e), 0);
+    cr_assert_eq(ls_next(&b, &ib, &e), 0, "%s", e.msg);
+    cr_assert_eq(ib.prompt_id, 1);
+    finish(&b, &ib);
+    RankState rs;
+    rs_init(&rs, ia.n);
+    unsigned char lv[RS_MAX_CAND];
+    for (int i = 0; i < ia.n; i++) lv[i] = (unsigned char)(i + 1);
+    rs_set_levels(&rs, lv);
+    cr_assert_eq(ls_submit(&a, &ia, &rs.cur, 1000, NULL, &e), RLHF_EBUSY);
+    cr_assert(strstr(e.msg, "one too many"), "%s", e.msg);
+    cr_assert_eq(count(db, "SELECT count(*) FROM rankings WHERE NOT skipped"), 1);
+    rs.cur.skipped = 1;
+    cr_assert_eq(ls_submit(&a, &ia, &rs.cur, 1000, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(count(db, "SELECT count(*) FROM rankings WHERE NOT skipped"), 1);
+    rs_free(&rs);
+    ls_item_free(&ia);
+    ls_item_free(&ib);
+    ls_close(&a);
+    ls_close(&b);
+    drop_db(db);
+}
+
 Test(assign, expired_own_claim_is_resumed_when_room) {
     Db *db = make_db(2, 2, 0);
     int64_t a = labeler(db, "a");

@@ -337,6 +337,41 @@ Test(sample, pick_edge_cases) {
     sampler_free(&s);
 }
 
+/* NaN or +Inf logits (a checkpoint of NaNs) are no distribution: -1, never a
+ * token, whatever the truncation (top-p < 1 once read ix[-1]) */
+Test(sample, pick_non_finite_logits) {
+    Sampler s;
+    Err err = {0};
+    cr_assert_eq(sampler_create(&s, 4, &err), 0);
+    float nan4[4] = {NAN, NAN, NAN, NAN}, one_nan[4] = {0.1f, NAN, 0.3f, 0.2f},
+          inf4[4] = {0, INFINITY, 0, 0}, neg4[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    const float *bad[4] = {nan4, one_nan, inf4, neg4};
+    float temps[3] = {0.0f, 1.0f, 0.7f}, tops[2] = {1.0f, 0.9f};
+    Rng r;
+    rng_seed(&r, 3);
+    for (int b = 0; b < 4; b++)
+        for (int t = 0; t < 3; t++)
+            for (int q = 0; q < 2; q++)
+                for (int k = 0; k < 3; k += 2) {
+                    SampleParams p = sample_params_default();
+                    p.temperature = temps[t];
+                    p.top_p = tops[q];
+                    p.top_k = k;
+                    float lp = 0;
+                    cr_assert_eq(sampler_pick(&s, bad[b], &p, &r, &lp), -1, "case %d %d %d %d", b,
+                                 t, q, k);
+                }
+    /* -Inf among finite logits is a masked token, not an error */
+    float masked[4] = {-INFINITY, 0.5f, 0.2f, -INFINITY};
+    SampleParams p = sample_params_default();
+    p.top_p = 0.9f;
+    for (int i = 0; i < 50; i++) {
+        int t = sampler_pick(&s, masked, &p, &r, NULL);
+        cr_assert(t == 1 || t == 2, "%d", t);
+    }
+    sampler_free(&s);
+}
+
 Test(matvec, rows_threads_and_attention_pieces) {
     int C = 260, OC = 301; /* not multiples of 8 or 3: the tails run too */
     float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 16 * C);

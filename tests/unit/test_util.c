@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/err.h"
@@ -204,4 +205,59 @@ Test(sys, atomic_file_replaces_whole_or_nothing) {
     cr_assert_str_eq(got, "new contents");
     free(got);
     unlink(path);
+}
+
+/* The temporary is made with O_EXCL (mkstemp): a symlink planted at the old,
+ * guessable PATH.tmp.PID is neither followed nor replaced; a dead writer's
+ * leftovers (old and new names) are removed, live ones kept. */
+Test(text, control_characters) {
+    cr_assert_eq(text_control_at("\033[2J"), 1);
+    cr_assert_eq(text_control_at("\n"), 1);
+    cr_assert_eq(text_control_at("\x7f"), 1);
+    cr_assert_eq(text_control_at("\xc2\x9b" "2J"), 2); /* C1 CSI */
+    cr_assert_eq(text_control_at("\xc2\xa0"), 0);      /* no-break space */
+    cr_assert_eq(text_control_at("\xc3\xa9"), 0);
+    cr_assert_eq(text_control_at("a"), 0);
+    cr_assert_eq(text_control_at(""), 0);
+}
+
+Test(sys, atomic_temporary_is_exclusive_and_stale_ones_removed) {
+    char dir[] = "/tmp/rlhf-atomic-dir-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[256], victim[256], trap[300], stale[2][300], live[300];
+    snprintf(path, sizeof path, "%s/out.bin", dir);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    snprintf(trap, sizeof trap, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(victim, "w");
+    fputs("precious", f);
+    fclose(f);
+    cr_assert_eq(symlink(victim, trap), 0);
+    AtomicFile a;
+    Err e = {0};
+    cr_assert_eq(atomic_open(&a, path, &e), 0, "%s", e.msg);
+    cr_assert_str_neq(a.tmp, trap);
+    fputs("new", a.f);
+    cr_assert_eq(atomic_commit(&a, &e), 0, "%s", e.msg);
+    char *got;
+    size_t n;
+    cr_assert_eq(sys_read_file(victim, &got, &n, &e), 0);
+    cr_assert_str_eq(got, "precious");
+    free(got);
+    struct stat st;
+    mode_t mask = umask(0);
+    umask(mask);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0666 & ~mask, "mode %o", st.st_mode & 0777);
+    snprintf(stale[0], sizeof stale[0], "%s.tmp.999999999", path);
+    snprintf(stale[1], sizeof stale[1], "%s.tmp.999999999.a1B2c3", path);
+    snprintf(live, sizeof live, "%s.tmp.%ld.zzzzzz", path, (long)getppid());
+    for (int i = 0; i < 2; i++) fclose(fopen(stale[i], "w"));
+    fclose(fopen(live, "w"));
+    atomic_remove_stale(path);
+    cr_assert_eq(access(stale[0], F_OK), -1);
+    cr_assert_eq(access(stale[1], F_OK), -1);
+    cr_assert_eq(access(live, F_OK), 0);
+    cr_assert_eq(access(path, F_OK), 0);
+    unlink(live), unlink(trap), unlink(victim), unlink(path);
+    rmdir(dir);
 }
