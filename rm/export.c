@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const format_names[] = {"pairs", "hh", "rankings", "arena", "csv"};
 
@@ -78,6 +79,25 @@ void rm_csv_field(FILE *f, const char *s) {
         putc(*p, f);
     }
     putc('"', f);
+}
+
+int rm_arena_coin(int64_t lo, int64_t hi) {
+    uint64_t z = (uint64_t)lo * 0x9E3779B97F4A7C15u ^ (uint64_t)hi;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u; /* splitmix64's finaliser */
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return (int)((z ^ (z >> 31)) & 1);
+}
+
+/* The store's "YYYY-MM-DDTHH:MM:SS[.fff]Z" as Unix seconds, as the Arena logs
+ * have their tstamp; 0 when it does not parse. */
+static double epoch_seconds(const char *iso) {
+    struct tm tm = {0};
+    double sec = 0;
+    if (!iso || sscanf(iso, "%d-%d-%dT%d:%d:%lf", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                       &tm.tm_hour, &tm.tm_min, &sec) != 6)
+        return 0;
+    tm.tm_year -= 1900, tm.tm_mon -= 1;
+    return (double)timegm(&tm) + sec;
 }
 
 static void hh_transcript(FILE *f, const char *prompt, const char *answer) {
@@ -183,10 +203,15 @@ static void write_pair(FILE *f, int format, const RankingRow *r, const RmPair *p
         fputs("}\n", f);
         break;
     case EXPORT_ARENA: {
-        /* model_a is the candidate with the smaller id: the side carries no hint */
+        /* sides by a coin from the pair alone, never from the outcome: an
+         * importer that numbered the chosen answer first must not make
+         * model_a win every battle */
         const RankingItemRow *a = c, *b = w;
-        const char *winner = p->tie ? "tie" : "model_a";
-        if (w->candidate_id < c->candidate_id) a = w, b = c, winner = p->tie ? "tie" : "model_b";
+        int64_t lo = c->candidate_id < w->candidate_id ? c->candidate_id : w->candidate_id;
+        int64_t hi = c->candidate_id ^ w->candidate_id ^ lo;
+        if (rm_arena_coin(lo, hi)) a = w, b = c;
+        const char *winner = p->tie ? (r->none_acceptable ? "tie (bothbad)" : "tie")
+                                    : a == c ? "model_a" : "model_b";
         fputs("{\"model_a\":", f);
         rm_json_string(f, a->model_name);
         fputs(",\"model_b\":", f);
@@ -197,9 +222,7 @@ static void write_pair(FILE *f, int format, const RankingRow *r, const RmPair *p
                 winner, (long long)r->prompt_id, (long long)r->prompt_id, (long long)r->id,
                 (long long)a->candidate_id, (long long)b->candidate_id);
         rm_json_string(f, r->labeler);
-        fputs(",\"tstamp\":", f);
-        rm_json_string(f, r->created_at);
-        fputs("}\n", f);
+        fprintf(f, ",\"tstamp\":%.3f}\n", epoch_seconds(r->created_at));
         break;
     }
     case EXPORT_CSV:

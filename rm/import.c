@@ -65,6 +65,7 @@ typedef struct Rec {
     long line;
     char *prompt, *chosen, *rejected, *chosen_model, *rejected_model, *labeler, *split;
     int simulated;
+    int same;               /* chosen == rejected: skipped whole */
     int64_t cand_c, cand_r; /* filled when written */
 } Rec;
 
@@ -298,6 +299,16 @@ static int submit(Db *db, int64_t prompt_id, const char *labeler, int simulated,
 static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *g,
                        const ImportOptions *o, const char *path, const char *source,
                        ImportStats *st, Err *err) {
+    /* chosen == rejected teaches nothing: such a record leaves no prompt,
+     * candidate or ranking behind */
+    int64_t useful = 0;
+    for (int64_t k = 0; k < g->n; k++) {
+        Rec *r = &rs->r[idx[g->first + k]];
+        r->same = strcmp(r->chosen, r->rejected) == 0;
+        useful += !r->same;
+        st->identical += r->same;
+    }
+    if (!useful) return RLHF_OK;
     Rec *r0 = &rs->r[idx[g->first]];
     const char *split = o->split ? o->split : r0->split;
     PromptIn pin = {r0->prompt, split, source, NULL};
@@ -310,6 +321,7 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
     int nc = 0, ok = g->n <= 64 * 63 / 2;
     for (int64_t k = 0; k < g->n && !rc; k++) {
         Rec *r = &rs->r[idx[g->first + k]];
+        if (r->same) continue;
         int64_t mc, mr;
         rc = db_model_ensure_external(db, r->chosen_model ? r->chosen_model : model, &mc, err);
         if (!rc)
@@ -322,10 +334,6 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
         if (!rc)
             rc = db_candidate_insert(db, &cr, &r->cand_r, &ins, err), st->candidates_new += ins;
         if (rc) return err_prefix(err, "%s:%ld: ", path, r->line);
-        if (r->cand_c == r->cand_r) {
-            st->identical++;
-            continue;
-        }
         int64_t both[2] = {r->cand_c, r->cand_r};
         for (int t = 0; t < 2 && ok; t++) {
             int f = 0;
@@ -347,7 +355,7 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
     if (ok) memset(beats, 0, sizeof beats);
     for (int64_t k = 0; k < g->n && ok; k++) {
         Rec *r = &rs->r[idx[g->first + k]];
-        if (r->cand_c == r->cand_r) continue;
+        if (r->same) continue;
         int a = 0, b = 0;
         while (cands[a] != r->cand_c)
             a++;
@@ -387,7 +395,7 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
     int k2 = 0;
     for (int64_t k = 0; k < g->n; k++) {
         Rec *r = &rs->r[idx[g->first + k]];
-        if (r->cand_c == r->cand_r) continue;
+        if (r->same) continue;
         char name[512];
         if (k2++ == 0)
             snprintf(name, sizeof name, "%s", lab);
