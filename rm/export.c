@@ -110,6 +110,22 @@ static void hh_transcript(FILE *f, const char *prompt, const char *answer) {
     sb_free(&b);
 }
 
+/* A dialogue (a prompt holding later turns, as HH import stores it) goes out
+ * whole, "\n\nHuman: P\n\nAssistant: ", so that prompt + answer is the HH
+ * transcript again; a one-turn prompt goes out as it is. */
+static void pairs_prompt(FILE *f, const char *prompt) {
+    if (!strstr(prompt, "\n\nAssistant:") && !strstr(prompt, "\n\nHuman:")) {
+        rm_json_string(f, prompt);
+        return;
+    }
+    StrBuf b = {0};
+    sb_puts(&b, "\n\nHuman: ");
+    sb_puts(&b, prompt);
+    sb_puts(&b, "\n\nAssistant: ");
+    rm_json_string(f, b.s);
+    sb_free(&b);
+}
+
 typedef struct ExportCtx {
     const ExportOptions *o;
     FILE *out, *val;
@@ -180,7 +196,7 @@ static void write_pair(FILE *f, int format, const RankingRow *r, const RmPair *p
     switch (format) {
     case EXPORT_PAIRS:
         fputs("{\"prompt\":", f);
-        rm_json_string(f, r->prompt);
+        pairs_prompt(f, r->prompt);
         fputs(",\"chosen\":", f);
         rm_json_string(f, c->text);
         fputs(",\"rejected\":", f);

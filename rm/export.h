@@ -1,5 +1,7 @@
 /* Export of comparisons and rankings in the formats the field uses:
- *   pairs     TRL preference JSONL: prompt, chosen, rejected, + ids, models, labeler, margin
+ *   pairs     TRL preference JSONL: prompt, chosen, rejected, + ids, models, labeler, margin;
+ *             a dialogue's prompt as "\n\nHuman: P\n\nAssistant: " (prompt + answer
+ *             is the HH transcript)
  *   hh        HH-RLHF: chosen/rejected as "\n\nHuman: P\n\nAssistant: A" transcripts
  *   rankings  one JSON line per ranking: prompt, completions, ranks, scores, flags
  *   arena     Chatbot Arena battles: model_a, model_b, winner (model_a|model_b|tie|

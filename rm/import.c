@@ -149,6 +149,19 @@ static int answer_field(LineReader *r, const cJSON *obj, const char *key, const 
     return RLHF_OK;
 }
 
+/* A prompt written as a transcript up to the answer ("\n\nHuman: P\n\nAssistant:",
+ * as export writes dialogues and TRL's HH files have it) is stored as the HH
+ * importer stores it: P, without the outer markers. */
+static char *hh_unwrap(const char *s) {
+    size_t n = strlen(s), lh = strlen(HUMAN), la = strlen(ASSISTANT);
+    if (n && s[n - 1] == ' ') n--;
+    if (n < lh + la || strncmp(s, HUMAN, lh) != 0 || strncmp(s + n - la, ASSISTANT, la) != 0)
+        return strdup(s);
+    s += lh, n -= lh + la;
+    if (n && *s == ' ') s++, n--;
+    return strndup(s, n);
+}
+
 /* The prompt of a pairs record: "prompt" as a string or messages, else (TRL's
  * implicit prompt) what the chosen and rejected conversations share. */
 static int pairs_prompt(LineReader *r, const cJSON *obj, const cJSON *cm, const cJSON *rm,
@@ -156,7 +169,7 @@ static int pairs_prompt(LineReader *r, const cJSON *obj, const cJSON *cm, const 
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
     *out = NULL;
     if (cJSON_IsString(v))
-        *out = strdup(v->valuestring);
+        *out = hh_unwrap(v->valuestring);
     else if (cJSON_IsArray(v)) {
         int rc = check_messages(r, v, "prompt", err);
         if (rc) return rc;
@@ -217,6 +230,14 @@ static int read_record(LineReader *r, const cJSON *obj, const ImportOptions *o, 
     } else {
         rc = pairs_prompt(r, obj, cmsgs, rmsgs, &rec->prompt, err);
         if (rc) return rc;
+        /* TRL's HH pairs end the prompt at "Assistant:" and start answers with a space */
+        const cJSON *pv = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
+        size_t pl = cJSON_IsString(pv) ? strlen(pv->valuestring) : 0, la = strlen(ASSISTANT);
+        if (pl > la && strcmp(pv->valuestring + pl - la, ASSISTANT) == 0 &&
+            strncmp(pv->valuestring, HUMAN, strlen(HUMAN)) == 0) {
+            if (*chosen == ' ') chosen++;
+            if (*rejected == ' ') rejected++;
+        }
         rec->chosen = strdup(chosen), rec->rejected = strdup(rejected);
     }
     if (!*rec->prompt)

@@ -242,3 +242,46 @@ Test(rm_store, arena_none_acceptable_tie_is_bothbad) {
     free(out);
     rm_db(db, path);
 }
+
+Test(rm_store, hh_dialogue_pairs_prompt_plus_answer_is_the_transcript) {
+    char path[64];
+    Db *db = tmp_db(path);
+    const char *chosen = "\n\nHuman: Hi\n\nAssistant: Hello.\n\nHuman: Sum 2+2?\n\nAssistant: 4";
+    char file[64] = "/tmp/rlhf-unit-rm-in-XXXXXX";
+    int fd = mkstemp(file);
+    const char *data = "{\"chosen\":\"\\n\\nHuman: Hi\\n\\nAssistant: Hello.\\n\\nHuman: Sum "
+                       "2+2?\\n\\nAssistant: 4\",\"rejected\":\"\\n\\nHuman: Hi\\n\\nAssistant: "
+                       "Hello.\\n\\nHuman: Sum 2+2?\\n\\nAssistant: 5\"}\n";
+    cr_assert(write(fd, data, strlen(data)) == (ssize_t)strlen(data));
+    close(fd);
+    Err err = {0};
+    ImportOptions o = {IMPORT_HH, NULL, NULL, NULL, NULL};
+    ImportStats st = {0};
+    cr_assert_eq(db_begin(db, &err), 0);
+    cr_assert_eq(rm_import_file(db, file, &o, &st, &err), 0, "%s", err.msg);
+    cr_assert_eq(db_commit(db, &err), 0);
+    unlink(file);
+    char *out = export_to_string(db, EXPORT_PAIRS, db_ranking_filter_default());
+    cJSON *j = cJSON_Parse(out);
+    cr_assert_not_null(j, "%s", out);
+    StrBuf b = {0};
+    sb_puts(&b, cJSON_GetObjectItem(j, "prompt")->valuestring);
+    sb_puts(&b, cJSON_GetObjectItem(j, "chosen")->valuestring);
+    cr_assert_str_eq(b.s, chosen);
+    sb_free(&b);
+    cJSON_Delete(j);
+    /* and the pairs come back to the same prompt: no second one */
+    ImportStats st2 = {0};
+    import_string(db, out, &st2);
+    cr_assert_eq(st2.prompts_new, 0);
+    cr_assert_eq(count_rows(path, "prompts"), 1);
+    free(out);
+    /* TRL's HH pairs ("...Assistant:" then " answer") land on the same prompt and answers */
+    import_string(db,
+                  "{\"prompt\":\"\\n\\nHuman: Hi\\n\\nAssistant: Hello.\\n\\nHuman: Sum "
+                  "2+2?\\n\\nAssistant:\",\"chosen\":\" 4\",\"rejected\":\" 5\"}\n",
+                  &st2);
+    cr_assert_eq(count_rows(path, "prompts"), 1);
+    cr_assert_eq(count_rows(path, "candidates"), 2);
+    rm_db(db, path);
+}
