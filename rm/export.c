@@ -184,8 +184,12 @@ static void write_ranking(FILE *f, const RankingRow *r) {
         write_flags(f, r->items[i].flags);
     }
     fprintf(f, "],\"none_acceptable\":%s", r->none_acceptable ? "true" : "false");
+    fprintf(f, ",\"skipped\":%s,\"skip_reason\":", r->skipped ? "true" : "false");
+    r->skip_reason ? rm_json_string(f, r->skip_reason) : (void)fputs("null", f);
+    fprintf(f, ",\"current\":%s", r->is_current ? "true" : "false");
     if (r->time_spent_ms >= 0) fprintf(f, ",\"time_ms\":%lld", (long long)r->time_spent_ms);
-    if (r->note) fputs(",\"note\":", f), rm_json_string(f, r->note);
+    fputs(",\"note\":", f);
+    r->note ? rm_json_string(f, r->note) : (void)fputs("null", f);
     fputs(",\"created_at\":", f);
     rm_json_string(f, r->created_at);
     fputs("}\n", f);
@@ -342,7 +346,10 @@ int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats 
         fputs(csv_header, out);
         if (c.val) fputs(csv_header, c.val);
     }
-    rc = db_rankings_each(db, &o->filter, export_one, &c, err);
+    /* a skip is a labeler's answer too: rankings, which can hold it, keep it */
+    RankingFilter filter = o->filter;
+    if (o->format == EXPORT_RANKINGS) filter.with_skipped = 1;
+    rc = db_rankings_each(db, &filter, export_one, &c, err);
     if (rc == RLHF_EIO)
         err_set(err, rc, "write failed");
     else if (rc == RLHF_EINVAL)

@@ -3,7 +3,8 @@
  *             a dialogue's prompt as "\n\nHuman: P\n\nAssistant: " (prompt + answer
  *             is the HH transcript)
  *   hh        HH-RLHF: chosen/rejected as "\n\nHuman: P\n\nAssistant: A" transcripts
- *   rankings  one JSON line per ranking: prompt, completions, ranks, scores, flags
+ *   rankings  one JSON line per ranking: prompt, completions, ranks, scores, flags,
+ *             skipped + skip_reason (skips included), current (the latest version), note
  *   arena     Chatbot Arena battles: model_a, model_b, winner (model_a|model_b|tie|
  *             tie (bothbad)); which answer is model_a is a coin from the pair
  *   csv       one row per comparison (RFC 4180)

@@ -285,3 +285,50 @@ Test(rm_store, hh_dialogue_pairs_prompt_plus_answer_is_the_transcript) {
     cr_assert_eq(count_rows(path, "candidates"), 2);
     rm_db(db, path);
 }
+
+Test(rm_store, rankings_export_has_note_skips_and_current) {
+    char path[64];
+    Db *db = tmp_db(path);
+    Err err = {0};
+    PromptIn pin = {"P", NULL, NULL, NULL};
+    int64_t pid, c1, c2, ann, bob, mid = model(db, "m", "policy", 0);
+    int ins;
+    cr_assert_eq(db_prompt_insert(db, &pin, &pid, &ins, &err), 0, "%s", err.msg);
+    CandidateIn c = {pid, mid, "x", -1, NAN, NULL, 0, 0};
+    cr_assert_eq(db_candidate_insert(db, &c, &c1, &ins, &err), 0, "%s", err.msg);
+    c.text = "y";
+    cr_assert_eq(db_candidate_insert(db, &c, &c2, &ins, &err), 0, "%s", err.msg);
+    cr_assert_eq(db_labeler_ensure(db, "ann", 0, NULL, &ann, &err), 0, "%s", err.msg);
+    cr_assert_eq(db_labeler_ensure(db, "bob", 0, NULL, &bob, &err), 0, "%s", err.msg);
+    RankingItemIn items[2] = {{c1, 1, 0, NULL, 0}, {c2, 2, 0, NULL, 1}};
+    RankingIn in = {0};
+    in.prompt_id = pid, in.labeler_id = ann;
+    in.time_spent_ms = -1, in.gold_agreement = NAN, in.items = items, in.n_items = 2;
+    cr_assert_eq(db_ranking_submit(db, &in, NULL, &err), 0, "%s", err.msg);
+    items[0].rank = 2, items[1].rank = 1;
+    cr_assert_eq(db_ranking_submit(db, &in, NULL, &err), 0, "%s", err.msg); /* version 2 */
+    RankingItemIn none[2] = {{c1, 0, 0, NULL, 0}, {c2, 0, 0, NULL, 1}};
+    in.labeler_id = bob, in.skipped = 1, in.skip_reason = "unclear prompt", in.items = none;
+    cr_assert_eq(db_ranking_submit(db, &in, NULL, &err), 0, "%s", err.msg);
+    RankingFilter f = db_ranking_filter_default();
+    f.all_versions = 1;
+    char *out = export_to_string(db, EXPORT_RANKINGS, f);
+    int n = 0, current = 0, skipped = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"), n++) {
+        cJSON *j = cJSON_Parse(line);
+        cr_assert_not_null(j, "%s", line);
+        cr_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "note")), "%s", line);
+        current += cJSON_IsTrue(cJSON_GetObjectItem(j, "current"));
+        if (cJSON_IsTrue(cJSON_GetObjectItem(j, "skipped"))) {
+            skipped++;
+            cr_assert_str_eq(cJSON_GetObjectItem(j, "skip_reason")->valuestring,
+                             "unclear prompt");
+        }
+        cJSON_Delete(j);
+    }
+    cr_assert_eq(n, 3);
+    cr_assert_eq(current, 2);
+    cr_assert_eq(skipped, 1);
+    free(out);
+    rm_db(db, path);
+}
