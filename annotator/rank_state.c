@@ -127,7 +127,7 @@ int rs_move(RankState *s, int delta) {
 }
 
 int rs_place(RankState *s, int pos) {
-    if (pos < 1) return -1;
+    if (pos < 1 || pos > s->cur.n) return -1;
     RankCore c = s->cur;
     take_out(&c, s->focus);
     put_alone(&c, s->focus, pos);

@@ -32,6 +32,10 @@ static void k_move(Tui *t, int d) {
     report(t, rs_move(&t->rs, d), "cannot move");
 }
 static void k_place(Tui *t, int pos) {
+    if (pos > t->it.n) {
+        tui_message(t, 1, "no place %d: there are %d candidates", pos, t->it.n);
+        return;
+    }
     report(t, rs_place(&t->rs, pos), "cannot place there");
 }
 static void k_tie(Tui *t, int a) {
@@ -51,6 +55,7 @@ static void k_expr(Tui *t, int a) {
     char cur[RS_MAX_CAND * 4];
     rs_format(&t->rs.cur, cur, sizeof cur);
     tui_begin_input(t, TUI_EXPR, cur);
+    if (cur[0]) tui_message(t, 0, "the current order is filled in: edit it, or Ctrl-U to start over");
 }
 static void k_score(Tui *t, int a) {
     (void)a;
