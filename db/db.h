@@ -30,5 +30,6 @@ void db_rollback(Db *db);
 /* Project settings (key/value), e.g. "label.flags", "label.guidelines", "gen.template". */
 int db_setting_get(Db *db, const char *key, char **value, Err *err); /* *value NULL if unset; caller frees */
 int db_setting_set(Db *db, const char *key, const char *value, Err *err);
+int db_setting_delete(Db *db, const char *key, Err *err); /* no such key: done */
 
 #endif

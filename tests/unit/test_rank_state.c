@@ -331,3 +331,17 @@ Test(tui_keys, help_lists_every_key_and_no_key_is_bound_twice) {
     cr_assert_gt(n, 10);
     for (int i = 0; i < n; i++) cr_assert(h[i].keys[0] && h[i].what[0]);
 }
+
+Test(rank_state, ranking_a_skipped_state_replaces_the_skip) {
+    RankState s;
+    rs_init(&s, 3);
+    cr_assert_eq(rs_skip(&s, "unclear"), 1);
+    cr_assert_eq(rs_skip(&s, "unclear"), 0); /* the same skip again is no change */
+    rs_focus_set(&s, 1);
+    cr_assert_eq(rs_place(&s, 1), 1);
+    cr_assert_eq(s.cur.skipped, 0);
+    cr_assert_str_eq(s.cur.skip_reason, "");
+    cr_assert_eq(rs_undo(&s), 1);
+    cr_assert_eq(s.cur.skipped, 1);
+    rs_free(&s);
+}
