@@ -74,8 +74,6 @@ struct cli_sub {
 int cli_dispatch(const struct cmd_entry *e, const struct cli_sub *subs, int argc, char **argv);
 /* Resets getopt for a fresh parse of a subcommand's argv. */
 void cli_getopt_reset(void);
-/* Writes a JSON string literal (quoted, escaped) to f. */
-void cli_json_string(FILE *f, const char *s);
 /* --json output: prints j on one line to stdout and frees it (EXIT_OK, or
  * EXIT_FAIL when out of memory); every command's --json goes through here. */
 int cli_json_print(cJSON *j);

@@ -225,6 +225,11 @@ expect_rc 0 "$RLHF" prompts import --db $DB p.txt.gz
 printf '{"prompt":"gz prompt","completion":"gz answer","model":"m1"}\n' | gzip > c.jsonl.gz
 expect_rc 0 "$RLHF" candidates import --db $DB c.jsonl.gz
 [ "$(sql $DB "select count(*) from candidates where text='gz answer'")" = 1 ] || die "gz candidates"
+# --json output is built by cJSON: a stored config that is not JSON still
+# gives valid JSON lines
+/usr/bin/python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("UPDATE models SET config = ? WHERE id = 1", ("not \"json",)); c.commit()' $DB
+expect_rc 0 "$RLHF" models --db $DB --json
+printf '%s\n' "$OUT" | $PY -c 'import json, sys; [json.loads(l) for l in sys.stdin]' || die "models --json is not JSON"
 # a failed export leaves no file behind
 expect_rc 1 "$RLHF" export --db nowhere.db --format pairs --out never.jsonl
 [ ! -e never.jsonl ] || die "partial export file left"
