@@ -303,7 +303,7 @@ static void draft_key(const LabelSession *s, int64_t prompt_id, char *key, size_
     snprintf(key, n, "draft.%lld.%lld", (long long)s->labeler_id, (long long)prompt_id);
 }
 
-int ls_draft_save(LabelSession *s, int64_t prompt_id, const RankCore *c, Err *err) {
+int ls_draft_save(LabelSession *s, int64_t prompt_id, const RankCore *c, int wait, Err *err) {
     cJSON *j = cJSON_CreateObject(), *lv = cJSON_AddArrayToObject(j, "level");
     cJSON *sc = cJSON_AddArrayToObject(j, "score"), *fl = cJSON_AddArrayToObject(j, "flags");
     for (int i = 0; i < c->n; i++) {
@@ -317,7 +317,8 @@ int ls_draft_save(LabelSession *s, int64_t prompt_id, const RankCore *c, Err *er
     cJSON_Delete(j);
     if (!text) return err_set(err, RLHF_ENOMEM, "out of memory");
     draft_key(s, prompt_id, key, sizeof key);
-    int rc = db_setting_set(s->db, key, text, err);
+    /* without wait, a busy database is RLHF_EBUSY: the screen never freezes on a draft */
+    int rc = wait ? db_setting_set(s->db, key, text, err) : db_setting_try_set(s->db, key, text, err);
     free(text);
     return rc;
 }

@@ -141,16 +141,16 @@ int tui_unsubmitted(const Tui *t) {
 
 /* Unsubmitted work stays with the claim as a draft, written as it changes
  * (a killed session loses nothing either) and on the way out. */
-static void keep_draft(Tui *t) {
+static void keep_draft(Tui *t, int wait) {
     if (!tui_unsubmitted(t)) return;
     Err e = {0};
-    if (!ls_draft_save(t->s, t->it.prompt_id, &t->rs.cur, &e)) t->saved_draft = t->rs.cur;
+    if (!ls_draft_save(t->s, t->it.prompt_id, &t->rs.cur, wait, &e)) t->saved_draft = t->rs.cur;
 }
 
 static void save_draft_if_changed(Tui *t) {
     if (!t->have_item || t->opts->review || memcmp(&t->saved_draft, &t->rs.cur, sizeof t->rs.cur) == 0) return;
     if (tui_unsubmitted(t)) {
-        keep_draft(t);
+        keep_draft(t, 0); /* busy: tried again at the next key or tick */
         return;
     }
     Err e = {0}; /* everything undone: no draft */
@@ -407,6 +407,7 @@ int tui_run(LabelSession *s, const TuiOpts *o, TuiStats *st, Err *err) {
         long long now = sys_time_ms();
         if (r == ERR) { /* a tick: keep the claim alive, redraw the clock */
             if (sys_interrupted()) t.quit = 1;
+            save_draft_if_changed(&t);
         } else {
             if (t.have_item) rs_clock_key(&t.clock, now);
             handle_key(&t, r == KEY_CODE_YES, ch);
@@ -420,7 +421,7 @@ int tui_run(LabelSession *s, const TuiOpts *o, TuiStats *st, Err *err) {
             t.last_renew_ms = now;
         }
     }
-    keep_draft(&t);
+    keep_draft(&t, 1);
     endwin();
     delscreen(t.screen);
     free_item(&t);

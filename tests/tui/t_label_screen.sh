@@ -111,6 +111,11 @@ time.sleep(3)
 c.execute("COMMIT")
 P
 n=0; while [ ! -e locked ] && [ $n -lt 100 ]; do sleep 0.05; n=$((n + 1)); done
+# edits go on while the lock is held: the draft waits for its turn, the screen does not
+keys x
+wait_for "of 4 ranked]" 1
+keys u
+wait_for "undone" 1
 keys Enter
 wait_for "saving..." 2
 wait_for "saved prompt 1" 15
