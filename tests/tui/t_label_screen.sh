@@ -23,6 +23,14 @@ P
 [ "$(wc -c < c.jsonl)" -gt 5000 ] || die "fixture"
 expect_rc 0 "$RLHF" candidates import c.jsonl
 
+# to_skip: in review, pages on (Enter: unchanged) to the skipped prompt
+to_skip() {
+    _n=0
+    while ! screen | grep -q "SKIPPED: not sure"; do
+        _n=$((_n + 1)); [ $_n -lt 5 ] || { screen; die "the skip is not reviewable"; }
+        keys Enter; sleep 0.3
+    done
+}
 # focus_on PATTERN: moves the focus to the candidate whose header matches
 focus_on() {
     keys k k k k k; sleep 0.2
@@ -137,11 +145,7 @@ tui_cleanup
 # ranking it replaces the skip
 tui_start 100 30 "$RLHF label --as ann --review"
 wait_for "Prompt"
-n=0
-while ! screen | grep -q "SKIPPED: not sure"; do
-    n=$((n + 1)); [ $n -lt 5 ] || { screen; die "the skip is not reviewable"; }
-    keys Enter; sleep 0.3
-done
+to_skip
 keys Enter
 wait_for "unchanged:"
 [ "$(sql s.db "SELECT count(*) FROM rankings r JOIN prompts p ON p.id = r.prompt_id WHERE p.text = 'Capital of France?'")" = 1 ] || die "an identical version was stored"
@@ -149,11 +153,7 @@ keys q
 wait_for "EXITED 0"
 tui_cleanup
 tui_start 100 30 "$RLHF label --as ann --review"
-n=0
-while ! screen | grep -q "SKIPPED: not sure"; do
-    n=$((n + 1)); [ $n -lt 5 ] || { screen; die "the skip is not reviewable"; }
-    keys Enter; sleep 0.3
-done
+to_skip
 keys e
 type_text "2>1"
 keys Enter Enter

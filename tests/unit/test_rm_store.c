@@ -184,6 +184,20 @@ static int64_t count_rows(const char *dbpath, const char *table) {
     return n;
 }
 
+/* Prompt "P" with candidates "x" and "y" of model "m". */
+static int64_t prompt_xy(Db *db, int64_t *c1, int64_t *c2) {
+    Err err = {0};
+    PromptIn pin = {"P", NULL, NULL, NULL};
+    int64_t pid, mid = model(db, "m", "policy", 0);
+    int ins;
+    cr_assert_eq(db_prompt_insert(db, &pin, &pid, &ins, &err), 0, "%s", err.msg);
+    CandidateIn c = {pid, mid, "x", -1, NAN, NULL, 0, 0};
+    cr_assert_eq(db_candidate_insert(db, &c, c1, &ins, &err), 0, "%s", err.msg);
+    c.text = "y";
+    cr_assert_eq(db_candidate_insert(db, &c, c2, &ins, &err), 0, "%s", err.msg);
+    return pid;
+}
+
 Test(rm_store, identical_pair_leaves_nothing_behind) {
     char path[64];
     Db *db = tmp_db(path);
@@ -223,14 +237,7 @@ Test(rm_store, arena_none_acceptable_tie_is_bothbad) {
     char path[64];
     Db *db = tmp_db(path);
     Err err = {0};
-    PromptIn pin = {"P", NULL, NULL, NULL};
-    int64_t pid, c1, c2, lid, mid = model(db, "m", "policy", 0);
-    int ins;
-    cr_assert_eq(db_prompt_insert(db, &pin, &pid, &ins, &err), 0, "%s", err.msg);
-    CandidateIn c = {pid, mid, "x", -1, NAN, NULL, 0, 0};
-    cr_assert_eq(db_candidate_insert(db, &c, &c1, &ins, &err), 0, "%s", err.msg);
-    c.text = "y";
-    cr_assert_eq(db_candidate_insert(db, &c, &c2, &ins, &err), 0, "%s", err.msg);
+    int64_t c1, c2, lid, pid = prompt_xy(db, &c1, &c2);
     cr_assert_eq(db_labeler_ensure(db, "ann", 0, NULL, &lid, &err), 0, "%s", err.msg);
     RankingItemIn items[2] = {{c1, 1, 0, NULL, 0}, {c2, 1, 0, NULL, 1}};
     RankingIn in = {0};
@@ -290,14 +297,7 @@ Test(rm_store, rankings_export_has_note_skips_and_current) {
     char path[64];
     Db *db = tmp_db(path);
     Err err = {0};
-    PromptIn pin = {"P", NULL, NULL, NULL};
-    int64_t pid, c1, c2, ann, bob, mid = model(db, "m", "policy", 0);
-    int ins;
-    cr_assert_eq(db_prompt_insert(db, &pin, &pid, &ins, &err), 0, "%s", err.msg);
-    CandidateIn c = {pid, mid, "x", -1, NAN, NULL, 0, 0};
-    cr_assert_eq(db_candidate_insert(db, &c, &c1, &ins, &err), 0, "%s", err.msg);
-    c.text = "y";
-    cr_assert_eq(db_candidate_insert(db, &c, &c2, &ins, &err), 0, "%s", err.msg);
+    int64_t c1, c2, ann, bob, pid = prompt_xy(db, &c1, &c2);
     cr_assert_eq(db_labeler_ensure(db, "ann", 0, NULL, &ann, &err), 0, "%s", err.msg);
     cr_assert_eq(db_labeler_ensure(db, "bob", 0, NULL, &bob, &err), 0, "%s", err.msg);
     RankingItemIn items[2] = {{c1, 1, 0, NULL, 0}, {c2, 2, 0, NULL, 1}};
