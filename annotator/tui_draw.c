@@ -129,7 +129,7 @@ static void candidate_header(Body *b, int pos, int rank) {
         if (c->flags[pos] & (1u << f)) m += snprintf(meta + m, sizeof meta - (size_t)m, " !%s", t->s->flags[f]);
     if (t->similar_to[pos] >= 0) m += snprintf(meta + m, sizeof meta - (size_t)m, " ~[%d]", t->similar_to[pos] + 1);
     int nl = t->ncand[pos] ? tv_wrap(t->wcand[pos], t->ncand[pos], b->w - 4, NULL, 0) : 0;
-    snprintf(meta + m, sizeof meta - (size_t)m, "  (%d line%s)", nl, nl == 1 ? "" : "s");
+    if (nl) snprintf(meta + m, sizeof meta - (size_t)m, "  (%d line%s)", nl, nl == 1 ? "" : "s");
     put_utf8(t, y, x, b->w - x, meta, A_NORMAL);
 }
 
