@@ -10,9 +10,9 @@ CC      ?= cc
 PKGS      := sqlite3 ncursesw libcjson openblas zlib
 TEST_PKGS := criterion
 # Debian packages behind the pkg-config names above, the test framework, and
-# what the reference and TUI tests run (PyTorch, tmux).
+# what the reference, TUI and report-rendering tests run (PyTorch, tmux, Chromium).
 DEB_BUILD := build-essential pkg-config libsqlite3-dev libncurses-dev libcjson-dev libopenblas-dev zlib1g-dev
-DEB_TEST  := libcriterion-dev python3-torch python3-numpy tmux
+DEB_TEST  := libcriterion-dev python3-torch python3-numpy tmux chromium
 
 # Lazily evaluated (=) so `make deps` works before pkg-config exists.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -30,7 +30,7 @@ LDFLAGS += $(SAN_FLAGS)
 endif
 LDLIBS  += -lm -lpthread
 
-LIB_DIRS := util db model gen annotator rm rl
+LIB_DIRS := util db model gen annotator rm rl viz
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)) $(filter-out cli/main.c,$(wildcard cli/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/librlhf.a

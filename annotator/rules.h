@@ -23,7 +23,20 @@ const Rule *rule_table(int *n);
 double rule_keyword_score(const char *prompt, const char *answer); /* share of key words answered */
 double rule_length_score(const char *prompt, const char *answer);  /* 1 for 4..40 words */
 double rule_fullstop_score(const char *prompt, const char *answer); /* ends a sentence */
-double rule_variety_score(const char *prompt, const char *answer); /* distinct / all words */
-double rule_clean_score(const char *prompt, const char *answer);   /* one clean sentence */
+double rule_variety_score(const char *prompt, const char *answer);  /* distinct / all words */
+double rule_clean_score(const char *prompt, const char *answer);    /* one clean sentence */
+
+/* The demo task (samples/make_corpus.py): questions with one right answer
+ * (sums, colours, capitals, opposites, animal sounds, plurals). The rule
+ * "demo" mixes these; "correct" is rule_correct_score alone. */
+double rule_correct_score(const char *prompt,
+                          const char *answer); /* right fact, no wrong one: 1/0 */
+double rule_polite_score(const char *prompt, const char *answer); /* 0 when rude */
+double rule_on_topic_score(const char *prompt,
+                           const char *answer);                 /* names the question's subject */
+double rule_form_score(const char *prompt, const char *answer); /* one clean short sentence */
+/* The word the right answer must contain (a static string, lower case), or
+ * NULL when the prompt is not a question of the demo task. */
+const char *rule_demo_expected(const char *prompt);
 
 #endif

@@ -1,8 +1,8 @@
 /* rlhf eval-rm: how often a reward model prefers the answer labelers ranked
  * higher, on the prompts train-rm held out, beside how often the labelers
  * agree with each other on those prompts. */
+#include "annotator/rules.h"
 #include "cli/cli.h"
-#include "cli/rm_cli.h"
 #include "cli/filter.h"
 #include "db/registry.h"
 #include "rm/agreement.h"
@@ -29,10 +29,43 @@ const struct cmd_entry cmd_eval_rm_entry = {
     "  --tokenizer TOK    tokenizer.bin when RM carries none\n"
     "  --template T       chat template (default: RM's in the registry, else the default)\n"
     "  --batch N          answers per forward pass (default 16)\n"
+    "  --judge RULE       also the accuracy against a rule without noise (label --list-rules)\n"
+    "                     on the same answers: how well the RM learned the task itself\n"
     "  --json             the report as one JSON object\n" CLI_HELP_FILTER CLI_HELP_COMMON,
     exec_eval_rm};
 
 static const struct cmd_entry *E = &cmd_eval_rm_entry;
+
+/* The RM against a rule without noise on the selected groups' answers: every
+ * pair of answers of a prompt that the rule scores apart counts once, however
+ * many labelers ranked the prompt. */
+static void judge_accuracy(const Rule *judge, const PrefSet *s, const int64_t *first,
+                           const float *rewards, const unsigned char *sel, RmAcc *out) {
+    memset(out, 0, sizeof *out);
+    int64_t *seen = malloc(sizeof(int64_t) * (size_t)(s->n ? s->n : 1));
+    int n_seen = 0;
+    for (int g = 0; g < s->n; g++) {
+        const PrefGroup *pg = &s->g[g];
+        if (sel && !sel[g]) continue;
+        int dup = 0;
+        for (int i = 0; seen && pg->prompt_id && i < n_seen && !dup; i++) dup = seen[i] == pg->prompt_id;
+        if (dup) continue;
+        if (seen && pg->prompt_id) seen[n_seen++] = pg->prompt_id;
+        double sc[64];
+        int n = pg->n < 64 ? pg->n : 64;
+        for (int i = 0; i < n; i++) sc[i] = judge->score(pg->prompt, pg->answers[i]);
+        for (int i = 0; i < n; i++)
+            for (int j = i + 1; j < n; j++) {
+                if (fabs(sc[i] - sc[j]) < 1e-9) continue;
+                float ri = rewards[first[g] + i], rj = rewards[first[g] + j];
+                out->pairs++;
+                out->correct += (sc[i] > sc[j]) == (ri > rj) && ri != rj;
+            }
+    }
+    free(seen);
+    out->acc = out->pairs ? (double)out->correct / out->pairs : NAN;
+    rm_wilson((double)out->correct, (double)out->pairs, 1.96, &out->lo, &out->hi);
+}
 
 static cJSON *acc_json(const RmAcc *a) {
     cJSON *o = cJSON_CreateObject();
@@ -57,7 +90,7 @@ static void acc_line(const char *label, const RmAcc *a, const char *extra) {
 }
 
 static void print_json(const char *rm, const char *source, const RmEvalReport *r, const PrefSet *s,
-                       double val_frac, int all) {
+                       double val_frac, int all, const Rule *judge, const RmAcc *by_rule) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "rm", rm);
     cJSON_AddStringToObject(o, "data", source);
@@ -85,6 +118,11 @@ static void print_json(const char *rm, const char *source, const RmEvalReport *r
     cJSON_DeleteItemFromObject(la, "correct");
     cJSON_AddNumberToObject(la, "agreed", (double)r->labelers.correct);
     cJSON_AddItemToObject(o, "labeler_agreement", la);
+    if (judge) {
+        cJSON *j = acc_json(by_rule);
+        cJSON_AddStringToObject(j, "rule", judge->name);
+        cJSON_AddItemToObject(o, "judge", j);
+    }
     char *txt = cJSON_PrintUnformatted(o);
     if (txt) puts(txt);
     free(txt);
@@ -92,7 +130,7 @@ static void print_json(const char *rm, const char *source, const RmEvalReport *r
 }
 
 static void print_text(const char *rm, const char *source, const RmEvalReport *r, const PrefSet *s,
-                       int all) {
+                       int all, const Rule *judge, const RmAcc *by_rule) {
     printf("%s on %s: %lld %sprompts, %lld rankings\n", rm, source, (long long)r->prompts,
            all ? "" : "held-out ", (long long)r->groups);
     acc_line("accuracy", &r->all, "");
@@ -100,6 +138,11 @@ static void print_text(const char *rm, const char *source, const RmEvalReport *r
         char extra[80];
         snprintf(extra, sizeof extra, " shared by two labelers");
         acc_line("labelers agree", &r->labelers, extra);
+    }
+    if (judge) {
+        char label[64];
+        snprintf(label, sizeof label, "rule %s (no noise)", judge->name);
+        acc_line(label, by_rule, " of answers the rule tells apart");
     }
     int any = 0;
     for (int i = 0; i < r->n_labelers; i++) any += r->by_labeler[i].pairs > 0;
@@ -125,7 +168,8 @@ static int exec_eval_rm(int argc, char **argv) {
         {"val-frac", required_argument, NULL, 'v'}, {"all", no_argument, NULL, 'a'},
         {"min-agreement", required_argument, NULL, 'A'}, {"tokenizer", required_argument, NULL, 'k'},
         {"template", required_argument, NULL, 'T'}, {"batch", required_argument, NULL, 'b'},
-        {"json", no_argument, NULL, 'j'}, CLI_OPT_END};
+        {"json", no_argument, NULL, 'j'}, {"judge", required_argument, NULL, 'J'}, CLI_OPT_END};
+    const Rule *judge = NULL;
     const char *dbflag = NULL, *rm = NULL, *data = NULL, *tok_path = NULL, *template = NULL;
     PrefLoadOptions lo = {db_ranking_filter_default(), -1, 0.1};
     long batch = 16;
@@ -145,6 +189,10 @@ static int exec_eval_rm(int argc, char **argv) {
         case 'T': template = optarg; break;
         case 'a': all = 1; break;
         case 'j': json = 1; break;
+        case 'J':
+            if (!(judge = rule_find(optarg)))
+                return cli_usage_error(E, "--judge: no rule named '%s' (see rlhf label --list-rules)", optarg);
+            break;
         case 'v': if (cli_parse_double(E, "--val-frac", optarg, 0, 0.9, &lo.val_frac)) return EXIT_USAGE; break;
         case 'A':
             if (cli_parse_double(E, "--min-agreement", optarg, 0, 1, &lo.min_agreement)) return EXIT_USAGE;
@@ -178,7 +226,7 @@ static int exec_eval_rm(int argc, char **argv) {
     unsigned char *sel = NULL;
     SeqExample *ex = NULL;
     int64_t *pos = NULL;
-    rc = cli_rm_scorer_open(db, rm, tok_path, template, (int)batch, &sc, &err);
+    rc = rm_scorer_open_in(db, &sc, rm, tok_path, template, (int)batch, &err);
     if (rc) goto out_noscorer;
     rc = data ? prefs_load_file(data, lo.val_frac, &set, &err) : prefs_load_store(db, &lo, &set, &err);
     if (!rc && !data && set.n == 0)
@@ -218,13 +266,15 @@ static int exec_eval_rm(int argc, char **argv) {
         if (!rc) rc = rm_prompt_agreement(&rs, &aid, &arate, &na, &err);
     }
     if (!rc) rc = rm_eval_report(&set, d.first, rewards, sel, aid, arate, na, &rep, &err);
+    RmAcc by_rule = {0};
+    if (!rc && judge) judge_accuracy(judge, &set, d.first, rewards, sel, &by_rule);
     if (!rc && !data) rc = rm_eval_labeler_agreement(&rs, &rep, &err);
     if (!rc) {
         const char *source = data ? data : "the store's rankings";
         if (json)
-            print_json(rm, source, &rep, &set, data ? 0 : lo.val_frac, all);
+            print_json(rm, source, &rep, &set, data ? 0 : lo.val_frac, all, judge, &by_rule);
         else
-            print_text(rm, source, &rep, &set, all);
+            print_text(rm, source, &rep, &set, all, judge, &by_rule);
         if (d.cut)
             fprintf(stderr, "eval-rm: %lld answers had their prompt cut from the left to fit the context\n",
                     (long long)d.cut);

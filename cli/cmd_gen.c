@@ -204,7 +204,7 @@ static int exec_gen(int argc, char **argv) {
     int opened = (rc = gen_model_open(&g, ckpt, tok_path, &p, best_of ? (int)best_of : (int)k, &err)) == RLHF_OK;
     int rm_open = 0, bo_open = 0;
     if (!rc && best_of) {
-        rm_open = (rc = eval_rm_open(db, &rm, rm_path, (int)best_of, &err)) == RLHF_OK;
+        rm_open = (rc = rm_scorer_open_in(db, &rm, rm_path, NULL, NULL, (int)best_of, &err)) == RLHF_OK;
         if (rc) err_prefix(&err, "--rm: ");
     }
     if (!rc) rc = db_begin(db, &err);

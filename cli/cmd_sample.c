@@ -237,7 +237,8 @@ static int exec_sample(int argc, char **argv) {
         free(stdin_text);
         return cli_fail(E, &err);
     }
-    rc = model_load_tokenizer(&m, model_path, tok_path, &tok, &err);
+    rc = model_require_policy(&m, model_path, &err);
+    if (!rc) rc = model_load_tokenizer(&m, model_path, tok_path, &tok, &err);
     size_t plen = strlen(prompt);
     if (!rc && !(ids = malloc(sizeof(int) * (size_t)tok_encode_cap(plen))))
         rc = err_set(&err, RLHF_ENOMEM, "out of memory");

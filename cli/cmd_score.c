@@ -2,7 +2,7 @@
  * candidate and RM, so other commands can sort and filter by them) or for a
  * JSONL file of prompt/answer records (written back with a "score" field). */
 #include "cli/cli.h"
-#include "cli/rm_cli.h"
+#include "rm/rm_score.h"
 #include "db/registry.h"
 #include "db/scores.h"
 #include "model/checkpoint.h"
@@ -229,7 +229,7 @@ static int exec_score(int argc, char **argv) {
         if ((rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db))) return rc;
     }
     RmScorer sc;
-    rc = cli_rm_scorer_open(db, rm, tok_path, template, (int)batch, &sc, &err);
+    rc = rm_scorer_open_in(db, &sc, rm, tok_path, template, (int)batch, &err);
     if (!rc) {
         rc = in ? score_file(&sc, in, out, rm, &err) : score_store(&sc, db, rm, split, model, redo, &err);
         rm_scorer_close(&sc);

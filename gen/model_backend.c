@@ -14,6 +14,10 @@ int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const Sa
     g->p = *p;
     g->k_max = k_max;
     if ((rc = model_load(ckpt, &g->m, err))) return rc;
+    if ((rc = model_require_policy(&g->m, ckpt, err))) {
+        model_free(&g->m);
+        return rc;
+    }
     rc = model_load_tokenizer(&g->m, ckpt, tok_path, &g->tok, err);
     if (!rc) rc = infer_create(&g->st, &g->m, k_max, err);
     if (rc) {

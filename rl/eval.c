@@ -12,6 +12,7 @@
 #include "model/checkpoint.h"
 #include "model/loss.h"
 #include "model/seq.h"
+#include "rm/rm_eval.h"
 #include "util/progress.h"
 #include "util/sys.h"
 #include "util/text.h"
@@ -37,18 +38,6 @@ EvalOptions eval_options_default(void) {
     return o;
 }
 
-void eval_wilson(double p, double n, double z, double *lo, double *hi) {
-    if (n <= 0) {
-        *lo = 0, *hi = 1;
-        return;
-    }
-    double z2 = z * z, d = 1 + z2 / n;
-    double c = (p + z2 / (2 * n)) / d;
-    double h = z / d * sqrt(p * (1 - p) / n + z2 / (4 * n * n));
-    *lo = c - h < 0 ? 0 : c - h;
-    *hi = c + h > 1 ? 1 : c + h;
-}
-
 int eval_rm_score(void *rm_scorer, const char *prompt, const char *const *answers, int n,
                   float *out, Err *err) {
     const char **prompts = malloc((size_t)n * sizeof *prompts);
@@ -57,19 +46,6 @@ int eval_rm_score(void *rm_scorer, const char *prompt, const char *const *answer
         prompts[i] = prompt;
     int rc = rm_score_texts(rm_scorer, prompts, answers, n, out, err);
     free(prompts);
-    return rc;
-}
-
-int eval_rm_open(Db *db, RmScorer *s, const char *path, int max_batch, Err *err) {
-    char real[PATH_MAX], *tmpl = NULL;
-    ModelRow row;
-    int rc = db_model_get(db, realpath(path, real) ? real : path, &row, err);
-    if (rc == RLHF_OK && row.template) tmpl = strdup(row.template);
-    if (rc == RLHF_OK) db_model_row_free(&row);
-    rc = rc == RLHF_OK || rc == RLHF_ENOTFOUND ? RLHF_OK : rc;
-    if (!rc && !tmpl) rc = db_setting_get(db, "gen.template", &tmpl, err);
-    if (!rc) rc = rm_scorer_open(s, path, NULL, tmpl, max_batch, err);
-    free(tmpl);
     return rc;
 }
 
@@ -282,7 +258,7 @@ static int settle(Run *r, Err *err) {
     }
     if (!rc && o->rm) {
         rc = resolve(r->db, o->rm, "--rm", &r->rm_path, err);
-        if (!rc && (rc = eval_rm_open(r->db, &r->rm, r->rm_path, o->batch, err)))
+        if (!rc && (rc = rm_scorer_open_in(r->db, &r->rm, r->rm_path, NULL, NULL, o->batch, err)))
             err_prefix(err, "--rm: ");
         r->have_rm = !rc;
     }
@@ -660,11 +636,11 @@ static void summarise(Run *r, EvalResult *res) {
     for (int k = 0; k < 2; k++) {
         EvalSide *s = &res->side[k];
         s->win = k ? 1 - w : w;
-        eval_wilson(s->win, (double)r->np, 1.96, &s->win_lo, &s->win_hi);
+        rm_wilson(s->win * r->np, (double)r->np, 1.96, &s->win_lo, &s->win_hi);
         s->rm_win = s->rm_lo = s->rm_hi = s->reward = NAN;
         if (r->have_rm) {
             s->rm_win = k ? 1 - rmw : rmw;
-            eval_wilson(s->rm_win, (double)r->np, 1.96, &s->rm_lo, &s->rm_hi);
+            rm_wilson(s->rm_win * r->np, (double)r->np, 1.96, &s->rm_lo, &s->rm_hi);
         }
         double len = 0, judge = 0, reward = 0;
         int64_t n = 0, n_len = 0;

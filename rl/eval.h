@@ -82,14 +82,6 @@ void eval_result_free(EvalResult *r);
  * at step 0 (a figure that is not known is left out). One transaction. */
 int eval_record(Db *db, const EvalResult *r, const char *config_json, Err *err);
 
-/* Wilson score interval for a share p of n trials at z (1.96 for 95%). */
-void eval_wilson(double p, double n, double z, double *lo, double *hi);
-
-/* Opens the reward model at path (a checkpoint) with the template it reads
- * prompts in: its own in the registry, else the project's gen.template, else
- * the default. */
-int eval_rm_open(Db *db, RmScorer *s, const char *path, int max_batch, Err *err);
-
 /* Scores answers with an RmScorer (ctx): the BestOfScoreFn of gen/best_of.h. */
 int eval_rm_score(void *rm_scorer, const char *prompt, const char *const *answers, int n,
                   float *out, Err *err);

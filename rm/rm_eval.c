@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void rm_wilson(int64_t k, int64_t n, double z, double *lo, double *hi) {
+void rm_wilson(double k, double n, double z, double *lo, double *hi) {
     if (n <= 0) {
         *lo = *hi = NAN;
         return;
     }
-    double p = (double)k / n, z2 = z * z, den = 1 + z2 / n;
+    double p = k / n, z2 = z * z, den = 1 + z2 / n;
     double mid = (p + z2 / (2.0 * n)) / den;
     double half = z / den * sqrt(p * (1 - p) / n + z2 / (4.0 * n * n));
     *lo = mid - half < 0 ? 0 : mid - half;

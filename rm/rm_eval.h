@@ -14,7 +14,7 @@
 
 /* Wilson score interval of k successes in n trials at z (1.96: 95%);
  * [NAN, NAN] when n is 0. */
-void rm_wilson(int64_t k, int64_t n, double z, double *lo, double *hi);
+void rm_wilson(double k, double n, double z, double *lo, double *hi);
 
 typedef struct RmAcc {
     int64_t pairs, correct;

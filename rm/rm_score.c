@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/registry.h"
 #include "model/checkpoint.h"
+
+#include <limits.h>
 
 int rm_scorer_open(RmScorer *s, const char *path, const char *tok_path, const char *template,
                    int max_batch, Err *err) {
@@ -72,5 +75,22 @@ int rm_score_texts(RmScorer *s, const char *const *prompts, const char *const *a
         if (!rc) rc = rm_score_examples(s, s->ex, b, out + i, err);
         for (int j = 0; j < got; j++) seq_example_free(&s->ex[j]);
     }
+    return rc;
+}
+
+int rm_scorer_open_in(Db *db, RmScorer *s, const char *path, const char *tok_path,
+                      const char *template, int max_batch, Err *err) {
+    char *tmpl = NULL, real[PATH_MAX];
+    int rc = RLHF_OK;
+    if (db && !template) {
+        ModelRow row;
+        int got = db_model_get(db, realpath(path, real) ? real : path, &row, NULL) == RLHF_OK ||
+                  db_model_get(db, path, &row, NULL) == RLHF_OK;
+        if (got && row.template) tmpl = strdup(row.template);
+        if (got) db_model_row_free(&row);
+        if (!tmpl) rc = db_setting_get(db, "gen.template", &tmpl, err);
+    }
+    if (!rc) rc = rm_scorer_open(s, path, tok_path, template ? template : tmpl, max_batch, err);
+    free(tmpl);
     return rc;
 }

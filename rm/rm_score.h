@@ -6,6 +6,7 @@
 #ifndef RLHF_RM_SCORE_H
 #define RLHF_RM_SCORE_H
 
+#include "db/db.h"
 #include "model/model.h"
 #include "model/seq.h"
 #include "model/tokenizer.h"
@@ -27,6 +28,11 @@ typedef struct RmScorer {
  * template NULL: the default. max_batch: examples per forward pass. */
 int rm_scorer_open(RmScorer *s, const char *path, const char *tok_path, const char *template,
                    int max_batch, Err *err);
+/* rm_scorer_open with the template the prompts are read in: template when
+ * given, else the one registered for the RM in db (found by path or name),
+ * else the project's gen.template setting, else the default. db may be NULL. */
+int rm_scorer_open_in(Db *db, RmScorer *s, const char *path, const char *tok_path,
+                      const char *template, int max_batch, Err *err);
 void rm_scorer_close(RmScorer *s);
 /* Scores n texts (answers as stored: without the template's joining space). */
 int rm_score_texts(RmScorer *s, const char *const *prompts, const char *const *answers, int n,

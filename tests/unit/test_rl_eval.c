@@ -16,6 +16,7 @@
 #include "db/registry.h"
 #include "model/checkpoint.h"
 #include "rl/eval.h"
+#include "rm/rm_eval.h"
 #include "tests/unit/fixtures.h"
 
 static char dir[64];
@@ -115,19 +116,6 @@ static EvalOptions options(void) {
     o.sp.stop = stops, o.sp.n_stop = 1;
     o.rule = rule_find("demo");
     return o;
-}
-
-Test(rl_eval, wilson_interval) {
-    double lo, hi;
-    eval_wilson(0.5, 10, 1.96, &lo, &hi);
-    cr_assert_float_eq(lo, 0.2366, 1e-4);
-    cr_assert_float_eq(hi, 0.7634, 1e-4);
-    eval_wilson(0, 10, 1.96, &lo, &hi);
-    cr_assert_float_eq(lo, 0, 1e-12);
-    cr_assert_float_eq(hi, 0.2775, 1e-4);
-    eval_wilson(1, 40, 1.96, &lo, &hi);
-    cr_assert_float_eq(hi, 1, 1e-12);
-    cr_assert_float_eq(lo, 0.9124, 1e-4);
 }
 
 Test(rl_eval, logprobs_do_not_depend_on_the_batch) {
@@ -281,11 +269,11 @@ Test(rl_eval, the_rm_reads_the_project_template) {
     Db *db = setup();
     Err e = {0};
     RmScorer s;
-    cr_assert_eq(eval_rm_open(db, &s, at("rm.ckpt"), 2, &e), 0, "%s", e.msg);
+    cr_assert_eq(rm_scorer_open_in(db, &s, at("rm.ckpt"), NULL, NULL, 2, &e), 0, "%s", e.msg);
     cr_assert_null(s.template, "no template anywhere: the default");
     rm_scorer_close(&s);
     cr_assert_eq(db_setting_set(db, "gen.template", "Q: {prompt}\nA:", &e), 0);
-    cr_assert_eq(eval_rm_open(db, &s, at("rm.ckpt"), 2, &e), 0, "%s", e.msg);
+    cr_assert_eq(rm_scorer_open_in(db, &s, at("rm.ckpt"), NULL, NULL, 2, &e), 0, "%s", e.msg);
     cr_assert_str_eq(s.template, "Q: {prompt}\nA:");
     rm_scorer_close(&s);
     teardown(db);

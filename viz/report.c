@@ -1,0 +1,736 @@
+/* The HTML report: a page of sections (final table, runs, ratings, labelers,
+ * reward model against labelers), every chart drawn by viz_svg_chart. */
+#include "viz/report.h"
+
+#include <cjson/cJSON.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rm/agreement.h"
+#include "rm/elo.h"
+#include "viz/chart.h"
+
+#define H viz_html_escape
+
+ReportOptions report_options_default(void) {
+    ReportOptions o = {0};
+    o.rankings = db_ranking_filter_default();
+    o.seed = 42;
+    return o;
+}
+
+/* Known metrics, grouped on one chart each, in this order; the first group
+ * whose pattern matches takes the metric. Anything else gets its own chart. */
+static const struct {
+    const char *title;
+    const char *pat[6];
+} GROUPS[] = {
+    {"Loss", {"*loss*"}},
+    {"Accuracy", {"*accurac*"}},
+    {"Reward", {"objective/scores", "objective/rlhf_reward", "rewards/*", "*reward*"}},
+    {"KL", {"objective/kl", "objective/kl_full", "*approxkl*", "kl", "*/kl"}},
+    {"Entropy", {"*entropy*"}},
+    {"Clip fraction", {"*clipfrac*"}},
+    {"Answer length", {"answer/length*", "*length*"}},
+    {"Learning rate", {"lr", "*/lr", "learning_rate"}},
+    {"Gradient norm", {"grad_norm", "*/grad_norm"}},
+    {"Throughput", {"*_per_s"}},
+    {"Seconds per step", {"time/*"}},
+};
+enum { N_GROUPS = sizeof GROUPS / sizeof GROUPS[0] };
+
+int report_metric_group(const char *name, const char **title) {
+    for (int g = 0; g < N_GROUPS; g++)
+        for (int k = 0; k < 6 && GROUPS[g].pat[k]; k++)
+            if (fnmatch(GROUPS[g].pat[k], name, 0) == 0) {
+                if (title) *title = GROUPS[g].title;
+                return g;
+            }
+    if (title) *title = name;
+    return -1;
+}
+
+static const char CSS[] =
+    "body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;"
+    "max-width:1100px;padding:0 12px 40px;color:#222;background:#fff}"
+    "h1{font-size:1.5em;margin:.8em 0 .2em}h2{margin-top:1.6em;border-bottom:1px solid #ccc}"
+    "h3{font-size:1.05em;margin:1.2em 0 .3em}nav a{margin-right:1em}"
+    ".meta,.note{color:#666;font-size:.9em}.empty{padding:1em;background:#f6f6f6}"
+    ".charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:8px}"
+    "figure{margin:0;break-inside:avoid;page-break-inside:avoid}"
+    "svg.chart{width:100%;height:auto;display:block}"
+    ".wrap{overflow-x:auto}table{border-collapse:collapse;margin:.4em 0;font-size:.9em}"
+    "th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}"
+    "th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}"
+    ".ct{font-size:13px;font-weight:600;fill:#222}.ax{font-size:11px;fill:#555}"
+    ".lg{font-size:11px;fill:#333}.pa{fill:none;stroke:#bbb}.gr{stroke:#eee}"
+    ".hl{stroke:#c00;stroke-dasharray:5 4;stroke-width:1.5}"
+    "polyline{fill:none;stroke-width:1.8;stroke-linejoin:round;vector-effect:non-scaling-stroke}"
+    ".wh{stroke-width:1.5}"
+    ".s0 polyline,.s0 .wh{stroke:#1f77b4}.s0 circle,.k0{fill:#1f77b4}"
+    ".s1 polyline,.s1 .wh{stroke:#ff7f0e}.s1 circle,.k1{fill:#ff7f0e}"
+    ".s2 polyline,.s2 .wh{stroke:#2ca02c}.s2 circle,.k2{fill:#2ca02c}"
+    ".s3 polyline,.s3 .wh{stroke:#d62728}.s3 circle,.k3{fill:#d62728}"
+    ".s4 polyline,.s4 .wh{stroke:#9467bd}.s4 circle,.k4{fill:#9467bd}"
+    ".s5 polyline,.s5 .wh{stroke:#8c564b}.s5 circle,.k5{fill:#8c564b}"
+    ".s6 polyline,.s6 .wh{stroke:#e377c2}.s6 circle,.k6{fill:#e377c2}"
+    ".s7 polyline,.s7 .wh{stroke:#7f7f7f}.s7 circle,.k7{fill:#7f7f7f}"
+    "@media (max-width:640px){body{font-size:14px;padding:0 6px}"
+    ".charts{grid-template-columns:1fr}}"
+    "@media print{nav{display:none}body{max-width:none;font-size:11pt}"
+    ".charts{grid-template-columns:1fr 1fr}h2{break-after:avoid;page-break-after:avoid}"
+    ".wrap{overflow:visible}}";
+
+typedef struct Ctx {
+    FILE *f;
+    Db *db;
+    const ReportOptions *o;
+    ReportStats st;
+    Err *err;
+} Ctx;
+
+static void num(FILE *f, const char *fmt, double v) {
+    if (isfinite(v))
+        fprintf(f, fmt, v);
+    else
+        fputs("&#8212;", f);
+}
+
+static void td_num(FILE *f, const char *fmt, double v) {
+    fputs("<td>", f);
+    num(f, fmt, v);
+    fputs("</td>", f);
+}
+
+static void td_str(FILE *f, const char *s) {
+    fputs("<td>", f);
+    if (s && *s)
+        H(f, s);
+    else
+        fputs("&#8212;", f);
+    fputs("</td>", f);
+}
+
+static int chart(Ctx *c, const VizChart *ch) {
+    fputs("<figure>", c->f);
+    int rc = viz_svg_chart(c->f, ch);
+    fputs("</figure>\n", c->f);
+    c->st.charts++;
+    if (rc)
+        return err_set(c->err, rc, "write a chart: %s",
+                       rc == RLHF_ENOMEM ? "out of memory" : "I/O error");
+    return RLHF_OK;
+}
+
+/* A chart on a row of its own (as wide as the grid's column). */
+static int chart_alone(Ctx *c, const VizChart *ch) {
+    fputs("<div class=\"charts\">", c->f);
+    int rc = chart(c, ch);
+    fputs("</div>\n", c->f);
+    return rc;
+}
+
+static double series_last(const MetricSeries *s, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(s[i].name, name) == 0 && s[i].n > 0) return s[i].value[s[i].n - 1];
+    return NAN;
+}
+
+static double config_number(const char *json, const char *key) {
+    double v = NAN;
+    cJSON *j = json ? cJSON_Parse(json) : NULL;
+    cJSON *x = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (cJSON_IsNumber(x)) v = x->valuedouble;
+    cJSON_Delete(j);
+    return v;
+}
+
+/* ---- runs ------------------------------------------------------------------ */
+
+static int run_charts(Ctx *c, const RunRow *r) {
+    FILE *f = c->f;
+    MetricSeries *s;
+    int n, rc = db_run_series(c->db, r->id, &s, &n, c->err);
+    if (rc) return rc;
+    fprintf(f, "<h3 id=\"run-%lld\">Run %lld: ", (long long)r->id, (long long)r->id);
+    H(f, r->kind);
+    fputs("</h3><p class=\"meta\">", f);
+    H(f, r->status);
+    fputs(", started ", f);
+    H(f, r->started_at);
+    if (r->finished_at) fputs(", finished ", f), H(f, r->finished_at);
+    if (r->input_model) fputs("; from ", f), H(f, r->input_model);
+    if (r->output_model) fputs("; wrote ", f), H(f, r->output_model);
+    if (r->note) fputs("; ", f), H(f, r->note);
+    fputs("</p>\n", f);
+    if (n == 0) fputs("<p class=\"note\">No metrics recorded.</p>\n", f);
+    VizSeries *vs = malloc(sizeof *vs * (size_t)(n ? n : 1));
+    int *grp = malloc(sizeof *grp * (size_t)(n ? n : 1));
+    if (!vs || !grp) rc = err_set(c->err, RLHF_ENOMEM, "out of memory");
+    int singles = 0;
+    for (int i = 0; !rc && i < n; i++) {
+        grp[i] = report_metric_group(s[i].name, NULL);
+        singles += s[i].n == 1;
+        c->st.points += s[i].n;
+    }
+    double kl_target = config_number(r->config, "kl_target");
+    if (!rc && n > singles) fputs("<div class=\"charts\">\n", f);
+    for (int g = 0; !rc && g <= N_GROUPS; g++) {
+        /* g == N_GROUPS: the metrics of no group, a chart each */
+        int k = 0;
+        for (int i = 0; i < n && !rc; i++) {
+            if (s[i].n < 2 || (g < N_GROUPS ? grp[i] != g : grp[i] >= 0)) continue;
+            vs[k++] = (VizSeries){s[i].name, s[i].step, s[i].value, s[i].n, NULL, NULL};
+            if (g == N_GROUPS) {
+                VizChart ch = {.title = s[i].name,
+                               .series = vs,
+                               .n_series = 1,
+                               .hline = NAN,
+                               .max_points = c->o->max_points};
+                rc = chart(c, &ch);
+                k = 0;
+            }
+        }
+        if (rc || g == N_GROUPS || k == 0) continue;
+        int kl = strcmp(GROUPS[g].title, "KL") == 0 && kl_target > 0;
+        VizChart ch = {.title = GROUPS[g].title,
+                       .series = vs,
+                       .n_series = k,
+                       .hline = kl ? kl_target : NAN,
+                       .hline_label = "KL target",
+                       .max_points = c->o->max_points};
+        rc = chart(c, &ch);
+    }
+    if (!rc && n > singles) fputs("</div>\n", f);
+    if (!rc && singles) {
+        fputs("<div class=\"wrap\"><table><tr><th>metric</th><th>step</th><th>value</th></tr>", f);
+        for (int i = 0; i < n; i++)
+            if (s[i].n == 1) {
+                fputs("<tr>", f);
+                td_str(f, s[i].name);
+                fprintf(f, "<td>%.0f</td>", s[i].step[0]);
+                td_num(f, "%.6g", s[i].value[0]);
+                fputs("</tr>", f);
+            }
+        fputs("</table></div>\n", f);
+    }
+    free(vs), free(grp);
+    db_series_free(s, n);
+    return rc;
+}
+
+static int section_runs(Ctx *c, RunRow *runs, int n) {
+    FILE *f = c->f;
+    int shown = 0;
+    for (int i = 0; i < n; i++)
+        shown += strcmp(runs[i].kind, "eval") != 0;
+    fputs("<h2 id=\"runs\">Training runs</h2>\n", f);
+    if (!shown) {
+        fputs("<p class=\"empty\">No training runs yet.</p>\n", f);
+        return RLHF_OK;
+    }
+    fputs("<div class=\"wrap\"><table><tr><th>run</th><th>kind</th><th>status</th><th>started</th>"
+          "<th>from</th><th>wrote</th><th>points</th><th>last step</th></tr>",
+          f);
+    for (int i = 0; i < n; i++) {
+        const RunRow *r = &runs[i];
+        if (strcmp(r->kind, "eval") == 0) continue;
+        fprintf(f, "<tr><td><a href=\"#run-%lld\">%lld</a></td>", (long long)r->id,
+                (long long)r->id);
+        td_str(f, r->kind), td_str(f, r->status), td_str(f, r->started_at);
+        td_str(f, r->input_model), td_str(f, r->output_model);
+        fprintf(f, "<td>%lld</td><td>%lld</td></tr>", (long long)r->n_points,
+                (long long)r->last_step);
+    }
+    fputs("</table></div>\n", f);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(runs[i].kind, "eval") == 0) continue;
+        c->st.runs++;
+        int rc = run_charts(c, &runs[i]);
+        if (rc) return rc;
+    }
+    return RLHF_OK;
+}
+
+/* ---- the final table: eval runs, grouped by their baseline (side a) ------- */
+
+/* The name of side a (0) or b (1) of an eval run: its registered model, else
+ * the name in the run's note ("A vs B on N prompts, judge J"), else "?".
+ * buf holds a name taken from the note. */
+static const char *eval_name(const RunRow *r, int side, char *buf, size_t n) {
+    const char *m = side ? r->output_model : r->input_model;
+    if (m) return m;
+    const char *vs = r->note ? strstr(r->note, " vs ") : NULL;
+    const char *on = vs ? strstr(vs + 4, " on ") : NULL;
+    if (!on) return "?";
+    const char *from = side ? vs + 4 : r->note, *to = side ? on : vs;
+    snprintf(buf, n, "%.*s", (int)(to - from), from);
+    return buf;
+}
+
+static int section_eval(Ctx *c, RunRow *runs, int n) {
+    FILE *f = c->f;
+    int rc = RLHF_OK;
+    int ne = 0;
+    for (int i = 0; i < n; i++)
+        ne += strcmp(runs[i].kind, "eval") == 0;
+    if (!ne) return RLHF_OK;
+    c->st.eval_runs = ne;
+    fputs("<h2 id=\"final\">Final table: policies against their baseline</h2>\n", f);
+    char *done = calloc((size_t)n, 1);
+    double *x = malloc(sizeof(double) * 5 * (size_t)(ne + 1));
+    const char **cats = malloc(sizeof *cats * (size_t)(ne + 1));
+    char(*catbuf)[64] = malloc(sizeof *catbuf * (size_t)(ne + 1));
+    char name[64];
+    if (!done || !x || !cats || !catbuf) rc = err_set(c->err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < n; i++) {
+        if (done[i] || strcmp(runs[i].kind, "eval") != 0) continue;
+        int64_t base = runs[i].input_model_id;
+        fputs("<h3>Baseline: ", f);
+        H(f, eval_name(&runs[i], 0, name, sizeof name));
+        fputs("</h3><div class=\"wrap\"><table><tr><th>policy</th><th>run</th><th>win rate</th>"
+              "<th>95% interval</th><th>RM win rate</th><th>reward</th><th>KL</th>"
+              "<th>length</th><th>judge score</th></tr>",
+              f);
+        int k = 0;
+        double *wy = x + (ne + 1), *wlo = x + 2 * (ne + 1), *whi = x + 3 * (ne + 1);
+        for (int j = i; !rc && j < n; j++) {
+            if (done[j] || strcmp(runs[j].kind, "eval") != 0 || runs[j].input_model_id != base)
+                continue;
+            done[j] = 1;
+            MetricSeries *s;
+            int ns;
+            if ((rc = db_run_series(c->db, runs[j].id, &s, &ns, c->err))) break;
+            for (int side = (k == 0 ? 0 : 1); side < 2; side++) {
+                /* the baseline's own row first, from its first evaluation */
+                const char *p = side ? "b." : "a.";
+                char key[32];
+#define V(m) (snprintf(key, sizeof key, "%s%s", p, m), series_last(s, ns, key))
+                fputs("<tr>", f);
+                td_str(f, eval_name(&runs[j], side, name, sizeof name));
+                fprintf(f, "<td>%lld</td>", (long long)runs[j].id);
+                if (side) {
+                    td_num(f, "%.3f", V("win_rate"));
+                    fputs("<td>", f);
+                    num(f, "%.3f", V("win_lo"));
+                    fputs(" &#8211; ", f);
+                    num(f, "%.3f", V("win_hi"));
+                    fputs("</td>", f);
+                    td_num(f, "%.3f", V("rm_win_rate"));
+                } else
+                    fputs("<td>(baseline)</td><td></td><td></td>", f);
+                td_num(f, "%.4g", V("reward"));
+                td_num(f, "%.4g", V("kl"));
+                td_num(f, "%.1f", V("length"));
+                td_num(f, "%.3f", V("judge_score"));
+                fputs("</tr>", f);
+                if (side) {
+                    x[k] = k, wy[k] = V("win_rate"), wlo[k] = V("win_lo"), whi[k] = V("win_hi");
+                    cats[k] = eval_name(&runs[j], 1, catbuf[k], sizeof catbuf[k]);
+                    k++;
+                }
+#undef V
+            }
+            db_series_free(s, ns);
+        }
+        fputs("</table></div>\n", f);
+        if (rc) break;
+        VizSeries vs = {"win rate", x, wy, k, wlo, whi};
+        VizChart ch = {.title = "Win rate against the baseline (95% interval)",
+                       .xlabel = "policy",
+                       .series = &vs,
+                       .n_series = 1,
+                       .hline = 0.5,
+                       .hline_label = "tie",
+                       .xcats = cats,
+                       .n_xcats = k,
+                       .markers = 1,
+                       .no_lines = 1};
+        rc = chart_alone(c, &ch);
+    }
+    free(done), free(x), free(cats), free(catbuf);
+    return rc;
+}
+
+/* ---- ratings --------------------------------------------------------------- */
+
+static const EloTable *sort_t;
+static const EloPlayers *sort_p;
+static int by_round_rating(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    if (sort_p->round && sort_p->round[i] != sort_p->round[j])
+        return sort_p->round[i] - sort_p->round[j];
+    if (sort_t->rating[i] != sort_t->rating[j])
+        return sort_t->rating[i] > sort_t->rating[j] ? -1 : 1;
+    return strcmp(sort_p->name[i], sort_p->name[j]);
+}
+
+static int ratings_by(Ctx *c, const RmSet *s, int by) {
+    FILE *f = c->f;
+    EloPlayers p = {0};
+    EloTable t = {0};
+    Battle *b = NULL;
+    int64_t nb = 0;
+    BattleStats bs = {0};
+    EloOptions o = elo_options_default();
+    o.method = ELO_BT;
+    o.bootstrap = c->o->bootstrap > 0 ? c->o->bootstrap : 200;
+    o.seed = c->o->seed;
+    int rc = elo_players(c->db, s, by, &p, c->err);
+    if (!rc) rc = elo_battles(s, &p, &b, &nb, &bs, c->err);
+    const char *what = by == ELO_BY_POLICY ? "policy" : "model";
+    if (!rc && nb == 0) {
+        fprintf(f, "<p class=\"note\">No battles between two %s.</p>\n",
+                by == ELO_BY_POLICY ? "of our own checkpoints (base, sft, policy)" : "models");
+        goto out;
+    }
+    if (!rc) rc = elo_rate(b, nb, p.n, &o, &t, c->err);
+    if (rc) goto out;
+    int *order = malloc(sizeof *order * (size_t)p.n);
+    double *x = malloc(sizeof *x * 4 * (size_t)p.n);
+    const char **cats = malloc(sizeof *cats * (size_t)p.n);
+    char(*lab)[40] = malloc(sizeof *lab * (size_t)p.n);
+    if (!order || !x || !cats || !lab) rc = err_set(c->err, RLHF_ENOMEM, "out of memory");
+    int m = 0;
+    for (int i = 0; !rc && i < p.n; i++)
+        if (t.battles[i] > 0) order[m++] = i;
+    if (!rc) {
+        sort_t = &t, sort_p = by == ELO_BY_POLICY ? &p : &(EloPlayers){.name = p.name};
+        qsort(order, (size_t)m, sizeof *order, by_round_rating);
+        fprintf(f,
+                "<div class=\"wrap\"><table><tr><th>%s</th>%s<th>rating</th><th>95%% interval</th>"
+                "<th>rank</th><th>battles</th><th>win %%</th></tr>",
+                what, by == ELO_BY_POLICY ? "<th>round</th><th>lineage</th>" : "");
+        for (int k = 0; k < m; k++) {
+            int i = order[k];
+            fputs("<tr>", f);
+            td_str(f, p.name[i]);
+            if (by == ELO_BY_POLICY) {
+                fprintf(f, "<td>%d</td>", p.round[i]);
+                td_str(f, p.lineage[i]);
+            }
+            fprintf(
+                f,
+                "<td>%.1f</td><td>%.1f &#8211; %.1f</td><td>%d</td><td>%lld</td><td>%.1f</td></tr>",
+                t.rating[i], t.lo[i], t.hi[i], t.rank[i], (long long)t.battles[i],
+                100 * t.wins[i] / (double)t.battles[i]);
+            x[k] = k, x[m + k] = t.rating[i], x[2 * m + k] = t.lo[i], x[3 * m + k] = t.hi[i];
+            if (by == ELO_BY_POLICY)
+                snprintf(lab[k], sizeof lab[k], "%.24s r%d", p.name[i], p.round[i]);
+            else
+                snprintf(lab[k], sizeof lab[k], "%.30s", p.name[i]);
+            cats[k] = m <= 24 ? lab[k] : "";
+        }
+        fputs("</table></div>\n", f);
+        char title[96];
+        snprintf(title, sizeof title, "Bradley-Terry rating by %s, 95%% bootstrap interval", what);
+        VizSeries vs = {"rating", x, x + m, m, x + 2 * m, x + 3 * m};
+        VizChart ch = {.title = title,
+                       .xlabel = by == ELO_BY_POLICY ? "policy, by round" : "model",
+                       .series = &vs,
+                       .n_series = 1,
+                       .hline = NAN,
+                       .xcats = cats,
+                       .n_xcats = m,
+                       .markers = 1,
+                       .no_lines = by != ELO_BY_POLICY};
+        rc = chart_alone(c, &ch);
+    }
+    free(order), free(x), free(cats), free(lab);
+out:
+    elo_table_free(&t);
+    free(b);
+    elo_players_free(&p);
+    return rc;
+}
+
+/* ---- labelers ------------------------------------------------------------- */
+
+typedef struct FlagCount {
+    char name[64];
+    int64_t n;
+} FlagCount;
+
+typedef struct Flags {
+    FlagCount v[64];
+    int n;
+    int64_t items, flagged_items;
+} Flags;
+
+static int count_flags(const RankingRow *r, void *ctx) {
+    Flags *fl = ctx;
+    for (int i = 0; i < r->n_items; i++) {
+        fl->items++;
+        cJSON *a = r->items[i].flags ? cJSON_Parse(r->items[i].flags) : NULL;
+        int any = 0;
+        cJSON *e;
+        cJSON_ArrayForEach(e, a) {
+            if (!cJSON_IsString(e)) continue;
+            any = 1;
+            int k = 0;
+            while (k < fl->n && strcmp(fl->v[k].name, e->valuestring) != 0)
+                k++;
+            if (k == fl->n && fl->n < 64)
+                snprintf(fl->v[fl->n++].name, sizeof fl->v[0].name, "%s", e->valuestring);
+            if (k < fl->n) fl->v[k].n++;
+        }
+        fl->flagged_items += any;
+        cJSON_Delete(a);
+    }
+    return 0;
+}
+
+static void agreement_cell(FILE *f, int64_t agreed, int64_t compared) {
+    if (!compared) {
+        fputs("<td>&#8212;</td>", f);
+        return;
+    }
+    double a = (double)agreed / (double)compared;
+    fprintf(f, "<td style=\"background:hsl(%d,70%%,85%%)\">%.0f%%</td>", (int)(120 * a), 100 * a);
+}
+
+static int section_labelers(Ctx *c, const RmSet *s, const AgreementReport *r) {
+    FILE *f = c->f;
+    fputs("<h2 id=\"labelers\">Labelers</h2>\n", f);
+    fprintf(f, "<p>%lld prompts ranked, %lld by two labelers or more. Pairwise agreement ",
+            (long long)r->prompts, (long long)r->prompts_shared);
+    num(f, "%.3f", r->agreement);
+    if (isfinite(r->agreement_se)) fprintf(f, " &#177; %.3f", r->agreement_se);
+    fprintf(f, " (%lld of %lld shared pairs); Kendall's tau-b ", (long long)r->agreed,
+            (long long)r->compared);
+    num(f, "%.3f", r->tau);
+    fputs("; Krippendorff's alpha of the 1&#8211;7 scores ", f);
+    num(f, "%.3f", r->alpha_ordinal);
+    fputs(".</p>\n", f);
+    int n = r->n_labelers;
+    if (n >= 2 && n <= 40) {
+        fputs("<h3>Agreement matrix (share of shared candidate pairs ordered alike)</h3>"
+              "<div class=\"wrap\"><table><tr><th></th>",
+              f);
+        for (int j = 0; j < n; j++)
+            fputs("<th>", f), H(f, r->labelers[j].name), fputs("</th>", f);
+        fputs("</tr>", f);
+        for (int i = 0; i < n; i++) {
+            fputs("<tr><th>", f), H(f, r->labelers[i].name), fputs("</th>", f);
+            for (int j = 0; j < n; j++) {
+                const PairAgreement *pa = NULL;
+                for (int k = 0; k < r->n_pairs && !pa; k++)
+                    if ((r->pairs[k].a == i && r->pairs[k].b == j) ||
+                        (r->pairs[k].a == j && r->pairs[k].b == i))
+                        pa = &r->pairs[k];
+                if (i == j)
+                    fputs("<td>&#8212;</td>", f);
+                else
+                    agreement_cell(f, pa ? pa->agreed : 0, pa ? pa->compared : 0);
+            }
+            fputs("</tr>", f);
+        }
+        fputs("</table></div>\n", f);
+    }
+    fputs("<h3>Per labeler</h3><div class=\"wrap\"><table><tr><th>labeler</th><th>kind</th>"
+          "<th>rankings</th><th>mean time per prompt (s)</th><th>agreement</th><th>tau-b</th>"
+          "<th>gold</th></tr>",
+          f);
+    double *x = malloc(sizeof *x * 2 * (size_t)(n ? n : 1));
+    const char **cats = malloc(sizeof *cats * (size_t)(n ? n : 1));
+    if (!x || !cats) {
+        free(x), free(cats);
+        return err_set(c->err, RLHF_ENOMEM, "out of memory");
+    }
+    int timed = 0;
+    for (int i = 0; i < n; i++) {
+        const LabelerAgreement *l = &r->labelers[i];
+        fputs("<tr>", f);
+        td_str(f, l->name);
+        td_str(f, l->simulated ? "simulated" : "human");
+        fprintf(f, "<td>%lld</td>", (long long)l->rankings);
+        td_num(f, "%.1f", l->mean_time_s);
+        td_num(f, "%.3f", l->agreement);
+        td_num(f, "%.3f", l->tau);
+        td_num(f, "%.3f", l->gold);
+        fputs("</tr>", f);
+        x[i] = i, x[n + i] = l->mean_time_s, cats[i] = n <= 24 ? l->name : "";
+        timed += isfinite(l->mean_time_s);
+    }
+    fputs("</table></div>\n", f);
+    int rc = RLHF_OK;
+    if (timed) {
+        VizSeries vs = {"seconds", x, x + n, n, NULL, NULL};
+        VizChart ch = {.title = "Mean time per prompt (s)",
+                       .xlabel = "labeler",
+                       .series = &vs,
+                       .n_series = 1,
+                       .hline = NAN,
+                       .xcats = cats,
+                       .n_xcats = n,
+                       .markers = 1,
+                       .no_lines = 1};
+        rc = chart_alone(c, &ch);
+    }
+    free(x), free(cats);
+    Flags fl = {0};
+    if (!rc) rc = db_rankings_each(c->db, &c->o->rankings, count_flags, &fl, c->err);
+    if (rc) return rc;
+    fputs("<h3>Flags</h3>", f);
+    if (!fl.n)
+        fprintf(f, "<p class=\"note\">No flags on %lld ranked candidates.</p>\n",
+                (long long)fl.items);
+    else {
+        fputs("<div class=\"wrap\"><table><tr><th>flag</th><th>candidates</th><th>share</th></tr>",
+              f);
+        for (int k = 0; k < fl.n; k++) {
+            fputs("<tr>", f);
+            td_str(f, fl.v[k].name);
+            fprintf(f, "<td>%lld</td><td>%.1f%%</td></tr>", (long long)fl.v[k].n,
+                    100.0 * (double)fl.v[k].n / (double)(fl.items ? fl.items : 1));
+        }
+        fprintf(f, "<tr><td>any flag</td><td>%lld</td><td>%.1f%%</td></tr></table></div>\n",
+                (long long)fl.flagged_items,
+                100.0 * (double)fl.flagged_items / (double)(fl.items ? fl.items : 1));
+    }
+    (void)s;
+    return RLHF_OK;
+}
+
+/* ---- the reward model against the labelers -------------------------------- */
+
+static int is_rm_run(const RunRow *r) {
+    return strcmp(r->kind, "rm") == 0 || strcmp(r->kind, "train-rm") == 0;
+}
+
+static int heldout_metric(const char *name) {
+    return fnmatch("*val*accurac*", name, 0) == 0 || fnmatch("*held*accurac*", name, 0) == 0;
+}
+
+static int section_rm(Ctx *c, RunRow *runs, int n, double agreement) {
+    FILE *f = c->f;
+    int nrm = 0, rc = RLHF_OK;
+    for (int i = 0; i < n; i++)
+        nrm += is_rm_run(&runs[i]);
+    if (!nrm) return RLHF_OK;
+    fputs("<h2 id=\"rm\">Reward model against the labelers</h2>\n"
+          "<p class=\"note\">A reward model is doing as well as the data allows when its held-out "
+          "accuracy reaches the labelers' agreement with each other.</p>\n",
+          f);
+    MetricSeries **all = calloc((size_t)nrm, sizeof *all);
+    int *alln = calloc((size_t)nrm, sizeof *alln);
+    VizSeries *vs = calloc((size_t)nrm, sizeof *vs);
+    char(*names)[32] = calloc((size_t)nrm, sizeof *names);
+    if (!all || !alln || !vs || !names) rc = err_set(c->err, RLHF_ENOMEM, "out of memory");
+    fputs("<div class=\"wrap\"><table><tr><th>run</th><th>model</th><th>held-out accuracy</th>"
+          "<th>labeler agreement</th></tr>",
+          f);
+    int k = 0, nv = 0;
+    for (int i = 0; !rc && i < n; i++) {
+        if (!is_rm_run(&runs[i])) continue;
+        if ((rc = db_run_series(c->db, runs[i].id, &all[k], &alln[k], c->err))) break;
+        double last = NAN;
+        for (int j = 0; j < alln[k]; j++)
+            if (heldout_metric(all[k][j].name) && all[k][j].n) {
+                const MetricSeries *m = &all[k][j];
+                last = m->value[m->n - 1];
+                snprintf(names[nv], sizeof names[nv], "run %lld", (long long)runs[i].id);
+                vs[nv] = (VizSeries){names[nv], m->step, m->value, m->n, NULL, NULL};
+                nv++;
+                break;
+            }
+        fprintf(f, "<tr><td><a href=\"#run-%lld\">%lld</a></td>", (long long)runs[i].id,
+                (long long)runs[i].id);
+        td_str(f, runs[i].output_model);
+        td_num(f, "%.3f", last);
+        td_num(f, "%.3f", agreement);
+        fputs("</tr>", f);
+        k++;
+    }
+    fputs("</table></div>\n", f);
+    if (!rc && nv) {
+        VizChart ch = {.title = "Held-out accuracy of the reward model",
+                       .series = vs,
+                       .n_series = nv,
+                       .hline = agreement,
+                       .hline_label = "labeler agreement",
+                       .markers = 1,
+                       .max_points = c->o->max_points};
+        rc = chart_alone(c, &ch);
+    }
+    for (int i = 0; all && i < nrm; i++)
+        db_series_free(all[i], alln[i]);
+    free(all), free(alln), free(vs), free(names);
+    return rc;
+}
+
+/* ---- the page --------------------------------------------------------------- */
+
+int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, Err *err) {
+    Ctx c = {.f = f, .db = db, .o = o, .err = err};
+    RunRow *runs = NULL;
+    int nruns = 0;
+    RmSet s = {0};
+    AgreementReport ar = {0};
+    int have_ar = 0;
+    int rc = db_runs_list(db, &o->runs, &runs, &nruns, err);
+    if (!rc) rc = rm_set_load(db, &o->rankings, &s, err);
+    if (!rc && s.n_rankings > 0) {
+        rc = rm_agreement(&s, &ar, err);
+        have_ar = !rc;
+    }
+    if (rc) goto out;
+    const char *title = o->title ? o->title : "rlhf report";
+    char when[32];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>"
+          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/><title>",
+          f);
+    H(f, title);
+    fprintf(f, "</title><style>%s</style></head>\n<body>\n<h1>", CSS);
+    H(f, title);
+    fputs("</h1><p class=\"meta\">", f);
+    if (o->project) H(f, o->project), fputs(" &#183; ", f);
+    fprintf(f, "made %s by rlhf &#183; %d runs, %lld rankings</p>\n", when, nruns,
+            (long long)s.n_rankings);
+    int nonempty = nruns > 0 || s.n_rankings > 0;
+    if (!nonempty) {
+        fputs("<p class=\"empty\">Nothing to report yet: this project has no runs and no rankings"
+              " (for these filters). Train something (<code>rlhf pretrain</code>,"
+              " <code>rlhf sft</code>, <code>rlhf train-rm</code>, <code>rlhf ppo</code>) or rank"
+              " candidates (<code>rlhf label</code>), then make the report again.</p>\n",
+              f);
+    } else {
+        int evals = 0, rms = 0;
+        for (int i = 0; i < nruns; i++)
+            evals += strcmp(runs[i].kind, "eval") == 0, rms += is_rm_run(&runs[i]);
+        fprintf(f, "<nav>%s<a href=\"#runs\">runs</a><a href=\"#ratings\">ratings</a>%s%s</nav>\n",
+                evals ? "<a href=\"#final\">final table</a>" : "",
+                have_ar ? "<a href=\"#labelers\">labelers</a>" : "",
+                rms ? "<a href=\"#rm\">reward model</a>" : "");
+        rc = section_eval(&c, runs, nruns);
+        if (!rc) rc = section_runs(&c, runs, nruns);
+        if (!rc) {
+            fputs("<h2 id=\"ratings\">Ratings</h2>\n", f);
+            if (s.n_rankings == 0)
+                fputs("<p class=\"empty\">No rankings yet.</p>\n", f);
+            else {
+                fputs("<h3>By model</h3>\n", f);
+                rc = ratings_by(&c, &s, ELO_BY_MODEL);
+                if (!rc) fputs("<h3>By policy, across RLHF rounds</h3>\n", f);
+                if (!rc) rc = ratings_by(&c, &s, ELO_BY_POLICY);
+            }
+        }
+        if (!rc && have_ar) rc = section_labelers(&c, &s, &ar);
+        if (!rc) rc = section_rm(&c, runs, nruns, have_ar ? ar.agreement : NAN);
+    }
+    if (!rc) fputs("</body></html>\n", f);
+    if (!rc && ferror(f)) rc = err_set(err, RLHF_EIO, "write the report");
+    c.st.rankings = s.n_rankings;
+    c.st.labelers = s.n_labelers;
+    if (st) *st = c.st;
+out:
+    if (have_ar) rm_agreement_free(&ar);
+    rm_set_free(&s);
+    db_runs_free(runs, nruns);
+    return rc;
+}
