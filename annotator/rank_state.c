@@ -36,11 +36,18 @@ static int push(RankCore **stack, int *n, const RankCore *c) {
 }
 
 /* Makes next the current state; 1 if it changed something. */
-static int commit(RankState *s, const RankCore *next) {
-    if (memcmp(&s->cur, next, sizeof *next) == 0) return 0;
+static int commit(RankState *s, const RankCore *in) {
+    RankCore next = *in;
+    /* ranking a skipped prompt (in review) replaces the skip */
+    if (next.skipped && s->cur.skipped &&
+        (memcmp(next.level, s->cur.level, sizeof next.level) || next.none_ok != s->cur.none_ok)) {
+        next.skipped = 0;
+        memset(next.skip_reason, 0, sizeof next.skip_reason);
+    }
+    if (memcmp(&s->cur, &next, sizeof next) == 0) return 0;
     if (push(&s->undo, &s->n_undo, &s->cur)) return -1;
     s->n_redo = 0;
-    s->cur = *next;
+    s->cur = next;
     return 1;
 }
 
@@ -127,7 +134,7 @@ int rs_move(RankState *s, int delta) {
 }
 
 int rs_place(RankState *s, int pos) {
-    if (pos < 1) return -1;
+    if (pos < 1 || pos > s->cur.n) return -1;
     RankCore c = s->cur;
     take_out(&c, s->focus);
     put_alone(&c, s->focus, pos);

@@ -51,7 +51,8 @@ void rs_focus_set(RankState *s, int i);
  * candidate is appended as the new last group. */
 int rs_move(RankState *s, int delta);
 /* Puts the focused candidate alone at group position pos (1 = best), pushing
- * the others down; pos past the end makes it last. */
+ * the others down; pos past the ranked ones makes it last; pos beyond the
+ * number of candidates is refused (-1). */
 int rs_place(RankState *s, int pos);
 /* Ties the focused candidate with the group above it, or unties it if it is
  * tied (it then becomes its own group just below). An unranked one joins the

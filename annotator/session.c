@@ -220,6 +220,8 @@ static int review_row(const RankingRow *r, void *ctx) {
     }
     core->none_ok = r->none_acceptable;
     snprintf(core->note, sizeof core->note, "%s", r->note ? r->note : "");
+    core->skipped = r->skipped;
+    snprintf(core->skip_reason, sizeof core->skip_reason, "%s", r->skip_reason ? r->skip_reason : "");
     c->found = 1;
     return 0;
 }
@@ -365,4 +367,66 @@ int ls_submit(LabelSession *s, const LabelItem *it, const RankCore *c, long long
 
 int ls_progress(LabelSession *s, LabelProgress *p, Err *err) {
     return db_label_progress(s->db, s->labeler_id, &s->opts, p, err);
+}
+
+static void draft_key(const LabelSession *s, int64_t prompt_id, char *key, size_t n) {
+    snprintf(key, n, "draft.%lld.%lld", (long long)s->labeler_id, (long long)prompt_id);
+}
+
+int ls_draft_save(LabelSession *s, int64_t prompt_id, const RankCore *c, int wait, Err *err) {
+    cJSON *j = cJSON_CreateObject(), *lv = cJSON_AddArrayToObject(j, "level");
+    cJSON *sc = cJSON_AddArrayToObject(j, "score"), *fl = cJSON_AddArrayToObject(j, "flags");
+    for (int i = 0; i < c->n; i++) {
+        cJSON_AddItemToArray(lv, cJSON_CreateNumber(c->level[i]));
+        cJSON_AddItemToArray(sc, cJSON_CreateNumber(c->score[i]));
+        cJSON_AddItemToArray(fl, cJSON_CreateNumber(c->flags[i]));
+    }
+    cJSON_AddBoolToObject(j, "none_ok", c->none_ok);
+    cJSON_AddStringToObject(j, "note", c->note);
+    char *text = cJSON_PrintUnformatted(j), key[64];
+    cJSON_Delete(j);
+    if (!text) return err_set(err, RLHF_ENOMEM, "out of memory");
+    draft_key(s, prompt_id, key, sizeof key);
+    /* without wait, a busy database is RLHF_EBUSY: the screen never freezes on a draft */
+    int rc = wait ? db_setting_set(s->db, key, text, err) : db_setting_try_set(s->db, key, text, err);
+    free(text);
+    return rc;
+}
+
+int ls_draft_load(LabelSession *s, int64_t prompt_id, RankCore *c, int *found, Err *err) {
+    char key[64], *text = NULL;
+    *found = 0;
+    draft_key(s, prompt_id, key, sizeof key);
+    int rc = db_setting_get(s->db, key, &text, err);
+    if (rc || !text) return rc;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *lv = cJSON_GetObjectItem(j, "level"), *sc = cJSON_GetObjectItem(j, "score");
+    const cJSON *fl = cJSON_GetObjectItem(j, "flags"), *note = cJSON_GetObjectItem(j, "note");
+    /* a draft that does not fit the prompt (its candidates changed) is dropped */
+    if (cJSON_GetArraySize(lv) == c->n && cJSON_GetArraySize(sc) == c->n && cJSON_GetArraySize(fl) == c->n) {
+        RankCore d = *c;
+        for (int i = 0; i < c->n; i++) {
+            d.level[i] = (unsigned char)cJSON_GetArrayItem(lv, i)->valueint;
+            d.score[i] = (unsigned char)cJSON_GetArrayItem(sc, i)->valueint;
+            d.flags[i] = (uint32_t)cJSON_GetArrayItem(fl, i)->valuedouble;
+        }
+        d.none_ok = cJSON_IsTrue(cJSON_GetObjectItem(j, "none_ok"));
+        if (cJSON_IsString(note)) snprintf(d.note, sizeof d.note, "%s", note->valuestring);
+        int ok = 1, used[RS_MAX_CAND + 1] = {0}, top = 0; /* levels 1..top, no gaps */
+        for (int i = 0; i < c->n; i++) {
+            ok &= d.score[i] <= 7 && d.level[i] <= c->n;
+            if (ok) used[d.level[i]] = 1, top = d.level[i] > top ? d.level[i] : top;
+        }
+        for (int l = 1; ok && l <= top; l++) ok &= used[l];
+        if (ok) *c = d, *found = 1;
+    }
+    cJSON_Delete(j);
+    return RLHF_OK;
+}
+
+int ls_draft_clear(LabelSession *s, int64_t prompt_id, Err *err) {
+    char key[64];
+    draft_key(s, prompt_id, key, sizeof key);
+    return db_setting_delete(s->db, key, err);
 }

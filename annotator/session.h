@@ -72,4 +72,12 @@ int ls_submit(LabelSession *s, const LabelItem *it, const RankCore *c, long long
 
 int ls_progress(LabelSession *s, LabelProgress *p, Err *err);
 
+/* A draft: the unsubmitted state of a claimed prompt, kept when the labeler
+ * quits so that the resumed screen shows it again (order, scores, flags,
+ * note, none acceptable). Save without wait gives RLHF_EBUSY rather than
+ * wait for another writer. Load sets *found and fills c (n must match). */
+int ls_draft_save(LabelSession *s, int64_t prompt_id, const RankCore *c, int wait, Err *err);
+int ls_draft_load(LabelSession *s, int64_t prompt_id, RankCore *c, int *found, Err *err);
+int ls_draft_clear(LabelSession *s, int64_t prompt_id, Err *err);
+
 #endif

@@ -5,16 +5,18 @@
 #include <string.h>
 
 wchar_t *tv_widen(const char *s, int *n) {
-    size_t len = strlen(s);
-    wchar_t *w = malloc((len + 1) * sizeof *w);
+    size_t len = strlen(s), tabs = 0;
+    for (const char *t = strchr(s, '\t'); t; t = strchr(t + 1, '\t')) tabs++;
+    wchar_t *w = malloc((len + tabs * (TV_TAB - 1) + 1) * sizeof *w);
     if (!w) return NULL;
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    int k = 0;
+    int k = 0, col = 0; /* col: display column in the line, for tab stops */
     while (p < end) {
         unsigned c = *p, cp;
         int extra = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
         if (extra < 0) {
             w[k++] = 0xFFFD;
+            col++;
             p++;
             continue;
         }
@@ -30,14 +32,20 @@ wchar_t *tv_widen(const char *s, int *n) {
         static const unsigned min_cp[4] = {0, 0x80, 0x800, 0x10000};
         if (!ok || cp < min_cp[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
             w[k++] = 0xFFFD;
+            col++;
             p++;
             continue;
         }
         p += extra + 1;
-        if (cp == '\t') cp = ' ';
-        else if (cp == '\r') continue;
-        else if (cp != '\n' && (cp < 0x20 || cp == 0x7F || wcwidth((wchar_t)cp) < 0)) cp = '?';
+        if (cp == '\t') {
+            do w[k++] = ' ', col++;
+            while (col % TV_TAB);
+            continue;
+        }
+        if (cp == '\r') continue;
+        if (cp != '\n' && (cp < 0x20 || cp == 0x7F || wcwidth((wchar_t)cp) < 0)) cp = '?';
         w[k++] = (wchar_t)cp;
+        col = cp == '\n' ? 0 : col + tv_char_width((wchar_t)cp);
     }
     w[k] = 0;
     if (n) *n = k;

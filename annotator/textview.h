@@ -8,8 +8,10 @@
 #include <wchar.h>
 
 /* Decodes UTF-8 into a new wide string (caller frees); invalid bytes become
- * U+FFFD, tabs a space, other control characters (but newline) and
+ * U+FFFD, tabs spaces up to the next tab stop (every TV_TAB columns), other
+ * control characters (but newline) and
  * characters of no width '?'. *n gets the length. NULL when out of memory. */
+#define TV_TAB 8
 wchar_t *tv_widen(const char *s, int *n);
 
 /* Display width of one character (0 for combining marks, 2 for wide). */

@@ -66,6 +66,8 @@ static int prepare_item(Tui *t, Err *err) {
     if (!t->wprompt) return err_set(err, RLHF_ENOMEM, "out of memory");
     for (int pos = 0; pos < t->it.n; pos++) {
         t->wcand[pos] = tv_widen(t->it.cand[t->it.shown[pos]].text, &t->ncand[pos]);
+        while (t->wcand[pos] && t->ncand[pos] && wcschr(L" \n", t->wcand[pos][t->ncand[pos] - 1]))
+            t->ncand[pos]--; /* trailing blank lines are not worth a line each */
         t->mark[pos] = calloc((size_t)t->ncand[pos] + 1, 1);
         if (!t->wcand[pos] || !t->mark[pos]) return err_set(err, RLHF_ENOMEM, "out of memory");
         t->similar_to[pos] = -1;
@@ -82,6 +84,8 @@ static int prepare_item(Tui *t, Err *err) {
     }
     t->scroll = 0;
     t->follow = 1;
+    t->expanded = 0;
+    t->saved_draft = t->rs.cur;
     t->mode = TUI_NORMAL;
     rs_clock_start(&t->clock, sys_time_ms(), IDLE_MS);
     return RLHF_OK;
@@ -103,6 +107,7 @@ static int load_next(Tui *t, Err *err) {
             if (rc == RLHF_ENOTFOUND) continue;
             if (rc) return rc;
             t->done_all = 0;
+            t->loaded = t->rs.cur;
             break;
         }
     } else {
@@ -113,13 +118,43 @@ static int load_next(Tui *t, Err *err) {
             ls_item_free(&t->it);
             return err_set(err, RLHF_EINVAL, "bad candidate count");
         }
-        if (t->it.resumed) tui_message(t, 0, "resumed prompt %lld where you left it", (long long)t->it.prompt_id);
+        t->draft = 0;
+        if (!t->done_all && t->it.resumed) {
+            Err e = {0};
+            RankCore c = t->rs.cur;
+            if (!ls_draft_load(t->s, t->it.prompt_id, &c, &t->draft, &e) && t->draft) t->rs.cur = c;
+            t->saved_draft = t->rs.cur;
+            tui_message(t, 0, t->draft ? "resumed prompt %lld where you left it" : "resumed prompt %lld (claimed before)",
+                        (long long)t->it.prompt_id);
+        }
     }
     refresh_progress(t);
     if (t->done_all) return RLHF_OK;
     t->have_item = 1;
     t->last_renew_ms = sys_time_ms();
     return prepare_item(t, err);
+}
+
+int tui_unsubmitted(const Tui *t) {
+    return t->have_item && !t->opts->review && (t->rs.n_undo > 0 || t->draft);
+}
+
+/* Unsubmitted work stays with the claim as a draft, written as it changes
+ * (a killed session loses nothing either) and on the way out. */
+static void keep_draft(Tui *t, int wait) {
+    if (!tui_unsubmitted(t)) return;
+    Err e = {0};
+    if (!ls_draft_save(t->s, t->it.prompt_id, &t->rs.cur, wait, &e)) t->saved_draft = t->rs.cur;
+}
+
+static void save_draft_if_changed(Tui *t) {
+    if (!t->have_item || t->opts->review || memcmp(&t->saved_draft, &t->rs.cur, sizeof t->rs.cur) == 0) return;
+    if (tui_unsubmitted(t)) {
+        keep_draft(t, 0); /* busy: tried again at the next key or tick */
+        return;
+    }
+    Err e = {0}; /* everything undone: no draft */
+    if (!ls_draft_clear(t->s, t->it.prompt_id, &e)) t->saved_draft = t->rs.cur;
 }
 
 void tui_submit(Tui *t) {
@@ -133,11 +168,17 @@ void tui_submit(Tui *t) {
     Err err = {0};
     long long now = sys_time_ms();
     int64_t pid = t->it.prompt_id;
-    if (t->opts->review && t->rs.n_undo == 0) {
+    /* in review, a state equal to the stored one (even after edits undone or
+     * redone by hand) is no new version */
+    int same = t->opts->review && memcmp(&t->rs.cur, &t->loaded, sizeof t->loaded) == 0;
+    if (same) {
         t->stats->unchanged++;
     } else {
         double agree;
         rs_clock_key(&t->clock, now);
+        /* another writer may hold the lock for seconds: say so before waiting */
+        tui_message(t, 0, "saving...");
+        tui_draw(t);
         if (ls_submit(t->s, &t->it, c, rs_clock_spent(&t->clock, now), &agree, &err)) {
             /* the state is kept: the labeler can try again */
             tui_message(t, 1, "not saved: %s", err.msg);
@@ -145,8 +186,10 @@ void tui_submit(Tui *t) {
         }
         if (c->skipped) t->stats->skipped++;
         else t->stats->submitted++;
+        Err e = {0};
+        ls_draft_clear(t->s, pid, &e);
     }
-    int skipped = c->skipped, review = t->opts->review, unchanged = review && t->rs.n_undo == 0;
+    int skipped = c->skipped, review = t->opts->review, unchanged = same;
     if (load_next(t, &err)) {
         tui_message(t, 1, "%s", err.msg);
         t->quit = 1;
@@ -182,6 +225,29 @@ static void input_key(Tui *t, int is_fn, wint_t ch) {
             rs_set_note(&t->rs, text);
             t->mode = TUI_NORMAL;
             tui_message(t, 0, "note %s", text[0] ? "saved" : "cleared");
+        } else if (t->mode == TUI_SCORES) {
+            int d[RS_MAX_CAND], k = 0;
+            for (const char *p = text; *p; p++) {
+                if (*p == ' ' || *p == ',') continue;
+                if ((*p < '0' || *p > '7') && *p != '-') {
+                    tui_message(t, 1, "'%c' is not a score: use 1-7, or 0 or - for none", *p);
+                    return;
+                }
+                if (k == t->it.n) {
+                    tui_message(t, 1, "more scores than the %d candidates", t->it.n);
+                    return;
+                }
+                d[k++] = *p == '-' ? 0 : *p - '0';
+            }
+            if (k < t->it.n) {
+                tui_message(t, 1, "%d of %d scores: one per candidate", k, t->it.n);
+                return;
+            }
+            int focus = t->rs.focus;
+            for (int pos = 0; pos < k; pos++) rs_focus_set(&t->rs, pos), rs_score(&t->rs, d[pos]);
+            rs_focus_set(&t->rs, focus);
+            t->mode = TUI_NORMAL;
+            tui_message(t, 0, "scored all %d", k);
         } else if (t->mode == TUI_SKIP) {
             if (!text[0]) {
                 tui_message(t, 1, "a reason is needed to skip (Esc cancels)");
@@ -222,8 +288,14 @@ static void handle_key(Tui *t, int is_fn, wint_t ch) {
         overlay_key(t, is_fn, ch);
         return;
     }
-    if (t->mode == TUI_EXPR || t->mode == TUI_NOTE || t->mode == TUI_SKIP) {
+    if (t->mode == TUI_EXPR || t->mode == TUI_NOTE || t->mode == TUI_SKIP || t->mode == TUI_SCORES) {
         input_key(t, is_fn, ch);
+        return;
+    }
+    if (t->mode == TUI_QUIT) {
+        t->mode = TUI_NORMAL;
+        if (!is_fn && (ch == 'y' || ch == 'Y' || ch == 'q' || ch == 3)) t->quit = 1;
+        else tui_message(t, 0, "not quitting");
         return;
     }
     if (!t->have_item) { /* nothing left: only help and quit make sense */
@@ -335,9 +407,11 @@ int tui_run(LabelSession *s, const TuiOpts *o, TuiStats *st, Err *err) {
         long long now = sys_time_ms();
         if (r == ERR) { /* a tick: keep the claim alive, redraw the clock */
             if (sys_interrupted()) t.quit = 1;
+            save_draft_if_changed(&t);
         } else {
             if (t.have_item) rs_clock_key(&t.clock, now);
             handle_key(&t, r == KEY_CODE_YES, ch);
+            save_draft_if_changed(&t);
         }
         /* renew while keys come; an idle labeler's claim runs out and frees the prompt */
         if (t.have_item && r != ERR && now - t.last_renew_ms > (long long)s->opts.lease_s * 1000 / 3) {
@@ -347,6 +421,7 @@ int tui_run(LabelSession *s, const TuiOpts *o, TuiStats *st, Err *err) {
             t.last_renew_ms = now;
         }
     }
+    keep_draft(&t, 1);
     endwin();
     delscreen(t.screen);
     free_item(&t);

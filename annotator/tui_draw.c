@@ -57,31 +57,57 @@ static int put_utf8(Tui *t, int y, int x, int maxw, const char *s, unsigned attr
 }
 
 /* The body is a list of lines produced twice: once to count (and find the
- * focused candidate), once to draw the visible window. */
+ * focused candidate), once to draw the visible window. Collapsed (the
+ * default), each text gets a line budget so that every candidate stays on
+ * screen; expanded (z), the prompt and the focused candidate are whole. */
 typedef struct Body {
     Tui *t;
     int y0, h, w;         /* window on screen */
     int line;             /* current virtual line */
     int focus_top, focus_bottom;
     int draw;
+    int prompt_max, preview_max, focus_max; /* line budgets; -1: whole */
 } Body;
+
+#define TEXT_MAX_W 100 /* readable lines on wide terminals */
 
 static int body_row(Body *b) {
     int r = b->line - b->t->scroll;
     return b->draw && r >= 0 && r < b->h ? b->y0 + r : -1;
 }
 
-static void body_text(Body *b, const wchar_t *s, int n, const unsigned char *mark, int indent, unsigned attr) {
+static int text_lines(const wchar_t *s, int n, int width) {
+    return n ? tv_wrap(s, n, width, NULL, 0) : 1;
+}
+
+/* Draws at most max lines (-1: all) of s; a cut text ends with a line saying
+ * how much more there is (the line counts against max). */
+static void body_text(Body *b, const wchar_t *s, int n, const unsigned char *mark, int indent, unsigned attr,
+                      int max, const char *what) {
     int width = b->w - indent;
+    if (!n) {
+        int y = body_row(b);
+        if (y >= 0) put_utf8(b->t, y, indent, width, "(empty)", tui_attr(b->t, TC_DIM));
+        b->line++;
+        return;
+    }
     int need = tv_wrap(s, n, width, NULL, 0);
-    TvLine *lines = malloc((size_t)(need ? need : 1) * sizeof *lines);
+    TvLine *lines = malloc((size_t)need * sizeof *lines);
     if (!lines) return;
     tv_wrap(s, n, width, lines, need);
-    for (int i = 0; i < need; i++, b->line++) {
+    int shown = max < 0 || need <= max ? need : max > 1 ? max - 1 : 0;
+    for (int i = 0; i < shown; i++, b->line++) {
         int y = body_row(b);
         if (y >= 0)
             put_wide(b->t, y, indent, width, s + lines[i].start, lines[i].end - lines[i].start,
                      mark ? mark + lines[i].start : NULL, attr);
+    }
+    if (shown < need && max != 0) {
+        int y = body_row(b);
+        char more[120];
+        snprintf(more, sizeof more, "... %d more line%s of %s (z: show all)", need - shown, need - shown == 1 ? "" : "s", what);
+        if (y >= 0) put_utf8(b->t, y, indent, width, more, tui_attr(b->t, TC_DIM));
+        b->line++;
     }
     free(lines);
 }
@@ -91,7 +117,7 @@ static void candidate_header(Body *b, int pos, int rank) {
     const RankCore *c = &t->rs.cur;
     int focused = pos == t->rs.focus, y = body_row(b);
     if (y < 0) return;
-    char head[16], meta[200];
+    char head[16], meta[240];
     snprintf(head, sizeof head, "%s[%d] ", focused ? "> " : "  ", pos + 1);
     int x = put_utf8(t, y, 0, b->w, head, focused ? tui_attr(t, TC_FOCUS) : A_BOLD);
     if (rank) snprintf(meta, sizeof meta, "#%d", rank);
@@ -99,40 +125,69 @@ static void candidate_header(Body *b, int pos, int rank) {
     x += put_utf8(t, y, x, b->w - x, meta, tui_attr(t, TC_RANK));
     int m = c->score[pos] ? snprintf(meta, sizeof meta, " score %d", c->score[pos])
                           : snprintf(meta, sizeof meta, " score -");
-    for (int f = 0; f < t->s->n_flags && m < (int)sizeof meta - 40; f++)
+    for (int f = 0; f < t->s->n_flags && m < (int)sizeof meta - 60; f++)
         if (c->flags[pos] & (1u << f)) m += snprintf(meta + m, sizeof meta - (size_t)m, " !%s", t->s->flags[f]);
     if (t->similar_to[pos] >= 0) m += snprintf(meta + m, sizeof meta - (size_t)m, " ~[%d]", t->similar_to[pos] + 1);
-    x += put_utf8(t, y, x, b->w - x, meta, A_NORMAL);
-    if (!focused && x + 4 < b->w) { /* a one-line preview */
-        x += put_utf8(t, y, x, b->w - x, " | ", tui_attr(t, TC_DIM));
-        put_wide(t, y, x, b->w - x, t->wcand[pos], t->ncand[pos], t->mark[pos], A_NORMAL);
-    }
+    int nl = t->ncand[pos] ? tv_wrap(t->wcand[pos], t->ncand[pos], b->w - 4, NULL, 0) : 0;
+    if (nl) snprintf(meta + m, sizeof meta - (size_t)m, "  (%d line%s)", nl, nl == 1 ? "" : "s");
+    put_utf8(t, y, x, b->w - x, meta, A_NORMAL);
 }
 
 static void body(Body *b) {
     Tui *t = b->t;
     int y = body_row(b);
     if (y >= 0) {
-        char h[96];
+        char h[400];
         /* gold items look like any other: the labeler must not know */
-        snprintf(h, sizeof h, "Prompt %lld%s", (long long)t->it.prompt_id,
-                 t->it.review ? "  (review: a change is saved as a new version)" : "");
+        int m = snprintf(h, sizeof h, "Prompt %lld%s", (long long)t->it.prompt_id,
+                         t->it.review ? "  (review: a change is saved as a new version)" : "");
+        if (t->it.review && t->rs.cur.skipped)
+            snprintf(h + m, sizeof h - (size_t)m, "  SKIPPED: %s (rank it to replace the skip)", t->rs.cur.skip_reason);
         put_utf8(t, y, 0, b->w, h, A_BOLD | A_UNDERLINE);
     }
     b->line++;
-    body_text(b, t->wprompt, t->nprompt, NULL, 2, A_NORMAL);
+    body_text(b, t->wprompt, t->nprompt, NULL, 2, A_NORMAL, b->prompt_max, "the prompt");
     b->line++;
     int rank[RS_MAX_CAND];
     rs_ranks(&t->rs.cur, rank);
     for (int pos = 0; pos < t->it.n; pos++) {
-        if (pos == t->rs.focus) b->focus_top = b->line;
+        int focused = pos == t->rs.focus;
+        if (focused) b->focus_top = b->line;
         candidate_header(b, pos, rank[pos]);
         b->line++;
-        if (pos == t->rs.focus) {
-            body_text(b, t->wcand[pos], t->ncand[pos], t->mark[pos], 4, A_NORMAL);
-            b->focus_bottom = b->line;
-        }
+        int max = focused ? b->focus_max : b->preview_max;
+        if (max) body_text(b, t->wcand[pos], t->ncand[pos], t->mark[pos], 4, A_NORMAL, max, "the answer");
+        if (focused) b->focus_bottom = b->line;
     }
+}
+
+/* Line budgets that keep every candidate on a screen of body_h lines. */
+static void budget(Body *b) {
+    Tui *t = b->t;
+    b->prompt_max = b->focus_max = -1;
+    b->preview_max = 2;
+    if (t->expanded) return;
+    int n = t->it.n, f = t->rs.focus, nc[RS_MAX_CAND];
+    for (int i = 0; i < n; i++) nc[i] = text_lines(t->wcand[i], t->ncand[i], b->w - 4);
+    int np = text_lines(t->wprompt, t->nprompt, b->w - 2);
+    int avail = b->h - 2 - n; /* the prompt's heading, the blank line, the headers */
+    int others = 0, c = 3;
+    for (; c > 0; c--) {
+        others = 0;
+        for (int i = 0; i < n; i++)
+            if (i != f) others += nc[i] < c ? nc[i] : c;
+        if (avail - others >= 4) break;
+    }
+    if (c == 0) others = 0;
+    b->preview_max = c;
+    int rest = avail - others;
+    if (rest < 2) rest = 2;
+    if (np + nc[f] <= rest) return; /* both whole */
+    int pl = rest - nc[f];
+    if (pl < 3) pl = rest / 2 > 3 ? rest / 2 : 3;
+    if (pl > np) pl = np;
+    b->prompt_max = pl;
+    b->focus_max = rest - pl > 1 ? rest - pl : 1;
 }
 
 static void header(Tui *t, int w) {
@@ -141,9 +196,9 @@ static void header(Tui *t, int w) {
     char left[200], right[200];
     snprintf(left, sizeof left, " rlhf label: %s%s", t->s->name, t->opts->review ? " (review)" : "");
     const LabelProgress *p = &t->prog;
-    int m = snprintf(right, sizeof right, "done %lld/%lld  today %lld", (long long)p->done,
-                     (long long)(p->done + p->skipped + p->remaining + (t->have_item && !t->it.review && !t->it.is_gold)),
-                     (long long)p->today);
+    /* "open": prompts still free for this labeler now, which others' claims shrink */
+    int m = snprintf(right, sizeof right, "done %lld  open %lld  today %lld", (long long)p->done,
+                     (long long)p->remaining, (long long)p->today);
     if (!isnan(p->mean_s)) m += snprintf(right + m, sizeof right - (size_t)m, "  %.1f s/prompt", p->mean_s);
     if (p->gold_n) m += snprintf(right + m, sizeof right - (size_t)m, "  gold %.0f%%", 100 * p->gold_acc);
     if (t->have_item)
@@ -168,7 +223,8 @@ static void order_line(Tui *t, int y, int w) {
 }
 
 static void input_line(Tui *t, int y, int w) {
-    static const char *const label[] = {[TUI_EXPR] = "Ranking: ", [TUI_NOTE] = "Note: ", [TUI_SKIP] = "Skip reason: "};
+    static const char *const label[] = {[TUI_EXPR] = "Ranking: ", [TUI_NOTE] = "Note: ", [TUI_SKIP] = "Skip reason: ",
+                                        [TUI_SCORES] = "Scores: "};
     int x = put_utf8(t, y, 0, w, label[t->mode], A_BOLD);
     /* the tail of long input stays visible */
     int start = 0, room = w - x - 30;
@@ -189,7 +245,7 @@ static void input_line(Tui *t, int y, int w) {
 }
 
 static void draw_overlay(Tui *t, int h, int w) {
-    int top = 1, bottom = h - 2, x0 = w > 84 ? (w - 80) / 2 : 0, ww = w > 84 ? 80 : w;
+    int top = 1, bottom = h - 2, /* over the message line too */ x0 = w > 84 ? (w - 80) / 2 : 0, ww = w > 84 ? 80 : w;
     for (int y = top; y <= bottom; y++) {
         move(y, x0);
         attrset(A_NORMAL);
@@ -235,15 +291,21 @@ void tui_draw(Tui *t) {
     header(t, w);
     int hints = h - 1, msg = h - 2, order = h - 3, body_h = h - 4;
     if (!t->have_item) {
-        put_utf8(t, 2, 2, w - 4,
-                 t->opts->review ? "No more rankings of yours to review." : "Nothing left to label: every prompt has its rankings.",
-                 A_BOLD);
+        char why[200];
+        if (t->opts->review) snprintf(why, sizeof why, "No more rankings of yours to review.");
+        else if (t->prog.too_few)
+            snprintf(why, sizeof why, "Nothing left to label: %lld prompt%s fewer than two candidates (add some with rlhf gen or rlhf candidates import).",
+                     (long long)t->prog.too_few, t->prog.too_few == 1 ? " has" : "s have");
+        else snprintf(why, sizeof why, "Nothing left to label: every prompt has its rankings.");
+        put_utf8(t, 2, 2, w - 4, why, A_BOLD);
         char line[200];
         snprintf(line, sizeof line, "This session: %lld submitted, %lld skipped. Press q to quit.",
                  (long long)t->stats->submitted, (long long)t->stats->skipped);
         put_utf8(t, 4, 2, w - 4, line, A_NORMAL);
     } else {
-        Body b = {t, 1, body_h, w, 0, 0, 0, 0};
+        /* the last column is the scroll markers' own */
+        Body b = {t, 1, body_h, w - 1 > TEXT_MAX_W + 4 ? TEXT_MAX_W + 4 : w - 1, 0, 0, 0, 0, -1, -1, -1};
+        budget(&b);
         body(&b); /* measure */
         int total = b.line;
         if (t->follow) {
@@ -258,19 +320,20 @@ void tui_draw(Tui *t) {
         b.line = 0;
         b.draw = 1;
         body(&b);
-        if (t->scroll > 0) put_utf8(t, 1, w - 3, 3, " ^ ", tui_attr(t, TC_DIM));
-        if (t->scroll + body_h < total) put_utf8(t, body_h, w - 3, 3, " v ", tui_attr(t, TC_DIM));
+        if (t->scroll > 0) put_utf8(t, 1, w - 1, 1, "^", tui_attr(t, TC_DIM));
+        if (t->scroll + body_h < total) put_utf8(t, body_h, w - 1, 1, "v", tui_attr(t, TC_DIM));
         order_line(t, order, w);
     }
     if (t->mode == TUI_HELP || t->mode == TUI_GUIDE) draw_overlay(t, h, w);
-    int typing = t->mode == TUI_EXPR || t->mode == TUI_NOTE || t->mode == TUI_SKIP;
+    int typing = t->mode == TUI_EXPR || t->mode == TUI_NOTE || t->mode == TUI_SKIP || t->mode == TUI_SCORES;
     curs_set(typing);
-    if (!typing && t->msg[0]) {
+    int overlay = t->mode == TUI_HELP || t->mode == TUI_GUIDE;
+    if (!typing && !overlay && t->msg[0]) {
         put_utf8(t, msg, 0, w, t->msg, t->msg_err ? tui_attr(t, TC_ERR) : A_NORMAL);
     }
     if (!typing)
         put_utf8(t, hints, 0, w,
-                 "?:help  e:rank  s:score  f:flag  n:note  S:skip  u:undo  Enter:submit  q:quit",
+                 "?:help  e:rank  s/v:score  z:expand  n:note  S:skip  u:undo  Enter:submit  q:quit",
                  tui_attr(t, TC_DIM));
     else put_utf8(t, hints, 0, w, "Enter: accept   Esc: cancel   Backspace: delete   Ctrl-U: clear", tui_attr(t, TC_DIM));
     if (typing) input_line(t, msg, w); /* last, so the cursor ends after the input */

@@ -20,6 +20,8 @@ enum {
     TUI_FLAG,  /* waiting for the flag number after 'f' */
     TUI_HELP,
     TUI_GUIDE,
+    TUI_SCORES, /* typing every candidate's score at once */
+    TUI_QUIT,   /* asked whether to quit with unsubmitted work */
 };
 
 #define TUI_INPUT_MAX 512
@@ -39,6 +41,10 @@ typedef struct Tui {
     unsigned char *mark[RS_MAX_CAND]; /* words differing from a near-identical other */
     int similar_to[RS_MAX_CAND];      /* that other's position, or -1 */
     int scroll, follow, overlay_scroll;
+    int expanded; /* z: the prompt and the focused candidate whole, scrolling */
+    int draft;    /* the state came from a draft (not yet submitted) */
+    RankCore loaded; /* review: the stored state, to tell a real change */
+    RankCore saved_draft; /* the draft as last written */
     int mode;
     wchar_t input[TUI_INPUT_MAX];
     int input_len;
@@ -67,6 +73,8 @@ int tui_normal_key(Tui *t, int is_fn, wint_t ch);
 int tui_keymap_check(void);
 /* Actions the keymap calls that live in tui.c. */
 void tui_submit(Tui *t);
+/* Whether the screen holds a ranking, score, flag or note not yet submitted. */
+int tui_unsubmitted(const Tui *t);
 void tui_begin_input(Tui *t, int mode, const char *initial);
 /* Wide input buffer to UTF-8 (static buffer, valid until the next call). */
 const char *tui_input_utf8(const Tui *t);

@@ -32,6 +32,10 @@ static void k_move(Tui *t, int d) {
     report(t, rs_move(&t->rs, d), "cannot move");
 }
 static void k_place(Tui *t, int pos) {
+    if (pos > t->it.n) {
+        tui_message(t, 1, "no place %d: there are %d candidates", pos, t->it.n);
+        return;
+    }
     report(t, rs_place(&t->rs, pos), "cannot place there");
 }
 static void k_tie(Tui *t, int a) {
@@ -51,6 +55,7 @@ static void k_expr(Tui *t, int a) {
     char cur[RS_MAX_CAND * 4];
     rs_format(&t->rs.cur, cur, sizeof cur);
     tui_begin_input(t, TUI_EXPR, cur);
+    if (cur[0]) tui_message(t, 0, "the current order is filled in: edit it, or Ctrl-U to start over");
 }
 static void k_score(Tui *t, int a) {
     (void)a;
@@ -107,7 +112,20 @@ static void k_guide(Tui *t, int a) {
     t->mode = TUI_GUIDE;
     t->overlay_scroll = 0;
 }
+static void k_expand(Tui *t, int a) {
+    (void)a;
+    t->expanded = !t->expanded;
+    t->follow = 1;
+    tui_message(t, 0, "%s", t->expanded ? "expanded: the prompt and the focused answer in full (z again: all candidates)"
+                                         : "collapsed: every candidate on screen");
+}
+static void k_scores(Tui *t, int a) {
+    (void)a;
+    tui_begin_input(t, TUI_SCORES, "");
+    tui_message(t, 0, "one score per candidate in screen order, 1-7 (0 or - leaves one unscored), e.g. 7524");
+}
 static void k_scroll(Tui *t, int d) {
+    if (!t->expanded && d > 0) t->expanded = 1; /* paging on means reading on */
     t->scroll += d;
     if (t->scroll < 0) t->scroll = 0;
     t->follow = 0;
@@ -118,11 +136,16 @@ static void k_dismiss(Tui *t, int a) {
 }
 static void k_quit(Tui *t, int a) {
     (void)a;
-    t->quit = 1;
+    if (!tui_unsubmitted(t)) {
+        t->quit = 1;
+        return;
+    }
+    t->mode = TUI_QUIT;
+    tui_message(t, 1, "unsubmitted work here: y quits and keeps it as a draft, any other key stays");
 }
 
 static const TuiKeyHelp help_rows[] = {
-    {"Up/k  Down/j  Tab", "focus previous / next candidate (it is expanded)"},
+    {"Up/k  Down/j  Tab", "focus previous / next candidate (it gets the most lines)"},
     {"e  /", "type the ranking, e.g. 3>1=4>2 (> better, = tie)"},
     {"1-9", "put the focused candidate at that place in the order"},
     {"K  J  (Shift-Up/Down)", "move the focused candidate up / down one place"},
@@ -138,7 +161,9 @@ static const TuiKeyHelp help_rows[] = {
     {"PgDn Space / PgUp b", "scroll long text"},
     {"g", "show the project's labeling guidelines"},
     {"?", "this help"},
-    {"q  Ctrl-C", "quit; an unfinished prompt is resumed next time"},
+    {"q  Ctrl-C", "quit (asks when work is unsubmitted; it is kept as a draft)"},
+    {"z", "expand the focused answer and the prompt in full / collapse"},
+    {"v then 1-7 per answer", "score every candidate at once, e.g. v 7524 Enter"},
 };
 
 const TuiKeyHelp *tui_key_help(int *n) {
@@ -162,6 +187,7 @@ static const KeyBind keymap[] = {
     {1, KEY_NPAGE, k_scroll, 10, 13}, {0, ' ', k_scroll, 10, 13},     {1, KEY_PPAGE, k_scroll, -10, 13},
     {0, 'b', k_scroll, -10, 13},      {0, 'g', k_guide, 0, 14},       {0, '?', k_help, 0, 15},
     {0, 'q', k_quit, 0, 16},          {0, 3 /* ^C */, k_quit, 0, 16}, {0, 27 /* Esc */, k_dismiss, 0, -1},
+    {0, 'z', k_expand, 0, 17},        {0, 'v', k_scores, 0, 18},
 };
 
 int tui_normal_key(Tui *t, int is_fn, wint_t ch) {

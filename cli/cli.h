@@ -4,6 +4,7 @@
 #ifndef RLHF_CLI_H
 #define RLHF_CLI_H
 
+#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,8 +80,15 @@ void cli_getopt_reset(void);
  * escape sequence in a prompt or a name never acts on the terminal. Returns s
  * itself when nothing needs showing, else one of 8 rotating buffers. */
 const char *cli_shown(const char *s, int keep_newlines);
-/* Writes a JSON string literal (quoted, escaped) to f. */
-void cli_json_string(FILE *f, const char *s);
+/* --json output: prints j on one line to stdout and frees it (EXIT_OK, or
+ * EXIT_FAIL when out of memory); every command's --json goes through here. */
+int cli_json_print(cJSON *j);
+/* Adds x rounded to digits decimals (as the tables show it). */
+cJSON *cli_json_num(cJSON *obj, const char *key, double x, int digits);
+/* Adds x to 6 significant digits; null when it is NaN or infinite. */
+cJSON *cli_json_g(cJSON *obj, const char *key, double x);
+/* Adds an unsigned 64-bit integer exactly (a seed, a hash). */
+cJSON *cli_json_u64(cJSON *obj, const char *key, unsigned long long v);
 
 /* Options every command takes, for its struct option table. */
 #define CLI_OPT_DB {"db", required_argument, NULL, 'D'}

@@ -23,54 +23,52 @@ const struct cmd_entry cmd_agreement_entry = {
 
 static const struct cmd_entry *E = &cmd_agreement_entry;
 
-static void json_num(const char *key, double v, int comma) {
-    if (isnan(v))
-        printf("%s\"%s\":null", comma ? "," : "", key);
-    else
-        printf("%s\"%s\":%.6g", comma ? "," : "", key, v);
-}
+#define NUM(o, k, v) cJSON_AddNumberToObject(o, k, (double)(v))
 
 static void print_json(const AgreementReport *r) {
-    printf(
-        "{\"prompts\":%lld,\"prompts_shared\":%lld,\"pairs_compared\":%lld,\"pairs_agreed\":%lld",
-        (long long)r->prompts, (long long)r->prompts_shared, (long long)r->compared,
-        (long long)r->agreed);
-    json_num("agreement", r->agreement, 1);
-    json_num("agreement_se", r->agreement_se, 1);
-    json_num("kendall_tau_b", r->tau, 1);
-    printf(",\"tau_pairs\":%lld", (long long)r->tau_n);
-    json_num("alpha_ordinal", r->alpha_ordinal, 1);
-    json_num("alpha_interval", r->alpha_interval, 1);
-    printf(",\"alpha_units\":%lld,\"alpha_scores\":%lld,\"labelers\":[", (long long)r->alpha_units,
-           (long long)r->alpha_values);
+    cJSON *j = cJSON_CreateObject();
+    NUM(j, "prompts", r->prompts);
+    NUM(j, "prompts_shared", r->prompts_shared);
+    NUM(j, "pairs_compared", r->compared);
+    NUM(j, "pairs_agreed", r->agreed);
+    cli_json_g(j, "agreement", r->agreement);
+    cli_json_g(j, "agreement_se", r->agreement_se);
+    cli_json_g(j, "kendall_tau_b", r->tau);
+    NUM(j, "tau_pairs", r->tau_n);
+    cli_json_g(j, "alpha_ordinal", r->alpha_ordinal);
+    cli_json_g(j, "alpha_interval", r->alpha_interval);
+    NUM(j, "alpha_units", r->alpha_units);
+    NUM(j, "alpha_scores", r->alpha_values);
+    cJSON *labelers = cJSON_AddArrayToObject(j, "labelers");
     for (int i = 0; i < r->n_labelers; i++) {
         const LabelerAgreement *l = &r->labelers[i];
-        printf("%s{\"name\":", i ? "," : "");
-        cli_json_string(stdout, l->name);
-        printf(",\"simulated\":%s,\"rankings\":%lld", l->simulated ? "true" : "false",
-               (long long)l->rankings);
-        json_num("mean_time_s", l->mean_time_s, 1);
-        printf(",\"pairs_compared\":%lld,\"pairs_agreed\":%lld", (long long)l->compared,
-               (long long)l->agreed);
-        json_num("agreement", l->agreement, 1);
-        json_num("kendall_tau_b", l->tau, 1);
-        json_num("gold_agreement", l->gold, 1);
-        printf(",\"gold_rankings\":%lld}", (long long)l->gold_n);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(labelers, o);
+        cJSON_AddStringToObject(o, "name", l->name ? l->name : "");
+        cJSON_AddBoolToObject(o, "simulated", l->simulated);
+        NUM(o, "rankings", l->rankings);
+        cli_json_g(o, "mean_time_s", l->mean_time_s);
+        NUM(o, "pairs_compared", l->compared);
+        NUM(o, "pairs_agreed", l->agreed);
+        cli_json_g(o, "agreement", l->agreement);
+        cli_json_g(o, "kendall_tau_b", l->tau);
+        cli_json_g(o, "gold_agreement", l->gold);
+        NUM(o, "gold_rankings", l->gold_n);
     }
-    printf("],\"labeler_pairs\":[");
+    cJSON *pairs = cJSON_AddArrayToObject(j, "labeler_pairs");
     for (int i = 0; i < r->n_pairs; i++) {
         const PairAgreement *p = &r->pairs[i];
-        printf("%s{\"a\":", i ? "," : "");
-        cli_json_string(stdout, r->labelers[p->a].name);
-        printf(",\"b\":");
-        cli_json_string(stdout, r->labelers[p->b].name);
-        printf(",\"rankings\":%lld,\"pairs_compared\":%lld,\"pairs_agreed\":%lld",
-               (long long)p->prompts, (long long)p->compared, (long long)p->agreed);
-        json_num("agreement", p->compared ? (double)p->agreed / (double)p->compared : NAN, 1);
-        json_num("kendall_tau_b", p->tau, 1);
-        putchar('}');
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(pairs, o);
+        cJSON_AddStringToObject(o, "a", r->labelers[p->a].name);
+        cJSON_AddStringToObject(o, "b", r->labelers[p->b].name);
+        NUM(o, "rankings", p->prompts);
+        NUM(o, "pairs_compared", p->compared);
+        NUM(o, "pairs_agreed", p->agreed);
+        cli_json_g(o, "agreement", p->compared ? (double)p->agreed / (double)p->compared : NAN);
+        cli_json_g(o, "kendall_tau_b", p->tau);
     }
-    printf("]}\n");
+    cli_json_print(j);
 }
 
 static void pct(char *buf, size_t n, double v) {

@@ -90,13 +90,14 @@ static int list(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         CandidateRow *r = &rows[i];
         if (json) {
-            printf("{\"id\":%lld,\"prompt_id\":%lld,\"model\":", (long long)r->id, (long long)r->prompt_id);
-            cli_json_string(stdout, r->model_name);
-            printf(",\"completion\":");
-            cli_json_string(stdout, r->text);
-            if (r->n_tokens >= 0) printf(",\"n_tokens\":%lld", (long long)r->n_tokens);
-            if (!isnan(r->sum_logprob)) printf(",\"sum_logprob\":%.6g", r->sum_logprob);
-            printf("}\n");
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddNumberToObject(j, "id", (double)r->id);
+            cJSON_AddNumberToObject(j, "prompt_id", (double)r->prompt_id);
+            cJSON_AddStringToObject(j, "model", r->model_name);
+            cJSON_AddStringToObject(j, "completion", r->text);
+            if (r->n_tokens >= 0) cJSON_AddNumberToObject(j, "n_tokens", (double)r->n_tokens);
+            if (!isnan(r->sum_logprob)) cli_json_g(j, "sum_logprob", r->sum_logprob);
+            cli_json_print(j);
         } else {
             printf("--- candidate %lld (model %s)\n%s\n", (long long)r->id, cli_shown(r->model_name, 0),
                    cli_shown(r->text, 1));

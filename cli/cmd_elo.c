@@ -41,28 +41,36 @@ static int cmp_rating(const void *x, const void *y) {
     return strcmp(sort_names[a], sort_names[b]);
 }
 
-static void print_json(const EloTable *t, const EloPlayers *p, const int *order,
-                       const EloOptions *o, int by, int64_t n_battles, const BattleStats *bs) {
-    printf("{\"method\":\"%s\",\"by\":\"%s\",\"battles\":%lld,\"ties\":%lld,\"same_player\":%lld,"
-           "\"left_out\":%lld,\"bootstrap\":%d,\"seed\":%llu,\"players\":[",
-           o->method == ELO_BT ? "bt" : "elo", by == ELO_BY_POLICY ? "policy" : "model",
-           (long long)n_battles, (long long)bs->ties, (long long)bs->same_player,
-           (long long)bs->left_out, o->bootstrap, (unsigned long long)o->seed);
+static int print_json(const EloTable *t, const EloPlayers *p, const int *order,
+                      const EloOptions *o, int by, int64_t n_battles, const BattleStats *bs) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "method", o->method == ELO_BT ? "bt" : "elo");
+    cJSON_AddStringToObject(j, "by", by == ELO_BY_POLICY ? "policy" : "model");
+    cJSON_AddNumberToObject(j, "battles", (double)n_battles);
+    cJSON_AddNumberToObject(j, "ties", (double)bs->ties);
+    cJSON_AddNumberToObject(j, "same_player", (double)bs->same_player);
+    cJSON_AddNumberToObject(j, "left_out", (double)bs->left_out);
+    cJSON_AddNumberToObject(j, "bootstrap", o->bootstrap);
+    cli_json_u64(j, "seed", (unsigned long long)o->seed);
+    cJSON *players = cJSON_AddArrayToObject(j, "players");
     for (int k = 0; k < t->n; k++) {
         int i = order[k];
-        printf("%s{\"rank\":%d,\"name\":", k ? "," : "", t->rank[i]);
-        cli_json_string(stdout, p->name[i]);
-        printf(",\"rating\":%.2f,\"lo\":%.2f,\"hi\":%.2f,\"battles\":%lld,\"wins\":%.1f,\"win_"
-               "rate\":%.4f",
-               t->rating[i], t->lo[i], t->hi[i], (long long)t->battles[i], t->wins[i],
-               t->battles[i] ? t->wins[i] / (double)t->battles[i] : 0.0);
+        cJSON *q = cJSON_CreateObject();
+        cJSON_AddItemToArray(players, q);
+        cJSON_AddNumberToObject(q, "rank", t->rank[i]);
+        cJSON_AddStringToObject(q, "name", p->name[i]);
+        cli_json_num(q, "rating", t->rating[i], 2);
+        cli_json_num(q, "lo", t->lo[i], 2);
+        cli_json_num(q, "hi", t->hi[i], 2);
+        cJSON_AddNumberToObject(q, "battles", (double)t->battles[i]);
+        cli_json_num(q, "wins", t->wins[i], 1);
+        cli_json_num(q, "win_rate", t->battles[i] ? t->wins[i] / (double)t->battles[i] : 0.0, 4);
         if (by == ELO_BY_POLICY) {
-            printf(",\"round\":%d,\"lineage\":", p->round[i]);
-            cli_json_string(stdout, p->lineage[i]);
+            cJSON_AddNumberToObject(q, "round", p->round[i]);
+            cJSON_AddStringToObject(q, "lineage", p->lineage[i] ? p->lineage[i] : "");
         }
-        putchar('}');
     }
-    printf("]}\n");
+    return cli_json_print(j);
 }
 
 static void print_table(const EloTable *t, const EloPlayers *p, const int *order,

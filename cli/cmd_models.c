@@ -10,19 +10,20 @@ const struct cmd_entry cmd_models_entry = {
 
 static int print_model(const ModelRow *m, void *ctx) {
     if (*(int *)ctx) {
-        printf("{\"id\":%lld,\"name\":", (long long)m->id);
-        cli_json_string(stdout, m->name);
-        printf(",\"kind\":\"%s\",\"path\":", m->kind);
-        if (m->path) cli_json_string(stdout, m->path);
-        else printf("null");
-        printf(",\"parent_id\":");
-        if (m->parent_id) printf("%lld", (long long)m->parent_id);
-        else printf("null");
-        printf(",\"sha256\":");
-        if (m->sha256) cli_json_string(stdout, m->sha256);
-        else printf("null");
-        printf(",\"config\":%s,\"created_at\":\"%s\"}\n", m->config ? m->config : "null", m->created_at);
-        return 0;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "id", (double)m->id);
+        cJSON_AddStringToObject(j, "name", m->name);
+        cJSON_AddStringToObject(j, "kind", m->kind);
+        m->path ? cJSON_AddStringToObject(j, "path", m->path) : cJSON_AddNullToObject(j, "path");
+        m->parent_id ? cJSON_AddNumberToObject(j, "parent_id", (double)m->parent_id)
+                     : cJSON_AddNullToObject(j, "parent_id");
+        m->sha256 ? cJSON_AddStringToObject(j, "sha256", m->sha256) : cJSON_AddNullToObject(j, "sha256");
+        /* the stored config is JSON; anything else goes out as a string */
+        cJSON *cfg = m->config ? cJSON_Parse(m->config) : cJSON_CreateNull();
+        if (!cfg) cfg = cJSON_CreateString(m->config);
+        cJSON_AddItemToObject(j, "config", cfg);
+        cJSON_AddStringToObject(j, "created_at", m->created_at);
+        return cli_json_print(j);
     }
     char parent[24] = "-";
     if (m->parent_id) snprintf(parent, sizeof parent, "%lld", (long long)m->parent_id);

@@ -67,15 +67,16 @@ static int import(int argc, char **argv) {
 static int print_row(const PromptRow *r, void *ctx) {
     int json = *(int *)ctx;
     if (json) {
-        printf("{\"id\":%lld,\"prompt\":", (long long)r->id);
-        cli_json_string(stdout, r->text);
-        printf(",\"split\":");
-        cli_json_string(stdout, r->split);
-        if (r->source) printf(",\"source\":"), cli_json_string(stdout, r->source);
-        if (r->ext_id) printf(",\"ext_id\":"), cli_json_string(stdout, r->ext_id);
-        printf(",\"candidates\":%lld,\"rankings\":%lld,\"created_at\":\"%s\"}\n",
-               (long long)r->n_candidates, (long long)r->n_rankings, r->created_at);
-        return 0;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "id", (double)r->id);
+        cJSON_AddStringToObject(j, "prompt", r->text);
+        cJSON_AddStringToObject(j, "split", r->split);
+        if (r->source) cJSON_AddStringToObject(j, "source", r->source);
+        if (r->ext_id) cJSON_AddStringToObject(j, "ext_id", r->ext_id);
+        cJSON_AddNumberToObject(j, "candidates", (double)r->n_candidates);
+        cJSON_AddNumberToObject(j, "rankings", (double)r->n_rankings);
+        cJSON_AddStringToObject(j, "created_at", r->created_at);
+        return cli_json_print(j);
     }
     /* one line per prompt: newlines shown as the two characters \n */
     printf("%6lld  %-8s %4lld %4lld  ", (long long)r->id, cli_shown(r->split, 0), (long long)r->n_candidates,

@@ -56,11 +56,16 @@ static void print_best_of(void *ctx, const char *prompt, const GenSample *s, con
     b->answer++;
     for (int i = 0; i < n; i++) {
         if (b->json) {
-            printf("{\"answer\":%d,\"sample\":%d,\"seed\":%llu,\"text\":", b->answer, i + 1,
-                   (unsigned long long)seeds[i]);
-            cli_json_string(stdout, s[i].text ? s[i].text : "");
-            printf(",\"tokens\":%lld,\"logprob\":%.4f,\"reward\":%.6g,\"kept\":%s}\n",
-                   (long long)s[i].n_tokens, s[i].sum_logprob, scores[i], i == kept ? "true" : "false");
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddNumberToObject(j, "answer", b->answer);
+            cJSON_AddNumberToObject(j, "sample", i + 1);
+            cli_json_u64(j, "seed", (unsigned long long)seeds[i]);
+            cJSON_AddStringToObject(j, "text", s[i].text ? s[i].text : "");
+            cJSON_AddNumberToObject(j, "tokens", (double)s[i].n_tokens);
+            cli_json_num(j, "logprob", s[i].sum_logprob, 4);
+            cli_json_g(j, "reward", scores[i]);
+            cJSON_AddBoolToObject(j, "kept", i == kept);
+            cli_json_print(j);
         } else {
             printf("--- answer %d, sample %d (seed %llu): reward %.4f%s\n%s\n", b->answer, i + 1,
                    (unsigned long long)seeds[i], scores[i], i == kept ? "  [kept: the highest]" : "",
@@ -254,10 +259,13 @@ static int exec_sample(int argc, char **argv) {
         for (int i = 0; i < k; i++) {
             total += res[i].n_tokens;
             if (json) {
-                printf("{\"seed\":%llu,\"text\":", (unsigned long long)seeds[i]);
-                cli_json_string(stdout, res[i].text);
-                printf(",\"tokens\":%d,\"logprob\":%.4f,\"finish\":\"%s\"}\n", res[i].n_tokens,
-                       res[i].logprob, sample_finish_name(res[i].finish));
+                cJSON *j = cJSON_CreateObject();
+                cli_json_u64(j, "seed", (unsigned long long)seeds[i]);
+                cJSON_AddStringToObject(j, "text", res[i].text);
+                cJSON_AddNumberToObject(j, "tokens", res[i].n_tokens);
+                cli_json_num(j, "logprob", res[i].logprob, 4);
+                cJSON_AddStringToObject(j, "finish", sample_finish_name(res[i].finish));
+                cli_json_print(j);
             } else {
                 if (k > 1)
                     printf("--- sample %d (seed %llu)\n", i + 1, (unsigned long long)seeds[i]);

@@ -25,34 +25,32 @@ static int exec_status(int argc, char **argv) {
         return cli_fail(&cmd_status_entry, &err);
     }
     if (json) {
-        printf("{\"db\":");
-        cli_json_string(stdout, db_path(db));
-        printf(",\"schema_version\":%d,\"prompts\":%lld,\"splits\":{", s.schema_version,
-               (long long)s.prompts);
-        for (int i = 0; i < s.n_splits; i++) {
-            if (i) putchar(',');
-            cli_json_string(stdout, s.splits[i].name);
-            printf(":%lld", (long long)s.splits[i].n);
-        }
-        printf("},\"candidates\":%lld,\"prompts_with_candidates\":%lld,\"labelers\":%lld,"
-               "\"rankings\":%lld,\"skipped\":%lld,\"prompts_ranked\":%lld,\"rankings_by_labeler\":{",
-               (long long)s.candidates, (long long)s.prompts_with_candidates, (long long)s.labelers,
-               (long long)s.rankings, (long long)s.skipped, (long long)s.prompts_ranked);
-        for (int i = 0; i < s.n_labelers; i++) {
-            if (i) putchar(',');
-            cli_json_string(stdout, s.by_labeler[i].name);
-            printf(":%lld", (long long)s.by_labeler[i].n);
-        }
-        printf("},\"comparisons\":%lld,\"ties\":%lld,\"models\":%lld,\"runs\":%lld,"
-               "\"runs_running\":%lld,\"blas\":{\"kernel\":",
-               (long long)s.comparisons, (long long)s.ties, (long long)s.models, (long long)s.runs,
-               (long long)s.runs_running);
-        cli_json_string(stdout, blas_kernel());
-        printf(",\"openblas_pick\":");
-        cli_json_string(stdout, blas_kernel_openblas_pick());
-        printf(",\"reason\":");
-        cli_json_string(stdout, blas_kernel_reason());
-        printf("}}\n");
+#define NUM(o, k, v) cJSON_AddNumberToObject(o, k, (double)(v))
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "db", db_path(db));
+        NUM(j, "schema_version", s.schema_version);
+        NUM(j, "prompts", s.prompts);
+        cJSON *splits = cJSON_AddObjectToObject(j, "splits");
+        for (int i = 0; i < s.n_splits; i++) NUM(splits, s.splits[i].name, s.splits[i].n);
+        NUM(j, "candidates", s.candidates);
+        NUM(j, "prompts_with_candidates", s.prompts_with_candidates);
+        NUM(j, "labelers", s.labelers);
+        NUM(j, "rankings", s.rankings);
+        NUM(j, "skipped", s.skipped);
+        NUM(j, "prompts_ranked", s.prompts_ranked);
+        cJSON *by = cJSON_AddObjectToObject(j, "rankings_by_labeler");
+        for (int i = 0; i < s.n_labelers; i++) NUM(by, s.by_labeler[i].name, s.by_labeler[i].n);
+        NUM(j, "comparisons", s.comparisons);
+        NUM(j, "ties", s.ties);
+        NUM(j, "models", s.models);
+        NUM(j, "runs", s.runs);
+        NUM(j, "runs_running", s.runs_running);
+        cJSON *blas = cJSON_AddObjectToObject(j, "blas");
+        cJSON_AddStringToObject(blas, "kernel", blas_kernel());
+        cJSON_AddStringToObject(blas, "openblas_pick", blas_kernel_openblas_pick());
+        cJSON_AddStringToObject(blas, "reason", blas_kernel_reason());
+        cli_json_print(j);
+#undef NUM
     } else {
         printf("project      %s (schema %d)\n", db_path(db), s.schema_version);
         printf("prompts      %lld", (long long)s.prompts);

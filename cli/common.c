@@ -8,6 +8,7 @@
 #include <limits.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,21 +112,32 @@ const char *cli_shown(const char *s, int keep_newlines) {
     return b->s;
 }
 
-void cli_json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
-        switch (*p) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-            else fputc(*p, f);
-        }
-    }
-    fputc('"', f);
+int cli_json_print(cJSON *j) {
+    char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!s) return fprintf(stderr, "rlhf: out of memory\n"), EXIT_FAIL;
+    puts(s);
+    free(s);
+    return EXIT_OK;
+}
+
+cJSON *cli_json_num(cJSON *obj, const char *key, double x, int digits) {
+    double k = pow(10, digits);
+    /* rounded as the tables show it; cJSON then writes the shortest form */
+    return cJSON_AddNumberToObject(obj, key, isfinite(x) ? round(x * k) / k : x);
+}
+
+cJSON *cli_json_g(cJSON *obj, const char *key, double x) {
+    if (!isfinite(x)) return cJSON_AddNullToObject(obj, key);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.6g", x);
+    return cJSON_AddNumberToObject(obj, key, strtod(buf, NULL));
+}
+
+cJSON *cli_json_u64(cJSON *obj, const char *key, unsigned long long v) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%llu", v); /* exact, where a double would round */
+    return cJSON_AddRawToObject(obj, key, buf);
 }
 
 int cli_dispatch(const struct cmd_entry *e, const struct cli_sub *subs, int argc, char **argv) {

@@ -188,6 +188,11 @@ int db_label_progress(Db *db, int64_t labeler_id, const AssignOpts *o, LabelProg
     } else rc = db_fail(db, err, "read progress");
     sqlite3_finalize(st);
     if (!rc) rc = query_id(db, "SELECT count(*)" ELIGIBLE, labeler_id, o, 0, &p->remaining, err);
+    if (!rc)
+        rc = query_id(db,
+                      "SELECT count(*) FROM prompts p WHERE (?2 IS NULL OR p.split = ?2)"
+                      " AND (SELECT count(*) FROM candidates c WHERE c.prompt_id = p.id) < 2",
+                      labeler_id, o, 0, &p->too_few, err);
     return rc;
 }
 

@@ -49,6 +49,7 @@ typedef struct LabelProgress {
     double mean_s;     /* mean seconds per ranked prompt; NAN when none */
     int64_t gold_n;    /* gold items ranked */
     double gold_acc;   /* mean agreement on gold; NAN when none */
+    int64_t too_few;   /* prompts (of the split) with fewer than two candidates */
 } LabelProgress;
 
 int db_label_progress(Db *db, int64_t labeler_id, const AssignOpts *o, LabelProgress *p, Err *err);

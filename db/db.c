@@ -273,3 +273,21 @@ int db_setting_set(Db *db, const char *key, const char *value, Err *err) {
     sqlite3_finalize(st);
     return rc;
 }
+
+int db_setting_delete(Db *db, const char *key, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db, "DELETE FROM settings WHERE key = ?", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "delete setting");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_setting_try_set(Db *db, const char *key, const char *value, Err *err) {
+    sqlite3_busy_timeout(db->h, 0);
+    int rc = db_setting_set(db, key, value, err);
+    if (rc && sqlite3_errcode(db->h) == SQLITE_BUSY) rc = err_set(err, RLHF_EBUSY, "the database is busy");
+    sqlite3_busy_timeout(db->h, 15000);
+    return rc;
+}

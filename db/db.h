@@ -30,5 +30,9 @@ void db_rollback(Db *db);
 /* Project settings (key/value), e.g. "label.flags", "label.guidelines", "gen.template". */
 int db_setting_get(Db *db, const char *key, char **value, Err *err); /* *value NULL if unset; caller frees */
 int db_setting_set(Db *db, const char *key, const char *value, Err *err);
+int db_setting_delete(Db *db, const char *key, Err *err); /* no such key: done */
+/* db_setting_set without waiting for another writer's lock: RLHF_EBUSY then,
+ * for the caller to try again later (the labeling screen's drafts). */
+int db_setting_try_set(Db *db, const char *key, const char *value, Err *err);
 
 #endif

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const format_names[] = {"pairs", "hh", "rankings", "arena", "csv"};
 
@@ -81,12 +82,47 @@ void rm_csv_field(FILE *f, const char *s) {
     putc('"', f);
 }
 
+int rm_arena_coin(int64_t lo, int64_t hi) {
+    uint64_t z = (uint64_t)lo * 0x9E3779B97F4A7C15u ^ (uint64_t)hi;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u; /* splitmix64's finaliser */
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return (int)((z ^ (z >> 31)) & 1);
+}
+
+/* The store's "YYYY-MM-DDTHH:MM:SS[.fff]Z" as Unix seconds, as the Arena logs
+ * have their tstamp; 0 when it does not parse. */
+static double epoch_seconds(const char *iso) {
+    struct tm tm = {0};
+    double sec = 0;
+    if (!iso || sscanf(iso, "%d-%d-%dT%d:%d:%lf", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                       &tm.tm_hour, &tm.tm_min, &sec) != 6)
+        return 0;
+    tm.tm_year -= 1900, tm.tm_mon -= 1;
+    return (double)timegm(&tm) + sec;
+}
+
 static void hh_transcript(FILE *f, const char *prompt, const char *answer) {
     StrBuf b = {0};
     sb_puts(&b, "\n\nHuman: ");
     sb_puts(&b, prompt);
     sb_puts(&b, "\n\nAssistant: ");
     sb_puts(&b, answer);
+    rm_json_string(f, b.s);
+    sb_free(&b);
+}
+
+/* A dialogue (a prompt holding later turns, as HH import stores it) goes out
+ * whole, "\n\nHuman: P\n\nAssistant: ", so that prompt + answer is the HH
+ * transcript again; a one-turn prompt goes out as it is. */
+static void pairs_prompt(FILE *f, const char *prompt) {
+    if (!strstr(prompt, "\n\nAssistant:") && !strstr(prompt, "\n\nHuman:")) {
+        rm_json_string(f, prompt);
+        return;
+    }
+    StrBuf b = {0};
+    sb_puts(&b, "\n\nHuman: ");
+    sb_puts(&b, prompt);
+    sb_puts(&b, "\n\nAssistant: ");
     rm_json_string(f, b.s);
     sb_free(&b);
 }
@@ -149,8 +185,12 @@ static void write_ranking(FILE *f, const RankingRow *r) {
         write_flags(f, r->items[i].flags);
     }
     fprintf(f, "],\"none_acceptable\":%s", r->none_acceptable ? "true" : "false");
+    fprintf(f, ",\"skipped\":%s,\"skip_reason\":", r->skipped ? "true" : "false");
+    r->skip_reason ? rm_json_string(f, r->skip_reason) : (void)fputs("null", f);
+    fprintf(f, ",\"current\":%s", r->is_current ? "true" : "false");
     if (r->time_spent_ms >= 0) fprintf(f, ",\"time_ms\":%lld", (long long)r->time_spent_ms);
-    if (r->note) fputs(",\"note\":", f), rm_json_string(f, r->note);
+    fputs(",\"note\":", f);
+    r->note ? rm_json_string(f, r->note) : (void)fputs("null", f);
     fputs(",\"created_at\":", f);
     rm_json_string(f, r->created_at);
     fputs("}\n", f);
@@ -161,7 +201,7 @@ static void write_pair(FILE *f, int format, const RankingRow *r, const RmPair *p
     switch (format) {
     case EXPORT_PAIRS:
         fputs("{\"prompt\":", f);
-        rm_json_string(f, r->prompt);
+        pairs_prompt(f, r->prompt);
         fputs(",\"chosen\":", f);
         rm_json_string(f, c->text);
         fputs(",\"rejected\":", f);
@@ -184,10 +224,15 @@ static void write_pair(FILE *f, int format, const RankingRow *r, const RmPair *p
         fputs("}\n", f);
         break;
     case EXPORT_ARENA: {
-        /* model_a is the candidate with the smaller id: the side carries no hint */
+        /* sides by a coin from the pair alone, never from the outcome: an
+         * importer that numbered the chosen answer first must not make
+         * model_a win every battle */
         const RankingItemRow *a = c, *b = w;
-        const char *winner = p->tie ? "tie" : "model_a";
-        if (w->candidate_id < c->candidate_id) a = w, b = c, winner = p->tie ? "tie" : "model_b";
+        int64_t lo = c->candidate_id < w->candidate_id ? c->candidate_id : w->candidate_id;
+        int64_t hi = c->candidate_id ^ w->candidate_id ^ lo;
+        if (rm_arena_coin(lo, hi)) a = w, b = c;
+        const char *winner = p->tie ? (r->none_acceptable ? "tie (bothbad)" : "tie")
+                                    : a == c ? "model_a" : "model_b";
         fputs("{\"model_a\":", f);
         rm_json_string(f, a->model_name);
         fputs(",\"model_b\":", f);
@@ -198,9 +243,7 @@ static void write_pair(FILE *f, int format, const RankingRow *r, const RmPair *p
                 winner, (long long)r->prompt_id, (long long)r->prompt_id, (long long)r->id,
                 (long long)a->candidate_id, (long long)b->candidate_id);
         rm_json_string(f, r->labeler);
-        fputs(",\"tstamp\":", f);
-        rm_json_string(f, r->created_at);
-        fputs("}\n", f);
+        fprintf(f, ",\"tstamp\":%.3f}\n", epoch_seconds(r->created_at));
         break;
     }
     case EXPORT_CSV:
@@ -304,7 +347,10 @@ int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats 
         fputs(csv_header, out);
         if (c.val) fputs(csv_header, c.val);
     }
-    rc = db_rankings_each(db, &o->filter, export_one, &c, err);
+    /* a skip is a labeler's answer too: rankings, which can hold it, keep it */
+    RankingFilter filter = o->filter;
+    if (o->format == EXPORT_RANKINGS) filter.with_skipped = 1;
+    rc = db_rankings_each(db, &filter, export_one, &c, err);
     if (rc == RLHF_EIO)
         err_set(err, rc, "write failed: %s", strerror(errno ? errno : EIO));
     else if (rc == RLHF_EINVAL)

@@ -1,8 +1,12 @@
 /* Export of comparisons and rankings in the formats the field uses:
- *   pairs     TRL preference JSONL: prompt, chosen, rejected, + ids, models, labeler, margin
+ *   pairs     TRL preference JSONL: prompt, chosen, rejected, + ids, models, labeler, margin;
+ *             a dialogue's prompt as "\n\nHuman: P\n\nAssistant: " (prompt + answer
+ *             is the HH transcript)
  *   hh        HH-RLHF: chosen/rejected as "\n\nHuman: P\n\nAssistant: A" transcripts
- *   rankings  one JSON line per ranking: prompt, completions, ranks, scores, flags
- *   arena     Chatbot Arena battles: model_a, model_b, winner (model_a|model_b|tie)
+ *   rankings  one JSON line per ranking: prompt, completions, ranks, scores, flags,
+ *             skipped + skip_reason (skips included), current (the latest version), note
+ *   arena     Chatbot Arena battles: model_a, model_b, winner (model_a|model_b|tie|
+ *             tie (bothbad)); which answer is model_a is a coin from the pair
  *   csv       one row per comparison (RFC 4180)
  * Ties are kept in arena, csv and rankings, and dropped (counted) in pairs and
  * hh, which cannot hold them. Output order is fixed: prompt, ranking, pair. */
@@ -47,6 +51,9 @@ int rm_agreeing_prompts(Db *db, const RankingFilter *filter, double min_agreemen
 /* Whether a prompt falls in the validation share: by a hash of its text, so
  * the split is the same in every database and run. */
 int rm_prompt_in_val(const char *prompt, double frac);
+
+/* The arena export's side coin for candidates lo < hi: 1 puts hi as model_a. */
+int rm_arena_coin(int64_t lo, int64_t hi);
 
 /* Writes s as a JSON string literal. */
 void rm_json_string(FILE *f, const char *s);

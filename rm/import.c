@@ -65,6 +65,7 @@ typedef struct Rec {
     long line;
     char *prompt, *chosen, *rejected, *chosen_model, *rejected_model, *labeler, *split;
     int simulated;
+    int same;               /* chosen == rejected: skipped whole */
     int64_t cand_c, cand_r; /* filled when written */
 } Rec;
 
@@ -148,6 +149,19 @@ static int answer_field(LineReader *r, const cJSON *obj, const char *key, const 
     return RLHF_OK;
 }
 
+/* A prompt written as a transcript up to the answer ("\n\nHuman: P\n\nAssistant:",
+ * as export writes dialogues and TRL's HH files have it) is stored as the HH
+ * importer stores it: P, without the outer markers. */
+static char *hh_unwrap(const char *s) {
+    size_t n = strlen(s), lh = strlen(HUMAN), la = strlen(ASSISTANT);
+    if (n && s[n - 1] == ' ') n--;
+    if (n < lh + la || strncmp(s, HUMAN, lh) != 0 || strncmp(s + n - la, ASSISTANT, la) != 0)
+        return strdup(s);
+    s += lh, n -= lh + la;
+    if (n && *s == ' ') s++, n--;
+    return strndup(s, n);
+}
+
 /* The prompt of a pairs record: "prompt" as a string or messages, else (TRL's
  * implicit prompt) what the chosen and rejected conversations share. */
 static int pairs_prompt(LineReader *r, const cJSON *obj, const cJSON *cm, const cJSON *rm,
@@ -155,7 +169,7 @@ static int pairs_prompt(LineReader *r, const cJSON *obj, const cJSON *cm, const 
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
     *out = NULL;
     if (cJSON_IsString(v))
-        *out = strdup(v->valuestring);
+        *out = hh_unwrap(v->valuestring);
     else if (cJSON_IsArray(v)) {
         int rc = check_messages(r, v, "prompt", err);
         if (rc) return rc;
@@ -216,6 +230,14 @@ static int read_record(LineReader *r, const cJSON *obj, const ImportOptions *o, 
     } else {
         rc = pairs_prompt(r, obj, cmsgs, rmsgs, &rec->prompt, err);
         if (rc) return rc;
+        /* TRL's HH pairs end the prompt at "Assistant:" and start answers with a space */
+        const cJSON *pv = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
+        size_t pl = cJSON_IsString(pv) ? strlen(pv->valuestring) : 0, la = strlen(ASSISTANT);
+        if (pl > la && strcmp(pv->valuestring + pl - la, ASSISTANT) == 0 &&
+            strncmp(pv->valuestring, HUMAN, strlen(HUMAN)) == 0) {
+            if (*chosen == ' ') chosen++;
+            if (*rejected == ' ') rejected++;
+        }
         rec->chosen = strdup(chosen), rec->rejected = strdup(rejected);
     }
     if (!*rec->prompt)
@@ -298,6 +320,16 @@ static int submit(Db *db, int64_t prompt_id, const char *labeler, int simulated,
 static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *g,
                        const ImportOptions *o, const char *path, const char *source,
                        ImportStats *st, Err *err) {
+    /* chosen == rejected teaches nothing: such a record leaves no prompt,
+     * candidate or ranking behind */
+    int64_t useful = 0;
+    for (int64_t k = 0; k < g->n; k++) {
+        Rec *r = &rs->r[idx[g->first + k]];
+        r->same = strcmp(r->chosen, r->rejected) == 0;
+        useful += !r->same;
+        st->identical += r->same;
+    }
+    if (!useful) return RLHF_OK;
     Rec *r0 = &rs->r[idx[g->first]];
     const char *split = o->split ? o->split : r0->split;
     PromptIn pin = {r0->prompt, split, source, NULL};
@@ -310,6 +342,7 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
     int nc = 0, ok = g->n <= 64 * 63 / 2;
     for (int64_t k = 0; k < g->n && !rc; k++) {
         Rec *r = &rs->r[idx[g->first + k]];
+        if (r->same) continue;
         int64_t mc, mr;
         rc = db_model_ensure_external(db, r->chosen_model ? r->chosen_model : model, &mc, err);
         if (!rc)
@@ -322,10 +355,6 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
         if (!rc)
             rc = db_candidate_insert(db, &cr, &r->cand_r, &ins, err), st->candidates_new += ins;
         if (rc) return err_prefix(err, "%s:%ld: ", path, r->line);
-        if (r->cand_c == r->cand_r) {
-            st->identical++;
-            continue;
-        }
         int64_t both[2] = {r->cand_c, r->cand_r};
         for (int t = 0; t < 2 && ok; t++) {
             int f = 0;
@@ -347,7 +376,7 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
     if (ok) memset(beats, 0, sizeof beats);
     for (int64_t k = 0; k < g->n && ok; k++) {
         Rec *r = &rs->r[idx[g->first + k]];
-        if (r->cand_c == r->cand_r) continue;
+        if (r->same) continue;
         int a = 0, b = 0;
         while (cands[a] != r->cand_c)
             a++;
@@ -387,7 +416,7 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
     int k2 = 0;
     for (int64_t k = 0; k < g->n; k++) {
         Rec *r = &rs->r[idx[g->first + k]];
-        if (r->cand_c == r->cand_r) continue;
+        if (r->same) continue;
         char name[512];
         if (k2++ == 0)
             snprintf(name, sizeof name, "%s", lab);

@@ -3,7 +3,8 @@
  *          TRL's conversational form (lists of {"role", "content"}; the answer
  *          is the last, assistant, message; without "prompt" the prompt is
  *          what both conversations share); optional "labeler", "simulated",
- *          "chosen_model", "rejected_model", "split"
+ *          "chosen_model", "rejected_model", "split"; a prompt string in
+ *          transcript form "\n\nHuman: P\n\nAssistant:" is stored as HH's P
  *   hh     HH-RLHF: "chosen" and "rejected" transcripts sharing everything up
  *          to the last "\n\nAssistant:"; the prompt is that shared part
  * Comparisons are not stored as such: each becomes prompt + candidates + a

@@ -5,18 +5,59 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* gzip input through a stdio cookie, so getline and the rest stay as they are */
+static ssize_t gz_read(void *c, char *buf, size_t n) {
+    int k = gzread((gzFile)c, buf, n > (1u << 30) ? 1u << 30 : (unsigned)n), e = Z_OK;
+    if (k <= 0) gzerror((gzFile)c, &e);
+    if (k < 0 || e != Z_OK) { /* a truncated gzip file ends with Z_BUF_ERROR */
+        errno = EIO;
+        return -1;
+    }
+    return k;
+}
+
+static int gz_close(void *c) {
+    return gzclose((gzFile)c) == Z_OK ? 0 : EOF;
+}
+
+/* Reads f through zlib, which passes plain text through as it is and
+ * decompresses gzip (the HH-RLHF and Arena files ship as .jsonl.gz). */
+static int gz_wrap(LineReader *r, Err *err) {
+    int fd = dup(fileno(r->f));
+    gzFile g = fd < 0 ? NULL : gzdopen(fd, "rb");
+    if (!g) {
+        if (fd >= 0) close(fd);
+        return err_set(err, RLHF_EIO, "%s: %s", r->path, strerror(errno ? errno : ENOMEM));
+    }
+    gzbuffer(g, 1 << 17);
+    cookie_io_functions_t io = {gz_read, NULL, NULL, gz_close};
+    FILE *z = fopencookie(g, "rb", io);
+    if (!z) {
+        gzclose(g);
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    }
+    if (r->owns_file) fclose(r->f);
+    r->f = z;
+    r->owns_file = 1;
+    return RLHF_OK;
+}
 
 int lines_open(LineReader *r, const char *path, Err *err) {
     memset(r, 0, sizeof *r);
     snprintf(r->path, sizeof r->path, "%s", strcmp(path, "-") == 0 ? "<stdin>" : path);
     if (strcmp(path, "-") == 0) {
         r->f = stdin;
-        return RLHF_OK;
+        return gz_wrap(r, err);
     }
     r->f = fopen(path, "rb");
     if (!r->f) return err_set(err, RLHF_EIO, "%s: %s", path, strerror(errno));
     r->owns_file = 1;
-    return RLHF_OK;
+    int rc = gz_wrap(r, err);
+    if (rc) fclose(r->f), r->f = NULL;
+    return rc;
 }
 
 void lines_close(LineReader *r) {
@@ -62,6 +103,15 @@ int lines_next(LineReader *r, char **out, size_t *len, Err *err) {
 int jsonl_parse(LineReader *r, const char *s, size_t n, cJSON **out, Err *err) {
     const char *end = NULL;
     *out = NULL;
+    /* cJSON would end the string at an escaped NUL and keep only its start */
+    for (size_t i = 0; i + 1 < n; i++)
+        if (s[i] == '\\') {
+            if (s[i + 1] == 'u' && i + 6 <= n && memcmp(s + i + 2, "0000", 4) == 0)
+                return err_set(err, RLHF_EFORMAT,
+                               "%s:%ld: \\u0000 (NUL) in a string at column %ld: not stored",
+                               r->path, r->line, (long)i + 1);
+            i++;
+        }
     cJSON *j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
     if (!j) {
         long col = end ? (long)(end - s) + 1 : 1;

@@ -73,7 +73,7 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 assert len(rows) == 11
 assert all(r["winner"] in ("model_a", "model_b", "tie") for r in rows)
 assert sum(r["winner"] == "tie" for r in rows) == 1
-assert all(r["a_id"] < r["b_id"] for r in rows)
+assert all(r["a_id"] != r["b_id"] and isinstance(r["tstamp"], float) for r in rows)
 t = [r for r in rows if r["winner"] == "tie"][0]
 assert {t["model_a"], t["model_b"]} == {"m1", "m2"}
 P
@@ -211,6 +211,25 @@ contains "$ERR" "nothing was imported"
 [ "$(counts)" = "$before" ] || die "database changed: $before -> $(counts)"
 expect_rc 2 "$RLHF" import --db $DB --format rankings in.jsonl
 expect_rc 1 "$RLHF" import --db $DB --format pairs missing.jsonl
+# \u0000 is refused with its place, not cut short into a "duplicate"
+printf '%s\n{"prompt":"a\\u0000b","chosen":"x","rejected":"y"}\n' "$good" > nul.jsonl
+expect_rc 1 "$RLHF" import --db $DB --format pairs nul.jsonl
+contains "$ERR" "nul.jsonl:2: \\u0000 (NUL) in a string"
+[ "$(counts)" = "$before" ] || die "database changed: $before -> $(counts)"
+# gzip files are read as they ship, by import, prompts import and candidates import
+printf '{"chosen":"\\n\\nHuman: gz?\\n\\nAssistant: yes","rejected":"\\n\\nHuman: gz?\\n\\nAssistant: no"}\n' | gzip > hh.jsonl.gz
+expect_rc 0 "$RLHF" import --db $DB --format hh hh.jsonl.gz
+[ "$(sql $DB "select count(*) from prompts where text='gz?'")" = 1 ] || die "gz import"
+printf 'gz prompt\n' | gzip > p.txt.gz
+expect_rc 0 "$RLHF" prompts import --db $DB p.txt.gz
+printf '{"prompt":"gz prompt","completion":"gz answer","model":"m1"}\n' | gzip > c.jsonl.gz
+expect_rc 0 "$RLHF" candidates import --db $DB c.jsonl.gz
+[ "$(sql $DB "select count(*) from candidates where text='gz answer'")" = 1 ] || die "gz candidates"
+# --json output is built by cJSON: a stored config that is not JSON still
+# gives valid JSON lines
+/usr/bin/python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("UPDATE models SET config = ? WHERE id = 1", ("not \"json",)); c.commit()' $DB
+expect_rc 0 "$RLHF" models --db $DB --json
+printf '%s\n' "$OUT" | $PY -c 'import json, sys; [json.loads(l) for l in sys.stdin]' || die "models --json is not JSON"
 # a failed export leaves no file behind
 expect_rc 1 "$RLHF" export --db nowhere.db --format pairs --out never.jsonl
 [ ! -e never.jsonl ] || die "partial export file left"

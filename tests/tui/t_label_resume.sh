@@ -38,8 +38,9 @@ tui_cleanup
 tui_start 80 24 "$RLHF label --as alice"
 wait_for "resumed prompt 2 where you left it"
 wait_for "Prompt 2"
-wait_for "done 1/"
-keys e
+wait_for "done 1 "
+wait_for "Order: 1=2" # the draft: what was on screen when it was killed
+keys e C-u
 type_text "1>2"
 keys Enter Enter
 wait_for "saved prompt 2"

@@ -15,7 +15,9 @@ tui_start 80 24 "$RLHF label --as carol"
 wait_for "Count to sixty."
 # focus the long candidate
 wait_for "Order: (none yet)"  # the last part of the first frame
-grep -q "^    line01" screen.txt || keys j
+grep -q "^> .*(60 lines)" screen.txt || keys j
+wait_for "(60 lines)"
+grep -q "^> .*(60 lines)" screen.txt || { screen; die "the long candidate is not focused"; }
 wait_for "    line01."
 grep -q "line60" screen.txt && die "the whole text fits? it should not"
 keys NPage NPage NPage NPage NPage NPage

@@ -19,7 +19,7 @@ echo "Rank by helpfulness first. GUIDELINE-MARKER" > guide.txt
 
 tui_start 80 24 "$RLHF label --as alice --guidelines guide.txt"
 wait_for "Prompt 1"
-wait_for "done 0/2"
+wait_for "done 0  open 1"
 wait_for "?:help"
 # near-identical candidates point at each other
 grep -q "~\[" screen.txt || die "no near-identical marker"
@@ -66,7 +66,7 @@ wait_for "?:help"
 keys Enter
 wait_for "saved prompt 1"
 wait_for "Prompt 2"
-wait_for "done 1/2"
+wait_for "done 1  open 0"
 [ "$(sql s.db "SELECT count(*) FROM rankings WHERE prompt_id = 1 AND note = 'nice 很好' AND NOT simulated AND source = 'tui'")" = 1 ] || die "ranking"
 # the focused candidate was [1] (shown_pos 0): it got the score and the flag
 [ "$(sql s.db "SELECT count(*) FROM ranking_items WHERE shown_pos = 0 AND rank = 2 AND likert = 5 AND flags = '[\"off-topic\"]'")" = 1 ] || die "items"

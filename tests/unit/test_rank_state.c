@@ -97,7 +97,9 @@ Test(rank_state, step_by_step_moves) {
     cr_assert_eq(rs_place(&s, 1), 1);
     cr_assert_str_eq(fmt(&s), "1>4>2");
     rs_focus_set(&s, 2);
-    cr_assert_eq(rs_place(&s, 9), 1); /* past the end: last */
+    cr_assert_eq(rs_place(&s, 9), -1); /* no 9th place among 4 */
+    cr_assert_str_eq(fmt(&s), "1>4>2");
+    cr_assert_eq(rs_place(&s, 4), 1); /* past the ranked ones: last */
     cr_assert_str_eq(fmt(&s), "1>4>2>3");
     cr_assert_eq(rs_place(&s, 2), 1);
     cr_assert_str_eq(fmt(&s), "1>3>4>2");
@@ -258,11 +260,15 @@ static void utf8_locale(void) {
 Test(textview, widen_and_widths, .init = utf8_locale) {
     int n;
     wchar_t *w = tv_widen("a\t春🌸\x01\xff", &n);
-    cr_assert_eq(n, 6);
+    cr_assert_eq(n, 12); /* the tab runs to the tab stop at column 8 */
     cr_assert_eq(w[1], L' ');
-    cr_assert_eq(w[4], L'?');
-    cr_assert_eq(w[5], 0xFFFD);
-    cr_assert_eq(tv_width(w, 4), 1 + 1 + 2 + 2);
+    cr_assert_eq(w[7], L' ');
+    cr_assert_eq(w[10], L'?');
+    cr_assert_eq(w[11], 0xFFFD);
+    cr_assert_eq(tv_width(w, 10), 8 + 2 + 2);
+    free(w);
+    w = tv_widen("\tif (x)\n\t\treturn;\n春\tz", &n); /* code indentation keeps its stops */
+    cr_assert(wcsncmp(w, L"        if (x)\n                return;\n春      z", (size_t)n) == 0);
     free(w);
     w = tv_widen("\xe6\x98", &n); /* cut sequence */
     cr_assert_eq(n, 2);
@@ -324,4 +330,18 @@ Test(tui_keys, help_lists_every_key_and_no_key_is_bound_twice) {
     const TuiKeyHelp *h = tui_key_help(&n);
     cr_assert_gt(n, 10);
     for (int i = 0; i < n; i++) cr_assert(h[i].keys[0] && h[i].what[0]);
+}
+
+Test(rank_state, ranking_a_skipped_state_replaces_the_skip) {
+    RankState s;
+    rs_init(&s, 3);
+    cr_assert_eq(rs_skip(&s, "unclear"), 1);
+    cr_assert_eq(rs_skip(&s, "unclear"), 0); /* the same skip again is no change */
+    rs_focus_set(&s, 1);
+    cr_assert_eq(rs_place(&s, 1), 1);
+    cr_assert_eq(s.cur.skipped, 0);
+    cr_assert_str_eq(s.cur.skip_reason, "");
+    cr_assert_eq(rs_undo(&s), 1);
+    cr_assert_eq(s.cur.skipped, 1);
+    rs_free(&s);
 }

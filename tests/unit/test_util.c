@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "util/err.h"
 #include "util/lines.h"
@@ -260,4 +261,45 @@ Test(sys, atomic_temporary_is_exclusive_and_stale_ones_removed) {
     cr_assert_eq(access(path, F_OK), 0);
     unlink(live), unlink(trap), unlink(victim), unlink(path);
     rmdir(dir);
+}
+
+Test(lines, escaped_nul_refused_not_truncated) {
+    const char data[] = "{\"prompt\":\"a\\\\u0000b\"}\n{\"prompt\":\"a\\u0000b\"}\n";
+    char *path = write_tmp(data, sizeof data - 1);
+    LineReader r;
+    Err e = {0};
+    cJSON *j;
+    lines_open(&r, path, &e);
+    cr_assert_eq(jsonl_next(&r, &j, &e), 0, "%s", e.msg); /* an escaped backslash is text */
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "prompt")->valuestring, "a\\u0000b");
+    cJSON_Delete(j);
+    cr_assert_eq(jsonl_next(&r, &j, &e), RLHF_EFORMAT);
+    cr_assert(strstr(e.msg, ":2: \\u0000 (NUL) in a string at column 13"), "%s", e.msg);
+    lines_close(&r);
+    unlink(path);
+    free(path);
+}
+
+Test(lines, gzip_read_directly) {
+    char *path = write_tmp("", 0);
+    gzFile g = gzopen(path, "wb");
+    cr_assert_not_null(g);
+    gzputs(g, "{\"prompt\":\"one\"}\n\n{\"prompt\":\"two\"}\n");
+    gzclose(g);
+    LineReader r;
+    Err e = {0};
+    cJSON *j;
+    cr_assert_eq(lines_open(&r, path, &e), 0, "%s", e.msg);
+    cr_assert_eq(jsonl_next(&r, &j, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "prompt")->valuestring, "one");
+    cJSON_Delete(j);
+    cr_assert_eq(jsonl_next(&r, &j, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "prompt")->valuestring, "two");
+    cr_assert_eq(r.line, 3);
+    cJSON_Delete(j);
+    cr_assert_eq(jsonl_next(&r, &j, &e), 0);
+    cr_assert_null(j);
+    lines_close(&r);
+    unlink(path);
+    free(path);
 }
