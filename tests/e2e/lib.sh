@@ -16,3 +16,30 @@ contains() { case "$1" in *"$2"*) return 0 ;; esac; die "expected to find '$2' i
 not_contains() { case "$1" in *"$2"*) die "did not expect '$2' in: $1" ;; esac; return 0; }
 # sql DB QUERY: one value from the database (sqlite3's CLI is not a dependency; use python)
 sql() { /usr/bin/python3 -c 'import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone(); print("" if r is None else r[0])' "$1" "$2"; }
+# kill9_after_checkpoint CKPT CMD...: runs CMD in the background (stdout k.out,
+# stderr k.err) and kills it with SIGKILL once CKPT exists, as a crash would
+kill9_after_checkpoint() {
+    _ck=$1; shift
+    "$@" >k.out 2>k.err &
+    _pid=$!
+    _i=0
+    while [ ! -e "$_ck" ] && [ $_i -lt 600 ]; do sleep 0.02; _i=$((_i + 1)); done
+    sleep 0.1
+    kill -9 $_pid 2>/dev/null
+    wait $_pid 2>/dev/null
+    return 0
+}
+# interrupt_when PATTERN CMD...: runs CMD in the background (stdout int.out,
+# stderr int.err), sends SIGINT once PATTERN shows on its stderr, and leaves
+# its exit status in RC
+interrupt_when() {
+    _pat=$1; shift
+    "$@" >int.out 2>int.err &
+    _pid=$!
+    _i=0
+    while ! grep -q "$_pat" int.err 2>/dev/null && [ $_i -lt 500 ]; do sleep 0.02; _i=$((_i + 1)); done
+    sleep 0.3
+    kill -INT $_pid
+    wait $_pid
+    RC=$?
+}

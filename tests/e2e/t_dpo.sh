@@ -116,13 +116,7 @@ contains "$ERR" "not a DPO checkpoint"
 # kill -9 mid-run, rerun with --resume: same bytes as a run never interrupted
 ARGS="--policy base.ckpt --data pairs.jsonl --epochs 2 --batch 4 --save-every 5 --eval-every 100 --threads 1 --seed 5"
 expect_rc 0 "$RLHF" dpo $ARGS --out ref.ckpt
-"$RLHF" dpo $ARGS --out k.ckpt >k.out 2>k.err &
-pid=$!
-i=0
-while [ ! -e k.ckpt ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
-sleep 0.1
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
+kill9_after_checkpoint k.ckpt "$RLHF" dpo $ARGS --out k.ckpt
 grep -q "trained" k.out && echo "note: the run finished before the kill"
 expect_rc 0 "$RLHF" dpo $ARGS --out k.ckpt --resume
 contains "$ERR" "resumed"

@@ -96,13 +96,7 @@ ARGS="--policy sft.ckpt --rm rm.ckpt --steps 12 --save-every 1 $SMALL"
 "$RLHF" init r1.db >/dev/null && "$RLHF" prompts import --db r1.db "$ROOT/samples/prompts.jsonl" >/dev/null
 "$RLHF" init r2.db >/dev/null && "$RLHF" prompts import --db r2.db "$ROOT/samples/prompts.jsonl" >/dev/null
 expect_rc 0 "$RLHF" ppo --db r1.db $ARGS --out ref.ckpt
-"$RLHF" ppo --db r2.db $ARGS --out k.ckpt >k.out 2>k.err &
-pid=$!
-i=0
-while [ ! -e k.ckpt ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
-sleep 0.1
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
+kill9_after_checkpoint k.ckpt "$RLHF" ppo --db r2.db $ARGS --out k.ckpt
 grep -q "trained 12" k.out && echo "note: the run finished before the kill"
 expect_rc 0 "$RLHF" ppo --db r2.db $ARGS --out k.ckpt --resume
 contains "$ERR" "resumed"

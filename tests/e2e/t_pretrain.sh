@@ -63,16 +63,9 @@ contains "$ERR" "resumed"
 [ "$(sql p.db "select max(step) from metrics")" = 50 ] || die "curve not continued"
 
 # Ctrl-C (SIGINT) mid-run: saves a checkpoint, marks the run interrupted, exits 1
-"$RLHF" pretrain --db p.db --corpus "$CORPUS" --tokenizer tok.bin --steps 5000 --batch 4 \
-    --save-every 1000 --out int.ckpt >int.out 2>int.err &
-pid=$!
-i=0
-while ! grep -q "parameters" int.err 2>/dev/null && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
-sleep 0.3
-kill -INT $pid
-wait $pid
-rc=$?
-[ $rc -eq 1 ] || die "interrupted run exited $rc: $(cat int.err)"
+interrupt_when "parameters" "$RLHF" pretrain --db p.db --corpus "$CORPUS" --tokenizer tok.bin --steps 5000 --batch 4 \
+    --save-every 1000 --out int.ckpt
+[ $RC -eq 1 ] || die "interrupted run exited $RC: $(cat int.err)"
 contains "$(cat int.err)" "interrupted at step"
 [ -s int.ckpt ] || die "no checkpoint after Ctrl-C"
 [ "$(sql p.db "select status from runs order by id desc limit 1")" = interrupted ] || die "run not marked interrupted"
@@ -83,13 +76,7 @@ expect_rc 0 "$RLHF" pretrain --db p.db --corpus "$CORPUS" --tokenizer tok.bin --
 # kill -9 mid-run, rerun with --resume: same bytes as a run never interrupted
 ARGS="--corpus $CORPUS --tokenizer tok.bin --config tiny --steps 400 --batch 4 --save-every 10 --eval-every 100 --threads 1 --seed 5"
 expect_rc 0 "$RLHF" pretrain $ARGS --out ref.ckpt
-"$RLHF" pretrain $ARGS --out k.ckpt >k.out 2>k.err &
-pid=$!
-i=0
-while [ ! -e k.ckpt ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
-sleep 0.1
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
+kill9_after_checkpoint k.ckpt "$RLHF" pretrain $ARGS --out k.ckpt
 if grep -q "trained 400" k.out; then
     echo "note: the run finished before the kill; resuming a finished run instead"
 fi

@@ -130,15 +130,8 @@ contains "$ERR" "badhh.jsonl:1"
 [ ! -e rm-bad.ckpt ] || die "a failed run wrote a checkpoint"
 
 # Ctrl-C (SIGINT) mid-run: a checkpoint, the run marked interrupted, exit 1; --resume finishes it
-"$RLHF" train-rm --db p.db --init base.ckpt --out int.ckpt --epochs 50 --save-every 1000 --name rm-int >int.out 2>int.err &
-pid=$!
-i=0
-while ! grep -q "steps of" int.err 2>/dev/null && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
-sleep 0.3
-kill -INT $pid
-wait $pid
-rc=$?
-[ $rc -eq 1 ] || die "interrupted run exited $rc: $(cat int.err)"
+interrupt_when "steps of" "$RLHF" train-rm --db p.db --init base.ckpt --out int.ckpt --epochs 50 --save-every 1000 --name rm-int
+[ $RC -eq 1 ] || die "interrupted run exited $RC: $(cat int.err)"
 contains "$(cat int.err)" "interrupted at step"
 [ -s int.ckpt ] || die "no checkpoint after Ctrl-C"
 [ "$(sql p.db "select status from runs order by id desc limit 1")" = interrupted ] || die "run not marked interrupted"
@@ -150,13 +143,7 @@ contains "$ERR" "resumed"
 # kill -9 mid-run, rerun with --resume: the same bytes as a run never interrupted
 ARGS="--init base.ckpt --data pairs.jsonl --epochs 2 --batch 4 --save-every 5 --threads 1 --seed 3 --norm-samples 2"
 expect_rc 0 "$RLHF" train-rm $ARGS --out ref.ckpt
-"$RLHF" train-rm $ARGS --out k.ckpt >k.out 2>k.err &
-pid=$!
-i=0
-while [ ! -e k.ckpt ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
-sleep 0.2
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
+kill9_after_checkpoint k.ckpt "$RLHF" train-rm $ARGS --out k.ckpt
 grep -q "trained" k.out && echo "note: the run finished before the kill"
 expect_rc 0 "$RLHF" train-rm $ARGS --out k.ckpt --resume
 contains "$ERR" "resumed"

@@ -103,16 +103,9 @@ expect_rc 0 "$RLHF" sft --db p.db --init s.ckpt --data store --from-model human-
 contains "$ERR" "$(cat demos.n) pairs"
 
 # Ctrl-C (SIGINT) mid-run: saves, marks the run interrupted, exits 1; --resume finishes it
-"$RLHF" sft --db p.db --init base.ckpt --data sft.jsonl --out int.ckpt --epochs 50 --batch 4 \
-    --save-every 1000 >int.out 2>int.err &
-pid=$!
-i=0
-while ! grep -q "held out" int.err 2>/dev/null && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
-sleep 0.3
-kill -INT $pid
-wait $pid
-rc=$?
-[ $rc -eq 1 ] || die "interrupted run exited $rc: $(cat int.err)"
+interrupt_when "held out" "$RLHF" sft --db p.db --init base.ckpt --data sft.jsonl --out int.ckpt --epochs 50 --batch 4 \
+    --save-every 1000
+[ $RC -eq 1 ] || die "interrupted run exited $RC: $(cat int.err)"
 contains "$(cat int.err)" "interrupted at step"
 [ "$(sql p.db "select status from runs order by id desc limit 1")" = interrupted ] || die "run not marked interrupted"
 expect_rc 0 "$RLHF" sft --db p.db --init base.ckpt --data sft.jsonl --out int.ckpt --epochs 50 --batch 4 \
@@ -123,13 +116,7 @@ expect_rc 0 "$RLHF" sft --db p.db --init base.ckpt --data sft.jsonl --out int.ck
 # kill -9 mid-run, rerun with --resume: same bytes as a run never interrupted
 ARGS="--init base.ckpt --data sft.jsonl --epochs 3 --batch 4 --save-every 5 --eval-every 100 --threads 1 --seed 5"
 expect_rc 0 "$RLHF" sft $ARGS --out ref.ckpt
-"$RLHF" sft $ARGS --out k.ckpt >k.out 2>k.err &
-pid=$!
-i=0
-while [ ! -e k.ckpt ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
-sleep 0.1
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
+kill9_after_checkpoint k.ckpt "$RLHF" sft $ARGS --out k.ckpt
 grep -q "trained" k.out && echo "note: the run finished before the kill"
 expect_rc 0 "$RLHF" sft $ARGS --out k.ckpt --resume
 contains "$ERR" "resumed"
