@@ -4,6 +4,7 @@
  * checkpoint; TRL's metrics are logged; recorded as a run and registered as
  * kind "policy" with the starting model as its parent. Training: rl/dpo.h. */
 #include "cli/cli.h"
+#include "cli/filter.h"
 #include "db/registry.h"
 #include "model/checkpoint.h"
 #include "rl/dpo.h"
@@ -28,8 +29,6 @@ const struct cmd_entry cmd_dpo_entry = {
     "                    not a reward model)\n"
     "  --data store|FILE `store`: every non-tie pair of the current rankings in --db;\n"
     "                    FILE: pairs ({\"prompt\",\"chosen\",\"rejected\"}) or HH JSONL\n"
-    "  --split S --labeler NAME   with --data store: only these rankings\n"
-    "  --humans | --simulated     with --data store: only people's or simulated rankings\n"
     "  --min-agreement X with --data store: only prompts whose labelers agree this much\n"
     "  --loss L          sigmoid (default) | ipo | hinge\n"
     "  --beta B          strength of the pull to the reference (default 0.1)\n"
@@ -40,7 +39,8 @@ const struct cmd_entry cmd_dpo_entry = {
     "  --lr X            peak learning rate (default 1e-4)\n" TRAIN_CMD_HELP
     "the checkpoint keeps the reference log-probabilities, so --resume needs no reference.\n"
     "metrics in the store (TRL's names): loss, rewards/chosen, rewards/rejected,\n"
-    "rewards/margins, rewards/accuracies, logps/chosen, logps/rejected; held out: eval/...\n",
+    "rewards/margins, rewards/accuracies, logps/chosen, logps/rejected; held out: eval/...\n"
+    "with --data store, export's filters choose the rankings:\n" CLI_HELP_FILTER,
     exec_dpo};
 
 static const struct cmd_entry *E = &cmd_dpo_entry;
@@ -48,46 +48,39 @@ static const struct cmd_entry *E = &cmd_dpo_entry;
 
 typedef struct Opts {
     TrainOpts t;
-    const char *policy, *split, *labeler;
+    const char *policy;
+    RankingFilter filter;
+    int filtered;
     double beta, smoothing, min_agreement;
-    int loss, simulated;
+    int loss;
 } Opts;
 
 static int parse(int argc, char **argv, Opts *o) {
     static const struct option opts[] = {TRAIN_CMD_OPTIONS,
                                          {"policy", required_argument, NULL, 'P'},
-                                         {"split", required_argument, NULL, 'p'},
-                                         {"labeler", required_argument, NULL, 'B'},
-                                         {"humans", no_argument, NULL, 'H'},
-                                         {"simulated", no_argument, NULL, 'U'},
+                                         CLI_FILTER_OPTS,
                                          {"min-agreement", required_argument, NULL, 'M'},
                                          {"loss", required_argument, NULL, 'O'},
                                          {"beta", required_argument, NULL, 'Z'},
                                          {"label-smoothing", required_argument, NULL, 'm'},
                                          CLI_OPT_END};
     train_opts_init(&o->t, 1, 1e-4);
-    o->beta = 0.1, o->min_agreement = -1, o->simulated = -1;
+    o->beta = 0.1, o->min_agreement = -1;
+    o->filter = db_ranking_filter_default();
     int c, rc;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if ((rc = train_opts_take(E, &o->t, c, optarg)) >= 0) {
             if (rc) return rc;
             continue;
         }
+        if ((rc = cli_filter_opt(E, c, optarg, &o->filter)) == 1) {
+            o->filtered = 1;
+            continue;
+        }
+        if (rc) return rc;
         switch (c) {
         case 'P':
             o->policy = optarg;
-            break;
-        case 'p':
-            o->split = optarg;
-            break;
-        case 'B':
-            o->labeler = optarg;
-            break;
-        case 'H':
-            o->simulated = 0;
-            break;
-        case 'U':
-            o->simulated = 1;
             break;
         case 'M':
             if (cli_parse_double(E, "--min-agreement", optarg, -1, 1, &o->min_agreement))
@@ -113,11 +106,8 @@ static int parse(int argc, char **argv, Opts *o) {
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
     if ((rc = train_opts_finish(E, &o->t, o->policy, "--policy")) >= 0) return rc;
-    if (strcmp(o->t.data, "store") &&
-        (o->split || o->labeler || o->simulated >= 0 || o->min_agreement >= 0))
-        return cli_usage_error(
-            E,
-            "--split, --labeler, --humans, --simulated and --min-agreement go with --data store");
+    if (strcmp(o->t.data, "store") && (o->filtered || o->min_agreement >= 0))
+        return cli_usage_error(E, "the ranking filters and --min-agreement go with --data store");
     if (o->smoothing > 0 && o->loss != DPO_SIGMOID)
         return cli_usage_error(E, "--label-smoothing goes with --loss sigmoid");
     return -1;
@@ -141,10 +131,7 @@ static int load_data(Run *r, const Tokenizer *tok, Err *err) {
     if (!strcmp(o->t.data, "store")) {
         if (!r->c.db)
             return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
-        PrefLoadOptions po = {db_ranking_filter_default(), o->min_agreement, o->t.val_frac};
-        po.filter.split = o->split;
-        po.filter.labeler = o->labeler;
-        po.filter.simulated = o->simulated;
+        PrefLoadOptions po = {o->filter, o->min_agreement, o->t.val_frac};
         rc = prefs_load_store(r->c.db, &po, &ps, err);
     } else {
         rc = prefs_load_file(o->t.data, o->t.val_frac, &ps, err);
