@@ -30,7 +30,7 @@ else
     PPO="--steps ${DEMO_PPO_STEPS:-60}" BON=8 BIASED=40 EVAL_N=4
 fi
 # PPO's settings for this task (see README: what limits the gain)
-PPO="$PPO --beta 0.1 --lr 5e-5 --whiten-scores --epochs 1"
+PPO="$PPO --beta 0.1 --kl-target 0.6 --kl-horizon 500 --lr 5e-5 --whiten-scores --epochs 1"
 
 step "1. A project: one SQLite file ($RLHF_DB) with the demo task's prompts"
 "$RLHF" init "$RLHF_DB"

@@ -36,7 +36,7 @@ step "a reward model on all rankings (people's included)"
 
 step "PPO from $prev, KL against SFT"
 "$RLHF" ppo --policy "$DIR/$prev.ckpt" --ref "$DIR/sft.ckpt" --rm "$DIR/rm-r$n.ckpt" \
-    --steps "${DEMO_PPO_STEPS:-60}" --beta 0.1 --lr 5e-5 --whiten-scores --epochs 1 \
+    --steps "${DEMO_PPO_STEPS:-60}" --beta 0.1 --kl-target 0.6 --kl-horizon 500 --lr 5e-5 --whiten-scores --epochs 1 \
     --out "$DIR/ppo-r$n.ckpt" --name "ppo-r$n" --resume
 
 step "against SFT on the held-out prompts, and every policy rated"
