@@ -98,12 +98,17 @@ static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, in
         struct rusage u;
         getrusage(RUSAGE_SELF, &u);
         double tt = sum.t_rollout + sum.t_score + sum.t_update;
-        printf("ppo %s (%zu params; %d prompts x %d answers, %d new tokens, %d epochs, value model): "
-               "rollout %.0f tokens/s, update %.0f tokens/s; step %.2f s = rollout %.0f%% + scoring %.0f%% "
-               "+ update %.0f%%; peak RSS so far %ld MiB\n",
-               cfg_name, pol.n_params, P, K, max_new, epochs, sum.rollout_tokens / sum.t_rollout,
-               sum.update_tokens / sum.t_update, tt / steps, 100 * sum.t_rollout / tt, 100 * sum.t_score / tt,
-               100 * sum.t_update / tt, u.ru_maxrss / 1024);
+        /* one line per figure, each with its configuration, as every bench prints */
+        char cfg[160];
+        snprintf(cfg, sizeof cfg, "config=%s prompts=%d answers=%d new=%d epochs=%d critic=model", cfg_name,
+                 P, K, max_new, epochs);
+        printf("ppo_rollout_tokens_per_s %s value=%.0f\n", cfg, sum.rollout_tokens / sum.t_rollout);
+        printf("ppo_update_tokens_per_s %s value=%.0f\n", cfg, sum.update_tokens / sum.t_update);
+        printf("ppo_step_s %s value=%.2f\n", cfg, tt / steps);
+        printf("ppo_step_share %s part=rollout value=%.3f\n", cfg, sum.t_rollout / tt);
+        printf("ppo_step_share %s part=scoring value=%.3f\n", cfg, sum.t_score / tt);
+        printf("ppo_step_share %s part=update value=%.3f\n", cfg, sum.t_update / tt);
+        printf("ppo_peak_rss_mib %s models=policy,ref,rm,value value=%ld\n", cfg, u.ru_maxrss / 1024);
     }
     if (ready) ppo_free(&p);
     rm_scorer_close(&rm);
