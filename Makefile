@@ -13,11 +13,17 @@ TEST_PKGS := criterion
 # what the reference, TUI, report-rendering and fuzz tests run (PyTorch, tmux,
 # Chromium, clang's libFuzzer).
 DEB_BUILD := build-essential pkg-config libsqlite3-dev libncurses-dev libcjson-dev libopenblas-dev zlib1g-dev
-DEB_TEST  := libcriterion-dev python3-torch python3-numpy tmux chromium clang
+DEB_TEST  := libcriterion-dev python3-torch python3-numpy tmux chromium clang libopenmpi-dev openmpi-bin
 
 # Lazily evaluated (=) so `make deps` works before pkg-config exists.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# MPI (data-parallel training) when OpenMPI's pkg-config file is there and
+# MPI is not 0; without it the binary is single-process (model/dist.c).
+MPI ?= auto
+MPI_PKG = $(if $(filter 0,$(MPI)),,$(shell pkg-config --exists ompi-c 2>/dev/null && echo ompi-c || \
+            { pkg-config --exists mpi 2>/dev/null && echo mpi; }))
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+             $(if $(MPI_PKG),-DRLHF_MPI $(shell pkg-config --cflags $(MPI_PKG)))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(if $(MPI_PKG),$(shell pkg-config --libs $(MPI_PKG)))
 TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 

@@ -1,0 +1,76 @@
+#!/bin/sh
+# Data-parallel training under mpirun: the same global batch on 1 and on 2
+# ranks gives the same loss curve and checkpoint (to float rounding); rank 0
+# alone writes the store and stdout; kill -9 then --resume works; commands
+# that do not split their batch refuse to run as N copies. Skips (77) when the
+# binary has no MPI or mpirun is missing.
+. "$ROOT/tests/e2e/lib.sh"
+"$RLHF" --version | grep -q "^MPI: not compiled in" && { echo "skip: MPI not compiled in"; exit 77; }
+command -v mpirun >/dev/null || { echo "skip: no mpirun"; exit 77; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp \
+    OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_rmaps_base_oversubscribe=1 \
+    OPENBLAS_NUM_THREADS=1
+mpi() { _np=$1; shift; mpirun -np "$_np" --bind-to none "$@"; }
+CORPUS="$ROOT/samples/corpus.txt"
+PY=/usr/bin/python3
+# curve DB NAME: "step value" lines of a metric
+curve() { $PY -c 'import sqlite3,sys
+for s,v in sqlite3.connect(sys.argv[1]).execute("select step,value from metrics where name=? order by step",(sys.argv[2],)): print(s,repr(v))' "$1" "$2"; }
+# same_curve A B NAME: equal steps, values within 1e-4 relative
+same_curve() {
+    curve "$1" "$3" > ca.txt; curve "$2" "$3" > cb.txt
+    [ -s ca.txt ] || die "no $3 curve in $1"
+    $PY -c 'import sys
+a=[l.split() for l in open("ca.txt")]; b=[l.split() for l in open("cb.txt")]
+assert [x[0] for x in a]==[x[0] for x in b], "steps differ"
+d=max(abs(float(x[1])-float(y[1]))/max(1e-6,abs(float(x[1]))) for x,y in zip(a,b))
+print("'"$3"': %d steps, max relative difference %.2g" % (len(a), d))
+sys.exit(0 if d < 1e-4 else 1)' || die "$3 curves differ between $1 and $2"
+}
+
+expect_rc 0 "$RLHF" tokenizer train --vocab 300 --out tok.bin "$CORPUS"
+
+# ---- pretrain ----------------------------------------------------------------
+P="--corpus $CORPUS --tokenizer tok.bin --config tiny --steps 12 --batch 6 --accum 2 --lr 3e-3 --eval-every 4"
+expect_rc 0 "$RLHF" init one.db
+expect_rc 0 "$RLHF" init two.db
+expect_rc 0 "$RLHF" pretrain --db one.db $P --out one.ckpt
+expect_rc 0 mpi 2 "$RLHF" pretrain --db two.db $P --out two.ckpt
+# rank 0 alone on stdout
+[ "$(grep -c "trained 12 steps" out.txt)" = 1 ] || die "expected one result line: $OUT"
+same_curve one.db two.db train_loss
+same_curve one.db two.db grad_norm
+same_curve one.db two.db val_loss
+[ "$(sql two.db "select count(*) from runs")" = 1 ] || die "2 ranks made more than one run"
+[ "$(sql two.db "select count(*) from models")" = 1 ] || die "2 ranks registered more than once"
+$PY "$ROOT/tests/e2e/ckpt_close.py" one.ckpt two.ckpt 1e-4 || die "checkpoints differ"
+# an uneven split (3 ranks over a batch of 4) is still the same sum
+expect_rc 0 "$RLHF" pretrain $P --batch 4 --steps 3 --out u1.ckpt
+expect_rc 0 mpi 3 "$RLHF" pretrain $P --batch 4 --steps 3 --out u3.ckpt
+$PY "$ROOT/tests/e2e/ckpt_close.py" u1.ckpt u3.ckpt 1e-4 || die "uneven split differs"
+# more ranks than rows
+expect_rc 1 mpi 2 "$RLHF" pretrain $P --batch 1 --out b1.ckpt
+contains "$ERR" "ranks"
+# kill -9 of one rank mid-run (mpirun ends the other), then --resume on 2
+# ranks: bit for bit the checkpoint of an uninterrupted 2-rank run
+R="--corpus $CORPUS --tokenizer tok.bin --config tiny --steps 300 --batch 4 --lr 3e-3 --eval-every 5"
+expect_rc 0 mpi 2 "$RLHF" pretrain $R --out full.ckpt
+mpi 2 "$RLHF" pretrain $R --out k.ckpt >k.out 2>k.err &
+job=$!
+i=0
+while [ ! -e k.ckpt ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
+sleep 0.2
+rank=$(pgrep -P $job | tail -n 1)
+[ -n "$rank" ] || die "no rank process under mpirun"
+kill -9 "$rank"
+wait $job && die "mpirun succeeded after a rank was killed"
+grep -q "trained 300" k.out && die "the run ended before the kill"
+expect_rc 0 mpi 2 "$RLHF" pretrain $R --out k.ckpt --resume
+contains "$OUT" "trained 300 steps"
+contains "$ERR" "resumed"
+cmp full.ckpt k.ckpt || die "the resumed 2-rank run differs from an uninterrupted one"
+
+# ---- commands that do not split their batch refuse --------------------------
+expect_rc 2 mpi 2 "$RLHF" prompts list --db one.db
+contains "$ERR" "data-parallel"
+echo "ok"
