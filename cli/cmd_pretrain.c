@@ -225,6 +225,7 @@ static int train_step(Run *r, float lr, double *loss, double *gnorm, int *stop, 
             return err_set(err, RLHF_EIO, "MPI all-reduce failed");
         total = red[0];
         *stop = red[1] > 0;
+        if (*stop) dist_note_agreed_stop();
     }
     *gnorm = model_grad_clip(&r->m, o->clip);
     adamw_step(&r->opt, &r->m, lr);

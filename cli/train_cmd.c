@@ -232,6 +232,7 @@ int train_cmd_loop(TrainCmd *c, int *stopped, Err *err) {
                 break;
             }
             stop = s > 0;
+            if (stop) dist_note_agreed_stop();
         }
         db_metricbuf_add(&c->metrics, c->st.step, "lr", lr);
         if (c->st.step % c->eval_every == 0 || c->st.step == c->total) {

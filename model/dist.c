@@ -96,6 +96,10 @@ void dist_barrier(void) {}
 
 #endif
 
+static int g_agreed_stop = 0;
+void dist_note_agreed_stop(void) { g_agreed_stop = 1; }
+int dist_agreed_stop(void) { return g_agreed_stop; }
+
 int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
 double dist_allreduce_seconds(void) { return g_allreduce_s; }

@@ -30,6 +30,12 @@ int dist_allreduce_double(double *x, size_t n);
 int dist_bcast(void *buf, size_t bytes);
 void dist_barrier(void);
 
+/* A training loop calls this once every rank has agreed to stop early
+ * (Ctrl-C on one of them): then a failing exit status is no crash, and main
+ * ends MPI normally instead of aborting the job. */
+void dist_note_agreed_stop(void);
+int dist_agreed_stop(void);
+
 /* This rank's share [*lo, *hi) of n items split as evenly as possible. */
 void dist_slice(int n, int *lo, int *hi);
 

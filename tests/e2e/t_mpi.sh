@@ -16,14 +16,14 @@ PY=/usr/bin/python3
 # curve DB NAME: "step value" lines of a metric
 curve() { $PY -c 'import sqlite3,sys
 for s,v in sqlite3.connect(sys.argv[1]).execute("select step,value from metrics where name=? order by step",(sys.argv[2],)): print(s,repr(v))' "$1" "$2"; }
-# same_curve A B NAME: equal steps, values within 1e-4 relative
+# same_curve A B NAME: equal steps, values within 1e-4 relative (absolute below 0.01)
 same_curve() {
     curve "$1" "$3" > ca.txt; curve "$2" "$3" > cb.txt
     [ -s ca.txt ] || die "no $3 curve in $1"
     $PY -c 'import sys
 a=[l.split() for l in open("ca.txt")]; b=[l.split() for l in open("cb.txt")]
 assert [x[0] for x in a]==[x[0] for x in b], "steps differ"
-d=max(abs(float(x[1])-float(y[1]))/max(1e-3,abs(float(x[1]))) for x,y in zip(a,b))
+d=max(abs(float(x[1])-float(y[1]))/max(1e-2,abs(float(x[1]))) for x,y in zip(a,b))
 print("'"$3"': %d steps, max relative difference %.2g" % (len(a), d))
 sys.exit(0 if d < 1e-4 else 1)' || die "$3 curves differ between $1 and $2"
 }
@@ -70,7 +70,7 @@ contains "$OUT" "trained 300 steps"
 contains "$ERR" "resumed"
 cmp full.ckpt k.ckpt || die "the resumed 2-rank run differs from an uninterrupted one"
 
-# ---- sft and dpo (cli/train_cmd.c's loop) ------------------------------------
+# ---- sft, dpo (cli/train_cmd.c's loop) and train-rm ----------------------------
 $PY - "$CORPUS" <<'PY'
 import json, sys
 docs = open(sys.argv[1]).read().split("\n\n")
@@ -88,25 +88,31 @@ with open("pairs.jsonl", "w") as f:
     for p, a in pairs:
         f.write(json.dumps({"prompt": p, "chosen": a, "rejected": " ".join(reversed(a.split()))}) + "\n")
 PY
-for cmd in sft dpo; do
+# A: a short run to compare 1 and 2 ranks; K: a long one to kill and resume
+for cmd in sft dpo train-rm; do
     case $cmd in
     sft) A="--init one.ckpt --data sft.jsonl --steps 8 --batch 5 --accum 2 --lr 1e-3 --eval-every 4 --val-frac 0.2"
+         K="$A --steps 120 --eval-every 2"
          curves="train_loss grad_norm val_loss" ;;
     dpo) A="--policy one.ckpt --data pairs.jsonl --steps 8 --batch 3 --accum 2 --lr 1e-3 --eval-every 4 --val-frac 0.2"
+         K="$A --steps 120 --eval-every 2"
          curves="loss grad_norm rewards/margins eval/loss eval/rewards/accuracies" ;;
+    train-rm)
+         A="--init one.ckpt --data pairs.jsonl --batch 7 --micro 4 --lr 1e-3 --eval-every 4 --val-frac 0.2 --norm-samples 3"
+         K="$A --epochs 8 --eval-every 2"
+         curves="train_loss train_accuracy reward_mean reward_std reward_margin grad_norm val_loss val_accuracy norm_bias" ;;
     esac
     expect_rc 0 "$RLHF" init $cmd-1.db
     expect_rc 0 "$RLHF" init $cmd-2.db
     expect_rc 0 "$RLHF" $cmd --db $cmd-1.db $A --out $cmd-1.ckpt
     expect_rc 0 mpi 2 "$RLHF" $cmd --db $cmd-2.db $A --out $cmd-2.ckpt
-    [ "$(grep -c "trained 8 steps" out.txt)" = 1 ] || die "$cmd: expected one result line: $OUT"
+    [ "$(grep -c "^trained " out.txt)" = 1 ] || die "$cmd: expected one result line: $OUT"
     for m in $curves; do same_curve $cmd-1.db $cmd-2.db $m; done
     [ "$(sql $cmd-2.db "select count(*) from models")" = 1 ] || die "$cmd: 2 ranks registered more than once"
     $PY "$ROOT/tests/e2e/ckpt_close.py" $cmd-1.ckpt $cmd-2.ckpt 1e-4 || die "$cmd: checkpoints differ"
     # resume on 2 ranks after a kill -9 of one rank: bit for bit an uninterrupted 2-rank run
-    B="$A --steps 120 --eval-every 2"
-    expect_rc 0 mpi 2 "$RLHF" $cmd $B --out $cmd-full.ckpt
-    mpi 2 "$RLHF" $cmd $B --out $cmd-k.ckpt >k.out 2>k.err &
+    expect_rc 0 mpi 2 "$RLHF" $cmd $K --out $cmd-full.ckpt
+    mpi 2 "$RLHF" $cmd $K --out $cmd-k.ckpt >k.out 2>k.err &
     job=$!
     i=0
     while [ ! -e $cmd-k.ckpt ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
@@ -115,8 +121,8 @@ for cmd in sft dpo; do
     [ -n "$rank" ] || die "$cmd: no rank process under mpirun"
     kill -9 "$rank"
     wait $job && die "$cmd: mpirun succeeded after a rank was killed"
-    grep -q "trained 120" k.out && die "$cmd: the run ended before the kill"
-    expect_rc 0 mpi 2 "$RLHF" $cmd $B --out $cmd-k.ckpt --resume
+    grep -q "^trained" k.out && die "$cmd: the run ended before the kill"
+    expect_rc 0 mpi 2 "$RLHF" $cmd $K --out $cmd-k.ckpt --resume
     contains "$ERR" "resumed"
     cmp $cmd-full.ckpt $cmd-k.ckpt || die "$cmd: the resumed 2-rank run differs from an uninterrupted one"
 done
