@@ -37,7 +37,7 @@ static void usage(FILE *f) {
 /* The commands that split their batches over MPI ranks; any other command
  * under mpirun -np N>1 would only run N copies of itself, so it refuses. */
 static int dist_supported(const char *name) {
-    static const char *const ok[] = {"pretrain", "sft", "dpo", "train-rm"};
+    static const char *const ok[] = {"pretrain", "sft", "dpo", "train-rm", "ppo"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (strcmp(ok[i], name) == 0) return 1;
     return 0;

@@ -127,6 +127,51 @@ for cmd in sft dpo train-rm; do
     cmp $cmd-full.ckpt $cmd-k.ckpt || die "$cmd: the resumed 2-rank run differs from an uninterrupted one"
 done
 
+# ---- ppo: each rank samples and scores its share of the prompts ---------------
+# (3 prompts over 2 ranks: an uneven share); the RM is train-rm's above
+for v in head rm; do
+    case $v in
+    head) A="--kl-target 0.5 --score-clip 3" ;;
+    rm) A="--value rm --ptx-corpus $CORPUS --ptx-coef 0.5 --ptx-batch 3" ;;
+    esac
+    A="--policy one.ckpt --rm train-rm-1.ckpt --prompts 3 --samples 2 --max-new 8 --minibatch 4 --epochs 2 --steps 3 --lr 3e-4 $A"
+    for n in 1 2; do
+        expect_rc 0 "$RLHF" init ppo-$v-$n.db
+        expect_rc 0 "$RLHF" prompts import --db ppo-$v-$n.db "$ROOT/samples/prompts.jsonl"
+    done
+    expect_rc 0 "$RLHF" ppo --db ppo-$v-1.db $A --out ppo-$v-1.ckpt
+    expect_rc 0 mpi 2 "$RLHF" ppo --db ppo-$v-2.db $A --out ppo-$v-2.ckpt
+    [ "$(grep -c "^trained " out.txt)" = 1 ] || die "ppo: expected one result line: $OUT"
+    for m in objective/kl objective/kl_full objective/entropy objective/scores objective/rlhf_reward objective/beta \
+             policy/clipfrac_avg policy/approxkl_avg loss/policy_avg loss/value_avg val/explained_variance \
+             answer/length_mean; do
+        same_curve ppo-$v-1.db ppo-$v-2.db $m
+    done
+    [ $v = head ] || same_curve ppo-$v-1.db ppo-$v-2.db loss/ptx_avg
+    $PY "$ROOT/tests/e2e/ckpt_close.py" ppo-$v-1.ckpt ppo-$v-2.ckpt 1e-4 || die "ppo --value $v: checkpoints differ"
+done
+# kill -9 of one rank, then --resume: bit for bit an uninterrupted 2-rank run
+# (each in a fresh project, so the run ids in the checkpoints agree)
+for n in full k; do
+    expect_rc 0 "$RLHF" init ppo-$n.db
+    expect_rc 0 "$RLHF" prompts import --db ppo-$n.db "$ROOT/samples/prompts.jsonl"
+done
+K="--policy one.ckpt --rm train-rm-1.ckpt --prompts 2 --samples 2 --max-new 8 --minibatch 4 --epochs 1 --steps 60 --save-every 1"
+expect_rc 0 mpi 2 "$RLHF" ppo $K --db ppo-full.db --out ppo-full.ckpt
+mpi 2 "$RLHF" ppo $K --db ppo-k.db --out ppo-k.ckpt >k.out 2>k.err &
+job=$!
+i=0
+while [ ! -e ppo-k.ckpt ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
+sleep 0.2
+rank=$(pgrep -P $job | tail -n 1)
+[ -n "$rank" ] || die "ppo: no rank process under mpirun"
+kill -9 "$rank"
+wait $job && die "ppo: mpirun succeeded after a rank was killed"
+grep -q "^trained" k.out && die "ppo: the run ended before the kill"
+expect_rc 0 mpi 2 "$RLHF" ppo $K --db ppo-k.db --out ppo-k.ckpt --resume
+contains "$ERR" "resumed"
+cmp ppo-full.ckpt ppo-k.ckpt || die "ppo: the resumed 2-rank run differs from an uninterrupted one"
+
 # ---- commands that do not split their batch refuse --------------------------
 expect_rc 2 mpi 2 "$RLHF" prompts list --db one.db
 contains "$ERR" "data-parallel"
