@@ -51,7 +51,7 @@ UNIT_BIN := $(BUILD)/unit-tests
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test test-unit test-e2e test-san bench demo install uninstall clean format check-deps fuzz
+.PHONY: all deps test test-unit test-e2e test-san bench bench-mpi demo install uninstall clean format check-deps fuzz
 
 all: $(BIN)
 
@@ -167,6 +167,10 @@ $(FUZZ_BUILD)/fuzz/%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIB)
 bench: deps
 	@$(MAKE) --no-print-directory check-deps $(BIN) $(BENCH_BIN)
 	@BUILD=$(BUILD) sh bench/run.sh
+
+# Data-parallel pretraining, 1 rank against 2 (needs OpenMPI: make deps).
+bench-mpi: $(BIN)
+	@BUILD=$(BUILD) sh bench/mpi.sh
 
 demo:
 	@$(MAKE) --no-print-directory deps DEPS="$(DEB_BUILD)"

@@ -458,7 +458,7 @@ static int exec_pretrain(int argc, char **argv) {
     progress_start(&pg, "pretrain", "steps", o.steps, 0);
     if (dist_rank() != 0) pg.enabled = 0;
     double loss = NAN, val = r.ts.last_val, t0 = now_seconds();
-    int64_t tok0 = r.ts.tokens_seen;
+    int64_t tok0 = r.ts.tokens_seen, step0 = r.ts.step;
     char extra[160];
     int stopped = 0;
     while (r.ts.step < o.steps && !stopped) {
@@ -493,6 +493,9 @@ static int exec_pretrain(int argc, char **argv) {
     }
     progress_finish(&pg, NULL);
     stopped = stopped || sys_interrupted();
+    if (dist_size() > 1 && dist_rank() == 0 && r.ts.step > step0)
+        fprintf(stderr, "pretrain: %d ranks; all-reduce of %zu floats: %.2f ms per step\n", dist_size(),
+                r.m.n_params, 1e3 * dist_allreduce_seconds() / (double)(r.ts.step - step0));
     if (stopped || r.ts.step == 0 || (r.ts.step % o.save_every && r.ts.step != o.steps))
         if ((rc = save(&r, &err))) goto fail;
     if ((rc = record_end(&r, stopped ? "interrupted" : "done", val, &err))) goto fail;
