@@ -14,6 +14,9 @@ static double g_allreduce_s = 0;
 #include <mpi.h>
 
 static int g_started = 0;
+/* RLHF_DIST_SYNC=1: a barrier before each timed all-reduce, so its time is
+ * the transfer alone, not the wait for a slower rank (for bench-mpi) */
+static int g_sync = 0;
 
 void dist_init(int *argc, char ***argv) {
     /* only under a launcher: a plain `rlhf` run stays one process and never
@@ -24,6 +27,7 @@ void dist_init(int *argc, char ***argv) {
     if (inited) return;
     if (MPI_Init(argc, argv) != MPI_SUCCESS) return;
     g_started = 1;
+    g_sync = getenv("RLHF_DIST_SYNC") && atoi(getenv("RLHF_DIST_SYNC")) > 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
 }
@@ -54,6 +58,7 @@ const char *dist_describe(void) {
 
 int dist_allreduce_sum(float *x, size_t n) {
     if (g_size == 1) return 0;
+    if (g_sync) MPI_Barrier(MPI_COMM_WORLD);
     double t0 = now_seconds();
     for (size_t i = 0; i < n; i += INT_MAX / 2) {
         size_t k = n - i < INT_MAX / 2 ? n - i : INT_MAX / 2;

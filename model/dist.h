@@ -39,7 +39,9 @@ int dist_agreed_stop(void);
 /* This rank's share [*lo, *hi) of n items split as evenly as possible. */
 void dist_slice(int n, int *lo, int *hi);
 
-/* Seconds spent inside dist_allreduce_sum since the start (for the bench). */
+/* Seconds spent inside dist_allreduce_sum since the start (for the bench):
+ * transfer and the wait for the slowest rank, or with RLHF_DIST_SYNC=1 in the
+ * environment (a barrier first) the transfer alone. */
 double dist_allreduce_seconds(void);
 
 #endif

@@ -69,6 +69,18 @@ expect_rc 0 mpi 2 "$RLHF" pretrain $R --out k.ckpt --resume
 contains "$OUT" "trained 300 steps"
 contains "$ERR" "resumed"
 cmp full.ckpt k.ckpt || die "the resumed 2-rank run differs from an uninterrupted one"
+# Ctrl-C to mpirun: every rank stops after the same step, rank 0 saves
+I="--corpus $CORPUS --tokenizer tok.bin --config tiny --steps 3000 --batch 4 --lr 3e-3 --eval-every 50"
+expect_rc 0 mpi 2 "$RLHF" pretrain $I --out ifull.ckpt
+mpirun -np 2 --bind-to none "$RLHF" pretrain $I --out i.ckpt >int.out 2>int.err &
+job=$!
+i=0
+while [ ! -e i.ckpt ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
+kill -INT $job
+wait $job && die "an interrupted run exited 0: $(tail -n 2 int.err)"
+grep -q "interrupted at step" int.err || die "no interruption message: $(cat int.err)"
+expect_rc 0 mpi 2 "$RLHF" pretrain $I --out i.ckpt --resume
+cmp ifull.ckpt i.ckpt || die "the 2-rank run resumed after Ctrl-C differs from an uninterrupted one"
 
 # ---- sft, dpo (cli/train_cmd.c's loop) and train-rm ----------------------------
 $PY - "$CORPUS" <<'PY'
