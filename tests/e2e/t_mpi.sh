@@ -11,6 +11,23 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=se
     OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_rmaps_base_oversubscribe=1 \
     OPENBLAS_NUM_THREADS=1
 mpi() { _np=$1; shift; mpirun -np "$_np" --bind-to none "$@"; }
+# kill_rank CKPT CMD...: runs CMD on 2 ranks in the background (stdout k.out,
+# stderr k.err), kills one rank with SIGKILL once CKPT exists, as a crash
+# would, and checks mpirun then failed and the run had not ended
+kill_rank() {
+    _ck=$1; shift
+    mpirun -np 2 --bind-to none "$@" >k.out 2>k.err &
+    _job=$!
+    _i=0
+    while [ ! -e "$_ck" ] && [ $_i -lt 600 ]; do sleep 0.02; _i=$((_i + 1)); done
+    sleep 0.2
+    _rank=$(pgrep -P $_job | tail -n 1)
+    [ -n "$_rank" ] || die "no rank process under mpirun"
+    kill -9 "$_rank"
+    wait $_job && die "mpirun succeeded after a rank was killed: $*"
+    grep -q "^trained" k.out && die "the run ended before the kill: $*"
+    return 0
+}
 CORPUS="$ROOT/samples/corpus.txt"
 PY=/usr/bin/python3
 # curve DB NAME: "step value" lines of a metric
@@ -55,16 +72,7 @@ contains "$ERR" "ranks"
 # ranks: bit for bit the checkpoint of an uninterrupted 2-rank run
 R="--corpus $CORPUS --tokenizer tok.bin --config tiny --steps 300 --batch 4 --lr 3e-3 --eval-every 5"
 expect_rc 0 mpi 2 "$RLHF" pretrain $R --out full.ckpt
-mpi 2 "$RLHF" pretrain $R --out k.ckpt >k.out 2>k.err &
-job=$!
-i=0
-while [ ! -e k.ckpt ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
-sleep 0.2
-rank=$(pgrep -P $job | tail -n 1)
-[ -n "$rank" ] || die "no rank process under mpirun"
-kill -9 "$rank"
-wait $job && die "mpirun succeeded after a rank was killed"
-grep -q "trained 300" k.out && die "the run ended before the kill"
+kill_rank k.ckpt "$RLHF" pretrain $R --out k.ckpt
 expect_rc 0 mpi 2 "$RLHF" pretrain $R --out k.ckpt --resume
 contains "$OUT" "trained 300 steps"
 contains "$ERR" "resumed"
@@ -124,16 +132,7 @@ for cmd in sft dpo train-rm; do
     $PY "$ROOT/tests/e2e/ckpt_close.py" $cmd-1.ckpt $cmd-2.ckpt 1e-4 || die "$cmd: checkpoints differ"
     # resume on 2 ranks after a kill -9 of one rank: bit for bit an uninterrupted 2-rank run
     expect_rc 0 mpi 2 "$RLHF" $cmd $K --out $cmd-full.ckpt
-    mpi 2 "$RLHF" $cmd $K --out $cmd-k.ckpt >k.out 2>k.err &
-    job=$!
-    i=0
-    while [ ! -e $cmd-k.ckpt ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
-    sleep 0.2
-    rank=$(pgrep -P $job | tail -n 1)
-    [ -n "$rank" ] || die "$cmd: no rank process under mpirun"
-    kill -9 "$rank"
-    wait $job && die "$cmd: mpirun succeeded after a rank was killed"
-    grep -q "^trained" k.out && die "$cmd: the run ended before the kill"
+    kill_rank $cmd-k.ckpt "$RLHF" $cmd $K --out $cmd-k.ckpt
     expect_rc 0 mpi 2 "$RLHF" $cmd $K --out $cmd-k.ckpt --resume
     contains "$ERR" "resumed"
     cmp $cmd-full.ckpt $cmd-k.ckpt || die "$cmd: the resumed 2-rank run differs from an uninterrupted one"
@@ -170,16 +169,7 @@ for n in full k; do
 done
 K="--policy one.ckpt --rm train-rm-1.ckpt --prompts 2 --samples 2 --max-new 8 --minibatch 4 --epochs 1 --steps 60 --save-every 1"
 expect_rc 0 mpi 2 "$RLHF" ppo $K --db ppo-full.db --out ppo-full.ckpt
-mpi 2 "$RLHF" ppo $K --db ppo-k.db --out ppo-k.ckpt >k.out 2>k.err &
-job=$!
-i=0
-while [ ! -e ppo-k.ckpt ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i + 1)); done
-sleep 0.2
-rank=$(pgrep -P $job | tail -n 1)
-[ -n "$rank" ] || die "ppo: no rank process under mpirun"
-kill -9 "$rank"
-wait $job && die "ppo: mpirun succeeded after a rank was killed"
-grep -q "^trained" k.out && die "ppo: the run ended before the kill"
+kill_rank ppo-k.ckpt "$RLHF" ppo $K --db ppo-k.db --out ppo-k.ckpt
 expect_rc 0 mpi 2 "$RLHF" ppo $K --db ppo-k.db --out ppo-k.ckpt --resume
 contains "$ERR" "resumed"
 cmp ppo-full.ckpt ppo-k.ckpt || die "ppo: the resumed 2-rank run differs from an uninterrupted one"
