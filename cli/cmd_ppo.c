@@ -575,13 +575,9 @@ static int exec_ppo(int argc, char **argv) {
         stopped = sys_interrupted();
         if (dist_size() == 1 && stopped) break;
         if ((rc = ppo_step(p, rm_reward, &r.rm, &s, &err))) goto fail;
-        if (dist_size() > 1) { /* every rank stops after the same step */
-            double x = stopped;
-            if (dist_allreduce_double(&x, 1)) {
-                rc = err_set(&err, RLHF_EIO, "MPI all-reduce failed");
-                goto fail;
-            }
-            if ((stopped = x > 0)) dist_note_agreed_stop();
+        if (dist_stop_together(&stopped)) {
+            rc = err_set(&err, RLHF_EIO, "MPI all-reduce failed");
+            goto fail;
         }
         if (!isfinite(s.pg_loss) || !isfinite(s.vf_loss)) {
             rc = err_set(&err, RLHF_EINVAL, "the losses became non-finite at step %lld; try a lower --lr",

@@ -631,13 +631,9 @@ static int exec_train_rm(int argc, char **argv) {
             goto fail;
         }
         r.ts.step++;
-        if (dist_size() > 1) { /* every rank stops after the same step */
-            double s = stopped;
-            if (dist_allreduce_double(&s, 1)) {
-                rc = err_set(&err, RLHF_EIO, "MPI all-reduce failed");
-                goto fail;
-            }
-            if ((stopped = s > 0)) dist_note_agreed_stop();
+        if (dist_stop_together(&stopped)) {
+            rc = err_set(&err, RLHF_EIO, "MPI all-reduce failed");
+            goto fail;
         }
         cmp += st.pairs;
         metric(&r, "train_loss", st.loss);

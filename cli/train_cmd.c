@@ -225,14 +225,9 @@ int train_cmd_loop(TrainCmd *c, int *stopped, Err *err) {
             break;
         }
         c->st.step++;
-        if (dist_size() > 1) { /* every rank stops after the same step */
-            double s = stop;
-            if (dist_allreduce_double(&s, 1)) {
-                rc = err_set(err, RLHF_EIO, "MPI all-reduce failed");
-                break;
-            }
-            stop = s > 0;
-            if (stop) dist_note_agreed_stop();
+        if (dist_stop_together(&stop)) {
+            rc = err_set(err, RLHF_EIO, "MPI all-reduce failed");
+            break;
         }
         db_metricbuf_add(&c->metrics, c->st.step, "lr", lr);
         if (c->st.step % c->eval_every == 0 || c->st.step == c->total) {

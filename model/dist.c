@@ -105,6 +105,14 @@ static int g_agreed_stop = 0;
 void dist_note_agreed_stop(void) { g_agreed_stop = 1; }
 int dist_agreed_stop(void) { return g_agreed_stop; }
 
+int dist_stop_together(int *stop) {
+    if (g_size == 1) return 0;
+    double s = *stop;
+    if (dist_allreduce_double(&s, 1)) return -1;
+    if ((*stop = s > 0)) g_agreed_stop = 1;
+    return 0;
+}
+
 int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
 double dist_allreduce_seconds(void) { return g_allreduce_s; }

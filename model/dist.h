@@ -30,9 +30,12 @@ int dist_allreduce_double(double *x, size_t n);
 int dist_bcast(void *buf, size_t bytes);
 void dist_barrier(void);
 
-/* A training loop calls this once every rank has agreed to stop early
- * (Ctrl-C on one of them): then a failing exit status is no crash, and main
- * ends MPI normally instead of aborting the job. */
+/* Ctrl-C reaches ranks at different steps: a training loop passes its own
+ * flag after each step and every rank gets 1 when any rank has it, so all
+ * stop after the same step. Once they agree, a failing exit status is no
+ * crash (dist_agreed_stop: main ends MPI normally instead of aborting the
+ * job). Returns -1 when MPI fails. */
+int dist_stop_together(int *stop);
 void dist_note_agreed_stop(void);
 int dist_agreed_stop(void);
 
