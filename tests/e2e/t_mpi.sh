@@ -9,7 +9,10 @@
 command -v mpirun >/dev/null || { echo "skip: no mpirun"; exit 77; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp \
     OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_rmaps_base_oversubscribe=1 \
-    OPENBLAS_NUM_THREADS=1
+    OPENBLAS_NUM_THREADS=1 OMPI_MCA_mca_base_component_disable_dlclose=1
+# under make test-san: OpenMPI's plugins stay loaded and malloc stacks are
+# unwound in full, so LeakSanitizer can tell OpenMPI's leftovers (tests/lsan.supp)
+[ -n "${RLHF_SAN:-}" ] && export ASAN_OPTIONS="${ASAN_OPTIONS:-}:fast_unwind_on_malloc=0"
 mpi() { _np=$1; shift; mpirun -np "$_np" --bind-to none "$@"; }
 # kill_rank CKPT CMD...: runs CMD on 2 ranks in the background (stdout k.out,
 # stderr k.err), kills one rank with SIGKILL once CKPT exists, as a crash
