@@ -13,11 +13,17 @@ TEST_PKGS := criterion
 # what the reference, TUI, report-rendering and fuzz tests run (PyTorch, tmux,
 # Chromium, clang's libFuzzer).
 DEB_BUILD := build-essential pkg-config libsqlite3-dev libncurses-dev libcjson-dev libopenblas-dev zlib1g-dev
-DEB_TEST  := libcriterion-dev python3-torch python3-numpy tmux chromium clang
+DEB_TEST  := libcriterion-dev python3-torch python3-numpy tmux chromium clang libopenmpi-dev openmpi-bin
 
 # Lazily evaluated (=) so `make deps` works before pkg-config exists.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# MPI (data-parallel training) when OpenMPI's pkg-config file is there and
+# MPI is not 0; without it the binary is single-process (model/dist.c).
+MPI ?= auto
+MPI_PKG = $(if $(filter 0,$(MPI)),,$(shell pkg-config --exists ompi-c 2>/dev/null && echo ompi-c || \
+            { pkg-config --exists mpi 2>/dev/null && echo mpi; }))
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+             $(if $(MPI_PKG),-DRLHF_MPI $(shell pkg-config --cflags $(MPI_PKG)))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(if $(MPI_PKG),$(shell pkg-config --libs $(MPI_PKG)))
 TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
@@ -45,7 +51,7 @@ UNIT_BIN := $(BUILD)/unit-tests
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test test-unit test-e2e test-san bench demo install uninstall clean format check-deps fuzz
+.PHONY: all deps test test-unit test-e2e test-san bench bench-mpi demo install uninstall clean format check-deps fuzz
 
 all: $(BIN)
 
@@ -161,6 +167,10 @@ $(FUZZ_BUILD)/fuzz/%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIB)
 bench: deps
 	@$(MAKE) --no-print-directory check-deps $(BIN) $(BENCH_BIN)
 	@BUILD=$(BUILD) sh bench/run.sh
+
+# Data-parallel pretraining, 1 rank against 2 (needs OpenMPI: make deps).
+bench-mpi: $(BIN)
+	@BUILD=$(BUILD) sh bench/mpi.sh
 
 demo:
 	@$(MAKE) --no-print-directory deps DEPS="$(DEB_BUILD)"

@@ -7,6 +7,7 @@
 #include "cli/filter.h"
 #include "db/registry.h"
 #include "model/checkpoint.h"
+#include "model/dist.h"
 #include "rl/dpo.h"
 #include "cli/train_cmd.h"
 #include "rl/trainer.h"
@@ -141,7 +142,7 @@ static int load_data(Run *r, const Tokenizer *tok, Err *err) {
         rc = err_set(err, RLHF_EINVAL,
                      "%s: no preference pairs to train on (%d groups, %d held out)", o->t.data,
                      ps.n, r->val.n_pairs);
-    if (!rc)
+    if (!rc && dist_rank() == 0)
         fprintf(stderr,
                 "dpo: %d groups, %d pairs (%d held out), %lld ties dropped, %lld groups skipped; "
                 "%lld answers cut to fit %d tokens\n",
@@ -237,7 +238,7 @@ static int reference(Run *r, Err *err) {
         memcpy(r->val.ref, (double *)c->payload + nt, sizeof(double) * nv);
         return RLHF_OK;
     }
-    fprintf(stderr, "dpo: reference log-probabilities of %zu answers...\n", nt + nv);
+    if (dist_rank() == 0) fprintf(stderr, "dpo: reference log-probabilities of %zu answers...\n", nt + nv);
     int rc = dpo_reference(&r->tr, &r->train, err);
     if (!rc) rc = dpo_reference(&r->tr, &r->val, err);
     if (rc) return rc;

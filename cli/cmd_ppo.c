@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "db/prompts.h"
 #include "db/registry.h"
+#include "model/dist.h"
 #include "model/checkpoint.h"
 #include "rl/ppo.h"
 #include "rm/rm_score.h"
@@ -331,6 +332,7 @@ typedef struct Run {
 } Run;
 
 static int save(Run *r, Err *err) {
+    if (dist_rank() != 0) return RLHF_OK;
     void *state;
     size_t len;
     int rc = ppo_state_bytes(&r->ppo, &state, &len, err);
@@ -463,7 +465,7 @@ static int setup(Run *r, int resumed, int *fresh_run, Err *err) {
     if (o->c.value_mode == PPO_VALUE_MODEL) {
         if ((rc = model_load(o->rm, &r->val, err)) || (rc = ppo_value_from_rm(&r->val, err))) goto done;
     }
-    if (o->ref && r->db) check_ancestry(r->db, r->policy_id, o->ref);
+    if (o->ref && r->db && dist_rank() == 0) check_ancestry(r->db, r->policy_id, o->ref);
     r->prompts.tok = r->tok, r->prompts.template = r->template, r->prompts.err = err;
     r->prompts.max_len = r->pol.cfg.seq_len;
     PromptFilter f = {0};
@@ -523,8 +525,10 @@ static int exec_ppo(int argc, char **argv) {
     r.o = &o;
     Err err = {0};
     if (o.threads) infer_set_threads((int)o.threads);
-    if ((rc = cli_open_db(E, o.dbflag, DB_OPEN_EXISTING, &r.db))) return rc;
-    atomic_remove_stale(o.out);
+    /* under MPI every rank reads the project (the same prompts); rank 0 alone
+     * writes it and the checkpoint */
+    if ((rc = cli_open_db(E, o.dbflag, dist_rank() ? DB_OPEN_READONLY : DB_OPEN_EXISTING, &r.db))) return rc;
+    if (dist_rank() == 0) atomic_remove_stale(o.out);
     int exists = access(o.out, F_OK) == 0;
     if (exists && !o.resume && !o.force) {
         fprintf(stderr, "rlhf ppo: %s exists; pass --resume to continue it or --force to start over\n", o.out);
@@ -534,7 +538,11 @@ static int exec_ppo(int argc, char **argv) {
     int resumed = o.resume && exists, fresh_run = 1;
     if ((rc = setup(&r, resumed, &fresh_run, &err))) goto fail;
     Ppo *p = &r.ppo;
-    if (fresh_run) {
+    if (dist_rank() != 0) {
+        db_close(r.db);
+        r.db = NULL;
+    }
+    if (fresh_run && r.db) {
         char cj[1536], cfgj[512];
         const PpoConfig *c = &p->c;
         model_config_json(&r.pol.cfg, cfgj, sizeof cfgj);
@@ -551,18 +559,26 @@ static int exec_ppo(int argc, char **argv) {
                  r.prompts.n);
         if ((rc = db_run_start(r.db, "ppo", cj, r.policy_id, &p->st.run_id, &err))) goto fail;
     }
+    if (dist_rank() == 0)
     fprintf(stderr,
             "ppo: policy %s (%zu parameters), RM %s, value %s, %d training prompts, %d×%d answers per step, "
             "beta %g%s\n",
             o.policy, r.pol.n_params, o.rm, p->value ? "model (from the RM)" : "head", r.prompts.n,
             p->c.prompts, p->c.samples, p->kl.beta, p->c.kl_target > 0 ? " (adaptive)" : " (fixed)");
-    if (resumed) fprintf(stderr, "ppo: resumed %s at step %lld\n", o.out, (long long)p->st.step);
+    if (resumed && dist_rank() == 0) fprintf(stderr, "ppo: resumed %s at step %lld\n", o.out, (long long)p->st.step);
     sys_catch_interrupts();
     double t0 = now_seconds(), first_score = NAN, last_score = NAN, last_kl = NAN;
     int64_t step0 = p->st.step, last_warn = 0;
     PpoStats s;
-    while (p->st.step < o.steps && !sys_interrupted()) {
+    int stopped = 0;
+    while (p->st.step < o.steps && !stopped) {
+        stopped = sys_interrupted();
+        if (dist_size() == 1 && stopped) break;
         if ((rc = ppo_step(p, rm_reward, &r.rm, &s, &err))) goto fail;
+        if (dist_stop_together(&stopped)) {
+            rc = err_set(&err, RLHF_EIO, "MPI all-reduce failed");
+            goto fail;
+        }
         if (!isfinite(s.pg_loss) || !isfinite(s.vf_loss)) {
             rc = err_set(&err, RLHF_EINVAL, "the losses became non-finite at step %lld; try a lower --lr",
                          (long long)s.step);
@@ -572,17 +588,21 @@ static int exec_ppo(int argc, char **argv) {
         last_score = s.score, last_kl = s.kl;
         log_metrics(&r, &s);
         double per = (now_seconds() - t0) / (double)(s.step - step0);
-        print_step(&r, &s, per * (double)(o.steps - s.step));
+        if (dist_rank() == 0) print_step(&r, &s, per * (double)(o.steps - s.step));
         for (int bit = 1; bit <= PPO_WARN_NOISE; bit <<= 1)
-            if ((s.warn & bit) && !(last_warn & bit))
+            if ((s.warn & bit) && !(last_warn & bit) && dist_rank() == 0)
                 fprintf(stderr, "ppo: warning: step %lld: %s\n", (long long)s.step, ppo_warn_text(bit));
         last_warn = s.warn;
         if (s.step % o.save_every == 0 || s.step == o.steps)
             if ((rc = save(&r, &err))) goto fail;
     }
-    int stopped = sys_interrupted();
+    stopped = stopped || sys_interrupted();
     if (stopped || p->st.step % o.save_every || p->st.step == step0)
         if ((rc = save(&r, &err))) goto fail;
+    if (dist_rank() != 0) { /* the store and the messages are rank 0's */
+        run_free(&r);
+        return stopped ? EXIT_FAIL : EXIT_OK;
+    }
     char note[160];
     snprintf(note, sizeof note, "step %lld, score %.4f, kl %.4f", (long long)p->st.step, last_score, last_kl);
     if ((rc = db_metricbuf_flush(r.db, p->st.run_id, &r.metrics, &err))) goto fail;

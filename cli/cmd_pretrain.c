@@ -4,10 +4,13 @@
  * resumable checkpoints atomically (optimizer state, step, RNG and corpus
  * fingerprint ride in the checkpoint), so `kill -9` and a rerun with --resume
  * continue from the last one. With a database the run, its loss curve and the
- * model are recorded in runs/metrics/models. */
+ * model are recorded in runs/metrics/models. Under mpirun every rank draws the
+ * same windows and trains on its slice of each batch; the gradients are summed
+ * over ranks and rank 0 alone writes the checkpoint and the store. */
 #include "cli/cli.h"
 #include "db/registry.h"
 #include "model/checkpoint.h"
+#include "model/dist.h"
 #include "model/loss.h"
 #include "model/model.h"
 #include "model/optim.h"
@@ -159,6 +162,7 @@ static int flush_metrics(Run *r, Err *err) {
 }
 
 static int save(Run *r, Err *err) {
+    if (dist_rank() != 0) return RLHF_OK;
     memcpy(r->ts.rng, r->rng.s, sizeof r->ts.rng);
     int rc = model_ckpt_save(r->o->out, &r->m, &r->opt, &r->ts, sizeof r->ts, err);
     if (!rc) rc = flush_metrics(r, err);
@@ -191,23 +195,37 @@ static int eval_val(Run *r, double *out, Err *err) {
     return RLHF_OK;
 }
 
-/* One optimizer step over accum micro-batches of random windows. */
-static int train_step(Run *r, float lr, double *loss, double *gnorm, Err *err) {
+/* One optimizer step over accum micro-batches of random windows. Every rank
+ * draws all B windows (the same RNG stream) and keeps rows [lo, hi); the loss
+ * is scaled by the global count, so the summed gradients are one process's.
+ * stop: in, this rank was interrupted; out, some rank was. */
+static int train_step(Run *r, float lr, double *loss, double *gnorm, int *stop, Err *err) {
     const Opts *o = r->o;
-    int B = r->B, T = r->T, N = B * T, V = r->m.cfg.vocab_size;
+    int B = r->B, T = r->T, N = B * T, V = r->m.cfg.vocab_size, lo, hi;
+    dist_slice(B, &lo, &hi);
+    int nb = hi - lo;
     model_zero_grad(&r->m);
     double total = 0;
     for (long a = 0; a < o->accum; a++) {
         for (int b = 0; b < B; b++) {
             int64_t off = (int64_t)rng_below(&r->rng, (uint64_t)(r->data.n_train - T));
-            memcpy(r->xbuf + b * T, r->data.tok + off, T * sizeof(int));
-            memcpy(r->ybuf + b * T, r->data.tok + off + 1, T * sizeof(int));
+            if (b < lo || b >= hi) continue;
+            memcpy(r->xbuf + (b - lo) * T, r->data.tok + off, T * sizeof(int));
+            memcpy(r->ybuf + (b - lo) * T, r->data.tok + off + 1, T * sizeof(int));
         }
-        int rc = model_forward(&r->m, &r->rs, r->xbuf, B, T, MODEL_FWD_LOGITS, err);
+        int rc = model_forward(&r->m, &r->rs, r->xbuf, nb, T, MODEL_FWD_LOGITS, err);
         if (rc) return rc;
-        total += loss_ce_backward(r->rs.logits, r->ybuf, NULL, N, V, 1.0f / (N * (float)o->accum), NULL);
+        total += loss_ce_backward(r->rs.logits, r->ybuf, NULL, nb * T, V, 1.0f / (N * (float)o->accum), NULL);
         rc = model_backward(&r->m, &r->rs, r->xbuf, r->rs.logits, NULL, NULL, err);
         if (rc) return rc;
+    }
+    if (dist_size() > 1) {
+        double red[2] = {total, *stop};
+        if (dist_allreduce_sum(r->m.grads, r->m.n_params) || dist_allreduce_double(red, 2))
+            return err_set(err, RLHF_EIO, "MPI all-reduce failed");
+        total = red[0];
+        *stop = red[1] > 0;
+        if (*stop) dist_note_agreed_stop();
     }
     *gnorm = model_grad_clip(&r->m, o->clip);
     adamw_step(&r->opt, &r->m, lr);
@@ -337,13 +355,18 @@ static int exec_pretrain(int argc, char **argv) {
     Tokenizer *tok = NULL;
     const char *path = cli_db_path(o.dbflag);
     if (o.threads) openblas_set_num_threads((int)o.threads);
-    atomic_remove_stale(o.out);
+    if (dist_rank() == 0) atomic_remove_stale(o.out);
     int exists = access(o.out, F_OK) == 0;
     if (exists && !o.resume && !o.force) {
         fprintf(stderr, "rlhf pretrain: %s exists; pass --resume to continue it or --force to start over\n", o.out);
         free(o.corpus);
         return EXIT_FAIL;
     }
+    if (dist_size() > o.batch) {
+        rc = err_set(&err, RLHF_EINVAL, "--batch %ld is smaller than the %d MPI ranks", o.batch, dist_size());
+        goto fail;
+    }
+    if (dist_rank() != 0) path = NULL; /* rank 0 alone writes the store */
     if (path && (rc = db_open(path, DB_OPEN_EXISTING, &r.db, &err))) goto fail;
     if ((rc = tok_load(o.tok_path, &tok, &err))) goto fail;
     if ((rc = load_corpus(&o, tok, &r.data, &err))) goto fail;
@@ -422,23 +445,28 @@ static int exec_pretrain(int argc, char **argv) {
                  (long long)r.data.n);
         if ((rc = db_run_start(r.db, "pretrain", cj, 0, &r.ts.run_id, &err))) goto fail;
     }
+    if (dist_rank() == 0)
     fprintf(stderr,
             "pretrain: %zu parameters (dim %d, layers %d, heads %d/%d kv, hidden %d, vocab %d, seq %d); "
             "corpus %lld tokens (%lld held out)\n",
             r.m.n_params, cfg.dim, cfg.n_layers, cfg.n_heads,
             cfg.n_kv_heads, cfg.hidden_dim, cfg.vocab_size, cfg.seq_len, (long long)r.data.n,
             (long long)(r.data.n - r.data.n_train));
-    if (resumed) fprintf(stderr, "pretrain: resumed %s at step %lld\n", o.out, (long long)r.ts.step);
+    if (resumed && dist_rank() == 0) fprintf(stderr, "pretrain: resumed %s at step %lld\n", o.out, (long long)r.ts.step);
     sys_catch_interrupts();
     Progress pg;
     progress_start(&pg, "pretrain", "steps", o.steps, 0);
+    if (dist_rank() != 0) pg.enabled = 0;
     double loss = NAN, val = r.ts.last_val, t0 = now_seconds();
-    int64_t tok0 = r.ts.tokens_seen;
+    int64_t tok0 = r.ts.tokens_seen, step0 = r.ts.step;
     char extra[160];
-    while (r.ts.step < o.steps && !sys_interrupted()) {
+    int stopped = 0;
+    while (r.ts.step < o.steps && !stopped) {
         float lr = lr_schedule(r.ts.step, o.warmup, o.steps, (float)o.lr, (float)o.min_lr);
-        double gn;
-        if ((rc = train_step(&r, lr, &loss, &gn, &err))) goto fail;
+        double gn = 0;
+        stopped = sys_interrupted();
+        if (dist_size() == 1 && stopped) break;
+        if ((rc = train_step(&r, lr, &loss, &gn, &stopped, &err))) goto fail;
         if (!isfinite(loss)) {
             rc = err_set(&err, RLHF_EINVAL, "loss became %g at step %lld; try a lower --lr", loss,
                          (long long)r.ts.step + 1);
@@ -449,12 +477,12 @@ static int exec_pretrain(int argc, char **argv) {
         metric(&r, r.ts.step, "lr", lr);
         metric(&r, r.ts.step, "grad_norm", gn);
         double tps = (double)(r.ts.tokens_seen - tok0) / (now_seconds() - t0 + 1e-9);
-        if (r.ts.step % o.eval_every == 0 || r.ts.step == o.steps) {
+        if ((r.ts.step % o.eval_every == 0 || r.ts.step == o.steps) && dist_rank() == 0) {
             if ((rc = eval_val(&r, &val, &err))) goto fail;
             r.ts.last_val = val;
             metric(&r, r.ts.step, "val_loss", val);
             metric(&r, r.ts.step, "tokens_per_s", tps);
-            if (!pg.enabled)
+            if (!pg.enabled && dist_rank() == 0)
                 fprintf(stderr, "step %lld/%ld: loss %.4f, val loss %.4f, lr %.2e, %.0f tokens/s\n",
                         (long long)r.ts.step, o.steps, loss, val, lr, tps);
         }
@@ -464,11 +492,14 @@ static int exec_pretrain(int argc, char **argv) {
         progress_update(&pg, r.ts.step, extra);
     }
     progress_finish(&pg, NULL);
-    int stopped = sys_interrupted();
+    stopped = stopped || sys_interrupted();
+    if (dist_size() > 1 && dist_rank() == 0 && r.ts.step > step0)
+        fprintf(stderr, "pretrain: %d ranks; all-reduce of %zu floats: %.2f ms per step\n", dist_size(),
+                r.m.n_params, 1e3 * dist_allreduce_seconds() / (double)(r.ts.step - step0));
     if (stopped || r.ts.step == 0 || (r.ts.step % o.save_every && r.ts.step != o.steps))
         if ((rc = save(&r, &err))) goto fail;
     if ((rc = record_end(&r, stopped ? "interrupted" : "done", val, &err))) goto fail;
-    if (stopped) {
+    if (stopped && dist_rank() == 0) {
         fprintf(stderr, "pretrain: interrupted at step %lld; checkpoint saved to %s (rerun with --resume)\n",
                 (long long)r.ts.step, o.out);
     } else if (isnan(loss)) {

@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "db/registry.h"
 #include "model/checkpoint.h"
+#include "model/dist.h"
 #include "rl/sft.h"
 #include "cli/train_cmd.h"
 #include "rl/trainer.h"
@@ -118,7 +119,7 @@ static int load_data(Run *r, const Tokenizer *tok, Err *err) {
         rc = err_set(err, RLHF_EINVAL,
                      "%s: all %d pairs fell in the held-out share; lower --val-frac", o->t.data,
                      d.n);
-    if (!rc)
+    if (!rc && dist_rank() == 0)
         fprintf(stderr,
                 "sft: %d pairs (%d training, %d held out, %lld skipped), %lld answer tokens; %lld "
                 "cut to fit %d tokens\n",

@@ -10,6 +10,7 @@
 #include "cli/filter.h"
 #include "db/registry.h"
 #include "db/scores.h"
+#include "model/dist.h"
 #include "model/checkpoint.h"
 #include "model/infer.h"
 #include "model/optim.h"
@@ -201,6 +202,7 @@ static void metric(Run *r, const char *name, double v) {
 }
 
 static int save(Run *r, Err *err) {
+    if (dist_rank() != 0) return RLHF_OK;
     int rc = model_ckpt_save(r->o->out, &r->m, &r->opt, &r->ts, sizeof r->ts, err);
     if (!rc && r->db) rc = db_metricbuf_flush(r->db, r->ts.run_id, &r->metrics, err);
     return rc;
@@ -508,20 +510,31 @@ static int exec_train_rm(int argc, char **argv) {
     if (!dbpath && !o.data)
         return cli_usage_error(E, "no project: give --db PATH (or $RLHF_DB) or --data FILE");
     if (o.threads) openblas_set_num_threads((int)o.threads);
-    atomic_remove_stale(o.out);
+    if (dist_rank() == 0) atomic_remove_stale(o.out);
     int exists = access(o.out, F_OK) == 0;
     if (o.dump) exists = 0, o.resume = 0;
     if (exists && !o.resume && !o.force) {
         fprintf(stderr, "rlhf train-rm: %s exists; pass --resume to continue it or --force to start over\n", o.out);
         return EXIT_FAIL;
     }
-    if (dbpath && (rc = db_open(dbpath, DB_OPEN_EXISTING, &r.db, &err))) goto fail;
+    if (o.dump && dist_size() > 1) {
+        rc = err_set(&err, RLHF_EINVAL, "--dump runs on one process (not under mpirun)");
+        goto fail;
+    }
+    /* under MPI every rank reads the project to build the same data; rank 0
+     * alone writes it (and the checkpoint) */
+    if (dbpath && (rc = db_open(dbpath, dist_rank() ? DB_OPEN_READONLY : DB_OPEN_EXISTING, &r.db, &err)))
+        goto fail;
     if ((rc = load_init(&r, &err))) goto fail;
     int resumed = o.resume && exists;
     if ((rc = resumed ? resume(&r, &err) : start_fresh(&r, &err))) goto fail;
     if ((rc = model_grads_alloc(&r.m, &err))) goto fail;
     if ((rc = load_data(&r, &err))) goto fail;
     if ((rc = make_order(&r, &err))) goto fail;
+    if (dist_rank() != 0 && r.db) {
+        db_close(r.db);
+        r.db = NULL;
+    }
     char sha[65];
     data_sha(&r, sha);
     if (resumed && strcmp(sha, r.ts.data_sha) != 0) {
@@ -572,6 +585,7 @@ static int exec_train_rm(int argc, char **argv) {
         for (int i = 0; i < r.set.g[g].n; i++)
             for (int j = i + 1; j < r.set.g[g].n; j++)
                 pairs += r.set.g[g].rank[i] != r.set.g[g].rank[j];
+    if (dist_rank() == 0) {
     fprintf(stderr,
             "train-rm: %d ranked prompts from %s (%lld pairs; %lld ties and %lld rankings without "
             "an order left out): %lld for training, %lld held out (--val-frac %g)\n",
@@ -589,16 +603,21 @@ static int exec_train_rm(int argc, char **argv) {
             (long)r.ts.steps, o.batch, o.epochs, o.epochs > 1 ? "s" : "", r.m.n_params,
             resumed ? "; resumed" : "");
     if (resumed) fprintf(stderr, "train-rm: resumed %s at step %lld\n", o.out, (long long)r.ts.step);
+    }
     sys_catch_interrupts();
     Progress pg;
     progress_start(&pg, "train-rm", "steps", r.ts.steps, 0);
+    if (dist_rank() != 0) pg.enabled = 0;
     RmStats st = {0};
     st.loss = NAN;
     double val = r.ts.last_val, t0 = now_seconds();
     int64_t cmp0 = 0, cmp = 0, step0 = r.ts.step;
     int64_t total = r.ts.n_train * o.epochs;
     char extra[160];
-    while (r.ts.step < r.ts.steps && !sys_interrupted()) {
+    int stopped = 0;
+    while (r.ts.step < r.ts.steps && !stopped) {
+        stopped = sys_interrupted();
+        if (dist_size() == 1 && stopped) break;
         int64_t a = r.ts.step * o.batch, b = a + o.batch < total ? a + o.batch : total;
         float lr = lr_schedule(r.ts.step, warmup, r.ts.steps, (float)o.lr, (float)o.min_lr);
         model_zero_grad(&r.m);
@@ -612,6 +631,10 @@ static int exec_train_rm(int argc, char **argv) {
             goto fail;
         }
         r.ts.step++;
+        if (dist_stop_together(&stopped)) {
+            rc = err_set(&err, RLHF_EIO, "MPI all-reduce failed");
+            goto fail;
+        }
         cmp += st.pairs;
         metric(&r, "train_loss", st.loss);
         metric(&r, "train_accuracy", st.accuracy);
@@ -625,7 +648,7 @@ static int exec_train_rm(int argc, char **argv) {
             metric(&r, "comparisons_per_s", cps);
             if ((rc = evaluate(&r, &val, &err))) goto fail;
             r.ts.last_val = val;
-            if (!pg.enabled)
+            if (!pg.enabled && dist_rank() == 0)
                 fprintf(stderr, "step %lld/%lld: loss %.4f, accuracy %.3f, held-out accuracy %.3f, "
                                 "%.0f comparisons/s\n",
                         (long long)r.ts.step, (long long)r.ts.steps, st.loss, st.accuracy, val, cps);
@@ -637,9 +660,13 @@ static int exec_train_rm(int argc, char **argv) {
         progress_update(&pg, r.ts.step, extra);
     }
     progress_finish(&pg, NULL);
-    int stopped = sys_interrupted();
+    stopped = stopped || sys_interrupted();
     if (stopped || r.ts.step == 0 || (r.ts.step % save_every && r.ts.step != r.ts.steps))
         if ((rc = save(&r, &err))) goto fail;
+    if (dist_rank() != 0) { /* the rest (normalisation, the last save) is rank 0's */
+        run_free(&r);
+        return stopped ? EXIT_FAIL : EXIT_OK;
+    }
     if (stopped) {
         if (r.db) {
             Err e2 = {0};

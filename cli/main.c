@@ -2,6 +2,7 @@
  * built from cli/cmd_*.c (see the Makefile's cli_table.h rule). */
 #include "cli/cli.h"
 #include "model/blas_select.h"
+#include "model/dist.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -33,6 +34,15 @@ static void usage(FILE *f) {
     fprintf(f, "\nEvery command takes --db PATH (default $RLHF_DB) and --help.\n");
 }
 
+/* The commands that split their batches over MPI ranks; any other command
+ * under mpirun -np N>1 would only run N copies of itself, so it refuses. */
+static int dist_supported(const char *name) {
+    static const char *const ok[] = {"pretrain", "sft", "dpo", "train-rm", "ppo"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (strcmp(ok[i], name) == 0) return 1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     blas_select_at_start(argv);
     if (argc < 2) {
@@ -48,6 +58,7 @@ int main(int argc, char **argv) {
         printf("rlhf %s (schema %d)\n", RLHF_VERSION, DB_SCHEMA_VERSION);
         printf("BLAS: OpenBLAS kernel %s (%s)\n", blas_kernel(), blas_kernel_reason());
         printf("CPU: %s\n", blas_cpu_name());
+        printf("MPI: %s\n", dist_describe());
         return EXIT_OK;
     }
     if (strcmp(name, "help") == 0) {
@@ -68,6 +79,19 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     cli_getopt_reset();
+    dist_init(&argc, &argv);
+    if (dist_rank() != 0) {
+        /* rank 0 alone speaks on stdout and draws progress */
+        if (!freopen("/dev/null", "w", stdout)) return EXIT_FAIL;
+        unsetenv("RLHF_PROGRESS");
+    }
+    if (dist_size() > 1 && !dist_supported(e->name)) {
+        if (dist_rank() == 0)
+            fprintf(stderr, "rlhf %s: does not run data-parallel; run it without mpirun (%d ranks here)\n",
+                    e->name, dist_size());
+        dist_finalize();
+        return EXIT_USAGE;
+    }
     int rc = e->exec(argc - 1, argv + 1);
     /* results go to stdout: a full disk or a closed pipe must not pass for
      * success (the error flag stays set from the first failed write) */
@@ -78,5 +102,8 @@ int main(int argc, char **argv) {
                 errno ? strerror(errno) : "a write failed");
         rc = EXIT_FAIL;
     }
+    /* a rank that failed must not leave the others waiting in a collective */
+    if (rc != EXIT_OK && !dist_agreed_stop()) dist_abort(rc);
+    dist_finalize();
     return rc;
 }

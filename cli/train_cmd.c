@@ -1,4 +1,6 @@
-/* The bookkeeping rlhf sft and rlhf dpo share (train_cmd.h). */
+/* The bookkeeping rlhf sft and rlhf dpo share (train_cmd.h). Under MPI every
+ * rank reads the project (read-only beyond rank 0) to build the same data,
+ * then only rank 0 keeps it: it alone writes the store and the checkpoint. */
 #include "cli/train_cmd.h"
 
 #include <cblas.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include "model/checkpoint.h"
+#include "model/dist.h"
 #include "util/progress.h"
 #include "util/sys.h"
 
@@ -124,7 +127,8 @@ void train_cmd_init(TrainCmd *c, const struct cmd_entry *e, const TrainOpts *o, 
 int train_cmd_open(TrainCmd *c, const TrainOpts *o, const char *init, Tokenizer **tok,
                    int64_t *parent_id, Err *err) {
     const char *dbpath = cli_db_path(o->dbflag);
-    int rc = dbpath ? db_open(dbpath, DB_OPEN_EXISTING, &c->db, err) : RLHF_OK;
+    int rc = dbpath ? db_open(dbpath, dist_rank() ? DB_OPEN_READONLY : DB_OPEN_EXISTING, &c->db, err)
+                    : RLHF_OK;
     if (!rc) rc = rl_policy_load(init, o->tok_path, &c->m, tok, err);
     if (!rc) rc = rl_resolve_template(c->db, o->template, init, &c->template, parent_id, err);
     return rc;
@@ -151,7 +155,7 @@ int64_t train_cmd_plan(TrainCmd *c, const TrainOpts *o, int n) {
 }
 
 int train_cmd_check_out(TrainCmd *c, int resume, int force) {
-    atomic_remove_stale(c->out);
+    if (dist_rank() == 0) atomic_remove_stale(c->out);
     c->exists = access(c->out, F_OK) == 0;
     if (c->exists && !resume && !force) {
         fprintf(stderr,
@@ -166,6 +170,11 @@ int train_cmd_state(TrainCmd *c, int resume, const char magic[8], const char *sh
                     const char *changed, uint64_t seed, int64_t parent_id, int64_t n_train,
                     Err *err) {
     c->loss = NAN;
+    /* the data is read: from here on rank 0 alone touches the store */
+    if (dist_rank() != 0 && c->db) {
+        db_close(c->db);
+        c->db = NULL;
+    }
     if (resume && c->exists) {
         int rc =
             rl_ckpt_resume(c->out, magic, sha, changed, &c->m, &c->opt, &c->st, &c->payload, err);
@@ -185,13 +194,14 @@ void train_cmd_schedule(TrainCmd *c, double weight_decay) {
 }
 
 int train_cmd_run_start(TrainCmd *c, const char *run_kind, const char *config_json, Err *err) {
-    if (c->resumed)
+    if (c->resumed && dist_rank() == 0)
         fprintf(stderr, "%s: resumed %s at step %lld\n", c->e->name, c->out, (long long)c->st.step);
     if (!c->db || (c->resumed && c->st.run_id > 0)) return RLHF_OK;
     return db_run_start(c->db, run_kind, config_json, c->st.parent_id, &c->st.run_id, err);
 }
 
 int train_cmd_save(TrainCmd *c, Err *err) {
+    if (dist_rank() != 0) return RLHF_OK;
     int rc = rl_ckpt_save(c->out, &c->m, &c->opt, &c->st, c->payload, err);
     if (!rc) rc = db_metricbuf_flush(c->db, c->st.run_id, &c->metrics, err);
     return rc;
@@ -201,9 +211,12 @@ int train_cmd_loop(TrainCmd *c, int *stopped, Err *err) {
     sys_catch_interrupts();
     Progress pg;
     progress_start(&pg, c->e->name, "steps", c->total, 0);
+    if (dist_rank() != 0) pg.enabled = 0;
     char text[256];
-    int rc = RLHF_OK;
-    while (c->st.step < c->total && !sys_interrupted()) {
+    int rc = RLHF_OK, stop = 0;
+    while (c->st.step < c->total && !stop) {
+        stop = sys_interrupted();
+        if (dist_size() == 1 && stop) break;
         float lr = lr_schedule(c->st.step, c->warmup, c->total, (float)c->lr, (float)c->min_lr);
         if ((rc = c->step(c, lr, err))) break;
         if (!isfinite(c->loss)) {
@@ -212,10 +225,14 @@ int train_cmd_loop(TrainCmd *c, int *stopped, Err *err) {
             break;
         }
         c->st.step++;
+        if (dist_stop_together(&stop)) {
+            rc = err_set(err, RLHF_EIO, "MPI all-reduce failed");
+            break;
+        }
         db_metricbuf_add(&c->metrics, c->st.step, "lr", lr);
         if (c->st.step % c->eval_every == 0 || c->st.step == c->total) {
             if ((rc = c->eval(c, err))) break;
-            if (!pg.enabled) {
+            if (!pg.enabled && dist_rank() == 0) {
                 c->status(c, text, sizeof text, 1);
                 fprintf(stderr, "step %lld/%lld: %s\n", (long long)c->st.step, (long long)c->total,
                         text);
@@ -227,7 +244,7 @@ int train_cmd_loop(TrainCmd *c, int *stopped, Err *err) {
         progress_update(&pg, c->st.step, text);
     }
     progress_finish(&pg, NULL);
-    *stopped = sys_interrupted();
+    *stopped = stop || sys_interrupted();
     if (rc) return rc;
     if (*stopped || c->st.step == 0 || (c->st.step % c->save_every && c->st.step != c->total))
         rc = train_cmd_save(c, err);
@@ -235,7 +252,7 @@ int train_cmd_loop(TrainCmd *c, int *stopped, Err *err) {
 }
 
 int train_cmd_register(TrainCmd *c, int stopped, const char *note, Err *err) {
-    if (stopped)
+    if (stopped && dist_rank() == 0)
         fprintf(stderr,
                 "%s: interrupted at step %lld; checkpoint saved to %s (rerun with --resume)\n",
                 c->e->name, (long long)c->st.step, c->out);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/dist.h"
 #include "model/loss.h"
 
 static const char *const NAMES[] = {"sigmoid", "ipo", "hinge"};
@@ -232,6 +233,17 @@ static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double 
     return RLHF_OK;
 }
 
+/* Sums the statistics over MPI ranks (each had its share of the groups). */
+static int stats_reduce(DpoStats *st) {
+    if (dist_size() == 1) return 0;
+    double v[8] = {st->loss,     st->chosen,      st->rejected,      st->margin,
+                   st->accuracy, st->logp_chosen, st->logp_rejected, st->n};
+    if (dist_allreduce_double(v, 8)) return -1;
+    st->loss = v[0], st->chosen = v[1], st->rejected = v[2], st->margin = v[3];
+    st->accuracy = v[4], st->logp_chosen = v[5], st->logp_rejected = v[6], st->n = (int)v[7];
+    return 0;
+}
+
 static void stats_mean(DpoStats *st) {
     if (!st->n) return;
     double k = 1.0 / st->n;
@@ -246,8 +258,13 @@ int dpo_step(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, float lr,
     int pairs = 0;
     for (int i = 0; i < n; i++)
         pairs += set->pair_start[idx[i] + 1] - set->pair_start[idx[i]];
-    int rc = pairs ? pass(tr, set, idx, n, 1.0 / pairs, st, err) : RLHF_OK;
+    /* under MPI this rank's share of the groups; the scale stays global */
+    int lo, hi;
+    dist_slice(n, &lo, &hi);
+    int rc = pairs ? pass(tr, set, idx + lo, hi - lo, 1.0 / pairs, st, err) : RLHF_OK;
     if (rc) return rc;
+    if (dist_size() > 1 && (dist_allreduce_sum(tr->m->grads, tr->m->n_params) || stats_reduce(st)))
+        return err_set(err, RLHF_EIO, "MPI all-reduce failed");
     *gnorm = model_grad_clip(tr->m, tr->clip);
     adamw_step(tr->opt, tr->m, lr);
     stats_mean(st);
@@ -256,7 +273,15 @@ int dpo_step(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, float lr,
 
 int dpo_eval(DpoTrainer *tr, const DpoSet *set, DpoStats *st, Err *err) {
     memset(st, 0, sizeof *st);
-    int rc = pass(tr, set, NULL, set->n_groups, 0, st, err);
+    int lo, hi;
+    dist_slice(set->n_groups, &lo, &hi);
+    int *gs = malloc(sizeof(int) * (size_t)(hi - lo + 1));
+    if (!gs) return err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int g = lo; g < hi; g++)
+        gs[g - lo] = g;
+    int rc = pass(tr, set, gs, hi - lo, 0, st, err);
+    free(gs);
+    if (!rc && stats_reduce(st)) rc = err_set(err, RLHF_EIO, "MPI all-reduce failed");
     stats_mean(st);
     if (!st->n) st->loss = st->chosen = st->rejected = st->margin = st->accuracy = NAN;
     return rc;

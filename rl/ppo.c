@@ -1,11 +1,17 @@
 /* The PPO loop (see ppo.h): rollout, scoring, per-token rewards and GAE, then
- * epochs of clipped minibatch updates. The arithmetic lives in ppo_math.c. */
+ * epochs of clipped minibatch updates. The arithmetic lives in ppo_math.c.
+ * Under MPI (model/dist.h) each rank samples and scores its share of the
+ * step's prompts and evaluates its share of the answers; the rollout is then
+ * shared, so advantages, whitening and the KL controller see the whole batch
+ * on every rank; each minibatch is split over the ranks and its gradients
+ * summed. */
 #include "rl/ppo.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/dist.h"
 #include "model/loss.h"
 #include "util/progress.h"
 
@@ -272,10 +278,12 @@ static int rollout(Ppo *p, PpoStats *s, Err *err) {
         seq_example_free(&p->ex[i]);
         sample_result_free(&p->res[i]);
     }
-    int rc = RLHF_OK;
+    int rc = RLHF_OK, lo, hi;
+    dist_slice(c->prompts, &lo, &hi);
     for (int i = 0; i < c->prompts && !rc; i++) {
         const PpoPrompt *pr = &p->prompts[rng_below(&p->rng, (uint64_t)p->n_prompts)];
         for (int k = 0; k < c->samples; k++) p->seeds[k] = rng_u64(&p->rng);
+        if (i < lo || i >= hi) continue; /* another rank's (the draws above keep the streams equal) */
         SampleResult *res = p->res + (size_t)i * c->samples;
         rc = sample_generate_batch(&p->inf, p->tok, pr->ids, pr->n, c->samples, &sp, p->seeds, res, err);
         for (int k = 0; k < c->samples && !rc; k++) {
@@ -287,14 +295,80 @@ static int rollout(Ppo *p, PpoStats *s, Err *err) {
     return rc;
 }
 
+/* Under MPI: answers [a0, a1) were sampled and scored here; afterwards every
+ * rank holds every answer (tokens, finish, score). Each piece is summed over
+ * ranks with zeros in the others' places, which moves it exactly. */
+static int share_rollout(Ppo *p, int a0, int a1, Err *err) {
+    int N = p->N;
+    enum { H = 5 };
+    double *h = calloc((size_t)N * H, sizeof(double)), *tk = NULL;
+    if (!h) return err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int i = a0; i < a1; i++) {
+        double *x = h + (size_t)i * H;
+        x[0] = p->ex[i].n, x[1] = p->ex[i].n_prompt, x[2] = p->res[i].n_tokens;
+        x[3] = p->res[i].finish, x[4] = p->scores[i];
+    }
+    int rc = RLHF_OK;
+    if (dist_allreduce_double(h, (size_t)N * H)) rc = err_set(err, RLHF_EIO, "MPI all-reduce failed");
+    size_t total = 0;
+    for (int i = 0; i < N && !rc; i++) total += (size_t)h[i * H] + (size_t)h[i * H + 2];
+    if (!rc && !(tk = calloc(total + 1, sizeof(double)))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    size_t o = 0;
+    for (int i = 0; i < N && !rc; i++) {
+        int n = (int)h[i * H], nt = (int)h[i * H + 2];
+        if (i >= a0 && i < a1) {
+            for (int t = 0; t < n; t++) tk[o + t] = p->ex[i].tokens[t];
+            for (int t = 0; t < nt; t++) tk[o + n + t] = p->res[i].tokens[t];
+        }
+        o += (size_t)n + nt;
+    }
+    if (!rc && dist_allreduce_double(tk, total)) rc = err_set(err, RLHF_EIO, "MPI all-reduce failed");
+    o = 0;
+    for (int i = 0; i < N && !rc; i++) {
+        int n = (int)h[i * H], nt = (int)h[i * H + 2];
+        if (i < a0 || i >= a1) {
+            SeqExample *e = &p->ex[i];
+            SampleResult *r = &p->res[i];
+            e->tokens = malloc(sizeof(int) * (size_t)(n ? n : 1));
+            r->tokens = malloc(sizeof(int) * (size_t)(nt ? nt : 1));
+            if (!e->tokens || !r->tokens) {
+                rc = err_set(err, RLHF_ENOMEM, "out of memory");
+                break;
+            }
+            for (int t = 0; t < n; t++) e->tokens[t] = (int)tk[o + t];
+            for (int t = 0; t < nt; t++) r->tokens[t] = (int)tk[o + n + t];
+            e->n = n, e->n_prompt = (int)h[i * H + 1];
+            r->n_tokens = nt, r->finish = (int)h[i * H + 3];
+            p->scores[i] = (float)h[i * H + 4];
+        }
+        o += (size_t)n + nt;
+    }
+    free(h);
+    free(tk);
+    return rc;
+}
+
+/* Sums the rows of the per-token arrays each rank filled for its answers
+ * [a0, a1) (the others' rows zeroed first), so every rank has them all. */
+static int share_rows(Ppo *p, int T, int a0, int a1, Err *err) {
+    float *arr[] = {p->old_logp, p->ref_logp, p->old_v, p->ent, p->klf};
+    for (size_t k = 0; k < sizeof arr / sizeof arr[0]; k++) {
+        memset(arr[k], 0, sizeof(float) * (size_t)a0 * T);
+        memset(arr[k] + (size_t)a1 * T, 0, sizeof(float) * (size_t)(p->N - a1) * T);
+        if (dist_allreduce_sum(arr[k], (size_t)p->N * T)) return err_set(err, RLHF_EIO, "MPI all-reduce failed");
+    }
+    return RLHF_OK;
+}
+
 /* Old log-probs, entropies and values under the policy, log-probs under the
- * reference, and the exact KL per token, by the training forward pass. */
-static int evaluate_batch(Ppo *p, int T, Err *err) {
+ * reference, and the exact KL per token, by the training forward pass, for
+ * answers [a0, a1). */
+static int evaluate_batch(Ppo *p, int T, int a0, int a1, Err *err) {
     const PpoConfig *c = &p->c;
     int V = p->policy->cfg.vocab_size, MB = c->minibatch, rc;
     RunState *rsr = p->rs_ref.mem ? &p->rs_ref : &p->rs, *rsv = p->rs_val.mem ? &p->rs_val : &p->rs;
-    for (int c0 = 0; c0 < p->N; c0 += MB) {
-        int b = p->N - c0 < MB ? p->N - c0 : MB;
+    for (int c0 = a0; c0 < a1; c0 += MB) {
+        int b = a1 - c0 < MB ? a1 - c0 : MB;
         size_t off = (size_t)c0 * T;
         const int *tok = p->tokens + off, *tg = p->targets + off;
         if ((rc = model_forward(p->ref, rsr, tok, b, T, MODEL_FWD_LOGITS, err))) return rc;
@@ -405,15 +479,19 @@ static double dup_share(const Ppo *p) {
 
 /* The PPO-ptx term: next-token loss on random corpus windows, added to the gradients. */
 static int ptx_backward(Ppo *p, double *loss, Err *err) {
-    int B = p->c.ptx_batch, L = p->c.ptx_len, V = p->policy->cfg.vocab_size;
+    int B = p->c.ptx_batch, L = p->c.ptx_len, V = p->policy->cfg.vocab_size, lo, hi;
+    dist_slice(B, &lo, &hi); /* under MPI this rank's windows; every rank draws them all */
     for (int b = 0; b < B; b++) {
         int64_t off = (int64_t)rng_below(&p->rng, (uint64_t)(p->n_ptx - L - 1));
-        memcpy(p->ptx_x + (size_t)b * L, p->ptx + off, sizeof(int) * (size_t)L);
-        memcpy(p->ptx_y + (size_t)b * L, p->ptx + off + 1, sizeof(int) * (size_t)L);
+        if (b < lo || b >= hi) continue;
+        memcpy(p->ptx_x + (size_t)(b - lo) * L, p->ptx + off, sizeof(int) * (size_t)L);
+        memcpy(p->ptx_y + (size_t)(b - lo) * L, p->ptx + off + 1, sizeof(int) * (size_t)L);
     }
-    int rc = model_forward(p->policy, &p->rs, p->ptx_x, B, L, MODEL_FWD_LOGITS, err);
+    if (hi == lo) return RLHF_OK;
+    int rc = model_forward(p->policy, &p->rs, p->ptx_x, hi - lo, L, MODEL_FWD_LOGITS, err);
     if (rc) return rc;
-    *loss += loss_ce_backward(p->rs.logits, p->ptx_y, NULL, B * L, V, p->c.ptx_coef / (float)(B * L), NULL) /
+    *loss += loss_ce_backward(p->rs.logits, p->ptx_y, NULL, (hi - lo) * L, V, p->c.ptx_coef / (float)(B * L),
+                              NULL) /
              (B * L);
     return model_backward(p->policy, &p->rs, p->ptx_x, p->rs.logits, NULL, NULL, err);
 }
@@ -431,22 +509,25 @@ static void value_losses(Ppo *p, const int *rows, int b, int T, const float *v, 
 }
 
 /* One minibatch of rows order[0..b): policy (and value head) update, then the
- * separate value model's. */
+ * separate value model's. Under MPI this rank takes rows [lo, hi) of it; the
+ * scale stays the whole minibatch's and the gradients are summed. */
 static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats *pg,
                             PpoLossStats *vf, double *ptx_loss, PpoStats *s, Err *err) {
     const PpoConfig *c = &p->c;
-    int V = p->policy->cfg.vocab_size, rc;
-    size_t MT = (size_t)b * T;
+    int V = p->policy->cfg.vocab_size, rc, lo, hi;
     int ntok = 0;
+    for (int i = 0; i < b; i++) ntok += ans_len(p, rows[i]);
+    if (ntok == 0) return RLHF_OK;
+    dist_slice(b, &lo, &hi);
+    rows += lo, b = hi - lo;
+    size_t MT = (size_t)b * T;
     for (int i = 0; i < b; i++) {
         memcpy(p->mb_tokens + (size_t)i * T, p->tokens + (size_t)rows[i] * T, sizeof(int) * (size_t)T);
         memcpy(p->mb_targets + (size_t)i * T, p->targets + (size_t)rows[i] * T, sizeof(int) * (size_t)T);
-        ntok += ans_len(p, rows[i]);
     }
-    if (ntok == 0) return RLHF_OK;
     float scale = 1.0f / ntok;
     model_zero_grad(p->policy);
-    if ((rc = model_forward(p->policy, &p->rs, p->mb_tokens, b, T, MODEL_FWD_LOGITS, err))) return rc;
+    if (b > 0 && (rc = model_forward(p->policy, &p->rs, p->mb_tokens, b, T, MODEL_FWD_LOGITS, err))) return rc;
     loss_logprobs(p->rs.logits, p->mb_targets, (int)MT, V, p->mb_logp, NULL);
     memset(p->mb_dlogp, 0, sizeof(float) * MT);
     memset(p->mb_dv, 0, sizeof(float) * MT);
@@ -457,24 +538,32 @@ static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats 
                         p->mb_dlogp + mo, pg);
     }
     if (!p->value) value_losses(p, rows, b, T, p->rs.value, c->vf_coef * scale, vf);
-    loss_logprobs_backward(p->rs.logits, p->mb_targets, (int)MT, V, p->mb_dlogp, NULL);
-    if ((rc = model_backward(p->policy, &p->rs, p->mb_tokens, p->rs.logits, NULL,
-                             p->value ? NULL : p->mb_dv, err)))
-        return rc;
+    if (b > 0) {
+        loss_logprobs_backward(p->rs.logits, p->mb_targets, (int)MT, V, p->mb_dlogp, NULL);
+        if ((rc = model_backward(p->policy, &p->rs, p->mb_tokens, p->rs.logits, NULL,
+                                 p->value ? NULL : p->mb_dv, err)))
+            return rc;
+    }
     s->update_tokens += (int64_t)MT;
     if (p->ptx) {
         if ((rc = ptx_backward(p, ptx_loss, err))) return rc;
         s->update_tokens += (int64_t)c->ptx_batch * c->ptx_len;
     }
+    if (dist_size() > 1 && dist_allreduce_sum(p->policy->grads, p->policy->n_params))
+        return err_set(err, RLHF_EIO, "MPI all-reduce failed");
     model_grad_clip(p->policy, c->grad_clip);
     adamw_step(&p->opt, p->policy, c->lr);
     if (!p->value) return RLHF_OK;
     RunState *rsv = p->rs_val.mem ? &p->rs_val : &p->rs;
     model_zero_grad(p->value);
-    if ((rc = model_forward(p->value, rsv, p->mb_tokens, b, T, 0, err))) return rc;
-    memset(p->mb_dv, 0, sizeof(float) * MT);
-    value_losses(p, rows, b, T, rsv->value, scale, vf);
-    if ((rc = model_backward(p->value, rsv, p->mb_tokens, NULL, NULL, p->mb_dv, err))) return rc;
+    if (b > 0) {
+        if ((rc = model_forward(p->value, rsv, p->mb_tokens, b, T, 0, err))) return rc;
+        memset(p->mb_dv, 0, sizeof(float) * MT);
+        value_losses(p, rows, b, T, rsv->value, scale, vf);
+        if ((rc = model_backward(p->value, rsv, p->mb_tokens, NULL, NULL, p->mb_dv, err))) return rc;
+    }
+    if (dist_size() > 1 && dist_allreduce_sum(p->value->grads, p->value->n_params))
+        return err_set(err, RLHF_EIO, "MPI all-reduce failed");
     model_grad_clip(p->value, c->grad_clip);
     adamw_step(&p->vopt, p->value, c->value_lr);
     return RLHF_OK;
@@ -487,14 +576,21 @@ int ppo_step(Ppo *p, PpoRewardFn reward, void *ctx, PpoStats *s, Err *err) {
     int rc = rollout(p, s, err);
     if (rc) return rc;
     double t1 = now_seconds();
-    if ((rc = reward(ctx, p->ex, p->res, p->N, p->scores, err))) return rc;
-    for (int b = 0; b < p->N; b++)
+    /* this rank's answers: those of its prompts (all of them on one process) */
+    int a0, a1;
+    dist_slice(c->prompts, &a0, &a1);
+    a0 *= c->samples, a1 *= c->samples;
+    if (a1 > a0 && (rc = reward(ctx, p->ex + a0, p->res + a0, a1 - a0, p->scores + a0, err))) return rc;
+    for (int b = a0; b < a1; b++)
         if (!isfinite(p->scores[b])) return err_set(err, RLHF_EINVAL, "the reward of answer %d is %g", b, p->scores[b]);
+    if (dist_size() > 1 && (rc = share_rollout(p, a0, a1, err))) return rc;
     double t2 = now_seconds();
     int T = seq_pack(p->ex, p->N, p->tokens, p->lens);
     for (int b = 0; b < p->N; b++) p->nprompt[b] = p->ex[b].n_prompt;
     seq_answer_targets(p->tokens, p->lens, p->nprompt, p->N, T, p->targets);
-    if ((rc = evaluate_batch(p, T, err))) return rc;
+    if (dist_size() > 1) dist_slice(p->N, &a0, &a1); /* evaluation: a share of the answers */
+    if ((rc = evaluate_batch(p, T, a0, a1, err))) return rc;
+    if (dist_size() > 1 && (rc = share_rows(p, T, a0, a1, err))) return rc;
     advantages(p, T, s);
     s->dup_frac = dup_share(p);
     /* epochs of shuffled minibatches */
@@ -509,6 +605,13 @@ int ppo_step(Ppo *p, PpoRewardFn reward, void *ctx, PpoStats *s, Err *err) {
             if ((rc = update_minibatch(p, p->order + c0, b, T, &pg, &vf, &ptx_loss, s, err))) return rc;
             n_mb++;
         }
+    }
+    if (dist_size() > 1) {
+        double v[11] = {pg.loss, pg.clipped, pg.approxkl, pg.count, vf.loss, vf.clipped, vf.approxkl,
+                        vf.count, ptx_loss, (double)s->rollout_tokens, (double)s->update_tokens};
+        if (dist_allreduce_double(v, 11)) return err_set(err, RLHF_EIO, "MPI all-reduce failed");
+        pg = (PpoLossStats){v[0], v[1], v[2], v[3]}, vf = (PpoLossStats){v[4], v[5], v[6], v[7]};
+        ptx_loss = v[8], s->rollout_tokens = (int64_t)v[9], s->update_tokens = (int64_t)v[10];
     }
     s->pg_loss = pg.count ? pg.loss / pg.count : 0;
     s->pg_clipfrac = pg.count ? pg.clipped / pg.count : 0;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/dist.h"
 #include "model/loss.h"
 #include "rm/export.h"
 
@@ -74,8 +75,12 @@ int sft_step(SftTrainer *tr, const SftSet *set, const int *idx, int n, float lr,
         count += set->ex[idx[i]].n - set->ex[idx[i]].n_prompt;
     model_zero_grad(tr->m);
     double total = 0;
-    for (int s = 0; s < n; s += tr->micro) {
-        int b = n - s < tr->micro ? n - s : tr->micro, nt;
+    /* under MPI this rank's share of the examples; count stays global, so
+     * the summed gradients are those of one process */
+    int lo, hi;
+    dist_slice(n, &lo, &hi);
+    for (int s = lo; s < hi; s += tr->micro) {
+        int b = hi - s < tr->micro ? hi - s : tr->micro, nt;
         int T = rl_batch_fill(&tr->batch, set->ex, idx + s, b, &nt);
         int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, b, T, MODEL_FWD_LOGITS, err);
         if (rc) return rc;
@@ -84,6 +89,9 @@ int sft_step(SftTrainer *tr, const SftSet *set, const int *idx, int n, float lr,
         rc = model_backward(tr->m, &tr->rs, tr->batch.tokens, tr->rs.logits, NULL, NULL, err);
         if (rc) return rc;
     }
+    if (dist_size() > 1 && (dist_allreduce_sum(tr->m->grads, tr->m->n_params) ||
+                            dist_allreduce_double(&total, 1)))
+        return err_set(err, RLHF_EIO, "MPI all-reduce failed");
     *gnorm = model_grad_clip(tr->m, tr->clip);
     adamw_step(tr->opt, tr->m, lr);
     *loss = total / (double)count;
@@ -94,9 +102,10 @@ int sft_step(SftTrainer *tr, const SftSet *set, const int *idx, int n, float lr,
 int sft_eval(SftTrainer *tr, const SftSet *set, double *loss, Err *err) {
     int V = tr->m->cfg.vocab_size;
     double total = 0, count = 0;
-    int idx[1024];
-    for (int s = 0, b; s < set->n; s += b) {
-        b = set->n - s < tr->micro ? set->n - s : tr->micro;
+    int idx[1024], lo, hi;
+    dist_slice(set->n, &lo, &hi);
+    for (int s = lo, b; s < hi; s += b) {
+        b = hi - s < tr->micro ? hi - s : tr->micro;
         if (b > 1024) b = 1024;
         for (int i = 0; i < b; i++)
             idx[i] = s + i;
@@ -107,6 +116,10 @@ int sft_eval(SftTrainer *tr, const SftSet *set, double *loss, Err *err) {
         total += loss_ce_forward(tr->rs.logits, tr->batch.targets, NULL, b * T, V, NULL, &c);
         count += c;
     }
+    double red[2] = {total, count};
+    if (dist_size() > 1 && dist_allreduce_double(red, 2))
+        return err_set(err, RLHF_EIO, "MPI all-reduce failed");
+    total = red[0], count = red[1];
     *loss = count > 0 ? total / count : NAN;
     return RLHF_OK;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/dist.h"
+
 /* log σ(x) without overflow: −softplus(−x). */
 static double log_sigmoid(double x) {
     return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x));
@@ -168,8 +170,13 @@ static int64_t *by_length(const RmData *d, const int64_t *idx, int64_t n) {
     return out;
 }
 
+/* Under MPI each rank takes its share of the groups and the figures are
+ * summed over ranks (rewards then holds only this rank's answers). */
 static int pass(RmTrainer *t, const RmData *d, const int64_t *idx_in, int64_t n, int train,
                 float scale, RmStats *st, float *rewards, Err *err) {
+    int lo, hi;
+    dist_slice((int)n, &lo, &hi);
+    idx_in += lo, n = hi - lo;
     int64_t *idx = by_length(d, idx_in, n);
     if (!idx) return err_set(err, RLHF_ENOMEM, "out of memory");
     int rc = RLHF_OK;
@@ -212,6 +219,12 @@ static int pass(RmTrainer *t, const RmData *d, const int64_t *idx_in, int64_t n,
     }
     free(idx);
     if (rc) return rc;
+    if (dist_size() > 1) {
+        double v[8] = {loss, sr, sr2, msum, (double)groups, (double)pairs, (double)correct, (double)nr};
+        if (dist_allreduce_double(v, 8)) return err_set(err, RLHF_EIO, "MPI all-reduce failed");
+        loss = v[0], sr = v[1], sr2 = v[2], msum = v[3];
+        groups = (int64_t)v[4], pairs = (int64_t)v[5], correct = (int64_t)v[6], nr = (int64_t)v[7];
+    }
     if (st) {
         memset(st, 0, sizeof *st);
         st->groups = groups, st->pairs = pairs, st->correct = correct;
@@ -227,7 +240,10 @@ static int pass(RmTrainer *t, const RmData *d, const int64_t *idx_in, int64_t n,
 
 int rm_train_groups(RmTrainer *t, const RmData *d, const int64_t *idx, int64_t n, float scale,
                     RmStats *st, Err *err) {
-    return pass(t, d, idx, n, 1, scale, st, NULL, err);
+    int rc = pass(t, d, idx, n, 1, scale, st, NULL, err);
+    if (!rc && dist_size() > 1 && dist_allreduce_sum(t->m->grads, t->m->n_params))
+        rc = err_set(err, RLHF_EIO, "MPI all-reduce failed");
+    return rc;
 }
 
 int rm_eval_groups(RmTrainer *t, const RmData *d, const int64_t *idx, int64_t n, RmStats *st,
