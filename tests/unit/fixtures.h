@@ -1,5 +1,6 @@
-/* Fixtures several unit-test files share: a scratch project database and a
- * byte-level tokenizer (one token per byte) built in memory. */
+/* Fixtures several unit-test files share: a scratch project database, a
+ * ranked prompt in it, and a byte-level tokenizer (one token per byte) built
+ * in memory. */
 #ifndef RLHF_TESTS_UNIT_FIXTURES_H
 #define RLHF_TESTS_UNIT_FIXTURES_H
 
@@ -9,7 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <math.h>
+
+#include "db/candidates.h"
 #include "db/db.h"
+#include "db/prompts.h"
+#include "db/rankings.h"
+#include "db/registry.h"
 #include "model/tokenizer.h"
 
 /* A new project in /tmp; path (64 bytes) receives its name. */
@@ -50,6 +57,33 @@ static inline Tokenizer *byte_tokenizer(void) {
     Err err = {0};
     cr_assert_eq(tok_build(259, pieces, lens, scores, &t, &err), 0, "%s", err.msg);
     return t;
+}
+
+/* A prompt with n (<= 8) candidates "<prompt> answer i" of model "m", ranked by
+ * labeler with rank[i]; each ranked one scored 8 - rank when likert is set. */
+static inline void fixture_ranked(Db *db, const char *prompt, const char *labeler, const int *rank,
+                                  int n, int none_ok, int likert) {
+    Err err = {0};
+    int64_t pid, lab, mid;
+    ModelIn m = {"m", "base", NULL, 0, NULL, NULL, NULL};
+    cr_assert_eq(db_model_upsert(db, &m, &mid, &err), 0, "%s", err.msg);
+    PromptIn pin = {prompt, NULL, NULL, NULL};
+    cr_assert_eq(db_prompt_insert(db, &pin, &pid, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(db_labeler_ensure(db, labeler, 0, NULL, &lab, &err), 0);
+    RankingItemIn items[8];
+    for (int i = 0; i < n; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "%s answer %d", prompt, i);
+        CandidateIn c = {pid, mid, text, -1, NAN, NULL, 0, 0};
+        cr_assert_eq(db_candidate_insert(db, &c, &items[i].candidate_id, NULL, &err), 0);
+        int score = likert && rank[i] ? 8 - rank[i] : 0;
+        items[i] = (RankingItemIn){items[i].candidate_id, rank[i], score, NULL, -1};
+    }
+    RankingIn in = {0};
+    in.prompt_id = pid, in.labeler_id = lab, in.time_spent_ms = -1, in.gold_agreement = NAN;
+    in.none_acceptable = none_ok;
+    in.items = items, in.n_items = n;
+    cr_assert_eq(db_ranking_submit(db, &in, NULL, &err), 0, "%s", err.msg);
 }
 
 #endif

@@ -20,6 +20,7 @@
 #include "rl/sft_data.h"
 #include "rl/trainer.h"
 #include "util/rng.h"
+#include "tests/unit/fixtures.h"
 
 static void tiny_model(Model *m, uint64_t seed) {
     Config c = {16, 24, 2, 4, 4, 23, 16, 1};
@@ -272,29 +273,9 @@ Test(rl_sft_data, jsonl_and_chat_messages) {
     unlink(path);
 }
 
-/* prompt with candidates "<prompt> answer i" ranked by labeler */
 static void ranked(Db *db, const char *prompt, const char *labeler, const int *rank, int n,
                    int none_ok) {
-    Err err = {0};
-    int64_t pid, lab, mid;
-    ModelIn m = {"m", "base", NULL, 0, NULL, NULL, NULL};
-    cr_assert_eq(db_model_upsert(db, &m, &mid, &err), 0, "%s", err.msg);
-    PromptIn pin = {prompt, NULL, NULL, NULL};
-    cr_assert_eq(db_prompt_insert(db, &pin, &pid, NULL, &err), 0, "%s", err.msg);
-    cr_assert_eq(db_labeler_ensure(db, labeler, 0, NULL, &lab, &err), 0);
-    RankingItemIn items[8];
-    for (int i = 0; i < n; i++) {
-        char text[64];
-        snprintf(text, sizeof text, "%s answer %d", prompt, i);
-        CandidateIn c = {pid, mid, text, -1, NAN, NULL, 0, 0};
-        cr_assert_eq(db_candidate_insert(db, &c, &items[i].candidate_id, NULL, &err), 0);
-        items[i] = (RankingItemIn){items[i].candidate_id, rank[i], 0, NULL, -1};
-    }
-    RankingIn in = {0};
-    in.prompt_id = pid, in.labeler_id = lab, in.time_spent_ms = -1, in.gold_agreement = NAN;
-    in.none_acceptable = none_ok;
-    in.items = items, in.n_items = n;
-    cr_assert_eq(db_ranking_submit(db, &in, NULL, &err), 0, "%s", err.msg);
+    fixture_ranked(db, prompt, labeler, rank, n, none_ok, 0);
 }
 
 Test(rl_sft_data, store_top_ranked_and_named_model) {

@@ -16,28 +16,8 @@
 #include "rm/prefs.h"
 #include "tests/unit/fixtures.h"
 
-/* A prompt with n candidates ranked by `labeler` with the given ranks. */
 static void ranked(Db *db, const char *prompt, const char *labeler, const int *rank, int n) {
-    Err err = {0};
-    int64_t pid, lab, mid;
-    ModelIn m = {"m", "base", NULL, 0, NULL, NULL, NULL};
-    cr_assert_eq(db_model_upsert(db, &m, &mid, &err), 0, "%s", err.msg);
-    PromptIn pin = {prompt, NULL, NULL, NULL};
-    cr_assert_eq(db_prompt_insert(db, &pin, &pid, NULL, &err), 0, "%s", err.msg);
-    cr_assert_eq(db_labeler_ensure(db, labeler, 0, NULL, &lab, &err), 0);
-    RankingItemIn items[8];
-    for (int i = 0; i < n; i++) {
-        char text[64];
-        snprintf(text, sizeof text, "%s answer %d", prompt, i);
-        CandidateIn c = {pid, mid, text, -1, NAN, NULL, 0, 0};
-        cr_assert_eq(db_candidate_insert(db, &c, &items[i].candidate_id, NULL, &err), 0);
-        items[i] = (RankingItemIn){items[i].candidate_id, rank[i], rank[i] ? 8 - rank[i] : 0, NULL,
-                                   -1};
-    }
-    RankingIn in = {0};
-    in.prompt_id = pid, in.labeler_id = lab, in.time_spent_ms = -1, in.gold_agreement = NAN;
-    in.items = items, in.n_items = n;
-    cr_assert_eq(db_ranking_submit(db, &in, NULL, &err), 0, "%s", err.msg);
+    fixture_ranked(db, prompt, labeler, rank, n, 0, 1);
 }
 
 Test(rm_prefs, store_groups_ties_and_split) {
