@@ -25,6 +25,7 @@ if [ "${DEMO_SCALE:-full}" = small ]; then
     PROMPTS="$DIR/prompts.jsonl"
     head -n 60 samples/prompts.jsonl > "$PROMPTS"
     PPO="--steps 3 --prompts 4 --samples 2" BON=2 BIASED=4 EVAL_N=1
+    export DEMO_PPO_STEPS=3
 else
     PRE="--config demo --steps ${DEMO_STEPS:-800} --lr 2e-3" SFT_EPOCHS=2 EVAL_LIMIT="" PROMPTS=samples/prompts.jsonl
     PPO="--steps ${DEMO_PPO_STEPS:-60}" BON=8 BIASED=40 EVAL_N=4
@@ -74,15 +75,24 @@ head -n 1 "$DIR/pairs.jsonl"
 
 step "8. A reward model, from the SFT model, trained on the rankings (20% held out)"
 echo "(K-wise loss over every ranked pair, with a margin from the labelers' 1-7 scores)"
-"$RLHF" train-rm --init "$DIR/sft.ckpt" --split train --val-frac 0.2 --epochs 2 --lr 1e-3 --margin 1 \
-    --out "$DIR/rm.ckpt" --name rm --resume
-"$RLHF" eval-rm --rm "$DIR/rm.ckpt" --split train --val-frac 0.2 --judge demo | tee "$DIR/eval-rm.txt"
+# (the stages that read the rankings run once: round 2 below adds rankings, and a
+# rerun of the demo must not take those for round 1's)
+if [ ! -f "$DIR/.rm.done" ]; then
+    "$RLHF" train-rm --init "$DIR/sft.ckpt" --split train --val-frac 0.2 --epochs 2 --lr 1e-3 --margin 1 \
+        --out "$DIR/rm.ckpt" --name rm --resume
+    "$RLHF" eval-rm --rm "$DIR/rm.ckpt" --split train --val-frac 0.2 --judge demo > "$DIR/eval-rm.txt"
+    touch "$DIR/.rm.done"
+fi
+cat "$DIR/eval-rm.txt"
 
 step "9. Improving the policy three ways"
 echo "-- PPO: the RM's score minus a KL penalty against SFT, on the training prompts"
 "$RLHF" ppo --policy "$DIR/sft.ckpt" --rm "$DIR/rm.ckpt" $PPO --out "$DIR/ppo.ckpt" --name ppo --resume
 echo "-- DPO: straight from the ranked pairs, no reward model"
-"$RLHF" dpo --policy "$DIR/sft.ckpt" --data store --split train --out "$DIR/dpo.ckpt" --name dpo --resume
+if [ ! -f "$DIR/.dpo.done" ]; then
+    "$RLHF" dpo --policy "$DIR/sft.ckpt" --data store --split train --out "$DIR/dpo.ckpt" --name dpo --resume
+    touch "$DIR/.dpo.done"
+fi
 echo "-- best-of-$BON: sample $BON answers from SFT, keep the one the RM scores highest (no training)"
 "$RLHF" sample --model "$DIR/sft.ckpt" --best-of "$BON" --rm "$DIR/rm.ckpt" "What is the capital of Peru?"
 
@@ -105,6 +115,16 @@ done
 step "11. Every policy, rated by the judge's rankings on the held-out prompts"
 "$RLHF" elo --by policy --labeler judge:demo
 
+step "12. The next round, as InstructGPT did: candidates from PPO ranked, a new RM, PPO again"
+RLHF="$RLHF" sh samples/next_round.sh "$DIR" 2
+# shellcheck disable=SC2086
+win=$("$RLHF" eval --a "$DIR/sft.ckpt" --b "$DIR/ppo-r2.ckpt" --rm "$DIR/rm.ckpt" --ref "$DIR/sft.ckpt" \
+    --judge demo --split test --n $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
+# shellcheck disable=SC2086
+cor=$("$RLHF" eval --a "$DIR/sft.ckpt" --b "$DIR/ppo-r2.ckpt" --judge correct --judge-name judge:correct \
+    --split test --n $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
+printf '%s\t%s\n' "$win" "$(echo "$cor" | cut -f7,8)" >> "$DIR/final.tsv"
+
 step "The loop, in figures"
 rm_acc=$(sed -n 's/^ *rule demo (no noise) *\([0-9.]*%\) *\(\[[^]]*\]\).*/\1 \2/p' "$DIR/eval-rm.txt")
 lab=$(sed -n 's/^ *labelers agree *\([0-9.]*%\).*/\1/p' "$DIR/eval-rm.txt")
@@ -115,6 +135,7 @@ echo
 printf '%-14s %-22s %8s %8s %18s\n' "vs SFT" "win rate [95% CI]" "reward" "KL" "correct: SFT -> it"
 awk -F '\t' '{
     name = $1; if (name ~ /\+bo/) name = "best-of-n"; else if (name == "ppo") name = "PPO"; else if (name == "dpo") name = "DPO"
+    else if (name == "ppo-r2") name = "PPO round 2"
     printf "%-14s %5.1f%% [%4.1f, %4.1f] %8s %8s %9.0f%% -> %3.0f%%\n", name, 100*$2, 100*$3, 100*$4, $5, $6, 100*$9, 100*$10
 }' "$DIR/final.tsv"
 echo "(win rate: the share of held-out prompts where the rule prefers the policy's answer to"
@@ -124,5 +145,5 @@ echo " SFT's, ties counting half; correct: the share of right answers, in the ta
 printf '\nDone in %ss.\n\nRank by hand on the same project (a person, beside the simulated labelers):\n\n' "$(( $(date +%s) - t0 ))"
 printf '    %s label --db %s --as YOUR_NAME\n\n' "$BUILD/rlhf" "$RLHF_DB"
 printf "(? lists the keys; type an order like 2>1=3>4 and press Enter.)\n"
-printf "Then the next round: candidates from the PPO policy, ranked, a new RM, PPO again:\n\n"
+printf "Then the next round on them: candidates from the latest PPO policy, ranked, a new RM,\nPPO again:\n\n"
 printf '    sh samples/next_round.sh %s\n' "$DIR"

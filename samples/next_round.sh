@@ -5,7 +5,8 @@
 # model retrained on every ranking so far, PPO again from the latest policy
 # with SFT as the KL reference, and the new policy rated beside all before it.
 #
-#   sh samples/next_round.sh demo        # round 2 (then 3, 4, ... on each rerun)
+#   sh samples/next_round.sh demo        # the next round (make demo runs round 2)
+#   sh samples/next_round.sh demo 3      # round 3 (or goes on with it after an interruption)
 #
 # Each step is resumable, as in the demo.
 set -eu
@@ -14,9 +15,12 @@ RLHF=${RLHF:-"$(pwd)/$BUILD/rlhf"}
 DIR=${1:-demo}
 [ -f "$DIR/ppo.ckpt" ] || { echo "next_round: $DIR/ppo.ckpt is missing: run make demo first" >&2; exit 1; }
 export RLHF_DB="$DIR/demo.db"
-# the round: one more than the last finished one
-n=2
-while [ -f "$DIR/ppo-r$n.ckpt" ] && [ -f "$DIR/round-$n.done" ]; do n=$((n + 1)); done
+# the round: as given, else one more than the last finished one
+n=${2:-2}
+if [ -z "${2:-}" ]; then
+    while [ -f "$DIR/round-$n.done" ]; do n=$((n + 1)); done
+fi
+case "$n" in *[!0-9]*|''|0|1) echo "next_round: the round is a number from 2 on, not '$n'" >&2; exit 2 ;; esac
 prev=ppo
 [ "$n" -gt 2 ] && prev="ppo-r$((n - 1))"
 step() { printf '\n\033[1m== round %s: %s\033[0m\n' "$n" "$*"; }

@@ -8,19 +8,20 @@ cd "$ROOT"
 DEMO_SCALE=small DEMO_DIR="$D" sh samples/demo.sh > "$TMP/demo.out" 2> "$TMP/demo.err" ||
     die "demo failed: $(tail -n 30 "$TMP/demo.err")"
 OUT=$(cat "$TMP/demo.out")
-for f in tok.bin base.ckpt sft.ckpt rm.ckpt ppo.ckpt dpo.ckpt pairs.jsonl eval-rm.txt final.tsv report.html; do
+for f in tok.bin base.ckpt sft.ckpt rm.ckpt ppo.ckpt dpo.ckpt rm-r2.ckpt ppo-r2.ckpt pairs.jsonl eval-rm.txt final.tsv report.html; do
     [ -s "$D/$f" ] || die "the demo did not write $f"
 done
 for s in "1. A project" "2. Pretraining" "3. SFT" "4. Candidates" "5. Three simulated labelers" \
          "6. How much do the labelers agree" "7. The comparisons" "8. A reward model" \
-         "9. Improving the policy" "10. Each against SFT" "11. Every policy" "The loop, in figures"; do
+         "9. Improving the policy" "10. Each against SFT" "11. Every policy" "12. The next round" \
+         "The loop, in figures"; do
     contains "$OUT" "$s"
 done
-# the final table: best-of-n, PPO and DPO, each with every figure
-[ "$(wc -l < "$D/final.tsv")" -eq 3 ] || die "final.tsv: $(cat "$D/final.tsv")"
+# the final table: PPO, DPO, best-of-n and PPO round 2, each with every figure
+[ "$(wc -l < "$D/final.tsv")" -eq 4 ] || die "final.tsv: $(cat "$D/final.tsv")"
 awk -F '\t' 'NF != 10 { exit 1 } { for (i = 2; i <= 10; i++) if ($i == "" || $i == "-") exit 1 }' "$D/final.tsv" ||
     die "incomplete final table: $(cat "$D/final.tsv")"
-for row in "PPO " "DPO " "best-of-n "; do contains "$OUT" "$row"; done
+for row in "PPO " "DPO " "best-of-n " "PPO round 2 "; do contains "$OUT" "$row"; done
 contains "$OUT" "reward model, held-out prompts:"
 not_contains "$OUT" "held-out prompts: ? "
 contains "$OUT" "label --db"
@@ -41,9 +42,9 @@ DEMO_SCALE=small DEMO_DIR="$D" sh samples/demo.sh > "$TMP/demo2.out" 2> "$TMP/de
     die "demo rerun failed: $(tail -n 30 "$TMP/demo2.err")"
 [ "$(sql "$db" "SELECT count(*) FROM runs WHERE kind != 'eval'")" -eq "$runs" ] ||
     die "the rerun trained again: $(sql "$db" "SELECT group_concat(kind) FROM runs WHERE kind != 'eval'")"
-[ "$(wc -l < "$D/final.tsv")" -eq 3 ] || die "final.tsv after the rerun"
-# the next round: candidates from PPO, new rankings, a new RM and PPO policy
-DEMO_PPO_STEPS=2 sh samples/next_round.sh "$D" > "$TMP/r2.out" 2> "$TMP/r2.err" || die "next round: $(tail -n 30 "$TMP/r2.err")"
-[ -s "$D/ppo-r2.ckpt" ] && [ -s "$D/rm-r2.ckpt" ] || die "round 2 wrote no policy or RM"
-contains "$(cat "$TMP/r2.out")" "ppo-r2"
+[ "$(wc -l < "$D/final.tsv")" -eq 4 ] || die "final.tsv after the rerun"
+# the round after the demo's: candidates from PPO round 2, new rankings, a new RM and PPO
+DEMO_PPO_STEPS=2 sh samples/next_round.sh "$D" > "$TMP/r3.out" 2> "$TMP/r3.err" || die "next round: $(tail -n 30 "$TMP/r3.err")"
+[ -s "$D/ppo-r3.ckpt" ] && [ -s "$D/rm-r3.ckpt" ] || die "round 3 wrote no policy or RM"
+contains "$(cat "$TMP/r3.out")" "ppo-r3"
 exit 0
