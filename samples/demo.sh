@@ -131,6 +131,8 @@ lab=$(sed -n 's/^ *labelers agree *\([0-9.]*%\).*/\1/p' "$DIR/eval-rm.txt")
 rm_lab=$(sed -n 's/^ *accuracy *\([0-9.]*%\).*/\1/p' "$DIR/eval-rm.txt")
 echo "reward model, held-out prompts: ${rm_acc:-?} agreement with the task's rule (no noise);"
 echo "  ${rm_lab:-?} with the labelers' own rankings, where the labelers agree with each other ${lab:-?}"
+rm2=$(sed -n 's/^ *rule demo (no noise) *\([0-9.]*%\) *\(\[[^]]*\]\).*/\1 \2/p' "$DIR/eval-rm-r2.txt" 2>/dev/null)
+echo "round 2's reward model (on the rankings of both rounds): ${rm2:-?} with the rule"
 echo
 printf '%-14s %-22s %8s %8s %18s\n' "vs SFT" "win rate [95% CI]" "reward" "KL" "correct: SFT -> it"
 awk -F '\t' '{

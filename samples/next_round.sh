@@ -21,6 +21,10 @@ if [ -z "${2:-}" ]; then
     while [ -f "$DIR/round-$n.done" ]; do n=$((n + 1)); done
 fi
 case "$n" in *[!0-9]*|''|0|1) echo "next_round: the round is a number from 2 on, not '$n'" >&2; exit 2 ;; esac
+if [ -f "$DIR/round-$n.done" ]; then
+    echo "round $n: done before ($DIR/round-$n.done); sh samples/next_round.sh $DIR runs the next one"
+    exit 0
+fi
 prev=ppo
 [ "$n" -gt 2 ] && prev="ppo-r$((n - 1))"
 step() { printf '\n\033[1m== round %s: %s\033[0m\n' "$n" "$*"; }
@@ -36,7 +40,7 @@ over=$((2 * n))
 step "a reward model on all rankings (people's included)"
 "$RLHF" train-rm --init "$DIR/sft.ckpt" --split train --val-frac 0.2 --epochs 2 --lr 1e-3 --margin 1 \
     --out "$DIR/rm-r$n.ckpt" --name "rm-r$n" --resume
-"$RLHF" eval-rm --rm "$DIR/rm-r$n.ckpt" --split train --val-frac 0.2 --judge demo
+"$RLHF" eval-rm --rm "$DIR/rm-r$n.ckpt" --split train --val-frac 0.2 --judge demo | tee "$DIR/eval-rm-r$n.txt"
 
 step "PPO from $prev, KL against SFT"
 "$RLHF" ppo --policy "$DIR/$prev.ckpt" --ref "$DIR/sft.ckpt" --rm "$DIR/rm-r$n.ckpt" \

@@ -24,6 +24,7 @@ awk -F '\t' 'NF != 10 { exit 1 } { for (i = 2; i <= 10; i++) if ($i == "" || $i 
 for row in "PPO " "DPO " "best-of-n " "PPO round 2 "; do contains "$OUT" "$row"; done
 contains "$OUT" "reward model, held-out prompts:"
 not_contains "$OUT" "held-out prompts: ? "
+not_contains "$OUT" "both rounds): ? "
 contains "$OUT" "label --db"
 # every training stage recorded its run and its curves
 db="$D/demo.db"
