@@ -10,6 +10,7 @@
 #include "model/dist.h"
 #include "model/checkpoint.h"
 #include "rl/ppo.h"
+#include "rl/trainer.h"
 #include "rm/rm_score.h"
 #include "util/progress.h"
 #include "util/sys.h"
@@ -392,20 +393,8 @@ static void run_free(Run *r) {
 
 /* Template: --template, else the policy's in the registry, else gen.template, else the default. */
 static int settle_template(Run *r, Err *err) {
-    char real[PATH_MAX];
-    ModelRow row;
-    const char *key = realpath(r->o->policy, real) ? real : r->o->policy;
-    int rc = db_model_get(r->db, key, &row, err);
-    if (rc == RLHF_OK) {
-        r->policy_id = row.id;
-        if (!r->o->template && row.template) r->template = strdup(row.template);
-        db_model_row_free(&row);
-    } else if (rc != RLHF_ENOTFOUND) {
-        return rc;
-    }
-    err_clear(err);
-    if (r->o->template) r->template = strdup(r->o->template);
-    if (!r->template && (rc = db_setting_get(r->db, "gen.template", &r->template, err))) return rc;
+    int rc = rl_resolve_template(r->db, r->o->template, r->o->policy, &r->template, &r->policy_id, err);
+    if (rc) return rc;
     if (!r->template) r->template = strdup(SEQ_DEFAULT_TEMPLATE);
     return r->template ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
 }
@@ -434,9 +423,7 @@ static int setup(Run *r, int resumed, int *fresh_run, Err *err) {
         *fresh_run = st.run_id <= 0;
     } else {
         if ((rc = model_load(o->policy, &r->pol, err))) return err_prefix(err, "--policy: "), rc;
-        if (r->pol.heads & MODEL_HEAD_REWARD)
-            return err_set(err, RLHF_EINVAL, "--policy %s has a reward head: it is a reward model, "
-                                             "not a policy (pass it as --rm)", o->policy);
+        if ((rc = model_require_policy(&r->pol, o->policy, err))) return rc;
         *fresh_run = 1;
     }
     if ((rc = model_load(ref_path, &r->ref, err))) goto done;

@@ -18,6 +18,7 @@
 #include "rm/prefs.h"
 #include "rm/rm_score.h"
 #include "rm/rm_train.h"
+#include "rl/trainer.h"
 #include "util/progress.h"
 #include "util/rng.h"
 #include "util/sys.h"
@@ -234,24 +235,12 @@ static void data_sha(const Run *r, char out[65]) {
  * the default one) and its tokenizer. */
 static int load_init(Run *r, Err *err) {
     const Opts *o = r->o;
-    if (r->db) {
-        ModelRow row;
-        if (cli_model_find(r->db, o->init, &row, NULL) == RLHF_OK) {
-            r->init_id = row.id;
-            if (!o->template && row.template && !(r->template = strdup(row.template)))
-                return err_set(err, RLHF_ENOMEM, "out of memory");
-            db_model_row_free(&row);
-        }
-        int rc = r->template || o->template ? RLHF_OK : db_setting_get(r->db, "gen.template", &r->template, err);
-        if (rc) return rc;
-    }
-    if (o->template && !(r->template = strdup(o->template)))
-        return err_set(err, RLHF_ENOMEM, "out of memory");
+    int rc = rl_resolve_template(r->db, o->template, o->init, &r->template, &r->init_id, err);
+    if (rc) return rc;
     if (r->template && !strstr(r->template, "{prompt}"))
         return err_set(err, RLHF_EINVAL, "--template: no {prompt} in '%s'", r->template);
     Model init;
-    int rc = model_load(o->init, &init, err);
-    if (rc) return rc;
+    if ((rc = model_load(o->init, &init, err))) return rc;
     rc = model_load_tokenizer(&init, o->init, o->tok_path, &r->tok, err);
     model_free(&init);
     return rc;

@@ -138,8 +138,8 @@ int ppo_init(Ppo *p, const PpoConfig *c, Model *policy, Model *ref, Model *value
     p->value = c->value_mode == PPO_VALUE_MODEL ? value : NULL;
     const Config *pc = &policy->cfg;
     int V = pc->vocab_size;
-    if (policy->heads & MODEL_HEAD_REWARD)
-        return err_set(err, RLHF_EINVAL, "the policy has a reward head: it is a reward model, not a policy");
+    rc = model_require_policy(policy, "the policy", err);
+    if (rc) return rc;
     if (ref->cfg.vocab_size != V)
         return err_set(err, RLHF_EINVAL, "the reference's vocabulary (%d) differs from the policy's (%d)",
                        ref->cfg.vocab_size, V);
