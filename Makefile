@@ -7,12 +7,12 @@ DESTDIR ?=
 BUILD   ?= build
 CC      ?= cc
 
-PKGS      := sqlite3 ncursesw libcjson openblas zlib
+PKGS      := sqlite3 ncursesw libcjson openblas zlib libpcre2-8 libutf8proc
 TEST_PKGS := criterion
 # Debian packages behind the pkg-config names above, the test framework, and
 # what the reference, TUI, report-rendering and fuzz tests run (PyTorch, tmux,
 # Chromium, clang's libFuzzer).
-DEB_BUILD := build-essential pkg-config libsqlite3-dev libncurses-dev libcjson-dev libopenblas-dev zlib1g-dev
+DEB_BUILD := build-essential pkg-config libsqlite3-dev libncurses-dev libcjson-dev libopenblas-dev zlib1g-dev libpcre2-dev libutf8proc-dev
 DEB_TEST  := libcriterion-dev python3-torch python3-numpy tmux chromium clang libopenmpi-dev openmpi-bin
 
 # Lazily evaluated (=) so `make deps` works before pkg-config exists.

@@ -12,7 +12,8 @@
 
 static const char *tensor_names[MODEL_NT] = {"token_embedding", "rms_att", "wq", "wk", "wv",
                                              "wo", "rms_ffn", "w1", "w2", "w3", "rms_final",
-                                             "wcls", "reward_head", "value_head"};
+                                             "wcls", "bq", "bk", "bv", "q_norm", "k_norm",
+                                             "reward_head", "value_head"};
 
 const char *model_tensor_name(int t) { return t >= 0 && t < MODEL_NT ? tensor_names[t] : "?"; }
 
@@ -24,19 +25,24 @@ int model_tensor_is_matrix(int t) {
 
 static void fill_sizes(size_t *s, const Config *c, int heads) {
     size_t C = c->dim, H = c->hidden_dim, L = c->n_layers, V = c->vocab_size;
-    size_t KV = model_kv_dim(c);
+    size_t KV = model_kv_dim(c), Q = model_q_dim(c), hs = model_head_size(c);
     s[MODEL_T_EMB] = V * C;
     s[MODEL_T_RMS_ATT] = L * C;
-    s[MODEL_T_WQ] = L * C * C;
+    s[MODEL_T_WQ] = L * Q * C;
     s[MODEL_T_WK] = L * KV * C;
     s[MODEL_T_WV] = L * KV * C;
-    s[MODEL_T_WO] = L * C * C;
+    s[MODEL_T_WO] = L * C * Q;
     s[MODEL_T_RMS_FFN] = L * C;
     s[MODEL_T_W1] = L * H * C;
     s[MODEL_T_W2] = L * C * H;
     s[MODEL_T_W3] = L * H * C;
     s[MODEL_T_RMS_FINAL] = C;
     s[MODEL_T_WCLS] = c->shared_classifier ? 0 : V * C;
+    s[MODEL_T_BQ] = c->qkv_bias ? L * Q : 0;
+    s[MODEL_T_BK] = c->qkv_bias ? L * KV : 0;
+    s[MODEL_T_BV] = c->qkv_bias ? L * KV : 0;
+    s[MODEL_T_QNORM] = c->qk_norm ? L * hs : 0;
+    s[MODEL_T_KNORM] = c->qk_norm ? L * hs : 0;
     s[MODEL_T_REWARD] = (heads & MODEL_HEAD_REWARD) ? C + 1 : 0;
     s[MODEL_T_VALUE] = (heads & MODEL_HEAD_VALUE) ? C + 1 : 0;
 }
@@ -49,8 +55,8 @@ size_t model_tensor_offset(const Model *m, int t) {
 
 static void point_weights(Weights *w, float *base, const Model *m) {
     float **ptrs[MODEL_NT] = {&w->emb, &w->rms_att, &w->wq, &w->wk, &w->wv, &w->wo, &w->rms_ffn,
-                              &w->w1, &w->w2, &w->w3, &w->rms_final, &w->wcls, &w->reward,
-                              &w->value};
+                              &w->w1, &w->w2, &w->w3, &w->rms_final, &w->wcls, &w->bq, &w->bk,
+                              &w->bv, &w->q_norm, &w->k_norm, &w->reward, &w->value};
     float *p = base;
     for (int i = 0; i < MODEL_NT; i++) {
         *ptrs[i] = m->sizes[i] ? p : NULL;

@@ -21,16 +21,21 @@ enum { MODEL_HEAD_REWARD = 1, MODEL_HEAD_VALUE = 2 };
 enum {
     MODEL_T_EMB,       /* (V, C) token embedding */
     MODEL_T_RMS_ATT,   /* (L, C) */
-    MODEL_T_WQ,        /* (L, C, C)   rows are outputs: q = Wq x */
+    MODEL_T_WQ,        /* (L, Q, C)   rows are outputs: q = Wq x; Q = NH*hs (model_q_dim) */
     MODEL_T_WK,        /* (L, KV, C) */
     MODEL_T_WV,        /* (L, KV, C) */
-    MODEL_T_WO,        /* (L, C, C) */
+    MODEL_T_WO,        /* (L, C, Q) */
     MODEL_T_RMS_FFN,   /* (L, C) */
     MODEL_T_W1,        /* (L, H, C) gate */
     MODEL_T_W2,        /* (L, C, H) down */
     MODEL_T_W3,        /* (L, H, C) up */
     MODEL_T_RMS_FINAL, /* (C) */
     MODEL_T_WCLS,      /* (V, C); empty when shared with the embedding */
+    MODEL_T_BQ,        /* (L, Q)  q bias; empty without cfg.qkv_bias */
+    MODEL_T_BK,        /* (L, KV) */
+    MODEL_T_BV,        /* (L, KV) */
+    MODEL_T_QNORM,     /* (L, hs) per-head RMSNorm gain of q; empty without cfg.qk_norm */
+    MODEL_T_KNORM,     /* (L, hs) */
     MODEL_T_REWARD,    /* (C + 1) weights then bias; empty without the head */
     MODEL_T_VALUE,     /* (C + 1) */
     MODEL_NT
@@ -39,6 +44,8 @@ enum {
 typedef struct Weights {
     float *emb, *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3, *rms_final;
     float *wcls;   /* == emb when the classifier is shared */
+    float *bq, *bk, *bv;      /* NULL without cfg.qkv_bias */
+    float *q_norm, *k_norm;   /* NULL without cfg.qk_norm */
     float *reward; /* NULL when absent */
     float *value;  /* NULL when absent */
 } Weights;
