@@ -98,6 +98,8 @@ cJSON *cli_json_u64(cJSON *obj, const char *key, unsigned long long v);
 /* For help texts. */
 #define CLI_HELP_COMMON                                                                            \
     "  --db PATH       project database (default: $RLHF_DB)\n"                                     \
+    "  --context N     tokens of context for a Hugging Face model (default: its\n"                \
+    "                  max_position_embeddings, at most 2048; or $RLHF_CONTEXT)\n"              \
     "  -h, --help      show this help\n"
 
 #endif

@@ -1,7 +1,10 @@
-/* rlhf convert: checkpoints between our format and llama2.c's (model.bin +
- * tokenizer.bin), so models made there run here and the other way round. */
+/* rlhf convert: checkpoints between our format, llama2.c's (model.bin +
+ * tokenizer.bin) and Hugging Face directories, so models made elsewhere run
+ * here and what is trained here goes back to TRL, vLLM or llama.cpp. */
 #include "cli/cli.h"
 #include "model/checkpoint.h"
+#include "model/hf.h"
+#include "model/safetensors.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +12,19 @@
 static int exec_convert(int argc, char **argv);
 
 const struct cmd_entry cmd_convert_entry = {
-    "convert", "--model IN --to llama2c|rlhf --out OUT [--tokenizer TOK] [--tokenizer-out TOK]",
-    "convert a checkpoint to llama2.c's format or to ours",
-    "  --model IN          checkpoint to read (ours or llama2.c's; told apart by content)\n"
-    "  --to FORMAT         llama2c: llama2.c's model.bin (run it with llama2.c's run.c);\n"
+    "convert", "--model IN --to hf|llama2c|rlhf --out OUT [--dtype bf16|f16|f32] [--as policy|rm]",
+    "convert a checkpoint to a Hugging Face directory, llama2.c's format or ours",
+    "  --model IN          checkpoint to read: ours, llama2.c's or a Hugging Face directory\n"
+    "  --to FORMAT         hf: a Hugging Face directory (config.json, model.safetensors and the\n"
+    "                      tokenizer files, chat template and generation config IN carries);\n"
+    "                      llama2c: llama2.c's model.bin (run it with llama2.c's run.c);\n"
     "                      rlhf: our format, which carries its tokenizer and a checksum\n"
-    "  --out OUT           file to write (atomically)\n"
+    "  --out OUT           file (folder with --to hf) to write; each file atomically\n"
+    "  --dtype D           with --to hf: bf16 (default), f16 or f32 safetensors\n"
+    "  --as KIND           with --to hf: policy (*ForCausalLM) or rm (*ForSequenceClassification\n"
+    "                      with score.weight, as TRL's RewardTrainer writes it; the reward\n"
+    "                      head's bias goes to config.json's rlhf_reward_bias). Default: rm\n"
+    "                      for a model with a reward head, else policy\n"
     "  --tokenizer TOK     tokenizer.bin to embed when converting to rlhf\n"
     "                      (default: the one IN carries, if any)\n"
     "  --tokenizer-out TOK with --to llama2c: also write the tokenizer IN carries (or\n"
@@ -33,8 +43,11 @@ static int exec_convert(int argc, char **argv) {
                                          {"out", required_argument, NULL, 'o'},
                                          {"tokenizer", required_argument, NULL, 'k'},
                                          {"tokenizer-out", required_argument, NULL, 'K'},
+                                         {"dtype", required_argument, NULL, 'd'},
+                                         {"as", required_argument, NULL, 'a'},
                                          CLI_OPT_END};
     const char *in = NULL, *to = NULL, *out = NULL, *tok_path = NULL, *tok_out = NULL;
+    const char *dtype_s = NULL, *as = NULL;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -44,16 +57,23 @@ static int exec_convert(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'k': tok_path = optarg; break;
         case 'K': tok_out = optarg; break;
+        case 'd': dtype_s = optarg; break;
+        case 'a': as = optarg; break;
         case 'h': return cli_help(E);
         default: return cli_bad_option(E, argv, c);
         }
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
     if (!in || !to || !out) return cli_usage_error(E, "--model, --to and --out are required");
-    int llama = strcmp(to, "llama2c") == 0;
-    if (!llama && strcmp(to, "rlhf") != 0)
-        return cli_usage_error(E, "--to: '%s' is not a format (llama2c or rlhf)", to);
+    int llama = strcmp(to, "llama2c") == 0, hf = strcmp(to, "hf") == 0;
+    if (!llama && !hf && strcmp(to, "rlhf") != 0)
+        return cli_usage_error(E, "--to: '%s' is not a format (hf, llama2c or rlhf)", to);
     if (tok_out && !llama) return cli_usage_error(E, "--tokenizer-out goes with --to llama2c");
+    if ((dtype_s || as) && !hf) return cli_usage_error(E, "--dtype and --as go with --to hf");
+    int dtype = dtype_s ? st_dtype_parse(dtype_s) : ST_BF16;
+    if (dtype < 0) return cli_usage_error(E, "--dtype: '%s' is not bf16, f16 or f32", dtype_s);
+    if (as && strcmp(as, "policy") != 0 && strcmp(as, "rm") != 0)
+        return cli_usage_error(E, "--as: '%s' is not policy or rm", as);
     if (strcmp(in, out) == 0) return cli_usage_error(E, "--out must differ from --model");
 
     Err err = {0};
@@ -61,6 +81,19 @@ static int exec_convert(int argc, char **argv) {
     Tokenizer *tok = NULL;
     int rc = model_load(in, &m, &err);
     if (rc) return cli_fail(E, &err);
+    if (hf) {
+        int kind = as ? (strcmp(as, "rm") == 0 ? HF_OUT_RM : HF_OUT_POLICY)
+                      : (m.heads & MODEL_HEAD_REWARD ? HF_OUT_RM : HF_OUT_POLICY);
+        if (!hf_files_is(m.tokenizer, m.tokenizer_len))
+            fprintf(stderr, "rlhf convert: %s did not come from a Hugging Face directory: %s gets "
+                            "config.json and the weights, no tokenizer files\n", in, out);
+        rc = hf_save(out, &m, kind, dtype, &err);
+        model_free(&m);
+        if (rc) return cli_fail(E, &err);
+        printf("wrote %s (Hugging Face %s, %s)\n", out,
+               kind == HF_OUT_RM ? "ForSequenceClassification" : "ForCausalLM", st_dtype_name(dtype));
+        return EXIT_OK;
+    }
     /* the tokenizer is needed to embed it, or to write it beside a llama2.c file */
     if (tok_path || m.tokenizer || tok_out) rc = model_load_tokenizer(&m, in, tok_path, &tok, &err);
     unsigned char *bytes = NULL;
@@ -71,6 +104,8 @@ static int exec_convert(int argc, char **argv) {
                     m.heads & MODEL_HEAD_REWARD ? "reward" : "value");
         rc = model_save_llama2c(out, &m, &err);
         if (!rc && tok_out) rc = tok_save(tok, tok_out, &err);
+    } else if (!rc && !tok_path && hf_files_is(m.tokenizer, m.tokenizer_len)) {
+        rc = model_save(out, &m, &err); /* the HF side files travel as they are */
     } else if (!rc) {
         if (tok) rc = tok_to_bytes(tok, &bytes, &n, &err);
         if (!rc && tok) rc = model_set_tokenizer(&m, bytes, n, &err);

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "model/blas_select.h"
 #include "model/dist.h"
+#include "model/hf.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -43,6 +44,38 @@ static int dist_supported(const char *name) {
     return 0;
 }
 
+/* --context N (or $RLHF_CONTEXT), taken out of argv before the command
+ * parses it: every command that reads a Hugging Face model accepts it. */
+static int take_context(const struct cmd_entry *e, int *argc, char **argv) {
+    const char *v = getenv("RLHF_CONTEXT"), *from = "RLHF_CONTEXT";
+    for (int i = 2; i < *argc; i++) {
+        int eq = strncmp(argv[i], "--context=", 10) == 0;
+        if (strcmp(argv[i], "--") == 0) break;
+        if (!eq && strcmp(argv[i], "--context") != 0) continue;
+        if (!eq && i + 1 >= *argc) {
+            fprintf(stderr, "rlhf %s: --context needs a value\n", e->name);
+            return EXIT_USAGE;
+        }
+        v = eq ? argv[i] + 10 : argv[i + 1];
+        from = "--context";
+        int k = eq ? 1 : 2;
+        memmove(argv + i, argv + i + k, (size_t)(*argc - i - k + 1) * sizeof *argv);
+        *argc -= k;
+        i--;
+    }
+    if (!v || !*v) return EXIT_OK;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (*end || errno || n < 16 || n > 1 << 20) {
+        fprintf(stderr, "rlhf %s: %s: '%s' is not a context length (16 to 1048576 tokens)\n", e->name,
+                from, v);
+        return EXIT_USAGE;
+    }
+    hf_set_context((int)n);
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv) {
     blas_select_at_start(argv);
     if (argc < 2) {
@@ -78,6 +111,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "rlhf: unknown command '%s' (see: rlhf --help)\n", name);
         return EXIT_USAGE;
     }
+    if (take_context(e, &argc, argv) != EXIT_OK) return EXIT_USAGE;
     cli_getopt_reset();
     dist_init(&argc, &argv);
     if (dist_rank() != 0) {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "model/hf.h"
 #include "model/layers.h"
 #include "util/sys.h"
 #include "util/text.h"
@@ -319,6 +320,7 @@ fail:
 }
 
 int model_load(const char *path, Model *m, Err *err) {
+    if (hf_is_dir(path)) return hf_load(path, m, err);
     FILE *f = fopen(path, "rb");
     if (!f) {
         memset(m, 0, sizeof *m);
@@ -350,6 +352,7 @@ int model_load_tokenizer(const Model *m, const char *model_path, const char *tok
 }
 
 int model_file_sha256(const char *path, char out[65], Err *err) {
+    if (hf_is_dir(path)) return hf_dir_sha256(path, out, err);
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, RLHF_EIO, "%s: cannot open: %s", path, strerror(errno));
     Sha256 s;
