@@ -4,6 +4,8 @@
  * value heads) and writes the model, inputs, outputs and all gradients. */
 #include "cli/cli.h"
 #include "model/checkpoint.h"
+#include "model/hf.h"
+#include "model/infer.h"
 #include "model/loss.h"
 #include "model/model.h"
 #include "util/rng.h"
@@ -16,10 +18,16 @@
 static int exec_model_dump(int argc, char **argv);
 
 const struct cmd_entry cmd_model_dump_entry = {
-    "model-dump", "--out DIR [--config NAME] [--kv-heads N] [--batch B] [--len T] [--seed S]",
+    "model-dump", "--out DIR [--model M | --config NAME] [--kv-heads N] [--batch B] [--len T] [--seed S]",
     "(debugging) dump a random model's outputs and gradients for the reference test",
     "  --out DIR       folder to write model.bin (llama2.c format), heads.bin, inputs.bin,\n"
     "                  outputs.bin and meta.txt\n"
+    "  --model M       a checkpoint or Hugging Face directory instead of a random model:\n"
+    "                  no model.bin; meta.txt starts with a line \"hf\" and the gradients\n"
+    "                  go to grads.safetensors under the HF names (random heads as\n"
+    "                  rlhf.reward_head and rlhf.value_head)\n"
+    "  --greedy N      also write greedy.txt: row 0's tokens, then N greedy tokens\n"
+    "                  decoded with the KV cache (no stop at EOS)\n"
     "  --config NAME   tiny (default), demo or 15m; then --dim --layers --heads\n"
     "                  --kv-heads --hidden --seq --vocab override\n"
     "  --unshared      own classifier instead of the tied embedding\n"
@@ -45,6 +53,38 @@ static int write_floats(const char *dir, const char *name, const void *const *pa
     return RLHF_OK;
 }
 
+/* greedy.txt: the prompt (row 0), then n argmax tokens from the KV cache */
+static int write_greedy(const char *dir, const Model *m, const int *prompt, int T, int n, Err *err) {
+    Infer st;
+    int rc = infer_create(&st, m, 1, err);
+    if (rc) return rc;
+    int *gen = malloc((size_t)n * sizeof *gen);
+    if (!gen) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rc) rc = infer_prefill(&st, prompt, T, err);
+    for (int i = 0; !rc && i < n; i++) {
+        const float *lg = infer_logits(&st, 0);
+        int best = 0;
+        for (int v = 1; v < m->cfg.vocab_size; v++)
+            if (lg[v] > lg[best]) best = v;
+        gen[i] = best;
+        if (i + 1 < n) rc = infer_prefill(&st, &best, 1, err);
+    }
+    char path[1200];
+    snprintf(path, sizeof path, "%s/greedy.txt", dir);
+    FILE *f = rc ? NULL : fopen(path, "w");
+    if (!rc && !f) rc = err_set(err, RLHF_EIO, "%s: %s", path, strerror(errno));
+    if (f) {
+        for (int i = 0; i < T; i++) fprintf(f, "%s%d", i ? " " : "", prompt[i]);
+        fprintf(f, "\n");
+        for (int i = 0; i < n; i++) fprintf(f, "%s%d", i ? " " : "", gen[i]);
+        fprintf(f, "\n");
+        if (fclose(f) != 0) rc = err_set(err, RLHF_EIO, "%s: write failed", path);
+    }
+    free(gen);
+    infer_free(&st);
+    return rc;
+}
+
 static int exec_model_dump(int argc, char **argv) {
     static const struct option opts[] = {
         CLI_OPT_DB, CLI_OPT_HELP, {"out", required_argument, NULL, 'o'},
@@ -54,9 +94,10 @@ static int exec_model_dump(int argc, char **argv) {
         {"seq", required_argument, NULL, 6}, {"vocab", required_argument, NULL, 7},
         {"unshared", no_argument, NULL, 'u'}, {"batch", required_argument, NULL, 'b'},
         {"len", required_argument, NULL, 't'}, {"mask", no_argument, NULL, 'm'},
-        {"seed", required_argument, NULL, 's'}, CLI_OPT_END};
-    const char *out = NULL, *cname = "tiny";
-    long over[8] = {0}, B = 2, T = 8, seed = 1, v;
+        {"seed", required_argument, NULL, 's'}, {"model", required_argument, NULL, 'M'},
+        {"greedy", required_argument, NULL, 'g'}, CLI_OPT_END};
+    const char *out = NULL, *cname = "tiny", *model_path = NULL;
+    long over[8] = {0}, B = 2, T = 8, seed = 1, v, greedy = 0;
     int unshared = 0, use_mask = 0, c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -71,6 +112,8 @@ static int exec_model_dump(int argc, char **argv) {
         case 'b': if (cli_parse_long(E, "--batch", optarg, 1, 4096, &B)) return EXIT_USAGE; break;
         case 't': if (cli_parse_long(E, "--len", optarg, 1, 1 << 20, &T)) return EXIT_USAGE; break;
         case 'm': use_mask = 1; break;
+        case 'M': model_path = optarg; break;
+        case 'g': if (cli_parse_long(E, "--greedy", optarg, 1, 1 << 16, &greedy)) return EXIT_USAGE; break;
         case 's': if (cli_parse_long(E, "--seed", optarg, 0, 1L << 62, &seed)) return EXIT_USAGE; break;
         case 'h': return cli_help(E);
         default: return cli_bad_option(E, argv, c);
@@ -79,7 +122,11 @@ static int exec_model_dump(int argc, char **argv) {
     if (!out) return cli_usage_error(E, "--out DIR is required");
     Err err = {0};
     Config cfg;
-    if (model_config_named(cname, &cfg, &err)) return cli_usage_error(E, "%s", err.msg);
+    Model m;
+    if (model_path) {
+        if (model_load(model_path, &m, &err)) return cli_fail(E, &err);
+        cfg = m.cfg;
+    } else if (model_config_named(cname, &cfg, &err)) return cli_usage_error(E, "%s", err.msg);
     if (over[1]) cfg.dim = over[1];
     if (over[2]) cfg.n_layers = over[2];
     if (over[3]) cfg.n_heads = over[3];
@@ -88,27 +135,48 @@ static int exec_model_dump(int argc, char **argv) {
     if (over[6]) cfg.seq_len = over[6];
     if (over[7]) cfg.vocab_size = over[7];
     if (unshared) cfg.shared_classifier = 0;
+    if (model_path && (memcmp(&cfg, &m.cfg, sizeof cfg) != 0)) {
+        model_free(&m);
+        return cli_usage_error(E, "--model takes no config flags");
+    }
     if (model_config_validate(&cfg, &err)) return cli_usage_error(E, "%s", err.msg);
-    if (T > cfg.seq_len) return cli_usage_error(E, "--len %ld exceeds seq %d", T, cfg.seq_len);
+    if (T + greedy > cfg.seq_len) {
+        if (model_path) model_free(&m);
+        return cli_usage_error(E, "--len %ld (+ --greedy) exceeds seq %d", T, cfg.seq_len);
+    }
     if (mkdir(out, 0777) != 0 && errno != EEXIST) {
         err_set(&err, RLHF_EIO, "%s: %s", out, strerror(errno));
+        if (model_path) model_free(&m);
         return cli_fail(E, &err);
     }
-    Model m;
     RunState rs;
-    if (model_create(&m, &cfg, MODEL_HEAD_REWARD | MODEL_HEAD_VALUE, &err)) return cli_fail(E, &err);
-    model_init_random(&m, (uint64_t)seed);
     Rng r;
     rng_seed(&r, (uint64_t)seed + 1000);
+    if (model_path) {
+        /* the weights as read; random heads (a reward model keeps its own) */
+        int had_reward = m.heads & MODEL_HEAD_REWARD;
+        if (model_set_heads(&m, MODEL_HEAD_REWARD | MODEL_HEAD_VALUE, &err)) {
+            model_free(&m);
+            return cli_fail(E, &err);
+        }
+        for (int i = 0; i <= cfg.dim; i++) {
+            if (!had_reward) m.w.reward[i] = 0.1f * (float)rng_normal(&r);
+            m.w.value[i] = 0.1f * (float)rng_normal(&r);
+        }
+    } else {
+    if (model_create(&m, &cfg, MODEL_HEAD_REWARD | MODEL_HEAD_VALUE, &err)) return cli_fail(E, &err);
+    model_init_random(&m, (uint64_t)seed);
     /* the init leaves norms at 1 and heads at 0: randomise them so their
      * gradients are exercised too */
-    int C = cfg.dim, V = cfg.vocab_size, N = (int)(B * T);
+    int C = cfg.dim;
     size_t o0 = model_tensor_offset(&m, MODEL_T_RMS_ATT), o1 = model_tensor_offset(&m, MODEL_T_RMS_FFN);
     for (size_t i = 0; i < m.sizes[MODEL_T_RMS_ATT]; i++) m.params[o0 + i] = 1.0f + 0.2f * (float)rng_normal(&r);
     for (size_t i = 0; i < m.sizes[MODEL_T_RMS_FFN]; i++) m.params[o1 + i] = 1.0f + 0.2f * (float)rng_normal(&r);
     for (int i = 0; i < C; i++) m.w.rms_final[i] = 1.0f + 0.2f * (float)rng_normal(&r);
     for (int i = 0; i <= C; i++) m.w.reward[i] = 0.1f * (float)rng_normal(&r);
     for (int i = 0; i <= C; i++) m.w.value[i] = 0.1f * (float)rng_normal(&r);
+    }
+    int C = cfg.dim, V = cfg.vocab_size, N = (int)(B * T);
     int rc = model_runstate_create(&rs, &cfg, (int)B, (int)T, &err);
     if (rc) {
         model_free(&m);
@@ -132,7 +200,7 @@ static int exec_model_dump(int argc, char **argv) {
     rc = model_forward(&m, &rs, tok, (int)B, (int)T, MODEL_FWD_LOGITS, &err);
     char path[1200];
     snprintf(path, sizeof path, "%s/model.bin", out);
-    if (!rc) rc = model_save_llama2c(path, &m, &err);
+    if (!rc && !model_path) rc = model_save_llama2c(path, &m, &err);
     if (!rc) {
         size_t lb = (size_t)N * V * sizeof(float), nb = N * sizeof(float);
         /* J = mean_mask CE + Σ a·reward + Σ b·value + Σ c·logp + Σ d·entropy */
@@ -163,16 +231,23 @@ static int exec_model_dump(int argc, char **argv) {
             for (size_t i = 0; i < (size_t)N * V; i++) rs.logits[i] += dl2[i];
             rc = model_backward(&m, &rs, tok, rs.logits, ca, cb, &err);
         }
-        if (!rc) {
+        if (!rc && model_path) {
+            StItem heads[2] = {{"rlhf.reward_head", 1, {C + 1}, m.g.reward},
+                               {"rlhf.value_head", 1, {C + 1}, m.g.value}};
+            snprintf(path, sizeof path, "%s/grads.safetensors", out);
+            rc = hf_save_tensors(path, &m, m.grads, HF_OUT_POLICY, ST_F32, heads, 2, &err);
+        } else if (!rc) {
             const void *gp[] = {m.grads};
             size_t gb[] = {m.n_params * sizeof(float)};
             rc = write_floats(out, "grads.bin", gp, gb, 1, &err);
         }
+        if (!rc && greedy) rc = write_greedy(out, &m, tok, (int)T, (int)greedy, &err);
         if (!rc) {
             snprintf(path, sizeof path, "%s/meta.txt", out);
             FILE *f = fopen(path, "w");
             if (!f) rc = err_set(&err, RLHF_EIO, "%s: %s", path, strerror(errno));
             else {
+                if (model_path) fprintf(f, "hf\n");
                 fprintf(f, "%d %d %d %d %d %d %d %d %ld %ld\n", cfg.dim, cfg.hidden_dim, cfg.n_layers,
                         cfg.n_heads, cfg.n_kv_heads, cfg.vocab_size, cfg.seq_len,
                         cfg.shared_classifier, B, T);

@@ -554,17 +554,14 @@ static int write_text(const char *dir, const char *name, const char *data, size_
     return atomic_commit(&a, err);
 }
 
-int hf_save(const char *dir, const Model *m, int kind, int dtype, Err *err) {
-    if (kind == HF_OUT_RM && !(m->heads & MODEL_HEAD_REWARD))
-        return err_set(err, RLHF_EINVAL, "the model has no reward head: write it as a policy");
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return err_set(err, RLHF_EIO, "%s: %s", dir, strerror(errno));
+int hf_save_tensors(const char *path, const Model *m, const float *base, int kind, int dtype,
+                    const StItem *extra, int n_extra, Err *err) {
     HfMeta meta = {.is_rm = kind == HF_OUT_RM};
     Slot *slots;
     int ns;
-    int rc = build_slots(m, &meta, m->params, &slots, &ns, err);
+    int rc = build_slots(m, &meta, (float *)base, &slots, &ns, err);
     if (rc) return rc;
-    StItem *items = calloc((size_t)ns, sizeof *items);
+    StItem *items = calloc((size_t)(ns + n_extra), sizeof *items);
     float **owned = calloc((size_t)ns, sizeof *owned);
     if (!items || !owned) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     for (int i = 0; !rc && i < ns; i++) {
@@ -584,13 +581,23 @@ int hf_save(const char *dir, const Model *m, int kind, int dtype, Err *err) {
         permute_heads(owned[i], slots[i].dst, heads, hs, w, 1);
         items[i].data = owned[i];
     }
-    char p[4096];
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    if (!rc) rc = st_write(p, items, ns, dtype, err);
+    for (int i = 0; !rc && i < n_extra; i++) items[ns + i] = extra[i];
+    if (!rc) rc = st_write(path, items, ns + n_extra, dtype, err);
     for (int i = 0; owned && i < ns; i++) free(owned[i]);
     free(owned);
     free(items);
     free(slots);
+    return rc;
+}
+
+int hf_save(const char *dir, const Model *m, int kind, int dtype, Err *err) {
+    if (kind == HF_OUT_RM && !(m->heads & MODEL_HEAD_REWARD))
+        return err_set(err, RLHF_EINVAL, "the model has no reward head: write it as a policy");
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return err_set(err, RLHF_EIO, "%s: %s", dir, strerror(errno));
+    char p[4096];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    int rc = hf_save_tensors(p, m, m->params, kind, dtype, NULL, 0, err);
     if (rc) return rc;
     char *cfg = config_text(m, kind, dtype);
     if (!cfg) return err_set(err, RLHF_ENOMEM, "out of memory");

@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "model/model.h"
+#include "model/safetensors.h"
 #include "util/err.h"
 
 #define HF_FILES_MAGIC "RLHFHF01"
@@ -48,6 +49,12 @@ enum { HF_OUT_POLICY, HF_OUT_RM };
  * carries. HF_OUT_RM writes *ForSequenceClassification with score.weight
  * and the reward head's bias as config.json's rlhf_reward_bias. */
 int hf_save(const char *dir, const Model *m, int kind, int dtype, Err *err);
+
+/* The tensors of base (m->params, or an array laid out like it such as
+ * m->grads) under their HF names and layout as a safetensors file, then the
+ * extra items. */
+int hf_save_tensors(const char *path, const Model *m, const float *base, int kind, int dtype,
+                    const StItem *extra, int n_extra, Err *err);
 
 /* A digest of the weights files and config.json (the registry's identity
  * of an HF directory). */
