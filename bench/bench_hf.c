@@ -1,0 +1,271 @@
+/* Hugging Face-sized models on random weights, in the shapes of SmolLM2-135M,
+ * Qwen2.5-0.5B and Qwen3-0.6B: writing and loading the HF directory (BF16
+ * safetensors, as the hub ships them), sampling tokens/s at 1 and 2 threads
+ * for one stream and for k = 8 streams on a shared prompt beside the
+ * memory-bandwidth bound (weight bytes read per decode step ÷ the read
+ * bandwidth measured here), SFT training tokens/s, and one PPO step, each
+ * training figure with the peak RSS of a process that did only that.
+ * RLHF_BENCH_QUICK=1 runs the smallest shape only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "model/checkpoint.h"
+#include "model/hf.h"
+#include "model/infer.h"
+#include "model/optim.h"
+#include "model/parallel.h"
+#include "model/sample.h"
+#include "rl/ppo.h"
+#include "rl/sft.h"
+#include "util/progress.h"
+#include "util/rng.h"
+
+typedef struct Shape {
+    const char *name;
+    Config c;
+} Shape;
+
+static const Shape shapes[] = {
+    {"smollm2-135m", {.dim = 576, .hidden_dim = 1536, .n_layers = 30, .n_heads = 9, .n_kv_heads = 3,
+                      .vocab_size = 49152, .seq_len = 2048, .shared_classifier = 1,
+                      .norm_eps = 1e-5f, .rope_theta = 100000}},
+    {"qwen2.5-0.5b", {.dim = 896, .hidden_dim = 4864, .n_layers = 24, .n_heads = 14, .n_kv_heads = 2,
+                      .vocab_size = 151936, .seq_len = 2048, .shared_classifier = 1, .qkv_bias = 1,
+                      .norm_eps = 1e-6f, .rope_theta = 1000000}},
+    {"qwen3-0.6b", {.dim = 1024, .hidden_dim = 3072, .n_layers = 28, .n_heads = 16, .n_kv_heads = 8,
+                    .head_dim = 128, .vocab_size = 151936, .seq_len = 2048, .shared_classifier = 1,
+                    .qk_norm = 1, .norm_eps = 1e-6f, .rope_theta = 1000000}},
+};
+
+static void die(const char *what, const Err *e) {
+    fprintf(stderr, "bench_hf: %s: %s\n", what, e->msg);
+    exit(1);
+}
+
+/* GB/s of summing a 1 GiB array with t threads (the decode loop's access
+ * pattern: every weight read once per step) */
+typedef struct {
+    const float *a;
+    double *sums;
+} Bw;
+
+static void bw_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Bw *b = ctx;
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    for (int64_t i = lo; i + 8 <= hi; i += 8) {
+        s0 += b->a[i], s1 += b->a[i + 1], s2 += b->a[i + 2], s3 += b->a[i + 3];
+        s4 += b->a[i + 4], s5 += b->a[i + 5], s6 += b->a[i + 6], s7 += b->a[i + 7];
+    }
+    b->sums[part] += s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+}
+
+static double read_bandwidth(int threads) {
+    size_t n = (size_t)1 << 28;
+    float *a = malloc(n * sizeof *a);
+    if (!a) return 0;
+    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7);
+    double sums[PAR_MAX] = {0}, best = 0;
+    Bw b = {a, sums};
+    infer_set_threads(threads);
+    for (int r = 0; r < 3; r++) {
+        double t0 = now_seconds();
+        par_for((int64_t)n, 1 << 20, bw_part, &b);
+        double gbs = n * sizeof *a / (now_seconds() - t0) / 1e9;
+        best = gbs > best ? gbs : best;
+    }
+    free(a);
+    if (sums[0] == 12345.0) printf("#\n"); /* keep the sums alive */
+    return best;
+}
+
+static double rand_tokens(Rng *r, int *ids, int n, int V) {
+    for (int i = 0; i < n; i++) ids[i] = 3 + (int)rng_below(r, (uint64_t)V - 3);
+    return 0;
+}
+
+/* tokens/s of k streams decoding steps tokens after a 32-token prompt */
+static double decode_rate(const Model *m, int k, int threads, int steps) {
+    Err err = {0};
+    Infer st;
+    infer_set_threads(threads);
+    if (infer_create(&st, m, k, &err)) die("infer", &err);
+    int prompt[32], tok[8];
+    Rng r;
+    rng_seed(&r, 1);
+    rand_tokens(&r, prompt, 32, m->cfg.vocab_size);
+    if (infer_prefill(&st, prompt, 32, &err)) die("prefill", &err);
+    if (k > 1 && infer_fork(&st, k, &err)) die("fork", &err);
+    double t0 = 0;
+    for (int s = 0; s <= steps; s++) {
+        if (s == 1) t0 = now_seconds(); /* the first step warms up */
+        rand_tokens(&r, tok, k, m->cfg.vocab_size);
+        int rc = k > 1 ? infer_decode(&st, tok, NULL, &err) : infer_prefill(&st, tok, 1, &err);
+        if (rc) die("decode", &err);
+    }
+    double rate = (double)steps * k / (now_seconds() - t0);
+    infer_free(&st);
+    return rate;
+}
+
+/* Runs fn in a child process and returns its peak RSS in MiB (or -1). */
+static long in_child(void (*fn)(const char *, const Shape *), const char *dir, const Shape *s) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fn(dir, s);
+        fflush(stdout);
+        _exit(0);
+    }
+    int status;
+    struct rusage u;
+    if (pid < 0 || wait4(pid, &status, 0, &u) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+        return -1;
+    return u.ru_maxrss / 1024;
+}
+
+static void sft_child(const char *dir, const Shape *s) {
+    Err err = {0};
+    Model m;
+    AdamW o;
+    SftTrainer tr;
+    enum { B = 4, NEX = 16, P = 48, A = 80 };
+    if (hf_load(dir, &m, &err) || adamw_create(&o, m.n_params, &err)) die("sft", &err);
+    infer_set_threads(2);
+    if (sft_trainer_init(&tr, &m, &o, B, 1, &err)) die("sft init", &err);
+    SftSet set = {0};
+    set.ex = calloc(NEX, sizeof *set.ex);
+    set.lens = calloc(NEX, sizeof(int));
+    Rng r;
+    rng_seed(&r, 2);
+    for (int i = 0; i < NEX; i++) {
+        int p[P], a[A];
+        rand_tokens(&r, p, P, m.cfg.vocab_size);
+        rand_tokens(&r, a, A, m.cfg.vocab_size);
+        if (seq_join(p, P, a, A, m.cfg.seq_len, &set.ex[i], &err)) die("seq", &err);
+        set.lens[i] = set.ex[i].n;
+    }
+    set.n = NEX;
+    int idx[B];
+    double loss, gn, t0 = 0;
+    int64_t toks = 0, t;
+    int steps = 3;
+    for (int st = 0; st <= steps; st++) {
+        if (st == 1) t0 = now_seconds(), toks = 0;
+        for (int i = 0; i < B; i++) idx[i] = (st * B + i) % NEX;
+        if (sft_step(&tr, &set, idx, B, 1e-5f, &loss, &gn, &t, &err)) die("sft step", &err);
+        toks += (int64_t)B * (P + A);
+    }
+    printf("hf_sft_tokens_per_s shape=%s batch=%dx%d threads=2 value=%.1f\n", s->name, B, P + A,
+           toks / (now_seconds() - t0));
+    sft_set_free(&set);
+    sft_trainer_free(&tr);
+    adamw_free(&o);
+    model_free(&m);
+}
+
+static int ppo_score(void *ctx, const SeqExample *ex, const SampleResult *res, int n, float *scores,
+                     Err *err) {
+    (void)ctx, (void)ex, (void)err;
+    for (int i = 0; i < n; i++) scores[i] = 0.01f * (float)res[i].n_tokens;
+    return RLHF_OK;
+}
+
+/* One PPO step (policy, reference and value head; the reward a fixed rule, so
+ * the figure is the policy's side of the step). */
+static void ppo_child(const char *dir, const Shape *s) {
+    Err err = {0};
+    Model pol, ref;
+    if (hf_load(dir, &pol, &err) || hf_load(dir, &ref, &err)) die("ppo load", &err);
+    /* a tokenizer of the model's size: <unk> <s> </s>, the bytes, filler */
+    int V = pol.cfg.vocab_size;
+    const char **pieces = calloc((size_t)V, sizeof *pieces);
+    size_t *lens = calloc((size_t)V, sizeof *lens);
+    float *scores = calloc((size_t)V, sizeof *scores);
+    char(*names)[16] = calloc((size_t)V, 16);
+    for (int i = 0; i < V; i++) {
+        snprintf(names[i], 16, i == 0 ? "<unk>" : i == 1 ? "\n<s>\n" : i == 2 ? "\n</s>\n" : " t%d", i);
+        if (i >= 3 && i < 259) snprintf(names[i], 16, "<0x%02X>", i - 3);
+        pieces[i] = names[i], lens[i] = strlen(names[i]), scores[i] = -(float)i;
+    }
+    Tokenizer *tok;
+    if (tok_build(V, pieces, lens, scores, &tok, &err)) die("ppo tokenizer", &err);
+    free(pieces), free(lens), free(scores), free(names);
+    infer_set_threads(2);
+    static PpoPrompt prompts[8];
+    static int ids[8][24];
+    Rng r;
+    rng_seed(&r, 4);
+    for (int i = 0; i < 8; i++) {
+        rand_tokens(&r, ids[i], 24, pol.cfg.vocab_size);
+        prompts[i].ids = ids[i], prompts[i].n = 24;
+    }
+    PpoConfig pc;
+    ppo_config_default(&pc);
+    pc.prompts = 2, pc.samples = 2, pc.max_new = 32, pc.epochs = 1;
+    pc.value_mode = PPO_VALUE_HEAD, pc.length_penalty = 0;
+    Ppo p;
+    if (ppo_init(&p, &pc, &pol, &ref, NULL, tok, prompts, 8, NULL, NULL, 0, 1, &err)) die("ppo init", &err);
+    PpoStats st;
+    double t0 = now_seconds();
+    if (ppo_step(&p, ppo_score, NULL, &st, &err)) die("ppo step", &err);
+    printf("hf_ppo_step_s shape=%s prompts=2 answers=2 new=32 critic=head value=%.1f\n", s->name,
+           now_seconds() - t0);
+    printf("hf_ppo_rollout_tokens_per_s shape=%s value=%.1f\n", s->name, st.rollout_tokens / st.t_rollout);
+    printf("hf_ppo_update_tokens_per_s shape=%s value=%.1f\n", s->name, st.update_tokens / st.t_update);
+    ppo_free(&p);
+    tok_free(tok);
+    model_free(&pol), model_free(&ref);
+}
+
+static void bench_shape(const Shape *s, double bw1, double bw2) {
+    Err err = {0};
+    char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/bench_hf_%s.%d", s->name, (int)getpid());
+    Model m;
+    if (model_create(&m, &s->c, 0, &err)) die(s->name, &err);
+    model_init_random(&m, 1);
+    double t0 = now_seconds();
+    if (hf_save(dir, &m, HF_OUT_POLICY, ST_BF16, &err)) die("save", &err);
+    double t_save = now_seconds() - t0;
+    size_t n_params = m.n_params;
+    model_free(&m);
+    hf_set_context(s->c.seq_len);
+    t0 = now_seconds();
+    if (model_load(dir, &m, &err)) die("load", &err);
+    double t_load = now_seconds() - t0;
+    printf("hf_write_s shape=%s params=%.0fM dtype=bf16 value=%.2f\n", s->name, n_params / 1e6, t_save);
+    printf("hf_load_s shape=%s params=%.0fM dtype=bf16 value=%.3f\n", s->name, n_params / 1e6, t_load);
+    /* one decode step reads every matrix once (the embedding only one row,
+     * but it is also the tied LM head): fp32 bytes */
+    double bytes = 4.0 * (double)n_params;
+    for (int th = 1; th <= 2; th++) {
+        double bw = th == 1 ? bw1 : bw2;
+        double one = decode_rate(&m, 1, th, 16), eight = decode_rate(&m, 8, th, 8);
+        printf("hf_sample_tokens_per_s shape=%s threads=%d streams=1 value=%.1f bound=%.1f\n", s->name,
+               th, one, bw * 1e9 / bytes);
+        printf("hf_sample_tokens_per_s shape=%s threads=%d streams=8 value=%.1f bound_one_stream=%.1f\n",
+               s->name, th, eight, bw * 1e9 / bytes);
+    }
+    model_free(&m);
+    long rss = in_child(sft_child, dir, s);
+    printf("hf_sft_peak_rss_mib shape=%s value=%ld\n", s->name, rss);
+    rss = in_child(ppo_child, dir, s);
+    printf("hf_ppo_peak_rss_mib shape=%s models=policy,ref critic=head value=%ld\n", s->name, rss);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "bench_hf: could not remove %s\n", dir);
+}
+
+int main(void) {
+    double bw1 = read_bandwidth(1), bw2 = read_bandwidth(2);
+    printf("memory_read_gb_per_s threads=1 value=%.1f\n", bw1);
+    printf("memory_read_gb_per_s threads=2 value=%.1f\n", bw2);
+    int quick = getenv("RLHF_BENCH_QUICK") && atoi(getenv("RLHF_BENCH_QUICK"));
+    int n = quick ? 1 : (int)(sizeof shapes / sizeof shapes[0]);
+    for (int i = 0; i < n; i++) bench_shape(&shapes[i], bw1, bw2);
+    return 0;
+}
