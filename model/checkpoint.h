@@ -4,11 +4,20 @@
  *
  *   "RLHFCKPT" u32 version, u32 header size, i32 config[8], u32 flags,
  *   u64 n_params, u64 tokenizer bytes, u64 extra bytes, i64 optimizer step,
+ *   f32 adam betas, eps, weight decay,
+ *   (version 2) i32 head_dim, qkv_bias, qk_norm, rope original context,
+ *   f32 norm eps, rope theta, rope factor, low and high freq factors, pad,
+ *   16 bytes: sha256 of the header, tokenizer and extra bytes (truncated),
  *   f32 params[n_params], tokenizer bytes, [f32 adam m, v], extra bytes,
  *   sha256 of everything before it (32 bytes).
+ * Version 1 (104-byte header, no version-2 fields) is still read.
  *
- * Writes are atomic (util/sys.h). Reads check every size against the file and
- * the checksum before returning; bad files give RLHF_EFORMAT naming the file. */
+ * Integrity costs nothing at load: a load checks the header, every size
+ * against the file and the small sections' check (header, tokenizer, extra),
+ * never the floats; model_verify (`rlhf models verify`) reads the whole file
+ * against the trailing sha256. Writes are atomic (util/sys.h), so a file is
+ * torn only by what happens to it afterwards. Bad files give RLHF_EFORMAT
+ * naming the file. */
 #ifndef RLHF_MODEL_CHECKPOINT_H
 #define RLHF_MODEL_CHECKPOINT_H
 
@@ -34,7 +43,15 @@ int model_ckpt_save(const char *path, const Model *m, const AdamW *opt, const vo
 int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
                     Err *err);
 
-/* llama2.c's format. Heads and the tokenizer are not saved there. */
+/* The whole-file check: our format is read through with every byte hashed
+ * against its trailing sha256 (*has_checksum = 1); llama2.c's, which has no
+ * checksum, is only loaded (*has_checksum = 0). RLHF_EFORMAT when corrupt. */
+int model_verify(const char *path, int *has_checksum, Err *err);
+
+/* llama2.c's format. Heads and the tokenizer are not saved there; a model
+ * with features the format cannot hold (biases, q/k norms, head_dim other
+ * than dim/heads, non-default eps, theta or RoPE scaling) is refused
+ * (RLHF_EINVAL naming the feature). */
 int model_save_llama2c(const char *path, const Model *m, Err *err);
 int model_load_llama2c(const char *path, Model *m, Err *err);
 
