@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
 
 #include "model/layers.h"
 #include "util/sys.h"
@@ -459,9 +461,35 @@ int model_load_tokenizer(const Model *m, const char *model_path, const char *tok
     return rc;
 }
 
+/* The digest is remembered on the file itself (extended attribute
+ * user.rlhf.sha256) with the size, mtime and inode it was computed for, so
+ * registering the same checkpoint again (every gen, ppo, best-of run) costs a
+ * stat instead of a read of the whole file. Any write changes the mtime or,
+ * for our atomic writes, the inode; a file system without user attributes
+ * just hashes every time. */
+#define SHA_XATTR "user.rlhf.sha256"
+
+static void stamp(const struct stat *st, char *buf, size_t n) {
+    snprintf(buf, n, " %llu %lld.%09ld %llu", (unsigned long long)st->st_size,
+             (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec, (unsigned long long)st->st_ino);
+}
+
 int model_file_sha256(const char *path, char out[65], Err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, RLHF_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    char want[200], got[200];
+    int have_st = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+    if (have_st) {
+        stamp(&st, want, sizeof want);
+        ssize_t n = fgetxattr(fileno(f), SHA_XATTR, got, sizeof got - 1);
+        if (n == (ssize_t)(64 + strlen(want)) && (got[n] = 0, strcmp(got + 64, want) == 0)) {
+            memcpy(out, got, 64);
+            out[64] = 0;
+            fclose(f);
+            return RLHF_OK;
+        }
+    }
     Sha256 s;
     sha256_init(&s);
     static const char hex[] = "0123456789abcdef";
@@ -469,10 +497,24 @@ int model_file_sha256(const char *path, char out[65], Err *err) {
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) sha256_update(&s, buf, n);
     int bad = ferror(f);
-    fclose(f);
-    if (bad) return err_set(err, RLHF_EIO, "%s: read error", path);
+    if (bad) {
+        fclose(f);
+        return err_set(err, RLHF_EIO, "%s: read error", path);
+    }
     sha256_final(&s, d);
     for (int i = 0; i < 32; i++) out[2 * i] = hex[d[i] >> 4], out[2 * i + 1] = hex[d[i] & 15];
     out[64] = 0;
+    struct stat after;
+    /* only when nothing changed while it was read, and only for a file last
+     * written over 2 s ago: mtimes tick coarsely, so a write in the same tick
+     * as the one stamped would keep its mtime. Failure (read-only file, no
+     * xattr support) just means hashing again next time. */
+    if (have_st && st.st_mtim.tv_sec < time(NULL) - 2 && fstat(fileno(f), &after) == 0 &&
+        after.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+        after.st_mtim.tv_nsec == st.st_mtim.tv_nsec && after.st_size == st.st_size) {
+        snprintf(got, sizeof got, "%s%s", out, want);
+        (void)fsetxattr(fileno(f), SHA_XATTR, got, strlen(got), 0);
+    }
+    fclose(f);
     return RLHF_OK;
 }

@@ -60,7 +60,9 @@ int model_load_llama2c(const char *path, Model *m, Err *err);
 int model_load_tokenizer(const Model *m, const char *model_path, const char *tok_path,
                          Tokenizer **out, Err *err);
 
-/* The sha256 hex digest of a file (for the registry). */
+/* The sha256 hex digest of a whole file (for the registry). Remembered in an
+ * extended attribute of the file keyed by its size, mtime and inode, so asking
+ * again about an unchanged file costs a stat, not a read. */
 int model_file_sha256(const char *path, char out[65], Err *err);
 
 #endif

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "model/checkpoint.h"
@@ -254,6 +256,37 @@ Test(model_ckpt, write_is_atomic_and_leaves_no_temporary) {
     cr_assert_eq(model_file_sha256(p("a.ckpt"), hex, &err), 0);
     cr_assert_eq(strlen(hex), 64);
     model_free(&m);
+}
+
+/* The registry's digest is remembered on the file for its size, mtime and
+ * inode: asked again it is the same, and a write makes it computed afresh. */
+Test(model_ckpt, file_sha256_is_remembered_until_the_file_changes) {
+    Model m;
+    make_model(&m, 1, 0);
+    Err err = {0};
+    cr_assert_eq(model_save(p("s.ckpt"), &m, &err), 0);
+    model_free(&m);
+    char want[65], got[65], cmd[300];
+    snprintf(cmd, sizeof cmd, "sha256sum %s | cut -c1-64 > %s", p("s.ckpt"), p("s.txt"));
+    cr_assert_eq(system(cmd), 0);
+    FILE *f = fopen(p("s.txt"), "r");
+    cr_assert_eq(fscanf(f, "%64s", want), 1);
+    fclose(f);
+    /* an old file (fresh ones are not remembered: mtimes tick coarsely) */
+    struct timespec old[2] = {{time(NULL) - 60, 0}, {time(NULL) - 60, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, p("s.ckpt"), old, 0), 0);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(model_file_sha256(p("s.ckpt"), got, &err), 0, "%s", err.msg);
+        cr_assert_str_eq(got, want);
+    }
+    flip_byte(p("s.ckpt"), 500); /* same size, new mtime */
+    cr_assert_eq(model_file_sha256(p("s.ckpt"), got, &err), 0);
+    cr_assert_str_neq(got, want);
+    cr_assert_eq(system(cmd), 0);
+    f = fopen(p("s.txt"), "r");
+    cr_assert_eq(fscanf(f, "%64s", want), 1);
+    fclose(f);
+    cr_assert_str_eq(got, want);
 }
 
 /* A config with every Hugging Face family feature (head_dim with NH*hs != dim,
