@@ -311,7 +311,9 @@ fail:
 
 int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
                     Err *err) {
-    return ckpt_read(path, m, opt, extra, extra_len, 0, err);
+    /* a resume: the full check costs little beside the training it continues,
+     * and a corrupt file must not be trained over */
+    return ckpt_read(path, m, opt, extra, extra_len, 1, err);
 }
 
 /* ---- llama2.c ----------------------------------------------------------- */
@@ -418,7 +420,7 @@ int model_load(const char *path, Model *m, Err *err) {
     char magic[8] = {0};
     size_t n = fread(magic, 1, 8, f);
     fclose(f);
-    if (n == 8 && memcmp(magic, MAGIC, 8) == 0) return model_ckpt_load(path, m, NULL, NULL, NULL, err);
+    if (n == 8 && memcmp(magic, MAGIC, 8) == 0) return ckpt_read(path, m, NULL, NULL, NULL, 0, err);
     return model_load_llama2c(path, m, err);
 }
 

@@ -12,10 +12,12 @@
  *   sha256 of everything before it (32 bytes).
  * Version 1 (104-byte header, no version-2 fields) is still read.
  *
- * Integrity costs nothing at load: a load checks the header, every size
- * against the file and the small sections' check (header, tokenizer, extra),
- * never the floats; model_verify (`rlhf models verify`) reads the whole file
- * against the trailing sha256. Writes are atomic (util/sys.h), so a file is
+ * Integrity costs nothing at load: model_load (sample, gen, eval, the start
+ * of a trainer) checks the header, every size against the file and the small
+ * sections' check (header, tokenizer, extra), never the floats. The whole
+ * file is read against the trailing sha256 only when asked: model_verify
+ * (`rlhf models verify`) and model_ckpt_load (resuming a run, where it costs
+ * little beside the training and a corrupt file must not be trained over). Writes are atomic (util/sys.h), so a file is
  * torn only by what happens to it afterwards. Bad files give RLHF_EFORMAT
  * naming the file. */
 #ifndef RLHF_MODEL_CHECKPOINT_H
@@ -28,7 +30,8 @@
 #include "model/tokenizer.h"
 #include "util/err.h"
 
-/* Loads either format (told apart by the magic) into a fresh Model. */
+/* Loads either format (told apart by the magic) into a fresh Model; no
+ * whole-file checksum (see above). */
 int model_load(const char *path, Model *m, Err *err);
 /* Saves in our format (with heads and tokenizer, without optimizer state). */
 int model_save(const char *path, const Model *m, Err *err);
@@ -37,7 +40,8 @@ int model_save(const char *path, const Model *m, Err *err);
  * caller bytes (e.g. a training loop's data position and RNG) or NULL. */
 int model_ckpt_save(const char *path, const Model *m, const AdamW *opt, const void *extra,
                     size_t extra_len, Err *err);
-/* Reads our format into a fresh Model. When opt is not NULL it receives the
+/* Reads our format into a fresh Model, verifying the whole file's sha256
+ * (for resuming). When opt is not NULL it receives the
  * optimizer state if the file has one (opt->n == 0 when it has none). When
  * extra is not NULL it receives a malloc'd copy of the extra bytes (or NULL). */
 int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,

@@ -203,6 +203,10 @@ Test(model_ckpt, corrupted_and_mismatched_refused) {
         cr_assert_eq(model_verify(p("c.ckpt"), &has, &err), RLHF_EFORMAT, "flip at %ld verified",
                      bulk[i]);
         cr_assert(strstr(err.msg, "c.ckpt") && strstr(err.msg, "checksum"), "%s", err.msg);
+        /* resuming (model_ckpt_load) checks the whole file too; model_load does not */
+        cr_assert_eq(model_ckpt_load(p("c.ckpt"), &back, NULL, NULL, NULL, &err), RLHF_EFORMAT);
+        cr_assert_eq(model_load(p("c.ckpt"), &back, &err), 0, "%s", err.msg);
+        model_free(&back);
     }
     int has = 0;
     cr_assert_eq(model_verify(p("a.ckpt"), &has, &err), 0, "%s", err.msg);
