@@ -18,18 +18,25 @@
 static int exec_model_dump(int argc, char **argv);
 
 const struct cmd_entry cmd_model_dump_entry = {
-    "model-dump", "--out DIR [--model M | --config NAME] [--kv-heads N] [--batch B] [--len T] [--seed S]",
+    "model-dump",
+    "--out DIR [--model M | --config NAME] [--kv-heads N] [--head-dim N] [--qkv-bias] [--qk-norm] "
+    "[--eps X] [--rope-theta X] [--rope-llama3 F,LO,HI,ORIG] [--batch B] [--len T] [--seed S]",
     "(debugging) dump a random model's outputs and gradients for the reference test",
-    "  --out DIR       folder to write model.bin (llama2.c format), heads.bin, inputs.bin,\n"
-    "                  outputs.bin and meta.txt\n"
+    "  --out DIR       folder to write model.bin (llama2.c format, or model.ckpt in ours\n"
+    "                  when a feature below is on), heads.bin, inputs.bin, outputs.bin,\n"
+    "                  grads.bin and meta.txt\n"
     "  --model M       a checkpoint or Hugging Face directory instead of a random model:\n"
-    "                  no model.bin; meta.txt starts with a line \"hf\" and the gradients\n"
+    "                  no model file; meta.txt starts with a line \"hf\" and the gradients\n"
     "                  go to grads.safetensors under the HF names (random heads as\n"
     "                  rlhf.reward_head and rlhf.value_head)\n"
     "  --greedy N      also write greedy.txt: row 0's tokens, then N greedy tokens\n"
     "                  decoded with the KV cache (no stop at EOS)\n"
     "  --config NAME   tiny (default), demo or 15m; then --dim --layers --heads\n"
     "                  --kv-heads --hidden --seq --vocab override\n"
+    "  --head-dim N    head size (NH*N may differ from dim, as in Qwen3)\n"
+    "  --qkv-bias      q/k/v projection biases (Qwen2)   --qk-norm  per-head q/k RMSNorm (Qwen3)\n"
+    "  --eps X         RMSNorm eps   --rope-theta X  RoPE base\n"
+    "  --rope-llama3 FACTOR,LOW,HIGH,ORIG   Llama 3.1 RoPE scaling\n"
     "  --unshared      own classifier instead of the tied embedding\n"
     "  --batch B       sequences (default 2)   --len T   tokens each (default 8)\n"
     "  --mask          random 0/1 loss mask (default all ones)\n"
@@ -94,11 +101,16 @@ static int exec_model_dump(int argc, char **argv) {
         {"seq", required_argument, NULL, 6}, {"vocab", required_argument, NULL, 7},
         {"unshared", no_argument, NULL, 'u'}, {"batch", required_argument, NULL, 'b'},
         {"len", required_argument, NULL, 't'}, {"mask", no_argument, NULL, 'm'},
-        {"seed", required_argument, NULL, 's'}, {"model", required_argument, NULL, 'M'},
+        {"seed", required_argument, NULL, 's'}, {"head-dim", required_argument, NULL, 8},
+        {"qkv-bias", no_argument, NULL, 9}, {"qk-norm", no_argument, NULL, 10},
+        {"eps", required_argument, NULL, 11}, {"rope-theta", required_argument, NULL, 12},
+        {"rope-llama3", required_argument, NULL, 13}, {"model", required_argument, NULL, 'M'},
         {"greedy", required_argument, NULL, 'g'}, CLI_OPT_END};
     const char *out = NULL, *cname = "tiny", *model_path = NULL;
     long over[8] = {0}, B = 2, T = 8, seed = 1, v, greedy = 0;
-    int unshared = 0, use_mask = 0, c;
+    int unshared = 0, use_mask = 0, c, head_dim = 0, qkv_bias = 0, qk_norm = 0, orig = 0;
+    double eps = 0, theta = 0, factor = 0, lo = 0, hi = 0;
+    char *end;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'D': break;
@@ -107,6 +119,26 @@ static int exec_model_dump(int argc, char **argv) {
         case 1: case 2: case 3: case 4: case 5: case 6: case 7:
             if (cli_parse_long(E, opts[c + 3].name, optarg, 1, 1 << 20, &v)) return EXIT_USAGE;
             over[c] = v;
+            break;
+        case 8:
+            if (cli_parse_long(E, "--head-dim", optarg, 2, 4096, &v)) return EXIT_USAGE;
+            head_dim = (int)v;
+            break;
+        case 9: qkv_bias = 1; break;
+        case 10: qk_norm = 1; break;
+        case 11:
+        case 12: {
+            errno = 0;
+            double x = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(x > 0))
+                return cli_usage_error(E, "--%s expects a positive number, got '%s'",
+                                       c == 11 ? "eps" : "rope-theta", optarg);
+            *(c == 11 ? &eps : &theta) = x;
+            break;
+        }
+        case 13:
+            if (sscanf(optarg, "%lf,%lf,%lf,%d%c", &factor, &lo, &hi, &orig, (char[]){0}) != 4)
+                return cli_usage_error(E, "--rope-llama3 expects FACTOR,LOW,HIGH,ORIG, got '%s'", optarg);
             break;
         case 'u': unshared = 1; break;
         case 'b': if (cli_parse_long(E, "--batch", optarg, 1, 4096, &B)) return EXIT_USAGE; break;
@@ -135,7 +167,13 @@ static int exec_model_dump(int argc, char **argv) {
     if (over[6]) cfg.seq_len = over[6];
     if (over[7]) cfg.vocab_size = over[7];
     if (unshared) cfg.shared_classifier = 0;
-    if (model_path && (memcmp(&cfg, &m.cfg, sizeof cfg) != 0)) {
+    if (!model_path) {
+        cfg.head_dim = head_dim, cfg.qkv_bias = qkv_bias, cfg.qk_norm = qk_norm;
+        cfg.norm_eps = (float)eps, cfg.rope_theta = (float)theta;
+        cfg.rope_factor = (float)factor, cfg.rope_low_freq = (float)lo, cfg.rope_high_freq = (float)hi;
+        cfg.rope_orig_ctx = orig;
+    } else if (memcmp(&cfg, &m.cfg, sizeof cfg) != 0 || head_dim || qkv_bias || qk_norm || eps ||
+               theta || factor) {
         model_free(&m);
         return cli_usage_error(E, "--model takes no config flags");
     }
@@ -175,6 +213,10 @@ static int exec_model_dump(int argc, char **argv) {
     for (int i = 0; i < C; i++) m.w.rms_final[i] = 1.0f + 0.2f * (float)rng_normal(&r);
     for (int i = 0; i <= C; i++) m.w.reward[i] = 0.1f * (float)rng_normal(&r);
     for (int i = 0; i <= C; i++) m.w.value[i] = 0.1f * (float)rng_normal(&r);
+    for (int t = MODEL_T_BQ; t <= MODEL_T_KNORM; t++) { /* biases 0, q/k gains 1 otherwise */
+        float *p = m.params + model_tensor_offset(&m, t), base = t >= MODEL_T_QNORM ? 1.0f : 0.0f;
+        for (size_t i = 0; i < m.sizes[t]; i++) p[i] = base + 0.2f * (float)rng_normal(&r);
+    }
     }
     int C = cfg.dim, V = cfg.vocab_size, N = (int)(B * T);
     int rc = model_runstate_create(&rs, &cfg, (int)B, (int)T, &err);
@@ -200,7 +242,11 @@ static int exec_model_dump(int argc, char **argv) {
     rc = model_forward(&m, &rs, tok, (int)B, (int)T, MODEL_FWD_LOGITS, &err);
     char path[1200];
     snprintf(path, sizeof path, "%s/model.bin", out);
-    if (!rc && !model_path) rc = model_save_llama2c(path, &m, &err);
+    /* llama2.c's format while it can hold the model (older dumps read it), ours otherwise */
+    int ours = cfg.head_dim || cfg.qkv_bias || cfg.qk_norm || cfg.norm_eps > 0 || cfg.rope_theta > 0 ||
+               cfg.rope_factor > 0;
+    if (ours) snprintf(path, sizeof path, "%s/model.ckpt", out);
+    if (!rc && !model_path) rc = ours ? model_save(path, &m, &err) : model_save_llama2c(path, &m, &err);
     if (!rc) {
         size_t lb = (size_t)N * V * sizeof(float), nb = N * sizeof(float);
         /* J = mean_mask CE + Σ a·reward + Σ b·value + Σ c·logp + Σ d·entropy */
@@ -251,6 +297,11 @@ static int exec_model_dump(int argc, char **argv) {
                 fprintf(f, "%d %d %d %d %d %d %d %d %ld %ld\n", cfg.dim, cfg.hidden_dim, cfg.n_layers,
                         cfg.n_heads, cfg.n_kv_heads, cfg.vocab_size, cfg.seq_len,
                         cfg.shared_classifier, B, T);
+                /* second line: the Hugging Face families' fields (0: llama2.c's) */
+                fprintf(f, "%d %d %d %.9g %.9g %.9g %.9g %.9g %d\n", model_head_size(&cfg), cfg.qkv_bias,
+                        cfg.qk_norm, (double)model_norm_eps(&cfg), (double)model_rope_theta(&cfg),
+                        (double)cfg.rope_factor, (double)cfg.rope_low_freq,
+                        (double)cfg.rope_high_freq, cfg.rope_orig_ctx);
                 fclose(f);
             }
         }

@@ -4,10 +4,13 @@
 #include "model/checkpoint.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
 
 #include "model/hf.h"
 #include "model/layers.h"
@@ -15,7 +18,7 @@
 #include "util/text.h"
 
 #define MAGIC "RLHFCKPT"
-#define VERSION 1u
+#define VERSION 2u
 enum { F_REWARD = 1, F_VALUE = 2, F_TOKENIZER = 4, F_OPTIM = 8, F_EXTRA = 16, F_KNOWN = 31 };
 
 typedef struct {
@@ -26,7 +29,34 @@ typedef struct {
     uint64_t n_params, tokenizer_len, extra_len;
     int64_t opt_step;
     float beta1, beta2, eps, weight_decay;
+    /* version 2: the Hugging Face families' config fields (0: llama2.c's value) */
+    int32_t head_dim, qkv_bias, qk_norm, rope_orig_ctx;
+    float norm_eps, rope_theta, rope_factor, rope_low_freq, rope_high_freq;
+    uint32_t pad2;
+    /* first 16 bytes of the sha256 of this header (with check zeroed), the
+     * tokenizer and the extra bytes: the small sections are checked at every
+     * load for almost nothing; the floats only by model_verify (the trailing
+     * sha256 of the whole file) */
+    unsigned char check[16];
 } Header;
+
+#define V1_HEADER_SIZE offsetof(Header, head_dim)
+_Static_assert(V1_HEADER_SIZE == 104, "version 1 header layout");
+_Static_assert(sizeof(Header) == 160, "version 2 header layout");
+
+static void header_check(const Header *h, const void *tok, size_t tok_len, const void *extra,
+                         size_t extra_len, unsigned char out[16]) {
+    Header c = *h;
+    unsigned char d[32];
+    Sha256 s;
+    memset(c.check, 0, sizeof c.check);
+    sha256_init(&s);
+    sha256_update(&s, &c, sizeof c);
+    if (tok_len) sha256_update(&s, tok, tok_len);
+    if (extra_len) sha256_update(&s, extra, extra_len);
+    sha256_final(&s, d);
+    memcpy(out, d, 16);
+}
 
 /* ---- writing ------------------------------------------------------------ */
 
@@ -79,6 +109,12 @@ int model_ckpt_save(const char *path, const Model *m, const AdamW *opt, const vo
         h.opt_step = opt->step;
         h.beta1 = opt->beta1, h.beta2 = opt->beta2, h.eps = opt->eps, h.weight_decay = opt->weight_decay;
     }
+    const Config *c = &m->cfg;
+    h.head_dim = c->head_dim, h.qkv_bias = c->qkv_bias, h.qk_norm = c->qk_norm;
+    h.rope_orig_ctx = c->rope_orig_ctx, h.norm_eps = c->norm_eps, h.rope_theta = c->rope_theta;
+    h.rope_factor = c->rope_factor, h.rope_low_freq = c->rope_low_freq;
+    h.rope_high_freq = c->rope_high_freq;
+    header_check(&h, m->tokenizer, m->tokenizer_len, extra, h.extra_len, h.check);
     Writer w = {0};
     int rc = atomic_open(&w.af, path, err);
     if (rc) return rc;
@@ -104,7 +140,7 @@ typedef struct {
     FILE *f;
     const char *path;
     Sha256 sha;
-    int hash; /* our format carries a checksum; llama2.c's has none to check */
+    int hash; /* model_verify of our format: hash everything for the trailing digest */
     uint64_t size, pos;
 } Reader;
 
@@ -120,7 +156,6 @@ static int rd_open(Reader *r, const char *path, Err *err) {
         return err_set(err, RLHF_EIO, "%s: not a regular file", path);
     }
     r->size = (uint64_t)st.st_size;
-    r->hash = 1;
     sha256_init(&r->sha);
     return RLHF_OK;
 }
@@ -133,16 +168,28 @@ static int get(Reader *r, void *p, size_t n, const char *what, Err *err) {
     return RLHF_OK;
 }
 
-static int config_from_ints(const int32_t *v, Config *c, const char *path, Err *err) {
+/* The config of a header: its 8 ints, then (ours, version 2) the named
+ * fields; validated before anything is sized from it. */
+static int config_from_header(const int32_t *v, const Header *h, Config *c, const char *path,
+                              Err *err) {
+    memset(c, 0, sizeof *c);
     c->dim = v[0], c->hidden_dim = v[1], c->n_layers = v[2], c->n_heads = v[3];
     c->n_kv_heads = v[4], c->vocab_size = v[5], c->seq_len = v[6], c->shared_classifier = v[7] != 0;
+    if (h) {
+        c->head_dim = h->head_dim, c->qkv_bias = h->qkv_bias, c->qk_norm = h->qk_norm;
+        c->rope_orig_ctx = h->rope_orig_ctx, c->norm_eps = h->norm_eps;
+        c->rope_theta = h->rope_theta, c->rope_factor = h->rope_factor;
+        c->rope_low_freq = h->rope_low_freq, c->rope_high_freq = h->rope_high_freq;
+    }
     int rc = model_config_validate(c, err);
     if (rc) return err_prefix(err, "%s: bad config in header: ", path), RLHF_EFORMAT;
     return RLHF_OK;
 }
 
-int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
-                    Err *err) {
+/* verify: also hash every byte and compare the trailing sha256 (a full read of
+ * the file: only model_verify asks for it) */
+static int ckpt_read(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
+                     int verify, Err *err) {
     memset(m, 0, sizeof *m);
     if (opt) memset(opt, 0, sizeof *opt);
     if (extra) *extra = NULL;
@@ -150,9 +197,11 @@ int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t
     Reader r;
     int rc = rd_open(&r, path, err);
     if (rc) return rc;
+    r.hash = verify;
     Header h;
+    memset(&h, 0, sizeof h);
     void *xbuf = NULL;
-    if ((rc = get(&r, &h, sizeof h, "header", err))) goto fail;
+    if ((rc = get(&r, &h, V1_HEADER_SIZE, "header", err))) goto fail;
     if (memcmp(h.magic, MAGIC, 8) != 0) {
         rc = err_set(err, RLHF_EFORMAT, "%s: not an rlhf checkpoint (bad magic)", path);
         goto fail;
@@ -162,13 +211,17 @@ int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t
                      path, h.version, VERSION);
         goto fail;
     }
-    if (h.header_size != sizeof h || (h.flags & ~(uint32_t)F_KNOWN)) {
-        rc = err_set(err, RLHF_EFORMAT, "%s: corrupt header (size %u, flags 0x%x)", path,
-                     h.header_size, h.flags);
+    if (h.version < 1 || h.header_size != (h.version == 1 ? V1_HEADER_SIZE : sizeof h) ||
+        (h.flags & ~(uint32_t)F_KNOWN)) {
+        rc = err_set(err, RLHF_EFORMAT, "%s: corrupt header (version %u, size %u, flags 0x%x)", path,
+                     h.version, h.header_size, h.flags);
         goto fail;
     }
+    if (h.version >= 2 &&
+        (rc = get(&r, (char *)&h + V1_HEADER_SIZE, sizeof h - V1_HEADER_SIZE, "header", err)))
+        goto fail;
     Config c;
-    if ((rc = config_from_ints(h.config, &c, path, err))) goto fail;
+    if ((rc = config_from_header(h.config, &h, &c, path, err))) goto fail;
     int heads = (h.flags & F_REWARD ? MODEL_HEAD_REWARD : 0) | (h.flags & F_VALUE ? MODEL_HEAD_VALUE : 0);
     size_t n_params = model_param_count(&c, heads);
     if (h.n_params != n_params) {
@@ -179,7 +232,7 @@ int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t
     /* every section's size is known now: check the total against the file
      * before allocating anything the header asks for */
     uint64_t optb = (h.flags & F_OPTIM) ? 2 * h.n_params * 4 : 0;
-    uint64_t want = sizeof h + h.n_params * 4 + h.tokenizer_len + optb + h.extra_len + 32;
+    uint64_t want = h.header_size + h.n_params * 4 + h.tokenizer_len + optb + h.extra_len + 32;
     if (h.n_params > r.size || h.tokenizer_len > r.size || h.extra_len > r.size || want != r.size) {
         rc = err_set(err, RLHF_EFORMAT, "%s: %s (file has %llu bytes, header describes %llu)", path,
                      r.size < want || h.n_params > r.size ? "truncated" : "size does not match its header",
@@ -222,12 +275,26 @@ int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t
             goto fail;
         }
     }
-    unsigned char want_d[32], got_d[32];
-    sha256_final(&r.sha, want_d);
-    if (fread(got_d, 1, 32, r.f) != 32 || memcmp(got_d, want_d, 32) != 0) {
-        adamw_free(&o);
-        rc = err_set(err, RLHF_EFORMAT, "%s: checksum mismatch (the file is corrupt)", path);
-        goto fail;
+    unsigned char got_d[32];
+    if (h.version >= 2) {
+        header_check(&h, m->tokenizer, m->tokenizer_len, xbuf, h.extra_len, got_d);
+        if (memcmp(got_d, h.check, 16) != 0) {
+            adamw_free(&o);
+            rc = err_set(err, RLHF_EFORMAT,
+                         "%s: header checksum mismatch (the header, tokenizer or training state is "
+                         "corrupt)",
+                         path);
+            goto fail;
+        }
+    }
+    if (verify) {
+        unsigned char want_d[32];
+        sha256_final(&r.sha, want_d);
+        if (fread(got_d, 1, 32, r.f) != 32 || memcmp(got_d, want_d, 32) != 0) {
+            adamw_free(&o);
+            rc = err_set(err, RLHF_EFORMAT, "%s: checksum mismatch (the file is corrupt)", path);
+            goto fail;
+        }
     }
     fclose(r.f);
     if (opt) *opt = o;
@@ -243,10 +310,36 @@ fail:
     return rc;
 }
 
+int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
+                    Err *err) {
+    /* a resume: the full check costs little beside the training it continues,
+     * and a corrupt file must not be trained over */
+    return ckpt_read(path, m, opt, extra, extra_len, 1, err);
+}
+
 /* ---- llama2.c ----------------------------------------------------------- */
+
+/* What llama2.c's format cannot say: it has 7 ints of config and run.c's
+ * fixed eps, theta and head size. NULL when the model fits. */
+static const char *llama2c_missing(const Config *c) {
+    if (c->qkv_bias) return "q/k/v biases (qkv_bias)";
+    if (c->qk_norm) return "per-head q/k norms (qk_norm)";
+    if (c->head_dim && (c->dim % c->n_heads || c->head_dim != c->dim / c->n_heads))
+        return "a head size other than dim / heads (head_dim)";
+    if (c->norm_eps > 0 && c->norm_eps != MODEL_NORM_EPS) return "an RMSNorm eps other than 1e-5";
+    if (c->rope_theta > 0 && c->rope_theta != MODEL_ROPE_THETA) return "a RoPE theta other than 10000";
+    if (c->rope_factor > 0) return "RoPE scaling (llama3 rope_scaling)";
+    return NULL;
+}
 
 int model_save_llama2c(const char *path, const Model *m, Err *err) {
     const Config *c = &m->cfg;
+    const char *missing = llama2c_missing(c);
+    if (missing)
+        return err_set(err, RLHF_EINVAL,
+                       "%s: llama2.c's format cannot hold this model's %s; save it in rlhf's own "
+                       "checkpoint format instead",
+                       path, missing);
     int32_t hdr[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
                       c->shared_classifier ? c->vocab_size : -c->vocab_size, c->seq_len};
     int hs = model_head_size(c);
@@ -254,7 +347,7 @@ int model_save_llama2c(const char *path, const Model *m, Err *err) {
     float *cs = malloc(2 * nf * sizeof(float));
     if (!cs) return err_set(err, RLHF_ENOMEM, "%s: out of memory", path);
     /* the old freq_cis_real/imag tables: run.c skips them, export.py wrote them */
-    rope_tables(cs, cs + nf, c->seq_len, hs);
+    rope_tables(cs, cs + nf, c->seq_len, c);
     Writer w = {0};
     int rc = atomic_open(&w.af, path, err);
     if (rc) {
@@ -287,7 +380,7 @@ int model_load_llama2c(const char *path, Model *m, Err *err) {
     int32_t vocab = hdr[5] == INT32_MIN ? 0 : hdr[5] < 0 ? -hdr[5] : hdr[5];
     int32_t ints[8] = {hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], vocab, hdr[6], hdr[5] > 0};
     Config c;
-    if ((rc = config_from_ints(ints, &c, path, err))) goto fail;
+    if ((rc = config_from_header(ints, NULL, &c, path, err))) goto fail;
     size_t nf = (size_t)c.seq_len * model_head_size(&c) / 2;
     uint64_t want = sizeof hdr + ((uint64_t)model_param_count(&c, 0) + 2 * nf) * 4;
     if (r.size != want) {
@@ -329,8 +422,29 @@ int model_load(const char *path, Model *m, Err *err) {
     char magic[8] = {0};
     size_t n = fread(magic, 1, 8, f);
     fclose(f);
-    if (n == 8 && memcmp(magic, MAGIC, 8) == 0) return model_ckpt_load(path, m, NULL, NULL, NULL, err);
+    if (n == 8 && memcmp(magic, MAGIC, 8) == 0) return ckpt_read(path, m, NULL, NULL, NULL, 0, err);
     return model_load_llama2c(path, m, err);
+}
+
+int model_verify(const char *path, int *has_checksum, Err *err) {
+    Model m;
+    AdamW o;
+    void *x = NULL;
+    size_t xl = 0;
+    char magic[8] = {0};
+    *has_checksum = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(err, RLHF_EIO, "%s: cannot open: %s", path, strerror(errno));
+    size_t n = fread(magic, 1, 8, f);
+    fclose(f);
+    int ours = n == 8 && memcmp(magic, MAGIC, 8) == 0;
+    int rc = ours ? ckpt_read(path, &m, &o, &x, &xl, 1, err) : model_load_llama2c(path, &m, err);
+    if (rc) return rc;
+    *has_checksum = ours;
+    if (ours) adamw_free(&o);
+    free(x);
+    model_free(&m);
+    return RLHF_OK;
 }
 
 int model_load_tokenizer(const Model *m, const char *model_path, const char *tok_path,
@@ -351,10 +465,36 @@ int model_load_tokenizer(const Model *m, const char *model_path, const char *tok
     return rc;
 }
 
+/* The digest is remembered on the file itself (extended attribute
+ * user.rlhf.sha256) with the size, mtime and inode it was computed for, so
+ * registering the same checkpoint again (every gen, ppo, best-of run) costs a
+ * stat instead of a read of the whole file. Any write changes the mtime or,
+ * for our atomic writes, the inode; a file system without user attributes
+ * just hashes every time. */
+#define SHA_XATTR "user.rlhf.sha256"
+
+static void stamp(const struct stat *st, char *buf, size_t n) {
+    snprintf(buf, n, " %llu %lld.%09ld %llu", (unsigned long long)st->st_size,
+             (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec, (unsigned long long)st->st_ino);
+}
+
 int model_file_sha256(const char *path, char out[65], Err *err) {
     if (hf_is_dir(path)) return hf_dir_sha256(path, out, err);
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, RLHF_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    char want[200], got[200];
+    int have_st = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+    if (have_st) {
+        stamp(&st, want, sizeof want);
+        ssize_t n = fgetxattr(fileno(f), SHA_XATTR, got, sizeof got - 1);
+        if (n == (ssize_t)(64 + strlen(want)) && (got[n] = 0, strcmp(got + 64, want) == 0)) {
+            memcpy(out, got, 64);
+            out[64] = 0;
+            fclose(f);
+            return RLHF_OK;
+        }
+    }
     Sha256 s;
     sha256_init(&s);
     static const char hex[] = "0123456789abcdef";
@@ -362,10 +502,24 @@ int model_file_sha256(const char *path, char out[65], Err *err) {
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) sha256_update(&s, buf, n);
     int bad = ferror(f);
-    fclose(f);
-    if (bad) return err_set(err, RLHF_EIO, "%s: read error", path);
+    if (bad) {
+        fclose(f);
+        return err_set(err, RLHF_EIO, "%s: read error", path);
+    }
     sha256_final(&s, d);
     for (int i = 0; i < 32; i++) out[2 * i] = hex[d[i] >> 4], out[2 * i + 1] = hex[d[i] & 15];
     out[64] = 0;
+    struct stat after;
+    /* only when nothing changed while it was read, and only for a file last
+     * written over 2 s ago: mtimes tick coarsely, so a write in the same tick
+     * as the one stamped would keep its mtime. Failure (read-only file, no
+     * xattr support) just means hashing again next time. */
+    if (have_st && st.st_mtim.tv_sec < time(NULL) - 2 && fstat(fileno(f), &after) == 0 &&
+        after.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+        after.st_mtim.tv_nsec == st.st_mtim.tv_nsec && after.st_size == st.st_size) {
+        snprintf(got, sizeof got, "%s%s", out, want);
+        (void)fsetxattr(fileno(f), SHA_XATTR, got, strlen(got), 0);
+    }
+    fclose(f);
     return RLHF_OK;
 }

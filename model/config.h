@@ -9,7 +9,7 @@ typedef struct Config {
     int dim;        /* C: width of the residual stream */
     int hidden_dim; /* H: SwiGLU hidden width */
     int n_layers;   /* L */
-    int n_heads;    /* NH: query heads; head size hs = dim / n_heads */
+    int n_heads;    /* NH: query heads; head size hs = model_head_size */
     int n_kv_heads; /* key/value heads; divides n_heads (grouped-query attention) */
     int vocab_size; /* V */
     int seq_len;    /* T max: the longest context */
@@ -32,8 +32,9 @@ typedef struct Config {
 
 /* Fills c from a name (tiny, demo, 15m); RLHF_EINVAL with the list when unknown. */
 int model_config_named(const char *name, Config *c, Err *err);
-/* Checks sizes are positive, heads divide dim and kv heads divide heads,
- * head size even (RoPE rotates pairs), and everything fits in an int index. */
+/* Checks sizes are positive, heads divide dim (unless head_dim is set) and kv
+ * heads divide heads, head size even (RoPE rotates pairs), eps/theta/rope
+ * scaling in sane ranges, and everything fits in an int index. */
 int model_config_validate(const Config *c, Err *err);
 static inline int model_head_size(const Config *c) {
     return c->head_dim ? c->head_dim : c->dim / c->n_heads;

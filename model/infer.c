@@ -28,6 +28,7 @@ int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
     if (max_streams < 1 || max_streams > 4096)
         return err_set(err, RLHF_EINVAL, "infer: %d streams (need 1..4096)", max_streams);
     int C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), T = c->seq_len, V = c->vocab_size;
+    int Q = model_q_dim(c); /* q and the attention output xb2 are Q wide */
     int R = max_streams > PREFILL_ROWS ? max_streams : PREFILL_ROWS;
     size_t L = (size_t)c->n_layers, hs = (size_t)model_head_size(c);
     size_t sizes[] = {
@@ -38,13 +39,13 @@ int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
         (size_t)max_streams * V,  /* logits */
         (size_t)R * C,
         (size_t)R * C,
-        (size_t)R * C,
-        (size_t)R * C, /* x xb xb2 q */
+        (size_t)R * Q,
+        (size_t)R * Q, /* x xb xb2 q */
         (size_t)R * KV,
         (size_t)R * KV, /* k v */
         (size_t)R * H,
         (size_t)R * H,              /* hb hb2 */
-        (size_t)c->n_heads * T + R, /* att scores + rstd */
+        (size_t)c->n_heads * T + (size_t)R * (c->n_heads + 1), /* att scores + rstd (rows, heads) */
         (size_t)T * hs / 2,
         (size_t)T * hs / 2,      /* rope */
         (size_t)max_streams * V, /* lrow */
@@ -71,7 +72,7 @@ int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
     st->m = m;
     st->max_streams = max_streams;
     st->max_rows = R;
-    rope_tables(st->rope_cos, st->rope_sin, T, (int)hs);
+    rope_tables(st->rope_cos, st->rope_sin, T, c);
     return RLHF_OK;
 }
 
@@ -103,7 +104,7 @@ static float *cache_at(const Infer *st, float *prefix, float *stream, int l, int
     return stream + (((size_t)l * st->max_streams + s) * T + t) * KV;
 }
 
-/* out (C) = attention of one query row q (C) at position pos over positions
+/* out (Q) = attention of one query row q (Q) at position pos over positions
  * 0..pos of stream s: the shared prefix's rows, then the stream's own. */
 static void attend(const Infer *st, float *out, const float *q, int l, int s, int pos) {
     const Config *c = &st->m->cfg;
@@ -134,18 +135,28 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
     const Model *m = st->m;
     const Config *c = &m->cfg;
     int C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), NH = c->n_heads, NKV = c->n_kv_heads;
-    int hs = model_head_size(c), h2 = hs / 2;
-    float *rstd = st->att + (size_t)NH * c->seq_len;
+    int hs = model_head_size(c), h2 = hs / 2, Q = model_q_dim(c);
+    float eps = model_norm_eps(c);
+    float *rstd = st->att + (size_t)NH * c->seq_len; /* (n) or (n, NH) for the q/k norms */
     embedding_forward(st->x, tokens, m->w.emb, n, C);
     for (int l = 0; l < c->n_layers; l++) {
-        rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_att + (size_t)l * C, n, C);
-        matmul_rows(st->q, st->xb, m->w.wq + (size_t)l * C * C, n, C, C);
+        rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_att + (size_t)l * C, n, C, eps);
+        matmul_rows(st->q, st->xb, m->w.wq + (size_t)l * Q * C, n, C, Q);
         matmul_rows(st->k, st->xb, m->w.wk + (size_t)l * KV * C, n, C, KV);
         matmul_rows(st->v, st->xb, m->w.wv + (size_t)l * KV * C, n, C, KV);
+        if (m->w.bq) {
+            bias_forward(st->q, m->w.bq + (size_t)l * Q, n, Q);
+            bias_forward(st->k, m->w.bk + (size_t)l * KV, n, KV);
+            bias_forward(st->v, m->w.bv + (size_t)l * KV, n, KV);
+        }
+        if (c->qk_norm) { /* in place: nothing here needs the values before the norm */
+            rmsnorm_forward(st->q, rstd, st->q, m->w.q_norm + (size_t)l * hs, n * NH, hs, eps);
+            rmsnorm_forward(st->k, rstd, st->k, m->w.k_norm + (size_t)l * hs, n * NKV, hs, eps);
+        }
         for (int r = 0; r < n; r++) {
             const float *cs = st->rope_cos + (size_t)pos[r] * h2,
                         *sn = st->rope_sin + (size_t)pos[r] * h2;
-            rope_forward(st->q + (size_t)r * C, cs, sn, 1, 1, NH, hs);
+            rope_forward(st->q + (size_t)r * Q, cs, sn, 1, 1, NH, hs);
             rope_forward(st->k + (size_t)r * KV, cs, sn, 1, 1, NKV, hs);
             memcpy(cache_at(st, st->key_prefix, st->key_stream, l, streams[r], pos[r]),
                    st->k + (size_t)r * KV, sizeof(float) * KV);
@@ -154,17 +165,17 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
         }
         /* all rows' keys are in the cache before any row attends (prefill is causal) */
         for (int r = 0; r < n; r++)
-            attend(st, st->xb2 + (size_t)r * C, st->q + (size_t)r * C, l, streams[r], pos[r]);
-        matmul_rows(st->xb, st->xb2, m->w.wo + (size_t)l * C * C, n, C, C);
+            attend(st, st->xb2 + (size_t)r * Q, st->q + (size_t)r * Q, l, streams[r], pos[r]);
+        matmul_rows(st->xb, st->xb2, m->w.wo + (size_t)l * C * Q, n, Q, C);
         residual_forward(st->x, st->x, st->xb, n * C);
-        rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_ffn + (size_t)l * C, n, C);
+        rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_ffn + (size_t)l * C, n, C, eps);
         matmul_rows(st->hb, st->xb, m->w.w1 + (size_t)l * H * C, n, C, H);
         matmul_rows(st->hb2, st->xb, m->w.w3 + (size_t)l * H * C, n, C, H);
         swiglu_forward(st->hb, st->hb, st->hb2, n * H);
         matmul_rows(st->xb, st->hb, m->w.w2 + (size_t)l * C * H, n, H, C);
         residual_forward(st->x, st->x, st->xb, n * C);
     }
-    rmsnorm_forward(st->x, rstd, st->x, m->w.rms_final, n, C);
+    rmsnorm_forward(st->x, rstd, st->x, m->w.rms_final, n, C, eps);
 }
 
 int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {

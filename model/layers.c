@@ -27,7 +27,7 @@ typedef struct {
     float *out, *rstd, *x;
     const float *inp, *w, *a, *b, *cos_t, *sin_t;
     int C, T, nh, hs;
-    float sign;
+    float sign, eps;
 } Rows;
 
 MODEL_SIMD_CLONES static void rmsnorm_forward_part(void *ctx, int64_t lo, int64_t hi, int part) {
@@ -39,7 +39,7 @@ MODEL_SIMD_CLONES static void rmsnorm_forward_part(void *ctx, int64_t lo, int64_
     for (int64_t n = lo; n < hi; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
-        float r = 1.0f / sqrtf(vec_dot(x, x, C) / C + MODEL_NORM_EPS);
+        float r = 1.0f / sqrtf(vec_dot(x, x, C) / C + R->eps);
         int i = 0;
         for (; i + 8 <= C; i += 8) v8_store(o + i, v8_load(w + i) * (r * v8_load(x + i)));
         for (; i < C; i++) o[i] = w[i] * (r * x[i]);
@@ -47,8 +47,9 @@ MODEL_SIMD_CLONES static void rmsnorm_forward_part(void *ctx, int64_t lo, int64_
     }
 }
 
-void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C) {
-    Rows r = {.out = out, .rstd = rstd, .inp = inp, .w = w, .C = C};
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                     float eps) {
+    Rows r = {.out = out, .rstd = rstd, .inp = inp, .w = w, .C = C, .eps = eps};
     par_for(N, 1 + 16384 / C, rmsnorm_forward_part, &r);
 }
 
@@ -132,15 +133,31 @@ void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp
     par_leave(&ps);
 }
 
-void rope_tables(float *cos_t, float *sin_t, int T, int hs) {
-    for (int t = 0; t < T; t++)
-        for (int i = 0; i < hs / 2; i++) {
-            /* same float expressions as run.c so both round alike */
-            float freq = 1.0f / powf(MODEL_ROPE_THETA, (2 * i) / (float)hs);
-            float val = t * freq;
-            cos_t[t * (hs / 2) + i] = cosf(val);
-            sin_t[t * (hs / 2) + i] = sinf(val);
+/* Inverse frequencies theta^(-2i/hs), with Llama 3.1's rescaling when the
+ * config asks for it (as transformers' _compute_llama3_parameters: long
+ * wavelengths slowed by the factor, short ones kept, a smooth ramp between). */
+static double rope_inv_freq(const Config *c, int i, int hs) {
+    double f = 1.0 / pow((double)model_rope_theta(c), (2.0 * i) / hs);
+    if (c->rope_factor <= 0) return f;
+    double factor = c->rope_factor, lo = c->rope_low_freq, hi = c->rope_high_freq;
+    double orig = c->rope_orig_ctx, wavelen = 2.0 * M_PI / f;
+    if (wavelen < orig / hi) return f;
+    if (wavelen > orig / lo) return f / factor;
+    double smooth = (orig / wavelen - lo) / (hi - lo);
+    return (1.0 - smooth) * f / factor + smooth * f;
+}
+
+void rope_tables(float *cos_t, float *sin_t, int T, const Config *c) {
+    int hs = model_head_size(c), h2 = hs / 2;
+    for (int i = 0; i < h2; i++) {
+        /* in double: at position 100k a float angle would be off by ~1e-2 rad */
+        double f = rope_inv_freq(c, i, hs);
+        for (int t = 0; t < T; t++) {
+            double val = t * f;
+            cos_t[(size_t)t * h2 + i] = (float)cos(val);
+            sin_t[(size_t)t * h2 + i] = (float)sin(val);
         }
+    }
 }
 
 /* rows [lo, hi) of x (B·T rows of nh·hs) */
@@ -337,6 +354,20 @@ void swiglu_backward(float *dh1, float *dh3, const float *dout, const float *h1,
                      int n) {
     Swi w = {.dh1 = dh1, .dh3 = dh3, .h1 = h1, .h3 = h3, .dout = dout};
     par_for(n, 1 << 15, swiglu_backward_part, &w);
+}
+
+void bias_forward(float *out, const float *b, int N, int OC) {
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * OC;
+        for (int i = 0; i < OC; i++) o[i] += b[i];
+    }
+}
+
+void bias_backward(float *db, const float *dout, int N, int OC) {
+    for (int n = 0; n < N; n++) {
+        const float *d = dout + (size_t)n * OC;
+        for (int i = 0; i < OC; i++) db[i] += d[i];
+    }
 }
 
 static void residual_part(void *ctx, int64_t lo, int64_t hi, int part) {

@@ -5,14 +5,18 @@
 #ifndef RLHF_MODEL_LAYERS_H
 #define RLHF_MODEL_LAYERS_H
 
+#include "model/config.h"
+
 /* out (N,C) = emb[tokens[n]] */
 void embedding_forward(float *out, const int *tokens, const float *emb, int N, int C);
 /* demb (V,C) += dout rows scattered to their tokens */
 void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int C);
 
-/* out (N,C) = w ⊙ x / sqrt(mean(x²) + eps); rstd (N) kept for backward */
-void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C);
-/* dinp (N,C) +=, dw (C) += */
+/* out (N,C) = w ⊙ x / sqrt(mean(x²) + eps); rstd (N) kept for backward.
+ * Per-head q/k norms are the same call over N·heads rows of hs. */
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                     float eps);
+/* dinp (N,C) +=, dw (C) += (eps is inside rstd) */
 void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
                       const float *w, const float *rstd, int N, int C);
 
@@ -23,9 +27,14 @@ void matmul_forward(float *out, const float *inp, const float *w, int N, int C, 
 void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,
                      const float *w, int N, int C, int OC, int accumulate_dinp);
 
+/* out (N,OC) += b (OC);  db (OC) += Σ_n dout (N,OC) */
+void bias_forward(float *out, const float *b, int N, int OC);
+void bias_backward(float *db, const float *dout, int N, int OC);
+
 /* Tables for RoPE as llama2.c: pair (2i, 2i+1) of each head rotated by
- * pos·theta^(-2i/hs). cos/sin (T, hs/2). */
-void rope_tables(float *cos_t, float *sin_t, int T, int hs);
+ * pos·f_i, f_i = theta^(-2i/hs) (model_rope_theta) with llama3 scaling when
+ * c->rope_factor > 0; computed in double. cos/sin (T, hs/2), hs = model_head_size(c). */
+void rope_tables(float *cos_t, float *sin_t, int T, const Config *c);
 /* x (B,T,nh,hs) rotated in place (forward) or by the inverse angle (backward,
  * applied to the gradient). */
 void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hs);

@@ -148,9 +148,11 @@ void model_init_random(Model *m, uint64_t seed) {
     for (int t = 0; t < MODEL_NT; t++) {
         float *p = m->params + model_tensor_offset(m, t);
         size_t n = m->sizes[t];
-        if (t == MODEL_T_RMS_ATT || t == MODEL_T_RMS_FFN || t == MODEL_T_RMS_FINAL) {
+        if (t == MODEL_T_RMS_ATT || t == MODEL_T_RMS_FFN || t == MODEL_T_RMS_FINAL ||
+            t == MODEL_T_QNORM || t == MODEL_T_KNORM) {
             for (size_t i = 0; i < n; i++) p[i] = 1.0f;
-        } else if (t == MODEL_T_REWARD || t == MODEL_T_VALUE) {
+        } else if (t == MODEL_T_REWARD || t == MODEL_T_VALUE || t == MODEL_T_BQ || t == MODEL_T_BK ||
+                   t == MODEL_T_BV) {
             memset(p, 0, n * sizeof(float));
         } else {
             float sd = 0.02f * ((t == MODEL_T_WO || t == MODEL_T_W2) ? resid_scale : 1.0f);
@@ -165,20 +167,24 @@ int model_runstate_create(RunState *rs, const Config *c, int B, int T, Err *err)
         return err_set(err, RLHF_EINVAL, "batch %d x %d does not fit the model (seq_len %d)", B, T,
                        c->seq_len);
     size_t N = (size_t)B * T, C = c->dim, H = c->hidden_dim, L = c->n_layers, V = c->vocab_size;
-    size_t KV = model_kv_dim(c), NH = c->n_heads, hs = model_head_size(c);
+    size_t KV = model_kv_dim(c), NH = c->n_heads, hs = model_head_size(c), Q = model_q_dim(c);
+    size_t qkn = c->qk_norm ? 1 : 0, NKV = c->n_kv_heads;
     struct {
         float **p;
         size_t n;
     } t[] = {
         {&rs->resid, (L + 1) * N * C}, {&rs->resid_mid, L * N * C}, {&rs->ln1, L * N * C},
-        {&rs->ln1_rstd, L * N},        {&rs->q, L * N * C},         {&rs->k, L * N * KV},
-        {&rs->v, L * N * KV},          {&rs->att, L * B * NH * T * T}, {&rs->atty, L * N * C},
+        {&rs->ln1_rstd, L * N},        {&rs->q, L * N * Q},         {&rs->k, L * N * KV},
+        {&rs->v, L * N * KV},          {&rs->att, L * B * NH * T * T}, {&rs->atty, L * N * Q},
+        {&rs->q_pre, qkn * L * N * Q}, {&rs->k_pre, qkn * L * N * KV},
+        {&rs->q_rstd, qkn * L * N * NH}, {&rs->k_rstd, qkn * L * N * NKV},
+        {&rs->dk_pre, qkn * N * KV},
         {&rs->ln2, L * N * C},         {&rs->ln2_rstd, L * N},      {&rs->h1, L * N * H},
         {&rs->h3, L * N * H},          {&rs->hg, L * N * H},        {&rs->lnf, N * C},
         {&rs->lnf_rstd, N},            {&rs->logits, N * V},        {&rs->reward, N},
         {&rs->value, N},               {&rs->rope_cos, T * hs / 2}, {&rs->rope_sin, T * hs / 2},
-        {&rs->dresid, N * C},          {&rs->dln, N * C},           {&rs->datty, N * C},
-        {&rs->dq, N * C},              {&rs->dk, N * KV},           {&rs->dv, N * KV},
+        {&rs->dresid, N * C},          {&rs->dln, N * C},           {&rs->datty, N * Q},
+        {&rs->dq, N * Q},              {&rs->dk, N * KV},           {&rs->dv, N * KV},
         {&rs->datt, (size_t)PAR_MAX * T * T},    {&rs->dh1, N * H},           {&rs->dh3, N * H},
         {&rs->dhg, N * H},
     };
@@ -192,13 +198,13 @@ int model_runstate_create(RunState *rs, const Config *c, int B, int T, Err *err)
                        total * sizeof(float) >> 20);
     float *p = rs->mem;
     for (size_t i = 0; i < nt; i++) {
-        *t[i].p = p;
+        *t[i].p = t[i].n ? p : NULL;
         p += (t[i].n + 15) & ~(size_t)15;
     }
     rs->n_floats = total;
     rs->B = B;
     rs->T = T;
-    rope_tables(rs->rope_cos, rs->rope_sin, T, (int)hs);
+    rope_tables(rs->rope_cos, rs->rope_sin, T, c);
     return RLHF_OK;
 }
 
@@ -214,41 +220,55 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
         return err_set(err, RLHF_EINVAL, "batch %d x %d exceeds the run state's %d x %d", B, T,
                        rs->B, rs->T);
     int N = B * T, C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), NH = c->n_heads;
-    int NKV = c->n_kv_heads, hs = model_head_size(c), V = c->vocab_size;
+    int NKV = c->n_kv_heads, hs = model_head_size(c), V = c->vocab_size, Q = model_q_dim(c);
+    float eps = model_norm_eps(c);
     for (int n = 0; n < N; n++)
         if (tokens[n] < 0 || tokens[n] >= V)
             return err_set(err, RLHF_EINVAL, "token %d at position %d is outside the vocabulary (%d)",
                            tokens[n], n, V);
     rs->b = B;
     rs->t = T;
-    size_t NC = (size_t)N * C, NK = (size_t)N * KV, NHd = (size_t)N * H;
+    size_t NC = (size_t)N * C, NK = (size_t)N * KV, NHd = (size_t)N * H, NQ = (size_t)N * Q;
     ParScope ps;
     par_enter(&ps); /* one switch of OpenBLAS's threads for the whole pass */
     embedding_forward(rs->resid, tokens, m->w.emb, N, C);
     for (int l = 0; l < c->n_layers; l++) {
         float *x = rs->resid + l * NC, *xm = rs->resid_mid + l * NC;
-        float *ln1 = rs->ln1 + l * NC, *q = rs->q + l * NC, *k = rs->k + l * NK, *v = rs->v + l * NK;
-        float *att = rs->att + (size_t)l * B * NH * T * T, *atty = rs->atty + l * NC;
+        float *ln1 = rs->ln1 + l * NC, *q = rs->q + l * NQ, *k = rs->k + l * NK, *v = rs->v + l * NK;
+        float *att = rs->att + (size_t)l * B * NH * T * T, *atty = rs->atty + l * NQ;
         float *ln2 = rs->ln2 + l * NC, *h1 = rs->h1 + l * NHd, *h3 = rs->h3 + l * NHd;
         float *hg = rs->hg + l * NHd, *xo = rs->resid + (l + 1) * NC;
-        rmsnorm_forward(ln1, rs->ln1_rstd + (size_t)l * N, x, m->w.rms_att + (size_t)l * C, N, C);
-        matmul_forward(q, ln1, m->w.wq + (size_t)l * C * C, N, C, C);
-        matmul_forward(k, ln1, m->w.wk + (size_t)l * KV * C, N, C, KV);
+        rmsnorm_forward(ln1, rs->ln1_rstd + (size_t)l * N, x, m->w.rms_att + (size_t)l * C, N, C, eps);
+        /* with q/k norms the projections land in q_pre/k_pre, kept for backward */
+        float *qp = c->qk_norm ? rs->q_pre + l * NQ : q, *kp = c->qk_norm ? rs->k_pre + l * NK : k;
+        matmul_forward(qp, ln1, m->w.wq + (size_t)l * Q * C, N, C, Q);
+        matmul_forward(kp, ln1, m->w.wk + (size_t)l * KV * C, N, C, KV);
         matmul_forward(v, ln1, m->w.wv + (size_t)l * KV * C, N, C, KV);
+        if (m->w.bq) {
+            bias_forward(qp, m->w.bq + (size_t)l * Q, N, Q);
+            bias_forward(kp, m->w.bk + (size_t)l * KV, N, KV);
+            bias_forward(v, m->w.bv + (size_t)l * KV, N, KV);
+        }
+        if (c->qk_norm) { /* each head's hs values normed on their own, before RoPE */
+            size_t hl = (size_t)l * hs;
+            rmsnorm_forward(q, rs->q_rstd + (size_t)l * N * NH, qp, m->w.q_norm + hl, N * NH, hs, eps);
+            rmsnorm_forward(k, rs->k_rstd + (size_t)l * N * NKV, kp, m->w.k_norm + hl, N * NKV, hs, eps);
+        }
         rope_forward(q, rs->rope_cos, rs->rope_sin, B, T, NH, hs);
         rope_forward(k, rs->rope_cos, rs->rope_sin, B, T, NKV, hs);
         attention_forward(atty, att, q, k, v, B, T, NH, NKV, hs);
         /* xm = x + wo·atty: the projection lands straight in xm, then x is added */
-        matmul_forward(xm, atty, m->w.wo + (size_t)l * C * C, N, C, C);
+        matmul_forward(xm, atty, m->w.wo + (size_t)l * C * Q, N, Q, C);
         residual_forward(xm, xm, x, (int)NC);
-        rmsnorm_forward(ln2, rs->ln2_rstd + (size_t)l * N, xm, m->w.rms_ffn + (size_t)l * C, N, C);
+        rmsnorm_forward(ln2, rs->ln2_rstd + (size_t)l * N, xm, m->w.rms_ffn + (size_t)l * C, N, C, eps);
         matmul_forward(h1, ln2, m->w.w1 + (size_t)l * H * C, N, C, H);
         matmul_forward(h3, ln2, m->w.w3 + (size_t)l * H * C, N, C, H);
         swiglu_forward(hg, h1, h3, (int)NHd);
         matmul_forward(xo, hg, m->w.w2 + (size_t)l * C * H, N, H, C);
         residual_forward(xo, xo, xm, (int)NC);
     }
-    rmsnorm_forward(rs->lnf, rs->lnf_rstd, rs->resid + (size_t)c->n_layers * NC, m->w.rms_final, N, C);
+    rmsnorm_forward(rs->lnf, rs->lnf_rstd, rs->resid + (size_t)c->n_layers * NC, m->w.rms_final, N, C,
+                    eps);
     if (flags & MODEL_FWD_LOGITS) matmul_forward(rs->logits, rs->lnf, m->w.wcls, N, C, V);
     const float *heads[2] = {m->w.reward, m->w.value};
     float *outs[2] = {rs->reward, rs->value};
@@ -275,7 +295,8 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
     if (B <= 0) return err_set(err, RLHF_EINVAL, "backward without a forward pass");
     int N = B * T, C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), NH = c->n_heads;
     int NKV = c->n_kv_heads, hs = model_head_size(c), V = c->vocab_size, L = c->n_layers;
-    size_t NC = (size_t)N * C, NK = (size_t)N * KV, NHd = (size_t)N * H;
+    int Q = model_q_dim(c);
+    size_t NC = (size_t)N * C, NK = (size_t)N * KV, NHd = (size_t)N * H, NQ = (size_t)N * Q;
     Weights *w = &m->w, *g = &m->g;
     float *dlnf = rs->dln;
     ParScope ps;
@@ -312,11 +333,11 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
                      rs->lnf_rstd, N, C);
     for (int l = L - 1; l >= 0; l--) {
         float *x = rs->resid + l * NC, *xm = rs->resid_mid + l * NC;
-        float *ln1 = rs->ln1 + l * NC, *q = rs->q + l * NC, *k = rs->k + l * NK, *v = rs->v + l * NK;
-        float *att = rs->att + (size_t)l * B * NH * T * T, *atty = rs->atty + l * NC;
+        float *ln1 = rs->ln1 + l * NC, *q = rs->q + l * NQ, *k = rs->k + l * NK, *v = rs->v + l * NK;
+        float *att = rs->att + (size_t)l * B * NH * T * T, *atty = rs->atty + l * NQ;
         float *ln2 = rs->ln2 + l * NC, *h1 = rs->h1 + l * NHd, *h3 = rs->h3 + l * NHd;
         float *hg = rs->hg + l * NHd;
-        size_t lC = (size_t)l * C;
+        size_t lC = (size_t)l * C, lQ = (size_t)l * Q * C, lK = (size_t)l * KV * C;
         /* MLP: xo = xm + w2·hg; dres flows to xm unchanged */
         matmul_backward(rs->dhg, g->w2 + lC * H, dres, hg, w->w2 + lC * H, N, H, C, 0);
         swiglu_backward(rs->dh1, rs->dh3, rs->dhg, h1, h3, (int)NHd);
@@ -325,16 +346,30 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
         rmsnorm_backward(dres, g->rms_ffn + lC, rs->dln, xm, w->rms_ffn + lC,
                          rs->ln2_rstd + (size_t)l * N, N, C);
         /* attention: xm = x + wo·atty */
-        matmul_backward(rs->datty, g->wo + lC * C, dres, atty, w->wo + lC * C, N, C, C, 0);
+        matmul_backward(rs->datty, g->wo + lQ, dres, atty, w->wo + lQ, N, Q, C, 0);
         attention_backward(rs->dq, rs->dk, rs->dv, rs->datt, rs->datty, att, q, k, v, B, T, NH,
                            NKV, hs);
         rope_backward(rs->dq, rs->rope_cos, rs->rope_sin, B, T, NH, hs);
         rope_backward(rs->dk, rs->rope_cos, rs->rope_sin, B, T, NKV, hs);
-        matmul_backward(rs->dln, g->wq + lC * C, rs->dq, ln1, w->wq + lC * C, N, C, C, 0);
-        matmul_backward(rs->dln, g->wk + (size_t)l * KV * C, rs->dk, ln1, w->wk + (size_t)l * KV * C,
-                        N, C, KV, 1);
-        matmul_backward(rs->dln, g->wv + (size_t)l * KV * C, rs->dv, ln1, w->wv + (size_t)l * KV * C,
-                        N, C, KV, 1);
+        float *dq = rs->dq, *dk = rs->dk;
+        if (c->qk_norm) { /* back through the per-head norms; datty is free again */
+            size_t hl = (size_t)l * hs;
+            dq = rs->datty, dk = rs->dk_pre;
+            memset(dq, 0, NQ * sizeof(float));
+            memset(dk, 0, NK * sizeof(float));
+            rmsnorm_backward(dq, g->q_norm + hl, rs->dq, rs->q_pre + l * NQ, w->q_norm + hl,
+                             rs->q_rstd + (size_t)l * N * NH, N * NH, hs);
+            rmsnorm_backward(dk, g->k_norm + hl, rs->dk, rs->k_pre + l * NK, w->k_norm + hl,
+                             rs->k_rstd + (size_t)l * N * NKV, N * NKV, hs);
+        }
+        if (g->bq) {
+            bias_backward(g->bq + (size_t)l * Q, dq, N, Q);
+            bias_backward(g->bk + (size_t)l * KV, dk, N, KV);
+            bias_backward(g->bv + (size_t)l * KV, rs->dv, N, KV);
+        }
+        matmul_backward(rs->dln, g->wq + lQ, dq, ln1, w->wq + lQ, N, C, Q, 0);
+        matmul_backward(rs->dln, g->wk + lK, dk, ln1, w->wk + lK, N, C, KV, 1);
+        matmul_backward(rs->dln, g->wv + lK, rs->dv, ln1, w->wv + lK, N, C, KV, 1);
         rmsnorm_backward(dres, g->rms_att + lC, rs->dln, x, w->rms_att + lC,
                          rs->ln1_rstd + (size_t)l * N, N, C);
     }
@@ -350,7 +385,7 @@ double model_train_flops(const Model *m, int B, int T) {
     p += (double)c->vocab_size * c->dim; /* the classifier: tied or its own matrix */
     if (!c->shared_classifier) p -= (double)m->sizes[MODEL_T_WCLS];
     double tokens = (double)B * T;
-    return 6.0 * p * tokens + 12.0 * c->n_layers * c->dim * (double)T * tokens;
+    return 6.0 * p * tokens + 12.0 * c->n_layers * model_q_dim(c) * (double)T * tokens;
 }
 
 int model_require_policy(const Model *m, const char *path, Err *err) {

@@ -98,10 +98,12 @@ typedef struct RunState {
     float *resid;     /* (L+1, N, C) input of each layer; resid[L] = last output */
     float *resid_mid; /* (L, N, C) after the attention block */
     float *ln1, *ln1_rstd; /* (L, N, C), (L, N) */
-    float *q;         /* (L, N, C) after RoPE */
-    float *k, *v;     /* (L, N, KV), k after RoPE */
+    float *q;         /* (L, N, Q) after the bias, q norm and RoPE; Q = NH*hs */
+    float *k, *v;     /* (L, N, KV), k after the bias, k norm and RoPE */
+    float *q_pre, *k_pre;   /* (L, N, Q), (L, N, KV) before the q/k norms; NULL without qk_norm */
+    float *q_rstd, *k_rstd; /* (L, N, NH), (L, N, NKV) the per-head norms' 1/rms; NULL without */
     float *att;       /* (L, B, NH, T, T) softmax probabilities, 0 above the diagonal */
-    float *atty;      /* (L, N, C) attention output before wo */
+    float *atty;      /* (L, N, Q) attention output before wo */
     float *ln2, *ln2_rstd;
     float *h1, *h3, *hg; /* (L, N, H) gate, up, silu(gate)*up */
     float *lnf, *lnf_rstd; /* (N, C), (N): the last hidden state */
@@ -109,8 +111,9 @@ typedef struct RunState {
     float *reward;    /* (N) reward head on every position (when present) */
     float *value;     /* (N) value head on every position (when present) */
     float *rope_cos, *rope_sin; /* (T, hs/2) */
-    /* backward scratch, one layer at a time */
-    float *dresid, *dln, *datty, *dq, *dk, *dv, *datt, *dh1, *dh3, *dhg;
+    /* backward scratch, one layer at a time; datty and dq are (N, Q), dk_pre
+     * (N, KV) only with qk_norm (d q_pre reuses datty) */
+    float *dresid, *dln, *datty, *dq, *dk, *dv, *dk_pre, *datt, *dh1, *dh3, *dhg;
 } RunState;
 
 int model_runstate_create(RunState *rs, const Config *cfg, int B, int T, Err *err);
@@ -130,8 +133,8 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
                    const float *dreward, const float *dvalue, Err *err);
 
 /* FLOPs of one training step (forward+backward) on B×T tokens, as llm.c and
- * PaLM count them: 6·(matmul params)·tokens + 12·L·C·T·tokens for attention
- * (QK^T and AV over the full T×T, forward once and backward twice). */
+ * PaLM count them: 6·(matmul params)·tokens + 12·L·Q·T·tokens for attention
+ * (QK^T and AV over the full T×T with Q = NH·hs, forward once and backward twice). */
 double model_train_flops(const Model *m, int B, int T);
 
 #endif

@@ -15,6 +15,30 @@ check gqa --kv-heads 2 --len 24 --batch 3 --mask
 check mqa --kv-heads 1 --unshared --len 9 --batch 2 --mask --seed 7
 check full --len 64 --batch 2 --mask --seed 3
 check blocks --seq 160 --len 150 --batch 2 --mask --seed 4   # several causal blocks
+# the Hugging Face families (written in our checkpoint format, which holds them):
+# Qwen2-like q/k/v biases with grouped KV heads, eps 1e-6 and theta 1e6
+check qwen2 --kv-heads 2 --qkv-bias --eps 1e-6 --rope-theta 1000000 --unshared --len 24 --batch 2 --mask --seed 5
+# Qwen3-like per-head q/k norms before RoPE, head size 16 so NH*hs = 64 != dim 32
+check qwen3 --kv-heads 2 --head-dim 16 --qk-norm --eps 1e-6 --rope-theta 1000000 --len 20 --batch 2 --mask --seed 6
+# Llama 3.1 RoPE scaling with theta 500000; original context 256 puts head
+# size 8's frequencies in all three bands (kept, smoothed, divided by 8)
+check llama3 --kv-heads 2 --rope-theta 500000 --rope-llama3 8,1,4,256 --seq 160 --len 150 --batch 2 --mask --seed 8
+check allhf --kv-heads 1 --head-dim 12 --qkv-bias --qk-norm --eps 1e-6 --rope-theta 500000 --rope-llama3 8,1,4,256 --seq 96 --len 80 --batch 2 --mask --seed 9
+test -f qwen3/model.ckpt && ! test -f qwen3/model.bin || die "a feature dump should be in our format"
+# llama2.c's format cannot hold them: refused, naming the feature, nothing written
+expect_rc 1 "$RLHF" convert --model qwen2/model.ckpt --to llama2c --out q2.bin
+contains "$ERR" "q/k/v biases"
+test ! -e q2.bin || die "a refused export left a file"
+# a load checks only the header and the sizes; models verify reads it all
+expect_rc 0 "$RLHF" models verify qwen3/model.ckpt mha/model.bin
+contains "$OUT" "sha256 matches"
+/usr/bin/python3 - qwen3/model.ckpt <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read()); b[5000] ^= 0x40
+open(sys.argv[1], "wb").write(b)
+PY
+expect_rc 1 "$RLHF" models verify qwen3/model.ckpt
+contains "$ERR" "qwen3/model.ckpt: checksum mismatch"
 # the reward model: one train-rm step (K-wise loss over groups of 3 and 4
 # answers of different lengths, right-padded in one pass, centring penalty)
 expect_rc 0 "$RLHF" tokenizer train --vocab 300 --out tok.bin "$ROOT/samples/corpus.txt"
@@ -46,4 +70,9 @@ if /usr/bin/python3 "$ROOT/tests/ref/torch_ref.py" bad >bad.log 2>&1; then die "
 contains "$(cat bad.log)" "BAD"
 expect_rc 2 "$RLHF" model-dump
 expect_rc 2 "$RLHF" model-dump --out x --kv-heads 3
+expect_rc 2 "$RLHF" model-dump --out x --head-dim 7
+contains "$ERR" "even"
+expect_rc 2 "$RLHF" model-dump --out x --rope-llama3 8,4,1,256
+contains "$ERR" "low_freq_factor"
+expect_rc 2 "$RLHF" model-dump --out x --eps -1
 exit 0

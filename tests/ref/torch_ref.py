@@ -2,8 +2,11 @@
 """Independent PyTorch rebuild of the rlhf transformer for the reference test.
 
 Reads a folder written by `rlhf model-dump`: the model in llama2.c's checkpoint
-format (parsed here from run.c's layout, not from our code), the heads, the
-batch and the objective's coefficients; recomputes in float64 with autograd
+format (parsed here from run.c's layout, not from our code) or, when it uses
+the Hugging Face families' features (head_dim, q/k/v biases, per-head q/k
+RMSNorm before RoPE, eps, RoPE theta, Llama 3 RoPE scaling; the second line of
+meta.txt), in our own format (model.ckpt: header, then the tensors in
+model/model.h's order), the heads, the batch and the objective's coefficients; recomputes in float64 with autograd
 logits, masked cross-entropy, log-probs, entropies, reward/value heads and the
 gradient of every tensor; compares with what the C engine wrote.
 
@@ -16,6 +19,7 @@ step instead: K answers per group as rows of one padded batch, the reward at
 each row's last token, the K-wise loss −mean log σ(r_w − r_l) over each
 group's non-tie pairs (+ center·mean (r_w + r_l)²) averaged over groups; the
 rewards, the loss and every gradient are compared the same way."""
+import math
 import os
 import struct
 import sys
@@ -25,17 +29,16 @@ import torch
 
 RTOL, ATOL = 2e-5, 1e-7
 d = sys.argv[1]
-meta = open(f"{d}/meta.txt").read().split()
-C, H, L, NH, NKV, V, S, shared, B, T = map(int, meta)
-hs = C // NH
+lines = open(f"{d}/meta.txt").read().split("\n")
+C, H, L, NH, NKV, V, S, shared, B, T = map(int, lines[0].split())
+hs, qkv_bias, qk_norm, EPS, THETA, RF, RLO, RHI, RORIG = C // NH, 0, 0, 1e-5, 10000.0, 0.0, 0.0, 0.0, 0
+if len(lines) > 1 and lines[1].strip():
+    e = lines[1].split()
+    hs, qkv_bias, qk_norm, RORIG = int(e[0]), int(e[1]), int(e[2]), int(e[8])
+    EPS, THETA, RF, RLO, RHI = (float(x) for x in e[3:8])
+Q = NH * hs
 KV = NKV * hs
 N = B * T
-
-raw = open(f"{d}/model.bin", "rb").read()
-hdr = struct.unpack("7i", raw[:28])
-assert hdr[0] == C and hdr[2] == L and abs(hdr[5]) == V and hdr[6] == S, hdr
-assert (hdr[5] > 0) == bool(shared)
-w = np.frombuffer(raw[28:], dtype=np.float32)
 pos = 0
 
 
@@ -47,23 +50,48 @@ def take(*shape):
     return t
 
 
-# run.c memory_map_weights order
 P = {}
-P["token_embedding"] = take(V, C)
-P["rms_att"] = take(L, C)
-P["wq"] = take(L, C, C)
-P["wk"] = take(L, KV, C)
-P["wv"] = take(L, KV, C)
-P["wo"] = take(L, C, C)
-P["rms_ffn"] = take(L, C)
-P["w1"] = take(L, H, C)
-P["w2"] = take(L, C, H)
-P["w3"] = take(L, H, C)
-P["rms_final"] = take(C)
-pos += S * hs // 2 * 2  # freq_cis_real, freq_cis_imag placeholders
-if not shared:
-    P["wcls"] = take(V, C)
-assert pos == len(w), (pos, len(w))
+if os.path.exists(f"{d}/model.ckpt"):
+    # ours: "RLHFCKPT", u32 version, u32 header size, i32 config[8], ..., u64 n_params at 56
+    raw = open(f"{d}/model.ckpt", "rb").read()
+    assert raw[:8] == b"RLHFCKPT", raw[:8]
+    hsize = struct.unpack("<I", raw[12:16])[0]
+    cfg = struct.unpack("<8i", raw[16:48])
+    assert cfg == (C, H, L, NH, NKV, V, S, shared), cfg
+    n_params = struct.unpack("<Q", raw[56:64])[0]
+    w = np.frombuffer(raw[hsize:hsize + 4 * n_params], dtype=np.float32)
+    for name, shape in (("token_embedding", (V, C)), ("rms_att", (L, C)), ("wq", (L, Q, C)),
+                        ("wk", (L, KV, C)), ("wv", (L, KV, C)), ("wo", (L, C, Q)), ("rms_ffn", (L, C)),
+                        ("w1", (L, H, C)), ("w2", (L, C, H)), ("w3", (L, H, C)), ("rms_final", (C,)),
+                        ("wcls", None if shared else (V, C)), ("bq", (L, Q) if qkv_bias else None),
+                        ("bk", (L, KV) if qkv_bias else None), ("bv", (L, KV) if qkv_bias else None),
+                        ("q_norm", (L, hs) if qk_norm else None), ("k_norm", (L, hs) if qk_norm else None)):
+        if shape:
+            P[name] = take(*shape)
+    pos += 2 * (C + 1)  # the heads, read from heads.bin below as for llama2.c dumps
+    assert pos == len(w), (pos, len(w))
+else:
+    raw = open(f"{d}/model.bin", "rb").read()
+    hdr = struct.unpack("7i", raw[:28])
+    assert hdr[0] == C and hdr[2] == L and abs(hdr[5]) == V and hdr[6] == S, hdr
+    assert (hdr[5] > 0) == bool(shared)
+    w = np.frombuffer(raw[28:], dtype=np.float32)
+    # run.c memory_map_weights order
+    P["token_embedding"] = take(V, C)
+    P["rms_att"] = take(L, C)
+    P["wq"] = take(L, C, C)
+    P["wk"] = take(L, KV, C)
+    P["wv"] = take(L, KV, C)
+    P["wo"] = take(L, C, C)
+    P["rms_ffn"] = take(L, C)
+    P["w1"] = take(L, H, C)
+    P["w2"] = take(L, C, H)
+    P["w3"] = take(L, H, C)
+    P["rms_final"] = take(C)
+    pos += S * hs // 2 * 2  # freq_cis_real, freq_cis_imag placeholders
+    if not shared:
+        P["wcls"] = take(V, C)
+    assert pos == len(w), (pos, len(w))
 hb = np.fromfile(f"{d}/heads.bin", dtype=np.float32).astype(np.float64)
 P["reward_head"] = torch.tensor(hb[:C + 1], requires_grad=True)
 P["value_head"] = torch.tensor(hb[C + 1:], requires_grad=True)
@@ -76,12 +104,19 @@ mask, ca, cb, cc, cd = (torch.tensor(f[k * N:(k + 1) * N].astype(np.float64)) fo
 
 
 def rmsnorm(x, g):
-    return g * x * torch.rsqrt((x * x).mean(-1, keepdim=True) + 1e-5)
+    return g * x * torch.rsqrt((x * x).mean(-1, keepdim=True) + EPS)
 
 
-# RoPE as run.c: pairs (2i, 2i+1) in each head, freq 10000^(-2i/hs)
+# RoPE as run.c: pairs (2i, 2i+1) in each head, freq theta^(-2i/hs)
 i2 = torch.arange(0, hs, 2, dtype=torch.float64)
-freq = 1.0 / (10000.0 ** (i2 / hs))
+freq = 1.0 / (THETA ** (i2 / hs))
+if RF > 0:  # transformers' _compute_llama3_parameters, in float64
+    wavelen = 2 * math.pi / freq
+    scaled = torch.where(wavelen > RORIG / RLO, freq / RF, freq)
+    smooth = (RORIG / wavelen - RLO) / (RHI - RLO)
+    smoothed = (1 - smooth) * scaled / RF + smooth * scaled
+    medium = ~(wavelen < RORIG / RHI) * ~(wavelen > RORIG / RLO)
+    freq = torch.where(medium, smoothed, scaled)
 ang = torch.arange(T, dtype=torch.float64)[:, None] * freq[None, :]
 cos, sin = torch.cos(ang), torch.sin(ang)
 
@@ -96,14 +131,18 @@ x = P["token_embedding"][tok]
 causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
 for l in range(L):
     h = rmsnorm(x, P["rms_att"][l])
-    q = rope((h @ P["wq"][l].T).view(B, T, NH, hs)).transpose(1, 2)
-    k = rope((h @ P["wk"][l].T).view(B, T, NKV, hs)).transpose(1, 2)
-    v = (h @ P["wv"][l].T).view(B, T, NKV, hs).transpose(1, 2)
+    q, k, v = h @ P["wq"][l].T, h @ P["wk"][l].T, h @ P["wv"][l].T
+    if qkv_bias:
+        q, k, v = q + P["bq"][l], k + P["bk"][l], v + P["bv"][l]
+    q, k, v = q.view(B, T, NH, hs), k.view(B, T, NKV, hs), v.view(B, T, NKV, hs)
+    if qk_norm:  # each head's hs values, before RoPE (Qwen3)
+        q, k = rmsnorm(q, P["q_norm"][l]), rmsnorm(k, P["k_norm"][l])
+    q, k, v = rope(q).transpose(1, 2), rope(k).transpose(1, 2), v.transpose(1, 2)
     k = k.repeat_interleave(NH // NKV, dim=1)
     v = v.repeat_interleave(NH // NKV, dim=1)
     a = (q @ k.transpose(-1, -2)) / hs ** 0.5
     a = a.masked_fill(~causal, float("-inf")).softmax(-1)
-    y = (a @ v).transpose(1, 2).reshape(B, T, C)
+    y = (a @ v).transpose(1, 2).reshape(B, T, Q)
     x = x + y @ P["wo"][l].T
     h = rmsnorm(x, P["rms_ffn"][l])
     x = x + (torch.nn.functional.silu(h @ P["w1"][l].T) * (h @ P["w3"][l].T)) @ P["w2"][l].T
@@ -137,6 +176,8 @@ def grads(names, got, ref):
 
 order = ["token_embedding", "rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2", "w3", "rms_final"]
 order += [] if shared else ["wcls"]
+order += ["bq", "bk", "bv"] if qkv_bias else []
+order += ["q_norm", "k_norm"] if qk_norm else []
 if os.path.exists(f"{d}/rm.txt"):
     lines = open(f"{d}/rm.txt").read().split("\n")
     center = float(lines[0].split()[1])

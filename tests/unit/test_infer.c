@@ -13,10 +13,20 @@
 #include "model/model.h"
 #include "model/sample.h"
 #include "model/tokenizer.h"
+#include "util/rng.h"
+
+/* 1: make_model turns on every Hugging Face family feature (head size 12 so
+ * NH*hs = 48 != dim, q/k/v biases, q/k norms, eps, theta, llama3 scaling) */
+static int hf_features;
 
 /* A small model with grouped KV heads and a context longer than one prefill pass. */
 static void make_model(Model *m, int seq_len, int vocab) {
-    Config c = {32, 64, 2, 4, 2, vocab, seq_len, 1};
+    Config c = {.dim = 32, .hidden_dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                .vocab_size = vocab, .seq_len = seq_len, .shared_classifier = 1};
+    if (hf_features) {
+        c.head_dim = 12, c.qkv_bias = 1, c.qk_norm = 1, c.norm_eps = 1e-6f, c.rope_theta = 500000.0f;
+        c.rope_factor = 8.0f, c.rope_low_freq = 1.0f, c.rope_high_freq = 4.0f, c.rope_orig_ctx = 32;
+    }
     Err err = {0};
     cr_assert_eq(model_create(m, &c, 0, &err), 0, "%s", err.msg);
     model_init_random(m, 1234);
@@ -26,6 +36,14 @@ static void make_model(Model *m, int seq_len, int vocab) {
     size_t off = model_tensor_offset(m, MODEL_T_RMS_ATT);
     for (size_t i = 0; i < m->sizes[MODEL_T_RMS_ATT]; i++)
         m->params[off + i] = 1.0f;
+    /* the init leaves biases at 0 and q/k norm gains at 1: make them matter */
+    Rng r;
+    rng_seed(&r, 77);
+    for (int t = MODEL_T_BQ; t <= MODEL_T_KNORM; t++) {
+        float *p = m->params + model_tensor_offset(m, t), base = t >= MODEL_T_QNORM ? 1.0f : 0.0f;
+        for (size_t i = 0; i < m->sizes[t]; i++)
+            p[i] = base + 0.5f * (float)rng_normal(&r);
+    }
 }
 
 /* A tokenizer with exactly n tokens: control, bytes, then letter pairs. */
@@ -59,7 +77,7 @@ static Tokenizer *make_tokenizer(int n) {
     return t;
 }
 
-Test(infer, kv_cache_logits_match_training_forward) {
+static void kv_cache_check(void) {
     Model m;
     int T = 100, V = 300;
     make_model(&m, T, V);
@@ -111,9 +129,39 @@ Test(infer, kv_cache_logits_match_training_forward) {
     /* the context is full now */
     int toks[3] = {1, 1, 1};
     cr_assert_eq(infer_decode(&st, toks, NULL, &err), RLHF_EINVAL);
+    /* greedy decoding through the cache picks what the batched forward's
+     * argmax picks at every position of the sequence it wrote */
+    int seq[100], P = 5;
+    memcpy(seq, tokens, sizeof(int) * P);
+    infer_reset(&st);
+    cr_assert_eq(infer_prefill(&st, seq, P, &err), 0);
+    cr_assert_eq(infer_fork(&st, 1, &err), 0);
+    for (int t = P; t < T; t++) {
+        const float *l = infer_logits(&st, 0);
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (l[i] > l[best]) best = i;
+        seq[t] = best;
+        if (t + 1 < T) cr_assert_eq(infer_decode(&st, &seq[t], NULL, &err), 0, "%s", err.msg);
+    }
+    cr_assert_eq(model_forward(&m, &rs, seq, 1, T, MODEL_FWD_LOGITS, &err), 0, "%s", err.msg);
+    for (int t = P - 1; t < T - 1; t++) {
+        const float *l = rs.logits + (size_t)t * V;
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (l[i] > l[best]) best = i;
+        cr_assert_eq(best, seq[t + 1], "position %d: forward argmax %d, decoded %d", t, best, seq[t + 1]);
+    }
     infer_free(&st);
     model_runstate_free(&rs);
     model_free(&m);
+}
+
+Test(infer, kv_cache_logits_match_training_forward) { kv_cache_check(); }
+Test(infer, kv_cache_with_hf_features_matches_training_forward) {
+    hf_features = 1;
+    kv_cache_check();
+    hf_features = 0;
 }
 
 Test(infer, bad_calls_are_refused) {

@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "model/checkpoint.h"
 #include "util/rng.h"
+#include "util/text.h"
 
 static char dir[64];
 
@@ -171,10 +174,12 @@ Test(model_ckpt, corrupted_and_mismatched_refused) {
     Model m, back;
     make_model(&m, 1, 0);
     Err err = {0};
+    cr_assert_eq(model_set_tokenizer(&m, "TOKENIZER bytes", 15, &err), 0);
     cr_assert_eq(model_save(p("a.ckpt"), &m, &err), 0);
-    long n = file_size(p("a.ckpt"));
-    /* any flipped byte: in the params (checksum), the header, the digest */
-    long at[] = {200, n / 2, n - 40, n - 1, 9, 20, 60};
+    long n = file_size(p("a.ckpt")), params_end = 160 + 4 * (long)m.n_params;
+    /* a flipped byte in the header (v1 fields, v2 fields, its check) or the
+     * tokenizer is refused by every load, at no cost */
+    long at[] = {9, 20, 60, 110, 130, 150, params_end + 3};
     for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "cp %s %s", p("a.ckpt"), p("c.ckpt"));
@@ -183,10 +188,29 @@ Test(model_ckpt, corrupted_and_mismatched_refused) {
         err_clear(&err);
         cr_assert_neq(model_load(p("c.ckpt"), &back, &err), 0, "flip at %ld accepted", at[i]);
         cr_assert(strstr(err.msg, "c.ckpt"), "%s", err.msg);
+        cr_assert_null(back.params);
     }
-    flip_byte(p("a.ckpt"), 200);
-    model_load(p("a.ckpt"), &back, &err);
-    cr_assert(strstr(err.msg, "checksum"), "%s", err.msg);
+    /* a flipped byte in the floats or the trailing digest: a load does not
+     * read the floats for a checksum, model_verify does */
+    long bulk[] = {200, params_end / 2, params_end - 1, n - 1};
+    for (size_t i = 0; i < sizeof bulk / sizeof bulk[0]; i++) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "cp %s %s", p("a.ckpt"), p("c.ckpt"));
+        cr_assert_eq(system(cmd), 0);
+        flip_byte(p("c.ckpt"), bulk[i]);
+        err_clear(&err);
+        int has = -1;
+        cr_assert_eq(model_verify(p("c.ckpt"), &has, &err), RLHF_EFORMAT, "flip at %ld verified",
+                     bulk[i]);
+        cr_assert(strstr(err.msg, "c.ckpt") && strstr(err.msg, "checksum"), "%s", err.msg);
+        /* resuming (model_ckpt_load) checks the whole file too; model_load does not */
+        cr_assert_eq(model_ckpt_load(p("c.ckpt"), &back, NULL, NULL, NULL, &err), RLHF_EFORMAT);
+        cr_assert_eq(model_load(p("c.ckpt"), &back, &err), 0, "%s", err.msg);
+        model_free(&back);
+    }
+    int has = 0;
+    cr_assert_eq(model_verify(p("a.ckpt"), &has, &err), 0, "%s", err.msg);
+    cr_assert_eq(has, 1);
     /* a newer version is refused as such */
     cr_assert_eq(model_save(p("v.ckpt"), &m, &err), 0);
     FILE *f = fopen(p("v.ckpt"), "r+b");
@@ -236,4 +260,156 @@ Test(model_ckpt, write_is_atomic_and_leaves_no_temporary) {
     cr_assert_eq(model_file_sha256(p("a.ckpt"), hex, &err), 0);
     cr_assert_eq(strlen(hex), 64);
     model_free(&m);
+}
+
+/* The registry's digest is remembered on the file for its size, mtime and
+ * inode: asked again it is the same, and a write makes it computed afresh. */
+Test(model_ckpt, file_sha256_is_remembered_until_the_file_changes) {
+    Model m;
+    make_model(&m, 1, 0);
+    Err err = {0};
+    cr_assert_eq(model_save(p("s.ckpt"), &m, &err), 0);
+    model_free(&m);
+    char want[65], got[65], cmd[300];
+    snprintf(cmd, sizeof cmd, "sha256sum %s | cut -c1-64 > %s", p("s.ckpt"), p("s.txt"));
+    cr_assert_eq(system(cmd), 0);
+    FILE *f = fopen(p("s.txt"), "r");
+    cr_assert_eq(fscanf(f, "%64s", want), 1);
+    fclose(f);
+    /* an old file (fresh ones are not remembered: mtimes tick coarsely) */
+    struct timespec old[2] = {{time(NULL) - 60, 0}, {time(NULL) - 60, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, p("s.ckpt"), old, 0), 0);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(model_file_sha256(p("s.ckpt"), got, &err), 0, "%s", err.msg);
+        cr_assert_str_eq(got, want);
+    }
+    flip_byte(p("s.ckpt"), 500); /* same size, new mtime */
+    cr_assert_eq(model_file_sha256(p("s.ckpt"), got, &err), 0);
+    cr_assert_str_neq(got, want);
+    cr_assert_eq(system(cmd), 0);
+    f = fopen(p("s.txt"), "r");
+    cr_assert_eq(fscanf(f, "%64s", want), 1);
+    fclose(f);
+    cr_assert_str_eq(got, want);
+}
+
+/* A config with every Hugging Face family feature (head_dim with NH*hs != dim,
+ * biases, q/k norms, eps, theta, llama3 scaling). */
+static void make_hf_model(Model *m) {
+    Config c = {.dim = 32, .hidden_dim = 48, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                .vocab_size = 64, .seq_len = 16, .shared_classifier = 1, .head_dim = 12,
+                .qkv_bias = 1, .qk_norm = 1, .norm_eps = 1e-6f, .rope_theta = 500000.0f,
+                .rope_factor = 8.0f, .rope_low_freq = 1.0f, .rope_high_freq = 4.0f,
+                .rope_orig_ctx = 8192};
+    Err err = {0};
+    cr_assert_eq(model_create(m, &c, MODEL_HEAD_VALUE, &err), 0, "%s", err.msg);
+    model_init_random(m, 5);
+    Rng r;
+    rng_seed(&r, 2);
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] += 0.01f * (float)rng_normal(&r);
+}
+
+Test(model_ckpt, new_config_fields_round_trip) {
+    Model m, back;
+    make_hf_model(&m);
+    Err err = {0};
+    cr_assert(m.w.bq && m.w.bk && m.w.bv && m.w.q_norm && m.w.k_norm);
+    cr_assert_eq(m.sizes[MODEL_T_WQ], 2 * 48 * 32);
+    cr_assert_eq(model_save(p("h.ckpt"), &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(model_load(p("h.ckpt"), &back, &err), 0, "%s", err.msg);
+    same_params(&m, &back); /* the whole Config compares equal, every new field included */
+    cr_assert(back.w.q_norm && back.w.bv);
+    model_free(&back);
+    int has = 0;
+    cr_assert_eq(model_verify(p("h.ckpt"), &has, &err), 0, "%s", err.msg);
+    char js[512];
+    model_config_json(&m.cfg, js, sizeof js);
+    cr_assert(strstr(js, "\"head_dim\":12") && strstr(js, "\"qk_norm\":true") &&
+                  strstr(js, "\"rope_theta\":500000") && strstr(js, "\"factor\":8") &&
+                  js[strlen(js) - 1] == '}',
+              "%s", js);
+    /* a header whose new fields are nonsense is refused with the file named */
+    FILE *f = fopen(p("h.ckpt"), "r+b");
+    int hd = 7; /* odd head size */
+    fseek(f, 104, SEEK_SET);
+    fwrite(&hd, 4, 1, f);
+    fclose(f);
+    cr_assert_eq(model_load(p("h.ckpt"), &back, &err), RLHF_EFORMAT);
+    cr_assert(strstr(err.msg, "h.ckpt") && strstr(err.msg, "head size"), "%s", err.msg);
+    model_free(&m);
+}
+
+Test(model_ckpt, version_1_files_still_load) {
+    Model m, back;
+    make_model(&m, 1, MODEL_HEAD_REWARD);
+    Err err = {0};
+    cr_assert_eq(model_set_tokenizer(&m, "TOK", 3, &err), 0);
+    cr_assert_eq(model_save(p("v2.ckpt"), &m, &err), 0);
+    /* rebuild the file as version 1 wrote it: the 104-byte header, the same
+     * sections, the sha256 of everything before it */
+    long n = file_size(p("v2.ckpt"));
+    unsigned char *b = malloc(n);
+    FILE *f = fopen(p("v2.ckpt"), "rb");
+    cr_assert_eq(fread(b, 1, n, f), (size_t)n);
+    fclose(f);
+    unsigned v = 1, hsz = 104;
+    memcpy(b + 8, &v, 4);
+    memcpy(b + 12, &hsz, 4);
+    size_t body = n - 160 - 32;
+    memmove(b + 104, b + 160, body);
+    Sha256 s;
+    sha256_init(&s);
+    sha256_update(&s, b, 104 + body);
+    sha256_final(&s, b + 104 + body);
+    f = fopen(p("v1.ckpt"), "wb");
+    fwrite(b, 1, 104 + body + 32, f);
+    fclose(f);
+    free(b);
+    cr_assert_eq(model_load(p("v1.ckpt"), &back, &err), 0, "%s", err.msg);
+    same_params(&m, &back);
+    cr_assert_eq(back.tokenizer_len, 3);
+    cr_assert_eq(back.heads, MODEL_HEAD_REWARD);
+    model_free(&back);
+    int has = 0;
+    cr_assert_eq(model_verify(p("v1.ckpt"), &has, &err), 0, "%s", err.msg);
+    cr_assert_eq(has, 1);
+    flip_byte(p("v1.ckpt"), 300);
+    cr_assert_eq(model_verify(p("v1.ckpt"), &has, &err), RLHF_EFORMAT);
+    model_free(&m);
+}
+
+Test(model_ckpt, llama2c_export_refuses_what_it_cannot_hold) {
+    Model base;
+    make_model(&base, 1, 0);
+    Err err = {0};
+    struct {
+        const char *field, *said;
+    } cases[] = {{"qkv_bias", "biases"}, {"qk_norm", "q/k norms"}, {"head_dim", "head size"},
+                 {"norm_eps", "eps"},    {"rope_theta", "theta"},   {"rope_factor", "scaling"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Config c = base.cfg;
+        const char *f = cases[i].field;
+        if (!strcmp(f, "qkv_bias")) c.qkv_bias = 1;
+        if (!strcmp(f, "qk_norm")) c.qk_norm = 1;
+        if (!strcmp(f, "head_dim")) c.head_dim = 16; /* tiny: dim 32, 4 heads -> 8 */
+        if (!strcmp(f, "norm_eps")) c.norm_eps = 1e-6f;
+        if (!strcmp(f, "rope_theta")) c.rope_theta = 1e6f;
+        if (!strcmp(f, "rope_factor"))
+            c.rope_factor = 8, c.rope_low_freq = 1, c.rope_high_freq = 4, c.rope_orig_ctx = 64;
+        Model m;
+        cr_assert_eq(model_create(&m, &c, 0, &err), 0, "%s", err.msg);
+        err_clear(&err);
+        cr_assert_eq(model_save_llama2c(p("x.bin"), &m, &err), RLHF_EINVAL, "%s accepted", f);
+        cr_assert(strstr(err.msg, cases[i].said) && strstr(err.msg, "x.bin"), "%s", err.msg);
+        cr_assert_neq(access(p("x.bin"), F_OK), 0, "a file was left behind");
+        model_free(&m);
+    }
+    /* the defaults written out, and head_dim equal to dim/heads, are llama2.c's */
+    Config c = base.cfg;
+    c.head_dim = 8, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f;
+    Model m;
+    cr_assert_eq(model_create(&m, &c, 0, &err), 0);
+    cr_assert_eq(model_save_llama2c(p("x.bin"), &m, &err), 0, "%s", err.msg);
+    model_free(&m);
+    model_free(&base);
 }

@@ -61,17 +61,17 @@ static void check_grad(const char *what, float *x, int n, const float *ana, doub
 }
 
 /* ---- rmsnorm ---- */
-typedef struct { float *x, *w, *g, *out, *rstd; int N, C; } NormCtx;
+typedef struct { float *x, *w, *g, *out, *rstd; int N, C; float eps; } NormCtx;
 static double norm_J(void *p) {
     NormCtx *c = p;
-    rmsnorm_forward(c->out, c->rstd, c->x, c->w, c->N, c->C);
+    rmsnorm_forward(c->out, c->rstd, c->x, c->w, c->N, c->C, c->eps);
     return dotd(c->out, c->g, c->N * c->C);
 }
 Test(model_layers, rmsnorm_grad) {
     rng_seed(&R, 1);
     /* C = 13: one 8-lane block and a scalar tail */
     enum { N = 3, C = 13 };
-    NormCtx c = {rnd(N * C, 1), rnd(C, 1), rnd(N * C, 1), rnd(N * C, 1), rnd(N, 1), N, C};
+    NormCtx c = {rnd(N * C, 1), rnd(C, 1), rnd(N * C, 1), rnd(N * C, 1), rnd(N, 1), N, C, 1e-5f};
     float *dx = calloc(N * C, 4), *dw = calloc(C, 4);
     norm_J(&c);
     rmsnorm_backward(dx, dw, c.g, c.x, c.w, c.rstd, N, C);
@@ -85,6 +85,12 @@ Test(model_layers, rmsnorm_grad) {
         double r = 1 / sqrt(ss / C + 1e-5);
         for (int i = 0; i < C; i++) cr_assert_float_eq(c.out[n * C + i], c.w[i] * c.x[n * C + i] * r, 1e-5);
     }
+    /* the eps is the caller's (Qwen uses 1e-6): a large one shows it is used */
+    c.eps = 0.5f;
+    norm_J(&c);
+    double ss = 0;
+    for (int i = 0; i < C; i++) ss += (double)c.x[i] * c.x[i];
+    cr_assert_float_eq(c.out[0], c.w[0] * c.x[0] / sqrt(ss / C + 0.5), 1e-5);
 }
 
 /* ---- matmul ---- */
@@ -123,13 +129,45 @@ Test(model_layers, rope_grad_and_position_zero) {
     rng_seed(&R, 3);
     int B = 2, T = 5, nh = 2, hs = 6, n = B * T * nh * hs;
     RopeCtx c = {rnd(n, 1), rnd(n, 1), rnd(n, 1), malloc(T * 3 * 4), malloc(T * 3 * 4), B, T, nh, hs};
-    rope_tables(c.cs, c.sn, T, hs);
+    Config cfg = {.dim = nh * hs, .n_heads = nh};
+    rope_tables(c.cs, c.sn, T, &cfg);
     rope_J(&c);
     for (int i = 0; i < nh * hs; i++) cr_assert_float_eq(c.y[i], c.x[i], 1e-6); /* pos 0: identity */
     float *dx = malloc(n * 4);
     memcpy(dx, c.g, n * 4);
     rope_backward(dx, c.cs, c.sn, B, T, nh, hs);
     check_grad("rope dx", c.x, n, dx, rope_J, &c, 1e-2f);
+}
+
+/* theta and llama3 scaling against transformers' _compute_llama3_parameters
+ * written out in double: high frequencies kept, low ones divided by the
+ * factor, a smooth ramp between (this hs and orig put pairs in all three) */
+Test(model_layers, rope_tables_theta_and_llama3) {
+    enum { T = 7, hs = 32 };
+    Config c = {.dim = 64, .n_heads = 2, .rope_theta = 500000.0f, .rope_factor = 8.0f,
+                .rope_low_freq = 1.0f, .rope_high_freq = 4.0f, .rope_orig_ctx = 64};
+    float cs[T * hs / 2], sn[T * hs / 2];
+    rope_tables(cs, sn, T, &c);
+    int kinds[3] = {0};
+    for (int i = 0; i < hs / 2; i++) {
+        double f = 1.0 / pow(500000.0, 2.0 * i / hs), wl = 2 * M_PI / f, g;
+        if (wl < 64 / 4.0) g = f, kinds[0]++;
+        else if (wl > 64 / 1.0) g = f / 8, kinds[2]++;
+        else {
+            double sm = (64 / wl - 1) / (4 - 1);
+            g = (1 - sm) * f / 8 + sm * f, kinds[1]++;
+        }
+        for (int t = 0; t < T; t++) {
+            cr_assert_float_eq(cs[t * hs / 2 + i], cos(t * g), 1e-6, "pair %d pos %d", i, t);
+            cr_assert_float_eq(sn[t * hs / 2 + i], sin(t * g), 1e-6, "pair %d pos %d", i, t);
+        }
+    }
+    cr_assert(kinds[0] && kinds[1] && kinds[2], "kept %d smoothed %d scaled %d", kinds[0], kinds[1],
+              kinds[2]);
+    /* no theta, no scaling: llama2.c's 10000^(-2i/hs) */
+    Config d = {.dim = 64, .n_heads = 2};
+    rope_tables(cs, sn, T, &d);
+    cr_assert_float_eq(cs[3 * hs / 2 + 5], cos(3 / pow(10000.0, 10.0 / hs)), 1e-6);
 }
 
 /* ---- attention ---- */

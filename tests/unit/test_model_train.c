@@ -14,7 +14,21 @@
 #include "util/rng.h"
 
 static Config small_cfg(int kv, int shared) {
-    Config c = {16, 24, 2, 4, kv, 23, 8, shared};
+    Config c = {.dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = 4, .n_kv_heads = kv,
+                .vocab_size = 23, .seq_len = 8, .shared_classifier = shared};
+    return c;
+}
+
+/* hf_features: the Hugging Face families' features all on (Qwen3-like head size
+ * with NH*hs = 24 != dim, Qwen2 biases, q/k norms, Llama 3 theta and scaling
+ * with a small original context so every branch of the ramp is used) */
+static int hf_features;
+static Config net_cfg(int kv, int shared) {
+    Config c = small_cfg(kv, shared);
+    if (hf_features) {
+        c.head_dim = 6, c.qkv_bias = 1, c.qk_norm = 1, c.norm_eps = 1e-6f, c.rope_theta = 500000.0f;
+        c.rope_factor = 8.0f, c.rope_low_freq = 1.0f, c.rope_high_freq = 4.0f, c.rope_orig_ctx = 64;
+    }
     return c;
 }
 
@@ -46,7 +60,7 @@ static double net_J(Net *n, int backward) {
 
 static void net_init(Net *n, int kv, int shared, uint64_t seed) {
     Err err = {0};
-    Config c = small_cfg(kv, shared);
+    Config c = net_cfg(kv, shared);
     memset(n, 0, sizeof *n);
     cr_assert_eq(model_create(&n->m, &c, MODEL_HEAD_REWARD | MODEL_HEAD_VALUE, &err), 0);
     model_init_random(&n->m, seed);
@@ -96,6 +110,11 @@ static void whole_model_check(int kv, int shared) {
 
 Test(model_train, whole_model_grad_gqa_tied) { whole_model_check(2, 1); }
 Test(model_train, whole_model_grad_mha_untied) { whole_model_check(4, 0); }
+Test(model_train, whole_model_grad_hf_features) {
+    hf_features = 1;
+    whole_model_check(2, 0);
+    hf_features = 0;
+}
 
 Test(model_train, grad_accumulation_equals_big_batch) {
     Net n;
