@@ -276,6 +276,8 @@ static int render_inst(const ChatSpec *s, const ChatMsg *m, int n, StrBuf *b, Er
     int first = s->family == CHAT_LLAMA2 && role_is(&m[0], "system");
     int rc = s->family == CHAT_MISTRAL ? sb_puts(b, s->bos) : 0;
     for (int i = first, j = 0; i < n && !rc; i++, j++) {
+        if (s->family == CHAT_MISTRAL && role_is(&m[i], "system"))
+            return err_set(err, RLHF_EINVAL, "mistral template: there is no system role");
         if (role_is(&m[i], "user") != (j % 2 == 0))
             return err_set(err, RLHF_EINVAL,
                            "%s template: conversation roles must alternate user/assistant/...",

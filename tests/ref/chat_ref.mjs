@@ -4,6 +4,10 @@
 // model's bos/eos tokens. One JSON string per line, or null where the template
 // raises (as `rlhf template render --keep-going` prints null where it refuses).
 // Usage: node chat_ref.mjs MODEL_DIR CONVERSATIONS.jsonl
+// Where this engine departs from Python's Jinja (which transformers runs, and
+// rlhf follows), the conversations stay clear: its lstrip(chars)/rstrip(chars)
+// strip all whitespace whatever chars says (Qwen3's think handling), and it
+// takes '' != false as false (Llama 2 with an empty system message).
 import fs from 'node:fs';
 import path from 'node:path';
 import { Template } from './jinja/node_modules/@huggingface/jinja/dist/index.js';
