@@ -134,17 +134,19 @@ static char *split_turns(const char *template, const char *input) {
     StrBuf out = {0};
     if (li >= pre + ls && !strncmp(input, r3, pre) && !strcmp(input + li - ls, c + 1)) {
         const char *p = input + pre, *end = input + li - ls;
-        int user = 1, fail = 0;
+        int user = 1, fail = 0, turns = 0;
         while (!fail) {
             const char *q = *sep[!user] ? strstr(p, sep[!user]) : NULL;
             if (q && q >= end) q = NULL;
             fail |= sb_printf(&out, "%s%s ", out.len ? "\n\n" : "", user ? "Human:" : "Assistant:");
             fail |= sb_append(&out, p, (size_t)((q ? q : end) - p));
+            turns++;
             if (!q) break;
             p = q + strlen(sep[!user]);
             user = !user;
         }
-        if (!fail) hh = out.s, out.s = NULL;
+        /* one turn is a plain user message: chat_prompt_of's other path */
+        if (!fail && turns > 1) hh = out.s, out.s = NULL;
     }
     sb_free(&out);
     free(r3);
