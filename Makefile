@@ -51,7 +51,7 @@ UNIT_BIN := $(BUILD)/unit-tests
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test test-unit test-e2e test-san bench bench-mpi demo install uninstall clean format check-deps fuzz
+.PHONY: all deps test test-unit test-e2e test-san bench bench-mpi demo install uninstall clean format check-deps fuzz ref-deps
 
 all: $(BIN)
 
@@ -112,6 +112,12 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 test: deps
 	@$(MAKE) --no-print-directory check-deps $(BIN) $(UNIT_BIN)
 	@BUILD=$(BUILD) sh tests/run_all.sh
+
+# The chat-template reference test's Jinja engine (@huggingface/jinja, pinned by
+# tests/ref/jinja/package-lock.json); without npm, t_chat_template is skipped.
+ref-deps:
+	@command -v npm >/dev/null || { echo "ref-deps: no npm; t_chat_template will be skipped"; exit 0; }; \
+	  [ -d tests/ref/jinja/node_modules/@huggingface/jinja ] || (cd tests/ref/jinja && npm ci --no-audit --no-fund)
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN)

@@ -32,6 +32,9 @@ int cli_bad_option(const struct cmd_entry *e, char **argv, int c);
 /* "rlhf CMD: message" on stderr plus a pointer to --help; returns EXIT_USAGE. */
 int cli_usage_error(const struct cmd_entry *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Checks a --template value (seq_template_check); prints the usage error and
+ * returns EXIT_USAGE when it is neither a {prompt} nor a chat template, else 0. */
+int cli_check_template(const struct cmd_entry *e, const char *template);
 /* Prints "rlhf CMD: message" for err on stderr; returns EXIT_FAIL. */
 int cli_fail(const struct cmd_entry *e, const Err *err);
 /* The --db flag, else $RLHF_DB, else NULL. */

@@ -174,8 +174,7 @@ static int exec_gen(int argc, char **argv) {
     if (best_of && !rm_path) return cli_usage_error(E, "--best-of N needs a reward model (--rm RM)");
     if (rm_path && !best_of) return cli_usage_error(E, "--rm is for --best-of N");
     if (o.split && ids_arg) return cli_usage_error(E, "give --split or --ids, not both");
-    if (tmpl_flag && !strstr(tmpl_flag, "{prompt}"))
-        return cli_usage_error(E, "--template: must contain {prompt}");
+    if (tmpl_flag && cli_check_template(E, tmpl_flag)) return EXIT_USAGE;
     /* parsed last, so no usage error above has to free the list */
     if (ids_arg && parse_ids(ids_arg, &ids, &o.n_ids))
         return cli_usage_error(E, "--ids: '%s' is not a list of prompt ids like 1,2,3", ids_arg);

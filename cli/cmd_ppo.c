@@ -167,7 +167,7 @@ static int parse(int argc, char **argv, Opts *o) {
     if (!o->out) return cli_usage_error(E, "--out CKPT is required");
     if (o->resume && o->force) return cli_usage_error(E, "--resume and --force contradict each other");
     if (!db_valid_split(o->split)) return cli_usage_error(E, "--split: '%s' is not a split name", o->split);
-    if (o->template && !strstr(o->template, "{prompt}")) return cli_usage_error(E, "--template: must contain {prompt}");
+    if (o->template && cli_check_template(E, o->template)) return EXIT_USAGE;
     if (o->ptx && !o->ptx_coef_set) c->ptx_coef = 1;
     if (!o->ptx && c->ptx_coef > 0) return cli_usage_error(E, "--ptx-coef needs --ptx-corpus FILE");
     if (!vlr_set) c->value_lr = c->lr;
@@ -190,8 +190,9 @@ typedef struct Prompts {
 
 static int add_prompt(const PromptRow *row, void *ctx) {
     Prompts *ps = ctx;
-    char *input = seq_render_template(ps->template, row->text);
-    if (!input) return err_set(ps->err, RLHF_ENOMEM, "out of memory");
+    char *input = NULL;
+    if (seq_render(ps->template, row->text, &input, ps->err))
+        return err_prefix(ps->err, "prompt %lld: ", (long long)row->id);
     size_t len = strlen(input);
     int cap = tok_encode_cap(len), n = 0;
     int *ids = malloc(sizeof(int) * (size_t)cap);

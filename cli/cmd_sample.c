@@ -90,8 +90,8 @@ static int sample_best_of(const char *model_path, const char *tok_path, const ch
     }
     GenBackend inner = gen_model_backend(&g);
     rc = best_of_init(&bo, &inner, n, template, eval_rm_score, &rm, rm_path, err);
-    char *input = rc ? NULL : gen_apply_template(template, prompt);
-    if (!rc && !input) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    char *input = NULL;
+    if (!rc) rc = seq_render(template, prompt, &input, err);
     if (!rc) {
         bo.report = print_best_of, bo.report_ctx = run;
         GenBackend b = best_of_backend(&bo);
@@ -187,7 +187,7 @@ static int exec_sample(int argc, char **argv) {
             rm_path = optarg;
             break;
         case 'E':
-            if (!strstr(optarg, "{prompt}")) return cli_usage_error(E, "--template: must contain {prompt}");
+            if (cli_check_template(E, optarg)) return EXIT_USAGE;
             template = optarg;
             break;
         case 'h':

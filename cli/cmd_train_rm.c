@@ -237,8 +237,8 @@ static int load_init(Run *r, Err *err) {
     const Opts *o = r->o;
     int rc = rl_resolve_template(r->db, o->template, o->init, &r->template, &r->init_id, err);
     if (rc) return rc;
-    if (r->template && !strstr(r->template, "{prompt}"))
-        return err_set(err, RLHF_EINVAL, "--template: no {prompt} in '%s'", r->template);
+    if (r->template && seq_template_check(r->template, err))
+        return err_prefix(err, "template '%s': ", r->template);
     Model init;
     if ((rc = model_load(o->init, &init, err))) return rc;
     rc = model_load_tokenizer(&init, o->init, o->tok_path, &r->tok, err);

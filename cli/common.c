@@ -3,6 +3,7 @@
 #include "db/registry.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
+#include "model/seq.h"
 #include "util/text.h"
 
 #include <limits.h>
@@ -36,6 +37,12 @@ int cli_usage_error(const struct cmd_entry *e, const char *fmt, ...) {
     va_end(ap);
     fprintf(stderr, "\nusage: rlhf %s %s\n(see: rlhf %s --help)\n", e->name, e->usage, e->name);
     return EXIT_USAGE;
+}
+
+int cli_check_template(const struct cmd_entry *e, const char *template) {
+    Err err = {0};
+    if (!seq_template_check(template, &err)) return 0;
+    return cli_usage_error(e, "--template: %s", err.msg);
 }
 
 int cli_fail(const struct cmd_entry *e, const Err *err) {

@@ -105,8 +105,7 @@ int train_opts_finish(const struct cmd_entry *e, TrainOpts *o, const char *init,
     if (!init) return cli_usage_error(e, "%s CKPT is required", init_flag);
     if (!o->data) return cli_usage_error(e, "--data is required");
     if (!o->out) return cli_usage_error(e, "--out CKPT is required");
-    if (o->template && !strstr(o->template, "{prompt}"))
-        return cli_usage_error(e, "--template: must contain {prompt}");
+    if (o->template && cli_check_template(e, o->template)) return EXIT_USAGE;
     if (o->resume && o->force)
         return cli_usage_error(e, "--resume and --force contradict each other");
     if (!strcmp(init, o->out)) return cli_usage_error(e, "--out must differ from %s", init_flag);

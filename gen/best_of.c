@@ -1,6 +1,7 @@
 /* Best-of-n sampling over an inner backend (see best_of.h). */
 #include "gen/best_of.h"
 #include "db/registry.h"
+#include "model/chat.h"
 #include "model/checkpoint.h"
 #include "util/text.h"
 
@@ -31,6 +32,7 @@ static int count_placeholders(const char *t) {
 
 char *best_of_prompt(const char *template, const char *input) {
     if (!template) template = GEN_DEFAULT_TEMPLATE;
+    if (chat_is_template(template)) return chat_prompt_of(template, input);
     int k = count_placeholders(template);
     size_t lt = strlen(template), li = strlen(input);
     if (k == 0) return NULL;

@@ -49,7 +49,8 @@ uint64_t best_of_seed(uint64_t seed, int i);
 /* Index of the highest score (the first of equal ones; NAN never wins). */
 int best_of_pick(const float *scores, int n);
 /* The prompt inside a rendered template (input = template with {prompt}
- * replaced); caller frees; NULL when input does not match the template. */
+ * replaced; for a chat template, a prompt that renders to input:
+ * chat_prompt_of); caller frees; NULL when input does not match the template. */
 char *best_of_prompt(const char *template, const char *input);
 
 /* Registers "<policy>+bo<n>" (or name) as a policy whose parent is policy_id,

@@ -4,6 +4,7 @@
 #include "db/candidates.h"
 #include "db/prompts.h"
 #include "db/registry.h"
+#include "model/chat.h"
 #include "model/checkpoint.h"
 #include "util/sys.h"
 #include "util/text.h"
@@ -34,11 +35,12 @@ static void free_samples(GenSample *s, int n) {
 static int gen_prompt(Db *db, const GenOptions *o, const GenBackend *b, int64_t pid,
                       const char *ptext, int64_t have, GenStats *st, Err *err) {
     int max_draws = o->max_draws > 0 ? o->max_draws : 4 * o->k;
-    char *input = gen_apply_template(o->template, ptext);
-    if (!input) return err_set(err, RLHF_ENOMEM, "out of memory");
+    char *input = NULL;
+    int rc = seq_render(o->template, ptext, &input, err);
+    if (rc) return err_prefix(err, "prompt %lld: ", (long long)pid), rc;
     GenSample *s = calloc((size_t)o->k, sizeof *s);
     uint64_t *seeds = calloc((size_t)o->k, sizeof *seeds);
-    int rc = (!s || !seeds) ? err_set(err, RLHF_ENOMEM, "out of memory") : db_begin(db, err);
+    rc = (!s || !seeds) ? err_set(err, RLHF_ENOMEM, "out of memory") : db_begin(db, err);
     /* draws already spent on this prompt are recorded by the candidates' count;
      * numbering draws from `have` keeps a resumed run on fresh seeds */
     int draw = (int)have;
@@ -162,6 +164,8 @@ int gen_register_model(Db *db, const char *ckpt, const char *name_flag, const ch
         if (!rc && name_out && !(*name_out = strdup(name))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     }
     if (!rc && !tmpl && tmpl_flag) tmpl = strdup(tmpl_flag);
+    /* a Hugging Face directory's own chat template before the project's */
+    if (!rc && !tmpl) rc = chat_template_find(ckpt, &tmpl, err);
     if (!rc && !tmpl) rc = db_setting_get(db, "gen.template", &tmpl, err);
     if (!rc && !tmpl) tmpl = strdup(GEN_DEFAULT_TEMPLATE);
     if (!rc && !tmpl) rc = err_set(err, RLHF_ENOMEM, "out of memory");

@@ -49,7 +49,8 @@ typedef struct GenStats {
     int interrupted;
 } GenStats;
 
-/* Renders the template with the prompt; caller frees. NULL on allocation failure. */
+/* Renders the template with the prompt (seq_render); caller frees. NULL on
+ * failure: allocation, or a chat template refusing the prompt. */
 char *gen_apply_template(const char *template, const char *prompt);
 /* The seed of draw j for a prompt: independent of order and of resumption. */
 uint64_t gen_seed(uint64_t base, int64_t prompt_id, int draw);

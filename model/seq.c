@@ -6,9 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/chat.h"
 #include "util/text.h"
 
-char *seq_render_template(const char *template, const char *prompt) {
+int seq_render(const char *template, const char *prompt, char **out, Err *err) {
+    *out = NULL;
+    if (chat_is_template(template)) return chat_render_prompt(template, prompt, out, err);
     StrBuf b = {0};
     const char *t = template ? template : SEQ_DEFAULT_TEMPLATE, *p;
     int failed = 0;
@@ -18,11 +21,28 @@ char *seq_render_template(const char *template, const char *prompt) {
         t = p + strlen("{prompt}");
     }
     failed |= sb_puts(&b, t);
+    if (!failed && !b.s) failed = !(b.s = strdup(""));
     if (failed) {
         sb_free(&b);
-        return NULL;
+        return err_set(err, RLHF_ENOMEM, "out of memory");
     }
-    return b.s ? b.s : strdup("");
+    *out = b.s;
+    return RLHF_OK;
+}
+
+char *seq_render_template(const char *template, const char *prompt) {
+    char *out = NULL;
+    seq_render(template, prompt, &out, NULL);
+    return out;
+}
+
+int seq_template_check(const char *template, Err *err) {
+    if (chat_is_template(template)) return chat_template_check(template, err);
+    if (!strstr(template, "{prompt}"))
+        return err_set(err, RLHF_EINVAL,
+                       "must contain {prompt}, or name a chat template (chat:FAMILY, e.g. "
+                       "chat:qwen2.5; `rlhf template show --model DIR` prints a model's)");
+    return RLHF_OK;
 }
 
 void seq_example_free(SeqExample *e) {
@@ -62,11 +82,12 @@ int seq_join(const int *prompt, int n_prompt, const int *answer, int n_answer, i
 int seq_encode(const Tokenizer *t, const char *template, const char *prompt, const char *answer,
                int add_eos, int max_len, SeqExample *out, Err *err) {
     memset(out, 0, sizeof *out);
-    char *input = seq_render_template(template, prompt);
+    char *input = NULL;
     size_t al = strlen(answer);
     char *joined = malloc(al + 2);
-    int *p = NULL, *a = NULL, np = 0, na = 0, rc = RLHF_OK;
-    if (!input || !joined) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    int *p = NULL, *a = NULL, np = 0, na = 0;
+    int rc = joined ? seq_render(template, prompt, &input, err)
+                    : err_set(err, RLHF_ENOMEM, "out of memory");
     if (!rc) {
         size_t il = strlen(input);
         int space = !(il && (input[il - 1] == ' ' || input[il - 1] == '\n' || input[il - 1] == '\t'));
@@ -76,6 +97,9 @@ int seq_encode(const Tokenizer *t, const char *template, const char *prompt, con
         a = malloc(sizeof(int) * (size_t)tok_encode_cap(al + 1));
         if (!p || !a) rc = err_set(err, RLHF_ENOMEM, "out of memory");
         if (!rc) rc = tok_encode(t, input, il, 1, 0, p, tok_encode_cap(il), &np, err);
+        /* TODO(chat): a chat model ends its turn with its own token (<|im_end|>,
+         * <|eot_id|>, </s>), not TOK_EOS; once tokenizers name it (tok_is_stop,
+         * HF tokenizers), add_eos should append that id under a chat template */
         if (!rc)
             rc = tok_encode(t, joined, al + (size_t)space, 0, add_eos, a, tok_encode_cap(al + 1), &na,
                             err);

@@ -27,11 +27,18 @@ typedef struct SeqExample {
  * the prompt text. Matches samples/corpus.txt. */
 #define SEQ_DEFAULT_TEMPLATE "Human: {prompt}\nAssistant:"
 
-/* template (NULL: the default) with every {prompt} replaced; caller frees.
- * NULL on allocation failure. */
+/* The model's input for a stored prompt: template (NULL: the default) with
+ * every {prompt} replaced, or, for a chat template ("chat:...", model/chat.h),
+ * the prompt as a user message (or an HH transcript's turns) rendered with
+ * the assistant's opening. *out is the caller's to free. Only a chat template
+ * can refuse a prompt (an HH transcript ending with the assistant's turn). */
+int seq_render(const char *template, const char *prompt, char **out, Err *err);
+/* seq_render without the reason: NULL on any failure; caller frees. */
 char *seq_render_template(const char *template, const char *prompt);
+/* Checks a --template value: a {prompt} template or a known chat template. */
+int seq_template_check(const char *template, Err *err);
 
-/* Renders template ({prompt} replaced; NULL: the default) and
+/* Renders template (seq_render; NULL: the default) and
  * encodes as above. The join is a space unless the template already ends
  * in whitespace. add_eos: end the answer with </s> (what a finished sample
  * has). max_len >= 3. */

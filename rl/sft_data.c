@@ -7,6 +7,7 @@
 #include "db/candidates.h"
 #include "db/prompts.h"
 #include "db/registry.h"
+#include "model/chat.h"
 #include "model/seq.h"
 #include "util/lines.h"
 #include "util/text.h"
@@ -48,7 +49,7 @@ static int load_messages(LineReader *r, const cJSON *msgs, const char *template,
     int n = cJSON_GetArraySize(msgs);
     StrBuf conv = {0}, user = {0};
     const char *system = NULL, *answer = NULL;
-    int turns = 0, rc = RLHF_OK;
+    int turns = 0, rc = RLHF_OK, chat = chat_is_template(template);
     for (int i = 0; i < n && !rc; i++) {
         const cJSON *m = cJSON_GetArrayItem(msgs, i);
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
@@ -78,8 +79,11 @@ static int load_messages(LineReader *r, const cJSON *msgs, const char *template,
                 answer = c;
                 break;
             }
-            char *turn = seq_render_template(template, user.s);
-            rc = turn ? sb_printf(&conv, "%s %s\n", turn, c) : RLHF_ENOMEM;
+            /* a chat template renders the whole conversation from an HH
+             * transcript (seq_render); a {prompt} template each turn here */
+            char *turn = chat ? NULL : seq_render_template(template, user.s);
+            if (chat) rc = sb_printf(&conv, "Human: %s\n\nAssistant: %s\n\n", user.s, c);
+            else rc = turn ? sb_printf(&conv, "%s %s\n", turn, c) : RLHF_ENOMEM;
             free(turn);
             sb_free(&user);
             memset(&user, 0, sizeof user);
@@ -96,10 +100,11 @@ static int load_messages(LineReader *r, const cJSON *msgs, const char *template,
                      r->path, r->line);
     if (!rc) {
         if (turns) {
-            char *last = seq_render_template(template, user.s);
-            rc = last ? sb_puts(&conv, last) : RLHF_ENOMEM;
+            char *last = chat ? NULL : seq_render_template(template, user.s);
+            if (chat) rc = sb_printf(&conv, "Human: %s", user.s);
+            else rc = last ? sb_puts(&conv, last) : RLHF_ENOMEM;
             free(last);
-            if (!rc) rc = add(out, conv.s, answer, 1, err);
+            if (!rc) rc = add(out, conv.s, answer, !chat, err);
         } else {
             rc = add(out, user.s, answer, 0, err);
         }

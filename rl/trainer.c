@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "db/registry.h"
+#include "model/chat.h"
 #include "model/checkpoint.h"
 #include "util/rng.h"
 #include "util/text.h"
@@ -234,7 +235,11 @@ int rl_resolve_template(Db *db, const char *flag, const char *model_path, char *
             err_clear(err);
             rc = RLHF_OK;
         }
+        /* a Hugging Face directory's own chat template before the project's */
+        if (!rc && !t && !flag) rc = chat_template_find(model_path, &t, err);
         if (!rc && !t && !flag) rc = db_setting_get(db, "gen.template", &t, err);
+    } else if (!flag) {
+        rc = chat_template_find(model_path, &t, err);
     }
     if (!rc && !t && flag) t = strdup(flag);
     if (rc)
