@@ -682,7 +682,7 @@ def make_dir(arch, size, out, dtype="f32", tied=None, rope_llama3=False, shards=
             os.remove(os.path.join(out, fn))
     qwen = arch.startswith("qwen")
     sid = make_tokenizer(out, arch, V, None if qwen else "<|im_start|>")
-    eot, ims, ime = sid["<|endoftext|>"], sid["<|im_start|>"], sid["<|im_end|>"]
+    eot, ime = sid["<|endoftext|>"], sid["<|im_end|>"]
     theta = {"llama": 500000.0 if rope_llama3 else 10000.0, "mistral": 1000000.0,
              "qwen2": 1000000.0, "qwen3": 1000000.0}[arch]
     cfg = {
