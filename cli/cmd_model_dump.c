@@ -189,10 +189,11 @@ static int exec_model_dump(int argc, char **argv) {
     }
     RunState rs;
     Rng r;
+    int had_reward = 0; /* --model is a reward model: its head is score.weight */
     rng_seed(&r, (uint64_t)seed + 1000);
     if (model_path) {
         /* the weights as read; random heads (a reward model keeps its own) */
-        int had_reward = m.heads & MODEL_HEAD_REWARD;
+        had_reward = m.heads & MODEL_HEAD_REWARD;
         if (model_set_heads(&m, MODEL_HEAD_REWARD | MODEL_HEAD_VALUE, &err)) {
             model_free(&m);
             return cli_fail(E, &err);
@@ -281,7 +282,8 @@ static int exec_model_dump(int argc, char **argv) {
             StItem heads[2] = {{"rlhf.reward_head", 1, {C + 1}, m.g.reward},
                                {"rlhf.value_head", 1, {C + 1}, m.g.value}};
             snprintf(path, sizeof path, "%s/grads.safetensors", out);
-            rc = hf_save_tensors(path, &m, m.grads, HF_OUT_POLICY, ST_F32, heads, 2, &err);
+            rc = hf_save_tensors(path, &m, m.grads, had_reward ? HF_OUT_RM : HF_OUT_POLICY, ST_F32,
+                                 heads, 2, &err);
         } else if (!rc) {
             const void *gp[] = {m.grads};
             size_t gb[] = {m.n_params * sizeof(float)};
