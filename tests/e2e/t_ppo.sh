@@ -9,25 +9,8 @@ expect_rc 0 "$RLHF" tokenizer train --vocab 300 --out tok.bin "$CORPUS"
 expect_rc 0 "$RLHF" pretrain --corpus "$CORPUS" --tokenizer tok.bin --config tiny --steps 30 --batch 4 \
     --lr 3e-3 --out sft.ckpt --threads 1
 # an RM: the policy with a reward head (the embedding row of a token, scaled)
-mkrm() {
-    /usr/bin/python3 - "$@" <<'PY'
-import hashlib, struct, sys
-src, dst, tok, scale = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-b = open(src, 'rb').read()[:-32]
-hdr = bytearray(b[:104])
-C = struct.unpack_from('<8i', hdr, 16)[0]
-flags, = struct.unpack_from('<I', hdr, 48)
-n, tl = struct.unpack_from('<2Q', hdr, 56)
-params = b[104:104 + 4 * n]
-emb = struct.unpack_from('<%df' % C, params, 4 * tok * C)
-head = struct.pack('<%df' % (C + 1), *([scale * x for x in emb] + [0.0]))
-# keep weights and tokenizer; drop optimizer state and extra bytes
-struct.pack_into('<I', hdr, 48, (flags & 4) | 1)
-struct.pack_into('<3Qq', hdr, 56, n + C + 1, tl, 0, 0)
-out = bytes(hdr) + params + head + b[104 + 4 * n:104 + 4 * n + tl]
-open(dst, 'wb').write(out + hashlib.sha256(out).digest())
-PY
-}
+# mkrm IN OUT TOKEN SCALE: a reward model whose head is SCALE x TOKEN's embedding
+mkrm() { /usr/bin/python3 "$ROOT/tests/e2e/make_rm.py" "$1" "$2" --emb "$3" "$4"; }
 mkrm sft.ckpt rm.ckpt 2 5 || die "could not make an RM"
 expect_rc 0 "$RLHF" init p.db
 expect_rc 0 "$RLHF" prompts import --db p.db "$ROOT/samples/prompts.jsonl"
