@@ -1,0 +1,1085 @@
+/* Hugging Face tokenizer.json, model "BPE": the vocabulary, the merges by rank,
+ * added tokens (matched before the model, never split), byte-level (GPT-2 byte
+ * map) and sentencepiece-style (byte fallback, ▁) variants, the post-processor's
+ * special tokens, the decoder chain reduced to one piece per token, and the
+ * bos/eos/stop ids from the configs next to it. Owns TokHF; the text stages
+ * before the model live in tok_hf_pre.c. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <utf8proc.h>
+
+#include "model/tok_hf.h"
+#include "model/tokenizer.h"
+#include "util/sys.h"
+#include "util/text.h"
+
+enum { K_NORMAL, K_SPECIAL, K_ADDED };
+
+typedef struct {
+    int id, special, lstrip, rstrip, single_word;
+    const char *s; /* the token's text (in TokHF's blob) */
+    size_t len;
+} Added;
+
+/* Per-word memo of the model's output: words repeat, merging them is the cost. */
+typedef struct {
+    uint32_t hash, klen, nids;
+    size_t off; /* key bytes then nids ints in arena */
+} CacheEnt;
+
+struct TokHF {
+    int n_vocab, max_len;
+    char *blob; /* token texts (vocabulary form), each NUL-terminated */
+    size_t *off;
+    int *len;
+    char *dblob; /* decoded pieces */
+    size_t *doff;
+    int *dlen;
+    unsigned char *kind;
+    int *table; /* text -> id + 1, model vocabulary and added tokens */
+    uint32_t mask;
+    uint64_t *mkey; /* merges: (left id, right id) -> rank, merged id */
+    int *mrank, *mnew;
+    uint32_t mmask;
+    int byte_level, byte_fallback, fuse_unk, ignore_merges, unk;
+    int byte_tok[256]; /* byte-level: the token of each byte's character; else <0xNN> */
+    HfChain *norm, *pre;
+    Added *added;
+    int n_added;
+    int *first[256], n_first[256]; /* added tokens by first byte, longest first */
+    int prefix[8], n_prefix, suffix[8], n_suffix;
+    int bos, eos, *stop, n_stop;
+    int strip_start, strip_stop; /* spaces the decoder drops at the start / end */
+    pthread_mutex_t lock;
+    CacheEnt *cache;
+    uint32_t cmask, cn;
+    char *arena;
+    size_t arena_n, arena_cap;
+};
+
+static uint32_t fnv(const char *s, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static int vocab_find(const TokHF *h, const char *s, size_t n) {
+    for (uint32_t i = fnv(s, n) & h->mask;; i = (i + 1) & h->mask) {
+        int e = h->table[i];
+        if (!e) return -1;
+        if ((size_t)h->len[e - 1] == n && memcmp(h->blob + h->off[e - 1], s, n) == 0)
+            return e - 1;
+    }
+}
+
+static void vocab_insert(TokHF *h, int id) {
+    const char *s = h->blob + h->off[id];
+    size_t n = (size_t)h->len[id];
+    if (vocab_find(h, s, n) >= 0) return;
+    uint32_t i = fnv(s, n) & h->mask;
+    while (h->table[i])
+        i = (i + 1) & h->mask;
+    h->table[i] = id + 1;
+}
+
+static uint32_t mhash(uint64_t k) {
+    k *= 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(k >> 32);
+}
+
+/* rank of merging a with b (and the merged id), or -1 */
+static int merge_find(const TokHF *h, int a, int b, int *merged) {
+    uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    for (uint32_t i = mhash(k) & h->mmask;; i = (i + 1) & h->mmask) {
+        if (h->mrank[i] < 0) return -1;
+        if (h->mkey[i] == k) {
+            *merged = h->mnew[i];
+            return h->mrank[i];
+        }
+    }
+}
+
+void tokhf_free(TokHF *h) {
+    if (!h) return;
+    free(h->blob), free(h->off), free(h->len), free(h->dblob), free(h->doff), free(h->dlen);
+    free(h->kind), free(h->table), free(h->mkey), free(h->mrank), free(h->mnew);
+    hf_chain_free(h->norm);
+    hf_chain_free(h->pre);
+    free(h->added);
+    for (int b = 0; b < 256; b++)
+        free(h->first[b]);
+    free(h->stop);
+    free(h->cache);
+    free(h->arena);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+/* ---- loading ------------------------------------------------------------------- */
+
+static const cJSON *field(const cJSON *o, const char *k) {
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+/* A token named by a config: "text" or {"content": "text"}. */
+static const char *token_text(const cJSON *v) {
+    if (cJSON_IsString(v)) return v->valuestring;
+    const cJSON *c = field(v, "content");
+    return cJSON_IsString(c) ? c->valuestring : NULL;
+}
+
+static int add_stop(TokHF *h, int id) {
+    if (id < 0 || id >= h->n_vocab) return RLHF_OK;
+    for (int i = 0; i < h->n_stop; i++)
+        if (h->stop[i] == id) return RLHF_OK;
+    int *s = realloc(h->stop, sizeof(int) * (size_t)(h->n_stop + 1));
+    if (!s) return RLHF_ENOMEM;
+    h->stop = s;
+    h->stop[h->n_stop++] = id;
+    return RLHF_OK;
+}
+
+static int parse_merges(TokHF *h, const cJSON *merges, const char *name, Err *err) {
+    int n = cJSON_GetArraySize(merges);
+    uint32_t cap = 1;
+    while (cap < (uint32_t)n * 2 + 2)
+        cap <<= 1;
+    h->mkey = malloc(sizeof(uint64_t) * cap);
+    h->mrank = malloc(sizeof(int) * cap);
+    h->mnew = malloc(sizeof(int) * cap);
+    if (!h->mkey || !h->mrank || !h->mnew) return err_set(err, RLHF_ENOMEM, "out of memory");
+    memset(h->mrank, 0xff, sizeof(int) * cap);
+    h->mmask = cap - 1;
+    char *buf = malloc((size_t)h->max_len * 2 + 2);
+    if (!buf) return err_set(err, RLHF_ENOMEM, "out of memory");
+    int rank = 0, rc = RLHF_OK;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, merges) {
+        const char *a = NULL, *b = NULL;
+        size_t la = 0, lb = 0;
+        if (cJSON_IsString(m)) {
+            const char *sp = strchr(m->valuestring, ' ');
+            if (sp) a = m->valuestring, la = (size_t)(sp - a), b = sp + 1, lb = strlen(b);
+        } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 &&
+                   cJSON_IsString(m->child) && cJSON_IsString(m->child->next)) {
+            a = m->child->valuestring, la = strlen(a);
+            b = m->child->next->valuestring, lb = strlen(b);
+        }
+        if (!a) {
+            rc = err_set(err, RLHF_EFORMAT,
+                         "%s: model.merges[%d] is neither \"a b\" nor [\"a\", \"b\"]", name, rank);
+            break;
+        }
+        int ia = vocab_find(h, a, la), ib = vocab_find(h, b, lb), im = -1;
+        if (ia >= 0 && ib >= 0 && la + lb <= (size_t)h->max_len) {
+            memcpy(buf, a, la);
+            memcpy(buf + la, b, lb);
+            im = vocab_find(h, buf, la + lb);
+        }
+        if (im < 0) {
+            rc = err_set(err, RLHF_EFORMAT,
+                         "%s: model.merges[%d] (\"%.*s\" + \"%.*s\") names a token that is not in "
+                         "model.vocab",
+                         name, rank, (int)la, a, (int)lb, b);
+            break;
+        }
+        uint64_t k = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib;
+        uint32_t i = mhash(k) & h->mmask;
+        while (h->mrank[i] >= 0 && h->mkey[i] != k)
+            i = (i + 1) & h->mmask;
+        if (h->mrank[i] < 0) { /* a repeated merge keeps its first (best) rank */
+            h->mkey[i] = k;
+            h->mrank[i] = rank;
+            h->mnew[i] = im;
+        }
+        rank++;
+    }
+    free(buf);
+    return rc;
+}
+
+/* Appends s to the decoded-piece blob with each decoder step applied in order. */
+typedef struct {
+    int type; /* 0 ByteLevel, 1 Replace, 2 ByteFallback, 3 Metaspace */
+    const char *pat, *content, *repl;
+} DecStep;
+
+static int parse_decoder(const cJSON *d, const char *name, DecStep *steps, int *n, TokHF *h,
+                         Err *err) {
+    if (!d || cJSON_IsNull(d)) return RLHF_OK;
+    const cJSON *t = field(d, "type");
+    const char *type = cJSON_IsString(t) ? t->valuestring : "";
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, field(d, "decoders")) {
+            int rc = parse_decoder(e, name, steps, n, h, err);
+            if (rc) return rc;
+        }
+        return RLHF_OK;
+    }
+    if (*n >= 16) return err_set(err, RLHF_EFORMAT, "%s: decoder: too many steps", name);
+    DecStep *s = &steps[*n];
+    memset(s, 0, sizeof *s);
+    if (!strcmp(type, "ByteLevel")) {
+        s->type = 0;
+    } else if (!strcmp(type, "Replace")) {
+        const cJSON *p = field(field(d, "pattern"), "String"), *c = field(d, "content");
+        if (!cJSON_IsString(p) || !cJSON_IsString(c))
+            return err_set(err, RLHF_EFORMAT,
+                           "%s: decoder Replace needs pattern.String and content (Regex patterns "
+                           "are not supported)",
+                           name);
+        s->type = 1, s->pat = p->valuestring, s->content = c->valuestring;
+    } else if (!strcmp(type, "ByteFallback")) {
+        s->type = 2;
+    } else if (!strcmp(type, "Metaspace")) {
+        const cJSON *r = field(d, "replacement"), *ps = field(d, "prepend_scheme");
+        s->type = 3, s->repl = cJSON_IsString(r) ? r->valuestring : "\xe2\x96\x81";
+        int never = (cJSON_IsString(ps) && !strcmp(ps->valuestring, "never")) ||
+                    (cJSON_IsFalse(field(d, "add_prefix_space")));
+        if (!never) h->strip_start = 1;
+    } else if (!strcmp(type, "Fuse")) {
+        return RLHF_OK; /* pieces are concatenated anyway */
+    } else if (!strcmp(type, "Strip")) {
+        const cJSON *c = field(d, "content"), *a = field(d, "start"), *b = field(d, "stop");
+        if (!cJSON_IsString(c) || strcmp(c->valuestring, " ") != 0)
+            return err_set(err, RLHF_EFORMAT, "%s: decoder Strip: only content \" \" is supported",
+                           name);
+        h->strip_start += cJSON_IsNumber(a) ? a->valueint : 0;
+        h->strip_stop += cJSON_IsNumber(b) ? b->valueint : 0;
+        return RLHF_OK;
+    } else {
+        return err_set(err, RLHF_EFORMAT,
+                       "%s: decoder type \"%s\" is not supported (ByteLevel, Metaspace, "
+                       "ByteFallback, Fuse, Strip, Replace, Sequence)",
+                       name, type);
+    }
+    (*n)++;
+    return RLHF_OK;
+}
+
+static int parse_byte_token(const char *p, size_t n) {
+    static const char hex[] = "0123456789ABCDEF";
+    if (n != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>') return -1;
+    const char *a = memchr(hex, p[3], 16), *b = memchr(hex, p[4], 16);
+    if (!a || !b) return -1;
+    return (int)((a - hex) * 16 + (b - hex));
+}
+
+/* The decoded piece of token text s through the decoder steps, appended to sb. */
+static int decode_piece(const DecStep *steps, int n, const char *s, size_t len, StrBuf *sb,
+                        StrBuf *tmp, const short *rev) {
+    tmp->len = 0;
+    if (sb_append(tmp, s, len)) return RLHF_ENOMEM;
+    StrBuf cur = {0};
+    for (int k = 0; k < n; k++) {
+        cur.len = 0;
+        const DecStep *d = &steps[k];
+        const char *p = tmp->s;
+        size_t m = tmp->len;
+        int rc = 0;
+        if (d->type == 0) {
+            for (size_t i = 0; i < m && !rc;) {
+                int32_t cp;
+                utf8proc_ssize_t l = utf8proc_iterate((const utf8proc_uint8_t *)p + i,
+                                                      (utf8proc_ssize_t)(m - i), &cp);
+                if (l <= 0) l = 1, cp = -1;
+                int byte = cp >= 0 && cp < 512 ? rev[cp] : -1;
+                if (byte >= 0) {
+                    char c = (char)byte;
+                    rc = sb_append(&cur, &c, 1);
+                } else {
+                    rc = sb_append(&cur, p + i, (size_t)l);
+                }
+                i += (size_t)l;
+            }
+        } else if (d->type == 2) {
+            int b = parse_byte_token(p, m);
+            char c = (char)b;
+            rc = b >= 0 ? sb_append(&cur, &c, 1) : sb_append(&cur, p, m);
+        } else {
+            const char *pat = d->type == 1 ? d->pat : d->repl,
+                       *rep = d->type == 1 ? d->content : " ";
+            size_t pl = strlen(pat), i = 0;
+            while (!rc && i < m) {
+                const char *hit = pl ? memmem(p + i, m - i, pat, pl) : NULL;
+                size_t e = hit ? (size_t)(hit - p) : m;
+                rc = sb_append(&cur, p + i, e - i);
+                if (hit && !rc) rc = sb_append(&cur, rep, strlen(rep));
+                i = hit ? e + pl : m;
+            }
+        }
+        if (rc || sb_append(&cur, "", 0)) {
+            sb_free(&cur);
+            return RLHF_ENOMEM;
+        }
+        StrBuf t = *tmp;
+        *tmp = cur;
+        cur = t;
+    }
+    sb_free(&cur);
+    return sb_append(sb, tmp->s ? tmp->s : "", tmp->len);
+}
+
+static int cmp_added_len(const void *a, const void *b, void *ctx) {
+    const Added *v = ctx;
+    size_t x = v[*(const int *)a].len, y = v[*(const int *)b].len;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The ids of a TemplateProcessing "single" list before and after $A. */
+static int parse_template(TokHF *h, const cJSON *pp, const char *name, Err *err) {
+    const cJSON *single = field(pp, "single"), *sp = field(pp, "special_tokens"), *e;
+    int after = 0;
+    cJSON_ArrayForEach(e, single) {
+        if (field(e, "Sequence")) {
+            after = 1;
+            continue;
+        }
+        const cJSON *st = field(field(e, "SpecialToken"), "id");
+        if (!cJSON_IsString(st)) continue;
+        const cJSON *ids = field(field(sp, st->valuestring), "ids"), *id;
+        cJSON_ArrayForEach(id, ids) {
+            int *n = after ? &h->n_suffix : &h->n_prefix, *v = after ? h->suffix : h->prefix;
+            if (*n >= 8 || !cJSON_IsNumber(id) || id->valueint < 0 || id->valueint >= h->n_vocab)
+                return err_set(err, RLHF_EFORMAT,
+                               "%s: post_processor.special_tokens[\"%s\"].ids is not a list of "
+                               "token ids",
+                               name, st->valuestring);
+            v[(*n)++] = id->valueint;
+        }
+    }
+    return RLHF_OK;
+}
+
+static int parse_post(TokHF *h, const cJSON *pp, const char *name, Err *err) {
+    if (!pp || cJSON_IsNull(pp)) return RLHF_OK;
+    const cJSON *t = field(pp, "type");
+    const char *type = cJSON_IsString(t) ? t->valuestring : "";
+    if (!strcmp(type, "TemplateProcessing")) return parse_template(h, pp, name, err);
+    if (!strcmp(type, "ByteLevel")) return RLHF_OK;
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, field(pp, "processors")) {
+            int rc = parse_post(h, e, name, err);
+            if (rc) return rc;
+        }
+        return RLHF_OK;
+    }
+    if (!strcmp(type, "RobertaProcessing") || !strcmp(type, "BertProcessing")) {
+        const cJSON *cls = field(pp, "cls"), *sep = field(pp, "sep");
+        if (cJSON_GetArraySize(cls) == 2 && cJSON_IsNumber(cls->child->next))
+            h->prefix[h->n_prefix++] = cls->child->next->valueint;
+        if (cJSON_GetArraySize(sep) == 2 && cJSON_IsNumber(sep->child->next))
+            h->suffix[h->n_suffix++] = sep->child->next->valueint;
+        return RLHF_OK;
+    }
+    return err_set(err, RLHF_EFORMAT, "%s: post_processor type \"%s\" is not supported", name,
+                   type);
+}
+
+static int id_of(const TokHF *h, const cJSON *v) {
+    const char *s = token_text(v);
+    return s ? vocab_find(h, s, strlen(s)) : -1;
+}
+
+static int first_id(const cJSON *v) {
+    if (cJSON_IsNumber(v)) return v->valueint;
+    if (cJSON_IsArray(v) && cJSON_IsNumber(v->child)) return v->child->valueint;
+    return -1;
+}
+
+/* bos, eos, stop ids and add_bos_token from the configs (each may be NULL). */
+static int apply_configs(TokHF *h, const cJSON *tc, const cJSON *gc, const cJSON *mc) {
+    h->bos = h->n_prefix ? h->prefix[0] : -1;
+    h->eos = -1;
+    const cJSON *cfgs[2] = {gc, mc};
+    for (int i = 0; i < 2; i++) {
+        if (!cfgs[i]) continue;
+        int b = first_id(field(cfgs[i], "bos_token_id")), e = first_id(field(cfgs[i], "eos_token_id"));
+        if (h->bos < 0 && b >= 0 && b < h->n_vocab) h->bos = b;
+        if (h->eos < 0 && e >= 0 && e < h->n_vocab) h->eos = e;
+        const cJSON *v, *list = field(cfgs[i], "eos_token_id");
+        if (cJSON_IsNumber(list) && add_stop(h, list->valueint)) return RLHF_ENOMEM;
+        const cJSON *arr = cJSON_IsArray(list) ? list : NULL;
+        cJSON_ArrayForEach(v, arr) {
+            if (cJSON_IsNumber(v) && add_stop(h, v->valueint)) return RLHF_ENOMEM;
+        }
+    }
+    if (tc) {
+        int b = id_of(h, field(tc, "bos_token")), e = id_of(h, field(tc, "eos_token"));
+        if (b >= 0) h->bos = b;
+        if (e >= 0) h->eos = e;
+        /* the slow tokenizers' switches, which transformers also applies to the
+         * fast ones' template */
+        const cJSON *ab = field(tc, "add_bos_token"), *ae = field(tc, "add_eos_token");
+        if (cJSON_IsFalse(ab) && h->n_prefix && h->prefix[0] == h->bos) {
+            memmove(h->prefix, h->prefix + 1, sizeof(int) * (size_t)--h->n_prefix);
+        } else if (cJSON_IsTrue(ab) && h->bos >= 0 && !h->n_prefix) {
+            h->prefix[h->n_prefix++] = h->bos;
+        }
+        if (cJSON_IsTrue(ae) && h->eos >= 0 && !h->n_suffix) h->suffix[h->n_suffix++] = h->eos;
+    }
+    /* end-of-text and end-of-turn markers of the common families stop generation
+     * even when no config names them */
+    static const char *const known[] = {"</s>", "<|endoftext|>", "<|end_of_text|>",
+                                        "<|im_end|>", "<|eot_id|>", "<|eom_id|>",
+                                        "<end_of_turn>", "<|end|>"};
+    for (int i = 0; i < (int)(sizeof known / sizeof *known); i++) {
+        int id = vocab_find(h, known[i], strlen(known[i]));
+        if (id >= 0 && h->kind[id] == K_SPECIAL && add_stop(h, id)) return RLHF_ENOMEM;
+    }
+    if (h->eos < 0 && h->n_stop) h->eos = h->stop[0];
+    if (h->eos >= 0 && add_stop(h, h->eos)) return RLHF_ENOMEM;
+    return RLHF_OK;
+}
+
+static int build(TokHF *h, const cJSON *root, const char *name, const cJSON *tc, const cJSON *gc,
+                 const cJSON *mc, Err *err) {
+    const cJSON *model = field(root, "model");
+    if (!cJSON_IsObject(model))
+        return err_set(err, RLHF_EFORMAT, "%s: no \"model\" object", name);
+    const cJSON *mt = field(model, "type");
+    if (mt && !cJSON_IsString(mt))
+        return err_set(err, RLHF_EFORMAT, "%s: model.type is not a string", name);
+    if (mt && strcmp(mt->valuestring, "BPE") != 0)
+        return err_set(err, RLHF_EFORMAT, "%s: model.type \"%s\" is not supported (BPE only)",
+                       name, mt->valuestring);
+    const cJSON *vocab = field(model, "vocab"), *merges = field(model, "merges"),
+                *added = field(root, "added_tokens"), *e;
+    if (!cJSON_IsObject(vocab))
+        return err_set(err, RLHF_EFORMAT, "%s: model.vocab is missing or not an object", name);
+    if (!cJSON_IsArray(merges))
+        return err_set(err, RLHF_EFORMAT, "%s: model.merges is missing or not a list", name);
+    if (added && !cJSON_IsArray(added))
+        return err_set(err, RLHF_EFORMAT, "%s: added_tokens is not a list", name);
+    const char *cs = NULL, *ew = NULL;
+    const cJSON *c1 = field(model, "continuing_subword_prefix"), *c2 = field(model, "end_of_word_suffix");
+    if (cJSON_IsString(c1) && *c1->valuestring) cs = "continuing_subword_prefix";
+    if (cJSON_IsString(c2) && *c2->valuestring) ew = "end_of_word_suffix";
+    if (cs || ew)
+        return err_set(err, RLHF_EFORMAT, "%s: model.%s is not supported", name, cs ? cs : ew);
+    /* the vocabulary spans every id of model.vocab and added_tokens */
+    long n = 0;
+    size_t blob = 0;
+    cJSON_ArrayForEach(e, vocab) {
+        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= TOK_MAX_VOCAB)
+            return err_set(err, RLHF_EFORMAT, "%s: model.vocab[\"%s\"] is not an id in 0..%d",
+                           name, e->string, TOK_MAX_VOCAB - 1);
+        if (e->valueint + 1 > n) n = e->valueint + 1;
+        blob += strlen(e->string) + 1;
+    }
+    cJSON_ArrayForEach(e, added) {
+        const cJSON *id = field(e, "id"), *c = field(e, "content");
+        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble >= TOK_MAX_VOCAB ||
+            !cJSON_IsString(c) || !*c->valuestring)
+            return err_set(err, RLHF_EFORMAT,
+                           "%s: added_tokens[%d] needs an \"id\" in 0..%d and a non-empty "
+                           "\"content\"",
+                           name, h->n_added, TOK_MAX_VOCAB - 1);
+        if (id->valueint + 1 > n) n = id->valueint + 1;
+        blob += strlen(c->valuestring) + 1;
+        h->n_added++;
+    }
+    if (n < 1) return err_set(err, RLHF_EFORMAT, "%s: model.vocab is empty", name);
+    h->n_vocab = (int)n;
+    uint32_t cap = 1;
+    while (cap < (uint32_t)n * 2)
+        cap <<= 1;
+    h->blob = malloc(blob + 1);
+    h->off = calloc((size_t)n, sizeof(size_t));
+    h->len = calloc((size_t)n, sizeof(int));
+    h->kind = calloc((size_t)n, 1);
+    h->table = calloc(cap, sizeof(int));
+    h->added = calloc((size_t)h->n_added + 1, sizeof(Added));
+    if (!h->blob || !h->off || !h->len || !h->kind || !h->table || !h->added)
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    h->mask = cap - 1;
+    h->blob[blob] = '\0';
+    size_t pos = 0;
+    /* ids with no text (gaps) point at the final NUL */
+    for (long i = 0; i < n; i++)
+        h->off[i] = blob;
+    cJSON_ArrayForEach(e, vocab) {
+        size_t l = strlen(e->string);
+        memcpy(h->blob + pos, e->string, l + 1);
+        h->off[e->valueint] = pos;
+        h->len[e->valueint] = (int)l;
+        pos += l + 1;
+        if ((int)l > h->max_len) h->max_len = (int)l;
+    }
+    int k = 0;
+    cJSON_ArrayForEach(e, added) {
+        const char *c = field(e, "content")->valuestring;
+        int id = field(e, "id")->valueint;
+        size_t l = strlen(c);
+        memcpy(h->blob + pos, c, l + 1);
+        h->off[id] = pos;
+        h->len[id] = (int)l;
+        Added *a = &h->added[k++];
+        *a = (Added){id, cJSON_IsTrue(field(e, "special")), cJSON_IsTrue(field(e, "lstrip")),
+                     cJSON_IsTrue(field(e, "rstrip")), cJSON_IsTrue(field(e, "single_word")),
+                     h->blob + pos, l};
+        h->kind[id] = a->special ? K_SPECIAL : K_ADDED;
+        pos += l + 1;
+        if ((int)l > h->max_len) h->max_len = (int)l;
+    }
+    for (long i = 0; i < n; i++)
+        if (h->len[i]) vocab_insert(h, (int)i);
+    for (int i = 0; i < h->n_added; i++) {
+        unsigned char b = (unsigned char)h->added[i].s[0];
+        int *f = realloc(h->first[b], sizeof(int) * (size_t)(h->n_first[b] + 1));
+        if (!f) return err_set(err, RLHF_ENOMEM, "out of memory");
+        h->first[b] = f;
+        f[h->n_first[b]++] = i;
+    }
+    for (int b = 0; b < 256; b++)
+        if (h->n_first[b] > 1)
+            qsort_r(h->first[b], (size_t)h->n_first[b], sizeof(int), cmp_added_len, h->added);
+    int rc = parse_merges(h, merges, name, err);
+    if (rc) return rc;
+    h->byte_fallback = cJSON_IsTrue(field(model, "byte_fallback"));
+    h->fuse_unk = cJSON_IsTrue(field(model, "fuse_unk"));
+    h->ignore_merges = cJSON_IsTrue(field(model, "ignore_merges"));
+    h->unk = id_of(h, field(model, "unk_token"));
+    const cJSON *dr = field(model, "dropout");
+    if (cJSON_IsNumber(dr) && dr->valuedouble > 0)
+        return err_set(err, RLHF_EFORMAT, "%s: model.dropout %g is not supported", name,
+                       dr->valuedouble);
+    if ((rc = hf_norm_parse(field(root, "normalizer"), "normalizer", &h->norm, err)) ||
+        (rc = hf_pre_parse(field(root, "pre_tokenizer"), "pre_tokenizer", &h->pre, err))) {
+        err_prefix(err, "%s: ", name);
+        return rc;
+    }
+    h->byte_level = hf_pre_byte_level(h->pre);
+    for (int b = 0; b < 256; b++) {
+        char s[8];
+        if (h->byte_level) {
+            utf8proc_ssize_t l = utf8proc_encode_char(hf_byte_char(b), (utf8proc_uint8_t *)s);
+            h->byte_tok[b] = vocab_find(h, s, (size_t)l);
+        } else {
+            snprintf(s, sizeof s, "<0x%02X>", b);
+            h->byte_tok[b] = vocab_find(h, s, 6);
+        }
+    }
+    if ((rc = parse_post(h, field(root, "post_processor"), name, err))) return rc;
+    DecStep steps[16];
+    int nsteps = 0;
+    if ((rc = parse_decoder(field(root, "decoder"), name, steps, &nsteps, h, err))) return rc;
+    StrBuf d = {0}, tmp = {0};
+    short rev[512];
+    for (int c = 0; c < 512; c++)
+        rev[c] = -1;
+    for (int b = 0; b < 256; b++)
+        rev[hf_byte_char(b)] = (short)b;
+    h->doff = malloc(sizeof(size_t) * (size_t)n);
+    h->dlen = malloc(sizeof(int) * (size_t)n);
+    if (!h->doff || !h->dlen) return err_set(err, RLHF_ENOMEM, "out of memory");
+    for (long i = 0; i < n && !rc; i++) {
+        size_t at = d.len;
+        if (h->kind[i] != K_NORMAL)
+            rc = sb_append(&d, h->blob + h->off[i], (size_t)h->len[i]);
+        else
+            rc = decode_piece(steps, nsteps, h->blob + h->off[i], (size_t)h->len[i], &d, &tmp, rev);
+        h->doff[i] = at;
+        h->dlen[i] = (int)(d.len - at);
+    }
+    sb_free(&tmp);
+    h->dblob = d.s;
+    if (rc || (!h->dblob && !(h->dblob = calloc(1, 1))))
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    if (apply_configs(h, tc, gc, mc)) return err_set(err, RLHF_ENOMEM, "out of memory");
+    return RLHF_OK;
+}
+
+static cJSON *parse_opt(const char *text, const char *what, int *bad) {
+    if (!text) return NULL;
+    cJSON *j = cJSON_Parse(text);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        *bad = 1;
+        (void)what;
+        return NULL;
+    }
+    return j;
+}
+
+int tokhf_load_mem(const char *json, size_t len, const char *name, const char *tok_config,
+                   const char *gen_config, const char *model_config, TokHF **out, Err *err) {
+    *out = NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (!root) {
+        size_t at = end ? (size_t)(end - json) : 0;
+        return err_set(err, RLHF_EFORMAT, "%s: not valid JSON (near byte %zu of %zu)", name, at,
+                       len);
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return err_set(err, RLHF_EFORMAT, "%s: not a JSON object", name);
+    }
+    int bad[3] = {0, 0, 0};
+    cJSON *tc = parse_opt(tok_config, "tokenizer_config.json", &bad[0]);
+    cJSON *gc = parse_opt(gen_config, "generation_config.json", &bad[1]);
+    cJSON *mc = parse_opt(model_config, "config.json", &bad[2]);
+    TokHF *h = calloc(1, sizeof *h);
+    int rc;
+    static const char *const cfg_names[3] = {"tokenizer_config.json", "generation_config.json",
+                                             "config.json"};
+    if (!h) {
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    } else if (bad[0] || bad[1] || bad[2]) {
+        rc = err_set(err, RLHF_EFORMAT, "%s: not a valid JSON object",
+                     cfg_names[bad[0] ? 0 : bad[1] ? 1 : 2]);
+    } else {
+        pthread_mutex_init(&h->lock, NULL);
+        rc = build(h, root, name, tc, gc, mc, err);
+    }
+    cJSON_Delete(root), cJSON_Delete(tc), cJSON_Delete(gc), cJSON_Delete(mc);
+    if (rc) {
+        tokhf_free(h);
+        return rc;
+    }
+    *out = h;
+    return RLHF_OK;
+}
+
+/* Reads dir/name into *out (NUL-terminated) when it exists; a missing file is not an error. */
+static int read_opt(const char *dir, const char *name, char **out, Err *err) {
+    *out = NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat st;
+    if (stat(path, &st) != 0) return RLHF_OK;
+    size_t n;
+    return sys_read_file(path, out, &n, err);
+}
+
+int tokhf_load(const char *path, TokHF **out, Err *err) {
+    *out = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0) return err_set(err, RLHF_ENOTFOUND, "%s: no such file or directory", path);
+    char *json = NULL, *tc = NULL, *gc = NULL, *mc = NULL;
+    size_t len = 0;
+    int rc;
+    char file[4096];
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(file, sizeof file, "%s/tokenizer.json", path);
+        if (stat(file, &st) != 0)
+            return err_set(err, RLHF_ENOTFOUND, "%s: no tokenizer.json in this directory", path);
+        rc = sys_read_file(file, &json, &len, err);
+        if (!rc) rc = read_opt(path, "tokenizer_config.json", &tc, err);
+        if (!rc) rc = read_opt(path, "generation_config.json", &gc, err);
+        if (!rc) rc = read_opt(path, "config.json", &mc, err);
+    } else {
+        snprintf(file, sizeof file, "%s", path);
+        rc = sys_read_file(path, &json, &len, err);
+        /* a tokenizer.json named directly still takes its neighbours' ids */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        else strcpy(dir, ".");
+        if (!rc) rc = read_opt(dir, "tokenizer_config.json", &tc, err);
+        if (!rc) rc = read_opt(dir, "generation_config.json", &gc, err);
+        if (!rc) rc = read_opt(dir, "config.json", &mc, err);
+    }
+    if (!rc) rc = tokhf_load_mem(json, len, path_base(file), tc, gc, mc, out, err);
+    free(json), free(tc), free(gc), free(mc);
+    return rc;
+}
+
+/* ---- encoding ------------------------------------------------------------------- */
+
+typedef struct {
+    int *v;
+    int n, cap;
+} Ids;
+
+static int ids_push(Ids *x, int id) {
+    if (x->n == x->cap) {
+        int c = x->cap ? x->cap * 2 : 256;
+        int *v = realloc(x->v, sizeof(int) * (size_t)c);
+        if (!v) return RLHF_ENOMEM;
+        x->v = v;
+        x->cap = c;
+    }
+    x->v[x->n++] = id;
+    return RLHF_OK;
+}
+
+typedef struct {
+    int rank, l, r, id, idl, idr;
+} Cand;
+
+static int cand_less(const Cand *a, const Cand *b) {
+    return a->rank < b->rank || (a->rank == b->rank && a->l < b->l);
+}
+
+typedef struct {
+    int *id, *next, *prev;
+    unsigned char *can; /* 0: a byte-fallback or unknown symbol, never merged */
+    Cand *heap;
+    int nheap, cap;
+    HfScratch *sc;
+    HfPieces seg, pre;
+    Ids word;
+} Enc;
+
+static void heap_push(Enc *e, Cand c) {
+    int i = e->nheap++;
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!cand_less(&c, &e->heap[p])) break;
+        e->heap[i] = e->heap[p];
+        i = p;
+    }
+    e->heap[i] = c;
+}
+
+static Cand heap_pop(Enc *e) {
+    Cand top = e->heap[0], last = e->heap[--e->nheap];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= e->nheap) break;
+        if (c + 1 < e->nheap && cand_less(&e->heap[c + 1], &e->heap[c])) c++;
+        if (!cand_less(&e->heap[c], &last)) break;
+        e->heap[i] = e->heap[c];
+        i = c;
+    }
+    if (e->nheap > 0) e->heap[i] = last;
+    return top;
+}
+
+static int enc_reserve(Enc *e, int m) {
+    if (m <= e->cap) return RLHF_OK;
+    int c = m < 64 ? 64 : m * 2;
+    int *a = realloc(e->id, sizeof(int) * (size_t)c);
+    if (a) e->id = a;
+    int *b = realloc(e->next, sizeof(int) * (size_t)c);
+    if (b) e->next = b;
+    int *p = realloc(e->prev, sizeof(int) * (size_t)c);
+    if (p) e->prev = p;
+    unsigned char *k = realloc(e->can, (size_t)c);
+    if (k) e->can = k;
+    Cand *h = realloc(e->heap, sizeof(Cand) * (size_t)(3 * c + 1));
+    if (h) e->heap = h;
+    if (!a || !b || !p || !k || !h) return RLHF_ENOMEM;
+    e->cap = c;
+    return RLHF_OK;
+}
+
+static void try_pair(const TokHF *h, Enc *e, int l, int r) {
+    if (l < 0 || r < 0 || !e->can[l] || !e->can[r]) return;
+    int merged, rank = merge_find(h, e->id[l], e->id[r], &merged);
+    if (rank < 0) return;
+    heap_push(e, (Cand){rank, l, r, merged, e->id[l], e->id[r]});
+}
+
+/* The model on one pre-token w[0..n): ids appended to e->word. */
+static int bpe_word(const TokHF *h, Enc *e, const char *w, size_t n) {
+    e->word.n = 0;
+    if (h->ignore_merges) {
+        /* a word that is itself a token is taken whole */
+        int id = -1;
+        if (h->byte_level) {
+            char buf[1024];
+            size_t m = 0;
+            for (size_t i = 0; i < n && m + 2 <= sizeof buf; i++)
+                m += (size_t)utf8proc_encode_char(hf_byte_char((unsigned char)w[i]),
+                                                  (utf8proc_uint8_t *)buf + m);
+            if (n * 2 <= sizeof buf) id = vocab_find(h, buf, m);
+        } else {
+            id = vocab_find(h, w, n);
+        }
+        if (id >= 0 && h->kind[id] == K_NORMAL) return ids_push(&e->word, id);
+    }
+    if (enc_reserve(e, (int)n + 1)) return RLHF_ENOMEM;
+    int m = 0;
+    for (size_t i = 0; i < n;) {
+        if (h->byte_level) {
+            int id = h->byte_tok[(unsigned char)w[i++]];
+            e->id[m] = id >= 0 ? id : h->unk;
+            e->can[m] = id >= 0;
+            if (e->id[m] >= 0) m++;
+            continue;
+        }
+        int32_t cp;
+        utf8proc_ssize_t l = utf8proc_iterate((const utf8proc_uint8_t *)w + i,
+                                              (utf8proc_ssize_t)(n - i), &cp);
+        if (l <= 0) l = 1; /* an invalid byte is a character of its own */
+        int id = vocab_find(h, w + i, (size_t)l);
+        if (id >= 0 && h->kind[id] == K_NORMAL) {
+            e->id[m] = id, e->can[m++] = 1;
+        } else {
+            int all = h->byte_fallback;
+            for (utf8proc_ssize_t k = 0; all && k < l; k++)
+                if (h->byte_tok[(unsigned char)w[i + k]] < 0) all = 0;
+            if (all) {
+                for (utf8proc_ssize_t k = 0; k < l; k++)
+                    e->id[m] = h->byte_tok[(unsigned char)w[i + k]], e->can[m++] = 0;
+            } else if (h->unk >= 0 &&
+                       !(h->fuse_unk && m > 0 && !e->can[m - 1] && e->id[m - 1] == h->unk)) {
+                e->id[m] = h->unk, e->can[m++] = 0;
+            }
+        }
+        i += (size_t)l;
+    }
+    for (int i = 0; i < m; i++) {
+        e->prev[i] = i - 1;
+        e->next[i] = i + 1 < m ? i + 1 : -1;
+    }
+    e->nheap = 0;
+    for (int i = 0; i + 1 < m; i++)
+        try_pair(h, e, i, i + 1);
+    while (e->nheap > 0) {
+        Cand c = heap_pop(e);
+        if (e->next[c.l] != c.r || e->id[c.l] != c.idl || e->id[c.r] != c.idr) continue;
+        e->id[c.l] = c.id;
+        int rn = e->next[c.r];
+        e->next[c.l] = rn;
+        if (rn >= 0) e->prev[rn] = c.l;
+        e->next[c.r] = -2;
+        e->id[c.r] = -1;
+        try_pair(h, e, e->prev[c.l], c.l);
+        try_pair(h, e, c.l, rn);
+    }
+    for (int i = m ? 0 : -1; i >= 0; i = e->next[i])
+        if (ids_push(&e->word, e->id[i])) return RLHF_ENOMEM;
+    return RLHF_OK;
+}
+
+enum { CACHE_MAX_WORD = 256, CACHE_MAX_ENTRIES = 1 << 19 };
+
+static int cache_get(TokHF *h, const char *w, size_t n, uint32_t hash, Ids *out) {
+    int found = 0;
+    pthread_mutex_lock(&h->lock);
+    for (uint32_t i = h->cache ? hash & h->cmask : 0; h->cache && h->cache[i].klen;
+         i = (i + 1) & h->cmask) {
+        CacheEnt *c = &h->cache[i];
+        if (c->hash == hash && c->klen == n + 1 && !memcmp(h->arena + c->off, w, n)) {
+            const int *ids = (const int *)(h->arena + c->off + ((n + 3) & ~(size_t)3));
+            found = 1;
+            for (uint32_t k = 0; k < c->nids; k++)
+                if (ids_push(out, ids[k])) found = -1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return found;
+}
+
+static void cache_put(TokHF *h, const char *w, size_t n, uint32_t hash, const int *ids, int nids) {
+    pthread_mutex_lock(&h->lock);
+    if (!h->cache) {
+        h->cache = calloc((size_t)CACHE_MAX_ENTRIES * 2, sizeof(CacheEnt));
+        h->cmask = CACHE_MAX_ENTRIES * 2 - 1;
+    }
+    size_t kb = (n + 3) & ~(size_t)3, need = kb + sizeof(int) * (size_t)nids;
+    if (h->cache && h->cn < CACHE_MAX_ENTRIES) {
+        if (h->arena_n + need > h->arena_cap) {
+            size_t c = (h->arena_n + need) * 2;
+            char *a = realloc(h->arena, c);
+            if (a) h->arena = a, h->arena_cap = c;
+        }
+        if (h->arena_n + need <= h->arena_cap) {
+            uint32_t i = hash & h->cmask;
+            while (h->cache[i].klen)
+                i = (i + 1) & h->cmask;
+            memcpy(h->arena + h->arena_n, w, n);
+            memcpy(h->arena + h->arena_n + kb, ids, sizeof(int) * (size_t)nids);
+            h->cache[i] = (CacheEnt){hash, (uint32_t)n + 1, (uint32_t)nids, h->arena_n};
+            h->arena_n += need;
+            h->cn++;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* Normalizes, pre-tokenizes and encodes one stretch of text between added tokens. */
+static int encode_text(TokHF *h, Enc *e, const char *s, size_t n, int at_start, Ids *out) {
+    if (!n) return RLHF_OK;
+    int rc = hf_norm_apply(h->norm, e->sc, s, n, &e->pre);
+    if (!rc) rc = hf_pre_apply(h->pre, e->sc, &e->pre, at_start);
+    for (int i = 0; !rc && i < e->pre.n; i++) {
+        const char *w = e->pre.s + e->pre.off[i];
+        size_t wn = e->pre.len[i];
+        if (!wn) continue;
+        uint32_t hash = fnv(w, wn);
+        int cached = wn <= CACHE_MAX_WORD ? cache_get(h, w, wn, hash, out) : 0;
+        if (cached < 0) return RLHF_ENOMEM;
+        if (cached) continue;
+        rc = bpe_word(h, e, w, wn);
+        if (!rc && wn <= CACHE_MAX_WORD) cache_put(h, w, wn, hash, e->word.v, e->word.n);
+        for (int k = 0; !rc && k < e->word.n; k++)
+            rc = ids_push(out, e->word.v[k]);
+    }
+    return rc;
+}
+
+static int is_space(unsigned char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+static int is_word_at(const char *s, size_t n, size_t i, int before) {
+    /* the character ending at i (before) or starting at i */
+    if (before) {
+        if (i == 0) return 0;
+        size_t a = i - 1;
+        while (a > 0 && ((unsigned char)s[a] & 0xC0) == 0x80)
+            a--;
+        i = a;
+    } else if (i >= n) {
+        return 0;
+    }
+    int32_t cp;
+    if (utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp) <= 0)
+        return 0;
+    utf8proc_category_t c = utf8proc_category(cp);
+    return cp == '_' || (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) ||
+           (c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO);
+}
+
+/* The added token matching at s[i], longest first, or NULL. */
+static const Added *match_added(const TokHF *h, const char *s, size_t n, size_t i, int special) {
+    unsigned char b = (unsigned char)s[i];
+    for (int k = 0; k < h->n_first[b]; k++) {
+        const Added *a = &h->added[h->first[b][k]];
+        if (a->special && !special) continue;
+        if (a->len > n - i || memcmp(s + i, a->s, a->len) != 0) continue;
+        if (a->single_word && (is_word_at(s, n, i, 1) || is_word_at(s, n, i + a->len, 0)))
+            continue;
+        return a;
+    }
+    return NULL;
+}
+
+int tokhf_encode(const TokHF *hc, const char *text, size_t len, int flags, int **ids_out,
+                 int *n_out, Err *err) {
+    TokHF *h = (TokHF *)hc; /* only the locked word cache changes */
+    *ids_out = NULL;
+    *n_out = 0;
+    Enc e = {0};
+    Ids out = {0};
+    e.sc = hf_scratch_new();
+    int rc = e.sc ? RLHF_OK : RLHF_ENOMEM;
+    for (int i = 0; !rc && (flags & TOK_ADD_BOS) && i < h->n_prefix; i++)
+        rc = ids_push(&out, h->prefix[i]);
+    size_t start = 0, i = 0;
+    while (!rc && i < len) {
+        const Added *a = h->n_first[(unsigned char)text[i]]
+                             ? match_added(h, text, len, i, flags & TOK_SPECIAL)
+                             : NULL;
+        if (!a) {
+            i++;
+            continue;
+        }
+        size_t end = i;
+        if (a->lstrip)
+            while (end > start && is_space((unsigned char)text[end - 1]))
+                end--;
+        rc = encode_text(h, &e, text + start, end - start, start == 0, &out);
+        if (!rc) rc = ids_push(&out, a->id);
+        i += a->len;
+        if (a->rstrip)
+            while (i < len && is_space((unsigned char)text[i]))
+                i++;
+        start = i;
+    }
+    if (!rc) rc = encode_text(h, &e, text + start, len - start, start == 0, &out);
+    for (int k = 0; !rc && (flags & TOK_ADD_BOS) && k < h->n_suffix; k++)
+        rc = ids_push(&out, h->suffix[k]);
+    if (!rc && (flags & TOK_ADD_EOS) && h->eos >= 0 && !(out.n && out.v[out.n - 1] == h->eos))
+        rc = ids_push(&out, h->eos);
+    hf_scratch_free(e.sc);
+    hf_pieces_free(&e.seg);
+    hf_pieces_free(&e.pre);
+    free(e.id), free(e.next), free(e.prev), free(e.can), free(e.heap), free(e.word.v);
+    if (rc) {
+        free(out.v);
+        return err_set(err, rc, "tokenizer: out of memory encoding %zu bytes", len);
+    }
+    *ids_out = out.v;
+    *n_out = out.n;
+    return RLHF_OK;
+}
+
+/* ---- ids and decoding ------------------------------------------------------------ */
+
+int tokhf_vocab_size(const TokHF *h) {
+    return h->n_vocab;
+}
+int tokhf_max_token_length(const TokHF *h) {
+    return h->max_len;
+}
+int tokhf_bos(const TokHF *h) {
+    return h->bos;
+}
+int tokhf_eos(const TokHF *h) {
+    return h->eos;
+}
+int tokhf_is_stop(const TokHF *h, int id) {
+    for (int i = 0; i < h->n_stop; i++)
+        if (h->stop[i] == id) return 1;
+    return 0;
+}
+int tokhf_is_special(const TokHF *h, int id) {
+    return id >= 0 && id < h->n_vocab && h->kind[id] == K_SPECIAL;
+}
+
+const char *tokhf_raw_piece(const TokHF *h, int id, size_t *len) {
+    if (id < 0 || id >= h->n_vocab) {
+        *len = 0;
+        return "";
+    }
+    *len = (size_t)h->len[id];
+    return h->blob + h->off[id];
+}
+
+const char *tokhf_piece(const TokHF *h, int prev, int id, size_t *len) {
+    *len = 0;
+    if (id < 0 || id >= h->n_vocab || h->kind[id] == K_SPECIAL) return "";
+    const char *p = h->dblob + h->doff[id];
+    *len = (size_t)h->dlen[id];
+    /* the decoder's Strip / Metaspace drop the space the encoder prepended */
+    if ((prev < 0 || prev == h->bos) && h->strip_start && *len && p[0] == ' ') {
+        p++;
+        (*len)--;
+    }
+    return p;
+}
+
+int tokhf_decode(const TokHF *h, const int *ids, int n, char **out, size_t *out_len, Err *err) {
+    *out = NULL;
+    size_t total = 1;
+    for (int i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= h->n_vocab)
+            return err_set(err, RLHF_EINVAL, "tokenizer: id %d at position %d is outside 0..%d",
+                           ids[i], i, h->n_vocab - 1);
+        total += (size_t)h->dlen[ids[i]];
+    }
+    char *s = malloc(total);
+    if (!s) return err_set(err, RLHF_ENOMEM, "tokenizer: out of memory");
+    size_t pos = 0;
+    for (int i = 0; i < n; i++) {
+        if (h->kind[ids[i]] == K_SPECIAL) continue; /* skip_special_tokens */
+        memcpy(s + pos, h->dblob + h->doff[ids[i]], (size_t)h->dlen[ids[i]]);
+        pos += (size_t)h->dlen[ids[i]];
+    }
+    size_t a = 0;
+    for (int k = 0; k < h->strip_start && a < pos && s[a] == ' '; k++)
+        a++;
+    for (int k = 0; k < h->strip_stop && pos > a && s[pos - 1] == ' '; k++)
+        pos--;
+    memmove(s, s + a, pos - a);
+    pos -= a;
+    s[pos] = '\0';
+    *out = s;
+    if (out_len) *out_len = pos;
+    return RLHF_OK;
+}
