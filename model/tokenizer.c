@@ -489,7 +489,7 @@ static int encode_hf(const Tokenizer *t, const char *text, size_t len, int flags
     int rc = tokhf_encode(t->hf, text, len, flags, &v, &n, err);
     if (rc) return rc;
     if (n > cap) rc = err_set(err, RLHF_EINVAL, "tokenizer: output room %d < %d tokens", cap, n);
-    else memcpy(ids, v, sizeof(int) * (size_t)n), *n_out = n;
+    else if (n) memcpy(ids, v, sizeof(int) * (size_t)n), *n_out = n;
     free(v);
     return rc;
 }
