@@ -53,6 +53,8 @@ struct TokHF {
     int prefix[8], n_prefix, suffix[8], n_suffix;
     int bos, eos, *stop, n_stop;
     int strip_start, strip_stop; /* spaces the decoder drops at the start / end */
+    char *src[4]; /* the texts it was built from (tokenizer.json, 3 configs), to embed */
+    size_t src_len[4];
     pthread_mutex_t lock;
     CacheEnt *cache;
     uint32_t cmask, cn;
@@ -113,6 +115,8 @@ void tokhf_free(TokHF *h) {
     for (int b = 0; b < 256; b++)
         free(h->first[b]);
     free(h->stop);
+    for (int i = 0; i < 4; i++)
+        free(h->src[i]);
     free(h->cache);
     free(h->arena);
     pthread_mutex_destroy(&h->lock);
@@ -638,6 +642,17 @@ int tokhf_load_mem(const char *json, size_t len, const char *name, const char *t
     } else {
         pthread_mutex_init(&h->lock, NULL);
         rc = build(h, root, name, tc, gc, mc, err);
+        const char *texts[4] = {json, tok_config, gen_config, model_config};
+        for (int i = 0; !rc && i < 4; i++) {
+            if (!texts[i]) continue;
+            h->src_len[i] = i ? strlen(texts[i]) : len;
+            if (!(h->src[i] = malloc(h->src_len[i] + 1))) {
+                rc = err_set(err, RLHF_ENOMEM, "out of memory");
+                break;
+            }
+            memcpy(h->src[i], texts[i], h->src_len[i]);
+            h->src[i][h->src_len[i]] = '\0';
+        }
     }
     cJSON_Delete(root), cJSON_Delete(tc), cJSON_Delete(gc), cJSON_Delete(mc);
     if (rc) {
@@ -646,6 +661,65 @@ int tokhf_load_mem(const char *json, size_t len, const char *name, const char *t
     }
     *out = h;
     return RLHF_OK;
+}
+
+/* Embedded form: the magic, four little-endian u64 lengths (0: absent), the texts. */
+static const char EMBED_MAGIC[8] = {'R', 'L', 'H', 'F', 'H', 'F', 'T', 'K'};
+
+int tokhf_is_embedded(const void *bytes, size_t len) {
+    return len >= 8 && memcmp(bytes, EMBED_MAGIC, 8) == 0;
+}
+
+int tokhf_to_bytes(const TokHF *h, unsigned char **out, size_t *len, Err *err) {
+    size_t n = 8 + 4 * 8;
+    for (int i = 0; i < 4; i++)
+        n += h->src_len[i];
+    unsigned char *b = malloc(n), *p = b + 8 + 32;
+    if (!b) return err_set(err, RLHF_ENOMEM, "tokenizer: out of memory");
+    memcpy(b, EMBED_MAGIC, 8);
+    for (int i = 0; i < 4; i++) {
+        uint64_t l = h->src[i] ? h->src_len[i] : 0;
+        for (int k = 0; k < 8; k++)
+            b[8 + 8 * i + k] = (unsigned char)(l >> (8 * k));
+        if (l) memcpy(p, h->src[i], l);
+        p += l;
+    }
+    *out = b;
+    *len = n;
+    return RLHF_OK;
+}
+
+int tokhf_from_bytes(const void *bytes, size_t len, TokHF **out, Err *err) {
+    *out = NULL;
+    const unsigned char *b = bytes;
+    if (len < 40)
+        return err_set(err, RLHF_EFORMAT, "embedded tokenizer.json: %zu bytes, too short", len);
+    char *texts[4] = {NULL, NULL, NULL, NULL};
+    size_t lens[4], pos = 40;
+    int rc = RLHF_OK;
+    for (int i = 0; i < 4 && !rc; i++) {
+        uint64_t l = 0;
+        for (int k = 0; k < 8; k++)
+            l |= (uint64_t)b[8 + 8 * i + k] << (8 * k);
+        if (l > len - pos) {
+            rc = err_set(err, RLHF_EFORMAT, "embedded tokenizer.json: truncated (part %d)", i);
+            break;
+        }
+        lens[i] = (size_t)l;
+        if (l && !(texts[i] = malloc((size_t)l + 1))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        if (texts[i]) {
+            memcpy(texts[i], b + pos, (size_t)l);
+            texts[i][l] = '\0';
+        }
+        pos += (size_t)l;
+    }
+    if (!rc && !texts[0]) rc = err_set(err, RLHF_EFORMAT, "embedded tokenizer.json: empty");
+    if (!rc)
+        rc = tokhf_load_mem(texts[0], lens[0], "tokenizer.json (embedded)", texts[1], texts[2],
+                            texts[3], out, err);
+    for (int i = 0; i < 4; i++)
+        free(texts[i]);
+    return rc;
 }
 
 /* Reads dir/name into *out (NUL-terminated) when it exists; a missing file is not an error. */

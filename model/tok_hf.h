@@ -62,6 +62,10 @@ int tokhf_load(const char *path, TokHF **out, Err *err);
 int tokhf_load_mem(const char *json, size_t len, const char *name, const char *tok_config,
                    const char *gen_config, const char *model_config, TokHF **out, Err *err);
 void tokhf_free(TokHF *h);
+/* The texts it was loaded from, to embed in a checkpoint (malloc'ed), and back. */
+int tokhf_to_bytes(const TokHF *h, unsigned char **out, size_t *len, Err *err);
+int tokhf_is_embedded(const void *bytes, size_t len);
+int tokhf_from_bytes(const void *bytes, size_t len, TokHF **out, Err *err);
 /* Encodes into a malloc'ed array *ids of *n ids (flags: TOK_ADD_BOS, ...). */
 int tokhf_encode(const TokHF *h, const char *text, size_t len, int flags, int **ids, int *n,
                  Err *err);

@@ -30,6 +30,8 @@ struct Tokenizer {
     uint32_t mask;
 };
 
+static int hf_wrap(const char *path, const void *bytes, size_t len, Tokenizer **out, Err *err);
+
 static uint32_t hash_bytes(const char *s, size_t n) {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++)
@@ -133,6 +135,7 @@ int tok_build(int n, const char *const *pieces, const size_t *lens, const float 
 
 int tok_load_mem(const void *bytes, size_t len, Tokenizer **out, Err *err) {
     *out = NULL;
+    if (tokhf_is_embedded(bytes, len)) return hf_wrap(NULL, bytes, len, out, err);
     const unsigned char *p = bytes;
     if (len < sizeof(int))
         return err_set(err, RLHF_EFORMAT, "not a tokenizer: %zu bytes, too short for the header",
@@ -198,11 +201,12 @@ int tok_load_mem(const void *bytes, size_t len, Tokenizer **out, Err *err) {
     return rc;
 }
 
-int tok_hf_load(const char *path, Tokenizer **out, Err *err) {
+/* Wraps a loaded TokHF (path, or embedded bytes when path is NULL). */
+static int hf_wrap(const char *path, const void *bytes, size_t len, Tokenizer **out, Err *err) {
     *out = NULL;
     Tokenizer *t = calloc(1, sizeof *t);
     if (!t) return err_set(err, RLHF_ENOMEM, "tokenizer: out of memory");
-    int rc = tokhf_load(path, &t->hf, err);
+    int rc = path ? tokhf_load(path, &t->hf, err) : tokhf_from_bytes(bytes, len, &t->hf, err);
     if (rc) {
         free(t);
         return rc;
@@ -211,6 +215,10 @@ int tok_hf_load(const char *path, Tokenizer **out, Err *err) {
     t->max_token_length = tokhf_max_token_length(t->hf);
     *out = t;
     return RLHF_OK;
+}
+
+int tok_hf_load(const char *path, Tokenizer **out, Err *err) {
+    return hf_wrap(path, NULL, 0, out, err);
 }
 
 int tok_is_hf(const Tokenizer *t) {
@@ -236,10 +244,7 @@ int tok_load(const char *path, Tokenizer **out, Err *err) {
 
 int tok_to_bytes(const Tokenizer *t, unsigned char **out, size_t *len, Err *err) {
     *out = NULL;
-    if (t->hf)
-        return err_set(err, RLHF_EINVAL,
-                       "a tokenizer.json tokenizer is not stored inside checkpoints or "
-                       "tokenizer.bin; pass --tokenizer DIR with it");
+    if (t->hf) return tokhf_to_bytes(t->hf, out, len, err);
     size_t n = sizeof(int);
     for (int i = 0; i < t->vocab_size; i++)
         n += 8 + (size_t)t->len[i];
@@ -260,6 +265,11 @@ int tok_to_bytes(const Tokenizer *t, unsigned char **out, size_t *len, Err *err)
 }
 
 int tok_save(const Tokenizer *t, const char *path, Err *err) {
+    if (t->hf)
+        return err_set(err, RLHF_EINVAL,
+                       "%s: llama2.c's tokenizer.bin cannot hold a tokenizer.json tokenizer; "
+                       "use the tokenizer.json itself",
+                       path);
     unsigned char *b;
     size_t n;
     int rc = tok_to_bytes(t, &b, &n, err);

@@ -31,14 +31,18 @@ int tok_load(const char *path, Tokenizer **out, Err *err);
 int tok_hf_load(const char *path, Tokenizer **out, Err *err);
 /* 1 for a tokenizer.json tokenizer, 0 for llama2.c's kind. */
 int tok_is_hf(const Tokenizer *t);
-/* The same from bytes in memory (a tokenizer embedded in a checkpoint). */
+/* The same from bytes in memory (a tokenizer embedded in a checkpoint: either
+ * kind, as tok_to_bytes wrote it). */
 int tok_load_mem(const void *bytes, size_t len, Tokenizer **out, Err *err);
 /* Builds a tokenizer from n pieces (copied) and their scores. */
 int tok_build(int n, const char *const *pieces, const size_t *lens, const float *scores,
               Tokenizer **out, Err *err);
-/* Serialises to llama2.c layout; *out is malloc'ed and owned by the caller. */
+/* Serialises to llama2.c layout, or a tokenizer.json tokenizer to the texts it
+ * was loaded from behind a magic (for checkpoints; tok_load_mem reads both);
+ * *out is malloc'ed and owned by the caller. */
 int tok_to_bytes(const Tokenizer *t, unsigned char **out, size_t *len, Err *err);
-/* Writes tokenizer.bin atomically (temporary file, fsync, rename). */
+/* Writes tokenizer.bin atomically (temporary file, fsync, rename); llama2.c's
+ * kind only. */
 int tok_save(const Tokenizer *t, const char *path, Err *err);
 void tok_free(Tokenizer *t);
 

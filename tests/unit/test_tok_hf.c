@@ -400,3 +400,30 @@ Test(tok_hf, split_behaviors) {
     }
     free(json);
 }
+
+Test(tok_hf, embeds_in_a_checkpoint) {
+    char *json = sp_json();
+    const char *extra[] = {"generation_config.json", "{\"eos_token_id\": [2, 264]}", NULL};
+    Tokenizer *t = load_json(json, extra);
+    free(json);
+    unsigned char *b;
+    size_t n;
+    Err err = {0};
+    cr_assert_eq(tok_to_bytes(t, &b, &n, &err), 0, "%s", err.msg);
+    Tokenizer *u;
+    cr_assert_eq(tok_load_mem(b, n, &u, &err), 0, "%s", err.msg);
+    cr_assert(tok_is_hf(u));
+    cr_assert(tok_is_stop(u, 264));
+    int x[16], y[16];
+    int nx = enc(t, "ab a c", 6, TOK_ADD_BOS, x), ny = enc(u, "ab a c", 6, TOK_ADD_BOS, y);
+    assert_ids(y, ny, x, nx);
+    Tokenizer *v;
+    cr_assert_neq(tok_load_mem(b, n - 5, &v, &err), 0); /* truncated */
+    cr_assert(strstr(err.msg, "embedded tokenizer.json"), "%s", err.msg);
+    /* llama2.c's file format cannot hold it */
+    cr_assert_neq(tok_save(t, "/tmp/rlhf-never-written.bin", &err), 0);
+    cr_assert(strstr(err.msg, "tokenizer.json"), "%s", err.msg);
+    free(b);
+    tok_free(u);
+    tok_free(t);
+}
