@@ -966,7 +966,7 @@ static void cache_put(TokHF *h, const char *w, size_t n, uint32_t hash, const in
             while (h->cache[i].klen)
                 i = (i + 1) & h->cmask;
             memcpy(h->arena + h->arena_n, w, n);
-            memcpy(h->arena + h->arena_n + kb, ids, sizeof(int) * (size_t)nids);
+            if (nids) memcpy(h->arena + h->arena_n + kb, ids, sizeof(int) * (size_t)nids);
             h->cache[i] = (CacheEnt){hash, (uint32_t)n + 1, (uint32_t)nids, h->arena_n};
             h->arena_n += need;
             h->cn++;
