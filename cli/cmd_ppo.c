@@ -195,7 +195,8 @@ static int add_prompt(const PromptRow *row, void *ctx) {
     size_t len = strlen(input);
     int cap = tok_encode_cap(len), n = 0;
     int *ids = malloc(sizeof(int) * (size_t)cap);
-    int rc = ids ? tok_encode(ps->tok, input, len, 1, 0, ids, cap, &n, ps->err)
+    int rc = ids ? tok_encode_flags(ps->tok, input, len, TOK_ADD_BOS | TOK_SPECIAL, ids, cap, &n,
+                                    ps->err)
                  : err_set(ps->err, RLHF_ENOMEM, "out of memory");
     free(input);
     if (rc) {

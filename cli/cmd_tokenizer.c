@@ -141,12 +141,20 @@ static void print_json_string(const char *p, size_t n) {
     fputc('"', stdout);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n"
-                          : c == '\r' ? "\\r" : c == '\t' ? "\\t" : c == '\b' ? "\\b"
-                          : c == '\f' ? "\\f" : NULL;
-        if (esc) fputs(esc, stdout);
-        else if (c < 0x20) printf("\\u%04x", c);
-        else fputc(c, stdout);
+        const char *esc = c == '"'    ? "\\\""
+                          : c == '\\' ? "\\\\"
+                          : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t"
+                          : c == '\b' ? "\\b"
+                          : c == '\f' ? "\\f"
+                                      : NULL;
+        if (esc)
+            fputs(esc, stdout);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            fputc(c, stdout);
     }
     fputs("\"\n", stdout);
 }
@@ -190,8 +198,10 @@ static int run_jsonl(const char *tok_path, const char *file, int decode, int fla
                 if (n == icap) {
                     icap = icap ? icap * 2 : 1024;
                     int *x = realloc(ids, sizeof(int) * (size_t)icap);
-                    if (!x) rc = err_set(&err, RLHF_ENOMEM, "out of memory");
-                    else ids = x;
+                    if (!x)
+                        rc = err_set(&err, RLHF_ENOMEM, "out of memory");
+                    else
+                        ids = x;
                 }
                 if (!rc) ids[n++] = (int)v;
                 p = end;
@@ -207,16 +217,18 @@ static int run_jsonl(const char *tok_path, const char *file, int decode, int fla
         const cJSON *tx = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "text") : j;
         if (!cJSON_IsString(tx)) {
             cJSON_Delete(j);
-            rc = err_set(&err, RLHF_EFORMAT, "%s:%ld: not a JSON string (or {\"text\": ...})",
-                         file, lineno);
+            rc = err_set(&err, RLHF_EFORMAT, "%s:%ld: not a JSON string (or {\"text\": ...})", file,
+                         lineno);
             break;
         }
         size_t len = strlen(tx->valuestring);
         int need = tok_encode_cap(len), n = 0;
         if (need > icap) {
             int *x = realloc(ids, sizeof(int) * (size_t)need);
-            if (!x) rc = err_set(&err, RLHF_ENOMEM, "out of memory");
-            else ids = x, icap = need;
+            if (!x)
+                rc = err_set(&err, RLHF_ENOMEM, "out of memory");
+            else
+                ids = x, icap = need;
         }
         double t1 = now_seconds();
         if (!rc) rc = tok_encode_flags(tok, tx->valuestring, len, flags, ids, icap, &n, &err);
@@ -231,7 +243,8 @@ static int run_jsonl(const char *tok_path, const char *file, int decode, int fla
     if (!rc && ferror(f)) rc = err_set(&err, RLHF_EIO, "%s: read error", file);
     if (f != stdin) fclose(f);
     if (!rc && !decode)
-        fprintf(stderr, "rlhf tokenizer: encoded %ld lines, %.2f MB in %.3fs (%.2f MB/s; %.3fs in all)\n",
+        fprintf(stderr,
+                "rlhf tokenizer: encoded %ld lines, %.2f MB in %.3fs (%.2f MB/s; %.3fs in all)\n",
                 lineno, bytes / 1e6, spent, spent > 0 ? bytes / 1e6 / spent : 0.0,
                 now_seconds() - t0);
     free(line);

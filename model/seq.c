@@ -75,7 +75,9 @@ int seq_encode(const Tokenizer *t, const char *template, const char *prompt, con
         p = malloc(sizeof(int) * (size_t)tok_encode_cap(il));
         a = malloc(sizeof(int) * (size_t)tok_encode_cap(al + 1));
         if (!p || !a) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-        if (!rc) rc = tok_encode(t, input, il, 1, 0, p, tok_encode_cap(il), &np, err);
+        if (!rc)
+            rc = tok_encode_flags(t, input, il, TOK_ADD_BOS | TOK_SPECIAL, p, tok_encode_cap(il),
+                                  &np, err);
         if (!rc)
             rc = tok_encode(t, joined, al + (size_t)space, 0, add_eos, a, tok_encode_cap(al + 1), &na,
                             err);

@@ -73,8 +73,7 @@ static int vocab_find(const TokHF *h, const char *s, size_t n) {
     for (uint32_t i = fnv(s, n) & h->mask;; i = (i + 1) & h->mask) {
         int e = h->table[i];
         if (!e) return -1;
-        if ((size_t)h->len[e - 1] == n && memcmp(h->blob + h->off[e - 1], s, n) == 0)
-            return e - 1;
+        if ((size_t)h->len[e - 1] == n && memcmp(h->blob + h->off[e - 1], s, n) == 0) return e - 1;
     }
 }
 
@@ -168,8 +167,8 @@ static int parse_merges(TokHF *h, const cJSON *merges, const char *name, Err *er
         if (cJSON_IsString(m)) {
             const char *sp = strchr(m->valuestring, ' ');
             if (sp) a = m->valuestring, la = (size_t)(sp - a), b = sp + 1, lb = strlen(b);
-        } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 &&
-                   cJSON_IsString(m->child) && cJSON_IsString(m->child->next)) {
+        } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 && cJSON_IsString(m->child) &&
+                   cJSON_IsString(m->child->next)) {
             a = m->child->valuestring, la = strlen(a);
             b = m->child->next->valuestring, lb = strlen(b);
         }
@@ -404,7 +403,8 @@ static int apply_configs(TokHF *h, const cJSON *tc, const cJSON *gc, const cJSON
     const cJSON *cfgs[2] = {gc, mc};
     for (int i = 0; i < 2; i++) {
         if (!cfgs[i]) continue;
-        int b = first_id(field(cfgs[i], "bos_token_id")), e = first_id(field(cfgs[i], "eos_token_id"));
+        int b = first_id(field(cfgs[i], "bos_token_id")),
+            e = first_id(field(cfgs[i], "eos_token_id"));
         if (h->bos < 0 && b >= 0 && b < h->n_vocab) h->bos = b;
         if (h->eos < 0 && e >= 0 && e < h->n_vocab) h->eos = e;
         const cJSON *v, *list = field(cfgs[i], "eos_token_id");
@@ -430,8 +430,8 @@ static int apply_configs(TokHF *h, const cJSON *tc, const cJSON *gc, const cJSON
     }
     /* end-of-text and end-of-turn markers of the common families stop generation
      * even when no config names them */
-    static const char *const known[] = {"</s>", "<|endoftext|>", "<|end_of_text|>",
-                                        "<|im_end|>", "<|eot_id|>", "<|eom_id|>",
+    static const char *const known[] = {"</s>",          "<|endoftext|>", "<|end_of_text|>",
+                                        "<|im_end|>",    "<|eot_id|>",    "<|eom_id|>",
                                         "<end_of_turn>", "<|end|>"};
     for (int i = 0; i < (int)(sizeof known / sizeof *known); i++) {
         int id = vocab_find(h, known[i], strlen(known[i]));
@@ -445,14 +445,13 @@ static int apply_configs(TokHF *h, const cJSON *tc, const cJSON *gc, const cJSON
 static int build(TokHF *h, const cJSON *root, const char *name, const cJSON *tc, const cJSON *gc,
                  const cJSON *mc, Err *err) {
     const cJSON *model = field(root, "model");
-    if (!cJSON_IsObject(model))
-        return err_set(err, RLHF_EFORMAT, "%s: no \"model\" object", name);
+    if (!cJSON_IsObject(model)) return err_set(err, RLHF_EFORMAT, "%s: no \"model\" object", name);
     const cJSON *mt = field(model, "type");
     if (mt && !cJSON_IsString(mt))
         return err_set(err, RLHF_EFORMAT, "%s: model.type is not a string", name);
     if (mt && strcmp(mt->valuestring, "BPE") != 0)
-        return err_set(err, RLHF_EFORMAT, "%s: model.type \"%s\" is not supported (BPE only)",
-                       name, mt->valuestring);
+        return err_set(err, RLHF_EFORMAT, "%s: model.type \"%s\" is not supported (BPE only)", name,
+                       mt->valuestring);
     const cJSON *vocab = field(model, "vocab"), *merges = field(model, "merges"),
                 *added = field(root, "added_tokens"), *e;
     if (!cJSON_IsObject(vocab))
@@ -462,7 +461,8 @@ static int build(TokHF *h, const cJSON *root, const char *name, const cJSON *tc,
     if (added && !cJSON_IsArray(added))
         return err_set(err, RLHF_EFORMAT, "%s: added_tokens is not a list", name);
     const char *cs = NULL, *ew = NULL;
-    const cJSON *c1 = field(model, "continuing_subword_prefix"), *c2 = field(model, "end_of_word_suffix");
+    const cJSON *c1 = field(model, "continuing_subword_prefix"),
+                *c2 = field(model, "end_of_word_suffix");
     if (cJSON_IsString(c1) && *c1->valuestring) cs = "continuing_subword_prefix";
     if (cJSON_IsString(c2) && *c2->valuestring) ew = "end_of_word_suffix";
     if (cs || ew)
@@ -472,8 +472,8 @@ static int build(TokHF *h, const cJSON *root, const char *name, const cJSON *tc,
     size_t blob = 0;
     cJSON_ArrayForEach(e, vocab) {
         if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= TOK_MAX_VOCAB)
-            return err_set(err, RLHF_EFORMAT, "%s: model.vocab[\"%s\"] is not an id in 0..%d",
-                           name, e->string, TOK_MAX_VOCAB - 1);
+            return err_set(err, RLHF_EFORMAT, "%s: model.vocab[\"%s\"] is not an id in 0..%d", name,
+                           e->string, TOK_MAX_VOCAB - 1);
         if (e->valueint + 1 > n) n = e->valueint + 1;
         blob += strlen(e->string) + 1;
     }
@@ -525,9 +525,13 @@ static int build(TokHF *h, const cJSON *root, const char *name, const cJSON *tc,
         h->off[id] = pos;
         h->len[id] = (int)l;
         Added *a = &h->added[k++];
-        *a = (Added){id, cJSON_IsTrue(field(e, "special")), cJSON_IsTrue(field(e, "lstrip")),
-                     cJSON_IsTrue(field(e, "rstrip")), cJSON_IsTrue(field(e, "single_word")),
-                     h->blob + pos, l};
+        *a = (Added){id,
+                     cJSON_IsTrue(field(e, "special")),
+                     cJSON_IsTrue(field(e, "lstrip")),
+                     cJSON_IsTrue(field(e, "rstrip")),
+                     cJSON_IsTrue(field(e, "single_word")),
+                     h->blob + pos,
+                     l};
         h->kind[id] = a->special ? K_SPECIAL : K_ADDED;
         pos += l + 1;
         if ((int)l > h->max_len) h->max_len = (int)l;
@@ -638,7 +642,9 @@ int tokhf_load_mem(const char *json, size_t len, const char *name, const char *t
         rc = err_set(err, RLHF_ENOMEM, "out of memory");
     } else if (bad[0] || bad[1] || bad[2]) {
         rc = err_set(err, RLHF_EFORMAT, "%s: not a valid JSON object",
-                     cfg_names[bad[0] ? 0 : bad[1] ? 1 : 2]);
+                     cfg_names[bad[0]   ? 0
+                               : bad[1] ? 1
+                                        : 2]);
     } else {
         pthread_mutex_init(&h->lock, NULL);
         rc = build(h, root, name, tc, gc, mc, err);
@@ -706,7 +712,8 @@ int tokhf_from_bytes(const void *bytes, size_t len, TokHF **out, Err *err) {
             break;
         }
         lens[i] = (size_t)l;
-        if (l && !(texts[i] = malloc((size_t)l + 1))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        if (l && !(texts[i] = malloc((size_t)l + 1)))
+            rc = err_set(err, RLHF_ENOMEM, "out of memory");
         if (texts[i]) {
             memcpy(texts[i], b + pos, (size_t)l);
             texts[i][l] = '\0';
@@ -736,7 +743,8 @@ static int read_opt(const char *dir, const char *name, char **out, Err *err) {
 int tokhf_load(const char *path, TokHF **out, Err *err) {
     *out = NULL;
     struct stat st;
-    if (stat(path, &st) != 0) return err_set(err, RLHF_ENOTFOUND, "%s: no such file or directory", path);
+    if (stat(path, &st) != 0)
+        return err_set(err, RLHF_ENOTFOUND, "%s: no such file or directory", path);
     char *json = NULL, *tc = NULL, *gc = NULL, *mc = NULL;
     size_t len = 0;
     int rc;
@@ -756,8 +764,10 @@ int tokhf_load(const char *path, TokHF **out, Err *err) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", path);
         char *slash = strrchr(dir, '/');
-        if (slash) *slash = '\0';
-        else strcpy(dir, ".");
+        if (slash)
+            *slash = '\0';
+        else
+            strcpy(dir, ".");
         if (!rc) rc = read_opt(dir, "tokenizer_config.json", &tc, err);
         if (!rc) rc = read_opt(dir, "generation_config.json", &gc, err);
         if (!rc) rc = read_opt(dir, "config.json", &mc, err);
@@ -884,8 +894,8 @@ static int bpe_word(const TokHF *h, Enc *e, const char *w, size_t n) {
             continue;
         }
         int32_t cp;
-        utf8proc_ssize_t l = utf8proc_iterate((const utf8proc_uint8_t *)w + i,
-                                              (utf8proc_ssize_t)(n - i), &cp);
+        utf8proc_ssize_t l =
+            utf8proc_iterate((const utf8proc_uint8_t *)w + i, (utf8proc_ssize_t)(n - i), &cp);
         if (l <= 0) l = 1; /* an invalid byte is a character of its own */
         int id = vocab_find(h, w + i, (size_t)l);
         if (id >= 0 && h->kind[id] == K_NORMAL) {
@@ -1026,8 +1036,7 @@ static const Added *match_added(const TokHF *h, const char *s, size_t n, size_t 
         const Added *a = &h->added[h->first[b][k]];
         if (a->special && !special) continue;
         if (a->len > n - i || memcmp(s + i, a->s, a->len) != 0) continue;
-        if (a->single_word && (is_word_at(s, n, i, 1) || is_word_at(s, n, i + a->len, 0)))
-            continue;
+        if (a->single_word && (is_word_at(s, n, i, 1) || is_word_at(s, n, i + a->len, 0))) continue;
         return a;
     }
     return NULL;

@@ -31,7 +31,7 @@ typedef struct {
     int type;
     char *str, *content; /* a literal pattern / Prepend's text; Replace's content */
     size_t str_len, content_len;
-    pcre2_code *re; /* a Regex pattern, else NULL (then str is the pattern) */
+    pcre2_code *re;                       /* a Regex pattern, else NULL (then str is the pattern) */
     int behavior, invert, flag_a, flag_b; /* flags: add_prefix_space/use_regex, left/right, split */
     int scheme;
 } Step;
@@ -289,18 +289,22 @@ static int parse_pre(const cJSON *j, const char *where, HfChain *c, Err *err) {
     if (!strcmp(type, "Digits")) {
         if (!(s = push_step(c, P_SPLIT))) return err_set(err, RLHF_ENOMEM, "out of memory");
         s->behavior = B_ISOLATED;
-        return compile_re(get_bool(j, "individual_digits", 0) ? "\\p{N}" : "\\p{N}+", where,
-                          &s->re, err);
+        return compile_re(get_bool(j, "individual_digits", 0) ? "\\p{N}" : "\\p{N}+", where, &s->re,
+                          err);
     }
     if (!strcmp(type, "Metaspace")) {
         const char *r = get_str(j, "replacement"), *scheme = get_str(j, "prepend_scheme");
-        if (!(s = push_step(c, P_METASPACE)) || !(s->str = dup_str(r ? r : "\xe2\x96\x81", &s->str_len)))
+        if (!(s = push_step(c, P_METASPACE)) ||
+            !(s->str = dup_str(r ? r : "\xe2\x96\x81", &s->str_len)))
             return err_set(err, RLHF_ENOMEM, "out of memory");
         s->flag_a = get_bool(j, "split", 1);
         s->scheme = get_bool(j, "add_prefix_space", 1) ? SCHEME_ALWAYS : SCHEME_NEVER;
-        if (scheme && !strcmp(scheme, "first")) s->scheme = SCHEME_FIRST;
-        else if (scheme && !strcmp(scheme, "never")) s->scheme = SCHEME_NEVER;
-        else if (scheme && !strcmp(scheme, "always")) s->scheme = SCHEME_ALWAYS;
+        if (scheme && !strcmp(scheme, "first"))
+            s->scheme = SCHEME_FIRST;
+        else if (scheme && !strcmp(scheme, "never"))
+            s->scheme = SCHEME_NEVER;
+        else if (scheme && !strcmp(scheme, "always"))
+            s->scheme = SCHEME_ALWAYS;
         else if (scheme)
             return err_set(err, RLHF_EFORMAT, "%s: Metaspace prepend_scheme \"%s\" is unknown",
                            where, scheme);
@@ -416,12 +420,13 @@ static int norm_step(const Step *st, HfScratch *sc, const char *s, size_t n, HfP
                                    UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT};
         utf8proc_uint8_t *r = NULL;
         /* invalid UTF-8 makes utf8proc refuse; such text is left as it is */
-        utf8proc_ssize_t m =
-            n ? utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &r,
-                             UTF8PROC_STABLE | opts[st->type - N_NFC])
-              : 0;
-        if (m >= 0 && r) rc = hf_pieces_add(out, (char *)r, (size_t)m);
-        else rc = hf_pieces_add(out, s, n);
+        utf8proc_ssize_t m = n ? utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &r,
+                                              UTF8PROC_STABLE | opts[st->type - N_NFC])
+                               : 0;
+        if (m >= 0 && r)
+            rc = hf_pieces_add(out, (char *)r, (size_t)m);
+        else
+            rc = hf_pieces_add(out, s, n);
         free(r);
         return rc;
     }
@@ -460,8 +465,7 @@ static int norm_step(const Step *st, HfScratch *sc, const char *s, size_t n, HfP
         while (st->flag_a && a < b) {
             int32_t cp;
             int k = utf8_step((const unsigned char *)s, n, a, &cp);
-            if (cp < 0 || !(utf8proc_category(cp) == UTF8PROC_CATEGORY_ZS ||
-                             (cp >= 9 && cp <= 13)))
+            if (cp < 0 || !(utf8proc_category(cp) == UTF8PROC_CATEGORY_ZS || (cp >= 9 && cp <= 13)))
                 break;
             a += (size_t)k;
         }
@@ -471,8 +475,7 @@ static int norm_step(const Step *st, HfScratch *sc, const char *s, size_t n, HfP
                 c--;
             int32_t cp;
             utf8_step((const unsigned char *)s, b, c, &cp);
-            if (cp < 0 || !(utf8proc_category(cp) == UTF8PROC_CATEGORY_ZS ||
-                             (cp >= 9 && cp <= 13)))
+            if (cp < 0 || !(utf8proc_category(cp) == UTF8PROC_CATEGORY_ZS || (cp >= 9 && cp <= 13)))
                 break;
             b = c;
         }
@@ -517,17 +520,23 @@ static int split_piece(const Step *st, HfScratch *sc, const char *s, size_t n, i
                 rc = hf_pieces_add(out, s + x, y - x);
                 break;
             case B_PREV:
-                if (is_match && !prev_match && have) rc = pieces_extend(out, s + x, y - x);
-                else rc = hf_pieces_add(out, s + x, y - x);
+                if (is_match && !prev_match && have)
+                    rc = pieces_extend(out, s + x, y - x);
+                else
+                    rc = hf_pieces_add(out, s + x, y - x);
                 break;
             case B_NEXT:
                 /* a match opens a piece that the following gap joins */
-                if (!is_match && prev_match && have) rc = pieces_extend(out, s + x, y - x);
-                else rc = hf_pieces_add(out, s + x, y - x);
+                if (!is_match && prev_match && have)
+                    rc = pieces_extend(out, s + x, y - x);
+                else
+                    rc = hf_pieces_add(out, s + x, y - x);
                 break;
             case B_CONTIGUOUS:
-                if (is_match == prev_match && have) rc = pieces_extend(out, s + x, y - x);
-                else rc = hf_pieces_add(out, s + x, y - x);
+                if (is_match == prev_match && have)
+                    rc = pieces_extend(out, s + x, y - x);
+                else
+                    rc = hf_pieces_add(out, s + x, y - x);
                 break;
             }
             have = 1;
@@ -558,8 +567,10 @@ static int pre_step(const Step *st, HfScratch *sc, const HfPieces *in, HfPieces 
                 p = one.s;
                 n++;
             }
-            if (!rc && st->flag_b) rc = split_piece(st, sc, p, n, B_ISOLATED, 0, out);
-            else if (!rc) rc = hf_pieces_add(out, p, n);
+            if (!rc && st->flag_b)
+                rc = split_piece(st, sc, p, n, B_ISOLATED, 0, out);
+            else if (!rc)
+                rc = hf_pieces_add(out, p, n);
             hf_pieces_free(&one);
             break;
         }

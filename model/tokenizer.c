@@ -493,19 +493,21 @@ int tok_encode(const Tokenizer *t, const char *text, size_t len, int bos, int eo
                             cap, n_out, err);
 }
 
-static int encode_hf(const Tokenizer *t, const char *text, size_t len, int flags, int *ids,
-                     int cap, int *n_out, Err *err) {
+static int encode_hf(const Tokenizer *t, const char *text, size_t len, int flags, int *ids, int cap,
+                     int *n_out, Err *err) {
     int *v, n;
     int rc = tokhf_encode(t->hf, text, len, flags, &v, &n, err);
     if (rc) return rc;
-    if (n > cap) rc = err_set(err, RLHF_EINVAL, "tokenizer: output room %d < %d tokens", cap, n);
-    else if (n) memcpy(ids, v, sizeof(int) * (size_t)n), *n_out = n;
+    if (n > cap)
+        rc = err_set(err, RLHF_EINVAL, "tokenizer: output room %d < %d tokens", cap, n);
+    else if (n)
+        memcpy(ids, v, sizeof(int) * (size_t)n), *n_out = n;
     free(v);
     return rc;
 }
 
-int tok_encode_flags(const Tokenizer *t, const char *text, size_t len, int flags, int *ids,
-                     int cap, int *n_out, Err *err) {
+int tok_encode_flags(const Tokenizer *t, const char *text, size_t len, int flags, int *ids, int cap,
+                     int *n_out, Err *err) {
     *n_out = 0;
     if (len > (size_t)INT32_MAX / 3 - 8)
         return err_set(err, RLHF_EINVAL, "tokenizer: text of %zu bytes is too long", len);

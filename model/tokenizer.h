@@ -71,7 +71,7 @@ int tok_check_vocab(const Tokenizer *t, int n, Err *err);
  * the text is not empty. The decoder drops that space after <s>, so
  * decode(encode(x)) == x for every x and every bos/eos. Without bos no dummy
  * prefix is added (llama2.c always encodes with bos). eos: append </s>.
- * ids must hold at least len + 3 entries (cap); *n receives the count. */
+ * ids must hold tok_encode_cap(len) entries (cap); *n receives the count. */
 int tok_encode(const Tokenizer *t, const char *text, size_t len, int bos, int eos, int *ids,
                int cap, int *n, Err *err);
 
@@ -86,8 +86,8 @@ int tok_encode(const Tokenizer *t, const char *text, size_t len, int bos, int eo
  * Text is bytes: invalid UTF-8 goes through the byte map (byte-level) or byte
  * fallback (sentencepiece-style), so no byte is lost. */
 enum { TOK_ADD_BOS = 1, TOK_ADD_EOS = 2, TOK_SPECIAL = 4 };
-int tok_encode_flags(const Tokenizer *t, const char *text, size_t len, int flags, int *ids,
-                     int cap, int *n, Err *err);
+int tok_encode_flags(const Tokenizer *t, const char *text, size_t len, int flags, int *ids, int cap,
+                     int *n, Err *err);
 /* Upper bound of the encoders' output for len bytes (either kind: the
  * normalizers of real tokenizer.json files, NFC and the sentencepiece Prepend,
  * can lengthen text). A pathological NFKC expansion beyond it is an error. */
@@ -101,8 +101,8 @@ static inline int tok_encode_cap(size_t len) {
  * Byte-level tokens may be partial UTF-8: the raw bytes are returned. */
 const char *tok_piece(const Tokenizer *t, int prev, int id, size_t *len);
 /* Decodes a sequence (BOS/EOS and special tokens dropped, like HF's
- * skip_special_tokens=True; invalid UTF-8 from byte tokens kept as bytes) into a NUL-terminated malloc'ed string;
- * out_len may be NULL. Ids out of range are an error. */
+ * skip_special_tokens=True; invalid UTF-8 from byte tokens kept as bytes) into a NUL-terminated
+ * malloc'ed string; out_len may be NULL. Ids out of range are an error. */
 int tok_decode(const Tokenizer *t, const int *ids, int n, char **out, size_t *out_len, Err *err);
 
 /* BPE training. Base symbols are the corpus's most frequent codepoints (every

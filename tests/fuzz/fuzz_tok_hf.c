@@ -11,8 +11,7 @@
 static void round_trip(const TokHF *h, const char *text, size_t len) {
     int *ids = NULL, n = 0;
     Err err = {0};
-    if (tokhf_encode(h, text, len, TOK_ADD_BOS | TOK_ADD_EOS | TOK_SPECIAL, &ids, &n, &err))
-        return;
+    if (tokhf_encode(h, text, len, TOK_ADD_BOS | TOK_ADD_EOS | TOK_SPECIAL, &ids, &n, &err)) return;
     char *out = NULL;
     size_t out_len = 0, pl;
     if (tokhf_decode(h, ids, n, &out, &out_len, &err) == RLHF_OK) free(out);

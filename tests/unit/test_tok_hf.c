@@ -43,9 +43,13 @@ static void rm_dir(char *dir) {
 static char *utf8(int cp) {
     static char b[8];
     memset(b, 0, sizeof b);
-    if (cp < 0x80) b[0] = (char)cp;
-    else if (cp < 0x800) b[0] = (char)(0xC0 | cp >> 6), b[1] = (char)(0x80 | (cp & 63));
-    else b[0] = (char)(0xE0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 63)), b[2] = (char)(0x80 | (cp & 63));
+    if (cp < 0x80)
+        b[0] = (char)cp;
+    else if (cp < 0x800)
+        b[0] = (char)(0xC0 | cp >> 6), b[1] = (char)(0x80 | (cp & 63));
+    else
+        b[0] = (char)(0xE0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 63)),
+        b[2] = (char)(0x80 | (cp & 63));
     return b;
 }
 
@@ -106,17 +110,23 @@ static char *sp_json(void) {
         snprintf(s, sizeof s, "<0x%02X>", b);
         cJSON_AddNumberToObject(vocab, s, 3 + b);
     }
-    static const char *const pieces[] = {"\xe2\x96\x81", "a", "b", "\xe2\x96\x81" "a", "ab",
-                                         "\xe2\x96\x81" "ab"};
+    static const char *const pieces[] = {"\xe2\x96\x81",
+                                         "a",
+                                         "b",
+                                         "\xe2\x96\x81"
+                                         "a",
+                                         "ab",
+                                         "\xe2\x96\x81"
+                                         "ab"};
     for (int i = 0; i < 6; i++)
         cJSON_AddNumberToObject(vocab, pieces[i], 259 + i);
     cJSON_AddItemToObject(model, "merges",
-                          cJSON_Parse("[\"\xe2\x96\x81 a\", \"a b\", \"\xe2\x96\x81" "a b\"]"));
-    cJSON_AddItemToObject(
-        root, "added_tokens",
-        cJSON_Parse("[{\"id\":0,\"content\":\"<unk>\",\"special\":true},"
-                    "{\"id\":1,\"content\":\"<s>\",\"special\":true},"
-                    "{\"id\":2,\"content\":\"</s>\",\"special\":true}]"));
+                          cJSON_Parse("[\"\xe2\x96\x81 a\", \"a b\", \"\xe2\x96\x81"
+                                      "a b\"]"));
+    cJSON_AddItemToObject(root, "added_tokens",
+                          cJSON_Parse("[{\"id\":0,\"content\":\"<unk>\",\"special\":true},"
+                                      "{\"id\":1,\"content\":\"<s>\",\"special\":true},"
+                                      "{\"id\":2,\"content\":\"</s>\",\"special\":true}]"));
     cJSON_AddItemToObject(
         root, "normalizer",
         cJSON_Parse("{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":"
@@ -274,7 +284,8 @@ Test(tok_hf, sentencepiece_style) {
     cr_assert(len == 2 && memcmp(p, " a", 2) == 0);
     p = tok_piece(t, 264, 3 + 0xff, &len);
     cr_assert(len == 1 && (unsigned char)p[0] == 0xff);
-    const char *texts[] = {"ab a", "  two  spaces ", "x\xff\xfe y\n\t", "\xe4\xbd\xa0\xe5\xa5\xbd", ""};
+    const char *texts[] = {"ab a", "  two  spaces ", "x\xff\xfe y\n\t", "\xe4\xbd\xa0\xe5\xa5\xbd",
+                           ""};
     for (int i = 0; i < 5; i++)
         assert_round_trip(t, texts[i], strlen(texts[i]));
     Err err = {0};
@@ -337,13 +348,16 @@ Test(tok_hf, bad_files_are_clear_errors) {
     char *s = replace(json, "\"type\":\"BPE\"", "\"type\":\"Unigram\"");
     expect_error(s, "tokenizer.json: model.type \"Unigram\" is not supported (BPE only)");
     free(s);
-    s = replace(json, "\"type\":\"ByteLevel\",\"add_prefix_space\"", "\"type\":\"Whitespace\",\"add_prefix_space\"");
+    s = replace(json, "\"type\":\"ByteLevel\",\"add_prefix_space\"",
+                "\"type\":\"Whitespace\",\"add_prefix_space\"");
     expect_error(s, "pre_tokenizer: type \"Whitespace\" is not supported");
     free(s);
-    s = replace(json, "\"pre_tokenizer\":", "\"normalizer\":{\"type\":\"Precompiled\"},\"pre_tokenizer\":");
+    s = replace(
+        json, "\"pre_tokenizer\":", "\"normalizer\":{\"type\":\"Precompiled\"},\"pre_tokenizer\":");
     expect_error(s, "normalizer: type \"Precompiled\" is not supported");
     free(s);
-    s = replace(json, "\"decoder\":{\"type\":\"ByteLevel\"}", "\"decoder\":{\"type\":\"WordPiece\"}");
+    s = replace(json, "\"decoder\":{\"type\":\"ByteLevel\"}",
+                "\"decoder\":{\"type\":\"WordPiece\"}");
     expect_error(s, "decoder type \"WordPiece\" is not supported");
     free(s);
     s = replace(json, "\"he ll\"", "\"he zz\"");
@@ -352,7 +366,9 @@ Test(tok_hf, bad_files_are_clear_errors) {
     s = replace(json, "\"merges\":", "\"merges_x\":");
     expect_error(s, "model.merges is missing");
     free(s);
-    s = replace(json, "\"pre_tokenizer\":{", "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(a\"},\"behavior\":\"Isolated\"},\"old_pre\":{");
+    s = replace(json, "\"pre_tokenizer\":{",
+                "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(a\"},\"behavior\":"
+                "\"Isolated\"},\"old_pre\":{");
     expect_error(s, "pre_tokenizer: regex /(a/");
     free(s);
     free(json);
@@ -381,7 +397,9 @@ Test(tok_hf, split_behaviors) {
         cr_assert(root);
         HfChain *c = NULL;
         Err err = {0};
-        cr_assert_eq(hf_pre_parse(cJSON_GetObjectItem(root, "pre_tokenizer"), "pre_tokenizer", &c, &err), 0, "%s", err.msg);
+        cr_assert_eq(
+            hf_pre_parse(cJSON_GetObjectItem(root, "pre_tokenizer"), "pre_tokenizer", &c, &err), 0,
+            "%s", err.msg);
         HfScratch *sc = hf_scratch_new();
         HfPieces p = {0};
         hf_pieces_add(&p, "a-b--c", 6);
