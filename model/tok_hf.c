@@ -417,6 +417,8 @@ static int apply_configs(TokHF *h, const cJSON *tc, const cJSON *gc, const cJSON
     if (tc) {
         int b = id_of(h, field(tc, "bos_token")), e = id_of(h, field(tc, "eos_token"));
         if (b >= 0) h->bos = b;
+        /* "bos_token": null (Qwen) means none, whatever config.json's bos_token_id says */
+        if (cJSON_IsNull(field(tc, "bos_token")) && !h->n_prefix) h->bos = -1;
         if (e >= 0) h->eos = e;
         /* the slow tokenizers' switches, which transformers also applies to the
          * fast ones' template */

@@ -445,3 +445,17 @@ Test(tok_hf, embeds_in_a_checkpoint) {
     tok_free(u);
     tok_free(t);
 }
+
+Test(tok_hf, null_bos_token_means_none) {
+    /* Qwen: config.json names a bos_token_id, tokenizer_config.json says none */
+    char *json = byte_level_json(0);
+    const char *extra[] = {"tokenizer_config.json",
+                           "{\"bos_token\": null, \"eos_token\": \"<|end|>\"}", "config.json",
+                           "{\"bos_token_id\": 261, \"eos_token_id\": 261}", NULL};
+    Tokenizer *t = load_json(json, extra);
+    free(json);
+    cr_assert_eq(tok_bos(t), -1);
+    cr_assert_eq(tok_eos(t), 260);
+    cr_assert(tok_is_stop(t, 260) && tok_is_stop(t, 261));
+    tok_free(t);
+}
