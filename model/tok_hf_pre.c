@@ -161,9 +161,9 @@ static int get_bool(const cJSON *o, const char *k, int dflt) {
 }
 
 static int compile_re(const char *pat, const char *where, pcre2_code **out, Err *err) {
-    /* transformers.js spells Llama 3's and Qwen's case-insensitive contractions
-     * out as ASCII classes; so do we: PCRE2's caseless 's' would also match
-     * U+017F (long s) and 'k' U+212A, which neither Oniguruma nor JS fold here */
+    /* Llama 3's and Qwen's case-insensitive contractions, spelled out as ASCII
+     * classes as transformers.js does, so that no engine's Unicode case folding
+     * (U+017F long s against 's') can make the split differ */
     static const char ci[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)";
     static const char ascii[] = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
     char *buf = NULL;

@@ -86,7 +86,7 @@ function whitespace() {
   return s;
 }
 const docs = ["", " ", "a", "\n", "  leading spaces", "trailing spaces   ", "Hello</s>world", "<s>", "<|im_end|>", "<|im_end|><|im_end|>", " <|im_end|> ",
-  "don't I'LL we'Re 'S 'll", "ſ K 'ſ 'K", "\t\tindented\n\t\tcode", "a  b   c    d", "!!!???...", "日本語のテキスト", "🙂", "1234567890123", "<0x41>", "▁▁already ▁ metaspace"];
+  "don't I'LL we'Re 'S 'll", "ſ K 'ſ 'K 'ſt it'ſa", "\t\tindented\n\t\tcode", "a  b   c    d", "!!!???...", "日本語のテキスト", "🙂", "1234567890123", "<0x41>", "▁▁already ▁ metaspace"];
 let size = 0;
 const gens = [() => words(1 + int(6)), dialogue, chat, mixed, codeChunk, whitespace, () => pick(chinese).repeat(1 + int(4)) + pick(english),
   () => pick(other) + " " + numbers() + " " + pick(other)];
