@@ -1,12 +1,15 @@
-/* Internal interface of the Hugging Face tokenizer.json support: tok_hf.c owns
- * the model (vocabulary, merges, added tokens, encoding, decoding pieces);
+/* Internal interface of the Hugging Face tokenizer.json support:
+ * tok_hf_load.c builds the model (vocabulary, merges, added tokens, decoded
+ * pieces, special ids) from the JSON; tok_hf.c encodes and decodes with it;
  * tok_hf_pre.c owns the text stages before it (normalizers and
- * pre-tokenizers). tokenizer.c dispatches to these for TOK_KIND_HF. */
+ * pre-tokenizers). tokenizer.c dispatches to these for a tokenizer.json. */
 #ifndef RLHF_TOK_HF_H
 #define RLHF_TOK_HF_H
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/err.h"
 
@@ -49,6 +52,70 @@ int hf_pre_apply(const HfChain *c, HfScratch *sc, HfPieces *io, int at_start);
 
 /* The GPT-2 byte-to-character map: byte b is the codepoint hf_byte_char(b). */
 int hf_byte_char(int b);
+
+/* ---- the model's tables, shared by tok_hf_load.c (which builds them) and
+ * tok_hf.c (which encodes and decodes with them) ---- */
+
+enum { K_NORMAL, K_SPECIAL, K_ADDED };
+
+typedef struct {
+    int id, special, lstrip, rstrip, single_word;
+    const char *s; /* the token's text (in TokHF's blob) */
+    size_t len;
+} Added;
+
+/* Per-word memo of the model's output: words repeat, merging them is the cost. */
+typedef struct {
+    uint32_t hash, klen, nids;
+    size_t off; /* key bytes then nids ints in arena */
+} CacheEnt;
+
+struct TokHF {
+    int n_vocab, max_len;
+    char *blob; /* token texts (vocabulary form), each NUL-terminated */
+    size_t *off;
+    int *len;
+    char *dblob; /* decoded pieces */
+    size_t *doff;
+    int *dlen;
+    unsigned char *kind;
+    int *table; /* text -> id + 1, model vocabulary and added tokens */
+    uint32_t mask;
+    uint64_t *mkey; /* merges: (left id, right id) -> rank, merged id */
+    int *mrank, *mnew;
+    uint32_t mmask;
+    int byte_level, byte_fallback, fuse_unk, ignore_merges, unk;
+    int byte_tok[256]; /* byte-level: the token of each byte's character; else <0xNN> */
+    HfChain *norm, *pre;
+    Added *added;
+    int n_added;
+    int *first[256], n_first[256]; /* added tokens by first byte, longest first */
+    int prefix[8], n_prefix, suffix[8], n_suffix;
+    int bos, eos, *stop, n_stop;
+    int strip_start, strip_stop; /* spaces the decoder drops at the start / end */
+    char *src[4]; /* the texts it was built from (tokenizer.json, 3 configs), to embed */
+    size_t src_len[4];
+    pthread_mutex_t lock;
+    CacheEnt *cache;
+    uint32_t cmask, cn;
+    char *arena;
+    size_t arena_n, arena_cap;
+};
+
+static inline uint32_t hf_fnv(const char *s, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static inline uint32_t hf_mhash(uint64_t k) {
+    k *= 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(k >> 32);
+}
+
+/* The id whose text is s[0..n) (model vocabulary or added token), or -1. */
+int hf_vocab_find(const TokHF *h, const char *s, size_t n);
 
 #endif
 
