@@ -695,7 +695,7 @@ int tokhf_load(const char *path, TokHF **out, Err *err) {
         if (!rc) rc = read_opt(dir, "generation_config.json", &gc, err);
         if (!rc) rc = read_opt(dir, "config.json", &mc, err);
     }
-    if (!rc) rc = tokhf_load_mem(json, len, path_base(file), tc, gc, mc, out, err);
+    if (!rc) rc = tokhf_load_mem(json, len, file, tc, gc, mc, out, err);
     free(json), free(tc), free(gc), free(mc);
     return rc;
 }
