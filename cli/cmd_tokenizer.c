@@ -1,5 +1,7 @@
 /* rlhf tokenizer train|encode|decode: train a BPE tokenizer (llama2.c
- * tokenizer.bin format) and look at how it splits text. */
+ * tokenizer.bin format) and look at how it, or a Hugging Face tokenizer.json,
+ * splits text; --jsonl encodes and decodes whole files, one document a line. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,19 +15,30 @@ static int exec_tokenizer(int argc, char **argv);
 
 const struct cmd_entry cmd_tokenizer_entry = {
     "tokenizer",
-    "train --vocab N --out TOK FILE... | encode --tokenizer TOK TEXT | decode --tokenizer TOK "
-    "ID...",
-    "train a BPE tokenizer (llama2.c tokenizer.bin); encode or decode text with one",
+    "train --vocab N --out TOK FILE... | encode --tokenizer TOK [--jsonl FILE] TEXT | decode "
+    "--tokenizer TOK [--jsonl FILE] ID...",
+    "train a BPE tokenizer (llama2.c tokenizer.bin); encode or decode text with one or with a "
+    "Hugging Face tokenizer.json",
     "train FILE...       learn a byte-level BPE vocabulary from text files\n"
     "  --vocab N         vocabulary size, including <unk> <s> </s> and the 256 byte\n"
     "                    tokens (default 1024; at least 261)\n"
     "  --out TOK         where to write tokenizer.bin (written atomically)\n"
     "encode TEXT         print the token ids (and pieces with --pieces) of TEXT\n"
-    "  --tokenizer TOK   the tokenizer.bin to use\n"
-    "  --bos / --eos     add <s> (with the dummy-prefix space) / </s>\n"
+    "  --tokenizer TOK   a tokenizer.bin, or a Hugging Face model directory or\n"
+    "                    tokenizer.json\n"
+    "  --bos / --eos     add the start tokens (llama2.c: <s> and the dummy-prefix\n"
+    "                    space; tokenizer.json: what its post-processor adds, as\n"
+    "                    HF's add_special_tokens) / the end-of-sequence token\n"
+    "  --special         turn special tokens written in the text (<|im_end|>) into\n"
+    "                    their ids, as HF does by default; without it they are text\n"
     "  --pieces          print one 'id<TAB>piece' line per token\n"
-    "decode ID...        print the text of token ids\n"
-    "  --tokenizer TOK   the tokenizer.bin to use\n"
+    "  --jsonl FILE      encode every line of FILE ('-': stdin), each a JSON string\n"
+    "                    (so newlines and any bytes fit), printing one line of ids\n"
+    "                    per line; speed on stderr\n"
+    "decode ID...        print the text of token ids (special tokens skipped)\n"
+    "  --tokenizer TOK   as for encode\n"
+    "  --jsonl FILE      decode every line of FILE ('-': stdin), each space-separated\n"
+    "                    ids, printing each text as a JSON string line\n"
     "  -h, --help        show this help\n",
     exec_tokenizer};
 
@@ -123,15 +136,134 @@ static void print_piece(const char *p, size_t n) {
     fputc('\n', stdout);
 }
 
+/* text as one JSON string line, escaped as JSON.stringify does (other bytes raw) */
+static void print_json_string(const char *p, size_t n) {
+    fputc('"', stdout);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        const char *esc = c == '"'    ? "\\\""
+                          : c == '\\' ? "\\\\"
+                          : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t"
+                          : c == '\b' ? "\\b"
+                          : c == '\f' ? "\\f"
+                                      : NULL;
+        if (esc)
+            fputs(esc, stdout);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            fputc(c, stdout);
+    }
+    fputs("\"\n", stdout);
+}
+
+/* One document per line of FILE: encode JSON strings to id lines, or decode id
+ * lines to JSON strings. Bad lines are errors naming the line. */
+static int run_jsonl(const char *tok_path, const char *file, int decode, int flags) {
+    Err err = {0};
+    Tokenizer *tok;
+    if (tok_load(tok_path, &tok, &err)) return cli_fail(E, &err);
+    FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
+    if (!f) {
+        tok_free(tok);
+        err_set(&err, RLHF_EIO, "%s: %s", file, strerror(errno));
+        return cli_fail(E, &err);
+    }
+    char *line = NULL;
+    size_t lcap = 0, bytes = 0;
+    ssize_t got;
+    long lineno = 0;
+    int rc = RLHF_OK, *ids = NULL, icap = 0;
+    double t0 = now_seconds(), spent = 0;
+    while (!rc && (got = getline(&line, &lcap, f)) != -1) {
+        lineno++;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+            line[--got] = '\0';
+        if (decode) {
+            int n = 0;
+            for (char *p = line; !rc;) {
+                while (*p == ' ')
+                    p++;
+                if (!*p) break;
+                char *end;
+                errno = 0;
+                long v = strtol(p, &end, 10);
+                if (errno || end == p || v < 0 || v >= tok_vocab_size(tok)) {
+                    rc = err_set(&err, RLHF_EINVAL, "%s:%ld: '%.20s' is not a token id in 0..%d",
+                                 file, lineno, p, tok_vocab_size(tok) - 1);
+                    break;
+                }
+                if (n == icap) {
+                    icap = icap ? icap * 2 : 1024;
+                    int *x = realloc(ids, sizeof(int) * (size_t)icap);
+                    if (!x)
+                        rc = err_set(&err, RLHF_ENOMEM, "out of memory");
+                    else
+                        ids = x;
+                }
+                if (!rc) ids[n++] = (int)v;
+                p = end;
+            }
+            char *text = NULL;
+            size_t len = 0;
+            if (!rc) rc = tok_decode(tok, ids, n, &text, &len, &err);
+            if (!rc) print_json_string(text, len);
+            free(text);
+            continue;
+        }
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)got);
+        const cJSON *tx = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "text") : j;
+        if (!cJSON_IsString(tx)) {
+            cJSON_Delete(j);
+            rc = err_set(&err, RLHF_EFORMAT, "%s:%ld: not a JSON string (or {\"text\": ...})", file,
+                         lineno);
+            break;
+        }
+        size_t len = strlen(tx->valuestring);
+        int need = tok_encode_cap(len), n = 0;
+        if (need > icap) {
+            int *x = realloc(ids, sizeof(int) * (size_t)need);
+            if (!x)
+                rc = err_set(&err, RLHF_ENOMEM, "out of memory");
+            else
+                ids = x, icap = need;
+        }
+        double t1 = now_seconds();
+        if (!rc) rc = tok_encode_flags(tok, tx->valuestring, len, flags, ids, icap, &n, &err);
+        spent += now_seconds() - t1;
+        bytes += len;
+        for (int i = 0; !rc && i < n; i++)
+            printf(i ? " %d" : "%d", ids[i]);
+        if (!rc) fputc('\n', stdout);
+        if (rc) err_prefix(&err, "%s:%ld: ", file, lineno);
+        cJSON_Delete(j);
+    }
+    if (!rc && ferror(f)) rc = err_set(&err, RLHF_EIO, "%s: read error", file);
+    if (f != stdin) fclose(f);
+    if (!rc && !decode)
+        fprintf(stderr,
+                "rlhf tokenizer: encoded %ld lines, %.2f MB in %.3fs (%.2f MB/s; %.3fs in all)\n",
+                lineno, bytes / 1e6, spent, spent > 0 ? bytes / 1e6 / spent : 0.0,
+                now_seconds() - t0);
+    free(line);
+    free(ids);
+    tok_free(tok);
+    return rc ? cli_fail(E, &err) : EXIT_OK;
+}
+
 static int encode_decode(int argc, char **argv, int decode) {
     static const struct option opts[] = {CLI_OPT_HELP,
                                          {"tokenizer", required_argument, NULL, 't'},
                                          {"bos", no_argument, NULL, 'b'},
                                          {"eos", no_argument, NULL, 'e'},
                                          {"pieces", no_argument, NULL, 'p'},
+                                         {"special", no_argument, NULL, 's'},
+                                         {"jsonl", required_argument, NULL, 'j'},
                                          CLI_OPT_END};
-    const char *path = NULL;
-    int bos = 0, eos = 0, pieces = 0, c;
+    const char *path = NULL, *jsonl = NULL;
+    int bos = 0, eos = 0, pieces = 0, special = 0, c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 't':
@@ -146,6 +278,12 @@ static int encode_decode(int argc, char **argv, int decode) {
         case 'p':
             pieces = 1;
             break;
+        case 's':
+            special = 1;
+            break;
+        case 'j':
+            jsonl = optarg;
+            break;
         case 'h':
             return cli_help(E);
         default:
@@ -153,6 +291,11 @@ static int encode_decode(int argc, char **argv, int decode) {
         }
     }
     if (!path) return cli_usage_error(E, "%s: --tokenizer TOK is required", argv[0]);
+    int flags = (bos ? TOK_ADD_BOS : 0) | (eos ? TOK_ADD_EOS : 0) | (special ? TOK_SPECIAL : 0);
+    if (jsonl) {
+        if (optind < argc) return cli_usage_error(E, "%s: --jsonl takes no other input", argv[0]);
+        return run_jsonl(path, jsonl, decode, flags);
+    }
     if (optind >= argc) return cli_usage_error(E, "%s: nothing to %s", argv[0], argv[0]);
     if (!decode && optind + 1 < argc)
         return cli_usage_error(E, "encode: give the text as one argument");
@@ -187,7 +330,7 @@ static int encode_decode(int argc, char **argv, int decode) {
         const char *text = argv[optind];
         size_t len = strlen(text);
         int *ids = malloc(sizeof(int) * (size_t)tok_encode_cap(len)), n = 0;
-        rc = ids ? tok_encode(tok, text, len, bos, eos, ids, tok_encode_cap(len), &n, &err)
+        rc = ids ? tok_encode_flags(tok, text, len, flags, ids, tok_encode_cap(len), &n, &err)
                  : err_set(&err, RLHF_ENOMEM, "out of memory");
         for (int i = 0; !rc && i < n; i++) {
             if (pieces) {

@@ -72,7 +72,8 @@ static int model_sample(void *ctx, const char *input, int n, const uint64_t *see
     int *ids = malloc(sizeof(int) * (size_t)cap);
     SampleResult *res = calloc((size_t)g->k_max, sizeof *res);
     int rc = (!ids || !res) ? err_set(err, RLHF_ENOMEM, "out of memory") : RLHF_OK;
-    if (!rc) rc = tok_encode(g->tok, input, len, 1, 0, ids, cap, &n_ids, err);
+    if (!rc)
+        rc = tok_encode_prompt(g->tok, input, len, ids, cap, &n_ids, err);
     if (!rc && n_ids >= g->m.cfg.seq_len)
         rc = err_set(err, RLHF_EINVAL, "prompt is %d tokens, the model's context is %d", n_ids,
                      g->m.cfg.seq_len);

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "model/checkpoint.h"
+#include "model/hf.h"
 #include "util/sys.h"
 
 static int has(const char *t, const char *s) {
@@ -148,10 +150,61 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* The template from the texts of tokenizer_config.json and chat_template.jinja
+ * (either may be NULL); names say where they came from, for errors. */
+static int template_from_texts(const char *cfg_text, size_t cfg_len, const char *cfg_name,
+                               const char *jinja, const char *jinja_name, char **out, Err *err) {
+    cJSON *cfg = NULL;
+    const char *bos = NULL, *eos = NULL, *tmpl = NULL;
+    int rc = RLHF_OK;
+    if (cfg_text) {
+        cfg = cJSON_ParseWithLength(cfg_text, cfg_len);
+        if (!cJSON_IsObject(cfg)) rc = err_set(err, RLHF_EFORMAT, "%s: not a JSON object", cfg_name);
+        if (!rc) rc = token_field(cfg, "bos_token", cfg_name, &bos, err);
+        if (!rc) rc = token_field(cfg, "eos_token", cfg_name, &eos, err);
+        if (!rc && !jinja) rc = template_field(cfg, cfg_name, &tmpl, err);
+        if (!rc && !jinja && !tmpl)
+            rc = err_set(err, RLHF_ENOTFOUND,
+                         "%s: no field \"chat_template\" (and no chat_template.jinja beside it)",
+                         cfg_name);
+    }
+    /* newer directories keep the template in a file of its own */
+    if (jinja) tmpl = jinja;
+    if (!rc) {
+        rc = chat_template_detect(tmpl, bos, eos, out, err);
+        if (rc) err_prefix(err, "%s: ", jinja ? jinja_name : cfg_name);
+    }
+    cJSON_Delete(cfg);
+    return rc;
+}
+
+/* A checkpoint trained from an HF model carries the directory's side files */
+static int template_of_checkpoint(const char *path, char **out, Err *err) {
+    void *blob = NULL;
+    size_t len = 0, cl = 0, jl = 0;
+    int rc = model_ckpt_read_tokenizer(path, &blob, &len, err);
+    if (rc) { /* not our checkpoint (llama2.c's, say): no template of its own */
+        err_clear(err);
+        return RLHF_OK;
+    }
+    const char *cfg = hf_files_get(blob, len, "tokenizer_config.json", &cl);
+    const char *jinja = hf_files_get(blob, len, "chat_template.jinja", &jl);
+    char *j = jinja ? strndup(jinja, jl) : NULL;
+    char names[2][4200];
+    snprintf(names[0], sizeof names[0], "%s: tokenizer_config.json", path);
+    snprintf(names[1], sizeof names[1], "%s: chat_template.jinja", path);
+    if (cfg || j) rc = template_from_texts(cfg, cl, names[0], j, names[1], out, err);
+    if (rc == RLHF_ENOTFOUND) err_clear(err), rc = RLHF_OK;
+    free(j);
+    free(blob);
+    return rc;
+}
+
 int chat_template_find(const char *path, char **out, Err *err) {
     struct stat st;
     *out = NULL;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return RLHF_OK;
+    if (stat(path, &st) != 0) return RLHF_OK;
+    if (!S_ISDIR(st.st_mode)) return template_of_checkpoint(path, out, err);
     int rc = chat_template_load(path, out, err);
     if (rc == RLHF_ENOTFOUND) err_clear(err), rc = RLHF_OK;
     return rc;
@@ -168,29 +221,11 @@ int chat_template_load(const char *dir, char **out, Err *err) {
                        "%s has no chat template (no tokenizer_config.json or chat_template.jinja)",
                        dir);
     char *text = NULL, *jinja = NULL;
-    size_t len;
-    cJSON *cfg = NULL;
-    const char *bos = NULL, *eos = NULL, *tmpl = NULL;
+    size_t len = 0, jlen;
     int rc = RLHF_OK;
-    if (have_cfg && !(rc = sys_read_file(cfg_path, &text, &len, err))) {
-        cfg = cJSON_ParseWithLength(text, len);
-        if (!cJSON_IsObject(cfg))
-            rc = err_set(err, RLHF_EFORMAT, "%s: not a JSON object", cfg_path);
-        if (!rc) rc = token_field(cfg, "bos_token", cfg_path, &bos, err);
-        if (!rc) rc = token_field(cfg, "eos_token", cfg_path, &eos, err);
-        if (!rc && !have_jinja) rc = template_field(cfg, cfg_path, &tmpl, err);
-        if (!rc && !have_jinja && !tmpl)
-            rc = err_set(err, RLHF_ENOTFOUND,
-                         "%s: no field \"chat_template\" (and no chat_template.jinja beside it)",
-                         cfg_path);
-    }
-    /* newer directories keep the template in a file of its own */
-    if (!rc && have_jinja && !(rc = sys_read_file(jinja_path, &jinja, &len, err))) tmpl = jinja;
-    if (!rc) {
-        rc = chat_template_detect(tmpl, bos, eos, out, err);
-        if (rc) err_prefix(err, "%s: ", have_jinja ? jinja_path : cfg_path);
-    }
-    cJSON_Delete(cfg);
+    if (have_cfg) rc = sys_read_file(cfg_path, &text, &len, err);
+    if (!rc && have_jinja) rc = sys_read_file(jinja_path, &jinja, &jlen, err);
+    if (!rc) rc = template_from_texts(text, len, cfg_path, jinja, jinja_path, out, err);
     free(text);
     free(jinja);
     return rc;

@@ -310,6 +310,38 @@ fail:
     return rc;
 }
 
+int model_ckpt_read_tokenizer(const char *path, void **blob, size_t *len, Err *err) {
+    *blob = NULL;
+    *len = 0;
+    Reader r;
+    int rc = rd_open(&r, path, err);
+    if (rc) return rc;
+    Header h;
+    memset(&h, 0, sizeof h);
+    if ((rc = get(&r, &h, V1_HEADER_SIZE, "header", err))) goto done;
+    if (memcmp(h.magic, MAGIC, 8) != 0 || h.version < 1 || h.version > VERSION ||
+        h.header_size < V1_HEADER_SIZE || h.n_params > r.size || h.tokenizer_len > r.size ||
+        h.header_size + h.n_params * 4 + h.tokenizer_len > r.size) {
+        rc = err_set(err, RLHF_EFORMAT, "%s: not a readable rlhf checkpoint", path);
+        goto done;
+    }
+    if (!h.tokenizer_len) goto done;
+    if (fseek(r.f, (long)(h.header_size + h.n_params * 4), SEEK_SET) != 0) {
+        rc = err_set(err, RLHF_EIO, "%s: seek failed", path);
+        goto done;
+    }
+    r.pos = h.header_size + h.n_params * 4;
+    if (!(*blob = malloc(h.tokenizer_len))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    else if ((rc = get(&r, *blob, h.tokenizer_len, "tokenizer", err))) {
+        free(*blob);
+        *blob = NULL;
+    } else
+        *len = h.tokenizer_len;
+done:
+    fclose(r.f);
+    return rc;
+}
+
 int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
                     Err *err) {
     /* a resume: the full check costs little beside the training it continues,

@@ -52,6 +52,10 @@ int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t
  * checksum, is only loaded (*has_checksum = 0). RLHF_EFORMAT when corrupt. */
 int model_verify(const char *path, int *has_checksum, Err *err);
 
+/* Only the tokenizer section of our format (header checked, weights not
+ * read): *blob is malloc'd (NULL when the checkpoint carries none). */
+int model_ckpt_read_tokenizer(const char *path, void **blob, size_t *len, Err *err);
+
 /* llama2.c's format. Heads and the tokenizer are not saved there; a model
  * with features the format cannot hold (biases, q/k norms, head_dim other
  * than dim/heads, non-default eps, theta or RoPE scaling) is refused

@@ -75,36 +75,41 @@ const char *hf_files_get(const void *blob, size_t len, const char *name, size_t 
     return NULL;
 }
 
-/* Reads the side files of dir into one archive (config.json must exist). */
+int hf_files_pack(const char *const *names, const char *const *texts, const size_t *lens, int n,
+                  unsigned char **out, size_t *out_len, Err *err) {
+    size_t total = 8;
+    for (int i = 0; i < n; i++)
+        if (texts[i]) total += 16 + strlen(names[i]) + lens[i];
+    unsigned char *b = malloc(total);
+    if (!b) return err_set(err, RLHF_ENOMEM, "out of memory");
+    size_t pos = 8;
+    memcpy(b, HF_FILES_MAGIC, 8);
+    for (int i = 0; i < n; i++) {
+        if (!texts[i]) continue;
+        size_t nl = strlen(names[i]);
+        wr_u64(b + pos, nl);
+        memcpy(b + pos + 8, names[i], nl);
+        pos += 8 + nl;
+        wr_u64(b + pos, lens[i]);
+        memcpy(b + pos + 8, texts[i], lens[i]);
+        pos += 8 + lens[i];
+    }
+    *out = b;
+    *out_len = total;
+    return RLHF_OK;
+}
+
+/* Reads the side files of dir into one archive. */
 static int pack_side_files(const char *dir, unsigned char **out, size_t *out_len, Err *err) {
     char *data[N_SIDE] = {0};
-    size_t lens[N_SIDE] = {0}, total = 8;
+    size_t lens[N_SIDE] = {0};
     int rc = RLHF_OK;
     for (int i = 0; i < N_SIDE && !rc; i++) {
         char p[4096];
         snprintf(p, sizeof p, "%s/%s", dir, side_files[i]);
-        if (access(p, F_OK) != 0) continue;
-        rc = sys_read_file(p, &data[i], &lens[i], err);
-        total += 16 + strlen(side_files[i]) + lens[i];
+        if (access(p, F_OK) == 0) rc = sys_read_file(p, &data[i], &lens[i], err);
     }
-    unsigned char *b = rc ? NULL : malloc(total);
-    if (!rc && !b) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    if (!rc) {
-        size_t pos = 8;
-        memcpy(b, HF_FILES_MAGIC, 8);
-        for (int i = 0; i < N_SIDE; i++) {
-            if (!data[i]) continue;
-            size_t nl = strlen(side_files[i]);
-            wr_u64(b + pos, nl);
-            memcpy(b + pos + 8, side_files[i], nl);
-            pos += 8 + nl;
-            wr_u64(b + pos, lens[i]);
-            memcpy(b + pos + 8, data[i], lens[i]);
-            pos += 8 + lens[i];
-        }
-        *out = b;
-        *out_len = total;
-    }
+    if (!rc) rc = hf_files_pack(side_files, (const char *const *)data, lens, N_SIDE, out, out_len, err);
     for (int i = 0; i < N_SIDE; i++) free(data[i]);
     return rc;
 }

@@ -63,6 +63,9 @@ int hf_dir_sha256(const char *dir, char out[65], Err *err);
 /* The side-file archive: whether blob is one, and file name's bytes in it
  * (*data points into blob; NULL when absent). */
 int hf_files_is(const void *blob, size_t len);
+/* An archive of n named texts (NULL texts left out); *out is the caller's. */
+int hf_files_pack(const char *const *names, const char *const *texts, const size_t *lens, int n,
+                  unsigned char **out, size_t *out_len, Err *err);
 const char *hf_files_get(const void *blob, size_t len, const char *name, size_t *n);
 
 #endif

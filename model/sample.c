@@ -187,9 +187,9 @@ static int accept(const Tokenizer *tok, const SampleParams *p, Stream *g, Sample
                   float lp) {
     r->tokens[r->n_tokens++] = t;
     r->logprob += lp;
-    /* </s> ends a sample; so does <s>, as in llama2.c's run.c, for models whose
-     * documents only start with it */
-    if (t == tok_eos(tok) || t == tok_bos(tok)) {
+    /* EOS and the end-of-turn tokens end a sample; so does BOS, as in llama2.c's
+     * run.c, for models whose documents only start with it */
+    if (tok_is_stop(tok, t) || (t == tok_bos(tok) && t >= 0)) {
         r->finish = SAMPLE_EOS;
         return 0;
     }
@@ -222,7 +222,7 @@ int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, in
     int rc = sample_params_check(p, err);
     if (rc) return rc;
     const Config *c = &st->m->cfg;
-    if (tok_vocab_size(tok) != c->vocab_size) return tok_check_vocab(tok, c->vocab_size, err);
+    if ((rc = tok_check_vocab(tok, c->vocab_size, err))) return rc;
     if (k < 1 || k > st->max_streams)
         return err_set(err, RLHF_EINVAL, "%d samples asked, the state holds %d", k,
                        st->max_streams);

@@ -96,10 +96,7 @@ int seq_encode(const Tokenizer *t, const char *template, const char *prompt, con
         p = malloc(sizeof(int) * (size_t)tok_encode_cap(il));
         a = malloc(sizeof(int) * (size_t)tok_encode_cap(al + 1));
         if (!p || !a) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-        if (!rc) rc = tok_encode(t, input, il, 1, 0, p, tok_encode_cap(il), &np, err);
-        /* TODO(chat): a chat model ends its turn with its own token (<|im_end|>,
-         * <|eot_id|>, </s>), not TOK_EOS; once tokenizers name it (tok_is_stop,
-         * HF tokenizers), add_eos should append that id under a chat template */
+        if (!rc) rc = tok_encode_prompt(t, input, il, p, tok_encode_cap(il), &np, err);
         if (!rc)
             rc = tok_encode(t, joined, al + (size_t)space, 0, add_eos, a, tok_encode_cap(al + 1), &na,
                             err);

@@ -1,6 +1,7 @@
 /* Tokenizer loading, saving, encoding and decoding with llama2.c's tokenizer.bin
- * semantics. Owns the Tokenizer struct; training lives in tok_train.c and builds
- * its result through tok_build. */
+ * semantics, and the dispatch to the Hugging Face kind (hf != NULL, tok_hf.c).
+ * Owns the Tokenizer struct; training lives in tok_train.c and builds its
+ * result through tok_build. */
 #include "model/tokenizer.h"
 
 #include <math.h>
@@ -8,10 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "model/hf.h"
+#include "model/tok_hf.h"
 #include "util/sys.h"
 
 struct Tokenizer {
+    TokHF *hf; /* a tokenizer.json; then nothing below is used */
     int vocab_size, max_token_length;
     float *scores;
     size_t *off; /* piece i is blob[off[i] .. off[i] + len[i]) */
@@ -25,6 +30,8 @@ struct Tokenizer {
     unsigned char adj[128 * 128 / 8];
     uint32_t mask;
 };
+
+static int hf_wrap(const char *path, const void *bytes, size_t len, Tokenizer **out, Err *err);
 
 static uint32_t hash_bytes(const char *s, size_t n) {
     uint32_t h = 2166136261u;
@@ -55,6 +62,7 @@ static int parse_byte_piece(const char *p, int n) {
 
 void tok_free(Tokenizer *t) {
     if (!t) return;
+    tokhf_free(t->hf);
     free(t->scores);
     free(t->off);
     free(t->len);
@@ -128,6 +136,7 @@ int tok_build(int n, const char *const *pieces, const size_t *lens, const float 
 
 int tok_load_mem(const void *bytes, size_t len, Tokenizer **out, Err *err) {
     *out = NULL;
+    if (hf_files_is(bytes, len)) return hf_wrap(NULL, bytes, len, out, err);
     const unsigned char *p = bytes;
     if (len < sizeof(int))
         return err_set(err, RLHF_EFORMAT, "not a tokenizer: %zu bytes, too short for the header",
@@ -193,10 +202,39 @@ int tok_load_mem(const void *bytes, size_t len, Tokenizer **out, Err *err) {
     return rc;
 }
 
+/* Wraps a loaded TokHF (path, or embedded bytes when path is NULL). */
+static int hf_wrap(const char *path, const void *bytes, size_t len, Tokenizer **out, Err *err) {
+    *out = NULL;
+    Tokenizer *t = calloc(1, sizeof *t);
+    if (!t) return err_set(err, RLHF_ENOMEM, "tokenizer: out of memory");
+    int rc = path ? tokhf_load(path, &t->hf, err) : tokhf_from_bytes(bytes, len, &t->hf, err);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    t->vocab_size = tokhf_vocab_size(t->hf);
+    t->max_token_length = tokhf_max_token_length(t->hf);
+    *out = t;
+    return RLHF_OK;
+}
+
+int tok_hf_load(const char *path, Tokenizer **out, Err *err) {
+    return hf_wrap(path, NULL, 0, out, err);
+}
+
+int tok_is_hf(const Tokenizer *t) {
+    return t->hf != NULL;
+}
+
 int tok_load(const char *path, Tokenizer **out, Err *err) {
     char *buf;
     size_t len;
     *out = NULL;
+    struct stat st;
+    size_t pl = strlen(path);
+    if ((stat(path, &st) == 0 && S_ISDIR(st.st_mode)) ||
+        (pl >= 5 && strcmp(path + pl - 5, ".json") == 0))
+        return tok_hf_load(path, out, err);
     int rc = sys_read_file(path, &buf, &len, err);
     if (rc) return rc;
     rc = tok_load_mem(buf, len, out, err);
@@ -206,6 +244,8 @@ int tok_load(const char *path, Tokenizer **out, Err *err) {
 }
 
 int tok_to_bytes(const Tokenizer *t, unsigned char **out, size_t *len, Err *err) {
+    *out = NULL;
+    if (t->hf) return tokhf_to_bytes(t->hf, out, len, err);
     size_t n = sizeof(int);
     for (int i = 0; i < t->vocab_size; i++)
         n += 8 + (size_t)t->len[i];
@@ -226,6 +266,11 @@ int tok_to_bytes(const Tokenizer *t, unsigned char **out, size_t *len, Err *err)
 }
 
 int tok_save(const Tokenizer *t, const char *path, Err *err) {
+    if (t->hf)
+        return err_set(err, RLHF_EINVAL,
+                       "%s: llama2.c's tokenizer.bin cannot hold a tokenizer.json tokenizer; "
+                       "use the tokenizer.json itself",
+                       path);
     unsigned char *b;
     size_t n;
     int rc = tok_to_bytes(t, &b, &n, err);
@@ -251,10 +296,25 @@ int tok_max_token_length(const Tokenizer *t) {
     return t->max_token_length;
 }
 float tok_score(const Tokenizer *t, int id) {
+    if (t->hf) return 0.0f;
     return id >= 0 && id < t->vocab_size ? t->scores[id] : 0.0f;
 }
 
+int tok_bos(const Tokenizer *t) {
+    return t->hf ? tokhf_bos(t->hf) : TOK_BOS;
+}
+int tok_eos(const Tokenizer *t) {
+    return t->hf ? tokhf_eos(t->hf) : TOK_EOS;
+}
+int tok_is_stop(const Tokenizer *t, int id) {
+    return t->hf ? tokhf_is_stop(t->hf, id) : id == TOK_EOS;
+}
+int tok_is_special(const Tokenizer *t, int id) {
+    return t->hf ? tokhf_is_special(t->hf, id) : id == TOK_BOS || id == TOK_EOS;
+}
+
 const char *tok_raw_piece(const Tokenizer *t, int id, size_t *len) {
+    if (t->hf) return tokhf_raw_piece(t->hf, id, len);
     if (id < 0 || id >= t->vocab_size) {
         *len = 0;
         return "";
@@ -264,6 +324,14 @@ const char *tok_raw_piece(const Tokenizer *t, int id, size_t *len) {
 }
 
 int tok_check_vocab(const Tokenizer *t, int n, Err *err) {
+    if (t->hf) {
+        if (t->vocab_size > n)
+            return err_set(err, RLHF_EINVAL,
+                           "tokenizer has %d tokens but the model's vocabulary has %d: wrong "
+                           "tokenizer",
+                           t->vocab_size, n);
+        return RLHF_OK;
+    }
     if (t->vocab_size != n)
         return err_set(err, RLHF_EINVAL,
                        "tokenizer has %d tokens but the model's vocabulary has %d: wrong tokenizer",
@@ -422,12 +490,45 @@ static void encode_segment(const Tokenizer *t, EncState *s, const char *text, si
 
 int tok_encode(const Tokenizer *t, const char *text, size_t len, int bos, int eos, int *ids,
                int cap, int *n_out, Err *err) {
+    return tok_encode_flags(t, text, len, (bos ? TOK_ADD_BOS : 0) | (eos ? TOK_ADD_EOS : 0), ids,
+                            cap, n_out, err);
+}
+
+static int encode_hf(const Tokenizer *t, const char *text, size_t len, int flags, int *ids, int cap,
+                     int *n_out, Err *err) {
+    int *v, n;
+    int rc = tokhf_encode(t->hf, text, len, flags, &v, &n, err);
+    if (rc) return rc;
+    if (n > cap)
+        rc = err_set(err, RLHF_EINVAL, "tokenizer: output room %d < %d tokens", cap, n);
+    else if (n)
+        memcpy(ids, v, sizeof(int) * (size_t)n), *n_out = n;
+    free(v);
+    return rc;
+}
+
+int tok_encode_prompt(const Tokenizer *t, const char *text, size_t len, int *ids, int cap, int *n,
+                      Err *err) {
+    int rc = tok_encode_flags(t, text, len, TOK_ADD_BOS | TOK_SPECIAL, ids, cap, n, err);
+    int bos = tok_bos(t);
+    if (!rc && bos >= 0 && *n >= 2 && ids[0] == bos && ids[1] == bos) {
+        memmove(ids, ids + 1, (size_t)(*n - 1) * sizeof *ids);
+        (*n)--;
+    }
+    return rc;
+}
+
+int tok_encode_flags(const Tokenizer *t, const char *text, size_t len, int flags, int *ids, int cap,
+                     int *n_out, Err *err) {
     *n_out = 0;
-    if (len > (size_t)INT32_MAX - 8)
+    if (len > (size_t)INT32_MAX / 3 - 8)
         return err_set(err, RLHF_EINVAL, "tokenizer: text of %zu bytes is too long", len);
-    if (cap < tok_encode_cap(len))
-        return err_set(err, RLHF_EINVAL, "tokenizer: output room %d < %d", cap,
-                       tok_encode_cap(len));
+    if (t->hf) return encode_hf(t, text, len, flags, ids, cap, n_out, err);
+    int bos = flags & TOK_ADD_BOS, eos = flags & TOK_ADD_EOS;
+    /* llama2.c's kind: a codepoint or byte per token at most, plus <s>, the
+     * dummy prefix and </s> */
+    if (cap < (int)len + 3)
+        return err_set(err, RLHF_EINVAL, "tokenizer: output room %d < %d", cap, (int)len + 3);
     int n = 0;
     if (bos) ids[n++] = TOK_BOS;
     EncState s = {0};
@@ -472,6 +573,7 @@ static const unsigned char byte_chars[256] = {
 };
 
 const char *tok_piece(const Tokenizer *t, int prev, int id, size_t *len) {
+    if (t->hf) return tokhf_piece(t->hf, prev, id, len);
     *len = 0;
     if (id < 0 || id >= t->vocab_size || id == TOK_BOS || id == TOK_EOS) return "";
     if (t->byte[id] >= 0) {
@@ -487,6 +589,7 @@ const char *tok_piece(const Tokenizer *t, int prev, int id, size_t *len) {
 }
 
 int tok_decode(const Tokenizer *t, const int *ids, int n, char **out, size_t *out_len, Err *err) {
+    if (t->hf) return tokhf_decode(t->hf, ids, n, out, out_len, err);
     *out = NULL;
     size_t total = 1;
     for (int i = 0; i < n; i++) {

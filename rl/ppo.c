@@ -143,7 +143,7 @@ int ppo_init(Ppo *p, const PpoConfig *c, Model *policy, Model *ref, Model *value
     if (ref->cfg.vocab_size != V)
         return err_set(err, RLHF_EINVAL, "the reference's vocabulary (%d) differs from the policy's (%d)",
                        ref->cfg.vocab_size, V);
-    if (tok_vocab_size(tok) != V) return tok_check_vocab(tok, V, err);
+    if ((rc = tok_check_vocab(tok, V, err))) return rc;
     if (c->value_mode == PPO_VALUE_MODEL) {
         if (!value || !(value->heads & MODEL_HEAD_VALUE))
             return err_set(err, RLHF_EINVAL, "--value rm needs a value model (an RM with a value head)");

@@ -14,9 +14,8 @@ expect_rc 0 "$RLHF" init p.db
 expect_rc 0 "$RLHF" prompts import --db p.db "$ROOT/samples/prompts.jsonl"
 # the chat template comes from tokenizer_config.json and is registered with the model
 expect_rc 0 "$RLHF" gen --db p.db --model base -k 4 --limit 6 --max-tokens 12 --split train
-contains "$OUT$ERR" "chat:"
-tmpl=$(sql p.db "SELECT template FROM models WHERE name = 'base'")
-case "$tmpl" in chat:*) ;; *) die "the HF model's template was not registered: '$tmpl'" ;; esac
+expect_rc 0 "$RLHF" template show --model base
+contains "$OUT" "chat:smollm2"
 n=$(sql p.db "SELECT count(*) FROM candidates")
 [ "$n" -ge 12 ] || die "only $n candidates"
 # no end-of-turn token or template text leaks into a stored answer
@@ -24,8 +23,8 @@ leak=$(sql p.db "SELECT count(*) FROM candidates WHERE text LIKE '%<|im_end|>%' 
 [ "$leak" = 0 ] || die "$leak candidates hold template tokens"
 expect_rc 0 "$RLHF" label --db p.db --auto length --as sim --seed 1
 expect_rc 0 "$RLHF" train-rm --db p.db --init base --out rm.ckpt --epochs 2 --val-frac 0
-expect_rc 0 "$RLHF" dpo --db p.db --policy base --out dpo.ckpt --steps 2
-expect_rc 0 "$RLHF" ppo --db p.db --policy base --rm rm.ckpt --out ppo.ckpt --steps 1 --max-tokens 8
+expect_rc 0 "$RLHF" dpo --db p.db --policy base --data store --out dpo.ckpt --steps 2
+expect_rc 0 "$RLHF" ppo --db p.db --policy base --rm rm.ckpt --out ppo.ckpt --steps 1 --max-new 8 --prompts 2 --samples 2
 expect_rc 0 "$RLHF" sample --model ppo.ckpt --temperature 0 --max-tokens 8 "What is two plus two?"
 
 # back to Hugging Face: the policy as *ForCausalLM, the RM as *ForSequenceClassification

@@ -505,10 +505,6 @@ CHATML_SMOL = ("{% for message in messages %}{% if loop.first and messages[0]['r
                "<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
                "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
                "{% endif %}")
-CHATML_QWEN = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-               "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
-               "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
-               "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 TRAIN_TEXT = """\
@@ -657,7 +653,7 @@ def make_tokenizer(out, arch, V, bos):
         "add_bos_token": False, "add_prefix_space": False,
         "added_tokens_decoder": {str(a["id"]): {k: v for k, v in a.items() if k != "id"} for a in added},
         "additional_special_tokens": ["<|im_start|>", "<|im_end|>"],
-        "bos_token": bos, "chat_template": CHATML_QWEN if qwen else CHATML_SMOL,
+        "bos_token": bos, "chat_template": CHATML_SMOL,
         "clean_up_tokenization_spaces": False, "eos_token": "<|im_end|>", "errors": "replace",
         "model_max_length": 32768, "pad_token": "<|endoftext|>", "split_special_tokens": False,
         "tokenizer_class": "Qwen2Tokenizer" if qwen else "GPT2Tokenizer", "unk_token": None,
