@@ -90,7 +90,7 @@ for text in "Hello world! What's the capital of France?" "<|im_start|>user
 Two plus two?<|im_end|>" "  spaces, digits 2024 and é中文"; do
     for m in llama_tied qwen3; do
         want=$($REF encode "$m" "$text")
-        expect_rc 0 "$RLHF" tokenizer encode --tokenizer "$m" "$text"
+        expect_rc 0 "$RLHF" tokenizer encode --special --tokenizer "$m" "$text"
         [ "$(echo $OUT)" = "$want" ] || die "$m: tokenizer encode '$text': rlhf '$OUT', reference '$want'"
     done
 done
