@@ -5,12 +5,9 @@
 #include "model/model.h"
 #include "model/parallel.h"
 
-int model_head(Model *m, RunState *rs, int grad, ModelHeadFn fn, void *ctx, Err *err) {
+int model_head(const Model *m, RunState *rs, int grad, ModelHeadFn fn, void *ctx, Err *err) {
     if (rs->b <= 0) return err_set(err, RLHF_EINVAL, "LM head without a forward pass");
-    if (grad) {
-        int rc = model_grads_alloc(m, err);
-        if (rc) return rc;
-    }
+    if (grad && !m->grads) return err_set(err, RLHF_EINVAL, "LM head gradient without gradients");
     int N = rs->b * rs->t, C = m->cfg.dim, V = m->cfg.vocab_size, rc = RLHF_OK;
     /* a later walk adds to the d lnf an earlier one left */
     int acc = rs->have_dlnf;

@@ -141,10 +141,11 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
  * grad is set, overwrites the chunk with d loss/d logits of those rows; the
  * chunk's share of d lnf and of d wcls is then accumulated at once (d wcls
  * into m->grads), and the next model_backward with dlogits NULL starts from
- * that d lnf. Several grad walks over one forward add up. A nonzero return
+ * that d lnf (grad needs m's gradients allocated: model_grads_alloc; m is
+ * const as a structure, its gradient array is written). Several grad walks over one forward add up. A nonzero return
  * from fn stops the walk and is returned. */
 typedef int (*ModelHeadFn)(void *ctx, float *logits, int row0, int R, int V, Err *err);
-int model_head(Model *m, RunState *rs, int grad, ModelHeadFn fn, void *ctx, Err *err);
+int model_head(const Model *m, RunState *rs, int grad, ModelHeadFn fn, void *ctx, Err *err);
 
 /* Backward of the last forward. Gradients ACCUMULATE into m->grads (zero them
  * with model_zero_grad; that is how gradient accumulation works).
