@@ -4,6 +4,8 @@
 #ifndef RLHF_MODEL_LOSS_H
 #define RLHF_MODEL_LOSS_H
 
+#include "util/err.h"
+
 /* Cross-entropy of targets (N) under logits (N,V) with a per-token mask
  * (NULL = all ones; weights are allowed, not just 0/1). Returns the sum of
  * mask·loss; *count (may be NULL) gets the sum of mask. losses (N, may be NULL)
@@ -27,7 +29,6 @@ void loss_logprobs_backward(float *logits, const int *targets, int N, int V, con
 /* Ready-made callbacks for model_head (model.h) whose ctx is the struct
  * before them; row arrays are over the whole batch (N), and each chunk
  * reads and writes its rows from row0. */
-#include "util/err.h"
 
 /* Cross-entropy: adds Σ mask·loss to total and Σ mask to count; with grad the
  * chunk becomes the gradient of scale·Σ mask·loss (loss_ce_backward). */
