@@ -185,11 +185,12 @@ static int eval_val(Run *r, double *out, Err *err) {
             memcpy(r->xbuf + i * T, src, T * sizeof(int));
             memcpy(r->ybuf + i * T, src + 1, T * sizeof(int));
         }
-        int rc = model_forward(&r->m, &r->rs, r->xbuf, b, T, MODEL_FWD_LOGITS, err);
+        LossHeadCe ce = {.targets = r->ybuf};
+        int rc = model_forward(&r->m, &r->rs, r->xbuf, b, T, 0, err);
+        if (!rc) rc = model_head(&r->m, &r->rs, 0, loss_head_ce, &ce, err);
         if (rc) return rc;
-        double c;
-        total += loss_ce_forward(r->rs.logits, r->ybuf, NULL, b * T, r->m.cfg.vocab_size, NULL, &c);
-        count += c;
+        total += ce.total;
+        count += ce.count;
     }
     *out = total / count;
     return RLHF_OK;
@@ -201,7 +202,7 @@ static int eval_val(Run *r, double *out, Err *err) {
  * stop: in, this rank was interrupted; out, some rank was. */
 static int train_step(Run *r, float lr, double *loss, double *gnorm, int *stop, Err *err) {
     const Opts *o = r->o;
-    int B = r->B, T = r->T, N = B * T, V = r->m.cfg.vocab_size, lo, hi;
+    int B = r->B, T = r->T, N = B * T, lo, hi;
     dist_slice(B, &lo, &hi);
     int nb = hi - lo;
     model_zero_grad(&r->m);
@@ -213,11 +214,12 @@ static int train_step(Run *r, float lr, double *loss, double *gnorm, int *stop, 
             memcpy(r->xbuf + (b - lo) * T, r->data.tok + off, T * sizeof(int));
             memcpy(r->ybuf + (b - lo) * T, r->data.tok + off + 1, T * sizeof(int));
         }
-        int rc = model_forward(&r->m, &r->rs, r->xbuf, nb, T, MODEL_FWD_LOGITS, err);
+        LossHeadCe ce = {.targets = r->ybuf, .scale = 1.0f / (N * (float)o->accum), .grad = 1};
+        int rc = model_forward(&r->m, &r->rs, r->xbuf, nb, T, 0, err);
+        if (!rc) rc = model_head(&r->m, &r->rs, 1, loss_head_ce, &ce, err);
+        if (!rc) rc = model_backward(&r->m, &r->rs, r->xbuf, NULL, NULL, NULL, err);
         if (rc) return rc;
-        total += loss_ce_backward(r->rs.logits, r->ybuf, NULL, nb * T, V, 1.0f / (N * (float)o->accum), NULL);
-        rc = model_backward(&r->m, &r->rs, r->xbuf, r->rs.logits, NULL, NULL, err);
-        if (rc) return rc;
+        total += ce.total;
     }
     if (dist_size() > 1) {
         double red[2] = {total, *stop};

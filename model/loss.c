@@ -159,3 +159,28 @@ void loss_logprobs_backward(float *logits, const int *targets, int N, int V, con
     Rows r = {.x = logits, .targets = targets, .V = V, .a = dlogp, .e = dent};
     par_for(N, ROW_CHUNK(V), logprob_backward_rows, &r);
 }
+
+int loss_head_ce(void *ctx, float *logits, int row0, int R, int V, Err *err) {
+    LossHeadCe *h = ctx;
+    const int *tg = h->targets + row0;
+    const float *mk = h->mask ? h->mask + row0 : NULL;
+    double c;
+    (void)err;
+    h->total += h->grad ? loss_ce_backward(logits, tg, mk, R, V, h->scale, &c)
+                        : loss_ce_forward(logits, tg, mk, R, V, NULL, &c);
+    h->count += c;
+    return 0;
+}
+
+int loss_head_logp(void *ctx, float *logits, int row0, int R, int V, Err *err) {
+    LossHeadLogp *h = ctx;
+    const int *tg = h->targets + row0;
+    (void)err;
+    if (h->logp || h->entropy)
+        loss_logprobs(logits, tg, R, V, h->logp ? h->logp + row0 : NULL,
+                      h->entropy ? h->entropy + row0 : NULL);
+    if (h->dlogp || h->dent)
+        loss_logprobs_backward(logits, tg, R, V, h->dlogp ? h->dlogp + row0 : NULL,
+                               h->dent ? h->dent + row0 : NULL);
+    return 0;
+}

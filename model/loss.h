@@ -4,6 +4,8 @@
 #ifndef RLHF_MODEL_LOSS_H
 #define RLHF_MODEL_LOSS_H
 
+#include "util/err.h"
+
 /* Cross-entropy of targets (N) under logits (N,V) with a per-token mask
  * (NULL = all ones; weights are allowed, not just 0/1). Returns the sum of
  * mask·loss; *count (may be NULL) gets the sum of mask. losses (N, may be NULL)
@@ -23,5 +25,30 @@ void loss_logprobs(const float *logits, const int *targets, int N, int V, float 
  * (either weight array may be NULL). */
 void loss_logprobs_backward(float *logits, const int *targets, int N, int V, const float *dlogp,
                             const float *dent);
+
+/* Ready-made callbacks for model_head (model.h) whose ctx is the struct
+ * before them; row arrays are over the whole batch (N), and each chunk
+ * reads and writes its rows from row0. */
+
+/* Cross-entropy: adds Σ mask·loss to total and Σ mask to count; with grad the
+ * chunk becomes the gradient of scale·Σ mask·loss (loss_ce_backward). */
+typedef struct LossHeadCe {
+    const int *targets;
+    const float *mask; /* NULL: all ones */
+    float scale;
+    int grad;
+    double total, count;
+} LossHeadCe;
+int loss_head_ce(void *ctx, float *logits, int row0, int R, int V, Err *err);
+
+/* Log p(target) and entropy per row into logp and entropy (either may be
+ * NULL); with dlogp or dent the chunk becomes d/d logits of
+ * Σ dlogp·logp + dent·entropy (loss_logprobs_backward). */
+typedef struct LossHeadLogp {
+    const int *targets;
+    float *logp, *entropy;
+    const float *dlogp, *dent;
+} LossHeadLogp;
+int loss_head_logp(void *ctx, float *logits, int row0, int R, int V, Err *err);
 
 #endif

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "model/layers.h"
 #include "model/parallel.h"
@@ -161,6 +162,24 @@ void model_init_random(Model *m, uint64_t seed) {
     }
 }
 
+/* Floats per chunk of model_head. Each chunk streams wcls (and, with grad,
+ * wcls and d wcls again) from memory, so its rows set the arithmetic
+ * intensity of the head: 8M floats (32 MB) keeps it compute-bound at C = 256
+ * while staying a small share of a step's memory (55 rows at V = 151936). */
+#define HEAD_FLOATS ((size_t)1 << 23)
+
+/* Zeroed pages reserved, not committed (a page costs memory once touched),
+ * so a run state sized for seq_len costs what its batches use. */
+static float *map_floats(size_t n) {
+    void *p = mmap(NULL, n * sizeof(float), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void unmap_floats(float *p, size_t n) {
+    if (p) munmap(p, n * sizeof(float));
+}
+
 int model_runstate_create(RunState *rs, const Config *c, int B, int T, Err *err) {
     memset(rs, 0, sizeof *rs);
     if (B <= 0 || T <= 0 || T > c->seq_len)
@@ -169,6 +188,9 @@ int model_runstate_create(RunState *rs, const Config *c, int B, int T, Err *err)
     size_t N = (size_t)B * T, C = c->dim, H = c->hidden_dim, L = c->n_layers, V = c->vocab_size;
     size_t KV = model_kv_dim(c), NH = c->n_heads, hs = model_head_size(c), Q = model_q_dim(c);
     size_t qkn = c->qk_norm ? 1 : 0, NKV = c->n_kv_heads;
+    size_t R = HEAD_FLOATS / V;
+    if (R < 1) R = 1;
+    if (R > N) R = N;
     struct {
         float **p;
         size_t n;
@@ -181,7 +203,7 @@ int model_runstate_create(RunState *rs, const Config *c, int B, int T, Err *err)
         {&rs->dk_pre, qkn * N * KV},
         {&rs->ln2, L * N * C},         {&rs->ln2_rstd, L * N},      {&rs->h1, L * N * H},
         {&rs->h3, L * N * H},          {&rs->hg, L * N * H},        {&rs->lnf, N * C},
-        {&rs->lnf_rstd, N},            {&rs->logits, N * V},        {&rs->reward, N},
+        {&rs->lnf_rstd, N},            {&rs->head, R * V},          {&rs->reward, N},
         {&rs->value, N},               {&rs->rope_cos, T * hs / 2}, {&rs->rope_sin, T * hs / 2},
         {&rs->dresid, N * C},          {&rs->dln, N * C},           {&rs->datty, N * Q},
         {&rs->dq, N * Q},              {&rs->dk, N * KV},           {&rs->dv, N * KV},
@@ -189,10 +211,9 @@ int model_runstate_create(RunState *rs, const Config *c, int B, int T, Err *err)
         {&rs->dhg, N * H},
     };
     size_t total = 0, nt = sizeof t / sizeof t[0];
-    /* each piece starts 64 bytes after the last (calloc'd big blocks are
-     * fresh zero pages: nothing is touched until it is used) */
+    /* each piece starts 64 bytes after the last */
     for (size_t i = 0; i < nt; i++) total += (t[i].n + 15) & ~(size_t)15;
-    rs->mem = calloc(total, sizeof(float));
+    rs->mem = map_floats(total);
     if (!rs->mem)
         return err_set(err, RLHF_ENOMEM, "out of memory for activations (%zu MiB)",
                        total * sizeof(float) >> 20);
@@ -204,12 +225,14 @@ int model_runstate_create(RunState *rs, const Config *c, int B, int T, Err *err)
     rs->n_floats = total;
     rs->B = B;
     rs->T = T;
+    rs->head_rows = (int)R;
     rope_tables(rs->rope_cos, rs->rope_sin, T, c);
     return RLHF_OK;
 }
 
 void model_runstate_free(RunState *rs) {
-    free(rs->mem);
+    unmap_floats(rs->mem, rs->n_floats);
+    unmap_floats(rs->logits, rs->n_logits);
     memset(rs, 0, sizeof *rs);
 }
 
@@ -226,8 +249,16 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
         if (tokens[n] < 0 || tokens[n] >= V)
             return err_set(err, RLHF_EINVAL, "token %d at position %d is outside the vocabulary (%d)",
                            tokens[n], n, V);
+    if ((flags & MODEL_FWD_LOGITS) && !rs->logits) {
+        size_t n = (size_t)rs->B * rs->T * V;
+        if (!(rs->logits = map_floats(n)))
+            return err_set(err, RLHF_ENOMEM, "out of memory for logits (%zu MiB)",
+                           n * sizeof(float) >> 20);
+        rs->n_logits = n;
+    }
     rs->b = B;
     rs->t = T;
+    rs->have_dlnf = 0;
     size_t NC = (size_t)N * C, NK = (size_t)N * KV, NHd = (size_t)N * H, NQ = (size_t)N * Q;
     ParScope ps;
     par_enter(&ps); /* one switch of OpenBLAS's threads for the whole pass */
@@ -302,7 +333,13 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
     ParScope ps;
     par_enter(&ps);
     /* classifier and heads -> d lnf */
-    if (dlogits) {
+    if (rs->have_dlnf) {
+        if (dlogits) {
+            par_leave(&ps);
+            return err_set(err, RLHF_EINVAL, "dlogits given after model_head's gradient");
+        }
+        rs->have_dlnf = 0; /* consumed: d lnf is already in dln */
+    } else if (dlogits) {
         matmul_backward(dlnf, g->wcls, dlogits, rs->lnf, w->wcls, N, C, V, 0);
     } else {
         memset(dlnf, 0, NC * sizeof(float));

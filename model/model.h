@@ -88,12 +88,18 @@ const char *model_tensor_name(int t);
 /* Offset of tensor t in the flat array. */
 size_t model_tensor_offset(const Model *m, int t);
 
-/* Activations for one batch of up to B×T tokens (T <= seq_len). */
+/* Activations for one batch of up to B×T tokens (T <= seq_len). The arena is
+ * reserved address space (mmap, MAP_NORESERVE): a batch of b×t touches only
+ * the first b·t rows of each buffer, so memory is committed for the largest
+ * batch actually run, not for the capacity. */
 typedef struct RunState {
     int B, T; /* capacity */
     int b, t; /* the batch of the last forward */
     float *mem;
     size_t n_floats;
+    size_t n_logits;  /* floats mapped at logits (0 until a forward asks for them) */
+    int head_rows;    /* rows per chunk of model_head; may be lowered, never raised */
+    int have_dlnf;    /* model_head left d loss/d lnf in dln for model_backward */
     /* forward (N = B*T) */
     float *resid;     /* (L+1, N, C) input of each layer; resid[L] = last output */
     float *resid_mid; /* (L, N, C) after the attention block */
@@ -107,7 +113,9 @@ typedef struct RunState {
     float *ln2, *ln2_rstd;
     float *h1, *h3, *hg; /* (L, N, H) gate, up, silu(gate)*up */
     float *lnf, *lnf_rstd; /* (N, C), (N): the last hidden state */
-    float *logits;    /* (N, V); model_backward reads dlogits from the same buffer */
+    float *logits;    /* (N, V), mapped by the first forward with MODEL_FWD_LOGITS;
+                       * model_backward reads dlogits from the same buffer */
+    float *head;      /* (head_rows, V) one chunk of logits for model_head */
     float *reward;    /* (N) reward head on every position (when present) */
     float *value;     /* (N) value head on every position (when present) */
     float *rope_cos, *rope_sin; /* (T, hs/2) */
@@ -125,9 +133,24 @@ enum { MODEL_FWD_LOGITS = 1 }; /* compute logits (skip for reward/value-only pas
  * logits when asked, and the heads present. B*T and T must fit rs. */
 int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T, int flags,
                   Err *err);
+/* The LM head without the (N, V) logits of a whole batch (V is 151936 for
+ * Qwen: B=4, T=256 would be 622 MB). After a forward without MODEL_FWD_LOGITS,
+ * walks the N = b·t rows in chunks of at most rs->head_rows: computes the
+ * chunk's logits (R, V) and calls fn on them with the chunk's first row. fn
+ * computes what it needs per row (losses, log-probs, entropies) and, when
+ * grad is set, overwrites the chunk with d loss/d logits of those rows; the
+ * chunk's share of d lnf and of d wcls is then accumulated at once (d wcls
+ * into m->grads), and the next model_backward with dlogits NULL starts from
+ * that d lnf (grad needs m's gradients allocated: model_grads_alloc; m is
+ * const as a structure, its gradient array is written). Several grad walks over one forward add up. A nonzero return
+ * from fn stops the walk and is returned. */
+typedef int (*ModelHeadFn)(void *ctx, float *logits, int row0, int R, int V, Err *err);
+int model_head(const Model *m, RunState *rs, int grad, ModelHeadFn fn, void *ctx, Err *err);
+
 /* Backward of the last forward. Gradients ACCUMULATE into m->grads (zero them
  * with model_zero_grad; that is how gradient accumulation works).
- * dlogits: NULL or rs->logits after the caller overwrote it with d loss/d logits;
+ * dlogits: NULL or rs->logits after the caller overwrote it with d loss/d logits
+ * (NULL after a grad walk of model_head, whose d lnf is used instead);
  * dreward, dvalue: NULL or (N) d loss/d head output per position. */
 int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogits,
                    const float *dreward, const float *dvalue, Err *err);

@@ -150,10 +150,10 @@ void dpo_trainer_free(DpoTrainer *tr) {
 /* Forward over examples tr->idx[0..n) (log-probability sums into tr->sums). */
 static int forward(DpoTrainer *tr, const SeqExample *ex, int n, int *T, Err *err) {
     *T = rl_batch_fill(&tr->batch, ex, tr->idx, n, NULL);
-    int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, n, *T, MODEL_FWD_LOGITS, err);
+    LossHeadLogp h = {.targets = tr->batch.targets, .logp = tr->batch.buf};
+    int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, n, *T, 0, err);
+    if (!rc) rc = model_head(tr->m, &tr->rs, 0, loss_head_logp, &h, err);
     if (rc) return rc;
-    loss_logprobs(tr->rs.logits, tr->batch.targets, n * *T, tr->m->cfg.vocab_size, tr->batch.buf,
-                  NULL);
     seq_row_sums(tr->batch.buf, tr->batch.targets, n, *T, tr->sums);
     return RLHF_OK;
 }
@@ -182,7 +182,7 @@ static double answer_len(const SeqExample *e) {
  * scale > 0 also the backward pass of scale·Σ loss (gradients accumulate). */
 static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double scale, DpoStats *st,
                 Err *err) {
-    int V = tr->m->cfg.vocab_size, ipo = tr->type == DPO_IPO;
+    int ipo = tr->type == DPO_IPO;
     for (int s = 0, b; s < n; s += b) {
         int rows = 0;
         for (b = 0; s + b < n; b++) {
@@ -225,8 +225,11 @@ static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double 
                 for (int t = 0; t < T; t++)
                     gr[(size_t)r * T + t] =
                         tr->batch.targets[(size_t)r * T + t] >= 0 ? (float)tr->w[r] : 0;
-            loss_logprobs_backward(tr->rs.logits, tr->batch.targets, rows * T, V, gr, NULL);
-            rc = model_backward(tr->m, &tr->rs, tr->batch.tokens, tr->rs.logits, NULL, NULL, err);
+            /* the weights needed every row's log-probs first, so the head's
+             * logits are computed again, a chunk at a time, for the gradient */
+            LossHeadLogp h = {.targets = tr->batch.targets, .dlogp = gr};
+            rc = model_head(tr->m, &tr->rs, 1, loss_head_logp, &h, err);
+            if (!rc) rc = model_backward(tr->m, &tr->rs, tr->batch.tokens, NULL, NULL, NULL, err);
             if (rc) return rc;
         }
     }

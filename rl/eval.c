@@ -52,7 +52,7 @@ int eval_rm_score(void *rm_scorer, const char *prompt, const char *const *answer
 int eval_logprobs(const Model *m, const Tokenizer *tok, const char *template,
                   const char *const *prompts, const char *const *answers, int n, int batch,
                   double *out, Err *err) {
-    int T = m->cfg.seq_len, V = m->cfg.vocab_size;
+    int T = m->cfg.seq_len;
     if (batch < 1) batch = 1;
     RunState rs;
     int rc = model_runstate_create(&rs, &m->cfg, batch, T, err);
@@ -73,12 +73,11 @@ int eval_logprobs(const Model *m, const Tokenizer *tok, const char *template,
             int Tb = seq_pack(ex, b, tokens, lens);
             for (int j = 0; j < b; j++)
                 np[j] = ex[j].n_prompt;
-            rc = model_forward(m, &rs, tokens, b, Tb, MODEL_FWD_LOGITS, err);
-            if (!rc) {
-                seq_answer_targets(tokens, lens, np, b, Tb, targets);
-                loss_logprobs(rs.logits, targets, b * Tb, V, logp, NULL);
-                seq_row_sums(logp, targets, b, Tb, out + i);
-            }
+            LossHeadLogp h = {.targets = targets, .logp = logp};
+            seq_answer_targets(tokens, lens, np, b, Tb, targets);
+            rc = model_forward(m, &rs, tokens, b, Tb, 0, err);
+            if (!rc) rc = model_head(m, &rs, 0, loss_head_logp, &h, err);
+            if (!rc) seq_row_sums(logp, targets, b, Tb, out + i);
         }
         for (int j = 0; j < got; j++)
             seq_example_free(&ex[j]);

@@ -360,33 +360,54 @@ static int share_rows(Ppo *p, int T, int a0, int a1, Err *err) {
     return RLHF_OK;
 }
 
+/* The rows of one LM-head chunk in evaluate_batch: log-probs (and entropies)
+ * of the targets, and for the exact KL the reference's log-softmax of each
+ * answer row (k counts them) or the policy's KL against it. */
+typedef struct {
+    Ppo *p;
+    const int *tg;
+    float *logp, *ent, *klf; /* klf NULL: the reference's pass */
+    int k;
+} EvalHead;
+
+static int eval_rows(void *ctx, float *logits, int row0, int R, int V, Err *err) {
+    EvalHead *h = ctx;
+    Ppo *p = h->p;
+    const int *tg = h->tg + row0;
+    (void)err;
+    for (int n = 0; n < R; n++) {
+        const float *x = logits + (size_t)n * V;
+        if (h->klf) h->klf[row0 + n] = 0;
+        if (!p->c.full_kl || tg[n] < 0) continue;
+        if (!h->klf) {
+            ppo_log_softmax(x, V, p->lsm + (size_t)h->k++ * V);
+        } else {
+            ppo_log_softmax(x, V, p->lsm_row);
+            h->klf[row0 + n] = (float)ppo_kl_exact(p->lsm_row, p->lsm + (size_t)h->k++ * V, V);
+        }
+    }
+    loss_logprobs(logits, tg, R, V, h->logp + row0, h->ent ? h->ent + row0 : NULL);
+    return RLHF_OK;
+}
+
 /* Old log-probs, entropies and values under the policy, log-probs under the
  * reference, and the exact KL per token, by the training forward pass, for
  * answers [a0, a1). */
 static int evaluate_batch(Ppo *p, int T, int a0, int a1, Err *err) {
     const PpoConfig *c = &p->c;
-    int V = p->policy->cfg.vocab_size, MB = c->minibatch, rc;
+    int MB = c->minibatch, rc;
     RunState *rsr = p->rs_ref.mem ? &p->rs_ref : &p->rs, *rsv = p->rs_val.mem ? &p->rs_val : &p->rs;
     for (int c0 = a0; c0 < a1; c0 += MB) {
         int b = a1 - c0 < MB ? a1 - c0 : MB;
         size_t off = (size_t)c0 * T;
         const int *tok = p->tokens + off, *tg = p->targets + off;
-        if ((rc = model_forward(p->ref, rsr, tok, b, T, MODEL_FWD_LOGITS, err))) return rc;
-        loss_logprobs(rsr->logits, tg, b * T, V, p->ref_logp + off, NULL);
-        int k = 0;
-        if (c->full_kl)
-            for (int n = 0; n < b * T; n++)
-                if (tg[n] >= 0) ppo_log_softmax(rsr->logits + (size_t)n * V, V, p->lsm + (size_t)k++ * V);
-        if ((rc = model_forward(p->policy, &p->rs, tok, b, T, MODEL_FWD_LOGITS, err))) return rc;
-        k = 0;
-        for (int n = 0; n < b * T; n++) {
-            p->klf[off + n] = 0;
-            if (c->full_kl && tg[n] >= 0) {
-                ppo_log_softmax(p->rs.logits + (size_t)n * V, V, p->lsm_row);
-                p->klf[off + n] = (float)ppo_kl_exact(p->lsm_row, p->lsm + (size_t)k++ * V, V);
-            }
-        }
-        loss_logprobs(p->rs.logits, tg, b * T, V, p->old_logp + off, p->ent + off);
+        EvalHead ref = {.p = p, .tg = tg, .logp = p->ref_logp + off};
+        if ((rc = model_forward(p->ref, rsr, tok, b, T, 0, err))) return rc;
+        if ((rc = model_head(p->ref, rsr, 0, eval_rows, &ref, err))) return rc;
+        EvalHead pol = {.p = p, .tg = tg, .logp = p->old_logp + off, .ent = p->ent + off,
+                        .klf = p->klf + off};
+        if ((rc = model_forward(p->policy, &p->rs, tok, b, T, 0, err))) return rc;
+        if ((rc = model_head(p->policy, &p->rs, 0, eval_rows, &pol, err))) return rc;
         if (!p->value) {
             memcpy(p->old_v + off, p->rs.value, sizeof(float) * (size_t)b * T);
         } else {
@@ -479,7 +500,7 @@ static double dup_share(const Ppo *p) {
 
 /* The PPO-ptx term: next-token loss on random corpus windows, added to the gradients. */
 static int ptx_backward(Ppo *p, double *loss, Err *err) {
-    int B = p->c.ptx_batch, L = p->c.ptx_len, V = p->policy->cfg.vocab_size, lo, hi;
+    int B = p->c.ptx_batch, L = p->c.ptx_len, lo, hi;
     dist_slice(B, &lo, &hi); /* under MPI this rank's windows; every rank draws them all */
     for (int b = 0; b < B; b++) {
         int64_t off = (int64_t)rng_below(&p->rng, (uint64_t)(p->n_ptx - L - 1));
@@ -488,12 +509,12 @@ static int ptx_backward(Ppo *p, double *loss, Err *err) {
         memcpy(p->ptx_y + (size_t)(b - lo) * L, p->ptx + off + 1, sizeof(int) * (size_t)L);
     }
     if (hi == lo) return RLHF_OK;
-    int rc = model_forward(p->policy, &p->rs, p->ptx_x, hi - lo, L, MODEL_FWD_LOGITS, err);
+    LossHeadCe ce = {.targets = p->ptx_y, .scale = p->c.ptx_coef / (float)(B * L), .grad = 1};
+    int rc = model_forward(p->policy, &p->rs, p->ptx_x, hi - lo, L, 0, err);
+    if (!rc) rc = model_head(p->policy, &p->rs, 1, loss_head_ce, &ce, err);
     if (rc) return rc;
-    *loss += loss_ce_backward(p->rs.logits, p->ptx_y, NULL, (hi - lo) * L, V, p->c.ptx_coef / (float)(B * L),
-                              NULL) /
-             (B * L);
-    return model_backward(p->policy, &p->rs, p->ptx_x, p->rs.logits, NULL, NULL, err);
+    *loss += ce.total / (B * L);
+    return model_backward(p->policy, &p->rs, p->ptx_x, NULL, NULL, NULL, err);
 }
 
 /* The clipped value loss of minibatch rows rows[0..b) on values v (rows T
@@ -514,7 +535,7 @@ static void value_losses(Ppo *p, const int *rows, int b, int T, const float *v, 
 static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats *pg,
                             PpoLossStats *vf, double *ptx_loss, PpoStats *s, Err *err) {
     const PpoConfig *c = &p->c;
-    int V = p->policy->cfg.vocab_size, rc, lo, hi;
+    int rc, lo, hi;
     int ntok = 0;
     for (int i = 0; i < b; i++) ntok += ans_len(p, rows[i]);
     if (ntok == 0) return RLHF_OK;
@@ -527,8 +548,10 @@ static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats 
     }
     float scale = 1.0f / ntok;
     model_zero_grad(p->policy);
-    if (b > 0 && (rc = model_forward(p->policy, &p->rs, p->mb_tokens, b, T, MODEL_FWD_LOGITS, err))) return rc;
-    loss_logprobs(p->rs.logits, p->mb_targets, (int)MT, V, p->mb_logp, NULL);
+    LossHeadLogp lp = {.targets = p->mb_targets, .logp = p->mb_logp};
+    if (b > 0 && ((rc = model_forward(p->policy, &p->rs, p->mb_tokens, b, T, 0, err)) ||
+                  (rc = model_head(p->policy, &p->rs, 0, loss_head_logp, &lp, err))))
+        return rc;
     memset(p->mb_dlogp, 0, sizeof(float) * MT);
     memset(p->mb_dv, 0, sizeof(float) * MT);
     for (int i = 0; i < b; i++) {
@@ -539,8 +562,10 @@ static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats 
     }
     if (!p->value) value_losses(p, rows, b, T, p->rs.value, c->vf_coef * scale, vf);
     if (b > 0) {
-        loss_logprobs_backward(p->rs.logits, p->mb_targets, (int)MT, V, p->mb_dlogp, NULL);
-        if ((rc = model_backward(p->policy, &p->rs, p->mb_tokens, p->rs.logits, NULL,
+        /* the losses needed every row's log-probs: the head's chunks again */
+        LossHeadLogp d = {.targets = p->mb_targets, .dlogp = p->mb_dlogp};
+        if ((rc = model_head(p->policy, &p->rs, 1, loss_head_logp, &d, err)) ||
+            (rc = model_backward(p->policy, &p->rs, p->mb_tokens, NULL, NULL,
                                  p->value ? NULL : p->mb_dv, err)))
             return rc;
     }

@@ -69,7 +69,6 @@ void sft_trainer_free(SftTrainer *tr) {
 
 int sft_step(SftTrainer *tr, const SftSet *set, const int *idx, int n, float lr, double *loss,
              double *gnorm, int64_t *tokens, Err *err) {
-    int V = tr->m->cfg.vocab_size;
     int64_t count = 0;
     for (int i = 0; i < n; i++)
         count += set->ex[idx[i]].n - set->ex[idx[i]].n_prompt;
@@ -82,12 +81,13 @@ int sft_step(SftTrainer *tr, const SftSet *set, const int *idx, int n, float lr,
     for (int s = lo; s < hi; s += tr->micro) {
         int b = hi - s < tr->micro ? hi - s : tr->micro, nt;
         int T = rl_batch_fill(&tr->batch, set->ex, idx + s, b, &nt);
-        int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, b, T, MODEL_FWD_LOGITS, err);
+        LossHeadCe ce = {.targets = tr->batch.targets, .scale = (float)(1.0 / (double)count),
+                         .grad = 1};
+        int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, b, T, 0, err);
+        if (!rc) rc = model_head(tr->m, &tr->rs, 1, loss_head_ce, &ce, err);
+        if (!rc) rc = model_backward(tr->m, &tr->rs, tr->batch.tokens, NULL, NULL, NULL, err);
         if (rc) return rc;
-        total += loss_ce_backward(tr->rs.logits, tr->batch.targets, NULL, b * T, V,
-                                  (float)(1.0 / (double)count), NULL);
-        rc = model_backward(tr->m, &tr->rs, tr->batch.tokens, tr->rs.logits, NULL, NULL, err);
-        if (rc) return rc;
+        total += ce.total;
     }
     if (dist_size() > 1 && (dist_allreduce_sum(tr->m->grads, tr->m->n_params) ||
                             dist_allreduce_double(&total, 1)))
@@ -100,7 +100,6 @@ int sft_step(SftTrainer *tr, const SftSet *set, const int *idx, int n, float lr,
 }
 
 int sft_eval(SftTrainer *tr, const SftSet *set, double *loss, Err *err) {
-    int V = tr->m->cfg.vocab_size;
     double total = 0, count = 0;
     int idx[1024], lo, hi;
     dist_slice(set->n, &lo, &hi);
@@ -110,11 +109,12 @@ int sft_eval(SftTrainer *tr, const SftSet *set, double *loss, Err *err) {
         for (int i = 0; i < b; i++)
             idx[i] = s + i;
         int T = rl_batch_fill(&tr->batch, set->ex, idx, b, NULL);
-        int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, b, T, MODEL_FWD_LOGITS, err);
+        LossHeadCe ce = {.targets = tr->batch.targets};
+        int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, b, T, 0, err);
+        if (!rc) rc = model_head(tr->m, &tr->rs, 0, loss_head_ce, &ce, err);
         if (rc) return rc;
-        double c;
-        total += loss_ce_forward(tr->rs.logits, tr->batch.targets, NULL, b * T, V, NULL, &c);
-        count += c;
+        total += ce.total;
+        count += ce.count;
     }
     double red[2] = {total, count};
     if (dist_size() > 1 && dist_allreduce_double(red, 2))

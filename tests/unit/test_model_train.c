@@ -241,3 +241,87 @@ Test(model_train, par_for_covers_every_index_once) {
     }
     openblas_set_num_threads(saved);
 }
+
+/* The chunked LM head (model_head) against full logits: per-row CE with a
+ * mask, log-probs and entropies, and their gradients, in chunks of 3 rows
+ * (16 rows: 6 chunks, the last short), two grad walks adding up, with the
+ * scalar heads' gradients joining the same d lnf. */
+typedef struct {
+    const Net *n;
+    double ce, cnt;
+    float lp[16], ent[16], ca[16], cd[16];
+} HeadCtx;
+
+static int head_fn(void *ctx, float *logits, int row0, int R, int V, Err *err) {
+    HeadCtx *h = ctx;
+    (void)err;
+    double c;
+    h->ce += loss_ce_backward(logits, h->n->tgt + row0, h->n->mask + row0, R, V, 0.25f, &c);
+    h->cnt += c;
+    return RLHF_OK;
+}
+
+static int head_lp_fn(void *ctx, float *logits, int row0, int R, int V, Err *err) {
+    HeadCtx *h = ctx;
+    (void)err;
+    loss_logprobs(logits, h->n->tgt + row0, R, V, h->lp + row0, h->ent + row0);
+    loss_logprobs_backward(logits, h->n->tgt + row0, R, V, h->ca + row0, h->cd + row0);
+    return RLHF_OK;
+}
+
+static void head_check(int kv, int shared) {
+    Net n;
+    net_init(&n, kv, shared, 5 + kv);
+    Err err = {0};
+    int N = n.B * n.T, V = n.m.cfg.vocab_size;
+    HeadCtx h = {.n = &n};
+    for (int i = 0; i < N; i++) h.ca[i] = 0.3f * (float)(i % 5) - 0.5f, h.cd[i] = 0.1f * (float)(i % 4);
+    /* unchunked: full logits, the two losses' gradients summed into them */
+    cr_assert_eq(model_grads_alloc(&n.m, &err), 0);
+    model_zero_grad(&n.m);
+    cr_assert_eq(model_forward(&n.m, &n.rs, n.tok, n.B, n.T, MODEL_FWD_LOGITS, &err), 0);
+    float *d2 = malloc((size_t)N * V * sizeof(float));
+    float lp[16], ent[16];
+    memcpy(d2, n.rs.logits, (size_t)N * V * sizeof(float));
+    loss_logprobs(n.rs.logits, n.tgt, N, V, lp, ent);
+    double cnt, ce = loss_ce_backward(n.rs.logits, n.tgt, n.mask, N, V, 0.25f, &cnt);
+    loss_logprobs_backward(d2, n.tgt, N, V, h.ca, h.cd);
+    for (size_t i = 0; i < (size_t)N * V; i++) n.rs.logits[i] += d2[i];
+    cr_assert_eq(model_backward(&n.m, &n.rs, n.tok, n.rs.logits, n.ca, n.cb, &err), 0);
+    float *g_full = malloc(n.m.n_params * sizeof(float));
+    memcpy(g_full, n.m.grads, n.m.n_params * sizeof(float));
+    /* chunked: no logits in the forward, two grad walks, then backward */
+    model_zero_grad(&n.m);
+    n.rs.head_rows = 3;
+    cr_assert_eq(model_forward(&n.m, &n.rs, n.tok, n.B, n.T, 0, &err), 0);
+    cr_assert_eq(model_head(&n.m, &n.rs, 1, head_fn, &h, &err), 0);
+    cr_assert_eq(model_head(&n.m, &n.rs, 1, head_lp_fn, &h, &err), 0);
+    cr_assert_eq(model_backward(&n.m, &n.rs, n.tok, NULL, n.ca, n.cb, &err), 0);
+    cr_assert_float_eq(h.ce, ce, 1e-5 * fabs(ce));
+    cr_assert_eq(h.cnt, cnt);
+    for (int i = 0; i < N; i++) {
+        cr_assert_float_eq(h.lp[i], lp[i], 1e-5f, "logp row %d", i);
+        cr_assert_float_eq(h.ent[i], ent[i], 1e-5f, "entropy row %d", i);
+    }
+    for (int t = 0; t < MODEL_NT; t++) {
+        size_t off = model_tensor_offset(&n.m, t);
+        for (size_t i = off; i < off + n.m.sizes[t]; i++)
+            cr_assert(fabsf(n.m.grads[i] - g_full[i]) <= 1e-5f + 1e-4f * fabsf(g_full[i]),
+                      "%s[%zu]: chunked %.8g full %.8g", model_tensor_name(t), i - off,
+                      n.m.grads[i], g_full[i]);
+    }
+    /* a d lnf left by model_head is not to be mixed with dlogits */
+    cr_assert_eq(model_head(&n.m, &n.rs, 1, head_fn, &h, &err), 0);
+    cr_assert_neq(model_backward(&n.m, &n.rs, n.tok, n.rs.logits, NULL, NULL, &err), 0);
+    free(d2), free(g_full);
+    model_runstate_free(&n.rs);
+    model_free(&n.m);
+}
+
+Test(model_train, chunked_head_equals_full_logits_tied) { head_check(2, 1); }
+Test(model_train, chunked_head_equals_full_logits_untied) { head_check(4, 0); }
+Test(model_train, chunked_head_equals_full_logits_hf_features) {
+    hf_features = 1;
+    head_check(2, 0);
+    hf_features = 0;
+}
