@@ -107,7 +107,7 @@ PY
 # layouts and the inverse q/k permutation are right) and give, through the
 # reference, the logits rlhf computes from its own checkpoint
 expect_rc 0 "$RLHF" sft --init qwen3 --data chat.jsonl --steps 1 --batch 2 --out s.ckpt
-expect_rc 0 "$RLHF" convert --model s.ckpt --to hf --out s_hf
+expect_rc 0 "$RLHF" convert --model s.ckpt --to hf --dtype f32 --out s_hf
 [ -f s_hf/config.json ] && [ -f s_hf/tokenizer.json ] || die "convert --to hf wrote no config.json/tokenizer.json"
 check s_hf --batch 2 --len 12 --mask --greedy 8
 expect_rc 0 "$RLHF" model-dump --model s.ckpt --out native.dump --batch 2 --len 12 --seed 11
@@ -116,8 +116,8 @@ expect_rc 0 "$RLHF" model-dump --model s.ckpt --out native.dump --batch 2 --len 
 import sys
 import numpy as np
 d = sys.argv[1]
-meta = open(f"{d}/meta.txt").read().split()
-nums = list(map(int, meta[1:] if meta[0] == "hf" else meta))
+lines = open(f"{d}/meta.txt").read().split("\n")
+nums = list(map(int, lines[1 if lines[0] == "hf" else 0].split()))
 V, B, T = nums[5], nums[8], nums[9]
 tok = np.fromfile(f"{d}/inputs.bin", dtype="<i4")[:B * T].reshape(B, T)
 open("ids.txt", "w").write("\n".join(" ".join(map(str, r)) for r in tok) + "\n")
