@@ -111,14 +111,17 @@ static double decode_rate(const Model *m, int k, int threads, int steps) {
     return rate;
 }
 
-/* Runs fn in a child process and returns its peak RSS in MiB (or -1). */
-static long in_child(void (*fn)(const char *, const Shape *), const char *dir, const Shape *s) {
+/* Runs this program again as "bench_hf CHILD DIR SHAPE" (a fresh process:
+ * a forked copy would inherit thread pools without their threads) and
+ * returns the child's peak RSS in MiB, or -1. */
+static long in_child(const char *child, const char *dir, int shape) {
     fflush(stdout);
+    char idx[16];
+    snprintf(idx, sizeof idx, "%d", shape);
     pid_t pid = fork();
     if (pid == 0) {
-        fn(dir, s);
-        fflush(stdout);
-        _exit(0);
+        execl("/proc/self/exe", "bench_hf", child, dir, idx, (char *)NULL);
+        _exit(127);
     }
     int status;
     struct rusage u;
@@ -251,16 +254,22 @@ static void bench_shape(const Shape *s, double bw1, double bw2) {
                s->name, th, eight, bw * 1e9 / bytes);
     }
     model_free(&m);
-    long rss = in_child(sft_child, dir, s);
+    long rss = in_child("sft", dir, (int)(s - shapes));
     printf("hf_sft_peak_rss_mib shape=%s value=%ld\n", s->name, rss);
-    rss = in_child(ppo_child, dir, s);
+    rss = in_child("ppo", dir, (int)(s - shapes));
     printf("hf_ppo_peak_rss_mib shape=%s models=policy,ref critic=head value=%ld\n", s->name, rss);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "bench_hf: could not remove %s\n", dir);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc == 4) { /* a child of in_child */
+        const Shape *s = &shapes[atoi(argv[3])];
+        if (strcmp(argv[1], "sft") == 0) sft_child(argv[2], s);
+        else ppo_child(argv[2], s);
+        return 0;
+    }
     double bw1 = read_bandwidth(1), bw2 = read_bandwidth(2);
     printf("memory_read_gb_per_s threads=1 value=%.1f\n", bw1);
     printf("memory_read_gb_per_s threads=2 value=%.1f\n", bw2);

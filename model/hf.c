@@ -48,31 +48,35 @@ static void wr_u64(unsigned char *p, uint64_t v) {
     for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
-int hf_files_is(const void *blob, size_t len) {
-    return blob && len >= 16 && memcmp(blob, HF_FILES_MAGIC, 8) == 0;
-}
-
-/* records: u64 name length, name, u64 data length, data */
-const char *hf_files_get(const void *blob, size_t len, const char *name, size_t *n) {
-    if (!hf_files_is(blob, len)) return NULL;
+/* records: u64 name length, name, u64 data length, data; the last ends the blob */
+static int walk_records(const void *blob, size_t len, const char *name, const char **data, size_t *n) {
+    if (!blob || len < 8 || memcmp(blob, HF_FILES_MAGIC, 8) != 0) return 0;
     const unsigned char *b = blob;
-    size_t pos = 8, want = strlen(name);
-    while (pos + 8 <= len) {
+    size_t pos = 8, want = name ? strlen(name) : 0;
+    while (pos < len) {
+        if (len - pos < 8) return 0;
         uint64_t nl = rd_u64(b + pos);
         pos += 8;
-        if (nl > len - pos || len - pos - nl < 8) return NULL;
+        if (nl > len - pos || len - pos - nl < 8) return 0;
         const unsigned char *nm = b + pos;
         pos += nl;
         uint64_t dl = rd_u64(b + pos);
         pos += 8;
-        if (dl > len - pos) return NULL;
-        if (nl == want && memcmp(nm, name, want) == 0) {
+        if (dl > len - pos) return 0;
+        if (name && nl == want && memcmp(nm, name, want) == 0) {
+            *data = (const char *)b + pos;
             *n = (size_t)dl;
-            return (const char *)b + pos;
         }
         pos += dl;
     }
-    return NULL;
+    return 1;
+}
+
+int hf_files_is(const void *blob, size_t len) { return walk_records(blob, len, NULL, NULL, NULL); }
+
+const char *hf_files_get(const void *blob, size_t len, const char *name, size_t *n) {
+    const char *data = NULL;
+    return walk_records(blob, len, name, &data, n) ? data : NULL;
 }
 
 int hf_files_pack(const char *const *names, const char *const *texts, const size_t *lens, int n,

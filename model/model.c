@@ -10,6 +10,7 @@
 #include "model/layers.h"
 #include "model/parallel.h"
 #include "util/rng.h"
+#include "util/sys.h"
 
 static const char *tensor_names[MODEL_NT] = {"token_embedding", "rms_att", "wq", "wk", "wv",
                                              "wo", "rms_ffn", "w1", "w2", "w3", "rms_final",
@@ -74,7 +75,7 @@ int model_create(Model *m, const Config *cfg, int heads, Err *err) {
     m->heads = heads & (MODEL_HEAD_REWARD | MODEL_HEAD_VALUE);
     fill_sizes(m->sizes, cfg, m->heads);
     for (int i = 0; i < MODEL_NT; i++) m->n_params += m->sizes[i];
-    m->params = calloc(m->n_params, sizeof(float));
+    m->params = sys_alloc_big(m->n_params * sizeof(float));
     if (!m->params) return err_set(err, RLHF_ENOMEM, "out of memory for %zu parameters", m->n_params);
     point_weights(&m->w, m->params, m);
     return RLHF_OK;
@@ -88,15 +89,15 @@ size_t model_param_count(const Config *cfg, int heads) {
 }
 
 void model_free(Model *m) {
-    free(m->params);
-    free(m->grads);
+    sys_free_big(m->params);
+    sys_free_big(m->grads);
     free(m->tokenizer);
     memset(m, 0, sizeof *m);
 }
 
 int model_grads_alloc(Model *m, Err *err) {
     if (m->grads) return RLHF_OK;
-    m->grads = calloc(m->n_params, sizeof(float));
+    m->grads = sys_alloc_big(m->n_params * sizeof(float));
     if (!m->grads) return err_set(err, RLHF_ENOMEM, "out of memory for gradients");
     point_weights(&m->g, m->grads, m);
     return RLHF_OK;

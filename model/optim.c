@@ -6,11 +6,12 @@
 #include <string.h>
 
 #include "model/parallel.h"
+#include "util/sys.h"
 
 int adamw_create(AdamW *o, size_t n, Err *err) {
     memset(o, 0, sizeof *o);
-    o->m = calloc(n, sizeof(float));
-    o->v = calloc(n, sizeof(float));
+    o->m = sys_alloc_big(n * sizeof(float));
+    o->v = sys_alloc_big(n * sizeof(float));
     if (!o->m || !o->v) {
         adamw_free(o);
         return err_set(err, RLHF_ENOMEM, "out of memory for optimizer state");
@@ -24,8 +25,8 @@ int adamw_create(AdamW *o, size_t n, Err *err) {
 }
 
 void adamw_free(AdamW *o) {
-    free(o->m);
-    free(o->v);
+    sys_free_big(o->m);
+    sys_free_big(o->v);
     memset(o, 0, sizeof *o);
 }
 

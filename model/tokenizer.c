@@ -137,6 +137,8 @@ int tok_build(int n, const char *const *pieces, const size_t *lens, const float 
 int tok_load_mem(const void *bytes, size_t len, Tokenizer **out, Err *err) {
     *out = NULL;
     if (hf_files_is(bytes, len)) return hf_wrap(NULL, bytes, len, out, err);
+    if (len >= 8 && memcmp(bytes, HF_FILES_MAGIC, 8) == 0)
+        return err_set(err, RLHF_EFORMAT, "embedded tokenizer.json and its configs: truncated or damaged");
     const unsigned char *p = bytes;
     if (len < sizeof(int))
         return err_set(err, RLHF_EFORMAT, "not a tokenizer: %zu bytes, too short for the header",

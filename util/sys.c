@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -169,4 +170,29 @@ void atomic_remove_stale(const char *out) {
         unlink(path);
     }
     closedir(d);
+}
+
+/* A page in front of the memory holds its mapping's size (0: from calloc). */
+enum { BIG_MIN = 64 << 20, BIG_HEAD = 4096 };
+
+void *sys_alloc_big(size_t bytes) {
+    if (bytes < BIG_MIN) {
+        char *p = calloc(1, bytes + BIG_HEAD);
+        return p ? p + BIG_HEAD : NULL;
+    }
+    size_t len = bytes + BIG_HEAD;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    madvise(p, len, MADV_HUGEPAGE);
+    memcpy(p, &len, sizeof len);
+    return p + BIG_HEAD;
+}
+
+void sys_free_big(void *p) {
+    if (!p) return;
+    char *base = (char *)p - BIG_HEAD;
+    size_t len;
+    memcpy(&len, base, sizeof len);
+    if (len) munmap(base, len);
+    else free(base);
 }

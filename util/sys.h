@@ -31,6 +31,13 @@ void sys_reset_interrupt(void);
 /* Wall-clock time in milliseconds since the epoch. */
 long long sys_time_ms(void);
 
+/* Zeroed memory for the big arrays (weights, gradients, optimizer moments):
+ * from 64 MiB up, its own mapping with transparent huge pages asked for, so
+ * filling it and walking it cost fewer page faults and TLB misses. Free only
+ * with sys_free_big. */
+void *sys_alloc_big(size_t bytes);
+void sys_free_big(void *p);
+
 /* Reads a whole file into a NUL-terminated buffer the caller frees. */
 int sys_read_file(const char *path, char **out, size_t *len, Err *err);
 
