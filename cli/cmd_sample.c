@@ -6,7 +6,9 @@
 #include "gen/best_of.h"
 #include "gen/model_backend.h"
 #include "rl/eval.h"
+#include "model/chat.h"
 #include "model/checkpoint.h"
+#include "model/seq.h"
 #include "model/infer.h"
 #include "model/sample.h"
 #include "model/tokenizer.h"
@@ -35,9 +37,14 @@ const struct cmd_entry cmd_sample_entry = {
     "                      by the reward model --rm; prints all N with their rewards and\n"
     "                      marks the one kept (the highest); with -k K, K such answers\n"
     "  --rm RM             the reward model of --best-of\n"
-    "  --template T        the chat template of --best-of, for the policy and the RM\n"
-    "                      (default \"Human: {prompt}\\nAssistant:\")\n"
+    "  --template T        render PROMPT in this template first (\"...{prompt}...\" or\n"
+    "                      chat:FAMILY); with --best-of, for the policy and the RM\n"
+    "                      (default there \"Human: {prompt}\\nAssistant:\")\n"
+    "  --raw               sample PROMPT as it is, without the model's chat template\n"
     "  -h, --help          show this help\n"
+    "A model that carries a chat template (a Hugging Face directory, or a checkpoint\n"
+    "trained from one) answers PROMPT as one user turn in it, stopping at its\n"
+    "end-of-turn token; other models continue PROMPT as it is.\n"
     "Prints the completion only (not the prompt); speed goes to stderr.\n"
     "PROMPT - reads the prompt from standard input (all of it, newlines kept).\n",
     exec_sample};
@@ -130,12 +137,14 @@ static int exec_sample(int argc, char **argv) {
                                          {"best-of", required_argument, NULL, 'B'},
                                          {"rm", required_argument, NULL, 'R'},
                                          {"template", required_argument, NULL, 'E'},
+                                         {"raw", no_argument, NULL, 'W'},
                                          CLI_OPT_END};
     const char *model_path = NULL, *tok_path = NULL;
     SampleParams p = sample_params_default();
     const char *stops[64];
     long v, k = 1, threads = 0, seed = 1, best_of = 0;
     const char *rm_path = NULL, *template = NULL;
+    int raw = 0;
     double d;
     int json = 0, c;
     p.stop = stops;
@@ -186,6 +195,7 @@ static int exec_sample(int argc, char **argv) {
         case 'R':
             rm_path = optarg;
             break;
+        case 'W': raw = 1; break;
         case 'E':
             if (cli_check_template(E, optarg)) return EXIT_USAGE;
             template = optarg;
@@ -200,7 +210,8 @@ static int exec_sample(int argc, char **argv) {
     if (optind >= argc) return cli_usage_error(E, "no PROMPT given (use \"\" for none)");
     if (optind + 1 < argc) return cli_usage_error(E, "give the prompt as one argument (quote it)");
     if (best_of && !rm_path) return cli_usage_error(E, "--best-of N needs a reward model (--rm RM)");
-    if (!best_of && (rm_path || template)) return cli_usage_error(E, "--rm and --template are for --best-of N");
+    if (!best_of && rm_path) return cli_usage_error(E, "--rm is for --best-of N");
+    if (raw && template) return cli_usage_error(E, "--raw and --template exclude each other");
     const char *prompt = argv[optind];
     char *stdin_text = NULL;
     if (threads) infer_set_threads((int)threads);
@@ -239,6 +250,11 @@ static int exec_sample(int argc, char **argv) {
     }
     rc = model_require_policy(&m, model_path, &err);
     if (!rc) rc = model_load_tokenizer(&m, model_path, tok_path, &tok, &err);
+    /* a chat model is asked in its own template, as gen asks it */
+    char *tmpl = NULL, *rendered = NULL;
+    if (!rc && !raw && !template) rc = chat_template_find(model_path, &tmpl, &err);
+    if (!rc && (template || tmpl)) rc = seq_render(template ? template : tmpl, prompt, &rendered, &err);
+    if (rendered) prompt = rendered;
     size_t plen = strlen(prompt);
     if (!rc && !(ids = malloc(sizeof(int) * (size_t)tok_encode_cap(plen))))
         rc = err_set(&err, RLHF_ENOMEM, "out of memory");
@@ -283,6 +299,8 @@ static int exec_sample(int argc, char **argv) {
     free(res);
     free(ids);
     free(stdin_text);
+    free(tmpl);
+    free(rendered);
     infer_free(&st);
     tok_free(tok);
     model_free(&m);
