@@ -26,6 +26,7 @@ expect_rc 0 "$RLHF" train-rm --db p.db --init base --out rm.ckpt --epochs 2 --va
 expect_rc 0 "$RLHF" dpo --db p.db --policy base --data store --out dpo.ckpt --steps 2
 expect_rc 0 "$RLHF" ppo --db p.db --policy base --rm rm.ckpt --out ppo.ckpt --steps 1 --max-new 8 --prompts 2 --samples 2
 expect_rc 0 "$RLHF" sample --model ppo.ckpt --temperature 0 --max-tokens 8 "What is two plus two?"
+expect_rc 0 "$RLHF" eval --db p.db --a base --b ppo.ckpt --rm rm.ckpt --limit 4 --max-tokens 8
 
 # back to Hugging Face: the policy as *ForCausalLM, the RM as *ForSequenceClassification
 expect_rc 0 "$RLHF" convert --model ppo.ckpt --to hf --dtype f32 --out ppo_hf
