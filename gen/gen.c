@@ -159,8 +159,10 @@ int gen_register_model(Db *db, const char *ckpt, const char *name_flag, const ch
         db_model_row_free(&row);
     } else if (rc == RLHF_ENOTFOUND) {
         name = name_flag ? name_flag : path_base(ckpt);
-        ModelIn m = {name, "policy", path, 0, sha, NULL, tmpl_flag};
-        rc = db_model_upsert(db, &m, model_id, err);
+        /* a Hugging Face model is registered with its own chat template */
+        rc = tmpl_flag ? RLHF_OK : chat_template_find(ckpt, &tmpl, err);
+        ModelIn m = {name, "policy", path, 0, sha, NULL, tmpl_flag ? tmpl_flag : tmpl};
+        if (!rc) rc = db_model_upsert(db, &m, model_id, err);
         if (!rc && name_out && !(*name_out = strdup(name))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     }
     if (!rc && !tmpl && tmpl_flag) tmpl = strdup(tmpl_flag);

@@ -16,6 +16,8 @@ expect_rc 0 "$RLHF" prompts import --db p.db "$ROOT/samples/prompts.jsonl"
 expect_rc 0 "$RLHF" gen --db p.db --model base -k 4 --limit 6 --max-tokens 12 --split train
 expect_rc 0 "$RLHF" template show --model base
 contains "$OUT" "chat:smollm2"
+tmpl=$(sql p.db "SELECT template FROM models WHERE name = 'base'")
+[ "$tmpl" = "chat:smollm2" ] || die "the HF model was registered with template '$tmpl'"
 n=$(sql p.db "SELECT count(*) FROM candidates")
 [ "$n" -ge 12 ] || die "only $n candidates"
 # no end-of-turn token or template text leaks into a stored answer
