@@ -16,25 +16,8 @@
 #include "util/rng.h"
 #include "util/sys.h"
 
-static char dir[64];
+#include "tests/unit/tmpdir.h"
 
-static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/rlhf-hf-XXXXXX");
-    cr_assert(mkdtemp(dir));
-}
-static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static const char *p(const char *name) {
-    static char buf[4][160];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
 
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
@@ -69,14 +52,14 @@ Test(safetensors, f16_exact_and_rounded) {
     cr_assert_eq(st_f32_to_f16(1e6f), 0x7c00);               /* overflow: inf */
 }
 
-Test(safetensors, write_read_round_trip, .init = setup, .fini = teardown) {
+Test(safetensors, write_read_round_trip, .init = tmpdir_setup, .fini = tmpdir_teardown) {
     float a[6] = {1, -2, 3.5f, 1e-3f, -7, 0.25f}, b[3] = {9, 8, 7};
     StItem items[2] = {{"x.weight", 2, {2, 3}, a}, {"y", 1, {3}, b}};
     Err err = {0};
     for (int d = 0; d < ST_NDTYPES; d++) {
-        cr_assert_eq(st_write(p("t.safetensors"), items, 2, d, &err), 0, "%s", err.msg);
+        cr_assert_eq(st_write(tmp_path("t.safetensors"), items, 2, d, &err), 0, "%s", err.msg);
         SafeTensors st;
-        cr_assert_eq(st_open(p("t.safetensors"), &st, &err), 0, "%s", err.msg);
+        cr_assert_eq(st_open(tmp_path("t.safetensors"), &st, &err), 0, "%s", err.msg);
         cr_assert_eq(st.n, 2);
         const StTensor *t;
         int64_t shape[2] = {2, 3};
@@ -95,39 +78,39 @@ Test(safetensors, write_read_round_trip, .init = setup, .fini = teardown) {
     }
 }
 
-Test(safetensors, damaged_files_refused, .init = setup, .fini = teardown) {
+Test(safetensors, damaged_files_refused, .init = tmpdir_setup, .fini = tmpdir_teardown) {
     float a[64] = {0};
     StItem items[1] = {{"w", 1, {64}, a}};
     Err err = {0};
-    cr_assert_eq(st_write(p("t.safetensors"), items, 1, ST_F32, &err), 0);
+    cr_assert_eq(st_write(tmp_path("t.safetensors"), items, 1, ST_F32, &err), 0);
     struct stat sb;
-    stat(p("t.safetensors"), &sb);
+    stat(tmp_path("t.safetensors"), &sb);
     SafeTensors st;
     /* cut in the data, in the header, before the header */
     long cuts[] = {sb.st_size - 4, 40, 5};
     for (int i = 0; i < 3; i++) {
-        cr_assert_eq(truncate(p("t.safetensors"), cuts[i]), 0);
-        cr_assert_neq(st_open(p("t.safetensors"), &st, &err), 0, "cut at %ld", cuts[i]);
+        cr_assert_eq(truncate(tmp_path("t.safetensors"), cuts[i]), 0);
+        cr_assert_neq(st_open(tmp_path("t.safetensors"), &st, &err), 0, "cut at %ld", cuts[i]);
         cr_assert(strstr(err.msg, "t.safetensors"), "%s", err.msg);
     }
     /* data_offsets that do not match the dtype and shape */
     const char *h = "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,12]}}";
-    FILE *f = fopen(p("b.safetensors"), "wb");
+    FILE *f = fopen(tmp_path("b.safetensors"), "wb");
     uint64_t n = strlen(h);
     fwrite(&n, 8, 1, f);
     fwrite(h, 1, n, f);
     fwrite(a, 4, 4, f);
     fclose(f);
-    cr_assert_neq(st_open(p("b.safetensors"), &st, &err), 0);
+    cr_assert_neq(st_open(tmp_path("b.safetensors"), &st, &err), 0);
     cr_assert(strstr(err.msg, "tensor w") && strstr(err.msg, "12 bytes"), "%s", err.msg);
     h = "{\"w\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}";
-    f = fopen(p("c.safetensors"), "wb");
+    f = fopen(tmp_path("c.safetensors"), "wb");
     n = strlen(h);
     fwrite(&n, 8, 1, f);
     fwrite(h, 1, n, f);
     fwrite(a, 4, 4, f);
     fclose(f);
-    cr_assert_neq(st_open(p("c.safetensors"), &st, &err), 0);
+    cr_assert_neq(st_open(tmp_path("c.safetensors"), &st, &err), 0);
     cr_assert(strstr(err.msg, "I64"), "%s", err.msg);
 }
 
@@ -144,7 +127,7 @@ static void make_model(Model *m, int bias, int qknorm, int head_dim, int shared)
     for (size_t i = 0; i < m->n_params; i++) m->params[i] = (float)rng_normal(&r);
 }
 
-Test(hf, save_load_round_trip, .init = setup, .fini = teardown) {
+Test(hf, save_load_round_trip, .init = tmpdir_setup, .fini = tmpdir_teardown) {
     int cases[][4] = {{0, 0, 0, 1}, {1, 0, 0, 0}, {0, 1, 16, 0}};
     for (int k = 0; k < 3; k++) {
         Model m, back;
@@ -152,9 +135,9 @@ Test(hf, save_load_round_trip, .init = setup, .fini = teardown) {
         make_model(&m, cases[k][0], cases[k][1], cases[k][2], cases[k][3]);
         char d[32];
         snprintf(d, sizeof d, "m%d", k);
-        cr_assert_eq(hf_save(p(d), &m, HF_OUT_POLICY, ST_F32, &err), 0, "%s", err.msg);
+        cr_assert_eq(hf_save(tmp_path(d), &m, HF_OUT_POLICY, ST_F32, &err), 0, "%s", err.msg);
         hf_set_context(64);
-        cr_assert_eq(hf_load(p(d), &back, &err), 0, "%s", err.msg);
+        cr_assert_eq(hf_load(tmp_path(d), &back, &err), 0, "%s", err.msg);
         hf_set_context(0);
         cr_assert_eq(back.n_params, m.n_params);
         cr_assert_eq(memcmp(back.params, m.params, m.n_params * 4), 0, "case %d", k);
@@ -170,19 +153,19 @@ Test(hf, save_load_round_trip, .init = setup, .fini = teardown) {
     }
 }
 
-Test(hf, reward_model_round_trip, .init = setup, .fini = teardown) {
+Test(hf, reward_model_round_trip, .init = tmpdir_setup, .fini = tmpdir_teardown) {
     Model m, back;
     Err err = {0};
     make_model(&m, 1, 0, 0, 0);
     cr_assert_eq(model_set_heads(&m, MODEL_HEAD_REWARD, &err), 0);
     for (int i = 0; i <= m.cfg.dim; i++) m.w.reward[i] = 0.01f * i - 0.2f;
-    cr_assert_eq(hf_save(p("rm"), &m, HF_OUT_RM, ST_F32, &err), 0, "%s", err.msg);
+    cr_assert_eq(hf_save(tmp_path("rm"), &m, HF_OUT_RM, ST_F32, &err), 0, "%s", err.msg);
     char *cfg;
     size_t len;
-    cr_assert_eq(sys_read_file(p("rm/config.json"), &cfg, &len, &err), 0);
+    cr_assert_eq(sys_read_file(tmp_path("rm/config.json"), &cfg, &len, &err), 0);
     cr_assert(strstr(cfg, "Qwen2ForSequenceClassification") && strstr(cfg, "rlhf_reward_bias"), "%s", cfg);
     free(cfg);
-    cr_assert_eq(hf_load(p("rm"), &back, &err), 0, "%s", err.msg);
+    cr_assert_eq(hf_load(tmp_path("rm"), &back, &err), 0, "%s", err.msg);
     cr_assert(back.heads & MODEL_HEAD_REWARD);
     for (int i = 0; i <= m.cfg.dim; i++) cr_assert_float_eq(back.w.reward[i], m.w.reward[i], 1e-6);
     cr_assert_eq(memcmp(back.w.wq, m.w.wq, m.sizes[MODEL_T_WQ] * 4), 0);
@@ -190,15 +173,15 @@ Test(hf, reward_model_round_trip, .init = setup, .fini = teardown) {
     model_free(&back);
 }
 
-Test(hf, bad_configs_name_the_field, .init = setup, .fini = teardown) {
+Test(hf, bad_configs_name_the_field, .init = tmpdir_setup, .fini = tmpdir_teardown) {
     Model m;
     Err err = {0};
     make_model(&m, 0, 0, 0, 1);
-    cr_assert_eq(hf_save(p("d"), &m, HF_OUT_POLICY, ST_BF16, &err), 0, "%s", err.msg);
+    cr_assert_eq(hf_save(tmp_path("d"), &m, HF_OUT_POLICY, ST_BF16, &err), 0, "%s", err.msg);
     model_free(&m);
     char *orig;
     size_t len;
-    cr_assert_eq(sys_read_file(p("d/config.json"), &orig, &len, &err), 0);
+    cr_assert_eq(sys_read_file(tmp_path("d/config.json"), &orig, &len, &err), 0);
     static const struct {
         const char *from, *to, *want;
     } cases[] = {
@@ -211,16 +194,16 @@ Test(hf, bad_configs_name_the_field, .init = setup, .fini = teardown) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *at = strstr(orig, cases[i].from);
         cr_assert(at, "%s not in %s", cases[i].from, orig);
-        FILE *f = fopen(p("d/config.json"), "w");
+        FILE *f = fopen(tmp_path("d/config.json"), "w");
         fwrite(orig, 1, (size_t)(at - orig), f);
         fputs(cases[i].to, f);
         fputs(at + strlen(cases[i].from), f);
         fclose(f);
-        cr_assert_neq(hf_load(p("d"), &m, &err), 0, "%s", cases[i].to);
+        cr_assert_neq(hf_load(tmp_path("d"), &m, &err), 0, "%s", cases[i].to);
         cr_assert(strstr(err.msg, cases[i].want), "want %s in: %s", cases[i].want, err.msg);
     }
-    write_file(p("d/config.json"), "{\"architectures\": [\"LlamaForCausalLM\"],");
-    cr_assert_neq(hf_load(p("d"), &m, &err), 0);
+    write_file(tmp_path("d/config.json"), "{\"architectures\": [\"LlamaForCausalLM\"],");
+    cr_assert_neq(hf_load(tmp_path("d"), &m, &err), 0);
     cr_assert(strstr(err.msg, "config.json"), "%s", err.msg);
     free(orig);
 }
