@@ -151,7 +151,7 @@ FUZZ_SECONDS     ?= 60
 FUZZ_SAN_SECONDS ?= 4
 FUZZ_BUILD   := build-fuzz
 FUZZ_TARGETS := tokenizer checkpoint rank_expr db_open import_prompts import_candidates \
-                import_pairs import_hh tok_hf
+                import_pairs import_hh tok_hf hf
 FUZZ_CC      := clang
 FUZZ_LINK    := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 # compiled and linked in one step: no -MMD (it would name the binary's .d)

@@ -41,6 +41,7 @@ int rm_kwise_loss(const float *r, const int *rank, const int *likert, int n, con
                 double g = -1.0 / (1.0 + exp(d)) * inv, gc = 2 * c * sum * inv;
                 dr[w] += (float)(scale * (g + gc));
                 dr[l] += (float)(scale * (-g + gc));
+                out->dbias += scale * 2 * gc;
             }
         }
     out->loss = loss * inv;
@@ -183,6 +184,7 @@ static int pass(RmTrainer *t, const RmData *d, const int64_t *idx_in, int64_t n,
     double loss = 0, sr = 0, sr2 = 0, msum = 0;
     int64_t groups = 0, pairs = 0, correct = 0, nr = 0;
     for (int64_t i = 0; i < n && !rc;) {
+        double dbias = 0;
         int rows = 0;
         int64_t j = i;
         while (j < n && rows + d->set->g[idx[j]].n <= t->max_rows)
@@ -199,6 +201,7 @@ static int pass(RmTrainer *t, const RmData *d, const int64_t *idx_in, int64_t n,
             if (rm_kwise_loss(t->r + row, g->rank, g->likert, g->n, &t->loss, scale,
                               train ? t->dr + row : NULL, &gl)) {
                 loss += gl.loss;
+                dbias += gl.dbias;
                 groups++;
                 pairs += gl.pairs, correct += gl.correct, msum += gl.margin_sum;
             }
@@ -213,7 +216,13 @@ static int pass(RmTrainer *t, const RmData *d, const int64_t *idx_in, int64_t n,
             memset(t->dreward, 0, sizeof(float) * (size_t)rows * T);
             for (int b = 0; b < rows; b++)
                 t->dreward[(size_t)b * T + t->lens[b] - 1] = t->dr[b];
+            /* the bias's gradient as the loss has it, not the float sum of the
+             * rows' terms: with no centring it is exactly 0, where roundoff
+             * (different for every split of a batch over ranks) would move
+             * the bias by AdamW's whole step */
+            float *gb = t->m->grads ? &t->m->g.reward[t->m->cfg.dim] : NULL, before = gb ? *gb : 0;
             rc = model_backward(t->m, &t->rs, t->tokens, NULL, t->dreward, NULL, err);
+            if (!rc) t->m->g.reward[t->m->cfg.dim] = before + (float)dbias;
         }
         i = j;
     }

@@ -26,6 +26,8 @@ typedef struct RmGroupLoss {
     double loss;         /* the group's loss (mean over its pairs) */
     int pairs, correct;  /* non-tie pairs; those with r_w > r_l */
     double margin_sum;   /* Σ over pairs of r_w − r_l */
+    double dbias;        /* scale · d loss/d (the reward head's bias), exactly: the
+                            pairwise terms cancel in it, only centring is left */
 } RmGroupLoss;
 
 /* The loss of one group from its rewards r[0..n) and ranks (1 = best, equal
