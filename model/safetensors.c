@@ -81,8 +81,13 @@ typedef struct {
     float *out;
 } Conv;
 
-/* O3: the bf16 shift vectorises */
-__attribute__((optimize("O3"))) static void conv_part(void *ctx, int64_t lo, int64_t hi, int part) {
+/* O3 (GCC): the bf16 shift vectorises */
+#if defined(__GNUC__) && !defined(__clang__)
+#define ST_VECTORISE __attribute__((optimize("O3")))
+#else
+#define ST_VECTORISE
+#endif
+ST_VECTORISE static void conv_part(void *ctx, int64_t lo, int64_t hi, int part) {
     const Conv *c = ctx;
     (void)part;
     float *o = c->out;
