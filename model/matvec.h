@@ -9,8 +9,15 @@
 #define RLHF_MODEL_MATVEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC);
+/* The same with W held as bf16 bits (the top 16 bits of an fp32): each weight
+ * is widened to fp32 in registers and multiplied with the fp32 x in fp32 FMAs,
+ * summed in matvec_rows's order, so the result equals matvec_rows on the fp32
+ * values of W bit for bit. Half the bytes read, for decoding at the memory
+ * bound. x is not rounded. */
+void matvec_rows_bf16(float *out, const float *x, const uint16_t *w, int n, int C, int OC);
 /* Attention over nt cached positions t (rows k + t*stride, n floats):
  * sc[t] = scale * q·k_t, and out (n) += Σ_t a[t] v_t. */
 void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
