@@ -50,7 +50,8 @@ int infer_create(Infer *st, const Model *m, int max_streams, Err *err);
  * wq wk wv wo w1 w2 w3 and the classifier (the embedding lookup, biases and
  * norms stay fp32; activations are never rounded): on a model whose matrices
  * are exactly bf16 the logits equal the fp32 path's up to summation order,
- * on others they are those of the model with its matrices rounded to bf16.
+ * on others they are those of the model with these matrices rounded to
+ * nearest even (the embedding rows looked up stay as they are).
  * Not for training or log-probs that must match the training forward. */
 int infer_create_weights(Infer *st, const Model *m, int max_streams, InferWeights w, Err *err);
 static inline int infer_uses_bf16(const Infer *st) { return st->bf16_mem != NULL; }
