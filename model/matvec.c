@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- kernels ------------------------------------------------------------------- */
@@ -155,13 +156,90 @@ static inline void prefetch_rows(const void *w, size_t esz, int o, int rows, int
             ROW_GROUPS(SUF, 1)                                                                     \
     }
 
+/* The bf16 kernel proper. One 256-bit load holds 16 bf16 weights, two to a
+ * 32-bit lane: shifting each lane left by 16 gives the even ones as fp32 and
+ * masking off its low half the odd ones, two cheap ALU ops instead of a
+ * widening shuffle per 8 weights (the shuffle port is what limits the
+ * widening kernel below the memory bound). x comes split to match
+ * (split_x): per 16 columns, its 8 even then its 8 odd values. Each lane sums
+ * its even then its odd product, so the order differs from matvec_rows's but
+ * is again the same whatever NG, O, n and the threads are. */
+#define MICRO_SPLIT(NG, O)                                                                         \
+    static inline __attribute__((always_inline, target("avx2,fma"))) void micro_bfs_##NG##_##O(    \
+        float *out, const float *x, const uint16_t *w, int C, int OC, int o) {                     \
+        __m256 acc[O][NG];                                                                         \
+        const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);                                    \
+        _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++)                                      \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) acc[b][r] =                     \
+                _mm256_setzero_ps();                                                               \
+        int j = 0;                                                                                 \
+        for (; j + 16 <= C; j += 16) {                                                             \
+            __m256i wv[O];                                                                         \
+            _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) wv[b] =                          \
+                _mm256_loadu_si256((const __m256i *)(w + (size_t)(o + b) * C + j));                \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                               \
+                __m256 xe = _mm256_loadu_ps(x + (size_t)r * C + j);                                \
+                __m256 xo = _mm256_loadu_ps(x + (size_t)r * C + j + 8);                            \
+                _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) {                            \
+                    __m256 we = _mm256_castsi256_ps(_mm256_slli_epi32(wv[b], 16));                 \
+                    __m256 wo = _mm256_castsi256_ps(_mm256_and_si256(wv[b], hi));                  \
+                    acc[b][r] = _mm256_fmadd_ps(we, xe, acc[b][r]);                                \
+                    acc[b][r] = _mm256_fmadd_ps(wo, xo, acc[b][r]);                                \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) {                                    \
+            const uint16_t *wr = w + (size_t)(o + b) * C;                                          \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                               \
+                __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[b][r]),                          \
+                                       _mm256_extractf128_ps(acc[b][r], 1));                       \
+                s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                        \
+                s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));                                          \
+                float s = _mm_cvtss_f32(s4);                                                       \
+                for (int jj = j; jj < C; jj++)                                                     \
+                    s += bf16_f32(wr[jj]) * x[(size_t)r * C + jj];                                 \
+                out[(size_t)r * OC + o + b] = s;                                                   \
+            }                                                                                      \
+        }                                                                                          \
+    }
+MICRO_SPLIT(1, 1)
+MICRO_SPLIT(2, 1)
+MICRO_SPLIT(3, 1)
+MICRO_SPLIT(4, 1)
+MICRO_SPLIT(1, 3)
+MICRO_SPLIT(2, 3)
+MICRO_SPLIT(1, 6)
+MICRO_SPLIT(2, 4)
+MICRO_SPLIT(3, 3)
+MICRO_SPLIT(4, 3)
+
+/* x (n, C) with each full block of 16 columns as its 8 even then 8 odd
+ * values; the tail columns as they are */
+static void split_x(float *xs, const float *x, int n, int C) {
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * C;
+        float *d = xs + (size_t)r * C;
+        int j = 0;
+        for (; j + 16 <= C; j += 16)
+            for (int i = 0; i < 8; i++) {
+                d[j + i] = xr[j + 2 * i];
+                d[j + 8 + i] = xr[j + 2 * i + 1];
+            }
+        for (; j < C; j++)
+            d[j] = xr[j];
+    }
+}
+
 /* Rows in groups of up to 4; outputs in blocks of 3 while the 3 weight rows
  * (a few KB) stay in L1 across the groups, so W comes from memory once. The
  * hardware prefetcher alone falls behind once n rows make each weight row slow
  * to consume, so each block fetches the rows a little ahead. */
 KERN_AVX2(f32, float)
-/* The same on bf16 weights: half the bytes per row, the same FMAs */
+/* The same on bf16 weights: half the bytes per row, the same FMAs; bf16
+ * widens each weight (matvec_rows's order exactly: the fallback when there is
+ * no memory for the split x), bfs splits x instead */
 KERN_AVX2(bf16, uint16_t)
+KERN_AVX2(bfs, uint16_t)
 
 static int simd = -1; /* -1: not probed yet */
 
@@ -175,10 +253,12 @@ void matvec_use_simd(int on) {
     if (!on || !have_avx2()) simd = 0;
 }
 
-/* w: fp32, or bf16 bits when bf16 */
+/* w: fp32 (bf16 0), or bf16 bits (1; 2: x split by split_x, AVX2 only) */
 static void run_range(float *out, const float *x, const void *w, int bf16, int n, int C, int OC,
                       int o0, int o1) {
-    if (bf16) {
+    if (bf16 == 2) {
+        kern_avx2_bfs(out, x, w, n, C, OC, o0, o1);
+    } else if (bf16) {
         if (have_avx2())
             kern_avx2_bf16(out, x, w, n, C, OC, o0, o1);
         else
@@ -372,5 +452,12 @@ void matvec_rows(float *out, const float *x, const float *w, int n, int C, int O
 }
 
 void matvec_rows_bf16(float *out, const float *x, const uint16_t *w, int n, int C, int OC) {
-    rows(out, x, w, 1, n, C, OC);
+    float *xs = have_avx2() && C >= 16 ? malloc(sizeof(float) * (size_t)n * C) : NULL;
+    if (!xs) {
+        rows(out, x, w, 1, n, C, OC);
+        return;
+    }
+    split_x(xs, x, n, C);
+    rows(out, xs, w, 2, n, C, OC);
+    free(xs);
 }

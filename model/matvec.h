@@ -12,11 +12,12 @@
 #include <stdint.h>
 
 void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC);
-/* The same with W held as bf16 bits (the top 16 bits of an fp32): each weight
- * is widened to fp32 in registers and multiplied with the fp32 x in fp32 FMAs,
- * summed in matvec_rows's order, so the result equals matvec_rows on the fp32
- * values of W bit for bit. Half the bytes read, for decoding at the memory
- * bound. x is not rounded. */
+/* The same with W held as bf16 bits (the top 16 bits of an fp32): the weights
+ * become fp32 in registers and meet the fp32 x in fp32 FMAs, so the result is
+ * matvec_rows's on the fp32 values of W up to summation order (bit for bit on
+ * the plain C path and for C < 16). Half the bytes read, for decoding at the
+ * memory bound. x is not rounded. Like matvec_rows, a row gets the same bits
+ * whatever n and the threads. */
 void matvec_rows_bf16(float *out, const float *x, const uint16_t *w, int n, int C, int OC);
 /* Attention over nt cached positions t (rows k + t*stride, n floats):
  * sc[t] = scale * q·k_t, and out (n) += Σ_t a[t] v_t. */
