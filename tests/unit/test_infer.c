@@ -691,6 +691,23 @@ Test(infer, bf16_on_fp32_weights_is_the_rounded_model) {
     cr_assert_eq(infer_create_weights(&st, &m, 1, INFER_WEIGHTS_F32, &err), 0);
     cr_assert(!infer_uses_bf16(&st));
     infer_free(&st);
+    /* the copy rounds as st_f32_to_bf16 does: to nearest even, NaN quiet */
+    float saved[4], odd[4] = {bf16_value(0x3f81) + 0x1p-8f, bf16_value(0x3f80) + 0x1p-8f,
+                              -NAN, 1e-40f}; /* ties both ways, NaN, a subnormal */
+    memcpy(saved, m.w.wq, sizeof saved), memcpy(m.w.wq, odd, sizeof odd);
+    cr_assert_eq(infer_create_weights(&st, &m, 1, INFER_WEIGHTS_BF16, &err), 0);
+    const float *src[] = {m.w.wq, m.w.wk, m.w.wv, m.w.wo, m.w.w1, m.w.w2, m.w.w3, m.w.wcls};
+    const uint16_t *cp[] = {st.bf16.wq, st.bf16.wk, st.bf16.wv, st.bf16.wo,
+                            st.bf16.w1, st.bf16.w2, st.bf16.w3, st.bf16.wcls};
+    int tens[] = {MODEL_T_WQ, MODEL_T_WK, MODEL_T_WV, MODEL_T_WO,
+                  MODEL_T_W1, MODEL_T_W2, MODEL_T_W3, MODEL_T_EMB};
+    for (int t = 0; t < 8; t++)
+        for (size_t i = 0; i < m.sizes[tens[t]]; i++)
+            cr_assert_eq(cp[t][i], st_f32_to_bf16(src[t][i]), "matrix %d element %zu", t, i);
+    cr_assert_eq(st.bf16.wq[0], 0x3f82);
+    cr_assert_eq(st.bf16.wq[1], 0x3f80);
+    infer_free(&st);
+    memcpy(m.w.wq, saved, sizeof saved);
     /* forced: the Infer rounds its copy, the Model is untouched */
     bf16_infer_check(&r, &m, INFER_WEIGHTS_BF16);
     cr_assert(!model_weights_are_bf16(&m));
