@@ -269,8 +269,8 @@ int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
         st->prefix_len += r;
         done += r;
         if (done == n) /* logits only for the last position */
-            matmul_rows(st->logits, st->x + (size_t)(r - 1) * c->dim, st->m->w.wcls,
-                        st->bf16.wcls, 0, 1, c->dim, c->vocab_size);
+            matmul_rows(st->logits, st->x + (size_t)(r - 1) * c->dim, st->m->w.wcls, st->bf16.wcls,
+                        0, 1, c->dim, c->vocab_size);
     }
     return RLHF_OK;
 }

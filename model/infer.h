@@ -54,7 +54,9 @@ int infer_create(Infer *st, const Model *m, int max_streams, Err *err);
  * nearest even (the embedding rows looked up stay as they are).
  * Not for training or log-probs that must match the training forward. */
 int infer_create_weights(Infer *st, const Model *m, int max_streams, InferWeights w, Err *err);
-static inline int infer_uses_bf16(const Infer *st) { return st->bf16_mem != NULL; }
+static inline int infer_uses_bf16(const Infer *st) {
+    return st->bf16_mem != NULL;
+}
 void infer_free(Infer *st);
 /* Forgets the prefix and the streams (keeps the memory). */
 void infer_reset(Infer *st);

@@ -56,8 +56,9 @@ KERN_PLAIN(bf16, uint16_t, W_BF16)
  * registers (O * NG <= 12 of the 16 ymm registers). Every output is summed in
  * the same order whatever NG, O and the caller's blocking are. */
 #define MICRO(NG, O, SUF, WT, LOAD, WSC)                                                           \
-    static inline __attribute__((always_inline, target("avx2,fma"))) void micro_##SUF##_##NG##_##O( \
-        float *out, const float *x, const WT *w, int C, int OC, int o) {                           \
+    static inline                                                                                  \
+        __attribute__((always_inline, target("avx2,fma"))) void micro_##SUF##_##NG##_##O(          \
+            float *out, const float *x, const WT *w, int C, int OC, int o) {                       \
         __m256 acc[O][NG];                                                                         \
         _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++)                                      \
             _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) acc[b][r] =                     \
@@ -113,22 +114,22 @@ static inline void prefetch_rows(const void *w, size_t esz, int o, int rows, int
 }
 
 /* outputs o..o+O of all n rows, in groups of up to 4 rows */
-#define ROW_GROUPS(SUF, O)                                                                           \
+#define ROW_GROUPS(SUF, O)                                                                         \
     for (int r = 0; r < n; r += 4) {                                                               \
         float *ob = out + (size_t)r * OC;                                                          \
         const float *xb = x + (size_t)r * C;                                                       \
         switch (n - r < 4 ? n - r : 4) {                                                           \
         case 1:                                                                                    \
-            micro_##SUF##_1_##O(ob, xb, w, C, OC, o);                                                 \
+            micro_##SUF##_1_##O(ob, xb, w, C, OC, o);                                              \
             break;                                                                                 \
         case 2:                                                                                    \
-            micro_##SUF##_2_##O(ob, xb, w, C, OC, o);                                                 \
+            micro_##SUF##_2_##O(ob, xb, w, C, OC, o);                                              \
             break;                                                                                 \
         case 3:                                                                                    \
-            micro_##SUF##_3_##O(ob, xb, w, C, OC, o);                                                 \
+            micro_##SUF##_3_##O(ob, xb, w, C, OC, o);                                              \
             break;                                                                                 \
         default:                                                                                   \
-            micro_##SUF##_4_##O(ob, xb, w, C, OC, o);                                                 \
+            micro_##SUF##_4_##O(ob, xb, w, C, OC, o);                                              \
             break;                                                                                 \
         }                                                                                          \
     }
