@@ -1,9 +1,9 @@
 /* Hugging Face-sized models on random weights, in the shapes of SmolLM2-135M,
  * Qwen2.5-0.5B and Qwen3-0.6B: writing and loading the HF directory (BF16
  * safetensors, as the hub ships them), sampling tokens/s at 1 and 2 threads
- * for one stream and for k = 8 streams on a shared prompt beside the
- * memory-bandwidth bound (weight bytes read per decode step ÷ the read
- * bandwidth measured here), SFT training tokens/s, and one PPO step, each
+ * for one stream and for k = 8 streams on a shared prompt, with fp32 and
+ * with bf16 weights, beside the memory-bandwidth bound (weight bytes read per
+ * decode step ÷ the read bandwidth measured here), SFT training tokens/s, and one PPO step, each
  * training figure with the peak RSS of a process that did only that.
  * RLHF_BENCH_QUICK=1 runs the smallest shape only. */
 #include <stdio.h>
@@ -87,12 +87,13 @@ static double rand_tokens(Rng *r, int *ids, int n, int V) {
     return 0;
 }
 
-/* tokens/s of k streams decoding steps tokens after a 32-token prompt */
-static double decode_rate(const Model *m, int k, int threads, int steps) {
+/* tokens/s of k streams decoding steps tokens after a 32-token prompt, the
+ * matrix products reading weights wt */
+static double decode_rate(const Model *m, InferWeights wt, int k, int threads, int steps) {
     Err err = {0};
     Infer st;
     infer_set_threads(threads);
-    if (infer_create(&st, m, k, &err)) die("infer", &err);
+    if (infer_create_weights(&st, m, k, wt, &err)) die("infer", &err);
     int prompt[32], tok[8];
     Rng r;
     rng_seed(&r, 1);
@@ -243,15 +244,23 @@ static void bench_shape(const Shape *s, double bw1, double bw2) {
     printf("hf_write_s shape=%s params=%.0fM dtype=bf16 value=%.2f\n", s->name, n_params / 1e6, t_save);
     printf("hf_load_s shape=%s params=%.0fM dtype=bf16 value=%.3f\n", s->name, n_params / 1e6, t_load);
     /* one decode step reads every matrix once (the embedding only one row,
-     * but it is also the tied LM head): fp32 bytes */
-    double bytes = 4.0 * (double)n_params;
+     * but it is also the tied LM head): 4 bytes a parameter in fp32, 2 in
+     * bf16 (the norms and biases are a rounding error). fp32 and bf16 runs
+     * alternate, so a busy shared machine slows both alike. */
     for (int th = 1; th <= 2; th++) {
         double bw = th == 1 ? bw1 : bw2;
-        double one = decode_rate(&m, 1, th, 16), eight = decode_rate(&m, 8, th, 8);
-        printf("hf_sample_tokens_per_s shape=%s threads=%d streams=1 value=%.1f bound=%.1f\n", s->name,
-               th, one, bw * 1e9 / bytes);
-        printf("hf_sample_tokens_per_s shape=%s threads=%d streams=8 value=%.1f bound_one_stream=%.1f\n",
-               s->name, th, eight, bw * 1e9 / bytes);
+        for (int b = 0; b < 2; b++) {
+            const char *dt = b ? "bf16" : "f32";
+            InferWeights wt = b ? INFER_WEIGHTS_BF16 : INFER_WEIGHTS_F32;
+            double bound = bw * 1e9 / ((b ? 2.0 : 4.0) * (double)n_params);
+            double one = decode_rate(&m, wt, 1, th, 16), eight = decode_rate(&m, wt, 8, th, 8);
+            printf("hf_sample_tokens_per_s shape=%s weights=%s threads=%d streams=1 value=%.1f "
+                   "bound=%.1f\n",
+                   s->name, dt, th, one, bound);
+            printf("hf_sample_tokens_per_s shape=%s weights=%s threads=%d streams=8 value=%.1f "
+                   "bound_one_stream=%.1f\n",
+                   s->name, dt, th, eight, bound);
+        }
     }
     model_free(&m);
     long rss = in_child("sft", dir, (int)(s - shapes));

@@ -35,6 +35,9 @@ int cli_usage_error(const struct cmd_entry *e, const char *fmt, ...)
 /* Checks a --template value (seq_template_check); prints the usage error and
  * returns EXIT_USAGE when it is neither a {prompt} nor a chat template, else 0. */
 int cli_check_template(const struct cmd_entry *e, const char *template);
+/* --weights f32|bf16|auto into *w (an int holding an InferWeights); 0, or the
+ * usage error's exit status. */
+int cli_parse_weights(const struct cmd_entry *e, const char *s, int *w);
 /* Prints "rlhf CMD: message" for err on stderr; returns EXIT_FAIL. */
 int cli_fail(const struct cmd_entry *e, const Err *err);
 /* The --db flag, else $RLHF_DB, else NULL. */

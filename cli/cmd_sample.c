@@ -31,6 +31,11 @@ const struct cmd_entry cmd_sample_entry = {
     "  -k, --num K         K samples of the same prompt, decoded as one batch\n"
     "                      (sample i uses seed S + i)\n"
     "  --threads N         BLAS threads (default: OpenBLAS's choice)\n"
+    "  --weights W         f32, bf16 or auto (default): the weights decoding reads. auto\n"
+    "                      is bf16 when the model's matrices are exactly bf16 (a model\n"
+    "                      from BF16 safetensors, as the hub ships them): the same text,\n"
+    "                      half the memory read per token; f32 otherwise. bf16 on f32\n"
+    "                      weights rounds them to bf16: a slightly different model\n"
     "  --json              one JSON object per sample (text, tokens, logprob, finish)\n"
     "  --best-of N         answer PROMPT as gen does (in the chat template, stopping at\n"
     "                      \"\\n\\n\" and \"Human:\" unless --stop is given) with N samples scored\n"
@@ -85,11 +90,11 @@ static void print_best_of(void *ctx, const char *prompt, const GenSample *s, con
  * n samples each, every sample printed with its reward. */
 static int sample_best_of(const char *model_path, const char *tok_path, const char *rm_path,
                           const char *template, const char *prompt, const SampleParams *p, int n,
-                          int k, uint64_t seed, BestOfRun *run, Err *err) {
+                          int k, uint64_t seed, int weights, BestOfRun *run, Err *err) {
     GenModel g;
     RmScorer rm;
     BestOf bo;
-    int rc = gen_model_open(&g, model_path, tok_path, p, n, err);
+    int rc = gen_model_open(&g, model_path, tok_path, p, n, (InferWeights)weights, err);
     if (rc) return rc;
     if ((rc = rm_scorer_open(&rm, rm_path, NULL, template, n, err))) {
         gen_model_close(&g);
@@ -138,13 +143,14 @@ static int exec_sample(int argc, char **argv) {
                                          {"rm", required_argument, NULL, 'R'},
                                          {"template", required_argument, NULL, 'E'},
                                          {"raw", no_argument, NULL, 'W'},
+                                         {"weights", required_argument, NULL, 'w'},
                                          CLI_OPT_END};
     const char *model_path = NULL, *tok_path = NULL;
     SampleParams p = sample_params_default();
     const char *stops[64];
     long v, k = 1, threads = 0, seed = 1, best_of = 0;
     const char *rm_path = NULL, *template = NULL;
-    int raw = 0;
+    int raw = 0, weights = INFER_WEIGHTS_AUTO;
     double d;
     int json = 0, c;
     p.stop = stops;
@@ -196,6 +202,9 @@ static int exec_sample(int argc, char **argv) {
             rm_path = optarg;
             break;
         case 'W': raw = 1; break;
+        case 'w':
+            if (cli_parse_weights(E, optarg, &weights)) return EXIT_USAGE;
+            break;
         case 'E':
             if (cli_check_template(E, optarg)) return EXIT_USAGE;
             template = optarg;
@@ -235,7 +244,7 @@ static int exec_sample(int argc, char **argv) {
         BestOfRun b = {json, 0};
         if (!p.n_stop) stops[p.n_stop++] = "\n\n", stops[p.n_stop++] = "Human:";
         rc_bo = sample_best_of(model_path, tok_path, rm_path, template, prompt, &p, (int)best_of,
-                               (int)k, (uint64_t)seed, &b, &err);
+                               (int)k, (uint64_t)seed, weights, &b, &err);
         free(stdin_text);
         return rc_bo ? cli_fail(E, &err) : EXIT_OK;
     }
@@ -261,7 +270,7 @@ static int exec_sample(int argc, char **argv) {
     if (!rc)
         rc = tok_encode_prompt(tok, prompt, plen, ids,
                               tok_encode_cap(plen), &n, &err);
-    if (!rc) rc = infer_create(&st, &m, (int)k, &err);
+    if (!rc) rc = infer_create_weights(&st, &m, (int)k, (InferWeights)weights, &err);
     uint64_t seeds[256];
     for (int i = 0; i < k; i++)
         seeds[i] = (uint64_t)seed + (uint64_t)i;
@@ -291,8 +300,8 @@ static int exec_sample(int argc, char **argv) {
                 printf("\n");
             }
         }
-        fprintf(stderr, "%d prompt tokens, %ld sampled in %.2fs (%.1f tokens/s)\n", n, total, secs,
-                secs > 0 ? total / secs : 0.0);
+        fprintf(stderr, "%d prompt tokens, %ld sampled in %.2fs (%.1f tokens/s, %s weights)\n", n,
+                total, secs, secs > 0 ? total / secs : 0.0, infer_uses_bf16(&st) ? "bf16" : "f32");
     }
     for (int i = 0; res && i < k; i++)
         sample_result_free(&res[i]);

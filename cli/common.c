@@ -3,6 +3,7 @@
 #include "db/registry.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
+#include "model/infer.h"
 #include "model/seq.h"
 #include "util/text.h"
 
@@ -43,6 +44,14 @@ int cli_check_template(const struct cmd_entry *e, const char *template) {
     Err err = {0};
     if (!seq_template_check(template, &err)) return 0;
     return cli_usage_error(e, "--template: %s", err.msg);
+}
+
+int cli_parse_weights(const struct cmd_entry *e, const char *s, int *w) {
+    if (strcmp(s, "f32") == 0 || strcmp(s, "fp32") == 0) *w = INFER_WEIGHTS_F32;
+    else if (strcmp(s, "bf16") == 0) *w = INFER_WEIGHTS_BF16;
+    else if (strcmp(s, "auto") == 0) *w = INFER_WEIGHTS_AUTO;
+    else return cli_usage_error(e, "--weights: '%s' is not f32, bf16 or auto", s);
+    return 0;
 }
 
 int cli_fail(const struct cmd_entry *e, const Err *err) {

@@ -7,7 +7,7 @@
 #include <string.h>
 
 int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const SampleParams *p,
-                   int k_max, Err *err) {
+                   int k_max, InferWeights weights, Err *err) {
     memset(g, 0, sizeof *g);
     int rc = sample_params_check(p, err);
     if (rc) return rc;
@@ -20,7 +20,7 @@ int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const Sa
         return rc;
     }
     rc = model_load_tokenizer(&g->m, ckpt, tok_path, &g->tok, err);
-    if (!rc) rc = infer_create(&g->st, &g->m, k_max, err);
+    if (!rc) rc = infer_create_weights(&g->st, &g->m, k_max, weights, err);
     if (rc) {
         gen_model_close(g);
         return rc;
@@ -41,6 +41,8 @@ int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const Sa
         }
         sb_puts(&b, "]");
     }
+    /* samples of a model other than the checkpoint's (rounded) say so */
+    if (infer_uses_bf16(&g->st) && !model_weights_are_bf16(&g->m)) sb_puts(&b, ",\"weights\":\"bf16\"");
     sb_puts(&b, "}");
     snprintf(g->params_json, sizeof g->params_json, "%s", b.s ? b.s : "{}");
     sb_free(&b);

@@ -13,6 +13,8 @@
 #include "model/fastmath.h"
 #include "model/layers.h"
 #include "model/matvec.h"
+#include "model/parallel.h"
+#include "model/safetensors.h"
 
 enum { PREFILL_ROWS = 64 };
 
@@ -22,7 +24,59 @@ void infer_set_threads(int n) {
     matvec_set_threads(n);
 }
 
+typedef struct {
+    uint16_t *dst;
+    const float *src;
+} ToBf16;
+
+/* st_f32_to_bf16 (round to nearest even, NaN kept quiet) written so that it
+ * vectorises: half a billion weights convert in a fraction of a second */
+__attribute__((optimize("O3"))) static void to_bf16_part(void *ctx, int64_t lo, int64_t hi,
+                                                         int part) {
+    const ToBf16 *t = ctx;
+    (void)part;
+    for (int64_t i = lo; i < hi; i++) {
+        uint32_t u;
+        memcpy(&u, t->src + i, 4);
+        uint32_t nan = (u & 0x7fffffffu) > 0x7f800000u;
+        t->dst[i] = (uint16_t)(nan ? (u >> 16) | 0x40 : (u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+    }
+}
+
+/* The bf16 copies of the matrices, in one array. */
+static int make_bf16(Infer *st, const Model *m, Err *err) {
+    const Weights *w = &m->w;
+    const float *src[] = {w->wq, w->wk, w->wv, w->wo, w->w1, w->w2, w->w3, w->wcls};
+    int tensor[] = {MODEL_T_WQ, MODEL_T_WK, MODEL_T_WV, MODEL_T_WO,
+                    MODEL_T_W1, MODEL_T_W2, MODEL_T_W3, MODEL_T_WCLS};
+    uint16_t **dst[] = {&st->bf16.wq, &st->bf16.wk, &st->bf16.wv, &st->bf16.wo,
+                        &st->bf16.w1, &st->bf16.w2, &st->bf16.w3, &st->bf16.wcls};
+    size_t n[8], total = 0;
+    for (int i = 0; i < 8; i++) {
+        n[i] = m->sizes[tensor[i]];
+        if (tensor[i] == MODEL_T_WCLS && m->cfg.shared_classifier) n[i] = m->sizes[MODEL_T_EMB];
+        total += n[i];
+    }
+    /* plain pages: sys_alloc_big's huge ones took 3x as long to fill (1 GB
+     * for a 0.5B model; the kernel compacts memory to find them) */
+    if (!(st->bf16_mem = malloc(total * sizeof(uint16_t))))
+        return err_set(err, RLHF_ENOMEM, "infer: out of memory for %.1f MB of bf16 weights",
+                       total * 2.0 / 1e6);
+    uint16_t *p = st->bf16_mem;
+    for (int i = 0; i < 8; i++) {
+        ToBf16 t = {p, src[i]};
+        par_for((int64_t)n[i], 1 << 20, to_bf16_part, &t);
+        *dst[i] = p;
+        p += n[i];
+    }
+    return RLHF_OK;
+}
+
 int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
+    return infer_create_weights(st, m, max_streams, INFER_WEIGHTS_F32, err);
+}
+
+int infer_create_weights(Infer *st, const Model *m, int max_streams, InferWeights wt, Err *err) {
     memset(st, 0, sizeof *st);
     const Config *c = &m->cfg;
     if (max_streams < 1 || max_streams > 4096)
@@ -73,11 +127,17 @@ int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
     st->max_streams = max_streams;
     st->max_rows = R;
     rope_tables(st->rope_cos, st->rope_sin, T, c);
+    if (wt == INFER_WEIGHTS_BF16 || (wt == INFER_WEIGHTS_AUTO && model_weights_are_bf16(m))) {
+        int rc = make_bf16(st, m, err);
+        if (rc) infer_free(st);
+        return rc;
+    }
     return RLHF_OK;
 }
 
 void infer_free(Infer *st) {
     free(st->mem);
+    free(st->bf16_mem);
     free(st->pos);
     memset(st, 0, sizeof *st);
 }
@@ -87,13 +147,18 @@ void infer_reset(Infer *st) {
     st->n_streams = 0;
 }
 
-/* out (n, OC) = in (n, C) · W^T with W (OC, C), through matvec_rows: it
- * reads W once per 8 rows without sgemm's packing copy, which on these shapes
- * (a prompt is tens of rows) is as fast as sgemm and much faster for the few
- * rows of a decode step; and it gives every row the same bits whatever the
- * batch, so a prompt prefilled at once equals one fed token by token. */
-static void matmul_rows(float *out, const float *in, const float *w, int n, int C, int OC) {
-    matvec_rows(out, in, w, n, C, OC);
+/* out (n, OC) = in (n, C) · W^T with W (OC, C) the off'th element on of w,
+ * or of its bf16 copy wb when there is one, through matvec_rows: it reads W
+ * once per 8 rows without sgemm's packing copy, which on these shapes (a
+ * prompt is tens of rows) is as fast as sgemm and much faster for the few rows
+ * of a decode step; and it gives every row the same bits whatever the batch,
+ * so a prompt prefilled at once equals one fed token by token. */
+static void matmul_rows(float *out, const float *in, const float *w, const uint16_t *wb, size_t off,
+                        int n, int C, int OC) {
+    if (wb)
+        matvec_rows_bf16(out, in, wb + off, n, C, OC);
+    else
+        matvec_rows(out, in, w + off, n, C, OC);
 }
 
 /* Cache rows of layer l for stream s (-1: the prefix) at position t. */
@@ -138,12 +203,13 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
     int hs = model_head_size(c), h2 = hs / 2, Q = model_q_dim(c);
     float eps = model_norm_eps(c);
     float *rstd = st->att + (size_t)NH * c->seq_len; /* (n) or (n, NH) for the q/k norms */
+    const struct InferBf16 *b = &st->bf16;
     embedding_forward(st->x, tokens, m->w.emb, n, C);
     for (int l = 0; l < c->n_layers; l++) {
         rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_att + (size_t)l * C, n, C, eps);
-        matmul_rows(st->q, st->xb, m->w.wq + (size_t)l * Q * C, n, C, Q);
-        matmul_rows(st->k, st->xb, m->w.wk + (size_t)l * KV * C, n, C, KV);
-        matmul_rows(st->v, st->xb, m->w.wv + (size_t)l * KV * C, n, C, KV);
+        matmul_rows(st->q, st->xb, m->w.wq, b->wq, (size_t)l * Q * C, n, C, Q);
+        matmul_rows(st->k, st->xb, m->w.wk, b->wk, (size_t)l * KV * C, n, C, KV);
+        matmul_rows(st->v, st->xb, m->w.wv, b->wv, (size_t)l * KV * C, n, C, KV);
         if (m->w.bq) {
             bias_forward(st->q, m->w.bq + (size_t)l * Q, n, Q);
             bias_forward(st->k, m->w.bk + (size_t)l * KV, n, KV);
@@ -166,13 +232,13 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
         /* all rows' keys are in the cache before any row attends (prefill is causal) */
         for (int r = 0; r < n; r++)
             attend(st, st->xb2 + (size_t)r * Q, st->q + (size_t)r * Q, l, streams[r], pos[r]);
-        matmul_rows(st->xb, st->xb2, m->w.wo + (size_t)l * C * Q, n, Q, C);
+        matmul_rows(st->xb, st->xb2, m->w.wo, b->wo, (size_t)l * C * Q, n, Q, C);
         residual_forward(st->x, st->x, st->xb, n * C);
         rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_ffn + (size_t)l * C, n, C, eps);
-        matmul_rows(st->hb, st->xb, m->w.w1 + (size_t)l * H * C, n, C, H);
-        matmul_rows(st->hb2, st->xb, m->w.w3 + (size_t)l * H * C, n, C, H);
+        matmul_rows(st->hb, st->xb, m->w.w1, b->w1, (size_t)l * H * C, n, C, H);
+        matmul_rows(st->hb2, st->xb, m->w.w3, b->w3, (size_t)l * H * C, n, C, H);
         swiglu_forward(st->hb, st->hb, st->hb2, n * H);
-        matmul_rows(st->xb, st->hb, m->w.w2 + (size_t)l * C * H, n, H, C);
+        matmul_rows(st->xb, st->hb, m->w.w2, b->w2, (size_t)l * C * H, n, H, C);
         residual_forward(st->x, st->x, st->xb, n * C);
     }
     rmsnorm_forward(st->x, rstd, st->x, m->w.rms_final, n, C, eps);
@@ -203,8 +269,8 @@ int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
         st->prefix_len += r;
         done += r;
         if (done == n) /* logits only for the last position */
-            matmul_rows(st->logits, st->x + (size_t)(r - 1) * c->dim, st->m->w.wcls, 1, c->dim,
-                        c->vocab_size);
+            matmul_rows(st->logits, st->x + (size_t)(r - 1) * c->dim, st->m->w.wcls, st->bf16.wcls,
+                        0, 1, c->dim, c->vocab_size);
     }
     return RLHF_OK;
 }
@@ -245,7 +311,7 @@ int infer_decode(Infer *st, const int *tokens, const unsigned char *active, Err 
     size_t V = (size_t)c->vocab_size;
     int all = n == st->n_streams; /* rows are streams 0..n-1: write logits in place */
     float *out = all ? st->logits : st->lrow;
-    matmul_rows(out, st->x, st->m->w.wcls, n, c->dim, (int)V);
+    matmul_rows(out, st->x, st->m->w.wcls, st->bf16.wcls, 0, n, c->dim, (int)V);
     for (int r = 0; r < n; r++) {
         if (!all) memcpy(st->logits + rows[r] * V, st->lrow + r * V, sizeof(float) * V);
         st->pos[rows[r]]++;

@@ -6,12 +6,20 @@
  *
  * The cache has a shared part (the prompt, positions 0..prefix_len) and, after
  * infer_fork, one private part per stream for the positions after it.
- * Infer borrows the Model (which must outlive it) and owns its caches. */
+ * Infer borrows the Model (which must outlive it) and owns its caches and
+ * the bf16 copy of the weights when it reads bf16 ones. */
 #ifndef RLHF_MODEL_INFER_H
 #define RLHF_MODEL_INFER_H
 
+#include <stdint.h>
+
 #include "model/model.h"
 #include "util/err.h"
+
+/* The weights the matrix products read: the Model's fp32 ones, a bf16 copy
+ * (half the bytes per decode step, which is memory-bound), or bf16 when that
+ * copy is lossless (model_weights_are_bf16) and fp32 otherwise. */
+typedef enum { INFER_WEIGHTS_F32 = 0, INFER_WEIGHTS_BF16, INFER_WEIGHTS_AUTO } InferWeights;
 
 typedef struct Infer {
     const Model *m;
@@ -26,10 +34,29 @@ typedef struct Infer {
     /* scratch for one pass over up to max_rows rows */
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2, *att, *rope_cos, *rope_sin, *lrow;
     float *mem;
+    /* bf16 copies (round to nearest even) of every matrix a pass reads, laid
+     * out as in the Model; all NULL when the products read the fp32 weights.
+     * wcls is the embedding's copy when the classifier is shared. */
+    struct InferBf16 {
+        uint16_t *wq, *wk, *wv, *wo, *w1, *w2, *w3, *wcls;
+    } bf16;
+    uint16_t *bf16_mem;
 } Infer;
 
-/* Allocates caches for up to max_streams parallel streams of the model's seq_len. */
+/* Allocates caches for up to max_streams parallel streams of the model's seq_len.
+ * The matrix products read the Model's fp32 weights. */
 int infer_create(Infer *st, const Model *m, int max_streams, Err *err);
+/* The same, with the weights w says. With bf16 the Infer owns a bf16 copy of
+ * wq wk wv wo w1 w2 w3 and the classifier (the embedding lookup, biases and
+ * norms stay fp32; activations are never rounded): on a model whose matrices
+ * are exactly bf16 the logits equal the fp32 path's up to summation order,
+ * on others they are those of the model with these matrices rounded to
+ * nearest even (the embedding rows looked up stay as they are).
+ * Not for training or log-probs that must match the training forward. */
+int infer_create_weights(Infer *st, const Model *m, int max_streams, InferWeights w, Err *err);
+static inline int infer_uses_bf16(const Infer *st) {
+    return st->bf16_mem != NULL;
+}
 void infer_free(Infer *st);
 /* Forgets the prefix and the streams (keeps the memory). */
 void infer_reset(Infer *st);

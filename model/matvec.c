@@ -11,31 +11,54 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* ---- kernels ------------------------------------------------------------------- */
 
-static void kern_plain(float *out, const float *x, const float *w, int n, int C, int OC, int o0,
-                       int o1) {
-    for (int o = o0; o < o1; o++) {
-        const float *wr = w + (size_t)o * C;
-        for (int r = 0; r < n; r++) {
-            const float *xr = x + (size_t)r * C;
-            float s = 0.0f;
-            for (int j = 0; j < C; j++)
-                s += wr[j] * xr[j];
-            out[(size_t)r * OC + o] = s;
-        }
-    }
+static inline float bf16_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
 }
+
+#define W_F32(wr, j) (wr)[j]
+#define W_BF16(wr, j) bf16_f32((wr)[j])
+
+#define KERN_PLAIN(SUF, WT, WSC)                                                                   \
+    static void kern_plain_##SUF(float *out, const float *x, const WT *w, int n, int C, int OC,    \
+                                 int o0, int o1) {                                                 \
+        for (int o = o0; o < o1; o++) {                                                            \
+            const WT *wr = w + (size_t)o * C;                                                      \
+            for (int r = 0; r < n; r++) {                                                          \
+                const float *xr = x + (size_t)r * C;                                               \
+                float s = 0.0f;                                                                    \
+                for (int j = 0; j < C; j++)                                                        \
+                    s += WSC(wr, j) * xr[j];                                                       \
+                out[(size_t)r * OC + o] = s;                                                       \
+            }                                                                                      \
+        }                                                                                          \
+    }
+KERN_PLAIN(f32, float, W_F32)
+KERN_PLAIN(bf16, uint16_t, W_BF16)
+
+/* 8 weights as fp32: bf16 is the top half of an fp32, so widening to 32 bits
+ * and shifting left by 16 is the exact conversion */
+#define LOAD_F32(p) _mm256_loadu_ps(p)
+#define LOAD_BF16(p)                                                                               \
+    _mm256_castsi256_ps(                                                                           \
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
 
 /* Micro-kernel: outputs o..o+O of rows 0..NG of x, one 8-wide accumulator per
  * (output, row), so each weight vector load serves NG rows and each x load O
  * outputs. NG and O are constants in each instance so acc[][] stays in
  * registers (O * NG <= 12 of the 16 ymm registers). Every output is summed in
  * the same order whatever NG, O and the caller's blocking are. */
-#define MICRO(NG, O)                                                                               \
-    static inline __attribute__((always_inline, target("avx2,fma"))) void micro_##NG##_##O(        \
-        float *out, const float *x, const float *w, int C, int OC, int o) {                        \
+#define MICRO(NG, O, SUF, WT, LOAD, WSC)                                                           \
+    static inline                                                                                  \
+        __attribute__((always_inline, target("avx2,fma"))) void micro_##SUF##_##NG##_##O(          \
+            float *out, const float *x, const WT *w, int C, int OC, int o) {                       \
         __m256 acc[O][NG];                                                                         \
         _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++)                                      \
             _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) acc[b][r] =                     \
@@ -44,7 +67,7 @@ static void kern_plain(float *out, const float *x, const float *w, int n, int C,
         for (; j + 8 <= C; j += 8) {                                                               \
             __m256 wv[O];                                                                          \
             _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) wv[b] =                          \
-                _mm256_loadu_ps(w + (size_t)(o + b) * C + j);                                      \
+                LOAD(w + (size_t)(o + b) * C + j);                                                 \
             _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                               \
                 __m256 xv = _mm256_loadu_ps(x + (size_t)r * C + j);                                \
                 _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) acc[b][r] =                  \
@@ -52,7 +75,7 @@ static void kern_plain(float *out, const float *x, const float *w, int n, int C,
             }                                                                                      \
         }                                                                                          \
         _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) {                                    \
-            const float *wr = w + (size_t)(o + b) * C;                                             \
+            const WT *wr = w + (size_t)(o + b) * C;                                                \
             _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                               \
                 __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[b][r]),                          \
                                        _mm256_extractf128_ps(acc[b][r], 1));                       \
@@ -60,78 +83,164 @@ static void kern_plain(float *out, const float *x, const float *w, int n, int C,
                 s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));                                          \
                 float s = _mm_cvtss_f32(s4);                                                       \
                 for (int jj = j; jj < C; jj++)                                                     \
-                    s += wr[jj] * x[(size_t)r * C + jj];                                           \
+                    s += WSC(wr, jj) * x[(size_t)r * C + jj];                                      \
                 out[(size_t)r * OC + o + b] = s;                                                   \
             }                                                                                      \
         }                                                                                          \
     }
-MICRO(1, 1)
-MICRO(2, 1)
-MICRO(3, 1)
-MICRO(4, 1)
-MICRO(1, 3)
-MICRO(2, 3)
-MICRO(1, 6)
-MICRO(2, 4)
-MICRO(3, 3)
-MICRO(4, 3)
+#define MICROS(SUF, WT, LOAD, WSC)                                                                 \
+    MICRO(1, 1, SUF, WT, LOAD, WSC)                                                                \
+    MICRO(2, 1, SUF, WT, LOAD, WSC)                                                                \
+    MICRO(3, 1, SUF, WT, LOAD, WSC)                                                                \
+    MICRO(4, 1, SUF, WT, LOAD, WSC)                                                                \
+    MICRO(1, 3, SUF, WT, LOAD, WSC)                                                                \
+    MICRO(2, 3, SUF, WT, LOAD, WSC)                                                                \
+    MICRO(1, 6, SUF, WT, LOAD, WSC)                                                                \
+    MICRO(2, 4, SUF, WT, LOAD, WSC)                                                                \
+    MICRO(3, 3, SUF, WT, LOAD, WSC)                                                                \
+    MICRO(4, 3, SUF, WT, LOAD, WSC)
+MICROS(f32, float, LOAD_F32, W_F32)
+MICROS(bf16, uint16_t, LOAD_BF16, W_BF16)
 
 #ifndef PF
 #define PF 6
 #endif
 
-static inline void prefetch_rows(const float *w, int o, int rows, int C) {
-    const char *p = (const char *)(w + (size_t)o * C);
-    for (size_t b = 0; b < (size_t)rows * C * sizeof(float); b += 64)
+/* rows o..o+rows of W, with elements of esz bytes */
+static inline void prefetch_rows(const void *w, size_t esz, int o, int rows, int C) {
+    const char *p = (const char *)w + (size_t)o * C * esz;
+    for (size_t b = 0; b < (size_t)rows * C * esz; b += 64)
         _mm_prefetch(p + b, _MM_HINT_T0);
 }
 
 /* outputs o..o+O of all n rows, in groups of up to 4 rows */
-#define ROW_GROUPS(O)                                                                              \
+#define ROW_GROUPS(SUF, O)                                                                         \
     for (int r = 0; r < n; r += 4) {                                                               \
         float *ob = out + (size_t)r * OC;                                                          \
         const float *xb = x + (size_t)r * C;                                                       \
         switch (n - r < 4 ? n - r : 4) {                                                           \
         case 1:                                                                                    \
-            micro_1_##O(ob, xb, w, C, OC, o);                                                      \
+            micro_##SUF##_1_##O(ob, xb, w, C, OC, o);                                              \
             break;                                                                                 \
         case 2:                                                                                    \
-            micro_2_##O(ob, xb, w, C, OC, o);                                                      \
+            micro_##SUF##_2_##O(ob, xb, w, C, OC, o);                                              \
             break;                                                                                 \
         case 3:                                                                                    \
-            micro_3_##O(ob, xb, w, C, OC, o);                                                      \
+            micro_##SUF##_3_##O(ob, xb, w, C, OC, o);                                              \
             break;                                                                                 \
         default:                                                                                   \
-            micro_4_##O(ob, xb, w, C, OC, o);                                                      \
+            micro_##SUF##_4_##O(ob, xb, w, C, OC, o);                                              \
             break;                                                                                 \
         }                                                                                          \
     }
+
+#define KERN_AVX2(SUF, WT)                                                                         \
+    __attribute__((target("avx2,fma"))) static void kern_avx2_##SUF(                               \
+        float *out, const float *x, const WT *w, int n, int C, int OC, int o0, int o1) {           \
+        int o = o0;                                                                                \
+        /* one or two rows: more outputs at once, for independent FMA chains */                    \
+        if (n == 1)                                                                                \
+            for (; o + 6 <= o1; o += 6) {                                                          \
+                if (o + 18 <= o1) prefetch_rows(w, sizeof(WT), o + 12, 6, C);                      \
+                micro_##SUF##_1_6(out, x, w, C, OC, o);                                            \
+            }                                                                                      \
+        if (n == 2)                                                                                \
+            for (; o + 4 <= o1; o += 4) {                                                          \
+                if (o + 12 <= o1) prefetch_rows(w, sizeof(WT), o + 8, 4, C);                       \
+                micro_##SUF##_2_4(out, x, w, C, OC, o);                                            \
+            }                                                                                      \
+        for (; o + 3 <= o1; o += 3) {                                                              \
+            if (o + PF + 3 <= o1) prefetch_rows(w, sizeof(WT), o + PF, 3, C);                      \
+            ROW_GROUPS(SUF, 3)                                                                     \
+        }                                                                                          \
+        for (; o < o1; o++)                                                                        \
+            ROW_GROUPS(SUF, 1)                                                                     \
+    }
+
+/* The bf16 kernel proper. One 256-bit load holds 16 bf16 weights, two to a
+ * 32-bit lane: shifting each lane left by 16 gives the even ones as fp32 and
+ * masking off its low half the odd ones, two cheap ALU ops instead of a
+ * widening shuffle per 8 weights (the shuffle port is what limits the
+ * widening kernel below the memory bound). x comes split to match
+ * (split_x): per 16 columns, its 8 even then its 8 odd values. Each lane sums
+ * its even then its odd product, so the order differs from matvec_rows's but
+ * is again the same whatever NG, O, n and the threads are. */
+#define MICRO_SPLIT(NG, O)                                                                         \
+    static inline __attribute__((always_inline, target("avx2,fma"))) void micro_bfs_##NG##_##O(    \
+        float *out, const float *x, const uint16_t *w, int C, int OC, int o) {                     \
+        __m256 acc[O][NG];                                                                         \
+        const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);                                    \
+        _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++)                                      \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) acc[b][r] =                     \
+                _mm256_setzero_ps();                                                               \
+        int j = 0;                                                                                 \
+        for (; j + 16 <= C; j += 16) {                                                             \
+            __m256i wv[O];                                                                         \
+            _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) wv[b] =                          \
+                _mm256_loadu_si256((const __m256i *)(w + (size_t)(o + b) * C + j));                \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                               \
+                __m256 xe = _mm256_loadu_ps(x + (size_t)r * C + j);                                \
+                __m256 xo = _mm256_loadu_ps(x + (size_t)r * C + j + 8);                            \
+                _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) {                            \
+                    __m256 we = _mm256_castsi256_ps(_mm256_slli_epi32(wv[b], 16));                 \
+                    __m256 wo = _mm256_castsi256_ps(_mm256_and_si256(wv[b], hi));                  \
+                    acc[b][r] = _mm256_fmadd_ps(we, xe, acc[b][r]);                                \
+                    acc[b][r] = _mm256_fmadd_ps(wo, xo, acc[b][r]);                                \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) {                                    \
+            const uint16_t *wr = w + (size_t)(o + b) * C;                                          \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                               \
+                __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[b][r]),                          \
+                                       _mm256_extractf128_ps(acc[b][r], 1));                       \
+                s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                        \
+                s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));                                          \
+                float s = _mm_cvtss_f32(s4);                                                       \
+                for (int jj = j; jj < C; jj++)                                                     \
+                    s += bf16_f32(wr[jj]) * x[(size_t)r * C + jj];                                 \
+                out[(size_t)r * OC + o + b] = s;                                                   \
+            }                                                                                      \
+        }                                                                                          \
+    }
+MICRO_SPLIT(1, 1)
+MICRO_SPLIT(2, 1)
+MICRO_SPLIT(3, 1)
+MICRO_SPLIT(4, 1)
+MICRO_SPLIT(1, 3)
+MICRO_SPLIT(2, 3)
+MICRO_SPLIT(1, 6)
+MICRO_SPLIT(2, 4)
+MICRO_SPLIT(3, 3)
+MICRO_SPLIT(4, 3)
+
+/* x (n, C) with each full block of 16 columns as its 8 even then 8 odd
+ * values; the tail columns as they are */
+static void split_x(float *xs, const float *x, int n, int C) {
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * C;
+        float *d = xs + (size_t)r * C;
+        int j = 0;
+        for (; j + 16 <= C; j += 16)
+            for (int i = 0; i < 8; i++) {
+                d[j + i] = xr[j + 2 * i];
+                d[j + 8 + i] = xr[j + 2 * i + 1];
+            }
+        for (; j < C; j++)
+            d[j] = xr[j];
+    }
+}
 
 /* Rows in groups of up to 4; outputs in blocks of 3 while the 3 weight rows
  * (a few KB) stay in L1 across the groups, so W comes from memory once. The
  * hardware prefetcher alone falls behind once n rows make each weight row slow
  * to consume, so each block fetches the rows a little ahead. */
-__attribute__((target("avx2,fma"))) static void
-kern_avx2(float *out, const float *x, const float *w, int n, int C, int OC, int o0, int o1) {
-    int o = o0;
-    /* one or two rows: more outputs at once, for independent FMA chains */
-    if (n == 1)
-        for (; o + 6 <= o1; o += 6) {
-            if (o + 18 <= o1) prefetch_rows(w, o + 12, 6, C);
-            micro_1_6(out, x, w, C, OC, o);
-        }
-    if (n == 2)
-        for (; o + 4 <= o1; o += 4) {
-            if (o + 12 <= o1) prefetch_rows(w, o + 8, 4, C);
-            micro_2_4(out, x, w, C, OC, o);
-        }
-    for (; o + 3 <= o1; o += 3) {
-        if (o + PF + 3 <= o1) prefetch_rows(w, o + PF, 3, C);
-        ROW_GROUPS(3)
-    }
-    for (; o < o1; o++)
-        ROW_GROUPS(1)
-}
+KERN_AVX2(f32, float)
+/* The same on bf16 weights: half the bytes per row, the same FMAs; bf16
+ * widens each weight (matvec_rows's order exactly: the fallback when there is
+ * no memory for the split x), bfs splits x instead */
+KERN_AVX2(bf16, uint16_t)
+KERN_AVX2(bfs, uint16_t)
 
 static int simd = -1; /* -1: not probed yet */
 
@@ -145,12 +254,21 @@ void matvec_use_simd(int on) {
     if (!on || !have_avx2()) simd = 0;
 }
 
-static void run_range(float *out, const float *x, const float *w, int n, int C, int OC, int o0,
-                      int o1) {
-    if (have_avx2())
-        kern_avx2(out, x, w, n, C, OC, o0, o1);
-    else
-        kern_plain(out, x, w, n, C, OC, o0, o1);
+/* w: fp32 (bf16 0), or bf16 bits (1; 2: x split by split_x, AVX2 only) */
+static void run_range(float *out, const float *x, const void *w, int bf16, int n, int C, int OC,
+                      int o0, int o1) {
+    if (bf16 == 2) {
+        kern_avx2_bfs(out, x, w, n, C, OC, o0, o1);
+    } else if (bf16) {
+        if (have_avx2())
+            kern_avx2_bf16(out, x, w, n, C, OC, o0, o1);
+        else
+            kern_plain_bf16(out, x, w, n, C, OC, o0, o1);
+    } else if (have_avx2()) {
+        kern_avx2_f32(out, x, w, n, C, OC, o0, o1);
+    } else {
+        kern_plain_f32(out, x, w, n, C, OC, o0, o1);
+    }
 }
 
 /* ---- attention pieces ------------------------------------------------------------ */
@@ -232,8 +350,9 @@ static struct {
     atomic_int done;    /* chunks of the current job finished */
     /* the job */
     float *out;
-    const float *x, *w;
-    int n, C, OC, chunks, chunk_rows;
+    const float *x;
+    const void *w;
+    int bf16, n, C, OC, chunks, chunk_rows;
 } P = {.threads = 1,
        .mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
@@ -251,7 +370,7 @@ static void run_chunks(unsigned gen) {
             continue;
         int i = (int)(v & 0xffffffffu);
         int o0 = i * P.chunk_rows, o1 = o0 + P.chunk_rows < P.OC ? o0 + P.chunk_rows : P.OC;
-        run_range(P.out, P.x, P.w, P.n, P.C, P.OC, o0, o1);
+        run_range(P.out, P.x, P.w, P.bf16, P.n, P.C, P.OC, o0, o1);
         atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
     }
 }
@@ -301,17 +420,17 @@ int matvec_threads(void) {
     return P.threads;
 }
 
-void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC) {
+static void rows(float *out, const float *x, const void *w, int bf16, int n, int C, int OC) {
     /* small products are not worth waking anyone; a second caller while the
      * pool is busy (another thread decoding) runs in its own thread */
     if (matvec_threads() == 1 || (long long)OC * C < 32768 || atomic_flag_test_and_set(&P.busy)) {
-        run_range(out, x, w, n, C, OC, 0, OC);
+        run_range(out, x, w, bf16, n, C, OC, 0, OC);
         return;
     }
     /* chunks of whole 3-row blocks */
     int want = P.threads * CHUNKS_PER_THREAD;
     int rows = ((OC + want - 1) / want + 2) / 3 * 3;
-    P.out = out, P.x = x, P.w = w, P.n = n, P.C = C, P.OC = OC;
+    P.out = out, P.x = x, P.w = w, P.bf16 = bf16, P.n = n, P.C = C, P.OC = OC;
     P.chunk_rows = rows;
     P.chunks = (OC + rows - 1) / rows;
     atomic_store(&P.done, 0);
@@ -327,4 +446,19 @@ void matvec_rows(float *out, const float *x, const float *w, int n, int C, int O
     while (atomic_load_explicit(&P.done, memory_order_acquire) < P.chunks)
         _mm_pause();
     atomic_flag_clear(&P.busy);
+}
+
+void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC) {
+    rows(out, x, w, 0, n, C, OC);
+}
+
+void matvec_rows_bf16(float *out, const float *x, const uint16_t *w, int n, int C, int OC) {
+    float *xs = have_avx2() && C >= 16 ? malloc(sizeof(float) * (size_t)n * C) : NULL;
+    if (!xs) {
+        rows(out, x, w, 1, n, C, OC);
+        return;
+    }
+    split_x(xs, x, n, C);
+    rows(out, xs, w, 2, n, C, OC);
+    free(xs);
 }

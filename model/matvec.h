@@ -9,8 +9,16 @@
 #define RLHF_MODEL_MATVEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC);
+/* The same with W held as bf16 bits (the top 16 bits of an fp32): the weights
+ * become fp32 in registers and meet the fp32 x in fp32 FMAs, so the result is
+ * matvec_rows's on the fp32 values of W up to summation order (bit for bit on
+ * the plain C path and for C < 16). Half the bytes read, for decoding at the
+ * memory bound. x is not rounded. Like matvec_rows, a row gets the same bits
+ * whatever n and the threads. */
+void matvec_rows_bf16(float *out, const float *x, const uint16_t *w, int n, int C, int OC);
 /* Attention over nt cached positions t (rows k + t*stride, n floats):
  * sc[t] = scale * q·k_t, and out (n) += Σ_t a[t] v_t. */
 void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,

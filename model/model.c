@@ -25,6 +25,24 @@ int model_tensor_is_matrix(int t) {
            t == MODEL_T_WCLS;
 }
 
+int model_weights_are_bf16(const Model *m) {
+    for (int t = 0; t < MODEL_NT; t++) {
+        if (!model_tensor_is_matrix(t)) continue;
+        const float *p = m->params + model_tensor_offset(m, t);
+        uint32_t low = 0, u;
+        /* in blocks, so an fp32 model is told apart in its first block */
+        for (size_t i = 0; i < m->sizes[t]; i += 4096) {
+            size_t e = i + 4096 < m->sizes[t] ? i + 4096 : m->sizes[t];
+            for (size_t j = i; j < e; j++) {
+                memcpy(&u, p + j, 4);
+                low |= u & 0xffffu;
+            }
+            if (low) return 0;
+        }
+    }
+    return 1;
+}
+
 static void fill_sizes(size_t *s, const Config *c, int heads) {
     size_t C = c->dim, H = c->hidden_dim, L = c->n_layers, V = c->vocab_size;
     size_t KV = model_kv_dim(c), Q = model_q_dim(c), hs = model_head_size(c);

@@ -84,6 +84,10 @@ void model_zero_grad(Model *m);
 int model_set_tokenizer(Model *m, const void *bytes, size_t len, Err *err);
 /* Whether tensor t is a matrix (weight decay applies) rather than a gain/bias. */
 int model_tensor_is_matrix(int t);
+/* 1 when every matrix value (model_tensor_is_matrix) is exactly a bf16 (its
+ * low 16 bits are 0), as after loading BF16 safetensors: then a bf16 copy of
+ * the matrices is lossless. */
+int model_weights_are_bf16(const Model *m);
 const char *model_tensor_name(int t);
 /* Offset of tensor t in the flat array. */
 size_t model_tensor_offset(const Model *m, int t);

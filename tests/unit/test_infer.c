@@ -11,6 +11,7 @@
 #include "model/infer.h"
 #include "model/matvec.h"
 #include "model/model.h"
+#include "model/safetensors.h"
 #include "model/sample.h"
 #include "model/tokenizer.h"
 #include "util/rng.h"
@@ -18,11 +19,13 @@
 /* 1: make_model turns on every Hugging Face family feature (head size 12 so
  * NH*hs = 48 != dim, q/k/v biases, q/k norms, eps, theta, llama3 scaling) */
 static int hf_features;
+/* 1: make_model gives the classifier its own matrix */
+static int untied;
 
 /* A small model with grouped KV heads and a context longer than one prefill pass. */
 static void make_model(Model *m, int seq_len, int vocab) {
     Config c = {.dim = 32, .hidden_dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-                .vocab_size = vocab, .seq_len = seq_len, .shared_classifier = 1};
+                .vocab_size = vocab, .seq_len = seq_len, .shared_classifier = !untied};
     if (hf_features) {
         c.head_dim = 12, c.qkv_bias = 1, c.qk_norm = 1, c.norm_eps = 1e-6f, c.rope_theta = 500000.0f;
         c.rope_factor = 8.0f, c.rope_low_freq = 1.0f, c.rope_high_freq = 4.0f, c.rope_orig_ctx = 32;
@@ -520,4 +523,193 @@ Test(matvec, concurrent_callers) {
         free(got[k]);
     }
     free(w), free(x), free(want);
+}
+
+/* ---- bf16 weights ------------------------------------------------------------------ */
+
+static float bf16_value(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* matvec_rows_bf16 on bf16 bits gives what matvec_rows gives on their fp32
+ * values up to summation order, on every path: SIMD with 1..3 threads and
+ * plain C, n = 1..13 rows, C not a multiple of 8 or 16 and C < 16 (the
+ * widening kernel); each row alone gives the very bits it gets in a batch. */
+Test(matvec, bf16_equals_fp32_on_rounded_weights) {
+    int shapes[][2] = {{260, 301}, {7, 50}, {64, 9}, {1030, 97}}; /* (C, OC) */
+    int ns[] = {1, 2, 3, 4, 5, 8, 13};
+    Rng r;
+    rng_seed(&r, 9);
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        int C = shapes[sh][0], OC = shapes[sh][1];
+        uint16_t *wb = malloc(sizeof(uint16_t) * C * OC);
+        float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 13 * C);
+        float *a = malloc(sizeof(float) * 13 * OC), *b = malloc(sizeof(float) * 13 * OC);
+        float *one = malloc(sizeof(float) * OC);
+        for (int i = 0; i < C * OC; i++) {
+            wb[i] = st_f32_to_bf16((float)rng_normal(&r));
+            w[i] = bf16_value(wb[i]);
+        }
+        for (int i = 0; i < 13 * C; i++)
+            x[i] = (float)rng_normal(&r); /* full fp32: activations are not rounded */
+        for (int mode = 0; mode < 4; mode++) {
+            matvec_use_simd(mode < 3);
+            matvec_set_threads(mode < 3 ? mode + 1 : 1);
+            for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+                int n = ns[k];
+                matvec_rows(a, x, w, n, C, OC);
+                matvec_rows_bf16(b, x, wb, n, C, OC);
+                for (int i = 0; i < n * OC; i++) {
+                    /* float rounding of a sum of C products: relative to Σ|w x| */
+                    double s = 0, mag = 0;
+                    for (int j = 0; j < C; j++) {
+                        double p = (double)w[(i % OC) * C + j] * x[(i / OC) * C + j];
+                        s += p, mag += fabs(p);
+                    }
+                    cr_assert_leq(fabs(b[i] - a[i]), 2e-6 * mag, "C=%d OC=%d n=%d mode %d out %d: %g vs %g",
+                                  C, OC, n, mode, i, (double)a[i], (double)b[i]);
+                    cr_assert_leq(fabs(b[i] - s), 2e-6 * mag);
+                    if (mode == 3 || C < 16) /* plain C and the widening kernel: matvec_rows's order */
+                        cr_assert_eq(a[i], b[i], "C=%d n=%d out %d", C, n, i);
+                }
+                for (int row = 0; row < n; row++) {
+                    matvec_rows_bf16(one, x + (size_t)row * C, wb, 1, C, OC);
+                    cr_assert(memcmp(one, b + (size_t)row * OC, sizeof(float) * OC) == 0,
+                              "C=%d n=%d row %d: alone differs from the batch", C, n, row);
+                }
+            }
+        }
+        free(wb), free(w), free(x), free(a), free(b), free(one);
+    }
+    matvec_use_simd(1);
+    matvec_set_threads(1);
+}
+
+/* Rounds every matrix of m to bf16 in place, as a model loaded from BF16 safetensors. */
+static void round_matrices(Model *m) {
+    for (int t = 0; t < MODEL_NT; t++) {
+        if (!model_tensor_is_matrix(t)) continue;
+        float *p = m->params + model_tensor_offset(m, t);
+        for (size_t i = 0; i < m->sizes[t]; i++)
+            p[i] = bf16_value(st_f32_to_bf16(p[i]));
+    }
+}
+
+static float max_rel_diff(const float *a, const float *b, int n) {
+    float scale = 0, d = 0;
+    for (int i = 0; i < n; i++) {
+        scale = fmaxf(scale, fabsf(b[i]));
+        d = fmaxf(d, fabsf(a[i] - b[i]));
+    }
+    return d / (scale > 0 ? scale : 1);
+}
+
+/* logits of fp32 and bf16 Infers on the same model: prefill in passes, token by
+ * token, and k streams decoding as one batch; greedy samples the same tokens */
+static void bf16_infer_check(const Model *m32, const Model *mb, InferWeights wt) {
+    int T = 100, V = m32->cfg.vocab_size, tokens[100];
+    for (int t = 0; t < T; t++)
+        tokens[t] = (t * 37 + 11) % V;
+    Infer a, b;
+    Err err = {0};
+    cr_assert_eq(infer_create(&a, m32, 3, &err), 0, "%s", err.msg);
+    cr_assert_eq(infer_create_weights(&b, mb, 3, wt, &err), 0, "%s", err.msg);
+    cr_assert(!infer_uses_bf16(&a));
+    cr_assert(infer_uses_bf16(&b));
+    cr_assert_eq(infer_prefill(&a, tokens, 70, &err), 0);
+    cr_assert_eq(infer_prefill(&b, tokens, 70, &err), 0);
+    float d = max_rel_diff(infer_logits(&b, 0), infer_logits(&a, 0), V);
+    cr_assert_lt(d, 1e-4f, "prefill: relative difference %g", (double)d);
+    for (int t = 70; t < 80; t++) {
+        cr_assert_eq(infer_prefill(&a, &tokens[t], 1, &err), 0);
+        cr_assert_eq(infer_prefill(&b, &tokens[t], 1, &err), 0);
+        d = max_rel_diff(infer_logits(&b, 0), infer_logits(&a, 0), V);
+        cr_assert_lt(d, 1e-4f, "position %d: relative difference %g", t, (double)d);
+    }
+    cr_assert_eq(infer_fork(&a, 3, &err), 0);
+    cr_assert_eq(infer_fork(&b, 3, &err), 0);
+    for (int t = 80; t < 90; t++) {
+        int toks[3] = {tokens[t], tokens[t + 1], tokens[t + 2]};
+        cr_assert_eq(infer_decode(&a, toks, NULL, &err), 0);
+        cr_assert_eq(infer_decode(&b, toks, NULL, &err), 0);
+        for (int s = 0; s < 3; s++) {
+            d = max_rel_diff(infer_logits(&b, s), infer_logits(&a, s), V);
+            cr_assert_lt(d, 1e-4f, "stream %d step %d: relative difference %g", s, t, (double)d);
+        }
+    }
+    Tokenizer *tok = make_tokenizer(V);
+    SampleParams p = sample_params_default();
+    p.temperature = 0, p.max_tokens = 15;
+    uint64_t seeds[3] = {1, 2, 3};
+    SampleResult ra[3], rb[3];
+    cr_assert_eq(sample_generate_batch(&a, tok, tokens, 7, 3, &p, seeds, ra, &err), 0, "%s", err.msg);
+    cr_assert_eq(sample_generate_batch(&b, tok, tokens, 7, 3, &p, seeds, rb, &err), 0, "%s", err.msg);
+    for (int i = 0; i < 3; i++) {
+        same_result(&ra[i], &rb[i], i);
+        sample_result_free(&ra[i]), sample_result_free(&rb[i]);
+    }
+    tok_free(tok);
+    infer_free(&a);
+    infer_free(&b);
+}
+
+Test(infer, bf16_weights_equal_fp32_on_a_bf16_model) {
+    for (int f = 0; f < 3; f++) { /* plain, HF features, an untied classifier */
+        hf_features = f == 1, untied = f == 2;
+        Model m;
+        make_model(&m, 100, 300);
+        cr_assert(!model_weights_are_bf16(&m));
+        round_matrices(&m);
+        cr_assert(model_weights_are_bf16(&m));
+        /* auto picks bf16 here: the copy is lossless */
+        bf16_infer_check(&m, &m, INFER_WEIGHTS_AUTO);
+        bf16_infer_check(&m, &m, INFER_WEIGHTS_BF16);
+        model_free(&m);
+    }
+    hf_features = 0, untied = 0;
+}
+
+Test(infer, bf16_on_fp32_weights_is_the_rounded_model) {
+    Model m, r;
+    Err err = {0};
+    make_model(&m, 100, 300);
+    make_model(&r, 100, 300);
+    round_matrices(&r);
+    /* the embedding lookup reads fp32 rows: give m the rounded ones, so only
+     * the copy's rounding of the other matrices is left to compare */
+    float *emb = m.params + model_tensor_offset(&m, MODEL_T_EMB);
+    for (size_t i = 0; i < m.sizes[MODEL_T_EMB]; i++)
+        emb[i] = bf16_value(st_f32_to_bf16(emb[i]));
+    /* auto keeps fp32 weights that bf16 would round */
+    Infer st;
+    cr_assert_eq(infer_create_weights(&st, &m, 1, INFER_WEIGHTS_AUTO, &err), 0);
+    cr_assert(!infer_uses_bf16(&st));
+    infer_free(&st);
+    cr_assert_eq(infer_create_weights(&st, &m, 1, INFER_WEIGHTS_F32, &err), 0);
+    cr_assert(!infer_uses_bf16(&st));
+    infer_free(&st);
+    /* the copy rounds as st_f32_to_bf16 does: to nearest even, NaN quiet */
+    float saved[4], odd[4] = {bf16_value(0x3f81) + 0x1p-8f, bf16_value(0x3f80) + 0x1p-8f,
+                              -NAN, 1e-40f}; /* ties both ways, NaN, a subnormal */
+    memcpy(saved, m.w.wq, sizeof saved), memcpy(m.w.wq, odd, sizeof odd);
+    cr_assert_eq(infer_create_weights(&st, &m, 1, INFER_WEIGHTS_BF16, &err), 0);
+    const float *src[] = {m.w.wq, m.w.wk, m.w.wv, m.w.wo, m.w.w1, m.w.w2, m.w.w3, m.w.wcls};
+    const uint16_t *cp[] = {st.bf16.wq, st.bf16.wk, st.bf16.wv, st.bf16.wo,
+                            st.bf16.w1, st.bf16.w2, st.bf16.w3, st.bf16.wcls};
+    int tens[] = {MODEL_T_WQ, MODEL_T_WK, MODEL_T_WV, MODEL_T_WO,
+                  MODEL_T_W1, MODEL_T_W2, MODEL_T_W3, MODEL_T_EMB};
+    for (int t = 0; t < 8; t++)
+        for (size_t i = 0; i < m.sizes[tens[t]]; i++)
+            cr_assert_eq(cp[t][i], st_f32_to_bf16(src[t][i]), "matrix %d element %zu", t, i);
+    cr_assert_eq(st.bf16.wq[0], 0x3f82);
+    cr_assert_eq(st.bf16.wq[1], 0x3f80);
+    infer_free(&st);
+    memcpy(m.w.wq, saved, sizeof saved);
+    /* forced: the Infer rounds its copy, the Model is untouched */
+    bf16_infer_check(&r, &m, INFER_WEIGHTS_BF16);
+    cr_assert(!model_weights_are_bf16(&m));
+    model_free(&m), model_free(&r);
 }
