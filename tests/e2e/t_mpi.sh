@@ -109,7 +109,13 @@ with open("sft.jsonl", "w") as f:
         f.write(json.dumps({"prompt": p, "completion": a}) + "\n")
 with open("pairs.jsonl", "w") as f:
     for p, a in pairs:
-        f.write(json.dumps({"prompt": p, "chosen": a, "rejected": " ".join(reversed(a.split()))}) + "\n")
+        f.write(json.dumps({"prompt": p, "chosen": a, "rejected": " ".join(reversed(a.split()))}) + "\n")# the RM's rejected answer is another prompt's: against its own words reversed,
+# every token's embedding gradient nearly cancels, and AdamW's sign-like first
+# steps turn the rounding left over (which differs with the split over ranks)
+# into lr-sized moves, so no two groupings of the batch would agree
+with open("pairs_rm.jsonl", "w") as f:
+    for i, (p, a) in enumerate(pairs):
+        f.write(json.dumps({"prompt": p, "chosen": a, "rejected": pairs[(i + 7) % len(pairs)][1]}) + "\n")
 PY
 # A: a short run to compare 1 and 2 ranks; K: a long one to kill and resume
 for cmd in sft dpo train-rm; do
@@ -121,7 +127,7 @@ for cmd in sft dpo train-rm; do
          K="$A --steps 120 --eval-every 2"
          curves="loss grad_norm rewards/margins eval/loss eval/rewards/accuracies" ;;
     train-rm)
-         A="--init one.ckpt --data pairs.jsonl --batch 7 --micro 4 --lr 1e-3 --eval-every 4 --val-frac 0.2 --norm-samples 3"
+         A="--init one.ckpt --data pairs_rm.jsonl --batch 7 --micro 4 --lr 1e-3 --eval-every 4 --val-frac 0.2 --norm-samples 3"
          K="$A --epochs 8 --eval-every 2"
          curves="train_loss train_accuracy reward_mean reward_std reward_margin grad_norm val_loss val_accuracy norm_bias" ;;
     esac
