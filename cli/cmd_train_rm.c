@@ -183,7 +183,8 @@ typedef struct Run {
     RmData data;
     RmTrainer tr;
     int64_t *train, *val, n_val, *order;
-    MetricBuf metrics;
+    MetricBuf metrics; /* not yet in the database: flushed before each checkpoint */
+    int metrics_warned;
 } Run;
 
 static void run_free(Run *r) {
@@ -202,11 +203,16 @@ static void metric(Run *r, const char *name, double v) {
     if (r->db && isfinite(v)) db_metricbuf_add(&r->metrics, r->ts.step, name, v);
 }
 
-static int save(Run *r, Err *err) {
+static int write_ckpt(void *ctx, Err *err) {
+    Run *r = ctx;
+    return model_ckpt_save(r->o->out, &r->m, &r->opt, &r->ts, sizeof r->ts, err);
+}
+
+/* final: the run's last save (see cli_save_checkpoint) */
+static int save(Run *r, int final, Err *err) {
     if (dist_rank() != 0) return RLHF_OK;
-    int rc = model_ckpt_save(r->o->out, &r->m, &r->opt, &r->ts, sizeof r->ts, err);
-    if (!rc && r->db) rc = db_metricbuf_flush(r->db, r->ts.run_id, &r->metrics, err);
-    return rc;
+    return cli_save_checkpoint("train-rm", r->db, r->ts.run_id, &r->metrics, final,
+                               &r->metrics_warned, write_ckpt, r, err);
 }
 
 /* A fingerprint of the training data, the template and the split, so a resume
@@ -643,7 +649,7 @@ static int exec_train_rm(int argc, char **argv) {
                         (long long)r.ts.step, (long long)r.ts.steps, st.loss, st.accuracy, val, cps);
         }
         if (r.ts.step % save_every == 0 || r.ts.step == r.ts.steps)
-            if ((rc = save(&r, &err))) goto fail;
+            if ((rc = save(&r, r.ts.step == r.ts.steps, &err))) goto fail;
         snprintf(extra, sizeof extra, "loss %.4f  acc %.2f  val %.3f  lr %.1e", st.loss, st.accuracy,
                  val, lr);
         progress_update(&pg, r.ts.step, extra);
@@ -651,7 +657,7 @@ static int exec_train_rm(int argc, char **argv) {
     progress_finish(&pg, NULL);
     stopped = stopped || sys_interrupted();
     if (stopped || r.ts.step == 0 || (r.ts.step % save_every && r.ts.step != r.ts.steps))
-        if ((rc = save(&r, &err))) goto fail;
+        if ((rc = save(&r, 1, &err))) goto fail;
     if (dist_rank() != 0) { /* the rest (normalisation, the last save) is rank 0's */
         run_free(&r);
         return stopped ? EXIT_FAIL : EXIT_OK;
@@ -682,7 +688,7 @@ static int exec_train_rm(int argc, char **argv) {
             fprintf(stderr, "train-rm: no answers of the init model to normalise on (--norm-samples 0); bias left as trained\n");
         }
         r.ts.norm_done = 1;
-        if ((rc = save(&r, &err))) goto fail;
+        if ((rc = save(&r, 1, &err))) goto fail;
     }
     if (r.db) {
         char note[160];
