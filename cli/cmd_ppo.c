@@ -330,20 +330,27 @@ typedef struct Run {
     Ppo ppo;
     int ppo_ready;
     char *template;
-    MetricBuf metrics;
+    MetricBuf metrics; /* not yet in the database: flushed before each checkpoint */
+    int metrics_warned;
     int64_t policy_id;
 } Run;
 
-static int save(Run *r, Err *err) {
-    if (dist_rank() != 0) return RLHF_OK;
+static int write_ckpt(void *ctx, Err *err) {
+    Run *r = ctx;
     void *state;
     size_t len;
     int rc = ppo_state_bytes(&r->ppo, &state, &len, err);
     if (rc) return rc;
     rc = model_ckpt_save(r->o->out, &r->pol, &r->ppo.opt, state, len, err);
     free(state);
-    if (!rc) rc = db_metricbuf_flush(r->db, r->ppo.st.run_id, &r->metrics, err);
     return rc;
+}
+
+/* final: the run's last save (see cli_save_checkpoint) */
+static int save(Run *r, int final, Err *err) {
+    if (dist_rank() != 0) return RLHF_OK;
+    return cli_save_checkpoint("ppo", r->db, r->ppo.st.run_id, &r->metrics, final,
+                               &r->metrics_warned, write_ckpt, r, err);
 }
 
 /* The per-step curves, under the names TRL users know where TRL has one. */
@@ -583,11 +590,11 @@ static int exec_ppo(int argc, char **argv) {
                 fprintf(stderr, "ppo: warning: step %lld: %s\n", (long long)s.step, ppo_warn_text(bit));
         last_warn = s.warn;
         if (s.step % o.save_every == 0 || s.step == o.steps)
-            if ((rc = save(&r, &err))) goto fail;
+            if ((rc = save(&r, s.step == o.steps, &err))) goto fail;
     }
     stopped = stopped || sys_interrupted();
     if (stopped || p->st.step % o.save_every || p->st.step == step0)
-        if ((rc = save(&r, &err))) goto fail;
+        if ((rc = save(&r, 1, &err))) goto fail;
     if (dist_rank() != 0) { /* the store and the messages are rank 0's */
         run_free(&r);
         return stopped ? EXIT_FAIL : EXIT_OK;

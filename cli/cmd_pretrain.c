@@ -150,7 +150,8 @@ typedef struct Run {
     Db *db;
     int B, T;
     int *xbuf, *ybuf;
-    MetricBuf metrics; /* not yet in the database: flushed with each checkpoint */
+    MetricBuf metrics; /* not yet in the database: flushed before each checkpoint */
+    int metrics_warned;
 } Run;
 
 static void metric(Run *r, int64_t step, const char *name, double v) {
@@ -161,12 +162,17 @@ static int flush_metrics(Run *r, Err *err) {
     return db_metricbuf_flush(r->db, r->ts.run_id, &r->metrics, err);
 }
 
-static int save(Run *r, Err *err) {
-    if (dist_rank() != 0) return RLHF_OK;
+static int write_ckpt(void *ctx, Err *err) {
+    Run *r = ctx;
     memcpy(r->ts.rng, r->rng.s, sizeof r->ts.rng);
-    int rc = model_ckpt_save(r->o->out, &r->m, &r->opt, &r->ts, sizeof r->ts, err);
-    if (!rc) rc = flush_metrics(r, err);
-    return rc;
+    return model_ckpt_save(r->o->out, &r->m, &r->opt, &r->ts, sizeof r->ts, err);
+}
+
+/* final: the run's last save (see cli_save_checkpoint) */
+static int save(Run *r, int final, Err *err) {
+    if (dist_rank() != 0) return RLHF_OK;
+    return cli_save_checkpoint("pretrain", r->db, r->ts.run_id, &r->metrics, final,
+                               &r->metrics_warned, write_ckpt, r, err);
 }
 
 /* Mean loss over up to 8 batches of consecutive windows of the held-out tail. */
@@ -489,7 +495,7 @@ static int exec_pretrain(int argc, char **argv) {
                         (long long)r.ts.step, o.steps, loss, val, lr, tps);
         }
         if (r.ts.step % o.save_every == 0 || r.ts.step == o.steps)
-            if ((rc = save(&r, &err))) goto fail;
+            if ((rc = save(&r, r.ts.step == o.steps, &err))) goto fail;
         snprintf(extra, sizeof extra, "loss %.4f  val %.4f  lr %.1e  %.0f tok/s", loss, val, lr, tps);
         progress_update(&pg, r.ts.step, extra);
     }
@@ -499,7 +505,7 @@ static int exec_pretrain(int argc, char **argv) {
         fprintf(stderr, "pretrain: %d ranks; all-reduce of %zu floats: %.2f ms per step\n", dist_size(),
                 r.m.n_params, 1e3 * dist_allreduce_seconds() / (double)(r.ts.step - step0));
     if (stopped || r.ts.step == 0 || (r.ts.step % o.save_every && r.ts.step != o.steps))
-        if ((rc = save(&r, &err))) goto fail;
+        if ((rc = save(&r, 1, &err))) goto fail;
     if ((rc = record_end(&r, stopped ? "interrupted" : "done", val, &err))) goto fail;
     if (stopped && dist_rank() == 0) {
         fprintf(stderr, "pretrain: interrupted at step %lld; checkpoint saved to %s (rerun with --resume)\n",

@@ -183,7 +183,8 @@ typedef struct Run {
     RmData data;
     RmTrainer tr;
     int64_t *train, *val, n_val, *order;
-    MetricBuf metrics;
+    MetricBuf metrics; /* not yet in the database: flushed before each checkpoint */
+    int metrics_warned;
 } Run;
 
 static void run_free(Run *r) {
@@ -202,11 +203,16 @@ static void metric(Run *r, const char *name, double v) {
     if (r->db && isfinite(v)) db_metricbuf_add(&r->metrics, r->ts.step, name, v);
 }
 
-static int save(Run *r, Err *err) {
+static int write_ckpt(void *ctx, Err *err) {
+    Run *r = ctx;
+    return model_ckpt_save(r->o->out, &r->m, &r->opt, &r->ts, sizeof r->ts, err);
+}
+
+/* final: the run's last save (see cli_save_checkpoint) */
+static int save(Run *r, int final, Err *err) {
     if (dist_rank() != 0) return RLHF_OK;
-    int rc = model_ckpt_save(r->o->out, &r->m, &r->opt, &r->ts, sizeof r->ts, err);
-    if (!rc && r->db) rc = db_metricbuf_flush(r->db, r->ts.run_id, &r->metrics, err);
-    return rc;
+    return cli_save_checkpoint("train-rm", r->db, r->ts.run_id, &r->metrics, final,
+                               &r->metrics_warned, write_ckpt, r, err);
 }
 
 /* A fingerprint of the training data, the template and the split, so a resume
@@ -343,7 +349,9 @@ static int resume(Run *r, Err *err) {
 }
 
 /* Mean reward of the init model's own answers: those in the store, else
- * N fresh samples on the training prompts. *n = 0 when there are none. */
+ * N fresh samples on the training prompts. *n = 0 when there are none.
+ * RLHF_EINTR on Ctrl-C: sampling can take minutes, and the checkpoint before
+ * it (norm_done 0) resumes into it, drawing the same samples again. */
 static int norm_mean(Run *r, double *mean, int64_t *n, const char **what, Err *err) {
     *n = 0, *mean = 0;
     SeqExample *ex = NULL;
@@ -375,6 +383,10 @@ static int norm_mean(Run *r, double *mean, int64_t *n, const char **what, Err *e
         SampleParams sp = sample_params_default();
         sp.max_tokens = r->m.cfg.seq_len / 2;
         for (int64_t i = 0; !rc && i < cap; i++) {
+            if (sys_interrupted()) {
+                rc = err_set(err, RLHF_EINTR, "interrupted during the normalisation");
+                break;
+            }
             const char *prompt = r->set.g[r->train[i % r->ts.n_train]].prompt;
             SeqExample pe;
             SampleResult res;
@@ -395,6 +407,7 @@ static int norm_mean(Run *r, double *mean, int64_t *n, const char **what, Err *e
         model_free(&init);
         *what = "fresh samples from the init model";
     }
+    if (!rc && sys_interrupted()) rc = err_set(err, RLHF_EINTR, "interrupted during the normalisation");
     if (!rc && cnt > 0) {
         float *out = malloc(sizeof(float) * (size_t)cnt);
         if (!out) rc = err_set(err, RLHF_ENOMEM, "out of memory");
@@ -409,6 +422,27 @@ static int norm_mean(Run *r, double *mean, int64_t *n, const char **what, Err *e
     for (int64_t i = 0; ex && i < cnt; i++) seq_example_free(&ex[i]);
     free(ex);
     return rc;
+}
+
+/* Sets the reward bias from norm_mean and saves the run's last checkpoint;
+ * RLHF_EINTR on Ctrl-C, with the checkpoint before it left to resume. */
+static int normalise(Run *r, Err *err) {
+    double mean;
+    int64_t n;
+    const char *what = "";
+    int rc = norm_mean(r, &mean, &n, &what, err);
+    if (rc) return rc;
+    if (n > 0) {
+        double bias = rm_normalise(&r->m, mean);
+        r->ts.norm_mean = mean;
+        metric(r, "norm_bias", bias);
+        fprintf(stderr, "train-rm: normalisation: %lld %s scored %.4f on average; reward bias set to %.4f\n",
+                (long long)n, what, mean, bias);
+    } else {
+        fprintf(stderr, "train-rm: no answers of the init model to normalise on (--norm-samples 0); bias left as trained\n");
+    }
+    r->ts.norm_done = 1;
+    return save(r, 1, err);
 }
 
 static int evaluate(Run *r, double *acc, Err *err) {
@@ -643,7 +677,7 @@ static int exec_train_rm(int argc, char **argv) {
                         (long long)r.ts.step, (long long)r.ts.steps, st.loss, st.accuracy, val, cps);
         }
         if (r.ts.step % save_every == 0 || r.ts.step == r.ts.steps)
-            if ((rc = save(&r, &err))) goto fail;
+            if ((rc = save(&r, r.ts.step == r.ts.steps, &err))) goto fail;
         snprintf(extra, sizeof extra, "loss %.4f  acc %.2f  val %.3f  lr %.1e", st.loss, st.accuracy,
                  val, lr);
         progress_update(&pg, r.ts.step, extra);
@@ -651,38 +685,26 @@ static int exec_train_rm(int argc, char **argv) {
     progress_finish(&pg, NULL);
     stopped = stopped || sys_interrupted();
     if (stopped || r.ts.step == 0 || (r.ts.step % save_every && r.ts.step != r.ts.steps))
-        if ((rc = save(&r, &err))) goto fail;
+        if ((rc = save(&r, 1, &err))) goto fail;
+    int fresh_end = r.ts.step > step0 || !r.ts.norm_done;
     if (dist_rank() != 0) { /* the rest (normalisation, the last save) is rank 0's */
         run_free(&r);
         return stopped ? EXIT_FAIL : EXIT_OK;
+    }
+    if (!stopped && !r.ts.norm_done) {
+        rc = normalise(&r, &err);
+        if (rc == RLHF_EINTR) stopped = 1, rc = RLHF_OK;
+        if (rc) goto fail;
     }
     if (stopped) {
         if (r.db) {
             Err e2 = {0};
             db_run_finish(r.db, r.ts.run_id, "interrupted", 0, "interrupted", &e2);
         }
-        fprintf(stderr, "train-rm: interrupted at step %lld; checkpoint saved to %s (rerun with --resume)\n",
-                (long long)r.ts.step, o.out);
+        fprintf(stderr, "train-rm: interrupted at step %lld%s; checkpoint saved to %s (rerun with --resume)\n",
+                (long long)r.ts.step, r.ts.step == r.ts.steps ? " (normalising)" : "", o.out);
         run_free(&r);
         return EXIT_FAIL;
-    }
-    int fresh_end = r.ts.step > step0 || !r.ts.norm_done;
-    if (!r.ts.norm_done) {
-        double mean;
-        int64_t n;
-        const char *what = "";
-        if ((rc = norm_mean(&r, &mean, &n, &what, &err))) goto fail;
-        if (n > 0) {
-            double bias = rm_normalise(&r.m, mean);
-            r.ts.norm_mean = mean;
-            metric(&r, "norm_bias", bias);
-            fprintf(stderr, "train-rm: normalisation: %lld %s scored %.4f on average; reward bias set to %.4f\n",
-                    (long long)n, what, mean, bias);
-        } else {
-            fprintf(stderr, "train-rm: no answers of the init model to normalise on (--norm-samples 0); bias left as trained\n");
-        }
-        r.ts.norm_done = 1;
-        if ((rc = save(&r, &err))) goto fail;
     }
     if (r.db) {
         char note[160];
@@ -695,6 +717,9 @@ static int exec_train_rm(int argc, char **argv) {
     if (!fresh_end)
         printf("already trained %lld steps: held-out accuracy %.4f; %s is up to date\n",
                (long long)r.ts.step, val, o.out);
+    else if (r.ts.step == step0) /* resumed into the normalisation: no step ran, no train loss */
+        printf("trained %lld steps: held-out accuracy %.4f over %lld prompts; reward bias %.4f; wrote %s\n",
+               (long long)r.ts.step, val, (long long)r.n_val, r.m.w.reward[r.m.cfg.dim], o.out);
     else
         printf("trained %lld steps: train loss %.4f, held-out accuracy %.4f over %lld prompts; "
                "reward bias %.4f; wrote %s\n",

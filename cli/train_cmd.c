@@ -199,11 +199,15 @@ int train_cmd_run_start(TrainCmd *c, const char *run_kind, const char *config_js
     return db_run_start(c->db, run_kind, config_json, c->st.parent_id, &c->st.run_id, err);
 }
 
-int train_cmd_save(TrainCmd *c, Err *err) {
+static int write_ckpt(void *ctx, Err *err) {
+    TrainCmd *c = ctx;
+    return rl_ckpt_save(c->out, &c->m, &c->opt, &c->st, c->payload, err);
+}
+
+int train_cmd_save(TrainCmd *c, int final, Err *err) {
     if (dist_rank() != 0) return RLHF_OK;
-    int rc = rl_ckpt_save(c->out, &c->m, &c->opt, &c->st, c->payload, err);
-    if (!rc) rc = db_metricbuf_flush(c->db, c->st.run_id, &c->metrics, err);
-    return rc;
+    return cli_save_checkpoint(c->e->name, c->db, c->st.run_id, &c->metrics, final,
+                               &c->metrics_warned, write_ckpt, c, err);
 }
 
 int train_cmd_loop(TrainCmd *c, int *stopped, Err *err) {
@@ -238,7 +242,7 @@ int train_cmd_loop(TrainCmd *c, int *stopped, Err *err) {
             }
         }
         if (c->st.step % c->save_every == 0 || c->st.step == c->total)
-            if ((rc = train_cmd_save(c, err))) break;
+            if ((rc = train_cmd_save(c, c->st.step == c->total, err))) break;
         c->status(c, text, sizeof text, 0);
         progress_update(&pg, c->st.step, text);
     }
@@ -246,7 +250,7 @@ int train_cmd_loop(TrainCmd *c, int *stopped, Err *err) {
     *stopped = stop || sys_interrupted();
     if (rc) return rc;
     if (*stopped || c->st.step == 0 || (c->st.step % c->save_every && c->st.step != c->total))
-        rc = train_cmd_save(c, err);
+        rc = train_cmd_save(c, 1, err);
     return rc;
 }
 

@@ -78,6 +78,7 @@ typedef struct TrainCmd {
     AdamW opt;
     RlState st;
     MetricBuf metrics;
+    int metrics_warned;
     void *payload; /* st.payload bytes saved with each checkpoint */
     char *template;
     int exists, resumed;
@@ -127,7 +128,9 @@ int train_cmd_run_start(TrainCmd *c, const char *run_kind, const char *config_js
 int train_cmd_loop(TrainCmd *c, int *stopped, Err *err);
 /* Flushes the curves, registers the checkpoint with its parent, closes the run. */
 int train_cmd_register(TrainCmd *c, int stopped, const char *note, Err *err);
-int train_cmd_save(TrainCmd *c, Err *err);
+/* Writes the metrics, then the checkpoint (cli_save_checkpoint; final: the
+ * run's last save). */
+int train_cmd_save(TrainCmd *c, int final, Err *err);
 /* Marks the run failed, frees, prints err; returns EXIT_FAIL. */
 int train_cmd_fail(TrainCmd *c, const Err *err);
 void train_cmd_free(TrainCmd *c);
