@@ -222,8 +222,10 @@ static void other_gen(struct fake *f, const uint64_t *seeds, int n) {
     cr_assert_eq(db_begin(other, &e), 0);
     for (int i = 0; i < n && i < 2; i++) {
         char buf[64];
-        if (i == 0) snprintf(buf, sizeof buf, "answer %llu", (unsigned long long)(seeds[i] % (uint64_t)f->distinct));
-        else snprintf(buf, sizeof buf, "another answer");
+        if (i == 0)
+            snprintf(buf, sizeof buf, "answer %llu", (unsigned long long)(seeds[i] % (uint64_t)f->distinct));
+        else
+            snprintf(buf, sizeof buf, "another answer");
         CandidateIn c = {1, 1, buf, 2, -1.5, NULL, (int64_t)seeds[i], 1};
         cr_assert_eq(db_candidate_insert(other, &c, NULL, NULL, &e), 0, "%s", e.msg);
     }
