@@ -143,14 +143,15 @@ static int rm_model_id(Db *db, const char *rm, const RmScorer *sc, int64_t *id, 
 static int score_store(RmScorer *sc, Db *db, const char *rm, const char *split, const char *model,
                        int redo, Err *err) {
     int64_t rm_id, model_id = 0;
-    int rc = rm_model_id(db, rm, sc, &rm_id, err);
-    if (rc) return rc;
+    int rc = RLHF_OK;
+    /* --model is checked before the RM is registered: a refused run registers nothing */
     if (model) {
         ModelRow row;
         if ((rc = db_model_get(db, model, &row, err))) return rc;
         model_id = row.id;
         db_model_row_free(&row);
     }
+    if ((rc = rm_model_id(db, rm, sc, &rm_id, err))) return rc;
     ScoreTodoFilter f = {redo ? 0 : rm_id, model_id, split, 0, 256};
     Stat st = {0};
     Progress pg;

@@ -59,7 +59,10 @@ int db_status(Db *db, DbStatus *s, Err *err) {
          " WHERE r.is_current AND NOT r.skipped AND a.rank = b.rank",
          &s->ties},
     };
-    int rc = db_schema_version(db, &s->schema_version, err);
+    /* one read transaction: one snapshot, so the counts agree with each other
+     * (the total with the sum by labeler) while labelers commit */
+    int rc = db_exec(db, "BEGIN", err);
+    if (!rc) rc = db_schema_version(db, &s->schema_version, err);
     for (size_t i = 0; !rc && i < sizeof q / sizeof q[0]; i++) rc = db_query_int(db, q[i].sql, q[i].out, err);
     if (!rc)
         rc = collect(db, "SELECT split, count(*), 0 FROM prompts GROUP BY split ORDER BY split",
@@ -70,7 +73,11 @@ int db_status(Db *db, DbStatus *s, Err *err) {
                      " LEFT JOIN rankings r ON r.labeler_id = l.id AND r.is_current AND NOT r.skipped"
                      " GROUP BY l.id ORDER BY l.name",
                      &s->by_labeler, &s->n_labelers, err);
-    if (rc) db_status_free(s);
+    if (!rc) rc = db_exec(db, "COMMIT", err);
+    if (rc) {
+        db_rollback(db);
+        db_status_free(s);
+    }
     return rc;
 }
 

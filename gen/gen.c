@@ -31,21 +31,74 @@ static void free_samples(GenSample *s, int n) {
     for (int i = 0; i < n; i++) free(s[i].text);
 }
 
-/* Samples and stores what one prompt lacks, in one transaction. */
+/* What one prompt is getting: the texts it had from the model when read, and
+ * the distinct new samples not yet stored. */
+typedef struct Pending {
+    CandidateRow *rows; /* the prompt's stored candidates (any model) */
+    int n_rows;
+    GenSample *s; /* new distinct samples, s[i] drawn with seeds[i] */
+    uint64_t *seeds;
+    int n;
+} Pending;
+
+static int seen_text(const Pending *p, int64_t model_id, const char *text) {
+    for (int i = 0; i < p->n_rows; i++)
+        if (p->rows[i].model_id == model_id && strcmp(p->rows[i].text, text) == 0) return 1;
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->s[i].text, text) == 0) return 1;
+    return 0;
+}
+
+/* Stores the pending samples in one short transaction. Another gen on the
+ * project may have stored candidates for this prompt while we sampled, so the
+ * count is read again under the lock: samples past k are dropped, and a text
+ * stored meanwhile is a duplicate (the insert does nothing). *have is the
+ * count after the commit. */
+static int commit_pending(Db *db, const GenOptions *o, const GenBackend *b, int64_t pid,
+                          const Pending *p, int64_t *have, GenStats *st, Err *err) {
+    int64_t added = 0, dups = 0;
+    int rc = db_begin(db, err);
+    if (!rc) rc = db_candidates_count(db, pid, o->model_id, have, err);
+    for (int i = 0; !rc && i < p->n && *have < o->k; i++) {
+        CandidateIn c = {pid, o->model_id, p->s[i].text, p->s[i].n_tokens, p->s[i].sum_logprob,
+                         b->params_json, (int64_t)p->seeds[i], 1};
+        int inserted = 0;
+        rc = db_candidate_insert(db, &c, NULL, &inserted, err);
+        if (inserted) (*have)++, added++;
+        else dups++;
+    }
+    if (!rc) rc = db_commit(db, err);
+    else db_rollback(db);
+    /* counted only once the rows are durable */
+    if (!rc) st->candidates += added, st->duplicates += dups;
+    return rc;
+}
+
+/* Gives one prompt what it lacks. No transaction is open while the model
+ * samples (a prompt can take many seconds, and labelers, scorers and trainers
+ * must not wait on it): the stored candidates are read, the samples drawn, and
+ * only then is everything stored at once, so an interrupted or failed run
+ * stores either all of a prompt's new candidates or none. */
 static int gen_prompt(Db *db, const GenOptions *o, const GenBackend *b, int64_t pid,
-                      const char *ptext, int64_t have, GenStats *st, Err *err) {
+                      const char *ptext, GenStats *st, Err *err) {
     int max_draws = o->max_draws > 0 ? o->max_draws : 4 * o->k;
     char *input = NULL;
     int rc = seq_render(o->template, ptext, &input, err);
     if (rc) return err_prefix(err, "prompt %lld: ", (long long)pid), rc;
+    Pending p = {0};
     GenSample *s = calloc((size_t)o->k, sizeof *s);
     uint64_t *seeds = calloc((size_t)o->k, sizeof *seeds);
-    rc = (!s || !seeds) ? err_set(err, RLHF_ENOMEM, "out of memory") : db_begin(db, err);
+    p.s = calloc((size_t)o->k, sizeof *p.s);
+    p.seeds = calloc((size_t)o->k, sizeof *p.seeds);
+    if (!s || !seeds || !p.s || !p.seeds) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     /* draws already spent on this prompt are recorded by the candidates' count;
      * numbering draws from `have` keeps a resumed run on fresh seeds */
+    if (!rc) rc = db_candidates_of_prompt(db, pid, &p.rows, &p.n_rows, err);
+    int64_t have = 0;
+    for (int i = 0; !rc && i < p.n_rows; i++) have += p.rows[i].model_id == o->model_id;
     int draw = (int)have;
-    while (!rc && have < o->k) {
-        int want = (int)(o->k - have);
+    while (!rc && have + p.n < o->k) {
+        int want = (int)(o->k - have - p.n);
         if (o->unique && draw + want > max_draws) want = max_draws - draw;
         if (want <= 0) {
             st->short_prompts++;
@@ -55,23 +108,33 @@ static int gen_prompt(Db *db, const GenOptions *o, const GenBackend *b, int64_t 
         memset(s, 0, (size_t)want * sizeof *s);
         rc = b->sample(b->ctx, input, want, seeds, s, err);
         if (rc) {
+            free_samples(s, want);
             err_prefix(err, "prompt %lld: ", (long long)pid);
             break;
         }
         for (int i = 0; i < want && !rc; i++) {
-            CandidateIn c = {pid, o->model_id, s[i].text ? s[i].text : "", s[i].n_tokens,
-                             s[i].sum_logprob, b->params_json, (int64_t)seeds[i], 1};
-            int inserted = 0;
-            rc = db_candidate_insert(db, &c, NULL, &inserted, err);
-            if (inserted) have++, st->candidates++;
-            else st->duplicates++;
+            if (!s[i].text && !(s[i].text = strdup("")))
+                rc = err_set(err, RLHF_ENOMEM, "out of memory");
+            else if (seen_text(&p, o->model_id, s[i].text)) {
+                st->duplicates++;
+                free(s[i].text);
+            } else {
+                p.seeds[p.n] = seeds[i];
+                p.s[p.n++] = s[i];
+            }
+            s[i].text = NULL;
         }
         free_samples(s, want);
         draw += want;
         if (!o->unique) break; /* without --unique a duplicate simply counts once */
     }
-    if (!rc) rc = db_commit(db, err);
-    else db_rollback(db);
+    /* No resampling after the commit is needed even with --unique: each of our
+     * texts that another gen stored meanwhile is one of its rows, so the
+     * prompt still reaches k. */
+    if (!rc && p.n) rc = commit_pending(db, o, b, pid, &p, &have, st, err);
+    free_samples(p.s, p.n);
+    db_candidates_free(p.rows, p.n_rows);
+    free(p.s), free(p.seeds);
     free(input);
     free(s);
     free(seeds);
@@ -112,12 +175,10 @@ int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress
             break;
         }
         char *text = NULL;
-        int64_t have = 0;
         rc = db_prompt_text(db, t.ids[i], &text, err);
-        /* counted again here, not taken from the selection: another gen on the
-         * same project may have filled this prompt since */
-        if (!rc) rc = db_candidates_count(db, t.ids[i], o->model_id, &have, err);
-        if (!rc) rc = gen_prompt(db, o, b, t.ids[i], text, have, st, err);
+        /* gen_prompt counts again what the prompt has, not taking it from the
+         * selection: another gen on the same project may have filled it since */
+        if (!rc) rc = gen_prompt(db, o, b, t.ids[i], text, st, err);
         free(text);
         if (!rc) st->prompts_done++;
         if (progress) {

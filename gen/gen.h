@@ -1,8 +1,8 @@
 /* Candidate generation: gives each selected prompt k candidates from one model
  * and stores them. The sampler is a backend (the embedded model, or a test
  * double), so the bookkeeping here (which prompts lack candidates, seeds,
- * uniqueness, one transaction per prompt, interrupt and resume) is the same
- * for all. */
+ * uniqueness, one short write per prompt after its sampling, interrupt and
+ * resume) is the same for all. */
 #ifndef RLHF_GEN_H
 #define RLHF_GEN_H
 

@@ -189,14 +189,16 @@ static int resolve(Db *db, const char *key, const char *what, char **path, Err *
 }
 
 /* Loads a checkpoint and (unless need_tok is 0) its tokenizer, or says why
- * not, naming the flag. */
+ * not, naming the flag. Every side and the reference are policies: a reward
+ * model is refused here, before settle registers anything. */
 static int check_checkpoint(const char *path, const char *tok_path, int need_tok, const char *what,
                             Config *cfg, Err *err) {
     Model m;
     Tokenizer *t = NULL;
     int rc = model_load(path, &m, err);
     if (!rc) {
-        if (need_tok) rc = model_load_tokenizer(&m, path, tok_path, &t, err);
+        rc = model_require_policy(&m, path, err);
+        if (!rc && need_tok) rc = model_load_tokenizer(&m, path, tok_path, &t, err);
         *cfg = m.cfg;
         if (t) tok_free(t);
         model_free(&m);

@@ -17,6 +17,9 @@ struct fake {
     int distinct; /* texts come from seed % distinct */
     int calls, fail_at, interrupt_at;
     char last_input[256];
+    /* called inside sample(): what another process does while the model works */
+    void (*meanwhile)(struct fake *f, const uint64_t *seeds, int n);
+    int meanwhile_rc;
 };
 
 static int fake_sample(void *ctx, const char *input, int n, const uint64_t *seeds, GenSample *out,
@@ -26,6 +29,7 @@ static int fake_sample(void *ctx, const char *input, int n, const uint64_t *seed
     snprintf(f->last_input, sizeof f->last_input, "%s", input);
     if (f->fail_at && f->calls == f->fail_at) return err_set(err, RLHF_EIO, "backend broke");
     if (f->interrupt_at && f->calls == f->interrupt_at) raise(SIGINT);
+    if (f->meanwhile) f->meanwhile(f, seeds, n);
     for (int i = 0; i < n; i++) {
         char buf[64];
         snprintf(buf, sizeof buf, "answer %llu", (unsigned long long)(seeds[i] % (uint64_t)f->distinct));
@@ -180,5 +184,79 @@ Test(gen, backend_failure_keeps_finished_prompts_only) {
     cr_assert(strstr(e.msg, "prompt 3: backend broke"), "%s", e.msg);
     cr_assert_eq(count(db, 2, mid), 2);
     cr_assert_eq(count(db, 3, mid), 0);
+    done_db(db);
+}
+
+/* Another writer, on its own connection, while gen samples: it must get the
+ * write lock at once, not wait for the sample to finish. */
+static void try_write(struct fake *f, const uint64_t *seeds, int n) {
+    (void)seeds, (void)n;
+    Db *other;
+    Err e = {0};
+    cr_assert_eq(db_open(path, DB_OPEN_EXISTING, &other, &e), 0, "%s", e.msg);
+    f->meanwhile_rc = db_setting_try_set(other, "k", "v", &e);
+    db_close(other);
+}
+
+Test(gen, no_write_lock_while_sampling) {
+    int64_t mid;
+    Db *db = setup_db(2, &mid);
+    struct fake f = {.distinct = 1000000, .meanwhile = try_write};
+    GenBackend b = {&f, fake_sample, NULL};
+    GenOptions o = {.model_id = mid, .k = 3, .seed = 1};
+    GenStats st;
+    Err e = {0};
+    cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(f.meanwhile_rc, 0, "another writer was locked out while gen sampled");
+    cr_assert_eq(count(db, 1, mid), 3);
+    cr_assert_eq(count(db, 2, mid), 3);
+    done_db(db);
+}
+
+/* Another gen of the same model stores candidates for the prompt being
+ * sampled: the texts it drew with the same seeds, and one of its own. */
+static void other_gen(struct fake *f, const uint64_t *seeds, int n) {
+    Db *other;
+    Err e = {0};
+    cr_assert_eq(db_open(path, DB_OPEN_EXISTING, &other, &e), 0, "%s", e.msg);
+    cr_assert_eq(db_begin(other, &e), 0);
+    for (int i = 0; i < n && i < 2; i++) {
+        char buf[64];
+        if (i == 0)
+            snprintf(buf, sizeof buf, "answer %llu", (unsigned long long)(seeds[i] % (uint64_t)f->distinct));
+        else
+            snprintf(buf, sizeof buf, "another answer");
+        CandidateIn c = {1, 1, buf, 2, -1.5, NULL, (int64_t)seeds[i], 1};
+        cr_assert_eq(db_candidate_insert(other, &c, NULL, NULL, &e), 0, "%s", e.msg);
+    }
+    cr_assert_eq(db_commit(other, &e), 0);
+    db_close(other);
+    f->meanwhile = NULL;
+}
+
+Test(gen, recheck_at_commit_keeps_k) {
+    int64_t mid;
+    Db *db = setup_db(1, &mid);
+    cr_assert_eq(mid, 1);
+    struct fake f = {.distinct = 1000000, .meanwhile = other_gen};
+    GenBackend b = {&f, fake_sample, NULL};
+    GenOptions o = {.model_id = mid, .k = 3, .seed = 1};
+    GenStats st;
+    Err e = {0};
+    cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(count(db, 1, mid), 3, "k is k, whoever stored the candidates");
+    cr_assert_eq(st.candidates, 1);
+    cr_assert_eq(st.duplicates, 1, "the text the other gen stored first");
+
+    /* with --unique too: each text the other gen took is one of its rows */
+    db_close(db);
+    unlink(path);
+    db = setup_db(1, &mid);
+    f.meanwhile = other_gen, f.calls = 0;
+    o.unique = 1;
+    o.k = 4;
+    cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(count(db, 1, mid), 4);
+    cr_assert_eq(f.calls, 1, "no sampling again");
     done_db(db);
 }
