@@ -31,6 +31,67 @@ int db_model_upsert(Db *db, const ModelIn *m, int64_t *id, Err *err) {
     return rc;
 }
 
+/* Something was made from model `id`: candidates drawn from it, scores it
+ * gave, a model derived from it, a run (other than run_id) that started from
+ * it. A run that only wrote it does not count: an interrupted run and its
+ * --resume, or a --force rerun, write one checkpoint in turn. */
+static int model_in_use(Db *db, int64_t id, int64_t run_id, int *used, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "SELECT EXISTS(SELECT 1 FROM candidates WHERE model_id = ?1)"
+                        " OR EXISTS(SELECT 1 FROM scores WHERE model_id = ?1)"
+                        " OR EXISTS(SELECT 1 FROM models WHERE parent_id = ?1)"
+                        " OR EXISTS(SELECT 1 FROM runs WHERE id <> ?2 AND input_model_id = ?1)",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, run_id);
+    if (sqlite3_step(st) == SQLITE_ROW) *used = sqlite3_column_int(st, 0);
+    else rc = db_fail(db, err, "look up model");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_model_keep_version(Db *db, const char *name, const char *sha256, int64_t run_id,
+                          char **kept_as, Err *err) {
+    *kept_as = NULL;
+    ModelRow row;
+    int rc = db_model_get(db, name, &row, NULL);
+    if (rc == RLHF_ENOTFOUND) return RLHF_OK;
+    if (rc) return db_model_get(db, name, &row, err);
+    int used = 0;
+    /* same weights, another name's row found by path, or nothing drawn from
+     * the old weights: the row may simply be updated */
+    if (strcmp(row.name, name) != 0 || !row.sha256 || !sha256 || !strcmp(row.sha256, sha256) ||
+        (rc = model_in_use(db, row.id, run_id, &used, err)) || !used) {
+        db_model_row_free(&row);
+        return rc;
+    }
+    sqlite3_stmt *st;
+    rc = db_prepare(db, "UPDATE models SET name = ?2 WHERE id = ?1", &st, err);
+    for (int attempt = 0; !rc; attempt++) {
+        char *nn = attempt == 0 ? sqlite3_mprintf("%s@%.12s", name, row.sha256)
+                                : sqlite3_mprintf("%s@%.12s#%lld", name, row.sha256, (long long)row.id);
+        if (!nn) {
+            rc = err_set(err, RLHF_ENOMEM, "out of memory");
+            break;
+        }
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, row.id);
+        sqlite3_bind_text(st, 2, nn, -1, SQLITE_TRANSIENT);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_DONE) {
+            if (!(*kept_as = strdup(nn))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        } else if (attempt > 0 || sqlite3_extended_errcode(db->h) != SQLITE_CONSTRAINT_UNIQUE)
+            rc = db_fail(db, err, "keep the model's earlier version");
+        sqlite3_free(nn);
+        if (*kept_as) break;
+    }
+    sqlite3_finalize(st);
+    db_model_row_free(&row);
+    return rc;
+}
+
 int db_model_ensure_external(Db *db, const char *name, int64_t *id, Err *err) {
     sqlite3_stmt *st;
     int rc = db_prepare(db,

@@ -19,6 +19,14 @@ typedef struct ModelIn {
 
 /* Inserts, or updates path/sha256/config/template of the model with this name. */
 int db_model_upsert(Db *db, const ModelIn *m, int64_t *id, Err *err);
+/* Before weights sha256 are registered under `name`: when `name` holds other
+ * weights that something was made from (candidates, scores, a child model, a
+ * run other than run_id that started from it), renames that row to
+ * "name@<sha prefix>" so those keep pointing at the weights that made them;
+ * *kept_as (caller frees) gets the new name, else NULL. Call inside the
+ * registering transaction. */
+int db_model_keep_version(Db *db, const char *name, const char *sha256, int64_t run_id,
+                          char **kept_as, Err *err);
 /* Registers an external model by name if absent (kind "external"). */
 int db_model_ensure_external(Db *db, const char *name, int64_t *id, Err *err);
 
