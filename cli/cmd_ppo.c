@@ -553,7 +553,8 @@ static int exec_ppo(int argc, char **argv) {
                  c->length_penalty, c->whiten_scores, c->score_clip, o.ptx ? c->ptx_coef : 0, o.seed,
                  r.prompts.n);
         if ((rc = db_run_start(r.db, "ppo", cj, r.policy_id, &p->st.run_id, &err))) goto fail;
-    }
+    } else if (r.db && (rc = db_run_resumed(r.db, p->st.run_id, &err)))
+        goto fail;
     if (dist_rank() == 0)
     fprintf(stderr,
             "ppo: policy %s (%zu parameters), RM %s, value %s, %d training prompts, %d×%d answers per step, "

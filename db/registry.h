@@ -46,6 +46,18 @@ int db_model_ancestor(Db *db, int64_t id, const char *kind, ModelRow *out, Err *
 
 int db_run_start(Db *db, const char *kind, const char *config_json, int64_t input_model_id,
                  int64_t *run_id, Err *err);
+/* A --resume of run_id: running again, in this process (pid and host are
+ * recorded, as db_run_start does, for db_runs_running_each). */
+int db_run_resumed(Db *db, int64_t run_id, Err *err);
+/* The runs marked running with the process that runs them (pid 0, host NULL:
+ * unknown, a run from before schema 3). Strings live for the call only. */
+typedef struct DbRunProc {
+    int64_t id;
+    const char *kind;
+    int64_t pid;
+    const char *host;
+} DbRunProc;
+int db_runs_running_each(Db *db, int (*fn)(const DbRunProc *, void *), void *ctx, Err *err);
 /* status: done | failed | interrupted. */
 int db_run_finish(Db *db, int64_t run_id, const char *status, int64_t output_model_id,
                   const char *note, Err *err);
