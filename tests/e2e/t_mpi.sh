@@ -86,7 +86,13 @@ expect_rc 0 "$RLHF" init mk.db
 kill_rank mk.ckpt "$RLHF" pretrain $R --db mk.db --out mk.ckpt
 st=$(sql mk.db "select status from runs order by id desc limit 1")
 if [ "$st" = running ]; then
-    expect_rc 0 "$RLHF" status --db mk.db
+    # mpirun may return while the other rank is still being taken down
+    i=0
+    while [ $i -lt 50 ]; do
+        expect_rc 0 "$RLHF" status --db mk.db
+        case "$OUT" in *"is gone"*) break ;; esac
+        sleep 0.1; i=$((i + 1))
+    done
     contains "$OUT" "is gone"
 else
     [ "$st" = failed ] || die "a run whose rank was killed is '$st'"
