@@ -95,7 +95,13 @@ static int exec_convert(int argc, char **argv) {
         return EXIT_OK;
     }
     /* the tokenizer is needed to embed it, or to write it beside a llama2.c file */
-    if (tok_path || m.tokenizer || tok_out) rc = model_load_tokenizer(&m, in, tok_path, &tok, &err);
+    /* convert is where a checkpoint is given another tokenizer on purpose
+     * (--tokenizer replaces the one inside), so only the size is checked */
+    if (tok_path) {
+        rc = tok_load(tok_path, &tok, &err);
+        if (!rc) rc = tok_check_vocab(tok, m.cfg.vocab_size, &err);
+    } else if (m.tokenizer || tok_out)
+        rc = model_load_tokenizer(&m, in, tok_path, &tok, &err);
     unsigned char *bytes = NULL;
     size_t n = 0;
     if (!rc && llama) {

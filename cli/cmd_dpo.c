@@ -138,7 +138,12 @@ static int load_data(Run *r, const Tokenizer *tok, Err *err) {
         rc = prefs_load_file(o->t.data, o->t.val_frac, &ps, err);
     }
     if (!rc) rc = dpo_build(&ps, tok, r->c.template, r->c.m.cfg.seq_len, &r->train, &r->val, err);
-    if (!rc && r->train.n_pairs == 0)
+    if (!rc && r->train.n_pairs == 0 && r->val.n_pairs == 0 && ps.ties_dropped > 0)
+        rc = err_set(err, RLHF_EINVAL,
+                     "%s: every pair was a tie (%lld tied pairs in %d groups); DPO learns only from "
+                     "a preferred and a dispreferred answer",
+                     o->t.data, (long long)ps.ties_dropped, ps.n);
+    else if (!rc && r->train.n_pairs == 0)
         rc = err_set(err, RLHF_EINVAL,
                      "%s: no preference pairs to train on (%d groups, %d held out)", o->t.data,
                      ps.n, r->val.n_pairs);
@@ -308,8 +313,10 @@ static int exec_dpo(int argc, char **argv) {
     int stopped;
     if ((rc = train_cmd_loop(c, &stopped, &err))) goto fail;
     char note[160];
-    snprintf(note, sizeof note, "step %lld, %s loss, beta %g; held-out loss %.4f",
-             (long long)c->st.step, dpo_loss_name(o.loss), o.beta, c->st.last_val);
+    char held[48] = "no held-out pairs";
+    if (r.val.n_pairs > 0 && !isnan(c->st.last_val)) snprintf(held, sizeof held, "held-out loss %.4f", c->st.last_val);
+    snprintf(note, sizeof note, "step %lld, %s loss, beta %g; %s", (long long)c->st.step,
+             dpo_loss_name(o.loss), o.beta, held);
     if ((rc = train_cmd_register(c, stopped, note, &err))) goto fail;
     if (stopped)
         ;

@@ -303,18 +303,6 @@ static int rm_reward(void *ctx, const SeqExample *ex, const SampleResult *res, i
     return rm_score_examples(ctx, ex, n, scores, err);
 }
 
-static int same_tokenizer(const Tokenizer *a, const Tokenizer *b, Err *err) {
-    unsigned char *x = NULL, *y = NULL;
-    size_t nx = 0, ny = 0;
-    int rc = tok_to_bytes(a, &x, &nx, err);
-    if (!rc) rc = tok_to_bytes(b, &y, &ny, err);
-    if (!rc && (nx != ny || memcmp(x, y, nx)))
-        rc = err_set(err, RLHF_EINVAL, "the policy and the RM use different tokenizers; an RM scores "
-                                       "token ids, so both must come from the same tokenizer");
-    free(x), free(y);
-    return rc;
-}
-
 /* ---- the run ------------------------------------------------------------------------ */
 
 typedef struct Run {
@@ -408,6 +396,23 @@ static int settle_template(Run *r, Err *err) {
     return r->template ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
 }
 
+/* The reference is a policy with the policy's tokenizer: KL against a reward
+ * model's or another tokenizer's next-token distribution measures nothing. */
+static int check_ref(Run *r, const char *ref_path, Err *err) {
+    int rc = model_require_policy(&r->ref, ref_path, err);
+    if (rc) return err_prefix(err, "--ref: "), rc;
+    if (r->ref.cfg.vocab_size != r->pol.cfg.vocab_size)
+        return err_set(err, RLHF_EINVAL, "the reference %s has a vocabulary of %d, the policy %d", ref_path,
+                       r->ref.cfg.vocab_size, r->pol.cfg.vocab_size);
+    if (!r->ref.tokenizer) return RLHF_OK; /* a llama2.c file: only --tokenizer names its ids */
+    Tokenizer *t = NULL;
+    Err ignored = {0}; /* what it carries may hold no tokenizer (an HF directory's other files) */
+    if (tok_load_mem(r->ref.tokenizer, r->ref.tokenizer_len, &t, &ignored)) return RLHF_OK;
+    rc = tok_require_same(r->tok, r->o->tok ? r->o->tok : r->o->policy, t, ref_path, err);
+    tok_free(t);
+    return rc;
+}
+
 static int setup(Run *r, int resumed, int *fresh_run, Err *err) {
     Opts *o = r->o;
     void *state = NULL;
@@ -452,7 +457,8 @@ static int setup(Run *r, int resumed, int *fresh_run, Err *err) {
                      r->rm.m.cfg.vocab_size, r->pol.cfg.vocab_size);
         goto done;
     }
-    if ((rc = same_tokenizer(r->tok, r->rm.tok, err))) goto done;
+    if ((rc = tok_require_same(r->tok, resumed ? o->out : o->policy, r->rm.tok, o->rm, err))) goto done;
+    if ((rc = check_ref(r, ref_path, err))) goto done;
     if (r->rm.m.cfg.seq_len < r->pol.cfg.seq_len) {
         rc = err_set(err, RLHF_EINVAL, "the RM's context (%d) is shorter than the policy's (%d)",
                      r->rm.m.cfg.seq_len, r->pol.cfg.seq_len);
@@ -554,7 +560,8 @@ static int exec_ppo(int argc, char **argv) {
                  c->length_penalty, c->whiten_scores, c->score_clip, o.ptx ? c->ptx_coef : 0, o.seed,
                  r.prompts.n);
         if ((rc = db_run_start(r.db, "ppo", cj, r.policy_id, &p->st.run_id, &err))) goto fail;
-    }
+    } else if (r.db && (rc = db_run_resumed(r.db, p->st.run_id, &err)))
+        goto fail;
     if (dist_rank() == 0)
     fprintf(stderr,
             "ppo: policy %s (%zu parameters), RM %s, value %s, %d training prompts, %d×%d answers per step, "

@@ -452,7 +452,8 @@ static int exec_pretrain(int argc, char **argv) {
                  cfgj, o.steps, o.batch, o.accum, o.lr, o.min_lr, o.warmup, o.wd, o.clip, o.seed,
                  (long long)r.data.n);
         if ((rc = db_run_start(r.db, "pretrain", cj, 0, &r.ts.run_id, &err))) goto fail;
-    }
+    } else if (r.db && (rc = db_run_resumed(r.db, r.ts.run_id, &err)))
+        goto fail;
     if (dist_rank() == 0)
     fprintf(stderr,
             "pretrain: %zu parameters (dim %d, layers %d, heads %d/%d kv, hidden %d, vocab %d, seq %d); "

@@ -46,6 +46,7 @@ const struct cmd_entry cmd_sample_entry = {
     "                      chat:FAMILY); with --best-of, for the policy and the RM\n"
     "                      (default there \"Human: {prompt}\\nAssistant:\")\n"
     "  --raw               sample PROMPT as it is, without the model's chat template\n"
+    "  --db DB             accepted as by every command; sample reads and writes no project\n"
     "  -h, --help          show this help\n"
     "A model that carries a chat template (a Hugging Face directory, or a checkpoint\n"
     "trained from one) answers PROMPT as one user turn in it, stopping at its\n"
@@ -144,6 +145,7 @@ static int exec_sample(int argc, char **argv) {
                                          {"template", required_argument, NULL, 'E'},
                                          {"raw", no_argument, NULL, 'W'},
                                          {"weights", required_argument, NULL, 'w'},
+                                         {"db", required_argument, NULL, 'D'},
                                          CLI_OPT_END};
     const char *model_path = NULL, *tok_path = NULL;
     SampleParams p = sample_params_default();
@@ -194,6 +196,8 @@ static int exec_sample(int argc, char **argv) {
             break;
         case 'J':
             json = 1;
+            break;
+        case 'D': /* every command takes --db; sample reads no project */
             break;
         case 'B':
             if (cli_parse_long(E, "--best-of", optarg, 1, 256, &best_of)) return EXIT_USAGE;

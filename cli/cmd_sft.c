@@ -222,7 +222,8 @@ static int exec_sft(int argc, char **argv) {
     int stopped;
     if ((rc = train_cmd_loop(c, &stopped, &err))) goto fail;
     char note[128];
-    snprintf(note, sizeof note, "step %lld, val loss %.4f", (long long)c->st.step, r.val_loss);
+    if (isnan(r.val_loss)) snprintf(note, sizeof note, "step %lld, no held-out examples", (long long)c->st.step);
+    else snprintf(note, sizeof note, "step %lld, val loss %.4f", (long long)c->st.step, r.val_loss);
     if ((rc = train_cmd_register(c, stopped, note, &err))) goto fail;
     if (stopped)
         ;

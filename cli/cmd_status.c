@@ -3,7 +3,38 @@
 #include "model/blas_select.h"
 #include "db/status.h"
 
+#include "db/registry.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 static int exec_status(int argc, char **argv);
+
+/* The running runs whose process is gone: a run killed with -9, or whose MPI
+ * job was taken down with a rank, never got to mark itself failed; only this
+ * host's processes can be checked. */
+typedef struct Gone {
+    char host[256];
+    int n, cap;
+    DbRunProc *runs;
+} Gone;
+
+static int check_run(const DbRunProc *p, void *ctx) {
+    Gone *g = ctx;
+    if (p->pid <= 0 || !p->host || strcmp(p->host, g->host) != 0) return RLHF_OK;
+    if (kill((pid_t)p->pid, 0) == 0 || errno != ESRCH) return RLHF_OK;
+    if (g->n == g->cap) {
+        int cap = g->cap ? 2 * g->cap : 8;
+        DbRunProc *r = realloc(g->runs, sizeof *r * (size_t)cap);
+        if (!r) return RLHF_OK; /* a shorter list, not a failed status */
+        g->runs = r, g->cap = cap;
+    }
+    g->runs[g->n++] = (DbRunProc){p->id, NULL, p->pid, NULL};
+    return RLHF_OK;
+}
 
 const struct cmd_entry cmd_status_entry = {
     "status", "[--json]", "counts of prompts, candidates, rankings, comparisons, models, runs",
@@ -20,7 +51,11 @@ static int exec_status(int argc, char **argv) {
     DbStatus s;
     Err err = {0};
     rc = db_status(db, &s, &err);
+    Gone gone = {{0}, 0, 0, NULL};
+    if (gethostname(gone.host, sizeof gone.host - 1) != 0) gone.host[0] = 0;
+    if (!rc) rc = db_runs_running_each(db, check_run, &gone, &err);
     if (rc) {
+        free(gone.runs);
         db_close(db);
         return cli_fail(&cmd_status_entry, &err);
     }
@@ -45,6 +80,8 @@ static int exec_status(int argc, char **argv) {
         NUM(j, "models", s.models);
         NUM(j, "runs", s.runs);
         NUM(j, "runs_running", s.runs_running);
+        cJSON *ga = cJSON_AddArrayToObject(j, "runs_process_gone");
+        for (int i = 0; i < gone.n; i++) cJSON_AddItemToArray(ga, cJSON_CreateNumber((double)gone.runs[i].id));
         cJSON *blas = cJSON_AddObjectToObject(j, "blas");
         cJSON_AddStringToObject(blas, "kernel", blas_kernel());
         cJSON_AddStringToObject(blas, "openblas_pick", blas_kernel_openblas_pick());
@@ -67,8 +104,15 @@ static int exec_status(int argc, char **argv) {
                    s.by_labeler[i].extra ? "  (simulated)" : "");
         printf("comparisons  %lld  (%lld ties)\n", (long long)s.comparisons, (long long)s.ties);
         printf("models       %lld\n", (long long)s.models);
-        printf("runs         %lld  (%lld running)\n", (long long)s.runs, (long long)s.runs_running);
+        printf("runs         %lld  (%lld running", (long long)s.runs, (long long)s.runs_running);
+        if (gone.n) printf(", %d of them with no process left", gone.n);
+        printf(")\n");
+        for (int i = 0; i < gone.n; i++)
+            printf("  run %lld: marked running but its process %lld is gone (killed?); "
+                   "--resume it or start over\n",
+                   (long long)gone.runs[i].id, (long long)gone.runs[i].pid);
     }
+    free(gone.runs);
     db_status_free(&s);
     db_close(db);
     return EXIT_OK;

@@ -602,7 +602,8 @@ static int exec_train_rm(int argc, char **argv) {
                  o.load.val_frac, o.epochs, o.batch, o.lr, o.min_lr, warmup, o.wd, o.clip,
                  o.loss.margin, o.loss.center, o.seed);
         if ((rc = db_run_start(r.db, "rm", cj, r.init_id, &r.ts.run_id, &err))) goto fail;
-    }
+    } else if (r.db && (rc = db_run_resumed(r.db, r.ts.run_id, &err)))
+        goto fail;
     int64_t pairs = 0;
     for (int g = 0; g < r.set.n; g++)
         for (int i = 0; i < r.set.g[g].n; i++)
@@ -708,8 +709,10 @@ static int exec_train_rm(int argc, char **argv) {
     }
     if (r.db) {
         char note[160];
-        snprintf(note, sizeof note, "step %lld, held-out accuracy %.4f, bias %.4f", (long long)r.ts.step,
-                 val, r.m.w.reward[r.m.cfg.dim]);
+        char acc[64] = "no held-out prompts"; /* not "nan": nothing was measured */
+        if (r.n_val > 0 && !isnan(val)) snprintf(acc, sizeof acc, "held-out accuracy %.4f", val);
+        snprintf(note, sizeof note, "step %lld, %s, bias %.4f", (long long)r.ts.step, acc,
+                 r.m.w.reward[r.m.cfg.dim]);
         if ((rc = cli_register_checkpoint(r.db, o.out, o.name, "rm", r.init_id, &r.m.cfg, r.template,
                                           r.ts.run_id, "done", note, NULL, &err)))
             goto fail;

@@ -198,12 +198,21 @@ int cli_register_checkpoint(Db *db, const char *path, const char *name, const ch
     if (!realpath(path, abs)) snprintf(abs, sizeof abs, "%s", path);
     ModelIn mi = {name ? name : path_base(path), kind, abs, parent_id, sha, cj, template};
     int64_t id = 0;
+    char *kept = NULL;
     if ((rc = db_begin(db, err))) return rc;
-    rc = db_model_upsert(db, &mi, &id, err);
+    /* a name bound to weights that made candidates (gen on an intermediate
+     * checkpoint) is not rebound under them: the old version keeps its row */
+    rc = db_model_keep_version(db, mi.name, sha, run_id, &kept, err);
+    if (!rc) rc = db_model_upsert(db, &mi, &id, err);
     if (!rc && run_id > 0) rc = db_run_finish(db, run_id, status, id, note, err);
     if (!rc) rc = db_commit(db, err);
     else db_rollback(db);
     if (!rc && model_id) *model_id = id;
+    if (!rc && kept)
+        fprintf(stderr, "rlhf: the model '%s' had other weights that candidates or runs point at; "
+                        "they stay registered as '%s'\n",
+                cli_shown(mi.name, 0), cli_shown(kept, 0));
+    free(kept);
     return rc;
 }
 

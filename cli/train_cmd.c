@@ -195,7 +195,8 @@ void train_cmd_schedule(TrainCmd *c, double weight_decay) {
 int train_cmd_run_start(TrainCmd *c, const char *run_kind, const char *config_json, Err *err) {
     if (c->resumed && dist_rank() == 0)
         fprintf(stderr, "%s: resumed %s at step %lld\n", c->e->name, c->out, (long long)c->st.step);
-    if (!c->db || (c->resumed && c->st.run_id > 0)) return RLHF_OK;
+    if (!c->db) return RLHF_OK;
+    if (c->resumed && c->st.run_id > 0) return db_run_resumed(c->db, c->st.run_id, err);
     return db_run_start(c->db, run_kind, config_json, c->st.parent_id, &c->st.run_id, err);
 }
 

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int db_model_upsert(Db *db, const ModelIn *m, int64_t *id, Err *err) {
     sqlite3_stmt *st;
@@ -28,6 +29,67 @@ int db_model_upsert(Db *db, const ModelIn *m, int64_t *id, Err *err) {
         if (id) *id = sqlite3_column_int64(st, 0);
     } else rc = db_fail(db, err, "register model");
     sqlite3_finalize(st);
+    return rc;
+}
+
+/* Something was made from model `id`: candidates drawn from it, scores it
+ * gave, a model derived from it, a run (other than run_id) that started from
+ * it. A run that only wrote it does not count: an interrupted run and its
+ * --resume, or a --force rerun, write one checkpoint in turn. */
+static int model_in_use(Db *db, int64_t id, int64_t run_id, int *used, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "SELECT EXISTS(SELECT 1 FROM candidates WHERE model_id = ?1)"
+                        " OR EXISTS(SELECT 1 FROM scores WHERE model_id = ?1)"
+                        " OR EXISTS(SELECT 1 FROM models WHERE parent_id = ?1)"
+                        " OR EXISTS(SELECT 1 FROM runs WHERE id <> ?2 AND input_model_id = ?1)",
+                        &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, run_id);
+    if (sqlite3_step(st) == SQLITE_ROW) *used = sqlite3_column_int(st, 0);
+    else rc = db_fail(db, err, "look up model");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_model_keep_version(Db *db, const char *name, const char *sha256, int64_t run_id,
+                          char **kept_as, Err *err) {
+    *kept_as = NULL;
+    ModelRow row;
+    int rc = db_model_get(db, name, &row, NULL);
+    if (rc == RLHF_ENOTFOUND) return RLHF_OK;
+    if (rc) return db_model_get(db, name, &row, err);
+    int used = 0;
+    /* same weights, another name's row found by path, or nothing drawn from
+     * the old weights: the row may simply be updated */
+    if (strcmp(row.name, name) != 0 || !row.sha256 || !sha256 || !strcmp(row.sha256, sha256) ||
+        (rc = model_in_use(db, row.id, run_id, &used, err)) || !used) {
+        db_model_row_free(&row);
+        return rc;
+    }
+    sqlite3_stmt *st;
+    rc = db_prepare(db, "UPDATE models SET name = ?2 WHERE id = ?1", &st, err);
+    for (int attempt = 0; !rc; attempt++) {
+        char *nn = attempt == 0 ? sqlite3_mprintf("%s@%.12s", name, row.sha256)
+                                : sqlite3_mprintf("%s@%.12s#%lld", name, row.sha256, (long long)row.id);
+        if (!nn) {
+            rc = err_set(err, RLHF_ENOMEM, "out of memory");
+            break;
+        }
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, row.id);
+        sqlite3_bind_text(st, 2, nn, -1, SQLITE_TRANSIENT);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_DONE) {
+            if (!(*kept_as = strdup(nn))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        } else if (attempt > 0 || sqlite3_extended_errcode(db->h) != SQLITE_CONSTRAINT_UNIQUE)
+            rc = db_fail(db, err, "keep the model's earlier version");
+        sqlite3_free(nn);
+        if (*kept_as) break;
+    }
+    sqlite3_finalize(st);
+    db_model_row_free(&row);
     return rc;
 }
 
@@ -126,15 +188,64 @@ int db_model_ancestor(Db *db, int64_t id, const char *kind, ModelRow *out, Err *
     return rc;
 }
 
+static const char *this_host(char *buf, size_t n) {
+    if (gethostname(buf, n - 1) != 0) return NULL;
+    buf[n - 1] = 0;
+    return buf;
+}
+
+int db_run_resumed(Db *db, int64_t run_id, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db,
+                        "UPDATE runs SET status = 'running', finished_at = NULL, pid = ?2, host = ?3"
+                        " WHERE id = ?1",
+                        &st, err);
+    if (rc) return rc;
+    char host[256];
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, (int64_t)getpid());
+    db_bind_text(st, 3, this_host(host, sizeof host));
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "resume run");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_runs_running_each(Db *db, int (*fn)(const DbRunProc *, void *), void *ctx, Err *err) {
+    sqlite3_stmt *st;
+    int64_t ver = 0;
+    /* a read-only open leaves an older file unmigrated: no pid, host columns */
+    int rc = db_query_int(db, "PRAGMA user_version", &ver, err);
+    if (!rc)
+        rc = db_prepare(db,
+                        ver >= 3 ? "SELECT id, kind, pid, host FROM runs WHERE status = 'running' ORDER BY id"
+                                 : "SELECT id, kind, NULL, NULL FROM runs WHERE status = 'running' ORDER BY id",
+                        &st, err);
+    if (rc) return rc;
+    int s;
+    while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        DbRunProc p = {sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+                       sqlite3_column_int64(st, 2), (const char *)sqlite3_column_text(st, 3)};
+        if (!p.kind) p.kind = "";
+        rc = fn(&p, ctx);
+    }
+    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "list running runs");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int db_run_start(Db *db, const char *kind, const char *config_json, int64_t input_model_id,
                  int64_t *run_id, Err *err) {
     sqlite3_stmt *st;
-    int rc = db_prepare(db, "INSERT INTO runs(kind, config, input_model_id) VALUES(?, ?, ?)", &st, err);
+    int rc = db_prepare(db, "INSERT INTO runs(kind, config, input_model_id, pid, host) VALUES(?, ?, ?, ?, ?)",
+                        &st, err);
     if (rc) return rc;
+    char host[256];
     sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
     db_bind_text(st, 2, config_json);
     if (input_model_id > 0) sqlite3_bind_int64(st, 3, input_model_id);
     else sqlite3_bind_null(st, 3);
+    sqlite3_bind_int64(st, 4, (int64_t)getpid());
+    db_bind_text(st, 5, this_host(host, sizeof host));
     if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "start run");
     else *run_id = sqlite3_last_insert_rowid(db->h);
     sqlite3_finalize(st);

@@ -19,6 +19,14 @@ typedef struct ModelIn {
 
 /* Inserts, or updates path/sha256/config/template of the model with this name. */
 int db_model_upsert(Db *db, const ModelIn *m, int64_t *id, Err *err);
+/* Before weights sha256 are registered under `name`: when `name` holds other
+ * weights that something was made from (candidates, scores, a child model, a
+ * run other than run_id that started from it), renames that row to
+ * "name@<sha prefix>" so those keep pointing at the weights that made them;
+ * *kept_as (caller frees) gets the new name, else NULL. Call inside the
+ * registering transaction. */
+int db_model_keep_version(Db *db, const char *name, const char *sha256, int64_t run_id,
+                          char **kept_as, Err *err);
 /* Registers an external model by name if absent (kind "external"). */
 int db_model_ensure_external(Db *db, const char *name, int64_t *id, Err *err);
 
@@ -38,6 +46,18 @@ int db_model_ancestor(Db *db, int64_t id, const char *kind, ModelRow *out, Err *
 
 int db_run_start(Db *db, const char *kind, const char *config_json, int64_t input_model_id,
                  int64_t *run_id, Err *err);
+/* A --resume of run_id: running again, in this process (pid and host are
+ * recorded, as db_run_start does, for db_runs_running_each). */
+int db_run_resumed(Db *db, int64_t run_id, Err *err);
+/* The runs marked running with the process that runs them (pid 0, host NULL:
+ * unknown, a run from before schema 3). Strings live for the call only. */
+typedef struct DbRunProc {
+    int64_t id;
+    const char *kind;
+    int64_t pid;
+    const char *host;
+} DbRunProc;
+int db_runs_running_each(Db *db, int (*fn)(const DbRunProc *, void *), void *ctx, Err *err);
 /* status: done | failed | interrupted. */
 int db_run_finish(Db *db, int64_t run_id, const char *status, int64_t output_model_id,
                   const char *note, Err *err);

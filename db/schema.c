@@ -120,6 +120,10 @@ const char *const db_migrations[] = {
     "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),\n"
     "  PRIMARY KEY(candidate_id, model_id));\n"
     "CREATE INDEX scores_model ON scores(model_id, score);\n",
+    /* 2 -> 3: the process running a run, so a run whose process died (kill -9,
+     * an MPI rank taken down) is not shown as running */
+    "ALTER TABLE runs ADD COLUMN pid INTEGER;\n"
+    "ALTER TABLE runs ADD COLUMN host TEXT;\n",
 };
 
 const int db_n_migrations = (int)(sizeof db_migrations / sizeof db_migrations[0]);

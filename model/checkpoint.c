@@ -490,6 +490,20 @@ int model_load_tokenizer(const Model *m, const char *model_path, const char *tok
     } else
         rc = err_set(err, RLHF_EINVAL, "%s carries no tokenizer: pass --tokenizer TOK", model_path);
     if (!rc) rc = tok_check_vocab(*out, m->cfg.vocab_size, err);
+    /* a given tokenizer of the right size but other pieces would run, read the
+     * model's ids as other words, and be written into what is trained from it */
+    if (!rc && tok_path && m->tokenizer) {
+        Tokenizer *own = NULL;
+        /* what a checkpoint carries may hold no tokenizer (a Hugging Face
+         * directory converted without its tokenizer files): nothing to compare */
+        Err ignored = {0};
+        if (tok_load_mem(m->tokenizer, m->tokenizer_len, &own, &ignored) == RLHF_OK) {
+            char a[1100];
+            snprintf(a, sizeof a, "%s (its own tokenizer)", model_path);
+            rc = tok_require_same(own, a, *out, tok_path, err);
+            tok_free(own);
+        }
+    }
     if (rc && *out) {
         tok_free(*out);
         *out = NULL;

@@ -14,6 +14,7 @@
 #include "model/hf.h"
 #include "model/tok_hf.h"
 #include "util/sys.h"
+#include "util/text.h"
 
 struct Tokenizer {
     TokHF *hf; /* a tokenizer.json; then nothing below is used */
@@ -242,6 +243,47 @@ int tok_load(const char *path, Tokenizer **out, Err *err) {
     rc = tok_load_mem(buf, len, out, err);
     free(buf);
     if (rc) err_prefix(err, "%s: ", path);
+    return rc;
+}
+
+int tok_digest(const Tokenizer *t, char out[65], Err *err) {
+    unsigned char *b = NULL;
+    size_t n = 0;
+    /* tok_to_bytes holds the pieces and scores (llama2.c's kind) or the source
+     * texts with their merges and added tokens (the HF kind); the ids that
+     * begin and end a sequence are hashed as well, since two files may agree
+     * on pieces yet stop on different ids */
+    int rc = tok_to_bytes(t, &b, &n, err);
+    if (rc) return rc;
+    Sha256 c;
+    sha256_init(&c);
+    sha256_update(&c, b, n);
+    free(b);
+    int v = tok_vocab_size(t), ids[3] = {v, tok_bos(t), tok_eos(t)};
+    sha256_update(&c, ids, sizeof ids);
+    for (int i = 0; i < v; i++) {
+        unsigned char f = (unsigned char)(tok_is_stop(t, i) | tok_is_special(t, i) << 1);
+        if (f) {
+            sha256_update(&c, &i, sizeof i);
+            sha256_update(&c, &f, 1);
+        }
+    }
+    unsigned char d[32];
+    sha256_final(&c, d);
+    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+    return RLHF_OK;
+}
+
+int tok_require_same(const Tokenizer *a, const char *a_from, const Tokenizer *b, const char *b_from,
+                     Err *err) {
+    char da[65], db[65];
+    int rc = tok_digest(a, da, err);
+    if (!rc) rc = tok_digest(b, db, err);
+    if (!rc && strcmp(da, db) != 0)
+        rc = err_set(err, RLHF_EINVAL,
+                     "%s and %s use different tokenizers (digest %.12s... vs %.12s...); token ids "
+                     "mean what one tokenizer says, so both must come from the same one",
+                     a_from, b_from, da, db);
     return rc;
 }
 

@@ -41,6 +41,14 @@ int tok_build(int n, const char *const *pieces, const size_t *lens, const float 
  * was loaded from behind a magic (for checkpoints; tok_load_mem reads both);
  * *out is malloc'ed and owned by the caller. */
 int tok_to_bytes(const Tokenizer *t, unsigned char **out, size_t *len, Err *err);
+/* A sha256 hex digest of what the tokenizer means: its pieces and scores, or
+ * for the HF kind the texts it was built from, plus its BOS/EOS ids and its
+ * stop and special ids. Equal digests: the same ids for the same text. */
+int tok_digest(const Tokenizer *t, char out[65], Err *err);
+/* RLHF_EINVAL naming a_from and b_from (file names, "--ref X") when a and b
+ * have different digests. */
+int tok_require_same(const Tokenizer *a, const char *a_from, const Tokenizer *b, const char *b_from,
+                     Err *err);
 /* Writes tokenizer.bin atomically (temporary file, fsync, rename); llama2.c's
  * kind only. */
 int tok_save(const Tokenizer *t, const char *path, Err *err);

@@ -80,6 +80,23 @@ expect_rc 0 mpi 2 "$RLHF" pretrain $R --out k.ckpt --resume
 contains "$OUT" "trained 300 steps"
 contains "$ERR" "resumed"
 cmp full.ckpt k.ckpt || die "the resumed 2-rank run differs from an uninterrupted one"
+# the store of a run whose rank was killed: failed, or shown by status as
+# having no process left (never a plain "running" with nothing behind it)
+expect_rc 0 "$RLHF" init mk.db
+kill_rank mk.ckpt "$RLHF" pretrain $R --db mk.db --out mk.ckpt
+st=$(sql mk.db "select status from runs order by id desc limit 1")
+if [ "$st" = running ]; then
+    # mpirun may return while the other rank is still being taken down
+    i=0
+    while [ $i -lt 50 ]; do
+        expect_rc 0 "$RLHF" status --db mk.db
+        case "$OUT" in *"is gone"*) break ;; esac
+        sleep 0.1; i=$((i + 1))
+    done
+    contains "$OUT" "is gone"
+else
+    [ "$st" = failed ] || die "a run whose rank was killed is '$st'"
+fi
 # Ctrl-C to mpirun: every rank stops after the same step, rank 0 saves
 I="--corpus $CORPUS --tokenizer tok.bin --config tiny --steps 3000 --batch 4 --lr 3e-3 --eval-every 50"
 expect_rc 0 mpi 2 "$RLHF" pretrain $I --out ifull.ckpt

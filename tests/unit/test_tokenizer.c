@@ -384,3 +384,37 @@ Test(tokenizer, encode_refuses_small_output) {
     cr_assert_eq(tok_train(NULL, NULL, 0, 100, NULL, NULL, &u, &err), RLHF_EINVAL);
     tok_free(t);
 }
+
+/* tok_digest: the same tokenizer from a file and from the bytes a checkpoint
+ * carries digests the same; one changed score or piece of the same size does
+ * not, and tok_require_same names both sources. */
+Test(tokenizer, digest_is_by_content) {
+    Buf b = handwritten();
+    char *path = write_tmp(b.b, b.n);
+    Tokenizer *t, *m, *o;
+    Err err = {0};
+    cr_assert_eq(tok_load(path, &t, &err), 0, "%s", err.msg);
+    unsigned char *bytes;
+    size_t n;
+    cr_assert_eq(tok_to_bytes(t, &bytes, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(tok_load_mem(bytes, n, &m, &err), 0, "%s", err.msg);
+    char d1[65], d2[65], d3[65];
+    cr_assert_eq(tok_digest(t, d1, &err), 0);
+    cr_assert_eq(tok_digest(m, d2, &err), 0);
+    cr_assert_str_eq(d1, d2);
+    cr_assert_eq(strlen(d1), 64);
+    cr_assert_eq(tok_require_same(t, "a.bin", m, "b.ckpt", &err), 0);
+    /* the last piece "ca" becomes "cb": the same size, another tokenizer */
+    b.b[b.n - 1] = 'b';
+    char *path2 = write_tmp(b.b, b.n);
+    cr_assert_eq(tok_load(path2, &o, &err), 0, "%s", err.msg);
+    cr_assert_eq(tok_vocab_size(o), tok_vocab_size(t));
+    cr_assert_eq(tok_digest(o, d3, &err), 0);
+    cr_assert_str_neq(d1, d3);
+    cr_assert_neq(tok_require_same(t, "a.bin", o, "b.ckpt", &err), 0);
+    cr_assert(strstr(err.msg, "a.bin") && strstr(err.msg, "b.ckpt"), "%s", err.msg);
+    tok_free(t), tok_free(m), tok_free(o);
+    free(bytes), free(b.b);
+    unlink(path), unlink(path2);
+    free(path), free(path2);
+}
