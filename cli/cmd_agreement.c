@@ -1,6 +1,6 @@
 /* rlhf agreement: how much labelers agree, overall and per labeler. */
 #include "cli/cli.h"
-#include "cli/filter.h"
+#include "cli/opts.h"
 #include "rm/agreement.h"
 
 #include <math.h>
@@ -137,31 +137,17 @@ static void print_text(const AgreementReport *r) {
 }
 
 static int exec_agreement(int argc, char **argv) {
-    static const struct option opts[] = {
-        CLI_OPT_DB, CLI_OPT_HELP, {"json", no_argument, NULL, 'j'}, CLI_FILTER_OPTS, CLI_OPT_END};
     const char *dbflag = NULL;
     RankingFilter f = db_ranking_filter_default();
-    int json = 0, c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        int fr = cli_filter_opt(E, c, optarg, &f);
-        if (fr == 1) continue;
-        if (fr) return fr;
-        switch (c) {
-        case 'D':
-            dbflag = optarg;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'h':
-            return cli_help(E);
-        default:
-            return cli_bad_option(E, argv, c);
-        }
-    }
-    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
+    int json = 0;
+    CliOpt filters[8];
+    cli_filter_table(&f, NULL, filters);
+    const CliOpt opts[] = {CLI_O_DB(&dbflag), CLI_O_FLAG("json", &json), CLI_O_TABLE(filters),
+                           CLI_O_END};
+    int rc = cli_opts_parse(E, argc, argv, opts, NULL);
+    if (rc >= 0) return rc;
     Db *db;
-    int rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db);
+    rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db);
     if (rc) return rc;
     Err err = {0};
     RmSet s;
