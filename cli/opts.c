@@ -2,6 +2,7 @@
 #include "cli/opts.h"
 #include "cli/filter.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,11 @@ static int flatten(const CliOpt *t, const CliOpt **flat, int n) {
     return n;
 }
 
+/* A bound of the table as a long (LONG_MAX does not survive a double). */
+static long as_long(double x) {
+    return x >= (double)LONG_MAX ? LONG_MAX : x <= (double)LONG_MIN ? LONG_MIN : (long)x;
+}
+
 static int take(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
     char flag[64];
     snprintf(flag, sizeof flag, "--%s", o->name);
@@ -26,10 +32,11 @@ static int take(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
         *(const char **)o->dst = arg;
         break;
     case CLI_OPT_LONG:
-        if (cli_parse_long(e, flag, arg, (long)o->lo, (long)o->hi, (long *)o->dst)) return EXIT_USAGE;
+        if (cli_parse_long(e, flag, arg, as_long(o->lo), as_long(o->hi), (long *)o->dst))
+            return EXIT_USAGE;
         break;
     case CLI_OPT_INT:
-        if (cli_parse_long(e, flag, arg, (long)o->lo, (long)o->hi, &l)) return EXIT_USAGE;
+        if (cli_parse_long(e, flag, arg, as_long(o->lo), as_long(o->hi), &l)) return EXIT_USAGE;
         *(int *)o->dst = (int)l;
         break;
     case CLI_OPT_DBL:

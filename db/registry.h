@@ -84,4 +84,15 @@ void db_metricbuf_add(MetricBuf *b, int64_t step, const char *name, double value
 int db_metricbuf_flush(Db *db, int64_t run_id, MetricBuf *b, Err *err);
 void db_metricbuf_free(MetricBuf *b);
 
+/* The one order in which every command settles a model's chat template:
+ * flag; else the template registered with the model (found by its real path,
+ * else by the text as a name); else own(model) (the model file's own, such as
+ * a Hugging Face directory's chat template; own may be NULL); else the
+ * project's gen.template setting; else NULL (seq.h's default). db may be NULL.
+ * *model_id (may be NULL) gets the model's id in the store, 0 when it is not
+ * registered. *out is the caller's to free. */
+int db_template_resolve(Db *db, const char *flag, const char *model,
+                        int (*own)(const char *model, char **out, Err *err), char **out,
+                        int64_t *model_id, Err *err);
+
 #endif

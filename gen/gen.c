@@ -226,10 +226,7 @@ int gen_register_model(Db *db, const char *ckpt, const char *name_flag, const ch
         if (!rc) rc = db_model_upsert(db, &m, model_id, err);
         if (!rc && name_out && !(*name_out = strdup(name))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     }
-    if (!rc && !tmpl && tmpl_flag) tmpl = strdup(tmpl_flag);
-    /* a Hugging Face directory's own chat template before the project's */
-    if (!rc && !tmpl) rc = chat_template_find(ckpt, &tmpl, err);
-    if (!rc && !tmpl) rc = db_setting_get(db, "gen.template", &tmpl, err);
+    if (!rc && !tmpl) rc = db_template_resolve(db, tmpl_flag, ckpt, chat_template_find, &tmpl, NULL, err);
     if (!rc && !tmpl) tmpl = strdup(GEN_DEFAULT_TEMPLATE);
     if (!rc && !tmpl) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     *template = tmpl;

@@ -254,10 +254,8 @@ static void stats_mean(DpoStats *st) {
     st->logp_chosen *= k, st->logp_rejected *= k;
 }
 
-int dpo_step(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, float lr, DpoStats *st,
-             double *gnorm, Err *err) {
+int dpo_grads(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, DpoStats *st, Err *err) {
     memset(st, 0, sizeof *st);
-    model_zero_grad(tr->m);
     int pairs = 0;
     for (int i = 0; i < n; i++)
         pairs += set->pair_start[idx[i] + 1] - set->pair_start[idx[i]];
@@ -268,9 +266,17 @@ int dpo_step(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, float lr,
     if (rc) return rc;
     if (dist_size() > 1 && (dist_allreduce_sum(tr->m->grads, tr->m->n_params) || stats_reduce(st)))
         return err_set(err, RLHF_EIO, "MPI all-reduce failed");
+    stats_mean(st);
+    return RLHF_OK;
+}
+
+int dpo_step(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, float lr, DpoStats *st,
+             double *gnorm, Err *err) {
+    model_zero_grad(tr->m);
+    int rc = dpo_grads(tr, set, idx, n, st, err);
+    if (rc) return rc;
     *gnorm = model_grad_clip(tr->m, tr->clip);
     adamw_step(tr->opt, tr->m, lr);
-    stats_mean(st);
     return RLHF_OK;
 }
 

@@ -78,6 +78,10 @@ typedef struct DpoStats {
     int n;
 } DpoStats;
 
+/* The gradients of every pair of groups idx[0..n) of set added to the
+ * model's (summed over MPI ranks), without an optimizer step (the run
+ * engine's); the statistics in *st. */
+int dpo_grads(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, DpoStats *st, Err *err);
 /* One optimizer step on every pair of groups idx[0..n) of set (the mean loss
  * over those pairs). */
 int dpo_step(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, float lr, DpoStats *st,

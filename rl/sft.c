@@ -67,12 +67,11 @@ void sft_trainer_free(SftTrainer *tr) {
     rl_batch_free(&tr->batch);
 }
 
-int sft_step(SftTrainer *tr, const SftSet *set, const int *idx, int n, float lr, double *loss,
-             double *gnorm, int64_t *tokens, Err *err) {
+int sft_grads(SftTrainer *tr, const SftSet *set, const int *idx, int n, double *loss,
+              int64_t *tokens, Err *err) {
     int64_t count = 0;
     for (int i = 0; i < n; i++)
         count += set->ex[idx[i]].n - set->ex[idx[i]].n_prompt;
-    model_zero_grad(tr->m);
     double total = 0;
     /* under MPI this rank's share of the examples; count stays global, so
      * the summed gradients are those of one process */
@@ -92,10 +91,18 @@ int sft_step(SftTrainer *tr, const SftSet *set, const int *idx, int n, float lr,
     if (dist_size() > 1 && (dist_allreduce_sum(tr->m->grads, tr->m->n_params) ||
                             dist_allreduce_double(&total, 1)))
         return err_set(err, RLHF_EIO, "MPI all-reduce failed");
-    *gnorm = model_grad_clip(tr->m, tr->clip);
-    adamw_step(tr->opt, tr->m, lr);
     *loss = total / (double)count;
     if (tokens) *tokens = count;
+    return RLHF_OK;
+}
+
+int sft_step(SftTrainer *tr, const SftSet *set, const int *idx, int n, float lr, double *loss,
+             double *gnorm, int64_t *tokens, Err *err) {
+    model_zero_grad(tr->m);
+    int rc = sft_grads(tr, set, idx, n, loss, tokens, err);
+    if (rc) return rc;
+    *gnorm = model_grad_clip(tr->m, tr->clip);
+    adamw_step(tr->opt, tr->m, lr);
     return RLHF_OK;
 }
 

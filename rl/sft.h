@@ -39,6 +39,11 @@ typedef struct SftTrainer {
 
 int sft_trainer_init(SftTrainer *tr, Model *m, AdamW *opt, int micro, double clip, Err *err);
 void sft_trainer_free(SftTrainer *tr);
+/* The gradients of examples idx[0..n) of set added to the model's (summed
+ * over MPI ranks), their mean answer-token loss in *loss and answer tokens
+ * in *tokens (may be NULL); no optimizer step (the run engine's). */
+int sft_grads(SftTrainer *tr, const SftSet *set, const int *idx, int n, double *loss,
+              int64_t *tokens, Err *err);
 /* One optimizer step on examples idx[0..n) of set: mean answer-token loss
  * in *loss, gradient norm before clipping in *gnorm, answer tokens in *tokens. */
 int sft_step(SftTrainer *tr, const SftSet *set, const int *idx, int n, float lr, double *loss,

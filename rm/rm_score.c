@@ -1,5 +1,6 @@
 /* Reward-model scoring in batches of right-padded examples (see rm_score.h). */
 #include "rm/rm_score.h"
+#include "model/chat.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -80,17 +81,9 @@ int rm_score_texts(RmScorer *s, const char *const *prompts, const char *const *a
 
 int rm_scorer_open_in(Db *db, RmScorer *s, const char *path, const char *tok_path,
                       const char *template, int max_batch, Err *err) {
-    char *tmpl = NULL, real[PATH_MAX];
-    int rc = RLHF_OK;
-    if (db && !template) {
-        ModelRow row;
-        int got = db_model_get(db, realpath(path, real) ? real : path, &row, NULL) == RLHF_OK ||
-                  db_model_get(db, path, &row, NULL) == RLHF_OK;
-        if (got && row.template) tmpl = strdup(row.template);
-        if (got) db_model_row_free(&row);
-        if (!tmpl) rc = db_setting_get(db, "gen.template", &tmpl, err);
-    }
-    if (!rc) rc = rm_scorer_open(s, path, tok_path, template ? template : tmpl, max_batch, err);
+    char *tmpl = NULL;
+    int rc = db_template_resolve(db, template, path, chat_template_find, &tmpl, NULL, err);
+    if (!rc) rc = rm_scorer_open(s, path, tok_path, tmpl, max_batch, err);
     free(tmpl);
     return rc;
 }

@@ -1,0 +1,57 @@
+/* The options the training commands share (rl/run.h's TrainOpts) as an
+ * option table, their checks, and the end of a training command. */
+#ifndef RLHF_CLI_TRAIN_OPTS_H
+#define RLHF_CLI_TRAIN_OPTS_H
+
+#include "cli/opts.h"
+#include "rl/run.h"
+
+/* Groups of options beyond those every trainer takes (--db --out --steps
+ * --save-every --resume --force --seed --threads --name). */
+enum {
+    CLI_TRAIN_DATA = 1,      /* --data --tokenizer --template */
+    CLI_TRAIN_EPOCHS = 2,    /* --epochs */
+    CLI_TRAIN_ACCUM = 4,     /* --accum --group-by-length */
+    CLI_TRAIN_VAL = 8,       /* --val-frac */
+    CLI_TRAIN_SCHEDULE = 16, /* --batch --lr --min-lr --warmup --weight-decay --clip --eval-every */
+    CLI_TRAIN_ALL = 31,
+    CLI_TRAIN_NEED_DATA = 32, /* --data is required */
+    CLI_TRAIN_MAX = 24, /* entries of a table, with its end */
+};
+
+void cli_train_table(TrainOpts *o, unsigned which, CliOpt t[CLI_TRAIN_MAX]);
+
+/* After the parse: the starting checkpoint (init_flag names it; NULL for
+ * pretrain), --data (with CLI_TRAIN_DATA), --out, --template, --resume with
+ * --force; derived defaults. -1 to go on, else EXIT_USAGE (printed). */
+int cli_train_check(const struct cmd_entry *e, TrainOpts *o, unsigned which,
+                    const char *init_flag);
+
+/* The end of a training command: the result line on stdout, or the error on
+ * stderr; returns the exit status (EXIT_FAIL when interrupted). */
+int cli_train_done(const struct cmd_entry *e, int rc, int stopped, const char *line,
+                   const Err *err);
+
+/* Help lines of the options of CLI_TRAIN_ALL after --data (the command's
+ * --batch, --epochs and --lr lines, with its defaults, go before). */
+#define CLI_TRAIN_HELP                                                                             \
+    "  --tokenizer TOK   tokenizer.bin (default: the one CKPT carries)\n"                          \
+    "  --template T      chat template with {prompt} (default: the starting model's in\n"          \
+    "                    the store, else the gen.template setting, else\n"                         \
+    "                    \"Human: {prompt}\\nAssistant:\")\n"                                      \
+    "  --out CKPT        checkpoint to write (with optimizer state)\n"                             \
+    "  --steps N         optimizer steps instead of --epochs\n"                                    \
+    "  --accum K         micro-batches per step (default 1)\n"                                     \
+    "  --min-lr X        final learning rate (default lr/10)\n"                                    \
+    "  --warmup N        warm-up steps (default steps/20)   --weight-decay X (default 0)\n"        \
+    "  --clip X          gradient clipping by global norm (default 1; 0: off)\n"                   \
+    "  --group-by-length batches of similar length (pads less; measured to learn worse on\n"       \
+    "                    the demo: default off, plain shuffled batches)\n"                         \
+    "  --val-frac F      share of prompts held out (by text hash; default 0.05)\n"                 \
+    "  --eval-every N    held-out metrics every N steps (default steps/10)\n"                      \
+    "  --save-every N    checkpoint every N steps (default: as --eval-every)\n"                    \
+    "  --resume          continue CKPT if it exists    --force   overwrite CKPT\n"                 \
+    "  --seed S          data order (default 1)        --threads N  BLAS threads\n"                \
+    "  --name NAME       model name in the registry (default: CKPT's file name)\n" CLI_HELP_COMMON
+
+#endif
