@@ -28,4 +28,18 @@ typedef struct DpoOpts {
 } DpoOpts;
 int train_dpo(const DpoOpts *o, int *stopped, char *line, size_t nl, Err *err);
 
+/* Next-token pretraining of a fresh model (config: a named size, shape
+ * overridden where over[] is not 0: dim, layers, heads, kv-heads, hidden,
+ * seq) on text files; t.tok_path is required. */
+typedef struct PretrainOpts {
+    TrainOpts t;
+    const char *const *corpus;
+    int n_corpus;
+    const char *config;
+    long over[6];
+} PretrainOpts;
+/* The model's config for a vocabulary of vocab (checked). */
+int pretrain_config(const PretrainOpts *o, int vocab, Config *c, Err *err);
+int train_pretrain(const PretrainOpts *o, int *stopped, char *line, size_t nl, Err *err);
+
 #endif
