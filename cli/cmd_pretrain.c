@@ -48,7 +48,7 @@ static int exec_pretrain(int argc, char **argv) {
     o.t.steps = 100, o.t.wd = 0.1;
     CliList corpus = {0};
     CliOpt common[CLI_TRAIN_MAX];
-    cli_train_table(&o.t, CLI_TRAIN_ACCUM | CLI_TRAIN_VAL | CLI_TRAIN_SCHEDULE, common);
+    cli_train_table(&o.t, CLI_TRAIN_ACCUM | CLI_TRAIN_VAL | CLI_TRAIN_SCHEDULE | CLI_TRAIN_STEPS, common);
     const CliOpt opts[] = {
         CLI_O_TABLE(common), CLI_O_LIST("corpus", &corpus), CLI_O_STR("tokenizer", &o.t.tok_path),
         CLI_O_STR("config", &o.config), CLI_O_LONG("dim", &o.over[0], 1, 65536),

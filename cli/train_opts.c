@@ -9,7 +9,6 @@ void cli_train_table(TrainOpts *o, unsigned which, CliOpt t[CLI_TRAIN_MAX]) {
         CLI_O_DB(&o->db),
         CLI_O_STR("out", &o->out),
         CLI_O_STR("name", &o->name),
-        CLI_O_LONG("steps", &o->steps, 1, 1L << 40),
         CLI_O_LONG("save-every", &o->save_every, 1, 1L << 40),
         CLI_O_FLAG("resume", &o->resume),
         CLI_O_FLAG("force", &o->force),
@@ -20,6 +19,7 @@ void cli_train_table(TrainOpts *o, unsigned which, CliOpt t[CLI_TRAIN_MAX]) {
         unsigned group;
         CliOpt opt;
     } some[] = {
+        {CLI_TRAIN_STEPS, CLI_O_LONG("steps", &o->steps, 1, 1L << 40)},
         {CLI_TRAIN_DATA, CLI_O_STR("data", &o->data)},
         {CLI_TRAIN_DATA, CLI_O_STR("tokenizer", &o->tok_path)},
         {CLI_TRAIN_DATA, CLI_O_STR("template", &o->template)},

@@ -6,16 +6,17 @@
 #include "cli/opts.h"
 #include "rl/run.h"
 
-/* Groups of options beyond those every trainer takes (--db --out --steps
- * --save-every --resume --force --seed --threads --name). */
+/* Groups of options beyond those every trainer takes (--db --out --name
+ * --save-every --resume --force --seed --threads). */
 enum {
     CLI_TRAIN_DATA = 1,      /* --data --tokenizer --template */
     CLI_TRAIN_EPOCHS = 2,    /* --epochs */
     CLI_TRAIN_ACCUM = 4,     /* --accum --group-by-length */
     CLI_TRAIN_VAL = 8,       /* --val-frac */
     CLI_TRAIN_SCHEDULE = 16, /* --batch --lr --min-lr --warmup --weight-decay --clip --eval-every */
-    CLI_TRAIN_ALL = 31,
-    CLI_TRAIN_NEED_DATA = 32, /* --data is required */
+    CLI_TRAIN_STEPS = 32,    /* --steps */
+    CLI_TRAIN_ALL = 63,
+    CLI_TRAIN_NEED_DATA = 64, /* --data is required */
     CLI_TRAIN_MAX = 24, /* entries of a table, with its end */
 };
 

@@ -68,7 +68,7 @@ static int flush_metrics(TrainRun *r, int final, Err *err) {
     return rc;
 }
 
-static int save(TrainRun *r, int final, Err *err) {
+int train_save(TrainRun *r, int final, Err *err) {
     if (dist_rank() != 0) return RLHF_OK;
     int rc = flush_metrics(r, final, err);
     if (rc) return rc == 1 ? RLHF_OK : rc;
@@ -257,16 +257,15 @@ static int loop(TrainRun *r, Err *err) {
                     t->line_per_step ? " " : ":", text, eta);
         }
         if (r->st.step % r->save_every == 0 || r->st.step == r->total)
-            if ((rc = save(r, r->st.step == r->total, err))) break;
+            if ((rc = train_save(r, r->st.step == r->total, err))) break;
         t->status(r, text, sizeof text, 0);
         progress_update(&pg, r->st.step, text);
     }
     progress_finish(&pg, NULL);
     r->stopped = stop || sys_interrupted();
     if (rc) return rc;
-    if (r->stopped || r->st.step == r->step0 ||
-        (r->st.step % r->save_every && r->st.step != r->total))
-        rc = save(r, 1, err);
+    if (r->stopped || r->st.step == 0 || (r->st.step % r->save_every && r->st.step != r->total))
+        rc = train_save(r, 1, err);
     if (!rc && dist_size() > 1 && dist_rank() == 0 && r->st.step > r->step0)
         fprintf(stderr, "%s: %d ranks; all-reduce: %.2f ms per step\n", t->who, dist_size(),
                 1e3 * dist_allreduce_seconds() / (double)(r->st.step - r->step0));

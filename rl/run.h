@@ -120,6 +120,10 @@ struct TrainRun {
 int train_run(const Trainer *t, const TrainOpts *o, void *ctx, int *stopped, char *line,
               size_t nl, Err *err);
 
+/* Writes the buffered metrics, then the checkpoint (rank 0; a mid-run save
+ * the store's metrics cannot take is skipped, final: the run's last). */
+int train_save(TrainRun *r, int final, Err *err);
+
 /* Adds a point to the run's curve name at r->at (skipped when not finite). */
 void train_metric(TrainRun *r, const char *name, double v);
 

@@ -42,4 +42,21 @@ typedef struct PretrainOpts {
 int pretrain_config(const PretrainOpts *o, int vocab, Config *c, Err *err);
 int train_pretrain(const PretrainOpts *o, int *stopped, char *line, size_t nl, Err *err);
 
+/* The reward model (rm/rm_train.h) on the store's rankings (load's filters)
+ * or t.data (a pairs or HH file): a backbone from t.init with a scalar head,
+ * the K-wise loss; at the end the head's bias is set so that the init
+ * model's own answers (in the store, else norm_samples fresh samples) score 0
+ * on average. */
+typedef struct RmTrainOpts {
+    TrainOpts t;
+    PrefLoadOptions load; /* load.val_frac is t.val_frac */
+    long micro, norm_samples;
+    RmLossOpts loss;
+    int filtered; /* some of load's filters were given */
+} RmTrainOpts;
+int train_rm(const RmTrainOpts *o, int *stopped, char *line, size_t nl, Err *err);
+/* The first step's batch, rewards, loss and gradients in folder dir, for the
+ * PyTorch reference (tests/ref/torch_ref.py); nothing else is written. */
+int train_rm_dump(const RmTrainOpts *o, const char *dir, Err *err);
+
 #endif
