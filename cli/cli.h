@@ -55,17 +55,6 @@ int cli_parse_double(const struct cmd_entry *e, const char *flag, const char *s,
 int cli_parse_db_json(const struct cmd_entry *e, int argc, char **argv, const char **dbflag,
                       int *json);
 
-struct MetricBuf;
-/* A trainer's save (rank 0 only): writes the buffered metrics, retrying a busy
- * store, then calls write(ctx, err) for the checkpoint that covers them. When
- * the metrics cannot be written and final is 0, the checkpoint is skipped and
- * RLHF_OK returned (the points stay buffered for the next save; one warning
- * on stderr per run, kept in *warned); final (a run's last save) returns the
- * error after retrying for up to two minutes. */
-int cli_save_checkpoint(const char *who, Db *db, int64_t run_id, struct MetricBuf *metrics,
-                        int final, int *warned, int (*write)(void *ctx, Err *err), void *ctx,
-                        Err *err);
-
 /* Registers checkpoint `path` in the models table (name: `name`, else the
  * file's base name; kind base|sft|policy|rm; parent_id 0 for none; template
  * may be NULL) and, when run_id > 0, closes that run with status and note,

@@ -40,8 +40,10 @@ static int take(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
         *(int *)o->dst = (int)l;
         break;
     case CLI_OPT_DBL:
+    case CLI_OPT_FLT:
         if (cli_parse_double(e, flag, arg, o->lo, o->hi, &d)) return EXIT_USAGE;
-        *(double *)o->dst = d;
+        if (o->kind == CLI_OPT_DBL) *(double *)o->dst = d;
+        else *(float *)o->dst = (float)d;
         break;
     case CLI_OPT_FLAG:
         *(int *)o->dst = (int)o->lo;

@@ -26,6 +26,7 @@ typedef enum CliOptKind {
     CLI_OPT_LONG,  /* long *, in [lo, hi] */
     CLI_OPT_INT,   /* int *, in [lo, hi] */
     CLI_OPT_DBL,   /* double *, in [lo, hi] */
+    CLI_OPT_FLT,   /* float *, in [lo, hi] */
     CLI_OPT_FLAG,  /* int *: set to (int)lo when given */
     CLI_OPT_LIST,  /* CliList *: every value of a repeatable flag, in order */
     CLI_OPT_WORD,  /* int *: the index of the value in words (a NULL-ended list) */
@@ -58,6 +59,7 @@ typedef struct CliOpt {
 #define CLI_O_LONG(n, d, l, h) {.name = (n), .kind = CLI_OPT_LONG, .dst = (d), .lo = (l), .hi = (h)}
 #define CLI_O_INT(n, d, l, h) {.name = (n), .kind = CLI_OPT_INT, .dst = (d), .lo = (l), .hi = (h)}
 #define CLI_O_DBL(n, d, l, h) {.name = (n), .kind = CLI_OPT_DBL, .dst = (d), .lo = (l), .hi = (h)}
+#define CLI_O_FLT(n, d, l, h) {.name = (n), .kind = CLI_OPT_FLT, .dst = (d), .lo = (l), .hi = (h)}
 #define CLI_O_FLAG(n, d) {.name = (n), .kind = CLI_OPT_FLAG, .dst = (d), .lo = 1}
 #define CLI_O_SET(n, d, v) {.name = (n), .kind = CLI_OPT_FLAG, .dst = (d), .lo = (v)}
 #define CLI_O_LIST(n, d) {.name = (n), .kind = CLI_OPT_LIST, .dst = (d)}

@@ -132,7 +132,7 @@ static int settle_state(TrainRun *r, Err *err) {
     if (r->o->resume && r->exists) return resume(r, err);
     rl_state_init(&r->st, r->t->magic, (uint64_t)r->o->seed, r->parent_id, r->n_train, r->sha);
     int rc = model_grads_alloc(&r->m, err);
-    return rc ? rc : adamw_create(&r->opt, r->m.n_params, err);
+    return rc || r->t->own_optimizer ? rc : adamw_create(&r->opt, r->m.n_params, err);
 }
 
 /* ---- the run in the store ------------------------------------------------------ */
@@ -318,9 +318,10 @@ static int run(TrainRun *r, char *line, size_t nl, Err *err) {
         db_close(r->db);
         r->db = NULL;
     }
-    if ((rc = settle_state(r, err)) || (rc = r->t->setup(r, err))) return rc;
-    r->st.total_steps = r->total;
+    if ((rc = settle_state(r, err))) return rc;
     r->opt.weight_decay = (float)o->wd;
+    if ((rc = r->t->setup(r, err))) return rc;
+    r->st.total_steps = r->total;
     if (r->warmup < 0) r->warmup = (long)(r->total / 20);
     if (!r->eval_every) r->eval_every = r->total / 10 > 0 ? (long)(r->total / 10) : 1;
     if (!r->save_every) r->save_every = r->eval_every;

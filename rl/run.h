@@ -64,6 +64,7 @@ typedef struct Trainer {
     const char *run_kind; /* runs.kind: pretrain | sft | dpo | rm | ppo */
     const char *changed;  /* what r->sha covers, for the refusal to resume */
     int line_per_step;    /* a stderr line each step instead of a progress bar */
+    int own_optimizer;    /* a fresh run's moments are the trainer's to create (r->optp) */
     int (*prepare)(TrainRun *r, Err *err);
     int (*setup)(TrainRun *r, Err *err);
     /* One step's gradients into r->m (zeroed before; summed over MPI ranks)

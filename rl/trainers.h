@@ -59,4 +59,14 @@ int train_rm(const RmTrainOpts *o, int *stopped, char *line, size_t nl, Err *err
  * PyTorch reference (tests/ref/torch_ref.py); nothing else is written. */
 int train_rm_dump(const RmTrainOpts *o, const char *dir, Err *err);
 
+/* RLHF with PPO (rl/ppo.h) on the store's prompts of split, scored by the
+ * reward model rm; t.init is the policy, ref the frozen reference (default:
+ * the policy), ptx an optional PPO-ptx corpus; c.lr is the learning rate. */
+typedef struct PpoOpts {
+    TrainOpts t;
+    const char *rm, *ref, *split, *ptx;
+    PpoConfig c;
+} PpoOpts;
+int train_ppo(const PpoOpts *o, int *stopped, char *line, size_t nl, Err *err);
+
 #endif
