@@ -254,7 +254,7 @@ static int encode_decode(int argc, char **argv, int decode) {
     int rc = cli_opts_parse(E, argc, argv, opts, &in);
     free(in.v); /* the arguments are argv's last in.n: getopt moved them there */
     if (rc >= 0) return rc;
-    char **args = argv + argc - in.n; /* getopt moved the arguments to the end */
+    char **args = argv + argc - in.n;
     if (!path) return cli_usage_error(E, "%s: --tokenizer TOK is required", argv[0]);
     int flags = (bos ? TOK_ADD_BOS : 0) | (eos ? TOK_ADD_EOS : 0) | (special ? TOK_SPECIAL : 0);
     if (jsonl) {
