@@ -169,12 +169,14 @@ int cli_dispatch(const struct cmd_entry *e, const struct cli_sub *subs, int argc
     return cli_usage_error(e, "unknown subcommand '%s' (expected %s)", argv[1], names);
 }
 
-int cli_parse_db_json(const struct cmd_entry *e, int argc, char **argv, const char **dbflag,
-                      int *json) {
-    *dbflag = NULL;
+int cli_open_db_json(const struct cmd_entry *e, int argc, char **argv, Db **db, int *json) {
+    const char *dbflag = NULL;
     *json = 0;
-    const CliOpt opts[] = {CLI_O_DB(dbflag), CLI_O_FLAG("json", json), CLI_O_END};
-    return cli_opts_parse(e, argc, argv, opts, NULL);
+    const CliOpt opts[] = {CLI_O_DB(&dbflag), CLI_O_FLAG("json", json), CLI_O_END};
+    int rc = cli_opts_parse(e, argc, argv, opts, NULL);
+    if (rc >= 0) return rc;
+    rc = cli_open_db(e, dbflag, DB_OPEN_READONLY, db);
+    return rc ? rc : -1;
 }
 
 int cli_register_checkpoint(Db *db, const char *path, const char *name, const char *kind,
