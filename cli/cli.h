@@ -51,9 +51,9 @@ int cli_parse_long(const struct cmd_entry *e, const char *flag, const char *s, l
 int cli_parse_double(const struct cmd_entry *e, const char *flag, const char *s, double min,
                      double max, double *out);
 /* Parses the options of a command that takes only --db, --json and --help and
- * no arguments. Returns -1 to go on, else the exit code to return. */
-int cli_parse_db_json(const struct cmd_entry *e, int argc, char **argv, const char **dbflag,
-                      int *json);
+ * no arguments, and opens the store read-only into *db. Returns -1 to go on
+ * (*db open), else the exit code to return. */
+int cli_open_db_json(const struct cmd_entry *e, int argc, char **argv, Db **db, int *json);
 
 /* Registers checkpoint `path` in the models table (name: `name`, else the
  * file's base name; kind base|sft|policy|rm; parent_id 0 for none; template

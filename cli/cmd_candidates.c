@@ -1,8 +1,10 @@
 /* rlhf candidates import|list: answers from any system, ready to rank. */
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "db/candidates.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int exec_candidates(int argc, char **argv);
@@ -24,27 +26,26 @@ const struct cmd_entry cmd_candidates_entry = {
 static const struct cmd_entry *E = &cmd_candidates_entry;
 
 static int import(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB, CLI_OPT_HELP,
-                                         {"model", required_argument, NULL, 'm'}, CLI_OPT_END};
     const char *dbflag = NULL, *model = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 'm': model = optarg; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
-        }
+    const CliOpt opts[] = {CLI_O_DB(&dbflag), CLI_O_STR("model", &model), CLI_O_END};
+    CliList files = {0};
+    int rc = cli_opts_parse(E, argc, argv, opts, &files);
+    if (rc < 0 && files.n == 0) rc = cli_usage_error(E, "import: no FILE given");
+    if (rc < 0 && model && !*model) rc = cli_usage_error(E, "--model: empty name");
+    if (rc >= 0) {
+        free(files.v);
+        return rc;
     }
-    if (optind >= argc) return cli_usage_error(E, "import: no FILE given");
-    if (model && !*model) return cli_usage_error(E, "--model: empty name");
     Db *db;
-    int rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db);
-    if (rc) return rc;
+    if ((rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db))) {
+        free(files.v);
+        return rc;
+    }
     Err err = {0};
     CandidateImportStats st = {0};
     rc = db_begin(db, &err);
-    for (int i = optind; i < argc && !rc; i++) rc = db_candidates_import_file(db, argv[i], model, &st, &err);
+    for (int i = 0; i < files.n && !rc; i++) rc = db_candidates_import_file(db, files.v[i], model, &st, &err);
+    free(files.v);
     if (!rc) rc = db_commit(db, &err);
     else db_rollback(db);
     db_close(db);
@@ -59,28 +60,19 @@ static int import(int argc, char **argv) {
 }
 
 static int list(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB, CLI_OPT_HELP,
-                                         {"prompt", required_argument, NULL, 'p'},
-                                         {"json", no_argument, NULL, 'j'}, CLI_OPT_END};
     const char *dbflag = NULL;
     long pid = 0;
-    int json = 0, c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 'p':
-            if (cli_parse_long(E, "--prompt", optarg, 1, 1L << 62, &pid)) return EXIT_USAGE;
-            break;
-        case 'j': json = 1; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
-        }
-    }
-    if (!pid) return cli_usage_error(E, "list: --prompt ID is required");
-    if (optind < argc) return cli_usage_error(E, "list: unexpected argument '%s'", argv[optind]);
+    int json = 0;
+    const CliOpt opts[] = {CLI_O_DB(&dbflag), CLI_O_LONG("prompt", &pid, 1, 1L << 62),
+                           CLI_O_FLAG("json", &json), CLI_O_END};
+    CliList rest = {0};
+    int rc = cli_opts_parse(E, argc, argv, opts, &rest);
+    if (rc < 0 && !pid) rc = cli_usage_error(E, "list: --prompt ID is required");
+    if (rc < 0 && rest.n) rc = cli_usage_error(E, "list: unexpected argument '%s'", rest.v[0]);
+    free(rest.v);
+    if (rc >= 0) return rc;
     Db *db;
-    int rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db);
-    if (rc) return rc;
+    if ((rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db))) return rc;
     Err err = {0};
     CandidateRow *rows;
     int n;

@@ -2,6 +2,7 @@
  * tokenizer.bin) and Hugging Face directories, so models made elsewhere run
  * here and what is trained here goes back to TRL, vLLM or llama.cpp. */
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "model/checkpoint.h"
 #include "model/hf.h"
 #include "model/safetensors.h"
@@ -36,34 +37,14 @@ const struct cmd_entry cmd_convert_entry = {
 static const struct cmd_entry *E = &cmd_convert_entry;
 
 static int exec_convert(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB,
-                                         CLI_OPT_HELP,
-                                         {"model", required_argument, NULL, 'm'},
-                                         {"to", required_argument, NULL, 't'},
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"tokenizer", required_argument, NULL, 'k'},
-                                         {"tokenizer-out", required_argument, NULL, 'K'},
-                                         {"dtype", required_argument, NULL, 'd'},
-                                         {"as", required_argument, NULL, 'a'},
-                                         CLI_OPT_END};
     const char *in = NULL, *to = NULL, *out = NULL, *tok_path = NULL, *tok_out = NULL;
-    const char *dtype_s = NULL, *as = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D': break; /* no database involved; accepted like everywhere */
-        case 'm': in = optarg; break;
-        case 't': to = optarg; break;
-        case 'o': out = optarg; break;
-        case 'k': tok_path = optarg; break;
-        case 'K': tok_out = optarg; break;
-        case 'd': dtype_s = optarg; break;
-        case 'a': as = optarg; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
-        }
-    }
-    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
+    const char *dtype_s = NULL, *as = NULL, *db = NULL; /* no database involved; --db accepted like everywhere */
+    const CliOpt opts[] = {CLI_O_DB(&db), CLI_O_STR("model", &in), CLI_O_STR("to", &to),
+                           CLI_O_STR("out", &out), CLI_O_STR("tokenizer", &tok_path),
+                           CLI_O_STR("tokenizer-out", &tok_out), CLI_O_STR("dtype", &dtype_s),
+                           CLI_O_STR("as", &as), CLI_O_END};
+    int rc = cli_opts_parse(E, argc, argv, opts, NULL);
+    if (rc >= 0) return rc;
     if (!in || !to || !out) return cli_usage_error(E, "--model, --to and --out are required");
     int llama = strcmp(to, "llama2c") == 0, hf = strcmp(to, "hf") == 0;
     if (!llama && !hf && strcmp(to, "rlhf") != 0)
@@ -79,7 +60,7 @@ static int exec_convert(int argc, char **argv) {
     Err err = {0};
     Model m;
     Tokenizer *tok = NULL;
-    int rc = model_load(in, &m, &err);
+    rc = model_load(in, &m, &err);
     if (rc) return cli_fail(E, &err);
     if (hf) {
         int kind = as ? (strcmp(as, "rm") == 0 ? HF_OUT_RM : HF_OUT_POLICY)

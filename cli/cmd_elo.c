@@ -1,6 +1,7 @@
 /* rlhf elo: ratings of models (or policies across RLHF rounds) from rankings. */
 #include "cli/cli.h"
 #include "cli/filter.h"
+#include "cli/opts.h"
 #include "rm/elo.h"
 
 #include <math.h>
@@ -96,69 +97,91 @@ static void print_table(const EloTable *t, const EloPlayers *p, const int *order
     }
 }
 
-static int exec_elo(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB,
-                                         CLI_OPT_HELP,
-                                         {"by", required_argument, NULL, 'b'},
-                                         {"method", required_argument, NULL, 'm'},
-                                         {"bootstrap", required_argument, NULL, 'B'},
-                                         {"seed", required_argument, NULL, 'S'},
-                                         {"anchor", required_argument, NULL, 'a'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         CLI_FILTER_OPTS,
-                                         CLI_OPT_END};
-    const char *dbflag = NULL, *anchor = NULL;
-    RankingFilter f = db_ranking_filter_default();
-    EloOptions o = elo_options_default();
-    int by = ELO_BY_MODEL, json = 0, c;
-    long v;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        int fr = cli_filter_opt(E, c, optarg, &f);
-        if (fr == 1) continue;
-        if (fr) return fr;
-        switch (c) {
-        case 'D':
-            dbflag = optarg;
-            break;
-        case 'b':
-            if (strcmp(optarg, "model") == 0)
-                by = ELO_BY_MODEL;
-            else if (strcmp(optarg, "policy") == 0)
-                by = ELO_BY_POLICY;
-            else
-                return cli_usage_error(E, "--by: expected model or policy, not '%s'", optarg);
-            break;
-        case 'm':
-            if (strcmp(optarg, "elo") == 0)
-                o.method = ELO_ONLINE;
-            else if (strcmp(optarg, "bt") == 0)
-                o.method = ELO_BT;
-            else
-                return cli_usage_error(E, "--method: expected elo or bt, not '%s'", optarg);
-            break;
-        case 'B':
-            if (cli_parse_long(E, "--bootstrap", optarg, 0, 100000, &v)) return EXIT_USAGE;
-            o.bootstrap = (int)v;
-            break;
-        case 'S':
-            if (cli_parse_long(E, "--seed", optarg, 0, 1L << 62, &v)) return EXIT_USAGE;
-            o.seed = (uint64_t)v;
-            break;
-        case 'a':
-            anchor = optarg;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'h':
-            return cli_help(E);
-        default:
-            return cli_bad_option(E, argv, c);
-        }
+/* What the command line asks for. */
+typedef struct EloArgs {
+    const char *dbflag, *anchor;
+    RankingFilter f;
+    EloOptions o;
+    int by, json;
+} EloArgs;
+
+/* Options into a; -1 to go on, else the exit status. */
+static int parse(int argc, char **argv, EloArgs *a) {
+    static const char *const bys[] = {"model", "policy", NULL}; /* ELO_BY_* */
+    static const char *const methods[] = {"elo", "bt", NULL};   /* ELO_ONLINE, ELO_BT */
+    *a = (EloArgs){.f = db_ranking_filter_default(), .o = elo_options_default(), .by = ELO_BY_MODEL};
+    long seed = (long)a->o.seed;
+    CliOpt filters[8];
+    cli_filter_table(&a->f, NULL, filters);
+    const CliOpt opts[] = {CLI_O_DB(&a->dbflag),
+                           CLI_O_WORD_MSG("by", &a->by, bys, "expected model or policy, not '%s'"),
+                           CLI_O_WORD_MSG("method", &a->o.method, methods, "expected elo or bt, not '%s'"),
+                           CLI_O_INT("bootstrap", &a->o.bootstrap, 0, 100000),
+                           CLI_O_LONG("seed", &seed, 0, 1L << 62),
+                           CLI_O_STR("anchor", &a->anchor),
+                           CLI_O_FLAG("json", &a->json),
+                           CLI_O_TABLE(filters),
+                           CLI_O_END};
+    int rc = cli_opts_parse(E, argc, argv, opts, NULL);
+    a->o.seed = (uint64_t)seed;
+    return rc;
+}
+
+/* The players' ratings from the battles of the rankings in s. */
+static int rate(Db *db, const RmSet *s, EloArgs *a, EloPlayers *p, EloTable *t, Battle **b,
+                int64_t *nb, BattleStats *bs, Err *err) {
+    int rc = elo_players(db, s, a->by, p, err);
+    if (!rc) rc = elo_battles(s, p, b, nb, bs, err);
+    if (!rc && a->anchor) {
+        for (int i = 0; i < p->n; i++)
+            if (strcmp(p->name[i], a->anchor) == 0) a->o.anchor = i;
+        if (a->o.anchor < 0)
+            rc = err_set(err, RLHF_EINVAL, "--anchor: no rated model named '%s'", a->anchor);
     }
-    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
+    if (!rc && *nb == 0)
+        rc = err_set(err, RLHF_ENOTFOUND,
+                     "no battles: %lld rankings matched, %lld pairs (%lld of one %s, %lld left out)",
+                     (long long)s->n_rankings, (long long)bs->pairs, (long long)bs->same_player,
+                     a->by == ELO_BY_POLICY ? "policy" : "model", (long long)bs->left_out);
+    if (!rc) rc = elo_rate(*b, *nb, p->n, &a->o, t, err);
+    return rc;
+}
+
+/* The players that battled, best first, as JSON or a table. */
+static int print_ratings(EloTable *t, const EloPlayers *p, const EloArgs *a, const RmSet *s,
+                         int64_t nb, const BattleStats *bs, Err *err) {
+    int *order = malloc((size_t)(p->n ? p->n : 1) * sizeof *order);
+    if (!order) return err_set(err, RLHF_ENOMEM, "out of memory");
+    /* players that never battled (all their pairs were of one model) are not shown */
+    int n = 0;
+    for (int i = 0; i < p->n; i++)
+        if (t->battles[i] > 0) order[n++] = i;
+    sort_t = t, sort_names = p->name;
+    qsort(order, (size_t)n, sizeof *order, cmp_rating);
+    int all = t->n;
+    t->n = n;
+    if (a->json)
+        print_json(t, p, order, &a->o, a->by, nb, bs);
+    else {
+        print_table(t, p, order, &a->o, a->by);
+        fprintf(stderr,
+                "%lld battles from %lld rankings (%lld ties; %lld pairs of one %s and %lld of "
+                "models left out not counted)\n",
+                (long long)nb, (long long)s->n_rankings, (long long)bs->ties,
+                (long long)bs->same_player, a->by == ELO_BY_POLICY ? "policy" : "model",
+                (long long)bs->left_out);
+    }
+    t->n = all;
+    free(order);
+    return RLHF_OK;
+}
+
+static int exec_elo(int argc, char **argv) {
+    EloArgs a;
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0) return rc;
     Db *db;
-    int rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db);
+    rc = cli_open_db(E, a.dbflag, DB_OPEN_READONLY, &db);
     if (rc) return rc;
     Err err = {0};
     RmSet s;
@@ -167,55 +190,15 @@ static int exec_elo(int argc, char **argv) {
     Battle *b = NULL;
     int64_t nb = 0;
     BattleStats bs = {0};
-    int *order = NULL;
-    rc = rm_set_load(db, &f, &s, &err);
+    rc = rm_set_load(db, &a.f, &s, &err);
     if (rc) {
         db_close(db);
         return cli_fail(E, &err);
     }
-    rc = elo_players(db, &s, by, &p, &err);
+    rc = rate(db, &s, &a, &p, &t, &b, &nb, &bs, &err);
     db_close(db);
-    if (!rc) rc = elo_battles(&s, &p, &b, &nb, &bs, &err);
-    if (!rc && anchor) {
-        for (int i = 0; i < p.n; i++)
-            if (strcmp(p.name[i], anchor) == 0) o.anchor = i;
-        if (o.anchor < 0)
-            rc = err_set(&err, RLHF_EINVAL, "--anchor: no rated model named '%s'", anchor);
-    }
-    if (!rc && nb == 0)
-        rc =
-            err_set(&err, RLHF_ENOTFOUND,
-                    "no battles: %lld rankings matched, %lld pairs (%lld of one %s, %lld left out)",
-                    (long long)s.n_rankings, (long long)bs.pairs, (long long)bs.same_player,
-                    by == ELO_BY_POLICY ? "policy" : "model", (long long)bs.left_out);
-    if (!rc) rc = elo_rate(b, nb, p.n, &o, &t, &err);
-    if (!rc) {
-        order = malloc((size_t)(p.n ? p.n : 1) * sizeof *order);
-        if (!order) rc = err_set(&err, RLHF_ENOMEM, "out of memory");
-    }
-    if (!rc) {
-        /* players that never battled (all their pairs were of one model) are not shown */
-        int n = 0;
-        for (int i = 0; i < p.n; i++)
-            if (t.battles[i] > 0) order[n++] = i;
-        sort_t = &t, sort_names = p.name;
-        qsort(order, (size_t)n, sizeof *order, cmp_rating);
-        int all = t.n;
-        t.n = n;
-        if (json)
-            print_json(&t, &p, order, &o, by, nb, &bs);
-        else {
-            print_table(&t, &p, order, &o, by);
-            fprintf(stderr,
-                    "%lld battles from %lld rankings (%lld ties; %lld pairs of one %s and %lld of "
-                    "models left out not counted)\n",
-                    (long long)nb, (long long)s.n_rankings, (long long)bs.ties,
-                    (long long)bs.same_player, by == ELO_BY_POLICY ? "policy" : "model",
-                    (long long)bs.left_out);
-        }
-        t.n = all;
-    }
-    free(order), free(b);
+    if (!rc) rc = print_ratings(&t, &p, &a, &s, nb, &bs, &err);
+    free(b);
     elo_table_free(&t);
     elo_players_free(&p);
     rm_set_free(&s);

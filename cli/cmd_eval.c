@@ -1,6 +1,8 @@
 /* rlhf eval: two policies on held-out prompts, judged by a simulated labeler
  * and a reward model (the engine is rl/eval.h). */
 #include "cli/cli.h"
+#include "cli/opts.h"
+#include "cli/sampling.h"
 #include "db/prompts.h"
 #include "rl/eval.h"
 #include "util/sys.h"
@@ -190,154 +192,76 @@ static char *result_json(const EvalResult *r, const EvalOptions *o) {
     return text;
 }
 
-static int exec_eval(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB,
-                                         CLI_OPT_HELP,
-                                         {"a", required_argument, NULL, 'a'},
-                                         {"b", required_argument, NULL, 'b'},
-                                         {"a-best-of", required_argument, NULL, 'A'},
-                                         {"b-best-of", required_argument, NULL, 'B'},
-                                         {"split", required_argument, NULL, 's'},
-                                         {"limit", required_argument, NULL, 'l'},
-                                         {"n", required_argument, NULL, 'n'},
-                                         {"judge", required_argument, NULL, 'J'},
-                                         {"judge-cmd", required_argument, NULL, 'c'},
-                                         {"judge-name", required_argument, NULL, 'N'},
-                                         {"noise", required_argument, NULL, 'z'},
-                                         {"timeout", required_argument, NULL, 'o'},
-                                         {"rm", required_argument, NULL, 'r'},
-                                         {"ref", required_argument, NULL, 'f'},
-                                         {"tokenizer", required_argument, NULL, 't'},
-                                         {"temperature", required_argument, NULL, 'T'},
-                                         {"top-k", required_argument, NULL, 'K'},
-                                         {"top-p", required_argument, NULL, 'P'},
-                                         {"max-tokens", required_argument, NULL, 'x'},
-                                         {"seed", required_argument, NULL, 'S'},
-                                         {"batch", required_argument, NULL, 'm'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"row", no_argument, NULL, 'R'},
-                                         {"progress", no_argument, NULL, 'p'},
-                                         CLI_OPT_END};
-    EvalOptions o = eval_options_default();
-    const char *dbflag = NULL, *rule_name = NULL;
-    static const char *stops[] = {"\n\n", "Human:"};
-    int json = 0, c;
-    long v;
-    double d;
-    o.sp.stop = stops;
-    o.sp.n_stop = 2;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D':
-            dbflag = optarg;
-            break;
-        case 'a':
-            o.side[0].policy = optarg;
-            break;
-        case 'b':
-            o.side[1].policy = optarg;
-            break;
-        case 'A':
-        case 'B':
-            if (cli_parse_long(E, c == 'A' ? "--a-best-of" : "--b-best-of", optarg, 2, 64, &v))
-                return EXIT_USAGE;
-            o.side[c == 'B'].best_of = (int)v;
-            break;
-        case 's':
-            o.split = *optarg ? optarg : NULL;
-            break;
-        case 'l':
-            if (cli_parse_long(E, "--limit", optarg, 1, 1L << 40, &v)) return EXIT_USAGE;
-            o.limit = v;
-            break;
-        case 'n':
-            if (cli_parse_long(E, "--n", optarg, 1, 8, &v)) return EXIT_USAGE;
-            o.n = (int)v;
-            break;
-        case 'J':
-            rule_name = optarg;
-            break;
-        case 'c':
-            o.judge_cmd = optarg;
-            break;
-        case 'N':
-            o.judge_name = optarg;
-            break;
-        case 'z':
-            if (cli_parse_double(E, "--noise", optarg, 0, 100, &d)) return EXIT_USAGE;
-            o.noise = d;
-            break;
-        case 'o':
-            if (cli_parse_long(E, "--timeout", optarg, 1, 3600, &v)) return EXIT_USAGE;
-            o.judge_timeout_ms = (int)v * 1000;
-            break;
-        case 'r':
-            o.rm = optarg;
-            break;
-        case 'f':
-            o.ref = optarg;
-            break;
-        case 't':
-            o.tok_path = optarg;
-            break;
-        case 'T':
-            if (cli_parse_double(E, "--temperature", optarg, 0, 100, &d)) return EXIT_USAGE;
-            o.sp.temperature = (float)d;
-            break;
-        case 'K':
-            if (cli_parse_long(E, "--top-k", optarg, 0, 1 << 20, &v)) return EXIT_USAGE;
-            o.sp.top_k = (int)v;
-            break;
-        case 'P':
-            if (cli_parse_double(E, "--top-p", optarg, 0, 1, &d) || d <= 0)
-                return cli_usage_error(E, "--top-p: must be in (0, 1]");
-            o.sp.top_p = (float)d;
-            break;
-        case 'x':
-            if (cli_parse_long(E, "--max-tokens", optarg, 1, 1 << 20, &v)) return EXIT_USAGE;
-            o.sp.max_tokens = (int)v;
-            break;
-        case 'S':
-            if (cli_parse_long(E, "--seed", optarg, 0, __LONG_MAX__, &v)) return EXIT_USAGE;
-            o.seed = (uint64_t)v;
-            break;
-        case 'm':
-            if (cli_parse_long(E, "--batch", optarg, 1, 256, &v)) return EXIT_USAGE;
-            o.batch = (int)v;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'R':
-            json = 2;
-            break;
-        case 'p':
-            o.progress = 1;
-            break;
-        case 'h':
-            return cli_help(E);
-        default:
-            return cli_bad_option(E, argv, c);
-        }
-    }
-    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
-    if (!o.side[0].policy || !o.side[1].policy)
+/* The checks that relate one option to another (and name the judge's rule). */
+static int check(EvalOptions *o, const char *rule_name) {
+    if (!o->side[0].policy || !o->side[1].policy)
         return cli_usage_error(E, "--a POLICY and --b POLICY are required");
-    if (rule_name && o.judge_cmd)
+    if (rule_name && o->judge_cmd)
         return cli_usage_error(E, "--judge and --judge-cmd exclude each other");
-    if (o.judge_cmd && !*o.judge_cmd) return cli_usage_error(E, "--judge-cmd: empty command");
-    if (o.judge_cmd && o.noise > 0) return cli_usage_error(E, "--noise is for --judge RULE");
-    if (!o.judge_cmd && !(o.rule = rule_find(rule_name ? rule_name : "demo")))
+    if (o->judge_cmd && !*o->judge_cmd) return cli_usage_error(E, "--judge-cmd: empty command");
+    if (o->judge_cmd && o->noise > 0) return cli_usage_error(E, "--noise is for --judge RULE");
+    if (!o->judge_cmd && !(o->rule = rule_find(rule_name ? rule_name : "demo")))
         return cli_usage_error(E, "--judge: no rule '%s' (rlhf label --list-rules lists them)",
                                rule_name);
-    if (o.split && !db_valid_split(o.split))
-        return cli_usage_error(E, "--split: '%s' is not a split name", o.split);
-    if ((o.side[0].best_of || o.side[1].best_of) && !o.rm)
+    if (o->split && !db_valid_split(o->split))
+        return cli_usage_error(E, "--split: '%s' is not a split name", o->split);
+    if ((o->side[0].best_of || o->side[1].best_of) && !o->rm)
         return cli_usage_error(E, "--a-best-of/--b-best-of need a reward model (--rm RM)");
-    if (o.judge_name && !*o.judge_name) return cli_usage_error(E, "--judge-name: empty name");
+    if (o->judge_name && !*o->judge_name) return cli_usage_error(E, "--judge-name: empty name");
+    return -1;
+}
 
+/* Options into *o (and *dbflag, *json: 1 JSON, 2 the row); -1 to go on, else the exit status. */
+static int parse(int argc, char **argv, EvalOptions *o, const char **dbflag, int *json) {
+    static const char *stops[] = {"\n\n", "Human:"};
+    const char *rule_name = NULL;
+    long limit = 0, timeout = 0, seed;
+    *o = eval_options_default();
+    o->sp.stop = stops;
+    o->sp.n_stop = 2;
+    seed = (long)o->seed;
+    CliOpt sampling[CLI_S_N + 1];
+    cli_sampling_table(&o->sp, &seed, sampling);
+    const CliOpt opts[] = {CLI_O_DB(dbflag),
+                           CLI_O_STR("a", &o->side[0].policy),
+                           CLI_O_STR("b", &o->side[1].policy),
+                           CLI_O_INT("a-best-of", &o->side[0].best_of, 2, 64),
+                           CLI_O_INT("b-best-of", &o->side[1].best_of, 2, 64),
+                           CLI_O_STR("split", &o->split),
+                           CLI_O_LONG("limit", &limit, 1, 1L << 40),
+                           CLI_O_INT("n", &o->n, 1, 8),
+                           CLI_O_STR("judge", &rule_name),
+                           CLI_O_STR("judge-cmd", &o->judge_cmd),
+                           CLI_O_STR("judge-name", &o->judge_name),
+                           CLI_O_DBL("noise", &o->noise, 0, 100),
+                           CLI_O_LONG("timeout", &timeout, 1, 3600),
+                           CLI_O_STR("rm", &o->rm),
+                           CLI_O_STR("ref", &o->ref),
+                           CLI_O_STR("tokenizer", &o->tok_path),
+                           CLI_O_TABLE(sampling),
+                           CLI_O_INT("batch", &o->batch, 1, 256),
+                           CLI_O_SET("json", json, 1),
+                           CLI_O_SET("row", json, 2),
+                           CLI_O_FLAG("progress", &o->progress),
+                           CLI_O_END};
+    *json = 0;
+    int rc = cli_opts_parse(E, argc, argv, opts, NULL);
+    if (rc >= 0) return rc;
+    if (o->split && !*o->split) o->split = NULL; /* "": every split */
+    if (limit) o->limit = limit;
+    if (timeout) o->judge_timeout_ms = (int)timeout * 1000;
+    o->seed = (uint64_t)seed;
+    return check(o, rule_name);
+}
+
+static int exec_eval(int argc, char **argv) {
+    EvalOptions o;
+    const char *dbflag = NULL;
+    int json;
+    int rc = parse(argc, argv, &o, &dbflag, &json);
+    if (rc >= 0) return rc;
     Db *db;
-    int rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db);
+    rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db);
     if (rc) return rc;
     Err err = {0};
     EvalResult r;

@@ -4,6 +4,7 @@
 #include "annotator/rules.h"
 #include "cli/cli.h"
 #include "cli/filter.h"
+#include "cli/opts.h"
 #include "db/registry.h"
 #include "rm/agreement.h"
 #include "rm/prefs.h"
@@ -161,61 +162,81 @@ static void print_text(const char *rm, const char *source, const RmEvalReport *r
     }
 }
 
-static int exec_eval_rm(int argc, char **argv) {
-    static const struct option opts[] = {
-        CLI_OPT_DB, CLI_OPT_HELP, CLI_FILTER_OPTS,
-        {"rm", required_argument, NULL, 'r'}, {"data", required_argument, NULL, 'd'},
-        {"val-frac", required_argument, NULL, 'v'}, {"all", no_argument, NULL, 'a'},
-        {"min-agreement", required_argument, NULL, 'A'}, {"tokenizer", required_argument, NULL, 'k'},
-        {"template", required_argument, NULL, 'T'}, {"batch", required_argument, NULL, 'b'},
-        {"json", no_argument, NULL, 'j'}, {"judge", required_argument, NULL, 'J'}, CLI_OPT_END};
-    const Rule *judge = NULL;
-    const char *dbflag = NULL, *rm = NULL, *data = NULL, *tok_path = NULL, *template = NULL;
-    PrefLoadOptions lo = {db_ranking_filter_default(), -1, 0.1};
-    long batch = 16;
-    int all = 0, json = 0, filtered = 0, c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        int fr = cli_filter_opt(E, c, optarg, &lo.filter);
-        if (fr == 1) {
-            filtered = 1;
-            continue;
-        }
-        if (fr) return fr;
-        switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 'r': rm = optarg; break;
-        case 'd': data = optarg; break;
-        case 'k': tok_path = optarg; break;
-        case 'T': template = optarg; break;
-        case 'a': all = 1; break;
-        case 'j': json = 1; break;
-        case 'J':
-            if (!(judge = rule_find(optarg)))
-                return cli_usage_error(E, "--judge: no rule named '%s' (see rlhf label --list-rules)", optarg);
-            break;
-        case 'v': if (cli_parse_double(E, "--val-frac", optarg, 0, 0.9, &lo.val_frac)) return EXIT_USAGE; break;
-        case 'A':
-            if (cli_parse_double(E, "--min-agreement", optarg, 0, 1, &lo.min_agreement)) return EXIT_USAGE;
-            filtered = 1;
-            break;
-        case 'b': if (cli_parse_long(E, "--batch", optarg, 1, 4096, &batch)) return EXIT_USAGE; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
-        }
-    }
-    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
-    if (!rm) return cli_usage_error(E, "--rm RM is required");
-    if (data && filtered) return cli_usage_error(E, "--data FILE takes no store filters");
-    if (!data && !(lo.val_frac > 0) && !all)
+/* What the command line asks for. */
+typedef struct EvalRmArgs {
+    const char *dbflag, *rm, *data, *tok_path, *template;
+    const Rule *judge;
+    PrefLoadOptions lo;
+    long batch;
+    int all, json, filtered;
+} EvalRmArgs;
+
+static int take_judge(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
+    if (!(*(const Rule **)o->ctx = rule_find(arg)))
+        return cli_usage_error(e, "--judge: no rule named '%s' (see rlhf label --list-rules)", arg);
+    return 0;
+}
+
+/* Options into a; -1 to go on, else the exit status. */
+static int parse(int argc, char **argv, EvalRmArgs *a) {
+    *a = (EvalRmArgs){.lo = {db_ranking_filter_default(), -1, 0.1}, .batch = 16};
+    CliOpt filters[8];
+    cli_filter_table(&a->lo.filter, &a->filtered, filters);
+    const CliOpt opts[] = {CLI_O_DB(&a->dbflag), CLI_O_TABLE(filters),
+                           CLI_O_STR("rm", &a->rm), CLI_O_STR("data", &a->data),
+                           CLI_O_DBL("val-frac", &a->lo.val_frac, 0, 0.9),
+                           CLI_O_FLAG("all", &a->all),
+                           CLI_O_SEEN(&a->filtered, CLI_O_DBL("min-agreement", &a->lo.min_agreement, 0, 1)),
+                           CLI_O_STR("tokenizer", &a->tok_path), CLI_O_STR("template", &a->template),
+                           CLI_O_LONG("batch", &a->batch, 1, 4096), CLI_O_FLAG("json", &a->json),
+                           CLI_O_CALL("judge", take_judge, &a->judge), CLI_O_END};
+    int rc = cli_opts_parse(E, argc, argv, opts, NULL);
+    if (rc >= 0) return rc;
+    if (!a->rm) return cli_usage_error(E, "--rm RM is required");
+    if (a->data && a->filtered) return cli_usage_error(E, "--data FILE takes no store filters");
+    if (!a->data && !(a->lo.val_frac > 0) && !a->all)
         return cli_usage_error(E, "--val-frac 0 holds nothing out: pass --all to evaluate on every prompt");
-    if (data) all = 1;
-    Db *db = NULL;
-    Err err = {0};
-    int rc;
-    if (!data || cli_db_path(dbflag)) {
-        if ((rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db))) return rc;
+    if (a->data) a->all = 1;
+    return -1;
+}
+
+/* The RM's reward of every answer of the selected groups (the held-out ones,
+ * or all): sel[g] says which, rewards[d->first[g] + i] the reward (both
+ * calloc'd, caller frees). */
+static int score_selected(RmScorer *sc, const PrefSet *set, const RmData *d, const EvalRmArgs *a,
+                          unsigned char **sel_out, float **rewards_out, Err *err) {
+    int rc = RLHF_OK;
+    unsigned char *sel = calloc((size_t)(set->n ? set->n : 1), 1);
+    float *rewards = calloc((size_t)(d->n_ex ? d->n_ex : 1), sizeof *rewards);
+    SeqExample *ex = malloc(sizeof *ex * (size_t)(d->n_ex ? d->n_ex : 1));
+    int64_t *pos = malloc(sizeof *pos * (size_t)(d->n_ex ? d->n_ex : 1));
+    if (!sel || !rewards || !ex || !pos) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    int64_t m = 0, groups = 0;
+    for (int g = 0; !rc && g < set->n; g++) {
+        sel[g] = a->all || set->g[g].val;
+        groups += sel[g];
+        for (int k = 0; sel[g] && k < set->g[g].n; k++, m++)
+            ex[m] = d->ex[d->first[g] + k], pos[m] = d->first[g] + k;
     }
-    RmScorer sc;
+    if (!rc && groups == 0)
+        rc = err_set(err, RLHF_EINVAL,
+                     "none of the %d ranked prompts falls in the held-out share (--val-frac %g); "
+                     "pass --all or a larger --val-frac",
+                     set->n, a->lo.val_frac);
+    if (!rc) {
+        float *out = malloc(sizeof(float) * (size_t)(m ? m : 1));
+        if (!out) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        if (!rc) rc = rm_score_examples(sc, ex, (int)m, out, err);
+        for (int64_t i = 0; !rc && i < m; i++) rewards[pos[i]] = out[i];
+        free(out);
+    }
+    free(ex), free(pos);
+    *sel_out = sel, *rewards_out = rewards;
+    return rc;
+}
+
+/* The report on the rankings of the store, or of --data, printed. */
+static int evaluate(Db *db, RmScorer *sc, const EvalRmArgs *a, Err *err) {
     PrefSet set = {0};
     RmData d = {0};
     RmSet rs = {0};
@@ -224,68 +245,56 @@ static int exec_eval_rm(int argc, char **argv) {
     double *arate = NULL;
     float *rewards = NULL;
     unsigned char *sel = NULL;
-    SeqExample *ex = NULL;
-    int64_t *pos = NULL;
-    rc = rm_scorer_open_in(db, &sc, rm, tok_path, template, (int)batch, &err);
-    if (rc) goto out_noscorer;
-    rc = data ? prefs_load_file(data, lo.val_frac, &set, &err) : prefs_load_store(db, &lo, &set, &err);
-    if (!rc && !data && set.n == 0)
-        rc = err_set(&err, RLHF_EINVAL, "no rankings to evaluate on%s", filtered ? " with these filters" : "");
-    if (!rc) rc = rm_data_encode(&d, &set, sc.tok, sc.template, sc.m.cfg.seq_len, &err);
-    if (!rc) {
-        sel = calloc((size_t)(set.n ? set.n : 1), 1);
-        rewards = calloc((size_t)(d.n_ex ? d.n_ex : 1), sizeof *rewards);
-        ex = malloc(sizeof *ex * (size_t)(d.n_ex ? d.n_ex : 1));
-        pos = malloc(sizeof *pos * (size_t)(d.n_ex ? d.n_ex : 1));
-        if (!sel || !rewards || !ex || !pos) rc = err_set(&err, RLHF_ENOMEM, "out of memory");
-    }
-    int64_t m = 0, groups = 0;
-    for (int g = 0; !rc && g < set.n; g++) {
-        sel[g] = all || set.g[g].val;
-        groups += sel[g];
-        for (int k = 0; sel[g] && k < set.g[g].n; k++, m++)
-            ex[m] = d.ex[d.first[g] + k], pos[m] = d.first[g] + k;
-    }
-    if (!rc && groups == 0)
-        rc = err_set(&err, RLHF_EINVAL,
-                     "none of the %d ranked prompts falls in the held-out share (--val-frac %g); "
-                     "pass --all or a larger --val-frac",
-                     set.n, lo.val_frac);
-    if (!rc) {
-        float *out = malloc(sizeof(float) * (size_t)(m ? m : 1));
-        if (!out) rc = err_set(&err, RLHF_ENOMEM, "out of memory");
-        if (!rc) rc = rm_score_examples(&sc, ex, (int)m, out, &err);
-        for (int64_t i = 0; !rc && i < m; i++) rewards[pos[i]] = out[i];
-        free(out);
-    }
-    if (!rc && !data) {
+    int rc = a->data ? prefs_load_file(a->data, a->lo.val_frac, &set, err)
+                     : prefs_load_store(db, &a->lo, &set, err);
+    if (!rc && !a->data && set.n == 0)
+        rc = err_set(err, RLHF_EINVAL, "no rankings to evaluate on%s", a->filtered ? " with these filters" : "");
+    if (!rc) rc = rm_data_encode(&d, &set, sc->tok, sc->template, sc->m.cfg.seq_len, err);
+    if (!rc) rc = score_selected(sc, &set, &d, a, &sel, &rewards, err);
+    if (!rc && !a->data) {
         /* every labeler of the prompt, whatever --labeler says, as export */
-        RankingFilter f = lo.filter;
+        RankingFilter f = a->lo.filter;
         f.labeler = NULL;
-        rc = rm_set_load(db, &f, &rs, &err);
-        if (!rc) rc = rm_prompt_agreement(&rs, &aid, &arate, &na, &err);
+        rc = rm_set_load(db, &f, &rs, err);
+        if (!rc) rc = rm_prompt_agreement(&rs, &aid, &arate, &na, err);
     }
-    if (!rc) rc = rm_eval_report(&set, d.first, rewards, sel, aid, arate, na, &rep, &err);
+    if (!rc) rc = rm_eval_report(&set, d.first, rewards, sel, aid, arate, na, &rep, err);
     RmAcc by_rule = {0};
-    if (!rc && judge) judge_accuracy(judge, &set, d.first, rewards, sel, &by_rule);
-    if (!rc && !data) rc = rm_eval_labeler_agreement(&rs, &rep, &err);
+    if (!rc && a->judge) judge_accuracy(a->judge, &set, d.first, rewards, sel, &by_rule);
+    if (!rc && !a->data) rc = rm_eval_labeler_agreement(&rs, &rep, err);
     if (!rc) {
-        const char *source = data ? data : "the store's rankings";
-        if (json)
-            print_json(rm, source, &rep, &set, data ? 0 : lo.val_frac, all, judge, &by_rule);
+        const char *source = a->data ? a->data : "the store's rankings";
+        if (a->json)
+            print_json(a->rm, source, &rep, &set, a->data ? 0 : a->lo.val_frac, a->all, a->judge, &by_rule);
         else
-            print_text(rm, source, &rep, &set, all, judge, &by_rule);
+            print_text(a->rm, source, &rep, &set, a->all, a->judge, &by_rule);
         if (d.cut)
             fprintf(stderr, "eval-rm: %lld answers had their prompt cut from the left to fit the context\n",
                     (long long)d.cut);
     }
     rm_eval_report_free(&rep);
     rm_set_free(&rs);
-    free(aid), free(arate), free(rewards), free(sel), free(ex), free(pos);
+    free(aid), free(arate), free(rewards), free(sel);
     rm_data_free(&d);
     prefs_free(&set);
-    rm_scorer_close(&sc);
-out_noscorer:
+    return rc;
+}
+
+static int exec_eval_rm(int argc, char **argv) {
+    EvalRmArgs a;
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0) return rc;
+    Db *db = NULL;
+    Err err = {0};
+    if (!a.data || cli_db_path(a.dbflag)) {
+        if ((rc = cli_open_db(E, a.dbflag, DB_OPEN_READONLY, &db))) return rc;
+    }
+    RmScorer sc;
+    rc = rm_scorer_open_in(db, &sc, a.rm, a.tok_path, a.template, (int)a.batch, &err);
+    if (!rc) {
+        rc = evaluate(db, &sc, &a, &err);
+        rm_scorer_close(&sc);
+    }
     if (db) db_close(db);
     return rc ? cli_fail(E, &err) : EXIT_OK;
 }

@@ -1,5 +1,7 @@
 /* rlhf gen: k candidate answers per prompt from the embedded model, into the store. */
 #include "cli/cli.h"
+#include "cli/opts.h"
+#include "cli/sampling.h"
 #include "util/text.h"
 #include "db/registry.h"
 #include "gen/best_of.h"
@@ -79,184 +81,154 @@ static int parse_ids(const char *s, int64_t **ids, int *n) {
     return -1;
 }
 
-static int exec_gen(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB,
-                                         CLI_OPT_HELP,
-                                         {"model", required_argument, NULL, 'm'},
-                                         {"tokenizer", required_argument, NULL, 't'},
-                                         {"name", required_argument, NULL, 'n'},
-                                         {"split", required_argument, NULL, 's'},
-                                         {"ids", required_argument, NULL, 'i'},
-                                         {"limit", required_argument, NULL, 'l'},
-                                         {"unique", no_argument, NULL, 'u'},
-                                         {"max-draws", required_argument, NULL, 'M'},
-                                         {"template", required_argument, NULL, 'T'},
-                                         {"temperature", required_argument, NULL, 'E'},
-                                         {"top-k", required_argument, NULL, 'K'},
-                                         {"top-p", required_argument, NULL, 'P'},
-                                         {"max-tokens", required_argument, NULL, 'x'},
-                                         {"stop", required_argument, NULL, 'S'},
-                                         {"seed", required_argument, NULL, 'r'},
-                                         {"threads", required_argument, NULL, 'j'},
-                                         {"progress", no_argument, NULL, 'p'},
-                                         {"best-of", required_argument, NULL, 'B'},
-                                         {"rm", required_argument, NULL, 'R'},
-                                         {"weights", required_argument, NULL, 'w'},
-                                         CLI_OPT_END};
-    const char *ids_arg = NULL;
-    const char *dbflag = NULL, *ckpt = NULL, *tok_path = NULL, *name = NULL, *tmpl_flag = NULL;
-    const char *stops[16], *rm_path = NULL;
-    long best_of = 0;
-    int n_stop = 0, force_progress = 0, weights = INFER_WEIGHTS_AUTO;
-    long k = 4, threads = 0, v;
-    double d;
-    GenOptions o = {0};
-    SampleParams p = sample_params_default();
-    p.max_tokens = 64;
-    int64_t *ids = NULL;
-    int c, rc;
-    o.seed = 1;
-    while ((c = getopt_long(argc, argv, ":hk:", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 'm': ckpt = optarg; break;
-        case 't': tok_path = optarg; break;
-        case 'n': name = optarg; break;
-        case 's': o.split = optarg; break;
-        case 'i': ids_arg = optarg; break;
-        case 'l':
-            if (cli_parse_long(E, "--limit", optarg, 1, LONG_MAX, &v)) return EXIT_USAGE;
-            o.limit = v;
-            break;
-        case 'u': o.unique = 1; break;
-        case 'M':
-            if (cli_parse_long(E, "--max-draws", optarg, 1, 100000, &v)) return EXIT_USAGE;
-            o.max_draws = (int)v;
-            break;
-        case 'k':
-            if (cli_parse_long(E, "-k", optarg, 1, 64, &k)) return EXIT_USAGE;
-            break;
-        case 'T': tmpl_flag = optarg; break;
-        case 'E':
-            if (cli_parse_double(E, "--temperature", optarg, 0, 100, &d)) return EXIT_USAGE;
-            p.temperature = (float)d;
-            break;
-        case 'K':
-            if (cli_parse_long(E, "--top-k", optarg, 0, 1 << 20, &v)) return EXIT_USAGE;
-            p.top_k = (int)v;
-            break;
-        case 'P':
-            if (cli_parse_double(E, "--top-p", optarg, 0, 1, &d) || d <= 0)
-                return cli_usage_error(E, "--top-p: must be in (0, 1]");
-            p.top_p = (float)d;
-            break;
-        case 'x':
-            if (cli_parse_long(E, "--max-tokens", optarg, 1, 1 << 20, &v)) return EXIT_USAGE;
-            p.max_tokens = (int)v;
-            break;
-        case 'S':
-            if (n_stop == 16) return cli_usage_error(E, "--stop: at most 16 stop strings");
-            if (!*optarg) return cli_usage_error(E, "--stop: empty string");
-            stops[n_stop++] = optarg;
-            break;
-        case 'r':
-            if (cli_parse_long(E, "--seed", optarg, 0, LONG_MAX, &v)) return EXIT_USAGE;
-            o.seed = (uint64_t)v;
-            break;
-        case 'j':
-            if (cli_parse_long(E, "--threads", optarg, 1, 256, &threads)) return EXIT_USAGE;
-            break;
-        case 'p': force_progress = 1; break;
-        case 'B':
-            if (cli_parse_long(E, "--best-of", optarg, 2, 256, &best_of)) return EXIT_USAGE;
-            break;
-        case 'R': rm_path = optarg; break;
-        case 'w':
-            if (cli_parse_weights(E, optarg, &weights)) return EXIT_USAGE;
-            break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
-        }
-    }
-    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
-    if (!ckpt) return cli_usage_error(E, "--model CKPT is required");
-    if (best_of && !rm_path) return cli_usage_error(E, "--best-of N needs a reward model (--rm RM)");
-    if (rm_path && !best_of) return cli_usage_error(E, "--rm is for --best-of N");
-    if (o.split && ids_arg) return cli_usage_error(E, "give --split or --ids, not both");
-    if (tmpl_flag && cli_check_template(E, tmpl_flag)) return EXIT_USAGE;
-    /* parsed last, so no usage error above has to free the list */
-    if (ids_arg && parse_ids(ids_arg, &ids, &o.n_ids))
-        return cli_usage_error(E, "--ids: '%s' is not a list of prompt ids like 1,2,3", ids_arg);
-    o.ids = ids;
-    if (!n_stop) {
-        stops[n_stop++] = "\n\n";
-        stops[n_stop++] = "Human:";
-    }
-    p.stop = stops;
-    p.n_stop = n_stop;
-    o.k = (int)k;
-    if (threads) infer_set_threads((int)threads);
+/* What the command line asks for. */
+typedef struct GenArgs {
+    const char *dbflag, *ckpt, *tok_path, *name, *tmpl_flag, *rm_path, *ids_arg;
+    const char *stops[16];
+    CliStops stop;
+    int64_t *ids; /* --ids parsed */
+    long k, threads, best_of, limit, max_draws, seed;
+    int force_progress, weights;
+    GenOptions o;
+    SampleParams p;
+} GenArgs;
 
+/* Options into a (and a->o, a->p); -1 to go on, else the exit status. */
+static int parse(int argc, char **argv, GenArgs *a) {
+    *a = (GenArgs){.k = 4, .seed = 1, .weights = INFER_WEIGHTS_AUTO, .p = sample_params_default()};
+    a->p.max_tokens = 64;
+    a->stop = (CliStops){a->stops, 0, 16};
+    CliOpt sampling[CLI_S_N + 1];
+    cli_sampling_table(&a->p, &a->seed, sampling);
+    const CliOpt opts[] = {CLI_O_DB(&a->dbflag),
+                           CLI_O_STR("model", &a->ckpt),
+                           CLI_O_STR("tokenizer", &a->tok_path),
+                           CLI_O_STR("name", &a->name),
+                           CLI_O_STR("split", &a->o.split),
+                           CLI_O_STR("ids", &a->ids_arg),
+                           CLI_O_LONG("limit", &a->limit, 1, LONG_MAX),
+                           CLI_O_FLAG("unique", &a->o.unique),
+                           CLI_O_LONG("max-draws", &a->max_draws, 1, 100000),
+                           CLI_O_SHORT('k', CLI_O_LONG("", &a->k, 1, 64)),
+                           CLI_O_STR("template", &a->tmpl_flag),
+                           CLI_O_TABLE(sampling),
+                           CLI_O_CALL("stop", cli_take_stop, &a->stop),
+                           CLI_O_LONG("threads", &a->threads, 1, 256),
+                           CLI_O_FLAG("progress", &a->force_progress),
+                           CLI_O_LONG("best-of", &a->best_of, 2, 256),
+                           CLI_O_STR("rm", &a->rm_path),
+                           CLI_O_CALL("weights", cli_take_weights, &a->weights),
+                           CLI_O_END};
+    int rc = cli_opts_parse(E, argc, argv, opts, NULL);
+    if (rc >= 0) return rc;
+    if (!a->ckpt) return cli_usage_error(E, "--model CKPT is required");
+    if (a->best_of && !a->rm_path) return cli_usage_error(E, "--best-of N needs a reward model (--rm RM)");
+    if (a->rm_path && !a->best_of) return cli_usage_error(E, "--rm is for --best-of N");
+    if (a->o.split && a->ids_arg) return cli_usage_error(E, "give --split or --ids, not both");
+    if (a->tmpl_flag && cli_check_template(E, a->tmpl_flag)) return EXIT_USAGE;
+    /* parsed last, so no usage error above has to free the list */
+    if (a->ids_arg && parse_ids(a->ids_arg, &a->ids, &a->o.n_ids))
+        return cli_usage_error(E, "--ids: '%s' is not a list of prompt ids like 1,2,3", a->ids_arg);
+    a->o.ids = a->ids;
+    if (!a->stop.n) {
+        a->stops[a->stop.n++] = "\n\n";
+        a->stops[a->stop.n++] = "Human:";
+    }
+    a->p.stop = a->stops;
+    a->p.n_stop = a->stop.n;
+    a->o.k = (int)a->k;
+    a->o.limit = a->limit;
+    a->o.max_draws = (int)a->max_draws;
+    a->o.seed = (uint64_t)a->seed;
+    if (a->threads) infer_set_threads((int)a->threads);
+    return -1;
+}
+
+/* The models gen samples with, open, and the registry rows they stand for. */
+typedef struct GenSetup {
+    GenModel g;
+    RmScorer rm;
+    BestOf bo;
+    char *tmpl, *policy, *bo_name;
+    int opened, rm_open, bo_open;
+    GenBackend b;
+} GenSetup;
+
+static void setup_close(GenSetup *s) {
+    if (s->bo_open) best_of_free(&s->bo);
+    if (s->rm_open) rm_scorer_close(&s->rm);
+    if (s->opened) gen_model_close(&s->g);
+    free(s->tmpl), free(s->policy), free(s->bo_name);
+}
+
+/* Opens the checkpoints, then registers the model (and its best-of policy)
+ * in one transaction: a broken file changes nothing. */
+static int setup(Db *db, GenArgs *a, GenSetup *s, Err *err) {
+    int64_t policy_id = 0;
+    int best_of = (int)a->best_of;
+    *s = (GenSetup){0};
+    int rc = gen_model_open(&s->g, a->ckpt, a->tok_path, &a->p, best_of ? best_of : (int)a->k,
+                            (InferWeights)a->weights, err);
+    s->opened = rc == RLHF_OK;
+    if (!rc && best_of) {
+        s->rm_open = (rc = rm_scorer_open_in(db, &s->rm, a->rm_path, NULL, NULL, best_of, err)) == RLHF_OK;
+        if (rc) err_prefix(err, "--rm: ");
+    }
+    if (!rc) rc = db_begin(db, err);
+    if (!rc) {
+        rc = gen_register_model(db, a->ckpt, best_of ? NULL : a->name, a->tmpl_flag,
+                                best_of ? &policy_id : &a->o.model_id, &s->tmpl, &s->policy, err);
+        if (!rc && best_of)
+            rc = best_of_register(db, policy_id, s->policy, a->name, best_of, a->rm_path, s->tmpl,
+                                  &a->o.model_id, &s->bo_name, err);
+        if (!rc) rc = db_commit(db, err);
+        else db_rollback(db);
+    }
+    s->b = gen_model_backend(&s->g);
+    if (!rc && best_of)
+        s->bo_open = (rc = best_of_init(&s->bo, &s->b, best_of, s->tmpl, eval_rm_score, &s->rm,
+                                        a->rm_path, err)) == RLHF_OK;
+    a->o.template = s->tmpl;
+    if (s->bo_open) s->b = best_of_backend(&s->bo);
+    return rc;
+}
+
+static int exec_gen(int argc, char **argv) {
+    GenArgs a;
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0) return rc;
+    int64_t *ids = a.ids;
     Db *db;
-    if ((rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db))) {
+    if ((rc = cli_open_db(E, a.dbflag, DB_OPEN_EXISTING, &db))) {
         free(ids);
         return rc;
     }
     Err err = {0};
-    GenModel g;
-    RmScorer rm;
-    BestOf bo;
-    char *tmpl = NULL, *policy = NULL, *bo_name = NULL;
-    int64_t policy_id = 0;
-    /* the checkpoints load before anything is registered: a broken file changes nothing */
-    int opened = (rc = gen_model_open(&g, ckpt, tok_path, &p, best_of ? (int)best_of : (int)k,
-                                                (InferWeights)weights, &err)) == RLHF_OK;
-    int rm_open = 0, bo_open = 0;
-    if (!rc && best_of) {
-        rm_open = (rc = rm_scorer_open_in(db, &rm, rm_path, NULL, NULL, (int)best_of, &err)) == RLHF_OK;
-        if (rc) err_prefix(&err, "--rm: ");
-    }
-    if (!rc) rc = db_begin(db, &err);
-    if (!rc) {
-        rc = gen_register_model(db, ckpt, best_of ? NULL : name, tmpl_flag, best_of ? &policy_id : &o.model_id,
-                                &tmpl, &policy, &err);
-        if (!rc && best_of)
-            rc = best_of_register(db, policy_id, policy, name, (int)best_of, rm_path, tmpl, &o.model_id,
-                                  &bo_name, &err);
-        if (!rc) rc = db_commit(db, &err);
-        else db_rollback(db);
-    }
-    GenBackend b = gen_model_backend(&g);
-    if (!rc && best_of)
-        bo_open = (rc = best_of_init(&bo, &b, (int)best_of, tmpl, eval_rm_score, &rm, rm_path, &err)) == RLHF_OK;
-    if (rc) {
-        if (opened) gen_model_close(&g);
-        if (rm_open) rm_scorer_close(&rm);
-        free(ids), free(tmpl), free(policy), free(bo_name);
+    GenSetup su;
+    if (setup(db, &a, &su, &err)) {
+        setup_close(&su);
+        free(ids);
         db_close(db);
         return cli_fail(E, &err);
     }
-    o.template = tmpl;
-    if (bo_open) b = best_of_backend(&bo);
     Progress prog;
-    progress_start(&prog, "gen", "prompts", 0, force_progress);
+    progress_start(&prog, "gen", "prompts", 0, a.force_progress);
     sys_catch_interrupts();
     GenStats st;
     double t0 = now_seconds();
-    rc = gen_run(db, &o, &b, &prog, &st, &err);
+    rc = gen_run(db, &a.o, &su.b, &prog, &st, &err);
     double secs = now_seconds() - t0;
     progress_finish(&prog, NULL);
-    if (bo_open && bo.st.answers)
+    if (su.bo_open && su.bo.st.answers)
         fprintf(stderr,
                 "best-of-%ld by %s as %s: %lld answers from %lld samples; mean reward of the kept "
                 "%.4f, of all samples %.4f, of sample 0 (the plain policy) %.4f\n",
-                best_of, rm_path, bo_name, (long long)bo.st.answers, (long long)bo.st.samples,
-                bo.st.sum_kept / (double)bo.st.answers, bo.st.sum_all / (double)bo.st.samples,
-                bo.st.sum_first / (double)bo.st.answers);
-    if (bo_open) best_of_free(&bo);
-    if (rm_open) rm_scorer_close(&rm);
-    gen_model_close(&g);
-    free(ids), free(tmpl), free(policy), free(bo_name);
+                a.best_of, a.rm_path, su.bo_name, (long long)su.bo.st.answers,
+                (long long)su.bo.st.samples, su.bo.st.sum_kept / (double)su.bo.st.answers,
+                su.bo.st.sum_all / (double)su.bo.st.samples,
+                su.bo.st.sum_first / (double)su.bo.st.answers);
+    setup_close(&su);
+    free(ids);
     db_close(db);
     if (rc) {
         fprintf(stderr, "rlhf gen: %s\n(%lld prompts finished before the error are kept)\n", err.msg,

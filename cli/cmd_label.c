@@ -6,6 +6,7 @@
 #include "annotator/session.h"
 #include "annotator/tui.h"
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "db/prompts.h"
 #include "util/sys.h"
 
@@ -93,131 +94,117 @@ static int settings(Db *db, const char *flags, const char *guidelines, const cha
     return rc ? cli_fail(E, &err) : EXIT_OK;
 }
 
-static int exec_label(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB,
-                                         CLI_OPT_HELP,
-                                         {"as", required_argument, NULL, 'a'},
-                                         {"overlap", required_argument, NULL, 'o'},
-                                         {"review", no_argument, NULL, 'r'},
-                                         {"guidelines", required_argument, NULL, 'g'},
-                                         {"gold-rate", required_argument, NULL, 'G'},
-                                         {"split", required_argument, NULL, 's'},
-                                         {"lease", required_argument, NULL, 'L'},
-                                         {"auto", required_argument, NULL, 'A'},
-                                         {"auto-cmd", required_argument, NULL, 'c'},
-                                         {"noise", required_argument, NULL, 'n'},
-                                         {"seed", required_argument, NULL, 'S'},
-                                         {"timeout", required_argument, NULL, 't'},
-                                         {"limit", required_argument, NULL, 'l'},
-                                         {"list-rules", no_argument, NULL, 'R'},
-                                         {"set-flags", required_argument, NULL, 'F'},
-                                         {"set-guidelines", required_argument, NULL, 'P'},
-                                         {"add-gold", required_argument, NULL, 'X'},
-                                         CLI_OPT_END};
-    const char *dbflag = NULL, *name = NULL, *guidelines = NULL, *split = NULL, *rule_name = NULL,
-               *cmd = NULL, *set_flags = NULL, *set_guide = NULL, *gold = NULL;
-    long overlap = 1, lease = 1800, seed = 1, timeout = 30, limit = 0;
-    double noise = 0, gold_rate = 0;
-    int review = 0, seed_given = 0, c;
-    cli_getopt_reset();
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 'a': name = optarg; break;
-        case 'o':
-            if (cli_parse_long(E, "--overlap", optarg, 1, 1000, &overlap)) return EXIT_USAGE;
-            break;
-        case 'r': review = 1; break;
-        case 'g': guidelines = optarg; break;
-        case 'G':
-            if (cli_parse_double(E, "--gold-rate", optarg, 0, 1, &gold_rate)) return EXIT_USAGE;
-            break;
-        case 's': split = optarg; break;
-        case 'L':
-            if (cli_parse_long(E, "--lease", optarg, -1, 7 * 86400, &lease)) return EXIT_USAGE;
-            break;
-        case 'A': rule_name = optarg; break;
-        case 'c': cmd = optarg; break;
-        case 'n':
-            if (cli_parse_double(E, "--noise", optarg, 0, 100, &noise)) return EXIT_USAGE;
-            break;
-        case 'S':
-            if (cli_parse_long(E, "--seed", optarg, 0, 0x7fffffffL, &seed)) return EXIT_USAGE;
-            seed_given = 1;
-            break;
-        case 't':
-            if (cli_parse_long(E, "--timeout", optarg, 1, 3600, &timeout)) return EXIT_USAGE;
-            break;
-        case 'l':
-            if (cli_parse_long(E, "--limit", optarg, 0, 1L << 40, &limit)) return EXIT_USAGE;
-            break;
-        case 'R': return list_rules();
-        case 'F': set_flags = optarg; break;
-        case 'P': set_guide = optarg; break;
-        case 'X': gold = optarg; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
-        }
-    }
-    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
-    const Rule *rule = NULL;
-    if (rule_name && cmd) return cli_usage_error(E, "--auto and --auto-cmd exclude each other");
-    if (rule_name && !(rule = rule_find(rule_name)))
-        return cli_usage_error(E, "--auto: no rule '%s' (rlhf label --list-rules lists them)", rule_name);
-    if (review && (rule || cmd)) return cli_usage_error(E, "--review is for people, not simulated labelers");
-    if (cmd && !*cmd) return cli_usage_error(E, "--auto-cmd: empty command");
-    if (split && !db_valid_split(split)) return cli_usage_error(E, "--split: '%s' is not a split name", split);
-    Db *db;
-    int rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db);
-    if (rc) return rc;
-    if (set_flags || set_guide || gold) {
-        rc = settings(db, set_flags, set_guide, gold);
-        db_close(db);
-        return rc;
-    }
-    if (!name) name = getenv("USER");
-    if (!name || !*name) {
-        db_close(db);
-        return cli_usage_error(E, "who is labeling? pass --as NAME");
-    }
-    Err nerr = {0};
-    if (ls_check_name(name, &nerr)) {
-        db_close(db);
-        return cli_usage_error(E, "--as: %s", nerr.msg);
-    }
+/* --list-rules prints the rules and ends the command there */
+static int take_list_rules(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
+    (void)e, (void)o, (void)arg;
+    list_rules();
+    return CLI_OPTS_DONE;
+}
+
+/* What the command line asks for. */
+typedef struct LabelArgs {
+    const char *dbflag, *name, *guidelines, *split, *rule_name, *cmd, *set_flags, *set_guide, *gold;
+    long overlap, lease, seed, timeout, limit;
+    double noise, gold_rate;
+    int review, seed_given;
+    const Rule *rule;
+} LabelArgs;
+
+/* Options into a; -1 to go on, else the exit status. */
+static int parse(int argc, char **argv, LabelArgs *a) {
+    *a = (LabelArgs){.overlap = 1, .lease = 1800, .seed = 1, .timeout = 30};
+    const CliOpt opts[] = {CLI_O_DB(&a->dbflag),
+                           CLI_O_STR("as", &a->name),
+                           CLI_O_LONG("overlap", &a->overlap, 1, 1000),
+                           CLI_O_FLAG("review", &a->review),
+                           CLI_O_STR("guidelines", &a->guidelines),
+                           CLI_O_DBL("gold-rate", &a->gold_rate, 0, 1),
+                           CLI_O_STR("split", &a->split),
+                           CLI_O_LONG("lease", &a->lease, -1, 7 * 86400),
+                           CLI_O_STR("auto", &a->rule_name),
+                           CLI_O_STR("auto-cmd", &a->cmd),
+                           CLI_O_DBL("noise", &a->noise, 0, 100),
+                           CLI_O_SEEN(&a->seed_given, CLI_O_LONG("seed", &a->seed, 0, 0x7fffffffL)),
+                           CLI_O_LONG("timeout", &a->timeout, 1, 3600),
+                           CLI_O_LONG("limit", &a->limit, 0, 1L << 40),
+                           CLI_O_SWITCH("list-rules", take_list_rules, NULL),
+                           CLI_O_STR("set-flags", &a->set_flags),
+                           CLI_O_STR("set-guidelines", &a->set_guide),
+                           CLI_O_STR("add-gold", &a->gold),
+                           CLI_O_END};
+    int rc = cli_opts_parse(E, argc, argv, opts, NULL);
+    if (rc >= 0) return rc;
+    if (a->rule_name && a->cmd) return cli_usage_error(E, "--auto and --auto-cmd exclude each other");
+    if (a->rule_name && !(a->rule = rule_find(a->rule_name)))
+        return cli_usage_error(E, "--auto: no rule '%s' (rlhf label --list-rules lists them)", a->rule_name);
+    if (a->review && (a->rule || a->cmd)) return cli_usage_error(E, "--review is for people, not simulated labelers");
+    if (a->cmd && !*a->cmd) return cli_usage_error(E, "--auto-cmd: empty command");
+    if (a->split && !db_valid_split(a->split)) return cli_usage_error(E, "--split: '%s' is not a split name", a->split);
+    return -1;
+}
+
+/* A labeling session: the simulated labeler's run, or the screen for a person. */
+static int run_session(Db *db, LabelArgs *a) {
+    const Rule *rule = a->rule;
+    const char *name = a->name, *cmd = a->cmd;
     int simulated = rule || cmd;
     /* a person's gold dice differ per session unless a seed is asked for */
-    if (!simulated && !seed_given) seed = (long)(sys_time_ms() ^ getpid()) & 0x7fffffffL;
+    if (!simulated && !a->seed_given) a->seed = (long)(sys_time_ms() ^ getpid()) & 0x7fffffffL;
     char source[300];
     snprintf(source, sizeof source, "%s%s", rule ? "auto:" : cmd ? "auto-cmd:" : "tui",
              rule ? rule->name : cmd ? cmd : "");
-    AssignOpts ao = {(int)overlap, (int)lease, 0, split};
+    AssignOpts ao = {(int)a->overlap, (int)a->lease, 0, a->split};
     LabelSession s;
     Err err = {0};
-    rc = ls_open(&s, db, name, simulated, rule ? rule->name : cmd, source, &ao, gold_rate, (uint64_t)seed, &err);
+    int rc = ls_open(&s, db, name, simulated, rule ? rule->name : cmd, source, &ao, a->gold_rate,
+                     (uint64_t)a->seed, &err);
     if (rc) {
         ls_close(&s);
-        db_close(db);
         return cli_fail(E, &err);
     }
     sys_catch_interrupts();
     if (simulated) {
-        AutoOpts o = {rule, cmd, (int)timeout * 1000, noise, (uint64_t)seed, limit};
+        AutoOpts o = {rule, cmd, (int)a->timeout * 1000, a->noise, (uint64_t)a->seed, a->limit};
         AutoStats st;
         rc = auto_run(&s, &o, &st, &err);
         printf("%s ranked %lld prompts (%lld gold) with %s%s in %.1f s\n", cli_shown(name, 0), (long long)st.ranked,
                (long long)st.gold, rule ? "rule " : "judge ", rule ? rule->name : cli_shown(cmd, 0), st.seconds);
         if (rc) fprintf(stderr, "rlhf label: %s\nnothing of that prompt was stored.\n", err.msg);
     } else {
-        TuiOpts o = {guidelines, review};
+        TuiOpts o = {a->guidelines, a->review};
         TuiStats st;
         rc = tui_run(&s, &o, &st, &err);
         if (rc) fprintf(stderr, "rlhf label: %s\n", err.msg);
-        else if (review)
+        else if (a->review)
             printf("%s: %lld new versions, %lld unchanged\n", cli_shown(name, 0), (long long)st.submitted, (long long)st.unchanged);
         else printf("%s: %lld ranked, %lld skipped this session\n", cli_shown(name, 0), (long long)st.submitted, (long long)st.skipped);
     }
     ls_close(&s);
-    db_close(db);
     return rc ? EXIT_FAIL : EXIT_OK;
+}
+
+static int exec_label(int argc, char **argv) {
+    LabelArgs a;
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0) return rc;
+    Db *db;
+    if ((rc = cli_open_db(E, a.dbflag, DB_OPEN_EXISTING, &db))) return rc;
+    if (a.set_flags || a.set_guide || a.gold) {
+        rc = settings(db, a.set_flags, a.set_guide, a.gold);
+        db_close(db);
+        return rc;
+    }
+    if (!a.name) a.name = getenv("USER");
+    if (!a.name || !*a.name) {
+        db_close(db);
+        return cli_usage_error(E, "who is labeling? pass --as NAME");
+    }
+    Err nerr = {0};
+    if (ls_check_name(a.name, &nerr)) {
+        db_close(db);
+        return cli_usage_error(E, "--as: %s", nerr.msg);
+    }
+    rc = run_session(db, &a);
+    db_close(db);
+    return rc;
 }

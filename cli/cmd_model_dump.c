@@ -3,6 +3,7 @@
  * engine has (logits, masked cross-entropy, log-probs, entropies, reward and
  * value heads) and writes the model, inputs, outputs and all gradients. */
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "model/checkpoint.h"
 #include "model/hf.h"
 #include "model/infer.h"
@@ -92,227 +93,259 @@ static int write_greedy(const char *dir, const Model *m, const int *prompt, int 
     return rc;
 }
 
-static int exec_model_dump(int argc, char **argv) {
-    static const struct option opts[] = {
-        CLI_OPT_DB, CLI_OPT_HELP, {"out", required_argument, NULL, 'o'},
-        {"config", required_argument, NULL, 'c'}, {"dim", required_argument, NULL, 1},
-        {"layers", required_argument, NULL, 2}, {"heads", required_argument, NULL, 3},
-        {"kv-heads", required_argument, NULL, 4}, {"hidden", required_argument, NULL, 5},
-        {"seq", required_argument, NULL, 6}, {"vocab", required_argument, NULL, 7},
-        {"unshared", no_argument, NULL, 'u'}, {"batch", required_argument, NULL, 'b'},
-        {"len", required_argument, NULL, 't'}, {"mask", no_argument, NULL, 'm'},
-        {"seed", required_argument, NULL, 's'}, {"head-dim", required_argument, NULL, 8},
-        {"qkv-bias", no_argument, NULL, 9}, {"qk-norm", no_argument, NULL, 10},
-        {"eps", required_argument, NULL, 11}, {"rope-theta", required_argument, NULL, 12},
-        {"rope-llama3", required_argument, NULL, 13}, {"model", required_argument, NULL, 'M'},
-        {"greedy", required_argument, NULL, 'g'}, CLI_OPT_END};
-    const char *out = NULL, *cname = "tiny", *model_path = NULL;
-    long over[8] = {0}, B = 2, T = 8, seed = 1, v, greedy = 0;
-    int unshared = 0, use_mask = 0, c, head_dim = 0, qkv_bias = 0, qk_norm = 0, orig = 0;
-    double eps = 0, theta = 0, factor = 0, lo = 0, hi = 0;
+/* What the command line asks for. */
+typedef struct DumpArgs {
+    const char *out, *cname, *model_path;
+    long over[8], B, T, seed, greedy;
+    int unshared, use_mask, head_dim, qkv_bias, qk_norm, orig;
+    double eps, theta, factor, lo, hi;
+} DumpArgs;
+
+/* --eps, --rope-theta: a positive number */
+static int take_positive(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
     char *end;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D': break;
-        case 'o': out = optarg; break;
-        case 'c': cname = optarg; break;
-        case 1: case 2: case 3: case 4: case 5: case 6: case 7:
-            if (cli_parse_long(E, opts[c + 3].name, optarg, 1, 1 << 20, &v)) return EXIT_USAGE;
-            over[c] = v;
-            break;
-        case 8:
-            if (cli_parse_long(E, "--head-dim", optarg, 2, 4096, &v)) return EXIT_USAGE;
-            head_dim = (int)v;
-            break;
-        case 9: qkv_bias = 1; break;
-        case 10: qk_norm = 1; break;
-        case 11:
-        case 12: {
-            errno = 0;
-            double x = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(x > 0))
-                return cli_usage_error(E, "--%s expects a positive number, got '%s'",
-                                       c == 11 ? "eps" : "rope-theta", optarg);
-            *(c == 11 ? &eps : &theta) = x;
-            break;
-        }
-        case 13:
-            if (sscanf(optarg, "%lf,%lf,%lf,%d%c", &factor, &lo, &hi, &orig, (char[]){0}) != 4)
-                return cli_usage_error(E, "--rope-llama3 expects FACTOR,LOW,HIGH,ORIG, got '%s'", optarg);
-            break;
-        case 'u': unshared = 1; break;
-        case 'b': if (cli_parse_long(E, "--batch", optarg, 1, 4096, &B)) return EXIT_USAGE; break;
-        case 't': if (cli_parse_long(E, "--len", optarg, 1, 1 << 20, &T)) return EXIT_USAGE; break;
-        case 'm': use_mask = 1; break;
-        case 'M': model_path = optarg; break;
-        case 'g': if (cli_parse_long(E, "--greedy", optarg, 1, 1 << 16, &greedy)) return EXIT_USAGE; break;
-        case 's': if (cli_parse_long(E, "--seed", optarg, 0, 1L << 62, &seed)) return EXIT_USAGE; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
-        }
+    errno = 0;
+    double x = strtod(arg, &end);
+    if (errno || end == arg || *end || !(x > 0))
+        return cli_usage_error(e, "--%s expects a positive number, got '%s'", o->name, arg);
+    *(double *)o->ctx = x;
+    return 0;
+}
+
+static int take_rope_llama3(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
+    DumpArgs *a = o->ctx;
+    if (sscanf(arg, "%lf,%lf,%lf,%d%c", &a->factor, &a->lo, &a->hi, &a->orig, (char[]){0}) != 4)
+        return cli_usage_error(e, "--rope-llama3 expects FACTOR,LOW,HIGH,ORIG, got '%s'", arg);
+    return 0;
+}
+
+/* Options into a; -1 to go on, else the exit status. */
+static int parse(int argc, char **argv, DumpArgs *a) {
+    *a = (DumpArgs){.cname = "tiny", .B = 2, .T = 8, .seed = 1};
+    const char *db = NULL;
+    const CliOpt opts[] = {
+        CLI_O_DB(&db), CLI_O_STR("out", &a->out), CLI_O_STR("config", &a->cname),
+        CLI_O_LONG("dim", &a->over[1], 1, 1 << 20), CLI_O_LONG("layers", &a->over[2], 1, 1 << 20),
+        CLI_O_LONG("heads", &a->over[3], 1, 1 << 20), CLI_O_LONG("kv-heads", &a->over[4], 1, 1 << 20),
+        CLI_O_LONG("hidden", &a->over[5], 1, 1 << 20), CLI_O_LONG("seq", &a->over[6], 1, 1 << 20),
+        CLI_O_LONG("vocab", &a->over[7], 1, 1 << 20), CLI_O_FLAG("unshared", &a->unshared),
+        CLI_O_LONG("batch", &a->B, 1, 4096), CLI_O_LONG("len", &a->T, 1, 1 << 20),
+        CLI_O_FLAG("mask", &a->use_mask), CLI_O_LONG("seed", &a->seed, 0, 1L << 62),
+        CLI_O_INT("head-dim", &a->head_dim, 2, 4096), CLI_O_FLAG("qkv-bias", &a->qkv_bias),
+        CLI_O_FLAG("qk-norm", &a->qk_norm), CLI_O_CALL("eps", take_positive, &a->eps),
+        CLI_O_CALL("rope-theta", take_positive, &a->theta),
+        CLI_O_CALL("rope-llama3", take_rope_llama3, a), CLI_O_STR("model", &a->model_path),
+        CLI_O_LONG("greedy", &a->greedy, 1, 1 << 16), CLI_O_END};
+    CliList rest = {0}; /* arguments after the options are let be, as they always were */
+    int rc = cli_opts_parse(E, argc, argv, opts, &rest);
+    free(rest.v);
+    if (rc >= 0) return rc;
+    if (!a->out) return cli_usage_error(E, "--out DIR is required");
+    return -1;
+}
+
+/* The config of --model (*m loaded) or of --config with the flags applied;
+ * -1 to go on, else the exit status (m freed). */
+static int dump_config(const DumpArgs *a, Config *cfg, Model *m) {
+    Err err = {0};
+    if (a->model_path) {
+        if (model_load(a->model_path, m, &err)) return cli_fail(E, &err);
+        *cfg = m->cfg;
+    } else if (model_config_named(a->cname, cfg, &err)) return cli_usage_error(E, "%s", err.msg);
+    int *field[8] = {NULL, &cfg->dim, &cfg->n_layers, &cfg->n_heads, &cfg->n_kv_heads,
+                     &cfg->hidden_dim, &cfg->seq_len, &cfg->vocab_size};
+    for (int i = 1; i < 8; i++)
+        if (a->over[i]) *field[i] = (int)a->over[i];
+    if (a->unshared) cfg->shared_classifier = 0;
+    if (!a->model_path) {
+        cfg->head_dim = a->head_dim, cfg->qkv_bias = a->qkv_bias, cfg->qk_norm = a->qk_norm;
+        cfg->norm_eps = (float)a->eps, cfg->rope_theta = (float)a->theta;
+        cfg->rope_factor = (float)a->factor, cfg->rope_low_freq = (float)a->lo;
+        cfg->rope_high_freq = (float)a->hi;
+        cfg->rope_orig_ctx = a->orig;
+    } else if (memcmp(cfg, &m->cfg, sizeof *cfg) != 0 || a->head_dim || a->qkv_bias || a->qk_norm ||
+               a->eps || a->theta || a->factor) {
+        model_free(m);
+        return cli_usage_error(E, "--model takes no config flags");
     }
-    if (!out) return cli_usage_error(E, "--out DIR is required");
+    if (model_config_validate(cfg, &err)) return cli_usage_error(E, "%s", err.msg);
+    if (a->T + a->greedy > cfg->seq_len) {
+        if (a->model_path) model_free(m);
+        return cli_usage_error(E, "--len %ld (+ --greedy) exceeds seq %d", a->T, cfg->seq_len);
+    }
+    return -1;
+}
+
+/* The weights: --model's as read with random heads (a reward model keeps its
+ * own), else a random model with its norms and heads randomised too, so that
+ * their gradients are exercised. */
+static int dump_weights(const DumpArgs *a, const Config *cfg, Model *m, Rng *r, int *had_reward,
+                        Err *err) {
+    if (a->model_path) {
+        *had_reward = m->heads & MODEL_HEAD_REWARD;
+        int rc = model_set_heads(m, MODEL_HEAD_REWARD | MODEL_HEAD_VALUE, err);
+        if (rc) return rc;
+        for (int i = 0; i <= cfg->dim; i++) {
+            if (!*had_reward) m->w.reward[i] = 0.1f * (float)rng_normal(r);
+            m->w.value[i] = 0.1f * (float)rng_normal(r);
+        }
+        return RLHF_OK;
+    }
+    int rc = model_create(m, cfg, MODEL_HEAD_REWARD | MODEL_HEAD_VALUE, err);
+    if (rc) return rc;
+    model_init_random(m, (uint64_t)a->seed);
+    int C = cfg->dim;
+    size_t o0 = model_tensor_offset(m, MODEL_T_RMS_ATT), o1 = model_tensor_offset(m, MODEL_T_RMS_FFN);
+    for (size_t i = 0; i < m->sizes[MODEL_T_RMS_ATT]; i++) m->params[o0 + i] = 1.0f + 0.2f * (float)rng_normal(r);
+    for (size_t i = 0; i < m->sizes[MODEL_T_RMS_FFN]; i++) m->params[o1 + i] = 1.0f + 0.2f * (float)rng_normal(r);
+    for (int i = 0; i < C; i++) m->w.rms_final[i] = 1.0f + 0.2f * (float)rng_normal(r);
+    for (int i = 0; i <= C; i++) m->w.reward[i] = 0.1f * (float)rng_normal(r);
+    for (int i = 0; i <= C; i++) m->w.value[i] = 0.1f * (float)rng_normal(r);
+    for (int t = MODEL_T_BQ; t <= MODEL_T_KNORM; t++) { /* biases 0, q/k gains 1 otherwise */
+        float *p = m->params + model_tensor_offset(m, t), base = t >= MODEL_T_QNORM ? 1.0f : 0.0f;
+        for (size_t i = 0; i < m->sizes[t]; i++) p[i] = base + 0.2f * (float)rng_normal(r);
+    }
+    return RLHF_OK;
+}
+
+/* meta.txt: the shapes, then the Hugging Face families' fields (0: llama2.c's) */
+static int write_meta(const DumpArgs *a, const Config *cfg, Err *err) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/meta.txt", a->out);
+    FILE *f = fopen(path, "w");
+    if (!f) return err_set(err, RLHF_EIO, "%s: %s", path, strerror(errno));
+    if (a->model_path) fprintf(f, "hf\n");
+    fprintf(f, "%d %d %d %d %d %d %d %d %ld %ld\n", cfg->dim, cfg->hidden_dim, cfg->n_layers,
+            cfg->n_heads, cfg->n_kv_heads, cfg->vocab_size, cfg->seq_len, cfg->shared_classifier,
+            a->B, a->T);
+    fprintf(f, "%d %d %d %.9g %.9g %.9g %.9g %.9g %d\n", model_head_size(cfg), cfg->qkv_bias,
+            cfg->qk_norm, (double)model_norm_eps(cfg), (double)model_rope_theta(cfg),
+            (double)cfg->rope_factor, (double)cfg->rope_low_freq, (double)cfg->rope_high_freq,
+            cfg->rope_orig_ctx);
+    fclose(f);
+    return RLHF_OK;
+}
+
+/* One batch of random data: tokens, targets, the mask and the coefficients of
+ * J's terms (tok: 2N ints, fl: 7N + 2 + N*V floats). */
+typedef struct DumpBatch {
+    int *tok, *tgt;
+    float *fl, *mask, *ca, *cb, *cc, *cd, *logp, *ent, *scal, *dl2;
+} DumpBatch;
+
+static int batch_make(DumpBatch *d, int N, int V, int use_mask, Rng *r, Err *err) {
+    d->tok = malloc(2 * N * sizeof(int));
+    d->fl = malloc((size_t)(7 * N + 2) * sizeof(float) + (size_t)N * V * sizeof(float));
+    if (!d->tok || !d->fl) return err_set(err, RLHF_ENOMEM, "out of memory");
+    float *fl = d->fl;
+    d->tgt = d->tok + N;
+    d->mask = fl, d->ca = fl + N, d->cb = fl + 2 * N, d->cc = fl + 3 * N, d->cd = fl + 4 * N;
+    d->logp = fl + 5 * N, d->ent = fl + 6 * N, d->scal = fl + 7 * N, d->dl2 = fl + 7 * N + 2;
+    for (int n = 0; n < N; n++) {
+        d->tok[n] = (int)rng_below(r, V);
+        d->tgt[n] = (int)rng_below(r, V);
+        d->mask[n] = use_mask ? (float)(rng_below(r, 3) != 0) : 1.0f;
+        d->ca[n] = 0.3f * (float)rng_normal(r);
+        d->cb[n] = 0.3f * (float)rng_normal(r);
+        d->cc[n] = 0.1f * (float)rng_normal(r);
+        d->cd[n] = 0.1f * (float)rng_normal(r);
+    }
+    d->mask[0] = 1.0f; /* never an all-zero mask */
+    return RLHF_OK;
+}
+
+/* J = mean_mask CE + Σ a·reward + Σ b·value + Σ c·logp + Σ d·entropy: the
+ * outputs after the forward pass, then its gradients after the backward. */
+static int dump_outputs(const DumpArgs *a, Model *m, RunState *rs, DumpBatch *d, int had_reward,
+                        Err *err) {
+    int C = m->cfg.dim, V = m->cfg.vocab_size, N = (int)(a->B * a->T);
+    size_t lb = (size_t)N * V * sizeof(float), nb = N * sizeof(float);
+    loss_logprobs(rs->logits, d->tgt, N, V, d->logp, d->ent);
+    double cnt, ce = loss_ce_forward(rs->logits, d->tgt, d->mask, N, V, NULL, &cnt);
+    double j = ce / cnt;
+    for (int n = 0; n < N; n++)
+        j += (double)d->ca[n] * rs->reward[n] + (double)d->cb[n] * rs->value[n] +
+             (double)d->cc[n] * d->logp[n] + (double)d->cd[n] * d->ent[n];
+    d->scal[0] = (float)(ce / cnt);
+    d->scal[1] = (float)j;
+    const void *hp[] = {m->w.reward, m->w.value};
+    size_t hb[] = {(C + 1) * sizeof(float), (C + 1) * sizeof(float)};
+    const void *ip[] = {d->tok, d->tgt, d->mask, d->ca, d->cb, d->cc, d->cd};
+    size_t ib[] = {nb, nb, nb, nb, nb, nb, nb};
+    int rc = write_floats(a->out, "heads.bin", hp, hb, 2, err);
+    if (!rc) rc = write_floats(a->out, "inputs.bin", ip, ib, 7, err);
+    if (!rc) {
+        const void *op[] = {rs->logits, d->logp, d->ent, rs->reward, rs->value, d->scal};
+        size_t ob[] = {lb, nb, nb, nb, nb, 2 * sizeof(float)};
+        rc = write_floats(a->out, "outputs.bin", op, ob, 6, err);
+    }
+    /* the gradient of J into the logits buffer, then backward */
+    if (!rc) {
+        memcpy(d->dl2, rs->logits, lb);
+        loss_ce_backward(rs->logits, d->tgt, d->mask, N, V, (float)(1.0 / cnt), NULL);
+        loss_logprobs_backward(d->dl2, d->tgt, N, V, d->cc, d->cd);
+        for (size_t i = 0; i < (size_t)N * V; i++) rs->logits[i] += d->dl2[i];
+        rc = model_backward(m, rs, d->tok, rs->logits, d->ca, d->cb, err);
+    }
+    char path[1200];
+    if (!rc && a->model_path) {
+        StItem heads[2] = {{"rlhf.reward_head", 1, {C + 1}, m->g.reward},
+                           {"rlhf.value_head", 1, {C + 1}, m->g.value}};
+        snprintf(path, sizeof path, "%s/grads.safetensors", a->out);
+        rc = hf_save_tensors(path, m, m->grads, had_reward ? HF_OUT_RM : HF_OUT_POLICY, ST_F32,
+                             heads, 2, err);
+    } else if (!rc) {
+        const void *gp[] = {m->grads};
+        size_t gb[] = {m->n_params * sizeof(float)};
+        rc = write_floats(a->out, "grads.bin", gp, gb, 1, err);
+    }
+    return rc;
+}
+
+static int exec_model_dump(int argc, char **argv) {
+    DumpArgs a;
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0) return rc;
     Err err = {0};
     Config cfg;
     Model m;
-    if (model_path) {
-        if (model_load(model_path, &m, &err)) return cli_fail(E, &err);
-        cfg = m.cfg;
-    } else if (model_config_named(cname, &cfg, &err)) return cli_usage_error(E, "%s", err.msg);
-    if (over[1]) cfg.dim = over[1];
-    if (over[2]) cfg.n_layers = over[2];
-    if (over[3]) cfg.n_heads = over[3];
-    if (over[4]) cfg.n_kv_heads = over[4];
-    if (over[5]) cfg.hidden_dim = over[5];
-    if (over[6]) cfg.seq_len = over[6];
-    if (over[7]) cfg.vocab_size = over[7];
-    if (unshared) cfg.shared_classifier = 0;
-    if (!model_path) {
-        cfg.head_dim = head_dim, cfg.qkv_bias = qkv_bias, cfg.qk_norm = qk_norm;
-        cfg.norm_eps = (float)eps, cfg.rope_theta = (float)theta;
-        cfg.rope_factor = (float)factor, cfg.rope_low_freq = (float)lo, cfg.rope_high_freq = (float)hi;
-        cfg.rope_orig_ctx = orig;
-    } else if (memcmp(&cfg, &m.cfg, sizeof cfg) != 0 || head_dim || qkv_bias || qk_norm || eps ||
-               theta || factor) {
-        model_free(&m);
-        return cli_usage_error(E, "--model takes no config flags");
-    }
-    if (model_config_validate(&cfg, &err)) return cli_usage_error(E, "%s", err.msg);
-    if (T + greedy > cfg.seq_len) {
-        if (model_path) model_free(&m);
-        return cli_usage_error(E, "--len %ld (+ --greedy) exceeds seq %d", T, cfg.seq_len);
-    }
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-        err_set(&err, RLHF_EIO, "%s: %s", out, strerror(errno));
-        if (model_path) model_free(&m);
+    if ((rc = dump_config(&a, &cfg, &m)) >= 0) return rc;
+    if (mkdir(a.out, 0777) != 0 && errno != EEXIST) {
+        err_set(&err, RLHF_EIO, "%s: %s", a.out, strerror(errno));
+        if (a.model_path) model_free(&m);
         return cli_fail(E, &err);
     }
     RunState rs;
     Rng r;
     int had_reward = 0; /* --model is a reward model: its head is score.weight */
-    rng_seed(&r, (uint64_t)seed + 1000);
-    if (model_path) {
-        /* the weights as read; random heads (a reward model keeps its own) */
-        had_reward = m.heads & MODEL_HEAD_REWARD;
-        if (model_set_heads(&m, MODEL_HEAD_REWARD | MODEL_HEAD_VALUE, &err)) {
-            model_free(&m);
-            return cli_fail(E, &err);
-        }
-        for (int i = 0; i <= cfg.dim; i++) {
-            if (!had_reward) m.w.reward[i] = 0.1f * (float)rng_normal(&r);
-            m.w.value[i] = 0.1f * (float)rng_normal(&r);
-        }
-    } else {
-    if (model_create(&m, &cfg, MODEL_HEAD_REWARD | MODEL_HEAD_VALUE, &err)) return cli_fail(E, &err);
-    model_init_random(&m, (uint64_t)seed);
-    /* the init leaves norms at 1 and heads at 0: randomise them so their
-     * gradients are exercised too */
-    int C = cfg.dim;
-    size_t o0 = model_tensor_offset(&m, MODEL_T_RMS_ATT), o1 = model_tensor_offset(&m, MODEL_T_RMS_FFN);
-    for (size_t i = 0; i < m.sizes[MODEL_T_RMS_ATT]; i++) m.params[o0 + i] = 1.0f + 0.2f * (float)rng_normal(&r);
-    for (size_t i = 0; i < m.sizes[MODEL_T_RMS_FFN]; i++) m.params[o1 + i] = 1.0f + 0.2f * (float)rng_normal(&r);
-    for (int i = 0; i < C; i++) m.w.rms_final[i] = 1.0f + 0.2f * (float)rng_normal(&r);
-    for (int i = 0; i <= C; i++) m.w.reward[i] = 0.1f * (float)rng_normal(&r);
-    for (int i = 0; i <= C; i++) m.w.value[i] = 0.1f * (float)rng_normal(&r);
-    for (int t = MODEL_T_BQ; t <= MODEL_T_KNORM; t++) { /* biases 0, q/k gains 1 otherwise */
-        float *p = m.params + model_tensor_offset(&m, t), base = t >= MODEL_T_QNORM ? 1.0f : 0.0f;
-        for (size_t i = 0; i < m.sizes[t]; i++) p[i] = base + 0.2f * (float)rng_normal(&r);
+    rng_seed(&r, (uint64_t)a.seed + 1000);
+    if (dump_weights(&a, &cfg, &m, &r, &had_reward, &err)) {
+        if (a.model_path) model_free(&m);
+        return cli_fail(E, &err);
     }
-    }
-    int C = cfg.dim, V = cfg.vocab_size, N = (int)(B * T);
-    int rc = model_runstate_create(&rs, &cfg, (int)B, (int)T, &err);
+    rc = model_runstate_create(&rs, &cfg, (int)a.B, (int)a.T, &err);
     if (rc) {
         model_free(&m);
         return cli_fail(E, &err);
     }
-    int *tok = malloc(2 * N * sizeof(int));
-    float *fl = malloc((size_t)(7 * N + 2) * sizeof(float) + (size_t)N * V * sizeof(float));
-    int *tgt = tok + N;
-    float *mask = fl, *ca = fl + N, *cb = fl + 2 * N, *cc = fl + 3 * N, *cd = fl + 4 * N;
-    float *logp = fl + 5 * N, *ent = fl + 6 * N, *scal = fl + 7 * N, *dl2 = fl + 7 * N + 2;
-    for (int n = 0; n < N; n++) {
-        tok[n] = (int)rng_below(&r, V);
-        tgt[n] = (int)rng_below(&r, V);
-        mask[n] = use_mask ? (float)(rng_below(&r, 3) != 0) : 1.0f;
-        ca[n] = 0.3f * (float)rng_normal(&r);
-        cb[n] = 0.3f * (float)rng_normal(&r);
-        cc[n] = 0.1f * (float)rng_normal(&r);
-        cd[n] = 0.1f * (float)rng_normal(&r);
-    }
-    mask[0] = 1.0f; /* never an all-zero mask */
-    rc = model_forward(&m, &rs, tok, (int)B, (int)T, MODEL_FWD_LOGITS, &err);
+    DumpBatch d = {0};
+    rc = batch_make(&d, (int)(a.B * a.T), cfg.vocab_size, a.use_mask, &r, &err);
+    if (!rc) rc = model_forward(&m, &rs, d.tok, (int)a.B, (int)a.T, MODEL_FWD_LOGITS, &err);
     char path[1200];
-    snprintf(path, sizeof path, "%s/model.bin", out);
+    snprintf(path, sizeof path, "%s/model.bin", a.out);
     /* llama2.c's format while it can hold the model (older dumps read it), ours otherwise */
     int ours = cfg.head_dim || cfg.qkv_bias || cfg.qk_norm || cfg.norm_eps > 0 || cfg.rope_theta > 0 ||
                cfg.rope_factor > 0;
-    if (ours) snprintf(path, sizeof path, "%s/model.ckpt", out);
-    if (!rc && !model_path) rc = ours ? model_save(path, &m, &err) : model_save_llama2c(path, &m, &err);
-    if (!rc) {
-        size_t lb = (size_t)N * V * sizeof(float), nb = N * sizeof(float);
-        /* J = mean_mask CE + Σ a·reward + Σ b·value + Σ c·logp + Σ d·entropy */
-        loss_logprobs(rs.logits, tgt, N, V, logp, ent);
-        double cnt, ce = loss_ce_forward(rs.logits, tgt, mask, N, V, NULL, &cnt);
-        double j = ce / cnt;
-        for (int n = 0; n < N; n++)
-            j += (double)ca[n] * rs.reward[n] + (double)cb[n] * rs.value[n] + (double)cc[n] * logp[n] +
-                 (double)cd[n] * ent[n];
-        scal[0] = (float)(ce / cnt);
-        scal[1] = (float)j;
-        const void *hp[] = {m.w.reward, m.w.value};
-        size_t hb[] = {(C + 1) * sizeof(float), (C + 1) * sizeof(float)};
-        const void *ip[] = {tok, tgt, mask, ca, cb, cc, cd};
-        size_t ib[] = {nb, nb, nb, nb, nb, nb, nb};
-        rc = write_floats(out, "heads.bin", hp, hb, 2, &err);
-        if (!rc) rc = write_floats(out, "inputs.bin", ip, ib, 7, &err);
-        if (!rc) {
-            const void *op[] = {rs.logits, logp, ent, rs.reward, rs.value, scal};
-            size_t ob[] = {lb, nb, nb, nb, nb, 2 * sizeof(float)};
-            rc = write_floats(out, "outputs.bin", op, ob, 6, &err);
-        }
-        /* the gradient of J into the logits buffer, then backward */
-        if (!rc) {
-            memcpy(dl2, rs.logits, lb);
-            loss_ce_backward(rs.logits, tgt, mask, N, V, (float)(1.0 / cnt), NULL);
-            loss_logprobs_backward(dl2, tgt, N, V, cc, cd);
-            for (size_t i = 0; i < (size_t)N * V; i++) rs.logits[i] += dl2[i];
-            rc = model_backward(&m, &rs, tok, rs.logits, ca, cb, &err);
-        }
-        if (!rc && model_path) {
-            StItem heads[2] = {{"rlhf.reward_head", 1, {C + 1}, m.g.reward},
-                               {"rlhf.value_head", 1, {C + 1}, m.g.value}};
-            snprintf(path, sizeof path, "%s/grads.safetensors", out);
-            rc = hf_save_tensors(path, &m, m.grads, had_reward ? HF_OUT_RM : HF_OUT_POLICY, ST_F32,
-                                 heads, 2, &err);
-        } else if (!rc) {
-            const void *gp[] = {m.grads};
-            size_t gb[] = {m.n_params * sizeof(float)};
-            rc = write_floats(out, "grads.bin", gp, gb, 1, &err);
-        }
-        if (!rc && greedy) rc = write_greedy(out, &m, tok, (int)T, (int)greedy, &err);
-        if (!rc) {
-            snprintf(path, sizeof path, "%s/meta.txt", out);
-            FILE *f = fopen(path, "w");
-            if (!f) rc = err_set(&err, RLHF_EIO, "%s: %s", path, strerror(errno));
-            else {
-                if (model_path) fprintf(f, "hf\n");
-                fprintf(f, "%d %d %d %d %d %d %d %d %ld %ld\n", cfg.dim, cfg.hidden_dim, cfg.n_layers,
-                        cfg.n_heads, cfg.n_kv_heads, cfg.vocab_size, cfg.seq_len,
-                        cfg.shared_classifier, B, T);
-                /* second line: the Hugging Face families' fields (0: llama2.c's) */
-                fprintf(f, "%d %d %d %.9g %.9g %.9g %.9g %.9g %d\n", model_head_size(&cfg), cfg.qkv_bias,
-                        cfg.qk_norm, (double)model_norm_eps(&cfg), (double)model_rope_theta(&cfg),
-                        (double)cfg.rope_factor, (double)cfg.rope_low_freq,
-                        (double)cfg.rope_high_freq, cfg.rope_orig_ctx);
-                fclose(f);
-            }
-        }
-    }
-    free(tok);
-    free(fl);
+    if (ours) snprintf(path, sizeof path, "%s/model.ckpt", a.out);
+    if (!rc && !a.model_path) rc = ours ? model_save(path, &m, &err) : model_save_llama2c(path, &m, &err);
+    if (!rc) rc = dump_outputs(&a, &m, &rs, &d, had_reward, &err);
+    if (!rc && a.greedy) rc = write_greedy(a.out, &m, d.tok, (int)a.T, (int)a.greedy, &err);
+    if (!rc) rc = write_meta(&a, &cfg, &err);
+    free(d.tok);
+    free(d.fl);
     model_runstate_free(&rs);
     model_free(&m);
     if (rc) return cli_fail(E, &err);
-    printf("wrote %s\n", out);
+    printf("wrote %s\n", a.out);
     return EXIT_OK;
 }

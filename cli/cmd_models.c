@@ -58,13 +58,10 @@ static int print_model(const ModelRow *m, void *ctx) {
 
 static int exec_models(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "verify") == 0) return exec_verify(argc - 1, argv + 1);
-    const char *dbflag;
-    int json;
-    int done = cli_parse_db_json(&cmd_models_entry, argc, argv, &dbflag, &json);
-    if (done >= 0) return done;
     Db *db;
-    int rc = cli_open_db(&cmd_models_entry, dbflag, DB_OPEN_READONLY, &db);
-    if (rc) return rc;
+    int json;
+    int rc = cli_open_db_json(&cmd_models_entry, argc, argv, &db, &json);
+    if (rc >= 0) return rc;
     Err err = {0};
     if (!json) printf("%4s  %-24s %-8s %-6s %s\n", "id", "name", "kind", "parent", "path");
     rc = db_models_each(db, print_model, &json, &err);

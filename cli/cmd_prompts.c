@@ -1,7 +1,9 @@
 /* rlhf prompts import|list: bring prompts into the project and look at them. */
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "db/prompts.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static int exec_prompts(int argc, char **argv);
@@ -26,32 +28,32 @@ const struct cmd_entry cmd_prompts_entry = {
 static const struct cmd_entry *E = &cmd_prompts_entry;
 
 static int import(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB, CLI_OPT_HELP,
-                                         {"split", required_argument, NULL, 's'}, CLI_OPT_END};
     const char *dbflag = NULL, *split = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 's': split = optarg; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
-        }
+    const CliOpt opts[] = {CLI_O_DB(&dbflag), CLI_O_STR("split", &split), CLI_O_END};
+    CliList files = {0};
+    int rc = cli_opts_parse(E, argc, argv, opts, &files);
+    if (rc < 0 && files.n == 0) rc = cli_usage_error(E, "import: no FILE given");
+    if (rc < 0 && split && !db_valid_split(split))
+        rc = cli_usage_error(E, "--split: '%s' is not a split name (letters, digits, '_', '-')", split);
+    if (rc >= 0) {
+        free(files.v);
+        return rc;
     }
-    if (optind >= argc) return cli_usage_error(E, "import: no FILE given");
-    if (split && !db_valid_split(split))
-        return cli_usage_error(E, "--split: '%s' is not a split name (letters, digits, '_', '-')", split);
     Db *db;
-    int rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db);
-    if (rc) return rc;
     Err err = {0};
     PromptImportStats st = {0};
+    if ((rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db))) {
+        free(files.v);
+        return rc;
+    }
     /* staged: reading and hashing hold no lock; only the final copy writes */
     if (db_prompts_stage_begin(db, &err)) {
+        free(files.v);
         db_close(db);
         return cli_fail(E, &err);
     }
-    for (int i = optind; i < argc && !rc; i++) rc = db_prompts_import_file(db, argv[i], split, &st, &err);
+    for (int i = 0; i < files.n && !rc; i++) rc = db_prompts_import_file(db, files.v[i], split, &st, &err);
+    free(files.v);
     if (!rc) rc = db_prompts_stage_commit(db, &st, &err);
     else db_prompts_stage_abort(db);
     db_close(db);
@@ -96,42 +98,23 @@ static int print_row(const PromptRow *r, void *ctx) {
 }
 
 static int list(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB,
-                                         CLI_OPT_HELP,
-                                         {"split", required_argument, NULL, 's'},
-                                         {"source", required_argument, NULL, 'S'},
-                                         {"contains", required_argument, NULL, 'c'},
-                                         {"limit", required_argument, NULL, 'l'},
-                                         {"offset", required_argument, NULL, 'o'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         CLI_OPT_END};
     const char *dbflag = NULL;
     PromptFilter f = {0};
-    int json = 0, c;
-    long v;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 's': f.split = optarg; break;
-        case 'S': f.source = optarg; break;
-        case 'c': f.contains = optarg; break;
-        case 'l':
-            if (cli_parse_long(E, "--limit", optarg, 0, 1L << 40, &v)) return EXIT_USAGE;
-            f.limit = v;
-            break;
-        case 'o':
-            if (cli_parse_long(E, "--offset", optarg, 0, 1L << 40, &v)) return EXIT_USAGE;
-            f.offset = v;
-            break;
-        case 'j': json = 1; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
-        }
-    }
-    if (optind < argc) return cli_usage_error(E, "list: unexpected argument '%s'", argv[optind]);
+    long limit = 0, offset = 0;
+    int json = 0;
+    const CliOpt opts[] = {CLI_O_DB(&dbflag), CLI_O_STR("split", &f.split),
+                           CLI_O_STR("source", &f.source), CLI_O_STR("contains", &f.contains),
+                           CLI_O_LONG("limit", &limit, 0, 1L << 40),
+                           CLI_O_LONG("offset", &offset, 0, 1L << 40),
+                           CLI_O_FLAG("json", &json), CLI_O_END};
+    CliList rest = {0};
+    int rc = cli_opts_parse(E, argc, argv, opts, &rest);
+    if (rc < 0 && rest.n) rc = cli_usage_error(E, "list: unexpected argument '%s'", rest.v[0]);
+    free(rest.v);
+    if (rc >= 0) return rc;
+    f.limit = limit, f.offset = offset;
     Db *db;
-    int rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db);
-    if (rc) return rc;
+    if ((rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db))) return rc;
     Err err = {0};
     if (!json) printf("%6s  %-8s %4s %4s  %s\n", "id", "split", "cand", "rank", "prompt");
     rc = db_prompts_each(db, &f, print_row, &json, &err);

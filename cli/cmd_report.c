@@ -2,6 +2,7 @@
  * labelers and final table (viz/report.c draws it). */
 #include "cli/cli.h"
 #include "cli/filter.h"
+#include "cli/opts.h"
 #include "util/sys.h"
 #include "viz/report.h"
 
@@ -34,66 +35,29 @@ const struct cmd_entry cmd_report_entry = {
 static const struct cmd_entry *E = &cmd_report_entry;
 
 static int exec_report(int argc, char **argv) {
-    enum { O_RUN = 400, O_KIND, O_TITLE, O_MAXP, O_BOOT, O_SEED };
-    static const struct option opts[] = {CLI_OPT_DB,
-                                         CLI_OPT_HELP,
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"run", required_argument, NULL, O_RUN},
-                                         {"kind", required_argument, NULL, O_KIND},
-                                         {"title", required_argument, NULL, O_TITLE},
-                                         {"max-points", required_argument, NULL, O_MAXP},
-                                         {"bootstrap", required_argument, NULL, O_BOOT},
-                                         {"seed", required_argument, NULL, O_SEED},
-                                         CLI_FILTER_OPTS,
-                                         CLI_OPT_END};
     const char *dbflag = NULL, *out = NULL;
     ReportOptions o = report_options_default();
-    long v;
-    int c;
-    while ((c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
-        int fr = cli_filter_opt(E, c, optarg, &o.rankings);
-        if (fr == 1) continue;
-        if (fr) return fr;
-        switch (c) {
-        case 'D':
-            dbflag = optarg;
-            break;
-        case 'o':
-            out = optarg;
-            break;
-        case O_RUN:
-            if (cli_parse_long(E, "--run", optarg, 1, 1L << 62, &v)) return EXIT_USAGE;
-            o.runs.run_id = v;
-            break;
-        case O_KIND:
-            o.runs.kind = optarg;
-            break;
-        case O_TITLE:
-            o.title = optarg;
-            break;
-        case O_MAXP:
-            if (cli_parse_long(E, "--max-points", optarg, 2, 100000, &v)) return EXIT_USAGE;
-            o.max_points = (int)v;
-            break;
-        case O_BOOT:
-            if (cli_parse_long(E, "--bootstrap", optarg, 1, 100000, &v)) return EXIT_USAGE;
-            o.bootstrap = (int)v;
-            break;
-        case O_SEED:
-            if (cli_parse_long(E, "--seed", optarg, 0, 1L << 62, &v)) return EXIT_USAGE;
-            o.seed = (uint64_t)v;
-            break;
-        case 'h':
-            return cli_help(E);
-        default:
-            return cli_bad_option(E, argv, c);
-        }
-    }
-    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
+    long run = 0, seed = (long)o.seed;
+    CliOpt filters[8];
+    cli_filter_table(&o.rankings, NULL, filters);
+    const CliOpt opts[] = {CLI_O_DB(&dbflag),
+                           CLI_O_SHORT('o', CLI_O_STR("out", &out)),
+                           CLI_O_LONG("run", &run, 1, 1L << 62),
+                           CLI_O_STR("kind", &o.runs.kind),
+                           CLI_O_STR("title", &o.title),
+                           CLI_O_INT("max-points", &o.max_points, 2, 100000),
+                           CLI_O_INT("bootstrap", &o.bootstrap, 1, 100000),
+                           CLI_O_LONG("seed", &seed, 0, 1L << 62),
+                           CLI_O_TABLE(filters),
+                           CLI_O_END};
+    int rc = cli_opts_parse(E, argc, argv, opts, NULL);
+    if (rc >= 0) return rc;
+    if (run) o.runs.run_id = run;
+    o.seed = (uint64_t)seed;
     if (!out) return cli_usage_error(E, "--out FILE.html is required ('-' for stdout)");
     o.runs.since = o.rankings.since, o.runs.until = o.rankings.until;
     Db *db;
-    int rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db);
+    rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db);
     if (rc) return rc;
     o.project = cli_db_path(dbflag);
     Err err = {0};

@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
+#include "cli/sampling.h"
 #include "gen/best_of.h"
 #include "gen/model_backend.h"
 #include "rl/eval.h"
@@ -22,7 +24,7 @@ const struct cmd_entry cmd_sample_entry = {
     "sample text from a checkpoint after a prompt",
     "  --model CKPT        checkpoint (ours or llama2.c's)\n"
     "  --tokenizer TOK     tokenizer.bin (default: the one inside the checkpoint)\n"
-    "  --temperature T     0 = greedy (default 1.0)\n"
+    "  -t, --temperature T 0 = greedy (default 1.0)\n"
     "  --top-k K           sample among the K likeliest tokens (default 0 = off)\n"
     "  --top-p P           nucleus sampling (default 1.0 = off)\n"
     "  --max-tokens N      new tokens at most (default 256)\n"
@@ -127,195 +129,165 @@ static int sample_best_of(const char *model_path, const char *tok_path, const ch
     return rc;
 }
 
-static int exec_sample(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_HELP,
-                                         {"model", required_argument, NULL, 'm'},
-                                         {"tokenizer", required_argument, NULL, 't'},
-                                         {"temperature", required_argument, NULL, 'T'},
-                                         {"top-k", required_argument, NULL, 'K'},
-                                         {"top-p", required_argument, NULL, 'P'},
-                                         {"max-tokens", required_argument, NULL, 'n'},
-                                         {"seed", required_argument, NULL, 's'},
-                                         {"stop", required_argument, NULL, 'S'},
-                                         {"num", required_argument, NULL, 'k'},
-                                         {"threads", required_argument, NULL, 'j'},
-                                         {"json", no_argument, NULL, 'J'},
-                                         {"best-of", required_argument, NULL, 'B'},
-                                         {"rm", required_argument, NULL, 'R'},
-                                         {"template", required_argument, NULL, 'E'},
-                                         {"raw", no_argument, NULL, 'W'},
-                                         {"weights", required_argument, NULL, 'w'},
-                                         {"db", required_argument, NULL, 'D'},
-                                         CLI_OPT_END};
-    const char *model_path = NULL, *tok_path = NULL;
-    SampleParams p = sample_params_default();
+/* What the command line asks for. */
+typedef struct SampleArgs {
+    const char *model_path, *tok_path, *rm_path, *template, *prompt, *dbflag;
     const char *stops[64];
-    long v, k = 1, threads = 0, seed = 1, best_of = 0;
-    const char *rm_path = NULL, *template = NULL;
-    int raw = 0, weights = INFER_WEIGHTS_AUTO;
-    double d;
-    int json = 0, c;
-    p.stop = stops;
-    while ((c = getopt_long(argc, argv, ":hk:", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            model_path = optarg;
-            break;
-        case 't':
-            tok_path = optarg;
-            break;
-        case 'T':
-            if (cli_parse_double(E, "--temperature", optarg, 0, 100, &d)) return EXIT_USAGE;
-            p.temperature = (float)d;
-            break;
-        case 'K':
-            if (cli_parse_long(E, "--top-k", optarg, 0, 1 << 30, &v)) return EXIT_USAGE;
-            p.top_k = (int)v;
-            break;
-        case 'P':
-            if (cli_parse_double(E, "--top-p", optarg, 1e-9, 1, &d)) return EXIT_USAGE;
-            p.top_p = (float)d;
-            break;
-        case 'n':
-            if (cli_parse_long(E, "--max-tokens", optarg, 1, 1 << 20, &v)) return EXIT_USAGE;
-            p.max_tokens = (int)v;
-            break;
-        case 's':
-            if (cli_parse_long(E, "--seed", optarg, 0, __LONG_MAX__, &seed)) return EXIT_USAGE;
-            break;
-        case 'S':
-            if (!*optarg) return cli_usage_error(E, "--stop: empty string");
-            if (p.n_stop == 64) return cli_usage_error(E, "--stop: at most 64 stop strings");
-            stops[p.n_stop++] = optarg;
-            break;
-        case 'k':
-            if (cli_parse_long(E, "--num", optarg, 1, 256, &k)) return EXIT_USAGE;
-            break;
-        case 'j':
-            if (cli_parse_long(E, "--threads", optarg, 1, 256, &threads)) return EXIT_USAGE;
-            break;
-        case 'J':
-            json = 1;
-            break;
-        case 'D': /* every command takes --db; sample reads no project */
-            break;
-        case 'B':
-            if (cli_parse_long(E, "--best-of", optarg, 1, 256, &best_of)) return EXIT_USAGE;
-            break;
-        case 'R':
-            rm_path = optarg;
-            break;
-        case 'W': raw = 1; break;
-        case 'w':
-            if (cli_parse_weights(E, optarg, &weights)) return EXIT_USAGE;
-            break;
-        case 'E':
-            if (cli_check_template(E, optarg)) return EXIT_USAGE;
-            template = optarg;
-            break;
-        case 'h':
-            return cli_help(E);
-        default:
-            return cli_bad_option(E, argv, c);
-        }
-    }
-    if (!model_path) return cli_usage_error(E, "--model CKPT is required");
-    if (optind >= argc) return cli_usage_error(E, "no PROMPT given (use \"\" for none)");
-    if (optind + 1 < argc) return cli_usage_error(E, "give the prompt as one argument (quote it)");
-    if (best_of && !rm_path) return cli_usage_error(E, "--best-of N needs a reward model (--rm RM)");
-    if (!best_of && rm_path) return cli_usage_error(E, "--rm is for --best-of N");
-    if (raw && template) return cli_usage_error(E, "--raw and --template exclude each other");
-    const char *prompt = argv[optind];
-    char *stdin_text = NULL;
-    if (threads) infer_set_threads((int)threads);
+    CliStops stop;
+    SampleParams p;
+    long k, threads, seed, best_of;
+    int raw, weights, json;
+} SampleArgs;
 
-    Err err = {0};
-    int rc_bo;
-    if (strcmp(prompt, "-") == 0) {
-        StrBuf b = {0};
-        char chunk[4096];
-        size_t got;
-        int bad = sb_append(&b, "", 0);
-        while (!bad && (got = fread(chunk, 1, sizeof chunk, stdin)) > 0) bad = sb_append(&b, chunk, got);
-        if (bad || ferror(stdin)) {
-            sb_free(&b);
-            err_set(&err, RLHF_EIO, "reading the prompt from standard input failed");
-            return cli_fail(E, &err);
+/* --template is checked as it comes, before the options after it */
+static int take_template(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
+    if (cli_check_template(e, arg)) return EXIT_USAGE;
+    *(const char **)o->ctx = arg;
+    return 0;
+}
+
+/* Options into a; -1 to go on, else the exit status. */
+static int parse(int argc, char **argv, SampleArgs *a) {
+    *a = (SampleArgs){.p = sample_params_default(), .k = 1, .seed = 1, .weights = INFER_WEIGHTS_AUTO};
+    a->stop = (CliStops){a->stops, 0, 64};
+    CliOpt sampling[CLI_S_N + 1];
+    cli_sampling_table(&a->p, &a->seed, sampling);
+    /* -t as llama2.c's run.c spells it (the tokenizer has only --tokenizer) */
+    sampling[CLI_S_TEMPERATURE].short_name = 't';
+    sampling[CLI_S_TOP_K].hi = 1 << 30;
+    sampling[CLI_S_TOP_P] = (CliOpt)CLI_O_FLOAT("top-p", &a->p.top_p, 1e-9, 1);
+    const CliOpt opts[] = {CLI_O_STR("model", &a->model_path),
+                           CLI_O_STR("tokenizer", &a->tok_path),
+                           CLI_O_TABLE(sampling),
+                           CLI_O_CALL("stop", cli_take_stop, &a->stop),
+                           CLI_O_SHORT('k', CLI_O_LONG("num", &a->k, 1, 256)),
+                           CLI_O_LONG("threads", &a->threads, 1, 256),
+                           CLI_O_FLAG("json", &a->json),
+                           CLI_O_LONG("best-of", &a->best_of, 1, 256),
+                           CLI_O_STR("rm", &a->rm_path),
+                           CLI_O_CALL("template", take_template, &a->template),
+                           CLI_O_FLAG("raw", &a->raw),
+                           CLI_O_CALL("weights", cli_take_weights, &a->weights),
+                           CLI_O_DB(&a->dbflag), /* every command takes --db; sample reads no project */
+                           CLI_O_END};
+    CliList rest = {0};
+    int rc = cli_opts_parse(E, argc, argv, opts, &rest);
+    a->prompt = rest.n ? rest.v[0] : NULL;
+    free(rest.v);
+    if (rc >= 0) return rc;
+    a->p.stop = a->stops;
+    a->p.n_stop = a->stop.n;
+    if (!a->model_path) return cli_usage_error(E, "--model CKPT is required");
+    if (rest.n == 0) return cli_usage_error(E, "no PROMPT given (use \"\" for none)");
+    if (rest.n > 1) return cli_usage_error(E, "give the prompt as one argument (quote it)");
+    if (a->best_of && !a->rm_path) return cli_usage_error(E, "--best-of N needs a reward model (--rm RM)");
+    if (!a->best_of && a->rm_path) return cli_usage_error(E, "--rm is for --best-of N");
+    if (a->raw && a->template) return cli_usage_error(E, "--raw and --template exclude each other");
+    if (a->threads) infer_set_threads((int)a->threads);
+    return -1;
+}
+
+/* PROMPT "-": all of standard input, newlines kept (caller frees). */
+static int read_stdin(char **out, Err *err) {
+    StrBuf b = {0};
+    char chunk[4096];
+    size_t got;
+    int bad = sb_append(&b, "", 0);
+    while (!bad && (got = fread(chunk, 1, sizeof chunk, stdin)) > 0) bad = sb_append(&b, chunk, got);
+    if (bad || ferror(stdin)) {
+        sb_free(&b);
+        return err_set(err, RLHF_EIO, "reading the prompt from standard input failed");
+    }
+    *out = b.s;
+    return RLHF_OK;
+}
+
+static void print_samples(const SampleResult *res, const uint64_t *seeds, int k, int json) {
+    for (int i = 0; i < k; i++) {
+        if (json) {
+            cJSON *j = cJSON_CreateObject();
+            cli_json_u64(j, "seed", (unsigned long long)seeds[i]);
+            cJSON_AddStringToObject(j, "text", res[i].text);
+            cJSON_AddNumberToObject(j, "tokens", res[i].n_tokens);
+            cli_json_num(j, "logprob", res[i].logprob, 4);
+            cJSON_AddStringToObject(j, "finish", sample_finish_name(res[i].finish));
+            cli_json_print(j);
+        } else {
+            if (k > 1) printf("--- sample %d (seed %llu)\n", i + 1, (unsigned long long)seeds[i]);
+            fwrite(res[i].text, 1, res[i].text_len, stdout);
+            printf("\n");
         }
-        prompt = stdin_text = b.s;
     }
-    if (best_of) {
-        BestOfRun b = {json, 0};
-        if (!p.n_stop) stops[p.n_stop++] = "\n\n", stops[p.n_stop++] = "Human:";
-        rc_bo = sample_best_of(model_path, tok_path, rm_path, template, prompt, &p, (int)best_of,
-                               (int)k, (uint64_t)seed, weights, &b, &err);
-        free(stdin_text);
-        return rc_bo ? cli_fail(E, &err) : EXIT_OK;
-    }
+}
+
+/* The prompt as the model is asked it: in --template, else in the model's own
+ * chat template (as gen asks it) unless --raw; *rendered NULL when as it is. */
+static int render_prompt(const SampleArgs *a, char **tmpl, char **rendered, Err *err) {
+    int rc = RLHF_OK;
+    if (!a->raw && !a->template) rc = chat_template_find(a->model_path, tmpl, err);
+    if (!rc && (a->template || *tmpl)) rc = seq_render(a->template ? a->template : *tmpl, a->prompt, rendered, err);
+    return rc;
+}
+
+/* k samples of the prompt, decoded as one batch, printed. */
+static int sample_plain(const SampleArgs *a, Err *err) {
     Model m;
     Tokenizer *tok = NULL;
     Infer st = {0};
     SampleResult *res = NULL;
-    int *ids = NULL, n = 0, rc;
-    if ((rc = model_load(model_path, &m, &err))) {
-        free(stdin_text);
-        return cli_fail(E, &err);
-    }
-    rc = model_require_policy(&m, model_path, &err);
-    if (!rc) rc = model_load_tokenizer(&m, model_path, tok_path, &tok, &err);
-    /* a chat model is asked in its own template, as gen asks it */
+    int *ids = NULL, n = 0, k = (int)a->k, rc;
+    if ((rc = model_load(a->model_path, &m, err))) return rc;
+    rc = model_require_policy(&m, a->model_path, err);
+    if (!rc) rc = model_load_tokenizer(&m, a->model_path, a->tok_path, &tok, err);
     char *tmpl = NULL, *rendered = NULL;
-    if (!rc && !raw && !template) rc = chat_template_find(model_path, &tmpl, &err);
-    if (!rc && (template || tmpl)) rc = seq_render(template ? template : tmpl, prompt, &rendered, &err);
-    if (rendered) prompt = rendered;
+    if (!rc) rc = render_prompt(a, &tmpl, &rendered, err);
+    const char *prompt = rendered ? rendered : a->prompt;
     size_t plen = strlen(prompt);
     if (!rc && !(ids = malloc(sizeof(int) * (size_t)tok_encode_cap(plen))))
-        rc = err_set(&err, RLHF_ENOMEM, "out of memory");
-    if (!rc)
-        rc = tok_encode_prompt(tok, prompt, plen, ids,
-                              tok_encode_cap(plen), &n, &err);
-    if (!rc) rc = infer_create_weights(&st, &m, (int)k, (InferWeights)weights, &err);
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rc) rc = tok_encode_prompt(tok, prompt, plen, ids, tok_encode_cap(plen), &n, err);
+    if (!rc) rc = infer_create_weights(&st, &m, k, (InferWeights)a->weights, err);
     uint64_t seeds[256];
-    for (int i = 0; i < k; i++)
-        seeds[i] = (uint64_t)seed + (uint64_t)i;
-    if (!rc && !(res = calloc((size_t)k, sizeof *res)))
-        rc = err_set(&err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; i < k; i++) seeds[i] = (uint64_t)a->seed + (uint64_t)i;
+    if (!rc && !(res = calloc((size_t)k, sizeof *res))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     double t0 = now_seconds();
-    if (!rc && (rc = sample_generate_batch(&st, tok, ids, n, (int)k, &p, seeds, res, &err)) ==
-                   RLHF_EFORMAT)
-        err_prefix(&err, "%s: ", model_path);
+    if (!rc && (rc = sample_generate_batch(&st, tok, ids, n, k, &a->p, seeds, res, err)) == RLHF_EFORMAT)
+        err_prefix(err, "%s: ", a->model_path);
     double secs = now_seconds() - t0;
     if (!rc) {
         long total = 0;
-        for (int i = 0; i < k; i++) {
-            total += res[i].n_tokens;
-            if (json) {
-                cJSON *j = cJSON_CreateObject();
-                cli_json_u64(j, "seed", (unsigned long long)seeds[i]);
-                cJSON_AddStringToObject(j, "text", res[i].text);
-                cJSON_AddNumberToObject(j, "tokens", res[i].n_tokens);
-                cli_json_num(j, "logprob", res[i].logprob, 4);
-                cJSON_AddStringToObject(j, "finish", sample_finish_name(res[i].finish));
-                cli_json_print(j);
-            } else {
-                if (k > 1)
-                    printf("--- sample %d (seed %llu)\n", i + 1, (unsigned long long)seeds[i]);
-                fwrite(res[i].text, 1, res[i].text_len, stdout);
-                printf("\n");
-            }
-        }
+        for (int i = 0; i < k; i++) total += res[i].n_tokens;
+        print_samples(res, seeds, k, a->json);
         fprintf(stderr, "%d prompt tokens, %ld sampled in %.2fs (%.1f tokens/s, %s weights)\n", n,
                 total, secs, secs > 0 ? total / secs : 0.0, infer_uses_bf16(&st) ? "bf16" : "f32");
     }
-    for (int i = 0; res && i < k; i++)
-        sample_result_free(&res[i]);
-    free(res);
-    free(ids);
-    free(stdin_text);
-    free(tmpl);
-    free(rendered);
+    for (int i = 0; res && i < k; i++) sample_result_free(&res[i]);
+    free(res), free(ids), free(tmpl), free(rendered);
     infer_free(&st);
     tok_free(tok);
     model_free(&m);
+    return rc;
+}
+
+static int exec_sample(int argc, char **argv) {
+    SampleArgs a;
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0) return rc;
+    Err err = {0};
+    char *stdin_text = NULL;
+    if (strcmp(a.prompt, "-") == 0) {
+        if (read_stdin(&stdin_text, &err)) return cli_fail(E, &err);
+        a.prompt = stdin_text;
+    }
+    if (a.best_of) {
+        BestOfRun b = {a.json, 0};
+        if (!a.stop.n) a.stops[a.stop.n++] = "\n\n", a.stops[a.stop.n++] = "Human:";
+        a.p.n_stop = a.stop.n;
+        rc = sample_best_of(a.model_path, a.tok_path, a.rm_path, a.template, a.prompt, &a.p,
+                            (int)a.best_of, (int)a.k, (uint64_t)a.seed, a.weights, &b, &err);
+    } else {
+        rc = sample_plain(&a, &err);
+    }
+    free(stdin_text);
     return rc ? cli_fail(E, &err) : EXIT_OK;
 }

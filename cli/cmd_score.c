@@ -2,6 +2,7 @@
  * candidate and RM, so other commands can sort and filter by them) or for a
  * JSONL file of prompt/answer records (written back with a "score" field). */
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "rm/rm_score.h"
 #include "db/registry.h"
 #include "db/scores.h"
@@ -192,40 +193,22 @@ static int score_store(RmScorer *sc, Db *db, const char *rm, const char *split, 
 }
 
 static int exec_score(int argc, char **argv) {
-    static const struct option opts[] = {
-        CLI_OPT_DB, CLI_OPT_HELP,
-        {"rm", required_argument, NULL, 'r'}, {"split", required_argument, NULL, 's'},
-        {"model", required_argument, NULL, 'm'}, {"redo", no_argument, NULL, 'R'},
-        {"in", required_argument, NULL, 'i'}, {"out", required_argument, NULL, 'o'},
-        {"tokenizer", required_argument, NULL, 'k'}, {"template", required_argument, NULL, 'T'},
-        {"batch", required_argument, NULL, 'b'}, CLI_OPT_END};
     const char *dbflag = NULL, *rm = NULL, *split = NULL, *model = NULL, *in = NULL, *out = NULL;
     const char *tok_path = NULL, *template = NULL;
     long batch = 16;
-    int redo = 0, c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D': dbflag = optarg; break;
-        case 'r': rm = optarg; break;
-        case 's': split = optarg; break;
-        case 'm': model = optarg; break;
-        case 'R': redo = 1; break;
-        case 'i': in = optarg; break;
-        case 'o': out = optarg; break;
-        case 'k': tok_path = optarg; break;
-        case 'T': template = optarg; break;
-        case 'b': if (cli_parse_long(E, "--batch", optarg, 1, 4096, &batch)) return EXIT_USAGE; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
-        }
-    }
-    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
+    int redo = 0;
+    const CliOpt opts[] = {CLI_O_DB(&dbflag), CLI_O_STR("rm", &rm), CLI_O_STR("split", &split),
+                           CLI_O_STR("model", &model), CLI_O_FLAG("redo", &redo),
+                           CLI_O_STR("in", &in), CLI_O_STR("out", &out),
+                           CLI_O_STR("tokenizer", &tok_path), CLI_O_STR("template", &template),
+                           CLI_O_LONG("batch", &batch, 1, 4096), CLI_O_END};
+    int rc = cli_opts_parse(E, argc, argv, opts, NULL);
+    if (rc >= 0) return rc;
     if (!rm) return cli_usage_error(E, "--rm RM is required");
     if (out && !in) return cli_usage_error(E, "--out goes with --in FILE (store scores stay in the store)");
     if (in && (split || model || redo)) return cli_usage_error(E, "--split, --model and --redo are for the store, not --in");
     Db *db = NULL;
     Err err = {0};
-    int rc;
     if (!in || cli_db_path(dbflag)) {
         if ((rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db))) return rc;
     }

@@ -41,13 +41,10 @@ const struct cmd_entry cmd_status_entry = {
     "  --json          one JSON object instead of text\n" CLI_HELP_COMMON, exec_status};
 
 static int exec_status(int argc, char **argv) {
-    const char *dbflag;
-    int json;
-    int done = cli_parse_db_json(&cmd_status_entry, argc, argv, &dbflag, &json);
-    if (done >= 0) return done;
     Db *db;
-    int rc = cli_open_db(&cmd_status_entry, dbflag, DB_OPEN_READONLY, &db);
-    if (rc) return rc;
+    int json;
+    int rc = cli_open_db_json(&cmd_status_entry, argc, argv, &db, &json);
+    if (rc >= 0) return rc;
     DbStatus s;
     Err err = {0};
     rc = db_status(db, &s, &err);
@@ -67,19 +64,25 @@ static int exec_status(int argc, char **argv) {
         NUM(j, "prompts", s.prompts);
         cJSON *splits = cJSON_AddObjectToObject(j, "splits");
         for (int i = 0; i < s.n_splits; i++) NUM(splits, s.splits[i].name, s.splits[i].n);
-        NUM(j, "candidates", s.candidates);
-        NUM(j, "prompts_with_candidates", s.prompts_with_candidates);
-        NUM(j, "labelers", s.labelers);
-        NUM(j, "rankings", s.rankings);
-        NUM(j, "skipped", s.skipped);
-        NUM(j, "prompts_ranked", s.prompts_ranked);
-        cJSON *by = cJSON_AddObjectToObject(j, "rankings_by_labeler");
-        for (int i = 0; i < s.n_labelers; i++) NUM(by, s.by_labeler[i].name, s.by_labeler[i].n);
-        NUM(j, "comparisons", s.comparisons);
-        NUM(j, "ties", s.ties);
-        NUM(j, "models", s.models);
-        NUM(j, "runs", s.runs);
-        NUM(j, "runs_running", s.runs_running);
+        /* the counts in this order, the labelers' after prompts_ranked */
+        const struct {
+            const char *key;
+            double v;
+        } counts[] = {{"candidates", (double)s.candidates},
+                      {"prompts_with_candidates", (double)s.prompts_with_candidates},
+                      {"labelers", (double)s.labelers}, {"rankings", (double)s.rankings},
+                      {"skipped", (double)s.skipped}, {"prompts_ranked", (double)s.prompts_ranked},
+                      {NULL, 0}, {"comparisons", (double)s.comparisons}, {"ties", (double)s.ties},
+                      {"models", (double)s.models}, {"runs", (double)s.runs},
+                      {"runs_running", (double)s.runs_running}};
+        for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+            if (counts[c].key) {
+                NUM(j, counts[c].key, counts[c].v);
+                continue;
+            }
+            cJSON *by = cJSON_AddObjectToObject(j, "rankings_by_labeler");
+            for (int i = 0; i < s.n_labelers; i++) NUM(by, s.by_labeler[i].name, s.by_labeler[i].n);
+        }
         cJSON *ga = cJSON_AddArrayToObject(j, "runs_process_gone");
         for (int i = 0; i < gone.n; i++) cJSON_AddItemToArray(ga, cJSON_CreateNumber((double)gone.runs[i].id));
         cJSON *blas = cJSON_AddObjectToObject(j, "blas");

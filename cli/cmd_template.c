@@ -3,6 +3,7 @@
  * it, one JSON string per line, as the reference test compares them with the
  * real templates. */
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "model/chat.h"
 #include "model/seq.h"
 #include "util/lines.h"
@@ -39,29 +40,16 @@ typedef struct Opts {
     int no_gen, keep_going;
 } Opts;
 
-static int parse(int argc, char **argv, Opts *o) {
-    static const struct option opts[] = {
-        CLI_OPT_HELP, {"model", required_argument, NULL, 'm'},
-        {"template-file", required_argument, NULL, 'f'}, {"template", required_argument, NULL, 't'},
-        {"bos", required_argument, NULL, 'b'}, {"eos", required_argument, NULL, 'e'},
-        {"no-generation-prompt", no_argument, NULL, 'n'}, {"keep-going", no_argument, NULL, 'k'},
-        CLI_OPT_END};
-    int c;
+/* Options into *o, the arguments into *rest (may be NULL: none taken, and
+ * *rest malloc'd); -1 to go on, else the exit status. */
+static int parse(int argc, char **argv, Opts *o, CliList *rest) {
     memset(o, 0, sizeof *o);
-    cli_getopt_reset();
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': o->model = optarg; break;
-        case 'f': o->file = optarg; break;
-        case 't': o->template = optarg; break;
-        case 'b': o->bos = optarg; break;
-        case 'e': o->eos = optarg; break;
-        case 'n': o->no_gen = 1; break;
-        case 'k': o->keep_going = 1; break;
-        case 'h': return cli_help(E);
-        default: return cli_bad_option(E, argv, c);
-        }
-    }
+    const CliOpt opts[] = {CLI_O_STR("model", &o->model), CLI_O_STR("template-file", &o->file),
+                           CLI_O_STR("template", &o->template), CLI_O_STR("bos", &o->bos),
+                           CLI_O_STR("eos", &o->eos), CLI_O_FLAG("no-generation-prompt", &o->no_gen),
+                           CLI_O_FLAG("keep-going", &o->keep_going), CLI_O_END};
+    int rc = cli_opts_parse(E, argc, argv, opts, rest);
+    if (rc >= 0) return rc;
     if (!!o->model + !!o->file + !!o->template != 1)
         return cli_usage_error(E, "give one of --model DIR, --template-file F and --template T");
     if (o->template && cli_check_template(E, o->template)) return EXIT_USAGE;
@@ -83,7 +71,9 @@ static int resolve(const Opts *o, char **out, Err *err) {
 
 static int show(int argc, char **argv) {
     Opts o;
-    int rc = parse(argc, argv, &o);
+    CliList rest = {0}; /* arguments are let be, as they always were */
+    int rc = parse(argc, argv, &o, &rest);
+    free(rest.v);
     if (rc >= 0) return rc;
     if (o.template) return cli_usage_error(E, "show takes --model or --template-file");
     Err err = {0};
@@ -131,14 +121,17 @@ static int render_one(LineReader *r, const cJSON *obj, const char *t, int gen, c
 
 static int render(int argc, char **argv) {
     Opts o;
-    int rc = parse(argc, argv, &o);
+    CliList rest = {0};
+    int rc = parse(argc, argv, &o, &rest);
+    const char *file = rest.n ? rest.v[0] : "-";
+    free(rest.v);
     if (rc >= 0) return rc;
-    if (argc - optind > 1) return cli_usage_error(E, "render reads one FILE");
+    if (rest.n > 1) return cli_usage_error(E, "render reads one FILE");
     Err err = {0};
     char *t = NULL;
     LineReader r;
     if (resolve(&o, &t, &err)) return cli_fail(E, &err);
-    if (lines_open(&r, optind < argc ? argv[optind] : "-", &err)) {
+    if (lines_open(&r, file, &err)) {
         free(t);
         return cli_fail(E, &err);
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "model/tokenizer.h"
 #include "util/progress.h"
 #include "util/sys.h"
@@ -50,37 +51,26 @@ static void on_progress(void *ctx, int done, int total) {
 }
 
 static int train(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_HELP,
-                                         {"vocab", required_argument, NULL, 'v'},
-                                         {"out", required_argument, NULL, 'o'},
-                                         CLI_OPT_END};
     long vocab = 1024;
     const char *out = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'v':
-            if (cli_parse_long(E, "--vocab", optarg, 261, TOK_MAX_VOCAB, &vocab)) return EXIT_USAGE;
-            break;
-        case 'o':
-            out = optarg;
-            break;
-        case 'h':
-            return cli_help(E);
-        default:
-            return cli_bad_option(E, argv, c);
-        }
+    const CliOpt opts[] = {CLI_O_LONG("vocab", &vocab, 261, TOK_MAX_VOCAB), CLI_O_STR("out", &out),
+                           CLI_O_END};
+    CliList files = {0};
+    int rc = cli_opts_parse(E, argc, argv, opts, &files);
+    if (rc < 0 && !out) rc = cli_usage_error(E, "train: --out TOK is required");
+    if (rc < 0 && files.n == 0) rc = cli_usage_error(E, "train: no corpus FILE given");
+    if (rc >= 0) {
+        free(files.v);
+        return rc;
     }
-    if (!out) return cli_usage_error(E, "train: --out TOK is required");
-    if (optind >= argc) return cli_usage_error(E, "train: no corpus FILE given");
-    int nf = argc - optind;
+    int nf = files.n;
     char **texts = calloc((size_t)nf, sizeof(char *));
     size_t *lens = calloc((size_t)nf, sizeof(size_t));
     Err err = {0};
-    int rc = texts && lens ? RLHF_OK : err_set(&err, RLHF_ENOMEM, "out of memory");
+    rc = texts && lens ? RLHF_OK : err_set(&err, RLHF_ENOMEM, "out of memory");
     size_t total = 0;
     for (int i = 0; !rc && i < nf; i++) {
-        rc = sys_read_file(argv[optind + i], &texts[i], &lens[i], &err);
+        rc = sys_read_file(files.v[i], &texts[i], &lens[i], &err);
         total += lens[i];
     }
     if (!rc && total == 0) rc = err_set(&err, RLHF_EINVAL, "the corpus is empty");
@@ -114,6 +104,7 @@ static int train(int argc, char **argv) {
         free(texts[i]);
     free(texts);
     free(lens);
+    free(files.v);
     tok_free(tok);
     return rc ? cli_fail(E, &err) : EXIT_OK;
 }
@@ -254,65 +245,37 @@ static int run_jsonl(const char *tok_path, const char *file, int decode, int fla
 }
 
 static int encode_decode(int argc, char **argv, int decode) {
-    static const struct option opts[] = {CLI_OPT_HELP,
-                                         {"tokenizer", required_argument, NULL, 't'},
-                                         {"bos", no_argument, NULL, 'b'},
-                                         {"eos", no_argument, NULL, 'e'},
-                                         {"pieces", no_argument, NULL, 'p'},
-                                         {"special", no_argument, NULL, 's'},
-                                         {"jsonl", required_argument, NULL, 'j'},
-                                         CLI_OPT_END};
     const char *path = NULL, *jsonl = NULL;
-    int bos = 0, eos = 0, pieces = 0, special = 0, c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 't':
-            path = optarg;
-            break;
-        case 'b':
-            bos = 1;
-            break;
-        case 'e':
-            eos = 1;
-            break;
-        case 'p':
-            pieces = 1;
-            break;
-        case 's':
-            special = 1;
-            break;
-        case 'j':
-            jsonl = optarg;
-            break;
-        case 'h':
-            return cli_help(E);
-        default:
-            return cli_bad_option(E, argv, c);
-        }
-    }
+    int bos = 0, eos = 0, pieces = 0, special = 0;
+    const CliOpt opts[] = {CLI_O_STR("tokenizer", &path), CLI_O_FLAG("bos", &bos),
+                           CLI_O_FLAG("eos", &eos), CLI_O_FLAG("pieces", &pieces),
+                           CLI_O_FLAG("special", &special), CLI_O_STR("jsonl", &jsonl), CLI_O_END};
+    CliList in = {0};
+    int rc = cli_opts_parse(E, argc, argv, opts, &in);
+    free(in.v); /* the arguments are argv's last in.n: getopt moved them there */
+    if (rc >= 0) return rc;
+    char **args = argv + argc - in.n;
     if (!path) return cli_usage_error(E, "%s: --tokenizer TOK is required", argv[0]);
     int flags = (bos ? TOK_ADD_BOS : 0) | (eos ? TOK_ADD_EOS : 0) | (special ? TOK_SPECIAL : 0);
     if (jsonl) {
-        if (optind < argc) return cli_usage_error(E, "%s: --jsonl takes no other input", argv[0]);
+        if (in.n) return cli_usage_error(E, "%s: --jsonl takes no other input", argv[0]);
         return run_jsonl(path, jsonl, decode, flags);
     }
-    if (optind >= argc) return cli_usage_error(E, "%s: nothing to %s", argv[0], argv[0]);
-    if (!decode && optind + 1 < argc)
-        return cli_usage_error(E, "encode: give the text as one argument");
+    if (!in.n) return cli_usage_error(E, "%s: nothing to %s", argv[0], argv[0]);
+    if (!decode && in.n > 1) return cli_usage_error(E, "encode: give the text as one argument");
     Err err = {0};
     Tokenizer *tok;
     if (tok_load(path, &tok, &err)) return cli_fail(E, &err);
-    int rc = RLHF_OK;
     if (decode) {
-        int n = argc - optind;
+        int n = in.n;
         int *ids = malloc(sizeof(int) * (size_t)n);
         for (int i = 0; ids && i < n; i++) {
             char *end;
             errno = 0;
-            long v = strtol(argv[optind + i], &end, 10);
-            if (errno || end == argv[optind + i] || *end || v < 0 || v >= tok_vocab_size(tok)) {
+            long v = strtol(args[i], &end, 10);
+            if (errno || end == args[i] || *end || v < 0 || v >= tok_vocab_size(tok)) {
                 fprintf(stderr, "rlhf tokenizer: decode: '%s' is not a token id in 0..%d\n",
-                        argv[optind + i], tok_vocab_size(tok) - 1);
+                        args[i], tok_vocab_size(tok) - 1);
                 free(ids);
                 tok_free(tok);
                 return EXIT_USAGE;
@@ -327,7 +290,7 @@ static int encode_decode(int argc, char **argv, int decode) {
         free(text);
         free(ids);
     } else {
-        const char *text = argv[optind];
+        const char *text = args[0];
         size_t len = strlen(text);
         int *ids = malloc(sizeof(int) * (size_t)tok_encode_cap(len)), n = 0;
         rc = ids ? tok_encode_flags(tok, text, len, flags, ids, tok_encode_cap(len), &n, &err)

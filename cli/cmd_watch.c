@@ -3,6 +3,7 @@
  * Braille dots (2x4 per cell) where the terminal speaks UTF-8, ASCII otherwise;
  * 80x24 over ssh is the size it is laid out for; resizes redraw. */
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "db/report.h"
 #include "viz/chart.h"
 #include "viz/report.h"
@@ -217,40 +218,17 @@ static void draw(Watch *w) {
 }
 
 static int exec_watch(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB,
-                                         CLI_OPT_HELP,
-                                         {"run", required_argument, NULL, 'r'},
-                                         {"metric", required_argument, NULL, 'm'},
-                                         {"interval", required_argument, NULL, 'i'},
-                                         CLI_OPT_END};
     const char *dbflag = NULL;
     Watch w = {.follow = 1};
     double interval = 1;
-    long v;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D':
-            dbflag = optarg;
-            break;
-        case 'r':
-            if (cli_parse_long(E, "--run", optarg, 1, 1L << 62, &v)) return EXIT_USAGE;
-            w.run_id = v, w.follow = 0;
-            break;
-        case 'm':
-            w.pattern = optarg;
-            break;
-        case 'i':
-            if (cli_parse_double(E, "--interval", optarg, 0.1, 3600, &interval)) return EXIT_USAGE;
-            break;
-        case 'h':
-            return cli_help(E);
-        default:
-            return cli_bad_option(E, argv, c);
-        }
-    }
-    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
-    int rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &w.db);
+    long run = 0;
+    const CliOpt opts[] = {CLI_O_DB(&dbflag), CLI_O_LONG("run", &run, 1, 1L << 62),
+                           CLI_O_STR("metric", &w.pattern),
+                           CLI_O_DBL("interval", &interval, 0.1, 3600), CLI_O_END};
+    int rc = cli_opts_parse(E, argc, argv, opts, NULL);
+    if (rc >= 0) return rc;
+    if (run) w.run_id = run, w.follow = 0;
+    rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &w.db);
     if (rc) return rc;
     if (!w.follow) {
         /* a run that is not there: say so before taking the screen */

@@ -1,5 +1,6 @@
 /* Shared option handling and error printing for the subcommands. */
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "db/registry.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
@@ -168,23 +169,14 @@ int cli_dispatch(const struct cmd_entry *e, const struct cli_sub *subs, int argc
     return cli_usage_error(e, "unknown subcommand '%s' (expected %s)", argv[1], names);
 }
 
-int cli_parse_db_json(const struct cmd_entry *e, int argc, char **argv, const char **dbflag,
-                      int *json) {
-    static const struct option opts[] = {CLI_OPT_DB, CLI_OPT_HELP,
-                                         {"json", no_argument, NULL, 'j'}, CLI_OPT_END};
-    int c;
-    *dbflag = NULL;
+int cli_open_db_json(const struct cmd_entry *e, int argc, char **argv, Db **db, int *json) {
+    const char *dbflag = NULL;
     *json = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D': *dbflag = optarg; break;
-        case 'j': *json = 1; break;
-        case 'h': return cli_help(e);
-        default: return cli_bad_option(e, argv, c);
-        }
-    }
-    if (optind < argc) return cli_usage_error(e, "unexpected argument '%s'", argv[optind]);
-    return -1;
+    const CliOpt opts[] = {CLI_O_DB(&dbflag), CLI_O_FLAG("json", json), CLI_O_END};
+    int rc = cli_opts_parse(e, argc, argv, opts, NULL);
+    if (rc >= 0) return rc;
+    rc = cli_open_db(e, dbflag, DB_OPEN_READONLY, db);
+    return rc ? rc : -1;
 }
 
 int cli_register_checkpoint(Db *db, const char *path, const char *name, const char *kind,

@@ -17,14 +17,15 @@ static int flatten(const CliOpt *t, const CliOpt **flat, int n) {
     return n;
 }
 
-/* A bound of the table as a long (LONG_MAX does not survive a double). */
-static long as_long(double x) {
-    return x >= (double)LONG_MAX ? LONG_MAX : x <= (double)LONG_MIN ? LONG_MIN : (long)x;
+/* A bound held as a double as a long: LONG_MAX does not survive the round trip. */
+static long bound(double x) {
+    return x >= 0x1p63 ? LONG_MAX : x <= -0x1p63 ? LONG_MIN : (long)x;
 }
 
 static int take(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
     char flag[64];
-    snprintf(flag, sizeof flag, "--%s", o->name);
+    if (*o->name) snprintf(flag, sizeof flag, "--%s", o->name);
+    else snprintf(flag, sizeof flag, "-%c", o->short_name);
     long l;
     double d;
     switch (o->kind) {
@@ -32,18 +33,19 @@ static int take(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
         *(const char **)o->dst = arg;
         break;
     case CLI_OPT_LONG:
-        if (cli_parse_long(e, flag, arg, as_long(o->lo), as_long(o->hi), (long *)o->dst))
-            return EXIT_USAGE;
+        if (cli_parse_long(e, flag, arg, bound(o->lo), bound(o->hi), (long *)o->dst)) return EXIT_USAGE;
         break;
     case CLI_OPT_INT:
-        if (cli_parse_long(e, flag, arg, as_long(o->lo), as_long(o->hi), &l)) return EXIT_USAGE;
+        if (cli_parse_long(e, flag, arg, bound(o->lo), bound(o->hi), &l)) return EXIT_USAGE;
         *(int *)o->dst = (int)l;
         break;
     case CLI_OPT_DBL:
-    case CLI_OPT_FLT:
         if (cli_parse_double(e, flag, arg, o->lo, o->hi, &d)) return EXIT_USAGE;
-        if (o->kind == CLI_OPT_DBL) *(double *)o->dst = d;
-        else *(float *)o->dst = (float)d;
+        *(double *)o->dst = d;
+        break;
+    case CLI_OPT_FLOAT:
+        if (cli_parse_double(e, flag, arg, o->lo, o->hi, &d)) return EXIT_USAGE;
+        *(float *)o->dst = (float)d;
         break;
     case CLI_OPT_FLAG:
         *(int *)o->dst = (int)o->lo;
@@ -66,7 +68,10 @@ static int take(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
                      i == 0 ? "" : o->words[i + 1] ? ", " : " or ", o->words[i]);
         }
-        return cli_usage_error(e, "%s: expected %s, got '%s'", flag, list, arg);
+        if (!o->msg) return cli_usage_error(e, "%s: expected %s, got '%s'", flag, list, arg);
+        char msg[512];
+        snprintf(msg, sizeof msg, o->msg, arg);
+        return cli_usage_error(e, "%s: %s", flag, msg);
     }
     case CLI_OPT_CALL:
     case CLI_OPT_SWITCH: {
@@ -89,17 +94,19 @@ int cli_opts_parse(const struct cmd_entry *e, int argc, char **argv, const CliOp
     struct option lo[MAX_OPTS + 2];
     char shorts[2 * MAX_OPTS + 4] = ":h";
     size_t ns = 2;
+    int nl = 0;
     for (int i = 0; i < n; i++) {
         int arg = flat[i]->kind != CLI_OPT_FLAG && flat[i]->kind != CLI_OPT_SWITCH;
-        lo[i] = (struct option){flat[i]->name, arg ? required_argument : no_argument, NULL, CODE0 + i};
+        if (*flat[i]->name)
+            lo[nl++] = (struct option){flat[i]->name, arg ? required_argument : no_argument, NULL, CODE0 + i};
         if (flat[i]->short_name) {
             shorts[ns++] = flat[i]->short_name;
             if (arg) shorts[ns++] = ':';
         }
     }
     shorts[ns] = 0;
-    lo[n] = (struct option){"help", no_argument, NULL, 'h'};
-    lo[n + 1] = (struct option){NULL, 0, NULL, 0};
+    lo[nl] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[nl + 1] = (struct option){NULL, 0, NULL, 0};
     cli_getopt_reset();
     int c;
     while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
@@ -109,6 +116,7 @@ int cli_opts_parse(const struct cmd_entry *e, int argc, char **argv, const CliOp
             if (flat[i]->short_name && flat[i]->short_name == c) o = flat[i];
         if (o) {
             int rc = take(e, o, optarg);
+            if (rc == CLI_OPTS_DONE) return EXIT_OK;
             if (rc) return rc;
         } else if (c == 'h') {
             return cli_help(e);

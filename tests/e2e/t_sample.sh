@@ -27,6 +27,11 @@ expect_rc 0 $S --temperature 0 --seed 1 --max-tokens 20 "x"
 g=$OUT
 expect_rc 0 $S --temperature 0 --seed 2 --max-tokens 20 "x"
 [ "$OUT" = "$g" ] || die "greedy depends on the seed"
+# -t is --temperature, as llama2.c's run.c spells it
+expect_rc 0 $S -t 0 --seed 3 --max-tokens 20 "x"
+[ "$OUT" = "$g" ] || die "-t 0 is not --temperature 0"
+expect_rc 2 $S -t -1 "x"
+contains "$ERR" "--temperature"
 # a stop string cuts the text before it
 stop=$(printf '%s' "$a" | cut -c 5-6)
 if [ -n "$stop" ]; then
