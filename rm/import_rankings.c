@@ -48,8 +48,9 @@ static int get_ints(LineReader *r, const cJSON *obj, const char *key, int n, int
         if (cJSON_IsNull(e)) continue;
         if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || e->valuedouble < lo ||
             e->valuedouble > hi)
-            return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"%s\": entry %d must be %d..%d or null",
-                           r->path, r->line, key, i + 1, lo, hi);
+            return err_set(err, RLHF_EFORMAT,
+                           "%s:%ld: field \"%s\": entry %d must be %d..%d or null", r->path,
+                           r->line, key, i + 1, lo, hi);
         out[i] = (int)e->valuedouble;
     }
     return RLHF_OK;
@@ -62,7 +63,8 @@ static int is_timestamp(const char *s) {
     for (; form[i]; i++)
         if (form[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != form[i]) return 0;
     if (s[i] == '.')
-        for (i++; s[i] >= '0' && s[i] <= '9'; i++) {}
+        for (i++; s[i] >= '0' && s[i] <= '9'; i++) {
+        }
     return s[i] == 'Z' && !s[i + 1];
 }
 
@@ -217,7 +219,8 @@ int rm_import_rankings_file(Db *db, const char *path, const ImportOptions *o, Im
         if (sys_interrupted()) rc = err_set(err, RLHF_EINTR, "%s: interrupted", lr.path);
         if (rc) break;
     }
-    if (!rc && st->records == before) rc = err_set(err, RLHF_EFORMAT, "%s: no records in file", lr.path);
+    if (!rc && st->records == before)
+        rc = err_set(err, RLHF_EFORMAT, "%s: no records in file", lr.path);
     lines_close(&lr);
     return rc;
 }

@@ -34,8 +34,9 @@ Test(rm_turns, forms_of_a_stored_prompt) {
                         "{\"role\":\"assistant\",\"content\":\"Yes.\"}]");
     free(m);
     m = messages("A\n\nAssistant: B\n\nHuman: C", NULL);
-    cr_assert_str_eq(m, "[{\"role\":\"user\",\"content\":\"A\"},{\"role\":\"assistant\",\"content\":"
-                        "\"B\"},{\"role\":\"user\",\"content\":\"C\"}]");
+    cr_assert_str_eq(m,
+                     "[{\"role\":\"user\",\"content\":\"A\"},{\"role\":\"assistant\",\"content\":"
+                     "\"B\"},{\"role\":\"user\",\"content\":\"C\"}]");
     free(m);
     m = messages("Be brief.\n\nHuman: C", NULL);
     cr_assert_str_eq(m, "[{\"role\":\"system\",\"content\":\"Be brief.\"},"
@@ -59,7 +60,8 @@ Test(rm_turns, forms_of_a_stored_prompt) {
 static void export_file(Db *db, int format, char *path) {
     int fd = mkstemp(path);
     FILE *f = fdopen(fd, "w");
-    ExportOptions o = {.format = format, .filter = db_ranking_filter_default(), .min_agreement = -1};
+    ExportOptions o = {
+        .format = format, .filter = db_ranking_filter_default(), .min_agreement = -1};
     ExportStats st;
     Err err = {0};
     cr_assert_eq(rm_export(db, &o, f, NULL, &st, &err), 0, "%s", err.msg);
