@@ -10,20 +10,33 @@
 static int exec_export(int argc, char **argv);
 
 const struct cmd_entry cmd_export_entry = {
-    "export", "--format pairs|hh|rankings|arena|csv [--out FILE] [filters]",
+    "export",
+    "--format pairs|pairs-chat|hh|rankings|arena|arena-json|csv [--out FILE] [filters]",
     "export comparisons and rankings for training and for other tools",
-    "  --format F        pairs     TRL preference JSONL: prompt, chosen, rejected, prompt_id,\n"
-    "                              chosen_id, rejected_id, chosen_model, rejected_model,\n"
-    "                              labeler, simulated, margin (places apart), ranking_id\n"
-    "                    hh        HH-RLHF: chosen, rejected as \"\\n\\nHuman: P\\n\\nAssistant: "
-    "A\"\n"
-    "                    rankings  one line per ranking: prompt, completions, ranks, scores, "
-    "flags\n"
-    "                    arena     Chatbot Arena battles: model_a, model_b, winner\n"
-    "                              (model_a|model_b|tie), question_id, a_id, b_id, judge\n"
-    "                    csv       one row per comparison, RFC 4180, with a header\n"
+    "  --format F        pairs       TRL preference JSONL, standard form: the HH template on\n"
+    "                                every prompt, \"\\n\\nHuman: P\\n\\nAssistant:\", and TRL's\n"
+    "                                separator on the answers, \" A\" (prompt + chosen is the\n"
+    "                                HH transcript); prompt_id, chosen_id, rejected_id,\n"
+    "                                chosen_model, rejected_model, labeler, simulated,\n"
+    "                                rank_gap (places apart), ranking_id\n"
+    "                    pairs-chat  TRL conversational: prompt as [{\"role\", \"content\"}, ...]\n"
+    "                                (system, user, assistant), chosen and rejected as one\n"
+    "                                assistant message each; the same other fields\n"
+    "                    hh          HH-RLHF: chosen, rejected as \"\\n\\nHuman: P\\n\\nAssistant: A\"\n"
+    "                    rankings    one line per ranking, every key in every line: prompt,\n"
+    "                                completions, ranks, scores, flags, note, time_ms, ...\n"
+    "                                (`rlhf import --format rankings` reads it back whole)\n"
+    "                    arena       Chatbot Arena battles, one per line: model_a, model_b,\n"
+    "                                winner (model_a|model_b|tie|tie (bothbad)), judge, turn,\n"
+    "                                anony, language, tstamp, dedup_tag, conversation_a/b\n"
+    "                    arena-json  the same as one JSON array, as Arena's notebooks load it\n"
+    "                    csv         one row per comparison, RFC 4180, with a header\n"
     "                    A ranking of K candidates gives K(K-1)/2 comparisons; ties are kept\n"
     "                    in arena and csv (tie=1) and dropped (and counted) in pairs and hh.\n"
+    "  --margin X        pairs: add TRL's \"margin\" column (its RewardTrainer subtracts it\n"
+    "                    in the loss), X x (chosen's 1-7 score - rejected's), 0 without both\n"
+    "                    scores, as train-rm --margin X counts it\n"
+    "  --keep-same-model arena: keep battles of a model against itself (left out by default)\n"
     "  --out FILE        write FILE (atomically) instead of stdout\n"
     "  --val-frac F      send a share F of the prompts (chosen by a hash of the prompt text)\n"
     "                    to --val-out; no prompt is in both outputs\n"
@@ -42,6 +55,8 @@ static int exec_export(int argc, char **argv) {
                                          {"val-frac", required_argument, NULL, 'v'},
                                          {"val-out", required_argument, NULL, 'V'},
                                          {"min-agreement", required_argument, NULL, 'm'},
+                                         {"margin", required_argument, NULL, 'M'},
+                                         {"keep-same-model", no_argument, NULL, 'S'},
                                          CLI_FILTER_OPTS,
                                          CLI_OPT_END};
     const char *dbflag = NULL, *out_path = NULL, *val_path = NULL, *format = NULL;
@@ -73,6 +88,13 @@ static int exec_export(int argc, char **argv) {
             if (cli_parse_double(E, "--min-agreement", optarg, 0, 1, &o.min_agreement))
                 return EXIT_USAGE;
             break;
+        case 'M':
+            if (cli_parse_double(E, "--margin", optarg, 0, 100, &o.margin)) return EXIT_USAGE;
+            if (o.margin == 0) return cli_usage_error(E, "--margin: X must be above 0");
+            break;
+        case 'S':
+            o.keep_same_model = 1;
+            break;
         case 'h':
             return cli_help(E);
         default:
@@ -80,12 +102,15 @@ static int exec_export(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
-    if (!format)
-        return cli_usage_error(E, "--format is required (pairs, hh, rankings, arena or csv)");
+    static const char names[] = "pairs, pairs-chat, hh, rankings, arena, arena-json or csv";
+    if (!format) return cli_usage_error(E, "--format is required (%s)", names);
     o.format = rm_export_format(format);
-    if (o.format < 0)
-        return cli_usage_error(
-            E, "--format: unknown format '%s' (pairs, hh, rankings, arena or csv)", format);
+    if (o.format < 0) return cli_usage_error(E, "--format: unknown format '%s' (%s)", format, names);
+    if (o.margin > 0 && o.format != EXPORT_PAIRS && o.format != EXPORT_PAIRS_CHAT)
+        return cli_usage_error(E, "--margin is for --format pairs or pairs-chat");
+    int arena = o.format == EXPORT_ARENA || o.format == EXPORT_ARENA_JSON;
+    if (o.keep_same_model && !arena)
+        return cli_usage_error(E, "--keep-same-model is for --format arena or arena-json");
     if (o.val_frac > 0 && !val_path) return cli_usage_error(E, "--val-frac needs --val-out FILE");
     if (val_path && !(o.val_frac > 0))
         return cli_usage_error(E, "--val-out needs --val-frac F (F > 0)");
@@ -127,6 +152,10 @@ static int exec_export(int argc, char **argv) {
         fprintf(stderr, " (%lld pairs, %lld ties%s)", (long long)st.pairs, (long long)st.ties,
                 st.ties_dropped ? " dropped: the format cannot hold them" : " kept");
     fputc('\n', stderr);
+    if (st.same_model)
+        fprintf(stderr, "left out %lld battles of a model against itself (--keep-same-model keeps "
+                        "them)\n",
+                (long long)st.same_model);
     if (o.val_frac > 0)
         fprintf(stderr,
                 "validation: %lld records from %lld prompts in %s; training: %lld records\n",

@@ -9,23 +9,27 @@
 static int exec_import(int argc, char **argv);
 
 const struct cmd_entry cmd_import_entry = {
-    "import", "--format pairs|hh FILE... [--labeler NAME] [--model NAME] [--split S]",
-    "import comparisons (TRL pairs, HH-RLHF) as prompts, candidates and rankings",
-    "  --format pairs  JSONL with \"prompt\", \"chosen\", \"rejected\": strings, or TRL's\n"
-    "                  conversational lists of {\"role\", \"content\"} (the answer is the last,\n"
-    "                  assistant, message; without \"prompt\", the shared earlier turns);\n"
-    "                  optional \"labeler\", \"simulated\", \"chosen_model\", \"rejected_model\",\n"
-    "                  \"split\"\n"
-    "  --format hh     JSONL with \"chosen\", \"rejected\" transcripts (\"\\n\\nHuman: ...\n"
-    "                  \\n\\nAssistant: ...\"); the prompt is what both share before the last\n"
-    "                  Assistant turn\n"
-    "  --labeler NAME  rank as NAME (default: the record's \"labeler\", else import:FILE)\n"
-    "  --model NAME    model of candidates the data does not name (default: import)\n"
-    "  --split S       split of new prompts (default: the record's, else train)\n"
-    "Pairs of one prompt and labeler that form a complete ranking (as `rlhf export\n"
-    "--format pairs` writes them) become that ranking again; others one ranking per pair.\n"
-    "All files are imported in one transaction: an error (reported as FILE:LINE) leaves\n"
-    "the project as it was.\n" CLI_HELP_COMMON,
+    "import", "--format pairs|hh|rankings FILE... [--labeler NAME] [--model NAME] [--split S]",
+    "import comparisons (TRL pairs, HH-RLHF) or rankings as prompts, candidates and rankings",
+    "  --format pairs     JSONL with \"prompt\", \"chosen\", \"rejected\": strings, or TRL's\n"
+    "                     conversational lists of {\"role\", \"content\"} (the answer is the\n"
+    "                     last, assistant, message; without \"prompt\", the shared earlier\n"
+    "                     turns; a system message first stays one); optional \"labeler\",\n"
+    "                     \"simulated\", \"chosen_model\", \"rejected_model\", \"split\",\n"
+    "                     \"ranking_id\" (what `rlhf export --format pairs|pairs-chat` writes)\n"
+    "  --format hh        JSONL with \"chosen\", \"rejected\" transcripts (\"\\n\\nHuman: ...\n"
+    "                     \\n\\nAssistant: ...\"); the prompt is what both share before the\n"
+    "                     last Assistant turn (text before the first Human turn: a system\n"
+    "                     message)\n"
+    "  --format rankings  what `rlhf export --format rankings` writes: every ranking back\n"
+    "                     with its ties, scores, flags, note, skip, time and date\n"
+    "  --labeler NAME     rank as NAME (default: the record's \"labeler\", else import:FILE)\n"
+    "  --model NAME       model of candidates the data does not name (default: import)\n"
+    "  --split S          split of new prompts (default: the record's, else train)\n"
+    "Pairs of one prompt, labeler and ranking_id that form a complete ranking (as `rlhf\n"
+    "export --format pairs` writes them) become that ranking again; others one ranking per\n"
+    "pair. All files are imported in one transaction: an error (reported as FILE:LINE)\n"
+    "leaves the project as it was.\n" CLI_HELP_COMMON,
     exec_import};
 
 static const struct cmd_entry *E = &cmd_import_entry;
@@ -64,10 +68,10 @@ static int exec_import(int argc, char **argv) {
             return cli_bad_option(E, argv, c);
         }
     }
-    if (!format) return cli_usage_error(E, "--format is required (pairs or hh)");
+    if (!format) return cli_usage_error(E, "--format is required (pairs, hh or rankings)");
     o.format = rm_import_format(format);
     if (o.format < 0)
-        return cli_usage_error(E, "--format: unknown format '%s' (pairs or hh)", format);
+        return cli_usage_error(E, "--format: unknown format '%s' (pairs, hh or rankings)", format);
     if (optind >= argc) return cli_usage_error(E, "no FILE given");
     if (o.split && !db_valid_split(o.split))
         return cli_usage_error(E, "--split: '%s' is not a split name", o.split);
@@ -95,10 +99,15 @@ static int exec_import(int argc, char **argv) {
         fprintf(stderr, "rlhf import: %s\nnothing was imported.\n", err.msg);
         return EXIT_FAIL;
     }
-    printf("imported %lld comparisons as %lld rankings (%lld records, %lld new prompts, %lld new "
-           "candidates",
-           (long long)st.pairs, (long long)st.rankings, (long long)st.records,
-           (long long)st.prompts_new, (long long)st.candidates_new);
+    if (o.format == IMPORT_RANKINGS)
+        printf("imported %lld rankings (%lld comparisons, %lld new prompts, %lld new candidates",
+               (long long)st.rankings, (long long)st.pairs, (long long)st.prompts_new,
+               (long long)st.candidates_new);
+    else
+        printf("imported %lld comparisons as %lld rankings (%lld records, %lld new prompts, %lld "
+               "new candidates",
+               (long long)st.pairs, (long long)st.rankings, (long long)st.records,
+               (long long)st.prompts_new, (long long)st.candidates_new);
     if (st.identical) printf(", %lld with chosen = rejected skipped", (long long)st.identical);
     if (st.groups_split)
         printf(", %lld prompt groups not one ranking: one ranking per pair",

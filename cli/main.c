@@ -32,7 +32,8 @@ static void usage(FILE *f) {
                "commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
-    fprintf(f, "\nEvery command takes --db PATH (default $RLHF_DB) and --help.\n");
+    fprintf(f, "\nEvery command takes --db PATH (default $RLHF_DB) and --help; --db and --context\n"
+               "may also come before the command (rlhf --db my.db status).\n");
 }
 
 /* The commands that split their batches over MPI ranks; any other command
@@ -44,10 +45,51 @@ static int dist_supported(const char *name) {
     return 0;
 }
 
-/* --context N (or $RLHF_CONTEXT), taken out of argv before the command
- * parses it: every command that reads a Hugging Face model accepts it. */
-static int take_context(const struct cmd_entry *e, int *argc, char **argv) {
+/* Global options before the command, as git takes `git -C DIR log`:
+ * `rlhf --db X import ...`. --db becomes $RLHF_DB for the command (a --db
+ * after the command still wins); --context is the command's --context (one
+ * after the command wins). They are taken out of argv, so argv[1] is the
+ * command again. Returns EXIT_OK or EXIT_USAGE (reported). */
+static int take_globals(int *argc, char **argv, const char **context) {
+    int i = 1;
+    while (i < *argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2]) {
+        const char *a = argv[i], *v = NULL;
+        int k = 2;
+        if (strncmp(a, "--db=", 5) == 0 || strncmp(a, "--context=", 10) == 0)
+            v = strchr(a, '=') + 1, k = 1;
+        else if (strcmp(a, "--db") == 0 || strcmp(a, "--context") == 0)
+            v = i + 1 < *argc ? argv[i + 1] : NULL;
+        else
+            break; /* --help, --version, or not ours: main decides */
+        int db = a[2] == 'd';
+        if (!v || !*v) {
+            fprintf(stderr, "rlhf: %s needs a value\n", db ? "--db" : "--context");
+            return EXIT_USAGE;
+        }
+        if (db)
+            setenv("RLHF_DB", v, 1);
+        else
+            *context = v;
+        i += k;
+    }
+    if (i < *argc && strncmp(argv[i], "--", 2) == 0 && strcmp(argv[i], "--help") &&
+        strcmp(argv[i], "--version")) {
+        fprintf(stderr, "rlhf: unknown option '%s' before the command (global options: --db PATH, "
+                        "--context N)\n",
+                argv[i]);
+        return EXIT_USAGE;
+    }
+    memmove(argv + 1, argv + i, (size_t)(*argc - i + 1) * sizeof *argv);
+    *argc -= i - 1;
+    return EXIT_OK;
+}
+
+/* --context N (or the global option's, or $RLHF_CONTEXT), taken out of argv
+ * before the command parses it: every command that reads a Hugging Face
+ * model accepts it. */
+static int take_context(const struct cmd_entry *e, const char *global, int *argc, char **argv) {
     const char *v = getenv("RLHF_CONTEXT"), *from = "RLHF_CONTEXT";
+    if (global) v = global, from = "--context";
     for (int i = 2; i < *argc; i++) {
         int eq = strncmp(argv[i], "--context=", 10) == 0;
         if (strcmp(argv[i], "--") == 0) break;
@@ -78,6 +120,8 @@ static int take_context(const struct cmd_entry *e, int *argc, char **argv) {
 
 int main(int argc, char **argv) {
     blas_select_at_start(argv);
+    const char *context = NULL;
+    if (take_globals(&argc, argv, &context) != EXIT_OK) return EXIT_USAGE;
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
@@ -111,7 +155,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "rlhf: unknown command '%s' (see: rlhf --help)\n", name);
         return EXIT_USAGE;
     }
-    if (take_context(e, &argc, argv) != EXIT_OK) return EXIT_USAGE;
+    if (take_context(e, context, &argc, argv) != EXIT_OK) return EXIT_USAGE;
     cli_getopt_reset();
     dist_init(&argc, &argv);
     if (dist_rank() != 0) {

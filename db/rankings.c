@@ -87,7 +87,8 @@ static int submit(Db *db, const RankingIn *in, int64_t *ranking_id, Err *err) {
     rc = db_prepare(db,
                     "INSERT INTO rankings(prompt_id, labeler_id, version, supersedes, simulated,"
                     " skipped, skip_reason, none_acceptable, note, shown_order, time_spent_ms,"
-                    " gold_agreement, source) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " gold_agreement, source, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                    " coalesce(?, strftime('%Y-%m-%dT%H:%M:%fZ','now')))",
                     &st, err);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, in->prompt_id);
@@ -106,6 +107,7 @@ static int submit(Db *db, const RankingIn *in, int64_t *ranking_id, Err *err) {
     if (!isnan(in->gold_agreement)) sqlite3_bind_double(st, 12, in->gold_agreement);
     else sqlite3_bind_null(st, 12);
     db_bind_text(st, 13, in->source);
+    db_bind_text(st, 14, in->created_at);
     if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "insert ranking");
     sqlite3_finalize(st);
     if (rc) return rc;

@@ -29,6 +29,7 @@ typedef struct RankingIn {
     int64_t time_spent_ms;   /* < 0: unknown */
     double gold_agreement;   /* NAN unless the prompt is a gold item */
     const char *source;      /* "tui", "auto:RULE", "import:FILE", ... */
+    const char *created_at;  /* "YYYY-MM-DDTHH:MM:SS[.fff]Z" kept from an import; NULL: now */
     const RankingItemIn *items;
     int n_items;
 } RankingIn;

@@ -2,6 +2,7 @@
 #include "rm/export.h"
 #include "rm/agreement.h"
 #include "rm/compare.h"
+#include "rm/turns.h"
 #include "util/text.h"
 
 #include <cjson/cJSON.h>
@@ -11,7 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const format_names[] = {"pairs", "hh", "rankings", "arena", "csv"};
+static const char *const format_names[] = {"pairs",      "hh",         "rankings", "arena",
+                                           "csv",        "pairs-chat", "arena-json"};
 
 int rm_export_format(const char *name) {
     for (int i = 0; i < (int)(sizeof format_names / sizeof *format_names); i++)
@@ -20,7 +22,7 @@ int rm_export_format(const char *name) {
 }
 
 const char *rm_export_format_name(int format) {
-    return format >= 0 && format <= EXPORT_CSV ? format_names[format] : "?";
+    return format >= 0 && format <= EXPORT_ARENA_JSON ? format_names[format] : "?";
 }
 
 int rm_prompt_in_val(const char *prompt, double frac) {
@@ -36,11 +38,10 @@ int rm_prompt_in_val(const char *prompt, double frac) {
     return (double)h / 18446744073709551616.0 < frac;
 }
 
-void rm_json_string(FILE *f, const char *s) {
+void rm_json_span(FILE *f, const char *s, size_t n) {
     /* clean spans go out in one fwrite: this is the exporter's inner loop */
-    putc('"', f);
-    const unsigned char *p = (const unsigned char *)(s ? s : ""), *run = p;
-    for (; *p; p++) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + n, *run = p;
+    for (; p < end; p++) {
         if (*p >= 0x20 && *p != '"' && *p != '\\') continue;
         if (p > run) fwrite(run, 1, (size_t)(p - run), f);
         switch (*p) {
@@ -65,6 +66,11 @@ void rm_json_string(FILE *f, const char *s) {
         run = p + 1;
     }
     if (p > run) fwrite(run, 1, (size_t)(p - run), f);
+}
+
+void rm_json_string(FILE *f, const char *s) {
+    putc('"', f);
+    if (s) rm_json_span(f, s, strlen(s));
     putc('"', f);
 }
 
@@ -101,29 +107,16 @@ static double epoch_seconds(const char *iso) {
     return (double)timegm(&tm) + sec;
 }
 
-static void hh_transcript(FILE *f, const char *prompt, const char *answer) {
+/* A JSON string of the prompt's HH transcript, then tail, then answer:
+ * "\n\nHuman: P\n\nAssistant: A" (hh) or "\n\nHuman: P\n\nAssistant:" (pairs). */
+static void transcript(FILE *f, const char *prompt, const char *tail, const char *answer) {
     StrBuf b = {0};
-    sb_puts(&b, "\n\nHuman: ");
-    sb_puts(&b, prompt);
-    sb_puts(&b, "\n\nAssistant: ");
-    sb_puts(&b, answer);
-    rm_json_string(f, b.s);
-    sb_free(&b);
-}
-
-/* A dialogue (a prompt holding later turns, as HH import stores it) goes out
- * whole, "\n\nHuman: P\n\nAssistant: ", so that prompt + answer is the HH
- * transcript again; a one-turn prompt goes out as it is. */
-static void pairs_prompt(FILE *f, const char *prompt) {
-    if (!strstr(prompt, "\n\nAssistant:") && !strstr(prompt, "\n\nHuman:")) {
-        rm_json_string(f, prompt);
-        return;
-    }
-    StrBuf b = {0};
-    sb_puts(&b, "\n\nHuman: ");
-    sb_puts(&b, prompt);
-    sb_puts(&b, "\n\nAssistant: ");
-    rm_json_string(f, b.s);
+    rm_prompt_transcript(&b, prompt);
+    putc('"', f);
+    rm_json_span(f, b.s ? b.s : "", b.len);
+    rm_json_span(f, tail, strlen(tail));
+    if (answer) rm_json_span(f, answer, strlen(answer));
+    putc('"', f);
     sb_free(&b);
 }
 
@@ -135,6 +128,7 @@ typedef struct ExportCtx {
     int64_t n_allowed;
     int64_t cur_prompt;
     int cur_val, cur_skip;
+    int64_t out_records, val_records; /* written to each file: arena-json's commas */
     RmPair *pairs;
 } ExportCtx;
 
@@ -188,7 +182,13 @@ static void write_ranking(FILE *f, const RankingRow *r) {
     fprintf(f, ",\"skipped\":%s,\"skip_reason\":", r->skipped ? "true" : "false");
     r->skip_reason ? rm_json_string(f, r->skip_reason) : (void)fputs("null", f);
     fprintf(f, ",\"current\":%s", r->is_current ? "true" : "false");
-    if (r->time_spent_ms >= 0) fprintf(f, ",\"time_ms\":%lld", (long long)r->time_spent_ms);
+    /* every record has every key: a consumer's schema comes from any line */
+    if (r->time_spent_ms >= 0)
+        fprintf(f, ",\"time_ms\":%lld", (long long)r->time_spent_ms);
+    else
+        fputs(",\"time_ms\":null", f);
+    fputs(",\"source\":", f);
+    r->source ? rm_json_string(f, r->source) : (void)fputs("null", f);
     fputs(",\"note\":", f);
     r->note ? rm_json_string(f, r->note) : (void)fputs("null", f);
     fputs(",\"created_at\":", f);
@@ -196,56 +196,98 @@ static void write_ranking(FILE *f, const RankingRow *r) {
     fputs("}\n", f);
 }
 
-static void write_pair(FILE *f, int format, const RankingRow *r, const RmPair *p) {
+/* The fields pairs and pairs-chat share after prompt, chosen, rejected. */
+static void pair_fields(FILE *f, const ExportOptions *o, const RankingRow *r, const RmPair *p) {
     const RankingItemRow *c = &r->items[p->better], *w = &r->items[p->worse];
-    switch (format) {
+    fprintf(f, ",\"prompt_id\":%lld,\"chosen_id\":%lld,\"rejected_id\":%lld,\"chosen_model\":",
+            (long long)r->prompt_id, (long long)c->candidate_id, (long long)w->candidate_id);
+    rm_json_string(f, c->model_name);
+    fputs(",\"rejected_model\":", f);
+    rm_json_string(f, w->model_name);
+    fputs(",\"labeler\":", f);
+    rm_json_string(f, r->labeler);
+    fprintf(f, ",\"simulated\":%s,\"rank_gap\":%d", r->simulated ? "true" : "false", p->margin);
+    /* TRL's RewardTrainer subtracts a "margin" column inside its loss: one is
+     * written only when asked, in train-rm --margin's sense */
+    if (o->margin > 0) {
+        int both = c->likert > 0 && w->likert > 0;
+        fprintf(f, ",\"margin\":%.17g", both ? o->margin * (c->likert - w->likert) : 0.0);
+    }
+    fprintf(f, ",\"ranking_id\":%lld}\n", (long long)r->id);
+}
+
+/* One Arena battle (see export.h for the fields). */
+static void write_battle(FILE *f, const RankingRow *r, const RmPair *p) {
+    const RankingItemRow *c = &r->items[p->better], *w = &r->items[p->worse];
+    /* sides by a coin from the pair alone, never from the outcome: an
+     * importer that numbered the chosen answer first must not make model_a
+     * win every battle */
+    const RankingItemRow *a = c, *b = w;
+    int64_t lo = c->candidate_id < w->candidate_id ? c->candidate_id : w->candidate_id;
+    int64_t hi = c->candidate_id ^ w->candidate_id ^ lo;
+    if (rm_arena_coin(lo, hi)) a = w, b = c;
+    const char *winner = p->tie ? (r->none_acceptable ? "tie (bothbad)" : "tie")
+                                : a == c ? "model_a" : "model_b";
+    /* user turns: one per "Human:" marker, plus a bare opening turn */
+    int turns = !rm_prompt_has_system(r->prompt) && strncmp(r->prompt, RM_HUMAN, strlen(RM_HUMAN));
+    for (const char *m = r->prompt; (m = strstr(m, RM_HUMAN)); m++)
+        turns++;
+    fputs("{\"model_a\":", f);
+    rm_json_string(f, a->model_name);
+    fputs(",\"model_b\":", f);
+    rm_json_string(f, b->model_name);
+    fprintf(f, ",\"winner\":\"%s\",\"judge\":", winner);
+    rm_json_string(f, r->labeler);
+    fprintf(f,
+            ",\"turn\":%d,\"anony\":true,\"language\":\"unknown\",\"tstamp\":%.3f,"
+            "\"dedup_tag\":{\"high_freq\":false,\"sampled\":true},\"conversation_a\":",
+            turns, epoch_seconds(r->created_at));
+    rm_write_messages(f, r->prompt, a->text);
+    fputs(",\"conversation_b\":", f);
+    rm_write_messages(f, r->prompt, b->text);
+    fprintf(f,
+            ",\"question_id\":%lld,\"prompt_id\":%lld,\"ranking_id\":%lld,\"a_id\":%lld,"
+            "\"b_id\":%lld}",
+            (long long)r->prompt_id, (long long)r->prompt_id, (long long)r->id,
+            (long long)a->candidate_id, (long long)b->candidate_id);
+}
+
+static void write_pair(FILE *f, const ExportOptions *o, const RankingRow *r, const RmPair *p) {
+    const RankingItemRow *c = &r->items[p->better], *w = &r->items[p->worse];
+    switch (o->format) {
     case EXPORT_PAIRS:
+        /* TRL's standard form: the template on every prompt, the separator
+         * on the answer, so prompt + chosen is the HH transcript */
         fputs("{\"prompt\":", f);
-        pairs_prompt(f, r->prompt);
-        fputs(",\"chosen\":", f);
+        transcript(f, r->prompt, RM_ASSISTANT, NULL);
+        fputs(",\"chosen\":\" ", f);
+        rm_json_span(f, c->text, strlen(c->text));
+        fputs("\",\"rejected\":\" ", f);
+        rm_json_span(f, w->text, strlen(w->text));
+        putc('"', f);
+        pair_fields(f, o, r, p);
+        break;
+    case EXPORT_PAIRS_CHAT:
+        fputs("{\"prompt\":", f);
+        rm_write_messages(f, r->prompt, NULL);
+        fputs(",\"chosen\":[{\"role\":\"assistant\",\"content\":", f);
         rm_json_string(f, c->text);
-        fputs(",\"rejected\":", f);
+        fputs("}],\"rejected\":[{\"role\":\"assistant\",\"content\":", f);
         rm_json_string(f, w->text);
-        fprintf(f, ",\"prompt_id\":%lld,\"chosen_id\":%lld,\"rejected_id\":%lld,\"chosen_model\":",
-                (long long)r->prompt_id, (long long)c->candidate_id, (long long)w->candidate_id);
-        rm_json_string(f, c->model_name);
-        fputs(",\"rejected_model\":", f);
-        rm_json_string(f, w->model_name);
-        fputs(",\"labeler\":", f);
-        rm_json_string(f, r->labeler);
-        fprintf(f, ",\"simulated\":%s,\"margin\":%d,\"ranking_id\":%lld}\n",
-                r->simulated ? "true" : "false", p->margin, (long long)r->id);
+        fputs("}]", f);
+        pair_fields(f, o, r, p);
         break;
     case EXPORT_HH:
         fputs("{\"chosen\":", f);
-        hh_transcript(f, r->prompt, c->text);
+        transcript(f, r->prompt, RM_ASSISTANT " ", c->text);
         fputs(",\"rejected\":", f);
-        hh_transcript(f, r->prompt, w->text);
+        transcript(f, r->prompt, RM_ASSISTANT " ", w->text);
         fputs("}\n", f);
         break;
-    case EXPORT_ARENA: {
-        /* sides by a coin from the pair alone, never from the outcome: an
-         * importer that numbered the chosen answer first must not make
-         * model_a win every battle */
-        const RankingItemRow *a = c, *b = w;
-        int64_t lo = c->candidate_id < w->candidate_id ? c->candidate_id : w->candidate_id;
-        int64_t hi = c->candidate_id ^ w->candidate_id ^ lo;
-        if (rm_arena_coin(lo, hi)) a = w, b = c;
-        const char *winner = p->tie ? (r->none_acceptable ? "tie (bothbad)" : "tie")
-                                    : a == c ? "model_a" : "model_b";
-        fputs("{\"model_a\":", f);
-        rm_json_string(f, a->model_name);
-        fputs(",\"model_b\":", f);
-        rm_json_string(f, b->model_name);
-        fprintf(f,
-                ",\"winner\":\"%s\",\"question_id\":%lld,\"prompt_id\":%lld,\"ranking_id\":%lld,"
-                "\"a_id\":%lld,\"b_id\":%lld,\"judge\":",
-                winner, (long long)r->prompt_id, (long long)r->prompt_id, (long long)r->id,
-                (long long)a->candidate_id, (long long)b->candidate_id);
-        rm_json_string(f, r->labeler);
-        fprintf(f, ",\"tstamp\":%.3f}\n", epoch_seconds(r->created_at));
+    case EXPORT_ARENA:
+        write_battle(f, r, p);
+        putc('\n', f);
         break;
-    }
     case EXPORT_CSV:
         fprintf(f, "%lld,%lld,", (long long)r->prompt_id, (long long)r->id);
         rm_csv_field(f, r->labeler);
@@ -267,7 +309,7 @@ static void write_pair(FILE *f, int format, const RankingRow *r, const RmPair *p
 }
 
 static const char csv_header[] = "prompt_id,ranking_id,labeler,chosen_id,rejected_id,chosen_model,"
-                                 "rejected_model,tie,margin,split,prompt,chosen,rejected\r\n";
+                                 "rejected_model,tie,rank_gap,split,prompt,chosen,rejected\r\n";
 
 static int export_one(const RankingRow *r, void *vctx) {
     ExportCtx *c = vctx;
@@ -296,15 +338,29 @@ static int export_one(const RankingRow *r, void *vctx) {
     }
     int np = rm_pairs_of_row(r, c->pairs, 64 * 63 / 2);
     if (np < 0) return RLHF_EINVAL;
-    int keep_ties = format == EXPORT_ARENA || format == EXPORT_CSV;
+    int arena = format == EXPORT_ARENA || format == EXPORT_ARENA_JSON;
+    int keep_ties = arena || format == EXPORT_CSV;
     for (int i = 0; i < np; i++) {
+        const RmPair *p = &c->pairs[i];
         st->pairs++;
-        st->ties += c->pairs[i].tie;
-        if (c->pairs[i].tie && !keep_ties) {
+        st->ties += p->tie;
+        if (p->tie && !keep_ties) {
             st->ties_dropped++;
             continue;
         }
-        write_pair(f, format, r, &c->pairs[i]);
+        /* a model against itself tells a rating nothing */
+        if (arena && !c->o->keep_same_model &&
+            r->items[p->better].model_id == r->items[p->worse].model_id) {
+            st->same_model++;
+            continue;
+        }
+        if (format == EXPORT_ARENA_JSON) {
+            int64_t *n = c->cur_val ? &c->val_records : &c->out_records;
+            fputs(*n ? ",\n" : "", f);
+            write_battle(f, r, p);
+            ++*n;
+        } else
+            write_pair(f, c->o, r, p);
         st->records++;
         st->val_records += c->cur_val;
     }
@@ -333,7 +389,7 @@ int rm_agreeing_prompts(Db *db, const RankingFilter *filter, double min_agreemen
 
 int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats *st, Err *err) {
     memset(st, 0, sizeof *st);
-    ExportCtx c = {o, out, o->val_frac > 0 ? val : NULL, st, NULL, 0, 0, 0, 0, NULL};
+    ExportCtx c = {o, out, o->val_frac > 0 ? val : NULL, st, NULL, 0, 0, 0, 0, 0, 0, NULL};
     int rc = RLHF_OK;
     if (o->min_agreement >= 0)
         rc = rm_agreeing_prompts(db, &o->filter, o->min_agreement, &c.allowed, &c.n_allowed, err);
@@ -343,14 +399,21 @@ int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats 
         free(c.allowed);
         return err_set(err, RLHF_ENOMEM, "out of memory");
     }
-    if (o->format == EXPORT_CSV) {
-        fputs(csv_header, out);
-        if (c.val) fputs(csv_header, c.val);
+    if (o->format == EXPORT_CSV || o->format == EXPORT_ARENA_JSON) {
+        const char *head = o->format == EXPORT_CSV ? csv_header : "[\n";
+        fputs(head, out);
+        if (c.val) fputs(head, c.val);
     }
     /* a skip is a labeler's answer too: rankings, which can hold it, keep it */
     RankingFilter filter = o->filter;
     if (o->format == EXPORT_RANKINGS) filter.with_skipped = 1;
     rc = db_rankings_each(db, &filter, export_one, &c, err);
+    if (!rc && o->format == EXPORT_ARENA_JSON) {
+        /* one JSON array, as Arena's notebooks read it with pd.read_json */
+        fputs(c.out_records ? "\n]\n" : "]\n", out);
+        if (c.val) fputs(c.val_records ? "\n]\n" : "]\n", c.val);
+        if (ferror(out) || (c.val && ferror(c.val))) rc = RLHF_EIO;
+    }
     if (rc == RLHF_EIO)
         err_set(err, rc, "write failed: %s", strerror(errno ? errno : EIO));
     else if (rc == RLHF_EINVAL)

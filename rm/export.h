@@ -1,15 +1,24 @@
 /* Export of comparisons and rankings in the formats the field uses:
- *   pairs     TRL preference JSONL: prompt, chosen, rejected, + ids, models, labeler, margin;
- *             a dialogue's prompt as "\n\nHuman: P\n\nAssistant: " (prompt + answer
- *             is the HH transcript)
- *   hh        HH-RLHF: chosen/rejected as "\n\nHuman: P\n\nAssistant: A" transcripts
- *   rankings  one JSON line per ranking: prompt, completions, ranks, scores, flags,
- *             skipped + skip_reason (skips included), current (the latest version), note
- *   arena     Chatbot Arena battles: model_a, model_b, winner (model_a|model_b|tie|
- *             tie (bothbad)); which answer is model_a is a coin from the pair
- *   csv       one row per comparison (RFC 4180)
+ *   pairs       TRL preference JSONL, standard form: prompt "\n\nHuman: P\n\nAssistant:"
+ *               (the HH template on every prompt, see turns.h), chosen/rejected " A"
+ *               (TRL's separator on the answer), so prompt + chosen is the HH
+ *               transcript; + ids, models, labeler, rank_gap, ranking_id, and
+ *               margin (TRL's sense) only when asked
+ *   pairs-chat  TRL's conversational form: prompt as {role, content} messages,
+ *               chosen/rejected as one assistant message each; same other fields
+ *   hh          HH-RLHF: chosen/rejected as "\n\nHuman: P\n\nAssistant: A" transcripts
+ *   rankings    one JSON line per ranking, every key in every record: prompt,
+ *               completions, ranks, scores, flags, skipped + skip_reason (skips
+ *               included), current (the latest version), time_ms, source, note
+ *   arena       Chatbot Arena battles, one per line: model_a, model_b, winner
+ *               (model_a|model_b|tie|tie (bothbad)), judge, turn, anony, language,
+ *               tstamp, dedup_tag, conversation_a/b, + ids; which answer is
+ *               model_a is a coin from the pair
+ *   arena-json  the same battles as one JSON array, as Arena's notebooks load it
+ *   csv         one row per comparison (RFC 4180)
  * Ties are kept in arena, csv and rankings, and dropped (counted) in pairs and
- * hh, which cannot hold them. Output order is fixed: prompt, ranking, pair. */
+ * hh, which cannot hold them; arena leaves out a model's battles against itself
+ * unless asked. Output order is fixed: prompt, ranking, pair. */
 #ifndef RLHF_RM_EXPORT_H
 #define RLHF_RM_EXPORT_H
 
@@ -18,7 +27,15 @@
 
 #include "db/rankings.h"
 
-enum { EXPORT_PAIRS, EXPORT_HH, EXPORT_RANKINGS, EXPORT_ARENA, EXPORT_CSV };
+enum {
+    EXPORT_PAIRS,
+    EXPORT_HH,
+    EXPORT_RANKINGS,
+    EXPORT_ARENA,
+    EXPORT_CSV,
+    EXPORT_PAIRS_CHAT,
+    EXPORT_ARENA_JSON
+};
 
 /* -1 for an unknown name. */
 int rm_export_format(const char *name);
@@ -30,12 +47,16 @@ typedef struct ExportOptions {
     double min_agreement; /* < 0: off; else only prompts two labelers or more ranked
                              whose pairwise agreement is at least this */
     double val_frac;      /* share of prompts sent to the validation output; 0: none */
+    double margin;        /* > 0: pairs get TRL's "margin", margin × (score of chosen −
+                             score of rejected), 0 without both 1-7 scores; 0: none */
+    int keep_same_model;  /* arena: keep battles of a model against itself */
 } ExportOptions;
 
 typedef struct ExportStats {
     int64_t rankings, records, pairs, ties, ties_dropped;
     int64_t prompts, val_prompts, val_records;
     int64_t prompts_below_agreement; /* left out by min_agreement */
+    int64_t same_model;              /* arena battles of a model against itself, left out */
 } ExportStats;
 
 /* Writes to out (and to val for validation prompts when val_frac > 0). */
@@ -55,8 +76,10 @@ int rm_prompt_in_val(const char *prompt, double frac);
 /* The arena export's side coin for candidates lo < hi: 1 puts hi as model_a. */
 int rm_arena_coin(int64_t lo, int64_t hi);
 
-/* Writes s as a JSON string literal. */
+/* Writes s as a JSON string literal (NULL as ""). */
 void rm_json_string(FILE *f, const char *s);
+/* Writes the n bytes at s JSON-escaped, without quotes. */
+void rm_json_span(FILE *f, const char *s, size_t n);
 /* Writes s as one RFC 4180 field (quoted when it holds , " CR or LF). */
 void rm_csv_field(FILE *f, const char *s);
 

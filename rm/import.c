@@ -5,6 +5,7 @@
 #include "db/prompts.h"
 #include "db/rankings.h"
 #include "db/registry.h"
+#include "rm/turns.h"
 #include "util/lines.h"
 #include "util/sys.h"
 #include "util/text.h"
@@ -16,10 +17,11 @@
 int rm_import_format(const char *name) {
     if (strcmp(name, "pairs") == 0) return IMPORT_PAIRS;
     if (strcmp(name, "hh") == 0) return IMPORT_HH;
+    if (strcmp(name, "rankings") == 0) return IMPORT_RANKINGS;
     return -1;
 }
 
-static const char HUMAN[] = "\n\nHuman:", ASSISTANT[] = "\n\nAssistant:";
+static const char HUMAN[] = RM_HUMAN, ASSISTANT[] = RM_ASSISTANT;
 
 int rm_hh_split(const char *chosen, const char *rejected, char **prompt, char **a_chosen,
                 char **a_rejected, Err *err) {
@@ -43,10 +45,13 @@ int rm_hh_split(const char *chosen, const char *rejected, char **prompt, char **
     size_t off = (size_t)(turn - chosen);
     const char *p = chosen;
     size_t n = off;
-    if (strncmp(p, HUMAN, strlen(HUMAN)) != 0)
+    /* text before the first Human turn is a system message, stored as such */
+    const char *h = strstr(chosen, HUMAN);
+    int system = p != h && h && h < turn;
+    if (!system && strncmp(p, HUMAN, strlen(HUMAN)) != 0)
         return err_set(err, RLHF_EFORMAT, "field \"chosen\": does not start with \"\\n\\nHuman:\"");
-    p += strlen(HUMAN), n -= strlen(HUMAN);
-    if (n && *p == ' ') p++, n--;
+    if (!system) p += strlen(HUMAN), n -= strlen(HUMAN);
+    if (!system && n && *p == ' ') p++, n--;
     const char *ac = chosen + off + la, *ar = rejected + off + la;
     if (*ac == ' ') ac++;
     if (*ar == ' ') ar++;
@@ -63,6 +68,7 @@ int rm_hh_split(const char *chosen, const char *rejected, char **prompt, char **
 
 typedef struct Rec {
     long line;
+    int64_t ranking_id; /* the exporter's, 0 when absent: one group per ranking */
     char *prompt, *chosen, *rejected, *chosen_model, *rejected_model, *labeler, *split;
     int simulated;
     int same;               /* chosen == rejected: skipped whole */
@@ -103,20 +109,24 @@ static int check_messages(LineReader *r, const cJSON *v, const char *key, Err *e
             return err_set(err, RLHF_EFORMAT,
                            "%s:%ld: field \"%s\": message %d needs string \"role\" and \"content\"",
                            r->path, r->line, key, i + 1);
+        if (i && strcmp(role->valuestring, "system") == 0)
+            return err_set(err, RLHF_EFORMAT,
+                           "%s:%ld: field \"%s\": message %d: a system message can only come first",
+                           r->path, r->line, key, i + 1);
     }
     return RLHF_OK;
 }
 
-/* The first n messages as prompt text: the first turn as is, later ones after
- * "\n\nHuman: " or "\n\nAssistant: " (an HH transcript without its opening
- * marker, so `export --format hh` writes the conversation back). */
+/* The first n messages as the stored prompt (turns.h): the first turn as is,
+ * later ones after "\n\nHuman: " or "\n\nAssistant: ", so a system message
+ * first stays one and `export --format hh` writes the conversation back. */
 static char *render_turns(const cJSON *v, int n) {
     StrBuf b = {0};
     sb_puts(&b, "");
     for (int i = 0; i < n; i++) {
         const cJSON *m = cJSON_GetArrayItem(v, i);
         const char *role = cJSON_GetObjectItemCaseSensitive(m, "role")->valuestring;
-        if (i) sb_puts(&b, strcmp(role, "assistant") == 0 ? "\n\nAssistant: " : "\n\nHuman: ");
+        if (i) sb_puts(&b, strcmp(role, "assistant") == 0 ? RM_ASSISTANT " " : RM_HUMAN " ");
         sb_puts(&b, cJSON_GetObjectItemCaseSensitive(m, "content")->valuestring);
     }
     return b.s;
@@ -150,26 +160,35 @@ static int answer_field(LineReader *r, const cJSON *obj, const char *key, const 
 }
 
 /* A prompt written as a transcript up to the answer ("\n\nHuman: P\n\nAssistant:",
- * as export writes dialogues and TRL's HH files have it) is stored as the HH
- * importer stores it: P, without the outer markers. */
-static char *hh_unwrap(const char *s) {
+ * or "S\n\nHuman: P\n\nAssistant:" after a system message, as export writes
+ * pairs and TRL's HH files have them) is stored as the HH importer stores it:
+ * without the markers around it. *bare: it ended at "Assistant:" exactly, so
+ * the answers carry TRL's separating space. */
+static char *hh_unwrap(const char *s, int *bare) {
     size_t n = strlen(s), lh = strlen(HUMAN), la = strlen(ASSISTANT);
+    int colon = n && s[n - 1] == ':';
+    *bare = 0;
     if (n && s[n - 1] == ' ') n--;
-    if (n < lh + la || strncmp(s, HUMAN, lh) != 0 || strncmp(s + n - la, ASSISTANT, la) != 0)
+    if (n < la || strncmp(s + n - la, ASSISTANT, la) != 0) return strdup(s);
+    if (n >= lh + la && strncmp(s, HUMAN, lh) == 0) {
+        s += lh, n -= lh + la;
+        if (n && *s == ' ') s++, n--;
+    } else if (rm_prompt_has_system(s))
+        n -= la;
+    else
         return strdup(s);
-    s += lh, n -= lh + la;
-    if (n && *s == ' ') s++, n--;
+    *bare = colon;
     return strndup(s, n);
 }
 
 /* The prompt of a pairs record: "prompt" as a string or messages, else (TRL's
  * implicit prompt) what the chosen and rejected conversations share. */
 static int pairs_prompt(LineReader *r, const cJSON *obj, const cJSON *cm, const cJSON *rm,
-                        char **out, Err *err) {
+                        char **out, int *bare, Err *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
-    *out = NULL;
+    *out = NULL, *bare = 0;
     if (cJSON_IsString(v))
-        *out = hh_unwrap(v->valuestring);
+        *out = hh_unwrap(v->valuestring, bare);
     else if (cJSON_IsArray(v)) {
         int rc = check_messages(r, v, "prompt", err);
         if (rc) return rc;
@@ -214,7 +233,13 @@ static int read_record(LineReader *r, const cJSON *obj, const ImportOptions *o, 
     if (!rc) rc = jsonl_string(r, obj, "labeler", 0, &lab, err);
     if (!rc) rc = jsonl_string(r, obj, "split", 0, &split, err);
     if (!rc) rc = jsonl_bool(r, obj, "simulated", &rec->simulated, err);
+    double rid = 0;
+    if (!rc) rc = jsonl_number(r, obj, "ranking_id", 0, &rid, NULL, err);
     if (rc) return rc;
+    if (rid < 0 || rid != floor(rid) || rid > 9e15)
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"ranking_id\" must be a whole number",
+                       r->path, r->line);
+    rec->ranking_id = (int64_t)rid;
     if (split && !db_valid_split(split))
         return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"split\": not a split name", r->path,
                        r->line);
@@ -228,13 +253,11 @@ static int read_record(LineReader *r, const cJSON *obj, const ImportOptions *o, 
         rc = rm_hh_split(chosen, rejected, &rec->prompt, &rec->chosen, &rec->rejected, err);
         if (rc) return err_prefix(err, "%s:%ld: ", r->path, r->line);
     } else {
-        rc = pairs_prompt(r, obj, cmsgs, rmsgs, &rec->prompt, err);
+        int bare;
+        rc = pairs_prompt(r, obj, cmsgs, rmsgs, &rec->prompt, &bare, err);
         if (rc) return rc;
         /* TRL's HH pairs end the prompt at "Assistant:" and start answers with a space */
-        const cJSON *pv = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
-        size_t pl = cJSON_IsString(pv) ? strlen(pv->valuestring) : 0, la = strlen(ASSISTANT);
-        if (pl > la && strcmp(pv->valuestring + pl - la, ASSISTANT) == 0 &&
-            strncmp(pv->valuestring, HUMAN, strlen(HUMAN)) == 0) {
+        if (bare) {
             if (*chosen == ' ') chosen++;
             if (*rejected == ' ') rejected++;
         }
@@ -287,6 +310,7 @@ static int cmp_rec(const void *x, const void *y) {
     const Rec *a = &sort_recs->r[*(const int64_t *)x], *b = &sort_recs->r[*(const int64_t *)y];
     int c = strcmp(a->prompt, b->prompt);
     if (!c) c = strcmp(labeler_of(sort_recs, sort_opts, a), labeler_of(sort_recs, sort_opts, b));
+    if (!c) c = (a->ranking_id > b->ranking_id) - (a->ranking_id < b->ranking_id);
     if (!c) c = (a->line > b->line) - (a->line < b->line);
     return c;
 }
@@ -320,12 +344,16 @@ static int submit(Db *db, int64_t prompt_id, const char *labeler, int simulated,
 static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *g,
                        const ImportOptions *o, const char *path, const char *source,
                        ImportStats *st, Err *err) {
-    /* chosen == rejected teaches nothing: such a record leaves no prompt,
-     * candidate or ranking behind */
+    /* the same answer twice teaches nothing: such a record leaves no prompt,
+     * candidate or ranking behind; the same text from two models is two
+     * candidates, and a labeler's order between them is kept */
+    const char *model = o->model ? o->model : "import";
     int64_t useful = 0;
     for (int64_t k = 0; k < g->n; k++) {
         Rec *r = &rs->r[idx[g->first + k]];
-        r->same = strcmp(r->chosen, r->rejected) == 0;
+        r->same = strcmp(r->chosen, r->rejected) == 0 &&
+                  strcmp(r->chosen_model ? r->chosen_model : model,
+                         r->rejected_model ? r->rejected_model : model) == 0;
         useful += !r->same;
         st->identical += r->same;
     }
@@ -337,7 +365,6 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
     int ins = 0, rc = db_prompt_insert(db, &pin, &pid, &ins, err);
     if (rc) return rc;
     st->prompts_new += ins;
-    const char *model = o->model ? o->model : "import";
     int64_t cands[64];
     int nc = 0, ok = g->n <= 64 * 63 / 2;
     for (int64_t k = 0; k < g->n && !rc; k++) {
@@ -431,6 +458,7 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
 }
 
 int rm_import_file(Db *db, const char *path, const ImportOptions *o, ImportStats *st, Err *err) {
+    if (o->format == IMPORT_RANKINGS) return rm_import_rankings_file(db, path, o, st, err);
     LineReader lr;
     int rc = lines_open(&lr, path, err);
     if (rc) return rc;
@@ -474,7 +502,8 @@ int rm_import_file(Db *db, const char *path, const ImportOptions *o, ImportStats
             int64_t j = i + 1;
             const Rec *a = &rs.r[idx[i]];
             while (j < rs.n && strcmp(rs.r[idx[j]].prompt, a->prompt) == 0 &&
-                   strcmp(labeler_of(&rs, o, &rs.r[idx[j]]), labeler_of(&rs, o, a)) == 0)
+                   strcmp(labeler_of(&rs, o, &rs.r[idx[j]]), labeler_of(&rs, o, a)) == 0 &&
+                   rs.r[idx[j]].ranking_id == a->ranking_id)
                 j++;
             groups[ng++] = (Group){i, j - i, a->line};
             i = j;

@@ -41,8 +41,24 @@ static int gz_wrap(LineReader *r, Err *err) {
     }
     if (r->owns_file) fclose(r->f);
     r->f = z;
+    r->gz = g;
     r->owns_file = 1;
     return RLHF_OK;
+}
+
+/* A damaged gzip stream hands out garbage before its CRC check fails, or
+ * stops mid-line when cut short, so a line's error may be the stream's: on
+ * any error, read the rest and let zlib's verdict replace ours. */
+static int gz_verdict(LineReader *r, int rc, Err *err) {
+    if (!r->gz || gzdirect((gzFile)r->gz)) return rc;
+    char buf[1 << 14];
+    while (gzread((gzFile)r->gz, buf, sizeof buf) > 0) {}
+    int e = Z_OK;
+    const char *msg = gzerror((gzFile)r->gz, &e);
+    if (e == Z_OK) return rc;
+    if (msg && strncmp(msg, "<fd:", 4) == 0 && strstr(msg, ": ")) msg = strstr(msg, ": ") + 2;
+    return err_set(err, RLHF_EFORMAT, "%s: corrupt gzip data (%s)", r->path,
+                   msg && *msg ? msg : "bad stream");
 }
 
 int lines_open(LineReader *r, const char *path, Err *err) {
@@ -74,23 +90,29 @@ int lines_next(LineReader *r, char **out, size_t *len, Err *err) {
         ssize_t n = getline(&r->buf, &r->cap, r->f);
         if (n < 0) {
             if (ferror(r->f))
-                return err_set(err, RLHF_EIO, "%s:%ld: read error: %s", r->path, r->line + 1,
-                               strerror(errno ? errno : EIO));
+                return gz_verdict(r,
+                                  err_set(err, RLHF_EIO, "%s:%ld: read error: %s", r->path,
+                                          r->line + 1, strerror(errno ? errno : EIO)),
+                                  err);
             return RLHF_OK;
         }
         r->line++;
         char *s = r->buf;
         size_t m = (size_t)n;
         if (memchr(s, '\0', m))
-            return err_set(err, RLHF_EFORMAT, "%s:%ld: NUL byte in text (binary file?)", r->path,
-                           r->line);
+            return gz_verdict(r,
+                              err_set(err, RLHF_EFORMAT, "%s:%ld: NUL byte in text (binary file?)",
+                                      r->path, r->line),
+                              err);
         if (r->line == 1 && m >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3, m -= 3;
         while (m > 0 && (s[m - 1] == '\n' || s[m - 1] == '\r')) m--;
         s[m] = '\0';
         long bad = utf8_invalid_at(s, m);
         if (bad >= 0)
-            return err_set(err, RLHF_EFORMAT, "%s:%ld: invalid UTF-8 at byte %ld", r->path,
-                           r->line, bad + 1);
+            return gz_verdict(r,
+                              err_set(err, RLHF_EFORMAT, "%s:%ld: invalid UTF-8 at byte %ld",
+                                      r->path, r->line, bad + 1),
+                              err);
         size_t k = 0;
         while (k < m && (s[k] == ' ' || s[k] == '\t')) k++;
         if (k == m) continue; /* blank */
@@ -100,7 +122,7 @@ int lines_next(LineReader *r, char **out, size_t *len, Err *err) {
     }
 }
 
-int jsonl_parse(LineReader *r, const char *s, size_t n, cJSON **out, Err *err) {
+static int parse_object(LineReader *r, const char *s, size_t n, cJSON **out, Err *err) {
     const char *end = NULL;
     *out = NULL;
     /* cJSON would end the string at an escaped NUL and keep only its start */
@@ -133,6 +155,11 @@ int jsonl_parse(LineReader *r, const char *s, size_t n, cJSON **out, Err *err) {
     }
     *out = j;
     return RLHF_OK;
+}
+
+int jsonl_parse(LineReader *r, const char *s, size_t n, cJSON **out, Err *err) {
+    int rc = parse_object(r, s, n, out, err);
+    return rc ? gz_verdict(r, rc, err) : RLHF_OK;
 }
 
 int jsonl_next(LineReader *r, cJSON **out, Err *err) {

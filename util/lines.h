@@ -1,6 +1,8 @@
 /* Line-oriented input for text and JSONL files, with the place of every line kept
  * for error messages. Handles CRLF, a UTF-8 BOM, lines of any length, blank lines
- * (skipped), and refuses invalid UTF-8 and NUL bytes with "file:line: ...". */
+ * (skipped), and refuses invalid UTF-8 and NUL bytes with "file:line: ...".
+ * gzip input is read as it is; a damaged stream (bad CRC, cut short) is
+ * reported as "file: corrupt gzip data (...)" whatever line it broke. */
 #ifndef RLHF_LINES_H
 #define RLHF_LINES_H
 
@@ -11,6 +13,7 @@
 
 typedef struct LineReader {
     FILE *f;
+    void *gz; /* the zlib stream under f (gzFile), for its verdict on errors */
     int owns_file;
     char path[512];
     long line; /* 1-based number of the line last returned */

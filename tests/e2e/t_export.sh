@@ -45,13 +45,17 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 assert len(rows) == 10, len(rows)
 for r in rows:
-    for k in ("prompt", "chosen", "rejected", "prompt_id", "chosen_id", "rejected_id", "labeler", "margin"):
+    for k in ("prompt", "chosen", "rejected", "prompt_id", "chosen_id", "rejected_id", "labeler", "rank_gap"):
         assert k in r, (k, r)
-    assert isinstance(r["prompt"], str) and isinstance(r["margin"], int) and r["margin"] >= 1
-q = [r for r in rows if r["prompt"].startswith("Say")][0]
-assert q["chosen"] == 'hi,\n"there" – ok' and q["labeler"] == "bot" and q["simulated"] is True
-m = [r for r in rows if r["labeler"] == "alice" and r["chosen"] == "red" and r["rejected"] == "green"][0]
-assert m["margin"] == 2, m
+    assert isinstance(r["prompt"], str) and isinstance(r["rank_gap"], int) and r["rank_gap"] >= 1
+    assert "margin" not in r, "TRL's RewardTrainer would subtract it in its loss"
+    # the template on every prompt, the separator on the answer
+    assert r["prompt"].startswith("\n\nHuman: ") and r["prompt"].endswith("\n\nAssistant:"), r
+    assert r["chosen"].startswith(" ") and r["rejected"].startswith(" "), r
+q = [r for r in rows if r["prompt"].startswith("\n\nHuman: Say")][0]
+assert q["chosen"] == ' hi,\n"there" – ok' and q["labeler"] == "bot" and q["simulated"] is True
+m = [r for r in rows if r["labeler"] == "alice" and r["chosen"] == " red" and r["rejected"] == " green"][0]
+assert m["rank_gap"] == 2, m
 P
 expect_rc 0 "$RLHF" export --db $DB --format hh
 printf "%s\n" "$OUT" > hh.jsonl
@@ -108,7 +112,7 @@ expect_rc 0 "$RLHF" export --db db2 --format pairs --out back.jsonl
 expect_rc 0 "$RLHF" export --db db2 --format arena --out back-arena.jsonl
 $PY - pairs.jsonl back.jsonl arena.jsonl back-arena.jsonl <<'P' || die "round trip"
 import json, sys
-def pairs(p): return sorted((r["prompt"], r["chosen"], r["rejected"], r["labeler"], r["chosen_model"], r["rejected_model"], r["margin"]) for r in map(json.loads, open(p)))
+def pairs(p): return sorted((r["prompt"], r["chosen"], r["rejected"], r["labeler"], r["chosen_model"], r["rejected_model"], r["rank_gap"]) for r in map(json.loads, open(p)))
 a, b = pairs(sys.argv[1]), pairs(sys.argv[2])
 assert a == b, (a, b)
 def wins(p): return sorted((r["model_a"], r["model_b"], r["winner"]) for r in map(json.loads, open(p)))
@@ -209,7 +213,7 @@ printf '%s\n' "$good" > good.jsonl
 expect_rc 1 "$RLHF" import --db $DB --format pairs good.jsonl bad3.jsonl
 contains "$ERR" "nothing was imported"
 [ "$(counts)" = "$before" ] || die "database changed: $before -> $(counts)"
-expect_rc 2 "$RLHF" import --db $DB --format rankings in.jsonl
+expect_rc 2 "$RLHF" import --db $DB --format nope in.jsonl
 expect_rc 1 "$RLHF" import --db $DB --format pairs missing.jsonl
 # \u0000 is refused with its place, not cut short into a "duplicate"
 printf '%s\n{"prompt":"a\\u0000b","chosen":"x","rejected":"y"}\n' "$good" > nul.jsonl

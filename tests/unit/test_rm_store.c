@@ -133,7 +133,9 @@ Test(rm_store, import_rebuilds_ties_and_splits_other_groups) {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    ExportOptions eo = {EXPORT_ARENA, db_ranking_filter_default(), -1, 0};
+    /* the imported answers have no model: every battle is "import" against itself */
+    ExportOptions eo = {.format = EXPORT_ARENA, .filter = db_ranking_filter_default(),
+                        .min_agreement = -1, .keep_same_model = 1};
     ExportStats es;
     cr_assert_eq(rm_export(db, &eo, f, NULL, &es, &err), 0, "%s", err.msg);
     fclose(f);
@@ -149,7 +151,7 @@ static char *export_to_string(Db *db, int format, RankingFilter f) {
     char *buf = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
-    ExportOptions eo = {format, f, -1, 0};
+    ExportOptions eo = {.format = format, .filter = f, .min_agreement = -1, .keep_same_model = 1};
     ExportStats es;
     Err err = {0};
     cr_assert_eq(rm_export(db, &eo, out, NULL, &es, &err), 0, "%s", err.msg);
