@@ -55,18 +55,8 @@ int cli_parse_double(const struct cmd_entry *e, const char *flag, const char *s,
  * (*db open), else the exit code to return. */
 int cli_open_db_json(const struct cmd_entry *e, int argc, char **argv, Db **db, int *json);
 
-/* Registers checkpoint `path` in the models table (name: `name`, else the
- * file's base name; kind base|sft|policy|rm; parent_id 0 for none; template
- * may be NULL) and, when run_id > 0, closes that run with status and note,
- * all in one transaction. *model_id (may be NULL) gets the model's id. */
-struct Config;
-int cli_register_checkpoint(Db *db, const char *path, const char *name, const char *kind,
-                            int64_t parent_id, const struct Config *cfg, const char *template,
-                            int64_t run_id, const char *status, const char *note,
-                            int64_t *model_id, Err *err);
-
 /* The registry entry of a checkpoint given on the command line: by its real
- * path (as cli_register_checkpoint stores it), else by the text as a name or
+ * path (as train_register_checkpoint stores it), else by the text as a name or
  * path. RLHF_ENOTFOUND when absent. */
 struct ModelRow;
 int cli_model_find(Db *db, const char *path_or_name, struct ModelRow *out, Err *err);

@@ -62,9 +62,5 @@ static int exec_dpo(int argc, char **argv) {
         return cli_usage_error(E, "the ranking filters and --min-agreement go with --data store");
     if (o.smoothing > 0 && o.loss != DPO_SIGMOID)
         return cli_usage_error(E, "--label-smoothing goes with --loss sigmoid");
-    Err err = {0};
-    char line[512];
-    int stopped;
-    rc = train_dpo(&o, &stopped, line, sizeof line, &err);
-    return cli_train_done(E, rc, stopped, line, &err);
+    return cli_train(E, &TRAIN_DPO, &o);
 }

@@ -109,9 +109,5 @@ static int exec_ppo(int argc, char **argv) {
     int rc = cli_opts_parse(E, argc, argv, opts, NULL);
     if (rc < 0) rc = check(&o, vlr_set, ptx_coef_set);
     if (rc >= 0) return rc;
-    Err err = {0};
-    char line[512];
-    int stopped;
-    rc = train_ppo(&o, &stopped, line, sizeof line, &err);
-    return cli_train_done(E, rc, stopped, line, &err);
+    return cli_train(E, &TRAIN_PPO, &o);
 }

@@ -66,12 +66,8 @@ static int exec_pretrain(int argc, char **argv) {
     else if (model_config_named(o.config, &tmp, &err)) cli_usage_error(E, "--config: %s", err.msg);
     /* the shape flags must make a valid model whatever the vocabulary */
     else if (pretrain_config(&o, 256, &tmp, &err)) cli_usage_error(E, "%s", err.msg);
-    else if ((rc = cli_train_check(E, &o.t, 0, NULL)) < 0) {
-        char line[512];
-        int stopped;
-        rc = train_pretrain(&o, &stopped, line, sizeof line, &err);
-        rc = cli_train_done(E, rc, stopped, line, &err);
-    }
+    else if ((rc = cli_train_check(E, &o.t, 0, NULL)) < 0)
+        rc = cli_train(E, &TRAIN_PRETRAIN, &o);
 done:
     free(corpus.v);
     return rc;

@@ -2,6 +2,7 @@
  * candidate and RM, so other commands can sort and filter by them) or for a
  * JSONL file of prompt/answer records (written back with a "score" field). */
 #include "cli/cli.h"
+#include "rl/run.h"
 #include "cli/opts.h"
 #include "rm/rm_score.h"
 #include "db/registry.h"
@@ -138,7 +139,7 @@ static int rm_model_id(Db *db, const char *rm, const RmScorer *sc, int64_t *id, 
         db_model_row_free(&row);
         return rc;
     }
-    return cli_register_checkpoint(db, rm, NULL, "rm", 0, &sc->m.cfg, sc->template, 0, NULL, NULL, id, err);
+    return train_register_checkpoint(db, rm, NULL, "rm", 0, &sc->m.cfg, sc->template, 0, NULL, NULL, id, err);
 }
 
 static int score_store(RmScorer *sc, Db *db, const char *rm, const char *split, const char *model,

@@ -39,9 +39,5 @@ static int exec_sft(int argc, char **argv) {
     if (rc >= 0) return rc;
     if (strcmp(o.t.data, "store") && (o.from_model || filtered))
         return cli_usage_error(E, "--from-model and the ranking filters go with --data store");
-    Err err = {0};
-    char line[512];
-    int stopped;
-    rc = train_sft(&o, &stopped, line, sizeof line, &err);
-    return cli_train_done(E, rc, stopped, line, &err);
+    return cli_train(E, &TRAIN_SFT, &o);
 }

@@ -74,8 +74,5 @@ static int exec_train_rm(int argc, char **argv) {
         return cli_usage_error(E, "no project: give --db PATH (or $RLHF_DB) or --data FILE");
     Err err = {0};
     if (dump) return train_rm_dump(&o, dump, &err) ? cli_fail(E, &err) : EXIT_OK;
-    char line[512];
-    int stopped;
-    rc = train_rm(&o, &stopped, line, sizeof line, &err);
-    return cli_train_done(E, rc, stopped, line, &err);
+    return cli_train(E, &TRAIN_RM, &o);
 }

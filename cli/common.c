@@ -179,35 +179,6 @@ int cli_open_db_json(const struct cmd_entry *e, int argc, char **argv, Db **db, 
     return rc ? rc : -1;
 }
 
-int cli_register_checkpoint(Db *db, const char *path, const char *name, const char *kind,
-                            int64_t parent_id, const Config *cfg, const char *template,
-                            int64_t run_id, const char *status, const char *note,
-                            int64_t *model_id, Err *err) {
-    char sha[65], cj[512], abs[PATH_MAX];
-    int rc = model_file_sha256(path, sha, err);
-    if (rc) return rc;
-    model_config_json(cfg, cj, sizeof cj);
-    if (!realpath(path, abs)) snprintf(abs, sizeof abs, "%s", path);
-    ModelIn mi = {name ? name : path_base(path), kind, abs, parent_id, sha, cj, template};
-    int64_t id = 0;
-    char *kept = NULL;
-    if ((rc = db_begin(db, err))) return rc;
-    /* a name bound to weights that made candidates (gen on an intermediate
-     * checkpoint) is not rebound under them: the old version keeps its row */
-    rc = db_model_keep_version(db, mi.name, sha, run_id, &kept, err);
-    if (!rc) rc = db_model_upsert(db, &mi, &id, err);
-    if (!rc && run_id > 0) rc = db_run_finish(db, run_id, status, id, note, err);
-    if (!rc) rc = db_commit(db, err);
-    else db_rollback(db);
-    if (!rc && model_id) *model_id = id;
-    if (!rc && kept)
-        fprintf(stderr, "rlhf: the model '%s' had other weights that candidates or runs point at; "
-                        "they stay registered as '%s'\n",
-                cli_shown(mi.name, 0), cli_shown(kept, 0));
-    free(kept);
-    return rc;
-}
-
 int cli_model_find(Db *db, const char *path_or_name, ModelRow *out, Err *err) {
     char abs[PATH_MAX];
     if (realpath(path_or_name, abs) && db_model_get(db, abs, out, NULL) == RLHF_OK) return RLHF_OK;

@@ -58,9 +58,11 @@ int cli_train_check(const struct cmd_entry *e, TrainOpts *o, unsigned which,
     return -1;
 }
 
-int cli_train_done(const struct cmd_entry *e, int rc, int stopped, const char *line,
-                   const Err *err) {
-    if (rc) return cli_fail(e, err);
+int cli_train(const struct cmd_entry *e, const Trainer *t, const void *opts) {
+    Err err = {0};
+    char line[512];
+    int stopped;
+    if (train_run(t, opts, &stopped, line, sizeof line, &err)) return cli_fail(e, &err);
     if (line[0]) printf("%s\n", line);
     return stopped ? EXIT_FAIL : EXIT_OK;
 }

@@ -28,10 +28,10 @@ void cli_train_table(TrainOpts *o, unsigned which, CliOpt t[CLI_TRAIN_MAX]);
 int cli_train_check(const struct cmd_entry *e, TrainOpts *o, unsigned which,
                     const char *init_flag);
 
-/* The end of a training command: the result line on stdout, or the error on
- * stderr; returns the exit status (EXIT_FAIL when interrupted). */
-int cli_train_done(const struct cmd_entry *e, int rc, int stopped, const char *line,
-                   const Err *err);
+/* Runs trainer t with opts (rl/run.h's train_run): the result line on
+ * stdout, or the error on stderr; returns the exit status (EXIT_FAIL when
+ * interrupted). */
+int cli_train(const struct cmd_entry *e, const Trainer *t, const void *opts);
 
 /* Help lines of the options of CLI_TRAIN_ALL after --data (the command's
  * --batch, --epochs and --lr lines, with its defaults, go before). */

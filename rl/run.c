@@ -222,6 +222,18 @@ static int grad_step(TrainRun *r, float lr, Err *err) {
     return RLHF_OK;
 }
 
+static void status(TrainRun *r, char *buf, size_t n, int line) {
+    if (r->t->status) {
+        r->t->status(r, buf, n, line);
+        return;
+    }
+    const char *unit = r->rate_unit ? r->rate_unit : "steps";
+    snprintf(buf, n,
+             line ? "loss %.4f, val loss %.4f, lr %.2e, %.0f %s/s"
+                  : "loss %.4f  val %.4f  lr %.1e  %.0f %s/s",
+             r->loss, r->st.last_val, r->lr, r->rate, unit);
+}
+
 static int loop(TrainRun *r, Err *err) {
     const Trainer *t = r->t;
     sys_catch_interrupts();
@@ -246,7 +258,7 @@ static int loop(TrainRun *r, Err *err) {
         int evals = r->st.step % r->eval_every == 0 || r->st.step == r->total;
         if (evals && t->eval && (rc = t->eval(r, err))) break;
         if ((evals || t->line_per_step) && !pg.enabled && dist_rank() == 0) {
-            t->status(r, text, sizeof text, 1);
+            status(r, text, sizeof text, 1);
             char eta[32] = "";
             if (t->line_per_step) {
                 double per = (now_seconds() - t0) / (double)(r->st.step - r->step0);
@@ -258,7 +270,7 @@ static int loop(TrainRun *r, Err *err) {
         }
         if (r->st.step % r->save_every == 0 || r->st.step == r->total)
             if ((rc = train_save(r, r->st.step == r->total, err))) break;
-        t->status(r, text, sizeof text, 0);
+        status(r, text, sizeof text, 0);
         progress_update(&pg, r->st.step, text);
     }
     progress_finish(&pg, NULL);
@@ -331,16 +343,17 @@ static int run(TrainRun *r, char *line, size_t nl, Err *err) {
     return finish(r, line, nl, err);
 }
 
-int train_run(const Trainer *t, const TrainOpts *o, void *ctx, int *stopped, char *line,
-              size_t nl, Err *err) {
+int train_run(const Trainer *t, const void *opts, int *stopped, char *line, size_t nl, Err *err) {
+    const TrainOpts *o = opts;
     TrainRun r;
     memset(&r, 0, sizeof r);
-    r.t = t, r.o = o, r.ctx = ctx, r.optp = &r.opt;
+    r.t = t, r.o = o, r.opts = opts, r.optp = &r.opt;
     r.warmup = o->warmup, r.eval_every = o->eval_every, r.save_every = o->save_every;
-    r.loss = r.grad_norm = NAN;
+    r.loss = r.grad_norm = r.rate = NAN;
     *stopped = 0;
     line[0] = 0;
-    int rc = check_out(&r, err);
+    int rc = (r.ctx = calloc(1, t->ctx_size ? t->ctx_size : 1)) ? check_out(&r, err)
+                                                               : err_set(err, RLHF_ENOMEM, "out of memory");
     if (!rc) rc = run(&r, line, nl, err);
     if (rc && r.db && r.st.run_id > 0) {
         Err e2 = {0};
@@ -348,6 +361,8 @@ int train_run(const Trainer *t, const TrainOpts *o, void *ctx, int *stopped, cha
         db_run_finish(r.db, r.st.run_id, "failed", 0, err->msg, &e2);
     }
     *stopped = r.stopped;
+    if (r.ctx && t->release) t->release(&r);
+    free(r.ctx);
     run_free(&r);
     return rc;
 }

@@ -73,7 +73,8 @@ typedef struct Trainer {
     /* Or the whole update of a step, optimizer included (PPO); r->loss. */
     int (*update)(TrainRun *r, float lr, Err *err);
     int (*eval)(TrainRun *r, Err *err); /* held-out metrics (may be NULL) */
-    /* The progress line's text (line 0) or a line for stderr (line 1). */
+    /* The progress line's text (line 0) or a line for stderr (line 1); NULL:
+     * loss, held-out loss (st.last_val), learning rate and r->rate. */
     void (*status)(TrainRun *r, char *buf, size_t n, int line);
     /* The trainer's bytes for a checkpoint (NULL: r->payload as it is). */
     int (*save_state)(TrainRun *r, void **bytes, size_t *len, Err *err);
@@ -84,12 +85,15 @@ typedef struct Trainer {
     void (*config)(TrainRun *r, cJSON *j);
     /* The registry note and the result line for stdout. */
     void (*report)(TrainRun *r, char *note, size_t nn, char *line, size_t nl);
+    size_t ctx_size;              /* r->ctx: that many bytes, zeroed, for the trainer */
+    void (*release)(TrainRun *r); /* frees what the trainer holds in r->ctx (may be NULL) */
 } Trainer;
 
 struct TrainRun {
     const Trainer *t;
     const TrainOpts *o;
-    void *ctx; /* the trainer's own */
+    const void *opts; /* the trainer's options (TrainOpts first) */
+    void *ctx;        /* the trainer's own (t->ctx_size bytes) */
     Db *db;    /* NULL without a project, and beyond MPI rank 0 after prepare */
     Model m;   /* the model trained and saved */
     AdamW opt, *optp; /* optp: the moments saved with m (default &opt) */
@@ -103,6 +107,8 @@ struct TrainRun {
     int64_t total; /* setup: steps in all */
     long warmup, eval_every, save_every;
     float lr;         /* the step's learning rate (from the schedule) */
+    double rate;      /* the default status's throughput, in rate_unit per second */
+    const char *rate_unit;
     double loss;      /* the last step's (NAN before the first of this process) */
     double grad_norm; /* before clipping */
     int64_t at;       /* the step metrics are logged at */
@@ -114,12 +120,12 @@ struct TrainRun {
     int metrics_warned;
 };
 
-/* Runs t over o; ctx is the trainer's. On success *stopped says whether the
- * run was interrupted (its checkpoint saved to resume) and line holds the
- * result line for stdout (empty when stopped). On failure the run is marked
- * failed in the store and err says why. */
-int train_run(const Trainer *t, const TrainOpts *o, void *ctx, int *stopped, char *line,
-              size_t nl, Err *err);
+/* Runs trainer t with its options opts (a struct that begins with its
+ * TrainOpts). On success *stopped says whether the run was interrupted (its
+ * checkpoint saved to resume) and line holds the result line for stdout
+ * (empty when stopped). On failure the run is marked failed in the store and
+ * err says why. */
+int train_run(const Trainer *t, const void *opts, int *stopped, char *line, size_t nl, Err *err);
 
 /* Writes the buffered metrics, then the checkpoint (rank 0; a mid-run save
  * the store's metrics cannot take is skipped, final: the run's last). */

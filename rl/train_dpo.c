@@ -59,7 +59,8 @@ static int load_data(TrainRun *r, Dpo *d, Err *err) {
 
 static int prepare(TrainRun *r, Err *err) {
     Dpo *d = r->ctx;
-    const DpoOpts *o = d->o;
+    const DpoOpts *o = d->o = r->opts;
+    d->vs.loss = d->vs.margin = d->vs.accuracy = NAN;
     int rc = train_load_policy(r, &d->tok, err);
     if (!rc) rc = load_data(r, d, err);
     char settings[256];
@@ -196,23 +197,18 @@ static void report(TrainRun *r, char *note, size_t nn, char *line, size_t nl) {
                  d->vs.margin, d->vs.accuracy, r->o->out);
 }
 
-static const Trainer DPO = {
+static void release(TrainRun *r) {
+    Dpo *d = r->ctx;
+    dpo_trainer_free(&d->tr);
+    dpo_set_free(&d->train);
+    dpo_set_free(&d->val);
+    free(d->perm);
+    free(d->idx);
+    tok_free(d->tok);
+}
+
+const Trainer TRAIN_DPO = {
     .who = "dpo", .label = "DPO", .magic = "RL-DPO\0\0", .kind = "policy", .run_kind = "dpo",
     .changed = "the data, template, tokenizer, --loss, --beta, --batch, --accum or --seed",
     .prepare = prepare, .setup = setup, .grads = grads, .eval = eval, .status = status,
-    .config = config, .report = report};
-
-int train_dpo(const DpoOpts *o, int *stopped, char *line, size_t nl, Err *err) {
-    Dpo d;
-    memset(&d, 0, sizeof d);
-    d.o = o;
-    d.vs.loss = d.vs.margin = d.vs.accuracy = NAN;
-    int rc = train_run(&DPO, &o->t, &d, stopped, line, nl, err);
-    dpo_trainer_free(&d.tr);
-    dpo_set_free(&d.train);
-    dpo_set_free(&d.val);
-    free(d.perm);
-    free(d.idx);
-    tok_free(d.tok);
-    return rc;
-}
+    .config = config, .report = report, .ctx_size = sizeof(Dpo), .release = release};

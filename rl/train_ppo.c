@@ -250,7 +250,8 @@ static int load_prompts(TrainRun *r, PpoRun *p, Err *err) {
 
 static int prepare(TrainRun *r, Err *err) {
     PpoRun *p = r->ctx;
-    const PpoOpts *o = p->o;
+    const PpoOpts *o = p->o = r->opts;
+    p->first_score = NAN;
     const char *ref_path = o->ref ? o->ref : o->t.init;
     if (o->t.threads) infer_set_threads((int)o->t.threads);
     if (!r->db) return err_set(err, RLHF_EINVAL, "no database given: pass --db PATH or set RLHF_DB");
@@ -389,23 +390,19 @@ static void report(TrainRun *r, char *note, size_t nn, char *line, size_t nl) {
                  step, p->first_score, s->score, s->kl, p->ppo.kl.beta, r->o->out);
 }
 
-static const Trainer PPO = {
+static void release(TrainRun *r) {
+    PpoRun *p = r->ctx;
+    if (p->ppo_ready) ppo_free(&p->ppo);
+    rm_scorer_close(&p->rm);
+    tok_free(p->tok);
+    model_free(&p->ref), model_free(&p->val);
+    prompts_free(&p->prompts);
+    free(p->ptx);
+}
+
+const Trainer TRAIN_PPO = {
     .who = "ppo", .label = "PPO", .magic = "RL-PPO\0\0", .kind = "policy", .run_kind = "ppo",
     .changed = "the reference or the prompts", .line_per_step = 1, .own_optimizer = 1,
     .prepare = prepare, .setup = setup, .update = update, .status = status,
-    .save_state = save_state, .config = config, .report = report};
-
-int train_ppo(const PpoOpts *o, int *stopped, char *line, size_t nl, Err *err) {
-    PpoRun p;
-    memset(&p, 0, sizeof p);
-    p.o = o;
-    p.first_score = NAN;
-    int rc = train_run(&PPO, &o->t, &p, stopped, line, nl, err);
-    if (p.ppo_ready) ppo_free(&p.ppo);
-    rm_scorer_close(&p.rm);
-    tok_free(p.tok);
-    model_free(&p.ref), model_free(&p.val);
-    prompts_free(&p.prompts);
-    free(p.ptx);
-    return rc;
-}
+    .save_state = save_state, .config = config, .report = report, .ctx_size = sizeof(PpoRun),
+    .release = release};

@@ -30,7 +30,7 @@ typedef struct Pretrain {
     int B, T;
     int *xbuf, *ybuf;
     int64_t tok0;
-    double t0, tps, val;
+    double t0;
 } Pretrain;
 
 /* Appends the documents of one file (split at blank lines) to the stream. */
@@ -80,7 +80,7 @@ int pretrain_config(const PretrainOpts *o, int vocab, Config *c, Err *err) {
 
 static int prepare(TrainRun *r, Err *err) {
     Pretrain *p = r->ctx;
-    const PretrainOpts *o = p->o;
+    const PretrainOpts *o = p->o = r->opts;
     if (dist_size() > o->t.batch)
         return err_set(err, RLHF_EINVAL, "--batch %ld is smaller than the %d MPI ranks", o->t.batch,
                        dist_size());
@@ -124,7 +124,7 @@ static int setup(TrainRun *r, Err *err) {
     if (!r->payload && !(r->payload = malloc(sizeof p->rng.s)))
         return err_set(err, RLHF_ENOMEM, "out of memory");
     r->st.payload = sizeof p->rng.s;
-    p->val = r->st.last_val;
+    r->rate_unit = "tokens";
     p->t0 = now_seconds(), p->tok0 = r->st.tokens_seen;
     p->xbuf = malloc((size_t)p->B * p->T * sizeof(int));
     p->ybuf = malloc((size_t)p->B * p->T * sizeof(int));
@@ -174,7 +174,7 @@ static int grads(TrainRun *r, Err *err) {
         return err_set(err, RLHF_EIO, "MPI all-reduce failed");
     r->st.tokens_seen += (int64_t)N * accum;
     r->loss = total / ((double)N * accum);
-    p->tps = (double)(r->st.tokens_seen - p->tok0) / (now_seconds() - p->t0 + 1e-9);
+    r->rate = (double)(r->st.tokens_seen - p->tok0) / (now_seconds() - p->t0 + 1e-9);
     train_metric(r, "train_loss", r->loss);
     return RLHF_OK;
 }
@@ -184,10 +184,10 @@ static int grads(TrainRun *r, Err *err) {
 static int eval(TrainRun *r, Err *err) {
     Pretrain *p = r->ctx;
     if (dist_rank() != 0) return RLHF_OK;
-    train_metric(r, "tokens_per_s", p->tps);
+    train_metric(r, "tokens_per_s", r->rate);
     int64_t vn = p->n - p->n_train;
     int T = p->T;
-    if (vn < 2) return p->val = NAN, RLHF_OK;
+    if (vn < 2) return r->st.last_val = NAN, RLHF_OK;
     if (vn < T + 1) T = (int)(vn - 1);
     int64_t windows = (vn - 1) / T;
     if (windows > 8L * p->B) windows = 8L * p->B;
@@ -206,17 +206,9 @@ static int eval(TrainRun *r, Err *err) {
         total += ce.total;
         count += ce.count;
     }
-    p->val = r->st.last_val = total / count;
-    train_metric(r, "val_loss", p->val);
+    r->st.last_val = total / count;
+    train_metric(r, "val_loss", r->st.last_val);
     return RLHF_OK;
-}
-
-static void status(TrainRun *r, char *buf, size_t n, int line) {
-    Pretrain *p = r->ctx;
-    snprintf(buf, n,
-             line ? "loss %.4f, val loss %.4f, lr %.2e, %.0f tokens/s"
-                  : "loss %.4f  val %.4f  lr %.1e  %.0f tok/s",
-             r->loss, p->val, r->lr, p->tps);
 }
 
 static void config(TrainRun *r, cJSON *j) {
@@ -227,31 +219,26 @@ static void config(TrainRun *r, cJSON *j) {
 }
 
 static void report(TrainRun *r, char *note, size_t nn, char *line, size_t nl) {
-    Pretrain *p = r->ctx;
+    double val = r->st.last_val;
     long long step = (long long)r->st.step;
-    snprintf(note, nn, "step %lld, val loss %.4f", step, p->val);
+    snprintf(note, nn, "step %lld, val loss %.4f", step, val);
     if (isnan(r->loss)) /* a resumed run that had nothing left to do */
         snprintf(line, nl, "already trained %lld steps: val loss %.4f; %s is up to date", step,
-                 p->val, r->o->out);
+                 val, r->o->out);
     else
         snprintf(line, nl, "trained %lld steps: train loss %.4f, val loss %.4f; wrote %s", step,
-                 r->loss, p->val, r->o->out);
+                 r->loss, val, r->o->out);
 }
 
-static const Trainer PRETRAIN = {
+static void release(TrainRun *r) {
+    Pretrain *p = r->ctx;
+    model_runstate_free(&p->rs);
+    free(p->data), free(p->xbuf), free(p->ybuf);
+    tok_free(p->tok);
+}
+
+const Trainer TRAIN_PRETRAIN = {
     .who = "pretrain", .label = "pretraining", .magic = "RL-LM\0\0\0", .kind = "base",
-    .run_kind = "pretrain", .changed = "the corpus or the tokenizer",
-    .prepare = prepare, .setup = setup, .grads = grads, .eval = eval, .status = status,
-    .save_state = save_state, .config = config, .report = report};
-
-int train_pretrain(const PretrainOpts *o, int *stopped, char *line, size_t nl, Err *err) {
-    Pretrain p;
-    memset(&p, 0, sizeof p);
-    p.o = o;
-    p.val = NAN;
-    int rc = train_run(&PRETRAIN, &o->t, &p, stopped, line, nl, err);
-    model_runstate_free(&p.rs);
-    free(p.data), free(p.xbuf), free(p.ybuf);
-    tok_free(p.tok);
-    return rc;
-}
+    .run_kind = "pretrain", .changed = "the corpus or the tokenizer", .prepare = prepare,
+    .setup = setup, .grads = grads, .eval = eval, .save_state = save_state, .config = config,
+    .report = report, .ctx_size = sizeof(Pretrain), .release = release};

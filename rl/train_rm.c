@@ -156,6 +156,7 @@ static int make_order(TrainRun *r, Rm *m, Err *err) {
 
 static int prepare(TrainRun *r, Err *err) {
     Rm *m = r->ctx;
+    m->o = r->opts;
     int rc = load_init(r, m, err);
     if (!rc) rc = load_data(r, m, err);
     if (!rc) rc = make_order(r, m, err);
@@ -414,13 +415,8 @@ static void report(TrainRun *r, char *note, size_t nn, char *line, size_t nl) {
                  step, m->st.loss, val, (long long)m->n_val, bias, r->o->out);
 }
 
-static const Trainer RM = {
-    .who = "train-rm", .label = "train-rm", .magic = "RL-RM\0\0\0", .kind = "rm",
-    .run_kind = "rm", .changed = "the rankings, the split or the template",
-    .prepare = prepare, .setup = setup, .grads = grads, .eval = eval, .status = status,
-    .save_state = save_state, .finish = finish, .config = config, .report = report};
-
-static void rm_free(Rm *m) {
+static void release(TrainRun *r) {
+    Rm *m = r->ctx;
     rm_trainer_free(&m->tr);
     rm_data_free(&m->data);
     prefs_free(&m->set);
@@ -428,15 +424,12 @@ static void rm_free(Rm *m) {
     tok_free(m->tok);
 }
 
-int train_rm(const RmTrainOpts *o, int *stopped, char *line, size_t nl, Err *err) {
-    Rm m;
-    memset(&m, 0, sizeof m);
-    m.o = o;
-    m.val_acc = NAN;
-    int rc = train_run(&RM, &o->t, &m, stopped, line, nl, err);
-    rm_free(&m);
-    return rc;
-}
+const Trainer TRAIN_RM = {
+    .who = "train-rm", .label = "train-rm", .magic = "RL-RM\0\0\0", .kind = "rm",
+    .run_kind = "rm", .changed = "the rankings, the split or the template",
+    .prepare = prepare, .setup = setup, .grads = grads, .eval = eval, .status = status,
+    .save_state = save_state, .finish = finish, .config = config, .report = report,
+    .ctx_size = sizeof(Rm), .release = release};
 
 /* ---- --dump: the first step for the PyTorch reference ------------------------------ */
 
@@ -508,13 +501,12 @@ int train_rm_dump(const RmTrainOpts *o, const char *dir, Err *err) {
     TrainRun r;
     memset(&m, 0, sizeof m);
     memset(&r, 0, sizeof r);
-    m.o = o;
-    r.t = &RM, r.o = &o->t, r.ctx = &m;
+    r.t = &TRAIN_RM, r.o = &o->t, r.opts = o, r.ctx = &m;
     int rc = o->t.db ? db_open(o->t.db, DB_OPEN_READONLY, &r.db, err) : RLHF_OK;
     if (!rc) rc = prepare(&r, err);
     if (!rc) rc = model_grads_alloc(&r.m, err);
     if (!rc) rc = dump_step(&r, &m, dir, err);
-    rm_free(&m);
+    release(&r);
     model_free(&r.m);
     free(r.template);
     if (r.db) db_close(r.db);

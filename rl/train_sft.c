@@ -21,7 +21,7 @@ typedef struct Sft {
     SftSet train, val;
     int *perm, *idx;
     int64_t per_step, tok0;
-    double t0, tps, val_loss;
+    double t0;
 } Sft;
 
 static int load_data(TrainRun *r, Sft *s, Err *err) {
@@ -59,6 +59,7 @@ static int load_data(TrainRun *r, Sft *s, Err *err) {
 
 static int prepare(TrainRun *r, Err *err) {
     Sft *s = r->ctx;
+    s->o = r->opts;
     const TrainOpts *t = &s->o->t;
     int rc = train_load_policy(r, &s->tok, err);
     if (!rc) rc = load_data(r, s, err);
@@ -76,7 +77,7 @@ static int setup(TrainRun *r, Err *err) {
     s->per_step = t->batch * t->accum;
     r->total = t->steps ? t->steps : t->epochs * rl_steps_per_epoch(s->train.n, (int)s->per_step);
     r->st.batch = (uint32_t)s->per_step;
-    s->val_loss = r->st.last_val;
+    r->rate_unit = "answer tokens";
     s->perm = malloc(sizeof(int) * (size_t)s->train.n);
     s->idx = malloc(sizeof(int) * (size_t)s->per_step);
     if (!s->perm || !s->idx) return err_set(err, RLHF_ENOMEM, "out of memory");
@@ -92,28 +93,19 @@ static int grads(TrainRun *r, Err *err) {
     int rc = sft_grads(&s->tr, &s->train, s->idx, n, &r->loss, &nt, err);
     if (rc) return rc;
     r->st.tokens_seen += nt;
-    s->tps = (double)(r->st.tokens_seen - s->tok0) / (now_seconds() - s->t0 + 1e-9);
+    r->rate = (double)(r->st.tokens_seen - s->tok0) / (now_seconds() - s->t0 + 1e-9);
     train_metric(r, "train_loss", r->loss);
     return RLHF_OK;
 }
 
 static int eval(TrainRun *r, Err *err) {
     Sft *s = r->ctx;
-    train_metric(r, "answer_tokens_per_s", s->tps);
+    train_metric(r, "answer_tokens_per_s", r->rate);
     if (!s->val.n) return RLHF_OK;
-    int rc = sft_eval(&s->tr, &s->val, &s->val_loss, err);
+    int rc = sft_eval(&s->tr, &s->val, &r->st.last_val, err);
     if (rc) return rc;
-    r->st.last_val = s->val_loss;
-    train_metric(r, "val_loss", s->val_loss);
+    train_metric(r, "val_loss", r->st.last_val);
     return RLHF_OK;
-}
-
-static void status(TrainRun *r, char *buf, size_t n, int line) {
-    Sft *s = r->ctx;
-    snprintf(buf, n,
-             line ? "loss %.4f, val loss %.4f, lr %.2e, %.0f answer tokens/s"
-                  : "loss %.4f  val %.4f  lr %.1e  %.0f tok/s",
-             r->loss, s->val_loss, r->lr, s->tps);
 }
 
 static void config(TrainRun *r, cJSON *j) {
@@ -128,36 +120,32 @@ static void config(TrainRun *r, cJSON *j) {
 static void report(TrainRun *r, char *note, size_t nn, char *line, size_t nl) {
     Sft *s = r->ctx;
     long long step = (long long)r->st.step;
-    if (isnan(s->val_loss)) snprintf(note, nn, "step %lld, no held-out examples", step);
-    else snprintf(note, nn, "step %lld, val loss %.4f", step, s->val_loss);
+    double val = r->st.last_val;
+    if (isnan(val)) snprintf(note, nn, "step %lld, no held-out examples", step);
+    else snprintf(note, nn, "step %lld, val loss %.4f", step, val);
     if (isnan(r->loss))
         snprintf(line, nl, "already trained %lld steps: val loss %.4f; %s is up to date", step,
-                 s->val_loss, r->o->out);
+                 val, r->o->out);
     else if (s->val.n)
         snprintf(line, nl, "trained %lld steps: train loss %.4f, val loss %.4f; wrote %s", step,
-                 r->loss, s->val_loss, r->o->out);
+                 r->loss, val, r->o->out);
     else
         snprintf(line, nl, "trained %lld steps: train loss %.4f (nothing held out); wrote %s", step,
                  r->loss, r->o->out);
 }
 
-static const Trainer SFT = {
+static void release(TrainRun *r) {
+    Sft *s = r->ctx;
+    sft_trainer_free(&s->tr);
+    sft_set_free(&s->train);
+    sft_set_free(&s->val);
+    free(s->perm);
+    free(s->idx);
+    tok_free(s->tok);
+}
+
+const Trainer TRAIN_SFT = {
     .who = "sft", .label = "SFT", .magic = "RL-SFT\0\0", .kind = "sft", .run_kind = "sft",
     .changed = "the data, template, tokenizer, --batch, --accum or --seed",
-    .prepare = prepare, .setup = setup, .grads = grads, .eval = eval, .status = status,
-    .config = config, .report = report};
-
-int train_sft(const SftOpts *o, int *stopped, char *line, size_t nl, Err *err) {
-    Sft s;
-    memset(&s, 0, sizeof s);
-    s.o = o;
-    s.val_loss = NAN;
-    int rc = train_run(&SFT, &o->t, &s, stopped, line, nl, err);
-    sft_trainer_free(&s.tr);
-    sft_set_free(&s.train);
-    sft_set_free(&s.val);
-    free(s.perm);
-    free(s.idx);
-    tok_free(s.tok);
-    return rc;
-}
+    .prepare = prepare, .setup = setup, .grads = grads, .eval = eval, .config = config,
+    .report = report, .ctx_size = sizeof(Sft), .release = release};

@@ -1,5 +1,6 @@
-/* The trainers on the run engine (run.h), one entry point each: what the
- * CLI fills from its options, then one call. Each returns as train_run. */
+/* The trainers on the run engine (run.h): each an options struct (its
+ * TrainOpts first) that the CLI fills, and a Trainer to run them with:
+ * train_run(&TRAIN_SFT, &opts, ...). */
 #ifndef RLHF_RL_TRAINERS_H
 #define RLHF_RL_TRAINERS_H
 
@@ -17,7 +18,7 @@ typedef struct SftOpts {
     const char *from_model;
     RankingFilter filter;
 } SftOpts;
-int train_sft(const SftOpts *o, int *stopped, char *line, size_t nl, Err *err);
+extern const Trainer TRAIN_SFT; /* opts: SftOpts */
 
 /* Direct preference optimisation (rl/dpo.h) on a pairs/HH file or "store". */
 typedef struct DpoOpts {
@@ -26,7 +27,7 @@ typedef struct DpoOpts {
     double beta, smoothing;
     int loss; /* DPO_SIGMOID, ... */
 } DpoOpts;
-int train_dpo(const DpoOpts *o, int *stopped, char *line, size_t nl, Err *err);
+extern const Trainer TRAIN_DPO; /* opts: DpoOpts */
 
 /* Next-token pretraining of a fresh model (config: a named size, shape
  * overridden where over[] is not 0: dim, layers, heads, kv-heads, hidden,
@@ -40,7 +41,7 @@ typedef struct PretrainOpts {
 } PretrainOpts;
 /* The model's config for a vocabulary of vocab (checked). */
 int pretrain_config(const PretrainOpts *o, int vocab, Config *c, Err *err);
-int train_pretrain(const PretrainOpts *o, int *stopped, char *line, size_t nl, Err *err);
+extern const Trainer TRAIN_PRETRAIN; /* opts: PretrainOpts */
 
 /* The reward model (rm/rm_train.h) on the store's rankings (load's filters)
  * or t.data (a pairs or HH file): a backbone from t.init with a scalar head,
@@ -54,7 +55,7 @@ typedef struct RmTrainOpts {
     RmLossOpts loss;
     int filtered; /* some of load's filters were given */
 } RmTrainOpts;
-int train_rm(const RmTrainOpts *o, int *stopped, char *line, size_t nl, Err *err);
+extern const Trainer TRAIN_RM; /* opts: RmTrainOpts */
 /* The first step's batch, rewards, loss and gradients in folder dir, for the
  * PyTorch reference (tests/ref/torch_ref.py); nothing else is written. */
 int train_rm_dump(const RmTrainOpts *o, const char *dir, Err *err);
@@ -67,6 +68,6 @@ typedef struct PpoOpts {
     const char *rm, *ref, *split, *ptx;
     PpoConfig c;
 } PpoOpts;
-int train_ppo(const PpoOpts *o, int *stopped, char *line, size_t nl, Err *err);
+extern const Trainer TRAIN_PPO; /* opts: PpoOpts */
 
 #endif
