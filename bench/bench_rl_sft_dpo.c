@@ -33,13 +33,19 @@ static void example(Rng *r, int V, int max_len, SeqExample *e) {
     if (seq_join(p, np, a, na, max_len, e, &err)) die(&err);
 }
 
+/* A model of config c with random weights (seed 1), and its optimizer. */
+static void random_model(Model *m, AdamW *o, const Config *c) {
+    Err err = {0};
+    if (model_create(m, c, 0, &err) || adamw_create(o, m->n_params, &err)) die(&err);
+    model_init_random(m, 1);
+}
+
 static void bench_sft(const char *name, const Config *c, int B, int steps, int group) {
     Err err = {0};
     Model m;
     AdamW o;
     SftTrainer tr;
-    if (model_create(&m, c, 0, &err) || adamw_create(&o, m.n_params, &err)) die(&err);
-    model_init_random(&m, 1);
+    random_model(&m, &o, c);
     if (sft_trainer_init(&tr, &m, &o, B, 1, &err)) die(&err);
     enum { N = 512 };
     SftSet s = {0};
@@ -84,8 +90,7 @@ static void bench_dpo(const char *name, const Config *c, int B, int K, int steps
     Model m;
     AdamW o;
     DpoTrainer tr;
-    if (model_create(&m, c, 0, &err) || adamw_create(&o, m.n_params, &err)) die(&err);
-    model_init_random(&m, 1);
+    random_model(&m, &o, c);
     if (dpo_trainer_init(&tr, &m, &o, B, K, DPO_SIGMOID, 0.1, 0, 1, &err)) die(&err);
     enum { G = 128 };
     int per = K * (K - 1) / 2;

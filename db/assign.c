@@ -21,36 +21,16 @@
     "      AND a.expires_at > " NOW ") < ?3"
 
 /* Runs a statement that returns at most one integer, with labeler ?1, split
- * ?2, overlap ?3 and prompt ?4 bound where the statement uses them (binding an
- * index past the statement's last one is a harmless SQLITE_RANGE); *out is 0
+ * ?2, overlap ?3 and prompt ?4 bound where the statement uses them; *out is 0
  * when there is no row. */
 static int query_id(Db *db, const char *sql, int64_t labeler, const AssignOpts *o, int64_t prompt,
                     int64_t *out, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db, sql, &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, labeler);
-    db_bind_text(st, 2, o ? o->split : NULL);
-    sqlite3_bind_int(st, 3, o ? o->overlap : 1);
-    sqlite3_bind_int64(st, 4, prompt);
-    int s = sqlite3_step(st);
-    *out = 0;
-    if (s == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-    else if (s != SQLITE_DONE) rc = db_fail(db, err, "find a prompt to label");
-    sqlite3_finalize(st);
-    return rc;
+    return db_query_id(db, err, "find a prompt to label", out, sql, "ItiI", labeler,
+                       o ? o->split : NULL, o ? o->overlap : 1, prompt);
 }
 
 static int exec_claim(Db *db, const char *sql, int64_t labeler, int64_t prompt, int a, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db, sql, &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, labeler);
-    sqlite3_bind_int64(st, 2, prompt);
-    sqlite3_bind_int(st, 3, a);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "update claim");
-    sqlite3_finalize(st);
-    return rc;
+    return db_run(db, err, "update claim", sql, "IIi", labeler, prompt, a);
 }
 
 static int claim_in_tx(Db *db, int64_t labeler, const AssignOpts *o, Claim *c, Err *err) {
@@ -121,14 +101,9 @@ int db_assign_claim(Db *db, int64_t labeler_id, const AssignOpts *o, Claim *c, E
     c->prompt_id = 0;
     c->is_gold = c->resumed = 0;
     if (o->overlap < 1) return err_set(err, RLHF_EINVAL, "overlap must be at least 1");
-    int own = !db->in_tx;
-    int rc = own ? db_begin(db, err) : RLHF_OK;
+    int own, rc = db_begin_own(db, &own, err);
     if (rc) return rc;
-    rc = claim_in_tx(db, labeler_id, o, c, err);
-    if (own) {
-        if (rc) db_rollback(db);
-        else rc = db_commit(db, err);
-    }
+    rc = db_end_own(db, own, claim_in_tx(db, labeler_id, o, c, err), err);
     if (rc) c->prompt_id = 0;
     return rc;
 }
@@ -169,23 +144,22 @@ int db_assign_release(Db *db, int64_t labeler_id, int64_t prompt_id, Err *err) {
 
 int db_label_progress(Db *db, int64_t labeler_id, const AssignOpts *o, LabelProgress *p, Err *err) {
     sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "SELECT coalesce(sum(NOT skipped), 0), coalesce(sum(skipped), 0),"
-                        " coalesce(sum(created_at >= strftime('%Y-%m-%d','now')), 0),"
-                        " avg(CASE WHEN NOT skipped THEN time_spent_ms END),"
-                        " count(gold_agreement), avg(gold_agreement)"
-                        " FROM rankings WHERE labeler_id = ? AND is_current",
-                        &st, err);
+    int row, rc = db_prepare_bind(db, err, &st,
+                                  "SELECT coalesce(sum(NOT skipped), 0), coalesce(sum(skipped), 0),"
+                                  " coalesce(sum(created_at >= strftime('%Y-%m-%d','now')), 0),"
+                                  " avg(CASE WHEN NOT skipped THEN time_spent_ms END),"
+                                  " count(gold_agreement), avg(gold_agreement)"
+                                  " FROM rankings WHERE labeler_id = ? AND is_current",
+                                  "I", labeler_id);
     if (rc) return rc;
-    sqlite3_bind_int64(st, 1, labeler_id);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (!(rc = db_step(db, st, &row, err, "read progress")) && row) {
         p->done = sqlite3_column_int64(st, 0);
         p->skipped = sqlite3_column_int64(st, 1);
         p->today = sqlite3_column_int64(st, 2);
         p->mean_s = sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3) / 1000.0;
         p->gold_n = sqlite3_column_int64(st, 4);
         p->gold_acc = sqlite3_column_type(st, 5) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 5);
-    } else rc = db_fail(db, err, "read progress");
+    } else if (!rc) rc = db_fail(db, err, "read progress");
     sqlite3_finalize(st);
     if (!rc) rc = query_id(db, "SELECT count(*)" ELIGIBLE, labeler_id, o, 0, &p->remaining, err);
     if (!rc)
@@ -197,30 +171,20 @@ int db_label_progress(Db *db, int64_t labeler_id, const AssignOpts *o, LabelProg
 }
 
 int db_gold_set(Db *db, int64_t prompt_id, const char *order_expr, const char *note, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "INSERT INTO gold(prompt_id, order_expr, note) VALUES(?, ?, ?)"
-                        " ON CONFLICT(prompt_id) DO UPDATE SET order_expr = excluded.order_expr,"
-                        " note = excluded.note",
-                        &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, prompt_id);
-    sqlite3_bind_text(st, 2, order_expr, -1, SQLITE_STATIC);
-    db_bind_text(st, 3, note);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "set gold item");
-    sqlite3_finalize(st);
-    return rc;
+    return db_run(db, err, "set gold item",
+                  "INSERT INTO gold(prompt_id, order_expr, note) VALUES(?, ?, ?)"
+                  " ON CONFLICT(prompt_id) DO UPDATE SET order_expr = excluded.order_expr,"
+                  " note = excluded.note",
+                  "Itt", prompt_id, order_expr, note);
 }
 
 int db_gold_get(Db *db, int64_t prompt_id, char **order_expr, Err *err) {
     sqlite3_stmt *st;
     *order_expr = NULL;
-    int rc = db_prepare(db, "SELECT order_expr FROM gold WHERE prompt_id = ?", &st, err);
+    int row, rc = db_prepare_bind(db, err, &st, "SELECT order_expr FROM gold WHERE prompt_id = ?", "I",
+                                  prompt_id);
     if (rc) return rc;
-    sqlite3_bind_int64(st, 1, prompt_id);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) *order_expr = db_col_strdup(st, 0);
-    else if (s != SQLITE_DONE) rc = db_fail(db, err, "read gold item");
+    if (!(rc = db_step(db, st, &row, err, "read gold item")) && row) *order_expr = db_col_strdup(st, 0);
     sqlite3_finalize(st);
     return rc;
 }
@@ -229,24 +193,15 @@ int db_label_reviewable(Db *db, int64_t labeler_id, int64_t **prompt_ids, int *n
     sqlite3_stmt *st;
     *prompt_ids = NULL;
     *n = 0;
-    int rc = db_prepare(db, "SELECT prompt_id FROM rankings WHERE labeler_id = ? AND is_current ORDER BY id",
-                        &st, err);
+    int row, cap = 0;
+    int rc = db_prepare_bind(db, err, &st,
+                             "SELECT prompt_id FROM rankings WHERE labeler_id = ? AND is_current ORDER BY id",
+                             "I", labeler_id);
     if (rc) return rc;
-    sqlite3_bind_int64(st, 1, labeler_id);
-    int s, cap = 0;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *p = realloc(*prompt_ids, (size_t)cap * sizeof *p);
-            if (!p) {
-                rc = err_set(err, RLHF_ENOMEM, "out of memory");
-                break;
-            }
-            *prompt_ids = p;
-        }
+    while (!(rc = db_step(db, st, &row, err, "list rankings to review")) && row) {
+        if ((rc = db_grow(prompt_ids, *n, &cap, 16, sizeof **prompt_ids, err))) break;
         (*prompt_ids)[(*n)++] = sqlite3_column_int64(st, 0);
     }
-    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "list rankings to review");
     sqlite3_finalize(st);
     if (rc) {
         free(*prompt_ids);

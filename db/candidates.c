@@ -13,42 +13,20 @@
 int db_candidate_insert(Db *db, const CandidateIn *c, int64_t *id, int *inserted, Err *err) {
     char hash[65];
     sha256_hex(c->text, strlen(c->text), hash);
-    sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "INSERT INTO candidates(prompt_id, model_id, text, hash, n_tokens,"
-                        " sum_logprob, params, seed) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                        " ON CONFLICT(prompt_id, model_id, hash) DO NOTHING",
-                        &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, c->prompt_id);
-    sqlite3_bind_int64(st, 2, c->model_id);
-    sqlite3_bind_text(st, 3, c->text, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, hash, -1, SQLITE_STATIC);
-    if (c->n_tokens >= 0) sqlite3_bind_int64(st, 5, c->n_tokens);
-    else sqlite3_bind_null(st, 5);
-    if (!isnan(c->sum_logprob)) sqlite3_bind_double(st, 6, c->sum_logprob);
-    else sqlite3_bind_null(st, 6);
-    db_bind_text(st, 7, c->params);
-    if (c->has_seed) sqlite3_bind_int64(st, 8, c->seed);
-    else sqlite3_bind_null(st, 8);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "insert candidate");
-    sqlite3_finalize(st);
-    if (rc) return rc;
-    int ins = sqlite3_changes(db->h) > 0;
-    if (inserted) *inserted = ins;
-    if (ins) {
-        if (id) *id = sqlite3_last_insert_rowid(db->h);
-        return RLHF_OK;
-    }
-    rc = db_prepare(db, "SELECT id FROM candidates WHERE prompt_id = ? AND model_id = ? AND hash = ?", &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, c->prompt_id);
-    sqlite3_bind_int64(st, 2, c->model_id);
-    sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        if (id) *id = sqlite3_column_int64(st, 0);
-    } else rc = db_fail(db, err, "find candidate");
-    sqlite3_finalize(st);
+    int rc = db_run(db, err, "insert candidate",
+                    "INSERT INTO candidates(prompt_id, model_id, text, hash, n_tokens,"
+                    " sum_logprob, params, seed) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                    " ON CONFLICT(prompt_id, model_id, hash) DO NOTHING",
+                    "IItt?I?dt?I", c->prompt_id, c->model_id, c->text, hash, c->n_tokens >= 0,
+                    c->n_tokens, !isnan(c->sum_logprob), c->sum_logprob, c->params, c->has_seed,
+                    c->seed);
+    if (rc || db_took_insert(db, id, inserted)) return rc;
+    int64_t found;
+    rc = db_query_id(db, err, "find candidate", &found,
+                     "SELECT id FROM candidates WHERE prompt_id = ? AND model_id = ? AND hash = ?", "IIt",
+                     c->prompt_id, c->model_id, hash);
+    if (!rc && !found) rc = db_fail(db, err, "find candidate");
+    if (!rc && id) *id = found;
     return rc;
 }
 
@@ -56,24 +34,15 @@ int db_candidates_of_prompt(Db *db, int64_t prompt_id, CandidateRow **rows, int 
     sqlite3_stmt *st;
     *rows = NULL;
     *n = 0;
-    int rc = db_prepare(db,
-                        "SELECT c.id, c.prompt_id, c.model_id, c.n_tokens, c.seed, c.sum_logprob,"
-                        " m.name, c.text, c.params FROM candidates c JOIN models m ON m.id = c.model_id"
-                        " WHERE c.prompt_id = ? ORDER BY c.id",
-                        &st, err);
+    int row, cap = 0;
+    int rc = db_prepare_bind(db, err, &st,
+                             "SELECT c.id, c.prompt_id, c.model_id, c.n_tokens, c.seed, c.sum_logprob,"
+                             " m.name, c.text, c.params FROM candidates c JOIN models m ON m.id = c.model_id"
+                             " WHERE c.prompt_id = ? ORDER BY c.id",
+                             "I", prompt_id);
     if (rc) return rc;
-    sqlite3_bind_int64(st, 1, prompt_id);
-    int s, cap = 0;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            CandidateRow *p = realloc(*rows, (size_t)cap * sizeof *p);
-            if (!p) {
-                rc = err_set(err, RLHF_ENOMEM, "out of memory");
-                break;
-            }
-            *rows = p;
-        }
+    while (!(rc = db_step(db, st, &row, err, "read candidates")) && row) {
+        if ((rc = db_grow(rows, *n, &cap, 8, sizeof **rows, err))) break;
         CandidateRow *c = &(*rows)[(*n)++];
         c->id = sqlite3_column_int64(st, 0);
         c->prompt_id = sqlite3_column_int64(st, 1);
@@ -88,7 +57,6 @@ int db_candidates_of_prompt(Db *db, int64_t prompt_id, CandidateRow **rows, int 
         else if (!c->model_name) rc = db_null_column(db, err, "model", c->model_id, "name");
         if (rc) break;
     }
-    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "read candidates");
     sqlite3_finalize(st);
     if (rc) {
         db_candidates_free(*rows, *n);
@@ -104,44 +72,31 @@ void db_candidates_free(CandidateRow *rows, int n) {
 }
 
 int db_candidates_count(Db *db, int64_t prompt_id, int64_t model_id, int64_t *n, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db, "SELECT count(*) FROM candidates WHERE prompt_id = ?1 AND (?2 = 0 OR model_id = ?2)", &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, prompt_id);
-    sqlite3_bind_int64(st, 2, model_id);
-    if (sqlite3_step(st) == SQLITE_ROW) *n = sqlite3_column_int64(st, 0);
-    else rc = db_fail(db, err, "count candidates");
-    sqlite3_finalize(st);
-    return rc;
+    return db_query_id(db, err, "count candidates", n,
+                       "SELECT count(*) FROM candidates WHERE prompt_id = ?1 AND (?2 = 0 OR model_id = ?2)",
+                       "II", prompt_id, model_id);
 }
 
 int db_prompts_needing_candidates(Db *db, const CandidateNeedFilter *f,
                                   int (*fn)(int64_t prompt_id, int64_t have, void *ctx), void *ctx,
                                   Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "SELECT p.id, (SELECT count(*) FROM candidates c"
-                        "   WHERE c.prompt_id = p.id AND c.model_id = ?1) AS have"
-                        " FROM prompts p WHERE (?2 IS NULL OR p.split = ?2)"
-                        " AND (?4 = 0 OR p.id IN (SELECT value FROM json_each(?5)))"
-                        " AND have < ?3 ORDER BY p.id LIMIT ?6",
-                        &st, err);
-    if (rc) return rc;
     StrBuf ids = {0};
     sb_puts(&ids, "[");
     for (int i = 0; i < f->n_ids; i++) sb_printf(&ids, "%s%lld", i ? "," : "", (long long)f->ids[i]);
     sb_puts(&ids, "]");
-    sqlite3_bind_int64(st, 1, f->model_id);
-    db_bind_text(st, 2, f->split);
-    sqlite3_bind_int(st, 3, f->k);
-    sqlite3_bind_int(st, 4, f->ids != NULL);
-    sqlite3_bind_text(st, 5, ids.s ? ids.s : "[]", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 6, f->limit > 0 ? f->limit : -1);
+    sqlite3_stmt *st;
+    int row, rc = db_prepare_bind(db, err, &st,
+                                  "SELECT p.id, (SELECT count(*) FROM candidates c"
+                                  "   WHERE c.prompt_id = p.id AND c.model_id = ?1) AS have"
+                                  " FROM prompts p WHERE (?2 IS NULL OR p.split = ?2)"
+                                  " AND (?4 = 0 OR p.id IN (SELECT value FROM json_each(?5)))"
+                                  " AND have < ?3 ORDER BY p.id LIMIT ?6",
+                                  "ItiitI", f->model_id, f->split, f->k, f->ids != NULL,
+                                  ids.s ? ids.s : "[]", f->limit > 0 ? f->limit : (int64_t)-1);
     sb_free(&ids);
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW)
+    if (rc) return rc;
+    while (!(rc = db_step(db, st, &row, err, "select prompts")) && row)
         if ((rc = fn(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), ctx)) != 0) break;
-    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "select prompts");
     sqlite3_finalize(st);
     return rc;
 }

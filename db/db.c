@@ -2,6 +2,7 @@
 #include "db/internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,118 @@ int db_query_int(Db *db, const char *sql, int64_t *out, Err *err) {
     else if (s == SQLITE_DONE) *out = 0;
     else rc = db_fail(db, err, "query");
     sqlite3_finalize(st);
+    return rc;
+}
+
+static void bind_args(sqlite3_stmt *st, const char *fmt, va_list ap) {
+    for (int i = 1; *fmt; fmt++, i++) {
+        int present = *fmt == '?' ? (fmt++, va_arg(ap, int)) : 1;
+        switch (*fmt) {
+        case 'i': {
+            int v = va_arg(ap, int);
+            present ? sqlite3_bind_int(st, i, v) : sqlite3_bind_null(st, i);
+            break;
+        }
+        case 'I': {
+            int64_t v = va_arg(ap, int64_t);
+            present ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
+            break;
+        }
+        case 'd': {
+            double v = va_arg(ap, double);
+            present ? sqlite3_bind_double(st, i, v) : sqlite3_bind_null(st, i);
+            break;
+        }
+        case 't': {
+            const char *v = va_arg(ap, const char *);
+            db_bind_text(st, i, present ? v : NULL);
+            break;
+        }
+        default: /* a letter no caller should write: leave the rest unbound (NULL) */
+            return;
+        }
+    }
+}
+
+int db_bind(sqlite3_stmt *st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    bind_args(st, fmt, ap);
+    va_end(ap);
+    return RLHF_OK;
+}
+
+int db_prepare_bind(Db *db, Err *err, sqlite3_stmt **st, const char *sql, const char *fmt, ...) {
+    int rc = db_prepare(db, sql, st, err);
+    if (rc) return rc;
+    va_list ap;
+    va_start(ap, fmt);
+    bind_args(*st, fmt, ap);
+    va_end(ap);
+    return RLHF_OK;
+}
+
+int db_step(Db *db, sqlite3_stmt *st, int *row, Err *err, const char *what) {
+    int s = sqlite3_step(st);
+    if (row) *row = s == SQLITE_ROW;
+    return s == SQLITE_ROW || s == SQLITE_DONE ? RLHF_OK : db_fail(db, err, what);
+}
+
+int db_run(Db *db, Err *err, const char *what, const char *sql, const char *fmt, ...) {
+    sqlite3_stmt *st;
+    int rc = db_prepare(db, sql, &st, err);
+    if (rc) return rc;
+    va_list ap;
+    va_start(ap, fmt);
+    bind_args(st, fmt, ap);
+    va_end(ap);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, what);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_query_id(Db *db, Err *err, const char *what, int64_t *out, const char *sql, const char *fmt, ...) {
+    sqlite3_stmt *st;
+    *out = 0;
+    int rc = db_prepare(db, sql, &st, err), row;
+    if (rc) return rc;
+    va_list ap;
+    va_start(ap, fmt);
+    bind_args(st, fmt, ap);
+    va_end(ap);
+    if (!(rc = db_step(db, st, &row, err, what)) && row) *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_grow(void *ap, int n, int *cap, int first, size_t size, Err *err) {
+    if (n < *cap) return RLHF_OK;
+    void *a;
+    memcpy(&a, ap, sizeof a); /* ap points at a T *, not a void * */
+    int nc = *cap ? *cap * 2 : first;
+    void *p = realloc(a, (size_t)nc * size);
+    if (!p) return err_set(err, RLHF_ENOMEM, "out of memory");
+    memcpy(ap, &p, sizeof p);
+    *cap = nc;
+    return RLHF_OK;
+}
+
+int db_took_insert(Db *db, int64_t *id, int *inserted) {
+    int ins = sqlite3_changes(db->h) > 0;
+    if (inserted) *inserted = ins;
+    if (ins && id) *id = sqlite3_last_insert_rowid(db->h);
+    return ins;
+}
+
+int db_begin_own(Db *db, int *own, Err *err) {
+    *own = !db->in_tx;
+    return *own ? db_begin(db, err) : RLHF_OK;
+}
+
+int db_end_own(Db *db, int own, int rc, Err *err) {
+    if (!own) return rc;
+    if (rc) db_rollback(db);
+    else rc = db_commit(db, err);
     return rc;
 }
 
@@ -250,38 +363,22 @@ void db_rollback(Db *db) {
 int db_setting_get(Db *db, const char *key, char **value, Err *err) {
     sqlite3_stmt *st;
     *value = NULL;
-    int rc = db_prepare(db, "SELECT value FROM settings WHERE key = ?", &st, err);
+    int row, rc = db_prepare_bind(db, err, &st, "SELECT value FROM settings WHERE key = ?", "t", key);
     if (rc) return rc;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) *value = db_col_strdup(st, 0);
-    else if (s != SQLITE_DONE) rc = db_fail(db, err, "read setting");
+    if (!(rc = db_step(db, st, &row, err, "read setting")) && row) *value = db_col_strdup(st, 0);
     sqlite3_finalize(st);
     return rc;
 }
 
 int db_setting_set(Db *db, const char *key, const char *value, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "INSERT INTO settings(key, value) VALUES(?, ?) "
-                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                        &st, err);
-    if (rc) return rc;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "write setting");
-    sqlite3_finalize(st);
-    return rc;
+    return db_run(db, err, "write setting",
+                  "INSERT INTO settings(key, value) VALUES(?, ?) "
+                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                  "tt", key, value);
 }
 
 int db_setting_delete(Db *db, const char *key, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db, "DELETE FROM settings WHERE key = ?", &st, err);
-    if (rc) return rc;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "delete setting");
-    sqlite3_finalize(st);
-    return rc;
+    return db_run(db, err, "delete setting", "DELETE FROM settings WHERE key = ?", "t", key);
 }
 
 int db_setting_try_set(Db *db, const char *key, const char *value, Err *err) {

@@ -27,6 +27,34 @@ int db_null_column(Db *db, Err *err, const char *table, int64_t id, const char *
 /* Runs a statement expected to return one integer row. */
 int db_query_int(Db *db, const char *sql, int64_t *out, Err *err);
 
+/* Statements with bound values. fmt has a letter a value, bound in order
+ * from ?1: i int, I int64_t, d double, t text (copied; NULL binds NULL). A
+ * letter after '?' takes an int before its value: 0 binds NULL instead (an
+ * optional column). A statement may use fewer parameters than fmt binds. */
+int db_bind(sqlite3_stmt *st, const char *fmt, ...);
+int db_prepare_bind(Db *db, Err *err, sqlite3_stmt **st, const char *sql, const char *fmt, ...);
+/* Steps st once: *row says whether it gave a row; an error fills err with "what". */
+int db_step(Db *db, sqlite3_stmt *st, int *row, Err *err, const char *what);
+/* Prepares, binds, runs to the end and finalizes a statement that returns no rows. */
+int db_run(Db *db, Err *err, const char *what, const char *sql, const char *fmt, ...);
+/* Runs a statement for the integer in the first column of its first row
+ * (0 when it returns none). */
+int db_query_id(Db *db, Err *err, const char *what, int64_t *out, const char *sql, const char *fmt, ...);
+
+/* Makes room for element n in the array whose pointer is at ap (a T **),
+ * holding *cap elements of size bytes, doubling from first. Out of memory:
+ * RLHF_ENOMEM with err filled, the array and *cap unchanged. */
+int db_grow(void *ap, int n, int *cap, int first, size_t size, Err *err);
+
+/* After an INSERT ... ON CONFLICT DO NOTHING: whether it inserted a row
+ * (also in *inserted, when not NULL), and then its rowid in *id (when not NULL). */
+int db_took_insert(Db *db, int64_t *id, int *inserted);
+
+/* Begins a transaction unless the caller holds one (*own says which), and
+ * ends the one it began: commit on rc == 0, else roll back. */
+int db_begin_own(Db *db, int *own, Err *err);
+int db_end_own(Db *db, int own, int rc, Err *err);
+
 extern const char *const db_migrations[];
 extern const int db_n_migrations;
 

@@ -18,34 +18,26 @@ int db_valid_split(const char *s) {
 int db_prompt_find(Db *db, const char *text, int64_t *id, Err *err) {
     char hash[65];
     sha256_hex(text, strlen(text), hash);
-    sqlite3_stmt *st;
-    *id = 0;
-    int rc = db_prepare(db, "SELECT id FROM prompts WHERE hash = ?", &st, err);
-    if (rc) return rc;
-    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
-    else if (s != SQLITE_DONE) rc = db_fail(db, err, "find prompt");
-    sqlite3_finalize(st);
-    return rc;
+    return db_query_id(db, err, "find prompt", id, "SELECT id FROM prompts WHERE hash = ?", "t", hash);
 }
 
 int db_prompt_text(Db *db, int64_t id, char **text, Err *err) {
     sqlite3_stmt *st;
     *text = NULL;
-    int rc = db_prepare(db, "SELECT text FROM prompts WHERE id = ?", &st, err);
+    int row, rc = db_prepare_bind(db, err, &st, "SELECT text FROM prompts WHERE id = ?", "I", id);
     if (rc) return rc;
-    sqlite3_bind_int64(st, 1, id);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
-        *text = db_col_strdup(st, 0);
-        if (!*text)
-            rc = sqlite3_column_type(st, 0) == SQLITE_NULL ? db_null_column(db, err, "prompt", id, "text")
-                                                           : err_set(err, RLHF_ENOMEM, "out of memory");
-    } else if (s == SQLITE_DONE) rc = err_set(err, RLHF_ENOTFOUND, "no prompt with id %lld", (long long)id);
-    else rc = db_fail(db, err, "read prompt");
+    if (!(rc = db_step(db, st, &row, err, "read prompt")) && !row)
+        rc = err_set(err, RLHF_ENOTFOUND, "no prompt with id %lld", (long long)id);
+    else if (!rc && !(*text = db_col_strdup(st, 0)))
+        rc = sqlite3_column_type(st, 0) == SQLITE_NULL ? db_null_column(db, err, "prompt", id, "text")
+                                                       : err_set(err, RLHF_ENOMEM, "out of memory");
     sqlite3_finalize(st);
     return rc;
+}
+
+/* The insert of one prompt: ?1 text, ?2 its hash, ?3 split, ?4 source, ?5 external id. */
+static void bind_prompt(sqlite3_stmt *st, const PromptIn *p, const char *hash) {
+    db_bind(st, "ttttt", p->text, hash, p->split ? p->split : "train", p->source, p->ext_id);
 }
 
 int db_prompt_insert(Db *db, const PromptIn *p, int64_t *id, int *inserted, Err *err) {
@@ -57,20 +49,10 @@ int db_prompt_insert(Db *db, const PromptIn *p, int64_t *id, int *inserted, Err 
                         "VALUES(?, ?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING",
                         &st, err);
     if (rc) return rc;
-    sqlite3_bind_text(st, 1, p->text, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, p->split ? p->split : "train", -1, SQLITE_STATIC);
-    db_bind_text(st, 4, p->source);
-    db_bind_text(st, 5, p->ext_id);
+    bind_prompt(st, p, hash);
     if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "insert prompt");
     sqlite3_finalize(st);
-    if (rc) return rc;
-    int ins = sqlite3_changes(db->h) > 0;
-    if (inserted) *inserted = ins;
-    if (ins) {
-        if (id) *id = sqlite3_last_insert_rowid(db->h);
-        return RLHF_OK;
-    }
+    if (rc || db_took_insert(db, id, inserted)) return rc;
     int64_t found;
     rc = db_prompt_find(db, p->text, &found, err);
     if (id) *id = found;
@@ -139,11 +121,7 @@ static int store_prompt(Db *db, LineReader *r, const PromptIn *in, PromptImportS
         sha256_hex(in->text, strlen(in->text), hash);
         sqlite3_stmt *st = db->stage;
         sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, in->text, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, in->split ? in->split : "train", -1, SQLITE_STATIC);
-        db_bind_text(st, 4, in->source);
-        db_bind_text(st, 5, in->ext_id);
+        bind_prompt(st, in, hash);
         if (sqlite3_step(st) != SQLITE_DONE) {
             db_fail(db, err, "stage prompt");
             return err_prefix(err, "%s:%ld: ", r->path, r->line);
@@ -234,14 +212,11 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
         " ORDER BY p.id LIMIT ?4 OFFSET ?5",
         &st, err);
     if (rc) return rc;
-    db_bind_text(st, 1, f ? f->split : NULL);
-    db_bind_text(st, 2, f ? f->source : NULL);
-    db_bind_text(st, 3, f ? f->contains : NULL);
-    sqlite3_bind_int64(st, 4, f && f->limit > 0 ? f->limit : -1);
-    sqlite3_bind_int64(st, 5, f ? f->offset : 0);
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        PromptRow row = {
+    db_bind(st, "tttII", f ? f->split : NULL, f ? f->source : NULL, f ? f->contains : NULL,
+            f && f->limit > 0 ? f->limit : (int64_t)-1, f ? f->offset : (int64_t)0);
+    int row;
+    while (!(rc = db_step(db, st, &row, err, "list prompts")) && row) {
+        PromptRow r = {
             .id = sqlite3_column_int64(st, 0),
             .text = (const char *)sqlite3_column_text(st, 1),
             .split = (const char *)sqlite3_column_text(st, 2),
@@ -251,12 +226,11 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
             .n_candidates = sqlite3_column_int64(st, 6),
             .n_rankings = sqlite3_column_int64(st, 7),
         };
-        if (!row.text) rc = db_null_column(db, err, "prompt", row.id, "text");
-        else if (!row.split) rc = db_null_column(db, err, "prompt", row.id, "split");
-        else if (!row.created_at) rc = db_null_column(db, err, "prompt", row.id, "created_at");
-        if (rc || (rc = fn(&row, ctx)) != 0) break;
+        if (!r.text) rc = db_null_column(db, err, "prompt", r.id, "text");
+        else if (!r.split) rc = db_null_column(db, err, "prompt", r.id, "split");
+        else if (!r.created_at) rc = db_null_column(db, err, "prompt", r.id, "created_at");
+        if (rc || (rc = fn(&r, ctx)) != 0) break;
     }
-    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "list prompts");
     sqlite3_finalize(st);
     return rc;
 }

@@ -9,20 +9,17 @@
 int db_labeler_ensure(Db *db, const char *name, int simulated, const char *rule, int64_t *id,
                       Err *err) {
     sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "INSERT INTO labelers(name, simulated, rule) VALUES(?1, ?2, ?3)"
-                        " ON CONFLICT(name) DO UPDATE SET rule = coalesce(?3, rule) RETURNING id, simulated",
-                        &st, err);
+    int row, rc = db_prepare_bind(db, err, &st,
+                                  "INSERT INTO labelers(name, simulated, rule) VALUES(?1, ?2, ?3)"
+                                  " ON CONFLICT(name) DO UPDATE SET rule = coalesce(?3, rule) RETURNING id, simulated",
+                                  "tit", name, simulated != 0, rule);
     if (rc) return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, simulated != 0);
-    db_bind_text(st, 3, rule);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (!(rc = db_step(db, st, &row, err, "add labeler")) && row) {
         *id = sqlite3_column_int64(st, 0);
         if (sqlite3_column_int(st, 1) != (simulated != 0))
             rc = err_set(err, RLHF_EINVAL, "labeler '%s' already exists as a %s labeler", name,
                          sqlite3_column_int(st, 1) ? "simulated" : "human");
-    } else rc = db_fail(db, err, "add labeler");
+    } else if (!rc) rc = db_fail(db, err, "add labeler");
     sqlite3_finalize(st);
     return rc;
 }
@@ -52,7 +49,7 @@ static int check_items(Db *db, const RankingIn *in, Err *err) {
     if (rc) return rc;
     for (int i = 0; i < in->n_items && !rc; i++) {
         sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, in->items[i].candidate_id);
+        db_bind(st, "I", in->items[i].candidate_id);
         if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int64(st, 0) != in->prompt_id)
             rc = err_set(err, RLHF_EINVAL, "candidate %lld does not belong to prompt %lld",
                          (long long)in->items[i].candidate_id, (long long)in->prompt_id);
@@ -64,52 +61,28 @@ static int check_items(Db *db, const RankingIn *in, Err *err) {
 static int submit(Db *db, const RankingIn *in, int64_t *ranking_id, Err *err) {
     sqlite3_stmt *st;
     int64_t prev = 0, version = 1;
-    int rc = db_prepare(db,
-                        "SELECT id, version FROM rankings WHERE prompt_id = ? AND labeler_id = ?"
-                        " AND is_current",
-                        &st, err);
+    int rc = db_prepare_bind(db, err, &st,
+                             "SELECT id, version FROM rankings WHERE prompt_id = ? AND labeler_id = ?"
+                             " AND is_current",
+                             "II", in->prompt_id, in->labeler_id);
     if (rc) return rc;
-    sqlite3_bind_int64(st, 1, in->prompt_id);
-    sqlite3_bind_int64(st, 2, in->labeler_id);
     if (sqlite3_step(st) == SQLITE_ROW) {
         prev = sqlite3_column_int64(st, 0);
         version = sqlite3_column_int64(st, 1) + 1;
     }
     sqlite3_finalize(st);
-    if (prev) {
-        rc = db_prepare(db, "UPDATE rankings SET is_current = 0 WHERE id = ?", &st, err);
-        if (rc) return rc;
-        sqlite3_bind_int64(st, 1, prev);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "supersede ranking");
-        sqlite3_finalize(st);
-        if (rc) return rc;
-    }
-    rc = db_prepare(db,
-                    "INSERT INTO rankings(prompt_id, labeler_id, version, supersedes, simulated,"
-                    " skipped, skip_reason, none_acceptable, note, shown_order, time_spent_ms,"
-                    " gold_agreement, source, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                    " coalesce(?, strftime('%Y-%m-%dT%H:%M:%fZ','now')))",
-                    &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, in->prompt_id);
-    sqlite3_bind_int64(st, 2, in->labeler_id);
-    sqlite3_bind_int64(st, 3, version);
-    if (prev) sqlite3_bind_int64(st, 4, prev);
-    else sqlite3_bind_null(st, 4);
-    sqlite3_bind_int(st, 5, in->simulated != 0);
-    sqlite3_bind_int(st, 6, in->skipped != 0);
-    db_bind_text(st, 7, in->skip_reason);
-    sqlite3_bind_int(st, 8, in->none_acceptable != 0);
-    db_bind_text(st, 9, in->note);
-    db_bind_text(st, 10, in->shown_order);
-    if (in->time_spent_ms >= 0) sqlite3_bind_int64(st, 11, in->time_spent_ms);
-    else sqlite3_bind_null(st, 11);
-    if (!isnan(in->gold_agreement)) sqlite3_bind_double(st, 12, in->gold_agreement);
-    else sqlite3_bind_null(st, 12);
-    db_bind_text(st, 13, in->source);
-    db_bind_text(st, 14, in->created_at);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "insert ranking");
-    sqlite3_finalize(st);
+    if (prev && (rc = db_run(db, err, "supersede ranking", "UPDATE rankings SET is_current = 0 WHERE id = ?",
+                             "I", prev)))
+        return rc;
+    rc = db_run(db, err, "insert ranking",
+                "INSERT INTO rankings(prompt_id, labeler_id, version, supersedes, simulated,"
+                " skipped, skip_reason, none_acceptable, note, shown_order, time_spent_ms,"
+                " gold_agreement, source, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                " coalesce(?, strftime('%Y-%m-%dT%H:%M:%fZ','now')))",
+                "III?Iiititt?I?dtt", in->prompt_id, in->labeler_id, version, prev != 0, prev,
+                in->simulated != 0, in->skipped != 0, in->skip_reason, in->none_acceptable != 0,
+                in->note, in->shown_order, in->time_spent_ms >= 0, in->time_spent_ms,
+                !isnan(in->gold_agreement), in->gold_agreement, in->source, in->created_at);
     if (rc) return rc;
     int64_t rid = sqlite3_last_insert_rowid(db->h);
     rc = db_prepare(db,
@@ -120,44 +93,26 @@ static int submit(Db *db, const RankingIn *in, int64_t *ranking_id, Err *err) {
     for (int i = 0; i < in->n_items && !rc; i++) {
         const RankingItemIn *it = &in->items[i];
         sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, rid);
-        sqlite3_bind_int64(st, 2, it->candidate_id);
-        if (it->rank > 0) sqlite3_bind_int(st, 3, it->rank);
-        else sqlite3_bind_null(st, 3);
-        if (it->likert > 0) sqlite3_bind_int(st, 4, it->likert);
-        else sqlite3_bind_null(st, 4);
-        db_bind_text(st, 5, it->flags);
-        if (it->shown_pos >= 0) sqlite3_bind_int(st, 6, it->shown_pos);
-        else sqlite3_bind_null(st, 6);
+        db_bind(st, "II?i?it?i", rid, it->candidate_id, it->rank > 0, it->rank, it->likert > 0,
+                it->likert, it->flags, it->shown_pos >= 0, it->shown_pos);
         if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "insert ranking item");
     }
     sqlite3_finalize(st);
-    if (rc) return rc;
-    rc = db_prepare(db,
+    if (!rc)
+        rc = db_run(db, err, "finish assignment",
                     "UPDATE assignments SET status = ?3, done_at = strftime('%Y-%m-%dT%H:%M:%SZ','now'),"
                     " expires_at = NULL WHERE prompt_id = ?1 AND labeler_id = ?2",
-                    &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, in->prompt_id);
-    sqlite3_bind_int64(st, 2, in->labeler_id);
-    sqlite3_bind_text(st, 3, in->skipped ? "skipped" : "done", -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "finish assignment");
-    sqlite3_finalize(st);
+                    "IIt", in->prompt_id, in->labeler_id, in->skipped ? "skipped" : "done");
     if (!rc && ranking_id) *ranking_id = rid;
     return rc;
 }
 
 int db_ranking_submit(Db *db, const RankingIn *in, int64_t *ranking_id, Err *err) {
-    int own = !db->in_tx;
-    int rc = own ? db_begin(db, err) : RLHF_OK;
+    int own, rc = db_begin_own(db, &own, err);
     if (rc) return rc;
     rc = check_items(db, in, err);
     if (!rc) rc = submit(db, in, ranking_id, err);
-    if (own) {
-        if (rc) db_rollback(db);
-        else rc = db_commit(db, err);
-    }
-    return rc;
+    return db_end_own(db, own, rc, err);
 }
 
 RankingFilter db_ranking_filter_default(void) {
@@ -194,14 +149,8 @@ int db_rankings_each(Db *db, const RankingFilter *f, int (*fn)(const RankingRow 
         " ORDER BY r.prompt_id, r.id, i.rank IS NULL, i.rank, i.candidate_id",
         &st, err);
     if (rc) return rc;
-    db_bind_text(st, 1, f->split);
-    db_bind_text(st, 2, f->labeler);
-    sqlite3_bind_int(st, 3, f->all_versions != 0);
-    sqlite3_bind_int(st, 4, f->with_skipped != 0);
-    sqlite3_bind_int(st, 5, f->simulated);
-    db_bind_text(st, 6, f->since);
-    db_bind_text(st, 7, f->until);
-    sqlite3_bind_int64(st, 8, f->prompt_id);
+    db_bind(st, "ttiiittI", f->split, f->labeler, f->all_versions != 0, f->with_skipped != 0,
+            f->simulated, f->since, f->until, f->prompt_id);
 
     RankingRow row;
     memset(&row, 0, sizeof row);

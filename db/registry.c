@@ -7,28 +7,18 @@
 #include <unistd.h>
 
 int db_model_upsert(Db *db, const ModelIn *m, int64_t *id, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "INSERT INTO models(name, kind, path, parent_id, sha256, config, template)"
-                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                        " ON CONFLICT(name) DO UPDATE SET kind = ?2, path = ?3,"
-                        "  parent_id = coalesce(?4, parent_id), sha256 = ?5,"
-                        "  config = coalesce(?6, config), template = coalesce(?7, template)"
-                        " RETURNING id",
-                        &st, err);
-    if (rc) return rc;
-    sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, m->kind, -1, SQLITE_STATIC);
-    db_bind_text(st, 3, m->path);
-    if (m->parent_id > 0) sqlite3_bind_int64(st, 4, m->parent_id);
-    else sqlite3_bind_null(st, 4);
-    db_bind_text(st, 5, m->sha256);
-    db_bind_text(st, 6, m->config);
-    db_bind_text(st, 7, m->template);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        if (id) *id = sqlite3_column_int64(st, 0);
-    } else rc = db_fail(db, err, "register model");
-    sqlite3_finalize(st);
+    int64_t got;
+    int rc = db_query_id(db, err, "register model", &got,
+                         "INSERT INTO models(name, kind, path, parent_id, sha256, config, template)"
+                         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                         " ON CONFLICT(name) DO UPDATE SET kind = ?2, path = ?3,"
+                         "  parent_id = coalesce(?4, parent_id), sha256 = ?5,"
+                         "  config = coalesce(?6, config), template = coalesce(?7, template)"
+                         " RETURNING id",
+                         "ttt?Ittt", m->name, m->kind, m->path, m->parent_id > 0, m->parent_id, m->sha256,
+                         m->config, m->template);
+    if (!rc && !got) rc = db_fail(db, err, "register model");
+    if (!rc && id) *id = got;
     return rc;
 }
 
@@ -37,19 +27,14 @@ int db_model_upsert(Db *db, const ModelIn *m, int64_t *id, Err *err) {
  * it. A run that only wrote it does not count: an interrupted run and its
  * --resume, or a --force rerun, write one checkpoint in turn. */
 static int model_in_use(Db *db, int64_t id, int64_t run_id, int *used, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "SELECT EXISTS(SELECT 1 FROM candidates WHERE model_id = ?1)"
-                        " OR EXISTS(SELECT 1 FROM scores WHERE model_id = ?1)"
-                        " OR EXISTS(SELECT 1 FROM models WHERE parent_id = ?1)"
-                        " OR EXISTS(SELECT 1 FROM runs WHERE id <> ?2 AND input_model_id = ?1)",
-                        &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, run_id);
-    if (sqlite3_step(st) == SQLITE_ROW) *used = sqlite3_column_int(st, 0);
-    else rc = db_fail(db, err, "look up model");
-    sqlite3_finalize(st);
+    int64_t v;
+    int rc = db_query_id(db, err, "look up model", &v,
+                         "SELECT EXISTS(SELECT 1 FROM candidates WHERE model_id = ?1)"
+                         " OR EXISTS(SELECT 1 FROM scores WHERE model_id = ?1)"
+                         " OR EXISTS(SELECT 1 FROM models WHERE parent_id = ?1)"
+                         " OR EXISTS(SELECT 1 FROM runs WHERE id <> ?2 AND input_model_id = ?1)",
+                         "II", id, run_id);
+    if (!rc) *used = (int)v;
     return rc;
 }
 
@@ -78,8 +63,7 @@ int db_model_keep_version(Db *db, const char *name, const char *sha256, int64_t 
             break;
         }
         sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, row.id);
-        sqlite3_bind_text(st, 2, nn, -1, SQLITE_TRANSIENT);
+        db_bind(st, "It", row.id, nn);
         int s = sqlite3_step(st);
         if (s == SQLITE_DONE) {
             if (!(*kept_as = strdup(nn))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
@@ -94,16 +78,11 @@ int db_model_keep_version(Db *db, const char *name, const char *sha256, int64_t 
 }
 
 int db_model_ensure_external(Db *db, const char *name, int64_t *id, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "INSERT INTO models(name, kind) VALUES(?1, 'external')"
-                        " ON CONFLICT(name) DO UPDATE SET name = name RETURNING id",
-                        &st, err);
-    if (rc) return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
-    else rc = db_fail(db, err, "register model");
-    sqlite3_finalize(st);
+    int rc = db_query_id(db, err, "register model", id,
+                         "INSERT INTO models(name, kind) VALUES(?1, 'external')"
+                         " ON CONFLICT(name) DO UPDATE SET name = name RETURNING id",
+                         "t", name);
+    if (!rc && !*id) rc = db_fail(db, err, "register model");
     return rc;
 }
 
@@ -128,16 +107,14 @@ static int fill_model(Db *db, sqlite3_stmt *st, ModelRow *m, Err *err) {
 int db_model_get(Db *db, const char *key, ModelRow *out, Err *err) {
     sqlite3_stmt *st;
     memset(out, 0, sizeof *out);
-    int rc = db_prepare(db,
-                        "SELECT " MODEL_COLS " FROM models WHERE name = ?1 OR path = ?1"
-                        " ORDER BY name = ?1 DESC, id DESC LIMIT 1",
-                        &st, err);
+    int row, rc = db_prepare_bind(db, err, &st,
+                                  "SELECT " MODEL_COLS " FROM models WHERE name = ?1 OR path = ?1"
+                                  " ORDER BY name = ?1 DESC, id DESC LIMIT 1",
+                                  "t", key);
     if (rc) return rc;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) rc = fill_model(db, st, out, err);
-    else if (s == SQLITE_DONE) rc = err_set(err, RLHF_ENOTFOUND, "no model named '%s' in %s", key, db_path(db));
-    else rc = db_fail(db, err, "look up model");
+    if (!(rc = db_step(db, st, &row, err, "look up model")))
+        rc = row ? fill_model(db, st, out, err)
+                 : err_set(err, RLHF_ENOTFOUND, "no model named '%s' in %s", key, db_path(db));
     sqlite3_finalize(st);
     return rc;
 }
@@ -169,21 +146,19 @@ int db_model_ancestor(Db *db, int64_t id, const char *kind, ModelRow *out, Err *
     sqlite3_stmt *st;
     memset(out, 0, sizeof *out);
     /* the walk is bounded: a cycle cannot be made through the API, but a hand-edited store might hold one */
-    int rc = db_prepare(db,
-                        "WITH RECURSIVE up(mid, depth) AS (SELECT ?1, 0 UNION ALL"
-                        "  SELECT m.parent_id, up.depth + 1 FROM models m JOIN up ON m.id = up.mid"
-                        "  WHERE m.parent_id IS NOT NULL AND up.depth < 64)"
-                        " SELECT m.id, m.name, m.kind, m.path, m.parent_id, m.sha256, m.config, m.template,"
-                        "  m.created_at FROM models m JOIN up ON m.id = up.mid"
-                        " WHERE m.kind = ?2 AND m.path IS NOT NULL ORDER BY up.depth LIMIT 1",
-                        &st, err);
+    int row, rc = db_prepare_bind(
+                 db, err, &st,
+                 "WITH RECURSIVE up(mid, depth) AS (SELECT ?1, 0 UNION ALL"
+                 "  SELECT m.parent_id, up.depth + 1 FROM models m JOIN up ON m.id = up.mid"
+                 "  WHERE m.parent_id IS NOT NULL AND up.depth < 64)"
+                 " SELECT m.id, m.name, m.kind, m.path, m.parent_id, m.sha256, m.config, m.template,"
+                 "  m.created_at FROM models m JOIN up ON m.id = up.mid"
+                 " WHERE m.kind = ?2 AND m.path IS NOT NULL ORDER BY up.depth LIMIT 1",
+                 "It", id, kind);
     if (rc) return rc;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) rc = fill_model(db, st, out, err);
-    else if (s == SQLITE_DONE) rc = err_set(err, RLHF_ENOTFOUND, "no model of kind %s above model %lld", kind, (long long)id);
-    else rc = db_fail(db, err, "look up an ancestor model");
+    if (!(rc = db_step(db, st, &row, err, "look up an ancestor model")))
+        rc = row ? fill_model(db, st, out, err)
+                 : err_set(err, RLHF_ENOTFOUND, "no model of kind %s above model %lld", kind, (long long)id);
     sqlite3_finalize(st);
     return rc;
 }
@@ -195,19 +170,11 @@ static const char *this_host(char *buf, size_t n) {
 }
 
 int db_run_resumed(Db *db, int64_t run_id, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "UPDATE runs SET status = 'running', finished_at = NULL, pid = ?2, host = ?3"
-                        " WHERE id = ?1",
-                        &st, err);
-    if (rc) return rc;
     char host[256];
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_int64(st, 2, (int64_t)getpid());
-    db_bind_text(st, 3, this_host(host, sizeof host));
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "resume run");
-    sqlite3_finalize(st);
-    return rc;
+    return db_run(db, err, "resume run",
+                  "UPDATE runs SET status = 'running', finished_at = NULL, pid = ?2, host = ?3"
+                  " WHERE id = ?1",
+                  "IIt", run_id, (int64_t)getpid(), this_host(host, sizeof host));
 }
 
 int db_runs_running_each(Db *db, int (*fn)(const DbRunProc *, void *), void *ctx, Err *err) {
@@ -235,55 +202,28 @@ int db_runs_running_each(Db *db, int (*fn)(const DbRunProc *, void *), void *ctx
 
 int db_run_start(Db *db, const char *kind, const char *config_json, int64_t input_model_id,
                  int64_t *run_id, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db, "INSERT INTO runs(kind, config, input_model_id, pid, host) VALUES(?, ?, ?, ?, ?)",
-                        &st, err);
-    if (rc) return rc;
     char host[256];
-    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-    db_bind_text(st, 2, config_json);
-    if (input_model_id > 0) sqlite3_bind_int64(st, 3, input_model_id);
-    else sqlite3_bind_null(st, 3);
-    sqlite3_bind_int64(st, 4, (int64_t)getpid());
-    db_bind_text(st, 5, this_host(host, sizeof host));
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "start run");
-    else *run_id = sqlite3_last_insert_rowid(db->h);
-    sqlite3_finalize(st);
+    int rc = db_run(db, err, "start run",
+                    "INSERT INTO runs(kind, config, input_model_id, pid, host) VALUES(?, ?, ?, ?, ?)",
+                    "tt?IIt", kind, config_json, input_model_id > 0, input_model_id, (int64_t)getpid(),
+                    this_host(host, sizeof host));
+    if (!rc) *run_id = sqlite3_last_insert_rowid(db->h);
     return rc;
 }
 
 int db_run_finish(Db *db, int64_t run_id, const char *status, int64_t output_model_id,
                   const char *note, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "UPDATE runs SET status = ?2, output_model_id = ?3, note = ?4,"
-                        " finished_at = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE id = ?1",
-                        &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
-    if (output_model_id > 0) sqlite3_bind_int64(st, 3, output_model_id);
-    else sqlite3_bind_null(st, 3);
-    db_bind_text(st, 4, note);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "finish run");
-    sqlite3_finalize(st);
-    return rc;
+    return db_run(db, err, "finish run",
+                  "UPDATE runs SET status = ?2, output_model_id = ?3, note = ?4,"
+                  " finished_at = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE id = ?1",
+                  "It?It", run_id, status, output_model_id > 0, output_model_id, note);
 }
 
 int db_metric_add(Db *db, int64_t run_id, int64_t step, const char *name, double value, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "INSERT INTO metrics(run_id, step, name, value) VALUES(?, ?, ?, ?)"
-                        " ON CONFLICT(run_id, name, step) DO UPDATE SET value = excluded.value",
-                        &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_int64(st, 2, step);
-    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 4, value);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "add metric");
-    sqlite3_finalize(st);
-    return rc;
+    return db_run(db, err, "add metric",
+                  "INSERT INTO metrics(run_id, step, name, value) VALUES(?, ?, ?, ?)"
+                  " ON CONFLICT(run_id, name, step) DO UPDATE SET value = excluded.value",
+                  "IItd", run_id, step, name, value);
 }
 
 void db_metricbuf_add(MetricBuf *b, int64_t step, const char *name, double value) {

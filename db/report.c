@@ -33,21 +33,13 @@ int db_runs_list(Db *db, const RunFilter *f, RunRow **out, int *n, Err *err) {
                    " ORDER BY r.id",
                    &st, err);
     if (rc) return rc;
-    sqlite3_bind_int64(st, 1, f->run_id);
-    db_bind_text(st, 2, f->kind);
-    db_bind_text(st, 3, f->since);
-    db_bind_text(st, 4, f->until);
+    db_bind(st, "Ittt", f->run_id, f->kind, f->since, f->until);
     RunRow *v = NULL;
-    int cnt = 0, cap = 0, s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            cap = cap ? 2 * cap : 16;
-            RunRow *nv = realloc(v, (size_t)cap * sizeof *v);
-            if (!nv) {
-                rc = err_set(err, RLHF_ENOMEM, "out of memory listing runs");
-                break;
-            }
-            v = nv;
+    int cnt = 0, cap = 0, row;
+    while (!(rc = db_step(db, st, &row, err, "list runs")) && row) {
+        if ((rc = db_grow(&v, cnt, &cap, 16, sizeof *v, NULL))) {
+            err_set(err, rc, "out of memory listing runs");
+            break;
         }
         RunRow *r = &v[cnt++];
         r->id = sqlite3_column_int64(st, 0);
@@ -64,7 +56,6 @@ int db_runs_list(Db *db, const RunFilter *f, RunRow **out, int *n, Err *err) {
         r->n_points = sqlite3_column_int64(st, 11);
         r->last_step = sqlite3_column_int64(st, 12);
     }
-    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "list runs");
     sqlite3_finalize(st);
     if (rc) {
         db_runs_free(v, cnt);
@@ -86,21 +77,13 @@ int db_run_get(Db *db, int64_t run_id, RunRow **out, Err *err) {
 }
 
 int db_run_newest(Db *db, int running_only, int64_t *run_id, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "SELECT id FROM runs WHERE (?1 = 0 OR status = 'running')"
-                        " ORDER BY id DESC LIMIT 1",
-                        &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int(st, 1, running_only);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW)
-        *run_id = sqlite3_column_int64(st, 0);
-    else if (s == SQLITE_DONE)
-        rc = err_set(err, RLHF_ENOTFOUND, running_only ? "no run is running" : "no runs yet");
-    else
-        rc = db_fail(db, err, "find the newest run");
-    sqlite3_finalize(st);
+    int64_t id;
+    int rc = db_query_id(db, err, "find the newest run", &id,
+                         "SELECT id FROM runs WHERE (?1 = 0 OR status = 'running')"
+                         " ORDER BY id DESC LIMIT 1",
+                         "i", running_only);
+    if (!rc && !id) rc = err_set(err, RLHF_ENOTFOUND, running_only ? "no run is running" : "no runs yet");
+    if (!rc) *run_id = id;
     return rc;
 }
 
@@ -128,25 +111,17 @@ int db_run_series(Db *db, int64_t run_id, MetricSeries **out, int *n, Err *err) 
     *out = NULL, *n = 0;
     sqlite3_stmt *st;
     /* the primary key (run_id, name, step) hands the rows over in this order */
-    int rc = db_prepare(
-        db, "SELECT name, step, value FROM metrics WHERE run_id = ? ORDER BY name, step", &st, err);
+    int rc = db_prepare_bind(db, err, &st,
+                             "SELECT name, step, value FROM metrics WHERE run_id = ? ORDER BY name, step",
+                             "I", run_id);
     if (rc) return rc;
-    sqlite3_bind_int64(st, 1, run_id);
     MetricSeries *v = NULL;
     int cnt = 0, cap = 0, s;
     int64_t pcap = 0;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(st, 0);
         if (!cnt || strcmp(v[cnt - 1].name, name) != 0) {
-            if (cnt == cap) {
-                cap = cap ? 2 * cap : 16;
-                MetricSeries *nv = realloc(v, (size_t)cap * sizeof *v);
-                if (!nv) {
-                    rc = RLHF_ENOMEM;
-                    break;
-                }
-                v = nv;
-            }
+            if ((rc = db_grow(&v, cnt, &cap, 16, sizeof *v, NULL))) break;
             memset(&v[cnt], 0, sizeof v[cnt]);
             v[cnt].name = strdup(name);
             pcap = 0;

@@ -5,32 +5,19 @@
 #include <stdlib.h>
 
 int db_score_put(Db *db, int64_t cand_id, int64_t rm_id, double score, Err *err) {
-    sqlite3_stmt *st;
-    int rc = db_prepare(db,
-                        "INSERT INTO scores(candidate_id, model_id, score) VALUES(?1, ?2, ?3)"
-                        " ON CONFLICT(candidate_id, model_id) DO UPDATE SET score = excluded.score,"
-                        " created_at = strftime('%Y-%m-%dT%H:%M:%SZ','now')",
-                        &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, cand_id);
-    sqlite3_bind_int64(st, 2, rm_id);
-    sqlite3_bind_double(st, 3, score);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "store score");
-    sqlite3_finalize(st);
-    return rc;
+    return db_run(db, err, "store score",
+                  "INSERT INTO scores(candidate_id, model_id, score) VALUES(?1, ?2, ?3)"
+                  " ON CONFLICT(candidate_id, model_id) DO UPDATE SET score = excluded.score,"
+                  " created_at = strftime('%Y-%m-%dT%H:%M:%SZ','now')",
+                  "IId", cand_id, rm_id, score);
 }
 
 int db_score_get(Db *db, int64_t cand_id, int64_t rm_id, double *score, int *found, Err *err) {
     sqlite3_stmt *st;
-    int rc = db_prepare(db, "SELECT score FROM scores WHERE candidate_id = ? AND model_id = ?", &st,
-                        err);
+    int rc = db_prepare_bind(db, err, &st, "SELECT score FROM scores WHERE candidate_id = ? AND model_id = ?",
+                             "II", cand_id, rm_id);
     if (rc) return rc;
-    sqlite3_bind_int64(st, 1, cand_id);
-    sqlite3_bind_int64(st, 2, rm_id);
-    int s = sqlite3_step(st);
-    *found = s == SQLITE_ROW;
-    if (*found) *score = sqlite3_column_double(st, 0);
-    else if (s != SQLITE_DONE) rc = db_fail(db, err, "read score");
+    if (!(rc = db_step(db, st, found, err, "read score")) && *found) *score = sqlite3_column_double(st, 0);
     sqlite3_finalize(st);
     return rc;
 }
@@ -54,15 +41,11 @@ int db_score_todo(Db *db, const ScoreTodoFilter *f, ScoreTodo **rows, int *n, Er
                         " ORDER BY c.id LIMIT ?5",
                         &st, err);
     if (rc) return rc;
-    sqlite3_bind_int64(st, 1, f->after_id);
-    sqlite3_bind_int64(st, 2, f->model_id);
-    db_bind_text(st, 3, f->split);
-    sqlite3_bind_int64(st, 4, f->unscored_by);
-    sqlite3_bind_int(st, 5, f->limit);
+    db_bind(st, "IItIi", f->after_id, f->model_id, f->split, f->unscored_by, f->limit);
     ScoreTodo *r = calloc((size_t)(f->limit > 0 ? f->limit : 1), sizeof *r);
     if (!r) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    int k = 0, s;
-    while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
+    int k = 0, row;
+    while (!rc && !(rc = db_step(db, st, &row, err, "read candidates to score")) && row) {
         r[k].cand_id = sqlite3_column_int64(st, 0);
         r[k].prompt_id = sqlite3_column_int64(st, 1);
         r[k].prompt = db_col_strdup(st, 2);
@@ -70,7 +53,6 @@ int db_score_todo(Db *db, const ScoreTodoFilter *f, ScoreTodo **rows, int *n, Er
         if (!r[k].prompt || !r[k].text) rc = err_set(err, RLHF_ENOMEM, "out of memory");
         k++;
     }
-    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "read candidates to score");
     sqlite3_finalize(st);
     if (rc) {
         db_score_todo_free(r, k);

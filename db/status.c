@@ -9,24 +9,15 @@ static int collect(Db *db, const char *sql, StatusCount **out, int *n, Err *err)
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
-    int rc = db_prepare(db, sql, &st, err), s, cap = 0;
+    int rc = db_prepare(db, sql, &st, err), row, cap = 0;
     if (rc) return rc;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            StatusCount *p = realloc(*out, (size_t)cap * sizeof *p);
-            if (!p) {
-                rc = err_set(err, RLHF_ENOMEM, "out of memory");
-                break;
-            }
-            *out = p;
-        }
+    while (!(rc = db_step(db, st, &row, err, "status")) && row) {
+        if ((rc = db_grow(out, *n, &cap, 8, sizeof **out, err))) break;
         StatusCount *c = &(*out)[(*n)++];
         c->name = db_col_strdup(st, 0);
         c->n = sqlite3_column_int64(st, 1);
         c->extra = sqlite3_column_int64(st, 2);
     }
-    if (!rc && s != SQLITE_DONE) rc = db_fail(db, err, "status");
     sqlite3_finalize(st);
     return rc;
 }

@@ -31,6 +31,18 @@ static double sum_parts(const double *v, int parts) {
 /* rows per part: at least this many, so small batches stay on one thread */
 #define ROW_CHUNK(V) (1 + 65536 / (V))
 
+/* Runs a cross-entropy row loop over N rows: the loss total, its weight in *count. */
+static double ce_parts(Rows *r, int N, void (*rows)(void *, int64_t, int64_t, int), double *count) {
+    int parts = par_for(N, ROW_CHUNK(r->V), rows, r);
+    if (count) *count = sum_parts(r->cnt, parts);
+    return sum_parts(r->total, parts);
+}
+
+/* Row n's weight in a cross-entropy: its mask's, 0 without a target. */
+static inline float ce_weight(const float *mask, const int *targets, int64_t n) {
+    return targets[n] < 0 ? 0.0f : mask ? mask[n] : 1.0f;
+}
+
 MODEL_SIMD_CLONES static void ce_forward_rows(void *ctx, int64_t lo, int64_t hi, int part) {
     Rows *r = ctx;
     const float *logits = r->cx, *mask = r->mask;
@@ -39,8 +51,7 @@ MODEL_SIMD_CLONES static void ce_forward_rows(void *ctx, int64_t lo, int64_t hi,
     int V = r->V;
     double total = 0.0, cnt = 0.0;
     for (int64_t n = lo; n < hi; n++) {
-        float w = mask ? mask[n] : 1.0f;
-        if (targets[n] < 0) w = 0.0f;
+        float w = ce_weight(mask, targets, n);
         if (losses) losses[n] = 0.0f;
         if (w == 0.0f) continue;
         const float *x = logits + (size_t)n * V;
@@ -58,9 +69,7 @@ MODEL_SIMD_CLONES static void ce_forward_rows(void *ctx, int64_t lo, int64_t hi,
 double loss_ce_forward(const float *logits, const int *targets, const float *mask, int N, int V,
                        float *losses, double *count) {
     Rows r = {.cx = logits, .mask = mask, .targets = targets, .V = V, .losses = losses};
-    int parts = par_for(N, ROW_CHUNK(V), ce_forward_rows, &r);
-    if (count) *count = sum_parts(r.cnt, parts);
-    return sum_parts(r.total, parts);
+    return ce_parts(&r, N, ce_forward_rows, count);
 }
 
 MODEL_SIMD_CLONES static void ce_backward_rows(void *ctx, int64_t lo, int64_t hi, int part) {
@@ -71,8 +80,7 @@ MODEL_SIMD_CLONES static void ce_backward_rows(void *ctx, int64_t lo, int64_t hi
     int V = r->V;
     double total = 0.0, cnt = 0.0;
     for (int64_t n = lo; n < hi; n++) {
-        float w = mask ? mask[n] : 1.0f;
-        if (targets[n] < 0) w = 0.0f;
+        float w = ce_weight(mask, targets, n);
         float *x = logits + (size_t)n * V;
         if (w == 0.0f) {
             memset(x, 0, (size_t)V * sizeof(float));
@@ -93,9 +101,7 @@ MODEL_SIMD_CLONES static void ce_backward_rows(void *ctx, int64_t lo, int64_t hi
 double loss_ce_backward(float *logits, const int *targets, const float *mask, int N, int V,
                         float scale, double *count) {
     Rows r = {.x = logits, .mask = mask, .targets = targets, .V = V, .scale = scale};
-    int parts = par_for(N, ROW_CHUNK(V), ce_backward_rows, &r);
-    if (count) *count = sum_parts(r.cnt, parts);
-    return sum_parts(r.total, parts);
+    return ce_parts(&r, N, ce_backward_rows, count);
 }
 
 /* with off = max + log Σ exp(x - max):  log p_i = x_i - off,

@@ -50,6 +50,27 @@ KERN_PLAIN(bf16, uint16_t, W_BF16)
     _mm256_castsi256_ps(                                                                           \
         _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
 
+/* The 8 lanes of v summed: (lo + hi), then pairs, then the last two. */
+static inline __attribute__((always_inline, target("avx2,fma"))) float hsum8(__m256 v) {
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+    return _mm_cvtss_f32(s4);
+}
+
+/* A micro-kernel's end: each (output, row) accumulator summed across its
+ * lanes, plus the columns from j on that fill no whole vector, into out. */
+#define MICRO_STORE(NG, O, WT, WSC)                                                                \
+    _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) {                                        \
+        const WT *wr = w + (size_t)(o + b) * C;                                                    \
+        _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                                   \
+            float s = hsum8(acc[b][r]);                                                            \
+            for (int jj = j; jj < C; jj++)                                                         \
+                s += WSC(wr, jj) * x[(size_t)r * C + jj];                                          \
+            out[(size_t)r * OC + o + b] = s;                                                       \
+        }                                                                                          \
+    }
+
 /* Micro-kernel: outputs o..o+O of rows 0..NG of x, one 8-wide accumulator per
  * (output, row), so each weight vector load serves NG rows and each x load O
  * outputs. NG and O are constants in each instance so acc[][] stays in
@@ -74,19 +95,7 @@ KERN_PLAIN(bf16, uint16_t, W_BF16)
                     _mm256_fmadd_ps(wv[b], xv, acc[b][r]);                                         \
             }                                                                                      \
         }                                                                                          \
-        _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) {                                    \
-            const WT *wr = w + (size_t)(o + b) * C;                                                \
-            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                               \
-                __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[b][r]),                          \
-                                       _mm256_extractf128_ps(acc[b][r], 1));                       \
-                s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                        \
-                s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));                                          \
-                float s = _mm_cvtss_f32(s4);                                                       \
-                for (int jj = j; jj < C; jj++)                                                     \
-                    s += WSC(wr, jj) * x[(size_t)r * C + jj];                                      \
-                out[(size_t)r * OC + o + b] = s;                                                   \
-            }                                                                                      \
-        }                                                                                          \
+        MICRO_STORE(NG, O, WT, WSC)                                                                \
     }
 #define MICROS(SUF, WT, LOAD, WSC)                                                                 \
     MICRO(1, 1, SUF, WT, LOAD, WSC)                                                                \
@@ -189,19 +198,7 @@ static inline void prefetch_rows(const void *w, size_t esz, int o, int rows, int
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) {                                    \
-            const uint16_t *wr = w + (size_t)(o + b) * C;                                          \
-            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                               \
-                __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[b][r]),                          \
-                                       _mm256_extractf128_ps(acc[b][r], 1));                       \
-                s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                        \
-                s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));                                          \
-                float s = _mm_cvtss_f32(s4);                                                       \
-                for (int jj = j; jj < C; jj++)                                                     \
-                    s += bf16_f32(wr[jj]) * x[(size_t)r * C + jj];                                 \
-                out[(size_t)r * OC + o + b] = s;                                                   \
-            }                                                                                      \
-        }                                                                                          \
+        MICRO_STORE(NG, O, uint16_t, W_BF16)                                                       \
     }
 MICRO_SPLIT(1, 1)
 MICRO_SPLIT(2, 1)

@@ -29,16 +29,25 @@ int st_dtype_parse(const char *s) {
     return -1;
 }
 
-float st_bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
+/* A float's bits and back. */
+static inline uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static inline float bits_f32(uint32_t u) {
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
 
+float st_bf16_to_f32(uint16_t h) {
+    return bits_f32((uint32_t)h << 16);
+}
+
 uint16_t st_f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
+    uint32_t u = f32_bits(f);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
     u += 0x7fffu + ((u >> 16) & 1);
     return (uint16_t)(u >> 16);
@@ -56,14 +65,11 @@ float st_f16_to_f32(uint16_t h) {
     } else {
         u = sign;
     }
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
+    return bits_f32(u);
 }
 
 uint16_t st_f32_to_f16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
+    uint32_t u = f32_bits(f);
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
     uint32_t a = u & 0x7fffffffu;
     if (a > 0x7f800000u) return sign | 0x7e00;   /* NaN */

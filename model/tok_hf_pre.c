@@ -54,6 +54,17 @@ static const char GPT2_RE[] =
 
 /* ---- pieces ---------------------------------------------------------------------- */
 
+/* Room for n more bytes (and a NUL) in p->s. */
+static int pieces_reserve(HfPieces *p, size_t n) {
+    if (p->n_s + n + 1 <= p->cap_s) return RLHF_OK;
+    size_t c = (p->n_s + n + 1) * 2;
+    char *s2 = realloc(p->s, c);
+    if (!s2) return RLHF_ENOMEM;
+    p->s = s2;
+    p->cap_s = c;
+    return RLHF_OK;
+}
+
 int hf_pieces_add(HfPieces *p, const char *s, size_t n) {
     if (p->n == p->cap) {
         int c = p->cap ? p->cap * 2 : 64;
@@ -65,13 +76,7 @@ int hf_pieces_add(HfPieces *p, const char *s, size_t n) {
         p->len = l;
         p->cap = c;
     }
-    if (p->n_s + n + 1 > p->cap_s) {
-        size_t c = (p->n_s + n + 1) * 2;
-        char *s2 = realloc(p->s, c);
-        if (!s2) return RLHF_ENOMEM;
-        p->s = s2;
-        p->cap_s = c;
-    }
+    if (pieces_reserve(p, n)) return RLHF_ENOMEM;
     if (n) memmove(p->s + p->n_s, s, n); /* s may point into p->s (never past n_s) */
     p->off[p->n] = p->n_s;
     p->len[p->n] = n;
@@ -83,13 +88,7 @@ int hf_pieces_add(HfPieces *p, const char *s, size_t n) {
 
 /* Appends bytes to the last piece (which must be the last thing in s). */
 static int pieces_extend(HfPieces *p, const char *s, size_t n) {
-    if (p->n_s + n + 1 > p->cap_s) {
-        size_t c = (p->n_s + n + 1) * 2;
-        char *s2 = realloc(p->s, c);
-        if (!s2) return RLHF_ENOMEM;
-        p->s = s2;
-        p->cap_s = c;
-    }
+    if (pieces_reserve(p, n)) return RLHF_ENOMEM;
     memcpy(p->s + p->n_s, s, n);
     p->n_s += n;
     p->len[p->n - 1] += n;

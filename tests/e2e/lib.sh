@@ -14,6 +14,17 @@ stderr: $ERR"
 # contains HAYSTACK NEEDLE
 contains() { case "$1" in *"$2"*) return 0 ;; esac; die "expected to find '$2' in: $1"; }
 not_contains() { case "$1" in *"$2"*) die "did not expect '$2' in: $1" ;; esac; return 0; }
+# sky_candidates N: candidates JSONL for N prompts "What color is the sky on
+# day I?", each answered by models good (right), bad (nonsense) and ok (long)
+sky_candidates() {
+    _i=1
+    while [ $_i -le "$1" ]; do
+        printf '{"prompt":"What color is the sky on day %s?","completion":"%s","model":"%s"}\n' \
+            $_i "The sky is blue on day $_i." good $_i "cheese cheese cheese" bad \
+            $_i "On day $_i the sky is blue, with a few white clouds over the sea" ok
+        _i=$((_i + 1))
+    done
+}
 # sql DB QUERY: one value from the database (sqlite3's CLI is not a dependency; use python)
 sql() { /usr/bin/python3 -c 'import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone(); print("" if r is None else r[0])' "$1" "$2"; }
 # kill9_after_checkpoint CKPT CMD...: runs CMD in the background (stdout k.out,

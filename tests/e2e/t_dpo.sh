@@ -14,23 +14,7 @@ expect_rc 0 "$RLHF" pretrain --corpus "$CORPUS" --tokenizer tok.bin --config tin
     --steps 2 --out other.ckpt
 # chosen: the corpus's answer; rejected: its words in reverse order (pairs.jsonl,
 # a pattern that generalises to held-out prompts) or another prompt's answer (few.jsonl)
-/usr/bin/python3 - "$CORPUS" <<'PY'
-import json, sys
-docs = open(sys.argv[1]).read().split("\n\n")
-pairs = []
-for d in docs:
-    if d.startswith("Human: ") and "\nAssistant: " in d:
-        p, a = d[7:].split("\nAssistant: ", 1)
-        if all(p != q for q, _ in pairs):
-            pairs.append((p, a.strip()))
-pairs = pairs[:240]
-with open("pairs.jsonl", "w") as f:
-    for i, (p, a) in enumerate(pairs):
-        f.write(json.dumps({"prompt": p, "chosen": a, "rejected": " ".join(reversed(a.split()))}) + "\n")
-with open("few.jsonl", "w") as f:
-    for i, (p, a) in enumerate(pairs[:40]):
-        f.write(json.dumps({"prompt": p, "chosen": a, "rejected": pairs[(i + 11) % 40][1]}) + "\n")
-PY
+/usr/bin/python3 "$ROOT/tests/e2e/make_pairs.py" "$CORPUS" 240 --unique pairs.jsonl=reversed few.jsonl=next11:0:40
 
 # usage errors
 expect_rc 2 "$RLHF" dpo --data pairs.jsonl --out d.ckpt

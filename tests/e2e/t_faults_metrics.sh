@@ -10,22 +10,7 @@ expect_rc 0 "$RLHF" tokenizer train --vocab 300 --out tok.bin "$CORPUS"
 expect_rc 0 "$RLHF" init p.db
 expect_rc 0 "$RLHF" pretrain --corpus "$CORPUS" --tokenizer tok.bin --config tiny \
     --steps 20 --batch 4 --lr 3e-3 --out base.ckpt
-/usr/bin/python3 - "$CORPUS" <<'PY'
-import json, sys
-docs = open(sys.argv[1]).read().split("\n\n")
-pairs = []
-for d in docs:
-    if d.startswith("Human: ") and "\nAssistant: " in d:
-        p, a = d[7:].split("\nAssistant: ", 1)
-        pairs.append((p, a.strip()))
-pairs = pairs[:200]
-with open("sft.jsonl", "w") as f:
-    for p, a in pairs:
-        f.write(json.dumps({"prompt": p, "completion": a}) + "\n")
-with open("prefs.jsonl", "w") as f:
-    for i, (p, a) in enumerate(pairs[:80]):
-        f.write(json.dumps({"prompt": p, "chosen": a, "rejected": pairs[(i + 7) % 80][1]}) + "\n")
-PY
+/usr/bin/python3 "$ROOT/tests/e2e/make_pairs.py" "$CORPUS" 200 sft.jsonl=completion prefs.jsonl=next7:0:80
 # A writer holding the store: BEGIN IMMEDIATE until the file `release` shows
 # or SECONDS pass; `locked` shows once it holds the lock.
 cat >hold.py <<'PY'
@@ -92,20 +77,33 @@ random_kills() {
         _k=$((_k + 1))
     done
 }
+# resumed_curves REF WHAT CKPT1 CKPT2 CMD...: CMD --out CKPT1 killed while its
+# save waits on the store and CMD --out CKPT2 killed at random moments, each
+# then resumed, end with REF's curve
+resumed_curves() {
+    _ref=$1 _what=$2 _c1=$3 _c2=$4; shift 4
+    kill_when_locked $_c1 "$@" --out $_c1
+    expect_rc 0 "$@" --out $_c1 --resume
+    curve p.db >$_c1.txt
+    same_curve $_ref $_c1.txt "$_what killed while its save waited on the store"
+    random_kills 4 "$@" --out $_c2
+    expect_rc 0 "$@" --out $_c2 --resume
+    curve p.db >$_c2.txt
+    same_curve $_ref $_c2.txt "$_what after random kills"
+}
+# wait_step N: until the newest run has its points of step N (30 s at most)
+wait_step() {
+    _i=0
+    while [ "$(sql p.db "select count(*) from metrics where run_id = (select max(id) from runs) and step = $1")" = 0 ] &&
+        [ $_i -lt 600 ]; do sleep 0.05; _i=$((_i + 1)); done
+}
 
 # pretrain: an uninterrupted run's curve, then killed runs resumed to the same rows
 PT="--db p.db --corpus $CORPUS --tokenizer tok.bin --config tiny --steps 150 --batch 4 --lr 3e-3 --eval-every 25 --save-every 1 --threads 1"
 expect_rc 0 "$RLHF" pretrain $PT --out ref.ckpt
 curve p.db >ref.txt
 [ "$(grep -c ' train_loss ' ref.txt)" = 150 ] || die "the uninterrupted run lacks train_loss points"
-kill_when_locked k1.ckpt "$RLHF" pretrain $PT --out k1.ckpt
-expect_rc 0 "$RLHF" pretrain $PT --out k1.ckpt --resume
-curve p.db >k1.txt
-same_curve ref.txt k1.txt "pretrain killed while its save waited on the store"
-random_kills 4 "$RLHF" pretrain $PT --out k2.ckpt
-expect_rc 0 "$RLHF" pretrain $PT --out k2.ckpt --resume
-curve p.db >k2.txt
-same_curve ref.txt k2.txt "pretrain after random kills"
+resumed_curves ref.txt pretrain k1.ckpt k2.ckpt "$RLHF" pretrain $PT
 
 # a store locked for 17 s (past the 15 s busy timeout) mid-run: the run goes on and records every step
 PB="--db p.db --corpus $CORPUS --tokenizer tok.bin --config tiny --steps 150 --batch 4 --lr 3e-3 --eval-every 25 --save-every 10 --threads 1"
@@ -128,14 +126,7 @@ same_curve ref.txt b.txt "pretrain under a locked store"
 ST="--db p.db --init base.ckpt --data sft.jsonl --steps 60 --batch 4 --save-every 1 --eval-every 20 --threads 1 --seed 5"
 expect_rc 0 "$RLHF" sft $ST --out sref.ckpt
 curve p.db >sref.txt
-kill_when_locked s1.ckpt "$RLHF" sft $ST --out s1.ckpt
-expect_rc 0 "$RLHF" sft $ST --out s1.ckpt --resume
-curve p.db >s1.txt
-same_curve sref.txt s1.txt "sft killed while its save waited on the store"
-random_kills 4 "$RLHF" sft $ST --out s2.ckpt
-expect_rc 0 "$RLHF" sft $ST --out s2.ckpt --resume
-curve p.db >s2.txt
-same_curve sref.txt s2.txt "sft after random kills"
+resumed_curves sref.txt sft s1.ckpt s2.ckpt "$RLHF" sft $ST
 
 # train-rm: killed while its save waits on the store, then killed in the normalisation
 RT="--db p.db --init base.ckpt --data prefs.jsonl --batch 4 --save-every 1 --threads 1 --seed 3 --norm-samples 2000"
@@ -149,9 +140,7 @@ steps=$(grep -c ' train_loss ' rref.txt)
 # the normalisation starts once the last step's points are in (they precede its checkpoint)
 "$RLHF" train-rm $RT --out r2.ckpt --name r2 >k.out 2>k.err &
 pid=$!
-i=0
-while [ "$(sql p.db "select count(*) from metrics where run_id = (select max(id) from runs) and step = $steps")" = 0 ] &&
-    [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+wait_step $steps
 sleep 0.3
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
@@ -164,9 +153,7 @@ same_curve rref.txt r2.txt "train-rm killed in the normalisation"
 # Ctrl-C in the normalisation: exit 1, the run interrupted, --resume finishes it
 "$RLHF" train-rm $RT --out r3.ckpt --name r3 >int.out 2>int.err &
 pid=$!
-i=0
-while [ "$(sql p.db "select count(*) from metrics where run_id = (select max(id) from runs) and step = $steps")" = 0 ] &&
-    [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+wait_step $steps
 sleep 0.3
 kill -INT $pid
 wait $pid

@@ -4,14 +4,7 @@
 . "$ROOT/tests/e2e/lib.sh"
 export RLHF_DB=a.db
 expect_rc 0 "$RLHF" init a.db
-: > c.jsonl
-for i in 1 2 3 4 5 6; do
-    cat >> c.jsonl <<J
-{"prompt":"What color is the sky on day $i?","completion":"The sky is blue on day $i.","model":"good"}
-{"prompt":"What color is the sky on day $i?","completion":"cheese cheese cheese","model":"bad"}
-{"prompt":"What color is the sky on day $i?","completion":"On day $i the sky is blue, with a few white clouds over the sea","model":"ok"}
-J
-done
+sky_candidates 6 > c.jsonl
 expect_rc 0 "$RLHF" candidates import c.jsonl
 cp a.db fresh.db
 

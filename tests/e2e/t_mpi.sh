@@ -111,29 +111,12 @@ expect_rc 0 mpi 2 "$RLHF" pretrain $I --out i.ckpt --resume
 cmp ifull.ckpt i.ckpt || die "the 2-rank run resumed after Ctrl-C differs from an uninterrupted one"
 
 # ---- sft, dpo (cli/train_cmd.c's loop) and train-rm ----------------------------
-$PY - "$CORPUS" <<'PY'
-import json, sys
-docs = open(sys.argv[1]).read().split("\n\n")
-pairs = []
-for d in docs:
-    if d.startswith("Human: ") and "\nAssistant: " in d:
-        p, a = d[7:].split("\nAssistant: ", 1)
-        if all(p != q for q, _ in pairs):
-            pairs.append((p, a.strip()))
-pairs = pairs[:120]
-with open("sft.jsonl", "w") as f:
-    for p, a in pairs:
-        f.write(json.dumps({"prompt": p, "completion": a}) + "\n")
-with open("pairs.jsonl", "w") as f:
-    for p, a in pairs:
-        f.write(json.dumps({"prompt": p, "chosen": a, "rejected": " ".join(reversed(a.split()))}) + "\n")# the RM's rejected answer is another prompt's: against its own words reversed,
+# the RM's rejected answer is another prompt's: against its own words reversed,
 # every token's embedding gradient nearly cancels, and AdamW's sign-like first
 # steps turn the rounding left over (which differs with the split over ranks)
 # into lr-sized moves, so no two groupings of the batch would agree
-with open("pairs_rm.jsonl", "w") as f:
-    for i, (p, a) in enumerate(pairs):
-        f.write(json.dumps({"prompt": p, "chosen": a, "rejected": pairs[(i + 7) % len(pairs)][1]}) + "\n")
-PY
+$PY "$ROOT/tests/e2e/make_pairs.py" "$CORPUS" 120 --unique sft.jsonl=completion pairs.jsonl=reversed \
+    pairs_rm.jsonl=next7
 # A: a short run to compare 1 and 2 ranks; K: a long one to kill and resume
 for cmd in sft dpo train-rm; do
     case $cmd in

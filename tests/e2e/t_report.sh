@@ -25,14 +25,7 @@ contains "$OUT" "wrote empty.html"
 contains "$(cat empty.html)" "Nothing to report yet"
 
 # rankings by two simulated labelers, some candidates flagged
-: > c.jsonl
-for i in 1 2 3 4 5 6 7 8; do
-    cat >> c.jsonl <<J
-{"prompt":"What color is the sky on day $i?","completion":"The sky is blue on day $i.","model":"good"}
-{"prompt":"What color is the sky on day $i?","completion":"cheese cheese cheese","model":"bad"}
-{"prompt":"What color is the sky on day $i?","completion":"On day $i the sky is blue, with a few white clouds over the sea","model":"ok"}
-J
-done
+sky_candidates 8 > c.jsonl
 expect_rc 0 "$RLHF" candidates import c.jsonl
 expect_rc 0 "$RLHF" label --auto demo --as bot1
 expect_rc 0 "$RLHF" label --auto keyword --as bot2 --overlap 2 --noise 0.3 --seed 3

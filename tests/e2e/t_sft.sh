@@ -11,29 +11,8 @@ expect_rc 0 "$RLHF" init p.db
 expect_rc 0 "$RLHF" pretrain --db p.db --corpus "$CORPUS" --tokenizer tok.bin --config tiny \
     --steps 30 --batch 4 --lr 3e-3 --out base.ckpt --name base
 # prompt/answer pairs from the corpus's exchanges; a tenth of them as TRL pairs for the store
-/usr/bin/python3 - "$CORPUS" <<'PY'
-import json, sys
-docs = open(sys.argv[1]).read().split("\n\n")
-pairs = []
-for d in docs:
-    if d.startswith("Human: ") and "\nAssistant: " in d:
-        p, a = d[7:].split("\nAssistant: ", 1)
-        pairs.append((p, a.strip()))
-pairs = pairs[:300]
-with open("sft.jsonl", "w") as f:
-    for p, a in pairs:
-        f.write(json.dumps({"prompt": p, "completion": a}) + "\n")
-with open("chat.jsonl", "w") as f:
-    for p, a in pairs[:40]:
-        f.write(json.dumps({"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}]}) + "\n")
-with open("prefs.jsonl", "w") as f:
-    for i, (p, a) in enumerate(pairs[:30]):
-        f.write(json.dumps({"prompt": p, "chosen": a, "rejected": pairs[(i + 7) % 30][1]}) + "\n")
-with open("demos.jsonl", "w") as f:
-    for p, a in pairs[30:50]:
-        f.write(json.dumps({"prompt": p, "completion": a, "model": "human-demos"}) + "\n")
-open("demos.n", "w").write(str(len(set(pairs[30:50]))))
-PY
+/usr/bin/python3 "$ROOT/tests/e2e/make_pairs.py" "$CORPUS" 300 sft.jsonl=completion chat.jsonl=chat:0:40 \
+    prefs.jsonl=next7:0:30 demos.jsonl=demos:30:50 demos.n=distinct:30:50
 
 # usage errors
 expect_rc 2 "$RLHF" sft --data sft.jsonl --out s.ckpt

@@ -1,6 +1,6 @@
 /* Fixtures several unit-test files share: a scratch project database, a
- * ranked prompt in it, and a byte-level tokenizer (one token per byte) built
- * in memory. */
+ * ranked prompt in it, a byte-level tokenizer (one token per byte) built
+ * in memory, and a tiny random model. */
 #ifndef RLHF_TESTS_UNIT_FIXTURES_H
 #define RLHF_TESTS_UNIT_FIXTURES_H
 
@@ -17,6 +17,7 @@
 #include "db/prompts.h"
 #include "db/rankings.h"
 #include "db/registry.h"
+#include "model/model.h"
 #include "model/tokenizer.h"
 
 /* A new project in /tmp; path (64 bytes) receives its name. */
@@ -84,6 +85,15 @@ static inline void fixture_ranked(Db *db, const char *prompt, const char *labele
     in.none_acceptable = none_ok;
     in.items = items, in.n_items = n;
     cr_assert_eq(db_ranking_submit(db, &in, NULL, &err), 0, "%s", err.msg);
+}
+
+/* A random model from seed: 2 layers, dim 16, 4 heads, vocab 23, context 16, tied. */
+static inline void tiny_model(Model *m, uint64_t seed) {
+    Config c = {.dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = 4, .n_kv_heads = 4,
+                .vocab_size = 23, .seq_len = 16, .shared_classifier = 1};
+    Err err = {0};
+    cr_assert_eq(model_create(m, &c, 0, &err), 0, "%s", err.msg);
+    model_init_random(m, seed);
 }
 
 #endif

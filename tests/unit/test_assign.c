@@ -251,10 +251,15 @@ static void run_children(int n, int overlap) {
     }
 }
 
+/* n labeler processes at once (run_children) on a new project of `prompts`
+ * prompts with 3 candidates each. */
+static void label_at_once(int prompts, int n, int overlap) {
+    db_close(make_db(prompts, 3, 0));
+    run_children(n, overlap);
+}
+
 Test(assign, two_processes_never_double_assign) {
-    Db *db = make_db(40, 3, 0);
-    db_close(db);
-    run_children(2, 1);
+    label_at_once(40, 2, 1);
     cr_assert_eq(count(NULL, "SELECT count(*) FROM rankings"), 40);
     cr_assert_eq(count(NULL, "SELECT count(*) FROM (SELECT prompt_id FROM rankings GROUP BY prompt_id HAVING count(*) > 1)"), 0);
     cr_assert_eq(count(NULL, "SELECT count(DISTINCT prompt_id) FROM rankings"), 40);
@@ -263,9 +268,7 @@ Test(assign, two_processes_never_double_assign) {
 }
 
 Test(assign, three_processes_with_overlap_two) {
-    Db *db = make_db(20, 3, 0);
-    db_close(db);
-    run_children(3, 2);
+    label_at_once(20, 3, 2);
     cr_assert_eq(count(NULL, "SELECT count(*) FROM rankings"), 40);
     cr_assert_eq(count(NULL, "SELECT count(*) FROM (SELECT prompt_id FROM rankings GROUP BY prompt_id HAVING count(*) != 2)"), 0);
     cr_assert_eq(count(NULL, "SELECT count(*) FROM (SELECT 1 FROM rankings GROUP BY prompt_id, labeler_id HAVING count(*) > 1)"), 0);

@@ -12,6 +12,7 @@
 #include "gen/best_of.h"
 #include "model/chat.h"
 #include "model/seq.h"
+#include "tests/unit/files.h"
 
 static void split_ok(const char *prompt, int n, const char *const *roles,
                      const char *const *contents) {
@@ -111,13 +112,6 @@ Test(chat, detection_by_markers_and_refusals) {
     cr_assert(strstr(err.msg, "unrecognised chat template"), "%s", err.msg);
     cr_assert(strstr(err.msg, "--template"), "%s", err.msg);
     cr_assert_eq(detect("", &t), RLHF_EINVAL);
-}
-
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 static char *load_dir(const char *dir, Err *err, int *rc) {

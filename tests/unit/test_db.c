@@ -13,6 +13,7 @@
 #include "db/rankings.h"
 #include "db/registry.h"
 #include "db/status.h"
+#include "tests/unit/files.h"
 
 static char dbpath[64];
 
@@ -35,13 +36,6 @@ static Db *fresh(void) {
     Err e = {0};
     cr_assert_eq(db_open(dbpath, DB_OPEN_CREATE, &db, &e), 0, "%s", e.msg);
     return db;
-}
-
-static void write_file(const char *path, const char *s) {
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(s, f);
-    fclose(f);
 }
 
 TestSuite(db, .init = setup, .fini = teardown);

@@ -16,15 +16,9 @@
 #include "util/rng.h"
 #include "util/sys.h"
 
+#include "tests/unit/files.h"
 #include "tests/unit/tmpdir.h"
 
-
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
-}
 
 Test(safetensors, bf16_rounds_to_nearest_even) {
     cr_assert_eq(st_f32_to_bf16(1.0f), 0x3f80);

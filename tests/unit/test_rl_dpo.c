@@ -13,6 +13,7 @@
 
 #include "rl/dpo.h"
 #include "util/rng.h"
+#include "tests/unit/fixtures.h"
 
 Test(rl_dpo, losses_by_hand) {
     double dc, dr, l;
@@ -67,13 +68,6 @@ Test(rl_dpo, loss_gradients_match_finite_differences) {
                           dpo_loss_name(type), i, d[i], num);
             }
         }
-}
-
-static void tiny_model(Model *m, uint64_t seed) {
-    Config c = {16, 24, 2, 4, 4, 23, 16, 1};
-    Err err = {0};
-    cr_assert_eq(model_create(m, &c, 0, &err), 0, "%s", err.msg);
-    model_init_random(m, seed);
 }
 
 /* n pairs: a prompt <s> p q, chosen = tokens from 13.., rejected = from 3.. */

@@ -116,60 +116,65 @@ Test(rl_ppo, sampler_logprobs_equal_training_forward) {
 }
 
 /* A run with a value head whose reference is the policy as it starts. */
-static void start(Ppo *p, const PpoConfig *c, Tokenizer **tok, Model *pol, Model *ref, uint64_t seed) {
-    *tok = char_tokenizer();
-    tiny_model(pol, tok_vocab_size(*tok), seed);
-    copy_model(ref, pol);
+typedef struct Run {
+    Tokenizer *tok;
+    Model pol, ref;
+    Ppo p;
+} Run;
+
+static void start(Run *r, const PpoConfig *c, uint64_t seed) {
+    r->tok = char_tokenizer();
+    tiny_model(&r->pol, tok_vocab_size(r->tok), seed);
+    copy_model(&r->ref, &r->pol);
     set_prompts();
     Err err = {0};
-    cr_assert_eq(ppo_init(p, c, pol, ref, NULL, *tok, prompts, 4, NULL, NULL, 0, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(ppo_init(&r->p, c, &r->pol, &r->ref, NULL, r->tok, prompts, 4, NULL, NULL, 0, 1, &err), 0,
+                 "%s", err.msg);
+}
+
+static void finish(Run *r) {
+    ppo_free(&r->p);
+    model_free(&r->pol), model_free(&r->ref);
+    tok_free(r->tok);
 }
 
 Test(rl_ppo, kl_is_exactly_zero_at_step_zero) {
-    Tokenizer *tok;
-    Model pol, ref;
+    Run r;
     PpoConfig c;
     small_config(&c);
-    Ppo p;
     Err err = {0};
-    start(&p, &c, &tok, &pol, &ref, 3);
+    start(&r, &c, 3);
     PpoStats s;
-    cr_assert_eq(ppo_step(&p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(ppo_step(&r.p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
     cr_assert_eq(s.kl, 0.0, "step 0 KL %g", s.kl);
     cr_assert_eq(s.kl_full, 0.0, "step 0 full KL %g", s.kl_full);
     cr_assert(s.entropy_tok > 3, "a fresh model is near uniform: %g", s.entropy_tok);
     cr_assert_eq(s.step, 1);
     /* after an update the policy has moved: both KLs are positive */
-    cr_assert_eq(ppo_step(&p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(ppo_step(&r.p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
     cr_assert(s.kl_full > 0, "full KL %g", s.kl_full);
-    ppo_free(&p);
-    model_free(&pol), model_free(&ref);
-    tok_free(tok);
+    finish(&r);
 }
 
 Test(rl_ppo, raises_a_known_reward_with_kl_near_target) {
-    Tokenizer *tok;
-    Model pol, ref;
+    Run r;
     PpoConfig c;
     small_config(&c);
     c.kl_target = 3, c.kl_horizon = 64, c.beta = 0.05;
-    Ppo p;
     Err err = {0};
-    start(&p, &c, &tok, &pol, &ref, 5);
+    start(&r, &c, 5);
     PpoStats s;
     double first = 0, last = 0, kl_last = 0;
     int steps = 40;
     for (int i = 0; i < steps; i++) {
-        cr_assert_eq(ppo_step(&p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
+        cr_assert_eq(ppo_step(&r.p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
         if (i < 3) first += s.score / 3;
         if (i >= steps - 5) last += s.score / 5, kl_last += s.kl / 5;
     }
     cr_assert(last > first + 0.2, "reward %.3f -> %.3f", first, last);
     cr_assert(kl_last < 3 * c.kl_target, "KL %.3f ran away from its target %.1f", kl_last, c.kl_target);
-    cr_assert(p.kl.beta != c.beta, "the controller never moved beta");
-    ppo_free(&p);
-    model_free(&pol), model_free(&ref);
-    tok_free(tok);
+    cr_assert(r.p.kl.beta != c.beta, "the controller never moved beta");
+    finish(&r);
 }
 
 /* A run saved after 3 steps and resumed gives the same 4th step as a run never
@@ -272,56 +277,46 @@ static int constant_reward(void *ctx, const SeqExample *ex, const SampleResult *
 /* At step 0 (KL 0) the reward the policy sees is the score after the length
  * penalty and the clipping: checkable exactly. */
 Test(rl_ppo, length_penalty_and_score_clipping) {
-    Tokenizer *tok;
-    Model pol, ref;
+    Run r;
     PpoConfig c;
     small_config(&c);
     c.max_new = 2, c.length_penalty = 5, c.score_clip = 4;
-    Ppo p;
     Err err = {0};
-    start(&p, &c, &tok, &pol, &ref, 13);
+    start(&r, &c, 13);
     float three = 3;
     PpoStats s;
-    cr_assert_eq(ppo_step(&p, constant_reward, &three, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(ppo_step(&r.p, constant_reward, &three, &s, &err), 0, "%s", err.msg);
     cr_assert_eq(s.score, 3.0, "the raw score is logged before penalties");
     cr_assert(s.eos_frac < 0.5, "a fresh model rarely ends within 2 tokens");
     /* cut answers: 3 - 5 = -2; ended ones: 3 */
     double want = 3 * s.eos_frac + -2 * (1 - s.eos_frac);
     cr_assert(fabs(s.rlhf_reward - want) < 1e-6, "rlhf reward %g, want %g", s.rlhf_reward, want);
-    ppo_free(&p);
-    model_free(&pol), model_free(&ref);
-    tok_free(tok);
+    finish(&r);
     /* clipping: a score of 9 counts as 4 */
     c.length_penalty = 0;
-    start(&p, &c, &tok, &pol, &ref, 13);
+    start(&r, &c, 13);
     float nine = 9;
-    cr_assert_eq(ppo_step(&p, constant_reward, &nine, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(ppo_step(&r.p, constant_reward, &nine, &s, &err), 0, "%s", err.msg);
     cr_assert(fabs(s.rlhf_reward - 4) < 1e-6, "clipped reward %g", s.rlhf_reward);
-    ppo_free(&p);
-    model_free(&pol), model_free(&ref);
-    tok_free(tok);
+    finish(&r);
 }
 
 /* PPO-ptx: the corpus loss is computed and logged (a fresh model: about log V);
  * a corpus shorter than a window is refused. */
 Test(rl_ppo, ptx_mixes_in_the_corpus_loss) {
-    Tokenizer *tok;
-    Model pol, ref;
+    Run r;
     PpoConfig c;
     small_config(&c);
     c.ptx_coef = 1, c.ptx_len = 16;
-    Ppo p;
     Err err = {0};
-    start(&p, &c, &tok, &pol, &ref, 17);
+    start(&r, &c, 17);
     int corpus[200];
     for (int i = 0; i < 200; i++) corpus[i] = 3 + (i * 7) % 60;
-    cr_assert_eq(ppo_set_ptx(&p, corpus, 10, &err), RLHF_EINVAL);
-    cr_assert_eq(ppo_set_ptx(&p, corpus, 200, &err), 0, "%s", err.msg);
+    cr_assert_eq(ppo_set_ptx(&r.p, corpus, 10, &err), RLHF_EINVAL);
+    cr_assert_eq(ppo_set_ptx(&r.p, corpus, 200, &err), 0, "%s", err.msg);
     PpoStats s;
     float zero = 0;
-    cr_assert_eq(ppo_step(&p, constant_reward, &zero, &s, &err), 0, "%s", err.msg);
-    cr_assert(fabs(s.ptx_loss - log(tok_vocab_size(tok))) < 0.5, "ptx loss %g", s.ptx_loss);
-    ppo_free(&p);
-    model_free(&pol), model_free(&ref);
-    tok_free(tok);
+    cr_assert_eq(ppo_step(&r.p, constant_reward, &zero, &s, &err), 0, "%s", err.msg);
+    cr_assert(fabs(s.ptx_loss - log(tok_vocab_size(r.tok))) < 0.5, "ptx loss %g", s.ptx_loss);
+    finish(&r);
 }

@@ -20,14 +20,8 @@
 #include "rl/sft_data.h"
 #include "rl/trainer.h"
 #include "util/rng.h"
+#include "tests/unit/files.h"
 #include "tests/unit/fixtures.h"
-
-static void tiny_model(Model *m, uint64_t seed) {
-    Config c = {16, 24, 2, 4, 4, 23, 16, 1};
-    Err err = {0};
-    cr_assert_eq(model_create(m, &c, 0, &err), 0, "%s", err.msg);
-    model_init_random(m, seed);
-}
 
 /* n examples: <s> p p (2..4 prompt tokens), then an answer that is a
  * function of the prompt (so it can be learned), then </s>. */
@@ -52,14 +46,30 @@ static void toy_set(SftSet *s, int n, uint64_t seed) {
     }
 }
 
-Test(rl_sft, loss_covers_answer_tokens_only) {
+/* A tiny model from seed with its optimizer and an SFT trainer of batch B. */
+typedef struct Fix {
     Model m;
-    tiny_model(&m, 3);
     AdamW opt;
-    Err err = {0};
-    cr_assert_eq(adamw_create(&opt, m.n_params, &err), 0);
     SftTrainer tr;
-    cr_assert_eq(sft_trainer_init(&tr, &m, &opt, 4, 1, &err), 0, "%s", err.msg);
+} Fix;
+
+static void fix_init(Fix *f, uint64_t seed, int B) {
+    Err err = {0};
+    tiny_model(&f->m, seed);
+    cr_assert_eq(adamw_create(&f->opt, f->m.n_params, &err), 0);
+    cr_assert_eq(sft_trainer_init(&f->tr, &f->m, &f->opt, B, 1, &err), 0, "%s", err.msg);
+}
+
+static void fix_free(Fix *f) {
+    sft_trainer_free(&f->tr);
+    adamw_free(&f->opt);
+    model_free(&f->m);
+}
+
+Test(rl_sft, loss_covers_answer_tokens_only) {
+    Fix f;
+    fix_init(&f, 3, 4);
+    Err err = {0};
     /* prompt <s> 5 6 7, answer 8 </s>: the loss is -log p(8 | <s>567) - log p(</s> | <s>5678) / 2
      */
     int p[4] = {1, 5, 6, 7}, a[2] = {8, 2};
@@ -69,11 +79,11 @@ Test(rl_sft, loss_covers_answer_tokens_only) {
     cr_assert_eq(seq_join(p, 4, a, 2, 16, &s.ex[0], &err), 0);
     s.n = 1, s.lens[0] = 6;
     double loss;
-    cr_assert_eq(sft_eval(&tr, &s, &loss, &err), 0, "%s", err.msg);
+    cr_assert_eq(sft_eval(&f.tr, &s, &loss, &err), 0, "%s", err.msg);
     RunState rs;
     int toks[6] = {1, 5, 6, 7, 8, 2};
-    cr_assert_eq(model_runstate_create(&rs, &m.cfg, 1, 6, &err), 0);
-    cr_assert_eq(model_forward(&m, &rs, toks, 1, 6, MODEL_FWD_LOGITS, &err), 0);
+    cr_assert_eq(model_runstate_create(&rs, &f.m.cfg, 1, 6, &err), 0);
+    cr_assert_eq(model_forward(&f.m, &rs, toks, 1, 6, MODEL_FWD_LOGITS, &err), 0);
     double want = 0;
     for (int t = 3; t <= 4; t++) {
         const float *z = rs.logits + (size_t)t * 23;
@@ -95,9 +105,7 @@ Test(rl_sft, loss_covers_answer_tokens_only) {
     cr_assert(fabs(all - loss) > 1e-4, "the loss equals the every-token loss");
     model_runstate_free(&rs);
     sft_set_free(&s);
-    sft_trainer_free(&tr);
-    adamw_free(&opt);
-    model_free(&m);
+    fix_free(&f);
 }
 
 /* Trains `steps` steps from step `from` on set; the order comes from rl_batch_at. */
@@ -112,55 +120,41 @@ static void train(SftTrainer *tr, const SftSet *set, int from, int steps, int B,
 }
 
 Test(rl_sft, training_lowers_the_loss) {
-    Model m;
-    tiny_model(&m, 4);
-    AdamW opt;
+    Fix f;
+    fix_init(&f, 4, 4);
     Err err = {0};
-    cr_assert_eq(adamw_create(&opt, m.n_params, &err), 0);
-    SftTrainer tr;
-    cr_assert_eq(sft_trainer_init(&tr, &m, &opt, 4, 1, &err), 0);
     SftSet s;
     toy_set(&s, 40, 1);
     double before, after, last;
-    cr_assert_eq(sft_eval(&tr, &s, &before, &err), 0);
-    train(&tr, &s, 0, 60, 8, &last);
-    cr_assert_eq(sft_eval(&tr, &s, &after, &err), 0);
+    cr_assert_eq(sft_eval(&f.tr, &s, &before, &err), 0);
+    train(&f.tr, &s, 0, 60, 8, &last);
+    cr_assert_eq(sft_eval(&f.tr, &s, &after, &err), 0);
     cr_assert(after < before - 0.5, "loss %g -> %g", before, after);
     sft_set_free(&s);
-    sft_trainer_free(&tr);
-    adamw_free(&opt);
-    model_free(&m);
+    fix_free(&f);
 }
 
 Test(rl_sft, resumed_run_equals_uninterrupted) {
     Err err = {0};
     SftSet s;
     toy_set(&s, 30, 2);
-    Model a, b;
-    AdamW oa, ob;
-    SftTrainer ta, tb;
+    Fix a, b;
     double last;
-    tiny_model(&a, 5);
-    cr_assert_eq(adamw_create(&oa, a.n_params, &err), 0);
-    cr_assert_eq(sft_trainer_init(&ta, &a, &oa, 3, 1, &err), 0);
-    train(&ta, &s, 0, 10, 6, &last);
+    fix_init(&a, 5, 3);
+    train(&a.tr, &s, 0, 10, 6, &last);
     /* the same, stopped at step 4 through a checkpoint */
-    tiny_model(&b, 5);
-    cr_assert_eq(adamw_create(&ob, b.n_params, &err), 0);
-    cr_assert_eq(sft_trainer_init(&tb, &b, &ob, 3, 1, &err), 0);
-    train(&tb, &s, 0, 4, 6, &last);
+    fix_init(&b, 5, 3);
+    train(&b.tr, &s, 0, 4, 6, &last);
     char path[] = "/tmp/rlhf-unit-sft-XXXXXX";
     int fd = mkstemp(path);
     close(fd);
     RlState st = {0}, st2;
     memcpy(st.magic, "RL-SFT\0\0", 8);
     st.step = 4;
-    cr_assert_eq(rl_ckpt_save(path, &b, &ob, &st, NULL, &err), 0, "%s", err.msg);
-    sft_trainer_free(&tb);
-    adamw_free(&ob);
-    model_free(&b);
+    cr_assert_eq(rl_ckpt_save(path, &b.m, &b.opt, &st, NULL, &err), 0, "%s", err.msg);
+    fix_free(&b);
     void *pl;
-    cr_assert_eq(rl_ckpt_load(path, "RL-SFT\0\0", &b, &ob, &st2, &pl, &err), 0, "%s", err.msg);
+    cr_assert_eq(rl_ckpt_load(path, "RL-SFT\0\0", &b.m, &b.opt, &st2, &pl, &err), 0, "%s", err.msg);
     cr_assert_eq(st2.step, 4);
     cr_assert_null(pl);
     /* another trainer's checkpoint is refused */
@@ -170,15 +164,13 @@ Test(rl_sft, resumed_run_equals_uninterrupted) {
     cr_assert(strstr(err.msg, "not a DPO checkpoint"), "%s", err.msg);
     model_free(&c);
     adamw_free(&oc);
-    cr_assert_eq(sft_trainer_init(&tb, &b, &ob, 3, 1, &err), 0);
-    train(&tb, &s, 4, 6, 6, &last);
-    cr_assert_eq(memcmp(a.params, b.params, sizeof(float) * a.n_params), 0,
+    cr_assert_eq(sft_trainer_init(&b.tr, &b.m, &b.opt, 3, 1, &err), 0);
+    train(&b.tr, &s, 4, 6, 6, &last);
+    cr_assert_eq(memcmp(a.m.params, b.m.params, sizeof(float) * a.m.n_params), 0,
                  "resumed weights differ");
-    cr_assert_eq(oa.step, ob.step);
+    cr_assert_eq(a.opt.step, b.opt.step);
     unlink(path);
-    sft_trainer_free(&ta), sft_trainer_free(&tb);
-    adamw_free(&oa), adamw_free(&ob);
-    model_free(&a), model_free(&b);
+    fix_free(&a), fix_free(&b);
     sft_set_free(&s);
 }
 
@@ -217,13 +209,6 @@ Test(rl_trainer, each_epoch_visits_every_example_once_and_grouping_pads_less) {
     rl_batch_at(N, B, lens, 50, 7, 31, perm, idx);
     rl_batch_at(N, B, lens, 50, 7, 31, perm, idx2);
     cr_assert_eq(memcmp(idx, idx2, sizeof idx), 0);
-}
-
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 Test(rl_sft_data, jsonl_and_chat_messages) {

@@ -14,6 +14,7 @@
 #include "db/registry.h"
 #include "rm/export.h"
 #include "rm/prefs.h"
+#include "tests/unit/files.h"
 #include "tests/unit/fixtures.h"
 
 static void ranked(Db *db, const char *prompt, const char *labeler, const int *rank, int n) {
@@ -64,13 +65,6 @@ Test(rm_prefs, store_groups_ties_and_split) {
     cr_assert_eq(s.n, 2);
     prefs_free(&s);
     rm_db(db, path);
-}
-
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 Test(rm_prefs, file_pairs_and_hh) {

@@ -8,6 +8,7 @@
 
 #include "model/tokenizer.h"
 #include "util/rng.h"
+#include "tests/unit/files.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -55,15 +56,6 @@ static Buf handwritten(void) {
     for (int i = 0; i < N_EXTRA; i++)
         put_token(&b, extra_scores[i], extra_pieces[i]);
     return b;
-}
-
-static char *write_tmp(const void *data, size_t n) {
-    char *path = strdup("/tmp/rlhf-tok-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    cr_assert(write(fd, data, n) == (ssize_t)n);
-    close(fd);
-    return path;
 }
 
 static int lookup(const char **v, int nv, const char *s) {

@@ -13,15 +13,7 @@
 #include "util/rng.h"
 #include "util/sys.h"
 #include "util/text.h"
-
-static char *write_tmp(const char *data, size_t n) {
-    char *path = strdup("/tmp/rlhf-unit-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    cr_assert(write(fd, data, n) == (ssize_t)n);
-    close(fd);
-    return path;
-}
+#include "tests/unit/files.h"
 
 Test(err, prefix_and_codes) {
     Err e = {0};
@@ -94,12 +86,26 @@ Test(text, strbuf) {
     sb_free(&b);
 }
 
+/* A reader of a new file holding the n bytes at data; the file's path is
+ * returned for close_tmp, which closes the reader and removes the file. */
+static char *open_tmp(LineReader *r, const void *data, size_t n) {
+    char *path = write_tmp(data, n);
+    Err e = {0};
+    cr_assert_eq(lines_open(r, path, &e), 0, "%s", e.msg);
+    return path;
+}
+
+static void close_tmp(LineReader *r, char *path) {
+    lines_close(r);
+    unlink(path);
+    free(path);
+}
+
 Test(lines, crlf_bom_blank_and_places) {
     const char data[] = "\xEF\xBB\xBF{\"a\":1}\r\n\r\n   \n{\"a\":2}\n";
-    char *path = write_tmp(data, sizeof data - 1);
     LineReader r;
+    char *path = open_tmp(&r, data, sizeof data - 1);
     Err e = {0};
-    cr_assert_eq(lines_open(&r, path, &e), 0);
     cJSON *j;
     cr_assert_eq(jsonl_next(&r, &j, &e), 0);
     cr_assert_not_null(j);
@@ -110,18 +116,15 @@ Test(lines, crlf_bom_blank_and_places) {
     cJSON_Delete(j);
     cr_assert_eq(jsonl_next(&r, &j, &e), 0);
     cr_assert_null(j);
-    lines_close(&r);
-    unlink(path);
-    free(path);
+    close_tmp(&r, path);
 }
 
 Test(lines, errors_name_file_and_line) {
     const char data[] = "{\"prompt\":\"ok\"}\n{\"prompt\": \n";
-    char *path = write_tmp(data, sizeof data - 1);
     LineReader r;
+    char *path = open_tmp(&r, data, sizeof data - 1);
     Err e = {0};
     cJSON *j;
-    lines_open(&r, path, &e);
     cr_assert_eq(jsonl_next(&r, &j, &e), 0);
     const char *s;
     cr_assert_eq(jsonl_string(&r, j, "prompt", 1, &s, &e), 0);
@@ -131,33 +134,25 @@ Test(lines, errors_name_file_and_line) {
     cJSON_Delete(j);
     cr_assert_eq(jsonl_next(&r, &j, &e), RLHF_EFORMAT);
     cr_assert(strstr(e.msg, ":2: invalid JSON"), "%s", e.msg);
-    lines_close(&r);
-    unlink(path);
-    free(path);
+    close_tmp(&r, path);
 }
 
 Test(lines, invalid_utf8_and_nul_refused) {
     const char bad[] = "fine\nbad \xff byte\n";
-    char *path = write_tmp(bad, sizeof bad - 1);
     LineReader r;
+    char *path = open_tmp(&r, bad, sizeof bad - 1);
     Err e = {0};
     char *l;
     size_t n;
-    lines_open(&r, path, &e);
     cr_assert_eq(lines_next(&r, &l, &n, &e), 0);
     cr_assert_eq(lines_next(&r, &l, &n, &e), RLHF_EFORMAT);
     cr_assert(strstr(e.msg, ":2: invalid UTF-8 at byte 5"), "%s", e.msg);
-    lines_close(&r);
-    unlink(path);
-    free(path);
+    close_tmp(&r, path);
     const char nul[] = "a\0b\n";
-    path = write_tmp(nul, 4);
-    lines_open(&r, path, &e);
+    path = open_tmp(&r, nul, 4);
     cr_assert_eq(lines_next(&r, &l, &n, &e), RLHF_EFORMAT);
     cr_assert(strstr(e.msg, "NUL byte"), "%s", e.msg);
-    lines_close(&r);
-    unlink(path);
-    free(path);
+    close_tmp(&r, path);
 }
 
 Test(lines, ten_megabyte_line) {
@@ -167,19 +162,16 @@ Test(lines, ten_megabyte_line) {
     size_t off = strlen(big);
     memset(big + off, 'x', n);
     strcpy(big + off + n, "\"}\n");
-    char *path = write_tmp(big, strlen(big));
     LineReader r;
+    char *path = open_tmp(&r, big, strlen(big));
     Err e = {0};
     cJSON *j;
-    lines_open(&r, path, &e);
     cr_assert_eq(jsonl_next(&r, &j, &e), 0, "%s", e.msg);
     const char *s;
     cr_assert_eq(jsonl_string(&r, j, "prompt", 1, &s, &e), 0);
     cr_assert_eq(strlen(s), n);
     cJSON_Delete(j);
-    lines_close(&r);
-    unlink(path);
-    free(path);
+    close_tmp(&r, path);
     free(big);
 }
 
@@ -265,19 +257,16 @@ Test(sys, atomic_temporary_is_exclusive_and_stale_ones_removed) {
 
 Test(lines, escaped_nul_refused_not_truncated) {
     const char data[] = "{\"prompt\":\"a\\\\u0000b\"}\n{\"prompt\":\"a\\u0000b\"}\n";
-    char *path = write_tmp(data, sizeof data - 1);
     LineReader r;
+    char *path = open_tmp(&r, data, sizeof data - 1);
     Err e = {0};
     cJSON *j;
-    lines_open(&r, path, &e);
     cr_assert_eq(jsonl_next(&r, &j, &e), 0, "%s", e.msg); /* an escaped backslash is text */
     cr_assert_str_eq(cJSON_GetObjectItem(j, "prompt")->valuestring, "a\\u0000b");
     cJSON_Delete(j);
     cr_assert_eq(jsonl_next(&r, &j, &e), RLHF_EFORMAT);
     cr_assert(strstr(e.msg, ":2: \\u0000 (NUL) in a string at column 13"), "%s", e.msg);
-    lines_close(&r);
-    unlink(path);
-    free(path);
+    close_tmp(&r, path);
 }
 
 Test(lines, gzip_read_directly) {
@@ -299,7 +288,5 @@ Test(lines, gzip_read_directly) {
     cJSON_Delete(j);
     cr_assert_eq(jsonl_next(&r, &j, &e), 0);
     cr_assert_null(j);
-    lines_close(&r);
-    unlink(path);
-    free(path);
+    close_tmp(&r, path);
 }
