@@ -1,6 +1,6 @@
 /* rlhf export: rankings out as comparisons or rankings in the field's formats. */
 #include "cli/cli.h"
-#include "cli/filter.h"
+#include "cli/opts.h"
 #include "rm/export.h"
 #include "util/sys.h"
 
@@ -47,77 +47,57 @@ const struct cmd_entry cmd_export_entry = {
 
 static const struct cmd_entry *E = &cmd_export_entry;
 
-static int exec_export(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB,
-                                         CLI_OPT_HELP,
-                                         {"format", required_argument, NULL, 'f'},
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"val-frac", required_argument, NULL, 'v'},
-                                         {"val-out", required_argument, NULL, 'V'},
-                                         {"min-agreement", required_argument, NULL, 'm'},
-                                         {"margin", required_argument, NULL, 'M'},
-                                         {"keep-same-model", no_argument, NULL, 'S'},
-                                         CLI_FILTER_OPTS,
-                                         CLI_OPT_END};
-    const char *dbflag = NULL, *out_path = NULL, *val_path = NULL, *format = NULL;
-    ExportOptions o = {0};
-    o.filter = db_ranking_filter_default();
-    o.min_agreement = -1;
-    int c;
-    while ((c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
-        int fr = cli_filter_opt(E, c, optarg, &o.filter);
-        if (fr == 1) continue;
-        if (fr) return fr;
-        switch (c) {
-        case 'D':
-            dbflag = optarg;
-            break;
-        case 'f':
-            format = optarg;
-            break;
-        case 'o':
-            out_path = optarg;
-            break;
-        case 'V':
-            val_path = optarg;
-            break;
-        case 'v':
-            if (cli_parse_double(E, "--val-frac", optarg, 0, 1, &o.val_frac)) return EXIT_USAGE;
-            break;
-        case 'm':
-            if (cli_parse_double(E, "--min-agreement", optarg, 0, 1, &o.min_agreement))
-                return EXIT_USAGE;
-            break;
-        case 'M':
-            if (cli_parse_double(E, "--margin", optarg, 0, 100, &o.margin)) return EXIT_USAGE;
-            if (o.margin == 0) return cli_usage_error(E, "--margin: X must be above 0");
-            break;
-        case 'S':
-            o.keep_same_model = 1;
-            break;
-        case 'h':
-            return cli_help(E);
-        default:
-            return cli_bad_option(E, argv, c);
-        }
-    }
-    if (optind < argc) return cli_usage_error(E, "unexpected argument '%s'", argv[optind]);
+typedef struct Args {
+    const char *dbflag, *out_path, *val_path;
+    ExportOptions o;
+} Args;
+
+/* The options and their checks; -1 to go on, else the exit status. */
+static int parse(int argc, char **argv, Args *a) {
+    ExportOptions *o = &a->o;
+    const char *format = NULL;
+    int margin_given = 0;
+    o->filter = db_ranking_filter_default();
+    o->min_agreement = -1;
+    CliOpt filters[8];
+    cli_filter_table(&o->filter, NULL, filters);
+    const CliOpt opts[] = {CLI_O_DB(&a->dbflag), CLI_O_STR("format", &format),
+                           CLI_O_SHORT('o', CLI_O_STR("out", &a->out_path)),
+                           CLI_O_DBL("val-frac", &o->val_frac, 0, 1),
+                           CLI_O_STR("val-out", &a->val_path),
+                           CLI_O_DBL("min-agreement", &o->min_agreement, 0, 1),
+                           CLI_O_SEEN(&margin_given, CLI_O_DBL("margin", &o->margin, 0, 100)),
+                           CLI_O_FLAG("keep-same-model", &o->keep_same_model),
+                           CLI_O_TABLE(filters), CLI_O_END};
+    int rc = cli_opts_parse(E, argc, argv, opts, NULL);
+    if (rc >= 0) return rc;
     static const char names[] = "pairs, pairs-chat, hh, rankings, arena, arena-json or csv";
     if (!format) return cli_usage_error(E, "--format is required (%s)", names);
-    o.format = rm_export_format(format);
-    if (o.format < 0) return cli_usage_error(E, "--format: unknown format '%s' (%s)", format, names);
-    if (o.margin > 0 && o.format != EXPORT_PAIRS && o.format != EXPORT_PAIRS_CHAT)
+    o->format = rm_export_format(format);
+    if (o->format < 0) return cli_usage_error(E, "--format: unknown format '%s' (%s)", format, names);
+    if (margin_given && o->margin == 0)
+        return cli_usage_error(E, "--margin: X must be above 0");
+    if (o->margin > 0 && o->format != EXPORT_PAIRS && o->format != EXPORT_PAIRS_CHAT)
         return cli_usage_error(E, "--margin is for --format pairs or pairs-chat");
-    int arena = o.format == EXPORT_ARENA || o.format == EXPORT_ARENA_JSON;
-    if (o.keep_same_model && !arena)
+    int arena = o->format == EXPORT_ARENA || o->format == EXPORT_ARENA_JSON;
+    if (o->keep_same_model && !arena)
         return cli_usage_error(E, "--keep-same-model is for --format arena or arena-json");
-    if (o.val_frac > 0 && !val_path) return cli_usage_error(E, "--val-frac needs --val-out FILE");
-    if (val_path && !(o.val_frac > 0))
+    if (o->val_frac > 0 && !a->val_path) return cli_usage_error(E, "--val-frac needs --val-out FILE");
+    if (a->val_path && !(o->val_frac > 0))
         return cli_usage_error(E, "--val-out needs --val-frac F (F > 0)");
-    if (val_path && out_path && strcmp(val_path, out_path) == 0)
+    if (a->val_path && a->out_path && strcmp(a->val_path, a->out_path) == 0)
         return cli_usage_error(E, "--out and --val-out name the same file");
+    return -1;
+}
+
+static int exec_export(int argc, char **argv) {
+    Args a = {0};
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0) return rc;
+    const char *out_path = a.out_path, *val_path = a.val_path;
+    ExportOptions o = a.o;
     Db *db;
-    int rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db);
+    rc = cli_open_db(E, a.dbflag, DB_OPEN_READONLY, &db);
     if (rc) return rc;
     Err err = {0};
     AtomicFile out = {0}, val = {0};

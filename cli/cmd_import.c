@@ -1,9 +1,11 @@
 /* rlhf import: public preference data (TRL pairs, HH-RLHF) into the project. */
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "db/prompts.h"
 #include "rm/import.h"
 #include "util/sys.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static int exec_import(int argc, char **argv);
@@ -34,52 +36,39 @@ const struct cmd_entry cmd_import_entry = {
 
 static const struct cmd_entry *E = &cmd_import_entry;
 
+/* The options' checks; -1 to go on, else EXIT_USAGE. */
+static int check(ImportOptions *o, const char *format, int n_files) {
+    if (!format) return cli_usage_error(E, "--format is required (pairs, hh or rankings)");
+    o->format = rm_import_format(format);
+    if (o->format < 0)
+        return cli_usage_error(E, "--format: unknown format '%s' (pairs, hh or rankings)", format);
+    if (n_files == 0) return cli_usage_error(E, "no FILE given");
+    if (o->split && !db_valid_split(o->split))
+        return cli_usage_error(E, "--split: '%s' is not a split name", o->split);
+    if (o->labeler && !*o->labeler) return cli_usage_error(E, "--labeler: empty name");
+    if (o->model && !*o->model) return cli_usage_error(E, "--model: empty name");
+    return -1;
+}
+
 static int exec_import(int argc, char **argv) {
-    static const struct option opts[] = {CLI_OPT_DB,
-                                         CLI_OPT_HELP,
-                                         {"format", required_argument, NULL, 'f'},
-                                         {"labeler", required_argument, NULL, 'l'},
-                                         {"model", required_argument, NULL, 'm'},
-                                         {"split", required_argument, NULL, 's'},
-                                         CLI_OPT_END};
     const char *dbflag = NULL, *format = NULL;
     ImportOptions o = {0};
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'D':
-            dbflag = optarg;
-            break;
-        case 'f':
-            format = optarg;
-            break;
-        case 'l':
-            o.labeler = optarg;
-            break;
-        case 'm':
-            o.model = optarg;
-            break;
-        case 's':
-            o.split = optarg;
-            break;
-        case 'h':
-            return cli_help(E);
-        default:
-            return cli_bad_option(E, argv, c);
-        }
+    CliList files = {0};
+    const CliOpt opts[] = {CLI_O_DB(&dbflag), CLI_O_STR("format", &format),
+                           CLI_O_STR("labeler", &o.labeler), CLI_O_STR("model", &o.model),
+                           CLI_O_STR("split", &o.split), CLI_O_END};
+    int rc = cli_opts_parse(E, argc, argv, opts, &files);
+    if (rc < 0) rc = check(&o, format, files.n);
+    if (rc >= 0) {
+        free(files.v);
+        return rc;
     }
-    if (!format) return cli_usage_error(E, "--format is required (pairs, hh or rankings)");
-    o.format = rm_import_format(format);
-    if (o.format < 0)
-        return cli_usage_error(E, "--format: unknown format '%s' (pairs, hh or rankings)", format);
-    if (optind >= argc) return cli_usage_error(E, "no FILE given");
-    if (o.split && !db_valid_split(o.split))
-        return cli_usage_error(E, "--split: '%s' is not a split name", o.split);
-    if (o.labeler && !*o.labeler) return cli_usage_error(E, "--labeler: empty name");
-    if (o.model && !*o.model) return cli_usage_error(E, "--model: empty name");
     Db *db;
-    int rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db);
-    if (rc) return rc;
+    rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db);
+    if (rc) {
+        free(files.v);
+        return rc;
+    }
     Err err = {0};
     ImportStats st = {0};
     Progress pg;
@@ -87,8 +76,9 @@ static int exec_import(int argc, char **argv) {
     o.progress = &pg;
     sys_catch_interrupts();
     rc = db_begin(db, &err);
-    for (int i = optind; i < argc && !rc; i++)
-        rc = rm_import_file(db, argv[i], &o, &st, &err);
+    for (int i = 0; i < files.n && !rc; i++)
+        rc = rm_import_file(db, files.v[i], &o, &st, &err);
+    free(files.v);
     if (!rc)
         rc = db_commit(db, &err);
     else
