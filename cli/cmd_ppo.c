@@ -61,9 +61,9 @@ static int value_opt(const struct cmd_entry *e, const CliOpt *opt, const char *a
 /* Checks the options against each other; -1 to go on, else EXIT_USAGE. */
 static int check(PpoOpts *o, int vlr_set, int ptx_coef_set) {
     PpoConfig *c = &o->c;
+    if (o->t.init && !o->rm) return cli_usage_error(E, "--rm RM is required");
     int rc = cli_train_check(E, &o->t, CLI_TRAIN_STEPS, "--policy");
     if (rc >= 0) return rc;
-    if (!o->rm) return cli_usage_error(E, "--rm RM is required");
     if (!db_valid_split(o->split)) return cli_usage_error(E, "--split: '%s' is not a split name", o->split);
     if (o->ptx && !ptx_coef_set) c->ptx_coef = 1;
     if (!o->ptx && c->ptx_coef > 0) return cli_usage_error(E, "--ptx-coef needs --ptx-corpus FILE");

@@ -228,10 +228,13 @@ static void status(TrainRun *r, char *buf, size_t n, int line) {
         return;
     }
     const char *unit = r->rate_unit ? r->rate_unit : "steps";
-    snprintf(buf, n,
-             line ? "loss %.4f, val loss %.4f, lr %.2e, %.0f %s/s"
-                  : "loss %.4f  val %.4f  lr %.1e  %.0f %s/s",
-             r->loss, r->st.last_val, r->lr, r->rate, unit);
+    int k = snprintf(buf, n, "loss %.4f", r->loss);
+    if (!isnan(r->st.last_val) && k >= 0 && (size_t)k < n)
+        k += snprintf(buf + k, n - (size_t)k, line ? ", val loss %.4f" : "  val %.4f", r->st.last_val);
+    if (k >= 0 && (size_t)k < n)
+        k += snprintf(buf + k, n - (size_t)k, line ? ", lr %.2e" : "  lr %.1e", r->lr);
+    if (!isnan(r->rate) && k >= 0 && (size_t)k < n)
+        snprintf(buf + k, n - (size_t)k, line ? ", %.0f %s/s" : "  %.0f %s/s", r->rate, unit);
 }
 
 static int loop(TrainRun *r, Err *err) {

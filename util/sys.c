@@ -18,6 +18,13 @@ int atomic_open(AtomicFile *a, const char *path, Err *err) {
     memset(a, 0, sizeof *a);
     if (strlen(path) >= sizeof a->path) return err_set(err, RLHF_EINVAL, "%s: path too long", path);
     snprintf(a->path, sizeof a->path, "%s", path);
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        /* a device, a pipe (/dev/null, /dev/stdout): written in place, never
+         * replaced by a renamed file (which, for root, would replace the device) */
+        if ((a->f = fopen(path, "wb"))) return RLHF_OK;
+        return err_set(err, RLHF_EIO, "%s: cannot write: %s", path, strerror(errno));
+    }
     /* mkstemp: a fresh name made with O_EXCL, so no symlink or other file
      * planted at a guessable name is followed or overwritten; the pid in the
      * name lets atomic_remove_stale tell a dead writer's leftovers */
@@ -49,6 +56,13 @@ void atomic_abort(AtomicFile *a) {
 }
 
 int atomic_commit(AtomicFile *a, Err *err) {
+    if (!a->tmp[0]) { /* written in place (atomic_open) */
+        int bad = fflush(a->f) != 0 || ferror(a->f), e = errno;
+        bad |= fclose(a->f) != 0;
+        a->f = NULL;
+        return bad ? err_set(err, RLHF_EIO, "%s: write failed: %s", a->path, strerror(e ? e : EIO))
+                   : RLHF_OK;
+    }
     if (fflush(a->f) != 0 || ferror(a->f) || fsync(fileno(a->f)) != 0) {
         int e = errno;
         atomic_abort(a);

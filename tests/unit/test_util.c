@@ -1,5 +1,6 @@
 /* util/: errors, rng, UTF-8, sha256, line and JSONL reading. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,32 @@ Test(sys, atomic_file_replaces_whole_or_nothing) {
     cr_assert_str_eq(got, "new contents");
     free(got);
     unlink(path);
+}
+
+/* A path that is not a regular file (a pipe here; /dev/null or /dev/stdout
+ * for a user) is written in place: a renamed temporary would replace it, and
+ * for root that replaces the device itself. */
+Test(sys, atomic_file_writes_a_pipe_in_place) {
+    char dir[] = "/tmp/rlhf-fifo-XXXXXX", path[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/pipe", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    int rd = open(path, O_RDWR | O_NONBLOCK); /* a reader, so the writer does not block */
+    cr_assert(rd >= 0);
+    AtomicFile a;
+    Err e = {0};
+    cr_assert_eq(atomic_open(&a, path, &e), 0, "%s", e.msg);
+    fputs("through", a.f);
+    cr_assert_eq(atomic_commit(&a, &e), 0, "%s", e.msg);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert(S_ISFIFO(st.st_mode), "the pipe was replaced by a file");
+    char buf[16] = {0};
+    cr_assert_eq(read(rd, buf, sizeof buf), 7);
+    cr_assert_str_eq(buf, "through");
+    close(rd);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* The temporary is made with O_EXCL (mkstemp): a symlink planted at the old,
