@@ -213,12 +213,9 @@ static int check(EvalOptions *o, const char *rule_name) {
 
 /* Options into *o (and *dbflag, *json: 1 JSON, 2 the row); -1 to go on, else the exit status. */
 static int parse(int argc, char **argv, EvalOptions *o, const char **dbflag, int *json) {
-    static const char *stops[] = {"\n\n", "Human:"};
     const char *rule_name = NULL;
     long limit = 0, timeout = 0, seed;
     *o = eval_options_default();
-    o->sp.stop = stops;
-    o->sp.n_stop = 2;
     seed = (long)o->seed;
     CliOpt sampling[CLI_S_N + 1];
     cli_sampling_table(&o->sp, &seed, sampling);

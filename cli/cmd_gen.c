@@ -95,8 +95,7 @@ typedef struct GenArgs {
 
 /* Options into a (and a->o, a->p); -1 to go on, else the exit status. */
 static int parse(int argc, char **argv, GenArgs *a) {
-    *a = (GenArgs){.k = 4, .seed = 1, .weights = INFER_WEIGHTS_AUTO, .p = sample_params_default()};
-    a->p.max_tokens = 64;
+    *a = (GenArgs){.k = 4, .seed = 1, .weights = INFER_WEIGHTS_AUTO, .p = sample_params_chat()};
     a->stop = (CliStops){a->stops, 0, 16};
     CliOpt sampling[CLI_S_N + 1];
     cli_sampling_table(&a->p, &a->seed, sampling);
@@ -130,12 +129,10 @@ static int parse(int argc, char **argv, GenArgs *a) {
     if (a->ids_arg && parse_ids(a->ids_arg, &a->ids, &a->o.n_ids))
         return cli_usage_error(E, "--ids: '%s' is not a list of prompt ids like 1,2,3", a->ids_arg);
     a->o.ids = a->ids;
-    if (!a->stop.n) {
-        a->stops[a->stop.n++] = "\n\n";
-        a->stops[a->stop.n++] = "Human:";
+    if (a->stop.n) { /* else the contract's */
+        a->p.stop = a->stops;
+        a->p.n_stop = a->stop.n;
     }
-    a->p.stop = a->stops;
-    a->p.n_stop = a->stop.n;
     a->o.k = (int)a->k;
     a->o.limit = a->limit;
     a->o.max_draws = (int)a->max_draws;

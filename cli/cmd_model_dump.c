@@ -41,6 +41,8 @@ const struct cmd_entry cmd_model_dump_entry = {
     "  --unshared      own classifier instead of the tied embedding\n"
     "  --batch B       sequences (default 2)   --len T   tokens each (default 8)\n"
     "  --mask          random 0/1 loss mask (default all ones)\n"
+    "  --temperature X the log-probs and entropies of J at temperature X (logits / X,\n"
+    "                  as PPO's at --temperature X; default 1)\n"
     "  --seed S        seed for weights and data (default 1)\n" CLI_HELP_COMMON,
     exec_model_dump};
 
@@ -99,6 +101,7 @@ typedef struct DumpArgs {
     long over[8], B, T, seed, greedy;
     int unshared, use_mask, head_dim, qkv_bias, qk_norm, orig;
     double eps, theta, factor, lo, hi;
+    float temperature;
 } DumpArgs;
 
 /* --eps, --rope-theta: a positive number */
@@ -121,7 +124,7 @@ static int take_rope_llama3(const struct cmd_entry *e, const CliOpt *o, const ch
 
 /* Options into a; -1 to go on, else the exit status. */
 static int parse(int argc, char **argv, DumpArgs *a) {
-    *a = (DumpArgs){.cname = "tiny", .B = 2, .T = 8, .seed = 1};
+    *a = (DumpArgs){.cname = "tiny", .B = 2, .T = 8, .seed = 1, .temperature = 1};
     const char *db = NULL;
     const CliOpt opts[] = {
         CLI_O_DB(&db), CLI_O_STR("out", &a->out), CLI_O_STR("config", &a->cname),
@@ -130,7 +133,7 @@ static int parse(int argc, char **argv, DumpArgs *a) {
         CLI_O_LONG("hidden", &a->over[5], 1, 1 << 20), CLI_O_LONG("seq", &a->over[6], 1, 1 << 20),
         CLI_O_LONG("vocab", &a->over[7], 1, 1 << 20), CLI_O_FLAG("unshared", &a->unshared),
         CLI_O_LONG("batch", &a->B, 1, 4096), CLI_O_LONG("len", &a->T, 1, 1 << 20),
-        CLI_O_FLAG("mask", &a->use_mask), CLI_O_LONG("seed", &a->seed, 0, 1L << 62),
+        CLI_O_FLAG("mask", &a->use_mask), CLI_O_FLOAT("temperature", &a->temperature, 1e-3, 100), CLI_O_LONG("seed", &a->seed, 0, 1L << 62),
         CLI_O_INT("head-dim", &a->head_dim, 2, 4096), CLI_O_FLAG("qkv-bias", &a->qkv_bias),
         CLI_O_FLAG("qk-norm", &a->qk_norm), CLI_O_CALL("eps", take_positive, &a->eps),
         CLI_O_CALL("rope-theta", take_positive, &a->theta),
@@ -218,10 +221,10 @@ static int write_meta(const DumpArgs *a, const Config *cfg, Err *err) {
     fprintf(f, "%d %d %d %d %d %d %d %d %ld %ld\n", cfg->dim, cfg->hidden_dim, cfg->n_layers,
             cfg->n_heads, cfg->n_kv_heads, cfg->vocab_size, cfg->seq_len, cfg->shared_classifier,
             a->B, a->T);
-    fprintf(f, "%d %d %d %.9g %.9g %.9g %.9g %.9g %d\n", model_head_size(cfg), cfg->qkv_bias,
+    fprintf(f, "%d %d %d %.9g %.9g %.9g %.9g %.9g %d %.9g\n", model_head_size(cfg), cfg->qkv_bias,
             cfg->qk_norm, (double)model_norm_eps(cfg), (double)model_rope_theta(cfg),
             (double)cfg->rope_factor, (double)cfg->rope_low_freq, (double)cfg->rope_high_freq,
-            cfg->rope_orig_ctx);
+            cfg->rope_orig_ctx, (double)a->temperature);
     fclose(f);
     return RLHF_OK;
 }
@@ -260,7 +263,10 @@ static int dump_outputs(const DumpArgs *a, Model *m, RunState *rs, DumpBatch *d,
                         Err *err) {
     int C = m->cfg.dim, V = m->cfg.vocab_size, N = (int)(a->B * a->T);
     size_t lb = (size_t)N * V * sizeof(float), nb = N * sizeof(float);
-    loss_logprobs(rs->logits, d->tgt, N, V, d->logp, d->ent);
+    float temp = a->temperature;
+    memcpy(d->dl2, rs->logits, lb);
+    loss_logits_temper(d->dl2, N, V, temp);
+    loss_logprobs(d->dl2, d->tgt, N, V, d->logp, d->ent);
     double cnt, ce = loss_ce_forward(rs->logits, d->tgt, d->mask, N, V, NULL, &cnt);
     double j = ce / cnt;
     for (int n = 0; n < N; n++)
@@ -282,8 +288,10 @@ static int dump_outputs(const DumpArgs *a, Model *m, RunState *rs, DumpBatch *d,
     /* the gradient of J into the logits buffer, then backward */
     if (!rc) {
         memcpy(d->dl2, rs->logits, lb);
+        loss_logits_temper(d->dl2, N, V, temp);
         loss_ce_backward(rs->logits, d->tgt, d->mask, N, V, (float)(1.0 / cnt), NULL);
         loss_logprobs_backward(d->dl2, d->tgt, N, V, d->cc, d->cd);
+        loss_logits_temper(d->dl2, N, V, temp); /* d/d(x/T) → d/dx */
         for (size_t i = 0; i < (size_t)N * V; i++) rs->logits[i] += d->dl2[i];
         rc = model_backward(m, rs, d->tok, rs->logits, d->ca, d->cb, err);
     }

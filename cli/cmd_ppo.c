@@ -22,7 +22,16 @@ const struct cmd_entry cmd_ppo_entry = {
     "  --tokenizer TOK     tokenizer when the checkpoints carry none\n"
     "  --steps N           rollout batches (default 20)\n"
     "  --prompts P         prompts per batch (default 8)    --samples K  answers per prompt (default 4)\n"
-    "  --max-new N         answer tokens at most (default 32)  --temperature X (default 1)\n"
+    "  --max-new N         answer tokens at most (default 64)  --temperature X (default 1)\n"
+    "                      answers end as gen's do: at </s>, a blank line or \"Human:\"\n"
+    "                      (the part before the stop string is what the RM scores); the\n"
+    "                      log-probs, KL and entropy are those of the distribution sampled\n"
+    "                      from (logits / temperature)\n"
+    "  --advantage A       gae (PPO: a learned value, GAE; default), rloo (RLOO: each\n"
+    "                      answer against the mean reward of the prompt's other answers,\n"
+    "                      KL in the reward) or grpo (GRPO: rewards normalised within the\n"
+    "                      prompt's answers, beta·KL (k3) as a loss term); rloo and grpo\n"
+    "                      need no value model and --samples >= 2\n"
     "  --epochs E          PPO epochs per batch (default 4) --minibatch M answers (default 16)\n"
     "  --lr X              policy learning rate (default 1e-4)  --value-lr X (default: lr)\n"
     "  --grad-clip X       clip gradients by global norm (default 1)\n"
@@ -37,7 +46,7 @@ const struct cmd_entry cmd_ppo_entry = {
     "  --length-penalty X  subtracted from the score of an answer that hits --max-new\n"
     "                      without ending (default 1)\n"
     "  --whiten-scores     whiten each batch's scores   --score-clip X  clip them to ±X\n"
-    "  --no-whiten-adv     keep raw advantages (default: whitened per batch)\n"
+    "  --no-whiten-adv     keep raw advantages (default: whitened per batch; gae only)\n"
     "  --ptx-corpus FILE   PPO-ptx: mix in the next-token loss on this text\n"
     "  --ptx-coef X        its weight (default 1 with a corpus)  --ptx-batch N (default 4)\n"
     "  --split S           prompts' split (default train)   --template T (default: the\n"
@@ -49,6 +58,8 @@ const struct cmd_entry cmd_ppo_entry = {
     exec_ppo};
 
 static const struct cmd_entry *E = &cmd_ppo_entry;
+
+static const char *const ADVANTAGES[] = {"gae", "rloo", "grpo", NULL};
 
 static int value_opt(const struct cmd_entry *e, const CliOpt *opt, const char *arg) {
     int *mode = opt->ctx;
@@ -97,6 +108,7 @@ static int exec_ppo(int argc, char **argv) {
         CLI_O_FLOAT("lr", &c->lr, 0, 10),
         {.name = "value-lr", .kind = CLI_OPT_FLOAT, .dst = &c->value_lr, .hi = 10, .seen = &vlr_set},
         CLI_O_FLOAT("grad-clip", &c->grad_clip, 0, 1e9), CLI_O_CALL("value", value_opt, &c->value_mode),
+        CLI_O_WORD("advantage", &c->advantage, ADVANTAGES),
         CLI_O_FLOAT("vf-coef", &c->vf_coef, 0, 1e6), CLI_O_DBL("beta", &c->beta, 0, 1e6),
         CLI_O_DBL("kl-target", &c->kl_target, 0, 1e6), CLI_O_DBL("kl-horizon", &c->kl_horizon, 1, 1e12),
         CLI_O_FLOAT("clip", &c->cliprange, 1e-6, 10), CLI_O_FLOAT("clip-value", &c->cliprange_value, 0, 1e6),

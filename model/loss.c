@@ -178,15 +178,24 @@ int loss_head_ce(void *ctx, float *logits, int row0, int R, int V, Err *err) {
     return 0;
 }
 
+void loss_logits_temper(float *logits, int R, int V, float temperature) {
+    if (!(temperature > 0) || temperature == 1.0f) return;
+    float inv = 1.0f / temperature;
+    for (size_t i = 0; i < (size_t)R * V; i++) logits[i] *= inv;
+}
+
 int loss_head_logp(void *ctx, float *logits, int row0, int R, int V, Err *err) {
     LossHeadLogp *h = ctx;
     const int *tg = h->targets + row0;
     (void)err;
+    loss_logits_temper(logits, R, V, h->temperature);
     if (h->logp || h->entropy)
         loss_logprobs(logits, tg, R, V, h->logp ? h->logp + row0 : NULL,
                       h->entropy ? h->entropy + row0 : NULL);
-    if (h->dlogp || h->dent)
+    if (h->dlogp || h->dent) {
         loss_logprobs_backward(logits, tg, R, V, h->dlogp ? h->dlogp + row0 : NULL,
                                h->dent ? h->dent + row0 : NULL);
+        loss_logits_temper(logits, R, V, h->temperature); /* d/d(x/T) → d/dx */
+    }
     return 0;
 }

@@ -21,6 +21,10 @@ double loss_ce_backward(float *logits, const int *targets, const float *mask, in
  * be NULL). Row n's target is targets[n]; rows with target < 0 give 0. */
 void loss_logprobs(const float *logits, const int *targets, int N, int V, float *logp,
                    float *entropy);
+/* logits[R][V] /= temperature in place (nothing for 0 or 1): the sampling
+ * distribution at that temperature, whose log-probs, entropy and KL belong
+ * to the policy that sampled. */
+void loss_logits_temper(float *logits, int R, int V, float temperature);
 /* Rewrites logits into d/d logits of Σ_n dlogp[n]·logp[n] + dent[n]·entropy[n]
  * (either weight array may be NULL). */
 void loss_logprobs_backward(float *logits, const int *targets, int N, int V, const float *dlogp,
@@ -48,6 +52,7 @@ typedef struct LossHeadLogp {
     const int *targets;
     float *logp, *entropy;
     const float *dlogp, *dent;
+    float temperature; /* of the distribution (0 or 1: the logits as they are) */
 } LossHeadLogp;
 int loss_head_logp(void *ctx, float *logits, int row0, int R, int V, Err *err);
 

@@ -13,6 +13,13 @@ SampleParams sample_params_default(void) {
     return p;
 }
 
+const char *const SAMPLE_CHAT_STOPS[2] = {"\n\n", "Human:"};
+
+SampleParams sample_params_chat(void) {
+    SampleParams p = {1.0f, 0, 1.0f, 64, SAMPLE_CHAT_STOPS, 2};
+    return p;
+}
+
 int sample_params_check(const SampleParams *p, Err *err) {
     if (!(p->temperature >= 0.0f) || p->temperature > 100.0f)
         return err_set(err, RLHF_EINVAL, "temperature %g is outside 0..100",

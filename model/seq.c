@@ -109,6 +109,28 @@ int seq_encode(const Tokenizer *t, const char *template, const char *prompt, con
     return rc;
 }
 
+int seq_join_text(const Tokenizer *t, const int *prompt, int n_prompt, const char *answer,
+                  int max_len, SeqExample *out, Err *err) {
+    memset(out, 0, sizeof *out);
+    size_t len = 0, al = strlen(answer);
+    const char *last = n_prompt > 1 ? tok_piece(t, prompt[n_prompt - 2], prompt[n_prompt - 1], &len)
+                                    : NULL;
+    int space = !(last && len && (last[len - 1] == ' ' || last[len - 1] == '\n' ||
+                                  last[len - 1] == '\t'));
+    char *joined = malloc(al + 2);
+    int *a = malloc(sizeof(int) * (size_t)tok_encode_cap(al + 1)), na = 0;
+    int rc = joined && a ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rc) {
+        joined[0] = ' ';
+        memcpy(joined + space, answer, al + 1);
+        rc = tok_encode(t, joined, al + (size_t)space, 0, 1, a, tok_encode_cap(al + 1), &na, err);
+    }
+    if (!rc) rc = seq_join(prompt, n_prompt, a, na, max_len, out, err);
+    free(joined);
+    free(a);
+    return rc;
+}
+
 int seq_pack(const SeqExample *ex, int B, int *tokens, int *lens) {
     int T = 1;
     for (int b = 0; b < B; b++)

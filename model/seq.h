@@ -48,6 +48,11 @@ int seq_encode(const Tokenizer *t, const char *template, const char *prompt, con
  * prefilled them) and the answer as token ids (as sampled). */
 int seq_join(const int *prompt, int n_prompt, const int *answer, int n_answer, int max_len,
              SeqExample *out, Err *err);
+/* The same with the answer as text (seq_encode's join: a space unless the
+ * prompt's last token ends in whitespace), ended with </s>: how an answer cut
+ * at a stop string is stored and scored. */
+int seq_join_text(const Tokenizer *t, const int *prompt, int n_prompt, const char *answer,
+                  int max_len, SeqExample *out, Err *err);
 void seq_example_free(SeqExample *e);
 
 /* Copies examples ex[0..B) into a right-padded (B, T) token array (padding

@@ -29,8 +29,7 @@ EvalOptions eval_options_default(void) {
     EvalOptions o = {0};
     o.split = "test";
     o.n = 1;
-    o.sp = sample_params_default();
-    o.sp.max_tokens = 64;
+    o.sp = sample_params_chat();
     o.seed = 1;
     o.judge_timeout_ms = 30000;
     o.judge_seed = 1;

@@ -20,7 +20,8 @@
 
 void ppo_config_default(PpoConfig *c) {
     memset(c, 0, sizeof *c);
-    c->prompts = 8, c->samples = 4, c->max_new = 32, c->temperature = 1.0f;
+    SampleParams chat = sample_params_chat(); /* the decoding contract's length and temperature */
+    c->prompts = 8, c->samples = 4, c->max_new = chat.max_tokens, c->temperature = chat.temperature;
     c->epochs = 4, c->minibatch = 16;
     c->lr = 1e-4f, c->value_lr = 1e-4f, c->grad_clip = 1.0f;
     c->cliprange = 0.2f, c->cliprange_value = 0.2f, c->gamma = 1.0f, c->lambda = 0.95f;
@@ -41,6 +42,10 @@ int ppo_config_check(const PpoConfig *c, Err *err) {
         return err_set(err, RLHF_EINVAL, "need beta >= 0, kl target >= 0, kl horizon > 0");
     if (c->ptx_coef < 0 || c->ptx_batch < 1 || c->ptx_len < 2)
         return err_set(err, RLHF_EINVAL, "need ptx coef >= 0, ptx batch >= 1, ptx len >= 2");
+    if (c->advantage < PPO_ADV_GAE || c->advantage > PPO_ADV_GRPO)
+        return err_set(err, RLHF_EINVAL, "unknown advantage estimator %d", c->advantage);
+    if (c->advantage != PPO_ADV_GAE && c->samples < 2)
+        return err_set(err, RLHF_EINVAL, "RLOO and GRPO compare the answers to one prompt: need samples >= 2");
     if (c->value_mode != PPO_VALUE_HEAD && c->value_mode != PPO_VALUE_MODEL)
         return err_set(err, RLHF_EINVAL, "unknown value mode %d", c->value_mode);
     return RLHF_OK;
@@ -271,7 +276,7 @@ int ppo_state_bytes(const Ppo *p, void **out, size_t *len, Err *err) {
 /* Samples prompts × samples answers and joins each with its prompt. */
 static int rollout(Ppo *p, PpoStats *s, Err *err) {
     const PpoConfig *c = &p->c;
-    SampleParams sp = sample_params_default();
+    SampleParams sp = sample_params_chat(); /* gen's stops: the answer ends where gen's would */
     sp.temperature = c->temperature;
     sp.max_tokens = c->max_new;
     for (int i = 0; i < p->N; i++) {
@@ -375,6 +380,7 @@ static int eval_rows(void *ctx, float *logits, int row0, int R, int V, Err *err)
     Ppo *p = h->p;
     const int *tg = h->tg + row0;
     (void)err;
+    loss_logits_temper(logits, R, V, p->c.temperature);
     for (int n = 0; n < R; n++) {
         const float *x = logits + (size_t)n * V;
         if (h->klf) h->klf[row0 + n] = 0;
@@ -448,15 +454,32 @@ static void advantages(Ppo *p, int T, PpoStats *s) {
             p->rew[o + t] = (float)(-beta * d);
         }
         if (na > 0) p->rew[o + na - 1] += p->scores[b];
-        ppo_gae(p->rew + o, p->old_v + o, na, c->gamma, c->lambda, p->adv + o, p->ret + o);
-        for (int t = 0; t < na; t++) adv_sum += p->adv[o + t];
+        if (c->advantage == PPO_ADV_GAE)
+            ppo_gae(p->rew + o, p->old_v + o, na, c->gamma, c->lambda, p->adv + o, p->ret + o);
+        /* RLOO's reward: the score less β·KL of the whole answer; GRPO's: the score */
+        p->flat2[b] = (float)(p->scores[b] - (c->advantage == PPO_ADV_RLOO ? beta * rowkl : 0));
         kl += rowkl;
         rr += p->scores[b] - beta * rowkl;
         ntok += na;
         len += p->res[b].n_tokens;
-        eos += p->res[b].finish == SAMPLE_EOS;
+        eos += p->res[b].finish != SAMPLE_LENGTH;
         n_flat += na;
     }
+    if (c->advantage != PPO_ADV_GAE) {
+        /* one advantage per answer, from its group's rewards, on every token */
+        if (c->advantage == PPO_ADV_RLOO) ppo_rloo_advantages(p->flat2, N / c->samples, c->samples, p->flat);
+        else ppo_grpo_advantages(p->flat2, N / c->samples, c->samples, p->flat);
+        for (int b = 0; b < N; b++)
+            for (int t = 0; t < ans_len(p, b); t++) {
+                size_t o = (size_t)b * T + ans_start(p, b) + t;
+                p->adv[o] = p->flat[b], p->ret[o] = 0;
+                adv_sum += p->flat[b];
+            }
+        s->explained_var = NAN;
+        goto stats;
+    }
+    for (int b = 0; b < N; b++)
+        for (int t = 0; t < ans_len(p, b); t++) adv_sum += p->adv[(size_t)b * T + ans_start(p, b) + t];
     /* explained variance of the values for the returns, then whitening */
     int k = 0;
     for (int b = 0; b < N; b++)
@@ -474,6 +497,7 @@ static void advantages(Ppo *p, int T, PpoStats *s) {
         for (int b = 0; b < N; b++)
             for (int t = 0; t < ans_len(p, b); t++) p->adv[(size_t)b * T + ans_start(p, b) + t] = p->flat[k++];
     }
+stats:
     s->score = sum_score / N;
     s->kl = kl / N;
     s->kl_full = klf / N;
@@ -517,6 +541,10 @@ static int ptx_backward(Ppo *p, double *loss, Err *err) {
     return model_backward(p->policy, &p->rs, p->ptx_x, NULL, NULL, NULL, err);
 }
 
+static void add_stats(PpoLossStats *to, const PpoLossStats *s) {
+    to->loss += s->loss, to->clipped += s->clipped, to->approxkl += s->approxkl, to->count += s->count;
+}
+
 /* The clipped value loss of minibatch rows rows[0..b) on values v (rows T
  * apart), its gradient (times coef / ntok) into mb_dv. */
 static void value_losses(Ppo *p, const int *rows, int b, int T, const float *v, float coef,
@@ -548,22 +576,28 @@ static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats 
     }
     float scale = 1.0f / ntok;
     model_zero_grad(p->policy);
-    LossHeadLogp lp = {.targets = p->mb_targets, .logp = p->mb_logp};
+    LossHeadLogp lp = {.targets = p->mb_targets, .logp = p->mb_logp, .temperature = c->temperature};
     if (b > 0 && ((rc = model_forward(p->policy, &p->rs, p->mb_tokens, b, T, 0, err)) ||
                   (rc = model_head(p->policy, &p->rs, 0, loss_head_logp, &lp, err))))
         return rc;
     memset(p->mb_dlogp, 0, sizeof(float) * MT);
     memset(p->mb_dv, 0, sizeof(float) * MT);
+    PpoLossStats mpg = {0}, mvf = {0};
     for (int i = 0; i < b; i++) {
         int r = rows[i], s0 = ans_start(p, r), na = ans_len(p, r);
         size_t mo = (size_t)i * T + s0, ro = (size_t)r * T + s0;
         ppo_policy_loss(p->mb_logp + mo, p->old_logp + ro, p->adv + ro, na, c->cliprange, scale,
-                        p->mb_dlogp + mo, pg);
+                        p->mb_dlogp + mo, &mpg);
+        if (c->advantage == PPO_ADV_GRPO) /* GRPO: β·KL as a loss term, not in the reward */
+            mpg.loss += p->kl.beta * ppo_kl_k3(p->mb_logp + mo, p->ref_logp + ro, na,
+                                               (float)p->kl.beta, scale, p->mb_dlogp + mo);
     }
-    if (!p->value) value_losses(p, rows, b, T, p->rs.value, c->vf_coef * scale, vf);
+    int critic = c->advantage == PPO_ADV_GAE;
+    if (!p->value && critic) value_losses(p, rows, b, T, p->rs.value, c->vf_coef * scale, &mvf);
     if (b > 0) {
         /* the losses needed every row's log-probs: the head's chunks again */
-        LossHeadLogp d = {.targets = p->mb_targets, .dlogp = p->mb_dlogp};
+        LossHeadLogp d = {.targets = p->mb_targets, .dlogp = p->mb_dlogp,
+                          .temperature = c->temperature};
         if ((rc = model_head(p->policy, &p->rs, 1, loss_head_logp, &d, err)) ||
             (rc = model_backward(p->policy, &p->rs, p->mb_tokens, NULL, NULL,
                                  p->value ? NULL : p->mb_dv, err)))
@@ -576,21 +610,32 @@ static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats 
     }
     if (dist_size() > 1 && dist_allreduce_sum(p->policy->grads, p->policy->n_params))
         return err_set(err, RLHF_EIO, "MPI all-reduce failed");
-    model_grad_clip(p->policy, c->grad_clip);
+    /* the global norm decides on every rank alike: a non-finite one skips the update */
+    if (!isfinite(model_grad_clip(p->policy, c->grad_clip))) {
+        s->skipped++;
+        return RLHF_OK;
+    }
     adamw_step(&p->opt, p->policy, c->lr);
-    if (!p->value) return RLHF_OK;
+    s->updates++;
+    add_stats(pg, &mpg), add_stats(vf, &mvf);
+    if (!p->value || !critic) return RLHF_OK;
     RunState *rsv = p->rs_val.mem ? &p->rs_val : &p->rs;
     model_zero_grad(p->value);
     if (b > 0) {
         if ((rc = model_forward(p->value, rsv, p->mb_tokens, b, T, 0, err))) return rc;
         memset(p->mb_dv, 0, sizeof(float) * MT);
-        value_losses(p, rows, b, T, rsv->value, scale, vf);
+        mvf = (PpoLossStats){0};
+        value_losses(p, rows, b, T, rsv->value, scale, &mvf);
         if ((rc = model_backward(p->value, rsv, p->mb_tokens, NULL, NULL, p->mb_dv, err))) return rc;
     }
     if (dist_size() > 1 && dist_allreduce_sum(p->value->grads, p->value->n_params))
         return err_set(err, RLHF_EIO, "MPI all-reduce failed");
-    model_grad_clip(p->value, c->grad_clip);
+    if (!isfinite(model_grad_clip(p->value, c->grad_clip))) {
+        s->skipped++;
+        return RLHF_OK;
+    }
     adamw_step(&p->vopt, p->value, c->value_lr);
+    add_stats(vf, &mvf);
     return RLHF_OK;
 }
 

@@ -26,6 +26,10 @@
 #include "util/rng.h"
 
 enum { PPO_VALUE_HEAD = 0, PPO_VALUE_MODEL = 1 };
+/* How advantages are estimated: GAE on a learned value (PPO), or from the
+ * other answers to the same prompt without a critic (RLOO: leave-one-out
+ * baseline, KL in the reward; GRPO: group-normalised, KL as a loss term). */
+enum { PPO_ADV_GAE = 0, PPO_ADV_RLOO = 1, PPO_ADV_GRPO = 2 };
 
 typedef struct PpoConfig {
     int prompts;     /* prompts per rollout batch (8) */
@@ -48,6 +52,7 @@ typedef struct PpoConfig {
     int ptx_len;          /* tokens per window (64, at most the context) */
     int value_mode;       /* PPO_VALUE_HEAD or PPO_VALUE_MODEL */
     int full_kl;          /* also the exact full-vocabulary KL per token (1) */
+    int advantage;        /* PPO_ADV_GAE (default), PPO_ADV_RLOO or PPO_ADV_GRPO */
 } PpoConfig;
 
 /* InstructGPT-like defaults (the numbers in the comments above). */
@@ -80,11 +85,13 @@ typedef struct PpoStats {
     double vf_loss, vf_clipfrac, explained_var; /* loss/value_avg, val/clipfrac_avg, val/explained_variance */
     double ptx_loss;    /* loss/ptx_avg (NAN when off) */
     double len_mean;    /* answer tokens */
-    double eos_frac;    /* share of answers that end (</s>) */
+    double eos_frac;    /* share of answers that end (</s> or a stop string), not cut at max_new */
     double dup_frac;    /* share of answers equal to an earlier answer in the batch */
     double adv_mean;    /* before whitening */
     double t_rollout, t_score, t_update; /* seconds */
     int64_t rollout_tokens, update_tokens;
+    int updates; /* minibatch updates of the policy applied */
+    int skipped; /* minibatch updates skipped for a non-finite gradient norm */
     int warn;           /* PPO_WARN_* bits */
 } PpoStats;
 

@@ -2,6 +2,7 @@
 #include "rl/ppo_math.h"
 
 #include <math.h>
+#include <stddef.h>
 
 void ppo_gae(const float *rewards, const float *values, int n, float gamma, float lambda,
              float *adv, float *ret) {
@@ -56,6 +57,40 @@ void ppo_kl_update(PpoKlCtl *k, double kl, int n_steps) {
     if (e > 0.2) e = 0.2;
     if (e < -0.2) e = -0.2;
     k->beta *= 1 + e * n_steps / k->horizon;
+}
+
+void ppo_rloo_advantages(const float *r, int n_groups, int k, float *adv) {
+    for (int g = 0; g < n_groups; g++) {
+        const float *x = r + (size_t)g * k;
+        double sum = 0;
+        for (int i = 0; i < k; i++) sum += x[i];
+        for (int i = 0; i < k; i++)
+            adv[(size_t)g * k + i] = k > 1 ? (float)(x[i] - (sum - x[i]) / (k - 1)) : 0.0f;
+    }
+}
+
+void ppo_grpo_advantages(const float *r, int n_groups, int k, float *adv) {
+    for (int g = 0; g < n_groups; g++) {
+        const float *x = r + (size_t)g * k;
+        double mean = 0, var = 0;
+        for (int i = 0; i < k; i++) mean += x[i];
+        mean /= k;
+        for (int i = 0; i < k; i++) var += (x[i] - mean) * (x[i] - mean);
+        double sd = k > 1 ? sqrt(var / (k - 1)) : 0; /* torch's std, as TRL */
+        for (int i = 0; i < k; i++)
+            adv[(size_t)g * k + i] = k > 1 ? (float)((x[i] - mean) / (sd + 1e-4)) : 0.0f;
+    }
+}
+
+double ppo_kl_k3(const float *logp, const float *ref_logp, int n, float beta, float scale,
+                 float *dlogp) {
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        double d = (double)ref_logp[i] - logp[i], e = exp(d);
+        sum += e - d - 1;
+        dlogp[i] += (float)(beta * scale * (1 - e)); /* d/dlogp of e^d − d − 1 */
+    }
+    return sum;
 }
 
 void ppo_whiten(float *x, int n, int keep_mean) {

@@ -45,6 +45,20 @@ void ppo_whiten(float *x, int n, int keep_mean);
 /* 1 − Var(ret − v)/Var(ret); NAN when Var(ret) is 0. */
 double ppo_explained_variance(const float *v, const float *ret, int n);
 
+/* Critic-free advantages over groups of k answers to one prompt (answers
+ * g·k .. g·k+k−1 of r): RLOO (Ahmadian et al. 2024, TRL's RLOOTrainer),
+ * A_i = r_i − mean of the group's other k−1 rewards; GRPO (Shao et al.
+ * 2024, TRL's GRPOTrainer), A_i = (r_i − mean) / (std + 1e-4) with the
+ * group's sample std (n − 1, torch's default); 0 for a group of one. */
+void ppo_rloo_advantages(const float *r, int n_groups, int k, float *adv);
+void ppo_grpo_advantages(const float *r, int n_groups, int k, float *adv);
+
+/* GRPO's KL term per token, the k3 estimator of KL(π‖π_ref) (Schulman's
+ * approximation, as TRL): kl = exp(ref − logp) − (ref − logp) − 1 >= 0;
+ * adds beta·scale·d kl / d logp to dlogp[i] and returns Σ kl. */
+double ppo_kl_k3(const float *logp, const float *ref_logp, int n, float beta, float scale,
+                 float *dlogp);
+
 /* out[V] = log softmax(logits[V]). */
 void ppo_log_softmax(const float *logits, int V, float *out);
 /* KL(p‖q) = Σ_i p_i (log p_i − log q_i) from two log-softmax rows (exactly 0

@@ -198,17 +198,9 @@ int train_register_checkpoint(Db *db, const char *path, const char *name, const 
 /* The gradients, then clipping and AdamW, unless the loss or the norm is not
  * finite: then the step is skipped (its batch is not retried, so a resumed
  * run stays the same), said with its number and counted. */
-static int grad_step(TrainRun *r, float lr, Err *err) {
-    model_zero_grad(&r->m);
-    int rc = r->t->grads(r, err);
-    if (rc) return rc;
-    r->grad_norm = model_grad_clip(&r->m, r->o->clip);
-    if (isfinite(r->loss) && isfinite(r->grad_norm)) {
-        adamw_step(r->optp, &r->m, lr);
-        r->nonfinite = 0;
-        train_metric(r, "grad_norm", r->grad_norm);
-        return RLHF_OK;
-    }
+/* A step whose loss or gradient norm was not finite and whose update was
+ * skipped: said, counted, and after MAX_NONFINITE in a row the end. */
+static int skipped_step(TrainRun *r, Err *err) {
     r->nonfinite++, r->skipped++;
     train_metric(r, "nonfinite_steps", (double)r->skipped);
     if (dist_rank() == 0)
@@ -219,6 +211,28 @@ static int grad_step(TrainRun *r, float lr, Err *err) {
                        "the loss or the gradient norm was not finite %d steps in a row (last at "
                        "step %lld); try a lower --lr",
                        r->nonfinite, (long long)r->at);
+    return RLHF_OK;
+}
+
+static int grad_step(TrainRun *r, float lr, Err *err) {
+    model_zero_grad(&r->m);
+    int rc = r->t->grads(r, err);
+    if (rc) return rc;
+    r->grad_norm = model_grad_clip(&r->m, r->o->clip);
+    if (!isfinite(r->loss) || !isfinite(r->grad_norm)) return skipped_step(r, err);
+    adamw_step(r->optp, &r->m, lr);
+    r->nonfinite = 0;
+    train_metric(r, "grad_norm", r->grad_norm);
+    return RLHF_OK;
+}
+
+/* A trainer's own update (its optimizer steps guarded by itself): a
+ * non-finite loss means it skipped them. */
+static int own_step(TrainRun *r, float lr, Err *err) {
+    int rc = r->t->update(r, lr, err);
+    if (rc) return rc;
+    if (!isfinite(r->loss)) return skipped_step(r, err);
+    r->nonfinite = 0;
     return RLHF_OK;
 }
 
@@ -251,7 +265,7 @@ static int loop(TrainRun *r, Err *err) {
         if (dist_size() == 1 && stop) break;
         float lr = lr_schedule(r->st.step, r->warmup, r->total, (float)r->o->lr, (float)r->o->min_lr);
         r->at = r->st.step + 1, r->lr = lr;
-        if ((rc = t->grads ? grad_step(r, lr, err) : t->update(r, lr, err))) break;
+        if ((rc = t->grads ? grad_step(r, lr, err) : own_step(r, lr, err))) break;
         r->st.step++;
         if (dist_stop_together(&stop)) {
             rc = err_set(err, RLHF_EIO, "MPI all-reduce failed");

@@ -142,9 +142,29 @@ static void check_ancestry(Db *db, int64_t policy_id, const char *ref_path) {
     db_model_row_free(&ref);
 }
 
-static int rm_reward(void *ctx, const SeqExample *ex, const SampleResult *res, int n, float *scores, Err *err) {
-    (void)res;
-    return rm_score_examples(ctx, ex, n, scores, err);
+/* The RM scores an answer as gen stores it: one that ended at a stop string
+ * is its text before the stop, ended with </s> (seq_join_text); one that
+ * ended at </s> or ran out of tokens, the tokens as sampled. */
+static int rm_reward(void *ctx, const SeqExample *ex, const SampleResult *res, int n,
+                     float *scores, Err *err) {
+    RmScorer *rm = ctx;
+    SeqExample *own = calloc((size_t)n, sizeof *own);
+    unsigned char *made = calloc((size_t)n, 1);
+    int rc = own && made ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; i < n && !rc; i++) {
+        if (res[i].finish != SAMPLE_STOP) {
+            own[i] = ex[i];
+            continue;
+        }
+        rc = seq_join_text(rm->tok, ex[i].tokens, ex[i].n_prompt, res[i].text, rm->m.cfg.seq_len,
+                           &own[i], err);
+        made[i] = !rc;
+    }
+    if (!rc) rc = rm_score_examples(rm, own, n, scores, err);
+    for (int i = 0; own && made && i < n; i++)
+        if (made[i]) seq_example_free(&own[i]);
+    free(own), free(made);
+    return rc;
 }
 
 /* ---- the trainer ------------------------------------------------------------------ */
@@ -283,8 +303,9 @@ static int prepare(TrainRun *r, Err *err) {
     if ((rc = load_prompts(r, p, err)) || (rc = model_file_sha256(ref_path, p->ref_sha, err)))
         return rc;
     char text[128];
-    snprintf(text, sizeof text, "%s %016llx", p->ref_sha,
-             (unsigned long long)ppo_prompts_hash(p->prompts.p, p->prompts.n));
+    snprintf(text, sizeof text, "%s %016llx %d %g", p->ref_sha,
+             (unsigned long long)ppo_prompts_hash(p->prompts.p, p->prompts.n), o->c.advantage,
+             (double)o->c.temperature);
     sha256_hex(text, strlen(text), r->sha);
     r->n_train = p->prompts.n;
     return RLHF_OK;
@@ -327,11 +348,15 @@ static int update(TrainRun *r, float lr, Err *err) {
     (void)lr; /* constant: the config's */
     int rc = ppo_step(&p->ppo, rm_reward, &p->rm, s, err);
     if (rc) return rc;
-    if (!isfinite(s->pg_loss) || !isfinite(s->vf_loss))
-        return err_set(err, RLHF_EINVAL,
-                       "the losses became non-finite at step %lld; try a lower --lr",
-                       (long long)s->step);
-    r->loss = s->pg_loss;
+    /* every minibatch update skipped (non-finite): the engine counts the step */
+    r->loss = s->skipped && !s->updates ? NAN : s->pg_loss;
+    if (s->skipped) {
+        train_metric(r, "policy/skipped_updates", s->skipped);
+        if (dist_rank() == 0)
+            fprintf(stderr, "ppo: warning: step %lld: %d of %d minibatch updates skipped (gradient "
+                            "norm not finite)\n",
+                    (long long)s->step, s->skipped, s->skipped + s->updates);
+    }
     if (isnan(p->first_score)) p->first_score = s->score;
     log_metrics(r, s);
     for (int bit = 1; bit <= PPO_WARN_NOISE; bit <<= 1)
@@ -371,6 +396,9 @@ static void config(TrainRun *r, cJSON *j) {
              {"ptx_coef", p->o->ptx ? c->ptx_coef : 0}, {"prompts_available", p->prompts.n}};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) cJSON_AddNumberToObject(j, v[i].name, v[i].v);
     cJSON_AddNumberToObject(j, "ratio_clip", c->cliprange);
+    cJSON_AddNumberToObject(j, "temperature", c->temperature);
+    static const char *const adv[] = {"gae", "rloo", "grpo"};
+    cJSON_AddStringToObject(j, "advantage", adv[c->advantage]);
     cJSON_AddStringToObject(j, "value", c->value_mode == PPO_VALUE_MODEL ? "rm" : "head");
 }
 
@@ -402,7 +430,7 @@ static void release(TrainRun *r) {
 
 const Trainer TRAIN_PPO = {
     .who = "ppo", .label = "PPO", .magic = "RL-PPO\0\0", .kind = "policy", .run_kind = "ppo",
-    .changed = "the reference or the prompts", .line_per_step = 1, .own_optimizer = 1,
+    .changed = "the reference, the prompts, --advantage or --temperature", .line_per_step = 1, .own_optimizer = 1,
     .prepare = prepare, .setup = setup, .update = update, .status = status,
     .save_state = save_state, .config = config, .report = report, .ctx_size = sizeof(PpoRun),
     .release = release};

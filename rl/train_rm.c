@@ -291,8 +291,8 @@ static int fresh_answers(TrainRun *r, Rm *m, int64_t n, SeqExample **ex, int64_t
     rc = infer_create(&inf, &init, 1, err);
     *ex = calloc((size_t)n, sizeof **ex);
     if (!rc && !*ex) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    SampleParams sp = sample_params_default();
-    sp.max_tokens = r->m.cfg.seq_len / 2;
+    SampleParams sp = sample_params_chat(); /* the answers gen would give */
+    if (sp.max_tokens > r->m.cfg.seq_len / 2) sp.max_tokens = r->m.cfg.seq_len / 2;
     for (int64_t i = 0; !rc && i < n; i++) {
         if (sys_interrupted()) {
             rc = err_set(err, RLHF_EINTR, "interrupted during the normalisation");

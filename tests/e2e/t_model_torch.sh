@@ -15,6 +15,9 @@ check gqa --kv-heads 2 --len 24 --batch 3 --mask
 check mqa --kv-heads 1 --unshared --len 9 --batch 2 --mask --seed 7
 check full --len 64 --batch 2 --mask --seed 3
 check blocks --seq 160 --len 150 --batch 2 --mask --seed 4   # several causal blocks
+# log-probs and entropies at temperature 0.7 (softmax(logits / 0.7), as PPO's at
+# --temperature 0.7) and their gradients
+check temp --len 16 --batch 2 --mask --seed 11 --temperature 0.7
 # the Hugging Face families (written in our checkpoint format, which holds them):
 # Qwen2-like q/k/v biases with grouped KV heads, eps 1e-6 and theta 1e6
 check qwen2 --kv-heads 2 --qkv-bias --eps 1e-6 --rope-theta 1000000 --unshared --len 24 --batch 2 --mask --seed 5

@@ -91,4 +91,23 @@ contains "$OUT" "up to date"
 # a changed reference is refused on resume
 expect_rc 1 "$RLHF" ppo --db r2.db $ARGS --out k.ckpt --resume --steps 13 --ref reg.ckpt
 contains "$ERR" "reference"
+
+# RLOO and GRPO: no critic (no value loss, no explained variance), the same
+# rollouts, rewards and KL; GRPO's KL is a loss term; at temperature 0.7 too
+for a in rloo grpo; do
+    expect_rc 0 "$RLHF" ppo --policy sft.ckpt --rm rm.ckpt --out $a.ckpt --name $a --steps 3 \
+        --advantage $a --temperature 0.7 $SMALL
+    contains "$OUT" "trained 3 PPO steps"
+    run="(select id from runs where config like '%\"advantage\":\"$a\"%')"
+    [ "$(sql p.db "select count(*) from metrics where run_id = $run and name = 'objective/kl'")" = 3 ] ||
+        die "$a: no KL curve"
+    [ "$(sql p.db "select count(*) from metrics where run_id = $run and name = 'val/explained_variance'")" = 0 ] ||
+        die "$a: a critic's metric"
+    [ "$(sql p.db "select max(abs(value)) from metrics where run_id = $run and name = 'loss/value_avg'")" = 0.0 ] ||
+        die "$a: a value loss"
+done
+expect_rc 2 "$RLHF" ppo --policy sft.ckpt --rm rm.ckpt --out x.ckpt --advantage bogus
+contains "$ERR" "gae, rloo or grpo"
+expect_rc 2 "$RLHF" ppo --policy sft.ckpt --rm rm.ckpt --out x.ckpt --advantage rloo --samples 1
+contains "$ERR" "samples >= 2"
 exit 0

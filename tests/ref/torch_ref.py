@@ -32,10 +32,13 @@ d = sys.argv[1]
 lines = open(f"{d}/meta.txt").read().split("\n")
 C, H, L, NH, NKV, V, S, shared, B, T = map(int, lines[0].split())
 hs, qkv_bias, qk_norm, EPS, THETA, RF, RLO, RHI, RORIG = C // NH, 0, 0, 1e-5, 10000.0, 0.0, 0.0, 0.0, 0
+TEMP = 1.0  # the log-probs' and entropies' temperature (logits / TEMP)
 if len(lines) > 1 and lines[1].strip():
     e = lines[1].split()
     hs, qkv_bias, qk_norm, RORIG = int(e[0]), int(e[1]), int(e[2]), int(e[8])
     EPS, THETA, RF, RLO, RHI = (float(x) for x in e[3:8])
+    if len(e) > 9:
+        TEMP = float(e[9])
 Q = NH * hs
 KV = NKV * hs
 N = B * T
@@ -207,10 +210,10 @@ if os.path.exists(f"{d}/rm.txt"):
     sys.exit(1 if bad else 0)
 
 logits = hf @ (P["token_embedding"] if shared else P["wcls"]).T
-logp_all = logits.log_softmax(-1)
+logp_all = (logits / TEMP).log_softmax(-1)
 logp = logp_all.gather(1, tgt[:, None])[:, 0]
 ent = -(logp_all.exp() * logp_all).sum(-1)
-ce = -(logp * mask).sum() / mask.sum()
+ce = -(logits.log_softmax(-1).gather(1, tgt[:, None])[:, 0] * mask).sum() / mask.sum()
 reward = hf @ P["reward_head"][:C] + P["reward_head"][C]
 value = hf @ P["value_head"][:C] + P["value_head"][C]
 J = ce + (ca * reward).sum() + (cb * value).sum() + (cc * logp).sum() + (cd * ent).sum()

@@ -156,6 +156,77 @@ Test(rl_ppo, kl_is_exactly_zero_at_step_zero) {
     finish(&r);
 }
 
+/* At temperature 0.7 the log-probs PPO uses are those of softmax(logits /
+ * 0.7), the distribution it sampled from: the reference's by hand, and the
+ * first minibatch's ratio exactly 1 (its old and new log-probs agree). */
+Test(rl_ppo, logprobs_at_the_sampling_temperature) {
+    Run r;
+    PpoConfig c;
+    small_config(&c);
+    c.temperature = 0.7f, c.epochs = 1, c.minibatch = 16;
+    Err err = {0};
+    start(&r, &c, 3);
+    PpoStats s;
+    cr_assert_eq(ppo_step(&r.p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
+    cr_assert(s.approxkl < 1e-10, "the first minibatch's ratio is not 1: approx KL %g", s.approxkl);
+    cr_assert_eq(s.pg_clipfrac, 0.0);
+    const Ppo *p = &r.p;
+    int T = 0, V = r.ref.cfg.vocab_size;
+    for (int b = 0; b < p->N; b++) T = p->lens[b] > T ? p->lens[b] : T;
+    RunState rs;
+    cr_assert_eq(model_runstate_create(&rs, &r.ref.cfg, 1, T, &err), 0);
+    cr_assert_eq(model_forward(&r.ref, &rs, p->tokens, 1, T, MODEL_FWD_LOGITS, &err), 0);
+    int checked = 0;
+    for (int t = 0; t < T; t++) {
+        int y = p->targets[t];
+        if (y < 0) continue;
+        const float *x = rs.logits + (size_t)t * V;
+        double mx = -INFINITY, z = 0;
+        for (int v = 0; v < V; v++) mx = fmax(mx, x[v] / 0.7);
+        for (int v = 0; v < V; v++) z += exp(x[v] / 0.7 - mx);
+        double want = x[y] / 0.7 - mx - log(z);
+        cr_assert(fabs(p->ref_logp[t] - want) < 1e-4, "token %d: %g, by hand %g", t, p->ref_logp[t], want);
+        checked++;
+    }
+    cr_assert(checked > 0);
+    model_runstate_free(&rs);
+    finish(&r);
+}
+
+/* RLOO and GRPO run without a critic: no value loss, no explained variance,
+ * and GRPO's KL penalty as a loss term still leaves step 0's KL at 0. */
+Test(rl_ppo, rloo_and_grpo_without_a_critic) {
+    for (int a = PPO_ADV_RLOO; a <= PPO_ADV_GRPO; a++) {
+        Run r;
+        PpoConfig c;
+        small_config(&c);
+        c.advantage = a;
+        Err err = {0};
+        start(&r, &c, 5);
+        PpoStats s;
+        cr_assert_eq(ppo_step(&r.p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
+        cr_assert_eq(s.kl, 0.0);
+        cr_assert_eq(s.vf_loss, 0.0);
+        cr_assert(isnan(s.explained_var));
+        cr_assert(s.updates > 0 && s.skipped == 0);
+        /* advantages are per answer and sum to 0 within each prompt's answers (RLOO) */
+        if (a == PPO_ADV_RLOO) {
+            const Ppo *p = &r.p;
+            int T = 0;
+            for (int b = 0; b < p->N; b++) T = p->lens[b] > T ? p->lens[b] : T;
+            for (int g = 0; g < c.prompts; g++) {
+                double sum = 0;
+                for (int k = 0; k < c.samples; k++) {
+                    int b = g * c.samples + k;
+                    sum += p->adv[(size_t)b * T + p->nprompt[b] - 1];
+                }
+                cr_assert(fabs(sum) < 1e-4, "group %d: advantages sum to %g", g, sum);
+            }
+        }
+        finish(&r);
+    }
+}
+
 Test(rl_ppo, raises_a_known_reward_with_kl_near_target) {
     Run r;
     PpoConfig c;

@@ -3,6 +3,7 @@
  * explained variance, the exact KL. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <string.h>
 
 #include "rl/ppo_math.h"
 
@@ -103,4 +104,47 @@ Test(ppo_math, exact_kl) {
     double want = 0;
     for (int i = 0; i < 3; i++) want += exp(la[i]) * (la[i] - log(1.0 / 3));
     NEAR(ppo_kl_exact(la, lb, 3), want);
+}
+
+Test(ppo_math, rloo_advantages_by_hand) {
+    /* two prompts, three answers each: r = (1, 2, 6) and (0, 0, 3)
+     * A0 = 1 − (2+6)/2 = −3, A1 = 2 − (1+6)/2 = −1.5, A2 = 6 − 1.5 = 4.5
+     * A3 = 0 − 1.5 = −1.5, A4 = −1.5, A5 = 3 − 0 = 3 */
+    float r[6] = {1, 2, 6, 0, 0, 3}, a[6];
+    ppo_rloo_advantages(r, 2, 3, a);
+    NEAR(a[0], -3); NEAR(a[1], -1.5); NEAR(a[2], 4.5);
+    NEAR(a[3], -1.5); NEAR(a[4], -1.5); NEAR(a[5], 3);
+    /* one answer alone has no baseline: 0 */
+    ppo_rloo_advantages(r, 1, 1, a);
+    NEAR(a[0], 0);
+}
+
+Test(ppo_math, grpo_advantages_by_hand) {
+    /* r = (1, 2, 6): mean 3, sample std sqrt(((4 + 1 + 9) / 2)) = sqrt(7) = 2.6457513
+     * A = (−2, −1, 3) / (2.6457513 + 1e-4) */
+    float r[6] = {1, 2, 6, 5, 5, 5}, a[6];
+    ppo_grpo_advantages(r, 2, 3, a);
+    double sd = sqrt(7.0) + 1e-4;
+    NEAR(a[0], -2 / sd); NEAR(a[1], -1 / sd); NEAR(a[2], 3 / sd);
+    /* equal rewards: no signal, not a division by zero */
+    NEAR(a[3], 0); NEAR(a[4], 0); NEAR(a[5], 0);
+}
+
+Test(ppo_math, k3_kl_and_its_gradient) {
+    /* d = ref − logp; kl = e^d − d − 1: d = 0 → 0; d = 0.5 → 0.1487213; d = −1 → 0.3678794 */
+    float logp[3] = {-1.0f, -2.0f, -0.5f}, ref[3] = {-1.0f, -1.5f, -1.5f}, g[3] = {0, 0, 0};
+    double kl = ppo_kl_k3(logp, ref, 3, 0.5f, 2.0f, g);
+    NEAR(kl, 0 + (exp(0.5) - 1.5) + (exp(-1.0)));
+    /* d kl / d logp = 1 − e^d, times beta·scale = 1 */
+    NEAR(g[0], 0); NEAR(g[1], 1 - exp(0.5)); NEAR(g[2], 1 - exp(-1.0));
+    /* against a central difference */
+    float l2[3], z[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        memcpy(l2, logp, sizeof l2);
+        l2[i] += 1e-3f;
+        double up = ppo_kl_k3(l2, ref, 3, 0, 0, z);
+        l2[i] -= 2e-3f;
+        double dn = ppo_kl_k3(l2, ref, 3, 0, 0, z);
+        cr_assert(fabs((up - dn) / 2e-3 - g[i]) < 1e-3, "gradient %d: %g vs %g", i, (up - dn) / 2e-3, g[i]);
+    }
 }
