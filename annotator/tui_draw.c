@@ -120,14 +120,18 @@ static void candidate_header(Body *b, int pos, int rank) {
     char head[16], meta[240];
     snprintf(head, sizeof head, "%s[%d] ", focused ? "> " : "  ", pos + 1);
     int x = put_utf8(t, y, 0, b->w, head, focused ? tui_attr(t, TC_FOCUS) : A_BOLD);
-    if (rank) snprintf(meta, sizeof meta, "#%d", rank);
+    /* the place a digit gave it (while the order is the digits'), else its rank */
+    int place = rs_shown_place(c, pos), clash = rs_place_clash(c, pos);
+    (void)rank;
+    if (place) snprintf(meta, sizeof meta, "#%d%s", place, clash >= 0 ? " CLASH" : "");
     else snprintf(meta, sizeof meta, "--");
-    x += put_utf8(t, y, x, b->w - x, meta, tui_attr(t, TC_RANK));
+    x += put_utf8(t, y, x, b->w - x, meta, clash >= 0 ? tui_attr(t, TC_ERR) : tui_attr(t, TC_RANK));
     int m = c->score[pos] ? snprintf(meta, sizeof meta, " score %d", c->score[pos])
                           : snprintf(meta, sizeof meta, " score -");
     for (int f = 0; f < t->s->n_flags && m < (int)sizeof meta - 60; f++)
         if (c->flags[pos] & (1u << f)) m += snprintf(meta + m, sizeof meta - (size_t)m, " !%s", t->s->flags[f]);
-    if (t->similar_to[pos] >= 0) m += snprintf(meta + m, sizeof meta - (size_t)m, " ~[%d]", t->similar_to[pos] + 1);
+    if (t->same_as[pos] >= 0) m += snprintf(meta + m, sizeof meta - (size_t)m, " =[%d] identical (d ties)", t->same_as[pos] + 1);
+    else if (t->similar_to[pos] >= 0) m += snprintf(meta + m, sizeof meta - (size_t)m, " ~[%d]", t->similar_to[pos] + 1);
     int nl = t->ncand[pos] ? tv_wrap(t->wcand[pos], t->ncand[pos], b->w - 4, NULL, 0) : 0;
     if (nl) snprintf(meta + m, sizeof meta - (size_t)m, "  (%d line%s)", nl, nl == 1 ? "" : "s");
     put_utf8(t, y, x, b->w - x, meta, A_NORMAL);
@@ -238,6 +242,11 @@ static void input_line(Tui *t, int y, int w) {
         const char *say = k == RS_EXPR_BAD ? msg : k == RS_EXPR_ALL ? "ok: Enter applies"
                           : k == RS_EXPR_SOME ? msg : k == RS_EXPR_OPEN ? "..." : "e.g. 3>1=4>2";
         put_utf8(t, y, x + 2, w - x - 2, say, k == RS_EXPR_BAD ? tui_attr(t, TC_ERR) : k >= RS_EXPR_SOME ? tui_attr(t, TC_OK) : A_NORMAL);
+    } else if (t->mode == TUI_SCORES && !t->msg[0]) {
+        char msg[128];
+        int k = rs_scores_parse(tui_input_utf8(t), t->it.n, NULL, msg, sizeof msg);
+        const char *say = k == RS_EXPR_EMPTY ? "1-7 per answer, e.g. 7524" : msg;
+        put_utf8(t, y, x + 2, w - x - 2, say, k == RS_EXPR_BAD ? tui_attr(t, TC_ERR) : k == RS_EXPR_ALL ? tui_attr(t, TC_OK) : A_NORMAL);
     } else if (t->msg[0]) {
         put_utf8(t, y, x + 2, w - x - 2, t->msg, t->msg_err ? tui_attr(t, TC_ERR) : A_NORMAL);
     }
