@@ -173,8 +173,8 @@ void tui_submit(Tui *t) {
     int a, b;
     if (!c->skipped && !c->none_ok && rs_scores_contradict(c, &a, &b) && !t->warned_scores) {
         t->warned_scores = 1;
-        tui_message(t, 1, "scores contradict the order: [%d] %d vs [%d] %d; Enter again submits as is", a,
-                    c->score[a - 1], b, c->score[b - 1]);
+        tui_message(t, 1, "scores vs order: [%d]=%d, [%d]=%d; Enter again submits", a, c->score[a - 1], b,
+                    c->score[b - 1]);
         return;
     }
     Err err = {0};
