@@ -218,7 +218,7 @@ RLHF_BIN   ?= $(BIN)
 MANDIR     ?= $(PREFIX)/share/man
 COMPDIR    ?= $(PREFIX)/share/bash-completion/completions
 SHAREDIR   ?= $(PREFIX)/share/rlhf
-SHARE_FILES := samples/prompts.jsonl samples/corpus.txt samples/sft.jsonl samples/answers.jsonl \
+SHARE_FILES := samples/prompts.jsonl samples/prompts_person.jsonl samples/corpus.txt samples/sft.jsonl samples/answers.jsonl \
                samples/rules.md samples/judge_demo.py samples/demo.sh samples/next_round.sh
 install: $(BIN)
 	@$(MAKE) --no-print-directory install-files
