@@ -9,10 +9,11 @@ CC      ?= cc
 
 PKGS      := sqlite3 ncursesw libcjson openblas zlib libpcre2-8 libutf8proc
 TEST_PKGS := criterion
-# Debian packages behind the pkg-config names above, the test framework, and
+# Debian packages behind the pkg-config names above (and help2man, for the
+# man pages of make install), the test framework, and
 # what the reference, TUI, report-rendering and fuzz tests run (PyTorch, tmux,
 # Chromium, clang's libFuzzer).
-DEB_BUILD := build-essential pkg-config libsqlite3-dev libncurses-dev libcjson-dev libopenblas-dev zlib1g-dev libpcre2-dev libutf8proc-dev
+DEB_BUILD := build-essential pkg-config help2man libsqlite3-dev libncurses-dev libcjson-dev libopenblas-dev zlib1g-dev libpcre2-dev libutf8proc-dev
 DEB_TEST  := libcriterion-dev python3-torch python3-numpy tmux chromium clang libopenmpi-dev openmpi-bin
 
 # Lazily evaluated (=) so `make deps` works before pkg-config exists.
@@ -51,7 +52,7 @@ UNIT_BIN := $(BUILD)/unit-tests
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test-npm-deps test test-unit test-e2e test-san bench bench-mpi demo install uninstall clean format check-deps fuzz
+.PHONY: all deps test-npm-deps test test-unit test-e2e test-san bench bench-mpi demo install install-files uninstall clean format check-deps fuzz FORCE
 
 all: $(BIN)
 
@@ -83,7 +84,22 @@ $(BUILD)/cli_table.h: $(wildcard cli/cmd_*.c) | $(BUILD)
 $(BUILD):
 	@mkdir -p $(BUILD)
 
-$(BUILD)/%.o: %.c | $(BUILD)
+# What the build was configured with: the compiler, the flags and every
+# pkg-config answer (MPI found or not, say). Written only when it changes, and
+# every object depends on it, so a library installed after a build (OpenMPI
+# by make test after make demo) rebuilds everything instead of going unseen.
+CONFIG_NOW = 'CC=$(CC)' 'CFLAGS=$(CFLAGS)' 'LDFLAGS=$(LDFLAGS) $(LDLIBS)' 'MPI=$(MPI_PKG)' \
+             'PKG_CFLAGS=$(strip $(PKG_CFLAGS))' 'PKG_LIBS=$(strip $(PKG_LIBS))' \
+             'TEST_CFLAGS=$(strip $(TEST_CFLAGS))' 'TEST_LIBS=$(strip $(TEST_LIBS))'
+$(BUILD)/config.txt: FORCE | $(BUILD)
+	@printf '%s\n' $(CONFIG_NOW) > $@.new; \
+	if cmp -s $@.new $@; then rm -f $@.new; else \
+	  if [ -f $@ ]; then echo "build: the configuration changed; rebuilding everything:"; \
+	    diff $@ $@.new | sed -n 's/^> /  now /p'; fi; \
+	  mv $@.new $@; fi
+FORCE:
+
+$(BUILD)/%.o: %.c $(BUILD)/config.txt | $(BUILD)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
@@ -99,7 +115,7 @@ $(BIN): $(BUILD)/cli/main.o $(LIB)
 $(UNIT_BIN): $(UNIT_SRC:%.c=$(BUILD)/%.o) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/%.o: tests/%.c | $(BUILD)
+$(BUILD)/tests/%.o: tests/%.c $(BUILD)/config.txt | $(BUILD)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
 
@@ -109,9 +125,11 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 # ---- tests -----------------------------------------------------------------
 # make test: deps, build, unit tests (Criterion), end-to-end tests on the real
 # binary; ends with one summary line "tests: N passed, N failed".
+# RLHF_DEPS_INSTALLED: a test that finds a dependency missing fails instead of
+# skipping, since deps has just installed it (tests/e2e/lib.sh, skip_missing).
 test: deps test-npm-deps
 	@$(MAKE) --no-print-directory check-deps $(BIN) $(UNIT_BIN)
-	@BUILD=$(BUILD) sh tests/run_all.sh
+	@BUILD=$(BUILD) RLHF_DEPS_INSTALLED=1 sh tests/run_all.sh
 
 # The reference implementations the tests compare with, at the exact versions
 # of their package-lock.json files: transformers.js's tokenizers with the real
@@ -136,7 +154,7 @@ test-e2e: $(BIN)
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-san: deps
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 OPT=-O1 check-deps build-san/rlhf build-san/unit-tests
-	@BUILD=build-san RLHF_SAN=1 \
+	@BUILD=build-san RLHF_SAN=1 RLHF_DEPS_INSTALLED=1 \
 	  ASAN_OPTIONS=exitcode=86:detect_leaks=1:strict_string_checks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=86 sh tests/run_all.sh
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SAN_SECONDS)
@@ -191,12 +209,33 @@ demo:
 	@$(MAKE) --no-print-directory check-deps $(BIN)
 	@BUILD=$(BUILD) sh samples/demo.sh
 
+# make install: the binary, a man page per command (help2man, from --help),
+# bash completion for the commands and their options (both written from the
+# binary by tools/), the samples and the demo's rules in share/rlhf.
+# install-files does the copying for a binary already built (RLHF_BIN);
+# tests/e2e/t_install.sh runs it into a scratch DESTDIR.
+RLHF_BIN   ?= $(BIN)
+MANDIR     ?= $(PREFIX)/share/man
+COMPDIR    ?= $(PREFIX)/share/bash-completion/completions
+SHAREDIR   ?= $(PREFIX)/share/rlhf
+SHARE_FILES := samples/prompts.jsonl samples/prompts_person.jsonl samples/corpus.txt samples/sft.jsonl samples/answers.jsonl \
+               samples/rules.md samples/judge_demo.py samples/demo.sh samples/next_round.sh
 install: $(BIN)
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/rlhf
+	@$(MAKE) --no-print-directory install-files
+
+install-files:
+	@rm -rf $(BUILD)/man && sh tools/gen_man.sh $(RLHF_BIN) $(BUILD)/man
+	@sh tools/gen_completion.sh $(RLHF_BIN) > $(BUILD)/rlhf.bash
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(COMPDIR) $(DESTDIR)$(SHAREDIR)/samples
+	install -m 755 $(RLHF_BIN) $(DESTDIR)$(PREFIX)/bin/rlhf
+	install -m 644 $(BUILD)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(BUILD)/rlhf.bash $(DESTDIR)$(COMPDIR)/rlhf
+	install -m 644 $(SHARE_FILES) $(DESTDIR)$(SHAREDIR)/samples/
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/rlhf
+	rm -f $(DESTDIR)$(PREFIX)/bin/rlhf $(DESTDIR)$(MANDIR)/man1/rlhf.1 $(DESTDIR)$(MANDIR)/man1/rlhf-*.1 \
+	  $(DESTDIR)$(COMPDIR)/rlhf
+	rm -rf $(DESTDIR)$(SHAREDIR)
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -141,6 +141,79 @@ int rs_place(RankState *s, int pos) {
     return commit(s, &c);
 }
 
+/* The levels the typed places make (distinct places in order; equal ones tie). */
+static void levels_of_places(const RankCore *c, unsigned char *level) {
+    int next = 1;
+    memset(level, 0, RS_MAX_CAND);
+    for (int p = 1; p <= c->n; p++) {
+        int used = 0;
+        for (int i = 0; i < c->n; i++)
+            if (c->place[i] == p) level[i] = (unsigned char)next, used = 1;
+        next += used;
+    }
+}
+
+static int places_hold(const RankCore *c) {
+    unsigned char level[RS_MAX_CAND];
+    int any = 0;
+    for (int i = 0; i < c->n; i++) any |= c->place[i];
+    if (!any) return 0;
+    levels_of_places(c, level);
+    return memcmp(level, c->level, (size_t)c->n) == 0;
+}
+
+int rs_place_final(RankState *s, int pos) {
+    RankCore c = s->cur;
+    if (pos < 1 || pos > c.n) return -1;
+    if (!places_hold(&c)) {
+        int rank[RS_MAX_CAND];
+        rs_ranks(&c, rank);
+        for (int i = 0; i < c.n; i++) c.place[i] = (unsigned char)rank[i];
+    }
+    c.place[s->focus] = (unsigned char)pos;
+    levels_of_places(&c, c.level);
+    return commit(s, &c);
+}
+
+int rs_shown_place(const RankCore *c, int i) {
+    if (places_hold(c)) return c->place[i];
+    int rank[RS_MAX_CAND];
+    rs_ranks(c, rank);
+    return rank[i];
+}
+
+int rs_place_clash(const RankCore *c, int i) {
+    if (!places_hold(c) || !c->place[i]) return -1;
+    for (int j = 0; j < c->n; j++)
+        if (j != i && c->place[j] == c->place[i]) return j;
+    return -1;
+}
+
+int rs_tie_with(RankState *s, uint32_t mask) {
+    const RankCore *c = &s->cur;
+    int f = s->focus;
+    unsigned char level[RS_MAX_CAND];
+    memcpy(level, c->level, sizeof level);
+    if (!level[f]) level[f] = (unsigned char)(rs_groups(c) + 1);
+    for (int i = 0; i < c->n; i++)
+        if (mask >> i & 1) level[i] = level[f];
+    return rs_set_levels(s, level);
+}
+
+int rs_scores_contradict(const RankCore *c, int *a, int *b) {
+    for (int i = 0; i < c->n; i++)
+        for (int j = 0; j < c->n; j++) {
+            if (i == j || !c->level[i] || !c->level[j] || !c->score[i] || !c->score[j]) continue;
+            int above = c->level[i] < c->level[j] && c->score[i] < c->score[j];
+            int tied = i < j && c->level[i] == c->level[j] && abs(c->score[i] - c->score[j]) >= 2;
+            if (above || tied) {
+                *a = i + 1, *b = j + 1;
+                return 1;
+            }
+        }
+    return 0;
+}
+
 int rs_tie_toggle(RankState *s) {
     RankCore c = s->cur;
     int i = s->focus, lv = c.level[i], g = rs_groups(&c);
@@ -350,4 +423,29 @@ void rs_clock_key(RankClock *k, long long now_ms) {
 long long rs_clock_spent(const RankClock *k, long long now_ms) {
     long long gap = now_ms - k->last_ms;
     return k->spent_ms + (gap > 0 && gap <= k->idle_ms ? gap : 0);
+}
+
+int rs_scores_parse(const char *text, int n, unsigned char *score, char *msg, size_t msgn) {
+    int k = 0;
+    if (msg && msgn) msg[0] = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p == ' ' || *p == ',') continue;
+        if ((*p < '0' || *p > '7') && *p != '-') {
+            if (msg) snprintf(msg, msgn, "'%c' is not a score: 1-7, or 0 or - for none", *p);
+            return RS_EXPR_BAD;
+        }
+        if (k == n) {
+            if (msg) snprintf(msg, msgn, "more scores than the %d candidates", n);
+            return RS_EXPR_BAD;
+        }
+        if (score) score[k] = (unsigned char)(*p == '-' ? 0 : *p - '0');
+        k++;
+    }
+    if (!k) return RS_EXPR_EMPTY;
+    if (k < n) {
+        if (msg) snprintf(msg, msgn, "%d of %d: [%d] next", k, n, k + 1);
+        return RS_EXPR_SOME;
+    }
+    if (msg) snprintf(msg, msgn, "all %d: Enter applies", n);
+    return RS_EXPR_ALL;
 }

@@ -22,6 +22,8 @@ typedef struct RankCore {
     int n;
     unsigned char level[RS_MAX_CAND]; /* 0 unranked; 1..groups */
     unsigned char score[RS_MAX_CAND]; /* 0 none; 1..7 */
+    unsigned char place[RS_MAX_CAND]; /* final places typed as digits (0 none); they
+                                       * hold only while the levels are theirs */
     uint32_t flags[RS_MAX_CAND];      /* bit f: flag f of the project's list */
     int none_ok;                      /* the whole set is not acceptable */
     int skipped;
@@ -54,6 +56,24 @@ int rs_move(RankState *s, int delta);
  * the others down; pos past the ranked ones makes it last; pos beyond the
  * number of candidates is refused (-1). */
 int rs_place(RankState *s, int pos);
+/* A digit as people mean it: the focused candidate's final place is pos
+ * (1 = best, up to n), whatever is ranked yet. The places typed so far fill a
+ * permutation; the order is theirs (candidates wanting the same place are
+ * tied until one of them is given another). When the order was last changed
+ * some other way, the places start from its ranks. -1 when pos is out of range. */
+int rs_place_final(RankState *s, int pos);
+/* The place shown beside candidate i: the typed one while the places hold,
+ * else its rank (0: none). */
+int rs_shown_place(const RankCore *c, int i);
+/* Another candidate typed at i's place (a clash), or -1. */
+int rs_place_clash(const RankCore *c, int i);
+/* Ties every candidate of mask (bit i: candidate i) with the focused one
+ * (which, unranked, first becomes the last group). */
+int rs_tie_with(RankState *s, uint32_t mask);
+/* Scores against the order: a pair ranked one above the other whose scores
+ * say the opposite, or a tied pair scored 2 or more apart. 1 and the pair
+ * (1-based screen positions) in *a, *b when there is one. */
+int rs_scores_contradict(const RankCore *c, int *a, int *b);
 /* Ties the focused candidate with the group above it, or unties it if it is
  * tied (it then becomes its own group just below). An unranked one joins the
  * last group. Invalid for the best untied candidate. */
@@ -95,6 +115,10 @@ enum {
 };
 /* level (may be NULL) gets the levels of a SOME/ALL expression. */
 int rs_expr_parse(const char *expr, int n, unsigned char *level, char *msg, size_t msgn);
+/* Every candidate's score at once, in screen order ("7524"; 0 or - leaves one
+ * unscored; spaces and commas ignored), checked as it is typed: the same codes
+ * (SOME: fewer than n so far, msg says how many). score (may be NULL) gets them. */
+int rs_scores_parse(const char *text, int n, unsigned char *score, char *msg, size_t msgn);
 
 /* Pairwise agreement of two rankings given as competition ranks (0 = unranked,
  * ignored): over pairs strictly ordered in gold, the fraction the labeler orders

@@ -74,6 +74,10 @@ static int prepare_item(Tui *t, Err *err) {
     }
     for (int a = 0; a < t->it.n; a++) {
         double best = 0;
+        t->same_as[a] = -1;
+        for (int b = t->it.n - 1; b >= 0; b--) /* the first exact copy: one key ties them (d) */
+            if (b != a && t->ncand[a] == t->ncand[b] && wmemcmp(t->wcand[a], t->wcand[b], (size_t)t->ncand[a]) == 0)
+                t->same_as[a] = b;
         for (int b = 0; b < t->it.n; b++) {
             if (a == b) continue;
             double sim = tv_word_diff(t->wcand[a], t->ncand[a], t->wcand[b], t->ncand[b], NULL, NULL);
@@ -85,6 +89,7 @@ static int prepare_item(Tui *t, Err *err) {
     t->scroll = 0;
     t->follow = 1;
     t->expanded = 0;
+    t->n_digits = t->digit_edits = t->warned_scores = 0;
     t->saved_draft = t->rs.cur;
     t->mode = TUI_NORMAL;
     rs_clock_start(&t->clock, sys_time_ms(), IDLE_MS);
@@ -165,6 +170,13 @@ void tui_submit(Tui *t) {
                     c->n, rs_n_ranked(c));
         return;
     }
+    int a, b;
+    if (!c->skipped && !c->none_ok && rs_scores_contradict(c, &a, &b) && !t->warned_scores) {
+        t->warned_scores = 1;
+        tui_message(t, 1, "scores vs order: [%d]=%d, [%d]=%d; Enter again submits", a, c->score[a - 1], b,
+                    c->score[b - 1]);
+        return;
+    }
     Err err = {0};
     long long now = sys_time_ms();
     int64_t pid = t->it.prompt_id;
@@ -226,28 +238,17 @@ static void input_key(Tui *t, int is_fn, wint_t ch) {
             t->mode = TUI_NORMAL;
             tui_message(t, 0, "note %s", text[0] ? "saved" : "cleared");
         } else if (t->mode == TUI_SCORES) {
-            int d[RS_MAX_CAND], k = 0;
-            for (const char *p = text; *p; p++) {
-                if (*p == ' ' || *p == ',') continue;
-                if ((*p < '0' || *p > '7') && *p != '-') {
-                    tui_message(t, 1, "'%c' is not a score: use 1-7, or 0 or - for none", *p);
-                    return;
-                }
-                if (k == t->it.n) {
-                    tui_message(t, 1, "more scores than the %d candidates", t->it.n);
-                    return;
-                }
-                d[k++] = *p == '-' ? 0 : *p - '0';
-            }
-            if (k < t->it.n) {
-                tui_message(t, 1, "%d of %d scores: one per candidate", k, t->it.n);
+            unsigned char d[RS_MAX_CAND];
+            int k = rs_scores_parse(text, t->it.n, d, msg, sizeof msg);
+            if (k != RS_EXPR_ALL) {
+                tui_message(t, 1, "%s", k == RS_EXPR_EMPTY ? "one score per candidate, e.g. 7524" : msg);
                 return;
             }
             int focus = t->rs.focus;
-            for (int pos = 0; pos < k; pos++) rs_focus_set(&t->rs, pos), rs_score(&t->rs, d[pos]);
+            for (int pos = 0; pos < t->it.n; pos++) rs_focus_set(&t->rs, pos), rs_score(&t->rs, d[pos]);
             rs_focus_set(&t->rs, focus);
             t->mode = TUI_NORMAL;
-            tui_message(t, 0, "scored all %d", k);
+            tui_message(t, 0, "scored all %d", t->it.n);
         } else if (t->mode == TUI_SKIP) {
             if (!text[0]) {
                 tui_message(t, 1, "a reason is needed to skip (Esc cancels)");
@@ -261,7 +262,7 @@ static void input_key(Tui *t, int is_fn, wint_t ch) {
     } else if (!is_fn && ch >= 32 && t->input_len < TUI_INPUT_MAX - 1) {
         t->input[t->input_len++] = (wchar_t)ch;
     }
-    if (t->mode == TUI_EXPR) t->msg[0] = 0; /* the draw shows live validation */
+    if (t->mode == TUI_EXPR || t->mode == TUI_SCORES) t->msg[0] = 0; /* the draw shows live validation */
 }
 
 static void overlay_key(Tui *t, int is_fn, wint_t ch) {

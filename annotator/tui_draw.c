@@ -66,7 +66,8 @@ typedef struct Body {
     int line;             /* current virtual line */
     int focus_top, focus_bottom;
     int draw;
-    int prompt_max, preview_max, focus_max; /* line budgets; -1: whole */
+    int prompt_max;              /* line budgets; -1: whole */
+    int cand_max[RS_MAX_CAND];
 } Body;
 
 #define TEXT_MAX_W 100 /* readable lines on wide terminals */
@@ -95,14 +96,15 @@ static void body_text(Body *b, const wchar_t *s, int n, const unsigned char *mar
     TvLine *lines = malloc((size_t)need * sizeof *lines);
     if (!lines) return;
     tv_wrap(s, n, width, lines, need);
-    int shown = max < 0 || need <= max ? need : max > 1 ? max - 1 : 0;
+    /* one line is a line of text; more end with a line saying what is left */
+    int shown = max < 0 || need <= max ? need : max > 1 ? max - 1 : max;
     for (int i = 0; i < shown; i++, b->line++) {
         int y = body_row(b);
         if (y >= 0)
             put_wide(b->t, y, indent, width, s + lines[i].start, lines[i].end - lines[i].start,
                      mark ? mark + lines[i].start : NULL, attr);
     }
-    if (shown < need && max != 0) {
+    if (shown < need && max > 1) {
         int y = body_row(b);
         char more[120];
         snprintf(more, sizeof more, "... %d more line%s of %s (z: show all)", need - shown, need - shown == 1 ? "" : "s", what);
@@ -120,14 +122,18 @@ static void candidate_header(Body *b, int pos, int rank) {
     char head[16], meta[240];
     snprintf(head, sizeof head, "%s[%d] ", focused ? "> " : "  ", pos + 1);
     int x = put_utf8(t, y, 0, b->w, head, focused ? tui_attr(t, TC_FOCUS) : A_BOLD);
-    if (rank) snprintf(meta, sizeof meta, "#%d", rank);
+    /* the place a digit gave it (while the order is the digits'), else its rank */
+    int place = rs_shown_place(c, pos), clash = rs_place_clash(c, pos);
+    (void)rank;
+    if (place) snprintf(meta, sizeof meta, "#%d%s", place, clash >= 0 ? " CLASH" : "");
     else snprintf(meta, sizeof meta, "--");
-    x += put_utf8(t, y, x, b->w - x, meta, tui_attr(t, TC_RANK));
+    x += put_utf8(t, y, x, b->w - x, meta, clash >= 0 ? tui_attr(t, TC_ERR) : tui_attr(t, TC_RANK));
     int m = c->score[pos] ? snprintf(meta, sizeof meta, " score %d", c->score[pos])
                           : snprintf(meta, sizeof meta, " score -");
     for (int f = 0; f < t->s->n_flags && m < (int)sizeof meta - 60; f++)
         if (c->flags[pos] & (1u << f)) m += snprintf(meta + m, sizeof meta - (size_t)m, " !%s", t->s->flags[f]);
-    if (t->similar_to[pos] >= 0) m += snprintf(meta + m, sizeof meta - (size_t)m, " ~[%d]", t->similar_to[pos] + 1);
+    if (t->same_as[pos] >= 0) m += snprintf(meta + m, sizeof meta - (size_t)m, " =[%d] identical (d ties)", t->same_as[pos] + 1);
+    else if (t->similar_to[pos] >= 0) m += snprintf(meta + m, sizeof meta - (size_t)m, " ~[%d]", t->similar_to[pos] + 1);
     int nl = t->ncand[pos] ? tv_wrap(t->wcand[pos], t->ncand[pos], b->w - 4, NULL, 0) : 0;
     if (nl) snprintf(meta + m, sizeof meta - (size_t)m, "  (%d line%s)", nl, nl == 1 ? "" : "s");
     put_utf8(t, y, x, b->w - x, meta, A_NORMAL);
@@ -135,17 +141,17 @@ static void candidate_header(Body *b, int pos, int rank) {
 
 static void body(Body *b) {
     Tui *t = b->t;
-    int y = body_row(b);
-    if (y >= 0) {
-        char h[400];
-        /* gold items look like any other: the labeler must not know */
-        int m = snprintf(h, sizeof h, "Prompt %lld%s", (long long)t->it.prompt_id,
-                         t->it.review ? "  (review: a change is saved as a new version)" : "");
-        if (t->it.review && t->rs.cur.skipped)
-            snprintf(h + m, sizeof h - (size_t)m, "  SKIPPED: %s (rank it to replace the skip)", t->rs.cur.skip_reason);
-        put_utf8(t, y, 0, b->w, h, A_BOLD | A_UNDERLINE);
-    }
-    b->line++;
+    char h[400];
+    /* gold items look like any other: the labeler must not know */
+    int m = snprintf(h, sizeof h, "Prompt %lld%s", (long long)t->it.prompt_id,
+                     t->it.review ? "  (review: a change is saved as a new version)" : "");
+    if (t->it.review && t->rs.cur.skipped)
+        snprintf(h + m, sizeof h - (size_t)m, "  SKIPPED: %s (rank it to replace the skip)", t->rs.cur.skip_reason);
+    int nh;
+    wchar_t *wh = tv_widen(h, &nh); /* wrapped, never cut */
+    if (wh) body_text(b, wh, nh, NULL, 0, A_BOLD | A_UNDERLINE, -1, "the heading");
+    else b->line++;
+    free(wh);
     body_text(b, t->wprompt, t->nprompt, NULL, 2, A_NORMAL, b->prompt_max, "the prompt");
     b->line++;
     int rank[RS_MAX_CAND];
@@ -155,39 +161,45 @@ static void body(Body *b) {
         if (focused) b->focus_top = b->line;
         candidate_header(b, pos, rank[pos]);
         b->line++;
-        int max = focused ? b->focus_max : b->preview_max;
+        int max = b->cand_max[pos];
         if (max) body_text(b, t->wcand[pos], t->ncand[pos], t->mark[pos], 4, A_NORMAL, max, "the answer");
         if (focused) b->focus_bottom = b->line;
     }
 }
 
-/* Line budgets that keep every candidate on a screen of body_h lines. */
+/* Line budgets that keep every candidate on a screen of body_h lines and
+ * fill it before folding anything: the prompt and the focused answer first
+ * get a few lines, then every other answer a line at a time while there is
+ * room, then the focused answer and the prompt what is left. */
 static void budget(Body *b) {
     Tui *t = b->t;
-    b->prompt_max = b->focus_max = -1;
-    b->preview_max = 2;
-    if (t->expanded) return;
-    int n = t->it.n, f = t->rs.focus, nc[RS_MAX_CAND];
-    for (int i = 0; i < n; i++) nc[i] = text_lines(t->wcand[i], t->ncand[i], b->w - 4);
-    int np = text_lines(t->wprompt, t->nprompt, b->w - 2);
-    int avail = b->h - 2 - n; /* the prompt's heading, the blank line, the headers */
-    int others = 0, c = 3;
-    for (; c > 0; c--) {
-        others = 0;
-        for (int i = 0; i < n; i++)
-            if (i != f) others += nc[i] < c ? nc[i] : c;
-        if (avail - others >= 4) break;
+    int n = t->it.n, f = t->rs.focus, nc[RS_MAX_CAND], need = 0;
+    b->prompt_max = -1;
+    for (int i = 0; i < n; i++) {
+        nc[i] = text_lines(t->wcand[i], t->ncand[i], b->w - 4);
+        b->cand_max[i] = t->expanded && i != f ? 2 : -1;
+        need += nc[i];
     }
-    if (c == 0) others = 0;
-    b->preview_max = c;
-    int rest = avail - others;
-    if (rest < 2) rest = 2;
-    if (np + nc[f] <= rest) return; /* both whole */
-    int pl = rest - nc[f];
-    if (pl < 3) pl = rest / 2 > 3 ? rest / 2 : 3;
-    if (pl > np) pl = np;
-    b->prompt_max = pl;
-    b->focus_max = rest - pl > 1 ? rest - pl : 1;
+    if (t->expanded) return;
+    int np = text_lines(t->wprompt, t->nprompt, b->w - 2);
+    int left = b->h - 2 - n; /* the prompt's heading, the blank line, the headers */
+    if (np + need <= left) return; /* everything whole */
+    int pl = np < 2 ? np : 2, fl = nc[f] < 3 ? nc[f] : 3, give[RS_MAX_CAND] = {0};
+    left -= pl + fl;
+    for (int more = 1; more && left > 0;) {
+        more = 0;
+        for (int k = 1; k < n && left > 0; k++) {
+            int i = (f + k) % n; /* the ones below the focus first */
+            if (give[i] < nc[i]) give[i]++, left--, more = 1;
+        }
+    }
+    if (left > 0) {
+        int add = nc[f] - fl < left ? nc[f] - fl : left;
+        fl += add, left -= add;
+    }
+    if (left > 0) pl += np - pl < left ? np - pl : left;
+    for (int i = 0; i < n; i++) b->cand_max[i] = i == f ? (fl < 1 ? 1 : fl) : give[i];
+    b->prompt_max = pl < 1 ? 1 : pl;
 }
 
 static void header(Tui *t, int w) {
@@ -238,10 +250,30 @@ static void input_line(Tui *t, int y, int w) {
         const char *say = k == RS_EXPR_BAD ? msg : k == RS_EXPR_ALL ? "ok: Enter applies"
                           : k == RS_EXPR_SOME ? msg : k == RS_EXPR_OPEN ? "..." : "e.g. 3>1=4>2";
         put_utf8(t, y, x + 2, w - x - 2, say, k == RS_EXPR_BAD ? tui_attr(t, TC_ERR) : k >= RS_EXPR_SOME ? tui_attr(t, TC_OK) : A_NORMAL);
+    } else if (t->mode == TUI_SCORES && !t->msg[0]) {
+        char msg[128];
+        int k = rs_scores_parse(tui_input_utf8(t), t->it.n, NULL, msg, sizeof msg);
+        const char *say = k == RS_EXPR_EMPTY ? "1-7 per answer, e.g. 7524" : msg;
+        put_utf8(t, y, x + 2, w - x - 2, say, k == RS_EXPR_BAD ? tui_attr(t, TC_ERR) : k == RS_EXPR_ALL ? tui_attr(t, TC_OK) : A_NORMAL);
     } else if (t->msg[0]) {
         put_utf8(t, y, x + 2, w - x - 2, t->msg, t->msg_err ? tui_attr(t, TC_ERR) : A_NORMAL);
     }
     move(y, cx < w ? cx : w - 1);
+}
+
+/* The key hints that fit in w columns, whole: the least needed go first
+ * (items are in screen order, their rank in keep: lower stays longer). */
+static void hints_line(Tui *t, int y, int w, const char *const *item, const int *keep, int n) {
+    int on[16], len = -2;
+    for (int i = 0; i < n; i++) on[i] = 1, len += (int)strlen(item[i]) + 2;
+    for (int drop = n - 1; len > w && drop >= 0; drop--)
+        for (int i = 0; i < n; i++)
+            if (keep[i] == drop && on[i]) on[i] = 0, len -= (int)strlen(item[i]) + 2;
+    char line[300];
+    size_t m = 0;
+    for (int i = 0; i < n && m < sizeof line; i++)
+        if (on[i]) m += (size_t)snprintf(line + m, sizeof line - m, "%s%s", m ? "  " : "", item[i]);
+    put_utf8(t, y, 0, w, line, tui_attr(t, TC_DIM));
 }
 
 static void draw_overlay(Tui *t, int h, int w) {
@@ -258,9 +290,18 @@ static void draw_overlay(Tui *t, int h, int w) {
     if (t->mode == TUI_HELP) {
         int n;
         const TuiKeyHelp *k = tui_key_help(&n);
-        for (int i = skip; i < n && y <= bottom; i++, y++) {
+        /* the keys in a column, what they do wrapped beside them */
+        for (int i = skip; i < n && y <= bottom; i++) {
             put_utf8(t, y, x0 + 1, 22, k[i].keys, A_BOLD);
-            put_utf8(t, y, x0 + 23, ww - 24, k[i].what, A_NORMAL);
+            int nw;
+            wchar_t *what = tv_widen(k[i].what, &nw);
+            if (!what) return;
+            int nl = tv_wrap(what, nw, ww - 24, NULL, 0);
+            TvLine lines[8];
+            tv_wrap(what, nw, ww - 24, lines, nl < 8 ? nl : 8);
+            for (int l = 0; l < nl && l < 8 && y <= bottom; l++, y++)
+                put_wide(t, y, x0 + 23, ww - 24, what + lines[l].start, lines[l].end - lines[l].start, NULL, A_NORMAL);
+            free(what);
         }
         return;
     }
@@ -304,7 +345,7 @@ void tui_draw(Tui *t) {
         put_utf8(t, 4, 2, w - 4, line, A_NORMAL);
     } else {
         /* the last column is the scroll markers' own */
-        Body b = {t, 1, body_h, w - 1 > TEXT_MAX_W + 4 ? TEXT_MAX_W + 4 : w - 1, 0, 0, 0, 0, -1, -1, -1};
+        Body b = {.t = t, .y0 = 1, .h = body_h, .w = w - 1 > TEXT_MAX_W + 4 ? TEXT_MAX_W + 4 : w - 1};
         budget(&b);
         body(&b); /* measure */
         int total = b.line;
@@ -331,11 +372,12 @@ void tui_draw(Tui *t) {
     if (!typing && !overlay && t->msg[0]) {
         put_utf8(t, msg, 0, w, t->msg, t->msg_err ? tui_attr(t, TC_ERR) : A_NORMAL);
     }
-    if (!typing)
-        put_utf8(t, hints, 0, w,
-                 "?:help  e:rank  s/v:score  z:expand  n:note  S:skip  u:undo  Enter:submit  q:quit",
-                 tui_attr(t, TC_DIM));
-    else put_utf8(t, hints, 0, w, "Enter: accept   Esc: cancel   Backspace: delete   Ctrl-U: clear", tui_attr(t, TC_DIM));
+    static const char *const normal[] = {"?:help", "1-9:place", "e:rank", "s/v:score", "z:expand", "n:note", "S:skip", "u:undo", "Enter:submit", "q:quit"};
+    static const int normal_keep[] = {0, 4, 3, 6, 8, 9, 7, 5, 1, 2};
+    static const char *const input[] = {"Enter:accept", "Esc:cancel", "Backspace:delete", "Ctrl-U:clear"};
+    static const int input_keep[] = {0, 1, 3, 2};
+    if (!typing) hints_line(t, hints, w, normal, normal_keep, 10);
+    else hints_line(t, hints, w, input, input_keep, 4);
     if (typing) input_line(t, msg, w); /* last, so the cursor ends after the input */
     refresh();
 }

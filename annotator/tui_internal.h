@@ -46,6 +46,10 @@ typedef struct Tui {
     RankCore loaded; /* review: the stored state, to tell a real change */
     RankCore saved_draft; /* the draft as last written */
     int mode;
+    char digits[4];   /* digits just pressed: with > or = after them, an expression */
+    int n_digits, digit_edits; /* how many, and the edits they made (undone then) */
+    int same_as[RS_MAX_CAND]; /* the first other candidate with the very same text, or -1 */
+    int warned_scores;        /* Enter was told once that the scores contradict the order */
     wchar_t input[TUI_INPUT_MAX];
     int input_len;
     char msg[300];

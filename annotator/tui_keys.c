@@ -6,6 +6,7 @@
 #include <curses.h>
 #include <stdio.h>
 #include <string.h>
+#include <wchar.h>
 
 typedef void (*KeyFn)(Tui *t, int arg);
 
@@ -31,12 +32,35 @@ static void k_focus(Tui *t, int d) {
 static void k_move(Tui *t, int d) {
     report(t, rs_move(&t->rs, d), "cannot move");
 }
+/* A digit is the focused candidate's final place; the places fill as they
+ * are pressed, a clash is named at once. */
 static void k_place(Tui *t, int pos) {
+    if (t->n_digits < (int)sizeof t->digits - 1) t->digits[t->n_digits++] = (char)('0' + pos);
     if (pos > t->it.n) {
         tui_message(t, 1, "no place %d: there are %d candidates", pos, t->it.n);
         return;
     }
-    report(t, rs_place(&t->rs, pos), "cannot place there");
+    int f = t->rs.focus, r = rs_place_final(&t->rs, pos);
+    t->digit_edits += r > 0;
+    int clash = rs_place_clash(&t->rs.cur, f);
+    if (clash >= 0)
+        tui_message(t, 1, "clash: [%d] and [%d] both at place %d; give one of them another digit", f + 1, clash + 1, pos);
+    else tui_message(t, 0, "[%d] at place %d of %d", f + 1, pos, t->it.n);
+}
+/* Ties the focused candidate with every exact copy of its text. */
+static void k_same(Tui *t, int a) {
+    (void)a;
+    uint32_t mask = 0;
+    int f = t->rs.focus, n = 0;
+    for (int i = 0; i < t->it.n; i++)
+        if (i != f && t->ncand[i] == t->ncand[f] && wmemcmp(t->wcand[i], t->wcand[f], (size_t)t->ncand[f]) == 0)
+            mask |= 1u << i, n++;
+    if (!n) {
+        tui_message(t, 1, "no other candidate has exactly this text");
+        return;
+    }
+    rs_tie_with(&t->rs, mask);
+    tui_message(t, 0, "[%d] tied with its %d identical cop%s", f + 1, n, n == 1 ? "y" : "ies");
 }
 static void k_tie(Tui *t, int a) {
     (void)a;
@@ -122,7 +146,7 @@ static void k_expand(Tui *t, int a) {
 static void k_scores(Tui *t, int a) {
     (void)a;
     tui_begin_input(t, TUI_SCORES, "");
-    tui_message(t, 0, "one score per candidate in screen order, 1-7 (0 or - leaves one unscored), e.g. 7524");
+    tui_message(t, 0, "a score 1-7 per answer in screen order (0/- none), e.g. 7524");
 }
 static void k_scroll(Tui *t, int d) {
     if (!t->expanded && d > 0) t->expanded = 1; /* paging on means reading on */
@@ -146,8 +170,8 @@ static void k_quit(Tui *t, int a) {
 
 static const TuiKeyHelp help_rows[] = {
     {"Up/k  Down/j  Tab", "focus previous / next candidate (it gets the most lines)"},
-    {"e  /", "type the ranking, e.g. 3>1=4>2 (> better, = tie)"},
-    {"1-9", "put the focused candidate at that place in the order"},
+    {"e  /", "type the ranking, e.g. 3>1=4>2 (> better, = tie); or start with a digit and > or ="},
+    {"1-9", "the focused candidate's final place (1 best); a clash shows at once"},
     {"K  J  (Shift-Up/Down)", "move the focused candidate up / down one place"},
     {"t  =", "tie it with the one above it (again: untie)"},
     {"x   C", "take it out of the order / clear the whole order"},
@@ -162,6 +186,7 @@ static const TuiKeyHelp help_rows[] = {
     {"g", "show the project's labeling guidelines"},
     {"?", "this help"},
     {"q  Ctrl-C", "quit (asks when work is unsubmitted; it is kept as a draft)"},
+    {"d", "tie it with every identical copy (marked =[N] identical)"},
     {"z", "expand the focused answer and the prompt in full / collapse"},
     {"v then 1-7 per answer", "score every candidate at once, e.g. v 7524 Enter"},
 };
@@ -187,15 +212,30 @@ static const KeyBind keymap[] = {
     {1, KEY_NPAGE, k_scroll, 10, 13}, {0, ' ', k_scroll, 10, 13},     {1, KEY_PPAGE, k_scroll, -10, 13},
     {0, 'b', k_scroll, -10, 13},      {0, 'g', k_guide, 0, 14},       {0, '?', k_help, 0, 15},
     {0, 'q', k_quit, 0, 16},          {0, 3 /* ^C */, k_quit, 0, 16}, {0, 27 /* Esc */, k_dismiss, 0, -1},
-    {0, 'z', k_expand, 0, 17},        {0, 'v', k_scores, 0, 18},
+    {0, 'z', k_expand, 0, 18},        {0, 'v', k_scores, 0, 19},      {0, 'd', k_same, 0, 17},
 };
 
+/* Digits then > or =: the labeler is typing an order (2>1=3>4) straight
+ * away; the digits' places are taken back and the expression goes on. */
+static int digits_then_op(Tui *t, int is_fn, wint_t ch) {
+    if (is_fn || (ch != '>' && ch != '=') || !t->n_digits) return 0;
+    for (; t->digit_edits > 0; t->digit_edits--) rs_undo(&t->rs);
+    char start[8];
+    snprintf(start, sizeof start, "%.*s%c", t->n_digits, t->digits, (char)ch);
+    t->n_digits = 0;
+    tui_begin_input(t, TUI_EXPR, start);
+    return 1;
+}
+
 int tui_normal_key(Tui *t, int is_fn, wint_t ch) {
+    if (digits_then_op(t, is_fn, ch)) return 1;
     for (size_t i = 0; i < sizeof keymap / sizeof keymap[0]; i++) {
         if (keymap[i].is_fn != is_fn || keymap[i].ch != ch) continue;
+        if (keymap[i].fn != k_place) t->n_digits = t->digit_edits = 0;
         keymap[i].fn(t, keymap[i].arg);
         return 1;
     }
+    t->n_digits = t->digit_edits = 0;
     return 0;
 }
 

@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "db/candidates.h"
+#include "db/prompts.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -76,9 +77,14 @@ static int list(int argc, char **argv) {
     Err err = {0};
     CandidateRow *rows;
     int n;
-    rc = db_candidates_of_prompt(db, pid, &rows, &n, &err);
+    char *text = NULL;
+    /* an id with no prompt is an error, not an empty list */
+    rc = db_prompt_text(db, pid, &text, &err);
+    free(text);
+    if (!rc) rc = db_candidates_of_prompt(db, pid, &rows, &n, &err);
     db_close(db);
     if (rc) return cli_fail(E, &err);
+    if (!n) fprintf(stderr, "rlhf candidates list: prompt %ld has no candidates yet (rlhf gen or candidates import)\n", pid);
     for (int i = 0; i < n; i++) {
         CandidateRow *r = &rows[i];
         if (json) {

@@ -52,6 +52,27 @@ static int list_rules(void) {
     return EXIT_OK;
 }
 
+static int prompt_exists(Db *db, long long id, Err *err) {
+    char *text = NULL;
+    int rc = db_prompt_text(db, id, &text, err);
+    free(text);
+    if (rc == RLHF_ENOTFOUND) err_set(err, rc, "--add-gold: there is no prompt %lld (rlhf prompts list)", id);
+    return rc;
+}
+
+/* A guidelines file that cannot be read is refused now, not found missing
+ * later under 'g'; a relative path is to the database's folder, as tui.c reads it. */
+static int check_guidelines(Db *db, const char *path, Err *err) {
+    char full[2048];
+    const char *dbp = db_path(db), *slash = strrchr(dbp, '/');
+    if (path[0] != '/' && slash) snprintf(full, sizeof full, "%.*s%s", (int)(slash - dbp + 1), dbp, path);
+    else snprintf(full, sizeof full, "%s", path);
+    if (access(full, R_OK) == 0) return 0;
+    return err_set(err, RLHF_EIO, "--set-guidelines: cannot read '%s'%s%s%s", full,
+                   strcmp(full, path) ? " (a relative path is taken from the database's folder; given: " : "",
+                   strcmp(full, path) ? path : "", strcmp(full, path) ? ")" : "");
+}
+
 /* Settings and gold items: one small transaction each. */
 static int settings(Db *db, const char *flags, const char *guidelines, const char *gold) {
     Err err = {0};
@@ -66,6 +87,7 @@ static int settings(Db *db, const char *flags, const char *guidelines, const cha
             if (!rc) printf("flags: %d set\n", n);
         }
     }
+    if (!rc && guidelines) rc = check_guidelines(db, guidelines, &err);
     if (!rc && guidelines) {
         rc = db_setting_set(db, "label.guidelines", guidelines, &err);
         if (!rc) printf("guidelines: %s\n", guidelines);
@@ -77,7 +99,7 @@ static int settings(Db *db, const char *flags, const char *guidelines, const cha
         CandidateRow *c = NULL;
         if (end == gold || *end != ':' || id < 1) {
             rc = err_set(&err, RLHF_EINVAL, "--add-gold: expected PROMPT_ID:EXPR, e.g. 7:2>1=3");
-        } else if (!(rc = db_candidates_of_prompt(db, id, &c, &n, &err))) {
+        } else if (!(rc = prompt_exists(db, id, &err)) && !(rc = db_candidates_of_prompt(db, id, &c, &n, &err))) {
             char msg[128];
             int k = n ? rs_expr_parse(end + 1, n < RS_MAX_CAND ? n : RS_MAX_CAND, NULL, msg, sizeof msg) : RS_EXPR_BAD;
             if (!n) rc = err_set(&err, RLHF_EINVAL, "--add-gold: prompt %lld has no candidates", id);

@@ -21,11 +21,11 @@ const struct cmd_entry cmd_report_entry = {
     "target, entropy, clip fraction, answer length grouped; new metrics get a chart of\n"
     "their own), Bradley-Terry ratings with bootstrap intervals by model and by policy\n"
     "round, the labelers' agreement matrix, time per prompt and flag counts, and the\n"
-    "reward model's held-out accuracy beside the labelers' agreement.\n"
+    "reward model's held-out accuracy beside the labelers' agreement. --since and\n"
+    "--until (below) limit the runs, by their start, as well as the rankings.\n"
     "  --out FILE      where to write the page ('-': stdout); written atomically\n"
     "  --run ID        only this run's curves\n"
     "  --kind K        only runs of this kind (pretrain, sft, rm, ppo, dpo, eval, ...)\n"
-    "  --since/--until also limit the runs, by their start\n"
     "  --title TEXT    the page's title (default: rlhf report)\n"
     "  --max-points N  a curve keeps each of N buckets' lowest and highest point (default 300)\n"
     "  --bootstrap N   resamples behind the rating intervals (default 200)\n"
@@ -33,6 +33,30 @@ const struct cmd_entry cmd_report_entry = {
     exec_report};
 
 static const struct cmd_entry *E = &cmd_report_entry;
+
+/* A kind no run has is a typo more often than a wish for an empty page: name
+ * the kinds there are. */
+static int check_kind(Db *db, const char *kind, Err *err) {
+    RunRow *r;
+    int n;
+    RunFilter f = {0};
+    int rc = db_runs_list(db, &f, &r, &n, err);
+    if (rc) return rc;
+    char kinds[400] = "";
+    size_t len = 0;
+    int found = 0;
+    for (int i = 0; i < n; i++) {
+        found |= strcmp(r[i].kind, kind) == 0;
+        char word[64];
+        snprintf(word, sizeof word, " %s,", r[i].kind);
+        if (!strstr(kinds, word) && len + strlen(word) < sizeof kinds) len += (size_t)snprintf(kinds + len, sizeof kinds - len, "%s", word);
+    }
+    db_runs_free(r, n);
+    if (found) return 0;
+    if (len) kinds[len - 1] = 0;
+    return err_set(err, RLHF_ENOTFOUND, "--kind: no run of kind '%s' in this project (kinds here:%s)", kind,
+                   len ? kinds : " none, no runs yet");
+}
 
 static int exec_report(int argc, char **argv) {
     const char *dbflag = NULL, *out = NULL;
@@ -68,6 +92,7 @@ static int exec_report(int argc, char **argv) {
         rc = db_run_get(db, o.runs.run_id, &r, &err);
         if (!rc) db_runs_free(r, 1);
     }
+    if (!rc && o.runs.kind) rc = check_kind(db, o.runs.kind, &err);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!rc && strcmp(out, "-") == 0) {

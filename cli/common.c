@@ -79,8 +79,12 @@ int cli_parse_long(const struct cmd_entry *e, const char *flag, const char *s, l
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return cli_usage_error(e, "%s: '%s' is not an integer in [%ld, %ld]", flag, s, min, max);
+    if (errno || end == s || *end || v < min || v > max) {
+        /* a bound that only guards overflow is not worth reading out */
+        if (max >= (1L << 31) && min == 1) return cli_usage_error(e, "%s: '%s' is not a positive whole number", flag, s);
+        if (max >= (1L << 31)) return cli_usage_error(e, "%s: '%s' is not a whole number %ld or more", flag, s, min);
+        return cli_usage_error(e, "%s: '%s' is not a whole number from %ld to %ld", flag, s, min, max);
+    }
     *out = v;
     return EXIT_OK;
 }
@@ -90,8 +94,10 @@ int cli_parse_double(const struct cmd_entry *e, const char *flag, const char *s,
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= min && v <= max))
-        return cli_usage_error(e, "%s: '%s' is not a number in [%g, %g]", flag, s, min, max);
+    if (errno || end == s || *end || !(v >= min && v <= max)) {
+        if (max >= 1e15) return cli_usage_error(e, "%s: '%s' is not a number %g or more", flag, s, min);
+        return cli_usage_error(e, "%s: '%s' is not a number from %g to %g", flag, s, min, max);
+    }
     *out = v;
     return EXIT_OK;
 }

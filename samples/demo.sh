@@ -144,8 +144,18 @@ echo "(win rate: the share of held-out prompts where the rule prefers the policy
 echo " SFT's, ties counting half; correct: the share of right answers, in the task's own terms)"
 "$RLHF" report --out "$DIR/report.html" >/dev/null && echo "charts of every run: $DIR/report.html"
 
-printf '\nDone in %ss.\n\nRank by hand on the same project (a person, beside the simulated labelers):\n\n' "$(( $(date +%s) - t0 ))"
-printf '    %s label --db %s --as YOUR_NAME\n\n' "$BUILD/rlhf" "$RLHF_DB"
-printf "(? lists the keys; type an order like 2>1=3>4 and press Enter.)\n"
+# A batch for a person: fresh prompts (samples/prompts_person.jsonl), k = 4
+# answers each from the latest policy, ranked by no one yet. Their own split
+# (person): the trainers' resume checks see the train split unchanged.
+"$RLHF" prompts import samples/prompts_person.jsonl >/dev/null
+ids=$("$RLHF" prompts list --source person | awk 'NR > 1 && $3 == 0 { printf "%s%s", s, $1; s = "," }')
+[ -z "$ids" ] || "$RLHF" gen --model "$DIR/ppo-r2.ckpt" -k 4 --ids "$ids" --seed 7 --unique >/dev/null
+waiting=$("$RLHF" prompts list --source person | awk 'NR > 1 && $3 >= 2 && $4 == 0' | wc -l)
+
+printf '\nDone in %ss.\n\n' "$(( $(date +%s) - t0 ))"
+printf '%s fresh prompts are waiting for a person, with 4 answers each from the latest policy.\nRank them by hand, beside the simulated labelers:\n\n' "$waiting"
+printf '    %s label --db %s --as YOUR_NAME --split person\n\n' "$BUILD/rlhf" "$RLHF_DB"
+printf "(? lists the keys; press a digit for the focused answer's place, or type an order\n"
+printf " like 2>1=3>4 and press Enter.)\n"
 printf "Then the next round on them: candidates from the latest PPO policy, ranked, a new RM,\nPPO again:\n\n"
 printf '    sh samples/next_round.sh %s\n' "$DIR"

@@ -26,6 +26,15 @@ contains "$OUT" "reward model, held-out prompts:"
 not_contains "$OUT" "held-out prompts: ? "
 not_contains "$OUT" "both rounds): ? "
 contains "$OUT" "label --db"
+# the closing hint leads to work: fresh prompts with k = 4 answers, ranked by
+# no one, as many as it says, and the label command it prints offers one of them
+n=$(echo "$OUT" | sed -n 's/^\([0-9]*\) fresh prompts are waiting.*/\1/p')
+[ -n "$n" ] && [ "$n" -gt 0 ] || die "the closing hint names no prompts waiting: $(echo "$OUT" | tail -n 12)"
+w=$(sql "$D/demo.db" "SELECT count(*) FROM prompts p WHERE p.source = 'person' AND p.split = 'person'
+    AND (SELECT count(*) FROM candidates c WHERE c.prompt_id = p.id) BETWEEN 2 AND 4
+    AND NOT EXISTS (SELECT 1 FROM rankings r WHERE r.prompt_id = p.id)")
+[ "$w" = "$n" ] || die "the hint says $n prompts wait, the project has $w"
+contains "$OUT" "--as YOUR_NAME --split person"
 # every training stage recorded its run and its curves
 db="$D/demo.db"
 for k in pretrain sft rm ppo dpo eval; do

@@ -6,7 +6,7 @@
 # model, both written back as HF directories that the independent PyTorch
 # reference loads with the same logits and rewards as rlhf.
 . "$ROOT/tests/e2e/lib.sh"
-/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || { echo "no PyTorch under /usr/bin/python3"; exit 77; }
+/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || skip_missing "no PyTorch under /usr/bin/python3"
 REF="/usr/bin/python3 $ROOT/tests/ref/hf_ref.py"
 $REF make --arch qwen2 --size tiny --seed 3 --out base >/dev/null || die "hf_ref make failed"
 

@@ -9,7 +9,7 @@
 # loss, the gradient of every HF tensor (HF names and layouts) and the greedy
 # ids (tolerances and the dump format: the docstring of hf_ref.py).
 . "$ROOT/tests/e2e/lib.sh"
-/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || { echo "no PyTorch under /usr/bin/python3"; exit 77; }
+/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || skip_missing "no PyTorch under /usr/bin/python3"
 REF="/usr/bin/python3 $ROOT/tests/ref/hf_ref.py"
 export PYTHONDONTWRITEBYTECODE=1  # the snippets below import hf_ref from the source tree
 

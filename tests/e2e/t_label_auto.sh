@@ -36,11 +36,13 @@ expect_rc 0 "$RLHF" label --auto keyword --as bot2 --overlap 3; contains "$OUT" 
 expect_rc 0 "$RLHF" label --set-flags "a,b"
 [ "$(sql a.db "SELECT value FROM settings WHERE key = 'label.flags'")" = "a,b" ] || die "flags setting"
 expect_rc 1 "$RLHF" label --set-flags '["a",1]'; contains "$ERR" "label.flags"
+expect_rc 1 "$RLHF" label --set-guidelines guide.txt; contains "$ERR" "cannot read"
+echo "Rank by the facts." > guide.txt
 expect_rc 0 "$RLHF" label --set-guidelines guide.txt
 expect_rc 0 "$RLHF" label --add-gold '1:1>2>3'; contains "$OUT" "gold: prompt 1 = 1>2>3"
 expect_rc 1 "$RLHF" label --add-gold '1:1>2'; contains "$ERR" "not a complete order of 3 candidates"
 expect_rc 1 "$RLHF" label --add-gold 'x'; contains "$ERR" "PROMPT_ID:EXPR"
-expect_rc 1 "$RLHF" label --add-gold '999:1>2'; contains "$ERR" "no candidates"
+expect_rc 1 "$RLHF" label --add-gold '999:1>2'; contains "$ERR" "there is no prompt 999"
 [ "$(sql a.db "SELECT count(*) FROM gold")" = 1 ] || die "gold rows"
 # gold items mixed in: agreement with the known order is recorded
 cp fresh.db g.db

@@ -3,7 +3,7 @@
 # checkpoint: logits, masked loss, log-probs, entropies, reward/value heads and
 # every gradient (tolerances in tests/ref/torch_ref.py).
 . "$ROOT/tests/e2e/lib.sh"
-/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || { echo "no PyTorch under /usr/bin/python3"; exit 77; }
+/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || skip_missing "no PyTorch under /usr/bin/python3"
 check() {
     name=$1; shift
     expect_rc 0 "$RLHF" model-dump --out "$name" "$@"

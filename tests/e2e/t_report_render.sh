@@ -4,7 +4,7 @@
 # it paints shows the curves in their colour, wide and phone-sized.
 . "$ROOT/tests/e2e/lib.sh"
 CHROME=$(command -v chromium || command -v chromium-browser || true)
-[ -n "$CHROME" ] || { echo "skip: chromium is not installed (make deps installs it)"; exit 77; }
+[ -n "$CHROME" ] || skip_missing "chromium is not installed (make deps installs it)"
 export RLHF_DB=p.db HOME="$PWD"
 expect_rc 0 "$RLHF" init p.db
 /usr/bin/python3 - p.db <<'PY' || die "could not fill the store"

@@ -81,11 +81,11 @@ keys Enter
 wait_for "Order: 1>2>3>4"
 # scores in one go: v + one digit per candidate + Enter (6 keys instead of s+digit and moves)
 keys v
-type_text "7524"
+type_text "7542"
 keys Enter
 wait_for "scored all 4"
 grep -q "\[1\] #1 score 7" screen.txt || { cat screen.txt; die "score row"; }
-screen | grep -q "\[4\] #4 score 4" || die "score row [4]"
+screen | grep -q "\[4\] #4 score 2" || die "score row [4]"
 # quitting with unsubmitted work asks; another key stays
 keys q
 wait_for "unsubmitted work here"

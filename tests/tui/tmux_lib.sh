@@ -1,6 +1,6 @@
 # Helpers for the TUI tests: drive the real binary in a private tmux server.
 # Source after tests/e2e/lib.sh. Waits poll capture-pane, never fixed sleeps.
-command -v tmux >/dev/null || { echo "tmux is not installed"; exit 77; }
+command -v tmux >/dev/null || skip_missing "tmux is not installed"
 SOCK="rlhf-tui-$$"
 TM="tmux -L $SOCK -f /dev/null"
 # kills the server and waits until it is gone, so a new one can start

@@ -345,3 +345,88 @@ Test(rank_state, ranking_a_skipped_state_replaces_the_skip) {
     cr_assert_eq(s.cur.skipped, 1);
     rs_free(&s);
 }
+
+/* Digits are final places: pressing 3, 2, 1, 4 going down the list gives
+ * 3>2>1>4 read as places, i.e. the order [3]>[2]>[1]>[4]. */
+Test(rank_place, digits_are_final_places) {
+    RankState s;
+    cr_assert_eq(rs_init(&s, 4), 0);
+    int keys[] = {3, 2, 1, 4};
+    for (int i = 0; i < 4; i++) {
+        rs_focus_set(&s, i);
+        cr_assert_eq(rs_place_final(&s, keys[i]), 1);
+        cr_assert_eq(rs_shown_place(&s.cur, i), keys[i]);
+    }
+    cr_assert_str_eq(fmt(&s), "3>2>1>4");
+    rs_free(&s);
+    cr_assert_eq(rs_init(&s, 4), 0);
+    int rev[] = {4, 3, 2, 1};
+    for (int i = 0; i < 4; i++) rs_focus_set(&s, i), rs_place_final(&s, rev[i]);
+    cr_assert_str_eq(fmt(&s), "4>3>2>1");
+    rs_free(&s);
+}
+
+Test(rank_place, partial_places_and_a_clash) {
+    RankState s;
+    rs_init(&s, 4);
+    rs_focus_set(&s, 0);
+    rs_place_final(&s, 3); /* alone: ranked, shown at place 3 */
+    cr_assert_eq(rs_shown_place(&s.cur, 0), 3);
+    rs_focus_set(&s, 1);
+    rs_place_final(&s, 1);
+    cr_assert_str_eq(fmt(&s), "2>1");
+    rs_focus_set(&s, 2);
+    rs_place_final(&s, 3); /* clashes with [1] */
+    cr_assert_eq(rs_place_clash(&s.cur, 2), 0);
+    cr_assert_eq(rs_place_clash(&s.cur, 0), 2);
+    cr_assert_str_eq(fmt(&s), "2>1=3");
+    rs_place_final(&s, 2); /* resolved */
+    cr_assert_eq(rs_place_clash(&s.cur, 2), -1);
+    cr_assert_str_eq(fmt(&s), "2>3>1");
+    cr_assert_eq(rs_place_final(&s, 5), -1);
+    cr_assert_eq(rs_place_final(&s, 0), -1);
+    /* another edit: places follow the order's ranks from then on */
+    rs_apply_expr(&s, "4>1>2>3", NULL, 0);
+    cr_assert_eq(rs_shown_place(&s.cur, 3), 1);
+    rs_focus_set(&s, 3);
+    rs_place_final(&s, 4); /* [3] holds place 4 already */
+    cr_assert_str_eq(fmt(&s), "1>2>3=4");
+    cr_assert_eq(rs_place_clash(&s.cur, 3), 2);
+    rs_undo(&s);
+    cr_assert_str_eq(fmt(&s), "4>1>2>3");
+    rs_free(&s);
+}
+
+Test(rank_place, tie_with_copies_and_contradicting_scores) {
+    RankState s;
+    rs_init(&s, 4);
+    rs_apply_expr(&s, "1>2>3", NULL, 0);
+    rs_focus_set(&s, 1);
+    cr_assert_eq(rs_tie_with(&s, 1u << 3), 1);
+    cr_assert_str_eq(fmt(&s), "1>2=4>3");
+    int a, b;
+    cr_assert_eq(rs_scores_contradict(&s.cur, &a, &b), 0);
+    rs_focus_set(&s, 1), rs_score(&s, 3);
+    rs_focus_set(&s, 3), rs_score(&s, 7);
+    cr_assert_eq(rs_scores_contradict(&s.cur, &a, &b), 1);
+    cr_assert(a == 2 && b == 4);
+    rs_score(&s, 4);
+    cr_assert_eq(rs_scores_contradict(&s.cur, &a, &b), 0);
+    rs_focus_set(&s, 0), rs_score(&s, 2); /* best, scored below [2] */
+    cr_assert_eq(rs_scores_contradict(&s.cur, &a, &b), 1);
+    cr_assert(a == 1 && b == 2);
+    rs_free(&s);
+}
+
+Test(rank_place, scores_checked_as_typed) {
+    unsigned char sc[RS_MAX_CAND];
+    char msg[128];
+    cr_assert_eq(rs_scores_parse("", 4, sc, msg, sizeof msg), RS_EXPR_EMPTY);
+    cr_assert_eq(rs_scores_parse("75", 4, sc, msg, sizeof msg), RS_EXPR_SOME);
+    cr_assert_str_eq(msg, "2 of 4: [3] next");
+    cr_assert_eq(rs_scores_parse("758", 4, sc, msg, sizeof msg), RS_EXPR_BAD);
+    cr_assert(strstr(msg, "'8' is not a score"));
+    cr_assert_eq(rs_scores_parse("7-24", 4, sc, msg, sizeof msg), RS_EXPR_ALL);
+    cr_assert(sc[0] == 7 && sc[1] == 0 && sc[3] == 4);
+    cr_assert_eq(rs_scores_parse("75241", 4, sc, msg, sizeof msg), RS_EXPR_BAD);
+}
