@@ -14,11 +14,12 @@ static int exec_dpo(int argc, char **argv);
 
 const struct cmd_entry cmd_dpo_entry = {
     "dpo",
-    "--policy CKPT --data store|FILE --out CKPT [--loss sigmoid|ipo|hinge] [--beta B] [--resume]",
+    "--policy CKPT [--data store|FILE] --out CKPT [--loss sigmoid|ipo|hinge] [--beta B] [--resume]",
     "direct preference optimisation of a policy on ranked answers, resumably",
     "  --policy CKPT     the policy to start from, also the frozen reference (an SFT model;\n"
     "                    not a reward model)\n"
-    "  --data store|FILE `store`: every non-tie pair of the current rankings in --db;\n"
+    "  --data store|FILE `store` (the default with a project): every non-tie pair of the\n"
+    "                    current rankings in --db;\n"
     "                    FILE: pairs ({\"prompt\",\"chosen\",\"rejected\"}) or HH JSONL\n"
     "  --min-agreement X with --data store: only prompts whose labelers agree this much\n"
     "  --loss L          sigmoid (default) | ipo | hinge\n"
@@ -56,7 +57,7 @@ static int exec_dpo(int argc, char **argv) {
         CLI_O_CALL("loss", loss_opt, &o.loss), CLI_O_DBL("beta", &o.beta, 1e-6, 1e6),
         CLI_O_DBL("label-smoothing", &o.smoothing, 0, 0.5), CLI_O_END};
     int rc = cli_opts_parse(E, argc, argv, opts, NULL);
-    if (rc < 0) rc = cli_train_check(E, &o.t, CLI_TRAIN_ALL | CLI_TRAIN_NEED_DATA, "--policy");
+    if (rc < 0) rc = cli_train_check(E, &o.t, CLI_TRAIN_ALL, "--policy");
     if (rc >= 0) return rc;
     if (strcmp(o.t.data, "store") && filtered)
         return cli_usage_error(E, "the ranking filters and --min-agreement go with --data store");

@@ -10,11 +10,12 @@
 static int exec_sft(int argc, char **argv);
 
 const struct cmd_entry cmd_sft_entry = {
-    "sft", "--init CKPT --data FILE|store --out CKPT [--epochs N] [--resume]",
+    "sft", "--init CKPT [--data store|FILE] --out CKPT [--epochs N] [--resume]",
     "supervised fine-tuning on prompt→answer pairs (loss on the answer only), resumably",
     "  --init CKPT       the model to start from (base or earlier SFT; not a reward model)\n"
-    "  --data FILE|store JSONL {\"prompt\",\"completion\"} or {\"messages\":[...]}; `store`: the\n"
-    "                    top-ranked candidate of each ranked prompt in --db\n"
+    "  --data store|FILE `store` (the default with a project): the top-ranked candidate\n"
+    "                    of each ranked prompt in --db; FILE: JSONL {\"prompt\",\"completion\"}\n"
+    "                    or {\"messages\":[...]}\n"
     "  --from-model NAME with --data store: every candidate of this model instead (e.g.\n"
     "                    demonstrations brought in with `rlhf candidates import`)\n"
     "  --epochs N        passes over the training pairs (default 3)\n"
@@ -35,7 +36,7 @@ static int exec_sft(int argc, char **argv) {
     const CliOpt opts[] = {CLI_O_TABLE(common), CLI_O_TABLE(filters), CLI_O_STR("init", &o.t.init),
                            CLI_O_STR("from-model", &o.from_model), CLI_O_END};
     int rc = cli_opts_parse(E, argc, argv, opts, NULL);
-    if (rc < 0) rc = cli_train_check(E, &o.t, CLI_TRAIN_ALL | CLI_TRAIN_NEED_DATA, "--init");
+    if (rc < 0) rc = cli_train_check(E, &o.t, CLI_TRAIN_ALL, "--init");
     if (rc >= 0) return rc;
     if (strcmp(o.t.data, "store") && (o.from_model || filtered))
         return cli_usage_error(E, "--from-model and the ranking filters go with --data store");

@@ -6,15 +6,18 @@
 #include "cli/train_opts.h"
 #include "rl/trainers.h"
 
+#include <string.h>
+
 static int exec_train_rm(int argc, char **argv);
 
 const struct cmd_entry cmd_train_rm_entry = {
     "train-rm",
-    "--init CKPT --out RM [--data FILE | filters] [--resume]",
+    "--init CKPT --out RM [--data store|FILE] [filters] [--resume]",
     "train a reward model on the rankings (K-wise loss), resumably",
     "  --init CKPT        the backbone: a base or SFT checkpoint (InstructGPT starts from SFT)\n"
     "  --out RM           the reward model to write (our format, with optimizer state)\n"
-    "  --data FILE        train on a pairs or HH JSONL file instead of the store's rankings\n"
+    "  --data store|FILE  `store` (the default with a project): the rankings in --db;\n"
+    "                     FILE: a pairs or HH JSONL file\n"
     "  --tokenizer TOK    tokenizer.bin when CKPT carries none (checked against the model)\n"
     "  --template T       chat template with {prompt} (default: the init model's, else\n"
     "                     the gen.template setting, else \"Human: {prompt}\\nAssistant:\")\n"
@@ -67,11 +70,10 @@ static int exec_train_rm(int argc, char **argv) {
     if (!o.t.init) return cli_usage_error(E, "--init CKPT is required (a base or SFT checkpoint)");
     if (dump) o.t.out = "", o.t.resume = 0;
     if ((rc = cli_train_check(E, &o.t, which, "--init")) >= 0) return rc;
+    if (!strcmp(o.t.data, "store")) o.t.data = NULL; /* rl/train_rm.c: NULL is the store */
     if (o.t.data && o.filtered)
         return cli_usage_error(
             E, "--data FILE takes no store filters (--split, --labeler, --min-agreement, ...)");
-    if (!o.t.db && !o.t.data)
-        return cli_usage_error(E, "no project: give --db PATH (or $RLHF_DB) or --data FILE");
     Err err = {0};
     if (dump) return train_rm_dump(&o, dump, &err) ? cli_fail(E, &err) : EXIT_OK;
     return cli_train(E, &TRAIN_RM, &o);

@@ -45,8 +45,11 @@ void cli_train_table(TrainOpts *o, unsigned which, CliOpt t[CLI_TRAIN_MAX]) {
 int cli_train_check(const struct cmd_entry *e, TrainOpts *o, unsigned which,
                     const char *init_flag) {
     if (init_flag && !o->init) return cli_usage_error(e, "%s CKPT is required", init_flag);
-    if ((which & CLI_TRAIN_NEED_DATA) && !o->data)
-        return cli_usage_error(e, "--data is required");
+    o->db = cli_db_path(o->db);
+    if ((which & CLI_TRAIN_DATA) && !o->data && !o->db)
+        return cli_usage_error(e, "no data: give --db PATH (or $RLHF_DB) for the project's "
+                                  "rankings, or --data FILE");
+    if ((which & CLI_TRAIN_DATA) && !o->data) o->data = "store";
     if (!o->out) return cli_usage_error(e, "--out CKPT is required");
     if (o->template && cli_check_template(e, o->template)) return EXIT_USAGE;
     if (o->resume && o->force)
@@ -54,7 +57,6 @@ int cli_train_check(const struct cmd_entry *e, TrainOpts *o, unsigned which,
     if (o->init && !strcmp(o->init, o->out))
         return cli_usage_error(e, "--out must differ from %s", init_flag);
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
-    o->db = cli_db_path(o->db);
     return -1;
 }
 

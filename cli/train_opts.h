@@ -16,15 +16,16 @@ enum {
     CLI_TRAIN_SCHEDULE = 16, /* --batch --lr --min-lr --warmup --weight-decay --clip --eval-every */
     CLI_TRAIN_STEPS = 32,    /* --steps */
     CLI_TRAIN_ALL = 63,
-    CLI_TRAIN_NEED_DATA = 64, /* --data is required */
     CLI_TRAIN_MAX = 24, /* entries of a table, with its end */
 };
 
 void cli_train_table(TrainOpts *o, unsigned which, CliOpt t[CLI_TRAIN_MAX]);
 
 /* After the parse: the starting checkpoint (init_flag names it; NULL for
- * pretrain), --data (with CLI_TRAIN_DATA), --out, --template, --resume with
- * --force; derived defaults. -1 to go on, else EXIT_USAGE (printed). */
+ * pretrain), --out, --template, --resume with --force; derived defaults. With
+ * CLI_TRAIN_DATA, every trainer's one convention: --data FILE, or --data
+ * store (the default when there is a project: its rankings, chosen by the
+ * ranking filters). -1 to go on, else EXIT_USAGE (printed). */
 int cli_train_check(const struct cmd_entry *e, TrainOpts *o, unsigned which,
                     const char *init_flag);
 

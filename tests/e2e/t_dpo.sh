@@ -20,7 +20,7 @@ expect_rc 0 "$RLHF" pretrain --corpus "$CORPUS" --tokenizer tok.bin --config tin
 expect_rc 2 "$RLHF" dpo --data pairs.jsonl --out d.ckpt
 contains "$ERR" "--policy"
 expect_rc 2 "$RLHF" dpo --policy base.ckpt --out d.ckpt
-contains "$ERR" "--data"
+contains "$ERR" "no data: give --db PATH"
 expect_rc 2 "$RLHF" dpo --policy base.ckpt --data pairs.jsonl
 contains "$ERR" "--out"
 expect_rc 2 "$RLHF" dpo --policy base.ckpt --data pairs.jsonl --out d.ckpt --loss kto

@@ -18,7 +18,10 @@ expect_rc 0 "$RLHF" pretrain --db p.db --corpus "$CORPUS" --tokenizer tok.bin --
 expect_rc 2 "$RLHF" sft --data sft.jsonl --out s.ckpt
 contains "$ERR" "--init"
 expect_rc 2 "$RLHF" sft --init base.ckpt --out s.ckpt
-contains "$ERR" "--data"
+contains "$ERR" "no data: give --db PATH"
+# with a project, --data defaults to the store (as for dpo and train-rm)
+expect_rc 1 "$RLHF" sft --db p.db --init base.ckpt --out s.ckpt
+contains "$ERR" "store: no prompt→answer pairs"
 expect_rc 2 "$RLHF" sft --init base.ckpt --data sft.jsonl
 contains "$ERR" "--out"
 expect_rc 2 "$RLHF" sft --init base.ckpt --data sft.jsonl --out s.ckpt --from-model x
