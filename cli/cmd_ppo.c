@@ -34,6 +34,8 @@ const struct cmd_entry cmd_ppo_entry = {
     "                      need no value model and --samples >= 2\n"
     "  --epochs E          PPO epochs per batch (default 4) --minibatch M answers (default 16)\n"
     "  --lr X              policy learning rate (default 1e-4)  --value-lr X (default: lr)\n"
+    "  --min-lr X          the rates decay to this share of lr/value-lr over --steps\n"
+    "                      (cosine; default lr/10; --min-lr equal to --lr: constant)\n"
     "  --grad-clip X       clip gradients by global norm (default 1)\n"
     "  --value head|rm     value head on the policy (default), or a value model\n"
     "                      initialised from the RM (InstructGPT)\n"
@@ -73,6 +75,8 @@ static int value_opt(const struct cmd_entry *e, const CliOpt *opt, const char *a
 static int check(PpoOpts *o, int vlr_set, int ptx_coef_set) {
     PpoConfig *c = &o->c;
     if (o->t.init && !o->rm) return cli_usage_error(E, "--rm RM is required");
+    /* the engine's schedule: from --lr down to --min-lr (default lr/10), cosine, as TRL decays */
+    o->t.lr = c->lr, o->t.clip = c->grad_clip;
     int rc = cli_train_check(E, &o->t, CLI_TRAIN_STEPS, "--policy");
     if (rc >= 0) return rc;
     if (!db_valid_split(o->split)) return cli_usage_error(E, "--split: '%s' is not a split name", o->split);
@@ -83,8 +87,7 @@ static int check(PpoOpts *o, int vlr_set, int ptx_coef_set) {
         return cli_usage_error(E, "--out must be a new file, not one of the inputs");
     Err err = {0};
     if (ppo_config_check(c, &err)) return cli_usage_error(E, "%s", err.msg);
-    /* the engine's schedule: PPO's learning rate is constant */
-    o->t.lr = o->t.min_lr = c->lr, o->t.clip = c->grad_clip;
+    if (o->t.min_lr > c->lr) return cli_usage_error(E, "--min-lr must not exceed --lr");
     return -1;
 }
 
@@ -105,7 +108,7 @@ static int exec_ppo(int argc, char **argv) {
         CLI_O_INT("max-new", &c->max_new, 1, 1 << 16),
         CLI_O_FLOAT("temperature", &c->temperature, 1e-3, 100),
         CLI_O_INT("epochs", &c->epochs, 1, 1000), CLI_O_INT("minibatch", &c->minibatch, 1, 1 << 16),
-        CLI_O_FLOAT("lr", &c->lr, 0, 10),
+        CLI_O_FLOAT("lr", &c->lr, 0, 10), CLI_O_DBL("min-lr", &o.t.min_lr, 0, 10),
         {.name = "value-lr", .kind = CLI_OPT_FLOAT, .dst = &c->value_lr, .hi = 10, .seen = &vlr_set},
         CLI_O_FLOAT("grad-clip", &c->grad_clip, 0, 1e9), CLI_O_CALL("value", value_opt, &c->value_mode),
         CLI_O_WORD("advantage", &c->advantage, ADVANTAGES),

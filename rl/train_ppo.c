@@ -345,7 +345,9 @@ static int save_state(TrainRun *r, void **bytes, size_t *len, Err *err) {
 static int update(TrainRun *r, float lr, Err *err) {
     PpoRun *p = r->ctx;
     PpoStats *s = &p->s;
-    (void)lr; /* constant: the config's */
+    /* the engine's schedule, for the policy and (in proportion) the value model */
+    double f = p->o->c.lr > 0 ? lr / p->o->c.lr : 1;
+    p->ppo.c.lr = lr, p->ppo.c.value_lr = (float)(p->o->c.value_lr * f);
     int rc = ppo_step(&p->ppo, rm_reward, &p->rm, s, err);
     if (rc) return rc;
     /* every minibatch update skipped (non-finite): the engine counts the step */

@@ -28,7 +28,8 @@ int rm_kwise_loss(const float *r, const int *rank, const int *likert, int n, con
             if (rank[i] == rank[j]) continue;
             int w = rank[i] < rank[j] ? i : j, l = w == i ? j : i;
             double m = 0;
-            if (o && o->margin > 0 && likert && likert[w] > 0 && likert[l] > 0)
+            /* scores that contradict the order ask for no margin, not a negative one */
+            if (o && o->margin > 0 && likert && likert[w] > likert[l] && likert[l] > 0)
                 m = o->margin * (likert[w] - likert[l]);
             double diff = (double)r[w] - r[l], d = diff - m;
             loss -= log_sigmoid(d);

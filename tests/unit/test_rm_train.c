@@ -95,6 +95,20 @@ static Model tiny_rm(int seq, uint64_t seed) {
     return m;
 }
 
+/* --margin asks the better answer to win by margin per point of its 1-7 score;
+ * when the scores contradict the order (the better ranked one scored lower)
+ * the margin is 0, not negative: the order is what the loss learns. */
+Test(rm_train, likert_margin_is_never_negative) {
+    float r[2] = {0.5f, 0.2f}, dr[2] = {0};
+    int rank[2] = {1, 2}, against[2] = {2, 6}, along[2] = {6, 2};
+    RmLossOpts o = {1.0, 0};
+    RmGroupLoss gl;
+    rm_kwise_loss(r, rank, against, 2, &o, 1, dr, &gl);
+    cr_assert_float_eq(gl.loss, naive_pair(0.5, 0.2, 0), 1e-6);
+    rm_kwise_loss(r, rank, along, 2, &o, 1, dr, &gl);
+    cr_assert_float_eq(gl.loss, naive_pair(0.5, 0.2, 4), 1e-6);
+}
+
 Test(rm_train, finite_differences_through_head_and_backbone) {
     Tokenizer *tok = byte_tokenizer();
     PrefSet s;
