@@ -273,12 +273,16 @@ int ppo_state_bytes(const Ppo *p, void **out, size_t *len, Err *err) {
 
 /* ---- one step --------------------------------------------------------------------- */
 
+int ppo_sample(Ppo *p, const PpoPrompt *pr, const uint64_t *seeds, SampleResult *res, Err *err) {
+    SampleParams sp = sample_params_chat(); /* gen's stops: the answer ends where gen's would */
+    sp.temperature = p->c.temperature;
+    sp.max_tokens = p->c.max_new;
+    return sample_generate_batch(&p->inf, p->tok, pr->ids, pr->n, p->c.samples, &sp, seeds, res, err);
+}
+
 /* Samples prompts × samples answers and joins each with its prompt. */
 static int rollout(Ppo *p, PpoStats *s, Err *err) {
     const PpoConfig *c = &p->c;
-    SampleParams sp = sample_params_chat(); /* gen's stops: the answer ends where gen's would */
-    sp.temperature = c->temperature;
-    sp.max_tokens = c->max_new;
     for (int i = 0; i < p->N; i++) {
         seq_example_free(&p->ex[i]);
         sample_result_free(&p->res[i]);
@@ -290,7 +294,7 @@ static int rollout(Ppo *p, PpoStats *s, Err *err) {
         for (int k = 0; k < c->samples; k++) p->seeds[k] = rng_u64(&p->rng);
         if (i < lo || i >= hi) continue; /* another rank's (the draws above keep the streams equal) */
         SampleResult *res = p->res + (size_t)i * c->samples;
-        rc = sample_generate_batch(&p->inf, p->tok, pr->ids, pr->n, c->samples, &sp, p->seeds, res, err);
+        rc = ppo_sample(p, pr, p->seeds, res, err);
         for (int k = 0; k < c->samples && !rc; k++) {
             rc = seq_join(pr->ids, pr->n, res[k].tokens, res[k].n_tokens, p->T,
                           &p->ex[i * c->samples + k], err);

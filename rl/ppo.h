@@ -161,6 +161,10 @@ void ppo_free(Ppo *p);
 /* Sets the PPO-ptx corpus (tokens borrowed; needs ptx_coef > 0 and > ptx_len tokens). */
 int ppo_set_ptx(Ppo *p, const int *tokens, int64_t n, Err *err);
 
+/* The samples answers of one rollout prompt, stream k with seeds[k], decoded
+ * by the contract every command shares (sample_params_chat at the config's
+ * temperature and max_new): what ppo_step samples. */
+int ppo_sample(Ppo *p, const PpoPrompt *pr, const uint64_t *seeds, SampleResult *res, Err *err);
 /* One rollout batch and its updates; fills *s. */
 int ppo_step(Ppo *p, PpoRewardFn reward, void *ctx, PpoStats *s, Err *err);
 

@@ -6,7 +6,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "gen/gen.h"
+#include "gen/model_backend.h"
+#include "model/checkpoint.h"
 #include "model/loss.h"
 #include "rl/ppo.h"
 
@@ -225,6 +229,54 @@ Test(rl_ppo, rloo_and_grpo_without_a_critic) {
         }
         finish(&r);
     }
+}
+
+/* One decoding contract: a PPO rollout and a gen candidate of the same
+ * policy, prompt and seeds, at temperature 0.7, are the same tokens (gen's
+ * backend is what eval and best-of-n sample with too). */
+Test(rl_ppo, a_rollout_is_what_gen_samples) {
+    Run r;
+    PpoConfig c;
+    small_config(&c);
+    c.temperature = 0.7f, c.max_new = 12;
+    Err err = {0};
+    start(&r, &c, 9);
+    unsigned char *tb;
+    size_t tl;
+    cr_assert_eq(tok_to_bytes(r.tok, &tb, &tl, &err), 0);
+    cr_assert_eq(model_set_tokenizer(&r.pol, tb, tl, &err), 0);
+    free(tb);
+    char path[] = "/tmp/rlhf-ppo-gen-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert_eq(model_save(path, &r.pol, &err), 0, "%s", err.msg);
+    /* the prompt's ids as gen encodes them (PPO's prompts are encoded the same way) */
+    const char *text = "abc";
+    int ids[16], n = 0;
+    cr_assert_eq(tok_encode_prompt(r.tok, text, strlen(text), ids, 16, &n, &err), 0, "%s", err.msg);
+    PpoPrompt pr = {ids, n};
+    uint64_t seeds[4] = {gen_seed(1, 7, 0), gen_seed(1, 7, 1), gen_seed(1, 7, 2), gen_seed(1, 7, 3)};
+    SampleResult res[4];
+    cr_assert_eq(ppo_sample(&r.p, &pr, seeds, res, &err), 0, "%s", err.msg);
+    SampleParams sp = sample_params_chat();
+    sp.temperature = 0.7f, sp.max_tokens = 12;
+    GenModel g;
+    cr_assert_eq(gen_model_open(&g, path, NULL, &sp, 4, INFER_WEIGHTS_F32, &err), 0, "%s", err.msg);
+    GenBackend b = gen_model_backend(&g);
+    GenSample out[4];
+    cr_assert_eq(b.sample(b.ctx, text, 4, seeds, out, &err), 0, "%s", err.msg);
+    for (int k = 0; k < 4; k++) {
+        cr_assert_eq(out[k].n_tokens, res[k].n_tokens, "stream %d", k);
+        cr_assert_eq(out[k].sum_logprob, res[k].logprob, "stream %d: gen %.9g '%s', ppo %.9g '%s'", k,
+                     out[k].sum_logprob, out[k].text, res[k].logprob, res[k].text);
+        cr_assert_str_eq(out[k].text, res[k].text, "stream %d", k);
+        free(out[k].text);
+        sample_result_free(&res[k]);
+    }
+    gen_model_close(&g);
+    unlink(path);
+    finish(&r);
 }
 
 Test(rl_ppo, raises_a_known_reward_with_kl_near_target) {
