@@ -25,7 +25,9 @@ const struct cmd_entry cmd_watch_entry = {
     "live terminal charts of a training run's metrics",
     "Charts every metric of a run as it is written (training commands write their metrics\n"
     "with each checkpoint), redrawn every --interval seconds. Without --run it follows the\n"
-    "newest running run, else the newest run, and switches when a new one starts.\n"
+    "newest running training run, else the newest training run (evaluations, a point per\n"
+    "figure, only when there is nothing else), and switches when a new one starts. A metric\n"
+    "with one point is shown as its value.\n"
     "  --run ID          watch this run\n"
     "  --metric PATTERN  only metrics whose name matches (shell pattern, e.g. 'loss*')\n"
     "  --interval S      seconds between reads of the store (default 1)\n"
@@ -45,8 +47,10 @@ typedef struct Watch {
     RunRow *run; /* the shown run's row */
     MetricSeries *s;
     int ns;
-    int *order; /* indices into s, known groups first */
+    int *order; /* indices into s of the curves to chart, known groups first */
     int no;
+    int *single; /* indices into s of the metrics of one point, shown as values */
+    int nsingle;
     char msg[1024];
 } Watch;
 
@@ -62,8 +66,9 @@ static int by_group(const void *a, const void *b) {
 static void clear_data(Watch *w) {
     db_series_free(w->s, w->ns);
     db_runs_free(w->run, w->run ? 1 : 0);
-    free(w->order);
+    free(w->order), free(w->single);
     w->s = NULL, w->ns = 0, w->run = NULL, w->order = NULL, w->no = 0;
+    w->single = NULL, w->nsingle = 0;
 }
 
 /* Reads the run (the newest when following) and its curves; a failed read
@@ -72,8 +77,7 @@ static void refresh_data(Watch *w) {
     Err err = {0};
     if (w->follow) {
         int64_t id;
-        int rc = db_run_newest(w->db, 1, &id, &err);
-        if (rc == RLHF_ENOTFOUND) rc = db_run_newest(w->db, 0, &id, &err);
+        int rc = db_run_to_follow(w->db, &id, &err);
         if (!rc && id != w->run_id) w->run_id = id, w->page = 0;
         if (rc && rc != RLHF_ENOTFOUND) {
             snprintf(w->msg, sizeof w->msg, "%s", err.msg);
@@ -98,8 +102,14 @@ static void refresh_data(Watch *w) {
     clear_data(w);
     w->run = r, w->s = s, w->ns = ns;
     w->order = malloc(sizeof *w->order * (size_t)(ns ? ns : 1));
-    for (int i = 0; w->order && i < ns; i++)
-        if (!w->pattern || fnmatch(w->pattern, s[i].name, 0) == 0) w->order[w->no++] = i;
+    w->single = malloc(sizeof *w->single * (size_t)(ns ? ns : 1));
+    for (int i = 0; w->order && w->single && i < ns; i++)
+        if (!w->pattern || fnmatch(w->pattern, s[i].name, 0) == 0) {
+            if (s[i].n == 1)
+                w->single[w->nsingle++] = i;
+            else
+                w->order[w->no++] = i;
+        }
     sort_w = w;
     if (w->order) qsort(w->order, (size_t)w->no, sizeof *w->order, by_group);
     w->msg[0] = '\0';
@@ -123,6 +133,27 @@ static void step_run(Watch *w, int dir) {
     if (best) w->run_id = best, w->follow = 0, w->page = 0;
 }
 
+/* A metric's name as shown: an evaluation's "a.win_rate" is "sft: win rate"
+ * (side a is the baseline, b the policy, named by the run). */
+static void display_name(const Watch *w, const char *name, char *buf, size_t n) {
+    static const char *const words[][2] = {
+        {"win_rate", "win rate"},       {"win_lo", "win rate, 95% low"},
+        {"win_hi", "win rate, 95% high"}, {"rm_win_rate", "RM win rate"},
+        {"reward", "reward"},           {"kl", "KL"},
+        {"length", "answer length"},    {"judge_score", "judge score"}};
+    const RunRow *r = w->run;
+    if (!r || strcmp(r->kind, "eval") != 0 || (name[0] != 'a' && name[0] != 'b') ||
+        name[1] != '.') {
+        snprintf(buf, n, "%s", name);
+        return;
+    }
+    const char *model = name[0] == 'a' ? r->input_model : r->output_model;
+    const char *what = name + 2;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strcmp(what, words[i][0]) == 0) what = words[i][1];
+    snprintf(buf, n, "%s: %s", model ? model : name[0] == 'a' ? "baseline" : "policy", what);
+}
+
 static void fmt(char *b, size_t n, double v) {
     double a = fabs(v);
     if (!isfinite(v))
@@ -131,6 +162,22 @@ static void fmt(char *b, size_t n, double v) {
         snprintf(b, n, "%.1e", v); /* at most 8 characters */
     else
         snprintf(b, n, "%.4g", v);
+}
+
+/* The x axis under a chart: a rule, the first and last step at its ends and
+ * the word "step" between them. */
+static void step_axis(const Watch *w, int y, int cols, double x0, double x1) {
+    enum { LW = 10 };
+    char a[32], b[32];
+    snprintf(a, sizeof a, "%.0f", x0), snprintf(b, sizeof b, "%.0f", x1);
+    mvaddstr(y, LW - 1, w->utf8 ? "\u2514" : "+");
+    for (int c = 0; c < cols; c++)
+        mvaddstr(y, LW + c, w->utf8 ? "\u2500" : "-");
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la + lb + 8 > cols) return;
+    mvaddstr(y, LW, a);
+    mvaddstr(y, LW + (cols - 4) / 2, "step");
+    mvaddstr(y, LW + cols - lb, b);
 }
 
 /* One chart: a title line, then rows of dots with the range on the left. */
@@ -142,12 +189,14 @@ static void draw_chart(Watch *w, const MetricSeries *m, int top, int height, int
         if (isfinite(m->value[i])) y0 = fmin(y0, m->value[i]), y1 = fmax(y1, m->value[i]);
     fmt(lo, sizeof lo, y0), fmt(hi, sizeof hi, y1),
         fmt(last, sizeof last, m->n ? m->value[m->n - 1] : NAN);
-    snprintf(line, sizeof line, "%s  last %s  (step %.0f, %lld points)", m->name, last,
+    char name[160];
+    display_name(w, m->name, name, sizeof name);
+    snprintf(line, sizeof line, "%s  last %s  (step %.0f, %lld points)", name, last,
              m->n ? m->step[m->n - 1] : 0.0, (long long)m->n);
     attron(A_BOLD);
     mvaddnstr(top, 0, line, width);
     attroff(A_BOLD);
-    int rows = height - 1, cols = width - LW;
+    int rows = height - 2, cols = width - LW; /* the title above, the step axis below */
     if (rows < 1 || cols < 4) return;
     unsigned char *dots = malloc((size_t)rows * (size_t)cols);
     if (!dots) return;
@@ -167,6 +216,26 @@ static void draw_chart(Watch *w, const MetricSeries *m, int top, int height, int
         }
     }
     free(dots);
+    step_axis(w, top + 1 + rows, cols, m->n ? m->step[0] : 0, m->n ? m->step[m->n - 1] : 0);
+}
+
+/* The metrics of one point (an evaluation's figures), as values in columns
+ * from row top; returns the rows used, at most half of avail unless there is
+ * nothing to chart. */
+static int draw_values(Watch *w, int top, int avail, int width) {
+    if (!w->nsingle) return 0;
+    int colw = 40, cols = width / colw > 0 ? width / colw : 1;
+    int rows = (w->nsingle + cols - 1) / cols, max = w->no ? avail / 2 : avail;
+    if (rows > max) rows = max;
+    for (int i = 0; i < w->nsingle && i < rows * cols; i++) {
+        const MetricSeries *m = &w->s[w->single[i]];
+        char name[160], v[32], line[256];
+        display_name(w, m->name, name, sizeof name);
+        fmt(v, sizeof v, m->value[0]);
+        snprintf(line, sizeof line, "%-28.28s %10s", name, v);
+        mvaddnstr(top + i % rows, (i / rows) * colw + 1, line, colw - 1);
+    }
+    return rows + 1;
 }
 
 static void draw(Watch *w) {
@@ -189,17 +258,24 @@ static void draw(Watch *w) {
     int avail = H - 2;
     if (w->msg[0])
         mvaddnstr(2, 1, w->msg, W - 2);
-    else if (w->run && w->no == 0)
+    else if (w->run && w->no + w->nsingle == 0)
         mvaddnstr(2, 1,
                   w->pattern ? "no metric of this run matches --metric"
                              : "no metrics yet (training writes them with each checkpoint)",
                   W - 2);
     else if (avail >= 3) {
+        int top = 1 + draw_values(w, 1, avail, W);
+        avail = H - 1 - top;
+        if (w->no == 0 || avail < 3) {
+            mvaddnstr(H - 1, 0, " q quit  n/p run  f follow", W);
+            refresh();
+            return;
+        }
         int per = avail / 6 > 0 ? avail / 6 : 1; /* charts per page: six rows each at least */
         if (per > w->no) per = w->no;
         int pages = (w->no + per - 1) / per;
         if (w->page >= pages) w->page = 0;
-        int h = avail / per, top = 1;
+        int h = avail / per;
         for (int k = 0; k < per; k++) {
             int i = w->page * per + k;
             if (i >= w->no) break;

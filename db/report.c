@@ -87,6 +87,17 @@ int db_run_newest(Db *db, int running_only, int64_t *run_id, Err *err) {
     return rc;
 }
 
+int db_run_to_follow(Db *db, int64_t *run_id, Err *err) {
+    int64_t id;
+    int rc = db_query_id(db, err, "find the run to follow", &id,
+                         "SELECT id FROM runs ORDER BY status = 'running' DESC, kind != 'eval' DESC,"
+                         " id DESC LIMIT 1",
+                         "");
+    if (!rc && !id) rc = err_set(err, RLHF_ENOTFOUND, "no runs yet");
+    if (!rc) *run_id = id;
+    return rc;
+}
+
 void db_series_free(MetricSeries *s, int n) {
     for (int i = 0; s && i < n; i++)
         free(s[i].name), free(s[i].step), free(s[i].value);

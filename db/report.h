@@ -32,6 +32,11 @@ int db_run_get(Db *db, int64_t run_id, RunRow **out, Err *err);
  * RLHF_ENOTFOUND when there is none. */
 int db_run_newest(Db *db, int running_only, int64_t *run_id, Err *err);
 
+/* The run to follow: the newest running training run (any kind but eval),
+ * else the newest running run, else the newest training run, else the
+ * newest run. RLHF_ENOTFOUND when there are no runs. */
+int db_run_to_follow(Db *db, int64_t *run_id, Err *err);
+
 /* One metric's curve, steps ascending. */
 typedef struct MetricSeries {
     char *name;

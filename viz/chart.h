@@ -18,6 +18,7 @@ typedef struct VizSeries {
 typedef struct VizChart {
     const char *title;
     const char *xlabel; /* NULL: "step" */
+    const char *ylabel; /* the y axis's title (quantity and unit); NULL: none */
     const VizSeries *series;
     int n_series;
     double hline;             /* a dashed reference line (a target); NAN: none */
@@ -26,11 +27,15 @@ typedef struct VizChart {
     int n_xcats;
     int markers;    /* a dot at every point (always when a series has whiskers) */
     int no_lines;   /* points only */
+    int bars;       /* a bar from 0 to each point (categories); implies no_lines */
     int max_points; /* per series after downsampling; 0: 300 min/max pairs */
 } VizChart;
 
-/* Writes one <svg> element (viewBox 640x240, scales to its container's
- * width) to f. RLHF_EIO when the write fails. */
+/* Writes one <svg> element (viewBox VIZ_W wide, as tall as its legend and
+ * labels need; it scales to its container's width) to f. Text never leaves
+ * the canvas: a legend that does not fit beside the title wraps below the
+ * plot, crowded category names stand upright. RLHF_EIO when the write fails. */
+enum { VIZ_W = 520 };
 int viz_svg_chart(FILE *f, const VizChart *c);
 
 /* Keeps the first and last point and each bucket's lowest and highest y, in

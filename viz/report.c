@@ -25,20 +25,21 @@ ReportOptions report_options_default(void) {
 /* Known metrics, grouped on one chart each, in this order; the first group
  * whose pattern matches takes the metric. Anything else gets its own chart. */
 static const struct {
-    const char *title;
+    const char *title, *unit; /* unit: the y axis's title */
     const char *pat[6];
 } GROUPS[] = {
-    {"Loss", {"*loss*"}},
-    {"Accuracy", {"*accurac*"}},
-    {"Reward", {"objective/scores", "objective/rlhf_reward", "rewards/*", "*reward*"}},
-    {"KL", {"objective/kl", "objective/kl_full", "*approxkl*", "kl", "*/kl"}},
-    {"Entropy", {"*entropy*"}},
-    {"Clip fraction", {"*clipfrac*"}},
-    {"Answer length", {"answer/length*", "*length*"}},
-    {"Learning rate", {"lr", "*/lr", "learning_rate"}},
-    {"Gradient norm", {"grad_norm", "*/grad_norm"}},
-    {"Throughput", {"*_per_s"}},
-    {"Seconds per step", {"time/*"}},
+    {"Loss", "loss", {"*loss*"}},
+    {"Accuracy", "accuracy (share of pairs)", {"*accurac*"}},
+    {"Reward", "reward (RM score)",
+     {"objective/scores", "objective/rlhf_reward", "rewards/*", "*reward*"}},
+    {"KL", "KL (nats)", {"objective/kl", "objective/kl_full", "*approxkl*", "kl", "*/kl"}},
+    {"Entropy", "entropy (nats)", {"*entropy*"}},
+    {"Clip fraction", "share clipped", {"*clipfrac*"}},
+    {"Answer length", "tokens", {"answer/length*", "*length*"}},
+    {"Learning rate", "learning rate", {"lr", "*/lr", "learning_rate"}},
+    {"Gradient norm", "L2 norm", {"grad_norm", "*/grad_norm"}},
+    {"Throughput", "per second", {"*_per_s"}},
+    {"Seconds per step", "seconds", {"time/*"}},
 };
 enum { N_GROUPS = sizeof GROUPS / sizeof GROUPS[0] };
 
@@ -60,26 +61,31 @@ static const char CSS[] =
     "h3{font-size:1.05em;margin:1.2em 0 .3em}nav a{margin-right:1em}"
     ".meta,.note{color:#666;font-size:.9em}.empty{padding:1em;background:#f6f6f6}"
     ".charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:8px}"
-    "figure{margin:0;break-inside:avoid;page-break-inside:avoid}"
+    "figure{margin:0;min-width:0;break-inside:avoid;page-break-inside:avoid}"
     "svg.chart{width:100%;height:auto;display:block}"
-    ".wrap{overflow-x:auto}table{border-collapse:collapse;margin:.4em 0;font-size:.9em}"
+    ".wrap{overflow-x:auto;max-width:100%}"
+    "table{border-collapse:collapse;margin:.4em 0;font-size:.9em}"
     "th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}"
-    "th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}"
-    ".ct{font-size:13px;font-weight:600;fill:#222}.ax{font-size:11px;fill:#555}"
-    ".lg{font-size:11px;fill:#333}.pa{fill:none;stroke:#bbb}.gr{stroke:#eee}"
+    "th:first-child,td:first-child,th.judge,td.name{text-align:left}th{background:#f3f3f3}"
+    "th.judge{vertical-align:top}td{white-space:nowrap}"
+    /* the charts' text sizes are viz/chart.c's (its layout counts on them) */
+    ".ct{font-size:15px;font-weight:600;fill:#222}.ax{font-size:13px;fill:#555}"
+    ".lg{font-size:13px;fill:#333}.pa{fill:none;stroke:#bbb}.gr{stroke:#eee}"
     ".hl{stroke:#c00;stroke-dasharray:5 4;stroke-width:1.5}"
     "polyline{fill:none;stroke-width:1.8;stroke-linejoin:round;vector-effect:non-scaling-stroke}"
     ".wh{stroke-width:1.5}"
-    ".s0 polyline,.s0 .wh{stroke:#1f77b4}.s0 circle,.k0{fill:#1f77b4}"
-    ".s1 polyline,.s1 .wh{stroke:#ff7f0e}.s1 circle,.k1{fill:#ff7f0e}"
-    ".s2 polyline,.s2 .wh{stroke:#2ca02c}.s2 circle,.k2{fill:#2ca02c}"
-    ".s3 polyline,.s3 .wh{stroke:#d62728}.s3 circle,.k3{fill:#d62728}"
-    ".s4 polyline,.s4 .wh{stroke:#9467bd}.s4 circle,.k4{fill:#9467bd}"
-    ".s5 polyline,.s5 .wh{stroke:#8c564b}.s5 circle,.k5{fill:#8c564b}"
-    ".s6 polyline,.s6 .wh{stroke:#e377c2}.s6 circle,.k6{fill:#e377c2}"
-    ".s7 polyline,.s7 .wh{stroke:#7f7f7f}.s7 circle,.k7{fill:#7f7f7f}"
-    "@media (max-width:640px){body{font-size:14px;padding:0 6px}"
-    ".charts{grid-template-columns:1fr}}"
+    ".s0 polyline,.s0 .wh{stroke:#1f77b4}.s0 circle,.s0 .bar,.k0{fill:#1f77b4}"
+    ".s1 polyline,.s1 .wh{stroke:#ff7f0e}.s1 circle,.s1 .bar,.k1{fill:#ff7f0e}"
+    ".s2 polyline,.s2 .wh{stroke:#2ca02c}.s2 circle,.s2 .bar,.k2{fill:#2ca02c}"
+    ".s3 polyline,.s3 .wh{stroke:#d62728}.s3 circle,.s3 .bar,.k3{fill:#d62728}"
+    ".s4 polyline,.s4 .wh{stroke:#9467bd}.s4 circle,.s4 .bar,.k4{fill:#9467bd}"
+    ".s5 polyline,.s5 .wh{stroke:#8c564b}.s5 circle,.s5 .bar,.k5{fill:#8c564b}"
+    ".s6 polyline,.s6 .wh{stroke:#e377c2}.s6 circle,.s6 .bar,.k6{fill:#e377c2}"
+    ".s7 polyline,.s7 .wh{stroke:#7f7f7f}.s7 circle,.s7 .bar,.k7{fill:#7f7f7f}"
+    /* a phone: charts as wide as the screen, so that their text stays readable;
+     * wide tables scroll inside their box, their cells wrap */
+    "@media (max-width:640px){body{font-size:14px;padding:0 4px 30px}"
+    ".charts{grid-template-columns:minmax(0,1fr)}th,td{padding:2px 4px}}"
     "@media print{nav{display:none}body{max-width:none;font-size:11pt}"
     ".charts{grid-template-columns:1fr 1fr}h2{break-after:avoid;page-break-after:avoid}"
     ".wrap{overflow:visible}}";
@@ -150,6 +156,54 @@ static double config_number(const char *json, const char *key) {
 
 /* ---- runs ------------------------------------------------------------------ */
 
+/* The largest |value| of a curve. */
+static double magnitude(const VizSeries *v) {
+    double m = 0;
+    for (int64_t i = 0; i < v->n; i++)
+        if (isfinite(v->y[i])) m = fmax(m, fabs(v->y[i]));
+    return m;
+}
+
+/* One group's k curves (vs, reordered here) on as many charts as their scales
+ * need: from the largest down, a curve joins the chart while its largest
+ * |value| is at least a tenth of the chart's, else it would lie flat along
+ * one edge (a policy loss of 1e-4 beside a value loss of 0.3). A chart
+ * holding only part of the group names its curves in its title. The target
+ * line goes on the chart of the largest curves. */
+static int group_charts(Ctx *c, int g, VizSeries *vs, int k, double hline) {
+    double *mag = malloc(sizeof *mag * (size_t)k);
+    if (!mag) return err_set(c->err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; i < k; i++)
+        mag[i] = magnitude(&vs[i]);
+    for (int i = 1; i < k; i++) /* by magnitude, descending; stable */
+        for (int j = i; j > 0 && mag[j] > mag[j - 1]; j--) {
+            VizSeries t = vs[j];
+            double m = mag[j];
+            vs[j] = vs[j - 1], mag[j] = mag[j - 1];
+            vs[j - 1] = t, mag[j - 1] = m;
+        }
+    int rc = RLHF_OK;
+    for (int a = 0, b; a < k && !rc; a = b) {
+        for (b = a + 1; b < k && mag[b] * 10 >= mag[a]; b++)
+            ;
+        char title[160];
+        int len = snprintf(title, sizeof title, "%s", GROUPS[g].title);
+        for (int i = a; i < b && (b - a < k || k == 1) && len < (int)sizeof title; i++)
+            len += snprintf(title + len, sizeof title - (size_t)len, "%s%s", i == a ? ": " : ", ",
+                            vs[i].name);
+        VizChart ch = {.title = title,
+                       .ylabel = GROUPS[g].unit,
+                       .series = vs + a,
+                       .n_series = b - a,
+                       .hline = a == 0 ? hline : NAN,
+                       .hline_label = "KL target",
+                       .max_points = c->o->max_points};
+        rc = chart(c, &ch);
+    }
+    free(mag);
+    return rc;
+}
+
 static int run_charts(Ctx *c, const RunRow *r) {
     FILE *f = c->f;
     MetricSeries *s;
@@ -186,6 +240,7 @@ static int run_charts(Ctx *c, const RunRow *r) {
             vs[k++] = (VizSeries){s[i].name, s[i].step, s[i].value, s[i].n, NULL, NULL};
             if (g == N_GROUPS) {
                 VizChart ch = {.title = s[i].name,
+                               .ylabel = s[i].name,
                                .series = vs,
                                .n_series = 1,
                                .hline = NAN,
@@ -196,13 +251,7 @@ static int run_charts(Ctx *c, const RunRow *r) {
         }
         if (rc || g == N_GROUPS || k == 0) continue;
         int kl = strcmp(GROUPS[g].title, "KL") == 0 && kl_target > 0;
-        VizChart ch = {.title = GROUPS[g].title,
-                       .series = vs,
-                       .n_series = k,
-                       .hline = kl ? kl_target : NAN,
-                       .hline_label = "KL target",
-                       .max_points = c->o->max_points};
-        rc = chart(c, &ch);
+        rc = group_charts(c, g, vs, k, kl ? kl_target : NAN);
     }
     if (!rc && n > singles) fputs("</div>\n", f);
     if (!rc && singles) {
@@ -271,87 +320,192 @@ static const char *eval_name(const RunRow *r, int side, char *buf, size_t n) {
     return buf;
 }
 
-static int section_eval(Ctx *c, RunRow *runs, int n) {
+/* What one evaluation compared and who judged it. */
+typedef struct EvalRow {
+    const RunRow *r;
+    char base[64], policy[64], judge[64], rm[64];
+    double prompts;
+    int shown;      /* the newest run of its (baseline, judge, policy): its row */
+    char also[128]; /* older runs of the same key, newest first */
+} EvalRow;
+
+static void config_string(const char *json, const char *key, char *buf, size_t n) {
+    buf[0] = 0;
+    cJSON *j = json ? cJSON_Parse(json) : NULL;
+    cJSON *x = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (cJSON_IsString(x)) snprintf(buf, n, "%s", x->valuestring);
+    cJSON_Delete(j);
+}
+
+static void eval_row(const RunRow *r, EvalRow *e) {
+    memset(e, 0, sizeof *e);
+    e->r = r;
+    char name[64];
+    snprintf(e->base, sizeof e->base, "%s", eval_name(r, 0, name, sizeof name));
+    snprintf(e->policy, sizeof e->policy, "%s", eval_name(r, 1, name, sizeof name));
+    config_string(r->config, "judge", e->judge, sizeof e->judge);
+    const char *j = r->note ? strstr(r->note, ", judge ") : NULL;
+    if (!e->judge[0] && j) snprintf(e->judge, sizeof e->judge, "%s", j + 8);
+    if (!e->judge[0]) snprintf(e->judge, sizeof e->judge, "?");
+    char rm[512];
+    config_string(r->config, "rm", rm, sizeof rm);
+    const char *slash = strrchr(rm, '/');
+    snprintf(e->rm, sizeof e->rm, "%.63s", slash ? slash + 1 : rm);
+    e->prompts = config_number(r->config, "prompts");
+}
+
+/* Marks the newest run of each (baseline, judge, policy) as its row and
+ * lists the older ones beside it (runs are in id order). */
+static void eval_dedup(EvalRow *e, int ne) {
+    for (int i = ne - 1; i >= 0; i--) {
+        int k = i + 1;
+        while (k < ne && !(e[k].shown && !strcmp(e[k].base, e[i].base) &&
+                           !strcmp(e[k].judge, e[i].judge) && !strcmp(e[k].policy, e[i].policy)))
+            k++;
+        if (k == ne) {
+            e[i].shown = 1;
+            continue;
+        }
+        size_t l = strlen(e[k].also);
+        snprintf(e[k].also + l, sizeof e[k].also - l, "%s%lld", l ? ", " : "",
+                 (long long)e[i].r->id);
+    }
+}
+
+/* One table row of an evaluation: side 1 the policy, side 0 the baseline. */
+static int eval_table_row(Ctx *c, const EvalRow *e, int side, int span, double *win) {
+    FILE *f = c->f;
+    MetricSeries *s;
+    int ns, rc = db_run_series(c->db, e->r->id, &s, &ns, c->err);
+    if (rc) return rc;
+    const char *p = side ? "b." : "a.";
+    char key[32];
+#define V(m) (snprintf(key, sizeof key, "%s%s", p, m), series_last(s, ns, key))
+    fputs("<tr>", f);
+    if (span) {
+        fprintf(f, "<th rowspan=\"%d\" class=\"judge\">", span);
+        H(f, e->judge);
+        fputs("</th>", f);
+    }
+    fputs("<td class=\"name\">", f);
+    H(f, side ? e->policy : e->base);
+    fputs(side ? "</td>" : " (baseline)</td>", f);
+    fprintf(f, "<td>%lld", (long long)e->r->id);
+    if (side && e->also[0]) fputs(" <span class=\"note\">(also ", f), H(f, e->also), fputs(")</span>", f);
+    fputs("</td>", f);
+    td_str(f, e->rm);
+    td_num(f, "%.0f", e->prompts);
+    if (side) {
+        td_num(f, "%.3f", V("win_rate"));
+        fputs("<td>", f);
+        num(f, "%.3f", V("win_lo"));
+        fputs(" &#8211; ", f);
+        num(f, "%.3f", V("win_hi"));
+        fputs("</td>", f);
+        td_num(f, "%.3f", V("rm_win_rate"));
+        win[0] = V("win_rate"), win[1] = V("win_lo"), win[2] = V("win_hi");
+    } else
+        fputs("<td>(baseline)</td><td></td><td></td>", f);
+    td_num(f, "%.4g", V("reward"));
+    td_num(f, "%.4g", V("kl"));
+    td_num(f, "%.1f", V("length"));
+    td_num(f, "%.3f", V("judge_score"));
+    fputs("</tr>", f);
+#undef V
+    db_series_free(s, ns);
+    return RLHF_OK;
+}
+
+static int find_name(const char *const *v, int n, const char *s) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0) return i;
+    return -1;
+}
+
+/* The table and chart of one baseline: a block of rows per judge (the
+ * baseline's own figures first), one row per policy; the chart has the
+ * policies along its axis and a series of points per judge. */
+static int eval_baseline(Ctx *c, EvalRow *e, int ne, const char *base) {
     FILE *f = c->f;
     int rc = RLHF_OK;
-    int ne = 0;
-    for (int i = 0; i < n; i++)
-        ne += strcmp(runs[i].kind, "eval") == 0;
-    if (!ne) return RLHF_OK;
-    c->st.eval_runs = ne;
-    fputs("<h2 id=\"final\">Final table: policies against their baseline</h2>\n", f);
-    char *done = calloc((size_t)n, 1);
-    double *x = malloc(sizeof(double) * 5 * (size_t)(ne + 1));
-    const char **cats = malloc(sizeof *cats * (size_t)(ne + 1));
-    char(*catbuf)[64] = malloc(sizeof *catbuf * (size_t)(ne + 1));
-    char name[64];
-    if (!done || !x || !cats || !catbuf) rc = err_set(c->err, RLHF_ENOMEM, "out of memory");
-    for (int i = 0; !rc && i < n; i++) {
-        if (done[i] || strcmp(runs[i].kind, "eval") != 0) continue;
-        int64_t base = runs[i].input_model_id;
+    const char **pol = malloc(sizeof *pol * (size_t)ne), **jud = malloc(sizeof *jud * (size_t)ne);
+    double *buf = malloc(sizeof *buf * 5 * (size_t)ne * (size_t)ne + sizeof *buf);
+    VizSeries *vs = malloc(sizeof *vs * (size_t)ne);
+    if (!pol || !jud || !buf || !vs) rc = err_set(c->err, RLHF_ENOMEM, "out of memory");
+    int np = 0, nj = 0;
+    for (int i = 0; !rc && i < ne; i++) {
+        if (!e[i].shown || strcmp(e[i].base, base) != 0) continue;
+        if (find_name(pol, np, e[i].policy) < 0) pol[np++] = e[i].policy;
+        if (find_name(jud, nj, e[i].judge) < 0) jud[nj++] = e[i].judge;
+    }
+    if (!rc) {
         fputs("<h3>Baseline: ", f);
-        H(f, eval_name(&runs[i], 0, name, sizeof name));
-        fputs("</h3><div class=\"wrap\"><table><tr><th>policy</th><th>run</th><th>win rate</th>"
-              "<th>95% interval</th><th>RM win rate</th><th>reward</th><th>KL</th>"
-              "<th>length</th><th>judge score</th></tr>",
+        H(f, base);
+        fputs("</h3><div class=\"wrap\"><table><tr><th>judge</th><th>policy</th><th>run</th>"
+              "<th>RM</th><th>prompts</th><th>win rate</th><th>95% interval</th>"
+              "<th>RM win rate</th><th>reward</th><th>KL</th><th>length</th>"
+              "<th>judge score</th></tr>",
               f);
-        int k = 0;
-        double *wy = x + (ne + 1), *wlo = x + 2 * (ne + 1), *whi = x + 3 * (ne + 1);
-        for (int j = i; !rc && j < n; j++) {
-            if (done[j] || strcmp(runs[j].kind, "eval") != 0 || runs[j].input_model_id != base)
-                continue;
-            done[j] = 1;
-            MetricSeries *s;
-            int ns;
-            if ((rc = db_run_series(c->db, runs[j].id, &s, &ns, c->err))) break;
-            for (int side = (k == 0 ? 0 : 1); side < 2; side++) {
-                /* the baseline's own row first, from its first evaluation */
-                const char *p = side ? "b." : "a.";
-                char key[32];
-#define V(m) (snprintf(key, sizeof key, "%s%s", p, m), series_last(s, ns, key))
-                fputs("<tr>", f);
-                td_str(f, eval_name(&runs[j], side, name, sizeof name));
-                fprintf(f, "<td>%lld</td>", (long long)runs[j].id);
-                if (side) {
-                    td_num(f, "%.3f", V("win_rate"));
-                    fputs("<td>", f);
-                    num(f, "%.3f", V("win_lo"));
-                    fputs(" &#8211; ", f);
-                    num(f, "%.3f", V("win_hi"));
-                    fputs("</td>", f);
-                    td_num(f, "%.3f", V("rm_win_rate"));
-                } else
-                    fputs("<td>(baseline)</td><td></td><td></td>", f);
-                td_num(f, "%.4g", V("reward"));
-                td_num(f, "%.4g", V("kl"));
-                td_num(f, "%.1f", V("length"));
-                td_num(f, "%.3f", V("judge_score"));
-                fputs("</tr>", f);
-                if (side) {
-                    x[k] = k, wy[k] = V("win_rate"), wlo[k] = V("win_lo"), whi[k] = V("win_hi");
-                    cats[k] = eval_name(&runs[j], 1, catbuf[k], sizeof catbuf[k]);
-                    k++;
-                }
-#undef V
-            }
-            db_series_free(s, ns);
+    }
+    for (int j = 0; !rc && j < nj; j++) {
+        double *x = buf + 5 * (size_t)j * (size_t)ne, *y = x + ne, *lo = y + ne, *hi = lo + ne;
+        int k = 0, rows = 1;
+        for (int i = 0; i < ne; i++)
+            rows += e[i].shown && !strcmp(e[i].base, base) && !strcmp(e[i].judge, jud[j]);
+        for (int i = 0; !rc && i < ne; i++) {
+            if (!e[i].shown || strcmp(e[i].base, base) || strcmp(e[i].judge, jud[j])) continue;
+            double w[3] = {NAN, NAN, NAN};
+            if (k == 0) rc = eval_table_row(c, &e[i], 0, rows, w);
+            if (!rc) rc = eval_table_row(c, &e[i], 1, 0, w);
+            x[k] = find_name(pol, np, e[i].policy), y[k] = w[0], lo[k] = w[1], hi[k] = w[2];
+            k++;
         }
-        fputs("</table></div>\n", f);
-        if (rc) break;
-        VizSeries vs = {"win rate", x, wy, k, wlo, whi};
+        vs[j] = (VizSeries){jud[j], x, y, k, lo, hi};
+    }
+    if (!rc) fputs("</table></div>\n", f);
+    if (!rc) {
         VizChart ch = {.title = "Win rate against the baseline (95% interval)",
                        .xlabel = "policy",
-                       .series = &vs,
-                       .n_series = 1,
+                       .ylabel = "win rate (ties half)",
+                       .series = vs,
+                       .n_series = nj,
                        .hline = 0.5,
                        .hline_label = "tie",
-                       .xcats = cats,
-                       .n_xcats = k,
+                       .xcats = pol,
+                       .n_xcats = np,
                        .markers = 1,
                        .no_lines = 1};
         rc = chart_alone(c, &ch);
     }
-    free(done), free(x), free(cats), free(catbuf);
+    free(pol), free(jud), free(buf), free(vs);
+    return rc;
+}
+
+static int section_eval(Ctx *c, RunRow *runs, int n) {
+    int ne = 0, rc = RLHF_OK;
+    for (int i = 0; i < n; i++)
+        ne += strcmp(runs[i].kind, "eval") == 0;
+    if (!ne) return RLHF_OK;
+    c->st.eval_runs = ne;
+    fputs("<h2 id=\"final\">Final table: policies against their baseline</h2>\n"
+          "<p class=\"note\">One row per policy and judge, from its newest evaluation (older "
+          "ones are named beside it). Win rate: the judge's preference over the baseline's "
+          "answer to the same prompt, ties counting half, with a 95% interval over prompts; "
+          "RM win rate, reward and KL by the reward model named.</p>\n",
+          c->f);
+    EvalRow *e = malloc(sizeof *e * (size_t)ne);
+    if (!e) return err_set(c->err, RLHF_ENOMEM, "out of memory");
+    ne = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(runs[i].kind, "eval") == 0) eval_row(&runs[i], &e[ne++]);
+    eval_dedup(e, ne);
+    for (int i = 0; !rc && i < ne; i++) {
+        int first = 1;
+        for (int k = 0; k < i && first; k++)
+            first = strcmp(e[k].base, e[i].base) != 0;
+        if (first) rc = eval_baseline(c, e, ne, e[i].base);
+    }
+    free(e);
     return rc;
 }
 
@@ -435,8 +589,9 @@ static int ratings_by(Ctx *c, const RmSet *s, int by) {
                        .hline = NAN,
                        .xcats = cats,
                        .n_xcats = m,
+                       .ylabel = "rating (Bradley-Terry)",
                        .markers = 1,
-                       .no_lines = by != ELO_BY_POLICY};
+                       .no_lines = 1};
         rc = chart_alone(c, &ch);
     }
     free(order), free(x), free(cats), free(lab);
@@ -460,8 +615,15 @@ typedef struct Flags {
     int64_t items, flagged_items;
 } Flags;
 
+/* Evaluation judges rank eval runs' answers, not the project's data: their
+ * rankings stay out of agreement, time and flags. */
+static int is_judge(const char *labeler) {
+    return labeler && strncmp(labeler, "judge:", 6) == 0;
+}
+
 static int count_flags(const RankingRow *r, void *ctx) {
     Flags *fl = ctx;
+    if (is_judge(r->labeler)) return 0;
     for (int i = 0; i < r->n_items; i++) {
         fl->items++;
         cJSON *a = r->items[i].flags ? cJSON_Parse(r->items[i].flags) : NULL;
@@ -483,6 +645,13 @@ static int count_flags(const RankingRow *r, void *ctx) {
     return 0;
 }
 
+/* A share of n in of: a small share keeps two significant digits (1 in 2,623
+ * is 0.038%, not 0.0%). */
+static void td_share(FILE *f, int64_t n, int64_t of) {
+    double p = 100.0 * (double)n / (double)(of ? of : 1);
+    fprintf(f, p == 0 || p >= 1 ? "<td>%.1f%%</td>" : "<td>%.2g%%</td>", p);
+}
+
 static void agreement_cell(FILE *f, int64_t agreed, int64_t compared) {
     if (!compared) {
         fputs("<td>&#8212;</td>", f);
@@ -492,9 +661,52 @@ static void agreement_cell(FILE *f, int64_t agreed, int64_t compared) {
     fprintf(f, "<td style=\"background:hsl(%d,70%%,85%%)\">%.0f%%</td>", (int)(120 * a), 100 * a);
 }
 
+/* s without the judges' rankings (and the judges): borrows s's items and
+ * names; free v->rankings and v->labelers alone. */
+static int without_judges(const RmSet *s, RmSet *v, Err *err) {
+    *v = *s;
+    v->rankings = malloc(sizeof *v->rankings * (size_t)(s->n_rankings ? s->n_rankings : 1));
+    v->labelers = malloc(sizeof *v->labelers * (size_t)(s->n_labelers ? s->n_labelers : 1));
+    int *map = malloc(sizeof *map * (size_t)(s->n_labelers ? s->n_labelers : 1));
+    if (!v->rankings || !v->labelers || !map) {
+        free(v->rankings), free(v->labelers), free(map);
+        v->rankings = NULL, v->labelers = NULL;
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    }
+    v->n_labelers = 0, v->n_rankings = 0;
+    for (int i = 0; i < s->n_labelers; i++) {
+        map[i] = is_judge(s->labelers[i].name) ? -1 : v->n_labelers;
+        if (map[i] >= 0) v->labelers[v->n_labelers++] = s->labelers[i];
+    }
+    for (int64_t i = 0; i < s->n_rankings; i++)
+        if (map[s->rankings[i].labeler] >= 0) {
+            v->rankings[v->n_rankings] = s->rankings[i];
+            v->rankings[v->n_rankings++].labeler = map[s->rankings[i].labeler];
+        }
+    free(map);
+    return RLHF_OK;
+}
+
+/* Names the judges left out, with their rankings. */
+static void judges_note(FILE *f, const RmSet *s) {
+    int any = 0;
+    for (int i = 0; i < s->n_labelers; i++) {
+        if (!is_judge(s->labelers[i].name)) continue;
+        int64_t n = 0;
+        for (int64_t k = 0; k < s->n_rankings; k++)
+            n += s->rankings[k].labeler == i;
+        fputs(any++ ? ", " : "<p class=\"note\">Left out of every figure below: the evaluation "
+                             "judges' own rankings of eval answers (", f);
+        H(f, s->labelers[i].name);
+        fprintf(f, ": %lld", (long long)n);
+    }
+    if (any) fputs(").</p>\n", f);
+}
+
 static int section_labelers(Ctx *c, const RmSet *s, const AgreementReport *r) {
     FILE *f = c->f;
     fputs("<h2 id=\"labelers\">Labelers</h2>\n", f);
+    judges_note(f, s);
     fprintf(f, "<p>%lld prompts ranked, %lld by two labelers or more. Pairwise agreement ",
             (long long)r->prompts, (long long)r->prompts_shared);
     num(f, "%.3f", r->agreement);
@@ -561,13 +773,13 @@ static int section_labelers(Ctx *c, const RmSet *s, const AgreementReport *r) {
         VizSeries vs = {"seconds", x, x + n, n, NULL, NULL};
         VizChart ch = {.title = "Mean time per prompt (s)",
                        .xlabel = "labeler",
+                       .ylabel = "seconds per prompt",
                        .series = &vs,
                        .n_series = 1,
                        .hline = NAN,
                        .xcats = cats,
                        .n_xcats = n,
-                       .markers = 1,
-                       .no_lines = 1};
+                       .bars = 1};
         rc = chart_alone(c, &ch);
     }
     free(x), free(cats);
@@ -579,19 +791,20 @@ static int section_labelers(Ctx *c, const RmSet *s, const AgreementReport *r) {
         fprintf(f, "<p class=\"note\">No flags on %lld ranked candidates.</p>\n",
                 (long long)fl.items);
     else {
-        fputs("<div class=\"wrap\"><table><tr><th>flag</th><th>candidates</th><th>share</th></tr>",
-              f);
-        for (int k = 0; k < fl.n; k++) {
+        fprintf(f,
+                "<div class=\"wrap\"><table><tr><th>flag</th><th>candidates</th><th>share of "
+                "%lld ranked</th></tr>",
+                (long long)fl.items);
+        for (int k = 0; k <= fl.n; k++) {
             fputs("<tr>", f);
-            td_str(f, fl.v[k].name);
-            fprintf(f, "<td>%lld</td><td>%.1f%%</td></tr>", (long long)fl.v[k].n,
-                    100.0 * (double)fl.v[k].n / (double)(fl.items ? fl.items : 1));
+            td_str(f, k < fl.n ? fl.v[k].name : "any flag");
+            int64_t m = k < fl.n ? fl.v[k].n : fl.flagged_items;
+            fprintf(f, "<td>%lld</td>", (long long)m);
+            td_share(f, m, fl.items);
+            fputs("</tr>", f);
         }
-        fprintf(f, "<tr><td>any flag</td><td>%lld</td><td>%.1f%%</td></tr></table></div>\n",
-                (long long)fl.flagged_items,
-                100.0 * (double)fl.flagged_items / (double)(fl.items ? fl.items : 1));
+        fputs("</table></div>\n", f);
     }
-    (void)s;
     return RLHF_OK;
 }
 
@@ -648,6 +861,7 @@ static int section_rm(Ctx *c, RunRow *runs, int n, double agreement) {
     fputs("</table></div>\n", f);
     if (!rc && nv) {
         VizChart ch = {.title = "Held-out accuracy of the reward model",
+                       .ylabel = "accuracy (share of pairs)",
                        .series = vs,
                        .n_series = nv,
                        .hline = agreement,
@@ -668,13 +882,14 @@ int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, 
     Ctx c = {.f = f, .db = db, .o = o, .err = err};
     RunRow *runs = NULL;
     int nruns = 0;
-    RmSet s = {0};
+    RmSet s = {0}, people = {0};
     AgreementReport ar = {0};
     int have_ar = 0;
     int rc = db_runs_list(db, &o->runs, &runs, &nruns, err);
     if (!rc) rc = rm_set_load(db, &o->rankings, &s, err);
-    if (!rc && s.n_rankings > 0) {
-        rc = rm_agreement(&s, &ar, err);
+    if (!rc) rc = without_judges(&s, &people, err);
+    if (!rc && people.n_rankings > 0) {
+        rc = rm_agreement(&people, &ar, err);
         have_ar = !rc;
     }
     if (rc) goto out;
@@ -730,6 +945,7 @@ int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, 
     if (st) *st = c.st;
 out:
     if (have_ar) rm_agreement_free(&ar);
+    free(people.rankings), free(people.labelers);
     rm_set_free(&s);
     db_runs_free(runs, nruns);
     return rc;

@@ -78,7 +78,7 @@ Test(viz, svg_chart) {
     VizChart c = {
         .title = "KL & co", .series = s, .n_series = 2, .hline = 2.5, .hline_label = "target"};
     char *t = chart_text(&c);
-    cr_assert(strstr(t, "<svg class=\"chart\" viewBox=\"0 0 640 240\""));
+    cr_assert(strstr(t, "<svg class=\"chart\" viewBox=\"0 0 520 "));
     cr_assert(strstr(t, "<title>KL &amp; co</title>"));
     cr_assert(strstr(t, "a&lt;b"), "legend escaped");
     cr_assert(strstr(t, "class=\"hl\""), "target line");
@@ -113,6 +113,46 @@ Test(viz, svg_chart) {
         wh++;
     cr_assert_eq(wh, 2);
     cr_assert(!strstr(t, "<polyline"));
+    free(t);
+}
+
+/* every x="..." of the chart's text and shapes lies on the canvas */
+static void assert_on_canvas(const char *t) {
+    for (const char *p = t; (p = strstr(p, " x=\"")); p++) {
+        double x = atof(p + 4);
+        cr_assert(x >= 0 && x <= VIZ_W, "x=%g off the canvas", x);
+    }
+}
+
+Test(viz, legend_and_categories_stay_on_canvas) {
+    double x[] = {1, 2, 3}, y[] = {1, 2, 3};
+    VizSeries s[6];
+    const char *names[] = {"rewards/chosen",      "rewards/rejected",      "rewards/margins",
+                           "eval/rewards/chosen", "eval/rewards/rejected", "eval/rewards/margins"};
+    for (int i = 0; i < 6; i++)
+        s[i] = (VizSeries){names[i], x, y, 3, NULL, NULL};
+    VizChart c = {.title = "Reward", .ylabel = "reward", .series = s, .n_series = 6, .hline = NAN};
+    char *t = chart_text(&c);
+    assert_on_canvas(t);
+    cr_assert(strstr(t, ">eval/rewards/margins</text>"));
+    cr_assert(strstr(t, "rotate(-90 16 "), "a y-axis title");
+    free(t);
+    /* eight long names on eight categories: upright, as bars */
+    const char *cats[] = {"sim-careful-r2", "sim-hasty-r2", "sim-biased", "sim-careful",
+                          "sim-hasty",      "alice-long-name", "bob-long-name", "carol-long"};
+    double cx[8], cy[8];
+    for (int i = 0; i < 8; i++)
+        cx[i] = i, cy[i] = i + 1;
+    VizSeries b = {"seconds", cx, cy, 8, NULL, NULL};
+    VizChart cb = {.title = "Mean time per prompt (s)", .series = &b, .n_series = 1,
+                   .hline = NAN, .xcats = cats, .n_xcats = 8, .bars = 1};
+    t = chart_text(&cb);
+    assert_on_canvas(t);
+    cr_assert(strstr(t, "text-anchor=\"end\" transform=\"rotate(-90"), "names stand upright");
+    int bars = 0;
+    for (const char *p = t; (p = strstr(p, "class=\"bar\"")); p++)
+        bars++;
+    cr_assert_eq(bars, 8);
     free(t);
 }
 
@@ -152,11 +192,19 @@ Test(db_report, runs_and_series) {
     cr_assert_eq(id, b);
     cr_assert_eq(db_run_finish(db, b, "failed", 0, "boom", &e), 0);
     cr_assert_eq(db_run_newest(db, 1, &id, &e), RLHF_ENOTFOUND);
+    /* an evaluation after them: watch still follows the training run */
+    int64_t ev;
+    cr_assert_eq(db_run_start(db, "eval", "{}", 0, &ev, &e), 0);
+    cr_assert_eq(db_run_finish(db, ev, "done", 0, NULL, &e), 0);
+    cr_assert_eq(db_run_to_follow(db, &id, &e), 0);
+    cr_assert_eq(id, b);
+    cr_assert_eq(db_run_newest(db, 0, &id, &e), 0);
+    cr_assert_eq(id, ev);
 
     RunRow *r;
     int n;
     cr_assert_eq(db_runs_list(db, NULL, &r, &n, &e), 0, "%s", e.msg);
-    cr_assert_eq(n, 2);
+    cr_assert_eq(n, 3);
     cr_assert_str_eq(r[0].kind, "pretrain");
     cr_assert_eq(r[0].n_points, 10);
     cr_assert_eq(r[0].last_step, 50);
