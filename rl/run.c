@@ -101,8 +101,8 @@ static int resume(TrainRun *r, Err *err) {
     memset(&m, 0, sizeof m);
     int rc = rl_ckpt_load(path, r->t->magic, &m, &r->opt, &r->st, &r->payload, err);
     if (rc == RLHF_EFORMAT)
-        return err_set(err, RLHF_EFORMAT, "%s: not a %s checkpoint (no training state to resume)",
-                       path, r->t->label);
+        err_set(err, RLHF_EFORMAT, "%s: not a %s checkpoint (no training state to resume)", path,
+                r->t->label);
     if (!rc && memcmp(&m.cfg, &r->m.cfg, sizeof m.cfg) != 0) {
         char a[512], b[512];
         model_config_json(&m.cfg, a, sizeof a);
@@ -111,7 +111,7 @@ static int resume(TrainRun *r, Err *err) {
                      path, a, b);
     }
     if (!rc && (m.tokenizer_len != r->m.tokenizer_len ||
-                memcmp(m.tokenizer, r->m.tokenizer, m.tokenizer_len) != 0))
+                (m.tokenizer_len && memcmp(m.tokenizer, r->m.tokenizer, m.tokenizer_len) != 0)))
         rc = err_set(err, RLHF_EINVAL, "%s: its tokenizer differs from the starting model's", path);
     if (!rc && strcmp(r->st.data_sha, r->sha) != 0)
         rc = err_set(err, RLHF_EINVAL,
@@ -125,6 +125,9 @@ static int resume(TrainRun *r, Err *err) {
         return RLHF_OK;
     }
     model_free(&m);
+    adamw_free(&r->opt);
+    free(r->payload);
+    r->payload = NULL;
     return rc;
 }
 
