@@ -33,9 +33,9 @@ struct scorer {
     char prompt[64];
 };
 
-static int fake_score(void *ctx, const char *prompt, const char *const *answers, int n, float *out,
-                      Err *err) {
-    (void)err;
+static int fake_score(void *ctx, const char *prompt, const char *const *answers,
+                      const unsigned char *cut, int n, float *out, Err *err) {
+    (void)err, (void)cut;
     struct scorer *s = ctx;
     s->calls++;
     snprintf(s->prompt, sizeof s->prompt, "%s", prompt);

@@ -120,7 +120,7 @@ static int64_t add_prompt(Db *db, const char *text) {
 
 static int64_t add_cand(Db *db, int64_t pid, int64_t mid, const char *text) {
     int64_t id;
-    CandidateIn c = {pid, mid, text, -1, NAN, NULL, 0, 0};
+    CandidateIn c = {pid, mid, text, -1, NAN, NULL, 0, 0, NULL, 0, 0};
     cr_assert_eq(db_candidate_insert(db, &c, &id, NULL, NULL), 0);
     return id;
 }
@@ -146,7 +146,7 @@ Test(db, rankings_submit_versions_and_read) {
     cr_assert_eq(db_model_ensure_external(db, "m", &mid, &e), 0);
     int64_t c1 = add_cand(db, pid, mid, "one"), c2 = add_cand(db, pid, mid, "two");
     int ins = 1;
-    CandidateIn dup = {pid, mid, "one", -1, NAN, NULL, 0, 0};
+    CandidateIn dup = {pid, mid, "one", -1, NAN, NULL, 0, 0, NULL, 0, 0};
     int64_t dupid;
     cr_assert_eq(db_candidate_insert(db, &dup, &dupid, &ins, &e), 0);
     cr_assert_eq(ins, 0);
