@@ -427,26 +427,33 @@ static int judge_prompt(Run *r, EvalPrompt *p, Judge *judge, const char *source,
     f.simulated = 1;
     int rc = db_rankings_each(r->db, &f, collect_prev, &prev, err);
     if (rc) return rc;
-    /* the set: previous items still in the store, then this run's answers */
+    /* the set: this run's distinct answers, then the previous items still in
+     * the store while there is room (with many policies and samples the
+     * oldest beyond RS_MAX_CAND answers leave the ranking) */
     int idx[RS_MAX_CAND], level_of[RS_MAX_CAND], n = 0, reuse = 1;
-    for (int i = 0; i < prev.n; i++) {
-        int j = find_row(p, prev.id[i]);
-        if (j >= 0 && prev.rank[i] > 0) idx[n] = j, level_of[n++] = prev.rank[i];
-    }
     for (int k = 0; k < 2; k++)
         for (int a = 0; a < p->n_ans[k]; a++) {
-            int j = find_row(p, p->ans[k][a].cand_id), seen = 0;
+            int j = find_row(p, p->ans[k][a].cand_id), seen = 0, ranked = 0;
             for (int i = 0; i < n; i++)
                 seen |= idx[i] == j;
             if (seen) continue;
             if (n == RS_MAX_CAND)
-                return err_set(
-                    err, RLHF_EINVAL,
-                    "prompt %lld: the judge would rank more than %d answers; evaluate fewer "
-                    "policies or answers per prompt",
-                    (long long)p->id, RS_MAX_CAND);
-            idx[n++] = j, reuse = 0;
+                return err_set(err, RLHF_EINVAL,
+                               "prompt %lld: the judge would rank more than %d distinct answers "
+                               "of the two sides; evaluate fewer samples per prompt",
+                               (long long)p->id, RS_MAX_CAND);
+            for (int i = 0; i < prev.n; i++)
+                if (prev.id[i] == p->rows[j].id && prev.rank[i] > 0) ranked = 1;
+            reuse &= ranked;
+            idx[n++] = j;
         }
+    if (reuse) n = 0; /* the previous ranking holds them all: keep it as it is */
+    for (int i = 0; i < prev.n && n < RS_MAX_CAND; i++) {
+        int j = find_row(p, prev.id[i]), seen = 0;
+        for (int q = 0; q < n; q++)
+            seen |= idx[q] == j;
+        if (j >= 0 && prev.rank[i] > 0 && !seen) idx[n] = j, level_of[n++] = prev.rank[i];
+    }
     unsigned char level[RS_MAX_CAND], likert[RS_MAX_CAND];
     if (reuse) {
         for (int i = 0; i < n; i++)
