@@ -480,3 +480,35 @@ Test(rl_eval, bootstrap_over_prompts) {
     rm_bootstrap(c, p, 0, 2000, 7, &lo, &hi);
     cr_assert(isnan(lo) && isnan(hi));
 }
+
+/* eval-rm's interval resamples prompts, a prompt's pairs together: 10 prompts
+ * of K = 4 (6 pairs each, two labelers on each), the RM right on every pair of
+ * half of them and wrong on the rest, is 50% with a wide interval, wider than
+ * Wilson's over the 120 pairs taken as independent. */
+Test(rl_eval, rm_accuracy_interval_is_over_prompts) {
+    PrefGroup g[20];
+    char *answers[4] = {"a", "b", "c", "d"};
+    int rank[4] = {1, 2, 3, 4};
+    int64_t first[20];
+    float rewards[80];
+    for (int i = 0; i < 20; i++) {
+        g[i] = (PrefGroup){.prompt = "q", .n = 4, .answers = answers, .rank = rank,
+                           .prompt_id = 1 + i / 2, .labeler = i % 2};
+        first[i] = 4 * i;
+        for (int a = 0; a < 4; a++)
+            rewards[4 * i + a] = (float)(i / 2 < 5 ? 4 - a : a); /* right, or reversed */
+    }
+    char *labelers[2] = {"l1", "l2"};
+    PrefSet s = {.g = g, .n = 20, .labelers = labelers, .n_labelers = 2};
+    RmEvalReport r;
+    Err e = {0};
+    cr_assert_eq(rm_eval_report(&s, first, rewards, NULL, NULL, NULL, 0, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(r.all.pairs, 120);
+    cr_assert_float_eq(r.all.acc, 0.5, 1e-12);
+    cr_assert(r.all.boot, "the bootstrap's interval");
+    cr_assert(r.all.lo < 0.5 && r.all.hi > 0.5);
+    cr_assert_gt(r.all.hi - r.all.lo, 1.5 * (r.all.whi - r.all.wlo), "[%g, %g] vs Wilson [%g, %g]",
+                 r.all.lo, r.all.hi, r.all.wlo, r.all.whi);
+    cr_assert(r.by_labeler[0].boot && r.by_labeler[0].hi - r.by_labeler[0].lo > 0.3);
+    rm_eval_report_free(&r);
+}
