@@ -18,10 +18,13 @@ const struct cmd_entry cmd_eval_entry = {
     "eval", "--a POLICY --b POLICY [--judge RULE | --judge-cmd CMD] [--rm RM] [options]",
     "compare two policies on held-out prompts: win rates, reward, KL, length",
     "POLICY is a checkpoint or the name of a registered model. Each side answers each\n"
-    "prompt through `rlhf gen`'s path: answers are stored as candidates of the side's\n"
-    "model and reused when eval runs again (the first N a model has for a prompt count,\n"
-    "whatever settings made them). The judge (a simulated labeler) ranks, per prompt,\n"
-    "the answers of every policy evaluated on it so far, and that ranking is stored,\n"
+    "prompt through `rlhf gen`'s path: N samples (draws) per prompt, each stored as a\n"
+    "draw of a candidate of the side's model (identical answers are one candidate\n"
+    "drawn several times) and reused when eval runs again (the first N draws a model\n"
+    "has for a prompt count, whatever settings made them). Every figure counts the N\n"
+    "samples, not the distinct answers: an answer drawn 3 times weighs 3. The judge\n"
+    "(a simulated labeler) ranks, per prompt, the distinct answers of every policy\n"
+    "evaluated on it so far, and that ranking is stored,\n"
     "so `rlhf elo --by policy` rates every policy of every round. The summary is kept\n"
     "as a run of kind eval with metrics a.win_rate, b.kl, ... (for reports).\n\n"
     "  --a POLICY, --b POLICY  the two sides (the table reports A against B)\n"
@@ -29,7 +32,8 @@ const struct cmd_entry cmd_eval_entry = {
     "                  registered as its own policy \"<policy>+boN\"\n"
     "  --split S       held-out prompts of split S (default test; \"\" for all)\n"
     "  --limit N       the first N prompts of the split (default: all)\n"
-    "  --n N           answers per prompt per side (default 1)\n"
+    "  --samples N     samples per prompt per side (default 1, at most 32; --n N is\n"
+    "                  the same)\n"
     "  --judge RULE    the simulated labeler's rule (default demo; see label --list-rules)\n"
     "  --judge-cmd CMD an external judge, as label --auto-cmd\n"
     "  --judge-name NAME  the judge's labeler name (default judge:RULE, judge:cmd:PROGRAM)\n"
@@ -49,11 +53,15 @@ const struct cmd_entry cmd_eval_entry = {
     "                  95% interval (low, high), B's mean reward, B's KL, A's and B's\n"
     "                  judge scores (for scripts; - for a figure not known)\n"
     "  --progress      show progress even when stderr is not a terminal\n"
-    "Win rates count ties as half a win; their 95% interval is the Wilson score\n"
-    "interval over prompts. KL is the sampled estimate: the mean over prompts of\n"
-    "log pi(y) - log pi_ref(y) of the side's own answers (forward passes of both\n"
-    "models); a best-of-N side adds log N - (N-1)/N, the bound on KL(best-of-N || "
-    "pi).\n" CLI_HELP_COMMON,
+    "A win rate is the mean over prompts of the share of the N x N sample pairs won,\n"
+    "ties half; its 95% interval is a percentile bootstrap over prompts (2000\n"
+    "resamples of the prompts with replacement, fixed seed: reproducible); --json\n"
+    "also gives Wilson's interval over prompts. KL is the sampled estimate: the mean\n"
+    "over prompts and samples of log pi(y) - log pi_ref(y) on the token ids the policy\n"
+    "sampled (stop-string tokens included, </s> only when sampled), both at the\n"
+    "sampling temperature (logits / T, as PPO); a best-of-N side adds\n"
+    "log N - (N-1)/N, the bound on KL(best-of-N || pi). The RM scores an answer cut at\n"
+    "--max-tokens as unfinished (no </s>), as PPO does.\n" CLI_HELP_COMMON,
     exec_eval};
 
 static const struct cmd_entry *E = &cmd_eval_entry;
@@ -78,7 +86,7 @@ static void print_row(const EvalResult *r) {
 }
 
 static void print_table(const EvalResult *r, const EvalOptions *o) {
-    printf("eval on %lld prompts%s%s, %d answer%s per prompt per side (temperature %g, top-k %d, "
+    printf("eval on %lld prompts%s%s, %d sample%s per prompt per side (temperature %g, top-k %d, "
            "top-p %g, max %d tokens, seed %llu)\n",
            (long long)r->prompts, o->split ? " of split " : "", o->split ? o->split : "", o->n,
            o->n == 1 ? "" : "s", o->sp.temperature, o->sp.top_k, o->sp.top_p, o->sp.max_tokens,
@@ -104,7 +112,11 @@ static void print_table(const EvalResult *r, const EvalOptions *o) {
         printf("%-4s  %-*.*s  %-22s  %-22s  %8s  %8s  %7s  %6s\n", k ? "B" : "A", w, w, s->name,
                win, rmw, rew, kl, len, js);
     }
-    printf("judge %s: %.1f%% of answer pairs tied", r->judge, 100 * r->judge_ties);
+    printf("over every sample (A: %lld samples, %lld distinct; B: %lld, %lld distinct); "
+           "95%% CI: bootstrap over prompts\n",
+           (long long)r->side[0].answers, (long long)r->side[0].distinct,
+           (long long)r->side[1].answers, (long long)r->side[1].distinct);
+    printf("judge %s: %.1f%% of sample pairs tied", r->judge, 100 * r->judge_ties);
     if (r->rm) printf("; RM %s: %.1f%% tied", r->rm, 100 * r->rm_ties);
     printf("\n");
     for (int k = 0; k < 2; k++) {
@@ -144,6 +156,7 @@ static char *result_json(const EvalResult *r, const EvalOptions *o) {
     else
         cJSON_AddNullToObject(j, "split");
     cJSON_AddNumberToObject(j, "answers_per_prompt", o->n);
+    cJSON_AddNumberToObject(j, "samples_per_prompt", o->n);
     cJSON *sp = cJSON_AddObjectToObject(j, "sampling");
     cJSON_AddNumberToObject(sp, "temperature", o->sp.temperature);
     cJSON_AddNumberToObject(sp, "top_k", o->sp.top_k);
@@ -158,7 +171,8 @@ static char *result_json(const EvalResult *r, const EvalOptions *o) {
     else
         cJSON_AddNullToObject(j, "rm");
     add_num(j, "rm_ties", r->rm_ties);
-    cJSON_AddStringToObject(j, "interval", "wilson95");
+    cJSON_AddStringToObject(j, "interval", "bootstrap95 over prompts");
+    cJSON_AddNumberToObject(j, "bootstrap_resamples", o->bootstrap);
     cJSON_AddNumberToObject(j, "rankings_stored", (double)r->rankings_new);
     cJSON_AddNumberToObject(j, "seconds", r->seconds);
     cJSON *sides = cJSON_AddArrayToObject(j, "sides");
@@ -170,9 +184,11 @@ static char *result_json(const EvalResult *r, const EvalOptions *o) {
         cJSON_AddStringToObject(x, "checkpoint", s->policy);
         cJSON_AddNumberToObject(x, "best_of", s->best_of);
         cJSON_AddNumberToObject(x, "answers", (double)s->answers);
+        cJSON_AddNumberToObject(x, "distinct_answers", (double)s->distinct);
         cJSON_AddNumberToObject(x, "new_answers", (double)s->new_answers);
         cJSON_AddNumberToObject(x, "win_rate", s->win);
         add_ci(x, "win_ci", s->win_lo, s->win_hi);
+        add_ci(x, "win_wilson_ci", s->wilson_lo, s->wilson_hi);
         add_num(x, "rm_win_rate", s->rm_win);
         add_ci(x, "rm_win_ci", s->rm_lo, s->rm_hi);
         add_num(x, "mean_reward", s->reward);
@@ -226,7 +242,8 @@ static int parse(int argc, char **argv, EvalOptions *o, const char **dbflag, int
                            CLI_O_INT("b-best-of", &o->side[1].best_of, 2, 64),
                            CLI_O_STR("split", &o->split),
                            CLI_O_LONG("limit", &limit, 1, 1L << 40),
-                           CLI_O_INT("n", &o->n, 1, 8),
+                           CLI_O_INT("samples", &o->n, 1, 32),
+                           CLI_O_INT("n", &o->n, 1, 32),
                            CLI_O_STR("judge", &rule_name),
                            CLI_O_STR("judge-cmd", &o->judge_cmd),
                            CLI_O_STR("judge-name", &o->judge_name),

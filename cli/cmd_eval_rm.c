@@ -32,7 +32,13 @@ const struct cmd_entry cmd_eval_rm_entry = {
     "  --batch N          answers per forward pass (default 16)\n"
     "  --judge RULE       also the accuracy against a rule without noise (label --list-rules)\n"
     "                     on the same answers: how well the RM learned the task itself\n"
-    "  --json             the report as one JSON object\n" CLI_HELP_FILTER CLI_HELP_COMMON,
+    "  --json             the report as one JSON object\n"
+    "Accuracy counts every pair of a ranking the labeler ordered (ties left out); its\n"
+    "95% interval is a percentile bootstrap over prompts (2000 resamples of the\n"
+    "prompts with replacement, a prompt's pairs kept together, a fixed seed), since\n"
+    "the K(K-1)/2 pairs of one prompt are not independent (--json also gives Wilson's\n"
+    "interval over pairs). The labelers' agreement has Wilson's interval over pairs.\n"
+    CLI_HELP_FILTER CLI_HELP_COMMON,
     exec_eval_rm};
 
 static const struct cmd_entry *E = &cmd_eval_rm_entry;
@@ -44,7 +50,9 @@ static void judge_accuracy(const Rule *judge, const PrefSet *s, const int64_t *f
                            const float *rewards, const unsigned char *sel, RmAcc *out) {
     memset(out, 0, sizeof *out);
     int64_t *seen = malloc(sizeof(int64_t) * (size_t)(s->n ? s->n : 1));
-    int n_seen = 0;
+    double *pc = calloc((size_t)(s->n ? s->n : 1), sizeof *pc),
+           *pp = calloc((size_t)(s->n ? s->n : 1), sizeof *pp);
+    int n_seen = 0, units = 0;
     for (int g = 0; g < s->n; g++) {
         const PrefGroup *pg = &s->g[g];
         if (sel && !sel[g]) continue;
@@ -53,7 +61,7 @@ static void judge_accuracy(const Rule *judge, const PrefSet *s, const int64_t *f
         if (dup) continue;
         if (seen && pg->prompt_id) seen[n_seen++] = pg->prompt_id;
         double sc[64];
-        int n = pg->n < 64 ? pg->n : 64;
+        int n = pg->n < 64 ? pg->n : 64, before = (int)out->pairs, ok0 = (int)out->correct;
         for (int i = 0; i < n; i++) sc[i] = judge->score(pg->prompt, pg->answers[i]);
         for (int i = 0; i < n; i++)
             for (int j = i + 1; j < n; j++) {
@@ -62,10 +70,12 @@ static void judge_accuracy(const Rule *judge, const PrefSet *s, const int64_t *f
                 out->pairs++;
                 out->correct += (sc[i] > sc[j]) == (ri > rj) && ri != rj;
             }
+        if (pc && pp && out->pairs > before)
+            pc[units] = (double)(out->correct - ok0), pp[units++] = (double)(out->pairs - before);
     }
-    free(seen);
-    out->acc = out->pairs ? (double)out->correct / out->pairs : NAN;
-    rm_wilson((double)out->correct, (double)out->pairs, 1.96, &out->lo, &out->hi);
+    rm_acc_finish(out);
+    if (pc && pp) rm_acc_bootstrap(out, pc, pp, units);
+    free(seen), free(pc), free(pp);
 }
 
 static cJSON *acc_json(const RmAcc *a) {
@@ -76,6 +86,9 @@ static cJSON *acc_json(const RmAcc *a) {
         cJSON_AddNumberToObject(o, "accuracy", a->acc);
         cJSON_AddNumberToObject(o, "ci95_low", a->lo);
         cJSON_AddNumberToObject(o, "ci95_high", a->hi);
+        cJSON_AddStringToObject(o, "interval", a->boot ? "bootstrap over prompts" : "wilson");
+        cJSON_AddNumberToObject(o, "wilson_low", a->wlo);
+        cJSON_AddNumberToObject(o, "wilson_high", a->whi);
     } else
         cJSON_AddNullToObject(o, "accuracy");
     return o;
@@ -132,8 +145,9 @@ static void print_json(const char *rm, const char *source, const RmEvalReport *r
 
 static void print_text(const char *rm, const char *source, const RmEvalReport *r, const PrefSet *s,
                        int all, const Rule *judge, const RmAcc *by_rule) {
-    printf("%s on %s: %lld %sprompts, %lld rankings\n", rm, source, (long long)r->prompts,
-           all ? "" : "held-out ", (long long)r->groups);
+    printf("%s on %s: %lld %sprompts, %lld rankings (95%% CI: bootstrap over prompts; the\n"
+           "labelers' agreement: Wilson over pairs)\n",
+           rm, source, (long long)r->prompts, all ? "" : "held-out ", (long long)r->groups);
     acc_line("accuracy", &r->all, "");
     if (r->labelers.pairs) {
         char extra[80];

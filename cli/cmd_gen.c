@@ -19,8 +19,11 @@ const struct cmd_entry cmd_gen_entry = {
     "gen", "--model CKPT [-k K] [--split S | --ids I,J,...] [--best-of N --rm RM] [options]",
     "sample k candidate answers per prompt from a checkpoint into the project",
     "Fills only what is missing: a rerun, or a run after Ctrl-C or a kill, samples\n"
-    "just the prompts that still lack k candidates from this model. The same seed\n"
-    "gives the same candidates, whatever the order or the interruptions.\n\n"
+    "just the prompts that still lack k draws from this model (k distinct candidates\n"
+    "with --unique). Identical answers are one candidate; every draw is recorded (so\n"
+    "eval counts a repeated answer as often as it was drawn), with the token ids\n"
+    "sampled. The same seed gives the same candidates, whatever the order or the\n"
+    "interruptions, and the same ids as eval's answers with that seed.\n\n"
     "  --model CKPT      checkpoint (ours or llama2.c's); registered in the project\n"
     "  --tokenizer TOK   tokenizer.bin (default: the one inside the checkpoint)\n"
     "  --name NAME       the model's name in the registry (default: CKPT's file name;\n"

@@ -115,7 +115,7 @@ static int sample_best_of(const char *model_path, const char *tok_path, const ch
             uint64_t s = seed + (uint64_t)i;
             GenSample out = {0};
             rc = b.sample(b.ctx, input, 1, &s, &out, err);
-            free(out.text);
+            gen_samples_free(&out, 1);
         }
         double secs = now_seconds() - t0;
         if (!rc)

@@ -124,6 +124,27 @@ const char *const db_migrations[] = {
      * an MPI rank taken down) is not shown as running */
     "ALTER TABLE runs ADD COLUMN pid INTEGER;\n"
     "ALTER TABLE runs ADD COLUMN host TEXT;\n",
+    /* 3 -> 4: every draw. Identical answers to a prompt are one candidate, so
+     * a draw table says which candidate each sample (draw j of a prompt and
+     * model) gave: evaluation counts samples, not distinct answers. A
+     * candidate also keeps the token ids that were sampled (stop-string
+     * tokens included, EOS when it ended the answer) and how it ended (eos,
+     * stop, length), so KL and rewards see what was sampled. Candidates
+     * sampled before count as one draw each, in id order. */
+    "ALTER TABLE candidates ADD COLUMN tokens TEXT;\n"
+    "ALTER TABLE candidates ADD COLUMN finish TEXT;\n"
+    "CREATE TABLE draws(\n"
+    "  prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,\n"
+    "  model_id INTEGER NOT NULL REFERENCES models(id),\n"
+    "  draw INTEGER NOT NULL,\n"
+    "  candidate_id INTEGER NOT NULL REFERENCES candidates(id) ON DELETE CASCADE,\n"
+    "  seed INTEGER,\n"
+    "  PRIMARY KEY(prompt_id, model_id, draw));\n"
+    "CREATE INDEX draws_candidate ON draws(candidate_id);\n"
+    "INSERT INTO draws(prompt_id, model_id, draw, candidate_id, seed)\n"
+    "  SELECT prompt_id, model_id,\n"
+    "         row_number() OVER (PARTITION BY prompt_id, model_id ORDER BY id) - 1, id, seed\n"
+    "  FROM candidates WHERE seed IS NOT NULL;\n",
 };
 
 const int db_n_migrations = (int)(sizeof db_migrations / sizeof db_migrations[0]);

@@ -3,6 +3,7 @@
 #include "db/registry.h"
 #include "model/chat.h"
 #include "model/checkpoint.h"
+#include "model/sample.h"
 #include "util/text.h"
 
 #include <cjson/cJSON.h>
@@ -60,15 +61,16 @@ static int best_of_sample(void *ctx, const char *input, int n, const uint64_t *s
     uint64_t *sub = calloc((size_t)b->n, sizeof *sub);
     float *score = calloc((size_t)b->n, sizeof *score);
     const char **texts = calloc((size_t)b->n, sizeof *texts);
-    int rc = (!s || !sub || !score || !texts) ? err_set(err, RLHF_ENOMEM, "out of memory") : 0;
+    unsigned char *cut = calloc((size_t)b->n, 1);
+    int rc = (!s || !sub || !score || !texts || !cut) ? err_set(err, RLHF_ENOMEM, "out of memory") : 0;
     for (int a = 0; a < n && !rc; a++) {
         for (int i = 0; i < b->n; i++)
             sub[i] = best_of_seed(seeds[a], i);
         memset(s, 0, (size_t)b->n * sizeof *s);
         rc = b->inner.sample(b->inner.ctx, input, b->n, sub, s, err);
         for (int i = 0; i < b->n && !rc; i++)
-            texts[i] = s[i].text ? s[i].text : "";
-        if (!rc) rc = b->score(b->score_ctx, prompt, texts, b->n, score, err);
+            texts[i] = s[i].text ? s[i].text : "", cut[i] = s[i].finish == SAMPLE_LENGTH;
+        if (!rc) rc = b->score(b->score_ctx, prompt, texts, cut, b->n, score, err);
         if (!rc) {
             int kept = best_of_pick(score, b->n);
             if (b->report) b->report(b->report_ctx, prompt, s, sub, score, b->n, kept);
@@ -77,15 +79,12 @@ static int best_of_sample(void *ctx, const char *input, int n, const uint64_t *s
             for (int i = 0; i < b->n; i++)
                 b->st.sum_all += score[i];
             out[a] = s[kept];
-            s[kept].text = NULL;
+            s[kept].text = NULL, s[kept].tokens = NULL;
         }
-        for (int i = 0; i < b->n; i++)
-            free(s[i].text);
+        gen_samples_free(s, b->n);
     }
-    if (rc)
-        for (int a = 0; a < n; a++)
-            free(out[a].text), out[a].text = NULL;
-    free(prompt), free(s), free(sub), free(score), free(texts);
+    if (rc) gen_samples_free(out, n);
+    free(prompt), free(s), free(sub), free(score), free(texts), free(cut);
     return rc;
 }
 

@@ -10,9 +10,11 @@
 
 #include "gen/gen.h"
 
-/* Scores n answers to one prompt (the prompt as stored, not templated). */
-typedef int (*BestOfScoreFn)(void *ctx, const char *prompt, const char *const *answers, int n,
-                             float *out, Err *err);
+/* Scores n answers to one prompt (the prompt as stored, not templated).
+ * cut[i] set: answer i ran out of tokens without ending, and is scored as PPO
+ * scores it, without the </s> a finished answer has; cut may be NULL. */
+typedef int (*BestOfScoreFn)(void *ctx, const char *prompt, const char *const *answers,
+                             const unsigned char *cut, int n, float *out, Err *err);
 /* Sees every answer's n samples with their seeds and scores; kept is the index returned. */
 typedef void (*BestOfReportFn)(void *ctx, const char *prompt, const GenSample *s,
                                const uint64_t *seeds, const float *scores, int n, int kept);

@@ -27,45 +27,55 @@ uint64_t gen_seed(uint64_t base, int64_t prompt_id, int draw) {
     return z ^ (z >> 31);
 }
 
-static void free_samples(GenSample *s, int n) {
-    for (int i = 0; i < n; i++) free(s[i].text);
+void gen_samples_free(GenSample *s, int n) {
+    for (int i = 0; i < n; i++) {
+        free(s[i].text), free(s[i].tokens);
+        s[i].text = NULL, s[i].tokens = NULL;
+    }
 }
 
-/* What one prompt is getting: the texts it had from the model when read, and
- * the distinct new samples not yet stored. */
+/* What one prompt is getting: the texts it had when read, and every new draw
+ * (fresh: a text the model had not given this prompt before). */
 typedef struct Pending {
     CandidateRow *rows; /* the prompt's stored candidates (any model) */
     int n_rows;
-    GenSample *s; /* new distinct samples, s[i] drawn with seeds[i] */
+    GenSample *s; /* s[i] is draw draw[i], sampled with seeds[i] */
     uint64_t *seeds;
-    int n;
+    int *draw;
+    unsigned char *fresh;
+    int n, n_fresh;
 } Pending;
 
 static int seen_text(const Pending *p, int64_t model_id, const char *text) {
     for (int i = 0; i < p->n_rows; i++)
         if (p->rows[i].model_id == model_id && strcmp(p->rows[i].text, text) == 0) return 1;
     for (int i = 0; i < p->n; i++)
-        if (strcmp(p->s[i].text, text) == 0) return 1;
+        if (p->fresh[i] && strcmp(p->s[i].text, text) == 0) return 1;
     return 0;
 }
 
-/* Stores the pending samples in one short transaction. Another gen on the
- * project may have stored candidates for this prompt while we sampled, so the
- * count is read again under the lock: samples past k are dropped, and a text
- * stored meanwhile is a duplicate (the insert does nothing). *have is the
- * count after the commit. */
+/* Stores the pending draws in one short transaction: each draw's candidate
+ * (a text stored before is found, not stored twice) and the draw itself.
+ * Another gen on the project may have stored candidates for this prompt
+ * while we sampled, so with unique the count is read again under the lock
+ * and the draws from the first new text past k on are dropped (the recorded
+ * draws stay a prefix). */
 static int commit_pending(Db *db, const GenOptions *o, const GenBackend *b, int64_t pid,
-                          const Pending *p, int64_t *have, GenStats *st, Err *err) {
-    int64_t added = 0, dups = 0;
+                          const Pending *p, GenStats *st, Err *err) {
+    int64_t added = 0, dups = 0, have = 0;
     int rc = db_begin(db, err);
-    if (!rc) rc = db_candidates_count(db, pid, o->model_id, have, err);
-    for (int i = 0; !rc && i < p->n && *have < o->k; i++) {
-        CandidateIn c = {pid, o->model_id, p->s[i].text, p->s[i].n_tokens, p->s[i].sum_logprob,
-                         b->params_json, (int64_t)p->seeds[i], 1};
+    if (!rc && o->unique) rc = db_candidates_count(db, pid, o->model_id, &have, err);
+    for (int i = 0; !rc && i < p->n; i++) {
+        const GenSample *x = &p->s[i];
+        if (o->unique && p->fresh[i] && have >= o->k) break;
+        CandidateIn c = {pid, o->model_id, x->text, x->n_tokens, x->sum_logprob, b->params_json,
+                         (int64_t)p->seeds[i], 1, x->tokens, x->n_ids, x->finish};
         int inserted = 0;
-        rc = db_candidate_insert(db, &c, NULL, &inserted, err);
-        if (inserted) (*have)++, added++;
-        else dups++;
+        int64_t id = 0;
+        rc = db_candidate_insert(db, &c, &id, &inserted, err);
+        if (inserted) have++, added++;
+        else if (p->fresh[i]) dups++;
+        if (!rc) rc = db_draw_insert(db, pid, o->model_id, p->draw[i], id, p->seeds[i], err);
     }
     if (!rc) rc = db_commit(db, err);
     else db_rollback(db);
@@ -74,67 +84,73 @@ static int commit_pending(Db *db, const GenOptions *o, const GenBackend *b, int6
     return rc;
 }
 
-/* Gives one prompt what it lacks. No transaction is open while the model
- * samples (a prompt can take many seconds, and labelers, scorers and trainers
- * must not wait on it): the stored candidates are read, the samples drawn, and
- * only then is everything stored at once, so an interrupted or failed run
- * stores either all of a prompt's new candidates or none. */
+/* Gives one prompt what it lacks: k draws, or with unique k distinct texts.
+ * No transaction is open while the model samples (a prompt can take many
+ * seconds, and labelers, scorers and trainers must not wait on it): the
+ * stored candidates are read, the samples drawn, and only then is everything
+ * stored at once, so an interrupted or failed run stores either all of a
+ * prompt's new draws or none. */
 static int gen_prompt(Db *db, const GenOptions *o, const GenBackend *b, int64_t pid,
                       const char *ptext, GenStats *st, Err *err) {
     int max_draws = o->max_draws > 0 ? o->max_draws : 4 * o->k;
+    int cap = max_draws > o->k ? max_draws : o->k;
     char *input = NULL;
     int rc = seq_render(o->template, ptext, &input, err);
     if (rc) return err_prefix(err, "prompt %lld: ", (long long)pid), rc;
     Pending p = {0};
-    GenSample *s = calloc((size_t)o->k, sizeof *s);
-    uint64_t *seeds = calloc((size_t)o->k, sizeof *seeds);
-    p.s = calloc((size_t)o->k, sizeof *p.s);
-    p.seeds = calloc((size_t)o->k, sizeof *p.seeds);
-    if (!s || !seeds || !p.s || !p.seeds) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    /* draws already spent on this prompt are recorded by the candidates' count;
-     * numbering draws from `have` keeps a resumed run on fresh seeds */
+    GenSample *s = calloc((size_t)cap, sizeof *s);
+    uint64_t *seeds = calloc((size_t)cap, sizeof *seeds);
+    p.s = calloc((size_t)cap, sizeof *p.s);
+    p.seeds = calloc((size_t)cap, sizeof *p.seeds);
+    p.draw = calloc((size_t)cap, sizeof *p.draw);
+    p.fresh = calloc((size_t)cap, 1);
+    if (!s || !seeds || !p.s || !p.seeds || !p.draw || !p.fresh)
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    /* draws are numbered on from those recorded, so a resumed run (or an eval
+     * after gen) goes on with fresh seeds */
+    int64_t have = 0, drawn = 0;
     if (!rc) rc = db_candidates_of_prompt(db, pid, &p.rows, &p.n_rows, err);
-    int64_t have = 0;
+    if (!rc) rc = db_draws_count(db, pid, o->model_id, &drawn, err);
     for (int i = 0; !rc && i < p.n_rows; i++) have += p.rows[i].model_id == o->model_id;
-    int draw = (int)have;
-    while (!rc && have + p.n < o->k) {
-        int want = (int)(o->k - have - p.n);
+    int draw = (int)drawn;
+    while (!rc) {
+        int want = o->unique ? (int)(o->k - have - p.n_fresh) : o->k - draw;
         if (o->unique && draw + want > max_draws) want = max_draws - draw;
         if (want <= 0) {
-            st->short_prompts++;
+            st->short_prompts += o->unique && have + p.n_fresh < o->k;
             break;
         }
         for (int i = 0; i < want; i++) seeds[i] = gen_seed(o->seed, pid, draw + i);
         memset(s, 0, (size_t)want * sizeof *s);
         rc = b->sample(b->ctx, input, want, seeds, s, err);
         if (rc) {
-            free_samples(s, want);
+            gen_samples_free(s, want);
             err_prefix(err, "prompt %lld: ", (long long)pid);
             break;
         }
         for (int i = 0; i < want && !rc; i++) {
-            if (!s[i].text && !(s[i].text = strdup("")))
+            if (!s[i].text && !(s[i].text = strdup(""))) {
                 rc = err_set(err, RLHF_ENOMEM, "out of memory");
-            else if (seen_text(&p, o->model_id, s[i].text)) {
-                st->duplicates++;
-                free(s[i].text);
-            } else {
-                p.seeds[p.n] = seeds[i];
-                p.s[p.n++] = s[i];
+                break;
             }
-            s[i].text = NULL;
+            int fresh = !seen_text(&p, o->model_id, s[i].text);
+            st->duplicates += !fresh;
+            p.fresh[p.n] = (unsigned char)fresh, p.n_fresh += fresh;
+            p.seeds[p.n] = seeds[i], p.draw[p.n] = draw + i;
+            p.s[p.n++] = s[i];
+            s[i].text = NULL, s[i].tokens = NULL;
         }
-        free_samples(s, want);
+        gen_samples_free(s, want);
         draw += want;
-        if (!o->unique) break; /* without --unique a duplicate simply counts once */
+        if (!o->unique) break; /* k draws, whatever they gave */
     }
     /* No resampling after the commit is needed even with --unique: each of our
      * texts that another gen stored meanwhile is one of its rows, so the
      * prompt still reaches k. */
-    if (!rc && p.n) rc = commit_pending(db, o, b, pid, &p, &have, st, err);
-    free_samples(p.s, p.n);
+    if (!rc && p.n) rc = commit_pending(db, o, b, pid, &p, st, err);
+    gen_samples_free(p.s, p.n);
     db_candidates_free(p.rows, p.n_rows);
-    free(p.s), free(p.seeds);
+    free(p.s), free(p.seeds), free(p.draw), free(p.fresh);
     free(input);
     free(s);
     free(seeds);
@@ -164,7 +180,7 @@ int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress
     memset(st, 0, sizeof *st);
     if (o->k < 1) return err_set(err, RLHF_EINVAL, "k must be at least 1");
     struct todo t = {0};
-    CandidateNeedFilter f = {o->model_id, o->k, o->split, o->ids, o->n_ids, o->limit};
+    CandidateNeedFilter f = {o->model_id, o->k, o->split, o->ids, o->n_ids, o->limit, !o->unique};
     int rc = db_prompts_needing_candidates(db, &f, collect_todo, &t, err);
     if (rc == RLHF_ENOMEM) err_set(err, rc, "out of memory");
     st->prompts_selected = t.n;

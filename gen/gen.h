@@ -20,7 +20,14 @@ typedef struct GenSample {
     char *text; /* owned by the backend's caller: freed with free() */
     int64_t n_tokens;
     double sum_logprob;
+    int *tokens; /* the ids sampled (stop-string tokens and a sampled EOS included);
+                    NULL: unknown; owned like text */
+    int n_ids;
+    int finish; /* SAMPLE_EOS, _STOP, _LENGTH (model/sample.h); 0: unknown */
 } GenSample;
+
+/* Frees the texts and token ids of s[0..n) and clears them. */
+void gen_samples_free(GenSample *s, int n);
 
 typedef struct GenBackend {
     void *ctx;
@@ -39,7 +46,9 @@ typedef struct GenOptions {
     const int64_t *ids;   /* explicit prompt ids, or NULL */
     int n_ids;
     int64_t limit;        /* at most this many prompts (0: all) */
-    int unique;           /* resample until k distinct texts (bounded by max_draws) */
+    int unique;           /* resample until k distinct texts (bounded by max_draws);
+                             otherwise k draws (samples), a repeated text counting once
+                             per draw in the draws table */
     int max_draws;        /* total samples per prompt with unique (0: 4*k) */
     uint64_t seed;
 } GenOptions;
@@ -52,7 +61,9 @@ typedef struct GenStats {
 /* Renders the template with the prompt (seq_render); caller frees. NULL on
  * failure: allocation, or a chat template refusing the prompt. */
 char *gen_apply_template(const char *template, const char *prompt);
-/* The seed of draw j for a prompt: independent of order and of resumption. */
+/* The seed of draw j for a prompt: independent of order and of resumption.
+ * Draws are numbered per (prompt, model) from the draws already recorded, so
+ * gen, eval and best-of-n with the same --seed draw the same samples. */
 uint64_t gen_seed(uint64_t base, int64_t prompt_id, int draw);
 
 /* Runs generation. Stops cleanly between prompts when sys_interrupted() is

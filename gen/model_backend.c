@@ -90,6 +90,10 @@ static int model_sample(void *ctx, const char *input, int n, const uint64_t *see
                 out[done + i].text = trimmed(res[i].text ? res[i].text : "");
                 out[done + i].n_tokens = res[i].n_tokens;
                 out[done + i].sum_logprob = res[i].logprob;
+                out[done + i].finish = res[i].finish;
+                /* the ids as sampled, kept for KL and scoring (not the text re-encoded) */
+                out[done + i].tokens = res[i].tokens, out[done + i].n_ids = res[i].n_tokens;
+                res[i].tokens = NULL;
                 if (!out[done + i].text) rc = err_set(err, RLHF_ENOMEM, "out of memory");
             }
             sample_result_free(&res[i]);

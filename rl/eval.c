@@ -34,55 +34,64 @@ EvalOptions eval_options_default(void) {
     o.judge_timeout_ms = 30000;
     o.judge_seed = 1;
     o.batch = 8;
+    o.bootstrap = 2000;
     return o;
 }
 
-int eval_rm_score(void *rm_scorer, const char *prompt, const char *const *answers, int n,
-                  float *out, Err *err) {
+int eval_rm_score(void *rm_scorer, const char *prompt, const char *const *answers,
+                  const unsigned char *cut, int n, float *out, Err *err) {
     const char **prompts = malloc((size_t)n * sizeof *prompts);
     if (!prompts) return err_set(err, RLHF_ENOMEM, "out of memory");
     for (int i = 0; i < n; i++)
         prompts[i] = prompt;
-    int rc = rm_score_texts(rm_scorer, prompts, answers, n, out, err);
+    int rc = rm_score_texts_cut(rm_scorer, prompts, answers, cut, n, out, err);
     free(prompts);
+    return rc;
+}
+
+int eval_logprobs_examples(const Model *m, const SeqExample *ex, const float *temperature, int n,
+                           int batch, double *out, Err *err) {
+    int T = m->cfg.seq_len;
+    if (batch < 1) batch = 1;
+    RunState rs;
+    int rc = model_runstate_create(&rs, &m->cfg, batch, T, err);
+    if (rc) return rc;
+    int *tokens = malloc(sizeof(int) * (size_t)batch * T),
+        *targets = malloc(sizeof(int) * (size_t)batch * T);
+    int *lens = malloc(sizeof(int) * (size_t)batch), *np = malloc(sizeof(int) * (size_t)batch);
+    float *logp = malloc(sizeof(float) * (size_t)batch * T);
+    if (!tokens || !targets || !lens || !np || !logp)
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0, b; i < n && !rc; i += b) {
+        /* one pass holds examples of one temperature */
+        float t = temperature ? temperature[i] : 1;
+        for (b = 1; b < batch && i + b < n && (!temperature || temperature[i + b] == t); b++)
+            ;
+        int Tb = seq_pack(ex + i, b, tokens, lens);
+        for (int j = 0; j < b; j++)
+            np[j] = ex[i + j].n_prompt;
+        LossHeadLogp h = {.targets = targets, .logp = logp, .temperature = t};
+        seq_answer_targets(tokens, lens, np, b, Tb, targets);
+        rc = model_forward(m, &rs, tokens, b, Tb, 0, err);
+        if (!rc) rc = model_head(m, &rs, 0, loss_head_logp, &h, err);
+        if (!rc) seq_row_sums(logp, targets, b, Tb, out + i);
+    }
+    free(tokens), free(targets), free(lens), free(np), free(logp);
+    model_runstate_free(&rs);
     return rc;
 }
 
 int eval_logprobs(const Model *m, const Tokenizer *tok, const char *template,
                   const char *const *prompts, const char *const *answers, int n, int batch,
                   double *out, Err *err) {
-    int T = m->cfg.seq_len;
-    if (batch < 1) batch = 1;
-    RunState rs;
-    int rc = model_runstate_create(&rs, &m->cfg, batch, T, err);
-    if (rc) return rc;
-    SeqExample *ex = calloc((size_t)batch, sizeof *ex);
-    int *tokens = malloc(sizeof(int) * (size_t)batch * T),
-        *targets = malloc(sizeof(int) * (size_t)batch * T);
-    int *lens = malloc(sizeof(int) * (size_t)batch), *np = malloc(sizeof(int) * (size_t)batch);
-    float *logp = malloc(sizeof(float) * (size_t)batch * T);
-    if (!ex || !tokens || !targets || !lens || !np || !logp)
-        rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    for (int i = 0; i < n && !rc; i += batch) {
-        int b = n - i < batch ? n - i : batch, got = 0;
-        for (; got < b && !rc; got++)
-            rc = seq_encode(tok, template, prompts[i + got], answers[i + got], 1, T, &ex[got], err);
-        if (rc) got--;
-        if (!rc) {
-            int Tb = seq_pack(ex, b, tokens, lens);
-            for (int j = 0; j < b; j++)
-                np[j] = ex[j].n_prompt;
-            LossHeadLogp h = {.targets = targets, .logp = logp};
-            seq_answer_targets(tokens, lens, np, b, Tb, targets);
-            rc = model_forward(m, &rs, tokens, b, Tb, 0, err);
-            if (!rc) rc = model_head(m, &rs, 0, loss_head_logp, &h, err);
-            if (!rc) seq_row_sums(logp, targets, b, Tb, out + i);
-        }
-        for (int j = 0; j < got; j++)
-            seq_example_free(&ex[j]);
-    }
-    free(ex), free(tokens), free(targets), free(lens), free(np), free(logp);
-    model_runstate_free(&rs);
+    SeqExample *ex = calloc((size_t)(n ? n : 1), sizeof *ex);
+    int rc = ex ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; i < n && !rc; i++)
+        rc = seq_encode(tok, template, prompts[i], answers[i], 1, m->cfg.seq_len, &ex[i], err);
+    if (!rc) rc = eval_logprobs_examples(m, ex, NULL, n, batch, out, err);
+    for (int i = 0; ex && i < n; i++)
+        seq_example_free(&ex[i]);
+    free(ex);
     return rc;
 }
 
@@ -90,8 +99,10 @@ int eval_logprobs(const Model *m, const Tokenizer *tok, const char *template,
 
 typedef struct Answer {
     int64_t cand_id, n_tokens;
-    const char *text; /* points into the prompt's candidate rows */
-    int level;        /* the judge's rank, 1 = best */
+    const CandidateRow *row; /* the stored candidate: text, token ids, how it ended */
+    const char *text;        /* row->text */
+    double w;                /* how many of the side's draws gave this answer */
+    int level;               /* the judge's rank, 1 = best */
     float reward;
     double lp, lp_ref;
 } Answer;
@@ -340,23 +351,39 @@ static int generate(Run *r, int k, int64_t *ids, EvalSide *out, Err *err) {
     return rc;
 }
 
-/* The first n candidates of each side's model for every prompt. */
+static int find_row(const EvalPrompt *p, int64_t id);
+
+/* Each side's first n draws for every prompt, as distinct answers weighted by
+ * how many draws gave them: a policy that gives one answer n times counts it
+ * n times, as if every draw were stored. */
 static int load_answers(Run *r, Err *err) {
     for (int i = 0; i < r->np; i++) {
         EvalPrompt *p = &r->p[i];
         int rc = db_candidates_of_prompt(r->db, p->id, &p->rows, &p->n_rows, err);
         if (rc) return rc;
         for (int k = 0; k < 2; k++) {
-            if (!(p->ans[k] = calloc((size_t)r->o->n, sizeof(Answer))))
+            int64_t *ids = NULL;
+            int n = 0;
+            if ((rc = db_draws_first(r->db, p->id, r->s[k].model_id, r->o->n, &ids, &n, err)))
+                return rc;
+            if (!(p->ans[k] = calloc((size_t)(n ? n : 1), sizeof(Answer)))) {
+                free(ids);
                 return err_set(err, RLHF_ENOMEM, "out of memory");
-            for (int j = 0; j < p->n_rows && p->n_ans[k] < r->o->n; j++) {
-                if (p->rows[j].model_id != r->s[k].model_id) continue;
-                Answer *a = &p->ans[k][p->n_ans[k]++];
-                a->cand_id = p->rows[j].id;
-                a->text = p->rows[j].text;
-                a->n_tokens = p->rows[j].n_tokens;
-                a->reward = NAN;
             }
+            for (int d = 0; d < n; d++) {
+                int j = find_row(p, ids[d]), a = 0;
+                if (j < 0) continue;
+                while (a < p->n_ans[k] && p->ans[k][a].cand_id != ids[d])
+                    a++;
+                Answer *x = &p->ans[k][a];
+                if (a == p->n_ans[k]) {
+                    p->n_ans[k]++;
+                    x->cand_id = ids[d], x->row = &p->rows[j], x->text = p->rows[j].text;
+                    x->n_tokens = p->rows[j].n_tokens, x->reward = NAN;
+                }
+                x->w += 1;
+            }
+            free(ids);
             if (!p->n_ans[k])
                 return err_set(err, RLHF_EINVAL, "prompt %lld has no answer of '%s'",
                                (long long)p->id, r->s[k].name);
@@ -400,26 +427,33 @@ static int judge_prompt(Run *r, EvalPrompt *p, Judge *judge, const char *source,
     f.simulated = 1;
     int rc = db_rankings_each(r->db, &f, collect_prev, &prev, err);
     if (rc) return rc;
-    /* the set: previous items still in the store, then this run's answers */
+    /* the set: this run's distinct answers, then the previous items still in
+     * the store while there is room (with many policies and samples the
+     * oldest beyond RS_MAX_CAND answers leave the ranking) */
     int idx[RS_MAX_CAND], level_of[RS_MAX_CAND], n = 0, reuse = 1;
-    for (int i = 0; i < prev.n; i++) {
-        int j = find_row(p, prev.id[i]);
-        if (j >= 0 && prev.rank[i] > 0) idx[n] = j, level_of[n++] = prev.rank[i];
-    }
     for (int k = 0; k < 2; k++)
         for (int a = 0; a < p->n_ans[k]; a++) {
-            int j = find_row(p, p->ans[k][a].cand_id), seen = 0;
+            int j = find_row(p, p->ans[k][a].cand_id), seen = 0, ranked = 0;
             for (int i = 0; i < n; i++)
                 seen |= idx[i] == j;
             if (seen) continue;
             if (n == RS_MAX_CAND)
-                return err_set(
-                    err, RLHF_EINVAL,
-                    "prompt %lld: the judge would rank more than %d answers; evaluate fewer "
-                    "policies or answers per prompt",
-                    (long long)p->id, RS_MAX_CAND);
-            idx[n++] = j, reuse = 0;
+                return err_set(err, RLHF_EINVAL,
+                               "prompt %lld: the judge would rank more than %d distinct answers "
+                               "of the two sides; evaluate fewer samples per prompt",
+                               (long long)p->id, RS_MAX_CAND);
+            for (int i = 0; i < prev.n; i++)
+                if (prev.id[i] == p->rows[j].id && prev.rank[i] > 0) ranked = 1;
+            reuse &= ranked;
+            idx[n++] = j;
         }
+    if (reuse) n = 0; /* the previous ranking holds them all: keep it as it is */
+    for (int i = 0; i < prev.n && n < RS_MAX_CAND; i++) {
+        int j = find_row(p, prev.id[i]), seen = 0;
+        for (int q = 0; q < n; q++)
+            seen |= idx[q] == j;
+        if (j >= 0 && prev.rank[i] > 0 && !seen) idx[n] = j, level_of[n++] = prev.rank[i];
+    }
     unsigned char level[RS_MAX_CAND], likert[RS_MAX_CAND];
     if (reuse) {
         for (int i = 0; i < n; i++)
@@ -501,11 +535,13 @@ static int score_rewards(Run *r, Err *err) {
         for (int k = 0; k < 2; k++) {
             EvalPrompt *p = &r->p[i];
             const char *texts[64];
+            unsigned char cut[64];
             float sc[64];
             int n = p->n_ans[k] < 64 ? p->n_ans[k] : 64;
+            /* an answer cut at max tokens is scored unfinished, as PPO scores it */
             for (int a = 0; a < n; a++)
-                texts[a] = p->ans[k][a].text;
-            int rc = eval_rm_score(&r->rm, p->text, texts, n, sc, err);
+                texts[a] = p->ans[k][a].text, cut[a] = p->ans[k][a].row->finish == CAND_FINISH_LENGTH;
+            int rc = eval_rm_score(&r->rm, p->text, texts, cut, n, sc, err);
             if (rc) return rc;
             for (int a = 0; a < n; a++)
                 p->ans[k][a].reward = sc[a];
@@ -529,20 +565,55 @@ static int same_file(const char *a, const char *b) {
     return realpath(a, ra) && realpath(b, rb) && strcmp(ra, rb) == 0;
 }
 
-/* Log-probabilities of side k's answers under m, read with the policy's
- * tokenizer tok (the same ids are scored by the policy and the reference). */
+/* The temperature an answer was sampled at (its stored parameters), else dflt. */
+static float answer_temperature(const CandidateRow *row, float dflt) {
+    cJSON *c = row->params ? cJSON_Parse(row->params) : NULL;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(c, "temperature");
+    float v = cJSON_IsNumber(t) ? (float)t->valuedouble : dflt;
+    cJSON_Delete(c);
+    return v;
+}
+
+/* Answer x of a prompt as the policy sampled it: the templated prompt as gen
+ * prefilled it, then the sampled ids (stop-string tokens included, </s> only
+ * when it was sampled). A candidate stored without its ids (imported, or
+ * sampled before schema 4) is its text re-encoded, with </s> unless it was
+ * cut at max tokens. */
+static int answer_example(const Run *r, int k, const Tokenizer *tok, int max_len, const char *prompt,
+                          const Answer *x, SeqExample *ex, Err *err) {
+    const CandidateRow *row = x->row;
+    if (!row->tokens)
+        return seq_encode(tok, r->s[k].template, prompt, x->text,
+                          row->finish != CAND_FINISH_LENGTH, max_len, ex, err);
+    char *input = NULL;
+    int rc = seq_render(r->s[k].template, prompt, &input, err), n = 0;
+    size_t len = input ? strlen(input) : 0;
+    int *ids = rc ? NULL : malloc(sizeof(int) * (size_t)tok_encode_cap(len));
+    if (!rc && !ids) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rc) rc = tok_encode_prompt(tok, input, len, ids, tok_encode_cap(len), &n, err);
+    if (!rc) rc = seq_join(ids, n, row->tokens, row->n_ids, max_len, ex, err);
+    free(input), free(ids);
+    return rc;
+}
+
+/* Log-probabilities of side k's answers under m at the temperature each was
+ * sampled at, on the ids the policy sampled (the same ids are scored by the
+ * policy and the reference). */
 static int side_logprobs(Run *r, int k, const Model *m, const Tokenizer *tok, int ref, Err *err) {
     int total = 0, rc = RLHF_OK;
     for (int i = 0; i < r->np; i++)
         total += r->p[i].n_ans[k];
-    const char **pr = malloc(sizeof(char *) * (size_t)total),
-               **an = malloc(sizeof(char *) * (size_t)total);
-    double *lp = malloc(sizeof(double) * (size_t)total);
-    if (!pr || !an || !lp) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    SeqExample *ex = calloc((size_t)(total ? total : 1), sizeof *ex);
+    float *temp = malloc(sizeof(float) * (size_t)(total ? total : 1));
+    double *lp = malloc(sizeof(double) * (size_t)(total ? total : 1));
+    if (!ex || !temp || !lp) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     for (int i = 0, t = 0; !rc && i < r->np; i++)
-        for (int a = 0; a < r->p[i].n_ans[k]; a++, t++)
-            pr[t] = r->p[i].text, an[t] = r->p[i].ans[k][a].text;
-    if (!rc) rc = eval_logprobs(m, tok, r->s[k].template, pr, an, total, r->o->batch, lp, err);
+        for (int a = 0; a < r->p[i].n_ans[k] && !rc; a++, t++) {
+            const Answer *x = &r->p[i].ans[k][a];
+            temp[t] = answer_temperature(x->row, r->o->sp.temperature);
+            rc = answer_example(r, k, tok, m->cfg.seq_len, r->p[i].text, x, &ex[t], err);
+        }
+    if (!rc) rc = eval_logprobs_examples(m, ex, temp, total, r->o->batch, lp, err);
     for (int i = 0, t = 0; !rc && i < r->np; i++)
         for (int a = 0; a < r->p[i].n_ans[k]; a++, t++) {
             if (ref)
@@ -550,7 +621,9 @@ static int side_logprobs(Run *r, int k, const Model *m, const Tokenizer *tok, in
             else
                 r->p[i].ans[k][a].lp = lp[t];
         }
-    free(pr), free(an), free(lp);
+    for (int t = 0; ex && t < total; t++)
+        seq_example_free(&ex[t]);
+    free(ex), free(temp), free(lp);
     return rc;
 }
 
@@ -593,10 +666,12 @@ static int side_kl(Run *r, int k, EvalSide *out, Err *err) {
         if ((rc = side_kl_passes(r, k, ref, err))) return rc;
         double sum = 0;
         for (int i = 0; i < r->np; i++) {
-            double s = 0;
-            for (int a = 0; a < r->p[i].n_ans[k]; a++)
-                s += r->p[i].ans[k][a].lp - r->p[i].ans[k][a].lp_ref;
-            sum += s / r->p[i].n_ans[k];
+            double s = 0, w = 0;
+            for (int a = 0; a < r->p[i].n_ans[k]; a++) {
+                const Answer *x = &r->p[i].ans[k][a];
+                s += x->w * (x->lp - x->lp_ref), w += x->w;
+            }
+            sum += s / w;
         }
         out->kl_policy = sum / r->np;
     }
@@ -606,62 +681,85 @@ static int side_kl(Run *r, int k, EvalSide *out, Err *err) {
 
 /* ---- summary -------------------------------------------------------------------- */
 
-/* Mean over prompts of the share of (a, b) answer pairs a wins; ties half.
- * better(x, y) > 0 when x beats y. */
-static void wins(const Run *r, int by_rm, double *win, double *ties) {
+/* Per prompt, the share of (a, b) draw pairs a wins, ties half, each answer
+ * counting as often as it was drawn (pw[i]); *win is their mean over
+ * prompts, *ties the share of all draw pairs tied. */
+static void wins(const Run *r, int by_rm, double *pw, double *win, double *ties) {
     double sum = 0, tie = 0, pairs = 0;
     for (int i = 0; i < r->np; i++) {
         const EvalPrompt *p = &r->p[i];
-        double s = 0;
+        double s = 0, n = 0;
         for (int a = 0; a < p->n_ans[0]; a++)
             for (int b = 0; b < p->n_ans[1]; b++) {
                 const Answer *x = &p->ans[0][a], *y = &p->ans[1][b];
                 int c = by_rm ? (x->reward > y->reward) - (x->reward < y->reward)
                               : (y->level > x->level) - (y->level < x->level);
-                s += c > 0 ? 1 : c == 0 ? 0.5 : 0;
-                tie += c == 0, pairs++;
+                double w = x->w * y->w;
+                s += w * (c > 0 ? 1 : c == 0 ? 0.5 : 0);
+                tie += c == 0 ? w : 0, n += w;
             }
-        sum += s / (p->n_ans[0] * p->n_ans[1]);
+        pw[i] = s / n;
+        sum += pw[i], pairs += n;
     }
     *win = sum / r->np;
     *ties = pairs ? tie / pairs : 0;
 }
 
-static void summarise(Run *r, EvalResult *res) {
-    const EvalOptions *o = r->o;
-    double w, rmw = NAN;
-    wins(r, 0, &w, &res->judge_ties);
-    if (r->have_rm)
-        wins(r, 1, &rmw, &res->rm_ties);
-    else
-        res->rm_ties = NAN;
+/* Side A's win rate w from per-prompt wins pw, into both sides with the
+ * bootstrap interval over prompts (and Wilson's, for comparison). */
+static void win_figures(const Run *r, const double *pw, double w, int rm, EvalResult *res) {
+    double lo, hi;
+    rm_bootstrap(pw, NULL, r->np, r->o->bootstrap, r->o->seed ^ 0xb007u, &lo, &hi);
     for (int k = 0; k < 2; k++) {
         EvalSide *s = &res->side[k];
-        s->win = k ? 1 - w : w;
-        rm_wilson(s->win * r->np, (double)r->np, 1.96, &s->win_lo, &s->win_hi);
-        s->rm_win = s->rm_lo = s->rm_hi = s->reward = NAN;
-        if (r->have_rm) {
-            s->rm_win = k ? 1 - rmw : rmw;
-            rm_wilson(s->rm_win * r->np, (double)r->np, 1.96, &s->rm_lo, &s->rm_hi);
+        double v = k ? 1 - w : w, l = k ? 1 - hi : lo, h = k ? 1 - lo : hi;
+        if (rm) {
+            s->rm_win = v, s->rm_lo = l, s->rm_hi = h;
+            continue;
         }
-        double len = 0, judge = 0, reward = 0;
-        int64_t n = 0, n_len = 0;
+        s->win = v, s->win_lo = l, s->win_hi = h;
+        rm_wilson(v * r->np, (double)r->np, 1.96, &s->wilson_lo, &s->wilson_hi);
+    }
+}
+
+static int summarise(Run *r, EvalResult *res, Err *err) {
+    const EvalOptions *o = r->o;
+    double w, rmw = NAN;
+    double *pw = malloc(sizeof(double) * (size_t)r->np);
+    if (!pw) return err_set(err, RLHF_ENOMEM, "out of memory");
+    wins(r, 0, pw, &w, &res->judge_ties);
+    win_figures(r, pw, w, 0, res);
+    for (int k = 0; k < 2; k++)
+        res->side[k].rm_win = res->side[k].rm_lo = res->side[k].rm_hi = NAN;
+    res->rm_ties = NAN;
+    if (r->have_rm) {
+        wins(r, 1, pw, &rmw, &res->rm_ties);
+        win_figures(r, pw, rmw, 1, res);
+    }
+    free(pw);
+    for (int k = 0; k < 2; k++) {
+        EvalSide *s = &res->side[k];
+        s->reward = NAN;
+        /* every mean is over draws: an answer counts as often as it was drawn */
+        double len = 0, judge = 0, reward = 0, n = 0, n_len = 0;
+        int64_t distinct = 0;
         for (int i = 0; i < r->np; i++)
             for (int a = 0; a < r->p[i].n_ans[k]; a++) {
                 const Answer *x = &r->p[i].ans[k][a];
-                if (x->n_tokens >= 0) len += (double)x->n_tokens, n_len++;
+                if (x->n_tokens >= 0) len += x->w * (double)x->n_tokens, n_len += x->w;
                 if (o->rule) {
                     double v = o->rule->score(r->p[i].text, x->text);
-                    judge += v >= 0 ? (v > 1 ? 1 : v) : 0;
+                    judge += x->w * (v >= 0 ? (v > 1 ? 1 : v) : 0);
                 }
-                reward += x->reward;
-                n++;
+                reward += x->w * x->reward;
+                n += x->w, distinct++;
             }
-        s->answers = n;
-        s->length = n_len ? len / (double)n_len : NAN;
-        s->judge_score = o->rule && n ? judge / (double)n : NAN;
-        if (r->have_rm) s->reward = n ? reward / (double)n : NAN;
+        s->answers = (int64_t)n, s->distinct = distinct;
+        s->length = n_len ? len / n_len : NAN;
+        s->judge_score = o->rule && n ? judge / n : NAN;
+        if (r->have_rm) s->reward = n ? reward / n : NAN;
     }
+    return RLHF_OK;
 }
 
 int eval_run(Db *db, const EvalOptions *o, EvalResult *res, Err *err) {
@@ -690,8 +788,8 @@ int eval_run(Db *db, const EvalOptions *o, EvalResult *res, Err *err) {
     if (!rc && r.have_rm) rc = score_rewards(&r, err);
     for (int k = 0; k < 2 && !rc; k++)
         rc = side_kl(&r, k, &res->side[k], err);
+    if (!rc) rc = summarise(&r, res, err);
     if (!rc) {
-        summarise(&r, res);
         res->prompts = r.np;
         for (int k = 0; k < 2; k++) {
             res->side[k].name = strdup(r.s[k].name);

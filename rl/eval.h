@@ -2,9 +2,12 @@
  * so answers are candidates of their registered models and a rerun reuses
  * them), a simulated labeler ranks every policy's answers per prompt (stored
  * as its ranking, so `rlhf elo --by policy` rates each policy evaluated), and
- * the reward model scores them. Reports per side: win rate by the judge and
- * by the RM with Wilson 95% intervals, mean reward, the sampled KL from a
- * reference, mean length and the judge rule's mean score.
+ * the reward model scores them. Every figure is over the n samples drawn per
+ * prompt and side (the draws table: an answer drawn twice counts twice), not
+ * over distinct answers. Reports per side: win rate by the judge and by the
+ * RM with 95% intervals by bootstrap over prompts, mean reward, the sampled
+ * KL from a reference (on the sampled ids, at the sampling temperature),
+ * mean length and the judge rule's mean score.
  *
  * EvalResult owns its strings (eval_result_free). */
 #ifndef RLHF_RL_EVAL_H
@@ -27,7 +30,7 @@ typedef struct EvalOptions {
     const char *tok_path; /* NULL: the tokenizer inside each checkpoint */
     const char *split;    /* NULL: any split */
     int64_t limit;        /* at most this many prompts (0: all) */
-    int n;                /* answers per prompt per side */
+    int n;                /* samples (draws) per prompt per side */
     SampleParams sp;      /* shared by both sides */
     uint64_t seed;
     const Rule *rule;      /* the judge: a rule, or */
@@ -40,6 +43,7 @@ typedef struct EvalOptions {
     const char *ref;        /* NULL: each side's nearest ancestor (or itself) of kind sft */
     int batch;              /* examples per forward pass (KL, RM) */
     int progress;           /* force the progress lines */
+    int bootstrap;          /* resamples of the prompts for the intervals */
 } EvalOptions;
 
 EvalOptions eval_options_default(void);
@@ -50,11 +54,13 @@ typedef struct EvalSide {
     char *ref;    /* checkpoint of the reference, NULL: none (no KL) */
     int64_t model_id;
     int best_of;
-    int64_t answers, new_answers;
-    double win, win_lo, win_hi;          /* by the judge, ties half */
+    int64_t answers, distinct, new_answers; /* samples judged, distinct among them, new */
+    double win, win_lo, win_hi;          /* by the judge, ties half; bootstrap over prompts */
+    double wilson_lo, wilson_hi;         /* Wilson's interval, treating each prompt's win as a trial */
     double rm_win, rm_lo, rm_hi, reward; /* NAN without an RM */
     double kl;                           /* NAN without a reference: kl_policy + kl_best_of */
-    double kl_policy; /* sampled: mean over prompts of log π(y) − log π_ref(y) */
+    double kl_policy; /* sampled: mean over prompts and draws of log π_T(y) − log π_ref,T(y)
+                         on the sampled ids at the sampling temperature T */
     double kl_best_of; /* log n − (n−1)/n for best-of-n (its bound on KL(bo‖π)); 0 otherwise */
     double length;     /* mean answer length in tokens */
     double judge_score; /* mean rule score in [0,1]; NAN for an external judge */
@@ -82,12 +88,16 @@ void eval_result_free(EvalResult *r);
  * at step 0 (a figure that is not known is left out). One transaction. */
 int eval_record(Db *db, const EvalResult *r, const char *config_json, Err *err);
 
-/* Scores answers with an RmScorer (ctx): the BestOfScoreFn of gen/best_of.h. */
-int eval_rm_score(void *rm_scorer, const char *prompt, const char *const *answers, int n,
-                  float *out, Err *err);
+/* Scores answers with an RmScorer (ctx): the BestOfScoreFn of gen/best_of.h
+ * (an answer cut at max tokens scored without </s>). */
+int eval_rm_score(void *rm_scorer, const char *prompt, const char *const *answers,
+                  const unsigned char *cut, int n, float *out, Err *err);
 
-/* Sum of the answer's log-probabilities under m, for n (prompt, answer)
- * pairs encoded with template (seq.h), batch examples per forward pass. */
+/* Sum of the answer's log-probabilities under m, for n encoded examples,
+ * batch per forward pass, at temperature[i] (logits / T; NULL: 1). */
+int eval_logprobs_examples(const Model *m, const SeqExample *ex, const float *temperature, int n,
+                           int batch, double *out, Err *err);
+/* The same for n (prompt, answer) pairs encoded with template (seq.h), ended with </s>. */
 int eval_logprobs(const Model *m, const Tokenizer *tok, const char *template,
                   const char *const *prompts, const char *const *answers, int n, int batch,
                   double *out, Err *err);

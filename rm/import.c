@@ -375,8 +375,8 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
         if (!rc)
             rc = db_model_ensure_external(db, r->rejected_model ? r->rejected_model : model, &mr,
                                           err);
-        CandidateIn cc = {pid, mc, r->chosen, -1, NAN, NULL, 0, 0};
-        CandidateIn cr = {pid, mr, r->rejected, -1, NAN, NULL, 0, 0};
+        CandidateIn cc = {pid, mc, r->chosen, -1, NAN, NULL, 0, 0, NULL, 0, 0};
+        CandidateIn cr = {pid, mr, r->rejected, -1, NAN, NULL, 0, 0, NULL, 0, 0};
         if (!rc)
             rc = db_candidate_insert(db, &cc, &r->cand_c, &ins, err), st->candidates_new += ins;
         if (!rc)

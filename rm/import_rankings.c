@@ -170,7 +170,7 @@ static int write_line(Db *db, const Line *l, const ImportOptions *o, const char 
     for (int i = 0; i < l->n && !rc; i++) {
         int64_t mid;
         rc = db_model_ensure_external(db, l->model[i], &mid, err);
-        CandidateIn c = {pid, mid, l->text[i], -1, NAN, NULL, 0, 0};
+        CandidateIn c = {pid, mid, l->text[i], -1, NAN, NULL, 0, 0, NULL, 0, 0};
         if (!rc) rc = db_candidate_insert(db, &c, &cand[i], &ins, err);
         st->candidates_new += ins;
         items[i] = (RankingItemIn){cand[i], l->rank[i], l->likert[i], l->flags[i], -1};

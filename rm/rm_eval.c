@@ -1,6 +1,7 @@
 /* Reward-model accuracy against rankings (see rm_eval.h). */
 #include "rm/rm_eval.h"
 #include "rm/agreement.h"
+#include "util/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -18,9 +19,72 @@ void rm_wilson(double k, double n, double z, double *lo, double *hi) {
     *hi = mid + half > 1 ? 1 : mid + half;
 }
 
-static void acc_finish(RmAcc *a) {
+static int cmp_dbl(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+void rm_bootstrap(const double *num, const double *den, int64_t n, int B, uint64_t seed,
+                  double *lo, double *hi) {
+    *lo = *hi = NAN;
+    if (n <= 0 || B < 1) return;
+    double *v = malloc(sizeof(double) * (size_t)B);
+    if (!v) return;
+    Rng g;
+    rng_seed(&g, seed);
+    int m = 0;
+    for (int b = 0; b < B; b++) {
+        double sn = 0, sd = 0;
+        for (int64_t i = 0; i < n; i++) {
+            uint64_t j = rng_below(&g, (uint64_t)n);
+            sn += num[j], sd += den ? den[j] : 1;
+        }
+        if (sd > 0) v[m++] = sn / sd;
+    }
+    if (m) {
+        qsort(v, (size_t)m, sizeof *v, cmp_dbl);
+        *lo = v[(int)floor(0.025 * (m - 1) + 0.5)];
+        *hi = v[(int)floor(0.975 * (m - 1) + 0.5)];
+    }
+    free(v);
+}
+
+void rm_acc_finish(RmAcc *a) {
     a->acc = a->pairs ? (double)a->correct / a->pairs : NAN;
-    rm_wilson(a->correct, a->pairs, 1.96, &a->lo, &a->hi);
+    rm_wilson(a->correct, a->pairs, 1.96, &a->wlo, &a->whi);
+    a->lo = a->wlo, a->hi = a->whi, a->boot = 0;
+}
+
+void rm_acc_bootstrap(RmAcc *a, const double *correct, const double *pairs, int64_t n) {
+    if (!a->pairs || n < 1) return;
+    double lo, hi;
+    rm_bootstrap(correct, pairs, n, 2000, 0x5eedb007u, &lo, &hi);
+    if (!isnan(lo)) a->lo = lo, a->hi = hi, a->boot = 1;
+}
+
+/* One ranking's pairs: its prompt (the unit resampled), labeler and level. */
+typedef struct GroupAcc {
+    int64_t key;
+    int labeler, level;
+    double correct, pairs;
+} GroupAcc;
+
+static int cmp_group(const void *x, const void *y) {
+    int64_t a = ((const GroupAcc *)x)->key, b = ((const GroupAcc *)y)->key;
+    return (a > b) - (a < b);
+}
+
+/* The bootstrap interval of the groups that kind/val select (0: all, 1: the
+ * labeler val, 2: the agreement level val), merged by prompt (gs sorted by key). */
+static void acc_by_prompt(const GroupAcc *gs, int n, int kind, int val, double *c, double *p,
+                          RmAcc *a) {
+    int64_t m = 0, last = 0;
+    for (int i = 0; i < n; i++) {
+        if ((kind == 1 && gs[i].labeler != val) || (kind == 2 && gs[i].level != val)) continue;
+        if (!m || gs[i].key != last) c[m] = p[m] = 0, m++;
+        c[m - 1] += gs[i].correct, p[m - 1] += gs[i].pairs, last = gs[i].key;
+    }
+    rm_acc_bootstrap(a, c, p, m);
 }
 
 static const char *const level_names[RM_AGREE_N] = {"one labeler", "below 0.5", "0.5 to 0.75",
@@ -59,14 +123,27 @@ int rm_eval_report(const PrefSet *s, const int64_t *first, const float *rewards,
         rm_eval_report_free(out);
         return err_set(err, RLHF_ENOMEM, "out of memory");
     }
+    GroupAcc *gs = malloc(sizeof *gs * (size_t)(s->n ? s->n : 1));
+    double *bc = malloc(sizeof(double) * (size_t)(s->n ? s->n : 1)),
+           *bp = malloc(sizeof(double) * (size_t)(s->n ? s->n : 1));
+    if (!gs || !bc || !bp) {
+        free(gs), free(bc), free(bp);
+        rm_eval_report_free(out);
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    }
+    int ng = 0;
     for (int g = 0; g < s->n; g++) {
         if (sel && !sel[g]) continue;
         const PrefGroup *p = &s->g[g];
+        /* a file's groups without a stored prompt are each their own prompt */
+        GroupAcc *ga = &gs[ng++];
+        *ga = (GroupAcc){p->prompt_id ? p->prompt_id : -(int64_t)g - 1, p->labeler, 0, 0, 0};
         const float *r = rewards + first[g];
         const int64_t *hit = agree_ids ? bsearch(&p->prompt_id, agree_ids, (size_t)n_agree,
                                                  sizeof *agree_ids, cmp_i64)
                                        : NULL;
         int level = rm_agree_level(hit ? agree_rate[hit - agree_ids] : NAN);
+        ga->level = level;
         RmAcc *lab = p->labeler >= 0 ? &out->by_labeler[p->labeler] : NULL;
         out->groups++;
         if (p->prompt_id) out->prompt_ids[out->n_prompt_ids++] = p->prompt_id;
@@ -75,6 +152,7 @@ int rm_eval_report(const PrefSet *s, const int64_t *first, const float *rewards,
                 if (p->rank[i] == p->rank[j]) continue;
                 int w = p->rank[i] < p->rank[j] ? i : j, l = w == i ? j : i;
                 int ok = r[w] > r[l];
+                ga->pairs++, ga->correct += ok;
                 out->all.pairs++, out->all.correct += ok;
                 out->by_level[level].pairs++, out->by_level[level].correct += ok;
                 if (lab) lab->pairs++, lab->correct += ok;
@@ -93,11 +171,19 @@ int rm_eval_report(const PrefSet *s, const int64_t *first, const float *rewards,
         }
     out->n_prompt_ids = k;
     out->prompts = k ? k : out->groups;
-    acc_finish(&out->all);
+    rm_acc_finish(&out->all);
     for (int i = 0; i < out->n_labelers; i++)
-        acc_finish(&out->by_labeler[i]);
+        rm_acc_finish(&out->by_labeler[i]);
     for (int i = 0; i < RM_AGREE_N; i++)
-        acc_finish(&out->by_level[i]);
+        rm_acc_finish(&out->by_level[i]);
+    /* the intervals: bootstrap over prompts, a prompt's pairs resampled together */
+    qsort(gs, (size_t)ng, sizeof *gs, cmp_group);
+    acc_by_prompt(gs, ng, 0, 0, bc, bp, &out->all);
+    for (int i = 0; i < out->n_labelers; i++)
+        acc_by_prompt(gs, ng, 1, i, bc, bp, &out->by_labeler[i]);
+    for (int i = 0; i < RM_AGREE_N; i++)
+        acc_by_prompt(gs, ng, 2, i, bc, bp, &out->by_level[i]);
+    free(gs), free(bc), free(bp);
     out->labelers.acc = out->labelers.lo = out->labelers.hi = NAN;
     return RLHF_OK;
 }
@@ -118,7 +204,7 @@ int rm_eval_labeler_agreement(const RmSet *rs, RmEvalReport *out, Err *err) {
     if (rc) return rc;
     out->labelers.pairs = ar.compared;
     out->labelers.correct = ar.agreed;
-    acc_finish(&out->labelers);
+    rm_acc_finish(&out->labelers);
     rm_agreement_free(&ar);
     return RLHF_OK;
 }

@@ -1,5 +1,6 @@
 /* Evaluation of a reward model against rankings: pairwise accuracy (the RM
- * prefers the answer the labeler ranked higher) with a Wilson 95% interval,
+ * prefers the answer the labeler ranked higher) with a 95% interval by
+ * bootstrap over prompts (a prompt's K(K-1)/2 pairs are not independent),
  * overall, per labeler and per level of labeler agreement on the prompt, and
  * the labelers' own pairwise agreement on the same prompts (the ceiling an RM
  * can reach: InstructGPT's RM 72.4% where labelers agreed 72.6%). */
@@ -15,11 +16,24 @@
 /* Wilson score interval of k successes in n trials at z (1.96: 95%);
  * [NAN, NAN] when n is 0. */
 void rm_wilson(double k, double n, double z, double *lo, double *hi);
+/* The 95% percentile bootstrap interval of sum(num) / sum(den) over n units
+ * (prompts) resampled with replacement B times from seed (reproducible); den
+ * NULL: every unit weighs 1. [NAN, NAN] when n is 0. */
+void rm_bootstrap(const double *num, const double *den, int64_t n, int B, uint64_t seed,
+                  double *lo, double *hi);
 
 typedef struct RmAcc {
     int64_t pairs, correct;
-    double acc, lo, hi; /* NAN without pairs */
+    double acc, lo, hi; /* NAN without pairs; lo, hi: bootstrap over prompts where known */
+    double wlo, whi;    /* Wilson's interval, as if every pair were independent */
+    int boot;           /* lo, hi are the bootstrap's (else Wilson's) */
 } RmAcc;
+
+/* acc and Wilson's interval from pairs and correct (lo, hi too). */
+void rm_acc_finish(RmAcc *a);
+/* lo, hi of a by bootstrap over n prompts, prompt i having correct[i] of
+ * pairs[i] pairs (2000 resamples, a fixed seed). */
+void rm_acc_bootstrap(RmAcc *a, const double *correct, const double *pairs, int64_t n);
 
 /* Levels of agreement among the prompt's labelers (their pairwise agreement). */
 enum { RM_AGREE_ONE, RM_AGREE_LOW, RM_AGREE_MID, RM_AGREE_HIGH, RM_AGREE_FULL, RM_AGREE_N };

@@ -64,11 +64,17 @@ int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err 
 
 int rm_score_texts(RmScorer *s, const char *const *prompts, const char *const *answers, int n,
                    float *out, Err *err) {
+    return rm_score_texts_cut(s, prompts, answers, NULL, n, out, err);
+}
+
+int rm_score_texts_cut(RmScorer *s, const char *const *prompts, const char *const *answers,
+                       const unsigned char *cut, int n, float *out, Err *err) {
     int rc = RLHF_OK;
     for (int i = 0; i < n && !rc; i += s->max_batch) {
         int b = n - i < s->max_batch ? n - i : s->max_batch, got = 0;
         for (; got < b && !rc; got++) {
-            rc = seq_encode(s->tok, s->template, prompts[i + got], answers[i + got], 1,
+            rc = seq_encode(s->tok, s->template, prompts[i + got], answers[i + got],
+                            !(cut && cut[i + got]),
                             s->m.cfg.seq_len, &s->ex[got], err);
             if (!rc && s->ex[got].cut) s->cut++;
         }

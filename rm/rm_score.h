@@ -37,6 +37,11 @@ void rm_scorer_close(RmScorer *s);
 /* Scores n texts (answers as stored: without the template's joining space). */
 int rm_score_texts(RmScorer *s, const char *const *prompts, const char *const *answers, int n,
                    float *out, Err *err);
+/* The same, where cut[i] set (cut may be NULL) marks an answer that ran out
+ * of tokens without ending: scored without the </s> a finished answer ends
+ * with, as PPO scores it. */
+int rm_score_texts_cut(RmScorer *s, const char *const *prompts, const char *const *answers,
+                       const unsigned char *cut, int n, float *out, Err *err);
 /* Scores n already-encoded examples. */
 int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err *err);
 /* The same pass on any model with a reward head (a trainer's): passes of up

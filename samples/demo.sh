@@ -28,7 +28,7 @@ if [ "${DEMO_SCALE:-full}" = small ]; then
     export DEMO_PPO_STEPS=3
 else
     PRE="--config demo --steps ${DEMO_STEPS:-800} --lr 2e-3" SFT_EPOCHS=2 EVAL_LIMIT="" PROMPTS=samples/prompts.jsonl
-    PPO="--steps ${DEMO_PPO_STEPS:-60}" BON=8 BIASED=40 EVAL_N=4
+    PPO="--steps ${DEMO_PPO_STEPS:-60}" BON=8 BIASED=40 EVAL_N=8
 fi
 # PPO's settings for this task (see README: what limits the gain)
 PPO="$PPO --beta 0.1 --kl-target 0.6 --kl-horizon 500 --lr 5e-5 --whiten-scores --epochs 1"
@@ -102,13 +102,13 @@ for side in ppo dpo bo; do
     if [ "$side" = bo ]; then b="--b $DIR/sft.ckpt --b-best-of $BON"; else b="--b $DIR/$side.ckpt"; fi
     # shellcheck disable=SC2086
     "$RLHF" eval --a "$DIR/sft.ckpt" $b --rm "$DIR/rm.ckpt" --ref "$DIR/sft.ckpt" \
-        --judge demo --split test --n $EVAL_N $EVAL_LIMIT
+        --judge demo --split test --samples $EVAL_N $EVAL_LIMIT
     # shellcheck disable=SC2086
     win=$("$RLHF" eval --a "$DIR/sft.ckpt" $b --rm "$DIR/rm.ckpt" --ref "$DIR/sft.ckpt" \
-        --judge demo --split test --n $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
+        --judge demo --split test --samples $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
     # shellcheck disable=SC2086
     cor=$("$RLHF" eval --a "$DIR/sft.ckpt" $b --rm "$DIR/rm.ckpt" --judge correct --judge-name judge:correct \
-        --split test --n $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
+        --split test --samples $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
     printf '%s\t%s\n' "$win" "$(echo "$cor" | cut -f7,8)" >> "$DIR/final.tsv"
 done
 
@@ -116,13 +116,13 @@ step "11. Every policy, rated by the judge's rankings on the held-out prompts"
 "$RLHF" elo --by policy --labeler judge:demo
 
 step "12. The next round, as InstructGPT did: candidates from PPO ranked, a new RM, PPO again"
-RLHF="$RLHF" sh samples/next_round.sh "$DIR" 2
+RLHF="$RLHF" EVAL_N="$EVAL_N" sh samples/next_round.sh "$DIR" 2
 # shellcheck disable=SC2086
 win=$("$RLHF" eval --a "$DIR/sft.ckpt" --b "$DIR/ppo-r2.ckpt" --rm "$DIR/rm.ckpt" --ref "$DIR/sft.ckpt" \
-    --judge demo --split test --n $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
+    --judge demo --split test --samples $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
 # shellcheck disable=SC2086
 cor=$("$RLHF" eval --a "$DIR/sft.ckpt" --b "$DIR/ppo-r2.ckpt" --judge correct --judge-name judge:correct \
-    --split test --n $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
+    --split test --samples $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
 printf '%s\t%s\n' "$win" "$(echo "$cor" | cut -f7,8)" >> "$DIR/final.tsv"
 
 step "The loop, in figures"
@@ -140,8 +140,10 @@ awk -F '\t' '{
     else if (name == "ppo-r2") name = "PPO round 2"
     printf "%-14s %5.1f%% [%4.1f, %4.1f] %8s %8s %9.0f%% -> %3.0f%%\n", name, 100*$2, 100*$3, 100*$4, $5, $6, 100*$9, 100*$10
 }' "$DIR/final.tsv"
-echo "(win rate: the share of held-out prompts where the rule prefers the policy's answer to"
-echo " SFT's, ties counting half; correct: the share of right answers, in the task's own terms)"
+echo "(win rate: over $EVAL_N samples per held-out prompt and side, every sample counted (an answer"
+echo " drawn twice weighs twice), the share of sample pairs where the rule prefers the policy's"
+echo " answer to SFT's, ties half, averaged over prompts; 95% CI: bootstrap over prompts;"
+echo " KL: sampled, nats per answer; correct: the share of right answers, in the task's own terms)"
 "$RLHF" report --out "$DIR/report.html" >/dev/null && echo "charts of every run: $DIR/report.html"
 
 # A batch for a person: fresh prompts (samples/prompts_person.jsonl), k = 4

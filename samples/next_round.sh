@@ -49,6 +49,6 @@ step "PPO from $prev, KL against SFT"
 
 step "against SFT on the held-out prompts, and every policy rated"
 "$RLHF" eval --a "$DIR/sft.ckpt" --b "$DIR/ppo-r$n.ckpt" --rm "$DIR/rm-r$n.ckpt" \
-    --ref "$DIR/sft.ckpt" --judge demo --split test --n 4
+    --ref "$DIR/sft.ckpt" --judge demo --split test --samples "${EVAL_N:-8}"
 "$RLHF" elo --by policy --labeler judge:demo
 touch "$DIR/round-$n.done"

@@ -2,7 +2,9 @@
 # stored (a rerun reproduces the table and stores nothing new), every policy
 # evaluated ranked together so elo --by policy rates them all, best-of-n never
 # below its policy by the RM, an external judge, and bad input refused before
-# anything is written.
+# anything is written. Every sample counts (--samples N: a repeated answer
+# weighs as often as it was drawn), the interval is a bootstrap over prompts,
+# and gen and eval with one seed draw the same token ids.
 . "$ROOT/tests/e2e/lib.sh"
 CORPUS="$ROOT/samples/corpus.txt"
 expect_rc 0 "$RLHF" tokenizer train --vocab 300 --out tok.bin "$CORPUS"
@@ -86,4 +88,56 @@ expect_rc 1 "$RLHF" eval --a a.ckpt --b b.ckpt --limit 3 --judge-cmd "exit 3" --
 contains "$ERR" "judge 'exit 3' exited with status 3"
 [ "$(sql p.db "select count(*) from labelers where name = 'broken' and simulated")" = 1 ] || die "--judge-name"
 [ "$(sql p.db "select count(*) from rankings r join labelers l on l.id = r.labeler_id where l.name = 'broken'")" = 0 ] || die "a failed judge stored rankings"
+
+# every sample counts: 2-token answers repeat, and the win rate is the one of
+# every draw stored as its own row (recomputed here from the draws and the
+# judge's levels), over 8 samples per prompt and side
+expect_rc 0 "$RLHF" init q.db
+expect_rc 0 "$RLHF" prompts import --db q.db "$ROOT/samples/prompts.jsonl"
+expect_rc 0 "$RLHF" eval --db q.db --a a.ckpt --b b.ckpt --limit 6 --samples 8 --max-tokens 2 --json
+printf "%s\n" "$OUT" > q.json
+/usr/bin/python3 - q.db q.json <<'PY' || die "eval does not count every sample: $OUT"
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1]); d = json.load(open(sys.argv[2]))
+assert d["samples_per_prompt"] == 8 and d["interval"] == "bootstrap95 over prompts", d
+level = {c: r for c, r in db.execute("""select i.candidate_id, i.rank from ranking_items i
+    join rankings k on k.id = i.ranking_id where k.is_current""")}
+def draws(model, pid):
+    return [c for (c,) in db.execute("""select d.candidate_id from draws d join models m on m.id = d.model_id
+        where m.name = ? and d.prompt_id = ? order by d.draw limit 8""", (model, pid))]
+wins = []
+for (pid,) in db.execute("select distinct prompt_id from draws order by 1"):
+    a, b = draws("a.ckpt", pid), draws("b.ckpt", pid)
+    assert len(a) == 8 and len(b) == 8
+    wins.append(sum(1.0 if level[x] < level[y] else 0.5 if level[x] == level[y] else 0.0
+                    for x in a for y in b) / 64)
+s = d["sides"]
+assert len(wins) == 6 and abs(s[0]["win_rate"] - sum(wins) / 6) < 1e-9, (wins, s[0]["win_rate"])
+assert s[0]["answers"] == 48 and s[1]["answers"] == 48, s
+assert s[0]["distinct_answers"] < 48, "2-token answers repeat"
+assert s[0]["win_ci"][0] <= s[0]["win_rate"] <= s[0]["win_ci"][1] and s[0]["win_wilson_ci"], s
+PY
+# a collapsed policy (temperature near 0: one answer per prompt) weighs 8 per prompt
+expect_rc 0 "$RLHF" eval --db q.db --a a.ckpt --b b.ckpt --limit 6 --samples 8 --max-tokens 6 --temperature 0.01 --seed 9 --split train --json
+[ "$(printf "%s\n" "$OUT" | J '[s["answers"] for s in d["sides"]]')" = "[48, 48]" ] || die "collapsed: $OUT"
+[ "$(printf "%s\n" "$OUT" | J '[s["distinct_answers"] for s in d["sides"]]')" = "[6, 6]" ] || die "collapsed: $OUT"
+[ "$(sql q.db "select count(*) from draws d join prompts p on p.id = d.prompt_id where p.split = 'train'")" = 96 ] || die "every draw stored"
+# the same interval on a rerun (fixed seed); --n is --samples
+expect_rc 0 "$RLHF" eval --db q.db --a a.ckpt --b b.ckpt --limit 6 --n 8 --max-tokens 2 --json
+[ "$(printf "%s\n" "$OUT" | J 'd["sides"][0]["win_ci"]')" = "$(J 'd["sides"][0]["win_ci"]' < q.json)" ] || die "interval not reproducible"
+
+# one decoding contract: gen's candidates and eval's answers of one policy,
+# prompt and seed are the same token ids, draw by draw
+expect_rc 0 "$RLHF" init g.db
+expect_rc 0 "$RLHF" prompts import --db g.db "$ROOT/samples/prompts.jsonl"
+ids=$(/usr/bin/python3 -c 'import sqlite3; print(",".join(str(r[0]) for r in sqlite3.connect("q.db").execute("select id from prompts where split = '"'test'"' order by id limit 4")))')
+expect_rc 0 "$RLHF" gen --db g.db --model a.ckpt --ids "$ids" -k 4 --seed 5
+expect_rc 0 "$RLHF" init e.db
+expect_rc 0 "$RLHF" prompts import --db e.db "$ROOT/samples/prompts.jsonl"
+expect_rc 0 "$RLHF" eval --db e.db --a a.ckpt --b b.ckpt --limit 4 --samples 4 --seed 5
+Q="select d.prompt_id || ':' || d.draw || ':' || c.finish || ':' || c.tokens from draws d join candidates c on c.id = d.candidate_id join models m on m.id = d.model_id where m.name = 'a.ckpt' order by d.prompt_id, d.draw"
+rows() { /usr/bin/python3 -c 'import sqlite3,sys; print("\n".join(r[0] for r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2])))' "$1" "$Q"; }
+rows g.db > g.txt; rows e.db > e.txt
+[ "$(wc -l < g.txt)" = 16 ] || die "gen: 4 draws of 4 prompts: $(cat g.txt)"
+cmp g.txt e.txt || die "gen and eval sampled different ids: $(diff g.txt e.txt)"
 exit 0

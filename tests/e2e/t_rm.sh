@@ -92,13 +92,17 @@ contains "$OUT" "accuracy"
 contains "$OUT" "labelers agree"
 contains "$OUT" "sim-careful"
 contains "$OUT" "by labelers' agreement"
+contains "$OUT" "95% CI: bootstrap over prompts"
 expect_rc 0 "$RLHF" eval-rm --db p.db --rm rm.ckpt --json
 echo "$OUT" | /usr/bin/python3 -c '
 import json, sys
 j = json.load(sys.stdin)
 a = j["accuracy"]
 assert a["pairs"] > 0 and a["ci95_low"] <= a["accuracy"] <= a["ci95_high"], a
-assert len(j["by_labeler"]) == 3 and j["by_agreement"] and j["labeler_agreement"]["pairs"] > 0, j' ||
+assert len(j["by_labeler"]) == 3 and j["by_agreement"] and j["labeler_agreement"]["pairs"] > 0, j
+# the interval is a bootstrap over prompts (a prompt'"'"'s pairs resampled together), Wilson beside it
+assert a["interval"] == "bootstrap over prompts" and a["wilson_low"] <= a["accuracy"] <= a["wilson_high"], a
+assert j["labeler_agreement"]["interval"] == "wilson", j' ||
     die "bad eval-rm JSON: $OUT"
 # the eval's accuracy is the training run's last held-out accuracy (same split)
 /usr/bin/python3 -c "

@@ -75,7 +75,7 @@ static inline void fixture_ranked(Db *db, const char *prompt, const char *labele
     for (int i = 0; i < n; i++) {
         char text[64];
         snprintf(text, sizeof text, "%s answer %d", prompt, i);
-        CandidateIn c = {pid, mid, text, -1, NAN, NULL, 0, 0};
+        CandidateIn c = {pid, mid, text, -1, NAN, NULL, 0, 0, NULL, 0, 0};
         cr_assert_eq(db_candidate_insert(db, &c, &items[i].candidate_id, NULL, &err), 0);
         int score = likert && rank[i] ? 8 - rank[i] : 0;
         items[i] = (RankingItemIn){items[i].candidate_id, rank[i], score, NULL, -1};

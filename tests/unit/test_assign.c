@@ -41,7 +41,7 @@ static Db *make_db(int n_prompts, int k, int one_short) {
         for (int c = 0; c < (one_short && p == 0 ? 1 : k); c++) {
             char ans[64];
             snprintf(ans, sizeof ans, "Answer %d about topic number %d.", c, p);
-            CandidateIn cin = {pid, mid, ans, -1, NAN, NULL, 0, 0};
+            CandidateIn cin = {pid, mid, ans, -1, NAN, NULL, 0, 0, NULL, 0, 0};
             cr_assert_eq(db_candidate_insert(db, &cin, &cid, NULL, &e), 0);
         }
     }

@@ -12,6 +12,7 @@
 #include "db/prompts.h"
 #include "db/registry.h"
 #include "gen/best_of.h"
+#include "model/sample.h"
 #include "tests/unit/fixtures.h"
 
 /* texts "answer S" with S = seed % 1000; the score of a text is S */
@@ -24,23 +25,28 @@ static int fake_sample(void *ctx, const char *input, int n, const uint64_t *seed
         out[i].text = strdup(buf);
         out[i].n_tokens = 2;
         out[i].sum_logprob = -1;
+        out[i].finish = seeds[i] % 2 ? SAMPLE_LENGTH : SAMPLE_STOP; /* odd: cut at max tokens */
     }
     return 0;
 }
 
 struct scorer {
-    int calls;
+    int calls, n_cut;
     char prompt[64];
 };
 
-static int fake_score(void *ctx, const char *prompt, const char *const *answers, int n, float *out,
-                      Err *err) {
+static int fake_score(void *ctx, const char *prompt, const char *const *answers,
+                      const unsigned char *cut, int n, float *out, Err *err) {
     (void)err;
     struct scorer *s = ctx;
     s->calls++;
     snprintf(s->prompt, sizeof s->prompt, "%s", prompt);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         out[i] = (float)atoi(answers[i] + 7);
+        /* the flag says which samples ran out of tokens (odd ones here) */
+        cr_assert_eq(cut != NULL && cut[i], atoi(answers[i] + 7) % 2 == 1, "%s", answers[i]);
+        s->n_cut += cut[i];
+    }
     return 0;
 }
 
@@ -121,6 +127,7 @@ Test(best_of, keeps_the_highest_and_reports_all) {
     cr_assert_eq(b.st.samples, 10);
     cr_assert_geq(b.st.sum_kept, b.st.sum_all / 5);
     cr_assert_geq(b.st.sum_kept, b.st.sum_first);
+    cr_assert_gt(sc.n_cut, 0, "an answer cut at max tokens reaches the scorer as cut");
     free(out[0].text), free(out[1].text);
     /* an input that is not the template's is refused */
     cr_assert_eq(g.sample(g.ctx, "Q: hi", 1, seeds, out, &err), RLHF_EINVAL);

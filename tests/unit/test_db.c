@@ -71,6 +71,63 @@ Test(db, newer_schema_refused) {
     cr_assert(strstr(e.msg, "newer"), "%s", e.msg);
 }
 
+extern const char *const db_migrations[]; /* db/schema.c */
+
+/* A schema-3 project (candidates stored once per text, no draws) migrates to
+ * 4: each sampled candidate counts as one draw, in id order; imported ones
+ * (no seed) as none; later inserts keep their ids and finish. */
+Test(db, schema_3_migrates_to_draws) {
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(dbpath, &h), SQLITE_OK);
+    for (int i = 0; i < 3; i++) cr_assert_eq(sqlite3_exec(h, db_migrations[i], NULL, NULL, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h,
+                              "PRAGMA application_id = 1380730950;"
+                              "INSERT INTO prompts(id, text, hash) VALUES(1, 'q', 'h1');"
+                              "INSERT INTO models(id, name, kind) VALUES(1, 'm', 'policy'), (2, 'x', 'external');"
+                              "INSERT INTO candidates(prompt_id, model_id, text, hash, seed) VALUES"
+                              " (1, 1, 'a', 'ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb', 11), (1, 1, 'b', 'hb', 12), (1, 2, 'c', 'hc', NULL);"
+                              "PRAGMA user_version = 3;",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+    Db *db;
+    Err e = {0};
+    cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), 0, "%s", e.msg);
+    int64_t n, *ids;
+    int nd;
+    cr_assert_eq(db_draws_count(db, 1, 1, &n, &e), 0, "%s", e.msg);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(db_draws_count(db, 1, 2, &n, &e), 0);
+    cr_assert_eq(n, 0, "an imported answer was never drawn");
+    cr_assert_eq(db_draws_first(db, 1, 1, 8, &ids, &nd, &e), 0);
+    cr_assert_eq(nd, 2);
+    cr_assert(ids[0] < ids[1]);
+    free(ids);
+    int toks[] = {5, 6, 2};
+    CandidateIn c = {1, 1, "a", 3, NAN, NULL, 13, 1, toks, 3, CAND_FINISH_EOS};
+    int64_t id;
+    int inserted;
+    cr_assert_eq(db_candidate_insert(db, &c, &id, &inserted, &e), 0, "%s", e.msg);
+    cr_assert_eq(inserted, 0, "the same text is the same candidate");
+    cr_assert_eq(db_draw_insert(db, 1, 1, 2, id, 13, &e), 0, "%s", e.msg);
+    cr_assert_eq(db_draws_first(db, 1, 1, 8, &ids, &nd, &e), 0);
+    cr_assert_eq(nd, 3);
+    cr_assert_eq(ids[2], ids[0], "a repeated text: one candidate, two draws");
+    free(ids);
+    c.text = "d";
+    cr_assert_eq(db_candidate_insert(db, &c, &id, &inserted, &e), 0, "%s", e.msg);
+    CandidateRow *rows;
+    int nr;
+    cr_assert_eq(db_candidates_of_prompt(db, 1, &rows, &nr, &e), 0);
+    cr_assert_eq(nr, 4);
+    cr_assert_null(rows[0].tokens, "stored before: no ids");
+    cr_assert_eq(rows[3].n_ids, 3);
+    cr_assert_eq(rows[3].tokens[2], 2);
+    cr_assert_eq(rows[3].finish, CAND_FINISH_EOS);
+    db_candidates_free(rows, nr);
+    db_close(db);
+}
+
 Test(db, foreign_sqlite_and_garbage_refused) {
     sqlite3 *h;
     sqlite3_open(dbpath, &h);
@@ -120,7 +177,7 @@ static int64_t add_prompt(Db *db, const char *text) {
 
 static int64_t add_cand(Db *db, int64_t pid, int64_t mid, const char *text) {
     int64_t id;
-    CandidateIn c = {pid, mid, text, -1, NAN, NULL, 0, 0};
+    CandidateIn c = {pid, mid, text, -1, NAN, NULL, 0, 0, NULL, 0, 0};
     cr_assert_eq(db_candidate_insert(db, &c, &id, NULL, NULL), 0);
     return id;
 }
@@ -146,7 +203,7 @@ Test(db, rankings_submit_versions_and_read) {
     cr_assert_eq(db_model_ensure_external(db, "m", &mid, &e), 0);
     int64_t c1 = add_cand(db, pid, mid, "one"), c2 = add_cand(db, pid, mid, "two");
     int ins = 1;
-    CandidateIn dup = {pid, mid, "one", -1, NAN, NULL, 0, 0};
+    CandidateIn dup = {pid, mid, "one", -1, NAN, NULL, 0, 0, NULL, 0, 0};
     int64_t dupid;
     cr_assert_eq(db_candidate_insert(db, &dup, &dupid, &ins, &e), 0);
     cr_assert_eq(ins, 0);

@@ -226,7 +226,7 @@ static void other_gen(struct fake *f, const uint64_t *seeds, int n) {
             snprintf(buf, sizeof buf, "answer %llu", (unsigned long long)(seeds[i] % (uint64_t)f->distinct));
         else
             snprintf(buf, sizeof buf, "another answer");
-        CandidateIn c = {1, 1, buf, 2, -1.5, NULL, (int64_t)seeds[i], 1};
+        CandidateIn c = {1, 1, buf, 2, -1.5, NULL, (int64_t)seeds[i], 1, NULL, 0, 0};
         cr_assert_eq(db_candidate_insert(other, &c, NULL, NULL, &e), 0, "%s", e.msg);
     }
     cr_assert_eq(db_commit(other, &e), 0);
@@ -244,8 +244,12 @@ Test(gen, recheck_at_commit_keeps_k) {
     GenStats st;
     Err e = {0};
     cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0, "%s", e.msg);
-    cr_assert_eq(count(db, 1, mid), 3, "k is k, whoever stored the candidates");
-    cr_assert_eq(st.candidates, 1);
+    /* without --unique k is k draws: ours, whatever another writer stored */
+    int64_t drawn;
+    cr_assert_eq(db_draws_count(db, 1, mid, &drawn, NULL), 0);
+    cr_assert_eq(drawn, 3, "k draws");
+    cr_assert_eq(count(db, 1, mid), 4, "the other's two and two new of ours");
+    cr_assert_eq(st.candidates, 2);
     cr_assert_eq(st.duplicates, 1, "the text the other gen stored first");
 
     /* with --unique too: each text the other gen took is one of its rows */

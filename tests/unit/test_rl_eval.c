@@ -1,4 +1,6 @@
-/* rl/eval: Wilson intervals, log-probabilities independent of batching, and
+/* rl/eval: Wilson and bootstrap intervals, log-probabilities independent of
+ * batching, every draw weighed (a collapsed policy counted N times), KL on the
+ * sampled ids at the sampling temperature, a cut answer scored unfinished, and
  * whole runs on tiny random models: answers and judge rankings stored (a rerun
  * adds nothing), every evaluated policy ranked together per prompt, best-of-n
  * never below its policy by the RM, KL zero against itself, bad input writing
@@ -14,7 +16,10 @@
 #include "db/prompts.h"
 #include "db/rankings.h"
 #include "db/registry.h"
+#include "gen/gen.h"
 #include "model/checkpoint.h"
+#include "model/sample.h"
+#include "model/seq.h"
 #include "rl/eval.h"
 #include "rm/rm_eval.h"
 #include "tests/unit/fixtures.h"
@@ -277,4 +282,233 @@ Test(rl_eval, the_rm_reads_the_project_template) {
     cr_assert_str_eq(s.template, "Q: {prompt}\nA:");
     rm_scorer_close(&s);
     teardown(db);
+}
+
+/* Registers ckpt as gen does and stores, for prompts 1..6, the draws texts[d]
+ * (draw d of the prompt) as candidates of it; returns the model id. */
+static int64_t store_draws(Db *db, const char *ckpt, const char *const *texts, const int *len,
+                           int n) {
+    Err e = {0};
+    int64_t mid;
+    char *tmpl = NULL;
+    cr_assert_eq(db_begin(db, &e), 0);
+    cr_assert_eq(gen_register_model(db, ckpt, NULL, NULL, &mid, &tmpl, NULL, &e), 0, "%s", e.msg);
+    for (int64_t pid = 1; pid <= 6; pid++)
+        for (int d = 0; d < n; d++) {
+            CandidateIn c = {pid, mid, texts[d], len[d], NAN, "{\"temperature\":1}", d, 1,
+                             NULL, 0, CAND_FINISH_STOP};
+            int64_t id;
+            cr_assert_eq(db_candidate_insert(db, &c, &id, NULL, &e), 0, "%s", e.msg);
+            cr_assert_eq(db_draw_insert(db, pid, mid, d, id, (uint64_t)d, &e), 0, "%s", e.msg);
+        }
+    cr_assert_eq(db_commit(db, &e), 0);
+    free(tmpl);
+    return mid;
+}
+
+/* A policy that always gives the same answer, against one that gives x three
+ * times and y once: every figure is over the 4 x 4 draws, as if each draw
+ * were a row of its own (the old count over distinct answers said 0.5). */
+Test(rl_eval, a_collapsed_policy_counts_every_draw) {
+    Db *db = setup();
+    const char *a[] = {"a medium answer.", "a medium answer.", "a medium answer.",
+                       "a medium answer."};
+    const char *b[] = {"a much longer answer than that one.", "no",
+                       "a much longer answer than that one.",
+                       "a much longer answer than that one."};
+    int la[] = {4, 4, 4, 4}, lb[] = {10, 2, 10, 10};
+    store_draws(db, at("a.ckpt"), a, la, 4);
+    store_draws(db, at("b.ckpt"), b, lb, 4);
+    EvalOptions o = options();
+    o.rule = rule_find("longer");
+    o.n = 4;
+    EvalResult r;
+    Err e = {0};
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(r.side[0].new_answers + r.side[1].new_answers, 0, "every draw was stored");
+    /* every draw its own row: A's 4 draws beat y (1 of B's 4 draws), lose to x */
+    double expect = 0;
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            expect += strlen(a[i]) > strlen(b[j]) ? 1 : strlen(a[i]) == strlen(b[j]) ? 0.5 : 0;
+    expect /= 16;
+    cr_assert_float_eq(expect, 0.25, 1e-12);
+    cr_assert_float_eq(r.side[0].win, expect, 1e-12, "win %g", r.side[0].win);
+    cr_assert_float_eq(r.side[1].win, 1 - expect, 1e-12);
+    cr_assert_eq(r.side[0].answers, 24, "6 prompts x 4 samples");
+    cr_assert_eq(r.side[0].distinct, 6);
+    cr_assert_eq(r.side[1].answers, 24);
+    cr_assert_eq(r.side[1].distinct, 12);
+    cr_assert_float_eq(r.side[1].length, (3 * 10 + 2) / 4.0, 1e-12, "length over draws");
+    /* every prompt alike: the bootstrap over prompts has nothing to vary */
+    cr_assert_float_eq(r.side[0].win_lo, 0.25, 1e-12);
+    cr_assert_float_eq(r.side[0].win_hi, 0.25, 1e-12);
+    eval_result_free(&r);
+    /* fewer samples: the first 2 draws (x, y) */
+    o.n = 2;
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_float_eq(r.side[0].win, 0.5, 1e-12);
+    cr_assert_eq(r.side[1].answers, 12);
+    eval_result_free(&r);
+    teardown(db);
+}
+
+/* log p(ids | prompt) at temperature T, by hand: one forward pass of the
+ * whole sequence, log-softmax of logits / T at each answer position. */
+static double logp_by_hand(const Model *m, const int *seq, int n, int n_prompt, float T) {
+    RunState rs;
+    Err e = {0};
+    cr_assert_eq(model_runstate_create(&rs, &m->cfg, 1, n, &e), 0, "%s", e.msg);
+    cr_assert_eq(model_forward(m, &rs, seq, 1, n, MODEL_FWD_LOGITS, &e), 0, "%s", e.msg);
+    int V = m->cfg.vocab_size;
+    double lp = 0;
+    for (int t = n_prompt - 1; t < n - 1; t++) {
+        const float *z = rs.logits + (size_t)t * V;
+        double mx = -INFINITY, sum = 0;
+        for (int v = 0; v < V; v++)
+            mx = fmax(mx, z[v] / T);
+        for (int v = 0; v < V; v++)
+            sum += exp(z[v] / T - mx);
+        lp += z[seq[t + 1]] / T - mx - log(sum);
+    }
+    model_runstate_free(&rs);
+    return lp;
+}
+
+/* Eval's KL is over the ids the policy sampled (a stop string's tokens in,
+ * </s> only when sampled), at the sampling temperature: computed here by hand
+ * from the stored ids and draws. */
+Test(rl_eval, kl_on_the_sampled_ids_at_the_temperature) {
+    Db *db = setup();
+    static const char *stops[] = {"e"};
+    EvalOptions o = options();
+    o.sp.temperature = 0.7f;
+    o.sp.stop = stops, o.sp.n_stop = 1;
+    o.sp.max_tokens = 8;
+    o.n = 3;
+    o.ref = at("b.ckpt");
+    EvalResult r;
+    Err e = {0};
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    Model ma, mb;
+    Tokenizer *tok;
+    cr_assert_eq(model_load(at("a.ckpt"), &ma, &e), 0);
+    cr_assert_eq(model_load(at("b.ckpt"), &mb, &e), 0);
+    cr_assert_eq(model_load_tokenizer(&ma, at("a.ckpt"), NULL, &tok, &e), 0);
+    ModelRow mr;
+    cr_assert_eq(db_model_get(db, "a.ckpt", &mr, &e), 0);
+    double kl = 0;
+    int stopped = 0, eos = 0;
+    for (int64_t pid = 1; pid <= 6; pid++) {
+        CandidateRow *rows;
+        int nr, nd;
+        int64_t *ids;
+        char *text = NULL, *input = NULL;
+        cr_assert_eq(db_prompt_text(db, pid, &text, &e), 0);
+        cr_assert_eq(seq_render(NULL, text, &input, &e), 0);
+        int prompt[512], np = 0;
+        cr_assert_eq(tok_encode_prompt(tok, input, strlen(input), prompt, 512, &np, &e), 0);
+        cr_assert_eq(db_candidates_of_prompt(db, pid, &rows, &nr, &e), 0);
+        cr_assert_eq(db_draws_first(db, pid, mr.id, 3, &ids, &nd, &e), 0);
+        cr_assert_eq(nd, 3);
+        double s = 0;
+        for (int d = 0; d < nd; d++) {
+            const CandidateRow *c = NULL;
+            for (int j = 0; j < nr; j++)
+                if (rows[j].id == ids[d]) c = &rows[j];
+            cr_assert_not_null(c);
+            cr_assert_not_null(c->tokens, "the sampled ids are stored");
+            int last = c->tokens[c->n_ids - 1];
+            cr_assert_eq(last == tok_eos(tok), c->finish == CAND_FINISH_EOS,
+                         "</s> in the ids only when it was sampled");
+            stopped += c->finish == CAND_FINISH_STOP, eos += c->finish == CAND_FINISH_EOS;
+            int seq[600];
+            memcpy(seq, prompt, sizeof(int) * (size_t)np);
+            memcpy(seq + np, c->tokens, sizeof(int) * (size_t)c->n_ids);
+            s += logp_by_hand(&ma, seq, np + c->n_ids, np, 0.7f) -
+                 logp_by_hand(&mb, seq, np + c->n_ids, np, 0.7f);
+        }
+        kl += s / nd;
+        free(ids), free(text), free(input);
+        db_candidates_free(rows, nr);
+    }
+    kl /= 6;
+    cr_assert_gt(stopped, 0, "some answers end at the stop string");
+    cr_assert_float_eq(r.side[0].kl_policy, kl, 1e-4 * fabs(kl) + 1e-5, "eval %g, by hand %g",
+                       r.side[0].kl_policy, kl);
+    db_model_row_free(&mr);
+    tok_free(tok);
+    model_free(&ma), model_free(&mb);
+    eval_result_free(&r);
+    teardown(db);
+}
+
+/* An answer cut at max tokens is scored as PPO scores it: without </s>. */
+Test(rl_eval, a_cut_answer_is_scored_unfinished) {
+    Db *db = setup();
+    Err e = {0};
+    RmScorer s;
+    cr_assert_eq(rm_scorer_open(&s, at("rm.ckpt"), NULL, NULL, 4, &e), 0, "%s", e.msg);
+    const char *answers[] = {"an answer", "an answer"};
+    unsigned char cut[] = {0, 1};
+    float sc[2], plain;
+    cr_assert_eq(eval_rm_score(&s, "Hi?", answers, cut, 2, sc, &e), 0, "%s", e.msg);
+    SeqExample ex;
+    cr_assert_eq(seq_encode(s.tok, NULL, "Hi?", "an answer", 0, s.m.cfg.seq_len, &ex, &e), 0);
+    cr_assert_eq(rm_score_examples(&s, &ex, 1, &plain, &e), 0);
+    seq_example_free(&ex);
+    cr_assert_float_eq(sc[1], plain, 1e-5, "no </s> appended");
+    cr_assert(fabsf(sc[0] - sc[1]) > 1e-6, "the finished one ends with </s>");
+    rm_scorer_close(&s);
+    teardown(db);
+}
+
+/* The interval is over prompts: reproducible, and wider than Wilson's over
+ * pairs when a prompt's pairs go together. */
+Test(rl_eval, bootstrap_over_prompts) {
+    double c[10], p[10], lo, hi, lo2, hi2;
+    for (int i = 0; i < 10; i++)
+        c[i] = i < 5 ? 6 : 0, p[i] = 6; /* K = 4: 6 pairs a prompt, all right or all wrong */
+    rm_bootstrap(c, p, 10, 2000, 7, &lo, &hi);
+    rm_bootstrap(c, p, 10, 2000, 7, &lo2, &hi2);
+    cr_assert(lo == lo2 && hi == hi2, "a fixed seed");
+    cr_assert(lo < 0.5 && 0.5 < hi);
+    double wlo, whi;
+    rm_wilson(30, 60, 1.96, &wlo, &whi);
+    cr_assert_gt(hi - lo, 1.5 * (whi - wlo), "bootstrap [%g, %g], Wilson [%g, %g]", lo, hi, wlo,
+                 whi);
+    rm_bootstrap(c, p, 0, 2000, 7, &lo, &hi);
+    cr_assert(isnan(lo) && isnan(hi));
+}
+
+/* eval-rm's interval resamples prompts, a prompt's pairs together: 10 prompts
+ * of K = 4 (6 pairs each, two labelers on each), the RM right on every pair of
+ * half of them and wrong on the rest, is 50% with a wide interval, wider than
+ * Wilson's over the 120 pairs taken as independent. */
+Test(rl_eval, rm_accuracy_interval_is_over_prompts) {
+    PrefGroup g[20];
+    char *answers[4] = {"a", "b", "c", "d"};
+    int rank[4] = {1, 2, 3, 4};
+    int64_t first[20];
+    float rewards[80];
+    for (int i = 0; i < 20; i++) {
+        g[i] = (PrefGroup){.prompt = "q", .n = 4, .answers = answers, .rank = rank,
+                           .prompt_id = 1 + i / 2, .labeler = i % 2};
+        first[i] = 4 * i;
+        for (int a = 0; a < 4; a++)
+            rewards[4 * i + a] = (float)(i / 2 < 5 ? 4 - a : a); /* right, or reversed */
+    }
+    char *labelers[2] = {"l1", "l2"};
+    PrefSet s = {.g = g, .n = 20, .labelers = labelers, .n_labelers = 2};
+    RmEvalReport r;
+    Err e = {0};
+    cr_assert_eq(rm_eval_report(&s, first, rewards, NULL, NULL, NULL, 0, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(r.all.pairs, 120);
+    cr_assert_float_eq(r.all.acc, 0.5, 1e-12);
+    cr_assert(r.all.boot, "the bootstrap's interval");
+    cr_assert(r.all.lo < 0.5 && r.all.hi > 0.5);
+    cr_assert_gt(r.all.hi - r.all.lo, 1.5 * (r.all.whi - r.all.wlo), "[%g, %g] vs Wilson [%g, %g]",
+                 r.all.lo, r.all.hi, r.all.wlo, r.all.whi);
+    cr_assert(r.by_labeler[0].boot && r.by_labeler[0].hi - r.by_labeler[0].lo > 0.3);
+    rm_eval_report_free(&r);
 }

@@ -40,7 +40,7 @@ Test(rm_store, players_by_policy_follow_rounds) {
     for (int i = 0; i < 4; i++) {
         char text[32];
         snprintf(text, sizeof text, "answer %d", i);
-        CandidateIn c = {pid, ms[i], text, -1, NAN, NULL, 0, 0};
+        CandidateIn c = {pid, ms[i], text, -1, NAN, NULL, 0, 0, NULL, 0, 0};
         cr_assert_eq(db_candidate_insert(db, &c, &items[i].candidate_id, NULL, &err), 0);
         items[i] = (RankingItemIn){items[i].candidate_id, i + 1, 0, NULL, -1};
     }
@@ -193,7 +193,7 @@ static int64_t prompt_xy(Db *db, int64_t *c1, int64_t *c2) {
     int64_t pid, mid = model(db, "m", "policy", 0);
     int ins;
     cr_assert_eq(db_prompt_insert(db, &pin, &pid, &ins, &err), 0, "%s", err.msg);
-    CandidateIn c = {pid, mid, "x", -1, NAN, NULL, 0, 0};
+    CandidateIn c = {pid, mid, "x", -1, NAN, NULL, 0, 0, NULL, 0, 0};
     cr_assert_eq(db_candidate_insert(db, &c, c1, &ins, &err), 0, "%s", err.msg);
     c.text = "y";
     cr_assert_eq(db_candidate_insert(db, &c, c2, &ins, &err), 0, "%s", err.msg);
