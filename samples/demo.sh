@@ -85,9 +85,15 @@ if [ ! -f "$DIR/.rm.done" ]; then
 fi
 cat "$DIR/eval-rm.txt"
 
-step "9. Improving the policy three ways"
+step "9. Improving the policy: PPO, RLOO, GRPO, DPO, best-of-n"
 echo "-- PPO: the RM's score minus a KL penalty against SFT, on the training prompts"
 "$RLHF" ppo --policy "$DIR/sft.ckpt" --rm "$DIR/rm.ckpt" $PPO --out "$DIR/ppo.ckpt" --name ppo --resume
+echo "-- RLOO and GRPO: the same rollouts and rewards, no critic: each answer against the"
+echo "   other answers to its prompt"
+for a in rloo grpo; do
+    "$RLHF" ppo --policy "$DIR/sft.ckpt" --rm "$DIR/rm.ckpt" $PPO --advantage $a --out "$DIR/$a.ckpt" \
+        --name $a --resume 2>&1 | tail -n 2
+done
 echo "-- DPO: straight from the ranked pairs, no reward model"
 if [ ! -f "$DIR/.dpo.done" ]; then
     "$RLHF" dpo --policy "$DIR/sft.ckpt" --data store --split train --out "$DIR/dpo.ckpt" --name dpo --resume
@@ -98,7 +104,7 @@ echo "-- best-of-$BON: sample $BON answers from SFT, keep the one the RM scores 
 
 step "10. Each against SFT on the held-out prompts, judged by the task's rule without noise"
 : > "$DIR/final.tsv"
-for side in ppo dpo bo; do
+for side in ppo rloo grpo dpo bo; do
     if [ "$side" = bo ]; then b="--b $DIR/sft.ckpt --b-best-of $BON"; else b="--b $DIR/$side.ckpt"; fi
     # shellcheck disable=SC2086
     "$RLHF" eval --a "$DIR/sft.ckpt" $b --rm "$DIR/rm.ckpt" --ref "$DIR/sft.ckpt" \
@@ -137,6 +143,7 @@ echo
 printf '%-14s %-22s %8s %8s %18s\n' "vs SFT" "win rate [95% CI]" "reward" "KL" "correct: SFT -> it"
 awk -F '\t' '{
     name = $1; if (name ~ /\+bo/) name = "best-of-n"; else if (name == "ppo") name = "PPO"; else if (name == "dpo") name = "DPO"
+    else if (name == "rloo") name = "RLOO"; else if (name == "grpo") name = "GRPO"
     else if (name == "ppo-r2") name = "PPO round 2"
     printf "%-14s %5.1f%% [%4.1f, %4.1f] %8s %8s %9.0f%% -> %3.0f%%\n", name, 100*$2, 100*$3, 100*$4, $5, $6, 100*$9, 100*$10
 }' "$DIR/final.tsv"

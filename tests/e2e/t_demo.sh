@@ -17,11 +17,11 @@ for s in "1. A project" "2. Pretraining" "3. SFT" "4. Candidates" "5. Three simu
          "The loop, in figures"; do
     contains "$OUT" "$s"
 done
-# the final table: PPO, DPO, best-of-n and PPO round 2, each with every figure
-[ "$(wc -l < "$D/final.tsv")" -eq 4 ] || die "final.tsv: $(cat "$D/final.tsv")"
+# the final table: PPO, RLOO, GRPO, DPO, best-of-n and PPO round 2, each with every figure
+[ "$(wc -l < "$D/final.tsv")" -eq 6 ] || die "final.tsv: $(cat "$D/final.tsv")"
 awk -F '\t' 'NF != 10 { exit 1 } { for (i = 2; i <= 10; i++) if ($i == "" || $i == "-") exit 1 }' "$D/final.tsv" ||
     die "incomplete final table: $(cat "$D/final.tsv")"
-for row in "PPO " "DPO " "best-of-n " "PPO round 2 "; do contains "$OUT" "$row"; done
+for row in "PPO " "RLOO " "GRPO " "DPO " "best-of-n " "PPO round 2 "; do contains "$OUT" "$row"; done
 contains "$OUT" "reward model, held-out prompts:"
 not_contains "$OUT" "held-out prompts: ? "
 not_contains "$OUT" "both rounds): ? "
@@ -52,7 +52,7 @@ DEMO_SCALE=small DEMO_DIR="$D" sh samples/demo.sh > "$TMP/demo2.out" 2> "$TMP/de
     die "demo rerun failed: $(tail -n 30 "$TMP/demo2.err")"
 [ "$(sql "$db" "SELECT count(*) FROM runs WHERE kind != 'eval'")" -eq "$runs" ] ||
     die "the rerun trained again: $(sql "$db" "SELECT group_concat(kind) FROM runs WHERE kind != 'eval'")"
-[ "$(wc -l < "$D/final.tsv")" -eq 4 ] || die "final.tsv after the rerun"
+[ "$(wc -l < "$D/final.tsv")" -eq 6 ] || die "final.tsv after the rerun"
 # the round after the demo's: candidates from PPO round 2, new rankings, a new RM and PPO
 DEMO_PPO_STEPS=2 sh samples/next_round.sh "$D" > "$TMP/r3.out" 2> "$TMP/r3.err" || die "next round: $(tail -n 30 "$TMP/r3.err")"
 [ -s "$D/ppo-r3.ckpt" ] && [ -s "$D/rm-r3.ckpt" ] || die "round 3 wrote no policy or RM"
