@@ -161,14 +161,16 @@ static int score_store(RmScorer *sc, Db *db, const char *rm, const char *split, 
     sys_catch_interrupts();
     float *s = malloc(sizeof *s * (size_t)f.limit);
     const char **p = malloc(sizeof *p * (size_t)f.limit), **a = malloc(sizeof *a * (size_t)f.limit);
-    if (!s || !p || !a) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    unsigned char *cut = malloc((size_t)f.limit);
+    if (!s || !p || !a || !cut) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     /* chunk by chunk, each committed: an interrupted run keeps what it scored */
     while (!rc && !sys_interrupted()) {
         ScoreTodo *rows;
         int n;
         if ((rc = db_score_todo(db, &f, &rows, &n, err)) || n == 0) break;
-        for (int i = 0; i < n; i++) p[i] = rows[i].prompt, a[i] = rows[i].text;
-        rc = rm_score_texts(sc, p, a, n, s, err);
+        /* an answer cut at max tokens is scored unfinished, as eval and PPO score it */
+        for (int i = 0; i < n; i++) p[i] = rows[i].prompt, a[i] = rows[i].text, cut[i] = (unsigned char)rows[i].cut;
+        rc = rm_score_texts_cut(sc, p, a, cut, n, s, err);
         if (!rc) rc = db_begin(db, err);
         for (int i = 0; !rc && i < n; i++) rc = db_score_put(db, rows[i].cand_id, rm_id, s[i], err);
         if (!rc) rc = db_commit(db, err);
@@ -179,7 +181,7 @@ static int score_store(RmScorer *sc, Db *db, const char *rm, const char *split, 
         progress_update(&pg, st.n, NULL);
     }
     progress_finish(&pg, NULL);
-    free(s), free(p), free(a);
+    free(s), free(p), free(a), free(cut);
     if (rc) return rc;
     if (sys_interrupted()) {
         fprintf(stderr, "score: interrupted after %lld candidates; run it again to go on\n", (long long)st.n);

@@ -32,7 +32,7 @@ int db_score_todo(Db *db, const ScoreTodoFilter *f, ScoreTodo **rows, int *n, Er
     *rows = NULL, *n = 0;
     sqlite3_stmt *st;
     int rc = db_prepare(db,
-                        "SELECT c.id, c.prompt_id, p.text, c.text FROM candidates c"
+                        "SELECT c.id, c.prompt_id, p.text, c.text, c.finish = 'length' FROM candidates c"
                         " JOIN prompts p ON p.id = c.prompt_id"
                         " WHERE c.id > ?1 AND (?2 <= 0 OR c.model_id = ?2)"
                         "  AND (?3 IS NULL OR p.split = ?3)"
@@ -50,6 +50,7 @@ int db_score_todo(Db *db, const ScoreTodoFilter *f, ScoreTodo **rows, int *n, Er
         r[k].prompt_id = sqlite3_column_int64(st, 1);
         r[k].prompt = db_col_strdup(st, 2);
         r[k].text = db_col_strdup(st, 3);
+        r[k].cut = sqlite3_column_int(st, 4);
         if (!r[k].prompt || !r[k].text) rc = err_set(err, RLHF_ENOMEM, "out of memory");
         k++;
     }

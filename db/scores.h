@@ -23,6 +23,7 @@ typedef struct ScoreTodoFilter {
 typedef struct ScoreTodo {
     int64_t cand_id, prompt_id;
     char *prompt, *text;
+    int cut; /* the sample ran out of tokens without ending (finish "length") */
 } ScoreTodo;
 
 /* Candidates with their prompt text in id order; free with db_score_todo_free

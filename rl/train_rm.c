@@ -275,9 +275,9 @@ static int store_answers(TrainRun *r, Rm *m, SeqExample **ex, int64_t *cnt, Err 
     if (rc) return rc;
     *ex = calloc((size_t)(nr ? nr : 1), sizeof **ex);
     if (!*ex) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    for (int i = 0; !rc && i < nr; i++, (*cnt)++)
-        rc = seq_encode(m->tok, r->template, rows[i].prompt, rows[i].text, 1, r->m.cfg.seq_len,
-                        &(*ex)[i], err);
+    for (int i = 0; !rc && i < nr; i++, (*cnt)++) /* a cut answer without </s>, as scored */
+        rc = seq_encode(m->tok, r->template, rows[i].prompt, rows[i].text, !rows[i].cut,
+                        r->m.cfg.seq_len, &(*ex)[i], err);
     db_score_todo_free(rows, nr);
     return rc;
 }
