@@ -271,9 +271,13 @@ Test(rl_ppo, a_rollout_is_what_gen_samples) {
         cr_assert_eq(out[k].sum_logprob, res[k].logprob, "stream %d: gen %.9g '%s', ppo %.9g '%s'", k,
                      out[k].sum_logprob, out[k].text, res[k].logprob, res[k].text);
         cr_assert_str_eq(out[k].text, res[k].text, "stream %d", k);
-        free(out[k].text);
+        cr_assert_eq(out[k].n_ids, res[k].n_tokens, "stream %d", k);
+        cr_assert_eq(memcmp(out[k].tokens, res[k].tokens, sizeof(int) * (size_t)res[k].n_tokens), 0,
+                     "stream %d: other token ids", k);
+        cr_assert_eq(out[k].finish, res[k].finish, "stream %d", k);
         sample_result_free(&res[k]);
     }
+    gen_samples_free(out, 4);
     gen_model_close(&g);
     unlink(path);
     finish(&r);
