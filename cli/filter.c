@@ -1,5 +1,5 @@
-/* Parsing of the shared ranking filter options. */
-#include "cli/filter.h"
+/* The shared ranking filter options (cli_filter_table, opts.h). */
+#include "cli/opts.h"
 #include "db/prompts.h"
 
 #include <ctype.h>
@@ -29,35 +29,42 @@ static int valid_date(const char *s) {
     return atoi(s + 11) < 24 && atoi(s + 14) < 60;
 }
 
-int cli_filter_opt(const struct cmd_entry *e, int c, const char *arg, RankingFilter *f) {
-    switch (c) {
-    case CLI_F_SPLIT:
-        if (!db_valid_split(arg))
-            return cli_usage_error(e, "--split: '%s' is not a split name", arg);
-        f->split = arg;
-        return 1;
-    case CLI_F_LABELER:
-        f->labeler = arg;
-        return 1;
-    case CLI_F_SINCE:
-    case CLI_F_UNTIL:
-        if (!valid_date(arg))
-            return cli_usage_error(e, "%s: '%s' is not a date (YYYY-MM-DD, a day that exists)",
-                                   c == CLI_F_SINCE ? "--since" : "--until", arg);
-        if (c == CLI_F_SINCE)
-            f->since = arg;
-        else
-            f->until = arg;
-        return 1;
-    case CLI_F_HUMAN:
-    case CLI_F_SIMULATED:
-        if (f->simulated >= 0 && f->simulated != (c == CLI_F_SIMULATED))
-            return cli_usage_error(e, "--human and --simulated exclude each other");
-        f->simulated = c == CLI_F_SIMULATED;
-        return 1;
-    case CLI_F_ALL_VERSIONS:
-        f->all_versions = 1;
-        return 1;
-    }
+static int take_split(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
+    if (!db_valid_split(arg)) return cli_usage_error(e, "--split: '%s' is not a split name", arg);
+    ((RankingFilter *)o->ctx)->split = arg;
     return 0;
+}
+
+static int take_date(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
+    RankingFilter *f = o->ctx;
+    if (!valid_date(arg))
+        return cli_usage_error(e, "--%s: '%s' is not a date (YYYY-MM-DD, a day that exists)",
+                               o->name, arg);
+    *(strcmp(o->name, "since") ? &f->until : &f->since) = arg;
+    return 0;
+}
+
+/* --human or --simulated (o->name), not both */
+static int take_who(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
+    RankingFilter *f = o->ctx;
+    int sim = !strcmp(o->name, "simulated");
+    (void)arg;
+    if (f->simulated >= 0 && f->simulated != sim)
+        return cli_usage_error(e, "--human and --simulated exclude each other");
+    f->simulated = sim;
+    return 0;
+}
+
+void cli_filter_table(RankingFilter *f, int *given, CliOpt t[8]) {
+    const CliOpt v[8] = {
+        {.name = "split", .kind = CLI_OPT_CALL, .call = take_split, .ctx = f, .seen = given},
+        {.name = "labeler", .kind = CLI_OPT_STR, .dst = &f->labeler, .seen = given},
+        {.name = "since", .kind = CLI_OPT_CALL, .call = take_date, .ctx = f, .seen = given},
+        {.name = "until", .kind = CLI_OPT_CALL, .call = take_date, .ctx = f, .seen = given},
+        {.name = "human", .kind = CLI_OPT_SWITCH, .call = take_who, .ctx = f, .seen = given},
+        {.name = "simulated", .kind = CLI_OPT_SWITCH, .call = take_who, .ctx = f, .seen = given},
+        {.name = "all-versions", .kind = CLI_OPT_FLAG, .dst = &f->all_versions, .lo = 1,
+         .seen = given},
+        CLI_O_END};
+    memcpy(t, v, sizeof v);
 }

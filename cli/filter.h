@@ -1,29 +1,10 @@
-/* The ranking filter options shared by export, elo and agreement. */
+/* The help text of the ranking filter options every command that takes
+ * them shares (parsed by cli_filter_table, opts.h). */
 #ifndef RLHF_CLI_FILTER_H
 #define RLHF_CLI_FILTER_H
 
 #include "cli/cli.h"
 #include "db/rankings.h"
-
-enum {
-    CLI_F_SPLIT = 300,
-    CLI_F_LABELER,
-    CLI_F_SINCE,
-    CLI_F_UNTIL,
-    CLI_F_HUMAN,
-    CLI_F_SIMULATED,
-    CLI_F_ALL_VERSIONS,
-};
-
-#define CLI_FILTER_OPTS                                                                            \
-    {"split", required_argument, NULL, CLI_F_SPLIT},                                               \
-        {"labeler", required_argument, NULL, CLI_F_LABELER},                                       \
-        {"since", required_argument, NULL, CLI_F_SINCE},                                           \
-        {"until", required_argument, NULL, CLI_F_UNTIL},                                           \
-        {"human", no_argument, NULL, CLI_F_HUMAN},                                                 \
-        {"simulated", no_argument, NULL, CLI_F_SIMULATED}, {                                       \
-        "all-versions", no_argument, NULL, CLI_F_ALL_VERSIONS                                      \
-    }
 
 #define CLI_HELP_FILTER                                                                            \
     "  --split S       only prompts of split S\n"                                                  \
@@ -33,9 +14,5 @@ enum {
     "  --human         only people's rankings\n"                                                   \
     "  --simulated     only simulated labelers' rankings\n"                                        \
     "  --all-versions  every version of a reviewed ranking (default: the current one)\n"
-
-/* 1: c was a filter option and is applied; 0: not a filter option;
- * EXIT_USAGE (printed) for a bad value. */
-int cli_filter_opt(const struct cmd_entry *e, int c, const char *arg, RankingFilter *f);
 
 #endif

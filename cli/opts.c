@@ -1,6 +1,5 @@
 /* Table-driven option parsing (opts.h) over getopt_long. */
 #include "cli/opts.h"
-#include "cli/filter.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -131,29 +130,4 @@ int cli_opts_parse(const struct cmd_entry *e, int argc, char **argv, const CliOp
         if (rc) return rc;
     }
     return -1;
-}
-
-/* The filter flags by name, through cli_filter_opt's checks. */
-static int filter_take(const struct cmd_entry *e, const CliOpt *o, const char *arg) {
-    static const struct {
-        const char *name;
-        int code;
-    } codes[] = {{"split", CLI_F_SPLIT}, {"labeler", CLI_F_LABELER}, {"since", CLI_F_SINCE},
-                 {"until", CLI_F_UNTIL}, {"human", CLI_F_HUMAN}, {"simulated", CLI_F_SIMULATED},
-                 {"all-versions", CLI_F_ALL_VERSIONS}};
-    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-        if (!strcmp(o->name, codes[i].name)) {
-            int rc = cli_filter_opt(e, codes[i].code, arg, o->ctx);
-            return rc == 1 ? 0 : rc;
-        }
-    return EXIT_USAGE;
-}
-
-void cli_filter_table(RankingFilter *f, int *given, CliOpt t[8]) {
-    static const char *const names[7] = {"split", "labeler", "since", "until",
-                                         "human", "simulated", "all-versions"};
-    for (int i = 0; i < 7; i++)
-        t[i] = (CliOpt){.name = names[i], .kind = i < 4 ? CLI_OPT_CALL : CLI_OPT_SWITCH,
-                        .call = filter_take, .ctx = f, .seen = given};
-    t[7] = (CliOpt)CLI_O_END;
 }

@@ -1,14 +1,11 @@
 /* Shared pieces of the rl/ training loops (see trainer.h). */
 #include "rl/trainer.h"
 
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "db/registry.h"
-#include "model/chat.h"
 #include "model/checkpoint.h"
 #include "util/rng.h"
 #include "util/text.h"
@@ -130,39 +127,6 @@ int rl_ckpt_load(const char *path, const char magic[8], Model *m, AdamW *opt, Rl
     return RLHF_OK;
 }
 
-int rl_ckpt_resume(const char *path, const char magic[8], const char *sha, const char *changed,
-                   Model *m, AdamW *opt, RlState *st, void **payload, Err *err) {
-    Model r;
-    memset(&r, 0, sizeof r);
-    memset(opt, 0, sizeof *opt);
-    int rc = rl_ckpt_load(path, magic, &r, opt, st, payload, err);
-    if (!rc && memcmp(&r.cfg, &m->cfg, sizeof r.cfg) != 0) {
-        char a[512], b[512];
-        model_config_json(&r.cfg, a, sizeof a);
-        model_config_json(&m->cfg, b, sizeof b);
-        rc = err_set(err, RLHF_EINVAL, "%s: its config %s does not match the starting model's %s",
-                     path, a, b);
-    }
-    if (!rc && (r.tokenizer_len != m->tokenizer_len ||
-                memcmp(r.tokenizer, m->tokenizer, r.tokenizer_len) != 0))
-        rc = err_set(err, RLHF_EINVAL, "%s: its tokenizer differs from the starting model's", path);
-    if (!rc && strcmp(st->data_sha, sha) != 0)
-        rc = err_set(err, RLHF_EINVAL,
-                     "%s: the starting model, %s changed since this checkpoint; rerun with them as "
-                     "before or --force to start over",
-                     path, changed);
-    if (!rc && !(rc = model_grads_alloc(&r, err))) {
-        model_free(m);
-        *m = r;
-        return RLHF_OK;
-    }
-    model_free(&r);
-    adamw_free(opt);
-    free(*payload);
-    *payload = NULL;
-    return rc;
-}
-
 void rl_state_init(RlState *st, const char magic[8], uint64_t seed, int64_t parent_id,
                    int64_t n_train, const char *sha) {
     memset(st, 0, sizeof *st);
@@ -214,37 +178,5 @@ int rl_policy_load(const char *path, const char *tok_path, Model *m, Tokenizer *
         *tok = NULL;
         model_free(m);
     }
-    return rc;
-}
-
-int rl_resolve_template(Db *db, const char *flag, const char *model_path, char **out,
-                        int64_t *parent_id, Err *err) {
-    *out = NULL;
-    *parent_id = 0;
-    char *t = NULL;
-    int rc = RLHF_OK;
-    if (db) {
-        char real[PATH_MAX];
-        ModelRow row;
-        rc = db_model_get(db, realpath(model_path, real) ? real : model_path, &row, err);
-        if (rc == RLHF_OK) {
-            *parent_id = row.id;
-            if (row.template && !flag) t = strdup(row.template);
-            db_model_row_free(&row);
-        } else if (rc == RLHF_ENOTFOUND) {
-            err_clear(err);
-            rc = RLHF_OK;
-        }
-        /* a Hugging Face directory's own chat template before the project's */
-        if (!rc && !t && !flag) rc = chat_template_find(model_path, &t, err);
-        if (!rc && !t && !flag) rc = db_setting_get(db, "gen.template", &t, err);
-    } else if (!flag) {
-        rc = chat_template_find(model_path, &t, err);
-    }
-    if (!rc && !t && flag) t = strdup(flag);
-    if (rc)
-        free(t);
-    else
-        *out = t;
     return rc;
 }

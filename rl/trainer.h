@@ -65,13 +65,6 @@ int rl_ckpt_save(const char *path, const Model *m, const AdamW *opt, const RlSta
 int rl_ckpt_load(const char *path, const char magic[8], Model *m, AdamW *opt, RlState *st,
                  void **payload, Err *err);
 
-/* Continues a run from its checkpoint at path: *m holds the starting model
- * (its config and tokenizer must match the checkpoint's) and is replaced by
- * the checkpoint's weights; opt, st and *payload get the rest. sha: the
- * data's digest (rl_examples_sha), which must equal the one the run began
- * with; changed names what it covers for the message ("the data, --beta"). */
-int rl_ckpt_resume(const char *path, const char magic[8], const char *sha, const char *changed,
-                   Model *m, AdamW *opt, RlState *st, void **payload, Err *err);
 /* A fresh state for a run. */
 void rl_state_init(RlState *st, const char magic[8], uint64_t seed, int64_t parent_id,
                    int64_t n_train, const char *sha);
@@ -84,19 +77,11 @@ void rl_examples_sha(const SeqExample *ex, int n, const char *settings, char out
  * head (the policy trainers add what they need). name: for the message. */
 int rl_policy_check(Model *m, const char *name, Err *err);
 
-#include "db/db.h"
 #include "model/tokenizer.h"
 
 /* Loads a policy checkpoint (either format) for training: refuses a reward
  * model, drops a value head, loads its tokenizer (tok_path, else the one it
  * carries; checked against the vocabulary) and makes the model carry it. */
 int rl_policy_load(const char *path, const char *tok_path, Model *m, Tokenizer **tok, Err *err);
-
-/* The chat template for training on a model: flag, else the one registered
- * with the model at model_path in the store, else the project's gen.template,
- * else NULL (seq.h's default). db may be NULL. *parent_id gets the model's
- * id in the store (0 when unregistered). *out is the caller's to free. */
-int rl_resolve_template(Db *db, const char *flag, const char *model_path, char **out,
-                        int64_t *parent_id, Err *err);
 
 #endif

@@ -111,7 +111,7 @@ grep -q "interrupted at step" int.err || die "no interruption message: $(cat int
 expect_rc 0 mpi 2 "$RLHF" pretrain $I --out i.ckpt --resume
 cmp ifull.ckpt i.ckpt || die "the 2-rank run resumed after Ctrl-C differs from an uninterrupted one"
 
-# ---- sft, dpo (cli/train_cmd.c's loop) and train-rm ----------------------------
+# ---- sft, dpo and train-rm (rl/run.c's loop) --------------------------------
 # the RM's rejected answer is another prompt's: against its own words reversed,
 # every token's embedding gradient nearly cancels, and AdamW's sign-like first
 # steps turn the rounding left over (which differs with the split over ranks)
