@@ -311,6 +311,22 @@ int db_open(const char *path, int mode, Db **out, Err *err) {
         db_close(db);
         return RLHF_EFORMAT;
     }
+    if (mode == DB_OPEN_READONLY && ver < DB_SCHEMA_VERSION) {
+        /* a reading command on a project an older rlhf made: the queries
+         * need the current tables, so migrate it once through a writable
+         * connection (all-or-nothing, as any writer would), then read */
+        db_close(db);
+        if (access(path, W_OK) != 0)
+            return err_set(err, RLHF_EVERSION,
+                           "%s: schema version %lld is older than this rlhf's (%d), and the "
+                           "file is read-only; open it once with write access (e.g. rlhf status "
+                           "as its owner) to upgrade it",
+                           path, (long long)ver, DB_SCHEMA_VERSION);
+        Db *w = NULL;
+        rc = db_open(path, DB_OPEN_EXISTING, &w, err);
+        db_close(w);
+        return rc ? rc : db_open(path, DB_OPEN_READONLY, out, err);
+    }
     if (mode != DB_OPEN_READONLY) {
         rc = db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err);
         if (!rc && ver < DB_SCHEMA_VERSION) rc = migrate(db, err);

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -281,4 +282,32 @@ Test(db, two_connections_write_without_loss) {
     db_status_free(&s);
     db_close(a);
     db_close(b);
+}
+
+/* A reading command on a project an older rlhf made (schema 1 here) sees the
+ * current tables: the read-only open migrates it first; a file it cannot
+ * write gets an error that says how to upgrade it, and stays as it was. */
+Test(db, readonly_open_migrates_an_older_project) {
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(dbpath, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, db_migrations[0], NULL, NULL, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, "PRAGMA application_id = 1380730950; PRAGMA user_version = 1;", NULL,
+                              NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(h);
+    Db *db;
+    Err e = {0};
+    if (geteuid() != 0) { /* root writes whatever the mode says */
+        cr_assert_eq(chmod(dbpath, 0444), 0);
+        cr_assert_eq(db_open(dbpath, DB_OPEN_READONLY, &db, &e), RLHF_EVERSION);
+        cr_assert(strstr(e.msg, "older than this rlhf") && strstr(e.msg, "write access"), "%s", e.msg);
+        cr_assert_eq(chmod(dbpath, 0644), 0);
+    }
+    cr_assert_eq(db_open(dbpath, DB_OPEN_READONLY, &db, &e), 0, "%s", e.msg);
+    int64_t v = 0, n = -1;
+    cr_assert_eq(db_query_int(db, "PRAGMA user_version", &v, &e), 0, "%s", e.msg);
+    cr_assert_eq(v, DB_SCHEMA_VERSION);
+    cr_assert_eq(db_query_int(db, "SELECT count(*) FROM draws", &n, &e), 0, "%s", e.msg);
+    cr_assert_eq(n, 0);
+    db_close(db);
 }
