@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include "model/layers.h"
+#include "model/lora.h"
 #include "model/parallel.h"
 #include "util/rng.h"
 #include "util/sys.h"
@@ -107,13 +108,32 @@ size_t model_param_count(const Config *cfg, int heads) {
 }
 
 void model_free(Model *m) {
-    sys_free_big(m->params);
+    if (!m->borrowed) sys_free_big(m->params);
     sys_free_big(m->grads);
+    if (m->lora) lora_free(m->lora);
+    free(m->lora);
     free(m->tokenizer);
     memset(m, 0, sizeof *m);
 }
 
+/* With an adapter: the heads are the adapter's slots, the base has no gradients. */
+static void lora_bind(Model *m) {
+    Lora *lo = m->lora;
+    memset(&m->g, 0, sizeof m->g);
+    m->w.reward = (m->heads & MODEL_HEAD_REWARD) ? lo->params + lo->off_head[0] : NULL;
+    m->w.value = (m->heads & MODEL_HEAD_VALUE) ? lo->params + lo->off_head[1] : NULL;
+    if (lo->grads) {
+        m->g.reward = m->w.reward ? lo->grads + lo->off_head[0] : NULL;
+        m->g.value = m->w.value ? lo->grads + lo->off_head[1] : NULL;
+    }
+}
+
 int model_grads_alloc(Model *m, Err *err) {
+    if (m->lora) {
+        int rc = lora_grads_alloc(m->lora, err);
+        if (!rc) lora_bind(m);
+        return rc;
+    }
     if (m->grads) return RLHF_OK;
     m->grads = sys_alloc_big(m->n_params * sizeof(float));
     if (!m->grads) return err_set(err, RLHF_ENOMEM, "out of memory for gradients");
@@ -122,7 +142,8 @@ int model_grads_alloc(Model *m, Err *err) {
 }
 
 void model_zero_grad(Model *m) {
-    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+    if (m->lora && m->lora->grads) memset(m->lora->grads, 0, m->lora->n * sizeof(float));
+    else if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
 int model_set_tokenizer(Model *m, const void *bytes, size_t len, Err *err) {
@@ -156,8 +177,92 @@ int model_set_heads(Model *m, int heads, Err *err) {
     n.tokenizer = m->tokenizer;
     n.tokenizer_len = m->tokenizer_len;
     m->tokenizer = NULL;
+    if ((n.lora = m->lora)) { /* the heads live in the adapter: a new one starts at 0 */
+        Lora *lo = n.lora;
+        size_t C1 = (size_t)m->cfg.dim + 1;
+        for (int hd = 0; hd < 2; hd++)
+            if ((heads & (1 << hd)) && !(m->heads & (1 << hd)))
+                memset(lo->params + lo->off_head[hd], 0, C1 * sizeof(float));
+        n.lora_off = m->lora_off;
+        m->lora = NULL;
+        lora_bind(&n);
+    }
     model_free(m);
     *m = n;
+    return RLHF_OK;
+}
+
+float *model_train_params(const Model *m) { return m->lora ? m->lora->params : m->params; }
+float *model_train_grads(const Model *m) { return m->lora ? m->lora->grads : m->grads; }
+size_t model_train_n(const Model *m) { return m->lora ? m->lora->n : m->n_params; }
+
+int model_train_decays(const Model *m, size_t i) {
+    if (m->lora) return i < m->lora->off_head[0];
+    for (int t = 0; t < MODEL_NT; t++) {
+        if (i < m->sizes[t]) return model_tensor_is_matrix(t);
+        i -= m->sizes[t];
+    }
+    return 0;
+}
+
+int model_lora_attach(Model *m, const LoraConfig *c, uint64_t seed, const char *base_path,
+                      const char *base_sha, Err *err) {
+    if (m->lora) return err_set(err, RLHF_EINVAL, "the model already has a LoRA adapter");
+    Lora *lo = calloc(1, sizeof *lo);
+    if (!lo) return err_set(err, RLHF_ENOMEM, "out of memory");
+    int rc = lora_create(lo, c, &m->cfg, seed, err);
+    if (!rc && base_path && !(lo->base_path = strdup(base_path)))
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (rc) {
+        lora_free(lo);
+        free(lo);
+        return rc;
+    }
+    if (base_sha) snprintf(lo->base_sha, sizeof lo->base_sha, "%s", base_sha);
+    size_t C1 = (size_t)m->cfg.dim + 1;
+    if (m->w.reward) memcpy(lo->params + lo->off_head[0], m->w.reward, C1 * sizeof(float));
+    if (m->w.value) memcpy(lo->params + lo->off_head[1], m->w.value, C1 * sizeof(float));
+    sys_free_big(m->grads);
+    m->grads = NULL;
+    m->lora = lo;
+    lora_bind(m);
+    return RLHF_OK;
+}
+
+int model_lora_merge(Model *m, Err *err) {
+    Lora *lo = m->lora;
+    if (!lo) return RLHF_OK;
+    if (m->borrowed) return err_set(err, RLHF_EINVAL, "cannot merge an adapter into shared weights");
+    const Config *c = &m->cfg;
+    size_t C = c->dim, H = c->hidden_dim, Q = model_q_dim(c), KV = model_kv_dim(c);
+    float *base[LORA_NT] = {m->w.wq, m->w.wk, m->w.wv, m->w.wo, m->w.w1, m->w.w3, m->w.w2};
+    size_t per[LORA_NT] = {Q * C, KV * C, KV * C, C * Q, H * C, H * C, C * H};
+    for (int t = 0; t < LORA_NT; t++)
+        for (int l = 0; l < c->n_layers; l++) lora_merge_into(lo, base[t] + (size_t)l * per[t], t, l);
+    size_t C1 = C + 1;
+    float *own[2] = {m->params + model_tensor_offset(m, MODEL_T_REWARD),
+                     m->params + model_tensor_offset(m, MODEL_T_VALUE)};
+    for (int hd = 0; hd < 2; hd++)
+        if (m->heads & (1 << hd)) memcpy(own[hd], lo->params + lo->off_head[hd], C1 * sizeof(float));
+    lora_free(lo);
+    free(lo);
+    m->lora = NULL;
+    m->lora_off = 0;
+    point_weights(&m->w, m->params, m);
+    return RLHF_OK;
+}
+
+int model_view(Model *v, const Model *base, Lora *lora, int heads, Err *err) {
+    heads &= MODEL_HEAD_REWARD | MODEL_HEAD_VALUE;
+    if (heads && !lora) return err_set(err, RLHF_EINVAL, "a view's heads live in its adapter");
+    *v = *base;
+    v->borrowed = 1;
+    v->grads = NULL, v->tokenizer = NULL, v->tokenizer_len = 0, v->lora_off = 0;
+    memset(&v->g, 0, sizeof v->g);
+    v->heads = heads;
+    v->lora = lora;
+    if (lora) lora_bind(v);
+    else v->w.reward = v->w.value = NULL;
     return RLHF_OK;
 }
 
@@ -275,6 +380,13 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
                            n * sizeof(float) >> 20);
         rs->n_logits = n;
     }
+    Lora *lo = m->lora && !m->lora_off ? m->lora : NULL;
+    if (lo) {
+        int mx = C > H ? C : H;
+        int rc = lora_reserve(lo, N, mx > Q ? mx : Q, err);
+        if (rc) return rc;
+        if (lo->training) lo->drop_pass++;
+    }
     rs->b = B;
     rs->t = T;
     rs->have_dlnf = 0;
@@ -294,6 +406,11 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
         matmul_forward(qp, ln1, m->w.wq + (size_t)l * Q * C, N, C, Q);
         matmul_forward(kp, ln1, m->w.wk + (size_t)l * KV * C, N, C, KV);
         matmul_forward(v, ln1, m->w.wv + (size_t)l * KV * C, N, C, KV);
+        if (lo) {
+            lora_forward(lo, LORA_Q, l, qp, ln1, N);
+            lora_forward(lo, LORA_K, l, kp, ln1, N);
+            lora_forward(lo, LORA_V, l, v, ln1, N);
+        }
         if (m->w.bq) {
             bias_forward(qp, m->w.bq + (size_t)l * Q, N, Q);
             bias_forward(kp, m->w.bk + (size_t)l * KV, N, KV);
@@ -309,12 +426,18 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
         attention_forward(atty, att, q, k, v, B, T, NH, NKV, hs);
         /* xm = x + wo·atty: the projection lands straight in xm, then x is added */
         matmul_forward(xm, atty, m->w.wo + (size_t)l * C * Q, N, Q, C);
+        if (lo) lora_forward(lo, LORA_O, l, xm, atty, N);
         residual_forward(xm, xm, x, (int)NC);
         rmsnorm_forward(ln2, rs->ln2_rstd + (size_t)l * N, xm, m->w.rms_ffn + (size_t)l * C, N, C, eps);
         matmul_forward(h1, ln2, m->w.w1 + (size_t)l * H * C, N, C, H);
         matmul_forward(h3, ln2, m->w.w3 + (size_t)l * H * C, N, C, H);
+        if (lo) {
+            lora_forward(lo, LORA_GATE, l, h1, ln2, N);
+            lora_forward(lo, LORA_UP, l, h3, ln2, N);
+        }
         swiglu_forward(hg, h1, h3, (int)NHd);
         matmul_forward(xo, hg, m->w.w2 + (size_t)l * C * H, N, H, C);
+        if (lo) lora_forward(lo, LORA_DOWN, l, xo, hg, N);
         residual_forward(xo, xo, xm, (int)NC);
     }
     rmsnorm_forward(rs->lnf, rs->lnf_rstd, rs->resid + (size_t)c->n_layers * NC, m->w.rms_final, N, C,
@@ -336,6 +459,9 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
     return RLHF_OK;
 }
 
+/* A gradient tensor at an offset, or NULL when it is frozen (LoRA). */
+#define GP(p, off) ((p) ? (p) + (off) : NULL)
+
 int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogits,
                    const float *dreward, const float *dvalue, Err *err) {
     const Config *c = &m->cfg;
@@ -348,6 +474,10 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
     int Q = model_q_dim(c);
     size_t NC = (size_t)N * C, NK = (size_t)N * KV, NHd = (size_t)N * H, NQ = (size_t)N * Q;
     Weights *w = &m->w, *g = &m->g;
+    /* with an adapter the base is frozen: its gradients are NULL, skipped below */
+    Lora *lo = m->lora && !m->lora_off ? m->lora : NULL;
+    if (m->lora && m->lora_off)
+        return err_set(err, RLHF_EINVAL, "backward with the adapter switched off");
     float *dlnf = rs->dln;
     ParScope ps;
     par_enter(&ps);
@@ -395,14 +525,20 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
         float *hg = rs->hg + l * NHd;
         size_t lC = (size_t)l * C, lQ = (size_t)l * Q * C, lK = (size_t)l * KV * C;
         /* MLP: xo = xm + w2·hg; dres flows to xm unchanged */
-        matmul_backward(rs->dhg, g->w2 + lC * H, dres, hg, w->w2 + lC * H, N, H, C, 0);
+        matmul_backward(rs->dhg, GP(g->w2, lC * H), dres, hg, w->w2 + lC * H, N, H, C, 0);
+        if (lo) lora_backward(lo, LORA_DOWN, l, rs->dhg, dres, hg, N);
         swiglu_backward(rs->dh1, rs->dh3, rs->dhg, h1, h3, (int)NHd);
-        matmul_backward(rs->dln, g->w1 + lC * H, rs->dh1, ln2, w->w1 + lC * H, N, C, H, 0);
-        matmul_backward(rs->dln, g->w3 + lC * H, rs->dh3, ln2, w->w3 + lC * H, N, C, H, 1);
-        rmsnorm_backward(dres, g->rms_ffn + lC, rs->dln, xm, w->rms_ffn + lC,
+        matmul_backward(rs->dln, GP(g->w1, lC * H), rs->dh1, ln2, w->w1 + lC * H, N, C, H, 0);
+        matmul_backward(rs->dln, GP(g->w3, lC * H), rs->dh3, ln2, w->w3 + lC * H, N, C, H, 1);
+        if (lo) {
+            lora_backward(lo, LORA_GATE, l, rs->dln, rs->dh1, ln2, N);
+            lora_backward(lo, LORA_UP, l, rs->dln, rs->dh3, ln2, N);
+        }
+        rmsnorm_backward(dres, GP(g->rms_ffn, lC), rs->dln, xm, w->rms_ffn + lC,
                          rs->ln2_rstd + (size_t)l * N, N, C);
         /* attention: xm = x + wo·atty */
-        matmul_backward(rs->datty, g->wo + lQ, dres, atty, w->wo + lQ, N, Q, C, 0);
+        matmul_backward(rs->datty, GP(g->wo, lQ), dres, atty, w->wo + lQ, N, Q, C, 0);
+        if (lo) lora_backward(lo, LORA_O, l, rs->datty, dres, atty, N);
         attention_backward(rs->dq, rs->dk, rs->dv, rs->datt, rs->datty, att, q, k, v, B, T, NH,
                            NKV, hs);
         rope_backward(rs->dq, rs->rope_cos, rs->rope_sin, B, T, NH, hs);
@@ -413,9 +549,9 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
             dq = rs->datty, dk = rs->dk_pre;
             memset(dq, 0, NQ * sizeof(float));
             memset(dk, 0, NK * sizeof(float));
-            rmsnorm_backward(dq, g->q_norm + hl, rs->dq, rs->q_pre + l * NQ, w->q_norm + hl,
+            rmsnorm_backward(dq, GP(g->q_norm, hl), rs->dq, rs->q_pre + l * NQ, w->q_norm + hl,
                              rs->q_rstd + (size_t)l * N * NH, N * NH, hs);
-            rmsnorm_backward(dk, g->k_norm + hl, rs->dk, rs->k_pre + l * NK, w->k_norm + hl,
+            rmsnorm_backward(dk, GP(g->k_norm, hl), rs->dk, rs->k_pre + l * NK, w->k_norm + hl,
                              rs->k_rstd + (size_t)l * N * NKV, N * NKV, hs);
         }
         if (g->bq) {
@@ -423,13 +559,18 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
             bias_backward(g->bk + (size_t)l * KV, dk, N, KV);
             bias_backward(g->bv + (size_t)l * KV, rs->dv, N, KV);
         }
-        matmul_backward(rs->dln, g->wq + lQ, dq, ln1, w->wq + lQ, N, C, Q, 0);
-        matmul_backward(rs->dln, g->wk + lK, dk, ln1, w->wk + lK, N, C, KV, 1);
-        matmul_backward(rs->dln, g->wv + lK, rs->dv, ln1, w->wv + lK, N, C, KV, 1);
-        rmsnorm_backward(dres, g->rms_att + lC, rs->dln, x, w->rms_att + lC,
+        matmul_backward(rs->dln, GP(g->wq, lQ), dq, ln1, w->wq + lQ, N, C, Q, 0);
+        matmul_backward(rs->dln, GP(g->wk, lK), dk, ln1, w->wk + lK, N, C, KV, 1);
+        matmul_backward(rs->dln, GP(g->wv, lK), rs->dv, ln1, w->wv + lK, N, C, KV, 1);
+        if (lo) {
+            lora_backward(lo, LORA_Q, l, rs->dln, dq, ln1, N);
+            lora_backward(lo, LORA_K, l, rs->dln, dk, ln1, N);
+            lora_backward(lo, LORA_V, l, rs->dln, rs->dv, ln1, N);
+        }
+        rmsnorm_backward(dres, GP(g->rms_att, lC), rs->dln, x, w->rms_att + lC,
                          rs->ln1_rstd + (size_t)l * N, N, C);
     }
-    embedding_backward(g->emb, dres, tokens, N, C);
+    if (g->emb) embedding_backward(g->emb, dres, tokens, N, C);
     par_leave(&ps);
     return RLHF_OK;
 }

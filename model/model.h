@@ -61,6 +61,11 @@ typedef struct Model {
     Weights g;
     unsigned char *tokenizer; /* optional tokenizer.bin bytes carried by our checkpoint */
     size_t tokenizer_len;
+    /* LoRA (model/lora.h): with an adapter attached the base is frozen and
+     * only the adapter's array (adapters and heads) trains; lora_off runs the
+     * base alone. borrowed: params belong to another Model (model_view). */
+    struct Lora *lora;
+    int lora_off, borrowed;
 } Model;
 
 /* Allocates zeroed parameters for cfg with the given heads. */
@@ -91,6 +96,28 @@ int model_weights_are_bf16(const Model *m);
 const char *model_tensor_name(int t);
 /* Offset of tensor t in the flat array. */
 size_t model_tensor_offset(const Model *m, int t);
+
+/* What trains: the whole parameter array, or with LoRA the adapter's (its
+ * adapters and the heads). Optimizers, clipping and all-reduces use these. */
+float *model_train_params(const Model *m);
+float *model_train_grads(const Model *m);
+size_t model_train_n(const Model *m);
+/* Whether float i of the trainable array takes weight decay (a matrix). */
+int model_train_decays(const Model *m, size_t i);
+
+struct LoraConfig;
+/* Attaches a fresh adapter (lora.h) on m's frozen weights; m's heads move
+ * into it; base_path/base_sha name the base (for the checkpoint). m's full
+ * gradient array is released. */
+int model_lora_attach(Model *m, const struct LoraConfig *c, uint64_t seed, const char *base_path,
+                      const char *base_sha, Err *err);
+/* Folds the adapter into the base weights (W += α/R·B A) and drops it: m is
+ * then a plain model that computes what the adapted one did. */
+int model_lora_merge(Model *m, Err *err);
+/* A Model that shares base's weights (no copy) with its own heads and adapter
+ * (lora may be NULL: the base itself, frozen). The view owns lora but not the
+ * weights; model_free on it frees only what it owns. base must outlive it. */
+int model_view(Model *v, const Model *base, struct Lora *lora, int heads, Err *err);
 
 /* Activations for one batch of up to B×T tokens (T <= seq_len). The arena is
  * reserved address space (mmap, MAP_NORESERVE): a batch of b×t touches only

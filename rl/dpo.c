@@ -264,7 +264,7 @@ int dpo_grads(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, DpoStats
     dist_slice(n, &lo, &hi);
     int rc = pairs ? pass(tr, set, idx + lo, hi - lo, 1.0 / pairs, st, err) : RLHF_OK;
     if (rc) return rc;
-    if (dist_size() > 1 && (dist_allreduce_sum(tr->m->grads, tr->m->n_params) || stats_reduce(st)))
+    if (dist_size() > 1 && (dist_allreduce_sum(model_train_grads(tr->m), model_train_n(tr->m)) || stats_reduce(st)))
         return err_set(err, RLHF_EIO, "MPI all-reduce failed");
     stats_mean(st);
     return RLHF_OK;

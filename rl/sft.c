@@ -88,7 +88,7 @@ int sft_grads(SftTrainer *tr, const SftSet *set, const int *idx, int n, double *
         if (rc) return rc;
         total += ce.total;
     }
-    if (dist_size() > 1 && (dist_allreduce_sum(tr->m->grads, tr->m->n_params) ||
+    if (dist_size() > 1 && (dist_allreduce_sum(model_train_grads(tr->m), model_train_n(tr->m)) ||
                             dist_allreduce_double(&total, 1)))
         return err_set(err, RLHF_EIO, "MPI all-reduce failed");
     *loss = total / (double)count;
