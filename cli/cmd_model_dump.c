@@ -47,7 +47,9 @@ const struct cmd_entry cmd_model_dump_entry = {
     "  --seed S        seed for weights and data (default 1)\n"
     "  --lora R        the model is the base plus a LoRA adapter of rank R (random A\n"
     "                  and B; --lora-alpha X, --lora-targets T as for sft): lora.bin and\n"
-    "                  lora.txt hold it, grads.bin its gradients (the base is frozen)\n" CLI_HELP_COMMON,
+    "                  lora.txt hold it, grads.bin its gradients (the base is frozen)\n"
+    "  --unmerged      --model is a LoRA adapter: run it on its base as trained (the\n"
+    "                  default loads it merged, as every other command does)\n" CLI_HELP_COMMON,
     exec_model_dump};
 
 static const struct cmd_entry *E = &cmd_model_dump_entry;
@@ -107,6 +109,7 @@ typedef struct DumpArgs {
     double eps, theta, factor, lo, hi;
     float temperature;
     int lora;             /* --lora R: an adapter with random A and B on the dumped base */
+    int unmerged;         /* --unmerged: --model is a LoRA adapter, run on its base as trained */
     float lora_alpha;
     const char *lora_targets;
 } DumpArgs;
@@ -147,13 +150,14 @@ static int parse(int argc, char **argv, DumpArgs *a) {
         CLI_O_CALL("rope-llama3", take_rope_llama3, a), CLI_O_STR("model", &a->model_path),
         CLI_O_LONG("greedy", &a->greedy, 1, 1 << 16), CLI_O_INT("lora", &a->lora, 1, 4096),
         CLI_O_FLOAT("lora-alpha", &a->lora_alpha, 1e-6, 1e6), CLI_O_STR("lora-targets", &a->lora_targets),
-        CLI_O_END};
+        CLI_O_FLAG("unmerged", &a->unmerged), CLI_O_END};
     CliList rest = {0}; /* arguments after the options are let be, as they always were */
     int rc = cli_opts_parse(E, argc, argv, opts, &rest);
     free(rest.v);
     if (rc >= 0) return rc;
     if (!a->out) return cli_usage_error(E, "--out DIR is required");
     if (a->lora && a->model_path) return cli_usage_error(E, "--lora dumps a random model (no --model)");
+    if (a->unmerged && !a->model_path) return cli_usage_error(E, "--unmerged goes with --model");
     Err err = {0};
     int bits;
     if (a->lora_targets && lora_parse_targets(a->lora_targets, &bits, &err))
@@ -166,7 +170,9 @@ static int parse(int argc, char **argv, DumpArgs *a) {
 static int dump_config(const DumpArgs *a, Config *cfg, Model *m) {
     Err err = {0};
     if (a->model_path) {
-        if (model_load(a->model_path, m, &err)) return cli_fail(E, &err);
+        if ((a->unmerged ? model_load_adapter(a->model_path, m, &err)
+                         : model_load(a->model_path, m, &err)))
+            return cli_fail(E, &err);
         *cfg = m->cfg;
     } else if (model_config_named(a->cname, cfg, &err)) return cli_usage_error(E, "%s", err.msg);
     int *field[8] = {NULL, &cfg->dim, &cfg->n_layers, &cfg->n_heads, &cfg->n_kv_heads,
@@ -334,7 +340,10 @@ static int dump_outputs(const DumpArgs *a, Model *m, RunState *rs, DumpBatch *d,
         rc = model_backward(m, rs, d->tok, rs->logits, d->ca, d->cb, err);
     }
     char path[1200];
-    if (!rc && a->model_path) {
+    if (!rc && a->model_path && m->lora) {
+        /* --unmerged: the outputs are what is compared; the adapter's gradients are
+         * checked on random models (--lora) */
+    } else if (!rc && a->model_path) {
         StItem heads[2] = {{"rlhf.reward_head", 1, {C + 1}, m->g.reward},
                            {"rlhf.value_head", 1, {C + 1}, m->g.value}};
         snprintf(path, sizeof path, "%s/grads.safetensors", a->out);

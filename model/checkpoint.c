@@ -579,6 +579,19 @@ int model_load(const char *path, Model *m, Err *err) {
     return model_load_llama2c(path, m, err);
 }
 
+int model_load_adapter(const char *path, Model *m, Err *err) {
+    memset(m, 0, sizeof *m);
+    if (hf_is_dir(path))
+        return err_set(err, RLHF_EINVAL, "%s is a Hugging Face directory, not a LoRA adapter", path);
+    int rc = ckpt_read(path, m, NULL, NULL, NULL, 0, 1, err);
+    if (!rc && !m->lora) {
+        model_free(m);
+        rc = err_set(err, RLHF_EINVAL, "%s is not a LoRA adapter (it was not trained with --lora)",
+                     path);
+    }
+    return rc;
+}
+
 int model_verify(const char *path, int *has_checksum, Err *err) {
     Model m;
     AdamW o;

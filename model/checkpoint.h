@@ -31,8 +31,12 @@
 #include "util/err.h"
 
 /* Loads either format (told apart by the magic) into a fresh Model; no
- * whole-file checksum (see above). */
+ * whole-file checksum (see above). A LoRA adapter is loaded onto its base
+ * (named in it by path, checked by sha256) and merged into it. */
 int model_load(const char *path, Model *m, Err *err);
+/* A LoRA adapter (a checkpoint trained with --lora, model/lora.h) on its
+ * base, not merged: m->lora set. Anything else is RLHF_EINVAL naming path. */
+int model_load_adapter(const char *path, Model *m, Err *err);
 /* Saves in our format (with heads and tokenizer, without optimizer state). */
 int model_save(const char *path, const Model *m, Err *err);
 

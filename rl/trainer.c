@@ -109,7 +109,7 @@ int rl_ckpt_load(const char *path, const char magic[8], Model *m, AdamW *opt, Rl
     if (rc) return rc;
     RlState s;
     if (xl < sizeof s || (memcpy(&s, x, sizeof s), memcmp(s.magic, magic, 8) != 0) ||
-        s.payload < 0 || (size_t)s.payload != xl - sizeof s || opt->n != m->n_params) {
+        s.payload < 0 || (size_t)s.payload != xl - sizeof s || opt->n != model_train_n(m)) {
         free(x);
         return err_set(err, RLHF_EFORMAT, "%s: not a %.8s checkpoint (no training state to resume)",
                        path, magic + 3);
