@@ -260,8 +260,40 @@ static int lora_base(const char *path, const LoraBlock *b, const char *base_path
     return rc;
 }
 
+/* An adapter on a base already in memory (onto, whose file's sha256 is
+ * onto_sha): a view of it (model_view) with the adapter, no second copy. */
+static int lora_onto(const char *path, const LoraBlock *b, const Model *onto, const char *onto_sha,
+                     const Config *c, int heads, Model *m, Err *err) {
+    if (strncmp(onto_sha, b->base_sha, 64) != 0)
+        return err_set(err, RLHF_EINVAL, "%s: its LoRA base is not the model it is to share", path);
+    Config bc = onto->cfg;
+    bc.seq_len = c->seq_len;
+    if (memcmp(&bc, c, sizeof bc) != 0)
+        return err_set(err, RLHF_EFORMAT, "%s: its config does not match its LoRA base", path);
+    Lora *lo = calloc(1, sizeof *lo);
+    LoraConfig lc = {b->rank, b->alpha, b->dropout, b->targets};
+    int rc = lo ? lora_create(lo, &lc, c, 0, err) : err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rc) snprintf(lo->base_sha, sizeof lo->base_sha, "%s", onto_sha);
+    if (!rc) rc = model_view(m, onto, lo, heads, err);
+    if (rc && lo) {
+        lora_free(lo);
+        free(lo);
+    }
+    return rc;
+}
+
+static int ckpt_read_onto(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
+                          int verify, int keep_lora, const Model *onto, const char *onto_sha,
+                          Err *err);
+
 static int ckpt_read(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
                      int verify, int keep_lora, Err *err) {
+    return ckpt_read_onto(path, m, opt, extra, extra_len, verify, keep_lora, NULL, NULL, err);
+}
+
+static int ckpt_read_onto(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
+                          int verify, int keep_lora, const Model *onto, const char *onto_sha,
+                          Err *err) {
     memset(m, 0, sizeof *m);
     if (opt) memset(opt, 0, sizeof *opt);
     if (extra) *extra = NULL;
@@ -331,7 +363,12 @@ static int ckpt_read(const char *path, Model *m, AdamW *opt, void **extra, size_
                      (unsigned long long)r.size, (unsigned long long)want);
         goto fail;
     }
-    if (lb_len) {
+    if (onto && !lb_len) {
+        rc = err_set(err, RLHF_EINVAL, "%s is not a LoRA adapter", path);
+        goto fail;
+    } else if (onto) {
+        if ((rc = lora_onto(path, &lb, onto, onto_sha, &c, heads, m, err))) goto fail;
+    } else if (lb_len) {
         if ((rc = lora_base(path, &lb, base_path, &c, heads, m, err))) goto fail;
     } else if ((rc = model_create(m, &c, heads, err))) {
         err_prefix(err, "%s: ", path);
@@ -339,7 +376,8 @@ static int ckpt_read(const char *path, Model *m, AdamW *opt, void **extra, size_
     }
     if ((rc = get(&r, model_train_params(m), h.n_params * 4, "parameters", err))) goto fail;
     if (h.tokenizer_len) {
-        free(m->tokenizer);
+        if (!m->borrowed) free(m->tokenizer);
+        m->borrowed &= ~2; /* the view's own tokenizer from here on */
         m->tokenizer = malloc(h.tokenizer_len);
         if (!m->tokenizer) {
             rc = err_set(err, RLHF_ENOMEM, "%s: out of memory", path);
@@ -590,6 +628,30 @@ int model_load_adapter(const char *path, Model *m, Err *err) {
                      path);
     }
     return rc;
+}
+
+int model_load_adapter_onto(const char *path, const Model *base, const char *base_sha, Model *m,
+                            AdamW *opt, void **extra, size_t *extra_len, Err *err) {
+    memset(m, 0, sizeof *m);
+    return ckpt_read_onto(path, m, opt, extra, extra_len, opt != NULL, 1, base, base_sha, err);
+}
+
+int model_adapter_base(const char *path, char sha[65], Err *err) {
+    sha[0] = 0;
+    if (hf_is_dir(path)) return RLHF_OK;
+    Reader r;
+    int rc = rd_open(&r, path, err);
+    if (rc) return rc;
+    Header h;
+    LoraBlock b;
+    memset(&h, 0, sizeof h);
+    if (get(&r, &h, sizeof h, "header", err) == RLHF_OK && !memcmp(h.magic, MAGIC, 8) &&
+        h.version == VERSION && (h.flags & F_LORA) && get(&r, &b, sizeof b, "LoRA block", err) == RLHF_OK) {
+        memcpy(sha, b.base_sha, 64);
+        sha[64] = 0;
+    }
+    fclose(r.f);
+    return RLHF_OK;
 }
 
 int model_verify(const char *path, int *has_checksum, Err *err) {

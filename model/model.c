@@ -108,10 +108,11 @@ size_t model_param_count(const Config *cfg, int heads) {
 }
 
 void model_free(Model *m) {
-    if (!m->borrowed) sys_free_big(m->params);
+    if (!(m->borrowed & 1)) sys_free_big(m->params);
     sys_free_big(m->grads);
     if (m->lora) lora_free(m->lora);
     free(m->lora);
+    if (m->borrowed & 2) m->tokenizer = NULL; /* the base's */
     free(m->tokenizer);
     memset(m, 0, sizeof *m);
 }
@@ -256,8 +257,8 @@ int model_view(Model *v, const Model *base, Lora *lora, int heads, Err *err) {
     heads &= MODEL_HEAD_REWARD | MODEL_HEAD_VALUE;
     if (heads && !lora) return err_set(err, RLHF_EINVAL, "a view's heads live in its adapter");
     *v = *base;
-    v->borrowed = 1;
-    v->grads = NULL, v->tokenizer = NULL, v->tokenizer_len = 0, v->lora_off = 0;
+    v->borrowed = 3; /* the weights and the tokenizer are the base's */
+    v->grads = NULL, v->lora_off = 0;
     memset(&v->g, 0, sizeof v->g);
     v->heads = heads;
     v->lora = lora;

@@ -63,7 +63,8 @@ typedef struct Model {
     size_t tokenizer_len;
     /* LoRA (model/lora.h): with an adapter attached the base is frozen and
      * only the adapter's array (adapters and heads) trains; lora_off runs the
-     * base alone. borrowed: params belong to another Model (model_view). */
+     * base alone. borrowed: bit 1, params belong to another Model (model_view);
+     * bit 2, so does the tokenizer. */
     struct Lora *lora;
     int lora_off, borrowed;
 } Model;
