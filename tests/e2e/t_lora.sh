@@ -113,6 +113,25 @@ s = [json.loads(l)["score"] for l in sys.stdin if l.strip()]
 print("rm scores: chosen %.3f, rejected %.3f" % (s[0], s[1]))
 sys.exit(0 if s[0] > s[1] else 1)' <out.txt || die "the LoRA reward model does not prefer the chosen answer"
 
+# PPO (and RLOO) with LoRA: the reference is the base with the adapter off and
+# the LoRA RM, trained on the same base, shares it; the result loads merged
+printf '{"prompt":"Question number %s: what colour is it?"}\n' 1 2 3 4 5 6 >prompts.jsonl
+expect_rc 0 "$RLHF" prompts import --db p.db prompts.jsonl
+PPO="--db p.db --policy base.ckpt --rm rm.ckpt --steps 2 --prompts 2 --samples 2 --max-new 8 --minibatch 4 --lora 4"
+expect_rc 0 "$RLHF" ppo $PPO --out pl.ckpt
+contains "$ERR" "the reference is the base with the adapter off (no copy)"
+contains "$ERR" "the RM is an adapter on the same base (no copy)"
+contains "$OUT" "trained 2 PPO steps"
+expect_rc 0 "$RLHF" ppo $PPO --advantage rloo --out rl.ckpt
+contains "$OUT" "trained 2 PPO steps"
+expect_rc 0 "$RLHF" ppo $PPO --steps 3 --out pl.ckpt --resume
+contains "$ERR" "resumed"
+expect_rc 0 "$RLHF" sample --model pl.ckpt --max-tokens 8 "$Q"
+# an RM on another base is loaded on its own
+expect_rc 0 "$RLHF" train-rm --db p.db --init moved.ckpt --val-frac 0 --epochs 1 --lora 2 --out rm2.ckpt
+expect_rc 0 "$RLHF" ppo --db p.db --policy base.ckpt --rm rm2.ckpt --steps 1 --prompts 2 --samples 2 --max-new 8 --minibatch 4 --lora 4 --out pl2.ckpt
+contains "$ERR" "the RM is its own model"
+
 # PEFT export of an adapter on a Hugging Face base, read back by an
 # independent PyTorch implementation of PEFT's format (names, shapes, q/k rows)
 /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || skip_missing "no PyTorch under /usr/bin/python3"
