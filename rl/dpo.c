@@ -162,15 +162,19 @@ int dpo_reference(DpoTrainer *tr, DpoSet *set, Err *err) {
     free(set->ref);
     set->ref = malloc(sizeof(double) * (size_t)(set->n_ex + 1));
     if (!set->ref) return err_set(err, RLHF_ENOMEM, "out of memory");
-    for (int s = 0, b; s < set->n_ex; s += b) {
+    /* with LoRA the reference is the base: the adapter off (no second model) */
+    int off = tr->m->lora_off, rc = RLHF_OK;
+    tr->m->lora_off = 1;
+    for (int s = 0, b; s < set->n_ex && !rc; s += b) {
         b = set->n_ex - s < tr->rows ? set->n_ex - s : tr->rows;
         for (int i = 0; i < b; i++)
             tr->idx[i] = s + i;
-        int T, rc = forward(tr, set->ex, b, &T, err);
-        if (rc) return rc;
-        memcpy(set->ref + s, tr->sums, sizeof(double) * (size_t)b);
+        int T;
+        rc = forward(tr, set->ex, b, &T, err);
+        if (!rc) memcpy(set->ref + s, tr->sums, sizeof(double) * (size_t)b);
     }
-    return RLHF_OK;
+    tr->m->lora_off = off;
+    return rc;
 }
 
 static double answer_len(const SeqExample *e) {
