@@ -52,6 +52,8 @@ static int convert_peft(const char *in, const char *out, const char *dtype_s) {
     Model m;
     if (model_load_adapter(in, &m, &err)) return cli_fail(E, &err);
     const char *base = m.lora->base_path;
+    if (m.heads & MODEL_HEAD_VALUE)
+        fprintf(stderr, "rlhf convert: %s has a value head (PPO's); PEFT has no place for it: left out\n", in);
     if (!hf_is_dir(base))
         fprintf(stderr, "rlhf convert: %s's base %s is not a Hugging Face directory; the names are "
                         "those of its `convert --to hf` copy\n", in, base);

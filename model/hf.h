@@ -63,7 +63,7 @@ int hf_save_tensors(const char *path, const Model *m, const float *base, int kin
  * base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight (R, in) and
  * .lora_B.weight (out, R), q/k's B rows in HF's rotate-half order, and
  * base_model.model.score.weight for a reward model. base_name goes to
- * base_model_name_or_path. A value head has no PEFT counterpart: refused. */
+ * base_model_name_or_path. A value head (PPO's) has no PEFT counterpart: left out. */
 int hf_save_peft(const char *dir, const Model *m, const char *base_name, int dtype, Err *err);
 
 /* For hf_peft.c: q/k rows between HF's and our order; a file in dir, atomically. */

@@ -44,9 +44,6 @@ static char *adapter_config(const Lora *lo, const char *base_name, int rm) {
 int hf_save_peft(const char *dir, const Model *m, const char *base_name, int dtype, Err *err) {
     const Lora *lo = m->lora;
     if (!lo) return err_set(err, RLHF_EINVAL, "not a LoRA adapter: nothing to write as PEFT");
-    if (m->heads & MODEL_HEAD_VALUE)
-        return err_set(err, RLHF_EINVAL, "a value head has no PEFT counterpart; write the policy's "
-                                         "adapter without it");
     int rm = (m->heads & MODEL_HEAD_REWARD) != 0, R = lo->c.rank, L = lo->L;
     int hs = model_head_size(&m->cfg);
     int heads[LORA_NT] = {m->cfg.n_heads, m->cfg.n_kv_heads}; /* q, k: rows permuted */

@@ -253,6 +253,20 @@ int model_lora_merge(Model *m, Err *err) {
     return RLHF_OK;
 }
 
+int model_lora_adopt(Model *m, Model *view, Err *err) {
+    if (!view->lora || view->params != m->params || m->lora)
+        return err_set(err, RLHF_EINVAL, "not an adapter view of this model");
+    int rc = model_set_heads(m, view->heads, err);
+    if (rc) return rc;
+    m->lora = view->lora;
+    view->lora = NULL;
+    sys_free_big(m->grads);
+    m->grads = NULL;
+    lora_bind(m);
+    model_free(view);
+    return RLHF_OK;
+}
+
 int model_view(Model *v, const Model *base, Lora *lora, int heads, Err *err) {
     heads &= MODEL_HEAD_REWARD | MODEL_HEAD_VALUE;
     if (heads && !lora) return err_set(err, RLHF_EINVAL, "a view's heads live in its adapter");
@@ -395,15 +409,21 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
     ParScope ps;
     par_enter(&ps); /* one switch of OpenBLAS's threads for the whole pass */
     embedding_forward(rs->resid, tokens, m->w.emb, N, C);
+    /* without a backward to come, every layer reuses layer 0's buffers (and
+     * two residual slots in turn): a forward-only pass touches 1/L of them */
+    int ng = (flags & MODEL_FWD_NOGRAD) != 0;
+    rs->nograd = ng;
     for (int l = 0; l < c->n_layers; l++) {
-        float *x = rs->resid + l * NC, *xm = rs->resid_mid + l * NC;
-        float *ln1 = rs->ln1 + l * NC, *q = rs->q + l * NQ, *k = rs->k + l * NK, *v = rs->v + l * NK;
-        float *att = rs->att + (size_t)l * B * NH * T * T, *atty = rs->atty + l * NQ;
-        float *ln2 = rs->ln2 + l * NC, *h1 = rs->h1 + l * NHd, *h3 = rs->h3 + l * NHd;
-        float *hg = rs->hg + l * NHd, *xo = rs->resid + (l + 1) * NC;
-        rmsnorm_forward(ln1, rs->ln1_rstd + (size_t)l * N, x, m->w.rms_att + (size_t)l * C, N, C, eps);
+        size_t a = ng ? 0 : (size_t)l; /* the layer's slot */
+        size_t r0 = ng ? (size_t)(l & 1) : (size_t)l, r1 = ng ? (size_t)((l + 1) & 1) : (size_t)l + 1;
+        float *x = rs->resid + r0 * NC, *xm = rs->resid_mid + a * NC;
+        float *ln1 = rs->ln1 + a * NC, *q = rs->q + a * NQ, *k = rs->k + a * NK, *v = rs->v + a * NK;
+        float *att = rs->att + a * B * NH * T * T, *atty = rs->atty + a * NQ;
+        float *ln2 = rs->ln2 + a * NC, *h1 = rs->h1 + a * NHd, *h3 = rs->h3 + a * NHd;
+        float *hg = rs->hg + a * NHd, *xo = rs->resid + r1 * NC;
+        rmsnorm_forward(ln1, rs->ln1_rstd + a * N, x, m->w.rms_att + (size_t)l * C, N, C, eps);
         /* with q/k norms the projections land in q_pre/k_pre, kept for backward */
-        float *qp = c->qk_norm ? rs->q_pre + l * NQ : q, *kp = c->qk_norm ? rs->k_pre + l * NK : k;
+        float *qp = c->qk_norm ? rs->q_pre + a * NQ : q, *kp = c->qk_norm ? rs->k_pre + a * NK : k;
         matmul_forward(qp, ln1, m->w.wq + (size_t)l * Q * C, N, C, Q);
         matmul_forward(kp, ln1, m->w.wk + (size_t)l * KV * C, N, C, KV);
         matmul_forward(v, ln1, m->w.wv + (size_t)l * KV * C, N, C, KV);
@@ -419,8 +439,8 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
         }
         if (c->qk_norm) { /* each head's hs values normed on their own, before RoPE */
             size_t hl = (size_t)l * hs;
-            rmsnorm_forward(q, rs->q_rstd + (size_t)l * N * NH, qp, m->w.q_norm + hl, N * NH, hs, eps);
-            rmsnorm_forward(k, rs->k_rstd + (size_t)l * N * NKV, kp, m->w.k_norm + hl, N * NKV, hs, eps);
+            rmsnorm_forward(q, rs->q_rstd + a * N * NH, qp, m->w.q_norm + hl, N * NH, hs, eps);
+            rmsnorm_forward(k, rs->k_rstd + a * N * NKV, kp, m->w.k_norm + hl, N * NKV, hs, eps);
         }
         rope_forward(q, rs->rope_cos, rs->rope_sin, B, T, NH, hs);
         rope_forward(k, rs->rope_cos, rs->rope_sin, B, T, NKV, hs);
@@ -429,7 +449,7 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
         matmul_forward(xm, atty, m->w.wo + (size_t)l * C * Q, N, Q, C);
         if (lo) lora_forward(lo, LORA_O, l, xm, atty, N);
         residual_forward(xm, xm, x, (int)NC);
-        rmsnorm_forward(ln2, rs->ln2_rstd + (size_t)l * N, xm, m->w.rms_ffn + (size_t)l * C, N, C, eps);
+        rmsnorm_forward(ln2, rs->ln2_rstd + a * N, xm, m->w.rms_ffn + (size_t)l * C, N, C, eps);
         matmul_forward(h1, ln2, m->w.w1 + (size_t)l * H * C, N, C, H);
         matmul_forward(h3, ln2, m->w.w3 + (size_t)l * H * C, N, C, H);
         if (lo) {
@@ -441,8 +461,8 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
         if (lo) lora_forward(lo, LORA_DOWN, l, xo, hg, N);
         residual_forward(xo, xo, xm, (int)NC);
     }
-    rmsnorm_forward(rs->lnf, rs->lnf_rstd, rs->resid + (size_t)c->n_layers * NC, m->w.rms_final, N, C,
-                    eps);
+    size_t last = ng ? (size_t)(c->n_layers & 1) : (size_t)c->n_layers;
+    rmsnorm_forward(rs->lnf, rs->lnf_rstd, rs->resid + last * NC, m->w.rms_final, N, C, eps);
     if (flags & MODEL_FWD_LOGITS) matmul_forward(rs->logits, rs->lnf, m->w.wcls, N, C, V);
     const float *heads[2] = {m->w.reward, m->w.value};
     float *outs[2] = {rs->reward, rs->value};
@@ -470,6 +490,7 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
     if (rc) return rc;
     int B = rs->b, T = rs->t;
     if (B <= 0) return err_set(err, RLHF_EINVAL, "backward without a forward pass");
+    if (rs->nograd) return err_set(err, RLHF_EINVAL, "backward after a forward without gradients");
     int N = B * T, C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), NH = c->n_heads;
     int NKV = c->n_kv_heads, hs = model_head_size(c), V = c->vocab_size, L = c->n_layers;
     int Q = model_q_dim(c);

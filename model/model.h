@@ -120,6 +120,10 @@ int model_lora_merge(Model *m, Err *err);
  * weights; model_free on it frees only what it owns. base must outlive it. */
 int model_view(Model *v, const Model *base, struct Lora *lora, int heads, Err *err);
 
+/* Moves the adapter of view (a model_view of m) onto m itself, with the
+ * view's heads; view is freed. */
+int model_lora_adopt(Model *m, Model *view, Err *err);
+
 /* Activations for one batch of up to B×T tokens (T <= seq_len). The arena is
  * reserved address space (mmap, MAP_NORESERVE): a batch of b×t touches only
  * the first b·t rows of each buffer, so memory is committed for the largest
@@ -132,6 +136,7 @@ typedef struct RunState {
     size_t n_logits;  /* floats mapped at logits (0 until a forward asks for them) */
     int head_rows;    /* rows per chunk of model_head; may be lowered, never raised */
     int have_dlnf;    /* model_head left d loss/d lnf in dln for model_backward */
+    int nograd;       /* the last forward kept one layer's activations (MODEL_FWD_NOGRAD) */
     /* forward (N = B*T) */
     float *resid;     /* (L+1, N, C) input of each layer; resid[L] = last output */
     float *resid_mid; /* (L, N, C) after the attention block */
@@ -159,7 +164,10 @@ typedef struct RunState {
 int model_runstate_create(RunState *rs, const Config *cfg, int B, int T, Err *err);
 void model_runstate_free(RunState *rs);
 
-enum { MODEL_FWD_LOGITS = 1 }; /* compute logits (skip for reward/value-only passes) */
+enum {
+    MODEL_FWD_LOGITS = 1, /* compute logits (skip for reward/value-only passes) */
+    MODEL_FWD_NOGRAD = 2, /* no backward follows: activations of one layer at a time (RSS) */
+};
 
 /* Forward over tokens (B, T) (row b is one sequence); fills rs's activations,
  * logits when asked, and the heads present. B*T and T must fit rs. */

@@ -148,10 +148,10 @@ void dpo_trainer_free(DpoTrainer *tr) {
 }
 
 /* Forward over examples tr->idx[0..n) (log-probability sums into tr->sums). */
-static int forward(DpoTrainer *tr, const SeqExample *ex, int n, int *T, Err *err) {
+static int forward(DpoTrainer *tr, const SeqExample *ex, int n, int *T, int flags, Err *err) {
     *T = rl_batch_fill(&tr->batch, ex, tr->idx, n, NULL);
     LossHeadLogp h = {.targets = tr->batch.targets, .logp = tr->batch.buf};
-    int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, n, *T, 0, err);
+    int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, n, *T, flags, err);
     if (!rc) rc = model_head(tr->m, &tr->rs, 0, loss_head_logp, &h, err);
     if (rc) return rc;
     seq_row_sums(tr->batch.buf, tr->batch.targets, n, *T, tr->sums);
@@ -170,7 +170,7 @@ int dpo_reference(DpoTrainer *tr, DpoSet *set, Err *err) {
         for (int i = 0; i < b; i++)
             tr->idx[i] = s + i;
         int T;
-        rc = forward(tr, set->ex, b, &T, err);
+        rc = forward(tr, set->ex, b, &T, MODEL_FWD_NOGRAD, err);
         if (!rc) memcpy(set->ref + s, tr->sums, sizeof(double) * (size_t)b);
     }
     tr->m->lora_off = off;
@@ -195,7 +195,7 @@ static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double 
             for (int i = 0; i < k; i++)
                 tr->idx[rows++] = set->ex_start[g] + i;
         }
-        int T, rc = forward(tr, set->ex, rows, &T, err);
+        int T, rc = forward(tr, set->ex, rows, &T, 0, err);
         if (rc) return rc;
         memset(tr->w, 0, sizeof(double) * (size_t)rows);
         for (int r = 0, q = 0; q < b; q++) {

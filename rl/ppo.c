@@ -412,16 +412,16 @@ static int evaluate_batch(Ppo *p, int T, int a0, int a1, Err *err) {
         size_t off = (size_t)c0 * T;
         const int *tok = p->tokens + off, *tg = p->targets + off;
         EvalHead ref = {.p = p, .tg = tg, .logp = p->ref_logp + off};
-        if ((rc = model_forward(p->ref, rsr, tok, b, T, 0, err))) return rc;
+        if ((rc = model_forward(p->ref, rsr, tok, b, T, MODEL_FWD_NOGRAD, err))) return rc;
         if ((rc = model_head(p->ref, rsr, 0, eval_rows, &ref, err))) return rc;
         EvalHead pol = {.p = p, .tg = tg, .logp = p->old_logp + off, .ent = p->ent + off,
                         .klf = p->klf + off};
-        if ((rc = model_forward(p->policy, &p->rs, tok, b, T, 0, err))) return rc;
+        if ((rc = model_forward(p->policy, &p->rs, tok, b, T, MODEL_FWD_NOGRAD, err))) return rc;
         if ((rc = model_head(p->policy, &p->rs, 0, eval_rows, &pol, err))) return rc;
         if (!p->value) {
             memcpy(p->old_v + off, p->rs.value, sizeof(float) * (size_t)b * T);
         } else {
-            if ((rc = model_forward(p->value, rsv, tok, b, T, 0, err))) return rc;
+            if ((rc = model_forward(p->value, rsv, tok, b, T, MODEL_FWD_NOGRAD, err))) return rc;
             memcpy(p->old_v + off, rsv->value, sizeof(float) * (size_t)b * T);
         }
     }

@@ -100,7 +100,17 @@ static int resume(TrainRun *r, Err *err) {
     const char *path = r->o->out;
     Model m;
     memset(&m, 0, sizeof m);
-    int rc = rl_ckpt_load(path, r->t->magic, &m, &r->opt, &r->st, &r->payload, err);
+    char base_sha[65], base[65] = "";
+    int rc = RLHF_OK;
+    /* a LoRA run's adapter goes onto the starting model already loaded (one
+     * copy of the base); a checkpoint of another kind is read whole and refused below */
+    if (r->o->lora.rank && !(rc = model_file_sha256(r->o->init, base_sha, err)))
+        rc = model_adapter_base(path, base, err);
+    int onto = !rc && base[0] && !strcmp(base, base_sha) && !r->m.lora;
+    if (!rc)
+        rc = onto ? rl_ckpt_load_onto(path, r->t->magic, &r->m, base_sha, &m, &r->opt, &r->st,
+                                      &r->payload, err)
+                  : rl_ckpt_load(path, r->t->magic, &m, &r->opt, &r->st, &r->payload, err);
     if (rc == RLHF_EFORMAT)
         err_set(err, RLHF_EFORMAT, "%s: not a %s checkpoint (no training state to resume)", path,
                 r->t->label);
@@ -130,7 +140,13 @@ static int resume(TrainRun *r, Err *err) {
                      "%s: the starting model, %s changed since this checkpoint; rerun with them as "
                      "before or --force to start over",
                      path, r->t->changed);
-    if (!rc && !(rc = model_grads_alloc(&m, err))) {
+    if (!rc && onto) { /* the adapter moves from the view onto the model itself */
+        rc = model_lora_adopt(&r->m, &m, err);
+        if (!rc && !(rc = model_grads_alloc(&r->m, err))) {
+            r->resumed = 1;
+            return RLHF_OK;
+        }
+    } else if (!rc && !(rc = model_grads_alloc(&m, err))) {
         model_free(&r->m);
         r->m = m;
         r->resumed = 1;

@@ -117,7 +117,7 @@ int sft_eval(SftTrainer *tr, const SftSet *set, double *loss, Err *err) {
             idx[i] = s + i;
         int T = rl_batch_fill(&tr->batch, set->ex, idx, b, NULL);
         LossHeadCe ce = {.targets = tr->batch.targets};
-        int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, b, T, 0, err);
+        int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, b, T, MODEL_FWD_NOGRAD, err);
         if (!rc) rc = model_head(tr->m, &tr->rs, 0, loss_head_ce, &ce, err);
         if (rc) return rc;
         total += ce.total;

@@ -59,7 +59,7 @@ int rm_score_model(const Model *m, RunState *rs, int *tokens, int *lens, int max
     for (int i = 0; i < n; i += max_batch) {
         int b = n - i < max_batch ? n - i : max_batch;
         int T = seq_pack(ex + i, b, tokens, lens);
-        int rc = model_forward(m, rs, tokens, b, T, 0, err);
+        int rc = model_forward(m, rs, tokens, b, T, MODEL_FWD_NOGRAD, err);
         if (rc) return rc;
         seq_last_rewards(rs, lens, b, T, out + i);
     }
