@@ -7,7 +7,9 @@
  * adapter off and the RM an adapter and head on the same base (views, no
  * copies); full fine-tuning holds a reference and an RM of their own. The PPO
  * lines also give the peak over the bytes of the base weights alone.
- * RLHF_BENCH_QUICK=1 leaves out the 0.5B shape. */
+ * RLHF_BENCH_QUICK=1 leaves out the 0.5B shape; RLHF_BENCH_LORA=SHAPE:TASK:TRAIN
+ * (qwen2.5-0.5b:ppo:lora) runs one configuration; RLHF_BENCH_RSS=1 also says
+ * on stderr the PPO child's RSS after each stage (models, RM, init, step). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,12 +164,22 @@ static int rm_reward(void *ctx, const SeqExample *ex, const SampleResult *res, i
     return rm_score_model(&rm->m, &rm->rs, rm->tokens, rm->lens, 4, ex, n, scores, err);
 }
 
+static void rss(const char *at) {
+    if (!getenv("RLHF_BENCH_RSS")) return;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS", 5) || !strncmp(line, "VmHWM", 5)) fprintf(stderr, "%s %s", at, line);
+    if (f) fclose(f);
+}
+
 /* One PPO step: 2 prompts × 2 answers × 32 new tokens, one epoch, value head. */
 static void ppo_child(const Shape *s, int lora) {
     Err err = {0};
     Model pol, ref;
     Rm rm = {0};
     make_model(&pol, s, 0, lora);
+    rss("model");
     if (lora) {
         Lora *lo = calloc(1, sizeof *lo);
         if (model_set_heads(&pol, MODEL_HEAD_VALUE, &err) || model_view(&ref, &pol, NULL, 0, &err) ||
@@ -185,6 +197,7 @@ static void ppo_child(const Shape *s, int lora) {
     rm.tokens = malloc(sizeof(int) * 4 * (size_t)s->c.seq_len);
     if (model_runstate_create(&rm.rs, &s->c, 4, T, &err)) die("rm", &err);
     Tokenizer *tok = tokenizer(s->c.vocab_size);
+    rss("rm+tok");
     static PpoPrompt prompts[8];
     static int ids[8][24];
     Rng r;
@@ -201,8 +214,10 @@ static void ppo_child(const Shape *s, int lora) {
     Ppo p;
     if (ppo_init(&p, &pc, &pol, &ref, NULL, tok, prompts, 8, NULL, NULL, 0, 1, &err)) die("ppo", &err);
     PpoStats st;
+    rss("init");
     double t0 = now_seconds();
     if (ppo_step(&p, rm_reward, &rm, &st, &err)) die("ppo step", &err);
+    rss("step");
     double dt = now_seconds() - t0;
     struct rusage u;
     getrusage(RUSAGE_SELF, &u);
@@ -237,6 +252,8 @@ static int child(void (*fn)(const Shape *, int), const char *task, const Shape *
 
 int main(void) {
     int quick = getenv("RLHF_BENCH_QUICK") != NULL, rc = 0;
+    /* RLHF_BENCH_LORA=SHAPE:TASK:TRAIN runs one configuration (e.g. qwen2.5-0.5b:ppo:lora) */
+    const char *one = getenv("RLHF_BENCH_LORA");
     Shape sh[3] = {{"demo", {0}, 8, 128, 6}, {"15m", {0}, 8, 128, 3}, {"qwen2.5-0.5b", {0}, 4, 128, 1}};
     Err err = {0};
     if (model_config_named("demo", &sh[0].c, &err) || model_config_named("15m", &sh[1].c, &err))
@@ -245,11 +262,14 @@ int main(void) {
     sh[2].c = (Config){.dim = 896, .hidden_dim = 4864, .n_layers = 24, .n_heads = 14, .n_kv_heads = 2,
                        .vocab_size = 151936, .seq_len = 256, .shared_classifier = 1, .qkv_bias = 1,
                        .norm_eps = 1e-6f, .rope_theta = 1e6f};
-    for (int i = 0; i < (quick ? 2 : 3); i++)
-        for (int lora = 1; lora >= 0; lora--) {
-            rc |= child(sft_child, "sft", &sh[i], lora);
-            rc |= child(dpo_child, "dpo", &sh[i], lora);
-            rc |= child(ppo_child, "ppo", &sh[i], lora);
-        }
+    void (*fns[3])(const Shape *, int) = {sft_child, dpo_child, ppo_child};
+    const char *tasks[3] = {"sft", "dpo", "ppo"};
+    for (int i = 0; i < (quick && !one ? 2 : 3); i++)
+        for (int lora = 1; lora >= 0; lora--)
+            for (int k = 0; k < 3; k++) {
+                char key[64];
+                snprintf(key, sizeof key, "%s:%s:%s", sh[i].name, tasks[k], lora ? "lora" : "full");
+                if (!one || !strcmp(one, key)) rc |= child(fns[k], tasks[k], &sh[i], lora);
+            }
     return rc;
 }

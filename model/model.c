@@ -159,37 +159,48 @@ int model_set_tokenizer(Model *m, const void *bytes, size_t len, Err *err) {
     return RLHF_OK;
 }
 
+/* The heads are the last tensors of the array: changing them resizes its
+ * tail in place (sys_realloc_big moves the pages, never copies the weights). */
 int model_set_heads(Model *m, int heads, Err *err) {
     heads &= MODEL_HEAD_REWARD | MODEL_HEAD_VALUE;
     if (heads == m->heads) return RLHF_OK;
-    Model n;
-    int rc = model_create(&n, &m->cfg, heads, err);
-    if (rc) return rc;
-    for (int t = 0; t < MODEL_NT; t++) {
-        size_t k = n.sizes[t] < m->sizes[t] ? n.sizes[t] : m->sizes[t];
-        if (k)
-            memcpy(n.params + model_tensor_offset(&n, t), m->params + model_tensor_offset(m, t),
-                   k * sizeof(float));
+    if (m->borrowed & 1) return err_set(err, RLHF_EINVAL, "cannot change the heads of shared weights");
+    size_t C1 = (size_t)m->cfg.dim + 1, old_n = m->n_params;
+    float keep[2][C1]; /* the heads' values, by kind */
+    for (int hd = 0; hd < 2; hd++) {
+        const float *src = hd ? m->w.value : m->w.reward;
+        if (src && !m->lora) memcpy(keep[hd], src, C1 * sizeof(float));
+        else memset(keep[hd], 0, C1 * sizeof(float));
     }
-    if (m->grads && (rc = model_grads_alloc(&n, err))) {
-        model_free(&n);
-        return rc;
+    size_t sizes[MODEL_NT], n = 0;
+    fill_sizes(sizes, &m->cfg, heads);
+    for (int i = 0; i < MODEL_NT; i++) n += sizes[i];
+    float *p = sys_realloc_big(m->params, old_n * sizeof(float), n * sizeof(float));
+    if (!p) return err_set(err, RLHF_ENOMEM, "out of memory for %zu parameters", n);
+    m->params = p;
+    if (m->grads) {
+        float *g = sys_realloc_big(m->grads, old_n * sizeof(float), n * sizeof(float));
+        if (!g) return err_set(err, RLHF_ENOMEM, "out of memory for gradients");
+        m->grads = g;
     }
-    n.tokenizer = m->tokenizer;
-    n.tokenizer_len = m->tokenizer_len;
-    m->tokenizer = NULL;
-    if ((n.lora = m->lora)) { /* the heads live in the adapter: a new one starts at 0 */
-        Lora *lo = n.lora;
-        size_t C1 = (size_t)m->cfg.dim + 1;
+    int had = m->heads;
+    memcpy(m->sizes, sizes, sizeof sizes);
+    m->n_params = n, m->heads = heads;
+    for (int hd = 0; hd < 2; hd++) {
+        if (!(heads & (1 << hd))) continue;
+        size_t off = model_tensor_offset(m, hd ? MODEL_T_VALUE : MODEL_T_REWARD);
+        memcpy(m->params + off, keep[hd], C1 * sizeof(float));
+        if (m->grads) memset(m->grads + off, 0, C1 * sizeof(float));
+    }
+    point_weights(&m->w, m->params, m);
+    if (m->grads) point_weights(&m->g, m->grads, m);
+    if (m->lora) { /* the heads live in the adapter: a new one starts at 0 */
+        Lora *lo = m->lora;
         for (int hd = 0; hd < 2; hd++)
-            if ((heads & (1 << hd)) && !(m->heads & (1 << hd)))
+            if ((heads & (1 << hd)) && !(had & (1 << hd)))
                 memset(lo->params + lo->off_head[hd], 0, C1 * sizeof(float));
-        n.lora_off = m->lora_off;
-        m->lora = NULL;
-        lora_bind(&n);
+        lora_bind(m);
     }
-    model_free(m);
-    *m = n;
     return RLHF_OK;
 }
 
