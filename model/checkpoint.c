@@ -262,8 +262,9 @@ static int lora_base(const char *path, const LoraBlock *b, const char *base_path
 
 /* An adapter on a base already in memory (onto, whose file's sha256 is
  * onto_sha): a view of it (model_view) with the adapter, no second copy. */
-static int lora_onto(const char *path, const LoraBlock *b, const Model *onto, const char *onto_sha,
-                     const Config *c, int heads, Model *m, Err *err) {
+static int lora_onto(const char *path, const LoraBlock *b, const char *base_path,
+                     const Model *onto, const char *onto_sha, const Config *c, int heads, Model *m,
+                     Err *err) {
     if (strncmp(onto_sha, b->base_sha, 64) != 0)
         return err_set(err, RLHF_EINVAL, "%s: its LoRA base is not the model it is to share", path);
     Config bc = onto->cfg;
@@ -274,6 +275,7 @@ static int lora_onto(const char *path, const LoraBlock *b, const Model *onto, co
     LoraConfig lc = {b->rank, b->alpha, b->dropout, b->targets};
     int rc = lo ? lora_create(lo, &lc, c, 0, err) : err_set(err, RLHF_ENOMEM, "out of memory");
     if (!rc) snprintf(lo->base_sha, sizeof lo->base_sha, "%s", onto_sha);
+    if (!rc && !(lo->base_path = strdup(base_path))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     if (!rc) rc = model_view(m, onto, lo, heads, err);
     if (rc && lo) {
         lora_free(lo);
@@ -367,7 +369,7 @@ static int ckpt_read_onto(const char *path, Model *m, AdamW *opt, void **extra, 
         rc = err_set(err, RLHF_EINVAL, "%s is not a LoRA adapter", path);
         goto fail;
     } else if (onto) {
-        if ((rc = lora_onto(path, &lb, onto, onto_sha, &c, heads, m, err))) goto fail;
+        if ((rc = lora_onto(path, &lb, base_path, onto, onto_sha, &c, heads, m, err))) goto fail;
     } else if (lb_len) {
         if ((rc = lora_base(path, &lb, base_path, &c, heads, m, err))) goto fail;
     } else if ((rc = model_create(m, &c, heads, err))) {
