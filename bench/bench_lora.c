@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench/bench_tok.h"
 #include "model/infer.h"
 #include "model/lora.h"
 #include "rl/dpo.h"
@@ -133,24 +134,6 @@ static void dpo_child(const Shape *s, int lora) {
     fflush(stdout);
 }
 
-/* A tokenizer of the model's size: <unk> <s> </s>, the bytes, filler. */
-static Tokenizer *tokenizer(int V) {
-    const char **pieces = calloc((size_t)V, sizeof *pieces);
-    size_t *lens = calloc((size_t)V, sizeof *lens);
-    float *scores = calloc((size_t)V, sizeof *scores);
-    char(*names)[16] = calloc((size_t)V, 16);
-    for (int i = 0; i < V; i++) {
-        snprintf(names[i], 16, i == 0 ? "<unk>" : i == 1 ? "\n<s>\n" : i == 2 ? "\n</s>\n" : " t%d", i);
-        if (i >= 3 && i < 259) snprintf(names[i], 16, "<0x%02X>", i - 3);
-        pieces[i] = names[i], lens[i] = strlen(names[i]), scores[i] = -(float)i;
-    }
-    Tokenizer *tok;
-    Err err = {0};
-    if (tok_build(V, pieces, lens, scores, &tok, &err)) die("tokenizer", &err);
-    free(pieces), free(lens), free(scores), free(names);
-    return tok;
-}
-
 typedef struct Rm {
     Model m;
     RunState rs;
@@ -196,7 +179,8 @@ static void ppo_child(const Shape *s, int lora) {
     int T = 24 + 32 + 1;
     rm.tokens = malloc(sizeof(int) * 4 * (size_t)s->c.seq_len);
     if (model_runstate_create(&rm.rs, &s->c, 4, T, &err)) die("rm", &err);
-    Tokenizer *tok = tokenizer(s->c.vocab_size);
+    Tokenizer *tok;
+    if (bench_tokenizer(s->c.vocab_size, &tok, &err)) die("tokenizer", &err);
     rss("rm+tok");
     static PpoPrompt prompts[8];
     static int ids[8][24];

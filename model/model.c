@@ -164,6 +164,15 @@ int model_set_tokenizer(Model *m, const void *bytes, size_t len, Err *err) {
 int model_set_heads(Model *m, int heads, Err *err) {
     heads &= MODEL_HEAD_REWARD | MODEL_HEAD_VALUE;
     if (heads == m->heads) return RLHF_OK;
+    if ((m->borrowed & 1) && m->lora) { /* a view: its heads are its adapter's alone */
+        size_t C1 = (size_t)m->cfg.dim + 1;
+        for (int hd = 0; hd < 2; hd++)
+            if ((heads & (1 << hd)) && !(m->heads & (1 << hd)))
+                memset(m->lora->params + m->lora->off_head[hd], 0, C1 * sizeof(float));
+        m->heads = heads;
+        lora_bind(m);
+        return RLHF_OK;
+    }
     if (m->borrowed & 1) return err_set(err, RLHF_EINVAL, "cannot change the heads of shared weights");
     size_t C1 = (size_t)m->cfg.dim + 1, old_n = m->n_params;
     float keep[2][C1]; /* the heads' values, by kind */

@@ -293,7 +293,7 @@ static int lora_sharing(PpoRun *p, Err *err) {
     if (!rc) rc = model_adapter_base(o->rm, rm_base, err);
     if (rc) return rc;
     p->ref_view = !o->ref || strcmp(ref_sha, p->init_sha) == 0;
-    p->rm_shared = strcmp(rm_base, p->init_sha) == 0 && o->c.value_mode != PPO_VALUE_MODEL;
+    p->rm_shared = strcmp(rm_base, p->init_sha) == 0;
     return RLHF_OK;
 }
 
@@ -306,10 +306,16 @@ static int lora_views(TrainRun *r, PpoRun *p, Err *err) {
         rc = model_set_heads(&r->m, r->m.heads | MODEL_HEAD_VALUE, err);
     if (!rc && p->ref_view) rc = model_view(&p->ref, &r->m, NULL, 0, err);
     if (!rc && p->rm_shared) rc = open_rm(r, p, err);
+    /* --value rm: the value model starts as the RM, here its adapter and head on the base */
+    if (!rc && p->rm_shared && p->o->c.value_mode == PPO_VALUE_MODEL &&
+        !(rc = model_load_adapter_onto(p->o->rm, &r->m, p->init_sha, &p->val, NULL, NULL, NULL, err)))
+        rc = ppo_value_from_rm(&p->val, err);
     if (!rc && dist_rank() == 0)
-        fprintf(stderr, "ppo: LoRA: the reference is %s; the RM %s\n",
+        fprintf(stderr, "ppo: LoRA: the reference is %s; the RM %s%s\n",
                 p->ref_view ? "the base with the adapter off (no copy)" : p->o->ref,
-                p->rm_shared ? "is an adapter on the same base (no copy)" : "is its own model");
+                p->rm_shared ? "is an adapter on the same base (no copy)" : "is its own model",
+                p->rm_shared && p->o->c.value_mode == PPO_VALUE_MODEL
+                    ? "; the value model, from the RM, is an adapter on it too" : "");
     return rc;
 }
 
@@ -340,7 +346,7 @@ static int prepare(TrainRun *r, Err *err) {
         rc = err_set(err, RLHF_ENOMEM, "out of memory");
     if (!rc && !p->rm_shared) rc = open_rm(r, p, err);
     if (!rc && !p->ref_view) rc = check_ref(r, p, ref_path, err);
-    if (!rc && o->c.value_mode == PPO_VALUE_MODEL &&
+    if (!rc && o->c.value_mode == PPO_VALUE_MODEL && !p->rm_shared &&
         !(rc = model_load(o->rm, &p->val, err)))
         rc = ppo_value_from_rm(&p->val, err);
     if (rc) return rc;

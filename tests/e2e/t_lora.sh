@@ -124,6 +124,11 @@ contains "$ERR" "the RM is an adapter on the same base (no copy)"
 contains "$OUT" "trained 2 PPO steps"
 expect_rc 0 "$RLHF" ppo $PPO --advantage rloo --out rl.ckpt
 contains "$OUT" "trained 2 PPO steps"
+# InstructGPT's value model from the RM: its adapter and head on the same base too
+expect_rc 0 "$RLHF" ppo $PPO --value rm --out pv.ckpt
+contains "$ERR" "the value model, from the RM, is an adapter on it too"
+expect_rc 0 "$RLHF" ppo $PPO --value rm --steps 3 --out pv.ckpt --resume
+contains "$OUT" "trained 3 PPO steps"
 expect_rc 0 "$RLHF" ppo $PPO --steps 3 --out pl.ckpt --resume
 contains "$ERR" "resumed"
 expect_rc 0 "$RLHF" sample --model pl.ckpt --max-tokens 8 "$Q"
@@ -161,17 +166,7 @@ print("adapter_config.json:", "ok" if not bad else f"BAD {bad}")
 sys.exit(1 if bad else 0)
 PY
 expect_rc 0 "$RLHF" model-dump --model q.ckpt --out q.dump --batch 2 --len 10 --seed 11
-/usr/bin/python3 - q.dump <<'PY'
-import sys
-import numpy as np
-d = sys.argv[1]
-lines = open(f"{d}/meta.txt").read().split("\n")
-nums = list(map(int, lines[1 if lines[0] == "hf" else 0].split()))
-V, B, T = nums[5], nums[8], nums[9]
-tok = np.fromfile(f"{d}/inputs.bin", dtype="<i4")[:B * T].reshape(B, T)
-open("ids.txt", "w").write("\n".join(" ".join(map(str, r)) for r in tok) + "\n")
-np.fromfile(f"{d}/outputs.bin", dtype="<f4")[:B * T * V].tofile("lora_logits.bin")
-PY
+/usr/bin/python3 "$ROOT/tests/e2e/dump_logits.py" q.dump ids.txt lora_logits.bin || die "dump_logits.py"
 $REF logits qwen ids.txt ref.bin --peft qp --compare lora_logits.bin >peft.log 2>&1 || { cat peft.log; die "the PEFT adapter on the HF base gives other logits than rlhf's"; }
 echo "peft: $(tail -n 1 peft.log)"
 # the comparison can fail: the base alone is not the adapted model
