@@ -69,6 +69,8 @@ static int exec_train_rm(int argc, char **argv) {
     if (rc >= 0) return rc;
     if (!o.t.init) return cli_usage_error(E, "--init CKPT is required (a base or SFT checkpoint)");
     if (dump) o.t.out = "", o.t.resume = 0;
+    if (dump && o.t.lora.rank)
+        return cli_usage_error(E, "--dump writes the full model's gradients: no --lora (model-dump --lora checks LoRA's)");
     if ((rc = cli_train_check(E, &o.t, which, "--init")) >= 0) return rc;
     if (!strcmp(o.t.data, "store")) o.t.data = NULL; /* rl/train_rm.c: NULL is the store */
     if (o.t.data && o.filtered)

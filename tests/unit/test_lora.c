@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/infer.h"
 #include "model/loss.h"
 #include "model/lora.h"
 #include "model/model.h"
@@ -145,6 +146,33 @@ Test(lora, gradients_with_dropout_against_finite_differences) {
     }
     cr_assert_eq(bad, 0, "%d of %d gradients off", bad, checked);
     free(g);
+    model_runstate_free(&rs);
+    model_free(&m);
+}
+
+/* Decoding (infer.c, what gen, sample and PPO's rollouts run) applies the
+ * adapter as the training forward does: the last position's logits agree. */
+Test(lora, decoding_applies_the_adapter) {
+    Model m;
+    RunState rs;
+    Err err = {0};
+    tiny(&m, 0);
+    int V = m.cfg.vocab_size;
+    LoraConfig lc = {4, 8, 0.2f, LORA_ALL};
+    cr_assert_eq(model_lora_attach(&m, &lc, 7, "b", NULL, &err), 0, "%s", err.msg);
+    randomise_b(&m, 3);
+    cr_assert_eq(model_runstate_create(&rs, &m.cfg, 1, T, &err), 0);
+    cr_assert_eq(model_forward(&m, &rs, tokens, 1, T, MODEL_FWD_LOGITS, &err), 0, "%s", err.msg);
+    Infer st;
+    cr_assert_eq(infer_create(&st, &m, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(infer_prefill(&st, tokens, T, &err), 0, "%s", err.msg);
+    double d = maxdiff(st.logits, rs.logits + (size_t)(T - 1) * V, V);
+    cr_assert(d < 1e-4, "decoding and training forward differ by %g", d);
+    m.lora_off = 1; /* and off, the base's */
+    infer_reset(&st);
+    cr_assert_eq(infer_prefill(&st, tokens, T, &err), 0, "%s", err.msg);
+    cr_assert(maxdiff(st.logits, rs.logits + (size_t)(T - 1) * V, V) > 1e-3, "the adapter did nothing");
+    infer_free(&st);
     model_runstate_free(&rs);
     model_free(&m);
 }
