@@ -171,4 +171,27 @@ $REF logits qwen ids.txt ref.bin --peft qp --compare lora_logits.bin >peft.log 2
 echo "peft: $(tail -n 1 peft.log)"
 # the comparison can fail: the base alone is not the adapted model
 if $REF logits qwen ids.txt ref.bin --compare lora_logits.bin >nopeft.log 2>&1; then die "the base alone matched the adapter model"; fi
+# a reward model: SEQ_CLS, its head as score (modules_to_save); PEFT's score has no
+# bias, so the reference's reward is rlhf's less the reward head's bias
+$REF make --arch qwen2 --rm --out qrm >make.log 2>&1 || { cat make.log; die "hf_ref.py make --rm"; }
+expect_rc 0 "$RLHF" train-rm --init qrm --data prefs.jsonl --val-frac 0 --epochs 1 --lora 4 --out qrm.ckpt
+expect_rc 0 "$RLHF" convert --model qrm.ckpt --to peft --out qrmp
+contains "$OUT" "SEQ_CLS"
+expect_rc 0 "$RLHF" model-dump --model qrm.ckpt --out qrm.dump --batch 2 --len 10 --seed 3
+/usr/bin/python3 "$ROOT/tests/e2e/dump_logits.py" qrm.dump ids.txt unused.bin || die "dump_logits.py"
+$REF logits qrm ids.txt rm_ref.bin --peft qrmp >rmpeft.log 2>&1 || { cat rmpeft.log; die "the PEFT RM adapter"; }
+/usr/bin/python3 - qrm.dump rm_ref.bin <<'PY' || die "the PEFT reward model's rewards differ from rlhf's"
+import sys
+import numpy as np
+d, ref = sys.argv[1], np.fromfile(sys.argv[2], dtype="<f4").astype(np.float64)
+nums = list(map(int, open(f"{d}/meta.txt").read().split("\n")[1].split()))
+C, V, B, T = nums[0], nums[5], nums[8], nums[9]
+o = np.fromfile(f"{d}/outputs.bin", dtype="<f4").astype(np.float64)
+N = B * T
+bias = np.fromfile(f"{d}/heads.bin", dtype="<f4")[C]
+got = o[N * V + 2 * N:N * V + 3 * N].reshape(B, T)[:, -1] - bias
+err = np.abs(got - ref).max()
+print(f"peft rm: rewards {ref} (rlhf's less its bias {bias:.4f}), max diff {err:.2e}")
+sys.exit(0 if err <= 1e-4 else 1)
+PY
 exit 0
