@@ -113,7 +113,7 @@ s = [json.loads(l)["score"] for l in sys.stdin if l.strip()]
 print("rm scores: chosen %.3f, rejected %.3f" % (s[0], s[1]))
 sys.exit(0 if s[0] > s[1] else 1)' <out.txt || die "the LoRA reward model does not prefer the chosen answer"
 
-# PPO (and RLOO) with LoRA: the reference is the base with the adapter off and
+# PPO (and RLOO, GRPO) with LoRA: the reference is the base with the adapter off and
 # the LoRA RM, trained on the same base, shares it; the result loads merged
 printf '{"prompt":"Question number %s: what colour is it?"}\n' 1 2 3 4 5 6 >prompts.jsonl
 expect_rc 0 "$RLHF" prompts import --db p.db prompts.jsonl
@@ -123,6 +123,8 @@ contains "$ERR" "the reference is the base with the adapter off (no copy)"
 contains "$ERR" "the RM is an adapter on the same base (no copy)"
 contains "$OUT" "trained 2 PPO steps"
 expect_rc 0 "$RLHF" ppo $PPO --advantage rloo --out rl.ckpt
+contains "$OUT" "trained 2 PPO steps"
+expect_rc 0 "$RLHF" ppo $PPO --advantage grpo --out gr.ckpt
 contains "$OUT" "trained 2 PPO steps"
 # InstructGPT's value model from the RM: its adapter and head on the same base too
 expect_rc 0 "$RLHF" ppo $PPO --value rm --out pv.ckpt
