@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench/bench_tok.h"
 #include "model/checkpoint.h"
 #include "model/hf.h"
 #include "model/infer.h"
@@ -207,20 +208,8 @@ static void ppo_child(const char *dir, const Shape *s) {
     Err err = {0};
     Model pol, ref;
     if (hf_load(dir, &pol, &err) || hf_load(dir, &ref, &err)) die("ppo load", &err);
-    /* a tokenizer of the model's size: <unk> <s> </s>, the bytes, filler */
-    int V = pol.cfg.vocab_size;
-    const char **pieces = calloc((size_t)V, sizeof *pieces);
-    size_t *lens = calloc((size_t)V, sizeof *lens);
-    float *scores = calloc((size_t)V, sizeof *scores);
-    char(*names)[16] = calloc((size_t)V, 16);
-    for (int i = 0; i < V; i++) {
-        snprintf(names[i], 16, i == 0 ? "<unk>" : i == 1 ? "\n<s>\n" : i == 2 ? "\n</s>\n" : " t%d", i);
-        if (i >= 3 && i < 259) snprintf(names[i], 16, "<0x%02X>", i - 3);
-        pieces[i] = names[i], lens[i] = strlen(names[i]), scores[i] = -(float)i;
-    }
     Tokenizer *tok;
-    if (tok_build(V, pieces, lens, scores, &tok, &err)) die("ppo tokenizer", &err);
-    free(pieces), free(lens), free(scores), free(names);
+    if (bench_tokenizer(pol.cfg.vocab_size, &tok, &err)) die("ppo tokenizer", &err);
     infer_set_threads(2);
     static PpoPrompt prompts[8];
     static int ids[8][24];

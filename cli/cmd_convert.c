@@ -5,21 +5,29 @@
 #include "cli/opts.h"
 #include "model/checkpoint.h"
 #include "model/hf.h"
+#include "model/lora.h"
 #include "model/safetensors.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int exec_convert(int argc, char **argv);
 
 const struct cmd_entry cmd_convert_entry = {
-    "convert", "--model IN --to hf|llama2c|rlhf --out OUT [--dtype bf16|f16|f32] [--as policy|rm]",
+    "convert", "--model IN --to hf|llama2c|rlhf|peft --out OUT [--merge] [--dtype bf16|f16|f32] [--as policy|rm]",
     "convert a checkpoint to a Hugging Face directory, llama2.c's format or ours",
     "  --model IN          checkpoint to read: ours, llama2.c's or a Hugging Face directory\n"
     "  --to FORMAT         hf: a Hugging Face directory (config.json, model.safetensors and the\n"
     "                      tokenizer files, chat template and generation config IN carries);\n"
     "                      llama2c: llama2.c's model.bin (run it with llama2.c's run.c);\n"
-    "                      rlhf: our format, which carries its tokenizer and a checksum\n"
+    "                      rlhf: our format, which carries its tokenizer and a checksum;\n"
+    "                      peft: a LoRA adapter (trained with --lora) as a PEFT directory\n"
+    "                      (adapter_config.json, adapter_model.safetensors) for\n"
+    "                      PeftModel.from_pretrained on the HF base it was trained from\n"
+    "  --merge             IN must be a LoRA adapter: fold it into its base's weights\n"
+    "                      (W + alpha/R·B A) and write the whole model (--to defaults to rlhf);\n"
+    "                      any format but peft loads an adapter merged\n"
     "  --out OUT           file (folder with --to hf) to write; each file atomically\n"
     "  --dtype D           with --to hf: bf16 (default), f16 or f32 safetensors\n"
     "  --as KIND           with --to hf: policy (*ForCausalLM) or rm (*ForSequenceClassification\n"
@@ -36,19 +44,46 @@ const struct cmd_entry cmd_convert_entry = {
 
 static const struct cmd_entry *E = &cmd_convert_entry;
 
+/* --to peft: the adapter as it is, named for its HF base. */
+static int convert_peft(const char *in, const char *out, const char *dtype_s) {
+    int dtype = dtype_s ? st_dtype_parse(dtype_s) : ST_F32;
+    if (dtype < 0) return cli_usage_error(E, "--dtype: '%s' is not bf16, f16 or f32", dtype_s);
+    Err err = {0};
+    Model m;
+    if (model_load_adapter(in, &m, &err)) return cli_fail(E, &err);
+    const char *base = m.lora->base_path;
+    if (m.heads & MODEL_HEAD_VALUE)
+        fprintf(stderr, "rlhf convert: %s has a value head (PPO's); PEFT has no place for it: left out\n", in);
+    if (!hf_is_dir(base))
+        fprintf(stderr, "rlhf convert: %s's base %s is not a Hugging Face directory; the names are "
+                        "those of its `convert --to hf` copy\n", in, base);
+    int rc = hf_save_peft(out, &m, base, dtype, &err);
+    int rm = m.heads & MODEL_HEAD_REWARD;
+    model_free(&m);
+    if (rc) return cli_fail(E, &err);
+    printf("wrote %s (PEFT LoRA adapter, %s, %s)\n", out, rm ? "SEQ_CLS" : "CAUSAL_LM",
+           st_dtype_name(dtype));
+    return EXIT_OK;
+}
+
 static int exec_convert(int argc, char **argv) {
     const char *in = NULL, *to = NULL, *out = NULL, *tok_path = NULL, *tok_out = NULL;
     const char *dtype_s = NULL, *as = NULL, *db = NULL; /* no database involved; --db accepted like everywhere */
+    int merge = 0;
     const CliOpt opts[] = {CLI_O_DB(&db), CLI_O_STR("model", &in), CLI_O_STR("to", &to),
                            CLI_O_STR("out", &out), CLI_O_STR("tokenizer", &tok_path),
                            CLI_O_STR("tokenizer-out", &tok_out), CLI_O_STR("dtype", &dtype_s),
-                           CLI_O_STR("as", &as), CLI_O_END};
+                           CLI_O_STR("as", &as), CLI_O_FLAG("merge", &merge), CLI_O_END};
     int rc = cli_opts_parse(E, argc, argv, opts, NULL);
     if (rc >= 0) return rc;
+    if (merge && !to) to = "rlhf";
     if (!in || !to || !out) return cli_usage_error(E, "--model, --to and --out are required");
-    int llama = strcmp(to, "llama2c") == 0, hf = strcmp(to, "hf") == 0;
-    if (!llama && !hf && strcmp(to, "rlhf") != 0)
-        return cli_usage_error(E, "--to: '%s' is not a format (hf, llama2c or rlhf)", to);
+    int llama = strcmp(to, "llama2c") == 0, hf = strcmp(to, "hf") == 0, peft = strcmp(to, "peft") == 0;
+    if (!llama && !hf && !peft && strcmp(to, "rlhf") != 0)
+        return cli_usage_error(E, "--to: '%s' is not a format (hf, llama2c, rlhf or peft)", to);
+    if (peft && (merge || as || tok_path || tok_out))
+        return cli_usage_error(E, "--to peft writes the adapter itself: no --merge, --as or --tokenizer");
+    if (peft) return convert_peft(in, out, dtype_s);
     if (tok_out && !llama) return cli_usage_error(E, "--tokenizer-out goes with --to llama2c");
     if ((dtype_s || as) && !hf) return cli_usage_error(E, "--dtype and --as go with --to hf");
     int dtype = dtype_s ? st_dtype_parse(dtype_s) : ST_BF16;
@@ -60,7 +95,8 @@ static int exec_convert(int argc, char **argv) {
     Err err = {0};
     Model m;
     Tokenizer *tok = NULL;
-    rc = model_load(in, &m, &err);
+    rc = merge ? model_load_adapter(in, &m, &err) : model_load(in, &m, &err);
+    if (!rc && merge) rc = model_lora_merge(&m, &err);
     if (rc) return cli_fail(E, &err);
     if (hf) {
         int kind = as ? (strcmp(as, "rm") == 0 ? HF_OUT_RM : HF_OUT_POLICY)

@@ -8,6 +8,7 @@
 #include "model/hf.h"
 #include "model/infer.h"
 #include "model/loss.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "util/rng.h"
 
@@ -43,7 +44,12 @@ const struct cmd_entry cmd_model_dump_entry = {
     "  --mask          random 0/1 loss mask (default all ones)\n"
     "  --temperature X the log-probs and entropies of J at temperature X (logits / X,\n"
     "                  as PPO's at --temperature X; default 1)\n"
-    "  --seed S        seed for weights and data (default 1)\n" CLI_HELP_COMMON,
+    "  --seed S        seed for weights and data (default 1)\n"
+    "  --lora R        the model is the base plus a LoRA adapter of rank R (random A\n"
+    "                  and B; --lora-alpha X, --lora-targets T as for sft): lora.bin and\n"
+    "                  lora.txt hold it, grads.bin its gradients (the base is frozen)\n"
+    "  --unmerged      --model is a LoRA adapter: run it on its base as trained (the\n"
+    "                  default loads it merged, as every other command does)\n" CLI_HELP_COMMON,
     exec_model_dump};
 
 static const struct cmd_entry *E = &cmd_model_dump_entry;
@@ -102,6 +108,10 @@ typedef struct DumpArgs {
     int unshared, use_mask, head_dim, qkv_bias, qk_norm, orig;
     double eps, theta, factor, lo, hi;
     float temperature;
+    int lora;             /* --lora R: an adapter with random A and B on the dumped base */
+    int unmerged;         /* --unmerged: --model is a LoRA adapter, run on its base as trained */
+    float lora_alpha;
+    const char *lora_targets;
 } DumpArgs;
 
 /* --eps, --rope-theta: a positive number */
@@ -138,12 +148,20 @@ static int parse(int argc, char **argv, DumpArgs *a) {
         CLI_O_FLAG("qk-norm", &a->qk_norm), CLI_O_CALL("eps", take_positive, &a->eps),
         CLI_O_CALL("rope-theta", take_positive, &a->theta),
         CLI_O_CALL("rope-llama3", take_rope_llama3, a), CLI_O_STR("model", &a->model_path),
-        CLI_O_LONG("greedy", &a->greedy, 1, 1 << 16), CLI_O_END};
+        CLI_O_LONG("greedy", &a->greedy, 1, 1 << 16), CLI_O_INT("lora", &a->lora, 1, 4096),
+        CLI_O_FLOAT("lora-alpha", &a->lora_alpha, 1e-6, 1e6), CLI_O_STR("lora-targets", &a->lora_targets),
+        CLI_O_FLAG("unmerged", &a->unmerged), CLI_O_END};
     CliList rest = {0}; /* arguments after the options are let be, as they always were */
     int rc = cli_opts_parse(E, argc, argv, opts, &rest);
     free(rest.v);
     if (rc >= 0) return rc;
     if (!a->out) return cli_usage_error(E, "--out DIR is required");
+    if (a->lora && a->model_path) return cli_usage_error(E, "--lora dumps a random model (no --model)");
+    if (a->unmerged && !a->model_path) return cli_usage_error(E, "--unmerged goes with --model");
+    Err err = {0};
+    int bits;
+    if (a->lora_targets && lora_parse_targets(a->lora_targets, &bits, &err))
+        return cli_usage_error(E, "%s", err.msg);
     return -1;
 }
 
@@ -152,7 +170,9 @@ static int parse(int argc, char **argv, DumpArgs *a) {
 static int dump_config(const DumpArgs *a, Config *cfg, Model *m) {
     Err err = {0};
     if (a->model_path) {
-        if (model_load(a->model_path, m, &err)) return cli_fail(E, &err);
+        if ((a->unmerged ? model_load_adapter(a->model_path, m, &err)
+                         : model_load(a->model_path, m, &err)))
+            return cli_fail(E, &err);
         *cfg = m->cfg;
     } else if (model_config_named(a->cname, cfg, &err)) return cli_usage_error(E, "%s", err.msg);
     int *field[8] = {NULL, &cfg->dim, &cfg->n_layers, &cfg->n_heads, &cfg->n_kv_heads,
@@ -209,6 +229,30 @@ static int dump_weights(const DumpArgs *a, const Config *cfg, Model *m, Rng *r, 
         for (size_t i = 0; i < m->sizes[t]; i++) p[i] = base + 0.2f * (float)rng_normal(r);
     }
     return RLHF_OK;
+}
+
+/* --lora: an adapter with A and B both random (a fresh one's B is 0, which
+ * would leave A's gradient 0 and test nothing); lora.txt: rank, alpha, the
+ * targets' bits; lora.bin: its array (adapters, then both head slots). */
+static int dump_lora(const DumpArgs *a, Model *m, Rng *r, Err *err) {
+    LoraConfig c = {a->lora, a->lora_alpha, 0, 0};
+    int rc = a->lora_targets ? lora_parse_targets(a->lora_targets, &c.targets, err) : RLHF_OK;
+    if (!rc) rc = model_lora_attach(m, &c, (uint64_t)a->seed, "base", NULL, err);
+    if (rc) return rc;
+    Lora *lo = m->lora;
+    for (int t = 0; t < LORA_NT; t++)
+        if (lo->c.targets & (1 << t))
+            for (size_t i = 0; i < (size_t)lo->L * lo->out[t] * lo->c.rank; i++)
+                lo->params[lo->off_b[t] + i] = 0.05f * (float)rng_normal(r);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/lora.txt", a->out);
+    FILE *f = fopen(path, "w");
+    if (!f) return err_set(err, RLHF_EIO, "%s: %s", path, strerror(errno));
+    fprintf(f, "%d %.9g %d\n", lo->c.rank, (double)lo->c.alpha, lo->c.targets);
+    fclose(f);
+    const void *p[] = {lo->params};
+    size_t b[] = {lo->n * sizeof(float)};
+    return write_floats(a->out, "lora.bin", p, b, 1, err);
 }
 
 /* meta.txt: the shapes, then the Hugging Face families' fields (0: llama2.c's) */
@@ -296,15 +340,19 @@ static int dump_outputs(const DumpArgs *a, Model *m, RunState *rs, DumpBatch *d,
         rc = model_backward(m, rs, d->tok, rs->logits, d->ca, d->cb, err);
     }
     char path[1200];
-    if (!rc && a->model_path) {
+    if (!rc && a->model_path && m->lora) {
+        /* --unmerged: the outputs are what is compared; the adapter's gradients are
+         * checked on random models (--lora) */
+    } else if (!rc && a->model_path) {
         StItem heads[2] = {{"rlhf.reward_head", 1, {C + 1}, m->g.reward},
                            {"rlhf.value_head", 1, {C + 1}, m->g.value}};
         snprintf(path, sizeof path, "%s/grads.safetensors", a->out);
         rc = hf_save_tensors(path, m, m->grads, had_reward ? HF_OUT_RM : HF_OUT_POLICY, ST_F32,
                              heads, 2, err);
     } else if (!rc) {
-        const void *gp[] = {m->grads};
-        size_t gb[] = {m->n_params * sizeof(float)};
+        if (m->lora && m->grads) return err_set(err, RLHF_EINVAL, "a frozen base got gradients");
+        const void *gp[] = {model_train_grads(m)};
+        size_t gb[] = {model_train_n(m) * sizeof(float)};
         rc = write_floats(a->out, "grads.bin", gp, gb, 1, err);
     }
     return rc;
@@ -331,7 +379,15 @@ static int exec_model_dump(int argc, char **argv) {
         if (a.model_path) model_free(&m);
         return cli_fail(E, &err);
     }
-    rc = model_runstate_create(&rs, &cfg, (int)a.B, (int)a.T, &err);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/model.bin", a.out);
+    /* llama2.c's format while it can hold the model (older dumps read it), ours otherwise */
+    int ours = cfg.head_dim || cfg.qkv_bias || cfg.qk_norm || cfg.norm_eps > 0 || cfg.rope_theta > 0 ||
+               cfg.rope_factor > 0;
+    if (ours) snprintf(path, sizeof path, "%s/model.ckpt", a.out);
+    rc = a.model_path ? RLHF_OK : ours ? model_save(path, &m, &err) : model_save_llama2c(path, &m, &err);
+    if (!rc && a.lora) rc = dump_lora(&a, &m, &r, &err);
+    if (!rc) rc = model_runstate_create(&rs, &cfg, (int)a.B, (int)a.T, &err);
     if (rc) {
         model_free(&m);
         return cli_fail(E, &err);
@@ -339,13 +395,6 @@ static int exec_model_dump(int argc, char **argv) {
     DumpBatch d = {0};
     rc = batch_make(&d, (int)(a.B * a.T), cfg.vocab_size, a.use_mask, &r, &err);
     if (!rc) rc = model_forward(&m, &rs, d.tok, (int)a.B, (int)a.T, MODEL_FWD_LOGITS, &err);
-    char path[1200];
-    snprintf(path, sizeof path, "%s/model.bin", a.out);
-    /* llama2.c's format while it can hold the model (older dumps read it), ours otherwise */
-    int ours = cfg.head_dim || cfg.qkv_bias || cfg.qk_norm || cfg.norm_eps > 0 || cfg.rope_theta > 0 ||
-               cfg.rope_factor > 0;
-    if (ours) snprintf(path, sizeof path, "%s/model.ckpt", a.out);
-    if (!rc && !a.model_path) rc = ours ? model_save(path, &m, &err) : model_save_llama2c(path, &m, &err);
     if (!rc) rc = dump_outputs(&a, &m, &rs, &d, had_reward, &err);
     if (!rc && a.greedy) rc = write_greedy(a.out, &m, d.tok, (int)a.T, (int)a.greedy, &err);
     if (!rc) rc = write_meta(&a, &cfg, &err);

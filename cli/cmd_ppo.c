@@ -56,7 +56,7 @@ const struct cmd_entry cmd_ppo_entry = {
     "  --save-every N      checkpoint every N steps (default 5)\n"
     "  --resume            continue --out if it exists   --force  overwrite it\n"
     "  --seed S            (default 1)   --threads N  BLAS threads   --name NAME  registry name\n"
-    CLI_HELP_COMMON,
+    CLI_LORA_HELP CLI_HELP_COMMON,
     exec_ppo};
 
 static const struct cmd_entry *E = &cmd_ppo_entry;
@@ -77,7 +77,7 @@ static int check(PpoOpts *o, int vlr_set, int ptx_coef_set) {
     if (o->t.init && !o->rm) return cli_usage_error(E, "--rm RM is required");
     /* the engine's schedule: from --lr down to --min-lr (default lr/10), cosine, as TRL decays */
     o->t.lr = c->lr, o->t.clip = c->grad_clip;
-    int rc = cli_train_check(E, &o->t, CLI_TRAIN_STEPS, "--policy");
+    int rc = cli_train_check(E, &o->t, CLI_TRAIN_STEPS | CLI_TRAIN_LORA, "--policy");
     if (rc >= 0) return rc;
     if (!db_valid_split(o->split)) return cli_usage_error(E, "--split: '%s' is not a split name", o->split);
     if (o->ptx && !ptx_coef_set) c->ptx_coef = 1;
@@ -99,7 +99,7 @@ static int exec_ppo(int argc, char **argv) {
     o.t.steps = 20, o.t.save_every = 5;
     int vlr_set = 0, ptx_coef_set = 0;
     CliOpt common[CLI_TRAIN_MAX];
-    cli_train_table(&o.t, CLI_TRAIN_STEPS, common);
+    cli_train_table(&o.t, CLI_TRAIN_STEPS | CLI_TRAIN_LORA, common);
     const CliOpt opts[] = {
         CLI_O_TABLE(common), CLI_O_STR("policy", &o.t.init), CLI_O_STR("rm", &o.rm),
         CLI_O_STR("ref", &o.ref), CLI_O_STR("tokenizer", &o.t.tok_path),

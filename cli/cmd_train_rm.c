@@ -43,7 +43,7 @@ const struct cmd_entry cmd_train_rm_entry = {
     "  --dump DIR         write the first step's batch, rewards, loss and gradients for\n"
     "                     tests/ref/torch_ref.py and stop (nothing else is written)\n"
     "Store data takes export's filters (a ranking of K answers gives K(K-1)/2 pairs; ties\n"
-    "are left out):\n" CLI_HELP_FILTER CLI_HELP_COMMON,
+    "are left out):\n" CLI_HELP_FILTER CLI_LORA_HELP CLI_HELP_COMMON,
     exec_train_rm};
 
 static const struct cmd_entry *E = &cmd_train_rm_entry;
@@ -53,7 +53,7 @@ static int exec_train_rm(int argc, char **argv) {
     train_opts_init(&o.t, 1, 3e-4);
     o.t.val_frac = 0.1;
     const char *dump = NULL;
-    unsigned which = CLI_TRAIN_DATA | CLI_TRAIN_EPOCHS | CLI_TRAIN_VAL | CLI_TRAIN_SCHEDULE;
+    unsigned which = CLI_TRAIN_DATA | CLI_TRAIN_EPOCHS | CLI_TRAIN_VAL | CLI_TRAIN_SCHEDULE | CLI_TRAIN_LORA;
     CliOpt common[CLI_TRAIN_MAX], filters[8];
     cli_train_table(&o.t, which, common);
     cli_filter_table(&o.load.filter, &o.filtered, filters);
@@ -69,6 +69,8 @@ static int exec_train_rm(int argc, char **argv) {
     if (rc >= 0) return rc;
     if (!o.t.init) return cli_usage_error(E, "--init CKPT is required (a base or SFT checkpoint)");
     if (dump) o.t.out = "", o.t.resume = 0;
+    if (dump && o.t.lora.rank)
+        return cli_usage_error(E, "--dump writes the full model's gradients: no --lora (model-dump --lora checks LoRA's)");
     if ((rc = cli_train_check(E, &o.t, which, "--init")) >= 0) return rc;
     if (!strcmp(o.t.data, "store")) o.t.data = NULL; /* rl/train_rm.c: NULL is the store */
     if (o.t.data && o.filtered)

@@ -34,6 +34,10 @@ void cli_train_table(TrainOpts *o, unsigned which, CliOpt t[CLI_TRAIN_MAX]) {
         {CLI_TRAIN_SCHEDULE, CLI_O_DBL("weight-decay", &o->wd, 0, 10)},
         {CLI_TRAIN_SCHEDULE, CLI_O_DBL("clip", &o->clip, 0, 1e9)},
         {CLI_TRAIN_SCHEDULE, CLI_O_LONG("eval-every", &o->eval_every, 1, 1L << 40)},
+        {CLI_TRAIN_LORA, CLI_O_INT("lora", &o->lora.rank, 1, 4096)},
+        {CLI_TRAIN_LORA, CLI_O_FLOAT("lora-alpha", &o->lora.alpha, 1e-6, 1e6)},
+        {CLI_TRAIN_LORA, CLI_O_FLOAT("lora-dropout", &o->lora.dropout, 0, 0.99)},
+        {CLI_TRAIN_LORA, CLI_O_STR("lora-targets", &o->lora_targets)},
     };
     int n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) t[n++] = all[i];
@@ -57,6 +61,15 @@ int cli_train_check(const struct cmd_entry *e, TrainOpts *o, unsigned which,
     if (o->init && !strcmp(o->init, o->out))
         return cli_usage_error(e, "--out must differ from %s", init_flag);
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
+    if (!o->lora.rank && (o->lora.alpha > 0 || o->lora.dropout >= 0 || o->lora_targets))
+        return cli_usage_error(e, "--lora-alpha, --lora-dropout and --lora-targets need --lora R");
+    if (o->lora.rank) {
+        Err err = {0};
+        if (o->lora_targets && lora_parse_targets(o->lora_targets, &o->lora.targets, &err))
+            return cli_usage_error(e, "%s", err.msg);
+        if (o->lora.dropout < 0) o->lora.dropout = 0.05f;
+        if (lora_config_check(&o->lora, &err)) return cli_usage_error(e, "%s", err.msg);
+    }
     return -1;
 }
 

@@ -15,10 +15,12 @@ enum {
     CLI_TRAIN_VAL = 8,       /* --val-frac */
     CLI_TRAIN_SCHEDULE = 16, /* --batch --lr --min-lr --warmup --weight-decay --clip --eval-every */
     CLI_TRAIN_STEPS = 32,    /* --steps */
-    CLI_TRAIN_ALL = 63,
-    CLI_TRAIN_MAX = 24, /* entries of a table, with its end */
+    CLI_TRAIN_LORA = 64,     /* --lora --lora-alpha --lora-dropout --lora-targets */
+    CLI_TRAIN_ALL = 127,
+    CLI_TRAIN_MAX = 28, /* entries of a table, with its end */
 };
 
+/* targets: where --lora-targets' text goes (parsed by cli_train_check). */
 void cli_train_table(TrainOpts *o, unsigned which, CliOpt t[CLI_TRAIN_MAX]);
 
 /* After the parse: the starting checkpoint (init_flag names it; NULL for
@@ -36,6 +38,13 @@ int cli_train(const struct cmd_entry *e, const Trainer *t, const void *opts);
 
 /* Help lines of the options of CLI_TRAIN_ALL after --data (the command's
  * --batch, --epochs and --lr lines, with its defaults, go before). */
+#define CLI_LORA_HELP                                                                              \
+    "  --lora R          train LoRA adapters of rank R on the frozen model (PEFT's recipe);\n"     \
+    "                    the checkpoint holds the adapters and names the base by path and\n"      \
+    "                    sha256 (rlhf convert --merge / --to peft)\n"                             \
+    "  --lora-alpha A    scaling A/R (default 2R)   --lora-dropout P  (default 0.05)\n"           \
+    "  --lora-targets T  projections: q,k,v,o,gate,up,down or all (default q,v)\n"
+
 #define CLI_TRAIN_HELP                                                                             \
     "  --tokenizer TOK   tokenizer.bin (default: the one CKPT carries)\n"                          \
     "  --template T      chat template with {prompt} (default: the starting model's in\n"          \
@@ -54,6 +63,7 @@ int cli_train(const struct cmd_entry *e, const Trainer *t, const void *opts);
     "  --save-every N    checkpoint every N steps (default: as --eval-every)\n"                    \
     "  --resume          continue CKPT if it exists    --force   overwrite CKPT\n"                 \
     "  --seed S          data order (default 1)        --threads N  BLAS threads\n"                \
-    "  --name NAME       model name in the registry (default: CKPT's file name)\n" CLI_HELP_COMMON
+    "  --name NAME       model name in the registry (default: CKPT's file name)\n" CLI_LORA_HELP \
+        CLI_HELP_COMMON
 
 #endif

@@ -14,12 +14,24 @@
 
 #include "model/hf.h"
 #include "model/layers.h"
+#include "model/lora.h"
 #include "util/sys.h"
 #include "util/text.h"
 
 #define MAGIC "RLHFCKPT"
 #define VERSION 2u
-enum { F_REWARD = 1, F_VALUE = 2, F_TOKENIZER = 4, F_OPTIM = 8, F_EXTRA = 16, F_KNOWN = 31 };
+enum { F_REWARD = 1, F_VALUE = 2, F_TOKENIZER = 4, F_OPTIM = 8, F_EXTRA = 16, F_LORA = 32, F_KNOWN = 63 };
+
+/* With F_LORA (a LoRA adapter, model/lora.h) the header is followed by this
+ * block and the base's path, and the parameters are the adapter's array: the
+ * base's weights stay in the base's own file, named by path and sha256. */
+typedef struct {
+    int32_t rank, targets;
+    float alpha, dropout;
+    char base_sha[64];
+    uint32_t path_len, pad;
+} LoraBlock;
+_Static_assert(sizeof(LoraBlock) == 88, "LoRA block layout");
 
 typedef struct {
     char magic[8];
@@ -44,14 +56,15 @@ typedef struct {
 _Static_assert(V1_HEADER_SIZE == 104, "version 1 header layout");
 _Static_assert(sizeof(Header) == 160, "version 2 header layout");
 
-static void header_check(const Header *h, const void *tok, size_t tok_len, const void *extra,
-                         size_t extra_len, unsigned char out[16]) {
+static void header_check(const Header *h, const void *lb, size_t lb_len, const void *tok,
+                         size_t tok_len, const void *extra, size_t extra_len, unsigned char out[16]) {
     Header c = *h;
     unsigned char d[32];
     Sha256 s;
     memset(c.check, 0, sizeof c.check);
     sha256_init(&s);
     sha256_update(&s, &c, sizeof c);
+    if (lb_len) sha256_update(&s, lb, lb_len);
     if (tok_len) sha256_update(&s, tok, tok_len);
     if (extra_len) sha256_update(&s, extra, extra_len);
     sha256_final(&s, d);
@@ -89,11 +102,36 @@ static void config_to_ints(const Config *c, int32_t *v) {
     v[4] = c->n_kv_heads, v[5] = c->vocab_size, v[6] = c->seq_len, v[7] = c->shared_classifier;
 }
 
+/* The LoRA block and base path of an adapter (*len 0 without one); malloc'd. */
+static int lora_block(const Model *m, unsigned char **out, size_t *len, Err *err) {
+    *out = NULL, *len = 0;
+    const Lora *lo = m->lora;
+    if (!lo) return RLHF_OK;
+    if (!lo->base_path || strlen(lo->base_sha) != 64)
+        return err_set(err, RLHF_EINVAL, "the LoRA adapter does not name its base");
+    LoraBlock b;
+    memset(&b, 0, sizeof b);
+    b.rank = lo->c.rank, b.targets = lo->c.targets, b.alpha = lo->c.alpha, b.dropout = lo->c.dropout;
+    memcpy(b.base_sha, lo->base_sha, 64);
+    b.path_len = (uint32_t)strlen(lo->base_path);
+    if (!(*out = malloc(sizeof b + b.path_len))) return err_set(err, RLHF_ENOMEM, "out of memory");
+    memcpy(*out, &b, sizeof b);
+    memcpy(*out + sizeof b, lo->base_path, b.path_len);
+    *len = sizeof b + b.path_len;
+    return RLHF_OK;
+}
+
 int model_ckpt_save(const char *path, const Model *m, const AdamW *opt, const void *extra,
                     size_t extra_len, Err *err) {
-    if (opt && opt->n != m->n_params)
+    size_t np = model_train_n(m);
+    const float *params = m->lora ? m->lora->params : m->params;
+    if (opt && opt->n != np)
         return err_set(err, RLHF_EINVAL, "%s: optimizer state has %zu values, model %zu", path,
-                       opt->n, m->n_params);
+                       opt->n, np);
+    unsigned char *lb;
+    size_t lb_len;
+    int rc = lora_block(m, &lb, &lb_len, err);
+    if (rc) return rc;
     Header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, MAGIC, 8);
@@ -101,8 +139,9 @@ int model_ckpt_save(const char *path, const Model *m, const AdamW *opt, const vo
     h.header_size = sizeof h;
     config_to_ints(&m->cfg, h.config);
     h.flags = (m->heads & MODEL_HEAD_REWARD ? F_REWARD : 0) | (m->heads & MODEL_HEAD_VALUE ? F_VALUE : 0) |
-              (m->tokenizer_len ? F_TOKENIZER : 0) | (opt ? F_OPTIM : 0) | (extra_len ? F_EXTRA : 0);
-    h.n_params = m->n_params;
+              (m->tokenizer_len ? F_TOKENIZER : 0) | (opt ? F_OPTIM : 0) | (extra_len ? F_EXTRA : 0) |
+              (lb_len ? F_LORA : 0);
+    h.n_params = np;
     h.tokenizer_len = m->tokenizer_len;
     h.extra_len = extra ? extra_len : 0;
     if (opt) {
@@ -114,13 +153,17 @@ int model_ckpt_save(const char *path, const Model *m, const AdamW *opt, const vo
     h.rope_orig_ctx = c->rope_orig_ctx, h.norm_eps = c->norm_eps, h.rope_theta = c->rope_theta;
     h.rope_factor = c->rope_factor, h.rope_low_freq = c->rope_low_freq;
     h.rope_high_freq = c->rope_high_freq;
-    header_check(&h, m->tokenizer, m->tokenizer_len, extra, h.extra_len, h.check);
+    header_check(&h, lb, lb_len, m->tokenizer, m->tokenizer_len, extra, h.extra_len, h.check);
     Writer w = {0};
-    int rc = atomic_open(&w.af, path, err);
-    if (rc) return rc;
+    if ((rc = atomic_open(&w.af, path, err))) {
+        free(lb);
+        return rc;
+    }
     sha256_init(&w.sha);
     put(&w, &h, sizeof h);
-    put(&w, m->params, m->n_params * sizeof(float));
+    put(&w, lb, lb_len);
+    free(lb);
+    put(&w, params, np * sizeof(float));
     put(&w, m->tokenizer, m->tokenizer_len);
     if (opt) {
         put(&w, opt->m, opt->n * sizeof(float));
@@ -188,8 +231,71 @@ static int config_from_header(const int32_t *v, const Header *h, Config *c, cons
 
 /* verify: also hash every byte and compare the trailing sha256 (a full read of
  * the file: only model_verify asks for it) */
+/* An adapter's base: loaded from the path it names (itself merged when it
+ * is an adapter), checked against its sha256 and config, given the heads,
+ * with the adapter attached (its floats still to be read into it). */
+static int lora_base(const char *path, const LoraBlock *b, const char *base_path, const Config *c,
+                     int heads, Model *m, Err *err) {
+    char sha[65], want[65];
+    memcpy(want, b->base_sha, 64);
+    want[64] = 0;
+    int rc = model_file_sha256(base_path, sha, err);
+    if (rc) return err_prefix(err, "%s: its LoRA base: ", path), rc;
+    if (strcmp(sha, want) != 0)
+        return err_set(err, RLHF_EINVAL,
+                       "%s: its LoRA base %s changed since the adapter was trained (sha256 %.12s..., "
+                       "expected %.12s...)",
+                       path, base_path, sha, want);
+    if ((rc = model_load(base_path, m, err))) return err_prefix(err, "%s: its LoRA base: ", path), rc;
+    Config bc = m->cfg;
+    bc.seq_len = c->seq_len; /* the context may be capped differently (--context) */
+    if (memcmp(&bc, c, sizeof bc) != 0)
+        rc = err_set(err, RLHF_EFORMAT, "%s: its config does not match its LoRA base %s", path,
+                     base_path);
+    m->cfg.seq_len = c->seq_len;
+    LoraConfig lc = {b->rank, b->alpha, b->dropout, b->targets};
+    if (!rc) rc = model_set_heads(m, heads, err);
+    if (!rc) rc = model_lora_attach(m, &lc, 0, base_path, want, err);
+    if (rc) model_free(m);
+    return rc;
+}
+
+/* An adapter on a base already in memory (onto, whose file's sha256 is
+ * onto_sha): a view of it (model_view) with the adapter, no second copy. */
+static int lora_onto(const char *path, const LoraBlock *b, const char *base_path,
+                     const Model *onto, const char *onto_sha, const Config *c, int heads, Model *m,
+                     Err *err) {
+    if (strncmp(onto_sha, b->base_sha, 64) != 0)
+        return err_set(err, RLHF_EINVAL, "%s: its LoRA base is not the model it is to share", path);
+    Config bc = onto->cfg;
+    bc.seq_len = c->seq_len;
+    if (memcmp(&bc, c, sizeof bc) != 0)
+        return err_set(err, RLHF_EFORMAT, "%s: its config does not match its LoRA base", path);
+    Lora *lo = calloc(1, sizeof *lo);
+    LoraConfig lc = {b->rank, b->alpha, b->dropout, b->targets};
+    int rc = lo ? lora_create(lo, &lc, c, 0, err) : err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rc) snprintf(lo->base_sha, sizeof lo->base_sha, "%s", onto_sha);
+    if (!rc && !(lo->base_path = strdup(base_path))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rc) rc = model_view(m, onto, lo, heads, err);
+    if (rc && lo) {
+        lora_free(lo);
+        free(lo);
+    }
+    return rc;
+}
+
+static int ckpt_read_onto(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
+                          int verify, int keep_lora, const Model *onto, const char *onto_sha,
+                          Err *err);
+
 static int ckpt_read(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
-                     int verify, Err *err) {
+                     int verify, int keep_lora, Err *err) {
+    return ckpt_read_onto(path, m, opt, extra, extra_len, verify, keep_lora, NULL, NULL, err);
+}
+
+static int ckpt_read_onto(const char *path, Model *m, AdamW *opt, void **extra, size_t *extra_len,
+                          int verify, int keep_lora, const Model *onto, const char *onto_sha,
+                          Err *err) {
     memset(m, 0, sizeof *m);
     if (opt) memset(opt, 0, sizeof *opt);
     if (extra) *extra = NULL;
@@ -201,6 +307,7 @@ static int ckpt_read(const char *path, Model *m, AdamW *opt, void **extra, size_
     Header h;
     memset(&h, 0, sizeof h);
     void *xbuf = NULL;
+    char *base_path = NULL;
     if ((rc = get(&r, &h, V1_HEADER_SIZE, "header", err))) goto fail;
     if (memcmp(h.magic, MAGIC, 8) != 0) {
         rc = err_set(err, RLHF_EFORMAT, "%s: not an rlhf checkpoint (bad magic)", path);
@@ -223,7 +330,26 @@ static int ckpt_read(const char *path, Model *m, AdamW *opt, void **extra, size_
     Config c;
     if ((rc = config_from_header(h.config, &h, &c, path, err))) goto fail;
     int heads = (h.flags & F_REWARD ? MODEL_HEAD_REWARD : 0) | (h.flags & F_VALUE ? MODEL_HEAD_VALUE : 0);
-    size_t n_params = model_param_count(&c, heads);
+    LoraBlock lb;
+    memset(&lb, 0, sizeof lb);
+    size_t lb_len = 0;
+    if (h.flags & F_LORA) {
+        if ((rc = get(&r, &lb, sizeof lb, "LoRA block", err))) goto fail;
+        LoraConfig lc = {lb.rank, lb.alpha, lb.dropout, lb.targets};
+        if (lb.path_len == 0 || lb.path_len > 4096 || lc.alpha <= 0 || lora_config_check(&lc, err)) {
+            rc = err_set(err, RLHF_EFORMAT, "%s: corrupt LoRA block (rank %d, base path of %u bytes)",
+                         path, lb.rank, lb.path_len);
+            goto fail;
+        }
+        if (!(base_path = calloc(1, lb.path_len + 1))) {
+            rc = err_set(err, RLHF_ENOMEM, "out of memory");
+            goto fail;
+        }
+        if ((rc = get(&r, base_path, lb.path_len, "LoRA block", err))) goto fail;
+        lb_len = sizeof lb + lb.path_len;
+    }
+    LoraConfig lcfg = {lb.rank, lb.alpha, lb.dropout, lb.targets};
+    size_t n_params = lb_len ? lora_param_count(&lcfg, &c) : model_param_count(&c, heads);
     if (h.n_params != n_params) {
         rc = err_set(err, RLHF_EFORMAT, "%s: header says %llu parameters but its config needs %zu",
                      path, (unsigned long long)h.n_params, n_params);
@@ -232,19 +358,28 @@ static int ckpt_read(const char *path, Model *m, AdamW *opt, void **extra, size_
     /* every section's size is known now: check the total against the file
      * before allocating anything the header asks for */
     uint64_t optb = (h.flags & F_OPTIM) ? 2 * h.n_params * 4 : 0;
-    uint64_t want = h.header_size + h.n_params * 4 + h.tokenizer_len + optb + h.extra_len + 32;
+    uint64_t want = h.header_size + lb_len + h.n_params * 4 + h.tokenizer_len + optb + h.extra_len + 32;
     if (h.n_params > r.size || h.tokenizer_len > r.size || h.extra_len > r.size || want != r.size) {
         rc = err_set(err, RLHF_EFORMAT, "%s: %s (file has %llu bytes, header describes %llu)", path,
                      r.size < want || h.n_params > r.size ? "truncated" : "size does not match its header",
                      (unsigned long long)r.size, (unsigned long long)want);
         goto fail;
     }
-    if ((rc = model_create(m, &c, heads, err))) {
+    if (onto && !lb_len) {
+        rc = err_set(err, RLHF_EINVAL, "%s is not a LoRA adapter", path);
+        goto fail;
+    } else if (onto) {
+        if ((rc = lora_onto(path, &lb, base_path, onto, onto_sha, &c, heads, m, err))) goto fail;
+    } else if (lb_len) {
+        if ((rc = lora_base(path, &lb, base_path, &c, heads, m, err))) goto fail;
+    } else if ((rc = model_create(m, &c, heads, err))) {
         err_prefix(err, "%s: ", path);
         goto fail;
     }
-    if ((rc = get(&r, m->params, m->n_params * 4, "parameters", err))) goto fail;
+    if ((rc = get(&r, model_train_params(m), h.n_params * 4, "parameters", err))) goto fail;
     if (h.tokenizer_len) {
+        if (!m->borrowed) free(m->tokenizer);
+        m->borrowed &= ~2; /* the view's own tokenizer from here on */
         m->tokenizer = malloc(h.tokenizer_len);
         if (!m->tokenizer) {
             rc = err_set(err, RLHF_ENOMEM, "%s: out of memory", path);
@@ -255,7 +390,7 @@ static int ckpt_read(const char *path, Model *m, AdamW *opt, void **extra, size_
     }
     AdamW o = {0};
     if (h.flags & F_OPTIM) {
-        if ((rc = adamw_create(&o, m->n_params, err))) {
+        if ((rc = adamw_create(&o, h.n_params, err))) {
             err_prefix(err, "%s: ", path);
             goto fail;
         }
@@ -277,7 +412,14 @@ static int ckpt_read(const char *path, Model *m, AdamW *opt, void **extra, size_
     }
     unsigned char got_d[32];
     if (h.version >= 2) {
-        header_check(&h, m->tokenizer, m->tokenizer_len, xbuf, h.extra_len, got_d);
+        unsigned char *lbb = malloc(lb_len + 1);
+        if (lbb && lb_len) {
+            memcpy(lbb, &lb, sizeof lb);
+            memcpy(lbb + sizeof lb, base_path, lb.path_len);
+        }
+        header_check(&h, lbb, lbb ? lb_len : 0, h.tokenizer_len ? m->tokenizer : NULL,
+                     h.tokenizer_len, xbuf, h.extra_len, got_d);
+        free(lbb);
         if (memcmp(got_d, h.check, 16) != 0) {
             adamw_free(&o);
             rc = err_set(err, RLHF_EFORMAT,
@@ -297,6 +439,14 @@ static int ckpt_read(const char *path, Model *m, AdamW *opt, void **extra, size_
         }
     }
     fclose(r.f);
+    free(base_path);
+    base_path = NULL;
+    if (!keep_lora && (rc = model_lora_merge(m, err))) {
+        adamw_free(&o);
+        free(xbuf);
+        model_free(m);
+        return rc;
+    }
     if (opt) *opt = o;
     else adamw_free(&o);
     if (extra) *extra = xbuf;
@@ -305,6 +455,7 @@ static int ckpt_read(const char *path, Model *m, AdamW *opt, void **extra, size_
     return RLHF_OK;
 fail:
     free(xbuf);
+    free(base_path);
     fclose(r.f);
     model_free(m);
     return rc;
@@ -326,11 +477,21 @@ int model_ckpt_read_tokenizer(const char *path, void **blob, size_t *len, Err *e
         goto done;
     }
     if (!h.tokenizer_len) goto done;
-    if (fseek(r.f, (long)(h.header_size + h.n_params * 4), SEEK_SET) != 0) {
-        rc = err_set(err, RLHF_EIO, "%s: seek failed", path);
+    uint64_t at = h.header_size + h.n_params * 4;
+    if (h.version >= 2 && (h.flags & F_LORA)) { /* an adapter: past its block and base path */
+        LoraBlock lb;
+        if (fseek(r.f, (long)h.header_size, SEEK_SET) != 0 || fread(&lb, sizeof lb, 1, r.f) != 1 ||
+            lb.path_len > 4096) {
+            rc = err_set(err, RLHF_EFORMAT, "%s: not a readable rlhf checkpoint", path);
+            goto done;
+        }
+        at += sizeof lb + lb.path_len;
+    }
+    if (at + h.tokenizer_len > r.size || fseek(r.f, (long)at, SEEK_SET) != 0) {
+        rc = err_set(err, RLHF_EFORMAT, "%s: not a readable rlhf checkpoint", path);
         goto done;
     }
-    r.pos = h.header_size + h.n_params * 4;
+    r.pos = at;
     if (!(*blob = malloc(h.tokenizer_len))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     else if ((rc = get(&r, *blob, h.tokenizer_len, "tokenizer", err))) {
         free(*blob);
@@ -346,7 +507,7 @@ int model_ckpt_load(const char *path, Model *m, AdamW *opt, void **extra, size_t
                     Err *err) {
     /* a resume: the full check costs little beside the training it continues,
      * and a corrupt file must not be trained over */
-    return ckpt_read(path, m, opt, extra, extra_len, 1, err);
+    return ckpt_read(path, m, opt, extra, extra_len, 1, 1, err);
 }
 
 /* ---- llama2.c ----------------------------------------------------------- */
@@ -454,8 +615,45 @@ int model_load(const char *path, Model *m, Err *err) {
     char magic[8] = {0};
     size_t n = fread(magic, 1, 8, f);
     fclose(f);
-    if (n == 8 && memcmp(magic, MAGIC, 8) == 0) return ckpt_read(path, m, NULL, NULL, NULL, 0, err);
+    if (n == 8 && memcmp(magic, MAGIC, 8) == 0) return ckpt_read(path, m, NULL, NULL, NULL, 0, 0, err);
     return model_load_llama2c(path, m, err);
+}
+
+int model_load_adapter(const char *path, Model *m, Err *err) {
+    memset(m, 0, sizeof *m);
+    if (hf_is_dir(path))
+        return err_set(err, RLHF_EINVAL, "%s is a Hugging Face directory, not a LoRA adapter", path);
+    int rc = ckpt_read(path, m, NULL, NULL, NULL, 0, 1, err);
+    if (!rc && !m->lora) {
+        model_free(m);
+        rc = err_set(err, RLHF_EINVAL, "%s is not a LoRA adapter (it was not trained with --lora)",
+                     path);
+    }
+    return rc;
+}
+
+int model_load_adapter_onto(const char *path, const Model *base, const char *base_sha, Model *m,
+                            AdamW *opt, void **extra, size_t *extra_len, Err *err) {
+    memset(m, 0, sizeof *m);
+    return ckpt_read_onto(path, m, opt, extra, extra_len, opt != NULL, 1, base, base_sha, err);
+}
+
+int model_adapter_base(const char *path, char sha[65], Err *err) {
+    sha[0] = 0;
+    if (hf_is_dir(path)) return RLHF_OK;
+    Reader r;
+    int rc = rd_open(&r, path, err);
+    if (rc) return rc;
+    Header h;
+    LoraBlock b;
+    memset(&h, 0, sizeof h);
+    if (get(&r, &h, sizeof h, "header", err) == RLHF_OK && !memcmp(h.magic, MAGIC, 8) &&
+        h.version == VERSION && (h.flags & F_LORA) && get(&r, &b, sizeof b, "LoRA block", err) == RLHF_OK) {
+        memcpy(sha, b.base_sha, 64);
+        sha[64] = 0;
+    }
+    fclose(r.f);
+    return RLHF_OK;
 }
 
 int model_verify(const char *path, int *has_checksum, Err *err) {
@@ -470,7 +668,7 @@ int model_verify(const char *path, int *has_checksum, Err *err) {
     size_t n = fread(magic, 1, 8, f);
     fclose(f);
     int ours = n == 8 && memcmp(magic, MAGIC, 8) == 0;
-    int rc = ours ? ckpt_read(path, &m, &o, &x, &xl, 1, err) : model_load_llama2c(path, &m, err);
+    int rc = ours ? ckpt_read(path, &m, &o, &x, &xl, 1, 1, err) : model_load_llama2c(path, &m, err);
     if (rc) return rc;
     *has_checksum = ours;
     if (ours) adamw_free(&o);

@@ -31,8 +31,20 @@
 #include "util/err.h"
 
 /* Loads either format (told apart by the magic) into a fresh Model; no
- * whole-file checksum (see above). */
+ * whole-file checksum (see above). A LoRA adapter is loaded onto its base
+ * (named in it by path, checked by sha256) and merged into it. */
 int model_load(const char *path, Model *m, Err *err);
+/* A LoRA adapter (a checkpoint trained with --lora, model/lora.h) on its
+ * base, not merged: m->lora set. Anything else is RLHF_EINVAL naming path. */
+int model_load_adapter(const char *path, Model *m, Err *err);
+/* The same onto a base already in memory whose file has sha256 base_sha: m
+ * becomes a view of base (model_view: no copy of its weights) with the
+ * adapter; refused when the adapter names another base. With opt, also the
+ * optimizer state and extra bytes (a resume; the whole file is checked). */
+int model_load_adapter_onto(const char *path, const Model *base, const char *base_sha, Model *m,
+                            AdamW *opt, void **extra, size_t *extra_len, Err *err);
+/* The sha256 of the base an adapter names, or "" when path is not an adapter. */
+int model_adapter_base(const char *path, char sha[65], Err *err);
 /* Saves in our format (with heads and tokenizer, without optimizer state). */
 int model_save(const char *path, const Model *m, Err *err);
 

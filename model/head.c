@@ -7,7 +7,7 @@
 
 int model_head(const Model *m, RunState *rs, int grad, ModelHeadFn fn, void *ctx, Err *err) {
     if (rs->b <= 0) return err_set(err, RLHF_EINVAL, "LM head without a forward pass");
-    if (grad && !m->grads) return err_set(err, RLHF_EINVAL, "LM head gradient without gradients");
+    if (grad && !model_train_grads(m)) return err_set(err, RLHF_EINVAL, "LM head gradient without gradients");
     int N = rs->b * rs->t, C = m->cfg.dim, V = m->cfg.vocab_size, rc = RLHF_OK;
     /* a later walk adds to the d lnf an earlier one left */
     int acc = rs->have_dlnf;

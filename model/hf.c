@@ -279,7 +279,7 @@ static int config_from_json(const cJSON *j, const char *path, Config *c, HfMeta 
 
 /* q/k rows of one layer, n_heads heads of hs rows of width w: HF's (halves)
  * order to ours (interleaved pairs), or back. */
-static void permute_heads(float *dst, const float *src, int n_heads, int hs, size_t w, int to_hf) {
+void hf_permute_heads(float *dst, const float *src, int n_heads, int hs, size_t w, int to_hf) {
     for (int h = 0; h < n_heads; h++)
         for (int i = 0; i < hs / 2; i++) {
             size_t ours0 = (size_t)h * hs + 2 * i, ours1 = ours0 + 1;
@@ -423,7 +423,7 @@ int hf_load(const char *dir, Model *m, Err *err) {
         int heads, hs;
         size_t w;
         slot_rows(&slots[i], &heads, &hs, &w);
-        permute_heads(slots[i].dst, tmp, heads, hs, w, 0);
+        hf_permute_heads(slots[i].dst, tmp, heads, hs, w, 0);
     }
     if (!rc && meta.is_rm) m->w.reward[c.dim] = meta.reward_bias;
     free(tmp);
@@ -550,7 +550,7 @@ static char *config_text(const Model *m, int kind, int dtype) {
     return s;
 }
 
-static int write_text(const char *dir, const char *name, const char *data, size_t n, Err *err) {
+int hf_write_text(const char *dir, const char *name, const char *data, size_t n, Err *err) {
     char p[4096];
     snprintf(p, sizeof p, "%s/%s", dir, name);
     AtomicFile a;
@@ -587,7 +587,7 @@ int hf_save_tensors(const char *path, const Model *m, const float *base, int kin
         int heads, hs;
         size_t w;
         slot_rows(&slots[i], &heads, &hs, &w);
-        permute_heads(owned[i], slots[i].dst, heads, hs, w, 1);
+        hf_permute_heads(owned[i], slots[i].dst, heads, hs, w, 1);
         items[i].data = owned[i];
     }
     for (int i = 0; !rc && i < n_extra; i++) items[ns + i] = extra[i];
@@ -610,12 +610,12 @@ int hf_save(const char *dir, const Model *m, int kind, int dtype, Err *err) {
     if (rc) return rc;
     char *cfg = config_text(m, kind, dtype);
     if (!cfg) return err_set(err, RLHF_ENOMEM, "out of memory");
-    rc = write_text(dir, "config.json", cfg, strlen(cfg), err);
+    rc = hf_write_text(dir, "config.json", cfg, strlen(cfg), err);
     free(cfg);
     for (int i = 1; !rc && i < N_SIDE; i++) {
         size_t n;
         const char *d = hf_files_get(m->tokenizer, m->tokenizer_len, side_files[i], &n);
-        if (d) rc = write_text(dir, side_files[i], d, n, err);
+        if (d) rc = hf_write_text(dir, side_files[i], d, n, err);
     }
     return rc;
 }

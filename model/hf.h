@@ -56,6 +56,20 @@ int hf_save(const char *dir, const Model *m, int kind, int dtype, Err *err);
 int hf_save_tensors(const char *path, const Model *m, const float *base, int kind, int dtype,
                     const StItem *extra, int n_extra, Err *err);
 
+/* A LoRA adapter (m->lora) as PEFT's save_pretrained writes it: DIR/
+ * adapter_config.json (peft_type LORA, r, lora_alpha, lora_dropout,
+ * target_modules, task_type CAUSAL_LM, or SEQ_CLS with the reward head as
+ * modules_to_save "score") and adapter_model.safetensors with
+ * base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight (R, in) and
+ * .lora_B.weight (out, R), q/k's B rows in HF's rotate-half order, and
+ * base_model.model.score.weight for a reward model. base_name goes to
+ * base_model_name_or_path. A value head (PPO's) has no PEFT counterpart: left out. */
+int hf_save_peft(const char *dir, const Model *m, const char *base_name, int dtype, Err *err);
+
+/* For hf_peft.c: q/k rows between HF's and our order; a file in dir, atomically. */
+void hf_permute_heads(float *dst, const float *src, int n_heads, int hs, size_t w, int to_hf);
+int hf_write_text(const char *dir, const char *name, const char *data, size_t n, Err *err);
+
 /* A digest of the weights files and config.json (the registry's identity
  * of an HF directory). */
 int hf_dir_sha256(const char *dir, char out[65], Err *err);

@@ -12,6 +12,7 @@
 
 #include "model/fastmath.h"
 #include "model/layers.h"
+#include "model/lora.h"
 #include "model/matvec.h"
 #include "model/parallel.h"
 #include "model/safetensors.h"
@@ -204,12 +205,18 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
     float eps = model_norm_eps(c);
     float *rstd = st->att + (size_t)NH * c->seq_len; /* (n) or (n, NH) for the q/k norms */
     const struct InferBf16 *b = &st->bf16;
+    const Lora *lo = m->lora && !m->lora_off ? m->lora : NULL;
     embedding_forward(st->x, tokens, m->w.emb, n, C);
     for (int l = 0; l < c->n_layers; l++) {
         rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_att + (size_t)l * C, n, C, eps);
         matmul_rows(st->q, st->xb, m->w.wq, b->wq, (size_t)l * Q * C, n, C, Q);
         matmul_rows(st->k, st->xb, m->w.wk, b->wk, (size_t)l * KV * C, n, C, KV);
         matmul_rows(st->v, st->xb, m->w.wv, b->wv, (size_t)l * KV * C, n, C, KV);
+        if (lo) {
+            lora_apply(lo, LORA_Q, l, st->q, st->xb, n);
+            lora_apply(lo, LORA_K, l, st->k, st->xb, n);
+            lora_apply(lo, LORA_V, l, st->v, st->xb, n);
+        }
         if (m->w.bq) {
             bias_forward(st->q, m->w.bq + (size_t)l * Q, n, Q);
             bias_forward(st->k, m->w.bk + (size_t)l * KV, n, KV);
@@ -233,12 +240,18 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
         for (int r = 0; r < n; r++)
             attend(st, st->xb2 + (size_t)r * Q, st->q + (size_t)r * Q, l, streams[r], pos[r]);
         matmul_rows(st->xb, st->xb2, m->w.wo, b->wo, (size_t)l * C * Q, n, Q, C);
+        if (lo) lora_apply(lo, LORA_O, l, st->xb, st->xb2, n);
         residual_forward(st->x, st->x, st->xb, n * C);
         rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_ffn + (size_t)l * C, n, C, eps);
         matmul_rows(st->hb, st->xb, m->w.w1, b->w1, (size_t)l * H * C, n, C, H);
         matmul_rows(st->hb2, st->xb, m->w.w3, b->w3, (size_t)l * H * C, n, C, H);
+        if (lo) {
+            lora_apply(lo, LORA_GATE, l, st->hb, st->xb, n);
+            lora_apply(lo, LORA_UP, l, st->hb2, st->xb, n);
+        }
         swiglu_forward(st->hb, st->hb, st->hb2, n * H);
         matmul_rows(st->xb, st->hb, m->w.w2, b->w2, (size_t)l * C * H, n, H, C);
+        if (lo) lora_apply(lo, LORA_DOWN, l, st->xb, st->hb, n);
         residual_forward(st->x, st->x, st->xb, n * C);
     }
     rmsnorm_forward(st->x, rstd, st->x, m->w.rms_final, n, C, eps);

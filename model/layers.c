@@ -67,12 +67,12 @@ MODEL_SIMD_CLONES void rmsnorm_backward(float *dinp, float *dw, const float *dou
         for (; i + 8 <= C; i += 8) {
             v8f xv = v8_load(x + i), g = v8_load(dy + i);
             acc += v8_load(w + i) * g * xv;
-            v8_store(dw + i, v8_load(dw + i) + g * xv * r);
+            if (dw) v8_store(dw + i, v8_load(dw + i) + g * xv * r);
         }
         float dot = v8_hsum(acc);
         for (; i < C; i++) {
             dot += w[i] * dy[i] * x[i];
-            dw[i] += dy[i] * x[i] * r;
+            if (dw) dw[i] += dy[i] * x[i] * r;
         }
         float c = dot * r * r * r / C;
         for (i = 0; i + 8 <= C; i += 8)

@@ -16,7 +16,7 @@ void embedding_backward(float *demb, const float *dout, const int *tokens, int N
  * Per-head q/k norms are the same call over N·heads rows of hs. */
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
                      float eps);
-/* dinp (N,C) +=, dw (C) += (eps is inside rstd) */
+/* dinp (N,C) +=, dw (C) += (eps is inside rstd; dw NULL: frozen) */
 void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
                       const float *w, const float *rstd, int N, int C);
 

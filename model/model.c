@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include "model/layers.h"
+#include "model/lora.h"
 #include "model/parallel.h"
 #include "util/rng.h"
 #include "util/sys.h"
@@ -107,13 +108,33 @@ size_t model_param_count(const Config *cfg, int heads) {
 }
 
 void model_free(Model *m) {
-    sys_free_big(m->params);
+    if (!(m->borrowed & 1)) sys_free_big(m->params);
     sys_free_big(m->grads);
+    if (m->lora) lora_free(m->lora);
+    free(m->lora);
+    if (m->borrowed & 2) m->tokenizer = NULL; /* the base's */
     free(m->tokenizer);
     memset(m, 0, sizeof *m);
 }
 
+/* With an adapter: the heads are the adapter's slots, the base has no gradients. */
+static void lora_bind(Model *m) {
+    Lora *lo = m->lora;
+    memset(&m->g, 0, sizeof m->g);
+    m->w.reward = (m->heads & MODEL_HEAD_REWARD) ? lo->params + lo->off_head[0] : NULL;
+    m->w.value = (m->heads & MODEL_HEAD_VALUE) ? lo->params + lo->off_head[1] : NULL;
+    if (lo->grads) {
+        m->g.reward = m->w.reward ? lo->grads + lo->off_head[0] : NULL;
+        m->g.value = m->w.value ? lo->grads + lo->off_head[1] : NULL;
+    }
+}
+
 int model_grads_alloc(Model *m, Err *err) {
+    if (m->lora) {
+        int rc = lora_grads_alloc(m->lora, err);
+        if (!rc) lora_bind(m);
+        return rc;
+    }
     if (m->grads) return RLHF_OK;
     m->grads = sys_alloc_big(m->n_params * sizeof(float));
     if (!m->grads) return err_set(err, RLHF_ENOMEM, "out of memory for gradients");
@@ -122,7 +143,8 @@ int model_grads_alloc(Model *m, Err *err) {
 }
 
 void model_zero_grad(Model *m) {
-    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+    if (m->lora && m->lora->grads) memset(m->lora->grads, 0, m->lora->n * sizeof(float));
+    else if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
 int model_set_tokenizer(Model *m, const void *bytes, size_t len, Err *err) {
@@ -137,27 +159,145 @@ int model_set_tokenizer(Model *m, const void *bytes, size_t len, Err *err) {
     return RLHF_OK;
 }
 
+/* The heads are the last tensors of the array: changing them resizes its
+ * tail in place (sys_realloc_big moves the pages, never copies the weights). */
 int model_set_heads(Model *m, int heads, Err *err) {
     heads &= MODEL_HEAD_REWARD | MODEL_HEAD_VALUE;
     if (heads == m->heads) return RLHF_OK;
-    Model n;
-    int rc = model_create(&n, &m->cfg, heads, err);
-    if (rc) return rc;
-    for (int t = 0; t < MODEL_NT; t++) {
-        size_t k = n.sizes[t] < m->sizes[t] ? n.sizes[t] : m->sizes[t];
-        if (k)
-            memcpy(n.params + model_tensor_offset(&n, t), m->params + model_tensor_offset(m, t),
-                   k * sizeof(float));
+    if ((m->borrowed & 1) && m->lora) { /* a view: its heads are its adapter's alone */
+        size_t C1 = (size_t)m->cfg.dim + 1;
+        for (int hd = 0; hd < 2; hd++)
+            if ((heads & (1 << hd)) && !(m->heads & (1 << hd)))
+                memset(m->lora->params + m->lora->off_head[hd], 0, C1 * sizeof(float));
+        m->heads = heads;
+        lora_bind(m);
+        return RLHF_OK;
     }
-    if (m->grads && (rc = model_grads_alloc(&n, err))) {
-        model_free(&n);
+    if (m->borrowed & 1) return err_set(err, RLHF_EINVAL, "cannot change the heads of shared weights");
+    size_t C1 = (size_t)m->cfg.dim + 1, old_n = m->n_params;
+    float keep[2][C1]; /* the heads' values, by kind */
+    for (int hd = 0; hd < 2; hd++) {
+        const float *src = hd ? m->w.value : m->w.reward;
+        if (src && !m->lora) memcpy(keep[hd], src, C1 * sizeof(float));
+        else memset(keep[hd], 0, C1 * sizeof(float));
+    }
+    size_t sizes[MODEL_NT], n = 0;
+    fill_sizes(sizes, &m->cfg, heads);
+    for (int i = 0; i < MODEL_NT; i++) n += sizes[i];
+    float *p = sys_realloc_big(m->params, old_n * sizeof(float), n * sizeof(float));
+    if (!p) return err_set(err, RLHF_ENOMEM, "out of memory for %zu parameters", n);
+    m->params = p;
+    if (m->grads) {
+        float *g = sys_realloc_big(m->grads, old_n * sizeof(float), n * sizeof(float));
+        if (!g) return err_set(err, RLHF_ENOMEM, "out of memory for gradients");
+        m->grads = g;
+    }
+    int had = m->heads;
+    memcpy(m->sizes, sizes, sizeof sizes);
+    m->n_params = n, m->heads = heads;
+    for (int hd = 0; hd < 2; hd++) {
+        if (!(heads & (1 << hd))) continue;
+        size_t off = model_tensor_offset(m, hd ? MODEL_T_VALUE : MODEL_T_REWARD);
+        memcpy(m->params + off, keep[hd], C1 * sizeof(float));
+        if (m->grads) memset(m->grads + off, 0, C1 * sizeof(float));
+    }
+    point_weights(&m->w, m->params, m);
+    if (m->grads) point_weights(&m->g, m->grads, m);
+    if (m->lora) { /* the heads live in the adapter: a new one starts at 0 */
+        Lora *lo = m->lora;
+        for (int hd = 0; hd < 2; hd++)
+            if ((heads & (1 << hd)) && !(had & (1 << hd)))
+                memset(lo->params + lo->off_head[hd], 0, C1 * sizeof(float));
+        lora_bind(m);
+    }
+    return RLHF_OK;
+}
+
+float *model_train_params(const Model *m) { return m->lora ? m->lora->params : m->params; }
+float *model_train_grads(const Model *m) { return m->lora ? m->lora->grads : m->grads; }
+size_t model_train_n(const Model *m) { return m->lora ? m->lora->n : m->n_params; }
+
+int model_train_decays(const Model *m, size_t i) {
+    if (m->lora) return i < m->lora->off_head[0];
+    for (int t = 0; t < MODEL_NT; t++) {
+        if (i < m->sizes[t]) return model_tensor_is_matrix(t);
+        i -= m->sizes[t];
+    }
+    return 0;
+}
+
+int model_lora_attach(Model *m, const LoraConfig *c, uint64_t seed, const char *base_path,
+                      const char *base_sha, Err *err) {
+    if (m->lora) return err_set(err, RLHF_EINVAL, "the model already has a LoRA adapter");
+    Lora *lo = calloc(1, sizeof *lo);
+    if (!lo) return err_set(err, RLHF_ENOMEM, "out of memory");
+    int rc = lora_create(lo, c, &m->cfg, seed, err);
+    if (!rc && base_path && !(lo->base_path = strdup(base_path)))
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (rc) {
+        lora_free(lo);
+        free(lo);
         return rc;
     }
-    n.tokenizer = m->tokenizer;
-    n.tokenizer_len = m->tokenizer_len;
-    m->tokenizer = NULL;
-    model_free(m);
-    *m = n;
+    if (base_sha) snprintf(lo->base_sha, sizeof lo->base_sha, "%s", base_sha);
+    size_t C1 = (size_t)m->cfg.dim + 1;
+    if (m->w.reward) memcpy(lo->params + lo->off_head[0], m->w.reward, C1 * sizeof(float));
+    if (m->w.value) memcpy(lo->params + lo->off_head[1], m->w.value, C1 * sizeof(float));
+    sys_free_big(m->grads);
+    m->grads = NULL;
+    m->lora = lo;
+    lora_bind(m);
+    return RLHF_OK;
+}
+
+int model_lora_merge(Model *m, Err *err) {
+    Lora *lo = m->lora;
+    if (!lo) return RLHF_OK;
+    if (m->borrowed) return err_set(err, RLHF_EINVAL, "cannot merge an adapter into shared weights");
+    const Config *c = &m->cfg;
+    size_t C = c->dim, H = c->hidden_dim, Q = model_q_dim(c), KV = model_kv_dim(c);
+    float *base[LORA_NT] = {m->w.wq, m->w.wk, m->w.wv, m->w.wo, m->w.w1, m->w.w3, m->w.w2};
+    size_t per[LORA_NT] = {Q * C, KV * C, KV * C, C * Q, H * C, H * C, C * H};
+    for (int t = 0; t < LORA_NT; t++)
+        for (int l = 0; l < c->n_layers; l++) lora_merge_into(lo, base[t] + (size_t)l * per[t], t, l);
+    size_t C1 = C + 1;
+    float *own[2] = {m->params + model_tensor_offset(m, MODEL_T_REWARD),
+                     m->params + model_tensor_offset(m, MODEL_T_VALUE)};
+    for (int hd = 0; hd < 2; hd++)
+        if (m->heads & (1 << hd)) memcpy(own[hd], lo->params + lo->off_head[hd], C1 * sizeof(float));
+    lora_free(lo);
+    free(lo);
+    m->lora = NULL;
+    m->lora_off = 0;
+    point_weights(&m->w, m->params, m);
+    return RLHF_OK;
+}
+
+int model_lora_adopt(Model *m, Model *view, Err *err) {
+    if (!view->lora || view->params != m->params || m->lora)
+        return err_set(err, RLHF_EINVAL, "not an adapter view of this model");
+    int rc = model_set_heads(m, view->heads, err);
+    if (rc) return rc;
+    m->lora = view->lora;
+    view->lora = NULL;
+    sys_free_big(m->grads);
+    m->grads = NULL;
+    lora_bind(m);
+    model_free(view);
+    return RLHF_OK;
+}
+
+int model_view(Model *v, const Model *base, Lora *lora, int heads, Err *err) {
+    heads &= MODEL_HEAD_REWARD | MODEL_HEAD_VALUE;
+    if (heads && !lora) return err_set(err, RLHF_EINVAL, "a view's heads live in its adapter");
+    *v = *base;
+    v->borrowed = 3; /* the weights and the tokenizer are the base's */
+    v->grads = NULL, v->lora_off = 0;
+    memset(&v->g, 0, sizeof v->g);
+    v->heads = heads;
+    v->lora = lora;
+    if (lora) lora_bind(v);
+    else v->w.reward = v->w.value = NULL;
     return RLHF_OK;
 }
 
@@ -275,6 +415,13 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
                            n * sizeof(float) >> 20);
         rs->n_logits = n;
     }
+    Lora *lo = m->lora && !m->lora_off ? m->lora : NULL;
+    if (lo) {
+        int mx = C > H ? C : H;
+        int rc = lora_reserve(lo, N, mx > Q ? mx : Q, err);
+        if (rc) return rc;
+        if (lo->training) lo->drop_pass++;
+    }
     rs->b = B;
     rs->t = T;
     rs->have_dlnf = 0;
@@ -282,18 +429,29 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
     ParScope ps;
     par_enter(&ps); /* one switch of OpenBLAS's threads for the whole pass */
     embedding_forward(rs->resid, tokens, m->w.emb, N, C);
+    /* without a backward to come, every layer reuses layer 0's buffers (and
+     * two residual slots in turn): a forward-only pass touches 1/L of them */
+    int ng = (flags & MODEL_FWD_NOGRAD) != 0;
+    rs->nograd = ng;
     for (int l = 0; l < c->n_layers; l++) {
-        float *x = rs->resid + l * NC, *xm = rs->resid_mid + l * NC;
-        float *ln1 = rs->ln1 + l * NC, *q = rs->q + l * NQ, *k = rs->k + l * NK, *v = rs->v + l * NK;
-        float *att = rs->att + (size_t)l * B * NH * T * T, *atty = rs->atty + l * NQ;
-        float *ln2 = rs->ln2 + l * NC, *h1 = rs->h1 + l * NHd, *h3 = rs->h3 + l * NHd;
-        float *hg = rs->hg + l * NHd, *xo = rs->resid + (l + 1) * NC;
-        rmsnorm_forward(ln1, rs->ln1_rstd + (size_t)l * N, x, m->w.rms_att + (size_t)l * C, N, C, eps);
+        size_t a = ng ? 0 : (size_t)l; /* the layer's slot */
+        size_t r0 = ng ? (size_t)(l & 1) : (size_t)l, r1 = ng ? (size_t)((l + 1) & 1) : (size_t)l + 1;
+        float *x = rs->resid + r0 * NC, *xm = rs->resid_mid + a * NC;
+        float *ln1 = rs->ln1 + a * NC, *q = rs->q + a * NQ, *k = rs->k + a * NK, *v = rs->v + a * NK;
+        float *att = rs->att + a * B * NH * T * T, *atty = rs->atty + a * NQ;
+        float *ln2 = rs->ln2 + a * NC, *h1 = rs->h1 + a * NHd, *h3 = rs->h3 + a * NHd;
+        float *hg = rs->hg + a * NHd, *xo = rs->resid + r1 * NC;
+        rmsnorm_forward(ln1, rs->ln1_rstd + a * N, x, m->w.rms_att + (size_t)l * C, N, C, eps);
         /* with q/k norms the projections land in q_pre/k_pre, kept for backward */
-        float *qp = c->qk_norm ? rs->q_pre + l * NQ : q, *kp = c->qk_norm ? rs->k_pre + l * NK : k;
+        float *qp = c->qk_norm ? rs->q_pre + a * NQ : q, *kp = c->qk_norm ? rs->k_pre + a * NK : k;
         matmul_forward(qp, ln1, m->w.wq + (size_t)l * Q * C, N, C, Q);
         matmul_forward(kp, ln1, m->w.wk + (size_t)l * KV * C, N, C, KV);
         matmul_forward(v, ln1, m->w.wv + (size_t)l * KV * C, N, C, KV);
+        if (lo) {
+            lora_forward(lo, LORA_Q, l, qp, ln1, N);
+            lora_forward(lo, LORA_K, l, kp, ln1, N);
+            lora_forward(lo, LORA_V, l, v, ln1, N);
+        }
         if (m->w.bq) {
             bias_forward(qp, m->w.bq + (size_t)l * Q, N, Q);
             bias_forward(kp, m->w.bk + (size_t)l * KV, N, KV);
@@ -301,24 +459,30 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
         }
         if (c->qk_norm) { /* each head's hs values normed on their own, before RoPE */
             size_t hl = (size_t)l * hs;
-            rmsnorm_forward(q, rs->q_rstd + (size_t)l * N * NH, qp, m->w.q_norm + hl, N * NH, hs, eps);
-            rmsnorm_forward(k, rs->k_rstd + (size_t)l * N * NKV, kp, m->w.k_norm + hl, N * NKV, hs, eps);
+            rmsnorm_forward(q, rs->q_rstd + a * N * NH, qp, m->w.q_norm + hl, N * NH, hs, eps);
+            rmsnorm_forward(k, rs->k_rstd + a * N * NKV, kp, m->w.k_norm + hl, N * NKV, hs, eps);
         }
         rope_forward(q, rs->rope_cos, rs->rope_sin, B, T, NH, hs);
         rope_forward(k, rs->rope_cos, rs->rope_sin, B, T, NKV, hs);
         attention_forward(atty, att, q, k, v, B, T, NH, NKV, hs);
         /* xm = x + wo·atty: the projection lands straight in xm, then x is added */
         matmul_forward(xm, atty, m->w.wo + (size_t)l * C * Q, N, Q, C);
+        if (lo) lora_forward(lo, LORA_O, l, xm, atty, N);
         residual_forward(xm, xm, x, (int)NC);
-        rmsnorm_forward(ln2, rs->ln2_rstd + (size_t)l * N, xm, m->w.rms_ffn + (size_t)l * C, N, C, eps);
+        rmsnorm_forward(ln2, rs->ln2_rstd + a * N, xm, m->w.rms_ffn + (size_t)l * C, N, C, eps);
         matmul_forward(h1, ln2, m->w.w1 + (size_t)l * H * C, N, C, H);
         matmul_forward(h3, ln2, m->w.w3 + (size_t)l * H * C, N, C, H);
+        if (lo) {
+            lora_forward(lo, LORA_GATE, l, h1, ln2, N);
+            lora_forward(lo, LORA_UP, l, h3, ln2, N);
+        }
         swiglu_forward(hg, h1, h3, (int)NHd);
         matmul_forward(xo, hg, m->w.w2 + (size_t)l * C * H, N, H, C);
+        if (lo) lora_forward(lo, LORA_DOWN, l, xo, hg, N);
         residual_forward(xo, xo, xm, (int)NC);
     }
-    rmsnorm_forward(rs->lnf, rs->lnf_rstd, rs->resid + (size_t)c->n_layers * NC, m->w.rms_final, N, C,
-                    eps);
+    size_t last = ng ? (size_t)(c->n_layers & 1) : (size_t)c->n_layers;
+    rmsnorm_forward(rs->lnf, rs->lnf_rstd, rs->resid + last * NC, m->w.rms_final, N, C, eps);
     if (flags & MODEL_FWD_LOGITS) matmul_forward(rs->logits, rs->lnf, m->w.wcls, N, C, V);
     const float *heads[2] = {m->w.reward, m->w.value};
     float *outs[2] = {rs->reward, rs->value};
@@ -336,6 +500,9 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
     return RLHF_OK;
 }
 
+/* A gradient tensor at an offset, or NULL when it is frozen (LoRA). */
+#define GP(p, off) ((p) ? (p) + (off) : NULL)
+
 int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogits,
                    const float *dreward, const float *dvalue, Err *err) {
     const Config *c = &m->cfg;
@@ -343,11 +510,16 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
     if (rc) return rc;
     int B = rs->b, T = rs->t;
     if (B <= 0) return err_set(err, RLHF_EINVAL, "backward without a forward pass");
+    if (rs->nograd) return err_set(err, RLHF_EINVAL, "backward after a forward without gradients");
     int N = B * T, C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), NH = c->n_heads;
     int NKV = c->n_kv_heads, hs = model_head_size(c), V = c->vocab_size, L = c->n_layers;
     int Q = model_q_dim(c);
     size_t NC = (size_t)N * C, NK = (size_t)N * KV, NHd = (size_t)N * H, NQ = (size_t)N * Q;
     Weights *w = &m->w, *g = &m->g;
+    /* with an adapter the base is frozen: its gradients are NULL, skipped below */
+    Lora *lo = m->lora && !m->lora_off ? m->lora : NULL;
+    if (m->lora && m->lora_off)
+        return err_set(err, RLHF_EINVAL, "backward with the adapter switched off");
     float *dlnf = rs->dln;
     ParScope ps;
     par_enter(&ps);
@@ -395,14 +567,20 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
         float *hg = rs->hg + l * NHd;
         size_t lC = (size_t)l * C, lQ = (size_t)l * Q * C, lK = (size_t)l * KV * C;
         /* MLP: xo = xm + w2·hg; dres flows to xm unchanged */
-        matmul_backward(rs->dhg, g->w2 + lC * H, dres, hg, w->w2 + lC * H, N, H, C, 0);
+        matmul_backward(rs->dhg, GP(g->w2, lC * H), dres, hg, w->w2 + lC * H, N, H, C, 0);
+        if (lo) lora_backward(lo, LORA_DOWN, l, rs->dhg, dres, hg, N);
         swiglu_backward(rs->dh1, rs->dh3, rs->dhg, h1, h3, (int)NHd);
-        matmul_backward(rs->dln, g->w1 + lC * H, rs->dh1, ln2, w->w1 + lC * H, N, C, H, 0);
-        matmul_backward(rs->dln, g->w3 + lC * H, rs->dh3, ln2, w->w3 + lC * H, N, C, H, 1);
-        rmsnorm_backward(dres, g->rms_ffn + lC, rs->dln, xm, w->rms_ffn + lC,
+        matmul_backward(rs->dln, GP(g->w1, lC * H), rs->dh1, ln2, w->w1 + lC * H, N, C, H, 0);
+        matmul_backward(rs->dln, GP(g->w3, lC * H), rs->dh3, ln2, w->w3 + lC * H, N, C, H, 1);
+        if (lo) {
+            lora_backward(lo, LORA_GATE, l, rs->dln, rs->dh1, ln2, N);
+            lora_backward(lo, LORA_UP, l, rs->dln, rs->dh3, ln2, N);
+        }
+        rmsnorm_backward(dres, GP(g->rms_ffn, lC), rs->dln, xm, w->rms_ffn + lC,
                          rs->ln2_rstd + (size_t)l * N, N, C);
         /* attention: xm = x + wo·atty */
-        matmul_backward(rs->datty, g->wo + lQ, dres, atty, w->wo + lQ, N, Q, C, 0);
+        matmul_backward(rs->datty, GP(g->wo, lQ), dres, atty, w->wo + lQ, N, Q, C, 0);
+        if (lo) lora_backward(lo, LORA_O, l, rs->datty, dres, atty, N);
         attention_backward(rs->dq, rs->dk, rs->dv, rs->datt, rs->datty, att, q, k, v, B, T, NH,
                            NKV, hs);
         rope_backward(rs->dq, rs->rope_cos, rs->rope_sin, B, T, NH, hs);
@@ -413,9 +591,9 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
             dq = rs->datty, dk = rs->dk_pre;
             memset(dq, 0, NQ * sizeof(float));
             memset(dk, 0, NK * sizeof(float));
-            rmsnorm_backward(dq, g->q_norm + hl, rs->dq, rs->q_pre + l * NQ, w->q_norm + hl,
+            rmsnorm_backward(dq, GP(g->q_norm, hl), rs->dq, rs->q_pre + l * NQ, w->q_norm + hl,
                              rs->q_rstd + (size_t)l * N * NH, N * NH, hs);
-            rmsnorm_backward(dk, g->k_norm + hl, rs->dk, rs->k_pre + l * NK, w->k_norm + hl,
+            rmsnorm_backward(dk, GP(g->k_norm, hl), rs->dk, rs->k_pre + l * NK, w->k_norm + hl,
                              rs->k_rstd + (size_t)l * N * NKV, N * NKV, hs);
         }
         if (g->bq) {
@@ -423,13 +601,18 @@ int model_backward(Model *m, RunState *rs, const int *tokens, const float *dlogi
             bias_backward(g->bk + (size_t)l * KV, dk, N, KV);
             bias_backward(g->bv + (size_t)l * KV, rs->dv, N, KV);
         }
-        matmul_backward(rs->dln, g->wq + lQ, dq, ln1, w->wq + lQ, N, C, Q, 0);
-        matmul_backward(rs->dln, g->wk + lK, dk, ln1, w->wk + lK, N, C, KV, 1);
-        matmul_backward(rs->dln, g->wv + lK, rs->dv, ln1, w->wv + lK, N, C, KV, 1);
-        rmsnorm_backward(dres, g->rms_att + lC, rs->dln, x, w->rms_att + lC,
+        matmul_backward(rs->dln, GP(g->wq, lQ), dq, ln1, w->wq + lQ, N, C, Q, 0);
+        matmul_backward(rs->dln, GP(g->wk, lK), dk, ln1, w->wk + lK, N, C, KV, 1);
+        matmul_backward(rs->dln, GP(g->wv, lK), rs->dv, ln1, w->wv + lK, N, C, KV, 1);
+        if (lo) {
+            lora_backward(lo, LORA_Q, l, rs->dln, dq, ln1, N);
+            lora_backward(lo, LORA_K, l, rs->dln, dk, ln1, N);
+            lora_backward(lo, LORA_V, l, rs->dln, rs->dv, ln1, N);
+        }
+        rmsnorm_backward(dres, GP(g->rms_att, lC), rs->dln, x, w->rms_att + lC,
                          rs->ln1_rstd + (size_t)l * N, N, C);
     }
-    embedding_backward(g->emb, dres, tokens, N, C);
+    if (g->emb) embedding_backward(g->emb, dres, tokens, N, C);
     par_leave(&ps);
     return RLHF_OK;
 }

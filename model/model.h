@@ -61,6 +61,12 @@ typedef struct Model {
     Weights g;
     unsigned char *tokenizer; /* optional tokenizer.bin bytes carried by our checkpoint */
     size_t tokenizer_len;
+    /* LoRA (model/lora.h): with an adapter attached the base is frozen and
+     * only the adapter's array (adapters and heads) trains; lora_off runs the
+     * base alone. borrowed: bit 1, params belong to another Model (model_view);
+     * bit 2, so does the tokenizer. */
+    struct Lora *lora;
+    int lora_off, borrowed;
 } Model;
 
 /* Allocates zeroed parameters for cfg with the given heads. */
@@ -92,6 +98,32 @@ const char *model_tensor_name(int t);
 /* Offset of tensor t in the flat array. */
 size_t model_tensor_offset(const Model *m, int t);
 
+/* What trains: the whole parameter array, or with LoRA the adapter's (its
+ * adapters and the heads). Optimizers, clipping and all-reduces use these. */
+float *model_train_params(const Model *m);
+float *model_train_grads(const Model *m);
+size_t model_train_n(const Model *m);
+/* Whether float i of the trainable array takes weight decay (a matrix). */
+int model_train_decays(const Model *m, size_t i);
+
+struct LoraConfig;
+/* Attaches a fresh adapter (lora.h) on m's frozen weights; m's heads move
+ * into it; base_path/base_sha name the base (for the checkpoint). m's full
+ * gradient array is released. */
+int model_lora_attach(Model *m, const struct LoraConfig *c, uint64_t seed, const char *base_path,
+                      const char *base_sha, Err *err);
+/* Folds the adapter into the base weights (W += α/R·B A) and drops it: m is
+ * then a plain model that computes what the adapted one did. */
+int model_lora_merge(Model *m, Err *err);
+/* A Model that shares base's weights (no copy) with its own heads and adapter
+ * (lora may be NULL: the base itself, frozen). The view owns lora but not the
+ * weights; model_free on it frees only what it owns. base must outlive it. */
+int model_view(Model *v, const Model *base, struct Lora *lora, int heads, Err *err);
+
+/* Moves the adapter of view (a model_view of m) onto m itself, with the
+ * view's heads; view is freed. */
+int model_lora_adopt(Model *m, Model *view, Err *err);
+
 /* Activations for one batch of up to B×T tokens (T <= seq_len). The arena is
  * reserved address space (mmap, MAP_NORESERVE): a batch of b×t touches only
  * the first b·t rows of each buffer, so memory is committed for the largest
@@ -104,6 +136,7 @@ typedef struct RunState {
     size_t n_logits;  /* floats mapped at logits (0 until a forward asks for them) */
     int head_rows;    /* rows per chunk of model_head; may be lowered, never raised */
     int have_dlnf;    /* model_head left d loss/d lnf in dln for model_backward */
+    int nograd;       /* the last forward kept one layer's activations (MODEL_FWD_NOGRAD) */
     /* forward (N = B*T) */
     float *resid;     /* (L+1, N, C) input of each layer; resid[L] = last output */
     float *resid_mid; /* (L, N, C) after the attention block */
@@ -131,7 +164,10 @@ typedef struct RunState {
 int model_runstate_create(RunState *rs, const Config *cfg, int B, int T, Err *err);
 void model_runstate_free(RunState *rs);
 
-enum { MODEL_FWD_LOGITS = 1 }; /* compute logits (skip for reward/value-only passes) */
+enum {
+    MODEL_FWD_LOGITS = 1, /* compute logits (skip for reward/value-only passes) */
+    MODEL_FWD_NOGRAD = 2, /* no backward follows: activations of one layer at a time (RSS) */
+};
 
 /* Forward over tokens (B, T) (row b is one sequence); fills rs's activations,
  * logits when asked, and the heads present. B*T and T must fit rs. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/lora.h"
 #include "model/parallel.h"
 #include "util/sys.h"
 
@@ -45,12 +46,18 @@ static void adamw_part(void *ctx, int64_t lo, int64_t hi, int part) {
     float b1 = o->beta1, b2 = o->beta2, eps = o->eps, lr = u->lr, c1 = u->c1, c2 = u->c2;
     size_t off = 0;
     (void)part;
-    for (int t = 0; t < MODEL_NT; off += m->sizes[t], t++) {
+    /* the trainable array in runs of one decay flag: tensors, or with LoRA the
+     * adapters (decayed) then the heads */
+    size_t nrun = m->lora ? 2 : MODEL_NT;
+    for (size_t t = 0; t < nrun; t++) {
+        size_t len = m->lora ? (t ? m->lora->n - m->lora->off_head[0] : m->lora->off_head[0])
+                             : m->sizes[t];
         size_t a = off > (size_t)lo ? off : (size_t)lo;
-        size_t e = off + m->sizes[t] < (size_t)hi ? off + m->sizes[t] : (size_t)hi;
+        size_t e = off + len < (size_t)hi ? off + len : (size_t)hi;
+        off += len;
         if (a >= e) continue;
-        float wd = model_tensor_is_matrix(t) ? o->weight_decay : 0.0f;
-        float *p = m->params, *g = m->grads, *mm = o->m, *vv = o->v;
+        float wd = model_train_decays(m, a) ? o->weight_decay : 0.0f;
+        float *p = model_train_params(m), *g = model_train_grads(m), *mm = o->m, *vv = o->v;
         for (size_t i = a; i < e; i++) {
             float gi = g[i];
             float mi = b1 * mm[i] + (1.0f - b1) * gi;
@@ -67,12 +74,12 @@ void adamw_step(AdamW *o, Model *m, float lr) {
     Upd u = {.o = o, .m = m, .lr = lr};
     u.c1 = 1.0f / (1.0f - powf(o->beta1, (float)o->step));
     u.c2 = 1.0f / (1.0f - powf(o->beta2, (float)o->step));
-    par_for((int64_t)m->n_params, 1 << 16, adamw_part, &u);
+    par_for((int64_t)model_train_n(m), 1 << 16, adamw_part, &u);
 }
 
 static void sumsq_part(void *ctx, int64_t lo, int64_t hi, int part) {
     Upd *u = ctx;
-    const float *g = u->m->grads;
+    const float *g = model_train_grads(u->m);
     /* four float partial sums per block of 4096, then double: accurate and vectorisable */
     double s = 0.0;
     for (int64_t b = lo; b < hi; b += 4096) {
@@ -93,7 +100,7 @@ static void sumsq_part(void *ctx, int64_t lo, int64_t hi, int part) {
 
 double model_grad_norm(const Model *m) {
     Upd u = {.m = (Model *)m};
-    int parts = par_for((int64_t)m->n_params, 1 << 16, sumsq_part, &u);
+    int parts = par_for((int64_t)model_train_n(m), 1 << 16, sumsq_part, &u);
     double s = 0.0;
     for (int i = 0; i < parts; i++) s += u.part_sum[i];
     return sqrt(s);
@@ -101,7 +108,7 @@ double model_grad_norm(const Model *m) {
 
 static void scale_part(void *ctx, int64_t lo, int64_t hi, int part) {
     Upd *u = ctx;
-    float *g = u->m->grads, s = u->scale;
+    float *g = model_train_grads(u->m), s = u->scale;
     (void)part;
     for (int64_t i = lo; i < hi; i++) g[i] *= s;
 }
@@ -110,7 +117,7 @@ double model_grad_clip(Model *m, double max_norm) {
     double norm = model_grad_norm(m);
     if (max_norm > 0 && norm > max_norm) {
         Upd u = {.m = m, .scale = (float)(max_norm / (norm + 1e-6))};
-        par_for((int64_t)m->n_params, 1 << 16, scale_part, &u);
+        par_for((int64_t)model_train_n(m), 1 << 16, scale_part, &u);
     }
     return norm;
 }

@@ -148,10 +148,10 @@ void dpo_trainer_free(DpoTrainer *tr) {
 }
 
 /* Forward over examples tr->idx[0..n) (log-probability sums into tr->sums). */
-static int forward(DpoTrainer *tr, const SeqExample *ex, int n, int *T, Err *err) {
+static int forward(DpoTrainer *tr, const SeqExample *ex, int n, int *T, int flags, Err *err) {
     *T = rl_batch_fill(&tr->batch, ex, tr->idx, n, NULL);
     LossHeadLogp h = {.targets = tr->batch.targets, .logp = tr->batch.buf};
-    int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, n, *T, 0, err);
+    int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, n, *T, flags, err);
     if (!rc) rc = model_head(tr->m, &tr->rs, 0, loss_head_logp, &h, err);
     if (rc) return rc;
     seq_row_sums(tr->batch.buf, tr->batch.targets, n, *T, tr->sums);
@@ -162,15 +162,19 @@ int dpo_reference(DpoTrainer *tr, DpoSet *set, Err *err) {
     free(set->ref);
     set->ref = malloc(sizeof(double) * (size_t)(set->n_ex + 1));
     if (!set->ref) return err_set(err, RLHF_ENOMEM, "out of memory");
-    for (int s = 0, b; s < set->n_ex; s += b) {
+    /* with LoRA the reference is the base: the adapter off (no second model) */
+    int off = tr->m->lora_off, rc = RLHF_OK;
+    tr->m->lora_off = 1;
+    for (int s = 0, b; s < set->n_ex && !rc; s += b) {
         b = set->n_ex - s < tr->rows ? set->n_ex - s : tr->rows;
         for (int i = 0; i < b; i++)
             tr->idx[i] = s + i;
-        int T, rc = forward(tr, set->ex, b, &T, err);
-        if (rc) return rc;
-        memcpy(set->ref + s, tr->sums, sizeof(double) * (size_t)b);
+        int T;
+        rc = forward(tr, set->ex, b, &T, MODEL_FWD_NOGRAD, err);
+        if (!rc) memcpy(set->ref + s, tr->sums, sizeof(double) * (size_t)b);
     }
-    return RLHF_OK;
+    tr->m->lora_off = off;
+    return rc;
 }
 
 static double answer_len(const SeqExample *e) {
@@ -191,7 +195,7 @@ static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double 
             for (int i = 0; i < k; i++)
                 tr->idx[rows++] = set->ex_start[g] + i;
         }
-        int T, rc = forward(tr, set->ex, rows, &T, err);
+        int T, rc = forward(tr, set->ex, rows, &T, 0, err);
         if (rc) return rc;
         memset(tr->w, 0, sizeof(double) * (size_t)rows);
         for (int r = 0, q = 0; q < b; q++) {
@@ -264,7 +268,7 @@ int dpo_grads(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, DpoStats
     dist_slice(n, &lo, &hi);
     int rc = pairs ? pass(tr, set, idx + lo, hi - lo, 1.0 / pairs, st, err) : RLHF_OK;
     if (rc) return rc;
-    if (dist_size() > 1 && (dist_allreduce_sum(tr->m->grads, tr->m->n_params) || stats_reduce(st)))
+    if (dist_size() > 1 && (dist_allreduce_sum(model_train_grads(tr->m), model_train_n(tr->m)) || stats_reduce(st)))
         return err_set(err, RLHF_EIO, "MPI all-reduce failed");
     stats_mean(st);
     return RLHF_OK;

@@ -115,13 +115,13 @@ static int restore(Ppo *p, const void *state, size_t len, Err *err) {
         return err_set(err, RLHF_EINVAL,
                        "the training prompts changed since this run started (split, store or template); "
                        "start a new run with --force");
-    size_t nv = p->value ? p->value->n_params : 0;
+    size_t nv = p->value ? model_train_n(p->value) : 0;
     if (st.value_params != nv || len != sizeof st + nv * 3 * sizeof(float))
         return err_set(err, RLHF_EFORMAT, "the saved value model does not match (%llu floats, %zu expected)",
                        (unsigned long long)st.value_params, nv);
     if (nv) {
         const float *f = (const float *)((const char *)state + sizeof st);
-        memcpy(p->value->params, f, nv * sizeof(float));
+        memcpy(model_train_params(p->value), f, nv * sizeof(float));
         memcpy(p->vopt.m, f + nv, nv * sizeof(float));
         memcpy(p->vopt.v, f + 2 * nv, nv * sizeof(float));
         p->vopt.step = st.value_opt_step;
@@ -174,17 +174,17 @@ int ppo_init(Ppo *p, const PpoConfig *c, Model *policy, Model *ref, Model *value
     if (c->ptx_len > pc->seq_len) p->c.ptx_len = pc->seq_len;
     /* optimizers */
     if (opt && opt->n) {
-        if (opt->n != policy->n_params)
+        if (opt->n != model_train_n(policy))
             return err_set(err, RLHF_EFORMAT, "the optimizer state does not match the policy");
         p->opt = *opt;
         memset(opt, 0, sizeof *opt);
-    } else if ((rc = adamw_create(&p->opt, policy->n_params, err))) {
+    } else if ((rc = adamw_create(&p->opt, model_train_n(policy), err))) {
         goto fail;
     }
     p->opt.weight_decay = 0; /* decay would pull the policy off the reference for no reason */
     if ((rc = model_grads_alloc(policy, err))) goto fail;
     if (p->value) {
-        if ((rc = adamw_create(&p->vopt, p->value->n_params, err)) || (rc = model_grads_alloc(p->value, err)))
+        if ((rc = adamw_create(&p->vopt, model_train_n(p->value), err)) || (rc = model_grads_alloc(p->value, err)))
             goto fail;
         p->vopt.weight_decay = 0;
     }
@@ -251,7 +251,7 @@ int ppo_set_ptx(Ppo *p, const int *tokens, int64_t n, Err *err) {
 }
 
 int ppo_state_bytes(const Ppo *p, void **out, size_t *len, Err *err) {
-    size_t nv = p->value ? p->value->n_params : 0;
+    size_t nv = p->value ? model_train_n(p->value) : 0;
     *len = sizeof(PpoState) + nv * 3 * sizeof(float);
     char *b = malloc(*len);
     if (!b) return err_set(err, RLHF_ENOMEM, "out of memory");
@@ -263,7 +263,7 @@ int ppo_state_bytes(const Ppo *p, void **out, size_t *len, Err *err) {
     memcpy(b, &st, sizeof st);
     if (nv) {
         float *f = (float *)(b + sizeof st);
-        memcpy(f, p->value->params, nv * sizeof(float));
+        memcpy(f, model_train_params(p->value), nv * sizeof(float));
         memcpy(f + nv, p->vopt.m, nv * sizeof(float));
         memcpy(f + 2 * nv, p->vopt.v, nv * sizeof(float));
     }
@@ -412,16 +412,16 @@ static int evaluate_batch(Ppo *p, int T, int a0, int a1, Err *err) {
         size_t off = (size_t)c0 * T;
         const int *tok = p->tokens + off, *tg = p->targets + off;
         EvalHead ref = {.p = p, .tg = tg, .logp = p->ref_logp + off};
-        if ((rc = model_forward(p->ref, rsr, tok, b, T, 0, err))) return rc;
+        if ((rc = model_forward(p->ref, rsr, tok, b, T, MODEL_FWD_NOGRAD, err))) return rc;
         if ((rc = model_head(p->ref, rsr, 0, eval_rows, &ref, err))) return rc;
         EvalHead pol = {.p = p, .tg = tg, .logp = p->old_logp + off, .ent = p->ent + off,
                         .klf = p->klf + off};
-        if ((rc = model_forward(p->policy, &p->rs, tok, b, T, 0, err))) return rc;
+        if ((rc = model_forward(p->policy, &p->rs, tok, b, T, MODEL_FWD_NOGRAD, err))) return rc;
         if ((rc = model_head(p->policy, &p->rs, 0, eval_rows, &pol, err))) return rc;
         if (!p->value) {
             memcpy(p->old_v + off, p->rs.value, sizeof(float) * (size_t)b * T);
         } else {
-            if ((rc = model_forward(p->value, rsv, tok, b, T, 0, err))) return rc;
+            if ((rc = model_forward(p->value, rsv, tok, b, T, MODEL_FWD_NOGRAD, err))) return rc;
             memcpy(p->old_v + off, rsv->value, sizeof(float) * (size_t)b * T);
         }
     }
@@ -612,7 +612,7 @@ static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats 
         if ((rc = ptx_backward(p, ptx_loss, err))) return rc;
         s->update_tokens += (int64_t)c->ptx_batch * c->ptx_len;
     }
-    if (dist_size() > 1 && dist_allreduce_sum(p->policy->grads, p->policy->n_params))
+    if (dist_size() > 1 && dist_allreduce_sum(model_train_grads(p->policy), model_train_n(p->policy)))
         return err_set(err, RLHF_EIO, "MPI all-reduce failed");
     /* the global norm decides on every rank alike: a non-finite one skips the update */
     if (!isfinite(model_grad_clip(p->policy, c->grad_clip))) {
@@ -632,7 +632,7 @@ static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats 
         value_losses(p, rows, b, T, rsv->value, scale, &mvf);
         if ((rc = model_backward(p->value, rsv, p->mb_tokens, NULL, NULL, p->mb_dv, err))) return rc;
     }
-    if (dist_size() > 1 && dist_allreduce_sum(p->value->grads, p->value->n_params))
+    if (dist_size() > 1 && dist_allreduce_sum(model_train_grads(p->value), model_train_n(p->value)))
         return err_set(err, RLHF_EIO, "MPI all-reduce failed");
     if (!isfinite(model_grad_clip(p->value, c->grad_clip))) {
         s->skipped++;

@@ -29,6 +29,7 @@ void train_opts_init(TrainOpts *o, long epochs, double lr) {
     memset(o, 0, sizeof *o);
     o->epochs = epochs, o->batch = 8, o->accum = 1, o->warmup = -1, o->seed = 1;
     o->lr = lr, o->min_lr = -1, o->clip = 1, o->val_frac = 0.05;
+    o->lora.dropout = -1; /* unset: 0.05 with --lora */
 }
 
 void train_metric(TrainRun *r, const char *name, double v) {
@@ -99,7 +100,17 @@ static int resume(TrainRun *r, Err *err) {
     const char *path = r->o->out;
     Model m;
     memset(&m, 0, sizeof m);
-    int rc = rl_ckpt_load(path, r->t->magic, &m, &r->opt, &r->st, &r->payload, err);
+    char base_sha[65], base[65] = "";
+    int rc = RLHF_OK;
+    /* a LoRA run's adapter goes onto the starting model already loaded (one
+     * copy of the base); a checkpoint of another kind is read whole and refused below */
+    if (r->o->lora.rank && !(rc = model_file_sha256(r->o->init, base_sha, err)))
+        rc = model_adapter_base(path, base, err);
+    int onto = !rc && base[0] && !strcmp(base, base_sha) && !r->m.lora;
+    if (!rc)
+        rc = onto ? rl_ckpt_load_onto(path, r->t->magic, &r->m, base_sha, &m, &r->opt, &r->st,
+                                      &r->payload, err)
+                  : rl_ckpt_load(path, r->t->magic, &m, &r->opt, &r->st, &r->payload, err);
     if (rc == RLHF_EFORMAT)
         err_set(err, RLHF_EFORMAT, "%s: not a %s checkpoint (no training state to resume)", path,
                 r->t->label);
@@ -113,12 +124,29 @@ static int resume(TrainRun *r, Err *err) {
     if (!rc && (m.tokenizer_len != r->m.tokenizer_len ||
                 (m.tokenizer_len && memcmp(m.tokenizer, r->m.tokenizer, m.tokenizer_len) != 0)))
         rc = err_set(err, RLHF_EINVAL, "%s: its tokenizer differs from the starting model's", path);
+    if (!rc && (!m.lora) != (!r->o->lora.rank))
+        rc = err_set(err, RLHF_EINVAL, "%s: %s; resume it %s --lora", path,
+                     m.lora ? "the run trained a LoRA adapter" : "the run trained every weight",
+                     m.lora ? "with the same" : "without");
+    if (!rc && m.lora &&
+        (m.lora->c.rank != r->o->lora.rank || m.lora->c.targets != r->o->lora.targets ||
+         m.lora->c.alpha != r->o->lora.alpha || m.lora->c.dropout != r->o->lora.dropout))
+        rc = err_set(err, RLHF_EINVAL,
+                     "%s: its adapter (rank %d, alpha %g, dropout %g) differs from --lora's; resume "
+                     "with the same settings",
+                     path, m.lora->c.rank, m.lora->c.alpha, m.lora->c.dropout);
     if (!rc && strcmp(r->st.data_sha, r->sha) != 0)
         rc = err_set(err, RLHF_EINVAL,
                      "%s: the starting model, %s changed since this checkpoint; rerun with them as "
                      "before or --force to start over",
                      path, r->t->changed);
-    if (!rc && !(rc = model_grads_alloc(&m, err))) {
+    if (!rc && onto) { /* the adapter moves from the view onto the model itself */
+        rc = model_lora_adopt(&r->m, &m, err);
+        if (!rc && !(rc = model_grads_alloc(&r->m, err))) {
+            r->resumed = 1;
+            return RLHF_OK;
+        }
+    } else if (!rc && !(rc = model_grads_alloc(&m, err))) {
         model_free(&r->m);
         r->m = m;
         r->resumed = 1;
@@ -131,11 +159,25 @@ static int resume(TrainRun *r, Err *err) {
     return rc;
 }
 
+/* --lora: a fresh adapter on the starting model, named by its path and sha256. */
+static int attach_lora(TrainRun *r, Err *err) {
+    const TrainOpts *o = r->o;
+    char sha[65], abs[PATH_MAX];
+    int rc = model_file_sha256(o->init, sha, err);
+    if (rc) return rc;
+    if (!realpath(o->init, abs)) snprintf(abs, sizeof abs, "%s", o->init);
+    return model_lora_attach(&r->m, &o->lora, (uint64_t)o->seed, abs, sha, err);
+}
+
 static int settle_state(TrainRun *r, Err *err) {
     if (r->o->resume && r->exists) return resume(r, err);
+    if (r->o->lora.rank) {
+        int rc = attach_lora(r, err);
+        if (rc) return rc;
+    }
     rl_state_init(&r->st, r->t->magic, (uint64_t)r->o->seed, r->parent_id, r->n_train, r->sha);
     int rc = model_grads_alloc(&r->m, err);
-    return rc || r->t->own_optimizer ? rc : adamw_create(&r->opt, r->m.n_params, err);
+    return rc || r->t->own_optimizer ? rc : adamw_create(&r->opt, model_train_n(&r->m), err);
 }
 
 /* ---- the run in the store ------------------------------------------------------ */
@@ -217,9 +259,21 @@ static int skipped_step(TrainRun *r, Err *err) {
     return RLHF_OK;
 }
 
+/* LoRA's dropout: on while a step's gradients are computed, its masks a
+ * function of the seed and the step, so a resumed run draws the same. */
+static void lora_training(TrainRun *r, int on) {
+    Lora *lo = r->m.lora;
+    if (!lo) return;
+    lo->training = on;
+    lo->drop_seed = (uint64_t)r->o->seed * 0x9e3779b97f4a7c15ULL ^ (uint64_t)r->st.step << 20;
+    lo->drop_pass = 0;
+}
+
 static int grad_step(TrainRun *r, float lr, Err *err) {
     model_zero_grad(&r->m);
+    lora_training(r, 1);
     int rc = r->t->grads(r, err);
+    lora_training(r, 0);
     if (rc) return rc;
     r->grad_norm = model_grad_clip(&r->m, r->o->clip);
     if (!isfinite(r->loss) || !isfinite(r->grad_norm)) return skipped_step(r, err);

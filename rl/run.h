@@ -35,6 +35,7 @@
 
 #include "db/db.h"
 #include "db/registry.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "model/optim.h"
 #include "rl/trainer.h"
@@ -50,6 +51,8 @@ typedef struct TrainOpts {
     long epochs, steps, batch, accum, warmup, eval_every, save_every, seed, threads;
     double lr, min_lr, wd, clip, val_frac;
     int resume, force, group;
+    LoraConfig lora; /* rank 0: full fine-tuning; else the adapter (model/lora.h) */
+    const char *lora_targets; /* --lora-targets as given (cli_train_check parses it) */
 } TrainOpts;
 
 void train_opts_init(TrainOpts *o, long epochs, double lr);

@@ -88,7 +88,7 @@ int sft_grads(SftTrainer *tr, const SftSet *set, const int *idx, int n, double *
         if (rc) return rc;
         total += ce.total;
     }
-    if (dist_size() > 1 && (dist_allreduce_sum(tr->m->grads, tr->m->n_params) ||
+    if (dist_size() > 1 && (dist_allreduce_sum(model_train_grads(tr->m), model_train_n(tr->m)) ||
                             dist_allreduce_double(&total, 1)))
         return err_set(err, RLHF_EIO, "MPI all-reduce failed");
     *loss = total / (double)count;
@@ -117,7 +117,7 @@ int sft_eval(SftTrainer *tr, const SftSet *set, double *loss, Err *err) {
             idx[i] = s + i;
         int T = rl_batch_fill(&tr->batch, set->ex, idx, b, NULL);
         LossHeadCe ce = {.targets = tr->batch.targets};
-        int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, b, T, 0, err);
+        int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, b, T, MODEL_FWD_NOGRAD, err);
         if (!rc) rc = model_head(tr->m, &tr->rs, 0, loss_head_ce, &ce, err);
         if (rc) return rc;
         total += ce.total;

@@ -180,6 +180,10 @@ typedef struct PpoRun {
     Ppo ppo;
     int ppo_ready, last_warn;
     char ref_sha[65];
+    /* --lora: the reference is the policy's base with its adapter off, and an
+     * RM trained with --lora on the same base shares it (views of r->m) */
+    int ref_view, rm_shared;
+    char init_sha[65];
     PpoStats s;
     double first_score;
 } PpoRun;
@@ -233,10 +237,19 @@ static int check_ref(TrainRun *r, PpoRun *p, const char *ref_path, Err *err) {
     return rc;
 }
 
-/* The RM: the policy's vocabulary and tokenizer, a context at least as long. */
+/* The RM: the policy's vocabulary and tokenizer, a context at least as long.
+ * A shared one is an adapter on r->m's weights (opened in setup, once r->m
+ * has its final weights and heads). */
 static int open_rm(TrainRun *r, PpoRun *p, Err *err) {
     const PpoOpts *o = p->o;
-    int rc = rm_scorer_open(&p->rm, o->rm, o->t.tok_path, r->template, o->c.minibatch, err);
+    int rc;
+    if (p->rm_shared) {
+        Model v;
+        rc = model_load_adapter_onto(o->rm, &r->m, p->init_sha, &v, NULL, NULL, NULL, err);
+        if (!rc) rc = rm_scorer_open_model(&p->rm, &v, o->rm, o->t.tok_path, r->template,
+                                           o->c.minibatch, err);
+    } else
+        rc = rm_scorer_open(&p->rm, o->rm, o->t.tok_path, r->template, o->c.minibatch, err);
     if (rc) return rc;
     if (p->rm.m.cfg.vocab_size != r->m.cfg.vocab_size)
         return err_set(err, RLHF_EINVAL, "the RM's vocabulary (%d) differs from the policy's (%d)",
@@ -268,6 +281,44 @@ static int load_prompts(TrainRun *r, PpoRun *p, Err *err) {
     return RLHF_OK;
 }
 
+/* With --lora: whether the reference is the base with the adapter off (no
+ * --ref, or --ref the policy's own file) and whether the RM is an adapter on
+ * the same base (its base's sha256 is --policy's). */
+static int lora_sharing(PpoRun *p, Err *err) {
+    const PpoOpts *o = p->o;
+    if (!o->t.lora.rank) return RLHF_OK;
+    char ref_sha[65], rm_base[65];
+    int rc = model_file_sha256(o->t.init, p->init_sha, err);
+    if (!rc && o->ref) rc = model_file_sha256(o->ref, ref_sha, err);
+    if (!rc) rc = model_adapter_base(o->rm, rm_base, err);
+    if (rc) return rc;
+    p->ref_view = !o->ref || strcmp(ref_sha, p->init_sha) == 0;
+    p->rm_shared = strcmp(rm_base, p->init_sha) == 0;
+    return RLHF_OK;
+}
+
+/* The views on r->m's weights, made once they are final (after a resume and
+ * with the value head ppo_init would add). */
+static int lora_views(TrainRun *r, PpoRun *p, Err *err) {
+    int rc = RLHF_OK;
+    if (!p->ref_view && !p->rm_shared) return RLHF_OK;
+    if (p->o->c.value_mode == PPO_VALUE_HEAD && !(r->m.heads & MODEL_HEAD_VALUE))
+        rc = model_set_heads(&r->m, r->m.heads | MODEL_HEAD_VALUE, err);
+    if (!rc && p->ref_view) rc = model_view(&p->ref, &r->m, NULL, 0, err);
+    if (!rc && p->rm_shared) rc = open_rm(r, p, err);
+    /* --value rm: the value model starts as the RM, here its adapter and head on the base */
+    if (!rc && p->rm_shared && p->o->c.value_mode == PPO_VALUE_MODEL &&
+        !(rc = model_load_adapter_onto(p->o->rm, &r->m, p->init_sha, &p->val, NULL, NULL, NULL, err)))
+        rc = ppo_value_from_rm(&p->val, err);
+    if (!rc && dist_rank() == 0)
+        fprintf(stderr, "ppo: LoRA: the reference is %s; the RM %s%s\n",
+                p->ref_view ? "the base with the adapter off (no copy)" : p->o->ref,
+                p->rm_shared ? "is an adapter on the same base (no copy)" : "is its own model",
+                p->rm_shared && p->o->c.value_mode == PPO_VALUE_MODEL
+                    ? "; the value model, from the RM, is an adapter on it too" : "");
+    return rc;
+}
+
 static int prepare(TrainRun *r, Err *err) {
     PpoRun *p = r->ctx;
     const PpoOpts *o = p->o = r->opts;
@@ -277,8 +328,8 @@ static int prepare(TrainRun *r, Err *err) {
     if (!r->db) return err_set(err, RLHF_EINVAL, "no database given: pass --db PATH or set RLHF_DB");
     int rc = model_load(o->t.init, &r->m, err);
     if (rc) return err_prefix(err, "--policy: "), rc;
-    if ((rc = model_require_policy(&r->m, o->t.init, err)) ||
-        (rc = model_load(ref_path, &p->ref, err)) ||
+    if ((rc = model_require_policy(&r->m, o->t.init, err)) || (rc = lora_sharing(p, err)) ||
+        (!p->ref_view && (rc = model_load(ref_path, &p->ref, err))) ||
         (rc = model_load_tokenizer(&r->m, o->t.init, o->t.tok_path, &p->tok, err)))
         return rc;
     if (!r->m.tokenizer) { /* the output carries the tokenizer it was trained with */
@@ -293,9 +344,9 @@ static int prepare(TrainRun *r, Err *err) {
                              &r->parent_id, err);
     if (!rc && !r->template && !(r->template = strdup(SEQ_DEFAULT_TEMPLATE)))
         rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    if (!rc) rc = open_rm(r, p, err);
-    if (!rc) rc = check_ref(r, p, ref_path, err);
-    if (!rc && o->c.value_mode == PPO_VALUE_MODEL &&
+    if (!rc && !p->rm_shared) rc = open_rm(r, p, err);
+    if (!rc && !p->ref_view) rc = check_ref(r, p, ref_path, err);
+    if (!rc && o->c.value_mode == PPO_VALUE_MODEL && !p->rm_shared &&
         !(rc = model_load(o->rm, &p->val, err)))
         rc = ppo_value_from_rm(&p->val, err);
     if (rc) return rc;
@@ -317,7 +368,8 @@ static int setup(TrainRun *r, Err *err) {
     r->total = o->t.steps;
     r->warmup = 0, r->eval_every = 1;
     if (!r->save_every) r->save_every = 5;
-    int rc = ppo_init(&p->ppo, &o->c, &r->m, &p->ref, &p->val, p->tok, p->prompts.p, p->prompts.n,
+    int rc = lora_views(r, p, err);
+    if (!rc) rc = ppo_init(&p->ppo, &o->c, &r->m, &p->ref, &p->val, p->tok, p->prompts.p, p->prompts.n,
                       &r->opt, r->payload, (size_t)r->st.payload, (uint64_t)o->t.seed, err);
     if (rc) return rc;
     p->ppo_ready = 1;

@@ -102,14 +102,21 @@ int rl_ckpt_save(const char *path, const Model *m, const AdamW *opt, const RlSta
 
 int rl_ckpt_load(const char *path, const char magic[8], Model *m, AdamW *opt, RlState *st,
                  void **payload, Err *err) {
+    return rl_ckpt_load_onto(path, magic, NULL, NULL, m, opt, st, payload, err);
+}
+
+int rl_ckpt_load_onto(const char *path, const char magic[8], const Model *base,
+                      const char *base_sha, Model *m, AdamW *opt, RlState *st, void **payload,
+                      Err *err) {
     void *x = NULL;
     size_t xl = 0;
     *payload = NULL;
-    int rc = model_ckpt_load(path, m, opt, &x, &xl, err);
+    int rc = base ? model_load_adapter_onto(path, base, base_sha, m, opt, &x, &xl, err)
+                  : model_ckpt_load(path, m, opt, &x, &xl, err);
     if (rc) return rc;
     RlState s;
     if (xl < sizeof s || (memcpy(&s, x, sizeof s), memcmp(s.magic, magic, 8) != 0) ||
-        s.payload < 0 || (size_t)s.payload != xl - sizeof s || opt->n != m->n_params) {
+        s.payload < 0 || (size_t)s.payload != xl - sizeof s || opt->n != model_train_n(m)) {
         free(x);
         return err_set(err, RLHF_EFORMAT, "%s: not a %.8s checkpoint (no training state to resume)",
                        path, magic + 3);

@@ -65,6 +65,13 @@ int rl_ckpt_save(const char *path, const Model *m, const AdamW *opt, const RlSta
 int rl_ckpt_load(const char *path, const char magic[8], Model *m, AdamW *opt, RlState *st,
                  void **payload, Err *err);
 
+/* The same for a LoRA run's adapter onto its base already in memory (base,
+ * whose file has sha256 base_sha): m becomes a view of base with the adapter
+ * (model_load_adapter_onto), so a resume holds one copy of the base. */
+int rl_ckpt_load_onto(const char *path, const char magic[8], const Model *base,
+                      const char *base_sha, Model *m, AdamW *opt, RlState *st, void **payload,
+                      Err *err);
+
 /* A fresh state for a run. */
 void rl_state_init(RlState *st, const char magic[8], uint64_t seed, int64_t parent_id,
                    int64_t n_train, const char *sha);

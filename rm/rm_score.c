@@ -12,10 +12,18 @@
 
 int rm_scorer_open(RmScorer *s, const char *path, const char *tok_path, const char *template,
                    int max_batch, Err *err) {
+    Model m;
+    int rc = model_load(path, &m, err);
+    return rc ? rc : rm_scorer_open_model(s, &m, path, tok_path, template, max_batch, err);
+}
+
+int rm_scorer_open_model(RmScorer *s, Model *m, const char *path, const char *tok_path,
+                         const char *template, int max_batch, Err *err) {
     memset(s, 0, sizeof *s);
     if (max_batch < 1) max_batch = 1;
-    int rc = model_load(path, &s->m, err);
-    if (rc) return rc;
+    s->m = *m;
+    memset(m, 0, sizeof *m);
+    int rc;
     if (!(s->m.heads & MODEL_HEAD_REWARD)) {
         model_free(&s->m);
         return err_set(err, RLHF_EINVAL,
@@ -51,7 +59,7 @@ int rm_score_model(const Model *m, RunState *rs, int *tokens, int *lens, int max
     for (int i = 0; i < n; i += max_batch) {
         int b = n - i < max_batch ? n - i : max_batch;
         int T = seq_pack(ex + i, b, tokens, lens);
-        int rc = model_forward(m, rs, tokens, b, T, 0, err);
+        int rc = model_forward(m, rs, tokens, b, T, MODEL_FWD_NOGRAD, err);
         if (rc) return rc;
         seq_last_rewards(rs, lens, b, T, out + i);
     }

@@ -28,6 +28,11 @@ typedef struct RmScorer {
  * template NULL: the default. max_batch: examples per forward pass. */
 int rm_scorer_open(RmScorer *s, const char *path, const char *tok_path, const char *template,
                    int max_batch, Err *err);
+/* The same with a model already loaded (moved into s: *m is zeroed), such as
+ * a LoRA reward model sharing the policy's base (model_load_adapter_onto);
+ * path names it in messages and finds its tokenizer. */
+int rm_scorer_open_model(RmScorer *s, Model *m, const char *path, const char *tok_path,
+                         const char *template, int max_batch, Err *err);
 /* rm_scorer_open with the template the prompts are read in: template when
  * given, else the one registered for the RM in db (found by path or name),
  * else the project's gen.template setting, else the default. db may be NULL. */

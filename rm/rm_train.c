@@ -251,7 +251,7 @@ static int pass(RmTrainer *t, const RmData *d, const int64_t *idx_in, int64_t n,
 int rm_train_groups(RmTrainer *t, const RmData *d, const int64_t *idx, int64_t n, float scale,
                     RmStats *st, Err *err) {
     int rc = pass(t, d, idx, n, 1, scale, st, NULL, err);
-    if (!rc && dist_size() > 1 && dist_allreduce_sum(t->m->grads, t->m->n_params))
+    if (!rc && dist_size() > 1 && dist_allreduce_sum(model_train_grads(t->m), model_train_n(t->m)))
         rc = err_set(err, RLHF_EIO, "MPI all-reduce failed");
     return rc;
 }

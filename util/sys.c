@@ -202,6 +202,25 @@ void *sys_alloc_big(size_t bytes) {
     return p + BIG_HEAD;
 }
 
+void *sys_realloc_big(void *p, size_t old_bytes, size_t bytes) {
+    if (!p) return sys_alloc_big(bytes);
+    char *base = (char *)p - BIG_HEAD;
+    size_t len;
+    memcpy(&len, base, sizeof len);
+    if (len && bytes >= BIG_MIN) { /* the pages move, nothing is copied */
+        size_t nl = bytes + BIG_HEAD;
+        char *q = mremap(base, len, nl, MREMAP_MAYMOVE);
+        if (q == MAP_FAILED) return NULL;
+        memcpy(q, &nl, sizeof nl);
+        return q + BIG_HEAD;
+    }
+    char *q = sys_alloc_big(bytes);
+    if (!q) return NULL;
+    memcpy(q, p, old_bytes < bytes ? old_bytes : bytes);
+    sys_free_big(p);
+    return q;
+}
+
 void sys_free_big(void *p) {
     if (!p) return;
     char *base = (char *)p - BIG_HEAD;

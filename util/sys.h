@@ -37,6 +37,10 @@ long long sys_time_ms(void);
  * with sys_free_big. */
 void *sys_alloc_big(size_t bytes);
 void sys_free_big(void *p);
+/* Resizes memory from sys_alloc_big (old_bytes: its size); a large mapping
+ * is moved by mremap, without copying its pages (no second copy in memory);
+ * new bytes are zero. NULL on failure (p is then unchanged). */
+void *sys_realloc_big(void *p, size_t old_bytes, size_t bytes);
 
 /* Reads a whole file into a NUL-terminated buffer the caller frees. */
 int sys_read_file(const char *path, char **out, size_t *len, Err *err);

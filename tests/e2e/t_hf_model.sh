@@ -111,18 +111,7 @@ expect_rc 0 "$RLHF" convert --model s.ckpt --to hf --dtype f32 --out s_hf
 [ -f s_hf/config.json ] && [ -f s_hf/tokenizer.json ] || die "convert --to hf wrote no config.json/tokenizer.json"
 check s_hf --batch 2 --len 12 --mask --greedy 8
 expect_rc 0 "$RLHF" model-dump --model s.ckpt --out native.dump --batch 2 --len 12 --seed 11
-/usr/bin/python3 - native.dump <<'PY'
-# rows of token ids and rlhf's float32 logits from a model-dump folder
-import sys
-import numpy as np
-d = sys.argv[1]
-lines = open(f"{d}/meta.txt").read().split("\n")
-nums = list(map(int, lines[1 if lines[0] == "hf" else 0].split()))
-V, B, T = nums[5], nums[8], nums[9]
-tok = np.fromfile(f"{d}/inputs.bin", dtype="<i4")[:B * T].reshape(B, T)
-open("ids.txt", "w").write("\n".join(" ".join(map(str, r)) for r in tok) + "\n")
-np.fromfile(f"{d}/outputs.bin", dtype="<f4")[:B * T * V].tofile("native_logits.bin")
-PY
+/usr/bin/python3 "$ROOT/tests/e2e/dump_logits.py" native.dump ids.txt native_logits.bin || die "dump_logits.py"
 $REF logits s_hf ids.txt ref_logits.bin --compare native_logits.bin >rt.log 2>&1 || { cat rt.log; die "HF copy's logits differ from rlhf's"; }
 echo "round trip: $(tail -n 1 rt.log)"
 

@@ -27,6 +27,15 @@ check qwen3 --kv-heads 2 --head-dim 16 --qk-norm --eps 1e-6 --rope-theta 1000000
 # size 8's frequencies in all three bands (kept, smoothed, divided by 8)
 check llama3 --kv-heads 2 --rope-theta 500000 --rope-llama3 8,1,4,256 --seq 160 --len 150 --batch 2 --mask --seed 8
 check allhf --kv-heads 1 --head-dim 12 --qkv-bias --qk-norm --eps 1e-6 --rope-theta 500000 --rope-llama3 8,1,4,256 --seq 96 --len 80 --batch 2 --mask --seed 9
+# LoRA (PEFT's: y = W x + alpha/R * B A x, dropout off) on a frozen base: the
+# forward and the gradients of A, B and the heads; every target, grouped KV
+# heads, the Qwen families' biases and q/k norms, PEFT's default targets q,v
+check lora --lora 4 --lora-targets all --kv-heads 2 --len 16 --batch 2 --mask --seed 12
+check lora_qwen --lora 3 --lora-alpha 7 --lora-targets q,k,v,o,down --kv-heads 2 --head-dim 16 --qk-norm --qkv-bias --unshared --len 12 --batch 2 --mask --seed 13
+check lora_qv --lora 8 --len 10 --batch 3 --seed 14 --temperature 0.7
+contains "$(cat lora_qv/lora.txt)" "8 16 5"
+expect_rc 2 "$RLHF" model-dump --out x --lora 4 --lora-targets q,nope
+contains "$ERR" "nope"
 test -f qwen3/model.ckpt && ! test -f qwen3/model.bin || die "a feature dump should be in our format"
 # llama2.c's format cannot hold them: refused, naming the feature, nothing written
 expect_rc 1 "$RLHF" convert --model qwen2/model.ckpt --to llama2c --out q2.bin

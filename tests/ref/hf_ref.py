@@ -28,14 +28,15 @@ Subcommands
       Writes DUMP the way rlhf model-dump is specified to, computed here in
       float32 (used by selftest to prove that `check` passes a float32 engine
       and fails a corrupted one; also a living specification of the format).
-  logits DIR IDS_FILE OUT [--compare RLHF_OUT] [--atol A]
+  logits DIR IDS_FILE OUT [--compare RLHF_OUT] [--atol A] [--peft ADAPTER_DIR]
       IDS_FILE: one row of space-separated token ids per line (rows may differ
       in length). OUT: little-endian float32, rows in order; a causal LM gives
       each row's logits (T_row x V, row-major); a reward model gives one float
       per row, the reward at the row's last token that is not pad_token_id
       (transformers >= 4.48: the rightmost non-pad token). --compare reads a
       file of the same layout (rlhf's) and exits 1 if any value differs by
-      more than --atol (default 1e-4).
+      more than --atol (default 1e-4). --peft: first apply a PEFT LoRA adapter
+      directory to DIR's weights (apply_peft: every name and shape checked).
   encode DIR TEXT / decode DIR ID...
       Byte-level BPE with DIR's tokenizer.json (GPT-2 pre-tokenizer split,
       merges by rank, added tokens split first).
@@ -976,8 +977,68 @@ def cmd_fake_dump(d, dump, B=2, T=12, use_mask=False, seed=1, greedy=0, dtype=to
 
 
 # ---------------------------------------------------------------- logits
-def cmd_logits(d, ids_file, out, compare_with=None, atol=LOGIT_ATOL):
+def apply_peft(cfg, P, adir):
+    """PEFT's LoRA as PeftModel.from_pretrained + merge_and_unload would apply
+    it, from its documented checkpoint format: adapter_config.json (peft_type
+    LORA, r, lora_alpha, target_modules, modules_to_save) and
+    adapter_model.safetensors with base_model.model.<module>.lora_A.weight (r, in)
+    and .lora_B.weight (out, r) for each targeted module, and
+    base_model.model.<module>.weight for modules_to_save. Every name and shape is
+    checked against the base; W += lora_alpha / r * B @ A."""
+    ac = json.load(open(os.path.join(adir, "adapter_config.json")))
+    if ac.get("peft_type") != "LORA":
+        raise ValueError(f"peft_type {ac.get('peft_type')}")
+    r, alpha, targets = int(ac["r"]), float(ac["lora_alpha"]), set(ac["target_modules"])
+    want_task = "SEQ_CLS" if cfg.rm else "CAUSAL_LM"
+    if ac.get("task_type") != want_task:
+        raise ValueError(f"task_type {ac.get('task_type')}, the base is a {want_task} model")
+    t, _ = st_read(os.path.join(adir, "adapter_model.safetensors"))
+    pre = "base_model.model."
+    seen = set()
+    for k, (_, shp, arr) in sorted(t.items()):
+        if not k.startswith(pre):
+            raise ValueError(f"{k}: not under {pre}")
+        name = k[len(pre):]
+        if name.endswith(".lora_A.weight") or name.endswith(".lora_B.weight"):
+            mod = name[:-len(".lora_A.weight")]
+            if mod.split(".")[-1] not in targets:
+                raise ValueError(f"{k}: module not in target_modules {sorted(targets)}")
+            w = mod + ".weight"
+            if w not in P:
+                raise ValueError(f"{k}: the base has no {w}")
+            out_dim, in_dim = P[w].shape
+            want = (r, in_dim) if name.endswith("lora_A.weight") else (out_dim, r)
+            if tuple(shp) != want:
+                raise ValueError(f"{k}: shape {shp}, expected {want}")
+            seen.add(mod)
+        elif name.endswith(".weight") and name[:-len(".weight")] in (ac.get("modules_to_save") or []):
+            if name not in P or tuple(P[name].shape) != tuple(shp):
+                raise ValueError(f"{k}: no base tensor {name} of shape {shp}")
+        else:
+            raise ValueError(f"{k}: not a LoRA or modules_to_save tensor")
+    with torch.no_grad():
+        for mod in seen:
+            a = torch.tensor(t[pre + mod + ".lora_A.weight"][2].astype(np.float64))
+            b = torch.tensor(t[pre + mod + ".lora_B.weight"][2].astype(np.float64))
+            P[mod + ".weight"] += alpha / r * (b @ a)
+        for name in ac.get("modules_to_save") or []:
+            if pre + name + ".weight" in t:
+                P[name + ".weight"].copy_(torch.tensor(t[pre + name + ".weight"][2].astype(np.float64)))
+    per_layer = {m.split(".")[-1] for m in seen}
+    if per_layer != targets or len(seen) != cfg.L * len(targets):
+        raise ValueError(f"adapters on {sorted(per_layer)} in {len(seen)} modules; config names "
+                         f"{sorted(targets)} on {cfg.L} layers")
+    print(f"peft: r {r}, alpha {alpha:g}, {len(seen)} adapted modules, {len(t)} tensors")
+
+
+def cmd_logits(d, ids_file, out, compare_with=None, atol=LOGIT_ATOL, peft=None):
     cfg, P = load_model(d)
+    if peft:
+        try:
+            apply_peft(cfg, P, peft)
+        except (ValueError, KeyError, OSError) as e:
+            print(f"BAD peft {peft}: {e}")
+            return 1
     rows = [list(map(int, l.split())) for l in open(ids_file).read().split("\n") if l.strip()]
     res = []
     with torch.no_grad():
@@ -1313,10 +1374,12 @@ def main(argv):
             return 1
         return 0
     if cmd == "logits":
-        o, pos = parse_flags(args, {"--compare": ("cmp", str), "--atol": ("atol", float)})
+        o, pos = parse_flags(args, {"--compare": ("cmp", str), "--atol": ("atol", float),
+                                    "--peft": ("peft", str)})
         if len(pos) != 3:
-            die("usage: logits DIR IDS_FILE OUT [--compare RLHF_OUT] [--atol A]")
-        return cmd_logits(*pos, compare_with=o.get("cmp"), atol=o.get("atol", LOGIT_ATOL))
+            die("usage: logits DIR IDS_FILE OUT [--compare RLHF_OUT] [--atol A] [--peft ADAPTER_DIR]")
+        return cmd_logits(*pos, compare_with=o.get("cmp"), atol=o.get("atol", LOGIT_ATOL),
+                          peft=o.get("peft"))
     if cmd == "encode" and len(args) == 2:
         print(" ".join(map(str, encode(*args))))
         return 0

@@ -99,6 +99,43 @@ hb = np.fromfile(f"{d}/heads.bin", dtype=np.float32).astype(np.float64)
 P["reward_head"] = torch.tensor(hb[:C + 1], requires_grad=True)
 P["value_head"] = torch.tensor(hb[C + 1:], requires_grad=True)
 
+# --lora: an adapter on the base (PEFT's LoRA: y = W x + alpha/R * B A x, dropout
+# off), A (L, R, in) and B (L, out, R) per target in q, k, v, o, gate, up, down
+# order, then the heads' slots; only the adapters and the heads get gradients.
+LORA = {}
+LORA_ORDER = []
+if os.path.exists(f"{d}/lora.txt"):
+    R, alpha, bits = open(f"{d}/lora.txt").read().split()
+    R, alpha, bits = int(R), float(alpha), int(bits)
+    SCALE = alpha / R
+    lw = np.fromfile(f"{d}/lora.bin", dtype=np.float32)
+    dims = {"q": (C, Q), "k": (C, KV), "v": (C, KV), "o": (Q, C), "gate": (C, H), "up": (C, H),
+            "down": (H, C)}
+    o = 0
+    for i, t in enumerate(["q", "k", "v", "o", "gate", "up", "down"]):
+        if not bits >> i & 1:
+            continue
+        din, dout = dims[t]
+        for part, shape in (("A", (L, R, din)), ("B", (L, dout, R))):
+            n = int(np.prod(shape))
+            P[f"lora_{part}.{t}"] = torch.tensor(lw[o:o + n].astype(np.float64).reshape(shape),
+                                                 requires_grad=True)
+            LORA_ORDER.append(f"lora_{part}.{t}")
+            o += n
+        LORA[t] = (P[f"lora_A.{t}"], P[f"lora_B.{t}"])
+    assert o + 2 * (C + 1) == len(lw), (o, len(lw))
+    assert np.array_equal(lw[o:], hb.astype(np.float32)), "the heads live in the adapter's slots"
+
+
+def proj(t, l, x, w):
+    """x W^T, plus the adapter's alpha/R * (x A^T) B^T when t is targeted."""
+    y = x @ w.T
+    if t in LORA:
+        a, b = LORA[t]
+        y = y + SCALE * (x @ a[l].T) @ b[l].T
+    return y
+
+
 inp = np.fromfile(f"{d}/inputs.bin", dtype=np.int32)
 tok = torch.tensor(inp[:N].astype(np.int64)).view(B, T)
 tgt = torch.tensor(inp[N:2 * N].astype(np.int64))
@@ -134,7 +171,7 @@ x = P["token_embedding"][tok]
 causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
 for l in range(L):
     h = rmsnorm(x, P["rms_att"][l])
-    q, k, v = h @ P["wq"][l].T, h @ P["wk"][l].T, h @ P["wv"][l].T
+    q, k, v = proj("q", l, h, P["wq"][l]), proj("k", l, h, P["wk"][l]), proj("v", l, h, P["wv"][l])
     if qkv_bias:
         q, k, v = q + P["bq"][l], k + P["bk"][l], v + P["bv"][l]
     q, k, v = q.view(B, T, NH, hs), k.view(B, T, NKV, hs), v.view(B, T, NKV, hs)
@@ -146,9 +183,10 @@ for l in range(L):
     a = (q @ k.transpose(-1, -2)) / hs ** 0.5
     a = a.masked_fill(~causal, float("-inf")).softmax(-1)
     y = (a @ v).transpose(1, 2).reshape(B, T, Q)
-    x = x + y @ P["wo"][l].T
+    x = x + proj("o", l, y, P["wo"][l])
     h = rmsnorm(x, P["rms_ffn"][l])
-    x = x + (torch.nn.functional.silu(h @ P["w1"][l].T) * (h @ P["w3"][l].T)) @ P["w2"][l].T
+    g = torch.nn.functional.silu(proj("gate", l, h, P["w1"][l])) * proj("up", l, h, P["w3"][l])
+    x = x + proj("down", l, g, P["w2"][l])
 hf = rmsnorm(x, P["rms_final"]).view(N, C)
 
 
@@ -181,6 +219,8 @@ order = ["token_embedding", "rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", 
 order += [] if shared else ["wcls"]
 order += ["bq", "bk", "bv"] if qkv_bias else []
 order += ["q_norm", "k_norm"] if qk_norm else []
+if LORA:  # the base is frozen: grads.bin holds the adapter's array
+    order = LORA_ORDER
 if os.path.exists(f"{d}/rm.txt"):
     lines = open(f"{d}/rm.txt").read().split("\n")
     center = float(lines[0].split()[1])
