@@ -15,7 +15,16 @@ typedef struct AssignOpts {
     int lease_s;       /* a claim expires this many seconds after it is taken or renewed */
     int want_gold;     /* take a gold prompt if one is left for this labeler */
     const char *split; /* NULL: any split */
+    int task;          /* ASSIGN_RANK or ASSIGN_WRITE: the claim's kind of work */
 } AssignOpts;
+
+/* Ranking a prompt's candidates, or writing an answer to it (a demonstration).
+ * A labeler's claims of one task never touch those of the other; a prompt
+ * holding a labeler's own demonstration is never handed to her to rank, and a
+ * prompt other labelers flagged is handed out for neither. For writing,
+ * overlap counts the demonstrations a prompt should get from different people. */
+enum { ASSIGN_RANK = 0, ASSIGN_WRITE = 1 };
+const char *db_assign_task_name(int task);
 
 typedef struct Claim {
     int64_t prompt_id;
@@ -27,6 +36,8 @@ typedef struct Claim {
  * (resume), else (when want_gold) a gold prompt it has not done, else the
  * oldest prompt with at least two candidates that it has never had and that
  * has fewer than `overlap` current rankings plus live claims by others.
+ * Writing: the oldest prompt (candidates or none) the labeler has not
+ * answered, with fewer than `overlap` demonstrations plus live write claims.
  * Gold prompts are only handed out as gold. c->prompt_id is 0 when nothing is left. */
 int db_assign_claim(Db *db, int64_t labeler_id, const AssignOpts *o, Claim *c, Err *err);
 /* Pushes the claim's expiry lease_s seconds into the future. */
@@ -40,6 +51,8 @@ int db_assign_overtaken(Db *db, int64_t labeler_id, int64_t prompt_id, int overl
                         Err *err);
 /* Gives an unfinished claim back (the prompt becomes free at once). */
 int db_assign_release(Db *db, int64_t labeler_id, int64_t prompt_id, Err *err);
+/* Ends a write claim (done or skipped) after its demonstration is stored. */
+int db_assign_finish(Db *db, int64_t labeler_id, int64_t prompt_id, int task, int skipped, Err *err);
 
 typedef struct LabelProgress {
     int64_t done;      /* prompts ranked (current, not skipped) */
