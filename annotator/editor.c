@@ -72,8 +72,8 @@ static int write_draft(const char *path, const char *initial, const char *contex
     fputs(initial ? initial : "", a.f);
     if (initial && *initial && initial[strlen(initial) - 1] != '\n') fputc('\n', a.f);
     fprintf(a.f, "%s\n", ED_SCISSORS);
-    fputs("# Everything from the line above down is ignored. Save an empty or unchanged\n"
-          "# text to cancel; quit without saving keeps this draft for next time.\n",
+    fputs("# Everything from the line above down is ignored. An empty text cancels; if\n"
+          "# the editor is killed, this draft is kept and comes back next time.\n",
           a.f);
     for (const char *p = context ? context : ""; *p;) {
         const char *q = strchr(p, '\n');

@@ -27,7 +27,8 @@ int tui_write_key_ok(int is_fn, wint_t ch) {
 
 /* The prompt as the editor's context, and what the answer starts from. */
 static void context_of(const Tui *t, StrBuf *b) {
-    sb_printf(b, "Prompt %lld:\n\n%s\n", (long long)t->it.prompt_id, t->it.prompt);
+    sb_printf(b, "Write your answer above the scissors as %s; an answer left as it started cancels too.\n\nPrompt %lld:\n\n%s\n",
+              t->s->name, (long long)t->it.prompt_id, t->it.prompt);
 }
 
 /* The text an answer was started from, by the candidate id a draft names. */

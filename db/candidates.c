@@ -160,6 +160,7 @@ int db_prompts_needing_candidates(Db *db, const CandidateNeedFilter *f,
                                   "  ELSE (SELECT count(*) FROM candidates c"
                                   "   WHERE c.prompt_id = p.id AND c.model_id = ?1) END AS have"
                                   " FROM prompts p WHERE (?2 IS NULL OR p.split = ?2)"
+                                  " AND NOT EXISTS (SELECT 1 FROM prompt_flags pf WHERE pf.prompt_id = p.id)"
                                   " AND (?4 = 0 OR p.id IN (SELECT value FROM json_each(?5)))"
                                   " AND have < ?3 ORDER BY p.id LIMIT ?6",
                                   "ItiitIi", f->model_id, f->split, f->k, f->ids != NULL,

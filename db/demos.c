@@ -106,6 +106,15 @@ int db_prompt_flag(Db *db, int64_t prompt_id, int64_t labeler_id, const char *fl
     return rc;
 }
 
+int db_prompt_unflag(Db *db, int64_t prompt_id, int64_t *removed, Err *err) {
+    int64_t exists = 0;
+    int rc = db_query_id(db, err, "find prompt", &exists, "SELECT count(*) FROM prompts WHERE id = ?", "I", prompt_id);
+    if (!rc && !exists) return err_set(err, RLHF_ENOTFOUND, "no prompt with id %lld", (long long)prompt_id);
+    if (!rc) rc = db_run(db, err, "unflag prompt", "DELETE FROM prompt_flags WHERE prompt_id = ?", "I", prompt_id);
+    if (!rc) *removed = sqlite3_changes(db->h);
+    return rc;
+}
+
 int db_prompt_flags(Db *db, int64_t prompt_id, char **flags, Err *err) {
     sqlite3_stmt *st;
     *flags = NULL;
@@ -147,9 +156,9 @@ int db_demos_each(Db *db, const DemoFilter *f, int (*fn)(const DemoRow *, void *
         "   AND ri.flags IS NOT NULL AND ri.flags NOT IN ('', '[]'))"
         " FROM demonstrations d JOIN candidates c ON c.id = d.candidate_id"
         " JOIN prompts p ON p.id = c.prompt_id JOIN labelers l ON l.id = d.labeler_id"
-        " WHERE (?1 IS NULL OR p.split = ?1) AND (?2 IS NULL OR l.name = ?2) AND (?3 = 0 OR d.simulated = 0)"
+        " WHERE (?1 IS NULL OR p.split = ?1) AND (?2 IS NULL OR l.name = ?2) AND (?3 < 0 OR d.simulated = ?3)"
         " ORDER BY c.prompt_id, d.candidate_id",
-        "tti", f ? f->split : NULL, f ? f->labeler : NULL, f ? f->human : 0);
+        "tti", f ? f->split : NULL, f ? f->labeler : NULL, f ? f->simulated : -1);
     if (rc) return rc;
     int row;
     while (!(rc = db_step(db, st, &row, err, "read demonstrations")) && row) {

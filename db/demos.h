@@ -47,6 +47,8 @@ extern const char *const db_prompt_flag_names[]; /* "unclear", "unsafe", "duplic
 /* Flags prompt_id; the prompt's own author may not (RLHF_EINVAL), an
  * unknown prompt is RLHF_ENOTFOUND. Flagging twice the same way is one flag. */
 int db_prompt_flag(Db *db, int64_t prompt_id, int64_t labeler_id, const char *flag, const char *note, Err *err);
+/* Lifts every flag on a prompt (a reviewer's decision): *removed gets how many. */
+int db_prompt_unflag(Db *db, int64_t prompt_id, int64_t *removed, Err *err);
 /* The flags on a prompt as "unclear,unsafe" (caller frees; NULL when none). */
 int db_prompt_flags(Db *db, int64_t prompt_id, char **flags, Err *err);
 /* The kind and author's name of a written prompt (NULLs when imported; caller frees). */
@@ -63,7 +65,7 @@ typedef struct DemoFilter {
     const char *split;    /* NULL: any */
     const char *labeler;  /* NULL: any author */
     int unflagged;        /* only answers no other labeler flagged (nor their prompt) */
-    int human;            /* 1: people only, 0: people and simulated writers */
+    int simulated;        /* -1: any writer, 0: people only, 1: simulated writers only */
 } DemoFilter;
 
 /* Calls fn for each demonstration in (prompt, candidate) order; a non-zero
