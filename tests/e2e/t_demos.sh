@@ -39,6 +39,16 @@ contains "$OUT" "w2 wrote 2 answers"
 [ "$(sql d.db "SELECT count(*) FROM demonstrations")" = 4 ] || die "four answers"
 expect_rc 0 "$RLHF" status
 contains "$OUT" "demonstrations 4  (2 prompts answered by labelers)"
+contains "$OUT" "  w2                   2"
+# agreement where two people answered one prompt: two pairs of answers
+expect_rc 0 "$RLHF" agreement --json
+printf '%s' "$OUT" | /usr/bin/python3 -c '
+import json, sys
+d = json.load(sys.stdin)["demonstrations"]
+assert d["answers"] == 4 and d["prompts_shared"] == 2 and d["pairs"] == 2, d
+assert 0 <= d["similarity"] < 1 and [w["name"] for w in d["writers"]] == ["w1", "w2"], d' || die "agreement of written answers"
+expect_rc 0 "$RLHF" agreement
+contains "$OUT" "written answers: 4 to 2 prompts, by two authors or more: 2"
 
 # export: TRL's prompt-completion and conversational forms
 expect_rc 0 "$RLHF" export --format sft --out sft.jsonl
