@@ -17,8 +17,8 @@ typedef struct Ctx {
     int64_t prompt;
     Answer *ans;
     int n, cap;
-    double sim_sum, *w_sim, *w_time;
-    int64_t *w_timed;
+    double sim_sum, *w_sim, *w_time, *w_edit;
+    int64_t *w_timed, *w_edits;
     Err *err;
 } Ctx;
 
@@ -65,9 +65,13 @@ static int writer_of(Ctx *c, const DemoRow *d) {
     if (t) c->w_time = t;
     int64_t *tn = t ? realloc(c->w_timed, sizeof *tn * (size_t)n) : NULL;
     if (tn) c->w_timed = tn;
-    if (!tn) return -1;
-    a->writers[n - 1] = (WriterAgreement){strdup(d->author), d->simulated, 0, 0, NAN, NAN};
-    c->w_sim[n - 1] = c->w_time[n - 1] = 0, c->w_timed[n - 1] = 0;
+    double *ed = tn ? realloc(c->w_edit, sizeof *ed * (size_t)n) : NULL;
+    if (ed) c->w_edit = ed;
+    int64_t *en = ed ? realloc(c->w_edits, sizeof *en * (size_t)n) : NULL;
+    if (en) c->w_edits = en;
+    if (!en) return -1;
+    a->writers[n - 1] = (WriterAgreement){strdup(d->author), d->simulated, 0, 0, NAN, NAN, 0, NAN};
+    c->w_sim[n - 1] = c->w_time[n - 1] = c->w_edit[n - 1] = 0, c->w_timed[n - 1] = c->w_edits[n - 1] = 0;
     a->n_writers = n;
     return a->writers[n - 1].name ? n - 1 : -1;
 }
@@ -88,6 +92,8 @@ static int on_demo(const DemoRow *d, void *ctx) {
     c->a->demos++;
     c->a->writers[w].answers++;
     if (d->time_spent_ms >= 0) c->w_time[w] += (double)d->time_spent_ms / 1000.0, c->w_timed[w]++;
+    if (d->edit_distance >= 0) c->w_edit[w] += (double)d->edit_distance, c->w_edits[w]++;
+    c->a->writers[w].edited += d->edited_from > 0;
     return 0;
 }
 
@@ -104,8 +110,9 @@ int rm_demo_agreement(Db *db, const RankingFilter *f, DemoAgreement *out, Err *e
         WriterAgreement *w = &out->writers[i];
         w->similarity = w->pairs ? c.w_sim[i] / (double)w->pairs : NAN;
         w->mean_time_s = c.w_timed[i] ? c.w_time[i] / (double)c.w_timed[i] : NAN;
+        w->mean_edit = c.w_edits[i] ? c.w_edit[i] / (double)c.w_edits[i] : NAN;
     }
-    free(c.ans), free(c.w_sim), free(c.w_time), free(c.w_timed);
+    free(c.ans), free(c.w_sim), free(c.w_time), free(c.w_timed), free(c.w_edit), free(c.w_edits);
     if (rc) rm_demo_agreement_free(out);
     return rc;
 }

@@ -17,6 +17,8 @@ typedef struct WriterAgreement {
     int64_t answers, pairs;
     double mean_time_s; /* NAN when no time was recorded */
     double similarity;  /* mean over the pairs with another author's answer; NAN when none */
+    int64_t edited;     /* answers started from a candidate (the rest from empty) */
+    double mean_edit;   /* mean edit distance from where the answer started; NAN when unknown */
 } WriterAgreement;
 
 typedef struct DemoAgreement {

@@ -49,6 +49,10 @@ assert d["answers"] == 4 and d["prompts_shared"] == 2 and d["pairs"] == 2, d
 assert 0 <= d["similarity"] < 1 and [w["name"] for w in d["writers"]] == ["w1", "w2"], d' || die "agreement of written answers"
 expect_rc 0 "$RLHF" agreement
 contains "$OUT" "written answers: 4 to 2 prompts, by two authors or more: 2"
+# the report: a section of written answers, per author
+expect_rc 0 "$RLHF" report --out r.html
+grep -q '<h2 id="demos">Written answers</h2>' r.html || die "report: written answers"
+grep -q '<td>w2</td><td>simulated</td><td>2</td>' r.html || die "report: answers per author"
 
 # export: TRL's prompt-completion and conversational forms
 expect_rc 0 "$RLHF" export --format sft --out sft.jsonl
