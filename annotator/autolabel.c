@@ -320,7 +320,8 @@ int auto_run(LabelSession *s, const AutoOpts *o, AutoStats *st, Err *err) {
 
 /* One simulated demonstration (see auto_write); *wrote is 0 when the rule
  * cannot answer the prompt. */
-static int write_one(LabelSession *s, const AutoOpts *o, const LabelItem *it, int *wrote, Err *err) {
+static int write_one(LabelSession *s, const AutoOpts *o, const LabelItem *it, int *wrote,
+                     Err *err) {
     char clean[256], text[1024];
     long long t0 = sys_time_ms();
     *wrote = rule_demo_answer(it->prompt, clean, sizeof clean);
@@ -339,9 +340,18 @@ static int write_one(LabelSession *s, const AutoOpts *o, const LabelItem *it, in
     if (slip && best >= 0 && *from) { /* a hasty edit: the first sentence, as it stands */
         size_t len = strcspn(from, ".!?\n");
         snprintf(text, sizeof text, "%.*s.", (int)(len < 900 ? len : 900), from);
-    } else snprintf(text, sizeof text, "%s", clean);
-    DemoIn d = {it->prompt_id, s->labeler_id, s->name, text, best >= 0 ? it->cand[best].id : 0,
-                sys_time_ms() - t0, text_edit_distance(from, text), 1, s->source, 1};
+    } else
+        snprintf(text, sizeof text, "%s", clean);
+    DemoIn d = {it->prompt_id,
+                s->labeler_id,
+                s->name,
+                text,
+                best >= 0 ? it->cand[best].id : 0,
+                sys_time_ms() - t0,
+                text_edit_distance(from, text),
+                1,
+                s->source,
+                1};
     return db_demo_store(s->db, &d, NULL, err);
 }
 
@@ -351,7 +361,8 @@ int auto_write(LabelSession *s, const AutoOpts *o, AutoStats *st, Err *err) {
     memset(st, 0, sizeof *st);
     while (!rc && (!o->limit || st->ranked < o->limit)) {
         if (sys_interrupted()) {
-            rc = err_set(err, RLHF_EINTR, "interrupted; %lld answers were stored", (long long)st->ranked);
+            rc = err_set(err, RLHF_EINTR, "interrupted; %lld answers were stored",
+                         (long long)st->ranked);
             break;
         }
         LabelItem it;
@@ -359,7 +370,8 @@ int auto_write(LabelSession *s, const AutoOpts *o, AutoStats *st, Err *err) {
         if (rc || !it.prompt_id) break;
         int wrote = 0;
         rc = write_one(s, o, &it, &wrote, err);
-        if (!rc && !wrote) rc = db_assign_finish(s->db, s->labeler_id, it.prompt_id, ASSIGN_WRITE, 1, err);
+        if (!rc && !wrote)
+            rc = db_assign_finish(s->db, s->labeler_id, it.prompt_id, ASSIGN_WRITE, 1, err);
         if (!rc) st->ranked += wrote, st->gold += !wrote;
         if (rc) {
             Err e2 = {0};

@@ -28,8 +28,10 @@ static int on_path(const char *prog) {
 void ed_command(char *buf, size_t n) {
     const char *term = getenv("TERM"), *v = getenv("VISUAL"), *e = getenv("EDITOR");
     int dumb = !term || strcmp(term, "dumb") == 0;
-    if (v && *v && !dumb) snprintf(buf, n, "%s", v);
-    else if (e && *e) snprintf(buf, n, "%s", e);
+    if (v && *v && !dumb)
+        snprintf(buf, n, "%s", v);
+    else if (e && *e)
+        snprintf(buf, n, "%s", e);
     else {
         static const char *const fallback[] = {"sensible-editor", "editor", "nano", "vi"};
         snprintf(buf, n, "vi");
@@ -45,8 +47,10 @@ int ed_draft_path(const char *db_path, const char *name, char *buf, size_t n, Er
     char dir[1100];
     snprintf(dir, sizeof dir, "%s.drafts", db_path);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return err_set(err, RLHF_EIO, "%s: cannot make the drafts folder: %s", dir, strerror(errno));
-    if ((size_t)snprintf(buf, n, "%s/%s", dir, name) >= n) return err_set(err, RLHF_EINVAL, "%s: path too long", dir);
+        return err_set(err, RLHF_EIO, "%s: cannot make the drafts folder: %s", dir,
+                       strerror(errno));
+    if ((size_t)snprintf(buf, n, "%s/%s", dir, name) >= n)
+        return err_set(err, RLHF_EINVAL, "%s: path too long", dir);
     return RLHF_OK;
 }
 
@@ -65,7 +69,8 @@ void ed_result_free(EdResult *r) {
     r->text = r->meta = NULL;
 }
 
-static int write_draft(const char *path, const char *initial, const char *context, const char *meta, Err *err) {
+static int write_draft(const char *path, const char *initial, const char *context, const char *meta,
+                       Err *err) {
     AtomicFile a;
     int rc = atomic_open(&a, path, err);
     if (rc) return rc;
@@ -104,13 +109,15 @@ static int parse_draft(char *s, EdResult *r, Err *err) {
         *cut = 0;
     }
     size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) n--;
+    while (n && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        n--;
     r->text = strndup(s, n);
     if (!r->text) return err_set(err, RLHF_ENOMEM, "out of memory");
     return RLHF_OK;
 }
 
-int ed_edit(const char *path, const char *initial, const char *context, const char *meta, EdResult *r, Err *err) {
+int ed_edit(const char *path, const char *initial, const char *context, const char *meta,
+            EdResult *r, Err *err) {
     memset(r, 0, sizeof *r);
     r->recovered = ed_draft_exists(path);
     int rc = r->recovered ? RLHF_OK : write_draft(path, initial, context, meta, err);
@@ -130,7 +137,8 @@ int ed_edit(const char *path, const char *initial, const char *context, const ch
     }
     int ws;
     while (waitpid(pid, &ws, 0) < 0)
-        if (errno != EINTR) return err_set(err, RLHF_EIO, "waiting for the editor: %s", strerror(errno));
+        if (errno != EINTR)
+            return err_set(err, RLHF_EIO, "waiting for the editor: %s", strerror(errno));
     r->ms = sys_time_ms() - t0;
     if (WIFSIGNALED(ws)) {
         r->status = ED_KILLED, r->code = WTERMSIG(ws);
@@ -147,9 +155,11 @@ int ed_edit(const char *path, const char *initial, const char *context, const ch
     char *s = NULL;
     size_t len;
     if ((rc = sys_read_file(path, &s, &len, err))) return rc;
-    if (strlen(s) != len) rc = err_set(err, RLHF_EFORMAT, "%s: the text holds a NUL byte", path);
+    if (strlen(s) != len)
+        rc = err_set(err, RLHF_EFORMAT, "%s: the text holds a NUL byte", path);
     else if (utf8_invalid_at(s, len) >= 0)
-        rc = err_set(err, RLHF_EFORMAT, "%s: not valid UTF-8 at byte %ld", path, utf8_invalid_at(s, len));
+        rc = err_set(err, RLHF_EFORMAT, "%s: not valid UTF-8 at byte %ld", path,
+                     utf8_invalid_at(s, len));
     if (!rc) rc = parse_draft(s, r, err);
     free(s);
     return rc;

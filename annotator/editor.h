@@ -22,12 +22,12 @@ int ed_draft_path(const char *db_path, const char *name, char *buf, size_t n, Er
 int ed_draft_exists(const char *path);
 
 typedef struct EdResult {
-    int status;     /* ED_OK, ED_FAILED (exit code in code), ED_KILLED (signal in code) */
+    int status; /* ED_OK, ED_FAILED (exit code in code), ED_KILLED (signal in code) */
     int code;
-    int recovered;  /* the file was a draft left by an earlier edit */
-    char *text;     /* what is above the scissors, trailing blanks cut (owned; NULL unless ED_OK) */
-    char *meta;     /* the value of a "# rlhf: KEY" line below the scissors, if asked (owned) */
-    long long ms;   /* how long the editor ran */
+    int recovered; /* the file was a draft left by an earlier edit */
+    char *text;    /* what is above the scissors, trailing blanks cut (owned; NULL unless ED_OK) */
+    char *meta;    /* the value of a "# rlhf: KEY" line below the scissors, if asked (owned) */
+    long long ms;  /* how long the editor ran */
 } EdResult;
 enum { ED_OK = 0, ED_FAILED = 1, ED_KILLED = 2 };
 
@@ -37,7 +37,8 @@ enum { ED_OK = 0, ED_FAILED = 1, ED_KILLED = 2 };
  * (the caller leaves curses first). meta_key, when given, reads back the
  * draft's META line (a recovered draft says what it was started from).
  * Returns RLHF_EIO when the draft cannot be written or read. */
-int ed_edit(const char *path, const char *initial, const char *context, const char *meta, EdResult *r, Err *err);
+int ed_edit(const char *path, const char *initial, const char *context, const char *meta,
+            EdResult *r, Err *err);
 void ed_result_free(EdResult *r);
 /* The draft is done with: stored, or cancelled by the labeler. */
 void ed_draft_remove(const char *path);

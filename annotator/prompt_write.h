@@ -24,6 +24,7 @@ int pw_parse(const char *kind, const char *written, char **prompt, char **exampl
 /* Opens the editor until the labeler saves an empty text (or limit prompts
  * are stored). A text that does not parse comes back with the reason on top
  * of its comments; a killed editor leaves the draft for the next session. */
-int pw_run(LabelSession *s, const char *kind, const char *split, int64_t limit, PwStats *st, Err *err);
+int pw_run(LabelSession *s, const char *kind, const char *split, int64_t limit, PwStats *st,
+           Err *err);
 
 #endif

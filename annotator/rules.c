@@ -269,14 +269,27 @@ int rule_demo_answer(const char *prompt, char *buf, size_t n) {
     const char *s0 = t.subject[0], *v = t.value;
     int m;
     switch (t.kind) {
-    case K_SUM: m = snprintf(buf, n, "%s plus %s is %s.", s0, t.subject[1], v); break;
-    case K_COLOR: m = snprintf(buf, n, "The %s is %s.", s0, v); break;
-    case K_CAPITAL: m = snprintf(buf, n, "The capital of %c%s is %c%s.", toupper((unsigned char)s0[0]), s0 + 1,
-                                 toupper((unsigned char)v[0]), v + 1); break;
-    case K_OPPOSITE: m = snprintf(buf, n, "The opposite of %s is %s.", s0, v); break;
-    case K_ANIMAL: m = snprintf(buf, n, "A %s %s.", s0, v); break;
-    case K_PLURAL: m = snprintf(buf, n, "The plural of %s is %s.", s0, v); break;
-    default: return 0;
+    case K_SUM:
+        m = snprintf(buf, n, "%s plus %s is %s.", s0, t.subject[1], v);
+        break;
+    case K_COLOR:
+        m = snprintf(buf, n, "The %s is %s.", s0, v);
+        break;
+    case K_CAPITAL:
+        m = snprintf(buf, n, "The capital of %c%s is %c%s.", toupper((unsigned char)s0[0]), s0 + 1,
+                     toupper((unsigned char)v[0]), v + 1);
+        break;
+    case K_OPPOSITE:
+        m = snprintf(buf, n, "The opposite of %s is %s.", s0, v);
+        break;
+    case K_ANIMAL:
+        m = snprintf(buf, n, "A %s %s.", s0, v);
+        break;
+    case K_PLURAL:
+        m = snprintf(buf, n, "The plural of %s is %s.", s0, v);
+        break;
+    default:
+        return 0;
     }
     if (m <= 0 || (size_t)m >= n) return 0;
     buf[0] = (char)toupper((unsigned char)buf[0]);

@@ -139,13 +139,14 @@ static int load_item(LabelSession *s, int64_t prompt_id, LabelItem *it, Err *err
     char own[160];
     snprintf(own, sizeof own, "human:%s", s->name);
     for (int i = 0; !it->gold_expr && i < keep;)
-        if (it->cand[i].model_name &&
-            (write ? strncmp(it->cand[i].model_name, "human:", 6) == 0 : strcmp(it->cand[i].model_name, own) == 0)) {
+        if (it->cand[i].model_name && (write ? strncmp(it->cand[i].model_name, "human:", 6) == 0
+                                             : strcmp(it->cand[i].model_name, own) == 0)) {
             CandidateRow mine = it->cand[i];
             memmove(it->cand + i, it->cand + i + 1, sizeof mine * (size_t)(it->n_cand - i - 1));
             it->cand[it->n_cand - 1] = mine;
             keep--;
-        } else i++;
+        } else
+            i++;
     if (keep < (s->opts.task == ASSIGN_WRITE ? 0 : 1))
         return err_set(err, RLHF_EINVAL, "prompt %lld has no candidates", (long long)prompt_id);
     it->n = keep < RS_MAX_CAND ? keep : RS_MAX_CAND;

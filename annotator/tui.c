@@ -136,7 +136,8 @@ static int load_next(Tui *t, Err *err) {
     }
     char path[1200];
     if (!t->done_all && !tui_answer_draft(t, path, sizeof path) && ed_draft_exists(path))
-        tui_message(t, 0, "a draft of your answer to prompt %lld is kept: w opens it", (long long)t->it.prompt_id);
+        tui_message(t, 0, "a draft of your answer to prompt %lld is kept: w opens it",
+                    (long long)t->it.prompt_id);
     refresh_progress(t);
     if (t->done_all) return RLHF_OK;
     t->have_item = 1;
@@ -207,7 +208,11 @@ void tui_submit(Tui *t) {
     }
     int skipped = c->skipped, review = t->opts->review, unchanged = same;
     char done[120];
-    snprintf(done, sizeof done, "%s prompt %lld", unchanged ? "unchanged:" : skipped ? "skipped" : review ? "saved a new version of" : "saved",
+    snprintf(done, sizeof done, "%s prompt %lld",
+             unchanged ? "unchanged:"
+             : skipped ? "skipped"
+             : review  ? "saved a new version of"
+                       : "saved",
              (long long)pid);
     tui_next(t, done);
 }
@@ -333,12 +338,16 @@ static void handle_key(Tui *t, int is_fn, wint_t ch) {
     if (t->mode == TUI_PFLAG) {
         t->mode = TUI_NORMAL;
         int d = !is_fn && ch >= '1' && ch <= '3' ? (int)(ch - '0') : 0;
-        if (!d) tui_message(t, 1, "a prompt flag is 1 unclear, 2 unsafe or 3 duplicate; cancelled");
-        else tui_flag_prompt(t, d - 1);
+        if (!d)
+            tui_message(t, 1, "a prompt flag is 1 unclear, 2 unsafe or 3 duplicate; cancelled");
+        else
+            tui_flag_prompt(t, d - 1);
         return;
     }
     if (t->opts->write && !tui_write_key_ok(is_fn, ch)) {
-        tui_message(t, 1, "writing: w writes an answer, W starts from the focused one, F flags the prompt, S skips (? for keys)");
+        tui_message(t, 1,
+                    "writing: w writes an answer, W starts from the focused one, F flags the "
+                    "prompt, S skips (? for keys)");
         return;
     }
     if (t->mode == TUI_SCORE || t->mode == TUI_FLAG) {

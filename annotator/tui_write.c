@@ -15,19 +15,24 @@
 
 int tui_answer_draft(const Tui *t, char *path, size_t n) {
     char name[96];
-    snprintf(name, sizeof name, "answer-%lld-%lld.txt", (long long)t->s->labeler_id, (long long)t->it.prompt_id);
+    snprintf(name, sizeof name, "answer-%lld-%lld.txt", (long long)t->s->labeler_id,
+             (long long)t->it.prompt_id);
     Err e = {0};
     return ed_draft_path(db_path(t->s->db), name, path, n, &e);
 }
 
 int tui_write_key_ok(int is_fn, wint_t ch) {
-    if (is_fn) return ch == KEY_UP || ch == KEY_DOWN || ch == KEY_NPAGE || ch == KEY_PPAGE || ch == KEY_BTAB;
+    if (is_fn)
+        return ch == KEY_UP || ch == KEY_DOWN || ch == KEY_NPAGE || ch == KEY_PPAGE ||
+               ch == KEY_BTAB;
     return (ch && strchr("wWFSjkzgq? b\t", (int)ch) != NULL) || ch == 3 || ch == 27;
 }
 
 /* The prompt as the editor's context, and what the answer starts from. */
 static void context_of(const Tui *t, StrBuf *b) {
-    sb_printf(b, "Write your answer above the scissors as %s; an answer left as it started cancels too.\n\nPrompt %lld:\n\n%s\n",
+    sb_printf(b,
+              "Write your answer above the scissors as %s; an answer left as it started cancels "
+              "too.\n\nPrompt %lld:\n\n%s\n",
               t->s->name, (long long)t->it.prompt_id, t->it.prompt);
 }
 
@@ -41,8 +46,8 @@ static const char *origin_text(const Tui *t, int64_t id) {
 static void store(Tui *t, const char *text, int64_t from, long long ms, const char *path) {
     const char *orig = from ? origin_text(t, from) : "";
     long dist = text_edit_distance(orig ? orig : "", text);
-    DemoIn d = {t->it.prompt_id, t->s->labeler_id, t->s->name, text, from, ms, dist, t->s->simulated,
-                t->s->source, t->opts->write};
+    DemoIn d = {t->it.prompt_id, t->s->labeler_id, t->s->name,    text, from, ms, dist,
+                t->s->simulated, t->s->source,     t->opts->write};
     int64_t cid;
     Err e = {0};
     tui_message(t, 0, "saving...");
@@ -53,7 +58,8 @@ static void store(Tui *t, const char *text, int64_t from, long long ms, const ch
     }
     ed_draft_remove(path);
     char done[200];
-    snprintf(done, sizeof done, "saved your answer to prompt %lld as candidate %lld (human:%s, %ld edits)",
+    snprintf(done, sizeof done,
+             "saved your answer to prompt %lld as candidate %lld (human:%s, %ld edits)",
              (long long)t->it.prompt_id, (long long)cid, t->s->name, dist);
     if (!t->opts->write) {
         tui_message(t, 0, "%s", done);
@@ -95,15 +101,18 @@ void tui_write(Tui *t, int from_focus) {
         return;
     }
     if (r.status != ED_OK) {
-        tui_message(t, 1, "the editor %s %d: your text is kept in %s and comes back with w", r.status == ED_KILLED ? "was killed by signal" : "exited with status",
-                    r.code, path);
+        tui_message(t, 1, "the editor %s %d: your text is kept in %s and comes back with w",
+                    r.status == ED_KILLED ? "was killed by signal" : "exited with status", r.code,
+                    path);
         ed_result_free(&r);
         return;
     }
-    long long from = r.meta ? strtoll(r.meta + (strncmp(r.meta, "edited-from ", 12) ? 0 : 12), NULL, 10) : 0;
+    long long from =
+        r.meta ? strtoll(r.meta + (strncmp(r.meta, "edited-from ", 12) ? 0 : 12), NULL, 10) : 0;
     const char *orig = from ? origin_text(t, from) : "";
     size_t ol = orig ? strlen(orig) : 0;
-    while (ol && strchr(" \t\r\n", orig[ol - 1])) ol--;
+    while (ol && strchr(" \t\r\n", orig[ol - 1]))
+        ol--;
     if (!r.text[0] || (orig && strlen(r.text) == ol && strncmp(r.text, orig, ol) == 0)) {
         ed_draft_remove(path);
         tui_message(t, 0, "cancelled: %s answer", r.text[0] ? "an unchanged" : "an empty");
@@ -119,15 +128,19 @@ void tui_flag_prompt(Tui *t, int flag) {
     const char *name = db_prompt_flag_names[flag];
     int rc = db_begin(t->s->db, &e);
     if (!rc) rc = db_prompt_flag(t->s->db, pid, t->s->labeler_id, name, NULL, &e);
-    if (!rc && t->opts->write) rc = db_assign_finish(t->s->db, t->s->labeler_id, pid, ASSIGN_WRITE, 1, &e);
-    if (!rc) rc = db_commit(t->s->db, &e);
-    else db_rollback(t->s->db);
+    if (!rc && t->opts->write)
+        rc = db_assign_finish(t->s->db, t->s->labeler_id, pid, ASSIGN_WRITE, 1, &e);
+    if (!rc)
+        rc = db_commit(t->s->db, &e);
+    else
+        db_rollback(t->s->db);
     if (rc) {
         tui_message(t, 1, "not flagged: %s", e.msg);
         return;
     }
     char done[120];
-    snprintf(done, sizeof done, "flagged prompt %lld %s: held back from every use", (long long)pid, name);
+    snprintf(done, sizeof done, "flagged prompt %lld %s: held back from every use", (long long)pid,
+             name);
     if (t->opts->write) {
         t->stats->skipped++;
         tui_next(t, done);

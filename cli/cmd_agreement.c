@@ -115,17 +115,19 @@ static void num(char *buf, size_t n, double v, const char *fmt) {
 static void demos_text(const DemoAgreement *d) {
     char a[32], b[32];
     pct(a, sizeof a, d->similarity);
-    printf("\nwritten answers: %lld to %lld prompts, by two authors or more: %lld\n", (long long)d->demos,
-           (long long)d->prompts, (long long)d->prompts_shared);
-    printf("similarity of two authors' answers: %s (%lld pairs, %lld identical)\n", a, (long long)d->pairs,
-           (long long)d->identical);
-    printf("%-20s  %-9s  %7s  %9s  %10s  %6s\n", "author", "kind", "answers", "mean time", "similarity", "pairs");
+    printf("\nwritten answers: %lld to %lld prompts, by two authors or more: %lld\n",
+           (long long)d->demos, (long long)d->prompts, (long long)d->prompts_shared);
+    printf("similarity of two authors' answers: %s (%lld pairs, %lld identical)\n", a,
+           (long long)d->pairs, (long long)d->identical);
+    printf("%-20s  %-9s  %7s  %9s  %10s  %6s\n", "author", "kind", "answers", "mean time",
+           "similarity", "pairs");
     for (int i = 0; i < d->n_writers; i++) {
         const WriterAgreement *w = &d->writers[i];
         num(a, sizeof a, w->mean_time_s, "%.1fs");
         pct(b, sizeof b, w->similarity);
-        printf("%-20.20s  %-9s  %7lld  %9s  %10s  %6lld\n", cli_shown(w->name, 0), w->simulated ? "simulated" : "human",
-               (long long)w->answers, a, b, (long long)w->pairs);
+        printf("%-20.20s  %-9s  %7lld  %9s  %10s  %6lld\n", cli_shown(w->name, 0),
+               w->simulated ? "simulated" : "human", (long long)w->answers, a, b,
+               (long long)w->pairs);
     }
 }
 

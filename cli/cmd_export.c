@@ -11,7 +11,8 @@ static int exec_export(int argc, char **argv);
 
 const struct cmd_entry cmd_export_entry = {
     "export",
-    "--format pairs|pairs-chat|hh|rankings|arena|arena-json|csv|sft|sft-chat [--out FILE] [filters]",
+    "--format pairs|pairs-chat|hh|rankings|arena|arena-json|csv|sft|sft-chat [--out FILE] "
+    "[filters]",
     "export comparisons, rankings and demonstrations for training and for other tools",
     "  --format F        pairs       TRL preference JSONL, standard form: the HH template on\n"
     "                                every prompt, \"\\n\\nHuman: P\\n\\nAssistant:\", and TRL's\n"
@@ -22,7 +23,8 @@ const struct cmd_entry cmd_export_entry = {
     "                    pairs-chat  TRL conversational: prompt as [{\"role\", \"content\"}, ...]\n"
     "                                (system, user, assistant), chosen and rejected as one\n"
     "                                assistant message each; the same other fields\n"
-    "                    hh          HH-RLHF: chosen, rejected as \"\\n\\nHuman: P\\n\\nAssistant: A\"\n"
+    "                    hh          HH-RLHF: chosen, rejected as \"\\n\\nHuman: P\\n\\nAssistant: "
+    "A\"\n"
     "                    rankings    one line per ranking, every key in every line: prompt,\n"
     "                                completions, ranks, scores, flags, note, time_ms, ...\n"
     "                                (`rlhf import --format rankings` reads it back whole)\n"
@@ -70,7 +72,8 @@ static int parse(int argc, char **argv, Args *a) {
     o->min_agreement = -1;
     CliOpt filters[8];
     cli_filter_table(&o->filter, NULL, filters);
-    const CliOpt opts[] = {CLI_O_DB(&a->dbflag), CLI_O_STR("format", &format),
+    const CliOpt opts[] = {CLI_O_DB(&a->dbflag),
+                           CLI_O_STR("format", &format),
                            CLI_O_SHORT('o', CLI_O_STR("out", &a->out_path)),
                            CLI_O_DBL("val-frac", &o->val_frac, 0, 1),
                            CLI_O_STR("val-out", &a->val_path),
@@ -78,10 +81,12 @@ static int parse(int argc, char **argv, Args *a) {
                            CLI_O_SEEN(&margin_given, CLI_O_DBL("margin", &o->margin, 0, 100)),
                            CLI_O_FLAG("keep-same-model", &o->keep_same_model),
                            CLI_O_FLAG("all-demos", &o->all_demos),
-                           CLI_O_TABLE(filters), CLI_O_END};
+                           CLI_O_TABLE(filters),
+                           CLI_O_END};
     int rc = cli_opts_parse(E, argc, argv, opts, NULL);
     if (rc >= 0) return rc;
-    static const char names[] = "pairs, pairs-chat, hh, rankings, arena, arena-json, csv, sft or sft-chat";
+    static const char names[] =
+        "pairs, pairs-chat, hh, rankings, arena, arena-json, csv, sft or sft-chat";
     if (!format) return cli_usage_error(E, "--format is required (%s)", names);
     o->format = rm_export_format(format);
     if (o->format < 0) return cli_usage_error(E, "--format: unknown format '%s' (%s)", format, names);
@@ -93,11 +98,15 @@ static int parse(int argc, char **argv, Args *a) {
     if (o->keep_same_model && !arena)
         return cli_usage_error(E, "--keep-same-model is for --format arena or arena-json");
     int sft = o->format == EXPORT_SFT || o->format == EXPORT_SFT_CHAT;
-    if (o->all_demos && !sft) return cli_usage_error(E, "--all-demos is for --format sft or sft-chat");
-    if (sft && (o->min_agreement >= 0 || o->filter.since || o->filter.until || o->filter.all_versions))
-        return cli_usage_error(E, "--format %s takes --split, --labeler (the author) and --human/--simulated; "
-                                  "--min-agreement, --since, --until and --all-versions are for rankings",
-                               format);
+    if (o->all_demos && !sft)
+        return cli_usage_error(E, "--all-demos is for --format sft or sft-chat");
+    if (sft &&
+        (o->min_agreement >= 0 || o->filter.since || o->filter.until || o->filter.all_versions))
+        return cli_usage_error(
+            E,
+            "--format %s takes --split, --labeler (the author) and --human/--simulated; "
+            "--min-agreement, --since, --until and --all-versions are for rankings",
+            format);
     if (o->val_frac > 0 && !a->val_path) return cli_usage_error(E, "--val-frac needs --val-out FILE");
     if (a->val_path && !(o->val_frac > 0))
         return cli_usage_error(E, "--val-out needs --val-frac F (F > 0)");
@@ -142,11 +151,14 @@ static int exec_export(int argc, char **argv) {
     db_close(db);
     if (rc) return cli_fail(E, &err);
     if (o.format == EXPORT_SFT || o.format == EXPORT_SFT_CHAT) {
-        fprintf(stderr, "exported %lld demonstrations of %lld prompts%s\n", (long long)st.records, (long long)st.prompts,
+        fprintf(stderr, "exported %lld demonstrations of %lld prompts%s\n", (long long)st.records,
+                (long long)st.prompts,
                 o.all_demos ? "" : " (flagged ones left out; --all-demos keeps them)");
         if (o.val_frac > 0)
-            fprintf(stderr, "validation: %lld records from %lld prompts in %s; training: %lld records\n",
-                    (long long)st.val_records, (long long)st.val_prompts, val_path, (long long)(st.records - st.val_records));
+            fprintf(stderr,
+                    "validation: %lld records from %lld prompts in %s; training: %lld records\n",
+                    (long long)st.val_records, (long long)st.val_prompts, val_path,
+                    (long long)(st.records - st.val_records));
         return EXIT_OK;
     }
     fprintf(stderr, "exported %lld %s from %lld rankings of %lld prompts", (long long)st.records,

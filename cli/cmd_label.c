@@ -19,8 +19,11 @@
 static int exec_label(int argc, char **argv);
 
 const struct cmd_entry cmd_label_entry = {
-    "label", "--as NAME [--task rank|write|prompt] [--overlap R] [--review] | --auto RULE|--auto-cmd CMD --as NAME [--noise X] [--seed S]",
-    "rank candidates or write answers and prompts on the labeling screen, or with a simulated labeler",
+    "label",
+    "--as NAME [--task rank|write|prompt] [--overlap R] [--review] | --auto RULE|--auto-cmd CMD "
+    "--as NAME [--noise X] [--seed S]",
+    "rank candidates or write answers and prompts on the labeling screen, or with a simulated "
+    "labeler",
     "  --as NAME          the labeler (default: $USER)\n"
     "  --task T           rank (default): order the candidates; write: write each prompt's\n"
     "                     answer in $VISUAL/$EDITOR (a demonstration, model human:NAME);\n"
@@ -49,7 +52,8 @@ const struct cmd_entry cmd_label_entry = {
     "  --set-flags LIST   the per-candidate flags, comma-separated\n"
     "  --set-guidelines FILE  the guidelines file (relative paths: to the database)\n"
     "  --add-gold ID:EXPR make prompt ID a gold item whose correct order is EXPR, over its\n"
-    "                     candidates numbered 1.. in id order (rlhf candidates list)\n" CLI_HELP_COMMON
+    "                     candidates numbered 1.. in id order (rlhf candidates "
+    "list)\n" CLI_HELP_COMMON
     "keys on the labeling screen: press ? there, or see README.md (Labeling)\n",
     exec_label};
 
@@ -177,10 +181,15 @@ static int parse(int argc, char **argv, LabelArgs *a) {
     if (a->cmd && !*a->cmd) return cli_usage_error(E, "--auto-cmd: empty command");
     if (a->split && !db_valid_split(a->split)) return cli_usage_error(E, "--split: '%s' is not a split name", a->split);
     if (a->task && a->review) return cli_usage_error(E, "--review is for rankings (--task rank)");
-    if (a->task && a->cmd) return cli_usage_error(E, "--auto-cmd ranks; a simulated writer is --auto RULE");
-    if (a->task == 2 && a->rule) return cli_usage_error(E, "--task prompt is for people: simulated labelers do not write prompts");
-    if (a->task == 1 && a->gold_rate > 0) return cli_usage_error(E, "--gold-rate is for rankings (--task rank)");
-    if (!db_prompt_kind_valid(a->kind)) return cli_usage_error(E, "--kind: expected plain, fewshot or user, got '%s'", a->kind);
+    if (a->task && a->cmd)
+        return cli_usage_error(E, "--auto-cmd ranks; a simulated writer is --auto RULE");
+    if (a->task == 2 && a->rule)
+        return cli_usage_error(
+            E, "--task prompt is for people: simulated labelers do not write prompts");
+    if (a->task == 1 && a->gold_rate > 0)
+        return cli_usage_error(E, "--gold-rate is for rankings (--task rank)");
+    if (!db_prompt_kind_valid(a->kind))
+        return cli_usage_error(E, "--kind: expected plain, fewshot or user, got '%s'", a->kind);
     return -1;
 }
 
@@ -194,7 +203,8 @@ static int run_session(Db *db, LabelArgs *a) {
     char source[300];
     snprintf(source, sizeof source, "%s%s", rule ? "auto:" : cmd ? "auto-cmd:" : "tui",
              rule ? rule->name : cmd ? cmd : "");
-    AssignOpts ao = {(int)a->overlap, (int)a->lease, 0, a->split, a->task == 1 ? ASSIGN_WRITE : ASSIGN_RANK};
+    AssignOpts ao = {(int)a->overlap, (int)a->lease, 0, a->split,
+                     a->task == 1 ? ASSIGN_WRITE : ASSIGN_RANK};
     LabelSession s;
     Err err = {0};
     int rc = ls_open(&s, db, name, simulated, rule ? rule->name : cmd, source, &ao, a->gold_rate,
@@ -208,13 +218,16 @@ static int run_session(Db *db, LabelArgs *a) {
         PwStats st;
         rc = pw_run(&s, a->kind, a->split ? a->split : "train", a->limit, &st, &err);
         if (rc) fprintf(stderr, "rlhf label: %s\n", err.msg);
-        printf("%s: %lld prompts written, %lld duplicates\n", cli_shown(name, 0), (long long)st.written, (long long)st.duplicates);
+        printf("%s: %lld prompts written, %lld duplicates\n", cli_shown(name, 0),
+               (long long)st.written, (long long)st.duplicates);
     } else if (simulated && a->task == 1) {
         AutoOpts o = {rule, NULL, 0, a->noise, (uint64_t)a->seed, a->limit};
         AutoStats st;
         rc = auto_write(&s, &o, &st, &err);
-        printf("%s wrote %lld answers (%lld prompts skipped: not of the demo task) with rule %s in %.1f s\n",
-               cli_shown(name, 0), (long long)st.ranked, (long long)st.gold, rule->name, st.seconds);
+        printf("%s wrote %lld answers (%lld prompts skipped: not of the demo task) with rule %s in "
+               "%.1f s\n",
+               cli_shown(name, 0), (long long)st.ranked, (long long)st.gold, rule->name,
+               st.seconds);
         if (rc) fprintf(stderr, "rlhf label: %s\n", err.msg);
     } else if (simulated) {
         AutoOpts o = {rule, cmd, (int)a->timeout * 1000, a->noise, (uint64_t)a->seed, a->limit};
@@ -230,8 +243,10 @@ static int run_session(Db *db, LabelArgs *a) {
         if (rc) fprintf(stderr, "rlhf label: %s\n", err.msg);
         else if (a->review)
             printf("%s: %lld new versions, %lld unchanged\n", cli_shown(name, 0), (long long)st.submitted, (long long)st.unchanged);
-        else printf("%s: %lld %s, %lld skipped this session\n", cli_shown(name, 0), (long long)st.submitted,
-                    a->task == 1 ? "answers written" : "ranked", (long long)st.skipped);
+        else
+            printf("%s: %lld %s, %lld skipped this session\n", cli_shown(name, 0),
+                   (long long)st.submitted, a->task == 1 ? "answers written" : "ranked",
+                   (long long)st.skipped);
     }
     ls_close(&s);
     return rc ? EXIT_FAIL : EXIT_OK;

@@ -13,7 +13,9 @@
 static int exec_prompts(int argc, char **argv);
 
 const struct cmd_entry cmd_prompts_entry = {
-    "prompts", "import FILE... [--split S] | list [--split S] [--json] | flag ID --as NAME --reason R | unflag ID",
+    "prompts",
+    "import FILE... [--split S] | list [--split S] [--json] | flag ID --as NAME --reason R | "
+    "unflag ID",
     "import prompts from text or JSONL files; list them; flag written prompts",
     "import FILE...   plain text (one prompt per line) or JSONL objects with \"prompt\"\n"
     "                 (or \"instruction\" / \"text\"), optional \"id\", \"split\", \"source\".\n"
@@ -100,8 +102,8 @@ static int print_row(const PromptRow *r, void *ctx) {
         return cli_json_print(j);
     }
     /* one line per prompt: newlines shown as the two characters \n */
-    printf("%6lld  %-8s %4lld %4lld %4lld  ", (long long)r->id, cli_shown(r->split, 0), (long long)r->n_candidates,
-           (long long)r->n_rankings, (long long)r->n_demos);
+    printf("%6lld  %-8s %4lld %4lld %4lld  ", (long long)r->id, cli_shown(r->split, 0),
+           (long long)r->n_candidates, (long long)r->n_rankings, (long long)r->n_demos);
     if (r->kind) printf("(%s by %s) ", r->kind, cli_shown(r->author ? r->author : "?", 0));
     if (r->flags) printf("FLAGGED %s: ", r->flags);
     /* the first 200 bytes, not cutting a UTF-8 sequence in half */
@@ -123,12 +125,16 @@ static int list(int argc, char **argv) {
     PromptFilter f = {0};
     long limit = 0, offset = 0;
     int json = 0;
-    const CliOpt opts[] = {CLI_O_DB(&dbflag), CLI_O_STR("split", &f.split),
-                           CLI_O_STR("source", &f.source), CLI_O_STR("contains", &f.contains),
+    const CliOpt opts[] = {CLI_O_DB(&dbflag),
+                           CLI_O_STR("split", &f.split),
+                           CLI_O_STR("source", &f.source),
+                           CLI_O_STR("contains", &f.contains),
                            CLI_O_LONG("limit", &limit, 0, 1L << 40),
                            CLI_O_LONG("offset", &offset, 0, 1L << 40),
-                           CLI_O_FLAG("written", &f.written), CLI_O_FLAG("flagged", &f.flagged),
-                           CLI_O_FLAG("json", &json), CLI_O_END};
+                           CLI_O_FLAG("written", &f.written),
+                           CLI_O_FLAG("flagged", &f.flagged),
+                           CLI_O_FLAG("json", &json),
+                           CLI_O_END};
     CliList rest = {0};
     int rc = cli_opts_parse(E, argc, argv, opts, &rest);
     if (rc < 0 && rest.n) rc = cli_usage_error(E, "list: unexpected argument '%s'", rest.v[0]);
@@ -138,7 +144,8 @@ static int list(int argc, char **argv) {
     Db *db;
     if ((rc = cli_open_db(E, dbflag, DB_OPEN_READONLY, &db))) return rc;
     Err err = {0};
-    if (!json) printf("%6s  %-8s %4s %4s %4s  %s\n", "id", "split", "cand", "rank", "demo", "prompt");
+    if (!json)
+        printf("%6s  %-8s %4s %4s %4s  %s\n", "id", "split", "cand", "rank", "demo", "prompt");
     rc = db_prompts_each(db, &f, print_row, &json, &err);
     db_close(db);
     return rc ? cli_fail(E, &err) : EXIT_OK;
@@ -150,28 +157,36 @@ static int parse_ids(const CliList *rest, int64_t *ids) {
     for (int i = 0; i < rest->n; i++) {
         char *end;
         long long v = strtoll(rest->v[i], &end, 10);
-        if (end == rest->v[i] || *end || v < 1) return cli_usage_error(E, "'%s' is not a prompt id", rest->v[i]);
+        if (end == rest->v[i] || *end || v < 1)
+            return cli_usage_error(E, "'%s' is not a prompt id", rest->v[i]);
         ids[i] = v;
     }
     return -1;
 }
 
 /* flag (reason given) or unflag (reason NULL) every id, in one transaction. */
-static int flag_each(Db *db, const int64_t *ids, int n, const char *name, const char *reason, const char *note) {
+static int flag_each(Db *db, const int64_t *ids, int n, const char *name, const char *reason,
+                     const char *note) {
     Err err = {0};
     int64_t lid = 0, removed = 0;
     int rc = db_begin(db, &err);
     if (!rc && reason) rc = db_labeler_ensure(db, name, 0, NULL, &lid, &err);
     for (int i = 0; !rc && i < n; i++) {
         int64_t r = 0;
-        rc = reason ? db_prompt_flag(db, ids[i], lid, reason, note, &err) : db_prompt_unflag(db, ids[i], &r, &err);
+        rc = reason ? db_prompt_flag(db, ids[i], lid, reason, note, &err)
+                    : db_prompt_unflag(db, ids[i], &r, &err);
         removed += r;
     }
-    if (!rc) rc = db_commit(db, &err);
-    else db_rollback(db);
+    if (!rc)
+        rc = db_commit(db, &err);
+    else
+        db_rollback(db);
     if (rc) return cli_fail(E, &err);
-    if (reason) printf("flagged %d prompt%s %s: held back from every use\n", n, n == 1 ? "" : "s", reason);
-    else printf("lifted %lld flag%s from %d prompt%s\n", (long long)removed, removed == 1 ? "" : "s", n, n == 1 ? "" : "s");
+    if (reason)
+        printf("flagged %d prompt%s %s: held back from every use\n", n, n == 1 ? "" : "s", reason);
+    else
+        printf("lifted %lld flag%s from %d prompt%s\n", (long long)removed, removed == 1 ? "" : "s",
+               n, n == 1 ? "" : "s");
     return EXIT_OK;
 }
 
@@ -179,7 +194,8 @@ static int flag_cmd(int argc, char **argv, int unflag) {
     const char *dbflag = NULL, *name = NULL, *note = NULL;
     int reason = -1;
     const CliOpt flag_opts[] = {CLI_O_DB(&dbflag), CLI_O_STR("as", &name),
-                                CLI_O_WORD("reason", &reason, db_prompt_flag_names), CLI_O_STR("note", &note), CLI_O_END};
+                                CLI_O_WORD("reason", &reason, db_prompt_flag_names),
+                                CLI_O_STR("note", &note), CLI_O_END};
     const CliOpt unflag_opts[] = {CLI_O_DB(&dbflag), CLI_O_END};
     CliList rest = {0};
     int rc = cli_opts_parse(E, argc, argv, unflag ? unflag_opts : flag_opts, &rest);
@@ -187,7 +203,8 @@ static int flag_cmd(int argc, char **argv, int unflag) {
     if (rc < 0) rc = ids ? parse_ids(&rest, ids) : EXIT_FAIL;
     if (!name) name = getenv("USER");
     Err nerr = {0};
-    if (rc < 0 && !unflag && reason < 0) rc = cli_usage_error(E, "flag: --reason is required (unclear, unsafe or duplicate)");
+    if (rc < 0 && !unflag && reason < 0)
+        rc = cli_usage_error(E, "flag: --reason is required (unclear, unsafe or duplicate)");
     if (rc < 0 && !unflag && (!name || ls_check_name(name, &nerr)))
         rc = cli_usage_error(E, "--as: %s", name ? nerr.msg : "who flags? pass --as NAME");
     Db *db = NULL;
@@ -210,6 +227,7 @@ static int unflag(int argc, char **argv) {
 }
 
 static int exec_prompts(int argc, char **argv) {
-    static const struct cli_sub subs[] = {{"import", import}, {"list", list}, {"flag", flag}, {"unflag", unflag}, {NULL, NULL}};
+    static const struct cli_sub subs[] = {
+        {"import", import}, {"list", list}, {"flag", flag}, {"unflag", unflag}, {NULL, NULL}};
     return cli_dispatch(E, subs, argc, argv);
 }

@@ -41,17 +41,22 @@ static int exec_sft(int argc, char **argv) {
     cli_filter_table(&o.filter, &filtered, filters);
     static const char *const demos[] = {"unflagged", "all", "none", NULL};
     int demos_given = 0;
-    const CliOpt opts[] = {CLI_O_TABLE(common), CLI_O_TABLE(filters), CLI_O_STR("init", &o.t.init),
+    const CliOpt opts[] = {CLI_O_TABLE(common),
+                           CLI_O_TABLE(filters),
+                           CLI_O_STR("init", &o.t.init),
                            CLI_O_STR("from-model", &o.from_model),
                            CLI_O_SEEN(&demos_given, CLI_O_WORD("demos", &o.demos, demos)),
-                           CLI_O_FLAG("no-ranked", &o.no_ranked), CLI_O_END};
+                           CLI_O_FLAG("no-ranked", &o.no_ranked),
+                           CLI_O_END};
     int rc = cli_opts_parse(E, argc, argv, opts, NULL);
     if (rc < 0) rc = cli_train_check(E, &o.t, CLI_TRAIN_ALL, "--init");
     if (rc >= 0) return rc;
     if (strcmp(o.t.data, "store") && (o.from_model || filtered || demos_given || o.no_ranked))
-        return cli_usage_error(E, "--from-model, --demos, --no-ranked and the ranking filters go with --data store");
+        return cli_usage_error(
+            E, "--from-model, --demos, --no-ranked and the ranking filters go with --data store");
     if (o.from_model && (demos_given || o.no_ranked))
-        return cli_usage_error(E, "--from-model takes one model's candidates; --demos and --no-ranked do not apply");
+        return cli_usage_error(
+            E, "--from-model takes one model's candidates; --demos and --no-ranked do not apply");
     if (o.no_ranked && o.demos == SFT_DEMOS_NONE)
         return cli_usage_error(E, "--no-ranked with --demos none leaves nothing to train on");
     return cli_train(E, &TRAIN_SFT, &o);

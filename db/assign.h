@@ -52,7 +52,8 @@ int db_assign_overtaken(Db *db, int64_t labeler_id, int64_t prompt_id, int overl
 /* Gives an unfinished claim back (the prompt becomes free at once). */
 int db_assign_release(Db *db, int64_t labeler_id, int64_t prompt_id, Err *err);
 /* Ends a write claim (done or skipped) after its demonstration is stored. */
-int db_assign_finish(Db *db, int64_t labeler_id, int64_t prompt_id, int task, int skipped, Err *err);
+int db_assign_finish(Db *db, int64_t labeler_id, int64_t prompt_id, int task, int skipped,
+                     Err *err);
 
 typedef struct LabelProgress {
     int64_t done;      /* prompts ranked (current, not skipped) */

@@ -46,7 +46,8 @@ int db_prompt_write(Db *db, const WrittenPromptIn *p, int64_t *id, int *inserted
 extern const char *const db_prompt_flag_names[]; /* "unclear", "unsafe", "duplicate", NULL */
 /* Flags prompt_id; the prompt's own author may not (RLHF_EINVAL), an
  * unknown prompt is RLHF_ENOTFOUND. Flagging twice the same way is one flag. */
-int db_prompt_flag(Db *db, int64_t prompt_id, int64_t labeler_id, const char *flag, const char *note, Err *err);
+int db_prompt_flag(Db *db, int64_t prompt_id, int64_t labeler_id, const char *flag,
+                   const char *note, Err *err);
 /* Lifts every flag on a prompt (a reviewer's decision): *removed gets how many. */
 int db_prompt_unflag(Db *db, int64_t prompt_id, int64_t *removed, Err *err);
 /* The flags on a prompt as "unclear,unsafe" (caller frees; NULL when none). */
@@ -62,14 +63,15 @@ typedef struct DemoRow {
 } DemoRow;
 
 typedef struct DemoFilter {
-    const char *split;    /* NULL: any */
-    const char *labeler;  /* NULL: any author */
-    int unflagged;        /* only answers no other labeler flagged (nor their prompt) */
-    int simulated;        /* -1: any writer, 0: people only, 1: simulated writers only */
+    const char *split;   /* NULL: any */
+    const char *labeler; /* NULL: any author */
+    int unflagged;       /* only answers no other labeler flagged (nor their prompt) */
+    int simulated;       /* -1: any writer, 0: people only, 1: simulated writers only */
 } DemoFilter;
 
 /* Calls fn for each demonstration in (prompt, candidate) order; a non-zero
  * return from fn stops the walk and is returned. Strings live during the call. */
-int db_demos_each(Db *db, const DemoFilter *f, int (*fn)(const DemoRow *, void *), void *ctx, Err *err);
+int db_demos_each(Db *db, const DemoFilter *f, int (*fn)(const DemoRow *, void *), void *ctx,
+                  Err *err);
 
 #endif

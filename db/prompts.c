@@ -205,7 +205,8 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
         db,
         "SELECT p.id, p.text, p.split, p.source, p.ext_id, p.created_at,"
         " (SELECT count(*) FROM candidates c WHERE c.prompt_id = p.id),"
-        " (SELECT count(*) FROM rankings r WHERE r.prompt_id = p.id AND r.is_current AND NOT r.skipped),"
+        " (SELECT count(*) FROM rankings r WHERE r.prompt_id = p.id AND r.is_current AND NOT "
+        "r.skipped),"
         " p.kind, (SELECT name FROM labelers l WHERE l.id = p.author_id), p.examples,"
         " (SELECT group_concat(flag, ',') FROM (SELECT DISTINCT flag FROM prompt_flags f"
         "   WHERE f.prompt_id = p.id ORDER BY flag)),"
@@ -220,8 +221,8 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
         &st, err);
     if (rc) return rc;
     db_bind(st, "tttIIii", f ? f->split : NULL, f ? f->source : NULL, f ? f->contains : NULL,
-            f && f->limit > 0 ? f->limit : (int64_t)-1, f ? f->offset : (int64_t)0, f ? f->written : 0,
-            f ? f->flagged : 0);
+            f && f->limit > 0 ? f->limit : (int64_t)-1, f ? f->offset : (int64_t)0,
+            f ? f->written : 0, f ? f->flagged : 0);
     int row;
     while (!(rc = db_step(db, st, &row, err, "list prompts")) && row) {
         PromptRow r = {

@@ -65,8 +65,8 @@ typedef struct PromptFilter {
     const char *contains; /* substring; NULL: any */
     int64_t limit;        /* 0: no limit */
     int64_t offset;
-    int written;          /* only prompts labelers wrote */
-    int flagged;          /* only prompts other labelers flagged */
+    int written; /* only prompts labelers wrote */
+    int flagged; /* only prompts other labelers flagged */
 } PromptFilter;
 
 /* Calls fn for each matching prompt in id order; a non-zero return from fn stops

@@ -50,7 +50,8 @@ int db_status(Db *db, DbStatus *s, Err *err) {
          " WHERE r.is_current AND NOT r.skipped AND a.rank = b.rank",
          &s->ties},
         {"SELECT count(*) FROM demonstrations", &s->demos},
-        {"SELECT count(DISTINCT c.prompt_id) FROM demonstrations d JOIN candidates c ON c.id = d.candidate_id",
+        {"SELECT count(DISTINCT c.prompt_id) FROM demonstrations d JOIN candidates c ON c.id = "
+         "d.candidate_id",
          &s->demo_prompts},
         {"SELECT count(*) FROM prompts WHERE author_id IS NOT NULL", &s->written_prompts},
         {"SELECT count(DISTINCT prompt_id) FROM prompt_flags", &s->flagged_prompts},
@@ -70,10 +71,12 @@ int db_status(Db *db, DbStatus *s, Err *err) {
                      " GROUP BY l.id ORDER BY l.name",
                      &s->by_labeler, &s->n_labelers, err);
     if (!rc)
-        rc = collect(db,
-                     "SELECT l.name, count(*), coalesce(CAST(round(avg(d.time_spent_ms)) AS INTEGER), -1)"
-                     " FROM demonstrations d JOIN labelers l ON l.id = d.labeler_id GROUP BY l.id ORDER BY l.name",
-                     &s->by_writer, &s->n_writers, err);
+        rc = collect(
+            db,
+            "SELECT l.name, count(*), coalesce(CAST(round(avg(d.time_spent_ms)) AS INTEGER), -1)"
+            " FROM demonstrations d JOIN labelers l ON l.id = d.labeler_id GROUP BY l.id ORDER BY "
+            "l.name",
+            &s->by_writer, &s->n_writers, err);
     if (!rc) rc = db_exec(db, "COMMIT", err);
     if (rc) {
         db_rollback(db);
@@ -85,7 +88,8 @@ int db_status(Db *db, DbStatus *s, Err *err) {
 void db_status_free(DbStatus *s) {
     for (int i = 0; i < s->n_splits; i++) free(s->splits[i].name);
     for (int i = 0; i < s->n_labelers; i++) free(s->by_labeler[i].name);
-    for (int i = 0; i < s->n_writers; i++) free(s->by_writer[i].name);
+    for (int i = 0; i < s->n_writers; i++)
+        free(s->by_writer[i].name);
     free(s->splits);
     free(s->by_labeler);
     free(s->by_writer);

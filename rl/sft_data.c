@@ -168,8 +168,10 @@ static int is_demo(const Top *t, int64_t id) {
     int lo = 0, hi = t->n_demo_ids;
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
-        if (t->demo_ids[mid] < id) lo = mid + 1;
-        else hi = mid;
+        if (t->demo_ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo < t->n_demo_ids && t->demo_ids[lo] == id;
 }

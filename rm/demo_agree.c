@@ -24,7 +24,8 @@ typedef struct Ctx {
 
 static long code_points(const char *s) {
     long n = 0;
-    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
     return n;
 }
 
@@ -37,7 +38,8 @@ static int flush(Ctx *c) {
             if (c->ans[i].w == c->ans[j].w) continue;
             long d = text_edit_distance(c->ans[i].text, c->ans[j].text);
             if (d < 0) return err_set(c->err, RLHF_ENOMEM, "out of memory");
-            long li = code_points(c->ans[i].text), lj = code_points(c->ans[j].text), l = li > lj ? li : lj;
+            long li = code_points(c->ans[i].text), lj = code_points(c->ans[j].text),
+                 l = li > lj ? li : lj;
             double sim = l ? 1.0 - (double)d / (double)l : 1.0;
             a->pairs++, a->identical += d == 0, c->sim_sum += sim, shared = 1;
             for (int k = 0; k < 2; k++) {
@@ -47,7 +49,8 @@ static int flush(Ctx *c) {
             }
         }
     a->prompts_shared += shared;
-    for (int i = 0; i < c->n; i++) free(c->ans[i].text);
+    for (int i = 0; i < c->n; i++)
+        free(c->ans[i].text);
     c->n = 0;
     return RLHF_OK;
 }
@@ -71,7 +74,8 @@ static int writer_of(Ctx *c, const DemoRow *d) {
     if (en) c->w_edits = en;
     if (!en) return -1;
     a->writers[n - 1] = (WriterAgreement){strdup(d->author), d->simulated, 0, 0, NAN, NAN, 0, NAN};
-    c->w_sim[n - 1] = c->w_time[n - 1] = c->w_edit[n - 1] = 0, c->w_timed[n - 1] = c->w_edits[n - 1] = 0;
+    c->w_sim[n - 1] = c->w_time[n - 1] = c->w_edit[n - 1] = 0,
+                 c->w_timed[n - 1] = c->w_edits[n - 1] = 0;
     a->n_writers = n;
     return a->writers[n - 1].name ? n - 1 : -1;
 }
@@ -85,9 +89,12 @@ static int on_demo(const DemoRow *d, void *ctx) {
         c->a->prompts++;
     }
     int w = writer_of(c, d);
-    if (w < 0 || (c->n == c->cap && !(c->ans = realloc(c->ans, sizeof *c->ans * (size_t)(c->cap = c->cap ? 2 * c->cap : 8)))))
+    if (w < 0 ||
+        (c->n == c->cap &&
+         !(c->ans = realloc(c->ans, sizeof *c->ans * (size_t)(c->cap = c->cap ? 2 * c->cap : 8)))))
         return err_set(c->err, RLHF_ENOMEM, "out of memory");
-    if (!(c->ans[c->n].text = strdup(d->text))) return err_set(c->err, RLHF_ENOMEM, "out of memory");
+    if (!(c->ans[c->n].text = strdup(d->text)))
+        return err_set(c->err, RLHF_ENOMEM, "out of memory");
     c->ans[c->n++].w = w;
     c->a->demos++;
     c->a->writers[w].answers++;
@@ -104,7 +111,8 @@ int rm_demo_agreement(Db *db, const RankingFilter *f, DemoAgreement *out, Err *e
     DemoFilter df = {f->split, f->labeler, 0, f->simulated};
     int rc = db_demos_each(db, &df, on_demo, &c, err);
     if (!rc) rc = flush(&c);
-    for (int i = 0; i < c.n; i++) free(c.ans[i].text);
+    for (int i = 0; i < c.n; i++)
+        free(c.ans[i].text);
     out->similarity = out->pairs ? c.sim_sum / (double)out->pairs : NAN;
     for (int i = 0; !rc && i < out->n_writers; i++) {
         WriterAgreement *w = &out->writers[i];
@@ -118,7 +126,8 @@ int rm_demo_agreement(Db *db, const RankingFilter *f, DemoAgreement *out, Err *e
 }
 
 void rm_demo_agreement_free(DemoAgreement *a) {
-    for (int i = 0; i < a->n_writers; i++) free(a->writers[i].name);
+    for (int i = 0; i < a->n_writers; i++)
+        free(a->writers[i].name);
     free(a->writers);
     memset(a, 0, sizeof *a);
 }

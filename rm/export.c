@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const format_names[] = {"pairs",      "hh",         "rankings", "arena", "csv",
+static const char *const format_names[] = {"pairs",      "hh",         "rankings", "arena",   "csv",
                                            "pairs-chat", "arena-json", "sft",      "sft-chat"};
 
 int rm_export_format(const char *name) {
@@ -388,7 +388,8 @@ int rm_agreeing_prompts(Db *db, const RankingFilter *filter, double min_agreemen
 }
 
 int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats *st, Err *err) {
-    if (o->format == EXPORT_SFT || o->format == EXPORT_SFT_CHAT) return rm_export_sft(db, o, out, val, st, err);
+    if (o->format == EXPORT_SFT || o->format == EXPORT_SFT_CHAT)
+        return rm_export_sft(db, o, out, val, st, err);
     memset(st, 0, sizeof *st);
     ExportCtx c = {o, out, o->val_frac > 0 ? val : NULL, st, NULL, 0, 0, 0, 0, 0, 0, NULL};
     int rc = RLHF_OK;

@@ -14,8 +14,10 @@ typedef struct SftCtx {
 } SftCtx;
 
 static void write_nullable(FILE *f, const char *key, int64_t v, int present) {
-    if (present) fprintf(f, ",\"%s\":%lld", key, (long long)v);
-    else fprintf(f, ",\"%s\":null", key);
+    if (present)
+        fprintf(f, ",\"%s\":%lld", key, (long long)v);
+    else
+        fprintf(f, ",\"%s\":null", key);
 }
 
 static int sft_one(const DemoRow *d, void *ctx) {
@@ -63,7 +65,9 @@ int rm_export_sft(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportSt
     SftCtx c = {o, out, o->val_frac > 0 ? val : NULL, st, 0};
     DemoFilter f = {o->filter.split, o->filter.labeler, !o->all_demos, o->filter.simulated};
     int rc = db_demos_each(db, &f, sft_one, &c, err);
-    if (rc == RLHF_EIO) err_set(err, rc, "write failed: %s", strerror(errno ? errno : EIO));
-    else if (rc == RLHF_ENOMEM) err_set(err, rc, "out of memory");
+    if (rc == RLHF_EIO)
+        err_set(err, rc, "write failed: %s", strerror(errno ? errno : EIO));
+    else if (rc == RLHF_ENOMEM)
+        err_set(err, rc, "out of memory");
     return rc;
 }

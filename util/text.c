@@ -198,7 +198,10 @@ static unsigned *code_points(const char *s, long *n) {
         unsigned v = extra ? c & (0x3F >> extra) : c;
         for (int e = 1; e <= extra; e++) {
             unsigned char d = (unsigned char)s[i + (size_t)e];
-            if ((d & 0xC0) != 0x80) { extra = 0, v = c; break; }
+            if ((d & 0xC0) != 0x80) {
+                extra = 0, v = c;
+                break;
+            }
             v = v << 6 | (d & 0x3F);
         }
         cp[k++] = v;
@@ -213,7 +216,8 @@ long text_edit_distance(const char *a, const char *b) {
     unsigned *x = code_points(a, &na), *y = code_points(b, &nb);
     long *row = malloc(((size_t)nb + 1) * sizeof *row), d = -1;
     if (x && y && row) {
-        for (long j = 0; j <= nb; j++) row[j] = j;
+        for (long j = 0; j <= nb; j++)
+            row[j] = j;
         for (long i = 1; i <= na; i++) {
             long diag = row[0];
             row[0] = i;

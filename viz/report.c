@@ -711,12 +711,17 @@ static void section_demos(Ctx *c, const DemoAgreement *dp) {
     const DemoAgreement d = *dp;
     if (!d.demos) return;
     FILE *f = c->f;
-    fprintf(f, "<h2 id=\"demos\">Written answers</h2>\n<p>%lld answers written by labelers to %lld prompts"
-               " (demonstrations, models <code>human:NAME</code>); %lld prompts answered by two authors or more,"
-               " whose answers are ",
-            (long long)d.demos, (long long)d.prompts, (long long)d.prompts_shared);
+    fprintf(
+        f,
+        "<h2 id=\"demos\">Written answers</h2>\n<p>%lld answers written by labelers to %lld prompts"
+        " (demonstrations, models <code>human:NAME</code>); %lld prompts answered by two authors "
+        "or more,"
+        " whose answers are ",
+        (long long)d.demos, (long long)d.prompts, (long long)d.prompts_shared);
     num(f, "%.3f", d.similarity);
-    fprintf(f, " alike on average (1 &#8722; edit distance / the longer length; %lld pairs, %lld identical).</p>\n",
+    fprintf(f,
+            " alike on average (1 &#8722; edit distance / the longer length; %lld pairs, %lld "
+            "identical).</p>\n",
             (long long)d.pairs, (long long)d.identical);
     fputs("<div class=\"wrap\"><table><tr><th>author</th><th>kind</th><th>answers</th>"
           "<th>mean time per answer (s)</th><th>from a candidate</th><th>mean edit distance</th>"
@@ -954,7 +959,8 @@ int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, 
         int evals = 0, rms = 0;
         for (int i = 0; i < nruns; i++)
             evals += strcmp(runs[i].kind, "eval") == 0, rms += is_rm_run(&runs[i]);
-        fprintf(f, "<nav>%s<a href=\"#runs\">runs</a><a href=\"#ratings\">ratings</a>%s%s%s</nav>\n",
+        fprintf(f,
+                "<nav>%s<a href=\"#runs\">runs</a><a href=\"#ratings\">ratings</a>%s%s%s</nav>\n",
                 evals ? "<a href=\"#final\">final table</a>" : "",
                 have_ar ? "<a href=\"#labelers\">labelers</a>" : "",
                 demos.demos ? "<a href=\"#demos\">written answers</a>" : "",

@@ -56,16 +56,18 @@ static int64_t count(Db *db, const char *sql) {
 Test(demos, schema_4_migrates_keeping_claims) {
     sqlite3 *h;
     cr_assert_eq(sqlite3_open(dbpath, &h), SQLITE_OK);
-    for (int i = 0; i < 4; i++) cr_assert_eq(sqlite3_exec(h, db_migrations[i], NULL, NULL, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(h,
-                              "PRAGMA application_id = 1380730950;"
-                              "INSERT INTO prompts(id, text, hash) VALUES(1, 'q', 'h1'), (2, 'r', 'h2');"
-                              "INSERT INTO labelers(id, name) VALUES(1, 'ann');"
-                              "INSERT INTO assignments(prompt_id, labeler_id, status, expires_at)"
-                              " VALUES(1, 1, 'claimed', '2999-01-01T00:00:00Z'), (2, 1, 'done', NULL);"
-                              "PRAGMA user_version = 4;",
-                              NULL, NULL, NULL),
-                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(sqlite3_exec(h, db_migrations[i], NULL, NULL, NULL), SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_exec(h,
+                     "PRAGMA application_id = 1380730950;"
+                     "INSERT INTO prompts(id, text, hash) VALUES(1, 'q', 'h1'), (2, 'r', 'h2');"
+                     "INSERT INTO labelers(id, name) VALUES(1, 'ann');"
+                     "INSERT INTO assignments(prompt_id, labeler_id, status, expires_at)"
+                     " VALUES(1, 1, 'claimed', '2999-01-01T00:00:00Z'), (2, 1, 'done', NULL);"
+                     "PRAGMA user_version = 4;",
+                     NULL, NULL, NULL),
+        SQLITE_OK, "%s", sqlite3_errmsg(h));
     sqlite3_close(h);
     Db *db;
     Err e = {0};
@@ -125,8 +127,11 @@ Test(demos, store_assign_own_answer_and_flags) {
     cr_assert_eq(db_demo_store(db, &empty, NULL, &e), RLHF_EINVAL);
     DemoIn wrong = d;
     wrong.text = "x", wrong.prompt_id = p2;
-    cr_assert_eq(db_demo_store(db, &wrong, NULL, &e), RLHF_EINVAL, "edited from another prompt's candidate");
-    cr_assert_eq(count(NULL, "SELECT count(*) FROM assignments WHERE task = 'write' AND status = 'done'"), 1);
+    cr_assert_eq(db_demo_store(db, &wrong, NULL, &e), RLHF_EINVAL,
+                 "edited from another prompt's candidate");
+    cr_assert_eq(
+        count(NULL, "SELECT count(*) FROM assignments WHERE task = 'write' AND status = 'done'"),
+        1);
     /* overlap 1: prompt 1 has its answer; ann's next write is prompt 2, bob's too */
     cr_assert_eq(db_assign_claim(db, bob, &w, &c, &e), 0);
     cr_assert_eq(c.prompt_id, p2);
@@ -135,7 +140,9 @@ Test(demos, store_assign_own_answer_and_flags) {
     cr_assert_eq(c.prompt_id, p2);
     cr_assert_eq(db_assign_claim(db, bob, &r, &c, &e), 0);
     cr_assert_eq(c.prompt_id, p1);
-    cr_assert_eq(count(NULL, "SELECT count(*) FROM demonstrations WHERE edited_from IS NOT NULL AND edit_distance = 9 AND time_spent_ms = 1500"), 1);
+    cr_assert_eq(count(NULL, "SELECT count(*) FROM demonstrations WHERE edited_from IS NOT NULL "
+                             "AND edit_distance = 9 AND time_spent_ms = 1500"),
+                 1);
     /* flags: not one's own written prompt; a flag holds the prompt back */
     WrittenPromptIn wp = {"Write a haiku.", "plain", NULL, "train", ann};
     int64_t p3;
@@ -175,7 +182,8 @@ Test(demos, edit_distance_in_code_points) {
     cr_assert_eq(text_edit_distance("", ""), 0);
     cr_assert_eq(text_edit_distance("kitten", "sitting"), 3);
     cr_assert_eq(text_edit_distance("", "春眠不觉晓"), 5);
-    cr_assert_eq(text_edit_distance("春眠不觉晓", "春眠不知晓"), 1, "one CJK character is one edit");
+    cr_assert_eq(text_edit_distance("春眠不觉晓", "春眠不知晓"), 1,
+                 "one CJK character is one edit");
     cr_assert_eq(text_edit_distance("a🌸b", "ab"), 1);
     cr_assert_eq(text_edit_distance("\xff\xfe", "\xff"), 1, "an invalid byte counts as one");
     char *a = malloc(5001), *b = malloc(5001);
@@ -189,16 +197,23 @@ Test(demos, edit_distance_in_code_points) {
 Test(demos, fewshot_prompt_parsed) {
     char *p, *ex;
     Err e = {0};
-    cr_assert_eq(pw_parse("fewshot", "Classify.\n### query\nI loved it\n### response\npositive\n### query\nDull.\n", &p, &ex, &e), 0,
-                 "%s", e.msg);
-    cr_assert_str_eq(p, "Classify.\n\nQuery: I loved it\nResponse: positive\n\nQuery: Dull.\nResponse:");
+    cr_assert_eq(
+        pw_parse("fewshot",
+                 "Classify.\n### query\nI loved it\n### response\npositive\n### query\nDull.\n", &p,
+                 &ex, &e),
+        0, "%s", e.msg);
+    cr_assert_str_eq(
+        p, "Classify.\n\nQuery: I loved it\nResponse: positive\n\nQuery: Dull.\nResponse:");
     cr_assert_str_eq(ex, "[{\"query\":\"I loved it\",\"response\":\"positive\"}]");
     free(p), free(ex);
-    cr_assert_eq(pw_parse("fewshot", "Classify.\n### query\nI loved it\n", &p, &ex, &e), RLHF_EINVAL);
+    cr_assert_eq(pw_parse("fewshot", "Classify.\n### query\nI loved it\n", &p, &ex, &e),
+                 RLHF_EINVAL);
     cr_assert(strstr(e.msg, "at least one example"), "%s", e.msg);
-    cr_assert_eq(pw_parse("fewshot", "Classify.\n### query\na\n### response\nb\n", &p, &ex, &e), RLHF_EINVAL);
+    cr_assert_eq(pw_parse("fewshot", "Classify.\n### query\na\n### response\nb\n", &p, &ex, &e),
+                 RLHF_EINVAL);
     cr_assert(strstr(e.msg, "last '### query'"), "%s", e.msg);
-    cr_assert_eq(pw_parse("fewshot", "### query\na\n### response\nb\n### query\nc", &p, &ex, &e), RLHF_EINVAL);
+    cr_assert_eq(pw_parse("fewshot", "### query\na\n### response\nb\n### query\nc", &p, &ex, &e),
+                 RLHF_EINVAL);
     cr_assert(strstr(e.msg, "instruction"), "%s", e.msg);
     cr_assert_eq(pw_parse("fewshot", "Do.\n### response\nb\n", &p, &ex, &e), RLHF_EINVAL);
     cr_assert_eq(pw_parse("fewshot", "No examples at all.", &p, &ex, &e), RLHF_EINVAL);
