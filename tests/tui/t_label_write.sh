@@ -129,6 +129,13 @@ p=$(sql w.db "SELECT c.prompt_id FROM demonstrations d JOIN candidates c ON c.id
 tui_start 100 30 "env D=$D EDITOR=$D/ed.sh VISUAL= $RLHF label --as carl --overlap 2"
 wait_for "resumed prompt $p"
 not_contains "$(screen)" "carl says"
+# F flags the prompt itself: held back, and carl's claim on it is skipped with the flag as reason
+keys F
+wait_for "flag the prompt itself"
+keys 2
+wait_for "skipped prompt $p"
+[ "$(sql w.db "SELECT flag FROM prompt_flags WHERE prompt_id = $p")" = unsafe ] || die "prompt flag stored"
+[ "$(sql w.db "SELECT skip_reason FROM rankings r JOIN labelers l ON l.id = r.labeler_id WHERE l.name = 'carl'")" = "flagged prompt: unsafe" ] || die "skipped with the flag"
 keys q
 wait_for "EXITED 0"
 echo ok
