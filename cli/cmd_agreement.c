@@ -19,7 +19,7 @@ const struct cmd_entry cmd_agreement_entry = {
     "  Krippendorff alpha  of the 1-7 scores per candidate, ordinal metric (and interval)\n"
     "Per labeler: rankings, mean time per ranking, agreement and tau with the others,\n"
     "agreement with gold items (when there are any); then each two labelers.\n"
-    "Written answers (rlhf label --task write), where two people or more answered one\n"
+    "Written answers (the write task of rlhf label), where two people or more answered one\n"
     "prompt: how alike two authors' answers are (1 - edit distance / the longer length)\n"
     "and how often identical, overall and per author with answers and time per answer.\n"
     "  --json          one JSON object instead of text\n" CLI_HELP_FILTER CLI_HELP_COMMON,

@@ -20,7 +20,7 @@ static int exec_label(int argc, char **argv);
 
 const struct cmd_entry cmd_label_entry = {
     "label",
-    "--as NAME [--task rank|write|prompt] [--overlap R] [--review] | --auto RULE|--auto-cmd CMD "
+    "--as NAME [--task T] [--overlap R] [--review] | --auto RULE|--auto-cmd CMD "
     "--as NAME [--noise X] [--seed S]",
     "rank candidates or write answers and prompts on the labeling screen, or with a simulated "
     "labeler",

@@ -22,7 +22,7 @@ const struct cmd_entry cmd_prompts_entry = {
     "                 Duplicates (same text) are skipped and counted. All files are\n"
     "                 imported in one transaction: any error leaves the project as it was.\n"
     "  --split S      put every imported prompt in split S (default: the file's, else train)\n"
-    "                 (labelers write prompts with: rlhf label --task prompt)\n"
+    "                 (labelers write prompts in the prompt task of rlhf label)\n"
     "list             one prompt per line: id, split, candidates, rankings, written answers,\n"
     "                 text (a written prompt's kind and author, and flags, before it)\n"
     "  --split S      only this split\n"

@@ -17,7 +17,7 @@ const struct cmd_entry cmd_sft_entry = {
     "  --data store|FILE `store` (the default with a project): the top-ranked candidate\n"
     "                    of each ranked prompt in --db; FILE: JSONL {\"prompt\",\"completion\"}\n"
     "                    or {\"messages\":[...]}\n"
-    "                    and every demonstration labelers wrote (rlhf label --task write)\n"
+    "                    and every demonstration labelers wrote (the write task of label)\n"
     "  --demos D         with --data store: unflagged (default: the demonstrations no other\n"
     "                    labeler flagged in a ranking, on prompts nobody flagged), all, or none\n"
     "  --no-ranked       with --data store: the demonstrations alone, not the top-ranked\n"
