@@ -122,7 +122,7 @@ static int print_row(const PromptRow *r, void *ctx) {
 
 static int list(int argc, char **argv) {
     const char *dbflag = NULL;
-    PromptFilter f = {0};
+    PromptFilter f = {.with_flagged = 1}; /* a listing shows what is held back too */
     long limit = 0, offset = 0;
     int json = 0;
     const CliOpt opts[] = {CLI_O_DB(&dbflag),

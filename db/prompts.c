@@ -217,12 +217,13 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
         "   AND (?3 IS NULL OR instr(p.text, ?3) > 0)"
         "   AND (?6 = 0 OR p.author_id IS NOT NULL)"
         "   AND (?7 = 0 OR EXISTS (SELECT 1 FROM prompt_flags f WHERE f.prompt_id = p.id))"
+        "   AND (?8 = 1 OR NOT EXISTS (SELECT 1 FROM prompt_flags f WHERE f.prompt_id = p.id))"
         " ORDER BY p.id LIMIT ?4 OFFSET ?5",
         &st, err);
     if (rc) return rc;
-    db_bind(st, "tttIIii", f ? f->split : NULL, f ? f->source : NULL, f ? f->contains : NULL,
+    db_bind(st, "tttIIiii", f ? f->split : NULL, f ? f->source : NULL, f ? f->contains : NULL,
             f && f->limit > 0 ? f->limit : (int64_t)-1, f ? f->offset : (int64_t)0,
-            f ? f->written : 0, f ? f->flagged : 0);
+            f ? f->written : 0, f ? f->flagged : 0, f ? f->with_flagged || f->flagged : 0);
     int row;
     while (!(rc = db_step(db, st, &row, err, "list prompts")) && row) {
         PromptRow r = {

@@ -67,6 +67,7 @@ typedef struct PromptFilter {
     int64_t offset;
     int written; /* only prompts labelers wrote */
     int flagged; /* only prompts other labelers flagged */
+    int with_flagged; /* also flagged prompts, held back otherwise (from PPO's and eval's prompts) */
 } PromptFilter;
 
 /* Calls fn for each matching prompt in id order; a non-zero return from fn stops

@@ -156,6 +156,11 @@ expect_rc 0 "$RLHF" label --auto demo --as r1
 expect_rc 0 "$RLHF" sft --init base.ckpt --data store --val-frac 0 --epochs 1 --batch 2 --out s4.ckpt
 contains "$ERR" "5 of the pairs are demonstrations"
 contains "$ERR" "sft: 6 pairs"
+# a flagged prompt is not among eval's (nor PPO's) prompts either
+expect_rc 0 "$RLHF" prompts flag "$P5" --as bob --reason unclear
+expect_rc 1 "$RLHF" eval --a base.ckpt --b s1.ckpt --judge demo --split extra
+expect_rc 0 "$RLHF" prompts unflag "$P5"
+expect_rc 0 "$RLHF" eval --a base.ckpt --b s1.ckpt --judge demo --split extra
 # a demonstration another labeler flagged in a ranking is left out by default
 RID=$(sql d.db "SELECT ri.ranking_id FROM ranking_items ri JOIN demonstrations d ON d.candidate_id = ri.candidate_id LIMIT 1")
 CID=$(sql d.db "SELECT ri.candidate_id FROM ranking_items ri JOIN demonstrations d ON d.candidate_id = ri.candidate_id LIMIT 1")
