@@ -43,7 +43,7 @@ static const char *origin_text(const Tui *t, int64_t id) {
     return NULL;
 }
 
-static void store(Tui *t, const char *text, int64_t from, long long ms, const char *path) {
+static void store(Tui *t, const char *text, int64_t from, long long ms, const char *path, int recovered) {
     const char *orig = from ? origin_text(t, from) : "";
     long dist = text_edit_distance(orig ? orig : "", text);
     DemoIn d = {t->it.prompt_id, t->s->labeler_id, t->s->name,    text, from, ms, dist,
@@ -57,10 +57,10 @@ static void store(Tui *t, const char *text, int64_t from, long long ms, const ch
         return;
     }
     ed_draft_remove(path);
-    char done[200];
+    char done[400];
     snprintf(done, sizeof done,
-             "saved your answer to prompt %lld as candidate %lld (human:%s, %ld edits)",
-             (long long)t->it.prompt_id, (long long)cid, t->s->name, dist);
+             "saved your answer to prompt %lld as candidate %lld (human:%s, %ld edits%s)",
+             (long long)t->it.prompt_id, (long long)cid, t->s->name, dist, recovered ? ", from your kept draft" : "");
     if (!t->opts->write) {
         tui_message(t, 0, "%s", done);
         return;
@@ -117,7 +117,7 @@ void tui_write(Tui *t, int from_focus) {
         ed_draft_remove(path);
         tui_message(t, 0, "cancelled: %s answer", r.text[0] ? "an unchanged" : "an empty");
     } else {
-        store(t, r.text, from > 0 && orig ? from : 0, screen + r.ms, path);
+        store(t, r.text, from > 0 && orig ? from : 0, screen + r.ms, path, r.recovered);
     }
     ed_result_free(&r);
 }

@@ -40,7 +40,8 @@ typedef struct Claim {
  * answered, with fewer than `overlap` demonstrations plus live write claims.
  * Gold prompts are only handed out as gold. c->prompt_id is 0 when nothing is left. */
 int db_assign_claim(Db *db, int64_t labeler_id, const AssignOpts *o, Claim *c, Err *err);
-/* Pushes the claim's expiry lease_s seconds into the future. */
+/* Pushes the claim's expiry lease_s seconds into the future (the labeler's
+ * claims of both tasks on the prompt: she is working on it). */
 int db_assign_renew(Db *db, int64_t labeler_id, int64_t prompt_id, int lease_s, Err *err);
 /* *taken = 1 when the labeler no longer holds a live claim on the prompt (it
  * expired, or was dropped) and other labelers' current rankings plus live
@@ -49,7 +50,8 @@ int db_assign_renew(Db *db, int64_t labeler_id, int64_t prompt_id, int lease_s, 
  * transaction so that nobody slips in between. */
 int db_assign_overtaken(Db *db, int64_t labeler_id, int64_t prompt_id, int overlap, int *taken,
                         Err *err);
-/* Gives an unfinished claim back (the prompt becomes free at once). */
+/* Gives an unfinished claim back (the prompt becomes free at once; both
+ * tasks' claims of the labeler on it). */
 int db_assign_release(Db *db, int64_t labeler_id, int64_t prompt_id, Err *err);
 /* Ends a write claim (done or skipped) after its demonstration is stored. */
 int db_assign_finish(Db *db, int64_t labeler_id, int64_t prompt_id, int task, int skipped,

@@ -66,6 +66,7 @@ wait_for "a draft of your answer to prompt 2 is kept"
 mode keep
 keys w
 wait_for "saved your answer to prompt 2"
+wait_for "from your kept draft"
 [ "$(sql w.db "SELECT c.text FROM demonstrations d JOIN candidates c ON c.id = d.candidate_id WHERE c.prompt_id = 2")" = "half written" ] || die "recovered draft"
 [ "$(sql w.db "SELECT e.prompt_id FROM demonstrations d JOIN candidates e ON e.id = d.edited_from")" = 2 ] || die "edited_from from the draft"
 ls w.db.drafts/answer-*-2.txt >/dev/null 2>&1 && die "draft left after storing"
