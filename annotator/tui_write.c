@@ -117,7 +117,9 @@ void tui_write(Tui *t, int from_focus) {
         ed_draft_remove(path);
         tui_message(t, 0, "cancelled: %s answer", r.text[0] ? "an unchanged" : "an empty");
     } else {
-        store(t, r.text, from > 0 && orig ? from : 0, screen + r.ms, path, r.recovered);
+        /* the time ranking on the ranking screen is the ranking's, not the answer's */
+        store(t, r.text, from > 0 && orig ? from : 0, (t->opts->write ? screen : 0) + r.ms, path,
+              r.recovered);
     }
     ed_result_free(&r);
 }

@@ -54,7 +54,8 @@ const struct cmd_entry cmd_label_entry = {
     "  --add-gold ID:EXPR make prompt ID a gold item whose correct order is EXPR, over its\n"
     "                     candidates numbered 1.. in id order (rlhf candidates "
     "list)\n" CLI_HELP_COMMON
-    "keys on the labeling screen: press ? there, or see README.md (Labeling)\n",
+    "keys on the labeling screen (w and W write your own answer): press ? there, or see\n"
+    "README.md (Labeling)\n",
     exec_label};
 
 static const struct cmd_entry *E = &cmd_label_entry;
@@ -143,7 +144,7 @@ typedef struct LabelArgs {
     const char *kind;
     long overlap, lease, seed, timeout, limit;
     double noise, gold_rate;
-    int review, seed_given, task;
+    int review, seed_given, task, kind_given;
     const Rule *rule;
 } LabelArgs;
 
@@ -154,7 +155,7 @@ static int parse(int argc, char **argv, LabelArgs *a) {
     const CliOpt opts[] = {CLI_O_DB(&a->dbflag),
                            CLI_O_STR("as", &a->name),
                            CLI_O_WORD("task", &a->task, tasks),
-                           CLI_O_STR("kind", &a->kind),
+                           CLI_O_SEEN(&a->kind_given, CLI_O_STR("kind", &a->kind)),
                            CLI_O_LONG("overlap", &a->overlap, 1, 1000),
                            CLI_O_FLAG("review", &a->review),
                            CLI_O_STR("guidelines", &a->guidelines),
@@ -188,6 +189,7 @@ static int parse(int argc, char **argv, LabelArgs *a) {
             E, "--task prompt is for people: simulated labelers do not write prompts");
     if (a->task == 1 && a->gold_rate > 0)
         return cli_usage_error(E, "--gold-rate is for rankings (--task rank)");
+    if (a->kind_given && a->task != 2) return cli_usage_error(E, "--kind is for --task prompt");
     if (!db_prompt_kind_valid(a->kind))
         return cli_usage_error(E, "--kind: expected plain, fewshot or user, got '%s'", a->kind);
     return -1;

@@ -100,14 +100,10 @@ int db_prompt_flag(Db *db, int64_t prompt_id, int64_t labeler_id, const char *fl
     if (!in_list(db_prompt_flag_names, flag))
         return err_set(err, RLHF_EINVAL, "prompt flag '%s': one of unclear, unsafe, duplicate",
                        flag ? flag : "");
-    int64_t author = -1;
+    int64_t author; /* 0: no such prompt; -1: imported, no author */
     int rc = db_query_id(db, err, "find prompt", &author,
-                         "SELECT coalesce(author_id, 0) FROM prompts WHERE id = ?", "I", prompt_id);
-    if (rc) return rc;
-    int64_t exists = 0;
-    rc = db_query_id(db, err, "find prompt", &exists, "SELECT count(*) FROM prompts WHERE id = ?",
-                     "I", prompt_id);
-    if (!rc && !exists)
+                         "SELECT coalesce(author_id, -1) FROM prompts WHERE id = ?", "I", prompt_id);
+    if (!rc && !author)
         return err_set(err, RLHF_ENOTFOUND, "no prompt with id %lld", (long long)prompt_id);
     if (!rc && author == labeler_id)
         return err_set(err, RLHF_EINVAL, "prompt %lld is your own: other labelers flag it",

@@ -24,6 +24,8 @@ expect_rc 2 "$RLHF" label --task write --auto-cmd cat --as x
 expect_rc 2 "$RLHF" label --task prompt --auto demo --as x
 expect_rc 2 "$RLHF" label --task prompt --kind poem --as x
 expect_rc 2 "$RLHF" label --task write --review --as x
+expect_rc 2 "$RLHF" label --task write --kind fewshot --as x
+contains "$ERR" "--kind is for --task prompt"
 
 # a careful simulated writer: the clean answer, edited from the best candidate
 expect_rc 0 "$RLHF" label --task write --auto demo --as w1
