@@ -101,9 +101,13 @@ void tui_write(Tui *t, int from_focus) {
         return;
     }
     if (r.status != ED_OK) {
-        tui_message(t, 1, "the editor %s %d: your text is kept in %s and comes back with w",
+        char cmd[200];
+        ed_command(cmd, sizeof cmd);
+        tui_message(t, 1, "the editor %s %d%s%s%s: your text is kept in %s and comes back with w",
                     r.status == ED_KILLED ? "was killed by signal" : "exited with status", r.code,
-                    path);
+                    r.code == 127 && r.status == ED_FAILED ? " (no such editor? '" : "",
+                    r.code == 127 && r.status == ED_FAILED ? cmd : "",
+                    r.code == 127 && r.status == ED_FAILED ? "': set $VISUAL or $EDITOR)" : "", path);
         ed_result_free(&r);
         return;
     }

@@ -139,4 +139,12 @@ wait_for "skipped prompt $p"
 [ "$(sql w.db "SELECT skip_reason FROM rankings r JOIN labelers l ON l.id = r.labeler_id WHERE l.name = 'carl'")" = "flagged prompt: unsafe" ] || die "skipped with the flag"
 keys q
 wait_for "EXITED 0"
+tui_cleanup
+# an editor that does not exist: said, and nothing is lost
+tui_start 100 30 "env EDITOR=/nonexistent/ed VISUAL= $RLHF label --as dan --task write --overlap 3"
+wait_for "task write"
+keys w
+wait_for "no such editor?"
+keys q
+wait_for "EXITED 0"
 echo ok
