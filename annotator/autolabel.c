@@ -1,5 +1,6 @@
 /* Simulated labelers: rule + noise, or an external judge (see autolabel.h). */
 #include "annotator/autolabel.h"
+#include "db/demos.h"
 #include "util/progress.h"
 #include "util/sys.h"
 #include "util/text.h"
@@ -313,6 +314,72 @@ int auto_run(LabelSession *s, const AutoOpts *o, AutoStats *st, Err *err) {
         ls_item_free(&it);
     }
     judge_stop(judge);
+    st->seconds = now_seconds() - t0;
+    return rc;
+}
+
+/* One simulated demonstration (see auto_write); *wrote is 0 when the rule
+ * cannot answer the prompt. */
+static int write_one(LabelSession *s, const AutoOpts *o, const LabelItem *it, int *wrote,
+                     Err *err) {
+    char clean[256], text[1024];
+    long long t0 = sys_time_ms();
+    *wrote = rule_demo_answer(it->prompt, clean, sizeof clean);
+    if (!*wrote) return RLHF_OK;
+    Rng r;
+    rng_seed(&r, o->seed ^ ((uint64_t)it->prompt_id * 0x9E3779B97F4A7C15ULL) ^ 0x5752495445ULL);
+    int best = -1;
+    double best_s = -1e300;
+    for (int i = 0; i < it->n; i++) {
+        const char *c = it->cand[it->shown[i]].text;
+        double sc = o->rule->score(it->prompt, c) + (o->noise > 0 ? o->noise * rng_normal(&r) : 0);
+        if (sc > best_s) best_s = sc, best = it->shown[i];
+    }
+    int slip = o->noise > 0 && rng_double(&r) < (o->noise < 1 ? o->noise : 1);
+    const char *from = best >= 0 ? it->cand[best].text : "";
+    if (slip && best >= 0 && *from) { /* a hasty edit: the first sentence, as it stands */
+        size_t len = strcspn(from, ".!?\n");
+        snprintf(text, sizeof text, "%.*s.", (int)(len < 900 ? len : 900), from);
+    } else
+        snprintf(text, sizeof text, "%s", clean);
+    DemoIn d = {it->prompt_id,
+                s->labeler_id,
+                s->name,
+                text,
+                best >= 0 ? it->cand[best].id : 0,
+                sys_time_ms() - t0,
+                text_edit_distance(from, text),
+                1,
+                s->source,
+                1};
+    return db_demo_store(s->db, &d, NULL, err);
+}
+
+int auto_write(LabelSession *s, const AutoOpts *o, AutoStats *st, Err *err) {
+    int rc = RLHF_OK;
+    double t0 = now_seconds();
+    memset(st, 0, sizeof *st);
+    while (!rc && (!o->limit || st->ranked < o->limit)) {
+        if (sys_interrupted()) {
+            rc = err_set(err, RLHF_EINTR, "interrupted; %lld answers were stored",
+                         (long long)st->ranked);
+            break;
+        }
+        LabelItem it;
+        rc = ls_next(s, &it, err);
+        if (rc || !it.prompt_id) break;
+        int wrote = 0;
+        rc = write_one(s, o, &it, &wrote, err);
+        if (!rc && !wrote)
+            rc = db_assign_finish(s->db, s->labeler_id, it.prompt_id, ASSIGN_WRITE, 1, err);
+        if (!rc) st->ranked += wrote, st->gold += !wrote;
+        if (rc) {
+            Err e2 = {0};
+            db_assign_release(s->db, s->labeler_id, it.prompt_id, &e2);
+            err_prefix(err, "prompt %lld: ", (long long)it.prompt_id);
+        }
+        ls_item_free(&it);
+    }
     st->seconds = now_seconds() - t0;
     return rc;
 }

@@ -42,12 +42,20 @@ typedef struct AutoOpts {
 } AutoOpts;
 
 typedef struct AutoStats {
-    int64_t ranked, gold;
+    int64_t ranked, gold; /* writers: answers written, and prompts skipped */
     double seconds;
 } AutoStats;
 
 /* Labels prompts until none is left, the limit is reached or an interrupt
  * (sys_interrupted) arrives. Each prompt is submitted on its own. */
 int auto_run(LabelSession *s, const AutoOpts *o, AutoStats *st, Err *err);
+
+/* A simulated writer (the session's task is ASSIGN_WRITE): for each prompt it
+ * claims, it starts from the candidate its rule scores best (plus noise) and
+ * edits it into the clean answer of the demo task (rule_demo_answer), stored
+ * as its demonstration with the edit distance; with probability `noise` it
+ * slips and only trims that candidate to its first sentence, wrong fact and
+ * all. A prompt the task does not know is skipped. */
+int auto_write(LabelSession *s, const AutoOpts *o, AutoStats *st, Err *err);
 
 #endif

@@ -10,7 +10,7 @@
 
 int rs_init(RankState *s, int n) {
     memset(s, 0, sizeof *s);
-    if (n < 1 || n > RS_MAX_CAND) return -1;
+    if (n < 0 || n > RS_MAX_CAND) return -1; /* 0: a prompt to write an answer to */
     s->cur.n = n;
     return 0;
 }

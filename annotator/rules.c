@@ -4,6 +4,7 @@
 #include "annotator/rules.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -261,6 +262,38 @@ static int is_value(int kind, const char *w) {
 
 const char *rule_demo_expected(const char *prompt) {
     return task_parse(prompt).value;
+}
+
+int rule_demo_answer(const char *prompt, char *buf, size_t n) {
+    Task t = task_parse(prompt);
+    const char *s0 = t.subject[0], *v = t.value;
+    int m;
+    switch (t.kind) {
+    case K_SUM:
+        m = snprintf(buf, n, "%s plus %s is %s.", s0, t.subject[1], v);
+        break;
+    case K_COLOR:
+        m = snprintf(buf, n, "The %s is %s.", s0, v);
+        break;
+    case K_CAPITAL:
+        m = snprintf(buf, n, "The capital of %c%s is %c%s.", toupper((unsigned char)s0[0]), s0 + 1,
+                     toupper((unsigned char)v[0]), v + 1);
+        break;
+    case K_OPPOSITE:
+        m = snprintf(buf, n, "The opposite of %s is %s.", s0, v);
+        break;
+    case K_ANIMAL:
+        m = snprintf(buf, n, "A %s %s.", s0, v);
+        break;
+    case K_PLURAL:
+        m = snprintf(buf, n, "The plural of %s is %s.", s0, v);
+        break;
+    default:
+        return 0;
+    }
+    if (m <= 0 || (size_t)m >= n) return 0;
+    buf[0] = (char)toupper((unsigned char)buf[0]);
+    return 1;
 }
 
 /* 1 when the answer names the right value and no other value of the same

@@ -6,6 +6,8 @@
 #ifndef RLHF_RULES_H
 #define RLHF_RULES_H
 
+#include <stddef.h>
+
 typedef double (*RuleFn)(const char *prompt, const char *answer);
 
 typedef struct Rule {
@@ -38,5 +40,8 @@ double rule_form_score(const char *prompt, const char *answer); /* one clean sho
 /* The word the right answer must contain (a static string, lower case), or
  * NULL when the prompt is not a question of the demo task. */
 const char *rule_demo_expected(const char *prompt);
+/* A clean answer to a question of the demo task, as a careful person writes
+ * it ("The capital of Japan is Tokyo."): 1, or 0 when the prompt is not one. */
+int rule_demo_answer(const char *prompt, char *buf, size_t n);
 
 #endif

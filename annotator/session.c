@@ -132,8 +132,24 @@ static int load_item(LabelSession *s, int64_t prompt_id, LabelItem *it, Err *err
     if (!rc) rc = db_candidates_of_prompt(s->db, prompt_id, &it->cand, &it->n_cand, err);
     if (!rc) rc = db_gold_get(s->db, prompt_id, &it->gold_expr, err);
     if (rc) return rc;
-    if (it->n_cand < 1) return err_set(err, RLHF_EINVAL, "prompt %lld has no candidates", (long long)prompt_id);
-    it->n = it->n_cand < RS_MAX_CAND ? it->n_cand : RS_MAX_CAND;
+    /* a labeler never ranks her own answer (she knows which it is), and
+     * writes hers without seeing other people's (answers stay independent):
+     * those go to the end, past what is shown (gold orders count every one) */
+    int keep = it->n_cand, write = s->opts.task == ASSIGN_WRITE;
+    char own[160];
+    snprintf(own, sizeof own, "human:%s", s->name);
+    for (int i = 0; !it->gold_expr && i < keep;)
+        if (it->cand[i].model_name && (write ? strncmp(it->cand[i].model_name, "human:", 6) == 0
+                                             : strcmp(it->cand[i].model_name, own) == 0)) {
+            CandidateRow mine = it->cand[i];
+            memmove(it->cand + i, it->cand + i + 1, sizeof mine * (size_t)(it->n_cand - i - 1));
+            it->cand[it->n_cand - 1] = mine;
+            keep--;
+        } else
+            i++;
+    if (keep < (s->opts.task == ASSIGN_WRITE ? 0 : 1))
+        return err_set(err, RLHF_EINVAL, "prompt %lld has no candidates", (long long)prompt_id);
+    it->n = keep < RS_MAX_CAND ? keep : RS_MAX_CAND;
     shuffle_for(it, s->labeler_id);
     return RLHF_OK;
 }

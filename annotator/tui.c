@@ -1,6 +1,7 @@
 /* The labeling screen's loop: loading prompts, the input modes (expression,
  * note, skip reason, score and flag digits, overlays), submitting, claim
  * renewal and the idle-aware clock. Drawing is tui_draw.c, keys tui_keys.c. */
+#include "annotator/editor.h"
 #include "annotator/tui_internal.h"
 #include "util/sys.h"
 
@@ -133,6 +134,10 @@ static int load_next(Tui *t, Err *err) {
                         (long long)t->it.prompt_id);
         }
     }
+    char path[1200];
+    if (!t->done_all && !tui_answer_draft(t, path, sizeof path) && ed_draft_exists(path))
+        tui_message(t, 0, "a draft of your answer to prompt %lld is kept: w opens it",
+                    (long long)t->it.prompt_id);
     refresh_progress(t);
     if (t->done_all) return RLHF_OK;
     t->have_item = 1;
@@ -202,13 +207,25 @@ void tui_submit(Tui *t) {
         ls_draft_clear(t->s, pid, &e);
     }
     int skipped = c->skipped, review = t->opts->review, unchanged = same;
+    char done[120];
+    snprintf(done, sizeof done, "%s prompt %lld",
+             unchanged ? "unchanged:"
+             : skipped ? "skipped"
+             : review  ? "saved a new version of"
+                       : "saved",
+             (long long)pid);
+    tui_next(t, done);
+}
+
+void tui_next(Tui *t, const char *done_msg) {
+    Err err = {0};
     if (load_next(t, &err)) {
         tui_message(t, 1, "%s", err.msg);
         t->quit = 1;
         return;
     }
-    tui_message(t, 0, "%s prompt %lld", unchanged ? "unchanged:" : skipped ? "skipped" : review ? "saved a new version of" : "saved",
-                (long long)pid);
+    /* a message of the new prompt's own (a kept draft) wins */
+    if (!t->msg[0] || !strstr(t->msg, "draft")) tui_message(t, 0, "%s", done_msg);
 }
 
 /* Keys while a line of text is being typed. */
@@ -255,6 +272,19 @@ static void input_key(Tui *t, int is_fn, wint_t ch) {
                 return;
             }
             t->mode = TUI_NORMAL;
+            if (t->opts->write) {
+                Err e = {0};
+                int64_t pid = t->it.prompt_id;
+                if (db_assign_finish(t->s->db, t->s->labeler_id, pid, ASSIGN_WRITE, 1, &e)) {
+                    tui_message(t, 1, "not saved: %s", e.msg);
+                    return;
+                }
+                t->stats->skipped++;
+                char done[64];
+                snprintf(done, sizeof done, "skipped prompt %lld", (long long)pid);
+                tui_next(t, done);
+                return;
+            }
             rs_skip(&t->rs, text);
             tui_submit(t);
         }
@@ -303,6 +333,21 @@ static void handle_key(Tui *t, int is_fn, wint_t ch) {
         if (!is_fn && (ch == 'q' || ch == 3 || ch == '\n')) t->quit = 1;
         else if (!is_fn && ch == '?') t->mode = TUI_HELP;
         else if (!is_fn && ch == 'g') t->mode = TUI_GUIDE;
+        return;
+    }
+    if (t->mode == TUI_PFLAG) {
+        t->mode = TUI_NORMAL;
+        int d = !is_fn && ch >= '1' && ch <= '3' ? (int)(ch - '0') : 0;
+        if (!d)
+            tui_message(t, 1, "a prompt flag is 1 unclear, 2 unsafe or 3 duplicate; cancelled");
+        else
+            tui_flag_prompt(t, d - 1);
+        return;
+    }
+    if (t->opts->write && !tui_write_key_ok(is_fn, ch)) {
+        tui_message(t, 1,
+                    "writing: w writes an answer, W starts from the focused one, F flags the "
+                    "prompt, S skips (? for keys)");
         return;
     }
     if (t->mode == TUI_SCORE || t->mode == TUI_FLAG) {

@@ -10,6 +10,7 @@
 typedef struct TuiOpts {
     const char *guidelines; /* path of the guidelines text file, or NULL */
     int review;             /* revisit one's own rankings instead of new prompts */
+    int write;              /* the write task: answer prompts in the editor instead of ranking */
 } TuiOpts;
 
 typedef struct TuiStats {

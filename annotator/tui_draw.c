@@ -122,6 +122,13 @@ static void candidate_header(Body *b, int pos, int rank) {
     char head[16], meta[240];
     snprintf(head, sizeof head, "%s[%d] ", focused ? "> " : "  ", pos + 1);
     int x = put_utf8(t, y, 0, b->w, head, focused ? tui_attr(t, TC_FOCUS) : A_BOLD);
+    if (t->opts->write) { /* a candidate to start from, not to rank */
+        int nl = t->ncand[pos] ? tv_wrap(t->wcand[pos], t->ncand[pos], b->w - 4, NULL, 0) : 0;
+        snprintf(meta, sizeof meta, "(%d line%s)%s", nl, nl == 1 ? "" : "s",
+                 focused ? "  W starts from this one" : "");
+        put_utf8(t, y, x, b->w - x, meta, A_NORMAL);
+        return;
+    }
     /* the place a digit gave it (while the order is the digits'), else its rank */
     int place = rs_shown_place(c, pos), clash = rs_place_clash(c, pos);
     (void)rank;
@@ -175,6 +182,7 @@ static void budget(Body *b) {
     Tui *t = b->t;
     int n = t->it.n, f = t->rs.focus, nc[RS_MAX_CAND], need = 0;
     b->prompt_max = -1;
+    if (n == 0) return; /* a prompt to write an answer to: all of it */
     for (int i = 0; i < n; i++) {
         nc[i] = text_lines(t->wcand[i], t->ncand[i], b->w - 4);
         b->cand_max[i] = t->expanded && i != f ? 2 : -1;
@@ -206,10 +214,12 @@ static void header(Tui *t, int w) {
     attrset(tui_attr(t, TC_HEADER));
     mvhline(0, 0, ' ', w);
     char left[200], right[200];
-    snprintf(left, sizeof left, " rlhf label: %s%s", t->s->name, t->opts->review ? " (review)" : "");
+    snprintf(left, sizeof left, " rlhf label: %s  %s%s", t->s->name,
+             t->opts->write ? "task write" : "task rank", t->opts->review ? " (review)" : "");
     const LabelProgress *p = &t->prog;
     /* "open": prompts still free for this labeler now, which others' claims shrink */
-    int m = snprintf(right, sizeof right, "done %lld  open %lld  today %lld", (long long)p->done,
+    int m = snprintf(right, sizeof right, "%s %lld  open %lld  today %lld",
+                     t->opts->write ? "written" : "done", (long long)p->done,
                      (long long)p->remaining, (long long)p->today);
     if (!isnan(p->mean_s)) m += snprintf(right + m, sizeof right - (size_t)m, "  %.1f s/prompt", p->mean_s);
     if (p->gold_n) m += snprintf(right + m, sizeof right - (size_t)m, "  gold %.0f%%", 100 * p->gold_acc);
@@ -225,6 +235,16 @@ static void header(Tui *t, int w) {
 
 static void order_line(Tui *t, int y, int w) {
     char expr[RS_MAX_CAND * 4], line[RS_NOTE_MAX + 300];
+    if (t->opts->write) {
+        if (t->it.n)
+            snprintf(line, sizeof line,
+                     "Write the answer: w from empty, W from [%d] (the focused one)",
+                     t->rs.focus + 1);
+        else
+            snprintf(line, sizeof line, "Write the answer: w opens your editor");
+        put_utf8(t, y, 0, w, line, A_BOLD);
+        return;
+    }
     rs_format(&t->rs.cur, expr, sizeof expr);
     int m = snprintf(line, sizeof line, "Order: %s", expr[0] ? expr : "(none yet)");
     int n = rs_n_ranked(&t->rs.cur);
@@ -337,6 +357,8 @@ void tui_draw(Tui *t) {
         else if (t->prog.too_few)
             snprintf(why, sizeof why, "Nothing left to label: %lld prompt%s fewer than two candidates (add some with rlhf gen or rlhf candidates import).",
                      (long long)t->prog.too_few, t->prog.too_few == 1 ? " has" : "s have");
+        else if (t->opts->write)
+            snprintf(why, sizeof why, "Nothing left to write: every prompt has its answers.");
         else snprintf(why, sizeof why, "Nothing left to label: every prompt has its rankings.");
         put_utf8(t, 2, 2, w - 4, why, A_BOLD);
         char line[200];
@@ -376,7 +398,13 @@ void tui_draw(Tui *t) {
     static const int normal_keep[] = {0, 4, 3, 6, 8, 9, 7, 5, 1, 2};
     static const char *const input[] = {"Enter:accept", "Esc:cancel", "Backspace:delete", "Ctrl-U:clear"};
     static const int input_keep[] = {0, 1, 3, 2};
-    if (!typing) hints_line(t, hints, w, normal, normal_keep, 10);
+    static const char *const writing[] = {"?:help",        "w:write", "W:edit focused", "j/k:focus",
+                                          "F:flag prompt", "S:skip",  "q:quit"};
+    static const int writing_keep[] = {0, 1, 2, 5, 4, 3, 6};
+    if (!typing && t->opts->write)
+        hints_line(t, hints, w, writing, writing_keep, 7);
+    else if (!typing)
+        hints_line(t, hints, w, normal, normal_keep, 10);
     else hints_line(t, hints, w, input, input_keep, 4);
     if (typing) input_line(t, msg, w); /* last, so the cursor ends after the input */
     refresh();

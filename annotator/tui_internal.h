@@ -22,6 +22,7 @@ enum {
     TUI_GUIDE,
     TUI_SCORES, /* typing every candidate's score at once */
     TUI_QUIT,   /* asked whether to quit with unsubmitted work */
+    TUI_PFLAG,  /* waiting for the prompt flag's number after 'F' */
 };
 
 #define TUI_INPUT_MAX 512
@@ -77,6 +78,17 @@ int tui_normal_key(Tui *t, int is_fn, wint_t ch);
 int tui_keymap_check(void);
 /* Actions the keymap calls that live in tui.c. */
 void tui_submit(Tui *t);
+/* Loads the next prompt; on failure says so and quits. */
+void tui_next(Tui *t, const char *done_msg);
+/* tui_write.c: the focused prompt's answer in the labeler's editor (from
+ * the focused candidate, or empty), stored as a demonstration; and flags on
+ * the prompt itself (F then 1-3). */
+void tui_write(Tui *t, int from_focus);
+void tui_flag_prompt(Tui *t, int flag);
+/* The draft file of this labeler's answer to the prompt on screen. */
+int tui_answer_draft(const Tui *t, char *path, size_t n);
+/* Whether a key may be used on the write task's screen. */
+int tui_write_key_ok(int is_fn, wint_t ch);
 /* Whether the screen holds a ranking, score, flag or note not yet submitted. */
 int tui_unsubmitted(const Tui *t);
 void tui_begin_input(Tui *t, int mode, const char *initial);

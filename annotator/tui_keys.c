@@ -168,6 +168,15 @@ static void k_quit(Tui *t, int a) {
     tui_message(t, 1, "unsubmitted work here: y quits and keeps it as a draft, any other key stays");
 }
 
+static void k_write(Tui *t, int from_focus) {
+    tui_write(t, from_focus);
+}
+static void k_pflag(Tui *t, int a) {
+    (void)a;
+    t->mode = TUI_PFLAG;
+    tui_message(t, 0, "flag the prompt itself: 1 unclear  2 unsafe  3 duplicate (any other key cancels)");
+}
+
 static const TuiKeyHelp help_rows[] = {
     {"Up/k  Down/j  Tab", "focus previous / next candidate (it gets the most lines)"},
     {"e  /", "type the ranking, e.g. 3>1=4>2 (> better, = tie); or start with a digit and > or ="},
@@ -189,6 +198,8 @@ static const TuiKeyHelp help_rows[] = {
     {"d", "tie it with every identical copy (marked =[N] identical)"},
     {"z", "expand the focused answer and the prompt in full / collapse"},
     {"v then 1-7 per answer", "score every candidate at once, e.g. v 7524 Enter"},
+    {"w   W", "write your own answer in $VISUAL/$EDITOR: from empty / starting from the focused candidate"},
+    {"F then 1-3", "flag the prompt itself: unclear, unsafe, duplicate (it is held back; skips it)"},
 };
 
 const TuiKeyHelp *tui_key_help(int *n) {
@@ -213,6 +224,7 @@ static const KeyBind keymap[] = {
     {0, 'b', k_scroll, -10, 13},      {0, 'g', k_guide, 0, 14},       {0, '?', k_help, 0, 15},
     {0, 'q', k_quit, 0, 16},          {0, 3 /* ^C */, k_quit, 0, 16}, {0, 27 /* Esc */, k_dismiss, 0, -1},
     {0, 'z', k_expand, 0, 18},        {0, 'v', k_scores, 0, 19},      {0, 'd', k_same, 0, 17},
+    {0, 'w', k_write, 0, 20},         {0, 'W', k_write, 1, 20},       {0, 'F', k_pflag, 0, 21},
 };
 
 /* Digits then > or =: the labeler is typing an order (2>1=3>4) straight

@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "rm/agreement.h"
+#include "rm/demo_agree.h"
 
 #include <math.h>
 #include <string.h>
@@ -18,6 +19,9 @@ const struct cmd_entry cmd_agreement_entry = {
     "  Krippendorff alpha  of the 1-7 scores per candidate, ordinal metric (and interval)\n"
     "Per labeler: rankings, mean time per ranking, agreement and tau with the others,\n"
     "agreement with gold items (when there are any); then each two labelers.\n"
+    "Written answers (the write task of rlhf label), where two people or more answered one\n"
+    "prompt: how alike two authors' answers are (1 - edit distance / the longer length)\n"
+    "and how often identical, overall and per author with answers and time per answer.\n"
     "  --json          one JSON object instead of text\n" CLI_HELP_FILTER CLI_HELP_COMMON,
     exec_agreement};
 
@@ -25,8 +29,31 @@ static const struct cmd_entry *E = &cmd_agreement_entry;
 
 #define NUM(o, k, v) cJSON_AddNumberToObject(o, k, (double)(v))
 
-static void print_json(const AgreementReport *r) {
+static void demos_json(cJSON *j, const DemoAgreement *d) {
+    cJSON *o = cJSON_AddObjectToObject(j, "demonstrations");
+    NUM(o, "answers", d->demos);
+    NUM(o, "prompts", d->prompts);
+    NUM(o, "prompts_shared", d->prompts_shared);
+    NUM(o, "pairs", d->pairs);
+    NUM(o, "identical", d->identical);
+    cli_json_g(o, "similarity", d->similarity);
+    cJSON *ws = cJSON_AddArrayToObject(o, "writers");
+    for (int i = 0; i < d->n_writers; i++) {
+        const WriterAgreement *w = &d->writers[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddItemToArray(ws, x);
+        cJSON_AddStringToObject(x, "name", w->name);
+        cJSON_AddBoolToObject(x, "simulated", w->simulated);
+        NUM(x, "answers", w->answers);
+        cli_json_g(x, "mean_time_s", w->mean_time_s);
+        NUM(x, "pairs", w->pairs);
+        cli_json_g(x, "similarity", w->similarity);
+    }
+}
+
+static void print_json(const AgreementReport *r, const DemoAgreement *d) {
     cJSON *j = cJSON_CreateObject();
+    demos_json(j, d);
     NUM(j, "prompts", r->prompts);
     NUM(j, "prompts_shared", r->prompts_shared);
     NUM(j, "pairs_compared", r->compared);
@@ -83,6 +110,25 @@ static void num(char *buf, size_t n, double v, const char *fmt) {
         snprintf(buf, n, "-");
     else
         snprintf(buf, n, fmt, v);
+}
+
+static void demos_text(const DemoAgreement *d) {
+    char a[32], b[32];
+    pct(a, sizeof a, d->similarity);
+    printf("\nwritten answers: %lld to %lld prompts, by two authors or more: %lld\n",
+           (long long)d->demos, (long long)d->prompts, (long long)d->prompts_shared);
+    printf("similarity of two authors' answers: %s (%lld pairs, %lld identical)\n", a,
+           (long long)d->pairs, (long long)d->identical);
+    printf("%-20s  %-9s  %7s  %9s  %10s  %6s\n", "author", "kind", "answers", "mean time",
+           "similarity", "pairs");
+    for (int i = 0; i < d->n_writers; i++) {
+        const WriterAgreement *w = &d->writers[i];
+        num(a, sizeof a, w->mean_time_s, "%.1fs");
+        pct(b, sizeof b, w->similarity);
+        printf("%-20.20s  %-9s  %7lld  %9s  %10s  %6lld\n", cli_shown(w->name, 0),
+               w->simulated ? "simulated" : "human", (long long)w->answers, a, b,
+               (long long)w->pairs);
+    }
 }
 
 static void print_text(const AgreementReport *r) {
@@ -152,17 +198,21 @@ static int exec_agreement(int argc, char **argv) {
     Err err = {0};
     RmSet s;
     AgreementReport r;
+    DemoAgreement d;
     rc = rm_set_load(db, &f, &s, &err);
+    if (!rc && (rc = rm_demo_agreement(db, &f, &d, &err))) rm_set_free(&s);
     db_close(db);
     if (rc) return cli_fail(E, &err);
     rc = rm_agreement(&s, &r, &err);
     if (!rc) {
         if (json)
-            print_json(&r);
+            print_json(&r, &d);
         else
             print_text(&r);
+        if (!json && d.demos) demos_text(&d);
         rm_agreement_free(&r);
     }
+    rm_demo_agreement_free(&d);
     rm_set_free(&s);
     return rc ? cli_fail(E, &err) : EXIT_OK;
 }

@@ -11,8 +11,9 @@ static int exec_export(int argc, char **argv);
 
 const struct cmd_entry cmd_export_entry = {
     "export",
-    "--format pairs|pairs-chat|hh|rankings|arena|arena-json|csv [--out FILE] [filters]",
-    "export comparisons and rankings for training and for other tools",
+    "--format pairs|pairs-chat|hh|rankings|arena|arena-json|csv|sft|sft-chat [--out FILE] "
+    "[filters]",
+    "export comparisons, rankings and demonstrations for training and for other tools",
     "  --format F        pairs       TRL preference JSONL, standard form: the HH template on\n"
     "                                every prompt, \"\\n\\nHuman: P\\n\\nAssistant:\", and TRL's\n"
     "                                separator on the answers, \" A\" (prompt + chosen is the\n"
@@ -22,7 +23,8 @@ const struct cmd_entry cmd_export_entry = {
     "                    pairs-chat  TRL conversational: prompt as [{\"role\", \"content\"}, ...]\n"
     "                                (system, user, assistant), chosen and rejected as one\n"
     "                                assistant message each; the same other fields\n"
-    "                    hh          HH-RLHF: chosen, rejected as \"\\n\\nHuman: P\\n\\nAssistant: A\"\n"
+    "                    hh          HH-RLHF: chosen, rejected as \"\\n\\nHuman: P\\n\\nAssistant: "
+    "A\"\n"
     "                    rankings    one line per ranking, every key in every line: prompt,\n"
     "                                completions, ranks, scores, flags, note, time_ms, ...\n"
     "                                (`rlhf import --format rankings` reads it back whole)\n"
@@ -31,12 +33,21 @@ const struct cmd_entry cmd_export_entry = {
     "                                anony, language, tstamp, dedup_tag, conversation_a/b\n"
     "                    arena-json  the same as one JSON array, as Arena's notebooks load it\n"
     "                    csv         one row per comparison, RFC 4180, with a header\n"
+    "                    sft         the demonstrations labelers wrote, TRL's SFT prompt-\n"
+    "                                completion form: prompt (the HH template, as pairs),\n"
+    "                                completion (\" A\"); prompt_id, candidate_id, author,\n"
+    "                                edited_from, edit_distance, time_ms, simulated,\n"
+    "                                flagged, split\n"
+    "                    sft-chat    the same as TRL's conversational form: messages, a list\n"
+    "                                of {\"role\", \"content\"} ending with the answer\n"
     "                    A ranking of K candidates gives K(K-1)/2 comparisons; ties are kept\n"
     "                    in arena and csv (tie=1) and dropped (and counted) in pairs and hh.\n"
     "  --margin X        pairs: add TRL's \"margin\" column (its RewardTrainer subtracts it\n"
     "                    in the loss), X x (chosen's 1-7 score - rejected's), 0 without both\n"
     "                    scores, as train-rm --margin X counts it\n"
     "  --keep-same-model arena: keep battles of a model against itself (left out by default)\n"
+    "  --all-demos       sft: also answers another labeler flagged in a ranking, and answers\n"
+    "                    to flagged prompts (left out by default; see the flagged field)\n"
     "  --out FILE        write FILE (atomically) instead of stdout\n"
     "  --val-frac F      send a share F of the prompts (chosen by a hash of the prompt text)\n"
     "                    to --val-out; no prompt is in both outputs\n"
@@ -61,17 +72,21 @@ static int parse(int argc, char **argv, Args *a) {
     o->min_agreement = -1;
     CliOpt filters[8];
     cli_filter_table(&o->filter, NULL, filters);
-    const CliOpt opts[] = {CLI_O_DB(&a->dbflag), CLI_O_STR("format", &format),
+    const CliOpt opts[] = {CLI_O_DB(&a->dbflag),
+                           CLI_O_STR("format", &format),
                            CLI_O_SHORT('o', CLI_O_STR("out", &a->out_path)),
                            CLI_O_DBL("val-frac", &o->val_frac, 0, 1),
                            CLI_O_STR("val-out", &a->val_path),
                            CLI_O_DBL("min-agreement", &o->min_agreement, 0, 1),
                            CLI_O_SEEN(&margin_given, CLI_O_DBL("margin", &o->margin, 0, 100)),
                            CLI_O_FLAG("keep-same-model", &o->keep_same_model),
-                           CLI_O_TABLE(filters), CLI_O_END};
+                           CLI_O_FLAG("all-demos", &o->all_demos),
+                           CLI_O_TABLE(filters),
+                           CLI_O_END};
     int rc = cli_opts_parse(E, argc, argv, opts, NULL);
     if (rc >= 0) return rc;
-    static const char names[] = "pairs, pairs-chat, hh, rankings, arena, arena-json or csv";
+    static const char names[] =
+        "pairs, pairs-chat, hh, rankings, arena, arena-json, csv, sft or sft-chat";
     if (!format) return cli_usage_error(E, "--format is required (%s)", names);
     o->format = rm_export_format(format);
     if (o->format < 0) return cli_usage_error(E, "--format: unknown format '%s' (%s)", format, names);
@@ -82,6 +97,16 @@ static int parse(int argc, char **argv, Args *a) {
     int arena = o->format == EXPORT_ARENA || o->format == EXPORT_ARENA_JSON;
     if (o->keep_same_model && !arena)
         return cli_usage_error(E, "--keep-same-model is for --format arena or arena-json");
+    int sft = o->format == EXPORT_SFT || o->format == EXPORT_SFT_CHAT;
+    if (o->all_demos && !sft)
+        return cli_usage_error(E, "--all-demos is for --format sft or sft-chat");
+    if (sft &&
+        (o->min_agreement >= 0 || o->filter.since || o->filter.until || o->filter.all_versions))
+        return cli_usage_error(
+            E,
+            "--format %s takes --split, --labeler (the author) and --human/--simulated; "
+            "--min-agreement, --since, --until and --all-versions are for rankings",
+            format);
     if (o->val_frac > 0 && !a->val_path) return cli_usage_error(E, "--val-frac needs --val-out FILE");
     if (a->val_path && !(o->val_frac > 0))
         return cli_usage_error(E, "--val-out needs --val-frac F (F > 0)");
@@ -125,6 +150,17 @@ static int exec_export(int argc, char **argv) {
     }
     db_close(db);
     if (rc) return cli_fail(E, &err);
+    if (o.format == EXPORT_SFT || o.format == EXPORT_SFT_CHAT) {
+        fprintf(stderr, "exported %lld demonstrations of %lld prompts%s\n", (long long)st.records,
+                (long long)st.prompts,
+                o.all_demos ? "" : " (flagged ones left out; --all-demos keeps them)");
+        if (o.val_frac > 0)
+            fprintf(stderr,
+                    "validation: %lld records from %lld prompts in %s; training: %lld records\n",
+                    (long long)st.val_records, (long long)st.val_prompts, val_path,
+                    (long long)(st.records - st.val_records));
+        return EXIT_OK;
+    }
     fprintf(stderr, "exported %lld %s from %lld rankings of %lld prompts", (long long)st.records,
             o.format == EXPORT_RANKINGS ? "rankings" : "comparisons", (long long)st.rankings,
             (long long)st.prompts);

@@ -2,11 +2,13 @@
  * or let a simulated labeler (a rule or an external judge) do it; also the
  * project's labeling settings (flags, guidelines) and gold items. */
 #include "annotator/autolabel.h"
+#include "annotator/prompt_write.h"
 #include "annotator/rules.h"
 #include "annotator/session.h"
 #include "annotator/tui.h"
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "db/demos.h"
 #include "db/prompts.h"
 #include "util/sys.h"
 
@@ -17,14 +19,22 @@
 static int exec_label(int argc, char **argv);
 
 const struct cmd_entry cmd_label_entry = {
-    "label", "--as NAME [--overlap R] [--review] | --auto RULE|--auto-cmd CMD --as NAME [--noise X] [--seed S]",
-    "rank candidates on the labeling screen, or with a simulated labeler",
+    "label",
+    "--as NAME [--task T] [--overlap R] [--review] | --auto RULE|--auto-cmd CMD "
+    "--as NAME [--noise X] [--seed S]",
+    "rank candidates or write answers and prompts on the labeling screen, or with a simulated "
+    "labeler",
     "  --as NAME          the labeler (default: $USER)\n"
-    "  --overlap R        rankings wanted per prompt, by different labelers (default 1)\n"
+    "  --task T           rank (default): order the candidates; write: write each prompt's\n"
+    "                     answer in $VISUAL/$EDITOR (a demonstration, model human:NAME);\n"
+    "                     prompt: write new prompts in the editor (see --kind)\n"
+    "  --kind K           prompts written with --task prompt: plain (default), fewshot, user\n"
+    "  --overlap R        rankings (or written answers) wanted per prompt, by different\n"
+    "                     labelers (default 1)\n"
     "  --review           revisit your own rankings; a change is stored as a new version\n"
     "  --guidelines FILE  the text shown by 'g' (default: setting label.guidelines)\n"
     "  --gold-rate X      share of gold items mixed into the queue, 0..1 (default 0)\n"
-    "  --split S          only prompts of split S\n"
+    "  --split S          only prompts of split S (written prompts go to S; default train)\n"
     "  --lease SECS       a claim on a prompt expires after SECS without a key (default 1800)\n"
     "simulated labelers (no terminal needed; rankings are marked simulated):\n"
     "  --auto RULE        rank by a rule (see --list-rules)\n"
@@ -33,14 +43,19 @@ const struct cmd_entry cmd_label_entry = {
     "  --auto-cmd CMD     rank by an external judge: CMD gets one JSON line per prompt on\n"
     "                     stdin and answers one line {\"scores\":[...]} or {\"order\":\"2>1=3\"}\n"
     "  --timeout SECS     how long the judge may take per prompt (default 30)\n"
-    "  --limit N          rank at most N prompts\n"
+    "  --limit N          rank (or write) at most N prompts\n"
+    "  with --task write, --auto RULE writes each answer: the best candidate by the rule\n"
+    "                     edited into the demo task's clean answer; --noise X is the\n"
+    "                     chance of a hasty edit that keeps the candidate's first sentence\n"
     "  --list-rules       list the rules and exit\n"
     "project settings (then exit):\n"
     "  --set-flags LIST   the per-candidate flags, comma-separated\n"
     "  --set-guidelines FILE  the guidelines file (relative paths: to the database)\n"
     "  --add-gold ID:EXPR make prompt ID a gold item whose correct order is EXPR, over its\n"
-    "                     candidates numbered 1.. in id order (rlhf candidates list)\n" CLI_HELP_COMMON
-    "keys on the labeling screen: press ? there, or see README.md (Labeling)\n",
+    "                     candidates numbered 1.. in id order (rlhf candidates "
+    "list)\n" CLI_HELP_COMMON
+    "keys on the labeling screen (w and W write your own answer): press ? there, or see\n"
+    "README.md (Labeling)\n",
     exec_label};
 
 static const struct cmd_entry *E = &cmd_label_entry;
@@ -126,17 +141,21 @@ static int take_list_rules(const struct cmd_entry *e, const CliOpt *o, const cha
 /* What the command line asks for. */
 typedef struct LabelArgs {
     const char *dbflag, *name, *guidelines, *split, *rule_name, *cmd, *set_flags, *set_guide, *gold;
+    const char *kind;
     long overlap, lease, seed, timeout, limit;
     double noise, gold_rate;
-    int review, seed_given;
+    int review, seed_given, task, kind_given;
     const Rule *rule;
 } LabelArgs;
 
 /* Options into a; -1 to go on, else the exit status. */
 static int parse(int argc, char **argv, LabelArgs *a) {
-    *a = (LabelArgs){.overlap = 1, .lease = 1800, .seed = 1, .timeout = 30};
+    *a = (LabelArgs){.overlap = 1, .lease = 1800, .seed = 1, .timeout = 30, .kind = "plain"};
+    static const char *const tasks[] = {"rank", "write", "prompt", NULL};
     const CliOpt opts[] = {CLI_O_DB(&a->dbflag),
                            CLI_O_STR("as", &a->name),
+                           CLI_O_WORD("task", &a->task, tasks),
+                           CLI_O_SEEN(&a->kind_given, CLI_O_STR("kind", &a->kind)),
                            CLI_O_LONG("overlap", &a->overlap, 1, 1000),
                            CLI_O_FLAG("review", &a->review),
                            CLI_O_STR("guidelines", &a->guidelines),
@@ -162,6 +181,17 @@ static int parse(int argc, char **argv, LabelArgs *a) {
     if (a->review && (a->rule || a->cmd)) return cli_usage_error(E, "--review is for people, not simulated labelers");
     if (a->cmd && !*a->cmd) return cli_usage_error(E, "--auto-cmd: empty command");
     if (a->split && !db_valid_split(a->split)) return cli_usage_error(E, "--split: '%s' is not a split name", a->split);
+    if (a->task && a->review) return cli_usage_error(E, "--review is for rankings (--task rank)");
+    if (a->task && a->cmd)
+        return cli_usage_error(E, "--auto-cmd ranks; a simulated writer is --auto RULE");
+    if (a->task == 2 && a->rule)
+        return cli_usage_error(
+            E, "--task prompt is for people: simulated labelers do not write prompts");
+    if (a->task == 1 && a->gold_rate > 0)
+        return cli_usage_error(E, "--gold-rate is for rankings (--task rank)");
+    if (a->kind_given && a->task != 2) return cli_usage_error(E, "--kind is for --task prompt");
+    if (!db_prompt_kind_valid(a->kind))
+        return cli_usage_error(E, "--kind: expected plain, fewshot or user, got '%s'", a->kind);
     return -1;
 }
 
@@ -175,7 +205,8 @@ static int run_session(Db *db, LabelArgs *a) {
     char source[300];
     snprintf(source, sizeof source, "%s%s", rule ? "auto:" : cmd ? "auto-cmd:" : "tui",
              rule ? rule->name : cmd ? cmd : "");
-    AssignOpts ao = {(int)a->overlap, (int)a->lease, 0, a->split};
+    AssignOpts ao = {(int)a->overlap, (int)a->lease, 0, a->split,
+                     a->task == 1 ? ASSIGN_WRITE : ASSIGN_RANK};
     LabelSession s;
     Err err = {0};
     int rc = ls_open(&s, db, name, simulated, rule ? rule->name : cmd, source, &ao, a->gold_rate,
@@ -185,7 +216,22 @@ static int run_session(Db *db, LabelArgs *a) {
         return cli_fail(E, &err);
     }
     sys_catch_interrupts();
-    if (simulated) {
+    if (a->task == 2) {
+        PwStats st;
+        rc = pw_run(&s, a->kind, a->split ? a->split : "train", a->limit, &st, &err);
+        if (rc) fprintf(stderr, "rlhf label: %s\n", err.msg);
+        printf("%s: %lld prompts written, %lld duplicates\n", cli_shown(name, 0),
+               (long long)st.written, (long long)st.duplicates);
+    } else if (simulated && a->task == 1) {
+        AutoOpts o = {rule, NULL, 0, a->noise, (uint64_t)a->seed, a->limit};
+        AutoStats st;
+        rc = auto_write(&s, &o, &st, &err);
+        printf("%s wrote %lld answers (%lld prompts skipped: not of the demo task) with rule %s in "
+               "%.1f s\n",
+               cli_shown(name, 0), (long long)st.ranked, (long long)st.gold, rule->name,
+               st.seconds);
+        if (rc) fprintf(stderr, "rlhf label: %s\n", err.msg);
+    } else if (simulated) {
         AutoOpts o = {rule, cmd, (int)a->timeout * 1000, a->noise, (uint64_t)a->seed, a->limit};
         AutoStats st;
         rc = auto_run(&s, &o, &st, &err);
@@ -193,13 +239,16 @@ static int run_session(Db *db, LabelArgs *a) {
                (long long)st.gold, rule ? "rule " : "judge ", rule ? rule->name : cli_shown(cmd, 0), st.seconds);
         if (rc) fprintf(stderr, "rlhf label: %s\nnothing of that prompt was stored.\n", err.msg);
     } else {
-        TuiOpts o = {a->guidelines, a->review};
+        TuiOpts o = {a->guidelines, a->review, a->task == 1};
         TuiStats st;
         rc = tui_run(&s, &o, &st, &err);
         if (rc) fprintf(stderr, "rlhf label: %s\n", err.msg);
         else if (a->review)
             printf("%s: %lld new versions, %lld unchanged\n", cli_shown(name, 0), (long long)st.submitted, (long long)st.unchanged);
-        else printf("%s: %lld ranked, %lld skipped this session\n", cli_shown(name, 0), (long long)st.submitted, (long long)st.skipped);
+        else
+            printf("%s: %lld %s, %lld skipped this session\n", cli_shown(name, 0),
+                   (long long)st.submitted, a->task == 1 ? "answers written" : "ranked",
+                   (long long)st.skipped);
     }
     ls_close(&s);
     return rc ? EXIT_FAIL : EXIT_OK;

@@ -3,6 +3,7 @@
  * hash, resumable checkpoints; recorded as a run and registered as kind
  * "sft" with the init model as its parent. The training is rl/train_sft.c's. */
 #include "cli/train_opts.h"
+#include "rl/sft_data.h"
 #include "rl/trainers.h"
 
 #include <string.h>
@@ -16,6 +17,11 @@ const struct cmd_entry cmd_sft_entry = {
     "  --data store|FILE `store` (the default with a project): the top-ranked candidate\n"
     "                    of each ranked prompt in --db; FILE: JSONL {\"prompt\",\"completion\"}\n"
     "                    or {\"messages\":[...]}\n"
+    "                    and every demonstration labelers wrote (the write task of label)\n"
+    "  --demos D         with --data store: unflagged (default: the demonstrations no other\n"
+    "                    labeler flagged in a ranking, on prompts nobody flagged), all, or none\n"
+    "  --no-ranked       with --data store: the demonstrations alone, not the top-ranked\n"
+    "                    candidates\n"
     "  --from-model NAME with --data store: every candidate of this model instead (e.g.\n"
     "                    demonstrations brought in with `rlhf candidates import`)\n"
     "  --epochs N        passes over the training pairs (default 3)\n"
@@ -33,12 +39,25 @@ static int exec_sft(int argc, char **argv) {
     CliOpt common[CLI_TRAIN_MAX], filters[8];
     cli_train_table(&o.t, CLI_TRAIN_ALL, common);
     cli_filter_table(&o.filter, &filtered, filters);
-    const CliOpt opts[] = {CLI_O_TABLE(common), CLI_O_TABLE(filters), CLI_O_STR("init", &o.t.init),
-                           CLI_O_STR("from-model", &o.from_model), CLI_O_END};
+    static const char *const demos[] = {"unflagged", "all", "none", NULL};
+    int demos_given = 0;
+    const CliOpt opts[] = {CLI_O_TABLE(common),
+                           CLI_O_TABLE(filters),
+                           CLI_O_STR("init", &o.t.init),
+                           CLI_O_STR("from-model", &o.from_model),
+                           CLI_O_SEEN(&demos_given, CLI_O_WORD("demos", &o.demos, demos)),
+                           CLI_O_FLAG("no-ranked", &o.no_ranked),
+                           CLI_O_END};
     int rc = cli_opts_parse(E, argc, argv, opts, NULL);
     if (rc < 0) rc = cli_train_check(E, &o.t, CLI_TRAIN_ALL, "--init");
     if (rc >= 0) return rc;
-    if (strcmp(o.t.data, "store") && (o.from_model || filtered))
-        return cli_usage_error(E, "--from-model and the ranking filters go with --data store");
+    if (strcmp(o.t.data, "store") && (o.from_model || filtered || demos_given || o.no_ranked))
+        return cli_usage_error(
+            E, "--from-model, --demos, --no-ranked and the ranking filters go with --data store");
+    if (o.from_model && (demos_given || o.no_ranked))
+        return cli_usage_error(
+            E, "--from-model takes one model's candidates; --demos and --no-ranked do not apply");
+    if (o.no_ranked && o.demos == SFT_DEMOS_NONE)
+        return cli_usage_error(E, "--no-ranked with --demos none leaves nothing to train on");
     return cli_train(E, &TRAIN_SFT, &o);
 }

@@ -36,6 +36,46 @@ static int check_run(const DbRunProc *p, void *ctx) {
     return RLHF_OK;
 }
 
+/* The counts as text, one line a kind. */
+static void print_text(Db *db, const DbStatus *s, const Gone *gone) {
+    printf("project      %s (schema %d)\n", db_path(db), s->schema_version);
+    printf("prompts      %lld", (long long)s->prompts);
+    for (int i = 0; i < s->n_splits; i++)
+        printf("%s%s %lld", i ? ", " : "  (", cli_shown(s->splits[i].name, 0),
+               (long long)s->splits[i].n);
+    printf("%s\n", s->n_splits ? ")" : "");
+    printf("candidates   %lld  (%lld prompts have some)\n", (long long)s->candidates,
+           (long long)s->prompts_with_candidates);
+    printf("labelers     %lld\n", (long long)s->labelers);
+    printf("rankings     %lld  (%lld prompts ranked, %lld skipped)\n", (long long)s->rankings,
+           (long long)s->prompts_ranked, (long long)s->skipped);
+    for (int i = 0; i < s->n_labelers; i++)
+        printf("  %-20s %lld%s\n", cli_shown(s->by_labeler[i].name, 0),
+               (long long)s->by_labeler[i].n, s->by_labeler[i].extra ? "  (simulated)" : "");
+    printf("comparisons  %lld  (%lld ties)\n", (long long)s->comparisons, (long long)s->ties);
+    printf("models       %lld\n", (long long)s->models);
+    printf("runs         %lld  (%lld running", (long long)s->runs, (long long)s->runs_running);
+    if (gone->n) printf(", %d of them with no process left", gone->n);
+    printf(")\n");
+    for (int i = 0; i < gone->n; i++)
+        printf("  run %lld: marked running but its process %lld is gone (killed?); "
+               "--resume it or start over\n",
+               (long long)gone->runs[i].id, (long long)gone->runs[i].pid);
+    if (s->demos || s->written_prompts) {
+        printf("demonstrations %lld  (%lld prompts answered by labelers)\n", (long long)s->demos,
+               (long long)s->demo_prompts);
+        for (int i = 0; i < s->n_writers; i++) {
+            printf("  %-20s %lld", cli_shown(s->by_writer[i].name, 0),
+                   (long long)s->by_writer[i].n);
+            if (s->by_writer[i].extra >= 0)
+                printf("  (%.1f s per answer)", s->by_writer[i].extra / 1000.0);
+            printf("\n");
+        }
+        printf("written prompts %lld  (%lld prompts flagged)\n", (long long)s->written_prompts,
+               (long long)s->flagged_prompts);
+    }
+}
+
 const struct cmd_entry cmd_status_entry = {
     "status", "[--json]", "counts of prompts, candidates, rankings, comparisons, models, runs",
     "  --json          one JSON object instead of text\n" CLI_HELP_COMMON, exec_status};
@@ -83,6 +123,13 @@ static int exec_status(int argc, char **argv) {
             cJSON *by = cJSON_AddObjectToObject(j, "rankings_by_labeler");
             for (int i = 0; i < s.n_labelers; i++) NUM(by, s.by_labeler[i].name, s.by_labeler[i].n);
         }
+        NUM(j, "demonstrations", s.demos);
+        NUM(j, "prompts_with_demonstrations", s.demo_prompts);
+        cJSON *bw = cJSON_AddObjectToObject(j, "demonstrations_by_labeler");
+        for (int i = 0; i < s.n_writers; i++)
+            NUM(bw, s.by_writer[i].name, s.by_writer[i].n);
+        NUM(j, "written_prompts", s.written_prompts);
+        NUM(j, "flagged_prompts", s.flagged_prompts);
         cJSON *ga = cJSON_AddArrayToObject(j, "runs_process_gone");
         for (int i = 0; i < gone.n; i++) cJSON_AddItemToArray(ga, cJSON_CreateNumber((double)gone.runs[i].id));
         cJSON *blas = cJSON_AddObjectToObject(j, "blas");
@@ -92,28 +139,7 @@ static int exec_status(int argc, char **argv) {
         cli_json_print(j);
 #undef NUM
     } else {
-        printf("project      %s (schema %d)\n", db_path(db), s.schema_version);
-        printf("prompts      %lld", (long long)s.prompts);
-        for (int i = 0; i < s.n_splits; i++)
-            printf("%s%s %lld", i ? ", " : "  (", cli_shown(s.splits[i].name, 0), (long long)s.splits[i].n);
-        printf("%s\n", s.n_splits ? ")" : "");
-        printf("candidates   %lld  (%lld prompts have some)\n", (long long)s.candidates,
-               (long long)s.prompts_with_candidates);
-        printf("labelers     %lld\n", (long long)s.labelers);
-        printf("rankings     %lld  (%lld prompts ranked, %lld skipped)\n", (long long)s.rankings,
-               (long long)s.prompts_ranked, (long long)s.skipped);
-        for (int i = 0; i < s.n_labelers; i++)
-            printf("  %-20s %lld%s\n", cli_shown(s.by_labeler[i].name, 0), (long long)s.by_labeler[i].n,
-                   s.by_labeler[i].extra ? "  (simulated)" : "");
-        printf("comparisons  %lld  (%lld ties)\n", (long long)s.comparisons, (long long)s.ties);
-        printf("models       %lld\n", (long long)s.models);
-        printf("runs         %lld  (%lld running", (long long)s.runs, (long long)s.runs_running);
-        if (gone.n) printf(", %d of them with no process left", gone.n);
-        printf(")\n");
-        for (int i = 0; i < gone.n; i++)
-            printf("  run %lld: marked running but its process %lld is gone (killed?); "
-                   "--resume it or start over\n",
-                   (long long)gone.runs[i].id, (long long)gone.runs[i].pid);
+        print_text(db, &s, &gone);
     }
     free(gone.runs);
     db_status_free(&s);

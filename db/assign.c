@@ -8,17 +8,42 @@
 
 #define NOW "strftime('%Y-%m-%dT%H:%M:%SZ','now')"
 
-/* Prompts labeler ?1 may still be given (not gold), split ?2, overlap ?3. */
+/* A prompt other labelers flagged (unclear, unsafe, duplicate) is held back. */
+#define UNFLAGGED " AND NOT EXISTS (SELECT 1 FROM prompt_flags f WHERE f.prompt_id = p.id)"
+/* The labeler's own demonstration of prompt p: she knows which answer is hers. */
+#define OWN_DEMO                                                                                   \
+    " EXISTS (SELECT 1 FROM demonstrations d JOIN candidates c ON c.id = d.candidate_id"           \
+    "  WHERE c.prompt_id = p.id AND d.labeler_id = ?1)"
+
+/* Prompts labeler ?1 may still be given to rank (not gold), split ?2, overlap ?3. */
 #define ELIGIBLE                                                                                   \
     " FROM prompts p WHERE (?2 IS NULL OR p.split = ?2)"                                           \
-    " AND p.id NOT IN (SELECT prompt_id FROM gold)"                                                \
+    " AND p.id NOT IN (SELECT prompt_id FROM gold)" UNFLAGGED                                      \
     " AND (SELECT count(*) FROM candidates c WHERE c.prompt_id = p.id) >= 2"                       \
-    " AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.prompt_id = p.id AND a.labeler_id = ?1)" \
-    " AND NOT EXISTS (SELECT 1 FROM rankings r WHERE r.prompt_id = p.id AND +r.labeler_id = ?1)"    \
+    " AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.prompt_id = p.id AND a.labeler_id = ?1"  \
+    "  AND a.task = 'rank')"                                                                       \
+    " AND NOT EXISTS (SELECT 1 FROM rankings r WHERE r.prompt_id = p.id AND +r.labeler_id = ?1)"   \
+    " AND NOT" OWN_DEMO                                                                            \
     " AND (SELECT count(*) FROM rankings r WHERE r.prompt_id = p.id AND r.is_current"              \
     "      AND NOT r.skipped)"                                                                     \
     "   + (SELECT count(*) FROM assignments a WHERE a.prompt_id = p.id AND a.status = 'claimed'"   \
-    "      AND a.expires_at > " NOW ") < ?3"
+    "      AND a.task = 'rank' AND a.expires_at > " NOW ") < ?3"
+
+/* Prompts labeler ?1 may still be given to answer, split ?2, overlap ?3. */
+#define ELIGIBLE_WRITE                                                                             \
+    " FROM prompts p WHERE (?2 IS NULL OR p.split = ?2)"                                           \
+    " AND p.id NOT IN (SELECT prompt_id FROM gold)" UNFLAGGED                                      \
+    " AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.prompt_id = p.id AND a.labeler_id = ?1"  \
+    "  AND a.task = 'write')"                                                                      \
+    " AND NOT" OWN_DEMO                                                                            \
+    " AND (SELECT count(*) FROM demonstrations d JOIN candidates c ON c.id = d.candidate_id"       \
+    "      WHERE c.prompt_id = p.id)"                                                              \
+    "   + (SELECT count(*) FROM assignments a WHERE a.prompt_id = p.id AND a.status = 'claimed'"   \
+    "      AND a.task = 'write' AND a.expires_at > " NOW ") < ?3"
+
+const char *db_assign_task_name(int task) {
+    return task == ASSIGN_WRITE ? "write" : "rank";
+}
 
 /* Runs a statement that returns at most one integer, with labeler ?1, split
  * ?2, overlap ?3 and prompt ?4 bound where the statement uses them; *out is 0
@@ -33,42 +58,61 @@ static int exec_claim(Db *db, const char *sql, int64_t labeler, int64_t prompt, 
     return db_run(db, err, "update claim", sql, "IIi", labeler, prompt, a);
 }
 
+/* Whether prompt ?4 is full for labeler ?1: others' work plus live claims reach overlap ?3. */
+static const char *const busy_sql[] = {
+    "SELECT (SELECT count(*) FROM gold WHERE prompt_id = ?4) = 0 AND"
+    " (SELECT count(*) FROM rankings r WHERE r.prompt_id = ?4 AND r.is_current"
+    "  AND NOT r.skipped AND r.labeler_id != ?1)"
+    " + (SELECT count(*) FROM assignments a WHERE a.prompt_id = ?4 AND a.task = 'rank'"
+    "  AND a.status = 'claimed' AND a.expires_at > " NOW " AND a.labeler_id != ?1)"
+    " >= ?3",
+    "SELECT (SELECT count(*) FROM demonstrations d JOIN candidates c ON c.id = d.candidate_id"
+    "  WHERE c.prompt_id = ?4 AND d.labeler_id != ?1)"
+    " + (SELECT count(*) FROM assignments a WHERE a.prompt_id = ?4 AND a.task = 'write'"
+    "  AND a.status = 'claimed' AND a.expires_at > " NOW " AND a.labeler_id != ?1)"
+    " >= ?3"};
+
 static int claim_in_tx(Db *db, int64_t labeler, const AssignOpts *o, Claim *c, Err *err) {
     int64_t pid = 0, gold = 0;
+    int w = o->task == ASSIGN_WRITE;
     /* 1. an unfinished claim of one's own: resume it unless others filled the
      * prompt while it had expired */
-    int rc = query_id(db,
-                      "SELECT prompt_id FROM assignments WHERE labeler_id = ?1 AND status = 'claimed'"
-                      " AND (?2 IS NULL OR prompt_id IN (SELECT id FROM prompts WHERE split = ?2))"
-                      " ORDER BY claimed_at, id LIMIT 1",
-                      labeler, o, 0, &pid, err);
+    int rc = query_id(
+        db,
+        w ? "SELECT prompt_id FROM assignments WHERE labeler_id = ?1 AND status = 'claimed'"
+            " AND task = 'write'"
+            " AND (?2 IS NULL OR prompt_id IN (SELECT id FROM prompts WHERE split = ?2))"
+            " ORDER BY claimed_at, id LIMIT 1"
+          : "SELECT prompt_id FROM assignments WHERE labeler_id = ?1 AND status = 'claimed'"
+            " AND task = 'rank'"
+            " AND (?2 IS NULL OR prompt_id IN (SELECT id FROM prompts WHERE split = ?2))"
+            " ORDER BY claimed_at, id LIMIT 1",
+        labeler, o, 0, &pid, err);
     if (!rc && pid) {
         int64_t busy = 0;
-        rc = query_id(db,
-                      "SELECT (SELECT count(*) FROM gold WHERE prompt_id = ?4) = 0 AND"
-                      " (SELECT count(*) FROM rankings r WHERE r.prompt_id = ?4 AND r.is_current"
-                      "  AND NOT r.skipped AND r.labeler_id != ?1)"
-                      " + (SELECT count(*) FROM assignments a WHERE a.prompt_id = ?4"
-                      "  AND a.status = 'claimed' AND a.expires_at > " NOW " AND a.labeler_id != ?1)"
-                      " >= ?3",
-                      labeler, o, pid, &busy, err);
+        rc = query_id(db, busy_sql[w], labeler, o, pid, &busy, err);
         if (!rc && busy) {
-            rc = exec_claim(db, "DELETE FROM assignments WHERE labeler_id = ?1 AND prompt_id = ?2",
+            rc = exec_claim(db,
+                            w ? "DELETE FROM assignments WHERE labeler_id = ?1 AND prompt_id = ?2 "
+                                "AND task = 'write'"
+                              : "DELETE FROM assignments WHERE labeler_id = ?1 AND prompt_id = ?2 "
+                                "AND task = 'rank'",
                             labeler, pid, 0, err);
             if (!rc) return claim_in_tx(db, labeler, o, c, err);
         }
         if (!rc) {
             c->prompt_id = pid;
             c->resumed = 1;
-            rc = query_id(db, "SELECT is_gold FROM assignments WHERE labeler_id = ?1 AND prompt_id = ?4",
-                          labeler, o, pid, &gold, err);
+            rc = query_id(
+                db, "SELECT max(is_gold) FROM assignments WHERE labeler_id = ?1 AND prompt_id = ?4",
+                labeler, o, pid, &gold, err);
             c->is_gold = (int)gold;
             if (!rc) rc = db_assign_renew(db, labeler, pid, o->lease_s, err);
         }
         return rc;
     }
     /* 2. a gold item, when the caller's dice say so */
-    if (!rc && o->want_gold) {
+    if (!rc && o->want_gold && !w) {
         rc = query_id(db,
                       "SELECT g.prompt_id FROM gold g JOIN prompts p ON p.id = g.prompt_id"
                       " WHERE (?2 IS NULL OR p.split = ?2)"
@@ -82,13 +126,17 @@ static int claim_in_tx(Db *db, int64_t labeler, const AssignOpts *o, Claim *c, E
         gold = pid != 0;
     }
     /* 3. the oldest prompt that still needs rankings */
-    if (!rc && !pid) rc = query_id(db, "SELECT p.id" ELIGIBLE " ORDER BY p.id LIMIT 1", labeler, o, 0, &pid, err);
+    if (!rc && !pid)
+        rc = query_id(db,
+                      w ? "SELECT p.id" ELIGIBLE_WRITE " ORDER BY p.id LIMIT 1"
+                        : "SELECT p.id" ELIGIBLE " ORDER BY p.id LIMIT 1",
+                      labeler, o, 0, &pid, err);
     if (rc || !pid) return rc;
     char sql[256];
     snprintf(sql, sizeof sql,
-             "INSERT INTO assignments(prompt_id, labeler_id, is_gold, expires_at)"
-             " VALUES(?2, ?1, ?3, strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ','now','%+d seconds'))",
-             o->lease_s);
+             "INSERT INTO assignments(prompt_id, labeler_id, is_gold, task, expires_at)"
+             " VALUES(?2, ?1, ?3, '%s', strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ','now','%+d seconds'))",
+             db_assign_task_name(o->task), o->lease_s);
     rc = exec_claim(db, sql, labeler, pid, (int)gold, err);
     if (!rc) {
         c->prompt_id = pid;
@@ -119,18 +167,19 @@ int db_assign_renew(Db *db, int64_t labeler_id, int64_t prompt_id, int lease_s, 
 
 int db_assign_overtaken(Db *db, int64_t labeler_id, int64_t prompt_id, int overlap, int *taken,
                         Err *err) {
-    AssignOpts o = {overlap, 0, 0, NULL};
+    AssignOpts o = {overlap, 0, 0, NULL, ASSIGN_RANK};
     int64_t v = 0;
-    int rc = query_id(db,
-                      "SELECT NOT EXISTS (SELECT 1 FROM assignments WHERE labeler_id = ?1"
-                      "  AND prompt_id = ?4 AND status = 'claimed' AND expires_at > " NOW ")"
-                      " AND (SELECT count(*) FROM gold WHERE prompt_id = ?4) = 0 AND"
-                      " (SELECT count(*) FROM rankings r WHERE r.prompt_id = ?4 AND r.is_current"
-                      "  AND NOT r.skipped AND r.labeler_id != ?1)"
-                      " + (SELECT count(*) FROM assignments a WHERE a.prompt_id = ?4"
-                      "  AND a.status = 'claimed' AND a.expires_at > " NOW " AND a.labeler_id != ?1)"
-                      " >= ?3",
-                      labeler_id, &o, prompt_id, &v, err);
+    int rc = query_id(
+        db,
+        "SELECT NOT EXISTS (SELECT 1 FROM assignments WHERE labeler_id = ?1"
+        "  AND prompt_id = ?4 AND task = 'rank' AND status = 'claimed' AND expires_at > " NOW ")"
+        " AND (SELECT count(*) FROM gold WHERE prompt_id = ?4) = 0 AND"
+        " (SELECT count(*) FROM rankings r WHERE r.prompt_id = ?4 AND r.is_current"
+        "  AND NOT r.skipped AND r.labeler_id != ?1)"
+        " + (SELECT count(*) FROM assignments a WHERE a.prompt_id = ?4 AND a.task = 'rank'"
+        "  AND a.status = 'claimed' AND a.expires_at > " NOW " AND a.labeler_id != ?1)"
+        " >= ?3",
+        labeler_id, &o, prompt_id, &v, err);
     *taken = v != 0;
     return rc;
 }
@@ -142,7 +191,49 @@ int db_assign_release(Db *db, int64_t labeler_id, int64_t prompt_id, Err *err) {
                       labeler_id, prompt_id, 0, err);
 }
 
+int db_assign_finish(Db *db, int64_t labeler_id, int64_t prompt_id, int task, int skipped,
+                     Err *err) {
+    return db_run(
+        db, err, "finish assignment",
+        "INSERT INTO assignments(prompt_id, labeler_id, task, status, done_at)"
+        " VALUES(?2, ?1, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%SZ','now'))"
+        " ON CONFLICT(prompt_id, labeler_id, task) DO UPDATE SET status = excluded.status,"
+        " done_at = excluded.done_at, expires_at = NULL",
+        "IItt", labeler_id, prompt_id, db_assign_task_name(task), skipped ? "skipped" : "done");
+}
+
+/* Writing: answers written, skips, today's, mean time, and prompts still open. */
+static int write_progress(Db *db, int64_t labeler_id, const AssignOpts *o, LabelProgress *p,
+                          Err *err) {
+    sqlite3_stmt *st;
+    int row, rc = db_prepare_bind(
+                 db, err, &st,
+                 "SELECT count(*), coalesce(sum(created_at >= strftime('%Y-%m-%d','now')), 0),"
+                 " avg(time_spent_ms) FROM demonstrations WHERE labeler_id = ?",
+                 "I", labeler_id);
+    if (rc) return rc;
+    if (!(rc = db_step(db, st, &row, err, "read progress")) && row) {
+        p->done = sqlite3_column_int64(st, 0);
+        p->today = sqlite3_column_int64(st, 1);
+        p->mean_s =
+            sqlite3_column_type(st, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 2) / 1000.0;
+    }
+    sqlite3_finalize(st);
+    p->gold_n = 0;
+    p->gold_acc = NAN;
+    p->too_few = 0;
+    if (!rc)
+        rc = query_id(db,
+                      "SELECT count(*) FROM assignments WHERE labeler_id = ?1 AND task = 'write' "
+                      "AND status = 'skipped'",
+                      labeler_id, o, 0, &p->skipped, err);
+    if (!rc)
+        rc = query_id(db, "SELECT count(*)" ELIGIBLE_WRITE, labeler_id, o, 0, &p->remaining, err);
+    return rc;
+}
+
 int db_label_progress(Db *db, int64_t labeler_id, const AssignOpts *o, LabelProgress *p, Err *err) {
+    if (o && o->task == ASSIGN_WRITE) return write_progress(db, labeler_id, o, p, err);
     sqlite3_stmt *st;
     int row, rc = db_prepare_bind(db, err, &st,
                                   "SELECT coalesce(sum(NOT skipped), 0), coalesce(sum(skipped), 0),"

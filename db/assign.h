@@ -15,7 +15,16 @@ typedef struct AssignOpts {
     int lease_s;       /* a claim expires this many seconds after it is taken or renewed */
     int want_gold;     /* take a gold prompt if one is left for this labeler */
     const char *split; /* NULL: any split */
+    int task;          /* ASSIGN_RANK or ASSIGN_WRITE: the claim's kind of work */
 } AssignOpts;
+
+/* Ranking a prompt's candidates, or writing an answer to it (a demonstration).
+ * A labeler's claims of one task never touch those of the other; a prompt
+ * holding a labeler's own demonstration is never handed to her to rank, and a
+ * prompt other labelers flagged is handed out for neither. For writing,
+ * overlap counts the demonstrations a prompt should get from different people. */
+enum { ASSIGN_RANK = 0, ASSIGN_WRITE = 1 };
+const char *db_assign_task_name(int task);
 
 typedef struct Claim {
     int64_t prompt_id;
@@ -27,9 +36,12 @@ typedef struct Claim {
  * (resume), else (when want_gold) a gold prompt it has not done, else the
  * oldest prompt with at least two candidates that it has never had and that
  * has fewer than `overlap` current rankings plus live claims by others.
+ * Writing: the oldest prompt (candidates or none) the labeler has not
+ * answered, with fewer than `overlap` demonstrations plus live write claims.
  * Gold prompts are only handed out as gold. c->prompt_id is 0 when nothing is left. */
 int db_assign_claim(Db *db, int64_t labeler_id, const AssignOpts *o, Claim *c, Err *err);
-/* Pushes the claim's expiry lease_s seconds into the future. */
+/* Pushes the claim's expiry lease_s seconds into the future (the labeler's
+ * claims of both tasks on the prompt: she is working on it). */
 int db_assign_renew(Db *db, int64_t labeler_id, int64_t prompt_id, int lease_s, Err *err);
 /* *taken = 1 when the labeler no longer holds a live claim on the prompt (it
  * expired, or was dropped) and other labelers' current rankings plus live
@@ -38,8 +50,12 @@ int db_assign_renew(Db *db, int64_t labeler_id, int64_t prompt_id, int lease_s, 
  * transaction so that nobody slips in between. */
 int db_assign_overtaken(Db *db, int64_t labeler_id, int64_t prompt_id, int overlap, int *taken,
                         Err *err);
-/* Gives an unfinished claim back (the prompt becomes free at once). */
+/* Gives an unfinished claim back (the prompt becomes free at once; both
+ * tasks' claims of the labeler on it). */
 int db_assign_release(Db *db, int64_t labeler_id, int64_t prompt_id, Err *err);
+/* Ends a write claim (done or skipped) after its demonstration is stored. */
+int db_assign_finish(Db *db, int64_t labeler_id, int64_t prompt_id, int task, int skipped,
+                     Err *err);
 
 typedef struct LabelProgress {
     int64_t done;      /* prompts ranked (current, not skipped) */

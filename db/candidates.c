@@ -154,17 +154,18 @@ int db_prompts_needing_candidates(Db *db, const CandidateNeedFilter *f,
     for (int i = 0; i < f->n_ids; i++) sb_printf(&ids, "%s%lld", i ? "," : "", (long long)f->ids[i]);
     sb_puts(&ids, "]");
     sqlite3_stmt *st;
-    int row, rc = db_prepare_bind(db, err, &st,
-                                  "SELECT p.id, CASE WHEN ?7 THEN (SELECT count(*) FROM draws d"
-                                  "   WHERE d.prompt_id = p.id AND d.model_id = ?1)"
-                                  "  ELSE (SELECT count(*) FROM candidates c"
-                                  "   WHERE c.prompt_id = p.id AND c.model_id = ?1) END AS have"
-                                  " FROM prompts p WHERE (?2 IS NULL OR p.split = ?2)"
-                                  " AND (?4 = 0 OR p.id IN (SELECT value FROM json_each(?5)))"
-                                  " AND have < ?3 ORDER BY p.id LIMIT ?6",
-                                  "ItiitIi", f->model_id, f->split, f->k, f->ids != NULL,
-                                  ids.s ? ids.s : "[]", f->limit > 0 ? f->limit : (int64_t)-1,
-                                  f->by_draws);
+    int row, rc = db_prepare_bind(
+                 db, err, &st,
+                 "SELECT p.id, CASE WHEN ?7 THEN (SELECT count(*) FROM draws d"
+                 "   WHERE d.prompt_id = p.id AND d.model_id = ?1)"
+                 "  ELSE (SELECT count(*) FROM candidates c"
+                 "   WHERE c.prompt_id = p.id AND c.model_id = ?1) END AS have"
+                 " FROM prompts p WHERE (?2 IS NULL OR p.split = ?2)"
+                 " AND NOT EXISTS (SELECT 1 FROM prompt_flags pf WHERE pf.prompt_id = p.id)"
+                 " AND (?4 = 0 OR p.id IN (SELECT value FROM json_each(?5)))"
+                 " AND have < ?3 ORDER BY p.id LIMIT ?6",
+                 "ItiitIi", f->model_id, f->split, f->k, f->ids != NULL, ids.s ? ids.s : "[]",
+                 f->limit > 0 ? f->limit : (int64_t)-1, f->by_draws);
     sb_free(&ids);
     if (rc) return rc;
     while (!(rc = db_step(db, st, &row, err, "select prompts")) && row)

@@ -205,15 +205,25 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
         db,
         "SELECT p.id, p.text, p.split, p.source, p.ext_id, p.created_at,"
         " (SELECT count(*) FROM candidates c WHERE c.prompt_id = p.id),"
-        " (SELECT count(*) FROM rankings r WHERE r.prompt_id = p.id AND r.is_current AND NOT r.skipped)"
+        " (SELECT count(*) FROM rankings r WHERE r.prompt_id = p.id AND r.is_current AND NOT "
+        "r.skipped),"
+        " p.kind, (SELECT name FROM labelers l WHERE l.id = p.author_id), p.examples,"
+        " (SELECT group_concat(flag, ',') FROM (SELECT DISTINCT flag FROM prompt_flags f"
+        "   WHERE f.prompt_id = p.id ORDER BY flag)),"
+        " (SELECT count(*) FROM demonstrations d JOIN candidates c ON c.id = d.candidate_id"
+        "   WHERE c.prompt_id = p.id)"
         " FROM prompts p"
         " WHERE (?1 IS NULL OR p.split = ?1) AND (?2 IS NULL OR p.source = ?2)"
         "   AND (?3 IS NULL OR instr(p.text, ?3) > 0)"
+        "   AND (?6 = 0 OR p.author_id IS NOT NULL)"
+        "   AND (?7 = 0 OR EXISTS (SELECT 1 FROM prompt_flags f WHERE f.prompt_id = p.id))"
+        "   AND (?8 = 1 OR NOT EXISTS (SELECT 1 FROM prompt_flags f WHERE f.prompt_id = p.id))"
         " ORDER BY p.id LIMIT ?4 OFFSET ?5",
         &st, err);
     if (rc) return rc;
-    db_bind(st, "tttII", f ? f->split : NULL, f ? f->source : NULL, f ? f->contains : NULL,
-            f && f->limit > 0 ? f->limit : (int64_t)-1, f ? f->offset : (int64_t)0);
+    db_bind(st, "tttIIiii", f ? f->split : NULL, f ? f->source : NULL, f ? f->contains : NULL,
+            f && f->limit > 0 ? f->limit : (int64_t)-1, f ? f->offset : (int64_t)0,
+            f ? f->written : 0, f ? f->flagged : 0, f ? f->with_flagged || f->flagged : 0);
     int row;
     while (!(rc = db_step(db, st, &row, err, "list prompts")) && row) {
         PromptRow r = {
@@ -225,6 +235,11 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
             .created_at = (const char *)sqlite3_column_text(st, 5),
             .n_candidates = sqlite3_column_int64(st, 6),
             .n_rankings = sqlite3_column_int64(st, 7),
+            .kind = (const char *)sqlite3_column_text(st, 8),
+            .author = (const char *)sqlite3_column_text(st, 9),
+            .examples = (const char *)sqlite3_column_text(st, 10),
+            .flags = (const char *)sqlite3_column_text(st, 11),
+            .n_demos = sqlite3_column_int64(st, 12),
         };
         if (!r.text) rc = db_null_column(db, err, "prompt", r.id, "text");
         else if (!r.split) rc = db_null_column(db, err, "prompt", r.id, "split");

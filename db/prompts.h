@@ -54,6 +54,9 @@ typedef struct PromptRow {
     int64_t id;
     const char *text, *split, *source, *ext_id, *created_at;
     int64_t n_candidates, n_rankings;
+    const char *kind, *author, *examples; /* written prompts (db/demos.h); NULL when imported */
+    const char *flags;                    /* "unclear,unsafe": other labelers' flags, or NULL */
+    int64_t n_demos;                      /* answers labelers wrote */
 } PromptRow;
 
 typedef struct PromptFilter {
@@ -62,6 +65,9 @@ typedef struct PromptFilter {
     const char *contains; /* substring; NULL: any */
     int64_t limit;        /* 0: no limit */
     int64_t offset;
+    int written; /* only prompts labelers wrote */
+    int flagged; /* only prompts other labelers flagged */
+    int with_flagged; /* also flagged prompts, held back otherwise (from PPO's and eval's prompts) */
 } PromptFilter;
 
 /* Calls fn for each matching prompt in id order; a non-zero return from fn stops

@@ -99,10 +99,11 @@ static int submit(Db *db, const RankingIn *in, int64_t *ranking_id, Err *err) {
     }
     sqlite3_finalize(st);
     if (!rc)
-        rc = db_run(db, err, "finish assignment",
-                    "UPDATE assignments SET status = ?3, done_at = strftime('%Y-%m-%dT%H:%M:%SZ','now'),"
-                    " expires_at = NULL WHERE prompt_id = ?1 AND labeler_id = ?2",
-                    "IIt", in->prompt_id, in->labeler_id, in->skipped ? "skipped" : "done");
+        rc = db_run(
+            db, err, "finish assignment",
+            "UPDATE assignments SET status = ?3, done_at = strftime('%Y-%m-%dT%H:%M:%SZ','now'),"
+            " expires_at = NULL WHERE prompt_id = ?1 AND labeler_id = ?2 AND task = 'rank'",
+            "IIt", in->prompt_id, in->labeler_id, in->skipped ? "skipped" : "done");
     if (!rc && ranking_id) *ranking_id = rid;
     return rc;
 }

@@ -145,6 +145,50 @@ const char *const db_migrations[] = {
     "  SELECT prompt_id, model_id,\n"
     "         row_number() OVER (PARTITION BY prompt_id, model_id ORDER BY id) - 1, id, seed\n"
     "  FROM candidates WHERE seed IS NOT NULL;\n",
+    /* 4 -> 5: people write, not only rank. A demonstration is a candidate of
+     * the model human:NAME written (or edited from another candidate) by a
+     * labeler; prompts written by labelers keep their kind, author and
+     * few-shot examples, and other labelers' flags on them hold them back.
+     * Claims gain a task (rank, write), so one labeler may both write an
+     * answer to a prompt and be handed prompts to rank (never one holding
+     * her own answer): the table is rebuilt with the wider unique key. */
+    "CREATE TABLE demonstrations(\n"
+    "  candidate_id INTEGER PRIMARY KEY REFERENCES candidates(id) ON DELETE CASCADE,\n"
+    "  labeler_id INTEGER NOT NULL REFERENCES labelers(id),\n"
+    "  edited_from INTEGER REFERENCES candidates(id),\n"
+    "  time_spent_ms INTEGER,\n"
+    "  edit_distance INTEGER,\n"
+    "  simulated INTEGER NOT NULL DEFAULT 0,\n"
+    "  source TEXT,\n"
+    "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));\n"
+    "CREATE INDEX demonstrations_labeler ON demonstrations(labeler_id);\n"
+    "ALTER TABLE prompts ADD COLUMN kind TEXT;\n"
+    "ALTER TABLE prompts ADD COLUMN author_id INTEGER REFERENCES labelers(id);\n"
+    "ALTER TABLE prompts ADD COLUMN examples TEXT;\n"
+    "CREATE TABLE prompt_flags(\n"
+    "  prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,\n"
+    "  labeler_id INTEGER NOT NULL REFERENCES labelers(id),\n"
+    "  flag TEXT NOT NULL CHECK(flag IN ('unclear','unsafe','duplicate')),\n"
+    "  note TEXT,\n"
+    "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),\n"
+    "  PRIMARY KEY(prompt_id, labeler_id, flag));\n"
+    "CREATE TABLE assignments_new(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,\n"
+    "  labeler_id INTEGER NOT NULL REFERENCES labelers(id),\n"
+    "  task TEXT NOT NULL DEFAULT 'rank' CHECK(task IN ('rank','write')),\n"
+    "  status TEXT NOT NULL DEFAULT 'claimed' CHECK(status IN ('claimed','done','skipped')),\n"
+    "  is_gold INTEGER NOT NULL DEFAULT 0,\n"
+    "  claimed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),\n"
+    "  expires_at TEXT,\n"
+    "  done_at TEXT,\n"
+    "  UNIQUE(prompt_id, labeler_id, task));\n"
+    "INSERT INTO assignments_new(id, prompt_id, labeler_id, status, is_gold, claimed_at, expires_at, done_at)\n"
+    "  SELECT id, prompt_id, labeler_id, status, is_gold, claimed_at, expires_at, done_at FROM assignments;\n"
+    "DROP TABLE assignments;\n"
+    "ALTER TABLE assignments_new RENAME TO assignments;\n"
+    "CREATE INDEX assignments_status ON assignments(task, status, prompt_id);\n"
+    "CREATE INDEX assignments_labeler ON assignments(labeler_id, task, status);\n",
 };
 
 const int db_n_migrations = (int)(sizeof db_migrations / sizeof db_migrations[0]);

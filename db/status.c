@@ -49,6 +49,12 @@ int db_status(Db *db, DbStatus *s, Err *err) {
          " JOIN rankings r ON r.id = a.ranking_id"
          " WHERE r.is_current AND NOT r.skipped AND a.rank = b.rank",
          &s->ties},
+        {"SELECT count(*) FROM demonstrations", &s->demos},
+        {"SELECT count(DISTINCT c.prompt_id) FROM demonstrations d JOIN candidates c ON c.id = "
+         "d.candidate_id",
+         &s->demo_prompts},
+        {"SELECT count(*) FROM prompts WHERE author_id IS NOT NULL", &s->written_prompts},
+        {"SELECT count(DISTINCT prompt_id) FROM prompt_flags", &s->flagged_prompts},
     };
     /* one read transaction: one snapshot, so the counts agree with each other
      * (the total with the sum by labeler) while labelers commit */
@@ -64,6 +70,13 @@ int db_status(Db *db, DbStatus *s, Err *err) {
                      " LEFT JOIN rankings r ON r.labeler_id = l.id AND r.is_current AND NOT r.skipped"
                      " GROUP BY l.id ORDER BY l.name",
                      &s->by_labeler, &s->n_labelers, err);
+    if (!rc)
+        rc = collect(
+            db,
+            "SELECT l.name, count(*), coalesce(CAST(round(avg(d.time_spent_ms)) AS INTEGER), -1)"
+            " FROM demonstrations d JOIN labelers l ON l.id = d.labeler_id GROUP BY l.id ORDER BY "
+            "l.name",
+            &s->by_writer, &s->n_writers, err);
     if (!rc) rc = db_exec(db, "COMMIT", err);
     if (rc) {
         db_rollback(db);
@@ -75,8 +88,11 @@ int db_status(Db *db, DbStatus *s, Err *err) {
 void db_status_free(DbStatus *s) {
     for (int i = 0; i < s->n_splits; i++) free(s->splits[i].name);
     for (int i = 0; i < s->n_labelers; i++) free(s->by_labeler[i].name);
+    for (int i = 0; i < s->n_writers; i++)
+        free(s->by_writer[i].name);
     free(s->splits);
     free(s->by_labeler);
-    s->splits = s->by_labeler = NULL;
-    s->n_splits = s->n_labelers = 0;
+    free(s->by_writer);
+    s->splits = s->by_labeler = s->by_writer = NULL;
+    s->n_splits = s->n_labelers = s->n_writers = 0;
 }

@@ -22,6 +22,9 @@ typedef struct DbStatus {
     int n_splits;
     StatusCount *by_labeler; /* current, non-skipped rankings per labeler */
     int n_labelers;
+    int64_t demos, demo_prompts, written_prompts, flagged_prompts;
+    StatusCount *by_writer; /* demonstrations per author; extra: mean ms per answer (-1: unknown) */
+    int n_writers;
 } DbStatus;
 
 int db_status(Db *db, DbStatus *out, Err *err);

@@ -768,7 +768,7 @@ int eval_run(Db *db, const EvalOptions *o, EvalResult *res, Err *err) {
     if (o->n < 1) return err_set(err, RLHF_EINVAL, "answers per prompt must be at least 1");
     Run r = {0};
     r.db = db, r.o = o;
-    PromptFilter pf = {o->split, NULL, NULL, o->limit, 0};
+    PromptFilter pf = {.split = o->split, .limit = o->limit};
     int rc = db_prompts_each(db, &pf, collect_prompt, &r, err);
     if (rc == RLHF_ENOMEM) err_set(err, rc, "out of memory");
     if (!rc && r.np == 0)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "db/candidates.h"
+#include "db/demos.h"
 #include "db/prompts.h"
 #include "db/registry.h"
 #include "model/chat.h"
@@ -159,7 +160,21 @@ typedef struct Top {
     char **texts;
     int n, cap, rejected;
     Err *err;
+    const int64_t *demo_ids; /* sorted: candidates that are demonstrations */
+    int n_demo_ids;
 } Top;
+
+static int is_demo(const Top *t, int64_t id) {
+    int lo = 0, hi = t->n_demo_ids;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (t->demo_ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < t->n_demo_ids && t->demo_ids[lo] == id;
+}
 
 static void top_reset(Top *t) {
     for (int i = 0; i < t->n; i++)
@@ -186,6 +201,8 @@ static int top_emit(Top *t) {
     int rc = RLHF_OK;
     if (best < 0 || tied || t->rejected)
         t->out->skipped++;
+    else if (is_demo(t, t->c[best].id))
+        ; /* a demonstration at the top: taken with the demonstrations, or left out as flagged */
     else
         rc = add(t->out, t->prompt, t->c[best].text, 0, t->err);
     top_reset(t);
@@ -271,14 +288,49 @@ static int load_model_candidates(Db *db, const SftStoreOptions *o, SftData *out,
     return rc;
 }
 
+typedef struct DemoCtx {
+    SftData *out;
+    const SftStoreOptions *o;
+    int64_t *ids;
+    int n, cap;
+    Err *err;
+} DemoCtx;
+
+static int on_demo(const DemoRow *d, void *ctx) {
+    DemoCtx *c = ctx;
+    if (c->n == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 64;
+        int64_t *p = realloc(c->ids, sizeof *p * (size_t)cap);
+        if (!p) return err_set(c->err, RLHF_ENOMEM, "out of memory");
+        c->ids = p, c->cap = cap;
+    }
+    c->ids[c->n++] = d->candidate_id;
+    if (d->flagged && c->o->demos == SFT_DEMOS_UNFLAGGED) {
+        c->out->demos_flagged++;
+        return 0;
+    }
+    c->out->demos++;
+    return add(c->out, d->prompt, d->text, 0, c->err);
+}
+
+static int cmp_id(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 int sft_data_load_store(Db *db, const SftStoreOptions *o, SftData *out, Err *err) {
     if (o->from_model) return load_model_candidates(db, o, out, err);
+    DemoCtx dc = {out, o, NULL, 0, 0, err};
+    DemoFilter df = {o->filter.split, o->filter.labeler, 0, o->filter.simulated};
+    int rc = o->demos == SFT_DEMOS_NONE ? RLHF_OK : db_demos_each(db, &df, on_demo, &dc, err);
+    if (dc.n) qsort(dc.ids, (size_t)dc.n, sizeof *dc.ids, cmp_id);
     Top t = {0};
-    t.out = out, t.err = err;
-    int rc = db_rankings_each(db, &o->filter, on_ranking, &t, err);
+    t.out = out, t.err = err, t.demo_ids = dc.ids, t.n_demo_ids = dc.n;
+    if (!rc && !o->no_ranked) rc = db_rankings_each(db, &o->filter, on_ranking, &t, err);
     if (!rc) rc = top_emit(&t);
     top_reset(&t);
     free(t.c);
     free(t.texts);
+    free(dc.ids);
     return rc;
 }

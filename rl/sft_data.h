@@ -23,6 +23,8 @@ typedef struct SftData {
     SftPair *p;
     int n, cap;
     int64_t skipped; /* store: prompts left out (tied or rejected top, no ranking) */
+    int64_t demos;   /* store: pairs that are demonstrations people wrote */
+    int64_t demos_flagged; /* store: demonstrations left out as flagged */
 } SftData;
 
 /* JSONL: {"prompt"|"instruction", "completion"|"response"} or {"messages":
@@ -32,14 +34,23 @@ typedef struct SftData {
  * FILE:LINE and the field. Appends to out. */
 int sft_data_load_file(const char *path, const char *template, SftData *out, Err *err);
 
+/* Which demonstrations (answers labelers wrote, db/demos.h) --data store takes. */
+enum { SFT_DEMOS_UNFLAGGED = 0, SFT_DEMOS_ALL = 1, SFT_DEMOS_NONE = 2 };
+
 typedef struct SftStoreOptions {
     RankingFilter filter;   /* which rankings count (split, labeler, ...) */
     const char *from_model; /* non-NULL: every candidate of this model instead */
+    int demos;              /* SFT_DEMOS_*: the demonstrations, all or only those no other
+                               labeler flagged (nor their prompt), or none */
+    int no_ranked;          /* the demonstrations alone, not the top-ranked candidates */
 } SftStoreOptions;
 
-/* From rankings: per prompt, the candidate with the best mean rank over its
- * current rankings; a prompt is skipped when the best mean is shared by
- * different texts or a ranking marks none of its candidates acceptable. */
+/* From the store: every demonstration (o->demos says which; the split and
+ * people/simulated filters apply, the author for --labeler), then from
+ * rankings, per prompt, the candidate with the best mean rank over its
+ * current rankings, unless that is a demonstration (taken or left out
+ * already); a prompt is skipped when the best mean is shared by different
+ * texts or a ranking marks none of its candidates acceptable. */
 int sft_data_load_store(Db *db, const SftStoreOptions *o, SftData *out, Err *err);
 void sft_data_free(SftData *d);
 

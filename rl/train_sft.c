@@ -31,16 +31,18 @@ static int load_data(TrainRun *r, Sft *s, Err *err) {
     if (store) {
         if (!r->db)
             return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
-        SftStoreOptions so = {s->o->filter, s->o->from_model};
+        SftStoreOptions so = {s->o->filter, s->o->from_model, s->o->demos, s->o->no_ranked};
         rc = sft_data_load_store(r->db, &so, &d, err);
     } else {
         rc = sft_data_load_file(t->data, r->template, &d, err);
     }
     if (!rc && d.n == 0)
         rc = err_set(err, RLHF_EINVAL, "%s: no prompt→answer pairs found%s", t->data,
-                     !store            ? ""
+                     !store             ? ""
                      : s->o->from_model ? " (the model has no candidates)"
-                                        : " (no ranked prompt with one clear best answer)");
+                     : s->o->no_ranked
+                         ? " (no demonstrations: rlhf label --task write)"
+                         : " (no demonstrations, and no ranked prompt with one clear best answer)");
     if (!rc)
         rc = sft_encode(&d, s->tok, r->template, r->m.cfg.seq_len, t->val_frac, &s->train,
                         &s->val, err);
@@ -53,6 +55,12 @@ static int load_data(TrainRun *r, Sft *s, Err *err) {
                 "cut to fit %d tokens\n",
                 d.n, s->train.n, s->val.n, (long long)d.skipped, (long long)s->train.n_tokens,
                 (long long)(s->train.cut + s->val.cut), r->m.cfg.seq_len);
+    if (!rc && store && dist_rank() == 0 && (d.demos || d.demos_flagged))
+        fprintf(stderr,
+                "sft: %lld of the pairs are demonstrations labelers wrote; %lld flagged ones left "
+                "out%s\n",
+                (long long)d.demos, (long long)d.demos_flagged,
+                d.demos_flagged ? " (--demos all takes them)" : "");
     sft_data_free(&d);
     return rc;
 }

@@ -17,6 +17,7 @@ typedef struct SftOpts {
     TrainOpts t;
     const char *from_model;
     RankingFilter filter;
+    int demos, no_ranked; /* SFT_DEMOS_* (rl/sft_data.h) and the top-ranked left out */
 } SftOpts;
 extern const Trainer TRAIN_SFT; /* opts: SftOpts */
 

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const format_names[] = {"pairs",      "hh",         "rankings", "arena",
-                                           "csv",        "pairs-chat", "arena-json"};
+static const char *const format_names[] = {"pairs",      "hh",         "rankings", "arena",   "csv",
+                                           "pairs-chat", "arena-json", "sft",      "sft-chat"};
 
 int rm_export_format(const char *name) {
     for (int i = 0; i < (int)(sizeof format_names / sizeof *format_names); i++)
@@ -22,7 +22,7 @@ int rm_export_format(const char *name) {
 }
 
 const char *rm_export_format_name(int format) {
-    return format >= 0 && format <= EXPORT_ARENA_JSON ? format_names[format] : "?";
+    return format >= 0 && format <= EXPORT_SFT_CHAT ? format_names[format] : "?";
 }
 
 int rm_prompt_in_val(const char *prompt, double frac) {
@@ -388,6 +388,8 @@ int rm_agreeing_prompts(Db *db, const RankingFilter *filter, double min_agreemen
 }
 
 int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats *st, Err *err) {
+    if (o->format == EXPORT_SFT || o->format == EXPORT_SFT_CHAT)
+        return rm_export_sft(db, o, out, val, st, err);
     memset(st, 0, sizeof *st);
     ExportCtx c = {o, out, o->val_frac > 0 ? val : NULL, st, NULL, 0, 0, 0, 0, 0, 0, NULL};
     int rc = RLHF_OK;

@@ -34,7 +34,9 @@ enum {
     EXPORT_ARENA,
     EXPORT_CSV,
     EXPORT_PAIRS_CHAT,
-    EXPORT_ARENA_JSON
+    EXPORT_ARENA_JSON,
+    EXPORT_SFT,     /* demonstrations: TRL's prompt-completion form */
+    EXPORT_SFT_CHAT /* demonstrations: TRL's conversational form, {"messages": [...]} */
 };
 
 /* -1 for an unknown name. */
@@ -50,6 +52,7 @@ typedef struct ExportOptions {
     double margin;        /* > 0: pairs get TRL's "margin", margin × (score of chosen −
                              score of rejected), 0 without both 1-7 scores; 0: none */
     int keep_same_model;  /* arena: keep battles of a model against itself */
+    int all_demos;        /* sft: also demonstrations another labeler flagged (or their prompt) */
 } ExportOptions;
 
 typedef struct ExportStats {
@@ -61,6 +64,19 @@ typedef struct ExportStats {
 
 /* Writes to out (and to val for validation prompts when val_frac > 0). */
 int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats *st, Err *err);
+
+/* The demonstrations people wrote (rm/export_sft.c), for --format sft and
+ * sft-chat, one JSON line each:
+ *   sft       prompt ("\n\nHuman: P\n\nAssistant:", as pairs writes it) and
+ *             completion (" A"), TRL's prompt-completion form
+ *   sft-chat  messages: the prompt's {role, content} messages, then the answer
+ *             as the assistant's, TRL's conversational form
+ * with prompt_id, candidate_id, author, edited_from (null: written from empty),
+ * edit_distance, time_ms, simulated, flagged, split. The filter's split,
+ * labeler (the author) and people/simulated choose; flagged answers (by another
+ * labeler, or on a flagged prompt) are left out unless all_demos. st->records
+ * counts lines, st->prompts the prompts answered. */
+int rm_export_sft(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats *st, Err *err);
 
 /* Prompts (ids ascending; the caller frees) ranked by two labelers or more
  * whose pairwise agreement is at least min_agreement, taken over every labeler

@@ -159,12 +159,29 @@ echo " KL: sampled, nats per answer; correct: the share of right answers, in the
 "$RLHF" prompts import samples/prompts_person.jsonl >/dev/null
 ids=$("$RLHF" prompts list --source person | awk 'NR > 1 && $3 == 0 { printf "%s%s", s, $1; s = "," }')
 [ -z "$ids" ] || "$RLHF" gen --model "$DIR/ppo-r2.ckpt" -k 4 --ids "$ids" --seed 7 --unique >/dev/null
+
+# Part of the SFT data written in the tool, as InstructGPT's labelers wrote
+# theirs: two simulated writers answer the person prompts (each starts from the
+# candidate its rule likes best and edits it into a clean answer; the hasty one
+# sometimes only trims it), and an SFT round trains on what they wrote. Their
+# answers join the person batch, so a person's ranking compares them with the
+# model's. (Person split: nothing above reads it, so no figure changes.)
+step "Demonstrations written in the tool: two simulated writers, then SFT on their answers"
+"$RLHF" label --task write --auto demo --as sim-writer --overlap 2 --split person --seed 4
+"$RLHF" label --task write --auto demo --as sim-writer-hasty --noise 0.5 --overlap 2 --split person --seed 5
+"$RLHF" export --format sft --split person --out "$DIR/demos_sft.jsonl"
+echo "first one (TRL's prompt-completion form):"
+head -n 1 "$DIR/demos_sft.jsonl"
+"$RLHF" sft --init "$DIR/sft.ckpt" --data store --split person --no-ranked --val-frac 0 --epochs 2 \
+    --out "$DIR/sft-written.ckpt" --name sft-written --resume 2>&1 | grep -E '^sft: |demonstrations|saved|wrote' | head -n 4
 waiting=$("$RLHF" prompts list --source person | awk 'NR > 1 && $3 >= 2 && $4 == 0' | wc -l)
 
 printf '\nDone in %ss.\n\n' "$(( $(date +%s) - t0 ))"
-printf '%s fresh prompts are waiting for a person, with 4 answers each from the latest policy.\nRank them by hand, beside the simulated labelers:\n\n' "$waiting"
+printf '%s fresh prompts are waiting for a person, with 4 answers each from the latest policy\nand 2 written by the simulated writers. Rank them by hand, beside the simulated labelers:\n\n' "$waiting"
 printf '    %s label --db %s --as YOUR_NAME --split person\n\n' "$BUILD/rlhf" "$RLHF_DB"
 printf "(? lists the keys; press a digit for the focused answer's place, or type an order\n"
-printf " like 2>1=3>4 and press Enter.)\n"
+printf " like 2>1=3>4 and press Enter; w writes your own answer in \$EDITOR, W edits the\n"
+printf " focused one.) Or write answers to prompts nobody has answered yet:\n\n"
+printf '    %s label --db %s --as YOUR_NAME --task write --split person --overlap 3\n\n' "$BUILD/rlhf" "$RLHF_DB"
 printf "Then the next round on them: candidates from the latest PPO policy, ranked, a new RM,\nPPO again:\n\n"
 printf '    sh samples/next_round.sh %s\n' "$DIR"

@@ -184,3 +184,53 @@ void sha256_hex(const void *data, size_t n, char out[65]) {
     sha256_final(&c, d);
     for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
+
+/* Code points of s (invalid bytes one each) into a new array; *n its length. */
+static unsigned *code_points(const char *s, long *n) {
+    size_t len = strlen(s);
+    unsigned *cp = malloc((len + 1) * sizeof *cp);
+    if (!cp) return NULL;
+    long k = 0;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)s[i];
+        int extra = c >= 0xF0 && c < 0xF8 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : 0;
+        if (c >= 0xF8 || (c >= 0x80 && c < 0xC0) || i + (size_t)extra >= len) extra = 0;
+        unsigned v = extra ? c & (0x3F >> extra) : c;
+        for (int e = 1; e <= extra; e++) {
+            unsigned char d = (unsigned char)s[i + (size_t)e];
+            if ((d & 0xC0) != 0x80) {
+                extra = 0, v = c;
+                break;
+            }
+            v = v << 6 | (d & 0x3F);
+        }
+        cp[k++] = v;
+        i += (size_t)extra + 1;
+    }
+    *n = k;
+    return cp;
+}
+
+long text_edit_distance(const char *a, const char *b) {
+    long na, nb;
+    unsigned *x = code_points(a, &na), *y = code_points(b, &nb);
+    long *row = malloc(((size_t)nb + 1) * sizeof *row), d = -1;
+    if (x && y && row) {
+        for (long j = 0; j <= nb; j++)
+            row[j] = j;
+        for (long i = 1; i <= na; i++) {
+            long diag = row[0];
+            row[0] = i;
+            for (long j = 1; j <= nb; j++) {
+                long up = row[j], best = diag + (x[i - 1] != y[j - 1]);
+                if (up + 1 < best) best = up + 1;
+                if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+                diag = up;
+                row[j] = best;
+            }
+        }
+        d = row[nb];
+    }
+    free(x), free(y), free(row);
+    return d;
+}

@@ -18,6 +18,11 @@ char *utf8_sanitize(const char *s, size_t n);
  * else 0. What a terminal acts on, so never shown raw. */
 size_t text_control_at(const char *s);
 
+/* Levenshtein distance between two UTF-8 texts, counted in code points
+ * (an invalid byte counts as one): how much a labeler changed an answer.
+ * -1 when out of memory. O(len(a) * len(b)) time, O(len(b)) memory. */
+long text_edit_distance(const char *a, const char *b);
+
 /* The last component of a path (what follows the last '/'); points into path. */
 const char *path_base(const char *path);
 

@@ -1,5 +1,6 @@
 /* The HTML report: a page of sections (final table, runs, ratings, labelers,
  * reward model against labelers), every chart drawn by viz_svg_chart. */
+#include "rm/demo_agree.h"
 #include "viz/report.h"
 
 #include <cjson/cJSON.h>
@@ -703,6 +704,44 @@ static void judges_note(FILE *f, const RmSet *s) {
     if (any) fputs(").</p>\n", f);
 }
 
+/* Answers labelers wrote: per author, how many, time per answer, how many
+ * started from a candidate and how far they were edited, and how alike two
+ * authors' answers to one prompt are. */
+static void section_demos(Ctx *c, const DemoAgreement *dp) {
+    const DemoAgreement d = *dp;
+    if (!d.demos) return;
+    FILE *f = c->f;
+    fprintf(
+        f,
+        "<h2 id=\"demos\">Written answers</h2>\n<p>%lld answers written by labelers to %lld prompts"
+        " (demonstrations, models <code>human:NAME</code>); %lld prompts answered by two authors "
+        "or more,"
+        " whose answers are ",
+        (long long)d.demos, (long long)d.prompts, (long long)d.prompts_shared);
+    num(f, "%.3f", d.similarity);
+    fprintf(f,
+            " alike on average (1 &#8722; edit distance / the longer length; %lld pairs, %lld "
+            "identical).</p>\n",
+            (long long)d.pairs, (long long)d.identical);
+    fputs("<div class=\"wrap\"><table><tr><th>author</th><th>kind</th><th>answers</th>"
+          "<th>mean time per answer (s)</th><th>from a candidate</th><th>mean edit distance</th>"
+          "<th>similarity to others</th></tr>",
+          f);
+    for (int i = 0; i < d.n_writers; i++) {
+        const WriterAgreement *w = &d.writers[i];
+        fputs("<tr>", f);
+        td_str(f, w->name);
+        td_str(f, w->simulated ? "simulated" : "human");
+        fprintf(f, "<td>%lld</td>", (long long)w->answers);
+        td_num(f, "%.1f", w->mean_time_s);
+        fprintf(f, "<td>%lld</td>", (long long)w->edited);
+        td_num(f, "%.1f", w->mean_edit);
+        td_num(f, "%.3f", w->similarity);
+        fputs("</tr>", f);
+    }
+    fputs("</table></div>\n", f);
+}
+
 static int section_labelers(Ctx *c, const RmSet *s, const AgreementReport *r) {
     FILE *f = c->f;
     fputs("<h2 id=\"labelers\">Labelers</h2>\n", f);
@@ -884,8 +923,10 @@ int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, 
     int nruns = 0;
     RmSet s = {0}, people = {0};
     AgreementReport ar = {0};
+    DemoAgreement demos = {0};
     int have_ar = 0;
     int rc = db_runs_list(db, &o->runs, &runs, &nruns, err);
+    if (!rc) rc = rm_demo_agreement(db, &o->rankings, &demos, err);
     if (!rc) rc = rm_set_load(db, &o->rankings, &s, err);
     if (!rc) rc = without_judges(&s, &people, err);
     if (!rc && people.n_rankings > 0) {
@@ -907,7 +948,7 @@ int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, 
     if (o->project) H(f, o->project), fputs(" &#183; ", f);
     fprintf(f, "made %s by rlhf &#183; %d runs, %lld rankings</p>\n", when, nruns,
             (long long)s.n_rankings);
-    int nonempty = nruns > 0 || s.n_rankings > 0;
+    int nonempty = nruns > 0 || s.n_rankings > 0 || demos.demos > 0;
     if (!nonempty) {
         fputs("<p class=\"empty\">Nothing to report yet: this project has no runs and no rankings"
               " (for these filters). Train something (<code>rlhf pretrain</code>,"
@@ -918,9 +959,11 @@ int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, 
         int evals = 0, rms = 0;
         for (int i = 0; i < nruns; i++)
             evals += strcmp(runs[i].kind, "eval") == 0, rms += is_rm_run(&runs[i]);
-        fprintf(f, "<nav>%s<a href=\"#runs\">runs</a><a href=\"#ratings\">ratings</a>%s%s</nav>\n",
+        fprintf(f,
+                "<nav>%s<a href=\"#runs\">runs</a><a href=\"#ratings\">ratings</a>%s%s%s</nav>\n",
                 evals ? "<a href=\"#final\">final table</a>" : "",
                 have_ar ? "<a href=\"#labelers\">labelers</a>" : "",
+                demos.demos ? "<a href=\"#demos\">written answers</a>" : "",
                 rms ? "<a href=\"#rm\">reward model</a>" : "");
         rc = section_eval(&c, runs, nruns);
         if (!rc) rc = section_runs(&c, runs, nruns);
@@ -936,6 +979,7 @@ int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, 
             }
         }
         if (!rc && have_ar) rc = section_labelers(&c, &s, &ar);
+        if (!rc) section_demos(&c, &demos);
         if (!rc) rc = section_rm(&c, runs, nruns, have_ar ? ar.agreement : NAN);
     }
     if (!rc) fputs("</body></html>\n", f);
@@ -945,6 +989,7 @@ int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, 
     if (st) *st = c.st;
 out:
     if (have_ar) rm_agreement_free(&ar);
+    rm_demo_agreement_free(&demos);
     free(people.rankings), free(people.labelers);
     rm_set_free(&s);
     db_runs_free(runs, nruns);

@@ -8,13 +8,14 @@ cd "$ROOT"
 DEMO_SCALE=small DEMO_DIR="$D" sh samples/demo.sh > "$TMP/demo.out" 2> "$TMP/demo.err" ||
     die "demo failed: $(tail -n 30 "$TMP/demo.err")"
 OUT=$(cat "$TMP/demo.out")
-for f in tok.bin base.ckpt sft.ckpt rm.ckpt ppo.ckpt dpo.ckpt rm-r2.ckpt ppo-r2.ckpt pairs.jsonl eval-rm.txt final.tsv report.html; do
+for f in tok.bin base.ckpt sft.ckpt rm.ckpt ppo.ckpt dpo.ckpt rm-r2.ckpt ppo-r2.ckpt pairs.jsonl eval-rm.txt final.tsv report.html \
+         demos_sft.jsonl sft-written.ckpt; do
     [ -s "$D/$f" ] || die "the demo did not write $f"
 done
 for s in "1. A project" "2. Pretraining" "3. SFT" "4. Candidates" "5. Three simulated labelers" \
          "6. How much do the labelers agree" "7. The comparisons" "8. A reward model" \
          "9. Improving the policy" "10. Each against SFT" "11. Every policy" "12. The next round" \
-         "The loop, in figures"; do
+         "The loop, in figures" "Demonstrations written in the tool"; do
     contains "$OUT" "$s"
 done
 # the final table: PPO, RLOO, GRPO, DPO, best-of-n and PPO round 2, each with every figure
@@ -31,10 +32,14 @@ contains "$OUT" "label --db"
 n=$(echo "$OUT" | sed -n 's/^\([0-9]*\) fresh prompts are waiting.*/\1/p')
 [ -n "$n" ] && [ "$n" -gt 0 ] || die "the closing hint names no prompts waiting: $(echo "$OUT" | tail -n 12)"
 w=$(sql "$D/demo.db" "SELECT count(*) FROM prompts p WHERE p.source = 'person' AND p.split = 'person'
-    AND (SELECT count(*) FROM candidates c WHERE c.prompt_id = p.id) BETWEEN 2 AND 4
+    AND (SELECT count(*) FROM candidates c WHERE c.prompt_id = p.id) BETWEEN 2 AND 6
     AND NOT EXISTS (SELECT 1 FROM rankings r WHERE r.prompt_id = p.id)")
 [ "$w" = "$n" ] || die "the hint says $n prompts wait, the project has $w"
 contains "$OUT" "--as YOUR_NAME --split person"
+# part of the SFT data written in the tool: two writers on the person prompts, then SFT on it
+[ "$(sql "$D/demo.db" "SELECT count(DISTINCT labeler_id) FROM demonstrations")" = 2 ] || die "two simulated writers"
+contains "$OUT" "of the pairs are demonstrations labelers wrote"
+[ "$(sql "$D/demo.db" "SELECT kind FROM models WHERE name = 'sft-written'")" = sft ] || die "sft-written registered"
 # every training stage recorded its run and its curves
 db="$D/demo.db"
 for k in pretrain sft rm ppo dpo eval; do

@@ -93,7 +93,7 @@ static void finish(LabelSession *s, const LabelItem *it) {
 }
 
 static AssignOpts opts(int overlap, int lease) {
-    AssignOpts o = {overlap, lease, 0, NULL};
+    AssignOpts o = {overlap, lease, 0, NULL, ASSIGN_RANK};
     return o;
 }
 

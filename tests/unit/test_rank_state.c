@@ -76,7 +76,11 @@ Test(rank_state, format_roundtrip_and_apply) {
     cr_assert_eq(rs_apply_expr(&s, "3>9", msg, sizeof msg), -1);
     cr_assert_eq(rs_apply_expr(&s, "3>1=4>2", msg, sizeof msg), 0); /* no change */
     rs_free(&s);
-    cr_assert_eq(rs_init(&s, 0), -1);
+    /* no candidates: a prompt to write an answer to (the write task) */
+    cr_assert_eq(rs_init(&s, 0), 0);
+    cr_assert_eq(s.cur.n, 0);
+    rs_free(&s);
+    cr_assert_eq(rs_init(&s, -1), -1);
     cr_assert_eq(rs_init(&s, RS_MAX_CAND + 1), -1);
 }
 

@@ -277,7 +277,7 @@ Test(rl_sft_data, store_top_ranked_and_named_model) {
     ranked(db, "P3", "ann", r3, 3, 1); /* none acceptable: skipped */
     ranked(db, "P4", "ann", r4a, 3, 0);
     ranked(db, "P4", "bob", r4b, 3, 0); /* mean ranks 2, 1.5, 2.5: answer 1 */
-    SftStoreOptions so = {db_ranking_filter_default(), NULL};
+    SftStoreOptions so = {db_ranking_filter_default(), NULL, SFT_DEMOS_UNFLAGGED, 0};
     SftData d = {0};
     cr_assert_eq(sft_data_load_store(db, &so, &d, &err), 0, "%s", err.msg);
     cr_assert_eq(d.n, 2);
