@@ -185,6 +185,7 @@ int ls_next(LabelSession *s, LabelItem *it, Err *err) {
     rc = load_item(s, c.prompt_id, it, err);
     it->is_gold = c.is_gold;
     it->resumed = c.resumed;
+    snprintf(it->why, sizeof it->why, "%s", c.why);
     if (rc) ls_item_free(it);
     return rc;
 }
@@ -351,7 +352,7 @@ int ls_submit(LabelSession *s, const LabelItem *it, const RankCore *c, long long
      * (the screen keeps it) rather than store it silently; a skip still goes */
     int check = !it->review && !c->skipped, taken = 0;
     rc = check ? db_begin(s->db, err) : RLHF_OK;
-    if (!rc && check) rc = db_assign_overtaken(s->db, s->labeler_id, it->prompt_id, s->opts.overlap, &taken, err);
+    if (!rc && check) rc = db_assign_overtaken(s->db, s->labeler_id, it->prompt_id, &s->opts, &taken, err);
     if (!rc && taken)
         rc = err_set(err, RLHF_EBUSY,
                      "prompt %lld: your claim ran out (lease %d s) and other labelers have ranked "

@@ -24,6 +24,7 @@ typedef struct LabelItem {
     int shown[RS_MAX_CAND];      /* shown[pos] = index into cand */
     int is_gold, resumed, review;
     char *gold_expr;             /* owned; NULL unless gold */
+    char why[96];                /* why the prompt came now (the claim's order); "" in queue order */
 } LabelItem;
 
 typedef struct LabelSession {

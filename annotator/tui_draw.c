@@ -150,8 +150,9 @@ static void body(Body *b) {
     Tui *t = b->t;
     char h[400];
     /* gold items look like any other: the labeler must not know */
-    int m = snprintf(h, sizeof h, "Prompt %lld%s", (long long)t->it.prompt_id,
-                     t->it.review ? "  (review: a change is saved as a new version)" : "");
+    int m = snprintf(h, sizeof h, "Prompt %lld%s%s%s", (long long)t->it.prompt_id,
+                     t->it.review ? "  (review: a change is saved as a new version)" : "",
+                     t->it.why[0] ? "  -- " : "", t->it.why);
     if (t->it.review && t->rs.cur.skipped)
         snprintf(h + m, sizeof h - (size_t)m, "  SKIPPED: %s (rank it to replace the skip)", t->rs.cur.skip_reason);
     int nh;

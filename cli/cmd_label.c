@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "db/demos.h"
+#include "db/scores.h"
 #include "db/prompts.h"
 #include "util/sys.h"
 
@@ -36,6 +37,12 @@ const struct cmd_entry cmd_label_entry = {
     "  --gold-rate X      share of gold items mixed into the queue, 0..1 (default 0)\n"
     "  --split S          only prompts of split S (written prompts go to S; default train)\n"
     "  --lease SECS       a claim on a prompt expires after SECS without a key (default 1800)\n"
+    "  --order O          which prompt comes next when ranking: queue (default, oldest first),\n"
+    "                     random (a shuffle fixed by --seed), uncertain (smallest margin\n"
+    "                     between the two best candidates by the RM first; needs `rlhf score`),\n"
+    "                     disagreement (prompts whose rankings contradict each other first,\n"
+    "                     each wanting one labeler more than --overlap)\n"
+    "  --rm RM            with --order uncertain: whose margins (default: the newest RM scored)\n"
     "simulated labelers (no terminal needed; rankings are marked simulated):\n"
     "  --auto RULE        rank by a rule (see --list-rules)\n"
     "  --noise X          add X * N(0,1) to each rule score before ranking (default 0)\n"
@@ -141,7 +148,8 @@ static int take_list_rules(const struct cmd_entry *e, const CliOpt *o, const cha
 /* What the command line asks for. */
 typedef struct LabelArgs {
     const char *dbflag, *name, *guidelines, *split, *rule_name, *cmd, *set_flags, *set_guide, *gold;
-    const char *kind;
+    const char *kind, *rm;
+    int order;
     long overlap, lease, seed, timeout, limit;
     double noise, gold_rate;
     int review, seed_given, task, kind_given;
@@ -162,6 +170,8 @@ static int parse(int argc, char **argv, LabelArgs *a) {
                            CLI_O_DBL("gold-rate", &a->gold_rate, 0, 1),
                            CLI_O_STR("split", &a->split),
                            CLI_O_LONG("lease", &a->lease, -1, 7 * 86400),
+                           CLI_O_WORD("order", &a->order, db_assign_orders),
+                           CLI_O_STR("rm", &a->rm),
                            CLI_O_STR("auto", &a->rule_name),
                            CLI_O_STR("auto-cmd", &a->cmd),
                            CLI_O_DBL("noise", &a->noise, 0, 100),
@@ -190,6 +200,9 @@ static int parse(int argc, char **argv, LabelArgs *a) {
     if (a->task == 1 && a->gold_rate > 0)
         return cli_usage_error(E, "--gold-rate is for rankings (--task rank)");
     if (a->kind_given && a->task != 2) return cli_usage_error(E, "--kind is for --task prompt");
+    if (a->order && (a->task || a->review))
+        return cli_usage_error(E, "--order is for ranking (--task rank), not --task write/prompt or --review");
+    if (a->rm && a->order != ORDER_UNCERTAIN) return cli_usage_error(E, "--rm goes with --order uncertain");
     if (!db_prompt_kind_valid(a->kind))
         return cli_usage_error(E, "--kind: expected plain, fewshot or user, got '%s'", a->kind);
     return -1;
@@ -206,9 +219,17 @@ static int run_session(Db *db, LabelArgs *a) {
     snprintf(source, sizeof source, "%s%s", rule ? "auto:" : cmd ? "auto-cmd:" : "tui",
              rule ? rule->name : cmd ? cmd : "");
     AssignOpts ao = {(int)a->overlap, (int)a->lease, 0, a->split,
-                     a->task == 1 ? ASSIGN_WRITE : ASSIGN_RANK};
+                     a->task == 1 ? ASSIGN_WRITE : ASSIGN_RANK, a->order, 0, (uint64_t)a->seed};
     LabelSession s;
     Err err = {0};
+    if (a->order == ORDER_UNCERTAIN) {
+        if (db_margins_rm(db, a->rm, &ao.rm_id, &err)) return cli_fail(E, &err);
+        if (!ao.rm_id) {
+            fprintf(stderr, "rlhf label: --order uncertain: no reward model has scored the candidates"
+                            " yet (run rlhf score --rm RM first)\n");
+            return EXIT_FAIL;
+        }
+    }
     int rc = ls_open(&s, db, name, simulated, rule ? rule->name : cmd, source, &ao, a->gold_rate,
                      (uint64_t)a->seed, &err);
     if (rc) {

@@ -187,11 +187,17 @@ static int score_store(RmScorer *sc, Db *db, const char *rm, const char *split, 
         fprintf(stderr, "score: interrupted after %lld candidates; run it again to go on\n", (long long)st.n);
         return err_set(err, RLHF_EINTR, "interrupted");
     }
+    /* the margins are refreshed even when nothing new was scored: new rankings do not move them,
+     * but a first run of this version on old scores must fill them */
+    int64_t n_margins = 0;
+    if ((rc = db_margins_refresh(db, rm_id, &n_margins, err))) return rc;
     if (st.n == 0)
         printf("nothing to score: every candidate%s%s already has a score by %s (--redo scores again)\n",
                split ? " of that split" : "", model ? " of that model" : "", rm);
     else
         stat_print(&st, "candidates", rm, sc->cut);
+    printf("margins of %lld prompts stored for %s (rlhf label --order uncertain hands out the smallest first)\n",
+           (long long)n_margins, rm);
     return RLHF_OK;
 }
 

@@ -15,6 +15,21 @@
     " EXISTS (SELECT 1 FROM demonstrations d JOIN candidates c ON c.id = d.candidate_id"           \
     "  WHERE c.prompt_id = p.id AND d.labeler_id = ?1)"
 
+/* Pairs of candidates of prompt X on which two current rankings contradict
+ * each other (one ranks a above b, the other b above a; ties contradict nothing). */
+#define CONTRA(X)                                                                                  \
+    "(SELECT count(*) FROM rankings r1 JOIN rankings r2 ON r2.prompt_id = r1.prompt_id"            \
+    "  AND r2.id > r1.id AND r2.is_current AND NOT r2.skipped"                                     \
+    " JOIN ranking_items a1 ON a1.ranking_id = r1.id"                                              \
+    " JOIN ranking_items b1 ON b1.ranking_id = r1.id AND a1.rank < b1.rank"                        \
+    " JOIN ranking_items a2 ON a2.ranking_id = r2.id AND a2.candidate_id = a1.candidate_id"        \
+    " JOIN ranking_items b2 ON b2.ranking_id = r2.id AND b2.candidate_id = b1.candidate_id"        \
+    "  AND a2.rank > b2.rank"                                                                      \
+    " WHERE r1.prompt_id = " X " AND r1.is_current AND NOT r1.skipped)"
+/* The rankings prompt X wants: overlap ?3, one more in disagreement order (?7)
+ * when its rankings contradict each other. */
+#define OVERLAP(X) "(?3 + CASE WHEN ?7 THEN " CONTRA(X) " > 0 ELSE 0 END)"
+
 /* Prompts labeler ?1 may still be given to rank (not gold), split ?2, overlap ?3. */
 #define ELIGIBLE                                                                                   \
     " FROM prompts p WHERE (?2 IS NULL OR p.split = ?2)"                                           \
@@ -27,7 +42,7 @@
     " AND (SELECT count(*) FROM rankings r WHERE r.prompt_id = p.id AND r.is_current"              \
     "      AND NOT r.skipped)"                                                                     \
     "   + (SELECT count(*) FROM assignments a WHERE a.prompt_id = p.id AND a.status = 'claimed'"   \
-    "      AND a.task = 'rank' AND a.expires_at > " NOW ") < ?3"
+    "      AND a.task = 'rank' AND a.expires_at > " NOW ") < " OVERLAP("p.id")
 
 /* Prompts labeler ?1 may still be given to answer, split ?2, overlap ?3. */
 #define ELIGIBLE_WRITE                                                                             \
@@ -45,13 +60,66 @@ const char *db_assign_task_name(int task) {
     return task == ASSIGN_WRITE ? "write" : "rank";
 }
 
+const char *const db_assign_orders[] = {"queue", "random", "uncertain", "disagreement", NULL};
+
 /* Runs a statement that returns at most one integer, with labeler ?1, split
- * ?2, overlap ?3 and prompt ?4 bound where the statement uses them; *out is 0
- * when there is no row. */
+ * ?2, overlap ?3, prompt ?4, seed ?5, RM ?6 and disagreement order ?7 bound
+ * where the statement uses them; *out is 0 when there is no row. */
 static int query_id(Db *db, const char *sql, int64_t labeler, const AssignOpts *o, int64_t prompt,
                     int64_t *out, Err *err) {
-    return db_query_id(db, err, "find a prompt to label", out, sql, "ItiI", labeler,
-                       o ? o->split : NULL, o ? o->overlap : 1, prompt);
+    return db_query_id(db, err, "find a prompt to label", out, sql, "ItiIIIi", labeler,
+                       o ? o->split : NULL, o ? o->overlap : 1, prompt,
+                       (int64_t)(o ? o->seed & 0x7fffffffu : 0), o ? o->rm_id : 0,
+                       o && o->order == ORDER_DISAGREEMENT && o->task == ASSIGN_RANK);
+}
+
+/* x ^ (x >> 16) in SQL, which has no xor */
+#define XS(x) "((" x " | (" x " >> 16)) - (" x " & (" x " >> 16)))"
+/* A 32-bit integer hash of prompt p.id and seed ?5 (the finaliser of a
+ * well-known integer hash), so random order is a fixed shuffle per seed. */
+#define H0 "((p.id + ?5 * 2654435761) & 4294967295)"
+#define H1 "((" XS(H0) " * 73244475) & 4294967295)"
+#define H2 "((" XS(H1) " * 73244475) & 4294967295)"
+#define HASH XS(H2)
+#define MARGIN "(SELECT m.margin FROM prompt_margins m WHERE m.prompt_id = p.id AND m.model_id = ?6)"
+
+/* Step 3's query in each order. */
+static const char *const order_sql[] = {
+    "SELECT p.id" ELIGIBLE " ORDER BY p.id LIMIT 1",
+    "SELECT p.id" ELIGIBLE " ORDER BY " HASH ", p.id LIMIT 1",
+    "SELECT p.id" ELIGIBLE " ORDER BY coalesce(" MARGIN ", 1e308), p.id LIMIT 1",
+    "SELECT p.id" ELIGIBLE " ORDER BY " CONTRA("p.id") " DESC, p.id LIMIT 1"};
+
+/* Says why prompt pid came now, in the claim's order. */
+static int explain(Db *db, const AssignOpts *o, int64_t pid, char *why, size_t n, Err *err) {
+    int rc = RLHF_OK;
+    why[0] = 0;
+    if (o->task != ASSIGN_RANK || o->order == ORDER_QUEUE) return rc;
+    if (o->order == ORDER_RANDOM) {
+        snprintf(why, n, "random order (seed %llu)", (unsigned long long)(o->seed & 0x7fffffffu));
+    } else if (o->order == ORDER_UNCERTAIN) {
+        sqlite3_stmt *st = NULL;
+        int row = 0;
+        rc = db_prepare_bind(db, err, &st,
+                             "SELECT m.margin, r.name FROM prompt_margins m JOIN models r ON r.id = m.model_id"
+                             " WHERE m.prompt_id = ? AND m.model_id = ?",
+                             "II", pid, o->rm_id);
+        if (!rc && !(rc = db_step(db, st, &row, err, "read margin")) && row)
+            snprintf(why, n, "uncertain: RM margin %.3f (%.40s)", sqlite3_column_double(st, 0),
+                     (const char *)sqlite3_column_text(st, 1));
+        else if (!rc)
+            snprintf(why, n, "uncertain: the RM has not scored it (queue order)");
+        if (st) sqlite3_finalize(st);
+    } else {
+        int64_t k = 0;
+        rc = query_id(db, "SELECT " CONTRA("?4"), 0, o, pid, &k, err);
+        if (!rc && k)
+            snprintf(why, n, "disagreement: labelers contradict on %lld pair%s, one more labeler",
+                     (long long)k, k == 1 ? "" : "s");
+        else if (!rc)
+            snprintf(why, n, "disagreement: none yet (queue order)");
+    }
+    return rc;
 }
 
 static int exec_claim(Db *db, const char *sql, int64_t labeler, int64_t prompt, int a, Err *err) {
@@ -108,6 +176,7 @@ static int claim_in_tx(Db *db, int64_t labeler, const AssignOpts *o, Claim *c, E
                 labeler, o, pid, &gold, err);
             c->is_gold = (int)gold;
             if (!rc) rc = db_assign_renew(db, labeler, pid, o->lease_s, err);
+            if (!rc && !gold) rc = explain(db, o, pid, c->why, sizeof c->why, err);
         }
         return rc;
     }
@@ -125,11 +194,11 @@ static int claim_in_tx(Db *db, int64_t labeler, const AssignOpts *o, Claim *c, E
                       labeler, o, 0, &pid, err);
         gold = pid != 0;
     }
-    /* 3. the oldest prompt that still needs rankings */
+    /* 3. the first prompt in the order that still needs rankings */
     if (!rc && !pid)
         rc = query_id(db,
                       w ? "SELECT p.id" ELIGIBLE_WRITE " ORDER BY p.id LIMIT 1"
-                        : "SELECT p.id" ELIGIBLE " ORDER BY p.id LIMIT 1",
+                        : order_sql[o->order],
                       labeler, o, 0, &pid, err);
     if (rc || !pid) return rc;
     char sql[256];
@@ -141,6 +210,7 @@ static int claim_in_tx(Db *db, int64_t labeler, const AssignOpts *o, Claim *c, E
     if (!rc) {
         c->prompt_id = pid;
         c->is_gold = (int)gold;
+        if (!gold) rc = explain(db, o, pid, c->why, sizeof c->why, err);
     }
     return rc;
 }
@@ -148,7 +218,12 @@ static int claim_in_tx(Db *db, int64_t labeler, const AssignOpts *o, Claim *c, E
 int db_assign_claim(Db *db, int64_t labeler_id, const AssignOpts *o, Claim *c, Err *err) {
     c->prompt_id = 0;
     c->is_gold = c->resumed = 0;
+    c->why[0] = 0;
     if (o->overlap < 1) return err_set(err, RLHF_EINVAL, "overlap must be at least 1");
+    if (o->order < ORDER_QUEUE || o->order > ORDER_DISAGREEMENT)
+        return err_set(err, RLHF_EINVAL, "unknown labeling order %d", o->order);
+    if (o->order == ORDER_UNCERTAIN && o->task == ASSIGN_RANK && o->rm_id <= 0)
+        return err_set(err, RLHF_EINVAL, "uncertain order needs a reward model with stored margins");
     int own, rc = db_begin_own(db, &own, err);
     if (rc) return rc;
     rc = db_end_own(db, own, claim_in_tx(db, labeler_id, o, c, err), err);
@@ -165,9 +240,8 @@ int db_assign_renew(Db *db, int64_t labeler_id, int64_t prompt_id, int lease_s, 
     return exec_claim(db, sql, labeler_id, prompt_id, 0, err);
 }
 
-int db_assign_overtaken(Db *db, int64_t labeler_id, int64_t prompt_id, int overlap, int *taken,
-                        Err *err) {
-    AssignOpts o = {overlap, 0, 0, NULL, ASSIGN_RANK};
+int db_assign_overtaken(Db *db, int64_t labeler_id, int64_t prompt_id, const AssignOpts *o,
+                        int *taken, Err *err) {
     int64_t v = 0;
     int rc = query_id(
         db,
@@ -178,8 +252,8 @@ int db_assign_overtaken(Db *db, int64_t labeler_id, int64_t prompt_id, int overl
         "  AND NOT r.skipped AND r.labeler_id != ?1)"
         " + (SELECT count(*) FROM assignments a WHERE a.prompt_id = ?4 AND a.task = 'rank'"
         "  AND a.status = 'claimed' AND a.expires_at > " NOW " AND a.labeler_id != ?1)"
-        " >= ?3",
-        labeler_id, &o, prompt_id, &v, err);
+        " >= " OVERLAP("?4"),
+        labeler_id, o, prompt_id, &v, err);
     *taken = v != 0;
     return rc;
 }

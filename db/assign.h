@@ -16,7 +16,21 @@ typedef struct AssignOpts {
     int want_gold;     /* take a gold prompt if one is left for this labeler */
     const char *split; /* NULL: any split */
     int task;          /* ASSIGN_RANK or ASSIGN_WRITE: the claim's kind of work */
+    int order;         /* ORDER_QUEUE (0), ORDER_RANDOM, ORDER_UNCERTAIN, ORDER_DISAGREEMENT */
+    int64_t rm_id;     /* ORDER_UNCERTAIN: the RM whose stored margins order the prompts */
+    uint64_t seed;     /* ORDER_RANDOM: the same seed gives the same order */
 } AssignOpts;
+
+/* In which order prompts that still need rankings are handed out (writing
+ * always goes in queue order). queue: oldest first. random: a shuffle fixed by
+ * the seed. uncertain: the smallest margin between the two best candidates by
+ * the RM first (prompts it has not scored come last, in queue order).
+ * disagreement: prompts whose current rankings contradict each other on some
+ * pair first (most contradicted pairs first), and such a prompt wants one
+ * labeler more than the overlap; then queue order. Claims, leases and overlap
+ * are the same in every order. */
+enum { ORDER_QUEUE = 0, ORDER_RANDOM, ORDER_UNCERTAIN, ORDER_DISAGREEMENT };
+extern const char *const db_assign_orders[]; /* names by ORDER_*, NULL-terminated */
 
 /* Ranking a prompt's candidates, or writing an answer to it (a demonstration).
  * A labeler's claims of one task never touch those of the other; a prompt
@@ -30,11 +44,12 @@ typedef struct Claim {
     int64_t prompt_id;
     int is_gold;
     int resumed; /* the labeler's own unfinished claim, taken up again */
+    char why[96]; /* why this prompt came now ("uncertain: RM margin 0.031"); "" in queue order and for gold */
 } Claim;
 
 /* Claims the next prompt for the labeler: first its own unfinished claim
  * (resume), else (when want_gold) a gold prompt it has not done, else the
- * oldest prompt with at least two candidates that it has never had and that
+ * first prompt in o->order with at least two candidates that it has never had and that
  * has fewer than `overlap` current rankings plus live claims by others.
  * Writing: the oldest prompt (candidates or none) the labeler has not
  * answered, with fewer than `overlap` demonstrations plus live write claims.
@@ -48,8 +63,8 @@ int db_assign_renew(Db *db, int64_t labeler_id, int64_t prompt_id, int lease_s, 
  * claims have reached the overlap meanwhile: a ranking stored now would be
  * one too many. Gold prompts are never taken. Call inside the submit's
  * transaction so that nobody slips in between. */
-int db_assign_overtaken(Db *db, int64_t labeler_id, int64_t prompt_id, int overlap, int *taken,
-                        Err *err);
+int db_assign_overtaken(Db *db, int64_t labeler_id, int64_t prompt_id, const AssignOpts *o,
+                        int *taken, Err *err);
 /* Gives an unfinished claim back (the prompt becomes free at once; both
  * tasks' claims of the labeler on it). */
 int db_assign_release(Db *db, int64_t labeler_id, int64_t prompt_id, Err *err);

@@ -189,6 +189,18 @@ const char *const db_migrations[] = {
     "ALTER TABLE assignments_new RENAME TO assignments;\n"
     "CREATE INDEX assignments_status ON assignments(task, status, prompt_id);\n"
     "CREATE INDEX assignments_labeler ON assignments(labeler_id, task, status);\n",
+    /* 5 -> 6: how sure each reward model is about each prompt, computed by
+     * `rlhf score` from the stored scores: the margin between the prompt's
+     * two best-scored candidates. Labeling in uncertain order hands out the
+     * smallest margins first; export filters and sorts by it. */
+    "CREATE TABLE prompt_margins(\n"
+    "  prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,\n"
+    "  model_id INTEGER NOT NULL REFERENCES models(id),\n"
+    "  margin REAL NOT NULL,\n"
+    "  n_scored INTEGER NOT NULL,\n"
+    "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),\n"
+    "  PRIMARY KEY(model_id, prompt_id));\n"
+    "CREATE INDEX prompt_margins_order ON prompt_margins(model_id, margin);\n",
 };
 
 const int db_n_migrations = (int)(sizeof db_migrations / sizeof db_migrations[0]);

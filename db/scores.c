@@ -1,4 +1,5 @@
-/* The scores table (schema migration 2). */
+/* The scores table (schema migration 2) and the per-prompt margins computed
+ * from it (migration 6). */
 #include "db/scores.h"
 #include "db/internal.h"
 
@@ -62,4 +63,47 @@ int db_score_todo(Db *db, const ScoreTodoFilter *f, ScoreTodo **rows, int *n, Er
     if (k == 0) free(r), r = NULL;
     *rows = r, *n = k;
     return RLHF_OK;
+}
+
+int db_margins_refresh(Db *db, int64_t rm_id, int64_t *n, Err *err) {
+    int own, rc = db_begin_own(db, &own, err);
+    if (rc) return rc;
+    rc = db_run(db, err, "clear margins", "DELETE FROM prompt_margins WHERE model_id = ?1", "I", rm_id);
+    /* a candidate id breaks ties so that equal scores give margin 0, not NULL */
+    if (!rc)
+        rc = db_run(db, err, "store margins",
+                    "INSERT INTO prompt_margins(prompt_id, model_id, margin, n_scored)"
+                    " SELECT prompt_id, ?1, max(CASE WHEN rn = 1 THEN score END)"
+                    "  - max(CASE WHEN rn = 2 THEN score END), count(*)"
+                    " FROM (SELECT c.prompt_id, s.score, row_number() OVER"
+                    "  (PARTITION BY c.prompt_id ORDER BY s.score DESC, c.id) AS rn"
+                    "  FROM scores s JOIN candidates c ON c.id = s.candidate_id WHERE s.model_id = ?1)"
+                    " GROUP BY prompt_id HAVING count(*) >= 2",
+                    "I", rm_id);
+    if (!rc && n)
+        rc = db_query_id(db, err, "count margins", n,
+                         "SELECT count(*) FROM prompt_margins WHERE model_id = ?1", "I", rm_id);
+    return db_end_own(db, own, rc, err);
+}
+
+int db_margins_rm(Db *db, const char *name, int64_t *rm_id, Err *err) {
+    *rm_id = 0;
+    if (!name)
+        return db_query_id(db, err, "find the newest RM with margins", rm_id,
+                           "SELECT max(model_id) FROM prompt_margins", "");
+    int rc = db_query_id(db, err, "find the RM", rm_id,
+                         "SELECT id FROM models WHERE name = ?1 AND kind = 'rm'", "t", name);
+    if (!rc && !*rm_id) rc = err_set(err, RLHF_ENOTFOUND, "no reward model named '%s' is registered", name);
+    return rc;
+}
+
+int db_margin_get(Db *db, int64_t prompt_id, int64_t rm_id, double *margin, int *found, Err *err) {
+    sqlite3_stmt *st;
+    int rc = db_prepare_bind(db, err, &st,
+                             "SELECT margin FROM prompt_margins WHERE prompt_id = ? AND model_id = ?", "II",
+                             prompt_id, rm_id);
+    if (rc) return rc;
+    if (!(rc = db_step(db, st, found, err, "read margin")) && *found) *margin = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    return rc;
 }

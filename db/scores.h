@@ -31,4 +31,14 @@ typedef struct ScoreTodo {
 int db_score_todo(Db *db, const ScoreTodoFilter *f, ScoreTodo **rows, int *n, Err *err);
 void db_score_todo_free(ScoreTodo *rows, int n);
 
+/* Recomputes RM rm_id's margin of every prompt with two scored candidates or
+ * more (the best score minus the second best; table prompt_margins) in one
+ * transaction; *n gets the number of prompts. */
+int db_margins_refresh(Db *db, int64_t rm_id, int64_t *n, Err *err);
+/* The RM whose margins order labeling: the one named (registered, kind rm),
+ * else the newest RM with stored margins. *rm_id is 0 when there are none. */
+int db_margins_rm(Db *db, const char *name, int64_t *rm_id, Err *err);
+/* RM rm_id's margin of a prompt; *found 0 when it has none. */
+int db_margin_get(Db *db, int64_t prompt_id, int64_t rm_id, double *margin, int *found, Err *err);
+
 #endif

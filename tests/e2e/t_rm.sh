@@ -70,6 +70,28 @@ expect_rc 0 "$RLHF" score --db p.db --rm rm.ckpt
 contains "$OUT" "nothing to score"
 expect_rc 0 "$RLHF" score --db p.db --rm rm.ckpt --redo --split train
 [ "$(sql p.db "select count(*) from scores")" = "$n" ] || die "--redo added rows"
+# score keeps each prompt's margin (best minus second best); label --order uncertain
+# hands out the smallest first and says why
+contains "$OUT" "margins of"
+np=$(sql p.db "select count(*) from prompt_margins")
+[ "$np" = "$(sql p.db "select count(distinct prompt_id) from candidates where prompt_id in (select prompt_id from candidates group by prompt_id having count(*) >= 2)")" ] ||
+    die "margins of $np prompts"
+expect_rc 2 "$RLHF" label --db p.db --auto demo --as u --order sideways
+expect_rc 2 "$RLHF" label --db p.db --auto demo --as u --rm rm.ckpt
+contains "$ERR" "--order uncertain"
+expect_rc 1 "$RLHF" label --db p.db --auto demo --as u --order uncertain --rm nosuch
+contains "$ERR" "nosuch"
+cp p.db u.db
+expect_rc 0 "$RLHF" label --db u.db --auto demo --as sim-u --order uncertain --overlap 4 --limit 3
+want=$(sql u.db "select group_concat(prompt_id) from (select prompt_id from prompt_margins m
+    join prompts p on p.id = m.prompt_id order by margin, prompt_id limit 3)")
+got=$(sql u.db "select group_concat(prompt_id) from (select r.prompt_id from rankings r
+    join labelers l on l.id = r.labeler_id where l.name = 'sim-u' order by r.id)")
+[ "$want" = "$got" ] || die "uncertain order gave $got, the smallest margins are $want"
+cp p.db nomargins.db
+/usr/bin/python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("delete from prompt_margins"); c.commit()' nomargins.db
+expect_rc 1 "$RLHF" label --db nomargins.db --auto demo --as u --order uncertain
+contains "$ERR" "rlhf score"
 printf '{"prompt":"What is 2+2?","completion":"4","id":7}\n{"prompt":"hi","response":"hello"}\n' >in.jsonl
 expect_rc 0 "$RLHF" score --rm rm.ckpt --in in.jsonl --out scored.jsonl
 /usr/bin/python3 -c '

@@ -18,6 +18,7 @@
 #include "db/prompts.h"
 #include "db/rankings.h"
 #include "db/registry.h"
+#include "db/scores.h"
 
 static char test_db[64];
 
@@ -93,7 +94,7 @@ static void finish(LabelSession *s, const LabelItem *it) {
 }
 
 static AssignOpts opts(int overlap, int lease) {
-    AssignOpts o = {overlap, lease, 0, NULL, ASSIGN_RANK};
+    AssignOpts o = {.overlap = overlap, .lease_s = lease, .task = ASSIGN_RANK};
     return o;
 }
 
@@ -211,6 +212,10 @@ Test(assign, expired_own_claim_is_resumed_when_room) {
     drop_db(db);
 }
 
+/* The order the children label in (uncertain: by RM child_rm). */
+static int child_order;
+static int64_t child_rm;
+
 /* Each child opens its own connection and labels until nothing is left. */
 static void child_labels(const char *name, int overlap) {
     Db *db;
@@ -218,6 +223,7 @@ static void child_labels(const char *name, int overlap) {
     if (db_open(test_db, DB_OPEN_EXISTING, &db, &e)) _exit(2);
     LabelSession s;
     AssignOpts o = opts(overlap, 600);
+    o.order = child_order, o.rm_id = child_rm, o.seed = 3;
     if (ls_open(&s, db, name, 0, NULL, "test", &o, 0, 1, &e)) _exit(3);
     for (;;) {
         LabelItem it;
@@ -436,4 +442,158 @@ Test(rules, simulated_ranking_noise_and_seed) {
         differs |= memcmp(a, lv, 4) != 0;
     }
     cr_assert(differs);
+}
+
+/* Registers an RM "rm" and stores its scores of prompt p's candidates
+ * (sc[p][c], candidates in id order; NAN: unscored), then its margins. */
+static int64_t score_all(Db *db, int n_prompts, int k, double sc[][3]) {
+    Err e = {0};
+    ModelIn mi = {"rm", "rm", NULL, 0, NULL, NULL, NULL};
+    int64_t rm;
+    cr_assert_eq(db_model_upsert(db, &mi, &rm, &e), 0, "%s", e.msg);
+    for (int p = 0; p < n_prompts; p++)
+        for (int c = 0; c < k; c++)
+            if (!isnan(sc[p][c]))
+                cr_assert_eq(db_score_put(db, (int64_t)(p * k + c + 1), rm, sc[p][c], &e), 0, "%s", e.msg);
+    int64_t n;
+    cr_assert_eq(db_margins_refresh(db, rm, &n, &e), 0, "%s", e.msg);
+    return rm;
+}
+
+/* The prompts labeler `name` is handed in order o, each ranked at once. */
+static int claim_order(Db *db, const char *name, AssignOpts o, int64_t *out, char why[][96], int max) {
+    Err e = {0};
+    int64_t who = labeler(db, name);
+    int n = 0;
+    for (;;) {
+        Claim c;
+        cr_assert_eq(db_assign_claim(db, who, &o, &c, &e), 0, "%s", e.msg);
+        if (!c.prompt_id) break;
+        cr_assert(n < max);
+        if (why) memcpy(why[n], c.why, sizeof c.why);
+        out[n++] = c.prompt_id;
+        cr_assert_eq(db_assign_finish(db, who, c.prompt_id, ASSIGN_RANK, 0, &e), 0);
+    }
+    return n;
+}
+
+Test(assign, margins_are_best_minus_second_and_skip_single_scores) {
+    Db *db = make_db(4, 3, 0);
+    double sc[4][3] = {{0.9, 0.1, 0.5}, {0.2, 0.2, -1}, {0.3, NAN, NAN}, {NAN, NAN, NAN}};
+    int64_t rm = score_all(db, 4, 3, sc);
+    Err e = {0};
+    double m;
+    int found;
+    cr_assert_eq(db_margin_get(db, 1, rm, &m, &found, &e), 0);
+    cr_assert(found && fabs(m - 0.4) < 1e-9, "margin %g", m);
+    cr_assert_eq(db_margin_get(db, 2, rm, &m, &found, &e), 0);
+    cr_assert(found && fabs(m) < 1e-12, "a tie at the top is margin 0, got %g", m);
+    cr_assert_eq(db_margin_get(db, 3, rm, &m, &found, &e), 0);
+    cr_assert(!found, "one scored candidate gives no margin");
+    int64_t latest;
+    cr_assert_eq(db_margins_rm(db, NULL, &latest, &e), 0);
+    cr_assert_eq(latest, rm);
+    cr_assert_neq(db_margins_rm(db, "nope", &latest, &e), 0);
+    cr_assert(strstr(e.msg, "nope"), "%s", e.msg);
+    drop_db(db);
+}
+
+Test(assign, uncertain_order_hands_out_small_margins_first) {
+    Db *db = make_db(5, 3, 0);
+    /* margins: p1 0.8, p2 0.05, p3 unscored, p4 0.3, p5 0.01 */
+    double sc[5][3] = {{1, 0.2, 0}, {0.5, 0.45, 0}, {NAN, NAN, NAN}, {0.3, 0, -1}, {0.11, 0.1, 0}};
+    AssignOpts o = opts(1, 600);
+    o.order = ORDER_UNCERTAIN;
+    Err e = {0};
+    Claim c;
+    cr_assert_neq(db_assign_claim(db, labeler(db, "x"), &o, &c, &e), 0, "uncertain order without an RM is refused");
+    o.rm_id = score_all(db, 5, 3, sc);
+    int64_t got[8];
+    char why[8][96];
+    int n = claim_order(db, "ann", o, got, why, 8);
+    int64_t want[5] = {5, 2, 4, 1, 3};
+    cr_assert_eq(n, 5);
+    for (int i = 0; i < 5; i++) cr_assert_eq(got[i], want[i], "place %d: prompt %lld", i, (long long)got[i]);
+    cr_assert(strstr(why[0], "uncertain: RM margin 0.010"), "%s", why[0]);
+    cr_assert(strstr(why[4], "not scored"), "%s", why[4]);
+    drop_db(db);
+}
+
+Test(assign, random_order_is_a_fixed_shuffle_per_seed) {
+    int64_t a[32], b[32], q[32];
+    for (int run = 0; run < 3; run++) {
+        Db *db = make_db(30, 2, 0);
+        AssignOpts o = opts(1, 600);
+        o.order = ORDER_RANDOM;
+        o.seed = run == 2 ? 8 : 7;
+        int n = claim_order(db, "ann", o, run == 0 ? a : run == 1 ? b : q, NULL, 32);
+        cr_assert_eq(n, 30);
+        drop_db(db);
+    }
+    int same_seed = 1, other_seed = 1, in_queue = 1;
+    uint64_t seen = 0;
+    for (int i = 0; i < 30; i++) {
+        same_seed &= a[i] == b[i], other_seed &= a[i] == q[i], in_queue &= a[i] == i + 1;
+        seen |= 1ull << a[i];
+    }
+    cr_assert(same_seed, "the same seed gives the same order");
+    cr_assert(!other_seed, "another seed gives another order");
+    cr_assert(!in_queue, "random order is not the queue");
+    cr_assert_eq(seen, ((1ull << 31) - 2), "every prompt exactly once");
+}
+
+Test(assign, disagreement_order_gives_contradicted_prompts_one_more_labeler) {
+    Db *db = make_db(3, 3, 0);
+    Err e = {0};
+    /* ann and bob rank every prompt; on prompt 2 they contradict each other */
+    for (int who = 0; who < 2; who++) {
+        LabelSession s;
+        AssignOpts o = opts(2, 600);
+        cr_assert_eq(ls_open(&s, db, who ? "bob" : "ann", 0, NULL, "test", &o, 0, 1, &e), 0, "%s", e.msg);
+        for (;;) {
+            LabelItem it;
+            cr_assert_eq(ls_next(&s, &it, &e), 0, "%s", e.msg);
+            if (!it.prompt_id) break;
+            RankState rs;
+            rs_init(&rs, it.n);
+            unsigned char lv[RS_MAX_CAND];
+            /* levels by candidate id, so the screen's shuffle does not matter */
+            for (int i = 0; i < it.n; i++) {
+                int rank = (int)(it.cand[it.shown[i]].id - (it.prompt_id - 1) * 3); /* 1..3 */
+                lv[i] = (unsigned char)(who && it.prompt_id == 2 ? 4 - rank : rank);
+            }
+            rs_set_levels(&rs, lv);
+            cr_assert_eq(ls_submit(&s, &it, &rs.cur, 5, NULL, &e), 0, "%s", e.msg);
+            rs_free(&rs);
+            ls_item_free(&it);
+        }
+        ls_close(&s);
+    }
+    AssignOpts o = opts(2, 600);
+    int64_t got[4];
+    char why[4][96];
+    cr_assert_eq(claim_order(db, "carl", o, got, why, 4), 0, "queue order: every prompt is full");
+    o.order = ORDER_DISAGREEMENT;
+    int n = claim_order(db, "dan", o, got, why, 4);
+    cr_assert_eq(n, 1, "only the contradicted prompt wants one labeler more");
+    cr_assert_eq(got[0], 2);
+    cr_assert(strstr(why[0], "contradict on 3 pairs"), "%s", why[0]);
+    drop_db(db);
+}
+
+Test(assign, three_processes_with_overlap_two_in_uncertain_order) {
+    Db *db = make_db(20, 3, 0);
+    double sc[20][3];
+    for (int p = 0; p < 20; p++)
+        for (int c = 0; c < 3; c++) sc[p][c] = p < 15 ? (double)((p * 7 + c * 3) % 11) / (c + 1) : NAN;
+    child_rm = score_all(db, 20, 3, sc);
+    child_order = ORDER_UNCERTAIN;
+    db_close(db);
+    run_children(3, 2);
+    child_order = 0, child_rm = 0;
+    cr_assert_eq(count(NULL, "SELECT count(*) FROM rankings"), 40);
+    cr_assert_eq(count(NULL, "SELECT count(*) FROM (SELECT prompt_id FROM rankings GROUP BY prompt_id HAVING count(*) != 2)"), 0);
+    cr_assert_eq(count(NULL, "SELECT count(*) FROM (SELECT 1 FROM rankings GROUP BY prompt_id, labeler_id HAVING count(*) > 1)"), 0);
+    cr_assert_eq(count(NULL, "SELECT count(*) FROM assignments WHERE status = 'claimed'"), 0);
+    unlink(test_db);
 }

@@ -18,6 +18,7 @@
 #include "db/prompts.h"
 #include "db/rankings.h"
 #include "db/registry.h"
+#include "db/scores.h"
 #include "util/text.h"
 
 static char dbpath[64];
@@ -74,17 +75,49 @@ Test(demos, schema_4_migrates_keeping_claims) {
     cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), 0, "%s", e.msg);
     int v;
     cr_assert_eq(db_schema_version(db, &v, &e), 0);
-    cr_assert_eq(v, 5);
+    cr_assert_eq(v, DB_SCHEMA_VERSION);
     db_close(db);
     cr_assert_eq(count(NULL, "SELECT count(*) FROM assignments WHERE task = 'rank'"), 2);
     cr_assert_eq(count(NULL, "SELECT status = 'claimed' FROM assignments WHERE prompt_id = 1"), 1);
     /* the same labeler may now hold a write claim on the same prompt */
     cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), 0);
-    AssignOpts o = {1, 600, 0, NULL, ASSIGN_WRITE};
+    AssignOpts o = {.overlap = 1, .lease_s = 600, .task = ASSIGN_WRITE};
     Claim c;
     cr_assert_eq(db_assign_claim(db, 1, &o, &c, &e), 0, "%s", e.msg);
     cr_assert_eq(c.prompt_id, 1, "the write task's own queue, from the oldest prompt");
     db_close(db);
+}
+
+/* 5 -> 6 adds the RM margins; scores already stored stay, and margins come
+ * from them when `rlhf score` runs again. */
+Test(demos, schema_5_migrates_to_margins) {
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(dbpath, &h), SQLITE_OK);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(sqlite3_exec(h, db_migrations[i], NULL, NULL, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h,
+                              "PRAGMA application_id = 1380730950;"
+                              "INSERT INTO prompts(id, text, hash) VALUES(1, 'q', 'h1');"
+                              "INSERT INTO models(id, name, kind) VALUES(1, 'm', 'external'), (2, 'rm', 'rm');"
+                              "INSERT INTO candidates(id, prompt_id, model_id, text, hash)"
+                              " VALUES(1, 1, 1, 'a', 'a'), (2, 1, 1, 'b', 'b');"
+                              "INSERT INTO scores(candidate_id, model_id, score) VALUES(1, 2, 0.5), (2, 2, 0.25);"
+                              "PRAGMA user_version = 5;",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+    Db *db;
+    Err e = {0};
+    cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), 0, "%s", e.msg);
+    int v;
+    cr_assert_eq(db_schema_version(db, &v, &e), 0);
+    cr_assert_eq(v, 6);
+    cr_assert_eq(count(NULL, "SELECT count(*) FROM prompt_margins"), 0);
+    int64_t n;
+    cr_assert_eq(db_margins_refresh(db, 2, &n, &e), 0, "%s", e.msg);
+    cr_assert_eq(n, 1);
+    db_close(db);
+    cr_assert_eq(count(NULL, "SELECT margin = 0.25 FROM prompt_margins WHERE prompt_id = 1"), 1);
 }
 
 static int64_t add_cands(Db *db, int64_t pid, const char *a, const char *b) {
@@ -114,7 +147,7 @@ Test(demos, store_assign_own_answer_and_flags) {
     cr_assert_eq(db_labeler_ensure(db, "ann", 0, NULL, &ann, &e), 0);
     cr_assert_eq(db_labeler_ensure(db, "bob", 0, NULL, &bob, &e), 0);
     /* ann writes prompt 1's answer from candidate c1 */
-    AssignOpts w = {1, 600, 0, NULL, ASSIGN_WRITE}, r = {1, 600, 0, NULL, ASSIGN_RANK};
+    AssignOpts w = {.overlap = 1, .lease_s = 600, .task = ASSIGN_WRITE}, r = {.overlap = 1, .lease_s = 600, .task = ASSIGN_RANK};
     Claim c;
     cr_assert_eq(db_assign_claim(db, ann, &w, &c, &e), 0);
     cr_assert_eq(c.prompt_id, p1);
@@ -163,7 +196,7 @@ Test(demos, store_assign_own_answer_and_flags) {
     free(flags);
     int64_t carl;
     cr_assert_eq(db_labeler_ensure(db, "carl", 0, NULL, &carl, &e), 0);
-    AssignOpts w3 = {3, 600, 0, NULL, ASSIGN_WRITE};
+    AssignOpts w3 = {.overlap = 3, .lease_s = 600, .task = ASSIGN_WRITE};
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(db_assign_claim(db, carl, &w3, &c, &e), 0);
         cr_assert_neq(c.prompt_id, p3, "a flagged prompt is not handed out");
