@@ -60,6 +60,9 @@ int cli_open_db_json(const struct cmd_entry *e, int argc, char **argv, Db **db, 
  * path. RLHF_ENOTFOUND when absent. */
 struct ModelRow;
 int cli_model_find(Db *db, const char *path_or_name, struct ModelRow *out, Err *err);
+/* The id of the reward model named (a registered name or a checkpoint path):
+ * RLHF_ENOTFOUND when none is registered, RLHF_EINVAL when it is not an RM. */
+int cli_rm_id(Db *db, const char *path_or_name, int64_t *id, Err *err);
 
 /* A command with subcommands ("prompts import"): runs the one named in argv[1]
  * with argv shifted, or reports a usage error listing the names. */

@@ -1,10 +1,12 @@
 /* rlhf export: rankings out as comparisons or rankings in the field's formats. */
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "db/scores.h"
 #include "rm/export.h"
 #include "util/sys.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 static int exec_export(int argc, char **argv);
@@ -53,13 +55,21 @@ const struct cmd_entry cmd_export_entry = {
     "                    to --val-out; no prompt is in both outputs\n"
     "  --val-out FILE    the validation output (needed with --val-frac)\n"
     "  --min-agreement X only prompts ranked by two labelers or more who agree on at least\n"
-    "                    a share X of their shared pairs\n" CLI_HELP_FILTER CLI_HELP_COMMON,
+    "                    a share X of their shared pairs\n"
+    "by a reward model's stored scores (rlhf score --rm RM first):\n"
+    "  --rm NAME         the reward model whose scores and margins the options below use\n"
+    "  --max-margin X    only prompts whose margin (best score - second best) is at most X:\n"
+    "                    where the RM is least sure, to relabel\n"
+    "  --min-score X     only comparisons whose chosen answer scored at least X (rankings:\n"
+    "                    whose best-ranked answer did)\n"
+    "  --sort S          prompt (default: by prompt id) or margin (least sure first; prompts\n"
+    "                    without a margin are left out)\n" CLI_HELP_FILTER CLI_HELP_COMMON,
     exec_export};
 
 static const struct cmd_entry *E = &cmd_export_entry;
 
 typedef struct Args {
-    const char *dbflag, *out_path, *val_path;
+    const char *dbflag, *out_path, *val_path, *rm;
     ExportOptions o;
 } Args;
 
@@ -67,9 +77,11 @@ typedef struct Args {
 static int parse(int argc, char **argv, Args *a) {
     ExportOptions *o = &a->o;
     const char *format = NULL;
-    int margin_given = 0;
+    int margin_given = 0, minsc_given = 0, maxm_given = 0;
+    static const char *const sorts[] = {"prompt", "margin", NULL};
     o->filter = db_ranking_filter_default();
     o->min_agreement = -1;
+    o->min_score = o->max_margin = NAN;
     CliOpt filters[8];
     cli_filter_table(&o->filter, NULL, filters);
     const CliOpt opts[] = {CLI_O_DB(&a->dbflag),
@@ -81,6 +93,10 @@ static int parse(int argc, char **argv, Args *a) {
                            CLI_O_SEEN(&margin_given, CLI_O_DBL("margin", &o->margin, 0, 100)),
                            CLI_O_FLAG("keep-same-model", &o->keep_same_model),
                            CLI_O_FLAG("all-demos", &o->all_demos),
+                           CLI_O_STR("rm", &a->rm),
+                           CLI_O_SEEN(&minsc_given, CLI_O_DBL("min-score", &o->min_score, -1e9, 1e9)),
+                           CLI_O_SEEN(&maxm_given, CLI_O_DBL("max-margin", &o->max_margin, 0, 1e9)),
+                           CLI_O_WORD("sort", &o->by_margin, sorts),
                            CLI_O_TABLE(filters),
                            CLI_O_END};
     int rc = cli_opts_parse(E, argc, argv, opts, NULL);
@@ -107,6 +123,11 @@ static int parse(int argc, char **argv, Args *a) {
             "--format %s takes --split, --labeler (the author) and --human/--simulated; "
             "--min-agreement, --since, --until and --all-versions are for rankings",
             format);
+    int by_rm = minsc_given || maxm_given || o->by_margin;
+    if (by_rm && !a->rm) return cli_usage_error(E, "--min-score, --max-margin and --sort margin need --rm NAME");
+    if (a->rm && !by_rm) return cli_usage_error(E, "--rm goes with --min-score, --max-margin or --sort margin");
+    if (a->rm && sft)
+        return cli_usage_error(E, "--rm and its filters are for comparisons and rankings, not --format %s", format);
     if (o->val_frac > 0 && !a->val_path) return cli_usage_error(E, "--val-frac needs --val-out FILE");
     if (a->val_path && !(o->val_frac > 0))
         return cli_usage_error(E, "--val-out needs --val-frac F (F > 0)");
@@ -125,6 +146,15 @@ static int exec_export(int argc, char **argv) {
     rc = cli_open_db(E, a.dbflag, DB_OPEN_READONLY, &db);
     if (rc) return rc;
     Err err = {0};
+    if (a.rm && !(rc = cli_rm_id(db, a.rm, &o.rm_id, &err))) {
+        int64_t n = 0;
+        if (!(rc = db_query_scored(db, o.rm_id, &n, &err)) && !n)
+            rc = err_set(&err, RLHF_ENOTFOUND, "%s has scored nothing yet (run rlhf score --rm %s first)", a.rm, a.rm);
+    }
+    if (rc) {
+        db_close(db);
+        return cli_fail(E, &err);
+    }
     AtomicFile out = {0}, val = {0};
     FILE *fout = stdout, *fval = NULL;
     if (out_path) {
@@ -177,6 +207,13 @@ static int exec_export(int argc, char **argv) {
                 "validation: %lld records from %lld prompts in %s; training: %lld records\n",
                 (long long)st.val_records, (long long)st.val_prompts, val_path,
                 (long long)(st.records - st.val_records));
+    if (o.rm_id && (!isnan(o.max_margin) || o.by_margin))
+        fprintf(stderr, "left out %lld prompts whose margin by %s is above %g or unknown\n",
+                (long long)st.prompts_no_margin, a.rm, isnan(o.max_margin) ? INFINITY : o.max_margin);
+    if (o.rm_id && !isnan(o.min_score))
+        fprintf(stderr, "left out %lld %s whose chosen answer %s scored below %g (or not at all)\n",
+                (long long)st.below_score, o.format == EXPORT_RANKINGS ? "rankings" : "comparisons",
+                a.rm, o.min_score);
     if (o.min_agreement >= 0)
         fprintf(stderr, "left out %lld prompts below agreement %.2f (or ranked by one labeler)\n",
                 (long long)st.prompts_below_agreement, o.min_agreement);

@@ -223,7 +223,8 @@ static int run_session(Db *db, LabelArgs *a) {
     LabelSession s;
     Err err = {0};
     if (a->order == ORDER_UNCERTAIN) {
-        if (db_margins_rm(db, a->rm, &ao.rm_id, &err)) return cli_fail(E, &err);
+        if (a->rm ? cli_rm_id(db, a->rm, &ao.rm_id, &err) : db_margins_rm_newest(db, &ao.rm_id, &err))
+            return cli_fail(E, &err);
         if (!ao.rm_id) {
             fprintf(stderr, "rlhf label: --order uncertain: no reward model has scored the candidates"
                             " yet (run rlhf score --rm RM first)\n");

@@ -185,6 +185,19 @@ int cli_open_db_json(const struct cmd_entry *e, int argc, char **argv, Db **db, 
     return rc ? rc : -1;
 }
 
+int cli_rm_id(Db *db, const char *path_or_name, int64_t *id, Err *err) {
+    ModelRow row;
+    if (cli_model_find(db, path_or_name, &row, NULL))
+        return err_set(err, RLHF_ENOTFOUND, "no reward model '%s' is registered", path_or_name);
+    *id = row.id;
+    int rc = strcmp(row.kind, "rm") == 0
+                 ? RLHF_OK
+                 : err_set(err, RLHF_EINVAL, "%s is registered as a %s model, not as a reward model",
+                           path_or_name, row.kind);
+    db_model_row_free(&row);
+    return rc;
+}
+
 int cli_model_find(Db *db, const char *path_or_name, ModelRow *out, Err *err) {
     char abs[PATH_MAX];
     if (realpath(path_or_name, abs) && db_model_get(db, abs, out, NULL) == RLHF_OK) return RLHF_OK;

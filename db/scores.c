@@ -3,6 +3,7 @@
 #include "db/scores.h"
 #include "db/internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 int db_score_put(Db *db, int64_t cand_id, int64_t rm_id, double score, Err *err) {
@@ -86,15 +87,9 @@ int db_margins_refresh(Db *db, int64_t rm_id, int64_t *n, Err *err) {
     return db_end_own(db, own, rc, err);
 }
 
-int db_margins_rm(Db *db, const char *name, int64_t *rm_id, Err *err) {
-    *rm_id = 0;
-    if (!name)
-        return db_query_id(db, err, "find the newest RM with margins", rm_id,
-                           "SELECT max(model_id) FROM prompt_margins", "");
-    int rc = db_query_id(db, err, "find the RM", rm_id,
-                         "SELECT id FROM models WHERE name = ?1 AND kind = 'rm'", "t", name);
-    if (!rc && !*rm_id) rc = err_set(err, RLHF_ENOTFOUND, "no reward model named '%s' is registered", name);
-    return rc;
+int db_margins_rm_newest(Db *db, int64_t *rm_id, Err *err) {
+    return db_query_id(db, err, "find the newest RM with margins", rm_id,
+                       "SELECT max(model_id) FROM prompt_margins", "");
 }
 
 int db_margin_get(Db *db, int64_t prompt_id, int64_t rm_id, double *margin, int *found, Err *err) {
@@ -106,4 +101,37 @@ int db_margin_get(Db *db, int64_t prompt_id, int64_t rm_id, double *margin, int 
     if (!(rc = db_step(db, st, found, err, "read margin")) && *found) *margin = sqlite3_column_double(st, 0);
     sqlite3_finalize(st);
     return rc;
+}
+
+int db_margins_list(Db *db, int64_t rm_id, double max_margin, int64_t **prompt_ids, double **margins,
+                    int64_t *n, Err *err) {
+    *prompt_ids = NULL, *margins = NULL, *n = 0;
+    sqlite3_stmt *st;
+    int rc = db_prepare_bind(db, err, &st,
+                             "SELECT prompt_id, margin FROM prompt_margins WHERE model_id = ?1"
+                             " AND (?2 IS NULL OR margin <= ?2) ORDER BY margin, prompt_id",
+                             "I?d", rm_id, !isnan(max_margin), max_margin);
+    if (rc) return rc;
+    int row, cap = 0, k = 0;
+    while (!(rc = db_step(db, st, &row, err, "read margins")) && row) {
+        int c2 = cap;
+        if ((rc = db_grow(prompt_ids, k, &cap, 64, sizeof **prompt_ids, err)) ||
+            (rc = db_grow(margins, k, &c2, 64, sizeof **margins, err)))
+            break;
+        (*prompt_ids)[k] = sqlite3_column_int64(st, 0);
+        (*margins)[k++] = sqlite3_column_double(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (rc) {
+        free(*prompt_ids), free(*margins);
+        *prompt_ids = NULL, *margins = NULL;
+        return rc;
+    }
+    *n = k;
+    return RLHF_OK;
+}
+
+int db_query_scored(Db *db, int64_t rm_id, int64_t *n, Err *err) {
+    return db_query_id(db, err, "count scores", n, "SELECT count(*) FROM scores WHERE model_id = ?1", "I",
+                       rm_id);
 }

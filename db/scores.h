@@ -35,9 +35,15 @@ void db_score_todo_free(ScoreTodo *rows, int n);
  * more (the best score minus the second best; table prompt_margins) in one
  * transaction; *n gets the number of prompts. */
 int db_margins_refresh(Db *db, int64_t rm_id, int64_t *n, Err *err);
-/* The RM whose margins order labeling: the one named (registered, kind rm),
- * else the newest RM with stored margins. *rm_id is 0 when there are none. */
-int db_margins_rm(Db *db, const char *name, int64_t *rm_id, Err *err);
+/* The newest RM with stored margins (what labeling in uncertain order uses
+ * unless told otherwise); *rm_id is 0 when there are none. */
+int db_margins_rm_newest(Db *db, int64_t *rm_id, Err *err);
+/* RM rm_id's margins, least sure first (margin, then prompt id); at most
+ * max_margin unless that is NAN. Caller frees both arrays (NULL when none). */
+int db_margins_list(Db *db, int64_t rm_id, double max_margin, int64_t **prompt_ids, double **margins,
+                    int64_t *n, Err *err);
+/* How many candidates RM rm_id scored. */
+int db_query_scored(Db *db, int64_t rm_id, int64_t *n, Err *err);
 /* RM rm_id's margin of a prompt; *found 0 when it has none. */
 int db_margin_get(Db *db, int64_t prompt_id, int64_t rm_id, double *margin, int *found, Err *err);
 

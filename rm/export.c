@@ -1,5 +1,6 @@
 /* The exporter: streams rankings from the store into one of the formats. */
 #include "rm/export.h"
+#include "db/scores.h"
 #include "rm/agreement.h"
 #include "rm/compare.h"
 #include "rm/turns.h"
@@ -121,6 +122,7 @@ static void transcript(FILE *f, const char *prompt, const char *tail, const char
 }
 
 typedef struct ExportCtx {
+    Db *db;
     const ExportOptions *o;
     FILE *out, *val;
     ExportStats *st;
@@ -130,7 +132,18 @@ typedef struct ExportCtx {
     int cur_val, cur_skip;
     int64_t out_records, val_records; /* written to each file: arena-json's commas */
     RmPair *pairs;
+    int64_t *margin_ok; /* sorted prompt ids with a margin within max_margin; NULL: all */
+    int64_t n_margin_ok;
+    Err *err;
 } ExportCtx;
+
+/* Whether the RM scored candidate id at least min_score (unscored: no). */
+static int score_ok(ExportCtx *c, int64_t cand_id, int *ok) {
+    double v;
+    int found, rc = db_score_get(c->db, cand_id, c->o->rm_id, &v, &found, c->err);
+    *ok = !rc && found && v >= c->o->min_score;
+    return rc;
+}
 
 static int cmp_i64(const void *x, const void *y) {
     int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
@@ -318,8 +331,13 @@ static int export_one(const RankingRow *r, void *vctx) {
         c->cur_prompt = r->prompt_id;
         c->cur_skip = c->allowed && !bsearch(&r->prompt_id, c->allowed, (size_t)c->n_allowed,
                                              sizeof *c->allowed, cmp_i64);
+        int no_margin = !c->cur_skip && c->margin_ok &&
+                        !bsearch(&r->prompt_id, c->margin_ok, (size_t)c->n_margin_ok,
+                                 sizeof *c->margin_ok, cmp_i64);
         if (c->cur_skip)
             st->prompts_below_agreement++;
+        else if (no_margin)
+            st->prompts_no_margin++, c->cur_skip = 1;
         else {
             c->cur_val = c->val && rm_prompt_in_val(r->prompt, c->o->val_frac);
             st->prompts++;
@@ -329,8 +347,19 @@ static int export_one(const RankingRow *r, void *vctx) {
     if (c->cur_skip) return 0;
     FILE *f = c->cur_val ? c->val : c->out;
     st->rankings++;
-    int format = c->o->format;
+    int format = c->o->format, ok = 1, rc;
+    int by_score = c->o->rm_id > 0 && !isnan(c->o->min_score);
     if (format == EXPORT_RANKINGS) {
+        /* items are sorted by rank: the first is the best-ranked */
+        if (by_score) {
+            ok = r->n_items > 0 && r->items[0].rank > 0;
+            if (ok && (rc = score_ok(c, r->items[0].candidate_id, &ok))) return rc;
+            if (!ok) {
+                st->rankings--;
+                st->below_score++;
+                return 0;
+            }
+        }
         write_ranking(f, r);
         st->records++;
         st->val_records += c->cur_val;
@@ -347,6 +376,13 @@ static int export_one(const RankingRow *r, void *vctx) {
         if (p->tie && !keep_ties) {
             st->ties_dropped++;
             continue;
+        }
+        if (by_score) {
+            if ((rc = score_ok(c, r->items[p->better].candidate_id, &ok))) return rc;
+            if (!ok) {
+                st->below_score++;
+                continue;
+            }
         }
         /* a model against itself tells a rating nothing */
         if (arena && !c->o->keep_same_model &&
@@ -387,15 +423,47 @@ int rm_agreeing_prompts(Db *db, const RankingFilter *filter, double min_agreemen
     return RLHF_OK;
 }
 
+static int count_one(const RankingRow *r, void *ctx) {
+    int64_t *last = ctx;
+    if (r->prompt_id != last[0]) last[0] = r->prompt_id, last[1]++;
+    return 0;
+}
+
+/* The prompts the filter's rankings cover. */
+static int count_prompts(Db *db, const RankingFilter *f, int64_t *n, Err *err) {
+    int64_t last[2] = {0, 0};
+    int rc = db_rankings_each(db, f, count_one, last, err);
+    *n = last[1];
+    return rc;
+}
+
 int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats *st, Err *err) {
     if (o->format == EXPORT_SFT || o->format == EXPORT_SFT_CHAT)
         return rm_export_sft(db, o, out, val, st, err);
     memset(st, 0, sizeof *st);
-    ExportCtx c = {o, out, o->val_frac > 0 ? val : NULL, st, NULL, 0, 0, 0, 0, 0, 0, NULL};
+    ExportCtx c = {.db = db, .o = o, .out = out, .val = o->val_frac > 0 ? val : NULL, .st = st, .err = err};
     int rc = RLHF_OK;
     if (o->min_agreement >= 0)
         rc = rm_agreeing_prompts(db, &o->filter, o->min_agreement, &c.allowed, &c.n_allowed, err);
     if (rc) return rc;
+    /* the prompts by margin: least sure first, and (sorted by id) which pass */
+    int64_t *by_margin = NULL;
+    double *margins = NULL;
+    if (o->rm_id > 0 && (!isnan(o->max_margin) || o->by_margin)) {
+        rc = db_margins_list(db, o->rm_id, o->max_margin, &by_margin, &margins, &c.n_margin_ok, err);
+        if (!rc && c.n_margin_ok && !(c.margin_ok = malloc((size_t)c.n_margin_ok * sizeof *c.margin_ok)))
+            rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        if (!rc && !c.margin_ok) c.margin_ok = malloc(sizeof *c.margin_ok); /* none pass */
+        if (!rc && c.n_margin_ok) {
+            memcpy(c.margin_ok, by_margin, (size_t)c.n_margin_ok * sizeof *c.margin_ok);
+            qsort(c.margin_ok, (size_t)c.n_margin_ok, sizeof *c.margin_ok, cmp_i64);
+        }
+        free(margins);
+        if (rc) {
+            free(by_margin), free(c.margin_ok), free(c.allowed);
+            return rc;
+        }
+    }
     c.pairs = malloc(64 * 63 / 2 * sizeof *c.pairs);
     if (!c.pairs) {
         free(c.allowed);
@@ -409,7 +477,17 @@ int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats 
     /* a skip is a labeler's answer too: rankings, which can hold it, keep it */
     RankingFilter filter = o->filter;
     if (o->format == EXPORT_RANKINGS) filter.with_skipped = 1;
-    rc = db_rankings_each(db, &filter, export_one, &c, err);
+    if (o->by_margin && o->rm_id > 0) {
+        /* prompt by prompt in margin order; those without a margin are left out */
+        for (int64_t i = 0; !rc && i < c.n_margin_ok; i++) {
+            filter.prompt_id = by_margin[i];
+            rc = db_rankings_each(db, &filter, export_one, &c, err);
+        }
+        int64_t all = 0;
+        if (!rc) rc = count_prompts(db, &o->filter, &all, err);
+        if (!rc) st->prompts_no_margin = all - st->prompts - st->prompts_below_agreement;
+    } else
+        rc = db_rankings_each(db, &filter, export_one, &c, err);
     if (!rc && o->format == EXPORT_ARENA_JSON) {
         /* one JSON array, as Arena's notebooks read it with pd.read_json */
         fputs(c.out_records ? "\n]\n" : "]\n", out);
@@ -422,5 +500,7 @@ int rm_export(Db *db, const ExportOptions *o, FILE *out, FILE *val, ExportStats 
         err_set(err, rc, "a ranking has more than 64 candidates");
     free(c.pairs);
     free(c.allowed);
+    free(c.margin_ok);
+    free(by_margin);
     return rc;
 }

@@ -53,6 +53,12 @@ typedef struct ExportOptions {
                              score of rejected), 0 without both 1-7 scores; 0: none */
     int keep_same_model;  /* arena: keep battles of a model against itself */
     int all_demos;        /* sft: also demonstrations another labeler flagged (or their prompt) */
+    /* By a reward model's stored scores (rlhf score): rm_id > 0 turns these on. */
+    int64_t rm_id;
+    double min_score;  /* NAN: off; else only comparisons whose chosen answer the RM scored
+                          at least this (rankings: whose best-ranked answer did) */
+    double max_margin; /* NAN: off; else only prompts whose margin by the RM is at most this */
+    int by_margin;     /* prompts in margin order, least sure first (else by prompt id) */
 } ExportOptions;
 
 typedef struct ExportStats {
@@ -60,6 +66,8 @@ typedef struct ExportStats {
     int64_t prompts, val_prompts, val_records;
     int64_t prompts_below_agreement; /* left out by min_agreement */
     int64_t same_model;              /* arena battles of a model against itself, left out */
+    int64_t prompts_no_margin;       /* with rm_id: prompts left out for their margin (or none) */
+    int64_t below_score;             /* with min_score: records left out for the chosen's score */
 } ExportStats;
 
 /* Writes to out (and to val for validation prompts when val_frac > 0). */

@@ -88,6 +88,48 @@ want=$(sql u.db "select group_concat(prompt_id) from (select prompt_id from prom
 got=$(sql u.db "select group_concat(prompt_id) from (select r.prompt_id from rankings r
     join labelers l on l.id = r.labeler_id where l.name = 'sim-u' order by r.id)")
 [ "$want" = "$got" ] || die "uncertain order gave $got, the smallest margins are $want"
+# export by the RM's stored scores: the least sure prompts to relabel, the best answers
+expect_rc 0 "$RLHF" export --db u.db --format pairs --out all.jsonl
+expect_rc 2 "$RLHF" export --db u.db --format pairs --max-margin 0.1
+contains "$ERR" "--rm"
+expect_rc 2 "$RLHF" export --db u.db --format sft --rm rm.ckpt --min-score 0
+expect_rc 1 "$RLHF" export --db u.db --format pairs --rm nosuch --max-margin 0.1
+contains "$ERR" "nosuch"
+expect_rc 1 "$RLHF" export --db u.db --format pairs --rm base.ckpt --max-margin 0.1
+contains "$ERR" "not as a reward model"
+mm=$(sql u.db "select margin from prompt_margins order by margin limit 1 offset 5")
+expect_rc 0 "$RLHF" export --db u.db --format pairs --rm rm.ckpt --max-margin "$mm" --sort margin --out least.jsonl
+contains "$ERR" "prompts whose margin"
+/usr/bin/python3 - "$mm" <<'PY' || die "export --max-margin --sort margin"
+import json, sqlite3, sys
+mm = float(sys.argv[1])
+db = sqlite3.connect("u.db")
+margin = dict(db.execute("select prompt_id, margin from prompt_margins"))
+want = [p for p, in db.execute("select distinct r.prompt_id from rankings r join ranking_items i on i.ranking_id = r.id"
+        " where r.is_current and not r.skipped and r.prompt_id in (select prompt_id from prompt_margins where margin <= ?)", (mm,))]
+rows = [json.loads(l) for l in open("least.jsonl")]
+got = []
+for r in rows:
+    if not got or got[-1] != r["prompt_id"]: got.append(r["prompt_id"])
+assert len(got) == len(set(got)), "a prompt's pairs are together"
+assert sorted(got) == sorted(want), (got, want)
+assert [margin[p] for p in got] == sorted(margin[p] for p in got), "least sure first"
+assert all(margin[r["prompt_id"]] <= mm for r in rows)
+PY
+expect_rc 0 "$RLHF" export --db u.db --format pairs --rm rm.ckpt --min-score 0.1 --out best.jsonl
+contains "$ERR" "scored below 0.1"
+/usr/bin/python3 - <<'PY' || die "export --min-score"
+import json, sqlite3
+db = sqlite3.connect("u.db")
+score = dict(db.execute("select candidate_id, score from scores"))
+rows = [json.loads(l) for l in open("best.jsonl")]
+assert rows and all(score[r["chosen_id"]] >= 0.1 for r in rows)
+n = 0
+for l in open("all.jsonl"):
+    r = json.loads(l)
+    n += score.get(r["chosen_id"], -1e9) >= 0.1
+assert n == len(rows), (n, len(rows))
+PY
 cp p.db nomargins.db
 /usr/bin/python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("delete from prompt_margins"); c.commit()' nomargins.db
 expect_rc 1 "$RLHF" label --db nomargins.db --auto demo --as u --order uncertain

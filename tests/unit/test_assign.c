@@ -491,10 +491,8 @@ Test(assign, margins_are_best_minus_second_and_skip_single_scores) {
     cr_assert_eq(db_margin_get(db, 3, rm, &m, &found, &e), 0);
     cr_assert(!found, "one scored candidate gives no margin");
     int64_t latest;
-    cr_assert_eq(db_margins_rm(db, NULL, &latest, &e), 0);
+    cr_assert_eq(db_margins_rm_newest(db, &latest, &e), 0);
     cr_assert_eq(latest, rm);
-    cr_assert_neq(db_margins_rm(db, "nope", &latest, &e), 0);
-    cr_assert(strstr(e.msg, "nope"), "%s", e.msg);
     drop_db(db);
 }
 
