@@ -24,6 +24,9 @@ const struct cmd_entry cmd_sft_entry = {
     "                    candidates\n"
     "  --from-model NAME with --data store: every candidate of this model instead (e.g.\n"
     "                    demonstrations brought in with `rlhf candidates import`)\n"
+    "  --data best-of    rejection-sampling fine-tuning (Llama 2): the answers\n"
+    "                    `rlhf gen --best-of N --rm RM` kept, of the newest best-of policy\n"
+    "                    or of --from-model NAME (each distinct kept answer once)\n"
     "  --epochs N        passes over the training pairs (default 3)\n"
     "  --batch B         pairs per micro-batch (default 8)\n"
     "  --lr X            peak learning rate (default 3e-4)\n" CLI_TRAIN_HELP
@@ -51,10 +54,18 @@ static int exec_sft(int argc, char **argv) {
     int rc = cli_opts_parse(E, argc, argv, opts, NULL);
     if (rc < 0) rc = cli_train_check(E, &o.t, CLI_TRAIN_ALL, "--init");
     if (rc >= 0) return rc;
+    /* rejection-sampling fine-tuning reads the store's best-of-n answers */
+    if (!strcmp(o.t.data, "best-of")) {
+        if (demos_given || o.no_ranked)
+            return cli_usage_error(E, "--data best-of takes the kept best-of-n answers; --demos and "
+                                      "--no-ranked do not apply");
+        o.best_of = 1;
+        o.t.data = "store";
+    }
     if (strcmp(o.t.data, "store") && (o.from_model || filtered || demos_given || o.no_ranked))
         return cli_usage_error(
             E, "--from-model, --demos, --no-ranked and the ranking filters go with --data store");
-    if (o.from_model && (demos_given || o.no_ranked))
+    if (o.from_model && !o.best_of && (demos_given || o.no_ranked))
         return cli_usage_error(
             E, "--from-model takes one model's candidates; --demos and --no-ranked do not apply");
     if (o.no_ranked && o.demos == SFT_DEMOS_NONE)

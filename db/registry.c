@@ -254,3 +254,19 @@ void db_metricbuf_free(MetricBuf *b) {
     free(b->pts);
     memset(b, 0, sizeof *b);
 }
+
+int db_model_newest_best_of(Db *db, char **name, Err *err) {
+    sqlite3_stmt *st;
+    *name = NULL;
+    int row, rc = db_prepare_bind(db, err, &st,
+                                  "SELECT name FROM models WHERE kind = 'policy' AND json_valid(config)"
+                                  " AND json_extract(config, '$.best_of') IS NOT NULL ORDER BY id DESC LIMIT 1",
+                                  "");
+    if (rc) return rc;
+    if (!(rc = db_step(db, st, &row, err, "find the best-of policy")) && row) {
+        *name = db_col_strdup(st, 0);
+        if (!*name) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}

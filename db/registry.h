@@ -36,6 +36,9 @@ typedef struct ModelRow {
 } ModelRow;
 
 /* Looks a model up by name or by path; RLHF_ENOTFOUND when absent. */
+/* The newest best-of-n policy (`gen --best-of`: a config naming best_of);
+ * *name NULL when there is none (caller frees). */
+int db_model_newest_best_of(Db *db, char **name, Err *err);
 int db_model_get(Db *db, const char *name_or_path, ModelRow *out, Err *err);
 void db_model_row_free(ModelRow *m);
 int db_models_each(Db *db, int (*fn)(const ModelRow *, void *), void *ctx, Err *err);

@@ -258,11 +258,26 @@ static int collect_id(const PromptRow *p, void *ctx) {
 
 static int load_model_candidates(Db *db, const SftStoreOptions *o, SftData *out, Err *err) {
     ModelRow mr;
-    int rc = db_model_get(db, o->from_model, &mr, err);
+    char *newest = NULL;
+    const char *from = o->from_model;
+    int rc = RLHF_OK;
+    if (o->best_of && !from) {
+        if ((rc = db_model_newest_best_of(db, &newest, err))) return rc;
+        if (!newest)
+            return err_set(err, RLHF_ENOTFOUND, "--data best-of: no best-of policy in the project "
+                                                "(rlhf gen --best-of N --rm RM first)");
+        from = newest;
+    }
+    rc = db_model_get(db, from, &mr, err);
     if (rc == RLHF_ENOTFOUND)
-        return err_set(err, RLHF_ENOTFOUND, "--from-model: no model named '%s' in the project",
-                       o->from_model);
-    if (rc) return rc;
+        rc = err_set(err, RLHF_ENOTFOUND, "--from-model: no model named '%s' in the project", from);
+    if (!rc && o->best_of && !(mr.config && strstr(mr.config, "\"best_of\"")))
+        rc = err_set(err, RLHF_EINVAL, "--data best-of: '%s' is not a best-of policy (rlhf gen --best-of)", from);
+    free(newest);
+    if (rc) {
+        if (rc != RLHF_ENOTFOUND) db_model_row_free(&mr);
+        return rc;
+    }
     int64_t mid = mr.id;
     db_model_row_free(&mr);
     int64_t *ids = calloc(1, sizeof(int64_t)); /* ids[0] = count, then the ids */
@@ -319,7 +334,7 @@ static int cmp_id(const void *a, const void *b) {
 }
 
 int sft_data_load_store(Db *db, const SftStoreOptions *o, SftData *out, Err *err) {
-    if (o->from_model) return load_model_candidates(db, o, out, err);
+    if (o->from_model || o->best_of) return load_model_candidates(db, o, out, err);
     DemoCtx dc = {out, o, NULL, 0, 0, err};
     DemoFilter df = {o->filter.split, o->filter.labeler, 0, o->filter.simulated};
     int rc = o->demos == SFT_DEMOS_NONE ? RLHF_OK : db_demos_each(db, &df, on_demo, &dc, err);

@@ -43,6 +43,9 @@ typedef struct SftStoreOptions {
     int demos;              /* SFT_DEMOS_*: the demonstrations, all or only those no other
                                labeler flagged (nor their prompt), or none */
     int no_ranked;          /* the demonstrations alone, not the top-ranked candidates */
+    int best_of;            /* rejection sampling (Llama 2): the answers `gen --best-of` kept,
+                               of from_model (which must be a best-of policy) or, when NULL,
+                               of the newest best-of policy */
 } SftStoreOptions;
 
 /* From the store: every demonstration (o->demos says which; the split and

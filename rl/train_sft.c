@@ -31,7 +31,8 @@ static int load_data(TrainRun *r, Sft *s, Err *err) {
     if (store) {
         if (!r->db)
             return err_set(err, RLHF_EINVAL, "--data store needs a project (--db or $RLHF_DB)");
-        SftStoreOptions so = {s->o->filter, s->o->from_model, s->o->demos, s->o->no_ranked};
+        SftStoreOptions so = {s->o->filter, s->o->from_model, s->o->demos, s->o->no_ranked,
+                             s->o->best_of};
         rc = sft_data_load_store(r->db, &so, &d, err);
     } else {
         rc = sft_data_load_file(t->data, r->template, &d, err);
@@ -123,6 +124,7 @@ static void config(TrainRun *r, cJSON *j) {
     cJSON_AddNumberToObject(j, "pairs", s->train.n);
     cJSON_AddNumberToObject(j, "val_pairs", s->val.n);
     cJSON_AddBoolToObject(j, "group_by_length", s->o->t.group);
+    if (s->o->best_of) cJSON_AddStringToObject(j, "data_kind", "best-of (rejection sampling)");
 }
 
 static void report(TrainRun *r, char *note, size_t nn, char *line, size_t nl) {

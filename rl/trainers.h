@@ -18,6 +18,7 @@ typedef struct SftOpts {
     const char *from_model;
     RankingFilter filter;
     int demos, no_ranked; /* SFT_DEMOS_* (rl/sft_data.h) and the top-ranked left out */
+    int best_of;          /* --data best-of: the answers best-of-n kept (rejection sampling) */
 } SftOpts;
 extern const Trainer TRAIN_SFT; /* opts: SftOpts */
 

@@ -7,6 +7,8 @@
 #
 #   sh samples/next_round.sh demo        # the next round (make demo runs round 2)
 #   sh samples/next_round.sh demo 3      # round 3 (or goes on with it after an interruption)
+#   RSFT=1 sh samples/next_round.sh demo # rejection sampling first (Llama 2): SFT on the
+#                                        # best of 8 answers by the new RM, then PPO from it
 #
 # Each step is resumable, as in the demo.
 set -eu
@@ -41,6 +43,17 @@ step "a reward model on all rankings (people's included)"
 "$RLHF" train-rm --init "$DIR/sft.ckpt" --split train --val-frac 0.2 --epochs 2 --lr 1e-3 --margin 1 \
     --out "$DIR/rm-r$n.ckpt" --name "rm-r$n" --resume
 "$RLHF" eval-rm --rm "$DIR/rm-r$n.ckpt" --split train --val-frac 0.2 --judge demo | tee "$DIR/eval-rm-r$n.txt"
+
+if [ "${RSFT:-0}" = 1 ]; then
+    step "rejection sampling: the best of 8 answers of $prev by the new RM, then SFT on them"
+    "$RLHF" gen --model "$DIR/$prev.ckpt" --best-of 8 --rm "$DIR/rm-r$n.ckpt" -k 1 --split train \
+        --seed "$n" --name "$prev-bo8-r$n"
+    "$RLHF" sft --init "$DIR/$prev.ckpt" --data best-of --from-model "$prev-bo8-r$n" --epochs 1 \
+        --lr 1e-4 --out "$DIR/rsft-r$n.ckpt" --name "rsft-r$n" --resume
+    "$RLHF" eval --a "$DIR/sft.ckpt" --b "$DIR/rsft-r$n.ckpt" --rm "$DIR/rm-r$n.ckpt" \
+        --ref "$DIR/sft.ckpt" --judge demo --split test --samples "${EVAL_N:-8}"
+    prev="rsft-r$n"
+fi
 
 step "PPO from $prev, KL against SFT"
 "$RLHF" ppo --policy "$DIR/$prev.ckpt" --ref "$DIR/sft.ckpt" --rm "$DIR/rm-r$n.ckpt" \

@@ -49,6 +49,18 @@ contains "$ERR" "another name"
 expect_rc 0 "$RLHF" gen --model t.ckpt --best-of 4 --rm rm2.ckpt --name t-bo4-rm2 -k 1 --split test --limit 2 --max-tokens 12
 [ "$(sql p.db "select count(*) from candidates c join models m on m.id = c.model_id where m.name = 't-bo4-rm2'")" = 2 ] || die "--name"
 
+# rejection-sampling fine-tuning: SFT on exactly the answers best-of-n kept
+expect_rc 2 "$RLHF" sft --db p.db --init t.ckpt --data best-of --no-ranked --out rs.ckpt
+expect_rc 1 "$RLHF" sft --db p.db --init t.ckpt --data best-of --from-model t.ckpt --out rs.ckpt --steps 1
+contains "$ERR" "not a best-of policy"
+expect_rc 0 "$RLHF" sft --db p.db --init t.ckpt --data best-of --out rs.ckpt --steps 1 --val-frac 0
+[ "$(sql p.db "select json_extract(config, '$.pairs') from runs where kind = 'sft' order by id desc limit 1")" = 2 ] ||
+    die "RSFT on the newest best-of policy (t-bo4-rm2: 2 answers)"
+n=$(sql p.db "select count(*) from candidates c join models m on m.id = c.model_id where m.name = 't.ckpt+bo4'")
+expect_rc 0 "$RLHF" sft --db p.db --init t.ckpt --data best-of --from-model t.ckpt+bo4 --out rs2.ckpt --steps 1 --val-frac 0
+[ "$(sql p.db "select json_extract(config, '$.pairs') from runs where kind = 'sft' order by id desc limit 1")" = "$n" ] ||
+    die "RSFT on t.ckpt+bo4: $n kept answers"
+
 # sample: all N printed with rewards, exactly one kept, the highest
 expect_rc 0 "$RLHF" sample --model t.ckpt --best-of 5 --rm rm.ckpt --max-tokens 12 --seed 3 --json "What color is the grass?"
 [ "$(printf "%s\n" "$OUT" | wc -l)" -eq 5 ] || die "expected 5 samples: $OUT"

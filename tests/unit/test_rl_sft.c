@@ -277,7 +277,7 @@ Test(rl_sft_data, store_top_ranked_and_named_model) {
     ranked(db, "P3", "ann", r3, 3, 1); /* none acceptable: skipped */
     ranked(db, "P4", "ann", r4a, 3, 0);
     ranked(db, "P4", "bob", r4b, 3, 0); /* mean ranks 2, 1.5, 2.5: answer 1 */
-    SftStoreOptions so = {db_ranking_filter_default(), NULL, SFT_DEMOS_UNFLAGGED, 0};
+    SftStoreOptions so = {db_ranking_filter_default(), NULL, SFT_DEMOS_UNFLAGGED, 0, 0};
     SftData d = {0};
     cr_assert_eq(sft_data_load_store(db, &so, &d, &err), 0, "%s", err.msg);
     cr_assert_eq(d.n, 2);
@@ -302,6 +302,34 @@ Test(rl_sft_data, store_top_ranked_and_named_model) {
     so.from_model = "nobody";
     cr_assert_eq(sft_data_load_store(db, &so, &d, &err), RLHF_ENOTFOUND);
     cr_assert(strstr(err.msg, "nobody"), "%s", err.msg);
+    /* rejection sampling: exactly the answers best-of-n kept, of the newest best-of policy */
+    so.from_model = NULL;
+    so.best_of = 1;
+    cr_assert_eq(sft_data_load_store(db, &so, &d, &err), RLHF_ENOTFOUND, "no best-of policy yet");
+    cr_assert(strstr(err.msg, "gen --best-of"), "%s", err.msg);
+    int64_t pid[2], bo;
+    for (int k = 0; k < 2; k++) {
+        PromptIn pin = {k ? "Q2" : "Q1", NULL, NULL, NULL};
+        cr_assert_eq(db_prompt_insert(db, &pin, &pid[k], NULL, &err), 0, "%s", err.msg);
+    }
+    ModelIn mi = {"m+bo4", "policy", NULL, 0, NULL, "{\"best_of\":4,\"rm\":\"rm.ckpt\"}", NULL};
+    cr_assert_eq(db_model_upsert(db, &mi, &bo, &err), 0, "%s", err.msg);
+    const char *kept[] = {"Q1 kept", "Q2 kept", "Q2 kept again"};
+    for (int k = 0; k < 3; k++) {
+        CandidateIn cin = {pid[k > 0], bo, kept[k], -1, NAN, NULL, 0, 0, NULL, 0, 0};
+        int64_t cid;
+        cr_assert_eq(db_candidate_insert(db, &cin, &cid, NULL, &err), 0, "%s", err.msg);
+    }
+    cr_assert_eq(sft_data_load_store(db, &so, &d, &err), 0, "%s", err.msg);
+    cr_assert_eq(d.n, 3);
+    for (int k = 0; k < 3; k++) {
+        cr_assert_str_eq(d.p[k].prompt, k ? "Q2" : "Q1");
+        cr_assert_str_eq(d.p[k].answer, kept[k]);
+    }
+    sft_data_free(&d);
+    so.from_model = "m"; /* not a best-of policy */
+    cr_assert_eq(sft_data_load_store(db, &so, &d, &err), RLHF_EINVAL);
+    cr_assert(strstr(err.msg, "not a best-of policy"), "%s", err.msg);
     db_close(db);
     char side[64];
     unlink(path);

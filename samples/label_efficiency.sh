@@ -1,0 +1,78 @@
+#!/bin/sh
+# Label efficiency: does handing out prompts in uncertainty order (smallest RM
+# margin first) get a reward model as good with fewer rankings than random order?
+# On the demo task with a simulated labeler (rule demo, noise $NOISE), both orders
+# start from the same random batch (same seeds); after each batch of $BATCH ranked
+# prompts an RM is trained from the base model on every ranking so far, scores
+# every candidate (which refreshes the margins the uncertain order reads), and is
+# measured on held-out prompts (split test) against the rule without noise.
+# Writes DIR/curve.tsv (order, repeat, ranked prompts, held-out accuracy) and
+# prints the mean curve per order and how many rankings uncertainty order needs
+# to reach random order's final accuracy.
+#   samples/label_efficiency.sh DIR   (RLHF=path/to/rlhf; REPEATS, BATCH, ROUNDS, NOISE, STEPS)
+set -eu
+DIR=${1:?usage: samples/label_efficiency.sh DIR}
+RLHF=${RLHF:-build/rlhf}
+REPEATS=${REPEATS:-4} BATCH=${BATCH:-8} ROUNDS=${ROUNDS:-10} NOISE=${NOISE:-0.2} STEPS=${STEPS:-300}
+mkdir -p "$DIR"
+base="$DIR/base.db"
+if [ ! -f "$DIR/base.ok" ]; then
+    rm -f "$base"
+    "$RLHF" init "$base" >/dev/null
+    "$RLHF" prompts import --db "$base" samples/prompts.jsonl >/dev/null
+    [ -f "$DIR/tok.bin" ] || "$RLHF" tokenizer train --vocab 512 --out "$DIR/tok.bin" samples/corpus.txt >/dev/null
+    "$RLHF" pretrain --db "$base" --corpus samples/corpus.txt --tokenizer "$DIR/tok.bin" --config tiny \
+        --steps "$STEPS" --batch 8 --lr 3e-3 --out "$DIR/base.ckpt" --name base --force 2>/dev/null
+    "$RLHF" gen --db "$base" --model "$DIR/base.ckpt" -k 4 --unique --seed 1 >/dev/null 2>&1
+    # the held-out judge: the rule without noise on the test prompts
+    "$RLHF" label --db "$base" --auto demo --as oracle --split test >/dev/null
+    touch "$DIR/base.ok"
+fi
+printf 'order\trepeat\tranked\taccuracy\n' > "$DIR/curve.tsv"
+for r in $(seq 1 "$REPEATS"); do
+    for order in random uncertain; do
+        db="$DIR/$order-$r.db"
+        cp "$base" "$db"
+        for round in $(seq 1 "$ROUNDS"); do
+            # round 1 is the same random batch for both orders (no RM yet)
+            o=$order
+            [ "$round" = 1 ] && o=random
+            "$RLHF" label --db "$db" --auto demo --as sim --noise "$NOISE" --seed "$r" --split train \
+                --order "$o" --limit "$BATCH" >/dev/null
+            rm_ckpt="$DIR/rm-$order-$r-$round.ckpt"
+            # a round whose RM fails to train (or to score) counts as nan, the run goes on
+            acc=nan
+            if "$RLHF" train-rm --db "$db" --init "$DIR/base.ckpt" --split train --labeler sim --val-frac 0 \
+                --epochs 2 --lr 1e-3 --seed "$r" --out "$rm_ckpt" --name "rm-$round" --force >"$DIR/last.log" 2>&1 &&
+                "$RLHF" score --db "$db" --rm "$rm_ckpt" >>"$DIR/last.log" 2>&1; then
+                acc=$("$RLHF" eval-rm --db "$db" --rm "$rm_ckpt" --split test --labeler oracle --all --json 2>>"$DIR/last.log" |
+                    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["accuracy"]["accuracy"])' || echo nan)
+            else
+                echo "round $round of $order $r: the RM failed (see $DIR/last.log)" >&2
+                cp "$DIR/last.log" "$DIR/failed-$order-$r-$round.log"
+            fi
+            n=$(/usr/bin/python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(
+                "select count(*) from rankings r join labelers l on l.id = r.labeler_id where l.name = \"sim\" and r.is_current and not r.skipped").fetchone()[0])' "$db")
+            printf '%s\t%s\t%s\t%s\n' "$order" "$r" "$n" "$acc" | tee -a "$DIR/curve.tsv" >&2
+            rm -f "$rm_ckpt"
+        done
+    done
+done
+/usr/bin/python3 - "$DIR/curve.tsv" <<'PY'
+import csv, sys, collections
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+curve = collections.defaultdict(list)
+for r in rows:
+    if r["accuracy"] != "nan":
+        curve[(r["order"], int(r["ranked"]))].append(float(r["accuracy"]))
+ns = sorted({n for _, n in curve})
+print("ranked prompts  " + "  ".join("%6d" % n for n in ns))
+mean = {}
+for order in ("random", "uncertain"):
+    mean[order] = [sum(curve[(order, n)]) / len(curve[(order, n)]) if curve[(order, n)] else float("nan") for n in ns]
+    print("%-14s  " % order + "  ".join("%5.1f%%" % (100 * a) for a in mean[order]))
+final = mean["random"][-1]
+hit = next((n for n, a in zip(ns, mean["uncertain"]) if a >= final), None)
+print("random order's final accuracy %.1f%% at %d rankings; uncertain order reaches it at %s"
+      % (100 * final, ns[-1], "%d rankings (%.0f%%)" % (hit, 100.0 * hit / ns[-1]) if hit else "no point measured"))
+PY
