@@ -139,6 +139,11 @@ static int rm_model_id(Db *db, const char *rm, const RmScorer *sc, int64_t *id, 
         db_model_row_free(&row);
         return rc;
     }
+    if (rm_spec_is_combined(rm)) {
+        /* a combination is registered by its spec: its scores and margins are kept under it */
+        ModelIn mi = {rm, "rm", NULL, 0, NULL, "{\"combined\":true}", sc->template};
+        return db_model_upsert(db, &mi, id, err);
+    }
     return train_register_checkpoint(db, rm, NULL, "rm", 0, &sc->m.cfg, sc->template, 0, NULL, NULL, id, err);
 }
 

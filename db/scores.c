@@ -135,3 +135,20 @@ int db_query_scored(Db *db, int64_t rm_id, int64_t *n, Err *err) {
     return db_query_id(db, err, "count scores", n, "SELECT count(*) FROM scores WHERE model_id = ?1", "I",
                        rm_id);
 }
+
+int db_score_stats(Db *db, int64_t rm_id, double st[3], Err *err) {
+    sqlite3_stmt *q;
+    st[0] = st[1] = st[2] = 0;
+    int row, rc = db_prepare_bind(db, err, &q,
+                                  "SELECT count(*), avg(score), avg(score * score) FROM scores WHERE model_id = ?",
+                                  "I", rm_id);
+    if (rc) return rc;
+    if (!(rc = db_step(db, q, &row, err, "read score statistics")) && row && sqlite3_column_int64(q, 0)) {
+        st[0] = (double)sqlite3_column_int64(q, 0);
+        st[1] = sqlite3_column_double(q, 1);
+        double var = sqlite3_column_double(q, 2) - st[1] * st[1];
+        st[2] = var > 0 ? sqrt(var) : 0;
+    }
+    sqlite3_finalize(q);
+    return rc;
+}

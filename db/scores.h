@@ -42,6 +42,8 @@ int db_margins_rm_newest(Db *db, int64_t *rm_id, Err *err);
  * max_margin unless that is NAN. Caller frees both arrays (NULL when none). */
 int db_margins_list(Db *db, int64_t rm_id, double max_margin, int64_t **prompt_ids, double **margins,
                     int64_t *n, Err *err);
+/* RM rm_id's scores: st[0] how many, st[1] their mean, st[2] their standard deviation. */
+int db_score_stats(Db *db, int64_t rm_id, double st[3], Err *err);
 /* How many candidates RM rm_id scored. */
 int db_query_scored(Db *db, int64_t rm_id, int64_t *n, Err *err);
 /* RM rm_id's margin of a prompt; *found 0 when it has none. */

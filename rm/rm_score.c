@@ -9,12 +9,135 @@
 #include "model/checkpoint.h"
 
 #include <limits.h>
+#include <math.h>
+#include <unistd.h>
 
-int rm_scorer_open(RmScorer *s, const char *path, const char *tok_path, const char *template,
-                   int max_batch, Err *err) {
+#include "db/scores.h"
+
+static int open_one(RmScorer *s, const char *path, const char *tok_path, const char *template,
+                    int max_batch, Err *err) {
     Model m;
     int rc = model_load(path, &m, err);
     return rc ? rc : rm_scorer_open_model(s, &m, path, tok_path, template, max_batch, err);
+}
+
+int rm_spec_is_combined(const char *path) {
+    return strchr(path, '+') && access(path, F_OK) != 0;
+}
+
+/* One part of a spec, "PATH[*W|!T]", into path (a copy), weight, gate. */
+static int parse_part(const char *p, size_t len, char **path, float *w, int *gate, float *thr,
+                      Err *err) {
+    char *t = strndup(p, len), *mark = t ? strpbrk(t, "*!") : NULL, *end;
+    if (!t) return err_set(err, RLHF_ENOMEM, "out of memory");
+    *w = 1, *gate = 0;
+    if (mark) {
+        double v = strtod(mark + 1, &end);
+        if (end == mark + 1 || *end || !isfinite(v)) {
+            int rc = err_set(err, RLHF_EINVAL, "reward models '%.*s': '%s' is not a number", (int)len, p,
+                             mark + 1);
+            free(t);
+            return rc;
+        }
+        if (*mark == '*') *w = (float)v;
+        else *gate = 1, *thr = (float)v;
+        *mark = 0;
+    }
+    if (!*t) {
+        free(t);
+        return err_set(err, RLHF_EINVAL, "reward models: an empty part in the combination");
+    }
+    *path = t;
+    return RLHF_OK;
+}
+
+static int open_spec(RmScorer *s, const char *spec, const char *tok_path, const char *template,
+                     int max_batch, Err *err) {
+    int n = 1, rc = RLHF_OK;
+    for (const char *c = spec; *c; c++) n += *c == '+';
+    char **paths = calloc((size_t)n, sizeof *paths);
+    float *w = calloc((size_t)n, sizeof *w), thr = 0;
+    int safety = -1;
+    if (!paths || !w) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    const char *p = spec;
+    for (int k = 0; k < n && !rc; k++) {
+        const char *e = strchr(p, '+');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        int gate = 0;
+        float t = 0;
+        rc = parse_part(p, len, &paths[k], &w[k], &gate, &t, err);
+        if (!rc && gate && safety >= 0)
+            rc = err_set(err, RLHF_EINVAL, "reward models '%s': one safety RM (PATH!T) at most", spec);
+        if (!rc && gate) safety = k, thr = t;
+        p = e ? e + 1 : p + len;
+    }
+    if (!rc && safety >= 0 && n < 2)
+        rc = err_set(err, RLHF_EINVAL, "reward models '%s': a safety gate needs another RM", spec);
+    if (!rc) rc = open_one(s, paths[0], tok_path, template, max_batch, err);
+    if (rc) {
+        for (int k = 0; paths && k < n; k++) free(paths[k]);
+        free(paths), free(w);
+        return rc;
+    }
+    s->n_parts = n, s->paths = paths, s->w = w, s->safety = safety, s->threshold = thr;
+    s->more = calloc((size_t)n - 1, sizeof *s->more);
+    s->mean = calloc((size_t)n, sizeof *s->mean);
+    s->sd = malloc((size_t)n * sizeof *s->sd);
+    if (!s->more || !s->mean || !s->sd) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int k = 0; !rc && k < n; k++) s->sd[k] = 1;
+    for (int k = 1; !rc && k < n; k++) {
+        RmScorer *m = &s->more[k - 1];
+        rc = open_one(m, paths[k], tok_path, template, max_batch, err);
+        if (!rc && (m->m.cfg.vocab_size != s->m.cfg.vocab_size || m->m.cfg.seq_len != s->m.cfg.seq_len))
+            rc = err_set(err, RLHF_EINVAL, "%s and %s differ in vocabulary or context: they cannot be combined",
+                         paths[0], paths[k]);
+        if (!rc) rc = tok_require_same(s->tok, paths[0], m->tok, paths[k], err);
+    }
+    if (rc) rm_scorer_close(s);
+    return rc;
+}
+
+int rm_scorer_open(RmScorer *s, const char *path, const char *tok_path, const char *template,
+                   int max_batch, Err *err) {
+    return rm_spec_is_combined(path) ? open_spec(s, path, tok_path, template, max_batch, err)
+                                     : open_one(s, path, tok_path, template, max_batch, err);
+}
+
+int rm_scorer_normalise(Db *db, RmScorer *s, Err *err) {
+    for (int k = 0; k < s->n_parts; k++) {
+        char abs[PATH_MAX];
+        ModelRow row;
+        int rc = db_model_get(db, realpath(s->paths[k], abs) ? abs : s->paths[k], &row, NULL);
+        if (rc) rc = db_model_get(db, s->paths[k], &row, NULL);
+        double st[3] = {0, 0, 0};
+        if (!rc) {
+            rc = db_score_stats(db, row.id, st, err);
+            db_model_row_free(&row);
+        }
+        if (rc || st[0] < 2 || !(st[2] > 0))
+            return err_set(err, RLHF_ENOTFOUND,
+                           "%s: combining reward models normalises each by its scores of the "
+                           "project's candidates; run rlhf score --rm %s first",
+                           s->paths[k], s->paths[k]);
+        s->mean[k] = st[1], s->sd[k] = st[2];
+    }
+    return RLHF_OK;
+}
+
+void rm_combine(const RmScorer *s, float *const *r, int n, float *out) {
+    for (int i = 0; i < n; i++) {
+        double sum = 0;
+        for (int k = 0; k < s->n_parts; k++) {
+            double z = (r[k][i] - s->mean[k]) / s->sd[k];
+            if (k == s->safety) continue;
+            sum += s->w[k] * z;
+        }
+        if (s->safety >= 0) {
+            double zs = (r[s->safety][i] - s->mean[s->safety]) / s->sd[s->safety];
+            if (zs < s->threshold) sum = zs;
+        }
+        out[i] = (float)sum;
+    }
 }
 
 int rm_scorer_open_model(RmScorer *s, Model *m, const char *path, const char *tok_path,
@@ -44,6 +167,9 @@ int rm_scorer_open_model(RmScorer *s, Model *m, const char *path, const char *to
 }
 
 void rm_scorer_close(RmScorer *s) {
+    for (int k = 1; s->more && k < s->n_parts; k++) rm_scorer_close(&s->more[k - 1]);
+    for (int k = 0; s->paths && k < s->n_parts; k++) free(s->paths[k]);
+    free(s->more), free(s->paths), free(s->w), free(s->mean), free(s->sd);
     model_runstate_free(&s->rs);
     if (s->tok) tok_free(s->tok);
     model_free(&s->m);
@@ -67,7 +193,21 @@ int rm_score_model(const Model *m, RunState *rs, int *tokens, int *lens, int max
 }
 
 int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err *err) {
-    return rm_score_model(&s->m, &s->rs, s->tokens, s->lens, s->max_batch, ex, n, out, err);
+    if (!s->n_parts) return rm_score_model(&s->m, &s->rs, s->tokens, s->lens, s->max_batch, ex, n, out, err);
+    float *buf = malloc(sizeof *buf * (size_t)n * (size_t)s->n_parts), *r[64];
+    if (!buf || s->n_parts > 64) {
+        free(buf);
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    }
+    int rc = RLHF_OK;
+    for (int k = 0; k < s->n_parts && !rc; k++) {
+        r[k] = buf + (size_t)k * n;
+        RmScorer *m = k ? &s->more[k - 1] : s;
+        rc = rm_score_model(&m->m, &m->rs, m->tokens, m->lens, m->max_batch, ex, n, r[k], err);
+    }
+    if (!rc) rm_combine(s, r, n, out);
+    free(buf);
+    return rc;
 }
 
 int rm_score_texts(RmScorer *s, const char *const *prompts, const char *const *answers, int n,
@@ -96,8 +236,13 @@ int rm_score_texts_cut(RmScorer *s, const char *const *prompts, const char *cons
 int rm_scorer_open_in(Db *db, RmScorer *s, const char *path, const char *tok_path,
                       const char *template, int max_batch, Err *err) {
     char *tmpl = NULL;
+    int combined = rm_spec_is_combined(path);
+    if (combined && !db)
+        return err_set(err, RLHF_EINVAL, "reward models '%s': a combination needs the project (--db) "
+                                         "for each RM's normalisation", path);
     int rc = db_template_resolve(db, template, path, chat_template_find, &tmpl, NULL, err);
     if (!rc) rc = rm_scorer_open(s, path, tok_path, tmpl, max_batch, err);
     free(tmpl);
+    if (!rc && combined && (rc = rm_scorer_normalise(db, s, err))) rm_scorer_close(s);
     return rc;
 }

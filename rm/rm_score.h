@@ -21,9 +21,36 @@ typedef struct RmScorer {
     int *tokens, *lens;
     SeqExample *ex;
     int64_t cut; /* examples whose prompt was cut to fit the context, so far */
+    /* Several reward models combined (rm_scorer_open on a spec, see below):
+     * part 0 is this scorer's own model, parts 1.. are in more[]. Each part's
+     * reward is normalised, z = (r - mean) / sd, with the mean and sd of its
+     * scores of the project's candidates (rlhf score). The combined reward is
+     * the weighted sum of the z's; with a safety part (Llama 2's gate), it is
+     * that part's z when it is below the threshold, else the weighted sum of
+     * the others. n_parts is 0 for a single RM (raw rewards). */
+    int n_parts;
+    struct RmScorer *more; /* n_parts - 1 scorers, owned */
+    float *w;              /* weights by part */
+    double *mean, *sd;     /* normalisation by part (0 and 1 until rm_scorer_normalise) */
+    char **paths;          /* by part, owned */
+    int safety;            /* the gating part, -1: none */
+    float threshold;       /* gate: the safety part's z below this decides */
 } RmScorer;
 
-/* Loads an RM checkpoint; refuses one without a reward head ("... is not a
+/* Whether path is a combination spec rather than one checkpoint: parts
+ * joined by '+', each PATH, PATH*WEIGHT, or PATH!THRESHOLD for the safety
+ * RM of the gate ("help.ckpt*0.7+terse.ckpt*0.3", "help.ckpt+safe.ckpt!-1"). */
+int rm_spec_is_combined(const char *path);
+/* Sets each part's normalisation from its scores in db (the RM registered by
+ * path; RLHF_ENOTFOUND naming the part and `rlhf score` when it has fewer
+ * than two). A no-op for a single RM. */
+int rm_scorer_normalise(Db *db, RmScorer *s, Err *err);
+/* Combines per-part rewards r[part][i] (as rm_score_examples does) into out. */
+void rm_combine(const RmScorer *s, float *const *r, int n, float *out);
+
+/* Loads an RM checkpoint, or every part of a combination spec (they must
+ * share vocabulary and context; normalise before scoring, rm_scorer_open_in
+ * does when given a project); refuses one without a reward head ("... is not a
  * reward model"). tok_path NULL: the tokenizer the checkpoint carries.
  * template NULL: the default. max_batch: examples per forward pass. */
 int rm_scorer_open(RmScorer *s, const char *path, const char *tok_path, const char *template,

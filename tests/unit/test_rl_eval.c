@@ -6,12 +6,14 @@
  * never below its policy by the RM, KL zero against itself, bad input writing
  * nothing. */
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "db/scores.h"
 #include "db/candidates.h"
 #include "db/prompts.h"
 #include "db/rankings.h"
@@ -511,4 +513,74 @@ Test(rl_eval, rm_accuracy_interval_is_over_prompts) {
                  r.all.lo, r.all.hi, r.all.wlo, r.all.whi);
     cr_assert(r.by_labeler[0].boot && r.by_labeler[0].hi - r.by_labeler[0].lo > 0.3);
     rm_eval_report_free(&r);
+}
+
+/* Several reward models: the weighted sum of normalised rewards and Llama 2's
+ * safety gate equal the hand computation from each RM's own scores. */
+Test(rl_eval, combined_rewards_equal_the_hand_computation) {
+    Db *db = setup();
+    make_model("rm2.ckpt", 5, 1, 259, 1);
+    Err e = {0};
+    const char *p[] = {"Name a fruit.", "Say hello.", "What is ice?", "Name an animal."};
+    const char *a[] = {"An apple.", "Hello there, friend!", "Frozen water.", "A cat"};
+    float r[2][4];
+    const char *rm[2] = {"rm.ckpt", "rm2.ckpt"};
+    for (int k = 0; k < 2; k++) {
+        RmScorer s;
+        cr_assert_eq(rm_scorer_open(&s, at(rm[k]), NULL, NULL, 4, &e), 0, "%s", e.msg);
+        cr_assert_eq(rm_score_texts(&s, p, a, 4, r[k], &e), 0, "%s", e.msg);
+        rm_scorer_close(&s);
+    }
+    char spec[300];
+    snprintf(spec, sizeof spec, "%s*0.7+%s*0.3", at("rm.ckpt"), at("rm2.ckpt"));
+    RmScorer s;
+    cr_assert_neq(rm_scorer_open_in(NULL, &s, spec, NULL, NULL, 4, &e), 0, "a combination needs the project");
+    cr_assert_eq(rm_scorer_open_in(db, &s, spec, NULL, NULL, 4, &e), RLHF_ENOTFOUND, "unscored RMs");
+    cr_assert(strstr(e.msg, "rlhf score"), "%s", e.msg);
+    /* each RM's stored scores: rm 1, 2, 3, 4 (mean 2.5, sd sqrt(1.25)); rm2 0, 0, 2, 2 (mean 1, sd 1) */
+    int64_t mid, cid[4], rid[2];
+    cr_assert_eq(db_model_ensure_external(db, "m", &mid, &e), 0);
+    for (int i = 0; i < 4; i++) {
+        CandidateIn c = {1, mid, a[i], -1, NAN, NULL, 0, 0, NULL, 0, 0};
+        cr_assert_eq(db_candidate_insert(db, &c, &cid[i], NULL, &e), 0, "%s", e.msg);
+    }
+    double st[2][4] = {{1, 2, 3, 4}, {0, 0, 2, 2}};
+    for (int k = 0; k < 2; k++) {
+        char real[PATH_MAX];
+        cr_assert(realpath(at(rm[k]), real));
+        ModelIn mi = {real, "rm", real, 0, NULL, NULL, NULL};
+        cr_assert_eq(db_model_upsert(db, &mi, &rid[k], &e), 0, "%s", e.msg);
+        for (int i = 0; i < 4; i++) cr_assert_eq(db_score_put(db, cid[i], rid[k], st[k][i], &e), 0);
+    }
+    double m[2] = {2.5, 1}, sd[2] = {sqrt(1.25), 1};
+    cr_assert_eq(rm_scorer_open_in(db, &s, spec, NULL, NULL, 4, &e), 0, "%s", e.msg);
+    float out[4];
+    cr_assert_eq(rm_score_texts(&s, p, a, 4, out, &e), 0, "%s", e.msg);
+    rm_scorer_close(&s);
+    for (int i = 0; i < 4; i++) {
+        double want = 0.7 * (r[0][i] - m[0]) / sd[0] + 0.3 * (r[1][i] - m[1]) / sd[1];
+        cr_assert(fabs(out[i] - want) < 1e-4, "sum %d: %g, by hand %g", i, out[i], want);
+    }
+    /* the gate: rm2's z when below the threshold, rm's otherwise */
+    double z2[4], thr = 0;
+    for (int i = 0; i < 4; i++) z2[i] = (r[1][i] - m[1]) / sd[1], thr += z2[i] / 4;
+    snprintf(spec, sizeof spec, "%s+%s!%.9g", at("rm.ckpt"), at("rm2.ckpt"), thr);
+    cr_assert_eq(rm_scorer_open_in(db, &s, spec, NULL, NULL, 4, &e), 0, "%s", e.msg);
+    cr_assert_eq(rm_score_texts(&s, p, a, 4, out, &e), 0, "%s", e.msg);
+    rm_scorer_close(&s);
+    int gated = 0;
+    for (int i = 0; i < 4; i++) {
+        double want = z2[i] < (float)thr ? z2[i] : (r[0][i] - m[0]) / sd[0];
+        gated += z2[i] < (float)thr;
+        cr_assert(fabs(out[i] - want) < 1e-4, "gate %d: %g, by hand %g", i, out[i], want);
+    }
+    cr_assert(gated > 0 && gated < 4, "both sides of the gate are tried (%d gated)", gated);
+    /* bad specs name what is wrong */
+    snprintf(spec, sizeof spec, "%s*x+%s", at("rm.ckpt"), at("rm2.ckpt"));
+    cr_assert_eq(rm_scorer_open_in(db, &s, spec, NULL, NULL, 4, &e), RLHF_EINVAL);
+    cr_assert(strstr(e.msg, "'x' is not a number"), "%s", e.msg);
+    snprintf(spec, sizeof spec, "%s+", at("rm.ckpt"));
+    cr_assert_eq(rm_scorer_open_in(db, &s, spec, NULL, NULL, 4, &e), RLHF_EINVAL);
+    cr_assert(strstr(e.msg, "empty part"), "%s", e.msg);
+    teardown(db);
 }
