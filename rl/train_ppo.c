@@ -249,7 +249,9 @@ static int open_rm(TrainRun *r, PpoRun *p, Err *err) {
         if (!rc) rc = rm_scorer_open_model(&p->rm, &v, o->rm, o->t.tok_path, r->template,
                                            o->c.minibatch, err);
     } else
-        rc = rm_scorer_open(&p->rm, o->rm, o->t.tok_path, r->template, o->c.minibatch, err);
+        rc = rm_spec_is_combined(o->rm) /* several RMs: normalised by their scores in the project */
+                 ? rm_scorer_open_in(r->db, &p->rm, o->rm, o->t.tok_path, r->template, o->c.minibatch, err)
+                 : rm_scorer_open(&p->rm, o->rm, o->t.tok_path, r->template, o->c.minibatch, err);
     if (rc) return rc;
     if (p->rm.m.cfg.vocab_size != r->m.cfg.vocab_size)
         return err_set(err, RLHF_EINVAL, "the RM's vocabulary (%d) differs from the policy's (%d)",

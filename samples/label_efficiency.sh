@@ -69,10 +69,19 @@ ns = sorted({n for _, n in curve})
 print("ranked prompts  " + "  ".join("%6d" % n for n in ns))
 mean = {}
 for order in ("random", "uncertain"):
-    mean[order] = [sum(curve[(order, n)]) / len(curve[(order, n)]) if curve[(order, n)] else float("nan") for n in ns]
-    print("%-14s  " % order + "  ".join("%5.1f%%" % (100 * a) for a in mean[order]))
+    m, sd = [], []
+    for n in ns:
+        a = curve[(order, n)]
+        mu = sum(a) / len(a) if a else float("nan")
+        m.append(mu)
+        sd.append((sum((x - mu) ** 2 for x in a) / (len(a) - 1)) ** 0.5 if len(a) > 1 else float("nan"))
+    mean[order] = m
+    print("%-14s  " % order + "  ".join("%5.1f%%" % (100 * a) for a in m))
+    print("%-14s  " % "  sd over runs" + "  ".join("%5.1f " % (100 * a) for a in sd))
 final = mean["random"][-1]
 hit = next((n for n, a in zip(ns, mean["uncertain"]) if a >= final), None)
-print("random order's final accuracy %.1f%% at %d rankings; uncertain order reaches it at %s"
+print("random order's final accuracy %.1f%% at %d rankings; uncertain order's mean first reaches it at %s"
       % (100 * final, ns[-1], "%d rankings (%.0f%%)" % (hit, 100.0 * hit / ns[-1]) if hit else "no point measured"))
+print("(held-out accuracy over the test prompts' pairs ordered by the rule without noise; "
+      "compare the gap with the sd over runs before reading anything into it)")
 PY

@@ -130,6 +130,27 @@ for l in open("all.jsonl"):
     n += score.get(r["chosen_id"], -1e9) >= 0.1
 assert n == len(rows), (n, len(rows))
 PY
+# several RMs: a combination is normalised by each RM's stored scores; the same RM twice
+# at half weight is that RM's z-score, stored (with margins) under the spec
+spec="rm.ckpt*0.5+rm.ckpt*0.5"
+expect_rc 0 "$RLHF" score --db u.db --rm "$spec"
+/usr/bin/python3 - "$spec" <<'PY' || die "combined scores"
+import sqlite3, sys
+db = sqlite3.connect("u.db")
+one = db.execute("select id from models where path like '%/rm.ckpt'").fetchone()[0]
+both = db.execute("select id from models where name = ?", (sys.argv[1],)).fetchone()[0]
+s = dict(db.execute("select candidate_id, score from scores where model_id = ?", (one,)))
+c = dict(db.execute("select candidate_id, score from scores where model_id = ?", (both,)))
+n = len(s); m = sum(s.values()) / n; sd = (sum(v * v for v in s.values()) / n - m * m) ** 0.5
+assert set(c) == set(s)
+assert all(abs(c[k] - (s[k] - m) / sd) < 1e-3 for k in s), "z-scores"
+assert db.execute("select count(*) from prompt_margins where model_id = ?", (both,)).fetchone()[0] > 0
+PY
+expect_rc 0 "$RLHF" label --db u.db --auto demo --as sim-c --order uncertain --rm "$spec" --overlap 5 --limit 1
+expect_rc 1 "$RLHF" score --db u.db --rm "rm.ckpt+base.ckpt*x"
+contains "$ERR" "not a number"
+expect_rc 0 "$RLHF" ppo --db u.db --policy base.ckpt --rm "rm.ckpt*0.5+rm.ckpt!-1" --steps 1 --prompts 2 --samples 2 \
+    --max-new 8 --out ppo-c.ckpt
 cp p.db nomargins.db
 /usr/bin/python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("delete from prompt_margins"); c.commit()' nomargins.db
 expect_rc 1 "$RLHF" label --db nomargins.db --auto demo --as u --order uncertain
