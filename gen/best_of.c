@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 uint64_t best_of_seed(uint64_t seed, int i) {
@@ -128,9 +129,13 @@ int best_of_register(Db *db, int64_t policy_id, const char *policy_name, const c
                      Err *err) {
     *name_out = NULL;
     char sha[65], real[PATH_MAX], derived[512];
-    int rc = model_file_sha256(rm_path, sha, err);
+    /* several RMs combined (rm_spec_is_combined; gen stays below rm): the spec
+     * names them (their weights are not hashed) */
+    int rc = RLHF_OK, combined = strchr(rm_path, '+') && access(rm_path, F_OK) != 0;
+    if (combined) sha256_hex(rm_path, strlen(rm_path), sha);
+    else rc = model_file_sha256(rm_path, sha, err);
     if (rc) return rc;
-    const char *rm = realpath(rm_path, real) ? real : rm_path;
+    const char *rm = !combined && realpath(rm_path, real) ? real : rm_path;
     if (!name) {
         snprintf(derived, sizeof derived, "%s+bo%d", policy_name, n);
         name = derived;

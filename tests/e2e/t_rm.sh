@@ -147,6 +147,8 @@ assert all(abs(c[k] - (s[k] - m) / sd) < 1e-3 for k in s), "z-scores"
 assert db.execute("select count(*) from prompt_margins where model_id = ?", (both,)).fetchone()[0] > 0
 PY
 expect_rc 0 "$RLHF" label --db u.db --auto demo --as sim-c --order uncertain --rm "$spec" --overlap 5 --limit 1
+expect_rc 0 "$RLHF" gen --db u.db --model base.ckpt --best-of 2 --rm "$spec" -k 1 --split test --limit 2 --max-tokens 8
+contains "$ERR" "best-of-2"
 expect_rc 1 "$RLHF" score --db u.db --rm "rm.ckpt+base.ckpt*x"
 contains "$ERR" "not a number"
 expect_rc 0 "$RLHF" ppo --db u.db --policy base.ckpt --rm "rm.ckpt*0.5+rm.ckpt!-1" --steps 1 --prompts 2 --samples 2 \
