@@ -174,6 +174,7 @@ typedef struct PpoRun {
     Model ref, val;
     Tokenizer *tok;
     RmScorer rm;
+    char zname[16][160]; /* several RMs: their curves' names (the metric buffer keeps pointers) */
     Prompts prompts;
     int *ptx;
     int64_t n_ptx;
@@ -404,6 +405,17 @@ static int update(TrainRun *r, float lr, Err *err) {
     p->ppo.c.lr = lr, p->ppo.c.value_lr = (float)(p->o->c.value_lr * f);
     int rc = ppo_step(&p->ppo, rm_reward, &p->rm, s, err);
     if (rc) return rc;
+    /* several RMs: each one's mean normalised reward of this step's answers, as a curve */
+    if (p->rm.n_parts && p->rm.n_parts <= 16) {
+        double m[16];
+        rm_scorer_take_part_means(&p->rm, m);
+        for (int k = 0; k < p->rm.n_parts; k++) {
+            const char *b = strrchr(p->rm.paths[k], '/');
+            snprintf(p->zname[k], sizeof p->zname[k], "objective/scores_z/%d:%.120s", k,
+                     b ? b + 1 : p->rm.paths[k]);
+            train_metric(r, p->zname[k], m[k]);
+        }
+    }
     /* every minibatch update skipped (non-finite): the engine counts the step */
     r->loss = s->skipped && !s->updates ? NAN : s->pg_loss;
     if (s->skipped) {

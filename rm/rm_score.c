@@ -82,8 +82,9 @@ static int open_spec(RmScorer *s, const char *spec, const char *tok_path, const 
     s->n_parts = n, s->paths = paths, s->w = w, s->safety = safety, s->threshold = thr;
     s->more = calloc((size_t)n - 1, sizeof *s->more);
     s->mean = calloc((size_t)n, sizeof *s->mean);
+    s->part_sum = calloc((size_t)n, sizeof *s->part_sum);
     s->sd = malloc((size_t)n * sizeof *s->sd);
-    if (!s->more || !s->mean || !s->sd) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!s->more || !s->mean || !s->sd || !s->part_sum) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     for (int k = 0; !rc && k < n; k++) s->sd[k] = 1;
     for (int k = 1; !rc && k < n; k++) {
         RmScorer *m = &s->more[k - 1];
@@ -169,7 +170,7 @@ int rm_scorer_open_model(RmScorer *s, Model *m, const char *path, const char *to
 void rm_scorer_close(RmScorer *s) {
     for (int k = 1; s->more && k < s->n_parts; k++) rm_scorer_close(&s->more[k - 1]);
     for (int k = 0; s->paths && k < s->n_parts; k++) free(s->paths[k]);
-    free(s->more), free(s->paths), free(s->w), free(s->mean), free(s->sd);
+    free(s->more), free(s->paths), free(s->w), free(s->mean), free(s->sd), free(s->part_sum);
     model_runstate_free(&s->rs);
     if (s->tok) tok_free(s->tok);
     model_free(&s->m);
@@ -194,7 +195,7 @@ int rm_score_model(const Model *m, RunState *rs, int *tokens, int *lens, int max
 
 int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err *err) {
     if (!s->n_parts) return rm_score_model(&s->m, &s->rs, s->tokens, s->lens, s->max_batch, ex, n, out, err);
-    float *buf = malloc(sizeof *buf * (size_t)n * (size_t)s->n_parts), *r[64];
+    float *buf = malloc(sizeof *buf * (size_t)n * (size_t)s->n_parts), *r[64] = {0};
     if (!buf || s->n_parts > 64) {
         free(buf);
         return err_set(err, RLHF_ENOMEM, "out of memory");
@@ -205,9 +206,22 @@ int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err 
         RmScorer *m = k ? &s->more[k - 1] : s;
         rc = rm_score_model(&m->m, &m->rs, m->tokens, m->lens, m->max_batch, ex, n, r[k], err);
     }
-    if (!rc) rm_combine(s, r, n, out);
+    if (!rc) {
+        rm_combine(s, r, n, out);
+        for (int k = 0; k < s->n_parts; k++)
+            for (int i = 0; i < n; i++) s->part_sum[k] += (r[k][i] - s->mean[k]) / s->sd[k];
+        s->part_n += n;
+    }
     free(buf);
     return rc;
+}
+
+void rm_scorer_take_part_means(RmScorer *s, double *out) {
+    for (int k = 0; k < s->n_parts; k++) {
+        out[k] = s->part_n ? s->part_sum[k] / (double)s->part_n : NAN;
+        s->part_sum[k] = 0;
+    }
+    s->part_n = 0;
 }
 
 int rm_score_texts(RmScorer *s, const char *const *prompts, const char *const *answers, int n,

@@ -35,7 +35,14 @@ typedef struct RmScorer {
     char **paths;          /* by part, owned */
     int safety;            /* the gating part, -1: none */
     float threshold;       /* gate: the safety part's z below this decides */
+    double *part_sum;      /* z of each part summed over the answers scored since the last */
+    int64_t part_n;        /*   rm_scorer_take_part_means, and how many answers */
 } RmScorer;
+
+/* Each part's mean normalised reward over the answers scored since the last
+ * call (out holds n_parts; NAN when none), then starts again: a trainer's
+ * per-RM curves. */
+void rm_scorer_take_part_means(RmScorer *s, double *out);
 
 /* Whether path is a combination spec rather than one checkpoint: parts
  * joined by '+', each PATH, PATH*WEIGHT, or PATH!THRESHOLD for the safety

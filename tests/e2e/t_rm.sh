@@ -153,6 +153,8 @@ expect_rc 1 "$RLHF" score --db u.db --rm "rm.ckpt+base.ckpt*x"
 contains "$ERR" "not a number"
 expect_rc 0 "$RLHF" ppo --db u.db --policy base.ckpt --rm "rm.ckpt*0.5+rm.ckpt!-1" --steps 1 --prompts 2 --samples 2 \
     --max-new 8 --out ppo-c.ckpt
+[ "$(sql u.db "select count(distinct name) from metrics where name like 'objective/scores_z/%'")" = 2 ] ||
+    die "a curve per RM of the combination"
 cp p.db nomargins.db
 /usr/bin/python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("delete from prompt_margins"); c.commit()' nomargins.db
 expect_rc 1 "$RLHF" label --db nomargins.db --auto demo --as u --order uncertain
