@@ -186,7 +186,7 @@ static int exec_agreement(int argc, char **argv) {
     const char *dbflag = NULL;
     RankingFilter f = db_ranking_filter_default();
     int json = 0;
-    CliOpt filters[8];
+    CliOpt filters[CLI_FILTER_N];
     cli_filter_table(&f, NULL, filters);
     const CliOpt opts[] = {CLI_O_DB(&dbflag), CLI_O_FLAG("json", &json), CLI_O_TABLE(filters),
                            CLI_O_END};

@@ -47,7 +47,7 @@ static int exec_dpo(int argc, char **argv) {
     DpoOpts o = {.load = {db_ranking_filter_default(), -1, 0}, .beta = 0.1};
     train_opts_init(&o.t, 1, 1e-4);
     int filtered = 0;
-    CliOpt common[CLI_TRAIN_MAX], filters[8];
+    CliOpt common[CLI_TRAIN_MAX], filters[CLI_FILTER_N];
     cli_train_table(&o.t, CLI_TRAIN_ALL, common);
     cli_filter_table(&o.load.filter, &filtered, filters);
     const CliOpt opts[] = {

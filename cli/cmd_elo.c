@@ -111,7 +111,7 @@ static int parse(int argc, char **argv, EloArgs *a) {
     static const char *const methods[] = {"elo", "bt", NULL};   /* ELO_ONLINE, ELO_BT */
     *a = (EloArgs){.f = db_ranking_filter_default(), .o = elo_options_default(), .by = ELO_BY_MODEL};
     long seed = (long)a->o.seed;
-    CliOpt filters[8];
+    CliOpt filters[CLI_FILTER_N];
     cli_filter_table(&a->f, NULL, filters);
     const CliOpt opts[] = {CLI_O_DB(&a->dbflag),
                            CLI_O_WORD_MSG("by", &a->by, bys, "expected model or policy, not '%s'"),

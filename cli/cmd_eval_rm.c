@@ -194,7 +194,7 @@ static int take_judge(const struct cmd_entry *e, const CliOpt *o, const char *ar
 /* Options into a; -1 to go on, else the exit status. */
 static int parse(int argc, char **argv, EvalRmArgs *a) {
     *a = (EvalRmArgs){.lo = {db_ranking_filter_default(), -1, 0.1}, .batch = 16};
-    CliOpt filters[8];
+    CliOpt filters[CLI_FILTER_N];
     cli_filter_table(&a->lo.filter, &a->filtered, filters);
     const CliOpt opts[] = {CLI_O_DB(&a->dbflag), CLI_O_TABLE(filters),
                            CLI_O_STR("rm", &a->rm), CLI_O_STR("data", &a->data),

@@ -82,7 +82,7 @@ static int parse(int argc, char **argv, Args *a) {
     o->filter = db_ranking_filter_default();
     o->min_agreement = -1;
     o->min_score = o->max_margin = NAN;
-    CliOpt filters[8];
+    CliOpt filters[CLI_FILTER_N];
     cli_filter_table(&o->filter, NULL, filters);
     const CliOpt opts[] = {CLI_O_DB(&a->dbflag),
                            CLI_O_STR("format", &format),

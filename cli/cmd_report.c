@@ -62,7 +62,7 @@ static int exec_report(int argc, char **argv) {
     const char *dbflag = NULL, *out = NULL;
     ReportOptions o = report_options_default();
     long run = 0, seed = (long)o.seed;
-    CliOpt filters[8];
+    CliOpt filters[CLI_FILTER_N];
     cli_filter_table(&o.rankings, NULL, filters);
     const CliOpt opts[] = {CLI_O_DB(&dbflag),
                            CLI_O_SHORT('o', CLI_O_STR("out", &out)),

@@ -39,7 +39,7 @@ static int exec_sft(int argc, char **argv) {
     SftOpts o = {.filter = db_ranking_filter_default()};
     train_opts_init(&o.t, 3, 3e-4);
     int filtered = 0;
-    CliOpt common[CLI_TRAIN_MAX], filters[8];
+    CliOpt common[CLI_TRAIN_MAX], filters[CLI_FILTER_N];
     cli_train_table(&o.t, CLI_TRAIN_ALL, common);
     cli_filter_table(&o.filter, &filtered, filters);
     static const char *const demos[] = {"unflagged", "all", "none", NULL};

@@ -54,7 +54,7 @@ static int exec_train_rm(int argc, char **argv) {
     o.t.val_frac = 0.1;
     const char *dump = NULL;
     unsigned which = CLI_TRAIN_DATA | CLI_TRAIN_EPOCHS | CLI_TRAIN_VAL | CLI_TRAIN_SCHEDULE | CLI_TRAIN_LORA;
-    CliOpt common[CLI_TRAIN_MAX], filters[8];
+    CliOpt common[CLI_TRAIN_MAX], filters[CLI_FILTER_N];
     cli_train_table(&o.t, which, common);
     cli_filter_table(&o.load.filter, &o.filtered, filters);
     const CliOpt opts[] = {

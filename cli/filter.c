@@ -55,8 +55,8 @@ static int take_who(const struct cmd_entry *e, const CliOpt *o, const char *arg)
     return 0;
 }
 
-void cli_filter_table(RankingFilter *f, int *given, CliOpt t[8]) {
-    const CliOpt v[8] = {
+void cli_filter_table(RankingFilter *f, int *given, CliOpt t[CLI_FILTER_N]) {
+    const CliOpt v[CLI_FILTER_N] = {
         {.name = "split", .kind = CLI_OPT_CALL, .call = take_split, .ctx = f, .seen = given},
         {.name = "labeler", .kind = CLI_OPT_STR, .dst = &f->labeler, .seen = given},
         {.name = "since", .kind = CLI_OPT_CALL, .call = take_date, .ctx = f, .seen = given},
@@ -65,6 +65,8 @@ void cli_filter_table(RankingFilter *f, int *given, CliOpt t[8]) {
         {.name = "simulated", .kind = CLI_OPT_SWITCH, .call = take_who, .ctx = f, .seen = given},
         {.name = "all-versions", .kind = CLI_OPT_FLAG, .dst = &f->all_versions, .lo = 1,
          .seen = given},
+        {.name = "flag", .kind = CLI_OPT_STR, .dst = &f->flag, .seen = given},
+        {.name = "no-flag", .kind = CLI_OPT_STR, .dst = &f->no_flag, .seen = given},
         CLI_O_END};
     memcpy(t, v, sizeof v);
 }

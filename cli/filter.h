@@ -13,6 +13,9 @@
     "  --until DATE    only rankings made before DATE\n"                                           \
     "  --human         only people's rankings\n"                                                   \
     "  --simulated     only simulated labelers' rankings\n"                                        \
-    "  --all-versions  every version of a reviewed ranking (default: the current one)\n"
+    "  --all-versions  every version of a reviewed ranking (default: the current one)\n"          \
+    "  --flag NAME     only rankings in which a labeler gave some answer flag NAME (e.g. a\n"     \
+    "                  safety RM on the rankings flagged harmful)\n"                             \
+    "  --no-flag NAME  only rankings in which no answer has flag NAME\n"
 
 #endif

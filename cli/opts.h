@@ -100,6 +100,7 @@ int cli_opts_parse(const struct cmd_entry *e, int argc, char **argv, const CliOp
 
 /* The ranking filters (CLI_HELP_FILTER) into *f, a table to include with
  * CLI_O_TABLE; *given is set when any of them is. Fills t (8 entries). */
-void cli_filter_table(RankingFilter *f, int *given, CliOpt t[8]);
+#define CLI_FILTER_N 10 /* the filter options and the end mark */
+void cli_filter_table(RankingFilter *f, int *given, CliOpt t[CLI_FILTER_N]);
 
 #endif

@@ -128,6 +128,11 @@ static void free_items(RankingRow *r) {
     r->n_items = 0;
 }
 
+/* Whether ranking r has an item carrying flag F (items keep flags as a JSON array). */
+#define FLAGGED(F)                                                                                 \
+    "EXISTS (SELECT 1 FROM ranking_items x JOIN json_each(CASE WHEN json_valid(x.flags)"            \
+    " THEN x.flags ELSE '[]' END) j WHERE x.ranking_id = r.id AND j.value = " F ")"
+
 int db_rankings_each(Db *db, const RankingFilter *f, int (*fn)(const RankingRow *, void *),
                      void *ctx, Err *err) {
     RankingFilter def = db_ranking_filter_default();
@@ -147,11 +152,12 @@ int db_rankings_each(Db *db, const RankingFilter *f, int (*fn)(const RankingRow 
         "  AND (?3 OR r.is_current) AND (?4 OR NOT r.skipped)"
         "  AND (?5 < 0 OR r.simulated = ?5) AND (?6 IS NULL OR r.created_at >= ?6)"
         "  AND (?7 IS NULL OR r.created_at < ?7) AND (?8 = 0 OR r.prompt_id = ?8)"
+        "  AND (?9 IS NULL OR " FLAGGED("?9") ") AND (?10 IS NULL OR NOT " FLAGGED("?10") ")"
         " ORDER BY r.prompt_id, r.id, i.rank IS NULL, i.rank, i.candidate_id",
         &st, err);
     if (rc) return rc;
-    db_bind(st, "ttiiittI", f->split, f->labeler, f->all_versions != 0, f->with_skipped != 0,
-            f->simulated, f->since, f->until, f->prompt_id);
+    db_bind(st, "ttiiittItt", f->split, f->labeler, f->all_versions != 0, f->with_skipped != 0,
+            f->simulated, f->since, f->until, f->prompt_id, f->flag, f->no_flag);
 
     RankingRow row;
     memset(&row, 0, sizeof row);

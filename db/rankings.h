@@ -64,6 +64,8 @@ typedef struct RankingFilter {
     int simulated;       /* -1: any, 0: people only, 1: simulated only */
     const char *since, *until; /* ISO dates (created_at >= since, < until); NULL: open */
     int64_t prompt_id;   /* 0: any */
+    const char *flag;    /* non-NULL: only rankings in which some item carries this flag */
+    const char *no_flag; /* non-NULL: only rankings in which no item carries this flag */
 } RankingFilter;
 
 /* A filter with the defaults above. */

@@ -595,3 +595,52 @@ Test(assign, three_processes_with_overlap_two_in_uncertain_order) {
     cr_assert_eq(count(NULL, "SELECT count(*) FROM assignments WHERE status = 'claimed'"), 0);
     unlink(test_db);
 }
+
+static int count_rows(const RankingRow *r, void *ctx) {
+    (void)r;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* Subsets of the rankings by flag, for an RM per subset (a safety RM on what
+ * labelers flagged harmful, a helpfulness RM on the rest). */
+Test(assign, rankings_filtered_by_flag) {
+    Db *db = make_db(3, 3, 0);
+    for (int i = 0; i < 3; i++) {
+        LabelSession s;
+        AssignOpts o = opts(1, 600);
+        Err e = {0};
+        cr_assert_eq(ls_open(&s, db, i ? "bob" : "ann", 0, NULL, "test", &o, 0, 1, &e), 0);
+        LabelItem it;
+        cr_assert_eq(ls_next(&s, &it, &e), 0);
+        if (it.prompt_id) finish(&s, &it), ls_item_free(&it);
+        if (i == 2) {
+            cr_assert_eq(ls_next(&s, &it, &e), 0);
+            if (it.prompt_id) finish(&s, &it), ls_item_free(&it);
+        }
+        ls_close(&s);
+    }
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(test_db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h,
+                              "UPDATE ranking_items SET flags = '[\"harmful\",\"rude\"]' WHERE ranking_id = 1"
+                              " AND rank = 1; UPDATE ranking_items SET flags = 'not json' WHERE ranking_id = 2",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+    RankingFilter f = db_ranking_filter_default();
+    Err e = {0};
+    int n = 0;
+    cr_assert_eq(db_rankings_each(db, &f, count_rows, &n, &e), 0);
+    cr_assert_eq(n, 3);
+    f.flag = "harmful", n = 0;
+    cr_assert_eq(db_rankings_each(db, &f, count_rows, &n, &e), 0, "%s", e.msg);
+    cr_assert_eq(n, 1);
+    f.flag = "harm", n = 0;
+    cr_assert_eq(db_rankings_each(db, &f, count_rows, &n, &e), 0);
+    cr_assert_eq(n, 0, "a flag is a whole name");
+    f.flag = NULL, f.no_flag = "harmful", n = 0;
+    cr_assert_eq(db_rankings_each(db, &f, count_rows, &n, &e), 0);
+    cr_assert_eq(n, 2);
+    drop_db(db);
+}
