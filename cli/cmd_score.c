@@ -129,16 +129,9 @@ static int score_file(RmScorer *sc, const char *in, const char *out_path, const 
 
 /* The RM's id in the registry, registering it (kind rm) when absent. */
 static int rm_model_id(Db *db, const char *rm, const RmScorer *sc, int64_t *id, Err *err) {
-    ModelRow row;
-    if (cli_model_find(db, rm, &row, NULL) == RLHF_OK) {
-        *id = row.id;
-        int rc = strcmp(row.kind, "rm") == 0
-                     ? RLHF_OK
-                     : err_set(err, RLHF_EINVAL, "%s is registered as a %s model, not as a reward model",
-                               rm, row.kind);
-        db_model_row_free(&row);
-        return rc;
-    }
+    int rc = cli_rm_id(db, rm, id, err);
+    if (rc != RLHF_ENOTFOUND) return rc;
+    err_clear(err);
     if (rm_spec_is_combined(rm)) {
         /* a combination is registered by its spec: its scores and margins are kept under it */
         ModelIn mi = {rm, "rm", NULL, 0, NULL, "{\"combined\":true}", sc->template};
