@@ -136,6 +136,47 @@ static int parse(int argc, char **argv, Args *a) {
     return -1;
 }
 
+/* What was exported and what was left out, on stderr. */
+static void summary(const ExportOptions *o, const ExportStats *st, const char *val_path, const char *rm) {
+    if (o->format == EXPORT_SFT || o->format == EXPORT_SFT_CHAT) {
+        fprintf(stderr, "exported %lld demonstrations of %lld prompts%s\n", (long long)st->records,
+                (long long)st->prompts,
+                o->all_demos ? "" : " (flagged ones left out; --all-demos keeps them)");
+        if (o->val_frac > 0)
+            fprintf(stderr,
+                    "validation: %lld records from %lld prompts in %s; training: %lld records\n",
+                    (long long)st->val_records, (long long)st->val_prompts, val_path,
+                    (long long)(st->records - st->val_records));
+        return;
+    }
+    fprintf(stderr, "exported %lld %s from %lld rankings of %lld prompts", (long long)st->records,
+            o->format == EXPORT_RANKINGS ? "rankings" : "comparisons", (long long)st->rankings,
+            (long long)st->prompts);
+    if (o->format != EXPORT_RANKINGS)
+        fprintf(stderr, " (%lld pairs, %lld ties%s)", (long long)st->pairs, (long long)st->ties,
+                st->ties_dropped ? " dropped: the format cannot hold them" : " kept");
+    fputc('\n', stderr);
+    if (st->same_model)
+        fprintf(stderr, "left out %lld battles of a model against itself (--keep-same-model keeps "
+                        "them)\n",
+                (long long)st->same_model);
+    if (o->val_frac > 0)
+        fprintf(stderr,
+                "validation: %lld records from %lld prompts in %s; training: %lld records\n",
+                (long long)st->val_records, (long long)st->val_prompts, val_path,
+                (long long)(st->records - st->val_records));
+    if (o->rm_id && (!isnan(o->max_margin) || o->by_margin))
+        fprintf(stderr, "left out %lld prompts whose margin by %s is above %g or unknown\n",
+                (long long)st->prompts_no_margin, rm, isnan(o->max_margin) ? INFINITY : o->max_margin);
+    if (o->rm_id && !isnan(o->min_score))
+        fprintf(stderr, "left out %lld %s whose chosen answer %s scored below %g (or not at all)\n",
+                (long long)st->below_score, o->format == EXPORT_RANKINGS ? "rankings" : "comparisons",
+                rm, o->min_score);
+    if (o->min_agreement >= 0)
+        fprintf(stderr, "left out %lld prompts below agreement %.2f (or ranked by one labeler)\n",
+                (long long)st->prompts_below_agreement, o->min_agreement);
+}
+
 static int exec_export(int argc, char **argv) {
     Args a = {0};
     int rc = parse(argc, argv, &a);
@@ -180,42 +221,6 @@ static int exec_export(int argc, char **argv) {
     }
     db_close(db);
     if (rc) return cli_fail(E, &err);
-    if (o.format == EXPORT_SFT || o.format == EXPORT_SFT_CHAT) {
-        fprintf(stderr, "exported %lld demonstrations of %lld prompts%s\n", (long long)st.records,
-                (long long)st.prompts,
-                o.all_demos ? "" : " (flagged ones left out; --all-demos keeps them)");
-        if (o.val_frac > 0)
-            fprintf(stderr,
-                    "validation: %lld records from %lld prompts in %s; training: %lld records\n",
-                    (long long)st.val_records, (long long)st.val_prompts, val_path,
-                    (long long)(st.records - st.val_records));
-        return EXIT_OK;
-    }
-    fprintf(stderr, "exported %lld %s from %lld rankings of %lld prompts", (long long)st.records,
-            o.format == EXPORT_RANKINGS ? "rankings" : "comparisons", (long long)st.rankings,
-            (long long)st.prompts);
-    if (o.format != EXPORT_RANKINGS)
-        fprintf(stderr, " (%lld pairs, %lld ties%s)", (long long)st.pairs, (long long)st.ties,
-                st.ties_dropped ? " dropped: the format cannot hold them" : " kept");
-    fputc('\n', stderr);
-    if (st.same_model)
-        fprintf(stderr, "left out %lld battles of a model against itself (--keep-same-model keeps "
-                        "them)\n",
-                (long long)st.same_model);
-    if (o.val_frac > 0)
-        fprintf(stderr,
-                "validation: %lld records from %lld prompts in %s; training: %lld records\n",
-                (long long)st.val_records, (long long)st.val_prompts, val_path,
-                (long long)(st.records - st.val_records));
-    if (o.rm_id && (!isnan(o.max_margin) || o.by_margin))
-        fprintf(stderr, "left out %lld prompts whose margin by %s is above %g or unknown\n",
-                (long long)st.prompts_no_margin, a.rm, isnan(o.max_margin) ? INFINITY : o.max_margin);
-    if (o.rm_id && !isnan(o.min_score))
-        fprintf(stderr, "left out %lld %s whose chosen answer %s scored below %g (or not at all)\n",
-                (long long)st.below_score, o.format == EXPORT_RANKINGS ? "rankings" : "comparisons",
-                a.rm, o.min_score);
-    if (o.min_agreement >= 0)
-        fprintf(stderr, "left out %lld prompts below agreement %.2f (or ranked by one labeler)\n",
-                (long long)st.prompts_below_agreement, o.min_agreement);
+    summary(&o, &st, val_path, a.rm);
     return EXIT_OK;
 }

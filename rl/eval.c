@@ -170,7 +170,8 @@ static void run_free(Run *r) {
 /* A checkpoint file, else a registered model's checkpoint; *path is owned. */
 static int resolve(Db *db, const char *key, const char *what, char **path, Err *err) {
     *path = NULL;
-    if (access(key, F_OK) == 0 || rm_spec_is_combined(key)) {
+    /* several RMs combined: the spec is opened as it is (best-of names hold a '+' too) */
+    if (access(key, F_OK) == 0 || (!strcmp(what, "--rm") && rm_spec_is_combined(key))) {
         if (!(*path = strdup(key))) return err_set(err, RLHF_ENOMEM, "out of memory");
         return RLHF_OK;
     }
