@@ -15,6 +15,7 @@
 #include "db/registry.h"
 #include "db/status.h"
 #include "tests/unit/files.h"
+#include "tests/unit/project_db.h"
 
 static char dbpath[64];
 
@@ -23,14 +24,7 @@ static void setup(void) {
     unlink(dbpath);
 }
 
-static void teardown(void) {
-    char p[80];
-    unlink(dbpath);
-    snprintf(p, sizeof p, "%s-wal", dbpath);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", dbpath);
-    unlink(p);
-}
+static void teardown(void) { unlink_db(dbpath); }
 
 static Db *fresh(void) {
     Db *db;
@@ -72,25 +66,16 @@ Test(db, newer_schema_refused) {
     cr_assert(strstr(e.msg, "newer"), "%s", e.msg);
 }
 
-extern const char *const db_migrations[]; /* db/schema.c */
 
 /* A schema-3 project (candidates stored once per text, no draws) migrates to
  * 4: each sampled candidate counts as one draw, in id order; imported ones
  * (no seed) as none; later inserts keep their ids and finish. */
 Test(db, schema_3_migrates_to_draws) {
-    sqlite3 *h;
-    cr_assert_eq(sqlite3_open(dbpath, &h), SQLITE_OK);
-    for (int i = 0; i < 3; i++) cr_assert_eq(sqlite3_exec(h, db_migrations[i], NULL, NULL, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(h,
-                              "PRAGMA application_id = 1380730950;"
-                              "INSERT INTO prompts(id, text, hash) VALUES(1, 'q', 'h1');"
-                              "INSERT INTO models(id, name, kind) VALUES(1, 'm', 'policy'), (2, 'x', 'external');"
-                              "INSERT INTO candidates(prompt_id, model_id, text, hash, seed) VALUES"
-                              " (1, 1, 'a', 'ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb', 11), (1, 1, 'b', 'hb', 12), (1, 2, 'c', 'hc', NULL);"
-                              "PRAGMA user_version = 3;",
-                              NULL, NULL, NULL),
-                 SQLITE_OK, "%s", sqlite3_errmsg(h));
-    sqlite3_close(h);
+    project_at_schema(dbpath, 3,
+                      "INSERT INTO prompts(id, text, hash) VALUES(1, 'q', 'h1');"
+                      "INSERT INTO models(id, name, kind) VALUES(1, 'm', 'policy'), (2, 'x', 'external');"
+                      "INSERT INTO candidates(prompt_id, model_id, text, hash, seed) VALUES"
+                      " (1, 1, 'a', 'ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb', 11), (1, 1, 'b', 'hb', 12), (1, 2, 'c', 'hc', NULL);");
     Db *db;
     Err e = {0};
     cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), 0, "%s", e.msg);
@@ -288,13 +273,7 @@ Test(db, two_connections_write_without_loss) {
  * current tables: the read-only open migrates it first; a file it cannot
  * write gets an error that says how to upgrade it, and stays as it was. */
 Test(db, readonly_open_migrates_an_older_project) {
-    sqlite3 *h;
-    cr_assert_eq(sqlite3_open(dbpath, &h), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(h, db_migrations[0], NULL, NULL, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(h, "PRAGMA application_id = 1380730950; PRAGMA user_version = 1;", NULL,
-                              NULL, NULL),
-                 SQLITE_OK);
-    sqlite3_close(h);
+    project_at_schema(dbpath, 1, NULL);
     Db *db;
     Err e = {0};
     if (geteuid() != 0) { /* root writes whatever the mode says */
@@ -304,10 +283,11 @@ Test(db, readonly_open_migrates_an_older_project) {
         cr_assert_eq(chmod(dbpath, 0644), 0);
     }
     cr_assert_eq(db_open(dbpath, DB_OPEN_READONLY, &db, &e), 0, "%s", e.msg);
-    int64_t v = 0, n = -1;
-    cr_assert_eq(db_query_int(db, "PRAGMA user_version", &v, &e), 0, "%s", e.msg);
+    int v = 0;
+    int64_t n = -1;
+    cr_assert_eq(db_schema_version(db, &v, &e), 0, "%s", e.msg);
     cr_assert_eq(v, DB_SCHEMA_VERSION);
-    cr_assert_eq(db_query_int(db, "SELECT count(*) FROM draws", &n, &e), 0, "%s", e.msg);
+    cr_assert_eq(db_draws_count(db, 1, 1, &n, &e), 0, "%s", e.msg); /* reads the draws table */
     cr_assert_eq(n, 0);
     db_close(db);
 }

@@ -19,6 +19,7 @@
 #include "db/rankings.h"
 #include "db/registry.h"
 #include "db/scores.h"
+#include "tests/unit/project_db.h"
 #include "util/text.h"
 
 static char dbpath[64];
@@ -28,18 +29,9 @@ static void setup(void) {
     unlink(dbpath);
 }
 
-static void teardown(void) {
-    char p[80];
-    unlink(dbpath);
-    snprintf(p, sizeof p, "%s-wal", dbpath);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", dbpath);
-    unlink(p);
-}
+static void teardown(void) { unlink_db(dbpath); }
 
 TestSuite(demos, .init = setup, .fini = teardown);
-
-extern const char *const db_migrations[]; /* db/schema.c */
 
 static int64_t count(Db *db, const char *sql) {
     int64_t v = -1;
@@ -55,21 +47,11 @@ static int64_t count(Db *db, const char *sql) {
 }
 
 Test(demos, schema_4_migrates_keeping_claims) {
-    sqlite3 *h;
-    cr_assert_eq(sqlite3_open(dbpath, &h), SQLITE_OK);
-    for (int i = 0; i < 4; i++)
-        cr_assert_eq(sqlite3_exec(h, db_migrations[i], NULL, NULL, NULL), SQLITE_OK);
-    cr_assert_eq(
-        sqlite3_exec(h,
-                     "PRAGMA application_id = 1380730950;"
-                     "INSERT INTO prompts(id, text, hash) VALUES(1, 'q', 'h1'), (2, 'r', 'h2');"
-                     "INSERT INTO labelers(id, name) VALUES(1, 'ann');"
-                     "INSERT INTO assignments(prompt_id, labeler_id, status, expires_at)"
-                     " VALUES(1, 1, 'claimed', '2999-01-01T00:00:00Z'), (2, 1, 'done', NULL);"
-                     "PRAGMA user_version = 4;",
-                     NULL, NULL, NULL),
-        SQLITE_OK, "%s", sqlite3_errmsg(h));
-    sqlite3_close(h);
+    project_at_schema(dbpath, 4,
+                      "INSERT INTO prompts(id, text, hash) VALUES(1, 'q', 'h1'), (2, 'r', 'h2');"
+                      "INSERT INTO labelers(id, name) VALUES(1, 'ann');"
+                      "INSERT INTO assignments(prompt_id, labeler_id, status, expires_at)"
+                      " VALUES(1, 1, 'claimed', '2999-01-01T00:00:00Z'), (2, 1, 'done', NULL);");
     Db *db;
     Err e = {0};
     cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), 0, "%s", e.msg);
@@ -91,21 +73,12 @@ Test(demos, schema_4_migrates_keeping_claims) {
 /* 5 -> 6 adds the RM margins; scores already stored stay, and margins come
  * from them when `rlhf score` runs again. */
 Test(demos, schema_5_migrates_to_margins) {
-    sqlite3 *h;
-    cr_assert_eq(sqlite3_open(dbpath, &h), SQLITE_OK);
-    for (int i = 0; i < 5; i++)
-        cr_assert_eq(sqlite3_exec(h, db_migrations[i], NULL, NULL, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(h,
-                              "PRAGMA application_id = 1380730950;"
-                              "INSERT INTO prompts(id, text, hash) VALUES(1, 'q', 'h1');"
-                              "INSERT INTO models(id, name, kind) VALUES(1, 'm', 'external'), (2, 'rm', 'rm');"
-                              "INSERT INTO candidates(id, prompt_id, model_id, text, hash)"
-                              " VALUES(1, 1, 1, 'a', 'a'), (2, 1, 1, 'b', 'b');"
-                              "INSERT INTO scores(candidate_id, model_id, score) VALUES(1, 2, 0.5), (2, 2, 0.25);"
-                              "PRAGMA user_version = 5;",
-                              NULL, NULL, NULL),
-                 SQLITE_OK, "%s", sqlite3_errmsg(h));
-    sqlite3_close(h);
+    project_at_schema(dbpath, 5,
+                      "INSERT INTO prompts(id, text, hash) VALUES(1, 'q', 'h1');"
+                      "INSERT INTO models(id, name, kind) VALUES(1, 'm', 'external'), (2, 'rm', 'rm');"
+                      "INSERT INTO candidates(id, prompt_id, model_id, text, hash)"
+                      " VALUES(1, 1, 1, 'a', 'a'), (2, 1, 1, 'b', 'b');"
+                      "INSERT INTO scores(candidate_id, model_id, score) VALUES(1, 2, 0.5), (2, 2, 0.25);");
     Db *db;
     Err e = {0};
     cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), 0, "%s", e.msg);

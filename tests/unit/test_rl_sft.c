@@ -21,6 +21,7 @@
 #include "rl/trainer.h"
 #include "util/rng.h"
 #include "tests/unit/files.h"
+#include "tests/unit/project_db.h"
 #include "tests/unit/fixtures.h"
 
 /* n examples: <s> p p (2..4 prompt tokens), then an answer that is a
@@ -331,10 +332,7 @@ Test(rl_sft_data, store_top_ranked_and_named_model) {
     cr_assert_eq(sft_data_load_store(db, &so, &d, &err), RLHF_EINVAL);
     cr_assert(strstr(err.msg, "not a best-of policy"), "%s", err.msg);
     db_close(db);
-    char side[64];
-    unlink(path);
-    snprintf(side, sizeof side, "%s-wal", path), unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path), unlink(side);
+    unlink_db(path);
 }
 
 Test(rl_trainer, a_reward_model_is_refused_as_a_policy) {

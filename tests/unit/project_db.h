@@ -1,0 +1,38 @@
+/* Scratch project databases for the unit tests: one as an older rlhf left it
+ * (to test the migrations), and removing one with its WAL side files. */
+#ifndef RLHF_TESTS_UNIT_PROJECT_DB_H
+#define RLHF_TESTS_UNIT_PROJECT_DB_H
+
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <unistd.h>
+
+extern const char *const db_migrations[]; /* db/schema.c */
+
+/* A project at path with schema `version`: the first `version` migrations,
+ * rlhf's application id, then rows (SQL; may be NULL). */
+static inline void project_at_schema(const char *path, int version, const char *rows) {
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    for (int i = 0; i < version; i++)
+        cr_assert_eq(sqlite3_exec(h, db_migrations[i], NULL, NULL, NULL), SQLITE_OK, "%s",
+                     sqlite3_errmsg(h));
+    char pragmas[96];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA application_id = 1380730950; PRAGMA user_version = %d;",
+             version);
+    cr_assert_eq(sqlite3_exec(h, rows ? rows : "", NULL, NULL, NULL), SQLITE_OK, "%s",
+                 sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_exec(h, pragmas, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+}
+
+/* Removes a database and its -wal and -shm files. */
+static inline void unlink_db(const char *path) {
+    char side[1100];
+    unlink(path);
+    snprintf(side, sizeof side, "%s-wal", path), unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path), unlink(side);
+}
+
+#endif
