@@ -12,6 +12,12 @@
 
 static const char *const finish_names[] = {NULL, "eos", "stop", "length"};
 
+int db_finish_parse(const char *s) {
+    for (int k = 1; s && k <= CAND_FINISH_LENGTH; k++)
+        if (strcmp(s, finish_names[k]) == 0) return k;
+    return CAND_FINISH_UNKNOWN;
+}
+
 /* Token ids as stored: decimal, space-separated. */
 static char *ids_text(const int *ids, int n) {
     StrBuf b = {0};
@@ -19,7 +25,7 @@ static char *ids_text(const int *ids, int n) {
     return b.s ? b.s : strdup("");
 }
 
-static int ids_parse(const char *s, int **ids, int *n) {
+int db_ids_parse(const char *s, int **ids, int *n) {
     *ids = NULL, *n = 0;
     if (!s) return 0;
     int cap = 1;
@@ -82,11 +88,9 @@ int db_candidates_of_prompt(Db *db, int64_t prompt_id, CandidateRow **rows, int 
         c->model_name = db_col_strdup(st, 6);
         c->text = db_col_strdup(st, 7);
         c->params = db_col_strdup(st, 8);
-        c->tokens = NULL, c->n_ids = 0, c->finish = CAND_FINISH_UNKNOWN;
-        const char *f = (const char *)sqlite3_column_text(st, 10);
-        for (int k = 1; f && k <= CAND_FINISH_LENGTH; k++)
-            if (strcmp(f, finish_names[k]) == 0) c->finish = k;
-        if (ids_parse((const char *)sqlite3_column_text(st, 9), &c->tokens, &c->n_ids))
+        c->tokens = NULL, c->n_ids = 0;
+        c->finish = db_finish_parse((const char *)sqlite3_column_text(st, 10));
+        if (db_ids_parse((const char *)sqlite3_column_text(st, 9), &c->tokens, &c->n_ids))
             rc = err_set(err, RLHF_ENOMEM, "out of memory");
         else if (!c->text) rc = db_null_column(db, err, "candidate", c->id, "text");
         else if (!c->model_name) rc = db_null_column(db, err, "model", c->model_id, "name");

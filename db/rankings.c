@@ -144,7 +144,8 @@ int db_rankings_each(Db *db, const RankingFilter *f, int (*fn)(const RankingRow 
         "SELECT r.id, r.prompt_id, r.labeler_id, r.supersedes, r.time_spent_ms, r.version,"
         " r.is_current, r.simulated, r.skipped, r.none_acceptable, r.gold_agreement,"
         " l.name, p.text, p.split, r.note, r.skip_reason, r.shown_order, r.source, r.created_at,"
-        " i.candidate_id, c.model_id, i.rank, i.likert, i.shown_pos, i.flags, c.text, m.name"
+        " i.candidate_id, c.model_id, i.rank, i.likert, i.shown_pos, i.flags, c.text, m.name,"
+        " c.tokens, c.finish"
         " FROM rankings r JOIN labelers l ON l.id = r.labeler_id JOIN prompts p ON p.id = r.prompt_id"
         " LEFT JOIN ranking_items i ON i.ranking_id = r.id"
         " LEFT JOIN candidates c ON c.id = i.candidate_id LEFT JOIN models m ON m.id = c.model_id"
@@ -167,12 +168,14 @@ int db_rankings_each(Db *db, const RankingFilter *f, int (*fn)(const RankingRow 
      * so they are copied into `keep` per ranking. */
     char *keep[8] = {0};
     char **item_strs = NULL;
+    int **item_ids = NULL;
     for (;;) {
         s = sqlite3_step(st);
         int64_t id = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
         if (cur && (s != SQLITE_ROW || id != cur)) {
             rc = fn(&row, ctx);
             for (int i = 0; i < row.n_items * 3; i++) free(item_strs[i]);
+            for (int i = 0; i < row.n_items; i++) free(item_ids[i]);
             row.n_items = 0;
             if (rc) break;
         }
@@ -208,9 +211,11 @@ int db_rankings_each(Db *db, const RankingFilter *f, int (*fn)(const RankingRow 
             cap = cap ? cap * 2 : 8;
             RankingItemRow *p = realloc(row.items, (size_t)cap * sizeof *p);
             char **q = realloc(item_strs, (size_t)cap * 3 * sizeof *q);
+            int **v = realloc(item_ids, (size_t)cap * sizeof *v);
             if (p) row.items = p;
             if (q) item_strs = q;
-            if (!p || !q) {
+            if (v) item_ids = v;
+            if (!p || !q || !v) {
                 rc = err_set(err, RLHF_ENOMEM, "out of memory");
                 break;
             }
@@ -226,15 +231,22 @@ int db_rankings_each(Db *db, const RankingFilter *f, int (*fn)(const RankingRow 
         sp[1] = db_col_strdup(st, 25);
         sp[2] = db_col_strdup(st, 26);
         it->flags = sp[0], it->text = sp[1], it->model_name = sp[2];
+        int *ids = NULL;
+        it->n_ids = 0;
+        it->finish = db_finish_parse((const char *)sqlite3_column_text(st, 28));
+        int oom = db_ids_parse((const char *)sqlite3_column_text(st, 27), &ids, &it->n_ids);
+        it->ids = item_ids[row.n_items] = ids;
         row.n_items++;
-        if (!it->text) rc = db_null_column(db, err, "candidate", it->candidate_id, "text");
+        if (oom) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        else if (!it->text) rc = db_null_column(db, err, "candidate", it->candidate_id, "text");
         else if (!it->model_name) rc = db_null_column(db, err, "model", it->model_id, "name");
         if (rc) break;
     }
     if (!rc && s != SQLITE_DONE && s != SQLITE_ROW) rc = db_fail(db, err, "read rankings");
     for (int i = 0; i < row.n_items * 3; i++) free(item_strs[i]);
+    for (int i = 0; i < row.n_items; i++) free(item_ids[i]);
     for (int i = 0; i < 8; i++) free(keep[i]);
-    free(item_strs);
+    free(item_strs), free(item_ids);
     free_items(&row);
     sqlite3_finalize(st);
     return rc;

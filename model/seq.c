@@ -109,6 +109,46 @@ int seq_encode(const Tokenizer *t, const char *template, const char *prompt, con
     return rc;
 }
 
+int seq_encode_ids(const Tokenizer *t, const char *template, const char *prompt, const int *ids,
+                   int n_ids, int max_len, SeqExample *out, Err *err) {
+    memset(out, 0, sizeof *out);
+    char *input = NULL;
+    int rc = seq_render(template, prompt, &input, err), n = 0;
+    size_t len = input ? strlen(input) : 0;
+    int *p = rc ? NULL : malloc(sizeof(int) * (size_t)tok_encode_cap(len));
+    if (!rc && !p) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rc) rc = tok_encode_prompt(t, input, len, p, tok_encode_cap(len), &n, err);
+    if (!rc) rc = seq_join(p, n, ids, n_ids, max_len, out, err);
+    free(input), free(p);
+    return rc;
+}
+
+static int is_blank(char c) {
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+/* Whether ids decode under t to text, blanks around it aside. */
+static int ids_spell(const Tokenizer *t, const int *ids, int n, const char *text) {
+    char *d = NULL;
+    size_t dl = 0;
+    if (tok_decode(t, ids, n, &d, &dl, NULL)) return 0;
+    const char *s = d;
+    while (dl && is_blank(*s)) s++, dl--;
+    while (dl && is_blank(s[dl - 1])) dl--;
+    int same = strlen(text) == dl && memcmp(s, text, dl) == 0;
+    free(d);
+    return same;
+}
+
+int seq_encode_sampled(const Tokenizer *t, const char *template, const char *prompt,
+                       const char *answer, const int *ids, int n_ids, int add_eos, int max_len,
+                       SeqExample *out, int *used_ids, Err *err) {
+    int use = ids && n_ids > 0 && ids_spell(t, ids, n_ids, answer);
+    if (used_ids) *used_ids = use;
+    if (use) return seq_encode_ids(t, template, prompt, ids, n_ids, max_len, out, err);
+    return seq_encode(t, template, prompt, answer, add_eos, max_len, out, err);
+}
+
 int seq_join_text(const Tokenizer *t, const int *prompt, int n_prompt, const char *answer,
                   int max_len, SeqExample *out, Err *err) {
     memset(out, 0, sizeof *out);

@@ -53,6 +53,19 @@ int seq_join(const int *prompt, int n_prompt, const int *answer, int n_answer, i
  * at a stop string is stored and scored. */
 int seq_join_text(const Tokenizer *t, const int *prompt, int n_prompt, const char *answer,
                   int max_len, SeqExample *out, Err *err);
+/* Renders template (seq_render) and encodes it as gen prefills it (from <s>
+ * on), then appends the answer's ids as sampled (seq_join). */
+int seq_encode_ids(const Tokenizer *t, const char *template, const char *prompt, const int *ids,
+                   int n_ids, int max_len, SeqExample *out, Err *err);
+/* A stored answer as PPO scores it: its sampled ids (</s> included when it
+ * was sampled) when ids is not NULL and they spell `answer` under t (decoded,
+ * whitespace trimmed at both ends, as gen stores the text): a tokenizer that
+ * would spell it otherwise, or answer text edited since, falls back to the
+ * text re-encoded (seq_encode, </s> when add_eos). *used_ids (may be NULL)
+ * says which. */
+int seq_encode_sampled(const Tokenizer *t, const char *template, const char *prompt,
+                       const char *answer, const int *ids, int n_ids, int add_eos, int max_len,
+                       SeqExample *out, int *used_ids, Err *err);
 void seq_example_free(SeqExample *e);
 
 /* Copies examples ex[0..B) into a right-padded (B, T) token array (padding

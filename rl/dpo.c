@@ -85,7 +85,7 @@ static int add_group(DpoSet *d, const PrefGroup *g, int gi, const Tokenizer *t,
     int longest = 0;
     for (int i = 0; i < g->n; i++) {
         SeqExample *e = &d->ex[d->n_ex];
-        int rc = seq_encode(t, template, g->prompt, g->answers[i], 1, max_len, e, err);
+        int rc = prefs_encode_answer(g, i, t, template, max_len, e, NULL, err);
         if (rc) return err_prefix(err, "preference group %d, answer %d: ", gi + 1, i + 1), rc;
         d->cut += e->cut || e->cut_answer;
         longest = e->n > longest ? e->n : longest;

@@ -586,15 +586,7 @@ static int answer_example(const Run *r, int k, const Tokenizer *tok, int max_len
     if (!row->tokens)
         return seq_encode(tok, r->s[k].template, prompt, x->text,
                           row->finish != CAND_FINISH_LENGTH, max_len, ex, err);
-    char *input = NULL;
-    int rc = seq_render(r->s[k].template, prompt, &input, err), n = 0;
-    size_t len = input ? strlen(input) : 0;
-    int *ids = rc ? NULL : malloc(sizeof(int) * (size_t)tok_encode_cap(len));
-    if (!rc && !ids) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    if (!rc) rc = tok_encode_prompt(tok, input, len, ids, tok_encode_cap(len), &n, err);
-    if (!rc) rc = seq_join(ids, n, row->tokens, row->n_ids, max_len, ex, err);
-    free(input), free(ids);
-    return rc;
+    return seq_encode_ids(tok, r->s[k].template, prompt, row->tokens, row->n_ids, max_len, ex, err);
 }
 
 /* Log-probabilities of side k's answers under m at the temperature each was

@@ -177,6 +177,11 @@ static void print_data(const TrainRun *r, const Rm *m) {
             m->set.n, o->t.data ? o->t.data : "the store", (long long)pairs,
             (long long)m->set.ties_dropped, (long long)m->set.skipped, (long long)r->n_train,
             (long long)m->n_val, o->t.val_frac);
+    if (!o->t.data)
+        fprintf(stderr,
+                "train-rm: %lld of %lld answers as their sampled token ids, the rest (imported, "
+                "cut at a stop string, or spelled otherwise by this tokenizer) re-encoded\n",
+                (long long)m->data.sampled_ids, (long long)m->data.n_ex);
     if (m->data.cut)
         fprintf(stderr,
                 "train-rm: %lld of %lld answers had their prompt cut from the left to fit the "

@@ -1,6 +1,7 @@
 /* Preference groups for training (see prefs.h): one group per current ranking
  * in the store, or one per record of a pairs / HH file. */
 #include "rm/prefs.h"
+#include "db/candidates.h"
 #include "rm/export.h"
 #include "rm/import.h"
 #include "util/lines.h"
@@ -12,7 +13,10 @@ static void group_free(PrefGroup *g) {
     free(g->prompt);
     for (int i = 0; g->answers && i < g->n; i++)
         free(g->answers[i]);
+    for (int i = 0; g->ids && i < g->n; i++)
+        free(g->ids[i]);
     free(g->answers), free(g->rank), free(g->likert), free(g->cand_id);
+    free(g->ids), free(g->n_ids), free(g->finish);
     memset(g, 0, sizeof *g);
 }
 
@@ -39,9 +43,12 @@ static PrefGroup *group_add(PrefSet *s, int n, int *cap, Err *err) {
     g->rank = calloc((size_t)n, sizeof *g->rank);
     g->likert = calloc((size_t)n, sizeof *g->likert);
     g->cand_id = calloc((size_t)n, sizeof *g->cand_id);
+    g->ids = calloc((size_t)n, sizeof *g->ids);
+    g->n_ids = calloc((size_t)n, sizeof *g->n_ids);
+    g->finish = calloc((size_t)n, sizeof *g->finish);
     g->labeler = -1;
     s->n++; /* counted at once so prefs_free frees a half-filled group */
-    if (!g->answers || !g->rank || !g->likert || !g->cand_id)
+    if (!g->answers || !g->rank || !g->likert || !g->cand_id || !g->ids || !g->n_ids || !g->finish)
         return err_set(err, RLHF_ENOMEM, "out of memory"), NULL;
     return g;
 }
@@ -99,6 +106,13 @@ static int store_one(const RankingRow *r, void *vctx) {
         g->rank[i] = it->rank;
         g->likert[i] = it->likert;
         g->cand_id[i] = it->candidate_id;
+        g->finish[i] = it->finish;
+        if (it->ids && it->n_ids > 0) {
+            if (!(g->ids[i] = malloc(sizeof(int) * (size_t)it->n_ids)))
+                return err_set(c->err, RLHF_ENOMEM, "out of memory");
+            memcpy(g->ids[i], it->ids, sizeof(int) * (size_t)it->n_ids);
+            g->n_ids[i] = it->n_ids;
+        }
         if (!g->answers[i]) return err_set(c->err, RLHF_ENOMEM, "out of memory");
     }
     g->prompt_id = r->prompt_id;
@@ -107,6 +121,17 @@ static int store_one(const RankingRow *r, void *vctx) {
     g->val = rm_prompt_in_val(g->prompt, c->o->val_frac);
     if (!g->prompt || g->labeler < 0) return err_set(c->err, RLHF_ENOMEM, "out of memory");
     return 0;
+}
+
+int prefs_encode_answer(const PrefGroup *g, int k, const Tokenizer *tok, const char *template,
+                        int max_len, SeqExample *out, int *used_ids, Err *err) {
+    /* an answer cut at a stop string is scored as its text ended with </s>,
+     * not as the ids sampled (they hold the stop string) */
+    int stop = g->finish && g->finish[k] == CAND_FINISH_STOP;
+    const int *ids = g->ids && !stop ? g->ids[k] : NULL;
+    int add_eos = !(g->finish && g->finish[k] == CAND_FINISH_LENGTH);
+    return seq_encode_sampled(tok, template, g->prompt, g->answers[k], ids, ids ? g->n_ids[k] : 0,
+                              add_eos, max_len, out, used_ids, err);
 }
 
 int prefs_load_store(Db *db, const PrefLoadOptions *o, PrefSet *out, Err *err) {

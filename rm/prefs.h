@@ -12,6 +12,8 @@
 
 #include "db/db.h"
 #include "db/rankings.h"
+#include "model/seq.h"
+#include "model/tokenizer.h"
 
 typedef struct PrefGroup {
     char *prompt;     /* the prompt text (for HH: the dialogue before the last answer) */
@@ -23,6 +25,9 @@ typedef struct PrefGroup {
     int64_t prompt_id, ranking_id; /* 0 for file data */
     int labeler;      /* index into PrefSet.labelers, -1 unknown */
     int val;          /* 1: held out (rm_prompt_in_val on the prompt text) */
+    int **ids;        /* n; each answer's sampled token ids (NULL: not stored, or file data) */
+    int *n_ids;       /* n */
+    int *finish;      /* n; CAND_FINISH_* (0: unknown, file data) */
 } PrefGroup;
 
 typedef struct PrefSet {
@@ -45,5 +50,10 @@ int prefs_load_store(Db *db, const PrefLoadOptions *o, PrefSet *out, Err *err);
  * transcripts); errors name FILE:LINE: field. */
 int prefs_load_file(const char *path, double val_frac, PrefSet *out, Err *err);
 void prefs_free(PrefSet *s);
+/* Answer k of g as the model sees it in training: as PPO scores it (its
+ * sampled ids, or its text ended with </s> unless it was cut at max tokens;
+ * seq_encode_sampled). *used_ids (may be NULL) says whether the ids were used. */
+int prefs_encode_answer(const PrefGroup *g, int k, const Tokenizer *tok, const char *template,
+                        int max_len, SeqExample *out, int *used_ids, Err *err);
 
 #endif

@@ -76,8 +76,9 @@ int rm_data_encode(RmData *d, const PrefSet *s, const Tokenizer *tok, const char
         d->first[g] = d->n_ex;
         for (int k = 0; k < s->g[g].n; k++) {
             SeqExample *e = &d->ex[d->n_ex];
-            int rc = seq_encode(tok, template, s->g[g].prompt, s->g[g].answers[k], 1, max_len, e,
-                                err);
+            int ids = 0;
+            int rc = prefs_encode_answer(&s->g[g], k, tok, template, max_len, e, &ids, err);
+            d->sampled_ids += ids;
             if (rc) {
                 rm_data_free(d);
                 return rc;

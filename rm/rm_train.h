@@ -46,6 +46,7 @@ typedef struct RmData {
     int64_t n_ex;
     int64_t cut, cut_answer; /* answers whose prompt (answer) lost tokens to fit */
     int max_k;               /* the most answers in a group */
+    int64_t sampled_ids;     /* answers given by their sampled ids, not re-encoded text */
 } RmData;
 
 int rm_data_encode(RmData *d, const PrefSet *s, const Tokenizer *tok, const char *template,
