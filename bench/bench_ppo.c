@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "model/checkpoint.h"
+#include "model/loss.h"
+#include "model/optim.h"
+#include "util/progress.h"
 #include "rl/ppo.h"
 #include "rm/rm_score.h"
 
@@ -42,6 +45,35 @@ static int make_tokenizer(int V, Tokenizer **out, Err *err) {
 static int rm_cb(void *ctx, const SeqExample *ex, const SampleResult *res, int n, float *scores, Err *err) {
     (void)res;
     return rm_score_examples(ctx, ex, n, scores, err);
+}
+
+/* tokens/s of plain training (the SFT/pretraining step: forward, LM head
+ * with the next-token loss, backward, clipping, AdamW) of the policy on
+ * batches of B x T tokens, counted as B·T per step as PPO's update counts its
+ * minibatches (padding included) */
+static double plain_train_tps(Model *m, RunState *rs, int B, int T, Err *err) {
+    AdamW o;
+    int N = B * T, rc = adamw_create(&o, model_train_n(m), err);
+    int *tok = malloc(sizeof(int) * (size_t)N * 2);
+    if (rc || !tok) return free(tok), -1;
+    Rng r;
+    rng_seed(&r, 5);
+    for (int i = 0; i < 2 * N; i++) tok[i] = (int)rng_below(&r, (uint64_t)m->cfg.vocab_size);
+    double best = 1e30;
+    for (int s = 0; s < 4 && !rc; s++) { /* the first is a warm-up; the best of the rest */
+        double t0 = now_seconds();
+        LossHeadCe ce = {.targets = tok + N, .scale = 1.0f / N, .grad = 1};
+        model_zero_grad(m);
+        rc = model_forward(m, rs, tok, B, T, 0, err);
+        if (!rc) rc = model_head(m, rs, 1, loss_head_ce, &ce, err);
+        if (!rc) rc = model_backward(m, rs, tok, NULL, NULL, NULL, err);
+        if (!rc) model_grad_clip(m, 1.0), adamw_step(&o, m, 1e-5f);
+        double dt = now_seconds() - t0;
+        if (s > 0 && dt < best) best = dt;
+    }
+    adamw_free(&o);
+    free(tok);
+    return rc ? -1 : N / best;
 }
 
 static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, int steps) {
@@ -108,6 +140,15 @@ static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, in
         printf("ppo_step_share %s part=rollout value=%.3f\n", cfg, sum.t_rollout / tt);
         printf("ppo_step_share %s part=scoring value=%.3f\n", cfg, sum.t_score / tt);
         printf("ppo_step_share %s part=update value=%.3f\n", cfg, sum.t_update / tt);
+        /* plain training of the policy on PPO's minibatch shape (the longest
+         * rollout's T), for the same tokens counted the same way */
+        int B = p.c.minibatch;
+        double tr = plain_train_tps(&pol, &p.rs, B, p.T, &err);
+        double up = sum.update_tokens / sum.t_update;
+        if (tr > 0) {
+            printf("train_tokens_per_s config=%s B=%d T=%d (PPO's minibatch shape) value=%.0f\n", cfg_name, B, p.T, tr);
+            printf("ppo_update_over_train %s B=%d T=%d value=%.2f\n", cfg, B, p.T, up / tr);
+        }
         printf("ppo_peak_rss_mib %s models=policy,ref,rm,value value=%ld\n", cfg, u.ru_maxrss / 1024);
     }
     if (ready) ppo_free(&p);
