@@ -173,8 +173,8 @@ static float *cache_at(const Infer *st, float *prefix, float *stream, int l, int
 /* out (hs) = attention of head h of one query row q (Q) at position pos over
  * positions 0..pos of stream s: the shared prefix's rows, then the stream's
  * own. sc: room for pos + 1 scores. */
-static void attend_head(const Infer *st, float *out, const float *q, int l, int s, int pos, int h,
-                        float *sc) {
+FM_INLINE void attend_head(const Infer *st, float *out, const float *q, int l, int s, int pos, int h,
+                           float *sc) {
     const Config *c = &st->m->cfg;
     int hs = model_head_size(c), grp = c->n_heads / c->n_kv_heads;
     size_t KV = (size_t)model_kv_dim(c);
@@ -204,7 +204,9 @@ typedef struct {
     int l;
 } AttendJob;
 
-static void attend_items(void *ctx, int lo, int hi, int tid) {
+/* (a SIMD clone: the softmax of the scores inlined from fastmath.h is most
+ * of attention's time on small heads) */
+MODEL_SIMD_CLONES static void attend_items(void *ctx, int lo, int hi, int tid) {
     const AttendJob *j = ctx;
     const Infer *st = j->st;
     const Config *c = &st->m->cfg;
