@@ -76,7 +76,7 @@ static double plain_train_tps(Model *m, RunState *rs, int B, int T, Err *err) {
     return rc ? -1 : N / best;
 }
 
-static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, int steps) {
+static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, int steps, int critic_model) {
     Err err = {0};
     Config c;
     Model pol = {0}, ref = {0}, val = {0};
@@ -117,7 +117,7 @@ static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, in
     PpoConfig pc;
     ppo_config_default(&pc);
     pc.prompts = P, pc.samples = K, pc.max_new = max_new, pc.epochs = epochs;
-    pc.value_mode = PPO_VALUE_MODEL, pc.length_penalty = 0;
+    pc.value_mode = critic_model ? PPO_VALUE_MODEL : PPO_VALUE_HEAD, pc.length_penalty = 0;
     if (!rc) rc = ppo_init(&p, &pc, &pol, &ref, &val, tok, prompts, 64, NULL, NULL, 0, 1, &err);
     ready = !rc;
     PpoStats s, sum = {0};
@@ -132,8 +132,8 @@ static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, in
         double tt = sum.t_rollout + sum.t_score + sum.t_update;
         /* one line per figure, each with its configuration, as every bench prints */
         char cfg[160];
-        snprintf(cfg, sizeof cfg, "config=%s prompts=%d answers=%d new=%d epochs=%d critic=model", cfg_name,
-                 P, K, max_new, epochs);
+        snprintf(cfg, sizeof cfg, "config=%s prompts=%d answers=%d new=%d epochs=%d critic=%s", cfg_name,
+                 P, K, max_new, epochs, critic_model ? "model" : "head");
         printf("ppo_rollout_tokens_per_s %s value=%.0f\n", cfg, sum.rollout_tokens / sum.t_rollout);
         printf("ppo_update_tokens_per_s %s value=%.0f\n", cfg, sum.update_tokens / sum.t_update);
         printf("ppo_step_s %s value=%.2f\n", cfg, tt / steps);
@@ -149,7 +149,8 @@ static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, in
             printf("train_tokens_per_s config=%s B=%d T=%d (PPO's minibatch shape) value=%.0f\n", cfg_name, B, p.T, tr);
             printf("ppo_update_over_train %s B=%d T=%d value=%.2f\n", cfg, B, p.T, up / tr);
         }
-        printf("ppo_peak_rss_mib %s models=policy,ref,rm,value value=%ld\n", cfg, u.ru_maxrss / 1024);
+        printf("ppo_peak_rss_mib %s models=policy,ref,rm%s value=%ld\n", cfg, critic_model ? ",value" : "",
+               u.ru_maxrss / 1024);
     }
     if (ready) ppo_free(&p);
     rm_scorer_close(&rm);
@@ -159,7 +160,10 @@ static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, in
 }
 
 int main(void) {
-    int rc = bench("demo", 8, 4, 32, 4, 2);
-    rc |= bench("15m", 2, 4, 16, 1, 1);
+    int rc = bench("demo", 8, 4, 32, 4, 2, 1);
+    rc |= bench("15m", 2, 4, 16, 1, 1, 1);
+    /* the default critic (a value head on the policy: one backbone pass for
+     * both) with the default 4 epochs per rollout */
+    rc |= bench("15m", 2, 4, 16, 4, 1, 0);
     return rc;
 }
