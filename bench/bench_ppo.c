@@ -1,9 +1,11 @@
-/* bench_ppo: one PPO configuration per model config (demo, 15m) on random
- * weights with a reward model, a separate value model and the reference all
- * loaded (InstructGPT's four models): rollout tokens/s (batched decode),
- * update tokens/s (training forward+backward, padded tokens), the share of a
- * step spent in rollout, scoring and update (the update includes the
- * reference and old-policy passes), and the process's peak RSS so far. */
+/* bench_ppo: PPO on random weights with a reward model, a separate value
+ * model and the reference all loaded (InstructGPT's four models; demo and
+ * 15m), and on 15m with the default critic (a value head on the policy):
+ * rollout tokens/s (batched decode), update tokens/s (training
+ * forward+backward, padded tokens), plain training's tokens/s on the same
+ * minibatch shape and the update's ratio to it, the share of a step spent in
+ * rollout, scoring and update (the update includes the reference and
+ * old-policy passes), and the process's peak RSS so far. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
