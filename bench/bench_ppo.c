@@ -1,9 +1,11 @@
-/* bench_ppo: one PPO configuration per model config (demo, 15m) on random
- * weights with a reward model, a separate value model and the reference all
- * loaded (InstructGPT's four models): rollout tokens/s (batched decode),
- * update tokens/s (training forward+backward, padded tokens), the share of a
- * step spent in rollout, scoring and update (the update includes the
- * reference and old-policy passes), and the process's peak RSS so far. */
+/* bench_ppo: PPO on random weights with a reward model, a separate value
+ * model and the reference all loaded (InstructGPT's four models; demo and
+ * 15m), and on 15m with the default critic (a value head on the policy):
+ * rollout tokens/s (batched decode), update tokens/s (training
+ * forward+backward, padded tokens), plain training's tokens/s on the same
+ * minibatch shape and the update's ratio to it, the share of a step spent in
+ * rollout, scoring and update (the update includes the reference and
+ * old-policy passes), and the process's peak RSS so far. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,9 @@
 #include <unistd.h>
 
 #include "model/checkpoint.h"
+#include "model/loss.h"
+#include "model/optim.h"
+#include "util/progress.h"
 #include "rl/ppo.h"
 #include "rm/rm_score.h"
 
@@ -44,7 +49,36 @@ static int rm_cb(void *ctx, const SeqExample *ex, const SampleResult *res, int n
     return rm_score_examples(ctx, ex, n, scores, err);
 }
 
-static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, int steps) {
+/* tokens/s of plain training (the SFT/pretraining step: forward, LM head
+ * with the next-token loss, backward, clipping, AdamW) of the policy on
+ * batches of B x T tokens, counted as B·T per step as PPO's update counts its
+ * minibatches (padding included) */
+static double plain_train_tps(Model *m, RunState *rs, int B, int T, Err *err) {
+    AdamW o;
+    int N = B * T, rc = adamw_create(&o, model_train_n(m), err);
+    int *tok = malloc(sizeof(int) * (size_t)N * 2);
+    if (rc || !tok) return free(tok), -1;
+    Rng r;
+    rng_seed(&r, 5);
+    for (int i = 0; i < 2 * N; i++) tok[i] = (int)rng_below(&r, (uint64_t)m->cfg.vocab_size);
+    double best = 1e30;
+    for (int s = 0; s < 4 && !rc; s++) { /* the first is a warm-up; the best of the rest */
+        double t0 = now_seconds();
+        LossHeadCe ce = {.targets = tok + N, .scale = 1.0f / N, .grad = 1};
+        model_zero_grad(m);
+        rc = model_forward(m, rs, tok, B, T, 0, err);
+        if (!rc) rc = model_head(m, rs, 1, loss_head_ce, &ce, err);
+        if (!rc) rc = model_backward(m, rs, tok, NULL, NULL, NULL, err);
+        if (!rc) model_grad_clip(m, 1.0), adamw_step(&o, m, 1e-5f);
+        double dt = now_seconds() - t0;
+        if (s > 0 && dt < best) best = dt;
+    }
+    adamw_free(&o);
+    free(tok);
+    return rc ? -1 : N / best;
+}
+
+static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, int steps, int critic_model) {
     Err err = {0};
     Config c;
     Model pol = {0}, ref = {0}, val = {0};
@@ -85,7 +119,7 @@ static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, in
     PpoConfig pc;
     ppo_config_default(&pc);
     pc.prompts = P, pc.samples = K, pc.max_new = max_new, pc.epochs = epochs;
-    pc.value_mode = PPO_VALUE_MODEL, pc.length_penalty = 0;
+    pc.value_mode = critic_model ? PPO_VALUE_MODEL : PPO_VALUE_HEAD, pc.length_penalty = 0;
     if (!rc) rc = ppo_init(&p, &pc, &pol, &ref, &val, tok, prompts, 64, NULL, NULL, 0, 1, &err);
     ready = !rc;
     PpoStats s, sum = {0};
@@ -100,15 +134,25 @@ static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, in
         double tt = sum.t_rollout + sum.t_score + sum.t_update;
         /* one line per figure, each with its configuration, as every bench prints */
         char cfg[160];
-        snprintf(cfg, sizeof cfg, "config=%s prompts=%d answers=%d new=%d epochs=%d critic=model", cfg_name,
-                 P, K, max_new, epochs);
+        snprintf(cfg, sizeof cfg, "config=%s prompts=%d answers=%d new=%d epochs=%d critic=%s", cfg_name,
+                 P, K, max_new, epochs, critic_model ? "model" : "head");
         printf("ppo_rollout_tokens_per_s %s value=%.0f\n", cfg, sum.rollout_tokens / sum.t_rollout);
         printf("ppo_update_tokens_per_s %s value=%.0f\n", cfg, sum.update_tokens / sum.t_update);
         printf("ppo_step_s %s value=%.2f\n", cfg, tt / steps);
         printf("ppo_step_share %s part=rollout value=%.3f\n", cfg, sum.t_rollout / tt);
         printf("ppo_step_share %s part=scoring value=%.3f\n", cfg, sum.t_score / tt);
         printf("ppo_step_share %s part=update value=%.3f\n", cfg, sum.t_update / tt);
-        printf("ppo_peak_rss_mib %s models=policy,ref,rm,value value=%ld\n", cfg, u.ru_maxrss / 1024);
+        /* plain training of the policy on PPO's minibatch shape (the longest
+         * rollout's T), for the same tokens counted the same way */
+        int B = p.c.minibatch;
+        double tr = plain_train_tps(&pol, &p.rs, B, p.T, &err);
+        double up = sum.update_tokens / sum.t_update;
+        if (tr > 0) {
+            printf("train_tokens_per_s config=%s B=%d T=%d (PPO's minibatch shape) value=%.0f\n", cfg_name, B, p.T, tr);
+            printf("ppo_update_over_train %s B=%d T=%d value=%.2f\n", cfg, B, p.T, up / tr);
+        }
+        printf("ppo_peak_rss_mib %s models=policy,ref,rm%s value=%ld\n", cfg, critic_model ? ",value" : "",
+               u.ru_maxrss / 1024);
     }
     if (ready) ppo_free(&p);
     rm_scorer_close(&rm);
@@ -118,7 +162,10 @@ static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, in
 }
 
 int main(void) {
-    int rc = bench("demo", 8, 4, 32, 4, 2);
-    rc |= bench("15m", 2, 4, 16, 1, 1);
+    int rc = bench("demo", 8, 4, 32, 4, 2, 1);
+    rc |= bench("15m", 2, 4, 16, 1, 1, 1);
+    /* the default critic (a value head on the policy: one backbone pass for
+     * both) with the default 4 epochs per rollout */
+    rc |= bench("15m", 2, 4, 16, 4, 1, 0);
     return rc;
 }

@@ -106,6 +106,30 @@ FM_INLINE float vec_exp_sum(float *x, int n, float sub) {
     return sum;
 }
 
+/* x[i] = exp(x[i] - sub) in place (vec_exp_sum's values, without the sum) */
+FM_INLINE void vec_exp(float *x, int n, float sub) {
+    int i = 0;
+    v8f s = v8_set1(sub);
+    for (; i + 8 <= n; i += 8) v8_store(x + i, v8_exp(v8_load(x + i) - s));
+    if (i < n) {
+        float tail[8] = {0};
+        memcpy(tail, x + i, (size_t)(n - i) * sizeof(float));
+        v8_store(tail, v8_exp(v8_load(tail) - s));
+        memcpy(x + i, tail, (size_t)(n - i) * sizeof(float));
+    }
+}
+
+/* Σ x[i] summed as vec_exp_sum sums its exponentials: after vec_exp(x, n, sub)
+ * (in any blocks of multiples of 8), vec_exp_sum(x, n, sub)'s bits */
+FM_INLINE float vec_sum_as_exp_sum(const float *x, int n) {
+    int i = 0;
+    v8f acc = v8_set1(0.0f);
+    for (; i + 8 <= n; i += 8) acc += v8_load(x + i);
+    float sum = v8_hsum(acc);
+    for (; i < n; i++) sum += x[i];
+    return sum;
+}
+
 /* Σ exp(x[i] - sub) and Σ exp(x[i] - sub)·x[i], x unchanged */
 FM_INLINE void vec_exp_stats(const float *x, int n, float sub, float *sum, float *wsum) {
     int i = 0;

@@ -100,7 +100,7 @@ int infer_create_weights(Infer *st, const Model *m, int max_streams, InferWeight
         (size_t)R * KV, /* k v */
         (size_t)R * H,
         (size_t)R * H,              /* hb hb2 */
-        (size_t)c->n_heads * T + (size_t)R * (c->n_heads + 1), /* att scores + rstd (rows, heads) */
+        (size_t)MATVEC_MAX_THREADS * T + (size_t)R * (c->n_heads + 1), /* scores per thread + rstd (rows, heads) */
         (size_t)T * hs / 2,
         (size_t)T * hs / 2,      /* rope */
         (size_t)max_streams * V, /* lrow */
@@ -170,28 +170,52 @@ static float *cache_at(const Infer *st, float *prefix, float *stream, int l, int
     return stream + (((size_t)l * st->max_streams + s) * T + t) * KV;
 }
 
-/* out (Q) = attention of one query row q (Q) at position pos over positions
- * 0..pos of stream s: the shared prefix's rows, then the stream's own. */
-static void attend(const Infer *st, float *out, const float *q, int l, int s, int pos) {
+/* out (hs) = attention of head h of one query row q (Q) at position pos over
+ * positions 0..pos of stream s: the shared prefix's rows, then the stream's
+ * own. sc: room for pos + 1 scores. */
+FM_INLINE void attend_head(const Infer *st, float *out, const float *q, int l, int s, int pos, int h,
+                           float *sc) {
     const Config *c = &st->m->cfg;
-    int NH = c->n_heads, hs = model_head_size(c), grp = c->n_heads / c->n_kv_heads;
+    int hs = model_head_size(c), grp = c->n_heads / c->n_kv_heads;
     size_t KV = (size_t)model_kv_dim(c);
-    float scale = 1.0f / sqrtf((float)hs), *sc = st->att;
+    float scale = 1.0f / sqrtf((float)hs);
     /* segment 0: prefix positions [0, n0); segment 1: stream positions [n0, pos] */
     int n0 = s < 0 || pos < st->prefix_len ? pos + 1 : st->prefix_len, n1 = pos + 1 - n0;
     const float *k0 = cache_at(st, st->key_prefix, st->key_stream, l, -1, 0);
     const float *v0 = cache_at(st, st->val_prefix, st->val_stream, l, -1, 0);
     const float *k1 = n1 ? cache_at(st, st->key_prefix, st->key_stream, l, s, n0) : NULL;
     const float *v1 = n1 ? cache_at(st, st->val_prefix, st->val_stream, l, s, n0) : NULL;
-    for (int h = 0; h < NH; h++) {
-        int kvo = (h / grp) * hs;
-        matvec_scores(sc, q + h * hs, k0 + kvo, KV, n0, hs, scale);
-        if (n1) matvec_scores(sc + n0, q + h * hs, k1 + kvo, KV, n1, hs, scale);
-        float sum = vec_exp_sum(sc, pos + 1, vec_max(sc, pos + 1)), *o = out + h * hs;
-        vec_scale(sc, pos + 1, 1.0f / sum);
-        memset(o, 0, sizeof(float) * hs);
-        matvec_accum(o, sc, v0 + kvo, KV, n0, hs);
-        if (n1) matvec_accum(o, sc + n0, v1 + kvo, KV, n1, hs);
+    int kvo = (h / grp) * hs;
+    matvec_scores(sc, q + h * hs, k0 + kvo, KV, n0, hs, scale);
+    if (n1) matvec_scores(sc + n0, q + h * hs, k1 + kvo, KV, n1, hs, scale);
+    float sum = vec_exp_sum(sc, pos + 1, vec_max(sc, pos + 1));
+    vec_scale(sc, pos + 1, 1.0f / sum);
+    memset(out, 0, sizeof(float) * hs);
+    matvec_accum(out, sc, v0 + kvo, KV, n0, hs);
+    if (n1) matvec_accum(out, sc + n0, v1 + kvo, KV, n1, hs);
+}
+
+/* Attention of layer l for rows x heads, one (row, head) per item, on the
+ * decode pool: each item writes its own slice of xb2, with the scores in its
+ * thread's slot of att. */
+typedef struct {
+    const Infer *st;
+    const int *streams, *pos;
+    int l;
+} AttendJob;
+
+/* (a SIMD clone: the softmax of the scores inlined from fastmath.h is most
+ * of attention's time on small heads) */
+MODEL_SIMD_CLONES static void attend_items(void *ctx, int lo, int hi, int tid) {
+    const AttendJob *j = ctx;
+    const Infer *st = j->st;
+    const Config *c = &st->m->cfg;
+    int NH = c->n_heads, hs = model_head_size(c), Q = model_q_dim(c);
+    float *sc = st->att + (size_t)tid * c->seq_len;
+    for (int i = lo; i < hi; i++) {
+        int r = i / NH, h = i % NH;
+        attend_head(st, st->xb2 + (size_t)r * Q + (size_t)h * hs, st->q + (size_t)r * Q, j->l,
+                    j->streams[r], j->pos[r], h, sc);
     }
 }
 
@@ -203,7 +227,7 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
     int C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), NH = c->n_heads, NKV = c->n_kv_heads;
     int hs = model_head_size(c), h2 = hs / 2, Q = model_q_dim(c);
     float eps = model_norm_eps(c);
-    float *rstd = st->att + (size_t)NH * c->seq_len; /* (n) or (n, NH) for the q/k norms */
+    float *rstd = st->att + (size_t)MATVEC_MAX_THREADS * c->seq_len; /* (n) or (n, NH) for the q/k norms */
     const struct InferBf16 *b = &st->bf16;
     const Lora *lo = m->lora && !m->lora_off ? m->lora : NULL;
     embedding_forward(st->x, tokens, m->w.emb, n, C);
@@ -237,8 +261,9 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
                    st->v + (size_t)r * KV, sizeof(float) * KV);
         }
         /* all rows' keys are in the cache before any row attends (prefill is causal) */
-        for (int r = 0; r < n; r++)
-            attend(st, st->xb2 + (size_t)r * Q, st->q + (size_t)r * Q, l, streams[r], pos[r]);
+        AttendJob aj = {st, streams, pos, l};
+        int items = n * NH, grain = items / (4 * matvec_threads());
+        matvec_par(items, grain < 1 ? 1 : grain, attend_items, &aj);
         matmul_rows(st->xb, st->xb2, m->w.wo, b->wo, (size_t)l * C * Q, n, Q, C);
         if (lo) lora_apply(lo, LORA_O, l, st->xb, st->xb2, n);
         residual_forward(st->x, st->x, st->xb, n * C);

@@ -333,7 +333,7 @@ void matvec_accum(float *out, const float *a, const float *v, size_t stride, int
  * atomic counter, the caller included; the caller only waits for chunks a
  * running worker has claimed. So a worker that is asleep or descheduled (a
  * busy shared machine) costs nothing: the caller does its share. */
-enum { MAX_THREADS = 16, SPIN = 2000, CHUNKS_PER_THREAD = 4 };
+enum { MAX_THREADS = MATVEC_MAX_THREADS, SPIN = 2000, CHUNKS_PER_THREAD = 4 };
 
 static struct {
     int threads, started;
@@ -345,11 +345,14 @@ static struct {
     atomic_flag busy;   /* one product at a time uses the pool; others run alone */
     atomic_ullong next; /* job generation << 32 | next chunk to claim */
     atomic_int done;    /* chunks of the current job finished */
-    /* the job */
+    atomic_int ids; /* workers' ids handed out (1, 2, ...; the caller is 0) */
+    /* the job: a product, or fn over [0, OC) when fn is set */
     float *out;
     const float *x;
     const void *w;
     int bf16, n, C, OC, chunks, chunk_rows;
+    void (*fn)(void *ctx, int lo, int hi, int tid);
+    void *ctx;
 } P = {.threads = 1,
        .mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
@@ -358,7 +361,7 @@ static struct {
 /* Claims and runs chunks of job gen until none is left. The claim carries the
  * generation, so a thread that wakes late cannot take a chunk of a newer job
  * with the old one's counts. */
-static void run_chunks(unsigned gen) {
+static void run_chunks(unsigned gen, int tid) {
     for (;;) {
         unsigned long long v = atomic_load_explicit(&P.next, memory_order_acquire);
         if ((unsigned)(v >> 32) != gen || (int)(v & 0xffffffffu) >= P.chunks) return;
@@ -367,7 +370,10 @@ static void run_chunks(unsigned gen) {
             continue;
         int i = (int)(v & 0xffffffffu);
         int o0 = i * P.chunk_rows, o1 = o0 + P.chunk_rows < P.OC ? o0 + P.chunk_rows : P.OC;
-        run_range(P.out, P.x, P.w, P.bf16, P.n, P.C, P.OC, o0, o1);
+        if (P.fn)
+            P.fn(P.ctx, o0, o1, tid);
+        else
+            run_range(P.out, P.x, P.w, P.bf16, P.n, P.C, P.OC, o0, o1);
         atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
     }
 }
@@ -376,6 +382,7 @@ static void *worker(void *arg) {
     /* arg: the generation at creation (a job published before this thread
      * first runs must not be missed) */
     unsigned seen = (unsigned)(size_t)arg;
+    int tid = atomic_fetch_add(&P.ids, 1) + 1;
     for (;;) {
         /* spin a little (while decoding the next product follows within
          * microseconds), then sleep */
@@ -390,7 +397,7 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&P.mu);
         }
         seen = atomic_load(&P.gen);
-        run_chunks(seen);
+        run_chunks(seen, tid);
     }
     return NULL;
 }
@@ -417,6 +424,24 @@ int matvec_threads(void) {
     return P.threads;
 }
 
+/* Publishes the job set in P (chunks of chunk_rows over [0, OC)), takes its
+ * share and waits for the chunks the workers claimed. Holds P.busy. */
+static void run_job(void) {
+    atomic_store(&P.done, 0);
+    unsigned gen = atomic_load(&P.gen) + 1;
+    atomic_store(&P.next, (unsigned long long)gen << 32); /* publishes the job */
+    atomic_store(&P.gen, gen);
+    if (atomic_load(&P.sleepers) > 0) {
+        pthread_mutex_lock(&P.mu);
+        pthread_cond_broadcast(&P.cv);
+        pthread_mutex_unlock(&P.mu);
+    }
+    run_chunks(gen, 0);
+    while (atomic_load_explicit(&P.done, memory_order_acquire) < P.chunks)
+        _mm_pause();
+    atomic_flag_clear(&P.busy);
+}
+
 static void rows(float *out, const float *x, const void *w, int bf16, int n, int C, int OC) {
     /* small products are not worth waking anyone; a second caller while the
      * pool is busy (another thread decoding) runs in its own thread */
@@ -428,21 +453,22 @@ static void rows(float *out, const float *x, const void *w, int bf16, int n, int
     int want = P.threads * CHUNKS_PER_THREAD;
     int rows = ((OC + want - 1) / want + 2) / 3 * 3;
     P.out = out, P.x = x, P.w = w, P.bf16 = bf16, P.n = n, P.C = C, P.OC = OC;
+    P.fn = NULL;
     P.chunk_rows = rows;
     P.chunks = (OC + rows - 1) / rows;
-    atomic_store(&P.done, 0);
-    unsigned gen = atomic_load(&P.gen) + 1;
-    atomic_store(&P.next, (unsigned long long)gen << 32); /* publishes the job */
-    atomic_store(&P.gen, gen);
-    if (atomic_load(&P.sleepers) > 0) {
-        pthread_mutex_lock(&P.mu);
-        pthread_cond_broadcast(&P.cv);
-        pthread_mutex_unlock(&P.mu);
+    run_job();
+}
+
+void matvec_par(int n, int grain, void (*fn)(void *ctx, int lo, int hi, int tid), void *ctx) {
+    if (grain < 1) grain = 1;
+    if (n <= grain || matvec_threads() == 1 || atomic_flag_test_and_set(&P.busy)) {
+        if (n > 0) fn(ctx, 0, n, 0);
+        return;
     }
-    run_chunks(gen);
-    while (atomic_load_explicit(&P.done, memory_order_acquire) < P.chunks)
-        _mm_pause();
-    atomic_flag_clear(&P.busy);
+    P.fn = fn, P.ctx = ctx, P.OC = n;
+    P.chunk_rows = grain;
+    P.chunks = (n + grain - 1) / grain;
+    run_job();
 }
 
 void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC) {

@@ -24,6 +24,14 @@ void matvec_rows_bf16(float *out, const float *x, const uint16_t *w, int n, int 
 void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
                    float scale);
 void matvec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n);
+/* fn(ctx, lo, hi, tid) over [0, n) in chunks of grain items, on the same
+ * pool (threads that spin briefly between jobs, so the many small steps of a
+ * decode step cost little to hand out); tid < MATVEC_MAX_THREADS names the
+ * thread (0: the caller), for per-thread scratch. Which thread runs which
+ * chunk depends on timing: fn's results must not. A busy pool (a call from
+ * inside a job, or from another thread) runs fn(ctx, 0, n, 0) in the caller. */
+#define MATVEC_MAX_THREADS 16
+void matvec_par(int n, int grain, void (*fn)(void *ctx, int lo, int hi, int tid), void *ctx);
 /* Turns the AVX2 kernels off (0) or back on where the CPU has them (1); for
  * tests of the plain C path. Not thread-safe: call before decoding. */
 void matvec_use_simd(int on);

@@ -153,6 +153,7 @@ typedef struct RunState {
     float *logits;    /* (N, V), mapped by the first forward with MODEL_FWD_LOGITS;
                        * model_backward reads dlogits from the same buffer */
     float *head;      /* (head_rows, V) one chunk of logits for model_head */
+    float *head_x;    /* (2, head_rows, C) a chunk's rows of lnf and their d for model_head_rows */
     float *reward;    /* (N) reward head on every position (when present) */
     float *value;     /* (N) value head on every position (when present) */
     float *rope_cos, *rope_sin; /* (T, hs/2) */
@@ -186,6 +187,13 @@ int model_forward(const Model *m, RunState *rs, const int *tokens, int B, int T,
  * from fn stops the walk and is returned. */
 typedef int (*ModelHeadFn)(void *ctx, float *logits, int row0, int R, int V, Err *err);
 int model_head(const Model *m, RunState *rs, int grad, ModelHeadFn fn, void *ctx, Err *err);
+/* The same over the n rows rows[0..n) only (distinct, each < b·t): the
+ * positions whose logits a loss needs (a PPO answer's, not its prompt's). fn
+ * sees the chunks in the order of rows, with row0 the index into rows of the
+ * chunk's first row; the other rows get no logits and (with grad) a zero
+ * d lnf. */
+int model_head_rows(const Model *m, RunState *rs, int grad, const int *rows, int n, ModelHeadFn fn,
+                    void *ctx, Err *err);
 
 /* Backward of the last forward. Gradients ACCUMULATE into m->grads (zero them
  * with model_zero_grad; that is how gradient accumulation works).

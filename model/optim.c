@@ -2,6 +2,9 @@
 #include "model/optim.h"
 
 #include <math.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +41,53 @@ typedef struct {
     double part_sum[PAR_MAX];
 } Upd;
 
+typedef struct {
+    float b1, b2, eps, lr, c1, c2, wd;
+} AdamRun;
+
+/* The update of n params, 8 at a time with AVX where the CPU has it: the
+ * same operations in the same order as the scalar loop, without FMA, so every
+ * parameter gets the same bits (sqrt and division are exact in both); the
+ * scalar loop spent the step's time on one sqrt and one division each. */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static size_t adamw_avx(const AdamRun *r, float *p, const float *g,
+                                                         float *mm, float *vv, size_t n) {
+    __m256 b1 = _mm256_set1_ps(r->b1), b2 = _mm256_set1_ps(r->b2), eps = _mm256_set1_ps(r->eps);
+    __m256 o1 = _mm256_set1_ps(1.0f - r->b1), o2 = _mm256_set1_ps(1.0f - r->b2);
+    __m256 lr = _mm256_set1_ps(r->lr), c1 = _mm256_set1_ps(r->c1), c2 = _mm256_set1_ps(r->c2);
+    __m256 wd = _mm256_set1_ps(r->wd);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 gi = _mm256_loadu_ps(g + i), pi = _mm256_loadu_ps(p + i);
+        __m256 mi = _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(mm + i)), _mm256_mul_ps(o1, gi));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(vv + i)),
+                                  _mm256_mul_ps(_mm256_mul_ps(o2, gi), gi));
+        _mm256_storeu_ps(mm + i, mi);
+        _mm256_storeu_ps(vv + i, vi);
+        __m256 den = _mm256_add_ps(_mm256_sqrt_ps(_mm256_mul_ps(vi, c2)), eps);
+        __m256 u = _mm256_add_ps(_mm256_div_ps(_mm256_mul_ps(mi, c1), den), _mm256_mul_ps(wd, pi));
+        _mm256_storeu_ps(p + i, _mm256_sub_ps(pi, _mm256_mul_ps(lr, u)));
+    }
+    return i;
+}
+#endif
+
+static void adamw_run(const AdamRun *r, float *p, const float *g, float *mm, float *vv, size_t n) {
+    float b1 = r->b1, b2 = r->b2, eps = r->eps, lr = r->lr, c1 = r->c1, c2 = r->c2, wd = r->wd;
+    size_t i = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx2")) i = adamw_avx(r, p, g, mm, vv, n);
+#endif
+    for (; i < n; i++) {
+        float gi = g[i];
+        float mi = b1 * mm[i] + (1.0f - b1) * gi;
+        float vi = b2 * vv[i] + (1.0f - b2) * gi * gi;
+        mm[i] = mi;
+        vv[i] = vi;
+        p[i] -= lr * ((mi * c1) / (sqrtf(vi * c2) + eps) + wd * p[i]);
+    }
+}
+
 /* The update of params [lo, hi), tensor by tensor for the decay flag. */
 static void adamw_part(void *ctx, int64_t lo, int64_t hi, int part) {
     Upd *u = ctx;
@@ -57,15 +107,8 @@ static void adamw_part(void *ctx, int64_t lo, int64_t hi, int part) {
         off += len;
         if (a >= e) continue;
         float wd = model_train_decays(m, a) ? o->weight_decay : 0.0f;
-        float *p = model_train_params(m), *g = model_train_grads(m), *mm = o->m, *vv = o->v;
-        for (size_t i = a; i < e; i++) {
-            float gi = g[i];
-            float mi = b1 * mm[i] + (1.0f - b1) * gi;
-            float vi = b2 * vv[i] + (1.0f - b2) * gi * gi;
-            mm[i] = mi;
-            vv[i] = vi;
-            p[i] -= lr * ((mi * c1) / (sqrtf(vi * c2) + eps) + wd * p[i]);
-        }
+        AdamRun r = {b1, b2, eps, lr, c1, c2, wd};
+        adamw_run(&r, model_train_params(m) + a, model_train_grads(m) + a, o->m + a, o->v + a, e - a);
     }
 }
 

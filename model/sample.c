@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "model/fastmath.h"
+#include "model/matvec.h"
 #include "util/text.h"
 
 SampleParams sample_params_default(void) {
@@ -53,10 +54,15 @@ const char *sample_finish_name(int finish) {
 }
 
 int sampler_create(Sampler *s, int V, Err *err) {
+    memset(s, 0, sizeof *s);
     s->V = V;
+    s->nb = (V + SAMPLE_BLOCK - 1) / SAMPLE_BLOCK;
     s->probs = malloc(sizeof(float) * (size_t)V);
     s->idx = malloc(sizeof(int) * (size_t)V);
-    if (!s->probs || !s->idx) {
+    s->bmax = malloc(sizeof(float) * (size_t)s->nb);
+    s->barg = malloc(sizeof(int) * (size_t)s->nb);
+    s->bbad = malloc((size_t)s->nb);
+    if (!s->probs || !s->idx || !s->bmax || !s->barg || !s->bbad) {
         sampler_free(s);
         return err_set(err, RLHF_ENOMEM, "sampler: out of memory");
     }
@@ -66,8 +72,71 @@ int sampler_create(Sampler *s, int V, Err *err) {
 void sampler_free(Sampler *s) {
     free(s->probs);
     free(s->idx);
-    s->probs = NULL;
-    s->idx = NULL;
+    free(s->bmax);
+    free(s->barg);
+    free(s->bbad);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- the passes over the vocabulary, in blocks ------------------------------------- */
+
+/* One pick's passes: blocks of SAMPLE_BLOCK logits, each block's results in
+ * its own slot, so the blocks may run on several threads and the results do
+ * not depend on which. */
+typedef struct {
+    Sampler *s;
+    const float *logits;
+    float inv, sub; /* probs = exp(logits * inv - sub) */
+} Pass;
+
+static inline int block_end(const Sampler *s, int b) {
+    return b + 1 == s->nb ? s->V : (b + 1) * SAMPLE_BLOCK;
+}
+
+/* per block: its max, the first id holding it, whether a NaN or +Inf is in it */
+MODEL_SIMD_CLONES static void scan_blocks(void *ctx, int lo, int hi, int tid) {
+    const Pass *ps = ctx;
+    Sampler *s = ps->s;
+    (void)tid;
+    for (int b = lo; b < hi; b++) {
+        const float *x = ps->logits;
+        int i0 = b * SAMPLE_BLOCK, i1 = block_end(s, b), bad = 0;
+        float m = vec_max(x + i0, i1 - i0);
+        int i = i0;
+        v8i acc = {0};
+        for (; i + 8 <= i1; i += 8) {
+            v8f v = v8_load(x + i);
+            acc |= (v != v) | (v == v8_set1(INFINITY));
+        }
+        for (int k = 0; k < 8; k++) bad |= acc[k] != 0;
+        for (; i < i1; i++)
+            bad |= (x[i] != x[i]) | (x[i] == INFINITY);
+        int arg = i0;
+        while (arg < i1 - 1 && !(x[arg] == m)) arg++;
+        s->bmax[b] = m, s->barg[b] = arg, s->bbad[b] = (unsigned char)bad;
+    }
+}
+
+/* per block: probs = exp(logits · inv − sub) */
+MODEL_SIMD_CLONES static void exp_blocks(void *ctx, int lo, int hi, int tid) {
+    const Pass *ps = ctx;
+    Sampler *s = ps->s;
+    (void)tid;
+    for (int b = lo; b < hi; b++) {
+        int i0 = b * SAMPLE_BLOCK, n = block_end(s, b) - i0;
+        float *pr = s->probs + i0;
+        if (ps->inv == 1.0f)
+            memcpy(pr, ps->logits + i0, sizeof(float) * (size_t)n);
+        else
+            for (int i = 0; i < n; i++) pr[i] = ps->logits[i0 + i] * ps->inv;
+        vec_exp(pr, n, ps->sub);
+    }
+}
+
+/* The blocks of a pass, on the decode pool when there are several (one pick
+ * among several streams' runs in the caller: the pool is theirs). */
+static void blocks(Sampler *s, Pass *ps, void (*fn)(void *, int, int, int)) {
+    matvec_par(s->nb, 1, fn, ps);
 }
 
 /* Candidate order: likelier first, then lower id, a total order so that the
@@ -110,23 +179,23 @@ static void top_k_select(int *ix, const float *p, int V, int k) {
 int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rng, float *logprob) {
     int V = s->V, best = 0;
     float lse = NAN; /* log Σ exp(logits), for the log-probability */
-    for (int i = 1; i < V; i++)
-        if (logits[i] > logits[best]) best = i;
-    float mx = logits[best];
+    Pass ps = {s, logits, 1.0f, 0.0f};
+    blocks(s, &ps, scan_blocks);
     /* NaN or +Inf anywhere (or nothing above -Inf) leaves no distribution to
      * draw from; a broken model must not turn into a token */
+    for (int b = 0; b < s->nb; b++) {
+        if (s->bbad[b]) return -1;
+        if (b == 0 || s->bmax[b] > s->bmax[best]) best = b; /* the first block with the max */
+    }
+    float mx = s->bmax[best];
+    best = s->barg[best];
     if (!isfinite(mx)) return -1;
-    for (int i = 0; i < V; i++)
-        if (isnan(logits[i]) || logits[i] == INFINITY) return -1;
     int tok = best;
     if (p->temperature > 0.0f) {
         float inv = 1.0f / p->temperature, *pr = s->probs;
-        if (p->temperature == 1.0f)
-            memcpy(pr, logits, sizeof(float) * (size_t)V);
-        else
-            for (int i = 0; i < V; i++)
-                pr[i] = logits[i] * inv;
-        float total = vec_exp_sum(pr, V, mx * inv);
+        ps.inv = p->temperature == 1.0f ? 1.0f : inv, ps.sub = mx * inv;
+        blocks(s, &ps, exp_blocks);
+        float total = vec_sum_as_exp_sum(pr, V); /* the draw's bits whatever the blocks */
         if (p->temperature == 1.0f) lse = mx + logf(total);
         int *ix = s->idx, n = V, sorted = 0;
         float mass = total;
@@ -223,6 +292,32 @@ static int accept(const Tokenizer *tok, const SampleParams *p, Stream *g, Sample
     return 1;
 }
 
+/* One decode step's picks, a stream per item on the decode pool: each stream
+ * draws from its own rng with its thread's sampler, so what it picks does not
+ * depend on the threads. next[s] = -2 when a sampler could not be had. */
+typedef struct {
+    Infer *st;
+    const SampleParams *p;
+    Stream *g;
+    Sampler *sm; /* MATVEC_MAX_THREADS, made on first use by their thread */
+    int *next;
+    float *lp;
+} PickJob;
+
+static void pick_items(void *ctx, int lo, int hi, int tid) {
+    PickJob *j = ctx;
+    Sampler *sm = &j->sm[tid];
+    Err err = {0};
+    for (int s = lo; s < hi; s++) {
+        if (!j->g[s].active) continue;
+        if (!sm->probs && sampler_create(sm, j->st->m->cfg.vocab_size, &err)) {
+            j->next[s] = -2;
+            continue;
+        }
+        j->next[s] = sampler_pick(sm, infer_logits(j->st, s), j->p, &j->g[s].rng, &j->lp[s]);
+    }
+}
+
 int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, int n_prompt, int k,
                           const SampleParams *p, const uint64_t *seeds, SampleResult *out,
                           Err *err) {
@@ -237,9 +332,11 @@ int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, in
     memset(out, 0, sizeof(SampleResult) * (size_t)k);
     Stream *g = calloc((size_t)k, sizeof(Stream));
     int *next = calloc((size_t)k, sizeof(int));
+    float *lps = calloc((size_t)k, sizeof(float));
     unsigned char *act = calloc((size_t)k, 1);
-    Sampler sm = {0};
-    if (!g || !next || !act || sampler_create(&sm, c->vocab_size, err)) {
+    Sampler sm[MATVEC_MAX_THREADS] = {{0}};
+    PickJob pj = {st, p, g, sm, next, lps};
+    if (!g || !next || !lps || !act || sampler_create(&sm[0], c->vocab_size, err)) {
         rc = err_set(err, RLHF_ENOMEM, "sampling: out of memory");
         goto done;
     }
@@ -256,11 +353,15 @@ int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, in
         }
     }
     for (int live = k; live > 0;) {
+        matvec_par(k, 1, pick_items, &pj);
         for (int s = 0; s < k; s++) {
             act[s] = 0;
             if (!g[s].active) continue;
-            float lp;
-            next[s] = sampler_pick(&sm, infer_logits(st, s), p, &g[s].rng, &lp);
+            float lp = lps[s];
+            if (next[s] == -2) {
+                rc = err_set(err, RLHF_ENOMEM, "sampling: out of memory");
+                goto done;
+            }
             if (next[s] < 0) {
                 rc = err_set(err, RLHF_EFORMAT,
                              "the model's logits are not finite (NaN or Inf): broken weights?");
@@ -293,9 +394,10 @@ done:
             sample_result_free(&out[s]);
         }
     }
-    sampler_free(&sm);
+    for (int i = 0; i < MATVEC_MAX_THREADS; i++) sampler_free(&sm[i]);
     free(g);
     free(next);
+    free(lps);
     free(act);
     return rc;
 }

@@ -53,10 +53,18 @@ void sample_result_free(SampleResult *r);
 const char *sample_finish_name(int finish);
 
 /* Scratch for picking tokens from a vocabulary of V. */
+/* The vocabulary's passes (max and argmax, the NaN check, the exponentials)
+ * run in blocks of SAMPLE_BLOCK ids, on the decode pool when it has several
+ * threads; the sums and the draw stay in one order, so a pick's bits do not
+ * depend on the threads. */
+enum { SAMPLE_BLOCK = 4096 };
 typedef struct Sampler {
-    int V;
+    int V, nb; /* nb blocks */
     float *probs;
     int *idx;
+    float *bmax; /* (nb) each block's max, */
+    int *barg;   /* the first id holding it, */
+    unsigned char *bbad; /* whether a NaN or +Inf is in it */
 } Sampler;
 
 int sampler_create(Sampler *s, int V, Err *err);

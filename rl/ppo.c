@@ -95,8 +95,9 @@ void ppo_free(Ppo *p) {
     void *bufs[] = {p->ex, p->res, p->scores, p->tokens, p->lens, p->nprompt, p->targets,
                     p->old_logp, p->ref_logp, p->old_v, p->adv, p->ret, p->ent, p->klf,
                     p->rew, p->flat, p->flat2, p->mb_tokens, p->mb_targets, p->order,
-                    p->mb_logp, p->mb_dlogp, p->mb_dv, p->lsm, p->lsm_row, p->seeds,
-                    p->ptx_x, p->ptx_y};
+                    p->mb_dv, p->lsm, p->lsm_row, p->seeds,
+                    p->ptx_x, p->ptx_y, p->arow, p->g_tg, p->g_lp, p->g_ent, p->g_klf,
+                    p->g_old, p->g_adv, p->g_ref, p->g_dlogp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(p, 0, sizeof *p);
 }
@@ -218,15 +219,19 @@ int ppo_init(Ppo *p, const PpoConfig *c, Model *policy, Model *ref, Model *value
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = calloc(NT, sizeof(float));
     p->mb_tokens = malloc(sizeof(int) * MT), p->mb_targets = malloc(sizeof(int) * MT);
     p->order = malloc(sizeof(int) * (size_t)N);
-    p->mb_logp = malloc(sizeof(float) * MT), p->mb_dlogp = malloc(sizeof(float) * MT);
     p->mb_dv = malloc(sizeof(float) * MT);
+    p->arow = malloc(sizeof(int) * MT), p->g_tg = malloc(sizeof(int) * MT);
+    float **g[] = {&p->g_lp, &p->g_ent, &p->g_klf, &p->g_old, &p->g_adv, &p->g_ref, &p->g_dlogp};
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) *g[i] = malloc(sizeof(float) * MT);
     p->seeds = malloc(sizeof(uint64_t) * (size_t)c->samples);
     p->lsm_row = malloc(sizeof(float) * (size_t)V);
     if (c->full_kl) p->lsm = malloc(sizeof(float) * (size_t)MB * c->max_new * V);
     if (!p->ex || !p->res || !p->scores || !p->tokens || !p->targets || !p->lens || !p->nprompt ||
         !p->rew || !p->flat2 || !p->old_logp || !p->ref_logp || !p->old_v || !p->adv || !p->ret ||
         !p->ent || !p->klf || !p->flat || !p->mb_tokens || !p->mb_targets || !p->order ||
-        !p->mb_logp || !p->mb_dlogp || !p->mb_dv || !p->seeds || !p->lsm_row ||
+        !p->mb_dv || !p->seeds || !p->lsm_row || !p->arow ||
+        !p->g_tg || !p->g_lp || !p->g_ent || !p->g_klf || !p->g_old || !p->g_adv || !p->g_ref ||
+        !p->g_dlogp ||
         (c->full_kl && !p->lsm)) {
         rc = err_set(err, RLHF_ENOMEM, "PPO: out of memory for the rollout buffers");
         goto fail;
@@ -400,29 +405,50 @@ static int eval_rows(void *ctx, float *logits, int row0, int R, int V, Err *err)
     return RLHF_OK;
 }
 
+/* The answer positions of n rows of targets (those >= 0) into p->arow, their
+ * targets into p->g_tg; returns how many. */
+static int answer_rows(Ppo *p, const int *tg, int n) {
+    int k = 0;
+    for (int r = 0; r < n; r++)
+        if (tg[r] >= 0) p->arow[k] = r, p->g_tg[k++] = tg[r];
+    return k;
+}
+
+/* to[off + arow[k]] = from[k]: a gathered output back to its positions */
+static void scatter(const Ppo *p, int n, const float *from, float *to) {
+    for (int k = 0; k < n; k++) to[p->arow[k]] = from[k];
+}
+
 /* Old log-probs, entropies and values under the policy, log-probs under the
  * reference, and the exact KL per token, by the training forward pass, for
- * answers [a0, a1). */
+ * answers [a0, a1). The LM head runs on the answer positions only (the
+ * others' log-probs, entropies and KL are 0, as for a target of -1). */
 static int evaluate_batch(Ppo *p, int T, int a0, int a1, Err *err) {
     const PpoConfig *c = &p->c;
     int MB = c->minibatch, rc;
     RunState *rsr = p->rs_ref.mem ? &p->rs_ref : &p->rs, *rsv = p->rs_val.mem ? &p->rs_val : &p->rs;
     for (int c0 = a0; c0 < a1; c0 += MB) {
         int b = a1 - c0 < MB ? a1 - c0 : MB;
-        size_t off = (size_t)c0 * T;
-        const int *tok = p->tokens + off, *tg = p->targets + off;
-        EvalHead ref = {.p = p, .tg = tg, .logp = p->ref_logp + off};
+        size_t off = (size_t)c0 * T, bt = (size_t)b * T;
+        const int *tok = p->tokens + off;
+        int n = answer_rows(p, p->targets + off, (int)bt);
+        float *outs[] = {p->ref_logp + off, p->old_logp + off, p->ent + off, p->klf + off};
+        for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) memset(outs[i], 0, sizeof(float) * bt);
+        EvalHead ref = {.p = p, .tg = p->g_tg, .logp = p->g_lp};
         if ((rc = model_forward(p->ref, rsr, tok, b, T, MODEL_FWD_NOGRAD, err))) return rc;
-        if ((rc = model_head(p->ref, rsr, 0, eval_rows, &ref, err))) return rc;
-        EvalHead pol = {.p = p, .tg = tg, .logp = p->old_logp + off, .ent = p->ent + off,
-                        .klf = p->klf + off};
+        if ((rc = model_head_rows(p->ref, rsr, 0, p->arow, n, eval_rows, &ref, err))) return rc;
+        scatter(p, n, p->g_lp, p->ref_logp + off);
+        EvalHead pol = {.p = p, .tg = p->g_tg, .logp = p->g_lp, .ent = p->g_ent, .klf = p->g_klf};
         if ((rc = model_forward(p->policy, &p->rs, tok, b, T, MODEL_FWD_NOGRAD, err))) return rc;
-        if ((rc = model_head(p->policy, &p->rs, 0, eval_rows, &pol, err))) return rc;
+        if ((rc = model_head_rows(p->policy, &p->rs, 0, p->arow, n, eval_rows, &pol, err))) return rc;
+        scatter(p, n, p->g_lp, p->old_logp + off);
+        scatter(p, n, p->g_ent, p->ent + off);
+        scatter(p, n, p->g_klf, p->klf + off);
         if (!p->value) {
-            memcpy(p->old_v + off, p->rs.value, sizeof(float) * (size_t)b * T);
+            memcpy(p->old_v + off, p->rs.value, sizeof(float) * bt);
         } else {
             if ((rc = model_forward(p->value, rsv, tok, b, T, MODEL_FWD_NOGRAD, err))) return rc;
-            memcpy(p->old_v + off, rsv->value, sizeof(float) * (size_t)b * T);
+            memcpy(p->old_v + off, rsv->value, sizeof(float) * bt);
         }
     }
     return RLHF_OK;
@@ -561,6 +587,34 @@ static void value_losses(Ppo *p, const int *rows, int b, int T, const float *v, 
     }
 }
 
+/* One chunk of the policy's head in an update: log-probs of the answer
+ * positions k0..k0+R (p->arow), their clipped policy loss (and GRPO's KL
+ * term), and d loss/d logits in place. */
+typedef struct {
+    Ppo *p;
+    float scale;
+    PpoLossStats *pg;
+} UpdateHead;
+
+static int update_rows(void *ctx, float *logits, int k0, int R, int V, Err *err) {
+    UpdateHead *u = ctx;
+    Ppo *p = u->p;
+    const PpoConfig *c = &p->c;
+    (void)err;
+    loss_logits_temper(logits, R, V, c->temperature);
+    loss_logprobs(logits, p->g_tg + k0, R, V, p->g_lp + k0, NULL);
+    for (int k = k0; k < k0 + R; k++) {
+        ppo_policy_loss(p->g_lp + k, p->g_old + k, p->g_adv + k, 1, c->cliprange, u->scale,
+                        p->g_dlogp + k, u->pg);
+        if (c->advantage == PPO_ADV_GRPO) /* GRPO: β·KL as a loss term, not in the reward */
+            u->pg->loss += p->kl.beta * ppo_kl_k3(p->g_lp + k, p->g_ref + k, 1, (float)p->kl.beta,
+                                                  u->scale, p->g_dlogp + k);
+    }
+    loss_logprobs_backward(logits, p->g_tg + k0, R, V, p->g_dlogp + k0, NULL);
+    loss_logits_temper(logits, R, V, c->temperature); /* d/d(x/T) → d/dx */
+    return RLHF_OK;
+}
+
 /* One minibatch of rows order[0..b): policy (and value head) update, then the
  * separate value model's. Under MPI this rank takes rows [lo, hi) of it; the
  * scale stays the whole minibatch's and the gradients are summed. */
@@ -579,34 +633,25 @@ static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats 
         memcpy(p->mb_targets + (size_t)i * T, p->targets + (size_t)rows[i] * T, sizeof(int) * (size_t)T);
     }
     float scale = 1.0f / ntok;
+    /* the answer positions, with what the loss needs of each */
+    int n = answer_rows(p, p->mb_targets, (int)MT);
+    for (int k = 0; k < n; k++) {
+        size_t o = (size_t)rows[p->arow[k] / T] * T + (size_t)(p->arow[k] % T);
+        p->g_old[k] = p->old_logp[o], p->g_adv[k] = p->adv[o], p->g_ref[k] = p->ref_logp[o];
+    }
     model_zero_grad(p->policy);
-    LossHeadLogp lp = {.targets = p->mb_targets, .logp = p->mb_logp, .temperature = c->temperature};
-    if (b > 0 && ((rc = model_forward(p->policy, &p->rs, p->mb_tokens, b, T, 0, err)) ||
-                  (rc = model_head(p->policy, &p->rs, 0, loss_head_logp, &lp, err))))
-        return rc;
-    memset(p->mb_dlogp, 0, sizeof(float) * MT);
+    if (b > 0 && (rc = model_forward(p->policy, &p->rs, p->mb_tokens, b, T, 0, err))) return rc;
     memset(p->mb_dv, 0, sizeof(float) * MT);
     PpoLossStats mpg = {0}, mvf = {0};
-    for (int i = 0; i < b; i++) {
-        int r = rows[i], s0 = ans_start(p, r), na = ans_len(p, r);
-        size_t mo = (size_t)i * T + s0, ro = (size_t)r * T + s0;
-        ppo_policy_loss(p->mb_logp + mo, p->old_logp + ro, p->adv + ro, na, c->cliprange, scale,
-                        p->mb_dlogp + mo, &mpg);
-        if (c->advantage == PPO_ADV_GRPO) /* GRPO: β·KL as a loss term, not in the reward */
-            mpg.loss += p->kl.beta * ppo_kl_k3(p->mb_logp + mo, p->ref_logp + ro, na,
-                                               (float)p->kl.beta, scale, p->mb_dlogp + mo);
-    }
     int critic = c->advantage == PPO_ADV_GAE;
     if (!p->value && critic) value_losses(p, rows, b, T, p->rs.value, c->vf_coef * scale, &mvf);
-    if (b > 0) {
-        /* the losses needed every row's log-probs: the head's chunks again */
-        LossHeadLogp d = {.targets = p->mb_targets, .dlogp = p->mb_dlogp,
-                          .temperature = c->temperature};
-        if ((rc = model_head(p->policy, &p->rs, 1, loss_head_logp, &d, err)) ||
-            (rc = model_backward(p->policy, &p->rs, p->mb_tokens, NULL, NULL,
-                                 p->value ? NULL : p->mb_dv, err)))
-            return rc;
-    }
+    /* one walk of the head: each chunk's log-probs, the losses on them and
+     * their gradient at once */
+    UpdateHead u = {.p = p, .scale = scale, .pg = &mpg};
+    if (b > 0 && ((rc = model_head_rows(p->policy, &p->rs, 1, p->arow, n, update_rows, &u, err)) ||
+                  (rc = model_backward(p->policy, &p->rs, p->mb_tokens, NULL, NULL,
+                                       p->value ? NULL : p->mb_dv, err))))
+        return rc;
     s->update_tokens += (int64_t)MT;
     if (p->ptx) {
         if ((rc = ptx_backward(p, ptx_loss, err))) return rc;

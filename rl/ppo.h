@@ -145,7 +145,11 @@ typedef struct Ppo {
     float *flat, *flat2; /* (N·T) answer tokens gathered */
     /* minibatch scratch */
     int *mb_tokens, *mb_targets, *order;
-    float *mb_logp, *mb_dlogp, *mb_dv, *lsm, *lsm_row;
+    float *mb_dv, *lsm, *lsm_row;
+    /* a batch's answer positions (its rows where targets >= 0), the only ones
+     * whose logits are computed, and what the head needs of them, gathered */
+    int *arow, *g_tg;
+    float *g_lp, *g_ent, *g_klf, *g_old, *g_adv, *g_ref, *g_dlogp;
     uint64_t *seeds;
     int *ptx_x, *ptx_y;
 } Ppo;
