@@ -153,9 +153,9 @@ int rm_scorer_normalise(Db *db, RmScorer *s, Err *err) {
 }
 
 static void free_gate(RmScorer *s) {
-    for (int i = 0; i < s->n_gated; i++) free(s->gated[i]);
-    free(s->gated), free(s->gated_len);
-    s->gated = NULL, s->gated_len = NULL, s->n_gated = 0;
+    for (int i = 0; i < s->n_gated; i++) free(s->gated[i]), free(s->gated_text ? s->gated_text[i] : NULL);
+    free(s->gated), free(s->gated_len), free(s->gated_text);
+    s->gated = NULL, s->gated_len = NULL, s->gated_text = NULL, s->n_gated = 0;
 }
 
 int rm_scorer_gate_prompts(RmScorer *s, const char *const *prompts, int n, Err *err) {
@@ -163,10 +163,12 @@ int rm_scorer_gate_prompts(RmScorer *s, const char *const *prompts, int n, Err *
     if (n <= 0) return RLHF_OK;
     s->gated = calloc((size_t)n, sizeof *s->gated);
     s->gated_len = calloc((size_t)n, sizeof *s->gated_len);
-    int rc = s->gated && s->gated_len ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
+    s->gated_text = calloc((size_t)n, sizeof *s->gated_text);
+    int rc = s->gated && s->gated_len && s->gated_text ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
     for (int i = 0; i < n && !rc; i++) {
         char *input = NULL;
-        rc = seq_render(s->template, prompts[i], &input, err);
+        if (!(s->gated_text[i] = strdup(prompts[i]))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        if (!rc) rc = seq_render(s->template, prompts[i], &input, err);
         size_t len = input ? strlen(input) : 0;
         if (!rc && !(s->gated[i] = malloc(sizeof(int) * (size_t)tok_encode_cap(len))))
             rc = err_set(err, RLHF_ENOMEM, "out of memory");
@@ -178,14 +180,19 @@ int rm_scorer_gate_prompts(RmScorer *s, const char *const *prompts, int n, Err *
     return rc;
 }
 
-/* Whether ex's prompt is one of the gate's: the same ids, or, when seq_join
- * cut it from the left to fit, <s> and the same tail. */
+/* Whether ex's prompt is one of the gate's by its ids (a trainer's rollouts,
+ * which fit the context). A prompt cut from the left to fit cannot be told
+ * from another with the same tail: only its text (rm_score_texts) says. */
 static int is_gated(const RmScorer *s, const SeqExample *ex) {
-    for (int g = 0; g < s->n_gated; g++) {
-        const int *q = s->gated[g];
-        if (s->gated_len[g] != ex->n_prompt + ex->cut || q[0] != ex->tokens[0]) continue;
-        if (!memcmp(q + 1 + ex->cut, ex->tokens + 1, sizeof(int) * (size_t)(ex->n_prompt - 1))) return 1;
-    }
+    for (int g = 0; g < s->n_gated && !ex->cut; g++)
+        if (s->gated_len[g] == ex->n_prompt && !memcmp(s->gated[g], ex->tokens, sizeof(int) * (size_t)ex->n_prompt))
+            return 1;
+    return 0;
+}
+
+static int is_gated_text(const RmScorer *s, const char *prompt) {
+    for (int g = 0; g < s->n_gated; g++)
+        if (!strcmp(s->gated_text[g], prompt)) return 1;
     return 0;
 }
 
@@ -259,7 +266,9 @@ int rm_score_model(const Model *m, RunState *rs, int *tokens, int *lens, int max
     return RLHF_OK;
 }
 
-int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err *err) {
+/* rm_score_examples with the gate's prompts known (text_gated; NULL: by ids). */
+static int score_examples(RmScorer *s, const SeqExample *ex, int n, const unsigned char *text_gated,
+                          float *out, Err *err) {
     if (!s->n_parts) return rm_score_model(&s->m, &s->rs, s->tokens, s->lens, s->max_batch, ex, n, out, err);
     float *buf = malloc(sizeof *buf * (size_t)n * (size_t)s->n_parts), *r[64] = {0};
     unsigned char *gated = s->n_gated ? calloc((size_t)n, 1) : NULL;
@@ -267,7 +276,8 @@ int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err 
         free(buf), free(gated);
         return err_set(err, RLHF_ENOMEM, "out of memory");
     }
-    for (int i = 0; gated && i < n; i++) gated[i] = (unsigned char)is_gated(s, &ex[i]);
+    for (int i = 0; gated && i < n; i++)
+        gated[i] = text_gated ? text_gated[i] : (unsigned char)is_gated(s, &ex[i]);
     int rc = RLHF_OK;
     for (int k = 0; k < s->n_parts && !rc; k++) {
         r[k] = buf + (size_t)k * n;
@@ -282,6 +292,10 @@ int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err 
     }
     free(buf), free(gated);
     return rc;
+}
+
+int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err *err) {
+    return score_examples(s, ex, n, NULL, out, err);
 }
 
 void rm_scorer_take_part_means(RmScorer *s, double *out) {
@@ -299,9 +313,11 @@ int rm_score_texts(RmScorer *s, const char *const *prompts, const char *const *a
 
 int rm_score_texts_cut(RmScorer *s, const char *const *prompts, const char *const *answers,
                        const unsigned char *cut, int n, float *out, Err *err) {
-    int rc = RLHF_OK;
+    unsigned char *gated = s->n_gated ? calloc((size_t)s->max_batch, 1) : NULL;
+    int rc = s->n_gated && !gated ? err_set(err, RLHF_ENOMEM, "out of memory") : RLHF_OK;
     for (int i = 0; i < n && !rc; i += s->max_batch) {
         int b = n - i < s->max_batch ? n - i : s->max_batch, got = 0;
+        for (int j = 0; gated && j < b; j++) gated[j] = (unsigned char)is_gated_text(s, prompts[i + j]);
         for (; got < b && !rc; got++) {
             rc = seq_encode(s->tok, s->template, prompts[i + got], answers[i + got],
                             !(cut && cut[i + got]),
@@ -309,9 +325,10 @@ int rm_score_texts_cut(RmScorer *s, const char *const *prompts, const char *cons
             if (!rc && s->ex[got].cut) s->cut++;
         }
         if (rc) got--; /* the failed one holds nothing */
-        if (!rc) rc = rm_score_examples(s, s->ex, b, out + i, err);
+        if (!rc) rc = score_examples(s, s->ex, b, gated, out + i, err);
         for (int j = 0; j < got; j++) seq_example_free(&s->ex[j]);
     }
+    free(gated);
     return rc;
 }
 

@@ -39,6 +39,7 @@ typedef struct RmScorer {
     char *gate_tag;        /* gate: prompts with this tag go to the safety part ("safety") */
     int n_gated;           /* those prompts as the RM reads them: ids from <s> on */
     int **gated, *gated_len;
+    char **gated_text;     /*   and as texts */
     double *part_sum;      /* z of each part summed over the answers scored since the last */
     int64_t part_n;        /*   rm_scorer_take_part_means, and how many answers */
 } RmScorer;
@@ -59,9 +60,12 @@ int rm_spec_is_combined(const char *path);
  * than two), and the gate's prompts from the tagged prompts in db. A no-op
  * for a single RM. */
 int rm_scorer_normalise(Db *db, RmScorer *s, Err *err);
-/* The gate's prompts (texts, read with the scorer's template and tokenizer):
- * an example whose prompt is one of them gets the safety part's reward
- * (a prompt cut to fit the context is still recognised). Replaces any before. */
+/* The gate's prompts (texts, also read with the scorer's template and
+ * tokenizer): an answer to one of them gets the safety part's reward. Scored
+ * as text (rm_score_texts*), the prompt is recognised by its text; as
+ * examples (a trainer's rollouts), by its ids, and a prompt cut from the left
+ * to fit the context is not recognised (its tail may be another's). Replaces
+ * any before. */
 int rm_scorer_gate_prompts(RmScorer *s, const char *const *prompts, int n, Err *err);
 /* Combines per-part rewards r[part][i] (as rm_score_examples does) into out;
  * gated[i] set (gated may be NULL) sends example i to the safety part. */

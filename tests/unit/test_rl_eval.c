@@ -597,21 +597,27 @@ Test(rl_eval, combined_rewards_equal_the_hand_computation) {
             cr_assert(fabs(out[i] - want) < 1e-4, "tag %s, %d: %g, by hand %g", tags[v], i, out[i], want);
             cr_assert(fabs(z2[i] - (r[0][i] - m[0]) / sd[0]) > 1e-3, "the two RMs tell the branches apart");
         }
-        /* a prompt cut from the left to fit the context is still the tagged one */
+        /* as examples (a trainer's rollouts) the prompt is known by its ids; cut from
+         * the left to fit, it is not (its tail may be another prompt's) */
         SeqExample ex;
         const char *tp = want_tagged[v];
         int ai = v ? 2 : 1;
+        float ex_out, part_r[2];
         cr_assert_eq(seq_encode(s.tok, s.template, tp, a[ai], 1, s.m.cfg.seq_len, &ex, &e), 0);
+        cr_assert_eq(ex.cut, 0);
         int full = ex.n, np = ex.n_prompt;
+        cr_assert_eq(rm_score_examples(&s, &ex, 1, &ex_out, &e), 0, "%s", e.msg);
+        cr_assert(fabs(ex_out - z2[ai]) < 1e-4, "by ids: %g vs %g", ex_out, z2[ai]);
         seq_example_free(&ex);
         cr_assert_eq(seq_encode(s.tok, s.template, tp, a[ai], 1, full - np / 2, &ex, &e), 0);
         cr_assert_gt(ex.cut, 0);
-        float cut_out;
-        cr_assert_eq(rm_score_examples(&s, &ex, 1, &cut_out, &e), 0, "%s", e.msg);
-        float z2cut;
-        RmScorer *part = &s.more[0];
-        cr_assert_eq(rm_score_model(&part->m, &part->rs, part->tokens, part->lens, 1, &ex, 1, &z2cut, &e), 0);
-        cr_assert(fabs(cut_out - (z2cut - m[1]) / sd[1]) < 1e-4, "cut: %g vs %g", cut_out, (z2cut - m[1]) / sd[1]);
+        cr_assert_eq(rm_score_examples(&s, &ex, 1, &ex_out, &e), 0, "%s", e.msg);
+        for (int k = 0; k < 2; k++) {
+            RmScorer *part = k ? &s.more[0] : &s;
+            cr_assert_eq(rm_score_model(&part->m, &part->rs, part->tokens, part->lens, 1, &ex, 1, &part_r[k], &e), 0);
+        }
+        cr_assert(fabs(ex_out - (part_r[0] - m[0]) / sd[0]) < 1e-4, "cut: %g vs %g", ex_out,
+                  (part_r[0] - m[0]) / sd[0]);
         seq_example_free(&ex);
         rm_scorer_close(&s);
     }
