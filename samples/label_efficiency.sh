@@ -6,16 +6,23 @@
 # prompts an RM is trained from the base model on every ranking so far, scores
 # every candidate (which refreshes the margins the uncertain order reads), and is
 # measured on held-out prompts (split test) against the rule without noise.
-# Writes DIR/curve.tsv (order, repeat, ranked prompts, held-out accuracy) and
-# prints the mean curve per order and how many rankings uncertainty order needs
-# to reach random order's final accuracy.
-#   samples/label_efficiency.sh DIR   (RLHF=path/to/rlhf; REPEATS, BATCH, ROUNDS, NOISE, STEPS)
+# Writes DIR/curve.tsv (order, repeat, ranked prompts, held-out accuracy),
+# keeps each (order, repeat) as a run of kind label-efficiency in the project
+# INTO (default DIR/base.db: config {"order", "repeat", ...}, metric
+# heldout_accuracy at step = ranked prompts), where `rlhf report` draws both
+# curves with their spread, and prints the mean curve per order and how many
+# rankings uncertainty order needs to reach random order's final accuracy.
+#   samples/label_efficiency.sh DIR   (RLHF=path/to/rlhf; REPEATS, BATCH, ROUNDS, NOISE, STEPS,
+#                                      ORDERS, UNCERTAIN_RM, INTO)
+#   rlhf report --db DIR/base.db --out label_efficiency.html
 set -eu
 DIR=${1:?usage: samples/label_efficiency.sh DIR}
 RLHF=${RLHF:-build/rlhf}
 REPEATS=${REPEATS:-4} BATCH=${BATCH:-8} ROUNDS=${ROUNDS:-10} NOISE=${NOISE:-0.2} STEPS=${STEPS:-300}
+ORDERS=${ORDERS:-random uncertain}
 mkdir -p "$DIR"
 base="$DIR/base.db"
+INTO=${INTO:-$base}
 if [ ! -f "$DIR/base.ok" ]; then
     rm -f "$base"
     "$RLHF" init "$base" >/dev/null
@@ -28,9 +35,27 @@ if [ ! -f "$DIR/base.ok" ]; then
     "$RLHF" label --db "$base" --auto demo --as oracle --split test >/dev/null
     touch "$DIR/base.ok"
 fi
+# keep_run ORDER REPEAT: the run's rows of curve.tsv into INTO as one run, in one transaction
+keep_run() {
+    /usr/bin/python3 - "$INTO" "$DIR/curve.tsv" "$1" "$2" "$BATCH" "$NOISE" "$STEPS" <<'PY'
+import csv, json, sqlite3, sys
+into, tsv, order, rep, batch, noise, steps = sys.argv[1:]
+rows = [r for r in csv.DictReader(open(tsv), delimiter="\t") if r["order"] == order and r["repeat"] == rep]
+db = sqlite3.connect(into)
+with db:
+    cfg = json.dumps({"order": order, "repeat": int(rep), "batch": int(batch), "noise": float(noise),
+                      "rule": "demo", "base_steps": int(steps)})
+    run = db.execute("insert into runs(kind, config, status, finished_at) values('label-efficiency', ?, 'done',"
+                     " strftime('%Y-%m-%dT%H:%M:%SZ','now'))", (cfg,)).lastrowid
+    for r in rows:
+        if r["accuracy"] != "nan":
+            db.execute("insert or replace into metrics(run_id, step, name, value) values(?, ?, 'heldout_accuracy', ?)",
+                       (run, int(r["ranked"]), float(r["accuracy"])))
+PY
+}
 printf 'order\trepeat\tranked\taccuracy\n' > "$DIR/curve.tsv"
 for r in $(seq 1 "$REPEATS"); do
-    for order in random uncertain; do
+    for order in $ORDERS; do
         db="$DIR/$order-$r.db"
         cp "$base" "$db"
         for round in $(seq 1 "$ROUNDS"); do
@@ -56,6 +81,7 @@ for r in $(seq 1 "$REPEATS"); do
             printf '%s\t%s\t%s\t%s\n' "$order" "$r" "$n" "$acc" | tee -a "$DIR/curve.tsv" >&2
             rm -f "$rm_ckpt"
         done
+        keep_run "$order" "$r"
     done
 done
 /usr/bin/python3 - "$DIR/curve.tsv" <<'PY'
