@@ -247,12 +247,18 @@ static int tag_cmd(int argc, char **argv, int on) {
     Err err = {0};
     if (rc < 0 && !(rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db))) {
         rc = db_begin(db, &err);
-        for (int i = 0; !rc && i < rest.n; i++) rc = db_prompt_tag(db, ids[i], tag, on, &err);
-        if (!rc) rc = db_commit(db, &err);
-        else db_rollback(db);
+        for (int i = 0; !rc && i < rest.n; i++)
+            rc = db_prompt_tag(db, ids[i], tag, on, &err);
+        if (!rc)
+            rc = db_commit(db, &err);
+        else
+            db_rollback(db);
         db_close(db);
-        if (rc) rc = cli_fail(E, &err);
-        else printf("%s %d prompt%s %s\n", on ? "tagged" : "untagged", rest.n, rest.n == 1 ? "" : "s", tag);
+        if (rc)
+            rc = cli_fail(E, &err);
+        else
+            printf("%s %d prompt%s %s\n", on ? "tagged" : "untagged", rest.n,
+                   rest.n == 1 ? "" : "s", tag);
     }
     free(ids);
     free(rest.v);
@@ -268,8 +274,8 @@ static int untag(int argc, char **argv) {
 }
 
 static int exec_prompts(int argc, char **argv) {
-    static const struct cli_sub subs[] = {{"import", import}, {"list", list},   {"flag", flag},
-                                          {"unflag", unflag}, {"tag", tag},     {"untag", untag},
+    static const struct cli_sub subs[] = {{"import", import}, {"list", list}, {"flag", flag},
+                                          {"unflag", unflag}, {"tag", tag},   {"untag", untag},
                                           {NULL, NULL}};
     return cli_dispatch(E, subs, argc, argv);
 }

@@ -33,7 +33,8 @@ const struct cmd_entry cmd_score_entry = {
     "  --split S        only candidates of prompts in split S\n"
     "  --model NAME     only candidates from this model\n"
     "  --redo           score again candidates this RM already scored\n"
-    "  --in FILE        score a JSONL file of {\"prompt\", \"completion\"|\"response\"|\"answer\"}\n"
+    "  --in FILE        score a JSONL file of {\"prompt\", "
+    "\"completion\"|\"response\"|\"answer\"}\n"
     "                   records instead of the store\n"
     "  --out FILE       with --in: where the records go with a \"score\" field (default stdout)\n"
     "  --tokenizer TOK  tokenizer.bin when RM carries none\n"
@@ -208,15 +209,21 @@ static int score_store(RmScorer *sc, Db *db, const char *rm, const char *split, 
 /* --rm A,B,C: each member scores the store as it would alone (its scores and
  * margins kept), then the ensemble's disagreement is stored under the spec as
  * the margins `label --order uncertain --rm A,B,C` reads. */
-static int score_ensemble(Db *db, const char *spec, const char *tok_path, const char *template, int batch,
-                          const char *split, const char *model, int redo, Err *err) {
+static int score_ensemble(Db *db, const char *spec, const char *tok_path, const char *template,
+                          int batch, const char *split, const char *model, int redo, Err *err) {
     char *copy = strdup(spec), *names[16], *save = NULL;
     int64_t ids[16], ens_id = 0, n = 0;
     int k = 0, rc = copy ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
-    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && !rc; t = strtok_r(NULL, ",", &save))
-        if (k == 16) rc = err_set(err, RLHF_EINVAL, "--rm '%s': an ensemble of 16 reward models at most", spec);
-        else names[k++] = t;
-    if (!rc && k < 2) rc = err_set(err, RLHF_EINVAL, "--rm '%s': an ensemble needs two reward models or more", spec);
+    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && !rc;
+         t = strtok_r(NULL, ",", &save))
+        if (k == 16)
+            rc = err_set(err, RLHF_EINVAL, "--rm '%s': an ensemble of 16 reward models at most",
+                         spec);
+        else
+            names[k++] = t;
+    if (!rc && k < 2)
+        rc = err_set(err, RLHF_EINVAL, "--rm '%s': an ensemble needs two reward models or more",
+                     spec);
     for (int j = 0; j < k && !rc; j++) {
         RmScorer sc;
         if ((rc = rm_scorer_open_in(db, &sc, names[j], tok_path, template, batch, err))) break;
@@ -231,8 +238,10 @@ static int score_ensemble(Db *db, const char *spec, const char *tok_path, const 
     }
     if (!rc) rc = rm_ensemble_store(db, ens_id, ids, (const char *const *)names, k, &n, err);
     if (!rc)
-        printf("disagreement of %lld prompts stored for the ensemble %s (rlhf label --order uncertain "
-               "hands out the largest first)\n", (long long)n, spec);
+        printf(
+            "disagreement of %lld prompts stored for the ensemble %s (rlhf label --order uncertain "
+            "hands out the largest first)\n",
+            (long long)n, spec);
     free(copy);
     return rc;
 }
@@ -251,7 +260,8 @@ static int exec_score(int argc, char **argv) {
     if (rc >= 0) return rc;
     if (!rm) return cli_usage_error(E, "--rm RM is required");
     if (out && !in) return cli_usage_error(E, "--out goes with --in FILE (store scores stay in the store)");
-    if (in && rm_spec_is_ensemble(rm)) return cli_usage_error(E, "an ensemble (--rm A,B,...) scores the store, not --in");
+    if (in && rm_spec_is_ensemble(rm))
+        return cli_usage_error(E, "an ensemble (--rm A,B,...) scores the store, not --in");
     if (in && (split || model || redo)) return cli_usage_error(E, "--split, --model and --redo are for the store, not --in");
     Db *db = NULL;
     Err err = {0};

@@ -256,32 +256,39 @@ int db_prompt_tag(Db *db, int64_t prompt_id, const char *tag, int on, Err *err) 
         return err_set(err, RLHF_EINVAL, "tag '%s' is not a name (1-32 letters, digits, '_', '-')",
                        tag ? tag : "");
     int64_t exists = 0;
-    int rc = db_query_id(db, err, "find prompt", &exists, "SELECT count(*) FROM prompts WHERE id = ?",
-                         "I", prompt_id);
-    if (!rc && !exists) return err_set(err, RLHF_ENOTFOUND, "no prompt with id %lld", (long long)prompt_id);
+    int rc = db_query_id(db, err, "find prompt", &exists,
+                         "SELECT count(*) FROM prompts WHERE id = ?", "I", prompt_id);
+    if (!rc && !exists)
+        return err_set(err, RLHF_ENOTFOUND, "no prompt with id %lld", (long long)prompt_id);
     if (rc) return rc;
-    return on ? db_run(db, err, "tag prompt",
-                       "INSERT INTO prompt_tags(prompt_id, tag) VALUES(?, ?) ON CONFLICT DO NOTHING",
-                       "It", prompt_id, tag)
-              : db_run(db, err, "untag prompt", "DELETE FROM prompt_tags WHERE prompt_id = ? AND tag = ?",
-                       "It", prompt_id, tag);
+    return on ? db_run(
+                    db, err, "tag prompt",
+                    "INSERT INTO prompt_tags(prompt_id, tag) VALUES(?, ?) ON CONFLICT DO NOTHING",
+                    "It", prompt_id, tag)
+              : db_run(db, err, "untag prompt",
+                       "DELETE FROM prompt_tags WHERE prompt_id = ? AND tag = ?", "It", prompt_id,
+                       tag);
 }
 
 int db_prompts_tagged(Db *db, const char *tag, char ***texts, int *n, Err *err) {
     sqlite3_stmt *st = NULL;
     *texts = NULL, *n = 0;
-    int cap = 0, row = 1, rc = db_prepare_bind(db, err, &st,
-                                              "SELECT p.text FROM prompt_tags t JOIN prompts p ON p.id = "
-                                              "t.prompt_id WHERE t.tag = ? ORDER BY p.id",
-                                              "t", tag);
+    int cap = 0, row = 1,
+        rc = db_prepare_bind(db, err, &st,
+                             "SELECT p.text FROM prompt_tags t JOIN prompts p ON p.id = "
+                             "t.prompt_id WHERE t.tag = ? ORDER BY p.id",
+                             "t", tag);
     while (!rc && !(rc = db_step(db, st, &row, err, "read tagged prompts")) && row &&
            !(rc = db_grow(texts, *n, &cap, 16, sizeof **texts, err))) {
-        if (!((*texts)[*n] = db_col_strdup(st, 0))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-        else ++*n;
+        if (!((*texts)[*n] = db_col_strdup(st, 0)))
+            rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        else
+            ++*n;
     }
     sqlite3_finalize(st);
     if (rc) {
-        for (int i = 0; i < *n; i++) free((*texts)[i]);
+        for (int i = 0; i < *n; i++)
+            free((*texts)[i]);
         free(*texts);
         *texts = NULL, *n = 0;
     }

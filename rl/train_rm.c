@@ -137,7 +137,8 @@ static int load_data(TrainRun *r, Rm *m, Err *err) {
         if (!pick) return err_set(err, RLHF_ENOMEM, "out of memory");
         Rng rng;
         rng_seed(&rng, (uint64_t)o->bootstrap * 0x9e3779b97f4a7c15ULL);
-        for (int64_t i = 0; i < r->n_train; i++) pick[i] = m->train[rng_below(&rng, (uint64_t)r->n_train)];
+        for (int64_t i = 0; i < r->n_train; i++)
+            pick[i] = m->train[rng_below(&rng, (uint64_t)r->n_train)];
         memcpy(m->train, pick, sizeof *pick * (size_t)r->n_train);
         free(pick);
     }

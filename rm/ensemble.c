@@ -63,18 +63,21 @@ static int align(ScoreRow **rows, const int64_t *nr, const double (*st)[3], int 
     return RLHF_OK;
 }
 
-int rm_ensemble_store(Db *db, int64_t ens_id, const int64_t *members, const char *const *names, int k,
-                      int64_t *n, Err *err) {
+int rm_ensemble_store(Db *db, int64_t ens_id, const int64_t *members, const char *const *names,
+                      int k, int64_t *n, Err *err) {
     ScoreRow **rows = calloc((size_t)k, sizeof *rows);
-    int64_t *nr = calloc((size_t)k, sizeof *nr), *prompt = NULL, *pid = NULL, *cnt = NULL, m = 0, np = 0;
+    int64_t *nr = calloc((size_t)k, sizeof *nr), *prompt = NULL, *pid = NULL, *cnt = NULL, m = 0,
+            np = 0;
     double(*st)[3] = calloc((size_t)k, sizeof *st), *z = NULL, *dis = NULL;
     int rc = rows && nr && st ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
     *n = 0;
     for (int j = 0; j < k && !rc; j++) {
         rc = db_score_stats(db, members[j], st[j], err);
         if (!rc && (st[j][0] < 2 || !(st[j][2] > 0)))
-            rc = err_set(err, RLHF_ENOTFOUND, "%s: an ensemble member needs its scores of the project's "
-                                              "candidates (two or more, not all equal)", names[j]);
+            rc = err_set(err, RLHF_ENOTFOUND,
+                         "%s: an ensemble member needs its scores of the project's "
+                         "candidates (two or more, not all equal)",
+                         names[j]);
         if (!rc) rc = db_scores_list(db, members[j], &rows[j], &nr[j], err);
     }
     if (!rc) rc = align(rows, nr, (const double(*)[3])st, k, &prompt, &z, &m, err);
@@ -92,7 +95,8 @@ int rm_ensemble_store(Db *db, int64_t ens_id, const int64_t *members, const char
     }
     if (!rc) rc = db_margins_put(db, ens_id, pid, dis, cnt, np, err);
     if (!rc) *n = np;
-    for (int j = 0; rows && j < k; j++) free(rows[j]);
+    for (int j = 0; rows && j < k; j++)
+        free(rows[j]);
     free(rows), free(nr), free(st), free(prompt), free(z), free(pid), free(cnt), free(dis);
     return rc;
 }

@@ -26,7 +26,7 @@ double rm_ensemble_disagreement(const double *z, int m, int k);
  * smallest-margin-first order hands out the largest disagreement first; a
  * real margin is never negative). *n gets the number of prompts.
  * RLHF_ENOTFOUND naming the member that has fewer than two scores. */
-int rm_ensemble_store(Db *db, int64_t ens_id, const int64_t *members, const char *const *names, int k,
-                      int64_t *n, Err *err);
+int rm_ensemble_store(Db *db, int64_t ens_id, const int64_t *members, const char *const *names,
+                      int k, int64_t *n, Err *err);
 
 #endif

@@ -37,8 +37,10 @@ static int parse_part(const char *p, size_t len, char **path, float *w, int *gat
         double v = strtod(mark + 1, &end);
         if (*mark == '!' && *end == '@' && end > mark + 1) {
             if (!db_valid_split(end + 1)) {
-                int rc = err_set(err, RLHF_EINVAL, "reward models '%.*s': '%s' is not a tag name "
-                                 "(letters, digits, '_', '-')", (int)len, p, end + 1);
+                int rc = err_set(err, RLHF_EINVAL,
+                                 "reward models '%.*s': '%s' is not a tag name "
+                                 "(letters, digits, '_', '-')",
+                                 (int)len, p, end + 1);
                 free(t);
                 return rc;
             }
@@ -91,7 +93,8 @@ static int open_spec(RmScorer *s, const char *spec, const char *tok_path, const 
     }
     if (!rc && safety >= 0 && n < 2)
         rc = err_set(err, RLHF_EINVAL, "reward models '%s': a safety gate needs another RM", spec);
-    if (!rc && safety >= 0 && !tag && !(tag = strdup("safety"))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rc && safety >= 0 && !tag && !(tag = strdup("safety")))
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
     if (!rc) rc = open_one(s, paths[0], tok_path, template, max_batch, err);
     if (rc) {
         for (int k = 0; paths && k < n; k++) free(paths[k]);
@@ -147,13 +150,15 @@ int rm_scorer_normalise(Db *db, RmScorer *s, Err *err) {
     int n;
     int rc = db_prompts_tagged(db, s->gate_tag, &texts, &n, err);
     if (!rc) rc = rm_scorer_gate_prompts(s, (const char *const *)texts, n, err);
-    for (int i = 0; i < n; i++) free(texts[i]);
+    for (int i = 0; i < n; i++)
+        free(texts[i]);
     free(texts);
     return rc;
 }
 
 static void free_gate(RmScorer *s) {
-    for (int i = 0; i < s->n_gated; i++) free(s->gated[i]), free(s->gated_text ? s->gated_text[i] : NULL);
+    for (int i = 0; i < s->n_gated; i++)
+        free(s->gated[i]), free(s->gated_text ? s->gated_text[i] : NULL);
     free(s->gated), free(s->gated_len), free(s->gated_text);
     s->gated = NULL, s->gated_len = NULL, s->gated_text = NULL, s->n_gated = 0;
 }
@@ -164,15 +169,19 @@ int rm_scorer_gate_prompts(RmScorer *s, const char *const *prompts, int n, Err *
     s->gated = calloc((size_t)n, sizeof *s->gated);
     s->gated_len = calloc((size_t)n, sizeof *s->gated_len);
     s->gated_text = calloc((size_t)n, sizeof *s->gated_text);
-    int rc = s->gated && s->gated_len && s->gated_text ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
+    int rc = s->gated && s->gated_len && s->gated_text ? RLHF_OK
+                                                       : err_set(err, RLHF_ENOMEM, "out of memory");
     for (int i = 0; i < n && !rc; i++) {
         char *input = NULL;
-        if (!(s->gated_text[i] = strdup(prompts[i]))) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        if (!(s->gated_text[i] = strdup(prompts[i])))
+            rc = err_set(err, RLHF_ENOMEM, "out of memory");
         if (!rc) rc = seq_render(s->template, prompts[i], &input, err);
         size_t len = input ? strlen(input) : 0;
         if (!rc && !(s->gated[i] = malloc(sizeof(int) * (size_t)tok_encode_cap(len))))
             rc = err_set(err, RLHF_ENOMEM, "out of memory");
-        if (!rc) rc = tok_encode_prompt(s->tok, input, len, s->gated[i], tok_encode_cap(len), &s->gated_len[i], err);
+        if (!rc)
+            rc = tok_encode_prompt(s->tok, input, len, s->gated[i], tok_encode_cap(len),
+                                   &s->gated_len[i], err);
         free(input);
         s->n_gated = i + 1;
     }
@@ -185,7 +194,8 @@ int rm_scorer_gate_prompts(RmScorer *s, const char *const *prompts, int n, Err *
  * from another with the same tail: only its text (rm_score_texts) says. */
 static int is_gated(const RmScorer *s, const SeqExample *ex) {
     for (int g = 0; g < s->n_gated && !ex->cut; g++)
-        if (s->gated_len[g] == ex->n_prompt && !memcmp(s->gated[g], ex->tokens, sizeof(int) * (size_t)ex->n_prompt))
+        if (s->gated_len[g] == ex->n_prompt &&
+            !memcmp(s->gated[g], ex->tokens, sizeof(int) * (size_t)ex->n_prompt))
             return 1;
     return 0;
 }
@@ -317,7 +327,8 @@ int rm_score_texts_cut(RmScorer *s, const char *const *prompts, const char *cons
     int rc = s->n_gated && !gated ? err_set(err, RLHF_ENOMEM, "out of memory") : RLHF_OK;
     for (int i = 0; i < n && !rc; i += s->max_batch) {
         int b = n - i < s->max_batch ? n - i : s->max_batch, got = 0;
-        for (int j = 0; gated && j < b; j++) gated[j] = (unsigned char)is_gated_text(s, prompts[i + j]);
+        for (int j = 0; gated && j < b; j++)
+            gated[j] = (unsigned char)is_gated_text(s, prompts[i + j]);
         for (; got < b && !rc; got++) {
             rc = seq_encode(s->tok, s->template, prompts[i + got], answers[i + got],
                             !(cut && cut[i + got]),

@@ -948,11 +948,13 @@ static int le_chart(Ctx *c, LePoint *pt, int np, char (*orders)[32], int no) {
     double *x = buf, *mean = buf + np, *lo = buf + 2 * np, *hi = buf + 3 * np;
     int k = 0, nv = 0;
     fputs("<div class=\"wrap\"><table><tr><th>order</th><th>ranked prompts</th><th>runs</th>"
-          "<th>mean accuracy</th><th>lowest</th><th>highest</th></tr>", c->f);
+          "<th>mean accuracy</th><th>lowest</th><th>highest</th></tr>",
+          c->f);
     for (int o = 0; o < no; o++) {
         int first = k;
         for (int i = 0; i < np && pt[i].order <= o; i++) {
-            if (pt[i].order != o || (i > 0 && pt[i - 1].order == o && pt[i - 1].x == pt[i].x)) continue;
+            if (pt[i].order != o || (i > 0 && pt[i - 1].order == o && pt[i - 1].x == pt[i].x))
+                continue;
             double sum = 0, l = INFINITY, h = -INFINITY;
             int m = 0;
             for (int j = i; j < np && pt[j].order == o && pt[j].x == pt[i].x; j++, m++)
@@ -965,7 +967,9 @@ static int le_chart(Ctx *c, LePoint *pt, int np, char (*orders)[32], int no) {
             fputs("</tr>", c->f);
             k++;
         }
-        if (k > first) vs[nv++] = (VizSeries){orders[o], x + first, mean + first, k - first, lo + first, hi + first};
+        if (k > first)
+            vs[nv++] =
+                (VizSeries){orders[o], x + first, mean + first, k - first, lo + first, hi + first};
     }
     fputs("</table></div>\n", c->f);
     VizChart ch = {.title = "RM accuracy by labeling order",
@@ -986,10 +990,13 @@ static int section_label_eff(Ctx *c, RunRow *runs, int n) {
     for (int i = 0; i < n; i++)
         nruns += is_label_eff(&runs[i]);
     if (!nruns) return RLHF_OK;
-    fprintf(c->f, "<h2 id=\"label-efficiency\">Label efficiency</h2>\n<p class=\"note\">The "
-            "reward model's held-out accuracy against the number of ranked prompts, by the order "
-            "prompts were handed out in (%d runs of samples/label_efficiency.sh): each order's mean "
-            "over its runs, the whiskers at its lowest and highest run.</p>\n", nruns);
+    fprintf(
+        c->f,
+        "<h2 id=\"label-efficiency\">Label efficiency</h2>\n<p class=\"note\">The "
+        "reward model's held-out accuracy against the number of ranked prompts, by the order "
+        "prompts were handed out in (%d runs of samples/label_efficiency.sh): each order's mean "
+        "over its runs, the whiskers at its lowest and highest run.</p>\n",
+        nruns);
     LePoint *pt = NULL;
     char orders[LE_ORDERS][32];
     for (int i = 0; i < n && !rc; i++) {
@@ -997,7 +1004,8 @@ static int section_label_eff(Ctx *c, RunRow *runs, int n) {
         char order[32];
         config_string(runs[i].config, "order", order, sizeof order);
         int o = 0;
-        while (o < no && strcmp(orders[o], order)) o++;
+        while (o < no && strcmp(orders[o], order))
+            o++;
         if (o == LE_ORDERS) continue; /* more orders than a chart can tell apart */
         if (o == no) memcpy(orders[no++], order, sizeof order);
         MetricSeries *s;

@@ -86,7 +86,8 @@ Test(demos, schema_5_migrates_to_margins) {
     cr_assert_eq(db_schema_version(db, &v, &e), 0);
     cr_assert_eq(v, DB_SCHEMA_VERSION);
     cr_assert_eq(count(NULL, "SELECT count(*) FROM prompt_margins"), 0);
-    cr_assert_eq(count(NULL, "SELECT count(*) FROM prompt_tags"), 0, "6 -> 7 adds the prompts' tags");
+    cr_assert_eq(count(NULL, "SELECT count(*) FROM prompt_tags"), 0,
+                 "6 -> 7 adds the prompts' tags");
     int64_t n;
     cr_assert_eq(db_margins_refresh(db, 2, &n, &e), 0, "%s", e.msg);
     cr_assert_eq(n, 1);

@@ -295,7 +295,8 @@ Test(viz_report, label_efficiency_curve) {
     Err e = {0};
     int64_t r;
     cr_assert_eq(db_run_start(db, "ppo", "{}", 0, &r, &e), 0);
-    for (int s = 1; s <= 5; s++) db_metric_add(db, r, s, "objective/scores", s, &e);
+    for (int s = 1; s <= 5; s++)
+        db_metric_add(db, r, s, "objective/scores", s, &e);
     char *t = page(db, &o, &st);
     cr_assert(!strstr(t, "Label efficiency"), "no curve without its runs");
     cr_assert(!strstr(t, "#label-efficiency"));
@@ -309,7 +310,8 @@ Test(viz_report, label_efficiency_curve) {
             snprintf(cfg, sizeof cfg, "{\"order\":\"%s\",\"repeat\":%d}", orders[k], rep + 1);
             cr_assert_eq(db_run_start(db, "label-efficiency", cfg, 0, &r, &e), 0);
             for (int s = 0; s < 2; s++)
-                cr_assert_eq(db_metric_add(db, r, 8 * (s + 1), "heldout_accuracy", acc[k][rep][s], &e), 0);
+                cr_assert_eq(
+                    db_metric_add(db, r, 8 * (s + 1), "heldout_accuracy", acc[k][rep][s], &e), 0);
             cr_assert_eq(db_run_finish(db, r, "done", 0, NULL, &e), 0);
         }
     t = page(db, &o, &st);
@@ -318,10 +320,13 @@ Test(viz_report, label_efficiency_curve) {
     cr_assert(strstr(t, "RM accuracy by labeling order"), "the chart");
     cr_assert_eq(st.runs, 1, "label-efficiency runs are not training runs");
     /* the table: order, ranked, runs, mean, lowest, highest */
-    cr_assert(strstr(t, "<td>random</td><td>8</td><td>2</td><td>0.550</td><td>0.500</td><td>0.600</td>"), "%s",
-              strstr(t, "Label efficiency"));
-    cr_assert(strstr(t, "<td>random</td><td>16</td><td>2</td><td>0.750</td><td>0.700</td><td>0.800</td>"));
-    cr_assert(strstr(t, "<td>uncertain</td><td>16</td><td>2</td><td>0.800</td><td>0.700</td><td>0.900</td>"));
+    cr_assert(
+        strstr(t, "<td>random</td><td>8</td><td>2</td><td>0.550</td><td>0.500</td><td>0.600</td>"),
+        "%s", strstr(t, "Label efficiency"));
+    cr_assert(strstr(
+        t, "<td>random</td><td>16</td><td>2</td><td>0.750</td><td>0.700</td><td>0.800</td>"));
+    cr_assert(strstr(
+        t, "<td>uncertain</td><td>16</td><td>2</td><td>0.800</td><td>0.700</td><td>0.900</td>"));
     const char *sec = strstr(t, "Label efficiency</h2>");
     cr_assert(strstr(sec, "<svg") && strstr(sec, ">uncertain<") && strstr(sec, ">random<"),
               "both curves in the chart's legend");

@@ -594,8 +594,10 @@ Test(rl_eval, combined_rewards_equal_the_hand_computation) {
         for (int i = 0; i < 4; i++) {
             int tagged = strcmp(p[i], want_tagged[v]) == 0;
             double want = tagged ? z2[i] : (r[0][i] - m[0]) / sd[0];
-            cr_assert(fabs(out[i] - want) < 1e-4, "tag %s, %d: %g, by hand %g", tags[v], i, out[i], want);
-            cr_assert(fabs(z2[i] - (r[0][i] - m[0]) / sd[0]) > 1e-3, "the two RMs tell the branches apart");
+            cr_assert(fabs(out[i] - want) < 1e-4, "tag %s, %d: %g, by hand %g", tags[v], i, out[i],
+                      want);
+            cr_assert(fabs(z2[i] - (r[0][i] - m[0]) / sd[0]) > 1e-3,
+                      "the two RMs tell the branches apart");
         }
         /* as examples (a trainer's rollouts) the prompt is known by its ids; cut from
          * the left to fit, it is not (its tail may be another prompt's) */
@@ -614,7 +616,9 @@ Test(rl_eval, combined_rewards_equal_the_hand_computation) {
         cr_assert_eq(rm_score_examples(&s, &ex, 1, &ex_out, &e), 0, "%s", e.msg);
         for (int k = 0; k < 2; k++) {
             RmScorer *part = k ? &s.more[0] : &s;
-            cr_assert_eq(rm_score_model(&part->m, &part->rs, part->tokens, part->lens, 1, &ex, 1, &part_r[k], &e), 0);
+            cr_assert_eq(rm_score_model(&part->m, &part->rs, part->tokens, part->lens, 1, &ex, 1,
+                                        &part_r[k], &e),
+                         0);
         }
         cr_assert(fabs(ex_out - (part_r[0] - m[0]) / sd[0]) < 1e-4, "cut: %g vs %g", ex_out,
                   (part_r[0] - m[0]) / sd[0]);

@@ -31,19 +31,21 @@ Test(rm_ensemble, stored_disagreement_equals_the_hand_computation) {
     /* prompt 1: candidates 1-3, prompt 2: 4-5, prompt 3: 6 alone; members are models 2-4 */
     static const double sc[3][6] = {{1, 2, 3, 0, 4, 2}, {1, 2, 3, 4, 0, 2}, {2, 3, 4, 0, 4, NAN}};
     char rows[2048];
-    int len = snprintf(rows, sizeof rows,
-                       "INSERT INTO prompts(id, text, hash) VALUES(1, 'a', 'h1'), (2, 'b', 'h2'), (3, 'c', 'h3');"
-                       "INSERT INTO models(id, name, kind) VALUES(1, 'gen', 'external'), (2, 'm1', 'rm'),"
-                       " (3, 'm2', 'rm'), (4, 'm3', 'rm'), (5, 'm1,m2,m3', 'rm');"
-                       "INSERT INTO candidates(id, prompt_id, model_id, text, hash) VALUES(1, 1, 1, 'x', 'x1'),"
-                       " (2, 1, 1, 'y', 'y1'), (3, 1, 1, 'z', 'z1'), (4, 2, 1, 'x', 'x2'), (5, 2, 1, 'y', 'y2'),"
-                       " (6, 3, 1, 'x', 'x3');");
+    int len = snprintf(
+        rows, sizeof rows,
+        "INSERT INTO prompts(id, text, hash) VALUES(1, 'a', 'h1'), (2, 'b', 'h2'), (3, 'c', 'h3');"
+        "INSERT INTO models(id, name, kind) VALUES(1, 'gen', 'external'), (2, 'm1', 'rm'),"
+        " (3, 'm2', 'rm'), (4, 'm3', 'rm'), (5, 'm1,m2,m3', 'rm');"
+        "INSERT INTO candidates(id, prompt_id, model_id, text, hash) VALUES(1, 1, 1, 'x', 'x1'),"
+        " (2, 1, 1, 'y', 'y1'), (3, 1, 1, 'z', 'z1'), (4, 2, 1, 'x', 'x2'), (5, 2, 1, 'y', 'y2'),"
+        " (6, 3, 1, 'x', 'x3');");
     for (int j = 0; j < 3; j++)
         for (int c = 0; c < 6; c++)
             if (!isnan(sc[j][c]))
-                len += snprintf(rows + len, sizeof rows - (size_t)len,
-                                "INSERT INTO scores(candidate_id, model_id, score) VALUES(%d, %d, %g);", c + 1,
-                                j + 2, sc[j][c]);
+                len += snprintf(
+                    rows + len, sizeof rows - (size_t)len,
+                    "INSERT INTO scores(candidate_id, model_id, score) VALUES(%d, %d, %g);", c + 1,
+                    j + 2, sc[j][c]);
     project_at_schema(path, DB_SCHEMA_VERSION, rows);
     Db *db;
     Err e = {0};
@@ -66,8 +68,10 @@ Test(rm_ensemble, stored_disagreement_equals_the_hand_computation) {
             for (int b = a + 1; b < first[p] + count[p]; b++, pairs++) {
                 double d[3], m = 0, v = 0;
                 for (int j = 0; j < 3; j++)
-                    d[j] = (sc[j][a] - mean[j]) / sd[j] - (sc[j][b] - mean[j]) / sd[j], m += d[j] / 3;
-                for (int j = 0; j < 3; j++) v += (d[j] - m) * (d[j] - m) / 3;
+                    d[j] = (sc[j][a] - mean[j]) / sd[j] - (sc[j][b] - mean[j]) / sd[j],
+                    m += d[j] / 3;
+                for (int j = 0; j < 3; j++)
+                    v += (d[j] - m) * (d[j] - m) / 3;
                 sum += sqrt(v);
             }
         want[p] = sum / pairs;
