@@ -5,13 +5,8 @@
 # the ensemble's disagreement per prompt, and label --order uncertain --rm A,B,C
 # hands out the prompts they disagree on most first.
 . "$ROOT/tests/e2e/lib.sh"
-S="$ROOT/samples"
-expect_rc 0 "$RLHF" init p.db
-expect_rc 0 "$RLHF" tokenizer train --vocab 300 --out tok.bin "$S/corpus.txt"
-expect_rc 0 "$RLHF" pretrain --db p.db --corpus "$S/corpus.txt" --tokenizer tok.bin --config tiny \
-    --steps 150 --batch 8 --lr 3e-3 --out base.ckpt --name base
-expect_rc 0 "$RLHF" prompts import --db p.db "$S/prompts.jsonl"
-expect_rc 0 "$RLHF" gen --db p.db --model base.ckpt -k 4 --split train --seed 1 --max-tokens 32
+tiny_base p.db
+tiny_candidates p.db
 expect_rc 0 "$RLHF" label --db p.db --auto demo --as sim --noise 0.2 --seed 1 --limit 40
 expect_rc 0 "$RLHF" train-rm --db p.db --init base.ckpt --out a.ckpt --epochs 2 --lr 1e-3 --seed 1
 for b in 2 3; do

@@ -7,13 +7,8 @@
 # tag: score stores, for the candidates of a prompt tagged safety, the safety
 # RM's z, and the weighted helpfulness z elsewhere. Demo-sized: ~15 s on 2 cores.
 . "$ROOT/tests/e2e/lib.sh"
-S="$ROOT/samples"
-expect_rc 0 "$RLHF" init p.db
-expect_rc 0 "$RLHF" tokenizer train --vocab 300 --out tok.bin "$S/corpus.txt"
-expect_rc 0 "$RLHF" pretrain --db p.db --corpus "$S/corpus.txt" --tokenizer tok.bin --config tiny \
-    --steps 150 --batch 8 --lr 3e-3 --out base.ckpt --name base
-expect_rc 0 "$RLHF" prompts import --db p.db "$S/prompts.jsonl"
-expect_rc 0 "$RLHF" gen --db p.db --model base.ckpt -k 4 --split train --seed 1 --max-tokens 32
+tiny_base p.db
+tiny_candidates p.db
 expect_rc 0 "$RLHF" label --db p.db --auto longer --as sim-long --overlap 2 --seed 1
 expect_rc 0 "$RLHF" label --db p.db --auto terse --as sim-terse --overlap 2 --seed 1
 for r in long terse; do
