@@ -25,7 +25,7 @@ const struct cmd_entry cmd_prompts_entry = {
     "  --split S      put every imported prompt in split S (default: the file's, else train)\n"
     "                 (labelers write prompts in the prompt task of rlhf label)\n"
     "list             one prompt per line: id, split, candidates, rankings, written answers,\n"
-    "                 text (a written prompt's kind and author, and flags, before it)\n"
+    "                 text (a written prompt's kind and author, flags and [tags] before it)\n"
     "  --split S      only this split\n"
     "  --source S     only prompts from this source\n"
     "  --contains T   only prompts containing T\n"
@@ -33,7 +33,7 @@ const struct cmd_entry cmd_prompts_entry = {
     "  --offset N     skip the first N\n"
     "  --written      only prompts labelers wrote\n"
     "  --flagged      only prompts other labelers flagged\n"
-    "  --json         JSON lines instead of a table (kind, author, examples, flags, demos)\n"
+    "  --json         JSON lines instead of a table (kind, author, examples, flags, tags, demos)\n"
     "flag ID...       hold prompts back from every use (writing, ranking, gen, SFT) until a\n"
     "                 reviewer lifts the flag; a labeler may not flag her own prompt\n"
     "  --as NAME      who flags (default: $USER)\n"
@@ -104,6 +104,7 @@ static int print_row(const PromptRow *r, void *ctx) {
         if (r->author) cJSON_AddStringToObject(j, "author", r->author);
         if (r->examples) cJSON_AddRawToObject(j, "examples", r->examples);
         if (r->flags) cJSON_AddStringToObject(j, "flags", r->flags);
+        if (r->tags) cJSON_AddStringToObject(j, "tags", r->tags);
         cJSON_AddStringToObject(j, "created_at", r->created_at);
         return cli_json_print(j);
     }
@@ -112,6 +113,7 @@ static int print_row(const PromptRow *r, void *ctx) {
            (long long)r->n_candidates, (long long)r->n_rankings, (long long)r->n_demos);
     if (r->kind) printf("(%s by %s) ", r->kind, cli_shown(r->author ? r->author : "?", 0));
     if (r->flags) printf("FLAGGED %s: ", r->flags);
+    if (r->tags) printf("[%s] ", r->tags);
     /* the first 200 bytes, not cutting a UTF-8 sequence in half */
     char head[216];
     size_t n = 0;

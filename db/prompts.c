@@ -212,7 +212,9 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
         " (SELECT group_concat(flag, ',') FROM (SELECT DISTINCT flag FROM prompt_flags f"
         "   WHERE f.prompt_id = p.id ORDER BY flag)),"
         " (SELECT count(*) FROM demonstrations d JOIN candidates c ON c.id = d.candidate_id"
-        "   WHERE c.prompt_id = p.id)"
+        "   WHERE c.prompt_id = p.id),"
+        " (SELECT group_concat(tag, ',') FROM (SELECT tag FROM prompt_tags t"
+        "   WHERE t.prompt_id = p.id ORDER BY tag))"
         " FROM prompts p"
         " WHERE (?1 IS NULL OR p.split = ?1) AND (?2 IS NULL OR p.source = ?2)"
         "   AND (?3 IS NULL OR instr(p.text, ?3) > 0)"
@@ -241,6 +243,7 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
             .examples = (const char *)sqlite3_column_text(st, 10),
             .flags = (const char *)sqlite3_column_text(st, 11),
             .n_demos = sqlite3_column_int64(st, 12),
+            .tags = (const char *)sqlite3_column_text(st, 13),
         };
         if (!r.text) rc = db_null_column(db, err, "prompt", r.id, "text");
         else if (!r.split) rc = db_null_column(db, err, "prompt", r.id, "split");

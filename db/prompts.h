@@ -66,6 +66,7 @@ typedef struct PromptRow {
     const char *kind, *author, *examples; /* written prompts (db/demos.h); NULL when imported */
     const char *flags;                    /* "unclear,unsafe": other labelers' flags, or NULL */
     int64_t n_demos;                      /* answers labelers wrote */
+    const char *tags;                     /* "safety,x": its tags (db_prompt_tag), or NULL */
 } PromptRow;
 
 typedef struct PromptFilter {

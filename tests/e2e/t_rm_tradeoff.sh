@@ -45,6 +45,12 @@ expect_rc 1 "$RLHF" prompts tag 99999 --tag safety --db p.db
 contains "$ERR" "no prompt with id 99999"
 expect_rc 0 "$RLHF" prompts tag 1 2 --tag safety --db p.db
 contains "$OUT" "tagged 2 prompts safety"
+expect_rc 0 "$RLHF" prompts tag 2 --tag redteam --db p.db
+expect_rc 0 "$RLHF" prompts list --db p.db --limit 2 --json
+contains "$OUT" '"tags":"safety"'
+contains "$OUT" '"tags":"redteam,safety"'
+expect_rc 0 "$RLHF" prompts list --db p.db --limit 1
+contains "$OUT" "[safety] "
 spec="long.ckpt+terse.ckpt!-1e30"
 expect_rc 0 "$RLHF" score --db p.db --rm "$spec"
 /usr/bin/python3 - "$spec" <<'PY' || die "the gate by the prompt's tag"
@@ -71,5 +77,5 @@ PY
 # untagged, the same spec is long's z everywhere (the threshold is never reached)
 expect_rc 0 "$RLHF" prompts untag 1 2 --tag safety --db p.db
 expect_rc 0 "$RLHF" score --db p.db --rm "$spec" --redo
-[ "$(sql p.db "select count(*) from prompt_tags")" = 0 ] || die "untag left tags"
+[ "$(sql p.db "select group_concat(tag) from prompt_tags")" = redteam ] || die "untag took the wrong tags"
 exit 0
