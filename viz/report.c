@@ -942,10 +942,10 @@ static int le_cmp(const void *a, const void *b) {
 /* Each order's mean over runs at each x, whiskers at the lowest and highest run. */
 static int le_chart(Ctx *c, LePoint *pt, int np, char (*orders)[32], int no) {
     qsort(pt, (size_t)np, sizeof *pt, le_cmp);
-    double *buf = malloc(sizeof *buf * 4 * (size_t)(np ? np : 1));
+    double *buf = malloc(sizeof *buf * 5 * (size_t)(np ? np : 1));
     VizSeries vs[LE_ORDERS];
     if (!buf) return err_set(c->err, RLHF_ENOMEM, "out of memory");
-    double *x = buf, *mean = buf + np, *lo = buf + 2 * np, *hi = buf + 3 * np;
+    double *x = buf, *mean = buf + np, *lo = buf + 2 * np, *hi = buf + 3 * np, *xs = buf + 4 * np;
     int k = 0, nv = 0;
     fputs("<div class=\"wrap\"><table><tr><th>order</th><th>ranked prompts</th><th>runs</th>"
           "<th>mean accuracy</th><th>lowest</th><th>highest</th></tr>",
@@ -969,8 +969,13 @@ static int le_chart(Ctx *c, LePoint *pt, int np, char (*orders)[32], int no) {
         }
         if (k > first)
             vs[nv++] =
-                (VizSeries){orders[o], x + first, mean + first, k - first, lo + first, hi + first};
+                (VizSeries){orders[o], xs + first, mean + first, k - first, lo + first, hi + first};
     }
+    /* drawn a little apart, so that whiskers at one x stay apart (the table has the x) */
+    double x0 = INFINITY, x1 = -INFINITY;
+    for (int i = 0; i < k; i++) x0 = fmin(x0, x[i]), x1 = fmax(x1, x[i]);
+    for (int v = 0, i = 0; v < nv; v++)
+        for (int64_t j = 0; j < vs[v].n; j++, i++) xs[i] = x[i] + (v - (nv - 1) / 2.0) * (x1 - x0) * 0.006;
     fputs("</table></div>\n", c->f);
     VizChart ch = {.title = "RM accuracy by labeling order",
                    .xlabel = "ranked prompts",
@@ -995,7 +1000,7 @@ static int section_label_eff(Ctx *c, RunRow *runs, int n) {
         "<h2 id=\"label-efficiency\">Label efficiency</h2>\n<p class=\"note\">The "
         "reward model's held-out accuracy against the number of ranked prompts, by the order "
         "prompts were handed out in (%d runs of samples/label_efficiency.sh): each order's mean "
-        "over its runs, the whiskers at its lowest and highest run.</p>\n",
+        "over its runs, the whiskers at its lowest and highest run (orders drawn a little apart).</p>\n",
         nruns);
     LePoint *pt = NULL;
     char orders[LE_ORDERS][32];
