@@ -264,13 +264,15 @@ int db_prompt_tag(Db *db, int64_t prompt_id, const char *tag, int on, Err *err) 
     if (!rc && !exists)
         return err_set(err, RLHF_ENOTFOUND, "no prompt with id %lld", (long long)prompt_id);
     if (rc) return rc;
-    return on ? db_run(
-                    db, err, "tag prompt",
-                    "INSERT INTO prompt_tags(prompt_id, tag) VALUES(?, ?) ON CONFLICT DO NOTHING",
-                    "It", prompt_id, tag)
-              : db_run(db, err, "untag prompt",
-                       "DELETE FROM prompt_tags WHERE prompt_id = ? AND tag = ?", "It", prompt_id,
-                       tag);
+    if (on)
+        return db_run(db, err, "tag prompt",
+                      "INSERT INTO prompt_tags(prompt_id, tag) VALUES(?, ?) ON CONFLICT DO NOTHING",
+                      "It", prompt_id, tag);
+    rc = db_run(db, err, "untag prompt", "DELETE FROM prompt_tags WHERE prompt_id = ? AND tag = ?",
+                "It", prompt_id, tag);
+    if (!rc && !sqlite3_changes(db->h))
+        rc = err_set(err, RLHF_ENOTFOUND, "prompt %lld has no tag '%s'", (long long)prompt_id, tag);
+    return rc;
 }
 
 int db_prompts_tagged(Db *db, const char *tag, char ***texts, int *n, Err *err) {

@@ -93,6 +93,7 @@ static int open_spec(RmScorer *s, const char *spec, const char *tok_path, const 
     }
     if (!rc && safety >= 0 && n < 2)
         rc = err_set(err, RLHF_EINVAL, "reward models '%s': a safety gate needs another RM", spec);
+    int named = tag != NULL;
     if (!rc && safety >= 0 && !tag && !(tag = strdup("safety")))
         rc = err_set(err, RLHF_ENOMEM, "out of memory");
     if (!rc) rc = open_one(s, paths[0], tok_path, template, max_batch, err);
@@ -102,7 +103,7 @@ static int open_spec(RmScorer *s, const char *spec, const char *tok_path, const 
         return rc;
     }
     s->n_parts = n, s->paths = paths, s->w = w, s->safety = safety, s->threshold = thr;
-    s->gate_tag = tag;
+    s->gate_tag = tag, s->gate_tag_named = named;
     s->more = calloc((size_t)n - 1, sizeof *s->more);
     s->mean = calloc((size_t)n, sizeof *s->mean);
     s->part_sum = calloc((size_t)n, sizeof *s->part_sum);
@@ -149,6 +150,10 @@ int rm_scorer_normalise(Db *db, RmScorer *s, Err *err) {
     char **texts;
     int n;
     int rc = db_prompts_tagged(db, s->gate_tag, &texts, &n, err);
+    /* a tag the spec names but no prompt carries is a typo, not a gate on the score alone */
+    if (!rc && !n && s->gate_tag_named)
+        rc = err_set(err, RLHF_ENOTFOUND, "reward models: no prompt is tagged '%s' (rlhf prompts tag ID --tag %s)",
+                     s->gate_tag, s->gate_tag);
     if (!rc) rc = rm_scorer_gate_prompts(s, (const char *const *)texts, n, err);
     for (int i = 0; i < n; i++)
         free(texts[i]);

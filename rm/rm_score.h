@@ -37,6 +37,7 @@ typedef struct RmScorer {
     int safety;            /* the gating part, -1: none */
     float threshold;       /* gate: the safety part's z below this decides */
     char *gate_tag;        /* gate: prompts with this tag go to the safety part ("safety") */
+    int gate_tag_named;    /*   the spec named it (@TAG): some prompt must carry it */
     int n_gated;           /* those prompts as the RM reads them: ids from <s> on */
     int **gated, *gated_len;
     char **gated_text;     /*   and as texts */

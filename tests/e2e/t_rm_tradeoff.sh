@@ -75,7 +75,11 @@ for c in long:  # the candidates each RM scored (its normalisation); eval's answ
 assert n[True] > 0 and n[False] > 0, n
 PY
 # untagged, the same spec is long's z everywhere (the threshold is never reached)
+expect_rc 1 "$RLHF" score --db p.db --rm "long.ckpt+terse.ckpt!0@typo"
+contains "$ERR" "no prompt is tagged 'typo'"
 expect_rc 0 "$RLHF" prompts untag 1 2 --tag safety --db p.db
+expect_rc 1 "$RLHF" prompts untag 1 --tag safety --db p.db
+contains "$ERR" "prompt 1 has no tag 'safety'"
 expect_rc 0 "$RLHF" score --db p.db --rm "$spec" --redo
 [ "$(sql p.db "select group_concat(tag) from prompt_tags")" = redteam ] || die "untag took the wrong tags"
 exit 0
