@@ -3,10 +3,9 @@
 # a run of kind label-efficiency in the project (its RM's held-out accuracy at
 # each number of ranked prompts), and `rlhf report` draws both orders' curves.
 . "$ROOT/tests/e2e/lib.sh"
-cd "$ROOT" || die "no ROOT"
-expect_rc 0 env RLHF="$RLHF" REPEATS=2 ROUNDS=2 BATCH=4 STEPS=60 sh samples/label_efficiency.sh "$TMP/le"
+# the script reads samples/ from the repository's root; expect_rc's files stay here
+expect_rc 0 sh -c 'cd "$ROOT" && RLHF="$RLHF" REPEATS=2 ROUNDS=2 BATCH=4 STEPS=60 exec sh samples/label_efficiency.sh "$0"' "$PWD/le"
 contains "$OUT" "random order's final accuracy"
-cd "$TMP" || die "no TMP"
 db=le/base.db
 [ "$(sql $db "select count(*) from runs where kind = 'label-efficiency' and status = 'done'")" = 4 ] ||
     die "a run per order and repeat"
