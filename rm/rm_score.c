@@ -152,7 +152,8 @@ int rm_scorer_normalise(Db *db, RmScorer *s, Err *err) {
     int rc = db_prompts_tagged(db, s->gate_tag, &texts, &n, err);
     /* a tag the spec names but no prompt carries is a typo, not a gate on the score alone */
     if (!rc && !n && s->gate_tag_named)
-        rc = err_set(err, RLHF_ENOTFOUND, "reward models: no prompt is tagged '%s' (rlhf prompts tag ID --tag %s)",
+        rc = err_set(err, RLHF_ENOTFOUND,
+                     "reward models: no prompt is tagged '%s' (rlhf prompts tag ID --tag %s)",
                      s->gate_tag, s->gate_tag);
     if (!rc) rc = rm_scorer_gate_prompts(s, (const char *const *)texts, n, err);
     for (int i = 0; i < n; i++)

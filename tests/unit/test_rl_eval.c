@@ -584,7 +584,8 @@ Test(rl_eval, combined_rewards_equal_the_hand_computation) {
     cr_assert_eq(db_prompt_tag(db, ice, "redteam", 1, &e), 0, "%s", e.msg);
     cr_assert_eq(db_prompt_tag(db, 999, "safety", 1, &e), RLHF_ENOTFOUND);
     cr_assert_eq(db_prompt_tag(db, hello, "no tag", 1, &e), RLHF_EINVAL);
-    cr_assert_eq(db_prompt_tag(db, hello, "redteam", 0, &e), RLHF_ENOTFOUND, "untag what is not there");
+    cr_assert_eq(db_prompt_tag(db, hello, "redteam", 0, &e), RLHF_ENOTFOUND,
+                 "untag what is not there");
     cr_assert(strstr(e.msg, "has no tag 'redteam'"), "%s", e.msg);
     const char *tags[] = {"", "@redteam"};
     const char *want_tagged[] = {"Say hello.", "What is ice?"};
@@ -628,7 +629,8 @@ Test(rl_eval, combined_rewards_equal_the_hand_computation) {
         rm_scorer_close(&s);
     }
     snprintf(spec, sizeof spec, "%s+%s!0@nobody", at("rm.ckpt"), at("rm2.ckpt"));
-    cr_assert_eq(rm_scorer_open_in(db, &s, spec, NULL, NULL, 4, &e), RLHF_ENOTFOUND, "a tag no prompt has");
+    cr_assert_eq(rm_scorer_open_in(db, &s, spec, NULL, NULL, 4, &e), RLHF_ENOTFOUND,
+                 "a tag no prompt has");
     cr_assert(strstr(e.msg, "no prompt is tagged 'nobody'"), "%s", e.msg);
     snprintf(spec, sizeof spec, "%s+%s!0@bad tag", at("rm.ckpt"), at("rm2.ckpt"));
     cr_assert_eq(rm_scorer_open_in(db, &s, spec, NULL, NULL, 4, &e), RLHF_EINVAL);
