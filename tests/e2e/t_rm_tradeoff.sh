@@ -5,7 +5,9 @@
 # "long*0.1+terse*0.9", and the terse rule the reverse; each run moves away from
 # the start policy in its own direction. Then Llama 2's gate by the prompt's
 # tag: score stores, for the candidates of a prompt tagged safety, the safety
-# RM's z, and the weighted helpfulness z elsewhere. Demo-sized: ~15 s on 2 cores.
+# RM's z, and the weighted helpfulness z elsewhere; PPO's rollouts (known by
+# their prompt's ids) get the safety RM's z exactly when their prompt is tagged.
+# Demo-sized: ~15 s on 2 cores.
 . "$ROOT/tests/e2e/lib.sh"
 tiny_base p.db
 tiny_candidates p.db
@@ -75,11 +77,32 @@ for c in long:  # the candidates each RM scored (its normalisation); eval's answ
 assert n[True] > 0 and n[False] > 0, n
 PY
 # untagged, the same spec is long's z everywhere (the threshold is never reached)
+# PPO's rollouts are gated by their prompt's ids: every train prompt tagged "all", each
+# reward is terse's z (the step's mean score is terse's mean z); no prompt tagged, long's
+ppo_gate() {
+    expect_rc 0 "$RLHF" ppo --db p.db --policy base.ckpt --rm "long.ckpt+terse.ckpt!-1e30$1" --advantage rloo \
+        --steps 1 --prompts 4 --samples 2 --max-new 16 --out "g$2.ckpt" --name "g$2"
+    run=$(sql p.db "select output_model_id from runs where kind = 'ppo' order by id desc limit 1")
+    [ "$run" = "$(sql p.db "select id from models where name = 'g$2'")" ] || die "the gate's PPO run"
+    /usr/bin/python3 - "$2" <<'PY' || die "PPO's rewards are not the part the gate chose ($1)"
+import sqlite3, sys
+db = sqlite3.connect("p.db")
+run = db.execute("select id from runs where kind = 'ppo' order by id desc limit 1").fetchone()[0]
+m = dict(db.execute("select name, value from metrics where run_id = ? and step = 1", (run,)))
+part = m["objective/scores_z/%s" % sys.argv[1]]
+assert abs(m["objective/scores"] - part) < 1e-4, (m["objective/scores"], part)
+other = m["objective/scores_z/" + ("0:long.ckpt" if sys.argv[1].startswith("1") else "1:terse.ckpt")]
+assert abs(part - other) > 1e-3, "the parts must differ for the check to mean anything"
+PY
+}
+expect_rc 0 "$RLHF" prompts tag $(sql p.db "select group_concat(id, ' ') from prompts where split = 'train'") --tag all --db p.db
+ppo_gate @all 1:terse.ckpt
 expect_rc 1 "$RLHF" score --db p.db --rm "long.ckpt+terse.ckpt!0@typo"
 contains "$ERR" "no prompt is tagged 'typo'"
 expect_rc 0 "$RLHF" prompts untag 1 2 --tag safety --db p.db
 expect_rc 1 "$RLHF" prompts untag 1 --tag safety --db p.db
 contains "$ERR" "prompt 1 has no tag 'safety'"
 expect_rc 0 "$RLHF" score --db p.db --rm "$spec" --redo
-[ "$(sql p.db "select group_concat(tag) from prompt_tags")" = redteam ] || die "untag took the wrong tags"
+[ "$(sql p.db "select count(*) from prompt_tags where tag = 'safety'")" = 0 ] || die "untag left tags"
+ppo_gate "" 0:long.ckpt
 exit 0
