@@ -20,7 +20,7 @@ const struct cmd_entry cmd_report_entry = {
     "accuracy and every other metric of each run over steps (PPO's reward, KL with its\n"
     "target, entropy, clip fraction, answer length grouped; new metrics get a chart of\n"
     "their own), Bradley-Terry ratings with bootstrap intervals by model and by policy\n"
-    "round, the labelers' agreement matrix, time per prompt and flag counts, and the\n"
+    "round, the labelers' agreement matrix, time per prompt and flag counts, the\n"
     "reward model's held-out accuracy beside the labelers' agreement, and the label-\n"
     "efficiency curves (RM accuracy against ranked prompts by labeling order, with\n"
     "their spread) where samples/label_efficiency.sh stored its runs. --since and\n"
