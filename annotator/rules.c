@@ -378,6 +378,16 @@ static double longer_score(const char *prompt, const char *answer) {
     return (double)n / (double)(n + 200);
 }
 
+/* The opposite bias to longer, in words: 8 / (8 + words), so an empty answer
+ * scores 1, 1 word 0.89, 8 words 0.5, 24 words 0.25. With longer it makes two
+ * labelers that conflict (the weighted trade-off of two reward models, README). */
+static double terse_score(const char *prompt, const char *answer) {
+    (void)prompt;
+    char aw[MAX_WORDS][WORD_LEN];
+    int n = words(answer, 1, aw, MAX_WORDS);
+    return 8.0 / (8.0 + n);
+}
+
 static const Rule rules[] = {
     {"demo",
      "the demo task as a person judges it: 0.6 right fact + 0.15 polite + 0.1 on topic"
@@ -399,6 +409,8 @@ static const Rule rules[] = {
     {"clean", "1 for one clean sentence; less for broken bytes, template leaks, run-on text",
      rule_clean_score},
     {"longer", "prefers longer answers (a deliberately biased labeler)", longer_score},
+    {"terse", "prefers shorter answers whatever they say: 8 / (8 + words) (longer's opposite)",
+     terse_score},
 };
 
 const Rule *rule_table(int *n) {

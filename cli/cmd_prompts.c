@@ -1,5 +1,6 @@
-/* rlhf prompts import|list|flag|unflag: bring prompts into the project, look
- * at them, and hold back written prompts other labelers find unfit. */
+/* rlhf prompts import|list|flag|unflag|tag|untag: bring prompts into the
+ * project, look at them, hold back written prompts other labelers find unfit,
+ * and tag prompts for what uses them (the safety RM's gate). */
 #include "annotator/session.h"
 #include "cli/cli.h"
 #include "cli/opts.h"
@@ -15,8 +16,8 @@ static int exec_prompts(int argc, char **argv);
 const struct cmd_entry cmd_prompts_entry = {
     "prompts",
     "import FILE... [--split S] | list [--split S] [--json] | flag ID --as NAME --reason R | "
-    "unflag ID",
-    "import prompts from text or JSONL files; list them; flag written prompts",
+    "unflag ID | tag ID... --tag T | untag ID... --tag T",
+    "import prompts from text or JSONL files; list them; flag written prompts; tag prompts",
     "import FILE...   plain text (one prompt per line) or JSONL objects with \"prompt\"\n"
     "                 (or \"instruction\" / \"text\"), optional \"id\", \"split\", \"source\".\n"
     "                 Duplicates (same text) are skipped and counted. All files are\n"
@@ -24,7 +25,7 @@ const struct cmd_entry cmd_prompts_entry = {
     "  --split S      put every imported prompt in split S (default: the file's, else train)\n"
     "                 (labelers write prompts in the prompt task of rlhf label)\n"
     "list             one prompt per line: id, split, candidates, rankings, written answers,\n"
-    "                 text (a written prompt's kind and author, and flags, before it)\n"
+    "                 text (a written prompt's kind and author, flags and [tags] before it)\n"
     "  --split S      only this split\n"
     "  --source S     only prompts from this source\n"
     "  --contains T   only prompts containing T\n"
@@ -32,13 +33,18 @@ const struct cmd_entry cmd_prompts_entry = {
     "  --offset N     skip the first N\n"
     "  --written      only prompts labelers wrote\n"
     "  --flagged      only prompts other labelers flagged\n"
-    "  --json         JSON lines instead of a table (kind, author, examples, flags, demos)\n"
+    "  --json         JSON lines instead of a table (kind, author, examples, flags, tags, demos)\n"
     "flag ID...       hold prompts back from every use (writing, ranking, gen, SFT) until a\n"
     "                 reviewer lifts the flag; a labeler may not flag her own prompt\n"
     "  --as NAME      who flags (default: $USER)\n"
     "  --reason R     unclear, unsafe or duplicate\n"
     "  --note TEXT    why, in words\n"
-    "unflag ID...     lift every flag on the prompts (a reviewer's decision)\n" CLI_HELP_COMMON,
+    "unflag ID...     lift every flag on the prompts (a reviewer's decision)\n"
+    "tag ID...        give prompts a tag; unlike a flag it holds nothing back. The tag\n"
+    "                 safety sends a prompt to the safety RM of a combination (PATH!T in\n"
+    "                 --rm: Llama 2's gate; PATH!T@TAG names another tag)\n"
+    "  --tag T        the tag (letters, digits, '_', '-')\n"
+    "untag ID...      take the tag --tag T off the prompts\n" CLI_HELP_COMMON,
     exec_prompts};
 
 static const struct cmd_entry *E = &cmd_prompts_entry;
@@ -98,6 +104,7 @@ static int print_row(const PromptRow *r, void *ctx) {
         if (r->author) cJSON_AddStringToObject(j, "author", r->author);
         if (r->examples) cJSON_AddRawToObject(j, "examples", r->examples);
         if (r->flags) cJSON_AddStringToObject(j, "flags", r->flags);
+        if (r->tags) cJSON_AddStringToObject(j, "tags", r->tags);
         cJSON_AddStringToObject(j, "created_at", r->created_at);
         return cli_json_print(j);
     }
@@ -106,6 +113,7 @@ static int print_row(const PromptRow *r, void *ctx) {
            (long long)r->n_candidates, (long long)r->n_rankings, (long long)r->n_demos);
     if (r->kind) printf("(%s by %s) ", r->kind, cli_shown(r->author ? r->author : "?", 0));
     if (r->flags) printf("FLAGGED %s: ", r->flags);
+    if (r->tags) printf("[%s] ", r->tags);
     /* the first 200 bytes, not cutting a UTF-8 sequence in half */
     char head[216];
     size_t n = 0;
@@ -226,8 +234,50 @@ static int unflag(int argc, char **argv) {
     return flag_cmd(argc, argv, 1);
 }
 
+/* tag or untag every id, in one transaction. */
+static int tag_cmd(int argc, char **argv, int on) {
+    const char *dbflag = NULL, *tag = NULL;
+    const CliOpt opts[] = {CLI_O_DB(&dbflag), CLI_O_STR("tag", &tag), CLI_O_END};
+    CliList rest = {0};
+    int rc = cli_opts_parse(E, argc, argv, opts, &rest);
+    int64_t *ids = calloc((size_t)rest.n + 1, sizeof *ids);
+    if (rc < 0) rc = ids ? parse_ids(&rest, ids) : EXIT_FAIL;
+    if (rc < 0 && !tag) rc = cli_usage_error(E, "%s: --tag NAME is required", on ? "tag" : "untag");
+    if (rc < 0 && !db_valid_split(tag))
+        rc = cli_usage_error(E, "--tag: '%s' is not a name (letters, digits, '_', '-')", tag);
+    Db *db = NULL;
+    Err err = {0};
+    if (rc < 0 && !(rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db))) {
+        rc = db_begin(db, &err);
+        for (int i = 0; !rc && i < rest.n; i++)
+            rc = db_prompt_tag(db, ids[i], tag, on, &err);
+        if (!rc)
+            rc = db_commit(db, &err);
+        else
+            db_rollback(db);
+        db_close(db);
+        if (rc)
+            rc = cli_fail(E, &err);
+        else
+            printf("%s %d prompt%s %s\n", on ? "tagged" : "untagged", rest.n,
+                   rest.n == 1 ? "" : "s", tag);
+    }
+    free(ids);
+    free(rest.v);
+    return rc;
+}
+
+static int tag(int argc, char **argv) {
+    return tag_cmd(argc, argv, 1);
+}
+
+static int untag(int argc, char **argv) {
+    return tag_cmd(argc, argv, 0);
+}
+
 static int exec_prompts(int argc, char **argv) {
-    static const struct cli_sub subs[] = {
-        {"import", import}, {"list", list}, {"flag", flag}, {"unflag", unflag}, {NULL, NULL}};
+    static const struct cli_sub subs[] = {{"import", import}, {"list", list}, {"flag", flag},
+                                          {"unflag", unflag}, {"tag", tag},   {"untag", untag},
+                                          {NULL, NULL}};
     return cli_dispatch(E, subs, argc, argv);
 }

@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "rl/run.h"
 #include "cli/opts.h"
+#include "rm/ensemble.h"
 #include "rm/rm_score.h"
 #include "db/registry.h"
 #include "db/scores.h"
@@ -23,11 +24,17 @@ static int exec_score(int argc, char **argv);
 const struct cmd_entry cmd_score_entry = {
     "score", "--rm RM [--split S] [--model NAME] [--redo] | --in FILE [--out FILE]",
     "score candidates with a reward model (stored per candidate and RM)",
-    "  --rm RM          the reward model (from `rlhf train-rm`)\n"
+    "  --rm RM          the reward model (from `rlhf train-rm`), or a combination\n"
+    "                   (A*0.7+B*0.3, A+S!T: see rlhf ppo), or an ensemble A,B,C: each\n"
+    "                   scores the store, then the ensemble's disagreement per prompt (mean\n"
+    "                   over candidate pairs of the sd over members of the normalised\n"
+    "                   reward difference) is kept, negated, as the margin of A,B,C, so\n"
+    "                   label --order uncertain --rm A,B,C hands out the largest first\n"
     "  --split S        only candidates of prompts in split S\n"
     "  --model NAME     only candidates from this model\n"
     "  --redo           score again candidates this RM already scored\n"
-    "  --in FILE        score a JSONL file of {\"prompt\", \"completion\"|\"response\"|\"answer\"}\n"
+    "  --in FILE        score a JSONL file of {\"prompt\", "
+    "\"completion\"|\"response\"|\"answer\"}\n"
     "                   records instead of the store\n"
     "  --out FILE       with --in: where the records go with a \"score\" field (default stdout)\n"
     "  --tokenizer TOK  tokenizer.bin when RM carries none\n"
@@ -199,6 +206,46 @@ static int score_store(RmScorer *sc, Db *db, const char *rm, const char *split, 
     return RLHF_OK;
 }
 
+/* --rm A,B,C: each member scores the store as it would alone (its scores and
+ * margins kept), then the ensemble's disagreement is stored under the spec as
+ * the margins `label --order uncertain --rm A,B,C` reads. */
+static int score_ensemble(Db *db, const char *spec, const char *tok_path, const char *template,
+                          int batch, const char *split, const char *model, int redo, Err *err) {
+    char *copy = strdup(spec), *names[16], *save = NULL;
+    int64_t ids[16], ens_id = 0, n = 0;
+    int k = 0, rc = copy ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
+    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && !rc;
+         t = strtok_r(NULL, ",", &save))
+        if (k == 16)
+            rc = err_set(err, RLHF_EINVAL, "--rm '%s': an ensemble of 16 reward models at most",
+                         spec);
+        else
+            names[k++] = t;
+    if (!rc && k < 2)
+        rc = err_set(err, RLHF_EINVAL, "--rm '%s': an ensemble needs two reward models or more",
+                     spec);
+    for (int j = 0; j < k && !rc; j++) {
+        RmScorer sc;
+        if ((rc = rm_scorer_open_in(db, &sc, names[j], tok_path, template, batch, err))) break;
+        rc = score_store(&sc, db, names[j], split, model, redo, err);
+        rm_scorer_close(&sc);
+        if (!rc) rc = cli_rm_id(db, names[j], &ids[j], err);
+    }
+    if (!rc && (rc = cli_rm_id(db, spec, &ens_id, err)) == RLHF_ENOTFOUND) {
+        err_clear(err);
+        ModelIn mi = {spec, "rm", NULL, 0, NULL, "{\"ensemble\":true}", NULL};
+        rc = db_model_upsert(db, &mi, &ens_id, err);
+    }
+    if (!rc) rc = rm_ensemble_store(db, ens_id, ids, (const char *const *)names, k, &n, err);
+    if (!rc)
+        printf(
+            "disagreement of %lld prompts stored for the ensemble %s (rlhf label --order uncertain "
+            "hands out the largest first)\n",
+            (long long)n, spec);
+    free(copy);
+    return rc;
+}
+
 static int exec_score(int argc, char **argv) {
     const char *dbflag = NULL, *rm = NULL, *split = NULL, *model = NULL, *in = NULL, *out = NULL;
     const char *tok_path = NULL, *template = NULL;
@@ -213,11 +260,18 @@ static int exec_score(int argc, char **argv) {
     if (rc >= 0) return rc;
     if (!rm) return cli_usage_error(E, "--rm RM is required");
     if (out && !in) return cli_usage_error(E, "--out goes with --in FILE (store scores stay in the store)");
+    if (in && rm_spec_is_ensemble(rm))
+        return cli_usage_error(E, "an ensemble (--rm A,B,...) scores the store, not --in");
     if (in && (split || model || redo)) return cli_usage_error(E, "--split, --model and --redo are for the store, not --in");
     Db *db = NULL;
     Err err = {0};
     if (!in || cli_db_path(dbflag)) {
         if ((rc = cli_open_db(E, dbflag, DB_OPEN_EXISTING, &db))) return rc;
+    }
+    if (!in && rm_spec_is_ensemble(rm)) {
+        rc = score_ensemble(db, rm, tok_path, template, (int)batch, split, model, redo, &err);
+        db_close(db);
+        return rc ? cli_fail(E, &err) : EXIT_OK;
     }
     RmScorer sc;
     rc = rm_scorer_open_in(db, &sc, rm, tok_path, template, (int)batch, &err);

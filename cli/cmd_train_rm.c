@@ -38,6 +38,9 @@ const struct cmd_entry cmd_train_rm_entry = {
     "                     to set the normalisation bias (default 64; 0: no normalisation)\n"
     "  --resume           continue RM if it exists     --force  overwrite RM\n"
     "  --seed S           head initialisation, data order, samples (default 1)\n"
+    "  --bootstrap B      train on a bootstrap resample of the training prompts (as many,\n"
+    "                     drawn with replacement by seed B): a member of an ensemble whose\n"
+    "                     disagreement `score --rm A,B,C` stores (resume with the same B)\n"
     "  --threads N        BLAS threads\n"
     "  --name NAME        name in the registry (default: RM's file name)\n"
     "  --dump DIR         write the first step's batch, rewards, loss and gradients for\n"
@@ -64,6 +67,7 @@ static int exec_train_rm(int argc, char **argv) {
         CLI_O_LONG("micro", &o.micro, 1, 4096), CLI_O_DBL("margin", &o.loss.margin, 0, 100),
         CLI_O_DBL("center", &o.loss.center, 0, 100),
         CLI_O_LONG("norm-samples", &o.norm_samples, 0, 1 << 20), CLI_O_STR("dump", &dump),
+        CLI_O_LONG("bootstrap", &o.bootstrap, 1, 1L << 40),
         CLI_O_END};
     int rc = cli_opts_parse(E, argc, argv, opts, NULL);
     if (rc >= 0) return rc;

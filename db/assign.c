@@ -104,9 +104,11 @@ static int explain(Db *db, const AssignOpts *o, int64_t pid, char *why, size_t n
                              "SELECT m.margin, r.name FROM prompt_margins m JOIN models r ON r.id = m.model_id"
                              " WHERE m.prompt_id = ? AND m.model_id = ?",
                              "II", pid, o->rm_id);
+        /* an ensemble keeps its disagreement negated (rm/ensemble.h); a margin is never negative */
         if (!rc && !(rc = db_step(db, st, &row, err, "read margin")) && row)
-            snprintf(why, n, "uncertain: RM margin %.3f (%.40s)", sqlite3_column_double(st, 0),
-                     (const char *)sqlite3_column_text(st, 1));
+            snprintf(why, n, "uncertain: %s %.3f (%.40s)",
+                     sqlite3_column_double(st, 0) < 0 ? "ensemble disagreement" : "RM margin",
+                     fabs(sqlite3_column_double(st, 0)), (const char *)sqlite3_column_text(st, 1));
         else if (!rc)
             snprintf(why, n, "uncertain: the RM has not scored it (queue order)");
         if (st) sqlite3_finalize(st);

@@ -5,6 +5,7 @@
 #include "util/text.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 int db_valid_split(const char *s) {
@@ -211,7 +212,9 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
         " (SELECT group_concat(flag, ',') FROM (SELECT DISTINCT flag FROM prompt_flags f"
         "   WHERE f.prompt_id = p.id ORDER BY flag)),"
         " (SELECT count(*) FROM demonstrations d JOIN candidates c ON c.id = d.candidate_id"
-        "   WHERE c.prompt_id = p.id)"
+        "   WHERE c.prompt_id = p.id),"
+        " (SELECT group_concat(tag, ',') FROM (SELECT tag FROM prompt_tags t"
+        "   WHERE t.prompt_id = p.id ORDER BY tag))"
         " FROM prompts p"
         " WHERE (?1 IS NULL OR p.split = ?1) AND (?2 IS NULL OR p.source = ?2)"
         "   AND (?3 IS NULL OR instr(p.text, ?3) > 0)"
@@ -240,6 +243,7 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
             .examples = (const char *)sqlite3_column_text(st, 10),
             .flags = (const char *)sqlite3_column_text(st, 11),
             .n_demos = sqlite3_column_int64(st, 12),
+            .tags = (const char *)sqlite3_column_text(st, 13),
         };
         if (!r.text) rc = db_null_column(db, err, "prompt", r.id, "text");
         else if (!r.split) rc = db_null_column(db, err, "prompt", r.id, "split");
@@ -247,5 +251,51 @@ int db_prompts_each(Db *db, const PromptFilter *f, int (*fn)(const PromptRow *, 
         if (rc || (rc = fn(&r, ctx)) != 0) break;
     }
     sqlite3_finalize(st);
+    return rc;
+}
+
+int db_prompt_tag(Db *db, int64_t prompt_id, const char *tag, int on, Err *err) {
+    if (!tag || !db_valid_split(tag))
+        return err_set(err, RLHF_EINVAL, "tag '%s' is not a name (1-32 letters, digits, '_', '-')",
+                       tag ? tag : "");
+    int64_t exists = 0;
+    int rc = db_query_id(db, err, "find prompt", &exists,
+                         "SELECT count(*) FROM prompts WHERE id = ?", "I", prompt_id);
+    if (!rc && !exists)
+        return err_set(err, RLHF_ENOTFOUND, "no prompt with id %lld", (long long)prompt_id);
+    if (rc) return rc;
+    if (on)
+        return db_run(db, err, "tag prompt",
+                      "INSERT INTO prompt_tags(prompt_id, tag) VALUES(?, ?) ON CONFLICT DO NOTHING",
+                      "It", prompt_id, tag);
+    rc = db_run(db, err, "untag prompt", "DELETE FROM prompt_tags WHERE prompt_id = ? AND tag = ?",
+                "It", prompt_id, tag);
+    if (!rc && !sqlite3_changes(db->h))
+        rc = err_set(err, RLHF_ENOTFOUND, "prompt %lld has no tag '%s'", (long long)prompt_id, tag);
+    return rc;
+}
+
+int db_prompts_tagged(Db *db, const char *tag, char ***texts, int *n, Err *err) {
+    sqlite3_stmt *st = NULL;
+    *texts = NULL, *n = 0;
+    int cap = 0, row = 1,
+        rc = db_prepare_bind(db, err, &st,
+                             "SELECT p.text FROM prompt_tags t JOIN prompts p ON p.id = "
+                             "t.prompt_id WHERE t.tag = ? ORDER BY p.id",
+                             "t", tag);
+    while (!rc && !(rc = db_step(db, st, &row, err, "read tagged prompts")) && row &&
+           !(rc = db_grow(texts, *n, &cap, 16, sizeof **texts, err))) {
+        if (!((*texts)[*n] = db_col_strdup(st, 0)))
+            rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        else
+            ++*n;
+    }
+    sqlite3_finalize(st);
+    if (rc) {
+        for (int i = 0; i < *n; i++)
+            free((*texts)[i]);
+        free(*texts);
+        *texts = NULL, *n = 0;
+    }
     return rc;
 }

@@ -47,6 +47,15 @@ int db_prompts_stage_begin(Db *db, Err *err);
 int db_prompts_stage_commit(Db *db, PromptImportStats *stats, Err *err);
 void db_prompts_stage_abort(Db *db);
 
+/* Tags a prompt carries for what uses it ("safety": the prompts the safety
+ * RM of a combination judges, rm/rm_score.h); unlike a flag (db/demos.h) a
+ * tag holds nothing back. A tag is a name as a split is. on: add, else
+ * remove; RLHF_ENOTFOUND for no such prompt. */
+int db_prompt_tag(Db *db, int64_t prompt_id, const char *tag, int on, Err *err);
+/* The texts of the prompts tagged tag, in id order (*texts and each text the
+ * caller's to free; *n 0 and *texts NULL when none). */
+int db_prompts_tagged(Db *db, const char *tag, char ***texts, int *n, Err *err);
+
 /* A split name: 1-32 letters, digits, '_' or '-'. */
 int db_valid_split(const char *s);
 
@@ -57,6 +66,7 @@ typedef struct PromptRow {
     const char *kind, *author, *examples; /* written prompts (db/demos.h); NULL when imported */
     const char *flags;                    /* "unclear,unsafe": other labelers' flags, or NULL */
     int64_t n_demos;                      /* answers labelers wrote */
+    const char *tags;                     /* "safety,x": its tags (db_prompt_tag), or NULL */
 } PromptRow;
 
 typedef struct PromptFilter {

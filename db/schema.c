@@ -201,6 +201,13 @@ const char *const db_migrations[] = {
     "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),\n"
     "  PRIMARY KEY(model_id, prompt_id));\n"
     "CREATE INDEX prompt_margins_order ON prompt_margins(model_id, margin);\n",
+    /* 6 -> 7: tags a prompt carries for what uses it ("safety": the prompts
+     * the safety RM of a combination judges, Llama 2's gate). Unlike a
+     * labeler's flag, a tag holds nothing back. */
+    "CREATE TABLE prompt_tags(\n"
+    "  prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,\n"
+    "  tag TEXT NOT NULL,\n"
+    "  PRIMARY KEY(tag, prompt_id));\n",
 };
 
 const int db_n_migrations = (int)(sizeof db_migrations / sizeof db_migrations[0]);

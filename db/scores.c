@@ -152,3 +152,41 @@ int db_score_stats(Db *db, int64_t rm_id, double st[3], Err *err) {
     sqlite3_finalize(q);
     return rc;
 }
+
+int db_scores_list(Db *db, int64_t rm_id, ScoreRow **rows, int64_t *n, Err *err) {
+    sqlite3_stmt *st = NULL;
+    *rows = NULL, *n = 0;
+    int cap = 0, row = 1,
+        rc = db_prepare_bind(db, err, &st,
+                             "SELECT c.prompt_id, s.candidate_id, s.score FROM scores s"
+                             " JOIN candidates c ON c.id = s.candidate_id WHERE s.model_id = ?"
+                             " ORDER BY c.prompt_id, s.candidate_id",
+                             "I", rm_id);
+    while (!rc && !(rc = db_step(db, st, &row, err, "read scores")) && row) {
+        if (*n >= INT32_MAX) {
+            rc = err_set(err, RLHF_ENOMEM, "too many scores");
+            break;
+        }
+        if ((rc = db_grow(rows, (int)*n, &cap, 256, sizeof **rows, err))) break;
+        (*rows)[*n] = (ScoreRow){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                                 sqlite3_column_double(st, 2)};
+        ++*n;
+    }
+    sqlite3_finalize(st);
+    if (rc) free(*rows), *rows = NULL, *n = 0;
+    return rc;
+}
+
+int db_margins_put(Db *db, int64_t rm_id, const int64_t *prompt_ids, const double *margins,
+                   const int64_t *n_scored, int64_t n, Err *err) {
+    int own, rc = db_begin_own(db, &own, err);
+    if (rc) return rc;
+    rc = db_run(db, err, "clear margins", "DELETE FROM prompt_margins WHERE model_id = ?1", "I",
+                rm_id);
+    for (int64_t i = 0; i < n && !rc; i++)
+        rc = db_run(
+            db, err, "store margin",
+            "INSERT INTO prompt_margins(prompt_id, model_id, margin, n_scored) VALUES(?, ?, ?, ?)",
+            "IIdI", prompt_ids[i], rm_id, margins[i], n_scored[i]);
+    return db_end_own(db, own, rc, err);
+}

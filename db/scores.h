@@ -46,6 +46,17 @@ int db_margins_list(Db *db, int64_t rm_id, double max_margin, int64_t **prompt_i
 int db_score_stats(Db *db, int64_t rm_id, double st[3], Err *err);
 /* How many candidates RM rm_id scored. */
 int db_query_scored(Db *db, int64_t rm_id, int64_t *n, Err *err);
+typedef struct ScoreRow {
+    int64_t prompt_id, cand_id;
+    double score;
+} ScoreRow;
+/* Every score of RM rm_id by prompt, then candidate id (*rows the caller's
+ * to free; NULL when none). */
+int db_scores_list(Db *db, int64_t rm_id, ScoreRow **rows, int64_t *n, Err *err);
+/* Replaces RM rm_id's margins with these n (prompt, margin, candidates
+ * scored), in one transaction: what an ensemble's disagreement stores. */
+int db_margins_put(Db *db, int64_t rm_id, const int64_t *prompt_ids, const double *margins,
+                   const int64_t *n_scored, int64_t n, Err *err);
 /* RM rm_id's margin of a prompt; *found 0 when it has none. */
 int db_margin_get(Db *db, int64_t prompt_id, int64_t rm_id, double *margin, int *found, Err *err);
 

@@ -132,6 +132,16 @@ static int load_data(TrainRun *r, Rm *m, Err *err) {
                        "all %d ranked prompts fall in the held-out share (--val-frac %g): nothing "
                        "to train on",
                        m->set.n, lo.val_frac);
+    if (o->bootstrap > 0) { /* a bootstrap member of an ensemble: n draws with replacement */
+        int64_t *pick = malloc(sizeof *pick * (size_t)r->n_train);
+        if (!pick) return err_set(err, RLHF_ENOMEM, "out of memory");
+        Rng rng;
+        rng_seed(&rng, (uint64_t)o->bootstrap * 0x9e3779b97f4a7c15ULL);
+        for (int64_t i = 0; i < r->n_train; i++)
+            pick[i] = m->train[rng_below(&rng, (uint64_t)r->n_train)];
+        memcpy(m->train, pick, sizeof *pick * (size_t)r->n_train);
+        free(pick);
+    }
     return rm_data_encode(&m->data, &m->set, m->tok, r->template, r->m.cfg.seq_len, err);
 }
 
@@ -396,6 +406,7 @@ static void config(TrainRun *r, cJSON *j) {
     cJSON_AddNumberToObject(j, "batch", (double)o->t.batch);
     cJSON_AddNumberToObject(j, "margin", o->loss.margin);
     cJSON_AddNumberToObject(j, "center", o->loss.center);
+    if (o->bootstrap > 0) cJSON_AddNumberToObject(j, "bootstrap", (double)o->bootstrap);
 }
 
 static void report(TrainRun *r, char *note, size_t nn, char *line, size_t nl) {

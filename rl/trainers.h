@@ -54,6 +54,7 @@ typedef struct RmTrainOpts {
     TrainOpts t;
     PrefLoadOptions load; /* load.val_frac is t.val_frac */
     long micro, norm_samples;
+    long bootstrap; /* > 0: train on a resample of the training prompts drawn with this seed */
     RmLossOpts loss;
     int filtered; /* some of load's filters were given */
 } RmTrainOpts;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/prompts.h"
 #include "db/registry.h"
 #include "model/checkpoint.h"
 
@@ -25,14 +26,30 @@ int rm_spec_is_combined(const char *path) {
     return strchr(path, '+') && access(path, F_OK) != 0;
 }
 
-/* One part of a spec, "PATH[*W|!T]", into path (a copy), weight, gate. */
+/* One part of a spec, "PATH[*W|!T[@TAG]]", into path (a copy), weight, gate
+ * (*tag: a copy of TAG, or NULL). */
 static int parse_part(const char *p, size_t len, char **path, float *w, int *gate, float *thr,
-                      Err *err) {
+                      char **tag, Err *err) {
     char *t = strndup(p, len), *mark = t ? strpbrk(t, "*!") : NULL, *end;
     if (!t) return err_set(err, RLHF_ENOMEM, "out of memory");
-    *w = 1, *gate = 0;
+    *w = 1, *gate = 0, *tag = NULL;
     if (mark) {
         double v = strtod(mark + 1, &end);
+        if (*mark == '!' && *end == '@' && end > mark + 1) {
+            if (!db_valid_split(end + 1)) {
+                int rc = err_set(err, RLHF_EINVAL,
+                                 "reward models '%.*s': '%s' is not a tag name "
+                                 "(letters, digits, '_', '-')",
+                                 (int)len, p, end + 1);
+                free(t);
+                return rc;
+            }
+            if (!(*tag = strdup(end + 1))) {
+                free(t);
+                return err_set(err, RLHF_ENOMEM, "out of memory");
+            }
+            *end = 0;
+        }
         if (end == mark + 1 || *end || !isfinite(v)) {
             int rc = err_set(err, RLHF_EINVAL, "reward models '%.*s': '%s' is not a number", (int)len, p,
                              mark + 1);
@@ -58,6 +75,7 @@ static int open_spec(RmScorer *s, const char *spec, const char *tok_path, const 
     char **paths = calloc((size_t)n, sizeof *paths);
     float *w = calloc((size_t)n, sizeof *w), thr = 0;
     int safety = -1;
+    char *tag = NULL;
     if (!paths || !w) rc = err_set(err, RLHF_ENOMEM, "out of memory");
     const char *p = spec;
     for (int k = 0; k < n && !rc; k++) {
@@ -65,21 +83,27 @@ static int open_spec(RmScorer *s, const char *spec, const char *tok_path, const 
         size_t len = e ? (size_t)(e - p) : strlen(p);
         int gate = 0;
         float t = 0;
-        rc = parse_part(p, len, &paths[k], &w[k], &gate, &t, err);
+        char *ptag = NULL;
+        rc = parse_part(p, len, &paths[k], &w[k], &gate, &t, &ptag, err);
         if (!rc && gate && safety >= 0)
             rc = err_set(err, RLHF_EINVAL, "reward models '%s': one safety RM (PATH!T) at most", spec);
-        if (!rc && gate) safety = k, thr = t;
+        if (!rc && gate) safety = k, thr = t, tag = ptag, ptag = NULL;
+        free(ptag);
         p = e ? e + 1 : p + len;
     }
     if (!rc && safety >= 0 && n < 2)
         rc = err_set(err, RLHF_EINVAL, "reward models '%s': a safety gate needs another RM", spec);
+    int named = tag != NULL;
+    if (!rc && safety >= 0 && !tag && !(tag = strdup("safety")))
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
     if (!rc) rc = open_one(s, paths[0], tok_path, template, max_batch, err);
     if (rc) {
         for (int k = 0; paths && k < n; k++) free(paths[k]);
-        free(paths), free(w);
+        free(paths), free(w), free(tag);
         return rc;
     }
     s->n_parts = n, s->paths = paths, s->w = w, s->safety = safety, s->threshold = thr;
+    s->gate_tag = tag, s->gate_tag_named = named;
     s->more = calloc((size_t)n - 1, sizeof *s->more);
     s->mean = calloc((size_t)n, sizeof *s->mean);
     s->part_sum = calloc((size_t)n, sizeof *s->part_sum);
@@ -122,10 +146,73 @@ int rm_scorer_normalise(Db *db, RmScorer *s, Err *err) {
                            s->paths[k], s->paths[k]);
         s->mean[k] = st[1], s->sd[k] = st[2];
     }
-    return RLHF_OK;
+    if (s->safety < 0) return RLHF_OK;
+    char **texts;
+    int n;
+    int rc = db_prompts_tagged(db, s->gate_tag, &texts, &n, err);
+    /* a tag the spec names but no prompt carries is a typo, not a gate on the score alone */
+    if (!rc && !n && s->gate_tag_named)
+        rc = err_set(err, RLHF_ENOTFOUND,
+                     "reward models: no prompt is tagged '%s' (rlhf prompts tag ID --tag %s)",
+                     s->gate_tag, s->gate_tag);
+    if (!rc) rc = rm_scorer_gate_prompts(s, (const char *const *)texts, n, err);
+    for (int i = 0; i < n; i++)
+        free(texts[i]);
+    free(texts);
+    return rc;
 }
 
-void rm_combine(const RmScorer *s, float *const *r, int n, float *out) {
+static void free_gate(RmScorer *s) {
+    for (int i = 0; i < s->n_gated; i++)
+        free(s->gated[i]), free(s->gated_text ? s->gated_text[i] : NULL);
+    free(s->gated), free(s->gated_len), free(s->gated_text);
+    s->gated = NULL, s->gated_len = NULL, s->gated_text = NULL, s->n_gated = 0;
+}
+
+int rm_scorer_gate_prompts(RmScorer *s, const char *const *prompts, int n, Err *err) {
+    free_gate(s);
+    if (n <= 0) return RLHF_OK;
+    s->gated = calloc((size_t)n, sizeof *s->gated);
+    s->gated_len = calloc((size_t)n, sizeof *s->gated_len);
+    s->gated_text = calloc((size_t)n, sizeof *s->gated_text);
+    int rc = s->gated && s->gated_len && s->gated_text ? RLHF_OK
+                                                       : err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; i < n && !rc; i++) {
+        char *input = NULL;
+        if (!(s->gated_text[i] = strdup(prompts[i])))
+            rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        if (!rc) rc = seq_render(s->template, prompts[i], &input, err);
+        size_t len = input ? strlen(input) : 0;
+        if (!rc && !(s->gated[i] = malloc(sizeof(int) * (size_t)tok_encode_cap(len))))
+            rc = err_set(err, RLHF_ENOMEM, "out of memory");
+        if (!rc)
+            rc = tok_encode_prompt(s->tok, input, len, s->gated[i], tok_encode_cap(len),
+                                   &s->gated_len[i], err);
+        free(input);
+        s->n_gated = i + 1;
+    }
+    if (rc) free_gate(s);
+    return rc;
+}
+
+/* Whether ex's prompt is one of the gate's by its ids (a trainer's rollouts,
+ * which fit the context). A prompt cut from the left to fit cannot be told
+ * from another with the same tail: only its text (rm_score_texts) says. */
+static int is_gated(const RmScorer *s, const SeqExample *ex) {
+    for (int g = 0; g < s->n_gated && !ex->cut; g++)
+        if (s->gated_len[g] == ex->n_prompt &&
+            !memcmp(s->gated[g], ex->tokens, sizeof(int) * (size_t)ex->n_prompt))
+            return 1;
+    return 0;
+}
+
+static int is_gated_text(const RmScorer *s, const char *prompt) {
+    for (int g = 0; g < s->n_gated; g++)
+        if (!strcmp(s->gated_text[g], prompt)) return 1;
+    return 0;
+}
+
+void rm_combine(const RmScorer *s, float *const *r, const unsigned char *gated, int n, float *out) {
     for (int i = 0; i < n; i++) {
         double sum = 0;
         for (int k = 0; k < s->n_parts; k++) {
@@ -135,7 +222,7 @@ void rm_combine(const RmScorer *s, float *const *r, int n, float *out) {
         }
         if (s->safety >= 0) {
             double zs = (r[s->safety][i] - s->mean[s->safety]) / s->sd[s->safety];
-            if (zs < s->threshold) sum = zs;
+            if (zs < s->threshold || (gated && gated[i])) sum = zs;
         }
         out[i] = (float)sum;
     }
@@ -171,6 +258,8 @@ void rm_scorer_close(RmScorer *s) {
     for (int k = 1; s->more && k < s->n_parts; k++) rm_scorer_close(&s->more[k - 1]);
     for (int k = 0; s->paths && k < s->n_parts; k++) free(s->paths[k]);
     free(s->more), free(s->paths), free(s->w), free(s->mean), free(s->sd), free(s->part_sum);
+    free_gate(s);
+    free(s->gate_tag);
     model_runstate_free(&s->rs);
     if (s->tok) tok_free(s->tok);
     model_free(&s->m);
@@ -193,13 +282,18 @@ int rm_score_model(const Model *m, RunState *rs, int *tokens, int *lens, int max
     return RLHF_OK;
 }
 
-int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err *err) {
+/* rm_score_examples with the gate's prompts known (text_gated; NULL: by ids). */
+static int score_examples(RmScorer *s, const SeqExample *ex, int n, const unsigned char *text_gated,
+                          float *out, Err *err) {
     if (!s->n_parts) return rm_score_model(&s->m, &s->rs, s->tokens, s->lens, s->max_batch, ex, n, out, err);
     float *buf = malloc(sizeof *buf * (size_t)n * (size_t)s->n_parts), *r[64] = {0};
-    if (!buf || s->n_parts > 64) {
-        free(buf);
+    unsigned char *gated = s->n_gated ? calloc((size_t)n, 1) : NULL;
+    if (!buf || s->n_parts > 64 || (s->n_gated && !gated)) {
+        free(buf), free(gated);
         return err_set(err, RLHF_ENOMEM, "out of memory");
     }
+    for (int i = 0; gated && i < n; i++)
+        gated[i] = text_gated ? text_gated[i] : (unsigned char)is_gated(s, &ex[i]);
     int rc = RLHF_OK;
     for (int k = 0; k < s->n_parts && !rc; k++) {
         r[k] = buf + (size_t)k * n;
@@ -207,13 +301,17 @@ int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err 
         rc = rm_score_model(&m->m, &m->rs, m->tokens, m->lens, m->max_batch, ex, n, r[k], err);
     }
     if (!rc) {
-        rm_combine(s, r, n, out);
+        rm_combine(s, r, gated, n, out);
         for (int k = 0; k < s->n_parts; k++)
             for (int i = 0; i < n; i++) s->part_sum[k] += (r[k][i] - s->mean[k]) / s->sd[k];
         s->part_n += n;
     }
-    free(buf);
+    free(buf), free(gated);
     return rc;
+}
+
+int rm_score_examples(RmScorer *s, const SeqExample *ex, int n, float *out, Err *err) {
+    return score_examples(s, ex, n, NULL, out, err);
 }
 
 void rm_scorer_take_part_means(RmScorer *s, double *out) {
@@ -231,9 +329,12 @@ int rm_score_texts(RmScorer *s, const char *const *prompts, const char *const *a
 
 int rm_score_texts_cut(RmScorer *s, const char *const *prompts, const char *const *answers,
                        const unsigned char *cut, int n, float *out, Err *err) {
-    int rc = RLHF_OK;
+    unsigned char *gated = s->n_gated ? calloc((size_t)s->max_batch, 1) : NULL;
+    int rc = s->n_gated && !gated ? err_set(err, RLHF_ENOMEM, "out of memory") : RLHF_OK;
     for (int i = 0; i < n && !rc; i += s->max_batch) {
         int b = n - i < s->max_batch ? n - i : s->max_batch, got = 0;
+        for (int j = 0; gated && j < b; j++)
+            gated[j] = (unsigned char)is_gated_text(s, prompts[i + j]);
         for (; got < b && !rc; got++) {
             rc = seq_encode(s->tok, s->template, prompts[i + got], answers[i + got],
                             !(cut && cut[i + got]),
@@ -241,9 +342,10 @@ int rm_score_texts_cut(RmScorer *s, const char *const *prompts, const char *cons
             if (!rc && s->ex[got].cut) s->cut++;
         }
         if (rc) got--; /* the failed one holds nothing */
-        if (!rc) rc = rm_score_examples(s, s->ex, b, out + i, err);
+        if (!rc) rc = score_examples(s, s->ex, b, gated, out + i, err);
         for (int j = 0; j < got; j++) seq_example_free(&s->ex[j]);
     }
+    free(gated);
     return rc;
 }
 

@@ -26,8 +26,9 @@ typedef struct RmScorer {
      * reward is normalised, z = (r - mean) / sd, with the mean and sd of its
      * scores of the project's candidates (rlhf score). The combined reward is
      * the weighted sum of the z's; with a safety part (Llama 2's gate), it is
-     * that part's z when it is below the threshold, else the weighted sum of
-     * the others. n_parts is 0 for a single RM (raw rewards). */
+     * that part's z when the prompt carries the gate's tag (db_prompt_tag) or
+     * that z is below the threshold, else the weighted sum of the others.
+     * n_parts is 0 for a single RM (raw rewards). */
     int n_parts;
     struct RmScorer *more; /* n_parts - 1 scorers, owned */
     float *w;              /* weights by part */
@@ -35,6 +36,11 @@ typedef struct RmScorer {
     char **paths;          /* by part, owned */
     int safety;            /* the gating part, -1: none */
     float threshold;       /* gate: the safety part's z below this decides */
+    char *gate_tag;        /* gate: prompts with this tag go to the safety part ("safety") */
+    int gate_tag_named;    /*   the spec named it (@TAG): some prompt must carry it */
+    int n_gated;           /* those prompts as the RM reads them: ids from <s> on */
+    int **gated, *gated_len;
+    char **gated_text;     /*   and as texts */
     double *part_sum;      /* z of each part summed over the answers scored since the last */
     int64_t part_n;        /*   rm_scorer_take_part_means, and how many answers */
 } RmScorer;
@@ -45,15 +51,26 @@ typedef struct RmScorer {
 void rm_scorer_take_part_means(RmScorer *s, double *out);
 
 /* Whether path is a combination spec rather than one checkpoint: parts
- * joined by '+', each PATH, PATH*WEIGHT, or PATH!THRESHOLD for the safety
- * RM of the gate ("help.ckpt*0.7+terse.ckpt*0.3", "help.ckpt+safe.ckpt!-1"). */
+ * joined by '+', each PATH, PATH*WEIGHT, or PATH!THRESHOLD[@TAG] for the
+ * safety RM of the gate, which also decides for every prompt tagged TAG
+ * (default "safety") ("help.ckpt*0.7+terse.ckpt*0.3", "help.ckpt+safe.ckpt!-1",
+ * "help.ckpt+safe.ckpt!-1@redteam"). */
 int rm_spec_is_combined(const char *path);
 /* Sets each part's normalisation from its scores in db (the RM registered by
  * path; RLHF_ENOTFOUND naming the part and `rlhf score` when it has fewer
- * than two). A no-op for a single RM. */
+ * than two), and the gate's prompts from the tagged prompts in db. A no-op
+ * for a single RM. */
 int rm_scorer_normalise(Db *db, RmScorer *s, Err *err);
-/* Combines per-part rewards r[part][i] (as rm_score_examples does) into out. */
-void rm_combine(const RmScorer *s, float *const *r, int n, float *out);
+/* The gate's prompts (texts, also read with the scorer's template and
+ * tokenizer): an answer to one of them gets the safety part's reward. Scored
+ * as text (rm_score_texts*), the prompt is recognised by its text; as
+ * examples (a trainer's rollouts), by its ids, and a prompt cut from the left
+ * to fit the context is not recognised (its tail may be another's). Replaces
+ * any before. */
+int rm_scorer_gate_prompts(RmScorer *s, const char *const *prompts, int n, Err *err);
+/* Combines per-part rewards r[part][i] (as rm_score_examples does) into out;
+ * gated[i] set (gated may be NULL) sends example i to the safety part. */
+void rm_combine(const RmScorer *s, float *const *r, const unsigned char *gated, int n, float *out);
 
 /* Loads an RM checkpoint, or every part of a combination spec (they must
  * share vocabulary and context; normalise before scoring, rm_scorer_open_in

@@ -1,5 +1,6 @@
 /* The HTML report: a page of sections (final table, runs, ratings, labelers,
- * reward model against labelers), every chart drawn by viz_svg_chart. */
+ * reward model against labelers, label efficiency), every chart drawn by
+ * viz_svg_chart. */
 #include "rm/demo_agree.h"
 #include "viz/report.h"
 
@@ -43,6 +44,16 @@ static const struct {
     {"Seconds per step", "seconds", {"time/*"}},
 };
 enum { N_GROUPS = sizeof GROUPS / sizeof GROUPS[0] };
+
+/* A run of samples/label_efficiency.sh: one order, one repeat, its RM's
+ * held-out accuracy (metric heldout_accuracy) at each number of ranked
+ * prompts (the step); config {"order": ..., "repeat": ...}. */
+#define LABEL_EFF_KIND "label-efficiency"
+enum { LE_ORDERS = 8 };
+
+static int is_label_eff(const RunRow *r) {
+    return strcmp(r->kind, LABEL_EFF_KIND) == 0;
+}
 
 int report_metric_group(const char *name, const char **title) {
     for (int g = 0; g < N_GROUPS; g++)
@@ -276,7 +287,7 @@ static int section_runs(Ctx *c, RunRow *runs, int n) {
     FILE *f = c->f;
     int shown = 0;
     for (int i = 0; i < n; i++)
-        shown += strcmp(runs[i].kind, "eval") != 0;
+        shown += strcmp(runs[i].kind, "eval") != 0 && !is_label_eff(&runs[i]);
     fputs("<h2 id=\"runs\">Training runs</h2>\n", f);
     if (!shown) {
         fputs("<p class=\"empty\">No training runs yet.</p>\n", f);
@@ -287,7 +298,7 @@ static int section_runs(Ctx *c, RunRow *runs, int n) {
           f);
     for (int i = 0; i < n; i++) {
         const RunRow *r = &runs[i];
-        if (strcmp(r->kind, "eval") == 0) continue;
+        if (strcmp(r->kind, "eval") == 0 || is_label_eff(r)) continue;
         fprintf(f, "<tr><td><a href=\"#run-%lld\">%lld</a></td>", (long long)r->id,
                 (long long)r->id);
         td_str(f, r->kind), td_str(f, r->status), td_str(f, r->started_at);
@@ -297,7 +308,7 @@ static int section_runs(Ctx *c, RunRow *runs, int n) {
     }
     fputs("</table></div>\n", f);
     for (int i = 0; i < n; i++) {
-        if (strcmp(runs[i].kind, "eval") == 0) continue;
+        if (strcmp(runs[i].kind, "eval") == 0 || is_label_eff(&runs[i])) continue;
         c->st.runs++;
         int rc = run_charts(c, &runs[i]);
         if (rc) return rc;
@@ -915,6 +926,118 @@ static int section_rm(Ctx *c, RunRow *runs, int n, double agreement) {
     return rc;
 }
 
+/* ---- label efficiency: RM accuracy against rankings, by labeling order ------ */
+
+typedef struct LePoint {
+    int order;
+    double x, y;
+} LePoint;
+
+static int le_cmp(const void *a, const void *b) {
+    const LePoint *p = a, *q = b;
+    if (p->order != q->order) return p->order - q->order;
+    return (p->x > q->x) - (p->x < q->x);
+}
+
+/* Each order's mean over runs at each x, whiskers at the lowest and highest run. */
+static int le_chart(Ctx *c, LePoint *pt, int np, char (*orders)[32], int no) {
+    qsort(pt, (size_t)np, sizeof *pt, le_cmp);
+    double *buf = malloc(sizeof *buf * 5 * (size_t)(np ? np : 1));
+    VizSeries vs[LE_ORDERS];
+    if (!buf) return err_set(c->err, RLHF_ENOMEM, "out of memory");
+    double *x = buf, *mean = buf + np, *lo = buf + 2 * np, *hi = buf + 3 * np, *xs = buf + 4 * np;
+    int k = 0, nv = 0;
+    fputs("<div class=\"wrap\"><table><tr><th>order</th><th>ranked prompts</th><th>runs</th>"
+          "<th>mean accuracy</th><th>lowest</th><th>highest</th></tr>",
+          c->f);
+    for (int o = 0; o < no; o++) {
+        int first = k;
+        for (int i = 0; i < np && pt[i].order <= o; i++) {
+            if (pt[i].order != o || (i > 0 && pt[i - 1].order == o && pt[i - 1].x == pt[i].x))
+                continue;
+            double sum = 0, l = INFINITY, h = -INFINITY;
+            int m = 0;
+            for (int j = i; j < np && pt[j].order == o && pt[j].x == pt[i].x; j++, m++)
+                sum += pt[j].y, l = fmin(l, pt[j].y), h = fmax(h, pt[j].y);
+            x[k] = pt[i].x, mean[k] = sum / m, lo[k] = l, hi[k] = h;
+            fputs("<tr>", c->f);
+            td_str(c->f, orders[o]);
+            fprintf(c->f, "<td>%.0f</td><td>%d</td>", x[k], m);
+            td_num(c->f, "%.3f", mean[k]), td_num(c->f, "%.3f", l), td_num(c->f, "%.3f", h);
+            fputs("</tr>", c->f);
+            k++;
+        }
+        if (k > first)
+            vs[nv++] =
+                (VizSeries){orders[o], xs + first, mean + first, k - first, lo + first, hi + first};
+    }
+    /* drawn a little apart, so that whiskers at one x stay apart (the table has the x) */
+    double x0 = INFINITY, x1 = -INFINITY;
+    for (int i = 0; i < k; i++) x0 = fmin(x0, x[i]), x1 = fmax(x1, x[i]);
+    for (int v = 0, i = 0; v < nv; v++)
+        for (int64_t j = 0; j < vs[v].n; j++, i++) xs[i] = x[i] + (v - (nv - 1) / 2.0) * (x1 - x0) * 0.006;
+    fputs("</table></div>\n", c->f);
+    VizChart ch = {.title = "RM accuracy by labeling order",
+                   .xlabel = "ranked prompts",
+                   .ylabel = "held-out accuracy",
+                   .series = vs,
+                   .n_series = nv,
+                   .hline = NAN,
+                   .markers = 1,
+                   .max_points = c->o->max_points};
+    int rc = nv ? chart_alone(c, &ch) : RLHF_OK;
+    free(buf);
+    return rc;
+}
+
+static int section_label_eff(Ctx *c, RunRow *runs, int n) {
+    int nruns = 0, rc = RLHF_OK, np = 0, cap = 0, no = 0;
+    for (int i = 0; i < n; i++)
+        nruns += is_label_eff(&runs[i]);
+    if (!nruns) return RLHF_OK;
+    fprintf(
+        c->f,
+        "<h2 id=\"label-efficiency\">Label efficiency</h2>\n<p class=\"note\">The "
+        "reward model's held-out accuracy against the number of ranked prompts, by the order "
+        "prompts were handed out in (%d runs of samples/label_efficiency.sh): each order's mean "
+        "over its runs, the whiskers at its lowest and highest run (orders drawn a little apart).</p>\n",
+        nruns);
+    LePoint *pt = NULL;
+    char orders[LE_ORDERS][32];
+    for (int i = 0; i < n && !rc; i++) {
+        if (!is_label_eff(&runs[i])) continue;
+        char order[32];
+        config_string(runs[i].config, "order", order, sizeof order);
+        int o = 0;
+        while (o < no && strcmp(orders[o], order))
+            o++;
+        if (o == LE_ORDERS) continue; /* more orders than a chart can tell apart */
+        if (o == no) memcpy(orders[no++], order, sizeof order);
+        MetricSeries *s;
+        int ns;
+        if ((rc = db_run_series(c->db, runs[i].id, &s, &ns, c->err))) break;
+        for (int j = 0; j < ns && !rc; j++) {
+            if (strcmp(s[j].name, "heldout_accuracy")) continue;
+            for (int64_t t = 0; t < s[j].n && !rc; t++) {
+                if (!isfinite(s[j].value[t])) continue;
+                if (np == cap) {
+                    LePoint *g = realloc(pt, sizeof *pt * (size_t)(cap = cap ? 2 * cap : 64));
+                    if (!g) {
+                        rc = err_set(c->err, RLHF_ENOMEM, "out of memory");
+                        break;
+                    }
+                    pt = g;
+                }
+                pt[np++] = (LePoint){o, s[j].step[t], s[j].value[t]};
+            }
+        }
+        db_series_free(s, ns);
+    }
+    if (!rc) rc = le_chart(c, pt, np, orders, no);
+    free(pt);
+    return rc;
+}
+
 /* ---- the page --------------------------------------------------------------- */
 
 int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, Err *err) {
@@ -956,15 +1079,17 @@ int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, 
               " candidates (<code>rlhf label</code>), then make the report again.</p>\n",
               f);
     } else {
-        int evals = 0, rms = 0;
+        int evals = 0, rms = 0, effs = 0;
         for (int i = 0; i < nruns; i++)
-            evals += strcmp(runs[i].kind, "eval") == 0, rms += is_rm_run(&runs[i]);
+            evals += strcmp(runs[i].kind, "eval") == 0, rms += is_rm_run(&runs[i]),
+                effs += is_label_eff(&runs[i]);
         fprintf(f,
-                "<nav>%s<a href=\"#runs\">runs</a><a href=\"#ratings\">ratings</a>%s%s%s</nav>\n",
+                "<nav>%s<a href=\"#runs\">runs</a><a href=\"#ratings\">ratings</a>%s%s%s%s</nav>\n",
                 evals ? "<a href=\"#final\">final table</a>" : "",
                 have_ar ? "<a href=\"#labelers\">labelers</a>" : "",
                 demos.demos ? "<a href=\"#demos\">written answers</a>" : "",
-                rms ? "<a href=\"#rm\">reward model</a>" : "");
+                rms ? "<a href=\"#rm\">reward model</a>" : "",
+                effs ? "<a href=\"#label-efficiency\">label efficiency</a>" : "");
         rc = section_eval(&c, runs, nruns);
         if (!rc) rc = section_runs(&c, runs, nruns);
         if (!rc) {
@@ -981,6 +1106,7 @@ int report_write_html(FILE *f, Db *db, const ReportOptions *o, ReportStats *st, 
         if (!rc && have_ar) rc = section_labelers(&c, &s, &ar);
         if (!rc) section_demos(&c, &demos);
         if (!rc) rc = section_rm(&c, runs, nruns, have_ar ? ar.agreement : NAN);
+        if (!rc) rc = section_label_eff(&c, runs, nruns);
     }
     if (!rc) fputs("</body></html>\n", f);
     if (!rc && ferror(f)) rc = err_set(err, RLHF_EIO, "write the report");

@@ -65,3 +65,16 @@ interrupt_when() {
     wait $_pid
     RC=$?
 }
+# tiny_base DB: a project DB with a tiny model pretrained briefly on the demo
+# corpus (tok.bin, base.ckpt registered as base)
+tiny_base() {
+    expect_rc 0 "$RLHF" init "$1"
+    expect_rc 0 "$RLHF" tokenizer train --vocab 300 --out tok.bin "$ROOT/samples/corpus.txt"
+    expect_rc 0 "$RLHF" pretrain --db "$1" --corpus "$ROOT/samples/corpus.txt" --tokenizer tok.bin --config tiny \
+        --steps 150 --batch 8 --lr 3e-3 --out base.ckpt --name base
+}
+# tiny_candidates DB: the demo's prompts and 4 candidates of base.ckpt for each train prompt
+tiny_candidates() {
+    expect_rc 0 "$RLHF" prompts import --db "$1" "$ROOT/samples/prompts.jsonl"
+    expect_rc 0 "$RLHF" gen --db "$1" --model base.ckpt -k 4 --split train --seed 1 --max-tokens 32
+}

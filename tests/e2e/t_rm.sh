@@ -6,16 +6,12 @@
 # nothing written, and kill -9 then --resume equal to an uninterrupted run.
 . "$ROOT/tests/e2e/lib.sh"
 S="$ROOT/samples"
-expect_rc 0 "$RLHF" init p.db
-expect_rc 0 "$RLHF" tokenizer train --vocab 300 --out tok.bin "$S/corpus.txt"
-expect_rc 0 "$RLHF" pretrain --db p.db --corpus "$S/corpus.txt" --tokenizer tok.bin --config tiny \
-    --steps 150 --batch 8 --lr 3e-3 --out base.ckpt --name base
+tiny_base p.db
 # a project with no rankings yet
 expect_rc 1 "$RLHF" train-rm --db p.db --init base.ckpt --out rm.ckpt
 contains "$ERR" "no rankings"
 [ ! -e rm.ckpt ] || die "a failed run wrote a checkpoint"
-expect_rc 0 "$RLHF" prompts import --db p.db "$S/prompts.jsonl"
-expect_rc 0 "$RLHF" gen --db p.db --model base.ckpt -k 4 --split train --seed 1 --max-tokens 32
+tiny_candidates p.db
 for l in "careful 0.05 1" "hasty 0.4 2" "third 0.1 3"; do
     set -- $l
     expect_rc 0 "$RLHF" label --db p.db --auto demo --as "sim-$1" --noise "$2" --overlap 3 --seed "$3"

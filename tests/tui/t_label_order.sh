@@ -1,6 +1,7 @@
 # The labeling screen says why a prompt came now: in uncertain order the RM's
-# margin between the two best candidates (the smallest first), in random order
-# the seed; queue order shows nothing extra.
+# margin between the two best candidates (the smallest first) or an ensemble's
+# disagreement (the largest first), in random order the seed; queue order
+# shows nothing extra.
 . "$ROOT/tests/e2e/lib.sh"
 . "$ROOT/tests/tui/tmux_lib.sh"
 export RLHF_DB=o.db
@@ -28,6 +29,16 @@ wait_for "EXITED 0"
 tui_cleanup
 tui_start 80 24 "$RLHF label --as bob --order random --seed 5 --overlap 3"
 wait_for "random order (seed 5)"
+keys q
+wait_for "EXITED 0"
+tui_cleanup
+# an ensemble keeps its disagreement negated: the largest first, and the screen says so
+/usr/bin/python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1])
+e = c.execute("insert into models(name, kind) values(\"ens\", \"rm\")").lastrowid
+c.execute("insert into prompt_margins(prompt_id, model_id, margin, n_scored) values(1, ?, -0.2, 2), (2, ?, -0.7, 2)", (e, e))
+c.commit()' o.db
+tui_start 80 24 "$RLHF label --as dora --order uncertain --rm ens --overlap 3"
+wait_for "Prompt 2  -- uncertain: ensemble disagreement 0.700 (ens)"
 keys q
 wait_for "EXITED 0"
 tui_cleanup

@@ -71,7 +71,7 @@ Test(demos, schema_4_migrates_keeping_claims) {
 }
 
 /* 5 -> 6 adds the RM margins; scores already stored stay, and margins come
- * from them when `rlhf score` runs again. */
+ * from them when `rlhf score` runs again (and 6 -> 7 the prompts' tags). */
 Test(demos, schema_5_migrates_to_margins) {
     project_at_schema(dbpath, 5,
                       "INSERT INTO prompts(id, text, hash) VALUES(1, 'q', 'h1');"
@@ -84,8 +84,10 @@ Test(demos, schema_5_migrates_to_margins) {
     cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), 0, "%s", e.msg);
     int v;
     cr_assert_eq(db_schema_version(db, &v, &e), 0);
-    cr_assert_eq(v, 6);
+    cr_assert_eq(v, DB_SCHEMA_VERSION);
     cr_assert_eq(count(NULL, "SELECT count(*) FROM prompt_margins"), 0);
+    cr_assert_eq(count(NULL, "SELECT count(*) FROM prompt_tags"), 0,
+                 "6 -> 7 adds the prompts' tags");
     int64_t n;
     cr_assert_eq(db_margins_refresh(db, 2, &n, &e), 0, "%s", e.msg);
     cr_assert_eq(n, 1);

@@ -283,3 +283,53 @@ Test(viz_report, empty_then_a_run) {
     free(t);
     rm_db(db, path);
 }
+
+/* Label efficiency: runs of samples/label_efficiency.sh draw one curve per
+ * order, the mean over repeats with whiskers at the lowest and highest run;
+ * without such runs the section is absent, and they do not show as training runs. */
+Test(viz_report, label_efficiency_curve) {
+    char path[64];
+    Db *db = tmp_db(path);
+    ReportOptions o = report_options_default();
+    ReportStats st;
+    Err e = {0};
+    int64_t r;
+    cr_assert_eq(db_run_start(db, "ppo", "{}", 0, &r, &e), 0);
+    for (int s = 1; s <= 5; s++)
+        db_metric_add(db, r, s, "objective/scores", s, &e);
+    char *t = page(db, &o, &st);
+    cr_assert(!strstr(t, "Label efficiency"), "no curve without its runs");
+    cr_assert(!strstr(t, "#label-efficiency"));
+    free(t);
+    /* random: 0.5/0.6 at 8, 0.7/0.8 at 16; uncertain: 0.6/0.6 at 8, 0.9/0.7 at 16 */
+    const char *orders[] = {"random", "uncertain"};
+    double acc[2][2][2] = {{{0.5, 0.7}, {0.6, 0.8}}, {{0.6, 0.9}, {0.6, 0.7}}};
+    for (int k = 0; k < 2; k++)
+        for (int rep = 0; rep < 2; rep++) {
+            char cfg[96];
+            snprintf(cfg, sizeof cfg, "{\"order\":\"%s\",\"repeat\":%d}", orders[k], rep + 1);
+            cr_assert_eq(db_run_start(db, "label-efficiency", cfg, 0, &r, &e), 0);
+            for (int s = 0; s < 2; s++)
+                cr_assert_eq(
+                    db_metric_add(db, r, 8 * (s + 1), "heldout_accuracy", acc[k][rep][s], &e), 0);
+            cr_assert_eq(db_run_finish(db, r, "done", 0, NULL, &e), 0);
+        }
+    t = page(db, &o, &st);
+    cr_assert(strstr(t, "<h2 id=\"label-efficiency\">Label efficiency</h2>"));
+    cr_assert(strstr(t, "<a href=\"#label-efficiency\">"));
+    cr_assert(strstr(t, "RM accuracy by labeling order"), "the chart");
+    cr_assert_eq(st.runs, 1, "label-efficiency runs are not training runs");
+    /* the table: order, ranked, runs, mean, lowest, highest */
+    cr_assert(
+        strstr(t, "<td>random</td><td>8</td><td>2</td><td>0.550</td><td>0.500</td><td>0.600</td>"),
+        "%s", strstr(t, "Label efficiency"));
+    cr_assert(strstr(
+        t, "<td>random</td><td>16</td><td>2</td><td>0.750</td><td>0.700</td><td>0.800</td>"));
+    cr_assert(strstr(
+        t, "<td>uncertain</td><td>16</td><td>2</td><td>0.800</td><td>0.700</td><td>0.900</td>"));
+    const char *sec = strstr(t, "Label efficiency</h2>");
+    cr_assert(strstr(sec, "<svg") && strstr(sec, ">uncertain<") && strstr(sec, ">random<"),
+              "both curves in the chart's legend");
+    free(t);
+    rm_db(db, path);
+}

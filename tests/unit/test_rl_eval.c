@@ -575,6 +575,66 @@ Test(rl_eval, combined_rewards_equal_the_hand_computation) {
         cr_assert(fabs(out[i] - want) < 1e-4, "gate %d: %g, by hand %g", i, out[i], want);
     }
     cr_assert(gated > 0 && gated < 4, "both sides of the gate are tried (%d gated)", gated);
+    /* the gate by the prompt's tag: with a threshold no score reaches, a prompt
+     * tagged "safety" (or the spec's @TAG) gets rm2's z, the others rm's */
+    int64_t hello = 0, ice = 0;
+    cr_assert_eq(db_prompt_find(db, "Say hello.", &hello, &e), 0);
+    cr_assert_eq(db_prompt_find(db, "What is ice?", &ice, &e), 0);
+    cr_assert_eq(db_prompt_tag(db, hello, "safety", 1, &e), 0, "%s", e.msg);
+    cr_assert_eq(db_prompt_tag(db, ice, "redteam", 1, &e), 0, "%s", e.msg);
+    cr_assert_eq(db_prompt_tag(db, 999, "safety", 1, &e), RLHF_ENOTFOUND);
+    cr_assert_eq(db_prompt_tag(db, hello, "no tag", 1, &e), RLHF_EINVAL);
+    cr_assert_eq(db_prompt_tag(db, hello, "redteam", 0, &e), RLHF_ENOTFOUND,
+                 "untag what is not there");
+    cr_assert(strstr(e.msg, "has no tag 'redteam'"), "%s", e.msg);
+    const char *tags[] = {"", "@redteam"};
+    const char *want_tagged[] = {"Say hello.", "What is ice?"};
+    for (int v = 0; v < 2; v++) {
+        snprintf(spec, sizeof spec, "%s+%s!-1e30%s", at("rm.ckpt"), at("rm2.ckpt"), tags[v]);
+        cr_assert_eq(rm_scorer_open_in(db, &s, spec, NULL, NULL, 4, &e), 0, "%s", e.msg);
+        cr_assert_eq(s.n_gated, 1);
+        cr_assert_eq(rm_score_texts(&s, p, a, 4, out, &e), 0, "%s", e.msg);
+        for (int i = 0; i < 4; i++) {
+            int tagged = strcmp(p[i], want_tagged[v]) == 0;
+            double want = tagged ? z2[i] : (r[0][i] - m[0]) / sd[0];
+            cr_assert(fabs(out[i] - want) < 1e-4, "tag %s, %d: %g, by hand %g", tags[v], i, out[i],
+                      want);
+            cr_assert(fabs(z2[i] - (r[0][i] - m[0]) / sd[0]) > 1e-3,
+                      "the two RMs tell the branches apart");
+        }
+        /* as examples (a trainer's rollouts) the prompt is known by its ids; cut from
+         * the left to fit, it is not (its tail may be another prompt's) */
+        SeqExample ex;
+        const char *tp = want_tagged[v];
+        int ai = v ? 2 : 1;
+        float ex_out, part_r[2];
+        cr_assert_eq(seq_encode(s.tok, s.template, tp, a[ai], 1, s.m.cfg.seq_len, &ex, &e), 0);
+        cr_assert_eq(ex.cut, 0);
+        int full = ex.n, np = ex.n_prompt;
+        cr_assert_eq(rm_score_examples(&s, &ex, 1, &ex_out, &e), 0, "%s", e.msg);
+        cr_assert(fabs(ex_out - z2[ai]) < 1e-4, "by ids: %g vs %g", ex_out, z2[ai]);
+        seq_example_free(&ex);
+        cr_assert_eq(seq_encode(s.tok, s.template, tp, a[ai], 1, full - np / 2, &ex, &e), 0);
+        cr_assert_gt(ex.cut, 0);
+        cr_assert_eq(rm_score_examples(&s, &ex, 1, &ex_out, &e), 0, "%s", e.msg);
+        for (int k = 0; k < 2; k++) {
+            RmScorer *part = k ? &s.more[0] : &s;
+            cr_assert_eq(rm_score_model(&part->m, &part->rs, part->tokens, part->lens, 1, &ex, 1,
+                                        &part_r[k], &e),
+                         0);
+        }
+        cr_assert(fabs(ex_out - (part_r[0] - m[0]) / sd[0]) < 1e-4, "cut: %g vs %g", ex_out,
+                  (part_r[0] - m[0]) / sd[0]);
+        seq_example_free(&ex);
+        rm_scorer_close(&s);
+    }
+    snprintf(spec, sizeof spec, "%s+%s!0@nobody", at("rm.ckpt"), at("rm2.ckpt"));
+    cr_assert_eq(rm_scorer_open_in(db, &s, spec, NULL, NULL, 4, &e), RLHF_ENOTFOUND,
+                 "a tag no prompt has");
+    cr_assert(strstr(e.msg, "no prompt is tagged 'nobody'"), "%s", e.msg);
+    snprintf(spec, sizeof spec, "%s+%s!0@bad tag", at("rm.ckpt"), at("rm2.ckpt"));
+    cr_assert_eq(rm_scorer_open_in(db, &s, spec, NULL, NULL, 4, &e), RLHF_EINVAL);
+    cr_assert(strstr(e.msg, "not a tag name"), "%s", e.msg);
     /* bad specs name what is wrong */
     snprintf(spec, sizeof spec, "%s*x+%s", at("rm.ckpt"), at("rm2.ckpt"));
     cr_assert_eq(rm_scorer_open_in(db, &s, spec, NULL, NULL, 4, &e), RLHF_EINVAL);

@@ -188,6 +188,15 @@ Test(rules, demo_rule_judges_like_a_person) {
     cr_assert_lt(
         rule_find("longer")->score(q, "The sky is blue."),
         rule_find("longer")->score(q, "The sky is blue, as anyone can see on a clear day."));
+    /* terse is longer's opposite, by words: fewer words score more */
+    const Rule *terse = rule_find("terse");
+    cr_assert_not_null(terse);
+    cr_assert_gt(terse->score(q, "The sky is blue."),
+                 terse->score(q, "The sky is blue, as anyone can see on a clear day."));
+    cr_assert_float_eq(terse->score(q, "Blue."), 8.0 / 9.0, 1e-12);
+    cr_assert_float_eq(terse->score(q, "The sky is blue, as anyone can see."), 0.5, 1e-12);
+    cr_assert_eq(terse->score(q, ""), 1.0);
+    cr_assert_eq(terse->score(q, " ... "), 1.0);
     /* a broken sample of an undertrained model */
     cr_assert_lt(demo(q, "The sky is blue.Human: What"), good);
     cr_assert_lt(demo(q, "The sky is \xEF\xBF\xBD blue."), good);
