@@ -198,8 +198,8 @@ Test(rl_dpo, pairs_from_ranked_groups) {
     char *ans[4] = {"a", "bb", "c", "d"};
     int rank[4] = {2, 1, 2, 3}, likert[4] = {0};
     int64_t ids[4] = {0};
-    PrefGroup g[2] = {{"q", 4, ans, rank, likert, ids, 0, 0, -1, 0},
-                      {"r", 2, ans, rank, likert, ids, 0, 0, -1, 1}};
+    PrefGroup g[2] = {{"q", 4, ans, rank, likert, ids, 0, 0, -1, 0, NULL, NULL, NULL},
+                      {"r", 2, ans, rank, likert, ids, 0, 0, -1, 1, NULL, NULL, NULL}};
     PrefSet ps = {g, 2, NULL, 0, 0, 0};
     DpoSet tr, va;
     cr_assert_eq(dpo_build(&ps, t, NULL, 64, &tr, &va, &err), 0, "%s", err.msg);
