@@ -19,7 +19,8 @@ const struct cmd_entry cmd_prompts_entry = {
     "unflag ID | tag ID... --tag T | untag ID... --tag T",
     "import prompts from text or JSONL files; list them; flag written prompts; tag prompts",
     "import FILE...   plain text (one prompt per line) or JSONL objects with \"prompt\"\n"
-    "                 (or \"instruction\" / \"text\"), optional \"id\", \"split\", \"source\".\n"
+    "                 (or \"instruction\" / \"text\"), optional \"id\", \"split\", \"source\",\n"
+    "                 \"tags\" (a list of names, as prompts tag).\n"
     "                 Duplicates (same text) are skipped and counted. All files are\n"
     "                 imported in one transaction: any error leaves the project as it was.\n"
     "  --split S      put every imported prompt in split S (default: the file's, else train)\n"

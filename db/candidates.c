@@ -193,7 +193,7 @@ static int import_record(Db *db, LineReader *r, cJSON *obj, const char *default_
     if (!*model) return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"model\" is empty", r->path, r->line);
     if (split && !db_valid_split(split))
         return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"split\": not a split name", r->path, r->line);
-    PromptIn pin = {prompt, split, r->path, NULL};
+    PromptIn pin = {prompt, split, r->path, NULL, NULL};
     int64_t pid, mid = 0, cid;
     int new_prompt = 0, inserted = 0;
     rc = db_prompt_insert(db, &pin, &pid, &new_prompt, err);

@@ -85,7 +85,7 @@ int db_prompt_write(Db *db, const WrittenPromptIn *p, int64_t *id, int *inserted
     if (!p->text || !*p->text) return err_set(err, RLHF_EINVAL, "an empty prompt");
     int own, ins = 0, rc = db_begin_own(db, &own, err);
     if (rc) return rc;
-    PromptIn in = {p->text, p->split, "written", NULL};
+    PromptIn in = {p->text, p->split, "written", NULL, NULL};
     rc = db_prompt_insert(db, &in, id, &ins, err);
     if (!rc && ins)
         rc = db_run(db, err, "store written prompt",

@@ -38,7 +38,7 @@ int db_prompt_text(Db *db, int64_t id, char **text, Err *err) {
 
 /* The insert of one prompt: ?1 text, ?2 its hash, ?3 split, ?4 source, ?5 external id. */
 static void bind_prompt(sqlite3_stmt *st, const PromptIn *p, const char *hash) {
-    db_bind(st, "ttttt", p->text, hash, p->split ? p->split : "train", p->source, p->ext_id);
+    db_bind(st, "tttttt", p->text, hash, p->split ? p->split : "train", p->source, p->ext_id, p->tags);
 }
 
 int db_prompt_insert(Db *db, const PromptIn *p, int64_t *id, int *inserted, Err *err) {
@@ -53,9 +53,13 @@ int db_prompt_insert(Db *db, const PromptIn *p, int64_t *id, int *inserted, Err 
     bind_prompt(st, p, hash);
     if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "insert prompt");
     sqlite3_finalize(st);
-    if (rc || db_took_insert(db, id, inserted)) return rc;
-    int64_t found;
-    rc = db_prompt_find(db, p->text, &found, err);
+    int64_t found = 0;
+    if (!rc && !db_took_insert(db, &found, inserted)) rc = db_prompt_find(db, p->text, &found, err);
+    if (!rc && p->tags)
+        rc = db_run(db, err, "tag prompt",
+                    "INSERT INTO prompt_tags(prompt_id, tag) SELECT ?, value FROM json_each(?)"
+                    " WHERE true ON CONFLICT DO NOTHING",
+                    "It", found, p->tags);
     if (id) *id = found;
     return rc;
 }
@@ -71,12 +75,12 @@ int db_prompts_stage_begin(Db *db, Err *err) {
     /* BEGIN (deferred): writing only TEMP tables locks nothing in the project */
     int rc = db_exec(db,
                      "CREATE TEMP TABLE IF NOT EXISTS prompt_stage(text TEXT NOT NULL,"
-                     " hash TEXT NOT NULL, split TEXT NOT NULL, source TEXT, ext_id TEXT);"
+                     " hash TEXT NOT NULL, split TEXT NOT NULL, source TEXT, ext_id TEXT, tags TEXT);"
                      "DELETE FROM temp.prompt_stage; BEGIN",
                      err);
     if (!rc) rc = db_prepare(db,
-                             "INSERT INTO temp.prompt_stage(text, hash, split, source, ext_id)"
-                             " VALUES(?, ?, ?, ?, ?)",
+                             "INSERT INTO temp.prompt_stage(text, hash, split, source, ext_id, tags)"
+                             " VALUES(?, ?, ?, ?, ?, ?)",
                              &db->stage, err);
     if (rc) db_prompts_stage_abort(db);
     return rc;
@@ -103,6 +107,11 @@ int db_prompts_stage_commit(Db *db, PromptImportStats *stats, Err *err) {
                           " WHERE true ORDER BY rowid ON CONFLICT(hash) DO NOTHING",
                           err);
     int64_t added = rc ? 0 : sqlite3_changes64(db->h);
+    if (!rc) rc = db_exec(db,
+                          "INSERT INTO prompt_tags(prompt_id, tag)"
+                          " SELECT p.id, j.value FROM temp.prompt_stage s JOIN prompts p ON p.hash = s.hash,"
+                          " json_each(s.tags) j WHERE s.tags IS NOT NULL ON CONFLICT DO NOTHING",
+                          err);
     if (!rc) rc = db_commit(db, err);
     else db_rollback(db);
     sqlite3_exec(db->h, "DROP TABLE IF EXISTS temp.prompt_stage", NULL, NULL, NULL);
@@ -139,6 +148,33 @@ static int store_prompt(Db *db, LineReader *r, const PromptIn *in, PromptImportS
     return RLHF_OK;
 }
 
+/* A record's optional "tags" (an array of names, or one name) as a JSON
+ * array's text in *out (NULL when absent or empty); errors name the line. */
+static int json_tags(LineReader *r, const cJSON *obj, char **out, Err *err) {
+    *out = NULL;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "tags");
+    if (!t || cJSON_IsNull(t)) return RLHF_OK;
+    cJSON *arr = cJSON_IsString(t) ? cJSON_CreateStringArray((const char *const *)&t->valuestring, 1)
+                                   : cJSON_IsArray(t) ? cJSON_Duplicate(t, 1) : NULL;
+    if (!arr)
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"tags\" must be an array of names or one name",
+                       r->path, r->line);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) {
+        if (cJSON_IsString(e) && db_valid_split(e->valuestring)) continue;
+        cJSON_Delete(arr);
+        return err_set(err, RLHF_EFORMAT,
+                       "%s:%ld: field \"tags\": each tag is a name (1-32 letters, digits, '_', '-')",
+                       r->path, r->line);
+    }
+    if (cJSON_GetArraySize(arr) > 0 && !(*out = cJSON_PrintUnformatted(arr))) {
+        cJSON_Delete(arr);
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    }
+    cJSON_Delete(arr);
+    return RLHF_OK;
+}
+
 /* Reads one JSONL prompt record and stores it. */
 static int import_json_line(Db *db, LineReader *r, cJSON *obj, const char *split_override,
                             const char *source_default, PromptImportStats *stats, Err *err) {
@@ -157,15 +193,22 @@ static int import_json_line(Db *db, LineReader *r, cJSON *obj, const char *split
     } else if (idv && !cJSON_IsNull(idv))
         return err_set(err, RLHF_EFORMAT, "%s:%ld: field \"id\" must be a string or number",
                        r->path, r->line);
-    if (!*text) return err_set(err, RLHF_EFORMAT, "%s:%ld: prompt text is empty", r->path, r->line);
+    char *tags = NULL;
+    if ((rc = json_tags(r, obj, &tags, err))) return rc;
+    if (!*text) {
+        free(tags);
+        return err_set(err, RLHF_EFORMAT, "%s:%ld: prompt text is empty", r->path, r->line);
+    }
     if (split_override) split = split_override;
     if (split && !db_valid_split(split))
-        return err_set(err, RLHF_EFORMAT,
+        return free(tags), err_set(err, RLHF_EFORMAT,
                        "%s:%ld: field \"split\": \"%.40s\" is not a split name "
                        "(letters, digits, '_' and '-')",
                        r->path, r->line, split);
-    PromptIn in = {text, split, source ? source : source_default, ext_id};
-    return store_prompt(db, r, &in, stats, err);
+    PromptIn in = {text, split, source ? source : source_default, ext_id, tags};
+    rc = store_prompt(db, r, &in, stats, err);
+    free(tags);
+    return rc;
 }
 
 int db_prompts_import_file(Db *db, const char *path, const char *split_override,
@@ -183,7 +226,7 @@ int db_prompts_import_file(Db *db, const char *path, const char *split_override,
             decided = 1;
         }
         if (!json) {
-            PromptIn in = {line, split_override, path_base(path), NULL};
+            PromptIn in = {line, split_override, path_base(path), NULL, NULL};
             if ((rc = store_prompt(db, &r, &in, stats, err))) break;
             continue;
         }

@@ -13,6 +13,8 @@ typedef struct PromptIn {
     const char *split;  /* NULL: "train" */
     const char *source; /* file name or dataset; may be NULL */
     const char *ext_id; /* the id the source gave it; may be NULL */
+    const char *tags;   /* its tags as a JSON array of names, added to the prompt (an
+                         * existing one too); NULL: none */
 } PromptIn;
 
 /* Inserts unless a prompt with the same text exists; *id gets the row either way.

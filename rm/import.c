@@ -360,7 +360,7 @@ static int write_group(Db *db, const Recs *rs, const int64_t *idx, const Group *
     if (!useful) return RLHF_OK;
     Rec *r0 = &rs->r[idx[g->first]];
     const char *split = o->split ? o->split : r0->split;
-    PromptIn pin = {r0->prompt, split, source, NULL};
+    PromptIn pin = {r0->prompt, split, source, NULL, NULL};
     int64_t pid;
     int ins = 0, rc = db_prompt_insert(db, &pin, &pid, &ins, err);
     if (rc) return rc;

@@ -162,7 +162,7 @@ static int read_line(LineReader *r, const cJSON *obj, const ImportOptions *o, Li
 /* Writes one line's prompt, candidates and ranking. */
 static int write_line(Db *db, const Line *l, const ImportOptions *o, const char *source,
                       ImportStats *st, Err *err) {
-    PromptIn pin = {l->prompt, o->split ? o->split : l->split, source, NULL};
+    PromptIn pin = {l->prompt, o->split ? o->split : l->split, source, NULL, NULL};
     int64_t pid, cand[MAX_ITEMS], lid;
     int ins = 0, rc = db_prompt_insert(db, &pin, &pid, &ins, err);
     st->prompts_new += ins;

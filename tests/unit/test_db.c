@@ -154,6 +154,56 @@ Test(db, prompts_import_dedup_and_all_or_nothing) {
     db_close(db);
 }
 
+static int n_tagged(Db *db, const char *tag) {
+    char **texts;
+    int n;
+    Err e = {0};
+    cr_assert_eq(db_prompts_tagged(db, tag, &texts, &n, &e), 0, "%s", e.msg);
+    for (int i = 0; i < n; i++) free(texts[i]);
+    free(texts);
+    return n;
+}
+
+/* "tags" in a prompts file: an array of names or one name, added to new and
+ * existing prompts alike, row by row and staged; a bad tag names its line
+ * and the staged import leaves nothing. */
+Test(db, prompts_import_tags) {
+    Db *db = fresh();
+    char good[80], bad[80];
+    snprintf(good, sizeof good, "%s.good.jsonl", dbpath);
+    snprintf(bad, sizeof bad, "%s.bad.jsonl", dbpath);
+    write_file(good, "{\"prompt\":\"a\",\"tags\":[\"safety\",\"redteam\"]}\n{\"prompt\":\"b\",\"tags\":\"safety\"}\n"
+                     "{\"prompt\":\"c\",\"tags\":[]}\n{\"prompt\":\"a\",\"tags\":[\"late\"]}\n");
+    write_file(bad, "{\"prompt\":\"d\",\"tags\":[\"safety\"]}\n{\"prompt\":\"e\",\"tags\":[\"no way\"]}\n");
+    Err e = {0};
+    PromptImportStats st = {0};
+    cr_assert_eq(db_prompts_import_file(db, good, NULL, &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(st.inserted, 3);
+    cr_assert_eq(n_tagged(db, "safety"), 2);
+    cr_assert_eq(n_tagged(db, "redteam"), 1);
+    cr_assert_eq(n_tagged(db, "late"), 1, "a duplicate prompt's tags go to the prompt stored");
+    cr_assert_eq(db_prompts_stage_begin(db, &e), 0, "%s", e.msg);
+    int rc = db_prompts_import_file(db, bad, NULL, &st, &e);
+    cr_assert_eq(rc, RLHF_EFORMAT);
+    cr_assert(strstr(e.msg, ".bad.jsonl:2: field \"tags\""), "%s", e.msg);
+    db_prompts_stage_abort(db);
+    cr_assert_eq(n_tagged(db, "safety"), 2, "the failed import tagged nothing");
+    write_file(bad, "{\"prompt\":\"d\",\"tags\":[\"safety\"]}\n{\"prompt\":\"b\",\"tags\":[\"late\"]}\n");
+    PromptImportStats st2 = {0};
+    cr_assert_eq(db_prompts_stage_begin(db, &e), 0, "%s", e.msg);
+    cr_assert_eq(db_prompts_import_file(db, bad, NULL, &st2, &e), 0, "%s", e.msg);
+    cr_assert_eq(db_prompts_stage_commit(db, &st2, &e), 0, "%s", e.msg);
+    cr_assert_eq(st2.inserted, 1);
+    cr_assert_eq(n_tagged(db, "safety"), 3, "staged: the new prompt's tags");
+    cr_assert_eq(n_tagged(db, "late"), 2, "staged: the existing prompt's");
+    write_file(bad, "{\"prompt\":\"f\",\"tags\":7}\n");
+    cr_assert_eq(db_prompts_import_file(db, bad, NULL, &st, &e), RLHF_EFORMAT);
+    cr_assert(strstr(e.msg, ":1: field \"tags\" must be"), "%s", e.msg);
+    unlink(good);
+    unlink(bad);
+    db_close(db);
+}
+
 static int64_t add_prompt(Db *db, const char *text) {
     int64_t id;
     PromptIn in = {text, NULL, NULL, NULL};
