@@ -222,11 +222,55 @@ static void bench_batch(const char *name, const Model *m, const Tokenizer *tok, 
     }
 }
 
+/* The tokens/s `rlhf sample --max-tokens 256` prints (0: it failed). */
+static double time_sample(const char *rlhf, const char *mpath, const char *tpath, int threads,
+                          int seed) {
+    char cmd[8192], line[512];
+    snprintf(cmd, sizeof cmd,
+             "'%s' sample --model %s --tokenizer %s --max-tokens 256 --threads %d --seed %d "
+             "'Once upon a time' 2>&1 >/dev/null",
+             rlhf, mpath, tpath, threads, seed);
+    FILE *p = popen(cmd, "r");
+    double v = 0;
+    while (p && fgets(line, sizeof line, p)) {
+        const char *at = strstr(line, "s (");
+        if (strstr(line, " sampled in ") && at) v = atof(at + 3);
+    }
+    if (!p || pclose(p) != 0 || v <= 0) {
+        fprintf(stderr, "bench_infer: `%s` failed\n", cmd);
+        return 0;
+    }
+    return v;
+}
+
+/* llama.cpp's text generation speed (llama-bench's tg256, one repetition)
+ * on gguf (0: it failed). */
+static double time_llamacpp(const char *llama, const char *gguf, int threads) {
+    char cmd[8192], line[16384];
+    snprintf(cmd, sizeof cmd,
+             "'%s/build/bin/llama-bench' -m '%s' -p 0 -n 256 -t %d -r 1 -o jsonl 2>/dev/null", llama,
+             gguf, threads);
+    FILE *p = popen(cmd, "r");
+    double v = 0;
+    while (p && fgets(line, sizeof line, p)) {
+        const char *at = strstr(line, "\"avg_ts\":"); /* the mean tokens/s */
+        if (at) v = atof(at + strlen("\"avg_ts\":"));
+    }
+    if (!p || pclose(p) != 0 || v <= 0) {
+        fprintf(stderr, "bench_infer: `%s` failed\n", cmd);
+        return 0;
+    }
+    return v;
+}
+
 /* `rlhf sample` as a user runs it: the random model as a llama2.c
  * checkpoint and its tokenizer.bin in a temporary folder, the binary next to
- * the bench folder; the tokens/s the command prints, best of 3 runs. */
+ * the bench folder; the tokens/s the command prints, best of 3 runs. With
+ * LLAMA_CPP naming a built llama.cpp (build/bin/llama-bench, gguf-py), the
+ * same weights as GGUF (bench/llama2c_gguf.py) and llama-bench's tg256 at the
+ * same thread counts, the runs of the two alternating. */
 static void bench_command(const char *argv0, const Model *m, const Tokenizer *tok) {
-    char rlhf[4096], dir[] = "/tmp/bench_infer.XXXXXX", mpath[64], tpath[64], cmd[8192];
+    char rlhf[4096], dir[] = "/tmp/bench_infer.XXXXXX", mpath[64], tpath[64], gpath[64];
     const char *slash = strrchr(argv0, '/');
     snprintf(rlhf, sizeof rlhf, "%.*s/../rlhf", slash ? (int)(slash - argv0) : 1, slash ? argv0 : ".");
     if (access(rlhf, X_OK) != 0 || !mkdtemp(dir)) {
@@ -235,6 +279,7 @@ static void bench_command(const char *argv0, const Model *m, const Tokenizer *to
     }
     snprintf(mpath, sizeof mpath, "%s/model.bin", dir);
     snprintf(tpath, sizeof tpath, "%s/tokenizer.bin", dir);
+    snprintf(gpath, sizeof gpath, "%s/model.gguf", dir);
     Err err = {0};
     unsigned char *tb = NULL;
     size_t tl = 0;
@@ -243,33 +288,37 @@ static void bench_command(const char *argv0, const Model *m, const Tokenizer *to
              (f = fopen(tpath, "wb")) && fwrite(tb, 1, tl, f) == tl;
     if (f && fclose(f)) ok = 0;
     free(tb);
-    for (int threads = 1; ok && threads <= 2; threads++) {
-        double best = 0;
-        for (int rep = 0; rep < 3; rep++) {
-            snprintf(cmd, sizeof cmd,
-                     "'%s' sample --model %s --tokenizer %s --max-tokens 256 --threads %d --seed %d "
-                     "'Once upon a time' 2>&1 >/dev/null",
-                     rlhf, mpath, tpath, threads, 7 + rep);
-            FILE *p = popen(cmd, "r");
-            char line[512];
-            double v = 0;
-            while (p && fgets(line, sizeof line, p)) {
-                const char *at = strstr(line, "s (");
-                if (strstr(line, " sampled in ") && at) v = atof(at + 3);
-            }
-            if (!p || pclose(p) != 0 || v <= 0) {
-                fprintf(stderr, "bench_infer: `%s` failed\n", cmd);
-                ok = 0;
-                break;
-            }
-            best = v > best ? v : best;
+    const char *llama = getenv("LLAMA_CPP");
+    if (ok && llama && *llama) {
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 bench/llama2c_gguf.py '%s' %s %s %s >/dev/null",
+                 llama, mpath, tpath, gpath);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "bench_infer: `%s` failed: no llama.cpp figures\n", cmd);
+            llama = NULL;
         }
-        if (ok)
-            printf("sample_cmd_tokens_per_s config=15m vocab=%d format=llama2c path=\"rlhf sample "
-                   "--max-tokens 256\" threads=%d value=%.1f\n",
-                   m->cfg.vocab_size, threads, best);
+    } else {
+        llama = NULL;
     }
-    unlink(mpath), unlink(tpath), rmdir(dir);
+    for (int threads = 1; ok && threads <= 2; threads++) {
+        double best = 0, lbest = 0;
+        for (int rep = 0; ok && rep < 3; rep++) {
+            double v = time_sample(rlhf, mpath, tpath, threads, 7 + rep);
+            ok = v > 0;
+            best = v > best ? v : best;
+            double l = llama ? time_llamacpp(llama, gpath, threads) : 0;
+            lbest = l > lbest ? l : lbest;
+        }
+        if (!ok) break;
+        printf("sample_cmd_tokens_per_s config=15m vocab=%d format=llama2c path=\"rlhf sample "
+               "--max-tokens 256\" threads=%d value=%.1f\n",
+               m->cfg.vocab_size, threads, best);
+        if (lbest > 0)
+            printf("llamacpp_tg_tokens_per_s config=15m vocab=%d format=gguf-f32 path=\"llama-bench "
+                   "-p 0 -n 256\" threads=%d value=%.1f rlhf_over_llamacpp=%.2f\n",
+                   m->cfg.vocab_size, threads, lbest, best / lbest);
+    }
+    unlink(mpath), unlink(tpath), unlink(gpath), rmdir(dir);
 }
 
 int main(int argc, char **argv) {
