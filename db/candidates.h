@@ -22,6 +22,11 @@ typedef struct CandidateIn {
     int finish; /* CAND_FINISH_* */
 } CandidateIn;
 
+/* A candidate's stored token ids (decimal, space-separated, as CandidateRow's
+ * and RankingItemRow's come from the store; NULL: none) into a malloc'ed
+ * array (*ids NULL for none); -1 out of memory. */
+int db_ids_parse(const char *s, int **ids, int *n);
+
 /* How a sampled answer ended: model/sample.h's SAMPLE_EOS, _STOP, _LENGTH. */
 enum { CAND_FINISH_UNKNOWN = 0, CAND_FINISH_EOS = 1, CAND_FINISH_STOP = 2, CAND_FINISH_LENGTH = 3 };
 

@@ -55,9 +55,6 @@ int db_took_insert(Db *db, int64_t *id, int *inserted);
 int db_begin_own(Db *db, int *own, Err *err);
 int db_end_own(Db *db, int own, int rc, Err *err);
 
-/* A candidate's stored token ids (decimal, space-separated; NULL: none) into
- * a malloc'ed array; -1 out of memory. */
-int db_ids_parse(const char *s, int **ids, int *n);
 /* A candidate's stored finish ("eos", "stop", "length") as CAND_FINISH_*. */
 int db_finish_parse(const char *s);
 

@@ -168,14 +168,12 @@ int db_rankings_each(Db *db, const RankingFilter *f, int (*fn)(const RankingRow 
      * so they are copied into `keep` per ranking. */
     char *keep[8] = {0};
     char **item_strs = NULL;
-    int **item_ids = NULL;
     for (;;) {
         s = sqlite3_step(st);
         int64_t id = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
         if (cur && (s != SQLITE_ROW || id != cur)) {
             rc = fn(&row, ctx);
-            for (int i = 0; i < row.n_items * 3; i++) free(item_strs[i]);
-            for (int i = 0; i < row.n_items; i++) free(item_ids[i]);
+            for (int i = 0; i < row.n_items * 4; i++) free(item_strs[i]);
             row.n_items = 0;
             if (rc) break;
         }
@@ -210,12 +208,10 @@ int db_rankings_each(Db *db, const RankingFilter *f, int (*fn)(const RankingRow 
         if (row.n_items == cap) {
             cap = cap ? cap * 2 : 8;
             RankingItemRow *p = realloc(row.items, (size_t)cap * sizeof *p);
-            char **q = realloc(item_strs, (size_t)cap * 3 * sizeof *q);
-            int **v = realloc(item_ids, (size_t)cap * sizeof *v);
+            char **q = realloc(item_strs, (size_t)cap * 4 * sizeof *q);
             if (p) row.items = p;
             if (q) item_strs = q;
-            if (v) item_ids = v;
-            if (!p || !q || !v) {
+            if (!p || !q) {
                 rc = err_set(err, RLHF_ENOMEM, "out of memory");
                 break;
             }
@@ -226,27 +222,22 @@ int db_rankings_each(Db *db, const RankingFilter *f, int (*fn)(const RankingRow 
         it->rank = sqlite3_column_type(st, 21) == SQLITE_NULL ? 0 : sqlite3_column_int(st, 21);
         it->likert = sqlite3_column_type(st, 22) == SQLITE_NULL ? 0 : sqlite3_column_int(st, 22);
         it->shown_pos = sqlite3_column_type(st, 23) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 23);
-        char **sp = &item_strs[row.n_items * 3];
+        char **sp = &item_strs[row.n_items * 4];
         sp[0] = db_col_strdup(st, 24);
         sp[1] = db_col_strdup(st, 25);
         sp[2] = db_col_strdup(st, 26);
-        it->flags = sp[0], it->text = sp[1], it->model_name = sp[2];
-        int *ids = NULL;
-        it->n_ids = 0;
+        sp[3] = db_col_strdup(st, 27);
+        it->flags = sp[0], it->text = sp[1], it->model_name = sp[2], it->tokens = sp[3];
         it->finish = db_finish_parse((const char *)sqlite3_column_text(st, 28));
-        int oom = db_ids_parse((const char *)sqlite3_column_text(st, 27), &ids, &it->n_ids);
-        it->ids = item_ids[row.n_items] = ids;
         row.n_items++;
-        if (oom) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-        else if (!it->text) rc = db_null_column(db, err, "candidate", it->candidate_id, "text");
+        if (!it->text) rc = db_null_column(db, err, "candidate", it->candidate_id, "text");
         else if (!it->model_name) rc = db_null_column(db, err, "model", it->model_id, "name");
         if (rc) break;
     }
     if (!rc && s != SQLITE_DONE && s != SQLITE_ROW) rc = db_fail(db, err, "read rankings");
-    for (int i = 0; i < row.n_items * 3; i++) free(item_strs[i]);
-    for (int i = 0; i < row.n_items; i++) free(item_ids[i]);
+    for (int i = 0; i < row.n_items * 4; i++) free(item_strs[i]);
     for (int i = 0; i < 8; i++) free(keep[i]);
-    free(item_strs), free(item_ids);
+    free(item_strs);
     free_items(&row);
     sqlite3_finalize(st);
     return rc;

@@ -45,9 +45,9 @@ typedef struct RankingItemRow {
     int likert;
     int shown_pos;
     const char *flags, *text, *model_name;
-    const int *ids; /* the candidate's sampled token ids (NULL: not stored), n_ids of them */
-    int n_ids;
-    int finish;     /* CAND_FINISH_* */
+    const char *tokens; /* the candidate's sampled token ids as stored ("3 17 2"; NULL: not
+                         * stored), for db_ids_parse */
+    int finish;         /* CAND_FINISH_* */
 } RankingItemRow;
 
 typedef struct RankingRow {

@@ -60,9 +60,8 @@ void gen_model_close(GenModel *g) {
  * not part of what a labeler judges, and an undertrained model's stray bytes
  * must not make invalid UTF-8 in the store. */
 static char *trimmed(const char *s) {
-    while (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r') s++;
     size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\t' || s[n - 1] == '\r')) n--;
+    s = text_trim(s, &n);
     return utf8_sanitize(s, n);
 }
 

@@ -123,18 +123,13 @@ int seq_encode_ids(const Tokenizer *t, const char *template, const char *prompt,
     return rc;
 }
 
-static int is_blank(char c) {
-    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
-}
-
-/* Whether ids decode under t to text, blanks around it aside. */
+/* Whether ids decode under t to text, blanks around it aside (text_trim, as
+ * gen stores an answer). */
 static int ids_spell(const Tokenizer *t, const int *ids, int n, const char *text) {
     char *d = NULL;
     size_t dl = 0;
     if (tok_decode(t, ids, n, &d, &dl, NULL)) return 0;
-    const char *s = d;
-    while (dl && is_blank(*s)) s++, dl--;
-    while (dl && is_blank(s[dl - 1])) dl--;
+    const char *s = text_trim(d, &dl);
     int same = strlen(text) == dl && memcmp(s, text, dl) == 0;
     free(d);
     return same;

@@ -107,12 +107,8 @@ static int store_one(const RankingRow *r, void *vctx) {
         g->likert[i] = it->likert;
         g->cand_id[i] = it->candidate_id;
         g->finish[i] = it->finish;
-        if (it->ids && it->n_ids > 0) {
-            if (!(g->ids[i] = malloc(sizeof(int) * (size_t)it->n_ids)))
-                return err_set(c->err, RLHF_ENOMEM, "out of memory");
-            memcpy(g->ids[i], it->ids, sizeof(int) * (size_t)it->n_ids);
-            g->n_ids[i] = it->n_ids;
-        }
+        if (db_ids_parse(it->tokens, &g->ids[i], &g->n_ids[i]))
+            return err_set(c->err, RLHF_ENOMEM, "out of memory");
         if (!g->answers[i]) return err_set(c->err, RLHF_ENOMEM, "out of memory");
     }
     g->prompt_id = r->prompt_id;

@@ -60,6 +60,16 @@ size_t text_control_at(const char *s) {
     return *p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F ? 2 : 0;
 }
 
+static int is_blank(char c) {
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+const char *text_trim(const char *s, size_t *n) {
+    while (*n && is_blank(*s)) s++, (*n)--;
+    while (*n && is_blank(s[*n - 1])) (*n)--;
+    return s;
+}
+
 const char *path_base(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;

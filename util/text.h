@@ -25,6 +25,9 @@ long text_edit_distance(const char *a, const char *b);
 
 /* The last component of a path (what follows the last '/'); points into path. */
 const char *path_base(const char *path);
+/* The part of s[0..*n) without the blanks (space, \n, \t, \r) at either end:
+ * returns where it starts and sets *n to its length. How gen trims an answer. */
+const char *text_trim(const char *s, size_t *n);
 
 /* Growable NUL-terminated buffer; the caller owns .s and frees it with sb_free. */
 typedef struct StrBuf {
