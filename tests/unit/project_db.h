@@ -1,5 +1,6 @@
 /* Scratch project databases for the unit tests: one as an older rlhf left it
- * (to test the migrations), and removing one with its WAL side files. */
+ * (to test the migrations), opening it migrated, and removing one with its
+ * WAL side files. */
 #ifndef RLHF_TESTS_UNIT_PROJECT_DB_H
 #define RLHF_TESTS_UNIT_PROJECT_DB_H
 
@@ -7,6 +8,8 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <unistd.h>
+
+#include "db/db.h"
 
 extern const char *const db_migrations[]; /* db/schema.c */
 
@@ -25,6 +28,18 @@ static inline void project_at_schema(const char *path, int version, const char *
                  sqlite3_errmsg(h));
     cr_assert_eq(sqlite3_exec(h, pragmas, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
     sqlite3_close(h);
+}
+
+/* Opens the project at path (mode: DB_OPEN_*), which must migrate to this
+ * rlhf's schema. */
+static inline Db *open_migrated(const char *path, int mode) {
+    Db *db;
+    Err e = {0};
+    int v = 0;
+    cr_assert_eq(db_open(path, mode, &db, &e), 0, "%s", e.msg);
+    cr_assert_eq(db_schema_version(db, &v, &e), 0, "%s", e.msg);
+    cr_assert_eq(v, DB_SCHEMA_VERSION, "migrated to schema %d", v);
+    return db;
 }
 
 /* Removes a database and its -wal and -shm files. */
