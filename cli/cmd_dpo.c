@@ -25,13 +25,16 @@ const struct cmd_entry cmd_dpo_entry = {
     "  --loss L          sigmoid (default) | ipo | hinge\n"
     "  --beta B          strength of the pull to the reference (default 0.1)\n"
     "  --label-smoothing E  with sigmoid: the share of labels taken as flipped (default 0)\n"
+    "  --rpo-alpha A     add A x the chosen answer's negative log-likelihood per token to\n"
+    "                    each pair's loss (RPO; TRL's rpo_alpha; default 0: plain DPO)\n"
     "  --epochs N        passes over the data (default 1)\n"
     "  --batch B         ranked groups (prompts) per micro-batch, each with all its pairs;\n"
     "                    a pairs file's records are groups of one (default 8)\n"
     "  --lr X            peak learning rate (default 1e-4)\n" CLI_TRAIN_HELP
     "the checkpoint keeps the reference log-probabilities, so --resume needs no reference.\n"
     "metrics in the store (TRL's names): loss, rewards/chosen, rewards/rejected,\n"
-    "rewards/margins, rewards/accuracies, logps/chosen, logps/rejected; held out: eval/...\n"
+    "rewards/margins, rewards/accuracies, logps/chosen, logps/rejected, nll_loss;\n"
+    "held out: eval/...\n"
     "with --data store, export's filters choose the rankings:\n" CLI_HELP_FILTER,
     exec_dpo};
 
@@ -55,7 +58,8 @@ static int exec_dpo(int argc, char **argv) {
         {.name = "min-agreement", .kind = CLI_OPT_DBL, .dst = &o.load.min_agreement, .lo = -1,
          .hi = 1, .seen = &filtered},
         CLI_O_CALL("loss", loss_opt, &o.loss), CLI_O_DBL("beta", &o.beta, 1e-6, 1e6),
-        CLI_O_DBL("label-smoothing", &o.smoothing, 0, 0.5), CLI_O_END};
+        CLI_O_DBL("label-smoothing", &o.smoothing, 0, 0.5), CLI_O_DBL("rpo-alpha", &o.rpo, 0, 100),
+        CLI_O_END};
     int rc = cli_opts_parse(E, argc, argv, opts, NULL);
     if (rc < 0) rc = cli_train_check(E, &o.t, CLI_TRAIN_ALL, "--policy");
     if (rc >= 0) return rc;

@@ -48,10 +48,15 @@ const struct cmd_entry cmd_eval_entry = {
     "  --temperature T (default 1.0)  --top-k K (default 0: off)  --top-p P (default 1)\n"
     "  --max-tokens N  (default 64)   --seed S (default 1)\n"
     "  --batch N       examples per forward pass for the RM and the KL (default 8)\n"
+    "  --known-words FILE[,FILE...]  the training data's text: report the share of\n"
+    "                  samples with a word (a run of letters, any case) none of the\n"
+    "                  files has, such as a garbled one\n"
     "  --json          one JSON object instead of the table\n"
     "  --row           one tab-separated line instead: B's name, judge win rate, its\n"
     "                  95% interval (low, high), B's mean reward, B's KL, A's and B's\n"
-    "                  judge scores (for scripts; - for a figure not known)\n"
+    "                  judge scores, A's and B's distinct answers per prompt, shares\n"
+    "                  of samples with template text, and with unknown words (for\n"
+    "                  scripts; - for a figure not known)\n"
     "  --progress      show progress even when stderr is not a terminal\n"
     "A win rate is the mean over prompts of the share of the N x N sample pairs won,\n"
     "ties half; its 95% interval is a percentile bootstrap over prompts (2000\n"
@@ -61,7 +66,9 @@ const struct cmd_entry cmd_eval_entry = {
     "sampled (stop-string tokens included, </s> only when sampled), both at the\n"
     "sampling temperature (logits / T, as PPO); a best-of-N side adds\n"
     "log N - (N-1)/N, the bound on KL(best-of-N || pi). The RM scores an answer cut at\n"
-    "--max-tokens as unfinished (no </s>), as PPO does.\n" CLI_HELP_COMMON,
+    "--max-tokens as unfinished (no </s>), as PPO does. Template text: a line of\n"
+    "the side's chat template around {prompt}, blanks trimmed (\"Human:\",\n"
+    "\"Assistant:\", \"<|im_end|>\"), inside an answer: the model ran on into a turn.\n" CLI_HELP_COMMON,
     exec_eval};
 
 static const struct cmd_entry *E = &cmd_eval_entry;
@@ -75,9 +82,13 @@ static void cell(char *buf, size_t n, const char *fmt, double v) {
 
 static void print_row(const EvalResult *r) {
     const EvalSide *a = &r->side[0], *b = &r->side[1];
-    double v[7] = {b->win, b->win_lo, b->win_hi, b->reward, b->kl, a->judge_score, b->judge_score};
+    double v[13] = {b->win,         b->win_lo,       b->win_hi,
+                    b->reward,      b->kl,           a->judge_score,
+                    b->judge_score, a->distinct_per_prompt, b->distinct_per_prompt,
+                    a->leak,        b->leak,         a->unknown,
+                    b->unknown};
     printf("%s", b->name);
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 13; i++) {
         char c[32];
         cell(c, sizeof c, "%.4f", v[i]);
         printf("\t%s", c);
@@ -116,6 +127,14 @@ static void print_table(const EvalResult *r, const EvalOptions *o) {
            "95%% CI: bootstrap over prompts\n",
            (long long)r->side[0].answers, (long long)r->side[0].distinct,
            (long long)r->side[1].answers, (long long)r->side[1].distinct);
+    for (int k = 0; k < 2; k++) {
+        const EvalSide *s = &r->side[k];
+        printf("%s: %.2f distinct answers per prompt, %.1f%% of samples with chat template text",
+               s->name, s->distinct_per_prompt, 100 * s->leak);
+        if (!isnan(s->unknown))
+            printf(", %.1f%% with a word the known words lack", 100 * s->unknown);
+        printf("\n");
+    }
     printf("judge %s: %.1f%% of sample pairs tied", r->judge, 100 * r->judge_ties);
     if (r->rm) printf("; RM %s: %.1f%% tied", r->rm, 100 * r->rm_ties);
     printf("\n");
@@ -201,6 +220,9 @@ static char *result_json(const EvalResult *r, const EvalOptions *o) {
         cJSON_AddNumberToObject(x, "kl_best_of", s->kl_best_of);
         add_num(x, "mean_length", s->length);
         add_num(x, "judge_score", s->judge_score);
+        add_num(x, "distinct_per_prompt", s->distinct_per_prompt);
+        add_num(x, "template_leaks", s->leak);
+        add_num(x, "unknown_words", s->unknown);
         cJSON_AddItemToArray(sides, x);
     }
     char *text = cJSON_PrintUnformatted(j);
@@ -224,6 +246,7 @@ static int check(EvalOptions *o, const char *rule_name) {
     if ((o->side[0].best_of || o->side[1].best_of) && !o->rm)
         return cli_usage_error(E, "--a-best-of/--b-best-of need a reward model (--rm RM)");
     if (o->judge_name && !*o->judge_name) return cli_usage_error(E, "--judge-name: empty name");
+    if (o->known_words && !*o->known_words) return cli_usage_error(E, "--known-words: no file");
     return -1;
 }
 
@@ -254,6 +277,7 @@ static int parse(int argc, char **argv, EvalOptions *o, const char **dbflag, int
                            CLI_O_STR("tokenizer", &o->tok_path),
                            CLI_O_TABLE(sampling),
                            CLI_O_INT("batch", &o->batch, 1, 256),
+                           CLI_O_STR("known-words", &o->known_words),
                            CLI_O_SET("json", json, 1),
                            CLI_O_SET("row", json, 2),
                            CLI_O_FLAG("progress", &o->progress),

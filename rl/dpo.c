@@ -220,6 +220,12 @@ static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double 
                 st->n++;
                 tr->w[rc_row] += scale * dc / lc;
                 tr->w[rj_row] += scale * dr / lj;
+                double len = answer_len(&set->ex[c]), nll = -tr->sums[rc_row] / len;
+                st->nll += nll;
+                if (tr->rpo > 0) {
+                    st->loss += tr->rpo * nll;
+                    tr->w[rc_row] -= scale * tr->rpo / len;
+                }
             }
             r += set->ex_start[g + 1] - e0;
         }
@@ -243,9 +249,10 @@ static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double 
 /* Sums the statistics over MPI ranks (each had its share of the groups). */
 static int stats_reduce(DpoStats *st) {
     if (dist_size() == 1) return 0;
-    double v[8] = {st->loss,     st->chosen,      st->rejected,      st->margin,
-                   st->accuracy, st->logp_chosen, st->logp_rejected, st->n};
-    if (dist_allreduce_double(v, 8)) return -1;
+    double v[9] = {st->loss,     st->chosen,      st->rejected,      st->margin,
+                   st->accuracy, st->logp_chosen, st->logp_rejected, st->n, st->nll};
+    if (dist_allreduce_double(v, 9)) return -1;
+    st->nll = v[8];
     st->loss = v[0], st->chosen = v[1], st->rejected = v[2], st->margin = v[3];
     st->accuracy = v[4], st->logp_chosen = v[5], st->logp_rejected = v[6], st->n = (int)v[7];
     return 0;
@@ -255,7 +262,7 @@ static void stats_mean(DpoStats *st) {
     if (!st->n) return;
     double k = 1.0 / st->n;
     st->loss *= k, st->chosen *= k, st->rejected *= k, st->margin *= k, st->accuracy *= k;
-    st->logp_chosen *= k, st->logp_rejected *= k;
+    st->logp_chosen *= k, st->logp_rejected *= k, st->nll *= k;
 }
 
 int dpo_grads(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, DpoStats *st, Err *err) {
@@ -296,6 +303,6 @@ int dpo_eval(DpoTrainer *tr, const DpoSet *set, DpoStats *st, Err *err) {
     free(gs);
     if (!rc && stats_reduce(st)) rc = err_set(err, RLHF_EIO, "MPI all-reduce failed");
     stats_mean(st);
-    if (!st->n) st->loss = st->chosen = st->rejected = st->margin = st->accuracy = NAN;
+    if (!st->n) st->loss = st->chosen = st->rejected = st->margin = st->accuracy = st->nll = NAN;
     return rc;
 }

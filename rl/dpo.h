@@ -6,7 +6,10 @@
  *   sigmoid  −(1−ε)·log σ(β·h) − ε·log σ(−β·h)   (ε: label smoothing, cDPO)
  *   ipo      (h − 1/(2β))², on per-token mean log-probabilities (as TRL)
  *   hinge    max(0, 1 − β·h)
- * where h = (log π(y_w) − log π(y_l)) − (log π_ref(y_w) − log π_ref(y_l)). */
+ * where h = (log π(y_w) − log π(y_l)) − (log π_ref(y_w) − log π_ref(y_l)).
+ * With rpo α > 0 each pair adds α·NLL(y_w), the chosen answer's negative
+ * log-likelihood per token (RPO, Pang et al. 2024; TRL's rpo_alpha): it keeps
+ * the chosen answers likely while the margin grows. */
 #ifndef RLHF_RL_DPO_H
 #define RLHF_RL_DPO_H
 
@@ -59,6 +62,7 @@ typedef struct DpoTrainer {
     int rows; /* sequences per forward pass: max(2·micro, the largest group) */
     int type;
     double beta, smoothing, clip;
+    double rpo; /* α of the chosen answers' NLL per pair (0: plain DPO); set after init */
     double *sums, *w; /* rows: log-probability sums, d loss / d log-prob */
     int *idx;         /* rows example indices */
 } DpoTrainer;
@@ -75,6 +79,7 @@ int dpo_reference(DpoTrainer *tr, DpoSet *set, Err *err);
 /* Means over the pairs, TRL's logged quantities. */
 typedef struct DpoStats {
     double loss, chosen, rejected, margin, accuracy, logp_chosen, logp_rejected;
+    double nll; /* the chosen answers' NLL per token (in loss only with rpo > 0) */
     int n;
 } DpoStats;
 

@@ -16,6 +16,7 @@
 #include "util/progress.h"
 #include "util/sys.h"
 #include "util/text.h"
+#include "util/words.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -134,6 +135,7 @@ typedef struct Run {
     char *rm_path, *ref_path;
     int64_t labeler_id;
     char judge[300]; /* the judge's labeler name */
+    WordSet known;   /* --known-words */
 } Run;
 
 static int collect_prompt(const PromptRow *row, void *ctx) {
@@ -165,6 +167,7 @@ static void run_free(Run *r) {
     }
     if (r->have_rm) rm_scorer_close(&r->rm);
     free(r->rm_path), free(r->ref_path);
+    wordset_free(&r->known);
 }
 
 /* A checkpoint file, else a registered model's checkpoint; *path is owned. */
@@ -715,6 +718,57 @@ static void win_figures(const Run *r, const double *pw, double w, int rm, EvalRe
     }
 }
 
+/* 1 when answer holds a piece of the chat template: a line of its text around
+ * {prompt}, blanks trimmed, of two bytes or more ("Human:", "<|im_end|>"). */
+static int template_leak(const char *template, const char *answer) {
+    const char *p = template;
+    while (*p) {
+        size_t n = strcspn(p, "\n");
+        const char *brace = memmem(p, n, "{prompt}", 8);
+        size_t part = brace ? (size_t)(brace - p) : n;
+        size_t len = part;
+        const char *t = text_trim(p, &len);
+        if (len >= 2 && memmem(answer, strlen(answer), t, len)) return 1;
+        p += brace ? part + 8 : n + (p[n] == '\n');
+    }
+    return 0;
+}
+
+/* The known words from the comma-separated files of --known-words, before
+ * anything is generated: a missing file fails the run with nothing written. */
+static int load_known(Run *r, Err *err) {
+    if (!r->o->known_words) return RLHF_OK;
+    char *files = strdup(r->o->known_words);
+    if (!files) return err_set(err, RLHF_ENOMEM, "out of memory");
+    int rc = RLHF_OK;
+    for (char *f = files, *save = NULL; !rc && (f = strtok_r(f, ",", &save)); f = NULL)
+        rc = wordset_add_file(&r->known, f, err);
+    free(files);
+    if (!rc && !r->known.n)
+        rc = err_set(err, RLHF_EINVAL, "'%s' holds no words", r->o->known_words);
+    if (rc) err_prefix(err, "--known-words: ");
+    return rc;
+}
+
+/* The answers' health on side k: distinct answers per prompt, the share of
+ * samples with template text, and with a word the known words lack. */
+static void health(const Run *r, int k, EvalSide *s) {
+    double n = 0, leak = 0, unknown = 0, distinct = 0;
+    for (int i = 0; i < r->np; i++) {
+        distinct += r->p[i].n_ans[k];
+        for (int a = 0; a < r->p[i].n_ans[k]; a++) {
+            const Answer *x = &r->p[i].ans[k][a];
+            size_t len;
+            n += x->w;
+            leak += x->w * template_leak(r->s[k].template, x->text);
+            if (r->known.n) unknown += x->w * (wordset_first_unknown(&r->known, x->text, &len) != NULL);
+        }
+    }
+    s->distinct_per_prompt = r->np ? distinct / r->np : NAN;
+    s->leak = n ? leak / n : NAN;
+    s->unknown = r->known.n && n ? unknown / n : NAN;
+}
+
 static int summarise(Run *r, EvalResult *res, Err *err) {
     const EvalOptions *o = r->o;
     double w, rmw = NAN;
@@ -751,6 +805,7 @@ static int summarise(Run *r, EvalResult *res, Err *err) {
         s->length = n_len ? len / n_len : NAN;
         s->judge_score = o->rule && n ? judge / n : NAN;
         if (r->have_rm) s->reward = n ? reward / n : NAN;
+        health(r, k, s);
     }
     return RLHF_OK;
 }
@@ -768,6 +823,7 @@ int eval_run(Db *db, const EvalOptions *o, EvalResult *res, Err *err) {
         rc = err_set(err, RLHF_EINVAL,
                      "no prompts%s%s in the project (import some with `rlhf prompts import`)",
                      o->split ? " of split " : "", o->split ? o->split : "");
+    if (!rc) rc = load_known(&r, err);
     if (!rc) rc = settle(&r, err);
     int64_t *ids = rc ? NULL : malloc(sizeof(int64_t) * (size_t)r.np);
     if (!rc && !ids) rc = err_set(err, RLHF_ENOMEM, "out of memory");
@@ -800,18 +856,20 @@ int eval_run(Db *db, const EvalOptions *o, EvalResult *res, Err *err) {
 }
 
 int eval_record(Db *db, const EvalResult *r, const char *config_json, Err *err) {
-    static const char *const names[2][8] = {{"a.win_rate", "a.win_lo", "a.win_hi", "a.rm_win_rate",
-                                             "a.reward", "a.kl", "a.length", "a.judge_score"},
-                                            {"b.win_rate", "b.win_lo", "b.win_hi", "b.rm_win_rate",
-                                             "b.reward", "b.kl", "b.length", "b.judge_score"}};
+    static const char *const names[2][11] = {
+        {"a.win_rate", "a.win_lo", "a.win_hi", "a.rm_win_rate", "a.reward", "a.kl", "a.length",
+         "a.judge_score", "a.distinct_per_prompt", "a.template_leaks", "a.unknown_words"},
+        {"b.win_rate", "b.win_lo", "b.win_hi", "b.rm_win_rate", "b.reward", "b.kl", "b.length",
+         "b.judge_score", "b.distinct_per_prompt", "b.template_leaks", "b.unknown_words"}};
     int64_t run = 0;
     int rc = db_begin(db, err);
     if (!rc) rc = db_run_start(db, "eval", config_json, r->side[0].model_id, &run, err);
     for (int k = 0; k < 2 && !rc; k++) {
         const EvalSide *s = &r->side[k];
-        double v[8] = {s->win,    s->win_lo, s->win_hi, s->rm_win,
-                       s->reward, s->kl,     s->length, s->judge_score};
-        for (int i = 0; i < 8 && !rc; i++)
+        double v[11] = {s->win,    s->win_lo, s->win_hi,      s->rm_win,
+                        s->reward, s->kl,     s->length,      s->judge_score,
+                        s->distinct_per_prompt, s->leak, s->unknown};
+        for (int i = 0; i < 11 && !rc; i++)
             if (isfinite(v[i])) rc = db_metric_add(db, run, 0, names[k][i], v[i], err);
     }
     char note[512];

@@ -7,7 +7,10 @@
  * over distinct answers. Reports per side: win rate by the judge and by the
  * RM with 95% intervals by bootstrap over prompts, mean reward, the sampled
  * KL from a reference (on the sampled ids, at the sampling temperature),
- * mean length and the judge rule's mean score.
+ * mean length and the judge rule's mean score, and the answers' health: distinct
+ * answers per prompt, the share of samples that hold the side's chat template
+ * text (the model ran on into another turn) and, given the training data, the
+ * share with a word the data never has (garbled words).
  *
  * EvalResult owns its strings (eval_result_free). */
 #ifndef RLHF_RL_EVAL_H
@@ -44,6 +47,8 @@ typedef struct EvalOptions {
     int batch;              /* examples per forward pass (KL, RM) */
     int progress;           /* force the progress lines */
     int bootstrap;          /* resamples of the prompts for the intervals */
+    const char *known_words; /* NULL, or text files (comma-separated): an answer with a
+                                word none of them has counts as garbled (words.h) */
 } EvalOptions;
 
 EvalOptions eval_options_default(void);
@@ -64,6 +69,9 @@ typedef struct EvalSide {
     double kl_best_of; /* log n − (n−1)/n for best-of-n (its bound on KL(bo‖π)); 0 otherwise */
     double length;     /* mean answer length in tokens */
     double judge_score; /* mean rule score in [0,1]; NAN for an external judge */
+    double distinct_per_prompt; /* distinct answers among a prompt's samples, mean over prompts */
+    double leak;    /* share of samples holding text of the side's chat template */
+    double unknown; /* share of samples with a word the known words lack; NAN without them */
 } EvalSide;
 
 typedef struct EvalResult {
@@ -84,7 +92,8 @@ int eval_run(Db *db, const EvalOptions *o, EvalResult *r, Err *err);
 void eval_result_free(EvalResult *r);
 /* Keeps the result as a run of kind "eval" (input: side A's model, output:
  * side B's; config: config_json) with metrics a.win_rate, a.win_lo, a.win_hi,
- * a.rm_win_rate, a.reward, a.kl, a.length, a.judge_score and the same for b,
+ * a.rm_win_rate, a.reward, a.kl, a.length, a.judge_score, a.distinct_per_prompt,
+ * a.template_leaks, a.unknown_words and the same for b,
  * at step 0 (a figure that is not known is left out). One transaction. */
 int eval_record(Db *db, const EvalResult *r, const char *config_json, Err *err);
 

@@ -63,11 +63,12 @@ static int prepare(TrainRun *r, Err *err) {
     d->vs.loss = d->vs.margin = d->vs.accuracy = NAN;
     int rc = train_load_policy(r, &d->tok, err);
     if (!rc) rc = load_data(r, d, err);
-    char settings[256];
+    char settings[256], rpo[32] = "";
+    if (o->rpo > 0) snprintf(rpo, sizeof rpo, " rpo %g", o->rpo);
     snprintf(settings, sizeof settings,
-             "dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d group %d",
+             "dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d group %d%s",
              dpo_loss_name(o->loss), o->beta, o->smoothing, o->t.batch, o->t.accum, o->t.seed,
-             d->val.n_ex, o->t.group);
+             d->val.n_ex, o->t.group, rpo);
     if (!rc) rc = train_examples_sha(r, d->train.ex, d->train.n_ex, settings, err);
     r->n_train = d->train.n_groups;
     return rc;
@@ -116,19 +117,20 @@ static int setup(TrainRun *r, Err *err) {
     d->t0 = now_seconds();
     int rc = dpo_trainer_init(&d->tr, &r->m, r->optp, (int)o->t.batch, max_k, o->loss, o->beta,
                               o->smoothing, o->t.clip, err);
+    d->tr.rpo = o->rpo;
     return rc ? rc : reference(r, d, err);
 }
 
 static void log_stats(TrainRun *r, const DpoStats *s, int val) {
     /* TRL's names; held-out ones under eval/ */
-    static const char *const names[2][7] = {
+    static const char *const names[2][8] = {
         {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-         "logps/chosen", "logps/rejected"},
+         "logps/chosen", "logps/rejected", "nll_loss"},
         {"eval/loss", "eval/rewards/chosen", "eval/rewards/rejected", "eval/rewards/margins",
-         "eval/rewards/accuracies", "eval/logps/chosen", "eval/logps/rejected"}};
-    double v[7] = {s->loss,     s->chosen,      s->rejected,     s->margin,
-                   s->accuracy, s->logp_chosen, s->logp_rejected};
-    for (int i = 0; i < 7; i++) train_metric(r, names[val][i], v[i]);
+         "eval/rewards/accuracies", "eval/logps/chosen", "eval/logps/rejected", "eval/nll_loss"}};
+    double v[8] = {s->loss,     s->chosen,      s->rejected,     s->margin,
+                   s->accuracy, s->logp_chosen, s->logp_rejected, s->nll};
+    for (int i = 0; i < 8; i++) train_metric(r, names[val][i], v[i]);
 }
 
 static int grads(TrainRun *r, Err *err) {
@@ -173,6 +175,7 @@ static void config(TrainRun *r, cJSON *j) {
     cJSON_AddStringToObject(j, "loss", dpo_loss_name(d->o->loss));
     cJSON_AddNumberToObject(j, "beta", d->o->beta);
     cJSON_AddNumberToObject(j, "label_smoothing", d->o->smoothing);
+    cJSON_AddNumberToObject(j, "rpo_alpha", d->o->rpo);
     cJSON_AddNumberToObject(j, "batch", (double)d->o->t.batch);
     cJSON_AddNumberToObject(j, "accum", (double)d->o->t.accum);
     cJSON_AddNumberToObject(j, "pairs", d->train.n_pairs);

@@ -26,7 +26,7 @@ extern const Trainer TRAIN_SFT; /* opts: SftOpts */
 typedef struct DpoOpts {
     TrainOpts t;
     PrefLoadOptions load; /* with t.data "store"; load.val_frac is t.val_frac */
-    double beta, smoothing;
+    double beta, smoothing, rpo;
     int loss; /* DPO_SIGMOID, ... */
 } DpoOpts;
 extern const Trainer TRAIN_DPO; /* opts: DpoOpts */

@@ -25,13 +25,17 @@ if [ "${DEMO_SCALE:-full}" = small ]; then
     PROMPTS="$DIR/prompts.jsonl"
     head -n 60 samples/prompts.jsonl > "$PROMPTS"
     PPO="--steps 3 --prompts 4 --samples 2" BON=2 BIASED=4 EVAL_N=1
-    export DEMO_PPO_STEPS=3
+    export DEMO_PPO_STEPS=3 DEMO_DPO_EPOCHS=1
 else
     PRE="--config demo --steps ${DEMO_STEPS:-800} --lr 2e-3" SFT_EPOCHS=2 EVAL_LIMIT="" PROMPTS=samples/prompts.jsonl
     PPO="--steps ${DEMO_PPO_STEPS:-60}" BON=8 BIASED=40 EVAL_N=8
 fi
 # PPO's settings for this task (see README: what limits the gain)
 PPO="$PPO --beta 0.1 --kl-target 0.6 --kl-horizon 500 --lr 5e-5 --whiten-scores --epochs 1"
+# DPO's settings for this task (README: what moved the number)
+DPO="--beta 0.3 --epochs ${DEMO_DPO_EPOCHS:-2}"
+# the words of the training data, for eval's unknown-word count (garbled words)
+KNOWN=samples/corpus.txt,samples/sft.jsonl
 
 step "1. A project: one SQLite file ($RLHF_DB) with the demo task's prompts"
 "$RLHF" init "$RLHF_DB"
@@ -94,9 +98,10 @@ for a in rloo grpo; do
     "$RLHF" ppo --policy "$DIR/sft.ckpt" --rm "$DIR/rm.ckpt" $PPO --advantage $a --out "$DIR/$a.ckpt" \
         --name $a --resume 2>&1 | tail -n 2
 done
-echo "-- DPO: straight from the ranked pairs, no reward model"
+echo "-- DPO: straight from the ranked pairs, no reward model (beta 0.3, 2 epochs: README)"
 if [ ! -f "$DIR/.dpo.done" ]; then
-    "$RLHF" dpo --policy "$DIR/sft.ckpt" --data store --split train --out "$DIR/dpo.ckpt" --name dpo --resume
+    # shellcheck disable=SC2086
+    "$RLHF" dpo --policy "$DIR/sft.ckpt" --data store --split train $DPO --out "$DIR/dpo.ckpt" --name dpo --resume
     touch "$DIR/.dpo.done"
 fi
 echo "-- best-of-$BON: sample $BON answers from SFT, keep the one the RM scores highest (no training)"
@@ -114,8 +119,8 @@ for side in ppo rloo grpo dpo bo; do
         --judge demo --split test --samples $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
     # shellcheck disable=SC2086
     cor=$("$RLHF" eval --a "$DIR/sft.ckpt" $b --rm "$DIR/rm.ckpt" --judge correct --judge-name judge:correct \
-        --split test --samples $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
-    printf '%s\t%s\n' "$win" "$(echo "$cor" | cut -f7,8)" >> "$DIR/final.tsv"
+        --split test --samples $EVAL_N $EVAL_LIMIT --known-words "$KNOWN" --row 2>/dev/null)
+    printf '%s\t%s\n' "$(echo "$win" | cut -f1-6)" "$(echo "$cor" | cut -f2-4,7-14)" >> "$DIR/final.tsv"
 done
 
 step "11. Every policy, rated by the judge's rankings on the held-out prompts"
@@ -128,8 +133,8 @@ win=$("$RLHF" eval --a "$DIR/sft.ckpt" --b "$DIR/ppo-r2.ckpt" --rm "$DIR/rm.ckpt
     --judge demo --split test --samples $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
 # shellcheck disable=SC2086
 cor=$("$RLHF" eval --a "$DIR/sft.ckpt" --b "$DIR/ppo-r2.ckpt" --judge correct --judge-name judge:correct \
-    --split test --samples $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
-printf '%s\t%s\n' "$win" "$(echo "$cor" | cut -f7,8)" >> "$DIR/final.tsv"
+    --split test --samples $EVAL_N $EVAL_LIMIT --known-words "$KNOWN" --row 2>/dev/null)
+printf '%s\t%s\n' "$(echo "$win" | cut -f1-6)" "$(echo "$cor" | cut -f2-4,7-14)" >> "$DIR/final.tsv"
 
 step "The loop, in figures"
 rm_acc=$(sed -n 's/^ *rule demo (no noise) *\([0-9.]*%\) *\(\[[^]]*\]\).*/\1 \2/p' "$DIR/eval-rm.txt")
@@ -140,17 +145,30 @@ echo "  ${rm_lab:-?} with the labelers' own rankings, where the labelers agree w
 rm2=$(sed -n 's/^ *rule demo (no noise) *\([0-9.]*%\) *\(\[[^]]*\]\).*/\1 \2/p' "$DIR/eval-rm-r2.txt" 2>/dev/null)
 echo "round 2's reward model (on the rankings of both rounds): ${rm2:-?} with the rule"
 echo
-printf '%-14s %-22s %8s %8s %18s\n' "vs SFT" "win rate [95% CI]" "reward" "KL" "correct: SFT -> it"
-awk -F '\t' '{
+printf '%-12s %-33s | %s\n' "" "by the task's rule:" "by the fact alone:"
+printf '%-12s %-18s %7s %6s | %-18s %s\n' "vs SFT" "win rate [95% CI]" "reward" "KL" "win rate [95% CI]" "correct: SFT -> it"
+awk -F '\t' '
+function pct(x) { return x == "-" ? "   -" : sprintf("%4.1f", 100 * x) }
+{
     name = $1; if (name ~ /\+bo/) name = "best-of-n"; else if (name == "ppo") name = "PPO"; else if (name == "dpo") name = "DPO"
     else if (name == "rloo") name = "RLOO"; else if (name == "grpo") name = "GRPO"
     else if (name == "ppo-r2") name = "PPO round 2"
-    printf "%-14s %5.1f%% [%4.1f, %4.1f] %8s %8s %9.0f%% -> %3.0f%%\n", name, 100*$2, 100*$3, 100*$4, $5, $6, 100*$9, 100*$10
+    printf "%-12s %s%% [%s, %s] %7.3f %6.3f | %s%% [%s, %s] %5.0f%% -> %3.0f%%\n", name, pct($2), pct($3), pct($4), $5, $6,
+        pct($7), pct($8), pct($9), 100*$10, 100*$11
+    names[NR] = name; d[NR] = $13; l[NR] = $15; u[NR] = $17; sd = $12; sl = $14; su = $16
+}
+END {
+    printf "\n%-12s %20s %15s %15s\n", "answers", "distinct per prompt", "template text", "unknown words"
+    printf "%-12s %20.2f %14s%% %14s%%\n", "SFT", sd, pct(sl), pct(su)
+    for (i = 1; i <= NR; i++) printf "%-12s %20.2f %14s%% %14s%%\n", names[i], d[i], pct(l[i]), pct(u[i])
 }' "$DIR/final.tsv"
 echo "(win rate: over $EVAL_N samples per held-out prompt and side, every sample counted (an answer"
-echo " drawn twice weighs twice), the share of sample pairs where the rule prefers the policy's"
-echo " answer to SFT's, ties half, averaged over prompts; 95% CI: bootstrap over prompts;"
-echo " KL: sampled, nats per answer; correct: the share of right answers, in the task's own terms)"
+echo " drawn twice weighs twice), the share of sample pairs where the judge prefers the policy's"
+echo " answer to SFT's, ties half, averaged over prompts; 95% CI: bootstrap over prompts. The task's"
+echo " rule weighs the fact 0.6 and politeness, topic and form 0.4; the fact alone ties every pair"
+echo " of two right or two wrong answers. KL: sampled, nats per answer; correct: the share of"
+echo " samples that state the right fact; template text: samples holding \"Human:\" or \"Assistant:\";"
+echo " unknown words: samples with a word that neither the corpus nor the SFT data has)"
 "$RLHF" report --out "$DIR/report.html" >/dev/null && echo "charts of every run: $DIR/report.html"
 
 # A batch for a person: fresh prompts (samples/prompts_person.jsonl), k = 4

@@ -18,11 +18,16 @@ for s in "1. A project" "2. Pretraining" "3. SFT" "4. Candidates" "5. Three simu
          "The loop, in figures" "Demonstrations written in the tool"; do
     contains "$OUT" "$s"
 done
-# the final table: PPO, RLOO, GRPO, DPO, best-of-n and PPO round 2, each with every figure
+# the final table: PPO, RLOO, GRPO, DPO, best-of-n and PPO round 2, each with every figure:
+# under the rule (win, interval, reward, KL), by the fact alone (win, interval, SFT's and the
+# policy's share correct), and both sides' distinct answers, template text and unknown words
 [ "$(wc -l < "$D/final.tsv")" -eq 6 ] || die "final.tsv: $(cat "$D/final.tsv")"
-awk -F '\t' 'NF != 10 { exit 1 } { for (i = 2; i <= 10; i++) if ($i == "" || $i == "-") exit 1 }' "$D/final.tsv" ||
+awk -F '\t' 'NF != 17 { exit 1 } { for (i = 2; i <= 17; i++) if ($i == "" || $i == "-") exit 1 }' "$D/final.tsv" ||
     die "incomplete final table: $(cat "$D/final.tsv")"
 for row in "PPO " "RLOO " "GRPO " "DPO " "best-of-n " "PPO round 2 "; do contains "$OUT" "$row"; done
+contains "$OUT" "the fact alone:"
+contains "$OUT" "distinct per prompt"
+[ "$(echo "$OUT" | grep -c '^SFT  ')" = 1 ] || die "no SFT row in the answers' table"
 contains "$OUT" "reward model, held-out prompts:"
 not_contains "$OUT" "held-out prompts: ? "
 not_contains "$OUT" "both rounds): ? "

@@ -125,11 +125,15 @@ static void fix_free(Fix *f) {
 }
 
 /* The gradient dpo_step computes (at lr 0, no clipping) against finite
- * differences of the mean loss over the same pairs, for each loss. */
+ * differences of the mean loss over the same pairs, for each loss, and for
+ * sigmoid with RPO's NLL term (case 3), whose loss is the plain one plus
+ * α times the chosen answers' mean NLL per token. */
 Test(rl_dpo, step_gradient_matches_finite_differences) {
-    for (int type = 0; type < 3; type++) {
+    for (int c = 0; c < 4; c++) {
+        int type = c < 3 ? c : DPO_SIGMOID;
         Fix f;
         fix_init(&f, type, type == DPO_HINGE ? 0.5 : 1.0, 5, 11);
+        f.tr.rpo = c == 3 ? 0.7 : 0;
         Err err = {0};
         Rng r;
         rng_seed(&r, 5);
@@ -158,6 +162,24 @@ Test(rl_dpo, step_gradient_matches_finite_differences) {
             checked += fabs(g[i]) > 1e-3;
         }
         cr_assert(checked > 5, "%s: too few non-zero gradients checked", dpo_loss_name(type));
+        if (c == 3) {
+            DpoStats plain, rpo;
+            cr_assert_eq(dpo_eval(&f.tr, &f.set, &rpo, &err), 0);
+            f.tr.rpo = 0;
+            cr_assert_eq(dpo_eval(&f.tr, &f.set, &plain, &err), 0);
+            cr_assert(rpo.nll > 0 && fabs(rpo.nll - plain.nll) < 1e-12);
+            cr_assert_float_eq(rpo.loss, plain.loss + 0.7 * plain.nll, 1e-9);
+            /* the NLL by hand: minus each chosen answer's log-probability sum under
+             * the moved model (a reference pass now) per answer token, over pairs */
+            cr_assert_eq(dpo_reference(&f.tr, &f.set, &err), 0);
+            double nll = 0;
+            for (int p = 0; p < f.set.n_pairs; p++) {
+                const SeqExample *e = &f.set.ex[f.set.chosen[p]];
+                nll -= f.set.ref[f.set.chosen[p]] / (e->n - e->n_prompt);
+            }
+            cr_assert_float_eq(rpo.nll, nll / f.set.n_pairs, 1e-9, "%g vs %g", rpo.nll,
+                               nll / f.set.n_pairs);
+        }
         free(g);
         fix_free(&f);
     }

@@ -4,7 +4,7 @@
  * whole runs on tiny random models: answers and judge rankings stored (a rerun
  * adds nothing), every evaluated policy ranked together per prompt, best-of-n
  * never below its policy by the RM, KL zero against itself, bad input writing
- * nothing. */
+ * nothing; the answers' health (distinct, template text, unknown words). */
 #include <criterion/criterion.h>
 #include <limits.h>
 #include <math.h>
@@ -24,6 +24,7 @@
 #include "model/seq.h"
 #include "rl/eval.h"
 #include "rm/rm_eval.h"
+#include "tests/unit/files.h"
 #include "tests/unit/fixtures.h"
 
 static char dir[64];
@@ -352,6 +353,48 @@ Test(rl_eval, a_collapsed_policy_counts_every_draw) {
     cr_assert_float_eq(r.side[0].win, 0.5, 1e-12);
     cr_assert_eq(r.side[1].answers, 12);
     eval_result_free(&r);
+    teardown(db);
+}
+
+/* The answers' health over every draw: distinct answers per prompt, the share
+ * of samples holding a line of the chat template ("Human:" of the default),
+ * and with a word the --known-words files lack; a missing file fails first. */
+Test(rl_eval, answer_health_over_every_draw) {
+    Db *db = setup();
+    const char *a[] = {"the cat.", "the cat.", "the cat.", "the cat."};
+    const char *b[] = {"the cat.", "Human: more", "xqzt cat.", "the cat."};
+    int la[] = {3, 3, 3, 3}, lb[] = {3, 3, 3, 3};
+    store_draws(db, at("a.ckpt"), a, la, 4);
+    store_draws(db, at("b.ckpt"), b, lb, 4);
+    write_file(at("known.txt"), "The cat;");
+    write_file(at("known2.txt"), "human MORE 12");
+    EvalOptions o = options();
+    o.n = 4;
+    char known[300];
+    snprintf(known, sizeof known, "%s,%s", at("known.txt"), at("known2.txt"));
+    o.known_words = known;
+    EvalResult r;
+    Err e = {0};
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_float_eq(r.side[0].distinct_per_prompt, 1, 1e-12);
+    cr_assert_float_eq(r.side[1].distinct_per_prompt, 3, 1e-12);
+    cr_assert_float_eq(r.side[0].leak, 0, 1e-12);
+    cr_assert_float_eq(r.side[1].leak, 0.25, 1e-12, "one draw of four: %g", r.side[1].leak);
+    cr_assert_float_eq(r.side[0].unknown, 0, 1e-12);
+    cr_assert_float_eq(r.side[1].unknown, 0.25, 1e-12, "xqzt: %g", r.side[1].unknown);
+    eval_result_free(&r);
+    /* without known words: no figure */
+    o.known_words = NULL;
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert(isnan(r.side[1].unknown));
+    eval_result_free(&r);
+    /* a missing file names itself, and nothing was written */
+    snprintf(known, sizeof known, "%s,%s", at("known.txt"), at("none.txt"));
+    o.known_words = known;
+    int64_t before = count_candidates(db);
+    cr_assert_neq(eval_run(db, &o, &r, &e), 0);
+    cr_assert(strstr(e.msg, "--known-words") && strstr(e.msg, "none.txt"), "%s", e.msg);
+    cr_assert_eq(count_candidates(db), before);
     teardown(db);
 }
 

@@ -14,6 +14,7 @@
 #include "util/rng.h"
 #include "util/sys.h"
 #include "util/text.h"
+#include "util/words.h"
 #include "tests/unit/files.h"
 
 Test(err, prefix_and_codes) {
@@ -316,4 +317,42 @@ Test(lines, gzip_read_directly) {
     cr_assert_eq(jsonl_next(&r, &j, &e), 0);
     cr_assert_null(j);
     close_tmp(&r, path);
+}
+
+/* Words: runs of letters, case folded, a byte >= 0x80 a letter; a file read
+ * in pieces keeps a word cut at a piece's end whole. */
+Test(words, set_file_and_first_unknown) {
+    WordSet s = {0};
+    const char *t = "Paris is the capital; caf\xc3\xa9 2x3 don't";
+    cr_assert_eq(wordset_add_text(&s, t, strlen(t)), 0);
+    cr_assert(wordset_has(&s, "PARIS", 5));
+    cr_assert(wordset_has(&s, "caf\xc3\xa9", 5));
+    cr_assert(wordset_has(&s, "x", 1), "digits separate words");
+    cr_assert(wordset_has(&s, "don", 3) && wordset_has(&s, "t", 1));
+    cr_assert_not(wordset_has(&s, "pari", 4));
+    cr_assert_eq(s.n, 8, "%zu words", s.n);
+    size_t n;
+    const char *u = wordset_first_unknown(&s, "The capital is Lyon, Paris.", &n);
+    cr_assert(u && n == 4 && strncmp(u, "Lyon", 4) == 0);
+    cr_assert_null(wordset_first_unknown(&s, "paris! THE 42 capital", &n));
+    wordset_free(&s);
+    /* 30,000 four-letter words (over 64 KiB): each one whole, no halves */
+    StrBuf b = {0};
+    for (int i = 0; i < 30000; i++) {
+        char w[6] = {(char)('a' + i % 26), (char)('a' + i / 26 % 26), (char)('a' + i / 676 % 26),
+                     (char)('a' + i / 17576), ' ', 0};
+        cr_assert_eq(sb_puts(&b, w), 0);
+    }
+    char *path = write_tmp(b.s, b.len);
+    Err e = {0};
+    cr_assert_eq(wordset_add_file(&s, path, &e), 0, "%s", e.msg);
+    cr_assert_eq(s.n, 30000, "%zu words", s.n);
+    cr_assert(wordset_has(&s, "zzza", 4) && wordset_has(&s, "bbbb", 4) && !wordset_has(&s, "zz", 2));
+    wordset_free(&s);
+    unlink(path);
+    free(path);
+    sb_free(&b);
+    cr_assert_neq(wordset_add_file(&s, "/nonexistent/words.txt", &e), 0);
+    cr_assert(strstr(e.msg, "/nonexistent/words.txt"), "%s", e.msg);
+    wordset_free(&s);
 }
