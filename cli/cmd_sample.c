@@ -40,9 +40,10 @@ const struct cmd_entry cmd_sample_entry = {
     "                      weights rounds them to bf16: a slightly different model\n"
     "  --json              one JSON object per sample (text, tokens, logprob, finish)\n"
     "  --best-of N         answer PROMPT as gen does (in the chat template, stopping at\n"
-    "                      \"\\n\\n\" and \"Human:\" unless --stop is given) with N samples scored\n"
-    "                      by the reward model --rm; prints all N with their rewards and\n"
-    "                      marks the one kept (the highest); with -k K, K such answers\n"
+    "                      \"\\n\\n\", \"Human:\" or \"Assistant:\" unless --stop is given) with N\n"
+    "                      samples scored by the reward model --rm; prints all N with their\n"
+    "                      rewards and marks the one kept (the highest); with -k K, K such\n"
+    "                      answers\n"
     "  --rm RM             the reward model of --best-of\n"
     "  --template T        render PROMPT in this template first (\"...{prompt}...\" or\n"
     "                      chat:FAMILY); with --best-of, for the policy and the RM\n"
@@ -281,7 +282,9 @@ static int exec_sample(int argc, char **argv) {
     }
     if (a.best_of) {
         BestOfRun b = {a.json, 0};
-        if (!a.stop.n) a.stops[a.stop.n++] = "\n\n", a.stops[a.stop.n++] = "Human:";
+        for (int i = 0; !a.stop.n && i < SAMPLE_CHAT_N_STOPS; i++)
+            a.stops[i] = SAMPLE_CHAT_STOPS[i];
+        if (!a.stop.n) a.stop.n = SAMPLE_CHAT_N_STOPS;
         a.p.n_stop = a.stop.n;
         rc = sample_best_of(a.model_path, a.tok_path, a.rm_path, a.template, a.prompt, &a.p,
                             (int)a.best_of, (int)a.k, (uint64_t)a.seed, a.weights, &b, &err);

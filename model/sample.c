@@ -14,10 +14,10 @@ SampleParams sample_params_default(void) {
     return p;
 }
 
-const char *const SAMPLE_CHAT_STOPS[2] = {"\n\n", "Human:"};
+const char *const SAMPLE_CHAT_STOPS[SAMPLE_CHAT_N_STOPS] = {"\n\n", "Human:", "Assistant:"};
 
 SampleParams sample_params_chat(void) {
-    SampleParams p = {1.0f, 0, 1.0f, 64, SAMPLE_CHAT_STOPS, 2};
+    SampleParams p = {1.0f, 0, 1.0f, 64, SAMPLE_CHAT_STOPS, SAMPLE_CHAT_N_STOPS};
     return p;
 }
 

@@ -29,10 +29,11 @@ SampleParams sample_params_default(void);
  * project decodes (gen's candidates, eval's answers, best-of-n, PPO's
  * rollouts, train-rm's normalisation samples): temperature 1, no top-k or
  * top-p, at most 64 new tokens, and the answer ends at EOS (or an end-of-turn
- * token) or where the text reaches a stop string: a blank line or "Human:"
- * (the start of a new turn). Commands may change the temperature and the
- * length; they start from this. */
-extern const char *const SAMPLE_CHAT_STOPS[2];
+ * token) or where the text reaches a stop string: a blank line, "Human:" or
+ * "Assistant:" (the model running on into a turn of the template). Commands
+ * may change the temperature and the length; they start from this. */
+enum { SAMPLE_CHAT_N_STOPS = 3 };
+extern const char *const SAMPLE_CHAT_STOPS[SAMPLE_CHAT_N_STOPS];
 SampleParams sample_params_chat(void);
 /* RLHF_EINVAL with a message for out-of-range parameters. */
 int sample_params_check(const SampleParams *p, Err *err);

@@ -55,9 +55,10 @@ step "3. SFT: supervised fine-tuning on demonstrations (samples/sft.jsonl, also 
 "$RLHF" sft --init "$DIR/base.ckpt" --data samples/sft.jsonl --epochs "$SFT_EPOCHS" \
     --out "$DIR/sft.ckpt" --name sft --resume
 
-step "4. Candidates: k = 4 distinct answers per training prompt from the SFT model"
+K=${DEMO_K:-4}
+step "4. Candidates: k = $K distinct answers per training prompt from the SFT model"
 echo "(and 2 from the pretrained model, so the labelers' rankings also rate the two models)"
-"$RLHF" gen --model "$DIR/sft.ckpt" -k 4 --split train --seed 1 --unique
+"$RLHF" gen --model "$DIR/sft.ckpt" -k "$K" --split train --seed 1 --unique
 "$RLHF" gen --model "$DIR/base.ckpt" -k 2 --split train --seed 2 --unique
 "$RLHF" candidates list --prompt 1
 
