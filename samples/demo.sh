@@ -2,7 +2,7 @@
 # make demo: the whole InstructGPT loop on the embedded default, with
 # simulated labelers, ending with figures that show whether it worked:
 #
-#   tokenizer -> pretrain -> SFT -> k=4 candidates -> 3 simulated labelers
+#   tokenizer -> pretrain -> SFT -> k=8 candidates -> 3 simulated labelers
 #   -> agreement, Elo -> export -> reward model -> best-of-n, PPO, DPO
 #   -> each evaluated against SFT on held-out prompts -> Elo of every policy
 #
@@ -25,7 +25,7 @@ if [ "${DEMO_SCALE:-full}" = small ]; then
     PROMPTS="$DIR/prompts.jsonl"
     head -n 60 samples/prompts.jsonl > "$PROMPTS"
     PPO="--steps 3 --prompts 4 --samples 2" BON=2 BIASED=4 EVAL_N=1
-    export DEMO_PPO_STEPS=3 DEMO_DPO_EPOCHS=1
+    export DEMO_PPO_STEPS=3 DEMO_DPO_EPOCHS=1 DEMO_K="${DEMO_K:-4}"
 else
     PRE="--config demo --steps ${DEMO_STEPS:-800} --lr 2e-3" SFT_EPOCHS=2 EVAL_LIMIT="" PROMPTS=samples/prompts.jsonl
     PPO="--steps ${DEMO_PPO_STEPS:-60}" BON=8 BIASED=40 EVAL_N=8
@@ -55,7 +55,8 @@ step "3. SFT: supervised fine-tuning on demonstrations (samples/sft.jsonl, also 
 "$RLHF" sft --init "$DIR/base.ckpt" --data samples/sft.jsonl --epochs "$SFT_EPOCHS" \
     --out "$DIR/sft.ckpt" --name sft --resume
 
-K=${DEMO_K:-4}
+# 8 answers per prompt, not 4: DPO's answers stay as varied (README: what moved the number)
+K=${DEMO_K:-8}
 step "4. Candidates: k = $K distinct answers per training prompt from the SFT model"
 echo "(and 2 from the pretrained model, so the labelers' rankings also rate the two models)"
 "$RLHF" gen --model "$DIR/sft.ckpt" -k "$K" --split train --seed 1 --unique
