@@ -23,11 +23,11 @@ for w in 0.9 0.1; do
         --advantage rloo --steps 20 --prompts 8 --samples 4 --max-new 32 --lr 3e-4 --seed 1 \
         --out "w$w.ckpt" --name "w$w"
 done
-# judge scores (mean rule score over the test prompts' samples): --row's last two fields are A's and B's
+# judge scores (mean rule score over the test prompts' samples): --row's fields 7 and 8 are A's and B's
 judge() {
     expect_rc 0 "$RLHF" eval --db p.db --a "$1" --b "$2" --judge "$3" --split test --samples 2 \
         --max-tokens 32 --row
-    echo "$OUT" | awk -F'\t' '{print $(NF-1), $NF}'
+    echo "$OUT" | awk -F'\t' '{print $7, $8}'
 }
 set -- $(judge w0.9.ckpt w0.1.ckpt longer) $(judge w0.9.ckpt w0.1.ckpt terse)
 echo "longer: w=0.9 $1, w=0.1 $2; terse: w=0.9 $3, w=0.1 $4"
