@@ -718,20 +718,22 @@ static void win_figures(const Run *r, const double *pw, double w, int rm, EvalRe
     }
 }
 
-/* 1 when answer holds a piece of the chat template: a line of its text around
- * {prompt}, blanks trimmed, of two bytes or more ("Human:", "<|im_end|>"). */
-static int template_leak(const char *template, const char *answer) {
-    const char *p = template;
-    while (*p) {
+int eval_template_leak(const char *template, const char *answer) {
+    /* a stored chat template ("chat:chatml") as it renders around a prompt */
+    char *shape = gen_apply_template(template ? template : GEN_DEFAULT_TEMPLATE, "{prompt}");
+    const char *p = shape ? shape : template ? template : "";
+    int leak = 0;
+    while (*p && !leak) {
         size_t n = strcspn(p, "\n");
         const char *brace = memmem(p, n, "{prompt}", 8);
         size_t part = brace ? (size_t)(brace - p) : n;
         size_t len = part;
         const char *t = text_trim(p, &len);
-        if (len >= 2 && memmem(answer, strlen(answer), t, len)) return 1;
+        leak = len >= 2 && memmem(answer, strlen(answer), t, len);
         p += brace ? part + 8 : n + (p[n] == '\n');
     }
-    return 0;
+    free(shape);
+    return leak;
 }
 
 /* The known words from the comma-separated files of --known-words, before
@@ -760,7 +762,7 @@ static void health(const Run *r, int k, EvalSide *s) {
             const Answer *x = &r->p[i].ans[k][a];
             size_t len;
             n += x->w;
-            leak += x->w * template_leak(r->s[k].template, x->text);
+            leak += x->w * eval_template_leak(r->s[k].template, x->text);
             if (r->known.n) unknown += x->w * (wordset_first_unknown(&r->known, x->text, &len) != NULL);
         }
     }

@@ -102,6 +102,13 @@ int eval_record(Db *db, const EvalResult *r, const char *config_json, Err *err);
 int eval_rm_score(void *rm_scorer, const char *prompt, const char *const *answers,
                   const unsigned char *cut, int n, float *out, Err *err);
 
+/* 1 when answer holds a piece of the chat template: a line of the template's
+ * text around {prompt} (a stored chat template as it renders; NULL: gen's
+ * default), blanks trimmed, of two bytes or more: "Human:", "Assistant:",
+ * "<|im_start|>assistant", "<|im_end|>". A model that writes one ran on into
+ * a turn. */
+int eval_template_leak(const char *template, const char *answer);
+
 /* Sum of the answer's log-probabilities under m, for n encoded examples,
  * batch per forward pass, at temperature[i] (logits / T; NULL: 1). */
 int eval_logprobs_examples(const Model *m, const SeqExample *ex, const float *temperature, int n,

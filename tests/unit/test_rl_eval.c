@@ -398,6 +398,21 @@ Test(rl_eval, answer_health_over_every_draw) {
     teardown(db);
 }
 
+/* Template text in an answer: the lines of the template around {prompt}, a
+ * stored chat template as it renders (ChatML's markers), nothing for a bare
+ * {prompt}; the role word alone, without its colon, is no leak. */
+Test(rl_eval, template_leaks) {
+    cr_assert(eval_template_leak(NULL, "Paris.\nAssistant: Rome."));
+    cr_assert(eval_template_leak(NULL, "Paris. Human: and you?"));
+    cr_assert_not(eval_template_leak(NULL, "The assistant said Paris."));
+    cr_assert_not(eval_template_leak(NULL, "Paris."));
+    cr_assert(eval_template_leak("chat:chatml", "Paris.<|im_end|>"));
+    cr_assert(eval_template_leak("chat:chatml", "Paris.\n<|im_start|>user\nmore"));
+    cr_assert_not(eval_template_leak("chat:chatml", "Paris. Human: hi"));
+    cr_assert(eval_template_leak("Q: {prompt}\nA:", "B. A: C."));
+    cr_assert_not(eval_template_leak("{prompt}", "Human: Assistant: anything"));
+}
+
 /* log p(ids | prompt) at temperature T, by hand: one forward pass of the
  * whole sequence, log-softmax of logits / T at each answer position. */
 static double logp_by_hand(const Model *m, const int *seq, int n, int n_prompt, float T) {
