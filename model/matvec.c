@@ -114,6 +114,12 @@ MICROS(bf16, uint16_t, LOAD_BF16, W_BF16)
 #ifndef PF
 #define PF 6
 #endif
+/* A matrix of at least this many bytes is taken to come from memory in a
+ * decode step (larger than a core's L2 here; a model's weights read once per
+ * token do not stay in cache) */
+#ifndef STREAM_BYTES
+#define STREAM_BYTES (512u << 10)
+#endif
 
 /* rows o..o+rows of W, with elements of esz bytes */
 static inline void prefetch_rows(const void *w, size_t esz, int o, int rows, int C) {
@@ -147,6 +153,12 @@ static inline void prefetch_rows(const void *w, size_t esz, int o, int rows, int
     __attribute__((target("avx2,fma"))) static void kern_avx2_##SUF(                               \
         float *out, const float *x, const WT *w, int n, int C, int OC, int o0, int o1) {           \
         int o = o0;                                                                                \
+        /* one row of a matrix that streams from memory: one output after                         \
+         * another, W read front to back (the stream the hardware prefetcher                       \
+         * follows best; out-of-order execution overlaps the rows' chains) */                      \
+        if (n == 1 && (size_t)C * OC * sizeof(WT) >= STREAM_BYTES)                                 \
+            for (; o < o1; o++)                                                                    \
+                micro_##SUF##_1_1(out, x, w, C, OC, o);                                            \
         /* one or two rows: more outputs at once, for independent FMA chains */                    \
         if (n == 1)                                                                                \
             for (; o + 6 <= o1; o += 6) {                                                          \
