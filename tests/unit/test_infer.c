@@ -482,6 +482,38 @@ Test(matvec, rows_threads_and_attention_pieces) {
     free(w), free(x), free(ref), free(a), free(b);
 }
 
+/* Attention's scores eight positions at a time and its sums over several
+ * column blocks at once give the bits of one position, one block at a time
+ * (head sizes 16..56 in steps of 8, and 20 with a scalar tail). */
+Test(matvec, attention_blocks_equal_one_at_a_time) {
+    enum { NT = 21, STRIDE = 64 };
+    float k[NT * STRIDE], q[STRIDE], a[NT], sc[NT], one, out[STRIDE], want[STRIDE];
+    Rng r;
+    rng_seed(&r, 13);
+    for (int i = 0; i < NT * STRIDE; i++)
+        k[i] = (float)rng_normal(&r);
+    for (int i = 0; i < STRIDE; i++)
+        q[i] = (float)rng_normal(&r);
+    for (int t = 0; t < NT; t++)
+        a[t] = rng_float(&r);
+    int ns[] = {16, 20, 24, 32, 40, 48, 56};
+    for (size_t h = 0; h < sizeof ns / sizeof ns[0]; h++) {
+        int n = ns[h];
+        matvec_scores(sc, q, k, STRIDE, NT, n, 0.25f);
+        for (int t = 0; t < NT; t++) {
+            matvec_scores(&one, q, k + (size_t)t * STRIDE, STRIDE, 1, n, 0.25f);
+            cr_assert_eq(sc[t], one, "n=%d position %d", n, t);
+        }
+        for (int i = 0; i < n; i++)
+            out[i] = want[i] = q[i];
+        matvec_accum(out, a, k, STRIDE, NT, n);
+        for (int i = 0; i < n; i += 8) /* one block of 8 (or the tail) alone */
+            matvec_accum(want + i, a, k + i, STRIDE, NT, n - i < 8 ? n - i : 8);
+        for (int i = 0; i < n; i++)
+            cr_assert_eq(out[i], want[i], "n=%d column %d", n, i);
+    }
+}
+
 typedef struct {
     const float *w, *x;
     float *out;
