@@ -14,6 +14,7 @@
 
 #include "model/checkpoint.h"
 #include "model/infer.h"
+#include "model/matvec.h"
 #include "model/model.h"
 #include "model/sample.h"
 #include "model/tokenizer.h"
@@ -222,6 +223,59 @@ static void bench_batch(const char *name, const Model *m, const Tokenizer *tok, 
     }
 }
 
+/* The matrix products of one decode step alone (every layer's seven and the
+ * classifier, through matvec_rows on one thread) for 1 row and for 8: their
+ * multiply-adds per second, and how much faster 8 rows are per row, the most
+ * a batch of 8 can gain over 8 single streams on the products. */
+static void bench_products(const char *name, const Model *m) {
+    const Config *c = &m->cfg;
+    const Weights *w = &m->w;
+    int C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), Q = model_q_dim(c), V = c->vocab_size;
+    int wide = H > C ? H : C, big;
+    wide = Q > wide ? Q : wide;
+    big = V > wide ? V : wide;
+    float *x = calloc((size_t)8 * wide, sizeof(float));
+    float *out = malloc(sizeof(float) * 8 * (size_t)big);
+    if (!x || !out) {
+        free(x), free(out);
+        return;
+    }
+    for (int i = 0; i < 8 * C; i++)
+        x[i] = (float)((i * 37) % 17) / 17.0f - 0.5f;
+    double macs = (double)C * V;
+    for (int l = 0; l < c->n_layers; l++)
+        macs += (double)C * Q * 2 + (double)C * KV * 2 + (double)C * H * 3;
+    matvec_set_threads(1);
+    double per_row[2] = {0, 0};
+    for (int ri = 0; ri < 2; ri++) {
+        int n = ri ? 8 : 1, reps = (int)(4e8 / (macs * n)) + 1;
+        double best = 1e30;
+        for (int rep = 0; rep < 3; rep++) {
+            double t0 = now_seconds();
+            for (int it = 0; it < reps; it++) {
+                for (int l = 0; l < c->n_layers; l++) {
+                    size_t lq = (size_t)l * Q * C, lk = (size_t)l * KV * C, lh = (size_t)l * H * C;
+                    matvec_rows(out, x, w->wq + lq, n, C, Q);
+                    matvec_rows(out, x, w->wk + lk, n, C, KV);
+                    matvec_rows(out, x, w->wv + lk, n, C, KV);
+                    matvec_rows(out, x, w->wo + lq, n, Q, C);
+                    matvec_rows(out, x, w->w1 + lh, n, C, H);
+                    matvec_rows(out, x, w->w3 + lh, n, C, H);
+                    matvec_rows(out, x, w->w2 + lh, n, H, C);
+                }
+                matvec_rows(out, x, w->wcls, n, C, V);
+            }
+            double el = (now_seconds() - t0) / reps;
+            best = el < best ? el : best;
+        }
+        per_row[ri] = best / n;
+        printf("decode_products_gmac_per_s config=%s rows=%d threads=1 path=matvec_rows value=%.1f%s",
+               name, n, macs * n / best / 1e9, ri ? "" : "\n");
+    }
+    printf(" per_row_over_rows1=%.2f\n", per_row[0] / per_row[1]);
+    free(x), free(out);
+}
+
 /* The tokens/s `rlhf sample --max-tokens 256` prints (0: it failed). */
 static double time_sample(const char *rlhf, const char *mpath, const char *tpath, int threads,
                           int seed) {
@@ -370,6 +424,7 @@ int main(int argc, char **argv) {
 
     for (int threads = 1; threads <= 2; threads++)
         bench_batch("15m", &m, tok, &st, threads);
+    bench_products("15m", &m);
     infer_free(&st);
     tok_free(tok);
     model_free(&m);
@@ -380,6 +435,7 @@ int main(int argc, char **argv) {
     if (infer_create(&st, &m, 8, &err)) die(&err);
     for (int threads = 1; threads <= 2; threads++)
         bench_batch("demo", &m, tok, &st, threads);
+    bench_products("demo", &m);
     infer_free(&st);
     tok_free(tok);
     model_free(&m);

@@ -482,6 +482,38 @@ Test(matvec, rows_threads_and_attention_pieces) {
     free(w), free(x), free(ref), free(a), free(b);
 }
 
+/* Attention's scores eight positions at a time and its sums over several
+ * column blocks at once give the bits of one position, one block at a time
+ * (head sizes 16..56 in steps of 8, and 20 with a scalar tail). */
+Test(matvec, attention_blocks_equal_one_at_a_time) {
+    enum { NT = 21, STRIDE = 64 };
+    float k[NT * STRIDE], q[STRIDE], a[NT], sc[NT], one, out[STRIDE], want[STRIDE];
+    Rng r;
+    rng_seed(&r, 13);
+    for (int i = 0; i < NT * STRIDE; i++)
+        k[i] = (float)rng_normal(&r);
+    for (int i = 0; i < STRIDE; i++)
+        q[i] = (float)rng_normal(&r);
+    for (int t = 0; t < NT; t++)
+        a[t] = rng_float(&r);
+    int ns[] = {16, 20, 24, 32, 40, 48, 56};
+    for (size_t h = 0; h < sizeof ns / sizeof ns[0]; h++) {
+        int n = ns[h];
+        matvec_scores(sc, q, k, STRIDE, NT, n, 0.25f);
+        for (int t = 0; t < NT; t++) {
+            matvec_scores(&one, q, k + (size_t)t * STRIDE, STRIDE, 1, n, 0.25f);
+            cr_assert_eq(sc[t], one, "n=%d position %d", n, t);
+        }
+        for (int i = 0; i < n; i++)
+            out[i] = want[i] = q[i];
+        matvec_accum(out, a, k, STRIDE, NT, n);
+        for (int i = 0; i < n; i += 8) /* one block of 8 (or the tail) alone */
+            matvec_accum(want + i, a, k + i, STRIDE, NT, n - i < 8 ? n - i : 8);
+        for (int i = 0; i < n; i++)
+            cr_assert_eq(out[i], want[i], "n=%d column %d", n, i);
+    }
+}
+
 typedef struct {
     const float *w, *x;
     float *out;
@@ -586,6 +618,49 @@ Test(matvec, bf16_equals_fp32_on_rounded_weights) {
     }
     matvec_use_simd(1);
     matvec_set_threads(1);
+}
+
+/* A matrix large enough to stream from memory (over 512 KB even as bf16: a
+ * row alone reads it one output after another, a batch in blocks) gives every
+ * row the same bits alone and in a batch of any size, on 1 and 2 threads, for
+ * fp32 and both bf16 kernels; C = 300 leaves a tail of 4 columns. */
+Test(matvec, streamed_matrix_row_alone_equals_batch) {
+    int C = 300, OC = 1100;
+    float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 9 * C);
+    uint16_t *wb = malloc(sizeof(uint16_t) * C * OC);
+    float *a = malloc(sizeof(float) * 9 * OC), *one = malloc(sizeof(float) * OC);
+    Rng r;
+    rng_seed(&r, 11);
+    for (int i = 0; i < C * OC; i++) {
+        wb[i] = st_f32_to_bf16((float)rng_normal(&r));
+        w[i] = bf16_value(wb[i]);
+    }
+    for (int i = 0; i < 9 * C; i++)
+        x[i] = (float)rng_normal(&r);
+    for (int threads = 1; threads <= 2; threads++) {
+        matvec_set_threads(threads);
+        for (int bf = 0; bf < 2; bf++)
+            for (int n = 1; n <= 9; n++) {
+                if (bf) matvec_rows_bf16(a, x, wb, n, C, OC);
+                else matvec_rows(a, x, w, n, C, OC);
+                for (int row = 0; row < n; row++) {
+                    if (bf) matvec_rows_bf16(one, x + (size_t)row * C, wb, 1, C, OC);
+                    else matvec_rows(one, x + (size_t)row * C, w, 1, C, OC);
+                    for (int o = 0; o < OC; o++) {
+                        cr_assert_eq(one[o], a[(size_t)row * OC + o],
+                                     "bf16 %d threads %d n=%d row %d out %d", bf, threads, n, row, o);
+                        double s = 0, mag = 0;
+                        for (int j = 0; j < C; j++) {
+                            double p = (double)w[(size_t)o * C + j] * x[(size_t)row * C + j];
+                            s += p, mag += fabs(p);
+                        }
+                        cr_assert_leq(fabs(one[o] - s), 2e-6 * mag, "bf16 %d out %d", bf, o);
+                    }
+                }
+            }
+    }
+    matvec_set_threads(1);
+    free(w), free(x), free(wb), free(a), free(one);
 }
 
 /* Rounds every matrix of m to bf16 in place, as a model loaded from BF16 safetensors. */
