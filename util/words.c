@@ -1,8 +1,8 @@
 /* A hash set of lower-case words (open addressing, FNV-1a). */
 #include "util/words.h"
+#include "util/sys.h"
 
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,25 +80,11 @@ int wordset_add_text(WordSet *s, const char *text, size_t n) {
 }
 
 int wordset_add_file(WordSet *s, const char *path, Err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(err, RLHF_EIO, "%s: cannot open", path);
-    char buf[1 << 16];
-    size_t keep = 0, got;
-    int rc = RLHF_OK;
-    /* a word cut at the end of a read waits for the next one */
-    while (!rc && (got = fread(buf + keep, 1, sizeof buf - keep, f)) > 0) {
-        size_t n = keep + got, cut = n;
-        while (cut > 0 && letter((unsigned char)buf[cut - 1]))
-            cut--;
-        if (cut == 0 && n == sizeof buf) cut = n; /* one word longer than the buffer */
-        rc = wordset_add_text(s, buf, cut);
-        keep = n - cut;
-        memmove(buf, buf + cut, keep);
-    }
-    if (!rc && ferror(f)) rc = err_set(err, RLHF_EIO, "%s: read error", path);
-    if (!rc) rc = wordset_add_text(s, buf, keep);
-    fclose(f);
-    if (rc == RLHF_ENOMEM) err_set(err, rc, "out of memory");
+    char *text;
+    size_t n;
+    int rc = sys_read_file(path, &text, &n, err);
+    if (!rc && wordset_add_text(s, text, n)) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    free(text);
     return rc;
 }
 

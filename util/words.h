@@ -18,7 +18,8 @@ typedef struct WordSet {
 
 /* Adds every word of text[0..n). 0 or RLHF_ENOMEM. */
 int wordset_add_text(WordSet *s, const char *text, size_t n);
-/* Adds every word of the file at path (read whole). An error names the file. */
+/* Adds every word of the file at path (read whole, as pretraining reads its
+ * corpus). An error names the file. */
 int wordset_add_file(WordSet *s, const char *path, Err *err);
 /* 1 when the n bytes at w (one word, any case) are in the set. */
 int wordset_has(const WordSet *s, const char *w, size_t n);
