@@ -718,10 +718,17 @@ static void win_figures(const Run *r, const double *pw, double w, int rm, EvalRe
     }
 }
 
-int eval_template_leak(const char *template, const char *answer) {
-    /* a stored chat template ("chat:chatml") as it renders around a prompt */
-    char *shape = gen_apply_template(template ? template : GEN_DEFAULT_TEMPLATE, "{prompt}");
-    const char *p = shape ? shape : template ? template : "";
+/* A stored chat template ("chat:chatml") as it renders around a prompt, the
+ * template itself when it does not render; caller frees. NULL: out of memory. */
+static char *template_shape(const char *template) {
+    const char *t = template ? template : GEN_DEFAULT_TEMPLATE;
+    char *shape = gen_apply_template(t, "{prompt}");
+    return shape ? shape : strdup(t);
+}
+
+/* eval_template_leak on a template_shape */
+static int shape_leak(const char *shape, const char *answer) {
+    const char *p = shape;
     int leak = 0;
     while (*p && !leak) {
         size_t n = strcspn(p, "\n");
@@ -732,6 +739,12 @@ int eval_template_leak(const char *template, const char *answer) {
         leak = len >= 2 && memmem(answer, strlen(answer), t, len);
         p += brace ? part + 8 : n + (p[n] == '\n');
     }
+    return leak;
+}
+
+int eval_template_leak(const char *template, const char *answer) {
+    char *shape = template_shape(template);
+    int leak = shape && shape_leak(shape, answer);
     free(shape);
     return leak;
 }
@@ -754,7 +767,9 @@ static int load_known(Run *r, Err *err) {
 
 /* The answers' health on side k: distinct answers per prompt, the share of
  * samples with template text, and with a word the known words lack. */
-static void health(const Run *r, int k, EvalSide *s) {
+static int health(const Run *r, int k, EvalSide *s, Err *err) {
+    char *shape = template_shape(r->s[k].template);
+    if (!shape) return err_set(err, RLHF_ENOMEM, "out of memory");
     double n = 0, leak = 0, unknown = 0, distinct = 0;
     for (int i = 0; i < r->np; i++) {
         distinct += r->p[i].n_ans[k];
@@ -762,13 +777,15 @@ static void health(const Run *r, int k, EvalSide *s) {
             const Answer *x = &r->p[i].ans[k][a];
             size_t len;
             n += x->w;
-            leak += x->w * eval_template_leak(r->s[k].template, x->text);
+            leak += x->w * shape_leak(shape, x->text);
             if (r->known.n) unknown += x->w * (wordset_first_unknown(&r->known, x->text, &len) != NULL);
         }
     }
     s->distinct_per_prompt = r->np ? distinct / r->np : NAN;
     s->leak = n ? leak / n : NAN;
     s->unknown = r->known.n && n ? unknown / n : NAN;
+    free(shape);
+    return RLHF_OK;
 }
 
 static int summarise(Run *r, EvalResult *res, Err *err) {
@@ -807,7 +824,8 @@ static int summarise(Run *r, EvalResult *res, Err *err) {
         s->length = n_len ? len / n_len : NAN;
         s->judge_score = o->rule && n ? judge / n : NAN;
         if (r->have_rm) s->reward = n ? reward / n : NAN;
-        health(r, k, s);
+        int rc = health(r, k, s, err);
+        if (rc) return rc;
     }
     return RLHF_OK;
 }
