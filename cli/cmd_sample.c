@@ -282,10 +282,7 @@ static int exec_sample(int argc, char **argv) {
     }
     if (a.best_of) {
         BestOfRun b = {a.json, 0};
-        for (int i = 0; !a.stop.n && i < SAMPLE_CHAT_N_STOPS; i++)
-            a.stops[i] = SAMPLE_CHAT_STOPS[i];
-        if (!a.stop.n) a.stop.n = SAMPLE_CHAT_N_STOPS;
-        a.p.n_stop = a.stop.n;
+        if (!a.stop.n) a.p.stop = SAMPLE_CHAT_STOPS, a.p.n_stop = SAMPLE_CHAT_N_STOPS;
         rc = sample_best_of(a.model_path, a.tok_path, a.rm_path, a.template, a.prompt, &a.p,
                             (int)a.best_of, (int)a.k, (uint64_t)a.seed, a.weights, &b, &err);
     } else {

@@ -252,9 +252,9 @@ static int stats_reduce(DpoStats *st) {
     double v[9] = {st->loss,     st->chosen,      st->rejected,      st->margin,
                    st->accuracy, st->logp_chosen, st->logp_rejected, st->n, st->nll};
     if (dist_allreduce_double(v, 9)) return -1;
-    st->nll = v[8];
     st->loss = v[0], st->chosen = v[1], st->rejected = v[2], st->margin = v[3];
     st->accuracy = v[4], st->logp_chosen = v[5], st->logp_rejected = v[6], st->n = (int)v[7];
+    st->nll = v[8];
     return 0;
 }
 
