@@ -109,6 +109,19 @@ fi
 echo "-- best-of-$BON: sample $BON answers from SFT, keep the one the RM scores highest (no training)"
 "$RLHF" sample --model "$DIR/sft.ckpt" --best-of "$BON" --rm "$DIR/rm.ckpt" "What is the capital of Peru?"
 
+# final_row EVAL-ARGS...: one row of final.tsv, side B (--b ...) against SFT: under the
+# rule (win, interval, reward, KL) and by the fact alone (win, interval, both shares
+# correct, both sides' distinct answers per prompt, template text and unknown words)
+final_row() {
+    # shellcheck disable=SC2086
+    win=$("$RLHF" eval --a "$DIR/sft.ckpt" "$@" --rm "$DIR/rm.ckpt" --ref "$DIR/sft.ckpt" \
+        --judge demo --split test --samples $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
+    # shellcheck disable=SC2086
+    cor=$("$RLHF" eval --a "$DIR/sft.ckpt" "$@" --rm "$DIR/rm.ckpt" --judge correct --judge-name judge:correct \
+        --split test --samples $EVAL_N $EVAL_LIMIT --known-words "$KNOWN" --row 2>/dev/null)
+    printf '%s\t%s\n' "$(echo "$win" | cut -f1-6)" "$(echo "$cor" | cut -f2-4,7-14)" >> "$DIR/final.tsv"
+}
+
 step "10. Each against SFT on the held-out prompts, judged by the task's rule without noise"
 : > "$DIR/final.tsv"
 for side in ppo rloo grpo dpo bo; do
@@ -117,12 +130,7 @@ for side in ppo rloo grpo dpo bo; do
     "$RLHF" eval --a "$DIR/sft.ckpt" $b --rm "$DIR/rm.ckpt" --ref "$DIR/sft.ckpt" \
         --judge demo --split test --samples $EVAL_N $EVAL_LIMIT
     # shellcheck disable=SC2086
-    win=$("$RLHF" eval --a "$DIR/sft.ckpt" $b --rm "$DIR/rm.ckpt" --ref "$DIR/sft.ckpt" \
-        --judge demo --split test --samples $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
-    # shellcheck disable=SC2086
-    cor=$("$RLHF" eval --a "$DIR/sft.ckpt" $b --rm "$DIR/rm.ckpt" --judge correct --judge-name judge:correct \
-        --split test --samples $EVAL_N $EVAL_LIMIT --known-words "$KNOWN" --row 2>/dev/null)
-    printf '%s\t%s\n' "$(echo "$win" | cut -f1-6)" "$(echo "$cor" | cut -f2-4,7-14)" >> "$DIR/final.tsv"
+    final_row $b
 done
 
 step "11. Every policy, rated by the judge's rankings on the held-out prompts"
@@ -130,13 +138,7 @@ step "11. Every policy, rated by the judge's rankings on the held-out prompts"
 
 step "12. The next round, as InstructGPT did: candidates from PPO ranked, a new RM, PPO again"
 RLHF="$RLHF" EVAL_N="$EVAL_N" sh samples/next_round.sh "$DIR" 2
-# shellcheck disable=SC2086
-win=$("$RLHF" eval --a "$DIR/sft.ckpt" --b "$DIR/ppo-r2.ckpt" --rm "$DIR/rm.ckpt" --ref "$DIR/sft.ckpt" \
-    --judge demo --split test --samples $EVAL_N $EVAL_LIMIT --row 2>/dev/null)
-# shellcheck disable=SC2086
-cor=$("$RLHF" eval --a "$DIR/sft.ckpt" --b "$DIR/ppo-r2.ckpt" --judge correct --judge-name judge:correct \
-    --split test --samples $EVAL_N $EVAL_LIMIT --known-words "$KNOWN" --row 2>/dev/null)
-printf '%s\t%s\n' "$(echo "$win" | cut -f1-6)" "$(echo "$cor" | cut -f2-4,7-14)" >> "$DIR/final.tsv"
+final_row --b "$DIR/ppo-r2.ckpt"
 
 step "The loop, in figures"
 rm_acc=$(sed -n 's/^ *rule demo (no noise) *\([0-9.]*%\) *\(\[[^]]*\]\).*/\1 \2/p' "$DIR/eval-rm.txt")
