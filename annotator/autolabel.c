@@ -31,13 +31,24 @@ static void levels_from_scores(const double *score, int n, unsigned char *level)
     }
 }
 
-void auto_rank_rule(const Rule *r, const char *prompt, const char *const *texts, int n, double noise,
-                    Rng *rng, unsigned char *level, unsigned char *likert) {
+/* The rule's score of one answer in [0, 1], less AUTO_UNKNOWN_WORD_COST when
+ * the labeler knows the language and the answer has a word it lacks. */
+static double labeler_score(const Rule *r, const WordSet *known, const char *prompt,
+                            const char *text) {
+    double s = r->score(prompt, text);
+    size_t len;
+    if (known && known->n && wordset_first_unknown(known, text, &len))
+        s -= AUTO_UNKNOWN_WORD_COST;
+    if (!(s >= 0)) s = 0; /* also NAN */
+    return s > 1 ? 1 : s;
+}
+
+void auto_rank_rule(const Rule *r, const WordSet *known, const char *prompt,
+                    const char *const *texts, int n, double noise, Rng *rng, unsigned char *level,
+                    unsigned char *likert) {
     double score[RS_MAX_CAND];
     for (int i = 0; i < n && i < RS_MAX_CAND; i++) {
-        double s = r->score(prompt, texts[i]);
-        if (!(s >= 0)) s = 0; /* also NAN */
-        if (s > 1) s = 1;
+        double s = labeler_score(r, known, prompt, texts[i]);
         likert[i] = (unsigned char)(1 + lround(6 * s));
         score[i] = s + (noise > 0 ? noise * rng_normal(rng) : 0);
     }
@@ -292,7 +303,7 @@ int auto_run(LabelSession *s, const AutoOpts *o, AutoStats *st, Err *err) {
             for (int pos = 0; pos < it.n; pos++) texts[pos] = it.cand[it.shown[pos]].text;
             Rng r;
             rng_seed(&r, o->seed ^ ((uint64_t)it.prompt_id * 0x9E3779B97F4A7C15ULL));
-            auto_rank_rule(o->rule, it.prompt, texts, it.n, o->noise, &r, level, likert);
+            auto_rank_rule(o->rule, o->known, it.prompt, texts, it.n, o->noise, &r, level, likert);
         }
         RankState rs;
         if (!rc && rs_init(&rs, it.n) == 0) {
@@ -332,7 +343,8 @@ static int write_one(LabelSession *s, const AutoOpts *o, const LabelItem *it, in
     double best_s = -1e300;
     for (int i = 0; i < it->n; i++) {
         const char *c = it->cand[it->shown[i]].text;
-        double sc = o->rule->score(it->prompt, c) + (o->noise > 0 ? o->noise * rng_normal(&r) : 0);
+        double sc = labeler_score(o->rule, o->known, it->prompt, c) +
+                    (o->noise > 0 ? o->noise * rng_normal(&r) : 0);
         if (sc > best_s) best_s = sc, best = it->shown[i];
     }
     int slip = o->noise > 0 && rng_double(&r) < (o->noise < 1 ? o->noise : 1);

@@ -19,11 +19,21 @@
 #include "annotator/rules.h"
 #include "annotator/session.h"
 #include "util/rng.h"
+#include "util/words.h"
+
+/* What a simulated labeler who knows the language takes off an answer's rule
+ * score when the answer has a word none of its known words is (a misspelt or
+ * invented word, "plusree"), as a careful person marks such an answer down:
+ * the weight the demo rule gives one clean sentence. */
+#define AUTO_UNKNOWN_WORD_COST 0.15
 
 /* Ranks n texts by rule score + noise * N(0, 1): level[i] (1 = best; equal
- * noisy scores tie) and a Likert score from the clean rule score. */
-void auto_rank_rule(const Rule *r, const char *prompt, const char *const *texts, int n, double noise,
-                    Rng *rng, unsigned char *level, unsigned char *likert);
+ * noisy scores tie) and a Likert score from the clean rule score. With known
+ * words (NULL: none), a text with a word outside them loses
+ * AUTO_UNKNOWN_WORD_COST of its rule score first. */
+void auto_rank_rule(const Rule *r, const WordSet *known, const char *prompt,
+                    const char *const *texts, int n, double noise, Rng *rng, unsigned char *level,
+                    unsigned char *likert);
 
 typedef struct Judge Judge;
 int judge_start(const char *cmd, int timeout_ms, Judge **out, Err *err);
@@ -38,7 +48,8 @@ typedef struct AutoOpts {
     int timeout_ms;      /* per answer of the judge */
     double noise;
     uint64_t seed;
-    int64_t limit;       /* at most this many prompts; 0: all */
+    int64_t limit;          /* at most this many prompts; 0: all */
+    const WordSet *known;   /* with a rule: the words the labeler knows (NULL: any) */
 } AutoOpts;
 
 typedef struct AutoStats {

@@ -48,6 +48,10 @@ const struct cmd_entry cmd_label_entry = {
     "  --auto RULE        rank by a rule (see --list-rules)\n"
     "  --noise X          add X * N(0,1) to each rule score before ranking (default 0)\n"
     "  --seed S           seed of the noise (default 1)\n"
+    "  --known-words FILE[,FILE...]  with --auto: the labeler knows the words of these\n"
+    "                     files (the training data's text) and marks down an answer with\n"
+    "                     any other word (misspelt or invented, \"plusree\"): 0.15 off its\n"
+    "                     rule score, a clean sentence's weight in the demo rule\n"
     "  --auto-cmd CMD     rank by an external judge: CMD gets one JSON line per prompt on\n"
     "                     stdin and answers one line {\"scores\":[...]} or {\"order\":\"2>1=3\"}\n"
     "  --timeout SECS     how long the judge may take per prompt (default 30)\n"
@@ -149,12 +153,13 @@ static int take_list_rules(const struct cmd_entry *e, const CliOpt *o, const cha
 /* What the command line asks for. */
 typedef struct LabelArgs {
     const char *dbflag, *name, *guidelines, *split, *rule_name, *cmd, *set_flags, *set_guide, *gold;
-    const char *kind, *rm;
+    const char *kind, *rm, *known_words;
     int order;
     long overlap, lease, seed, timeout, limit;
     double noise, gold_rate;
     int review, seed_given, task, kind_given;
     const Rule *rule;
+    WordSet known; /* --known-words */
 } LabelArgs;
 
 /* Options into a; -1 to go on, else the exit status. */
@@ -176,6 +181,7 @@ static int parse(int argc, char **argv, LabelArgs *a) {
                            CLI_O_STR("auto", &a->rule_name),
                            CLI_O_STR("auto-cmd", &a->cmd),
                            CLI_O_DBL("noise", &a->noise, 0, 100),
+                           CLI_O_STR("known-words", &a->known_words),
                            CLI_O_SEEN(&a->seed_given, CLI_O_LONG("seed", &a->seed, 0, 0x7fffffffL)),
                            CLI_O_LONG("timeout", &a->timeout, 1, 3600),
                            CLI_O_LONG("limit", &a->limit, 0, 1L << 40),
@@ -191,6 +197,9 @@ static int parse(int argc, char **argv, LabelArgs *a) {
         return cli_usage_error(E, "--auto: no rule '%s' (rlhf label --list-rules lists them)", a->rule_name);
     if (a->review && (a->rule || a->cmd)) return cli_usage_error(E, "--review is for people, not simulated labelers");
     if (a->cmd && !*a->cmd) return cli_usage_error(E, "--auto-cmd: empty command");
+    if (a->known_words && !a->rule)
+        return cli_usage_error(E, "--known-words is for a simulated labeler's rule (--auto RULE)");
+    if (a->known_words && !*a->known_words) return cli_usage_error(E, "--known-words: no file");
     if (a->split && !db_valid_split(a->split)) return cli_usage_error(E, "--split: '%s' is not a split name", a->split);
     if (a->task && a->review) return cli_usage_error(E, "--review is for rankings (--task rank)");
     if (a->task && a->cmd)
@@ -246,7 +255,7 @@ static int run_session(Db *db, LabelArgs *a) {
         printf("%s: %lld prompts written, %lld duplicates\n", cli_shown(name, 0),
                (long long)st.written, (long long)st.duplicates);
     } else if (simulated && a->task == 1) {
-        AutoOpts o = {rule, NULL, 0, a->noise, (uint64_t)a->seed, a->limit};
+        AutoOpts o = {rule, NULL, 0, a->noise, (uint64_t)a->seed, a->limit, &a->known};
         AutoStats st;
         rc = auto_write(&s, &o, &st, &err);
         printf("%s wrote %lld answers (%lld prompts skipped: not of the demo task) with rule %s in "
@@ -255,7 +264,8 @@ static int run_session(Db *db, LabelArgs *a) {
                st.seconds);
         if (rc) fprintf(stderr, "rlhf label: %s\n", err.msg);
     } else if (simulated) {
-        AutoOpts o = {rule, cmd, (int)a->timeout * 1000, a->noise, (uint64_t)a->seed, a->limit};
+        AutoOpts o = {rule, cmd,      (int)a->timeout * 1000, a->noise, (uint64_t)a->seed,
+                      a->limit, &a->known};
         AutoStats st;
         rc = auto_run(&s, &o, &st, &err);
         printf("%s ranked %lld prompts (%lld gold) with %s%s in %.1f s\n", cli_shown(name, 0), (long long)st.ranked,
@@ -298,7 +308,14 @@ static int exec_label(int argc, char **argv) {
         db_close(db);
         return cli_usage_error(E, "--as: %s", nerr.msg);
     }
+    if (a.known_words && wordset_add_files(&a.known, a.known_words, &nerr)) {
+        db_close(db);
+        wordset_free(&a.known);
+        err_prefix(&nerr, "--known-words: ");
+        return cli_fail(E, &nerr);
+    }
     rc = run_session(db, &a);
     db_close(db);
+    wordset_free(&a.known);
     return rc;
 }

@@ -482,7 +482,7 @@ static int judge_prompt(Run *r, EvalPrompt *p, Judge *judge, const char *source,
                 texts[i] = p->rows[idx[i]].text;
             Rng g;
             rng_seed(&g, o->judge_seed ^ ((uint64_t)p->id * 0x9E3779B97F4A7C15ULL));
-            auto_rank_rule(o->rule, p->text, texts, n, o->noise, &g, level, likert);
+            auto_rank_rule(o->rule, NULL, p->text, texts, n, o->noise, &g, level, likert);
         }
         if (rc) return err_prefix(err, "prompt %lld: ", (long long)p->id);
         RankingItemIn items[RS_MAX_CAND];
@@ -753,14 +753,7 @@ int eval_template_leak(const char *template, const char *answer) {
  * anything is generated: a missing file fails the run with nothing written. */
 static int load_known(Run *r, Err *err) {
     if (!r->o->known_words) return RLHF_OK;
-    char *files = strdup(r->o->known_words);
-    if (!files) return err_set(err, RLHF_ENOMEM, "out of memory");
-    int rc = RLHF_OK;
-    for (char *f = files, *save = NULL; !rc && (f = strtok_r(f, ",", &save)); f = NULL)
-        rc = wordset_add_file(&r->known, f, err);
-    free(files);
-    if (!rc && !r->known.n)
-        rc = err_set(err, RLHF_EINVAL, "'%s' holds no words", r->o->known_words);
+    int rc = wordset_add_files(&r->known, r->o->known_words, err);
     if (rc) err_prefix(err, "--known-words: ");
     return rc;
 }

@@ -88,6 +88,17 @@ int wordset_add_file(WordSet *s, const char *path, Err *err) {
     return rc;
 }
 
+int wordset_add_files(WordSet *s, const char *list, Err *err) {
+    char *files = strdup(list);
+    if (!files) return err_set(err, RLHF_ENOMEM, "out of memory");
+    int rc = RLHF_OK;
+    for (char *f = files, *save = NULL; !rc && (f = strtok_r(f, ",", &save)); f = NULL)
+        rc = wordset_add_file(s, f, err);
+    free(files);
+    if (!rc && !s->n) rc = err_set(err, RLHF_EINVAL, "'%s' holds no words", list);
+    return rc;
+}
+
 int wordset_has(const WordSet *s, const char *w, size_t n) {
     return s->cap && s->slot[find(s, w, n)] != NULL;
 }

@@ -21,6 +21,9 @@ int wordset_add_text(WordSet *s, const char *text, size_t n);
 /* Adds every word of the file at path (read whole, as pretraining reads its
  * corpus). An error names the file. */
 int wordset_add_file(WordSet *s, const char *path, Err *err);
+/* Adds every word of the comma-separated files of list ("a.txt,b.jsonl");
+ * an error names the file, or the list when the files hold no word at all. */
+int wordset_add_files(WordSet *s, const char *list, Err *err);
 /* 1 when the n bytes at w (one word, any case) are in the set. */
 int wordset_has(const WordSet *s, const char *w, size_t n);
 /* The first word of text that the set lacks: where it starts, its length in

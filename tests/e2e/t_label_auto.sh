@@ -66,6 +66,25 @@ expect_rc 0 "$RLHF" label --db s3.db --auto demo --as n --noise 3 --seed 8
 [ "$(orders s1.db)" != "$(orders s3.db)" ] || die "another seed, same orders"
 [ "$(orders s1.db)" != "$(orders a.db)" ] || die "noise changed nothing"
 
+# a labeler who knows the language: an answer with a word outside the known words
+# loses 0.15 of its score ("clouds" is not known: the longest answer drops below good)
+echo "The sky is blue on day. With a few white over the sea; cheese" > known.txt
+cp fresh.db k.db
+expect_rc 2 "$RLHF" label --db k.db --as x --known-words known.txt; contains "$ERR" "--auto RULE"
+expect_rc 2 "$RLHF" label --db k.db --auto-cmd cat --as x --known-words known.txt
+expect_rc 2 "$RLHF" label --db k.db --auto demo --as x --known-words ""
+expect_rc 1 "$RLHF" label --db k.db --auto longer --as x --known-words known.txt,missing.txt
+contains "$ERR" "missing.txt"
+[ "$(sql k.db "SELECT count(*) FROM rankings")" = 0 ] || die "rankings stored after a bad --known-words"
+expect_rc 0 "$RLHF" label --db k.db --auto longer --as kw --known-words known.txt
+first() { sql "$1" "SELECT group_concat(DISTINCT m.name) FROM ranking_items i JOIN candidates c ON c.id = i.candidate_id
+  JOIN models m ON m.id = c.model_id WHERE i.rank = 1"; }
+[ "$(first k.db)" = good ] || die "known words: first is $(first k.db), not good"
+expect_rc 0 "$RLHF" label --db k.db --auto longer --as plain --overlap 2
+[ "$(sql k.db "SELECT count(*) FROM ranking_items i JOIN rankings r ON r.id = i.ranking_id JOIN labelers l
+  ON l.id = r.labeler_id JOIN candidates c ON c.id = i.candidate_id JOIN models m ON m.id = c.model_id
+  WHERE l.name = 'plain' AND i.rank = 1 AND m.name = 'ok'")" = 6 ] || die "without known words the longest is first"
+
 # an external judge: scores by length (longest first)
 cat > judge.py <<'P'
 import json, sys

@@ -424,7 +424,7 @@ Test(rules, simulated_ranking_noise_and_seed) {
     unsigned char lv[4], lk[4];
     Rng g;
     rng_seed(&g, 1);
-    auto_rank_rule(r, "p", texts, 4, 0, &g, lv, lk);
+    auto_rank_rule(r, NULL, "p", texts, 4, 0, &g, lv, lk);
     cr_assert_eq(lv[2], 1);
     cr_assert_eq(lv[1], 2);
     cr_assert_eq(lv[3], 2); /* equal texts tie without noise */
@@ -435,13 +435,44 @@ Test(rules, simulated_ranking_noise_and_seed) {
     int differs = 0;
     for (uint64_t seed = 1; seed < 40; seed++) {
         rng_seed(&g, seed);
-        auto_rank_rule(r, "p", texts, 4, 2.0, &g, a, lk);
+        auto_rank_rule(r, NULL, "p", texts, 4, 2.0, &g, a, lk);
         rng_seed(&g, seed);
-        auto_rank_rule(r, "p", texts, 4, 2.0, &g, b, lk);
+        auto_rank_rule(r, NULL, "p", texts, 4, 2.0, &g, b, lk);
         cr_assert_eq(memcmp(a, b, 4), 0);
         differs |= memcmp(a, lv, 4) != 0;
     }
     cr_assert(differs);
+}
+
+/* A labeler who knows the language marks down an invented word: two answers the
+ * rule scores alike no longer tie, the Likert score drops, and a right fact
+ * garbled elsewhere still beats a clean wrong one. */
+Test(rules, known_words_mark_down_invented_words) {
+    const Rule *lr = rule_find("longer"), *demo = rule_find("demo");
+    WordSet known = {0};
+    const char *data = "the capital of france is paris rome a bit longer";
+    cr_assert_eq(wordset_add_text(&known, data, strlen(data)), 0);
+    const char *texts[3] = {"a bit longer", "a bit lomger", "a bit longer"};
+    unsigned char lv[3], lk[3], lk0[3];
+    Rng g;
+    rng_seed(&g, 1);
+    auto_rank_rule(lr, NULL, "p", texts, 3, 0, &g, lv, lk0);
+    cr_assert(lv[0] == 1 && lv[1] == 1 && lv[2] == 1, "without known words all tie");
+    auto_rank_rule(lr, &known, "p", texts, 3, 0, &g, lv, lk);
+    cr_assert(lv[0] == 1 && lv[2] == 1 && lv[1] == 2, "%d %d %d", lv[0], lv[1], lv[2]);
+    const char *q = "What is the capital of France?";
+    const char *facts[3] = {"The capital of France is Paris plusree.",
+                            "The capital of France is Rome.", "The capital of France isrome."};
+    auto_rank_rule(demo, NULL, q, facts, 3, 0, &g, lv, lk0);
+    auto_rank_rule(demo, &known, q, facts, 3, 0, &g, lv, lk);
+    cr_assert(lv[0] == 1 && lv[1] == 2 && lv[2] == 3, "%d %d %d", lv[0], lv[1], lv[2]);
+    cr_assert(lk[0] < lk0[0] && lk[1] == lk0[1] && lk[2] <= lk0[2], "Likert %d/%d %d/%d %d/%d",
+              lk[0], lk0[0], lk[1], lk0[1], lk[2], lk0[2]);
+    /* an empty set knows no language: nothing is marked down */
+    WordSet none = {0};
+    auto_rank_rule(lr, &none, "p", texts, 3, 0, &g, lv, lk);
+    cr_assert(lv[1] == 1);
+    wordset_free(&known);
 }
 
 /* Registers an RM "rm" and stores its scores of prompt p's candidates
