@@ -95,7 +95,7 @@ void ppo_free(Ppo *p) {
     void *bufs[] = {p->ex, p->res, p->scores, p->tokens, p->lens, p->nprompt, p->targets,
                     p->old_logp, p->ref_logp, p->old_v, p->adv, p->ret, p->ent, p->klf,
                     p->rew, p->flat, p->flat2, p->mb_tokens, p->mb_targets, p->order,
-                    p->mb_dv, p->lsm, p->lsm_row, p->seeds,
+                    p->mb_dv, p->lsm, p->seeds,
                     p->ptx_x, p->ptx_y, p->arow, p->g_tg, p->g_lp, p->g_ent, p->g_klf,
                     p->g_old, p->g_adv, p->g_ref, p->g_dlogp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
@@ -224,12 +224,11 @@ int ppo_init(Ppo *p, const PpoConfig *c, Model *policy, Model *ref, Model *value
     float **g[] = {&p->g_lp, &p->g_ent, &p->g_klf, &p->g_old, &p->g_adv, &p->g_ref, &p->g_dlogp};
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) *g[i] = malloc(sizeof(float) * MT);
     p->seeds = malloc(sizeof(uint64_t) * (size_t)c->samples);
-    p->lsm_row = malloc(sizeof(float) * (size_t)V);
     if (c->full_kl) p->lsm = malloc(sizeof(float) * (size_t)MB * c->max_new * V);
     if (!p->ex || !p->res || !p->scores || !p->tokens || !p->targets || !p->lens || !p->nprompt ||
         !p->rew || !p->flat2 || !p->old_logp || !p->ref_logp || !p->old_v || !p->adv || !p->ret ||
         !p->ent || !p->klf || !p->flat || !p->mb_tokens || !p->mb_targets || !p->order ||
-        !p->mb_dv || !p->seeds || !p->lsm_row || !p->arow ||
+        !p->mb_dv || !p->seeds || !p->arow ||
         !p->g_tg || !p->g_lp || !p->g_ent || !p->g_klf || !p->g_old || !p->g_adv || !p->g_ref ||
         !p->g_dlogp ||
         (c->full_kl && !p->lsm)) {
@@ -376,32 +375,28 @@ static int share_rows(Ppo *p, int T, int a0, int a1, Err *err) {
 
 /* The rows of one LM-head chunk in evaluate_batch: log-probs (and entropies)
  * of the targets, and for the exact KL the reference's log-softmax of each
- * answer row (k counts them) or the policy's KL against it. */
+ * row or the policy's KL against it. The rows are the answer positions
+ * (p->arow), so row k of the walk is the minibatch's k-th answer row, its
+ * row in p->lsm. */
 typedef struct {
     Ppo *p;
     const int *tg;
     float *logp, *ent, *klf; /* klf NULL: the reference's pass */
-    int k;
 } EvalHead;
 
 static int eval_rows(void *ctx, float *logits, int row0, int R, int V, Err *err) {
     EvalHead *h = ctx;
     Ppo *p = h->p;
-    const int *tg = h->tg + row0;
     (void)err;
     loss_logits_temper(logits, R, V, p->c.temperature);
-    for (int n = 0; n < R; n++) {
-        const float *x = logits + (size_t)n * V;
-        if (h->klf) h->klf[row0 + n] = 0;
-        if (!p->c.full_kl || tg[n] < 0) continue;
-        if (!h->klf) {
-            ppo_log_softmax(x, V, p->lsm + (size_t)h->k++ * V);
-        } else {
-            ppo_log_softmax(x, V, p->lsm_row);
-            h->klf[row0 + n] = (float)ppo_kl_exact(p->lsm_row, p->lsm + (size_t)h->k++ * V, V);
-        }
+    if (!p->c.full_kl) {
+        if (h->klf) memset(h->klf + row0, 0, sizeof(float) * (size_t)R);
+    } else if (!h->klf) {
+        loss_log_softmax(logits, R, V, p->lsm + (size_t)row0 * V);
+    } else {
+        loss_kl_exact(logits, p->lsm + (size_t)row0 * V, R, V, h->klf + row0);
     }
-    loss_logprobs(logits, tg, R, V, h->logp + row0, h->ent ? h->ent + row0 : NULL);
+    loss_logprobs(logits, h->tg + row0, R, V, h->logp + row0, h->ent ? h->ent + row0 : NULL);
     return RLHF_OK;
 }
 
