@@ -1,11 +1,17 @@
 /* bench_ppo: PPO on random weights with a reward model, a separate value
  * model and the reference all loaded (InstructGPT's four models; demo and
  * 15m), and on 15m with the default critic (a value head on the policy):
- * rollout tokens/s (batched decode), update tokens/s (training
- * forward+backward, padded tokens), plain training's tokens/s on the same
- * minibatch shape and the update's ratio to it, the share of a step spent in
- * rollout, scoring and update (the update includes the reference and
- * old-policy passes), and the process's peak RSS so far. */
+ * rollout tokens/s (batched decode), update tokens/s, plain training's
+ * tokens/s on the same minibatch shape and the update's ratio to it, the
+ * share of a step spent in rollout, scoring and update, and the process's
+ * peak RSS so far.
+ * Tokens are counted alike both ways: every position of a minibatch's
+ * packed rows (prompt, answer and padding: B·T) once per training pass
+ * (forward and backward) over it, so a PPO step of E epochs counts E·N·T.
+ * The update's time includes the reference's and the old policy's
+ * evaluation passes and the value model's update, which count no tokens.
+ * Both figures are the best of 3 after one uncounted warm-up: PPO's of 3
+ * steps, plain training's of 3 passes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +58,7 @@ static int rm_cb(void *ctx, const SeqExample *ex, const SampleResult *res, int n
 /* tokens/s of plain training (the SFT/pretraining step: forward, LM head
  * with the next-token loss, backward, clipping, AdamW) of the policy on
  * batches of B x T tokens, counted as B·T per step as PPO's update counts its
- * minibatches (padding included) */
+ * minibatches (padding included); the best of 3 after a warm-up */
 static double plain_train_tps(Model *m, RunState *rs, int B, int T, Err *err) {
     AdamW o;
     int N = B * T, rc = adamw_create(&o, model_train_n(m), err);
@@ -123,6 +129,7 @@ static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, in
     if (!rc) rc = ppo_init(&p, &pc, &pol, &ref, &val, tok, prompts, 64, NULL, NULL, 0, 1, &err);
     ready = !rc;
     PpoStats s, sum = {0};
+    double best_up = 0; /* the update's tokens/s, the best step's */
     /* a first step uncounted, as plain training's first pass below: it
      * touches the optimizers' moments, the gradients and the run state for
      * the first time (page faults that were most of a single counted step) */
@@ -131,6 +138,7 @@ static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, in
         if (i < 0) continue;
         sum.t_rollout += s.t_rollout, sum.t_score += s.t_score, sum.t_update += s.t_update;
         sum.rollout_tokens += s.rollout_tokens, sum.update_tokens += s.update_tokens;
+        if (s.update_tokens / s.t_update > best_up) best_up = s.update_tokens / s.t_update;
     }
     if (!rc) {
         struct rusage u;
@@ -140,20 +148,22 @@ static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, in
         char cfg[160];
         snprintf(cfg, sizeof cfg, "config=%s prompts=%d answers=%d new=%d epochs=%d critic=%s", cfg_name,
                  P, K, max_new, epochs, critic_model ? "model" : "head");
-        printf("ppo_rollout_tokens_per_s %s value=%.0f\n", cfg, sum.rollout_tokens / sum.t_rollout);
-        printf("ppo_update_tokens_per_s %s value=%.0f\n", cfg, sum.update_tokens / sum.t_update);
+        printf("ppo_rollout_tokens_per_s %s steps=%d value=%.0f\n", cfg, steps, sum.rollout_tokens / sum.t_rollout);
+        printf("ppo_update_tokens_per_s %s tokens=B*T_per_minibatch_pass best_of=%d_steps value=%.0f\n", cfg,
+               steps, best_up);
         printf("ppo_step_s %s value=%.2f\n", cfg, tt / steps);
         printf("ppo_step_share %s part=rollout value=%.3f\n", cfg, sum.t_rollout / tt);
         printf("ppo_step_share %s part=scoring value=%.3f\n", cfg, sum.t_score / tt);
         printf("ppo_step_share %s part=update value=%.3f\n", cfg, sum.t_update / tt);
-        /* plain training of the policy on PPO's minibatch shape (the longest
-         * rollout's T), for the same tokens counted the same way */
-        int B = p.c.minibatch;
-        double tr = plain_train_tps(&pol, &p.rs, B, p.T, &err);
-        double up = sum.update_tokens / sum.t_update;
+        /* plain training of the policy on PPO's minibatch shape (the last
+         * step's packed length T), for the same tokens counted the same way */
+        int B = p.c.minibatch, T = 0;
+        for (int b = 0; b < p.N; b++) T = p.lens[b] > T ? p.lens[b] : T;
+        double tr = plain_train_tps(&pol, &p.rs, B, T, &err);
         if (tr > 0) {
-            printf("train_tokens_per_s config=%s B=%d T=%d (PPO's minibatch shape) value=%.0f\n", cfg_name, B, p.T, tr);
-            printf("ppo_update_over_train %s B=%d T=%d value=%.2f\n", cfg, B, p.T, up / tr);
+            printf("train_tokens_per_s config=%s B=%d T=%d (PPO's minibatch shape) tokens=B*T_per_pass best_of=3 value=%.0f\n",
+                   cfg_name, B, T, tr);
+            printf("ppo_update_over_train %s B=%d T=%d value=%.2f\n", cfg, B, T, best_up / tr);
         }
         printf("ppo_peak_rss_mib %s models=policy,ref,rm%s value=%ld\n", cfg, critic_model ? ",value" : "",
                u.ru_maxrss / 1024);
@@ -166,10 +176,10 @@ static int bench(const char *cfg_name, int P, int K, int max_new, int epochs, in
 }
 
 int main(void) {
-    int rc = bench("demo", 8, 4, 32, 4, 2, 1);
-    rc |= bench("15m", 2, 4, 16, 1, 1, 1);
+    int rc = bench("demo", 8, 4, 32, 4, 3, 1);
+    rc |= bench("15m", 2, 4, 16, 1, 3, 1);
     /* the default critic (a value head on the policy: one backbone pass for
      * both) with the default 4 epochs per rollout */
-    rc |= bench("15m", 2, 4, 16, 4, 1, 0);
+    rc |= bench("15m", 2, 4, 16, 4, 3, 0);
     return rc;
 }

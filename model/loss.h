@@ -30,6 +30,15 @@ void loss_logits_temper(float *logits, int R, int V, float temperature);
 void loss_logprobs_backward(float *logits, const int *targets, int N, int V, const float *dlogp,
                             const float *dent);
 
+/* out = log softmax of R rows of V logits: x − (max + log Σ exp(x − max)),
+ * the exponentials summed in double. */
+void loss_log_softmax(const float *logits, int R, int V, float *out);
+/* kl[n] = KL(p‖q) = Σ_i p_i (log p_i − log q_i) of R rows, p = softmax of the
+ * logits (log p as loss_log_softmax gives it), log q rows of logq (a
+ * loss_log_softmax output): summed in double, at least 0, and exactly 0 for
+ * the logits q was made from. */
+void loss_kl_exact(const float *logits, const float *logq, int R, int V, float *kl);
+
 /* Ready-made callbacks for model_head (model.h) whose ctx is the struct
  * before them; row arrays are over the whole batch (N), and each chunk
  * reads and writes its rows from row0. */

@@ -95,7 +95,7 @@ void ppo_free(Ppo *p) {
     void *bufs[] = {p->ex, p->res, p->scores, p->tokens, p->lens, p->nprompt, p->targets,
                     p->old_logp, p->ref_logp, p->old_v, p->adv, p->ret, p->ent, p->klf,
                     p->rew, p->flat, p->flat2, p->mb_tokens, p->mb_targets, p->order,
-                    p->mb_dv, p->lsm, p->lsm_row, p->seeds,
+                    p->mb_dv, p->lsm, p->seeds,
                     p->ptx_x, p->ptx_y, p->arow, p->g_tg, p->g_lp, p->g_ent, p->g_klf,
                     p->g_old, p->g_adv, p->g_ref, p->g_dlogp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
@@ -200,13 +200,12 @@ int ppo_init(Ppo *p, const PpoConfig *c, Model *policy, Model *ref, Model *value
         p->st.prompts_hash = ppo_prompts_hash(prompts, n_prompts);
         rng_seed(&p->rng, seed ^ 0x5050f00dULL);
     }
-    /* activations: one RunState per distinct shape */
+    /* activations: one RunState per distinct shape, and the value model's */
     int RB = MB > c->ptx_batch ? MB : c->ptx_batch, RT = T > p->c.ptx_len ? T : p->c.ptx_len;
     if ((rc = model_runstate_create(&p->rs, pc, RB, RT, err))) goto fail;
     if (!same_shape(&ref->cfg, pc) && (rc = model_runstate_create(&p->rs_ref, &ref->cfg, MB, T, err))) goto fail;
-    if (p->value && !same_shape(&p->value->cfg, pc) &&
-        (rc = model_runstate_create(&p->rs_val, &p->value->cfg, MB, T, err)))
-        goto fail;
+    /* the value model's own (its evaluation pass is kept beside the policy's) */
+    if (p->value && (rc = model_runstate_create(&p->rs_val, &p->value->cfg, MB, T, err))) goto fail;
     if ((rc = infer_create(&p->inf, policy, c->samples, err))) goto fail;
     size_t NT = (size_t)N * T, MT = (size_t)MB * T;
     p->ex = calloc((size_t)N, sizeof *p->ex);
@@ -224,12 +223,11 @@ int ppo_init(Ppo *p, const PpoConfig *c, Model *policy, Model *ref, Model *value
     float **g[] = {&p->g_lp, &p->g_ent, &p->g_klf, &p->g_old, &p->g_adv, &p->g_ref, &p->g_dlogp};
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) *g[i] = malloc(sizeof(float) * MT);
     p->seeds = malloc(sizeof(uint64_t) * (size_t)c->samples);
-    p->lsm_row = malloc(sizeof(float) * (size_t)V);
     if (c->full_kl) p->lsm = malloc(sizeof(float) * (size_t)MB * c->max_new * V);
     if (!p->ex || !p->res || !p->scores || !p->tokens || !p->targets || !p->lens || !p->nprompt ||
         !p->rew || !p->flat2 || !p->old_logp || !p->ref_logp || !p->old_v || !p->adv || !p->ret ||
         !p->ent || !p->klf || !p->flat || !p->mb_tokens || !p->mb_targets || !p->order ||
-        !p->mb_dv || !p->seeds || !p->lsm_row || !p->arow ||
+        !p->mb_dv || !p->seeds || !p->arow ||
         !p->g_tg || !p->g_lp || !p->g_ent || !p->g_klf || !p->g_old || !p->g_adv || !p->g_ref ||
         !p->g_dlogp ||
         (c->full_kl && !p->lsm)) {
@@ -376,32 +374,28 @@ static int share_rows(Ppo *p, int T, int a0, int a1, Err *err) {
 
 /* The rows of one LM-head chunk in evaluate_batch: log-probs (and entropies)
  * of the targets, and for the exact KL the reference's log-softmax of each
- * answer row (k counts them) or the policy's KL against it. */
+ * row or the policy's KL against it. The rows are the answer positions
+ * (p->arow), so row k of the walk is the minibatch's k-th answer row, its
+ * row in p->lsm. */
 typedef struct {
     Ppo *p;
     const int *tg;
     float *logp, *ent, *klf; /* klf NULL: the reference's pass */
-    int k;
 } EvalHead;
 
 static int eval_rows(void *ctx, float *logits, int row0, int R, int V, Err *err) {
     EvalHead *h = ctx;
     Ppo *p = h->p;
-    const int *tg = h->tg + row0;
     (void)err;
     loss_logits_temper(logits, R, V, p->c.temperature);
-    for (int n = 0; n < R; n++) {
-        const float *x = logits + (size_t)n * V;
-        if (h->klf) h->klf[row0 + n] = 0;
-        if (!p->c.full_kl || tg[n] < 0) continue;
-        if (!h->klf) {
-            ppo_log_softmax(x, V, p->lsm + (size_t)h->k++ * V);
-        } else {
-            ppo_log_softmax(x, V, p->lsm_row);
-            h->klf[row0 + n] = (float)ppo_kl_exact(p->lsm_row, p->lsm + (size_t)h->k++ * V, V);
-        }
+    if (!p->c.full_kl) {
+        if (h->klf) memset(h->klf + row0, 0, sizeof(float) * (size_t)R);
+    } else if (!h->klf) {
+        loss_log_softmax(logits, R, V, p->lsm + (size_t)row0 * V);
+    } else {
+        loss_kl_exact(logits, p->lsm + (size_t)row0 * V, R, V, h->klf + row0);
     }
-    loss_logprobs(logits, tg, R, V, h->logp + row0, h->ent ? h->ent + row0 : NULL);
+    loss_logprobs(logits, h->tg + row0, R, V, h->logp + row0, h->ent ? h->ent + row0 : NULL);
     return RLHF_OK;
 }
 
@@ -414,44 +408,67 @@ static int answer_rows(Ppo *p, const int *tg, int n) {
     return k;
 }
 
-/* to[off + arow[k]] = from[k]: a gathered output back to its positions */
-static void scatter(const Ppo *p, int n, const float *from, float *to) {
-    for (int k = 0; k < n; k++) to[p->arow[k]] = from[k];
+/* The minibatch of rows rows[0..b), gathered in that order into mb_tokens
+ * and mb_targets (b rows of T). */
+static void gather_rows(Ppo *p, const int *rows, int b, int T) {
+    for (int i = 0; i < b; i++) {
+        memcpy(p->mb_tokens + (size_t)i * T, p->tokens + (size_t)rows[i] * T, sizeof(int) * (size_t)T);
+        memcpy(p->mb_targets + (size_t)i * T, p->targets + (size_t)rows[i] * T, sizeof(int) * (size_t)T);
+    }
+}
+
+/* The position in the (N, T) arrays of gathered answer position k. */
+static inline size_t row_pos(const Ppo *p, const int *rows, int T, int k) {
+    return (size_t)rows[p->arow[k] / T] * T + (size_t)(p->arow[k] % T);
+}
+
+/* to[row_pos(k)] = from[k]: a gathered output back to its positions */
+static void scatter(const Ppo *p, const int *rows, int T, int n, const float *from, float *to) {
+    for (int k = 0; k < n; k++) to[row_pos(p, rows, T, k)] = from[k];
 }
 
 /* Old log-probs, entropies and values under the policy, log-probs under the
  * reference, and the exact KL per token, by the training forward pass, for
- * answers [a0, a1). The LM head runs on the answer positions only (the
- * others' log-probs, entropies and KL are 0, as for a target of -1). */
-static int evaluate_batch(Ppo *p, int T, int a0, int a1, Err *err) {
-    const PpoConfig *c = &p->c;
-    int MB = c->minibatch, rc;
-    RunState *rsr = p->rs_ref.mem ? &p->rs_ref : &p->rs, *rsv = p->rs_val.mem ? &p->rs_val : &p->rs;
-    for (int c0 = a0; c0 < a1; c0 += MB) {
-        int b = a1 - c0 < MB ? a1 - c0 : MB;
-        size_t off = (size_t)c0 * T, bt = (size_t)b * T;
-        const int *tok = p->tokens + off;
-        int n = answer_rows(p, p->targets + off, (int)bt);
-        float *outs[] = {p->ref_logp + off, p->old_logp + off, p->ent + off, p->klf + off};
-        for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) memset(outs[i], 0, sizeof(float) * bt);
-        EvalHead ref = {.p = p, .tg = p->g_tg, .logp = p->g_lp};
-        if ((rc = model_forward(p->ref, rsr, tok, b, T, MODEL_FWD_NOGRAD, err))) return rc;
-        if ((rc = model_head_rows(p->ref, rsr, 0, p->arow, n, eval_rows, &ref, err))) return rc;
-        scatter(p, n, p->g_lp, p->ref_logp + off);
-        EvalHead pol = {.p = p, .tg = p->g_tg, .logp = p->g_lp, .ent = p->g_ent, .klf = p->g_klf};
-        if ((rc = model_forward(p->policy, &p->rs, tok, b, T, MODEL_FWD_NOGRAD, err))) return rc;
-        if ((rc = model_head_rows(p->policy, &p->rs, 0, p->arow, n, eval_rows, &pol, err))) return rc;
-        scatter(p, n, p->g_lp, p->old_logp + off);
-        scatter(p, n, p->g_ent, p->ent + off);
-        scatter(p, n, p->g_klf, p->klf + off);
-        if (!p->value) {
-            memcpy(p->old_v + off, p->rs.value, sizeof(float) * bt);
-        } else {
-            if ((rc = model_forward(p->value, rsv, tok, b, T, MODEL_FWD_NOGRAD, err))) return rc;
-            memcpy(p->old_v + off, rsv->value, sizeof(float) * bt);
-        }
-    }
+ * the minibatch of rows rows[0..b). The LM head runs on the answer positions
+ * only (the others' log-probs, entropies and KL are 0, as for a target of
+ * -1). With keep, the policy's pass (in rs) and the value model's (in
+ * rs_val) keep what a backward needs: the update of the same rows in the
+ * same order starts from them (update_minibatch), as nothing changes the
+ * weights in between. */
+static int evaluate_rows(Ppo *p, const int *rows, int b, int T, int keep, Err *err) {
+    int rc, fl = keep ? 0 : MODEL_FWD_NOGRAD;
+    RunState *rsr = p->rs_ref.mem ? &p->rs_ref : &p->rs, *rsv = p->value ? &p->rs_val : &p->rs;
+    gather_rows(p, rows, b, T);
+    const int *tok = p->mb_tokens;
+    int n = answer_rows(p, p->mb_targets, b * T);
+    float *outs[] = {p->ref_logp, p->old_logp, p->ent, p->klf};
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++)
+        for (int r = 0; r < b; r++) memset(outs[i] + (size_t)rows[r] * T, 0, sizeof(float) * (size_t)T);
+    EvalHead ref = {.p = p, .tg = p->g_tg, .logp = p->g_lp};
+    if ((rc = model_forward(p->ref, rsr, tok, b, T, MODEL_FWD_NOGRAD, err))) return rc;
+    if ((rc = model_head_rows(p->ref, rsr, 0, p->arow, n, eval_rows, &ref, err))) return rc;
+    scatter(p, rows, T, n, p->g_lp, p->ref_logp);
+    EvalHead pol = {.p = p, .tg = p->g_tg, .logp = p->g_lp, .ent = p->g_ent, .klf = p->g_klf};
+    if ((rc = model_forward(p->policy, &p->rs, tok, b, T, fl, err))) return rc;
+    if ((rc = model_head_rows(p->policy, &p->rs, 0, p->arow, n, eval_rows, &pol, err))) return rc;
+    scatter(p, rows, T, n, p->g_lp, p->old_logp);
+    scatter(p, rows, T, n, p->g_ent, p->ent);
+    scatter(p, rows, T, n, p->g_klf, p->klf);
+    if (p->value && (rc = model_forward(p->value, rsv, tok, b, T, fl, err))) return rc;
+    for (int r = 0; r < b; r++)
+        memcpy(p->old_v + (size_t)rows[r] * T, rsv->value + (size_t)r * T, sizeof(float) * (size_t)T);
+    p->kept = keep ? b : 0;
     return RLHF_OK;
+}
+
+/* evaluate_rows for the answers order[a0..a1), a minibatch at a time; with
+ * keep, the first minibatch last, its passes kept. */
+static int evaluate_batch(Ppo *p, int T, int a0, int a1, int keep, Err *err) {
+    int MB = p->c.minibatch, rc = RLHF_OK;
+    for (int c0 = keep ? a0 + MB : a0; c0 < a1 && !rc; c0 += MB)
+        rc = evaluate_rows(p, p->order + c0, a1 - c0 < MB ? a1 - c0 : MB, T, 0, err);
+    if (!rc && keep && a1 > a0) rc = evaluate_rows(p, p->order + a0, a1 - a0 < MB ? a1 - a0 : MB, T, 1, err);
+    return rc;
 }
 
 /* First answer row (the logits row predicting the first answer token) and count. */
@@ -617,30 +634,30 @@ static int update_rows(void *ctx, float *logits, int k0, int R, int V, Err *err)
 
 /* One minibatch of rows order[0..b): policy (and value head) update, then the
  * separate value model's. Under MPI this rank takes rows [lo, hi) of it; the
- * scale stays the whole minibatch's and the gradients are summed. */
+ * scale stays the whole minibatch's and the gradients are summed. The
+ * forward passes evaluate_rows kept for these rows (p->kept) are used, not
+ * run again. */
 static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats *pg,
                             PpoLossStats *vf, double *ptx_loss, PpoStats *s, Err *err) {
     const PpoConfig *c = &p->c;
-    int rc, lo, hi;
+    int rc, lo, hi, kept = p->kept == b; /* evaluate_rows left these rows' passes (one process) */
+    p->kept = 0;
     int ntok = 0;
     for (int i = 0; i < b; i++) ntok += ans_len(p, rows[i]);
     if (ntok == 0) return RLHF_OK;
     dist_slice(b, &lo, &hi);
     rows += lo, b = hi - lo;
     size_t MT = (size_t)b * T;
-    for (int i = 0; i < b; i++) {
-        memcpy(p->mb_tokens + (size_t)i * T, p->tokens + (size_t)rows[i] * T, sizeof(int) * (size_t)T);
-        memcpy(p->mb_targets + (size_t)i * T, p->targets + (size_t)rows[i] * T, sizeof(int) * (size_t)T);
-    }
+    gather_rows(p, rows, b, T);
     float scale = 1.0f / ntok;
     /* the answer positions, with what the loss needs of each */
     int n = answer_rows(p, p->mb_targets, (int)MT);
     for (int k = 0; k < n; k++) {
-        size_t o = (size_t)rows[p->arow[k] / T] * T + (size_t)(p->arow[k] % T);
+        size_t o = row_pos(p, rows, T, k);
         p->g_old[k] = p->old_logp[o], p->g_adv[k] = p->adv[o], p->g_ref[k] = p->ref_logp[o];
     }
     model_zero_grad(p->policy);
-    if (b > 0 && (rc = model_forward(p->policy, &p->rs, p->mb_tokens, b, T, 0, err))) return rc;
+    if (b > 0 && !kept && (rc = model_forward(p->policy, &p->rs, p->mb_tokens, b, T, 0, err))) return rc;
     memset(p->mb_dv, 0, sizeof(float) * MT);
     PpoLossStats mpg = {0}, mvf = {0};
     int critic = c->advantage == PPO_ADV_GAE;
@@ -668,10 +685,10 @@ static int update_minibatch(Ppo *p, const int *rows, int b, int T, PpoLossStats 
     s->updates++;
     add_stats(pg, &mpg), add_stats(vf, &mvf);
     if (!p->value || !critic) return RLHF_OK;
-    RunState *rsv = p->rs_val.mem ? &p->rs_val : &p->rs;
+    RunState *rsv = &p->rs_val;
     model_zero_grad(p->value);
     if (b > 0) {
-        if ((rc = model_forward(p->value, rsv, p->mb_tokens, b, T, 0, err))) return rc;
+        if (!kept && (rc = model_forward(p->value, rsv, p->mb_tokens, b, T, 0, err))) return rc;
         memset(p->mb_dv, 0, sizeof(float) * MT);
         mvf = (PpoLossStats){0};
         value_losses(p, rows, b, T, rsv->value, scale, &mvf);
@@ -708,7 +725,12 @@ int ppo_step(Ppo *p, PpoRewardFn reward, void *ctx, PpoStats *s, Err *err) {
     for (int b = 0; b < p->N; b++) p->nprompt[b] = p->ex[b].n_prompt;
     seq_answer_targets(p->tokens, p->lens, p->nprompt, p->N, T, p->targets);
     if (dist_size() > 1) dist_slice(p->N, &a0, &a1); /* evaluation: a share of the answers */
-    if ((rc = evaluate_batch(p, T, a0, a1, err))) return rc;
+    /* epoch 0's order drawn first (nothing between draws from the RNG): the
+     * evaluation leaves its first minibatch's passes for the update */
+    int keep = dist_size() == 1;
+    for (int i = 0; i < p->N; i++) p->order[i] = i;
+    if (keep) rng_shuffle(&p->rng, p->order, (size_t)p->N, sizeof(int));
+    if ((rc = evaluate_batch(p, T, a0, a1, keep, err))) return rc;
     if (dist_size() > 1 && (rc = share_rows(p, T, a0, a1, err))) return rc;
     advantages(p, T, s);
     s->dup_frac = dup_share(p);
@@ -716,9 +738,8 @@ int ppo_step(Ppo *p, PpoRewardFn reward, void *ctx, PpoStats *s, Err *err) {
     PpoLossStats pg = {0}, vf = {0};
     double ptx_loss = 0;
     int n_mb = 0;
-    for (int i = 0; i < p->N; i++) p->order[i] = i;
     for (int e = 0; e < c->epochs; e++) {
-        rng_shuffle(&p->rng, p->order, (size_t)p->N, sizeof(int));
+        if (e > 0 || !keep) rng_shuffle(&p->rng, p->order, (size_t)p->N, sizeof(int));
         for (int c0 = 0; c0 < p->N; c0 += c->minibatch) {
             int b = p->N - c0 < c->minibatch ? p->N - c0 : c->minibatch;
             if ((rc = update_minibatch(p, p->order + c0, b, T, &pg, &vf, &ptx_loss, s, err))) return rc;

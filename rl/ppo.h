@@ -145,7 +145,8 @@ typedef struct Ppo {
     float *flat, *flat2; /* (N·T) answer tokens gathered */
     /* minibatch scratch */
     int *mb_tokens, *mb_targets, *order;
-    float *mb_dv, *lsm, *lsm_row;
+    float *mb_dv, *lsm;
+    int kept; /* rows of the minibatch whose forward passes evaluate_rows kept (0: none) */
     /* a batch's answer positions (its rows where targets >= 0), the only ones
      * whose logits are computed, and what the head needs of them, gathered */
     int *arow, *g_tg;

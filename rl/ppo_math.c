@@ -116,19 +116,3 @@ double ppo_explained_variance(const float *v, const float *ret, int n) {
     }
     return vr > 0 ? 1 - vd / vr : NAN;
 }
-
-void ppo_log_softmax(const float *logits, int V, float *out) {
-    float mx = logits[0];
-    for (int i = 1; i < V; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0;
-    for (int i = 0; i < V; i++) sum += exp((double)logits[i] - mx);
-    float lse = mx + (float)log(sum);
-    for (int i = 0; i < V; i++) out[i] = logits[i] - lse;
-}
-
-double ppo_kl_exact(const float *logp, const float *logq, int V) {
-    double kl = 0;
-    for (int i = 0; i < V; i++) kl += exp((double)logp[i]) * ((double)logp[i] - logq[i]);
-    return kl > 0 ? kl : 0; /* rounding can leave -1e-9 for near-identical rows */
-}

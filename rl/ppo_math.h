@@ -59,10 +59,4 @@ void ppo_grpo_advantages(const float *r, int n_groups, int k, float *adv);
 double ppo_kl_k3(const float *logp, const float *ref_logp, int n, float beta, float scale,
                  float *dlogp);
 
-/* out[V] = log softmax(logits[V]). */
-void ppo_log_softmax(const float *logits, int V, float *out);
-/* KL(p‖q) = Σ_i p_i (log p_i − log q_i) from two log-softmax rows (exactly 0
- * for identical rows). */
-double ppo_kl_exact(const float *logp, const float *logq, int V);
-
 #endif

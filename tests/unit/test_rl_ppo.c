@@ -198,6 +198,59 @@ Test(rl_ppo, logprobs_at_the_sampling_temperature) {
     finish(&r);
 }
 
+/* The first minibatch of epoch 0 starts from the evaluation's forward passes
+ * (kept, not run again): with one minibatch of the whole rollout its ratio is
+ * exactly 1 and its values are exactly the old ones, so the value loss is the
+ * one of the old values against the returns, with a value head and with a
+ * value model alike (a pass of other rows, or one run again, would miss it). */
+Test(rl_ppo, first_minibatch_starts_from_the_evaluation) {
+    for (int mode = 0; mode < 2; mode++) {
+        Run r;
+        PpoConfig c;
+        small_config(&c);
+        c.epochs = 1, c.minibatch = 16, c.cliprange_value = 0.2f;
+        Err err = {0};
+        Model val = {0};
+        if (mode == 0) {
+            start(&r, &c, 5);
+        } else {
+            c.value_mode = PPO_VALUE_MODEL;
+            r.tok = char_tokenizer();
+            tiny_model(&r.pol, tok_vocab_size(r.tok), 5);
+            copy_model(&r.ref, &r.pol);
+            tiny_model(&val, tok_vocab_size(r.tok), 6);
+            cr_assert_eq(model_set_heads(&val, MODEL_HEAD_REWARD, &err), 0);
+            for (int i = 0; i <= val.cfg.dim; i++) val.w.reward[i] = 0.05f * (float)(i % 5 - 2);
+            cr_assert_eq(ppo_value_from_rm(&val, &err), 0, "%s", err.msg);
+            set_prompts();
+            cr_assert_eq(ppo_init(&r.p, &c, &r.pol, &r.ref, &val, r.tok, prompts, 4, NULL, NULL, 0, 1, &err), 0,
+                         "%s", err.msg);
+        }
+        PpoStats s;
+        for (int step = 0; step < 2; step++) { /* the second after an update: old ≠ reference */
+            cr_assert_eq(ppo_step(&r.p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
+            cr_assert_eq(s.updates, 1);
+            cr_assert_eq(s.approxkl, 0.0, "mode %d step %d: the ratio is not 1 (approx KL %g)", mode, step, s.approxkl);
+            cr_assert_eq(s.pg_clipfrac, 0.0);
+            const Ppo *p = &r.p;
+            int T = 0;
+            for (int b = 0; b < p->N; b++) T = p->lens[b] > T ? p->lens[b] : T;
+            PpoLossStats want = {0};
+            for (int i = 0; i < p->N; i++) { /* in the minibatch's order, as the update sums */
+                int b = p->order[i], s0 = p->nprompt[b] - 1;
+                size_t o = (size_t)b * T + s0;
+                ppo_value_loss(p->old_v + o, p->old_v + o, p->ret + o, p->lens[b] - p->nprompt[b],
+                               c.cliprange_value, 1, NULL, &want);
+            }
+            cr_assert(want.count > 0 && want.loss > 0);
+            cr_assert_eq(s.vf_loss, want.loss / want.count, "mode %d step %d: value loss %.9g, of the old values %.9g",
+                         mode, step, s.vf_loss, want.loss / want.count);
+        }
+        finish(&r);
+        if (mode == 1) model_free(&val);
+    }
+}
+
 /* RLOO and GRPO run without a critic: no value loss, no explained variance,
  * and GRPO's KL penalty as a loss term still leaves step 0's KL at 0. */
 Test(rl_ppo, rloo_and_grpo_without_a_critic) {

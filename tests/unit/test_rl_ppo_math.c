@@ -5,7 +5,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "model/loss.h"
 #include "rl/ppo_math.h"
+#include "util/rng.h"
 
 #define NEAR(a, b) cr_assert(fabs((double)(a) - (double)(b)) < 1e-5, "%s = %.7f, want %.7f", #a, (double)(a), (double)(b))
 
@@ -97,13 +99,54 @@ Test(ppo_math, whitening_and_explained_variance) {
 }
 
 Test(ppo_math, exact_kl) {
-    float a[3] = {1, 2, 3}, b[3] = {0, 0, 0}, la[3], lb[3];
-    ppo_log_softmax(a, 3, la);
-    ppo_log_softmax(b, 3, lb);
-    cr_assert_eq(ppo_kl_exact(la, la, 3), 0.0); /* identical rows: exactly 0 */
+    float a[3] = {1, 2, 3}, b[3] = {0, 0, 0}, la[3], lb[3], kl;
+    loss_log_softmax(a, 1, 3, la);
+    loss_log_softmax(b, 1, 3, lb);
+    loss_kl_exact(a, la, 1, 3, &kl);
+    cr_assert_eq(kl, 0.0f); /* identical rows: exactly 0 */
     double want = 0;
     for (int i = 0; i < 3; i++) want += exp(la[i]) * (la[i] - log(1.0 / 3));
-    NEAR(ppo_kl_exact(la, lb, 3), want);
+    loss_kl_exact(a, lb, 1, 3, &kl);
+    NEAR(kl, want);
+}
+
+/* The vectorised log-softmax and exact KL of full-size rows (8 lanes and a
+ * tail) against the same done one element at a time in double (the float
+ * log-softmax rows as before; the KL of them summed in double): within float
+ * round-off of it */
+Test(ppo_math, exact_kl_wide_rows_match_double) {
+    enum { R = 6, V = 32003 };
+    float *p = malloc(sizeof(float) * R * V), *q = malloc(sizeof(float) * R * V);
+    float *lq = malloc(sizeof(float) * R * V), *wp = malloc(sizeof(float) * V), *wq = malloc(sizeof(float) * V);
+    float kl[R];
+    Rng r;
+    rng_seed(&r, 11);
+    for (int i = 0; i < R * V; i++) { /* row 0 q itself, then further from it (KL 1e-6 to 1e-2) */
+        q[i] = 4 * (float)rng_normal(&r);
+        p[i] = q[i] + (float)((i / V) * (i / V)) * 0.002f * (float)rng_normal(&r);
+    }
+    loss_log_softmax(q, R, V, lq);
+    loss_kl_exact(p, lq, R, V, kl);
+    for (int n = 0; n < R; n++) {
+        const float *xs[2] = {p + (size_t)n * V, q + (size_t)n * V};
+        float *ws[2] = {wp, wq};
+        for (int k = 0; k < 2; k++) {
+            double mx = -1e30, sum = 0;
+            for (int i = 0; i < V; i++) mx = fmax(mx, xs[k][i]);
+            for (int i = 0; i < V; i++) sum += exp(xs[k][i] - mx);
+            float lse = (float)mx + (float)log(sum);
+            for (int i = 0; i < V; i++) ws[k][i] = xs[k][i] - lse;
+        }
+        double want = 0;
+        for (int i = 0; i < V; i++) {
+            float got = lq[(size_t)n * V + i];
+            cr_assert(fabsf(got - wq[i]) <= 4e-7f * fmaxf(1, fabsf(wq[i])), "row %d, %d: %g against %g", n, i, got, wq[i]);
+            want += exp((double)wp[i]) * ((double)wp[i] - wq[i]);
+        }
+        if (n == 0) cr_assert_eq(kl[n], 0.0f, "row 0 is q itself: %g", kl[n]);
+        else cr_assert(fabs(kl[n] - want) <= 2e-5 * want, "row %d: KL %.9g against %.9g", n, kl[n], want);
+    }
+    free(p), free(q), free(lq), free(wp), free(wq);
 }
 
 Test(ppo_math, rloo_advantages_by_hand) {
