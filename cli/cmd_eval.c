@@ -47,6 +47,8 @@ const struct cmd_entry cmd_eval_entry = {
     "the same seed are the same answers):\n"
     "  --temperature T (default 1.0)  --top-k K (default 0: off)  --top-p P (default 1)\n"
     "  --max-tokens N  (default 64)   --seed S (default 1)\n"
+    "                  (a rerun reuses the draws made with the same sampling and seed;\n"
+    "                  other settings draw their own)\n"
     "  --batch N       examples per forward pass for the RM and the KL (default 8)\n"
     "  --known-words FILE[,FILE...]  the training data's text: report the share of\n"
     "                  samples with a word (a run of letters, any case) none of the\n"

@@ -118,28 +118,35 @@ int db_candidates_count(Db *db, int64_t prompt_id, int64_t model_id, int64_t *n,
 }
 
 int db_draw_insert(Db *db, int64_t prompt_id, int64_t model_id, int draw, int64_t cand_id,
-                   uint64_t seed, Err *err) {
+                   uint64_t seed, const char *config, Err *err) {
     return db_run(db, err, "record draw",
-                  "INSERT INTO draws(prompt_id, model_id, draw, candidate_id, seed)"
-                  " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                  "IIiII", prompt_id, model_id, draw, cand_id, (int64_t)seed);
+                  "INSERT INTO draws(prompt_id, model_id, draw, candidate_id, seed, config)"
+                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                  "IIiIIt", prompt_id, model_id, draw, cand_id, (int64_t)seed, config);
 }
 
-int db_draws_count(Db *db, int64_t prompt_id, int64_t model_id, int64_t *n, Err *err) {
-    return db_query_id(db, err, "count draws", n,
-                       "SELECT count(*) FROM draws WHERE prompt_id = ?1 AND model_id = ?2", "II",
-                       prompt_id, model_id);
+int db_draws_count(Db *db, int64_t prompt_id, int64_t model_id, const char *config, int64_t *all,
+                   int64_t *mine, Err *err) {
+    int rc = db_query_id(db, err, "count draws", all,
+                         "SELECT count(*) FROM draws WHERE prompt_id = ?1 AND model_id = ?2", "II",
+                         prompt_id, model_id);
+    if (!rc)
+        rc = db_query_id(db, err, "count draws", mine,
+                         "SELECT count(*) FROM draws WHERE prompt_id = ?1 AND model_id = ?2"
+                         " AND config IS ?3",
+                         "IIt", prompt_id, model_id, config);
+    return rc;
 }
 
-int db_draws_first(Db *db, int64_t prompt_id, int64_t model_id, int max, int64_t **ids, int *n,
-                   Err *err) {
+int db_draws_first(Db *db, int64_t prompt_id, int64_t model_id, const char *config, int max,
+                   int64_t **ids, int *n, Err *err) {
     sqlite3_stmt *st;
     *ids = NULL, *n = 0;
     int row, cap = 0;
     int rc = db_prepare_bind(db, err, &st,
                              "SELECT candidate_id FROM draws WHERE prompt_id = ?1 AND model_id = ?2"
-                             " ORDER BY draw LIMIT ?3",
-                             "IIi", prompt_id, model_id, max);
+                             " AND config IS ?4 ORDER BY draw LIMIT ?3",
+                             "IIit", prompt_id, model_id, max, config);
     if (rc) return rc;
     while (!(rc = db_step(db, st, &row, err, "read draws")) && row) {
         if ((rc = db_grow(ids, *n, &cap, 8, sizeof **ids, err))) break;
@@ -161,15 +168,15 @@ int db_prompts_needing_candidates(Db *db, const CandidateNeedFilter *f,
     int row, rc = db_prepare_bind(
                  db, err, &st,
                  "SELECT p.id, CASE WHEN ?7 THEN (SELECT count(*) FROM draws d"
-                 "   WHERE d.prompt_id = p.id AND d.model_id = ?1)"
+                 "   WHERE d.prompt_id = p.id AND d.model_id = ?1 AND (?8 IS NULL OR d.config = ?8))"
                  "  ELSE (SELECT count(*) FROM candidates c"
                  "   WHERE c.prompt_id = p.id AND c.model_id = ?1) END AS have"
                  " FROM prompts p WHERE (?2 IS NULL OR p.split = ?2)"
                  " AND NOT EXISTS (SELECT 1 FROM prompt_flags pf WHERE pf.prompt_id = p.id)"
                  " AND (?4 = 0 OR p.id IN (SELECT value FROM json_each(?5)))"
                  " AND have < ?3 ORDER BY p.id LIMIT ?6",
-                 "ItiitIi", f->model_id, f->split, f->k, f->ids != NULL, ids.s ? ids.s : "[]",
-                 f->limit > 0 ? f->limit : (int64_t)-1, f->by_draws);
+                 "ItiitIit", f->model_id, f->split, f->k, f->ids != NULL, ids.s ? ids.s : "[]",
+                 f->limit > 0 ? f->limit : (int64_t)-1, f->by_draws, f->config);
     sb_free(&ids);
     if (rc) return rc;
     while (!(rc = db_step(db, st, &row, err, "select prompts")) && row)

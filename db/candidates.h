@@ -48,16 +48,20 @@ void db_candidates_free(CandidateRow *rows, int n);
 /* Number of candidates of a prompt from a model (model_id 0: any model). */
 int db_candidates_count(Db *db, int64_t prompt_id, int64_t model_id, int64_t *n, Err *err);
 
-/* Records that draw `draw` of (prompt, model), sampled with seed, gave
+/* Records that draw `draw` of (prompt, model), sampled with seed under the
+ * sampling configuration config (gen_draw_config; NULL: unknown), gave
  * candidate cand_id; a draw already recorded is left as it is. */
 int db_draw_insert(Db *db, int64_t prompt_id, int64_t model_id, int draw, int64_t cand_id,
-                   uint64_t seed, Err *err);
-/* Draws recorded for (prompt, model). */
-int db_draws_count(Db *db, int64_t prompt_id, int64_t model_id, int64_t *n, Err *err);
-/* The candidate of each of the first max draws of (prompt, model), in draw
- * order: *ids (caller frees) gets *n <= max ids, a repeated id once per draw. */
-int db_draws_first(Db *db, int64_t prompt_id, int64_t model_id, int max, int64_t **ids, int *n,
-                   Err *err);
+                   uint64_t seed, const char *config, Err *err);
+/* Draws recorded for (prompt, model): *all of them (the next draw's number),
+ * *mine those of configuration config. */
+int db_draws_count(Db *db, int64_t prompt_id, int64_t model_id, const char *config, int64_t *all,
+                   int64_t *mine, Err *err);
+/* The candidate of each of the first max draws of (prompt, model) made under
+ * config, in draw order: *ids (caller frees) gets *n <= max ids, a repeated
+ * id once per draw. */
+int db_draws_first(Db *db, int64_t prompt_id, int64_t model_id, const char *config, int max,
+                   int64_t **ids, int *n, Err *err);
 
 typedef struct CandidateNeedFilter {
     int64_t model_id;
@@ -67,6 +71,7 @@ typedef struct CandidateNeedFilter {
     int n_ids;
     int64_t limit; /* 0: no limit */
     int by_draws;  /* count draws (samples) instead of distinct candidates */
+    const char *config; /* with by_draws: only draws of this sampling configuration (NULL: any) */
 } CandidateNeedFilter;
 
 /* Calls fn(prompt_id, candidates it has, ctx) in id order for each prompt the

@@ -11,7 +11,7 @@
 
 /* The schema version this build writes (PRAGMA user_version). Older files are
  * migrated forward on open; newer ones are refused. */
-#define DB_SCHEMA_VERSION 7
+#define DB_SCHEMA_VERSION 8
 
 typedef struct Db Db;
 

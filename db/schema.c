@@ -208,6 +208,11 @@ const char *const db_migrations[] = {
     "  prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,\n"
     "  tag TEXT NOT NULL,\n"
     "  PRIMARY KEY(tag, prompt_id));\n",
+    /* 7 -> 8: the sampling configuration of each draw (gen_draw_config: the
+     * parameters and the base seed), so a rerun reuses only the draws made
+     * the way it would make them; eval at another temperature or seed draws
+     * its own. Earlier draws' configuration is unknown (NULL): never reused. */
+    "ALTER TABLE draws ADD COLUMN config TEXT;\n",
 };
 
 const int db_n_migrations = (int)(sizeof db_migrations / sizeof db_migrations[0]);

@@ -27,6 +27,16 @@ uint64_t gen_seed(uint64_t base, int64_t prompt_id, int draw) {
     return z ^ (z >> 31);
 }
 
+char *gen_draw_config(const char *params_json, uint64_t seed) {
+    const char *p = params_json ? params_json : "{}", *end = strrchr(p, '}');
+    size_t n = end ? (size_t)(end - p) : 0; /* the object up to its closing brace */
+    if (!n || p[0] != '{') p = "{", n = 1;
+    int empty = strspn(p + 1, " \t\n") + 1 >= n; /* nothing inside the braces */
+    StrBuf b = {0};
+    sb_printf(&b, "%.*s%s\"seed\":%llu}", (int)n, p, empty ? "" : ",", (unsigned long long)seed);
+    return b.s;
+}
+
 void gen_samples_free(GenSample *s, int n) {
     for (int i = 0; i < n; i++) {
         free(s[i].text), free(s[i].tokens);
@@ -60,8 +70,8 @@ static int seen_text(const Pending *p, int64_t model_id, const char *text) {
  * while we sampled, so with unique the count is read again under the lock
  * and the draws from the first new text past k on are dropped (the recorded
  * draws stay a prefix). */
-static int commit_pending(Db *db, const GenOptions *o, const GenBackend *b, int64_t pid,
-                          const Pending *p, GenStats *st, Err *err) {
+static int commit_pending(Db *db, const GenOptions *o, const GenBackend *b, const char *cfg,
+                          int64_t pid, const Pending *p, GenStats *st, Err *err) {
     int64_t added = 0, dups = 0, have = 0;
     int rc = db_begin(db, err);
     if (!rc && o->unique) rc = db_candidates_count(db, pid, o->model_id, &have, err);
@@ -75,7 +85,7 @@ static int commit_pending(Db *db, const GenOptions *o, const GenBackend *b, int6
         rc = db_candidate_insert(db, &c, &id, &inserted, err);
         if (inserted) have++, added++;
         else if (p->fresh[i]) dups++;
-        if (!rc) rc = db_draw_insert(db, pid, o->model_id, p->draw[i], id, p->seeds[i], err);
+        if (!rc) rc = db_draw_insert(db, pid, o->model_id, p->draw[i], id, p->seeds[i], cfg, err);
     }
     if (!rc) rc = db_commit(db, err);
     else db_rollback(db);
@@ -90,7 +100,7 @@ static int commit_pending(Db *db, const GenOptions *o, const GenBackend *b, int6
  * stored candidates are read, the samples drawn, and only then is everything
  * stored at once, so an interrupted or failed run stores either all of a
  * prompt's new draws or none. */
-static int gen_prompt(Db *db, const GenOptions *o, const GenBackend *b, int64_t pid,
+static int gen_prompt(Db *db, const GenOptions *o, const GenBackend *b, const char *cfg, int64_t pid,
                       const char *ptext, GenStats *st, Err *err) {
     int max_draws = o->max_draws > 0 ? o->max_draws : 4 * o->k;
     int cap = max_draws > o->k ? max_draws : o->k;
@@ -106,16 +116,17 @@ static int gen_prompt(Db *db, const GenOptions *o, const GenBackend *b, int64_t 
     p.fresh = calloc((size_t)cap, 1);
     if (!s || !seeds || !p.s || !p.seeds || !p.draw || !p.fresh)
         rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    /* draws are numbered on from those recorded, so a resumed run (or an eval
-     * after gen) goes on with fresh seeds */
-    int64_t have = 0, drawn = 0;
+    /* draws are numbered on from all those recorded, so a resumed run (or an
+     * eval after gen) goes on with fresh seeds; with own_config only those of
+     * this configuration count toward k */
+    int64_t have = 0, drawn = 0, mine = 0;
     if (!rc) rc = db_candidates_of_prompt(db, pid, &p.rows, &p.n_rows, err);
-    if (!rc) rc = db_draws_count(db, pid, o->model_id, &drawn, err);
+    if (!rc) rc = db_draws_count(db, pid, o->model_id, cfg, &drawn, &mine, err);
     for (int i = 0; !rc && i < p.n_rows; i++) have += p.rows[i].model_id == o->model_id;
-    int draw = (int)drawn;
+    int draw = (int)drawn, used = (int)(o->own_config ? mine : drawn);
     while (!rc) {
-        int want = o->unique ? (int)(o->k - have - p.n_fresh) : o->k - draw;
-        if (o->unique && draw + want > max_draws) want = max_draws - draw;
+        int want = o->unique ? (int)(o->k - have - p.n_fresh) : o->k - used;
+        if (o->unique && used + want > max_draws) want = max_draws - used;
         if (want <= 0) {
             st->short_prompts += o->unique && have + p.n_fresh < o->k;
             break;
@@ -141,13 +152,13 @@ static int gen_prompt(Db *db, const GenOptions *o, const GenBackend *b, int64_t 
             s[i].text = NULL, s[i].tokens = NULL;
         }
         gen_samples_free(s, want);
-        draw += want;
+        draw += want, used += want;
         if (!o->unique) break; /* k draws, whatever they gave */
     }
     /* No resampling after the commit is needed even with --unique: each of our
      * texts that another gen stored meanwhile is one of its rows, so the
      * prompt still reaches k. */
-    if (!rc && p.n) rc = commit_pending(db, o, b, pid, &p, st, err);
+    if (!rc && p.n) rc = commit_pending(db, o, b, cfg, pid, &p, st, err);
     gen_samples_free(p.s, p.n);
     db_candidates_free(p.rows, p.n_rows);
     free(p.s), free(p.seeds), free(p.draw), free(p.fresh);
@@ -180,7 +191,11 @@ int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress
     memset(st, 0, sizeof *st);
     if (o->k < 1) return err_set(err, RLHF_EINVAL, "k must be at least 1");
     struct todo t = {0};
-    CandidateNeedFilter f = {o->model_id, o->k, o->split, o->ids, o->n_ids, o->limit, !o->unique};
+    char *cfg = gen_draw_config(b->params_json, o->seed);
+    if (!cfg) return err_set(err, RLHF_ENOMEM, "out of memory");
+    CandidateNeedFilter f = {o->model_id, o->k,       o->split,
+                             o->ids,      o->n_ids,   o->limit,
+                             !o->unique,  o->own_config ? cfg : NULL};
     int rc = db_prompts_needing_candidates(db, &f, collect_todo, &t, err);
     if (rc == RLHF_ENOMEM) err_set(err, rc, "out of memory");
     st->prompts_selected = t.n;
@@ -194,7 +209,7 @@ int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress
         rc = db_prompt_text(db, t.ids[i], &text, err);
         /* gen_prompt counts again what the prompt has, not taking it from the
          * selection: another gen on the same project may have filled it since */
-        if (!rc) rc = gen_prompt(db, o, b, t.ids[i], text, st, err);
+        if (!rc) rc = gen_prompt(db, o, b, cfg, t.ids[i], text, st, err);
         free(text);
         if (!rc) st->prompts_done++;
         if (progress) {
@@ -204,6 +219,7 @@ int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress
         }
     }
     free(t.ids);
+    free(cfg);
     return rc;
 }
 

@@ -51,6 +51,9 @@ typedef struct GenOptions {
                              per draw in the draws table */
     int max_draws;        /* total samples per prompt with unique (0: 4*k) */
     uint64_t seed;
+    int own_config;       /* without unique: only draws made as this run makes them
+                             (gen_draw_config) count toward k, as eval wants; otherwise
+                             every draw of the model does */
 } GenOptions;
 
 typedef struct GenStats {
@@ -65,6 +68,12 @@ char *gen_apply_template(const char *template, const char *prompt);
  * Draws are numbered per (prompt, model) from the draws already recorded, so
  * gen, eval and best-of-n with the same --seed draw the same samples. */
 uint64_t gen_seed(uint64_t base, int64_t prompt_id, int draw);
+/* The sampling configuration a draw is recorded under: the backend's
+ * parameters (params_json, an object) with the base seed added. eval reuses
+ * only the draws of its own configuration (GenOptions.own_config), so a run at
+ * another temperature or seed makes its own. Caller frees; NULL when out of
+ * memory. */
+char *gen_draw_config(const char *params_json, uint64_t seed);
 
 /* Runs generation. Stops cleanly between prompts when sys_interrupted() is
  * set (stats->interrupted), having committed every finished prompt. progress

@@ -122,6 +122,7 @@ typedef struct SideState {
     char *template; /* generation template */
     int64_t policy_id, model_id;
     char *policy_name, *name;
+    char *draw_config; /* the configuration its draws are made under (gen_draw_config) */
 } SideState;
 
 typedef struct Run {
@@ -163,7 +164,7 @@ static void run_free(Run *r) {
     free(r->p);
     for (int k = 0; k < 2; k++) {
         free(r->s[k].path), free(r->s[k].template);
-        free(r->s[k].policy_name), free(r->s[k].name);
+        free(r->s[k].policy_name), free(r->s[k].name), free(r->s[k].draw_config);
     }
     if (r->have_rm) rm_scorer_close(&r->rm);
     free(r->rm_path), free(r->ref_path);
@@ -333,6 +334,9 @@ static int generate(Run *r, int k, int64_t *ids, EvalSide *out, Err *err) {
         }
         b = best_of_backend(&best);
     }
+    /* only draws made this way are this evaluation's (load_answers) */
+    if (!(s->draw_config = gen_draw_config(b.params_json, o->seed)))
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
     GenOptions go = {0};
     go.model_id = s->model_id;
     go.template = s->template;
@@ -340,12 +344,13 @@ static int generate(Run *r, int k, int64_t *ids, EvalSide *out, Err *err) {
     go.ids = ids;
     go.n_ids = r->np;
     go.seed = o->seed;
+    go.own_config = 1;
     char label[64];
     snprintf(label, sizeof label, "eval %s", k ? "b" : "a");
     Progress prog;
     progress_start(&prog, label, "prompts", 0, o->progress);
-    GenStats st;
-    rc = gen_run(r->db, &go, &b, &prog, &st, err);
+    GenStats st = {0};
+    if (!rc) rc = gen_run(r->db, &go, &b, &prog, &st, err);
     progress_finish(&prog, NULL);
     out->new_answers = st.candidates;
     if (!rc && st.interrupted) rc = err_set(err, RLHF_EINTR, "interrupted while sampling");
@@ -368,7 +373,8 @@ static int load_answers(Run *r, Err *err) {
         for (int k = 0; k < 2; k++) {
             int64_t *ids = NULL;
             int n = 0;
-            if ((rc = db_draws_first(r->db, p->id, r->s[k].model_id, r->o->n, &ids, &n, err)))
+            if ((rc = db_draws_first(r->db, p->id, r->s[k].model_id, r->s[k].draw_config, r->o->n,
+                                     &ids, &n, err)))
                 return rc;
             if (!(p->ans[k] = calloc((size_t)(n ? n : 1), sizeof(Answer)))) {
                 free(ids);

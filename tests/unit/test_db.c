@@ -81,11 +81,15 @@ Test(db, schema_3_migrates_to_draws) {
     cr_assert_eq(db_open(dbpath, DB_OPEN_EXISTING, &db, &e), 0, "%s", e.msg);
     int64_t n, *ids;
     int nd;
-    cr_assert_eq(db_draws_count(db, 1, 1, &n, &e), 0, "%s", e.msg);
+    int64_t mine;
+    cr_assert_eq(db_draws_count(db, 1, 1, NULL, &n, &mine, &e), 0, "%s", e.msg);
     cr_assert_eq(n, 2);
-    cr_assert_eq(db_draws_count(db, 1, 2, &n, &e), 0);
+    cr_assert_eq(mine, 2, "migrated draws: configuration unknown");
+    cr_assert_eq(db_draws_count(db, 1, 1, "{\"seed\":1}", &n, &mine, &e), 0, "%s", e.msg);
+    cr_assert(n == 2 && mine == 0, "a draw of unknown configuration is nobody's");
+    cr_assert_eq(db_draws_count(db, 1, 2, NULL, &n, &mine, &e), 0);
     cr_assert_eq(n, 0, "an imported answer was never drawn");
-    cr_assert_eq(db_draws_first(db, 1, 1, 8, &ids, &nd, &e), 0);
+    cr_assert_eq(db_draws_first(db, 1, 1, NULL, 8, &ids, &nd, &e), 0);
     cr_assert_eq(nd, 2);
     cr_assert(ids[0] < ids[1]);
     free(ids);
@@ -95,8 +99,12 @@ Test(db, schema_3_migrates_to_draws) {
     int inserted;
     cr_assert_eq(db_candidate_insert(db, &c, &id, &inserted, &e), 0, "%s", e.msg);
     cr_assert_eq(inserted, 0, "the same text is the same candidate");
-    cr_assert_eq(db_draw_insert(db, 1, 1, 2, id, 13, &e), 0, "%s", e.msg);
-    cr_assert_eq(db_draws_first(db, 1, 1, 8, &ids, &nd, &e), 0);
+    cr_assert_eq(db_draw_insert(db, 1, 1, 2, id, 13, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(db_draw_insert(db, 1, 1, 3, id, 14, "{\"seed\":2}", &e), 0, "%s", e.msg);
+    cr_assert_eq(db_draws_first(db, 1, 1, "{\"seed\":2}", 8, &ids, &nd, &e), 0);
+    cr_assert(nd == 1 && ids[0] == id, "only the draws of a configuration");
+    free(ids);
+    cr_assert_eq(db_draws_first(db, 1, 1, NULL, 8, &ids, &nd, &e), 0);
     cr_assert_eq(nd, 3);
     cr_assert_eq(ids[2], ids[0], "a repeated text: one candidate, two draws");
     free(ids);
@@ -333,8 +341,8 @@ Test(db, readonly_open_migrates_an_older_project) {
         cr_assert_eq(chmod(dbpath, 0644), 0);
     }
     db = open_migrated(dbpath, DB_OPEN_READONLY);
-    int64_t n = -1;
-    cr_assert_eq(db_draws_count(db, 1, 1, &n, &e), 0, "%s", e.msg); /* reads the draws table */
+    int64_t n = -1, mine = -1;
+    cr_assert_eq(db_draws_count(db, 1, 1, NULL, &n, &mine, &e), 0, "%s", e.msg); /* reads the draws table */
     cr_assert_eq(n, 0);
     db_close(db);
 }

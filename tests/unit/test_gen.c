@@ -245,8 +245,12 @@ Test(gen, recheck_at_commit_keeps_k) {
     Err e = {0};
     cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0, "%s", e.msg);
     /* without --unique k is k draws: ours, whatever another writer stored */
-    int64_t drawn;
-    cr_assert_eq(db_draws_count(db, 1, mid, &drawn, NULL), 0);
+    int64_t drawn, mine;
+    char *cfg = gen_draw_config(NULL, 1);
+    cr_assert_str_eq(cfg, "{\"seed\":1}");
+    cr_assert_eq(db_draws_count(db, 1, mid, cfg, &drawn, &mine, NULL), 0);
+    cr_assert_eq(mine, 3, "k draws of this configuration");
+    free(cfg);
     cr_assert_eq(drawn, 3, "k draws");
     cr_assert_eq(count(db, 1, mid), 4, "the other's two and two new of ours");
     cr_assert_eq(st.candidates, 2);

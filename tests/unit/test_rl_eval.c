@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <limits.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "db/rankings.h"
 #include "db/registry.h"
 #include "gen/gen.h"
+#include "gen/model_backend.h"
 #include "model/checkpoint.h"
 #include "model/sample.h"
 #include "model/seq.h"
@@ -288,12 +290,18 @@ Test(rl_eval, the_rm_reads_the_project_template) {
 }
 
 /* Registers ckpt as gen does and stores, for prompts 1..6, the draws texts[d]
- * (draw d of the prompt) as candidates of it; returns the model id. */
+ * (draw d of the prompt) as candidates of it, made as eval with options()
+ * would make them (its sampling configuration); returns the model id. */
 static int64_t store_draws(Db *db, const char *ckpt, const char *const *texts, const int *len,
                            int n) {
     Err e = {0};
     int64_t mid;
     char *tmpl = NULL;
+    EvalOptions o = options();
+    GenModel g;
+    cr_assert_eq(gen_model_open(&g, ckpt, NULL, &o.sp, 1, INFER_WEIGHTS_F32, &e), 0, "%s", e.msg);
+    char *cfg = gen_draw_config(g.params_json, o.seed);
+    gen_model_close(&g);
     cr_assert_eq(db_begin(db, &e), 0);
     cr_assert_eq(gen_register_model(db, ckpt, NULL, NULL, &mid, &tmpl, NULL, &e), 0, "%s", e.msg);
     for (int64_t pid = 1; pid <= 6; pid++)
@@ -302,10 +310,11 @@ static int64_t store_draws(Db *db, const char *ckpt, const char *const *texts, c
                              NULL, 0, CAND_FINISH_STOP};
             int64_t id;
             cr_assert_eq(db_candidate_insert(db, &c, &id, NULL, &e), 0, "%s", e.msg);
-            cr_assert_eq(db_draw_insert(db, pid, mid, d, id, (uint64_t)d, &e), 0, "%s", e.msg);
+            cr_assert_eq(db_draw_insert(db, pid, mid, d, id, (uint64_t)d, cfg, &e), 0, "%s", e.msg);
         }
     cr_assert_eq(db_commit(db, &e), 0);
     free(tmpl);
+    free(cfg);
     return mid;
 }
 
@@ -435,6 +444,71 @@ static double logp_by_hand(const Model *m, const int *seq, int n, int n_prompt, 
     return lp;
 }
 
+/* One text value of a query on the project, read beside eval as another
+ * process would (caller frees). */
+static char *draws_sql_text(const char *fmt, long long arg) {
+    char sql[512];
+    snprintf(sql, sizeof sql, fmt, arg);
+    char path[600];
+    snprintf(path, sizeof path, "%s/p.db", dir); /* not at(): its buffers hold the options' paths */
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
+    const unsigned char *t = sqlite3_column_text(st, 0);
+    char *out = strdup(t ? (const char *)t : "");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return out;
+}
+
+static long long draws_of(int64_t model_id) {
+    char *s = draws_sql_text("SELECT count(*) FROM draws WHERE model_id = %lld", (long long)model_id);
+    long long n = atoll(s);
+    free(s);
+    return n;
+}
+
+/* A rerun reuses only the draws made as it would make them: the same sampling
+ * and seed reuse every one (the same figures), another temperature or seed
+ * draws its own instead of judging the old ones under its name. */
+Test(rl_eval, draws_reused_only_under_the_same_sampling) {
+    Db *db = setup();
+    EvalOptions o = options();
+    o.n = 2;
+    EvalResult r;
+    Err e = {0};
+    ModelRow mr;
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(db_model_get(db, "a.ckpt", &mr, &e), 0);
+    long long n1 = draws_of(mr.id);
+    cr_assert_eq(n1, 2 * r.prompts);
+    double win1 = r.side[1].win;
+    eval_result_free(&r);
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(draws_of(mr.id), n1, "the same sampling: every draw reused");
+    cr_assert_eq(r.side[1].win, win1);
+    eval_result_free(&r);
+    o.sp.temperature = 0.7f;
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(draws_of(mr.id), 2 * n1, "another temperature: its own draws");
+    char *cfg = draws_sql_text("SELECT config FROM draws WHERE model_id = %lld ORDER BY draw DESC"
+                               " LIMIT 1", (long long)mr.id);
+    cr_assert(strstr(cfg, "\"temperature\":0.7"), "%s", cfg);
+    free(cfg);
+    eval_result_free(&r);
+    o.seed = 2;
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(draws_of(mr.id), 3 * n1, "another seed: its own draws");
+    eval_result_free(&r);
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(draws_of(mr.id), 3 * n1);
+    eval_result_free(&r);
+    db_model_row_free(&mr);
+    db_close(db);
+}
+
 /* Eval's KL is over the ids the policy sampled (a stop string's tokens in,
  * </s> only when sampled), at the sampling temperature: computed here by hand
  * from the stored ids and draws. */
@@ -469,7 +543,11 @@ Test(rl_eval, kl_on_the_sampled_ids_at_the_temperature) {
         int prompt[512], np = 0;
         cr_assert_eq(tok_encode_prompt(tok, input, strlen(input), prompt, 512, &np, &e), 0);
         cr_assert_eq(db_candidates_of_prompt(db, pid, &rows, &nr, &e), 0);
-        cr_assert_eq(db_draws_first(db, pid, mr.id, 3, &ids, &nd, &e), 0);
+        char *cfg = draws_sql_text("SELECT config FROM draws WHERE model_id = %lld LIMIT 1",
+                                   (long long)mr.id);
+        cr_assert(strstr(cfg, "\"temperature\":0.7") && strstr(cfg, "\"seed\":1}"), "%s", cfg);
+        cr_assert_eq(db_draws_first(db, pid, mr.id, cfg, 3, &ids, &nd, &e), 0);
+        free(cfg);
         cr_assert_eq(nd, 3);
         double s = 0;
         for (int d = 0; d < nd; d++) {
