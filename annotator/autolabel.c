@@ -46,8 +46,8 @@ static double labeler_score(const Rule *r, const WordSet *known, const char *pro
 void auto_rank_rule(const Rule *r, const WordSet *known, const char *prompt,
                     const char *const *texts, int n, double noise, Rng *rng, unsigned char *level,
                     unsigned char *likert) {
-    double score[RS_MAX_CAND];
-    for (int i = 0; i < n && i < RS_MAX_CAND; i++) {
+    double score[AUTO_MAX_TEXTS];
+    for (int i = 0; i < n && i < AUTO_MAX_TEXTS; i++) {
         double s = labeler_score(r, known, prompt, texts[i]);
         likert[i] = (unsigned char)(1 + lround(6 * s));
         score[i] = s + (noise > 0 ? noise * rng_normal(rng) : 0);

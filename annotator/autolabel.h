@@ -26,8 +26,11 @@
  * invented word, "plusree"), as a careful person marks such an answer down:
  * the weight the demo rule gives one clean sentence. */
 #define AUTO_UNKNOWN_WORD_COST 0.15
+/* The most texts auto_rank_rule ranks at once: a ranking's RS_MAX_CAND, or both
+ * sides of an evaluation (eval judges up to 32 distinct answers a side). */
+#define AUTO_MAX_TEXTS (2 * RS_MAX_CAND)
 
-/* Ranks n texts by rule score + noise * N(0, 1): level[i] (1 = best; equal
+/* Ranks n <= AUTO_MAX_TEXTS texts by rule score + noise * N(0, 1): level[i] (1 = best; equal
  * noisy scores tie) and a Likert score from the clean rule score. With known
  * words (NULL: none), a text with a word outside them loses
  * AUTO_UNKNOWN_WORD_COST of its rule score first. */

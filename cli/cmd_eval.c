@@ -4,6 +4,7 @@
 #include "cli/opts.h"
 #include "cli/sampling.h"
 #include "db/prompts.h"
+#include "annotator/rank_state.h"
 #include "rl/eval.h"
 #include "util/sys.h"
 
@@ -33,7 +34,9 @@ const struct cmd_entry cmd_eval_entry = {
     "  --split S       held-out prompts of split S (default test; \"\" for all)\n"
     "  --limit N       the first N prompts of the split (default: all)\n"
     "  --samples N     samples per prompt per side (default 1, at most 32; --n N is\n"
-    "                  the same)\n"
+    "                  the same); a prompt with more distinct answers than a ranking\n"
+    "                  holds (32) is judged by the rule without storing its ranking\n"
+    "                  (an external judge cannot: the run fails)\n"
     "  --judge RULE    the simulated labeler's rule (default demo; see label --list-rules)\n"
     "  --judge-cmd CMD an external judge, as label --auto-cmd\n"
     "  --judge-name NAME  the judge's labeler name (default judge:RULE, judge:cmd:PROGRAM)\n"
@@ -195,6 +198,7 @@ static char *result_json(const EvalResult *r, const EvalOptions *o) {
     cJSON_AddStringToObject(j, "interval", "bootstrap95 over prompts");
     cJSON_AddNumberToObject(j, "bootstrap_resamples", o->bootstrap);
     cJSON_AddNumberToObject(j, "rankings_stored", (double)r->rankings_new);
+    cJSON_AddNumberToObject(j, "prompts_judged_unstored", (double)r->prompts_unstored);
     cJSON_AddNumberToObject(j, "seconds", r->seconds);
     cJSON *sides = cJSON_AddArrayToObject(j, "sides");
     for (int k = 0; k < 2; k++) {
@@ -331,6 +335,12 @@ static int exec_eval(int argc, char **argv) {
     fprintf(stderr, "eval: %lld + %lld new answers, %lld judge rankings stored, in %.1fs\n",
             (long long)r.side[0].new_answers, (long long)r.side[1].new_answers,
             (long long)r.rankings_new, r.seconds);
+    if (r.prompts_unstored)
+        fprintf(stderr,
+                "eval: %lld prompts had more distinct answers than a ranking holds (%d): the rule "
+                "judged them all and no ranking of them was stored (elo --by policy leaves them "
+                "out)\n",
+                (long long)r.prompts_unstored, RS_MAX_CAND);
     eval_result_free(&r);
     return EXIT_OK;
 }

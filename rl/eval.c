@@ -426,9 +426,12 @@ static int find_row(const EvalPrompt *p, int64_t id) {
 
 /* Ranks, for one prompt, the answers of every policy evaluated on it so far
  * (the judge's previous ranking) with this run's; a ranking that would not
- * change is kept as it is, so a rerun stores nothing new. */
+ * change is kept as it is, so a rerun stores nothing new. When this run's
+ * distinct answers are more than a ranking holds (RS_MAX_CAND), a rule judges
+ * them all and no ranking is stored (*unstored counts the prompt); an external
+ * judge cannot, and the run fails. */
 static int judge_prompt(Run *r, EvalPrompt *p, Judge *judge, const char *source, int64_t *stored,
-                        Err *err) {
+                        int64_t *unstored, Err *err) {
     const EvalOptions *o = r->o;
     struct prev prev = {0};
     RankingFilter f = db_ranking_filter_default();
@@ -440,32 +443,36 @@ static int judge_prompt(Run *r, EvalPrompt *p, Judge *judge, const char *source,
     /* the set: this run's distinct answers, then the previous items still in
      * the store while there is room (with many policies and samples the
      * oldest beyond RS_MAX_CAND answers leave the ranking) */
-    int idx[RS_MAX_CAND], level_of[RS_MAX_CAND], n = 0, reuse = 1;
+    int idx[AUTO_MAX_TEXTS], level_of[AUTO_MAX_TEXTS], n = 0, reuse = 1;
     for (int k = 0; k < 2; k++)
         for (int a = 0; a < p->n_ans[k]; a++) {
             int j = find_row(p, p->ans[k][a].cand_id), seen = 0, ranked = 0;
             for (int i = 0; i < n; i++)
                 seen |= idx[i] == j;
             if (seen) continue;
-            if (n == RS_MAX_CAND)
+            if (n == RS_MAX_CAND && judge)
                 return err_set(err, RLHF_EINVAL,
                                "prompt %lld: the judge would rank more than %d distinct answers "
                                "of the two sides; evaluate fewer samples per prompt",
                                (long long)p->id, RS_MAX_CAND);
+            if (n == AUTO_MAX_TEXTS) /* cannot happen: at most 32 samples a side */
+                return err_set(err, RLHF_EINVAL, "prompt %lld: more than %d distinct answers",
+                               (long long)p->id, AUTO_MAX_TEXTS);
             for (int i = 0; i < prev.n; i++)
                 if (prev.id[i] == p->rows[j].id && prev.rank[i] > 0) ranked = 1;
             reuse &= ranked;
             idx[n++] = j;
         }
-    if (reuse) n = 0; /* the previous ranking holds them all: keep it as it is */
+    int whole = n <= RS_MAX_CAND; /* a ranking can hold them */
+    if (reuse && whole) n = 0; /* the previous ranking holds them all: keep it as it is */
     for (int i = 0; i < prev.n && n < RS_MAX_CAND; i++) {
         int j = find_row(p, prev.id[i]), seen = 0;
         for (int q = 0; q < n; q++)
             seen |= idx[q] == j;
         if (j >= 0 && prev.rank[i] > 0 && !seen) idx[n] = j, level_of[n++] = prev.rank[i];
     }
-    unsigned char level[RS_MAX_CAND], likert[RS_MAX_CAND];
-    if (reuse) {
+    unsigned char level[AUTO_MAX_TEXTS], likert[AUTO_MAX_TEXTS];
+    if (reuse && whole) {
         for (int i = 0; i < n; i++)
             level[i] = (unsigned char)level_of[i];
     } else {
@@ -483,7 +490,7 @@ static int judge_prompt(Run *r, EvalPrompt *p, Judge *judge, const char *source,
             it.prompt_id = p->id, it.prompt = p->text, it.cand = rows, it.n_cand = n, it.n = n;
             rc = judge_rank(judge, &it, level, likert, err);
         } else {
-            const char *texts[RS_MAX_CAND];
+            const char *texts[AUTO_MAX_TEXTS];
             for (int i = 0; i < n; i++)
                 texts[i] = p->rows[idx[i]].text;
             Rng g;
@@ -491,24 +498,28 @@ static int judge_prompt(Run *r, EvalPrompt *p, Judge *judge, const char *source,
             auto_rank_rule(o->rule, NULL, p->text, texts, n, o->noise, &g, level, likert);
         }
         if (rc) return err_prefix(err, "prompt %lld: ", (long long)p->id);
-        RankingItemIn items[RS_MAX_CAND];
-        StrBuf shown = {0};
-        sb_puts(&shown, "[");
-        for (int i = 0; i < n; i++) {
-            items[i] = (RankingItemIn){p->rows[idx[i]].id, level[i], likert[i], NULL, i};
-            sb_printf(&shown, "%s%lld", i ? "," : "", (long long)p->rows[idx[i]].id);
+        if (!whole) {
+            (*unstored)++; /* judged; a ranking cannot hold them */
+        } else {
+            RankingItemIn items[RS_MAX_CAND];
+            StrBuf shown = {0};
+            sb_puts(&shown, "[");
+            for (int i = 0; i < n; i++) {
+                items[i] = (RankingItemIn){p->rows[idx[i]].id, level[i], likert[i], NULL, i};
+                sb_printf(&shown, "%s%lld", i ? "," : "", (long long)p->rows[idx[i]].id);
+            }
+            sb_puts(&shown, "]");
+            RankingIn in = {0};
+            in.prompt_id = p->id, in.labeler_id = r->labeler_id, in.simulated = 1;
+            in.shown_order = shown.s, in.time_spent_ms = -1, in.gold_agreement = NAN;
+            in.source = source, in.items = items, in.n_items = n;
+            if (n >= 2) {
+                rc = db_ranking_submit(r->db, &in, NULL, err);
+                if (!rc) (*stored)++;
+            }
+            sb_free(&shown);
+            if (rc) return err_prefix(err, "prompt %lld: ", (long long)p->id);
         }
-        sb_puts(&shown, "]");
-        RankingIn in = {0};
-        in.prompt_id = p->id, in.labeler_id = r->labeler_id, in.simulated = 1;
-        in.shown_order = shown.s, in.time_spent_ms = -1, in.gold_agreement = NAN;
-        in.source = source, in.items = items, in.n_items = n;
-        if (n >= 2) {
-            rc = db_ranking_submit(r->db, &in, NULL, err);
-            if (!rc) (*stored)++;
-        }
-        sb_free(&shown);
-        if (rc) return err_prefix(err, "prompt %lld: ", (long long)p->id);
     }
     for (int k = 0; k < 2; k++)
         for (int a = 0; a < p->n_ans[k]; a++)
@@ -530,7 +541,8 @@ static int judge_all(Run *r, EvalResult *res, Err *err) {
         if (sys_interrupted())
             rc = err_set(err, RLHF_EINTR, "interrupted while judging");
         else
-            rc = judge_prompt(r, &r->p[i], judge, source, &res->rankings_new, err);
+            rc = judge_prompt(r, &r->p[i], judge, source, &res->rankings_new,
+                              &res->prompts_unstored, err);
         progress_update(&prog, i + 1, NULL);
     }
     progress_finish(&prog, NULL);

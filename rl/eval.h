@@ -79,6 +79,8 @@ typedef struct EvalResult {
     int64_t prompts;
     double judge_ties, rm_ties; /* share of answer pairs tied */
     int64_t rankings_new;       /* judge rankings stored by this run */
+    int64_t prompts_unstored;   /* prompts judged without storing a ranking: more distinct
+                                   answers than a ranking holds (RS_MAX_CAND) */
     char *judge;                /* the judge's labeler name */
     char *rm;                   /* the RM's checkpoint, NULL: none */
     double seconds;

@@ -365,6 +365,35 @@ Test(rl_eval, a_collapsed_policy_counts_every_draw) {
     teardown(db);
 }
 
+/* More distinct answers than a ranking holds (20 + 20 > 32): the rule judges
+ * them all, every pair counts, and no ranking is stored for those prompts. */
+Test(rl_eval, more_distinct_answers_than_a_ranking_holds) {
+    Db *db = setup();
+    enum { N = 20 };
+    char abuf[N][32], bbuf[N][48];
+    const char *a[N], *b[N];
+    int la[N], lb[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(abuf[i], sizeof abuf[i], "short %d.", i);
+        snprintf(bbuf[i], sizeof bbuf[i], "a much longer answer, number %d.", i);
+        a[i] = abuf[i], b[i] = bbuf[i], la[i] = 2, lb[i] = 6;
+    }
+    store_draws(db, at("a.ckpt"), a, la, N);
+    store_draws(db, at("b.ckpt"), b, lb, N);
+    EvalOptions o = options();
+    o.rule = rule_find("longer");
+    o.n = N;
+    EvalResult r;
+    Err e = {0};
+    cr_assert_eq(eval_run(db, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(r.prompts_unstored, 6);
+    cr_assert_eq(r.rankings_new, 0);
+    cr_assert_eq(r.side[1].answers, 6 * N);
+    cr_assert_float_eq(r.side[1].win, 1.0, 1e-12, "every longer answer beats every shorter one");
+    eval_result_free(&r);
+    teardown(db);
+}
+
 /* The answers' health over every draw: distinct answers per prompt, the share
  * of samples holding a line of the chat template ("Human:" of the default),
  * and with a word the --known-words files lack; a missing file fails first. */
