@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench/bench_mem.h"
 #include "model/checkpoint.h"
 #include "model/infer.h"
 #include "model/matvec.h"
@@ -323,7 +324,26 @@ static double time_llamacpp(const char *llama, const char *gguf, int threads) {
  * LLAMA_CPP naming a built llama.cpp (build/bin/llama-bench, gguf-py), the
  * same weights as GGUF (bench/llama2c_gguf.py) and llama-bench's tg256 at the
  * same thread counts, the runs of the two alternating. */
-static void bench_command(const char *argv0, const Model *m, const Tokenizer *tok) {
+/* How much of the machine's read bandwidth `rlhf sample` uses at 1 and 2
+ * threads: the bytes a decoded token reads (every f32 weight; the embedding
+ * one row unless it is also the classifier) × its tokens/s, over
+ * bench_read_bandwidth. f32 decoding is bound by it. */
+static void bench_read_share(const Model *m, const double sample_tps[2]) {
+    const Config *c = &m->cfg;
+    double bytes = 4.0 * ((double)m->n_params -
+                          (c->shared_classifier ? 0 : (double)c->vocab_size * c->dim - c->dim));
+    for (int threads = 1; threads <= 2; threads++) {
+        if (!(sample_tps[threads - 1] > 0)) continue;
+        double bw = bench_read_bandwidth(threads), used = bytes * sample_tps[threads - 1] / 1e9;
+        printf("sample_cmd_read_share config=15m threads=%d weight_bytes_per_token=%.0f "
+               "sample_gb_per_s=%.1f memory_read_gb_per_s=%.1f value=%.2f\n",
+               threads, bytes, used, bw, used / bw);
+    }
+    infer_set_threads(1);
+}
+
+static void bench_command(const char *argv0, const Model *m, const Tokenizer *tok,
+                          double sample_tps[2]) {
     char rlhf[4096], dir[] = "/tmp/bench_infer.XXXXXX", mpath[64], tpath[64], gpath[64];
     const char *slash = strrchr(argv0, '/');
     snprintf(rlhf, sizeof rlhf, "%.*s/../rlhf", slash ? (int)(slash - argv0) : 1, slash ? argv0 : ".");
@@ -364,6 +384,7 @@ static void bench_command(const char *argv0, const Model *m, const Tokenizer *to
             lbest = l > lbest ? l : lbest;
         }
         if (!ok) break;
+        sample_tps[threads - 1] = best;
         printf("sample_cmd_tokens_per_s config=15m vocab=%d format=llama2c path=\"rlhf sample "
                "--max-tokens 256\" threads=%d value=%.1f\n",
                m->cfg.vocab_size, threads, best);
@@ -386,7 +407,9 @@ int main(int argc, char **argv) {
     Infer st;
     if (infer_create(&st, &m, 8, &err)) die(&err);
     (void)argc;
-    bench_command(argv[0], &m, tok);
+    double sample_tps[2] = {0, 0};
+    bench_command(argv[0], &m, tok, sample_tps);
+    bench_read_share(&m, sample_tps);
     SampleParams p = sample_params_default();
     int bos = 1;
 
