@@ -27,6 +27,12 @@ const struct cmd_entry cmd_dpo_entry = {
     "  --label-smoothing E  with sigmoid: the share of labels taken as flipped (default 0)\n"
     "  --rpo-alpha A     add A x the chosen answer's negative log-likelihood per token to\n"
     "                    each pair's loss (RPO; TRL's rpo_alpha; default 0: plain DPO)\n"
+    "  --token-kl G      add G/2 x, for each answer of a pair, the mean over its tokens of\n"
+    "                    KL(policy || reference) over the whole vocabulary at that token\n"
+    "                    (a token-level KL, as TDPO): keeps the probability DPO takes from\n"
+    "                    rejected answers off tokens the reference finds unlikely (garbled\n"
+    "                    words; README). Holds the reference's distribution at every answer\n"
+    "                    token in memory (at most 4 GiB). Default 0: off\n"
     "  --epochs N        passes over the data (default 1)\n"
     "  --batch B         ranked groups (prompts) per micro-batch, each with all its pairs;\n"
     "                    a pairs file's records are groups of one (default 8)\n"
@@ -59,6 +65,7 @@ static int exec_dpo(int argc, char **argv) {
          .hi = 1, .seen = &filtered},
         CLI_O_CALL("loss", loss_opt, &o.loss), CLI_O_DBL("beta", &o.beta, 1e-6, 1e6),
         CLI_O_DBL("label-smoothing", &o.smoothing, 0, 0.5), CLI_O_DBL("rpo-alpha", &o.rpo, 0, 100),
+        CLI_O_DBL("token-kl", &o.token_kl, 0, 1000),
         CLI_O_END};
     int rc = cli_opts_parse(E, argc, argv, opts, NULL);
     if (rc < 0) rc = cli_train_check(E, &o.t, CLI_TRAIN_ALL, "--policy");

@@ -57,7 +57,7 @@ void dpo_set_free(DpoSet *s) {
     for (int i = 0; i < s->n_ex; i++)
         seq_example_free(&s->ex[i]);
     free(s->ex), free(s->chosen), free(s->rejected), free(s->lens), free(s->ref);
-    free(s->ex_start), free(s->pair_start);
+    free(s->ex_start), free(s->pair_start), free(s->ref_dist), free(s->dist_off);
     memset(s, 0, sizeof *s);
 }
 
@@ -131,8 +131,11 @@ int dpo_trainer_init(DpoTrainer *tr, Model *m, AdamW *opt, int micro, int max_k,
     int T = m->cfg.seq_len, rc = RLHF_OK;
     tr->sums = malloc(sizeof(double) * (size_t)tr->rows);
     tr->w = malloc(sizeof(double) * (size_t)tr->rows);
+    tr->kl = malloc(sizeof(double) * (size_t)tr->rows);
+    tr->kw = malloc(sizeof(double) * (size_t)tr->rows);
     tr->idx = malloc(sizeof(int) * (size_t)tr->rows);
-    if (!tr->sums || !tr->w || !tr->idx) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!tr->sums || !tr->w || !tr->kl || !tr->kw || !tr->idx)
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
     if (!rc) rc = model_runstate_create(&tr->rs, &m->cfg, tr->rows, T, err);
     if (!rc) rc = rl_batch_create(&tr->batch, tr->rows, T, err);
     if (!rc && !m->grads) rc = model_grads_alloc(m, err);
@@ -143,19 +146,131 @@ int dpo_trainer_init(DpoTrainer *tr, Model *m, AdamW *opt, int micro, int max_k,
 void dpo_trainer_free(DpoTrainer *tr) {
     model_runstate_free(&tr->rs);
     rl_batch_free(&tr->batch);
-    free(tr->sums), free(tr->w), free(tr->idx);
-    tr->sums = tr->w = NULL, tr->idx = NULL;
+    free(tr->sums), free(tr->w), free(tr->kl), free(tr->kw), free(tr->idx);
+    tr->sums = tr->w = tr->kl = tr->kw = NULL, tr->idx = NULL;
 }
 
-/* Forward over examples tr->idx[0..n) (log-probability sums into tr->sums). */
-static int forward(DpoTrainer *tr, const SeqExample *ex, int n, int *T, int flags, Err *err) {
+/* What a pass's LM head does besides DPO's own log-probabilities (or their
+ * gradient): nothing, store the reference's log-softmax of each answer
+ * position, add each row's KL from it, or add the KL's gradient. */
+enum { HEAD_DPO, HEAD_STORE, HEAD_KL, HEAD_KL_GRAD };
+
+typedef struct {
+    LossHeadLogp h; /* DPO's head */
+    DpoTrainer *tr;
+    const DpoSet *set; /* whose ref_dist the rows read or write */
+    int T, mode;
+} KlHead;
+
+/* log Σ exp of a row of V logits, in double */
+static double row_lse(const float *x, int V) {
+    float mx = -INFINITY;
+    for (int v = 0; v < V; v++)
+        mx = x[v] > mx ? x[v] : mx;
+    double s = 0;
+    for (int v = 0; v < V; v++)
+        s += exp((double)x[v] - mx);
+    return mx + log(s);
+}
+
+/* The batch row's answer positions: its targets >= 0, one run from *first. */
+static int answer_run(const int *tg, int T, int *first) {
+    int n = 0;
+    *first = T;
+    for (int t = 0; t < T; t++)
+        if (tg[t] >= 0) {
+            if (!n) *first = t;
+            n++;
+        }
+    return n;
+}
+
+/* The reference row of batch row b's answer position t. */
+static const float *dist_row(const KlHead *k, int b, int t, int V) {
+    int first;
+    answer_run(k->h.targets + (size_t)b * k->T, k->T, &first);
+    int64_t e = k->tr->idx[b];
+    return k->set->ref_dist + (size_t)(k->set->dist_off[e] + (t - first)) * (size_t)V;
+}
+
+/* KL(p ‖ q) of one row, p = softmax(x), log q = lq; with g, also the gradient
+ * of w × KL with respect to x: w p (log p − log q − KL). */
+static double row_kl(const float *x, const float *lq, int V, double w, float *g) {
+    double lse = row_lse(x, V), kl = 0;
+    for (int v = 0; v < V; v++) {
+        double lp = x[v] - lse;
+        kl += exp(lp) * (lp - lq[v]);
+    }
+    if (g)
+        for (int v = 0; v < V; v++) {
+            double lp = x[v] - lse;
+            g[v] = (float)(w * exp(lp) * (lp - lq[v] - kl));
+        }
+    return kl;
+}
+
+static int kl_head(void *ctx, float *logits, int row0, int R, int V, Err *err) {
+    KlHead *k = ctx;
+    const int *tg = k->h.targets;
+    float *g = NULL;
+    if (k->mode == HEAD_KL_GRAD && !(g = calloc((size_t)R * V, sizeof *g)))
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; k->mode != HEAD_DPO && i < R; i++) {
+        int row = row0 + i, b = row / k->T, t = row % k->T, first;
+        if (tg[row] < 0) continue;
+        const float *x = logits + (size_t)i * V;
+        if (k->mode == HEAD_STORE) {
+            float *q = (float *)dist_row(k, b, t, V);
+            double lse = row_lse(x, V);
+            for (int v = 0; v < V; v++)
+                q[v] = (float)(x[v] - lse);
+            continue;
+        }
+        int len = answer_run(tg + (size_t)b * k->T, k->T, &first);
+        double w = k->mode == HEAD_KL_GRAD ? k->tr->kw[b] / len : 0;
+        double kl = row_kl(x, dist_row(k, b, t, V), V, w, g ? g + (size_t)i * V : NULL);
+        if (k->mode == HEAD_KL) k->tr->kl[b] += kl;
+    }
+    int rc = loss_head_logp(&k->h, logits, row0, R, V, err);
+    if (g) {
+        for (size_t j = 0; !rc && j < (size_t)R * V; j++)
+            logits[j] += g[j];
+        free(g);
+    }
+    return rc;
+}
+
+/* Forward over examples tr->idx[0..n) through m (log-probability sums into
+ * tr->sums); mode HEAD_STORE or HEAD_KL also as kl_head says, for set. */
+static int forward(DpoTrainer *tr, Model *m, const DpoSet *set, const SeqExample *ex, int n,
+                   int *T, int flags, int mode, Err *err) {
     *T = rl_batch_fill(&tr->batch, ex, tr->idx, n, NULL);
-    LossHeadLogp h = {.targets = tr->batch.targets, .logp = tr->batch.buf};
-    int rc = model_forward(tr->m, &tr->rs, tr->batch.tokens, n, *T, flags, err);
-    if (!rc) rc = model_head(tr->m, &tr->rs, 0, loss_head_logp, &h, err);
+    KlHead k = {{.targets = tr->batch.targets, .logp = tr->batch.buf}, tr, set, *T, mode};
+    if (mode == HEAD_KL) memset(tr->kl, 0, sizeof(double) * (size_t)n);
+    int rc = model_forward(m, &tr->rs, tr->batch.tokens, n, *T, flags, err);
+    if (!rc) rc = model_head(m, &tr->rs, 0, kl_head, &k, err);
     if (rc) return rc;
     seq_row_sums(tr->batch.buf, tr->batch.targets, n, *T, tr->sums);
     return RLHF_OK;
+}
+
+/* Runs ref (the trainer's model, LoRA adapter off, when NULL) over every
+ * example of set, a pass of tr->rows at a time; each pass's sums go to
+ * set->ref unless mode is HEAD_STORE. */
+static int reference_passes(DpoTrainer *tr, Model *ref, DpoSet *set, int mode, Err *err) {
+    Model *m = ref ? ref : tr->m;
+    int off = m->lora_off, rc = RLHF_OK;
+    m->lora_off = 1;
+    for (int s = 0, b; s < set->n_ex && !rc; s += b) {
+        b = set->n_ex - s < tr->rows ? set->n_ex - s : tr->rows;
+        for (int i = 0; i < b; i++)
+            tr->idx[i] = s + i;
+        int T;
+        rc = forward(tr, m, set, set->ex, b, &T, MODEL_FWD_NOGRAD, mode, err);
+        if (!rc && mode != HEAD_STORE) memcpy(set->ref + s, tr->sums, sizeof(double) * (size_t)b);
+    }
+    m->lora_off = off;
+    return rc;
 }
 
 int dpo_reference(DpoTrainer *tr, DpoSet *set, Err *err) {
@@ -163,18 +278,30 @@ int dpo_reference(DpoTrainer *tr, DpoSet *set, Err *err) {
     set->ref = malloc(sizeof(double) * (size_t)(set->n_ex + 1));
     if (!set->ref) return err_set(err, RLHF_ENOMEM, "out of memory");
     /* with LoRA the reference is the base: the adapter off (no second model) */
-    int off = tr->m->lora_off, rc = RLHF_OK;
-    tr->m->lora_off = 1;
-    for (int s = 0, b; s < set->n_ex && !rc; s += b) {
-        b = set->n_ex - s < tr->rows ? set->n_ex - s : tr->rows;
-        for (int i = 0; i < b; i++)
-            tr->idx[i] = s + i;
-        int T;
-        rc = forward(tr, set->ex, b, &T, MODEL_FWD_NOGRAD, err);
-        if (!rc) memcpy(set->ref + s, tr->sums, sizeof(double) * (size_t)b);
+    return reference_passes(tr, NULL, set, HEAD_DPO, err);
+}
+
+int dpo_reference_dist(DpoTrainer *tr, Model *ref, DpoSet *set, Err *err) {
+    free(set->ref_dist), free(set->dist_off);
+    set->ref_dist = NULL;
+    if (!(set->dist_off = malloc(sizeof(int64_t) * (size_t)(set->n_ex + 1))))
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    set->dist_off[0] = 0;
+    for (int e = 0; e < set->n_ex; e++) {
+        int L = set->ex[e].n - set->ex[e].n_prompt;
+        set->dist_off[e + 1] = set->dist_off[e] + (L > 0 ? L : 0);
     }
-    tr->m->lora_off = off;
-    return rc;
+    size_t V = (size_t)tr->m->cfg.vocab_size, rows = (size_t)set->dist_off[set->n_ex];
+    if (rows * V * sizeof(float) > DPO_DIST_MAX_BYTES)
+        return err_set(err, RLHF_ENOMEM,
+                       "the token-level KL keeps the reference's distribution at every answer "
+                       "token: %zu tokens x %zu entries = %.1f GiB, over the %.0f GiB allowed; "
+                       "train on fewer pairs or drop --token-kl",
+                       rows, V, (double)(rows * V * sizeof(float)) / (1 << 30),
+                       (double)DPO_DIST_MAX_BYTES / (1 << 30));
+    if (!(set->ref_dist = malloc(sizeof(float) * (rows * V + 1))))
+        return err_set(err, RLHF_ENOMEM, "out of memory for the reference's distributions");
+    return reference_passes(tr, ref, set, HEAD_STORE, err);
 }
 
 static double answer_len(const SeqExample *e) {
@@ -195,9 +322,11 @@ static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double 
             for (int i = 0; i < k; i++)
                 tr->idx[rows++] = set->ex_start[g] + i;
         }
-        int T, rc = forward(tr, set->ex, rows, &T, 0, err);
+        int tkl = set->ref_dist != NULL, T;
+        int rc = forward(tr, tr->m, set, set->ex, rows, &T, 0, tkl ? HEAD_KL : HEAD_DPO, err);
         if (rc) return rc;
         memset(tr->w, 0, sizeof(double) * (size_t)rows);
+        memset(tr->kw, 0, sizeof(double) * (size_t)rows);
         for (int r = 0, q = 0; q < b; q++) {
             int g = gs ? gs[s + q] : s + q, e0 = set->ex_start[g];
             for (int p = set->pair_start[g]; p < set->pair_start[g + 1]; p++) {
@@ -226,6 +355,13 @@ static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double 
                     st->loss += tr->rpo * nll;
                     tr->w[rc_row] -= scale * tr->rpo / len;
                 }
+                if (tkl) { /* the mean KL per token of each answer, half each */
+                    double kc = tr->kl[rc_row] / len, kr = tr->kl[rj_row] / answer_len(&set->ex[j]);
+                    st->token_kl += (kc + kr) / 2;
+                    st->loss += tr->token_kl * (kc + kr) / 2;
+                    tr->kw[rc_row] += scale * tr->token_kl / 2;
+                    tr->kw[rj_row] += scale * tr->token_kl / 2;
+                }
             }
             r += set->ex_start[g + 1] - e0;
         }
@@ -237,8 +373,9 @@ static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double 
                         tr->batch.targets[(size_t)r * T + t] >= 0 ? (float)tr->w[r] : 0;
             /* the weights needed every row's log-probs first, so the head's
              * logits are computed again, a chunk at a time, for the gradient */
-            LossHeadLogp h = {.targets = tr->batch.targets, .dlogp = gr};
-            rc = model_head(tr->m, &tr->rs, 1, loss_head_logp, &h, err);
+            KlHead k = {{.targets = tr->batch.targets, .dlogp = gr}, tr, set, T,
+                        tkl && tr->token_kl > 0 ? HEAD_KL_GRAD : HEAD_DPO};
+            rc = model_head(tr->m, &tr->rs, 1, kl_head, &k, err);
             if (!rc) rc = model_backward(tr->m, &tr->rs, tr->batch.tokens, NULL, NULL, NULL, err);
             if (rc) return rc;
         }
@@ -249,12 +386,12 @@ static int pass(DpoTrainer *tr, const DpoSet *set, const int *gs, int n, double 
 /* Sums the statistics over MPI ranks (each had its share of the groups). */
 static int stats_reduce(DpoStats *st) {
     if (dist_size() == 1) return 0;
-    double v[9] = {st->loss,     st->chosen,      st->rejected,      st->margin,
-                   st->accuracy, st->logp_chosen, st->logp_rejected, st->n, st->nll};
-    if (dist_allreduce_double(v, 9)) return -1;
+    double v[10] = {st->loss,     st->chosen,      st->rejected,      st->margin,   st->accuracy,
+                    st->logp_chosen, st->logp_rejected, st->n, st->nll, st->token_kl};
+    if (dist_allreduce_double(v, 10)) return -1;
     st->loss = v[0], st->chosen = v[1], st->rejected = v[2], st->margin = v[3];
     st->accuracy = v[4], st->logp_chosen = v[5], st->logp_rejected = v[6], st->n = (int)v[7];
-    st->nll = v[8];
+    st->nll = v[8], st->token_kl = v[9];
     return 0;
 }
 
@@ -262,7 +399,7 @@ static void stats_mean(DpoStats *st) {
     if (!st->n) return;
     double k = 1.0 / st->n;
     st->loss *= k, st->chosen *= k, st->rejected *= k, st->margin *= k, st->accuracy *= k;
-    st->logp_chosen *= k, st->logp_rejected *= k, st->nll *= k;
+    st->logp_chosen *= k, st->logp_rejected *= k, st->nll *= k, st->token_kl *= k;
 }
 
 int dpo_grads(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, DpoStats *st, Err *err) {
@@ -278,6 +415,7 @@ int dpo_grads(DpoTrainer *tr, const DpoSet *set, const int *idx, int n, DpoStats
     if (dist_size() > 1 && (dist_allreduce_sum(model_train_grads(tr->m), model_train_n(tr->m)) || stats_reduce(st)))
         return err_set(err, RLHF_EIO, "MPI all-reduce failed");
     stats_mean(st);
+    if (!set->ref_dist) st->token_kl = NAN;
     return RLHF_OK;
 }
 
@@ -304,5 +442,6 @@ int dpo_eval(DpoTrainer *tr, const DpoSet *set, DpoStats *st, Err *err) {
     if (!rc && stats_reduce(st)) rc = err_set(err, RLHF_EIO, "MPI all-reduce failed");
     stats_mean(st);
     if (!st->n) st->loss = st->chosen = st->rejected = st->margin = st->accuracy = st->nll = NAN;
+    if (!st->n || !set->ref_dist) st->token_kl = NAN;
     return rc;
 }

@@ -46,6 +46,10 @@ typedef struct DpoSet {
     int max_k;       /* the most answers in one group */
     double *ref;     /* n_ex reference log-probabilities (sums over answer tokens); owned */
     int64_t cut;     /* examples cut to fit the context */
+    /* with a token-level KL (DpoTrainer.token_kl): the reference's log-softmax
+     * at every answer position, example e's rows from dist_off[e]; owned */
+    float *ref_dist;
+    int64_t *dist_off; /* n_ex + 1 */
 } DpoSet;
 
 /* Encodes the groups' answers and lists their non-tie pairs; groups marked
@@ -63,7 +67,12 @@ typedef struct DpoTrainer {
     int type;
     double beta, smoothing, clip;
     double rpo; /* α of the chosen answers' NLL per pair (0: plain DPO); set after init */
+    /* γ of the token-level KL (0: none; set after init): each pair adds
+     * γ/2 × (the mean over each of its two answers' tokens of KL(π ‖ π_ref) at
+     * that token, over the whole vocabulary); needs set->ref_dist */
+    double token_kl;
     double *sums, *w; /* rows: log-probability sums, d loss / d log-prob */
+    double *kl, *kw;  /* rows: KL summed over the answer's tokens; its weight in the loss */
     int *idx;         /* rows example indices */
 } DpoTrainer;
 
@@ -75,11 +84,20 @@ void dpo_trainer_free(DpoTrainer *tr);
 
 /* Fills set->ref with the current model's log-probabilities (call before training). */
 int dpo_reference(DpoTrainer *tr, DpoSet *set, Err *err);
+/* The most memory the reference's distributions may take (--token-kl). */
+#define DPO_DIST_MAX_BYTES ((size_t)4 << 30)
+/* Fills set->ref_dist with ref's log-softmax at every answer position (ref:
+ * the reference model, of tr's shape; the trainer's own model with its LoRA
+ * adapter off when ref is NULL). More than DPO_DIST_MAX_BYTES is an error
+ * that says how much. */
+int dpo_reference_dist(DpoTrainer *tr, Model *ref, DpoSet *set, Err *err);
 
 /* Means over the pairs, TRL's logged quantities. */
 typedef struct DpoStats {
     double loss, chosen, rejected, margin, accuracy, logp_chosen, logp_rejected;
     double nll; /* the chosen answers' NLL per token (in loss only with rpo > 0) */
+    double token_kl; /* mean over answers of KL(π ‖ π_ref) per token (NAN without ref_dist);
+                        in loss only with token_kl > 0 */
     int n;
 } DpoStats;
 

@@ -63,8 +63,10 @@ static int prepare(TrainRun *r, Err *err) {
     d->vs.loss = d->vs.margin = d->vs.accuracy = NAN;
     int rc = train_load_policy(r, &d->tok, err);
     if (!rc) rc = load_data(r, d, err);
-    char settings[256], rpo[32] = "";
+    char settings[256], rpo[64] = "";
     if (o->rpo > 0) snprintf(rpo, sizeof rpo, " rpo %g", o->rpo);
+    if (o->token_kl > 0)
+        snprintf(rpo + strlen(rpo), sizeof rpo - strlen(rpo), " token-kl %g", o->token_kl);
     snprintf(settings, sizeof settings,
              "dpo %s beta %g smoothing %g batch %ld accum %ld seed %ld val %d group %d%s",
              dpo_loss_name(o->loss), o->beta, o->smoothing, o->t.batch, o->t.accum, o->t.seed,
@@ -103,6 +105,27 @@ static int reference(TrainRun *r, Dpo *d, Err *err) {
     return RLHF_OK;
 }
 
+/* The reference's distributions for --token-kl: the starting policy, which
+ * a fresh run still holds (LoRA: the base, the adapter off); a resumed one
+ * loads it again from --policy. */
+static int reference_dist(TrainRun *r, Dpo *d, Err *err) {
+    if (!(d->o->token_kl > 0)) return RLHF_OK;
+    Model ref, *m = NULL;
+    Tokenizer *tok = NULL;
+    int rc = RLHF_OK;
+    if (r->resumed && !r->m.lora) {
+        if ((rc = rl_policy_load(r->o->init, r->o->tok_path, &ref, &tok, err))) return rc;
+        m = &ref;
+    }
+    if (dist_rank() == 0)
+        fprintf(stderr, "dpo: the reference's distributions at every answer token (--token-kl)...\n");
+    rc = dpo_reference_dist(&d->tr, m, &d->train, err);
+    if (!rc) rc = dpo_reference_dist(&d->tr, m, &d->val, err);
+    if (m) model_free(m), tok_free(tok);
+    if (rc) err_prefix(err, "--token-kl: ");
+    return rc;
+}
+
 static int setup(TrainRun *r, Err *err) {
     Dpo *d = r->ctx;
     const DpoOpts *o = d->o;
@@ -118,19 +141,23 @@ static int setup(TrainRun *r, Err *err) {
     int rc = dpo_trainer_init(&d->tr, &r->m, r->optp, (int)o->t.batch, max_k, o->loss, o->beta,
                               o->smoothing, o->t.clip, err);
     d->tr.rpo = o->rpo;
-    return rc ? rc : reference(r, d, err);
+    d->tr.token_kl = o->token_kl;
+    if (!rc) rc = reference(r, d, err);
+    return rc ? rc : reference_dist(r, d, err);
 }
 
 static void log_stats(TrainRun *r, const DpoStats *s, int val) {
     /* TRL's names; held-out ones under eval/ */
-    static const char *const names[2][8] = {
+    static const char *const names[2][9] = {
         {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-         "logps/chosen", "logps/rejected", "nll_loss"},
+         "logps/chosen", "logps/rejected", "nll_loss", "token_kl"},
         {"eval/loss", "eval/rewards/chosen", "eval/rewards/rejected", "eval/rewards/margins",
-         "eval/rewards/accuracies", "eval/logps/chosen", "eval/logps/rejected", "eval/nll_loss"}};
-    double v[8] = {s->loss,     s->chosen,      s->rejected,     s->margin,
-                   s->accuracy, s->logp_chosen, s->logp_rejected, s->nll};
-    for (int i = 0; i < 8; i++) train_metric(r, names[val][i], v[i]);
+         "eval/rewards/accuracies", "eval/logps/chosen", "eval/logps/rejected", "eval/nll_loss",
+         "eval/token_kl"}};
+    double v[9] = {s->loss,     s->chosen,      s->rejected,     s->margin,  s->accuracy,
+                   s->logp_chosen, s->logp_rejected, s->nll, s->token_kl};
+    for (int i = 0; i < 9; i++)
+        if (!isnan(v[i]) || i < 8) train_metric(r, names[val][i], v[i]);
 }
 
 static int grads(TrainRun *r, Err *err) {
@@ -176,6 +203,7 @@ static void config(TrainRun *r, cJSON *j) {
     cJSON_AddNumberToObject(j, "beta", d->o->beta);
     cJSON_AddNumberToObject(j, "label_smoothing", d->o->smoothing);
     cJSON_AddNumberToObject(j, "rpo_alpha", d->o->rpo);
+    cJSON_AddNumberToObject(j, "token_kl", d->o->token_kl);
     cJSON_AddNumberToObject(j, "batch", (double)d->o->t.batch);
     cJSON_AddNumberToObject(j, "accum", (double)d->o->t.accum);
     cJSON_AddNumberToObject(j, "pairs", d->train.n_pairs);
@@ -212,6 +240,7 @@ static void release(TrainRun *r) {
 
 const Trainer TRAIN_DPO = {
     .who = "dpo", .label = "DPO", .magic = "RL-DPO\0\0", .kind = "policy", .run_kind = "dpo",
-    .changed = "the data, template, tokenizer, --loss, --beta, --batch, --accum or --seed",
+    .changed = "the data, template, tokenizer, --loss, --beta, --rpo-alpha, --token-kl, --batch, "
+               "--accum or --seed",
     .prepare = prepare, .setup = setup, .grads = grads, .eval = eval, .status = status,
     .config = config, .report = report, .ctx_size = sizeof(Dpo), .release = release};

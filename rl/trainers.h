@@ -27,6 +27,7 @@ typedef struct DpoOpts {
     TrainOpts t;
     PrefLoadOptions load; /* with t.data "store"; load.val_frac is t.val_frac */
     double beta, smoothing, rpo;
+    double token_kl; /* γ of the token-level KL to the reference (0: none) */
     int loss; /* DPO_SIGMOID, ... */
 } DpoOpts;
 extern const Trainer TRAIN_DPO; /* opts: DpoOpts */

@@ -33,7 +33,7 @@ fi
 # PPO's settings for this task (see README: what limits the gain)
 PPO="$PPO --beta 0.1 --kl-target 0.6 --kl-horizon 500 --lr 5e-5 --whiten-scores --epochs 1"
 # DPO's settings for this task (README: what moved the number)
-DPO="--beta 0.3 --epochs ${DEMO_DPO_EPOCHS:-2}"
+DPO="--beta 0.3 --epochs ${DEMO_DPO_EPOCHS:-3} --token-kl 2"
 # the words of the training data, for eval's unknown-word count (garbled words)
 KNOWN=samples/corpus.txt,samples/sft.jsonl
 
@@ -100,7 +100,8 @@ for a in rloo grpo; do
     "$RLHF" ppo --policy "$DIR/sft.ckpt" --rm "$DIR/rm.ckpt" $PPO --advantage $a --out "$DIR/$a.ckpt" \
         --name $a --resume 2>&1 | tail -n 2
 done
-echo "-- DPO: straight from the ranked pairs, no reward model (beta 0.3, 2 epochs: README)"
+echo "-- DPO: straight from the ranked pairs, no reward model (beta 0.3, 3 epochs, a token-level"
+echo "   KL to SFT against garbled words: README)"
 if [ ! -f "$DIR/.dpo.done" ]; then
     # shellcheck disable=SC2086
     "$RLHF" dpo --policy "$DIR/sft.ckpt" --data store --split train $DPO --out "$DIR/dpo.ckpt" --name dpo --resume

@@ -106,4 +106,16 @@ expect_rc 0 "$RLHF" dpo $ARGS --out k.ckpt --resume
 contains "$ERR" "resumed"
 not_contains "$ERR" "reference log-probabilities"
 cmp ref.ckpt k.ckpt || die "resumed run differs from the uninterrupted one"
+
+# --token-kl: the reference's distributions again from --policy on a resume, the
+# same bytes as a run never interrupted; another G is a changed run
+expect_rc 0 "$RLHF" dpo $ARGS --token-kl 1 --out tref.ckpt
+contains "$ERR" "distributions"
+cmp -s ref.ckpt tref.ckpt && die "--token-kl changed nothing"
+kill9_after_checkpoint tk.ckpt "$RLHF" dpo $ARGS --token-kl 1 --out tk.ckpt
+expect_rc 0 "$RLHF" dpo $ARGS --token-kl 1 --out tk.ckpt --resume
+cmp tref.ckpt tk.ckpt || die "a resumed --token-kl run differs from the uninterrupted one"
+expect_rc 1 "$RLHF" dpo $ARGS --token-kl 2 --out tk.ckpt --resume
+contains "$ERR" "changed"
+expect_rc 2 "$RLHF" dpo $ARGS --token-kl -1 --out tk2.ckpt
 exit 0

@@ -127,14 +127,23 @@ static void fix_free(Fix *f) {
 /* The gradient dpo_step computes (at lr 0, no clipping) against finite
  * differences of the mean loss over the same pairs, for each loss, and for
  * sigmoid with RPO's NLL term (case 3), whose loss is the plain one plus
- * α times the chosen answers' mean NLL per token. */
+ * α times the chosen answers' mean NLL per token, and with the token-level
+ * KL (case 4): plus γ times the answers' mean KL per token to the reference's
+ * distributions, 0 where the model is the reference. */
 Test(rl_dpo, step_gradient_matches_finite_differences) {
-    for (int c = 0; c < 4; c++) {
+    for (int c = 0; c < 5; c++) {
         int type = c < 3 ? c : DPO_SIGMOID;
         Fix f;
         fix_init(&f, type, type == DPO_HINGE ? 0.5 : 1.0, 5, 11);
         f.tr.rpo = c == 3 ? 0.7 : 0;
         Err err = {0};
+        if (c == 4) {
+            f.tr.token_kl = 0.8;
+            cr_assert_eq(dpo_reference_dist(&f.tr, NULL, &f.set, &err), 0, "%s", err.msg);
+            DpoStats at_ref;
+            cr_assert_eq(dpo_eval(&f.tr, &f.set, &at_ref, &err), 0);
+            cr_assert_float_eq(at_ref.token_kl, 0, 1e-6, "the reference has no KL to itself");
+        }
         Rng r;
         rng_seed(&r, 5);
         /* move away from the reference so h != 0 and the losses are not at a kink */
@@ -162,6 +171,19 @@ Test(rl_dpo, step_gradient_matches_finite_differences) {
             checked += fabs(g[i]) > 1e-3;
         }
         cr_assert(checked > 5, "%s: too few non-zero gradients checked", dpo_loss_name(type));
+        if (c == 4) {
+            DpoStats tkl, plain;
+            cr_assert_eq(dpo_eval(&f.tr, &f.set, &tkl, &err), 0);
+            cr_assert(tkl.token_kl > 1e-3, "moved away: %g", tkl.token_kl);
+            f.tr.token_kl = 0;
+            cr_assert_eq(dpo_eval(&f.tr, &f.set, &plain, &err), 0);
+            cr_assert_float_eq(tkl.loss, plain.loss + 0.8 * tkl.token_kl, 1e-9);
+            /* the moved model as the reference: every row's KL to itself is 0 (a
+             * row read for the wrong position or answer would not be) */
+            cr_assert_eq(dpo_reference_dist(&f.tr, NULL, &f.set, &err), 0);
+            cr_assert_eq(dpo_eval(&f.tr, &f.set, &plain, &err), 0);
+            cr_assert_float_eq(plain.token_kl, 0, 1e-6, "%g", plain.token_kl);
+        }
         if (c == 3) {
             DpoStats plain, rpo;
             cr_assert_eq(dpo_eval(&f.tr, &f.set, &rpo, &err), 0);
