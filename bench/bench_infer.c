@@ -1,7 +1,8 @@
 /* Inference speed on a random 15m-like model (dim 288, 6 layers, vocab 32000):
  * `rlhf sample --max-tokens 256` itself (the command's whole path, on the
- * model saved as a llama2.c checkpoint with a 32000-piece tokenizer.bin) and
- * the library's single-stream sampling loop, at 1 and 2 threads, beside a llama2.c
+ * model saved as a llama2.c checkpoint with a 32000-piece tokenizer.bin) with
+ * f32 and bf16 weights, `rlhf gen` on a project of 8 prompts, and the
+ * library's single-stream sampling loop, at 1 and 2 threads, beside a llama2.c
  * run.c-style forward (plain C matrix-vector loops, as run.c's `run` build and
  * with fast-math vectorisation as its `runfast` build), and k-stream batched
  * decoding on a shared prompt against k sequential single-stream runs. */
@@ -181,7 +182,9 @@ static Tokenizer *synthetic_tokenizer(int n) {
     return t;
 }
 
-/* k streams on one 32-token prompt, 64 new tokens each, against k single runs */
+/* k streams on one 32-token prompt, up to 64 new tokens each (a stream ends
+ * at EOS, as in gen), against k single runs with the same seeds (the same
+ * tokens); streams_per_step: the batch's mean width, tokens over steps */
 static void bench_batch(const char *name, const Model *m, const Tokenizer *tok, Infer *st,
                         int threads) {
     Err err = {0};
@@ -199,14 +202,17 @@ static void bench_batch(const char *name, const Model *m, const Tokenizer *tok, 
         for (int i = 0; i < k; i++)
             seeds[i] = 100 + i;
         double tb = 1e30, ts = 1e30;
-        long nb = 0, ns = 0;
+        long nb = 0, ns = 0, steps = 0;
         for (int rep = 0; rep < 3; rep++) {
             double t0 = now_seconds();
             if (sample_generate_batch(st, tok, prompt, 32, k, &p, seeds, res, &err)) die(&err);
             double el = now_seconds() - t0;
-            nb = 0;
-            for (int i = 0; i < k; i++)
-                nb += res[i].n_tokens, sample_result_free(&res[i]);
+            nb = 0, steps = 0;
+            for (int i = 0; i < k; i++) {
+                nb += res[i].n_tokens;
+                steps = res[i].n_tokens > steps ? res[i].n_tokens : steps;
+                sample_result_free(&res[i]);
+            }
             tb = el < tb ? el : tb;
             t0 = now_seconds();
             ns = 0;
@@ -218,10 +224,59 @@ static void bench_batch(const char *name, const Model *m, const Tokenizer *tok, 
             el = now_seconds() - t0;
             ts = el < ts ? el : ts;
         }
+        /* streams end at EOS: the batch is k wide only until the first ends */
         printf("batch_decode_tokens_per_s config=%s k=%d prompt=32 new=64 threads=%d value=%.1f "
-               "sequential=%.1f speedup=%.2f\n",
-               name, k, threads, nb / tb, ns / ts, (nb / tb) / (ns / ts));
+               "sequential=%.1f speedup=%.2f streams_per_step=%.2f\n",
+               name, k, threads, nb / tb, ns / ts, (nb / tb) / (ns / ts), (double)nb / steps);
     }
+}
+
+/* k streams that all decode `steps` tokens (EOS does not end one: each picks
+ * its next token from its logits and goes on), prefill and fork once, against
+ * k single streams doing the same through infer_prefill one token at a time:
+ * the batch at its full width, which a gen batch keeps only until a stream
+ * ends. Best of 3. */
+static void bench_batch_full(const char *name, const Model *m, Infer *st, int k, int threads) {
+    Err err = {0};
+    SampleParams p = sample_params_default();
+    int prompt[32], V = m->cfg.vocab_size, steps = 64, next[8];
+    for (int i = 0; i < 32; i++)
+        prompt[i] = i == 0 ? 1 : 3 + (i * 97) % (V - 3);
+    Sampler sm;
+    Rng rng[8];
+    if (sampler_create(&sm, V, &err)) die(&err);
+    infer_set_threads(threads);
+    double tb = 1e30, ts = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now_seconds();
+        infer_reset(st);
+        if (infer_prefill(st, prompt, 32, &err) || infer_fork(st, k, &err)) die(&err);
+        for (int s = 0; s < k; s++)
+            rng_seed(&rng[s], 100 + s);
+        for (int t = 0; t < steps; t++) {
+            for (int s = 0; s < k; s++)
+                next[s] = sampler_pick(&sm, infer_logits(st, s), &p, &rng[s], NULL);
+            if (infer_decode(st, next, NULL, &err)) die(&err);
+        }
+        double el = now_seconds() - t0;
+        tb = el < tb ? el : tb;
+        t0 = now_seconds();
+        for (int s = 0; s < k; s++) {
+            infer_reset(st);
+            if (infer_prefill(st, prompt, 32, &err)) die(&err);
+            rng_seed(&rng[0], 100 + s);
+            for (int t = 0; t < steps; t++) {
+                int tok = sampler_pick(&sm, infer_logits(st, 0), &p, &rng[0], NULL);
+                if (infer_prefill(st, &tok, 1, &err)) die(&err);
+            }
+        }
+        el = now_seconds() - t0;
+        ts = el < ts ? el : ts;
+    }
+    sampler_free(&sm);
+    printf("batch_decode_full_width_tokens_per_s config=%s k=%d prompt=32 new=%d threads=%d "
+           "value=%.1f sequential=%.1f speedup=%.2f\n",
+           name, k, steps, threads, k * steps / tb, k * steps / ts, ts / tb);
 }
 
 /* The matrix products of one decode step alone (every layer's seven and the
@@ -277,19 +332,15 @@ static void bench_products(const char *name, const Model *m) {
     free(x), free(out);
 }
 
-/* The tokens/s `rlhf sample --max-tokens 256` prints (0: it failed). */
-static double time_sample(const char *rlhf, const char *mpath, const char *tpath, int threads,
-                          int seed) {
-    char cmd[8192], line[512];
-    snprintf(cmd, sizeof cmd,
-             "'%s' sample --model %s --tokenizer %s --max-tokens 256 --threads %d --seed %d "
-             "'Once upon a time' 2>&1 >/dev/null",
-             rlhf, mpath, tpath, threads, seed);
+/* The number after the last `marker` in what cmd writes to stdout: a rate a
+ * command prints (0 when it fails or prints none). */
+static double command_rate(const char *cmd, const char *marker) {
+    char line[16384];
     FILE *p = popen(cmd, "r");
     double v = 0;
     while (p && fgets(line, sizeof line, p)) {
-        const char *at = strstr(line, "s (");
-        if (strstr(line, " sampled in ") && at) v = atof(at + 3);
+        const char *at = strstr(line, marker);
+        if (at) v = atof(at + strlen(marker));
     }
     if (!p || pclose(p) != 0 || v <= 0) {
         fprintf(stderr, "bench_infer: `%s` failed\n", cmd);
@@ -298,53 +349,126 @@ static double time_sample(const char *rlhf, const char *mpath, const char *tpath
     return v;
 }
 
-/* llama.cpp's text generation speed (llama-bench's tg256, one repetition)
- * on gguf (0: it failed). */
+/* The tokens/s `rlhf sample --max-tokens 256` prints (its stderr line "N
+ * prompt tokens, M sampled in S s (R tokens/s, ...)"; 0: it failed). */
+static double time_sample(const char *rlhf, const char *mpath, const char *tpath,
+                          const char *weights, int threads, int seed) {
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd,
+             "'%s' sample --model %s --tokenizer %s --max-tokens 256 --weights %s --threads %d "
+             "--seed %d 'Once upon a time' 2>&1 >/dev/null",
+             rlhf, mpath, tpath, weights, threads, seed);
+    return command_rate(cmd, "s (");
+}
+
+/* llama.cpp's text generation speed (llama-bench's tg256, one repetition:
+ * its mean tokens/s) on gguf (0: it failed). */
 static double time_llamacpp(const char *llama, const char *gguf, int threads) {
-    char cmd[8192], line[16384];
+    char cmd[16384];
     snprintf(cmd, sizeof cmd,
              "'%s/build/bin/llama-bench' -m '%s' -p 0 -n 256 -t %d -r 1 -o jsonl 2>/dev/null", llama,
              gguf, threads);
-    FILE *p = popen(cmd, "r");
-    double v = 0;
-    while (p && fgets(line, sizeof line, p)) {
-        const char *at = strstr(line, "\"avg_ts\":"); /* the mean tokens/s */
-        if (at) v = atof(at + strlen("\"avg_ts\":"));
-    }
-    if (!p || pclose(p) != 0 || v <= 0) {
-        fprintf(stderr, "bench_infer: `%s` failed\n", cmd);
-        return 0;
-    }
-    return v;
+    return command_rate(cmd, "\"avg_ts\":");
 }
 
-/* `rlhf sample` as a user runs it: the random model as a llama2.c
- * checkpoint and its tokenizer.bin in a temporary folder, the binary next to
- * the bench folder; the tokens/s the command prints, best of 3 runs. With
- * LLAMA_CPP naming a built llama.cpp (build/bin/llama-bench, gguf-py), the
- * same weights as GGUF (bench/llama2c_gguf.py) and llama-bench's tg256 at the
- * same thread counts, the runs of the two alternating. */
-/* How much of the machine's read bandwidth `rlhf sample` uses at 1 and 2
- * threads: the bytes a decoded token reads (every f32 weight; the embedding
- * one row unless it is also the classifier) × its tokens/s, over
- * bench_read_bandwidth. f32 decoding is bound by it. */
-static void bench_read_share(const Model *m, const double sample_tps[2]) {
+/* The tokens/s `rlhf gen -k 1 --max-tokens 256` prints for the project's
+ * prompts, as model NAME (a new name: every run samples them all; 0: it
+ * failed). Its time includes each prompt's prefill and the project's writes. */
+static double time_gen(const char *rlhf, const char *db, const char *mpath, const char *tpath,
+                       const char *name, int threads, int seed) {
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd,
+             "'%s' --db %s gen --model %s --tokenizer %s --name %s -k 1 --max-tokens 256 "
+             "--weights f32 --threads %d --seed %d 2>/dev/null",
+             rlhf, db, mpath, tpath, name, threads, seed);
+    return command_rate(cmd, " tokens sampled, ");
+}
+
+/* `rlhf gen` on a project of 8 prompts at 1 and 2 threads, the same seed at
+ * both (the same tokens: sampling does not depend on the threads), best of 3
+ * runs each, alternating. */
+static void bench_gen(const char *rlhf, const char *dir, const char *mpath, const char *tpath,
+                      const Config *c) {
+    char db[128], prompts[128], cmd[16384];
+    snprintf(db, sizeof db, "%s/project.db", dir);
+    snprintf(prompts, sizeof prompts, "%s/prompts.txt", dir);
+    FILE *f = fopen(prompts, "w");
+    for (int i = 0; f && i < 8; i++)
+        fprintf(f, "Tell me a story about the number %d\n", i + 1);
+    if (!f || fclose(f)) return;
+    snprintf(cmd, sizeof cmd, "'%s' init %s >/dev/null && '%s' --db %s prompts import %s >/dev/null",
+             rlhf, db, rlhf, db, prompts);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "bench_infer: `%s` failed: no gen figures\n", cmd);
+        return;
+    }
+    double best[2] = {0, 0};
+    for (int rep = 0; rep < 3; rep++)
+        for (int threads = 1; threads <= 2; threads++) {
+            char name[32];
+            snprintf(name, sizeof name, "m%d-%d", rep, threads);
+            double v = time_gen(rlhf, db, mpath, tpath, name, threads, 11 + rep);
+            if (v <= 0) goto out;
+            best[threads - 1] = v > best[threads - 1] ? v : best[threads - 1];
+        }
+    for (int threads = 1; threads <= 2; threads++)
+        printf("gen_cmd_tokens_per_s config=15m vocab=%d format=llama2c weights=f32 path=\"rlhf gen "
+               "-k 1 --max-tokens 256\" prompts=8 threads=%d value=%.1f\n",
+               c->vocab_size, threads, best[threads - 1]);
+    printf("gen_cmd_two_threads_over_one config=15m weights=f32 value=%.2f\n", best[1] / best[0]);
+out:
+    unlink(prompts);
+    for (int i = 0; i < 4; i++) { /* the project and SQLite's files beside it */
+        static const char *const ext[4] = {"", "-wal", "-shm", "-journal"};
+        snprintf(cmd, sizeof cmd, "%s%s", db, ext[i]);
+        unlink(cmd);
+    }
+}
+
+/* The bytes a decoded token reads with f32 or bf16 matrices: every matrix
+ * once (the embedding one row unless it is also the classifier), the norms'
+ * weights in f32 (bf16 decoding keeps them, the embedding rows looked up and
+ * the activations in f32). */
+static double token_bytes(const Model *m, int bf16) {
     const Config *c = &m->cfg;
-    double bytes = 4.0 * ((double)m->n_params -
-                          (c->shared_classifier ? 0 : (double)c->vocab_size * c->dim - c->dim));
+    double norms = (2.0 * c->n_layers + 1) * c->dim;
+    double mats = (double)m->n_params - norms -
+                  (c->shared_classifier ? 0 : (double)c->vocab_size * c->dim - c->dim);
+    return (bf16 ? 2.0 : 4.0) * mats + 4.0 * norms;
+}
+
+/* How much of the machine's read bandwidth `rlhf sample` uses at 1 and 2
+ * threads: the bytes a decoded token reads × its tokens/s, over
+ * bench_read_bandwidth (the same probe for both weight types). Decoding one
+ * stream is bound by it. */
+static void bench_read_share(const Model *m, const double tps[2][2]) {
+    static const char *const wname[2] = {"f32", "bf16"};
     for (int threads = 1; threads <= 2; threads++) {
-        if (!(sample_tps[threads - 1] > 0)) continue;
-        double bw = bench_read_bandwidth(threads), used = bytes * sample_tps[threads - 1] / 1e9;
-        printf("sample_cmd_read_share config=15m threads=%d weight_bytes_per_token=%.0f "
-               "sample_gb_per_s=%.1f memory_read_gb_per_s=%.1f value=%.2f\n",
-               threads, bytes, used, bw, used / bw);
+        double bw = 0;
+        for (int b = 0; b < 2; b++) {
+            if (!(tps[b][threads - 1] > 0)) continue;
+            if (bw == 0) bw = bench_read_bandwidth(threads);
+            double bytes = token_bytes(m, b), used = bytes * tps[b][threads - 1] / 1e9;
+            printf("sample_cmd_read_share config=15m weights=%s threads=%d weight_bytes_per_token=%.0f "
+                   "sample_gb_per_s=%.1f memory_read_gb_per_s=%.1f value=%.2f\n",
+                   wname[b], threads, bytes, used, bw, used / bw);
+        }
     }
     infer_set_threads(1);
 }
 
+/* `rlhf sample` as a user runs it: the random model as a llama2.c
+ * checkpoint and its tokenizer.bin in a temporary folder, the binary next to
+ * the bench folder; the tokens/s the command prints, best of 3 runs, with the
+ * matrices read as f32 and as bf16 (--weights). With LLAMA_CPP naming a built
+ * llama.cpp (build/bin/llama-bench, gguf-py), the same weights as an f32 GGUF
+ * and as a bf16 one (bench/llama2c_gguf.py) and llama-bench's tg256 at the
+ * same thread counts, the runs of the two alternating. tps[b][t-1]: rlhf's
+ * figure for weights b (0 f32, 1 bf16) at t threads. */
 static void bench_command(const char *argv0, const Model *m, const Tokenizer *tok,
-                          double sample_tps[2]) {
-    char rlhf[4096], dir[] = "/tmp/bench_infer.XXXXXX", mpath[64], tpath[64], gpath[64];
+                          double tps[2][2]) {
+    static const char *const wname[2] = {"f32", "bf16"};
+    char rlhf[4096], dir[] = "/tmp/bench_infer.XXXXXX", mpath[64], tpath[64], gpath[2][64];
     const char *slash = strrchr(argv0, '/');
     snprintf(rlhf, sizeof rlhf, "%.*s/../rlhf", slash ? (int)(slash - argv0) : 1, slash ? argv0 : ".");
     if (access(rlhf, X_OK) != 0 || !mkdtemp(dir)) {
@@ -353,7 +477,8 @@ static void bench_command(const char *argv0, const Model *m, const Tokenizer *to
     }
     snprintf(mpath, sizeof mpath, "%s/model.bin", dir);
     snprintf(tpath, sizeof tpath, "%s/tokenizer.bin", dir);
-    snprintf(gpath, sizeof gpath, "%s/model.gguf", dir);
+    for (int b = 0; b < 2; b++)
+        snprintf(gpath[b], sizeof gpath[b], "%s/model-%s.gguf", dir, wname[b]);
     Err err = {0};
     unsigned char *tb = NULL;
     size_t tl = 0;
@@ -363,37 +488,42 @@ static void bench_command(const char *argv0, const Model *m, const Tokenizer *to
     if (f && fclose(f)) ok = 0;
     free(tb);
     const char *llama = getenv("LLAMA_CPP");
-    if (ok && llama && *llama) {
+    int have_gguf[2] = {0, 0};
+    for (int b = 0; ok && llama && *llama && b < 2; b++) {
         char cmd[8192];
-        snprintf(cmd, sizeof cmd, "/usr/bin/python3 bench/llama2c_gguf.py '%s' %s %s %s >/dev/null",
-                 llama, mpath, tpath, gpath);
-        if (system(cmd) != 0) {
-            fprintf(stderr, "bench_infer: `%s` failed: no llama.cpp figures\n", cmd);
-            llama = NULL;
-        }
-    } else {
-        llama = NULL;
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/python3 bench/llama2c_gguf.py '%s' %s %s %s %s >/dev/null", llama,
+                 mpath, tpath, gpath[b], wname[b]);
+        have_gguf[b] = system(cmd) == 0;
+        if (!have_gguf[b])
+            fprintf(stderr, "bench_infer: `%s` failed: no llama.cpp %s figures\n", cmd, wname[b]);
     }
-    for (int threads = 1; ok && threads <= 2; threads++) {
-        double best = 0, lbest = 0;
-        for (int rep = 0; ok && rep < 3; rep++) {
-            double v = time_sample(rlhf, mpath, tpath, threads, 7 + rep);
-            ok = v > 0;
-            best = v > best ? v : best;
-            double l = llama ? time_llamacpp(llama, gpath, threads) : 0;
-            lbest = l > lbest ? l : lbest;
+    for (int b = 0; ok && b < 2; b++)
+        for (int threads = 1; ok && threads <= 2; threads++) {
+            double best = 0, lbest = 0;
+            for (int rep = 0; ok && rep < 3; rep++) {
+                double v = time_sample(rlhf, mpath, tpath, wname[b], threads, 7 + rep);
+                ok = v > 0;
+                best = v > best ? v : best;
+                double l = have_gguf[b] ? time_llamacpp(llama, gpath[b], threads) : 0;
+                lbest = l > lbest ? l : lbest;
+            }
+            if (!ok) break;
+            tps[b][threads - 1] = best;
+            printf("sample_cmd_tokens_per_s config=15m vocab=%d format=llama2c weights=%s "
+                   "path=\"rlhf sample --max-tokens 256\" threads=%d value=%.1f\n",
+                   m->cfg.vocab_size, wname[b], threads, best);
+            if (lbest > 0)
+                printf("llamacpp_tg_tokens_per_s config=15m vocab=%d format=gguf-%s path=\"llama-bench "
+                       "-p 0 -n 256\" threads=%d value=%.1f rlhf_over_llamacpp=%.2f\n",
+                       m->cfg.vocab_size, wname[b], threads, lbest, best / lbest);
         }
-        if (!ok) break;
-        sample_tps[threads - 1] = best;
-        printf("sample_cmd_tokens_per_s config=15m vocab=%d format=llama2c path=\"rlhf sample "
-               "--max-tokens 256\" threads=%d value=%.1f\n",
-               m->cfg.vocab_size, threads, best);
-        if (lbest > 0)
-            printf("llamacpp_tg_tokens_per_s config=15m vocab=%d format=gguf-f32 path=\"llama-bench "
-                   "-p 0 -n 256\" threads=%d value=%.1f rlhf_over_llamacpp=%.2f\n",
-                   m->cfg.vocab_size, threads, lbest, best / lbest);
-    }
-    unlink(mpath), unlink(tpath), unlink(gpath), rmdir(dir);
+    for (int b = 0; ok && b < 2; b++)
+        if (tps[b][0] > 0 && tps[b][1] > 0)
+            printf("sample_cmd_two_threads_over_one config=15m weights=%s value=%.2f\n", wname[b],
+                   tps[b][1] / tps[b][0]);
+    if (ok) bench_gen(rlhf, dir, mpath, tpath, &m->cfg);
+    unlink(mpath), unlink(tpath), unlink(gpath[0]), unlink(gpath[1]), rmdir(dir);
 }
 
 int main(int argc, char **argv) {
@@ -407,7 +537,7 @@ int main(int argc, char **argv) {
     Infer st;
     if (infer_create(&st, &m, 8, &err)) die(&err);
     (void)argc;
-    double sample_tps[2] = {0, 0};
+    double sample_tps[2][2] = {{0, 0}, {0, 0}};
     bench_command(argv[0], &m, tok, sample_tps);
     bench_read_share(&m, sample_tps);
     SampleParams p = sample_params_default();
@@ -447,6 +577,8 @@ int main(int argc, char **argv) {
 
     for (int threads = 1; threads <= 2; threads++)
         bench_batch("15m", &m, tok, &st, threads);
+    for (int threads = 1; threads <= 2; threads++)
+        bench_batch_full("15m", &m, &st, 8, threads);
     bench_products("15m", &m);
     infer_free(&st);
     tok_free(tok);
@@ -458,6 +590,8 @@ int main(int argc, char **argv) {
     if (infer_create(&st, &m, 8, &err)) die(&err);
     for (int threads = 1; threads <= 2; threads++)
         bench_batch("demo", &m, tok, &st, threads);
+    for (int threads = 1; threads <= 2; threads++)
+        bench_batch_full("demo", &m, &st, 8, threads);
     bench_products("demo", &m);
     infer_free(&st);
     tok_free(tok);

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """A llama2.c model.bin and tokenizer.bin as a GGUF file for llama.cpp's
-llama-bench (bench/llamacpp.sh): the same weights in f32, written with the
-gguf-py package of the llama.cpp copy given as argv[1]. llama2.c keeps Meta's
-layout (RoPE on adjacent pairs), which is GGUF's llama layout: no permutation.
+llama-bench (bench_infer): the same weights in f32, or with every matrix
+rounded to bf16 (nearest even, as `rlhf sample --weights bf16` rounds them;
+the norms stay f32), written with the gguf-py package of the llama.cpp copy
+given as argv[1]. llama2.c keeps Meta's layout (RoPE on adjacent pairs),
+which is GGUF's llama layout: no permutation.
 
-usage: llama2c_gguf.py LLAMA_CPP_DIR model.bin tokenizer.bin out.gguf
+usage: llama2c_gguf.py LLAMA_CPP_DIR model.bin tokenizer.bin out.gguf [f32|bf16]
 """
 import importlib.util
 import struct
@@ -24,6 +26,9 @@ sys.path.insert(0, sys.argv[1] + "/gguf-py")
 import gguf  # noqa: E402
 
 model_path, tok_path, out_path = sys.argv[2:5]
+weights = sys.argv[5] if len(sys.argv) > 5 else "f32"
+if weights not in ("f32", "bf16"):
+    sys.exit(f"llama2c_gguf.py: weights must be f32 or bf16, not {weights!r}")
 raw = open(model_path, "rb").read()
 dim, hidden, n_layers, n_heads, n_kv, vocab, seq_len = struct.unpack("7i", raw[:28])
 shared = vocab > 0
@@ -91,7 +96,7 @@ g.add_head_count_kv(n_kv)
 g.add_rope_dimension_count(hs)
 g.add_layer_norm_rms_eps(1e-5)
 g.add_rope_freq_base(10000.0)
-g.add_file_type(gguf.LlamaFileType.ALL_F32)
+g.add_file_type(gguf.LlamaFileType.MOSTLY_BF16 if weights == "bf16" else gguf.LlamaFileType.ALL_F32)
 g.add_tokenizer_model("llama")
 g.add_token_list(tokens)
 g.add_token_scores(scores)
@@ -99,23 +104,35 @@ g.add_token_types(types)
 g.add_bos_token_id(1)
 g.add_eos_token_id(2)
 g.add_unk_token_id(0)
-g.add_tensor("token_embd.weight", np.ascontiguousarray(emb))
+
+
+def add(name, a):
+    """a tensor; a matrix in bf16 when asked (gguf-py's own rounding)"""
+    a = np.ascontiguousarray(a)
+    if weights == "bf16" and a.ndim == 2:
+        bf16 = gguf.GGMLQuantizationType.BF16
+        g.add_tensor(name, gguf.quants.quantize(a, bf16), raw_dtype=bf16)
+    else:
+        g.add_tensor(name, a)
+
+
+add("token_embd.weight", emb)
 for layer in range(n_layers):
     b = f"blk.{layer}."
-    g.add_tensor(b + "attn_norm.weight", np.ascontiguousarray(rms_att[layer]))
-    g.add_tensor(b + "attn_q.weight", np.ascontiguousarray(wq[layer]))
-    g.add_tensor(b + "attn_k.weight", np.ascontiguousarray(wk[layer]))
-    g.add_tensor(b + "attn_v.weight", np.ascontiguousarray(wv[layer]))
-    g.add_tensor(b + "attn_output.weight", np.ascontiguousarray(wo[layer]))
-    g.add_tensor(b + "ffn_norm.weight", np.ascontiguousarray(rms_ffn[layer]))
-    g.add_tensor(b + "ffn_gate.weight", np.ascontiguousarray(w1[layer]))
-    g.add_tensor(b + "ffn_down.weight", np.ascontiguousarray(w2[layer]))
-    g.add_tensor(b + "ffn_up.weight", np.ascontiguousarray(w3[layer]))
-g.add_tensor("output_norm.weight", np.ascontiguousarray(rms_final))
+    add(b + "attn_norm.weight", rms_att[layer])
+    add(b + "attn_q.weight", wq[layer])
+    add(b + "attn_k.weight", wk[layer])
+    add(b + "attn_v.weight", wv[layer])
+    add(b + "attn_output.weight", wo[layer])
+    add(b + "ffn_norm.weight", rms_ffn[layer])
+    add(b + "ffn_gate.weight", w1[layer])
+    add(b + "ffn_down.weight", w2[layer])
+    add(b + "ffn_up.weight", w3[layer])
+add("output_norm.weight", rms_final)
 if not shared:  # a tied classifier is token_embd, as llama.cpp reads it
-    g.add_tensor("output.weight", np.ascontiguousarray(wcls))
+    add("output.weight", wcls)
 g.write_header_to_file()
 g.write_kv_data_to_file()
 g.write_tensors_to_file()
 g.close()
-print(f"wrote {out_path}: dim {dim}, {n_layers} layers, vocab {vocab}, f32")
+print(f"wrote {out_path}: dim {dim}, {n_layers} layers, vocab {vocab}, {weights}")

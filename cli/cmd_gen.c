@@ -236,9 +236,11 @@ static int exec_gen(int argc, char **argv) {
                 (long long)st.prompts_done);
         return EXIT_FAIL;
     }
-    printf("%lld prompts, %lld new candidates, %lld duplicates dropped%s in %.1fs\n",
+    printf("%lld prompts, %lld new candidates, %lld duplicates dropped%s in %.1fs (%lld tokens "
+           "sampled, %.1f tokens/s)\n",
            (long long)st.prompts_done, (long long)st.candidates, (long long)st.duplicates,
-           st.short_prompts ? " (some prompts have fewer than k distinct answers)" : "", secs);
+           st.short_prompts ? " (some prompts have fewer than k distinct answers)" : "", secs,
+           (long long)st.tokens, secs > 0 ? (double)st.tokens / secs : 0.0);
     if (st.interrupted) {
         fprintf(stderr, "rlhf gen: interrupted; finished prompts are stored, run again to go on\n");
         return EXIT_FAIL;

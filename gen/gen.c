@@ -146,6 +146,7 @@ static int gen_prompt(Db *db, const GenOptions *o, const GenBackend *b, const ch
             }
             int fresh = !seen_text(&p, o->model_id, s[i].text);
             st->duplicates += !fresh;
+            st->tokens += s[i].n_tokens;
             p.fresh[p.n] = (unsigned char)fresh, p.n_fresh += fresh;
             p.seeds[p.n] = seeds[i], p.draw[p.n] = draw + i;
             p.s[p.n++] = s[i];

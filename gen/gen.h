@@ -58,6 +58,7 @@ typedef struct GenOptions {
 
 typedef struct GenStats {
     int64_t prompts_selected, prompts_done, candidates, duplicates, short_prompts;
+    int64_t tokens; /* tokens the backend sampled (every draw's, duplicates included) */
     int interrupted;
 } GenStats;
 
