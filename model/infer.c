@@ -73,6 +73,66 @@ static int make_bf16(Infer *st, const Model *m, Err *err) {
     return RLHF_OK;
 }
 
+/* The matrices a pass multiplies by, in one order for the three copies. */
+enum { IM_Q, IM_K, IM_V, IM_O, IM_1, IM_2, IM_3, IM_CLS, IM_N };
+
+/* matrix i's (OC, C) and how many there are (one per layer; one classifier) */
+static int mat_shape(const Config *c, int i, int *OC, int *C) {
+    int D = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c), H = c->hidden_dim;
+    static const int in_is[IM_N] = {0, 0, 0, 1, 0, 2, 0, 0}; /* 0: dim, 1: Q, 2: H */
+    int outs[IM_N] = {Q, KV, KV, D, H, D, H, c->vocab_size};
+    *OC = outs[i];
+    *C = in_is[i] == 0 ? D : in_is[i] == 1 ? Q : H;
+    return i == IM_CLS ? 1 : c->n_layers;
+}
+
+static const float *model_matrix(const Model *m, int i) {
+    const Weights *w = &m->w;
+    const float *src[IM_N] = {w->wq, w->wk, w->wv, w->wo, w->w1, w->w2, w->w3, w->wcls};
+    return src[i];
+}
+
+static float **packed_slot(Infer *st, int i) {
+    struct InferPacked *p = &st->packed;
+    float **slot[IM_N] = {&p->wq, &p->wk, &p->wv, &p->wo, &p->w1, &p->w2, &p->w3, &p->wcls};
+    return slot[i];
+}
+
+/* Packs (matrix, layer) items lo..hi: item k < IM_CLS * L is matrix k / L,
+ * layer k % L; the last is the classifier. */
+static void pack_part(void *ctx, int64_t lo, int64_t hi, int part) {
+    Infer *st = ctx;
+    const Config *c = &st->m->cfg;
+    int L = c->n_layers, OC, C;
+    (void)part;
+    for (int64_t k = lo; k < hi; k++) {
+        int i = k < (int64_t)IM_CLS * L ? (int)(k / L) : IM_CLS, l = i == IM_CLS ? 0 : (int)(k % L);
+        mat_shape(c, i, &OC, &C);
+        matvec_pack(*packed_slot(st, i) + (size_t)l * matvec_packed_floats(OC, C),
+                    model_matrix(st->m, i) + (size_t)l * OC * C, OC, C);
+    }
+}
+
+/* The packed copies of the matrices, in one array. */
+static int make_packed(Infer *st, const Model *m, Err *err) {
+    size_t total = 0, n[IM_N];
+    for (int i = 0; i < IM_N; i++) {
+        int OC, C, count = mat_shape(&m->cfg, i, &OC, &C);
+        n[i] = (size_t)count * matvec_packed_floats(OC, C);
+        total += n[i];
+    }
+    if (!(st->packed_mem = malloc(total * sizeof(float))))
+        return err_set(err, RLHF_ENOMEM, "infer: out of memory for %.1f MB of packed weights",
+                       total * 4.0 / 1e6);
+    float *p = st->packed_mem;
+    for (int i = 0; i < IM_N; i++) {
+        *packed_slot(st, i) = p;
+        p += n[i];
+    }
+    par_for((int64_t)IM_CLS * m->cfg.n_layers + 1, 1, pack_part, st);
+    return RLHF_OK;
+}
+
 int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
     return infer_create_weights(st, m, max_streams, INFER_WEIGHTS_F32, err);
 }
@@ -128,17 +188,31 @@ int infer_create_weights(Infer *st, const Model *m, int max_streams, InferWeight
     st->max_streams = max_streams;
     st->max_rows = R;
     rope_tables(st->rope_cos, st->rope_sin, T, c);
-    if (wt == INFER_WEIGHTS_BF16 || (wt == INFER_WEIGHTS_AUTO && model_weights_are_bf16(m))) {
-        int rc = make_bf16(st, m, err);
-        if (rc) infer_free(st);
-        return rc;
+    int rc = wt == INFER_WEIGHTS_BF16 || (wt == INFER_WEIGHTS_AUTO && model_weights_are_bf16(m))
+                 ? make_bf16(st, m, err)
+                 : make_packed(st, m, err);
+    if (rc) infer_free(st);
+    return rc;
+}
+
+void infer_refresh(Infer *st) {
+    if (st->packed_mem) par_for((int64_t)IM_CLS * st->m->cfg.n_layers + 1, 1, pack_part, st);
+    if (st->bf16_mem) {
+        uint16_t *p = st->bf16_mem;
+        for (int i = 0; i < IM_N; i++) {
+            int OC, C, count = mat_shape(&st->m->cfg, i, &OC, &C);
+            size_t n = (size_t)count * OC * C;
+            ToBf16 t = {p, model_matrix(st->m, i)};
+            par_for((int64_t)n, 1 << 20, to_bf16_part, &t);
+            p += n;
+        }
     }
-    return RLHF_OK;
 }
 
 void infer_free(Infer *st) {
     free(st->mem);
     free(st->bf16_mem);
+    free(st->packed_mem);
     free(st->pos);
     memset(st, 0, sizeof *st);
 }
@@ -148,18 +222,26 @@ void infer_reset(Infer *st) {
     st->n_streams = 0;
 }
 
-/* out (n, OC) = in (n, C) · W^T with W (OC, C) the off'th element on of w,
- * or of its bf16 copy wb when there is one, through matvec_rows: it reads W
- * once per 8 rows without sgemm's packing copy, which on these shapes (a
- * prompt is tens of rows) is as fast as sgemm and much faster for the few rows
- * of a decode step; and it gives every row the same bits whatever the batch,
- * so a prompt prefilled at once equals one fed token by token. */
-static void matmul_rows(float *out, const float *in, const float *w, const uint16_t *wb, size_t off,
-                        int n, int C, int OC) {
-    if (wb)
-        matvec_rows_bf16(out, in, wb + off, n, C, OC);
-    else
-        matvec_rows(out, in, w + off, n, C, OC);
+/* out (n, OC) = in (n, C) · W^T with W (OC, C) matrix i of layer l, from the
+ * Infer's packed or bf16 copy, through model/matvec.h: it reads W once per
+ * 8 rows without sgemm's packing copy, which on these shapes (a prompt is tens
+ * of rows) is as fast as sgemm and much faster for the few rows of a decode
+ * step; and it gives every row the same bits whatever the batch, so a prompt
+ * prefilled at once equals one fed token by token. */
+static void product(const Infer *st, int i, int l, float *out, const float *in, int n) {
+    int OC, C;
+    mat_shape(&st->m->cfg, i, &OC, &C);
+    if (st->packed_mem) {
+        const float *wp[IM_N] = {st->packed.wq, st->packed.wk, st->packed.wv, st->packed.wo,
+                                 st->packed.w1, st->packed.w2, st->packed.w3, st->packed.wcls};
+        matvec_rows_packed(out, in, wp[i] + (size_t)l * matvec_packed_floats(OC, C), n, C, OC);
+    } else if (st->bf16_mem) {
+        const struct InferBf16 *b = &st->bf16;
+        const uint16_t *wb[IM_N] = {b->wq, b->wk, b->wv, b->wo, b->w1, b->w2, b->w3, b->wcls};
+        matvec_rows_bf16(out, in, wb[i] + (size_t)l * OC * C, n, C, OC);
+    } else {
+        matvec_rows(out, in, model_matrix(st->m, i) + (size_t)l * OC * C, n, C, OC);
+    }
 }
 
 /* Cache rows of layer l for stream s (-1: the prefix) at position t. */
@@ -228,14 +310,13 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
     int hs = model_head_size(c), h2 = hs / 2, Q = model_q_dim(c);
     float eps = model_norm_eps(c);
     float *rstd = st->att + (size_t)MATVEC_MAX_THREADS * c->seq_len; /* (n) or (n, NH) for the q/k norms */
-    const struct InferBf16 *b = &st->bf16;
     const Lora *lo = m->lora && !m->lora_off ? m->lora : NULL;
     embedding_forward(st->x, tokens, m->w.emb, n, C);
     for (int l = 0; l < c->n_layers; l++) {
         rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_att + (size_t)l * C, n, C, eps);
-        matmul_rows(st->q, st->xb, m->w.wq, b->wq, (size_t)l * Q * C, n, C, Q);
-        matmul_rows(st->k, st->xb, m->w.wk, b->wk, (size_t)l * KV * C, n, C, KV);
-        matmul_rows(st->v, st->xb, m->w.wv, b->wv, (size_t)l * KV * C, n, C, KV);
+        product(st, IM_Q, l, st->q, st->xb, n);
+        product(st, IM_K, l, st->k, st->xb, n);
+        product(st, IM_V, l, st->v, st->xb, n);
         if (lo) {
             lora_apply(lo, LORA_Q, l, st->q, st->xb, n);
             lora_apply(lo, LORA_K, l, st->k, st->xb, n);
@@ -264,18 +345,18 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
         AttendJob aj = {st, streams, pos, l};
         int items = n * NH, grain = items / (4 * matvec_threads());
         matvec_par(items, grain < 1 ? 1 : grain, attend_items, &aj);
-        matmul_rows(st->xb, st->xb2, m->w.wo, b->wo, (size_t)l * C * Q, n, Q, C);
+        product(st, IM_O, l, st->xb, st->xb2, n);
         if (lo) lora_apply(lo, LORA_O, l, st->xb, st->xb2, n);
         residual_forward(st->x, st->x, st->xb, n * C);
         rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_ffn + (size_t)l * C, n, C, eps);
-        matmul_rows(st->hb, st->xb, m->w.w1, b->w1, (size_t)l * H * C, n, C, H);
-        matmul_rows(st->hb2, st->xb, m->w.w3, b->w3, (size_t)l * H * C, n, C, H);
+        product(st, IM_1, l, st->hb, st->xb, n);
+        product(st, IM_3, l, st->hb2, st->xb, n);
         if (lo) {
             lora_apply(lo, LORA_GATE, l, st->hb, st->xb, n);
             lora_apply(lo, LORA_UP, l, st->hb2, st->xb, n);
         }
         swiglu_forward(st->hb, st->hb, st->hb2, n * H);
-        matmul_rows(st->xb, st->hb, m->w.w2, b->w2, (size_t)l * C * H, n, H, C);
+        product(st, IM_2, l, st->xb, st->hb, n);
         if (lo) lora_apply(lo, LORA_DOWN, l, st->xb, st->hb, n);
         residual_forward(st->x, st->x, st->xb, n * C);
     }
@@ -307,8 +388,7 @@ int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
         st->prefix_len += r;
         done += r;
         if (done == n) /* logits only for the last position */
-            matmul_rows(st->logits, st->x + (size_t)(r - 1) * c->dim, st->m->w.wcls, st->bf16.wcls,
-                        0, 1, c->dim, c->vocab_size);
+            product(st, IM_CLS, 0, st->logits, st->x + (size_t)(r - 1) * c->dim, 1);
     }
     return RLHF_OK;
 }
@@ -349,7 +429,7 @@ int infer_decode(Infer *st, const int *tokens, const unsigned char *active, Err 
     size_t V = (size_t)c->vocab_size;
     int all = n == st->n_streams; /* rows are streams 0..n-1: write logits in place */
     float *out = all ? st->logits : st->lrow;
-    matmul_rows(out, st->x, st->m->w.wcls, st->bf16.wcls, 0, n, c->dim, (int)V);
+    product(st, IM_CLS, 0, out, st->x, n);
     for (int r = 0; r < n; r++) {
         if (!all) memcpy(st->logits + rows[r] * V, st->lrow + r * V, sizeof(float) * V);
         st->pos[rows[r]]++;

@@ -7,7 +7,7 @@
  * The cache has a shared part (the prompt, positions 0..prefix_len) and, after
  * infer_fork, one private part per stream for the positions after it.
  * Infer borrows the Model (which must outlive it) and owns its caches and
- * the bf16 copy of the weights when it reads bf16 ones. */
+ * the copy of the matrices its products read: packed fp32, or bf16. */
 #ifndef RLHF_MODEL_INFER_H
 #define RLHF_MODEL_INFER_H
 
@@ -41,10 +41,20 @@ typedef struct Infer {
         uint16_t *wq, *wk, *wv, *wo, *w1, *w2, *w3, *wcls;
     } bf16;
     uint16_t *bf16_mem;
+    /* With fp32 weights, the same matrices packed for matvec_rows_packed
+     * (eight outputs to a vector; layer l of a (OC, C) matrix at
+     * l * matvec_packed_floats(OC, C)): the products read these, not the
+     * Model's. A copy: infer_refresh after the Model's weights change. */
+    struct InferPacked {
+        float *wq, *wk, *wv, *wo, *w1, *w2, *w3, *wcls;
+    } packed;
+    float *packed_mem;
 } Infer;
 
 /* Allocates caches for up to max_streams parallel streams of the model's seq_len.
- * The matrix products read the Model's fp32 weights. */
+ * The matrix products read the Model's fp32 weights, from a packed copy
+ * (4 bytes a matrix parameter beside the Model's; made in a fraction of a
+ * second). */
 int infer_create(Infer *st, const Model *m, int max_streams, Err *err);
 /* The same, with the weights w says. With bf16 the Infer owns a bf16 copy of
  * wq wk wv wo w1 w2 w3 and the classifier (the embedding lookup, biases and
@@ -58,6 +68,9 @@ static inline int infer_uses_bf16(const Infer *st) {
     return st->bf16_mem != NULL;
 }
 void infer_free(Infer *st);
+/* Copies the Model's matrices again into the Infer's packed or bf16 copy:
+ * after training changed them (PPO's policy between rollouts). */
+void infer_refresh(Infer *st);
 /* Forgets the prefix and the streams (keeps the memory). */
 void infer_reset(Infer *st);
 

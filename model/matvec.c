@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 #include <immintrin.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -286,10 +287,138 @@ void matvec_use_simd(int on) {
     if (!on || !have_avx2()) simd = 0;
 }
 
-/* w: fp32 (bf16 0), or bf16 bits (1; 2: x split by split_x, AVX2 only) */
+/* ---- packed fp32: eight outputs to a vector ---------------------------------------- */
+
+/* W (OC, C) as blocks of 8 outputs, column after column: block b holds, for
+ * each j, the weights of outputs 8b..8b+8 at column j (zeros past OC). Output
+ * o is then one lane of one accumulator, summed by FMAs over j in order: no
+ * horizontal sums, any number of independent blocks for the FMAs to overlap,
+ * and a stream of W that each block reads front to back. */
+size_t matvec_packed_floats(int OC, int C) {
+    return (size_t)((OC + 7) / 8) * 8 * (size_t)C;
+}
+
+void matvec_pack(float *dst, const float *w, int OC, int C) {
+    int nb = (OC + 7) / 8;
+    for (int b = 0; b < nb; b++) {
+        float *d = dst + (size_t)b * C * 8;
+        for (int l = 0; l < 8; l++) {
+            int o = b * 8 + l;
+            const float *wr = w + (size_t)o * C;
+            for (int j = 0; j < C; j++)
+                d[(size_t)j * 8 + l] = o < OC ? wr[j] : 0.0f;
+        }
+    }
+}
+
+/* out[r][8(blk+b) ..] for rows 0..R, blocks blk..blk+B: one accumulator per
+ * (row, block); only the lanes below OC are stored */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+packed_store(float *out, __m256 v, int o, int OC) {
+    if (o + 8 <= OC) {
+        _mm256_storeu_ps(out + o, v);
+        return;
+    }
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (int l = 0; o + l < OC; l++)
+        out[o + l] = t[l];
+}
+#define PACKED(R, B)                                                                               \
+    static inline __attribute__((always_inline, target("avx2,fma"))) void packed_##R##_##B(       \
+        float *out, const float *x, const float *wp, int C, int OC, int blk) {                     \
+        __m256 acc[R][B];                                                                          \
+        _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++)                                      \
+            _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) acc[r][b] = _mm256_setzero_ps(); \
+        const float *w0 = wp + (size_t)blk * C * 8;                                                \
+        for (int j = 0; j < C; j++) {                                                              \
+            __m256 wv[B];                                                                          \
+            _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) wv[b] =                          \
+                _mm256_loadu_ps(w0 + ((size_t)b * C + j) * 8);                                     \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                \
+                __m256 xv = _mm256_broadcast_ss(x + (size_t)r * C + j);                            \
+                _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) acc[r][b] =                  \
+                    _mm256_fmadd_ps(wv[b], xv, acc[r][b]);                                         \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++)                                      \
+            _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++)                                  \
+                packed_store(out + (size_t)r * OC, acc[r][b], (blk + b) * 8, OC);                  \
+    }
+PACKED(1, 4)
+PACKED(2, 4)
+PACKED(3, 4)
+PACKED(4, 3)
+PACKED(1, 1)
+PACKED(2, 1)
+PACKED(3, 1)
+PACKED(4, 1)
+
+/* rows 0..R (R <= 4) of xr against blocks b..end into o: BW blocks at once
+ * while they last (as many as the registers hold), then one at a time */
+#define PACKED_ROWS(R, BW, end)                                                                    \
+    for (; b + (BW) <= (end); b += (BW))                                                           \
+        packed_##R##_##BW(o, xr, wp, C, OC, b);                                                    \
+    for (; b < (end); b++)                                                                         \
+        packed_##R##_1(o, xr, wp, C, OC, b);
+
+/* Tiles of 12 blocks (96 outputs; 12 is a multiple of both widths below),
+ * each tile for every group of four rows: a tile is read from memory by the
+ * first row group and from cache by the next. */
+__attribute__((target("avx2,fma"))) static void kern_avx2_packed(float *out, const float *x,
+                                                                  const float *wp, int n, int C,
+                                                                  int OC, int b0, int b1) {
+    for (int t0 = b0; t0 < b1; t0 += 12) {
+        int t1 = t0 + 12 < b1 ? t0 + 12 : b1;
+        for (int r = 0; r < n; r += 4) {
+            float *o = out + (size_t)r * OC;
+            const float *xr = x + (size_t)r * C;
+            int b = t0;
+            switch (n - r < 4 ? n - r : 4) {
+            case 1:
+                PACKED_ROWS(1, 4, t1)
+                break;
+            case 2:
+                PACKED_ROWS(2, 4, t1)
+                break;
+            case 3:
+                PACKED_ROWS(3, 4, t1)
+                break;
+            default:
+                PACKED_ROWS(4, 3, t1)
+                break;
+            }
+        }
+    }
+}
+
+/* the same sums without AVX2: fmaf rounds as the vector FMA does, so the
+ * bits are the AVX2 kernel's */
+static void kern_plain_packed(float *out, const float *x, const float *wp, int n, int C, int OC,
+                              int b0, int b1) {
+    for (int r = 0; r < n; r++)
+        for (int b = b0; b < b1; b++) {
+            const float *w0 = wp + (size_t)b * C * 8;
+            for (int l = 0; l < 8 && b * 8 + l < OC; l++) {
+                float s = 0.0f;
+                for (int j = 0; j < C; j++)
+                    s = fmaf(w0[(size_t)j * 8 + l], x[(size_t)r * C + j], s);
+                out[(size_t)r * OC + b * 8 + l] = s;
+            }
+        }
+}
+
+/* w: fp32 (bf16 0), bf16 bits (1; 2: x split by split_x, AVX2 only), or
+ * fp32 packed by matvec_pack (3; o0 a multiple of 8) */
+enum { W_PACKED = 3 };
 static void run_range(float *out, const float *x, const void *w, int bf16, int n, int C, int OC,
                       int o0, int o1) {
-    if (bf16 == 2) {
+    if (bf16 == W_PACKED) {
+        if (have_avx2())
+            kern_avx2_packed(out, x, w, n, C, OC, o0 / 8, (o1 + 7) / 8);
+        else
+            kern_plain_packed(out, x, w, n, C, OC, o0 / 8, (o1 + 7) / 8);
+    } else if (bf16 == 2) {
         kern_avx2_bfs(out, x, w, n, C, OC, o0, o1);
     } else if (bf16) {
         if (have_avx2())
@@ -528,9 +657,9 @@ static void rows(float *out, const float *x, const void *w, int bf16, int n, int
         run_range(out, x, w, bf16, n, C, OC, 0, OC);
         return;
     }
-    /* chunks of whole 3-row blocks */
-    int want = P.threads * CHUNKS_PER_THREAD;
-    int rows = ((OC + want - 1) / want + 2) / 3 * 3;
+    /* chunks of whole 3-row blocks, or of whole groups of four packed blocks */
+    int want = P.threads * CHUNKS_PER_THREAD, unit = bf16 == W_PACKED ? 32 : 3;
+    int rows = ((OC + want - 1) / want + unit - 1) / unit * unit;
     P.out = out, P.x = x, P.w = w, P.bf16 = bf16, P.n = n, P.C = C, P.OC = OC;
     P.fn = NULL;
     P.chunk_rows = rows;
@@ -552,6 +681,10 @@ void matvec_par(int n, int grain, void (*fn)(void *ctx, int lo, int hi, int tid)
 
 void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC) {
     rows(out, x, w, 0, n, C, OC);
+}
+
+void matvec_rows_packed(float *out, const float *x, const float *wp, int n, int C, int OC) {
+    rows(out, x, wp, W_PACKED, n, C, OC);
 }
 
 void matvec_rows_bf16(float *out, const float *x, const uint16_t *w, int n, int C, int OC) {

@@ -19,6 +19,17 @@ void matvec_rows(float *out, const float *x, const float *w, int n, int C, int O
  * memory bound. x is not rounded. Like matvec_rows, a row gets the same bits
  * whatever n and the threads. */
 void matvec_rows_bf16(float *out, const float *x, const uint16_t *w, int n, int C, int OC);
+/* W packed eight outputs to a vector (matvec_pack: block b holds, column by
+ * column, the weights of outputs 8b..8b+8, zeros past OC;
+ * matvec_packed_floats(OC, C) floats). Each output is one lane of an FMA
+ * chain over the columns in order, so no horizontal sums and any number of
+ * independent chains: the fastest kernels here, for one row streaming W from
+ * memory and for a batch alike. The sums are in another order than
+ * matvec_rows's (results equal up to rounding); like it, a row gets the same
+ * bits whatever n, the threads and the CPU (the plain C path uses fmaf). */
+size_t matvec_packed_floats(int OC, int C);
+void matvec_pack(float *dst, const float *w, int OC, int C);
+void matvec_rows_packed(float *out, const float *x, const float *wp, int n, int C, int OC);
 /* Attention over nt cached positions t (rows k + t*stride, n floats):
  * sc[t] = scale * q·k_t, and out (n) += Σ_t a[t] v_t. */
 void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,

@@ -277,6 +277,10 @@ int ppo_state_bytes(const Ppo *p, void **out, size_t *len, Err *err) {
 /* ---- one step --------------------------------------------------------------------- */
 
 int ppo_sample(Ppo *p, const PpoPrompt *pr, const uint64_t *seeds, SampleResult *res, Err *err) {
+    if (p->inf_stale) { /* the decoding copy of the policy's matrices, as updated */
+        infer_refresh(&p->inf);
+        p->inf_stale = 0;
+    }
     SampleParams sp = sample_params_chat(); /* gen's stops: the answer ends where gen's would */
     sp.temperature = p->c.temperature;
     sp.max_tokens = p->c.max_new;
@@ -760,6 +764,7 @@ int ppo_step(Ppo *p, PpoRewardFn reward, void *ctx, PpoStats *s, Err *err) {
     s->vf_clipfrac = vf.count ? vf.clipped / vf.count : 0;
     s->ptx_loss = p->ptx ? ptx_loss / n_mb : NAN;
     ppo_kl_update(&p->kl, s->kl, p->N);
+    p->inf_stale = 1; /* the policy moved */
     double t3 = now_seconds();
     s->t_rollout = t1 - t0, s->t_score = t2 - t1, s->t_update = t3 - t2;
     /* the known failure signs, against the first step */

@@ -132,7 +132,8 @@ typedef struct Ppo {
     PpoKlCtl kl;
     Rng rng;
     PpoState st;
-    Infer inf;
+    Infer inf;      /* samples the policy from its own copy of the matrices, */
+    int inf_stale;  /* refreshed before the first sample after an update */
     RunState rs, rs_ref, rs_val; /* rs_ref / rs_val only when the config differs */
     int T;                       /* longest rollout: longest prompt + max_new, <= context */
     /* one rollout batch (N = prompts × samples answers) */

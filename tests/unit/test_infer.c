@@ -663,6 +663,61 @@ Test(matvec, streamed_matrix_row_alone_equals_batch) {
     free(w), free(x), free(wb), free(a), free(one);
 }
 
+/* Packed fp32 (matvec_pack, matvec_rows_packed): the sum of products to
+ * within rounding, every row the same bits alone and in a batch of any size
+ * (1-9 rows: groups of four and the rest), on 1 and 2 threads, and the plain
+ * C path (fmaf) the same bits as the AVX2 kernel; OC not a multiple of 8
+ * (the last block's lanes past OC are never written) and a matrix large
+ * enough to go to the pool. */
+Test(matvec, packed_rows_alone_equal_batch_and_plain_c) {
+    int shapes[3][2] = {{37, 7}, {300, 1100}, {128, 64}}; /* C, OC */
+    for (int si = 0; si < 3; si++) {
+        int C = shapes[si][0], OC = shapes[si][1];
+        float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 9 * C);
+        float *wp = malloc(sizeof(float) * matvec_packed_floats(OC, C));
+        float *a = malloc(sizeof(float) * (9 * OC + 8)), *one = malloc(sizeof(float) * (OC + 8));
+        float *plain = malloc(sizeof(float) * 9 * OC);
+        Rng r;
+        rng_seed(&r, 12 + si);
+        for (int i = 0; i < C * OC; i++)
+            w[i] = (float)rng_normal(&r);
+        for (int i = 0; i < 9 * C; i++)
+            x[i] = (float)rng_normal(&r);
+        matvec_pack(wp, w, OC, C);
+        matvec_use_simd(0);
+        matvec_rows_packed(plain, x, wp, 9, C, OC);
+        matvec_use_simd(1);
+        for (int threads = 1; threads <= 2; threads++) {
+            matvec_set_threads(threads);
+            for (int n = 1; n <= 9; n++) {
+                a[(size_t)n * OC] = 12345.0f; /* the row after the last: never written */
+                matvec_rows_packed(a, x, wp, n, C, OC);
+                cr_assert_eq(a[(size_t)n * OC], 12345.0f, "C=%d OC=%d n=%d: wrote past the rows", C, OC, n);
+                for (int row = 0; row < n; row++) {
+                    one[OC] = 12345.0f;
+                    matvec_rows_packed(one, x + (size_t)row * C, wp, 1, C, OC);
+                    cr_assert_eq(one[OC], 12345.0f);
+                    for (int o = 0; o < OC; o++) {
+                        float v = a[(size_t)row * OC + o];
+                        cr_assert_eq(one[o], v, "C=%d OC=%d threads %d n=%d row %d out %d", C, OC,
+                                     threads, n, row, o);
+                        cr_assert_eq(plain[(size_t)row * OC + o], v, "plain C differs: out %d", o);
+                        double s = 0, mag = 0;
+                        for (int j = 0; j < C; j++) {
+                            double p = (double)w[(size_t)o * C + j] * x[(size_t)row * C + j];
+                            s += p, mag += fabs(p);
+                        }
+                        cr_assert_leq(fabs(v - s), 2e-6 * mag, "C=%d OC=%d out %d: %g vs %g", C, OC, o,
+                                      (double)v, s);
+                    }
+                }
+            }
+        }
+        matvec_set_threads(1);
+        free(w), free(x), free(wp), free(a), free(one), free(plain);
+    }
+}
+
 /* Rounds every matrix of m to bf16 in place, as a model loaded from BF16 safetensors. */
 static void round_matrices(Model *m) {
     for (int t = 0; t < MODEL_NT; t++) {

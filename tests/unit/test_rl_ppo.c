@@ -288,33 +288,21 @@ Test(rl_ppo, rloo_and_grpo_without_a_critic) {
 /* One decoding contract: a PPO rollout and a gen candidate of the same
  * policy, prompt and seeds, at temperature 0.7, are the same tokens (gen's
  * backend is what eval and best-of-n sample with too). */
-Test(rl_ppo, a_rollout_is_what_gen_samples) {
-    Run r;
-    PpoConfig c;
-    small_config(&c);
-    c.temperature = 0.7f, c.max_new = 12;
+/* ppo_sample's answers to "abc" are gen's, token for token, from the policy
+ * as it is now (saved to path for gen). */
+static void rollout_equals_gen(Run *r, const char *path) {
     Err err = {0};
-    start(&r, &c, 9);
-    unsigned char *tb;
-    size_t tl;
-    cr_assert_eq(tok_to_bytes(r.tok, &tb, &tl, &err), 0);
-    cr_assert_eq(model_set_tokenizer(&r.pol, tb, tl, &err), 0);
-    free(tb);
-    char path[] = "/tmp/rlhf-ppo-gen-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    cr_assert_eq(model_save(path, &r.pol, &err), 0, "%s", err.msg);
+    cr_assert_eq(model_save(path, &r->pol, &err), 0, "%s", err.msg);
     /* the prompt's ids as gen encodes them (PPO's prompts are encoded the same way) */
     const char *text = "abc";
     int ids[16], n = 0;
-    cr_assert_eq(tok_encode_prompt(r.tok, text, strlen(text), ids, 16, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(tok_encode_prompt(r->tok, text, strlen(text), ids, 16, &n, &err), 0, "%s", err.msg);
     PpoPrompt pr = {ids, n};
     uint64_t seeds[4] = {gen_seed(1, 7, 0), gen_seed(1, 7, 1), gen_seed(1, 7, 2), gen_seed(1, 7, 3)};
     SampleResult res[4];
-    cr_assert_eq(ppo_sample(&r.p, &pr, seeds, res, &err), 0, "%s", err.msg);
+    cr_assert_eq(ppo_sample(&r->p, &pr, seeds, res, &err), 0, "%s", err.msg);
     SampleParams sp = sample_params_chat();
-    sp.temperature = 0.7f, sp.max_tokens = 12;
+    sp.temperature = r->p.c.temperature, sp.max_tokens = r->p.c.max_new;
     GenModel g;
     cr_assert_eq(gen_model_open(&g, path, NULL, &sp, 4, INFER_WEIGHTS_F32, &err), 0, "%s", err.msg);
     GenBackend b = gen_model_backend(&g);
@@ -333,6 +321,34 @@ Test(rl_ppo, a_rollout_is_what_gen_samples) {
     }
     gen_samples_free(out, 4);
     gen_model_close(&g);
+}
+
+/* At the start and after updates (the rollouts sample from a copy of the
+ * policy's matrices, which must follow them). */
+Test(rl_ppo, a_rollout_is_what_gen_samples) {
+    Run r;
+    PpoConfig c;
+    small_config(&c);
+    c.temperature = 0.7f, c.max_new = 12;
+    Err err = {0};
+    start(&r, &c, 9);
+    unsigned char *tb;
+    size_t tl;
+    cr_assert_eq(tok_to_bytes(r.tok, &tb, &tl, &err), 0);
+    cr_assert_eq(model_set_tokenizer(&r.pol, tb, tl, &err), 0);
+    free(tb);
+    char path[] = "/tmp/rlhf-ppo-gen-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    rollout_equals_gen(&r, path);
+    float before = r.pol.w.wq[0];
+    for (int i = 0; i < 2; i++) {
+        PpoStats s;
+        cr_assert_eq(ppo_step(&r.p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
+    }
+    cr_assert_neq(r.pol.w.wq[0], before, "the policy did not move");
+    rollout_equals_gen(&r, path);
     unlink(path);
     finish(&r);
 }
