@@ -279,19 +279,29 @@ static void bench_batch_full(const char *name, const Model *m, Infer *st, int k,
            name, k, steps, threads, k * steps / tb, k * steps / ts, ts / tb);
 }
 
+/* one matrix of the step: row-major (packed NULL) or packed, layer l */
+static void step_product(float *out, const float *x, const float *w, const float *packed, int l,
+                         int n, int C, int OC) {
+    if (packed) matvec_rows_packed(out, x, packed + (size_t)l * matvec_packed_floats(OC, C), n, C, OC);
+    else matvec_rows(out, x, w + (size_t)l * OC * C, n, C, OC);
+}
+
 /* The matrix products of one decode step alone (every layer's seven and the
- * classifier, through matvec_rows on one thread) for 1 row and for 8: their
+ * classifier, through matvec_rows on the Model's row-major weights and
+ * through matvec_rows_packed on the Infer's packed copy, which decoding
+ * reads, on one thread) for 1 row and for 8: their
  * multiply-adds per second, and how much faster 8 rows are per row, the most
  * a batch of 8 can gain over 8 single streams on the products. */
-static void bench_products(const char *name, const Model *m) {
+static void bench_products(const char *name, const Model *m, const Infer *st) {
     const Config *c = &m->cfg;
     const Weights *w = &m->w;
+    const struct InferPacked *pk = &st->packed;
     int C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), Q = model_q_dim(c), V = c->vocab_size;
     int wide = H > C ? H : C, big;
     wide = Q > wide ? Q : wide;
     big = V > wide ? V : wide;
     float *x = calloc((size_t)8 * wide, sizeof(float));
-    float *out = malloc(sizeof(float) * 8 * (size_t)big);
+    float *out = malloc(sizeof(float) * 8 * ((size_t)big + 8));
     if (!x || !out) {
         free(x), free(out);
         return;
@@ -302,33 +312,35 @@ static void bench_products(const char *name, const Model *m) {
     for (int l = 0; l < c->n_layers; l++)
         macs += (double)C * Q * 2 + (double)C * KV * 2 + (double)C * H * 3;
     matvec_set_threads(1);
-    double per_row[2] = {0, 0};
-    for (int ri = 0; ri < 2; ri++) {
-        int n = ri ? 8 : 1, reps = (int)(4e8 / (macs * n)) + 1;
-        double best = 1e30;
-        for (int rep = 0; rep < 3; rep++) {
-            double t0 = now_seconds();
-            for (int it = 0; it < reps; it++) {
-                for (int l = 0; l < c->n_layers; l++) {
-                    size_t lq = (size_t)l * Q * C, lk = (size_t)l * KV * C, lh = (size_t)l * H * C;
-                    matvec_rows(out, x, w->wq + lq, n, C, Q);
-                    matvec_rows(out, x, w->wk + lk, n, C, KV);
-                    matvec_rows(out, x, w->wv + lk, n, C, KV);
-                    matvec_rows(out, x, w->wo + lq, n, Q, C);
-                    matvec_rows(out, x, w->w1 + lh, n, C, H);
-                    matvec_rows(out, x, w->w3 + lh, n, C, H);
-                    matvec_rows(out, x, w->w2 + lh, n, H, C);
+    for (int packed = 0; packed <= (st->packed_mem != NULL); packed++) {
+        double per_row[2] = {0, 0};
+        for (int ri = 0; ri < 2; ri++) {
+            int n = ri ? 8 : 1, reps = (int)(4e8 / (macs * n)) + 1;
+            double best = 1e30;
+            for (int rep = 0; rep < 3; rep++) {
+                double t0 = now_seconds();
+                for (int it = 0; it < reps; it++) {
+                    for (int l = 0; l < c->n_layers; l++) {
+                        step_product(out, x, w->wq, packed ? pk->wq : NULL, l, n, C, Q);
+                        step_product(out, x, w->wk, packed ? pk->wk : NULL, l, n, C, KV);
+                        step_product(out, x, w->wv, packed ? pk->wv : NULL, l, n, C, KV);
+                        step_product(out, x, w->wo, packed ? pk->wo : NULL, l, n, Q, C);
+                        step_product(out, x, w->w1, packed ? pk->w1 : NULL, l, n, C, H);
+                        step_product(out, x, w->w3, packed ? pk->w3 : NULL, l, n, C, H);
+                        step_product(out, x, w->w2, packed ? pk->w2 : NULL, l, n, H, C);
+                    }
+                    step_product(out, x, w->wcls, packed ? pk->wcls : NULL, 0, n, C, V);
                 }
-                matvec_rows(out, x, w->wcls, n, C, V);
+                double el = (now_seconds() - t0) / reps;
+                best = el < best ? el : best;
             }
-            double el = (now_seconds() - t0) / reps;
-            best = el < best ? el : best;
+            per_row[ri] = best / n;
+            printf("decode_products_gmac_per_s config=%s rows=%d threads=1 path=%s value=%.1f%s", name,
+                   n, packed ? "matvec_rows_packed" : "matvec_rows", macs * n / best / 1e9,
+                   ri ? "" : "\n");
         }
-        per_row[ri] = best / n;
-        printf("decode_products_gmac_per_s config=%s rows=%d threads=1 path=matvec_rows value=%.1f%s",
-               name, n, macs * n / best / 1e9, ri ? "" : "\n");
+        printf(" per_row_over_rows1=%.2f\n", per_row[0] / per_row[1]);
     }
-    printf(" per_row_over_rows1=%.2f\n", per_row[0] / per_row[1]);
     free(x), free(out);
 }
 
@@ -579,7 +591,7 @@ int main(int argc, char **argv) {
         bench_batch("15m", &m, tok, &st, threads);
     for (int threads = 1; threads <= 2; threads++)
         bench_batch_full("15m", &m, &st, 8, threads);
-    bench_products("15m", &m);
+    bench_products("15m", &m, &st);
     infer_free(&st);
     tok_free(tok);
     model_free(&m);
@@ -592,7 +604,7 @@ int main(int argc, char **argv) {
         bench_batch("demo", &m, tok, &st, threads);
     for (int threads = 1; threads <= 2; threads++)
         bench_batch_full("demo", &m, &st, 8, threads);
-    bench_products("demo", &m);
+    bench_products("demo", &m, &st);
     infer_free(&st);
     tok_free(tok);
     model_free(&m);
