@@ -25,54 +25,6 @@ void infer_set_threads(int n) {
     matvec_set_threads(n);
 }
 
-typedef struct {
-    uint16_t *dst;
-    const float *src;
-} ToBf16;
-
-/* st_f32_to_bf16 (round to nearest even, NaN kept quiet) written so that it
- * vectorises: half a billion weights convert in a fraction of a second */
-__attribute__((optimize("O3"))) static void to_bf16_part(void *ctx, int64_t lo, int64_t hi,
-                                                         int part) {
-    const ToBf16 *t = ctx;
-    (void)part;
-    for (int64_t i = lo; i < hi; i++) {
-        uint32_t u;
-        memcpy(&u, t->src + i, 4);
-        uint32_t nan = (u & 0x7fffffffu) > 0x7f800000u;
-        t->dst[i] = (uint16_t)(nan ? (u >> 16) | 0x40 : (u + 0x7fffu + ((u >> 16) & 1)) >> 16);
-    }
-}
-
-/* The bf16 copies of the matrices, in one array. */
-static int make_bf16(Infer *st, const Model *m, Err *err) {
-    const Weights *w = &m->w;
-    const float *src[] = {w->wq, w->wk, w->wv, w->wo, w->w1, w->w2, w->w3, w->wcls};
-    int tensor[] = {MODEL_T_WQ, MODEL_T_WK, MODEL_T_WV, MODEL_T_WO,
-                    MODEL_T_W1, MODEL_T_W2, MODEL_T_W3, MODEL_T_WCLS};
-    uint16_t **dst[] = {&st->bf16.wq, &st->bf16.wk, &st->bf16.wv, &st->bf16.wo,
-                        &st->bf16.w1, &st->bf16.w2, &st->bf16.w3, &st->bf16.wcls};
-    size_t n[8], total = 0;
-    for (int i = 0; i < 8; i++) {
-        n[i] = m->sizes[tensor[i]];
-        if (tensor[i] == MODEL_T_WCLS && m->cfg.shared_classifier) n[i] = m->sizes[MODEL_T_EMB];
-        total += n[i];
-    }
-    /* plain pages: sys_alloc_big's huge ones took 3x as long to fill (1 GB
-     * for a 0.5B model; the kernel compacts memory to find them) */
-    if (!(st->bf16_mem = malloc(total * sizeof(uint16_t))))
-        return err_set(err, RLHF_ENOMEM, "infer: out of memory for %.1f MB of bf16 weights",
-                       total * 2.0 / 1e6);
-    uint16_t *p = st->bf16_mem;
-    for (int i = 0; i < 8; i++) {
-        ToBf16 t = {p, src[i]};
-        par_for((int64_t)n[i], 1 << 20, to_bf16_part, &t);
-        *dst[i] = p;
-        p += n[i];
-    }
-    return RLHF_OK;
-}
-
 /* The matrices a pass multiplies by, in one order for the three copies. */
 enum { IM_Q, IM_K, IM_V, IM_O, IM_1, IM_2, IM_3, IM_CLS, IM_N };
 
@@ -92,42 +44,57 @@ static const float *model_matrix(const Model *m, int i) {
     return src[i];
 }
 
-static float **packed_slot(Infer *st, int i) {
+/* where matrix i's copy starts: packed fp32 or packed bf16 */
+static void *copy_slot(Infer *st, int i, int bf16) {
     struct InferPacked *p = &st->packed;
-    float **slot[IM_N] = {&p->wq, &p->wk, &p->wv, &p->wo, &p->w1, &p->w2, &p->w3, &p->wcls};
-    return slot[i];
+    struct InferBf16 *q = &st->bf16;
+    float **f[IM_N] = {&p->wq, &p->wk, &p->wv, &p->wo, &p->w1, &p->w2, &p->w3, &p->wcls};
+    uint16_t **h[IM_N] = {&q->wq, &q->wk, &q->wv, &q->wo, &q->w1, &q->w2, &q->w3, &q->wcls};
+    return bf16 ? (void *)h[i] : (void *)f[i];
 }
 
-/* Packs (matrix, layer) items lo..hi: item k < IM_CLS * L is matrix k / L,
- * layer k % L; the last is the classifier. */
+/* elements of one (OC, C) matrix's copy */
+static size_t copy_count(int OC, int C, int bf16) {
+    return bf16 ? matvec_packed_bf16_count(OC, C) : matvec_packed_floats(OC, C);
+}
+
+/* Packs (matrix, layer) items lo..hi into the copy the Infer has: item k <
+ * IM_CLS * L is matrix k / L, layer k % L; the last is the classifier. */
 static void pack_part(void *ctx, int64_t lo, int64_t hi, int part) {
     Infer *st = ctx;
     const Config *c = &st->m->cfg;
-    int L = c->n_layers, OC, C;
+    int L = c->n_layers, OC, C, bf16 = st->bf16_mem != NULL;
     (void)part;
     for (int64_t k = lo; k < hi; k++) {
         int i = k < (int64_t)IM_CLS * L ? (int)(k / L) : IM_CLS, l = i == IM_CLS ? 0 : (int)(k % L);
         mat_shape(c, i, &OC, &C);
-        matvec_pack(*packed_slot(st, i) + (size_t)l * matvec_packed_floats(OC, C),
-                    model_matrix(st->m, i) + (size_t)l * OC * C, OC, C);
+        const float *src = model_matrix(st->m, i) + (size_t)l * OC * C;
+        size_t at = (size_t)l * copy_count(OC, C, bf16);
+        if (bf16) matvec_pack_bf16(*(uint16_t **)copy_slot(st, i, 1) + at, src, OC, C);
+        else matvec_pack(*(float **)copy_slot(st, i, 0) + at, src, OC, C);
     }
 }
 
-/* The packed copies of the matrices, in one array. */
-static int make_packed(Infer *st, const Model *m, Err *err) {
-    size_t total = 0, n[IM_N];
+/* The packed copies of the matrices (fp32, or rounded to bf16), in one array. */
+static int make_copy(Infer *st, const Model *m, int bf16, Err *err) {
+    size_t total = 0, n[IM_N], esz = bf16 ? sizeof(uint16_t) : sizeof(float);
     for (int i = 0; i < IM_N; i++) {
         int OC, C, count = mat_shape(&m->cfg, i, &OC, &C);
-        n[i] = (size_t)count * matvec_packed_floats(OC, C);
+        n[i] = (size_t)count * copy_count(OC, C, bf16);
         total += n[i];
     }
-    if (!(st->packed_mem = malloc(total * sizeof(float))))
-        return err_set(err, RLHF_ENOMEM, "infer: out of memory for %.1f MB of packed weights",
-                       total * 4.0 / 1e6);
-    float *p = st->packed_mem;
+    /* plain pages: sys_alloc_big's huge ones took 3x as long to fill (1 GB
+     * for a 0.5B model; the kernel compacts memory to find them) */
+    char *p = malloc(total * esz);
+    if (!p)
+        return err_set(err, RLHF_ENOMEM, "infer: out of memory for %.1f MB of %s weights",
+                       (double)(total * esz) / 1e6, bf16 ? "bf16" : "packed");
+    if (bf16) st->bf16_mem = (uint16_t *)p;
+    else st->packed_mem = (float *)p;
     for (int i = 0; i < IM_N; i++) {
-        *packed_slot(st, i) = p;
-        p += n[i];
+        if (bf16) *(uint16_t **)copy_slot(st, i, 1) = (uint16_t *)p;
+        else *(float **)copy_slot(st, i, 0) = (float *)p;
+        p += n[i] * esz;
     }
     par_for((int64_t)IM_CLS * m->cfg.n_layers + 1, 1, pack_part, st);
     return RLHF_OK;
@@ -188,25 +155,15 @@ int infer_create_weights(Infer *st, const Model *m, int max_streams, InferWeight
     st->max_streams = max_streams;
     st->max_rows = R;
     rope_tables(st->rope_cos, st->rope_sin, T, c);
-    int rc = wt == INFER_WEIGHTS_BF16 || (wt == INFER_WEIGHTS_AUTO && model_weights_are_bf16(m))
-                 ? make_bf16(st, m, err)
-                 : make_packed(st, m, err);
+    int rc = make_copy(st, m,
+                       wt == INFER_WEIGHTS_BF16 || (wt == INFER_WEIGHTS_AUTO && model_weights_are_bf16(m)),
+                       err);
     if (rc) infer_free(st);
     return rc;
 }
 
 void infer_refresh(Infer *st) {
-    if (st->packed_mem) par_for((int64_t)IM_CLS * st->m->cfg.n_layers + 1, 1, pack_part, st);
-    if (st->bf16_mem) {
-        uint16_t *p = st->bf16_mem;
-        for (int i = 0; i < IM_N; i++) {
-            int OC, C, count = mat_shape(&st->m->cfg, i, &OC, &C);
-            size_t n = (size_t)count * OC * C;
-            ToBf16 t = {p, model_matrix(st->m, i)};
-            par_for((int64_t)n, 1 << 20, to_bf16_part, &t);
-            p += n;
-        }
-    }
+    if (st->packed_mem || st->bf16_mem) par_for((int64_t)IM_CLS * st->m->cfg.n_layers + 1, 1, pack_part, st);
 }
 
 void infer_free(Infer *st) {
@@ -238,7 +195,8 @@ static void product(const Infer *st, int i, int l, float *out, const float *in, 
     } else if (st->bf16_mem) {
         const struct InferBf16 *b = &st->bf16;
         const uint16_t *wb[IM_N] = {b->wq, b->wk, b->wv, b->wo, b->w1, b->w2, b->w3, b->wcls};
-        matvec_rows_bf16(out, in, wb[i] + (size_t)l * OC * C, n, C, OC);
+        matvec_rows_packed_bf16(out, in, wb[i] + (size_t)l * matvec_packed_bf16_count(OC, C), n, C,
+                                OC);
     } else {
         matvec_rows(out, in, model_matrix(st->m, i) + (size_t)l * OC * C, n, C, OC);
     }

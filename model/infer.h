@@ -34,8 +34,9 @@ typedef struct Infer {
     /* scratch for one pass over up to max_rows rows */
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2, *att, *rope_cos, *rope_sin, *lrow;
     float *mem;
-    /* bf16 copies (round to nearest even) of every matrix a pass reads, laid
-     * out as in the Model; all NULL when the products read the fp32 weights.
+    /* With bf16 weights, every matrix a pass reads rounded to bf16 (nearest
+     * even) and packed for matvec_rows_packed_bf16 (layer l of a (OC, C)
+     * matrix at l * matvec_packed_bf16_count(OC, C)); all NULL otherwise.
      * wcls is the embedding's copy when the classifier is shared. */
     struct InferBf16 {
         uint16_t *wq, *wk, *wv, *wo, *w1, *w2, *w3, *wcls;
@@ -58,9 +59,10 @@ typedef struct Infer {
 int infer_create(Infer *st, const Model *m, int max_streams, Err *err);
 /* The same, with the weights w says. With bf16 the Infer owns a bf16 copy of
  * wq wk wv wo w1 w2 w3 and the classifier (the embedding lookup, biases and
- * norms stay fp32; activations are never rounded): on a model whose matrices
- * are exactly bf16 the logits equal the fp32 path's up to summation order,
- * on others they are those of the model with these matrices rounded to
+ * norms stay fp32; activations are never rounded), packed as the fp32 copy
+ * is and summed in the same order: on a model whose matrices are exactly
+ * bf16 the logits equal the fp32 path's bit for bit, on others they are
+ * those of the model with these matrices rounded to
  * nearest even (the embedding rows looked up stay as they are).
  * Not for training or log-probs that must match the training forward. */
 int infer_create_weights(Infer *st, const Model *m, int max_streams, InferWeights w, Err *err);

@@ -287,15 +287,23 @@ void matvec_use_simd(int on) {
     if (!on || !have_avx2()) simd = 0;
 }
 
-/* ---- packed fp32: eight outputs to a vector ---------------------------------------- */
+/* ---- packed: eight outputs to a vector ----------------------------------------------- */
 
 /* W (OC, C) as blocks of 8 outputs, column after column: block b holds, for
  * each j, the weights of outputs 8b..8b+8 at column j (zeros past OC). Output
  * o is then one lane of one accumulator, summed by FMAs over j in order: no
  * horizontal sums, any number of independent blocks for the FMAs to overlap,
- * and a stream of W that each block reads front to back. */
+ * and a stream of W that each block reads front to back. As bf16, each lane
+ * of a column pair (j, j+1) is one 32-bit word, column j in its low half (an
+ * odd C ends with a pair whose high half is 0): a 256-bit load is two
+ * columns, taken apart by a shift and a mask, then the same FMAs in the same
+ * order, so bf16 weights give the bits of fp32 weights of the same values. */
 size_t matvec_packed_floats(int OC, int C) {
     return (size_t)((OC + 7) / 8) * 8 * (size_t)C;
+}
+
+size_t matvec_packed_bf16_count(int OC, int C) {
+    return (size_t)((OC + 7) / 8) * 8 * (size_t)((C + 1) & ~1);
 }
 
 void matvec_pack(float *dst, const float *w, int OC, int C) {
@@ -311,8 +319,28 @@ void matvec_pack(float *dst, const float *w, int OC, int C) {
     }
 }
 
-/* out[r][8(blk+b) ..] for rows 0..R, blocks blk..blk+B: one accumulator per
- * (row, block); only the lanes below OC are stored */
+/* round to nearest even, a NaN kept quiet (as the safetensors writer does) */
+static inline uint16_t f32_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+
+void matvec_pack_bf16(uint16_t *dst, const float *w, int OC, int C) {
+    int nb = (OC + 7) / 8, Ce = (C + 1) & ~1;
+    for (int b = 0; b < nb; b++) {
+        uint16_t *d = dst + (size_t)b * Ce * 8;
+        for (int l = 0; l < 8; l++) {
+            int o = b * 8 + l;
+            const float *wr = w + (size_t)o * C;
+            for (int j = 0; j < Ce; j++) /* pair j/2, lane l, half j % 2 */
+                d[(size_t)(j / 2) * 16 + 2 * l + (j % 2)] = o < OC && j < C ? f32_bf16(wr[j]) : 0;
+        }
+    }
+}
+
+/* only the lanes below OC are stored */
 static inline __attribute__((always_inline, target("avx2,fma"))) void
 packed_store(float *out, __m256 v, int o, int OC) {
     if (o + 8 <= OC) {
@@ -324,100 +352,139 @@ packed_store(float *out, __m256 v, int o, int OC) {
     for (int l = 0; o + l < OC; l++)
         out[o + l] = t[l];
 }
-#define PACKED(R, B)                                                                               \
-    static inline __attribute__((always_inline, target("avx2,fma"))) void packed_##R##_##B(       \
-        float *out, const float *x, const float *wp, int C, int OC, int blk) {                     \
+
+/* columns j and j + 1 of a block at p (its column j): fp32, or bf16 pairs */
+#define PK2_F32(p, we, wo) (we = _mm256_loadu_ps(p), wo = _mm256_loadu_ps((p) + 8))
+#define PK2_BF16(p, we, wo)                                                                        \
+    do {                                                                                           \
+        __m256i v_ = _mm256_loadu_si256((const __m256i *)(p));                                     \
+        we = _mm256_castsi256_ps(_mm256_slli_epi32(v_, 16));                                       \
+        wo = _mm256_castsi256_ps(_mm256_and_si256(v_, _mm256_set1_epi32((int)0xffff0000u)));      \
+    } while (0)
+/* the last column of an odd C */
+#define PK1_F32(p) _mm256_loadu_ps(p)
+#define PK1_BF16(p)                                                                                \
+    _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(p)), 16))
+
+/* rows 0..R of x against blocks blk..blk+B: one accumulator per (row, block),
+ * FMAs over the columns in order, two at a time */
+#define PACKED(R, B, SUF, WT, CE)                                                                  \
+    static inline __attribute__((always_inline, target("avx2,fma"))) void                          \
+        packed_##SUF##_##R##_##B(float *out, const float *x, const WT *wp, int C, int OC,         \
+                                 int blk) {                                                        \
         __m256 acc[R][B];                                                                          \
         _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++)                                      \
             _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) acc[r][b] = _mm256_setzero_ps(); \
-        const float *w0 = wp + (size_t)blk * C * 8;                                                \
-        for (int j = 0; j < C; j++) {                                                              \
-            __m256 wv[B];                                                                          \
-            _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) wv[b] =                          \
-                _mm256_loadu_ps(w0 + ((size_t)b * C + j) * 8);                                     \
+        size_t bs = (size_t)(CE) * 8; /* a block's elements */                                     \
+        const WT *w0 = wp + (size_t)blk * bs;                                                      \
+        int j = 0;                                                                                 \
+        for (; j + 2 <= C; j += 2) {                                                               \
+            __m256 we[B], wo[B];                                                                   \
+            _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++)                                  \
+                PK2_##SUF(w0 + b * bs + (size_t)j * 8, we[b], wo[b]);                              \
             _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                \
-                __m256 xv = _mm256_broadcast_ss(x + (size_t)r * C + j);                            \
-                _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) acc[r][b] =                  \
-                    _mm256_fmadd_ps(wv[b], xv, acc[r][b]);                                         \
+                __m256 xe = _mm256_broadcast_ss(x + (size_t)r * C + j);                            \
+                __m256 xo = _mm256_broadcast_ss(x + (size_t)r * C + j + 1);                        \
+                _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) {                            \
+                    acc[r][b] = _mm256_fmadd_ps(we[b], xe, acc[r][b]);                             \
+                    acc[r][b] = _mm256_fmadd_ps(wo[b], xo, acc[r][b]);                             \
+                }                                                                                  \
             }                                                                                      \
         }                                                                                          \
+        if (j < C)                                                                                 \
+            _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) {                                \
+                __m256 we = PK1_##SUF(w0 + b * bs + (size_t)j * 8);                                \
+                _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) acc[r][b] =                  \
+                    _mm256_fmadd_ps(we, _mm256_broadcast_ss(x + (size_t)r * C + j), acc[r][b]);    \
+            }                                                                                      \
         _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++)                                      \
             _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++)                                  \
                 packed_store(out + (size_t)r * OC, acc[r][b], (blk + b) * 8, OC);                  \
     }
-PACKED(1, 4)
-PACKED(2, 4)
-PACKED(3, 4)
-PACKED(4, 3)
-PACKED(1, 1)
-PACKED(2, 1)
-PACKED(3, 1)
-PACKED(4, 1)
+#define PACKEDS(SUF, WT, CE)                                                                       \
+    PACKED(1, 4, SUF, WT, CE)                                                                      \
+    PACKED(2, 4, SUF, WT, CE)                                                                      \
+    PACKED(3, 4, SUF, WT, CE)                                                                      \
+    PACKED(4, 3, SUF, WT, CE)                                                                      \
+    PACKED(1, 1, SUF, WT, CE)                                                                      \
+    PACKED(2, 1, SUF, WT, CE)                                                                      \
+    PACKED(3, 1, SUF, WT, CE)                                                                      \
+    PACKED(4, 1, SUF, WT, CE)
+PACKEDS(F32, float, C)
+PACKEDS(BF16, uint16_t, (C + 1) & ~1)
 
 /* rows 0..R (R <= 4) of xr against blocks b..end into o: BW blocks at once
  * while they last (as many as the registers hold), then one at a time */
-#define PACKED_ROWS(R, BW, end)                                                                    \
+#define PACKED_ROWS(SUF, R, BW, end)                                                               \
     for (; b + (BW) <= (end); b += (BW))                                                           \
-        packed_##R##_##BW(o, xr, wp, C, OC, b);                                                    \
+        packed_##SUF##_##R##_##BW(o, xr, wp, C, OC, b);                                            \
     for (; b < (end); b++)                                                                         \
-        packed_##R##_1(o, xr, wp, C, OC, b);
+        packed_##SUF##_##R##_1(o, xr, wp, C, OC, b);
 
 /* Tiles of 12 blocks (96 outputs; 12 is a multiple of both widths below),
  * each tile for every group of four rows: a tile is read from memory by the
  * first row group and from cache by the next. */
-__attribute__((target("avx2,fma"))) static void kern_avx2_packed(float *out, const float *x,
-                                                                  const float *wp, int n, int C,
-                                                                  int OC, int b0, int b1) {
-    for (int t0 = b0; t0 < b1; t0 += 12) {
-        int t1 = t0 + 12 < b1 ? t0 + 12 : b1;
-        for (int r = 0; r < n; r += 4) {
-            float *o = out + (size_t)r * OC;
-            const float *xr = x + (size_t)r * C;
-            int b = t0;
-            switch (n - r < 4 ? n - r : 4) {
-            case 1:
-                PACKED_ROWS(1, 4, t1)
-                break;
-            case 2:
-                PACKED_ROWS(2, 4, t1)
-                break;
-            case 3:
-                PACKED_ROWS(3, 4, t1)
-                break;
-            default:
-                PACKED_ROWS(4, 3, t1)
-                break;
-            }
-        }
+#define KERN_PACKED(SUF, WT)                                                                       \
+    __attribute__((target("avx2,fma"))) static void kern_avx2_packed_##SUF(                        \
+        float *out, const float *x, const WT *wp, int n, int C, int OC, int b0, int b1) {          \
+        for (int t0 = b0; t0 < b1; t0 += 12) {                                                     \
+            int t1 = t0 + 12 < b1 ? t0 + 12 : b1;                                                  \
+            for (int r = 0; r < n; r += 4) {                                                       \
+                float *o = out + (size_t)r * OC;                                                   \
+                const float *xr = x + (size_t)r * C;                                               \
+                int b = t0;                                                                        \
+                switch (n - r < 4 ? n - r : 4) {                                                   \
+                case 1:                                                                            \
+                    PACKED_ROWS(SUF, 1, 4, t1)                                                     \
+                    break;                                                                         \
+                case 2:                                                                            \
+                    PACKED_ROWS(SUF, 2, 4, t1)                                                     \
+                    break;                                                                         \
+                case 3:                                                                            \
+                    PACKED_ROWS(SUF, 3, 4, t1)                                                     \
+                    break;                                                                         \
+                default:                                                                           \
+                    PACKED_ROWS(SUF, 4, 3, t1)                                                     \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
     }
-}
+KERN_PACKED(F32, float)
+KERN_PACKED(BF16, uint16_t)
 
 /* the same sums without AVX2: fmaf rounds as the vector FMA does, so the
- * bits are the AVX2 kernel's */
-static void kern_plain_packed(float *out, const float *x, const float *wp, int n, int C, int OC,
-                              int b0, int b1) {
+ * bits are the AVX2 kernels' */
+static void kern_plain_packed(float *out, const float *x, const void *w, int bf16, int n, int C,
+                              int OC, int b0, int b1) {
+    int Ce = bf16 ? (C + 1) & ~1 : C;
     for (int r = 0; r < n; r++)
-        for (int b = b0; b < b1; b++) {
-            const float *w0 = wp + (size_t)b * C * 8;
+        for (int b = b0; b < b1; b++)
             for (int l = 0; l < 8 && b * 8 + l < OC; l++) {
                 float s = 0.0f;
-                for (int j = 0; j < C; j++)
-                    s = fmaf(w0[(size_t)j * 8 + l], x[(size_t)r * C + j], s);
+                for (int j = 0; j < C; j++) {
+                    size_t at = (size_t)b * Ce * 8;
+                    float wj = bf16 ? bf16_f32(((const uint16_t *)w)[at + (size_t)(j / 2) * 16 + 2 * l + j % 2])
+                                    : ((const float *)w)[at + (size_t)j * 8 + l];
+                    s = fmaf(wj, x[(size_t)r * C + j], s);
+                }
                 out[(size_t)r * OC + b * 8 + l] = s;
             }
-        }
 }
 
 /* w: fp32 (bf16 0), bf16 bits (1; 2: x split by split_x, AVX2 only), or
  * fp32 packed by matvec_pack (3; o0 a multiple of 8) */
-enum { W_PACKED = 3 };
+enum { W_PACKED = 3, W_PACKED_BF16 = 4 };
 static void run_range(float *out, const float *x, const void *w, int bf16, int n, int C, int OC,
                       int o0, int o1) {
-    if (bf16 == W_PACKED) {
-        if (have_avx2())
-            kern_avx2_packed(out, x, w, n, C, OC, o0 / 8, (o1 + 7) / 8);
+    if (bf16 >= W_PACKED) {
+        int b0 = o0 / 8, b1 = (o1 + 7) / 8;
+        if (!have_avx2())
+            kern_plain_packed(out, x, w, bf16 == W_PACKED_BF16, n, C, OC, b0, b1);
+        else if (bf16 == W_PACKED_BF16)
+            kern_avx2_packed_BF16(out, x, w, n, C, OC, b0, b1);
         else
-            kern_plain_packed(out, x, w, n, C, OC, o0 / 8, (o1 + 7) / 8);
+            kern_avx2_packed_F32(out, x, w, n, C, OC, b0, b1);
     } else if (bf16 == 2) {
         kern_avx2_bfs(out, x, w, n, C, OC, o0, o1);
     } else if (bf16) {
@@ -658,7 +725,7 @@ static void rows(float *out, const float *x, const void *w, int bf16, int n, int
         return;
     }
     /* chunks of whole 3-row blocks, or of whole groups of four packed blocks */
-    int want = P.threads * CHUNKS_PER_THREAD, unit = bf16 == W_PACKED ? 32 : 3;
+    int want = P.threads * CHUNKS_PER_THREAD, unit = bf16 >= W_PACKED ? 32 : 3;
     int rows = ((OC + want - 1) / want + unit - 1) / unit * unit;
     P.out = out, P.x = x, P.w = w, P.bf16 = bf16, P.n = n, P.C = C, P.OC = OC;
     P.fn = NULL;
@@ -685,6 +752,10 @@ void matvec_rows(float *out, const float *x, const float *w, int n, int C, int O
 
 void matvec_rows_packed(float *out, const float *x, const float *wp, int n, int C, int OC) {
     rows(out, x, wp, W_PACKED, n, C, OC);
+}
+
+void matvec_rows_packed_bf16(float *out, const float *x, const uint16_t *wp, int n, int C, int OC) {
+    rows(out, x, wp, W_PACKED_BF16, n, C, OC);
 }
 
 void matvec_rows_bf16(float *out, const float *x, const uint16_t *w, int n, int C, int OC) {

@@ -30,6 +30,13 @@ void matvec_rows_bf16(float *out, const float *x, const uint16_t *w, int n, int 
 size_t matvec_packed_floats(int OC, int C);
 void matvec_pack(float *dst, const float *w, int OC, int C);
 void matvec_rows_packed(float *out, const float *x, const float *wp, int n, int C, int OC);
+/* The same with the weights rounded to bf16 (nearest even) as they are packed,
+ * each lane holding a pair of columns: matvec_packed_bf16_count(OC, C)
+ * values. Half the bytes; the results are matvec_rows_packed's on the
+ * rounded weights, bit for bit. */
+size_t matvec_packed_bf16_count(int OC, int C);
+void matvec_pack_bf16(uint16_t *dst, const float *w, int OC, int C);
+void matvec_rows_packed_bf16(float *out, const float *x, const uint16_t *wp, int n, int C, int OC);
 /* Attention over nt cached positions t (rows k + t*stride, n floats):
  * sc[t] = scale * q·k_t, and out (n) += Σ_t a[t] v_t. */
 void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,

@@ -663,59 +663,74 @@ Test(matvec, streamed_matrix_row_alone_equals_batch) {
     free(w), free(x), free(wb), free(a), free(one);
 }
 
-/* Packed fp32 (matvec_pack, matvec_rows_packed): the sum of products to
- * within rounding, every row the same bits alone and in a batch of any size
- * (1-9 rows: groups of four and the rest), on 1 and 2 threads, and the plain
- * C path (fmaf) the same bits as the AVX2 kernel; OC not a multiple of 8
- * (the last block's lanes past OC are never written) and a matrix large
- * enough to go to the pool. */
+/* Packed weights (matvec_pack, matvec_rows_packed; _bf16): the sum of
+ * products to within rounding, every row the same bits alone and in a batch
+ * of any size (1-9 rows: groups of four and the rest), on 1 and 2 threads,
+ * the plain C path (fmaf) the same bits as the AVX2 kernel, and bf16 the bits
+ * of fp32 on the rounded weights; OC not a multiple of 8 (the lanes past OC
+ * are never written), an odd C (bf16's last pair half empty) and a matrix
+ * large enough to go to the pool. */
 Test(matvec, packed_rows_alone_equal_batch_and_plain_c) {
-    int shapes[3][2] = {{37, 7}, {300, 1100}, {128, 64}}; /* C, OC */
-    for (int si = 0; si < 3; si++) {
-        int C = shapes[si][0], OC = shapes[si][1];
-        float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 9 * C);
-        float *wp = malloc(sizeof(float) * matvec_packed_floats(OC, C));
-        float *a = malloc(sizeof(float) * (9 * OC + 8)), *one = malloc(sizeof(float) * (OC + 8));
-        float *plain = malloc(sizeof(float) * 9 * OC);
-        Rng r;
-        rng_seed(&r, 12 + si);
-        for (int i = 0; i < C * OC; i++)
-            w[i] = (float)rng_normal(&r);
-        for (int i = 0; i < 9 * C; i++)
-            x[i] = (float)rng_normal(&r);
-        matvec_pack(wp, w, OC, C);
-        matvec_use_simd(0);
-        matvec_rows_packed(plain, x, wp, 9, C, OC);
-        matvec_use_simd(1);
-        for (int threads = 1; threads <= 2; threads++) {
-            matvec_set_threads(threads);
-            for (int n = 1; n <= 9; n++) {
-                a[(size_t)n * OC] = 12345.0f; /* the row after the last: never written */
-                matvec_rows_packed(a, x, wp, n, C, OC);
-                cr_assert_eq(a[(size_t)n * OC], 12345.0f, "C=%d OC=%d n=%d: wrote past the rows", C, OC, n);
-                for (int row = 0; row < n; row++) {
-                    one[OC] = 12345.0f;
-                    matvec_rows_packed(one, x + (size_t)row * C, wp, 1, C, OC);
-                    cr_assert_eq(one[OC], 12345.0f);
-                    for (int o = 0; o < OC; o++) {
-                        float v = a[(size_t)row * OC + o];
-                        cr_assert_eq(one[o], v, "C=%d OC=%d threads %d n=%d row %d out %d", C, OC,
-                                     threads, n, row, o);
-                        cr_assert_eq(plain[(size_t)row * OC + o], v, "plain C differs: out %d", o);
-                        double s = 0, mag = 0;
-                        for (int j = 0; j < C; j++) {
-                            double p = (double)w[(size_t)o * C + j] * x[(size_t)row * C + j];
-                            s += p, mag += fabs(p);
+    int shapes[3][2] = {{37, 7}, {301, 1100}, {128, 64}}; /* C, OC */
+    for (int si = 0; si < 3; si++)
+        for (int bf = 0; bf < 2; bf++) {
+            int C = shapes[si][0], OC = shapes[si][1];
+            float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 9 * C);
+            float *wr = malloc(sizeof(float) * C * OC); /* the weights the products use */
+            float *wp = malloc(sizeof(float) * matvec_packed_floats(OC, C));
+            uint16_t *wb = malloc(sizeof(uint16_t) * matvec_packed_bf16_count(OC, C));
+            float *a = malloc(sizeof(float) * (9 * OC + 8)), *one = malloc(sizeof(float) * (OC + 8));
+            float *plain = malloc(sizeof(float) * 9 * OC), *ref = malloc(sizeof(float) * 9 * OC);
+            Rng r;
+            rng_seed(&r, 12 + si);
+            for (int i = 0; i < C * OC; i++) {
+                w[i] = (float)rng_normal(&r);
+                wr[i] = bf ? bf16_value(st_f32_to_bf16(w[i])) : w[i];
+            }
+            for (int i = 0; i < 9 * C; i++)
+                x[i] = (float)rng_normal(&r);
+            matvec_pack(wp, wr, OC, C);
+            matvec_pack_bf16(wb, w, OC, C);
+#define PRODUCT(o, xx, n)                                                                          \
+    (bf ? matvec_rows_packed_bf16(o, xx, wb, n, C, OC) : matvec_rows_packed(o, xx, wp, n, C, OC))
+            matvec_rows_packed(ref, x, wp, 9, C, OC); /* fp32 on the weights used */
+            matvec_use_simd(0);
+            PRODUCT(plain, x, 9);
+            matvec_use_simd(1);
+            for (int threads = 1; threads <= 2; threads++) {
+                matvec_set_threads(threads);
+                for (int n = 1; n <= 9; n++) {
+                    a[(size_t)n * OC] = 12345.0f; /* the row after the last: never written */
+                    PRODUCT(a, x, n);
+                    cr_assert_eq(a[(size_t)n * OC], 12345.0f, "C=%d OC=%d n=%d: wrote past the rows", C,
+                                 OC, n);
+                    for (int row = 0; row < n; row++) {
+                        one[OC] = 12345.0f;
+                        PRODUCT(one, x + (size_t)row * C, 1);
+                        cr_assert_eq(one[OC], 12345.0f);
+                        for (int o = 0; o < OC; o++) {
+                            float v = a[(size_t)row * OC + o];
+                            cr_assert_eq(one[o], v, "bf16 %d C=%d OC=%d threads %d n=%d row %d out %d", bf,
+                                         C, OC, threads, n, row, o);
+                            cr_assert_eq(plain[(size_t)row * OC + o], v, "bf16 %d: plain C differs: out %d",
+                                         bf, o);
+                            cr_assert_eq(ref[(size_t)row * OC + o], v, "bf16 %d: not fp32's bits: out %d",
+                                         bf, o);
+                            double s = 0, mag = 0;
+                            for (int j = 0; j < C; j++) {
+                                double p = (double)wr[(size_t)o * C + j] * x[(size_t)row * C + j];
+                                s += p, mag += fabs(p);
+                            }
+                            cr_assert_leq(fabs(v - s), 2e-6 * mag, "C=%d OC=%d out %d: %g vs %g", C, OC,
+                                          o, (double)v, s);
                         }
-                        cr_assert_leq(fabs(v - s), 2e-6 * mag, "C=%d OC=%d out %d: %g vs %g", C, OC, o,
-                                      (double)v, s);
                     }
                 }
             }
+#undef PRODUCT
+            matvec_set_threads(1);
+            free(w), free(wr), free(x), free(wp), free(wb), free(a), free(one), free(plain), free(ref);
         }
-        matvec_set_threads(1);
-        free(w), free(x), free(wp), free(a), free(one), free(plain);
-    }
 }
 
 /* Rounds every matrix of m to bf16 in place, as a model loaded from BF16 safetensors. */
@@ -753,11 +768,14 @@ static void bf16_infer_check(const Model *m32, const Model *mb, InferWeights wt)
     cr_assert_eq(infer_prefill(&b, tokens, 70, &err), 0);
     float d = max_rel_diff(infer_logits(&b, 0), infer_logits(&a, 0), V);
     cr_assert_lt(d, 1e-4f, "prefill: relative difference %g", (double)d);
+    /* one model: the packed bf16 copy sums as the packed fp32 one, so bit for bit */
+    if (m32 == mb) cr_assert_eq(d, 0.0f, "prefill: relative difference %g", (double)d);
     for (int t = 70; t < 80; t++) {
         cr_assert_eq(infer_prefill(&a, &tokens[t], 1, &err), 0);
         cr_assert_eq(infer_prefill(&b, &tokens[t], 1, &err), 0);
         d = max_rel_diff(infer_logits(&b, 0), infer_logits(&a, 0), V);
         cr_assert_lt(d, 1e-4f, "position %d: relative difference %g", t, (double)d);
+        if (m32 == mb) cr_assert_eq(d, 0.0f, "position %d: relative difference %g", t, (double)d);
     }
     cr_assert_eq(infer_fork(&a, 3, &err), 0);
     cr_assert_eq(infer_fork(&b, 3, &err), 0);
@@ -768,6 +786,7 @@ static void bf16_infer_check(const Model *m32, const Model *mb, InferWeights wt)
         for (int s = 0; s < 3; s++) {
             d = max_rel_diff(infer_logits(&b, s), infer_logits(&a, s), V);
             cr_assert_lt(d, 1e-4f, "stream %d step %d: relative difference %g", s, t, (double)d);
+            if (m32 == mb) cr_assert_eq(d, 0.0f, "stream %d step %d", s, t);
         }
     }
     Tokenizer *tok = make_tokenizer(V);
@@ -829,11 +848,24 @@ Test(infer, bf16_on_fp32_weights_is_the_rounded_model) {
     const float *src[] = {m.w.wq, m.w.wk, m.w.wv, m.w.wo, m.w.w1, m.w.w2, m.w.w3, m.w.wcls};
     const uint16_t *cp[] = {st.bf16.wq, st.bf16.wk, st.bf16.wv, st.bf16.wo,
                             st.bf16.w1, st.bf16.w2, st.bf16.w3, st.bf16.wcls};
-    int tens[] = {MODEL_T_WQ, MODEL_T_WK, MODEL_T_WV, MODEL_T_WO,
-                  MODEL_T_W1, MODEL_T_W2, MODEL_T_W3, MODEL_T_EMB};
-    for (int t = 0; t < 8; t++)
-        for (size_t i = 0; i < m.sizes[tens[t]]; i++)
-            cr_assert_eq(cp[t][i], st_f32_to_bf16(src[t][i]), "matrix %d element %zu", t, i);
+    /* each (OC, C) matrix of each layer packed: lane o % 8 of block o / 8,
+     * column pair j / 2, half j % 2 */
+    const Config *c = &m.cfg;
+    int D = c->dim, Q = model_q_dim(c), KV = model_kv_dim(c), H = c->hidden_dim;
+    int shape[8][3] = {{Q, D, c->n_layers},  {KV, D, c->n_layers}, {KV, D, c->n_layers},
+                       {D, Q, c->n_layers},  {H, D, c->n_layers},  {D, H, c->n_layers},
+                       {H, D, c->n_layers},  {c->vocab_size, D, 1}};
+    for (int t = 0; t < 8; t++) {
+        int OC = shape[t][0], C = shape[t][1], Ce = (C + 1) & ~1;
+        for (int l = 0; l < shape[t][2]; l++)
+            for (int o = 0; o < OC; o++)
+                for (int j = 0; j < C; j++) {
+                    size_t at = (size_t)l * matvec_packed_bf16_count(OC, C) +
+                                (size_t)(o / 8) * Ce * 8 + (size_t)(j / 2) * 16 + (o % 8) * 2 + j % 2;
+                    cr_assert_eq(cp[t][at], st_f32_to_bf16(src[t][((size_t)l * OC + o) * C + j]),
+                                 "matrix %d layer %d element (%d, %d)", t, l, o, j);
+                }
+    }
     cr_assert_eq(st.bf16.wq[0], 0x3f82);
     cr_assert_eq(st.bf16.wq[1], 0x3f80);
     infer_free(&st);
