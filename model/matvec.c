@@ -353,35 +353,56 @@ packed_store(float *out, __m256 v, int o, int OC) {
         out[o + l] = t[l];
 }
 
-/* columns j and j + 1 of a block at p (its column j): fp32, or bf16 pairs */
-#define PK2_F32(p, we, wo) (we = _mm256_loadu_ps(p), wo = _mm256_loadu_ps((p) + 8))
+/* bf16 columns j and j + 1 of a block at p (its pair j / 2); the last column
+ * of an odd C alone */
 #define PK2_BF16(p, we, wo)                                                                        \
     do {                                                                                           \
         __m256i v_ = _mm256_loadu_si256((const __m256i *)(p));                                     \
         we = _mm256_castsi256_ps(_mm256_slli_epi32(v_, 16));                                       \
         wo = _mm256_castsi256_ps(_mm256_and_si256(v_, _mm256_set1_epi32((int)0xffff0000u)));      \
     } while (0)
-/* the last column of an odd C */
-#define PK1_F32(p) _mm256_loadu_ps(p)
 #define PK1_BF16(p)                                                                                \
     _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(p)), 16))
 
-/* rows 0..R of x against blocks blk..blk+B: one accumulator per (row, block),
- * FMAs over the columns in order, two at a time */
-#define PACKED(R, B, SUF, WT, CE)                                                                  \
-    static inline __attribute__((always_inline, target("avx2,fma"))) void                          \
-        packed_##SUF##_##R##_##B(float *out, const float *x, const WT *wp, int C, int OC,         \
-                                 int blk) {                                                        \
-        __m256 acc[R][B];                                                                          \
-        _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++)                                      \
-            _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) acc[r][b] = _mm256_setzero_ps(); \
-        size_t bs = (size_t)(CE) * 8; /* a block's elements */                                     \
-        const WT *w0 = wp + (size_t)blk * bs;                                                      \
+/* Rows 0..R of x against blocks blk..blk+B: one accumulator per (row,
+ * block), FMAs over the columns in order. fp32 one column a step; bf16 two
+ * (one load), so fewer blocks at once: R * B accumulators, B (fp32) or 2B
+ * (bf16) weight vectors and the broadcasts of x must fit the 16 registers. */
+#define PACKED_START(R, B, WT, CE)                                                                 \
+    __m256 acc[R][B];                                                                              \
+    _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++)                                          \
+        _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) acc[r][b] = _mm256_setzero_ps();     \
+    size_t bs = (size_t)(CE) * 8; /* a block's elements */                                         \
+    const WT *w0 = wp + (size_t)blk * bs;
+#define PACKED_END(R, B)                                                                           \
+    _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++)                                          \
+        _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++)                                      \
+            packed_store(out + (size_t)r * OC, acc[r][b], (blk + b) * 8, OC);
+#define PACKED_F32(R, B)                                                                           \
+    static inline __attribute__((always_inline, target("avx2,fma"))) void packed_F32_##R##_##B(    \
+        float *out, const float *x, const float *wp, int C, int OC, int blk) {                     \
+        PACKED_START(R, B, float, C)                                                               \
+        for (int j = 0; j < C; j++) {                                                              \
+            __m256 wv[B];                                                                          \
+            _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) wv[b] =                          \
+                _mm256_loadu_ps(w0 + b * bs + (size_t)j * 8);                                      \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                \
+                __m256 xv = _mm256_broadcast_ss(x + (size_t)r * C + j);                            \
+                _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) acc[r][b] =                  \
+                    _mm256_fmadd_ps(wv[b], xv, acc[r][b]);                                         \
+            }                                                                                      \
+        }                                                                                          \
+        PACKED_END(R, B)                                                                           \
+    }
+#define PACKED_BF16(R, B)                                                                          \
+    static inline __attribute__((always_inline, target("avx2,fma"))) void packed_BF16_##R##_##B(   \
+        float *out, const float *x, const uint16_t *wp, int C, int OC, int blk) {                  \
+        PACKED_START(R, B, uint16_t, (C + 1) & ~1)                                                 \
         int j = 0;                                                                                 \
         for (; j + 2 <= C; j += 2) {                                                               \
             __m256 we[B], wo[B];                                                                   \
             _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++)                                  \
-                PK2_##SUF(w0 + b * bs + (size_t)j * 8, we[b], wo[b]);                              \
+                PK2_BF16(w0 + b * bs + (size_t)j * 8, we[b], wo[b]);                               \
             _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                \
                 __m256 xe = _mm256_broadcast_ss(x + (size_t)r * C + j);                            \
                 __m256 xo = _mm256_broadcast_ss(x + (size_t)r * C + j + 1);                        \
@@ -393,38 +414,41 @@ packed_store(float *out, __m256 v, int o, int OC) {
         }                                                                                          \
         if (j < C)                                                                                 \
             _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) {                                \
-                __m256 we = PK1_##SUF(w0 + b * bs + (size_t)j * 8);                                \
+                __m256 we = PK1_BF16(w0 + b * bs + (size_t)j * 8);                                 \
                 _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) acc[r][b] =                  \
                     _mm256_fmadd_ps(we, _mm256_broadcast_ss(x + (size_t)r * C + j), acc[r][b]);    \
             }                                                                                      \
-        _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++)                                      \
-            _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++)                                  \
-                packed_store(out + (size_t)r * OC, acc[r][b], (blk + b) * 8, OC);                  \
+        PACKED_END(R, B)                                                                           \
     }
-#define PACKEDS(SUF, WT, CE)                                                                       \
-    PACKED(1, 4, SUF, WT, CE)                                                                      \
-    PACKED(2, 4, SUF, WT, CE)                                                                      \
-    PACKED(3, 4, SUF, WT, CE)                                                                      \
-    PACKED(4, 3, SUF, WT, CE)                                                                      \
-    PACKED(1, 1, SUF, WT, CE)                                                                      \
-    PACKED(2, 1, SUF, WT, CE)                                                                      \
-    PACKED(3, 1, SUF, WT, CE)                                                                      \
-    PACKED(4, 1, SUF, WT, CE)
-PACKEDS(F32, float, C)
-PACKEDS(BF16, uint16_t, (C + 1) & ~1)
+PACKED_F32(1, 4)
+PACKED_F32(2, 4)
+PACKED_F32(3, 4)
+PACKED_F32(4, 3)
+PACKED_F32(1, 1)
+PACKED_F32(2, 1)
+PACKED_F32(3, 1)
+PACKED_F32(4, 1)
+PACKED_BF16(1, 4)
+PACKED_BF16(2, 3)
+PACKED_BF16(3, 2)
+PACKED_BF16(4, 2)
+PACKED_BF16(1, 1)
+PACKED_BF16(2, 1)
+PACKED_BF16(3, 1)
+PACKED_BF16(4, 1)
 
 /* rows 0..R (R <= 4) of xr against blocks b..end into o: BW blocks at once
- * while they last (as many as the registers hold), then one at a time */
+ * while they last, then one at a time */
 #define PACKED_ROWS(SUF, R, BW, end)                                                               \
     for (; b + (BW) <= (end); b += (BW))                                                           \
         packed_##SUF##_##R##_##BW(o, xr, wp, C, OC, b);                                            \
     for (; b < (end); b++)                                                                         \
         packed_##SUF##_##R##_1(o, xr, wp, C, OC, b);
 
-/* Tiles of 12 blocks (96 outputs; 12 is a multiple of both widths below),
+/* Tiles of 12 blocks (96 outputs; 12 is a multiple of every width below),
  * each tile for every group of four rows: a tile is read from memory by the
  * first row group and from cache by the next. */
-#define KERN_PACKED(SUF, WT)                                                                       \
+#define KERN_PACKED(SUF, WT, W1, W2, W3, W4)                                                       \
     __attribute__((target("avx2,fma"))) static void kern_avx2_packed_##SUF(                        \
         float *out, const float *x, const WT *wp, int n, int C, int OC, int b0, int b1) {          \
         for (int t0 = b0; t0 < b1; t0 += 12) {                                                     \
@@ -435,23 +459,23 @@ PACKEDS(BF16, uint16_t, (C + 1) & ~1)
                 int b = t0;                                                                        \
                 switch (n - r < 4 ? n - r : 4) {                                                   \
                 case 1:                                                                            \
-                    PACKED_ROWS(SUF, 1, 4, t1)                                                     \
+                    PACKED_ROWS(SUF, 1, W1, t1)                                                    \
                     break;                                                                         \
                 case 2:                                                                            \
-                    PACKED_ROWS(SUF, 2, 4, t1)                                                     \
+                    PACKED_ROWS(SUF, 2, W2, t1)                                                    \
                     break;                                                                         \
                 case 3:                                                                            \
-                    PACKED_ROWS(SUF, 3, 4, t1)                                                     \
+                    PACKED_ROWS(SUF, 3, W3, t1)                                                    \
                     break;                                                                         \
                 default:                                                                           \
-                    PACKED_ROWS(SUF, 4, 3, t1)                                                     \
+                    PACKED_ROWS(SUF, 4, W4, t1)                                                    \
                     break;                                                                         \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
     }
-KERN_PACKED(F32, float)
-KERN_PACKED(BF16, uint16_t)
+KERN_PACKED(F32, float, 4, 4, 4, 3)
+KERN_PACKED(BF16, uint16_t, 4, 3, 2, 2)
 
 /* the same sums without AVX2: fmaf rounds as the vector FMA does, so the
  * bits are the AVX2 kernels' */
