@@ -344,15 +344,16 @@ static void bench_products(const char *name, const Model *m, const Infer *st) {
     free(x), free(out);
 }
 
-/* The number after the last `marker` in what cmd writes to stdout: a rate a
- * command prints (0 when it fails or prints none). */
-static double command_rate(const char *cmd, const char *marker) {
+/* The number after `marker` on the last line of what cmd writes to stdout
+ * that holds both `line_has` and it: a rate a command prints (0 when it
+ * fails or prints none). */
+static double command_rate(const char *cmd, const char *line_has, const char *marker) {
     char line[16384];
     FILE *p = popen(cmd, "r");
     double v = 0;
     while (p && fgets(line, sizeof line, p)) {
         const char *at = strstr(line, marker);
-        if (at) v = atof(at + strlen(marker));
+        if (at && strstr(line, line_has)) v = atof(at + strlen(marker));
     }
     if (!p || pclose(p) != 0 || v <= 0) {
         fprintf(stderr, "bench_infer: `%s` failed\n", cmd);
@@ -370,7 +371,7 @@ static double time_sample(const char *rlhf, const char *mpath, const char *tpath
              "'%s' sample --model %s --tokenizer %s --max-tokens 256 --weights %s --threads %d "
              "--seed %d 'Once upon a time' 2>&1 >/dev/null",
              rlhf, mpath, tpath, weights, threads, seed);
-    return command_rate(cmd, "s (");
+    return command_rate(cmd, " sampled in ", "s (");
 }
 
 /* llama.cpp's text generation speed (llama-bench's tg256, one repetition:
@@ -380,7 +381,7 @@ static double time_llamacpp(const char *llama, const char *gguf, int threads) {
     snprintf(cmd, sizeof cmd,
              "'%s/build/bin/llama-bench' -m '%s' -p 0 -n 256 -t %d -r 1 -o jsonl 2>/dev/null", llama,
              gguf, threads);
-    return command_rate(cmd, "\"avg_ts\":");
+    return command_rate(cmd, "\"avg_ts\":", "\"avg_ts\":");
 }
 
 /* The tokens/s `rlhf gen -k 1 --max-tokens 256` prints for the project's
@@ -393,7 +394,7 @@ static double time_gen(const char *rlhf, const char *db, const char *mpath, cons
              "'%s' --db %s gen --model %s --tokenizer %s --name %s -k 1 --max-tokens 256 "
              "--weights f32 --threads %d --seed %d 2>/dev/null",
              rlhf, db, mpath, tpath, name, threads, seed);
-    return command_rate(cmd, " tokens sampled, ");
+    return command_rate(cmd, " tokens sampled, ", " tokens sampled, ");
 }
 
 /* `rlhf gen` on a project of 8 prompts at 1 and 2 threads, the same seed at

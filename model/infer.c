@@ -180,8 +180,8 @@ void infer_reset(Infer *st) {
 }
 
 /* out (n, OC) = in (n, C) · W^T with W (OC, C) matrix i of layer l, from the
- * Infer's packed or bf16 copy, through model/matvec.h: it reads W once per
- * 8 rows without sgemm's packing copy, which on these shapes (a prompt is tens
+ * Infer's packed or bf16 copy, through model/matvec.h: it reads W from memory
+ * once for all rows, without sgemm's packing copy, which on these shapes (a prompt is tens
  * of rows) is as fast as sgemm and much faster for the few rows of a decode
  * step; and it gives every row the same bits whatever the batch, so a prompt
  * prefilled at once equals one fed token by token. */
@@ -192,13 +192,11 @@ static void product(const Infer *st, int i, int l, float *out, const float *in, 
         const float *wp[IM_N] = {st->packed.wq, st->packed.wk, st->packed.wv, st->packed.wo,
                                  st->packed.w1, st->packed.w2, st->packed.w3, st->packed.wcls};
         matvec_rows_packed(out, in, wp[i] + (size_t)l * matvec_packed_floats(OC, C), n, C, OC);
-    } else if (st->bf16_mem) {
+    } else { /* an Infer has one of the two copies */
         const struct InferBf16 *b = &st->bf16;
         const uint16_t *wb[IM_N] = {b->wq, b->wk, b->wv, b->wo, b->w1, b->w2, b->w3, b->wcls};
         matvec_rows_packed_bf16(out, in, wb[i] + (size_t)l * matvec_packed_bf16_count(OC, C), n, C,
                                 OC);
-    } else {
-        matvec_rows(out, in, model_matrix(st->m, i) + (size_t)l * OC * C, n, C, OC);
     }
 }
 

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/safetensors.h"
+
 /* ---- kernels ------------------------------------------------------------------- */
 
 static inline float bf16_f32(uint16_t h) {
@@ -25,7 +27,6 @@ static inline float bf16_f32(uint16_t h) {
 }
 
 #define W_F32(wr, j) (wr)[j]
-#define W_BF16(wr, j) bf16_f32((wr)[j])
 
 #define KERN_PLAIN(SUF, WT, WSC)                                                                   \
     static void kern_plain_##SUF(float *out, const float *x, const WT *w, int n, int C, int OC,    \
@@ -42,14 +43,8 @@ static inline float bf16_f32(uint16_t h) {
         }                                                                                          \
     }
 KERN_PLAIN(f32, float, W_F32)
-KERN_PLAIN(bf16, uint16_t, W_BF16)
 
-/* 8 weights as fp32: bf16 is the top half of an fp32, so widening to 32 bits
- * and shifting left by 16 is the exact conversion */
 #define LOAD_F32(p) _mm256_loadu_ps(p)
-#define LOAD_BF16(p)                                                                               \
-    _mm256_castsi256_ps(                                                                           \
-        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
 
 /* The 8 lanes of v summed: (lo + hi), then pairs, then the last two. */
 static inline __attribute__((always_inline, target("avx2,fma"))) float hsum8(__m256 v) {
@@ -126,7 +121,6 @@ static inline __attribute__((always_inline, target("avx2,fma"))) __m256 hsum8_x8
     MICRO(3, 3, SUF, WT, LOAD, WSC)                                                                \
     MICRO(4, 3, SUF, WT, LOAD, WSC)
 MICROS(f32, float, LOAD_F32, W_F32)
-MICROS(bf16, uint16_t, LOAD_BF16, W_BF16)
 
 #ifndef PF
 #define PF 6
@@ -202,78 +196,11 @@ static inline void prefetch_rows(const void *w, size_t esz, int o, int rows, int
             ROW_GROUPS(SUF, 1)                                                                     \
     }
 
-/* The bf16 kernel proper. One 256-bit load holds 16 bf16 weights, two to a
- * 32-bit lane: shifting each lane left by 16 gives the even ones as fp32 and
- * masking off its low half the odd ones, two cheap ALU ops instead of a
- * widening shuffle per 8 weights (the shuffle port is what limits the
- * widening kernel below the memory bound). x comes split to match
- * (split_x): per 16 columns, its 8 even then its 8 odd values. Each lane sums
- * its even then its odd product, so the order differs from matvec_rows's but
- * is again the same whatever NG, O, n and the threads are. */
-#define MICRO_SPLIT(NG, O)                                                                         \
-    static inline __attribute__((always_inline, target("avx2,fma"))) void micro_bfs_##NG##_##O(    \
-        float *out, const float *x, const uint16_t *w, int C, int OC, int o) {                     \
-        __m256 acc[O][NG];                                                                         \
-        const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);                                    \
-        _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++)                                      \
-            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) acc[b][r] =                     \
-                _mm256_setzero_ps();                                                               \
-        int j = 0;                                                                                 \
-        for (; j + 16 <= C; j += 16) {                                                             \
-            __m256i wv[O];                                                                         \
-            _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) wv[b] =                          \
-                _mm256_loadu_si256((const __m256i *)(w + (size_t)(o + b) * C + j));                \
-            _Pragma("GCC unroll 8") for (int r = 0; r < (NG); r++) {                               \
-                __m256 xe = _mm256_loadu_ps(x + (size_t)r * C + j);                                \
-                __m256 xo = _mm256_loadu_ps(x + (size_t)r * C + j + 8);                            \
-                _Pragma("GCC unroll 8") for (int b = 0; b < (O); b++) {                            \
-                    __m256 we = _mm256_castsi256_ps(_mm256_slli_epi32(wv[b], 16));                 \
-                    __m256 wo = _mm256_castsi256_ps(_mm256_and_si256(wv[b], hi));                  \
-                    acc[b][r] = _mm256_fmadd_ps(we, xe, acc[b][r]);                                \
-                    acc[b][r] = _mm256_fmadd_ps(wo, xo, acc[b][r]);                                \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-        MICRO_STORE(NG, O, uint16_t, W_BF16)                                                       \
-    }
-MICRO_SPLIT(1, 1)
-MICRO_SPLIT(2, 1)
-MICRO_SPLIT(3, 1)
-MICRO_SPLIT(4, 1)
-MICRO_SPLIT(1, 3)
-MICRO_SPLIT(2, 3)
-MICRO_SPLIT(1, 6)
-MICRO_SPLIT(2, 4)
-MICRO_SPLIT(3, 3)
-MICRO_SPLIT(4, 3)
-
-/* x (n, C) with each full block of 16 columns as its 8 even then 8 odd
- * values; the tail columns as they are */
-static void split_x(float *xs, const float *x, int n, int C) {
-    for (int r = 0; r < n; r++) {
-        const float *xr = x + (size_t)r * C;
-        float *d = xs + (size_t)r * C;
-        int j = 0;
-        for (; j + 16 <= C; j += 16)
-            for (int i = 0; i < 8; i++) {
-                d[j + i] = xr[j + 2 * i];
-                d[j + 8 + i] = xr[j + 2 * i + 1];
-            }
-        for (; j < C; j++)
-            d[j] = xr[j];
-    }
-}
-
 /* Rows in groups of up to 4; outputs in blocks of 3 while the 3 weight rows
  * (a few KB) stay in L1 across the groups, so W comes from memory once. The
  * hardware prefetcher alone falls behind once n rows make each weight row slow
  * to consume, so each block fetches the rows a little ahead. */
 KERN_AVX2(f32, float)
-/* The same on bf16 weights: half the bytes per row, the same FMAs; bf16
- * widens each weight (matvec_rows's order exactly: the fallback when there is
- * no memory for the split x), bfs splits x instead */
-KERN_AVX2(bf16, uint16_t)
-KERN_AVX2(bfs, uint16_t)
 
 static int simd = -1; /* -1: not probed yet */
 
@@ -319,14 +246,6 @@ void matvec_pack(float *dst, const float *w, int OC, int C) {
     }
 }
 
-/* round to nearest even, a NaN kept quiet (as the safetensors writer does) */
-static inline uint16_t f32_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
-}
-
 void matvec_pack_bf16(uint16_t *dst, const float *w, int OC, int C) {
     int nb = (OC + 7) / 8, Ce = (C + 1) & ~1;
     for (int b = 0; b < nb; b++) {
@@ -335,7 +254,7 @@ void matvec_pack_bf16(uint16_t *dst, const float *w, int OC, int C) {
             int o = b * 8 + l;
             const float *wr = w + (size_t)o * C;
             for (int j = 0; j < Ce; j++) /* pair j/2, lane l, half j % 2 */
-                d[(size_t)(j / 2) * 16 + 2 * l + (j % 2)] = o < OC && j < C ? f32_bf16(wr[j]) : 0;
+                d[(size_t)(j / 2) * 16 + 2 * l + (j % 2)] = o < OC && j < C ? st_f32_to_bf16(wr[j]) : 0;
         }
     }
 }
@@ -486,8 +405,8 @@ static void kern_plain_packed(float *out, const float *x, const void *w, int bf1
         for (int b = b0; b < b1; b++)
             for (int l = 0; l < 8 && b * 8 + l < OC; l++) {
                 float s = 0.0f;
+                size_t at = (size_t)b * Ce * 8;
                 for (int j = 0; j < C; j++) {
-                    size_t at = (size_t)b * Ce * 8;
                     float wj = bf16 ? bf16_f32(((const uint16_t *)w)[at + (size_t)(j / 2) * 16 + 2 * l + j % 2])
                                     : ((const float *)w)[at + (size_t)j * 8 + l];
                     s = fmaf(wj, x[(size_t)r * C + j], s);
@@ -496,31 +415,22 @@ static void kern_plain_packed(float *out, const float *x, const void *w, int bf1
             }
 }
 
-/* w: fp32 (bf16 0), bf16 bits (1; 2: x split by split_x, AVX2 only), or
- * fp32 packed by matvec_pack (3; o0 a multiple of 8) */
-enum { W_PACKED = 3, W_PACKED_BF16 = 4 };
-static void run_range(float *out, const float *x, const void *w, int bf16, int n, int C, int OC,
+/* What w holds: fp32 rows (W_ROWS), or W packed by matvec_pack (W_PACKED)
+ * or matvec_pack_bf16 (W_PACKED_BF16; for both, o0 a multiple of 8) */
+enum { W_ROWS, W_PACKED, W_PACKED_BF16 };
+static void run_range(float *out, const float *x, const void *w, int kind, int n, int C, int OC,
                       int o0, int o1) {
-    if (bf16 >= W_PACKED) {
-        int b0 = o0 / 8, b1 = (o1 + 7) / 8;
-        if (!have_avx2())
-            kern_plain_packed(out, x, w, bf16 == W_PACKED_BF16, n, C, OC, b0, b1);
-        else if (bf16 == W_PACKED_BF16)
-            kern_avx2_packed_BF16(out, x, w, n, C, OC, b0, b1);
-        else
-            kern_avx2_packed_F32(out, x, w, n, C, OC, b0, b1);
-    } else if (bf16 == 2) {
-        kern_avx2_bfs(out, x, w, n, C, OC, o0, o1);
-    } else if (bf16) {
-        if (have_avx2())
-            kern_avx2_bf16(out, x, w, n, C, OC, o0, o1);
-        else
-            kern_plain_bf16(out, x, w, n, C, OC, o0, o1);
-    } else if (have_avx2()) {
+    int b0 = o0 / 8, b1 = (o1 + 7) / 8;
+    if (kind == W_ROWS && have_avx2())
         kern_avx2_f32(out, x, w, n, C, OC, o0, o1);
-    } else {
+    else if (kind == W_ROWS)
         kern_plain_f32(out, x, w, n, C, OC, o0, o1);
-    }
+    else if (!have_avx2())
+        kern_plain_packed(out, x, w, kind == W_PACKED_BF16, n, C, OC, b0, b1);
+    else if (kind == W_PACKED_BF16)
+        kern_avx2_packed_BF16(out, x, w, n, C, OC, b0, b1);
+    else
+        kern_avx2_packed_F32(out, x, w, n, C, OC, b0, b1);
 }
 
 /* ---- attention pieces ------------------------------------------------------------ */
@@ -649,7 +559,7 @@ static struct {
     float *out;
     const float *x;
     const void *w;
-    int bf16, n, C, OC, chunks, chunk_rows;
+    int kind, n, C, OC, chunks, chunk_rows;
     void (*fn)(void *ctx, int lo, int hi, int tid);
     void *ctx;
 } P = {.threads = 1,
@@ -672,7 +582,7 @@ static void run_chunks(unsigned gen, int tid) {
         if (P.fn)
             P.fn(P.ctx, o0, o1, tid);
         else
-            run_range(P.out, P.x, P.w, P.bf16, P.n, P.C, P.OC, o0, o1);
+            run_range(P.out, P.x, P.w, P.kind, P.n, P.C, P.OC, o0, o1);
         atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
     }
 }
@@ -741,17 +651,17 @@ static void run_job(void) {
     atomic_flag_clear(&P.busy);
 }
 
-static void rows(float *out, const float *x, const void *w, int bf16, int n, int C, int OC) {
+static void rows(float *out, const float *x, const void *w, int kind, int n, int C, int OC) {
     /* small products are not worth waking anyone; a second caller while the
      * pool is busy (another thread decoding) runs in its own thread */
     if (matvec_threads() == 1 || (long long)OC * C < 32768 || atomic_flag_test_and_set(&P.busy)) {
-        run_range(out, x, w, bf16, n, C, OC, 0, OC);
+        run_range(out, x, w, kind, n, C, OC, 0, OC);
         return;
     }
     /* chunks of whole 3-row blocks, or of whole groups of four packed blocks */
-    int want = P.threads * CHUNKS_PER_THREAD, unit = bf16 >= W_PACKED ? 32 : 3;
+    int want = P.threads * CHUNKS_PER_THREAD, unit = kind == W_ROWS ? 3 : 32;
     int rows = ((OC + want - 1) / want + unit - 1) / unit * unit;
-    P.out = out, P.x = x, P.w = w, P.bf16 = bf16, P.n = n, P.C = C, P.OC = OC;
+    P.out = out, P.x = x, P.w = w, P.kind = kind, P.n = n, P.C = C, P.OC = OC;
     P.fn = NULL;
     P.chunk_rows = rows;
     P.chunks = (OC + rows - 1) / rows;
@@ -771,7 +681,7 @@ void matvec_par(int n, int grain, void (*fn)(void *ctx, int lo, int hi, int tid)
 }
 
 void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC) {
-    rows(out, x, w, 0, n, C, OC);
+    rows(out, x, w, W_ROWS, n, C, OC);
 }
 
 void matvec_rows_packed(float *out, const float *x, const float *wp, int n, int C, int OC) {
@@ -782,13 +692,3 @@ void matvec_rows_packed_bf16(float *out, const float *x, const uint16_t *wp, int
     rows(out, x, wp, W_PACKED_BF16, n, C, OC);
 }
 
-void matvec_rows_bf16(float *out, const float *x, const uint16_t *w, int n, int C, int OC) {
-    float *xs = have_avx2() && C >= 16 ? malloc(sizeof(float) * (size_t)n * C) : NULL;
-    if (!xs) {
-        rows(out, x, w, 1, n, C, OC);
-        return;
-    }
-    split_x(xs, x, n, C);
-    rows(out, xs, w, 2, n, C, OC);
-    free(xs);
-}

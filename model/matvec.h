@@ -1,5 +1,7 @@
 /* Matrix products for inference: out (n, OC) = x (n, C) · W^T, W (OC, C)
- * row-major. Each weight row is read once and used for all n rows straight from
+ * row-major (matvec_rows, the reference the benches compare with) or packed
+ * once for decoding (matvec_rows_packed, below: what model/infer.h uses).
+ * Each weight row is read once and used for all n rows straight from
  * memory, without the packing copy sgemm makes of W, so a decode step of k
  * streams costs about what one stream's costs while W is larger than the
  * cache, and a prompt of tens of rows runs about as fast as sgemm. AVX2+FMA when the CPU has it,
@@ -12,13 +14,6 @@
 #include <stdint.h>
 
 void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC);
-/* The same with W held as bf16 bits (the top 16 bits of an fp32): the weights
- * become fp32 in registers and meet the fp32 x in fp32 FMAs, so the result is
- * matvec_rows's on the fp32 values of W up to summation order (bit for bit on
- * the plain C path and for C < 16). Half the bytes read, for decoding at the
- * memory bound. x is not rounded. Like matvec_rows, a row gets the same bits
- * whatever n and the threads. */
-void matvec_rows_bf16(float *out, const float *x, const uint16_t *w, int n, int C, int OC);
 /* W packed eight outputs to a vector (matvec_pack: block b holds, column by
  * column, the weights of outputs 8b..8b+8, zeros past OC;
  * matvec_packed_floats(OC, C) floats). Each output is one lane of an FMA

@@ -566,10 +566,11 @@ static float bf16_value(uint16_t h) {
     return f;
 }
 
-/* matvec_rows_bf16 on bf16 bits gives what matvec_rows gives on their fp32
- * values up to summation order, on every path: SIMD with 1..3 threads and
- * plain C, n = 1..13 rows, C not a multiple of 8 or 16 and C < 16 (the
- * widening kernel); each row alone gives the very bits it gets in a batch. */
+/* The packed bf16 kernel gives what the packed fp32 one gives on the rounded
+ * values bit for bit, and matvec_rows's results up to summation order, on
+ * every path: SIMD with 1..3 threads and plain C, n = 1..13 rows, C odd, not
+ * a multiple of 8 and C < 16; each row alone gives the very bits it gets in
+ * a batch. */
 Test(matvec, bf16_equals_fp32_on_rounded_weights) {
     int shapes[][2] = {{260, 301}, {7, 50}, {64, 9}, {1030, 97}}; /* (C, OC) */
     int ns[] = {1, 2, 3, 4, 5, 8, 13};
@@ -577,14 +578,15 @@ Test(matvec, bf16_equals_fp32_on_rounded_weights) {
     rng_seed(&r, 9);
     for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
         int C = shapes[sh][0], OC = shapes[sh][1];
-        uint16_t *wb = malloc(sizeof(uint16_t) * C * OC);
+        uint16_t *wb = malloc(sizeof(uint16_t) * matvec_packed_bf16_count(OC, C));
         float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 13 * C);
+        float *wp = malloc(sizeof(float) * matvec_packed_floats(OC, C));
         float *a = malloc(sizeof(float) * 13 * OC), *b = malloc(sizeof(float) * 13 * OC);
-        float *one = malloc(sizeof(float) * OC);
-        for (int i = 0; i < C * OC; i++) {
-            wb[i] = st_f32_to_bf16((float)rng_normal(&r));
-            w[i] = bf16_value(wb[i]);
-        }
+        float *c = malloc(sizeof(float) * 13 * OC), *one = malloc(sizeof(float) * OC);
+        for (int i = 0; i < C * OC; i++)
+            w[i] = bf16_value(st_f32_to_bf16((float)rng_normal(&r)));
+        matvec_pack(wp, w, OC, C);
+        matvec_pack_bf16(wb, w, OC, C);
         for (int i = 0; i < 13 * C; i++)
             x[i] = (float)rng_normal(&r); /* full fp32: activations are not rounded */
         for (int mode = 0; mode < 4; mode++) {
@@ -593,7 +595,8 @@ Test(matvec, bf16_equals_fp32_on_rounded_weights) {
             for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
                 int n = ns[k];
                 matvec_rows(a, x, w, n, C, OC);
-                matvec_rows_bf16(b, x, wb, n, C, OC);
+                matvec_rows_packed_bf16(b, x, wb, n, C, OC);
+                matvec_rows_packed(c, x, wp, n, C, OC);
                 for (int i = 0; i < n * OC; i++) {
                     /* float rounding of a sum of C products: relative to Σ|w x| */
                     double s = 0, mag = 0;
@@ -604,17 +607,16 @@ Test(matvec, bf16_equals_fp32_on_rounded_weights) {
                     cr_assert_leq(fabs(b[i] - a[i]), 2e-6 * mag, "C=%d OC=%d n=%d mode %d out %d: %g vs %g",
                                   C, OC, n, mode, i, (double)a[i], (double)b[i]);
                     cr_assert_leq(fabs(b[i] - s), 2e-6 * mag);
-                    if (mode == 3 || C < 16) /* plain C and the widening kernel: matvec_rows's order */
-                        cr_assert_eq(a[i], b[i], "C=%d n=%d out %d", C, n, i);
+                    cr_assert_eq(c[i], b[i], "C=%d n=%d mode %d out %d: not fp32's bits", C, n, mode, i);
                 }
                 for (int row = 0; row < n; row++) {
-                    matvec_rows_bf16(one, x + (size_t)row * C, wb, 1, C, OC);
+                    matvec_rows_packed_bf16(one, x + (size_t)row * C, wb, 1, C, OC);
                     cr_assert(memcmp(one, b + (size_t)row * OC, sizeof(float) * OC) == 0,
                               "C=%d n=%d row %d: alone differs from the batch", C, n, row);
                 }
             }
         }
-        free(wb), free(w), free(x), free(a), free(b), free(one);
+        free(wb), free(w), free(wp), free(x), free(a), free(b), free(c), free(one);
     }
     matvec_use_simd(1);
     matvec_set_threads(1);
@@ -623,28 +625,27 @@ Test(matvec, bf16_equals_fp32_on_rounded_weights) {
 /* A matrix large enough to stream from memory (over 512 KB even as bf16: a
  * row alone reads it one output after another, a batch in blocks) gives every
  * row the same bits alone and in a batch of any size, on 1 and 2 threads, for
- * fp32 and both bf16 kernels; C = 300 leaves a tail of 4 columns. */
+ * fp32 rows and packed bf16; C = 300 leaves a tail of 4 columns. */
 Test(matvec, streamed_matrix_row_alone_equals_batch) {
     int C = 300, OC = 1100;
     float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 9 * C);
-    uint16_t *wb = malloc(sizeof(uint16_t) * C * OC);
+    uint16_t *wb = malloc(sizeof(uint16_t) * matvec_packed_bf16_count(OC, C));
     float *a = malloc(sizeof(float) * 9 * OC), *one = malloc(sizeof(float) * OC);
     Rng r;
     rng_seed(&r, 11);
-    for (int i = 0; i < C * OC; i++) {
-        wb[i] = st_f32_to_bf16((float)rng_normal(&r));
-        w[i] = bf16_value(wb[i]);
-    }
+    for (int i = 0; i < C * OC; i++)
+        w[i] = bf16_value(st_f32_to_bf16((float)rng_normal(&r)));
+    matvec_pack_bf16(wb, w, OC, C);
     for (int i = 0; i < 9 * C; i++)
         x[i] = (float)rng_normal(&r);
     for (int threads = 1; threads <= 2; threads++) {
         matvec_set_threads(threads);
         for (int bf = 0; bf < 2; bf++)
             for (int n = 1; n <= 9; n++) {
-                if (bf) matvec_rows_bf16(a, x, wb, n, C, OC);
+                if (bf) matvec_rows_packed_bf16(a, x, wb, n, C, OC);
                 else matvec_rows(a, x, w, n, C, OC);
                 for (int row = 0; row < n; row++) {
-                    if (bf) matvec_rows_bf16(one, x + (size_t)row * C, wb, 1, C, OC);
+                    if (bf) matvec_rows_packed_bf16(one, x + (size_t)row * C, wb, 1, C, OC);
                     else matvec_rows(one, x + (size_t)row * C, w, 1, C, OC);
                     for (int o = 0; o < OC; o++) {
                         cr_assert_eq(one[o], a[(size_t)row * OC + o],
