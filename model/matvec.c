@@ -216,45 +216,58 @@ void matvec_use_simd(int on) {
 
 /* ---- packed: eight outputs to a vector ----------------------------------------------- */
 
-/* W (OC, C) as blocks of 8 outputs, column after column: block b holds, for
- * each j, the weights of outputs 8b..8b+8 at column j (zeros past OC). Output
- * o is then one lane of one accumulator, summed by FMAs over j in order: no
- * horizontal sums, any number of independent blocks for the FMAs to overlap,
- * and a stream of W that each block reads front to back. As bf16, each lane
- * of a column pair (j, j+1) is one 32-bit word, column j in its low half (an
- * odd C ends with a pair whose high half is 0): a 256-bit load is two
- * columns, taken apart by a shift and a mask, then the same FMAs in the same
- * order, so bf16 weights give the bits of fp32 weights of the same values. */
+/* W (OC, C) as blocks of 8 outputs: block b holds, for each column j, the
+ * weights of outputs 8b..8b+8 at column j (zeros past OC). Output o is then
+ * one lane of one accumulator, summed by FMAs over j in order: no horizontal
+ * sums, and any number of independent blocks for the FMAs to overlap. The
+ * blocks are stored in groups of four, interleaved column by column (column
+ * j of blocks 4g..4g+4 is 32 consecutive floats), so the four blocks a
+ * single row takes at once read W as one stream front to back: on one
+ * thread, four streams a block apart read 17.5 GB/s where one read 22. As
+ * bf16, each lane of a column pair (j, j+1) is one 32-bit word, column j in
+ * its low half (an odd C ends with a pair whose high half is 0): a 256-bit
+ * load is two columns of a block, taken apart by a shift and a mask, then
+ * the same FMAs in the same order, so bf16 weights give the bits of fp32
+ * weights of the same values. */
+enum { GROUP = 4 }; /* blocks interleaved */
+
+/* where block b starts in a packed matrix of ce columns (C, or bf16's even
+ * C); its column j is then at + j * 32 (a bf16 pair j / 2 at + j * 32 too) */
+static inline size_t block_start(int b, size_t ce, int bf16) {
+    return (size_t)(b / GROUP) * GROUP * 8 * ce + (size_t)(b % GROUP) * 8 * (bf16 ? 2 : 1);
+}
+
 size_t matvec_packed_floats(int OC, int C) {
-    return (size_t)((OC + 7) / 8) * 8 * (size_t)C;
+    return (size_t)((OC + 8 * GROUP - 1) / (8 * GROUP)) * 8 * GROUP * (size_t)C;
 }
 
 size_t matvec_packed_bf16_count(int OC, int C) {
-    return (size_t)((OC + 7) / 8) * 8 * (size_t)((C + 1) & ~1);
+    return (size_t)((OC + 8 * GROUP - 1) / (8 * GROUP)) * 8 * GROUP * (size_t)((C + 1) & ~1);
 }
 
 void matvec_pack(float *dst, const float *w, int OC, int C) {
-    int nb = (OC + 7) / 8;
+    int nb = (OC + 8 * GROUP - 1) / (8 * GROUP) * GROUP;
     for (int b = 0; b < nb; b++) {
-        float *d = dst + (size_t)b * C * 8;
+        float *d = dst + block_start(b, (size_t)C, 0);
         for (int l = 0; l < 8; l++) {
             int o = b * 8 + l;
             const float *wr = w + (size_t)o * C;
             for (int j = 0; j < C; j++)
-                d[(size_t)j * 8 + l] = o < OC ? wr[j] : 0.0f;
+                d[(size_t)j * 8 * GROUP + l] = o < OC ? wr[j] : 0.0f;
         }
     }
 }
 
 void matvec_pack_bf16(uint16_t *dst, const float *w, int OC, int C) {
-    int nb = (OC + 7) / 8, Ce = (C + 1) & ~1;
+    int nb = (OC + 8 * GROUP - 1) / (8 * GROUP) * GROUP, Ce = (C + 1) & ~1;
     for (int b = 0; b < nb; b++) {
-        uint16_t *d = dst + (size_t)b * Ce * 8;
+        uint16_t *d = dst + block_start(b, (size_t)Ce, 1);
         for (int l = 0; l < 8; l++) {
             int o = b * 8 + l;
             const float *wr = w + (size_t)o * C;
             for (int j = 0; j < Ce; j++) /* pair j/2, lane l, half j % 2 */
-                d[(size_t)(j / 2) * 16 + 2 * l + (j % 2)] = o < OC && j < C ? st_f32_to_bf16(wr[j]) : 0;
+                d[(size_t)(j / 2) * 16 * GROUP + 2 * l + (j % 2)] =
+                    o < OC && j < C ? st_f32_to_bf16(wr[j]) : 0;
         }
     }
 }
@@ -287,12 +300,13 @@ packed_store(float *out, __m256 v, int o, int OC) {
  * block), FMAs over the columns in order. fp32 one column a step; bf16 two
  * (one load), so fewer blocks at once: R * B accumulators, B (fp32) or 2B
  * (bf16) weight vectors and the broadcasts of x must fit the 16 registers. */
-#define PACKED_START(R, B, WT, CE)                                                                 \
+#define PACKED_START(R, B, WT, CE, BF)                                                             \
     __m256 acc[R][B];                                                                              \
     _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++)                                          \
         _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) acc[r][b] = _mm256_setzero_ps();     \
-    size_t bs = (size_t)(CE) * 8; /* a block's elements */                                         \
-    const WT *w0 = wp + (size_t)blk * bs;
+    const WT *wb[B]; /* column j of block blk + b at wb[b] + j * 32 */                             \
+    _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) wb[b] =                                  \
+        wp + block_start(blk + b, (size_t)(CE), BF);
 #define PACKED_END(R, B)                                                                           \
     _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++)                                          \
         _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++)                                      \
@@ -300,11 +314,11 @@ packed_store(float *out, __m256 v, int o, int OC) {
 #define PACKED_F32(R, B)                                                                           \
     static inline __attribute__((always_inline, target("avx2,fma"))) void packed_F32_##R##_##B(    \
         float *out, const float *x, const float *wp, int C, int OC, int blk) {                     \
-        PACKED_START(R, B, float, C)                                                               \
+        PACKED_START(R, B, float, C, 0)                                                            \
         for (int j = 0; j < C; j++) {                                                              \
             __m256 wv[B];                                                                          \
             _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) wv[b] =                          \
-                _mm256_loadu_ps(w0 + b * bs + (size_t)j * 8);                                      \
+                _mm256_loadu_ps(wb[b] + (size_t)j * 8 * GROUP);                                    \
             _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                \
                 __m256 xv = _mm256_broadcast_ss(x + (size_t)r * C + j);                            \
                 _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) acc[r][b] =                  \
@@ -316,12 +330,12 @@ packed_store(float *out, __m256 v, int o, int OC) {
 #define PACKED_BF16(R, B)                                                                          \
     static inline __attribute__((always_inline, target("avx2,fma"))) void packed_BF16_##R##_##B(   \
         float *out, const float *x, const uint16_t *wp, int C, int OC, int blk) {                  \
-        PACKED_START(R, B, uint16_t, (C + 1) & ~1)                                                 \
+        PACKED_START(R, B, uint16_t, (C + 1) & ~1, 1)                                              \
         int j = 0;                                                                                 \
         for (; j + 2 <= C; j += 2) {                                                               \
             __m256 we[B], wo[B];                                                                   \
             _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++)                                  \
-                PK2_BF16(w0 + b * bs + (size_t)j * 8, we[b], wo[b]);                               \
+                PK2_BF16(wb[b] + (size_t)j * 8 * GROUP, we[b], wo[b]);                             \
             _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                \
                 __m256 xe = _mm256_broadcast_ss(x + (size_t)r * C + j);                            \
                 __m256 xo = _mm256_broadcast_ss(x + (size_t)r * C + j + 1);                        \
@@ -333,7 +347,7 @@ packed_store(float *out, __m256 v, int o, int OC) {
         }                                                                                          \
         if (j < C)                                                                                 \
             _Pragma("GCC unroll 8") for (int b = 0; b < (B); b++) {                                \
-                __m256 we = PK1_BF16(w0 + b * bs + (size_t)j * 8);                                 \
+                __m256 we = PK1_BF16(wb[b] + (size_t)j * 8 * GROUP);                               \
                 _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) acc[r][b] =                  \
                     _mm256_fmadd_ps(we, _mm256_broadcast_ss(x + (size_t)r * C + j), acc[r][b]);    \
             }                                                                                      \
@@ -342,11 +356,9 @@ packed_store(float *out, __m256 v, int o, int OC) {
 PACKED_F32(1, 4)
 PACKED_F32(2, 4)
 PACKED_F32(3, 4)
-PACKED_F32(4, 3)
 PACKED_F32(1, 1)
 PACKED_F32(2, 1)
 PACKED_F32(3, 1)
-PACKED_F32(4, 1)
 PACKED_BF16(1, 4)
 PACKED_BF16(2, 3)
 PACKED_BF16(3, 2)
@@ -365,18 +377,23 @@ PACKED_BF16(4, 1)
         packed_##SUF##_##R##_1(o, xr, wp, C, OC, b);
 
 /* Tiles of 12 blocks (96 outputs; 12 is a multiple of every width below),
- * each tile for every group of four rows: a tile is read from memory by the
- * first row group and from cache by the next. */
-#define KERN_PACKED(SUF, WT, W1, W2, W3, W4)                                                       \
+ * each tile for every group of RG rows: a tile is read from memory by the
+ * first row group and from cache by the next. fp32 takes rows three at a
+ * time, four blocks wide: a whole group of interleaved blocks, one stream,
+ * where four rows three blocks wide (what fits the registers) straddled the
+ * groups and ran the 15m shape's eight-row products at 19-21 GMAC/s
+ * against 28-30. ROWS4: the kernel for four rows (bf16 only). */
+#define KERN_PACKED(SUF, WT, RG, W1, W2, W3, ROWS4)                                                \
     __attribute__((target("avx2,fma"))) static void kern_avx2_packed_##SUF(                        \
         float *out, const float *x, const WT *wp, int n, int C, int OC, int b0, int b1) {          \
         for (int t0 = b0; t0 < b1; t0 += 12) {                                                     \
             int t1 = t0 + 12 < b1 ? t0 + 12 : b1;                                                  \
-            for (int r = 0; r < n; r += 4) {                                                       \
+            for (int r = 0, g; r < n; r += g) {                                                    \
+                g = n - r < (RG) ? n - r : (RG);                                                   \
                 float *o = out + (size_t)r * OC;                                                   \
                 const float *xr = x + (size_t)r * C;                                               \
                 int b = t0;                                                                        \
-                switch (n - r < 4 ? n - r : 4) {                                                   \
+                switch (g) {                                                                       \
                 case 1:                                                                            \
                     PACKED_ROWS(SUF, 1, W1, t1)                                                    \
                     break;                                                                         \
@@ -387,14 +404,14 @@ PACKED_BF16(4, 1)
                     PACKED_ROWS(SUF, 3, W3, t1)                                                    \
                     break;                                                                         \
                 default:                                                                           \
-                    PACKED_ROWS(SUF, 4, W4, t1)                                                    \
+                    ROWS4                                                                          \
                     break;                                                                         \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
     }
-KERN_PACKED(F32, float, 4, 4, 4, 3)
-KERN_PACKED(BF16, uint16_t, 4, 3, 2, 2)
+KERN_PACKED(F32, float, 3, 4, 4, 4, )
+KERN_PACKED(BF16, uint16_t, 4, 4, 3, 2, PACKED_ROWS(BF16, 4, 2, t1))
 
 /* the same sums without AVX2: fmaf rounds as the vector FMA does, so the
  * bits are the AVX2 kernels' */
@@ -405,10 +422,10 @@ static void kern_plain_packed(float *out, const float *x, const void *w, int bf1
         for (int b = b0; b < b1; b++)
             for (int l = 0; l < 8 && b * 8 + l < OC; l++) {
                 float s = 0.0f;
-                size_t at = (size_t)b * Ce * 8;
+                size_t at = block_start(b, (size_t)Ce, bf16);
                 for (int j = 0; j < C; j++) {
-                    float wj = bf16 ? bf16_f32(((const uint16_t *)w)[at + (size_t)(j / 2) * 16 + 2 * l + j % 2])
-                                    : ((const float *)w)[at + (size_t)j * 8 + l];
+                    float wj = bf16 ? bf16_f32(((const uint16_t *)w)[at + (size_t)(j / 2) * 16 * GROUP + 2 * l + j % 2])
+                                    : ((const float *)w)[at + (size_t)j * 8 * GROUP + l];
                     s = fmaf(wj, x[(size_t)r * C + j], s);
                 }
                 out[(size_t)r * OC + b * 8 + l] = s;

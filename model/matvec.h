@@ -15,8 +15,9 @@
 
 void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC);
 /* W packed eight outputs to a vector (matvec_pack: block b holds, column by
- * column, the weights of outputs 8b..8b+8, zeros past OC;
- * matvec_packed_floats(OC, C) floats). Each output is one lane of an FMA
+ * column, the weights of outputs 8b..8b+8, zeros past OC; blocks in groups
+ * of four interleaved column by column, so a row reads W as one stream;
+ * matvec_packed_floats(OC, C) floats, OC rounded up to 32). Each output is one lane of an FMA
  * chain over the columns in order, so no horizontal sums and any number of
  * independent chains: the fastest kernels here, for one row streaming W from
  * memory and for a batch alike. The sums are in another order than

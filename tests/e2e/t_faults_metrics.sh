@@ -129,7 +129,9 @@ curve p.db >sref.txt
 resumed_curves sref.txt sft s1.ckpt s2.ckpt "$RLHF" sft $ST
 
 # train-rm: killed while its save waits on the store, then killed in the normalisation
-RT="--db p.db --init base.ckpt --data prefs.jsonl --batch 4 --save-every 1 --threads 1 --seed 3 --norm-samples 2000"
+# (8000 samples: about 2 s on a 2-core Zen 4, where 2000 were over before a
+# signal sent 0.3 s after the last step arrived)
+RT="--db p.db --init base.ckpt --data prefs.jsonl --batch 4 --save-every 1 --threads 1 --seed 3 --norm-samples 8000"
 expect_rc 0 "$RLHF" train-rm $RT --out rref.ckpt --name rref
 curve p.db >rref.txt
 kill_when_locked r1.ckpt "$RLHF" train-rm $RT --out r1.ckpt --name r1

@@ -861,8 +861,10 @@ Test(infer, bf16_on_fp32_weights_is_the_rounded_model) {
         for (int l = 0; l < shape[t][2]; l++)
             for (int o = 0; o < OC; o++)
                 for (int j = 0; j < C; j++) {
+                    /* blocks of 8 outputs in groups of four, interleaved by column pair */
                     size_t at = (size_t)l * matvec_packed_bf16_count(OC, C) +
-                                (size_t)(o / 8) * Ce * 8 + (size_t)(j / 2) * 16 + (o % 8) * 2 + j % 2;
+                                (size_t)(o / 32) * 32 * Ce + (size_t)(o / 8 % 4) * 16 +
+                                (size_t)(j / 2) * 64 + (o % 8) * 2 + j % 2;
                     cr_assert_eq(cp[t][at], st_f32_to_bf16(src[t][((size_t)l * OC + o) * C + j]),
                                  "matrix %d layer %d element (%d, %d)", t, l, o, j);
                 }
