@@ -282,10 +282,8 @@ static void bench_batch_full(const char *name, const Model *m, Infer *st, int k,
 /* one matrix of the step: row-major (packed NULL) or packed, layer l */
 static void step_product(float *out, const float *x, const float *w, const float *packed, int l,
                          int n, int C, int OC) {
-    if (packed)
-        matvec_rows_packed(out, x, packed + (size_t)l * matvec_packed_floats(OC, C), n, C, OC);
-    else
-        matvec_rows(out, x, w + (size_t)l * OC * C, n, C, OC);
+    if (packed) matvec_rows_packed(out, x, packed + (size_t)l * matvec_packed_floats(OC, C), n, C, OC);
+    else matvec_rows(out, x, w + (size_t)l * OC * C, n, C, OC);
 }
 
 /* The matrix products of one decode step alone (every layer's seven and the
@@ -337,8 +335,8 @@ static void bench_products(const char *name, const Model *m, const Infer *st) {
                 best = el < best ? el : best;
             }
             per_row[ri] = best / n;
-            printf("decode_products_gmac_per_s config=%s rows=%d threads=1 path=%s value=%.1f%s",
-                   name, n, packed ? "matvec_rows_packed" : "matvec_rows", macs * n / best / 1e9,
+            printf("decode_products_gmac_per_s config=%s rows=%d threads=1 path=%s value=%.1f%s", name,
+                   n, packed ? "matvec_rows_packed" : "matvec_rows", macs * n / best / 1e9,
                    ri ? "" : "\n");
         }
         printf(" per_row_over_rows1=%.2f\n", per_row[0] / per_row[1]);
@@ -381,8 +379,8 @@ static double time_sample(const char *rlhf, const char *mpath, const char *tpath
 static double time_llamacpp(const char *llama, const char *gguf, int threads) {
     char cmd[16384];
     snprintf(cmd, sizeof cmd,
-             "'%s/build/bin/llama-bench' -m '%s' -p 0 -n 256 -t %d -r 1 -o jsonl 2>/dev/null",
-             llama, gguf, threads);
+             "'%s/build/bin/llama-bench' -m '%s' -p 0 -n 256 -t %d -r 1 -o jsonl 2>/dev/null", llama,
+             gguf, threads);
     return command_rate(cmd, "\"avg_ts\":", "\"avg_ts\":");
 }
 
@@ -411,9 +409,8 @@ static void bench_gen(const char *rlhf, const char *dir, const char *mpath, cons
     for (int i = 0; f && i < 8; i++)
         fprintf(f, "Tell me a story about the number %d\n", i + 1);
     if (!f || fclose(f)) return;
-    snprintf(cmd, sizeof cmd,
-             "'%s' init %s >/dev/null && '%s' --db %s prompts import %s >/dev/null", rlhf, db, rlhf,
-             db, prompts);
+    snprintf(cmd, sizeof cmd, "'%s' init %s >/dev/null && '%s' --db %s prompts import %s >/dev/null",
+             rlhf, db, rlhf, db, prompts);
     if (system(cmd) != 0) {
         fprintf(stderr, "bench_infer: `%s` failed: no gen figures\n", cmd);
         return;
@@ -428,10 +425,9 @@ static void bench_gen(const char *rlhf, const char *dir, const char *mpath, cons
             best[threads - 1] = v > best[threads - 1] ? v : best[threads - 1];
         }
     for (int threads = 1; threads <= 2; threads++)
-        printf(
-            "gen_cmd_tokens_per_s config=15m vocab=%d format=llama2c weights=f32 path=\"rlhf gen "
-            "-k 1 --max-tokens 256\" prompts=8 threads=%d value=%.1f\n",
-            c->vocab_size, threads, best[threads - 1]);
+        printf("gen_cmd_tokens_per_s config=15m vocab=%d format=llama2c weights=f32 path=\"rlhf gen "
+               "-k 1 --max-tokens 256\" prompts=8 threads=%d value=%.1f\n",
+               c->vocab_size, threads, best[threads - 1]);
     printf("gen_cmd_two_threads_over_one config=15m weights=f32 value=%.2f\n", best[1] / best[0]);
 out:
     unlink(prompts);
@@ -466,8 +462,7 @@ static void bench_read_share(const Model *m, const double tps[2][2]) {
             if (!(tps[b][threads - 1] > 0)) continue;
             if (bw == 0) bw = bench_read_bandwidth(threads);
             double bytes = token_bytes(m, b), used = bytes * tps[b][threads - 1] / 1e9;
-            printf("sample_cmd_read_share config=15m weights=%s threads=%d "
-                   "weight_bytes_per_token=%.0f "
+            printf("sample_cmd_read_share config=15m weights=%s threads=%d weight_bytes_per_token=%.0f "
                    "sample_gb_per_s=%.1f memory_read_gb_per_s=%.1f value=%.2f\n",
                    wname[b], threads, bytes, used, bw, used / bw);
         }
@@ -475,14 +470,6 @@ static void bench_read_share(const Model *m, const double tps[2][2]) {
     infer_set_threads(1);
 }
 
-/* `rlhf sample` as a user runs it: the random model as a llama2.c
- * checkpoint and its tokenizer.bin in a temporary folder, the binary next to
- * the bench folder; the tokens/s the command prints, best of 3 runs, with the
- * matrices read as f32 and as bf16 (--weights). With LLAMA_CPP naming a built
- * llama.cpp (build/bin/llama-bench, gguf-py), the same weights as an f32 GGUF
- * and as a bf16 one (bench/llama2c_gguf.py) and llama-bench's tg256 at the
- * same thread counts, the runs of the two alternating. tps[b][t-1]: rlhf's
- * figure for weights b (0 f32, 1 bf16) at t threads. */
 /* The rlhf binary beside the bench folder, into rlhf; 0 when there is none. */
 static int rlhf_beside(const char *argv0, char *rlhf, size_t size) {
     const char *slash = strrchr(argv0, '/');
@@ -509,6 +496,14 @@ static int write_llama2c(const char *dir, const Model *m, const Tokenizer *tok, 
     return ok;
 }
 
+/* `rlhf sample` as a user runs it: the random model as a llama2.c
+ * checkpoint and its tokenizer.bin in a temporary folder, the binary next to
+ * the bench folder; the tokens/s the command prints, best of 3 runs, with the
+ * matrices read as f32 and as bf16 (--weights). With LLAMA_CPP naming a built
+ * llama.cpp (build/bin/llama-bench, gguf-py), the same weights as an f32 GGUF
+ * and as a bf16 one (bench/llama2c_gguf.py) and llama-bench's tg256 at the
+ * same thread counts, the runs of the two alternating. tps[b][t-1]: rlhf's
+ * figure for weights b (0 f32, 1 bf16) at t threads. */
 static void bench_command(const char *argv0, const Model *m, const Tokenizer *tok,
                           double tps[2][2]) {
     static const char *const wname[2] = {"f32", "bf16"};
@@ -522,8 +517,8 @@ static void bench_command(const char *argv0, const Model *m, const Tokenizer *to
     for (int b = 0; ok && llama && *llama && b < 2; b++) {
         char cmd[8192];
         snprintf(cmd, sizeof cmd,
-                 "/usr/bin/python3 bench/llama2c_gguf.py '%s' %s %s %s %s >/dev/null", llama, mpath,
-                 tpath, gpath[b], wname[b]);
+                 "/usr/bin/python3 bench/llama2c_gguf.py '%s' %s %s %s %s >/dev/null", llama,
+                 mpath, tpath, gpath[b], wname[b]);
         have_gguf[b] = system(cmd) == 0;
         if (!have_gguf[b])
             fprintf(stderr, "bench_infer: `%s` failed: no llama.cpp %s figures\n", cmd, wname[b]);
@@ -544,8 +539,8 @@ static void bench_command(const char *argv0, const Model *m, const Tokenizer *to
                    "path=\"rlhf sample --max-tokens 256\" threads=%d value=%.1f\n",
                    m->cfg.vocab_size, wname[b], threads, best);
             if (lbest > 0)
-                printf("llamacpp_tg_tokens_per_s config=15m vocab=%d format=gguf-%s "
-                       "path=\"llama-bench -p 0 -n 256\" threads=%d value=%.1f rlhf_over_llamacpp=%.2f\n",
+                printf("llamacpp_tg_tokens_per_s config=15m vocab=%d format=gguf-%s path=\"llama-bench "
+                       "-p 0 -n 256\" threads=%d value=%.1f rlhf_over_llamacpp=%.2f\n",
                        m->cfg.vocab_size, wname[b], threads, lbest, best / lbest);
         }
     for (int b = 0; ok && b < 2; b++)
