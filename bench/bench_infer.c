@@ -289,7 +289,8 @@ static void step_product(float *out, const float *x, const float *w, const float
 /* The matrix products of one decode step alone (every layer's seven and the
  * classifier, through matvec_rows on the Model's row-major weights and
  * through matvec_rows_packed on the Infer's packed copy, which decoding
- * reads, on one thread) for 1 row and for 8: their
+ * reads, with AVX2 alone and with AVX-512 where the CPU has it, on one
+ * thread) for 1 row and for 8: their
  * multiply-adds per second, and how much faster 8 rows are per row, the most
  * a batch of 8 can gain over 8 single streams on the products. */
 static void bench_products(const char *name, const Model *m, const Infer *st) {
@@ -312,7 +313,16 @@ static void bench_products(const char *name, const Model *m, const Infer *st) {
     for (int l = 0; l < c->n_layers; l++)
         macs += (double)C * Q * 2 + (double)C * KV * 2 + (double)C * H * 3;
     matvec_set_threads(1);
-    for (int packed = 0; packed <= (st->packed_mem != NULL); packed++) {
+    /* row-major; packed with AVX2 alone; packed with AVX-512 (batches of four
+     * rows or more) where the CPU has it */
+    static const char *isa[] = {"none", "avx2", "avx512"};
+    int best_level = matvec_use_simd(MATVEC_SIMD_BEST);
+    for (int pass = 0; pass < 3; pass++) {
+        int packed = pass > 0;
+        int level = pass == 2 || best_level < MATVEC_SIMD_AVX2 ? best_level : MATVEC_SIMD_AVX2;
+        if (packed && !st->packed_mem) break;
+        if (pass == 2 && best_level < MATVEC_SIMD_AVX512) break;
+        matvec_use_simd(level);
         double per_row[2] = {0, 0};
         for (int ri = 0; ri < 2; ri++) {
             int n = ri ? 8 : 1, reps = (int)(4e8 / (macs * n)) + 1;
@@ -335,12 +345,13 @@ static void bench_products(const char *name, const Model *m, const Infer *st) {
                 best = el < best ? el : best;
             }
             per_row[ri] = best / n;
-            printf("decode_products_gmac_per_s config=%s rows=%d threads=1 path=%s value=%.1f%s", name,
-                   n, packed ? "matvec_rows_packed" : "matvec_rows", macs * n / best / 1e9,
-                   ri ? "" : "\n");
+            printf("decode_products_gmac_per_s config=%s rows=%d threads=1 path=%s simd=%s value=%.1f%s",
+                   name, n, packed ? "matvec_rows_packed" : "matvec_rows", isa[level],
+                   macs * n / best / 1e9, ri ? "" : "\n");
         }
         printf(" per_row_over_rows1=%.2f\n", per_row[0] / per_row[1]);
     }
+    matvec_use_simd(MATVEC_SIMD_BEST);
     free(x), free(out);
 }
 

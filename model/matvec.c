@@ -202,16 +202,24 @@ static inline void prefetch_rows(const void *w, size_t esz, int o, int rows, int
  * to consume, so each block fetches the rows a little ahead. */
 KERN_AVX2(f32, float)
 
-static int simd = -1; /* -1: not probed yet */
+static int simd = -1; /* -1: not probed yet; else the MATVEC_SIMD_* level in use */
 
-static int have_avx2(void) {
-    if (simd < 0) simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+static int simd_level(void) {
+    if (simd < 0)
+        simd = !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? MATVEC_SIMD_NONE
+               : __builtin_cpu_supports("avx512f")                               ? MATVEC_SIMD_AVX512
+                                                                                 : MATVEC_SIMD_AVX2;
     return simd;
 }
 
-void matvec_use_simd(int on) {
+static int have_avx2(void) {
+    return simd_level() >= MATVEC_SIMD_AVX2;
+}
+
+int matvec_use_simd(int level) {
     simd = -1;
-    if (!on || !have_avx2()) simd = 0;
+    if (level < simd_level()) simd = level < 0 ? 0 : level;
+    return simd;
 }
 
 /* ---- packed: eight outputs to a vector ----------------------------------------------- */
@@ -413,6 +421,109 @@ PACKED_BF16(4, 1)
 KERN_PACKED(F32, float, 3, 4, 4, 4, )
 KERN_PACKED(BF16, uint16_t, 4, 4, 3, 2, PACKED_ROWS(BF16, 4, 2, t1))
 
+/* AVX-512: a whole group of four interleaved blocks is two 16-wide vectors a
+ * column (blocks 4g, 4g+1 in the first, lane l output 32g + l), so up to
+ * eight rows take it at once in one pass (16 accumulators of the 32
+ * registers), where AVX2's sixteen take three rows and read W three times
+ * for eight. The same FMA on each lane in the same order: the same bits. */
+static inline __attribute__((always_inline, target("avx512f"))) void
+store512(float *out, __m512 v, int o, int OC) {
+    if (o + 16 <= OC) _mm512_storeu_ps(out + o, v);
+    else if (o < OC) _mm512_mask_storeu_ps(out + o, (__mmask16)((1u << (OC - o)) - 1), v);
+}
+#define P512_START(R)                                                                              \
+    __m512 acc[R][2];                                                                              \
+    _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) acc[r][0] = acc[r][1] =                  \
+        _mm512_setzero_ps();
+#define P512_END(R)                                                                                \
+    _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                        \
+        store512(out + (size_t)r * OC, acc[r][0], 32 * g, OC);                                     \
+        store512(out + (size_t)r * OC, acc[r][1], 32 * g + 16, OC);                                \
+    }
+#define P512_F32(R)                                                                                \
+    static inline __attribute__((always_inline, target("avx512f"))) void p512_F32_##R(             \
+        float *out, const float *x, const float *wp, int C, int OC, int g) {                       \
+        P512_START(R)                                                                              \
+        const float *wg = wp + (size_t)g * 8 * GROUP * C;                                          \
+        for (int j = 0; j < C; j++) {                                                              \
+            __m512 w0 = _mm512_loadu_ps(wg + (size_t)j * 8 * GROUP);                               \
+            __m512 w1 = _mm512_loadu_ps(wg + (size_t)j * 8 * GROUP + 16);                          \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                \
+                __m512 xv = _mm512_set1_ps(x[(size_t)r * C + j]);                                  \
+                acc[r][0] = _mm512_fmadd_ps(w0, xv, acc[r][0]);                                    \
+                acc[r][1] = _mm512_fmadd_ps(w1, xv, acc[r][1]);                                    \
+            }                                                                                      \
+        }                                                                                          \
+        P512_END(R)                                                                                \
+    }
+/* bf16: a column pair of the group is 128 bytes, blocks 4g, 4g+1 in the
+ * first 64; even columns by a shift, odd by a mask, as PK2_BF16 */
+#define P512_BF16(R)                                                                               \
+    static inline __attribute__((always_inline, target("avx512f"))) void p512_BF16_##R(            \
+        float *out, const float *x, const uint16_t *wp, int C, int OC, int g) {                    \
+        P512_START(R)                                                                              \
+        const uint16_t *wg = wp + (size_t)g * 8 * GROUP * ((C + 1) & ~1);                          \
+        const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);                                    \
+        int j = 0;                                                                                 \
+        for (; j + 2 <= C; j += 2) {                                                               \
+            __m512i v0 = _mm512_loadu_si512(wg + (size_t)j * 8 * GROUP);                          \
+            __m512i v1 = _mm512_loadu_si512(wg + (size_t)j * 8 * GROUP + 32);                      \
+            __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(v0, 16));                            \
+            __m512 e1 = _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16));                            \
+            __m512 o0 = _mm512_castsi512_ps(_mm512_and_si512(v0, hi));                             \
+            __m512 o1 = _mm512_castsi512_ps(_mm512_and_si512(v1, hi));                             \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                \
+                __m512 xe = _mm512_set1_ps(x[(size_t)r * C + j]);                                  \
+                __m512 xo = _mm512_set1_ps(x[(size_t)r * C + j + 1]);                              \
+                acc[r][0] = _mm512_fmadd_ps(o0, xo, _mm512_fmadd_ps(e0, xe, acc[r][0]));           \
+                acc[r][1] = _mm512_fmadd_ps(o1, xo, _mm512_fmadd_ps(e1, xe, acc[r][1]));           \
+            }                                                                                      \
+        }                                                                                          \
+        if (j < C) {                                                                               \
+            __m512 e0 = _mm512_castsi512_ps(                                                       \
+                _mm512_slli_epi32(_mm512_loadu_si512(wg + (size_t)j * 8 * GROUP), 16));            \
+            __m512 e1 = _mm512_castsi512_ps(                                                       \
+                _mm512_slli_epi32(_mm512_loadu_si512(wg + (size_t)j * 8 * GROUP + 32), 16));       \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                \
+                __m512 xe = _mm512_set1_ps(x[(size_t)r * C + j]);                                  \
+                acc[r][0] = _mm512_fmadd_ps(e0, xe, acc[r][0]);                                    \
+                acc[r][1] = _mm512_fmadd_ps(e1, xe, acc[r][1]);                                    \
+            }                                                                                      \
+        }                                                                                          \
+        P512_END(R)                                                                                \
+    }
+#define P512_ALL(SUF) P512_##SUF(1) P512_##SUF(2) P512_##SUF(3) P512_##SUF(4) \
+    P512_##SUF(5) P512_##SUF(6) P512_##SUF(7) P512_##SUF(8)
+P512_ALL(F32)
+P512_ALL(BF16)
+
+/* Groups g0..g1 in tiles of three (12 blocks, as AVX2's), each tile for
+ * every eight rows: later passes over a tile read it from cache. */
+#define KERN512(SUF, WT)                                                                           \
+    __attribute__((target("avx512f"))) static void kern_avx512_packed_##SUF(                       \
+        float *out, const float *x, const WT *wp, int n, int C, int OC, int g0, int g1) {          \
+        for (int t0 = g0; t0 < g1; t0 += 3) {                                                      \
+            int t1 = t0 + 3 < g1 ? t0 + 3 : g1;                                                    \
+            for (int r = 0; r < n; r += 8) {                                                       \
+                float *o = out + (size_t)r * OC;                                                   \
+                const float *xr = x + (size_t)r * C;                                               \
+                for (int g = t0; g < t1; g++)                                                      \
+                    switch (n - r < 8 ? n - r : 8) {                                               \
+                    case 1: p512_##SUF##_1(o, xr, wp, C, OC, g); break;                            \
+                    case 2: p512_##SUF##_2(o, xr, wp, C, OC, g); break;                            \
+                    case 3: p512_##SUF##_3(o, xr, wp, C, OC, g); break;                            \
+                    case 4: p512_##SUF##_4(o, xr, wp, C, OC, g); break;                            \
+                    case 5: p512_##SUF##_5(o, xr, wp, C, OC, g); break;                            \
+                    case 6: p512_##SUF##_6(o, xr, wp, C, OC, g); break;                            \
+                    case 7: p512_##SUF##_7(o, xr, wp, C, OC, g); break;                            \
+                    default: p512_##SUF##_8(o, xr, wp, C, OC, g); break;                           \
+                    }                                                                              \
+            }                                                                                      \
+        }                                                                                          \
+    }
+KERN512(F32, float)
+KERN512(BF16, uint16_t)
+
 /* the same sums without AVX2: fmaf rounds as the vector FMA does, so the
  * bits are the AVX2 kernels' */
 static void kern_plain_packed(float *out, const float *x, const void *w, int bf16, int n, int C,
@@ -435,6 +546,9 @@ static void kern_plain_packed(float *out, const float *x, const void *w, int bf1
 /* What w holds: fp32 rows (W_ROWS), or W packed by matvec_pack (W_PACKED)
  * or matvec_pack_bf16 (W_PACKED_BF16; for both, o0 a multiple of 8) */
 enum { W_ROWS, W_PACKED, W_PACKED_BF16 };
+#ifndef AVX512_ROWS
+#define AVX512_ROWS 4 /* batches of at least this many rows take the AVX-512 kernels */
+#endif
 static void run_range(float *out, const float *x, const void *w, int kind, int n, int C, int OC,
                       int o0, int o1) {
     int b0 = o0 / 8, b1 = (o1 + 7) / 8;
@@ -444,6 +558,11 @@ static void run_range(float *out, const float *x, const void *w, int kind, int n
         kern_plain_f32(out, x, w, n, C, OC, o0, o1);
     else if (!have_avx2())
         kern_plain_packed(out, x, w, kind == W_PACKED_BF16, n, C, OC, b0, b1);
+    else if (n >= AVX512_ROWS && simd_level() >= MATVEC_SIMD_AVX512 && b0 % GROUP == 0 &&
+             kind == W_PACKED_BF16)
+        kern_avx512_packed_BF16(out, x, w, n, C, OC, b0 / GROUP, (b1 + GROUP - 1) / GROUP);
+    else if (n >= AVX512_ROWS && simd_level() >= MATVEC_SIMD_AVX512 && b0 % GROUP == 0)
+        kern_avx512_packed_F32(out, x, w, n, C, OC, b0 / GROUP, (b1 + GROUP - 1) / GROUP);
     else if (kind == W_PACKED_BF16)
         kern_avx2_packed_BF16(out, x, w, n, C, OC, b0, b1);
     else

@@ -46,9 +46,12 @@ void matvec_accum(float *out, const float *a, const float *v, size_t stride, int
  * inside a job, or from another thread) runs fn(ctx, 0, n, 0) in the caller. */
 #define MATVEC_MAX_THREADS 16
 void matvec_par(int n, int grain, void (*fn)(void *ctx, int lo, int hi, int tid), void *ctx);
-/* Turns the AVX2 kernels off (0) or back on where the CPU has them (1); for
- * tests of the plain C path. Not thread-safe: call before decoding. */
-void matvec_use_simd(int on);
+/* The kernels used: plain C, AVX2+FMA, or AVX-512 for the packed batches,
+ * at most the level given and what the CPU has (MATVEC_SIMD_BEST, the
+ * default: all it has); returns the level now in use. For tests of each
+ * path (they give the same bits). Not thread-safe: call before decoding. */
+enum { MATVEC_SIMD_NONE, MATVEC_SIMD_AVX2, MATVEC_SIMD_AVX512, MATVEC_SIMD_BEST = MATVEC_SIMD_AVX512 };
+int matvec_use_simd(int level);
 /* Threads used by matvec_rows (1 = the caller only); returns the number set.
  * Until it is called, matvec_rows follows openblas_get_num_threads(). */
 int matvec_set_threads(int n);

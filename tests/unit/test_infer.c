@@ -443,7 +443,7 @@ Test(matvec, rows_threads_and_attention_pieces) {
         }
     for (int mode = 0; mode < 4; mode++) { /* threads 1..3 with SIMD, 1 without */
         int threads = mode < 3 ? mode + 1 : 1;
-        matvec_use_simd(mode < 3);
+        matvec_use_simd(mode < 3 ? MATVEC_SIMD_BEST : MATVEC_SIMD_NONE);
         matvec_set_threads(threads);
         for (int rep = 0; rep < 200; rep++) {
             int n = 1 + rep % 16;
@@ -478,7 +478,7 @@ Test(matvec, rows_threads_and_attention_pieces) {
         memset(out, 0, sizeof out);
         memset(want, 0, sizeof want);
     }
-    matvec_use_simd(1);
+    matvec_use_simd(MATVEC_SIMD_BEST);
     free(w), free(x), free(ref), free(a), free(b);
 }
 
@@ -589,8 +589,8 @@ Test(matvec, bf16_equals_fp32_on_rounded_weights) {
         matvec_pack_bf16(wb, w, OC, C);
         for (int i = 0; i < 13 * C; i++)
             x[i] = (float)rng_normal(&r); /* full fp32: activations are not rounded */
-        for (int mode = 0; mode < 4; mode++) {
-            matvec_use_simd(mode < 3);
+        for (int mode = 0; mode < 5; mode++) { /* best SIMD on 1..3 threads, plain C, AVX2 alone */
+            matvec_use_simd(mode < 3 ? MATVEC_SIMD_BEST : mode == 3 ? MATVEC_SIMD_NONE : MATVEC_SIMD_AVX2);
             matvec_set_threads(mode < 3 ? mode + 1 : 1);
             for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
                 int n = ns[k];
@@ -618,7 +618,7 @@ Test(matvec, bf16_equals_fp32_on_rounded_weights) {
         }
         free(wb), free(w), free(wp), free(x), free(a), free(b), free(c), free(one);
     }
-    matvec_use_simd(1);
+    matvec_use_simd(MATVEC_SIMD_BEST);
     matvec_set_threads(1);
 }
 
@@ -666,8 +666,9 @@ Test(matvec, streamed_matrix_row_alone_equals_batch) {
 
 /* Packed weights (matvec_pack, matvec_rows_packed; _bf16): the sum of
  * products to within rounding, every row the same bits alone and in a batch
- * of any size (1-9 rows: groups of four and the rest), on 1 and 2 threads,
- * the plain C path (fmaf) the same bits as the AVX2 kernel, and bf16 the bits
+ * of any size (1-17 rows: AVX2's groups of three, AVX-512's passes of eight
+ * and the rest), on 1 and 2 threads, with AVX2 alone and with AVX-512 where
+ * the CPU has it, the plain C path (fmaf) the same bits, and bf16 the bits
  * of fp32 on the rounded weights; OC not a multiple of 8 (the lanes past OC
  * are never written), an odd C (bf16's last pair half empty) and a matrix
  * large enough to go to the pool. */
@@ -676,31 +677,32 @@ Test(matvec, packed_rows_alone_equal_batch_and_plain_c) {
     for (int si = 0; si < 3; si++)
         for (int bf = 0; bf < 2; bf++) {
             int C = shapes[si][0], OC = shapes[si][1];
-            float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 9 * C);
+            float *w = malloc(sizeof(float) * C * OC), *x = malloc(sizeof(float) * 17 * C);
             float *wr = malloc(sizeof(float) * C * OC); /* the weights the products use */
             float *wp = malloc(sizeof(float) * matvec_packed_floats(OC, C));
             uint16_t *wb = malloc(sizeof(uint16_t) * matvec_packed_bf16_count(OC, C));
-            float *a = malloc(sizeof(float) * (9 * OC + 8)), *one = malloc(sizeof(float) * (OC + 8));
-            float *plain = malloc(sizeof(float) * 9 * OC), *ref = malloc(sizeof(float) * 9 * OC);
+            float *a = malloc(sizeof(float) * (17 * OC + 8)), *one = malloc(sizeof(float) * (OC + 8));
+            float *plain = malloc(sizeof(float) * 17 * OC), *ref = malloc(sizeof(float) * 17 * OC);
             Rng r;
             rng_seed(&r, 12 + si);
             for (int i = 0; i < C * OC; i++) {
                 w[i] = (float)rng_normal(&r);
                 wr[i] = bf ? bf16_value(st_f32_to_bf16(w[i])) : w[i];
             }
-            for (int i = 0; i < 9 * C; i++)
+            for (int i = 0; i < 17 * C; i++)
                 x[i] = (float)rng_normal(&r);
             matvec_pack(wp, wr, OC, C);
             matvec_pack_bf16(wb, w, OC, C);
 #define PRODUCT(o, xx, n)                                                                          \
     (bf ? matvec_rows_packed_bf16(o, xx, wb, n, C, OC) : matvec_rows_packed(o, xx, wp, n, C, OC))
-            matvec_rows_packed(ref, x, wp, 9, C, OC); /* fp32 on the weights used */
-            matvec_use_simd(0);
-            PRODUCT(plain, x, 9);
-            matvec_use_simd(1);
-            for (int threads = 1; threads <= 2; threads++) {
+            matvec_rows_packed(ref, x, wp, 17, C, OC); /* fp32 on the weights used */
+            matvec_use_simd(MATVEC_SIMD_NONE);
+            PRODUCT(plain, x, 17);
+            for (int mode = 0; mode < 4; mode++) {
+                int threads = 1 + mode % 2;
+                matvec_use_simd(mode < 2 ? MATVEC_SIMD_AVX2 : MATVEC_SIMD_BEST);
                 matvec_set_threads(threads);
-                for (int n = 1; n <= 9; n++) {
+                for (int n = 1; n <= 17; n++) {
                     a[(size_t)n * OC] = 12345.0f; /* the row after the last: never written */
                     PRODUCT(a, x, n);
                     cr_assert_eq(a[(size_t)n * OC], 12345.0f, "C=%d OC=%d n=%d: wrote past the rows", C,
@@ -711,8 +713,8 @@ Test(matvec, packed_rows_alone_equal_batch_and_plain_c) {
                         cr_assert_eq(one[OC], 12345.0f);
                         for (int o = 0; o < OC; o++) {
                             float v = a[(size_t)row * OC + o];
-                            cr_assert_eq(one[o], v, "bf16 %d C=%d OC=%d threads %d n=%d row %d out %d", bf,
-                                         C, OC, threads, n, row, o);
+                            cr_assert_eq(one[o], v, "bf16 %d C=%d OC=%d mode %d n=%d row %d out %d", bf,
+                                         C, OC, mode, n, row, o);
                             cr_assert_eq(plain[(size_t)row * OC + o], v, "bf16 %d: plain C differs: out %d",
                                          bf, o);
                             cr_assert_eq(ref[(size_t)row * OC + o], v, "bf16 %d: not fp32's bits: out %d",
@@ -729,6 +731,7 @@ Test(matvec, packed_rows_alone_equal_batch_and_plain_c) {
                 }
             }
 #undef PRODUCT
+            matvec_use_simd(MATVEC_SIMD_BEST);
             matvec_set_threads(1);
             free(w), free(wr), free(x), free(wp), free(wb), free(a), free(one), free(plain), free(ref);
         }
