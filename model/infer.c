@@ -17,7 +17,8 @@
 #include "model/parallel.h"
 #include "model/safetensors.h"
 
-enum { PREFILL_ROWS = 64 };
+/* rows a prefill pass takes; queries an attention group takes at most */
+enum { PREFILL_ROWS = 64, ATT_Q = 8 };
 
 void infer_set_threads(int n) {
     if (n < 1) return;
@@ -127,7 +128,7 @@ int infer_create_weights(Infer *st, const Model *m, int max_streams, InferWeight
         (size_t)R * KV, /* k v */
         (size_t)R * H,
         (size_t)R * H,              /* hb hb2 */
-        (size_t)MATVEC_MAX_THREADS * T + (size_t)R * (c->n_heads + 1), /* scores per thread + rstd (rows, heads) */
+        (size_t)MATVEC_MAX_THREADS * ATT_Q * T + (size_t)R * (c->n_heads + 1), /* scores per thread + rstd (rows, heads) */
         (size_t)T * hs / 2,
         (size_t)T * hs / 2,      /* rope */
         (size_t)max_streams * V, /* lrow */
@@ -208,53 +209,104 @@ static float *cache_at(const Infer *st, float *prefix, float *stream, int l, int
     return stream + (((size_t)l * st->max_streams + s) * T + t) * KV;
 }
 
-/* out (hs) = attention of head h of one query row q (Q) at position pos over
- * positions 0..pos of stream s: the shared prefix's rows, then the stream's
- * own. sc: room for pos + 1 scores. */
-FM_INLINE void attend_head(const Infer *st, float *out, const float *q, int l, int s, int pos, int h,
-                           float *sc) {
+/* Attention of a group of queries that share a kv head: heads h0..h1 (of
+ * kv head (h0 / grp)) of rows r0..r1, at most ATT_Q of them. Row r attends
+ * positions 0..pos[r] of its stream: the shared prefix's rows, then the
+ * stream's own. Rows past the prefix (decoding) share the prefix segment:
+ * its keys and values are read once for all the group's queries; a prefill
+ * row comes alone (each has its own length). Each query's scores, softmax
+ * and sums are those of one head alone, bit for bit. sc: ATT_Q rows of
+ * seq_len scores. */
+FM_INLINE void attend_group(const Infer *st, const int *streams, const int *pos, int l, int h0, int h1,
+                         int r0, int r1, float *sc) {
     const Config *c = &st->m->cfg;
-    int hs = model_head_size(c), grp = c->n_heads / c->n_kv_heads;
+    int hs = model_head_size(c), grp = c->n_heads / c->n_kv_heads, Q = model_q_dim(c);
+    int T = c->seq_len, kvo = (h0 / grp) * hs, nh = h1 - h0;
     size_t KV = (size_t)model_kv_dim(c);
     float scale = 1.0f / sqrtf((float)hs);
-    /* segment 0: prefix positions [0, n0); segment 1: stream positions [n0, pos] */
-    int n0 = s < 0 || pos < st->prefix_len ? pos + 1 : st->prefix_len, n1 = pos + 1 - n0;
-    const float *k0 = cache_at(st, st->key_prefix, st->key_stream, l, -1, 0);
-    const float *v0 = cache_at(st, st->val_prefix, st->val_stream, l, -1, 0);
-    const float *k1 = n1 ? cache_at(st, st->key_prefix, st->key_stream, l, s, n0) : NULL;
-    const float *v1 = n1 ? cache_at(st, st->val_prefix, st->val_stream, l, s, n0) : NULL;
-    int kvo = (h / grp) * hs;
-    matvec_scores(sc, q + h * hs, k0 + kvo, KV, n0, hs, scale);
-    if (n1) matvec_scores(sc + n0, q + h * hs, k1 + kvo, KV, n1, hs, scale);
-    float sum = vec_exp_sum(sc, pos + 1, vec_max(sc, pos + 1));
-    vec_scale(sc, pos + 1, 1.0f / sum);
-    memset(out, 0, sizeof(float) * hs);
-    matvec_accum(out, sc, v0 + kvo, KV, n0, hs);
-    if (n1) matvec_accum(out, sc + n0, v1 + kvo, KV, n1, hs);
+    float *scp[ATT_Q], *outp[ATT_Q];
+    const float *qp[ATT_Q];
+    for (int r = r0, i = 0; r < r1; r++)
+        for (int h = h0; h < h1; h++, i++) {
+            qp[i] = st->q + (size_t)r * Q + (size_t)h * hs;
+            outp[i] = st->xb2 + (size_t)r * Q + (size_t)h * hs;
+            scp[i] = sc + (size_t)i * T;
+            memset(outp[i], 0, sizeof(float) * hs);
+        }
+    /* segment 0: prefix positions [0, n0), the same for every row here;
+     * segment 1: row r's stream positions [n0, pos[r]] */
+    int s0 = streams[r0], p0 = pos[r0];
+    int n0 = s0 < 0 || p0 < st->prefix_len ? p0 + 1 : st->prefix_len, nq = nh * (r1 - r0);
+    const float *k0 = cache_at(st, st->key_prefix, st->key_stream, l, -1, 0) + kvo;
+    const float *v0 = cache_at(st, st->val_prefix, st->val_stream, l, -1, 0) + kvo;
+    matvec_scores_multi(scp, qp, nq, k0, KV, n0, hs, scale);
+    for (int r = r0; r < r1; r++) {
+        int i = (r - r0) * nh, n1 = pos[r] + 1 - n0;
+        if (n1) {
+            float *s1[ATT_Q];
+            for (int j = 0; j < nh; j++)
+                s1[j] = scp[i + j] + n0;
+            matvec_scores_multi(s1, qp + i, nh,
+                                cache_at(st, st->key_prefix, st->key_stream, l, streams[r], n0) + kvo,
+                                KV, n1, hs, scale);
+        }
+        for (int j = 0; j < nh; j++) {
+            float *a = scp[i + j];
+            float sum = vec_exp_sum(a, pos[r] + 1, vec_max(a, pos[r] + 1));
+            vec_scale(a, pos[r] + 1, 1.0f / sum);
+        }
+    }
+    matvec_accum_multi(outp, (const float *const *)scp, nq, v0, KV, n0, hs);
+    for (int r = r0; r < r1; r++) {
+        int i = (r - r0) * nh, n1 = pos[r] + 1 - n0;
+        if (!n1) continue;
+        const float *a1[ATT_Q];
+        for (int j = 0; j < nh; j++)
+            a1[j] = scp[i + j] + n0;
+        matvec_accum_multi(outp + i, a1, nh,
+                           cache_at(st, st->val_prefix, st->val_stream, l, streams[r], n0) + kvo, KV,
+                           n1, hs);
+    }
 }
 
-/* Attention of layer l for rows x heads, one (row, head) per item, on the
- * decode pool: each item writes its own slice of xb2, with the scores in its
- * thread's slot of att. */
+/* Attention of layer l for n rows on the decode pool, one group of queries
+ * (attend_group) per item: item i is kv head i % NKV's chunk (i / NKV) % hc
+ * of heads, rows chunk i / (NKV * hc); each writes its own slice of xb2, with
+ * the scores in its thread's slot of att. */
 typedef struct {
     const Infer *st;
     const int *streams, *pos;
-    int l;
+    int l, n, heads, rows, hc; /* heads and rows a chunk, head chunks a kv head */
 } AttendJob;
 
-/* (a SIMD clone: the softmax of the scores inlined from fastmath.h is most
- * of attention's time on small heads) */
+/* (a SIMD clone: the softmax of the scores inlined from fastmath.h is a good
+ * part of attention's time on small heads) */
 MODEL_SIMD_CLONES static void attend_items(void *ctx, int lo, int hi, int tid) {
     const AttendJob *j = ctx;
-    const Infer *st = j->st;
-    const Config *c = &st->m->cfg;
-    int NH = c->n_heads, hs = model_head_size(c), Q = model_q_dim(c);
-    float *sc = st->att + (size_t)tid * c->seq_len;
+    const Config *c = &j->st->m->cfg;
+    int NKV = c->n_kv_heads, grp = c->n_heads / NKV;
+    float *sc = j->st->att + (size_t)tid * ATT_Q * c->seq_len;
     for (int i = lo; i < hi; i++) {
-        int r = i / NH, h = i % NH;
-        attend_head(st, st->xb2 + (size_t)r * Q + (size_t)h * hs, st->q + (size_t)r * Q, j->l,
-                    j->streams[r], j->pos[r], h, sc);
+        int kh = i % NKV, hc = (i / NKV) % j->hc, rc = i / (NKV * j->hc);
+        int h0 = kh * grp + hc * j->heads, h1 = h0 + j->heads < (kh + 1) * grp ? h0 + j->heads : (kh + 1) * grp;
+        int r0 = rc * j->rows, r1 = r0 + j->rows < j->n ? r0 + j->rows : j->n;
+        attend_group(j->st, j->streams, j->pos, j->l, h0, h1, r0, r1, sc);
     }
+}
+
+/* The items of layer l's attention: rows past the prefix (every row of a
+ * decode step) go ATT_Q queries a group, a prefill's one row at a time. */
+static void attend_layer(const Infer *st, const int *streams, const int *pos, int l, int n) {
+    const Config *c = &st->m->cfg;
+    int grp = c->n_heads / c->n_kv_heads, shared = 1;
+    for (int r = 0; r < n; r++)
+        shared &= streams[r] >= 0 && pos[r] >= st->prefix_len;
+    AttendJob aj = {st, streams, pos, l, n, grp < ATT_Q ? grp : ATT_Q, 1, 0};
+    aj.hc = (grp + aj.heads - 1) / aj.heads;
+    if (shared) aj.rows = ATT_Q / aj.heads;
+    int items = c->n_kv_heads * aj.hc * ((n + aj.rows - 1) / aj.rows);
+    int grain = items / (4 * matvec_threads());
+    matvec_par(items, grain < 1 ? 1 : grain, attend_items, &aj);
 }
 
 /* One pass over n rows: row r is token tokens[r] of stream streams[r] (-1 for
@@ -265,7 +317,7 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
     int C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), NH = c->n_heads, NKV = c->n_kv_heads;
     int hs = model_head_size(c), h2 = hs / 2, Q = model_q_dim(c);
     float eps = model_norm_eps(c);
-    float *rstd = st->att + (size_t)MATVEC_MAX_THREADS * c->seq_len; /* (n) or (n, NH) for the q/k norms */
+    float *rstd = st->att + (size_t)MATVEC_MAX_THREADS * ATT_Q * c->seq_len; /* (n) or (n, NH) for the q/k norms */
     const Lora *lo = m->lora && !m->lora_off ? m->lora : NULL;
     embedding_forward(st->x, tokens, m->w.emb, n, C);
     for (int l = 0; l < c->n_layers; l++) {
@@ -298,9 +350,7 @@ static void forward_rows(Infer *st, const int *tokens, const int *streams, const
                    st->v + (size_t)r * KV, sizeof(float) * KV);
         }
         /* all rows' keys are in the cache before any row attends (prefill is causal) */
-        AttendJob aj = {st, streams, pos, l};
-        int items = n * NH, grain = items / (4 * matvec_threads());
-        matvec_par(items, grain < 1 ? 1 : grain, attend_items, &aj);
+        attend_layer(st, streams, pos, l, n);
         product(st, IM_O, l, st->xb, st->xb2, n);
         if (lo) lora_apply(lo, LORA_O, l, st->xb, st->xb2, n);
         residual_forward(st->x, st->x, st->xb, n * C);

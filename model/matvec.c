@@ -648,6 +648,115 @@ accum_avx2(float *out, const float *a, const float *v, size_t stride, int nt, in
             out[i] += a[t] * v[(size_t)t * stride + i];
 }
 
+/* Two queries against four positions at a time (eight chains side by side,
+ * each k row loaded once for both), hsum8_x8 on the eight: each (query,
+ * position) the bits of scores_avx2. Positions past nt read row nt - 1 and
+ * are not stored. */
+__attribute__((target("avx2,fma"))) static void scores_pair_avx2(float *s0, float *s1, const float *q0,
+                                                                  const float *q1, const float *k,
+                                                                  size_t stride, int nt, int n,
+                                                                  float scale) {
+    for (int t = 0; t < nt; t += 4) {
+        const float *kt[4];
+        for (int u = 0; u < 4; u++)
+            kt[u] = k + (size_t)(t + u < nt ? t + u : nt - 1) * stride;
+        __m256 acc[8];
+        _Pragma("GCC unroll 8") for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
+        for (int i = 0; i < n; i += 8) {
+            __m256 a = _mm256_loadu_ps(q0 + i), b = _mm256_loadu_ps(q1 + i);
+            _Pragma("GCC unroll 4") for (int u = 0; u < 4; u++) {
+                __m256 kv = _mm256_loadu_ps(kt[u] + i);
+                acc[u] = _mm256_fmadd_ps(a, kv, acc[u]);
+                acc[4 + u] = _mm256_fmadd_ps(b, kv, acc[4 + u]);
+            }
+        }
+        __m256 v = _mm256_mul_ps(hsum8_x8(acc), _mm256_set1_ps(scale));
+        if (t + 4 <= nt) {
+            _mm_storeu_ps(s0 + t, _mm256_castps256_ps128(v));
+            _mm_storeu_ps(s1 + t, _mm256_extractf128_ps(v, 1));
+        } else {
+            float tmp[8];
+            _mm256_storeu_ps(tmp, v);
+            for (int u = 0; t + u < nt; u++)
+                s0[t + u] = tmp[u], s1[t + u] = tmp[4 + u];
+        }
+    }
+}
+
+void matvec_scores_multi(float *const *sc, const float *const *q, int nq, const float *k,
+                         size_t stride, int nt, int n, float scale) {
+    int i = 0;
+    if (have_avx2() && n % 8 == 0 && nt > 0)
+        for (; i + 2 <= nq; i += 2)
+            scores_pair_avx2(sc[i], sc[i + 1], q[i], q[i + 1], k, stride, nt, n, scale);
+    for (; i < nq; i++)
+        matvec_scores(sc[i], q[i], k, stride, nt, n, scale);
+}
+
+/* out[i] (n) += Σ_t a[i][t] v_t for up to eight queries at once, sixteen
+ * columns to a vector: each column one chain over t in order, as
+ * accum_avx2's (the same bits), each v row loaded once for all. */
+#define ACCUM512(Q)                                                                                \
+    static inline __attribute__((always_inline, target("avx512f"))) void accum512_##Q(             \
+        float *const *out, const float *const *a, const float *v, size_t stride, int nt, int i) {  \
+        __m512 c[Q][2];                                                                            \
+        _Pragma("GCC unroll 8") for (int q = 0; q < (Q); q++) {                                    \
+            c[q][0] = _mm512_loadu_ps(out[q] + i);                                                 \
+            c[q][1] = _mm512_loadu_ps(out[q] + i + 16);                                            \
+        }                                                                                          \
+        for (int t = 0; t < nt; t++) {                                                             \
+            __m512 v0 = _mm512_loadu_ps(v + (size_t)t * stride + i);                               \
+            __m512 v1 = _mm512_loadu_ps(v + (size_t)t * stride + i + 16);                          \
+            _Pragma("GCC unroll 8") for (int q = 0; q < (Q); q++) {                                \
+                __m512 at = _mm512_set1_ps(a[q][t]);                                               \
+                c[q][0] = _mm512_fmadd_ps(at, v0, c[q][0]);                                        \
+                c[q][1] = _mm512_fmadd_ps(at, v1, c[q][1]);                                        \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int q = 0; q < (Q); q++) {                                    \
+            _mm512_storeu_ps(out[q] + i, c[q][0]);                                                 \
+            _mm512_storeu_ps(out[q] + i + 16, c[q][1]);                                            \
+        }                                                                                          \
+    }
+ACCUM512(1)
+ACCUM512(2)
+ACCUM512(3)
+ACCUM512(4)
+ACCUM512(5)
+ACCUM512(6)
+ACCUM512(7)
+ACCUM512(8)
+
+/* columns [0, n / 32 * 32) of all nq queries, eight at a time */
+__attribute__((target("avx512f"))) static void accum_multi512(float *const *out, const float *const *a,
+                                                              int nq, const float *v, size_t stride,
+                                                              int nt, int n) {
+    for (int q0 = 0; q0 < nq; q0 += 8)
+        for (int i = 0; i + 32 <= n; i += 32)
+            switch (nq - q0 < 8 ? nq - q0 : 8) {
+            case 1: accum512_1(out + q0, a + q0, v, stride, nt, i); break;
+            case 2: accum512_2(out + q0, a + q0, v, stride, nt, i); break;
+            case 3: accum512_3(out + q0, a + q0, v, stride, nt, i); break;
+            case 4: accum512_4(out + q0, a + q0, v, stride, nt, i); break;
+            case 5: accum512_5(out + q0, a + q0, v, stride, nt, i); break;
+            case 6: accum512_6(out + q0, a + q0, v, stride, nt, i); break;
+            case 7: accum512_7(out + q0, a + q0, v, stride, nt, i); break;
+            default: accum512_8(out + q0, a + q0, v, stride, nt, i); break;
+            }
+}
+
+void matvec_accum_multi(float *const *out, const float *const *a, int nq, const float *v,
+                        size_t stride, int nt, int n) {
+    int done = 0; /* columns [0, done) summed for every query */
+    if (simd_level() >= MATVEC_SIMD_AVX512 && n >= 32) {
+        accum_multi512(out, a, nq, v, stride, nt, n);
+        done = n / 32 * 32;
+    }
+    if (done < n)
+        for (int q = 0; q < nq; q++)
+            matvec_accum(out[q] + done, a[q], v + done, stride, nt, n - done);
+}
+
 void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
                    float scale) {
     if (have_avx2()) {

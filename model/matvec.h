@@ -38,6 +38,14 @@ void matvec_rows_packed_bf16(float *out, const float *x, const uint16_t *wp, int
 void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
                    float scale);
 void matvec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n);
+/* The same for nq queries over the same positions (query i at q[i], its
+ * scores at sc[i]; its weights a[i], its sum out[i]), each position's row
+ * read once for several queries: each query's bits are those of
+ * matvec_scores and matvec_accum alone. */
+void matvec_scores_multi(float *const *sc, const float *const *q, int nq, const float *k,
+                         size_t stride, int nt, int n, float scale);
+void matvec_accum_multi(float *const *out, const float *const *a, int nq, const float *v,
+                        size_t stride, int nt, int n);
 /* fn(ctx, lo, hi, tid) over [0, n) in chunks of grain items, on the same
  * pool (threads that spin briefly between jobs, so the many small steps of a
  * decode step cost little to hand out); tid < MATVEC_MAX_THREADS names the

@@ -514,6 +514,55 @@ Test(matvec, attention_blocks_equal_one_at_a_time) {
     }
 }
 
+/* Several queries over the same positions at once (matvec_scores_multi,
+ * matvec_accum_multi: pairs of queries, AVX-512's eight) give each query the
+ * bits it gets alone: 1..9 queries, 1..21 positions (the tails of fours and
+ * eights), head sizes with and without whole vectors of 8 and 32, on every
+ * SIMD level. */
+Test(matvec, attention_of_several_queries_equals_each_alone) {
+    enum { NT = 21, STRIDE = 72, NQ = 9 };
+    float k[NT * STRIDE], q[NQ][STRIDE], a[NQ][NT], sc[NQ][NT], one[NT], out[NQ][STRIDE],
+        want[STRIDE];
+    Rng r;
+    rng_seed(&r, 14);
+    for (int i = 0; i < NT * STRIDE; i++)
+        k[i] = (float)rng_normal(&r);
+    for (int j = 0; j < NQ; j++) {
+        for (int i = 0; i < STRIDE; i++)
+            q[j][i] = (float)rng_normal(&r);
+        for (int t = 0; t < NT; t++)
+            a[j][t] = rng_float(&r);
+    }
+    float *scp[NQ], *outp[NQ];
+    const float *qp[NQ], *ap[NQ];
+    for (int j = 0; j < NQ; j++)
+        scp[j] = sc[j], outp[j] = out[j], qp[j] = q[j], ap[j] = a[j];
+    int ns[] = {8, 20, 32, 48, 64, 72};
+    for (int level = MATVEC_SIMD_NONE; level <= MATVEC_SIMD_BEST; level++) {
+        matvec_use_simd(level);
+        for (size_t h = 0; h < sizeof ns / sizeof ns[0]; h++)
+            for (int nq = 1; nq <= NQ; nq++)
+                for (int nt = 1; nt <= NT; nt += 1 + nt / 4) {
+                    int n = ns[h];
+                    matvec_scores_multi(scp, qp, nq, k, STRIDE, nt, n, 0.125f);
+                    for (int j = 0; j < NQ; j++)
+                        for (int i = 0; i < n; i++)
+                            out[j][i] = q[j][i];
+                    matvec_accum_multi(outp, ap, nq, k, STRIDE, nt, n);
+                    for (int j = 0; j < nq; j++) {
+                        matvec_scores(one, q[j], k, STRIDE, nt, n, 0.125f);
+                        cr_assert(memcmp(one, sc[j], sizeof(float) * nt) == 0,
+                                  "scores: level %d n=%d nq=%d nt=%d query %d", level, n, nq, nt, j);
+                        memcpy(want, q[j], sizeof(float) * n);
+                        matvec_accum(want, a[j], k, STRIDE, nt, n);
+                        cr_assert(memcmp(want, out[j], sizeof(float) * n) == 0,
+                                  "sums: level %d n=%d nq=%d nt=%d query %d", level, n, nq, nt, j);
+                    }
+                }
+    }
+    matvec_use_simd(MATVEC_SIMD_BEST);
+}
+
 typedef struct {
     const float *w, *x;
     float *out;
