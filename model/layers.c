@@ -160,8 +160,10 @@ void rope_tables(float *cos_t, float *sin_t, int T, const Config *c) {
     }
 }
 
-/* rows [lo, hi) of x (B·T rows of nh·hs) */
-static void rope_part(void *ctx, int64_t lo, int64_t hi, int part) {
+/* rows [lo, hi) of x (B·T rows of nh·hs). Four pairs a vector: (v0, v1)
+ * and its swap (v1, v0) times (c, c) and (-s, s), added: each element the
+ * products and the sum (or difference) of the scalar loop, so its bits. */
+MODEL_SIMD_CLONES static void rope_part(void *ctx, int64_t lo, int64_t hi, int part) {
     Rows *R = ctx;
     int h2 = R->hs / 2, nh = R->nh, hs = R->hs;
     (void)part;
@@ -171,7 +173,17 @@ static void rope_part(void *ctx, int64_t lo, int64_t hi, int part) {
         float *row = R->x + r * nh * hs;
         for (int h = 0; h < nh; h++) {
             float *v = row + h * hs;
-            for (int i = 0; i < h2; i++) {
+            int i = 0;
+            for (; i + 4 <= h2; i += 4) {
+                float s0 = R->sign * s[i], s1 = R->sign * s[i + 1], s2 = R->sign * s[i + 2],
+                      s3 = R->sign * s[i + 3];
+                v8f cc = {c[i], c[i], c[i + 1], c[i + 1], c[i + 2], c[i + 2], c[i + 3], c[i + 3]};
+                v8f ss = {-s0, s0, -s1, s1, -s2, s2, -s3, s3};
+                v8f x = v8_load(v + 2 * i);
+                v8f sw = __builtin_shuffle(x, (v8i){1, 0, 3, 2, 5, 4, 7, 6});
+                v8_store(v + 2 * i, x * cc + sw * ss);
+            }
+            for (; i < h2; i++) {
                 float v0 = v[2 * i], v1 = v[2 * i + 1], si = R->sign * s[i];
                 v[2 * i] = v0 * c[i] - v1 * si;
                 v[2 * i + 1] = v0 * si + v1 * c[i];
@@ -370,10 +382,12 @@ void bias_backward(float *db, const float *dout, int N, int OC) {
     }
 }
 
-static void residual_part(void *ctx, int64_t lo, int64_t hi, int part) {
+MODEL_SIMD_CLONES static void residual_part(void *ctx, int64_t lo, int64_t hi, int part) {
     Rows *R = ctx;
     (void)part;
-    for (int64_t i = lo; i < hi; i++) R->out[i] = R->a[i] + R->b[i];
+    int64_t i = lo;
+    for (; i + 8 <= hi; i += 8) v8_store(R->out + i, v8_load(R->a + i) + v8_load(R->b + i));
+    for (; i < hi; i++) R->out[i] = R->a[i] + R->b[i];
 }
 
 void residual_forward(float *out, const float *a, const float *b, int n) {
