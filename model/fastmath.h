@@ -85,17 +85,24 @@ FM_INLINE float vec_max(const float *x, int n) {
     return m;
 }
 
-/* x[i] = exp(x[i] - sub) in place; returns the sum */
+/* x[i] = exp(x[i] - sub) in place; returns the sum. A tail of n % 8 past
+ * 8 is the last eight's exponentials, taken before the loop writes any (the
+ * lanes it shares with the loop's last vector get the same values): no copy
+ * through a buffer, whose small stores and wide load stall. */
 FM_INLINE float vec_exp_sum(float *x, int n, float sub) {
     int i = 0;
-    v8f acc = v8_set1(0.0f), s = v8_set1(sub);
+    v8f acc = v8_set1(0.0f), s = v8_set1(sub), last = acc;
+    if (n > 8 && n % 8) last = v8_exp(v8_load(x + n - 8) - s);
     for (; i + 8 <= n; i += 8) {
         v8f e = v8_exp(v8_load(x + i) - s);
         v8_store(x + i, e);
         acc += e;
     }
     float sum = v8_hsum(acc);
-    if (i < n) {
+    if (i < n && n > 8) {
+        v8_store(x + n - 8, last);
+        for (int j = i - (n - 8); j < 8; j++) sum += last[j];
+    } else if (i < n) {
         float tail[8] = {0};
         memcpy(tail, x + i, (size_t)(n - i) * sizeof(float));
         v8f e = v8_exp(v8_load(tail) - s);
@@ -109,9 +116,11 @@ FM_INLINE float vec_exp_sum(float *x, int n, float sub) {
 /* x[i] = exp(x[i] - sub) in place (vec_exp_sum's values, without the sum) */
 FM_INLINE void vec_exp(float *x, int n, float sub) {
     int i = 0;
-    v8f s = v8_set1(sub);
+    v8f s = v8_set1(sub), last = v8_set1(0.0f);
+    if (n > 8 && n % 8) last = v8_exp(v8_load(x + n - 8) - s);
     for (; i + 8 <= n; i += 8) v8_store(x + i, v8_exp(v8_load(x + i) - s));
-    if (i < n) {
+    if (i < n && n > 8) v8_store(x + n - 8, last);
+    else if (i < n) {
         float tail[8] = {0};
         memcpy(tail, x + i, (size_t)(n - i) * sizeof(float));
         v8_store(tail, v8_exp(v8_load(tail) - s));
