@@ -440,6 +440,13 @@ store512(float *out, __m512 v, int o, int OC) {
         store512(out + (size_t)r * OC, acc[r][0], 32 * g, OC);                                     \
         store512(out + (size_t)r * OC, acc[r][1], 32 * g + 16, OC);                                \
     }
+/* column j of the group, its two vectors w0 and w1, into every row's sums */
+#define P512_COLUMN(R, w0, w1, j)                                                                  \
+    _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                        \
+        __m512 xv = _mm512_set1_ps(x[(size_t)r * C + (j)]);                                        \
+        acc[r][0] = _mm512_fmadd_ps(w0, xv, acc[r][0]);                                            \
+        acc[r][1] = _mm512_fmadd_ps(w1, xv, acc[r][1]);                                            \
+    }
 #define P512_F32(R)                                                                                \
     static inline __attribute__((always_inline, target("avx512f"))) void p512_F32_##R(             \
         float *out, const float *x, const float *wp, int C, int OC, int g) {                       \
@@ -448,11 +455,7 @@ store512(float *out, __m512 v, int o, int OC) {
         for (int j = 0; j < C; j++) {                                                              \
             __m512 w0 = _mm512_loadu_ps(wg + (size_t)j * 8 * GROUP);                               \
             __m512 w1 = _mm512_loadu_ps(wg + (size_t)j * 8 * GROUP + 16);                          \
-            _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                \
-                __m512 xv = _mm512_set1_ps(x[(size_t)r * C + j]);                                  \
-                acc[r][0] = _mm512_fmadd_ps(w0, xv, acc[r][0]);                                    \
-                acc[r][1] = _mm512_fmadd_ps(w1, xv, acc[r][1]);                                    \
-            }                                                                                      \
+            P512_COLUMN(R, w0, w1, j)                                                              \
         }                                                                                          \
         P512_END(R)                                                                                \
     }
@@ -484,11 +487,7 @@ store512(float *out, __m512 v, int o, int OC) {
                 _mm512_slli_epi32(_mm512_loadu_si512(wg + (size_t)j * 8 * GROUP), 16));            \
             __m512 e1 = _mm512_castsi512_ps(                                                       \
                 _mm512_slli_epi32(_mm512_loadu_si512(wg + (size_t)j * 8 * GROUP + 32), 16));       \
-            _Pragma("GCC unroll 8") for (int r = 0; r < (R); r++) {                                \
-                __m512 xe = _mm512_set1_ps(x[(size_t)r * C + j]);                                  \
-                acc[r][0] = _mm512_fmadd_ps(e0, xe, acc[r][0]);                                    \
-                acc[r][1] = _mm512_fmadd_ps(e1, xe, acc[r][1]);                                    \
-            }                                                                                      \
+            P512_COLUMN(R, e0, e1, j)                                                              \
         }                                                                                          \
         P512_END(R)                                                                                \
     }
