@@ -7,6 +7,7 @@
  * with fast-math vectorisation as its `runfast` build), and k-stream batched
  * decoding on a shared prompt against k sequential single-stream runs. */
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,7 +237,8 @@ static void bench_batch(const char *name, const Model *m, const Tokenizer *tok, 
  * k single streams doing the same through infer_prefill one token at a time:
  * the batch at its full width, which a gen batch keeps only until a stream
  * ends. Best of 3. */
-static void bench_batch_full(const char *name, const Model *m, Infer *st, int k, int threads) {
+static void bench_batch_full(const char *name, const Model *m, Infer *st, int k, int threads,
+                             double per_token[2]) {
     Err err = {0};
     SampleParams p = sample_params_default();
     int prompt[32], V = m->cfg.vocab_size, steps = 64, next[8];
@@ -277,6 +279,7 @@ static void bench_batch_full(const char *name, const Model *m, Infer *st, int k,
     printf("batch_decode_full_width_tokens_per_s config=%s k=%d prompt=32 new=%d threads=%d "
            "value=%.1f sequential=%.1f speedup=%.2f\n",
            name, k, steps, threads, k * steps / tb, k * steps / ts, ts / tb);
+    per_token[0] = ts / (k * steps), per_token[1] = tb / (k * steps);
 }
 
 /* one matrix of the step: row-major (packed NULL) or packed, layer l */
@@ -292,8 +295,10 @@ static void step_product(float *out, const float *x, const float *w, const float
  * reads, with AVX2 alone and with AVX-512 where the CPU has it, on one
  * thread) for 1 row and for 8: their
  * multiply-adds per second, and how much faster 8 rows are per row, the most
- * a batch of 8 can gain over 8 single streams on the products. */
-static void bench_products(const char *name, const Model *m, const Infer *st) {
+ * a batch of 8 can gain over 8 single streams on the products. per_token:
+ * a token's products in seconds, alone and in the batch of 8, on the kernels
+ * decoding uses. */
+static void bench_products(const char *name, const Model *m, const Infer *st, double per_token[2]) {
     const Config *c = &m->cfg;
     const Weights *w = &m->w;
     const struct InferPacked *pk = &st->packed;
@@ -350,9 +355,37 @@ static void bench_products(const char *name, const Model *m, const Infer *st) {
                    macs * n / best / 1e9, ri ? "" : "\n");
         }
         printf(" per_row_over_rows1=%.2f\n", per_row[0] / per_row[1]);
+        per_token[0] = per_row[0], per_token[1] = per_row[1];
     }
     matvec_use_simd(MATVEC_SIMD_BEST);
     free(x), free(out);
+}
+
+/* What share of a decoded token's time (one thread, all k streams decoding,
+ * bench_batch_full's, the prompt's prefill included) its matrix products take
+ * (bench_products'), alone and in the batch: the rest is what batching the
+ * products cannot shorten. */
+static void print_products_share(const char *name, const double step[2], const double products[2]) {
+    printf("decode_products_share config=%s threads=1 single=%.2f batch8=%.2f "
+           "single_us_per_token=%.1f batch8_us_per_token=%.1f\n",
+           name, products[0] / step[0], products[1] / step[1], step[0] * 1e6, step[1] * 1e6);
+}
+
+/* This core's FMA throughput: twelve independent 8-lane chains, no memory;
+ * the ceiling for decode_products_gmac_per_s. */
+__attribute__((target("avx2,fma"))) static double fma_peak_gmac(void) {
+    __m256 a[12], m = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
+    for (int i = 0; i < 12; i++)
+        a[i] = _mm256_set1_ps((float)i);
+    long n = 20000000;
+    double t0 = now_seconds();
+    for (long k = 0; k < n; k++)
+        _Pragma("GCC unroll 12") for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
+    double el = now_seconds() - t0;
+    float sink = 0;
+    for (int i = 0; i < 12; i++)
+        sink += a[i][0];
+    return sink == -1.0f ? 0 : (double)n * 12 * 8 / el / 1e9;
 }
 
 /* The number after `marker` on the last line of what cmd writes to stdout
@@ -650,9 +683,11 @@ int main(int argc, char **argv) {
 
     for (int threads = 1; threads <= 2; threads++)
         bench_batch("15m", &m, tok, &st, threads);
+    double step[2][2], products[2];
     for (int threads = 1; threads <= 2; threads++)
-        bench_batch_full("15m", &m, &st, 8, threads);
-    bench_products("15m", &m, &st);
+        bench_batch_full("15m", &m, &st, 8, threads, step[threads - 1]);
+    bench_products("15m", &m, &st, products);
+    print_products_share("15m", step[0], products);
     infer_free(&st);
     tok_free(tok);
     model_free(&m);
@@ -664,8 +699,17 @@ int main(int argc, char **argv) {
     for (int threads = 1; threads <= 2; threads++)
         bench_batch("demo", &m, tok, &st, threads);
     for (int threads = 1; threads <= 2; threads++)
-        bench_batch_full("demo", &m, &st, 8, threads);
-    bench_products("demo", &m, &st);
+        bench_batch_full("demo", &m, &st, 8, threads, step[threads - 1]);
+    bench_products("demo", &m, &st, products);
+    print_products_share("demo", step[0], products);
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        double peak = 0;
+        for (int rep = 0; rep < 3; rep++) {
+            double v = fma_peak_gmac();
+            peak = v > peak ? v : peak;
+        }
+        printf("cpu_fma_peak_gmac_per_s threads=1 simd=avx2 chains=12 value=%.1f\n", peak);
+    }
     infer_free(&st);
     tok_free(tok);
     model_free(&m);

@@ -172,12 +172,14 @@ for v in head rm; do
     $PY "$ROOT/tests/e2e/ckpt_close.py" ppo-$v-1.ckpt ppo-$v-2.ckpt 1e-4 || die "ppo --value $v: checkpoints differ"
 done
 # kill -9 of one rank, then --resume: bit for bit an uninterrupted 2-rank run
-# (each in a fresh project, so the run ids in the checkpoints agree)
+# (each in a fresh project, so the run ids in the checkpoints agree; 400 steps
+# so the kill, 0.2 s after the first checkpoint, lands before the end: 60 ran
+# out in that time once decoding got faster)
 for n in full k; do
     expect_rc 0 "$RLHF" init ppo-$n.db
     expect_rc 0 "$RLHF" prompts import --db ppo-$n.db "$ROOT/samples/prompts.jsonl"
 done
-K="--policy one.ckpt --rm train-rm-1.ckpt --prompts 2 --samples 2 --max-new 8 --minibatch 4 --epochs 1 --steps 60 --save-every 1"
+K="--policy one.ckpt --rm train-rm-1.ckpt --prompts 2 --samples 2 --max-new 8 --minibatch 4 --epochs 1 --steps 400 --save-every 1"
 expect_rc 0 mpi 2 "$RLHF" ppo $K --db ppo-full.db --out ppo-full.ckpt
 kill_rank ppo-k.ckpt "$RLHF" ppo $K --db ppo-k.db --out ppo-k.ckpt
 expect_rc 0 mpi 2 "$RLHF" ppo $K --db ppo-k.db --out ppo-k.ckpt --resume
