@@ -180,7 +180,7 @@ MODEL_SIMD_CLONES static void rope_part(void *ctx, int64_t lo, int64_t hi, int p
                 v8f cc = {c[i], c[i], c[i + 1], c[i + 1], c[i + 2], c[i + 2], c[i + 3], c[i + 3]};
                 v8f ss = {-s0, s0, -s1, s1, -s2, s2, -s3, s3};
                 v8f x = v8_load(v + 2 * i);
-                v8f sw = __builtin_shuffle(x, (v8i){1, 0, 3, 2, 5, 4, 7, 6});
+                v8f sw = __builtin_shufflevector(x, x, 1, 0, 3, 2, 5, 4, 7, 6);
                 v8_store(v + 2 * i, x * cc + sw * ss);
             }
             for (; i < h2; i++) {
