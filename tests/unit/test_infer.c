@@ -21,6 +21,8 @@
 static int hf_features;
 /* 1: make_model gives the classifier its own matrix */
 static int untied;
+/* set: make_model's heads, kv heads and head size instead of 4, 2 and 8 */
+static int layout[3];
 
 /* A small model with grouped KV heads and a context longer than one prefill pass. */
 static void make_model(Model *m, int seq_len, int vocab) {
@@ -30,6 +32,7 @@ static void make_model(Model *m, int seq_len, int vocab) {
         c.head_dim = 12, c.qkv_bias = 1, c.qk_norm = 1, c.norm_eps = 1e-6f, c.rope_theta = 500000.0f;
         c.rope_factor = 8.0f, c.rope_low_freq = 1.0f, c.rope_high_freq = 4.0f, c.rope_orig_ctx = 32;
     }
+    if (layout[0]) c.n_heads = layout[0], c.n_kv_heads = layout[1], c.head_dim = layout[2];
     Err err = {0};
     cr_assert_eq(model_create(m, &c, 0, &err), 0, "%s", err.msg);
     model_init_random(m, 1234);
@@ -165,6 +168,19 @@ Test(infer, kv_cache_with_hf_features_matches_training_forward) {
     hf_features = 1;
     kv_cache_check();
     hf_features = 0;
+}
+
+/* Attention takes the queries of a kv head in groups of up to eight (the
+ * same heads of several streams in a decode step): groups of 1, 3, 7, 12
+ * (split in two) and 8 queries a kv head, head sizes 8 and 16, match the
+ * training forward one token at a time and in a 3-stream decode. */
+Test(infer, kv_cache_matches_training_forward_for_head_groupings) {
+    int layouts[][3] = {{3, 3, 8}, {6, 2, 8}, {7, 1, 8}, {12, 1, 8}, {16, 2, 16}};
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
+        memcpy(layout, layouts[i], sizeof layout);
+        kv_cache_check();
+    }
+    memset(layout, 0, sizeof layout);
 }
 
 Test(infer, bad_calls_are_refused) {
