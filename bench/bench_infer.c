@@ -382,10 +382,10 @@ __attribute__((target("avx2,fma"))) static double fma_peak_gmac(void) {
     for (long k = 0; k < n; k++)
         _Pragma("GCC unroll 12") for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
     double el = now_seconds() - t0;
-    float sink = 0;
+    static volatile float sink; /* the chains' results are used: the loop stays */
     for (int i = 0; i < 12; i++)
         sink += a[i][0];
-    return sink == -1.0f ? 0 : (double)n * 12 * 8 / el / 1e9;
+    return (double)n * 12 * 8 / el / 1e9;
 }
 
 /* The number after `marker` on the last line of what cmd writes to stdout

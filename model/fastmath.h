@@ -175,4 +175,9 @@ FM_INLINE void vec_scale(float *x, int n, float a) {
     for (; i < n; i++) x[i] *= a;
 }
 
+/* softmax of x[0..n) (n >= 1) in place: exp(x - max), times 1 / their sum */
+FM_INLINE void vec_softmax(float *x, int n) {
+    vec_scale(x, n, 1.0f / vec_exp_sum(x, n, vec_max(x, n)));
+}
+
 #endif

@@ -250,11 +250,8 @@ FM_INLINE void attend_group(const Infer *st, const int *streams, const int *pos,
                                 cache_at(st, st->key_prefix, st->key_stream, l, streams[r], n0) + kvo,
                                 KV, n1, hs, scale);
         }
-        for (int j = 0; j < nh; j++) {
-            float *a = scp[i + j];
-            float sum = vec_exp_sum(a, pos[r] + 1, vec_max(a, pos[r] + 1));
-            vec_scale(a, pos[r] + 1, 1.0f / sum);
-        }
+        for (int j = 0; j < nh; j++)
+            vec_softmax(scp[i + j], pos[r] + 1);
     }
     matvec_accum_multi(outp, (const float *const *)scp, nq, v0, KV, n0, hs);
     for (int r = r0; r < r1; r++) {

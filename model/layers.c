@@ -251,8 +251,7 @@ MODEL_SIMD_CLONES static void attention_forward_part(void *ctx, int64_t lo, int6
                             qb + (size_t)r0 * C, C, kb, KV, 0.0f, ab, T);
                 for (int t = r0; t < r1; t++) {
                     float *row = a + (size_t)t * T;
-                    float sum = vec_exp_sum(row, t + 1, vec_max(row, t + 1));
-                    vec_scale(row, t + 1, 1.0f / sum);
+                    vec_softmax(row, t + 1);
                     memset(row + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
                 }
                 /* out[r0:r1] (nr,hs) = a[r0:r1, 0:r1] · v[0:r1] */

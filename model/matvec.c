@@ -557,12 +557,11 @@ static void run_range(float *out, const float *x, const void *w, int kind, int n
         kern_plain_f32(out, x, w, n, C, OC, o0, o1);
     else if (!have_avx2())
         kern_plain_packed(out, x, w, kind == W_PACKED_BF16, n, C, OC, b0, b1);
-    else if (n >= AVX512_ROWS && simd_level() >= MATVEC_SIMD_AVX512 && b0 % GROUP == 0 &&
-             kind == W_PACKED_BF16)
-        kern_avx512_packed_BF16(out, x, w, n, C, OC, b0 / GROUP, (b1 + GROUP - 1) / GROUP);
-    else if (n >= AVX512_ROWS && simd_level() >= MATVEC_SIMD_AVX512 && b0 % GROUP == 0)
-        kern_avx512_packed_F32(out, x, w, n, C, OC, b0 / GROUP, (b1 + GROUP - 1) / GROUP);
-    else if (kind == W_PACKED_BF16)
+    else if (n >= AVX512_ROWS && simd_level() >= MATVEC_SIMD_AVX512 && b0 % GROUP == 0) {
+        int g0 = b0 / GROUP, g1 = (b1 + GROUP - 1) / GROUP; /* whole groups of blocks */
+        if (kind == W_PACKED_BF16) kern_avx512_packed_BF16(out, x, w, n, C, OC, g0, g1);
+        else kern_avx512_packed_F32(out, x, w, n, C, OC, g0, g1);
+    } else if (kind == W_PACKED_BF16)
         kern_avx2_packed_BF16(out, x, w, n, C, OC, b0, b1);
     else
         kern_avx2_packed_F32(out, x, w, n, C, OC, b0, b1);

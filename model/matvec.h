@@ -4,8 +4,8 @@
  * Each weight row is read once and used for all n rows straight from
  * memory, without the packing copy sgemm makes of W, so a decode step of k
  * streams costs about what one stream's costs while W is larger than the
- * cache, and a prompt of tens of rows runs about as fast as sgemm. AVX2+FMA when the CPU has it,
- * plain C otherwise; the output range is split over the thread pool (matvec_set_threads); callers
+ * cache, and a prompt of tens of rows runs about as fast as sgemm. AVX2+FMA when the CPU has it
+ * (AVX-512 for packed batches of four rows or more where it has that), plain C otherwise; the output range is split over the thread pool (matvec_set_threads); callers
  * in several threads at once are safe (one uses the pool, the others run alone). */
 #ifndef RLHF_MODEL_MATVEC_H
 #define RLHF_MODEL_MATVEC_H
@@ -40,8 +40,9 @@ void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int
 void matvec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n);
 /* The same for nq queries over the same positions (query i at q[i], its
  * scores at sc[i]; its weights a[i], its sum out[i]), each position's row
- * read once for several queries: each query's bits are those of
- * matvec_scores and matvec_accum alone. */
+ * read once for several queries (scores two at a time with AVX2, sums up to
+ * eight at a time with AVX-512; one at a time otherwise): each query's bits
+ * are those of matvec_scores and matvec_accum alone. */
 void matvec_scores_multi(float *const *sc, const float *const *q, int nq, const float *k,
                          size_t stride, int nt, int n, float scale);
 void matvec_accum_multi(float *const *out, const float *const *a, int nq, const float *v,
