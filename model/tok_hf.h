@@ -52,6 +52,8 @@ int hf_pre_apply(const HfChain *c, HfScratch *sc, HfPieces *io, int at_start);
 
 /* The GPT-2 byte-to-character map: byte b is the codepoint hf_byte_char(b). */
 int hf_byte_char(int b);
+/* 1 when s is exactly one valid UTF-8 character (Metaspace's replacement, a char in HF). */
+int hf_one_char(const char *s);
 
 /* ---- the model's tables, shared by tok_hf_load.c (which builds them) and
  * tok_hf.c (which encodes and decodes with them) ---- */

@@ -164,6 +164,10 @@ static int parse_decoder(const cJSON *d, const char *name, DecStep *steps, int *
     } else if (!strcmp(type, "Metaspace")) {
         const cJSON *r = field(d, "replacement"), *ps = field(d, "prepend_scheme");
         s->type = 3, s->repl = cJSON_IsString(r) ? r->valuestring : "\xe2\x96\x81";
+        if (!hf_one_char(s->repl))
+            return err_set(err, RLHF_EFORMAT,
+                           "%s: decoder Metaspace replacement \"%s\" is not one character", name,
+                           s->repl);
         int never = (cJSON_IsString(ps) && !strcmp(ps->valuestring, "never")) ||
                     (cJSON_IsFalse(field(d, "add_prefix_space")));
         if (!never) h->strip_start = 1;

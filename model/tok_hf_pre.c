@@ -293,6 +293,9 @@ static int parse_pre(const cJSON *j, const char *where, HfChain *c, Err *err) {
     }
     if (!strcmp(type, "Metaspace")) {
         const char *r = get_str(j, "replacement"), *scheme = get_str(j, "prepend_scheme");
+        if (r && !hf_one_char(r))
+            return err_set(err, RLHF_EFORMAT,
+                           "%s: Metaspace replacement \"%s\" is not one character", where, r);
         if (!(s = push_step(c, P_METASPACE)) ||
             !(s->str = dup_str(r ? r : "\xe2\x96\x81", &s->str_len)))
             return err_set(err, RLHF_ENOMEM, "out of memory");
@@ -373,7 +376,8 @@ void hf_scratch_free(HfScratch *s) {
 static int find(const Step *st, HfScratch *sc, const char *s, size_t n, size_t from, size_t *a,
                 size_t *b) {
     if (!st->re) {
-        const char *h = from < n ? memmem(s + from, n - from, st->str, st->str_len) : NULL;
+        /* the loader refuses empty literals; one here would match nowhere */
+        const char *h = from < n && st->str_len ? memmem(s + from, n - from, st->str, st->str_len) : NULL;
         if (!h) return 0;
         *a = (size_t)(h - s);
         *b = *a + st->str_len;
@@ -608,6 +612,13 @@ int hf_pre_apply(const HfChain *c, HfScratch *sc, HfPieces *io, int at_start) {
         if (!rc) swap_pieces(io, &sc->tmp);
     }
     return rc;
+}
+
+int hf_one_char(const char *s) {
+    int32_t cp;
+    size_t n = strlen(s);
+    return n && utf8proc_iterate((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &cp) ==
+                    (utf8proc_ssize_t)n;
 }
 
 int hf_byte_char(int b) {

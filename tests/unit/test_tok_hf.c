@@ -371,6 +371,15 @@ Test(tok_hf, bad_files_are_clear_errors) {
                 "\"Isolated\"},\"old_pre\":{");
     expect_error(s, "pre_tokenizer: regex /(a/");
     free(s);
+    /* an empty Metaspace replacement would split at every position, for ever */
+    s = replace(json, "\"pre_tokenizer\":{",
+                "\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"\"},\"old_pre\":{");
+    expect_error(s, "pre_tokenizer: Metaspace replacement \"\" is not one character");
+    free(s);
+    s = replace(json, "\"decoder\":{\"type\":\"ByteLevel\"}",
+                "\"decoder\":{\"type\":\"Metaspace\",\"replacement\":\"ab\"}");
+    expect_error(s, "decoder Metaspace replacement \"ab\" is not one character");
+    free(s);
     free(json);
     Tokenizer *t = NULL;
     Err err = {0};
