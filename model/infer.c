@@ -1,8 +1,9 @@
 /* KV-cache inference: a pass over n rows (prompt positions, or one token of
- * each of n streams) runs every matrix product as one sgemm over the rows
- * (sgemv when n is 1), then attends each row over its own history: the shared
+ * each of n streams) runs every matrix product once over all the rows
+ * (model/matvec.h), then attends each row over its own history: the shared
  * prefix cache, then the row's stream cache. Same layers as the training
- * forward (model/layers.h), so the logits agree with it. */
+ * forward (model/layers.h), so the logits agree with it. A decode step of a
+ * small model is split by streams over the threads (infer_decode_parts). */
 #include "model/infer.h"
 
 #include <cblas.h>
@@ -180,6 +181,17 @@ void infer_reset(Infer *st) {
     st->n_streams = 0;
 }
 
+/* Matrix i of layer l in the Infer's copy: packed fp32, or packed bf16
+ * (*bf16 set); an Infer has one of the two. */
+static const void *weights(const Infer *st, int i, int l, int *bf16) {
+    int OC, C;
+    mat_shape(&st->m->cfg, i, &OC, &C);
+    *bf16 = !st->packed_mem;
+    void *slot = copy_slot((Infer *)st, i, *bf16);
+    size_t at = (size_t)l * copy_count(OC, C, *bf16);
+    return *bf16 ? (const void *)(*(uint16_t **)slot + at) : (const void *)(*(float **)slot + at);
+}
+
 /* out (n, OC) = in (n, C) · W^T with W (OC, C) matrix i of layer l, from the
  * Infer's packed or bf16 copy, through model/matvec.h: it reads W from memory
  * once for all rows, without sgemm's packing copy, which on these shapes (a prompt is tens
@@ -187,18 +199,64 @@ void infer_reset(Infer *st) {
  * step; and it gives every row the same bits whatever the batch, so a prompt
  * prefilled at once equals one fed token by token. */
 static void product(const Infer *st, int i, int l, float *out, const float *in, int n) {
-    int OC, C;
+    int OC, C, bf16;
     mat_shape(&st->m->cfg, i, &OC, &C);
-    if (st->packed_mem) {
-        const float *wp[IM_N] = {st->packed.wq, st->packed.wk, st->packed.wv, st->packed.wo,
-                                 st->packed.w1, st->packed.w2, st->packed.w3, st->packed.wcls};
-        matvec_rows_packed(out, in, wp[i] + (size_t)l * matvec_packed_floats(OC, C), n, C, OC);
-    } else { /* an Infer has one of the two copies */
-        const struct InferBf16 *b = &st->bf16;
-        const uint16_t *wb[IM_N] = {b->wq, b->wk, b->wv, b->wo, b->w1, b->w2, b->w3, b->wcls};
-        matvec_rows_packed_bf16(out, in, wb[i] + (size_t)l * matvec_packed_bf16_count(OC, C), n, C,
-                                OC);
+    const void *w = weights(st, i, l, &bf16);
+    if (bf16)
+        matvec_rows_packed_bf16(out, in, w, n, C, OC);
+    else
+        matvec_rows_packed(out, in, w, n, C, OC);
+}
+
+/* Products of a layer that read the same input, as one job on the pool: one
+ * wait instead of one a product, and small ones (a batch's q, k and v on a
+ * small model) shared out too. Item j is chunk j of the products laid end to
+ * end; with gate (the gate and up projections, 0 and 1), an item is the same
+ * chunk of both, then SwiGLU on those columns of every row. The same bits as
+ * product() on each (and swiglu_forward after). */
+typedef struct {
+    const float *in;
+    float *out[3];
+    const void *w[3];
+    int n, C, bf16, gate, rows, OC[3], first[4];
+} Fused;
+
+static void fused_items(void *ctx, int lo, int hi, int tid) {
+    const Fused *f = ctx;
+    (void)tid;
+    for (int j = lo, p = 0; j < hi; j++) {
+        while (j >= f->first[p + 1])
+            p++;
+        int o0 = (j - f->first[p]) * f->rows, o1 = o0 + f->rows < f->OC[p] ? o0 + f->rows : f->OC[p];
+        matvec_packed_range(f->out[p], f->in, f->w[p], f->bf16, f->n, f->C, f->OC[p], o0, o1);
+        if (!f->gate) continue;
+        matvec_packed_range(f->out[1], f->in, f->w[1], f->bf16, f->n, f->C, f->OC[1], o0, o1);
+        for (int r = 0; r < f->n; r++) {
+            float *g = f->out[0] + (size_t)r * f->OC[0] + o0;
+            swiglu_forward(g, g, f->out[1] + (size_t)r * f->OC[0] + o0, o1 - o0);
+        }
     }
+}
+
+static void products(const Infer *st, int l, const float *in, int n, int count, const int *mats,
+                     float *const *outs, int gate) {
+    Fused f = {.in = in, .n = n, .gate = gate};
+    long long work = 0;
+    int total = 0, parts = gate ? 1 : count;
+    for (int p = 0; p < count; p++) {
+        f.w[p] = weights(st, mats[p], l, &f.bf16);
+        mat_shape(&st->m->cfg, mats[p], &f.OC[p], &f.C);
+        f.out[p] = outs[p];
+        work += (long long)n * f.OC[p] * f.C;
+        if (p < parts) total += f.OC[p];
+    }
+    int want = 4 * matvec_threads();
+    f.rows = ((total + want - 1) / want + MATVEC_CHUNK - 1) / MATVEC_CHUNK * MATVEC_CHUNK;
+    for (int p = 0; p < parts; p++)
+        f.first[p + 1] = f.first[p] + (f.OC[p] + f.rows - 1) / f.rows;
+    int items = f.first[parts];
+    /* too little work to wake anyone: all in the caller */
+    matvec_par(items, work < MATVEC_PAR_MIN_WORK ? items : 1, fused_items, &f);
 }
 
 /* Cache rows of layer l for stream s (-1: the prefix) at position t. */
@@ -209,6 +267,25 @@ static float *cache_at(const Infer *st, float *prefix, float *stream, int l, int
     return stream + (((size_t)l * st->max_streams + s) * T + t) * KV;
 }
 
+/* The per-row buffers of a pass from row r0 on, and its scratch for
+ * attention scores (ATT_Q rows of seq_len for each pool thread from att).
+ * Part p of a decode step split by streams (infer_decode_parts) has the
+ * rows from its first and thread slot p's scratch (the pool is busy with the
+ * parts, so its calls on the pool run in its own thread, as thread 0). */
+typedef struct {
+    float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2, *rstd, *att;
+} Rows;
+
+static Rows rows_at(const Infer *st, int r0, int slot) {
+    const Config *c = &st->m->cfg;
+    size_t C = (size_t)c->dim, Q = (size_t)model_q_dim(c), KV = (size_t)model_kv_dim(c),
+           H = (size_t)c->hidden_dim, r = (size_t)r0, T = (size_t)c->seq_len;
+    float *rstd = st->att + (size_t)MATVEC_MAX_THREADS * ATT_Q * T; /* (n) or (n, NH) */
+    return (Rows){st->x + r * C,   st->xb + r * C,  st->xb2 + r * Q, st->q + r * Q,
+                  st->k + r * KV,  st->v + r * KV,  st->hb + r * H,  st->hb2 + r * H,
+                  rstd + r * (size_t)(c->n_heads + 1), st->att + (size_t)slot * ATT_Q * T};
+}
+
 /* Attention of a group of queries that share a kv head: heads h0..h1 (of
  * kv head (h0 / grp)) of rows r0..r1, at most ATT_Q of them. Row r attends
  * positions 0..pos[r] of its stream: the shared prefix's rows, then the
@@ -217,8 +294,8 @@ static float *cache_at(const Infer *st, float *prefix, float *stream, int l, int
  * row comes alone (each has its own length). Each query's scores, softmax
  * and sums are those of one head alone, bit for bit. sc: ATT_Q rows of
  * seq_len scores. */
-FM_INLINE void attend_group(const Infer *st, const int *streams, const int *pos, int l, int h0, int h1,
-                         int r0, int r1, float *sc) {
+FM_INLINE void attend_group(const Infer *st, const Rows *b, const int *streams, const int *pos, int l,
+                            int h0, int h1, int r0, int r1, float *sc) {
     const Config *c = &st->m->cfg;
     int hs = model_head_size(c), grp = c->n_heads / c->n_kv_heads, Q = model_q_dim(c);
     int T = c->seq_len, kvo = (h0 / grp) * hs, nh = h1 - h0;
@@ -228,8 +305,8 @@ FM_INLINE void attend_group(const Infer *st, const int *streams, const int *pos,
     const float *qp[ATT_Q];
     for (int r = r0, i = 0; r < r1; r++)
         for (int h = h0; h < h1; h++, i++) {
-            qp[i] = st->q + (size_t)r * Q + (size_t)h * hs;
-            outp[i] = st->xb2 + (size_t)r * Q + (size_t)h * hs;
+            qp[i] = b->q + (size_t)r * Q + (size_t)h * hs;
+            outp[i] = b->xb2 + (size_t)r * Q + (size_t)h * hs;
             scp[i] = sc + (size_t)i * T;
             memset(outp[i], 0, sizeof(float) * hs);
         }
@@ -272,6 +349,7 @@ FM_INLINE void attend_group(const Infer *st, const int *streams, const int *pos,
  * the scores in its thread's slot of att. */
 typedef struct {
     const Infer *st;
+    const Rows *b;
     const int *streams, *pos;
     int l, n, heads, rows, hc; /* heads and rows a chunk, head chunks a kv head */
 } AttendJob;
@@ -282,23 +360,24 @@ MODEL_SIMD_CLONES static void attend_items(void *ctx, int lo, int hi, int tid) {
     const AttendJob *j = ctx;
     const Config *c = &j->st->m->cfg;
     int NKV = c->n_kv_heads, grp = c->n_heads / NKV;
-    float *sc = j->st->att + (size_t)tid * ATT_Q * c->seq_len;
+    float *sc = j->b->att + (size_t)tid * ATT_Q * c->seq_len;
     for (int i = lo; i < hi; i++) {
         int kh = i % NKV, hc = (i / NKV) % j->hc, rc = i / (NKV * j->hc);
         int h0 = kh * grp + hc * j->heads, h1 = h0 + j->heads < (kh + 1) * grp ? h0 + j->heads : (kh + 1) * grp;
         int r0 = rc * j->rows, r1 = r0 + j->rows < j->n ? r0 + j->rows : j->n;
-        attend_group(j->st, j->streams, j->pos, j->l, h0, h1, r0, r1, sc);
+        attend_group(j->st, j->b, j->streams, j->pos, j->l, h0, h1, r0, r1, sc);
     }
 }
 
 /* The items of layer l's attention: rows past the prefix (every row of a
  * decode step) go ATT_Q queries a group, a prefill's one row at a time. */
-static void attend_layer(const Infer *st, const int *streams, const int *pos, int l, int n) {
+static void attend_layer(const Infer *st, const Rows *b, const int *streams, const int *pos, int l,
+                         int n) {
     const Config *c = &st->m->cfg;
     int grp = c->n_heads / c->n_kv_heads, shared = 1;
     for (int r = 0; r < n; r++)
         shared &= streams[r] >= 0 && pos[r] >= st->prefix_len;
-    AttendJob aj = {st, streams, pos, l, n, grp < ATT_Q ? grp : ATT_Q, 1, 0};
+    AttendJob aj = {st, b, streams, pos, l, n, grp < ATT_Q ? grp : ATT_Q, 1, 0};
     aj.hc = (grp + aj.heads - 1) / aj.heads;
     if (shared) aj.rows = ATT_Q / aj.heads;
     int items = c->n_kv_heads * aj.hc * ((n + aj.rows - 1) / aj.rows);
@@ -307,63 +386,66 @@ static void attend_layer(const Infer *st, const int *streams, const int *pos, in
 }
 
 /* One pass over n rows: row r is token tokens[r] of stream streams[r] (-1 for
- * the prefix) at position pos[r]. Leaves the final hidden states in st->x. */
-static void forward_rows(Infer *st, const int *tokens, const int *streams, const int *pos, int n) {
+ * the prefix) at position pos[r], in the buffers of b. Leaves the final
+ * hidden states in b->x. */
+static void forward_rows(Infer *st, const Rows *b, const int *tokens, const int *streams,
+                         const int *pos, int n) {
     const Model *m = st->m;
     const Config *c = &m->cfg;
     int C = c->dim, H = c->hidden_dim, KV = model_kv_dim(c), NH = c->n_heads, NKV = c->n_kv_heads;
     int hs = model_head_size(c), h2 = hs / 2, Q = model_q_dim(c);
     float eps = model_norm_eps(c);
-    float *rstd = st->att + (size_t)MATVEC_MAX_THREADS * ATT_Q * c->seq_len; /* (n) or (n, NH) for the q/k norms */
+    float *x = b->x, *xb = b->xb, *xb2 = b->xb2, *q = b->q, *k = b->k, *v = b->v, *hb = b->hb,
+          *hb2 = b->hb2, *rstd = b->rstd;
     const Lora *lo = m->lora && !m->lora_off ? m->lora : NULL;
-    embedding_forward(st->x, tokens, m->w.emb, n, C);
+    embedding_forward(x, tokens, m->w.emb, n, C);
     for (int l = 0; l < c->n_layers; l++) {
-        rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_att + (size_t)l * C, n, C, eps);
-        product(st, IM_Q, l, st->q, st->xb, n);
-        product(st, IM_K, l, st->k, st->xb, n);
-        product(st, IM_V, l, st->v, st->xb, n);
+        rmsnorm_forward(xb, rstd, x, m->w.rms_att + (size_t)l * C, n, C, eps);
+        static const int qkv[3] = {IM_Q, IM_K, IM_V};
+        products(st, l, xb, n, 3, qkv, (float *const[]){q, k, v}, 0);
         if (lo) {
-            lora_apply(lo, LORA_Q, l, st->q, st->xb, n);
-            lora_apply(lo, LORA_K, l, st->k, st->xb, n);
-            lora_apply(lo, LORA_V, l, st->v, st->xb, n);
+            lora_apply(lo, LORA_Q, l, q, xb, n);
+            lora_apply(lo, LORA_K, l, k, xb, n);
+            lora_apply(lo, LORA_V, l, v, xb, n);
         }
         if (m->w.bq) {
-            bias_forward(st->q, m->w.bq + (size_t)l * Q, n, Q);
-            bias_forward(st->k, m->w.bk + (size_t)l * KV, n, KV);
-            bias_forward(st->v, m->w.bv + (size_t)l * KV, n, KV);
+            bias_forward(q, m->w.bq + (size_t)l * Q, n, Q);
+            bias_forward(k, m->w.bk + (size_t)l * KV, n, KV);
+            bias_forward(v, m->w.bv + (size_t)l * KV, n, KV);
         }
         if (c->qk_norm) { /* in place: nothing here needs the values before the norm */
-            rmsnorm_forward(st->q, rstd, st->q, m->w.q_norm + (size_t)l * hs, n * NH, hs, eps);
-            rmsnorm_forward(st->k, rstd, st->k, m->w.k_norm + (size_t)l * hs, n * NKV, hs, eps);
+            rmsnorm_forward(q, rstd, q, m->w.q_norm + (size_t)l * hs, n * NH, hs, eps);
+            rmsnorm_forward(k, rstd, k, m->w.k_norm + (size_t)l * hs, n * NKV, hs, eps);
         }
         for (int r = 0; r < n; r++) {
             const float *cs = st->rope_cos + (size_t)pos[r] * h2,
                         *sn = st->rope_sin + (size_t)pos[r] * h2;
-            rope_forward(st->q + (size_t)r * Q, cs, sn, 1, 1, NH, hs);
-            rope_forward(st->k + (size_t)r * KV, cs, sn, 1, 1, NKV, hs);
+            rope_forward(q + (size_t)r * Q, cs, sn, 1, 1, NH, hs);
+            rope_forward(k + (size_t)r * KV, cs, sn, 1, 1, NKV, hs);
             memcpy(cache_at(st, st->key_prefix, st->key_stream, l, streams[r], pos[r]),
-                   st->k + (size_t)r * KV, sizeof(float) * KV);
+                   k + (size_t)r * KV, sizeof(float) * KV);
             memcpy(cache_at(st, st->val_prefix, st->val_stream, l, streams[r], pos[r]),
-                   st->v + (size_t)r * KV, sizeof(float) * KV);
+                   v + (size_t)r * KV, sizeof(float) * KV);
         }
         /* all rows' keys are in the cache before any row attends (prefill is causal) */
-        attend_layer(st, streams, pos, l, n);
-        product(st, IM_O, l, st->xb, st->xb2, n);
-        if (lo) lora_apply(lo, LORA_O, l, st->xb, st->xb2, n);
-        residual_forward(st->x, st->x, st->xb, n * C);
-        rmsnorm_forward(st->xb, rstd, st->x, m->w.rms_ffn + (size_t)l * C, n, C, eps);
-        product(st, IM_1, l, st->hb, st->xb, n);
-        product(st, IM_3, l, st->hb2, st->xb, n);
+        attend_layer(st, b, streams, pos, l, n);
+        product(st, IM_O, l, xb, xb2, n);
+        if (lo) lora_apply(lo, LORA_O, l, xb, xb2, n);
+        residual_forward(x, x, xb, n * C);
+        rmsnorm_forward(xb, rstd, x, m->w.rms_ffn + (size_t)l * C, n, C, eps);
+        /* SwiGLU inside the job, unless LoRA's terms come first */
+        static const int gate_up[2] = {IM_1, IM_3};
+        products(st, l, xb, n, 2, gate_up, (float *const[]){hb, hb2}, !lo);
         if (lo) {
-            lora_apply(lo, LORA_GATE, l, st->hb, st->xb, n);
-            lora_apply(lo, LORA_UP, l, st->hb2, st->xb, n);
+            lora_apply(lo, LORA_GATE, l, hb, xb, n);
+            lora_apply(lo, LORA_UP, l, hb2, xb, n);
+            swiglu_forward(hb, hb, hb2, n * H);
         }
-        swiglu_forward(st->hb, st->hb, st->hb2, n * H);
-        product(st, IM_2, l, st->xb, st->hb, n);
-        if (lo) lora_apply(lo, LORA_DOWN, l, st->xb, st->hb, n);
-        residual_forward(st->x, st->x, st->xb, n * C);
+        product(st, IM_2, l, xb, hb, n);
+        if (lo) lora_apply(lo, LORA_DOWN, l, xb, hb, n);
+        residual_forward(x, x, xb, n * C);
     }
-    rmsnorm_forward(st->x, rstd, st->x, m->w.rms_final, n, C, eps);
+    rmsnorm_forward(x, rstd, x, m->w.rms_final, n, C, eps);
 }
 
 int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
@@ -383,11 +465,12 @@ int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
     for (int i = 0; i < PREFILL_ROWS; i++)
         streams[i] = -1;
     int done = 0;
+    Rows b = rows_at(st, 0, 0);
     while (done < n) {
         int r = n - done < PREFILL_ROWS ? n - done : PREFILL_ROWS;
         for (int i = 0; i < r; i++)
             pos[i] = st->prefix_len + i;
-        forward_rows(st, tokens + done, streams, pos, r);
+        forward_rows(st, &b, tokens + done, streams, pos, r);
         st->prefix_len += r;
         done += r;
         if (done == n) /* logits only for the last position */
@@ -410,6 +493,55 @@ int infer_fork(Infer *st, int k, Err *err) {
     return RLHF_OK;
 }
 
+/* Bytes of the Infer's weight copy (what a pass reads). */
+static size_t infer_weight_bytes(const Infer *st) {
+    size_t total = 0;
+    int bf16 = !st->packed_mem;
+    for (int i = 0; i < IM_N; i++) {
+        int OC, C, count = mat_shape(&st->m->cfg, i, &OC, &C);
+        total += (size_t)count * copy_count(OC, C, bf16) * (bf16 ? 2 : 4);
+    }
+    return total;
+}
+
+/* A decode step's streams are independent (each reads the shared prefix and
+ * its own cache). Split by outputs, a pass hands its rows from thread to
+ * thread at every product: on a small model that costs more than the
+ * product, the more so where the two cores are far apart (this VM's two
+ * vCPUs run a demo batch of 8 at 1.3x one thread in one placement and 0.8x
+ * in another). Split by streams, the threads share nothing until the logits;
+ * each reads all the weights, which is cheap only while they stay in cache,
+ * hence the size limit. Parts of at least SPLIT_MIN_ROWS streams keep the
+ * AVX-512 kernels' batches. */
+enum { SPLIT_MIN_ROWS = 4 };
+#define SPLIT_MAX_BYTES (8u << 20)
+
+int infer_decode_parts(const Infer *st, int n) {
+    const Model *m = st->m;
+    int t = matvec_threads(), parts = n / SPLIT_MIN_ROWS < t ? n / SPLIT_MIN_ROWS : t;
+    if (m->lora && !m->lora_off) return 1; /* LoRA's sgemms stay on the caller's thread */
+    return parts > 1 && infer_weight_bytes(st) <= SPLIT_MAX_BYTES ? parts : 1;
+}
+
+typedef struct {
+    Infer *st;
+    const int *toks, *rows, *pos;
+    float *out;
+    int n, parts;
+} DecodeJob;
+
+static void decode_items(void *ctx, int lo, int hi, int tid) {
+    const DecodeJob *j = ctx;
+    size_t V = (size_t)j->st->m->cfg.vocab_size;
+    (void)tid;
+    for (int p = lo; p < hi; p++) {
+        int r0 = j->n * p / j->parts, r1 = j->n * (p + 1) / j->parts;
+        Rows b = rows_at(j->st, r0, p);
+        forward_rows(j->st, &b, j->toks + r0, j->rows + r0, j->pos + r0, r1 - r0);
+        product(j->st, IM_CLS, 0, j->out + (size_t)r0 * V, b.x, r1 - r0);
+    }
+}
+
 int infer_decode(Infer *st, const int *tokens, const unsigned char *active, Err *err) {
     const Config *c = &st->m->cfg;
     if (!st->n_streams) return err_set(err, RLHF_EINVAL, "infer: decode before infer_fork");
@@ -428,11 +560,18 @@ int infer_decode(Infer *st, const int *tokens, const unsigned char *active, Err 
         n++;
     }
     if (n == 0) return RLHF_OK;
-    forward_rows(st, toks, rows, pos, n);
     size_t V = (size_t)c->vocab_size;
     int all = n == st->n_streams; /* rows are streams 0..n-1: write logits in place */
     float *out = all ? st->logits : st->lrow;
-    product(st, IM_CLS, 0, out, st->x, n);
+    int parts = infer_decode_parts(st, n);
+    if (parts > 1) {
+        DecodeJob dj = {st, toks, rows, pos, out, n, parts};
+        matvec_par(parts, 1, decode_items, &dj);
+    } else {
+        Rows b = rows_at(st, 0, 0);
+        forward_rows(st, &b, toks, rows, pos, n);
+        product(st, IM_CLS, 0, out, st->x, n);
+    }
     for (int r = 0; r < n; r++) {
         if (!all) memcpy(st->logits + rows[r] * V, st->lrow + r * V, sizeof(float) * V);
         st->pos[rows[r]]++;

@@ -897,12 +897,13 @@ static void run_job(void) {
 static void rows(float *out, const float *x, const void *w, int kind, int n, int C, int OC) {
     /* small products are not worth waking anyone; a second caller while the
      * pool is busy (another thread decoding) runs in its own thread */
-    if (matvec_threads() == 1 || (long long)OC * C < 32768 || atomic_flag_test_and_set(&P.busy)) {
+    if (matvec_threads() == 1 || (long long)n * OC * C < MATVEC_PAR_MIN_WORK ||
+        atomic_flag_test_and_set(&P.busy)) {
         run_range(out, x, w, kind, n, C, OC, 0, OC);
         return;
     }
     /* chunks of whole 3-row blocks, or of whole groups of four packed blocks */
-    int want = P.threads * CHUNKS_PER_THREAD, unit = kind == W_ROWS ? 3 : 32;
+    int want = P.threads * CHUNKS_PER_THREAD, unit = kind == W_ROWS ? 3 : MATVEC_CHUNK;
     int rows = ((OC + want - 1) / want + unit - 1) / unit * unit;
     P.out = out, P.x = x, P.w = w, P.kind = kind, P.n = n, P.C = C, P.OC = OC;
     P.fn = NULL;
@@ -921,6 +922,11 @@ void matvec_par(int n, int grain, void (*fn)(void *ctx, int lo, int hi, int tid)
     P.chunk_rows = grain;
     P.chunks = (n + grain - 1) / grain;
     run_job();
+}
+
+void matvec_packed_range(float *out, const float *x, const void *wp, int bf16, int n, int C, int OC,
+                         int o0, int o1) {
+    run_range(out, x, wp, bf16 ? W_PACKED_BF16 : W_PACKED, n, C, OC, o0, o1);
 }
 
 void matvec_rows(float *out, const float *x, const float *w, int n, int C, int OC) {

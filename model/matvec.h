@@ -33,6 +33,13 @@ void matvec_rows_packed(float *out, const float *x, const float *wp, int n, int 
 size_t matvec_packed_bf16_count(int OC, int C);
 void matvec_pack_bf16(uint16_t *dst, const float *w, int OC, int C);
 void matvec_rows_packed_bf16(float *out, const float *x, const uint16_t *wp, int n, int C, int OC);
+/* Output columns o0..o1 of matvec_rows_packed (bf16: of matvec_rows_packed_bf16)
+ * in the caller's thread, for callers that cut several products into one job
+ * on the pool (matvec_par); o0 a multiple of MATVEC_CHUNK. The same bits as
+ * the whole product. */
+#define MATVEC_CHUNK 32
+void matvec_packed_range(float *out, const float *x, const void *wp, int bf16, int n, int C, int OC,
+                         int o0, int o1);
 /* Attention over nt cached positions t (rows k + t*stride, n floats):
  * sc[t] = scale * q·k_t, and out (n) += Σ_t a[t] v_t. */
 void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
@@ -54,6 +61,9 @@ void matvec_accum_multi(float *const *out, const float *const *a, int nq, const 
  * chunk depends on timing: fn's results must not. A busy pool (a call from
  * inside a job, or from another thread) runs fn(ctx, 0, n, 0) in the caller. */
 #define MATVEC_MAX_THREADS 16
+/* multiply-adds below which a product runs in the caller alone (waking a
+ * thread costs more than it saves) */
+#define MATVEC_PAR_MIN_WORK 32768
 void matvec_par(int n, int grain, void (*fn)(void *ctx, int lo, int hi, int tid), void *ctx);
 /* The kernels used: plain C, AVX2+FMA, or AVX-512 for the packed batches,
  * at most the level given and what the CPU has (MATVEC_SIMD_BEST, the

@@ -183,6 +183,67 @@ Test(infer, kv_cache_matches_training_forward_for_head_groupings) {
     memset(layout, 0, sizeof layout);
 }
 
+/* Logits of every stream after each of 6 decode steps of 12 streams from a
+ * 5-token prompt, some steps with only 9 of them (the rest idle), on the
+ * given number of threads. */
+static float *split_run(Infer *st, int threads, int parts[3]) {
+    int V = st->m->cfg.vocab_size, prompt[] = {1, 7, 30, 200, 299};
+    float *out = malloc(sizeof(float) * 6 * 12 * (size_t)V);
+    Err err = {0};
+    matvec_set_threads(threads);
+    parts[0] = infer_decode_parts(st, 8), parts[1] = infer_decode_parts(st, 9);
+    parts[2] = infer_decode_parts(st, 12);
+    infer_reset(st);
+    cr_assert_eq(infer_prefill(st, prompt, 5, &err), 0, "%s", err.msg);
+    cr_assert_eq(infer_fork(st, 12, &err), 0, "%s", err.msg);
+    for (int step = 0; step < 6; step++) {
+        int toks[12];
+        unsigned char active[12];
+        for (int s = 0; s < 12; s++)
+            toks[s] = (step * 37 + s * 11) % V, active[s] = step % 2 == 0 || s % 4 != 3;
+        cr_assert_eq(infer_decode(st, toks, step % 2 ? active : NULL, &err), 0, "%s", err.msg);
+        for (int s = 0; s < 12; s++)
+            memcpy(out + ((size_t)step * 12 + s) * V, infer_logits(st, s), sizeof(float) * V);
+    }
+    matvec_set_threads(1);
+    return out;
+}
+
+/* A decode step of a small model is split by streams over the threads (each
+ * part through the whole pass): the logits are those of one pass on one
+ * thread, bit for bit, with fp32 and bf16 weights, with biases and q/k norms
+ * (their per-row scratch), with some streams idle. */
+Test(infer, decode_split_by_streams_equals_one_pass) {
+    for (int f = 0; f < 4; f++) {
+        hf_features = f % 2;
+        Model m;
+        make_model(&m, 64, 300);
+        Infer st;
+        Err err = {0};
+        cr_assert_eq(infer_create_weights(&st, &m, 12, f < 2 ? INFER_WEIGHTS_F32 : INFER_WEIGHTS_BF16,
+                                          &err),
+                     0, "%s", err.msg);
+        int parts[3];
+        float *one = split_run(&st, 1, parts);
+        cr_assert_eq(parts[2], 1);
+        for (int threads = 2; threads <= 3; threads++) {
+            float *split = split_run(&st, threads, parts);
+            cr_assert(parts[0] == 2 && parts[1] == 2 && parts[2] == threads,
+                      "%d threads: 8, 9, 12 streams in %d, %d, %d parts", threads, parts[0],
+                      parts[1], parts[2]);
+            for (size_t i = 0; i < 6 * 12 * 300; i++)
+                cr_assert(memcmp(&one[i], &split[i], sizeof(float)) == 0,
+                          "case %d, %d threads: step %zu stream %zu logit %zu: %.9g vs %.9g", f,
+                          threads, i / 3600, i / 300 % 12, i % 300, one[i], split[i]);
+            free(split);
+        }
+        free(one);
+        infer_free(&st);
+        model_free(&m);
+    }
+    hf_features = 0;
+}
+
 Test(infer, bad_calls_are_refused) {
     Model m;
     make_model(&m, 16, 300);
