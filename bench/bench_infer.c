@@ -185,7 +185,9 @@ static Tokenizer *synthetic_tokenizer(int n) {
 
 /* k streams on one 32-token prompt, up to 64 new tokens each (a stream ends
  * at EOS, as in gen), against k single runs with the same seeds (the same
- * tokens); streams_per_step: the batch's mean width, tokens over steps */
+ * tokens); streams_per_step: the batch's mean width, tokens over steps;
+ * parts: how a step of all k is shared by the threads (infer_decode_parts:
+ * 1 = each product's outputs split, more = the streams split) */
 static void bench_batch(const char *name, const Model *m, const Tokenizer *tok, Infer *st,
                         int threads) {
     Err err = {0};
@@ -226,9 +228,10 @@ static void bench_batch(const char *name, const Model *m, const Tokenizer *tok, 
             ts = el < ts ? el : ts;
         }
         /* streams end at EOS: the batch is k wide only until the first ends */
-        printf("batch_decode_tokens_per_s config=%s k=%d prompt=32 new=64 threads=%d value=%.1f "
-               "sequential=%.1f speedup=%.2f streams_per_step=%.2f\n",
-               name, k, threads, nb / tb, ns / ts, (nb / tb) / (ns / ts), (double)nb / steps);
+        printf("batch_decode_tokens_per_s config=%s k=%d prompt=32 new=64 threads=%d parts=%d "
+               "value=%.1f sequential=%.1f speedup=%.2f streams_per_step=%.2f\n",
+               name, k, threads, infer_decode_parts(st, k), nb / tb, ns / ts,
+               (nb / tb) / (ns / ts), (double)nb / steps);
     }
 }
 
@@ -277,8 +280,9 @@ static void bench_batch_full(const char *name, const Model *m, Infer *st, int k,
     }
     sampler_free(&sm);
     printf("batch_decode_full_width_tokens_per_s config=%s k=%d prompt=32 new=%d threads=%d "
-           "value=%.1f sequential=%.1f speedup=%.2f\n",
-           name, k, steps, threads, k * steps / tb, k * steps / ts, ts / tb);
+           "parts=%d value=%.1f sequential=%.1f speedup=%.2f\n",
+           name, k, steps, threads, infer_decode_parts(st, k), k * steps / tb, k * steps / ts,
+           ts / tb);
     per_token[0] = ts / (k * steps), per_token[1] = tb / (k * steps);
 }
 

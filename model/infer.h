@@ -101,8 +101,8 @@ void infer_set_threads(int n);
 /* How a decode step of n streams is shared by the threads: split into this
  * many parts of the streams, each taken through the whole pass by one thread
  * (where the weight copy is at most 8 MiB: a small model, read from cache;
- * parts of at least 4 streams; not with LoRA on), or 1: one pass, each
- * product's outputs split over the threads. The same bits either way. */
+ * not with LoRA on), or 1: one pass, each product's outputs split over the
+ * threads. The same bits either way. */
 int infer_decode_parts(const Infer *st, int n);
 
 #endif
