@@ -244,6 +244,37 @@ Test(infer, decode_split_by_streams_equals_one_pass) {
     hf_features = 0;
 }
 
+/* A model over the split's 8 MiB (29 MB of fp32 weights) decodes one pass
+ * a step, each product's outputs split over the threads, q, k and v as one
+ * job and the gate and up projections (SwiGLU on each chunk) as another:
+ * the logits are those of one thread, bit for bit. */
+Test(infer, decode_split_by_outputs_equals_one_thread) {
+    Config c = {.dim = 512, .hidden_dim = 1536, .n_layers = 2, .n_heads = 8, .n_kv_heads = 4,
+                .vocab_size = 300, .seq_len = 32, .shared_classifier = 1};
+    for (int f = 0; f < 2; f++) {
+        c.qkv_bias = f, c.qk_norm = f;
+        Model m;
+        Err err = {0};
+        cr_assert_eq(model_create(&m, &c, 0, &err), 0, "%s", err.msg);
+        model_init_random(&m, 77);
+        Infer st;
+        cr_assert_eq(infer_create(&st, &m, 12, &err), 0, "%s", err.msg);
+        int parts[3];
+        float *one = split_run(&st, 1, parts);
+        float *two = split_run(&st, 2, parts);
+        cr_assert(parts[0] == 1 && parts[1] == 1 && parts[2] == 1, "split by streams: %d %d %d",
+                  parts[0], parts[1], parts[2]);
+        for (size_t i = 0; i < 6 * 12 * 300; i++)
+            cr_assert(memcmp(&one[i], &two[i], sizeof(float)) == 0,
+                      "case %d: step %zu stream %zu logit %zu: %.9g vs %.9g", f, i / 3600,
+                      i / 300 % 12, i % 300, one[i], two[i]);
+        free(one);
+        free(two);
+        infer_free(&st);
+        model_free(&m);
+    }
+}
+
 Test(infer, bad_calls_are_refused) {
     Model m;
     make_model(&m, 16, 300);
