@@ -60,43 +60,59 @@ static size_t copy_count(int OC, int C, int bf16) {
     return bf16 ? matvec_packed_bf16_count(OC, C) : matvec_packed_floats(OC, C);
 }
 
+/* bytes of matrix i's copy, every layer's (i < 0: of all the matrices) */
+static size_t copy_bytes(const Config *c, int i, int bf16) {
+    if (i < 0) {
+        size_t total = 0;
+        for (int k = 0; k < IM_N; k++)
+            total += copy_bytes(c, k, bf16);
+        return total;
+    }
+    int OC, C, count = mat_shape(c, i, &OC, &C);
+    return (size_t)count * copy_count(OC, C, bf16) * (bf16 ? sizeof(uint16_t) : sizeof(float));
+}
+
+/* Matrix i of layer l in the Infer's copy (packed fp32, or packed bf16 when
+ * *bf16 is set: an Infer has one of the two), and its shape. */
+static void *copy_at(const Infer *st, int i, int l, int *bf16, int *OC, int *C) {
+    mat_shape(&st->m->cfg, i, OC, C);
+    *bf16 = infer_uses_bf16(st);
+    void *slot = copy_slot((Infer *)st, i, *bf16);
+    size_t at = (size_t)l * copy_count(*OC, *C, *bf16);
+    return *bf16 ? (void *)(*(uint16_t **)slot + at) : (void *)(*(float **)slot + at);
+}
+
 /* Packs (matrix, layer) items lo..hi into the copy the Infer has: item k <
  * IM_CLS * L is matrix k / L, layer k % L; the last is the classifier. */
 static void pack_part(void *ctx, int64_t lo, int64_t hi, int part) {
     Infer *st = ctx;
     const Config *c = &st->m->cfg;
-    int L = c->n_layers, OC, C, bf16 = st->bf16_mem != NULL;
+    int L = c->n_layers, OC, C, bf16;
     (void)part;
     for (int64_t k = lo; k < hi; k++) {
         int i = k < (int64_t)IM_CLS * L ? (int)(k / L) : IM_CLS, l = i == IM_CLS ? 0 : (int)(k % L);
-        mat_shape(c, i, &OC, &C);
+        void *dst = copy_at(st, i, l, &bf16, &OC, &C);
         const float *src = model_matrix(st->m, i) + (size_t)l * OC * C;
-        size_t at = (size_t)l * copy_count(OC, C, bf16);
-        if (bf16) matvec_pack_bf16(*(uint16_t **)copy_slot(st, i, 1) + at, src, OC, C);
-        else matvec_pack(*(float **)copy_slot(st, i, 0) + at, src, OC, C);
+        if (bf16) matvec_pack_bf16(dst, src, OC, C);
+        else matvec_pack(dst, src, OC, C);
     }
 }
 
 /* The packed copies of the matrices (fp32, or rounded to bf16), in one array. */
 static int make_copy(Infer *st, const Model *m, int bf16, Err *err) {
-    size_t total = 0, n[IM_N], esz = bf16 ? sizeof(uint16_t) : sizeof(float);
-    for (int i = 0; i < IM_N; i++) {
-        int OC, C, count = mat_shape(&m->cfg, i, &OC, &C);
-        n[i] = (size_t)count * copy_count(OC, C, bf16);
-        total += n[i];
-    }
+    size_t total = copy_bytes(&m->cfg, -1, bf16);
     /* plain pages: sys_alloc_big's huge ones took 3x as long to fill (1 GB
      * for a 0.5B model; the kernel compacts memory to find them) */
-    char *p = malloc(total * esz);
+    char *p = malloc(total);
     if (!p)
         return err_set(err, RLHF_ENOMEM, "infer: out of memory for %.1f MB of %s weights",
-                       (double)(total * esz) / 1e6, bf16 ? "bf16" : "packed");
+                       (double)total / 1e6, bf16 ? "bf16" : "packed");
     if (bf16) st->bf16_mem = (uint16_t *)p;
     else st->packed_mem = (float *)p;
     for (int i = 0; i < IM_N; i++) {
         if (bf16) *(uint16_t **)copy_slot(st, i, 1) = (uint16_t *)p;
         else *(float **)copy_slot(st, i, 0) = (float *)p;
-        p += n[i] * esz;
+        p += copy_bytes(&m->cfg, i, bf16);
     }
     par_for((int64_t)IM_CLS * m->cfg.n_layers + 1, 1, pack_part, st);
     return RLHF_OK;
@@ -181,17 +197,6 @@ void infer_reset(Infer *st) {
     st->n_streams = 0;
 }
 
-/* Matrix i of layer l in the Infer's copy: packed fp32, or packed bf16
- * (*bf16 set); an Infer has one of the two. */
-static const void *weights(const Infer *st, int i, int l, int *bf16) {
-    int OC, C;
-    mat_shape(&st->m->cfg, i, &OC, &C);
-    *bf16 = !st->packed_mem;
-    void *slot = copy_slot((Infer *)st, i, *bf16);
-    size_t at = (size_t)l * copy_count(OC, C, *bf16);
-    return *bf16 ? (const void *)(*(uint16_t **)slot + at) : (const void *)(*(float **)slot + at);
-}
-
 /* out (n, OC) = in (n, C) · W^T with W (OC, C) matrix i of layer l, from the
  * Infer's packed or bf16 copy, through model/matvec.h: it reads W from memory
  * once for all rows, without sgemm's packing copy, which on these shapes (a prompt is tens
@@ -200,8 +205,7 @@ static const void *weights(const Infer *st, int i, int l, int *bf16) {
  * prefilled at once equals one fed token by token. */
 static void product(const Infer *st, int i, int l, float *out, const float *in, int n) {
     int OC, C, bf16;
-    mat_shape(&st->m->cfg, i, &OC, &C);
-    const void *w = weights(st, i, l, &bf16);
+    const void *w = copy_at(st, i, l, &bf16, &OC, &C);
     if (bf16)
         matvec_rows_packed_bf16(out, in, w, n, C, OC);
     else
@@ -227,7 +231,8 @@ static void fused_items(void *ctx, int lo, int hi, int tid) {
     for (int j = lo, p = 0; j < hi; j++) {
         while (j >= f->first[p + 1])
             p++;
-        int o0 = (j - f->first[p]) * f->rows, o1 = o0 + f->rows < f->OC[p] ? o0 + f->rows : f->OC[p];
+        int o0 = (j - f->first[p]) * f->rows;
+        int o1 = o0 + f->rows < f->OC[p] ? o0 + f->rows : f->OC[p];
         matvec_packed_range(f->out[p], f->in, f->w[p], f->bf16, f->n, f->C, f->OC[p], o0, o1);
         if (!f->gate) continue;
         matvec_packed_range(f->out[1], f->in, f->w[1], f->bf16, f->n, f->C, f->OC[1], o0, o1);
@@ -244,8 +249,7 @@ static void products(const Infer *st, int l, const float *in, int n, int count, 
     long long work = 0;
     int total = 0, parts = gate ? 1 : count;
     for (int p = 0; p < count; p++) {
-        f.w[p] = weights(st, mats[p], l, &f.bf16);
-        mat_shape(&st->m->cfg, mats[p], &f.OC[p], &f.C);
+        f.w[p] = copy_at(st, mats[p], l, &f.bf16, &f.OC[p], &f.C);
         f.out[p] = outs[p];
         work += (long long)n * f.OC[p] * f.C;
         if (p < parts) total += f.OC[p];
@@ -294,8 +298,8 @@ static Rows rows_at(const Infer *st, int r0, int slot) {
  * row comes alone (each has its own length). Each query's scores, softmax
  * and sums are those of one head alone, bit for bit. sc: ATT_Q rows of
  * seq_len scores. */
-FM_INLINE void attend_group(const Infer *st, const Rows *b, const int *streams, const int *pos, int l,
-                            int h0, int h1, int r0, int r1, float *sc) {
+FM_INLINE void attend_group(const Infer *st, const Rows *b, const int *streams, const int *pos,
+                            int l, int h0, int h1, int r0, int r1, float *sc) {
     const Config *c = &st->m->cfg;
     int hs = model_head_size(c), grp = c->n_heads / c->n_kv_heads, Q = model_q_dim(c);
     int T = c->seq_len, kvo = (h0 / grp) * hs, nh = h1 - h0;
@@ -474,7 +478,7 @@ int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
         st->prefix_len += r;
         done += r;
         if (done == n) /* logits only for the last position */
-            product(st, IM_CLS, 0, st->logits, st->x + (size_t)(r - 1) * c->dim, 1);
+            product(st, IM_CLS, 0, st->logits, b.x + (size_t)(r - 1) * c->dim, 1);
     }
     return RLHF_OK;
 }
@@ -493,17 +497,6 @@ int infer_fork(Infer *st, int k, Err *err) {
     return RLHF_OK;
 }
 
-/* Bytes of the Infer's weight copy (what a pass reads). */
-static size_t infer_weight_bytes(const Infer *st) {
-    size_t total = 0;
-    int bf16 = !st->packed_mem;
-    for (int i = 0; i < IM_N; i++) {
-        int OC, C, count = mat_shape(&st->m->cfg, i, &OC, &C);
-        total += (size_t)count * copy_count(OC, C, bf16) * (bf16 ? 2 : 4);
-    }
-    return total;
-}
-
 /* A decode step's streams are independent (each reads the shared prefix and
  * its own cache). Split by outputs, a pass hands its rows from thread to
  * thread at every product: on a small model that costs more than the
@@ -519,7 +512,8 @@ int infer_decode_parts(const Infer *st, int n) {
     const Model *m = st->m;
     int t = matvec_threads(), parts = n < t ? n : t;
     if (m->lora && !m->lora_off) return 1; /* LoRA's sgemms stay on the caller's thread */
-    return parts > 1 && infer_weight_bytes(st) <= SPLIT_MAX_BYTES ? parts : 1;
+    size_t read = copy_bytes(&m->cfg, -1, infer_uses_bf16(st)); /* the weights a pass reads */
+    return parts > 1 && read <= SPLIT_MAX_BYTES ? parts : 1;
 }
 
 typedef struct {
@@ -569,7 +563,7 @@ int infer_decode(Infer *st, const int *tokens, const unsigned char *active, Err 
     } else {
         Rows b = rows_at(st, 0, 0);
         forward_rows(st, &b, toks, rows, pos, n);
-        product(st, IM_CLS, 0, out, st->x, n);
+        product(st, IM_CLS, 0, out, b.x, n);
     }
     for (int r = 0; r < n; r++) {
         if (!all) memcpy(st->logits + rows[r] * V, st->lrow + r * V, sizeof(float) * V);

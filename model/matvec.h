@@ -4,9 +4,11 @@
  * Each weight row is read once and used for all n rows straight from
  * memory, without the packing copy sgemm makes of W, so a decode step of k
  * streams costs about what one stream's costs while W is larger than the
- * cache, and a prompt of tens of rows runs about as fast as sgemm. AVX2+FMA when the CPU has it
- * (AVX-512 for packed batches of four rows or more where it has that), plain C otherwise; the output range is split over the thread pool (matvec_set_threads); callers
- * in several threads at once are safe (one uses the pool, the others run alone). */
+ * cache, and a prompt of tens of rows runs about as fast as sgemm. AVX2+FMA
+ * when the CPU has it (AVX-512 for packed batches of four rows or more where
+ * it has that), plain C otherwise; the output range is split over the thread
+ * pool (matvec_set_threads); callers in several threads at once are safe (one
+ * uses the pool, the others run alone). */
 #ifndef RLHF_MODEL_MATVEC_H
 #define RLHF_MODEL_MATVEC_H
 

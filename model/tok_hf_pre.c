@@ -377,7 +377,8 @@ static int find(const Step *st, HfScratch *sc, const char *s, size_t n, size_t f
                 size_t *b) {
     if (!st->re) {
         /* the loader refuses empty literals; one here would match nowhere */
-        const char *h = from < n && st->str_len ? memmem(s + from, n - from, st->str, st->str_len) : NULL;
+        const char *h =
+            from < n && st->str_len ? memmem(s + from, n - from, st->str, st->str_len) : NULL;
         if (!h) return 0;
         *a = (size_t)(h - s);
         *b = *a + st->str_len;
