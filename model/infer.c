@@ -452,49 +452,83 @@ static void forward_rows(Infer *st, const Rows *b, const int *tokens, const int 
     rmsnorm_forward(x, rstd, x, m->w.rms_final, n, C, eps);
 }
 
-int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
-    const Config *c = &st->m->cfg;
-    if (st->n_streams)
-        return err_set(err, RLHF_EINVAL,
-                       "infer: cannot extend the prefix after a fork (reset first)");
-    if (n < 1) return err_set(err, RLHF_EINVAL, "infer: nothing to prefill");
-    if (st->prefix_len + n > c->seq_len)
-        return err_set(err, RLHF_EINVAL, "prompt of %d tokens does not fit the context of %d",
-                       st->prefix_len + n, c->seq_len);
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
-            return err_set(err, RLHF_EINVAL, "token %d is outside the vocabulary (%d)", tokens[i],
-                           c->vocab_size);
-    int streams[PREFILL_ROWS], pos[PREFILL_ROWS];
-    for (int i = 0; i < PREFILL_ROWS; i++)
-        streams[i] = -1;
-    int done = 0;
-    Rows b = rows_at(st, 0, 0);
-    while (done < n) {
-        int r = n - done < PREFILL_ROWS ? n - done : PREFILL_ROWS;
-        for (int i = 0; i < r; i++)
-            pos[i] = st->prefix_len + i;
-        forward_rows(st, &b, tokens + done, streams, pos, r);
-        st->prefix_len += r;
-        done += r;
-        if (done == n) /* logits only for the last position */
-            product(st, IM_CLS, 0, st->logits, b.x + (size_t)(r - 1) * c->dim, 1);
-    }
-    return RLHF_OK;
-}
-
 int infer_fork(Infer *st, int k, Err *err) {
     if (k < 1 || k > st->max_streams)
         return err_set(err, RLHF_EINVAL, "infer: %d streams asked, room for %d", k,
                        st->max_streams);
-    if (st->prefix_len < 1) return err_set(err, RLHF_EINVAL, "infer: fork before any prefill");
     size_t V = (size_t)st->m->cfg.vocab_size;
     for (int s = 0; s < k; s++) {
         st->pos[s] = st->prefix_len;
-        if (s) memcpy(st->logits + s * V, st->logits, sizeof(float) * V);
+        if (s && st->prefix_len) memcpy(st->logits + s * V, st->logits, sizeof(float) * V);
     }
     st->n_streams = k;
     return RLHF_OK;
+}
+
+/* Tokens outside the vocabulary, or past the context from position at. */
+static int check_tokens(const Infer *st, const int *tokens, int n, int at, Err *err) {
+    const Config *c = &st->m->cfg;
+    if (n < 1) return err_set(err, RLHF_EINVAL, "infer: nothing to prefill");
+    if (at + n > c->seq_len)
+        return err_set(err, RLHF_EINVAL, "prompt of %d tokens does not fit the context of %d",
+                       at + n, c->seq_len);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return err_set(err, RLHF_EINVAL, "token %d is outside the vocabulary (%d)", tokens[i],
+                           c->vocab_size);
+    return RLHF_OK;
+}
+
+/* tokens[0..n) of stream s (-1: the prefix) from position at, in passes of
+ * up to PREFILL_ROWS rows; the logits after the last one into row lrow. */
+static void prefill_rows(Infer *st, int s, const int *tokens, int n, int at, int lrow) {
+    int streams[PREFILL_ROWS], pos[PREFILL_ROWS];
+    for (int i = 0; i < PREFILL_ROWS; i++)
+        streams[i] = s;
+    Rows b = rows_at(st, 0, 0);
+    for (int done = 0; done < n;) {
+        int r = n - done < PREFILL_ROWS ? n - done : PREFILL_ROWS;
+        for (int i = 0; i < r; i++)
+            pos[i] = at + done + i;
+        forward_rows(st, &b, tokens + done, streams, pos, r);
+        done += r;
+        if (done == n) /* logits only for the last position */
+            product(st, IM_CLS, 0, infer_logits(st, lrow), b.x + (size_t)(r - 1) * st->m->cfg.dim, 1);
+    }
+}
+
+int infer_prefill(Infer *st, const int *tokens, int n, Err *err) {
+    if (st->n_streams)
+        return err_set(err, RLHF_EINVAL,
+                       "infer: cannot extend the prefix after a fork (reset first)");
+    int rc = check_tokens(st, tokens, n, st->prefix_len, err);
+    if (rc) return rc;
+    prefill_rows(st, -1, tokens, n, st->prefix_len, 0);
+    st->prefix_len += n;
+    return RLHF_OK;
+}
+
+int infer_feed(Infer *st, int s, const int *tokens, int n, Err *err) {
+    if (s < 0 || s >= st->n_streams)
+        return err_set(err, RLHF_EINVAL, "infer: stream %d of %d", s, st->n_streams);
+    int rc = check_tokens(st, tokens, n, st->pos[s], err);
+    if (rc) return rc;
+    prefill_rows(st, s, tokens, n, st->pos[s], s);
+    st->pos[s] += n;
+    return RLHF_OK;
+}
+
+void infer_copy_stream(Infer *st, int dst, int src) {
+    const Config *c = &st->m->cfg;
+    size_t n = (size_t)(st->pos[src] - st->prefix_len) * (size_t)model_kv_dim(c);
+    for (int l = 0; l < c->n_layers; l++) {
+        memcpy(cache_at(st, NULL, st->key_stream, l, dst, st->prefix_len),
+               cache_at(st, NULL, st->key_stream, l, src, st->prefix_len), sizeof(float) * n);
+        memcpy(cache_at(st, NULL, st->val_stream, l, dst, st->prefix_len),
+               cache_at(st, NULL, st->val_stream, l, src, st->prefix_len), sizeof(float) * n);
+    }
+    st->pos[dst] = st->pos[src];
+    memcpy(infer_logits(st, dst), infer_logits(st, src), sizeof(float) * (size_t)c->vocab_size);
 }
 
 /* A decode step's streams are independent (each reads the shared prefix and

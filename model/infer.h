@@ -81,8 +81,18 @@ void infer_reset(Infer *st);
  * With n == 1 this is the single-stream decode step. */
 int infer_prefill(Infer *st, const int *tokens, int n, Err *err);
 /* Starts k streams at the end of the prefix; each stream's logits start as the
- * prefix's last logits. Needs prefix_len >= 1. */
+ * prefix's last logits. With no prefix the streams start empty: each needs
+ * infer_feed (or infer_copy_stream) before its first decode step. */
 int infer_fork(Infer *st, int k, Err *err);
+/* Appends n tokens to stream s alone (a prompt of its own after the shared
+ * prefix) in passes of up to max_rows rows, and leaves the logits after the
+ * last one in infer_logits(st, s): the bits the same tokens give prefilled
+ * into the prefix (a position's keys, scores and sums do not depend on which
+ * part of the cache holds it). */
+int infer_feed(Infer *st, int s, const int *tokens, int n, Err *err);
+/* Stream dst becomes what stream src is: its cache after the prefix, its
+ * position and its logits (k samples of a fed prompt, fed once). */
+void infer_copy_stream(Infer *st, int dst, int src);
 /* One decode step for the streams whose active[s] is non-zero (NULL: all):
  * appends tokens[s] to stream s and computes its next logits. Streams at the
  * context limit must be left out. */

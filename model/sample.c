@@ -318,18 +318,13 @@ static void pick_items(void *ctx, int lo, int hi, int tid) {
     }
 }
 
-int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, int n_prompt, int k,
+/* Samples the k streams the Infer has (each with its logits after its
+ * prompt, last[s] that prompt's last token) until each ends. */
+static int decode_streams(Infer *st, const Tokenizer *tok, int k, const int *last,
                           const SampleParams *p, const uint64_t *seeds, SampleResult *out,
                           Err *err) {
-    int rc = sample_params_check(p, err);
-    if (rc) return rc;
     const Config *c = &st->m->cfg;
-    if ((rc = tok_check_vocab(tok, c->vocab_size, err))) return rc;
-    if (k < 1 || k > st->max_streams)
-        return err_set(err, RLHF_EINVAL, "%d samples asked, the state holds %d", k,
-                       st->max_streams);
-    if (n_prompt < 1) return err_set(err, RLHF_EINVAL, "empty prompt (start it with BOS)");
-    memset(out, 0, sizeof(SampleResult) * (size_t)k);
+    int rc = RLHF_OK;
     Stream *g = calloc((size_t)k, sizeof(Stream));
     int *next = calloc((size_t)k, sizeof(int));
     float *lps = calloc((size_t)k, sizeof(float));
@@ -340,11 +335,9 @@ int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, in
         rc = err_set(err, RLHF_ENOMEM, "sampling: out of memory");
         goto done;
     }
-    infer_reset(st);
-    if ((rc = infer_prefill(st, prompt, n_prompt, err)) || (rc = infer_fork(st, k, err))) goto done;
     for (int s = 0; s < k; s++) {
         rng_seed(&g[s].rng, seeds[s]);
-        g[s].prev = prompt[n_prompt - 1];
+        g[s].prev = last[s];
         g[s].active = 1;
         out[s].tokens = malloc(sizeof(int) * (size_t)(p->max_tokens + 1));
         if (!out[s].tokens || sb_append(&g[s].text, "", 0)) {
@@ -399,6 +392,67 @@ done:
     free(next);
     free(lps);
     free(act);
+    return rc;
+}
+
+/* The parameters, the vocabulary and k streams for the Infer. */
+static int check_call(const Infer *st, const Tokenizer *tok, int k, const SampleParams *p,
+                      Err *err) {
+    int rc = sample_params_check(p, err);
+    if (!rc) rc = tok_check_vocab(tok, st->m->cfg.vocab_size, err);
+    if (!rc && (k < 1 || k > st->max_streams))
+        rc = err_set(err, RLHF_EINVAL, "%d samples asked, the state holds %d", k, st->max_streams);
+    return rc;
+}
+
+int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, int n_prompt, int k,
+                          const SampleParams *p, const uint64_t *seeds, SampleResult *out,
+                          Err *err) {
+    int rc = check_call(st, tok, k, p, err);
+    if (rc) return rc;
+    if (n_prompt < 1) return err_set(err, RLHF_EINVAL, "empty prompt (start it with BOS)");
+    memset(out, 0, sizeof(SampleResult) * (size_t)k);
+    int *last = malloc(sizeof(int) * (size_t)k);
+    if (!last) return err_set(err, RLHF_ENOMEM, "sampling: out of memory");
+    for (int s = 0; s < k; s++)
+        last[s] = prompt[n_prompt - 1];
+    infer_reset(st);
+    if (!(rc = infer_prefill(st, prompt, n_prompt, err)) && !(rc = infer_fork(st, k, err)))
+        rc = decode_streams(st, tok, k, last, p, seeds, out, err);
+    free(last);
+    return rc;
+}
+
+int sample_generate_prompts(Infer *st, const Tokenizer *tok, const SamplePrompt *pr, int n,
+                            const SampleParams *p, const uint64_t *seeds, SampleResult *out,
+                            int *bad, Err *err) {
+    int k = 0, rc = RLHF_OK;
+    *bad = -1;
+    for (int i = 0; i < n; i++) {
+        if (pr[i].k < 1) return err_set(err, RLHF_EINVAL, "prompt %d: %d samples asked", i, pr[i].k);
+        k += pr[i].k;
+    }
+    if ((rc = check_call(st, tok, k, p, err))) return rc;
+    memset(out, 0, sizeof(SampleResult) * (size_t)k);
+    int *last = malloc(sizeof(int) * (size_t)k);
+    if (!last) return err_set(err, RLHF_ENOMEM, "sampling: out of memory");
+    infer_reset(st);
+    rc = infer_fork(st, k, err);
+    /* each prompt fed to its first stream, that stream copied to the rest */
+    for (int i = 0, s = 0; !rc && i < n; s += pr[i++].k) {
+        if (pr[i].n < 1) rc = err_set(err, RLHF_EINVAL, "empty prompt (start it with BOS)");
+        if (!rc) rc = infer_feed(st, s, pr[i].ids, pr[i].n, err);
+        if (rc) {
+            *bad = i;
+            break;
+        }
+        for (int j = 0; j < pr[i].k; j++) {
+            if (j) infer_copy_stream(st, s + j, s);
+            last[s + j] = pr[i].ids[pr[i].n - 1];
+        }
+    }
+    if (!rc) rc = decode_streams(st, tok, k, last, p, seeds, out, err);
+    free(last);
     return rc;
 }
 

@@ -85,4 +85,20 @@ int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, in
                           const SampleParams *p, const uint64_t *seeds, SampleResult *out,
                           Err *err);
 
+/* Several prompts decoded as one batch: prompt i's pr[i].k streams after
+ * those of the prompts before it, stream j with seeds[j] into out[j] (the k
+ * of all the prompts together at most the Infer's max_streams). Each prompt
+ * is fed to one stream of its own (infer_feed) and copied to its others, so
+ * what a stream samples is what sample_generate_batch gives the same prompt
+ * and seed, bit for bit, whatever else is in the batch. *bad: the prompt
+ * that failed (too long for the context, a token outside the vocabulary),
+ * or -1. */
+typedef struct SamplePrompt {
+    const int *ids;
+    int n, k;
+} SamplePrompt;
+int sample_generate_prompts(Infer *st, const Tokenizer *tok, const SamplePrompt *pr, int n,
+                            const SampleParams *p, const uint64_t *seeds, SampleResult *out,
+                            int *bad, Err *err);
+
 #endif

@@ -282,8 +282,8 @@ Test(infer, bad_calls_are_refused) {
     Err err = {0};
     cr_assert_eq(infer_create(&st, &m, 2, &err), 0);
     int big[17] = {0}, bad = 300;
-    cr_assert_eq(infer_fork(&st, 1, &err), RLHF_EINVAL);
     cr_assert_eq(infer_decode(&st, big, NULL, &err), RLHF_EINVAL);
+    cr_assert_eq(infer_feed(&st, 0, big, 1, &err), RLHF_EINVAL); /* no stream yet */
     cr_assert_eq(infer_prefill(&st, big, 17, &err), RLHF_EINVAL);
     cr_assert(strstr(err.msg, "context"), "%s", err.msg);
     cr_assert_eq(infer_prefill(&st, &bad, 1, &err), RLHF_EINVAL);
@@ -291,6 +291,18 @@ Test(infer, bad_calls_are_refused) {
     cr_assert_eq(infer_fork(&st, 3, &err), RLHF_EINVAL);
     cr_assert_eq(infer_fork(&st, 2, &err), 0);
     cr_assert_eq(infer_prefill(&st, big, 1, &err), RLHF_EINVAL);
+    /* a stream's own prompt: in range, in the vocabulary, within the context */
+    cr_assert_eq(infer_feed(&st, 2, big, 1, &err), RLHF_EINVAL);
+    cr_assert_eq(infer_feed(&st, 1, &bad, 1, &err), RLHF_EINVAL);
+    cr_assert_eq(infer_feed(&st, 1, big, 13, &err), RLHF_EINVAL);
+    cr_assert(strstr(err.msg, "context"), "%s", err.msg);
+    cr_assert_eq(infer_feed(&st, 1, big, 12, &err), 0);
+    cr_assert_eq(infer_pos(&st, 1), 16);
+    cr_assert_eq(infer_feed(&st, 0, big, 0, &err), RLHF_EINVAL);
+    /* with no prefix the streams start empty */
+    infer_reset(&st);
+    cr_assert_eq(infer_fork(&st, 2, &err), 0);
+    cr_assert_eq(infer_pos(&st, 1), 0);
     infer_free(&st);
     model_free(&m);
 }
@@ -304,6 +316,66 @@ static void same_result(const SampleResult *a, const SampleResult *b, int i) {
     cr_assert(memcmp(a->text, b->text, a->text_len) == 0);
     cr_assert_eq(a->finish, b->finish);
     cr_assert_lt(fabs(a->logprob - b->logprob), 1e-3 * (1 + fabs(a->logprob)));
+}
+
+/* Prompts of 7, 3 and 70 tokens (two feed passes) with 2, 1 and 3 samples,
+ * decoded as one batch of 6 streams with no shared prefix: each stream the
+ * tokens, text and log-probability (exactly) of its prompt sampled alone,
+ * on 1 and 2 threads (split by streams), f32 and bf16, with and without
+ * biases and q/k norms. A prompt past the context is named. */
+Test(infer, batch_of_prompts_equals_each_prompt_alone) {
+    int ids[70];
+    for (int i = 0; i < 70; i++)
+        ids[i] = i ? 3 + (i * 37) % 290 : 1;
+    int p0[] = {1, 285, 259, 260, 261, 299, 290}, p1[] = {1, 7, 9};
+    SamplePrompt pr[3] = {{p0, 7, 2}, {p1, 3, 1}, {ids, 70, 3}};
+    uint64_t seeds[6] = {11, 12, 13, 14, 15, 16};
+    SampleParams p = sample_params_default();
+    p.max_tokens = 40;
+    Tokenizer *tok = make_tokenizer(300);
+    Err err = {0};
+    for (int v = 0; v < 8; v++) {
+        hf_features = v & 1;
+        Model m;
+        make_model(&m, 128, 300);
+        infer_set_threads(1 + (v >> 1 & 1));
+        InferWeights w = v & 4 ? INFER_WEIGHTS_BF16 : INFER_WEIGHTS_F32;
+        Infer batch, alone;
+        cr_assert_eq(infer_create_weights(&batch, &m, 8, w, &err), 0, "%s", err.msg);
+        cr_assert_eq(infer_create_weights(&alone, &m, 3, w, &err), 0, "%s", err.msg);
+        SampleResult rb[6], ra[3];
+        int bad = 0;
+        cr_assert_eq(sample_generate_prompts(&batch, tok, pr, 3, &p, seeds, rb, &bad, &err), 0,
+                     "%s", err.msg);
+        cr_assert_eq(bad, -1);
+        for (int i = 0, s = 0; i < 3; s += pr[i++].k) {
+            cr_assert_eq(sample_generate_batch(&alone, tok, pr[i].ids, pr[i].n, pr[i].k, &p,
+                                               seeds + s, ra, &err), 0, "%s", err.msg);
+            for (int j = 0; j < pr[i].k; j++) {
+                same_result(&rb[s + j], &ra[j], s + j);
+                cr_assert(rb[s + j].logprob == ra[j].logprob, "variant %d stream %d", v, s + j);
+                sample_result_free(&ra[j]);
+            }
+        }
+        for (int i = 0; i < 6; i++)
+            sample_result_free(&rb[i]);
+        /* the third prompt past the context of 128 */
+        int *longer = malloc(sizeof(int) * 130);
+        for (int i = 0; i < 130; i++)
+            longer[i] = ids[i % 70];
+        SamplePrompt over[3] = {pr[0], pr[1], {longer, 130, 3}};
+        cr_assert_eq(sample_generate_prompts(&batch, tok, over, 3, &p, seeds, rb, &bad, &err),
+                     RLHF_EINVAL);
+        cr_assert_eq(bad, 2);
+        cr_assert(strstr(err.msg, "context"), "%s", err.msg);
+        free(longer);
+        infer_free(&batch);
+        infer_free(&alone);
+        model_free(&m);
+    }
+    hf_features = 0;
+    infer_set_threads(1);
+    tok_free(tok);
 }
 
 Test(infer, batch_equals_single_streams) {
