@@ -120,7 +120,7 @@ void best_of_free(BestOf *b) {
 }
 
 GenBackend best_of_backend(BestOf *b) {
-    GenBackend g = {b, best_of_sample, b->params_json};
+    GenBackend g = {.ctx = b, .sample = best_of_sample, .params_json = b->params_json};
     return g;
 }
 

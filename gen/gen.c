@@ -94,76 +94,101 @@ static int commit_pending(Db *db, const GenOptions *o, const GenBackend *b, cons
     return rc;
 }
 
-/* Gives one prompt what it lacks: k draws, or with unique k distinct texts.
- * No transaction is open while the model samples (a prompt can take many
- * seconds, and labelers, scorers and trainers must not wait on it): the
+/* One prompt being given what it lacks: k draws, or with unique k distinct
+ * texts. No transaction is open while the model samples (a prompt can take
+ * many seconds, and labelers, scorers and trainers must not wait on it): the
  * stored candidates are read, the samples drawn, and only then is everything
  * stored at once, so an interrupted or failed run stores either all of a
  * prompt's new draws or none. */
-static int gen_prompt(Db *db, const GenOptions *o, const GenBackend *b, const char *cfg, int64_t pid,
-                      const char *ptext, GenStats *st, Err *err) {
-    int max_draws = o->max_draws > 0 ? o->max_draws : 4 * o->k;
-    int cap = max_draws > o->k ? max_draws : o->k;
-    char *input = NULL;
-    int rc = seq_render(o->template, ptext, &input, err);
-    if (rc) return err_prefix(err, "prompt %lld: ", (long long)pid), rc;
-    Pending p = {0};
+typedef struct Job {
+    int64_t pid;
+    char *input; /* the prompt in the template */
+    Pending p;
+    int64_t have; /* the model's stored candidates */
+    int draw, used, max_draws;
+} Job;
+
+static void job_free(Job *j) {
+    gen_samples_free(j->p.s, j->p.n);
+    db_candidates_free(j->p.rows, j->p.n_rows);
+    free(j->p.s), free(j->p.seeds), free(j->p.draw), free(j->p.fresh);
+    free(j->input);
+    memset(j, 0, sizeof *j);
+}
+
+/* Reads what prompt pid has; draws are numbered on from all those recorded,
+ * so a resumed run (or an eval after gen) goes on with fresh seeds; with
+ * own_config only those of this configuration count toward k. */
+static int job_open(Db *db, const GenOptions *o, const char *cfg, int64_t pid, Job *j, Err *err) {
+    memset(j, 0, sizeof *j);
+    j->pid = pid;
+    j->max_draws = o->max_draws > 0 ? o->max_draws : 4 * o->k;
+    int cap = j->max_draws > o->k ? j->max_draws : o->k;
+    char *text = NULL;
+    int rc = db_prompt_text(db, pid, &text, err);
+    if (!rc && (rc = seq_render(o->template, text, &j->input, err)))
+        err_prefix(err, "prompt %lld: ", (long long)pid);
+    free(text);
+    if (rc) return rc;
+    j->p.s = calloc((size_t)cap, sizeof *j->p.s);
+    j->p.seeds = calloc((size_t)cap, sizeof *j->p.seeds);
+    j->p.draw = calloc((size_t)cap, sizeof *j->p.draw);
+    j->p.fresh = calloc((size_t)cap, 1);
+    if (!j->p.s || !j->p.seeds || !j->p.draw || !j->p.fresh)
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    int64_t drawn = 0, mine = 0;
+    if (!rc) rc = db_candidates_of_prompt(db, pid, &j->p.rows, &j->p.n_rows, err);
+    if (!rc) rc = db_draws_count(db, pid, o->model_id, cfg, &drawn, &mine, err);
+    for (int i = 0; !rc && i < j->p.n_rows; i++) j->have += j->p.rows[i].model_id == o->model_id;
+    j->draw = (int)drawn, j->used = (int)(o->own_config ? mine : drawn);
+    return rc;
+}
+
+/* The draws the prompt wants next (0: none), their seeds into seeds. */
+static int job_want(const GenOptions *o, const Job *j, uint64_t *seeds) {
+    int want = o->unique ? (int)(o->k - j->have - j->p.n_fresh) : o->k - j->used;
+    if (o->unique && j->used + want > j->max_draws) want = j->max_draws - j->used;
+    if (!o->unique && j->p.n) want = 0; /* k draws, whatever they gave */
+    for (int i = 0; i < want; i++) seeds[i] = gen_seed(o->seed, j->pid, j->draw + i);
+    return want > 0 ? want : 0;
+}
+
+/* Takes the want draws in s (seeded from seeds) into the job. */
+static int job_take(Job *j, int64_t model_id, GenSample *s, const uint64_t *seeds, int want,
+                    GenStats *st, Err *err) {
+    for (int i = 0; i < want; i++) {
+        if (!s[i].text && !(s[i].text = strdup(""))) return err_set(err, RLHF_ENOMEM, "out of memory");
+        int fresh = !seen_text(&j->p, model_id, s[i].text);
+        st->duplicates += !fresh;
+        st->tokens += s[i].n_tokens;
+        j->p.fresh[j->p.n] = (unsigned char)fresh, j->p.n_fresh += fresh;
+        j->p.seeds[j->p.n] = seeds[i], j->p.draw[j->p.n] = j->draw + i;
+        j->p.s[j->p.n++] = s[i];
+        s[i].text = NULL, s[i].tokens = NULL;
+    }
+    j->draw += want, j->used += want;
+    return RLHF_OK;
+}
+
+/* Samples what the job still wants, prompt alone, and stores its draws. No
+ * resampling after the commit is needed even with --unique: each of our
+ * texts that another gen stored meanwhile is one of its rows, so the prompt
+ * still reaches k. */
+static int job_finish(Db *db, const GenOptions *o, const GenBackend *b, const char *cfg, Job *j,
+                      GenStats *st, Err *err) {
+    int cap = j->max_draws > o->k ? j->max_draws : o->k, rc = RLHF_OK, want;
     GenSample *s = calloc((size_t)cap, sizeof *s);
     uint64_t *seeds = calloc((size_t)cap, sizeof *seeds);
-    p.s = calloc((size_t)cap, sizeof *p.s);
-    p.seeds = calloc((size_t)cap, sizeof *p.seeds);
-    p.draw = calloc((size_t)cap, sizeof *p.draw);
-    p.fresh = calloc((size_t)cap, 1);
-    if (!s || !seeds || !p.s || !p.seeds || !p.draw || !p.fresh)
-        rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    /* draws are numbered on from all those recorded, so a resumed run (or an
-     * eval after gen) goes on with fresh seeds; with own_config only those of
-     * this configuration count toward k */
-    int64_t have = 0, drawn = 0, mine = 0;
-    if (!rc) rc = db_candidates_of_prompt(db, pid, &p.rows, &p.n_rows, err);
-    if (!rc) rc = db_draws_count(db, pid, o->model_id, cfg, &drawn, &mine, err);
-    for (int i = 0; !rc && i < p.n_rows; i++) have += p.rows[i].model_id == o->model_id;
-    int draw = (int)drawn, used = (int)(o->own_config ? mine : drawn);
-    while (!rc) {
-        int want = o->unique ? (int)(o->k - have - p.n_fresh) : o->k - used;
-        if (o->unique && used + want > max_draws) want = max_draws - used;
-        if (want <= 0) {
-            st->short_prompts += o->unique && have + p.n_fresh < o->k;
-            break;
-        }
-        for (int i = 0; i < want; i++) seeds[i] = gen_seed(o->seed, pid, draw + i);
+    if (!s || !seeds) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    while (!rc && (want = job_want(o, j, seeds)) > 0) {
         memset(s, 0, (size_t)want * sizeof *s);
-        rc = b->sample(b->ctx, input, want, seeds, s, err);
-        if (rc) {
-            gen_samples_free(s, want);
-            err_prefix(err, "prompt %lld: ", (long long)pid);
-            break;
-        }
-        for (int i = 0; i < want && !rc; i++) {
-            if (!s[i].text && !(s[i].text = strdup(""))) {
-                rc = err_set(err, RLHF_ENOMEM, "out of memory");
-                break;
-            }
-            int fresh = !seen_text(&p, o->model_id, s[i].text);
-            st->duplicates += !fresh;
-            st->tokens += s[i].n_tokens;
-            p.fresh[p.n] = (unsigned char)fresh, p.n_fresh += fresh;
-            p.seeds[p.n] = seeds[i], p.draw[p.n] = draw + i;
-            p.s[p.n++] = s[i];
-            s[i].text = NULL, s[i].tokens = NULL;
-        }
+        rc = b->sample(b->ctx, j->input, want, seeds, s, err);
+        if (rc) err_prefix(err, "prompt %lld: ", (long long)j->pid);
+        else rc = job_take(j, o->model_id, s, seeds, want, st, err);
         gen_samples_free(s, want);
-        draw += want, used += want;
-        if (!o->unique) break; /* k draws, whatever they gave */
     }
-    /* No resampling after the commit is needed even with --unique: each of our
-     * texts that another gen stored meanwhile is one of its rows, so the
-     * prompt still reaches k. */
-    if (!rc && p.n) rc = commit_pending(db, o, b, cfg, pid, &p, st, err);
-    gen_samples_free(p.s, p.n);
-    db_candidates_free(p.rows, p.n_rows);
-    free(p.s), free(p.seeds), free(p.draw), free(p.fresh);
-    free(input);
+    st->short_prompts += !rc && o->unique && j->have + j->p.n_fresh < o->k;
+    if (!rc && j->p.n) rc = commit_pending(db, o, b, cfg, j->pid, &j->p, st, err);
     free(s);
     free(seeds);
     return rc;
@@ -187,6 +212,79 @@ static int collect_todo(int64_t id, int64_t have, void *ctx) {
     return 0;
 }
 
+static void count_done(Progress *progress, GenStats *st) {
+    st->prompts_done++;
+    if (progress) {
+        char extra[64];
+        snprintf(extra, sizeof extra, "%lld candidates", (long long)st->candidates);
+        progress_update(progress, st->prompts_done, extra);
+    }
+}
+
+/* Prompts from ids[0..n) whose first draws make one batch of the
+ * backend's: the jobs' first draws sampled together, then each job finished
+ * (with unique, its further draws alone) and stored in turn. What a prompt
+ * gets and the errors are those of prompt by prompt: a prompt the backend
+ * names as at fault, or one that cannot be read, fails after those before
+ * it are stored. *used: the prompts taken (the first that would not fit is
+ * left for the next batch). */
+static int gen_batch(Db *db, const GenOptions *o, const GenBackend *b, const char *cfg,
+                     const int64_t *ids, int n, int *used, Progress *progress, GenStats *st,
+                     Err *err) {
+    Job *jobs = calloc((size_t)n, sizeof *jobs);
+    const char **inputs = calloc((size_t)n, sizeof *inputs);
+    int *counts = calloc((size_t)n, sizeof *counts), nj = 0, total = 0;
+    /* room for the wants of the batch and of the prompt that will not fit */
+    int cap = (o->max_draws > 0 ? o->max_draws : 4 * o->k) + o->k;
+    uint64_t *seeds = calloc((size_t)(b->max_batch + cap), sizeof *seeds);
+    GenSample *s = calloc((size_t)b->max_batch, sizeof *s);
+    *used = 0;
+    if (!jobs || !inputs || !counts || !seeds || !s) {
+        free(jobs), free(inputs), free(counts), free(seeds), free(s);
+        return err_set(err, RLHF_ENOMEM, "out of memory");
+    }
+    int rc = RLHF_OK, late = RLHF_OK; /* late: the error of a prompt after the batch's */
+    Err late_err = {0};
+    while (!rc && *used < n) {
+        Job *j = &jobs[nj];
+        int want = 0;
+        if ((rc = job_open(db, o, cfg, ids[*used], j, err)) == RLHF_OK) want = job_want(o, j, seeds + total);
+        if (!rc && want > 0 && nj > 0 && total + want > b->max_batch) {
+            job_free(j);
+            break;
+        }
+        ++*used;
+        if (!rc && want == 0) { /* nothing to sample: stored (nothing) at once */
+            rc = job_finish(db, o, b, cfg, j, st, err);
+            job_free(j);
+            if (!rc) count_done(progress, st);
+        } else if (!rc) {
+            inputs[nj] = j->input, counts[nj++] = want, total += want;
+        }
+        if (rc && nj) late = rc, late_err = *err, rc = RLHF_OK, --*used, job_free(j);
+        if (late) break;
+    }
+    int bad = -1;
+    if (!rc && nj) rc = b->sample_many(b->ctx, nj, inputs, counts, seeds, s, &bad, err);
+    if (rc && bad >= 0) { /* those before it alone, then its error */
+        late = rc, late_err = *err, rc = RLHF_OK;
+        err_prefix(&late_err, "prompt %lld: ", (long long)jobs[bad].pid);
+        for (int i = 0; !rc && i < bad; i++)
+            if (!(rc = job_finish(db, o, b, cfg, &jobs[i], st, err))) count_done(progress, st);
+    } else {
+        for (int i = 0, at = 0; !rc && i < nj; at += counts[i++]) {
+            rc = job_take(&jobs[i], o->model_id, s + at, seeds + at, counts[i], st, err);
+            if (!rc) rc = job_finish(db, o, b, cfg, &jobs[i], st, err);
+            if (!rc) count_done(progress, st);
+        }
+    }
+    if (!rc && late) rc = late, *err = late_err;
+    gen_samples_free(s, total);
+    for (int i = 0; i < n; i++) job_free(&jobs[i]);
+    free(jobs), free(inputs), free(counts), free(seeds), free(s);
+    return rc;
+}
+
 int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress, GenStats *st,
             Err *err) {
     memset(st, 0, sizeof *st);
@@ -201,23 +299,27 @@ int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress
     if (rc == RLHF_ENOMEM) err_set(err, rc, "out of memory");
     st->prompts_selected = t.n;
     if (progress) progress->total = t.n;
-    for (int i = 0; !rc && i < t.n; i++) {
+    /* several prompts a batch where the backend takes them and k leaves room */
+    int batch = b->sample_many && b->max_batch >= 2 * o->k;
+    for (int i = 0; !rc && i < t.n;) {
         if (sys_interrupted()) {
             st->interrupted = 1;
             break;
         }
-        char *text = NULL;
-        rc = db_prompt_text(db, t.ids[i], &text, err);
-        /* gen_prompt counts again what the prompt has, not taking it from the
+        /* each job counts again what the prompt has, not taking it from the
          * selection: another gen on the same project may have filled it since */
-        if (!rc) rc = gen_prompt(db, o, b, cfg, t.ids[i], text, st, err);
-        free(text);
-        if (!rc) st->prompts_done++;
-        if (progress) {
-            char extra[64];
-            snprintf(extra, sizeof extra, "%lld candidates", (long long)st->candidates);
-            progress_update(progress, st->prompts_done, extra);
+        if (batch && t.n - i > 1) {
+            int used = 0;
+            rc = gen_batch(db, o, b, cfg, t.ids + i, t.n - i, &used, progress, st, err);
+            i += used;
+            continue;
         }
+        Job j;
+        rc = job_open(db, o, cfg, t.ids[i], &j, err);
+        if (!rc) rc = job_finish(db, o, b, cfg, &j, st, err);
+        job_free(&j);
+        if (!rc) count_done(progress, st);
+        i++;
     }
     free(t.ids);
     free(cfg);

@@ -36,6 +36,14 @@ typedef struct GenBackend {
     int (*sample)(void *ctx, const char *input, int n, const uint64_t *seeds, GenSample *out,
                   Err *err);
     const char *params_json; /* sampling parameters stored with each candidate */
+    /* Optional (NULL: gen samples prompt by prompt): counts[i] continuations
+     * of each of inputs[0..n) as one batch, at most max_batch in all, those
+     * of input i after those of the inputs before it, each what sample gives
+     * with its seed. *bad: the input at fault when one is (too long, say),
+     * else -1. */
+    int (*sample_many)(void *ctx, int n, const char *const *inputs, const int *counts,
+                       const uint64_t *seeds, GenSample *out, int *bad, Err *err);
+    int max_batch;
 } GenBackend;
 
 typedef struct GenOptions {

@@ -6,6 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The streams the Infer holds: k_max, or GEN_BATCH_STREAMS for several
+ * prompts at once while their caches stay under 2 GiB (the pages a cache
+ * never reaches are never touched, but the address space is asked for). */
+static int batch_streams(const Config *c, int k_max) {
+    double stream = 2.0 * sizeof(float) * c->n_layers * c->seq_len * model_kv_dim(c);
+    int fit = (int)((double)(2u << 30) / stream);
+    int n = fit < GEN_BATCH_STREAMS ? fit : GEN_BATCH_STREAMS;
+    return n > k_max ? n : k_max;
+}
+
 int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const SampleParams *p,
                    int k_max, InferWeights weights, Err *err) {
     memset(g, 0, sizeof *g);
@@ -20,7 +30,7 @@ int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const Sa
         return rc;
     }
     rc = model_load_tokenizer(&g->m, ckpt, tok_path, &g->tok, err);
-    if (!rc) rc = infer_create_weights(&g->st, &g->m, k_max, weights, err);
+    if (!rc) rc = infer_create_weights(&g->st, &g->m, batch_streams(&g->m.cfg, k_max), weights, err);
     if (rc) {
         gen_model_close(g);
         return rc;
@@ -65,19 +75,36 @@ static char *trimmed(const char *s) {
     return utf8_sanitize(s, n);
 }
 
+/* A sampled result as a candidate: its text trimmed, its ids kept (for KL
+ * and scoring: not the text re-encoded). */
+static int take_result(GenSample *out, SampleResult *r, Err *err) {
+    out->text = trimmed(r->text ? r->text : "");
+    out->n_tokens = r->n_tokens;
+    out->sum_logprob = r->logprob;
+    out->finish = r->finish;
+    out->tokens = r->tokens, out->n_ids = r->n_tokens;
+    r->tokens = NULL;
+    return out->text ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
+}
+
+/* input's tokens into *ids (caller frees), refusing one the context cannot hold */
+static int encode(GenModel *g, const char *input, int **ids, int *n, Err *err) {
+    size_t len = strlen(input);
+    int cap = tok_encode_cap(len);
+    if (!(*ids = malloc(sizeof(int) * (size_t)cap))) return err_set(err, RLHF_ENOMEM, "out of memory");
+    int rc = tok_encode_prompt(g->tok, input, len, *ids, cap, n, err);
+    if (!rc && *n >= g->m.cfg.seq_len)
+        rc = err_set(err, RLHF_EINVAL, "prompt is %d tokens, the model's context is %d", *n,
+                     g->m.cfg.seq_len);
+    return rc;
+}
+
 static int model_sample(void *ctx, const char *input, int n, const uint64_t *seeds, GenSample *out,
                         Err *err) {
     GenModel *g = ctx;
-    size_t len = strlen(input);
-    int cap = tok_encode_cap(len), n_ids = 0;
-    int *ids = malloc(sizeof(int) * (size_t)cap);
+    int n_ids = 0, *ids = NULL;
     SampleResult *res = calloc((size_t)g->k_max, sizeof *res);
-    int rc = (!ids || !res) ? err_set(err, RLHF_ENOMEM, "out of memory") : RLHF_OK;
-    if (!rc)
-        rc = tok_encode_prompt(g->tok, input, len, ids, cap, &n_ids, err);
-    if (!rc && n_ids >= g->m.cfg.seq_len)
-        rc = err_set(err, RLHF_EINVAL, "prompt is %d tokens, the model's context is %d", n_ids,
-                     g->m.cfg.seq_len);
+    int rc = res ? encode(g, input, &ids, &n_ids, err) : err_set(err, RLHF_ENOMEM, "out of memory");
     /* batches of at most k_max streams share one prefill each */
     for (int done = 0; !rc && done < n; done += g->k_max) {
         int b = n - done < g->k_max ? n - done : g->k_max;
@@ -85,16 +112,7 @@ static int model_sample(void *ctx, const char *input, int n, const uint64_t *see
         rc = sample_generate_batch(&g->st, g->tok, ids, n_ids, b, &g->p, seeds + done, res, err);
         if (rc == RLHF_EFORMAT) err_prefix(err, "%s: ", g->path);
         for (int i = 0; i < b; i++) {
-            if (!rc) {
-                out[done + i].text = trimmed(res[i].text ? res[i].text : "");
-                out[done + i].n_tokens = res[i].n_tokens;
-                out[done + i].sum_logprob = res[i].logprob;
-                out[done + i].finish = res[i].finish;
-                /* the ids as sampled, kept for KL and scoring (not the text re-encoded) */
-                out[done + i].tokens = res[i].tokens, out[done + i].n_ids = res[i].n_tokens;
-                res[i].tokens = NULL;
-                if (!out[done + i].text) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-            }
+            if (!rc) rc = take_result(&out[done + i], &res[i], err);
             sample_result_free(&res[i]);
         }
     }
@@ -103,7 +121,37 @@ static int model_sample(void *ctx, const char *input, int n, const uint64_t *see
     return rc;
 }
 
+/* The prompts' samples as one batch (sample_generate_prompts): what
+ * model_sample gives each, bit for bit. */
+static int model_sample_many(void *ctx, int n, const char *const *inputs, const int *counts,
+                             const uint64_t *seeds, GenSample *out, int *bad, Err *err) {
+    GenModel *g = ctx;
+    int total = 0, rc = RLHF_OK;
+    SamplePrompt *pr = calloc((size_t)n, sizeof *pr);
+    *bad = -1;
+    if (!pr) return err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < n; i++) {
+        int *ids = NULL;
+        rc = encode(g, inputs[i], &ids, &pr[i].n, err);
+        pr[i].ids = ids, pr[i].k = counts[i], total += counts[i];
+        if (rc && rc != RLHF_ENOMEM) *bad = i;
+    }
+    SampleResult *res = rc ? NULL : calloc((size_t)total, sizeof *res);
+    if (!rc && !res) rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!rc) rc = sample_generate_prompts(&g->st, g->tok, pr, n, &g->p, seeds, res, bad, err);
+    if (rc == RLHF_EFORMAT) err_prefix(err, "%s: ", g->path);
+    for (int i = 0; res && i < total; i++) {
+        if (!rc) rc = take_result(&out[i], &res[i], err);
+        sample_result_free(&res[i]);
+    }
+    for (int i = 0; i < n; i++) free((int *)pr[i].ids);
+    free(pr);
+    free(res);
+    return rc;
+}
+
 GenBackend gen_model_backend(GenModel *g) {
-    GenBackend b = {g, model_sample, g->params_json};
+    GenBackend b = {.ctx = g, .sample = model_sample, .params_json = g->params_json,
+                    .sample_many = model_sample_many, .max_batch = g->st.max_streams};
     return b;
 }

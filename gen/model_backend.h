@@ -11,6 +11,10 @@
 #include "model/sample.h"
 #include "model/tokenizer.h"
 
+/* Streams the Infer holds for several prompts' samples at once (gen and
+ * eval over many prompts): where k is smaller, prompts share a batch. */
+#define GEN_BATCH_STREAMS 8
+
 typedef struct GenModel {
     Model m;
     Tokenizer *tok;

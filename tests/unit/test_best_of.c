@@ -97,7 +97,7 @@ Test(best_of, prompt_is_recovered_from_the_template) {
 }
 
 Test(best_of, keeps_the_highest_and_reports_all) {
-    GenBackend inner = {NULL, fake_sample, "{\"temperature\":1}"};
+    GenBackend inner = {.sample = fake_sample, .params_json = "{\"temperature\":1}"};
     struct scorer sc = {0};
     struct seen seen = {0};
     BestOf b;
@@ -191,7 +191,7 @@ Test(best_of, registers_its_own_policy_and_stores_only_the_kept) {
                  RLHF_EINVAL);
 
     /* through gen_run: k answers per prompt, each the best of 3 */
-    GenBackend inner = {NULL, fake_sample, "{}"};
+    GenBackend inner = {.sample = fake_sample, .params_json = "{}"};
     struct scorer sc = {0};
     BestOf b;
     cr_assert_eq(best_of_init(&b, &inner, 3, NULL, fake_score, &sc, rm1, &e), 0);

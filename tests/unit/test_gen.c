@@ -86,7 +86,7 @@ Test(gen, fills_missing_and_is_idempotent) {
     int64_t mid;
     Db *db = setup_db(5, &mid);
     struct fake f = {.distinct = 1000000};
-    GenBackend b = {&f, fake_sample, "{\"t\":1}"};
+    GenBackend b = {.ctx = &f, .sample = fake_sample, .params_json = "{\"t\":1}"};
     GenOptions o = {.model_id = mid, .k = 3, .seed = 7};
     GenStats st;
     Err e = {0};
@@ -124,7 +124,7 @@ Test(gen, same_seed_same_text_and_resume_after_interrupt) {
     int64_t mid;
     Db *db = setup_db(6, &mid);
     struct fake f = {.distinct = 1000000};
-    GenBackend b = {&f, fake_sample, NULL};
+    GenBackend b = {.ctx = &f, .sample = fake_sample, .params_json = NULL};
     GenOptions o = {.model_id = mid, .k = 2, .seed = 99};
     GenStats st;
     Err e = {0};
@@ -158,7 +158,7 @@ Test(gen, unique_resamples_until_bound) {
     int64_t mid;
     Db *db = setup_db(1, &mid);
     struct fake f = {.distinct = 2}; /* only two different answers exist */
-    GenBackend b = {&f, fake_sample, NULL};
+    GenBackend b = {.ctx = &f, .sample = fake_sample, .params_json = NULL};
     GenOptions o = {.model_id = mid, .k = 3, .seed = 1};
     GenStats st;
     Err e = {0};
@@ -176,7 +176,7 @@ Test(gen, backend_failure_keeps_finished_prompts_only) {
     int64_t mid;
     Db *db = setup_db(4, &mid);
     struct fake f = {.distinct = 1000000, .fail_at = 3};
-    GenBackend b = {&f, fake_sample, NULL};
+    GenBackend b = {.ctx = &f, .sample = fake_sample, .params_json = NULL};
     GenOptions o = {.model_id = mid, .k = 2, .seed = 1};
     GenStats st;
     Err e = {0};
@@ -202,7 +202,7 @@ Test(gen, no_write_lock_while_sampling) {
     int64_t mid;
     Db *db = setup_db(2, &mid);
     struct fake f = {.distinct = 1000000, .meanwhile = try_write};
-    GenBackend b = {&f, fake_sample, NULL};
+    GenBackend b = {.ctx = &f, .sample = fake_sample, .params_json = NULL};
     GenOptions o = {.model_id = mid, .k = 3, .seed = 1};
     GenStats st;
     Err e = {0};
@@ -239,7 +239,7 @@ Test(gen, recheck_at_commit_keeps_k) {
     Db *db = setup_db(1, &mid);
     cr_assert_eq(mid, 1);
     struct fake f = {.distinct = 1000000, .meanwhile = other_gen};
-    GenBackend b = {&f, fake_sample, NULL};
+    GenBackend b = {.ctx = &f, .sample = fake_sample, .params_json = NULL};
     GenOptions o = {.model_id = mid, .k = 3, .seed = 1};
     GenStats st;
     Err e = {0};
@@ -266,5 +266,95 @@ Test(gen, recheck_at_commit_keeps_k) {
     cr_assert_eq(gen_run(db, &o, &b, NULL, &st, &e), 0, "%s", e.msg);
     cr_assert_eq(count(db, 1, mid), 4);
     cr_assert_eq(f.calls, 1, "no sampling again");
+    done_db(db);
+}
+
+/* The fake as a backend that takes several prompts a batch: each input's
+ * draws as fake_sample gives them; an input naming bad_input fails alone. */
+struct many {
+    struct fake f;
+    const char *bad_input;
+    int batches, most_prompts, most_draws;
+};
+
+static int fake_sample_many(void *ctx, int n, const char *const *inputs, const int *counts,
+                            const uint64_t *seeds, GenSample *out, int *bad, Err *err) {
+    struct many *m = ctx;
+    int total = 0;
+    *bad = -1;
+    for (int i = 0; i < n; i++) {
+        if (m->bad_input && strstr(inputs[i], m->bad_input)) {
+            *bad = i;
+            gen_samples_free(out, total);
+            return err_set(err, RLHF_EINVAL, "prompt too long");
+        }
+        cr_assert_eq(fake_sample(&m->f, inputs[i], counts[i], seeds + total, out + total, err), 0);
+        total += counts[i];
+    }
+    m->batches++;
+    m->most_prompts = n > m->most_prompts ? n : m->most_prompts;
+    m->most_draws = total > m->most_draws ? total : m->most_draws;
+    return 0;
+}
+
+/* one prompt's candidates and draws (seed, candidate) as text */
+static char *draws_of(Db *db, int64_t pid, int64_t mid) {
+    char *all = texts_of(db, pid);
+    int64_t drawn = 0, mine = 0;
+    cr_assert_eq(db_draws_count(db, pid, mid, NULL, &drawn, &mine, NULL), 0);
+    sprintf(all + strlen(all), "#%lld", (long long)drawn);
+    return all;
+}
+
+/* gen with a backend that batches prompts stores what prompt by prompt
+ * stores (texts, draws), with and without unique, in batches of at most the
+ * backend's streams; a prompt the backend refuses fails after those before
+ * it are stored, as it does prompt by prompt. */
+Test(gen, batches_of_prompts_store_what_prompt_by_prompt_does) {
+    for (int unique = 0; unique <= 1; unique++) {
+        int64_t mid;
+        GenOptions o = {.k = 3, .seed = 5, .unique = unique, .max_draws = 12};
+        GenStats st;
+        Err e = {0};
+        char *want[9];
+        struct many m = {.f = {.distinct = unique ? 4 : 1000000}};
+        Db *db = setup_db(9, &mid);
+        o.model_id = mid;
+        GenBackend one = {.ctx = &m.f, .sample = fake_sample, .params_json = "{}"};
+        cr_assert_eq(gen_run(db, &o, &one, NULL, &st, &e), 0, "%s", e.msg);
+        for (int i = 0; i < 9; i++)
+            want[i] = draws_of(db, i + 1, mid);
+        done_db(db);
+
+        db = setup_db(9, &mid);
+        GenBackend many = {.ctx = &m, .sample = fake_sample, .params_json = "{}",
+                           .sample_many = fake_sample_many, .max_batch = 8};
+        cr_assert_eq(gen_run(db, &o, &many, NULL, &st, &e), 0, "%s", e.msg);
+        cr_assert_eq(st.prompts_done, 9);
+        cr_assert_eq(m.most_prompts, 2, "two prompts of 3 draws a batch of 8");
+        cr_assert_eq(m.most_draws, 6);
+        cr_assert_eq(m.batches, 4, "prompts 1-8 in pairs, the 9th alone");
+        for (int i = 0; i < 9; i++) {
+            char *got = draws_of(db, i + 1, mid);
+            cr_assert_str_eq(got, want[i], "unique %d prompt %d", unique, i + 1);
+            free(got);
+            free(want[i]);
+        }
+        done_db(db);
+    }
+    int64_t mid;
+    Db *db = setup_db(9, &mid);
+    struct many m = {.f = {.distinct = 1000000}, .bad_input = "prompt 5\n"};
+    GenBackend many = {.ctx = &m, .sample = fake_sample, .params_json = "{}",
+                       .sample_many = fake_sample_many, .max_batch = 8};
+    GenOptions o = {.model_id = mid, .k = 3, .seed = 5};
+    GenStats st;
+    Err e = {0};
+    /* prompt 6 (text "prompt 5") is second in the third batch */
+    cr_assert_eq(gen_run(db, &o, &many, NULL, &st, &e), RLHF_EINVAL);
+    cr_assert(strstr(e.msg, "prompt 6: prompt too long"), "%s", e.msg);
+    cr_assert_eq(st.prompts_done, 5);
+    cr_assert_eq(count(db, 5, mid), 3);
+    cr_assert_eq(count(db, 6, mid), 0);
     done_db(db);
 }
