@@ -432,22 +432,24 @@ static double time_llamacpp(const char *llama, const char *gguf, int threads) {
     return command_rate(cmd, "\"avg_ts\":", "\"avg_ts\":");
 }
 
-/* The tokens/s `rlhf gen -k 1 --max-tokens 256` prints for the project's
- * prompts, as model NAME (a new name: every run samples them all; 0: it
- * failed). Its time includes each prompt's prefill and the project's writes. */
+/* The tokens/s `rlhf gen -k 1 --max-tokens 256 --batch B` prints for the
+ * project's prompts, as model NAME (a new name: every run samples them all;
+ * 0: it failed). Its time includes each prompt's prefill and the project's
+ * writes. */
 static double time_gen(const char *rlhf, const char *db, const char *mpath, const char *tpath,
-                       const char *name, int threads, int seed) {
+                       const char *name, int threads, int batch, int seed) {
     char cmd[16384];
     snprintf(cmd, sizeof cmd,
              "'%s' --db %s gen --model %s --tokenizer %s --name %s -k 1 --max-tokens 256 "
-             "--weights f32 --threads %d --seed %d 2>/dev/null",
-             rlhf, db, mpath, tpath, name, threads, seed);
+             "--weights f32 --threads %d --batch %d --seed %d 2>/dev/null",
+             rlhf, db, mpath, tpath, name, threads, batch, seed);
     return command_rate(cmd, " tokens sampled, ", " tokens sampled, ");
 }
 
-/* `rlhf gen` on a project of 8 prompts at 1 and 2 threads, the same seed at
- * both (the same tokens: sampling does not depend on the threads), best of 3
- * runs each, alternating. */
+/* `rlhf gen` on a project of 8 prompts at 1 and 2 threads, prompt by prompt
+ * (--batch 1) and the 8 prompts as one batch (the default), the same seed
+ * for all four (the same tokens: sampling depends neither on the threads
+ * nor on the batch), best of 3 runs each, the four alternating. */
 static void bench_gen(const char *rlhf, const char *dir, const char *mpath, const char *tpath,
                       const Config *c) {
     char db[128], prompts[128], cmd[16384];
@@ -463,20 +465,28 @@ static void bench_gen(const char *rlhf, const char *dir, const char *mpath, cons
         fprintf(stderr, "bench_infer: `%s` failed: no gen figures\n", cmd);
         return;
     }
-    double best[2] = {0, 0};
+    static const int batches[2] = {1, 8};
+    double best[2][2] = {{0, 0}, {0, 0}}; /* [batch][threads - 1] */
     for (int rep = 0; rep < 3; rep++)
-        for (int threads = 1; threads <= 2; threads++) {
-            char name[32];
-            snprintf(name, sizeof name, "m%d-%d", rep, threads);
-            double v = time_gen(rlhf, db, mpath, tpath, name, threads, 11 + rep);
-            if (v <= 0) goto out;
-            best[threads - 1] = v > best[threads - 1] ? v : best[threads - 1];
-        }
+        for (int b = 0; b < 2; b++)
+            for (int threads = 1; threads <= 2; threads++) {
+                char name[32];
+                snprintf(name, sizeof name, "m%d-%d-%d", rep, b, threads);
+                double v = time_gen(rlhf, db, mpath, tpath, name, threads, batches[b], 11);
+                if (v <= 0) goto out;
+                best[b][threads - 1] = v > best[b][threads - 1] ? v : best[b][threads - 1];
+            }
+    for (int b = 0; b < 2; b++) {
+        for (int threads = 1; threads <= 2; threads++)
+            printf("gen_cmd_tokens_per_s config=15m vocab=%d format=llama2c weights=f32 path=\"rlhf "
+                   "gen -k 1 --max-tokens 256 --batch %d\" prompts=8 threads=%d value=%.1f\n",
+                   c->vocab_size, batches[b], threads, best[b][threads - 1]);
+        printf("gen_cmd_two_threads_over_one config=15m weights=f32 batch=%d value=%.2f\n",
+               batches[b], best[b][1] / best[b][0]);
+    }
     for (int threads = 1; threads <= 2; threads++)
-        printf("gen_cmd_tokens_per_s config=15m vocab=%d format=llama2c weights=f32 path=\"rlhf gen "
-               "-k 1 --max-tokens 256\" prompts=8 threads=%d value=%.1f\n",
-               c->vocab_size, threads, best[threads - 1]);
-    printf("gen_cmd_two_threads_over_one config=15m weights=f32 value=%.2f\n", best[1] / best[0]);
+        printf("gen_cmd_batch_over_prompt_by_prompt config=15m weights=f32 prompts=8 threads=%d "
+               "value=%.2f\n", threads, best[1][threads - 1] / best[0][threads - 1]);
 out:
     unlink(prompts);
     for (int i = 0; i < 4; i++) { /* the project and SQLite's files beside it */

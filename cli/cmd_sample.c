@@ -98,7 +98,7 @@ static int sample_best_of(const char *model_path, const char *tok_path, const ch
     GenModel g;
     RmScorer rm;
     BestOf bo;
-    int rc = gen_model_open(&g, model_path, tok_path, p, n, (InferWeights)weights, err);
+    int rc = gen_model_open(&g, model_path, tok_path, p, n, 1, (InferWeights)weights, err);
     if (rc) return rc;
     if ((rc = rm_scorer_open(&rm, rm_path, NULL, template, n, err))) {
         gen_model_close(&g);

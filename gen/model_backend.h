@@ -26,12 +26,14 @@ typedef struct GenModel {
 } GenModel;
 
 /* Loads ckpt (ours or llama2.c's) and its tokenizer: tok_path, else the one
- * embedded in the checkpoint. k_max: the most candidates sampled in one batch.
+ * embedded in the checkpoint. k_max: the most candidates of one prompt
+ * sampled in one batch; batch: the streams several prompts share (0:
+ * GEN_BATCH_STREAMS; never fewer than k_max; 1: prompt by prompt).
  * weights: what the decode's matrix products read (model/infer.h); bf16 on
  * weights that are not exactly bf16 rounds them, and the candidates'
  * parameters say so ("weights":"bf16"). */
 int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const SampleParams *p,
-                   int k_max, InferWeights weights, Err *err);
+                   int k_max, int batch, InferWeights weights, Err *err);
 void gen_model_close(GenModel *g);
 GenBackend gen_model_backend(GenModel *g);
 

@@ -321,7 +321,7 @@ static int generate(Run *r, int k, int64_t *ids, EvalSide *out, Err *err) {
     int bo = o->side[k].best_of > 1 ? o->side[k].best_of : 0;
     GenModel g;
     /* fp32: the answers are those of the checkpoint as trained */
-    int rc = gen_model_open(&g, s->path, o->tok_path, &o->sp, bo ? bo : o->n, INFER_WEIGHTS_F32,
+    int rc = gen_model_open(&g, s->path, o->tok_path, &o->sp, bo ? bo : o->n, 0, INFER_WEIGHTS_F32,
                             err);
     if (rc) return rc;
     GenBackend b = gen_model_backend(&g);
