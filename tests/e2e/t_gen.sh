@@ -50,6 +50,20 @@ expect_rc 0 "$RLHF" gen --db b.db --model t.ckpt -k 3 --split test --max-tokens 
 q="select group_concat(c.text, '|') from (select c.text from candidates c join prompts p on p.id=c.prompt_id where p.split='test' order by c.prompt_id, c.seed, c.text) c"
 [ "$(sql a.db "$q")" = "$(sql b.db "$q")" ] || die "same seed, different candidates"
 
+# prompt by prompt (--batch 1), the same candidates as the default batches of
+# several prompts (-k 3: two prompts a batch of 8; -k 1 --batch 5: five)
+expect_rc 0 "$RLHF" init d.db
+expect_rc 0 "$RLHF" prompts import --db d.db "$ROOT/samples/prompts.jsonl"
+expect_rc 0 "$RLHF" gen --db d.db --model t.ckpt -k 3 --split test --max-tokens 12 --seed 5 --batch 1
+[ "$(sql a.db "$q")" = "$(sql d.db "$q")" ] || die "--batch 1 gave other candidates"
+qa="select group_concat(c.text || ':' || c.n_tokens || ':' || c.sum_logprob || ':' || c.seed, '|') from (select * from candidates c order by c.prompt_id, c.seed) c where c.model_id = (select id from models where name = '%s')"
+expect_rc 0 "$RLHF" gen --db d.db --model t.ckpt --name one -k 1 --max-tokens 12 --seed 7 --batch 1
+expect_rc 0 "$RLHF" gen --db d.db --model t.ckpt --name five -k 1 --max-tokens 12 --seed 7 --batch 5
+one=$(sql d.db "$(printf "$qa" one)")
+[ "$(echo "$one" | tr '|' '\n' | wc -l)" -ge 20 ] || die "expected a sample of every prompt: $one"
+[ "$one" = "$(sql d.db "$(printf "$qa" five)")" ] || die "a batch of 5 prompts gave other samples"
+expect_rc 2 "$RLHF" gen --db d.db --model t.ckpt --batch 0
+
 # kill -9 mid-run, then resume: every prompt is whole, and the result equals an uninterrupted run
 expect_rc 0 "$RLHF" gen --db b.db --model t.ckpt -k 4 --max-tokens 48 --seed 9 --split train
 "$RLHF" gen --db c.db --model t.ckpt -k 4 --max-tokens 48 --seed 9 --split train >/dev/null 2>&1 &
