@@ -105,8 +105,17 @@ typedef struct Job {
     char *input; /* the prompt in the template */
     Pending p;
     int64_t have; /* the model's stored candidates */
-    int draw, used, max_draws;
+    int draw, used;
 } Job;
+
+/* Samples per prompt at most with unique, and the most draws a prompt takes
+ * in one run (what its arrays hold) */
+static int max_draws(const GenOptions *o) {
+    return o->max_draws > 0 ? o->max_draws : 4 * o->k;
+}
+static int draws_cap(const GenOptions *o) {
+    return max_draws(o) > o->k ? max_draws(o) : o->k;
+}
 
 static void job_free(Job *j) {
     gen_samples_free(j->p.s, j->p.n);
@@ -122,8 +131,7 @@ static void job_free(Job *j) {
 static int job_open(Db *db, const GenOptions *o, const char *cfg, int64_t pid, Job *j, Err *err) {
     memset(j, 0, sizeof *j);
     j->pid = pid;
-    j->max_draws = o->max_draws > 0 ? o->max_draws : 4 * o->k;
-    int cap = j->max_draws > o->k ? j->max_draws : o->k;
+    int cap = draws_cap(o);
     char *text = NULL;
     int rc = db_prompt_text(db, pid, &text, err);
     if (!rc && (rc = seq_render(o->template, text, &j->input, err)))
@@ -147,7 +155,7 @@ static int job_open(Db *db, const GenOptions *o, const char *cfg, int64_t pid, J
 /* The draws the prompt wants next (0: none), their seeds into seeds. */
 static int job_want(const GenOptions *o, const Job *j, uint64_t *seeds) {
     int want = o->unique ? (int)(o->k - j->have - j->p.n_fresh) : o->k - j->used;
-    if (o->unique && j->used + want > j->max_draws) want = j->max_draws - j->used;
+    if (o->unique && j->used + want > max_draws(o)) want = max_draws(o) - j->used;
     if (!o->unique && j->p.n) want = 0; /* k draws, whatever they gave */
     for (int i = 0; i < want; i++) seeds[i] = gen_seed(o->seed, j->pid, j->draw + i);
     return want > 0 ? want : 0;
@@ -157,7 +165,8 @@ static int job_want(const GenOptions *o, const Job *j, uint64_t *seeds) {
 static int job_take(Job *j, int64_t model_id, GenSample *s, const uint64_t *seeds, int want,
                     GenStats *st, Err *err) {
     for (int i = 0; i < want; i++) {
-        if (!s[i].text && !(s[i].text = strdup(""))) return err_set(err, RLHF_ENOMEM, "out of memory");
+        if (!s[i].text && !(s[i].text = strdup("")))
+            return err_set(err, RLHF_ENOMEM, "out of memory");
         int fresh = !seen_text(&j->p, model_id, s[i].text);
         st->duplicates += !fresh;
         st->tokens += s[i].n_tokens;
@@ -176,7 +185,7 @@ static int job_take(Job *j, int64_t model_id, GenSample *s, const uint64_t *seed
  * still reaches k. */
 static int job_finish(Db *db, const GenOptions *o, const GenBackend *b, const char *cfg, Job *j,
                       GenStats *st, Err *err) {
-    int cap = j->max_draws > o->k ? j->max_draws : o->k, rc = RLHF_OK, want;
+    int cap = draws_cap(o), rc = RLHF_OK, want;
     GenSample *s = calloc((size_t)cap, sizeof *s);
     uint64_t *seeds = calloc((size_t)cap, sizeof *seeds);
     if (!s || !seeds) rc = err_set(err, RLHF_ENOMEM, "out of memory");
@@ -231,12 +240,13 @@ static void count_done(Progress *progress, GenStats *st) {
 static int gen_batch(Db *db, const GenOptions *o, const GenBackend *b, const char *cfg,
                      const int64_t *ids, int n, int *used, Progress *progress, GenStats *st,
                      Err *err) {
-    Job *jobs = calloc((size_t)n, sizeof *jobs);
-    const char **inputs = calloc((size_t)n, sizeof *inputs);
-    int *counts = calloc((size_t)n, sizeof *counts), nj = 0, total = 0;
-    /* room for the wants of the batch and of the prompt that will not fit */
-    int cap = (o->max_draws > 0 ? o->max_draws : 4 * o->k) + o->k;
-    uint64_t *seeds = calloc((size_t)(b->max_batch + cap), sizeof *seeds);
+    /* each job in the batch wants a draw or more: at most max_batch of them,
+     * and one more opened that will not fit */
+    int room = b->max_batch + 1;
+    Job *jobs = calloc((size_t)room, sizeof *jobs);
+    const char **inputs = calloc((size_t)room, sizeof *inputs);
+    int *counts = calloc((size_t)room, sizeof *counts), nj = 0, total = 0;
+    uint64_t *seeds = calloc((size_t)(b->max_batch + draws_cap(o)), sizeof *seeds);
     GenSample *s = calloc((size_t)b->max_batch, sizeof *s);
     *used = 0;
     if (!jobs || !inputs || !counts || !seeds || !s) {
@@ -248,7 +258,8 @@ static int gen_batch(Db *db, const GenOptions *o, const GenBackend *b, const cha
     while (!rc && *used < n) {
         Job *j = &jobs[nj];
         int want = 0;
-        if ((rc = job_open(db, o, cfg, ids[*used], j, err)) == RLHF_OK) want = job_want(o, j, seeds + total);
+        if ((rc = job_open(db, o, cfg, ids[*used], j, err)) == RLHF_OK)
+            want = job_want(o, j, seeds + total);
         if (!rc && want > 0 && nj > 0 && total + want > b->max_batch) {
             job_free(j);
             break;
@@ -261,8 +272,10 @@ static int gen_batch(Db *db, const GenOptions *o, const GenBackend *b, const cha
         } else if (!rc) {
             inputs[nj] = j->input, counts[nj++] = want, total += want;
         }
-        if (rc && nj) late = rc, late_err = *err, rc = RLHF_OK, --*used, job_free(j);
-        if (late) break;
+        if (rc && nj) { /* jobs[nj] is freed below */
+            late = rc, late_err = *err, rc = RLHF_OK;
+            break;
+        }
     }
     int bad = -1;
     if (!rc && nj) rc = b->sample_many(b->ctx, nj, inputs, counts, seeds, s, &bad, err);
@@ -280,7 +293,7 @@ static int gen_batch(Db *db, const GenOptions *o, const GenBackend *b, const cha
     }
     if (!rc && late) rc = late, *err = late_err;
     gen_samples_free(s, total);
-    for (int i = 0; i < n; i++) job_free(&jobs[i]);
+    for (int i = 0; i < room; i++) job_free(&jobs[i]);
     free(jobs), free(inputs), free(counts), free(seeds), free(s);
     return rc;
 }

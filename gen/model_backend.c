@@ -31,7 +31,9 @@ int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const Sa
         return rc;
     }
     rc = model_load_tokenizer(&g->m, ckpt, tok_path, &g->tok, err);
-    if (!rc) rc = infer_create_weights(&g->st, &g->m, batch_streams(&g->m.cfg, k_max, batch), weights, err);
+    if (!rc)
+        rc = infer_create_weights(&g->st, &g->m, batch_streams(&g->m.cfg, k_max, batch), weights,
+                                  err);
     if (rc) {
         gen_model_close(g);
         return rc;
@@ -92,7 +94,8 @@ static int take_result(GenSample *out, SampleResult *r, Err *err) {
 static int encode(GenModel *g, const char *input, int **ids, int *n, Err *err) {
     size_t len = strlen(input);
     int cap = tok_encode_cap(len);
-    if (!(*ids = malloc(sizeof(int) * (size_t)cap))) return err_set(err, RLHF_ENOMEM, "out of memory");
+    if (!(*ids = malloc(sizeof(int) * (size_t)cap)))
+        return err_set(err, RLHF_ENOMEM, "out of memory");
     int rc = tok_encode_prompt(g->tok, input, len, *ids, cap, n, err);
     if (!rc && *n >= g->m.cfg.seq_len)
         rc = err_set(err, RLHF_EINVAL, "prompt is %d tokens, the model's context is %d", *n,

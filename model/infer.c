@@ -493,7 +493,8 @@ static void prefill_rows(Infer *st, int s, const int *tokens, int n, int at, int
         forward_rows(st, &b, tokens + done, streams, pos, r);
         done += r;
         if (done == n) /* logits only for the last position */
-            product(st, IM_CLS, 0, infer_logits(st, lrow), b.x + (size_t)(r - 1) * st->m->cfg.dim, 1);
+            product(st, IM_CLS, 0, infer_logits(st, lrow),
+                    b.x + (size_t)(r - 1) * st->m->cfg.dim, 1);
     }
 }
 

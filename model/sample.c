@@ -429,7 +429,8 @@ int sample_generate_prompts(Infer *st, const Tokenizer *tok, const SamplePrompt 
     int k = 0, rc = RLHF_OK;
     *bad = -1;
     for (int i = 0; i < n; i++) {
-        if (pr[i].k < 1) return err_set(err, RLHF_EINVAL, "prompt %d: %d samples asked", i, pr[i].k);
+        if (pr[i].k < 1)
+            return err_set(err, RLHF_EINVAL, "prompt %d: %d samples asked", i, pr[i].k);
         k += pr[i].k;
     }
     if ((rc = check_call(st, tok, k, p, err))) return rc;

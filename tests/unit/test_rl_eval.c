@@ -299,7 +299,8 @@ static int64_t store_draws(Db *db, const char *ckpt, const char *const *texts, c
     char *tmpl = NULL;
     EvalOptions o = options();
     GenModel g;
-    cr_assert_eq(gen_model_open(&g, ckpt, NULL, &o.sp, 1, 0, INFER_WEIGHTS_F32, &e), 0, "%s", e.msg);
+    cr_assert_eq(gen_model_open(&g, ckpt, NULL, &o.sp, 1, 0, INFER_WEIGHTS_F32, &e), 0, "%s",
+                 e.msg);
     char *cfg = gen_draw_config(g.params_json, o.seed);
     gen_model_close(&g);
     cr_assert_eq(db_begin(db, &e), 0);

@@ -304,7 +304,8 @@ static void rollout_equals_gen(Run *r, const char *path) {
     SampleParams sp = sample_params_chat();
     sp.temperature = r->p.c.temperature, sp.max_tokens = r->p.c.max_new;
     GenModel g;
-    cr_assert_eq(gen_model_open(&g, path, NULL, &sp, 4, 1, INFER_WEIGHTS_F32, &err), 0, "%s", err.msg);
+    cr_assert_eq(gen_model_open(&g, path, NULL, &sp, 4, 1, INFER_WEIGHTS_F32, &err), 0, "%s",
+                 err.msg);
     GenBackend b = gen_model_backend(&g);
     GenSample out[4];
     cr_assert_eq(b.sample(b.ctx, text, 4, seeds, out, &err), 0, "%s", err.msg);
