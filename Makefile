@@ -31,8 +31,10 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -I. -I$(BUILD) -MMD -MP
-SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-ifeq ($(SAN),1)
+# SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer; SAN=thread: ThreadSanitizer
+SAN_FLAGS := $(if $(filter thread,$(SAN)),-fsanitize=thread,-fsanitize=address,undefined \
+             -fno-sanitize-recover=undefined) -fno-omit-frame-pointer
+ifneq ($(filter 1 thread,$(SAN)),)
 CFLAGS  += $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS)
 endif
@@ -52,7 +54,7 @@ UNIT_BIN := $(BUILD)/unit-tests
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test-npm-deps test test-unit test-e2e test-san bench bench-mpi demo install install-files uninstall clean format check-deps fuzz FORCE
+.PHONY: all deps test-npm-deps test test-unit test-e2e test-san test-tsan bench bench-mpi demo install install-files uninstall clean format check-deps fuzz FORCE
 
 all: $(BIN)
 
@@ -159,6 +161,22 @@ test-san: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=86 sh tests/run_all.sh
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SAN_SECONDS)
 
+# The commands that run on the thread pools (decoding, sampling, training,
+# scoring) under ThreadSanitizer: a race is reported whether or not it changed
+# a result in this run. OpenBLAS's threads are not instrumented. Reports go
+# to build-tsan/tsan (a command with one exits 66, so its test fails) and are
+# printed at the end. setarch -R: GCC 12's TSan wants the usual address layout.
+TSAN_TESTS := t_gen t_sample t_eval t_best_of t_sft t_dpo t_ppo t_pretrain
+test-tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan SAN=thread OPT=-O1 check-deps build-tsan/rlhf
+	@rm -rf build-tsan/tsan && mkdir -p build-tsan/tsan
+	@NR=$$(setarch "$$(uname -m)" -R true 2>/dev/null && echo "setarch $$(uname -m) -R"); \
+	  BUILD=build-tsan RLHF_SAN=1 RLHF_DEPS_INSTALLED=1 \
+	  TSAN_OPTIONS=exitcode=66:log_path=$(CURDIR)/build-tsan/tsan/report \
+	  $$NR sh tests/e2e/run.sh $(TSAN_TESTS); rc=$$?; \
+	  for f in build-tsan/tsan/report*; do [ -f "$$f" ] && cat "$$f" && rc=1; done; \
+	  exit $$rc
+
 # ---- fuzzing ------------------------------------------------------------------
 # make fuzz: each libFuzzer target (tests/fuzz/fuzz_*.c, built with clang under
 # ASan + UBSan in build-fuzz) first replays its regression inputs
@@ -238,7 +256,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(SHAREDIR)
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-tsan build-fuzz
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -110,7 +110,7 @@ static int write_one(LabelSession *s, const char *kind, const char *split, const
                      char **again, char *problem, size_t pn, PwStats *st, int *stop, Err *err) {
     char ctx[1400];
     snprintf(ctx, sizeof ctx,
-             "%s%s%sWrite one new prompt above the scissors (split %s, as %s).\n%s\n"
+             "%s%.600s%sWrite one new prompt above the scissors (split %s, as %s).\n%s\n"
              "Save an empty text to stop writing prompts.",
              problem[0] ? "NOT STORED: " : "", problem, problem[0] ? "\n\n" : "", split, s->name,
              how_to(kind));

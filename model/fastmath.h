@@ -20,8 +20,11 @@
  * compiled for its target. */
 #define FM_INLINE static inline __attribute__((always_inline))
 
-/* On x86-64, hot loops get an AVX2+FMA clone picked at load time (ifunc). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+/* On x86-64, hot loops get an AVX2+FMA clone picked at load time (ifunc). Not
+ * under the sanitizers: ThreadSanitizer's instrumented ifunc resolvers crash
+ * before its runtime is up. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define MODEL_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define MODEL_SIMD_CLONES

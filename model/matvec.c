@@ -202,14 +202,19 @@ static inline void prefetch_rows(const void *w, size_t esz, int o, int rows, int
  * to consume, so each block fetches the rows a little ahead. */
 KERN_AVX2(f32, float)
 
-static int simd = -1; /* -1: not probed yet; else the MATVEC_SIMD_* level in use */
+/* -1: not probed yet; else the MATVEC_SIMD_* level in use. Atomic (relaxed):
+ * the pool's threads may probe it at the same time, with the same result. */
+static atomic_int simd = -1;
 
 static int simd_level(void) {
-    if (simd < 0)
-        simd = !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? MATVEC_SIMD_NONE
-               : __builtin_cpu_supports("avx512f")                               ? MATVEC_SIMD_AVX512
-                                                                                 : MATVEC_SIMD_AVX2;
-    return simd;
+    int s = atomic_load_explicit(&simd, memory_order_relaxed);
+    if (s < 0) {
+        s = !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? MATVEC_SIMD_NONE
+            : __builtin_cpu_supports("avx512f")                               ? MATVEC_SIMD_AVX512
+                                                                              : MATVEC_SIMD_AVX2;
+        atomic_store_explicit(&simd, s, memory_order_relaxed);
+    }
+    return s;
 }
 
 static int have_avx2(void) {
@@ -217,9 +222,9 @@ static int have_avx2(void) {
 }
 
 int matvec_use_simd(int level) {
-    simd = -1;
-    if (level < simd_level()) simd = level < 0 ? 0 : level;
-    return simd;
+    atomic_store(&simd, -1);
+    if (level < simd_level()) atomic_store(&simd, level < 0 ? 0 : level);
+    return atomic_load(&simd);
 }
 
 /* ---- packed: eight outputs to a vector ----------------------------------------------- */
@@ -795,7 +800,7 @@ static struct {
     atomic_uint gen;
     atomic_int sleepers;
     atomic_flag busy;   /* one product at a time uses the pool; others run alone */
-    atomic_ullong next; /* job generation << 32 | next chunk to claim */
+    atomic_ullong next; /* job generation << 32 | chunks not yet claimed */
     atomic_int done;    /* chunks of the current job finished */
     atomic_int ids; /* workers' ids handed out (1, 2, ...; the caller is 0) */
     /* the job: a product, or fn over [0, OC) when fn is set */
@@ -810,17 +815,23 @@ static struct {
        .cv = PTHREAD_COND_INITIALIZER,
        .busy = ATOMIC_FLAG_INIT};
 
-/* Claims and runs chunks of job gen until none is left. The claim carries the
- * generation, so a thread that wakes late cannot take a chunk of a newer job
- * with the old one's counts. */
+/* Claims and runs chunks of job gen until none is left. The claim word holds
+ * the generation and the chunks still unclaimed, so whether a chunk is left is
+ * decided by the word alone: the job's other fields are read only after a
+ * claim succeeds, when the caller is still waiting for that job and cannot be
+ * writing the next one. (Reading P.chunks first let a thread that came late
+ * to a finished job see the next job's count while the caller was filling it
+ * in, claim a chunk that did not exist and count it done: the caller then
+ * went on before a chunk of the next product was written, a race seen as
+ * rare, timing-dependent samples under the sanitizers.) */
 static void run_chunks(unsigned gen, int tid) {
     for (;;) {
         unsigned long long v = atomic_load_explicit(&P.next, memory_order_acquire);
-        if ((unsigned)(v >> 32) != gen || (int)(v & 0xffffffffu) >= P.chunks) return;
-        if (!atomic_compare_exchange_weak_explicit(&P.next, &v, v + 1, memory_order_acq_rel,
+        if ((unsigned)(v >> 32) != gen || (v & 0xffffffffu) == 0) return;
+        if (!atomic_compare_exchange_weak_explicit(&P.next, &v, v - 1, memory_order_acq_rel,
                                                    memory_order_acquire))
             continue;
-        int i = (int)(v & 0xffffffffu);
+        int i = P.chunks - (int)(v & 0xffffffffu); /* in order: the first unclaimed */
         int o0 = i * P.chunk_rows, o1 = o0 + P.chunk_rows < P.OC ? o0 + P.chunk_rows : P.OC;
         if (P.fn)
             P.fn(P.ctx, o0, o1, tid);
@@ -881,7 +892,7 @@ int matvec_threads(void) {
 static void run_job(void) {
     atomic_store(&P.done, 0);
     unsigned gen = atomic_load(&P.gen) + 1;
-    atomic_store(&P.next, (unsigned long long)gen << 32); /* publishes the job */
+    atomic_store(&P.next, (unsigned long long)gen << 32 | (unsigned)P.chunks); /* publishes the job */
     atomic_store(&P.gen, gen);
     if (atomic_load(&P.sleepers) > 0) {
         pthread_mutex_lock(&P.mu);

@@ -1,13 +1,22 @@
 #!/bin/sh
 # Runs every tests/e2e/*.sh and tests/tui/*.sh against the real binary.
 # Each test script gets RLHF (the binary), TMP (its own scratch folder) and
-# T (this folder, for lib.sh); exit 0 is a pass, 77 a skip.
+# T (this folder, for lib.sh); exit 0 is a pass, 77 a skip. Arguments, if
+# any, name the tests to run instead (t_gen t_sample ...).
 BUILD=${BUILD:-build}
 RLHF=$(cd "$(dirname "$BUILD/rlhf")" && pwd)/rlhf
 ROOT=$(pwd)
 export RLHF ROOT
 pass=0 fail=0 skip=0 failed=""
-for t in tests/e2e/t_*.sh tests/tui/t_*.sh; do
+list="tests/e2e/t_*.sh tests/tui/t_*.sh"
+if [ $# -gt 0 ]; then
+    list=""
+    for name in "$@"; do
+        [ -f "tests/e2e/$name.sh" ] || { echo "run.sh: no test tests/e2e/$name.sh"; exit 2; }
+        list="$list tests/e2e/$name.sh"
+    done
+fi
+for t in $list; do
     [ -f "$t" ] || continue
     name=$(basename "$t" .sh)
     TMP=$(mktemp -d "${TMPDIR:-/tmp}/rlhf-e2e.XXXXXX")
