@@ -263,12 +263,17 @@ static void products(const Infer *st, int l, const float *in, int n, int count, 
     matvec_par(items, work < MATVEC_PAR_MIN_WORK ? items : 1, fused_items, &f);
 }
 
-/* Cache rows of layer l for stream s (-1: the prefix) at position t. */
-static float *cache_at(const Infer *st, float *prefix, float *stream, int l, int s, int t) {
+/* The cache of kv head h of layer l for stream s (-1: the prefix) at
+ * position t. Each head's positions lie one after another, hs floats apart
+ * (head-major), so attention reads a head's keys and values front to back
+ * instead of a slice of every position's row: on a batch of streams whose
+ * caches do not stay in L3, the strided slices left the hardware prefetcher
+ * behind. */
+static float *cache_at(const Infer *st, float *prefix, float *stream, int l, int s, int h, int t) {
     const Config *c = &st->m->cfg;
-    size_t KV = (size_t)model_kv_dim(c), T = (size_t)c->seq_len;
-    if (s < 0 || t < st->prefix_len) return prefix + ((size_t)l * T + t) * KV;
-    return stream + (((size_t)l * st->max_streams + s) * T + t) * KV;
+    size_t hs = (size_t)model_head_size(c), NKV = (size_t)c->n_kv_heads, T = (size_t)c->seq_len;
+    if (s < 0 || t < st->prefix_len) return prefix + (((size_t)l * NKV + h) * T + t) * hs;
+    return stream + ((((size_t)l * st->max_streams + s) * NKV + h) * T + t) * hs;
 }
 
 /* The per-row buffers of a pass from row r0 on, and its scratch for
@@ -302,8 +307,7 @@ FM_INLINE void attend_group(const Infer *st, const Rows *b, const int *streams, 
                             int l, int h0, int h1, int r0, int r1, float *sc) {
     const Config *c = &st->m->cfg;
     int hs = model_head_size(c), grp = c->n_heads / c->n_kv_heads, Q = model_q_dim(c);
-    int T = c->seq_len, kvo = (h0 / grp) * hs, nh = h1 - h0;
-    size_t KV = (size_t)model_kv_dim(c);
+    int T = c->seq_len, kvh = h0 / grp, nh = h1 - h0;
     float scale = 1.0f / sqrtf((float)hs);
     float *scp[ATT_Q], *outp[ATT_Q];
     const float *qp[ATT_Q];
@@ -318,9 +322,9 @@ FM_INLINE void attend_group(const Infer *st, const Rows *b, const int *streams, 
      * segment 1: row r's stream positions [n0, pos[r]] */
     int s0 = streams[r0], p0 = pos[r0];
     int n0 = s0 < 0 || p0 < st->prefix_len ? p0 + 1 : st->prefix_len, nq = nh * (r1 - r0);
-    const float *k0 = cache_at(st, st->key_prefix, st->key_stream, l, -1, 0) + kvo;
-    const float *v0 = cache_at(st, st->val_prefix, st->val_stream, l, -1, 0) + kvo;
-    matvec_scores_multi(scp, qp, nq, k0, KV, n0, hs, scale);
+    const float *k0 = cache_at(st, st->key_prefix, st->key_stream, l, -1, kvh, 0);
+    const float *v0 = cache_at(st, st->val_prefix, st->val_stream, l, -1, kvh, 0);
+    matvec_scores_multi(scp, qp, nq, k0, (size_t)hs, n0, hs, scale);
     for (int r = r0; r < r1; r++) {
         int i = (r - r0) * nh, n1 = pos[r] + 1 - n0;
         if (n1) {
@@ -328,13 +332,13 @@ FM_INLINE void attend_group(const Infer *st, const Rows *b, const int *streams, 
             for (int j = 0; j < nh; j++)
                 s1[j] = scp[i + j] + n0;
             matvec_scores_multi(s1, qp + i, nh,
-                                cache_at(st, st->key_prefix, st->key_stream, l, streams[r], n0) + kvo,
-                                KV, n1, hs, scale);
+                                cache_at(st, st->key_prefix, st->key_stream, l, streams[r], kvh, n0),
+                                (size_t)hs, n1, hs, scale);
         }
         for (int j = 0; j < nh; j++)
             vec_softmax(scp[i + j], pos[r] + 1);
     }
-    matvec_accum_multi(outp, (const float *const *)scp, nq, v0, KV, n0, hs);
+    matvec_accum_multi(outp, (const float *const *)scp, nq, v0, (size_t)hs, n0, hs);
     for (int r = r0; r < r1; r++) {
         int i = (r - r0) * nh, n1 = pos[r] + 1 - n0;
         if (!n1) continue;
@@ -342,8 +346,8 @@ FM_INLINE void attend_group(const Infer *st, const Rows *b, const int *streams, 
         for (int j = 0; j < nh; j++)
             a1[j] = scp[i + j] + n0;
         matvec_accum_multi(outp + i, a1, nh,
-                           cache_at(st, st->val_prefix, st->val_stream, l, streams[r], n0) + kvo, KV,
-                           n1, hs);
+                           cache_at(st, st->val_prefix, st->val_stream, l, streams[r], kvh, n0),
+                           (size_t)hs, n1, hs);
     }
 }
 
@@ -426,10 +430,12 @@ static void forward_rows(Infer *st, const Rows *b, const int *tokens, const int 
                         *sn = st->rope_sin + (size_t)pos[r] * h2;
             rope_forward(q + (size_t)r * Q, cs, sn, 1, 1, NH, hs);
             rope_forward(k + (size_t)r * KV, cs, sn, 1, 1, NKV, hs);
-            memcpy(cache_at(st, st->key_prefix, st->key_stream, l, streams[r], pos[r]),
-                   k + (size_t)r * KV, sizeof(float) * KV);
-            memcpy(cache_at(st, st->val_prefix, st->val_stream, l, streams[r], pos[r]),
-                   v + (size_t)r * KV, sizeof(float) * KV);
+            for (int h = 0; h < NKV; h++) {
+                memcpy(cache_at(st, st->key_prefix, st->key_stream, l, streams[r], h, pos[r]),
+                       k + (size_t)r * KV + (size_t)h * hs, sizeof(float) * hs);
+                memcpy(cache_at(st, st->val_prefix, st->val_stream, l, streams[r], h, pos[r]),
+                       v + (size_t)r * KV + (size_t)h * hs, sizeof(float) * hs);
+            }
         }
         /* all rows' keys are in the cache before any row attends (prefill is causal) */
         attend_layer(st, b, streams, pos, l, n);
@@ -521,13 +527,14 @@ int infer_feed(Infer *st, int s, const int *tokens, int n, Err *err) {
 
 void infer_copy_stream(Infer *st, int dst, int src) {
     const Config *c = &st->m->cfg;
-    size_t n = (size_t)(st->pos[src] - st->prefix_len) * (size_t)model_kv_dim(c);
-    for (int l = 0; l < c->n_layers; l++) {
-        memcpy(cache_at(st, NULL, st->key_stream, l, dst, st->prefix_len),
-               cache_at(st, NULL, st->key_stream, l, src, st->prefix_len), sizeof(float) * n);
-        memcpy(cache_at(st, NULL, st->val_stream, l, dst, st->prefix_len),
-               cache_at(st, NULL, st->val_stream, l, src, st->prefix_len), sizeof(float) * n);
-    }
+    size_t n = (size_t)(st->pos[src] - st->prefix_len) * (size_t)model_head_size(c);
+    for (int l = 0; l < c->n_layers; l++)
+        for (int h = 0; h < c->n_kv_heads; h++) {
+            memcpy(cache_at(st, NULL, st->key_stream, l, dst, h, st->prefix_len),
+                   cache_at(st, NULL, st->key_stream, l, src, h, st->prefix_len), sizeof(float) * n);
+            memcpy(cache_at(st, NULL, st->val_stream, l, dst, h, st->prefix_len),
+                   cache_at(st, NULL, st->val_stream, l, src, h, st->prefix_len), sizeof(float) * n);
+        }
     st->pos[dst] = st->pos[src];
     memcpy(infer_logits(st, dst), infer_logits(st, src), sizeof(float) * (size_t)c->vocab_size);
 }
