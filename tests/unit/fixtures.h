@@ -68,7 +68,7 @@ static inline void fixture_ranked(Db *db, const char *prompt, const char *labele
     int64_t pid, lab, mid;
     ModelIn m = {"m", "base", NULL, 0, NULL, NULL, NULL};
     cr_assert_eq(db_model_upsert(db, &m, &mid, &err), 0, "%s", err.msg);
-    PromptIn pin = {prompt, NULL, NULL, NULL};
+    PromptIn pin = {prompt, NULL, NULL, NULL, NULL};
     cr_assert_eq(db_prompt_insert(db, &pin, &pid, NULL, &err), 0, "%s", err.msg);
     cr_assert_eq(db_labeler_ensure(db, labeler, 0, NULL, &lab, &err), 0);
     RankingItemIn items[8];

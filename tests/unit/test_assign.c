@@ -36,7 +36,7 @@ static Db *make_db(int n_prompts, int k, int one_short) {
     for (int p = 0; p < n_prompts; p++) {
         char text[64];
         snprintf(text, sizeof text, "Explain topic number %d please.", p);
-        PromptIn pin = {text, NULL, NULL, NULL};
+        PromptIn pin = {text, NULL, NULL, NULL, NULL};
         int64_t pid, cid;
         cr_assert_eq(db_prompt_insert(db, &pin, &pid, NULL, &e), 0);
         for (int c = 0; c < (one_short && p == 0 ? 1 : k); c++) {

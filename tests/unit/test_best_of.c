@@ -150,7 +150,7 @@ static Db *setup(void) {
     for (int i = 0; i < 3; i++) {
         char t[32];
         snprintf(t, sizeof t, "prompt %d", i);
-        PromptIn p = {t, "test", NULL, NULL};
+        PromptIn p = {t, "test", NULL, NULL, NULL};
         cr_assert_eq(db_prompt_insert(db, &p, NULL, NULL, &e), 0);
     }
     return db;

@@ -214,7 +214,7 @@ Test(db, prompts_import_tags) {
 
 static int64_t add_prompt(Db *db, const char *text) {
     int64_t id;
-    PromptIn in = {text, NULL, NULL, NULL};
+    PromptIn in = {text, NULL, NULL, NULL, NULL};
     cr_assert_eq(db_prompt_insert(db, &in, &id, NULL, NULL), 0);
     return id;
 }

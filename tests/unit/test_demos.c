@@ -106,7 +106,8 @@ Test(demos, store_assign_own_answer_and_flags) {
     Err e = {0};
     cr_assert_eq(db_open(dbpath, DB_OPEN_CREATE, &db, &e), 0, "%s", e.msg);
     int64_t p1, p2, ann, bob;
-    PromptIn pa = {"What is 2+2?", NULL, NULL, NULL}, pb = {"Name a colour.", NULL, NULL, NULL};
+    PromptIn pa = {"What is 2+2?", NULL, NULL, NULL, NULL},
+             pb = {"Name a colour.", NULL, NULL, NULL, NULL};
     cr_assert_eq(db_prompt_insert(db, &pa, &p1, NULL, &e), 0);
     cr_assert_eq(db_prompt_insert(db, &pb, &p2, NULL, &e), 0);
     int64_t c1 = add_cands(db, p1, "Four.", "Five.");

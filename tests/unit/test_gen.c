@@ -51,7 +51,7 @@ static Db *setup_db(int n_prompts, int64_t *model_id) {
     for (int i = 0; i < n_prompts; i++) {
         char t[32];
         snprintf(t, sizeof t, "prompt %d", i);
-        PromptIn p = {t, i % 2 ? "test" : "train", NULL, NULL};
+        PromptIn p = {t, i % 2 ? "test" : "train", NULL, NULL, NULL};
         cr_assert_eq(db_prompt_insert(db, &p, NULL, NULL, &e), 0);
     }
     ModelIn m = {"fake", "policy", "/dev/null", 0, NULL, NULL, NULL};

@@ -34,7 +34,8 @@ static char dir[64];
 /* A tiny random model with the byte tokenizer inside; reward: a reward head. */
 /* with_tok: the byte tokenizer inside (vocab 259, 1) */
 static void make_model(const char *name, uint64_t seed, int reward, int vocab, int with_tok) {
-    Config c = {32, 64, 2, 4, 2, vocab, 96, 1};
+    Config c = {.dim = 32, .hidden_dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                .vocab_size = vocab, .seq_len = 96, .shared_classifier = 1};
     Model m;
     Err e = {0};
     cr_assert_eq(model_create(&m, &c, reward ? MODEL_HEAD_REWARD : 0, &e), 0, "%s", e.msg);
@@ -80,10 +81,10 @@ static Db *setup(void) {
                        "What is two plus two?",  "Say hello.",
                        "Name an animal.",        "What is ice?"};
     for (int i = 0; i < 6; i++) {
-        PromptIn p = {q[i], "test", NULL, NULL};
+        PromptIn p = {q[i], "test", NULL, NULL, NULL};
         cr_assert_eq(db_prompt_insert(db, &p, NULL, NULL, &e), 0);
     }
-    PromptIn p = {"A training prompt.", "train", NULL, NULL};
+    PromptIn p = {"A training prompt.", "train", NULL, NULL, NULL};
     cr_assert_eq(db_prompt_insert(db, &p, NULL, NULL, &e), 0);
     return db;
 }

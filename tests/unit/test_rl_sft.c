@@ -310,7 +310,7 @@ Test(rl_sft_data, store_top_ranked_and_named_model) {
     cr_assert(strstr(err.msg, "gen --best-of"), "%s", err.msg);
     int64_t pid[2], bo;
     for (int k = 0; k < 2; k++) {
-        PromptIn pin = {k ? "Q2" : "Q1", NULL, NULL, NULL};
+        PromptIn pin = {k ? "Q2" : "Q1", NULL, NULL, NULL, NULL};
         cr_assert_eq(db_prompt_insert(db, &pin, &pid[k], NULL, &err), 0, "%s", err.msg);
     }
     ModelIn mi = {"m+bo4", "policy", NULL, 0, NULL, "{\"best_of\":4,\"rm\":\"rm.ckpt\"}", NULL};
@@ -338,7 +338,8 @@ Test(rl_sft_data, store_top_ranked_and_named_model) {
 Test(rl_trainer, a_reward_model_is_refused_as_a_policy) {
     Model m, got;
     Err err = {0};
-    Config c = {16, 24, 2, 4, 4, 23, 16, 1};
+    Config c = {.dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = 4, .n_kv_heads = 4,
+                .vocab_size = 23, .seq_len = 16, .shared_classifier = 1};
     cr_assert_eq(model_create(&m, &c, MODEL_HEAD_REWARD, &err), 0);
     char path[] = "/tmp/rlhf-unit-rm-XXXXXX";
     close(mkstemp(path));

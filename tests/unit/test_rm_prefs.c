@@ -134,7 +134,7 @@ Test(rm_prefs, answers_are_encoded_as_sampled) {
     int64_t pid, lab, mid;
     ModelIn m = {"m", "base", NULL, 0, NULL, NULL, NULL};
     cr_assert_eq(db_model_upsert(db, &m, &mid, &err), 0, "%s", err.msg);
-    PromptIn pin = {"hi", NULL, NULL, NULL};
+    PromptIn pin = {"hi", NULL, NULL, NULL, NULL};
     cr_assert_eq(db_prompt_insert(db, &pin, &pid, NULL, &err), 0, "%s", err.msg);
     cr_assert_eq(db_labeler_ensure(db, "ann", 0, NULL, &lab, &err), 0);
     int yo[] = {B(' '), B('y'), B('o'), TOK_EOS};      /* unmerged spelling, ended at </s> */

@@ -33,7 +33,7 @@ Test(rm_store, players_by_policy_follow_rounds) {
     int64_t base = model(db, "base", "base", 0), sft = model(db, "sft", "sft", base);
     int64_t ppo = model(db, "ppo-1", "policy", sft), ext = model(db, "ext", "external", 0);
     int64_t ms[4] = {ppo, sft, base, ext}, pid, lab;
-    PromptIn pin = {"a prompt", NULL, NULL, NULL};
+    PromptIn pin = {"a prompt", NULL, NULL, NULL, NULL};
     cr_assert_eq(db_prompt_insert(db, &pin, &pid, NULL, &err), 0);
     cr_assert_eq(db_labeler_ensure(db, "ann", 0, NULL, &lab, &err), 0);
     RankingItemIn items[4];
@@ -189,7 +189,7 @@ static int64_t count_rows(const char *dbpath, const char *table) {
 /* Prompt "P" with candidates "x" and "y" of model "m". */
 static int64_t prompt_xy(Db *db, int64_t *c1, int64_t *c2) {
     Err err = {0};
-    PromptIn pin = {"P", NULL, NULL, NULL};
+    PromptIn pin = {"P", NULL, NULL, NULL, NULL};
     int64_t pid, mid = model(db, "m", "policy", 0);
     int ins;
     cr_assert_eq(db_prompt_insert(db, &pin, &pid, &ins, &err), 0, "%s", err.msg);

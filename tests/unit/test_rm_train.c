@@ -83,7 +83,8 @@ static void set_alloc(PrefSet *s, int n, int k) {
 }
 
 static Model tiny_rm(int seq, uint64_t seed) {
-    Config c = {16, 24, 2, 4, 2, 259, seq, 1};
+    Config c = {.dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                .vocab_size = 259, .seq_len = seq, .shared_classifier = 1};
     Model m;
     Err err = {0};
     cr_assert_eq(model_create(&m, &c, MODEL_HEAD_REWARD, &err), 0, "%s", err.msg);
@@ -204,7 +205,8 @@ Test(rm_train, learns_a_synthetic_preference) {
     cr_assert(n_val > 10 && n_val < n);
     Err err = {0};
     Model m = tiny_rm(48, 5);
-    Config c = {32, 64, 2, 4, 2, 259, 48, 1};
+    Config c = {.dim = 32, .hidden_dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                .vocab_size = 259, .seq_len = 48, .shared_classifier = 1};
     model_free(&m);
     cr_assert_eq(model_create(&m, &c, MODEL_HEAD_REWARD, &err), 0);
     model_init_random(&m, 5);
