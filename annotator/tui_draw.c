@@ -119,7 +119,7 @@ static void candidate_header(Body *b, int pos, int rank) {
     const RankCore *c = &t->rs.cur;
     int focused = pos == t->rs.focus, y = body_row(b);
     if (y < 0) return;
-    char head[16], meta[240];
+    char head[24], meta[240]; /* head: "> [" + up to 11 digits + "] " */
     snprintf(head, sizeof head, "%s[%d] ", focused ? "> " : "  ", pos + 1);
     int x = put_utf8(t, y, 0, b->w, head, focused ? tui_attr(t, TC_FOCUS) : A_BOLD);
     if (t->opts->write) { /* a candidate to start from, not to rank */
