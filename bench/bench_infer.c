@@ -9,6 +9,7 @@
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,31 +433,52 @@ static double time_llamacpp(const char *llama, const char *gguf, int threads) {
     return command_rate(cmd, "\"avg_ts\":", "\"avg_ts\":");
 }
 
-/* The tokens/s `rlhf gen -k 1 --max-tokens 256 --batch B` prints for the
- * project's prompts, as model NAME (a new name: every run samples them all;
- * 0: it failed). Its time includes each prompt's prefill and the project's
- * writes. */
+/* The tokens/s `rlhf gen -k 1 --max-tokens 256 --batch B` (then extra)
+ * prints for the project's prompts, as model NAME (a new name: every run
+ * samples them all; 0: it failed). Its time includes each prompt's prefill
+ * and the project's writes. */
 static double time_gen(const char *rlhf, const char *db, const char *mpath, const char *tpath,
-                       const char *name, int threads, int batch, int seed) {
+                       const char *name, int threads, int batch, int seed, const char *extra) {
     char cmd[16384];
     snprintf(cmd, sizeof cmd,
              "'%s' --db %s gen --model %s --tokenizer %s --name %s -k 1 --max-tokens 256 "
-             "--weights f32 --threads %d --batch %d --seed %d 2>/dev/null",
-             rlhf, db, mpath, tpath, name, threads, batch, seed);
+             "--weights f32 --threads %d --batch %d --seed %d %s 2>/dev/null",
+             rlhf, db, mpath, tpath, name, threads, batch, seed, extra);
     return command_rate(cmd, " tokens sampled, ", " tokens sampled, ");
 }
 
-/* `rlhf gen` on a project of 8 prompts at 1 and 2 threads, prompt by prompt
- * (--batch 1) and the 8 prompts as one batch (the default), the same seed
- * for all four (the same tokens: sampling depends neither on the threads
- * nor on the batch), best of 3 runs each, the four alternating. */
+/* The answers model NAME got: their mean, least and most tokens. */
+static void answer_lengths(const char *db, const char *name, double *mean, int *least, int *most) {
+    sqlite3 *h = NULL;
+    sqlite3_stmt *q = NULL;
+    *mean = 0, *least = *most = 0;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(h,
+                           "select avg(n_tokens), min(n_tokens), max(n_tokens) from candidates "
+                           "where model_id = (select id from models where name = ?)",
+                           -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        *mean = sqlite3_column_double(q, 0), *least = sqlite3_column_int(q, 1),
+        *most = sqlite3_column_int(q, 2);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+}
+
+/* `rlhf gen` on a project of n prompts at 1 and 2 threads, prompt by prompt
+ * (--batch 1) and as a batch of 8 streams (the default), the same seed for
+ * all four (the same tokens: sampling depends neither on the threads nor on
+ * the batch), best of reps runs each, the four alternating. extra: more
+ * flags (stop strings that end the answers at different lengths, as a chat
+ * model's end at EOS, where the random model's run to the context); label
+ * says what they do in the figures' names. */
 static void bench_gen(const char *rlhf, const char *dir, const char *mpath, const char *tpath,
-                      const Config *c) {
+                      const Config *c, int n, int reps, const char *extra, const char *label) {
     char db[128], prompts[128], cmd[16384];
     snprintf(db, sizeof db, "%s/project.db", dir);
     snprintf(prompts, sizeof prompts, "%s/prompts.txt", dir);
     FILE *f = fopen(prompts, "w");
-    for (int i = 0; f && i < 8; i++)
+    for (int i = 0; f && i < n; i++)
         fprintf(f, "Tell me a story about the number %d\n", i + 1);
     if (!f || fclose(f)) return;
     snprintf(cmd, sizeof cmd, "'%s' init %s >/dev/null && '%s' --db %s prompts import %s >/dev/null",
@@ -467,26 +489,34 @@ static void bench_gen(const char *rlhf, const char *dir, const char *mpath, cons
     }
     static const int batches[2] = {1, 8};
     double best[2][2] = {{0, 0}, {0, 0}}; /* [batch][threads - 1] */
-    for (int rep = 0; rep < 3; rep++)
+    for (int rep = 0; rep < reps; rep++)
         for (int b = 0; b < 2; b++)
             for (int threads = 1; threads <= 2; threads++) {
                 char name[32];
                 snprintf(name, sizeof name, "m%d-%d-%d", rep, b, threads);
-                double v = time_gen(rlhf, db, mpath, tpath, name, threads, batches[b], 11);
+                double v = time_gen(rlhf, db, mpath, tpath, name, threads, batches[b], 11, extra);
                 if (v <= 0) goto out;
                 best[b][threads - 1] = v > best[b][threads - 1] ? v : best[b][threads - 1];
             }
+    double mean;
+    int least, most;
+    answer_lengths(db, "m0-1-1", &mean, &least, &most);
+    printf("gen_cmd_answer_tokens config=15m prompts=%d answers=%s mean=%.1f min=%d max=%d\n", n,
+           label, mean, least, most);
     for (int b = 0; b < 2; b++) {
         for (int threads = 1; threads <= 2; threads++)
             printf("gen_cmd_tokens_per_s config=15m vocab=%d format=llama2c weights=f32 path=\"rlhf "
-                   "gen -k 1 --max-tokens 256 --batch %d\" prompts=8 threads=%d value=%.1f\n",
-                   c->vocab_size, batches[b], threads, best[b][threads - 1]);
-        printf("gen_cmd_two_threads_over_one config=15m weights=f32 batch=%d value=%.2f\n",
-               batches[b], best[b][1] / best[b][0]);
+                   "gen -k 1 --max-tokens 256 --batch %d%s%s\" prompts=%d answers=%s threads=%d "
+                   "value=%.1f\n",
+                   c->vocab_size, batches[b], *extra ? " " : "", extra, n, label, threads,
+                   best[b][threads - 1]);
+        printf("gen_cmd_two_threads_over_one config=15m weights=f32 batch=%d prompts=%d answers=%s "
+               "value=%.2f\n", batches[b], n, label, best[b][1] / best[b][0]);
     }
     for (int threads = 1; threads <= 2; threads++)
-        printf("gen_cmd_batch_over_prompt_by_prompt config=15m weights=f32 prompts=8 threads=%d "
-               "value=%.2f\n", threads, best[1][threads - 1] / best[0][threads - 1]);
+        printf("gen_cmd_batch_over_prompt_by_prompt config=15m weights=f32 prompts=%d answers=%s "
+               "threads=%d value=%.2f\n", n, label, threads,
+               best[1][threads - 1] / best[0][threads - 1]);
 out:
     unlink(prompts);
     for (int i = 0; i < 4; i++) { /* the project and SQLite's files beside it */
@@ -605,7 +635,12 @@ static void bench_command(const char *argv0, const Model *m, const Tokenizer *to
         if (tps[b][0] > 0 && tps[b][1] > 0)
             printf("sample_cmd_two_threads_over_one config=15m vocab=%d weights=%s value=%.2f\n",
                    m->cfg.vocab_size, wname[b], tps[b][1] / tps[b][0]);
-    if (ok) bench_gen(rlhf, dir, mpath, tpath, &m->cfg);
+    if (ok) bench_gen(rlhf, dir, mpath, tpath, &m->cfg, 8, 3, "", "to_the_context");
+    /* answers of many lengths: a batch refilled as they end (continuous
+     * batching) against one that waited for its longest */
+    if (ok)
+        bench_gen(rlhf, dir, mpath, tpath, &m->cfg, 32, 2,
+                  "--stop w123 --stop w456 --stop w789 --stop w234", "end_at_stop_strings");
     unlink(mpath), unlink(tpath), unlink(gpath[0]), unlink(gpath[1]), rmdir(dir);
 }
 

@@ -230,71 +230,119 @@ static void count_done(Progress *progress, GenStats *st) {
     }
 }
 
-/* Prompts from ids[0..n) whose first draws make one batch of the
- * backend's: the jobs' first draws sampled together, then each job finished
- * (with unique, its further draws alone) and stored in turn. What a prompt
- * gets and the errors are those of prompt by prompt: a prompt the backend
- * names as at fault, or one that cannot be read, fails after those before
- * it are stored. *used: the prompts taken (the first that would not fit is
- * left for the next batch). */
-static int gen_batch(Db *db, const GenOptions *o, const GenBackend *b, const char *cfg,
-                     const int64_t *ids, int n, int *used, Progress *progress, GenStats *st,
-                     Err *err) {
-    /* each job in the batch wants a draw or more: at most max_batch of them,
-     * and one more opened that will not fit */
-    int room = b->max_batch + 1;
-    Job *jobs = calloc((size_t)room, sizeof *jobs);
-    const char **inputs = calloc((size_t)room, sizeof *inputs);
-    int *counts = calloc((size_t)room, sizeof *counts), nj = 0, total = 0;
-    uint64_t *seeds = calloc((size_t)(b->max_batch + draws_cap(o)), sizeof *seeds);
-    GenSample *s = calloc((size_t)b->max_batch, sizeof *s);
-    *used = 0;
-    if (!jobs || !inputs || !counts || !seeds || !s) {
-        free(jobs), free(inputs), free(counts), free(seeds), free(s);
-        return err_set(err, RLHF_ENOMEM, "out of memory");
+/* The prompts as a backend's stream: a prompt is opened when the backend has
+ * room for its draws and stored as soon as they are done (or, with unique,
+ * taken again for more), each in its own transaction, so prompts are stored
+ * in the order their answers end. A job's slot is its tag. */
+typedef struct {
+    Db *db;
+    const GenOptions *o;
+    const GenBackend *b;
+    const char *cfg;
+    Progress *progress;
+    GenStats *st;
+    const int64_t *ids;
+    int n, at; /* the prompts; the next to open */
+    int slots, cap;
+    Job *jobs;
+    unsigned char *busy;
+    int *want;       /* a slot's draws in flight */
+    uint64_t *seeds; /* their seeds: cap a slot */
+    int *again, n_again; /* slots wanting more draws (unique), oldest first */
+    int late;            /* gen's own error (a prompt that cannot be read): no more are opened */
+    Err late_err;
+} Stream;
+
+static uint64_t *slot_seeds(Stream *f, int i) {
+    return f->seeds + (size_t)i * (size_t)f->cap;
+}
+
+static int stream_next(void *ctx, const char **input, int *n, const uint64_t **seeds, int *tag) {
+    Stream *f = ctx;
+    int i = -1;
+    if (f->n_again) {
+        i = f->again[0];
+        memmove(f->again, f->again + 1, sizeof(int) * (size_t)--f->n_again);
     }
-    int rc = RLHF_OK, late = RLHF_OK; /* late: the error of a prompt after the batch's */
-    Err late_err = {0};
-    while (!rc && *used < n) {
-        Job *j = &jobs[nj];
-        int want = 0;
-        if ((rc = job_open(db, o, cfg, ids[*used], j, err)) == RLHF_OK)
-            want = job_want(o, j, seeds + total);
-        if (!rc && want > 0 && nj > 0 && total + want > b->max_batch) {
-            job_free(j);
+    while (i < 0 && !f->late && f->at < f->n) {
+        if (sys_interrupted()) {
+            f->st->interrupted = 1;
             break;
         }
-        ++*used;
+        int slot = 0;
+        while (slot < f->slots && f->busy[slot])
+            slot++;
+        if (slot == f->slots) break; /* none free now (cannot happen: 2 per stream) */
+        Job *j = &f->jobs[slot];
+        int rc = job_open(f->db, f->o, f->cfg, f->ids[f->at++], j, &f->late_err);
+        int want = rc ? 0 : job_want(f->o, j, slot_seeds(f, slot));
         if (!rc && want == 0) { /* nothing to sample: stored (nothing) at once */
-            rc = job_finish(db, o, b, cfg, j, st, err);
+            rc = job_finish(f->db, f->o, f->b, f->cfg, j, f->st, &f->late_err);
+            if (!rc) count_done(f->progress, f->st);
+        }
+        if (rc || want == 0) {
             job_free(j);
-            if (!rc) count_done(progress, st);
-        } else if (!rc) {
-            inputs[nj] = j->input, counts[nj++] = want, total += want;
+            f->late = rc;
+            continue;
         }
-        if (rc && nj) { /* jobs[nj] is freed below */
-            late = rc, late_err = *err, rc = RLHF_OK;
-            break;
-        }
+        f->busy[slot] = 1, f->want[slot] = want, i = slot;
     }
-    int bad = -1;
-    if (!rc && nj) rc = b->sample_many(b->ctx, nj, inputs, counts, seeds, s, &bad, err);
-    if (rc && bad >= 0) { /* those before it alone, then its error */
-        late = rc, late_err = *err, rc = RLHF_OK;
-        err_prefix(&late_err, "prompt %lld: ", (long long)jobs[bad].pid);
-        for (int i = 0; !rc && i < bad; i++)
-            if (!(rc = job_finish(db, o, b, cfg, &jobs[i], st, err))) count_done(progress, st);
-    } else {
-        for (int i = 0, at = 0; !rc && i < nj; at += counts[i++]) {
-            rc = job_take(&jobs[i], o->model_id, s + at, seeds + at, counts[i], st, err);
-            if (!rc) rc = job_finish(db, o, b, cfg, &jobs[i], st, err);
-            if (!rc) count_done(progress, st);
-        }
+    if (i < 0) return 0;
+    *input = f->jobs[i].input, *n = f->want[i], *seeds = slot_seeds(f, i), *tag = i;
+    return 1;
+}
+
+static int stream_done(void *ctx, int tag, GenSample *out, Err *err) {
+    Stream *f = ctx;
+    Job *j = &f->jobs[tag];
+    int rc = job_take(j, f->o->model_id, out, slot_seeds(f, tag), f->want[tag], f->st, err);
+    if (rc) return rc;
+    if ((f->want[tag] = job_want(f->o, j, slot_seeds(f, tag))) > 0) {
+        f->again[f->n_again++] = tag;
+        return RLHF_OK;
     }
-    if (!rc && late) rc = late, *err = late_err;
-    gen_samples_free(s, total);
-    for (int i = 0; i < room; i++) job_free(&jobs[i]);
-    free(jobs), free(inputs), free(counts), free(seeds), free(s);
+    rc = job_finish(f->db, f->o, f->b, f->cfg, j, f->st, err);
+    job_free(j);
+    f->busy[tag] = 0;
+    if (!rc) count_done(f->progress, f->st);
+    return rc;
+}
+
+/* Prompts ids[0..n) through the backend's stream. What a prompt gets and the
+ * errors are those of prompt by prompt: a prompt the backend names as at
+ * fault, or one that cannot be read, fails after those before it are
+ * stored (their further draws with unique, if any were still wanted, alone
+ * after the stream). */
+static int gen_stream(Db *db, const GenOptions *o, const GenBackend *b, const char *cfg,
+                      const int64_t *ids, int n, Progress *progress, GenStats *st, Err *err) {
+    Stream f = {.db = db, .o = o, .b = b, .cfg = cfg, .progress = progress, .st = st,
+                .ids = ids, .n = n, .slots = 2 * b->max_batch + 2, .cap = draws_cap(o)};
+    f.jobs = calloc((size_t)f.slots, sizeof *f.jobs);
+    f.busy = calloc((size_t)f.slots, 1);
+    f.want = calloc((size_t)f.slots, sizeof *f.want);
+    f.again = calloc((size_t)f.slots, sizeof *f.again);
+    f.seeds = calloc((size_t)f.slots * (size_t)f.cap, sizeof *f.seeds);
+    int rc = RLHF_OK, bad = -1;
+    if (!f.jobs || !f.busy || !f.want || !f.again || !f.seeds)
+        rc = err_set(err, RLHF_ENOMEM, "out of memory");
+    GenFeed gf = {&f, stream_next, stream_done};
+    if (!rc) rc = b->sample_stream(b->ctx, &gf, &bad, err);
+    if (rc && bad >= 0) { /* the prompts before it are stored first */
+        err_prefix(err, "prompt %lld: ", (long long)f.jobs[bad].pid);
+        f.late = rc, f.late_err = *err, rc = RLHF_OK;
+        job_free(&f.jobs[bad]);
+        f.busy[bad] = 0;
+    }
+    for (int q = 0; !rc && q < f.n_again; q++) { /* unique's further draws, alone */
+        Job *j = &f.jobs[f.again[q]];
+        if (!(rc = job_finish(db, o, b, cfg, j, st, err))) count_done(progress, st);
+        job_free(j);
+        f.busy[f.again[q]] = 0;
+    }
+    for (int i = 0; f.jobs && i < f.slots; i++)
+        job_free(&f.jobs[i]);
+    if (!rc && f.late) rc = f.late, *err = f.late_err;
+    free(f.jobs), free(f.busy), free(f.want), free(f.again), free(f.seeds);
     return rc;
 }
 
@@ -312,20 +360,15 @@ int gen_run(Db *db, const GenOptions *o, const GenBackend *b, Progress *progress
     if (rc == RLHF_ENOMEM) err_set(err, rc, "out of memory");
     st->prompts_selected = t.n;
     if (progress) progress->total = t.n;
-    /* several prompts a batch where the backend takes them and k leaves room */
-    int batch = b->sample_many && b->max_batch >= 2 * o->k;
+    /* several prompts at once where the backend takes them and k leaves room */
+    if (!rc && b->sample_stream && b->max_batch >= 2 * o->k && t.n > 1) {
+        rc = gen_stream(db, o, b, cfg, t.ids, t.n, progress, st, err);
+        t.n = 0;
+    }
     for (int i = 0; !rc && i < t.n;) {
         if (sys_interrupted()) {
             st->interrupted = 1;
             break;
-        }
-        /* each job counts again what the prompt has, not taking it from the
-         * selection: another gen on the same project may have filled it since */
-        if (batch && t.n - i > 1) {
-            int used = 0;
-            rc = gen_batch(db, o, b, cfg, t.ids + i, t.n - i, &used, progress, st, err);
-            i += used;
-            continue;
         }
         Job j;
         rc = job_open(db, o, cfg, t.ids[i], &j, err);

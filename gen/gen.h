@@ -29,6 +29,20 @@ typedef struct GenSample {
 /* Frees the texts and token ids of s[0..n) and clears them. */
 void gen_samples_free(GenSample *s, int n);
 
+/* Inputs for a backend that samples as a stream (GenBackend.sample_stream). */
+typedef struct GenFeed {
+    void *ctx;
+    /* The next input: *input (the templated prompt), *n draws with seeds
+     * seeds[0..n), and *tag to give back with them; *input and seeds stay
+     * valid until the next call. Returns 0 when there is none now (asked
+     * again after an input is done; none while nothing is in flight ends the
+     * stream), else 1. */
+    int (*next)(void *ctx, const char **input, int *n, const uint64_t **seeds, int *tag);
+    /* Input tag's n draws out[0..n): the callee takes their texts and ids.
+     * An error stops the stream. */
+    int (*done)(void *ctx, int tag, GenSample *out, Err *err);
+} GenFeed;
+
 typedef struct GenBackend {
     void *ctx;
     /* Samples n continuations of `input` (the templated prompt), stream i with
@@ -36,13 +50,14 @@ typedef struct GenBackend {
     int (*sample)(void *ctx, const char *input, int n, const uint64_t *seeds, GenSample *out,
                   Err *err);
     const char *params_json; /* sampling parameters stored with each candidate */
-    /* Optional (NULL: gen samples prompt by prompt): counts[i] continuations
-     * of each of inputs[0..n) as one batch, at most max_batch in all, those
-     * of input i after those of the inputs before it, each what sample gives
-     * with its seed. *bad: the input at fault when one is (too long, say),
-     * else -1. */
-    int (*sample_many)(void *ctx, int n, const char *const *inputs, const int *counts,
-                       const uint64_t *seeds, GenSample *out, int *bad, Err *err);
+    /* Optional (NULL: gen samples prompt by prompt): samples the feed's
+     * inputs at most max_batch draws at once, taking the next input as soon
+     * as there is room for its draws and handing an input's draws to done as
+     * soon as they are all finished (continuous batching), each draw what
+     * sample gives with its seed. An input at fault (too long, say): no more
+     * are taken, those in flight are finished, and its error is returned
+     * with *bad its tag (else *bad = -1). */
+    int (*sample_stream)(void *ctx, const struct GenFeed *f, int *bad, Err *err);
     int max_batch;
 } GenBackend;
 

@@ -125,37 +125,54 @@ static int model_sample(void *ctx, const char *input, int n, const uint64_t *see
     return rc;
 }
 
-/* The prompts' samples as one batch (sample_generate_prompts): what
- * model_sample gives each, bit for bit. */
-static int model_sample_many(void *ctx, int n, const char *const *inputs, const int *counts,
-                             const uint64_t *seeds, GenSample *out, int *bad, Err *err) {
-    GenModel *g = ctx;
-    int total = 0, rc = RLHF_OK;
-    SamplePrompt *pr = calloc((size_t)n, sizeof *pr);
-    *bad = -1;
-    if (!pr) return err_set(err, RLHF_ENOMEM, "out of memory");
-    for (int i = 0; !rc && i < n; i++) {
-        int *ids = NULL;
-        rc = encode(g, inputs[i], &ids, &pr[i].n, err);
-        pr[i].ids = ids, pr[i].k = counts[i], total += counts[i];
-        if (rc && rc != RLHF_ENOMEM) *bad = i;
-    }
-    SampleResult *res = rc ? NULL : calloc((size_t)total, sizeof *res);
-    if (!rc && !res) rc = err_set(err, RLHF_ENOMEM, "out of memory");
-    if (!rc) rc = sample_generate_prompts(&g->st, g->tok, pr, n, &g->p, seeds, res, bad, err);
-    if (rc == RLHF_EFORMAT) err_prefix(err, "%s: ", g->path);
-    for (int i = 0; res && i < total; i++) {
-        if (!rc) rc = take_result(&out[i], &res[i], err);
+/* gen's feed as the sampler's (sample_generate_feed): each input encoded as
+ * it is taken, its draws made candidates as they are done. */
+typedef struct {
+    GenModel *g;
+    const GenFeed *f;
+    int *ids; /* the last input's tokens */
+} Stream;
+
+static int stream_next(void *ctx, SamplePrompt *pr, const uint64_t **seeds, int *tag, Err *err) {
+    Stream *c = ctx;
+    const char *input;
+    int n, n_ids = 0;
+    free(c->ids);
+    c->ids = NULL;
+    if (!c->f->next(c->f->ctx, &input, &n, seeds, tag)) return RLHF_OK;
+    int rc = encode(c->g, input, &c->ids, &n_ids, err);
+    if (!rc) *pr = (SamplePrompt){c->ids, n_ids, n};
+    return rc;
+}
+
+static int stream_done(void *ctx, int tag, SampleResult *res, int k, Err *err) {
+    Stream *c = ctx;
+    GenSample *s = calloc((size_t)k, sizeof *s);
+    int rc = s ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int i = 0; i < k; i++) {
+        if (!rc) rc = take_result(&s[i], &res[i], err);
         sample_result_free(&res[i]);
     }
-    for (int i = 0; i < n; i++) free((int *)pr[i].ids);
-    free(pr);
-    free(res);
+    if (!rc) rc = c->f->done(c->f->ctx, tag, s, err);
+    if (s) gen_samples_free(s, k);
+    free(s);
+    return rc;
+}
+
+/* The feed's inputs through all the Infer's streams, refilled as answers end:
+ * what model_sample gives each, bit for bit. */
+static int model_sample_stream(void *ctx, const GenFeed *f, int *bad, Err *err) {
+    GenModel *g = ctx;
+    Stream c = {g, f, NULL};
+    SampleFeed sf = {&c, stream_next, stream_done};
+    int rc = sample_generate_feed(&g->st, g->tok, &g->p, &sf, bad, err);
+    if (rc == RLHF_EFORMAT) err_prefix(err, "%s: ", g->path);
+    free(c.ids);
     return rc;
 }
 
 GenBackend gen_model_backend(GenModel *g) {
     GenBackend b = {.ctx = g, .sample = model_sample, .params_json = g->params_json,
-                    .sample_many = model_sample_many, .max_batch = g->st.max_streams};
+                    .sample_stream = model_sample_stream, .max_batch = g->st.max_streams};
     return b;
 }

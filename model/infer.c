@@ -525,6 +525,10 @@ int infer_feed(Infer *st, int s, const int *tokens, int n, Err *err) {
     return RLHF_OK;
 }
 
+void infer_rewind(Infer *st, int s) {
+    if (s >= 0 && s < st->n_streams) st->pos[s] = st->prefix_len;
+}
+
 void infer_copy_stream(Infer *st, int dst, int src) {
     const Config *c = &st->m->cfg;
     size_t n = (size_t)(st->pos[src] - st->prefix_len) * (size_t)model_head_size(c);

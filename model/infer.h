@@ -90,6 +90,9 @@ int infer_fork(Infer *st, int k, Err *err);
  * into the prefix (a position's keys, scores and sums do not depend on which
  * part of the cache holds it). */
 int infer_feed(Infer *st, int s, const int *tokens, int n, Err *err);
+/* Stream s back to the end of the shared prefix, its own positions dropped:
+ * a slot whose sample ended takes another prompt (infer_feed). */
+void infer_rewind(Infer *st, int s);
 /* Stream dst becomes what stream src is: its cache after the prefix, its
  * position and its logits (k samples of a fed prompt, fed once). */
 void infer_copy_stream(Infer *st, int dst, int src);

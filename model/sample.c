@@ -255,6 +255,7 @@ int sampler_pick(Sampler *s, const float *logits, const SampleParams *p, Rng *rn
 typedef struct {
     Rng rng;
     int prev, active;
+    int flight, draw; /* the prompt it samples for (-1: a free slot), which of its draws */
     StrBuf text;
 } Stream;
 
@@ -318,80 +319,223 @@ static void pick_items(void *ctx, int lo, int hi, int tid) {
     }
 }
 
-/* Samples the k streams the Infer has (each with its logits after its
- * prompt, last[s] that prompt's last token) until each ends. */
-static int decode_streams(Infer *st, const Tokenizer *tok, int k, const int *last,
-                          const SampleParams *p, const uint64_t *seeds, SampleResult *out,
-                          Err *err) {
-    const Config *c = &st->m->cfg;
-    int rc = RLHF_OK;
-    Stream *g = calloc((size_t)k, sizeof(Stream));
-    int *next = calloc((size_t)k, sizeof(int));
-    float *lps = calloc((size_t)k, sizeof(float));
-    unsigned char *act = calloc((size_t)k, 1);
-    Sampler sm[MATVEC_MAX_THREADS] = {{0}};
-    PickJob pj = {st, p, g, sm, next, lps};
-    if (!g || !next || !lps || !act || sampler_create(&sm[0], c->vocab_size, err)) {
-        rc = err_set(err, RLHF_ENOMEM, "sampling: out of memory");
-        goto done;
+/* A prompt in flight: its k draws, those still decoding, their results. */
+typedef struct {
+    int tag, k, left;
+    SampleResult *res; /* k: the run's, or the caller's out (owned 0) */
+    int owned;
+} Flight;
+
+/* The streams of the Infer, the prompts they sample for, and where more
+ * prompts come from (f; NULL: only the flight set up before the run). */
+typedef struct {
+    Infer *st;
+    const Tokenizer *tok;
+    const SampleParams *p;
+    const SampleFeed *f;
+    int width, live, free;
+    Stream *g;  /* width */
+    Flight *fl; /* width: a flight has a stream at least */
+    int *next;
+    float *lp;
+    unsigned char *act;
+    Sampler sm[MATVEC_MAX_THREADS];
+} Run;
+
+static int run_open(Run *r, Infer *st, const Tokenizer *tok, const SampleParams *p,
+                    const SampleFeed *f, Err *err) {
+    memset(r, 0, sizeof *r);
+    r->st = st, r->tok = tok, r->p = p, r->f = f;
+    r->width = r->free = st->n_streams;
+    size_t w = (size_t)r->width;
+    r->g = calloc(w, sizeof *r->g);
+    r->fl = calloc(w, sizeof *r->fl);
+    r->next = calloc(w, sizeof *r->next);
+    r->lp = calloc(w, sizeof *r->lp);
+    r->act = calloc(w, 1);
+    if (!r->g || !r->fl || !r->next || !r->lp || !r->act ||
+        sampler_create(&r->sm[0], st->m->cfg.vocab_size, err))
+        return err_set(err, RLHF_ENOMEM, "sampling: out of memory");
+    for (int s = 0; s < r->width; s++)
+        r->g[s].flight = -1;
+    return RLHF_OK;
+}
+
+/* Frees what the run still holds: the results of prompts not handed over
+ * (the caller's out included: a failed run leaves it empty). */
+static void run_close(Run *r) {
+    for (int i = 0; r->fl && i < r->width; i++) {
+        Flight *fl = &r->fl[i];
+        for (int j = 0; fl->res && j < fl->k; j++)
+            sample_result_free(&fl->res[j]);
+        if (fl->owned) free(fl->res);
     }
-    for (int s = 0; s < k; s++) {
-        rng_seed(&g[s].rng, seeds[s]);
-        g[s].prev = last[s];
-        g[s].active = 1;
-        out[s].tokens = malloc(sizeof(int) * (size_t)(p->max_tokens + 1));
-        if (!out[s].tokens || sb_append(&g[s].text, "", 0)) {
-            rc = err_set(err, RLHF_ENOMEM, "sampling: out of memory");
-            goto done;
-        }
+    for (int s = 0; r->g && s < r->width; s++)
+        sb_free(&r->g[s].text);
+    for (int i = 0; i < MATVEC_MAX_THREADS; i++)
+        sampler_free(&r->sm[i]);
+    free(r->g), free(r->fl), free(r->next), free(r->lp), free(r->act);
+}
+
+/* A flight for prompt tag's k draws into res (NULL: the run's own). */
+static int flight_new(Run *r, int tag, int k, SampleResult *res, Err *err) {
+    int i = 0;
+    while (r->fl[i].k) /* a free one exists: each flight holds a stream */
+        i++;
+    Flight *fl = &r->fl[i];
+    fl->owned = !res;
+    fl->res = res ? res : calloc((size_t)k, sizeof *res);
+    if (!fl->res) return -err_set(err, RLHF_ENOMEM, "sampling: out of memory");
+    memset(fl->res, 0, sizeof *res * (size_t)k);
+    fl->tag = tag, fl->k = fl->left = k;
+    return i;
+}
+
+/* Stream s starts draw j of flight fi, its logits those after the prompt
+ * (whose last token is last). */
+static int stream_start(Run *r, int s, int fi, int j, uint64_t seed, int last, Err *err) {
+    Stream *g = &r->g[s];
+    SampleResult *out = &r->fl[fi].res[j];
+    rng_seed(&g->rng, seed);
+    g->prev = last, g->active = 1, g->flight = fi, g->draw = j;
+    g->text.len = 0;
+    out->tokens = malloc(sizeof(int) * (size_t)(r->p->max_tokens + 1));
+    r->free--, r->live++;
+    if (!out->tokens || sb_append(&g->text, "", 0))
+        return err_set(err, RLHF_ENOMEM, "sampling: out of memory");
+    return RLHF_OK;
+}
+
+/* Stream s has ended: its text into its result, its slot free. Returns the
+ * flight when that was its last draw, else -1. */
+static int stream_end(Run *r, int s) {
+    Stream *g = &r->g[s];
+    Flight *fl = &r->fl[g->flight];
+    SampleResult *out = &fl->res[g->draw];
+    out->text = g->text.s, out->text_len = g->text.len;
+    g->text = (StrBuf){0};
+    int fi = g->flight;
+    g->active = 0, g->flight = -1;
+    r->free++, r->live--;
+    return --fl->left == 0 ? fi : -1;
+}
+
+/* Hands flight fi's results to the feed (they are its now) and frees it. */
+static int flight_done(Run *r, int fi, Err *err) {
+    Flight *fl = &r->fl[fi];
+    int rc = r->f ? r->f->done(r->f->ctx, fl->tag, fl->res, fl->k, err) : RLHF_OK;
+    if (r->f) {
+        if (fl->owned) free(fl->res);
+        *fl = (Flight){0};
     }
-    for (int live = k; live > 0;) {
-        matvec_par(k, 1, pick_items, &pj);
-        for (int s = 0; s < k; s++) {
-            act[s] = 0;
-            if (!g[s].active) continue;
-            float lp = lps[s];
-            if (next[s] == -2) {
-                rc = err_set(err, RLHF_ENOMEM, "sampling: out of memory");
-                goto done;
+    return rc;
+}
+
+/* Prompt pr (its seeds, tag) on pr->k free streams: fed to the first (from
+ * the end of the shared prefix), copied to the others. Errors of the prompt
+ * (too long, a token outside the vocabulary) are positive; the run's (out
+ * of memory) negative. */
+static int start_prompt(Run *r, const SamplePrompt *pr, const uint64_t *seeds, int tag, Err *err) {
+    if (pr->n < 1) return err_set(err, RLHF_EINVAL, "empty prompt (start it with BOS)");
+    int first = 0;
+    while (r->g[first].flight >= 0)
+        first++;
+    infer_rewind(r->st, first);
+    int rc = infer_feed(r->st, first, pr->ids, pr->n, err);
+    if (rc) return rc;
+    int fi = flight_new(r, tag, pr->k, NULL, err);
+    if (fi < 0) return fi;
+    for (int j = 0, s = first; j < pr->k; j++, s++) {
+        while (r->g[s].flight >= 0)
+            s++;
+        if (s != first) infer_copy_stream(r->st, s, first);
+        if ((rc = stream_start(r, s, fi, j, seeds[j], pr->ids[pr->n - 1], err))) return -rc;
+    }
+    return RLHF_OK;
+}
+
+/* Takes prompts from the feed while streams are free: the first that cannot
+ * be had or started stops the feed (*late, *bad). Returns a run error. */
+static int refill(Run *r, SamplePrompt *pr, const uint64_t **seeds, int *tag, int *pending,
+                  int *ended, int *late, Err *late_err, int *bad, Err *err) {
+    while (!*ended) {
+        if (!*pending) {
+            *pr = (SamplePrompt){0};
+            int rc = r->f->next(r->f->ctx, pr, seeds, tag, err);
+            if (!rc && pr->k > r->width)
+                rc = err_set(err, RLHF_EINVAL, "%d samples asked, the state holds %d", pr->k,
+                             r->width);
+            if (rc) {
+                *late = rc, *late_err = *err, *bad = *tag, *ended = 1;
+                return RLHF_OK;
             }
-            if (next[s] < 0) {
+            if (pr->k < 1) { /* none now: more may follow what is in flight */
+                *ended = r->live == 0;
+                return RLHF_OK;
+            }
+            *pending = 1;
+        }
+        if (r->free < pr->k) return RLHF_OK;
+        *pending = 0;
+        int rc = start_prompt(r, pr, *seeds, *tag, err);
+        if (rc < 0) return -rc;
+        if (rc) *late = rc, *late_err = *err, *bad = *tag, *ended = 1;
+    }
+    return RLHF_OK;
+}
+
+/* Decodes the run's streams until each ends, starting the feed's prompts as
+ * streams come free (continuous batching: a batch does not wait for its
+ * longest answer). A stream's samples depend only on its prompt and seed:
+ * a product row, a position's scores and a pick do not depend on the other
+ * streams, nor on which slot it has. */
+static int run_streams(Run *r, int *bad, Err *err) {
+    Infer *st = r->st;
+    const Config *c = &st->m->cfg;
+    PickJob pj = {st, r->p, r->g, r->sm, r->next, r->lp};
+    SamplePrompt pr = {0};
+    const uint64_t *seeds = NULL;
+    int rc = RLHF_OK, late = RLHF_OK, pending = 0, ended = !r->f, tag = -1;
+    Err late_err = {0};
+    *bad = -1;
+    for (;;) {
+        if (!ended &&
+            (rc = refill(r, &pr, &seeds, &tag, &pending, &ended, &late, &late_err, bad, err)))
+            break;
+        if (r->live == 0) break;
+        matvec_par(r->width, 1, pick_items, &pj);
+        for (int s = 0; s < r->width; s++) {
+            Stream *g = &r->g[s];
+            r->act[s] = 0;
+            if (!g->active) continue;
+            if (r->next[s] == -2) {
+                rc = err_set(err, RLHF_ENOMEM, "sampling: out of memory");
+                goto out;
+            }
+            if (r->next[s] < 0) {
                 rc = err_set(err, RLHF_EFORMAT,
                              "the model's logits are not finite (NaN or Inf): broken weights?");
-                goto done;
+                goto out;
             }
-            int on = accept(tok, p, &g[s], &out[s], next[s], lp);
+            SampleResult *res = &r->fl[g->flight].res[g->draw];
+            int on = accept(r->tok, r->p, g, res, r->next[s], r->lp[s]);
             if (on < 0) {
                 rc = err_set(err, RLHF_ENOMEM, "sampling: out of memory");
-                goto done;
+                goto out;
             }
             if (on && infer_pos(st, s) >= c->seq_len) {
-                out[s].finish = SAMPLE_LENGTH; /* the context is full */
+                res->finish = SAMPLE_LENGTH; /* the context is full */
                 on = 0;
             }
-            if (!on) {
-                g[s].active = 0;
-                live--;
-            }
-            act[s] = (unsigned char)on;
+            r->act[s] = (unsigned char)on;
+            int fi = on ? -1 : stream_end(r, s);
+            if (fi >= 0 && (rc = flight_done(r, fi, err))) goto out;
         }
-        if (live > 0 && (rc = infer_decode(st, next, act, err))) goto done;
+        if (r->live > 0 && (rc = infer_decode(st, r->next, r->act, err))) goto out;
     }
-done:
-    for (int s = 0; g && s < k; s++) {
-        if (!rc) {
-            out[s].text = g[s].text.s;
-            out[s].text_len = g[s].text.len;
-        } else {
-            sb_free(&g[s].text);
-            sample_result_free(&out[s]);
-        }
-    }
-    for (int i = 0; i < MATVEC_MAX_THREADS; i++) sampler_free(&sm[i]);
-    free(g);
-    free(next);
-    free(lps);
-    free(act);
+out:
+    if (rc) *bad = -1;
+    else if (late) rc = late, *err = late_err;
     return rc;
 }
 
@@ -408,19 +552,64 @@ static int check_call(const Infer *st, const Tokenizer *tok, int k, const Sample
 int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, int n_prompt, int k,
                           const SampleParams *p, const uint64_t *seeds, SampleResult *out,
                           Err *err) {
-    int rc = check_call(st, tok, k, p, err);
+    int rc = check_call(st, tok, k, p, err), bad;
     if (rc) return rc;
     if (n_prompt < 1) return err_set(err, RLHF_EINVAL, "empty prompt (start it with BOS)");
     memset(out, 0, sizeof(SampleResult) * (size_t)k);
-    int *last = malloc(sizeof(int) * (size_t)k);
-    if (!last) return err_set(err, RLHF_ENOMEM, "sampling: out of memory");
-    for (int s = 0; s < k; s++)
-        last[s] = prompt[n_prompt - 1];
     infer_reset(st);
-    if (!(rc = infer_prefill(st, prompt, n_prompt, err)) && !(rc = infer_fork(st, k, err)))
-        rc = decode_streams(st, tok, k, last, p, seeds, out, err);
-    free(last);
+    if ((rc = infer_prefill(st, prompt, n_prompt, err)) || (rc = infer_fork(st, k, err))) return rc;
+    /* the k streams share the prompt's cache: one flight, into out */
+    Run r;
+    if (!(rc = run_open(&r, st, tok, p, NULL, err))) {
+        int fi = flight_new(&r, 0, k, out, err);
+        if (fi < 0) rc = -fi;
+        for (int s = 0; !rc && s < k; s++)
+            rc = stream_start(&r, s, fi, s, seeds[s], prompt[n_prompt - 1], err);
+        if (!rc) rc = run_streams(&r, &bad, err);
+        if (!rc) r.fl[fi] = (Flight){0}; /* out is the caller's */
+    }
+    run_close(&r);
     return rc;
+}
+
+int sample_generate_feed(Infer *st, const Tokenizer *tok, const SampleParams *p,
+                         const SampleFeed *f, int *bad, Err *err) {
+    *bad = -1;
+    int rc = check_call(st, tok, 1, p, err);
+    if (rc) return rc;
+    infer_reset(st);
+    if ((rc = infer_fork(st, st->max_streams, err))) return rc;
+    Run r;
+    if (!(rc = run_open(&r, st, tok, p, f, err))) rc = run_streams(&r, bad, err);
+    run_close(&r);
+    return rc;
+}
+
+/* sample_generate_prompts as a feed: prompt i's draws into out after those
+ * of the prompts before it */
+typedef struct {
+    const SamplePrompt *pr;
+    const uint64_t *seeds;
+    SampleResult *out;
+    int n, at, *first;
+} ArrayFeed;
+
+static int array_next(void *ctx, SamplePrompt *pr, const uint64_t **seeds, int *tag, Err *err) {
+    ArrayFeed *a = ctx;
+    if (a->at == a->n) return RLHF_OK;
+    *tag = a->at;
+    if (a->pr[a->at].k < 1)
+        return err_set(err, RLHF_EINVAL, "prompt %d: %d samples asked", a->at, a->pr[a->at].k);
+    *pr = a->pr[a->at];
+    *seeds = a->seeds + a->first[a->at++];
+    return RLHF_OK;
+}
+
+static int array_done(void *ctx, int tag, SampleResult *res, int k, Err *err) {
+    ArrayFeed *a = ctx;
+    (void)err;
+    memcpy(a->out + a->first[tag], res, sizeof *res * (size_t)k);
+    return RLHF_OK;
 }
 
 int sample_generate_prompts(Infer *st, const Tokenizer *tok, const SamplePrompt *pr, int n,
@@ -428,32 +617,19 @@ int sample_generate_prompts(Infer *st, const Tokenizer *tok, const SamplePrompt 
                             int *bad, Err *err) {
     int k = 0, rc = RLHF_OK;
     *bad = -1;
-    for (int i = 0; i < n; i++) {
-        if (pr[i].k < 1)
-            return err_set(err, RLHF_EINVAL, "prompt %d: %d samples asked", i, pr[i].k);
-        k += pr[i].k;
+    int *first = malloc(sizeof(int) * (size_t)(n + 1));
+    if (!first) return err_set(err, RLHF_ENOMEM, "sampling: out of memory");
+    for (int i = 0; i < n; i++)
+        first[i] = k, k += pr[i].k > 0 ? pr[i].k : 0;
+    if (!(rc = check_call(st, tok, k > 0 ? k : 1, p, err))) {
+        memset(out, 0, sizeof(SampleResult) * (size_t)k);
+        ArrayFeed a = {pr, seeds, out, n, 0, first};
+        SampleFeed f = {&a, array_next, array_done};
+        rc = sample_generate_feed(st, tok, p, &f, bad, err);
+        for (int i = 0; rc && i < k; i++) /* all or nothing */
+            sample_result_free(&out[i]);
     }
-    if ((rc = check_call(st, tok, k, p, err))) return rc;
-    memset(out, 0, sizeof(SampleResult) * (size_t)k);
-    int *last = malloc(sizeof(int) * (size_t)k);
-    if (!last) return err_set(err, RLHF_ENOMEM, "sampling: out of memory");
-    infer_reset(st);
-    rc = infer_fork(st, k, err);
-    /* each prompt fed to its first stream, that stream copied to the rest */
-    for (int i = 0, s = 0; !rc && i < n; s += pr[i++].k) {
-        if (pr[i].n < 1) rc = err_set(err, RLHF_EINVAL, "empty prompt (start it with BOS)");
-        if (!rc) rc = infer_feed(st, s, pr[i].ids, pr[i].n, err);
-        if (rc) {
-            *bad = i;
-            break;
-        }
-        for (int j = 0; j < pr[i].k; j++) {
-            if (j) infer_copy_stream(st, s + j, s);
-            last[s + j] = pr[i].ids[pr[i].n - 1];
-        }
-    }
-    if (!rc) rc = decode_streams(st, tok, k, last, p, seeds, out, err);
-    free(last);
+    free(first);
     return rc;
 }
 

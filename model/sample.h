@@ -85,18 +85,43 @@ int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, in
                           const SampleParams *p, const uint64_t *seeds, SampleResult *out,
                           Err *err);
 
-/* Several prompts decoded as one batch: prompt i's pr[i].k streams after
- * those of the prompts before it, stream j with seeds[j] into out[j] (the k
- * of all the prompts together at most the Infer's max_streams). Each prompt
- * is fed to one stream of its own (infer_feed) and copied to its others, so
- * what a stream samples is what sample_generate_batch gives the same prompt
- * and seed, bit for bit, whatever else is in the batch. *bad: the prompt
- * that failed (too long for the context, a token outside the vocabulary),
- * or -1. */
+/* A prompt of a batch: its tokens, and the samples wanted (k streams). */
 typedef struct SamplePrompt {
     const int *ids;
     int n, k;
 } SamplePrompt;
+
+/* Prompts taken as the batch has room (continuous batching): a prompt's k
+ * streams start as soon as k of the Infer's streams are free, so a batch
+ * does not wait for its longest answer, and its results go to done as soon
+ * as its last stream ends. Each prompt is fed to one stream of its own
+ * (infer_feed) and copied to its others, so what a stream samples is what
+ * sample_generate_batch gives the same prompt and seed, bit for bit,
+ * whatever else is in the batch and whichever slot it has. */
+typedef struct SampleFeed {
+    void *ctx;
+    /* The next prompt into *pr, its pr->k seeds into *seeds and the
+     * caller's tag for it into *tag; pr->ids and the seeds stay valid until
+     * the next call. pr->k == 0: none now (asked again after a prompt is
+     * done; none while nothing is in flight ends the run). An error (with
+     * *tag set) means that prompt cannot be had: nothing more is taken, the
+     * prompts in flight are finished, then the error is returned. */
+    int (*next)(void *ctx, SamplePrompt *pr, const uint64_t **seeds, int *tag, Err *err);
+    /* Prompt tag's k results res[0..k), in the order of its seeds, now the
+     * callee's (sample_result_free). An error stops the run. */
+    int (*done)(void *ctx, int tag, SampleResult *res, int k, Err *err);
+} SampleFeed;
+/* Runs the feed on all the Infer's streams until it has no more and every
+ * prompt taken is done. *bad: the tag of the prompt at fault when the error
+ * is one prompt's (too long for the context, a token outside the
+ * vocabulary, or next's), else -1; the prompts before it are done. */
+int sample_generate_feed(Infer *st, const Tokenizer *tok, const SampleParams *p,
+                         const SampleFeed *f, int *bad, Err *err);
+
+/* Several prompts as a feed (sample_generate_feed): prompt i's pr[i].k
+ * streams into out after those of the prompts before it, stream j with
+ * seeds[j]. All or nothing: on an error out is empty and *bad the prompt
+ * that failed, or -1. */
 int sample_generate_prompts(Infer *st, const Tokenizer *tok, const SamplePrompt *pr, int n,
                             const SampleParams *p, const uint64_t *seeds, SampleResult *out,
                             int *bad, Err *err);

@@ -269,32 +269,61 @@ Test(gen, recheck_at_commit_keeps_k) {
     done_db(db);
 }
 
-/* The fake as a backend that takes several prompts a batch: each input's
- * draws as fake_sample gives them; an input naming bad_input fails alone. */
+/* The fake as a backend that samples a stream: inputs taken while their
+ * draws fit in `streams`, the newest in flight done first (so the first
+ * prompt stays in flight to the end and prompts are stored out of order);
+ * an input naming bad_input fails alone, after those in flight are done. */
 struct many {
     struct fake f;
     const char *bad_input;
-    int batches, most_prompts, most_draws;
+    int streams, most_prompts, most_draws, refills, taken;
 };
 
-static int fake_sample_many(void *ctx, int n, const char *const *inputs, const int *counts,
-                            const uint64_t *seeds, GenSample *out, int *bad, Err *err) {
+static int fake_sample_stream(void *ctx, const GenFeed *gf, int *bad, Err *err) {
     struct many *m = ctx;
-    int total = 0;
+    struct {
+        int tag, n;
+        GenSample s[16];
+    } fl[16];
+    int nf = 0, used = 0, ended = 0, pending = 0, rc = RLHF_OK, n = 0, tag = -1, dones = 0;
+    const char *input = NULL;
+    const uint64_t *seeds = NULL;
+    Err late = {0};
     *bad = -1;
-    for (int i = 0; i < n; i++) {
-        if (m->bad_input && strstr(inputs[i], m->bad_input)) {
-            *bad = i;
-            gen_samples_free(out, total);
-            return err_set(err, RLHF_EINVAL, "prompt too long");
+    for (;;) {
+        while (!ended) {
+            if (!pending && !gf->next(gf->ctx, &input, &n, &seeds, &tag)) {
+                ended = nf == 0;
+                break;
+            }
+            pending = 1;
+            if (m->bad_input && strstr(input, m->bad_input)) {
+                rc = err_set(&late, RLHF_EINVAL, "prompt too long");
+                *bad = tag, ended = 1, pending = 0;
+                break;
+            }
+            if (used + n > m->streams) break;
+            memset(fl[nf].s, 0, sizeof fl[nf].s);
+            cr_assert_eq(fake_sample(&m->f, input, n, seeds, fl[nf].s, err), 0);
+            fl[nf].tag = tag, fl[nf].n = n;
+            m->refills += dones > 0 && nf > 0;
+            m->taken++, nf++, used += n, pending = 0;
+            m->most_prompts = nf > m->most_prompts ? nf : m->most_prompts;
+            m->most_draws = used > m->most_draws ? used : m->most_draws;
         }
-        cr_assert_eq(fake_sample(&m->f, inputs[i], counts[i], seeds + total, out + total, err), 0);
-        total += counts[i];
+        if (!nf) break;
+        nf--, used -= fl[nf].n, dones++;
+        int r = gf->done(gf->ctx, fl[nf].tag, fl[nf].s, err);
+        gen_samples_free(fl[nf].s, fl[nf].n);
+        if (r) {
+            for (int i = 0; i < nf; i++)
+                gen_samples_free(fl[i].s, fl[i].n);
+            *bad = -1;
+            return r;
+        }
     }
-    m->batches++;
-    m->most_prompts = n > m->most_prompts ? n : m->most_prompts;
-    m->most_draws = total > m->most_draws ? total : m->most_draws;
-    return 0;
+    if (rc) *err = late;
+    return rc;
 }
 
 /* one prompt's candidates and draws (seed, candidate) as text */
@@ -317,7 +346,7 @@ Test(gen, batches_of_prompts_store_what_prompt_by_prompt_does) {
         GenStats st;
         Err e = {0};
         char *want[9];
-        struct many m = {.f = {.distinct = unique ? 4 : 1000000}};
+        struct many m = {.f = {.distinct = unique ? 4 : 1000000}, .streams = 8};
         Db *db = setup_db(9, &mid);
         o.model_id = mid;
         GenBackend one = {.ctx = &m.f, .sample = fake_sample, .params_json = "{}"};
@@ -328,12 +357,15 @@ Test(gen, batches_of_prompts_store_what_prompt_by_prompt_does) {
 
         db = setup_db(9, &mid);
         GenBackend many = {.ctx = &m, .sample = fake_sample, .params_json = "{}",
-                           .sample_many = fake_sample_many, .max_batch = 8};
+                           .sample_stream = fake_sample_stream, .max_batch = 8};
         cr_assert_eq(gen_run(db, &o, &many, NULL, &st, &e), 0, "%s", e.msg);
         cr_assert_eq(st.prompts_done, 9);
-        cr_assert_eq(m.most_prompts, 2, "two prompts of 3 draws a batch of 8");
-        cr_assert_eq(m.most_draws, 6);
-        cr_assert_eq(m.batches, 4, "prompts 1-8 in pairs, the 9th alone");
+        /* two prompts of 3 draws in 8 streams; unique's further draws are
+         * fewer, so more prompts fit */
+        cr_assert_eq(m.most_prompts, unique ? 4 : 2, "%d", m.most_prompts);
+        cr_assert_eq(m.most_draws, unique ? 8 : 6, "%d", m.most_draws);
+        cr_assert_geq(m.refills, 7, "each prompt after the second taken while the first decodes");
+        cr_assert_geq(m.taken, 9);
         for (int i = 0; i < 9; i++) {
             char *got = draws_of(db, i + 1, mid);
             cr_assert_str_eq(got, want[i], "unique %d prompt %d", unique, i + 1);
@@ -344,13 +376,13 @@ Test(gen, batches_of_prompts_store_what_prompt_by_prompt_does) {
     }
     int64_t mid;
     Db *db = setup_db(9, &mid);
-    struct many m = {.f = {.distinct = 1000000}, .bad_input = "prompt 5\n"};
+    struct many m = {.f = {.distinct = 1000000}, .bad_input = "prompt 5\n", .streams = 8};
     GenBackend many = {.ctx = &m, .sample = fake_sample, .params_json = "{}",
-                       .sample_many = fake_sample_many, .max_batch = 8};
+                       .sample_stream = fake_sample_stream, .max_batch = 8};
     GenOptions o = {.model_id = mid, .k = 3, .seed = 5};
     GenStats st;
     Err e = {0};
-    /* prompt 6 (text "prompt 5") is second in the third batch */
+    /* prompt 6 (text "prompt 5") is taken while prompt 1 is still in flight */
     cr_assert_eq(gen_run(db, &o, &many, NULL, &st, &e), RLHF_EINVAL);
     cr_assert(strstr(e.msg, "prompt 6: prompt too long"), "%s", e.msg);
     cr_assert_eq(st.prompts_done, 5);

@@ -1110,3 +1110,122 @@ Test(infer, bf16_on_fp32_weights_is_the_rounded_model) {
     cr_assert(!model_weights_are_bf16(&m));
     model_free(&m), model_free(&r);
 }
+
+/* A feed over an array that records what the run does: prompts taken,
+ * prompts done (in order), the most in flight, and refills: a prompt asked
+ * for right after one was done while two others were still in flight (one
+ * of them decoding: only one can wait for room), where a batch that waited
+ * for its longest answer would only go on decoding. */
+typedef struct {
+    const SamplePrompt *pr;
+    const uint64_t *seeds;
+    const int *first;
+    SampleResult *out;
+    int n, at, in_flight, most, refills, n_done, order[16], left_at_done;
+} Recorder;
+
+static int rec_next(void *ctx, SamplePrompt *pr, const uint64_t **seeds, int *tag, Err *err) {
+    Recorder *r = ctx;
+    (void)err;
+    if (r->at == r->n) return RLHF_OK;
+    *tag = r->at;
+    *pr = r->pr[r->at];
+    *seeds = r->seeds + r->first[r->at++];
+    r->refills += r->left_at_done >= 2;
+    r->left_at_done = 0;
+    r->most = ++r->in_flight > r->most ? r->in_flight : r->most;
+    return RLHF_OK;
+}
+
+static int rec_done(void *ctx, int tag, SampleResult *res, int k, Err *err) {
+    Recorder *r = ctx;
+    (void)err;
+    cr_assert_eq(k, r->pr[tag].k);
+    memcpy(r->out + r->first[tag], res, sizeof *res * (size_t)k);
+    r->order[r->n_done++] = tag;
+    r->left_at_done = --r->in_flight;
+    return RLHF_OK;
+}
+
+/* Ten prompts (17 samples) through 4 streams, the answers ending at a stop
+ * string after a few tokens or at the context: prompts are taken as streams
+ * come free (some while others decode, and done out of order), and each
+ * sample is what its prompt and seed give alone, bit for bit, on 1 and 2
+ * threads. A prompt past the context stops the feed: those before it are
+ * done, none after it is taken, and it is named. */
+Test(infer, a_feed_refills_streams_as_answers_end) {
+    enum { N = 10 };
+    static const int ks[N] = {1, 2, 3, 1, 2, 1, 3, 1, 1, 2}, lens[N] = {5, 90, 3, 12, 100, 7,
+                                                                           40, 2, 110, 9};
+    static int ids[N][120];
+    SamplePrompt pr[N];
+    int first[N + 1] = {0};
+    uint64_t seeds[32];
+    for (int i = 0; i < N; i++) {
+        for (int t = 0; t < lens[i]; t++)
+            ids[i][t] = t ? 3 + (t * 37 + i * 11) % 296 : 1;
+        pr[i] = (SamplePrompt){ids[i], lens[i], ks[i]};
+        first[i + 1] = first[i] + ks[i];
+    }
+    for (int j = 0; j < 32; j++)
+        seeds[j] = 100 + (uint64_t)j;
+    const char *stop[1] = {"a"};
+    SampleParams p = sample_params_default();
+    p.max_tokens = 40, p.stop = stop, p.n_stop = 1;
+    Tokenizer *tok = make_tokenizer(300);
+    Err err = {0};
+    Model m;
+    make_model(&m, 128, 300);
+    for (int threads = 1; threads <= 2; threads++) {
+        infer_set_threads(threads);
+        Infer four, alone;
+        cr_assert_eq(infer_create(&four, &m, 4, &err), 0, "%s", err.msg);
+        cr_assert_eq(infer_create(&alone, &m, 3, &err), 0, "%s", err.msg);
+        SampleResult out[32], ra[3];
+        memset(out, 0, sizeof out);
+        Recorder r = {.pr = pr, .seeds = seeds, .first = first, .out = out, .n = N};
+        SampleFeed f = {&r, rec_next, rec_done};
+        int bad = 0, lengths = 0, sorted = 1;
+        cr_assert_eq(sample_generate_feed(&four, tok, &p, &f, &bad, &err), 0, "%s", err.msg);
+        cr_assert_eq(bad, -1);
+        cr_assert_eq(r.n_done, N);
+        cr_assert_leq(r.most, 5, "4 decoding and one waiting for room at most");
+        cr_assert_geq(r.refills, 3, "%d prompts taken while others decoded", r.refills);
+        for (int i = 1; i < N; i++)
+            sorted &= r.order[i] > r.order[i - 1];
+        cr_assert(!sorted, "a short answer's prompt is done before a longer one taken first");
+        for (int i = 0; i < N; i++) {
+            cr_assert_eq(sample_generate_batch(&alone, tok, pr[i].ids, pr[i].n, pr[i].k, &p,
+                                               seeds + first[i], ra, &err), 0, "%s", err.msg);
+            for (int j = 0; j < pr[i].k; j++) {
+                same_result(&out[first[i] + j], &ra[j], first[i] + j);
+                cr_assert(out[first[i] + j].logprob == ra[j].logprob, "prompt %d sample %d", i, j);
+                lengths |= 1 << (ra[j].n_tokens < 40 ? ra[j].n_tokens % 30 : 30);
+                sample_result_free(&ra[j]);
+                sample_result_free(&out[first[i] + j]);
+            }
+        }
+        cr_assert_geq(__builtin_popcount((unsigned)lengths), 5, "answers of many lengths");
+        /* prompt 6 past the context of 128: 0-5 done, 7-9 never taken */
+        static int longer[130];
+        for (int t = 0; t < 130; t++)
+            longer[t] = ids[6][t % 40];
+        SamplePrompt over[N];
+        memcpy(over, pr, sizeof over);
+        over[6] = (SamplePrompt){longer, 130, 3};
+        Recorder r2 = {.pr = over, .seeds = seeds, .first = first, .out = out, .n = N};
+        SampleFeed f2 = {&r2, rec_next, rec_done};
+        cr_assert_eq(sample_generate_feed(&four, tok, &p, &f2, &bad, &err), RLHF_EINVAL);
+        cr_assert_eq(bad, 6);
+        cr_assert(strstr(err.msg, "context"), "%s", err.msg);
+        cr_assert_eq(r2.n_done, 6);
+        cr_assert_eq(r2.at, 7);
+        for (int j = 0; j < first[6]; j++)
+            sample_result_free(&out[j]);
+        infer_free(&four);
+        infer_free(&alone);
+    }
+    infer_set_threads(1);
+    model_free(&m);
+    tok_free(tok);
+}
