@@ -6,17 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The streams the Infer holds: k_max, or batch (0: GEN_BATCH_STREAMS) for
- * several prompts at once while their caches stay under 2 GiB (the pages a
- * cache never reaches are never touched, but the address space is asked
- * for). */
-static int batch_streams(const Config *c, int k_max, int batch) {
-    double stream = 2.0 * sizeof(float) * c->n_layers * c->seq_len * model_kv_dim(c);
-    int fit = (int)((double)(2u << 30) / stream), n = batch > 0 ? batch : GEN_BATCH_STREAMS;
-    if (n > fit) n = fit;
-    return n > k_max ? n : k_max;
-}
-
 int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const SampleParams *p,
                    int k_max, int batch, InferWeights weights, Err *err) {
     memset(g, 0, sizeof *g);
@@ -32,7 +21,8 @@ int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const Sa
     }
     rc = model_load_tokenizer(&g->m, ckpt, tok_path, &g->tok, err);
     if (!rc)
-        rc = infer_create_weights(&g->st, &g->m, batch_streams(&g->m.cfg, k_max, batch), weights,
+        rc = infer_create_weights(&g->st, &g->m,
+                                  infer_batch_streams(&g->m.cfg, k_max, batch > 0 ? batch : GEN_BATCH_STREAMS), weights,
                                   err);
     if (rc) {
         gen_model_close(g);

@@ -118,6 +118,12 @@ static int make_copy(Infer *st, const Model *m, int bf16, Err *err) {
     return RLHF_OK;
 }
 
+int infer_batch_streams(const Config *c, int k_min, int want) {
+    double stream = 2.0 * sizeof(float) * c->n_layers * c->seq_len * model_kv_dim(c);
+    int fit = (int)((double)(2u << 30) / stream), n = want < fit ? want : fit;
+    return n > k_min ? n : k_min;
+}
+
 int infer_create(Infer *st, const Model *m, int max_streams, Err *err) {
     return infer_create_weights(st, m, max_streams, INFER_WEIGHTS_F32, err);
 }

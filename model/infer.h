@@ -52,6 +52,10 @@ typedef struct Infer {
     float *packed_mem;
 } Infer;
 
+/* The streams for a batch of want samples, never fewer than k_min, as many of
+ * want as keep the caches under 2 GiB (pages a cache never reaches are never
+ * touched, but the address space is asked for). */
+int infer_batch_streams(const Config *c, int k_min, int want);
 /* Allocates caches for up to max_streams parallel streams of the model's seq_len.
  * The matrix products read the Model's fp32 weights, from a packed copy
  * (4 bytes a matrix parameter beside the Model's; made in a fraction of a

@@ -95,7 +95,7 @@ void ppo_free(Ppo *p) {
     void *bufs[] = {p->ex, p->res, p->scores, p->tokens, p->lens, p->nprompt, p->targets,
                     p->old_logp, p->ref_logp, p->old_v, p->adv, p->ret, p->ent, p->klf,
                     p->rew, p->flat, p->flat2, p->mb_tokens, p->mb_targets, p->order,
-                    p->mb_dv, p->lsm, p->seeds,
+                    p->mb_dv, p->lsm, p->seeds, p->pick,
                     p->ptx_x, p->ptx_y, p->arow, p->g_tg, p->g_lp, p->g_ent, p->g_klf,
                     p->g_old, p->g_adv, p->g_ref, p->g_dlogp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
@@ -206,7 +206,11 @@ int ppo_init(Ppo *p, const PpoConfig *c, Model *policy, Model *ref, Model *value
     if (!same_shape(&ref->cfg, pc) && (rc = model_runstate_create(&p->rs_ref, &ref->cfg, MB, T, err))) goto fail;
     /* the value model's own (its evaluation pass is kept beside the policy's) */
     if (p->value && (rc = model_runstate_create(&p->rs_val, &p->value->cfg, MB, T, err))) goto fail;
-    if ((rc = infer_create(&p->inf, policy, c->samples, err))) goto fail;
+    /* the rollout's answers decode as one batch, refilled as they end, as
+     * many at once as the step has (the most this rank can have) */
+    int share = (c->prompts + dist_size() - 1) / dist_size() * c->samples;
+    if ((rc = infer_create(&p->inf, policy, infer_batch_streams(pc, c->samples, share), err)))
+        goto fail;
     size_t NT = (size_t)N * T, MT = (size_t)MB * T;
     p->ex = calloc((size_t)N, sizeof *p->ex);
     p->res = calloc((size_t)N, sizeof *p->res);
@@ -222,12 +226,13 @@ int ppo_init(Ppo *p, const PpoConfig *c, Model *policy, Model *ref, Model *value
     p->arow = malloc(sizeof(int) * MT), p->g_tg = malloc(sizeof(int) * MT);
     float **g[] = {&p->g_lp, &p->g_ent, &p->g_klf, &p->g_old, &p->g_adv, &p->g_ref, &p->g_dlogp};
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) *g[i] = malloc(sizeof(float) * MT);
-    p->seeds = malloc(sizeof(uint64_t) * (size_t)c->samples);
+    p->seeds = malloc(sizeof(uint64_t) * (size_t)N);
+    p->pick = malloc(sizeof(int) * (size_t)c->prompts);
     if (c->full_kl) p->lsm = malloc(sizeof(float) * (size_t)MB * c->max_new * V);
     if (!p->ex || !p->res || !p->scores || !p->tokens || !p->targets || !p->lens || !p->nprompt ||
         !p->rew || !p->flat2 || !p->old_logp || !p->ref_logp || !p->old_v || !p->adv || !p->ret ||
         !p->ent || !p->klf || !p->flat || !p->mb_tokens || !p->mb_targets || !p->order ||
-        !p->mb_dv || !p->seeds || !p->arow ||
+        !p->mb_dv || !p->seeds || !p->pick || !p->arow ||
         !p->g_tg || !p->g_lp || !p->g_ent || !p->g_klf || !p->g_old || !p->g_adv || !p->g_ref ||
         !p->g_dlogp ||
         (c->full_kl && !p->lsm)) {
@@ -276,7 +281,9 @@ int ppo_state_bytes(const Ppo *p, void **out, size_t *len, Err *err) {
 
 /* ---- one step --------------------------------------------------------------------- */
 
-int ppo_sample(Ppo *p, const PpoPrompt *pr, const uint64_t *seeds, SampleResult *res, Err *err) {
+/* The decoding contract every command shares (sample_params_chat at the
+ * config's temperature and max_new), on the policy's current weights. */
+static SampleParams rollout_params(Ppo *p) {
     if (p->inf_stale) { /* the decoding copy of the policy's matrices, as updated */
         infer_refresh(&p->inf);
         p->inf_stale = 0;
@@ -284,31 +291,67 @@ int ppo_sample(Ppo *p, const PpoPrompt *pr, const uint64_t *seeds, SampleResult 
     SampleParams sp = sample_params_chat(); /* gen's stops: the answer ends where gen's would */
     sp.temperature = p->c.temperature;
     sp.max_tokens = p->c.max_new;
+    return sp;
+}
+
+int ppo_sample(Ppo *p, const PpoPrompt *pr, const uint64_t *seeds, SampleResult *res, Err *err) {
+    SampleParams sp = rollout_params(p);
     return sample_generate_batch(&p->inf, p->tok, pr->ids, pr->n, p->c.samples, &sp, seeds, res, err);
 }
 
-/* Samples prompts × samples answers and joins each with its prompt. */
+/* This rank's prompts of the step [at, hi) as a feed: prompt i's answers go
+ * to res and ex from i * samples on, each joined with its prompt as soon as
+ * its answers are in. */
+typedef struct {
+    Ppo *p;
+    PpoStats *s;
+    int at, hi;
+} Rollout;
+
+static int rollout_next(void *ctx, SamplePrompt *sp, const uint64_t **seeds, int *tag, Err *err) {
+    Rollout *r = ctx;
+    (void)err;
+    if (r->at == r->hi) return RLHF_OK;
+    const PpoPrompt *pr = &r->p->prompts[r->p->pick[r->at]];
+    *sp = (SamplePrompt){pr->ids, pr->n, r->p->c.samples};
+    *seeds = r->p->seeds + (size_t)r->at * r->p->c.samples;
+    *tag = r->at++;
+    return RLHF_OK;
+}
+
+static int rollout_done(void *ctx, int i, SampleResult *res, int k, Err *err) {
+    Rollout *r = ctx;
+    Ppo *p = r->p;
+    const PpoPrompt *pr = &p->prompts[p->pick[i]];
+    memcpy(p->res + (size_t)i * k, res, sizeof *res * (size_t)k);
+    int rc = RLHF_OK;
+    for (int j = 0; j < k && !rc; j++) {
+        rc = seq_join(pr->ids, pr->n, res[j].tokens, res[j].n_tokens, p->T, &p->ex[i * k + j], err);
+        r->s->rollout_tokens += res[j].n_tokens;
+    }
+    return rc;
+}
+
+/* Samples prompts × samples answers and joins each with its prompt: every
+ * rank draws every prompt and seed (the streams stay equal), then decodes
+ * its own prompts' answers as one batch refilled as answers end, each answer
+ * what ppo_sample gives its prompt and seed. */
 static int rollout(Ppo *p, PpoStats *s, Err *err) {
     const PpoConfig *c = &p->c;
     for (int i = 0; i < p->N; i++) {
         seq_example_free(&p->ex[i]);
         sample_result_free(&p->res[i]);
     }
-    int rc = RLHF_OK, lo, hi;
-    dist_slice(c->prompts, &lo, &hi);
-    for (int i = 0; i < c->prompts && !rc; i++) {
-        const PpoPrompt *pr = &p->prompts[rng_below(&p->rng, (uint64_t)p->n_prompts)];
-        for (int k = 0; k < c->samples; k++) p->seeds[k] = rng_u64(&p->rng);
-        if (i < lo || i >= hi) continue; /* another rank's (the draws above keep the streams equal) */
-        SampleResult *res = p->res + (size_t)i * c->samples;
-        rc = ppo_sample(p, pr, p->seeds, res, err);
-        for (int k = 0; k < c->samples && !rc; k++) {
-            rc = seq_join(pr->ids, pr->n, res[k].tokens, res[k].n_tokens, p->T,
-                          &p->ex[i * c->samples + k], err);
-            s->rollout_tokens += res[k].n_tokens;
-        }
+    for (int i = 0; i < c->prompts; i++) {
+        p->pick[i] = (int)rng_below(&p->rng, (uint64_t)p->n_prompts);
+        for (int k = 0; k < c->samples; k++) p->seeds[i * c->samples + k] = rng_u64(&p->rng);
     }
-    return rc;
+    int lo, hi, bad;
+    dist_slice(c->prompts, &lo, &hi);
+    SampleParams sp = rollout_params(p);
+    Rollout r = {p, s, lo, hi};
+    SampleFeed f = {&r, rollout_next, rollout_done};
+    return sample_generate_feed(&p->inf, p->tok, &sp, &f, &bad, err);
 }
 
 /* Under MPI: answers [a0, a1) were sampled and scored here; afterwards every

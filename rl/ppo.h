@@ -152,7 +152,8 @@ typedef struct Ppo {
      * whose logits are computed, and what the head needs of them, gathered */
     int *arow, *g_tg;
     float *g_lp, *g_ent, *g_klf, *g_old, *g_adv, *g_ref, *g_dlogp;
-    uint64_t *seeds;
+    uint64_t *seeds; /* (N) the step's answers' */
+    int *pick;       /* (prompts) the step's prompts */
     int *ptx_x, *ptx_y;
 } Ppo;
 

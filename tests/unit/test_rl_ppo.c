@@ -564,3 +564,36 @@ Test(rl_ppo, lora_raises_a_known_reward_with_the_base_as_reference) {
     model_free(&pol);
     tok_free(tok);
 }
+
+/* A step's rollout decodes its prompts' answers as one batch (the Infer
+ * holds them all) refilled as answers end, and each answer is what
+ * ppo_sample gives its prompt and seeds alone, bit for bit (lr 0: the
+ * update leaves the policy as it sampled). */
+Test(rl_ppo, rollout_batch_equals_each_prompt_alone) {
+    Run r;
+    PpoConfig c;
+    small_config(&c);
+    c.prompts = 5, c.samples = 3, c.max_new = 24, c.minibatch = 15, c.lr = 0;
+    c.temperature = 1.5f;
+    Err err = {0};
+    start(&r, &c, 11);
+    cr_assert_geq(r.p.inf.max_streams, 15);
+    PpoStats s;
+    cr_assert_eq(ppo_step(&r.p, letters_reward, NULL, &s, &err), 0, "%s", err.msg);
+    int lengths = 0;
+    for (int i = 0; i < c.prompts; i++) {
+        SampleResult alone[3];
+        cr_assert_eq(ppo_sample(&r.p, &prompts[r.p.pick[i]], r.p.seeds + i * c.samples, alone, &err),
+                     0, "%s", err.msg);
+        for (int k = 0; k < c.samples; k++) {
+            const SampleResult *got = &r.p.res[i * c.samples + k];
+            cr_assert_eq(got->n_tokens, alone[k].n_tokens, "prompt %d answer %d", i, k);
+            cr_assert_eq(memcmp(got->tokens, alone[k].tokens, sizeof(int) * (size_t)got->n_tokens), 0);
+            cr_assert_eq(got->logprob, alone[k].logprob, "prompt %d answer %d", i, k);
+            lengths |= 1 << (got->n_tokens % 24);
+            sample_result_free(&alone[k]);
+        }
+    }
+    cr_assert_geq(__builtin_popcount((unsigned)lengths), 3, "answers of several lengths");
+    finish(&r);
+}
