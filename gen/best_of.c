@@ -53,6 +53,38 @@ char *best_of_prompt(const char *template, const char *input) {
     return ok ? p : NULL;
 }
 
+/* One answer: the best of its N samples s (seeded sub) by the scorer, moved
+ * into *out; every score reported and counted. */
+static int choose(BestOf *b, const char *prompt, GenSample *s, const uint64_t *sub, GenSample *out,
+                  Err *err) {
+    float *score = calloc((size_t)b->n, sizeof *score);
+    const char **texts = calloc((size_t)b->n, sizeof *texts);
+    unsigned char *cut = calloc((size_t)b->n, 1);
+    int rc = (!score || !texts || !cut) ? err_set(err, RLHF_ENOMEM, "out of memory") : 0;
+    for (int i = 0; i < b->n && !rc; i++)
+        texts[i] = s[i].text ? s[i].text : "", cut[i] = s[i].finish == SAMPLE_LENGTH;
+    if (!rc) rc = b->score(b->score_ctx, prompt, texts, cut, b->n, score, err);
+    if (!rc) {
+        int kept = best_of_pick(score, b->n);
+        if (b->report) b->report(b->report_ctx, prompt, s, sub, score, b->n, kept);
+        b->st.answers++, b->st.samples += b->n;
+        b->st.sum_kept += score[kept], b->st.sum_first += score[0];
+        for (int i = 0; i < b->n; i++)
+            b->st.sum_all += score[i];
+        *out = s[kept];
+        s[kept].text = NULL, s[kept].tokens = NULL;
+    }
+    free(score), free(texts), free(cut);
+    return rc;
+}
+
+/* answer a's N seeds into sub[a * N ..] */
+static void sub_seeds(const BestOf *b, const uint64_t *seeds, int n, uint64_t *sub) {
+    for (int a = 0; a < n; a++)
+        for (int i = 0; i < b->n; i++)
+            sub[a * b->n + i] = best_of_seed(seeds[a], i);
+}
+
 static int best_of_sample(void *ctx, const char *input, int n, const uint64_t *seeds,
                           GenSample *out, Err *err) {
     BestOf *b = ctx;
@@ -60,32 +92,95 @@ static int best_of_sample(void *ctx, const char *input, int n, const uint64_t *s
     if (!prompt) return err_set(err, RLHF_EINVAL, "best-of: the input does not match the template");
     GenSample *s = calloc((size_t)b->n, sizeof *s);
     uint64_t *sub = calloc((size_t)b->n, sizeof *sub);
-    float *score = calloc((size_t)b->n, sizeof *score);
-    const char **texts = calloc((size_t)b->n, sizeof *texts);
-    unsigned char *cut = calloc((size_t)b->n, 1);
-    int rc = (!s || !sub || !score || !texts || !cut) ? err_set(err, RLHF_ENOMEM, "out of memory") : 0;
+    int rc = (!s || !sub) ? err_set(err, RLHF_ENOMEM, "out of memory") : 0;
     for (int a = 0; a < n && !rc; a++) {
-        for (int i = 0; i < b->n; i++)
-            sub[i] = best_of_seed(seeds[a], i);
+        sub_seeds(b, seeds + a, 1, sub);
         memset(s, 0, (size_t)b->n * sizeof *s);
         rc = b->inner.sample(b->inner.ctx, input, b->n, sub, s, err);
-        for (int i = 0; i < b->n && !rc; i++)
-            texts[i] = s[i].text ? s[i].text : "", cut[i] = s[i].finish == SAMPLE_LENGTH;
-        if (!rc) rc = b->score(b->score_ctx, prompt, texts, cut, b->n, score, err);
-        if (!rc) {
-            int kept = best_of_pick(score, b->n);
-            if (b->report) b->report(b->report_ctx, prompt, s, sub, score, b->n, kept);
-            b->st.answers++, b->st.samples += b->n;
-            b->st.sum_kept += score[kept], b->st.sum_first += score[0];
-            for (int i = 0; i < b->n; i++)
-                b->st.sum_all += score[i];
-            out[a] = s[kept];
-            s[kept].text = NULL, s[kept].tokens = NULL;
-        }
+        if (!rc) rc = choose(b, prompt, s, sub, &out[a], err);
         gen_samples_free(s, b->n);
     }
     if (rc) gen_samples_free(out, n);
-    free(prompt), free(s), free(sub), free(score), free(texts), free(cut);
+    free(prompt), free(s), free(sub);
+    return rc;
+}
+
+/* Best-of-n as a stream over the inner backend's: each input's n answers are
+ * one inner input of n × N samples (answer a's sample i seeded
+ * best_of_seed(seeds[a], i), as best_of_sample draws them), and when those
+ * are in each answer keeps its best. An input the template does not match
+ * stops the stream: those in flight are finished, then its error. */
+typedef struct {
+    int tag, n;    /* the outer input's tag and answers; sub NULL: a free slot */
+    char *prompt;  /* for the scorer */
+    uint64_t *sub; /* n × N seeds */
+} Ask;
+
+typedef struct {
+    BestOf *b;
+    const GenFeed *f;
+    Ask *ask;
+    int n_ask, rc, bad; /* rc, bad: the input that did not match */
+    Err err;
+} Stream;
+
+static int stream_next(void *ctx, const char **input, int *n, const uint64_t **seeds, int *tag) {
+    Stream *s = ctx;
+    const char *in;
+    const uint64_t *sd;
+    int na, t, i = 0;
+    if (s->rc || !s->f->next(s->f->ctx, &in, &na, &sd, &t)) return 0;
+    while (i < s->n_ask && s->ask[i].sub)
+        i++;
+    if (i == s->n_ask) {
+        Ask *more = realloc(s->ask, sizeof *more * (size_t)(s->n_ask + 1));
+        if (!more) {
+            s->rc = err_set(&s->err, RLHF_ENOMEM, "out of memory"), s->bad = -1;
+            return 0;
+        }
+        s->ask = more, s->ask[s->n_ask++] = (Ask){0};
+    }
+    Ask *a = &s->ask[i];
+    a->prompt = best_of_prompt(s->b->template, in);
+    a->sub = malloc(sizeof(uint64_t) * (size_t)na * (size_t)s->b->n);
+    if (!a->prompt || !a->sub) {
+        s->rc = a->sub ? err_set(&s->err, RLHF_EINVAL, "best-of: the input does not match the template")
+                       : err_set(&s->err, RLHF_ENOMEM, "out of memory");
+        s->bad = a->sub ? t : -1;
+        free(a->prompt), free(a->sub);
+        *a = (Ask){0};
+        return 0;
+    }
+    sub_seeds(s->b, sd, na, a->sub);
+    a->tag = t, a->n = na;
+    *input = in, *n = na * s->b->n, *seeds = a->sub, *tag = i;
+    return 1;
+}
+
+static int stream_done(void *ctx, int tag, GenSample *out, Err *err) {
+    Stream *s = ctx;
+    Ask *a = &s->ask[tag];
+    GenSample *kept = calloc((size_t)a->n, sizeof *kept);
+    int rc = kept ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
+    for (int j = 0; j < a->n && !rc; j++)
+        rc = choose(s->b, a->prompt, out + j * s->b->n, a->sub + j * s->b->n, &kept[j], err);
+    if (!rc) rc = s->f->done(s->f->ctx, a->tag, kept, err);
+    if (kept) gen_samples_free(kept, a->n);
+    free(kept), free(a->prompt), free(a->sub);
+    *a = (Ask){0};
+    return rc;
+}
+
+static int best_of_stream(void *ctx, const GenFeed *f, int *bad, Err *err) {
+    BestOf *b = ctx;
+    Stream s = {.b = b, .f = f, .bad = -1};
+    GenFeed inner = {&s, stream_next, stream_done};
+    int ibad = -1, rc = b->inner.sample_stream(b->inner.ctx, &inner, &ibad, err);
+    *bad = rc && ibad >= 0 ? s.ask[ibad].tag : -1;
+    if (!rc && s.rc) rc = s.rc, *err = s.err, *bad = s.bad;
+    for (int i = 0; i < s.n_ask; i++)
+        free(s.ask[i].prompt), free(s.ask[i].sub);
+    free(s.ask);
     return rc;
 }
 
@@ -121,6 +216,9 @@ void best_of_free(BestOf *b) {
 
 GenBackend best_of_backend(BestOf *b) {
     GenBackend g = {.ctx = b, .sample = best_of_sample, .params_json = b->params_json};
+    /* answers of several prompts at once where the inner backend takes a stream */
+    if (b->inner.sample_stream && b->inner.max_batch / b->n >= 1)
+        g.sample_stream = best_of_stream, g.max_batch = b->inner.max_batch / b->n;
     return g;
 }
 

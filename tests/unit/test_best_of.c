@@ -14,6 +14,7 @@
 #include "gen/best_of.h"
 #include "model/sample.h"
 #include "tests/unit/fixtures.h"
+#include "tests/unit/gen_stream.h"
 
 /* texts "answer S" with S = seed % 1000; the score of a text is S */
 static int fake_sample(void *ctx, const char *input, int n, const uint64_t *seeds, GenSample *out,
@@ -212,6 +213,100 @@ Test(best_of, registers_its_own_policy_and_stores_only_the_kept) {
     snprintf(plain, sizeof plain, "answer %llu", (unsigned long long)(gen_seed(9, 1, 0) % 1000));
     cr_assert_geq(atoi(c[0].text + 7), atoi(plain + 7));
     db_candidates_free(c, nc);
+    best_of_free(&b);
+    teardown(db);
+}
+
+/* texts of prompt pid's candidates, in seed order */
+static char *texts_of(Db *db, int64_t pid) {
+    CandidateRow *c;
+    int nc;
+    Err e = {0};
+    cr_assert_eq(db_candidates_of_prompt(db, pid, &c, &nc, &e), 0);
+    char *all = calloc(1, 4096);
+    for (int i = 0; i < nc; i++)
+        sprintf(all + strlen(all), "%s/%llu|", c[i].text, (unsigned long long)c[i].seed);
+    db_candidates_free(c, nc);
+    return all;
+}
+
+/* Over an inner backend that samples a stream, best-of-n takes several
+ * prompts' answers at once (inner.max_batch / n of them) and stores what it
+ * stores prompt by prompt: the same kept answers, the same statistics and
+ * reports; an input the template does not match fails after those before it. */
+Test(best_of, as_a_stream_stores_what_prompt_by_prompt_does) {
+    char *want[3];
+    BestOfStats first;
+    struct seen r1 = {0}, r2 = {0};
+    for (int streamed = 0; streamed < 2; streamed++) {
+        Db *db = setup();
+        Err e = {0};
+        int64_t pid, bid;
+        ModelIn m = {"sft", "sft", "/dev/null", 0, NULL, NULL, NULL};
+        cr_assert_eq(db_model_upsert(db, &m, &pid, &e), 0);
+        char *name = NULL;
+        cr_assert_eq(best_of_register(db, pid, "sft", NULL, 3, rm1, NULL, &bid, &name, &e), 0);
+        free(name);
+        FakeStream fs = {.sample = fake_sample, .streams = 12};
+        GenBackend inner = {.ctx = &fs, .sample = fake_stream_sample, .params_json = "{}"};
+        if (streamed) inner.sample_stream = fake_stream, inner.max_batch = 12;
+        struct scorer sc = {0};
+        BestOf b;
+        cr_assert_eq(best_of_init(&b, &inner, 3, NULL, fake_score, &sc, rm1, &e), 0);
+        b.report = report, b.report_ctx = streamed ? &r2 : &r1;
+        GenBackend g = best_of_backend(&b);
+        cr_assert_eq(g.sample_stream != NULL, streamed);
+        if (streamed) cr_assert_eq(g.max_batch, 4, "12 inner streams, 3 samples an answer");
+        GenOptions o = {0};
+        o.model_id = bid, o.k = 2, o.seed = 9;
+        GenStats st;
+        cr_assert_eq(gen_run(db, &o, &g, NULL, &st, &e), 0, "%s", e.msg);
+        cr_assert_eq(st.prompts_done, 3);
+        if (streamed) {
+            cr_assert_eq(fs.most_prompts, 2, "two prompts' 2 x 3 samples in 12 streams");
+            cr_assert_eq(fs.most_draws, 12);
+            cr_assert_geq(fs.refills, 1);
+        }
+        for (int i = 0; i < 3; i++) {
+            char *got = texts_of(db, i + 1);
+            if (!streamed) want[i] = got;
+            else {
+                cr_assert_str_eq(got, want[i], "prompt %d", i + 1);
+                free(got), free(want[i]);
+            }
+        }
+        if (!streamed) first = b.st;
+        else {
+            cr_assert_eq(b.st.answers, first.answers);
+            cr_assert_eq(b.st.samples, first.samples);
+            cr_assert_eq(b.st.sum_kept, first.sum_kept);
+            cr_assert_eq(b.st.sum_all, first.sum_all);
+            cr_assert_eq(b.st.sum_first, first.sum_first);
+            cr_assert_eq(r2.calls, r1.calls);
+        }
+        best_of_free(&b);
+        teardown(db);
+    }
+    /* a template the inputs do not match: refused, naming the first prompt */
+    Db *db = setup();
+    Err e = {0};
+    int64_t pid;
+    ModelIn m = {"sft", "sft", "/dev/null", 0, NULL, NULL, NULL};
+    cr_assert_eq(db_model_upsert(db, &m, &pid, &e), 0);
+    FakeStream fs = {.sample = fake_sample, .streams = 12};
+    GenBackend inner = {.ctx = &fs, .sample = fake_stream_sample, .params_json = "{}",
+                        .sample_stream = fake_stream, .max_batch = 12};
+    struct scorer sc = {0};
+    BestOf b;
+    cr_assert_eq(best_of_init(&b, &inner, 3, "Q: {prompt}\nA:", fake_score, &sc, rm1, &e), 0);
+    GenBackend g = best_of_backend(&b);
+    GenOptions o = {0};
+    o.model_id = pid, o.k = 1, o.seed = 9, o.template = "X {prompt}";
+    GenStats st;
+    cr_assert_eq(gen_run(db, &o, &g, NULL, &st, &e), RLHF_EINVAL);
+    cr_assert(strstr(e.msg, "prompt 1: best-of: the input does not match the template"), "%s",
+              e.msg);
+    cr_assert_eq(st.prompts_done, 0);
     best_of_free(&b);
     teardown(db);
 }

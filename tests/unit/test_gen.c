@@ -11,6 +11,7 @@
 #include "db/prompts.h"
 #include "db/registry.h"
 #include "gen/gen.h"
+#include "tests/unit/gen_stream.h"
 #include "util/sys.h"
 
 struct fake {
@@ -269,63 +270,6 @@ Test(gen, recheck_at_commit_keeps_k) {
     done_db(db);
 }
 
-/* The fake as a backend that samples a stream: inputs taken while their
- * draws fit in `streams`, the newest in flight done first (so the first
- * prompt stays in flight to the end and prompts are stored out of order);
- * an input naming bad_input fails alone, after those in flight are done. */
-struct many {
-    struct fake f;
-    const char *bad_input;
-    int streams, most_prompts, most_draws, refills, taken;
-};
-
-static int fake_sample_stream(void *ctx, const GenFeed *gf, int *bad, Err *err) {
-    struct many *m = ctx;
-    struct {
-        int tag, n;
-        GenSample s[16];
-    } fl[16];
-    int nf = 0, used = 0, ended = 0, pending = 0, rc = RLHF_OK, n = 0, tag = -1, dones = 0;
-    const char *input = NULL;
-    const uint64_t *seeds = NULL;
-    Err late = {0};
-    *bad = -1;
-    for (;;) {
-        while (!ended) {
-            if (!pending && !gf->next(gf->ctx, &input, &n, &seeds, &tag)) {
-                ended = nf == 0;
-                break;
-            }
-            pending = 1;
-            if (m->bad_input && strstr(input, m->bad_input)) {
-                rc = err_set(&late, RLHF_EINVAL, "prompt too long");
-                *bad = tag, ended = 1, pending = 0;
-                break;
-            }
-            if (used + n > m->streams) break;
-            memset(fl[nf].s, 0, sizeof fl[nf].s);
-            cr_assert_eq(fake_sample(&m->f, input, n, seeds, fl[nf].s, err), 0);
-            fl[nf].tag = tag, fl[nf].n = n;
-            m->refills += dones > 0 && nf > 0;
-            m->taken++, nf++, used += n, pending = 0;
-            m->most_prompts = nf > m->most_prompts ? nf : m->most_prompts;
-            m->most_draws = used > m->most_draws ? used : m->most_draws;
-        }
-        if (!nf) break;
-        nf--, used -= fl[nf].n, dones++;
-        int r = gf->done(gf->ctx, fl[nf].tag, fl[nf].s, err);
-        gen_samples_free(fl[nf].s, fl[nf].n);
-        if (r) {
-            for (int i = 0; i < nf; i++)
-                gen_samples_free(fl[i].s, fl[i].n);
-            *bad = -1;
-            return r;
-        }
-    }
-    if (rc) *err = late;
-    return rc;
-}
-
 /* one prompt's candidates and draws (seed, candidate) as text */
 static char *draws_of(Db *db, int64_t pid, int64_t mid) {
     char *all = texts_of(db, pid);
@@ -346,18 +290,19 @@ Test(gen, batches_of_prompts_store_what_prompt_by_prompt_does) {
         GenStats st;
         Err e = {0};
         char *want[9];
-        struct many m = {.f = {.distinct = unique ? 4 : 1000000}, .streams = 8};
+        struct fake f = {.distinct = unique ? 4 : 1000000};
+        FakeStream m = {.sample = fake_sample, .ctx = &f, .streams = 8};
         Db *db = setup_db(9, &mid);
         o.model_id = mid;
-        GenBackend one = {.ctx = &m.f, .sample = fake_sample, .params_json = "{}"};
+        GenBackend one = {.ctx = &f, .sample = fake_sample, .params_json = "{}"};
         cr_assert_eq(gen_run(db, &o, &one, NULL, &st, &e), 0, "%s", e.msg);
         for (int i = 0; i < 9; i++)
             want[i] = draws_of(db, i + 1, mid);
         done_db(db);
 
         db = setup_db(9, &mid);
-        GenBackend many = {.ctx = &m, .sample = fake_sample, .params_json = "{}",
-                           .sample_stream = fake_sample_stream, .max_batch = 8};
+        GenBackend many = {.ctx = &m, .sample = fake_stream_sample, .params_json = "{}",
+                           .sample_stream = fake_stream, .max_batch = 8};
         cr_assert_eq(gen_run(db, &o, &many, NULL, &st, &e), 0, "%s", e.msg);
         cr_assert_eq(st.prompts_done, 9);
         /* two prompts of 3 draws in 8 streams; unique's further draws are
@@ -376,9 +321,10 @@ Test(gen, batches_of_prompts_store_what_prompt_by_prompt_does) {
     }
     int64_t mid;
     Db *db = setup_db(9, &mid);
-    struct many m = {.f = {.distinct = 1000000}, .bad_input = "prompt 5\n", .streams = 8};
-    GenBackend many = {.ctx = &m, .sample = fake_sample, .params_json = "{}",
-                       .sample_stream = fake_sample_stream, .max_batch = 8};
+    struct fake f = {.distinct = 1000000};
+    FakeStream m = {.sample = fake_sample, .ctx = &f, .bad_input = "prompt 5\n", .streams = 8};
+    GenBackend many = {.ctx = &m, .sample = fake_stream_sample, .params_json = "{}",
+                       .sample_stream = fake_stream, .max_batch = 8};
     GenOptions o = {.model_id = mid, .k = 3, .seed = 5};
     GenStats st;
     Err e = {0};
