@@ -636,8 +636,8 @@ static void bench_command(const char *argv0, const Model *m, const Tokenizer *to
             printf("sample_cmd_two_threads_over_one config=15m vocab=%d weights=%s value=%.2f\n",
                    m->cfg.vocab_size, wname[b], tps[b][1] / tps[b][0]);
     if (ok) bench_gen(rlhf, dir, mpath, tpath, &m->cfg, 8, 3, "", "to_the_context");
-    /* answers of many lengths: a batch refilled as they end (continuous
-     * batching) against one that waited for its longest */
+    /* answers of many lengths, as a chat model's: the batch is refilled as
+     * they end (continuous batching), prompt by prompt is not affected */
     if (ok)
         bench_gen(rlhf, dir, mpath, tpath, &m->cfg, 32, 2,
                   "--stop w123 --stop w456 --stop w789 --stop w234", "end_at_stop_strings");

@@ -21,9 +21,10 @@ int gen_model_open(GenModel *g, const char *ckpt, const char *tok_path, const Sa
     }
     rc = model_load_tokenizer(&g->m, ckpt, tok_path, &g->tok, err);
     if (!rc)
-        rc = infer_create_weights(&g->st, &g->m,
-                                  infer_batch_streams(&g->m.cfg, k_max, batch > 0 ? batch : GEN_BATCH_STREAMS), weights,
-                                  err);
+        rc = infer_create_weights(
+            &g->st, &g->m,
+            infer_batch_streams(&g->m.cfg, k_max, batch > 0 ? batch : GEN_BATCH_STREAMS), weights,
+            err);
     if (rc) {
         gen_model_close(g);
         return rc;
@@ -80,6 +81,15 @@ static int take_result(GenSample *out, SampleResult *r, Err *err) {
     return out->text ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
 }
 
+/* res[0..k) as candidates out[0..k) while rc is 0; every result freed. */
+static int take_results(GenSample *out, SampleResult *res, int k, int rc, Err *err) {
+    for (int i = 0; i < k; i++) {
+        if (!rc) rc = take_result(&out[i], &res[i], err);
+        sample_result_free(&res[i]);
+    }
+    return rc;
+}
+
 /* input's tokens into *ids (caller frees), refusing one the context cannot hold */
 static int encode(GenModel *g, const char *input, int **ids, int *n, Err *err) {
     size_t len = strlen(input);
@@ -105,10 +115,7 @@ static int model_sample(void *ctx, const char *input, int n, const uint64_t *see
         infer_reset(&g->st);
         rc = sample_generate_batch(&g->st, g->tok, ids, n_ids, b, &g->p, seeds + done, res, err);
         if (rc == RLHF_EFORMAT) err_prefix(err, "%s: ", g->path);
-        for (int i = 0; i < b; i++) {
-            if (!rc) rc = take_result(&out[done + i], &res[i], err);
-            sample_result_free(&res[i]);
-        }
+        rc = take_results(out + done, res, b, rc, err);
     }
     free(ids);
     free(res);
@@ -138,11 +145,7 @@ static int stream_next(void *ctx, SamplePrompt *pr, const uint64_t **seeds, int 
 static int stream_done(void *ctx, int tag, SampleResult *res, int k, Err *err) {
     Stream *c = ctx;
     GenSample *s = calloc((size_t)k, sizeof *s);
-    int rc = s ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory");
-    for (int i = 0; i < k; i++) {
-        if (!rc) rc = take_result(&s[i], &res[i], err);
-        sample_result_free(&res[i]);
-    }
+    int rc = take_results(s, res, k, s ? RLHF_OK : err_set(err, RLHF_ENOMEM, "out of memory"), err);
     if (!rc) rc = c->f->done(c->f->ctx, tag, s, err);
     if (s) gen_samples_free(s, k);
     free(s);

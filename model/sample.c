@@ -420,14 +420,13 @@ static int stream_end(Run *r, int s) {
     return --fl->left == 0 ? fi : -1;
 }
 
-/* Hands flight fi's results to the feed (they are its now) and frees it. */
+/* Hands flight fi's results to the feed (they are its now; without a feed
+ * they are already in the caller's out) and frees it. */
 static int flight_done(Run *r, int fi, Err *err) {
     Flight *fl = &r->fl[fi];
     int rc = r->f ? r->f->done(r->f->ctx, fl->tag, fl->res, fl->k, err) : RLHF_OK;
-    if (r->f) {
-        if (fl->owned) free(fl->res);
-        *fl = (Flight){0};
-    }
+    if (fl->owned) free(fl->res);
+    *fl = (Flight){0};
     return rc;
 }
 
@@ -566,7 +565,6 @@ int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, in
         for (int s = 0; !rc && s < k; s++)
             rc = stream_start(&r, s, fi, s, seeds[s], prompt[n_prompt - 1], err);
         if (!rc) rc = run_streams(&r, &bad, err);
-        if (!rc) r.fl[fi] = (Flight){0}; /* out is the caller's */
     }
     run_close(&r);
     return rc;
@@ -582,54 +580,6 @@ int sample_generate_feed(Infer *st, const Tokenizer *tok, const SampleParams *p,
     Run r;
     if (!(rc = run_open(&r, st, tok, p, f, err))) rc = run_streams(&r, bad, err);
     run_close(&r);
-    return rc;
-}
-
-/* sample_generate_prompts as a feed: prompt i's draws into out after those
- * of the prompts before it */
-typedef struct {
-    const SamplePrompt *pr;
-    const uint64_t *seeds;
-    SampleResult *out;
-    int n, at, *first;
-} ArrayFeed;
-
-static int array_next(void *ctx, SamplePrompt *pr, const uint64_t **seeds, int *tag, Err *err) {
-    ArrayFeed *a = ctx;
-    if (a->at == a->n) return RLHF_OK;
-    *tag = a->at;
-    if (a->pr[a->at].k < 1)
-        return err_set(err, RLHF_EINVAL, "prompt %d: %d samples asked", a->at, a->pr[a->at].k);
-    *pr = a->pr[a->at];
-    *seeds = a->seeds + a->first[a->at++];
-    return RLHF_OK;
-}
-
-static int array_done(void *ctx, int tag, SampleResult *res, int k, Err *err) {
-    ArrayFeed *a = ctx;
-    (void)err;
-    memcpy(a->out + a->first[tag], res, sizeof *res * (size_t)k);
-    return RLHF_OK;
-}
-
-int sample_generate_prompts(Infer *st, const Tokenizer *tok, const SamplePrompt *pr, int n,
-                            const SampleParams *p, const uint64_t *seeds, SampleResult *out,
-                            int *bad, Err *err) {
-    int k = 0, rc = RLHF_OK;
-    *bad = -1;
-    int *first = malloc(sizeof(int) * (size_t)(n + 1));
-    if (!first) return err_set(err, RLHF_ENOMEM, "sampling: out of memory");
-    for (int i = 0; i < n; i++)
-        first[i] = k, k += pr[i].k > 0 ? pr[i].k : 0;
-    if (!(rc = check_call(st, tok, k > 0 ? k : 1, p, err))) {
-        memset(out, 0, sizeof(SampleResult) * (size_t)k);
-        ArrayFeed a = {pr, seeds, out, n, 0, first};
-        SampleFeed f = {&a, array_next, array_done};
-        rc = sample_generate_feed(st, tok, p, &f, bad, err);
-        for (int i = 0; rc && i < k; i++) /* all or nothing */
-            sample_result_free(&out[i]);
-    }
-    free(first);
     return rc;
 }
 

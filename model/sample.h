@@ -118,12 +118,4 @@ typedef struct SampleFeed {
 int sample_generate_feed(Infer *st, const Tokenizer *tok, const SampleParams *p,
                          const SampleFeed *f, int *bad, Err *err);
 
-/* Several prompts as a feed (sample_generate_feed): prompt i's pr[i].k
- * streams into out after those of the prompts before it, stream j with
- * seeds[j]. All or nothing: on an error out is empty and *bad the prompt
- * that failed, or -1. */
-int sample_generate_prompts(Infer *st, const Tokenizer *tok, const SamplePrompt *pr, int n,
-                            const SampleParams *p, const uint64_t *seeds, SampleResult *out,
-                            int *bad, Err *err);
-
 #endif

@@ -318,11 +318,48 @@ static void same_result(const SampleResult *a, const SampleResult *b, int i) {
     cr_assert_lt(fabs(a->logprob - b->logprob), 1e-3 * (1 + fabs(a->logprob)));
 }
 
+/* A feed over an array that records what the run does: prompts taken,
+ * prompts done (in order), the most in flight, and refills: a prompt asked
+ * for right after one was done while two others were still in flight (one
+ * of them decoding: only one can wait for room), where a batch that waited
+ * for its longest answer would only go on decoding. */
+typedef struct {
+    const SamplePrompt *pr;
+    const uint64_t *seeds;
+    const int *first;
+    SampleResult *out;
+    int n, at, in_flight, most, refills, n_done, order[16], left_at_done;
+} Recorder;
+
+static int rec_next(void *ctx, SamplePrompt *pr, const uint64_t **seeds, int *tag, Err *err) {
+    Recorder *r = ctx;
+    (void)err;
+    if (r->at == r->n) return RLHF_OK;
+    *tag = r->at;
+    *pr = r->pr[r->at];
+    *seeds = r->seeds + r->first[r->at++];
+    r->refills += r->left_at_done >= 2;
+    r->left_at_done = 0;
+    r->most = ++r->in_flight > r->most ? r->in_flight : r->most;
+    return RLHF_OK;
+}
+
+static int rec_done(void *ctx, int tag, SampleResult *res, int k, Err *err) {
+    Recorder *r = ctx;
+    (void)err;
+    cr_assert_eq(k, r->pr[tag].k);
+    memcpy(r->out + r->first[tag], res, sizeof *res * (size_t)k);
+    r->order[r->n_done++] = tag;
+    r->left_at_done = --r->in_flight;
+    return RLHF_OK;
+}
+
 /* Prompts of 7, 3 and 70 tokens (two feed passes) with 2, 1 and 3 samples,
- * decoded as one batch of 6 streams with no shared prefix: each stream the
- * tokens, text and log-probability (exactly) of its prompt sampled alone,
- * on 1 and 2 threads (split by streams), f32 and bf16, with and without
- * biases and q/k norms. A prompt past the context is named. */
+ * decoded as one batch (sample_generate_feed, 8 streams) with no shared
+ * prefix: each stream the tokens, text and log-probability (exactly) of its
+ * prompt sampled alone, on 1 and 2 threads (split by streams), f32 and
+ * bf16, with and without biases and q/k norms. A prompt past the context is
+ * named, after the prompts before it are done. */
 Test(infer, batch_of_prompts_equals_each_prompt_alone) {
     int ids[70];
     for (int i = 0; i < 70; i++)
@@ -344,10 +381,12 @@ Test(infer, batch_of_prompts_equals_each_prompt_alone) {
         cr_assert_eq(infer_create_weights(&batch, &m, 8, w, &err), 0, "%s", err.msg);
         cr_assert_eq(infer_create_weights(&alone, &m, 3, w, &err), 0, "%s", err.msg);
         SampleResult rb[6], ra[3];
-        int bad = 0;
-        cr_assert_eq(sample_generate_prompts(&batch, tok, pr, 3, &p, seeds, rb, &bad, &err), 0,
-                     "%s", err.msg);
+        int bad = 0, first[4] = {0, 2, 3, 6};
+        Recorder r = {.pr = pr, .seeds = seeds, .first = first, .out = rb, .n = 3};
+        SampleFeed f = {&r, rec_next, rec_done};
+        cr_assert_eq(sample_generate_feed(&batch, tok, &p, &f, &bad, &err), 0, "%s", err.msg);
         cr_assert_eq(bad, -1);
+        cr_assert_eq(r.most, 3, "the three prompts decode at once");
         for (int i = 0, s = 0; i < 3; s += pr[i++].k) {
             cr_assert_eq(sample_generate_batch(&alone, tok, pr[i].ids, pr[i].n, pr[i].k, &p,
                                                seeds + s, ra, &err), 0, "%s", err.msg);
@@ -364,10 +403,14 @@ Test(infer, batch_of_prompts_equals_each_prompt_alone) {
         for (int i = 0; i < 130; i++)
             longer[i] = ids[i % 70];
         SamplePrompt over[3] = {pr[0], pr[1], {longer, 130, 3}};
-        cr_assert_eq(sample_generate_prompts(&batch, tok, over, 3, &p, seeds, rb, &bad, &err),
-                     RLHF_EINVAL);
+        Recorder r2 = {.pr = over, .seeds = seeds, .first = first, .out = rb, .n = 3};
+        SampleFeed f2 = {&r2, rec_next, rec_done};
+        cr_assert_eq(sample_generate_feed(&batch, tok, &p, &f2, &bad, &err), RLHF_EINVAL);
         cr_assert_eq(bad, 2);
         cr_assert(strstr(err.msg, "context"), "%s", err.msg);
+        cr_assert_eq(r2.n_done, 2, "the prompts before it are done");
+        for (int i = 0; i < first[2]; i++)
+            sample_result_free(&rb[i]);
         free(longer);
         infer_free(&batch);
         infer_free(&alone);
@@ -1109,42 +1152,6 @@ Test(infer, bf16_on_fp32_weights_is_the_rounded_model) {
     bf16_infer_check(&r, &m, INFER_WEIGHTS_BF16);
     cr_assert(!model_weights_are_bf16(&m));
     model_free(&m), model_free(&r);
-}
-
-/* A feed over an array that records what the run does: prompts taken,
- * prompts done (in order), the most in flight, and refills: a prompt asked
- * for right after one was done while two others were still in flight (one
- * of them decoding: only one can wait for room), where a batch that waited
- * for its longest answer would only go on decoding. */
-typedef struct {
-    const SamplePrompt *pr;
-    const uint64_t *seeds;
-    const int *first;
-    SampleResult *out;
-    int n, at, in_flight, most, refills, n_done, order[16], left_at_done;
-} Recorder;
-
-static int rec_next(void *ctx, SamplePrompt *pr, const uint64_t **seeds, int *tag, Err *err) {
-    Recorder *r = ctx;
-    (void)err;
-    if (r->at == r->n) return RLHF_OK;
-    *tag = r->at;
-    *pr = r->pr[r->at];
-    *seeds = r->seeds + r->first[r->at++];
-    r->refills += r->left_at_done >= 2;
-    r->left_at_done = 0;
-    r->most = ++r->in_flight > r->most ? r->in_flight : r->most;
-    return RLHF_OK;
-}
-
-static int rec_done(void *ctx, int tag, SampleResult *res, int k, Err *err) {
-    Recorder *r = ctx;
-    (void)err;
-    cr_assert_eq(k, r->pr[tag].k);
-    memcpy(r->out + r->first[tag], res, sizeof *res * (size_t)k);
-    r->order[r->n_done++] = tag;
-    r->left_at_done = --r->in_flight;
-    return RLHF_OK;
 }
 
 /* Ten prompts (17 samples) through 4 streams, the answers ending at a stop
