@@ -137,10 +137,11 @@ int infer_create_weights(Infer *st, const Model *m, int max_streams, InferWeight
     int Q = model_q_dim(c); /* q and the attention output xb2 are Q wide */
     int R = max_streams > PREFILL_ROWS ? max_streams : PREFILL_ROWS;
     size_t L = (size_t)c->n_layers, hs = (size_t)model_head_size(c);
+    size_t KF = (size_t)c->n_kv_heads * matvec_keys_floats(T, (int)hs); /* a layer's keys */
     size_t sizes[] = {
-        L * T * KV,
+        L * KF,
         L * T * KV, /* prefix k, v */
-        L * max_streams * T * KV,
+        L * max_streams * KF,
         L * max_streams * T * KV, /* stream k, v */
         (size_t)max_streams * V,  /* logits */
         (size_t)R * C,
@@ -269,17 +270,29 @@ static void products(const Infer *st, int l, const float *in, int n, int count, 
     matvec_par(items, work < MATVEC_PAR_MIN_WORK ? items : 1, fused_items, &f);
 }
 
-/* The cache of kv head h of layer l for stream s (-1: the prefix) at
+/* The value cache of kv head h of layer l for stream s (-1: the prefix) at
  * position t. Each head's positions lie one after another, hs floats apart
- * (head-major), so attention reads a head's keys and values front to back
- * instead of a slice of every position's row: on a batch of streams whose
- * caches do not stay in L3, the strided slices left the hardware prefetcher
- * behind. */
+ * (head-major), so attention reads a head's values (and keys, keys_at) front
+ * to back instead of a slice of every position's row: on a batch of streams
+ * whose caches do not stay in L3, the strided slices left the hardware
+ * prefetcher behind. */
 static float *cache_at(const Infer *st, float *prefix, float *stream, int l, int s, int h, int t) {
     const Config *c = &st->m->cfg;
     size_t hs = (size_t)model_head_size(c), NKV = (size_t)c->n_kv_heads, T = (size_t)c->seq_len;
     if (s < 0 || t < st->prefix_len) return prefix + (((size_t)l * NKV + h) * T + t) * hs;
     return stream + ((((size_t)l * st->max_streams + s) * NKV + h) * T + t) * hs;
+}
+
+/* The key cache of kv head h of layer l for stream s (-1: the prefix), its
+ * positions in matvec.h's blocks of sixteen (dimension-major inside a block,
+ * so the scores of sixteen positions are one vector, with no horizontal
+ * sums): position t at block t / 16 of the part that holds it (a stream's
+ * from prefix_len on; its blocks before that go unused). */
+static float *keys_at(const Infer *st, int l, int s, int h) {
+    const Config *c = &st->m->cfg;
+    size_t KF = matvec_keys_floats(c->seq_len, model_head_size(c)), NKV = (size_t)c->n_kv_heads;
+    if (s < 0) return st->key_prefix + ((size_t)l * NKV + h) * KF;
+    return st->key_stream + (((size_t)l * st->max_streams + s) * NKV + h) * KF;
 }
 
 /* The per-row buffers of a pass from row r0 on, and its scratch for
@@ -328,19 +341,12 @@ FM_INLINE void attend_group(const Infer *st, const Rows *b, const int *streams, 
      * segment 1: row r's stream positions [n0, pos[r]] */
     int s0 = streams[r0], p0 = pos[r0];
     int n0 = s0 < 0 || p0 < st->prefix_len ? p0 + 1 : st->prefix_len, nq = nh * (r1 - r0);
-    const float *k0 = cache_at(st, st->key_prefix, st->key_stream, l, -1, kvh, 0);
     const float *v0 = cache_at(st, st->val_prefix, st->val_stream, l, -1, kvh, 0);
-    matvec_scores_multi(scp, qp, nq, k0, (size_t)hs, n0, hs, scale);
+    matvec_scores_multi(scp, qp, nq, keys_at(st, l, -1, kvh), 0, n0, hs, scale);
     for (int r = r0; r < r1; r++) {
-        int i = (r - r0) * nh, n1 = pos[r] + 1 - n0;
-        if (n1) {
-            float *s1[ATT_Q];
-            for (int j = 0; j < nh; j++)
-                s1[j] = scp[i + j] + n0;
-            matvec_scores_multi(s1, qp + i, nh,
-                                cache_at(st, st->key_prefix, st->key_stream, l, streams[r], kvh, n0),
-                                (size_t)hs, n1, hs, scale);
-        }
+        int i = (r - r0) * nh;
+        matvec_scores_multi(scp + i, qp + i, nh, keys_at(st, l, streams[r], kvh), n0, pos[r] + 1, hs,
+                            scale);
         for (int j = 0; j < nh; j++)
             vec_softmax(scp[i + j], pos[r] + 1);
     }
@@ -436,9 +442,9 @@ static void forward_rows(Infer *st, const Rows *b, const int *tokens, const int 
                         *sn = st->rope_sin + (size_t)pos[r] * h2;
             rope_forward(q + (size_t)r * Q, cs, sn, 1, 1, NH, hs);
             rope_forward(k + (size_t)r * KV, cs, sn, 1, 1, NKV, hs);
+            int part = streams[r] < 0 || pos[r] < st->prefix_len ? -1 : streams[r];
             for (int h = 0; h < NKV; h++) {
-                memcpy(cache_at(st, st->key_prefix, st->key_stream, l, streams[r], h, pos[r]),
-                       k + (size_t)r * KV + (size_t)h * hs, sizeof(float) * hs);
+                matvec_key_put(keys_at(st, l, part, h), pos[r], k + (size_t)r * KV + (size_t)h * hs, hs);
                 memcpy(cache_at(st, st->val_prefix, st->val_stream, l, streams[r], h, pos[r]),
                        v + (size_t)r * KV + (size_t)h * hs, sizeof(float) * hs);
             }
@@ -537,11 +543,15 @@ void infer_rewind(Infer *st, int s) {
 
 void infer_copy_stream(Infer *st, int dst, int src) {
     const Config *c = &st->m->cfg;
-    size_t n = (size_t)(st->pos[src] - st->prefix_len) * (size_t)model_head_size(c);
+    int hs = model_head_size(c), p = st->prefix_len, n1 = st->pos[src] - p;
+    size_t n = (size_t)n1 * (size_t)hs;
+    /* the key blocks that hold positions p..pos[src] (and lanes before p the
+     * stream never reads) */
+    size_t k0 = matvec_keys_floats(p / MATVEC_KEY_BLOCK * MATVEC_KEY_BLOCK, hs),
+           kn = n1 ? matvec_keys_floats(st->pos[src], hs) - k0 : 0;
     for (int l = 0; l < c->n_layers; l++)
         for (int h = 0; h < c->n_kv_heads; h++) {
-            memcpy(cache_at(st, NULL, st->key_stream, l, dst, h, st->prefix_len),
-                   cache_at(st, NULL, st->key_stream, l, src, h, st->prefix_len), sizeof(float) * n);
+            memcpy(keys_at(st, l, dst, h) + k0, keys_at(st, l, src, h) + k0, sizeof(float) * kn);
             memcpy(cache_at(st, NULL, st->val_stream, l, dst, h, st->prefix_len),
                    cache_at(st, NULL, st->val_stream, l, src, h, st->prefix_len), sizeof(float) * n);
         }

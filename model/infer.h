@@ -28,8 +28,10 @@ typedef struct Infer {
     int prefix_len;                 /* tokens in the shared cache */
     int n_streams;                  /* streams forked from the prefix (0 before infer_fork) */
     int *pos;                       /* (max_streams) next position of each stream */
-    float *key_prefix, *val_prefix; /* (L, seq_len, KV) */
-    float *key_stream, *val_stream; /* (L, max_streams, seq_len, KV); positions >= prefix_len */
+    /* per layer (and stream), per kv head: the values (seq_len, head_size)
+     * and the keys in matvec.h's blocks of MATVEC_KEY_BLOCK positions */
+    float *key_prefix, *val_prefix; /* (L, NKV, ...) */
+    float *key_stream, *val_stream; /* (L, max_streams, NKV, ...); positions >= prefix_len */
     float *logits;                  /* (max_streams, V): row s is stream s's latest logits */
     /* scratch for one pass over up to max_rows rows */
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2, *att, *rope_cos, *rope_sin, *lrow;

@@ -54,22 +54,6 @@ static inline __attribute__((always_inline, target("avx2,fma"))) float hsum8(__m
     return _mm_cvtss_f32(s4);
 }
 
-/* hsum8 of eight vectors at once, bit for bit (the same additions in the
- * same order, fewer shuffles): the (lo + hi) halves of two vectors in one
- * add, their pairs by unpacking, the last two by a shuffle. */
-/* [p(a) | p(b)]: each 128-bit half the (lo + hi) of one vector */
-static inline __attribute__((always_inline, target("avx2,fma"))) __m256 half_sums(__m256 a,
-                                                                                   __m256 b) {
-    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
-}
-/* the sums of a[0..8) */
-static inline __attribute__((always_inline, target("avx2,fma"))) __m256 hsum8_x8(const __m256 *a) {
-    __m256 x0 = half_sums(a[0], a[4]), x1 = half_sums(a[1], a[5]);
-    __m256 x2 = half_sums(a[2], a[6]), x3 = half_sums(a[3], a[7]);
-    __m256 u = _mm256_add_ps(_mm256_unpacklo_ps(x0, x1), _mm256_unpackhi_ps(x0, x1));
-    __m256 v = _mm256_add_ps(_mm256_unpacklo_ps(x2, x3), _mm256_unpackhi_ps(x2, x3));
-    return _mm256_add_ps(_mm256_shuffle_ps(u, v, 0x44), _mm256_shuffle_ps(u, v, 0xEE));
-}
 /* A micro-kernel's end: each (output, row) accumulator summed across its
  * lanes, plus the columns from j on that fill no whole vector, into out. */
 #define MICRO_STORE(NG, O, WT, WSC)                                                                \
@@ -574,39 +558,137 @@ static void run_range(float *out, const float *x, const void *w, int kind, int n
 
 /* ---- attention pieces ------------------------------------------------------------ */
 
-/* q·k_t of one position t, accumulated 8 lanes at a time (not summed) */
-static inline __attribute__((always_inline, target("avx2,fma"))) __m256
-dot_lanes(const float *q, const float *kt, int n) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int i = 0; i + 8 <= n; i += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kt + i), acc);
-    return acc;
+/* Keys in blocks of MATVEC_KEY_BLOCK positions, each block dimension-major
+ * (matvec.h): a vector of one dimension holds that dimension of the block's
+ * sixteen keys, so a query's scores for sixteen positions are n FMAs of a
+ * broadcast query element into one accumulator, with no horizontal sums,
+ * and a block loaded once serves every query of the tile. Each lane is one
+ * chain of FMAs over the dimensions in order, then times the scale: the same
+ * bits on every SIMD level (fmaf without AVX2), for every tile and query. */
+enum { KB = MATVEC_KEY_BLOCK };
+
+size_t matvec_keys_floats(int nt, int n) {
+    return (size_t)((nt + KB - 1) / KB) * KB * (size_t)n;
 }
 
-/* Eight positions at a time, their lanes summed together (hsum8_x8: the
- * same bits as one at a time). */
-__attribute__((target("avx2,fma"))) static void
-scores_avx2(float *sc, const float *q, const float *k, size_t stride, int nt, int n, float scale) {
-    int t = 0;
-    if (n % 8 == 0)
-        for (; t + 8 <= nt; t += 8) {
-            const float *kt = k + (size_t)t * stride;
-            __m256 acc[8];
-            _Pragma("GCC unroll 8") for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
-            for (int i = 0; i < n; i += 8) { /* eight chains side by side */
-                __m256 qv = _mm256_loadu_ps(q + i);
-                _Pragma("GCC unroll 8") for (int u = 0; u < 8; u++) acc[u] =
-                    _mm256_fmadd_ps(qv, _mm256_loadu_ps(kt + (size_t)u * stride + i), acc[u]);
-            }
-            _mm256_storeu_ps(sc + t, _mm256_mul_ps(hsum8_x8(acc), _mm256_set1_ps(scale)));
+/* the lanes of block b (positions b*KB..) inside [t0, t1) */
+static inline unsigned block_lanes(int b, int t0, int t1) {
+    int lo = t0 - b * KB, hi = t1 - b * KB;
+    lo = lo < 0 ? 0 : lo, hi = hi > KB ? KB : hi;
+    return ((1u << hi) - 1) & ~((1u << lo) - 1);
+}
+
+/* Q queries against NB consecutive blocks from b0 (Q * NB accumulators of
+ * 16 lanes: at most 8, enough FMAs in flight to hide their latency; constant
+ * at each call, so the loops unroll into registers). */
+static inline __attribute__((always_inline, target("avx512f"))) void
+scores512_tile(float *const *sc, const float *const *q, const float *keys, int Q, int NB, int b0,
+               int t0, int t1, int n, float scale) {
+    __m512 acc[8];
+    const float *kb = keys + (size_t)b0 * KB * n;
+    _Pragma("GCC unroll 8") for (int a = 0; a < Q * NB; a++) acc[a] = _mm512_setzero_ps();
+    for (int d = 0; d < n; d++) {
+        __m512 qd[8];
+        _Pragma("GCC unroll 8") for (int i = 0; i < Q; i++) qd[i] = _mm512_set1_ps(q[i][d]);
+        _Pragma("GCC unroll 8") for (int b = 0; b < NB; b++) {
+            __m512 kv = _mm512_loadu_ps(kb + ((size_t)b * n + d) * KB);
+            _Pragma("GCC unroll 8") for (int i = 0; i < Q; i++) acc[i * NB + b] =
+                _mm512_fmadd_ps(qd[i], kv, acc[i * NB + b]);
         }
-    for (; t < nt; t++) {
-        const float *kt = k + (size_t)t * stride;
-        float d = hsum8(dot_lanes(q, kt, n));
-        for (int i = n / 8 * 8; i < n; i++)
-            d += q[i] * kt[i];
-        sc[t] = d * scale;
     }
+    __m512 s = _mm512_set1_ps(scale);
+    _Pragma("GCC unroll 8") for (int b = 0; b < NB; b++) {
+        __mmask16 m = (__mmask16)block_lanes(b0 + b, t0, t1);
+        _Pragma("GCC unroll 8") for (int i = 0; i < Q; i++)
+            _mm512_mask_storeu_ps(sc[i] + (size_t)(b0 + b) * KB, m, _mm512_mul_ps(acc[i * NB + b], s));
+    }
+}
+
+/* The same with AVX2: a block is two vectors, so at most 4 tiles' blocks */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+scores256_tile(float *const *sc, const float *const *q, const float *keys, int Q, int NB, int b0,
+               int t0, int t1, int n, float scale) {
+    __m256 acc[8];
+    const float *kb = keys + (size_t)b0 * KB * n;
+    _Pragma("GCC unroll 8") for (int a = 0; a < 2 * Q * NB; a++) acc[a] = _mm256_setzero_ps();
+    for (int d = 0; d < n; d++) {
+        __m256 qd[4];
+        _Pragma("GCC unroll 4") for (int i = 0; i < Q; i++) qd[i] = _mm256_set1_ps(q[i][d]);
+        _Pragma("GCC unroll 4") for (int b = 0; b < NB; b++) {
+            const float *kp = kb + ((size_t)b * n + d) * KB;
+            __m256 k0 = _mm256_loadu_ps(kp), k1 = _mm256_loadu_ps(kp + 8);
+            _Pragma("GCC unroll 4") for (int i = 0; i < Q; i++) {
+                acc[2 * (i * NB + b)] = _mm256_fmadd_ps(qd[i], k0, acc[2 * (i * NB + b)]);
+                acc[2 * (i * NB + b) + 1] = _mm256_fmadd_ps(qd[i], k1, acc[2 * (i * NB + b) + 1]);
+            }
+        }
+    }
+    __m256 s = _mm256_set1_ps(scale);
+    _Pragma("GCC unroll 4") for (int b = 0; b < NB; b++) {
+        unsigned m = block_lanes(b0 + b, t0, t1);
+        __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        __m256i m0 = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)(m & 255)), lane), lane);
+        __m256i m1 = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)(m >> 8)), lane), lane);
+        _Pragma("GCC unroll 4") for (int i = 0; i < Q; i++) {
+            float *o = sc[i] + (size_t)(b0 + b) * KB;
+            _mm256_maskstore_ps(o, m0, _mm256_mul_ps(acc[2 * (i * NB + b)], s));
+            _mm256_maskstore_ps(o + 8, m1, _mm256_mul_ps(acc[2 * (i * NB + b) + 1], s));
+        }
+    }
+}
+
+/* Tiles of up to G queries (8 with AVX-512, 4 with AVX2) by as many blocks
+ * as keep MAXACC accumulators busy, the blocks left over in one narrower
+ * tile; a tile's blocks taken by every group of queries in turn, so they
+ * come from L1 after the first. Each (Q, NB) a case of its own, so the
+ * tile's loops are constant. */
+#define SCORES_TILES(NAME, TILE, CASES, G, MAXACC)                                                 \
+    static void NAME(float *const *sc, const float *const *q, int nq, const float *keys, int t0,   \
+                     int t1, int n, float scale) {                                                 \
+        int bl = (t1 - 1) / KB + 1, wide = (MAXACC) / (nq < (G) ? nq : (G));                        \
+        for (int b = t0 / KB; b < bl; b += wide) {                                                 \
+            int NB = bl - b < wide ? bl - b : wide;                                                \
+            for (int i = 0; i < nq; i += (G)) {                                                    \
+                int Q = nq - i < (G) ? nq - i : (G);                                               \
+                switch (Q * 16 + NB) {                                                             \
+                    CASES(TILE)                                                                    \
+                default: __builtin_unreachable();                                                  \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+#define SCORES_CASE(TILE, Q, NB)                                                                   \
+    case (Q) * 16 + (NB): TILE(sc + i, q + i, keys, Q, NB, b, t0, t1, n, scale); break;
+/* every (Q, NB) with Q <= 8 and NB <= 8 / Q; Q <= 4 and NB <= 4 / Q */
+#define SCORES_CASES8(TILE)                                                                        \
+    SCORES_CASE(TILE, 1, 1) SCORES_CASE(TILE, 1, 2) SCORES_CASE(TILE, 1, 3)                        \
+    SCORES_CASE(TILE, 1, 4) SCORES_CASE(TILE, 1, 5) SCORES_CASE(TILE, 1, 6)                        \
+    SCORES_CASE(TILE, 1, 7) SCORES_CASE(TILE, 1, 8) SCORES_CASE(TILE, 2, 1)                        \
+    SCORES_CASE(TILE, 2, 2) SCORES_CASE(TILE, 2, 3) SCORES_CASE(TILE, 2, 4)                        \
+    SCORES_CASE(TILE, 3, 1) SCORES_CASE(TILE, 3, 2) SCORES_CASE(TILE, 4, 1)                        \
+    SCORES_CASE(TILE, 4, 2) SCORES_CASE(TILE, 5, 1) SCORES_CASE(TILE, 6, 1)                        \
+    SCORES_CASE(TILE, 7, 1) SCORES_CASE(TILE, 8, 1)
+#define SCORES_CASES4(TILE)                                                                        \
+    SCORES_CASE(TILE, 1, 1) SCORES_CASE(TILE, 1, 2) SCORES_CASE(TILE, 1, 3)                        \
+    SCORES_CASE(TILE, 1, 4) SCORES_CASE(TILE, 2, 1) SCORES_CASE(TILE, 2, 2)                        \
+    SCORES_CASE(TILE, 3, 1) SCORES_CASE(TILE, 4, 1)
+__attribute__((target("avx512f"))) SCORES_TILES(scores512, scores512_tile, SCORES_CASES8, 8, 8)
+__attribute__((target("avx2,fma"))) SCORES_TILES(scores256, scores256_tile, SCORES_CASES4, 4, 4)
+
+void matvec_scores_multi(float *const *sc, const float *const *q, int nq, const float *keys, int t0,
+                         int t1, int n, float scale) {
+    if (t1 <= t0 || nq < 1) return;
+    if (simd_level() >= MATVEC_SIMD_AVX512) scores512(sc, q, nq, keys, t0, t1, n, scale);
+    else if (have_avx2()) scores256(sc, q, nq, keys, t0, t1, n, scale);
+    else
+        for (int i = 0; i < nq; i++)
+            for (int t = t0; t < t1; t++) {
+                const float *k = keys + (size_t)(t / KB) * KB * n + t % KB;
+                float s = 0.0f;
+                for (int d = 0; d < n; d++)
+                    s = fmaf(q[i][d], k[(size_t)d * KB], s);
+                sc[i][t] = s * scale;
+            }
 }
 
 /* out += Σ_t a[t] v_t: each 8 columns one chain over t in order; up to four
@@ -649,51 +731,6 @@ accum_avx2(float *out, const float *a, const float *v, size_t stride, int nt, in
     for (; i < n; i++)
         for (int t = 0; t < nt; t++)
             out[i] += a[t] * v[(size_t)t * stride + i];
-}
-
-/* Two queries against four positions at a time (eight chains side by side,
- * each k row loaded once for both), hsum8_x8 on the eight: each (query,
- * position) the bits of scores_avx2. Positions past nt read row nt - 1 and
- * are not stored. */
-__attribute__((target("avx2,fma"))) static void scores_pair_avx2(float *s0, float *s1, const float *q0,
-                                                                  const float *q1, const float *k,
-                                                                  size_t stride, int nt, int n,
-                                                                  float scale) {
-    for (int t = 0; t < nt; t += 4) {
-        const float *kt[4];
-        for (int u = 0; u < 4; u++)
-            kt[u] = k + (size_t)(t + u < nt ? t + u : nt - 1) * stride;
-        __m256 acc[8];
-        _Pragma("GCC unroll 8") for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
-        for (int i = 0; i < n; i += 8) {
-            __m256 a = _mm256_loadu_ps(q0 + i), b = _mm256_loadu_ps(q1 + i);
-            _Pragma("GCC unroll 4") for (int u = 0; u < 4; u++) {
-                __m256 kv = _mm256_loadu_ps(kt[u] + i);
-                acc[u] = _mm256_fmadd_ps(a, kv, acc[u]);
-                acc[4 + u] = _mm256_fmadd_ps(b, kv, acc[4 + u]);
-            }
-        }
-        __m256 v = _mm256_mul_ps(hsum8_x8(acc), _mm256_set1_ps(scale));
-        if (t + 4 <= nt) {
-            _mm_storeu_ps(s0 + t, _mm256_castps256_ps128(v));
-            _mm_storeu_ps(s1 + t, _mm256_extractf128_ps(v, 1));
-        } else {
-            float tmp[8];
-            _mm256_storeu_ps(tmp, v);
-            for (int u = 0; t + u < nt; u++)
-                s0[t + u] = tmp[u], s1[t + u] = tmp[4 + u];
-        }
-    }
-}
-
-void matvec_scores_multi(float *const *sc, const float *const *q, int nq, const float *k,
-                         size_t stride, int nt, int n, float scale) {
-    int i = 0;
-    if (have_avx2() && n % 8 == 0 && nt > 0)
-        for (; i + 2 <= nq; i += 2)
-            scores_pair_avx2(sc[i], sc[i + 1], q[i], q[i + 1], k, stride, nt, n, scale);
-    for (; i < nq; i++)
-        matvec_scores(sc[i], q[i], k, stride, nt, n, scale);
 }
 
 /* out[i] (n) += Σ_t a[i][t] v_t for up to eight queries at once, sixteen
@@ -758,20 +795,6 @@ void matvec_accum_multi(float *const *out, const float *const *a, int nq, const 
     if (done < n)
         for (int q = 0; q < nq; q++)
             matvec_accum(out[q] + done, a[q], v + done, stride, nt, n - done);
-}
-
-void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
-                   float scale) {
-    if (have_avx2()) {
-        scores_avx2(sc, q, k, stride, nt, n, scale);
-        return;
-    }
-    for (int t = 0; t < nt; t++) {
-        float d = 0.0f;
-        for (int i = 0; i < n; i++)
-            d += q[i] * k[(size_t)t * stride + i];
-        sc[t] = d * scale;
-    }
 }
 
 void matvec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n) {

@@ -42,18 +42,31 @@ void matvec_rows_packed_bf16(float *out, const float *x, const uint16_t *wp, int
 #define MATVEC_CHUNK 32
 void matvec_packed_range(float *out, const float *x, const void *wp, int bf16, int n, int C, int OC,
                          int o0, int o1);
-/* Attention over nt cached positions t (rows k + t*stride, n floats):
- * sc[t] = scale * q·k_t, and out (n) += Σ_t a[t] v_t. */
-void matvec_scores(float *sc, const float *q, const float *k, size_t stride, int nt, int n,
-                   float scale);
+/* Attention's keys are cached in blocks of MATVEC_KEY_BLOCK positions, each
+ * block dimension-major: element d of position t's key (n floats) at
+ * keys[(t / MATVEC_KEY_BLOCK) * MATVEC_KEY_BLOCK * n + d * MATVEC_KEY_BLOCK
+ * + t % MATVEC_KEY_BLOCK]. matvec_keys_floats: the floats nt positions take
+ * (whole blocks); matvec_key_put stores position t's key. */
+#define MATVEC_KEY_BLOCK 16
+size_t matvec_keys_floats(int nt, int n);
+static inline void matvec_key_put(float *keys, int t, const float *k, int n) {
+    float *b = keys + (size_t)(t / MATVEC_KEY_BLOCK) * MATVEC_KEY_BLOCK * n + t % MATVEC_KEY_BLOCK;
+    for (int d = 0; d < n; d++)
+        b[(size_t)d * MATVEC_KEY_BLOCK] = k[d];
+}
+/* Scores of nq queries (query i at q[i], n floats) against the cached keys
+ * of positions t0..t1: sc[i][t] = scale * q_i·k_t for t in [t0, t1) (sc[i]
+ * indexed by position; nothing else of it is written). Each key block is
+ * read once for up to eight queries (four with AVX2). Each score is one
+ * chain of FMAs over the dimensions in order, times scale: the same bits
+ * for any nq, range or SIMD level. */
+void matvec_scores_multi(float *const *sc, const float *const *q, int nq, const float *keys, int t0,
+                         int t1, int n, float scale);
+/* out (n) += Σ_t a[t] v_t over nt value rows (v + t*stride, n floats); the
+ * same for nq queries over the same rows (query i's weights a[i], its sum
+ * out[i]), each row read once for up to eight queries with AVX-512: each
+ * query's bits are those of matvec_accum alone. */
 void matvec_accum(float *out, const float *a, const float *v, size_t stride, int nt, int n);
-/* The same for nq queries over the same positions (query i at q[i], its
- * scores at sc[i]; its weights a[i], its sum out[i]), each position's row
- * read once for several queries (scores two at a time with AVX2, sums up to
- * eight at a time with AVX-512; one at a time otherwise): each query's bits
- * are those of matvec_scores and matvec_accum alone. */
-void matvec_scores_multi(float *const *sc, const float *const *q, int nq, const float *k,
-                         size_t stride, int nt, int n, float scale);
 void matvec_accum_multi(float *const *out, const float *const *a, int nq, const float *v,
                         size_t stride, int nt, int n);
 /* fn(ctx, lo, hi, tid) over [0, n) in chunks of grain items, on the same

@@ -682,11 +682,13 @@ Test(matvec, rows_threads_and_attention_pieces) {
         }
     }
     matvec_set_threads(1);
-    /* attention pieces against plain loops, with and without SIMD */
-    for (int simd = 0; simd < 2; simd++) {
+    /* attention pieces against plain loops, on every SIMD level */
+    for (int simd = MATVEC_SIMD_NONE; simd <= MATVEC_SIMD_BEST; simd++) {
         matvec_use_simd(simd);
-        float sc[7], out[13] = {0}, want[13] = {0};
-        matvec_scores(sc, x, w, 20, 7, 13, 0.5f);
+        float sc[7], out[13] = {0}, want[13] = {0}, keys[16 * 13];
+        for (int t = 0; t < 7; t++)
+            matvec_key_put(keys, t, w + t * 20, 13);
+        matvec_scores_multi((float *const[]){sc}, (const float *const[]){x}, 1, keys, 0, 7, 13, 0.5f);
         for (int t = 0; t < 7; t++) {
             float d = 0;
             for (int i = 0; i < 13; i++)
@@ -698,54 +700,31 @@ Test(matvec, rows_threads_and_attention_pieces) {
         matvec_accum(out, sc, w, 20, 7, 13);
         for (int i = 0; i < 13; i++)
             cr_assert_lt(fabsf(out[i] - want[i]), 1e-3f);
-        memset(out, 0, sizeof out);
-        memset(want, 0, sizeof want);
     }
     matvec_use_simd(MATVEC_SIMD_BEST);
     free(w), free(x), free(ref), free(a), free(b);
 }
 
-/* Attention's scores eight positions at a time and its sums over several
- * column blocks at once give the bits of one position, one block at a time
- * (head sizes 16..56 in steps of 8, and 20 with a scalar tail). */
-Test(matvec, attention_blocks_equal_one_at_a_time) {
-    enum { NT = 21, STRIDE = 64 };
-    float k[NT * STRIDE], q[STRIDE], a[NT], sc[NT], one, out[STRIDE], want[STRIDE];
-    Rng r;
-    rng_seed(&r, 13);
-    for (int i = 0; i < NT * STRIDE; i++)
-        k[i] = (float)rng_normal(&r);
-    for (int i = 0; i < STRIDE; i++)
-        q[i] = (float)rng_normal(&r);
-    for (int t = 0; t < NT; t++)
-        a[t] = rng_float(&r);
-    int ns[] = {16, 20, 24, 32, 40, 48, 56};
-    for (size_t h = 0; h < sizeof ns / sizeof ns[0]; h++) {
-        int n = ns[h];
-        matvec_scores(sc, q, k, STRIDE, NT, n, 0.25f);
-        for (int t = 0; t < NT; t++) {
-            matvec_scores(&one, q, k + (size_t)t * STRIDE, STRIDE, 1, n, 0.25f);
-            cr_assert_eq(sc[t], one, "n=%d position %d", n, t);
-        }
-        for (int i = 0; i < n; i++)
-            out[i] = want[i] = q[i];
-        matvec_accum(out, a, k, STRIDE, NT, n);
-        for (int i = 0; i < n; i += 8) /* one block of 8 (or the tail) alone */
-            matvec_accum(want + i, a, k + i, STRIDE, NT, n - i < 8 ? n - i : 8);
-        for (int i = 0; i < n; i++)
-            cr_assert_eq(out[i], want[i], "n=%d column %d", n, i);
-    }
+/* A score as the cached-key kernels must give it on every SIMD level: one
+ * chain of FMAs over the dimensions in order, then times the scale. */
+static float score_chain(const float *q, const float *k, int n, float scale) {
+    float s = 0.0f;
+    for (int d = 0; d < n; d++)
+        s = fmaf(q[d], k[d], s);
+    return s * scale;
 }
 
-/* Several queries over the same positions at once (matvec_scores_multi,
- * matvec_accum_multi: pairs of queries, AVX-512's eight) give each query the
- * bits it gets alone: 1..9 queries, 1..21 positions (the tails of fours and
- * eights), head sizes with and without whole vectors of 8 and 32, on every
- * SIMD level. */
+/* Several queries against cached keys at once (matvec_scores_multi: tiles of
+ * up to eight queries by up to eight key blocks, and the narrower tiles left
+ * over) give every query and position the bits of score_chain, whatever
+ * the range (starting and ending inside a block or on its edge) and on
+ * every SIMD level, and write nothing outside the range; matvec_accum_multi
+ * gives each query the sums it gets alone. 1..11 queries, head sizes with
+ * and without whole vectors of 8 and 32. */
 Test(matvec, attention_of_several_queries_equals_each_alone) {
-    enum { NT = 21, STRIDE = 72, NQ = 9 };
-    float k[NT * STRIDE], q[NQ][STRIDE], a[NQ][NT], sc[NQ][NT], one[NT], out[NQ][STRIDE],
-        want[STRIDE];
+    enum { NT = 150, STRIDE = 72, NQ = 11 };
+    static float k[NT * STRIDE], keys[(NT + 16) * STRIDE], sc[NQ][NT + 16];
+    float q[NQ][STRIDE], a[NQ][NT], out[NQ][STRIDE], want[STRIDE];
     Rng r;
     rng_seed(&r, 14);
     for (int i = 0; i < NT * STRIDE; i++)
@@ -760,30 +739,75 @@ Test(matvec, attention_of_several_queries_equals_each_alone) {
     const float *qp[NQ], *ap[NQ];
     for (int j = 0; j < NQ; j++)
         scp[j] = sc[j], outp[j] = out[j], qp[j] = q[j], ap[j] = a[j];
-    int ns[] = {8, 20, 32, 48, 64, 72};
+    int ns[] = {8, 13, 20, 32, 48, 64, 72};
+    int ranges[][2] = {{0, 1}, {0, 16}, {0, 21}, {5, 6}, {3, 37}, {16, 150}, {31, 150}, {0, 150}, {17, 129}};
     for (int level = MATVEC_SIMD_NONE; level <= MATVEC_SIMD_BEST; level++) {
         matvec_use_simd(level);
-        for (size_t h = 0; h < sizeof ns / sizeof ns[0]; h++)
+        for (size_t h = 0; h < sizeof ns / sizeof ns[0]; h++) {
+            int n = ns[h];
+            for (int t = 0; t < NT; t++)
+                matvec_key_put(keys, t, k + (size_t)t * STRIDE, n);
             for (int nq = 1; nq <= NQ; nq++)
-                for (int nt = 1; nt <= NT; nt += 1 + nt / 4) {
-                    int n = ns[h];
-                    matvec_scores_multi(scp, qp, nq, k, STRIDE, nt, n, 0.125f);
+                for (size_t g = 0; g < sizeof ranges / sizeof ranges[0]; g++) {
+                    int t0 = ranges[g][0], t1 = ranges[g][1];
+                    for (int j = 0; j < NQ; j++)
+                        for (int t = 0; t < NT + 16; t++)
+                            sc[j][t] = -7.0f;
+                    matvec_scores_multi(scp, qp, nq, keys, t0, t1, n, 0.125f);
+                    for (int j = 0; j < NQ; j++)
+                        for (int t = 0; t < NT + 16; t++) {
+                            float want_s = j < nq && t >= t0 && t < t1
+                                               ? score_chain(q[j], k + (size_t)t * STRIDE, n, 0.125f)
+                                               : -7.0f;
+                            cr_assert(memcmp(&want_s, &sc[j][t], sizeof(float)) == 0,
+                                      "scores: level %d n=%d nq=%d [%d, %d) query %d position %d: "
+                                      "%g, want %g",
+                                      level, n, nq, t0, t1, j, t, sc[j][t], want_s);
+                        }
+                }
+            for (int nq = 1; nq <= NQ; nq++)
+                for (int nt = 1; nt <= 21; nt += 1 + nt / 4) {
                     for (int j = 0; j < NQ; j++)
                         for (int i = 0; i < n; i++)
                             out[j][i] = q[j][i];
                     matvec_accum_multi(outp, ap, nq, k, STRIDE, nt, n);
                     for (int j = 0; j < nq; j++) {
-                        matvec_scores(one, q[j], k, STRIDE, nt, n, 0.125f);
-                        cr_assert(memcmp(one, sc[j], sizeof(float) * nt) == 0,
-                                  "scores: level %d n=%d nq=%d nt=%d query %d", level, n, nq, nt, j);
                         memcpy(want, q[j], sizeof(float) * n);
                         matvec_accum(want, a[j], k, STRIDE, nt, n);
                         cr_assert(memcmp(want, out[j], sizeof(float) * n) == 0,
                                   "sums: level %d n=%d nq=%d nt=%d query %d", level, n, nq, nt, j);
                     }
                 }
+        }
     }
     matvec_use_simd(MATVEC_SIMD_BEST);
+}
+
+/* Attention's sums over several column blocks at once give the bits of one
+ * block at a time (head sizes 16..56 in steps of 8, and 20 with a scalar
+ * tail). */
+Test(matvec, attention_sums_in_blocks_equal_one_at_a_time) {
+    enum { NT = 21, STRIDE = 64 };
+    float k[NT * STRIDE], q[STRIDE], a[NT], out[STRIDE], want[STRIDE];
+    Rng r;
+    rng_seed(&r, 13);
+    for (int i = 0; i < NT * STRIDE; i++)
+        k[i] = (float)rng_normal(&r);
+    for (int i = 0; i < STRIDE; i++)
+        q[i] = (float)rng_normal(&r);
+    for (int t = 0; t < NT; t++)
+        a[t] = rng_float(&r);
+    int ns[] = {16, 20, 24, 32, 40, 48, 56};
+    for (size_t h = 0; h < sizeof ns / sizeof ns[0]; h++) {
+        int n = ns[h];
+        for (int i = 0; i < n; i++)
+            out[i] = want[i] = q[i];
+        matvec_accum(out, a, k, STRIDE, NT, n);
+        for (int i = 0; i < n; i += 8) /* one block of 8 (or the tail) alone */
+            matvec_accum(want + i, a, k + i, STRIDE, NT, n - i < 8 ? n - i : 8);
+        for (int i = 0; i < n; i++)
+            cr_assert_eq(out[i], want[i], "n=%d column %d", n, i);
+    }
 }
 
 typedef struct {
