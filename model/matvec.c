@@ -449,7 +449,14 @@ store512(float *out, __m512 v, int o, int OC) {
         P512_END(R)                                                                                \
     }
 /* bf16: a column pair of the group is 128 bytes, blocks 4g, 4g+1 in the
- * first 64; even columns by a shift, odd by a mask, as PK2_BF16 */
+ * first 64; even columns by a shift, odd by a mask, as PK2_BF16. Each pair
+ * prefetches the one 4 KB ahead: the hardware prefetcher alone left the
+ * kernel at 40 GMAC/s on eight rows streaming a matrix from memory (10 GB/s
+ * of weights), 53 with it; fp32's was level or slower with it (it reads
+ * twice the bytes, near what memory gives). */
+#ifndef P512_AHEAD
+#define P512_AHEAD 32 /* column pairs: 4 KB */
+#endif
 #define P512_BF16(R)                                                                               \
     static inline __attribute__((always_inline, target("avx512f"))) void p512_BF16_##R(            \
         float *out, const float *x, const uint16_t *wp, int C, int OC, int g) {                    \
@@ -458,6 +465,9 @@ store512(float *out, __m512 v, int o, int OC) {
         const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);                                    \
         int j = 0;                                                                                 \
         for (; j + 2 <= C; j += 2) {                                                               \
+            const char *ahead = (const char *)(wg + (size_t)(j + 2 * P512_AHEAD) * 8 * GROUP);     \
+            _mm_prefetch(ahead, _MM_HINT_T0);                                                      \
+            _mm_prefetch(ahead + 64, _MM_HINT_T0);                                                 \
             __m512i v0 = _mm512_loadu_si512(wg + (size_t)j * 8 * GROUP);                          \
             __m512i v1 = _mm512_loadu_si512(wg + (size_t)j * 8 * GROUP + 32);                      \
             __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(v0, 16));                            \
@@ -534,8 +544,17 @@ static void kern_plain_packed(float *out, const float *x, const void *w, int bf1
 /* What w holds: fp32 rows (W_ROWS), or W packed by matvec_pack (W_PACKED)
  * or matvec_pack_bf16 (W_PACKED_BF16; for both, o0 a multiple of 8) */
 enum { W_ROWS, W_PACKED, W_PACKED_BF16 };
+/* Batches of at least this many rows take the AVX-512 kernels: four with
+ * fp32 weights, two with bf16. bf16's AVX2 kernel converts each weight for
+ * at most three rows, so two or three rows are bound by its shifts (14-18
+ * GMAC/s streaming SmolLM2's classifier here) where the AVX-512 kernel
+ * reaches 25-36; fp32 with two or three rows is bound by memory either way,
+ * and slower through AVX-512. */
 #ifndef AVX512_ROWS
-#define AVX512_ROWS 4 /* batches of at least this many rows take the AVX-512 kernels */
+#define AVX512_ROWS 4
+#endif
+#ifndef AVX512_ROWS_BF16
+#define AVX512_ROWS_BF16 2
 #endif
 static void run_range(float *out, const float *x, const void *w, int kind, int n, int C, int OC,
                       int o0, int o1) {
@@ -546,7 +565,8 @@ static void run_range(float *out, const float *x, const void *w, int kind, int n
         kern_plain_f32(out, x, w, n, C, OC, o0, o1);
     else if (!have_avx2())
         kern_plain_packed(out, x, w, kind == W_PACKED_BF16, n, C, OC, b0, b1);
-    else if (n >= AVX512_ROWS && simd_level() >= MATVEC_SIMD_AVX512 && b0 % GROUP == 0) {
+    else if (n >= (kind == W_PACKED_BF16 ? AVX512_ROWS_BF16 : AVX512_ROWS) &&
+             simd_level() >= MATVEC_SIMD_AVX512 && b0 % GROUP == 0) {
         int g0 = b0 / GROUP, g1 = (b1 + GROUP - 1) / GROUP; /* whole groups of blocks */
         if (kind == W_PACKED_BF16) kern_avx512_packed_BF16(out, x, w, n, C, OC, g0, g1);
         else kern_avx512_packed_F32(out, x, w, n, C, OC, g0, g1);
