@@ -5,7 +5,7 @@
  * memory, without the packing copy sgemm makes of W, so a decode step of k
  * streams costs about what one stream's costs while W is larger than the
  * cache, and a prompt of tens of rows runs about as fast as sgemm. AVX2+FMA
- * when the CPU has it (AVX-512 for packed batches of four rows or more where
+ * when the CPU has it (AVX-512 for packed batches of four rows or more, two with bf16, where
  * it has that), plain C otherwise; the output range is split over the thread
  * pool (matvec_set_threads); callers in several threads at once are safe (one
  * uses the pool, the others run alone). */
