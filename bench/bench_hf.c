@@ -61,6 +61,7 @@ static double decode_rate(const Model *m, InferWeights wt, int k, int threads, i
     infer_set_threads(threads);
     if (infer_create_weights(&st, m, k, wt, &err)) die("infer", &err);
     int *prompt = malloc(sizeof(int) * (size_t)P), tok[8];
+    if (!prompt) die("prefill", &(Err){.msg = "out of memory"});
     Rng r;
     rng_seed(&r, 1);
     rand_tokens(&r, prompt, P, m->cfg.vocab_size);

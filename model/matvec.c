@@ -703,7 +703,7 @@ void matvec_scores_multi(float *const *sc, const float *const *q, int nq, const 
     else
         for (int i = 0; i < nq; i++)
             for (int t = t0; t < t1; t++) {
-                const float *k = keys + (size_t)(t / KB) * KB * n + t % KB;
+                const float *k = keys + matvec_key_at(t, n);
                 float s = 0.0f;
                 for (int d = 0; d < n; d++)
                     s = fmaf(q[i][d], k[(size_t)d * KB], s);

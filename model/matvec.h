@@ -44,13 +44,16 @@ void matvec_packed_range(float *out, const float *x, const void *wp, int bf16, i
                          int o0, int o1);
 /* Attention's keys are cached in blocks of MATVEC_KEY_BLOCK positions, each
  * block dimension-major: element d of position t's key (n floats) at
- * keys[(t / MATVEC_KEY_BLOCK) * MATVEC_KEY_BLOCK * n + d * MATVEC_KEY_BLOCK
- * + t % MATVEC_KEY_BLOCK]. matvec_keys_floats: the floats nt positions take
- * (whole blocks); matvec_key_put stores position t's key. */
+ * keys[matvec_key_at(t, n) + d * MATVEC_KEY_BLOCK]. matvec_keys_floats: the
+ * floats nt positions take (whole blocks); matvec_key_put stores position
+ * t's key. */
 #define MATVEC_KEY_BLOCK 16
 size_t matvec_keys_floats(int nt, int n);
+static inline size_t matvec_key_at(int t, int n) {
+    return (size_t)(t / MATVEC_KEY_BLOCK) * MATVEC_KEY_BLOCK * n + t % MATVEC_KEY_BLOCK;
+}
 static inline void matvec_key_put(float *keys, int t, const float *k, int n) {
-    float *b = keys + (size_t)(t / MATVEC_KEY_BLOCK) * MATVEC_KEY_BLOCK * n + t % MATVEC_KEY_BLOCK;
+    float *b = keys + matvec_key_at(t, n);
     for (int d = 0; d < n; d++)
         b[(size_t)d * MATVEC_KEY_BLOCK] = k[d];
 }
