@@ -18,6 +18,7 @@
 #include "model/checkpoint.h"
 #include "model/hf.h"
 #include "model/infer.h"
+#include "model/matvec.h"
 #include "model/optim.h"
 #include "model/parallel.h"
 #include "model/sample.h"
@@ -65,6 +66,7 @@ static double decode_rate(const Model *m, InferWeights wt, int k, int threads, i
     Rng r;
     rng_seed(&r, 1);
     rand_tokens(&r, prompt, P, m->cfg.vocab_size);
+    int bound = matvec_bind(); /* as model/sample.c's runs are */
     if (infer_prefill(&st, prompt, P, &err)) die("prefill", &err);
     free(prompt);
     if (k > 1 && infer_fork(&st, k, &err)) die("fork", &err);
@@ -76,6 +78,7 @@ static double decode_rate(const Model *m, InferWeights wt, int k, int threads, i
         if (rc) die("decode", &err);
     }
     double rate = (double)steps * k / (now_seconds() - t0);
+    matvec_unbind(bound);
     infer_free(&st);
     return rate;
 }

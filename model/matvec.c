@@ -846,6 +846,15 @@ static struct {
     atomic_ullong next; /* job generation << 32 | chunks not yet claimed */
     atomic_int done;    /* chunks of the current job finished */
     atomic_int ids; /* workers' ids handed out (1, 2, ...; the caller is 0) */
+    atomic_int active; /* threads: workers from id threads on take no chunks */
+    /* matvec_bind: while on, worker tid keeps to CPU cpu[tid]; each bind and
+     * unbind bumps bind_gen, which a worker checks before each job */
+    atomic_flag binding;
+    atomic_int bind_on, bind_n; /* bound, and the threads it bound */
+    atomic_uint bind_gen;
+    atomic_int cpu[MAX_THREADS];
+    cpu_set_t saved; /* the binder's CPUs before it bound */
+    pthread_t binder;
     /* the job: a product, or fn over [0, OC) when fn is set */
     float *out;
     const float *x;
@@ -856,7 +865,8 @@ static struct {
 } P = {.threads = 1,
        .mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
-       .busy = ATOMIC_FLAG_INIT};
+       .busy = ATOMIC_FLAG_INIT,
+       .binding = ATOMIC_FLAG_INIT};
 
 /* Claims and runs chunks of job gen until none is left. The claim word holds
  * the generation and the chunks still unclaimed, so whether a chunk is left is
@@ -884,11 +894,26 @@ static void run_chunks(unsigned gen, int tid) {
     }
 }
 
+/* Worker tid to its CPU while the pool is bound, else back to the CPUs it
+ * was started with (own). */
+static void worker_bind(int tid, const cpu_set_t *own) {
+    cpu_set_t one;
+    const cpu_set_t *to = own;
+    if (atomic_load(&P.bind_on) && tid < atomic_load(&P.bind_n)) {
+        CPU_ZERO(&one);
+        CPU_SET(atomic_load(&P.cpu[tid]), &one);
+        to = &one;
+    }
+    pthread_setaffinity_np(pthread_self(), sizeof *to, to); /* a refusal leaves it free */
+}
+
 static void *worker(void *arg) {
     /* arg: the generation at creation (a job published before this thread
      * first runs must not be missed) */
-    unsigned seen = (unsigned)(size_t)arg;
+    unsigned seen = (unsigned)(size_t)arg, bound = 0;
     int tid = atomic_fetch_add(&P.ids, 1) + 1;
+    cpu_set_t own;
+    int have_own = !pthread_getaffinity_np(pthread_self(), sizeof own, &own);
     for (;;) {
         /* spin a little (while decoding the next product follows within
          * microseconds), then sleep */
@@ -903,7 +928,10 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&P.mu);
         }
         seen = atomic_load(&P.gen);
-        run_chunks(seen, tid);
+        unsigned bg = atomic_load(&P.bind_gen);
+        if (bg != bound && have_own) worker_bind(tid, &own);
+        bound = bg;
+        if (tid < atomic_load(&P.active)) run_chunks(seen, tid);
     }
     return NULL;
 }
@@ -912,13 +940,19 @@ int matvec_set_threads(int n) {
     if (n < 1) n = 1;
     if (n > MAX_THREADS) n = MAX_THREADS;
     pthread_mutex_lock(&P.mu);
+    pthread_attr_t a;
+    cpu_set_t cpus; /* a worker started while the caller is bound is not kept to its CPU */
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (!matvec_free_cpus(&cpus)) pthread_attr_setaffinity_np(&a, sizeof cpus, &cpus);
     while (P.started < n - 1) { /* workers are never stopped; extra ones just idle */
         pthread_t tid;
-        if (pthread_create(&tid, NULL, worker, (void *)(size_t)atomic_load(&P.gen))) break;
-        pthread_detach(tid);
+        if (pthread_create(&tid, &a, worker, (void *)(size_t)atomic_load(&P.gen))) break;
         P.started++;
     }
+    pthread_attr_destroy(&a);
     P.threads = P.started + 1 < n ? P.started + 1 : n;
+    atomic_store(&P.active, P.threads);
     atomic_store(&P.set, 1);
     pthread_mutex_unlock(&P.mu);
     return P.threads;
@@ -928,6 +962,43 @@ int matvec_threads(void) {
     /* until set, follow OpenBLAS's count (what --threads sets for the sgemms) */
     if (!atomic_load(&P.set)) matvec_set_threads(openblas_get_num_threads());
     return P.threads;
+}
+
+int matvec_bind(void) {
+    int n = matvec_threads(), k = 0;
+    cpu_set_t all, one;
+    if (n < 2 || atomic_flag_test_and_set(&P.binding)) return 0;
+    if (pthread_getaffinity_np(pthread_self(), sizeof all, &all) || CPU_COUNT(&all) != n)
+        goto no;
+    for (int c = 0; c < CPU_SETSIZE && k < n; c++)
+        if (CPU_ISSET(c, &all)) atomic_store(&P.cpu[k++], c);
+    CPU_ZERO(&one);
+    CPU_SET(atomic_load(&P.cpu[0]), &one);
+    if (pthread_setaffinity_np(pthread_self(), sizeof one, &one)) goto no;
+    P.saved = all, P.binder = pthread_self();
+    atomic_store(&P.bind_n, n);
+    atomic_store(&P.bind_on, 1);
+    atomic_fetch_add(&P.bind_gen, 1);
+    return 1;
+no:
+    atomic_flag_clear(&P.binding);
+    return 0;
+}
+
+int matvec_free_cpus(cpu_set_t *cpus) {
+    if (atomic_load(&P.bind_on) && pthread_equal(P.binder, pthread_self())) {
+        *cpus = P.saved;
+        return 0;
+    }
+    return pthread_getaffinity_np(pthread_self(), sizeof *cpus, cpus) ? -1 : 0;
+}
+
+void matvec_unbind(int bound) {
+    if (!bound) return;
+    pthread_setaffinity_np(pthread_self(), sizeof P.saved, &P.saved);
+    atomic_store(&P.bind_on, 0);
+    atomic_fetch_add(&P.bind_gen, 1);
+    atomic_flag_clear(&P.binding);
 }
 
 /* Publishes the job set in P (chunks of chunk_rows over [0, OC)), takes its

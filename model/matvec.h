@@ -12,6 +12,7 @@
 #ifndef RLHF_MODEL_MATVEC_H
 #define RLHF_MODEL_MATVEC_H
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,5 +94,20 @@ int matvec_use_simd(int level);
  * Until it is called, matvec_rows follows openblas_get_num_threads(). */
 int matvec_set_threads(int n);
 int matvec_threads(void);
+/* Keeps the calling thread on one CPU and each of the pool's workers on
+ * another, until matvec_unbind(what it returned), when the pool's threads
+ * are as many as the CPUs the caller may run on (2 or more; else it does
+ * nothing and returns 0). Left free, the scheduler at times puts a worker
+ * and the caller on one CPU, where the two spin in turn for tens of
+ * milliseconds: a decode step then takes twice as long as when they are
+ * apart, and longer than on one thread.
+ * For a decoding run (model/sample.h's), not for a call: each costs a
+ * system call or two. One thread binds at a time (another gets 0). A
+ * thread started while bound inherits its starter's one CPU unless it is
+ * given matvec_free_cpus: the caller's CPUs as they were before it bound
+ * (0; -1 if they cannot be read). */
+int matvec_bind(void);
+void matvec_unbind(int bound);
+int matvec_free_cpus(cpu_set_t *cpus);
 
 #endif

@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "model/matvec.h"
+
 static struct {
     pthread_mutex_t mu, busy;
     pthread_cond_t go, done;
@@ -53,6 +55,8 @@ static void start(void) {
         pthread_attr_t a;
         pthread_attr_init(&a);
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        cpu_set_t cpus; /* not the one CPU of a decoding run that starts it (matvec_bind) */
+        if (!matvec_free_cpus(&cpus)) pthread_attr_setaffinity_np(&a, sizeof cpus, &cpus);
         if (pthread_create(&t, &a, worker, (void *)(intptr_t)i) != 0) {
             pthread_attr_destroy(&a);
             break;

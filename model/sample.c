@@ -555,10 +555,11 @@ int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, in
     if (rc) return rc;
     if (n_prompt < 1) return err_set(err, RLHF_EINVAL, "empty prompt (start it with BOS)");
     memset(out, 0, sizeof(SampleResult) * (size_t)k);
+    int bound = matvec_bind();
     infer_reset(st);
-    if ((rc = infer_prefill(st, prompt, n_prompt, err)) || (rc = infer_fork(st, k, err))) return rc;
+    Run r = {0};
+    if ((rc = infer_prefill(st, prompt, n_prompt, err)) || (rc = infer_fork(st, k, err))) goto out;
     /* the k streams share the prompt's cache: one flight, into out */
-    Run r;
     if (!(rc = run_open(&r, st, tok, p, NULL, err))) {
         int fi = flight_new(&r, 0, k, out, err);
         if (fi < 0) rc = -fi;
@@ -567,6 +568,8 @@ int sample_generate_batch(Infer *st, const Tokenizer *tok, const int *prompt, in
         if (!rc) rc = run_streams(&r, &bad, err);
     }
     run_close(&r);
+out:
+    matvec_unbind(bound);
     return rc;
 }
 
@@ -575,11 +578,14 @@ int sample_generate_feed(Infer *st, const Tokenizer *tok, const SampleParams *p,
     *bad = -1;
     int rc = check_call(st, tok, 1, p, err);
     if (rc) return rc;
+    int bound = matvec_bind();
     infer_reset(st);
-    if ((rc = infer_fork(st, st->max_streams, err))) return rc;
     Run r;
-    if (!(rc = run_open(&r, st, tok, p, f, err))) rc = run_streams(&r, bad, err);
-    run_close(&r);
+    if (!(rc = infer_fork(st, st->max_streams, err))) {
+        if (!(rc = run_open(&r, st, tok, p, f, err))) rc = run_streams(&r, bad, err);
+        run_close(&r);
+    }
+    matvec_unbind(bound);
     return rc;
 }
 

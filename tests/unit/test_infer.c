@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "model/safetensors.h"
 #include "model/sample.h"
 #include "model/tokenizer.h"
+#include "util/progress.h"
 #include "util/rng.h"
 
 /* 1: make_model turns on every Hugging Face family feature (head size 12 so
@@ -851,6 +853,89 @@ Test(matvec, concurrent_callers) {
         free(got[k]);
     }
     free(w), free(x), free(want);
+}
+
+/* What each item of a pool job saw: the thread, its CPU, how many CPUs it
+ * may run on. */
+typedef struct {
+    int tid, cpu, allowed;
+} Seen;
+
+static void where_items(void *ctx, int lo, int hi, int tid) {
+    Seen *seen = ctx;
+    for (int i = lo; i < hi; i++) {
+        cpu_set_t cs;
+        cr_assert_eq(pthread_getaffinity_np(pthread_self(), sizeof cs, &cs), 0);
+        seen[i] = (Seen){tid, sched_getcpu(), CPU_COUNT(&cs)};
+        for (double t0 = now_seconds(); now_seconds() - t0 < 20e-6;) /* work to share */
+            ;
+    }
+}
+
+/* matvec_bind, with as many threads as the process's CPUs, keeps the caller
+ * on the first of them and each worker on one of the others for the jobs
+ * between it and matvec_unbind, which gives every thread its CPUs back; with
+ * another count of threads it does nothing. */
+Test(matvec, bind_keeps_threads_apart_and_gives_back_the_cpus) {
+    cpu_set_t all, now;
+    cr_assert_eq(pthread_getaffinity_np(pthread_self(), sizeof all, &all), 0);
+    int m = CPU_COUNT(&all), first = 0;
+    while (!CPU_ISSET(first, &all))
+        first++;
+    matvec_set_threads(1);
+    cr_assert_eq(matvec_bind(), 0, "one thread: nothing to keep apart");
+    if (m + 1 <= MATVEC_MAX_THREADS) {
+        matvec_set_threads(m + 1);
+        cr_assert_eq(matvec_bind(), 0, "more threads than CPUs");
+    }
+    if (m < 2 || m > MATVEC_MAX_THREADS) {
+        matvec_set_threads(1);
+        cr_skip_test("%d CPUs: a pool of that many threads cannot be bound here", m);
+    }
+    matvec_set_threads(m);
+    int n = 64 * m, bound = matvec_bind(), workers_ran = 0;
+    cr_assert_eq(bound, 1);
+    cr_assert_eq(matvec_bind(), 0, "one binder at a time");
+    cr_assert_eq(pthread_getaffinity_np(pthread_self(), sizeof now, &now), 0);
+    cr_assert(CPU_COUNT(&now) == 1 && CPU_ISSET(first, &now), "the caller on the first CPU");
+    cr_assert_eq(matvec_free_cpus(&now), 0);
+    cr_assert(CPU_EQUAL(&now, &all), "the CPUs a thread started now gets");
+    Seen *seen = calloc((size_t)n, sizeof *seen);
+    int cpu_of[MATVEC_MAX_THREADS];
+    for (int t = 0; t < m; t++)
+        cpu_of[t] = -1;
+    /* jobs until every worker has run an item (a worker wakes in microseconds) */
+    for (int job = 0; job < 400 && workers_ran < m - 1; job++) {
+        matvec_par(n, 1, where_items, seen);
+        for (int i = 0; i < n; i++) {
+            Seen s = seen[i];
+            cr_assert(s.tid >= 0 && s.tid < m, "item %d: thread %d", i, s.tid);
+            cr_assert_eq(s.allowed, 1, "item %d: thread %d may run on %d CPUs", i, s.tid, s.allowed);
+            cr_assert(CPU_ISSET(s.cpu, &all), "item %d on CPU %d", i, s.cpu);
+            if (cpu_of[s.tid] < 0) workers_ran += s.tid > 0, cpu_of[s.tid] = s.cpu;
+            cr_assert_eq(s.cpu, cpu_of[s.tid], "thread %d moved from CPU %d to %d", s.tid,
+                         cpu_of[s.tid], s.cpu);
+        }
+    }
+    cr_assert_eq(workers_ran, m - 1, "every worker took items");
+    cr_assert_eq(cpu_of[0], first);
+    for (int a = 0; a < m; a++)
+        for (int b = a + 1; b < m; b++)
+            cr_assert_neq(cpu_of[a], cpu_of[b], "threads %d and %d share CPU %d", a, b, cpu_of[a]);
+    matvec_unbind(bound);
+    cr_assert_eq(pthread_getaffinity_np(pthread_self(), sizeof now, &now), 0);
+    cr_assert(CPU_EQUAL(&now, &all), "the caller's CPUs given back");
+    /* a worker frees itself before its next job */
+    for (int job = 0; job < 20; job++) {
+        matvec_par(n, 1, where_items, seen);
+        for (int i = 0; i < n; i++)
+            cr_assert_eq(seen[i].allowed, m, "item %d: thread %d may run on %d CPUs", i,
+                         seen[i].tid, seen[i].allowed);
+    }
+    cr_assert_eq(matvec_bind(), 1, "bound again after unbind");
+    matvec_unbind(1);
+    matvec_set_threads(1);
+    free(seen);
 }
 
 /* ---- bf16 weights ------------------------------------------------------------------ */
