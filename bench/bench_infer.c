@@ -615,19 +615,23 @@ static void bench_command(const char *argv0, const Model *m, const Tokenizer *to
     }
     for (int b = 0; ok && b < 2; b++)
         for (int threads = 1; ok && threads <= 2; threads++) {
-            double best = 0, lbest = 0;
+            double best = 0, lbest = 0, runs[3] = {0, 0, 0};
             for (int rep = 0; ok && rep < 3; rep++) {
                 double v = time_sample(rlhf, mpath, tpath, wname[b], threads, 7 + rep);
                 ok = v > 0;
                 best = v > best ? v : best;
+                runs[rep] = v;
                 double l = have_gguf[b] ? time_llamacpp(llama, gpath[b], threads) : 0;
                 lbest = l > lbest ? l : lbest;
             }
             if (!ok) break;
             tps[b][threads - 1] = best;
+            /* the best of 3, and what the others got: a user runs once */
+            double lo = fmin(runs[0], fmin(runs[1], runs[2])), mid = runs[0] + runs[1] + runs[2] - lo - best;
             printf("sample_cmd_tokens_per_s config=15m vocab=%d format=llama2c weights=%s "
-                   "path=\"rlhf sample --max-tokens 256\" threads=%d value=%.1f\n",
-                   m->cfg.vocab_size, wname[b], threads, best);
+                   "path=\"rlhf sample --max-tokens 256\" threads=%d value=%.1f median=%.1f "
+                   "worst=%.1f\n",
+                   m->cfg.vocab_size, wname[b], threads, best, mid, lo);
             if (lbest > 0)
                 printf("llamacpp_tg_tokens_per_s config=15m vocab=%d format=gguf-%s path=\"llama-bench "
                        "-p 0 -n 256\" threads=%d value=%.1f rlhf_over_llamacpp=%.2f\n",
