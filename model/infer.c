@@ -561,21 +561,24 @@ void infer_copy_stream(Infer *st, int dst, int src) {
 
 /* A decode step's streams are independent (each reads the shared prefix and
  * its own cache). Split by outputs, a pass hands its rows from thread to
- * thread at every product: on a small model that costs more than the
- * product, the more so where the two cores are far apart (this VM's two
- * vCPUs run a demo batch of 8 at 1.3x one thread in one placement and 0.8x
- * in another). Split by streams, the threads share nothing until the logits;
- * each reads all the weights, which is cheap only while they stay in cache,
- * hence the size limit. Even parts of one stream each pay (two streams on the
- * demo model: 25,000 tokens/s against 22,400 split by outputs). */
+ * thread at every product: on a small model that costs more than a product
+ * of a few rows. Split by streams, the threads share nothing until the
+ * logits; each reads all the weights, which is cheap only while they stay
+ * in cache, hence the size limit, and each runs its rows through the
+ * kernels alone, which pays from three rows a thread: with fewer, the
+ * narrow kernels over all the weights cost more than the hand-overs. The
+ * demo model on two bound threads (matvec_bind), µs a token by streams
+ * against by outputs: 30.0 / 26.7 for 2 streams, 18.1 / 18.1 for 4, 18.3 /
+ * 17.1 for 5, 15.4 / 16.7 for 6, 13.0 / 16.0 for 8. */
 #define SPLIT_MAX_BYTES (8u << 20)
+enum { SPLIT_MIN_ROWS = 3 };
 
 int infer_decode_parts(const Infer *st, int n) {
     const Model *m = st->m;
-    int t = matvec_threads(), parts = n < t ? n : t;
+    int t = matvec_threads();
     if (m->lora && !m->lora_off) return 1; /* LoRA's sgemms stay on the caller's thread */
     size_t read = copy_bytes(&m->cfg, -1, infer_uses_bf16(st)); /* the weights a pass reads */
-    return parts > 1 && read <= SPLIT_MAX_BYTES ? parts : 1;
+    return t > 1 && n >= SPLIT_MIN_ROWS * t && read <= SPLIT_MAX_BYTES ? t : 1;
 }
 
 typedef struct {
