@@ -627,7 +627,8 @@ static void bench_command(const char *argv0, const Model *m, const Tokenizer *to
             if (!ok) break;
             tps[b][threads - 1] = best;
             /* the best of 3, and what the others got: a user runs once */
-            double lo = fmin(runs[0], fmin(runs[1], runs[2])), mid = runs[0] + runs[1] + runs[2] - lo - best;
+            double lo = fmin(runs[0], fmin(runs[1], runs[2])),
+                   mid = runs[0] + runs[1] + runs[2] - lo - best;
             printf("sample_cmd_tokens_per_s config=15m vocab=%d format=llama2c weights=%s "
                    "path=\"rlhf sample --max-tokens 256\" threads=%d value=%.1f median=%.1f "
                    "worst=%.1f\n",

@@ -968,8 +968,7 @@ int matvec_bind(void) {
     int n = matvec_threads(), k = 0;
     cpu_set_t all, one;
     if (n < 2 || atomic_flag_test_and_set(&P.binding)) return 0;
-    if (pthread_getaffinity_np(pthread_self(), sizeof all, &all) || CPU_COUNT(&all) != n)
-        goto no;
+    if (pthread_getaffinity_np(pthread_self(), sizeof all, &all) || CPU_COUNT(&all) != n) goto no;
     for (int c = 0; c < CPU_SETSIZE && k < n; c++)
         if (CPU_ISSET(c, &all)) atomic_store(&P.cpu[k++], c);
     CPU_ZERO(&one);
@@ -995,6 +994,8 @@ int matvec_free_cpus(cpu_set_t *cpus) {
 
 void matvec_unbind(int bound) {
     if (!bound) return;
+    /* a refusal (the CPUs taken offline meanwhile) leaves the caller on its one CPU: slower,
+     * not wrong */
     pthread_setaffinity_np(pthread_self(), sizeof P.saved, &P.saved);
     atomic_store(&P.bind_on, 0);
     atomic_fetch_add(&P.bind_gen, 1);

@@ -233,8 +233,8 @@ Test(infer, decode_split_by_streams_equals_one_pass) {
         for (int threads = 2; threads <= 3; threads++) {
             float *split = split_run(&st, threads, parts);
             cr_assert(parts[0] == 1 && parts[1] == 1 && parts[2] == threads,
-                      "%d threads: 1, %d, 12 streams in %d, %d, %d parts", threads,
-                      3 * threads - 1, parts[0], parts[1], parts[2]);
+                      "%d threads: 1, %d, 12 streams in %d, %d, %d parts", threads, 3 * threads - 1,
+                      parts[0], parts[1], parts[2]);
             for (size_t i = 0; i < 6 * 12 * 300; i++)
                 cr_assert(memcmp(&one[i], &split[i], sizeof(float)) == 0,
                           "case %d, %d threads: step %zu stream %zu logit %zu: %.9g vs %.9g", f,
@@ -912,7 +912,8 @@ Test(matvec, bind_keeps_threads_apart_and_gives_back_the_cpus) {
         for (int i = 0; i < n; i++) {
             Seen s = seen[i];
             cr_assert(s.tid >= 0 && s.tid < m, "item %d: thread %d", i, s.tid);
-            cr_assert_eq(s.allowed, 1, "item %d: thread %d may run on %d CPUs", i, s.tid, s.allowed);
+            cr_assert_eq(s.allowed, 1, "item %d: thread %d may run on %d CPUs", i, s.tid,
+                         s.allowed);
             cr_assert(CPU_ISSET(s.cpu, &all), "item %d on CPU %d", i, s.cpu);
             if (cpu_of[s.tid] < 0) workers_ran += s.tid > 0, cpu_of[s.tid] = s.cpu;
             cr_assert_eq(s.cpu, cpu_of[s.tid], "thread %d moved from CPU %d to %d", s.tid,
