@@ -836,7 +836,8 @@ void matvec_accum(float *out, const float *a, const float *v, size_t stride, int
 enum { MAX_THREADS = MATVEC_MAX_THREADS, SPIN = 2000, CHUNKS_PER_THREAD = 4 };
 
 static struct {
-    int threads, started;
+    atomic_int threads; /* workers from id threads on take no chunks */
+    int started;
     atomic_int set; /* matvec_set_threads was called */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -846,7 +847,6 @@ static struct {
     atomic_ullong next; /* job generation << 32 | chunks not yet claimed */
     atomic_int done;    /* chunks of the current job finished */
     atomic_int ids; /* workers' ids handed out (1, 2, ...; the caller is 0) */
-    atomic_int active; /* threads: workers from id threads on take no chunks */
     /* matvec_bind: while on, worker tid keeps to CPU cpu[tid]; each bind and
      * unbind bumps bind_gen, which a worker checks before each job */
     atomic_flag binding;
@@ -931,7 +931,7 @@ static void *worker(void *arg) {
         unsigned bg = atomic_load(&P.bind_gen);
         if (bg != bound && have_own) worker_bind(tid, &own);
         bound = bg;
-        if (tid < atomic_load(&P.active)) run_chunks(seen, tid);
+        if (tid < atomic_load(&P.threads)) run_chunks(seen, tid);
     }
     return NULL;
 }
@@ -941,10 +941,7 @@ int matvec_set_threads(int n) {
     if (n > MAX_THREADS) n = MAX_THREADS;
     pthread_mutex_lock(&P.mu);
     pthread_attr_t a;
-    cpu_set_t cpus; /* a worker started while the caller is bound is not kept to its CPU */
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    if (!matvec_free_cpus(&cpus)) pthread_attr_setaffinity_np(&a, sizeof cpus, &cpus);
+    matvec_thread_attr(&a);
     while (P.started < n - 1) { /* workers are never stopped; extra ones just idle */
         pthread_t tid;
         if (pthread_create(&tid, &a, worker, (void *)(size_t)atomic_load(&P.gen))) break;
@@ -952,7 +949,6 @@ int matvec_set_threads(int n) {
     }
     pthread_attr_destroy(&a);
     P.threads = P.started + 1 < n ? P.started + 1 : n;
-    atomic_store(&P.active, P.threads);
     atomic_store(&P.set, 1);
     pthread_mutex_unlock(&P.mu);
     return P.threads;
@@ -984,12 +980,21 @@ no:
     return 0;
 }
 
-int matvec_free_cpus(cpu_set_t *cpus) {
+/* The CPUs the calling thread had before it bound, or has (0; -1 if they
+ * cannot be read). */
+static int free_cpus(cpu_set_t *cpus) {
     if (atomic_load(&P.bind_on) && pthread_equal(P.binder, pthread_self())) {
         *cpus = P.saved;
         return 0;
     }
     return pthread_getaffinity_np(pthread_self(), sizeof *cpus, cpus) ? -1 : 0;
+}
+
+void matvec_thread_attr(pthread_attr_t *a) {
+    cpu_set_t cpus;
+    pthread_attr_init(a);
+    pthread_attr_setdetachstate(a, PTHREAD_CREATE_DETACHED);
+    if (!free_cpus(&cpus)) pthread_attr_setaffinity_np(a, sizeof cpus, &cpus);
 }
 
 void matvec_unbind(int bound) {

@@ -12,7 +12,7 @@
 #ifndef RLHF_MODEL_MATVEC_H
 #define RLHF_MODEL_MATVEC_H
 
-#include <sched.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,11 +103,11 @@ int matvec_threads(void);
  * apart, and longer than on one thread.
  * For a decoding run (model/sample.h's), not for a call: each costs a
  * system call or two. One thread binds at a time (another gets 0). A
- * thread started while bound inherits its starter's one CPU unless it is
- * given matvec_free_cpus: the caller's CPUs as they were before it bound
- * (0; -1 if they cannot be read). */
+ * thread started while bound would inherit its starter's one CPU:
+ * matvec_thread_attr initialises a (detached, the starter's CPUs as they
+ * were before it bound) for the threads of the pools. */
 int matvec_bind(void);
 void matvec_unbind(int bound);
-int matvec_free_cpus(cpu_set_t *cpus);
+void matvec_thread_attr(pthread_attr_t *a);
 
 #endif

@@ -53,10 +53,7 @@ static void start(void) {
     for (int i = 1; i < want; i++) {
         pthread_t t;
         pthread_attr_t a;
-        pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        cpu_set_t cpus; /* not the one CPU of a decoding run that starts it (matvec_bind) */
-        if (!matvec_free_cpus(&cpus)) pthread_attr_setaffinity_np(&a, sizeof cpus, &cpus);
+        matvec_thread_attr(&a); /* not the one CPU of a decoding run that starts it */
         if (pthread_create(&t, &a, worker, (void *)(intptr_t)i) != 0) {
             pthread_attr_destroy(&a);
             break;

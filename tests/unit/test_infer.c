@@ -900,8 +900,11 @@ Test(matvec, bind_keeps_threads_apart_and_gives_back_the_cpus) {
     cr_assert_eq(matvec_bind(), 0, "one binder at a time");
     cr_assert_eq(pthread_getaffinity_np(pthread_self(), sizeof now, &now), 0);
     cr_assert(CPU_COUNT(&now) == 1 && CPU_ISSET(first, &now), "the caller on the first CPU");
-    cr_assert_eq(matvec_free_cpus(&now), 0);
+    pthread_attr_t attr;
+    matvec_thread_attr(&attr);
+    cr_assert_eq(pthread_attr_getaffinity_np(&attr, sizeof now, &now), 0);
     cr_assert(CPU_EQUAL(&now, &all), "the CPUs a thread started now gets");
+    pthread_attr_destroy(&attr);
     Seen *seen = calloc((size_t)n, sizeof *seen);
     int cpu_of[MATVEC_MAX_THREADS];
     for (int t = 0; t < m; t++)
